@@ -1,0 +1,340 @@
+//! Master keys, data keys and key wrapping (envelope encryption).
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::aead::{FieldAad, open, seal};
+use crate::{BlindIndexKey, CryptoError};
+
+const WRAP_DOMAIN: &[u8] = b"steward/v1/wrap\0";
+
+/// The public id of a master key: derived from it one-way, safe to store beside wrapped keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MasterKeyId(pub String);
+
+impl std::fmt::Display for MasterKeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A 256-bit master key. Only its derived key-encryption key is used, and only to wrap keys.
+pub struct MasterKey {
+    id: MasterKeyId,
+    kek: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.id)
+    }
+}
+
+fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    // INVARIANT: 32 bytes is far below HKDF-SHA256's 8160-byte output limit.
+    if Hkdf::<Sha256>::new(Some(b"steward-master-key"), ikm).expand(info, out.as_mut_slice()).is_err() {
+        unreachable!("32-byte HKDF output is always valid");
+    }
+    out
+}
+
+fn key_file_error(path: &Path, reason: impl Into<String>) -> CryptoError {
+    CryptoError::KeyFile { path: path.display().to_string(), reason: reason.into() }
+}
+
+impl MasterKey {
+    /// From the raw 32 bytes.
+    pub fn from_bytes(raw: &Zeroizing<[u8; 32]>) -> Self {
+        let kek = hkdf32(raw.as_slice(), b"steward/v1/kek");
+        let id_bytes = hkdf32(raw.as_slice(), b"steward/v1/key-id");
+        let id = MasterKeyId(format!("mk_{}", hex(&id_bytes[..8])));
+        Self { id, kek }
+    }
+
+    /// A fresh random master key and its file encoding.
+    pub fn generate() -> Result<(Self, Zeroizing<String>), CryptoError> {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        crate::random_bytes(raw.as_mut_slice())?;
+        let encoded = Zeroizing::new(format!("{}\n", STANDARD.encode(raw.as_slice())));
+        Ok((Self::from_bytes(&raw), encoded))
+    }
+
+    /// This key's public id.
+    pub fn id(&self) -> &MasterKeyId {
+        &self.id
+    }
+
+    /// Reads a key file (base64 of 32 bytes). Returns the key and whether the file's mode lets
+    /// others than its owner read it, which the caller should warn about.
+    pub fn load(path: &Path) -> Result<(Self, bool), CryptoError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| key_file_error(path, e.kind().to_string()))?);
+        let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| key_file_error(path, "not base64"))?);
+        let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
+            bytes.as_slice().try_into().map_err(|_| key_file_error(path, "must hold exactly 32 bytes (base64)"))?,
+        );
+        Ok((Self::from_bytes(&raw), too_open(path)))
+    }
+
+    /// Generates a key and writes it to `path` (mode 0600, never overwriting), durably.
+    pub fn create(path: &Path) -> Result<Self, CryptoError> {
+        let (key, encoded) = Self::generate()?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path).map_err(|e| key_file_error(path, e.kind().to_string()))?;
+        f.write_all(encoded.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| key_file_error(path, e.kind().to_string()))?;
+        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok()) {
+            let _ = dir.sync_all();
+        }
+        Ok(key)
+    }
+
+    /// Loads the key at `path`, or creates one there if there is none. The flag is true when a
+    /// key was created (the caller must tell the operator to back it up).
+    pub fn load_or_create(path: &Path) -> Result<(Self, bool, bool), CryptoError> {
+        match Self::create(path) {
+            Ok(k) => Ok((k, true, false)),
+            Err(_) if path.exists() => Self::load(path).map(|(k, open)| (k, false, open)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn too_open(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o077 != 0).unwrap_or(false)
+}
+
+#[cfg(not(unix))]
+fn too_open(_: &Path) -> bool {
+    false
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A key wrapped by a master key, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// Which master key wrapped it.
+    pub master_key_id: String,
+    /// The sealed key bytes.
+    pub blob: Vec<u8>,
+}
+
+/// The master keys this process holds: the current one wraps, any of them unwraps. More than
+/// one is loaded only while a rotation is under way.
+#[derive(Debug)]
+pub struct Keyring {
+    current: MasterKey,
+    previous: Vec<MasterKey>,
+}
+
+impl Keyring {
+    /// A keyring with one master key.
+    pub fn new(current: MasterKey) -> Self {
+        Self { current, previous: Vec::new() }
+    }
+
+    /// Adds a key that may still have wrapped some stored keys.
+    pub fn with_previous(mut self, key: MasterKey) -> Self {
+        if key.id != self.current.id {
+            self.previous.push(key);
+        }
+        self
+    }
+
+    /// The id of the key that wraps new keys.
+    pub fn current_id(&self) -> &MasterKeyId {
+        &self.current.id
+    }
+
+    fn wrap_aad(label: &[u8]) -> Vec<u8> {
+        [WRAP_DOMAIN, label].concat()
+    }
+
+    /// Wraps `key` under the current master key, bound to `label` (e.g. the customer id).
+    pub fn wrap(&self, key: &[u8; 32], label: &[u8]) -> Result<WrappedKey, CryptoError> {
+        Ok(WrappedKey {
+            master_key_id: self.current.id.0.clone(),
+            blob: seal(&self.current.kek, &Self::wrap_aad(label), key)?,
+        })
+    }
+
+    /// Unwraps a key wrapped under any loaded master key with the same `label`.
+    pub fn unwrap(&self, wrapped: &WrappedKey, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+        let mk = std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id.0 == wrapped.master_key_id)
+            .ok_or_else(|| CryptoError::UnknownMasterKey(wrapped.master_key_id.clone()))?;
+        let raw = Zeroizing::new(open(&mk.kek, &Self::wrap_aad(label), &wrapped.blob)?);
+        let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::Integrity)?;
+        Ok(Zeroizing::new(key))
+    }
+
+    /// Re-wraps a stored key under the current master key (key rotation).
+    pub fn rewrap(&self, wrapped: &WrappedKey, label: &[u8]) -> Result<WrappedKey, CryptoError> {
+        let key = self.unwrap(wrapped, label)?;
+        self.wrap(&key, label)
+    }
+
+    /// Unwraps the blind-index key.
+    pub fn unwrap_blind_index_key(&self, wrapped: &WrappedKey) -> Result<BlindIndexKey, CryptoError> {
+        self.unwrap(wrapped, b"keyring\0blind_index").map(BlindIndexKey::from_bytes)
+    }
+
+    /// A new random blind-index key, wrapped for storage.
+    pub fn new_blind_index_key(&self) -> Result<WrappedKey, CryptoError> {
+        self.wrap(&DataKey::generate()?.0, b"keyring\0blind_index")
+    }
+}
+
+/// A customer's data key: seals and opens that customer's field values.
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    /// A fresh random data key.
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        crate::random_bytes(k.as_mut_slice())?;
+        Ok(Self(k))
+    }
+
+    /// From unwrapped key bytes.
+    pub fn from_bytes(k: Zeroizing<[u8; 32]>) -> Self {
+        Self(k)
+    }
+
+    /// Wraps this key for `owner` (a customer or other key holder id).
+    pub fn wrap(&self, keyring: &Keyring, owner: &[u8]) -> Result<WrappedKey, CryptoError> {
+        keyring.wrap(&self.0, owner)
+    }
+
+    /// Unwraps the data key of `owner`.
+    pub fn unwrap(keyring: &Keyring, wrapped: &WrappedKey, owner: &[u8]) -> Result<Self, CryptoError> {
+        keyring.unwrap(wrapped, owner).map(Self)
+    }
+
+    /// Seals a field value.
+    pub fn seal(&self, aad: &FieldAad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        seal(&self.0, &aad.bytes(), plaintext)
+    }
+
+    /// Opens a field value; fails with [`CryptoError::Integrity`] if it was altered or moved.
+    pub fn open(&self, aad: &FieldAad<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        open(&self.0, &aad.bytes(), sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    fn aad<'a>(column: &'a str, customer: Uuid, record: Uuid) -> FieldAad<'a> {
+        FieldAad { table: "customers", column, customer, record }
+    }
+
+    proptest! {
+        #[test]
+        fn seal_open_round_trip(pt in proptest::collection::vec(any::<u8>(), 0..2048), c in any::<u128>(), r in any::<u128>()) {
+            let dk = DataKey::generate().unwrap();
+            let (c, r) = (Uuid::from_u128(c), Uuid::from_u128(r));
+            let sealed = dk.seal(&aad("email", c, r), &pt).unwrap();
+            prop_assert_eq!(sealed.len(), pt.len() + crate::SEALED_OVERHEAD);
+            prop_assert_eq!(dk.open(&aad("email", c, r), &sealed).unwrap(), pt);
+        }
+
+        #[test]
+        fn any_bit_flip_is_detected(pt in proptest::collection::vec(any::<u8>(), 1..256), pos in any::<usize>(), bit in 0u8..8) {
+            let dk = DataKey::generate().unwrap();
+            let (c, r) = (Uuid::from_u128(1), Uuid::from_u128(2));
+            let mut sealed = dk.seal(&aad("name", c, r), &pt).unwrap();
+            let i = pos % sealed.len();
+            sealed[i] ^= 1 << bit;
+            prop_assert!(matches!(dk.open(&aad("name", c, r), &sealed), Err(CryptoError::Integrity)));
+        }
+
+        #[test]
+        fn wrap_unwrap_round_trip(owner in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let (mk, _) = MasterKey::generate().unwrap();
+            let ring = Keyring::new(mk);
+            let dk = DataKey::generate().unwrap();
+            let w = dk.wrap(&ring, &owner).unwrap();
+            let back = DataKey::unwrap(&ring, &w, &owner).unwrap();
+            prop_assert_eq!(back.0.as_slice(), dk.0.as_slice());
+        }
+    }
+
+    #[test]
+    fn moved_ciphertext_fails() {
+        let dk = DataKey::generate().unwrap();
+        let other = DataKey::generate().unwrap();
+        let (c1, c2, r) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let sealed = dk.seal(&aad("email", c1, r), b"jane@example.com").unwrap();
+        assert!(matches!(dk.open(&aad("phone", c1, r), &sealed), Err(CryptoError::Integrity)));
+        assert!(matches!(dk.open(&aad("email", c2, r), &sealed), Err(CryptoError::Integrity)));
+        assert!(matches!(dk.open(&aad("email", c1, c2), &sealed), Err(CryptoError::Integrity)));
+        assert!(matches!(other.open(&aad("email", c1, r), &sealed), Err(CryptoError::Integrity)));
+        assert!(matches!(dk.open(&aad("email", c1, r), &sealed[..10]), Err(CryptoError::Integrity)));
+    }
+
+    #[test]
+    fn wrapped_key_is_bound_to_its_owner_and_master() {
+        let ring = Keyring::new(MasterKey::generate().unwrap().0);
+        let w = DataKey::generate().unwrap().wrap(&ring, b"alice").unwrap();
+        assert!(matches!(DataKey::unwrap(&ring, &w, b"bob"), Err(CryptoError::Integrity)));
+        let other = Keyring::new(MasterKey::generate().unwrap().0);
+        assert!(matches!(DataKey::unwrap(&other, &w, b"alice"), Err(CryptoError::UnknownMasterKey(_))));
+    }
+
+    #[test]
+    fn key_file_is_private_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k");
+        let created = MasterKey::create(&p).unwrap();
+        assert!(MasterKey::create(&p).is_err(), "never overwrites a key file");
+        let (loaded, too_open) = MasterKey::load(&p).unwrap();
+        assert_eq!(loaded.id(), created.id());
+        assert!(!too_open, "created with mode 0600");
+        let (again, created_now, _) = MasterKey::load_or_create(&p).unwrap();
+        assert!(!created_now);
+        assert_eq!(again.id(), created.id());
+        std::fs::write(dir.path().join("bad"), "not-a-key").unwrap();
+        assert!(matches!(MasterKey::load(&dir.path().join("bad")), Err(CryptoError::KeyFile { .. })));
+    }
+
+    #[test]
+    fn key_file_round_trip_and_rewrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p_old, p_new) = (dir.path().join("old"), dir.path().join("new"));
+        let old = MasterKey::create(&p_old).unwrap();
+        let dk = DataKey::generate().unwrap();
+        let w = dk.wrap(&Keyring::new(old), b"c").unwrap();
+        let ring = Keyring::new(MasterKey::create(&p_new).unwrap()).with_previous(MasterKey::load(&p_old).unwrap().0);
+        let w2 = ring.rewrap(&w, b"c").unwrap();
+        assert_eq!(&w2.master_key_id, &ring.current_id().0);
+        let only_new = Keyring::new(MasterKey::load(&p_new).unwrap().0);
+        assert_eq!(DataKey::unwrap(&only_new, &w2, b"c").unwrap().0.as_slice(), dk.0.as_slice());
+        assert!(DataKey::unwrap(&only_new, &w, b"c").is_err());
+        assert!(format!("{ring:?}").starts_with("Keyring"));
+        assert!(!format!("{dk:?}").contains(char::is_numeric));
+    }
+}

@@ -1,0 +1,30 @@
+//! Steward's cryptography, kept in one small place so it can be audited as a whole.
+//!
+//! - A 256-bit **master key** wraps (encrypts) one random **data key** per customer
+//!   (envelope encryption). The master key never touches the data itself.
+//! - Every personal value is **sealed** with XChaCha20-Poly1305 under its customer's data key,
+//!   with associated data that binds it to the table, column, customer and record, so a
+//!   ciphertext moved anywhere else fails to open instead of yielding wrong data.
+//! - Exact-match lookups go through **blind indexes**: HMAC-SHA256 under a key of its own,
+//!   independent of every encryption key.
+//! - API **tokens** are random, shown once, and stored only as Argon2id hashes.
+//!
+//! INVARIANT: no function here logs, formats or returns key material except through the
+//! zeroizing types below; `Debug` on every key type prints only its id.
+
+mod aead;
+mod blind;
+mod error;
+mod keys;
+mod token;
+
+pub use aead::{FieldAad, SEALED_OVERHEAD};
+pub use blind::BlindIndexKey;
+pub use error::CryptoError;
+pub use keys::{DataKey, Keyring, MasterKey, MasterKeyId, WrappedKey};
+pub use token::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
+    getrandom::fill(buf).map_err(|_| CryptoError::Random)
+}

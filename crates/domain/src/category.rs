@@ -1,0 +1,60 @@
+//! Data categories, named as in the fideslang taxonomy so privacy teams recognise them.
+
+use serde::{Deserialize, Serialize};
+
+/// The data category a personal value belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum DataCategory {
+    /// A person's name.
+    #[serde(rename = "user.name")]
+    Name,
+    /// An e-mail address.
+    #[serde(rename = "user.contact.email")]
+    Email,
+    /// A telephone number.
+    #[serde(rename = "user.contact.phone_number")]
+    PhoneNumber,
+    /// A postal address.
+    #[serde(rename = "user.contact.address")]
+    Address,
+    /// A date of birth.
+    #[serde(rename = "user.demographic.date_of_birth")]
+    DateOfBirth,
+    /// Amounts paid and other financial data.
+    #[serde(rename = "user.financial")]
+    Financial,
+    /// What a customer bought, where and from whom.
+    #[serde(rename = "user.behavior.purchase_history")]
+    PurchaseHistory,
+    /// Messages, notes, calls and tickets.
+    #[serde(rename = "user.content.private")]
+    Communications,
+    /// Social-media posts and interactions.
+    #[serde(rename = "user.social")]
+    Social,
+    /// Location data.
+    #[serde(rename = "user.location")]
+    Location,
+    /// Health and medical data (a special category: never used for personalisation).
+    #[serde(rename = "user.health_and_medical")]
+    HealthAndMedical,
+}
+
+impl DataCategory {
+    /// The fideslang name, e.g. `user.contact.email`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Name => "user.name",
+            Self::Email => "user.contact.email",
+            Self::PhoneNumber => "user.contact.phone_number",
+            Self::Address => "user.contact.address",
+            Self::DateOfBirth => "user.demographic.date_of_birth",
+            Self::Financial => "user.financial",
+            Self::PurchaseHistory => "user.behavior.purchase_history",
+            Self::Communications => "user.content.private",
+            Self::Social => "user.social",
+            Self::Location => "user.location",
+            Self::HealthAndMedical => "user.health_and_medical",
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Steward's domain model: the words of the brief as types, with validation and normalisation.
+//!
+//! This crate does no I/O and holds no secrets. Everything that crosses into storage is validated
+//! and normalised here first, so that the crypto and storage layers only ever see clean values.
+
+pub mod category;
+pub mod customer;
+pub mod error;
+pub mod ids;
+pub mod interaction;
+pub mod normalize;
+pub mod purchase;
+pub mod purpose;
+pub mod role;
+pub mod time;
+
+pub use category::DataCategory;
+pub use customer::{Address, AddressInput, Customer, CustomerInput, CustomerPatch, NewCustomer};
+pub use error::ValidationError;
+pub use ids::{CustomerId, InteractionId, OutletId, PurchaseId, StaffId, TokenId};
+pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
+pub use purchase::{NewPurchase, Purchase, PurchaseInput};
+pub use purpose::{LawfulBasis, Purpose};
+pub use role::Role;
+pub use time::Timestamp;

@@ -1,0 +1,173 @@
+//! Normalisation and validation of the values that are looked up exactly (e-mail, phone) or
+//! constrained by a standard (currency).
+//!
+//! Hand-written on purpose: the rules are small, they decide what a blind index matches, and they
+//! must never change silently under us with a dependency upgrade (a change here is a data
+//! migration of every lookup index).
+
+use crate::ValidationError;
+
+/// The longest free-text value accepted in a single field (characters).
+pub const MAX_TEXT_CHARS: usize = 10_000;
+/// The longest short value (name, street, city, …) accepted (characters).
+pub const MAX_SHORT_CHARS: usize = 300;
+
+/// Normalises an e-mail address: trimmed, lower-cased, syntax-checked (RFC 5321 lengths, one `@`,
+/// a dotted domain). The local part is lower-cased too: almost every real mailbox is
+/// case-insensitive and a lookup that misses on case is worse than the rare false match.
+pub fn email(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim().to_lowercase();
+    let invalid = || ValidationError::new(field, "not a valid e-mail address");
+    let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || local.len() > 64 || domain.len() > 253 || s.len() > 254 {
+        return Err(invalid());
+    }
+    if domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+        return Err(invalid());
+    }
+    let local_ok = local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let domain_ok = domain.split('.').all(|label| {
+        !label.is_empty() && !label.starts_with('-') && !label.ends_with('-') && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+    });
+    if !local_ok || !domain_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err(invalid());
+    }
+    Ok(s)
+}
+
+/// Normalises a telephone number to E.164 (`+` and 8 to 15 digits). Accepts the usual visual
+/// separators (spaces, dots, dashes, parentheses) and a `00` international prefix; national
+/// numbers without a country code are refused, because guessing the country would make two
+/// spellings of one number index differently.
+pub fn phone(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    let rest = if let Some(r) = s.strip_prefix('+') {
+        r
+    } else if let Some(r) = s.strip_prefix("00") {
+        r
+    } else {
+        return Err(ValidationError::new(field, "must be in international format, starting with + and the country code"));
+    };
+    let mut digits = String::with_capacity(16);
+    digits.push('+');
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '.' | '-' | '(' | ')' | '/' => {}
+            _ => return Err(ValidationError::new(field, "may contain only digits, spaces, dots, dashes and parentheses")),
+        }
+    }
+    let n = digits.len() - 1;
+    if !(8..=15).contains(&n) || digits.as_bytes()[1] == b'0' {
+        return Err(ValidationError::new(field, "must have a country code and 8 to 15 digits"));
+    }
+    Ok(digits)
+}
+
+/// Trims a short text value and checks it is non-empty, not too long and free of control
+/// characters.
+pub fn short_text(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    text(field, raw, MAX_SHORT_CHARS)
+}
+
+/// Trims a free-text value (messages, notes) and checks its length; newlines and tabs are kept.
+pub fn long_text(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    text(field, raw, MAX_TEXT_CHARS)
+}
+
+fn text(field: &'static str, raw: &str, max: usize) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if s.chars().count() > max {
+        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+    }
+    let allow_layout = max > MAX_SHORT_CHARS;
+    if s.chars().any(|c| c.is_control() && !(allow_layout && matches!(c, '\n' | '\r' | '\t'))) {
+        return Err(ValidationError::new(field, "must not contain control characters"));
+    }
+    Ok(s.to_owned())
+}
+
+/// ISO 4217 active currency codes.
+const ISO_4217: &str = "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
+
+/// Validates an ISO 4217 currency code (upper-cases it first).
+pub fn currency(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let code = raw.trim().to_ascii_uppercase();
+    if code.len() == 3 && ISO_4217.split(' ').any(|c| c == code) {
+        Ok(code)
+    } else {
+        Err(ValidationError::new(field, "must be an ISO 4217 currency code such as EUR or USD"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(email("email", "  Jane.Doe@Example.COM ").unwrap(), "jane.doe@example.com");
+        for bad in ["", "jane", "jane@", "@example.com", "jane@example", "ja ne@example.com", "a@b@c.com", "jane@.example.com", "jane@example..com", ".j@example.com"] {
+            assert!(email("email", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn phones() {
+        assert_eq!(phone("phone", "+44 20 7946 0958").unwrap(), "+442079460958");
+        assert_eq!(phone("phone", "0044 (20) 7946-0958").unwrap(), "+442079460958");
+        assert!(phone("phone", "020 7946 0958").is_err());
+        assert!(phone("phone", "+12").is_err());
+        assert!(phone("phone", "+44 20 7946 095x").is_err());
+        assert!(phone("phone", "+0 20 7946 0958").is_err());
+    }
+
+    #[test]
+    fn errors_never_echo_the_value() {
+        let secret = "secret-value-123";
+        for e in [email("email", secret), phone("phone", secret), currency("currency", secret)] {
+            let msg = e.unwrap_err().to_string();
+            assert!(!msg.contains(secret), "{msg}");
+        }
+    }
+
+    #[test]
+    fn currencies() {
+        assert_eq!(currency("currency", "eur").unwrap(), "EUR");
+        assert!(currency("currency", "EU").is_err());
+        assert!(currency("currency", "ABC").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn email_normalisation_is_idempotent(local in "[a-zA-Z0-9._%+-]{1,20}", domain in "[a-zA-Z0-9-]{1,10}\\.[a-zA-Z]{2,5}") {
+            let raw = format!("{local}@{domain}");
+            if let Ok(n) = email("email", &raw) {
+                prop_assert_eq!(email("email", &n).unwrap(), n.clone());
+                prop_assert_eq!(email("email", &raw.to_uppercase()).unwrap(), n);
+            }
+        }
+
+        #[test]
+        fn phone_spellings_normalise_alike(cc in 1u32..999, rest in "[1-9][0-9]{6,10}", sep in prop::sample::select(vec![" ", "-", ".", ""])) {
+            let plain = format!("+{cc}{rest}");
+            prop_assume!(plain.len() <= 16);
+            let spaced = format!("00{cc}{sep}{}{sep}{}", &rest[..3], &rest[3..]);
+            let a = phone("phone", &plain).unwrap();
+            prop_assert_eq!(phone("phone", &spaced).unwrap(), a.clone());
+            prop_assert_eq!(phone("phone", &a).unwrap(), a);
+        }
+
+        #[test]
+        fn validators_never_panic(s in ".{0,80}") {
+            let _ = email("email", &s);
+            let _ = phone("phone", &s);
+            let _ = short_text("name", &s);
+            let _ = currency("currency", &s);
+        }
+    }
+}

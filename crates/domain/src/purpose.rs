@@ -1,0 +1,78 @@
+//! Purposes: named reasons for processing, each with a lawful basis and the categories it may use.
+
+use serde::{Deserialize, Serialize};
+
+use crate::DataCategory;
+
+/// The GDPR Article 6 lawful basis of a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LawfulBasis {
+    /// The customer agreed.
+    Consent,
+    /// Needed to perform a contract with the customer.
+    Contract,
+    /// Required by law.
+    LegalObligation,
+    /// The business's legitimate interest, balanced against the customer's.
+    LegitimateInterest,
+}
+
+/// A purpose of processing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Purpose {
+    /// Short key used in `?purpose=`, e.g. `service`.
+    pub key: String,
+    /// The lawful basis.
+    pub lawful_basis: LawfulBasis,
+    /// The fideslang data use this purpose corresponds to.
+    pub data_use: String,
+    /// The data categories this purpose may use.
+    pub categories: Vec<DataCategory>,
+    /// How long data kept for this purpose is retained, in days.
+    pub retention_days: i64,
+    /// The notice text shown to customers.
+    pub notice_text: String,
+    /// The version of the notice text.
+    pub notice_version: i64,
+}
+
+/// The purposes shipped by default. Their full management comes with the access model.
+pub fn default_purposes() -> Vec<Purpose> {
+    use DataCategory::*;
+    use LawfulBasis::*;
+    let p = |key: &str, basis, data_use: &str, categories: Vec<DataCategory>, days, notice: &str| Purpose {
+        key: key.into(),
+        lawful_basis: basis,
+        data_use: data_use.into(),
+        categories,
+        retention_days: days,
+        notice_text: notice.into(),
+        notice_version: 1,
+    };
+    vec![
+        p("service", Contract, "essential.service", vec![Name, Email, PhoneNumber, Address, Communications, PurchaseHistory], 1095, "We use your contact details, messages and purchases to provide the service you asked for."),
+        p("order_fulfilment", Contract, "essential.service.operations.support", vec![Name, Email, PhoneNumber, Address, PurchaseHistory, Financial], 2555, "We use your name, address and order to deliver what you bought and keep the records the law requires."),
+        p("marketing_email", Consent, "marketing.communications.email", vec![Name, Email], 730, "With your consent we send you news and offers by e-mail. You can withdraw at any time."),
+        p("personalisation", Consent, "personalize", vec![PurchaseHistory, Communications], 365, "With your consent we use your purchases to recommend products. Sensitive data is never used."),
+        p("fraud_prevention", LegitimateInterest, "essential.fraud_detection", vec![Name, Email, PhoneNumber, Address, PurchaseHistory, Financial], 1825, "We check purchases for fraud to protect you and us."),
+        p("analytics", LegitimateInterest, "analytics.reporting", vec![PurchaseHistory], 730, "We count and aggregate purchases to understand our business; no individual is singled out."),
+        p("allocation", LegitimateInterest, "essential.service", vec![PurchaseHistory], 1095, "We use your purchase history to decide eligibility for limited allocations."),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_unique_keys_and_notices() {
+        let ps = default_purposes();
+        let mut keys: Vec<_> = ps.iter().map(|p| p.key.as_str()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), ps.len());
+        assert!(ps.iter().all(|p| !p.notice_text.is_empty() && !p.categories.is_empty() && p.retention_days > 0));
+        assert!(ps.iter().all(|p| !p.categories.contains(&DataCategory::HealthAndMedical)));
+    }
+}

@@ -1,0 +1,59 @@
+//! Roles a principal can hold. Their powers are decided by the access policy, not here.
+
+use serde::{Deserialize, Serialize};
+
+/// A staff or service role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Configures Steward.
+    Admin,
+    /// Sells in an outlet.
+    SalesAssociate,
+    /// Manages an outlet.
+    StoreManager,
+    /// Answers customers.
+    SupportAgent,
+    /// Runs campaigns.
+    Marketing,
+    /// Reads aggregates.
+    Analyst,
+    /// The data protection officer.
+    Dpo,
+}
+
+impl Role {
+    /// Every role, in a stable order.
+    pub const ALL: [Role; 7] = [
+        Role::Admin,
+        Role::SalesAssociate,
+        Role::StoreManager,
+        Role::SupportAgent,
+        Role::Marketing,
+        Role::Analyst,
+        Role::Dpo,
+    ];
+
+    /// The wire name, e.g. `sales_associate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::SalesAssociate => "sales_associate",
+            Role::StoreManager => "store_manager",
+            Role::SupportAgent => "support_agent",
+            Role::Marketing => "marketing",
+            Role::Analyst => "analyst",
+            Role::Dpo => "dpo",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = crate::ValidationError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo"))
+    }
+}

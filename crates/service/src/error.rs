@@ -1,0 +1,46 @@
+//! Service errors: what callers (HTTP, CLI) translate into answers. None carries a personal value.
+
+use steward_crypto::CryptoError;
+use steward_domain::ValidationError;
+use steward_store::StoreError;
+
+/// Why a service call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is invalid; the error names the field.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Something with that identity exists already; names the field.
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// Stored data failed its integrity check (tampered, or moved between fields or customers).
+    #[error("stored data failed its integrity check")]
+    Integrity,
+    /// A crypto failure other than integrity (key file, random source, unknown master key).
+    #[error(transparent)]
+    Crypto(CryptoError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<CryptoError> for ServiceError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Integrity => ServiceError::Integrity,
+            other => ServiceError::Crypto(other),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        ServiceError::Store(e)
+    }
+}
+
+/// Result of a service call.
+pub type ServiceResult<T> = Result<T, ServiceError>;

@@ -1,0 +1,134 @@
+//! Steward's storage: the [`Store`] trait, and its implementation on SQLite and PostgreSQL.
+//!
+//! The store is deliberately dumb: it keeps sealed bytes, ids, times and keyed MACs. It never
+//! sees a key or a plaintext personal value, so nothing it logs or returns can leak one.
+//! Both backends run the same SQL through sqlx's `Any` driver (every personal column is a BLOB
+//! and every time an integer, which `Any` handles on both); what differs — connection set-up
+//! and the migrations folder — lives in [`sqlite`] and [`postgres`].
+
+mod records;
+mod sql;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+pub use records::*;
+pub use sql::SqlStore;
+
+use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite (the default).
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A storage failure. Carries no values: database error texts can echo stored bytes, so they
+/// are logged by the caller at debug level at most and never shown to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row is malformed (e.g. an id of the wrong length).
+    #[error("stored row is malformed: {0}")]
+    Corrupt(&'static str),
+    /// A unique constraint was violated (e.g. an outlet name already taken).
+    #[error("already exists")]
+    Conflict,
+}
+
+/// Result of a store operation.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Everything Steward keeps, behind one interface. One call is one transaction.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The engine behind this store.
+    fn backend(&self) -> Backend;
+
+    /// An installation key by name, if present.
+    async fn keyring_get(&self, name: &str) -> StoreResult<Option<StoredKey>>;
+    /// Stores an installation key unless one of that name exists; returns the stored one.
+    async fn keyring_put_if_absent(&self, name: &str, key: &StoredKey) -> StoreResult<StoredKey>;
+    /// All installation keys.
+    async fn keyring_all(&self) -> StoreResult<Vec<(String, StoredKey)>>;
+
+    /// Inserts customers with their data keys and blind indexes, all in one transaction.
+    async fn insert_customers(&self, customers: &[SealedCustomer]) -> StoreResult<()>;
+    /// One customer with their wrapped data key.
+    async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<(CustomerRow, StoredKey)>>;
+    /// Customers in id order after `after`, at most `limit`.
+    async fn list_customers(&self, after: Option<CustomerId>, limit: u32) -> StoreResult<Vec<(CustomerRow, StoredKey)>>;
+    /// Replaces a customer's sealed profile and blind indexes; false if the customer is gone.
+    async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool>;
+    /// Customers whose blind index of `kind` is `mac`.
+    async fn lookup(&self, kind: &str, mac: &[u8]) -> StoreResult<Vec<CustomerId>>;
+    /// A customer's wrapped data key.
+    async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>>;
+    /// Number of customers.
+    async fn count_customers(&self) -> StoreResult<i64>;
+
+    /// Appends an interaction.
+    async fn insert_interaction(&self, row: &InteractionRow) -> StoreResult<()>;
+    /// A customer's interactions in id order after `after`.
+    async fn list_interactions(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<InteractionRow>>;
+    /// Appends a purchase.
+    async fn insert_purchase(&self, row: &PurchaseRow) -> StoreResult<()>;
+    /// A customer's purchases in id order after `after`.
+    async fn list_purchases(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<PurchaseRow>>;
+    /// Inserts interactions and purchases in one transaction (import, demo data).
+    async fn insert_activity(&self, interactions: &[InteractionRow], purchases: &[PurchaseRow]) -> StoreResult<()>;
+
+    /// Adds an outlet; [`StoreError::Conflict`] if the name is taken.
+    async fn insert_outlet(&self, row: &OutletRow) -> StoreResult<()>;
+    /// All outlets.
+    async fn list_outlets(&self) -> StoreResult<Vec<OutletRow>>;
+    /// Whether an outlet exists.
+    async fn outlet_exists(&self, id: OutletId) -> StoreResult<bool>;
+    /// Adds a staff member with their outlets.
+    async fn insert_staff(&self, row: &StaffRow) -> StoreResult<()>;
+    /// All staff.
+    async fn list_staff(&self) -> StoreResult<Vec<StaffRow>>;
+    /// Whether a staff member exists.
+    async fn staff_exists(&self, id: StaffId) -> StoreResult<bool>;
+
+    /// Stores a new API token (its hash).
+    async fn insert_token(&self, row: &TokenRow) -> StoreResult<()>;
+    /// An API token by id.
+    async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>>;
+
+    /// Inserts the given purposes where their key is not yet present.
+    async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;
+    /// All purposes.
+    async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>>;
+
+    /// Up to `limit` customer data keys not wrapped by `master_key_id`.
+    async fn data_keys_not_under(&self, master_key_id: &str, limit: u32) -> StoreResult<Vec<(CustomerId, StoredKey)>>;
+    /// Replaces wrapped data keys (after re-wrapping), in one transaction.
+    async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()>;
+    /// Replaces an installation key (after re-wrapping).
+    async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()>;
+    /// Number of data keys wrapped by each master key id.
+    async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// A shared handle to a store.
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the store named by `url` (`sqlite://…` or `postgres://…`) and migrates it.
+pub async fn open(url: &str) -> StoreResult<DynStore> {
+    let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres::open(url).await?
+    } else {
+        sqlite::open(url).await?
+    };
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,157 @@
+//! Rows as stored: ids, times, sealed bytes and MACs. No plaintext personal values.
+
+use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
+
+/// A key wrapped by a master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// The id of the wrapping master key.
+    pub master_key_id: String,
+    /// The wrapped key.
+    pub wrapped: Vec<u8>,
+}
+
+/// A customer's row: each profile field sealed separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRow {
+    /// Id.
+    pub id: CustomerId,
+    /// Registering outlet.
+    pub outlet_id: Option<OutletId>,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+    /// Sealed name.
+    pub name: Option<Vec<u8>>,
+    /// Sealed e-mail.
+    pub email: Option<Vec<u8>>,
+    /// Sealed phone.
+    pub phone: Option<Vec<u8>>,
+    /// Sealed address (JSON).
+    pub address: Option<Vec<u8>>,
+    /// Sealed date of birth.
+    pub date_of_birth: Option<Vec<u8>>,
+}
+
+/// A blind-index entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// What is indexed: `email` or `phone`.
+    pub kind: &'static str,
+    /// The keyed MAC of the normalised value.
+    pub mac: [u8; 32],
+}
+
+/// A new customer, ready to store.
+#[derive(Debug, Clone)]
+pub struct SealedCustomer {
+    /// The sealed row.
+    pub row: CustomerRow,
+    /// The wrapped data key.
+    pub key: StoredKey,
+    /// The blind indexes.
+    pub lookups: Vec<Lookup>,
+}
+
+/// An interaction row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractionRow {
+    /// Id (16 bytes, UUIDv7).
+    pub id: Vec<u8>,
+    /// Customer.
+    pub customer_id: CustomerId,
+    /// Channel name.
+    pub channel: String,
+    /// Source system.
+    pub source: String,
+    /// Time (ms).
+    pub occurred_at: i64,
+    /// Sealed text.
+    pub body: Vec<u8>,
+}
+
+/// A purchase row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseRow {
+    /// Id (16 bytes, UUIDv7).
+    pub id: Vec<u8>,
+    /// Customer.
+    pub customer_id: CustomerId,
+    /// Product category (clear).
+    pub category: String,
+    /// Currency (clear).
+    pub currency: String,
+    /// Time (ms).
+    pub occurred_at: i64,
+    /// Sealed item.
+    pub item: Vec<u8>,
+    /// Sealed amount.
+    pub amount: Vec<u8>,
+    /// Sealed outlet id.
+    pub outlet: Vec<u8>,
+    /// Sealed seller id.
+    pub seller: Option<Vec<u8>>,
+}
+
+/// An outlet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutletRow {
+    /// Id.
+    pub id: OutletId,
+    /// Name (business data, clear).
+    pub name: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// A staff member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRow {
+    /// Id.
+    pub id: StaffId,
+    /// Sealed name.
+    pub name: Vec<u8>,
+    /// Role names, comma-separated.
+    pub roles: String,
+    /// Outlets they work at.
+    pub outlet_ids: Vec<OutletId>,
+    /// Creation time (ms).
+    pub created_at: i64,
+}
+
+/// An API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Id.
+    pub id: TokenId,
+    /// Name (what it is for).
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Argon2id PHC hash of the secret.
+    pub secret_hash: String,
+    /// Creation time (ms).
+    pub created_at: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// A purpose as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurposeRow {
+    /// Key.
+    pub key: String,
+    /// Lawful basis (snake_case).
+    pub lawful_basis: String,
+    /// Fideslang data use.
+    pub data_use: String,
+    /// Data categories, JSON array.
+    pub categories: String,
+    /// Retention (days).
+    pub retention_days: i64,
+    /// Notice version.
+    pub notice_version: i64,
+    /// Notice text.
+    pub notice_text: String,
+}

@@ -1,0 +1,498 @@
+//! The SQL shared by both backends, run through sqlx's `Any` driver.
+
+use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row, Transaction};
+
+use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
+
+use crate::*;
+
+/// A [`Store`] on SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+const INSERT_CHUNK: usize = 500;
+
+const CUSTOMER_COLUMNS: &str = "c.id, c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, c.address, c.date_of_birth, k.master_key_id, k.wrapped";
+
+fn id16<T>(bytes: Vec<u8>, f: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+    f(&bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
+}
+
+fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
+    let outlet: Option<Vec<u8>> = r.try_get(1)?;
+    Ok((
+        CustomerRow {
+            id: id16(r.try_get(0)?, CustomerId::from_slice)?,
+            outlet_id: outlet.map(|o| id16(o, OutletId::from_slice)).transpose()?,
+            created_at: r.try_get(2)?,
+            updated_at: r.try_get(3)?,
+            name: r.try_get(4)?,
+            email: r.try_get(5)?,
+            phone: r.try_get(6)?,
+            address: r.try_get(7)?,
+            date_of_birth: r.try_get(8)?,
+        },
+        StoredKey { master_key_id: r.try_get(9)?, wrapped: r.try_get(10)? },
+    ))
+}
+
+/// `($1, $2, …), (…), …` for `rows` rows of `cols` columns.
+fn values_clause(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+fn map_conflict(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(e),
+    }
+}
+
+impl SqlStore {
+    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Self {
+        Self { pool, backend }
+    }
+
+    /// The connection pool (for tests and benchmarks that compare against plain SQL).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock up front (`IMMEDIATE`), so
+    /// two writers queue on the busy timeout instead of failing on a lock upgrade.
+    async fn write_tx(&self) -> StoreResult<Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    async fn insert_lookups(tx: &mut Transaction<'static, sqlx::Any>, entries: &[(CustomerId, &Lookup)]) -> StoreResult<()> {
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let sql = format!("INSERT INTO lookup_index (kind, mac, customer_id) VALUES {}", values_clause(chunk.len(), 3));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, l) in chunk {
+                q = q.bind(l.kind).bind(l.mac.to_vec()).bind(id.as_bytes().to_vec());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn keyring_get(&self, name: &str) -> StoreResult<Option<StoredKey>> {
+        let row = sqlx::query("SELECT master_key_id, wrapped FROM keyring WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok(StoredKey { master_key_id: r.try_get(0)?, wrapped: r.try_get(1)? })).transpose()
+    }
+
+    async fn keyring_put_if_absent(&self, name: &str, key: &StoredKey) -> StoreResult<StoredKey> {
+        sqlx::query("INSERT INTO keyring (name, master_key_id, wrapped) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(&key.master_key_id)
+            .bind(key.wrapped.clone())
+            .execute(&self.pool)
+            .await?;
+        self.keyring_get(name).await?.ok_or(StoreError::Corrupt("keyring row vanished"))
+    }
+
+    async fn keyring_all(&self) -> StoreResult<Vec<(String, StoredKey)>> {
+        let rows = sqlx::query("SELECT name, master_key_id, wrapped FROM keyring ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, StoredKey { master_key_id: r.try_get(1)?, wrapped: r.try_get(2)? }))).collect()
+    }
+
+    async fn insert_customers(&self, customers: &[SealedCustomer]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in customers.chunks(INSERT_CHUNK) {
+            let sql = format!("INSERT INTO data_keys (customer_id, master_key_id, wrapped, created_at) VALUES {}", values_clause(chunk.len(), 4));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q.bind(c.row.id.as_bytes().to_vec()).bind(&c.key.master_key_id).bind(c.key.wrapped.clone()).bind(c.row.created_at);
+            }
+            q.execute(&mut *tx).await?;
+
+            let sql = format!(
+                "INSERT INTO customers (id, outlet_id, created_at, updated_at, name, email, phone, address, date_of_birth) VALUES {}",
+                values_clause(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                let r = &c.row;
+                q = q
+                    .bind(r.id.as_bytes().to_vec())
+                    .bind(r.outlet_id.map(|o| o.as_bytes().to_vec()))
+                    .bind(r.created_at)
+                    .bind(r.updated_at)
+                    .bind(r.name.clone())
+                    .bind(r.email.clone())
+                    .bind(r.phone.clone())
+                    .bind(r.address.clone())
+                    .bind(r.date_of_birth.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let lookups: Vec<_> = customers.iter().flat_map(|c| c.lookups.iter().map(move |l| (c.row.id, l))).collect();
+        Self::insert_lookups(&mut tx, &lookups).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<(CustomerRow, StoredKey)>> {
+        let sql = const_format_customer_by_id();
+        let row = sqlx::query(sql).bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    async fn list_customers(&self, after: Option<CustomerId>, limit: u32) -> StoreResult<Vec<(CustomerRow, StoredKey)>> {
+        let after = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS} FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+        )))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let id = row.id.as_bytes().to_vec();
+        let done = sqlx::query("UPDATE customers SET updated_at = $2, name = $3, email = $4, phone = $5, address = $6, date_of_birth = $7 WHERE id = $1")
+            .bind(id.clone())
+            .bind(row.updated_at)
+            .bind(row.name.clone())
+            .bind(row.email.clone())
+            .bind(row.phone.clone())
+            .bind(row.address.clone())
+            .bind(row.date_of_birth.clone())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM lookup_index WHERE customer_id = $1").bind(id).execute(&mut *tx).await?;
+        let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
+        Self::insert_lookups(&mut tx, &entries).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn lookup(&self, kind: &str, mac: &[u8]) -> StoreResult<Vec<CustomerId>> {
+        let rows = sqlx::query("SELECT customer_id FROM lookup_index WHERE kind = $1 AND mac = $2 ORDER BY customer_id")
+            .bind(kind)
+            .bind(mac.to_vec())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| id16(r.try_get(0)?, CustomerId::from_slice)).collect()
+    }
+
+    async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>> {
+        let row = sqlx::query("SELECT master_key_id, wrapped FROM data_keys WHERE customer_id = $1").bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?;
+        row.map(|r| Ok(StoredKey { master_key_id: r.try_get(0)?, wrapped: r.try_get(1)? })).transpose()
+    }
+
+    async fn count_customers(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM customers").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    async fn insert_interaction(&self, row: &InteractionRow) -> StoreResult<()> {
+        self.insert_activity(std::slice::from_ref(row), &[]).await
+    }
+
+    async fn list_interactions(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<InteractionRow>> {
+        let rows = sqlx::query(
+            "SELECT id, customer_id, channel, source, occurred_at, body FROM interactions WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(customer.as_bytes().to_vec())
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InteractionRow {
+                    id: r.try_get(0)?,
+                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
+                    channel: r.try_get(2)?,
+                    source: r.try_get(3)?,
+                    occurred_at: r.try_get(4)?,
+                    body: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_purchase(&self, row: &PurchaseRow) -> StoreResult<()> {
+        self.insert_activity(&[], std::slice::from_ref(row)).await
+    }
+
+    async fn list_purchases(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<PurchaseRow>> {
+        let rows = sqlx::query(
+            "SELECT id, customer_id, category, currency, occurred_at, item, amount, outlet, seller FROM purchases WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(customer.as_bytes().to_vec())
+        .bind(after.unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PurchaseRow {
+                    id: r.try_get(0)?,
+                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
+                    category: r.try_get(2)?,
+                    currency: r.try_get(3)?,
+                    occurred_at: r.try_get(4)?,
+                    item: r.try_get(5)?,
+                    amount: r.try_get(6)?,
+                    outlet: r.try_get(7)?,
+                    seller: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_activity(&self, interactions: &[InteractionRow], purchases: &[PurchaseRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in interactions.chunks(INSERT_CHUNK) {
+            let sql = format!("INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body) VALUES {}", values_clause(chunk.len(), 6));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for i in chunk {
+                q = q.bind(i.id.clone()).bind(i.customer_id.as_bytes().to_vec()).bind(&i.channel).bind(&i.source).bind(i.occurred_at).bind(i.body.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in purchases.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO purchases (id, customer_id, category, currency, occurred_at, item, amount, outlet, seller) VALUES {}",
+                values_clause(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for p in chunk {
+                q = q
+                    .bind(p.id.clone())
+                    .bind(p.customer_id.as_bytes().to_vec())
+                    .bind(&p.category)
+                    .bind(&p.currency)
+                    .bind(p.occurred_at)
+                    .bind(p.item.clone())
+                    .bind(p.amount.clone())
+                    .bind(p.outlet.clone())
+                    .bind(p.seller.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_outlet(&self, row: &OutletRow) -> StoreResult<()> {
+        sqlx::query("INSERT INTO outlets (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(row.id.as_bytes().to_vec())
+            .bind(&row.name)
+            .bind(row.created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(map_conflict)?;
+        Ok(())
+    }
+
+    async fn list_outlets(&self) -> StoreResult<Vec<OutletRow>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM outlets ORDER BY name").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(OutletRow { id: id16(r.try_get(0)?, OutletId::from_slice)?, name: r.try_get(1)?, created_at: r.try_get(2)? })).collect()
+    }
+
+    async fn outlet_exists(&self, id: OutletId) -> StoreResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM outlets WHERE id = $1").bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?.is_some())
+    }
+
+    async fn insert_staff(&self, row: &StaffRow) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO staff (id, name, roles, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(row.id.as_bytes().to_vec())
+            .bind(row.name.clone())
+            .bind(&row.roles)
+            .bind(row.created_at)
+            .execute(&mut *tx)
+            .await?;
+        for o in &row.outlet_ids {
+            sqlx::query("INSERT INTO staff_outlets (staff_id, outlet_id) VALUES ($1, $2)")
+                .bind(row.id.as_bytes().to_vec())
+                .bind(o.as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_staff(&self) -> StoreResult<Vec<StaffRow>> {
+        let rows = sqlx::query("SELECT id, name, roles, created_at FROM staff ORDER BY id").fetch_all(&self.pool).await?;
+        let links = sqlx::query("SELECT staff_id, outlet_id FROM staff_outlets ORDER BY staff_id, outlet_id").fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: Vec<u8> = r.try_get(0)?;
+            let mut outlet_ids = Vec::new();
+            for l in &links {
+                if l.try_get::<Vec<u8>, _>(0)? == id {
+                    outlet_ids.push(id16(l.try_get(1)?, OutletId::from_slice)?);
+                }
+            }
+            out.push(StaffRow { id: id16(id, StaffId::from_slice)?, name: r.try_get(1)?, roles: r.try_get(2)?, outlet_ids, created_at: r.try_get(3)? });
+        }
+        Ok(out)
+    }
+
+    async fn staff_exists(&self, id: StaffId) -> StoreResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM staff WHERE id = $1").bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?.is_some())
+    }
+
+    async fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
+        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(row.id.as_bytes().to_vec())
+            .bind(&row.name)
+            .bind(&row.role)
+            .bind(&row.secret_hash)
+            .bind(row.created_at)
+            .bind(row.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
+        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_tokens WHERE id = $1")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(TokenRow {
+                id: id16(r.try_get(0)?, TokenId::from_slice)?,
+                name: r.try_get(1)?,
+                role: r.try_get(2)?,
+                secret_hash: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                revoked_at: r.try_get(5)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for p in purposes {
+            sqlx::query(
+                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&p.key)
+            .bind(&p.lawful_basis)
+            .bind(&p.data_use)
+            .bind(&p.categories)
+            .bind(p.retention_days)
+            .bind(p.notice_version)
+            .bind(&p.notice_text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>> {
+        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text FROM purposes ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PurposeRow {
+                    key: r.try_get(0)?,
+                    lawful_basis: r.try_get(1)?,
+                    data_use: r.try_get(2)?,
+                    categories: r.try_get(3)?,
+                    retention_days: r.try_get(4)?,
+                    notice_version: r.try_get(5)?,
+                    notice_text: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn data_keys_not_under(&self, master_key_id: &str, limit: u32) -> StoreResult<Vec<(CustomerId, StoredKey)>> {
+        let rows = sqlx::query("SELECT customer_id, master_key_id, wrapped FROM data_keys WHERE master_key_id <> $1 ORDER BY customer_id LIMIT $2")
+            .bind(master_key_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((id16(r.try_get(0)?, CustomerId::from_slice)?, StoredKey { master_key_id: r.try_get(1)?, wrapped: r.try_get(2)? })))
+            .collect()
+    }
+
+    async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for (id, k) in keys {
+            sqlx::query("UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE customer_id = $1")
+                .bind(id.as_bytes().to_vec())
+                .bind(&k.master_key_id)
+                .bind(k.wrapped.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()> {
+        sqlx::query("UPDATE keyring SET master_key_id = $2, wrapped = $3 WHERE name = $1")
+            .bind(name)
+            .bind(&key.master_key_id)
+            .bind(key.wrapped.clone())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT master_key_id, COUNT(*) FROM data_keys GROUP BY master_key_id ORDER BY master_key_id").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+}
+
+fn const_format_customer_by_id() -> &'static str {
+    "SELECT c.id, c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, c.address, c.date_of_birth, k.master_key_id, k.wrapped \
+     FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id = $1"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values_clause;
+
+    #[test]
+    fn values_clause_numbers_placeholders() {
+        assert_eq!(values_clause(2, 3), "($1,$2,$3),($4,$5,$6)");
+    }
+}

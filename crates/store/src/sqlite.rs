@@ -1,0 +1,40 @@
+//! SQLite: the embedded default. WAL mode, so readers never wait for the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Executor;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+
+use crate::{Backend, SqlStore, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// Opens (creating if needed) the SQLite database at `url` (`sqlite://path`) and migrates it.
+pub async fn open(url: &str) -> StoreResult<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+    let opts = AnyConnectOptions::from_str(&url)?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // busy_timeout first: switching to WAL needs the lock other connections may hold.
+                conn.execute("PRAGMA busy_timeout = 10000").await?;
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                // NORMAL is durable in WAL mode except for the last transactions on power loss.
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                // Overwrite deleted content with zeros, so erased ciphertext does not linger in
+                // free pages of the file.
+                conn.execute("PRAGMA secure_delete = ON").await?;
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(SqlStore::new(pool, Backend::Sqlite))
+}
