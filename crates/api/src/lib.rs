@@ -1,1 +1,50 @@
-//! placeholder
+//! Steward's HTTP API: thin axum handlers over the [`steward_service::Vault`].
+//!
+//! Conventions (see the README): JSON under `/v1`, bearer tokens, `?purpose=` on every read of
+//! personal data, RFC 9457 problem details for every error, OpenAPI 3.1 at `/openapi.json`.
+
+mod extract;
+mod metrics;
+mod openapi;
+mod problem;
+mod routes;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use steward_service::Vault;
+
+pub use extract::BODY_LIMIT;
+pub use openapi::openapi_json;
+pub use problem::Problem;
+
+/// Shared state of the HTTP layer.
+#[derive(Clone)]
+pub struct AppState {
+    /// The vault.
+    pub vault: Vault,
+}
+
+/// The whole API as an axum router.
+pub fn router(vault: Vault) -> Router {
+    let state = AppState { vault };
+    let v1 = Router::new()
+        .route("/purposes", get(routes::admin::list_purposes))
+        .route("/outlets", get(routes::admin::list_outlets).post(routes::admin::create_outlet))
+        .route("/staff", get(routes::admin::list_staff).post(routes::admin::create_staff))
+        .route("/customers", get(routes::customers::list).post(routes::customers::create))
+        .route("/customers/lookup", post(routes::customers::lookup))
+        .route("/customers/{id}", get(routes::customers::get_one).patch(routes::customers::update))
+        .route("/customers/{id}/interactions", get(routes::activity::list_interactions).post(routes::activity::add_interaction))
+        .route("/customers/{id}/purchases", get(routes::activity::list_purchases).post(routes::activity::add_purchase));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(routes::system::healthz))
+        .route("/metrics", get(routes::system::metrics))
+        .route("/openapi.json", get(routes::system::openapi))
+        .fallback(routes::system::no_route)
+        .method_not_allowed_fallback(routes::system::method_not_allowed)
+        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}

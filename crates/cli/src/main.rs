@@ -1,1 +1,125 @@
-fn main() {}
+//! `steward`: the one binary. Thin: parses arguments, opens the vault, calls the services.
+
+mod bench;
+mod export;
+mod import;
+mod open;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Steward: a privacy-by-design CRM core.
+#[derive(Parser)]
+#[command(name = "steward", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data and the master key live.
+#[derive(Args, Clone, Debug)]
+pub struct StoreArgs {
+    /// Data directory for the embedded SQLite database and the generated master key.
+    #[arg(long, global = true, default_value = "./steward-data", env = "STEWARD_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Use this database instead of SQLite in the data directory (`postgres://…` or `sqlite://…`).
+    #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The master key file (base64 of 32 bytes). Default: `master.key` in the data directory,
+    /// generated on first start.
+    #[arg(long, global = true, env = "STEWARD_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API.
+    Serve(serve::ServeArgs),
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Import customers from a CSV file (the usual CRM export headers are recognised).
+    Import(import::ImportArgs),
+    /// Export all data, decrypted, as JSON lines (one customer per line).
+    Export(export::ExportArgs),
+    /// Manage the master key.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Run a benchmark and print its figures.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token; it is printed once and stored only as a hash.
+    Create {
+        /// What the token is for, e.g. `till-integration`.
+        #[arg(long)]
+        name: String,
+        /// Its role: admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo.
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Re-wrap every data key under a new master key (the data itself is not rewritten). Safe to
+    /// interrupt and re-run. Stop the server first.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Keys re-wrapped per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Token { command: TokenCommand::Create { name, role, store } } => {
+            open::init_logging(false);
+            let role = role.parse().map_err(|e: steward_domain::ValidationError| anyhow::anyhow!("--role: {}", e.reason))?;
+            let vault = open::vault(&store).await?;
+            let (id, token) = vault.create_token(&name, role).await?;
+            eprintln!("Created token {id} (role {}). It is shown once; store it in a secret manager:", role.as_str());
+            println!("{}", token.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(args) => import::run(args).await,
+        Command::Export(args) => export::run(args).await,
+        Command::Keys { command: KeysCommand::Rotate { store, batch } } => {
+            open::init_logging(false);
+            open::rotate(&store, batch).await
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}

@@ -12,6 +12,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Opens (creating if needed) the SQLite database at `url` (`sqlite://path`) and migrates it.
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
+    let pool = pool(url).await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(SqlStore::new(pool, Backend::Sqlite))
+}
+
+/// A connection pool to the SQLite database at `url`, with Steward's settings (WAL, busy
+/// timeout, secure delete) and no migration. Benchmarks use it for their plain baselines.
+pub async fn pool(url: &str) -> StoreResult<sqlx::AnyPool> {
     sqlx::any::install_default_drivers();
     let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
     let opts = AnyConnectOptions::from_str(&url)?;
@@ -35,6 +43,5 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         })
         .connect_with(opts)
         .await?;
-    MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool, Backend::Sqlite))
+    Ok(pool)
 }

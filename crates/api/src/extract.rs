@@ -1,0 +1,187 @@
+//! Request extractors: the bearer principal, the declared purpose, pagination, JSON bodies.
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use steward_service::Principal;
+
+use crate::{AppState, Problem};
+
+/// The authenticated caller.
+pub struct Auth(pub Principal);
+
+impl<S> FromRequestParts<S> for Auth
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let state = AppState::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(Problem::unauthorized)?;
+        match state.vault.authenticate(token.trim()).await {
+            Ok(Some(p)) => Ok(Auth(p)),
+            Ok(None) => Err(Problem::unauthorized()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Query parameters as decoded pairs. Parsed here, not by serde, so that errors name the
+/// parameter and never echo its value.
+fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The purpose a read declares with `?purpose=`; required for every read of personal data.
+pub struct DeclaredPurpose(pub String);
+
+impl DeclaredPurpose {
+    /// Counts a read of `resource` under this purpose (`steward_personal_reads_total`).
+    pub fn record(&self, resource: &'static str) {
+        metrics::counter!("steward_personal_reads_total", "purpose" => self.0.clone(), "resource" => resource).increment(1);
+    }
+}
+
+impl<S> FromRequestParts<S> for DeclaredPurpose
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        let state = AppState::from_ref(state);
+        let pairs = query_pairs(parts);
+        let key = param(&pairs, "purpose")
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| Problem::invalid_parameter("purpose", "every read of personal data must declare its purpose, e.g. ?purpose=service"))?;
+        let purpose = state.vault.purpose("purpose", key).map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?;
+        Ok(DeclaredPurpose(purpose.key.clone()))
+    }
+}
+
+/// Cursor pagination: `?cursor=<id of the last item seen>&limit=N` (1 to 500, default 50).
+pub struct Page {
+    /// Return items after this id.
+    pub after: Option<uuid::Uuid>,
+    /// At most this many items.
+    pub limit: u32,
+}
+
+/// The largest page.
+pub const MAX_PAGE: u32 = 500;
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let pairs = query_pairs(parts);
+        let after = match param(&pairs, "cursor").filter(|c| !c.is_empty()) {
+            Some(c) => Some(uuid::Uuid::try_parse(c).map_err(|_| Problem::invalid_parameter("cursor", "not a cursor returned by this endpoint"))?),
+            None => None,
+        };
+        let limit = match param(&pairs, "limit") {
+            Some(l) => l.parse::<u32>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| Problem::invalid_parameter("limit", "must be an integer from 1 to 500"))?,
+            None => 50,
+        };
+        Ok(Page { after, limit })
+    }
+}
+
+/// A JSON body whose errors name the offending field and never repeat a submitted value.
+pub struct JsonBody<T>(pub T);
+
+/// The body limit in bytes.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+        if !is_json {
+            return Err(Problem::unsupported_media_type());
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| Problem::too_large(BODY_LIMIT))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON, turning serde's message (which can quote the input) into a field and a reason.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = (path != ".").then_some(path);
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        let join = |p: &Option<String>, f: &str| match p {
+            Some(p) => format!("{p}.{f}"),
+            None => f.to_owned(),
+        };
+        if inner.is_syntax() || inner.is_eof() {
+            return Problem::malformed_body(None, format!("not valid JSON (line {}, column {})", inner.line(), inner.column()));
+        }
+        if let Some(f) = backticked(&msg, "missing field `") {
+            return Problem::malformed_body(Some(join(&path, f)), "is required".into());
+        }
+        if let Some(f) = backticked(&msg, "unknown field `") {
+            return Problem::malformed_body(Some(join(&path, f)), "is not a known field".into());
+        }
+        // Only the part after "expected" comes from the type, not from the input.
+        let expected = msg.split_once(", expected ").map(|(_, e)| e.split(" at line ").next().unwrap_or("").to_owned());
+        let reason = match expected {
+            Some(e) if !e.is_empty() => format!("has the wrong type or value; expected {e}"),
+            _ => "has the wrong type or value".into(),
+        };
+        Problem::malformed_body(Some(path.unwrap_or_else(|| "body".into())), reason)
+    })
+}
+
+fn backticked<'a>(msg: &'a str, prefix: &str) -> Option<&'a str> {
+    msg.strip_prefix(prefix).and_then(|r| r.split('`').next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_domain::{CustomerInput, InteractionInput};
+
+    #[test]
+    fn json_errors_name_the_field_not_the_value() {
+        let p = parse_json::<CustomerInput>(br#"{"name": 42}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("name"));
+        let p = parse_json::<InteractionInput>(br#"{"channel": "secret-sms", "text": "x", "source": "y"}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("channel"));
+        assert!(!p.detail.contains("secret-sms"), "{}", p.detail);
+        let p = parse_json::<CustomerInput>(br#"{"nmae": "x"}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("nmae"));
+        let p = parse_json::<InteractionInput>(br#"{"channel": "web"}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("text"));
+        let p = parse_json::<CustomerInput>(b"{").unwrap_err();
+        assert_eq!(p.status, 400);
+        let p = parse_json::<CustomerInput>(br#"{"address": {"street": "Secret Street 1", "planet": "x"}}"#).unwrap_err();
+        assert!(!p.detail.contains("Secret"), "{}", p.detail);
+    }
+}

@@ -1,0 +1,88 @@
+//! `/v1/purposes`, `/v1/outlets`, `/v1/staff`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use steward_domain::{OutletId, Purpose, Role, StaffId};
+
+use super::Created;
+use crate::extract::{Auth, JsonBody};
+use crate::{AppState, Problem};
+
+/// The registered purposes.
+#[utoipa::path(get, path = "/v1/purposes", tag = "purposes", responses((status = 200, body = Vec<Purpose>)), security(("bearer" = [])))]
+pub async fn list_purposes(State(s): State<AppState>, Auth(_p): Auth) -> Json<Vec<Purpose>> {
+    Json(s.vault.purposes().to_vec())
+}
+
+/// The body of `POST /v1/outlets`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutletInput {
+    /// The outlet's name (unique).
+    pub name: String,
+}
+
+/// An outlet.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OutletView {
+    /// Id.
+    pub id: OutletId,
+    /// Name.
+    pub name: String,
+}
+
+/// Adds an outlet.
+#[utoipa::path(post, path = "/v1/outlets", tag = "outlets", request_body = OutletInput,
+    responses((status = 201, body = Created), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create_outlet(State(s): State<AppState>, Auth(_p): Auth, JsonBody(input): JsonBody<OutletInput>) -> Result<(StatusCode, Json<Created>), Problem> {
+    let id = s.vault.create_outlet(&input.name).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+}
+
+/// Lists outlets.
+#[utoipa::path(get, path = "/v1/outlets", tag = "outlets", responses((status = 200, body = Vec<OutletView>)), security(("bearer" = [])))]
+pub async fn list_outlets(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<Vec<OutletView>>, Problem> {
+    Ok(Json(s.vault.list_outlets().await?.into_iter().map(|o| OutletView { id: o.id, name: o.name }).collect()))
+}
+
+/// The body of `POST /v1/staff`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffInput {
+    /// Name (sealed at rest).
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Outlets the staff member works at.
+    #[serde(default)]
+    pub outlet_ids: Vec<OutletId>,
+}
+
+/// A staff member.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StaffView {
+    /// Id.
+    pub id: StaffId,
+    /// Name.
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Outlets.
+    pub outlet_ids: Vec<OutletId>,
+}
+
+/// Adds a staff member.
+#[utoipa::path(post, path = "/v1/staff", tag = "staff", request_body = StaffInput,
+    responses((status = 201, body = Created), (status = 422, body = Problem)), security(("bearer" = [])))]
+pub async fn create_staff(State(s): State<AppState>, Auth(_p): Auth, JsonBody(input): JsonBody<StaffInput>) -> Result<(StatusCode, Json<Created>), Problem> {
+    let id = s.vault.create_staff(&input.name, &input.roles, &input.outlet_ids).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
+}
+
+/// Lists staff.
+#[utoipa::path(get, path = "/v1/staff", tag = "staff", responses((status = 200, body = Vec<StaffView>)), security(("bearer" = [])))]
+pub async fn list_staff(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<Vec<StaffView>>, Problem> {
+    Ok(Json(s.vault.list_staff().await?.into_iter().map(|m| StaffView { id: m.id, name: m.name, roles: m.roles, outlet_ids: m.outlet_ids }).collect()))
+}

@@ -1,0 +1,38 @@
+//! Handlers, one module per resource family.
+
+pub mod activity;
+pub mod admin;
+pub mod customers;
+pub mod system;
+
+use serde::Serialize;
+
+/// A page of items with the cursor for the next page (absent on the last page).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PageOf<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` to get the next page; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl<T> PageOf<T> {
+    /// A page; `next_cursor` is set when the page is full.
+    pub fn new(items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Self {
+        let next_cursor = if items.len() as u32 == limit { items.last().map(&id) } else { None };
+        Self { items, next_cursor }
+    }
+}
+
+/// The id of a newly created resource.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Created {
+    /// The new id (UUIDv7).
+    pub id: String,
+}
+
+/// Parses a path id, naming the parameter on failure.
+pub fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, crate::Problem> {
+    raw.parse().map_err(|_| crate::Problem::invalid_parameter("id", "not a valid id"))
+}

@@ -1,0 +1,33 @@
+//! `/healthz`, `/metrics`, `/openapi.json` and the fallbacks.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::Problem;
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], r#"{"status":"ok"}"#)
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::handle().render())
+}
+
+/// The OpenAPI 3.1 document.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi_json())
+}
+
+/// Unknown route.
+pub async fn no_route() -> Problem {
+    Problem::no_route()
+}
+
+/// Known route, wrong method.
+pub async fn method_not_allowed() -> Problem {
+    Problem::method_not_allowed()
+}

@@ -1,0 +1,275 @@
+//! `steward bench`: the benchmarks behind `docs/benchmarks.md`. Each one measures Steward and a
+//! plain baseline doing the same work without encryption, on the same machine, in the same run,
+//! and prints both and their ratio. Build with `--release`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use clap::{Args, Subcommand};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use steward_domain::{Address, NewCustomer, Role};
+use steward_service::Vault;
+
+/// Options of `steward bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// Import generated customers into SQLite: sealed through Steward vs a plain table.
+    Import {
+        /// How many customers.
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: usize,
+        /// Customers per transaction.
+        #[arg(long, default_value_t = 5000)]
+        batch: usize,
+    },
+    /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
+    Read {
+        /// Customers in the database.
+        #[arg(long, default_value_t = 10_000)]
+        customers: usize,
+        /// Seconds of load per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+    },
+}
+
+/// Generated customer `n`: every profile field filled, values unique per `n`.
+fn generated(n: usize) -> NewCustomer {
+    NewCustomer {
+        name: Some(format!("Bench Customer {n}")),
+        email: Some(format!("customer{n}@example.com")),
+        phone: Some(format!("+4420{n:08}")),
+        address: Some(Address { street: Some(format!("{} Bench Street", n % 500)), city: Some("London".into()), postal_code: Some("W1 1AA".into()), country: Some("GB".into()) }),
+        date_of_birth: Some("1980-01-01".into()),
+        outlet_id: None,
+    }
+}
+
+async fn temp_vault(dir: &std::path::Path) -> anyhow::Result<(Vault, String)> {
+    let key = dir.join("master.key");
+    let (ring, _) = steward_service::keys::load_keyring(&key, true)?;
+    let url = format!("sqlite://{}", dir.join("steward.db").display());
+    let store = steward_store::open(&url).await?;
+    Ok((Vault::open(store, ring).await?, url))
+}
+
+const PLAIN_TABLE: &str = "CREATE TABLE IF NOT EXISTS plain_customers (id BLOB PRIMARY KEY, created_at INTEGER NOT NULL, name TEXT, email TEXT, phone TEXT, street TEXT, city TEXT, postal_code TEXT, country TEXT, date_of_birth TEXT) STRICT, WITHOUT ROWID";
+
+/// The baseline: the same customers in a plain table, with the same e-mail and phone indexes a
+/// CRM would keep, in the same batches.
+async fn plain_import(pool: &AnyPool, customers: &[NewCustomer], batch: usize) -> anyhow::Result<()> {
+    sqlx::query(PLAIN_TABLE).execute(pool).await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS plain_email ON plain_customers (email)").execute(pool).await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS plain_phone ON plain_customers (phone)").execute(pool).await?;
+    for big in customers.chunks(batch) {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in big.chunks(500) {
+            let mut sql = String::from("INSERT INTO plain_customers VALUES ");
+            for r in 0..chunk.len() {
+                let b = r * 10;
+                sql.push_str(&format!("{}(${},${},${},${},${},${},${},${},${},${})", if r > 0 { "," } else { "" }, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10));
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                let a = c.address.clone().unwrap_or_default();
+                q = q
+                    .bind(uuid::Uuid::now_v7().as_bytes().to_vec())
+                    .bind(0i64)
+                    .bind(c.name.clone())
+                    .bind(c.email.clone())
+                    .bind(c.phone.clone())
+                    .bind(a.street)
+                    .bind(a.city)
+                    .bind(a.postal_code)
+                    .bind(a.country)
+                    .bind(c.date_of_birth.clone());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+async fn bench_import(customers: usize, batch: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (vault, url) = temp_vault(dir.path()).await?;
+    println!("Generating {customers} customers…");
+    let data: Vec<NewCustomer> = (0..customers).map(generated).collect();
+
+    let bar = indicatif::ProgressBar::new(customers as u64);
+    let t = Instant::now();
+    crate::import::store_all(&vault, data.clone(), batch, |n| bar.set_position(n as u64)).await?;
+    let sealed = t.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+
+    let plain_db = format!("sqlite://{}", dir.path().join("plain.db").display());
+    let pool = steward_store::sqlite::pool(&plain_db).await?;
+    let t = Instant::now();
+    plain_import(&pool, &data, batch).await?;
+    let plain = t.elapsed().as_secs_f64();
+    drop(url);
+
+    let (rs, rp) = (customers as f64 / sealed, customers as f64 / plain);
+    println!("| import, SQLite, {customers} customers, batch {batch} | Steward (sealed) | {rs:.0} customers/s | {sealed:.1} s |");
+    println!("| | plain table (baseline) | {rp:.0} customers/s | {plain:.1} s |");
+    println!("| | ratio Steward / baseline | {:.2} | |", rs / rp);
+    Ok(())
+}
+
+struct LoadResult {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+/// A small closed-loop load generator: `connections` keep-alive HTTP/1.1 connections, each
+/// sending the next request as soon as the previous answer is read.
+async fn load(addr: SocketAddr, paths: Arc<Vec<String>>, token: Option<String>, connections: usize, seconds: u64) -> anyhow::Result<LoadResult> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (paths, token, stop) = (paths.clone(), token.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let (mut lat, mut errors, mut i) = (Vec::with_capacity(100_000), 0u64, c * 7919);
+            while !stop.load(Ordering::Relaxed) {
+                let path = &paths[i % paths.len()];
+                i += 1;
+                let mut req = hyper::Request::get(path.as_str()).header("host", "bench");
+                if let Some(t) = &token {
+                    req = req.header("authorization", format!("Bearer {t}"));
+                }
+                let t = Instant::now();
+                let res = sender.send_request(req.body(Empty::<Bytes>::new())?).await?;
+                let ok = res.status().is_success();
+                res.into_body().collect().await?;
+                lat.push(t.elapsed().as_micros() as u64);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            anyhow::Ok((lat, errors))
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (lat, e) = t.await??;
+        all.extend(lat);
+        errors += e;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    Ok(LoadResult { requests: all.len() as u64, errors, seconds: secs, p50_us: pct(0.50), p99_us: pct(0.99) })
+}
+
+async fn plain_customer(State(pool): State<AnyPool>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, axum::http::StatusCode> {
+    let id = uuid::Uuid::try_parse(&id).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
+    let row = sqlx::query("SELECT name, email, phone, street, city, postal_code, country, date_of_birth FROM plain_customers WHERE id = $1")
+        .bind(id.as_bytes().to_vec())
+        .fetch_optional(&pool)
+        .await
+        .map_err(|_| axum::http::StatusCode::INTERNAL_SERVER_ERROR)?
+        .ok_or(axum::http::StatusCode::NOT_FOUND)?;
+    let s = |i: usize| row.try_get::<Option<String>, _>(i).ok().flatten();
+    Ok(Json(serde_json::json!({
+        "id": id, "name": s(0), "email": s(1), "phone": s(2),
+        "address": {"street": s(3), "city": s(4), "postal_code": s(5), "country": s(6)}, "date_of_birth": s(7),
+    })))
+}
+
+async fn serve(router: axum::Router) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok((addr, handle))
+}
+
+fn print_load(label: &str, r: &LoadResult) {
+    println!(
+        "| {label} | {:.0} req/s | p50 {:.2} ms | p99 {:.2} ms | {} requests, {} errors |",
+        r.requests as f64 / r.seconds,
+        r.p50_us as f64 / 1000.0,
+        r.p99_us as f64 / 1000.0,
+        r.requests,
+        r.errors
+    );
+}
+
+async fn bench_read(customers: usize, seconds: u64, connections: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (vault, url) = temp_vault(dir.path()).await?;
+    let data: Vec<NewCustomer> = (0..customers).map(generated).collect();
+    crate::import::store_all(&vault, data.clone(), 5000, |_| {}).await?;
+    let pool = steward_store::sqlite::pool(&url).await?;
+    plain_import(&pool, &data, 5000).await?;
+    let (_, token) = vault.create_token("bench", Role::Admin).await?;
+
+    let ids = vault.list_customers(None, 500).await?;
+    let sealed_paths: Arc<Vec<String>> = Arc::new(ids.iter().map(|c| format!("/v1/customers/{}?purpose=service", c.id)).collect());
+    let plain_ids = sqlx::query("SELECT id FROM plain_customers ORDER BY id LIMIT 500").fetch_all(&pool).await?;
+    let plain_paths: Arc<Vec<String>> = Arc::new(
+        plain_ids.iter().filter_map(|r| r.try_get::<Vec<u8>, _>(0).ok()).filter_map(|b| uuid::Uuid::from_slice(&b).ok()).map(|id| format!("/plain/customers/{id}")).collect(),
+    );
+
+    println!("Warming up…");
+    let (addr, h) = serve(steward_api::router(vault.clone())).await?;
+    load(addr, sealed_paths.clone(), Some(token.to_string()), connections, 1).await?;
+    let steward = load(addr, sealed_paths, Some(token.to_string()), connections, seconds).await?;
+    h.abort();
+
+    let plain_router = axum::Router::new().route("/plain/customers/{id}", get(plain_customer)).with_state(pool);
+    let (addr, h) = serve(plain_router).await?;
+    load(addr, plain_paths.clone(), None, connections, 1).await?;
+    let plain = load(addr, plain_paths, None, connections, seconds).await?;
+    h.abort();
+
+    println!("| GET one customer, SQLite, {customers} customers, {connections} connections, {seconds} s | | | | |");
+    print_load("Steward (token, purpose, unseal)", &steward);
+    print_load("plain axum + sqlx (baseline)", &plain);
+    println!("| ratio Steward / baseline | {:.2} | | | |", (steward.requests as f64 / steward.seconds) / (plain.requests as f64 / plain.seconds));
+    anyhow::ensure!(steward.errors == 0 && plain.errors == 0, "some requests failed");
+    Ok(())
+}
+
+/// Runs `steward bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if cfg!(debug_assertions) {
+        eprintln!("WARNING: this is a debug build; benchmark figures need `cargo run --release -p steward -- bench …`.");
+    }
+    match args.which {
+        Which::Import { customers, batch } => bench_import(customers, batch).await.context("import benchmark")?,
+        Which::Read { customers, seconds, connections } => bench_read(customers, seconds, connections).await.context("read benchmark")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

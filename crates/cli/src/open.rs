@@ -1,0 +1,95 @@
+//! Opening the store and the vault from the command line's arguments.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use steward_service::Vault;
+use steward_service::keys::{self, KeyFileStatus};
+use steward_store::DynStore;
+
+use crate::StoreArgs;
+
+/// Logs go to stderr, as text or JSON; `RUST_LOG` overrides the level.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}
+
+impl StoreArgs {
+    /// The master key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("steward.db").display()))
+    }
+}
+
+fn ensure_data_dir(args: &StoreArgs) -> anyhow::Result<()> {
+    if !args.data_dir.exists() {
+        std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&args.data_dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens the store (migrating it).
+pub async fn store(args: &StoreArgs) -> anyhow::Result<DynStore> {
+    ensure_data_dir(args)?;
+    steward_store::open(&args.url()).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))
+}
+
+/// Opens the vault: loads (or on first start creates) the master key, opens the store.
+pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
+    ensure_data_dir(args)?;
+    let key_file = args.key_file();
+    let (keyring, status) = keys::load_keyring(&key_file, true).with_context(|| "loading the master key")?;
+    warn_about_key(&key_file, status);
+    let store = store(args).await?;
+    Vault::open(store, keyring).await.map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+}
+
+fn warn_about_key(key_file: &std::path::Path, status: KeyFileStatus) {
+    if status.created {
+        eprintln!(
+            "WARNING: generated a new master key at {}.\n         Back it up now, apart from the database: without it the data cannot be read.",
+            key_file.display()
+        );
+    }
+    if status.too_open {
+        eprintln!("WARNING: {} is readable by other users; run `chmod 600 {}`.", key_file.display(), key_file.display());
+    }
+    if status.rotation_pending {
+        eprintln!("WARNING: a key rotation was interrupted; run `steward keys rotate` again to finish it.");
+    }
+}
+
+/// `steward keys rotate`.
+pub async fn rotate(args: &StoreArgs, batch: u32) -> anyhow::Result<ExitCode> {
+    let key_file = args.key_file();
+    anyhow::ensure!(key_file.exists(), "no master key at {}: nothing to rotate", key_file.display());
+    let store = store(args).await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} data keys re-wrapped ({per_sec}, eta {eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let new_id = keys::rotate(&store, &key_file, batch.max(1), |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("rotation stopped: {e}; run `steward keys rotate` again to resume"))?;
+    bar.finish();
+    eprintln!(
+        "Rotated: every key is now wrapped by master key {new_id}, written to {}.\nThe old key is gone from that file; back up the new one now.",
+        key_file.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,70 @@
+//! `steward serve`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use steward_domain::Role;
+
+use crate::{StoreArgs, open};
+
+/// Options of `steward serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "STEWARD_LISTEN")]
+    listen: SocketAddr,
+    /// Load the fictional demo data set (if the database is empty) and print a one-time admin token.
+    #[arg(long)]
+    demo: bool,
+    /// Number of demo customers.
+    #[arg(long, default_value_t = 1200, requires = "demo")]
+    demo_customers: usize,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    open::init_logging(args.log_json);
+    let vault = open::vault(&args.store).await?;
+    let mut token = None;
+    if args.demo {
+        if vault.count_customers().await? == 0 {
+            eprintln!("Loading the demo data set ({} fictional customers)…", args.demo_customers);
+            let s = steward_service::demo::load(&vault, args.demo_customers).await?;
+            eprintln!("Loaded {} outlets, {} staff, {} customers, {} purchases, {} interactions.", s.outlets, s.staff, s.customers, s.purchases, s.interactions);
+        }
+        token = Some(vault.create_token("demo-admin", Role::Admin).await?.1);
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = ?vault.store().backend(), "steward listening");
+    println!("Steward is listening on http://{addr}");
+    if let Some(t) = token {
+        println!("One-time admin token (shown once): {}", t.as_str());
+        println!("Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'", t.as_str());
+    }
+    axum::serve(listener, steward_api::router(vault)).with_graceful_shutdown(shutdown()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
