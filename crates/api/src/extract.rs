@@ -147,7 +147,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             return Problem::malformed_body(Some(join(&path, f)), "is required".into());
         }
         if let Some(f) = backticked(&msg, "unknown field `") {
-            return Problem::malformed_body(Some(join(&path, f)), "is not a known field".into());
+            // The path already ends in the unknown field's name.
+            return Problem::malformed_body(Some(path.unwrap_or_else(|| f.to_owned())), "is not a known field".into());
         }
         // Only the part after "expected" comes from the type, not from the input.
         let expected = msg.split_once(", expected ").map(|(_, e)| e.split(" at line ").next().unwrap_or("").to_owned());

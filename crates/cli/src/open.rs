@@ -1,6 +1,9 @@
 //! Opening the store and the vault from the command line's arguments.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -80,16 +83,33 @@ pub async fn rotate(args: &StoreArgs, batch: u32) -> anyhow::Result<ExitCode> {
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} data keys re-wrapped ({per_sec}, eta {eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let new_id = keys::rotate(&store, &key_file, batch.max(1), |p| {
+    // Ctrl-C stops after the batch in flight, leaving a rotation that the next run resumes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+        }
+    });
+    let outcome = keys::rotate(&store, &key_file, batch.max(1), |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
+        if stop.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })
     .await
     .map_err(|e| anyhow::anyhow!("rotation stopped: {e}; run `steward keys rotate` again to resume"))?;
     bar.finish();
-    eprintln!(
-        "Rotated: every key is now wrapped by master key {new_id}, written to {}.\nThe old key is gone from that file; back up the new one now.",
-        key_file.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    match outcome {
+        keys::RotationOutcome::Done { master_key_id } => {
+            eprintln!(
+                "Rotated: every key is now wrapped by master key {master_key_id}, written to {}.\nThe old key is gone from that file; back up the new one now.",
+                key_file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        keys::RotationOutcome::Paused { done } => {
+            eprintln!("Interrupted after re-wrapping {done} keys; both keys stay loaded. Run `steward keys rotate` again to finish.");
+            Ok(ExitCode::from(130))
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! the rotation stopped in; running the rotation again resumes it. Only when no stored key
 //! is wrapped by the old master key does `.next` replace the key file (an atomic rename).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use steward_crypto::{Keyring, MasterKey};
@@ -56,9 +57,24 @@ pub struct RotationProgress {
     pub total: u64,
 }
 
+/// How a rotation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// Every key is wrapped by the new master key, which replaced the key file.
+    Done {
+        /// The new master key id.
+        master_key_id: String,
+    },
+    /// Stopped at a batch boundary because `progress` asked to; run again to resume.
+    Paused {
+        /// Keys re-wrapped in this run.
+        done: u64,
+    },
+}
+
 /// Rotates the master key at `key_file`. See the module docs for why it is safe to interrupt.
-/// Returns the new master key id.
-pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress: impl FnMut(RotationProgress)) -> ServiceResult<String> {
+/// `progress` is called after each committed batch; returning `Break` stops cleanly there.
+pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress: impl FnMut(RotationProgress) -> ControlFlow<()>) -> ServiceResult<RotationOutcome> {
     let next = next_key_path(key_file);
     if !next.exists() {
         MasterKey::create(&next)?;
@@ -88,8 +104,14 @@ pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress:
         }
         store.replace_data_keys(&rewrapped).await?;
         done += keys.len() as u64;
-        progress(RotationProgress { done, total });
+        if progress(RotationProgress { done, total }).is_break() {
+            return Ok(RotationOutcome::Paused { done });
+        }
     }
+    // INVARIANT: no stored key is wrapped by the old master key any more, so it can go.
     std::fs::rename(&next, key_file).map_err(|e| steward_crypto::CryptoError::KeyFile { path: key_file.display().to_string(), reason: e.kind().to_string() })?;
-    Ok(new_id)
+    if let Some(dir) = key_file.parent().and_then(|d| std::fs::File::open(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok()) {
+        let _ = dir.sync_all();
+    }
+    Ok(RotationOutcome::Done { master_key_id: new_id })
 }
