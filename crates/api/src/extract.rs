@@ -38,11 +38,16 @@ where
 /// Query parameters as decoded pairs. Parsed here, not by serde, so that errors name the
 /// parameter and never echo its value.
 fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
-    form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+    form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The purpose a read declares with `?purpose=`; required for every read of personal data.
@@ -67,8 +72,16 @@ where
         let pairs = query_pairs(parts);
         let key = param(&pairs, "purpose")
             .filter(|p| !p.is_empty())
-            .ok_or_else(|| Problem::invalid_parameter("purpose", "every read of personal data must declare its purpose, e.g. ?purpose=service"))?;
-        let purpose = state.vault.purpose("purpose", key).map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?;
+            .ok_or_else(|| {
+                Problem::invalid_parameter(
+                    "purpose",
+                    "every read of personal data must declare its purpose, e.g. ?purpose=service",
+                )
+            })?;
+        let purpose = state
+            .vault
+            .purpose("purpose", key)
+            .map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?;
         Ok(DeclaredPurpose(purpose.key.clone()))
     }
 }
@@ -90,11 +103,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
         let pairs = query_pairs(parts);
         let after = match param(&pairs, "cursor").filter(|c| !c.is_empty()) {
-            Some(c) => Some(uuid::Uuid::try_parse(c).map_err(|_| Problem::invalid_parameter("cursor", "not a cursor returned by this endpoint"))?),
+            Some(c) => Some(uuid::Uuid::try_parse(c).map_err(|_| {
+                Problem::invalid_parameter("cursor", "not a cursor returned by this endpoint")
+            })?),
             None => None,
         };
         let limit = match param(&pairs, "limit") {
-            Some(l) => l.parse::<u32>().ok().filter(|l| (1..=MAX_PAGE).contains(l)).ok_or_else(|| Problem::invalid_parameter("limit", "must be an integer from 1 to 500"))?,
+            Some(l) => l
+                .parse::<u32>()
+                .ok()
+                .filter(|l| (1..=MAX_PAGE).contains(l))
+                .ok_or_else(|| {
+                    Problem::invalid_parameter("limit", "must be an integer from 1 to 500")
+                })?,
             None => 50,
         };
         Ok(Page { after, limit })
@@ -119,11 +140,17 @@ where
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+            .is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
         if !is_json {
             return Err(Problem::unsupported_media_type());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|_| Problem::too_large(BODY_LIMIT))?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| Problem::too_large(BODY_LIMIT))?;
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -141,17 +168,29 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             None => f.to_owned(),
         };
         if inner.is_syntax() || inner.is_eof() {
-            return Problem::malformed_body(None, format!("not valid JSON (line {}, column {})", inner.line(), inner.column()));
+            return Problem::malformed_body(
+                None,
+                format!(
+                    "not valid JSON (line {}, column {})",
+                    inner.line(),
+                    inner.column()
+                ),
+            );
         }
         if let Some(f) = backticked(&msg, "missing field `") {
             return Problem::malformed_body(Some(join(&path, f)), "is required".into());
         }
         if let Some(f) = backticked(&msg, "unknown field `") {
             // The path already ends in the unknown field's name.
-            return Problem::malformed_body(Some(path.unwrap_or_else(|| f.to_owned())), "is not a known field".into());
+            return Problem::malformed_body(
+                Some(path.unwrap_or_else(|| f.to_owned())),
+                "is not a known field".into(),
+            );
         }
         // Only the part after "expected" comes from the type, not from the input.
-        let expected = msg.split_once(", expected ").map(|(_, e)| e.split(" at line ").next().unwrap_or("").to_owned());
+        let expected = msg
+            .split_once(", expected ")
+            .map(|(_, e)| e.split(" at line ").next().unwrap_or("").to_owned());
         let reason = match expected {
             Some(e) if !e.is_empty() => format!("has the wrong type or value; expected {e}"),
             _ => "has the wrong type or value".into(),
@@ -173,7 +212,10 @@ mod tests {
     fn json_errors_name_the_field_not_the_value() {
         let p = parse_json::<CustomerInput>(br#"{"name": 42}"#).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("name"));
-        let p = parse_json::<InteractionInput>(br#"{"channel": "secret-sms", "text": "x", "source": "y"}"#).unwrap_err();
+        let p = parse_json::<InteractionInput>(
+            br#"{"channel": "secret-sms", "text": "x", "source": "y"}"#,
+        )
+        .unwrap_err();
         assert_eq!(p.field.as_deref(), Some("channel"));
         assert!(!p.detail.contains("secret-sms"), "{}", p.detail);
         let p = parse_json::<CustomerInput>(br#"{"nmae": "x"}"#).unwrap_err();
@@ -182,7 +224,10 @@ mod tests {
         assert_eq!(p.field.as_deref(), Some("text"));
         let p = parse_json::<CustomerInput>(b"{").unwrap_err();
         assert_eq!(p.status, 400);
-        let p = parse_json::<CustomerInput>(br#"{"address": {"street": "Secret Street 1", "planet": "x"}}"#).unwrap_err();
+        let p = parse_json::<CustomerInput>(
+            br#"{"address": {"street": "Secret Street 1", "planet": "x"}}"#,
+        )
+        .unwrap_err();
         assert!(!p.detail.contains("Secret"), "{}", p.detail);
     }
 }

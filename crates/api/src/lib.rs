@@ -30,13 +30,31 @@ pub fn router(vault: Vault) -> Router {
     let state = AppState { vault };
     let v1 = Router::new()
         .route("/purposes", get(routes::admin::list_purposes))
-        .route("/outlets", get(routes::admin::list_outlets).post(routes::admin::create_outlet))
-        .route("/staff", get(routes::admin::list_staff).post(routes::admin::create_staff))
-        .route("/customers", get(routes::customers::list).post(routes::customers::create))
+        .route(
+            "/outlets",
+            get(routes::admin::list_outlets).post(routes::admin::create_outlet),
+        )
+        .route(
+            "/staff",
+            get(routes::admin::list_staff).post(routes::admin::create_staff),
+        )
+        .route(
+            "/customers",
+            get(routes::customers::list).post(routes::customers::create),
+        )
         .route("/customers/lookup", post(routes::customers::lookup))
-        .route("/customers/{id}", get(routes::customers::get_one).patch(routes::customers::update))
-        .route("/customers/{id}/interactions", get(routes::activity::list_interactions).post(routes::activity::add_interaction))
-        .route("/customers/{id}/purchases", get(routes::activity::list_purchases).post(routes::activity::add_purchase));
+        .route(
+            "/customers/{id}",
+            get(routes::customers::get_one).patch(routes::customers::update),
+        )
+        .route(
+            "/customers/{id}/interactions",
+            get(routes::activity::list_interactions).post(routes::activity::add_interaction),
+        )
+        .route(
+            "/customers/{id}/purchases",
+            get(routes::activity::list_purchases).post(routes::activity::add_purchase),
+        );
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(routes::system::healthz))

@@ -25,20 +25,41 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { kind, title, status: status.as_u16(), detail: detail.into(), field: None }
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
     }
 
     /// A body field failed validation (422).
     pub fn invalid_field(e: &ValidationError) -> Self {
-        let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "/problems/invalid-field", "A field is invalid", format!("{}: {}", e.field, e.reason));
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-field",
+            "A field is invalid",
+            format!("{}: {}", e.field, e.reason),
+        );
         p.field = Some(e.field.to_string());
         p
     }
 
     /// A query parameter is missing or invalid (400).
     pub fn invalid_parameter(name: &str, reason: &str) -> Self {
-        let mut p = Self::new(StatusCode::BAD_REQUEST, "/problems/invalid-parameter", "A query parameter is missing or invalid", format!("{name}: {reason}"));
+        let mut p = Self::new(
+            StatusCode::BAD_REQUEST,
+            "/problems/invalid-parameter",
+            "A query parameter is missing or invalid",
+            format!("{name}: {reason}"),
+        );
         p.field = Some(name.to_owned());
         p
     }
@@ -49,38 +70,68 @@ impl Problem {
             Some(f) => format!("{f}: {reason}"),
             None => reason,
         };
-        let mut p = Self::new(StatusCode::BAD_REQUEST, "/problems/malformed-body", "The request body could not be read", detail);
+        let mut p = Self::new(
+            StatusCode::BAD_REQUEST,
+            "/problems/malformed-body",
+            "The request body could not be read",
+            detail,
+        );
         p.field = field;
         p
     }
 
     /// No valid bearer token (401).
     pub fn unauthorized() -> Self {
-        let mut p = Self::new(StatusCode::UNAUTHORIZED, "/problems/unauthorized", "Authentication required", "send a valid API token as `Authorization: Bearer <token>`");
+        let mut p = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "/problems/unauthorized",
+            "Authentication required",
+            "send a valid API token as `Authorization: Bearer <token>`",
+        );
         p.field = Some("Authorization".into());
         p
     }
 
     /// The resource does not exist (404).
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "/problems/not-found", "Not found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "/problems/not-found",
+            "Not found",
+            format!("{what} not found"),
+        )
     }
 
     /// A unique field is taken (409).
     pub fn conflict(field: &str) -> Self {
-        let mut p = Self::new(StatusCode::CONFLICT, "/problems/conflict", "Already exists", format!("{field}: already in use"));
+        let mut p = Self::new(
+            StatusCode::CONFLICT,
+            "/problems/conflict",
+            "Already exists",
+            format!("{field}: already in use"),
+        );
         p.field = Some(field.to_owned());
         p
     }
 
     /// The body is larger than allowed (413).
     pub fn too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "/problems/body-too-large", "The request body is too large", format!("the limit is {limit} bytes"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "/problems/body-too-large",
+            "The request body is too large",
+            format!("the limit is {limit} bytes"),
+        )
     }
 
     /// The body is not JSON (415).
     pub fn unsupported_media_type() -> Self {
-        let mut p = Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "/problems/unsupported-media-type", "Expected JSON", "send `Content-Type: application/json`");
+        let mut p = Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "/problems/unsupported-media-type",
+            "Expected JSON",
+            "send `Content-Type: application/json`",
+        );
         p.field = Some("Content-Type".into());
         p
     }
@@ -88,22 +139,42 @@ impl Problem {
     /// Stored data failed its integrity check (500): tampering or a ciphertext moved between
     /// fields or customers. No data is returned.
     pub fn integrity() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "/problems/integrity", "Stored data failed its integrity check", "the record could not be authenticated and was not returned; the incident was logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "/problems/integrity",
+            "Stored data failed its integrity check",
+            "the record could not be authenticated and was not returned; the incident was logged",
+        )
     }
 
     /// Any other server failure (500). Details go to the log, not to the client.
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "/problems/internal", "Internal error", "the server could not complete the request; it was logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "/problems/internal",
+            "Internal error",
+            "the server could not complete the request; it was logged",
+        )
     }
 
     /// No route (404).
     pub fn no_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "/problems/not-found", "Not found", "no such endpoint")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "/problems/not-found",
+            "Not found",
+            "no such endpoint",
+        )
     }
 
     /// Method not allowed (405).
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "/problems/method-not-allowed", "Method not allowed", "this endpoint does not accept that method")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "/problems/method-not-allowed",
+            "Method not allowed",
+            "this endpoint does not accept that method",
+        )
     }
 }
 
@@ -111,7 +182,10 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = (status, axum::Json(self)).into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         res
     }
 }

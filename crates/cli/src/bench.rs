@@ -57,7 +57,12 @@ fn generated(n: usize) -> NewCustomer {
         name: Some(format!("Bench Customer {n}")),
         email: Some(format!("customer{n}@example.com")),
         phone: Some(format!("+4420{n:08}")),
-        address: Some(Address { street: Some(format!("{} Bench Street", n % 500)), city: Some("London".into()), postal_code: Some("W1 1AA".into()), country: Some("GB".into()) }),
+        address: Some(Address {
+            street: Some(format!("{} Bench Street", n % 500)),
+            city: Some("London".into()),
+            postal_code: Some("W1 1AA".into()),
+            country: Some("GB".into()),
+        }),
         date_of_birth: Some("1980-01-01".into()),
         outlet_id: None,
     }
@@ -75,17 +80,38 @@ const PLAIN_TABLE: &str = "CREATE TABLE IF NOT EXISTS plain_customers (id BLOB P
 
 /// The baseline: the same customers in a plain table, with the same e-mail and phone indexes a
 /// CRM would keep, in the same batches.
-async fn plain_import(pool: &AnyPool, customers: &[NewCustomer], batch: usize) -> anyhow::Result<()> {
+async fn plain_import(
+    pool: &AnyPool,
+    customers: &[NewCustomer],
+    batch: usize,
+) -> anyhow::Result<()> {
     sqlx::query(PLAIN_TABLE).execute(pool).await?;
-    sqlx::query("CREATE INDEX IF NOT EXISTS plain_email ON plain_customers (email)").execute(pool).await?;
-    sqlx::query("CREATE INDEX IF NOT EXISTS plain_phone ON plain_customers (phone)").execute(pool).await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS plain_email ON plain_customers (email)")
+        .execute(pool)
+        .await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS plain_phone ON plain_customers (phone)")
+        .execute(pool)
+        .await?;
     for big in customers.chunks(batch) {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in big.chunks(500) {
             let mut sql = String::from("INSERT INTO plain_customers VALUES ");
             for r in 0..chunk.len() {
                 let b = r * 10;
-                sql.push_str(&format!("{}(${},${},${},${},${},${},${},${},${},${})", if r > 0 { "," } else { "" }, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10));
+                sql.push_str(&format!(
+                    "{}(${},${},${},${},${},${},${},${},${},${})",
+                    if r > 0 { "," } else { "" },
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10
+                ));
             }
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
@@ -129,7 +155,9 @@ async fn bench_import(customers: usize, batch: usize) -> anyhow::Result<()> {
     drop(url);
 
     let (rs, rp) = (customers as f64 / sealed, customers as f64 / plain);
-    println!("| import, SQLite, {customers} customers, batch {batch} | Steward (sealed) | {rs:.0} customers/s | {sealed:.1} s |");
+    println!(
+        "| import, SQLite, {customers} customers, batch {batch} | Steward (sealed) | {rs:.0} customers/s | {sealed:.1} s |"
+    );
     println!("| | plain table (baseline) | {rp:.0} customers/s | {plain:.1} s |");
     println!("| | ratio Steward / baseline | {:.2} | |", rs / rp);
     Ok(())
@@ -145,7 +173,13 @@ struct LoadResult {
 
 /// A small closed-loop load generator: `connections` keep-alive HTTP/1.1 connections, each
 /// sending the next request as soon as the previous answer is read.
-async fn load(addr: SocketAddr, paths: Arc<Vec<String>>, token: Option<String>, connections: usize, seconds: u64) -> anyhow::Result<LoadResult> {
+async fn load(
+    addr: SocketAddr,
+    paths: Arc<Vec<String>>,
+    token: Option<String>,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<LoadResult> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..connections {
@@ -153,7 +187,8 @@ async fn load(addr: SocketAddr, paths: Arc<Vec<String>>, token: Option<String>, 
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             let (mut lat, mut errors, mut i) = (Vec::with_capacity(100_000), 0u64, c * 7919);
             while !stop.load(Ordering::Relaxed) {
@@ -164,7 +199,9 @@ async fn load(addr: SocketAddr, paths: Arc<Vec<String>>, token: Option<String>, 
                     req = req.header("authorization", format!("Bearer {t}"));
                 }
                 let t = Instant::now();
-                let res = sender.send_request(req.body(Empty::<Bytes>::new())?).await?;
+                let res = sender
+                    .send_request(req.body(Empty::<Bytes>::new())?)
+                    .await?;
                 let ok = res.status().is_success();
                 res.into_body().collect().await?;
                 lat.push(t.elapsed().as_micros() as u64);
@@ -187,11 +224,24 @@ async fn load(addr: SocketAddr, paths: Arc<Vec<String>>, token: Option<String>, 
     }
     let secs = started.elapsed().as_secs_f64();
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-    Ok(LoadResult { requests: all.len() as u64, errors, seconds: secs, p50_us: pct(0.50), p99_us: pct(0.99) })
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    Ok(LoadResult {
+        requests: all.len() as u64,
+        errors,
+        seconds: secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    })
 }
 
-async fn plain_customer(State(pool): State<AnyPool>, Path(id): Path<String>) -> Result<Json<serde_json::Value>, axum::http::StatusCode> {
+async fn plain_customer(
+    State(pool): State<AnyPool>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, axum::http::StatusCode> {
     let id = uuid::Uuid::try_parse(&id).map_err(|_| axum::http::StatusCode::BAD_REQUEST)?;
     let row = sqlx::query("SELECT name, email, phone, street, city, postal_code, country, date_of_birth FROM plain_customers WHERE id = $1")
         .bind(id.as_bytes().to_vec())
@@ -236,40 +286,85 @@ async fn bench_read(customers: usize, seconds: u64, connections: usize) -> anyho
     let (_, token) = vault.create_token("bench", Role::Admin).await?;
 
     let ids = vault.list_customers(None, 500).await?;
-    let sealed_paths: Arc<Vec<String>> = Arc::new(ids.iter().map(|c| format!("/v1/customers/{}?purpose=service", c.id)).collect());
-    let plain_ids = sqlx::query("SELECT id FROM plain_customers ORDER BY id LIMIT 500").fetch_all(&pool).await?;
+    let sealed_paths: Arc<Vec<String>> = Arc::new(
+        ids.iter()
+            .map(|c| format!("/v1/customers/{}?purpose=service", c.id))
+            .collect(),
+    );
+    let plain_ids = sqlx::query("SELECT id FROM plain_customers ORDER BY id LIMIT 500")
+        .fetch_all(&pool)
+        .await?;
     let plain_paths: Arc<Vec<String>> = Arc::new(
-        plain_ids.iter().filter_map(|r| r.try_get::<Vec<u8>, _>(0).ok()).filter_map(|b| uuid::Uuid::from_slice(&b).ok()).map(|id| format!("/plain/customers/{id}")).collect(),
+        plain_ids
+            .iter()
+            .filter_map(|r| r.try_get::<Vec<u8>, _>(0).ok())
+            .filter_map(|b| uuid::Uuid::from_slice(&b).ok())
+            .map(|id| format!("/plain/customers/{id}"))
+            .collect(),
     );
 
     println!("Warming up…");
     let (addr, h) = serve(steward_api::router(vault.clone())).await?;
-    load(addr, sealed_paths.clone(), Some(token.to_string()), connections, 1).await?;
-    let steward = load(addr, sealed_paths, Some(token.to_string()), connections, seconds).await?;
+    load(
+        addr,
+        sealed_paths.clone(),
+        Some(token.to_string()),
+        connections,
+        1,
+    )
+    .await?;
+    let steward = load(
+        addr,
+        sealed_paths,
+        Some(token.to_string()),
+        connections,
+        seconds,
+    )
+    .await?;
     h.abort();
 
-    let plain_router = axum::Router::new().route("/plain/customers/{id}", get(plain_customer)).with_state(pool);
+    let plain_router = axum::Router::new()
+        .route("/plain/customers/{id}", get(plain_customer))
+        .with_state(pool);
     let (addr, h) = serve(plain_router).await?;
     load(addr, plain_paths.clone(), None, connections, 1).await?;
     let plain = load(addr, plain_paths, None, connections, seconds).await?;
     h.abort();
 
-    println!("| GET one customer, SQLite, {customers} customers, {connections} connections, {seconds} s | | | | |");
+    println!(
+        "| GET one customer, SQLite, {customers} customers, {connections} connections, {seconds} s | | | | |"
+    );
     print_load("Steward (token, purpose, unseal)", &steward);
     print_load("plain axum + sqlx (baseline)", &plain);
-    println!("| ratio Steward / baseline | {:.2} | | | |", (steward.requests as f64 / steward.seconds) / (plain.requests as f64 / plain.seconds));
-    anyhow::ensure!(steward.errors == 0 && plain.errors == 0, "some requests failed");
+    println!(
+        "| ratio Steward / baseline | {:.2} | | | |",
+        (steward.requests as f64 / steward.seconds) / (plain.requests as f64 / plain.seconds)
+    );
+    anyhow::ensure!(
+        steward.errors == 0 && plain.errors == 0,
+        "some requests failed"
+    );
     Ok(())
 }
 
 /// Runs `steward bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
-        eprintln!("WARNING: this is a debug build; benchmark figures need `cargo run --release -p steward -- bench …`.");
+        eprintln!(
+            "WARNING: this is a debug build; benchmark figures need `cargo run --release -p steward -- bench …`."
+        );
     }
     match args.which {
-        Which::Import { customers, batch } => bench_import(customers, batch).await.context("import benchmark")?,
-        Which::Read { customers, seconds, connections } => bench_read(customers, seconds, connections).await.context("read benchmark")?,
+        Which::Import { customers, batch } => bench_import(customers, batch)
+            .await
+            .context("import benchmark")?,
+        Which::Read {
+            customers,
+            seconds,
+            connections,
+        } => bench_read(customers, seconds, connections)
+            .await
+            .context("read benchmark")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,15 +36,34 @@ pub struct ExportLine {
 const PAGE: u32 = 500;
 
 /// Writes every customer with their interactions and purchases as JSON lines.
-pub async fn export(vault: &Vault, out: &mut impl Write, mut progress: impl FnMut(u64)) -> anyhow::Result<u64> {
+pub async fn export(
+    vault: &Vault,
+    out: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<u64> {
     let mut after = None;
     let mut n = 0u64;
     loop {
         let page = vault.list_customers(after, PAGE).await?;
         for customer in &page {
-            let interactions = all_pages(|a| vault.list_interactions(customer.id, a, PAGE), |i: &Interaction| i.id.0).await?;
-            let purchases = all_pages(|a| vault.list_purchases(customer.id, a, PAGE), |p: &Purchase| p.id.0).await?;
-            serde_json::to_writer(&mut *out, &ExportLine { customer: customer.clone(), interactions, purchases })?;
+            let interactions = all_pages(
+                |a| vault.list_interactions(customer.id, a, PAGE),
+                |i: &Interaction| i.id.0,
+            )
+            .await?;
+            let purchases = all_pages(
+                |a| vault.list_purchases(customer.id, a, PAGE),
+                |p: &Purchase| p.id.0,
+            )
+            .await?;
+            serde_json::to_writer(
+                &mut *out,
+                &ExportLine {
+                    customer: customer.clone(),
+                    interactions,
+                    purchases,
+                },
+            )?;
             out.write_all(b"\n")?;
             n += 1;
         }
@@ -86,15 +105,29 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             opts.write(true).create(true).truncate(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let file = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+            let file = opts
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
             let total = vault.count_customers().await?;
             let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
-            let n = export(&vault, &mut std::io::BufWriter::new(file), |n| bar.set_position(n)).await?;
+            let n = export(&vault, &mut std::io::BufWriter::new(file), |n| {
+                bar.set_position(n)
+            })
+            .await?;
             bar.finish_and_clear();
             n
         }
-        None => export(&vault, &mut std::io::BufWriter::new(std::io::stdout().lock()), |_| {}).await?,
+        None => {
+            export(
+                &vault,
+                &mut std::io::BufWriter::new(std::io::stdout().lock()),
+                |_| {},
+            )
+            .await?
+        }
     };
-    eprintln!("Exported {n} customers. The export holds personal data in clear: protect and delete it.");
+    eprintln!(
+        "Exported {n} customers. The export holds personal data in clear: protect and delete it."
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -23,7 +23,12 @@ struct Cli {
 #[derive(Args, Clone, Debug)]
 pub struct StoreArgs {
     /// Data directory for the embedded SQLite database and the generated master key.
-    #[arg(long, global = true, default_value = "./steward-data", env = "STEWARD_DATA_DIR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "./steward-data",
+        env = "STEWARD_DATA_DIR"
+    )]
     pub data_dir: PathBuf,
     /// Use this database instead of SQLite in the data directory (`postgres://…` or `sqlite://…`).
     #[arg(long, global = true, env = "STEWARD_DATABASE_URL")]
@@ -86,7 +91,10 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -105,18 +113,27 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
-        Command::Token { command: TokenCommand::Create { name, role, store } } => {
+        Command::Token {
+            command: TokenCommand::Create { name, role, store },
+        } => {
             open::init_logging(false);
-            let role = role.parse().map_err(|e: steward_domain::ValidationError| anyhow::anyhow!("--role: {}", e.reason))?;
+            let role = role.parse().map_err(|e: steward_domain::ValidationError| {
+                anyhow::anyhow!("--role: {}", e.reason)
+            })?;
             let vault = open::vault(&store).await?;
             let (id, token) = vault.create_token(&name, role).await?;
-            eprintln!("Created token {id} (role {}). It is shown once; store it in a secret manager:", role.as_str());
+            eprintln!(
+                "Created token {id} (role {}). It is shown once; store it in a secret manager:",
+                role.as_str()
+            );
             println!("{}", token.as_str());
             Ok(ExitCode::SUCCESS)
         }
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export::run(args).await,
-        Command::Keys { command: KeysCommand::Rotate { store, batch } } => {
+        Command::Keys {
+            command: KeysCommand::Rotate { store, batch },
+        } => {
             open::init_logging(false);
             open::rotate(&store, batch).await
         }

@@ -2,9 +2,9 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::process::ExitCode;
 
 use anyhow::Context;
 use steward_service::Vault;
@@ -15,26 +15,38 @@ use crate::StoreArgs;
 
 /// Logs go to stderr, as text or JSON; `RUST_LOG` overrides the level.
 pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { b.json().try_init() } else { b.try_init() };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
 }
 
 impl StoreArgs {
     /// The master key file.
     pub fn key_file(&self) -> PathBuf {
-        self.master_key_file.clone().unwrap_or_else(|| self.data_dir.join("master.key"))
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     /// The database URL.
     pub fn url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("steward.db").display()))
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("steward.db").display()))
     }
 }
 
 fn ensure_data_dir(args: &StoreArgs) -> anyhow::Result<()> {
     if !args.data_dir.exists() {
-        std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating data directory {}", args.data_dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -47,17 +59,22 @@ fn ensure_data_dir(args: &StoreArgs) -> anyhow::Result<()> {
 /// Opens the store (migrating it).
 pub async fn store(args: &StoreArgs) -> anyhow::Result<DynStore> {
     ensure_data_dir(args)?;
-    steward_store::open(&args.url()).await.map_err(|e| anyhow::anyhow!("opening the database: {e}"))
+    steward_store::open(&args.url())
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the database: {e}"))
 }
 
 /// Opens the vault: loads (or on first start creates) the master key, opens the store.
 pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
     ensure_data_dir(args)?;
     let key_file = args.key_file();
-    let (keyring, status) = keys::load_keyring(&key_file, true).with_context(|| "loading the master key")?;
+    let (keyring, status) =
+        keys::load_keyring(&key_file, true).with_context(|| "loading the master key")?;
     warn_about_key(&key_file, status);
     let store = store(args).await?;
-    Vault::open(store, keyring).await.map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+    Vault::open(store, keyring)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
 }
 
 fn warn_about_key(key_file: &std::path::Path, status: KeyFileStatus) {
@@ -68,20 +85,33 @@ fn warn_about_key(key_file: &std::path::Path, status: KeyFileStatus) {
         );
     }
     if status.too_open {
-        eprintln!("WARNING: {} is readable by other users; run `chmod 600 {}`.", key_file.display(), key_file.display());
+        eprintln!(
+            "WARNING: {} is readable by other users; run `chmod 600 {}`.",
+            key_file.display(),
+            key_file.display()
+        );
     }
     if status.rotation_pending {
-        eprintln!("WARNING: a key rotation was interrupted; run `steward keys rotate` again to finish it.");
+        eprintln!(
+            "WARNING: a key rotation was interrupted; run `steward keys rotate` again to finish it."
+        );
     }
 }
 
 /// `steward keys rotate`.
 pub async fn rotate(args: &StoreArgs, batch: u32) -> anyhow::Result<ExitCode> {
     let key_file = args.key_file();
-    anyhow::ensure!(key_file.exists(), "no master key at {}: nothing to rotate", key_file.display());
+    anyhow::ensure!(
+        key_file.exists(),
+        "no master key at {}: nothing to rotate",
+        key_file.display()
+    );
     let store = store(args).await?;
     let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} data keys re-wrapped ({per_sec}, eta {eta})").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} data keys re-wrapped ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     // Ctrl-C stops after the batch in flight, leaving a rotation that the next run resumes.
     let stop = Arc::new(AtomicBool::new(false));
@@ -94,10 +124,16 @@ pub async fn rotate(args: &StoreArgs, batch: u32) -> anyhow::Result<ExitCode> {
     let outcome = keys::rotate(&store, &key_file, batch.max(1), |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
-        if stop.load(Ordering::Relaxed) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if stop.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     })
     .await
-    .map_err(|e| anyhow::anyhow!("rotation stopped: {e}; run `steward keys rotate` again to resume"))?;
+    .map_err(|e| {
+        anyhow::anyhow!("rotation stopped: {e}; run `steward keys rotate` again to resume")
+    })?;
     bar.finish();
     match outcome {
         keys::RotationOutcome::Done { master_key_id } => {
@@ -108,7 +144,9 @@ pub async fn rotate(args: &StoreArgs, batch: u32) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         keys::RotationOutcome::Paused { done } => {
-            eprintln!("Interrupted after re-wrapping {done} keys; both keys stay loaded. Run `steward keys rotate` again to finish.");
+            eprintln!(
+                "Interrupted after re-wrapping {done} keys; both keys stay loaded. Run `steward keys rotate` again to finish."
+            );
             Ok(ExitCode::from(130))
         }
     }

@@ -35,21 +35,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut token = None;
     if args.demo {
         if vault.count_customers().await? == 0 {
-            eprintln!("Loading the demo data set ({} fictional customers)…", args.demo_customers);
+            eprintln!(
+                "Loading the demo data set ({} fictional customers)…",
+                args.demo_customers
+            );
             let s = steward_service::demo::load(&vault, args.demo_customers).await?;
-            eprintln!("Loaded {} outlets, {} staff, {} customers, {} purchases, {} interactions.", s.outlets, s.staff, s.customers, s.purchases, s.interactions);
+            eprintln!(
+                "Loaded {} outlets, {} staff, {} customers, {} purchases, {} interactions.",
+                s.outlets, s.staff, s.customers, s.purchases, s.interactions
+            );
         }
         token = Some(vault.create_token("demo-admin", Role::Admin).await?.1);
     }
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = ?vault.store().backend(), "steward listening");
     println!("Steward is listening on http://{addr}");
     if let Some(t) = token {
         println!("One-time admin token (shown once): {}", t.as_str());
-        println!("Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'", t.as_str());
+        println!(
+            "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'",
+            t.as_str()
+        );
     }
-    axum::serve(listener, steward_api::router(vault)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, steward_api::router(vault))
+        .with_graceful_shutdown(shutdown())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -59,7 +72,8 @@ async fn shutdown() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

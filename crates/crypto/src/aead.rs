@@ -72,7 +72,12 @@ pub(crate) fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>,
     let mut buf = ct.to_vec();
     let cipher = XChaCha20Poly1305::new(key.into());
     cipher
-        .decrypt_inout_detached(&XNonce::from(nonce), aad, buf.as_mut_slice().into(), &tag.into())
+        .decrypt_inout_detached(
+            &XNonce::from(nonce),
+            aad,
+            buf.as_mut_slice().into(),
+            &tag.into(),
+        )
         .map_err(|_| CryptoError::Integrity)?;
     Ok(buf)
 }

@@ -39,14 +39,20 @@ impl std::fmt::Debug for MasterKey {
 fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut out = Zeroizing::new([0u8; 32]);
     // INVARIANT: 32 bytes is far below HKDF-SHA256's 8160-byte output limit.
-    if Hkdf::<Sha256>::new(Some(b"steward-master-key"), ikm).expand(info, out.as_mut_slice()).is_err() {
+    if Hkdf::<Sha256>::new(Some(b"steward-master-key"), ikm)
+        .expand(info, out.as_mut_slice())
+        .is_err()
+    {
         unreachable!("32-byte HKDF output is always valid");
     }
     out
 }
 
 fn key_file_error(path: &Path, reason: impl Into<String>) -> CryptoError {
-    CryptoError::KeyFile { path: path.display().to_string(), reason: reason.into() }
+    CryptoError::KeyFile {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl MasterKey {
@@ -74,10 +80,20 @@ impl MasterKey {
     /// Reads a key file (base64 of 32 bytes). Returns the key and whether the file's mode lets
     /// others than its owner read it, which the caller should warn about.
     pub fn load(path: &Path) -> Result<(Self, bool), CryptoError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| key_file_error(path, e.kind().to_string()))?);
-        let bytes = Zeroizing::new(STANDARD.decode(text.trim()).map_err(|_| key_file_error(path, "not base64"))?);
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| key_file_error(path, e.kind().to_string()))?,
+        );
+        let bytes = Zeroizing::new(
+            STANDARD
+                .decode(text.trim())
+                .map_err(|_| key_file_error(path, "not base64"))?,
+        );
         let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
-            bytes.as_slice().try_into().map_err(|_| key_file_error(path, "must hold exactly 32 bytes (base64)"))?,
+            bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| key_file_error(path, "must hold exactly 32 bytes (base64)"))?,
         );
         Ok((Self::from_bytes(&raw), too_open(path)))
     }
@@ -89,9 +105,20 @@ impl MasterKey {
         opts.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(path).map_err(|e| key_file_error(path, e.kind().to_string()))?;
-        f.write_all(encoded.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| key_file_error(path, e.kind().to_string()))?;
-        if let Some(dir) = path.parent().and_then(|d| std::fs::File::open(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok()) {
+        let mut f = opts
+            .open(path)
+            .map_err(|e| key_file_error(path, e.kind().to_string()))?;
+        f.write_all(encoded.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| key_file_error(path, e.kind().to_string()))?;
+        if let Some(dir) = path.parent().and_then(|d| {
+            std::fs::File::open(if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            })
+            .ok()
+        }) {
             let _ = dir.sync_all();
         }
         Ok(key)
@@ -111,7 +138,9 @@ impl MasterKey {
 #[cfg(unix)]
 fn too_open(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o077 != 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 != 0)
+        .unwrap_or(false)
 }
 
 #[cfg(not(unix))]
@@ -143,7 +172,10 @@ pub struct Keyring {
 impl Keyring {
     /// A keyring with one master key.
     pub fn new(current: MasterKey) -> Self {
-        Self { current, previous: Vec::new() }
+        Self {
+            current,
+            previous: Vec::new(),
+        }
     }
 
     /// Adds a key that may still have wrapped some stored keys.
@@ -172,13 +204,20 @@ impl Keyring {
     }
 
     /// Unwraps a key wrapped under any loaded master key with the same `label`.
-    pub fn unwrap(&self, wrapped: &WrappedKey, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    pub fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        label: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         let mk = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|k| k.id.0 == wrapped.master_key_id)
             .ok_or_else(|| CryptoError::UnknownMasterKey(wrapped.master_key_id.clone()))?;
         let raw = Zeroizing::new(open(&mk.kek, &Self::wrap_aad(label), &wrapped.blob)?);
-        let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| CryptoError::Integrity)?;
+        let key: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Integrity)?;
         Ok(Zeroizing::new(key))
     }
 
@@ -189,8 +228,12 @@ impl Keyring {
     }
 
     /// Unwraps the blind-index key.
-    pub fn unwrap_blind_index_key(&self, wrapped: &WrappedKey) -> Result<BlindIndexKey, CryptoError> {
-        self.unwrap(wrapped, b"keyring\0blind_index").map(BlindIndexKey::from_bytes)
+    pub fn unwrap_blind_index_key(
+        &self,
+        wrapped: &WrappedKey,
+    ) -> Result<BlindIndexKey, CryptoError> {
+        self.unwrap(wrapped, b"keyring\0blind_index")
+            .map(BlindIndexKey::from_bytes)
     }
 
     /// A new random blind-index key, wrapped for storage.
@@ -227,7 +270,11 @@ impl DataKey {
     }
 
     /// Unwraps the data key of `owner`.
-    pub fn unwrap(keyring: &Keyring, wrapped: &WrappedKey, owner: &[u8]) -> Result<Self, CryptoError> {
+    pub fn unwrap(
+        keyring: &Keyring,
+        wrapped: &WrappedKey,
+        owner: &[u8],
+    ) -> Result<Self, CryptoError> {
         keyring.unwrap(wrapped, owner).map(Self)
     }
 
@@ -249,7 +296,12 @@ mod tests {
     use uuid::Uuid;
 
     fn aad<'a>(column: &'a str, customer: Uuid, record: Uuid) -> FieldAad<'a> {
-        FieldAad { table: "customers", column, customer, record }
+        FieldAad {
+            table: "customers",
+            column,
+            customer,
+            record,
+        }
     }
 
     proptest! {
@@ -289,20 +341,41 @@ mod tests {
         let other = DataKey::generate().unwrap();
         let (c1, c2, r) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
         let sealed = dk.seal(&aad("email", c1, r), b"jane@example.com").unwrap();
-        assert!(matches!(dk.open(&aad("phone", c1, r), &sealed), Err(CryptoError::Integrity)));
-        assert!(matches!(dk.open(&aad("email", c2, r), &sealed), Err(CryptoError::Integrity)));
-        assert!(matches!(dk.open(&aad("email", c1, c2), &sealed), Err(CryptoError::Integrity)));
-        assert!(matches!(other.open(&aad("email", c1, r), &sealed), Err(CryptoError::Integrity)));
-        assert!(matches!(dk.open(&aad("email", c1, r), &sealed[..10]), Err(CryptoError::Integrity)));
+        assert!(matches!(
+            dk.open(&aad("phone", c1, r), &sealed),
+            Err(CryptoError::Integrity)
+        ));
+        assert!(matches!(
+            dk.open(&aad("email", c2, r), &sealed),
+            Err(CryptoError::Integrity)
+        ));
+        assert!(matches!(
+            dk.open(&aad("email", c1, c2), &sealed),
+            Err(CryptoError::Integrity)
+        ));
+        assert!(matches!(
+            other.open(&aad("email", c1, r), &sealed),
+            Err(CryptoError::Integrity)
+        ));
+        assert!(matches!(
+            dk.open(&aad("email", c1, r), &sealed[..10]),
+            Err(CryptoError::Integrity)
+        ));
     }
 
     #[test]
     fn wrapped_key_is_bound_to_its_owner_and_master() {
         let ring = Keyring::new(MasterKey::generate().unwrap().0);
         let w = DataKey::generate().unwrap().wrap(&ring, b"alice").unwrap();
-        assert!(matches!(DataKey::unwrap(&ring, &w, b"bob"), Err(CryptoError::Integrity)));
+        assert!(matches!(
+            DataKey::unwrap(&ring, &w, b"bob"),
+            Err(CryptoError::Integrity)
+        ));
         let other = Keyring::new(MasterKey::generate().unwrap().0);
-        assert!(matches!(DataKey::unwrap(&other, &w, b"alice"), Err(CryptoError::UnknownMasterKey(_))));
+        assert!(matches!(
+            DataKey::unwrap(&other, &w, b"alice"),
+            Err(CryptoError::UnknownMasterKey(_))
+        ));
     }
 
     #[test]
@@ -310,7 +383,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("k");
         let created = MasterKey::create(&p).unwrap();
-        assert!(MasterKey::create(&p).is_err(), "never overwrites a key file");
+        assert!(
+            MasterKey::create(&p).is_err(),
+            "never overwrites a key file"
+        );
         let (loaded, too_open) = MasterKey::load(&p).unwrap();
         assert_eq!(loaded.id(), created.id());
         assert!(!too_open, "created with mode 0600");
@@ -318,7 +394,10 @@ mod tests {
         assert!(!created_now);
         assert_eq!(again.id(), created.id());
         std::fs::write(dir.path().join("bad"), "not-a-key").unwrap();
-        assert!(matches!(MasterKey::load(&dir.path().join("bad")), Err(CryptoError::KeyFile { .. })));
+        assert!(matches!(
+            MasterKey::load(&dir.path().join("bad")),
+            Err(CryptoError::KeyFile { .. })
+        ));
     }
 
     #[test]
@@ -328,11 +407,15 @@ mod tests {
         let old = MasterKey::create(&p_old).unwrap();
         let dk = DataKey::generate().unwrap();
         let w = dk.wrap(&Keyring::new(old), b"c").unwrap();
-        let ring = Keyring::new(MasterKey::create(&p_new).unwrap()).with_previous(MasterKey::load(&p_old).unwrap().0);
+        let ring = Keyring::new(MasterKey::create(&p_new).unwrap())
+            .with_previous(MasterKey::load(&p_old).unwrap().0);
         let w2 = ring.rewrap(&w, b"c").unwrap();
         assert_eq!(&w2.master_key_id, &ring.current_id().0);
         let only_new = Keyring::new(MasterKey::load(&p_new).unwrap().0);
-        assert_eq!(DataKey::unwrap(&only_new, &w2, b"c").unwrap().0.as_slice(), dk.0.as_slice());
+        assert_eq!(
+            DataKey::unwrap(&only_new, &w2, b"c").unwrap().0.as_slice(),
+            dk.0.as_slice()
+        );
         assert!(DataKey::unwrap(&only_new, &w, b"c").is_err());
         assert!(format!("{ring:?}").starts_with("Keyring"));
         assert!(!format!("{dk:?}").contains(char::is_numeric));

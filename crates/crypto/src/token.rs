@@ -32,12 +32,19 @@ pub fn issue_token(id: Uuid) -> Result<IssuedToken, CryptoError> {
     crate::random_bytes(secret.as_mut_slice())?;
     let secret_b64 = Zeroizing::new(URL_SAFE_NO_PAD.encode(secret.as_slice()));
     let token = Zeroizing::new(format!("{PREFIX}{}_{}", id.simple(), secret_b64.as_str()));
-    Ok(IssuedToken { id, secret_hash: hash_token_secret(secret_b64.as_bytes())?, token })
+    Ok(IssuedToken {
+        id,
+        secret_hash: hash_token_secret(secret_b64.as_bytes())?,
+        token,
+    })
 }
 
 /// Hashes a token secret with Argon2id.
 pub fn hash_token_secret(secret: &[u8]) -> Result<String, CryptoError> {
-    Argon2::default().hash_password(secret).map(|h| h.to_string()).map_err(|_| CryptoError::Hash)
+    Argon2::default()
+        .hash_password(secret)
+        .map(|h| h.to_string())
+        .map_err(|_| CryptoError::Hash)
 }
 
 /// Checks a token secret against its stored hash.

@@ -35,12 +35,18 @@ pub enum AddressInput {
 impl AddressInput {
     fn validate(&self) -> Result<Address, ValidationError> {
         let parts = match self {
-            AddressInput::Line(line) => Address { street: Some(line.clone()), ..Address::default() },
+            AddressInput::Line(line) => Address {
+                street: Some(line.clone()),
+                ..Address::default()
+            },
             AddressInput::Parts(a) => a.clone(),
         };
-        let part = |field: &'static str, v: &Option<String>| -> Result<Option<String>, ValidationError> {
-            v.as_deref().map(|s| normalize::short_text(field, s)).transpose()
-        };
+        let part =
+            |field: &'static str, v: &Option<String>| -> Result<Option<String>, ValidationError> {
+                v.as_deref()
+                    .map(|s| normalize::short_text(field, s))
+                    .transpose()
+            };
         let a = Address {
             street: part("address.street", &parts.street)?,
             city: part("address.city", &parts.city)?,
@@ -48,7 +54,10 @@ impl AddressInput {
             country: part("address.country", &parts.country)?,
         };
         if a == Address::default() {
-            return Err(ValidationError::new("address", "must have at least one part"));
+            return Err(ValidationError::new(
+                "address",
+                "must have at least one part",
+            ));
         }
         Ok(a)
     }
@@ -106,15 +115,38 @@ impl CustomerInput {
     /// Validates and normalises every field; the first error names its field.
     pub fn validate(&self) -> Result<NewCustomer, ValidationError> {
         let c = NewCustomer {
-            name: self.name.as_deref().map(|s| normalize::short_text("name", s)).transpose()?,
-            email: self.email.as_deref().map(|s| normalize::email("email", s)).transpose()?,
-            phone: self.phone.as_deref().map(|s| normalize::phone("phone", s)).transpose()?,
-            address: self.address.as_ref().map(AddressInput::validate).transpose()?,
-            date_of_birth: self.date_of_birth.as_deref().map(date_of_birth).transpose()?,
+            name: self
+                .name
+                .as_deref()
+                .map(|s| normalize::short_text("name", s))
+                .transpose()?,
+            email: self
+                .email
+                .as_deref()
+                .map(|s| normalize::email("email", s))
+                .transpose()?,
+            phone: self
+                .phone
+                .as_deref()
+                .map(|s| normalize::phone("phone", s))
+                .transpose()?,
+            address: self
+                .address
+                .as_ref()
+                .map(AddressInput::validate)
+                .transpose()?,
+            date_of_birth: self
+                .date_of_birth
+                .as_deref()
+                .map(date_of_birth)
+                .transpose()?,
             outlet_id: self.outlet_id,
         };
         if c.name.is_none() && c.email.is_none() && c.phone.is_none() {
-            return Err(ValidationError::new("name", "a customer needs at least a name, an email or a phone"));
+            return Err(ValidationError::new(
+                "name",
+                "a customer needs at least a name, an email or a phone",
+            ));
         }
         Ok(c)
     }
@@ -158,7 +190,11 @@ pub struct CustomerPatch {
 impl CustomerPatch {
     /// Applies the patch to a current profile, validating each changed field.
     pub fn apply(&self, mut c: NewCustomer) -> Result<NewCustomer, ValidationError> {
-        fn set<T>(slot: &mut Option<T>, p: &Option<Option<String>>, f: impl Fn(&str) -> Result<T, ValidationError>) -> Result<(), ValidationError> {
+        fn set<T>(
+            slot: &mut Option<T>,
+            p: &Option<Option<String>>,
+            f: impl Fn(&str) -> Result<T, ValidationError>,
+        ) -> Result<(), ValidationError> {
             match p {
                 None => {}
                 Some(None) => *slot = None,
@@ -166,7 +202,9 @@ impl CustomerPatch {
             }
             Ok(())
         }
-        set(&mut c.name, &self.name, |s| normalize::short_text("name", s))?;
+        set(&mut c.name, &self.name, |s| {
+            normalize::short_text("name", s)
+        })?;
         set(&mut c.email, &self.email, |s| normalize::email("email", s))?;
         set(&mut c.phone, &self.phone, |s| normalize::phone("phone", s))?;
         set(&mut c.date_of_birth, &self.date_of_birth, date_of_birth)?;
@@ -176,14 +214,21 @@ impl CustomerPatch {
             Some(Some(a)) => c.address = Some(a.validate()?),
         }
         if c.name.is_none() && c.email.is_none() && c.phone.is_none() {
-            return Err(ValidationError::new("name", "a customer needs at least a name, an email or a phone"));
+            return Err(ValidationError::new(
+                "name",
+                "a customer needs at least a name, an email or a phone",
+            ));
         }
         Ok(c)
     }
 
     /// True when the patch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.email.is_none() && self.phone.is_none() && self.address.is_none() && self.date_of_birth.is_none()
+        self.name.is_none()
+            && self.email.is_none()
+            && self.phone.is_none()
+            && self.address.is_none()
+            && self.date_of_birth.is_none()
     }
 }
 
@@ -261,11 +306,23 @@ mod tests {
 
     #[test]
     fn names_the_field() {
-        let e = CustomerInput { name: Some("x".into()), email: Some("nope".into()), ..Default::default() }.validate().unwrap_err();
+        let e = CustomerInput {
+            name: Some("x".into()),
+            email: Some("nope".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert_eq!(e.field, "email");
         let e = CustomerInput::default().validate().unwrap_err();
         assert_eq!(e.field, "name");
-        let e = CustomerInput { name: Some("x".into()), date_of_birth: Some("1990-13-01".into()), ..Default::default() }.validate().unwrap_err();
+        let e = CustomerInput {
+            name: Some("x".into()),
+            date_of_birth: Some("1990-13-01".into()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert_eq!(e.field, "date_of_birth");
     }
 
@@ -273,11 +330,15 @@ mod tests {
     fn patch_distinguishes_null_from_absent() {
         let p: CustomerPatch = serde_json::from_str(r#"{"email": null, "name": "New"}"#).unwrap();
         assert!(p.phone.is_none() && !p.is_empty());
-        let base = NewCustomer { name: Some("Old".into()), email: Some("a@b.co".into()), phone: Some("+4420794609".into()), ..Default::default() };
+        let base = NewCustomer {
+            name: Some("Old".into()),
+            email: Some("a@b.co".into()),
+            phone: Some("+4420794609".into()),
+            ..Default::default()
+        };
         let c = p.apply(base).unwrap();
         assert_eq!(c.name.as_deref(), Some("New"));
         assert_eq!(c.email, None);
         assert_eq!(c.phone.as_deref(), Some("+4420794609"));
     }
-
 }

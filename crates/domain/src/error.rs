@@ -15,6 +15,9 @@ pub struct ValidationError {
 impl ValidationError {
     /// A new error for `field` with a fixed `reason`.
     pub fn new(field: impl Into<Cow<'static, str>>, reason: impl Into<Cow<'static, str>>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }

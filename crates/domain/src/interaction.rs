@@ -22,7 +22,13 @@ pub enum Channel {
 
 impl Channel {
     /// Every channel.
-    pub const ALL: [Channel; 5] = [Channel::Email, Channel::Phone, Channel::InStore, Channel::Web, Channel::Social];
+    pub const ALL: [Channel; 5] = [
+        Channel::Email,
+        Channel::Phone,
+        Channel::InStore,
+        Channel::Web,
+        Channel::Social,
+    ];
 
     /// The wire and storage name.
     pub fn as_str(self) -> &'static str {
@@ -73,8 +79,15 @@ impl InteractionInput {
     /// Validates the input, defaulting the time to `now`.
     pub fn validate(&self, now: Timestamp) -> Result<NewInteraction, ValidationError> {
         let source = normalize::short_text("source", &self.source)?;
-        if !source.chars().all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c)) || source.len() > 64 {
-            return Err(ValidationError::new("source", "must be a short identifier (letters, digits, _ - . :)"));
+        if !source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+            || source.len() > 64
+        {
+            return Err(ValidationError::new(
+                "source",
+                "must be a short identifier (letters, digits, _ - . :)",
+            ));
         }
         Ok(NewInteraction {
             channel: self.channel,

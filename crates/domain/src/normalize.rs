@@ -22,14 +22,29 @@ pub fn email(field: &'static str, raw: &str) -> Result<String, ValidationError> 
     if local.is_empty() || local.len() > 64 || domain.len() > 253 || s.len() > 254 {
         return Err(invalid());
     }
-    if domain.contains('@') || !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') || domain.contains("..") {
+    if domain.contains('@')
+        || !domain.contains('.')
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+    {
         return Err(invalid());
     }
-    let local_ok = local.chars().all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let local_ok = local
+        .chars()
+        .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
     let domain_ok = domain.split('.').all(|label| {
-        !label.is_empty() && !label.starts_with('-') && !label.ends_with('-') && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        !label.is_empty()
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label.chars().all(|c| c.is_alphanumeric() || c == '-')
     });
-    if !local_ok || !domain_ok || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+    if !local_ok
+        || !domain_ok
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
         return Err(invalid());
     }
     Ok(s)
@@ -46,7 +61,10 @@ pub fn phone(field: &'static str, raw: &str) -> Result<String, ValidationError> 
     } else if let Some(r) = s.strip_prefix("00") {
         r
     } else {
-        return Err(ValidationError::new(field, "must be in international format, starting with + and the country code"));
+        return Err(ValidationError::new(
+            field,
+            "must be in international format, starting with + and the country code",
+        ));
     };
     let mut digits = String::with_capacity(16);
     digits.push('+');
@@ -54,12 +72,20 @@ pub fn phone(field: &'static str, raw: &str) -> Result<String, ValidationError> 
         match c {
             '0'..='9' => digits.push(c),
             ' ' | '.' | '-' | '(' | ')' | '/' => {}
-            _ => return Err(ValidationError::new(field, "may contain only digits, spaces, dots, dashes and parentheses")),
+            _ => {
+                return Err(ValidationError::new(
+                    field,
+                    "may contain only digits, spaces, dots, dashes and parentheses",
+                ));
+            }
         }
     }
     let n = digits.len() - 1;
     if !(8..=15).contains(&n) || digits.as_bytes()[1] == b'0' {
-        return Err(ValidationError::new(field, "must have a country code and 8 to 15 digits"));
+        return Err(ValidationError::new(
+            field,
+            "must have a country code and 8 to 15 digits",
+        ));
     }
     Ok(digits)
 }
@@ -81,11 +107,19 @@ fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Validation
         return Err(ValidationError::new(field, "must not be empty"));
     }
     if s.chars().count() > max {
-        return Err(ValidationError::new(field, format!("must be at most {max} characters")));
+        return Err(ValidationError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
     }
     let allow_layout = max > MAX_SHORT_CHARS;
-    if s.chars().any(|c| c.is_control() && !(allow_layout && matches!(c, '\n' | '\r' | '\t'))) {
-        return Err(ValidationError::new(field, "must not contain control characters"));
+    if s.chars()
+        .any(|c| c.is_control() && !(allow_layout && matches!(c, '\n' | '\r' | '\t')))
+    {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(s.to_owned())
 }
@@ -99,7 +133,10 @@ pub fn currency(field: &'static str, raw: &str) -> Result<String, ValidationErro
     if code.len() == 3 && ISO_4217.split(' ').any(|c| c == code) {
         Ok(code)
     } else {
-        Err(ValidationError::new(field, "must be an ISO 4217 currency code such as EUR or USD"))
+        Err(ValidationError::new(
+            field,
+            "must be an ISO 4217 currency code such as EUR or USD",
+        ))
     }
 }
 
@@ -110,8 +147,22 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email("email", "  Jane.Doe@Example.COM ").unwrap(), "jane.doe@example.com");
-        for bad in ["", "jane", "jane@", "@example.com", "jane@example", "ja ne@example.com", "a@b@c.com", "jane@.example.com", "jane@example..com", ".j@example.com"] {
+        assert_eq!(
+            email("email", "  Jane.Doe@Example.COM ").unwrap(),
+            "jane.doe@example.com"
+        );
+        for bad in [
+            "",
+            "jane",
+            "jane@",
+            "@example.com",
+            "jane@example",
+            "ja ne@example.com",
+            "a@b@c.com",
+            "jane@.example.com",
+            "jane@example..com",
+            ".j@example.com",
+        ] {
             assert!(email("email", bad).is_err(), "{bad}");
         }
     }
@@ -119,7 +170,10 @@ mod tests {
     #[test]
     fn phones() {
         assert_eq!(phone("phone", "+44 20 7946 0958").unwrap(), "+442079460958");
-        assert_eq!(phone("phone", "0044 (20) 7946-0958").unwrap(), "+442079460958");
+        assert_eq!(
+            phone("phone", "0044 (20) 7946-0958").unwrap(),
+            "+442079460958"
+        );
         assert!(phone("phone", "020 7946 0958").is_err());
         assert!(phone("phone", "+12").is_err());
         assert!(phone("phone", "+44 20 7946 095x").is_err());
@@ -129,7 +183,11 @@ mod tests {
     #[test]
     fn errors_never_echo_the_value() {
         let secret = "secret-value-123";
-        for e in [email("email", secret), phone("phone", secret), currency("currency", secret)] {
+        for e in [
+            email("email", secret),
+            phone("phone", secret),
+            currency("currency", secret),
+        ] {
             let msg = e.unwrap_err().to_string();
             assert!(!msg.contains(secret), "{msg}");
         }

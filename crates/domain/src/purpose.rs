@@ -41,23 +41,96 @@ pub struct Purpose {
 pub fn default_purposes() -> Vec<Purpose> {
     use DataCategory::*;
     use LawfulBasis::*;
-    let p = |key: &str, basis, data_use: &str, categories: Vec<DataCategory>, days, notice: &str| Purpose {
-        key: key.into(),
-        lawful_basis: basis,
-        data_use: data_use.into(),
-        categories,
-        retention_days: days,
-        notice_text: notice.into(),
-        notice_version: 1,
-    };
+    let p =
+        |key: &str, basis, data_use: &str, categories: Vec<DataCategory>, days, notice: &str| {
+            Purpose {
+                key: key.into(),
+                lawful_basis: basis,
+                data_use: data_use.into(),
+                categories,
+                retention_days: days,
+                notice_text: notice.into(),
+                notice_version: 1,
+            }
+        };
     vec![
-        p("service", Contract, "essential.service", vec![Name, Email, PhoneNumber, Address, Communications, PurchaseHistory], 1095, "We use your contact details, messages and purchases to provide the service you asked for."),
-        p("order_fulfilment", Contract, "essential.service.operations.support", vec![Name, Email, PhoneNumber, Address, PurchaseHistory, Financial], 2555, "We use your name, address and order to deliver what you bought and keep the records the law requires."),
-        p("marketing_email", Consent, "marketing.communications.email", vec![Name, Email], 730, "With your consent we send you news and offers by e-mail. You can withdraw at any time."),
-        p("personalisation", Consent, "personalize", vec![PurchaseHistory, Communications], 365, "With your consent we use your purchases to recommend products. Sensitive data is never used."),
-        p("fraud_prevention", LegitimateInterest, "essential.fraud_detection", vec![Name, Email, PhoneNumber, Address, PurchaseHistory, Financial], 1825, "We check purchases for fraud to protect you and us."),
-        p("analytics", LegitimateInterest, "analytics.reporting", vec![PurchaseHistory], 730, "We count and aggregate purchases to understand our business; no individual is singled out."),
-        p("allocation", LegitimateInterest, "essential.service", vec![PurchaseHistory], 1095, "We use your purchase history to decide eligibility for limited allocations."),
+        p(
+            "service",
+            Contract,
+            "essential.service",
+            vec![
+                Name,
+                Email,
+                PhoneNumber,
+                Address,
+                Communications,
+                PurchaseHistory,
+            ],
+            1095,
+            "We use your contact details, messages and purchases to provide the service you asked for.",
+        ),
+        p(
+            "order_fulfilment",
+            Contract,
+            "essential.service.operations.support",
+            vec![
+                Name,
+                Email,
+                PhoneNumber,
+                Address,
+                PurchaseHistory,
+                Financial,
+            ],
+            2555,
+            "We use your name, address and order to deliver what you bought and keep the records the law requires.",
+        ),
+        p(
+            "marketing_email",
+            Consent,
+            "marketing.communications.email",
+            vec![Name, Email],
+            730,
+            "With your consent we send you news and offers by e-mail. You can withdraw at any time.",
+        ),
+        p(
+            "personalisation",
+            Consent,
+            "personalize",
+            vec![PurchaseHistory, Communications],
+            365,
+            "With your consent we use your purchases to recommend products. Sensitive data is never used.",
+        ),
+        p(
+            "fraud_prevention",
+            LegitimateInterest,
+            "essential.fraud_detection",
+            vec![
+                Name,
+                Email,
+                PhoneNumber,
+                Address,
+                PurchaseHistory,
+                Financial,
+            ],
+            1825,
+            "We check purchases for fraud to protect you and us.",
+        ),
+        p(
+            "analytics",
+            LegitimateInterest,
+            "analytics.reporting",
+            vec![PurchaseHistory],
+            730,
+            "We count and aggregate purchases to understand our business; no individual is singled out.",
+        ),
+        p(
+            "allocation",
+            LegitimateInterest,
+            "essential.service",
+            vec![PurchaseHistory],
+            1095,
+            "We use your purchase history to decide eligibility for limited allocations.",
+        ),
     ]
 }
 
@@ -72,7 +145,12 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), ps.len());
-        assert!(ps.iter().all(|p| !p.notice_text.is_empty() && !p.categories.is_empty() && p.retention_days > 0));
-        assert!(ps.iter().all(|p| !p.categories.contains(&DataCategory::HealthAndMedical)));
+        assert!(ps.iter().all(|p| !p.notice_text.is_empty()
+            && !p.categories.is_empty()
+            && p.retention_days > 0));
+        assert!(
+            ps.iter()
+                .all(|p| !p.categories.contains(&DataCategory::HealthAndMedical))
+        );
     }
 }

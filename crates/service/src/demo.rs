@@ -3,7 +3,9 @@
 //! Names are combined from short lists, e-mail addresses use the reserved `example.*` domains and
 //! phone numbers come from Ofcom's ranges reserved for drama, so no real person is described.
 
-use steward_domain::{Address, Channel, NewCustomer, NewInteraction, NewPurchase, OutletId, Role, StaffId, Timestamp};
+use steward_domain::{
+    Address, Channel, NewCustomer, NewInteraction, NewPurchase, OutletId, Role, StaffId, Timestamp,
+};
 
 use crate::error::ServiceResult;
 use crate::{Activity, Vault};
@@ -54,16 +56,58 @@ impl SplitMix64 {
 }
 
 const FIRST: &[&str] = &[
-    "Ada", "Bruno", "Chiara", "Dev", "Elif", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kofi", "Lena", "Mateo", "Nia", "Oskar", "Priya", "Quinn", "Rafa",
-    "Sana", "Timo", "Uma", "Viktor", "Wen", "Ximena", "Yusuf", "Zora",
+    "Ada", "Bruno", "Chiara", "Dev", "Elif", "Farah", "Goran", "Hana", "Ivo", "Jun", "Kofi",
+    "Lena", "Mateo", "Nia", "Oskar", "Priya", "Quinn", "Rafa", "Sana", "Timo", "Uma", "Viktor",
+    "Wen", "Ximena", "Yusuf", "Zora",
 ];
 const LAST: &[&str] = &[
-    "Abara", "Brandt", "Castell", "Dalca", "Eskildsen", "Ferreira", "Grieve", "Halloran", "Ishikawa", "Jovanovic", "Kowal", "Lindqvist", "Moreau",
-    "Nakamura", "Okafor", "Petrov", "Quiroga", "Rasmussen", "Sorensen", "Takeda", "Ulloa", "Varga", "Whitlock", "Yilmaz", "Zeller",
+    "Abara",
+    "Brandt",
+    "Castell",
+    "Dalca",
+    "Eskildsen",
+    "Ferreira",
+    "Grieve",
+    "Halloran",
+    "Ishikawa",
+    "Jovanovic",
+    "Kowal",
+    "Lindqvist",
+    "Moreau",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quiroga",
+    "Rasmussen",
+    "Sorensen",
+    "Takeda",
+    "Ulloa",
+    "Varga",
+    "Whitlock",
+    "Yilmaz",
+    "Zeller",
 ];
-const STREETS: &[&str] = &["Fictional Lane", "Example Road", "Sample Street", "Placeholder Avenue", "Demo Crescent", "Testing Row"];
-const CITIES: &[(&str, &str, &str)] = &[("Geneva", "1201", "CH"), ("Zurich", "8001", "CH"), ("Singapore", "018956", "SG"), ("London", "W1K 1AA", "GB")];
-const OUTLETS: &[&str] = &["Geneva Flagship", "Zurich Bahnhofstrasse", "Singapore Marina", "London Mayfair", "Online Store"];
+const STREETS: &[&str] = &[
+    "Fictional Lane",
+    "Example Road",
+    "Sample Street",
+    "Placeholder Avenue",
+    "Demo Crescent",
+    "Testing Row",
+];
+const CITIES: &[(&str, &str, &str)] = &[
+    ("Geneva", "1201", "CH"),
+    ("Zurich", "8001", "CH"),
+    ("Singapore", "018956", "SG"),
+    ("London", "W1K 1AA", "GB"),
+];
+const OUTLETS: &[&str] = &[
+    "Geneva Flagship",
+    "Zurich Bahnhofstrasse",
+    "Singapore Marina",
+    "London Mayfair",
+    "Online Store",
+];
 const MODELS: &[(&str, i64)] = &[
     ("Aurelius Chronograph 42", 1_250_000),
     ("Meridian Diver 300", 890_000),
@@ -75,12 +119,36 @@ const MODELS: &[(&str, i64)] = &[
     ("Strap, alligator, brown", 38_000),
 ];
 const NOTES: &[(Channel, &str, &str)] = &[
-    (Channel::Email, "helpdesk", "Asked when the next allocation of the Solstice Moonphase opens."),
-    (Channel::Phone, "callcentre", "Called about a service appointment for the bracelet."),
-    (Channel::InStore, "till", "Tried on two models; prefers a smaller case."),
-    (Channel::Web, "webshop", "Left a review: delivery was quick and well packed."),
-    (Channel::Social, "instagram", "Commented on the new Meridian Diver post."),
-    (Channel::Email, "helpdesk", "Requested an invoice copy for insurance."),
+    (
+        Channel::Email,
+        "helpdesk",
+        "Asked when the next allocation of the Solstice Moonphase opens.",
+    ),
+    (
+        Channel::Phone,
+        "callcentre",
+        "Called about a service appointment for the bracelet.",
+    ),
+    (
+        Channel::InStore,
+        "till",
+        "Tried on two models; prefers a smaller case.",
+    ),
+    (
+        Channel::Web,
+        "webshop",
+        "Left a review: delivery was quick and well packed.",
+    ),
+    (
+        Channel::Social,
+        "instagram",
+        "Commented on the new Meridian Diver post.",
+    ),
+    (
+        Channel::Email,
+        "helpdesk",
+        "Requested an invoice copy for insurance.",
+    ),
 ];
 
 /// The deterministic demo customer number `n` (n < 2000: the phone ranges hold 2000 numbers).
@@ -89,10 +157,19 @@ pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -
     let last = rng.pick(LAST);
     let (city, postcode, country) = *rng.pick(CITIES);
     // Ofcom drama ranges: 020 7946 0000–0999 and 0113 496 0000–0999.
-    let phone = if n < 1000 { format!("+44 20 7946 {:04}", n) } else { format!("+44 113 496 {:04}", n % 1000) };
+    let phone = if n < 1000 {
+        format!("+44 20 7946 {:04}", n)
+    } else {
+        format!("+44 113 496 {:04}", n % 1000)
+    };
     NewCustomer {
         name: Some(format!("{first} {last}")),
-        email: Some(format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase(), n)),
+        email: Some(format!(
+            "{}.{}{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            n
+        )),
         phone: steward_domain::normalize::phone("phone", &phone).ok(),
         address: Some(Address {
             street: Some(format!("{} {}", 1 + rng.below(120), rng.pick(STREETS))),
@@ -100,7 +177,12 @@ pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -
             postal_code: Some(postcode.into()),
             country: Some(country.into()),
         }),
-        date_of_birth: Some(format!("{}-{:02}-{:02}", 1950 + rng.below(55), 1 + rng.below(12), 1 + rng.below(28))),
+        date_of_birth: Some(format!(
+            "{}-{:02}-{:02}",
+            1950 + rng.below(55),
+            1 + rng.below(12),
+            1 + rng.below(28)
+        )),
         outlet_id: outlet,
     }
 }
@@ -108,20 +190,33 @@ pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -
 /// Loads the demo data set with `customers` customers (at most 2000).
 pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary> {
     let customers = customers.min(2000);
-    let mut rng = SplitMix64::new(0x5EED_0F_57E3A7D);
+    let mut rng = SplitMix64::new(0x0005_EED0_F57E_3A7D);
     let mut outlets = Vec::new();
     for name in OUTLETS {
         outlets.push(vault.create_outlet(name).await?);
     }
     let mut staff: Vec<(StaffId, OutletId)> = Vec::new();
     for (i, o) in outlets.iter().enumerate() {
-        for (j, role) in [Role::StoreManager, Role::SalesAssociate, Role::SalesAssociate].into_iter().enumerate() {
-            let name = format!("{} {}", FIRST[(i * 3 + j) % FIRST.len()], LAST[(i * 5 + j * 7) % LAST.len()]);
+        for (j, role) in [
+            Role::StoreManager,
+            Role::SalesAssociate,
+            Role::SalesAssociate,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let name = format!(
+                "{} {}",
+                FIRST[(i * 3 + j) % FIRST.len()],
+                LAST[(i * 5 + j * 7) % LAST.len()]
+            );
             staff.push((vault.create_staff(&name, &[role], &[*o]).await?, *o));
         }
     }
     let day = 86_400_000i64;
-    let base = Timestamp::parse_rfc3339("2026-01-01T10:00:00Z").map(|t| t.millis()).unwrap_or(0);
+    let base = Timestamp::parse_rfc3339("2026-01-01T10:00:00Z")
+        .map(|t| t.millis())
+        .unwrap_or(0);
     let now = Timestamp::now();
     let mut sealed = Vec::with_capacity(customers);
     for n in 0..customers {
@@ -139,11 +234,19 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
                 c.row.id,
                 Activity::Purchase(NewPurchase {
                     item: item.into(),
-                    category: if price < 100_000 { "accessories".into() } else { "watches".into() },
+                    category: if price < 100_000 {
+                        "accessories".into()
+                    } else {
+                        "watches".into()
+                    },
                     outlet_id: outlet,
                     seller_id: Some(seller),
                     amount_minor: price,
-                    currency: if rng.below(2) == 0 { "CHF".into() } else { "EUR".into() },
+                    currency: if rng.below(2) == 0 {
+                        "CHF".into()
+                    } else {
+                        "EUR".into()
+                    },
                     occurred_at: Timestamp(base + rng.below(300) as i64 * day),
                 }),
             ));
@@ -151,14 +254,28 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
         }
         for _ in 0..rng.below(4) {
             let (channel, source, text) = *rng.pick(NOTES);
-            activity.push((c.row.id, Activity::Interaction(NewInteraction { channel, text: text.into(), source: source.into(), occurred_at: Timestamp(base + rng.below(300) as i64 * day) })));
+            activity.push((
+                c.row.id,
+                Activity::Interaction(NewInteraction {
+                    channel,
+                    text: text.into(),
+                    source: source.into(),
+                    occurred_at: Timestamp(base + rng.below(300) as i64 * day),
+                }),
+            ));
             interactions += 1;
         }
     }
     for chunk in activity.chunks(2000) {
         vault.add_activity(chunk).await?;
     }
-    Ok(DemoSummary { outlets: outlets.len(), staff: staff.len(), customers, purchases, interactions })
+    Ok(DemoSummary {
+        outlets: outlets.len(),
+        staff: staff.len(),
+        customers,
+        purchases,
+        interactions,
+    })
 }
 
 #[cfg(test)]
@@ -168,7 +285,10 @@ mod tests {
     #[test]
     fn deterministic() {
         let (mut a, mut b) = (SplitMix64::new(7), SplitMix64::new(7));
-        assert_eq!(demo_customer(3, &mut a, None), demo_customer(3, &mut b, None));
+        assert_eq!(
+            demo_customer(3, &mut a, None),
+            demo_customer(3, &mut b, None)
+        );
         let c = demo_customer(1500, &mut a, None);
         assert_eq!(c.phone.as_deref(), Some("+441134960500"));
         assert!(c.email.unwrap().ends_with("@example.com"));

@@ -38,13 +38,31 @@ pub struct KeyFileStatus {
 /// of an unfinished rotation, if any. The pending key becomes current: new keys are wrapped under
 /// it, so an interrupted rotation never loses ground.
 pub fn load_keyring(key_file: &Path, create: bool) -> ServiceResult<(Keyring, KeyFileStatus)> {
-    let (key, created, too_open) = if create { MasterKey::load_or_create(key_file)? } else { MasterKey::load(key_file).map(|(k, o)| (k, false, o))? };
+    let (key, created, too_open) = if create {
+        MasterKey::load_or_create(key_file)?
+    } else {
+        MasterKey::load(key_file).map(|(k, o)| (k, false, o))?
+    };
     let next = next_key_path(key_file);
     if next.exists() {
         let (pending, _) = MasterKey::load(&next)?;
-        Ok((Keyring::new(pending).with_previous(key), KeyFileStatus { created, too_open, rotation_pending: true }))
+        Ok((
+            Keyring::new(pending).with_previous(key),
+            KeyFileStatus {
+                created,
+                too_open,
+                rotation_pending: true,
+            },
+        ))
     } else {
-        Ok((Keyring::new(key), KeyFileStatus { created, too_open, rotation_pending: false }))
+        Ok((
+            Keyring::new(key),
+            KeyFileStatus {
+                created,
+                too_open,
+                rotation_pending: false,
+            },
+        ))
     }
 }
 
@@ -74,7 +92,12 @@ pub enum RotationOutcome {
 
 /// Rotates the master key at `key_file`. See the module docs for why it is safe to interrupt.
 /// `progress` is called after each committed batch; returning `Break` stops cleanly there.
-pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress: impl FnMut(RotationProgress) -> ControlFlow<()>) -> ServiceResult<RotationOutcome> {
+pub async fn rotate(
+    store: &DynStore,
+    key_file: &Path,
+    batch: u32,
+    mut progress: impl FnMut(RotationProgress) -> ControlFlow<()>,
+) -> ServiceResult<RotationOutcome> {
     let next = next_key_path(key_file);
     if !next.exists() {
         MasterKey::create(&next)?;
@@ -86,10 +109,24 @@ pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress:
         if k.master_key_id != new_id {
             let label = format!("keyring\0{name}");
             let w = ring.rewrap(&wrapped(&k), label.as_bytes())?;
-            store.keyring_replace(&name, &steward_store::StoredKey { master_key_id: w.master_key_id, wrapped: w.blob }).await?;
+            store
+                .keyring_replace(
+                    &name,
+                    &steward_store::StoredKey {
+                        master_key_id: w.master_key_id,
+                        wrapped: w.blob,
+                    },
+                )
+                .await?;
         }
     }
-    let total: i64 = store.data_key_census().await?.iter().filter(|(id, _)| *id != new_id).map(|(_, n)| n).sum();
+    let total: i64 = store
+        .data_key_census()
+        .await?
+        .iter()
+        .filter(|(id, _)| *id != new_id)
+        .map(|(_, n)| n)
+        .sum();
     let total = u64::try_from(total).unwrap_or(0);
     let mut done = 0u64;
     loop {
@@ -100,7 +137,13 @@ pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress:
         let mut rewrapped = Vec::with_capacity(keys.len());
         for (id, k) in &keys {
             let w = ring.rewrap(&wrapped(k), &owner_label(*id))?;
-            rewrapped.push((*id, steward_store::StoredKey { master_key_id: w.master_key_id, wrapped: w.blob }));
+            rewrapped.push((
+                *id,
+                steward_store::StoredKey {
+                    master_key_id: w.master_key_id,
+                    wrapped: w.blob,
+                },
+            ));
         }
         store.replace_data_keys(&rewrapped).await?;
         done += keys.len() as u64;
@@ -109,9 +152,21 @@ pub async fn rotate(store: &DynStore, key_file: &Path, batch: u32, mut progress:
         }
     }
     // INVARIANT: no stored key is wrapped by the old master key any more, so it can go.
-    std::fs::rename(&next, key_file).map_err(|e| steward_crypto::CryptoError::KeyFile { path: key_file.display().to_string(), reason: e.kind().to_string() })?;
-    if let Some(dir) = key_file.parent().and_then(|d| std::fs::File::open(if d.as_os_str().is_empty() { Path::new(".") } else { d }).ok()) {
+    std::fs::rename(&next, key_file).map_err(|e| steward_crypto::CryptoError::KeyFile {
+        path: key_file.display().to_string(),
+        reason: e.kind().to_string(),
+    })?;
+    if let Some(dir) = key_file.parent().and_then(|d| {
+        std::fs::File::open(if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        })
+        .ok()
+    }) {
         let _ = dir.sync_all();
     }
-    Ok(RotationOutcome::Done { master_key_id: new_id })
+    Ok(RotationOutcome::Done {
+        master_key_id: new_id,
+    })
 }

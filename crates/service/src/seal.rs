@@ -4,32 +4,71 @@
 //! table, column, customer and record; the store receives only the output.
 
 use steward_crypto::{DataKey, FieldAad};
-use steward_domain::{Address, Customer, CustomerId, Interaction, InteractionId, NewCustomer, OutletId, Purchase, PurchaseId, StaffId, Timestamp, interaction::Channel};
+use steward_domain::{
+    Address, Customer, CustomerId, Interaction, InteractionId, NewCustomer, OutletId, Purchase,
+    PurchaseId, StaffId, Timestamp, interaction::Channel,
+};
 use steward_store::{CustomerRow, InteractionRow, PurchaseRow};
 use uuid::Uuid;
 
 use crate::error::{ServiceError, ServiceResult};
 
 fn aad<'a>(table: &'a str, column: &'a str, customer: CustomerId, record: Uuid) -> FieldAad<'a> {
-    FieldAad { table, column, customer: customer.0, record }
+    FieldAad {
+        table,
+        column,
+        customer: customer.0,
+        record,
+    }
 }
 
-fn seal_opt(dk: &DataKey, column: &str, id: CustomerId, v: Option<&[u8]>) -> ServiceResult<Option<Vec<u8>>> {
-    v.map(|v| dk.seal(&aad("customers", column, id, id.0), v)).transpose().map_err(Into::into)
+fn seal_opt(
+    dk: &DataKey,
+    column: &str,
+    id: CustomerId,
+    v: Option<&[u8]>,
+) -> ServiceResult<Option<Vec<u8>>> {
+    v.map(|v| dk.seal(&aad("customers", column, id, id.0), v))
+        .transpose()
+        .map_err(Into::into)
 }
 
-fn open_str(dk: &DataKey, table: &str, column: &str, customer: CustomerId, record: Uuid, sealed: &[u8]) -> ServiceResult<String> {
+fn open_str(
+    dk: &DataKey,
+    table: &str,
+    column: &str,
+    customer: CustomerId,
+    record: Uuid,
+    sealed: &[u8],
+) -> ServiceResult<String> {
     let bytes = dk.open(&aad(table, column, customer, record), sealed)?;
     String::from_utf8(bytes).map_err(|_| ServiceError::Integrity)
 }
 
-fn open_opt(dk: &DataKey, column: &str, id: CustomerId, v: &Option<Vec<u8>>) -> ServiceResult<Option<String>> {
-    v.as_deref().map(|s| open_str(dk, "customers", column, id, id.0, s)).transpose()
+fn open_opt(
+    dk: &DataKey,
+    column: &str,
+    id: CustomerId,
+    v: &Option<Vec<u8>>,
+) -> ServiceResult<Option<String>> {
+    v.as_deref()
+        .map(|s| open_str(dk, "customers", column, id, id.0, s))
+        .transpose()
 }
 
 /// Seals a customer's profile into a row.
-pub fn seal_customer(dk: &DataKey, id: CustomerId, c: &NewCustomer, created_at: i64, updated_at: i64) -> ServiceResult<CustomerRow> {
-    let address = c.address.as_ref().map(|a| serde_json::to_vec(a).map_err(|_| ServiceError::Integrity)).transpose()?;
+pub fn seal_customer(
+    dk: &DataKey,
+    id: CustomerId,
+    c: &NewCustomer,
+    created_at: i64,
+    updated_at: i64,
+) -> ServiceResult<CustomerRow> {
+    let address = c
+        .address
+        .as_ref()
+        .map(|a| serde_json::to_vec(a).map_err(|_| ServiceError::Integrity))
+        .transpose()?;
     Ok(CustomerRow {
         id,
         outlet_id: c.outlet_id,
@@ -39,7 +78,12 @@ pub fn seal_customer(dk: &DataKey, id: CustomerId, c: &NewCustomer, created_at: 
         email: seal_opt(dk, "email", id, c.email.as_deref().map(str::as_bytes))?,
         phone: seal_opt(dk, "phone", id, c.phone.as_deref().map(str::as_bytes))?,
         address: seal_opt(dk, "address", id, address.as_deref())?,
-        date_of_birth: seal_opt(dk, "date_of_birth", id, c.date_of_birth.as_deref().map(str::as_bytes))?,
+        date_of_birth: seal_opt(
+            dk,
+            "date_of_birth",
+            id,
+            c.date_of_birth.as_deref().map(str::as_bytes),
+        )?,
     })
 }
 
@@ -62,14 +106,22 @@ pub fn open_customer(dk: &DataKey, r: &CustomerRow) -> ServiceResult<Customer> {
 }
 
 /// Seals an interaction.
-pub fn seal_interaction(dk: &DataKey, customer: CustomerId, id: InteractionId, i: &steward_domain::NewInteraction) -> ServiceResult<InteractionRow> {
+pub fn seal_interaction(
+    dk: &DataKey,
+    customer: CustomerId,
+    id: InteractionId,
+    i: &steward_domain::NewInteraction,
+) -> ServiceResult<InteractionRow> {
     Ok(InteractionRow {
         id: id.as_bytes().to_vec(),
         customer_id: customer,
         channel: i.channel.as_str().to_owned(),
         source: i.source.clone(),
         occurred_at: i.occurred_at.millis(),
-        body: dk.seal(&aad("interactions", "body", customer, id.0), i.text.as_bytes())?,
+        body: dk.seal(
+            &aad("interactions", "body", customer, id.0),
+            i.text.as_bytes(),
+        )?,
     })
 }
 
@@ -87,7 +139,12 @@ pub fn open_interaction(dk: &DataKey, r: &InteractionRow) -> ServiceResult<Inter
 }
 
 /// Seals a purchase: item, amount, outlet and seller each under their own associated data.
-pub fn seal_purchase(dk: &DataKey, customer: CustomerId, id: PurchaseId, p: &steward_domain::NewPurchase) -> ServiceResult<PurchaseRow> {
+pub fn seal_purchase(
+    dk: &DataKey,
+    customer: CustomerId,
+    id: PurchaseId,
+    p: &steward_domain::NewPurchase,
+) -> ServiceResult<PurchaseRow> {
     let a = |column| aad("purchases", column, customer, id.0);
     Ok(PurchaseRow {
         id: id.as_bytes().to_vec(),
@@ -98,7 +155,10 @@ pub fn seal_purchase(dk: &DataKey, customer: CustomerId, id: PurchaseId, p: &ste
         item: dk.seal(&a("item"), p.item.as_bytes())?,
         amount: dk.seal(&a("amount"), &p.amount_minor.to_be_bytes())?,
         outlet: dk.seal(&a("outlet"), p.outlet_id.as_bytes())?,
-        seller: p.seller_id.map(|s| dk.seal(&a("seller"), s.as_bytes())).transpose()?,
+        seller: p
+            .seller_id
+            .map(|s| dk.seal(&a("seller"), s.as_bytes()))
+            .transpose()?,
     })
 }
 
@@ -106,16 +166,26 @@ pub fn seal_purchase(dk: &DataKey, customer: CustomerId, id: PurchaseId, p: &ste
 pub fn open_purchase(dk: &DataKey, r: &PurchaseRow) -> ServiceResult<Purchase> {
     let id = PurchaseId::from_slice(&r.id).ok_or(ServiceError::Integrity)?;
     let a = |column| aad("purchases", column, r.customer_id, id.0);
-    let amount: [u8; 8] = dk.open(&a("amount"), &r.amount)?.try_into().map_err(|_| ServiceError::Integrity)?;
-    let outlet = OutletId::from_slice(&dk.open(&a("outlet"), &r.outlet)?).ok_or(ServiceError::Integrity)?;
-    let seller = r.seller.as_deref().map(|s| dk.open(&a("seller"), s)).transpose()?;
+    let amount: [u8; 8] = dk
+        .open(&a("amount"), &r.amount)?
+        .try_into()
+        .map_err(|_| ServiceError::Integrity)?;
+    let outlet =
+        OutletId::from_slice(&dk.open(&a("outlet"), &r.outlet)?).ok_or(ServiceError::Integrity)?;
+    let seller = r
+        .seller
+        .as_deref()
+        .map(|s| dk.open(&a("seller"), s))
+        .transpose()?;
     Ok(Purchase {
         id,
         customer_id: r.customer_id,
         item: open_str(dk, "purchases", "item", r.customer_id, id.0, &r.item)?,
         category: r.category.clone(),
         outlet_id: outlet,
-        seller_id: seller.map(|s| StaffId::from_slice(&s).ok_or(ServiceError::Integrity)).transpose()?,
+        seller_id: seller
+            .map(|s| StaffId::from_slice(&s).ok_or(ServiceError::Integrity))
+            .transpose()?,
         amount_minor: i64::from_be_bytes(amount),
         currency: r.currency.clone(),
         occurred_at: Timestamp(r.occurred_at),

@@ -6,8 +6,9 @@ use serde::Serialize;
 use steward_crypto::{BlindIndexKey, DataKey, FieldAad, Keyring, WrappedKey};
 use steward_domain::purpose::default_purposes;
 use steward_domain::{
-    Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction, NewPurchase, OutletId, Purchase, PurchaseId, Purpose,
-    Role, StaffId, Timestamp, ValidationError,
+    Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
+    NewPurchase, OutletId, Purchase, PurchaseId, Purpose, Role, StaffId, Timestamp,
+    ValidationError,
 };
 use steward_store::{DynStore, Lookup, OutletRow, PurposeRow, SealedCustomer, StaffRow, StoredKey};
 use uuid::Uuid;
@@ -46,11 +47,17 @@ pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
 }
 
 fn stored(w: WrappedKey) -> StoredKey {
-    StoredKey { master_key_id: w.master_key_id, wrapped: w.blob }
+    StoredKey {
+        master_key_id: w.master_key_id,
+        wrapped: w.blob,
+    }
 }
 
 pub(crate) fn wrapped(k: &StoredKey) -> WrappedKey {
-    WrappedKey { master_key_id: k.master_key_id.clone(), blob: k.wrapped.clone() }
+    WrappedKey {
+        master_key_id: k.master_key_id.clone(),
+        blob: k.wrapped.clone(),
+    }
 }
 
 /// Seals and stores; loads and unseals. Cheap to clone.
@@ -74,13 +81,24 @@ impl Vault {
     pub async fn open(store: DynStore, keyring: Keyring) -> ServiceResult<Self> {
         let blind_wrapped = match store.keyring_get(BLIND_INDEX_KEY).await? {
             Some(k) => k,
-            None => store.keyring_put_if_absent(BLIND_INDEX_KEY, &stored(keyring.new_blind_index_key()?)).await?,
+            None => {
+                store
+                    .keyring_put_if_absent(BLIND_INDEX_KEY, &stored(keyring.new_blind_index_key()?))
+                    .await?
+            }
         };
         let blind = keyring.unwrap_blind_index_key(&wrapped(&blind_wrapped))?;
         let dir_label = b"keyring\0directory";
         let dir_wrapped = match store.keyring_get(DIRECTORY_KEY).await? {
             Some(k) => k,
-            None => store.keyring_put_if_absent(DIRECTORY_KEY, &stored(DataKey::generate()?.wrap(&keyring, dir_label)?)).await?,
+            None => {
+                store
+                    .keyring_put_if_absent(
+                        DIRECTORY_KEY,
+                        &stored(DataKey::generate()?.wrap(&keyring, dir_label)?),
+                    )
+                    .await?
+            }
         };
         let directory = DataKey::unwrap(&keyring, &wrapped(&dir_wrapped), dir_label)?;
         let rows: Vec<PurposeRow> = default_purposes()
@@ -102,8 +120,10 @@ impl Vault {
             .into_iter()
             .map(|r| {
                 Ok(Purpose {
-                    lawful_basis: serde_json::from_value(serde_json::Value::String(r.lawful_basis)).map_err(|_| ServiceError::Integrity)?,
-                    categories: serde_json::from_str(&r.categories).map_err(|_| ServiceError::Integrity)?,
+                    lawful_basis: serde_json::from_value(serde_json::Value::String(r.lawful_basis))
+                        .map_err(|_| ServiceError::Integrity)?,
+                    categories: serde_json::from_str(&r.categories)
+                        .map_err(|_| ServiceError::Integrity)?,
                     key: r.key,
                     data_use: r.data_use,
                     retention_days: r.retention_days,
@@ -112,7 +132,16 @@ impl Vault {
                 })
             })
             .collect::<ServiceResult<_>>()?;
-        Ok(Self { inner: Arc::new(Inner { store, keyring, blind, directory, purposes, tokens: TokenCache::default() }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                keyring,
+                blind,
+                directory,
+                purposes,
+                tokens: TokenCache::default(),
+            }),
+        })
     }
 
     /// The underlying store.
@@ -127,31 +156,51 @@ impl Vault {
 
     /// The purpose with this key, or a validation error naming `field`.
     pub fn purpose(&self, field: &'static str, key: &str) -> Result<&Purpose, ValidationError> {
-        self.inner.purposes.iter().find(|p| p.key == key).ok_or_else(|| ValidationError::new(field, "unknown purpose; see GET /v1/purposes"))
+        self.inner
+            .purposes
+            .iter()
+            .find(|p| p.key == key)
+            .ok_or_else(|| ValidationError::new(field, "unknown purpose; see GET /v1/purposes"))
     }
 
     fn lookups(&self, c: &NewCustomer) -> Vec<Lookup> {
         let mut v = Vec::with_capacity(2);
         if let Some(e) = &c.email {
-            v.push(Lookup { kind: "email", mac: self.inner.blind.mac("email", e) });
+            v.push(Lookup {
+                kind: "email",
+                mac: self.inner.blind.mac("email", e),
+            });
         }
         if let Some(p) = &c.phone {
-            v.push(Lookup { kind: "phone", mac: self.inner.blind.mac("phone", p) });
+            v.push(Lookup {
+                kind: "phone",
+                mac: self.inner.blind.mac("phone", p),
+            });
         }
         v
     }
 
     /// Seals a new customer (pure CPU work; callers may run it off the async threads).
-    pub fn seal_new_customer(&self, c: &NewCustomer, now: Timestamp) -> ServiceResult<SealedCustomer> {
+    pub fn seal_new_customer(
+        &self,
+        c: &NewCustomer,
+        now: Timestamp,
+    ) -> ServiceResult<SealedCustomer> {
         let id = CustomerId::new();
         let dk = DataKey::generate()?;
         let row = seal::seal_customer(&dk, id, c, now.millis(), now.millis())?;
-        Ok(SealedCustomer { row, key: stored(dk.wrap(&self.inner.keyring, &owner_label(id))?), lookups: self.lookups(c) })
+        Ok(SealedCustomer {
+            row,
+            key: stored(dk.wrap(&self.inner.keyring, &owner_label(id))?),
+            lookups: self.lookups(c),
+        })
     }
 
     async fn check_outlet(&self, field: &'static str, id: Option<OutletId>) -> ServiceResult<()> {
         match id {
-            Some(o) if !self.inner.store.outlet_exists(o).await? => Err(ValidationError::new(field, "no such outlet").into()),
+            Some(o) if !self.inner.store.outlet_exists(o).await? => {
+                Err(ValidationError::new(field, "no such outlet").into())
+            }
             _ => Ok(()),
         }
     }
@@ -161,7 +210,10 @@ impl Vault {
         self.check_outlet("outlet_id", c.outlet_id).await?;
         let sealed = self.seal_new_customer(c, Timestamp::now())?;
         let id = sealed.row.id;
-        self.inner.store.insert_customers(std::slice::from_ref(&sealed)).await?;
+        self.inner
+            .store
+            .insert_customers(std::slice::from_ref(&sealed))
+            .await?;
         Ok(id)
     }
 
@@ -171,42 +223,85 @@ impl Vault {
     }
 
     fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
-        Ok(DataKey::unwrap(&self.inner.keyring, &wrapped(k), &owner_label(id))?)
+        Ok(DataKey::unwrap(
+            &self.inner.keyring,
+            &wrapped(k),
+            &owner_label(id),
+        )?)
     }
 
     async fn data_key_of(&self, id: CustomerId) -> ServiceResult<DataKey> {
-        let k = self.inner.store.customer_key(id).await?.ok_or(ServiceError::NotFound("customer"))?;
+        let k = self
+            .inner
+            .store
+            .customer_key(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
         self.data_key(id, &k)
     }
 
     /// Reads one customer.
     pub async fn get_customer(&self, id: CustomerId) -> ServiceResult<Customer> {
-        let (row, key) = self.inner.store.get_customer(id).await?.ok_or(ServiceError::NotFound("customer"))?;
+        let (row, key) = self
+            .inner
+            .store
+            .get_customer(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
         seal::open_customer(&self.data_key(id, &key)?, &row)
     }
 
     /// Reads customers in id order after `after`.
-    pub async fn list_customers(&self, after: Option<CustomerId>, limit: u32) -> ServiceResult<Vec<Customer>> {
+    pub async fn list_customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> ServiceResult<Vec<Customer>> {
         let rows = self.inner.store.list_customers(after, limit).await?;
-        rows.iter().map(|(row, key)| seal::open_customer(&self.data_key(row.id, key)?, row)).collect()
+        rows.iter()
+            .map(|(row, key)| seal::open_customer(&self.data_key(row.id, key)?, row))
+            .collect()
     }
 
     /// Applies a merge patch to a customer; one transaction. Returns the updated customer.
-    pub async fn update_customer(&self, id: CustomerId, patch: &CustomerPatch) -> ServiceResult<Customer> {
-        let (row, key) = self.inner.store.get_customer(id).await?.ok_or(ServiceError::NotFound("customer"))?;
+    pub async fn update_customer(
+        &self,
+        id: CustomerId,
+        patch: &CustomerPatch,
+    ) -> ServiceResult<Customer> {
+        let (row, key) = self
+            .inner
+            .store
+            .get_customer(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
         let dk = self.data_key(id, &key)?;
         let current = seal::open_customer(&dk, &row)?;
         let next = patch.apply(current.profile())?;
-        let new_row = seal::seal_customer(&dk, id, &next, row.created_at, Timestamp::now().millis())?;
-        if !self.inner.store.update_customer(&new_row, &self.lookups(&next)).await? {
+        let new_row =
+            seal::seal_customer(&dk, id, &next, row.created_at, Timestamp::now().millis())?;
+        if !self
+            .inner
+            .store
+            .update_customer(&new_row, &self.lookups(&next))
+            .await?
+        {
             return Err(ServiceError::NotFound("customer"));
         }
         seal::open_customer(&dk, &new_row)
     }
 
     /// Finds customers by a normalised e-mail or phone through the blind index.
-    pub async fn lookup(&self, kind: &'static str, normalised: &str) -> ServiceResult<Vec<Customer>> {
-        let ids = self.inner.store.lookup(kind, &self.inner.blind.mac(kind, normalised)).await?;
+    pub async fn lookup(
+        &self,
+        kind: &'static str,
+        normalised: &str,
+    ) -> ServiceResult<Vec<Customer>> {
+        let ids = self
+            .inner
+            .store
+            .lookup(kind, &self.inner.blind.mac(kind, normalised))
+            .await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match self.get_customer(id).await {
@@ -224,38 +319,72 @@ impl Vault {
     }
 
     /// Records an interaction.
-    pub async fn add_interaction(&self, customer: CustomerId, i: &NewInteraction) -> ServiceResult<InteractionId> {
+    pub async fn add_interaction(
+        &self,
+        customer: CustomerId,
+        i: &NewInteraction,
+    ) -> ServiceResult<InteractionId> {
         let dk = self.data_key_of(customer).await?;
         let id = InteractionId::new();
-        self.inner.store.insert_interaction(&seal::seal_interaction(&dk, customer, id, i)?).await?;
+        self.inner
+            .store
+            .insert_interaction(&seal::seal_interaction(&dk, customer, id, i)?)
+            .await?;
         Ok(id)
     }
 
     /// A customer's interactions.
-    pub async fn list_interactions(&self, customer: CustomerId, after: Option<Uuid>, limit: u32) -> ServiceResult<Vec<Interaction>> {
+    pub async fn list_interactions(
+        &self,
+        customer: CustomerId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> ServiceResult<Vec<Interaction>> {
         let dk = self.data_key_of(customer).await?;
-        let rows = self.inner.store.list_interactions(customer, after.map(|a| a.as_bytes().to_vec()), limit).await?;
-        rows.iter().map(|r| seal::open_interaction(&dk, r)).collect()
+        let rows = self
+            .inner
+            .store
+            .list_interactions(customer, after.map(|a| a.as_bytes().to_vec()), limit)
+            .await?;
+        rows.iter()
+            .map(|r| seal::open_interaction(&dk, r))
+            .collect()
     }
 
     /// Records a purchase after checking its outlet and seller exist.
-    pub async fn add_purchase(&self, customer: CustomerId, p: &NewPurchase) -> ServiceResult<PurchaseId> {
+    pub async fn add_purchase(
+        &self,
+        customer: CustomerId,
+        p: &NewPurchase,
+    ) -> ServiceResult<PurchaseId> {
         let dk = self.data_key_of(customer).await?;
         self.check_outlet("outlet_id", Some(p.outlet_id)).await?;
-        if let Some(s) = p.seller_id {
-            if !self.inner.store.staff_exists(s).await? {
-                return Err(ValidationError::new("seller_id", "no such staff member").into());
-            }
+        if let Some(s) = p.seller_id
+            && !self.inner.store.staff_exists(s).await?
+        {
+            return Err(ValidationError::new("seller_id", "no such staff member").into());
         }
         let id = PurchaseId::new();
-        self.inner.store.insert_purchase(&seal::seal_purchase(&dk, customer, id, p)?).await?;
+        self.inner
+            .store
+            .insert_purchase(&seal::seal_purchase(&dk, customer, id, p)?)
+            .await?;
         Ok(id)
     }
 
     /// A customer's purchases.
-    pub async fn list_purchases(&self, customer: CustomerId, after: Option<Uuid>, limit: u32) -> ServiceResult<Vec<Purchase>> {
+    pub async fn list_purchases(
+        &self,
+        customer: CustomerId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> ServiceResult<Vec<Purchase>> {
         let dk = self.data_key_of(customer).await?;
-        let rows = self.inner.store.list_purchases(customer, after.map(|a| a.as_bytes().to_vec()), limit).await?;
+        let rows = self
+            .inner
+            .store
+            .list_purchases(customer, after.map(|a| a.as_bytes().to_vec()), limit)
+            .await?;
         rows.iter().map(|r| seal::open_purchase(&dk, r)).collect()
     }
 
@@ -270,18 +399,35 @@ impl Vault {
             }
             let Some((_, dk)) = &last else { continue };
             match a {
-                Activity::Interaction(i) => interactions.push(seal::seal_interaction(dk, *cid, InteractionId::new(), i)?),
-                Activity::Purchase(p) => purchases.push(seal::seal_purchase(dk, *cid, PurchaseId::new(), p)?),
+                Activity::Interaction(i) => {
+                    interactions.push(seal::seal_interaction(dk, *cid, InteractionId::new(), i)?)
+                }
+                Activity::Purchase(p) => {
+                    purchases.push(seal::seal_purchase(dk, *cid, PurchaseId::new(), p)?)
+                }
             }
         }
-        Ok(self.inner.store.insert_activity(&interactions, &purchases).await?)
+        Ok(self
+            .inner
+            .store
+            .insert_activity(&interactions, &purchases)
+            .await?)
     }
 
     /// Creates an outlet; names are unique.
     pub async fn create_outlet(&self, name: &str) -> ServiceResult<OutletId> {
         let name = steward_domain::normalize::short_text("name", name)?;
         let id = OutletId::new();
-        match self.inner.store.insert_outlet(&OutletRow { id, name, created_at: Timestamp::now().millis() }).await {
+        match self
+            .inner
+            .store
+            .insert_outlet(&OutletRow {
+                id,
+                name,
+                created_at: Timestamp::now().millis(),
+            })
+            .await
+        {
             Err(steward_store::StoreError::Conflict) => Err(ServiceError::Conflict("name")),
             other => other.map(|_| id).map_err(Into::into),
         }
@@ -289,15 +435,35 @@ impl Vault {
 
     /// All outlets.
     pub async fn list_outlets(&self) -> ServiceResult<Vec<Outlet>> {
-        Ok(self.inner.store.list_outlets().await?.into_iter().map(|o| Outlet { id: o.id, name: o.name }).collect())
+        Ok(self
+            .inner
+            .store
+            .list_outlets()
+            .await?
+            .into_iter()
+            .map(|o| Outlet {
+                id: o.id,
+                name: o.name,
+            })
+            .collect())
     }
 
     fn staff_aad(id: StaffId) -> FieldAad<'static> {
-        FieldAad { table: "staff", column: "name", customer: Uuid::nil(), record: id.0 }
+        FieldAad {
+            table: "staff",
+            column: "name",
+            customer: Uuid::nil(),
+            record: id.0,
+        }
     }
 
     /// Creates a staff member; the name is sealed under the installation's directory key.
-    pub async fn create_staff(&self, name: &str, roles: &[Role], outlet_ids: &[OutletId]) -> ServiceResult<StaffId> {
+    pub async fn create_staff(
+        &self,
+        name: &str,
+        roles: &[Role],
+        outlet_ids: &[OutletId],
+    ) -> ServiceResult<StaffId> {
         let name = steward_domain::normalize::short_text("name", name)?;
         if roles.is_empty() {
             return Err(ValidationError::new("roles", "must name at least one role").into());
@@ -308,8 +474,15 @@ impl Vault {
         let id = StaffId::new();
         let row = StaffRow {
             id,
-            name: self.inner.directory.seal(&Self::staff_aad(id), name.as_bytes())?,
-            roles: roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","),
+            name: self
+                .inner
+                .directory
+                .seal(&Self::staff_aad(id), name.as_bytes())?,
+            roles: roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             outlet_ids: outlet_ids.to_vec(),
             created_at: Timestamp::now().millis(),
         };
@@ -322,9 +495,16 @@ impl Vault {
         let rows = self.inner.store.list_staff().await?;
         rows.into_iter()
             .map(|r| {
-                let name = String::from_utf8(self.inner.directory.open(&Self::staff_aad(r.id), &r.name)?).map_err(|_| ServiceError::Integrity)?;
+                let name =
+                    String::from_utf8(self.inner.directory.open(&Self::staff_aad(r.id), &r.name)?)
+                        .map_err(|_| ServiceError::Integrity)?;
                 let roles = r.roles.split(',').filter_map(|s| s.parse().ok()).collect();
-                Ok(Staff { id: r.id, name, roles, outlet_ids: r.outlet_ids })
+                Ok(Staff {
+                    id: r.id,
+                    name,
+                    roles,
+                    outlet_ids: r.outlet_ids,
+                })
             })
             .collect()
     }

@@ -6,9 +6,9 @@
 //! and every time an integer, which `Any` handles on both); what differs — connection set-up
 //! and the migrations folder — lives in [`sqlite`] and [`postgres`].
 
+pub mod postgres;
 mod records;
 mod sql;
-pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -66,7 +66,11 @@ pub trait Store: Send + Sync + 'static {
     /// One customer with their wrapped data key.
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<(CustomerRow, StoredKey)>>;
     /// Customers in id order after `after`, at most `limit`.
-    async fn list_customers(&self, after: Option<CustomerId>, limit: u32) -> StoreResult<Vec<(CustomerRow, StoredKey)>>;
+    async fn list_customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerRow, StoredKey)>>;
     /// Replaces a customer's sealed profile and blind indexes; false if the customer is gone.
     async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool>;
     /// Customers whose blind index of `kind` is `mac`.
@@ -79,13 +83,27 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an interaction.
     async fn insert_interaction(&self, row: &InteractionRow) -> StoreResult<()>;
     /// A customer's interactions in id order after `after`.
-    async fn list_interactions(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<InteractionRow>>;
+    async fn list_interactions(
+        &self,
+        customer: CustomerId,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>>;
     /// Appends a purchase.
     async fn insert_purchase(&self, row: &PurchaseRow) -> StoreResult<()>;
     /// A customer's purchases in id order after `after`.
-    async fn list_purchases(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<PurchaseRow>>;
+    async fn list_purchases(
+        &self,
+        customer: CustomerId,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<PurchaseRow>>;
     /// Inserts interactions and purchases in one transaction (import, demo data).
-    async fn insert_activity(&self, interactions: &[InteractionRow], purchases: &[PurchaseRow]) -> StoreResult<()>;
+    async fn insert_activity(
+        &self,
+        interactions: &[InteractionRow],
+        purchases: &[PurchaseRow],
+    ) -> StoreResult<()>;
 
     /// Adds an outlet; [`StoreError::Conflict`] if the name is taken.
     async fn insert_outlet(&self, row: &OutletRow) -> StoreResult<()>;
@@ -111,7 +129,11 @@ pub trait Store: Send + Sync + 'static {
     async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>>;
 
     /// Up to `limit` customer data keys not wrapped by `master_key_id`.
-    async fn data_keys_not_under(&self, master_key_id: &str, limit: u32) -> StoreResult<Vec<(CustomerId, StoredKey)>>;
+    async fn data_keys_not_under(
+        &self,
+        master_key_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, StoredKey)>>;
     /// Replaces wrapped data keys (after re-wrapping), in one transaction.
     async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()>;
     /// Replaces an installation key (after re-wrapping).

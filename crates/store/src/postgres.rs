@@ -13,7 +13,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
     sqlx::any::install_default_drivers();
     let opts = AnyConnectOptions::from_str(url)?;
-    let pool = AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(opts).await?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await?;
     MIGRATOR.run(&pool).await?;
     Ok(SqlStore::new(pool, Backend::Postgres))
 }

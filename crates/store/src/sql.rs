@@ -38,7 +38,10 @@ fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
             address: r.try_get(7)?,
             date_of_birth: r.try_get(8)?,
         },
-        StoredKey { master_key_id: r.try_get(9)?, wrapped: r.try_get(10)? },
+        StoredKey {
+            master_key_id: r.try_get(9)?,
+            wrapped: r.try_get(10)?,
+        },
     ))
 }
 
@@ -85,12 +88,21 @@ impl SqlStore {
         })
     }
 
-    async fn insert_lookups(tx: &mut Transaction<'static, sqlx::Any>, entries: &[(CustomerId, &Lookup)]) -> StoreResult<()> {
+    async fn insert_lookups(
+        tx: &mut Transaction<'static, sqlx::Any>,
+        entries: &[(CustomerId, &Lookup)],
+    ) -> StoreResult<()> {
         for chunk in entries.chunks(INSERT_CHUNK) {
-            let sql = format!("INSERT INTO lookup_index (kind, mac, customer_id) VALUES {}", values_clause(chunk.len(), 3));
+            let sql = format!(
+                "INSERT INTO lookup_index (kind, mac, customer_id) VALUES {}",
+                values_clause(chunk.len(), 3)
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, l) in chunk {
-                q = q.bind(l.kind).bind(l.mac.to_vec()).bind(id.as_bytes().to_vec());
+                q = q
+                    .bind(l.kind)
+                    .bind(l.mac.to_vec())
+                    .bind(id.as_bytes().to_vec());
             }
             q.execute(&mut **tx).await?;
         }
@@ -105,8 +117,17 @@ impl Store for SqlStore {
     }
 
     async fn keyring_get(&self, name: &str) -> StoreResult<Option<StoredKey>> {
-        let row = sqlx::query("SELECT master_key_id, wrapped FROM keyring WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
-        row.map(|r| Ok(StoredKey { master_key_id: r.try_get(0)?, wrapped: r.try_get(1)? })).transpose()
+        let row = sqlx::query("SELECT master_key_id, wrapped FROM keyring WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(StoredKey {
+                master_key_id: r.try_get(0)?,
+                wrapped: r.try_get(1)?,
+            })
+        })
+        .transpose()
     }
 
     async fn keyring_put_if_absent(&self, name: &str, key: &StoredKey) -> StoreResult<StoredKey> {
@@ -116,21 +137,42 @@ impl Store for SqlStore {
             .bind(key.wrapped.clone())
             .execute(&self.pool)
             .await?;
-        self.keyring_get(name).await?.ok_or(StoreError::Corrupt("keyring row vanished"))
+        self.keyring_get(name)
+            .await?
+            .ok_or(StoreError::Corrupt("keyring row vanished"))
     }
 
     async fn keyring_all(&self) -> StoreResult<Vec<(String, StoredKey)>> {
-        let rows = sqlx::query("SELECT name, master_key_id, wrapped FROM keyring ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, StoredKey { master_key_id: r.try_get(1)?, wrapped: r.try_get(2)? }))).collect()
+        let rows = sqlx::query("SELECT name, master_key_id, wrapped FROM keyring ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    StoredKey {
+                        master_key_id: r.try_get(1)?,
+                        wrapped: r.try_get(2)?,
+                    },
+                ))
+            })
+            .collect()
     }
 
     async fn insert_customers(&self, customers: &[SealedCustomer]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for chunk in customers.chunks(INSERT_CHUNK) {
-            let sql = format!("INSERT INTO data_keys (customer_id, master_key_id, wrapped, created_at) VALUES {}", values_clause(chunk.len(), 4));
+            let sql = format!(
+                "INSERT INTO data_keys (customer_id, master_key_id, wrapped, created_at) VALUES {}",
+                values_clause(chunk.len(), 4)
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
-                q = q.bind(c.row.id.as_bytes().to_vec()).bind(&c.key.master_key_id).bind(c.key.wrapped.clone()).bind(c.row.created_at);
+                q = q
+                    .bind(c.row.id.as_bytes().to_vec())
+                    .bind(&c.key.master_key_id)
+                    .bind(c.key.wrapped.clone())
+                    .bind(c.row.created_at);
             }
             q.execute(&mut *tx).await?;
 
@@ -154,7 +196,10 @@ impl Store for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let lookups: Vec<_> = customers.iter().flat_map(|c| c.lookups.iter().map(move |l| (c.row.id, l))).collect();
+        let lookups: Vec<_> = customers
+            .iter()
+            .flat_map(|c| c.lookups.iter().map(move |l| (c.row.id, l)))
+            .collect();
         Self::insert_lookups(&mut tx, &lookups).await?;
         tx.commit().await?;
         Ok(())
@@ -162,11 +207,18 @@ impl Store for SqlStore {
 
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<(CustomerRow, StoredKey)>> {
         let sql = const_format_customer_by_id();
-        let row = sqlx::query(sql).bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sql)
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(customer_from_row).transpose()
     }
 
-    async fn list_customers(&self, after: Option<CustomerId>, limit: u32) -> StoreResult<Vec<(CustomerRow, StoredKey)>> {
+    async fn list_customers(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerRow, StoredKey)>> {
         let after = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id > $1 ORDER BY c.id LIMIT $2"
@@ -194,7 +246,10 @@ impl Store for SqlStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM lookup_index WHERE customer_id = $1").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM lookup_index WHERE customer_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
         Self::insert_lookups(&mut tx, &entries).await?;
         tx.commit().await?;
@@ -207,23 +262,43 @@ impl Store for SqlStore {
             .bind(mac.to_vec())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(|r| id16(r.try_get(0)?, CustomerId::from_slice)).collect()
+        rows.iter()
+            .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
+            .collect()
     }
 
     async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>> {
-        let row = sqlx::query("SELECT master_key_id, wrapped FROM data_keys WHERE customer_id = $1").bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?;
-        row.map(|r| Ok(StoredKey { master_key_id: r.try_get(0)?, wrapped: r.try_get(1)? })).transpose()
+        let row =
+            sqlx::query("SELECT master_key_id, wrapped FROM data_keys WHERE customer_id = $1")
+                .bind(id.as_bytes().to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(StoredKey {
+                master_key_id: r.try_get(0)?,
+                wrapped: r.try_get(1)?,
+            })
+        })
+        .transpose()
     }
 
     async fn count_customers(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM customers").fetch_one(&self.pool).await?.try_get(0)?)
+        Ok(sqlx::query("SELECT COUNT(*) FROM customers")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
     }
 
     async fn insert_interaction(&self, row: &InteractionRow) -> StoreResult<()> {
         self.insert_activity(std::slice::from_ref(row), &[]).await
     }
 
-    async fn list_interactions(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<InteractionRow>> {
+    async fn list_interactions(
+        &self,
+        customer: CustomerId,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>> {
         let rows = sqlx::query(
             "SELECT id, customer_id, channel, source, occurred_at, body FROM interactions WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
@@ -250,7 +325,12 @@ impl Store for SqlStore {
         self.insert_activity(&[], std::slice::from_ref(row)).await
     }
 
-    async fn list_purchases(&self, customer: CustomerId, after: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<PurchaseRow>> {
+    async fn list_purchases(
+        &self,
+        customer: CustomerId,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<PurchaseRow>> {
         let rows = sqlx::query(
             "SELECT id, customer_id, category, currency, occurred_at, item, amount, outlet, seller FROM purchases WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3",
         )
@@ -276,13 +356,26 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn insert_activity(&self, interactions: &[InteractionRow], purchases: &[PurchaseRow]) -> StoreResult<()> {
+    async fn insert_activity(
+        &self,
+        interactions: &[InteractionRow],
+        purchases: &[PurchaseRow],
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for chunk in interactions.chunks(INSERT_CHUNK) {
-            let sql = format!("INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body) VALUES {}", values_clause(chunk.len(), 6));
+            let sql = format!(
+                "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body) VALUES {}",
+                values_clause(chunk.len(), 6)
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for i in chunk {
-                q = q.bind(i.id.clone()).bind(i.customer_id.as_bytes().to_vec()).bind(&i.channel).bind(&i.source).bind(i.occurred_at).bind(i.body.clone());
+                q = q
+                    .bind(i.id.clone())
+                    .bind(i.customer_id.as_bytes().to_vec())
+                    .bind(&i.channel)
+                    .bind(&i.source)
+                    .bind(i.occurred_at)
+                    .bind(i.body.clone());
             }
             q.execute(&mut *tx).await?;
         }
@@ -322,12 +415,26 @@ impl Store for SqlStore {
     }
 
     async fn list_outlets(&self) -> StoreResult<Vec<OutletRow>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM outlets ORDER BY name").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(OutletRow { id: id16(r.try_get(0)?, OutletId::from_slice)?, name: r.try_get(1)?, created_at: r.try_get(2)? })).collect()
+        let rows = sqlx::query("SELECT id, name, created_at FROM outlets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutletRow {
+                    id: id16(r.try_get(0)?, OutletId::from_slice)?,
+                    name: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     async fn outlet_exists(&self, id: OutletId) -> StoreResult<bool> {
-        Ok(sqlx::query("SELECT 1 FROM outlets WHERE id = $1").bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?.is_some())
+        Ok(sqlx::query("SELECT 1 FROM outlets WHERE id = $1")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
     }
 
     async fn insert_staff(&self, row: &StaffRow) -> StoreResult<()> {
@@ -351,8 +458,14 @@ impl Store for SqlStore {
     }
 
     async fn list_staff(&self) -> StoreResult<Vec<StaffRow>> {
-        let rows = sqlx::query("SELECT id, name, roles, created_at FROM staff ORDER BY id").fetch_all(&self.pool).await?;
-        let links = sqlx::query("SELECT staff_id, outlet_id FROM staff_outlets ORDER BY staff_id, outlet_id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT id, name, roles, created_at FROM staff ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let links = sqlx::query(
+            "SELECT staff_id, outlet_id FROM staff_outlets ORDER BY staff_id, outlet_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: Vec<u8> = r.try_get(0)?;
@@ -362,13 +475,23 @@ impl Store for SqlStore {
                     outlet_ids.push(id16(l.try_get(1)?, OutletId::from_slice)?);
                 }
             }
-            out.push(StaffRow { id: id16(id, StaffId::from_slice)?, name: r.try_get(1)?, roles: r.try_get(2)?, outlet_ids, created_at: r.try_get(3)? });
+            out.push(StaffRow {
+                id: id16(id, StaffId::from_slice)?,
+                name: r.try_get(1)?,
+                roles: r.try_get(2)?,
+                outlet_ids,
+                created_at: r.try_get(3)?,
+            });
         }
         Ok(out)
     }
 
     async fn staff_exists(&self, id: StaffId) -> StoreResult<bool> {
-        Ok(sqlx::query("SELECT 1 FROM staff WHERE id = $1").bind(id.as_bytes().to_vec()).fetch_optional(&self.pool).await?.is_some())
+        Ok(sqlx::query("SELECT 1 FROM staff WHERE id = $1")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
     }
 
     async fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
@@ -441,26 +564,40 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn data_keys_not_under(&self, master_key_id: &str, limit: u32) -> StoreResult<Vec<(CustomerId, StoredKey)>> {
+    async fn data_keys_not_under(
+        &self,
+        master_key_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, StoredKey)>> {
         let rows = sqlx::query("SELECT customer_id, master_key_id, wrapped FROM data_keys WHERE master_key_id <> $1 ORDER BY customer_id LIMIT $2")
             .bind(master_key_id)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((id16(r.try_get(0)?, CustomerId::from_slice)?, StoredKey { master_key_id: r.try_get(1)?, wrapped: r.try_get(2)? })))
+            .map(|r| {
+                Ok((
+                    id16(r.try_get(0)?, CustomerId::from_slice)?,
+                    StoredKey {
+                        master_key_id: r.try_get(1)?,
+                        wrapped: r.try_get(2)?,
+                    },
+                ))
+            })
             .collect()
     }
 
     async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for (id, k) in keys {
-            sqlx::query("UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE customer_id = $1")
-                .bind(id.as_bytes().to_vec())
-                .bind(&k.master_key_id)
-                .bind(k.wrapped.clone())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE customer_id = $1",
+            )
+            .bind(id.as_bytes().to_vec())
+            .bind(&k.master_key_id)
+            .bind(k.wrapped.clone())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -478,7 +615,9 @@ impl Store for SqlStore {
 
     async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT master_key_id, COUNT(*) FROM data_keys GROUP BY master_key_id ORDER BY master_key_id").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 }
 

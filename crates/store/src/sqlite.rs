@@ -21,7 +21,11 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
 /// timeout, secure delete) and no migration. Benchmarks use it for their plain baselines.
 pub async fn pool(url: &str) -> StoreResult<sqlx::AnyPool> {
     sqlx::any::install_default_drivers();
-    let url = if url.contains('?') { url.to_owned() } else { format!("{url}?mode=rwc") };
+    let url = if url.contains('?') {
+        url.to_owned()
+    } else {
+        format!("{url}?mode=rwc")
+    };
     let opts = AnyConnectOptions::from_str(&url)?;
     let pool = AnyPoolOptions::new()
         .max_connections(8)

@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use steward_domain::{CustomerId, Interaction, InteractionInput, Purchase, PurchaseInput, Timestamp};
+use steward_domain::{
+    CustomerId, Interaction, InteractionInput, Purchase, PurchaseInput, Timestamp,
+};
 
 use super::{Created, PageOf, path_id};
 use crate::extract::{Auth, DeclaredPurpose, JsonBody, Page};
@@ -14,11 +16,21 @@ use crate::{AppState, Problem};
     params(("id" = String, Path)),
     responses((status = 201, body = Created), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn add_interaction(State(s): State<AppState>, Auth(_p): Auth, Path(id): Path<String>, JsonBody(input): JsonBody<InteractionInput>) -> Result<(StatusCode, Json<Created>), Problem> {
+pub async fn add_interaction(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<InteractionInput>,
+) -> Result<(StatusCode, Json<Created>), Problem> {
     let id: CustomerId = path_id(&id)?;
     let new = input.validate(Timestamp::now())?;
     let iid = s.vault.add_interaction(id, &new).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: iid.to_string() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            id: iid.to_string(),
+        }),
+    ))
 }
 
 /// Lists a customer's interactions, oldest first.
@@ -26,10 +38,19 @@ pub async fn add_interaction(State(s): State<AppState>, Auth(_p): Auth, Path(id)
     params(("id" = String, Path), ("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
     responses((status = 200, body = PageOf<Interaction>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list_interactions(State(s): State<AppState>, Auth(_p): Auth, purpose: DeclaredPurpose, Path(id): Path<String>, page: Page) -> Result<Json<PageOf<Interaction>>, Problem> {
+pub async fn list_interactions(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    purpose: DeclaredPurpose,
+    Path(id): Path<String>,
+    page: Page,
+) -> Result<Json<PageOf<Interaction>>, Problem> {
     let id: CustomerId = path_id(&id)?;
     purpose.record("interaction");
-    let items = s.vault.list_interactions(id, page.after, page.limit).await?;
+    let items = s
+        .vault
+        .list_interactions(id, page.after, page.limit)
+        .await?;
     Ok(Json(PageOf::new(items, page.limit, |i| i.id.to_string())))
 }
 
@@ -38,11 +59,21 @@ pub async fn list_interactions(State(s): State<AppState>, Auth(_p): Auth, purpos
     params(("id" = String, Path)),
     responses((status = 201, body = Created), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn add_purchase(State(s): State<AppState>, Auth(_p): Auth, Path(id): Path<String>, JsonBody(input): JsonBody<PurchaseInput>) -> Result<(StatusCode, Json<Created>), Problem> {
+pub async fn add_purchase(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<PurchaseInput>,
+) -> Result<(StatusCode, Json<Created>), Problem> {
     let id: CustomerId = path_id(&id)?;
     let new = input.validate(Timestamp::now())?;
     let pid = s.vault.add_purchase(id, &new).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: pid.to_string() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            id: pid.to_string(),
+        }),
+    ))
 }
 
 /// Lists a customer's purchases, oldest first.
@@ -50,7 +81,13 @@ pub async fn add_purchase(State(s): State<AppState>, Auth(_p): Auth, Path(id): P
     params(("id" = String, Path), ("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
     responses((status = 200, body = PageOf<Purchase>), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list_purchases(State(s): State<AppState>, Auth(_p): Auth, purpose: DeclaredPurpose, Path(id): Path<String>, page: Page) -> Result<Json<PageOf<Purchase>>, Problem> {
+pub async fn list_purchases(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    purpose: DeclaredPurpose,
+    Path(id): Path<String>,
+    page: Page,
+) -> Result<Json<PageOf<Purchase>>, Problem> {
     let id: CustomerId = path_id(&id)?;
     purpose.record("purchase");
     let items = s.vault.list_purchases(id, page.after, page.limit).await?;

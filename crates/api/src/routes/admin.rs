@@ -36,15 +36,32 @@ pub struct OutletView {
 /// Adds an outlet.
 #[utoipa::path(post, path = "/v1/outlets", tag = "outlets", request_body = OutletInput,
     responses((status = 201, body = Created), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
-pub async fn create_outlet(State(s): State<AppState>, Auth(_p): Auth, JsonBody(input): JsonBody<OutletInput>) -> Result<(StatusCode, Json<Created>), Problem> {
+pub async fn create_outlet(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    JsonBody(input): JsonBody<OutletInput>,
+) -> Result<(StatusCode, Json<Created>), Problem> {
     let id = s.vault.create_outlet(&input.name).await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
 /// Lists outlets.
 #[utoipa::path(get, path = "/v1/outlets", tag = "outlets", responses((status = 200, body = Vec<OutletView>)), security(("bearer" = [])))]
-pub async fn list_outlets(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<Vec<OutletView>>, Problem> {
-    Ok(Json(s.vault.list_outlets().await?.into_iter().map(|o| OutletView { id: o.id, name: o.name }).collect()))
+pub async fn list_outlets(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+) -> Result<Json<Vec<OutletView>>, Problem> {
+    Ok(Json(
+        s.vault
+            .list_outlets()
+            .await?
+            .into_iter()
+            .map(|o| OutletView {
+                id: o.id,
+                name: o.name,
+            })
+            .collect(),
+    ))
 }
 
 /// The body of `POST /v1/staff`.
@@ -76,13 +93,35 @@ pub struct StaffView {
 /// Adds a staff member.
 #[utoipa::path(post, path = "/v1/staff", tag = "staff", request_body = StaffInput,
     responses((status = 201, body = Created), (status = 422, body = Problem)), security(("bearer" = [])))]
-pub async fn create_staff(State(s): State<AppState>, Auth(_p): Auth, JsonBody(input): JsonBody<StaffInput>) -> Result<(StatusCode, Json<Created>), Problem> {
-    let id = s.vault.create_staff(&input.name, &input.roles, &input.outlet_ids).await?;
+pub async fn create_staff(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    JsonBody(input): JsonBody<StaffInput>,
+) -> Result<(StatusCode, Json<Created>), Problem> {
+    let id = s
+        .vault
+        .create_staff(&input.name, &input.roles, &input.outlet_ids)
+        .await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
 /// Lists staff.
 #[utoipa::path(get, path = "/v1/staff", tag = "staff", responses((status = 200, body = Vec<StaffView>)), security(("bearer" = [])))]
-pub async fn list_staff(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<Vec<StaffView>>, Problem> {
-    Ok(Json(s.vault.list_staff().await?.into_iter().map(|m| StaffView { id: m.id, name: m.name, roles: m.roles, outlet_ids: m.outlet_ids }).collect()))
+pub async fn list_staff(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+) -> Result<Json<Vec<StaffView>>, Problem> {
+    Ok(Json(
+        s.vault
+            .list_staff()
+            .await?
+            .into_iter()
+            .map(|m| StaffView {
+                id: m.id,
+                name: m.name,
+                roles: m.roles,
+                outlet_ids: m.outlet_ids,
+            })
+            .collect(),
+    ))
 }

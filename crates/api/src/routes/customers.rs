@@ -5,7 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use steward_domain::{Customer, CustomerId, CustomerInput, CustomerPatch, ValidationError, normalize};
+use steward_domain::{
+    Customer, CustomerId, CustomerInput, CustomerPatch, ValidationError, normalize,
+};
 
 use super::{Created, PageOf, path_id};
 use crate::extract::{Auth, DeclaredPurpose, JsonBody, Page};
@@ -15,10 +17,18 @@ use crate::{AppState, Problem};
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", request_body = CustomerInput,
     responses((status = 201, body = Created), (status = 400, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn create(State(s): State<AppState>, Auth(_p): Auth, JsonBody(input): JsonBody<CustomerInput>) -> Result<impl IntoResponse, Problem> {
+pub async fn create(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    JsonBody(input): JsonBody<CustomerInput>,
+) -> Result<impl IntoResponse, Problem> {
     let new = input.validate()?;
     let id = s.vault.create_customer(&new).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/v1/customers/{id}"))], Json(Created { id: id.to_string() })))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/v1/customers/{id}"))],
+        Json(Created { id: id.to_string() }),
+    ))
 }
 
 /// Reads one customer for the declared purpose.
@@ -26,7 +36,12 @@ pub async fn create(State(s): State<AppState>, Auth(_p): Auth, JsonBody(input): 
     params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query, description = "Why the data is read")),
     responses((status = 200, body = Customer), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
-pub async fn get_one(State(s): State<AppState>, Auth(_p): Auth, purpose: DeclaredPurpose, Path(id): Path<String>) -> Result<Json<Customer>, Problem> {
+pub async fn get_one(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    purpose: DeclaredPurpose,
+    Path(id): Path<String>,
+) -> Result<Json<Customer>, Problem> {
     let id: CustomerId = path_id(&id)?;
     purpose.record("customer");
     Ok(Json(s.vault.get_customer(id).await?))
@@ -37,9 +52,17 @@ pub async fn get_one(State(s): State<AppState>, Auth(_p): Auth, purpose: Declare
     params(("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
     responses((status = 200, body = PageOf<Customer>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
-pub async fn list(State(s): State<AppState>, Auth(_p): Auth, purpose: DeclaredPurpose, page: Page) -> Result<Json<PageOf<Customer>>, Problem> {
+pub async fn list(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    purpose: DeclaredPurpose,
+    page: Page,
+) -> Result<Json<PageOf<Customer>>, Problem> {
     purpose.record("customer");
-    let items = s.vault.list_customers(page.after.map(CustomerId), page.limit).await?;
+    let items = s
+        .vault
+        .list_customers(page.after.map(CustomerId), page.limit)
+        .await?;
     Ok(Json(PageOf::new(items, page.limit, |c| c.id.to_string())))
 }
 
@@ -48,7 +71,12 @@ pub async fn list(State(s): State<AppState>, Auth(_p): Auth, purpose: DeclaredPu
     params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn update(State(s): State<AppState>, Auth(_p): Auth, Path(id): Path<String>, JsonBody(patch): JsonBody<CustomerPatch>) -> Result<StatusCode, Problem> {
+pub async fn update(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    Path(id): Path<String>,
+    JsonBody(patch): JsonBody<CustomerPatch>,
+) -> Result<StatusCode, Problem> {
     let id: CustomerId = path_id(&id)?;
     if patch.is_empty() {
         return Err(ValidationError::new("body", "names no field to change").into());
@@ -75,13 +103,23 @@ pub struct LookupRequest {
     params(("purpose" = String, Query)),
     responses((status = 200, body = PageOf<Customer>), (status = 400, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
-pub async fn lookup(State(s): State<AppState>, Auth(_p): Auth, purpose: DeclaredPurpose, JsonBody(req): JsonBody<LookupRequest>) -> Result<Json<PageOf<Customer>>, Problem> {
+pub async fn lookup(
+    State(s): State<AppState>,
+    Auth(_p): Auth,
+    purpose: DeclaredPurpose,
+    JsonBody(req): JsonBody<LookupRequest>,
+) -> Result<Json<PageOf<Customer>>, Problem> {
     let (kind, value) = match (&req.email, &req.phone) {
         (Some(e), None) => ("email", normalize::email("email", e)?),
         (None, Some(p)) => ("phone", normalize::phone("phone", p)?),
-        _ => return Err(ValidationError::new("email", "give exactly one of email or phone").into()),
+        _ => {
+            return Err(ValidationError::new("email", "give exactly one of email or phone").into());
+        }
     };
     purpose.record("customer");
     let items = s.vault.lookup(kind, &value).await?;
-    Ok(Json(PageOf { items, next_cursor: None }))
+    Ok(Json(PageOf {
+        items,
+        next_cursor: None,
+    }))
 }

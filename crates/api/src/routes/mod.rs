@@ -20,7 +20,11 @@ pub struct PageOf<T> {
 impl<T> PageOf<T> {
     /// A page; `next_cursor` is set when the page is full.
     pub fn new(items: Vec<T>, limit: u32, id: impl Fn(&T) -> String) -> Self {
-        let next_cursor = if items.len() as u32 == limit { items.last().map(&id) } else { None };
+        let next_cursor = if items.len() as u32 == limit {
+            items.last().map(&id)
+        } else {
+            None
+        };
         Self { items, next_cursor }
     }
 }
@@ -34,5 +38,6 @@ pub struct Created {
 
 /// Parses a path id, naming the parameter on failure.
 pub fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, crate::Problem> {
-    raw.parse().map_err(|_| crate::Problem::invalid_parameter("id", "not a valid id"))
+    raw.parse()
+        .map_err(|_| crate::Problem::invalid_parameter("id", "not a valid id"))
 }

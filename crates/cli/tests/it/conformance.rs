@@ -3,7 +3,10 @@
 use std::ops::ControlFlow;
 
 use sqlx::Row;
-use steward_domain::{AddressInput, Channel, CustomerInput, CustomerPatch, InteractionInput, PurchaseInput, Role, Timestamp};
+use steward_domain::{
+    AddressInput, Channel, CustomerInput, CustomerPatch, InteractionInput, PurchaseInput, Role,
+    Timestamp,
+};
 use steward_service::ServiceError;
 use steward_service::keys::{self, RotationOutcome};
 
@@ -20,92 +23,194 @@ fn input(n: usize) -> CustomerInput {
     }
 }
 
-backend_tests!(customer_round_trip, activity_round_trip, tokens, key_rotation_survives_interruption, swapped_ciphertexts_fail_integrity, purposes_are_seeded);
+backend_tests!(
+    customer_round_trip,
+    activity_round_trip,
+    tokens,
+    key_rotation_survives_interruption,
+    swapped_ciphertexts_fail_integrity,
+    purposes_are_seeded
+);
 
 async fn customer_round_trip(db: TestDb) {
     let v = db.vault().await;
     let mut ids = Vec::new();
     for n in 0..5 {
-        ids.push(v.create_customer(&input(n).validate().unwrap()).await.unwrap());
+        ids.push(
+            v.create_customer(&input(n).validate().unwrap())
+                .await
+                .unwrap(),
+        );
     }
     let c = v.get_customer(ids[2]).await.unwrap();
     assert_eq!(c.name.as_deref(), Some("Conformance Person 2"));
     assert_eq!(c.email.as_deref(), Some("person2@example.org"));
     assert_eq!(c.phone.as_deref(), Some("+442079460002"));
-    assert_eq!(c.address.as_ref().and_then(|a| a.street.as_deref()), Some("2 Conformance Road"));
+    assert_eq!(
+        c.address.as_ref().and_then(|a| a.street.as_deref()),
+        Some("2 Conformance Road")
+    );
 
     // Cursor pagination walks every customer once, in creation order.
     let first = v.list_customers(None, 2).await.unwrap();
     let second = v.list_customers(Some(first[1].id), 2).await.unwrap();
     let third = v.list_customers(Some(second[1].id), 2).await.unwrap();
-    let seen: Vec<_> = first.iter().chain(&second).chain(&third).map(|c| c.id).collect();
+    let seen: Vec<_> = first
+        .iter()
+        .chain(&second)
+        .chain(&third)
+        .map(|c| c.id)
+        .collect();
     assert_eq!(seen, ids);
 
     // Blind-index lookup matches normalised spellings, and follows a change of e-mail.
-    assert_eq!(v.lookup("email", "person3@example.org").await.unwrap()[0].id, ids[3]);
-    assert_eq!(v.lookup("phone", "+442079460004").await.unwrap()[0].id, ids[4]);
-    let patch: CustomerPatch = serde_json::from_str(r#"{"email": "moved@example.org", "phone": null}"#).unwrap();
+    assert_eq!(
+        v.lookup("email", "person3@example.org").await.unwrap()[0].id,
+        ids[3]
+    );
+    assert_eq!(
+        v.lookup("phone", "+442079460004").await.unwrap()[0].id,
+        ids[4]
+    );
+    let patch: CustomerPatch =
+        serde_json::from_str(r#"{"email": "moved@example.org", "phone": null}"#).unwrap();
     let updated = v.update_customer(ids[3], &patch).await.unwrap();
     assert_eq!(updated.email.as_deref(), Some("moved@example.org"));
     assert_eq!(updated.phone, None);
-    assert!(v.lookup("email", "person3@example.org").await.unwrap().is_empty());
+    assert!(
+        v.lookup("email", "person3@example.org")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(v.lookup("phone", "+442079460003").await.unwrap().is_empty());
-    assert_eq!(v.lookup("email", "moved@example.org").await.unwrap()[0].id, ids[3]);
-    assert_eq!(v.get_customer(ids[3]).await.unwrap().name.as_deref(), Some("Conformance Person 3"));
+    assert_eq!(
+        v.lookup("email", "moved@example.org").await.unwrap()[0].id,
+        ids[3]
+    );
+    assert_eq!(
+        v.get_customer(ids[3]).await.unwrap().name.as_deref(),
+        Some("Conformance Person 3")
+    );
 
     // A patch that would leave no identity is refused and changes nothing.
     let wipe: CustomerPatch = serde_json::from_str(r#"{"name": null, "email": null}"#).unwrap();
-    assert!(matches!(v.update_customer(ids[3], &wipe).await, Err(ServiceError::Validation(_))));
-    assert_eq!(v.get_customer(ids[3]).await.unwrap().email.as_deref(), Some("moved@example.org"));
+    assert!(matches!(
+        v.update_customer(ids[3], &wipe).await,
+        Err(ServiceError::Validation(_))
+    ));
+    assert_eq!(
+        v.get_customer(ids[3]).await.unwrap().email.as_deref(),
+        Some("moved@example.org")
+    );
 
-    assert!(matches!(v.get_customer(steward_domain::CustomerId::new()).await, Err(ServiceError::NotFound(_))));
+    assert!(matches!(
+        v.get_customer(steward_domain::CustomerId::new()).await,
+        Err(ServiceError::NotFound(_))
+    ));
     assert_eq!(v.count_customers().await.unwrap(), 5);
 }
 
 async fn activity_round_trip(db: TestDb) {
     let v = db.vault().await;
     let outlet = v.create_outlet("Conformance Outlet").await.unwrap();
-    assert!(matches!(v.create_outlet("Conformance Outlet").await, Err(ServiceError::Conflict("name"))));
-    let seller = v.create_staff("Seller Person", &[Role::SalesAssociate], &[outlet]).await.unwrap();
+    assert!(matches!(
+        v.create_outlet("Conformance Outlet").await,
+        Err(ServiceError::Conflict("name"))
+    ));
+    let seller = v
+        .create_staff("Seller Person", &[Role::SalesAssociate], &[outlet])
+        .await
+        .unwrap();
     let staff = v.list_staff().await.unwrap();
     assert_eq!(staff[0].name, "Seller Person");
     assert_eq!(staff[0].outlet_ids, vec![outlet]);
-    let cid = v.create_customer(&input(1).validate().unwrap()).await.unwrap();
+    let cid = v
+        .create_customer(&input(1).validate().unwrap())
+        .await
+        .unwrap();
 
     for n in 0..3 {
-        let i = InteractionInput { channel: Channel::Social, text: format!("post number {n}"), source: "instagram".into(), occurred_at: None };
-        v.add_interaction(cid, &i.validate(Timestamp::now()).unwrap()).await.unwrap();
+        let i = InteractionInput {
+            channel: Channel::Social,
+            text: format!("post number {n}"),
+            source: "instagram".into(),
+            occurred_at: None,
+        };
+        v.add_interaction(cid, &i.validate(Timestamp::now()).unwrap())
+            .await
+            .unwrap();
     }
     let page = v.list_interactions(cid, None, 2).await.unwrap();
-    let rest = v.list_interactions(cid, Some(page[1].id.0), 2).await.unwrap();
+    let rest = v
+        .list_interactions(cid, Some(page[1].id.0), 2)
+        .await
+        .unwrap();
     assert_eq!(page.len() + rest.len(), 3);
     assert_eq!(rest[0].text, "post number 2");
     assert_eq!(rest[0].channel, Channel::Social);
 
-    let p = PurchaseInput { item: "Meridian Diver".into(), category: "Watches".into(), outlet_id: outlet, seller_id: Some(seller), amount_minor: 890_000, currency: "chf".into(), occurred_at: None };
-    v.add_purchase(cid, &p.validate(Timestamp::now()).unwrap()).await.unwrap();
+    let p = PurchaseInput {
+        item: "Meridian Diver".into(),
+        category: "Watches".into(),
+        outlet_id: outlet,
+        seller_id: Some(seller),
+        amount_minor: 890_000,
+        currency: "chf".into(),
+        occurred_at: None,
+    };
+    v.add_purchase(cid, &p.validate(Timestamp::now()).unwrap())
+        .await
+        .unwrap();
     let got = &v.list_purchases(cid, None, 10).await.unwrap()[0];
-    assert_eq!((got.item.as_str(), got.category.as_str(), got.amount_minor, got.currency.as_str()), ("Meridian Diver", "watches", 890_000, "CHF"));
+    assert_eq!(
+        (
+            got.item.as_str(),
+            got.category.as_str(),
+            got.amount_minor,
+            got.currency.as_str()
+        ),
+        ("Meridian Diver", "watches", 890_000, "CHF")
+    );
     assert_eq!((got.outlet_id, got.seller_id), (outlet, Some(seller)));
 
     // Unknown outlet or seller: a validation error naming the field, nothing stored.
-    let bad = PurchaseInput { outlet_id: steward_domain::OutletId::new(), ..p.clone() };
-    match v.add_purchase(cid, &bad.validate(Timestamp::now()).unwrap()).await {
+    let bad = PurchaseInput {
+        outlet_id: steward_domain::OutletId::new(),
+        ..p.clone()
+    };
+    match v
+        .add_purchase(cid, &bad.validate(Timestamp::now()).unwrap())
+        .await
+    {
         Err(ServiceError::Validation(e)) => assert_eq!(e.field, "outlet_id"),
         other => panic!("{other:?}"),
     }
-    let bad = PurchaseInput { seller_id: Some(steward_domain::StaffId::new()), ..p };
-    match v.add_purchase(cid, &bad.validate(Timestamp::now()).unwrap()).await {
+    let bad = PurchaseInput {
+        seller_id: Some(steward_domain::StaffId::new()),
+        ..p
+    };
+    match v
+        .add_purchase(cid, &bad.validate(Timestamp::now()).unwrap())
+        .await
+    {
         Err(ServiceError::Validation(e)) => assert_eq!(e.field, "seller_id"),
         other => panic!("{other:?}"),
     }
     assert_eq!(v.list_purchases(cid, None, 10).await.unwrap().len(), 1);
-    assert!(matches!(v.list_purchases(steward_domain::CustomerId::new(), None, 10).await, Err(ServiceError::NotFound(_))));
+    assert!(matches!(
+        v.list_purchases(steward_domain::CustomerId::new(), None, 10)
+            .await,
+        Err(ServiceError::NotFound(_))
+    ));
 }
 
 async fn tokens(db: TestDb) {
     let v = db.vault().await;
-    let (id, token) = v.create_token("conformance", Role::SupportAgent).await.unwrap();
+    let (id, token) = v
+        .create_token("conformance", Role::SupportAgent)
+        .await
+        .unwrap();
     let p = v.authenticate(&token).await.unwrap().unwrap();
     assert_eq!((p.token_id, p.role), (id, Role::SupportAgent));
     // Cached path and uncached path both reject a wrong secret with the same id.
@@ -119,7 +224,11 @@ async fn tokens(db: TestDb) {
     assert_eq!(v.authenticate("stw_nonsense").await.unwrap(), None);
     // The stored hash is an Argon2id PHC string that does not contain the secret.
     let raw = db.raw().await;
-    let hash: String = sqlx::query("SELECT secret_hash FROM api_tokens").fetch_one(&raw).await.unwrap().get(0);
+    let hash: String = sqlx::query("SELECT secret_hash FROM api_tokens")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
     assert!(hash.starts_with("$argon2id$"));
     let secret = token.rsplit('_').next().unwrap();
     assert!(!hash.contains(secret));
@@ -129,14 +238,24 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     let v = db.vault().await;
     let mut ids = Vec::new();
     for n in 0..7 {
-        ids.push(v.create_customer(&input(n).validate().unwrap()).await.unwrap());
+        ids.push(
+            v.create_customer(&input(n).validate().unwrap())
+                .await
+                .unwrap(),
+        );
     }
-    let before: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id").fetch_all(&db.raw().await).await.unwrap()[0].get(0);
+    let before: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id")
+        .fetch_all(&db.raw().await)
+        .await
+        .unwrap()[0]
+        .get(0);
     drop(v);
     let store = steward_store::open(&db.url).await.unwrap();
 
     // Interrupted after the first batch of 3: both keys in play.
-    let outcome = keys::rotate(&store, &db.key_file(), 3, |_| ControlFlow::Break(())).await.unwrap();
+    let outcome = keys::rotate(&store, &db.key_file(), 3, |_| ControlFlow::Break(()))
+        .await
+        .unwrap();
     assert_eq!(outcome, RotationOutcome::Paused { done: 3 });
     assert!(keys::next_key_path(&db.key_file()).exists());
     let census = store.data_key_census().await.unwrap();
@@ -146,59 +265,134 @@ async fn key_rotation_survives_interruption(db: TestDb) {
         v.get_customer(*id).await.unwrap();
     }
     // A customer created mid-rotation is wrapped by the new key already.
-    ids.push(v.create_customer(&input(9).validate().unwrap()).await.unwrap());
+    ids.push(
+        v.create_customer(&input(9).validate().unwrap())
+            .await
+            .unwrap(),
+    );
     drop(v);
 
     // Resume and finish.
-    let outcome = keys::rotate(&store, &db.key_file(), 3, |_| ControlFlow::Continue(())).await.unwrap();
-    let RotationOutcome::Done { master_key_id } = outcome else { panic!("{outcome:?}") };
+    let outcome = keys::rotate(&store, &db.key_file(), 3, |_| ControlFlow::Continue(()))
+        .await
+        .unwrap();
+    let RotationOutcome::Done { master_key_id } = outcome else {
+        panic!("{outcome:?}")
+    };
     assert!(!keys::next_key_path(&db.key_file()).exists());
-    assert_eq!(store.data_key_census().await.unwrap(), vec![(master_key_id, 8)]);
+    assert_eq!(
+        store.data_key_census().await.unwrap(),
+        vec![(master_key_id, 8)]
+    );
     let v = db.vault().await;
     for id in &ids {
         v.get_customer(*id).await.unwrap();
     }
     // The sealed data itself was not rewritten.
-    let after: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id").fetch_all(&db.raw().await).await.unwrap()[0].get(0);
+    let after: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id")
+        .fetch_all(&db.raw().await)
+        .await
+        .unwrap()[0]
+        .get(0);
     assert_eq!(before, after);
 }
 
 async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     let v = db.vault().await;
-    let a = v.create_customer(&input(1).validate().unwrap()).await.unwrap();
-    let b = v.create_customer(&input(2).validate().unwrap()).await.unwrap();
+    let a = v
+        .create_customer(&input(1).validate().unwrap())
+        .await
+        .unwrap();
+    let b = v
+        .create_customer(&input(2).validate().unwrap())
+        .await
+        .unwrap();
     let raw = db.raw().await;
     let email = |id: steward_domain::CustomerId| {
         let raw = raw.clone();
-        async move { sqlx::query("SELECT email FROM customers WHERE id = $1").bind(id.as_bytes().to_vec()).fetch_one(&raw).await.unwrap().get::<Vec<u8>, _>(0) }
+        async move {
+            sqlx::query("SELECT email FROM customers WHERE id = $1")
+                .bind(id.as_bytes().to_vec())
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+                .get::<Vec<u8>, _>(0)
+        }
     };
     let (ea, eb) = (email(a).await, email(b).await);
     for (id, value) in [(a, &eb), (b, &ea)] {
-        sqlx::query("UPDATE customers SET email = $1 WHERE id = $2").bind(value.clone()).bind(id.as_bytes().to_vec()).execute(&raw).await.unwrap();
+        sqlx::query("UPDATE customers SET email = $1 WHERE id = $2")
+            .bind(value.clone())
+            .bind(id.as_bytes().to_vec())
+            .execute(&raw)
+            .await
+            .unwrap();
     }
-    assert!(matches!(v.get_customer(a).await, Err(ServiceError::Integrity)));
-    assert!(matches!(v.get_customer(b).await, Err(ServiceError::Integrity)));
+    assert!(matches!(
+        v.get_customer(a).await,
+        Err(ServiceError::Integrity)
+    ));
+    assert!(matches!(
+        v.get_customer(b).await,
+        Err(ServiceError::Integrity)
+    ));
     // Moving a value to another field of the same customer fails too.
-    let c = v.create_customer(&input(3).validate().unwrap()).await.unwrap();
-    sqlx::query("UPDATE customers SET name = email WHERE id = $1").bind(c.as_bytes().to_vec()).execute(&raw).await.unwrap();
-    assert!(matches!(v.get_customer(c).await, Err(ServiceError::Integrity)));
+    let c = v
+        .create_customer(&input(3).validate().unwrap())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE customers SET name = email WHERE id = $1")
+        .bind(c.as_bytes().to_vec())
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(matches!(
+        v.get_customer(c).await,
+        Err(ServiceError::Integrity)
+    ));
     // So does swapping whole data keys.
-    let d = v.create_customer(&input(4).validate().unwrap()).await.unwrap();
+    let d = v
+        .create_customer(&input(4).validate().unwrap())
+        .await
+        .unwrap();
     let key_of = |id: steward_domain::CustomerId| {
         let raw = raw.clone();
-        async move { sqlx::query("SELECT wrapped FROM data_keys WHERE customer_id = $1").bind(id.as_bytes().to_vec()).fetch_one(&raw).await.unwrap().get::<Vec<u8>, _>(0) }
+        async move {
+            sqlx::query("SELECT wrapped FROM data_keys WHERE customer_id = $1")
+                .bind(id.as_bytes().to_vec())
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+                .get::<Vec<u8>, _>(0)
+        }
     };
     let kd = key_of(d).await;
     let kc = key_of(c).await;
-    sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE customer_id = $2").bind(kc).bind(d.as_bytes().to_vec()).execute(&raw).await.unwrap();
-    assert!(matches!(v.get_customer(d).await, Err(ServiceError::Integrity)));
+    sqlx::query("UPDATE data_keys SET wrapped = $1 WHERE customer_id = $2")
+        .bind(kc)
+        .bind(d.as_bytes().to_vec())
+        .execute(&raw)
+        .await
+        .unwrap();
+    assert!(matches!(
+        v.get_customer(d).await,
+        Err(ServiceError::Integrity)
+    ));
     drop(kd);
 }
 
 async fn purposes_are_seeded(db: TestDb) {
     let v = db.vault().await;
     let keys: Vec<_> = v.purposes().iter().map(|p| p.key.as_str()).collect();
-    for k in ["service", "order_fulfilment", "marketing_email", "personalisation", "fraud_prevention", "analytics", "allocation"] {
+    for k in [
+        "service",
+        "order_fulfilment",
+        "marketing_email",
+        "personalisation",
+        "fraud_prevention",
+        "analytics",
+        "allocation",
+    ] {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
     // Opening again does not duplicate them.

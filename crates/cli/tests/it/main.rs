@@ -1,8 +1,11 @@
 //! Steward's integration tests, in one binary to save link time. Every scenario that touches
 //! storage runs on SQLite and on PostgreSQL (see `support::backend_tests!`).
 
-// mod binary;
+// Tests fail loudly by design: a panic with its message is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod binary;
 mod conformance;
 mod http;
-// mod plaintext;
+mod plaintext;
 mod support;

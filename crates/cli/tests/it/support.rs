@@ -1,6 +1,6 @@
 //! Test harness: real databases (a SQLite file, a fresh PostgreSQL database), real keys.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sqlx::Connection;
 use steward_service::Vault;
@@ -8,7 +8,8 @@ use tempfile::TempDir;
 
 /// The PostgreSQL server tests create their databases on.
 pub fn pg_admin_url() -> String {
-    std::env::var("STEWARD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("STEWARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Which backend a test runs on.
@@ -32,7 +33,12 @@ impl TestDb {
         match kind {
             Kind::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("steward.db").display());
-                TestDb { kind, url, dir, pg_name: None }
+                TestDb {
+                    kind,
+                    url,
+                    dir,
+                    pg_name: None,
+                }
             }
             Kind::Postgres => {
                 let admin = pg_admin_url();
@@ -44,12 +50,20 @@ impl TestDb {
                     )
                 });
                 let name = format!("steward_test_{}", uuid::Uuid::now_v7().simple());
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create test database");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
                 let url = match admin.rsplit_once('/') {
                     Some((base, _)) => format!("{base}/{name}"),
                     None => panic!("STEWARD_TEST_PG_URL must end in /<database>"),
                 };
-                TestDb { kind, url, dir, pg_name: Some(name) }
+                TestDb {
+                    kind,
+                    url,
+                    dir,
+                    pg_name: Some(name),
+                }
             }
         }
     }
@@ -58,13 +72,10 @@ impl TestDb {
         self.dir.path().join("master.key")
     }
 
-    pub fn data_dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Opens the vault as `steward serve` would (creating the key on first use).
     pub async fn vault(&self) -> Vault {
-        let (ring, _) = steward_service::keys::load_keyring(&self.key_file(), true).expect("keyring");
+        let (ring, _) =
+            steward_service::keys::load_keyring(&self.key_file(), true).expect("keyring");
         let store = steward_store::open(&self.url).await.expect("open store");
         Vault::open(store, ring).await.expect("open vault")
     }
@@ -77,15 +88,14 @@ impl TestDb {
 
     /// Arguments that point the binary at this database.
     pub fn cli_args(&self) -> Vec<String> {
-        let mut v = vec!["--data-dir".to_owned(), self.dir.path().display().to_string()];
+        let mut v = vec![
+            "--data-dir".to_owned(),
+            self.dir.path().display().to_string(),
+        ];
         if self.kind == Kind::Postgres {
             v.extend(["--database-url".to_owned(), self.url.clone()]);
         }
         v
-    }
-
-    pub fn pg_name(&self) -> Option<&str> {
-        self.pg_name.as_deref()
     }
 }
 
@@ -95,10 +105,17 @@ impl Drop for TestDb {
             // Drop runs inside the test's runtime; use a thread with its own to clean up.
             let admin = pg_admin_url();
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 rt.block_on(async {
                     if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut c).await;
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .execute(&mut c)
+                        .await;
                     }
                 });
             })
@@ -127,4 +144,186 @@ pub(crate) use backend_tests;
 /// A customer input with every field, from distinctive values.
 pub fn customer_json(name: &str, email: &str, phone: &str, street: &str) -> serde_json::Value {
     serde_json::json!({"name": name, "email": email, "phone": phone, "address": {"street": street, "city": "Testville", "postal_code": "T1 1TT", "country": "GB"}})
+}
+
+/// The `steward` binary under test.
+pub fn steward() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_steward"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("STEWARD_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Runs the binary to completion: (exit code, stdout, stderr).
+pub fn run(args: &[&str], db: &TestDb) -> (i32, String, String) {
+    let out = steward()
+        .args(args)
+        .args(db.cli_args())
+        .output()
+        .expect("run steward");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A running `steward serve`, with its output captured to files.
+pub struct Server {
+    child: std::process::Child,
+    pub addr: String,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Server {
+    pub fn start(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let n = uuid::Uuid::now_v7().simple().to_string();
+        let logs = db.dir.path().join(format!("logs-{n}"));
+        std::fs::create_dir_all(&logs).unwrap();
+        let (stdout, stderr) = (logs.join("stdout"), logs.join("stderr"));
+        let child = steward()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .args(db.cli_args())
+            .envs(env.iter().copied())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn steward serve");
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            stdout,
+            stderr,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let out = std::fs::read_to_string(&server.stdout).unwrap_or_default();
+            if let Some(rest) = out.split("listening on http://").nth(1) {
+                server.addr = rest.lines().next().unwrap().trim().to_owned();
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "steward serve exited with {status}: {}",
+                    std::fs::read_to_string(&server.stderr).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "steward serve did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// One HTTP/1.1 request: (status, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if !body.is_empty() {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(&body);
+        s.write_all(req.as_bytes()).unwrap();
+        let mut res = String::new();
+        s.read_to_string(&mut res).unwrap();
+        let status = res
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let (head, body) = res.split_once("\r\n\r\n").unwrap_or((&res, ""));
+        // Bodies may be chunked; de-chunk the simple way.
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        (status, body)
+    }
+
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let (s, b) = self.http(method, path, token, body);
+        (
+            s,
+            serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b)),
+        )
+    }
+
+    /// Stops the server with SIGTERM (graceful) and waits for it.
+    pub fn stop(mut self) -> (String, String) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        (
+            std::fs::read_to_string(&self.stdout).unwrap_or_default(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// The first API token printed on stdout.
+pub fn token_in(text: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with("stw_"))
+        .expect("a token in the output")
+        .trim_end_matches('\'')
+        .to_owned()
 }

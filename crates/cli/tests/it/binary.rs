@@ -1,0 +1,223 @@
+//! The real binary: tokens, import, serve, export and key rotation, on both backends; the
+//! README's quick start (`serve --demo`) on SQLite.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::support::{Server, TestDb, backend_tests, run, token_in};
+
+backend_tests!(cli_round_trip);
+
+const CSV: &str = "First Name,Last Name,Email,Phone,Street,City,Postal Code,Country,Lead Source\n\
+Olive,Importer,Olive.Importer@Example.com,+44 20 7946 0301,3 Csv Lane,Leeds,LS1 1AA,GB,web\n\
+Percy,Importer,percy@example.com,+44 20 7946 0302,,,,,\n\
+Quill,Broken,not-an-address,,,,,,\n\
+Rosa,Importer,rosa@example.com,0044 20 7946 0304,,York,,,\n";
+
+async fn cli_round_trip(db: TestDb) {
+    let (code, _, err) = run(
+        &["token", "create", "--name", "ops", "--role", "overlord"],
+        &db,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("--role"), "{err}");
+    let (code, out, err) = run(
+        &["token", "create", "--name", "ops", "--role", "admin"],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = token_in(&out);
+
+    let csv = db.dir.path().join("customers.csv");
+    std::fs::write(&csv, CSV).unwrap();
+    let csv = csv.display().to_string();
+    let (code, _, err) = run(&["import", &csv, "--quiet"], &db);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 4: email"), "{err}");
+    assert!(
+        !err.contains("not-an-address") && !err.contains("Quill"),
+        "import errors must not echo values: {err}"
+    );
+    assert!(err.contains("nothing was imported"), "{err}");
+    assert!(
+        err.contains("Lead Source"),
+        "ignored columns are named: {err}"
+    );
+
+    let server = Server::start(&db, &[], &[]);
+    let (s, page) = server.json("GET", "/v1/customers?purpose=service", Some(&token), None);
+    assert_eq!(s, 200);
+    assert_eq!(
+        page["items"].as_array().unwrap().len(),
+        0,
+        "a refused import stored rows"
+    );
+    server.stop();
+
+    let (code, _, err) = run(&["import", &csv, "--skip-invalid", "--quiet"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Imported 3 customers"), "{err}");
+
+    let server = Server::start(&db, &[], &[]);
+    let (_, page) = server.json("GET", "/v1/customers?purpose=service", Some(&token), None);
+    let names: HashSet<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        HashSet::from([
+            "Olive Importer".to_owned(),
+            "Percy Importer".to_owned(),
+            "Rosa Importer".to_owned()
+        ])
+    );
+    let (s, found) = server.json(
+        "POST",
+        "/v1/customers/lookup?purpose=service",
+        Some(&token),
+        Some(&json!({"email": "olive.importer@example.com"})),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(found["items"][0]["address"]["city"], "Leeds");
+    let (s, _) = server.json(
+        "GET",
+        "/v1/customers?purpose=service",
+        Some("stw_bad"),
+        None,
+    );
+    assert_eq!(s, 401);
+    server.stop();
+
+    let export = |name: &str| {
+        let out = db.dir.path().join(name);
+        let (code, _, err) = run(&["export", "--out", &out.display().to_string()], &db);
+        assert_eq!(code, 0, "{err}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        lines.sort_by_key(|l| l["customer"]["id"].as_str().unwrap().to_owned());
+        lines
+    };
+    let before = export("before.jsonl");
+    assert_eq!(before.len(), 3);
+    assert!(
+        before
+            .iter()
+            .any(|l| l["customer"]["email"] == "rosa@example.com"
+                && l["customer"]["phone"] == "+442079460304")
+    );
+
+    let old_key = std::fs::read(db.key_file()).unwrap();
+    let (code, _, err) = run(&["keys", "rotate"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Rotated"), "{err}");
+    assert_ne!(std::fs::read(db.key_file()).unwrap(), old_key);
+    assert_eq!(
+        export("after.jsonl"),
+        before,
+        "data reads the same under the new master key"
+    );
+
+    // The old key no longer opens anything.
+    std::fs::write(db.key_file(), &old_key).unwrap();
+    let (code, _, _) = run(
+        &[
+            "export",
+            "--out",
+            &db.dir.path().join("x.jsonl").display().to_string(),
+        ],
+        &db,
+    );
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn demo_quick_start() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::new(crate::support::Kind::Sqlite));
+    let server = Server::start(&db, &["--demo"], &[]);
+    let out = server.stdout_text();
+    assert!(out.contains(&format!("http://{}", server.addr)), "{out}");
+    let token = token_in(&out);
+
+    let (mut customers, mut cursor) = (Vec::new(), String::new());
+    loop {
+        let (s, page) = server.json(
+            "GET",
+            &format!("/v1/customers?purpose=service&limit=500&cursor={cursor}"),
+            Some(&token),
+            None,
+        );
+        assert_eq!(s, 200, "{page}");
+        customers.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert!(
+        customers.len() >= 1000,
+        "{} demo customers",
+        customers.len()
+    );
+    let (mut outlets, mut channels) = (HashSet::new(), HashSet::new());
+    for id in customers.iter().take(60) {
+        let (_, p) = server.json(
+            "GET",
+            &format!("/v1/customers/{id}/purchases?purpose=service"),
+            Some(&token),
+            None,
+        );
+        outlets.extend(
+            p["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["outlet_id"].as_str().unwrap().to_owned()),
+        );
+        let (_, i) = server.json(
+            "GET",
+            &format!("/v1/customers/{id}/interactions?purpose=service"),
+            Some(&token),
+            None,
+        );
+        channels.extend(
+            i["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["channel"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert!(outlets.len() >= 3, "{outlets:?}");
+    assert!(channels.len() >= 3, "{channels:?}");
+    server.stop();
+
+    // Restarting with --demo does not load the data twice, and prints a fresh token.
+    let again = Server::start(&db, &["--demo"], &[]);
+    let token2 = token_in(&again.stdout_text());
+    assert_ne!(token, token2);
+    let (_, first) = again.json(
+        "GET",
+        "/v1/customers?purpose=service&limit=1",
+        Some(&token2),
+        None,
+    );
+    assert_eq!(
+        first["items"][0]["id"].as_str(),
+        Some(customers[0].as_str())
+    );
+    drop(rt);
+}

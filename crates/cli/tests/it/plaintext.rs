@@ -1,0 +1,269 @@
+//! No plaintext at rest: known personal values go in through the real server; then every byte of
+//! the SQLite files (main, -wal, -shm), of a `pg_dump`, and of the server's logs is scanned for
+//! each value in its original and normalised forms.
+
+use serde_json::json;
+
+use crate::support::{Kind, Server, TestDb, backend_tests, run, token_in};
+
+backend_tests!(no_personal_value_at_rest_or_in_logs);
+
+/// Each personal value with the forms it could be stored in.
+fn needles() -> (Vec<serde_json::Value>, Vec<String>) {
+    let people = [
+        (
+            "Wilhelmina Quarterstaff",
+            "Wilhelmina.Q@Example.org",
+            "+44 20 7946 0871",
+            "17 Juniperberry Close",
+        ),
+        (
+            "Bartholomew Fennimore",
+            "BART.fenn@example.net",
+            "0044 (113) 496-0872",
+            "221 Quincewood Terrace",
+        ),
+    ];
+    let mut bodies = Vec::new();
+    let mut forms = Vec::new();
+    for (name, email, phone, street) in people {
+        bodies.push(json!({"name": name, "email": email, "phone": phone, "address": {"street": street, "city": "Marrowbury", "postal_code": "MB7 3XQ", "country": "Narnialand"}, "date_of_birth": "1977-07-17"}));
+        let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+        let e164 = format!("+{}", digits.trim_start_matches("00"));
+        for v in [
+            name,
+            email,
+            phone,
+            street,
+            &e164,
+            &digits,
+            "Marrowbury",
+            "MB7 3XQ",
+            "Narnialand",
+            "1977-07-17",
+        ] {
+            forms.push(v.to_owned());
+            forms.push(v.to_lowercase());
+        }
+        forms.push(name.split(' ').nth(1).unwrap().to_owned());
+    }
+    for v in [
+        "My parcel to Snorkelwick never arrived",
+        "Xylocarp Tourbillon 1337",
+        "Reginald Staffperson",
+        "987654321",
+    ] {
+        forms.push(v.to_owned());
+        forms.push(v.to_lowercase());
+    }
+    // Distinctive words alone too, so that a partial leak is caught.
+    let words: Vec<String> = forms
+        .iter()
+        .flat_map(|f| {
+            f.split([' ', '.', '@'])
+                .filter(|w| w.len() >= 8)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    forms.extend(words);
+    forms.sort();
+    forms.dedup();
+    (bodies, forms)
+}
+
+fn hits(hay: &[u8], forms: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in forms {
+        let hex: String = f.bytes().map(|b| format!("{b:02x}")).collect();
+        // pg_dump prints bytea as hex, so a value stored unsealed in a bytea would show up so.
+        for needle in [f.as_bytes(), hex.as_bytes()] {
+            if needle.len() >= 4
+                && hay
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle))
+            {
+                found.push(f.clone());
+            }
+        }
+    }
+    found
+}
+
+fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
+    let mut scanned = 0;
+    match db.kind {
+        Kind::Sqlite => {
+            for suffix in ["", "-wal", "-shm"] {
+                let path = db.dir.path().join(format!("steward.db{suffix}"));
+                if let Ok(bytes) = std::fs::read(&path) {
+                    scanned += bytes.len();
+                    let h = hits(&bytes, forms);
+                    assert!(h.is_empty(), "{when}: {} holds {h:?}", path.display());
+                }
+            }
+        }
+        Kind::Postgres => {
+            let out = std::process::Command::new("pg_dump")
+                .arg("--no-owner")
+                .arg(&db.url)
+                .output()
+                .expect("run pg_dump (Debian package postgresql-client)");
+            assert!(
+                out.status.success(),
+                "pg_dump failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            scanned += out.stdout.len();
+            let h = hits(&out.stdout, forms);
+            assert!(h.is_empty(), "{when}: pg_dump holds {h:?}");
+            // The dump really contains the data: each customer's sealed e-mail is in it.
+            assert!(String::from_utf8_lossy(&out.stdout).contains("COPY public.customers"));
+        }
+    }
+    scanned
+}
+
+async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
+    let (bodies, forms) = needles();
+    let (code, out, err) = run(
+        &["token", "create", "--name", "scan", "--role", "admin"],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = token_in(&out);
+    let server = Server::start(&db, &[], &[("RUST_LOG", "trace,hyper=debug,h2=debug")]);
+    let t = Some(token.as_str());
+
+    let (_, o) = server.json(
+        "POST",
+        "/v1/outlets",
+        t,
+        Some(&json!({"name": "Scan Outlet"})),
+    );
+    let outlet = o["id"].as_str().unwrap().to_owned();
+    let (_, s) = server.json("POST", "/v1/staff", t, Some(&json!({"name": "Reginald Staffperson", "roles": ["sales_associate"], "outlet_ids": [outlet]})));
+    let seller = s["id"].as_str().unwrap().to_owned();
+    for body in &bodies {
+        let (status, c) = server.json("POST", "/v1/customers", t, Some(body));
+        assert_eq!(status, 201, "{c}");
+        let id = c["id"].as_str().unwrap();
+        let (status, _) = server.json("POST", &format!("/v1/customers/{id}/interactions"), t, Some(&json!({"channel": "email", "text": "My parcel to Snorkelwick never arrived", "source": "helpdesk"})));
+        assert_eq!(status, 201);
+        let purchase = json!({"item": "Xylocarp Tourbillon 1337", "category": "watches", "outlet_id": outlet, "seller_id": seller, "amount_minor": 987654321, "currency": "GBP"});
+        assert_eq!(
+            server
+                .json(
+                    "POST",
+                    &format!("/v1/customers/{id}/purchases"),
+                    t,
+                    Some(&purchase)
+                )
+                .0,
+            201
+        );
+        // Reads, lookups and a change make the values travel every path.
+        let (status, got) = server.json(
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service"),
+            t,
+            None,
+        );
+        assert_eq!(
+            (status, got["address"]["city"].as_str()),
+            (200, Some("Marrowbury"))
+        );
+        assert_eq!(
+            server
+                .json(
+                    "GET",
+                    &format!("/v1/customers/{id}/purchases?purpose=service"),
+                    t,
+                    None
+                )
+                .0,
+            200
+        );
+        assert_eq!(
+            server
+                .json(
+                    "GET",
+                    &format!("/v1/customers/{id}/interactions?purpose=service"),
+                    t,
+                    None
+                )
+                .0,
+            200
+        );
+        let (status, found) = server.json(
+            "POST",
+            "/v1/customers/lookup?purpose=service",
+            t,
+            Some(&json!({"email": body["email"]})),
+        );
+        assert_eq!((status, found["items"][0]["id"].as_str()), (200, Some(id)));
+        assert_eq!(
+            server
+                .json(
+                    "POST",
+                    "/v1/customers/lookup?purpose=service",
+                    t,
+                    Some(&json!({"phone": body["phone"]}))
+                )
+                .0,
+            200
+        );
+        assert_eq!(
+            server
+                .json(
+                    "PATCH",
+                    &format!("/v1/customers/{id}"),
+                    t,
+                    Some(&json!({"name": body["name"]}))
+                )
+                .0,
+            204
+        );
+    }
+    // Refused input carrying personal values must not leak through logs either.
+    let bad =
+        json!({"name": "Wilhelmina Quarterstaff", "email": "Wilhelmina.Q@Example.org@nowhere"});
+    assert_eq!(server.json("POST", "/v1/customers", t, Some(&bad)).0, 422);
+    assert_eq!(server.json("GET", "/v1/staff", t, None).0, 200);
+
+    let live = scan_store(&db, &forms, "while serving");
+    let (stdout, stderr) = server.stop();
+    let after = scan_store(&db, &forms, "after shutdown");
+    assert!(live > 0 && after > 0, "nothing was scanned");
+    let logs = format!("{stdout}\n{stderr}");
+    assert!(
+        logs.len() > 1000,
+        "the server logged almost nothing at trace level; the scan would prove little"
+    );
+    let h = hits(logs.as_bytes(), &forms);
+    assert!(h.is_empty(), "the logs hold {h:?}");
+    assert!(
+        !logs.contains(token.rsplit('_').next().unwrap()),
+        "the logs hold the token secret"
+    );
+}
+
+#[test]
+fn the_scanner_finds_planted_values() {
+    let (_, forms) = needles();
+    assert!(
+        hits(b"xx wilhelmina.q@example.org yy", &forms)
+            .contains(&"Wilhelmina.Q@Example.org".to_owned()),
+        "any case"
+    );
+    let hex: String = "Snorkelwick".bytes().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        !hits(format!("\\x00{hex}00").as_bytes(), &forms).is_empty(),
+        "hex (bytea) form"
+    );
+    assert!(
+        !hits(b"+442079460871", &forms).is_empty(),
+        "normalised phone"
+    );
+    assert!(hits(b"nothing personal here", &forms).is_empty());
+}
