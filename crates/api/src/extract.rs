@@ -54,9 +54,10 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 pub struct DeclaredPurpose(pub String);
 
 impl DeclaredPurpose {
-    /// Counts a read of `resource` under this purpose (`steward_personal_reads_total`).
+    /// Counts a read of `resource` under this purpose (`steward_personal_reads_total`). The
+    /// purpose was checked against the registry, so interning it is bounded.
     pub fn record(&self, resource: &'static str) {
-        metrics::counter!("steward_personal_reads_total", "purpose" => self.0.clone(), "resource" => resource).increment(1);
+        metrics::counter!("steward_personal_reads_total", "purpose" => crate::metrics::intern(&self.0), "resource" => resource).increment(1);
     }
 }
 

@@ -22,7 +22,7 @@ pub struct ImportArgs {
     #[arg(long)]
     skip_invalid: bool,
     /// Customers per transaction.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 50_000)]
     batch: usize,
     /// No progress bar.
     #[arg(long)]

@@ -9,7 +9,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::aead::{FieldAad, open, seal};
+use crate::aead::{Cipher, FieldAad};
 use crate::{BlindIndexKey, CryptoError};
 
 const WRAP_DOMAIN: &[u8] = b"steward/v1/wrap\0";
@@ -27,7 +27,7 @@ impl std::fmt::Display for MasterKeyId {
 /// A 256-bit master key. Only its derived key-encryption key is used, and only to wrap keys.
 pub struct MasterKey {
     id: MasterKeyId,
-    kek: Zeroizing<[u8; 32]>,
+    kek: Cipher,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -61,7 +61,10 @@ impl MasterKey {
         let kek = hkdf32(raw.as_slice(), b"steward/v1/kek");
         let id_bytes = hkdf32(raw.as_slice(), b"steward/v1/key-id");
         let id = MasterKeyId(format!("mk_{}", hex(&id_bytes[..8])));
-        Self { id, kek }
+        Self {
+            id,
+            kek: Cipher::new(&kek),
+        }
     }
 
     /// A fresh random master key and its file encoding.
@@ -199,7 +202,7 @@ impl Keyring {
     pub fn wrap(&self, key: &[u8; 32], label: &[u8]) -> Result<WrappedKey, CryptoError> {
         Ok(WrappedKey {
             master_key_id: self.current.id.0.clone(),
-            blob: seal(&self.current.kek, &Self::wrap_aad(label), key)?,
+            blob: self.current.kek.seal(&Self::wrap_aad(label), key)?,
         })
     }
 
@@ -213,7 +216,7 @@ impl Keyring {
             .chain(&self.previous)
             .find(|k| k.id.0 == wrapped.master_key_id)
             .ok_or_else(|| CryptoError::UnknownMasterKey(wrapped.master_key_id.clone()))?;
-        let raw = Zeroizing::new(open(&mk.kek, &Self::wrap_aad(label), &wrapped.blob)?);
+        let raw = Zeroizing::new(mk.kek.open(&Self::wrap_aad(label), &wrapped.blob)?);
         let key: [u8; 32] = raw
             .as_slice()
             .try_into()
@@ -238,12 +241,16 @@ impl Keyring {
 
     /// A new random blind-index key, wrapped for storage.
     pub fn new_blind_index_key(&self) -> Result<WrappedKey, CryptoError> {
-        self.wrap(&DataKey::generate()?.0, b"keyring\0blind_index")
+        self.wrap(&DataKey::generate()?.raw, b"keyring\0blind_index")
     }
 }
 
-/// A customer's data key: seals and opens that customer's field values.
-pub struct DataKey(Zeroizing<[u8; 32]>);
+/// A customer's data key: seals and opens that customer's field values. Keeps its key schedule,
+/// so the several fields of one record cost one key expansion.
+pub struct DataKey {
+    raw: Zeroizing<[u8; 32]>,
+    cipher: Cipher,
+}
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -256,17 +263,18 @@ impl DataKey {
     pub fn generate() -> Result<Self, CryptoError> {
         let mut k = Zeroizing::new([0u8; 32]);
         crate::random_bytes(k.as_mut_slice())?;
-        Ok(Self(k))
+        Ok(Self::from_bytes(k))
     }
 
     /// From unwrapped key bytes.
-    pub fn from_bytes(k: Zeroizing<[u8; 32]>) -> Self {
-        Self(k)
+    pub fn from_bytes(raw: Zeroizing<[u8; 32]>) -> Self {
+        let cipher = Cipher::new(&raw);
+        Self { raw, cipher }
     }
 
     /// Wraps this key for `owner` (a customer or other key holder id).
     pub fn wrap(&self, keyring: &Keyring, owner: &[u8]) -> Result<WrappedKey, CryptoError> {
-        keyring.wrap(&self.0, owner)
+        keyring.wrap(&self.raw, owner)
     }
 
     /// Unwraps the data key of `owner`.
@@ -275,17 +283,17 @@ impl DataKey {
         wrapped: &WrappedKey,
         owner: &[u8],
     ) -> Result<Self, CryptoError> {
-        keyring.unwrap(wrapped, owner).map(Self)
+        keyring.unwrap(wrapped, owner).map(Self::from_bytes)
     }
 
     /// Seals a field value.
     pub fn seal(&self, aad: &FieldAad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        seal(&self.0, &aad.bytes(), plaintext)
+        self.cipher.seal(&aad.bytes(), plaintext)
     }
 
     /// Opens a field value; fails with [`CryptoError::Integrity`] if it was altered or moved.
     pub fn open(&self, aad: &FieldAad<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        open(&self.0, &aad.bytes(), sealed)
+        self.cipher.open(&aad.bytes(), sealed)
     }
 }
 
@@ -331,7 +339,7 @@ mod tests {
             let dk = DataKey::generate().unwrap();
             let w = dk.wrap(&ring, &owner).unwrap();
             let back = DataKey::unwrap(&ring, &w, &owner).unwrap();
-            prop_assert_eq!(back.0.as_slice(), dk.0.as_slice());
+            prop_assert_eq!(back.raw.as_slice(), dk.raw.as_slice());
         }
     }
 
@@ -413,8 +421,11 @@ mod tests {
         assert_eq!(&w2.master_key_id, &ring.current_id().0);
         let only_new = Keyring::new(MasterKey::load(&p_new).unwrap().0);
         assert_eq!(
-            DataKey::unwrap(&only_new, &w2, b"c").unwrap().0.as_slice(),
-            dk.0.as_slice()
+            DataKey::unwrap(&only_new, &w2, b"c")
+                .unwrap()
+                .raw
+                .as_slice(),
+            dk.raw.as_slice()
         );
         assert!(DataKey::unwrap(&only_new, &w, b"c").is_err());
         assert!(format!("{ring:?}").starts_with("Keyring"));

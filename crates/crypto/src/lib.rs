@@ -2,7 +2,7 @@
 //!
 //! - A 256-bit **master key** wraps (encrypts) one random **data key** per customer
 //!   (envelope encryption). The master key never touches the data itself.
-//! - Every personal value is **sealed** with XChaCha20-Poly1305 under its customer's data key,
+//! - Every personal value is **sealed** with AES-256-GCM-SIV under its customer's data key,
 //!   with associated data that binds it to the table, column, customer and record, so a
 //!   ciphertext moved anywhere else fails to open instead of yielding wrong data.
 //! - Exact-match lookups go through **blind indexes**: HMAC-SHA256 under a key of its own,

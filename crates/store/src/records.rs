@@ -40,7 +40,7 @@ pub struct Lookup {
     /// What is indexed: `email` or `phone`.
     pub kind: &'static str,
     /// The keyed MAC of the normalised value.
-    pub mac: [u8; 32],
+    pub mac: [u8; 16],
 }
 
 /// A new customer, ready to store.

@@ -45,17 +45,26 @@ fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
     ))
 }
 
-/// `($1, $2, …), (…), …` for `rows` rows of `cols` columns.
-fn values_clause(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
+/// `(…), (…), …` for `rows` rows of `cols` parameters: `$N` on PostgreSQL, `?` on SQLite.
+///
+/// SQLite looks up a numbered parameter's name by a linear scan and sqlx asks for every
+/// parameter's name, so `$N` makes a multi-row INSERT quadratic in its parameter count; anonymous
+/// `?` parameters are bound in order with no lookup.
+fn values_clause(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 6);
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ",(" });
         for c in 0..cols {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => s.push('?'),
+                Backend::Postgres => {
+                    s.push('$');
+                    s.push_str(&(r * cols + c + 1).to_string());
+                }
+            }
         }
         s.push(')');
     }
@@ -89,13 +98,14 @@ impl SqlStore {
     }
 
     async fn insert_lookups(
+        &self,
         tx: &mut Transaction<'static, sqlx::Any>,
         entries: &[(CustomerId, &Lookup)],
     ) -> StoreResult<()> {
         for chunk in entries.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO lookup_index (kind, mac, customer_id) VALUES {}",
-                values_clause(chunk.len(), 3)
+                values_clause(self.backend, chunk.len(), 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (id, l) in chunk {
@@ -164,7 +174,7 @@ impl Store for SqlStore {
         for chunk in customers.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO data_keys (customer_id, master_key_id, wrapped, created_at) VALUES {}",
-                values_clause(chunk.len(), 4)
+                values_clause(self.backend, chunk.len(), 4)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
@@ -178,7 +188,7 @@ impl Store for SqlStore {
 
             let sql = format!(
                 "INSERT INTO customers (id, outlet_id, created_at, updated_at, name, email, phone, address, date_of_birth) VALUES {}",
-                values_clause(chunk.len(), 9)
+                values_clause(self.backend, chunk.len(), 9)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
@@ -196,11 +206,14 @@ impl Store for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let lookups: Vec<_> = customers
+        let mut lookups: Vec<_> = customers
             .iter()
             .flat_map(|c| c.lookups.iter().map(move |l| (c.row.id, l)))
             .collect();
-        Self::insert_lookups(&mut tx, &lookups).await?;
+        // MACs are random; inserting in key order walks the index B-tree once, left to right,
+        // instead of hopping between pages.
+        lookups.sort_unstable_by(|(_, a), (_, b)| (a.kind, a.mac).cmp(&(b.kind, b.mac)));
+        self.insert_lookups(&mut tx, &lookups).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -251,7 +264,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
-        Self::insert_lookups(&mut tx, &entries).await?;
+        self.insert_lookups(&mut tx, &entries).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -365,7 +378,7 @@ impl Store for SqlStore {
         for chunk in interactions.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body) VALUES {}",
-                values_clause(chunk.len(), 6)
+                values_clause(self.backend, chunk.len(), 6)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for i in chunk {
@@ -382,7 +395,7 @@ impl Store for SqlStore {
         for chunk in purchases.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO purchases (id, customer_id, category, currency, occurred_at, item, amount, outlet, seller) VALUES {}",
-                values_clause(chunk.len(), 9)
+                values_clause(self.backend, chunk.len(), 9)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for p in chunk {
@@ -629,9 +642,14 @@ fn const_format_customer_by_id() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::values_clause;
+    use crate::Backend;
 
     #[test]
     fn values_clause_numbers_placeholders() {
-        assert_eq!(values_clause(2, 3), "($1,$2,$3),($4,$5,$6)");
+        assert_eq!(
+            values_clause(Backend::Postgres, 2, 3),
+            "($1,$2,$3),($4,$5,$6)"
+        );
+        assert_eq!(values_clause(Backend::Sqlite, 2, 2), "(?,?),(?,?)");
     }
 }
