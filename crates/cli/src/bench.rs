@@ -37,6 +37,12 @@ enum Which {
         #[arg(long, default_value_t = 50_000)]
         batch: usize,
     },
+    /// The cryptography of one customer: sealing a new one, and opening one for a read.
+    Crypto {
+        /// Iterations.
+        #[arg(long, default_value_t = 200_000)]
+        iterations: usize,
+    },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
         /// Customers in the database.
@@ -383,6 +389,33 @@ impl LoadResult {
     }
 }
 
+/// Times sealing a new customer (data key, five fields, key wrap, two blind indexes) and
+/// opening one for a read (unwrap the data key, open five fields), on one core.
+async fn bench_crypto(iterations: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (vault, _) = temp_vault(dir.path()).await?;
+    let customer = generated(12_345);
+    let t = Instant::now();
+    let mut last = None;
+    for _ in 0..iterations {
+        last = Some(std::hint::black_box(
+            vault.seal_new_customer(&customer, steward_domain::Timestamp::now())?,
+        ));
+    }
+    let seal_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    let sealed = last.context("no iterations")?;
+    let t = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(vault.open_sealed(&sealed.row, &sealed.key)?);
+    }
+    let open_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
+    println!(
+        "| seal one new customer (data key, 5 fields, wrap, 2 blind indexes) | {seal_us:.2} µs |"
+    );
+    println!("| open one customer for a read (unwrap, 5 fields) | {open_us:.2} µs |");
+    Ok(())
+}
+
 /// Runs `steward bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
@@ -391,6 +424,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     match args.which {
+        Which::Crypto { iterations } => bench_crypto(iterations.max(1))
+            .await
+            .context("crypto benchmark")?,
         Which::Import { customers, batch } => bench_import(customers, batch)
             .await
             .context("import benchmark")?,

@@ -240,6 +240,15 @@ impl Vault {
         self.data_key(id, &k)
     }
 
+    /// Opens a stored customer row with its wrapped key (what a read does after the query).
+    pub fn open_sealed(
+        &self,
+        row: &steward_store::CustomerRow,
+        key: &StoredKey,
+    ) -> ServiceResult<Customer> {
+        seal::open_customer(&self.data_key(row.id, key)?, row)
+    }
+
     /// Reads one customer.
     pub async fn get_customer(&self, id: CustomerId) -> ServiceResult<Customer> {
         let (row, key) = self
@@ -248,7 +257,7 @@ impl Vault {
             .get_customer(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
-        seal::open_customer(&self.data_key(id, &key)?, &row)
+        self.open_sealed(&row, &key)
     }
 
     /// Reads customers in id order after `after`.
@@ -259,7 +268,7 @@ impl Vault {
     ) -> ServiceResult<Vec<Customer>> {
         let rows = self.inner.store.list_customers(after, limit).await?;
         rows.iter()
-            .map(|(row, key)| seal::open_customer(&self.data_key(row.id, key)?, row))
+            .map(|(row, key)| self.open_sealed(row, key))
             .collect()
     }
 
