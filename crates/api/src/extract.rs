@@ -25,7 +25,12 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme name is case-insensitive (RFC 9110 §11.1).
+            .and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, t)| t)
+            })
             .ok_or_else(Problem::unauthorized)?;
         match state.vault.authenticate(token.trim()).await {
             Ok(Some(p)) => Ok(Auth(p)),

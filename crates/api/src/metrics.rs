@@ -119,7 +119,13 @@ pub async fn track(req: Request, next: Next) -> Response {
     metrics::counter!("steward_http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
     metrics::histogram!("steward_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
     // An access log line with the route template, never the URL (ids and query stay out).
-    tracing::debug!(method, route, status, micros = start.elapsed().as_micros() as u64, "request");
+    tracing::debug!(
+        method,
+        route,
+        status,
+        micros = start.elapsed().as_micros() as u64,
+        "request"
+    );
     res
 }
 

@@ -225,11 +225,8 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             ignored.join(", ")
         );
     }
-    for e in errors.iter().take(200) {
+    for e in &errors {
         eprintln!("line {}: {}: {}", e.line, e.error.field, e.error.reason);
-    }
-    if errors.len() > 200 {
-        eprintln!("… and {} more invalid rows", errors.len() - 200);
     }
     if !errors.is_empty() && !args.skip_invalid {
         eprintln!(

@@ -68,13 +68,35 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<DynStore> {
 pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
     ensure_data_dir(args)?;
     let key_file = args.key_file();
-    let (keyring, status) =
-        keys::load_keyring(&key_file, true).with_context(|| "loading the master key")?;
-    warn_about_key(&key_file, status);
     let store = store(args).await?;
-    Vault::open(store, keyring)
+    // A new master key is made only for a database that holds no keys yet: for one that does, a
+    // missing key file is a mistake to report, not a reason to mint a key that opens nothing.
+    let existing = store
+        .keyring_all()
         .await
-        .map_err(|e| anyhow::anyhow!("opening the vault: {e}"))
+        .map_err(|e| anyhow::anyhow!("reading the keyring: {e}"))?;
+    if !key_file.exists()
+        && let Some((_, k)) = existing.first()
+    {
+        anyhow::bail!(
+            "no master key at {}, but this database holds data sealed under master key {}; \
+             point --master-key-file (or STEWARD_MASTER_KEY_FILE) at that key",
+            key_file.display(),
+            k.master_key_id
+        );
+    }
+    let (keyring, status) = keys::load_keyring(&key_file, existing.is_empty())
+        .with_context(|| "loading the master key")?;
+    warn_about_key(&key_file, status);
+    Vault::open(store, keyring).await.map_err(|e| match e {
+        steward_service::ServiceError::Crypto(steward_crypto::CryptoError::UnknownMasterKey(
+            id,
+        )) => anyhow::anyhow!(
+            "the master key at {} is not the one this database was sealed with ({id})",
+            key_file.display()
+        ),
+        e => anyhow::anyhow!("opening the vault: {e}"),
+    })
 }
 
 fn warn_about_key(key_file: &std::path::Path, status: KeyFileStatus) {

@@ -7,7 +7,10 @@ use serde_json::json;
 
 use crate::support::{Server, TestDb, backend_tests, run, token_in};
 
-backend_tests!(cli_round_trip);
+backend_tests!(
+    cli_round_trip,
+    a_missing_or_wrong_key_is_reported_not_replaced
+);
 
 const CSV: &str = "First Name,Last Name,Email,Phone,Street,City,Postal Code,Country,Lead Source\n\
 Olive,Importer,Olive.Importer@Example.com,+44 20 7946 0301,3 Csv Lane,Leeds,LS1 1AA,GB,web\n\
@@ -126,7 +129,7 @@ async fn cli_round_trip(db: TestDb) {
 
     // The old key no longer opens anything.
     std::fs::write(db.key_file(), &old_key).unwrap();
-    let (code, _, _) = run(
+    let (code, _, err) = run(
         &[
             "export",
             "--out",
@@ -135,6 +138,10 @@ async fn cli_round_trip(db: TestDb) {
         &db,
     );
     assert_ne!(code, 0);
+    assert!(
+        err.contains("not the one this database was sealed with"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -220,4 +227,43 @@ fn demo_quick_start() {
         Some(customers[0].as_str())
     );
     drop(rt);
+}
+
+async fn a_missing_or_wrong_key_is_reported_not_replaced(db: TestDb) {
+    let (code, _, err) = run(
+        &["token", "create", "--name", "first", "--role", "dpo"],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("generated a new master key"), "{err}");
+    let key = std::fs::read(db.key_file()).unwrap();
+
+    std::fs::remove_file(db.key_file()).unwrap();
+    let (code, _, err) = run(
+        &["token", "create", "--name", "second", "--role", "dpo"],
+        &db,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no master key at") && err.contains("sealed under master key mk_"),
+        "{err}"
+    );
+    assert!(
+        !db.key_file().exists(),
+        "a key was minted for a database that has one"
+    );
+
+    std::fs::write(db.key_file(), &key).unwrap();
+    let (code, out, err) = run(
+        &["token", "create", "--name", "third", "--role", "dpo"],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    // The scheme name is case-insensitive.
+    let server = Server::start(&db, &[], &[]);
+    let (s, _) = server.http("GET", "/v1/purposes", None, None);
+    assert_eq!(s, 401);
+    let (s, _) = server.raw_auth("GET", "/v1/purposes", &format!("bearer {}", token_in(&out)));
+    assert_eq!(s, 200);
+    server.stop();
 }

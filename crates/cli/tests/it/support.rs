@@ -226,12 +226,32 @@ impl Server {
         std::fs::read_to_string(&self.stdout).unwrap_or_default()
     }
 
-    /// One HTTP/1.1 request: (status, body).
+    /// A request with a literal `Authorization` header value.
+    pub fn raw_auth(&self, method: &str, path: &str, authorization: &str) -> (u16, String) {
+        self.request(method, path, Some(authorization), None)
+    }
+
+    /// One HTTP/1.1 request with an optional bearer token: (status, body).
     pub fn http(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, String) {
+        self.request(
+            method,
+            path,
+            token.map(|t| format!("Bearer {t}")).as_deref(),
+            body,
+        )
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        authorization: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> (u16, String) {
         use std::io::{Read, Write};
@@ -244,8 +264,8 @@ impl Server {
         if !body.is_empty() {
             req.push_str("Content-Type: application/json\r\n");
         }
-        if let Some(t) = token {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        if let Some(a) = authorization {
+            req.push_str(&format!("Authorization: {a}\r\n"));
         }
         req.push_str("\r\n");
         req.push_str(&body);
