@@ -1,0 +1,500 @@
+//! Steward's access policy: one Cedar policy set decides every read, per data category.
+//!
+//! A read names who asks (roles, outlets), about whom (the customer's outlets, restriction), for
+//! which declared purpose (its lawful basis and categories), with which consent and reason. For
+//! each field the answer is [`Outcome::Show`], [`Outcome::Mask`], [`Outcome::Abstract`] or
+//! [`Outcome::Withhold`], with the ids of the policies that decided it. Deny by default; a
+//! matching `forbid` overrides every `permit`. No I/O: the caller gathers the facts.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, PolicySet,
+    Request, RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use serde::Serialize;
+use steward_domain::{CustomerId, DataCategory, OutletId, Purpose, Role};
+
+/// The shipped default policy set.
+pub const DEFAULT_POLICIES: &str = include_str!("../policies/steward.cedar");
+/// The shipped schema.
+pub const SCHEMA: &str = include_str!("../policies/steward.cedarschema");
+
+/// Why a policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The schema does not parse.
+    #[error("schema: {0}")]
+    Schema(String),
+    /// The policies do not parse.
+    #[error("policies: {0}")]
+    Parse(String),
+    /// The policies do not validate against the schema.
+    #[error("policies do not validate against the schema: {0}")]
+    Invalid(String),
+}
+
+/// What a field of a response may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The value as stored.
+    Show,
+    /// A masked form (`j•••@example.com`, `•••• ••• 4821`).
+    Mask,
+    /// Derived facts instead of the values (tier, count band, eligibility).
+    Abstract,
+    /// Nothing.
+    Withhold,
+}
+
+/// A decidable part of a customer's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    /// `user.name`.
+    Name,
+    /// `user.contact.email`.
+    Email,
+    /// `user.contact.phone_number`.
+    Phone,
+    /// `user.contact.address`.
+    Address,
+    /// `user.demographic.date_of_birth`.
+    DateOfBirth,
+    /// `user.behavior.purchase_history`: items, prices, outlets, sellers.
+    PurchaseHistory,
+    /// Messages, notes, calls, posts.
+    Communications,
+}
+
+impl Field {
+    /// Every field of a customer's record.
+    pub const ALL: [Field; 7] = [
+        Field::Name,
+        Field::Email,
+        Field::Phone,
+        Field::Address,
+        Field::DateOfBirth,
+        Field::PurchaseHistory,
+        Field::Communications,
+    ];
+    /// The profile fields.
+    pub const PROFILE: [Field; 5] = [
+        Field::Name,
+        Field::Email,
+        Field::Phone,
+        Field::Address,
+        Field::DateOfBirth,
+    ];
+
+    /// The data category.
+    pub fn category(self) -> DataCategory {
+        match self {
+            Field::Name => DataCategory::Name,
+            Field::Email => DataCategory::Email,
+            Field::Phone => DataCategory::PhoneNumber,
+            Field::Address => DataCategory::Address,
+            Field::DateOfBirth => DataCategory::DateOfBirth,
+            Field::PurchaseHistory => DataCategory::PurchaseHistory,
+            Field::Communications => DataCategory::Communications,
+        }
+    }
+
+    /// The wire name of the field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Phone => "phone",
+            Field::Address => "address",
+            Field::DateOfBirth => "date_of_birth",
+            Field::PurchaseHistory => "purchases",
+            Field::Communications => "interactions",
+        }
+    }
+
+    fn show_action(self) -> &'static str {
+        match self {
+            Field::Name => "read_name",
+            Field::Email => "read_email",
+            Field::Phone => "read_phone",
+            Field::Address => "read_address",
+            Field::DateOfBirth => "read_date_of_birth",
+            Field::PurchaseHistory => "read_purchase_history",
+            Field::Communications => "read_communications",
+        }
+    }
+
+    /// The lesser outcome tried when showing is not allowed.
+    fn lesser(self) -> Option<(&'static str, Outcome)> {
+        match self {
+            Field::Email | Field::Phone | Field::Address => Some(("mask_contact", Outcome::Mask)),
+            Field::PurchaseHistory => Some(("read_purchase_summary", Outcome::Abstract)),
+            _ => None,
+        }
+    }
+}
+
+/// Who asks.
+#[derive(Debug, Clone)]
+pub struct Asker<'a> {
+    /// A stable id (staff id or token id).
+    pub id: String,
+    /// Roles held.
+    pub roles: &'a [Role],
+    /// Outlets worked at.
+    pub outlets: &'a [OutletId],
+}
+
+/// About whom.
+#[derive(Debug, Clone)]
+pub struct Subject<'a> {
+    /// The customer.
+    pub id: CustomerId,
+    /// Outlets the customer belongs to: where registered and where they bought.
+    pub outlets: &'a [OutletId],
+    /// Processing restricted (GDPR Art. 18).
+    pub restricted: bool,
+}
+
+/// A read to decide.
+#[derive(Debug, Clone)]
+pub struct ReadRequest<'a> {
+    /// Who.
+    pub asker: Asker<'a>,
+    /// About whom.
+    pub subject: Subject<'a>,
+    /// The declared purpose.
+    pub purpose: &'a Purpose,
+    /// Whether the customer's consent for this purpose is active.
+    pub consented: bool,
+    /// Whether a reason was given.
+    pub has_reason: bool,
+}
+
+/// The decision for one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldDecision {
+    /// The field.
+    pub field: Field,
+    /// What it may show.
+    pub outcome: Outcome,
+    /// The policies that decided: permits that allowed the outcome, or forbids that denied
+    /// showing. Empty when nothing permitted (deny by default).
+    pub policies: Vec<String>,
+}
+
+/// The decision for a read: one outcome per field asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Per field.
+    pub fields: Vec<FieldDecision>,
+}
+
+impl Decision {
+    /// The outcome for `field` (withhold if it was not decided).
+    pub fn outcome(&self, field: Field) -> Outcome {
+        self.fields
+            .iter()
+            .find(|d| d.field == field)
+            .map(|d| d.outcome)
+            .unwrap_or(Outcome::Withhold)
+    }
+
+    /// True when no field may show anything.
+    pub fn denies_all(&self) -> bool {
+        self.fields.iter().all(|d| d.outcome == Outcome::Withhold)
+    }
+}
+
+/// A non-read action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Create a customer.
+    CreateCustomer,
+    /// Change a customer's profile.
+    UpdateCustomer,
+    /// Record an interaction.
+    AddInteraction,
+    /// Record a purchase.
+    AddPurchase,
+    /// Grant or withdraw consent.
+    ManageConsent,
+    /// See a customer's consents.
+    ReadConsents,
+    /// Add outlets and staff.
+    ManageDirectory,
+    /// See outlets and staff.
+    ReadDirectory,
+}
+
+impl Action {
+    fn name(self) -> &'static str {
+        match self {
+            Action::CreateCustomer => "create_customer",
+            Action::UpdateCustomer => "update_customer",
+            Action::AddInteraction => "add_interaction",
+            Action::AddPurchase => "add_purchase",
+            Action::ManageConsent => "manage_consent",
+            Action::ReadConsents => "read_consents",
+            Action::ManageDirectory => "manage_directory",
+            Action::ReadDirectory => "read_directory",
+        }
+    }
+
+    fn on_directory(self) -> bool {
+        matches!(self, Action::ManageDirectory | Action::ReadDirectory)
+    }
+}
+
+/// A loaded, validated policy set. Build once and share (it is immutable).
+pub struct Policy {
+    policies: PolicySet,
+    actions: Vec<Entity>,
+    authorizer: Authorizer,
+    /// Cedar's generated policy ids to the `@id` annotations written in the policy text.
+    names: HashMap<String, String>,
+}
+
+fn uid(ty: &str, id: &str) -> EntityUid {
+    // INVARIANT: type names here are constants of the schema and ids are escaped by Cedar's
+    // string literal rules below, so this parses.
+    let escaped = id.replace('\\', "\\\\").replace('"', "\\\"");
+    match EntityUid::from_str(&format!("Steward::{ty}::\"{escaped}\"")) {
+        Ok(u) => u,
+        Err(_) => unreachable!("entity uid for a schema type always parses"),
+    }
+}
+
+impl Policy {
+    /// The shipped default policy.
+    pub fn default_policy() -> Result<Self, PolicyError> {
+        Self::from_sources(DEFAULT_POLICIES, SCHEMA)
+    }
+
+    /// Parses and strictly validates a policy set against a schema.
+    pub fn from_sources(policies: &str, schema: &str) -> Result<Self, PolicyError> {
+        let (schema, _) =
+            Schema::from_cedarschema_str(schema).map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let set = PolicySet::from_str(policies).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+        if !result.validation_passed() {
+            let msgs: Vec<String> = result.validation_errors().map(|e| e.to_string()).collect();
+            return Err(PolicyError::Invalid(msgs.join("; ")));
+        }
+        let actions = schema
+            .action_entities()
+            .map_err(|e| PolicyError::Schema(e.to_string()))?
+            .into_iter()
+            .collect();
+        let names = set
+            .policies()
+            .map(|p| {
+                (
+                    p.id().to_string(),
+                    p.annotation("id")
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| p.id().to_string()),
+                )
+            })
+            .collect();
+        Ok(Self {
+            policies: set,
+            actions,
+            authorizer: Authorizer::new(),
+            names,
+        })
+    }
+
+    fn principal(asker: &Asker<'_>) -> Entity {
+        let outlets = RestrictedExpression::new_set(
+            asker
+                .outlets
+                .iter()
+                .map(|o| RestrictedExpression::new_entity_uid(uid("Outlet", &o.to_string()))),
+        );
+        let parents: HashSet<EntityUid> = asker
+            .roles
+            .iter()
+            .map(|r| uid("Role", r.as_str()))
+            .collect();
+        let attrs = HashMap::from([("outlets".to_owned(), outlets)]);
+        Entity::new(uid("Staff", &asker.id), attrs, parents)
+            .unwrap_or_else(|_| Entity::with_uid(uid("Staff", &asker.id)))
+    }
+
+    fn customer(subject: &Subject<'_>) -> Entity {
+        let outlets = RestrictedExpression::new_set(
+            subject
+                .outlets
+                .iter()
+                .map(|o| RestrictedExpression::new_entity_uid(uid("Outlet", &o.to_string()))),
+        );
+        let attrs = HashMap::from([
+            ("outlets".to_owned(), outlets),
+            (
+                "restricted".to_owned(),
+                RestrictedExpression::new_bool(subject.restricted),
+            ),
+        ]);
+        Entity::new(
+            uid("Customer", &subject.id.to_string()),
+            attrs,
+            HashSet::new(),
+        )
+        .unwrap_or_else(|_| Entity::with_uid(uid("Customer", &subject.id.to_string())))
+    }
+
+    fn entities(&self, extra: [Entity; 2]) -> Entities {
+        Entities::from_entities(self.actions.iter().cloned().chain(extra), None)
+            .unwrap_or_else(|_| Entities::empty())
+    }
+
+    /// Runs one authorization; returns whether it allowed, and the deciding policy ids.
+    fn check(
+        &self,
+        principal: &EntityUid,
+        action: &str,
+        resource: &EntityUid,
+        context: Context,
+        entities: &Entities,
+    ) -> (bool, Vec<String>) {
+        let Ok(request) = Request::new(
+            principal.clone(),
+            uid("Action", action),
+            resource.clone(),
+            context,
+            None,
+        ) else {
+            return (false, vec![]);
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, entities);
+        let mut ids: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(|p| {
+                self.names
+                    .get(&p.to_string())
+                    .cloned()
+                    .unwrap_or_else(|| p.to_string())
+            })
+            .collect();
+        ids.sort();
+        // An evaluation error inside a policy means that policy does not apply; deny-by-default
+        // stands. Errors are not expected with validated policies and our typed context.
+        (response.decision() == CedarDecision::Allow, ids)
+    }
+
+    fn read_context(req: &ReadRequest<'_>, field: Field) -> Context {
+        let categories = RestrictedExpression::new_set(
+            req.purpose
+                .categories
+                .iter()
+                .map(|c| RestrictedExpression::new_string(c.as_str().to_owned())),
+        );
+        let basis = match req.purpose.lawful_basis {
+            steward_domain::LawfulBasis::Consent => "consent",
+            steward_domain::LawfulBasis::Contract => "contract",
+            steward_domain::LawfulBasis::LegalObligation => "legal_obligation",
+            steward_domain::LawfulBasis::LegitimateInterest => "legitimate_interest",
+        };
+        Context::from_pairs([
+            (
+                "purpose".to_owned(),
+                RestrictedExpression::new_string(req.purpose.key.clone()),
+            ),
+            (
+                "basis".to_owned(),
+                RestrictedExpression::new_string(basis.to_owned()),
+            ),
+            ("purpose_categories".to_owned(), categories),
+            (
+                "category".to_owned(),
+                RestrictedExpression::new_string(field.category().as_str().to_owned()),
+            ),
+            (
+                "consented".to_owned(),
+                RestrictedExpression::new_bool(req.consented),
+            ),
+            (
+                "has_reason".to_owned(),
+                RestrictedExpression::new_bool(req.has_reason),
+            ),
+        ])
+        .unwrap_or_else(|_| Context::empty())
+    }
+
+    /// Decides a read of `fields` of one customer.
+    pub fn decide_read(&self, req: &ReadRequest<'_>, fields: &[Field]) -> Decision {
+        let principal = Self::principal(&req.asker);
+        let resource = Self::customer(&req.subject);
+        let (p_uid, r_uid) = (principal.uid(), resource.uid());
+        let entities = self.entities([principal, resource]);
+        let decisions = fields
+            .iter()
+            .map(|&field| {
+                let (shown, ids) = self.check(
+                    &p_uid,
+                    field.show_action(),
+                    &r_uid,
+                    Self::read_context(req, field),
+                    &entities,
+                );
+                if shown {
+                    return FieldDecision {
+                        field,
+                        outcome: Outcome::Show,
+                        policies: ids,
+                    };
+                }
+                if let Some((action, outcome)) = field.lesser() {
+                    let (allowed, lesser_ids) = self.check(
+                        &p_uid,
+                        action,
+                        &r_uid,
+                        Self::read_context(req, field),
+                        &entities,
+                    );
+                    if allowed {
+                        return FieldDecision {
+                            field,
+                            outcome,
+                            policies: lesser_ids,
+                        };
+                    }
+                }
+                FieldDecision {
+                    field,
+                    outcome: Outcome::Withhold,
+                    policies: ids,
+                }
+            })
+            .collect();
+        Decision { fields: decisions }
+    }
+
+    /// Decides a non-read action; `subject` is the customer for customer actions.
+    pub fn allows(
+        &self,
+        asker: &Asker<'_>,
+        action: Action,
+        subject: Option<&Subject<'_>>,
+    ) -> (bool, Vec<String>) {
+        let principal = Self::principal(asker);
+        let resource = match (action.on_directory(), subject) {
+            (false, Some(s)) => Self::customer(s),
+            (false, None) => Entity::with_uid(uid("Customer", "new")),
+            (true, _) => Entity::with_uid(uid("Directory", "steward")),
+        };
+        let (p_uid, r_uid) = (principal.uid(), resource.uid());
+        let entities = self.entities([principal, resource]);
+        self.check(&p_uid, action.name(), &r_uid, Context::empty(), &entities)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+use steward_domain::purpose::default_purposes;
+use steward_domain::{CustomerId, OutletId, Purpose, Role};
+
+use super::*;
+
+fn purpose(key: &str) -> Purpose {
+    default_purposes()
+        .into_iter()
+        .find(|p| p.key == key)
+        .unwrap()
+}
+
+struct Case {
+    roles: Vec<Role>,
+    staff_outlets: Vec<OutletId>,
+    customer_outlets: Vec<OutletId>,
+    restricted: bool,
+    purpose: &'static str,
+    consented: bool,
+    reason: bool,
+}
+
+impl Case {
+    fn new(role: Role, purpose: &'static str) -> Self {
+        Case {
+            roles: vec![role],
+            staff_outlets: vec![],
+            customer_outlets: vec![],
+            restricted: false,
+            purpose,
+            consented: false,
+            reason: false,
+        }
+    }
+
+    fn decide(&self, p: &Policy) -> Decision {
+        let purpose = purpose(self.purpose);
+        let req = ReadRequest {
+            asker: Asker {
+                id: "staff-1".into(),
+                roles: &self.roles,
+                outlets: &self.staff_outlets,
+            },
+            subject: Subject {
+                id: CustomerId::new(),
+                outlets: &self.customer_outlets,
+                restricted: self.restricted,
+            },
+            purpose: &purpose,
+            consented: self.consented,
+            has_reason: self.reason,
+        };
+        p.decide_read(&req, &Field::ALL)
+    }
+}
+
+#[test]
+fn the_default_policy_validates() {
+    Policy::default_policy().unwrap();
+}
+
+#[test]
+fn a_broken_policy_is_refused() {
+    let bad = "permit (principal, action == Steward::Action::\"read_name\", resource) when { resource.shoe_size > 3 };";
+    assert!(matches!(
+        Policy::from_sources(bad, SCHEMA),
+        Err(PolicyError::Invalid(_))
+    ));
+    assert!(matches!(
+        Policy::from_sources("permit (", SCHEMA),
+        Err(PolicyError::Parse(_))
+    ));
+}
+
+#[test]
+fn seed_003_other_outlet_sees_only_the_abstraction() {
+    let p = Policy::default_policy().unwrap();
+    let (a, b) = (OutletId::new(), OutletId::new());
+    let mut c = Case::new(Role::SalesAssociate, "service");
+    c.staff_outlets = vec![b];
+    c.customer_outlets = vec![a];
+    let d = c.decide(&p);
+    assert_eq!(d.outcome(Field::Name), Outcome::Show);
+    assert_eq!(d.outcome(Field::Email), Outcome::Mask);
+    assert_eq!(d.outcome(Field::Phone), Outcome::Mask);
+    assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Abstract);
+    assert_eq!(d.outcome(Field::Communications), Outcome::Withhold);
+    // The same associate at the customer's own outlet sees the record.
+    c.staff_outlets = vec![a, b];
+    let d = c.decide(&p);
+    assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Show);
+    assert_eq!(d.outcome(Field::Email), Outcome::Show);
+    assert!(
+        d.fields
+            .iter()
+            .find(|f| f.field == Field::Email)
+            .unwrap()
+            .policies
+            .contains(&"outlet-staff-own-customers".to_owned())
+    );
+}
+
+#[test]
+fn seed_003_manager_fraud_review_needs_a_reason() {
+    let p = Policy::default_policy().unwrap();
+    let mut c = Case::new(Role::StoreManager, "fraud_prevention");
+    c.staff_outlets = vec![OutletId::new()];
+    c.customer_outlets = vec![OutletId::new()];
+    assert_eq!(
+        c.decide(&p).outcome(Field::PurchaseHistory),
+        Outcome::Abstract
+    );
+    c.reason = true;
+    assert_eq!(c.decide(&p).outcome(Field::PurchaseHistory), Outcome::Show);
+}
+
+#[test]
+fn consent_purposes_need_consent() {
+    let p = Policy::default_policy().unwrap();
+    let mut c = Case::new(Role::Marketing, "marketing_email");
+    let d = c.decide(&p);
+    assert!(d.denies_all(), "{d:?}");
+    let email = d.fields.iter().find(|f| f.field == Field::Email).unwrap();
+    assert_eq!(email.policies, vec!["consent-required".to_owned()]);
+    c.consented = true;
+    let d = c.decide(&p);
+    assert_eq!(d.outcome(Field::Email), Outcome::Show);
+    assert_eq!(d.outcome(Field::Name), Outcome::Show);
+    // The purpose does not cover phone numbers, whatever the role may otherwise do.
+    assert_eq!(d.outcome(Field::Phone), Outcome::Withhold);
+    assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Withhold);
+}
+
+#[test]
+fn restriction_limits_reads_to_legal_obligations() {
+    let p = Policy::default_policy().unwrap();
+    let mut c = Case::new(Role::SupportAgent, "service");
+    assert_eq!(c.decide(&p).outcome(Field::Email), Outcome::Show);
+    c.restricted = true;
+    let d = c.decide(&p);
+    assert!(d.denies_all());
+    assert!(
+        d.fields
+            .iter()
+            .all(|f| f.policies.contains(&"restriction".to_owned())),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn no_all_seeing_role() {
+    let p = Policy::default_policy().unwrap();
+    for role in [Role::Admin, Role::Analyst] {
+        for purpose in default_purposes() {
+            let mut c = Case::new(role, "service");
+            c.purpose = Box::leak(purpose.key.clone().into_boxed_str());
+            c.consented = true;
+            c.reason = true;
+            assert!(
+                c.decide(&p).denies_all(),
+                "{role:?} read under {}",
+                purpose.key
+            );
+        }
+    }
+    // The DPO needs a reason.
+    let mut c = Case::new(Role::Dpo, "service");
+    assert!(c.decide(&p).denies_all());
+    c.reason = true;
+    assert_eq!(c.decide(&p).outcome(Field::Email), Outcome::Show);
+}
+
+#[test]
+fn writes_by_role() {
+    let p = Policy::default_policy().unwrap();
+    let asker = |roles: &'static [Role]| Asker {
+        id: "x".into(),
+        roles,
+        outlets: &[],
+    };
+    assert!(
+        p.allows(&asker(&[Role::Admin]), Action::ManageDirectory, None)
+            .0
+    );
+    assert!(
+        !p.allows(&asker(&[Role::Admin]), Action::CreateCustomer, None)
+            .0
+    );
+    assert!(
+        p.allows(&asker(&[Role::SalesAssociate]), Action::AddPurchase, None)
+            .0
+    );
+    assert!(
+        !p.allows(&asker(&[Role::SupportAgent]), Action::AddPurchase, None)
+            .0
+    );
+    assert!(
+        !p.allows(&asker(&[Role::Analyst]), Action::ReadConsents, None)
+            .0
+    );
+    assert!(
+        p.allows(&asker(&[Role::Marketing]), Action::ManageConsent, None)
+            .0
+    );
+}
