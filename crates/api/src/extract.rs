@@ -55,18 +55,36 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The purpose a read declares with `?purpose=`; required for every read of personal data.
-pub struct DeclaredPurpose(pub String);
+/// What a read declares: `?purpose=` (required for every read of personal data) and, where the
+/// policy asks for one, `?reason=`.
+pub struct ReadScope {
+    /// The declared purpose, from the registry.
+    pub purpose: steward_domain::Purpose,
+    /// The stated reason.
+    pub reason: Option<String>,
+}
 
-impl DeclaredPurpose {
+impl ReadScope {
     /// Counts a read of `resource` under this purpose (`steward_personal_reads_total`). The
     /// purpose was checked against the registry, so interning it is bounded.
     pub fn record(&self, resource: &'static str) {
-        metrics::counter!("steward_personal_reads_total", "purpose" => crate::metrics::intern(&self.0), "resource" => resource).increment(1);
+        metrics::counter!("steward_personal_reads_total", "purpose" => crate::metrics::intern(&self.purpose.key), "resource" => resource).increment(1);
+    }
+
+    /// The access this scope grants `principal`.
+    pub fn access<'a>(
+        &'a self,
+        principal: &'a steward_service::Principal,
+    ) -> steward_service::Access<'a> {
+        steward_service::Access {
+            principal,
+            purpose: &self.purpose,
+            reason: self.reason.as_deref(),
+        }
     }
 }
 
-impl<S> FromRequestParts<S> for DeclaredPurpose
+impl<S> FromRequestParts<S> for ReadScope
 where
     AppState: FromRef<S>,
     S: Send + Sync,
@@ -87,8 +105,22 @@ where
         let purpose = state
             .vault
             .purpose("purpose", key)
-            .map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?;
-        Ok(DeclaredPurpose(purpose.key.clone()))
+            .map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?
+            .clone();
+        let reason = match param(&pairs, "reason") {
+            None => None,
+            Some(r) => {
+                let r = r.trim();
+                if r.is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control) {
+                    return Err(Problem::invalid_parameter(
+                        "reason",
+                        "must be 1 to 500 characters without control characters",
+                    ));
+                }
+                Some(r.to_owned())
+            }
+        };
+        Ok(ReadScope { purpose, reason })
     }
 }
 

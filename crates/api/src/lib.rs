@@ -54,12 +54,17 @@ pub fn router(vault: Vault) -> Router {
         .route(
             "/customers/{id}/purchases",
             get(routes::activity::list_purchases).post(routes::activity::add_purchase),
+        )
+        .route(
+            "/customers/{id}/consents",
+            get(routes::activity::consents).post(routes::activity::record_consent),
         );
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(routes::system::healthz))
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))
+        .route("/.well-known/gpc.json", get(routes::system::gpc))
         .fallback(routes::system::no_route)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))

@@ -92,6 +92,18 @@ impl Problem {
         p
     }
 
+    /// The access policy refused (403); `field` names the part of the request to blame.
+    pub fn forbidden(field: &str, detail: String) -> Self {
+        let mut p = Self::new(
+            StatusCode::FORBIDDEN,
+            "/problems/forbidden",
+            "Not allowed",
+            detail,
+        );
+        p.field = Some(field.to_owned());
+        p
+    }
+
     /// The resource does not exist (404).
     pub fn not_found(what: &str) -> Self {
         Self::new(
@@ -202,6 +214,7 @@ impl From<ServiceError> for Problem {
             ServiceError::Validation(v) => Problem::invalid_field(&v),
             ServiceError::NotFound(what) => Problem::not_found(what),
             ServiceError::Conflict(field) => Problem::conflict(field),
+            ServiceError::Forbidden { field, detail } => Problem::forbidden(field, detail),
             ServiceError::Integrity => {
                 tracing::error!(kind = "integrity", "a stored record failed authentication");
                 Problem::integrity()

@@ -87,7 +87,8 @@ async fn temp_vault(dir: &std::path::Path) -> anyhow::Result<(Vault, String)> {
     let (ring, _) = steward_service::keys::load_keyring(&key, true)?;
     let url = format!("sqlite://{}", dir.join("steward.db").display());
     let store = steward_store::open(&url).await?;
-    Ok((Vault::open(store, ring).await?, url))
+    let policy = std::sync::Arc::new(steward_policy::Policy::default_policy()?);
+    Ok((Vault::open(store, ring, policy).await?, url))
 }
 
 const PLAIN_TABLE: &str = "CREATE TABLE IF NOT EXISTS plain_customers (id BLOB PRIMARY KEY, created_at INTEGER NOT NULL, name TEXT, email TEXT, phone TEXT, street TEXT, city TEXT, postal_code TEXT, country TEXT, date_of_birth TEXT) STRICT, WITHOUT ROWID";
@@ -293,7 +294,12 @@ async fn bench_read(
     crate::import::store_all(&vault, data.clone(), 50_000, |_| {}).await?;
     let pool = steward_store::sqlite::pool(&url).await?;
     plain_import(&pool, &data, 50_000).await?;
-    let (_, token) = vault.create_token("bench", Role::Admin).await?;
+    let (_, token) = vault
+        .create_token(
+            "bench",
+            steward_service::TokenOwner::Role(Role::SupportAgent),
+        )
+        .await?;
 
     let ids = vault.list_customers(None, 500).await?;
     let sealed_paths: Arc<Vec<String>> = Arc::new(

@@ -37,6 +37,9 @@ pub struct StoreArgs {
     /// generated on first start.
     #[arg(long, global = true, env = "STEWARD_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// A Cedar policy set replacing the shipped default (validated against the schema on start).
+    #[arg(long, global = true, env = "STEWARD_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -59,6 +62,24 @@ enum Command {
     },
     /// Run a benchmark and print its figures.
     Bench(bench::BenchArgs),
+    /// Work with the access policy.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a Cedar policy set against Steward's schema (no file: the shipped default).
+    Check {
+        /// The policy file.
+        file: Option<PathBuf>,
+    },
+    /// Print the shipped default policy set, to start a replacement from.
+    Show,
+    /// Print the Cedar schema policies are validated against.
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -68,9 +89,13 @@ enum TokenCommand {
         /// What the token is for, e.g. `till-integration`.
         #[arg(long)]
         name: String,
-        /// Its role: admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo.
+        /// A service client's role: admin, sales_associate, store_manager, support_agent,
+        /// marketing, analyst, dpo.
+        #[arg(long, conflicts_with = "staff", required_unless_present = "staff")]
+        role: Option<String>,
+        /// The staff member the token acts for (their roles and outlets apply).
         #[arg(long)]
-        role: String,
+        staff: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -114,18 +139,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Token {
-            command: TokenCommand::Create { name, role, store },
+            command:
+                TokenCommand::Create {
+                    name,
+                    role,
+                    staff,
+                    store,
+                },
         } => {
             open::init_logging(false);
-            let role = role.parse().map_err(|e: steward_domain::ValidationError| {
-                anyhow::anyhow!("--role: {}", e.reason)
-            })?;
+            let owner = match (role, staff) {
+                (Some(r), _) => steward_service::TokenOwner::Role(r.parse().map_err(
+                    |e: steward_domain::ValidationError| anyhow::anyhow!("--role: {}", e.reason),
+                )?),
+                (None, Some(s)) => steward_service::TokenOwner::Staff(
+                    s.parse()
+                        .map_err(|_| anyhow::anyhow!("--staff: not a staff id"))?,
+                ),
+                (None, None) => anyhow::bail!("give --role or --staff"),
+            };
             let vault = open::vault(&store).await?;
-            let (id, token) = vault.create_token(&name, role).await?;
-            eprintln!(
-                "Created token {id} (role {}). It is shown once; store it in a secret manager:",
-                role.as_str()
-            );
+            let (id, token) = vault
+                .create_token(&name, owner)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("Created token {id}. It is shown once; store it in a secret manager:");
             println!("{}", token.as_str());
             Ok(ExitCode::SUCCESS)
         }
@@ -138,5 +176,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             open::rotate(&store, batch).await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Policy { command } => match command {
+            PolicyCommand::Check { file } => {
+                let text = match &file {
+                    Some(f) => std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?,
+                    None => steward_policy::DEFAULT_POLICIES.to_owned(),
+                };
+                match steward_policy::Policy::from_sources(&text, steward_policy::SCHEMA) {
+                    Ok(_) => {
+                        println!("valid: the policy set validates against the schema");
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        eprintln!("invalid: {e}");
+                        Ok(ExitCode::from(2))
+                    }
+                }
+            }
+            PolicyCommand::Show => {
+                print!("{}", steward_policy::DEFAULT_POLICIES);
+                Ok(ExitCode::SUCCESS)
+            }
+            PolicyCommand::Schema => {
+                print!("{}", steward_policy::SCHEMA);
+                Ok(ExitCode::SUCCESS)
+            }
+        },
     }
 }

@@ -87,16 +87,34 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
     }
     let (keyring, status) = keys::load_keyring(&key_file, existing.is_empty())
         .with_context(|| "loading the master key")?;
+    let policy = policy(args)?;
     warn_about_key(&key_file, status);
-    Vault::open(store, keyring).await.map_err(|e| match e {
-        steward_service::ServiceError::Crypto(steward_crypto::CryptoError::UnknownMasterKey(
-            id,
-        )) => anyhow::anyhow!(
-            "the master key at {} is not the one this database was sealed with ({id})",
-            key_file.display()
-        ),
-        e => anyhow::anyhow!("opening the vault: {e}"),
-    })
+    Vault::open(store, keyring, policy)
+        .await
+        .map_err(|e| match e {
+            steward_service::ServiceError::Crypto(
+                steward_crypto::CryptoError::UnknownMasterKey(id),
+            ) => anyhow::anyhow!(
+                "the master key at {} is not the one this database was sealed with ({id})",
+                key_file.display()
+            ),
+            e => anyhow::anyhow!("opening the vault: {e}"),
+        })
+}
+
+/// The access policy: the operator's file, or the shipped default; either must validate.
+pub fn policy(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<steward_policy::Policy>> {
+    let policy = match &args.policy_file {
+        Some(f) => {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            steward_policy::Policy::from_sources(&text, steward_policy::SCHEMA)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?
+        }
+        None => steward_policy::Policy::default_policy()
+            .map_err(|e| anyhow::anyhow!("the shipped policy: {e}"))?,
+    };
+    Ok(std::sync::Arc::new(policy))
 }
 
 fn warn_about_key(key_file: &std::path::Path, status: KeyFileStatus) {

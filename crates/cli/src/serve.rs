@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use steward_domain::Role;
+use steward_service::TokenOwner;
 
 use crate::{StoreArgs, open};
 
@@ -45,7 +46,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 s.outlets, s.staff, s.customers, s.purchases, s.interactions
             );
         }
-        token = Some(vault.create_token("demo-admin", Role::Admin).await?.1);
+        let admin = vault
+            .create_token("demo-admin", TokenOwner::Role(Role::Admin))
+            .await?
+            .1;
+        let support = vault
+            .create_token("demo-support", TokenOwner::Role(Role::SupportAgent))
+            .await?
+            .1;
+        token = Some((admin, support));
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -53,11 +62,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = ?vault.store().backend(), "steward listening");
     println!("Steward is listening on http://{addr}");
-    if let Some(t) = token {
-        println!("One-time admin token (shown once): {}", t.as_str());
+    if let Some((admin, support)) = token {
+        println!(
+            "One-time admin token (shown once; configures Steward, reads no customer data): {}",
+            admin.as_str()
+        );
+        println!(
+            "Support-agent token (shown once; reads customers for a declared purpose): {}",
+            support.as_str()
+        );
         println!(
             "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'",
-            t.as_str()
+            support.as_str()
         );
     }
     axum::serve(listener, steward_api::router(vault))

@@ -4,6 +4,7 @@
 //! and normalised here first, so that the crypto and storage layers only ever see clean values.
 
 pub mod category;
+pub mod consent;
 pub mod customer;
 pub mod error;
 pub mod ids;
@@ -13,8 +14,12 @@ pub mod purchase;
 pub mod purpose;
 pub mod role;
 pub mod time;
+pub mod view;
 
 pub use category::DataCategory;
+pub use consent::{
+    ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, ConsentStatus,
+};
 pub use customer::{Address, AddressInput, Customer, CustomerInput, CustomerPatch, NewCustomer};
 pub use error::ValidationError;
 pub use ids::{CustomerId, InteractionId, OutletId, PurchaseId, StaffId, TokenId};
@@ -23,3 +28,4 @@ pub use purchase::{NewPurchase, Purchase, PurchaseInput};
 pub use purpose::{LawfulBasis, Purpose};
 pub use role::Role;
 pub use time::Timestamp;
+pub use view::{CustomerView, DecisionSummary, PurchaseSummary};

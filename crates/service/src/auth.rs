@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use steward_crypto::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
-use steward_domain::{Role, Timestamp, TokenId};
+use steward_domain::{OutletId, Role, StaffId, Timestamp, TokenId};
 use steward_store::TokenRow;
 use zeroize::Zeroizing;
 
@@ -18,9 +18,40 @@ pub struct Principal {
     pub token_id: TokenId,
     /// The token's name.
     pub name: String,
-    /// The role it acts in.
-    pub role: Role,
+    /// The staff member the token acts for; `None` for a service client.
+    pub staff_id: Option<StaffId>,
+    /// The roles it acts in.
+    pub roles: Vec<Role>,
+    /// The outlets it works at (a staff member's; none for a service client).
+    pub outlets: Vec<OutletId>,
 }
+
+impl Principal {
+    /// The policy's view of this caller: the staff id, or the token id for a service client.
+    pub fn asker(&self) -> steward_policy::Asker<'_> {
+        let id = self
+            .staff_id
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| format!("token-{}", self.token_id));
+        steward_policy::Asker {
+            id,
+            roles: &self.roles,
+            outlets: &self.outlets,
+        }
+    }
+}
+
+/// Whom a token acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// A service client in one role.
+    Role(Role),
+    /// A staff member, with their roles and outlets.
+    Staff(StaffId),
+}
+
+/// Stored in `api_tokens.role` for staff-bound tokens, whose roles come from the staff record.
+const STAFF_ROLE_MARK: &str = "staff";
 
 /// Tokens verified once with Argon2id, remembered by digest so later requests cost a hash and
 /// a constant-time compare instead of an Argon2 run.
@@ -34,9 +65,22 @@ impl Vault {
     pub async fn create_token(
         &self,
         name: &str,
-        role: Role,
+        owner: TokenOwner,
     ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
         let name = steward_domain::normalize::short_text("name", name)?;
+        let (role, staff_id) = match owner {
+            TokenOwner::Role(r) => (r.as_str(), None),
+            TokenOwner::Staff(s) => {
+                if self.inner.store.get_staff(s).await?.is_none() {
+                    return Err(steward_domain::ValidationError::new(
+                        "staff",
+                        "no such staff member",
+                    )
+                    .into());
+                }
+                (STAFF_ROLE_MARK, Some(s))
+            }
+        };
         let id = TokenId::new();
         let issued = tokio::task::spawn_blocking(move || IssuedToken::new(id.0))
             .await
@@ -44,16 +88,18 @@ impl Vault {
         let row = TokenRow {
             id,
             name,
-            role: role.as_str().to_owned(),
+            role: role.to_owned(),
             secret_hash: issued.secret_hash,
             created_at: Timestamp::now().millis(),
             revoked_at: None,
+            staff_id,
         };
         self.inner.store.insert_token(&row).await?;
         Ok((id, issued.token))
     }
 
-    /// The principal a bearer token stands for, or `None` if it is not valid.
+    /// The principal a bearer token stands for, or `None` if it is not valid. A staff-bound
+    /// token takes the staff member's roles and outlets as they are when it is first checked.
     pub async fn authenticate(&self, token: &str) -> ServiceResult<Option<Principal>> {
         let Some((uuid, secret)) = parse_token(token) else {
             return Ok(None);
@@ -78,13 +124,25 @@ impl Vault {
         if !ok {
             return Ok(None);
         }
-        let Ok(role) = row.role.parse::<Role>() else {
-            return Ok(None);
+        let (roles, outlets) = match row.staff_id {
+            Some(staff) => match self.inner.store.get_staff(staff).await? {
+                Some(s) => (
+                    s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
+                    s.outlet_ids,
+                ),
+                None => return Ok(None),
+            },
+            None => match row.role.parse::<Role>() {
+                Ok(r) => (vec![r], vec![]),
+                Err(_) => return Ok(None),
+            },
         };
         let principal = Principal {
             token_id: id,
             name: row.name,
-            role,
+            staff_id: row.staff_id,
+            roles,
+            outlets,
         };
         if let Ok(mut cache) = self.inner.tokens.verified.write() {
             cache.insert(id, (digest, principal.clone()));

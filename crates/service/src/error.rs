@@ -16,6 +16,14 @@ pub enum ServiceError {
     /// Something with that identity exists already; names the field.
     #[error("{0} already exists")]
     Conflict(&'static str),
+    /// The access policy refused; `field` is the request part to blame (e.g. `purpose`).
+    #[error("forbidden: {detail}")]
+    Forbidden {
+        /// The request field the refusal is about.
+        field: &'static str,
+        /// Why, naming no personal value.
+        detail: String,
+    },
     /// Stored data failed its integrity check (tampered, or moved between fields or customers).
     #[error("stored data failed its integrity check")]
     Integrity,

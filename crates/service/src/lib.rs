@@ -1,13 +1,17 @@
 //! Steward's application services: the [`Vault`] seals what is written and unseals what is read,
 //! between the domain, the crypto and the store. The HTTP API and the CLI are thin layers over it.
 
+mod access;
 mod auth;
+mod consent;
 pub mod demo;
 mod error;
 pub mod keys;
 mod seal;
 mod vault;
 
-pub use auth::Principal;
+pub use access::{Access, PurchasesView};
+pub use auth::{Principal, TokenOwner};
+pub use consent::GPC_PURPOSES;
 pub use error::ServiceError;
 pub use vault::{Activity, Outlet, Staff, Vault};

@@ -87,6 +87,25 @@ pub fn seal_customer(
     })
 }
 
+/// Opens only the profile fields `wanted` selects; the others stay sealed (and absent).
+pub fn open_customer_fields(
+    dk: &DataKey,
+    r: &CustomerRow,
+    wanted: impl Fn(steward_policy::Field) -> bool,
+) -> ServiceResult<Customer> {
+    use steward_policy::Field;
+    let pick = |f: Field, v: &Option<Vec<u8>>| if wanted(f) { v.clone() } else { None };
+    let partial = CustomerRow {
+        name: pick(Field::Name, &r.name),
+        email: pick(Field::Email, &r.email),
+        phone: pick(Field::Phone, &r.phone),
+        address: pick(Field::Address, &r.address),
+        date_of_birth: pick(Field::DateOfBirth, &r.date_of_birth),
+        ..r.clone()
+    };
+    open_customer(dk, &partial)
+}
+
 /// Opens a customer row.
 pub fn open_customer(dk: &DataKey, r: &CustomerRow) -> ServiceResult<Customer> {
     let address = open_opt(dk, "address", r.id, &r.address)?
@@ -159,6 +178,7 @@ pub fn seal_purchase(
             .seller_id
             .map(|s| dk.seal(&a("seller"), s.as_bytes()))
             .transpose()?,
+        outlet_link: Some(p.outlet_id),
     })
 }
 

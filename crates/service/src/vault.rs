@@ -73,12 +73,17 @@ pub(crate) struct Inner {
     directory: DataKey,
     purposes: Vec<Purpose>,
     pub(crate) tokens: TokenCache,
+    pub(crate) policy: Arc<steward_policy::Policy>,
 }
 
 impl Vault {
     /// Opens the vault over a migrated store: creates the installation keys on first use and
     /// seeds the default purposes.
-    pub async fn open(store: DynStore, keyring: Keyring) -> ServiceResult<Self> {
+    pub async fn open(
+        store: DynStore,
+        keyring: Keyring,
+        policy: Arc<steward_policy::Policy>,
+    ) -> ServiceResult<Self> {
         let blind_wrapped = match store.keyring_get(BLIND_INDEX_KEY).await? {
             Some(k) => k,
             None => {
@@ -140,6 +145,7 @@ impl Vault {
                 directory,
                 purposes,
                 tokens: TokenCache::default(),
+                policy,
             }),
         })
     }
@@ -222,7 +228,7 @@ impl Vault {
         Ok(self.inner.store.insert_customers(batch).await?)
     }
 
-    fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
+    pub(crate) fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
         Ok(DataKey::unwrap(
             &self.inner.keyring,
             &wrapped(k),
@@ -298,6 +304,11 @@ impl Vault {
             return Err(ServiceError::NotFound("customer"));
         }
         seal::open_customer(&dk, &new_row)
+    }
+
+    /// The blind index of a normalised value.
+    pub(crate) fn blind_mac(&self, kind: &str, normalised: &str) -> [u8; 16] {
+        self.inner.blind.mac(kind, normalised)
     }
 
     /// Finds customers by a normalised e-mail or phone through the blind index.

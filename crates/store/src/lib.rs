@@ -118,6 +118,15 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a staff member exists.
     async fn staff_exists(&self, id: StaffId) -> StoreResult<bool>;
 
+    /// The policy facts of a customer (outlets, restriction); `None` if there is no such customer.
+    async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>>;
+    /// Appends a consent event.
+    async fn insert_consent(&self, row: &ConsentRow) -> StoreResult<()>;
+    /// A customer's consent ledger, oldest first.
+    async fn consents(&self, customer: CustomerId) -> StoreResult<Vec<ConsentRow>>;
+    /// One staff member.
+    async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
+
     /// Stores a new API token (its hash).
     async fn insert_token(&self, row: &TokenRow) -> StoreResult<()>;
     /// An API token by id.

@@ -92,6 +92,9 @@ pub struct PurchaseRow {
     pub outlet: Vec<u8>,
     /// Sealed seller id.
     pub seller: Option<Vec<u8>>,
+    /// The outlet in clear, set when writing, only to link the customer to the outlet
+    /// (`customer_outlets`); the purchase row keeps only the sealed form, so it is `None` when read.
+    pub outlet_link: Option<OutletId>,
 }
 
 /// An outlet.
@@ -135,6 +138,36 @@ pub struct TokenRow {
     pub created_at: i64,
     /// Revocation time, if revoked.
     pub revoked_at: Option<i64>,
+    /// The staff member it acts for; `None` for a service client acting in `role`.
+    pub staff_id: Option<StaffId>,
+}
+
+/// What the access policy needs to know about a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessFacts {
+    /// Outlets the customer belongs to (registered or bought there).
+    pub outlets: Vec<OutletId>,
+    /// Processing restricted.
+    pub restricted: bool,
+}
+
+/// A consent ledger event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// Id (16 bytes, UUIDv7: orders the ledger).
+    pub id: Vec<u8>,
+    /// Customer.
+    pub customer_id: CustomerId,
+    /// Purpose key.
+    pub purpose: String,
+    /// `grant` or `withdraw`.
+    pub action: String,
+    /// `portal`, `in_store`, `api` or `gpc`.
+    pub source: String,
+    /// The notice version shown.
+    pub notice_version: i64,
+    /// When (ms).
+    pub occurred_at: i64,
 }
 
 /// A purpose as stored.

@@ -120,6 +120,28 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Records that customers belong to outlets (idempotent).
+    async fn link_outlets(
+        &self,
+        tx: &mut Transaction<'static, sqlx::Any>,
+        links: &[(CustomerId, OutletId)],
+    ) -> StoreResult<()> {
+        for chunk in links.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO customer_outlets (customer_id, outlet_id) VALUES {} ON CONFLICT DO NOTHING",
+                values_clause(self.backend, chunk.len(), 2)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (c, o) in chunk {
+                q = q.bind(c.as_bytes().to_vec()).bind(o.as_bytes().to_vec());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> Backend {
@@ -214,6 +236,11 @@ impl Store for SqlStore {
         // instead of hopping between pages.
         lookups.sort_unstable_by(|(_, a), (_, b)| (a.kind, a.mac).cmp(&(b.kind, b.mac)));
         self.insert_lookups(&mut tx, &lookups).await?;
+        let homes: Vec<(CustomerId, OutletId)> = customers
+            .iter()
+            .filter_map(|c| c.row.outlet_id.map(|o| (c.row.id, o)))
+            .collect();
+        self.link_outlets(&mut tx, &homes).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -364,6 +391,7 @@ impl Store for SqlStore {
                     amount: r.try_get(6)?,
                     outlet: r.try_get(7)?,
                     seller: r.try_get(8)?,
+                    outlet_link: None,
                 })
             })
             .collect()
@@ -412,6 +440,13 @@ impl Store for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
+        let mut links: Vec<(CustomerId, OutletId)> = purchases
+            .iter()
+            .filter_map(|p| p.outlet_link.map(|o| (p.customer_id, o)))
+            .collect();
+        links.sort_unstable();
+        links.dedup();
+        self.link_outlets(&mut tx, &links).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -507,21 +542,110 @@ impl Store for SqlStore {
             .is_some())
     }
 
+    async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
+        let rows = sqlx::query(
+            "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1",
+        )
+        .bind(id.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let restricted: i64 = first.try_get(0)?;
+        let mut outlets = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(1)? {
+                outlets.push(id16(o, OutletId::from_slice)?);
+            }
+        }
+        Ok(Some(AccessFacts {
+            outlets,
+            restricted: restricted != 0,
+        }))
+    }
+
+    async fn insert_consent(&self, row: &ConsentRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consent_events (id, customer_id, purpose, action, source, notice_version, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(row.id.clone())
+        .bind(row.customer_id.as_bytes().to_vec())
+        .bind(&row.purpose)
+        .bind(&row.action)
+        .bind(&row.source)
+        .bind(row.notice_version)
+        .bind(row.occurred_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn consents(&self, customer: CustomerId) -> StoreResult<Vec<ConsentRow>> {
+        let rows = sqlx::query(
+            "SELECT id, purpose, action, source, notice_version, occurred_at FROM consent_events WHERE customer_id = $1 ORDER BY id",
+        )
+        .bind(customer.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentRow {
+                    id: r.try_get(0)?,
+                    customer_id: customer,
+                    purpose: r.try_get(1)?,
+                    action: r.try_get(2)?,
+                    source: r.try_get(3)?,
+                    notice_version: r.try_get(4)?,
+                    occurred_at: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>> {
+        let Some(r) = sqlx::query("SELECT name, roles, created_at FROM staff WHERE id = $1")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let links = sqlx::query(
+            "SELECT outlet_id FROM staff_outlets WHERE staff_id = $1 ORDER BY outlet_id",
+        )
+        .bind(id.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        let outlet_ids = links
+            .iter()
+            .map(|l| id16(l.try_get(0)?, OutletId::from_slice))
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(StaffRow {
+            id,
+            name: r.try_get(0)?,
+            roles: r.try_get(1)?,
+            outlet_ids,
+            created_at: r.try_get(2)?,
+        }))
+    }
+
     async fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
-        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(row.id.as_bytes().to_vec())
             .bind(&row.name)
             .bind(&row.role)
             .bind(&row.secret_hash)
             .bind(row.created_at)
             .bind(row.revoked_at)
+            .bind(row.staff_id.map(|s| s.as_bytes().to_vec()))
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
-        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at FROM api_tokens WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id FROM api_tokens WHERE id = $1")
             .bind(id.as_bytes().to_vec())
             .fetch_optional(&self.pool)
             .await?;
@@ -533,6 +657,10 @@ impl Store for SqlStore {
                 secret_hash: r.try_get(3)?,
                 created_at: r.try_get(4)?,
                 revoked_at: r.try_get(5)?,
+                staff_id: r
+                    .try_get::<Option<Vec<u8>>, _>(6)?
+                    .map(|b| id16(b, StaffId::from_slice))
+                    .transpose()?,
             })
         })
         .transpose()

@@ -1,28 +1,34 @@
-//! `/v1/customers/{id}/interactions` and `/v1/customers/{id}/purchases`.
+//! `/v1/customers/{id}/interactions`, `/purchases` and `/consents`.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
 use steward_domain::{
-    CustomerId, Interaction, InteractionInput, Purchase, PurchaseInput, Timestamp,
+    ConsentEvent, ConsentInput, ConsentState, CustomerId, DecisionSummary, Interaction,
+    InteractionInput, Purchase, PurchaseInput, PurchaseSummary, Timestamp,
 };
+use steward_policy::Action;
 
 use super::{Created, PageOf, path_id};
-use crate::extract::{Auth, DeclaredPurpose, JsonBody, Page};
+use crate::extract::{Auth, JsonBody, Page, ReadScope};
 use crate::{AppState, Problem};
 
 /// Records an interaction (message, note, call, ticket, social post).
 #[utoipa::path(post, path = "/v1/customers/{id}/interactions", tag = "interactions", request_body = InteractionInput,
     params(("id" = String, Path)),
-    responses((status = 201, body = Created), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Created), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_interaction(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<InteractionInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     let id: CustomerId = path_id(&id)?;
+    s.vault
+        .authorize(&p, Action::AddInteraction, Some(id))
+        .await?;
     let new = input.validate(Timestamp::now())?;
     let iid = s.vault.add_interaction(id, &new).await?;
     Ok((
@@ -33,23 +39,23 @@ pub async fn add_interaction(
     ))
 }
 
-/// Lists a customer's interactions, oldest first.
+/// Lists a customer's interactions, oldest first, if the policy shows communications.
 #[utoipa::path(get, path = "/v1/customers/{id}/interactions", tag = "interactions",
-    params(("id" = String, Path), ("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = PageOf<Interaction>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    params(("id" = String, Path), ("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = PageOf<Interaction>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_interactions(
     State(s): State<AppState>,
-    Auth(_p): Auth,
-    purpose: DeclaredPurpose,
+    Auth(p): Auth,
+    scope: ReadScope,
     Path(id): Path<String>,
     page: Page,
 ) -> Result<Json<PageOf<Interaction>>, Problem> {
     let id: CustomerId = path_id(&id)?;
-    purpose.record("interaction");
+    scope.record("interaction");
     let items = s
         .vault
-        .list_interactions(id, page.after, page.limit)
+        .read_interactions(&scope.access(&p), id, page.after, page.limit)
         .await?;
     Ok(Json(PageOf::new(items, page.limit, |i| i.id.to_string())))
 }
@@ -57,15 +63,16 @@ pub async fn list_interactions(
 /// Records a purchase.
 #[utoipa::path(post, path = "/v1/customers/{id}/purchases", tag = "purchases", request_body = PurchaseInput,
     params(("id" = String, Path)),
-    responses((status = 201, body = Created), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Created), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_purchase(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<PurchaseInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     let id: CustomerId = path_id(&id)?;
+    s.vault.authorize(&p, Action::AddPurchase, Some(id)).await?;
     let new = input.validate(Timestamp::now())?;
     let pid = s.vault.add_purchase(id, &new).await?;
     Ok((
@@ -76,20 +83,87 @@ pub async fn add_purchase(
     ))
 }
 
-/// Lists a customer's purchases, oldest first.
+/// A customer's purchases as the policy allows: the items, or only derived facts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PurchasePage {
+    /// The purchases (empty when only the abstraction is allowed).
+    pub items: Vec<Purchase>,
+    /// Pass as `?cursor=` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// Tier, count band and eligibility, when the history itself is abstracted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<PurchaseSummary>,
+    /// What the policy decided.
+    pub decision: DecisionSummary,
+}
+
+/// Lists a customer's purchases, oldest first; or, where the policy abstracts the history, the
+/// derived facts only.
 #[utoipa::path(get, path = "/v1/customers/{id}/purchases", tag = "purchases",
-    params(("id" = String, Path), ("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = PageOf<Purchase>), (status = 400, body = Problem), (status = 404, body = Problem)),
+    params(("id" = String, Path), ("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = PurchasePage), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_purchases(
     State(s): State<AppState>,
-    Auth(_p): Auth,
-    purpose: DeclaredPurpose,
+    Auth(p): Auth,
+    scope: ReadScope,
     Path(id): Path<String>,
     page: Page,
-) -> Result<Json<PageOf<Purchase>>, Problem> {
+) -> Result<Json<PurchasePage>, Problem> {
     let id: CustomerId = path_id(&id)?;
-    purpose.record("purchase");
-    let items = s.vault.list_purchases(id, page.after, page.limit).await?;
-    Ok(Json(PageOf::new(items, page.limit, |p| p.id.to_string())))
+    scope.record("purchase");
+    let view = s
+        .vault
+        .read_purchases(&scope.access(&p), id, page.after, page.limit)
+        .await?;
+    let next_cursor = PageOf::new(view.items, page.limit, |p: &Purchase| p.id.to_string());
+    Ok(Json(PurchasePage {
+        items: next_cursor.items,
+        next_cursor: next_cursor.next_cursor,
+        summary: view.summary,
+        decision: view.decision,
+    }))
+}
+
+/// The answer to a consent change: the events recorded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsentRecorded {
+    /// The events, in order (a `Sec-GPC: 1` request adds its withdrawals after the posted one).
+    pub events: Vec<ConsentEvent>,
+}
+
+/// Grants or withdraws consent for a purpose. A request carrying `Sec-GPC: 1` (the Global
+/// Privacy Control signal) also withdraws the sale/sharing and targeted-marketing purposes.
+#[utoipa::path(post, path = "/v1/customers/{id}/consents", tag = "consents", request_body = ConsentInput,
+    params(("id" = String, Path)),
+    responses((status = 201, body = ConsentRecorded), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn record_consent(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<ConsentInput>,
+) -> Result<(StatusCode, Json<ConsentRecorded>), Problem> {
+    let id: CustomerId = path_id(&id)?;
+    let mut events = vec![s.vault.record_consent(&p, id, &input).await?];
+    if headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1") {
+        events.extend(s.vault.record_gpc(&p, id).await?);
+    }
+    Ok((StatusCode::CREATED, Json(ConsentRecorded { events })))
+}
+
+/// The customer's current consent per purpose, and the whole ledger.
+#[utoipa::path(get, path = "/v1/customers/{id}/consents", tag = "consents",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ConsentState), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn consents(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ConsentState>, Problem> {
+    let id: CustomerId = path_id(&id)?;
+    Ok(Json(s.vault.consent_state(&p, id).await?))
 }

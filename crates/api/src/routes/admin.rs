@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use steward_domain::{OutletId, Purpose, Role, StaffId};
+use steward_policy::Action;
 
 use super::Created;
 use crate::extract::{Auth, JsonBody};
@@ -38,9 +39,10 @@ pub struct OutletView {
     responses((status = 201, body = Created), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create_outlet(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     JsonBody(input): JsonBody<OutletInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
+    s.vault.authorize(&p, Action::ManageDirectory, None).await?;
     let id = s.vault.create_outlet(&input.name).await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
@@ -49,8 +51,9 @@ pub async fn create_outlet(
 #[utoipa::path(get, path = "/v1/outlets", tag = "outlets", responses((status = 200, body = Vec<OutletView>)), security(("bearer" = [])))]
 pub async fn list_outlets(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
 ) -> Result<Json<Vec<OutletView>>, Problem> {
+    s.vault.authorize(&p, Action::ReadDirectory, None).await?;
     Ok(Json(
         s.vault
             .list_outlets()
@@ -95,9 +98,10 @@ pub struct StaffView {
     responses((status = 201, body = Created), (status = 422, body = Problem)), security(("bearer" = [])))]
 pub async fn create_staff(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     JsonBody(input): JsonBody<StaffInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
+    s.vault.authorize(&p, Action::ManageDirectory, None).await?;
     let id = s
         .vault
         .create_staff(&input.name, &input.roles, &input.outlet_ids)
@@ -109,8 +113,9 @@ pub async fn create_staff(
 #[utoipa::path(get, path = "/v1/staff", tag = "staff", responses((status = 200, body = Vec<StaffView>)), security(("bearer" = [])))]
 pub async fn list_staff(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
 ) -> Result<Json<Vec<StaffView>>, Problem> {
+    s.vault.authorize(&p, Action::ReadDirectory, None).await?;
     Ok(Json(
         s.vault
             .list_staff()

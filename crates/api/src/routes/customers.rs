@@ -1,4 +1,4 @@
-//! `/v1/customers`: create, read, list, update, look up.
+//! `/v1/customers`: create, read, list, update, look up — each decided by the access policy.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -6,22 +6,24 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use steward_domain::{
-    Customer, CustomerId, CustomerInput, CustomerPatch, ValidationError, normalize,
+    CustomerId, CustomerInput, CustomerPatch, CustomerView, ValidationError, normalize,
 };
+use steward_policy::Action;
 
 use super::{Created, PageOf, path_id};
-use crate::extract::{Auth, DeclaredPurpose, JsonBody, Page};
+use crate::extract::{Auth, JsonBody, Page, ReadScope};
 use crate::{AppState, Problem};
 
 /// Creates a customer. Personal values are sealed before they are stored.
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", request_body = CustomerInput,
-    responses((status = 201, body = Created), (status = 400, body = Problem), (status = 422, body = Problem)),
+    responses((status = 201, body = Created), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn create(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<impl IntoResponse, Problem> {
+    s.vault.authorize(&p, Action::CreateCustomer, None).await?;
     let new = input.validate()?;
     let id = s.vault.create_customer(&new).await?;
     Ok((
@@ -31,53 +33,62 @@ pub async fn create(
     ))
 }
 
-/// Reads one customer for the declared purpose.
+/// Reads one customer for the declared purpose: only the fields the policy allows, some masked,
+/// with the decision.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query, description = "Why the data is read")),
-    responses((status = 200, body = Customer), (status = 400, body = Problem), (status = 404, body = Problem)),
+    params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query, description = "Why the data is read"),
+           ("reason" = Option<String>, Query, description = "A stated reason, where the policy needs one")),
+    responses((status = 200, body = CustomerView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_one(
     State(s): State<AppState>,
-    Auth(_p): Auth,
-    purpose: DeclaredPurpose,
+    Auth(p): Auth,
+    scope: ReadScope,
     Path(id): Path<String>,
-) -> Result<Json<Customer>, Problem> {
+) -> Result<Json<CustomerView>, Problem> {
     let id: CustomerId = path_id(&id)?;
-    purpose.record("customer");
-    Ok(Json(s.vault.get_customer(id).await?))
+    scope.record("customer");
+    Ok(Json(s.vault.read_customer(&scope.access(&p), id).await?))
 }
 
-/// Lists customers in creation order, a page at a time.
+/// Lists customers in creation order, a page at a time; customers the caller may see nothing of
+/// are left out.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
-    params(("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = PageOf<Customer>), (status = 400, body = Problem)),
+    params(("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = PageOf<CustomerView>), (status = 400, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
-    Auth(_p): Auth,
-    purpose: DeclaredPurpose,
+    Auth(p): Auth,
+    scope: ReadScope,
     page: Page,
-) -> Result<Json<PageOf<Customer>>, Problem> {
-    purpose.record("customer");
-    let items = s
+) -> Result<Json<PageOf<CustomerView>>, Problem> {
+    scope.record("customer");
+    let (items, last) = s
         .vault
-        .list_customers(page.after.map(CustomerId), page.limit)
+        .read_customers(&scope.access(&p), page.after.map(CustomerId), page.limit)
         .await?;
-    Ok(Json(PageOf::new(items, page.limit, |c| c.id.to_string())))
+    Ok(Json(PageOf {
+        items,
+        next_cursor: last.map(|l| l.to_string()),
+    }))
 }
 
 /// Changes a customer's profile (JSON Merge Patch: `null` removes a field).
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", request_body = CustomerPatch,
     params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
     State(s): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<CustomerPatch>,
 ) -> Result<StatusCode, Problem> {
     let id: CustomerId = path_id(&id)?;
+    s.vault
+        .authorize(&p, Action::UpdateCustomer, Some(id))
+        .await?;
     if patch.is_empty() {
         return Err(ValidationError::new("body", "names no field to change").into());
     }
@@ -100,15 +111,15 @@ pub struct LookupRequest {
 /// Finds customers by e-mail or phone through the blind indexes. The value travels in the body,
 /// never in the URL, which proxies and access logs keep.
 #[utoipa::path(post, path = "/v1/customers/lookup", tag = "customers", request_body = LookupRequest,
-    params(("purpose" = String, Query)),
-    responses((status = 200, body = PageOf<Customer>), (status = 400, body = Problem), (status = 422, body = Problem)),
+    params(("purpose" = String, Query), ("reason" = Option<String>, Query)),
+    responses((status = 200, body = PageOf<CustomerView>), (status = 400, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn lookup(
     State(s): State<AppState>,
-    Auth(_p): Auth,
-    purpose: DeclaredPurpose,
+    Auth(p): Auth,
+    scope: ReadScope,
     JsonBody(req): JsonBody<LookupRequest>,
-) -> Result<Json<PageOf<Customer>>, Problem> {
+) -> Result<Json<PageOf<CustomerView>>, Problem> {
     let (kind, value) = match (&req.email, &req.phone) {
         (Some(e), None) => ("email", normalize::email("email", e)?),
         (None, Some(p)) => ("phone", normalize::phone("phone", p)?),
@@ -116,8 +127,11 @@ pub async fn lookup(
             return Err(ValidationError::new("email", "give exactly one of email or phone").into());
         }
     };
-    purpose.record("customer");
-    let items = s.vault.lookup(kind, &value).await?;
+    scope.record("customer");
+    let items = s
+        .vault
+        .lookup_customers(&scope.access(&p), kind, &value)
+        .await?;
     Ok(Json(PageOf {
         items,
         next_cursor: None,

@@ -23,6 +23,14 @@ pub async fn metrics() -> impl IntoResponse {
     )
 }
 
+/// The Global Privacy Control support resource: Steward honours `Sec-GPC: 1`.
+pub async fn gpc() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"gpc":true,"lastUpdate":"2026-11-23"}"#,
+    )
+}
+
 /// The OpenAPI 3.1 document.
 pub async fn openapi() -> impl IntoResponse {
     (

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::support::{Server, TestDb, backend_tests, run, token_in};
+use crate::support::{Server, TestDb, backend_tests, run, token_after, token_in};
 
 backend_tests!(
     cli_round_trip,
@@ -26,7 +26,14 @@ async fn cli_round_trip(db: TestDb) {
     assert_ne!(code, 0);
     assert!(err.contains("--role"), "{err}");
     let (code, out, err) = run(
-        &["token", "create", "--name", "ops", "--role", "admin"],
+        &[
+            "token",
+            "create",
+            "--name",
+            "ops",
+            "--role",
+            "support_agent",
+        ],
         &db,
     );
     assert_eq!(code, 0, "{err}");
@@ -151,7 +158,7 @@ fn demo_quick_start() {
     let server = Server::start(&db, &["--demo"], &[]);
     let out = server.stdout_text();
     assert!(out.contains(&format!("http://{}", server.addr)), "{out}");
-    let token = token_in(&out);
+    let token = token_after(&out, "Support-agent token");
 
     let (mut customers, mut cursor) = (Vec::new(), String::new());
     loop {
@@ -214,7 +221,7 @@ fn demo_quick_start() {
 
     // Restarting with --demo does not load the data twice, and prints a fresh token.
     let again = Server::start(&db, &["--demo"], &[]);
-    let token2 = token_in(&again.stdout_text());
+    let token2 = token_after(&again.stdout_text(), "Support-agent token");
     assert_ne!(token, token2);
     let (_, first) = again.json(
         "GET",

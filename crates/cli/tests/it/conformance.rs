@@ -208,11 +208,17 @@ async fn activity_round_trip(db: TestDb) {
 async fn tokens(db: TestDb) {
     let v = db.vault().await;
     let (id, token) = v
-        .create_token("conformance", Role::SupportAgent)
+        .create_token(
+            "conformance",
+            steward_service::TokenOwner::Role(Role::SupportAgent),
+        )
         .await
         .unwrap();
     let p = v.authenticate(&token).await.unwrap().unwrap();
-    assert_eq!((p.token_id, p.role), (id, Role::SupportAgent));
+    assert_eq!(
+        (p.token_id, p.roles.clone()),
+        (id, vec![Role::SupportAgent])
+    );
     // Cached path and uncached path both reject a wrong secret with the same id.
     let mut forged = token.to_string();
     let last = forged.pop().unwrap();

@@ -6,22 +6,41 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sqlx::Row;
 use steward_domain::Role;
+use steward_service::TokenOwner;
 use tower::ServiceExt;
 
 use crate::support::{TestDb, backend_tests, customer_json};
 
 struct Api {
     router: axum::Router,
+    /// A support agent: creates and reads customers.
     token: String,
+    /// An admin: outlets and staff.
+    admin: String,
+    /// A sales associate (service client, no outlet): records purchases.
+    sales: String,
 }
 
 impl Api {
     async fn new(db: &TestDb) -> Self {
         let vault = db.vault().await;
-        let (_, token) = vault.create_token("http-test", Role::Admin).await.unwrap();
+        let mut tokens = Vec::new();
+        for role in [Role::SupportAgent, Role::Admin, Role::SalesAssociate] {
+            tokens.push(
+                vault
+                    .create_token("http-test", TokenOwner::Role(role))
+                    .await
+                    .unwrap()
+                    .1
+                    .to_string(),
+            );
+        }
+        let [token, admin, sales] = <[String; 3]>::try_from(tokens).unwrap();
         Api {
             router: steward_api::router(vault),
-            token: token.to_string(),
+            token,
+            admin,
+            sales,
         }
     }
 
@@ -31,12 +50,22 @@ impl Api {
         uri: &str,
         body: Option<Value>,
     ) -> (StatusCode, String, Value) {
-        self.raw(
+        self.call_as(&self.token, method, uri, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, String, Value) {
+        self.request(
+            Some(token),
             method,
             uri,
             body.map(|b| b.to_string()),
             Some("application/json"),
-            true,
         )
         .await
     }
@@ -49,9 +78,22 @@ impl Api {
         content_type: Option<&str>,
         auth: bool,
     ) -> (StatusCode, String, Value) {
+        let token = auth.then(|| self.token.clone());
+        self.request(token.as_deref(), method, uri, body, content_type)
+            .await
+    }
+
+    async fn request(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        uri: &str,
+        body: Option<String>,
+        content_type: Option<&str>,
+    ) -> (StatusCode, String, Value) {
         let mut req = Request::builder().method(method).uri(uri);
-        if auth {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
@@ -356,17 +398,28 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
 async fn activity_over_http(db: TestDb) {
     let api = Api::new(&db).await;
     let (_, _, o) = api
-        .call("POST", "/v1/outlets", Some(json!({"name": "Http Outlet"})))
+        .call_as(
+            &api.admin,
+            "POST",
+            "/v1/outlets",
+            Some(json!({"name": "Http Outlet"})),
+        )
         .await;
     let outlet = o["id"].as_str().unwrap().to_owned();
     assert_problem(
-        &api.call("POST", "/v1/outlets", Some(json!({"name": "Http Outlet"})))
-            .await,
+        &api.call_as(
+            &api.admin,
+            "POST",
+            "/v1/outlets",
+            Some(json!({"name": "Http Outlet"})),
+        )
+        .await,
         StatusCode::CONFLICT,
         "name",
     );
     let (s, _, st) = api
-        .call(
+        .call_as(
+            &api.admin,
             "POST",
             "/v1/staff",
             Some(
@@ -377,7 +430,8 @@ async fn activity_over_http(db: TestDb) {
     assert_eq!(s, StatusCode::CREATED);
     let seller = st["id"].as_str().unwrap().to_owned();
     assert_problem(
-        &api.call(
+        &api.call_as(
+            &api.admin,
             "POST",
             "/v1/staff",
             Some(json!({"name": "X", "roles": ["overlord"]})),
@@ -431,7 +485,8 @@ async fn activity_over_http(db: TestDb) {
 
     let purchase = json!({"item": "Equinox Perpetual", "category": "watches", "outlet_id": outlet, "seller_id": seller, "amount_minor": 5_900_000, "currency": "EUR", "occurred_at": "2026-03-01T12:00:00Z"});
     let (s, _, _) = api
-        .call(
+        .call_as(
+            &api.sales,
             "POST",
             &format!("/v1/customers/{id}/purchases"),
             Some(purchase.clone()),
@@ -441,16 +496,26 @@ async fn activity_over_http(db: TestDb) {
     let mut bad = purchase.clone();
     bad["currency"] = json!("XYZ");
     assert_problem(
-        &api.call("POST", &format!("/v1/customers/{id}/purchases"), Some(bad))
-            .await,
+        &api.call_as(
+            &api.sales,
+            "POST",
+            &format!("/v1/customers/{id}/purchases"),
+            Some(bad),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "currency",
     );
     let mut bad = purchase.clone();
     bad["amount_minor"] = json!(-1);
     assert_problem(
-        &api.call("POST", &format!("/v1/customers/{id}/purchases"), Some(bad))
-            .await,
+        &api.call_as(
+            &api.sales,
+            "POST",
+            &format!("/v1/customers/{id}/purchases"),
+            Some(bad),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "amount_minor",
     );
@@ -476,7 +541,8 @@ async fn activity_over_http(db: TestDb) {
     );
     assert_eq!(p["occurred_at"], "2026-03-01T12:00:00Z");
     assert_problem(
-        &api.call(
+        &api.call_as(
+            &api.sales,
             "POST",
             &format!("/v1/customers/{}/purchases", uuid::Uuid::now_v7()),
             Some(purchase),

@@ -4,6 +4,7 @@
 // Tests fail loudly by design: a panic with its message is the report.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod access;
 mod binary;
 mod conformance;
 mod http;

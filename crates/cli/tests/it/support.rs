@@ -77,7 +77,8 @@ impl TestDb {
         let (ring, _) =
             steward_service::keys::load_keyring(&self.key_file(), true).expect("keyring");
         let store = steward_store::open(&self.url).await.expect("open store");
-        Vault::open(store, ring).await.expect("open vault")
+        let policy = std::sync::Arc::new(steward_policy::Policy::default_policy().expect("policy"));
+        Vault::open(store, ring, policy).await.expect("open vault")
     }
 
     /// A raw connection pool, to reach under the application as an attacker with the database would.
@@ -337,6 +338,15 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// The token printed on the line that starts with `label`.
+pub fn token_after(text: &str, label: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no line starting with {label:?} in {text}"));
+    token_in(line)
 }
 
 /// The first API token printed on stdout.

@@ -1,0 +1,457 @@
+//! The access model through the HTTP API, on both backends: seed 003 (the watch dealers), the
+//! consent ledger and GPC, and roles that see no customer data.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use steward_domain::{OutletId, Role};
+use steward_service::{TokenOwner, Vault};
+use tower::ServiceExt;
+
+use crate::support::{TestDb, backend_tests};
+
+backend_tests!(
+    seed_003_watch_dealers,
+    consent_ledger_decides_consent_purposes,
+    admins_and_analysts_read_no_customer
+);
+
+async fn call(
+    router: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    gpc: bool,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    if gpc {
+        req = req.header("Sec-GPC", "1");
+    }
+    let res = router
+        .clone()
+        .oneshot(
+            req.body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = res.status();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn token(v: &Vault, owner: TokenOwner) -> String {
+    v.create_token("access-test", owner)
+        .await
+        .unwrap()
+        .1
+        .to_string()
+}
+
+struct World {
+    router: axum::Router,
+    alice: String,
+    bob: String,
+    mia: String,
+    support: String,
+    customer: String,
+    outlet_a: OutletId,
+}
+
+/// Outlets A and B; Alice sells at A, Bob at B, Mia manages B; a customer registered at A who
+/// bought three watches there from Alice.
+async fn world(db: &TestDb) -> World {
+    let v = db.vault().await;
+    let (a, b) = (
+        v.create_outlet("Outlet A").await.unwrap(),
+        v.create_outlet("Outlet B").await.unwrap(),
+    );
+    let alice_id = v
+        .create_staff("Alice Seller", &[Role::SalesAssociate], &[a])
+        .await
+        .unwrap();
+    let bob_id = v
+        .create_staff("Bob Seller", &[Role::SalesAssociate], &[b])
+        .await
+        .unwrap();
+    let mia_id = v
+        .create_staff("Mia Manager", &[Role::StoreManager], &[b])
+        .await
+        .unwrap();
+    let (alice, bob, mia) = (
+        token(&v, TokenOwner::Staff(alice_id)).await,
+        token(&v, TokenOwner::Staff(bob_id)).await,
+        token(&v, TokenOwner::Staff(mia_id)).await,
+    );
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let router = steward_api::router(v);
+    let (s, c) = call(&router, &alice, "POST", "/v1/customers", Some(json!({"name": "Carla Collector", "email": "carla@example.com", "phone": "+44 20 7946 0555", "outlet_id": a})), false).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let customer = c["id"].as_str().unwrap().to_owned();
+    for (item, price) in [
+        ("Solstice Moonphase", 2_150_000),
+        ("Meridian Diver 300", 890_000),
+        ("Equinox Perpetual", 5_900_000),
+    ] {
+        let p = json!({"item": item, "category": "watches", "outlet_id": a, "seller_id": alice_id, "amount_minor": price, "currency": "CHF"});
+        let (s, body) = call(
+            &router,
+            &alice,
+            "POST",
+            &format!("/v1/customers/{customer}/purchases"),
+            Some(p),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    World {
+        router,
+        alice,
+        bob,
+        mia,
+        support,
+        customer,
+        outlet_a: a,
+    }
+}
+
+async fn seed_003_watch_dealers(db: TestDb) {
+    let w = world(&db).await;
+    let id = &w.customer;
+
+    // Bob, at another outlet, looks the customer up: tier and eligibility, no model, price,
+    // outlet or seller; contact details masked.
+    let (s, found) = call(
+        &w.router,
+        &w.bob,
+        "POST",
+        "/v1/customers/lookup?purpose=service",
+        Some(json!({"email": "carla@example.com"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    let c = &found["items"][0];
+    assert_eq!(c["name"], "Carla Collector");
+    assert_eq!(c["email"], "c•••@example.com");
+    assert_eq!(c["phone"], "•••• ••• 0555");
+    assert_eq!(
+        c["purchase_summary"],
+        json!({"tier": "silver", "purchase_count_band": "2-4", "eligible_for_allocation": true})
+    );
+    assert_eq!(
+        c["decision"]["masked"],
+        json!(["email", "phone", "address"])
+    );
+    let (s, p) = call(
+        &w.router,
+        &w.bob,
+        "GET",
+        &format!("/v1/customers/{id}/purchases?purpose=allocation"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["items"], json!([]));
+    assert_eq!(p["summary"]["eligible_for_allocation"], true);
+    assert_eq!(p["decision"]["abstracted"], json!(["purchases"]));
+    let text = format!("{found}{p}");
+    for secret in [
+        "Solstice",
+        "Meridian",
+        "Equinox",
+        "2150000",
+        "890000",
+        &w.outlet_a.to_string(),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked to another outlet: {text}"
+        );
+    }
+    // Nor may Bob read the messages.
+    let (s, body) = call(
+        &w.router,
+        &w.bob,
+        "GET",
+        &format!("/v1/customers/{id}/interactions?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, body["type"].as_str()),
+        (StatusCode::FORBIDDEN, Some("/problems/forbidden"))
+    );
+
+    // Alice, at the customer's outlet, sees the record.
+    let (_, c) = call(
+        &w.router,
+        &w.alice,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(c["email"], "carla@example.com");
+    let (_, p) = call(
+        &w.router,
+        &w.alice,
+        "GET",
+        &format!("/v1/customers/{id}/purchases?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(p["items"].as_array().unwrap().len(), 3);
+
+    // Mia, managing outlet B, sees the history for fraud prevention, and only with a reason.
+    let uri = format!("/v1/customers/{id}/purchases?purpose=fraud_prevention");
+    let (_, p) = call(&w.router, &w.mia, "GET", &uri, None, false).await;
+    assert_eq!(p["items"], json!([]), "{p}");
+    let (s, p) = call(
+        &w.router,
+        &w.mia,
+        "GET",
+        &format!("{uri}&reason=chargeback%20review%20case%2042"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(p["items"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        p["decision"]["policies"]["purchases"],
+        json!(["manager-fraud-review"])
+    );
+    let (s, bad) = call(
+        &w.router,
+        &w.mia,
+        "GET",
+        &format!("{uri}&reason=%01"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, bad["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("reason"))
+    );
+
+    // A purchase at outlet B links the customer to B: now Bob sees the full record too.
+    let (_, outlets) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        "/v1/customers?purpose=service",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(outlets["items"].as_array().unwrap().len(), 1);
+}
+
+async fn consent_ledger_decides_consent_purposes(db: TestDb) {
+    let w = world(&db).await;
+    let v = db.vault().await;
+    let marketing = token(&v, TokenOwner::Role(Role::Marketing)).await;
+    let id = &w.customer;
+    let read = format!("/v1/customers/{id}?purpose=marketing_email");
+
+    // No consent yet: 403 naming the purpose, and no data.
+    let (s, body) = call(&w.router, &marketing, "GET", &read, None, false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(body["field"], "purpose");
+    assert!(
+        body["detail"].as_str().unwrap().contains("marketing_email"),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("carla"), "{body}");
+
+    // Marketing may not grant, only withdraw.
+    let grant = json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"});
+    let (s, _) = call(
+        &w.router,
+        &marketing,
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(grant.clone()),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, rec) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(grant.clone()),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{rec}");
+    assert_eq!(rec["events"][0]["notice_version"], 1);
+
+    let (s, c) = call(&w.router, &marketing, "GET", &read, None, false).await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["email"], "carla@example.com");
+    assert!(
+        c.get("phone").is_none(),
+        "the purpose does not cover phones: {c}"
+    );
+
+    // Withdrawing is as easy as granting.
+    let withdraw = json!({"purpose": "marketing_email", "action": "withdraw", "source": "portal"});
+    let (s, _) = call(
+        &w.router,
+        &marketing,
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(withdraw),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        call(&w.router, &marketing, "GET", &read, None, false)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // A grant that arrives with the Global Privacy Control signal is overridden by it.
+    let (s, rec) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(grant),
+        true,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let gpc: Vec<_> = rec["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "gpc")
+        .map(|e| e["purpose"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        gpc,
+        vec!["marketing_email".to_owned(), "personalisation".to_owned()]
+    );
+    assert_eq!(
+        call(&w.router, &marketing, "GET", &read, None, false)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (_, state) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("/v1/customers/{id}/consents"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(state["history"].as_array().unwrap().len(), 5);
+    let current = state["current"].as_array().unwrap();
+    assert!(
+        current.iter().any(|c| c["purpose"] == "marketing_email"
+            && c["state"] == "withdrawn"
+            && c["source"] == "gpc"),
+        "{state}"
+    );
+
+    // Bad consent input names its field and records nothing.
+    let (s, body) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(json!({"purpose": "service", "action": "grant", "source": "api"})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("purpose"))
+    );
+    let (_, state) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("/v1/customers/{id}/consents"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(state["history"].as_array().unwrap().len(), 5);
+}
+
+async fn admins_and_analysts_read_no_customer(db: TestDb) {
+    let w = world(&db).await;
+    let v = db.vault().await;
+    for role in [Role::Admin, Role::Analyst] {
+        let t = token(&v, TokenOwner::Role(role)).await;
+        for purpose in ["service", "analytics", "fraud_prevention"] {
+            let (s, body) = call(
+                &w.router,
+                &t,
+                "GET",
+                &format!(
+                    "/v1/customers/{}?purpose={purpose}&reason=audit%20check",
+                    w.customer
+                ),
+                None,
+                false,
+            )
+            .await;
+            assert_eq!(
+                s,
+                StatusCode::FORBIDDEN,
+                "{role:?} read for {purpose}: {body}"
+            );
+        }
+        let (_, list) = call(
+            &w.router,
+            &t,
+            "GET",
+            "/v1/customers?purpose=service",
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(list["items"], json!([]), "{role:?}");
+        let (s, _) = call(
+            &w.router,
+            &t,
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": "Nobody"})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+}

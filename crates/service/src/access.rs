@@ -1,0 +1,367 @@
+//! Decided reads and authorised writes: every use of personal data goes through the policy.
+//!
+//! INVARIANT: a field the decision withholds is never unsealed; a masked field is unsealed only
+//! to be masked here, and never leaves in full.
+
+use steward_domain::view::{mask_address, mask_email, mask_phone};
+use steward_domain::{
+    Customer, CustomerId, CustomerView, DecisionSummary, Interaction, LawfulBasis, Purchase,
+    PurchaseSummary, Purpose, Timestamp,
+};
+use steward_policy::{Action, Decision, Field, Outcome, ReadRequest, Subject};
+use uuid::Uuid;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::{Principal, Vault, seal};
+
+/// Who reads, for which declared purpose, with which reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    /// The caller.
+    pub principal: &'a Principal,
+    /// The declared purpose (from the registry).
+    pub purpose: &'a Purpose,
+    /// A stated reason, if any.
+    pub reason: Option<&'a str>,
+}
+
+/// A customer's purchases as a decided read returns them: the items, or only derived facts.
+#[derive(Debug, Clone)]
+pub struct PurchasesView {
+    /// The purchases, when the history may be shown.
+    pub items: Vec<Purchase>,
+    /// The derived facts, when only the abstraction may be shown.
+    pub summary: Option<PurchaseSummary>,
+    /// The decision.
+    pub decision: DecisionSummary,
+}
+
+fn summarise(decision: &Decision) -> DecisionSummary {
+    let mut s = DecisionSummary::default();
+    for d in &decision.fields {
+        let name = d.field.as_str().to_owned();
+        match d.outcome {
+            Outcome::Show => {}
+            Outcome::Mask => s.masked.push(name.clone()),
+            Outcome::Abstract => s.abstracted.push(name.clone()),
+            Outcome::Withhold => s.withheld.push(name.clone()),
+        }
+        s.policies.insert(name, d.policies.clone());
+    }
+    s
+}
+
+/// The refusal for a decision that allows nothing, naming the purpose when consent or the
+/// purpose's scope is the reason.
+fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
+    let all_by = |id: &str| {
+        decision
+            .fields
+            .iter()
+            .all(|f| f.policies.iter().any(|p| p == id))
+    };
+    let key = &access.purpose.key;
+    let (field, detail) = if all_by("consent-required") {
+        (
+            "purpose",
+            format!("purpose {key} needs the customer's consent, which is not active"),
+        )
+    } else if all_by("restriction") {
+        (
+            "purpose",
+            format!("the customer's data is restricted; purpose {key} is not a legal obligation"),
+        )
+    } else if all_by("purpose-limits-categories") {
+        (
+            "purpose",
+            format!("purpose {key} does not cover these data categories"),
+        )
+    } else {
+        (
+            "purpose",
+            format!("no policy lets this caller read this data for purpose {key}"),
+        )
+    };
+    ServiceError::Forbidden { field, detail }
+}
+
+/// Derived facts from a purchase history.
+pub fn purchase_summary(purchases: &[Purchase], now: Timestamp) -> PurchaseSummary {
+    let n = purchases.len();
+    let three_years = 3 * 365 * 86_400_000i64;
+    let recent_watches = purchases
+        .iter()
+        .filter(|p| p.category == "watches" && now.millis() - p.occurred_at.millis() <= three_years)
+        .count();
+    PurchaseSummary {
+        tier: match n {
+            0 => "none",
+            1 => "bronze",
+            2..=4 => "silver",
+            _ => "gold",
+        },
+        purchase_count_band: match n {
+            0 => "0",
+            1 => "1",
+            2..=4 => "2-4",
+            5..=9 => "5-9",
+            _ => "10+",
+        },
+        eligible_for_allocation: recent_watches >= 2,
+    }
+}
+
+impl Vault {
+    /// Decides a read of `fields` of customer `id`.
+    async fn decide(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        fields: &[Field],
+    ) -> ServiceResult<Decision> {
+        let facts = self
+            .inner
+            .store
+            .access_facts(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
+        // The ledger is read only when the purpose rests on consent.
+        let consented = access.purpose.lawful_basis == LawfulBasis::Consent
+            && self.consent_active(id, &access.purpose.key).await?;
+        let req = ReadRequest {
+            asker: access.principal.asker(),
+            subject: Subject {
+                id,
+                outlets: &facts.outlets,
+                restricted: facts.restricted,
+            },
+            purpose: access.purpose,
+            consented,
+            has_reason: access.reason.is_some_and(|r| !r.trim().is_empty()),
+        };
+        Ok(self.inner.policy.decide_read(&req, fields))
+    }
+
+    /// Checks a non-read action; `Forbidden` if the policy does not allow it.
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        action: Action,
+        customer: Option<CustomerId>,
+    ) -> ServiceResult<()> {
+        let facts = match customer {
+            Some(id) => Some((
+                id,
+                self.inner
+                    .store
+                    .access_facts(id)
+                    .await?
+                    .ok_or(ServiceError::NotFound("customer"))?,
+            )),
+            None => None,
+        };
+        let subject = facts.as_ref().map(|(id, f)| Subject {
+            id: *id,
+            outlets: &f.outlets,
+            restricted: f.restricted,
+        });
+        if self
+            .inner
+            .policy
+            .allows(&principal.asker(), action, subject.as_ref())
+            .0
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden {
+                field: "Authorization",
+                detail: "no policy lets this caller do this".into(),
+            })
+        }
+    }
+
+    /// Reads one customer as the policy allows.
+    pub async fn read_customer(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+    ) -> ServiceResult<CustomerView> {
+        let decision = self
+            .decide(
+                access,
+                id,
+                &[
+                    Field::Name,
+                    Field::Email,
+                    Field::Phone,
+                    Field::Address,
+                    Field::DateOfBirth,
+                    Field::PurchaseHistory,
+                ],
+            )
+            .await?;
+        let profile_allowed = Field::PROFILE
+            .iter()
+            .any(|f| decision.outcome(*f) != Outcome::Withhold);
+        if !profile_allowed && decision.outcome(Field::PurchaseHistory) != Outcome::Abstract {
+            return Err(refusal(access, &decision));
+        }
+        let (row, key) = self
+            .inner
+            .store
+            .get_customer(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
+        let dk = self.data_key(id, &key)?;
+        let c: Customer =
+            seal::open_customer_fields(&dk, &row, |f| decision.outcome(f) != Outcome::Withhold)?;
+        let purchase_summary = if decision.outcome(Field::PurchaseHistory) == Outcome::Abstract {
+            let rows = self
+                .inner
+                .store
+                .list_purchases(id, None, u32::MAX >> 1)
+                .await?;
+            let purchases = rows
+                .iter()
+                .map(|r| seal::open_purchase(&dk, r))
+                .collect::<ServiceResult<Vec<_>>>()?;
+            Some(purchase_summary(&purchases, Timestamp::now()))
+        } else {
+            None
+        };
+        let masked = |f: Field| decision.outcome(f) == Outcome::Mask;
+        // Purchase history is decided for the summary, not shown in this view.
+        let mut summary = summarise(&decision);
+        summary
+            .withheld
+            .retain(|f| f != Field::PurchaseHistory.as_str());
+        Ok(CustomerView {
+            id: c.id,
+            // Where a customer registered says where they shop: shown only with the history.
+            outlet_id: c
+                .outlet_id
+                .filter(|_| decision.outcome(Field::PurchaseHistory) == Outcome::Show),
+            name: c.name,
+            email: c.email.map(|e| {
+                if masked(Field::Email) {
+                    mask_email(&e)
+                } else {
+                    e
+                }
+            }),
+            phone: c.phone.map(|p| {
+                if masked(Field::Phone) {
+                    mask_phone(&p)
+                } else {
+                    p
+                }
+            }),
+            address: c.address.map(|a| {
+                if masked(Field::Address) {
+                    mask_address(&a)
+                } else {
+                    a
+                }
+            }),
+            date_of_birth: c.date_of_birth,
+            purchase_summary,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+            decision: summary,
+        })
+    }
+
+    /// A page of customers as the policy allows; customers the caller may see nothing of are
+    /// left out. Returns the views and the last id scanned (the next cursor).
+    pub async fn read_customers(
+        &self,
+        access: &Access<'_>,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
+        let ids: Vec<CustomerId> = self
+            .inner
+            .store
+            .list_customers(after, limit)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r.id)
+            .collect();
+        let full = ids.len() as u32 == limit;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match self.read_customer(access, *id).await {
+                Ok(v) => out.push(v),
+                Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((out, if full { ids.last().copied() } else { None }))
+    }
+
+    /// Looks customers up by e-mail or phone, as the policy allows.
+    pub async fn lookup_customers(
+        &self,
+        access: &Access<'_>,
+        kind: &'static str,
+        normalised: &str,
+    ) -> ServiceResult<Vec<CustomerView>> {
+        let ids = self
+            .inner
+            .store
+            .lookup(kind, &self.blind_mac(kind, normalised))
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.read_customer(access, id).await {
+                Ok(v) => out.push(v),
+                Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A customer's interactions, if the policy shows communications.
+    pub async fn read_interactions(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> ServiceResult<Vec<Interaction>> {
+        let decision = self.decide(access, id, &[Field::Communications]).await?;
+        if decision.outcome(Field::Communications) != Outcome::Show {
+            return Err(refusal(access, &decision));
+        }
+        self.list_interactions(id, after, limit).await
+    }
+
+    /// A customer's purchases: the items if the policy shows them, the derived facts if it
+    /// abstracts them.
+    pub async fn read_purchases(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> ServiceResult<PurchasesView> {
+        let decision = self.decide(access, id, &[Field::PurchaseHistory]).await?;
+        match decision.outcome(Field::PurchaseHistory) {
+            Outcome::Show => Ok(PurchasesView {
+                items: self.list_purchases(id, after, limit).await?,
+                summary: None,
+                decision: summarise(&decision),
+            }),
+            Outcome::Abstract => {
+                let all = self.list_purchases(id, None, u32::MAX >> 1).await?;
+                Ok(PurchasesView {
+                    items: vec![],
+                    summary: Some(purchase_summary(&all, Timestamp::now())),
+                    decision: summarise(&decision),
+                })
+            }
+            _ => Err(refusal(access, &decision)),
+        }
+    }
+}
