@@ -43,6 +43,12 @@ enum Which {
         #[arg(long, default_value_t = 200_000)]
         iterations: usize,
     },
+    /// One policy decision for a customer read (six data categories), single core.
+    Policy {
+        /// Decisions to time.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
         /// Customers in the database.
@@ -422,6 +428,71 @@ async fn bench_crypto(iterations: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Times the policy deciding a sales associate's read of another outlet's customer (six data
+/// categories, some needing a second, lesser check: the most work a read asks of it).
+fn bench_policy(iterations: usize) -> anyhow::Result<()> {
+    use steward_policy::{Asker, Field, Policy, ReadRequest, Subject};
+    let policy = Policy::default_policy()?;
+    let purpose = steward_domain::purpose::default_purposes()
+        .into_iter()
+        .find(|p| p.key == "service")
+        .context("service purpose")?;
+    let (mine, theirs) = (
+        [steward_domain::OutletId::new()],
+        [steward_domain::OutletId::new()],
+    );
+    let roles = [Role::SalesAssociate];
+    let fields = [
+        Field::Name,
+        Field::Email,
+        Field::Phone,
+        Field::Address,
+        Field::DateOfBirth,
+        Field::PurchaseHistory,
+    ];
+    let time = |memo: bool| {
+        let mut samples = Vec::with_capacity(iterations);
+        for _ in 0..iterations {
+            let req = ReadRequest {
+                asker: Asker {
+                    id: "bench-staff".into(),
+                    roles: &roles,
+                    outlets: &mine,
+                },
+                subject: Subject {
+                    id: steward_domain::CustomerId::new(),
+                    outlets: &theirs,
+                    restricted: false,
+                },
+                purpose: &purpose,
+                consented: false,
+                has_reason: false,
+            };
+            let t = Instant::now();
+            std::hint::black_box(if memo {
+                policy.decide_read(&req, &fields)
+            } else {
+                policy.evaluate_read(&req, &fields)
+            });
+            samples.push(t.elapsed().as_nanos() as u64);
+        }
+        samples.sort_unstable();
+        let pct = |p: f64| {
+            samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)] as f64 / 1000.0
+        };
+        (pct(0.5), pct(0.99))
+    };
+    let (c50, c99) = time(false);
+    let (w50, w99) = time(true);
+    println!(
+        "| policy decision, customer read (6 categories, other outlet), evaluated | p50 {c50:.1} µs | p99 {c99:.1} µs |"
+    );
+    println!(
+        "| the same, memoized (same facts decided before) | p50 {w50:.1} µs | p99 {w99:.1} µs |"
+    );
+    Ok(())
+}
+
 /// Runs `steward bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
@@ -430,6 +501,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     match args.which {
+        Which::Policy { iterations } => {
+            bench_policy(iterations.max(1)).context("policy benchmark")?
+        }
         Which::Crypto { iterations } => bench_crypto(iterations.max(1))
             .await
             .context("crypto benchmark")?,

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::RwLock;
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, PolicySet,
@@ -256,6 +257,67 @@ pub struct Policy {
     authorizer: Authorizer,
     /// Cedar's generated policy ids to the `@id` annotations written in the policy text.
     names: HashMap<String, String>,
+    /// Decided reads, by everything a decision can depend on; `None` when the policy text names
+    /// individual staff or customers, so that ids matter (see [`MemoKey`]).
+    memo: Option<RwLock<HashMap<MemoKey, Decision>>>,
+}
+
+/// Most distinct decisions kept; past it the memo starts over (a crude bound, rarely reached:
+/// the key space is roles × outlet sets × purposes × a few flags).
+const MEMO_LIMIT: usize = 50_000;
+
+/// Everything a read decision depends on, ids aside. A Cedar decision is a pure function of the
+/// request's entities and context; the context holds no time, and a policy that names no
+/// individual staff member or customer cannot tell two of them with equal attributes apart.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MemoKey {
+    roles: Vec<Role>,
+    asker_outlets: Vec<OutletId>,
+    subject_outlets: Vec<OutletId>,
+    restricted: bool,
+    purpose: String,
+    basis: LawfulBasisKey,
+    categories: Vec<&'static str>,
+    consented: bool,
+    has_reason: bool,
+    fields: Vec<Field>,
+}
+
+type LawfulBasisKey = &'static str;
+
+impl MemoKey {
+    fn new(req: &ReadRequest<'_>, fields: &[Field]) -> Self {
+        let sorted = |v: &[OutletId]| {
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let mut roles = req.asker.roles.to_vec();
+        roles.sort_unstable_by_key(|r| r.as_str());
+        roles.dedup();
+        MemoKey {
+            roles,
+            asker_outlets: sorted(req.asker.outlets),
+            subject_outlets: sorted(req.subject.outlets),
+            restricted: req.subject.restricted,
+            purpose: req.purpose.key.clone(),
+            basis: basis_name(req.purpose.lawful_basis),
+            categories: req.purpose.categories.iter().map(|c| c.as_str()).collect(),
+            consented: req.consented,
+            has_reason: req.has_reason,
+            fields: fields.to_vec(),
+        }
+    }
+}
+
+fn basis_name(b: steward_domain::LawfulBasis) -> &'static str {
+    match b {
+        steward_domain::LawfulBasis::Consent => "consent",
+        steward_domain::LawfulBasis::Contract => "contract",
+        steward_domain::LawfulBasis::LegalObligation => "legal_obligation",
+        steward_domain::LawfulBasis::LegitimateInterest => "legitimate_interest",
+    }
 }
 
 fn uid(ty: &str, id: &str) -> EntityUid {
@@ -300,11 +362,17 @@ impl Policy {
                 )
             })
             .collect();
+        // Conservative: any mention of an individual staff member or customer, even in a comment,
+        // turns the memo off.
+        let names_individuals =
+            policies.contains("Steward::Staff::\"") || policies.contains("Steward::Customer::\"");
+        let memo = (!names_individuals).then(|| RwLock::new(HashMap::new()));
         Ok(Self {
             policies: set,
             actions,
             authorizer: Authorizer::new(),
             names,
+            memo,
         })
     }
 
@@ -396,12 +464,7 @@ impl Policy {
                 .iter()
                 .map(|c| RestrictedExpression::new_string(c.as_str().to_owned())),
         );
-        let basis = match req.purpose.lawful_basis {
-            steward_domain::LawfulBasis::Consent => "consent",
-            steward_domain::LawfulBasis::Contract => "contract",
-            steward_domain::LawfulBasis::LegalObligation => "legal_obligation",
-            steward_domain::LawfulBasis::LegitimateInterest => "legitimate_interest",
-        };
+        let basis = basis_name(req.purpose.lawful_basis);
         Context::from_pairs([
             (
                 "purpose".to_owned(),
@@ -428,8 +491,33 @@ impl Policy {
         .unwrap_or_else(|_| Context::empty())
     }
 
-    /// Decides a read of `fields` of one customer.
+    /// Decides a read of `fields` of one customer, from the memo when the same facts were
+    /// decided before.
     pub fn decide_read(&self, req: &ReadRequest<'_>, fields: &[Field]) -> Decision {
+        let Some(memo) = &self.memo else {
+            return self.evaluate_read(req, fields);
+        };
+        let key = MemoKey::new(req, fields);
+        if let Some(d) = memo.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return d;
+        }
+        let decision = self.evaluate_read(req, fields);
+        if let Ok(mut m) = memo.write() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(key, decision.clone());
+        }
+        decision
+    }
+
+    /// Whether decisions are memoized (false when the policy names individuals).
+    pub fn memoizes(&self) -> bool {
+        self.memo.is_some()
+    }
+
+    /// Decides a read by evaluating the policies, without the memo.
+    pub fn evaluate_read(&self, req: &ReadRequest<'_>, fields: &[Field]) -> Decision {
         let principal = Self::principal(&req.asker);
         let resource = Self::customer(&req.subject);
         let (p_uid, r_uid) = (principal.uid(), resource.uid());

@@ -203,3 +203,46 @@ fn writes_by_role() {
             .0
     );
 }
+
+#[test]
+fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
+    let p = Policy::default_policy().unwrap();
+    assert!(p.memoizes());
+    let (a, b) = (OutletId::new(), OutletId::new());
+    for (outlets, purpose, consented, reason) in [
+        (vec![a], "service", false, false),
+        (vec![b], "service", false, false),
+        (vec![b], "fraud_prevention", false, true),
+        (vec![a], "marketing_email", true, false),
+    ] {
+        let mut c = Case::new(Role::StoreManager, purpose);
+        c.staff_outlets = vec![a];
+        c.customer_outlets = outlets;
+        c.consented = consented;
+        c.reason = reason;
+        let first = c.decide(&p);
+        let again = c.decide(&p);
+        let purpose = super::tests::purpose(c.purpose);
+        let req = ReadRequest {
+            asker: Asker {
+                id: "other".into(),
+                roles: &c.roles,
+                outlets: &c.staff_outlets,
+            },
+            subject: Subject {
+                id: CustomerId::new(),
+                outlets: &c.customer_outlets,
+                restricted: false,
+            },
+            purpose: &purpose,
+            consented,
+            has_reason: reason,
+        };
+        assert_eq!(first, again);
+        assert_eq!(first, p.evaluate_read(&req, &Field::ALL));
+    }
+    let naming = format!(
+        "{DEFAULT_POLICIES}\nforbid (principal == Steward::Staff::\"x\", action, resource);"
+    );
+    assert!(!Policy::from_sources(&naming, SCHEMA).unwrap().memoizes());
+}

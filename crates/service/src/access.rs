@@ -125,6 +125,17 @@ impl Vault {
             .access_facts(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
+        self.decide_with(access, id, &facts, fields).await
+    }
+
+    /// Decides a read of `fields` of customer `id` whose policy facts are known.
+    async fn decide_with(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        facts: &steward_store::AccessFacts,
+        fields: &[Field],
+    ) -> ServiceResult<Decision> {
         // The ledger is read only when the purpose rests on consent.
         let consented = access.purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &access.purpose.key).await?;
@@ -186,32 +197,27 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<CustomerView> {
-        let decision = self
-            .decide(
-                access,
-                id,
-                &[
-                    Field::Name,
-                    Field::Email,
-                    Field::Phone,
-                    Field::Address,
-                    Field::DateOfBirth,
-                    Field::PurchaseHistory,
-                ],
-            )
-            .await?;
+        let (row, key, facts) = self
+            .inner
+            .store
+            .get_customer_for_read(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
+        let fields = [
+            Field::Name,
+            Field::Email,
+            Field::Phone,
+            Field::Address,
+            Field::DateOfBirth,
+            Field::PurchaseHistory,
+        ];
+        let decision = self.decide_with(access, id, &facts, &fields).await?;
         let profile_allowed = Field::PROFILE
             .iter()
             .any(|f| decision.outcome(*f) != Outcome::Withhold);
         if !profile_allowed && decision.outcome(Field::PurchaseHistory) != Outcome::Abstract {
             return Err(refusal(access, &decision));
         }
-        let (row, key) = self
-            .inner
-            .store
-            .get_customer(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
         let dk = self.data_key(id, &key)?;
         let c: Customer =
             seal::open_customer_fields(&dk, &row, |f| decision.outcome(f) != Outcome::Withhold)?;

@@ -118,6 +118,11 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a staff member exists.
     async fn staff_exists(&self, id: StaffId) -> StoreResult<bool>;
 
+    /// One customer with their wrapped data key and policy facts, in one query (the read path).
+    async fn get_customer_for_read(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>>;
     /// The policy facts of a customer (outlets, restriction); `None` if there is no such customer.
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>>;
     /// Appends a consent event.

@@ -542,6 +542,40 @@ impl Store for SqlStore {
             .is_some())
     }
 
+    async fn get_customer_for_read(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
+        // One row per outlet the customer belongs to (rarely more than a few), the customer's
+        // columns repeated: one round trip instead of two.
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS}, c.restricted, o.outlet_id FROM customers c JOIN data_keys k ON k.customer_id = c.id \
+             LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1"
+        )))
+        .bind(id.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let (row, key) = customer_from_row(first)?;
+        let restricted: i64 = first.try_get(11)?;
+        let mut outlets = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(12)? {
+                outlets.push(id16(o, OutletId::from_slice)?);
+            }
+        }
+        Ok(Some((
+            row,
+            key,
+            AccessFacts {
+                outlets,
+                restricted: restricted != 0,
+            },
+        )))
+    }
+
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
         let rows = sqlx::query(
             "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1",
