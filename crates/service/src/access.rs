@@ -111,6 +111,62 @@ pub fn purchase_summary(purchases: &[Purchase], now: Timestamp) -> PurchaseSumma
     }
 }
 
+/// Shapes an opened customer by a decision: withheld fields absent, masked ones masked. Pure, so
+/// that the property "no response carries what its decision withheld or masked" is testable.
+pub fn customer_view(
+    decision: &Decision,
+    c: Customer,
+    purchase_summary: Option<PurchaseSummary>,
+) -> CustomerView {
+    let outcome = |f: Field| decision.outcome(f);
+    // Only these two outcomes put anything of a profile field in the view; abstraction is
+    // defined for purchase history alone, so on a profile field it shows nothing.
+    let keep = |f: Field| matches!(outcome(f), Outcome::Show | Outcome::Mask);
+    let masked = |f: Field| outcome(f) == Outcome::Mask;
+    // Purchase history is decided for the summary, not shown in this view.
+    let mut summary = summarise(decision);
+    summary
+        .withheld
+        .retain(|f| f != Field::PurchaseHistory.as_str());
+    CustomerView {
+        id: c.id,
+        // Where a customer registered says where they shop: shown only with the history.
+        outlet_id: c
+            .outlet_id
+            .filter(|_| outcome(Field::PurchaseHistory) == Outcome::Show),
+        name: c.name.filter(|_| outcome(Field::Name) == Outcome::Show),
+        email: c.email.filter(|_| keep(Field::Email)).map(|e| {
+            if masked(Field::Email) {
+                mask_email(&e)
+            } else {
+                e
+            }
+        }),
+        phone: c.phone.filter(|_| keep(Field::Phone)).map(|p| {
+            if masked(Field::Phone) {
+                mask_phone(&p)
+            } else {
+                p
+            }
+        }),
+        address: c.address.filter(|_| keep(Field::Address)).map(|a| {
+            if masked(Field::Address) {
+                mask_address(&a)
+            } else {
+                a
+            }
+        }),
+        date_of_birth: c
+            .date_of_birth
+            .filter(|_| outcome(Field::DateOfBirth) == Outcome::Show),
+        purchase_summary: purchase_summary
+            .filter(|_| outcome(Field::PurchaseHistory) == Outcome::Abstract),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        decision: summary,
+    }
+}
+
 impl Vault {
     /// Decides a read of `fields` of customer `id`.
     async fn decide(
@@ -219,8 +275,9 @@ impl Vault {
             return Err(refusal(access, &decision));
         }
         let dk = self.data_key(id, &key)?;
-        let c: Customer =
-            seal::open_customer_fields(&dk, &row, |f| decision.outcome(f) != Outcome::Withhold)?;
+        let c: Customer = seal::open_customer_fields(&dk, &row, |f| {
+            matches!(decision.outcome(f), Outcome::Show | Outcome::Mask)
+        })?;
         let purchase_summary = if decision.outcome(Field::PurchaseHistory) == Outcome::Abstract {
             let rows = self
                 .inner
@@ -235,46 +292,7 @@ impl Vault {
         } else {
             None
         };
-        let masked = |f: Field| decision.outcome(f) == Outcome::Mask;
-        // Purchase history is decided for the summary, not shown in this view.
-        let mut summary = summarise(&decision);
-        summary
-            .withheld
-            .retain(|f| f != Field::PurchaseHistory.as_str());
-        Ok(CustomerView {
-            id: c.id,
-            // Where a customer registered says where they shop: shown only with the history.
-            outlet_id: c
-                .outlet_id
-                .filter(|_| decision.outcome(Field::PurchaseHistory) == Outcome::Show),
-            name: c.name,
-            email: c.email.map(|e| {
-                if masked(Field::Email) {
-                    mask_email(&e)
-                } else {
-                    e
-                }
-            }),
-            phone: c.phone.map(|p| {
-                if masked(Field::Phone) {
-                    mask_phone(&p)
-                } else {
-                    p
-                }
-            }),
-            address: c.address.map(|a| {
-                if masked(Field::Address) {
-                    mask_address(&a)
-                } else {
-                    a
-                }
-            }),
-            date_of_birth: c.date_of_birth,
-            purchase_summary,
-            created_at: c.created_at,
-            updated_at: c.updated_at,
-            decision: summary,
-        })
+        Ok(customer_view(&decision, c, purchase_summary))
     }
 
     /// A page of customers as the policy allows; customers the caller may see nothing of are
@@ -368,6 +386,73 @@ impl Vault {
                 })
             }
             _ => Err(refusal(access, &decision)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use steward_domain::{Address, CustomerId, Timestamp};
+    use steward_policy::FieldDecision;
+
+    use super::*;
+
+    fn outcome() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            Just(Outcome::Show),
+            Just(Outcome::Mask),
+            Just(Outcome::Abstract),
+            Just(Outcome::Withhold)
+        ]
+    }
+
+    proptest! {
+        /// No response ever carries a field its decision withheld, nor the clear value of a field
+        /// it masked — whatever the policy decides, even outcomes it never gives today.
+        #[test]
+        fn views_obey_their_decision(
+            outcomes in proptest::collection::vec(outcome(), 6),
+            name in "[A-Za-z]{3,12} [A-Za-z]{3,12}",
+            local in "[a-z]{2,10}",
+            digits in "[1-9][0-9]{9}",
+            street in "[A-Za-z ]{5,20}",
+        ) {
+            let fields = [Field::Name, Field::Email, Field::Phone, Field::Address, Field::DateOfBirth, Field::PurchaseHistory];
+            let decision = Decision { fields: fields.iter().zip(&outcomes).map(|(f, o)| FieldDecision { field: *f, outcome: *o, policies: vec![] }).collect() };
+            let email = format!("{local}@example.com");
+            let phone = format!("+44{digits}");
+            let c = Customer {
+                id: CustomerId::new(),
+                outlet_id: Some(steward_domain::OutletId::new()),
+                name: Some(name.clone()),
+                email: Some(email.clone()),
+                phone: Some(phone.clone()),
+                address: Some(Address { street: Some(street.clone()), city: None, postal_code: None, country: Some("GB".into()) }),
+                date_of_birth: Some("1983-04-27".into()),
+                created_at: Timestamp(0),
+                updated_at: Timestamp(0),
+            };
+            let summary = PurchaseSummary { tier: "gold", purchase_count_band: "5-9", eligible_for_allocation: true };
+            let v = customer_view(&decision, c, Some(summary));
+            let json = serde_json::to_string(&v).unwrap();
+            for (f, o) in fields.iter().zip(&outcomes) {
+                let clear: &[&str] = match f {
+                    Field::Name => &[&name],
+                    Field::Email => &[&email],
+                    Field::Phone => &[&phone, &digits],
+                    Field::Address => &[&street],
+                    Field::DateOfBirth => &["1983-04-27"],
+                    _ => &[],
+                };
+                if matches!(o, Outcome::Withhold | Outcome::Mask | Outcome::Abstract) {
+                    for value in clear {
+                        prop_assert!(!json.contains(value), "{f:?} decided {o:?} but {value} is in {json}");
+                    }
+                }
+            }
+            prop_assert_eq!(v.purchase_summary.is_some(), outcomes[5] == Outcome::Abstract);
+            prop_assert_eq!(v.outlet_id.is_some(), outcomes[5] == Outcome::Show);
         }
     }
 }
