@@ -69,6 +69,32 @@ enum Command {
     },
 }
 
+/// A hypothetical read for `steward policy explain`.
+#[derive(Args)]
+struct ExplainArgs {
+    /// The asker's roles (repeat or comma-separate).
+    #[arg(long, value_delimiter = ',', required = true)]
+    role: Vec<String>,
+    /// The declared purpose.
+    #[arg(long)]
+    purpose: String,
+    /// The asker works at an outlet the customer belongs to.
+    #[arg(long)]
+    own_outlet: bool,
+    /// The customer has granted consent for the purpose.
+    #[arg(long)]
+    consented: bool,
+    /// A reason is given.
+    #[arg(long)]
+    reason: bool,
+    /// The customer's processing is restricted.
+    #[arg(long)]
+    restricted: bool,
+    /// The policy file (default: the shipped policy).
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum PolicyCommand {
     /// Validate a Cedar policy set against Steward's schema (no file: the shipped default).
@@ -76,6 +102,8 @@ enum PolicyCommand {
         /// The policy file.
         file: Option<PathBuf>,
     },
+    /// Show the per-field decision for a hypothetical read.
+    Explain(ExplainArgs),
     /// Print the shipped default policy set, to start a replacement from.
     Show,
     /// Print the Cedar schema policies are validated against.
@@ -194,6 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+            PolicyCommand::Explain(a) => policy_explain(a),
             PolicyCommand::Show => {
                 print!("{}", steward_policy::DEFAULT_POLICIES);
                 Ok(ExitCode::SUCCESS)
@@ -204,4 +233,64 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// `steward policy explain`: one line per field with its outcome and the deciding policies.
+fn policy_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
+    use steward_policy::{Asker, Field, Policy, ReadRequest, Subject};
+    let text = match &a.file {
+        Some(f) => std::fs::read_to_string(f)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?,
+        None => steward_policy::DEFAULT_POLICIES.to_owned(),
+    };
+    let policy = Policy::from_sources(&text, steward_policy::SCHEMA)?;
+    let roles = a
+        .role
+        .iter()
+        .map(|r| {
+            r.parse::<steward_domain::Role>()
+                .map_err(|e| anyhow::anyhow!("--role {r}: {}", e.reason))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let purpose = steward_domain::purpose::default_purposes()
+        .into_iter()
+        .find(|p| p.key == a.purpose)
+        .ok_or_else(|| anyhow::anyhow!("--purpose: unknown purpose {}", a.purpose))?;
+    let (staff_outlet, other_outlet) = (
+        steward_domain::OutletId::new(),
+        steward_domain::OutletId::new(),
+    );
+    let customer_outlets = [if a.own_outlet {
+        staff_outlet
+    } else {
+        other_outlet
+    }];
+    let req = ReadRequest {
+        asker: Asker {
+            id: "explain".into(),
+            roles: &roles,
+            outlets: &[staff_outlet],
+        },
+        subject: Subject {
+            id: steward_domain::CustomerId::new(),
+            outlets: &customer_outlets,
+            restricted: a.restricted,
+        },
+        purpose: &purpose,
+        consented: a.consented,
+        has_reason: a.reason,
+    };
+    for d in policy.evaluate_read(&req, &Field::ALL).fields {
+        let by = if d.policies.is_empty() {
+            "no policy permits (deny by default)".to_owned()
+        } else {
+            d.policies.join(", ")
+        };
+        println!(
+            "{:<14} {:<9} {by}",
+            d.field.as_str(),
+            format!("{:?}", d.outcome).to_lowercase()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -274,3 +274,75 @@ async fn a_missing_or_wrong_key_is_reported_not_replaced(db: TestDb) {
     assert_eq!(s, 200);
     server.stop();
 }
+
+#[test]
+fn policy_check_and_explain() {
+    let bin = || crate::support::steward();
+    let ok = bin().args(["policy", "check"]).output().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.cedar");
+    std::fs::write(&bad, "permit (principal, action == Steward::Action::\"read_name\", resource) when { resource.shoe_size > 1 };").unwrap();
+    let out = bin().args(["policy", "check"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid"));
+    // A server refuses to start on a policy that does not validate.
+    let out = bin()
+        .args([
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--role",
+            "dpo",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .arg("--policy-file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let explain = |args: &[&str]| {
+        String::from_utf8_lossy(
+            &bin()
+                .args(["policy", "explain"])
+                .args(args)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .into_owned()
+    };
+    let other = explain(&["--role", "sales_associate", "--purpose", "service"]);
+    assert!(
+        other
+            .lines()
+            .any(|l| l.starts_with("purchases") && l.contains("abstract")),
+        "{other}"
+    );
+    let own = explain(&[
+        "--role",
+        "sales_associate",
+        "--purpose",
+        "service",
+        "--own-outlet",
+    ]);
+    assert!(
+        own.lines()
+            .any(|l| l.starts_with("purchases") && l.contains("show")),
+        "{own}"
+    );
+    let no_consent = explain(&["--role", "marketing", "--purpose", "marketing_email"]);
+    assert!(
+        no_consent.lines().any(|l| l.starts_with("email")
+            && l.contains("withhold")
+            && l.contains("consent-required")),
+        "{no_consent}"
+    );
+}
