@@ -65,6 +65,7 @@ pub fn router(vault: Vault) -> Router {
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))
         .route("/.well-known/gpc.json", get(routes::system::gpc))
+        .route("/.well-known/jwks.json", get(routes::system::jwks))
         .fallback(routes::system::no_route)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))

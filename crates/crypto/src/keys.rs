@@ -239,6 +239,20 @@ impl Keyring {
             .map(BlindIndexKey::from_bytes)
     }
 
+    /// Unwraps the consent-receipt signing key.
+    pub fn unwrap_receipt_signer(
+        &self,
+        wrapped: &WrappedKey,
+    ) -> Result<crate::ReceiptSigner, CryptoError> {
+        self.unwrap(wrapped, b"keyring\0receipt_signing")
+            .map(|seed| crate::ReceiptSigner::from_seed(&seed))
+    }
+
+    /// A new random consent-receipt signing seed, wrapped for storage.
+    pub fn new_receipt_signer(&self) -> Result<WrappedKey, CryptoError> {
+        self.wrap(&DataKey::generate()?.raw, b"keyring\0receipt_signing")
+    }
+
     /// A new random blind-index key, wrapped for storage.
     pub fn new_blind_index_key(&self) -> Result<WrappedKey, CryptoError> {
         self.wrap(&DataKey::generate()?.raw, b"keyring\0blind_index")

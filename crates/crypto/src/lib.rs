@@ -16,12 +16,14 @@ mod aead;
 mod blind;
 mod error;
 mod keys;
+mod receipt;
 mod token;
 
 pub use aead::{FieldAad, SEALED_OVERHEAD};
 pub use blind::BlindIndexKey;
 pub use error::CryptoError;
 pub use keys::{DataKey, Keyring, MasterKey, MasterKeyId, WrappedKey};
+pub use receipt::{ReceiptSigner, verify_compact};
 pub use token::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
 
 /// Fills `buf` from the operating system's CSPRNG.

@@ -1,5 +1,7 @@
 //! The consent ledger: append-only grant and withdraw events.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use steward_domain::{
     ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, CustomerId, Role,
     Timestamp, ValidationError,
@@ -45,13 +47,60 @@ impl Vault {
         Ok(self.ledger(id).await?.granted(purpose))
     }
 
-    /// Records a grant or withdrawal. Marketing may record withdrawals only.
+    /// The public key that verifies consent receipts, as a JWK Set (RFC 7517, RFC 8037).
+    pub fn receipt_jwks(&self) -> serde_json::Value {
+        let s = &self.inner.receipts;
+        serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
+            "kid": s.kid(), "x": URL_SAFE_NO_PAD.encode(s.public_key()),
+        }]})
+    }
+
+    /// A signed Kantara Consent Receipt (v1.1) for one ledger event: a compact JWS anyone can
+    /// verify offline with the key from [`Vault::receipt_jwks`]. It names the customer only by id.
+    fn receipt(&self, e: &ConsentEvent) -> ServiceResult<String> {
+        let purpose = self.purpose("purpose", &e.purpose)?;
+        let claims = serde_json::json!({
+            "version": "KI-CR-v1.1.0",
+            "jurisdiction": "EU",
+            "consentTimestamp": e.occurred_at.millis() / 1000,
+            "collectionMethod": e.source,
+            "consentReceiptID": e.id,
+            "language": "en",
+            "piiPrincipalId": e.customer_id.to_string(),
+            "piiControllers": [{"piiController": "the operator of this Steward installation", "onBehalf": false}],
+            "policyUrl": "/v1/purposes",
+            "services": [{
+                "service": "Steward CRM",
+                "purposes": [{
+                    "purpose": purpose.notice_text,
+                    "purposeCategory": [purpose.data_use],
+                    "consentType": "EXPLICIT",
+                    "piiCategory": purpose.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "primaryPurpose": true,
+                    "termination": format!("{} days after collection", purpose.retention_days),
+                    "thirdPartyDisclosure": false,
+                }],
+            }],
+            "sensitive": false,
+            "spiCat": [],
+            // Steward's extension: what this receipt records.
+            "stewardAction": e.action,
+            "stewardPurpose": e.purpose,
+            "stewardNoticeVersion": e.notice_version,
+        });
+        let payload = serde_json::to_vec(&claims).map_err(|_| ServiceError::Integrity)?;
+        Ok(self.inner.receipts.sign_compact(&payload))
+    }
+
+    /// Records a grant or withdrawal and returns the event with its signed receipt. Marketing may
+    /// record withdrawals only.
     pub async fn record_consent(
         &self,
         principal: &Principal,
         id: CustomerId,
         input: &ConsentInput,
-    ) -> ServiceResult<ConsentEvent> {
+    ) -> ServiceResult<(ConsentEvent, String)> {
         self.authorize(principal, Action::ManageConsent, Some(id))
             .await?;
         let only_marketing = principal.roles.iter().all(|r| *r == Role::Marketing);
@@ -76,8 +125,10 @@ impl Vault {
             notice_version: purpose.notice_version,
             occurred_at: Timestamp::now().millis(),
         };
+        let e = event(row.clone());
+        let receipt = self.receipt(&e)?;
         self.inner.store.insert_consent(&row).await?;
-        Ok(event(row))
+        Ok((e, receipt))
     }
 
     /// Records the Global Privacy Control signal: withdraws every GPC purpose.
@@ -85,7 +136,7 @@ impl Vault {
         &self,
         principal: &Principal,
         id: CustomerId,
-    ) -> ServiceResult<Vec<ConsentEvent>> {
+    ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
         let mut out = Vec::new();
         for p in GPC_PURPOSES {
             let input = ConsentInput {

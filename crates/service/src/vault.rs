@@ -41,6 +41,7 @@ pub struct Staff {
 
 const BLIND_INDEX_KEY: &str = "blind_index";
 const DIRECTORY_KEY: &str = "directory";
+const RECEIPT_KEY: &str = "receipt_signing";
 
 pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
     [b"customer\0".as_slice(), id.as_bytes()].concat()
@@ -74,6 +75,7 @@ pub(crate) struct Inner {
     purposes: Vec<Purpose>,
     pub(crate) tokens: TokenCache,
     pub(crate) policy: Arc<steward_policy::Policy>,
+    pub(crate) receipts: steward_crypto::ReceiptSigner,
 }
 
 impl Vault {
@@ -106,6 +108,15 @@ impl Vault {
             }
         };
         let directory = DataKey::unwrap(&keyring, &wrapped(&dir_wrapped), dir_label)?;
+        let receipt_wrapped = match store.keyring_get(RECEIPT_KEY).await? {
+            Some(k) => k,
+            None => {
+                store
+                    .keyring_put_if_absent(RECEIPT_KEY, &stored(keyring.new_receipt_signer()?))
+                    .await?
+            }
+        };
+        let receipts = keyring.unwrap_receipt_signer(&wrapped(&receipt_wrapped))?;
         let rows: Vec<PurposeRow> = default_purposes()
             .into_iter()
             .map(|p| PurposeRow {
@@ -146,6 +157,7 @@ impl Vault {
                 purposes,
                 tokens: TokenCache::default(),
                 policy,
+                receipts,
             }),
         })
     }

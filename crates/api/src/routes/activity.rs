@@ -126,11 +126,22 @@ pub async fn list_purchases(
     }))
 }
 
+/// One recorded ledger event with its consent receipt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RecordedConsent {
+    /// The event.
+    #[serde(flatten)]
+    pub event: ConsentEvent,
+    /// A Kantara Consent Receipt v1.1 as a compact JWS (EdDSA), verifiable offline with the key
+    /// at `/.well-known/jwks.json`.
+    pub receipt: String,
+}
+
 /// The answer to a consent change: the events recorded.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConsentRecorded {
     /// The events, in order (a `Sec-GPC: 1` request adds its withdrawals after the posted one).
-    pub events: Vec<ConsentEvent>,
+    pub events: Vec<RecordedConsent>,
 }
 
 /// Grants or withdraws consent for a purpose. A request carrying `Sec-GPC: 1` (the Global
@@ -151,6 +162,10 @@ pub async fn record_consent(
     if headers.get("sec-gpc").is_some_and(|v| v.as_bytes() == b"1") {
         events.extend(s.vault.record_gpc(&p, id).await?);
     }
+    let events = events
+        .into_iter()
+        .map(|(event, receipt)| RecordedConsent { event, receipt })
+        .collect();
     Ok((StatusCode::CREATED, Json(ConsentRecorded { events })))
 }
 

@@ -31,6 +31,16 @@ pub async fn gpc() -> impl IntoResponse {
     )
 }
 
+/// The public key that verifies consent receipts, as a JWK Set.
+pub async fn jwks(
+    axum::extract::State(s): axum::extract::State<crate::AppState>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/jwk-set+json")],
+        s.vault.receipt_jwks().to_string(),
+    )
+}
+
 /// The OpenAPI 3.1 document.
 pub async fn openapi() -> impl IntoResponse {
     (

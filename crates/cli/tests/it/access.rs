@@ -308,6 +308,44 @@ async fn consent_ledger_decides_consent_purposes(db: TestDb) {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{rec}");
     assert_eq!(rec["events"][0]["notice_version"], 1);
+    // The receipt verifies offline with the published key, and says what was agreed.
+    let (s, jwks) = call(&w.router, "", "GET", "/.well-known/jwks.json", None, false).await;
+    assert_eq!(s, StatusCode::OK);
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    use base64::Engine;
+    let x: [u8; 32] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(key["x"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let receipt = rec["events"][0]["receipt"].as_str().unwrap();
+    let claims: Value =
+        serde_json::from_slice(&steward_crypto::verify_compact(receipt, &x).unwrap()).unwrap();
+    assert_eq!(claims["version"], "KI-CR-v1.1.0");
+    assert_eq!(claims["piiPrincipalId"], id.as_str());
+    assert_eq!(claims["consentReceiptID"], rec["events"][0]["id"]);
+    assert_eq!(claims["collectionMethod"], "in_store");
+    assert_eq!(
+        claims["services"][0]["purposes"][0]["purposeCategory"],
+        json!(["marketing.communications.email"])
+    );
+    assert_eq!(claims["stewardAction"], "grant");
+    assert!(
+        !receipt.contains("carla")
+            && !String::from_utf8_lossy(&steward_crypto::verify_compact(receipt, &x).unwrap())
+                .contains("carla")
+    );
+    let mut forged = receipt.to_owned();
+    forged.replace_range(forged.len() - 3.., "AAA");
+    assert!(steward_crypto::verify_compact(&forged, &x).is_err());
 
     let (s, c) = call(&w.router, &marketing, "GET", &read, None, false).await;
     assert_eq!(s, StatusCode::OK, "{c}");
