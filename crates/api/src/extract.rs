@@ -62,6 +62,9 @@ pub struct ReadScope {
     pub purpose: steward_domain::Purpose,
     /// The stated reason.
     pub reason: Option<String>,
+    /// `?break_glass=true`: read beyond the normal rules, for roles allowed to, with a reason of
+    /// at least 20 characters; flagged for the DPO.
+    pub break_glass: bool,
 }
 
 impl ReadScope {
@@ -80,6 +83,7 @@ impl ReadScope {
             principal,
             purpose: &self.purpose,
             reason: self.reason.as_deref(),
+            break_glass: self.break_glass,
         }
     }
 }
@@ -120,7 +124,21 @@ where
                 Some(r.to_owned())
             }
         };
-        Ok(ReadScope { purpose, reason })
+        let break_glass = match param(&pairs, "break_glass") {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(Problem::invalid_parameter(
+                    "break_glass",
+                    "must be true or false",
+                ));
+            }
+        };
+        Ok(ReadScope {
+            purpose,
+            reason,
+            break_glass,
+        })
     }
 }
 

@@ -30,6 +30,7 @@ pub fn router(vault: Vault) -> Router {
     let state = AppState { vault };
     let v1 = Router::new()
         .route("/purposes", get(routes::admin::list_purposes))
+        .route("/alerts", get(routes::admin::list_alerts))
         .route(
             "/outlets",
             get(routes::admin::list_outlets).post(routes::admin::create_outlet),

@@ -104,6 +104,18 @@ impl Problem {
         p
     }
 
+    /// The bulk-access guard refused (429).
+    pub fn bulk_access() -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "/problems/bulk-access",
+            "Too many customers",
+            "this caller read more distinct customers in the last hour than its role allows; reads are refused for an hour and the DPO has been alerted",
+        );
+        p.field = Some("Authorization".into());
+        p
+    }
+
     /// The resource does not exist (404).
     pub fn not_found(what: &str) -> Self {
         Self::new(
@@ -215,6 +227,7 @@ impl From<ServiceError> for Problem {
             ServiceError::NotFound(what) => Problem::not_found(what),
             ServiceError::Conflict(field) => Problem::conflict(field),
             ServiceError::Forbidden { field, detail } => Problem::forbidden(field, detail),
+            ServiceError::BulkAccess => Problem::bulk_access(),
             ServiceError::Integrity => {
                 tracing::error!(kind = "integrity", "a stored record failed authentication");
                 Problem::integrity()

@@ -467,6 +467,8 @@ fn bench_policy(iterations: usize) -> anyhow::Result<()> {
                 purpose: &purpose,
                 consented: false,
                 has_reason: false,
+                reason_length: 0,
+                break_glass: false,
             };
             let t = Instant::now();
             std::hint::black_box(if memo {

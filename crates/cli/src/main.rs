@@ -90,6 +90,9 @@ struct ExplainArgs {
     /// The customer's processing is restricted.
     #[arg(long)]
     restricted: bool,
+    /// The caller asks for break-glass (with `--reason`, a reason of 40 characters is assumed).
+    #[arg(long)]
+    break_glass: bool,
     /// The policy file (default: the shipped policy).
     #[arg(long)]
     file: Option<PathBuf>,
@@ -279,6 +282,8 @@ fn policy_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         purpose: &purpose,
         consented: a.consented,
         has_reason: a.reason,
+        reason_length: if a.reason { 40 } else { 0 },
+        break_glass: a.break_glass,
     };
     for d in policy.evaluate_read(&req, &Field::ALL).fields {
         let by = if d.policies.is_empty() {

@@ -22,6 +22,10 @@ pub struct ServeArgs {
     /// Number of demo customers.
     #[arg(long, default_value_t = 1200, requires = "demo")]
     demo_customers: usize,
+    /// Distinct customers a role may read per hour before it is refused and the DPO alerted,
+    /// as ROLE=N or ROLE=none (repeatable). Default: sales_associate=200, others unlimited.
+    #[arg(long = "bulk-limit", value_name = "ROLE=N")]
+    bulk_limits: Vec<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -33,6 +37,23 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(args.log_json);
     let vault = open::vault(&args.store).await?;
+    for spec in &args.bulk_limits {
+        let (role, n) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--bulk-limit {spec}: expected ROLE=N"))?;
+        let role: Role = role.parse().map_err(|e: steward_domain::ValidationError| {
+            anyhow::anyhow!("--bulk-limit {spec}: {}", e.reason)
+        })?;
+        let limit =
+            if n == "none" {
+                None
+            } else {
+                Some(n.parse().map_err(|_| {
+                    anyhow::anyhow!("--bulk-limit {spec}: N must be a number or none")
+                })?)
+            };
+        vault.bulk_guard().set_limit(role, limit);
+    }
     let mut token = None;
     if args.demo {
         if vault.count_customers().await? == 0 {

@@ -173,6 +173,10 @@ pub struct ReadRequest<'a> {
     pub consented: bool,
     /// Whether a reason was given.
     pub has_reason: bool,
+    /// The reason's length in characters (0 without one).
+    pub reason_length: usize,
+    /// The caller asked to read beyond the normal rules (break-glass).
+    pub break_glass: bool,
 }
 
 /// The decision for one field.
@@ -227,6 +231,8 @@ pub enum Action {
     ReadConsents,
     /// Add outlets and staff.
     ManageDirectory,
+    /// See access alerts (bulk access, break-glass).
+    ReadAlerts,
     /// See outlets and staff.
     ReadDirectory,
 }
@@ -242,11 +248,15 @@ impl Action {
             Action::ReadConsents => "read_consents",
             Action::ManageDirectory => "manage_directory",
             Action::ReadDirectory => "read_directory",
+            Action::ReadAlerts => "read_alerts",
         }
     }
 
     fn on_directory(self) -> bool {
-        matches!(self, Action::ManageDirectory | Action::ReadDirectory)
+        matches!(
+            self,
+            Action::ManageDirectory | Action::ReadDirectory | Action::ReadAlerts
+        )
     }
 }
 
@@ -280,6 +290,8 @@ struct MemoKey {
     categories: Vec<&'static str>,
     consented: bool,
     has_reason: bool,
+    reason_length: usize,
+    break_glass: bool,
     fields: Vec<Field>,
 }
 
@@ -306,6 +318,8 @@ impl MemoKey {
             categories: req.purpose.categories.iter().map(|c| c.as_str()).collect(),
             consented: req.consented,
             has_reason: req.has_reason,
+            reason_length: req.reason_length,
+            break_glass: req.break_glass,
             fields: fields.to_vec(),
         }
     }
@@ -486,6 +500,16 @@ impl Policy {
             (
                 "has_reason".to_owned(),
                 RestrictedExpression::new_bool(req.has_reason),
+            ),
+            (
+                "reason_length".to_owned(),
+                RestrictedExpression::new_long(
+                    i64::try_from(req.reason_length).unwrap_or(i64::MAX),
+                ),
+            ),
+            (
+                "break_glass".to_owned(),
+                RestrictedExpression::new_bool(req.break_glass),
             ),
         ])
         .unwrap_or_else(|_| Context::empty())

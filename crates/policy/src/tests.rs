@@ -18,6 +18,7 @@ struct Case {
     purpose: &'static str,
     consented: bool,
     reason: bool,
+    break_glass: bool,
 }
 
 impl Case {
@@ -30,6 +31,7 @@ impl Case {
             purpose,
             consented: false,
             reason: false,
+            break_glass: false,
         }
     }
 
@@ -49,6 +51,8 @@ impl Case {
             purpose: &purpose,
             consented: self.consented,
             has_reason: self.reason,
+            reason_length: if self.reason { 30 } else { 0 },
+            break_glass: self.break_glass,
         };
         p.decide_read(&req, &Field::ALL)
     }
@@ -237,6 +241,8 @@ fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
             purpose: &purpose,
             consented,
             has_reason: reason,
+            reason_length: if reason { 30 } else { 0 },
+            break_glass: false,
         };
         assert_eq!(first, again);
         assert_eq!(first, p.evaluate_read(&req, &Field::ALL));
@@ -245,4 +251,42 @@ fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
         "{DEFAULT_POLICIES}\nforbid (principal == Steward::Staff::\"x\", action, resource);"
     );
     assert!(!Policy::from_sources(&naming, SCHEMA).unwrap().memoizes());
+}
+
+#[test]
+fn break_glass_needs_role_flag_and_a_long_reason() {
+    let p = Policy::default_policy().unwrap();
+    let mut c = Case::new(Role::StoreManager, "service");
+    c.staff_outlets = vec![OutletId::new()];
+    c.customer_outlets = vec![OutletId::new()];
+    assert_eq!(
+        c.decide(&p).outcome(Field::Communications),
+        Outcome::Withhold
+    );
+    c.break_glass = true;
+    assert_eq!(
+        c.decide(&p).outcome(Field::Communications),
+        Outcome::Withhold,
+        "no reason"
+    );
+    c.reason = true;
+    let d = c.decide(&p);
+    assert_eq!(d.outcome(Field::Communications), Outcome::Show);
+    assert!(
+        d.fields
+            .iter()
+            .any(|f| f.policies.contains(&"break-glass".to_owned()))
+    );
+    // Not for sales associates, and never past a withdrawn consent.
+    let mut s = Case::new(Role::SalesAssociate, "service");
+    s.break_glass = true;
+    s.reason = true;
+    assert_eq!(
+        s.decide(&p).outcome(Field::Communications),
+        Outcome::Withhold
+    );
+    let mut m = Case::new(Role::Dpo, "marketing_email");
+    m.break_glass = true;
+    m.reason = true;
+    assert!(m.decide(&p).denies_all());
 }

@@ -12,7 +12,7 @@ use steward_policy::{Action, Decision, Field, Outcome, ReadRequest, Subject};
 use uuid::Uuid;
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Principal, Vault, seal};
+use crate::{GuardOutcome, Principal, Vault, seal};
 
 /// Who reads, for which declared purpose, with which reason.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +23,8 @@ pub struct Access<'a> {
     pub purpose: &'a Purpose,
     /// A stated reason, if any.
     pub reason: Option<&'a str>,
+    /// The caller asks to read beyond the normal rules (break-glass; flagged for the DPO).
+    pub break_glass: bool,
 }
 
 /// A customer's purchases as a decided read returns them: the items, or only derived facts.
@@ -192,11 +194,30 @@ impl Vault {
         facts: &steward_store::AccessFacts,
         fields: &[Field],
     ) -> ServiceResult<Decision> {
+        let asker = access.principal.asker();
+        // The guard counts every decided read, allowed or not: probing is reading too.
+        match self.inner.bulk.check(
+            &asker.id,
+            &access.principal.roles,
+            id,
+            std::time::Instant::now(),
+        ) {
+            GuardOutcome::Allowed => {}
+            GuardOutcome::Refused { newly } => {
+                if newly {
+                    let detail = "read more distinct customers in an hour than the role allows; refused for the next hour".to_owned();
+                    self.alert("bulk_access", &asker.id, None, &access.purpose.key, detail)
+                        .await?;
+                }
+                return Err(ServiceError::BulkAccess);
+            }
+        }
         // The ledger is read only when the purpose rests on consent.
         let consented = access.purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &access.purpose.key).await?;
+        let reason_length = access.reason.map(|r| r.trim().chars().count()).unwrap_or(0);
         let req = ReadRequest {
-            asker: access.principal.asker(),
+            asker,
             subject: Subject {
                 id,
                 outlets: &facts.outlets,
@@ -204,9 +225,66 @@ impl Vault {
             },
             purpose: access.purpose,
             consented,
-            has_reason: access.reason.is_some_and(|r| !r.trim().is_empty()),
+            has_reason: reason_length > 0,
+            reason_length,
+            break_glass: access.break_glass,
         };
-        Ok(self.inner.policy.decide_read(&req, fields))
+        let decision = self.inner.policy.decide_read(&req, fields);
+        // A read that only break-glass allowed is flagged for the DPO before any data leaves.
+        let glass: Vec<&str> = decision
+            .fields
+            .iter()
+            .filter(|f| {
+                f.outcome != Outcome::Withhold && f.policies.iter().any(|p| p == "break-glass")
+            })
+            .map(|f| f.field.as_str())
+            .collect();
+        if !glass.is_empty() {
+            let detail = format!(
+                "break-glass read of {} with a reason of {reason_length} characters",
+                glass.join(", ")
+            );
+            self.alert(
+                "break_glass",
+                &req.asker.id,
+                Some(id),
+                &access.purpose.key,
+                detail,
+            )
+            .await?;
+        }
+        Ok(decision)
+    }
+
+    async fn alert(
+        &self,
+        kind: &str,
+        principal: &str,
+        customer: Option<CustomerId>,
+        purpose: &str,
+        detail: String,
+    ) -> ServiceResult<()> {
+        tracing::warn!(kind, principal, "access alert");
+        let row = steward_store::AlertRow {
+            id: Uuid::now_v7().as_bytes().to_vec(),
+            occurred_at: Timestamp::now().millis(),
+            kind: kind.to_owned(),
+            principal: principal.to_owned(),
+            customer_id: customer,
+            purpose: purpose.to_owned(),
+            detail,
+        };
+        Ok(self.inner.store.insert_alert(&row).await?)
+    }
+
+    /// Access alerts (bulk access, break-glass), newest first, for the DPO.
+    pub async fn alerts(
+        &self,
+        principal: &Principal,
+        limit: u32,
+    ) -> ServiceResult<Vec<steward_store::AlertRow>> {
+        self.authorize(principal, Action::ReadAlerts, None).await?;
+        Ok(self.inner.store.list_alerts(None, limit).await?)
     }
 
     /// Checks a non-read action; `Forbidden` if the policy does not allow it.

@@ -24,6 +24,9 @@ pub enum ServiceError {
         /// Why, naming no personal value.
         detail: String,
     },
+    /// The bulk-access guard refused: too many distinct customers in the window.
+    #[error("too many distinct customers read")]
+    BulkAccess,
     /// Stored data failed its integrity check (tampered, or moved between fields or customers).
     #[error("stored data failed its integrity check")]
     Integrity,

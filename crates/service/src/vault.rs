@@ -76,6 +76,7 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenCache,
     pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
+    pub(crate) bulk: crate::BulkGuard,
 }
 
 impl Vault {
@@ -158,8 +159,14 @@ impl Vault {
                 tokens: TokenCache::default(),
                 policy,
                 receipts,
+                bulk: crate::BulkGuard::default(),
             }),
         })
+    }
+
+    /// The bulk-access guard (to configure its limits).
+    pub fn bulk_guard(&self) -> &crate::BulkGuard {
+        &self.inner.bulk
     }
 
     /// The underlying store.

@@ -132,6 +132,11 @@ pub trait Store: Send + Sync + 'static {
     /// One staff member.
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
 
+    /// Records an access alert.
+    async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()>;
+    /// Alerts, newest first, before `before` (an alert id), at most `limit`.
+    async fn list_alerts(&self, before: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<AlertRow>>;
+
     /// Stores a new API token (its hash).
     async fn insert_token(&self, row: &TokenRow) -> StoreResult<()>;
     /// An API token by id.

@@ -188,3 +188,22 @@ pub struct PurposeRow {
     /// Notice text.
     pub notice_text: String,
 }
+
+/// An access alert for the DPO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    /// Id (16 bytes, UUIDv7).
+    pub id: Vec<u8>,
+    /// When (ms).
+    pub occurred_at: i64,
+    /// `break_glass` or `bulk_access`.
+    pub kind: String,
+    /// The principal's pseudonym (staff id or `token-<id>`).
+    pub principal: String,
+    /// The customer concerned, if one.
+    pub customer_id: Option<CustomerId>,
+    /// The declared purpose.
+    pub purpose: String,
+    /// What happened, without personal values.
+    pub detail: String,
+}

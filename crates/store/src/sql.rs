@@ -664,6 +664,46 @@ impl Store for SqlStore {
         }))
     }
 
+    async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()> {
+        sqlx::query("INSERT INTO access_alerts (id, occurred_at, kind, principal, customer_id, purpose, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(row.id.clone())
+            .bind(row.occurred_at)
+            .bind(&row.kind)
+            .bind(&row.principal)
+            .bind(row.customer_id.map(|c| c.as_bytes().to_vec()))
+            .bind(&row.purpose)
+            .bind(&row.detail)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn list_alerts(&self, before: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<AlertRow>> {
+        // 0xff… sorts after every UUIDv7.
+        let before = before.unwrap_or_else(|| vec![0xff; 16]);
+        let rows = sqlx::query("SELECT id, occurred_at, kind, principal, customer_id, purpose, detail FROM access_alerts WHERE id < $1 ORDER BY id DESC LIMIT $2")
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertRow {
+                    id: r.try_get(0)?,
+                    occurred_at: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    principal: r.try_get(3)?,
+                    customer_id: r
+                        .try_get::<Option<Vec<u8>>, _>(4)?
+                        .map(|b| id16(b, CustomerId::from_slice))
+                        .transpose()?,
+                    purpose: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
     async fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
         sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(row.id.as_bytes().to_vec())

@@ -130,3 +130,47 @@ pub async fn list_staff(
             .collect(),
     ))
 }
+
+/// An access alert.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertView {
+    /// Id.
+    pub id: String,
+    /// When.
+    pub occurred_at: steward_domain::Timestamp,
+    /// `break_glass` or `bulk_access`.
+    pub kind: String,
+    /// The principal's pseudonym (staff id, or `token-<id>` for a service client).
+    pub principal: String,
+    /// The customer concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// The declared purpose.
+    pub purpose: String,
+    /// What happened.
+    pub detail: String,
+}
+
+/// Access alerts for the DPO, newest first: break-glass reads and bulk-access refusals.
+#[utoipa::path(get, path = "/v1/alerts", tag = "alerts", responses((status = 200, body = Vec<AlertView>), (status = 403, body = Problem)), security(("bearer" = [])))]
+pub async fn list_alerts(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<Vec<AlertView>>, Problem> {
+    let rows = s.vault.alerts(&p, 500).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|a| AlertView {
+                id: uuid::Uuid::from_slice(&a.id)
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+                occurred_at: steward_domain::Timestamp(a.occurred_at),
+                kind: a.kind,
+                principal: a.principal,
+                customer_id: a.customer_id.map(|c| c.to_string()),
+                purpose: a.purpose,
+                detail: a.detail,
+            })
+            .collect(),
+    ))
+}

@@ -14,7 +14,8 @@ use crate::support::{TestDb, backend_tests};
 backend_tests!(
     seed_003_watch_dealers,
     consent_ledger_decides_consent_purposes,
-    admins_and_analysts_read_no_customer
+    admins_and_analysts_read_no_customer,
+    break_glass_and_bulk_access_alert_the_dpo
 );
 
 async fn call(
@@ -63,6 +64,7 @@ async fn token(v: &Vault, owner: TokenOwner) -> String {
 }
 
 struct World {
+    vault: Vault,
     router: axum::Router,
     alice: String,
     bob: String,
@@ -98,7 +100,7 @@ async fn world(db: &TestDb) -> World {
         token(&v, TokenOwner::Staff(mia_id)).await,
     );
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
-    let router = steward_api::router(v);
+    let router = steward_api::router(v.clone());
     let (s, c) = call(&router, &alice, "POST", "/v1/customers", Some(json!({"name": "Carla Collector", "email": "carla@example.com", "phone": "+44 20 7946 0555", "outlet_id": a})), false).await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let customer = c["id"].as_str().unwrap().to_owned();
@@ -120,6 +122,7 @@ async fn world(db: &TestDb) -> World {
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
     World {
+        vault: v,
         router,
         alice,
         bob,
@@ -492,4 +495,141 @@ async fn admins_and_analysts_read_no_customer(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::FORBIDDEN);
     }
+}
+
+async fn break_glass_and_bulk_access_alert_the_dpo(db: TestDb) {
+    let w = world(&db).await;
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let id = &w.customer;
+    let messages = format!("/v1/customers/{id}/interactions?purpose=service");
+
+    // Mia manages another outlet: no messages, not even with a short reason.
+    assert_eq!(
+        call(&w.router, &w.mia, "GET", &messages, None, false)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let short = format!("{messages}&break_glass=true&reason=urgent");
+    assert_eq!(
+        call(&w.router, &w.mia, "GET", &short, None, false).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&w.router, &dpo, "GET", "/v1/alerts", None, false)
+            .await
+            .1,
+        json!([])
+    );
+    // With a real reason, break-glass opens the record and flags the read.
+    let reason = "customer%20on%20the%20phone%20reports%20card%20theft";
+    let (s, body) = call(
+        &w.router,
+        &w.mia,
+        "GET",
+        &format!("{messages}&break_glass=true&reason={reason}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Not for sales associates.
+    assert_eq!(
+        call(
+            &w.router,
+            &w.bob,
+            "GET",
+            &format!("{messages}&break_glass=true&reason={reason}"),
+            None,
+            false
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+
+    let (s, alerts) = call(&w.router, &dpo, "GET", "/v1/alerts", None, false).await;
+    assert_eq!(s, StatusCode::OK, "{alerts}");
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "break_glass");
+    assert_eq!(alerts[0]["customer_id"], id.as_str());
+    assert!(
+        !alerts[0].to_string().contains("theft"),
+        "the reason text stays out of the alert: {}",
+        alerts[0]
+    );
+    // Alerts are for the DPO.
+    assert_eq!(
+        call(&w.router, &w.mia, "GET", "/v1/alerts", None, false)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Bulk access: Bob may read two distinct customers an hour; the third read is refused, and
+    // so is every read after it, with one alert.
+    w.vault
+        .bulk_guard()
+        .set_limit(Role::SalesAssociate, Some(2));
+    let mut ids = vec![id.clone()];
+    for n in 0..2 {
+        let (_, c) = call(
+            &w.router,
+            &w.support,
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": format!("Bulk Person {n}")})),
+            false,
+        )
+        .await;
+        ids.push(c["id"].as_str().unwrap().to_owned());
+    }
+    let read = |i: usize| format!("/v1/customers/{}?purpose=service", ids[i]);
+    assert_eq!(
+        call(&w.router, &w.bob, "GET", &read(0), None, false)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&w.router, &w.bob, "GET", &read(0), None, false)
+            .await
+            .0,
+        StatusCode::OK,
+        "a re-read is no new customer"
+    );
+    let second = call(&w.router, &w.bob, "GET", &read(1), None, false)
+        .await
+        .0;
+    assert!(
+        second == StatusCode::OK || second == StatusCode::FORBIDDEN,
+        "{second}"
+    );
+    let (s, body) = call(&w.router, &w.bob, "GET", &read(2), None, false).await;
+    assert_eq!(
+        (s, body["type"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("/problems/bulk-access"))
+    );
+    assert_eq!(
+        call(&w.router, &w.bob, "GET", &read(0), None, false)
+            .await
+            .0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let (_, alerts) = call(&w.router, &dpo, "GET", "/v1/alerts", None, false).await;
+    let bulk: Vec<_> = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "bulk_access")
+        .collect();
+    assert_eq!(bulk.len(), 1, "{alerts}");
+    // Other associates are unaffected.
+    assert_eq!(
+        call(&w.router, &w.alice, "GET", &read(0), None, false)
+            .await
+            .0,
+        StatusCode::OK
+    );
 }
