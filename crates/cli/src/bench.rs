@@ -380,7 +380,7 @@ async fn bench_read(
     let mut order: Vec<usize> = (0..rounds).collect();
     order.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)));
     let m = order[rounds / 2];
-    print_load("Steward (token, purpose, unseal)", &steward[m]);
+    print_load("Steward (token, policy, unseal)", &steward[m]);
     print_load("plain axum + sqlx (baseline)", &plain[m]);
     let all: Vec<String> = (0..rounds).map(|i| format!("{:.2}", ratio(i))).collect();
     println!(
