@@ -8,5 +8,6 @@ mod access;
 mod binary;
 mod conformance;
 mod http;
+mod matrix;
 mod plaintext;
 mod support;

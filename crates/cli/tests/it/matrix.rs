@@ -1,0 +1,330 @@
+//! The authorisation matrix: every endpoint × every default role × every purpose, with and
+//! without consent, against a table written out by hand from the policy's rules — not computed
+//! from the policy, which would only test it against itself. Roles act as service clients (no
+//! outlets), so outlet staff see customers as "another outlet's".
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::{Value, json};
+use steward_domain::Role;
+use steward_service::TokenOwner;
+use tower::ServiceExt;
+
+use crate::support::{TestDb, backend_tests};
+
+backend_tests!(authorisation_matrix);
+
+const PURPOSES: [&str; 7] = [
+    "service",
+    "order_fulfilment",
+    "marketing_email",
+    "personalisation",
+    "fraud_prevention",
+    "analytics",
+    "allocation",
+];
+const CONSENT_PURPOSES: [&str; 2] = ["marketing_email", "personalisation"];
+
+/// Purposes for which `role` may read a customer's profile view, purchases and interactions.
+/// A consent purpose appears here as allowed; the matrix expects it only with consent.
+fn expected_reads(role: Role, endpoint: &str) -> BTreeSet<&'static str> {
+    use Role::*;
+    let set = |v: &[&'static str]| v.iter().copied().collect::<BTreeSet<_>>();
+    match (role, endpoint) {
+        // The profile view needs a profile field shown or masked, or the purchase abstraction.
+        (SupportAgent, "customer") => set(&[
+            "service",
+            "order_fulfilment",
+            "marketing_email",
+            "fraud_prevention",
+        ]),
+        (Marketing | SalesAssociate | StoreManager, "customer") => set(&PURPOSES),
+        // Purchases: shown or abstracted, for purposes that cover the purchase history.
+        (SupportAgent | Marketing | SalesAssociate | StoreManager, "purchases") => set(&[
+            "service",
+            "order_fulfilment",
+            "personalisation",
+            "fraud_prevention",
+            "analytics",
+            "allocation",
+        ]),
+        // Messages: support agents only, for purposes that cover communications.
+        (SupportAgent, "interactions") => set(&["service", "personalisation"]),
+        // The DPO reads only with a reason (none given here); admins and analysts never.
+        _ => set(&[]),
+    }
+}
+
+/// Writes and other endpoints: (method, path template, body, roles allowed, success status).
+fn writes(
+    outlet: &str,
+    seller: &str,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    Option<Value>,
+    Vec<Role>,
+    StatusCode,
+)> {
+    use Role::*;
+    let recorders = vec![SalesAssociate, StoreManager, SupportAgent, Dpo];
+    vec![
+        (
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": "Matrix Person"})),
+            recorders.clone(),
+            StatusCode::CREATED,
+        ),
+        (
+            "PATCH",
+            "/v1/customers/{id}",
+            Some(json!({"name": "Matrix Renamed"})),
+            recorders.clone(),
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "POST",
+            "/v1/customers/{id}/interactions",
+            Some(json!({"channel": "web", "text": "matrix", "source": "test"})),
+            recorders.clone(),
+            StatusCode::CREATED,
+        ),
+        (
+            "POST",
+            "/v1/customers/{id}/purchases",
+            Some(
+                json!({"item": "Matrix Watch", "category": "watches", "outlet_id": outlet, "seller_id": seller, "amount_minor": 100, "currency": "EUR"}),
+            ),
+            vec![SalesAssociate, StoreManager],
+            StatusCode::CREATED,
+        ),
+        (
+            "POST",
+            "/v1/customers/{id}/consents",
+            Some(json!({"purpose": "personalisation", "action": "grant", "source": "api"})),
+            recorders.clone(),
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/customers/{id}/consents",
+            None,
+            vec![SalesAssociate, StoreManager, SupportAgent, Dpo, Marketing],
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/outlets",
+            Some(json!({"name": "Matrix Outlet {n}"})),
+            vec![Admin],
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/outlets",
+            None,
+            vec![Admin, Dpo, StoreManager],
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/staff",
+            Some(json!({"name": "Matrix Staff", "roles": ["support_agent"]})),
+            vec![Admin],
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/staff",
+            None,
+            vec![Admin, Dpo, StoreManager],
+            StatusCode::OK,
+        ),
+        ("GET", "/v1/alerts", None, vec![Dpo], StatusCode::OK),
+        (
+            "GET",
+            "/v1/purposes",
+            None,
+            Role::ALL.to_vec(),
+            StatusCode::OK,
+        ),
+    ]
+}
+
+async fn status(
+    router: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> StatusCode {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"));
+    if body.is_some() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let res = router
+        .clone()
+        .oneshot(
+            req.body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let s = res.status();
+    let _ = http_body_util::BodyExt::collect(res.into_body()).await;
+    s
+}
+
+async fn authorisation_matrix(db: TestDb) {
+    let v = db.vault().await;
+    let outlet = v.create_outlet("Matrix Outlet").await.unwrap();
+    let seller = v
+        .create_staff("Matrix Seller", &[Role::SalesAssociate], &[outlet])
+        .await
+        .unwrap();
+    let mut tokens = Vec::new();
+    for role in Role::ALL {
+        tokens.push((
+            role,
+            v.create_token("matrix", TokenOwner::Role(role))
+                .await
+                .unwrap()
+                .1
+                .to_string(),
+        ));
+    }
+    let support = tokens
+        .iter()
+        .find(|(r, _)| *r == Role::SupportAgent)
+        .unwrap()
+        .1
+        .clone();
+    let router = steward_api::router(v.clone());
+    // Two customers, registered at the outlet, with a purchase and a message each; one has
+    // consented to every consent purpose.
+    let mut customers = Vec::new();
+    for consented in [false, true] {
+        let (s, id) = {
+            let req = json!({"name": "Matrix Customer", "email": "m@example.com", "phone": "+44 20 7946 0777", "address": "1 Matrix Road", "outlet_id": outlet});
+            let res = router
+                .clone()
+                .oneshot(
+                    Request::post("/v1/customers")
+                        .header(header::AUTHORIZATION, format!("Bearer {support}"))
+                        .header(header::CONTENT_TYPE, "application/json")
+                        .body(Body::from(req.to_string()))
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let s = res.status();
+            let b: Value = serde_json::from_slice(
+                &http_body_util::BodyExt::collect(res.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes(),
+            )
+            .unwrap();
+            (s, b["id"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(
+            status(
+                &router,
+                &support,
+                "POST",
+                &format!("/v1/customers/{id}/interactions"),
+                Some(json!({"channel": "email", "text": "hello", "source": "m"}))
+            )
+            .await,
+            StatusCode::CREATED
+        );
+        if consented {
+            for p in CONSENT_PURPOSES {
+                let c = json!({"purpose": p, "action": "grant", "source": "portal"});
+                assert_eq!(
+                    status(
+                        &router,
+                        &support,
+                        "POST",
+                        &format!("/v1/customers/{id}/consents"),
+                        Some(c)
+                    )
+                    .await,
+                    StatusCode::CREATED
+                );
+            }
+        }
+        customers.push((consented, id));
+    }
+
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (role, token) in &tokens {
+        for (consented, id) in &customers {
+            for endpoint in ["customer", "purchases", "interactions"] {
+                let allowed = expected_reads(*role, endpoint);
+                for purpose in PURPOSES {
+                    let ok = allowed.contains(purpose)
+                        && (*consented || !CONSENT_PURPOSES.contains(&purpose));
+                    let path = match endpoint {
+                        "customer" => format!("/v1/customers/{id}?purpose={purpose}"),
+                        other => format!("/v1/customers/{id}/{other}?purpose={purpose}"),
+                    };
+                    let got = status(&router, token, "GET", &path, None).await;
+                    let want = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::FORBIDDEN
+                    };
+                    if got != want {
+                        wrong.push(format!("{role:?} GET {endpoint} for {purpose} (consented: {consented}): got {got}, want {want}"));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // Writes after every read: they change the customers (a consent grant among them).
+    for (role, token) in &tokens {
+        for (n, (method, template, body, roles, success)) in
+            writes(&outlet.to_string(), &seller.to_string())
+                .into_iter()
+                .enumerate()
+        {
+            let path = template.replace("{id}", &customers[0].1);
+            let body = body.map(|b| {
+                serde_json::from_str(&b.to_string().replace("{n}", &format!("{role:?}{n}")))
+                    .unwrap()
+            });
+            let got = status(&router, token, method, &path, body).await;
+            let want = if roles.contains(role) {
+                success
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            if got != want {
+                wrong.push(format!(
+                    "{role:?} {method} {template}: got {got}, want {want}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} cells differ from the table:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(checked, 7 * (2 * 3 * 7 + 12));
+}
