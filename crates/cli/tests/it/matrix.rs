@@ -57,17 +57,17 @@ fn expected_reads(role: Role, endpoint: &str) -> BTreeSet<&'static str> {
     }
 }
 
-/// Writes and other endpoints: (method, path template, body, roles allowed, success status).
-fn writes(
-    outlet: &str,
-    seller: &str,
-) -> Vec<(
+/// A write or other endpoint: method, path template, body, roles allowed, success status.
+type WriteCase = (
     &'static str,
     &'static str,
     Option<Value>,
     Vec<Role>,
     StatusCode,
-)> {
+);
+
+/// Writes and other endpoints.
+fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
     use Role::*;
     let recorders = vec![SalesAssociate, StoreManager, SupportAgent, Dpo];
     vec![
