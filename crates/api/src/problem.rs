@@ -228,6 +228,7 @@ impl From<ServiceError> for Problem {
             ServiceError::Conflict(field) => Problem::conflict(field),
             ServiceError::Forbidden { field, detail } => Problem::forbidden(field, detail),
             ServiceError::BulkAccess => Problem::bulk_access(),
+            ServiceError::DecisionLog => Problem::internal(),
             ServiceError::Integrity => {
                 tracing::error!(kind = "integrity", "a stored record failed authentication");
                 Problem::integrity()

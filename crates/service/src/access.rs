@@ -87,6 +87,43 @@ fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
     ServiceError::Forbidden { field, detail }
 }
 
+/// The record of one decision: outcomes and policies per field, no values.
+fn decision_row(
+    principal: &str,
+    customer: CustomerId,
+    purpose: &str,
+    decision: &Decision,
+    reason_given: bool,
+    break_glass: bool,
+) -> steward_store::DecisionRow {
+    let outcomes: std::collections::BTreeMap<&str, Outcome> = decision
+        .fields
+        .iter()
+        .map(|f| (f.field.as_str(), f.outcome))
+        .collect();
+    let policies: std::collections::BTreeMap<&str, &Vec<String>> = decision
+        .fields
+        .iter()
+        .map(|f| (f.field.as_str(), &f.policies))
+        .collect();
+    steward_store::DecisionRow {
+        id: Uuid::now_v7().as_bytes().to_vec(),
+        occurred_at: Timestamp::now().millis(),
+        principal: principal.to_owned(),
+        customer_id: customer,
+        purpose: purpose.to_owned(),
+        outcome: if decision.denies_all() {
+            "deny"
+        } else {
+            "allow"
+        },
+        fields: serde_json::to_string(&outcomes).unwrap_or_default(),
+        policies: serde_json::to_string(&policies).unwrap_or_default(),
+        reason_given,
+        break_glass,
+    }
+}
+
 /// Derived facts from a purchase history.
 pub fn purchase_summary(purchases: &[Purchase], now: Timestamp) -> PurchaseSummary {
     let n = purchases.len();
@@ -230,6 +267,18 @@ impl Vault {
             break_glass: access.break_glass,
         };
         let decision = self.inner.policy.decide_read(&req, fields);
+        // INVARIANT: recorded (and committed) before the caller can return any data.
+        self.inner
+            .decisions
+            .record(decision_row(
+                &req.asker.id,
+                id,
+                &access.purpose.key,
+                &decision,
+                reason_length > 0,
+                access.break_glass,
+            ))
+            .await?;
         // A read that only break-glass allowed is flagged for the DPO before any data leaves.
         let glass: Vec<&str> = decision
             .fields

@@ -24,6 +24,9 @@ pub enum ServiceError {
         /// Why, naming no personal value.
         detail: String,
     },
+    /// The decision could not be recorded, so the read was not served.
+    #[error("the access decision could not be recorded")]
+    DecisionLog,
     /// The bulk-access guard refused: too many distinct customers in the window.
     #[error("too many distinct customers read")]
     BulkAccess,

@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod consent;
+mod decisions;
 pub mod demo;
 mod error;
 mod guard;

@@ -77,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
     pub(crate) bulk: crate::BulkGuard,
+    pub(crate) decisions: crate::decisions::DecisionLog,
 }
 
 impl Vault {
@@ -149,6 +150,7 @@ impl Vault {
                 })
             })
             .collect::<ServiceResult<_>>()?;
+        let decisions = crate::decisions::DecisionLog::start(store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -160,6 +162,7 @@ impl Vault {
                 policy,
                 receipts,
                 bulk: crate::BulkGuard::default(),
+                decisions,
             }),
         })
     }

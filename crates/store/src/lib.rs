@@ -132,6 +132,11 @@ pub trait Store: Send + Sync + 'static {
     /// One staff member.
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
 
+    /// Records access decisions, in one transaction.
+    async fn insert_decisions(&self, rows: &[DecisionRow]) -> StoreResult<()>;
+    /// Number of recorded decisions about a customer (tests and reports).
+    async fn count_decisions(&self, customer: CustomerId) -> StoreResult<i64>;
+
     /// Records an access alert.
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()>;
     /// Alerts, newest first, before `before` (an alert id), at most `limit`.

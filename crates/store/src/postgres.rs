@@ -19,5 +19,11 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         .connect_with(opts)
         .await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool, Backend::Postgres))
+    let log_opts = AnyConnectOptions::from_str(url)?;
+    let log_pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(log_opts)
+        .await?;
+    Ok(SqlStore::new(pool, log_pool, Backend::Postgres))
 }

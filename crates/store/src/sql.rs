@@ -12,6 +12,9 @@ use crate::*;
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// One connection of its own for the decision log's group commits, so that they never queue
+    /// behind the reads they are recording.
+    log_pool: AnyPool,
     backend: Backend,
 }
 
@@ -79,8 +82,12 @@ fn map_conflict(e: sqlx::Error) -> StoreError {
 }
 
 impl SqlStore {
-    pub(crate) fn new(pool: AnyPool, backend: Backend) -> Self {
-        Self { pool, backend }
+    pub(crate) fn new(pool: AnyPool, log_pool: AnyPool, backend: Backend) -> Self {
+        Self {
+            pool,
+            log_pool,
+            backend,
+        }
     }
 
     /// The connection pool (for tests and benchmarks that compare against plain SQL).
@@ -121,6 +128,34 @@ impl SqlStore {
 }
 
 impl SqlStore {
+    /// One multi-row INSERT of decisions, in autocommit.
+    async fn insert_decision_chunk(
+        &self,
+        pool: &sqlx::AnyPool,
+        chunk: &[DecisionRow],
+    ) -> StoreResult<()> {
+        let sql = format!(
+            "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
+            values_clause(self.backend, chunk.len(), 10)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.id.clone())
+                .bind(r.occurred_at)
+                .bind(&r.principal)
+                .bind(r.customer_id.as_bytes().to_vec())
+                .bind(&r.purpose)
+                .bind(r.outcome)
+                .bind(&r.fields)
+                .bind(&r.policies)
+                .bind(i64::from(r.reason_given))
+                .bind(i64::from(r.break_glass));
+        }
+        q.execute(pool).await?;
+        Ok(())
+    }
+
     /// Records that customers belong to outlets (idempotent).
     async fn link_outlets(
         &self,
@@ -662,6 +697,51 @@ impl Store for SqlStore {
             outlet_ids,
             created_at: r.try_get(2)?,
         }))
+    }
+
+    async fn insert_decisions(&self, rows: &[DecisionRow]) -> StoreResult<()> {
+        // One statement is atomic on its own (autocommit): a batch that fits in one INSERT skips
+        // the BEGIN and COMMIT round trips, which the group-commit writer pays per batch.
+        if rows.len() <= INSERT_CHUNK {
+            return self.insert_decision_chunk(&self.log_pool, rows).await;
+        }
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.log_pool.begin().await?,
+        };
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
+                values_clause(self.backend, chunk.len(), 10)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.id.clone())
+                    .bind(r.occurred_at)
+                    .bind(&r.principal)
+                    .bind(r.customer_id.as_bytes().to_vec())
+                    .bind(&r.purpose)
+                    .bind(r.outcome)
+                    .bind(&r.fields)
+                    .bind(&r.policies)
+                    .bind(i64::from(r.reason_given))
+                    .bind(i64::from(r.break_glass));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn count_decisions(&self, customer: CustomerId) -> StoreResult<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM access_decisions WHERE customer_id = $1")
+                .bind(customer.as_bytes().to_vec())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()> {

@@ -12,14 +12,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// Opens (creating if needed) the SQLite database at `url` (`sqlite://path`) and migrates it.
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
-    let pool = pool(url).await?;
+    let pool = pool_of(url, 8).await?;
     MIGRATOR.run(&pool).await?;
-    Ok(SqlStore::new(pool, Backend::Sqlite))
+    let log_pool = pool_of(url, 1).await?;
+    Ok(SqlStore::new(pool, log_pool, Backend::Sqlite))
 }
 
 /// A connection pool to the SQLite database at `url`, with Steward's settings (WAL, busy
 /// timeout, secure delete) and no migration. Benchmarks use it for their plain baselines.
 pub async fn pool(url: &str) -> StoreResult<sqlx::AnyPool> {
+    pool_of(url, 8).await
+}
+
+async fn pool_of(url: &str, size: u32) -> StoreResult<sqlx::AnyPool> {
     sqlx::any::install_default_drivers();
     let url = if url.contains('?') {
         url.to_owned()
@@ -28,7 +33,7 @@ pub async fn pool(url: &str) -> StoreResult<sqlx::AnyPool> {
     };
     let opts = AnyConnectOptions::from_str(&url)?;
     let pool = AnyPoolOptions::new()
-        .max_connections(8)
+        .max_connections(size)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(|conn, _| {

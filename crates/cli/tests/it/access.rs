@@ -633,3 +633,70 @@ async fn break_glass_and_bulk_access_alert_the_dpo(db: TestDb) {
         StatusCode::OK
     );
 }
+
+backend_tests!(every_decision_is_recorded_before_data_leaves);
+
+async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
+    let w = world(&db).await;
+    let cid: steward_domain::CustomerId = w.customer.parse().unwrap();
+    let count = || async { w.vault.store().count_decisions(cid).await.unwrap() };
+    let before = count().await;
+    // An allowed read (masked), a denied read and a refused one each leave one record.
+    assert_eq!(
+        call(
+            &w.router,
+            &w.bob,
+            "GET",
+            &format!("/v1/customers/{}?purpose=service", w.customer),
+            None,
+            false
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(count().await, before + 1);
+    assert_eq!(
+        call(
+            &w.router,
+            &w.bob,
+            "GET",
+            &format!("/v1/customers/{}/interactions?purpose=service", w.customer),
+            None,
+            false
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(count().await, before + 2);
+    let raw = db.raw().await;
+    let rows = sqlx::query("SELECT outcome, fields, policies, principal, purpose FROM access_decisions WHERE customer_id = $1 ORDER BY id")
+        .bind(cid.as_bytes().to_vec())
+        .fetch_all(&raw)
+        .await
+        .unwrap();
+    use sqlx::Row;
+    let last: Vec<String> = (0..5)
+        .map(|i| rows[rows.len() - 1].get::<String, _>(i))
+        .collect();
+    let prev: Vec<String> = (0..5)
+        .map(|i| rows[rows.len() - 2].get::<String, _>(i))
+        .collect();
+    assert_eq!(prev[0], "allow");
+    assert!(
+        prev[1].contains(r#""email":"mask""#) && prev[1].contains(r#""purchases":"abstract""#),
+        "{}",
+        prev[1]
+    );
+    assert!(prev[2].contains("outlet-staff-other-customers"));
+    assert_eq!(last[0], "deny");
+    assert_eq!(last[4], "service");
+    for r in [&prev, &last] {
+        let text = r.join(" ");
+        assert!(
+            !text.contains("carla") && !text.contains("Carla") && !text.contains("0555"),
+            "{text}"
+        );
+    }
+}
