@@ -52,6 +52,7 @@ fn needles() -> (Vec<serde_json::Value>, Vec<String>) {
         "Xylocarp Tourbillon 1337",
         "Reginald Staffperson",
         "987654321",
+        "Quibblewort reason",
     ] {
         forms.push(v.to_owned());
         forms.push(v.to_lowercase());
@@ -197,6 +198,11 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
                 .0,
             200
         );
+        // A stated reason is free text: it must not be stored or logged either.
+        let with_reason = format!(
+            "/v1/customers/{id}?purpose=service&reason=Quibblewort%20reason%20given%20here"
+        );
+        assert_eq!(server.json("GET", &with_reason, t, None).0, 200);
         let (status, found) = server.json(
             "POST",
             "/v1/customers/lookup?purpose=service",
