@@ -1,13 +1,10 @@
 //! The access model through the HTTP API, on both backends: seed 003 (the watch dealers), the
 //! consent ledger and GPC, and roles that see no customer data.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use steward_domain::{OutletId, Role};
 use steward_service::{TokenOwner, Vault};
-use tower::ServiceExt;
 
 use crate::support::{TestDb, backend_tests};
 
@@ -26,33 +23,19 @@ async fn call(
     body: Option<Value>,
     gpc: bool,
 ) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"));
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
-    }
-    if gpc {
-        req = req.header("Sec-GPC", "1");
-    }
-    let res = router
-        .clone()
-        .oneshot(
-            req.body(
-                body.map(|b| Body::from(b.to_string()))
-                    .unwrap_or_else(Body::empty),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = res.status();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    let headers: &[(&str, &str)] = if gpc { &[("Sec-GPC", "1")] } else { &[] };
+    let ct = body.is_some().then_some("application/json");
+    let (s, _, v) = crate::support::oneshot(
+        router,
+        Some(token),
+        method,
+        uri,
+        body.map(|b| b.to_string()),
+        ct,
+        headers,
     )
+    .await;
+    (s, if v.is_string() { Value::Null } else { v })
 }
 
 async fn token(v: &Vault, owner: TokenOwner) -> String {

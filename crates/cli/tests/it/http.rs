@@ -1,13 +1,10 @@
 //! The HTTP API, in process, on both backends.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;
 use steward_domain::Role;
 use steward_service::TokenOwner;
-use tower::ServiceExt;
 
 use crate::support::{TestDb, backend_tests, customer_json};
 
@@ -91,32 +88,7 @@ impl Api {
         body: Option<String>,
         content_type: Option<&str>,
     ) -> (StatusCode, String, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        if let Some(ct) = content_type {
-            req = req.header(header::CONTENT_TYPE, ct);
-        }
-        let res = self
-            .router
-            .clone()
-            .oneshot(
-                req.body(body.map(Body::from).unwrap_or_else(Body::empty))
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let status = res.status();
-        let ct = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, ct, json)
+        crate::support::oneshot(&self.router, token, method, uri, body, content_type, &[]).await
     }
 }
 

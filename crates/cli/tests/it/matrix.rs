@@ -161,27 +161,18 @@ async fn status(
     uri: &str,
     body: Option<Value>,
 ) -> StatusCode {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"));
-    if body.is_some() {
-        req = req.header(header::CONTENT_TYPE, "application/json");
-    }
-    let res = router
-        .clone()
-        .oneshot(
-            req.body(
-                body.map(|b| Body::from(b.to_string()))
-                    .unwrap_or_else(Body::empty),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let s = res.status();
-    let _ = http_body_util::BodyExt::collect(res.into_body()).await;
-    s
+    let ct = body.is_some().then_some("application/json");
+    crate::support::oneshot(
+        router,
+        Some(token),
+        method,
+        uri,
+        body.map(|b| b.to_string()),
+        ct,
+        &[],
+    )
+    .await
+    .0
 }
 
 async fn authorisation_matrix(db: TestDb) {

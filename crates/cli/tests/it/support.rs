@@ -357,3 +357,48 @@ pub fn token_in(text: &str) -> String {
         .trim_end_matches('\'')
         .to_owned()
 }
+
+/// One request through the router in process: (status, content type, body as JSON or as a
+/// string). `headers` are added as given.
+pub async fn oneshot(
+    router: &axum::Router,
+    token: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: Option<String>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (axum::http::StatusCode, String, serde_json::Value) {
+    use axum::http::header;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    if let Some(ct) = content_type {
+        req = req.header(header::CONTENT_TYPE, ct);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = body
+        .map(axum::body::Body::from)
+        .unwrap_or_else(axum::body::Body::empty);
+    let res = router
+        .clone()
+        .oneshot(req.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = res.status();
+    let ct = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ));
+    (status, ct, json)
+}
