@@ -43,6 +43,19 @@ const BLIND_INDEX_KEY: &str = "blind_index";
 const DIRECTORY_KEY: &str = "directory";
 const RECEIPT_KEY: &str = "receipt_signing";
 
+/// The installation key `name`, created with `make` on first use (another server racing to create
+/// it wins harmlessly: the stored one is returned).
+async fn keyring_entry(
+    store: &DynStore,
+    name: &str,
+    make: impl FnOnce() -> Result<WrappedKey, steward_crypto::CryptoError>,
+) -> ServiceResult<StoredKey> {
+    match store.keyring_get(name).await? {
+        Some(k) => Ok(k),
+        None => Ok(store.keyring_put_if_absent(name, &stored(make()?)).await?),
+    }
+}
+
 pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
     [b"customer\0".as_slice(), id.as_bytes()].concat()
 }
@@ -88,37 +101,18 @@ impl Vault {
         keyring: Keyring,
         policy: Arc<steward_policy::Policy>,
     ) -> ServiceResult<Self> {
-        let blind_wrapped = match store.keyring_get(BLIND_INDEX_KEY).await? {
-            Some(k) => k,
-            None => {
-                store
-                    .keyring_put_if_absent(BLIND_INDEX_KEY, &stored(keyring.new_blind_index_key()?))
-                    .await?
-            }
-        };
-        let blind = keyring.unwrap_blind_index_key(&wrapped(&blind_wrapped))?;
+        let blind = keyring.unwrap_blind_index_key(&wrapped(
+            &keyring_entry(&store, BLIND_INDEX_KEY, || keyring.new_blind_index_key()).await?,
+        ))?;
         let dir_label = b"keyring\0directory";
-        let dir_wrapped = match store.keyring_get(DIRECTORY_KEY).await? {
-            Some(k) => k,
-            None => {
-                store
-                    .keyring_put_if_absent(
-                        DIRECTORY_KEY,
-                        &stored(DataKey::generate()?.wrap(&keyring, dir_label)?),
-                    )
-                    .await?
-            }
-        };
+        let dir_wrapped = keyring_entry(&store, DIRECTORY_KEY, || {
+            DataKey::generate()?.wrap(&keyring, dir_label)
+        })
+        .await?;
         let directory = DataKey::unwrap(&keyring, &wrapped(&dir_wrapped), dir_label)?;
-        let receipt_wrapped = match store.keyring_get(RECEIPT_KEY).await? {
-            Some(k) => k,
-            None => {
-                store
-                    .keyring_put_if_absent(RECEIPT_KEY, &stored(keyring.new_receipt_signer()?))
-                    .await?
-            }
-        };
-        let receipts = keyring.unwrap_receipt_signer(&wrapped(&receipt_wrapped))?;
+        let receipts = keyring.unwrap_receipt_signer(&wrapped(
+            &keyring_entry(&store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
+        ))?;
         let rows: Vec<PurposeRow> = default_purposes()
             .into_iter()
             .map(|p| PurposeRow {

@@ -74,6 +74,32 @@ fn values_clause(backend: Backend, rows: usize, cols: usize) -> String {
     s
 }
 
+/// A multi-row INSERT of decision records (at most `INSERT_CHUNK`).
+fn decisions_insert(
+    backend: Backend,
+    chunk: &[DecisionRow],
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql = format!(
+        "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
+        values_clause(backend, chunk.len(), 10)
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for r in chunk {
+        q = q
+            .bind(r.id.clone())
+            .bind(r.occurred_at)
+            .bind(&r.principal)
+            .bind(r.customer_id.as_bytes().to_vec())
+            .bind(&r.purpose)
+            .bind(r.outcome)
+            .bind(&r.fields)
+            .bind(&r.policies)
+            .bind(i64::from(r.reason_given))
+            .bind(i64::from(r.break_glass));
+    }
+    q
+}
+
 fn map_conflict(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
@@ -128,34 +154,6 @@ impl SqlStore {
 }
 
 impl SqlStore {
-    /// One multi-row INSERT of decisions, in autocommit.
-    async fn insert_decision_chunk(
-        &self,
-        pool: &sqlx::AnyPool,
-        chunk: &[DecisionRow],
-    ) -> StoreResult<()> {
-        let sql = format!(
-            "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
-            values_clause(self.backend, chunk.len(), 10)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for r in chunk {
-            q = q
-                .bind(r.id.clone())
-                .bind(r.occurred_at)
-                .bind(&r.principal)
-                .bind(r.customer_id.as_bytes().to_vec())
-                .bind(&r.purpose)
-                .bind(r.outcome)
-                .bind(&r.fields)
-                .bind(&r.policies)
-                .bind(i64::from(r.reason_given))
-                .bind(i64::from(r.break_glass));
-        }
-        q.execute(pool).await?;
-        Ok(())
-    }
-
     /// Records that customers belong to outlets (idempotent).
     async fn link_outlets(
         &self,
@@ -703,32 +701,19 @@ impl Store for SqlStore {
         // One statement is atomic on its own (autocommit): a batch that fits in one INSERT skips
         // the BEGIN and COMMIT round trips, which the group-commit writer pays per batch.
         if rows.len() <= INSERT_CHUNK {
-            return self.insert_decision_chunk(&self.log_pool, rows).await;
+            decisions_insert(self.backend, rows)
+                .execute(&self.log_pool)
+                .await?;
+            return Ok(());
         }
         let mut tx = match self.backend {
             Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.log_pool.begin().await?,
         };
         for chunk in rows.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
-                values_clause(self.backend, chunk.len(), 10)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                q = q
-                    .bind(r.id.clone())
-                    .bind(r.occurred_at)
-                    .bind(&r.principal)
-                    .bind(r.customer_id.as_bytes().to_vec())
-                    .bind(&r.purpose)
-                    .bind(r.outcome)
-                    .bind(&r.fields)
-                    .bind(&r.policies)
-                    .bind(i64::from(r.reason_given))
-                    .bind(i64::from(r.break_glass));
-            }
-            q.execute(&mut *tx).await?;
+            decisions_insert(self.backend, chunk)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
