@@ -430,24 +430,13 @@ impl Vault {
         after: Option<CustomerId>,
         limit: u32,
     ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
-        let ids: Vec<CustomerId> = self
-            .inner
-            .store
-            .list_customers(after, limit)
-            .await?
-            .into_iter()
-            .map(|(r, _)| r.id)
-            .collect();
-        let full = ids.len() as u32 == limit;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in &ids {
-            match self.read_customer(access, *id).await {
-                Ok(v) => out.push(v),
-                Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok((out, if full { ids.last().copied() } else { None }))
+        let ids = self.inner.store.list_customer_ids(after, limit).await?;
+        let next = if ids.len() as u32 == limit {
+            ids.last().copied()
+        } else {
+            None
+        };
+        Ok((self.read_each(access, ids).await?, next))
     }
 
     /// Looks customers up by e-mail or phone, as the policy allows.
@@ -457,11 +446,16 @@ impl Vault {
         kind: &'static str,
         normalised: &str,
     ) -> ServiceResult<Vec<CustomerView>> {
-        let ids = self
-            .inner
-            .store
-            .lookup(kind, &self.blind_mac(kind, normalised))
-            .await?;
+        let ids = self.lookup_ids(kind, normalised).await?;
+        self.read_each(access, ids).await
+    }
+
+    /// Reads each customer as the policy allows, leaving out those the caller may see nothing of.
+    async fn read_each(
+        &self,
+        access: &Access<'_>,
+        ids: Vec<CustomerId>,
+    ) -> ServiceResult<Vec<CustomerView>> {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             match self.read_customer(access, id).await {

@@ -322,24 +322,14 @@ impl Vault {
         seal::open_customer(&dk, &new_row)
     }
 
-    /// The blind index of a normalised value.
-    pub(crate) fn blind_mac(&self, kind: &str, normalised: &str) -> [u8; 16] {
-        self.inner.blind.mac(kind, normalised)
-    }
-
     /// Finds customers by a normalised e-mail or phone through the blind index.
     pub async fn lookup(
         &self,
         kind: &'static str,
         normalised: &str,
     ) -> ServiceResult<Vec<Customer>> {
-        let ids = self
-            .inner
-            .store
-            .lookup(kind, &self.inner.blind.mac(kind, normalised))
-            .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
+        let mut out = Vec::new();
+        for id in self.lookup_ids(kind, normalised).await? {
             match self.get_customer(id).await {
                 Ok(c) => out.push(c),
                 Err(ServiceError::NotFound(_)) => {}
@@ -347,6 +337,19 @@ impl Vault {
             }
         }
         Ok(out)
+    }
+
+    /// The ids of customers whose blind index of `kind` matches the normalised value.
+    pub(crate) async fn lookup_ids(
+        &self,
+        kind: &'static str,
+        normalised: &str,
+    ) -> ServiceResult<Vec<CustomerId>> {
+        Ok(self
+            .inner
+            .store
+            .lookup(kind, &self.inner.blind.mac(kind, normalised))
+            .await?)
     }
 
     /// Number of customers.

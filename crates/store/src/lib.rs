@@ -71,6 +71,12 @@ pub trait Store: Send + Sync + 'static {
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<(CustomerRow, StoredKey)>>;
+    /// Customer ids in order after `after`, at most `limit` (a page, without the sealed rows).
+    async fn list_customer_ids(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerId>>;
     /// Replaces a customer's sealed profile and blind indexes; false if the customer is gone.
     async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool>;
     /// Customers whose blind index of `kind` is `mac`.

@@ -303,6 +303,21 @@ impl Store for SqlStore {
         rows.iter().map(customer_from_row).collect()
     }
 
+    async fn list_customer_ids(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerId>> {
+        let rows = sqlx::query("SELECT id FROM customers WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after.map(|a| a.as_bytes().to_vec()).unwrap_or_default())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
+            .collect()
+    }
+
     async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let id = row.id.as_bytes().to_vec();
