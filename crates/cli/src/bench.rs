@@ -442,14 +442,7 @@ fn bench_policy(iterations: usize) -> anyhow::Result<()> {
         [steward_domain::OutletId::new()],
     );
     let roles = [Role::SalesAssociate];
-    let fields = [
-        Field::Name,
-        Field::Email,
-        Field::Phone,
-        Field::Address,
-        Field::DateOfBirth,
-        Field::PurchaseHistory,
-    ];
+    let fields = Field::CUSTOMER_VIEW;
     let time = |memo: bool| {
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {

@@ -81,6 +81,15 @@ impl Field {
         Field::PurchaseHistory,
         Field::Communications,
     ];
+    /// What a customer view decides: the profile, and the purchase history (for its abstraction).
+    pub const CUSTOMER_VIEW: [Field; 6] = [
+        Field::Name,
+        Field::Email,
+        Field::Phone,
+        Field::Address,
+        Field::DateOfBirth,
+        Field::PurchaseHistory,
+    ];
     /// The profile fields.
     pub const PROFILE: [Field; 5] = [
         Field::Name,

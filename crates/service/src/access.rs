@@ -386,14 +386,7 @@ impl Vault {
             .get_customer_for_read(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
-        let fields = [
-            Field::Name,
-            Field::Email,
-            Field::Phone,
-            Field::Address,
-            Field::DateOfBirth,
-            Field::PurchaseHistory,
-        ];
+        let fields = Field::CUSTOMER_VIEW;
         let decision = self.decide_with(access, id, &facts, &fields).await?;
         let profile_allowed = Field::PROFILE
             .iter()
@@ -539,7 +532,7 @@ mod tests {
             digits in "[1-9][0-9]{9}",
             street in "[A-Za-z ]{5,20}",
         ) {
-            let fields = [Field::Name, Field::Email, Field::Phone, Field::Address, Field::DateOfBirth, Field::PurchaseHistory];
+            let fields = Field::CUSTOMER_VIEW;
             let decision = Decision { fields: fields.iter().zip(&outcomes).map(|(f, o)| FieldDecision { field: *f, outcome: *o, policies: vec![] }).collect() };
             let email = format!("{local}@example.com");
             let phone = format!("+44{digits}");

@@ -41,11 +41,16 @@ fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
             address: r.try_get(7)?,
             date_of_birth: r.try_get(8)?,
         },
-        StoredKey {
-            master_key_id: r.try_get(9)?,
-            wrapped: r.try_get(10)?,
-        },
+        stored_key(r, 9)?,
     ))
+}
+
+/// A wrapped key from columns `at` (master key id) and `at + 1` (wrapped bytes).
+fn stored_key(r: &AnyRow, at: usize) -> StoreResult<StoredKey> {
+    Ok(StoredKey {
+        master_key_id: r.try_get(at)?,
+        wrapped: r.try_get(at + 1)?,
+    })
 }
 
 /// `(…), (…), …` for `rows` rows of `cols` parameters: `$N` on PostgreSQL, `?` on SQLite.
@@ -186,13 +191,7 @@ impl Store for SqlStore {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(StoredKey {
-                master_key_id: r.try_get(0)?,
-                wrapped: r.try_get(1)?,
-            })
-        })
-        .transpose()
+        row.map(|r| stored_key(&r, 0)).transpose()
     }
 
     async fn keyring_put_if_absent(&self, name: &str, key: &StoredKey) -> StoreResult<StoredKey> {
@@ -212,15 +211,7 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0)?,
-                    StoredKey {
-                        master_key_id: r.try_get(1)?,
-                        wrapped: r.try_get(2)?,
-                    },
-                ))
-            })
+            .map(|r| Ok((r.try_get(0)?, stored_key(r, 1)?)))
             .collect()
     }
 
@@ -361,13 +352,7 @@ impl Store for SqlStore {
                 .bind(id.as_bytes().to_vec())
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| {
-            Ok(StoredKey {
-                master_key_id: r.try_get(0)?,
-                wrapped: r.try_get(1)?,
-            })
-        })
-        .transpose()
+        row.map(|r| stored_key(&r, 0)).transpose()
     }
 
     async fn count_customers(&self) -> StoreResult<i64> {
@@ -873,10 +858,7 @@ impl Store for SqlStore {
             .map(|r| {
                 Ok((
                     id16(r.try_get(0)?, CustomerId::from_slice)?,
-                    StoredKey {
-                        master_key_id: r.try_get(1)?,
-                        wrapped: r.try_get(2)?,
-                    },
+                    stored_key(r, 1)?,
                 ))
             })
             .collect()
