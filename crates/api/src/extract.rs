@@ -59,7 +59,7 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// policy asks for one, `?reason=`.
 pub struct ReadScope {
     /// The declared purpose, from the registry.
-    pub purpose: steward_domain::Purpose,
+    pub purpose: std::sync::Arc<steward_domain::Purpose>,
     /// The stated reason.
     pub reason: Option<String>,
     /// `?break_glass=true`: read beyond the normal rules, for roles allowed to, with a reason of
@@ -109,8 +109,7 @@ where
         let purpose = state
             .vault
             .purpose("purpose", key)
-            .map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?
-            .clone();
+            .map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?;
         let reason = match param(&pairs, "reason") {
             None => None,
             Some(r) => {

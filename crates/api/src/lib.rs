@@ -11,7 +11,7 @@ mod routes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use steward_service::Vault;
 
 pub use extract::BODY_LIMIT;
@@ -29,7 +29,11 @@ pub struct AppState {
 pub fn router(vault: Vault) -> Router {
     let state = AppState { vault };
     let v1 = Router::new()
-        .route("/purposes", get(routes::admin::list_purposes))
+        .route(
+            "/purposes",
+            get(routes::purposes::list).post(routes::purposes::create),
+        )
+        .route("/purposes/{key}", patch(routes::purposes::update))
         .route("/alerts", get(routes::admin::list_alerts))
         .route(
             "/outlets",

@@ -27,7 +27,7 @@ impl Modify for BearerAuth {
         routes::customers::create, routes::customers::get_one, routes::customers::list, routes::customers::update, routes::customers::lookup,
         routes::activity::add_interaction, routes::activity::list_interactions, routes::activity::add_purchase, routes::activity::list_purchases,
         routes::activity::record_consent, routes::activity::consents,
-        routes::admin::list_purposes, routes::admin::list_alerts, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,
+        routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,
         routes::system::healthz, routes::system::metrics,
     ),
     components(schemas(crate::Problem, PageOf<steward_domain::CustomerView>)),

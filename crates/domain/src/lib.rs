@@ -12,6 +12,7 @@ pub mod interaction;
 pub mod normalize;
 pub mod purchase;
 pub mod purpose;
+pub mod purpose_change;
 pub mod role;
 pub mod time;
 pub mod view;
@@ -26,6 +27,7 @@ pub use ids::{CustomerId, InteractionId, OutletId, PurchaseId, StaffId, TokenId}
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
 pub use purchase::{NewPurchase, Purchase, PurchaseInput};
 pub use purpose::{LawfulBasis, Purpose};
+pub use purpose_change::{PurposeInput, PurposePatch};
 pub use role::Role;
 pub use time::Timestamp;
 pub use view::{CustomerView, DecisionSummary, PurchaseSummary};

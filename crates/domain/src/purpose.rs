@@ -37,6 +37,16 @@ pub struct Purpose {
     pub notice_version: i64,
 }
 
+impl Purpose {
+    /// Whether the Global Privacy Control signal withdraws this purpose: consent-based sale,
+    /// sharing, targeted marketing or personalisation (by its fideslang data use).
+    pub fn withdrawn_by_gpc(&self) -> bool {
+        let root = self.data_use.split('.').next().unwrap_or_default();
+        self.lawful_basis == LawfulBasis::Consent
+            && matches!(root, "marketing" | "personalize" | "third_party_sharing")
+    }
+}
+
 /// The purposes shipped by default. Their full management comes with the access model.
 pub fn default_purposes() -> Vec<Purpose> {
     use DataCategory::*;
@@ -152,5 +162,11 @@ mod tests {
             ps.iter()
                 .all(|p| !p.categories.contains(&DataCategory::HealthAndMedical))
         );
+        let gpc: Vec<_> = ps
+            .iter()
+            .filter(|p| p.withdrawn_by_gpc())
+            .map(|p| p.key.as_str())
+            .collect();
+        assert_eq!(gpc, ["marketing_email", "personalisation"]);
     }
 }

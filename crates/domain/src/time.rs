@@ -31,6 +31,18 @@ impl Timestamp {
             .map(Self::from_datetime)
     }
 
+    /// Formats as RFC 3339 in UTC with exactly three fractional digits (the form Cedar's
+    /// `datetime` accepts).
+    pub fn to_rfc3339_millis(self) -> String {
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&format).ok())
+            .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+    }
+
     /// Formats as RFC 3339 in UTC.
     pub fn to_rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)

@@ -15,7 +15,7 @@ use cedar_policy::{
     Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use serde::Serialize;
-use steward_domain::{CustomerId, DataCategory, OutletId, Purpose, Role};
+use steward_domain::{CustomerId, DataCategory, OutletId, Purpose, Role, Timestamp};
 
 /// The shipped default policy set.
 pub const DEFAULT_POLICIES: &str = include_str!("../policies/steward.cedar");
@@ -186,6 +186,8 @@ pub struct ReadRequest<'a> {
     pub reason_length: usize,
     /// The caller asked to read beyond the normal rules (break-glass).
     pub break_glass: bool,
+    /// When the read is asked (`context.time` in the policy).
+    pub now: Timestamp,
 }
 
 /// The decision for one field.
@@ -244,6 +246,8 @@ pub enum Action {
     ReadAlerts,
     /// See outlets and staff.
     ReadDirectory,
+    /// Register and change purposes.
+    ManagePurposes,
 }
 
 impl Action {
@@ -258,21 +262,26 @@ impl Action {
             Action::ManageDirectory => "manage_directory",
             Action::ReadDirectory => "read_directory",
             Action::ReadAlerts => "read_alerts",
+            Action::ManagePurposes => "manage_purposes",
         }
     }
 
     fn on_directory(self) -> bool {
         matches!(
             self,
-            Action::ManageDirectory | Action::ReadDirectory | Action::ReadAlerts
+            Action::ManageDirectory
+                | Action::ReadDirectory
+                | Action::ReadAlerts
+                | Action::ManagePurposes
         )
     }
 }
 
 /// A loaded, validated policy set. Build once and share (it is immutable).
 pub struct Policy {
-    policies: PolicySet,
-    actions: Vec<Entity>,
+    /// The schema's action entities, to which each request adds its principal and resource.
+    actions: Entities,
+    slices: slice::Slices,
     authorizer: Authorizer,
     /// Cedar's generated policy ids to the `@id` annotations written in the policy text.
     names: HashMap<String, String>,
@@ -334,6 +343,18 @@ impl MemoKey {
     }
 }
 
+/// Whether any policy reads an attribute named `time` (`context.time`, `context has time`): then
+/// two reads with equal facts may be decided differently, and decisions cannot be memoized. The
+/// check runs on Cedar's JSON form, where every spelling of attribute access is one shape.
+fn reads_time(set: &PolicySet) -> bool {
+    set.policies().any(|p| {
+        p.to_json()
+            .map(|j| j.to_string().contains("\"attr\":\"time\""))
+            // A policy Cedar cannot show as JSON: assume the worst.
+            .unwrap_or(true)
+    })
+}
+
 fn basis_name(b: steward_domain::LawfulBasis) -> &'static str {
     match b {
         steward_domain::LawfulBasis::Consent => "consent",
@@ -369,11 +390,10 @@ impl Policy {
             let msgs: Vec<String> = result.validation_errors().map(|e| e.to_string()).collect();
             return Err(PolicyError::Invalid(msgs.join("; ")));
         }
-        let actions = schema
+        let action_entities = schema
             .action_entities()
-            .map_err(|e| PolicyError::Schema(e.to_string()))?
-            .into_iter()
-            .collect();
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let slices = slice::Slices::new(&set, &action_entities);
         let names = set
             .policies()
             .map(|p| {
@@ -389,10 +409,10 @@ impl Policy {
         // turns the memo off.
         let names_individuals =
             policies.contains("Steward::Staff::\"") || policies.contains("Steward::Customer::\"");
-        let memo = (!names_individuals).then(|| RwLock::new(HashMap::new()));
+        let memo = (!names_individuals && !reads_time(&set)).then(|| RwLock::new(HashMap::new()));
         Ok(Self {
-            policies: set,
-            actions,
+            actions: action_entities,
+            slices,
             authorizer: Authorizer::new(),
             names,
             memo,
@@ -439,13 +459,17 @@ impl Policy {
     }
 
     fn entities(&self, extra: [Entity; 2]) -> Entities {
-        Entities::from_entities(self.actions.iter().cloned().chain(extra), None)
+        // Adding to a copy of the prebuilt actions costs a third of building all anew.
+        self.actions
+            .clone()
+            .add_entities(extra, None)
             .unwrap_or_else(|_| Entities::empty())
     }
 
     /// Runs one authorization; returns whether it allowed, and the deciding policy ids.
     fn check(
         &self,
+        roles: u16,
         principal: &EntityUid,
         action: &str,
         resource: &EntityUid,
@@ -461,9 +485,8 @@ impl Policy {
         ) else {
             return (false, vec![]);
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, entities);
+        let slice = self.slices.get(action, roles);
+        let response = self.authorizer.is_authorized(&request, &slice, entities);
         let mut ids: Vec<String> = response
             .diagnostics()
             .reason()
@@ -520,6 +543,10 @@ impl Policy {
                 "break_glass".to_owned(),
                 RestrictedExpression::new_bool(req.break_glass),
             ),
+            (
+                "time".to_owned(),
+                RestrictedExpression::new_datetime(req.now.to_rfc3339_millis()),
+            ),
         ])
         .unwrap_or_else(|_| Context::empty())
     }
@@ -555,14 +582,17 @@ impl Policy {
         let resource = Self::customer(&req.subject);
         let (p_uid, r_uid) = (principal.uid(), resource.uid());
         let entities = self.entities([principal, resource]);
+        let roles = slice::role_bits(req.asker.roles);
         let decisions = fields
             .iter()
             .map(|&field| {
+                let context = Self::read_context(req, field);
                 let (shown, ids) = self.check(
+                    roles,
                     &p_uid,
                     field.show_action(),
                     &r_uid,
-                    Self::read_context(req, field),
+                    context.clone(),
                     &entities,
                 );
                 if shown {
@@ -573,13 +603,8 @@ impl Policy {
                     };
                 }
                 if let Some((action, outcome)) = field.lesser() {
-                    let (allowed, lesser_ids) = self.check(
-                        &p_uid,
-                        action,
-                        &r_uid,
-                        Self::read_context(req, field),
-                        &entities,
-                    );
+                    let (allowed, lesser_ids) =
+                        self.check(roles, &p_uid, action, &r_uid, context, &entities);
                     if allowed {
                         return FieldDecision {
                             field,
@@ -613,9 +638,17 @@ impl Policy {
         };
         let (p_uid, r_uid) = (principal.uid(), resource.uid());
         let entities = self.entities([principal, resource]);
-        self.check(&p_uid, action.name(), &r_uid, Context::empty(), &entities)
+        self.check(
+            slice::role_bits(asker.roles),
+            &p_uid,
+            action.name(),
+            &r_uid,
+            Context::empty(),
+            &entities,
+        )
     }
 }
 
+mod slice;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,5 @@
 use steward_domain::purpose::default_purposes;
-use steward_domain::{CustomerId, OutletId, Purpose, Role};
+use steward_domain::{CustomerId, OutletId, Purpose, Role, Timestamp};
 
 use super::*;
 
@@ -53,6 +53,7 @@ impl Case {
             has_reason: self.reason,
             reason_length: if self.reason { 30 } else { 0 },
             break_glass: self.break_glass,
+            now: Timestamp::now(),
         };
         p.decide_read(&req, &Field::ALL)
     }
@@ -243,6 +244,7 @@ fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
             has_reason: reason,
             reason_length: if reason { 30 } else { 0 },
             break_glass: false,
+            now: Timestamp::now(),
         };
         assert_eq!(first, again);
         assert_eq!(first, p.evaluate_read(&req, &Field::ALL));
@@ -289,4 +291,92 @@ fn break_glass_needs_role_flag_and_a_long_reason() {
     m.break_glass = true;
     m.reason = true;
     assert!(m.decide(&p).denies_all());
+}
+
+#[test]
+fn a_policy_can_depend_on_the_time_and_is_then_not_memoized() {
+    let until_2030 = format!(
+        "{DEFAULT_POLICIES}\n@id(\"embargo\")\nforbid (principal, action in Steward::Action::\"read\", resource)\nwhen {{ context.time < datetime(\"2030-01-01T00:00:00Z\") }};"
+    );
+    let p = Policy::from_sources(&until_2030, SCHEMA).unwrap();
+    assert!(!p.memoizes());
+    assert!(Policy::default_policy().unwrap().memoizes());
+    let c = Case::new(Role::SupportAgent, "service");
+    let at = |millis: i64| {
+        let purpose = purpose("service");
+        let req = ReadRequest {
+            asker: Asker {
+                id: "staff-1".into(),
+                roles: &c.roles,
+                outlets: &[],
+            },
+            subject: Subject {
+                id: CustomerId::new(),
+                outlets: &[],
+                restricted: false,
+            },
+            purpose: &purpose,
+            consented: false,
+            has_reason: false,
+            reason_length: 0,
+            break_glass: false,
+            now: Timestamp(millis),
+        };
+        p.decide_read(&req, &[Field::Email])
+    };
+    let before = at(1_800_000_000_000); // 2027
+    assert_eq!(before.outcome(Field::Email), Outcome::Withhold);
+    assert_eq!(before.fields[0].policies, vec!["embargo".to_owned()]);
+    assert_eq!(at(1_900_000_000_000).outcome(Field::Email), Outcome::Show); // 2030
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Slicing the policy set by action and roles never changes a decision.
+    #[test]
+    fn slices_decide_as_the_whole_set(
+        role_mask in 1u16..128,
+        own_outlet: bool,
+        restricted: bool,
+        purpose_ix in 0usize..7,
+        consented: bool,
+        reason_len in proptest::prop_oneof![proptest::strategy::Just(0usize), 1usize..40],
+        break_glass: bool,
+    ) {
+        let sliced = Policy::default_policy().unwrap();
+        let mut whole = Policy::default_policy().unwrap();
+        whole.slices.whole = Some(std::sync::Arc::new(DEFAULT_POLICIES.parse().unwrap()));
+        let roles: Vec<Role> = Role::ALL
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| role_mask & (1 << i) != 0)
+            .map(|(_, r)| *r)
+            .collect();
+        let outlet = OutletId::new();
+        let staff_outlets = [outlet];
+        let customer_outlets = if own_outlet { vec![outlet] } else { vec![OutletId::new()] };
+        let purpose = default_purposes().swap_remove(purpose_ix);
+        let req = ReadRequest {
+            asker: Asker { id: "staff-1".into(), roles: &roles, outlets: &staff_outlets },
+            subject: Subject { id: CustomerId::new(), outlets: &customer_outlets, restricted },
+            purpose: &purpose,
+            consented,
+            has_reason: reason_len > 0,
+            reason_length: reason_len,
+            break_glass,
+            now: Timestamp::now(),
+        };
+        proptest::prop_assert_eq!(
+            sliced.evaluate_read(&req, &Field::ALL),
+            whole.evaluate_read(&req, &Field::ALL)
+        );
+        for action in [Action::CreateCustomer, Action::AddPurchase, Action::ManageConsent,
+                       Action::ManageDirectory, Action::ReadAlerts, Action::ManagePurposes] {
+            let asker = Asker { id: "staff-1".into(), roles: &roles, outlets: &staff_outlets };
+            proptest::prop_assert_eq!(
+                sliced.allows(&asker, action, Some(&req.subject)),
+                whole.allows(&asker, action, Some(&req.subject))
+            );
+        }
+    }
 }

@@ -265,6 +265,7 @@ impl Vault {
             has_reason: reason_length > 0,
             reason_length,
             break_glass: access.break_glass,
+            now: steward_domain::Timestamp::now(),
         };
         let decision = self.inner.policy.decide_read(&req, fields);
         // INVARIANT: recorded (and committed) before the caller can return any data.

@@ -12,9 +12,6 @@ use steward_store::ConsentRow;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{Principal, Vault};
 
-/// The purposes a Global Privacy Control signal withdraws: sale/sharing and targeted marketing.
-pub const GPC_PURPOSES: [&str; 2] = ["marketing_email", "personalisation"];
-
 fn event(r: ConsentRow) -> ConsentEvent {
     let id = uuid::Uuid::from_slice(&r.id)
         .map(|u| u.to_string())
@@ -131,16 +128,17 @@ impl Vault {
         Ok((e, receipt))
     }
 
-    /// Records the Global Privacy Control signal: withdraws every GPC purpose.
+    /// Records the Global Privacy Control signal: withdraws every purpose of sale, sharing,
+    /// targeted marketing or personalisation (see [`steward_domain::Purpose::withdrawn_by_gpc`]).
     pub async fn record_gpc(
         &self,
         principal: &Principal,
         id: CustomerId,
     ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
         let mut out = Vec::new();
-        for p in GPC_PURPOSES {
+        for p in self.purposes().into_iter().filter(|p| p.withdrawn_by_gpc()) {
             let input = ConsentInput {
-                purpose: p.to_owned(),
+                purpose: p.key,
                 action: ConsentAction::Withdraw,
                 source: ConsentSource::Gpc,
             };

@@ -9,12 +9,12 @@ pub mod demo;
 mod error;
 mod guard;
 pub mod keys;
+mod purposes;
 mod seal;
 mod vault;
 
 pub use access::{Access, PurchasesView};
 pub use auth::{Principal, TokenOwner};
-pub use consent::GPC_PURPOSES;
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};
 pub use vault::{Activity, Outlet, Staff, Vault};

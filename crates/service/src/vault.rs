@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use steward_crypto::{BlindIndexKey, DataKey, FieldAad, Keyring, WrappedKey};
-use steward_domain::purpose::default_purposes;
 use steward_domain::{
     Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
-    NewPurchase, OutletId, Purchase, PurchaseId, Purpose, Role, StaffId, Timestamp,
-    ValidationError,
+    NewPurchase, OutletId, Purchase, PurchaseId, Role, StaffId, Timestamp, ValidationError,
 };
-use steward_store::{DynStore, Lookup, OutletRow, PurposeRow, SealedCustomer, StaffRow, StoredKey};
+use steward_store::{DynStore, Lookup, OutletRow, SealedCustomer, StaffRow, StoredKey};
 use uuid::Uuid;
 
 use crate::auth::TokenCache;
@@ -85,7 +83,7 @@ pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
     blind: BlindIndexKey,
     directory: DataKey,
-    purposes: Vec<Purpose>,
+    pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
     pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
@@ -113,37 +111,7 @@ impl Vault {
         let receipts = keyring.unwrap_receipt_signer(&wrapped(
             &keyring_entry(&store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
         ))?;
-        let rows: Vec<PurposeRow> = default_purposes()
-            .into_iter()
-            .map(|p| PurposeRow {
-                lawful_basis: serde_plain(&p.lawful_basis),
-                categories: serde_json::to_string(&p.categories).unwrap_or_else(|_| "[]".into()),
-                key: p.key,
-                data_use: p.data_use,
-                retention_days: p.retention_days,
-                notice_version: p.notice_version,
-                notice_text: p.notice_text,
-            })
-            .collect();
-        store.seed_purposes(&rows).await?;
-        let purposes = store
-            .list_purposes()
-            .await?
-            .into_iter()
-            .map(|r| {
-                Ok(Purpose {
-                    lawful_basis: serde_json::from_value(serde_json::Value::String(r.lawful_basis))
-                        .map_err(|_| ServiceError::Integrity)?,
-                    categories: serde_json::from_str(&r.categories)
-                        .map_err(|_| ServiceError::Integrity)?,
-                    key: r.key,
-                    data_use: r.data_use,
-                    retention_days: r.retention_days,
-                    notice_version: r.notice_version,
-                    notice_text: r.notice_text,
-                })
-            })
-            .collect::<ServiceResult<_>>()?;
+        let purposes = crate::purposes::Purposes::open(&store).await?;
         let decisions = crate::decisions::DecisionLog::start(store.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -169,20 +137,6 @@ impl Vault {
     /// The underlying store.
     pub fn store(&self) -> &DynStore {
         &self.inner.store
-    }
-
-    /// The registered purposes.
-    pub fn purposes(&self) -> &[Purpose] {
-        &self.inner.purposes
-    }
-
-    /// The purpose with this key, or a validation error naming `field`.
-    pub fn purpose(&self, field: &'static str, key: &str) -> Result<&Purpose, ValidationError> {
-        self.inner
-            .purposes
-            .iter()
-            .find(|p| p.key == key)
-            .ok_or_else(|| ValidationError::new(field, "unknown purpose; see GET /v1/purposes"))
     }
 
     fn lookups(&self, c: &NewCustomer) -> Vec<Lookup> {
@@ -558,7 +512,7 @@ pub enum Activity {
     Purchase(NewPurchase),
 }
 
-fn serde_plain<T: Serialize>(v: &T) -> String {
+pub(crate) fn serde_plain<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),

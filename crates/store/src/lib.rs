@@ -155,6 +155,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Inserts the given purposes where their key is not yet present.
     async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;
+    /// Registers a new purpose (and its first version); `Conflict` if the key is taken.
+    async fn insert_purpose(&self, purpose: &PurposeRow) -> StoreResult<()>;
+    /// Replaces a purpose if it is still at `expected_version` (false otherwise), keeping the
+    /// new version beside the old ones.
+    async fn update_purpose(
+        &self,
+        purpose: &PurposeRow,
+        expected_version: i64,
+    ) -> StoreResult<bool>;
     /// All purposes.
     async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>>;
 

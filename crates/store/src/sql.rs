@@ -79,11 +79,11 @@ fn values_clause(backend: Backend, rows: usize, cols: usize) -> String {
     s
 }
 
+/// A query on either backend.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// A multi-row INSERT of decision records (at most `INSERT_CHUNK`).
-fn decisions_insert(
-    backend: Backend,
-    chunk: &[DecisionRow],
-) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+fn decisions_insert(backend: Backend, chunk: &[DecisionRow]) -> AnyQuery<'_> {
     let sql = format!(
         "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
         values_clause(backend, chunk.len(), 10)
@@ -103,6 +103,34 @@ fn decisions_insert(
             .bind(i64::from(r.break_glass));
     }
     q
+}
+
+/// Binds a purpose's columns as $1..$7 in table order.
+fn bind_purpose<'q>(q: AnyQuery<'q>, p: &'q PurposeRow) -> AnyQuery<'q> {
+    q.bind(&p.key)
+        .bind(&p.lawful_basis)
+        .bind(&p.data_use)
+        .bind(&p.categories)
+        .bind(p.retention_days)
+        .bind(p.notice_version)
+        .bind(&p.notice_text)
+}
+
+/// Keeps what a purpose's notice version said, beside the current row.
+async fn record_purpose_version(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    p: &PurposeRow,
+) -> StoreResult<()> {
+    bind_purpose(
+        sqlx::query(
+            "INSERT INTO purpose_versions (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        ),
+        p,
+    )
+    .bind(steward_domain::Timestamp::now().millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 fn map_conflict(e: sqlx::Error) -> StoreError {
@@ -808,21 +836,55 @@ impl Store for SqlStore {
     async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for p in purposes {
-            sqlx::query(
-                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+            let added = bind_purpose(
+                sqlx::query(
+                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+                ),
+                p,
             )
-            .bind(&p.key)
-            .bind(&p.lawful_basis)
-            .bind(&p.data_use)
-            .bind(&p.categories)
-            .bind(p.retention_days)
-            .bind(p.notice_version)
-            .bind(&p.notice_text)
             .execute(&mut *tx)
             .await?;
+            if added.rows_affected() == 1 {
+                record_purpose_version(&mut tx, p).await?;
+            }
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn insert_purpose(&self, p: &PurposeRow) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        bind_purpose(
+            sqlx::query(
+                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            ),
+            p,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(map_conflict)?;
+        record_purpose_version(&mut tx, p).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_purpose(&self, p: &PurposeRow, expected_version: i64) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let changed = bind_purpose(
+            sqlx::query(
+                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7 WHERE key = $1 AND notice_version = $8",
+            ),
+            p,
+        )
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        record_purpose_version(&mut tx, p).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>> {

@@ -1,21 +1,15 @@
-//! `/v1/purposes`, `/v1/outlets`, `/v1/staff`.
+//! `/v1/outlets`, `/v1/staff`, `/v1/alerts`.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use steward_domain::{OutletId, Purpose, Role, StaffId};
+use steward_domain::{OutletId, Role, StaffId};
 use steward_policy::Action;
 
 use super::Created;
 use crate::extract::{Auth, JsonBody};
 use crate::{AppState, Problem};
-
-/// The registered purposes.
-#[utoipa::path(get, path = "/v1/purposes", tag = "purposes", responses((status = 200, body = Vec<Purpose>)), security(("bearer" = [])))]
-pub async fn list_purposes(State(s): State<AppState>, Auth(_p): Auth) -> Json<Vec<Purpose>> {
-    Json(s.vault.purposes().to_vec())
-}
 
 /// The body of `POST /v1/outlets`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod admin;
 pub mod customers;
+pub mod purposes;
 pub mod system;
 
 use serde::Serialize;

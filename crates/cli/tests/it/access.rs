@@ -15,7 +15,7 @@ backend_tests!(
     break_glass_and_bulk_access_alert_the_dpo
 );
 
-async fn call(
+pub(crate) async fn call(
     router: &axum::Router,
     token: &str,
     method: &str,
@@ -38,7 +38,7 @@ async fn call(
     (s, if v.is_string() { Value::Null } else { v })
 }
 
-async fn token(v: &Vault, owner: TokenOwner) -> String {
+pub(crate) async fn token(v: &Vault, owner: TokenOwner) -> String {
     v.create_token("access-test", owner)
         .await
         .unwrap()

@@ -389,7 +389,8 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
 
 async fn purposes_are_seeded(db: TestDb) {
     let v = db.vault().await;
-    let keys: Vec<_> = v.purposes().iter().map(|p| p.key.as_str()).collect();
+    let purposes = v.purposes();
+    let keys: Vec<_> = purposes.iter().map(|p| p.key.as_str()).collect();
     for k in [
         "service",
         "order_fulfilment",

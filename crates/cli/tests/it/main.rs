@@ -10,4 +10,5 @@ mod conformance;
 mod http;
 mod matrix;
 mod plaintext;
+mod purposes;
 mod support;

@@ -1,0 +1,151 @@
+//! The purpose registry: the defaults seeded on first start, registered and changed by the DPO.
+//!
+//! Reads look purposes up on every request, so the registry is an immutable snapshot swapped
+//! whole on change: a lookup is a read lock and an `Arc` clone, never a query.
+
+use std::sync::{Arc, RwLock};
+
+use steward_domain::purpose::default_purposes;
+use steward_domain::{Purpose, PurposeInput, PurposePatch, ValidationError};
+use steward_policy::Action;
+use steward_store::{DynStore, PurposeRow, StoreError};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::{Principal, Vault};
+
+/// The current purposes.
+pub(crate) struct Purposes {
+    current: RwLock<Arc<[Arc<Purpose>]>>,
+}
+
+impl Purposes {
+    /// Seeds the default purposes where missing and loads all.
+    pub(crate) async fn open(store: &DynStore) -> ServiceResult<Self> {
+        let rows: Vec<PurposeRow> = default_purposes().iter().map(row).collect();
+        store.seed_purposes(&rows).await?;
+        let me = Self {
+            current: RwLock::new(Arc::from(Vec::new())),
+        };
+        me.reload(store).await?;
+        Ok(me)
+    }
+
+    /// Reads the registry again from the store.
+    async fn reload(&self, store: &DynStore) -> ServiceResult<()> {
+        let all = store
+            .list_purposes()
+            .await?
+            .into_iter()
+            .map(|r| from_row(r).map(Arc::new))
+            .collect::<ServiceResult<Vec<_>>>()?;
+        if let Ok(mut c) = self.current.write() {
+            *c = Arc::from(all);
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<[Arc<Purpose>]> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// The stored form of a purpose.
+fn row(p: &Purpose) -> PurposeRow {
+    PurposeRow {
+        key: p.key.clone(),
+        lawful_basis: crate::vault::serde_plain(&p.lawful_basis),
+        data_use: p.data_use.clone(),
+        categories: serde_json::to_string(&p.categories).unwrap_or_else(|_| "[]".into()),
+        retention_days: p.retention_days,
+        notice_version: p.notice_version,
+        notice_text: p.notice_text.clone(),
+    }
+}
+
+fn from_row(r: PurposeRow) -> ServiceResult<Purpose> {
+    Ok(Purpose {
+        lawful_basis: serde_json::from_value(serde_json::Value::String(r.lawful_basis))
+            .map_err(|_| ServiceError::Integrity)?,
+        categories: serde_json::from_str(&r.categories).map_err(|_| ServiceError::Integrity)?,
+        key: r.key,
+        data_use: r.data_use,
+        retention_days: r.retention_days,
+        notice_version: r.notice_version,
+        notice_text: r.notice_text,
+    })
+}
+
+impl Vault {
+    /// The registered purposes, by key.
+    pub fn purposes(&self) -> Vec<Purpose> {
+        self.inner
+            .purposes
+            .snapshot()
+            .iter()
+            .map(|p| Purpose::clone(p))
+            .collect()
+    }
+
+    /// The purpose with this key, or a validation error naming `field`.
+    pub fn purpose(&self, field: &'static str, key: &str) -> Result<Arc<Purpose>, ValidationError> {
+        self.inner
+            .purposes
+            .snapshot()
+            .iter()
+            .find(|p| p.key == key)
+            .cloned()
+            .ok_or_else(|| ValidationError::new(field, "unknown purpose; see GET /v1/purposes"))
+    }
+
+    /// Registers a new purpose (the DPO's).
+    pub async fn register_purpose(
+        &self,
+        principal: &Principal,
+        input: PurposeInput,
+    ) -> ServiceResult<Purpose> {
+        self.authorize(principal, Action::ManagePurposes, None)
+            .await?;
+        let purpose = input.validate()?;
+        match self.inner.store.insert_purpose(&row(&purpose)).await {
+            Err(StoreError::Conflict) => return Err(ServiceError::Conflict("key")),
+            other => other?,
+        }
+        self.inner.purposes.reload(&self.inner.store).await?;
+        tracing::info!(purpose = %purpose.key, version = purpose.notice_version, "purpose registered");
+        Ok(purpose)
+    }
+
+    /// Changes a purpose (the DPO's); a change customers should know of is a new notice version.
+    pub async fn change_purpose(
+        &self,
+        principal: &Principal,
+        key: &str,
+        patch: &PurposePatch,
+    ) -> ServiceResult<Purpose> {
+        self.authorize(principal, Action::ManagePurposes, None)
+            .await?;
+        let current = self
+            .purpose("key", key)
+            .map_err(|_| ServiceError::NotFound("purpose"))?;
+        let changed = patch.apply(&current)?;
+        if changed == *current {
+            return Ok(changed);
+        }
+        if !self
+            .inner
+            .store
+            .update_purpose(&row(&changed), current.notice_version)
+            .await?
+        {
+            // Changed meanwhile (another request or process): the caller should look again.
+            self.inner.purposes.reload(&self.inner.store).await?;
+            return Err(ServiceError::Conflict("notice_version"));
+        }
+        self.inner.purposes.reload(&self.inner.store).await?;
+        tracing::info!(purpose = %changed.key, version = changed.notice_version, "purpose changed");
+        Ok(changed)
+    }
+}
