@@ -13,9 +13,12 @@ use crate::*;
 pub struct SqlStore {
     pool: AnyPool,
     /// One connection of its own for the decision log's group commits, so that they never queue
-    /// behind the reads they are recording.
+    /// behind the reads they are recording. On SQLite it opens a file of its own (see
+    /// `sqlite.rs`).
     log_pool: AnyPool,
     backend: Backend,
+    /// Background tasks of this store hold a weak reference and stop when the last clone goes.
+    alive: std::sync::Arc<()>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -146,7 +149,13 @@ impl SqlStore {
             pool,
             log_pool,
             backend,
+            alive: std::sync::Arc::new(()),
         }
+    }
+
+    /// A token that lives as long as this store (or a clone of it).
+    pub(crate) fn alive(&self) -> std::sync::Weak<()> {
+        std::sync::Arc::downgrade(&self.alive)
     }
 
     /// The connection pool (for tests and benchmarks that compare against plain SQL).
@@ -751,7 +760,7 @@ impl Store for SqlStore {
         Ok(
             sqlx::query("SELECT COUNT(*) FROM access_decisions WHERE customer_id = $1")
                 .bind(customer.as_bytes().to_vec())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.log_pool)
                 .await?
                 .try_get(0)?,
         )

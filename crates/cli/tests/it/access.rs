@@ -653,7 +653,7 @@ async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
         StatusCode::FORBIDDEN
     );
     assert_eq!(count().await, before + 2);
-    let raw = db.raw().await;
+    let raw = db.raw_log().await;
     let rows = sqlx::query("SELECT outcome, fields, policies, principal, purpose FROM access_decisions WHERE customer_id = $1 ORDER BY id")
         .bind(cid.as_bytes().to_vec())
         .fetch_all(&raw)

@@ -405,3 +405,90 @@ async fn purposes_are_seeded(db: TestDb) {
     // Opening again does not duplicate them.
     assert_eq!(db.vault().await.purposes().len(), keys.len());
 }
+
+/// Decision records that earlier builds kept in the SQLite data file move to the log's own file
+/// on open, once, and the old table goes.
+#[tokio::test]
+async fn sqlite_decision_records_move_to_their_own_file() {
+    let db = TestDb::new(crate::support::Kind::Sqlite).await;
+    drop(db.vault().await);
+    let customer = steward_domain::CustomerId::new();
+    {
+        let raw = db.raw().await;
+        sqlx::query(
+            "CREATE TABLE access_decisions (id BLOB PRIMARY KEY, occurred_at INTEGER NOT NULL, principal TEXT NOT NULL, customer_id BLOB NOT NULL, purpose TEXT NOT NULL, outcome TEXT NOT NULL, fields TEXT NOT NULL, policies TEXT NOT NULL, reason_given INTEGER NOT NULL, break_glass INTEGER NOT NULL)",
+        )
+        .execute(&raw)
+        .await
+        .unwrap();
+        for n in 0u8..3 {
+            sqlx::query("INSERT INTO access_decisions VALUES ($1, 1, 'p', $2, 'service', 'allow', '{}', '{}', 0, 0)")
+                .bind(vec![n; 16])
+                .bind(customer.as_bytes().to_vec())
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+        raw.close().await;
+    }
+    for _ in 0..2 {
+        let v = db.vault().await;
+        assert_eq!(v.store().count_decisions(customer).await.unwrap(), 3);
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'access_decisions'",
+        )
+        .fetch_one(&db.raw().await)
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "the data file keeps no decision table");
+    }
+    assert!(db.dir.path().join("steward-audit.db").exists());
+}
+
+/// The decision log's WAL is copied back into its file by a checkpointer of its own, not by the
+/// commits that reads wait for (those never checkpoint: `wal_autocheckpoint = 0`).
+#[tokio::test]
+async fn sqlite_decision_log_is_checkpointed_apart() {
+    let db = TestDb::new(crate::support::Kind::Sqlite).await;
+    let v = db.vault().await;
+    let customer = steward_domain::CustomerId::new();
+    let rows: Vec<steward_store::DecisionRow> = (0..500)
+        .map(|_| steward_store::DecisionRow {
+            id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+            occurred_at: 1,
+            principal: "p".into(),
+            customer_id: customer,
+            purpose: "service".into(),
+            outcome: "allow",
+            fields: "{}".repeat(100),
+            policies: "{}".repeat(100),
+            reason_given: false,
+            break_glass: false,
+        })
+        .collect();
+    let file = db.dir.path().join("steward-audit.db");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    for _ in 0..10 {
+        let fresh: Vec<_> = rows
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                r.id = uuid::Uuid::now_v7().as_bytes().to_vec();
+                r
+            })
+            .collect();
+        v.store().insert_decisions(&fresh).await.unwrap();
+    }
+    // ~2 MB went to the WAL; within a few checkpoint periods it is in the file itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size() < before + 1_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log file did not grow: no checkpoint ran ({} bytes)",
+            size()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(v.store().count_decisions(customer).await.unwrap(), 5000);
+}

@@ -95,8 +95,11 @@ fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
     let mut scanned = 0;
     match db.kind {
         Kind::Sqlite => {
-            for suffix in ["", "-wal", "-shm"] {
-                let path = db.dir.path().join(format!("steward.db{suffix}"));
+            for (file, suffix) in ["steward.db", "steward-audit.db"]
+                .iter()
+                .flat_map(|f| ["", "-wal", "-shm"].map(|s| (f, s)))
+            {
+                let path = db.dir.path().join(format!("{file}{suffix}"));
                 if let Ok(bytes) = std::fs::read(&path) {
                     scanned += bytes.len();
                     let h = hits(&bytes, forms);

@@ -87,6 +87,19 @@ impl TestDb {
         sqlx::AnyPool::connect(&self.url).await.expect("raw pool")
     }
 
+    /// A raw pool to where decision records are kept: on SQLite a file of its own.
+    pub async fn raw_log(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = match self.kind {
+            Kind::Sqlite => format!(
+                "sqlite://{}",
+                self.dir.path().join("steward-audit.db").display()
+            ),
+            Kind::Postgres => self.url.clone(),
+        };
+        sqlx::AnyPool::connect(&url).await.expect("raw log pool")
+    }
+
     /// Arguments that point the binary at this database.
     pub fn cli_args(&self) -> Vec<String> {
         let mut v = vec![
