@@ -40,6 +40,9 @@ pub enum StoreError {
     /// A stored row is malformed (e.g. an id of the wrong length).
     #[error("stored row is malformed: {0}")]
     Corrupt(&'static str),
+    /// A database file could not be created.
+    #[error("cannot create the database file: {0}")]
+    Io(#[from] std::io::Error),
     /// A unique constraint was violated (e.g. an outlet name already taken).
     #[error("already exists")]
     Conflict,

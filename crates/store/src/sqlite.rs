@@ -20,6 +20,10 @@ static LOG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite
 
 /// Opens (creating if needed) the SQLite database at `url` (`sqlite://path`) and migrates it.
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
+    create_private(url)?;
+    if let Some((_, log_path)) = log_file(url) {
+        create_private(&format!("sqlite://{log_path}"))?;
+    }
     let pool = pool_of(url, 8, Checkpoints::OnCommit).await?;
     MIGRATOR.run(&pool).await?;
     let store = match log_file(url) {
@@ -74,6 +78,27 @@ fn spawn_checkpointer(pool: sqlx::AnyPool, alive: std::sync::Weak<()>) {
         }
         pool.close().await;
     });
+}
+
+/// Creates the database file of `url` readable by its owner only, if it does not exist yet.
+/// SQLite gives its -wal and -shm files the permissions of the database file, so those follow.
+fn create_private(url: &str) -> StoreResult<()> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+        .filter(|p| !p.is_empty() && !p.contains(":memory:"))
+    else {
+        return Ok(());
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(crate::StoreError::Io(e)),
+    }
 }
 
 /// The decision log's file beside the data file of `url`: its URL and path.

@@ -492,3 +492,27 @@ async fn sqlite_decision_log_is_checkpointed_apart() {
     }
     assert_eq!(v.store().count_decisions(customer).await.unwrap(), 5000);
 }
+
+/// The SQLite files (data, decision log, their WAL and SHM) are readable by their owner only.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = TestDb::new(crate::support::Kind::Sqlite).await;
+    let v = db.vault().await;
+    v.create_outlet("Private Outlet").await.unwrap();
+    let mut seen = 0;
+    for entry in std::fs::read_dir(db.dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("steward") {
+            let mode = entry.metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "{name} is open to others: {mode:o}");
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 4,
+        "expected the data and log files with their WAL and SHM, saw {seen}"
+    );
+}
