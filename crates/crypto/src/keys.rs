@@ -1,6 +1,5 @@
 //! Master keys, data keys and key wrapping (envelope encryption).
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -48,13 +47,6 @@ fn hkdf32(ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; 32]> {
     out
 }
 
-fn key_file_error(path: &Path, reason: impl Into<String>) -> CryptoError {
-    CryptoError::KeyFile {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
 impl MasterKey {
     /// From the raw 32 bytes.
     pub fn from_bytes(raw: &Zeroizing<[u8; 32]>) -> Self {
@@ -83,72 +75,21 @@ impl MasterKey {
     /// Reads a key file (base64 of 32 bytes). Returns the key and whether the file's mode lets
     /// others than its owner read it, which the caller should warn about.
     pub fn load(path: &Path) -> Result<(Self, bool), CryptoError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| key_file_error(path, e.kind().to_string()))?,
-        );
-        let bytes = Zeroizing::new(
-            STANDARD
-                .decode(text.trim())
-                .map_err(|_| key_file_error(path, "not base64"))?,
-        );
-        let raw: Zeroizing<[u8; 32]> = Zeroizing::new(
-            bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| key_file_error(path, "must hold exactly 32 bytes (base64)"))?,
-        );
-        Ok((Self::from_bytes(&raw), too_open(path)))
+        let (raw, open) = crate::keyfile::read(path)?;
+        Ok((Self::from_bytes(&raw), open))
     }
 
     /// Generates a key and writes it to `path` (mode 0600, never overwriting), durably.
     pub fn create(path: &Path) -> Result<Self, CryptoError> {
-        let (key, encoded) = Self::generate()?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts
-            .open(path)
-            .map_err(|e| key_file_error(path, e.kind().to_string()))?;
-        f.write_all(encoded.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| key_file_error(path, e.kind().to_string()))?;
-        if let Some(dir) = path.parent().and_then(|d| {
-            std::fs::File::open(if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            })
-            .ok()
-        }) {
-            let _ = dir.sync_all();
-        }
-        Ok(key)
+        Ok(Self::from_bytes(&crate::keyfile::create(path)?))
     }
 
-    /// Loads the key at `path`, or creates one there if there is none. The flag is true when a
-    /// key was created (the caller must tell the operator to back it up).
+    /// Loads the key at `path`, or creates one there if there is none. The flags: a key was
+    /// created (the caller must tell the operator to back it up); the file is open to others.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool, bool), CryptoError> {
-        match Self::create(path) {
-            Ok(k) => Ok((k, true, false)),
-            Err(_) if path.exists() => Self::load(path).map(|(k, open)| (k, false, open)),
-            Err(e) => Err(e),
-        }
+        let (raw, created, open) = crate::keyfile::load_or_create(path)?;
+        Ok((Self::from_bytes(&raw), created, open))
     }
-}
-
-#[cfg(unix)]
-fn too_open(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o077 != 0)
-        .unwrap_or(false)
-}
-
-#[cfg(not(unix))]
-fn too_open(_: &Path) -> bool {
-    false
 }
 
 fn hex(bytes: &[u8]) -> String {

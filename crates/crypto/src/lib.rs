@@ -15,7 +15,9 @@
 mod aead;
 mod blind;
 mod error;
+mod keyfile;
 mod keys;
+mod note;
 mod receipt;
 mod token;
 
@@ -23,6 +25,7 @@ pub use aead::{FieldAad, SEALED_OVERHEAD};
 pub use blind::BlindIndexKey;
 pub use error::CryptoError;
 pub use keys::{DataKey, Keyring, MasterKey, MasterKeyId, WrappedKey};
+pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use receipt::{ReceiptSigner, verify_compact};
 pub use token::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
 
