@@ -17,6 +17,7 @@ mod blind;
 mod error;
 mod keyfile;
 mod keys;
+pub mod merkle;
 mod note;
 mod receipt;
 mod token;

@@ -1,0 +1,216 @@
+//! The audit log's Merkle tree: RFC 6962 / RFC 9162 hashing (SHA-256, `0x00` leaf prefix, `0x01`
+//! node prefix), with the tree math of `tlog_tiles` (Cloudflare's port of Go's `sumdb/tlog`, the
+//! code behind the Go checksum database and static CT logs).
+//!
+//! Storage keeps every hash the tree will ever need in one append-only sequence (the "stored
+//! hash index" of Crosby and Wallach): the leaf hash of entry n, then the hashes of the subtrees
+//! it completes. So appending writes only to the end, and any root or proof needs at most
+//! 2·log₂(n) stored hashes, fetched in one query. Proofs are built in two steps so that the
+//! caller can fetch those hashes asynchronously: ask which indexes a proof needs, fetch them,
+//! then build it.
+
+use std::collections::HashMap;
+
+use tlog_tiles::tlog;
+
+/// A SHA-256 hash in the tree.
+pub type Hash = [u8; 32];
+
+/// Why a tree operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MerkleError {
+    /// A stored hash the operation needs was not supplied.
+    #[error("a stored hash is missing")]
+    Missing,
+    /// The request does not fit the tree (an index past the size, a size of zero, …).
+    #[error("out of range: {0}")]
+    Range(&'static str),
+}
+
+/// The RFC 6962 hash of a leaf: SHA-256(0x00 ‖ leaf).
+pub fn leaf_hash(leaf: &[u8]) -> Hash {
+    tlog::record_hash(leaf).0
+}
+
+/// The position of entry `n`'s leaf hash in the stored sequence.
+pub fn leaf_index(n: u64) -> u64 {
+    tlog::stored_hash_index(0, n)
+}
+
+/// How many stored hashes a tree of `size` entries has.
+pub fn stored_count(size: u64) -> u64 {
+    tlog::stored_hash_count(size)
+}
+
+/// Serves stored hashes from a map; a miss is an error, never a panic.
+struct Known<'a>(&'a HashMap<u64, Hash>);
+
+impl tlog::HashReader for Known<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog::Hash>, tlog::Error> {
+        indexes
+            .iter()
+            .map(|i| self.0.get(i).map(|h| tlog::Hash(*h)))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(tlog::Error::IndexesNotInTree)
+    }
+}
+
+/// Records which indexes an operation asks for, and answers none.
+struct Asked(std::cell::RefCell<Vec<u64>>);
+
+impl tlog::HashReader for Asked {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<tlog::Hash>, tlog::Error> {
+        self.0.borrow_mut().extend_from_slice(indexes);
+        Err(tlog::Error::IndexesNotInTree)
+    }
+}
+
+fn asked(op: impl FnOnce(&Asked) -> Result<(), tlog::Error>) -> Vec<u64> {
+    let a = Asked(std::cell::RefCell::new(Vec::new()));
+    let _ = op(&a);
+    a.0.into_inner()
+}
+
+fn hashes(v: Vec<tlog::Hash>) -> Vec<Hash> {
+    v.into_iter().map(|h| h.0).collect()
+}
+
+/// The stored hashes that sum up a tree of `size` entries (its right edge): enough to append to
+/// it and to compute its root.
+pub fn frontier(size: u64) -> Vec<u64> {
+    if size == 0 {
+        return Vec::new();
+    }
+    tlog::sub_tree_index(0, size, Vec::new())
+}
+
+/// What appending a batch produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stored index of the first new hash.
+    pub first_index: u64,
+    /// The new stored hashes, in order from `first_index`.
+    pub hashes: Vec<Hash>,
+    /// The root of the tree with the batch.
+    pub root: Hash,
+}
+
+/// Appends leaves (by their leaf hashes) to a tree of `size` entries whose [`frontier`] hashes
+/// are `edge`, in that order.
+pub fn append(size: u64, edge: &[Hash], leaves: &[Hash]) -> Result<Appended, MerkleError> {
+    let edge_indexes = frontier(size);
+    if edge_indexes.len() != edge.len() {
+        return Err(MerkleError::Missing);
+    }
+    let mut known: HashMap<u64, Hash> =
+        edge_indexes.into_iter().zip(edge.iter().copied()).collect();
+    let first_index = leaf_index(size);
+    let mut out = Vec::with_capacity(leaves.len() * 2);
+    for (n, leaf) in (size..).zip(leaves) {
+        let new = tlog::stored_hashes_for_record_hash(n, tlog::Hash(*leaf), &Known(&known))
+            .map_err(|_| MerkleError::Missing)?;
+        let at = leaf_index(n);
+        for (i, h) in (at..).zip(new) {
+            known.insert(i, h.0);
+            out.push(h.0);
+        }
+    }
+    let root = root(size + leaves.len() as u64, &known)?;
+    Ok(Appended {
+        first_index,
+        hashes: out,
+        root,
+    })
+}
+
+/// The root of a tree of `size` entries, from stored hashes including its [`frontier`].
+pub fn root(size: u64, stored: &HashMap<u64, Hash>) -> Result<Hash, MerkleError> {
+    tlog::tree_hash(size, &Known(stored))
+        .map(|h| h.0)
+        .map_err(|_| MerkleError::Missing)
+}
+
+/// The stored hashes an inclusion proof of entry `index` in a tree of `size` needs.
+pub fn inclusion_needs(index: u64, size: u64) -> Result<Vec<u64>, MerkleError> {
+    if index >= size {
+        return Err(MerkleError::Range("index must be below tree_size"));
+    }
+    Ok(asked(|a| tlog::prove_record(size, index, a).map(|_| ())))
+}
+
+/// The RFC 9162 inclusion proof of entry `index` in a tree of `size`, from the hashes
+/// [`inclusion_needs`] named.
+pub fn inclusion_proof(
+    index: u64,
+    size: u64,
+    stored: &HashMap<u64, Hash>,
+) -> Result<Vec<Hash>, MerkleError> {
+    if index >= size {
+        return Err(MerkleError::Range("index must be below tree_size"));
+    }
+    tlog::prove_record(size, index, &Known(stored))
+        .map(hashes)
+        .map_err(|_| MerkleError::Missing)
+}
+
+/// The stored hashes a consistency proof from `first` to `second` entries needs.
+pub fn consistency_needs(first: u64, second: u64) -> Result<Vec<u64>, MerkleError> {
+    if first == 0 || first > second {
+        return Err(MerkleError::Range("need 1 <= first <= second"));
+    }
+    Ok(asked(|a| tlog::prove_tree(second, first, a).map(|_| ())))
+}
+
+/// The RFC 9162 consistency proof from the tree of `first` entries to that of `second`.
+pub fn consistency_proof(
+    first: u64,
+    second: u64,
+    stored: &HashMap<u64, Hash>,
+) -> Result<Vec<Hash>, MerkleError> {
+    if first == 0 || first > second {
+        return Err(MerkleError::Range("need 1 <= first <= second"));
+    }
+    tlog::prove_tree(second, first, &Known(stored))
+        .map(hashes)
+        .map_err(|_| MerkleError::Missing)
+}
+
+fn wrap(p: &[Hash]) -> Vec<tlog::Hash> {
+    p.iter().map(|h| tlog::Hash(*h)).collect()
+}
+
+/// Whether `proof` shows the leaf with hash `leaf` at `index` in the tree of `size` with `root`.
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
+    index < size
+        && tlog::check_record(
+            &wrap(proof),
+            size,
+            tlog::Hash(*root),
+            index,
+            tlog::Hash(*leaf),
+        )
+        .is_ok()
+}
+
+/// Whether `proof` shows the tree of `first` entries with `first_root` to be a prefix of the
+/// tree of `second` entries with `second_root`.
+pub fn verify_consistency(
+    first: u64,
+    second: u64,
+    first_root: &Hash,
+    second_root: &Hash,
+    proof: &[Hash],
+) -> bool {
+    (1..=second).contains(&first)
+        && tlog::check_tree(
+            &wrap(proof),
+            second,
+            tlog::Hash(*second_root),
+            first,
+            tlog::Hash(*first_root),
+        )
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests;
