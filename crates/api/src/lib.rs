@@ -35,6 +35,11 @@ pub fn router(vault: Vault) -> Router {
         )
         .route("/purposes/{key}", patch(routes::purposes::update))
         .route("/alerts", get(routes::admin::list_alerts))
+        .route("/audit/checkpoint", get(routes::audit::checkpoint))
+        .route("/audit/public-key", get(routes::audit::public_key))
+        .route("/audit/entries", get(routes::audit::entries))
+        .route("/audit/proof/inclusion", get(routes::audit::inclusion))
+        .route("/audit/proof/consistency", get(routes::audit::consistency))
         .route(
             "/outlets",
             get(routes::admin::list_outlets).post(routes::admin::create_outlet),

@@ -94,7 +94,11 @@ async fn temp_vault(dir: &std::path::Path) -> anyhow::Result<(Vault, String)> {
     let url = format!("sqlite://{}", dir.join("steward.db").display());
     let store = steward_store::open(&url).await?;
     let policy = std::sync::Arc::new(steward_policy::Policy::default_policy()?);
-    Ok((Vault::open(store, ring, policy).await?, url))
+    let (signer, _, _) = steward_crypto::NoteSigner::load_or_create(
+        &dir.join("audit-signing.key"),
+        "steward/bench",
+    )?;
+    Ok((Vault::open(store, ring, policy, signer).await?, url))
 }
 
 const PLAIN_TABLE: &str = "CREATE TABLE IF NOT EXISTS plain_customers (id BLOB PRIMARY KEY, created_at INTEGER NOT NULL, name TEXT, email TEXT, phone TEXT, street TEXT, city TEXT, postal_code TEXT, country TEXT, date_of_birth TEXT) STRICT, WITHOUT ROWID";

@@ -40,6 +40,11 @@ pub struct StoreArgs {
     /// A Cedar policy set replacing the shipped default (validated against the schema on start).
     #[arg(long, global = true, env = "STEWARD_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
+    /// The key that signs the audit log's checkpoints (base64 of an Ed25519 seed), kept apart
+    /// from the master key and the database. Default: `audit-signing.key` in the data
+    /// directory, generated on first start.
+    #[arg(long, global = true, env = "STEWARD_AUDIT_KEY_FILE")]
+    pub audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +71,27 @@ enum Command {
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
+    },
+    /// Check the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `steward audit …`.
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the Merkle tree from the stored entries and check every stored hash, every
+    /// column kept beside a leaf, the head and every signed checkpoint. Needs neither the master
+    /// key nor a running server. Exits 1 at the first problem, naming the entry.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The verifier key (`name+keyid+base64`, as `GET /v1/audit/public-key` gives it).
+        /// Default: derived from the audit key file.
+        #[arg(long)]
+        verifier_key: Option<String>,
     },
 }
 
@@ -207,6 +233,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             open::rotate(&store, batch).await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    store,
+                    verifier_key,
+                },
+        } => open::audit_verify(&store, verifier_key).await,
         Command::Policy { command } => match command {
             PolicyCommand::Check { file } => {
                 let text = match &file {

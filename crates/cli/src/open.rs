@@ -35,6 +35,13 @@ impl StoreArgs {
             .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
+    /// The audit log's signing key file.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.audit_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-signing.key"))
+    }
+
     /// The database URL.
     pub fn url(&self) -> String {
         self.database_url
@@ -89,7 +96,8 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
         .with_context(|| "loading the master key")?;
     let policy = policy(args)?;
     warn_about_key(&key_file, status);
-    Vault::open(store, keyring, policy)
+    let signer = audit_signer(args)?;
+    Vault::open(store, keyring, policy, signer)
         .await
         .map_err(|e| match e {
             steward_service::ServiceError::Crypto(
@@ -100,6 +108,80 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
             ),
             e => anyhow::anyhow!("opening the vault: {e}"),
         })
+}
+
+/// The name prefix of the audit log (its origin is this plus the key's fingerprint).
+pub const AUDIT_ORIGIN_PREFIX: &str = "steward/audit";
+
+/// The audit log's checkpoint signer, from its key file (created on first start).
+pub fn audit_signer(args: &StoreArgs) -> anyhow::Result<steward_crypto::NoteSigner> {
+    let path = args.audit_key_file();
+    let (signer, created, open) =
+        steward_crypto::NoteSigner::load_or_create(&path, AUDIT_ORIGIN_PREFIX)
+            .with_context(|| "loading the audit signing key")?;
+    if created {
+        eprintln!(
+            "WARNING: generated a new audit signing key at {}.\n         Keep it apart from the database: whoever holds it can sign checkpoints.",
+            path.display()
+        );
+    }
+    if open {
+        eprintln!(
+            "WARNING: {} is readable by other users; run `chmod 600 {}`.",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(signer)
+}
+
+/// `steward audit verify`.
+pub async fn audit_verify(
+    args: &StoreArgs,
+    verifier_key: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let key = match verifier_key {
+        Some(k) => k,
+        None => {
+            let path = args.audit_key_file();
+            anyhow::ensure!(
+                path.exists(),
+                "no audit signing key at {}: pass --verifier-key (from GET /v1/audit/public-key)",
+                path.display()
+            );
+            audit_signer(args)?.verifier_key()
+        }
+    };
+    let store = store(args).await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} entries verified ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let report = steward_service::verify_log(&store, &key, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("reading the audit log: {e}"))?;
+    bar.finish_and_clear();
+    match report.first_bad {
+        None => {
+            println!(
+                "audit log OK: {} entries and {} signed checkpoints verified in {:.2} s",
+                report.entries,
+                report.checkpoints,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((index, why)) => {
+            eprintln!("audit log FAILED at entry {index}: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// The access policy: the operator's file, or the shipped default; either must validate.

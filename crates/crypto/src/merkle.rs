@@ -123,6 +123,36 @@ pub fn append(size: u64, edge: &[Hash], leaves: &[Hash]) -> Result<Appended, Mer
     })
 }
 
+/// Appends one leaf to a tree of `size` entries whose [`frontier`] hashes are `edge` (updated in
+/// place), without storage: returns the stored hashes entry `size` adds (its leaf hash, then the
+/// subtrees it completes). For streaming over a whole log, as verification does.
+pub fn push(edge: &mut Vec<Hash>, size: u64, leaf: Hash) -> Vec<Hash> {
+    let completes = (size + 1).trailing_zeros() as usize;
+    let mut out = Vec::with_capacity(completes + 1);
+    let mut h = leaf;
+    out.push(h);
+    for _ in 0..completes {
+        // The frontier holds one subtree per set bit of `size`; the lowest `completes` of them
+        // merge with the new leaf, smallest first.
+        let Some(left) = edge.pop() else { break };
+        h = tlog::node_hash(tlog::Hash(left), tlog::Hash(h)).0;
+        out.push(h);
+    }
+    edge.push(h);
+    out
+}
+
+/// The root of a tree from its [`frontier`] hashes, left to right.
+pub fn root_of_edge(edge: &[Hash]) -> Hash {
+    let mut it = edge.iter().rev();
+    let Some(last) = it.next() else {
+        return tlog::EMPTY_HASH.0;
+    };
+    it.fold(*last, |right, left| {
+        tlog::node_hash(tlog::Hash(*left), tlog::Hash(right)).0
+    })
+}
+
 /// The root of a tree of `size` entries, from stored hashes including its [`frontier`].
 pub fn root(size: u64, stored: &HashMap<u64, Hash>) -> Result<Hash, MerkleError> {
     tlog::tree_hash(size, &Known(stored))

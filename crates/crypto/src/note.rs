@@ -81,11 +81,15 @@ impl NoteSigner {
         })
     }
 
-    /// Loads the seed at `path`, or creates one there (0600). Returns the signer, whether it was
-    /// created, and whether the file is open to others.
-    pub fn load_or_create(path: &Path, name: &str) -> Result<(Self, bool, bool), CryptoError> {
+    /// Loads the seed at `path`, or creates one there (0600). The key is named
+    /// `{prefix}/{16 hex digits of the SHA-256 of its public key}`, so that two installations
+    /// never share a log name. Returns the signer, whether it was created, and whether the file
+    /// is open to others.
+    pub fn load_or_create(path: &Path, prefix: &str) -> Result<(Self, bool, bool), CryptoError> {
         let (seed, created, open) = crate::keyfile::load_or_create(path)?;
-        let signer = Self::from_seed(name, &seed).map_err(|_| CryptoError::KeyFile {
+        let public = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let name = format!("{prefix}/{}", hex(&Sha256::digest(public)[..8]));
+        let signer = Self::from_seed(&name, &seed).map_err(|_| CryptoError::KeyFile {
             path: path.display().to_string(),
             reason: "the log's name is not a valid key name".into(),
         })?;

@@ -3,6 +3,7 @@
 //! This crate does no I/O and holds no secrets. Everything that crosses into storage is validated
 //! and normalised here first, so that the crypto and storage layers only ever see clean values.
 
+pub mod audit;
 pub mod category;
 pub mod consent;
 pub mod customer;
@@ -17,6 +18,7 @@ pub mod role;
 pub mod time;
 pub mod view;
 
+pub use audit::AuditLeaf;
 pub use category::DataCategory;
 pub use consent::{
     ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, ConsentStatus,

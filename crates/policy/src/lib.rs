@@ -50,6 +50,18 @@ pub enum Outcome {
     Withhold,
 }
 
+impl Outcome {
+    /// The outcome's name, as in responses and audit entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Show => "show",
+            Outcome::Mask => "mask",
+            Outcome::Abstract => "abstract",
+            Outcome::Withhold => "withhold",
+        }
+    }
+}
+
 /// A decidable part of a customer's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -248,6 +260,8 @@ pub enum Action {
     ReadDirectory,
     /// Register and change purposes.
     ManagePurposes,
+    /// Read the audit log's entries and proofs.
+    ReadAudit,
 }
 
 impl Action {
@@ -263,6 +277,7 @@ impl Action {
             Action::ReadDirectory => "read_directory",
             Action::ReadAlerts => "read_alerts",
             Action::ManagePurposes => "manage_purposes",
+            Action::ReadAudit => "read_audit",
         }
     }
 
@@ -273,6 +288,7 @@ impl Action {
                 | Action::ReadDirectory
                 | Action::ReadAlerts
                 | Action::ManagePurposes
+                | Action::ReadAudit
         )
     }
 }

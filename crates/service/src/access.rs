@@ -5,8 +5,8 @@
 
 use steward_domain::view::{mask_address, mask_email, mask_phone};
 use steward_domain::{
-    Customer, CustomerId, CustomerView, DecisionSummary, Interaction, LawfulBasis, Purchase,
-    PurchaseSummary, Purpose, Timestamp,
+    AuditLeaf, Customer, CustomerId, CustomerView, DecisionSummary, Interaction, LawfulBasis,
+    Purchase, PurchaseSummary, Purpose, Timestamp,
 };
 use steward_policy::{Action, Decision, Field, Outcome, ReadRequest, Subject};
 use uuid::Uuid;
@@ -87,40 +87,42 @@ fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
     ServiceError::Forbidden { field, detail }
 }
 
-/// The record of one decision: outcomes and policies per field, no values.
-fn decision_row(
-    principal: &str,
+/// The audit entry of one decision: outcomes and policies per field, no values.
+fn decision_leaf(
+    principal: &Principal,
+    pseudonym: String,
     customer: CustomerId,
-    purpose: &str,
+    access: &Access<'_>,
     decision: &Decision,
-    reason_given: bool,
-    break_glass: bool,
-) -> steward_store::DecisionRow {
-    let outcomes: std::collections::BTreeMap<&str, Outcome> = decision
-        .fields
-        .iter()
-        .map(|f| (f.field.as_str(), f.outcome))
-        .collect();
-    let policies: std::collections::BTreeMap<&str, &Vec<String>> = decision
-        .fields
-        .iter()
-        .map(|f| (f.field.as_str(), &f.policies))
-        .collect();
-    steward_store::DecisionRow {
-        id: Uuid::now_v7().as_bytes().to_vec(),
-        occurred_at: Timestamp::now().millis(),
-        principal: principal.to_owned(),
-        customer_id: customer,
-        purpose: purpose.to_owned(),
+    reason_length: usize,
+) -> AuditLeaf {
+    AuditLeaf {
+        v: steward_domain::audit::LEAF_VERSION,
+        time: Timestamp::now(),
+        principal: pseudonym,
+        roles: principal.roles.clone(),
+        outlets: principal.outlets.clone(),
+        action: "read".into(),
+        customer: Some(customer),
+        purpose: Some(access.purpose.key.clone()),
+        categories: decision
+            .fields
+            .iter()
+            .map(|f| (f.field.as_str().to_owned(), f.outcome.as_str().to_owned()))
+            .collect(),
+        policies: decision
+            .fields
+            .iter()
+            .map(|f| (f.field.as_str().to_owned(), f.policies.clone()))
+            .collect(),
+        reason_length: u32::try_from(reason_length).unwrap_or(u32::MAX),
+        break_glass: access.break_glass,
         outcome: if decision.denies_all() {
             "deny"
         } else {
             "allow"
-        },
-        fields: serde_json::to_string(&outcomes).unwrap_or_default(),
-        policies: serde_json::to_string(&policies).unwrap_or_default(),
-        reason_given,
-        break_glass,
+        }
+        .into(),
     }
 }
 
@@ -243,8 +245,7 @@ impl Vault {
             GuardOutcome::Refused { newly } => {
                 if newly {
                     let detail = "read more distinct customers in an hour than the role allows; refused for the next hour".to_owned();
-                    self.alert("bulk_access", &asker.id, None, &access.purpose.key, detail)
-                        .await?;
+                    self.alert("bulk_access", access, None, detail).await?;
                 }
                 return Err(ServiceError::BulkAccess);
             }
@@ -269,17 +270,15 @@ impl Vault {
         };
         let decision = self.inner.policy.decide_read(&req, fields);
         // INVARIANT: recorded (and committed) before the caller can return any data.
-        self.inner
-            .decisions
-            .record(decision_row(
-                &req.asker.id,
-                id,
-                &access.purpose.key,
-                &decision,
-                reason_length > 0,
-                access.break_glass,
-            ))
-            .await?;
+        let leaf = decision_leaf(
+            access.principal,
+            self.pseudonym(&req.asker.id),
+            id,
+            access,
+            &decision,
+            reason_length,
+        );
+        self.inner.audit.append(&leaf).await?;
         // A read that only break-glass allowed is flagged for the DPO before any data leaves.
         let glass: Vec<&str> = decision
             .fields
@@ -294,34 +293,48 @@ impl Vault {
                 "break-glass read of {} with a reason of {reason_length} characters",
                 glass.join(", ")
             );
-            self.alert(
-                "break_glass",
-                &req.asker.id,
-                Some(id),
-                &access.purpose.key,
-                detail,
-            )
-            .await?;
+            self.alert("break_glass", access, Some(id), detail).await?;
         }
         Ok(decision)
     }
 
+    /// Raises an alert for the DPO: listed by `GET /v1/alerts` and appended to the audit log.
     async fn alert(
         &self,
         kind: &str,
-        principal: &str,
+        access: &Access<'_>,
         customer: Option<CustomerId>,
-        purpose: &str,
         detail: String,
     ) -> ServiceResult<()> {
+        let principal = access.principal.asker().id;
         tracing::warn!(kind, principal, "access alert");
+        let now = Timestamp::now();
+        let leaf = AuditLeaf {
+            v: steward_domain::audit::LEAF_VERSION,
+            time: now,
+            principal: self.pseudonym(&principal),
+            roles: access.principal.roles.clone(),
+            outlets: access.principal.outlets.clone(),
+            action: "alert".into(),
+            customer,
+            purpose: Some(access.purpose.key.clone()),
+            categories: Default::default(),
+            policies: Default::default(),
+            reason_length: access
+                .reason
+                .map(|r| u32::try_from(r.trim().chars().count()).unwrap_or(u32::MAX))
+                .unwrap_or(0),
+            break_glass: access.break_glass,
+            outcome: kind.to_owned(),
+        };
+        self.inner.audit.append(&leaf).await?;
         let row = steward_store::AlertRow {
             id: Uuid::now_v7().as_bytes().to_vec(),
-            occurred_at: Timestamp::now().millis(),
+            occurred_at: now.millis(),
             kind: kind.to_owned(),
-            principal: principal.to_owned(),
+            principal,
             customer_id: customer,
-            purpose: purpose.to_owned(),
+            purpose: access.purpose.key.clone(),
             detail,
         };
         Ok(self.inner.store.insert_alert(&row).await?)

@@ -2,9 +2,9 @@
 //! between the domain, the crypto and the store. The HTTP API and the CLI are thin layers over it.
 
 mod access;
+mod audit;
 mod auth;
 mod consent;
-mod decisions;
 pub mod demo;
 mod error;
 mod guard;
@@ -14,6 +14,7 @@ mod seal;
 mod vault;
 
 pub use access::{Access, PurchasesView};
+pub use audit::{AuditReport, verify_log};
 pub use auth::{Principal, TokenOwner};
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};

@@ -88,7 +88,7 @@ pub(crate) struct Inner {
     pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
     pub(crate) bulk: crate::BulkGuard,
-    pub(crate) decisions: crate::decisions::DecisionLog,
+    pub(crate) audit: crate::audit::AuditLog,
 }
 
 impl Vault {
@@ -98,6 +98,7 @@ impl Vault {
         store: DynStore,
         keyring: Keyring,
         policy: Arc<steward_policy::Policy>,
+        audit_signer: steward_crypto::NoteSigner,
     ) -> ServiceResult<Self> {
         let blind = keyring.unwrap_blind_index_key(&wrapped(
             &keyring_entry(&store, BLIND_INDEX_KEY, || keyring.new_blind_index_key()).await?,
@@ -112,7 +113,7 @@ impl Vault {
             &keyring_entry(&store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
         ))?;
         let purposes = crate::purposes::Purposes::open(&store).await?;
-        let decisions = crate::decisions::DecisionLog::start(store.clone());
+        let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -124,9 +125,17 @@ impl Vault {
                 policy,
                 receipts,
                 bulk: crate::BulkGuard::default(),
-                decisions,
+                audit,
             }),
         })
+    }
+
+    /// A stable pseudonym for a principal in the audit log: a keyed MAC of its id, so the log
+    /// never names a staff member and the same person always looks the same.
+    pub(crate) fn pseudonym(&self, asker_id: &str) -> String {
+        let mac = self.inner.blind.mac("audit-principal", asker_id);
+        let hex: String = mac[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("p_{hex}")
     }
 
     /// The bulk-access guard (to configure its limits).

@@ -6,6 +6,7 @@
 //! and every time an integer, which `Any` handles on both); what differs — connection set-up
 //! and the migrations folder — lives in [`sqlite`] and [`postgres`].
 
+mod audit;
 pub mod postgres;
 mod records;
 mod sql;
@@ -13,6 +14,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
+pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, StoredAuditEntry, TreeHash};
 pub use records::*;
 pub use sql::SqlStore;
 
@@ -141,10 +143,33 @@ pub trait Store: Send + Sync + 'static {
     /// One staff member.
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
 
-    /// Records access decisions, in one transaction.
-    async fn insert_decisions(&self, rows: &[DecisionRow]) -> StoreResult<()>;
-    /// Number of recorded decisions about a customer (tests and reports).
-    async fn count_decisions(&self, customer: CustomerId) -> StoreResult<i64>;
+    /// Appends entries to the audit log in one transaction: locks the head, has `sealer`
+    /// extend the Merkle tree (and maybe sign a checkpoint), writes it all. Returns the index of
+    /// the first entry.
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntryRow],
+        sealer: &dyn AuditSealer,
+    ) -> StoreResult<u64>;
+    /// The number of entries in the audit log.
+    async fn audit_size(&self) -> StoreResult<u64>;
+    /// The tree's stored hashes at `indexes` (all must exist).
+    async fn audit_hashes(
+        &self,
+        indexes: &[u64],
+    ) -> StoreResult<std::collections::HashMap<u64, TreeHash>>;
+    /// The tree's stored hashes with index in `[start, end)`, in order.
+    async fn audit_hash_range(&self, start: u64, end: u64) -> StoreResult<Vec<(u64, TreeHash)>>;
+    /// Audit entries with index in `[start, end)`, in order.
+    async fn audit_entries(&self, start: u64, end: u64) -> StoreResult<Vec<StoredAuditEntry>>;
+    /// Every signed checkpoint (size, note), by size.
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
+    /// The latest signed checkpoint.
+    async fn latest_audit_checkpoint(&self) -> StoreResult<Option<(u64, String)>>;
+    /// Stores a checkpoint signed apart from an append.
+    async fn add_audit_checkpoint(&self, size: u64, note: &str) -> StoreResult<()>;
+    /// Number of audit entries about a customer (tests and reports).
+    async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64>;
 
     /// Records an access alert.
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()>;

@@ -11,18 +11,18 @@ use crate::*;
 /// A [`Store`] on SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     /// One connection of its own for the decision log's group commits, so that they never queue
     /// behind the reads they are recording. On SQLite it opens a file of its own (see
     /// `sqlite.rs`).
-    log_pool: AnyPool,
-    backend: Backend,
+    pub(crate) log_pool: AnyPool,
+    pub(crate) backend: Backend,
     /// Background tasks of this store hold a weak reference and stop when the last clone goes.
     alive: std::sync::Arc<()>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
-const INSERT_CHUNK: usize = 500;
+pub(crate) const INSERT_CHUNK: usize = 500;
 
 const CUSTOMER_COLUMNS: &str = "c.id, c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, c.address, c.date_of_birth, k.master_key_id, k.wrapped";
 
@@ -61,7 +61,7 @@ fn stored_key(r: &AnyRow, at: usize) -> StoreResult<StoredKey> {
 /// SQLite looks up a numbered parameter's name by a linear scan and sqlx asks for every
 /// parameter's name, so `$N` makes a multi-row INSERT quadratic in its parameter count; anonymous
 /// `?` parameters are bound in order with no lookup.
-fn values_clause(backend: Backend, rows: usize, cols: usize) -> String {
+pub(crate) fn values_clause(backend: Backend, rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 6);
     for r in 0..rows {
         s.push_str(if r == 0 { "(" } else { ",(" });
@@ -83,30 +83,7 @@ fn values_clause(backend: Backend, rows: usize, cols: usize) -> String {
 }
 
 /// A query on either backend.
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
-
-/// A multi-row INSERT of decision records (at most `INSERT_CHUNK`).
-fn decisions_insert(backend: Backend, chunk: &[DecisionRow]) -> AnyQuery<'_> {
-    let sql = format!(
-        "INSERT INTO access_decisions (id, occurred_at, principal, customer_id, purpose, outcome, fields, policies, reason_given, break_glass) VALUES {}",
-        values_clause(backend, chunk.len(), 10)
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for r in chunk {
-        q = q
-            .bind(r.id.clone())
-            .bind(r.occurred_at)
-            .bind(&r.principal)
-            .bind(r.customer_id.as_bytes().to_vec())
-            .bind(&r.purpose)
-            .bind(r.outcome)
-            .bind(&r.fields)
-            .bind(&r.policies)
-            .bind(i64::from(r.reason_given))
-            .bind(i64::from(r.break_glass));
-    }
-    q
-}
+pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Binds a purpose's columns as $1..$7 in table order.
 fn bind_purpose<'q>(q: AnyQuery<'q>, p: &'q PurposeRow) -> AnyQuery<'q> {
@@ -734,36 +711,47 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn insert_decisions(&self, rows: &[DecisionRow]) -> StoreResult<()> {
-        // One statement is atomic on its own (autocommit): a batch that fits in one INSERT skips
-        // the BEGIN and COMMIT round trips, which the group-commit writer pays per batch.
-        if rows.len() <= INSERT_CHUNK {
-            decisions_insert(self.backend, rows)
-                .execute(&self.log_pool)
-                .await?;
-            return Ok(());
-        }
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.log_pool.begin().await?,
-        };
-        for chunk in rows.chunks(INSERT_CHUNK) {
-            decisions_insert(self.backend, chunk)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+    async fn append_audit(
+        &self,
+        entries: &[AuditEntryRow],
+        sealer: &dyn AuditSealer,
+    ) -> StoreResult<u64> {
+        self.append_audit_entries(entries, sealer).await
     }
 
-    async fn count_decisions(&self, customer: CustomerId) -> StoreResult<i64> {
-        Ok(
-            sqlx::query("SELECT COUNT(*) FROM access_decisions WHERE customer_id = $1")
-                .bind(customer.as_bytes().to_vec())
-                .fetch_one(&self.log_pool)
-                .await?
-                .try_get(0)?,
-        )
+    async fn audit_size(&self) -> StoreResult<u64> {
+        self.audit_log_size().await
+    }
+
+    async fn audit_hashes(
+        &self,
+        indexes: &[u64],
+    ) -> StoreResult<std::collections::HashMap<u64, TreeHash>> {
+        self.audit_hashes_at(indexes).await
+    }
+
+    async fn audit_hash_range(&self, start: u64, end: u64) -> StoreResult<Vec<(u64, TreeHash)>> {
+        self.audit_hash_rows(start, end).await
+    }
+
+    async fn audit_entries(&self, start: u64, end: u64) -> StoreResult<Vec<StoredAuditEntry>> {
+        self.audit_entry_range(start, end).await
+    }
+
+    async fn audit_checkpoints(&self) -> StoreResult<Vec<(u64, String)>> {
+        self.audit_checkpoint_list().await
+    }
+
+    async fn latest_audit_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {
+        self.audit_latest_checkpoint().await
+    }
+
+    async fn add_audit_checkpoint(&self, size: u64, note: &str) -> StoreResult<()> {
+        self.audit_add_checkpoint(size, note).await
+    }
+
+    async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64> {
+        self.audit_count_for(customer).await
     }
 
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()> {

@@ -36,10 +36,12 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
             spawn_checkpointer(checkpointer, store.alive());
             store
         }
-        // No file (an in-memory database): one file is all there is.
+        // The audit log needs a file of its own beside the data (see above).
         None => {
-            let log_pool = pool_of(url, 1, Checkpoints::OnCommit).await?;
-            SqlStore::new(pool, log_pool, Backend::Sqlite)
+            return Err(crate::StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "SQLite needs a database file (sqlite://PATH), not an in-memory database",
+            )));
         }
     };
     Ok(store)

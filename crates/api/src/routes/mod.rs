@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod audit;
 pub mod customers;
 pub mod purposes;
 pub mod system;

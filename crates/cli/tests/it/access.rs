@@ -622,7 +622,7 @@ backend_tests!(every_decision_is_recorded_before_data_leaves);
 async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
     let w = world(&db).await;
     let cid: steward_domain::CustomerId = w.customer.parse().unwrap();
-    let count = || async { w.vault.store().count_decisions(cid).await.unwrap() };
+    let count = || async { w.vault.store().count_audit_entries(cid).await.unwrap() };
     let before = count().await;
     // An allowed read (masked), a denied read and a refused one each leave one record.
     assert_eq!(
@@ -654,31 +654,38 @@ async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
     );
     assert_eq!(count().await, before + 2);
     let raw = db.raw_log().await;
-    let rows = sqlx::query("SELECT outcome, fields, policies, principal, purpose FROM access_decisions WHERE customer_id = $1 ORDER BY id")
+    let rows = sqlx::query("SELECT leaf FROM audit_entries WHERE customer_id = $1 ORDER BY idx")
         .bind(cid.as_bytes().to_vec())
         .fetch_all(&raw)
         .await
         .unwrap();
     use sqlx::Row;
-    let last: Vec<String> = (0..5)
-        .map(|i| rows[rows.len() - 1].get::<String, _>(i))
-        .collect();
-    let prev: Vec<String> = (0..5)
-        .map(|i| rows[rows.len() - 2].get::<String, _>(i))
-        .collect();
-    assert_eq!(prev[0], "allow");
-    assert!(
-        prev[1].contains(r#""email":"mask""#) && prev[1].contains(r#""purchases":"abstract""#),
-        "{}",
-        prev[1]
+    let leaves: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+    let decode = |b: &[u8]| steward_domain::AuditLeaf::from_bytes(b).unwrap();
+    let (prev, last) = (
+        decode(&leaves[leaves.len() - 2]),
+        decode(&leaves[leaves.len() - 1]),
     );
-    assert!(prev[2].contains("outlet-staff-other-customers"));
-    assert_eq!(last[0], "deny");
-    assert_eq!(last[4], "service");
-    for r in [&prev, &last] {
-        let text = r.join(" ");
+    assert_eq!(prev.outcome, "allow");
+    assert_eq!(prev.categories["email"], "mask");
+    assert_eq!(prev.categories["purchases"], "abstract");
+    assert!(prev.policies["name"].contains(&"outlet-staff-other-customers".to_owned()));
+    assert_eq!(prev.roles, vec![Role::SalesAssociate]);
+    assert!(
+        prev.principal.starts_with("p_"),
+        "a pseudonym: {}",
+        prev.principal
+    );
+    assert_eq!(last.outcome, "deny");
+    assert_eq!(last.purpose.as_deref(), Some("service"));
+    assert_eq!(prev.principal, last.principal, "the pseudonym is stable");
+    for l in &leaves[leaves.len() - 2..] {
+        let text = String::from_utf8_lossy(l);
         assert!(
-            !text.contains("carla") && !text.contains("Carla") && !text.contains("0555"),
+            !text.contains("carla")
+                && !text.contains("Carla")
+                && !text.contains("0555")
+                && !text.contains("Bob"),
             "{text}"
         );
     }

@@ -432,8 +432,12 @@ async fn sqlite_decision_records_move_to_their_own_file() {
         raw.close().await;
     }
     for _ in 0..2 {
-        let v = db.vault().await;
-        assert_eq!(v.store().count_decisions(customer).await.unwrap(), 3);
+        let _v = db.vault().await;
+        let moved: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM access_decisions")
+            .fetch_one(&db.raw_log().await)
+            .await
+            .unwrap();
+        assert_eq!(moved, 3, "the records are in the log's file");
         let left: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'access_decisions'",
         )
@@ -445,42 +449,54 @@ async fn sqlite_decision_records_move_to_their_own_file() {
     assert!(db.dir.path().join("steward-audit.db").exists());
 }
 
-/// The decision log's WAL is copied back into its file by a checkpointer of its own, not by the
+/// Extends the tree with the real tree math and signs nothing: for driving the store directly.
+struct PlainSealer;
+
+impl steward_store::AuditSealer for PlainSealer {
+    fn frontier(&self, size: u64) -> Vec<u64> {
+        steward_crypto::merkle::frontier(size)
+    }
+    fn extend(
+        &self,
+        size: u64,
+        edge: &[[u8; 32]],
+        leaves: &[&[u8]],
+    ) -> Result<steward_store::AuditExtension, String> {
+        let hashes: Vec<_> = leaves
+            .iter()
+            .map(|l| steward_crypto::merkle::leaf_hash(l))
+            .collect();
+        let a = steward_crypto::merkle::append(size, edge, &hashes).map_err(|e| e.to_string())?;
+        Ok(steward_store::AuditExtension {
+            first_index: a.first_index,
+            hashes: a.hashes,
+            checkpoint: None,
+        })
+    }
+}
+
+/// The audit log's WAL is copied back into its file by a checkpointer of its own, not by the
 /// commits that reads wait for (those never checkpoint: `wal_autocheckpoint = 0`).
 #[tokio::test]
-async fn sqlite_decision_log_is_checkpointed_apart() {
+async fn sqlite_audit_log_is_checkpointed_apart() {
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
     let v = db.vault().await;
     let customer = steward_domain::CustomerId::new();
-    let rows: Vec<steward_store::DecisionRow> = (0..500)
-        .map(|_| steward_store::DecisionRow {
-            id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+    let rows: Vec<steward_store::AuditEntryRow> = (0..500)
+        .map(|_| steward_store::AuditEntryRow {
+            leaf: vec![b'x'; 400],
             occurred_at: 1,
-            principal: "p".into(),
-            customer_id: customer,
-            purpose: "service".into(),
-            outcome: "allow",
-            fields: "{}".repeat(100),
-            policies: "{}".repeat(100),
-            reason_given: false,
-            break_glass: false,
+            action: "read".into(),
+            customer_id: Some(customer),
         })
         .collect();
     let file = db.dir.path().join("steward-audit.db");
     let size = || std::fs::metadata(&file).unwrap().len();
     let before = size();
     for _ in 0..10 {
-        let fresh: Vec<_> = rows
-            .iter()
-            .cloned()
-            .map(|mut r| {
-                r.id = uuid::Uuid::now_v7().as_bytes().to_vec();
-                r
-            })
-            .collect();
-        v.store().insert_decisions(&fresh).await.unwrap();
+        v.store().append_audit(&rows, &PlainSealer).await.unwrap();
     }
-    // ~2 MB went to the WAL; within a few checkpoint periods it is in the file itself.
+    // ~3 MB went to the WAL; within a few checkpoint periods it is in the file itself.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while size() < before + 1_000_000 {
         assert!(
@@ -490,7 +506,8 @@ async fn sqlite_decision_log_is_checkpointed_apart() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(v.store().count_decisions(customer).await.unwrap(), 5000);
+    assert_eq!(v.store().count_audit_entries(customer).await.unwrap(), 5000);
+    assert_eq!(v.store().audit_size().await.unwrap(), 5000);
 }
 
 /// The SQLite files (data, decision log, their WAL and SHM) are readable by their owner only.

@@ -78,7 +78,14 @@ impl TestDb {
             steward_service::keys::load_keyring(&self.key_file(), true).expect("keyring");
         let store = steward_store::open(&self.url).await.expect("open store");
         let policy = std::sync::Arc::new(steward_policy::Policy::default_policy().expect("policy"));
-        Vault::open(store, ring, policy).await.expect("open vault")
+        let (signer, _, _) = steward_crypto::NoteSigner::load_or_create(
+            &self.dir.path().join("audit-signing.key"),
+            "steward/audit",
+        )
+        .expect("audit key");
+        Vault::open(store, ring, policy, signer)
+            .await
+            .expect("open vault")
     }
 
     /// A raw connection pool, to reach under the application as an attacker with the database would.

@@ -269,6 +269,18 @@ proptest! {
         let n = leaves.len();
         let (stored, roots) = build(&leaves, &batches);
         prop_assert_eq!(*roots.last().unwrap(), mth(&leaves));
+        // Streaming, leaf by leaf, gives the same stored hashes and every root.
+        let mut edge = Vec::new();
+        let mut streamed = Vec::new();
+        for (n, leaf) in leaves.iter().enumerate() {
+            streamed.extend(push(&mut edge, n as u64, *leaf));
+            prop_assert_eq!(root_of_edge(&edge), mth(&leaves[..=n]));
+            let want: Vec<Hash> = frontier(n as u64 + 1).iter().map(|i| stored[i]).collect();
+            prop_assert_eq!(&edge, &want);
+        }
+        let all_stored: Vec<Hash> = (0..stored_count(n as u64)).map(|i| stored[&i]).collect();
+        prop_assert_eq!(streamed, all_stored);
+        prop_assert_eq!(root_of_edge(&[]), mth(&[]));
         let all: Vec<u64> = (0..stored_count(n as u64)).collect();
         prop_assert_eq!(root(n as u64, &stored).unwrap(), mth(&leaves));
         for size in 1..=n {

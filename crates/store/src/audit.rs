@@ -1,0 +1,338 @@
+//! The audit log's storage: entries (Merkle leaves), the tree's stored hashes, the head, and the
+//! signed checkpoints. The hashing and signing happen in the caller's [`AuditSealer`], inside the
+//! appending transaction, so the store never holds a key and the tree never forks.
+
+use std::collections::HashMap;
+
+use sqlx::{AssertSqlSafe, Row};
+use steward_domain::CustomerId;
+
+use crate::sql::{AnyQuery, values_clause};
+use crate::{Backend, SqlStore, StoreError, StoreResult};
+
+/// A 32-byte tree hash.
+pub type TreeHash = [u8; 32];
+
+/// One entry to append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntryRow {
+    /// The exact bytes hashed into the tree.
+    pub leaf: Vec<u8>,
+    /// When (ms), copied from the leaf for queries.
+    pub occurred_at: i64,
+    /// What happened, copied from the leaf.
+    pub action: String,
+    /// About whom, copied from the leaf.
+    pub customer_id: Option<CustomerId>,
+}
+
+/// One stored entry with its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAuditEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// The row as stored.
+    pub row: AuditEntryRow,
+}
+
+/// What the sealer computed for a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditExtension {
+    /// The stored index of the first new hash.
+    pub first_index: u64,
+    /// The new stored hashes from `first_index` on.
+    pub hashes: Vec<TreeHash>,
+    /// A signed checkpoint note for the new size, if the sealer signs one now.
+    pub checkpoint: Option<String>,
+}
+
+/// The tree and signing work of an append, done by the caller inside the store's transaction.
+pub trait AuditSealer: Send + Sync {
+    /// The stored hash indexes that sum up a tree of `size` entries.
+    fn frontier(&self, size: u64) -> Vec<u64>;
+    /// Extends the tree of `size` entries with frontier hashes `edge` by `leaves`.
+    fn extend(
+        &self,
+        size: u64,
+        edge: &[TreeHash],
+        leaves: &[&[u8]],
+    ) -> Result<AuditExtension, String>;
+}
+
+fn hash_of(bytes: Vec<u8>) -> StoreResult<TreeHash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("a tree hash is not 32 bytes"))
+}
+
+fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
+    let idx: i64 = r.try_get(0)?;
+    let customer: Option<Vec<u8>> = r.try_get(4)?;
+    Ok(StoredAuditEntry {
+        index: u64::try_from(idx).map_err(|_| StoreError::Corrupt("negative audit index"))?,
+        row: AuditEntryRow {
+            leaf: r.try_get(1)?,
+            occurred_at: r.try_get(2)?,
+            action: r.try_get(3)?,
+            customer_id: customer
+                .map(|c| {
+                    CustomerId::from_slice(&c).ok_or(StoreError::Corrupt("id is not 16 bytes"))
+                })
+                .transpose()?,
+        },
+    })
+}
+
+fn i64_of(n: u64) -> StoreResult<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Corrupt("audit index past i64"))
+}
+
+/// An `IN (…)` list of `n` parameters starting after `offset` bound ones.
+fn in_list(backend: Backend, n: usize, offset: usize) -> String {
+    (0..n)
+        .map(|i| match backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${}", offset + i + 1),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl SqlStore {
+    /// Appends `entries` in one transaction of the log: reads the head (locking it), has
+    /// `sealer` extend the tree, writes entries, hashes, head and any checkpoint. Returns the
+    /// index of the first entry.
+    pub(crate) async fn append_audit_entries(
+        &self,
+        entries: &[AuditEntryRow],
+        sealer: &dyn AuditSealer,
+    ) -> StoreResult<u64> {
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.log_pool.begin().await?,
+        };
+        let lock = match self.backend {
+            Backend::Sqlite => "SELECT size FROM audit_head WHERE id = 1",
+            Backend::Postgres => "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE",
+        };
+        let size: i64 = sqlx::query(lock).fetch_one(&mut *tx).await?.try_get(0)?;
+        let size = u64::try_from(size).map_err(|_| StoreError::Corrupt("negative log size"))?;
+        let edge = hashes_at(self.backend, &mut tx, &sealer.frontier(size)).await?;
+        let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.as_slice()).collect();
+        let ext = sealer
+            .extend(size, &edge, &leaves)
+            .map_err(|_| StoreError::Corrupt("the audit tree could not be extended"))?;
+        for (n, chunk) in entries.chunks(crate::sql::INSERT_CHUNK).enumerate() {
+            let sql = format!(
+                "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id) VALUES {}",
+                values_clause(self.backend, chunk.len(), 5)
+            );
+            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+            let first = size + (n * crate::sql::INSERT_CHUNK) as u64;
+            for (i, e) in (first..).zip(chunk) {
+                q = q
+                    .bind(i64_of(i)?)
+                    .bind(e.leaf.as_slice())
+                    .bind(e.occurred_at)
+                    .bind(e.action.as_str())
+                    .bind(e.customer_id.map(|c| c.as_bytes().to_vec()));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let indexed: Vec<(u64, &TreeHash)> = (ext.first_index..).zip(&ext.hashes).collect();
+        for chunk in indexed.chunks(crate::sql::INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO audit_hashes (idx, hash) VALUES {}",
+                values_clause(self.backend, chunk.len(), 2)
+            );
+            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+            for (i, h) in chunk {
+                q = q.bind(i64_of(*i)?).bind(h.as_slice());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let new_size = size + entries.len() as u64;
+        sqlx::query("UPDATE audit_head SET size = $1 WHERE id = 1")
+            .bind(i64_of(new_size)?)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(note) = &ext.checkpoint {
+            insert_checkpoint(&mut tx, new_size, note).await?;
+        }
+        tx.commit().await?;
+        Ok(size)
+    }
+
+    /// The number of entries.
+    pub(crate) async fn audit_log_size(&self) -> StoreResult<u64> {
+        let size: i64 = sqlx::query("SELECT size FROM audit_head WHERE id = 1")
+            .fetch_one(&self.log_pool)
+            .await?
+            .try_get(0)?;
+        u64::try_from(size).map_err(|_| StoreError::Corrupt("negative log size"))
+    }
+
+    /// Stored hashes by index; every index asked for must exist.
+    pub(crate) async fn audit_hashes_at(
+        &self,
+        indexes: &[u64],
+    ) -> StoreResult<HashMap<u64, TreeHash>> {
+        let mut conn = self.log_pool.acquire().await?;
+        let found = hashes_map(self.backend, &mut conn, indexes).await?;
+        if found.len() != indexes.len() {
+            return Err(StoreError::Corrupt("a tree hash is missing"));
+        }
+        Ok(found)
+    }
+
+    /// Stored hashes with index in `[start, end)`, in order.
+    pub(crate) async fn audit_hash_rows(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<(u64, TreeHash)>> {
+        let rows = sqlx::query(
+            "SELECT idx, hash FROM audit_hashes WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+        )
+        .bind(i64_of(start)?)
+        .bind(i64_of(end)?)
+        .fetch_all(&self.log_pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let i: i64 = r.try_get(0)?;
+                Ok((
+                    u64::try_from(i).map_err(|_| StoreError::Corrupt("negative hash index"))?,
+                    hash_of(r.try_get(1)?)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Entries with index in `[start, end)`, in order.
+    pub(crate) async fn audit_entry_range(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<StoredAuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT idx, leaf, occurred_at, action, customer_id FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+        )
+        .bind(i64_of(start)?)
+        .bind(i64_of(end)?)
+        .fetch_all(&self.log_pool)
+        .await?;
+        rows.iter().map(entry_from).collect()
+    }
+
+    /// Every signed checkpoint, by size.
+    pub(crate) async fn audit_checkpoint_list(&self) -> StoreResult<Vec<(u64, String)>> {
+        let rows = sqlx::query("SELECT size, note FROM audit_checkpoints ORDER BY size")
+            .fetch_all(&self.log_pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let s: i64 = r.try_get(0)?;
+                Ok((
+                    u64::try_from(s).map_err(|_| StoreError::Corrupt("negative size"))?,
+                    r.try_get(1)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The checkpoint with the largest size.
+    pub(crate) async fn audit_latest_checkpoint(&self) -> StoreResult<Option<(u64, String)>> {
+        let row =
+            sqlx::query("SELECT size, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&self.log_pool)
+                .await?;
+        row.map(|r| {
+            let s: i64 = r.try_get(0)?;
+            Ok((
+                u64::try_from(s).map_err(|_| StoreError::Corrupt("negative size"))?,
+                r.try_get(1)?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Stores a checkpoint signed apart from an append (kept if one for that size exists).
+    pub(crate) async fn audit_add_checkpoint(&self, size: u64, note: &str) -> StoreResult<()> {
+        let mut tx = self.log_pool.begin().await?;
+        insert_checkpoint(&mut tx, size, note).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many entries name this customer.
+    pub(crate) async fn audit_count_for(&self, customer: CustomerId) -> StoreResult<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM audit_entries WHERE customer_id = $1")
+                .bind(customer.as_bytes().to_vec())
+                .fetch_one(&self.log_pool)
+                .await?
+                .try_get(0)?,
+        )
+    }
+}
+
+async fn insert_checkpoint(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    size: u64,
+    note: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(i64_of(size)?)
+    .bind(note)
+    .bind(steward_domain::Timestamp::now().millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn hashes_map(
+    backend: Backend,
+    conn: &mut sqlx::AnyConnection,
+    indexes: &[u64],
+) -> StoreResult<HashMap<u64, TreeHash>> {
+    let mut out = HashMap::with_capacity(indexes.len());
+    for chunk in indexes.chunks(crate::sql::INSERT_CHUNK) {
+        let sql = format!(
+            "SELECT idx, hash FROM audit_hashes WHERE idx IN ({})",
+            in_list(backend, chunk.len(), 0)
+        );
+        let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+        for i in chunk {
+            q = q.bind(i64_of(*i)?);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let i: i64 = r.try_get(0)?;
+            out.insert(
+                u64::try_from(i).map_err(|_| StoreError::Corrupt("negative hash index"))?,
+                hash_of(r.try_get(1)?)?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The hashes at `indexes`, in that order, inside the append's transaction.
+async fn hashes_at(
+    backend: Backend,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    indexes: &[u64],
+) -> StoreResult<Vec<TreeHash>> {
+    let found = hashes_map(backend, &mut *tx, indexes).await?;
+    indexes
+        .iter()
+        .map(|i| {
+            found
+                .get(i)
+                .copied()
+                .ok_or(StoreError::Corrupt("a tree hash is missing"))
+        })
+        .collect()
+}
