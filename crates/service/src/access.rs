@@ -87,13 +87,37 @@ fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
     ServiceError::Forbidden { field, detail }
 }
 
-/// The audit entry of one decision: outcomes and policies per field, no values.
+/// Whether a decision lets the customer view show anything: a profile field, or the purchase
+/// abstraction (the history itself is read through its own endpoint).
+fn serves_customer_view(d: &Decision) -> bool {
+    Field::PROFILE
+        .iter()
+        .any(|f| d.outcome(*f) != Outcome::Withhold)
+        || d.outcome(Field::PurchaseHistory) == Outcome::Abstract
+}
+
+/// Whether a decision lets a customer's messages be read.
+fn serves_communications(d: &Decision) -> bool {
+    d.outcome(Field::Communications) == Outcome::Show
+}
+
+/// Whether a decision lets a customer's purchases, or their abstraction, be read.
+fn serves_purchases(d: &Decision) -> bool {
+    matches!(
+        d.outcome(Field::PurchaseHistory),
+        Outcome::Show | Outcome::Abstract
+    )
+}
+
+/// The audit entry of one decision: outcomes and policies per field, no values; `allow` only if
+/// the endpoint serves something under it.
 fn decision_leaf(
     principal: &Principal,
     pseudonym: String,
     customer: CustomerId,
     access: &Access<'_>,
     decision: &Decision,
+    served: bool,
     reason_length: usize,
 ) -> AuditLeaf {
     AuditLeaf {
@@ -117,12 +141,7 @@ fn decision_leaf(
             .collect(),
         reason_length: u32::try_from(reason_length).unwrap_or(u32::MAX),
         break_glass: access.break_glass,
-        outcome: if decision.denies_all() {
-            "deny"
-        } else {
-            "allow"
-        }
-        .into(),
+        outcome: if served { "allow" } else { "deny" }.into(),
     }
 }
 
@@ -209,12 +228,14 @@ pub fn customer_view(
 }
 
 impl Vault {
-    /// Decides a read of `fields` of customer `id`.
+    /// Decides a read of `fields` of customer `id`; `serves` says whether the endpoint returns
+    /// anything under a decision (the audit entry's outcome).
     async fn decide(
         &self,
         access: &Access<'_>,
         id: CustomerId,
         fields: &[Field],
+        serves: fn(&Decision) -> bool,
     ) -> ServiceResult<Decision> {
         let facts = self
             .inner
@@ -222,7 +243,7 @@ impl Vault {
             .access_facts(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
-        self.decide_with(access, id, &facts, fields).await
+        self.decide_with(access, id, &facts, fields, serves).await
     }
 
     /// Decides a read of `fields` of customer `id` whose policy facts are known.
@@ -232,6 +253,7 @@ impl Vault {
         id: CustomerId,
         facts: &steward_store::AccessFacts,
         fields: &[Field],
+        serves: fn(&Decision) -> bool,
     ) -> ServiceResult<Decision> {
         let asker = access.principal.asker();
         // The guard counts every decided read, allowed or not: probing is reading too.
@@ -276,6 +298,7 @@ impl Vault {
             id,
             access,
             &decision,
+            serves(&decision),
             reason_length,
         );
         self.inner.audit.append(&leaf).await?;
@@ -401,11 +424,10 @@ impl Vault {
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
         let fields = Field::CUSTOMER_VIEW;
-        let decision = self.decide_with(access, id, &facts, &fields).await?;
-        let profile_allowed = Field::PROFILE
-            .iter()
-            .any(|f| decision.outcome(*f) != Outcome::Withhold);
-        if !profile_allowed && decision.outcome(Field::PurchaseHistory) != Outcome::Abstract {
+        let decision = self
+            .decide_with(access, id, &facts, &fields, serves_customer_view)
+            .await?;
+        if !serves_customer_view(&decision) {
             return Err(refusal(access, &decision));
         }
         let dk = self.data_key(id, &key)?;
@@ -482,8 +504,10 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Vec<Interaction>> {
-        let decision = self.decide(access, id, &[Field::Communications]).await?;
-        if decision.outcome(Field::Communications) != Outcome::Show {
+        let decision = self
+            .decide(access, id, &[Field::Communications], serves_communications)
+            .await?;
+        if !serves_communications(&decision) {
             return Err(refusal(access, &decision));
         }
         self.list_interactions(id, after, limit).await
@@ -498,7 +522,9 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
-        let decision = self.decide(access, id, &[Field::PurchaseHistory]).await?;
+        let decision = self
+            .decide(access, id, &[Field::PurchaseHistory], serves_purchases)
+            .await?;
         match decision.outcome(Field::PurchaseHistory) {
             Outcome::Show => Ok(PurchasesView {
                 items: self.list_purchases(id, after, limit).await?,

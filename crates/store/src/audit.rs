@@ -283,11 +283,10 @@ async fn insert_checkpoint(
     note: &str,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO audit_checkpoints (size, note, signed_at) VALUES ($1, $2, $3) ON CONFLICT (size) DO NOTHING",
+        "INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2) ON CONFLICT (size) DO NOTHING",
     )
     .bind(i64_of(size)?)
     .bind(note)
-    .bind(steward_domain::Timestamp::now().millis())
     .execute(&mut **tx)
     .await?;
     Ok(())

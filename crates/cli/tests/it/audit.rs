@@ -1,0 +1,193 @@
+//! The audit log through the API and the binary: entries for every decision, signed checkpoints
+//! anyone can verify with the public key, inclusion and consistency proofs that check out
+//! against them, and `steward audit verify`.
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use steward_crypto::merkle;
+use steward_crypto::{Checkpoint, NoteVerifier};
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{call, token};
+use crate::support::{TestDb, backend_tests, oneshot};
+
+backend_tests!(audit_log_proves_what_it_holds);
+
+fn b64(v: &Value) -> [u8; 32] {
+    STANDARD
+        .decode(v.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn hashes(v: &Value) -> Vec<[u8; 32]> {
+    v["hashes"].as_array().unwrap().iter().map(b64).collect()
+}
+
+/// The checkpoint, fetched without a token and verified with the published key.
+async fn checkpoint(r: &axum::Router) -> Checkpoint {
+    let (s, _, key) = oneshot(r, None, "GET", "/v1/audit/public-key", None, None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let verifier = NoteVerifier::parse(key["verifier_key"].as_str().unwrap()).unwrap();
+    let (s, _, note) = oneshot(r, None, "GET", "/v1/audit/checkpoint", None, None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    Checkpoint::open(note.as_str().unwrap(), &verifier).expect("the checkpoint verifies")
+}
+
+async fn audit_log_proves_what_it_holds(db: TestDb) {
+    let v = db.vault().await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let r = steward_api::router(v.clone());
+    let (s, c) = call(
+        &r,
+        &support,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Alma Audit", "email": "alma@example.com"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    for purpose in ["service", "order_fulfilment", "analytics"] {
+        call(
+            &r,
+            &support,
+            "GET",
+            &format!("/v1/customers/{id}?purpose={purpose}"),
+            None,
+            false,
+        )
+        .await;
+    }
+    let first = checkpoint(&r).await;
+    assert_eq!(first.size, 3, "one entry per decided read");
+
+    // Entries: the leaf bytes beside what they say; no personal value.
+    let (s, page) = call(
+        &r,
+        &dpo,
+        "GET",
+        "/v1/audit/entries?start=0&end=10",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    let mut leaves = vec![];
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e["index"], i);
+        let leaf = STANDARD.decode(e["leaf"].as_str().unwrap()).unwrap();
+        let decoded: Value = serde_json::from_slice(&leaf).unwrap();
+        assert_eq!(decoded["action"], e["action"]);
+        assert_eq!(decoded["customer"], json!(id));
+        assert!(!String::from_utf8_lossy(&leaf).contains("Alma"));
+        leaves.push(merkle::leaf_hash(&leaf));
+    }
+    assert_eq!(entries[2]["purpose"], "analytics");
+    assert_eq!(
+        entries[2]["outcome"], "deny",
+        "support agents read no analytics"
+    );
+
+    // Every entry's inclusion proof checks out against the signed root.
+    for (i, leaf) in leaves.iter().enumerate() {
+        let (s, p) = call(
+            &r,
+            &dpo,
+            "GET",
+            &format!("/v1/audit/proof/inclusion?index={i}&tree_size=3"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert!(merkle::verify_inclusion(
+            i as u64,
+            3,
+            leaf,
+            &hashes(&p),
+            &first.root
+        ));
+    }
+
+    // The log grows; the new head is consistent with the old one.
+    for _ in 0..4 {
+        call(
+            &r,
+            &support,
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service"),
+            None,
+            false,
+        )
+        .await;
+    }
+    let second = checkpoint(&r).await;
+    assert_eq!(second.size, 7);
+    let (s, p) = call(
+        &r,
+        &dpo,
+        "GET",
+        "/v1/audit/proof/consistency?first=3&second=7",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert!(merkle::verify_consistency(
+        3,
+        7,
+        &first.root,
+        &second.root,
+        &hashes(&p)
+    ));
+    assert!(!merkle::verify_consistency(
+        3,
+        7,
+        &second.root,
+        &second.root,
+        &hashes(&p)
+    ));
+
+    // Only the DPO reads entries and proofs; bad parameters name themselves.
+    let (s, _) = call(
+        &r,
+        &support,
+        "GET",
+        "/v1/audit/entries?start=0&end=10",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (uri, field) in [
+        ("/v1/audit/entries?end=10", "start"),
+        ("/v1/audit/proof/inclusion?index=x&tree_size=3", "index"),
+        ("/v1/audit/proof/inclusion?index=7&tree_size=7", "index"),
+        (
+            "/v1/audit/proof/inclusion?index=0&tree_size=99",
+            "tree_size",
+        ),
+        ("/v1/audit/proof/consistency?first=0&second=7", "first"),
+        ("/v1/audit/entries?start=0&end=5000", "end"),
+    ] {
+        let (s, p) = call(&r, &dpo, "GET", uri, None, false).await;
+        assert!(s.is_client_error(), "{uri}: {s}");
+        assert_eq!(p["field"], field, "{uri}: {p}");
+    }
+
+    // The binary recomputes everything and agrees, without the master key.
+    drop(v);
+    std::fs::rename(db.key_file(), db.dir.path().join("elsewhere.key")).unwrap();
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("audit log OK: 7 entries"), "{out}");
+}
