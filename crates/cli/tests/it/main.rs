@@ -13,3 +13,4 @@ mod matrix;
 mod plaintext;
 mod purposes;
 mod support;
+mod tamper;

@@ -1,0 +1,394 @@
+//! Tamper evidence: a thousand random changes to the stored audit log, made directly in the
+//! database — a byte of any column of any audit table, a deleted, reordered, inserted or
+//! truncated row, a moved head — and `audit verify` finds every one, naming an entry.
+
+use axum::http::StatusCode;
+use serde_json::json;
+use sqlx::Row;
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{call, token};
+use crate::support::{TestDb, backend_tests};
+
+backend_tests!(audit_verify_detects_every_tampering);
+
+/// A small deterministic generator (xorshift64*): the failing mutation can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+async fn exec(pool: &sqlx::AnyPool, sql: &str, binds: Vec<Bind>) {
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
+    for b in binds {
+        q = match b {
+            Bind::I(i) => q.bind(i),
+            Bind::B(b) => q.bind(b),
+            Bind::T(t) => q.bind(t),
+            Bind::NullB => q.bind(None::<Vec<u8>>),
+        };
+    }
+    q.execute(pool).await.unwrap();
+}
+
+#[derive(Clone, Debug)]
+enum Bind {
+    I(i64),
+    B(Vec<u8>),
+    T(String),
+    NullB,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    idx: i64,
+    leaf: Vec<u8>,
+    at: i64,
+    action: String,
+    customer: Option<Vec<u8>>,
+}
+
+async fn entries(pool: &sqlx::AnyPool) -> Vec<Entry> {
+    sqlx::query(
+        "SELECT idx, leaf, occurred_at, action, customer_id FROM audit_entries ORDER BY idx",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| Entry {
+        idx: r.get(0),
+        leaf: r.get(1),
+        at: r.get(2),
+        action: r.get(3),
+        customer: r.get(4),
+    })
+    .collect()
+}
+
+fn entry_binds(e: &Entry) -> Vec<Bind> {
+    vec![
+        Bind::I(e.idx),
+        Bind::B(e.leaf.clone()),
+        Bind::I(e.at),
+        Bind::T(e.action.clone()),
+        e.customer.clone().map(Bind::B).unwrap_or(Bind::NullB),
+    ]
+}
+
+const INSERT_ENTRY: &str = "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id) VALUES ($1, $2, $3, $4, $5)";
+
+/// Applies mutation `kind`; returns the statements that undo it.
+async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, Vec<Bind>)> {
+    let all = entries(pool).await;
+    let n = all.len() as u64;
+    let e = all[rng.below(n) as usize].clone();
+    let hashes: Vec<(i64, Vec<u8>)> =
+        sqlx::query("SELECT idx, hash FROM audit_hashes ORDER BY idx")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    let restore_entry = |e: &Entry| {
+        vec![
+            (
+                "DELETE FROM audit_entries WHERE idx = $1".to_owned(),
+                vec![Bind::I(e.idx)],
+            ),
+            (INSERT_ENTRY.to_owned(), entry_binds(e)),
+        ]
+    };
+    match kind {
+        // A byte of the leaf.
+        0 => {
+            let mut leaf = e.leaf.clone();
+            let at = rng.below(leaf.len() as u64) as usize;
+            leaf[at] ^= 1 << rng.below(8);
+            exec(
+                pool,
+                "UPDATE audit_entries SET leaf = $1 WHERE idx = $2",
+                vec![Bind::B(leaf), Bind::I(e.idx)],
+            )
+            .await;
+            restore_entry(&e)
+        }
+        // The copies kept beside the leaf.
+        1 => {
+            exec(
+                pool,
+                "UPDATE audit_entries SET occurred_at = occurred_at + 1 WHERE idx = $1",
+                vec![Bind::I(e.idx)],
+            )
+            .await;
+            restore_entry(&e)
+        }
+        2 => {
+            exec(
+                pool,
+                "UPDATE audit_entries SET action = $1 WHERE idx = $2",
+                vec![Bind::T(format!("{}x", e.action)), Bind::I(e.idx)],
+            )
+            .await;
+            restore_entry(&e)
+        }
+        3 => {
+            let mut c = e.customer.clone().unwrap_or_else(|| vec![0; 16]);
+            c[rng.below(16) as usize] ^= 0x40;
+            exec(
+                pool,
+                "UPDATE audit_entries SET customer_id = $1 WHERE idx = $2",
+                vec![Bind::B(c), Bind::I(e.idx)],
+            )
+            .await;
+            restore_entry(&e)
+        }
+        // A byte of a stored tree hash.
+        4 => {
+            let (i, h) = hashes[rng.below(hashes.len() as u64) as usize].clone();
+            let mut bad = h.clone();
+            bad[rng.below(32) as usize] ^= 1 << rng.below(8);
+            exec(
+                pool,
+                "UPDATE audit_hashes SET hash = $1 WHERE idx = $2",
+                vec![Bind::B(bad), Bind::I(i)],
+            )
+            .await;
+            vec![(
+                "UPDATE audit_hashes SET hash = $1 WHERE idx = $2".to_owned(),
+                vec![Bind::B(h), Bind::I(i)],
+            )]
+        }
+        // The head.
+        5 => {
+            let delta = if rng.below(2) == 0 { 1 } else { -1 };
+            exec(
+                pool,
+                "UPDATE audit_head SET size = size + $1 WHERE id = 1",
+                vec![Bind::I(delta)],
+            )
+            .await;
+            vec![(
+                "UPDATE audit_head SET size = size - $1 WHERE id = 1".to_owned(),
+                vec![Bind::I(delta)],
+            )]
+        }
+        // A character of a signed checkpoint (ASCII for ASCII, so the text stays valid).
+        6 => {
+            let notes: Vec<(i64, String)> = sqlx::query("SELECT size, note FROM audit_checkpoints")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let (size, note) = notes[rng.below(notes.len() as u64) as usize].clone();
+            let ascii: Vec<usize> = note
+                .char_indices()
+                .filter(|(_, c)| c.is_ascii_alphanumeric())
+                .map(|(i, _)| i)
+                .collect();
+            let at = ascii[rng.below(ascii.len() as u64) as usize];
+            let mut bytes = note.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let bad = String::from_utf8(bytes).unwrap();
+            exec(
+                pool,
+                "UPDATE audit_checkpoints SET note = $1 WHERE size = $2",
+                vec![Bind::T(bad), Bind::I(size)],
+            )
+            .await;
+            vec![(
+                "UPDATE audit_checkpoints SET note = $1 WHERE size = $2".to_owned(),
+                vec![Bind::T(note), Bind::I(size)],
+            )]
+        }
+        // Delete an entry, or a hash.
+        7 => {
+            exec(
+                pool,
+                "DELETE FROM audit_entries WHERE idx = $1",
+                vec![Bind::I(e.idx)],
+            )
+            .await;
+            vec![(INSERT_ENTRY.to_owned(), entry_binds(&e))]
+        }
+        8 => {
+            let (i, h) = hashes[rng.below(hashes.len() as u64) as usize].clone();
+            exec(
+                pool,
+                "DELETE FROM audit_hashes WHERE idx = $1",
+                vec![Bind::I(i)],
+            )
+            .await;
+            vec![(
+                "INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)".to_owned(),
+                vec![Bind::I(i), Bind::B(h)],
+            )]
+        }
+        // Reorder: two entries trade places.
+        9 => {
+            let other = loop {
+                let o = all[rng.below(n) as usize].clone();
+                if o.leaf != e.leaf {
+                    break o;
+                }
+            };
+            let swapped_e = Entry {
+                idx: e.idx,
+                ..other.clone()
+            };
+            let swapped_o = Entry {
+                idx: other.idx,
+                ..e.clone()
+            };
+            for x in [&e, &other] {
+                exec(
+                    pool,
+                    "DELETE FROM audit_entries WHERE idx = $1",
+                    vec![Bind::I(x.idx)],
+                )
+                .await;
+            }
+            exec(pool, INSERT_ENTRY, entry_binds(&swapped_e)).await;
+            exec(pool, INSERT_ENTRY, entry_binds(&swapped_o)).await;
+            let mut undo = restore_entry(&e);
+            undo.extend(restore_entry(&other));
+            undo
+        }
+        // Insert: an extra entry after the last, or an extra hash.
+        10 => {
+            let extra = Entry {
+                idx: n as i64,
+                ..e.clone()
+            };
+            exec(pool, INSERT_ENTRY, entry_binds(&extra)).await;
+            vec![(
+                "DELETE FROM audit_entries WHERE idx = $1".to_owned(),
+                vec![Bind::I(n as i64)],
+            )]
+        }
+        11 => {
+            let next = hashes.last().unwrap().0 + 1 + rng.below(3) as i64;
+            exec(
+                pool,
+                "INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)",
+                vec![Bind::I(next), Bind::B(vec![7; 32])],
+            )
+            .await;
+            vec![(
+                "DELETE FROM audit_hashes WHERE idx = $1".to_owned(),
+                vec![Bind::I(next)],
+            )]
+        }
+        // Truncate the tail of the log.
+        _ => {
+            let from = 1 + rng.below(n - 1) as i64;
+            exec(
+                pool,
+                "DELETE FROM audit_entries WHERE idx >= $1",
+                vec![Bind::I(from)],
+            )
+            .await;
+            all.iter()
+                .filter(|x| x.idx >= from)
+                .map(|x| (INSERT_ENTRY.to_owned(), entry_binds(x)))
+                .collect()
+        }
+    }
+}
+
+async fn audit_verify_detects_every_tampering(db: TestDb) {
+    let v = db.vault().await;
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let r = steward_api::router(v.clone());
+    let (s, c) = call(
+        &r,
+        &support,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Tess Tamper"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = c["id"].as_str().unwrap().to_owned();
+    for (i, purpose) in [
+        "service",
+        "order_fulfilment",
+        "analytics",
+        "fraud_prevention",
+    ]
+    .iter()
+    .cycle()
+    .take(30)
+    .enumerate()
+    {
+        call(
+            &r,
+            &support,
+            "GET",
+            &format!("/v1/customers/{id}?purpose={purpose}"),
+            None,
+            false,
+        )
+        .await;
+        if i % 7 == 0 {
+            v.audit_checkpoint().await.unwrap();
+        }
+    }
+    v.audit_checkpoint().await.unwrap();
+    let key = v.audit_verifier_key().to_owned();
+    let store = v.store().clone();
+    let verify = || async {
+        steward_service::verify_log(&store, &key, |_, _| {})
+            .await
+            .unwrap()
+    };
+    assert_eq!(verify().await.first_bad, None, "the untouched log verifies");
+    let pool = db.raw_log().await;
+    let mut rng = Rng(0x5eed_0000_0000_0001 ^ u64::from(db.kind == crate::support::Kind::Postgres));
+    let mut missed = Vec::new();
+    const MUTATIONS: u64 = 1000;
+    for m in 0..MUTATIONS {
+        let kind = m % 13;
+        let undo = mutate(&pool, &mut rng, kind).await;
+        let report = verify().await;
+        if report.first_bad.is_none() {
+            missed.push(format!("mutation {m} (kind {kind})"));
+        }
+        for (sql, binds) in undo {
+            exec(&pool, &sql, binds).await;
+        }
+        if m % 100 == 99 {
+            assert_eq!(
+                verify().await.first_bad,
+                None,
+                "restored after mutation {m}"
+            );
+        }
+    }
+    assert!(missed.is_empty(), "undetected: {missed:?}");
+
+    // The binary reports the first bad entry and exits non-zero.
+    let undo = mutate(&pool, &mut rng, 0).await;
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("audit log FAILED at entry"), "{err}");
+    for (sql, binds) in undo {
+        exec(&pool, &sql, binds).await;
+    }
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+}
