@@ -65,6 +65,7 @@ pub fn router(vault: Vault) -> Router {
             "/customers/{id}/purchases",
             get(routes::activity::list_purchases).post(routes::activity::add_purchase),
         )
+        .route("/customers/{id}/access-log", get(routes::audit::access_log))
         .route(
             "/customers/{id}/consents",
             get(routes::activity::consents).post(routes::activity::record_consent),

@@ -262,6 +262,8 @@ pub enum Action {
     ManagePurposes,
     /// Read the audit log's entries and proofs.
     ReadAudit,
+    /// See who accessed a customer's data ("who looked at my data").
+    ReadAccessLog,
 }
 
 impl Action {
@@ -278,6 +280,7 @@ impl Action {
             Action::ReadAlerts => "read_alerts",
             Action::ManagePurposes => "manage_purposes",
             Action::ReadAudit => "read_audit",
+            Action::ReadAccessLog => "read_access_log",
         }
     }
 

@@ -135,6 +135,9 @@ async fn write_batches(
     store: DynStore,
     sealer: std::sync::Arc<TreeSealer>,
 ) {
+    // How far the by-customer index is known to reach, and when it was last extended.
+    let mut indexed = 0u64;
+    let mut last_indexed = Instant::now();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -145,18 +148,38 @@ async fn write_batches(
         }
         let (rows, waiters): (Vec<AuditEntryRow>, Vec<oneshot::Sender<bool>>) =
             batch.into_iter().unzip();
-        let ok = match store.append_audit(&rows, sealer.as_ref()).await {
-            Ok(_) => true,
+        let appended = store.append_audit(&rows, sealer.as_ref()).await;
+        let size = match &appended {
+            Ok(first) => Some(first + rows.len() as u64),
             Err(e) => {
                 tracing::error!(error = %e, entries = rows.len(), "appending to the audit log failed");
-                false
+                None
             }
         };
         for done in waiters {
-            let _ = done.send(ok);
+            let _ = done.send(size.is_some());
+        }
+        // The by-customer index trails the log, extended in large sorted steps between appends
+        // (never inside one): see the migration that creates it.
+        if let Some(size) = size {
+            let behind = size.saturating_sub(indexed);
+            if behind >= INDEX_STEP || (behind > 0 && last_indexed.elapsed() >= INDEX_EVERY) {
+                match store.index_audit(INDEX_STEP * 2).await {
+                    Ok(w) => indexed = w,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "indexing the audit log failed; will retry")
+                    }
+                }
+                last_indexed = Instant::now();
+            }
         }
     }
 }
+
+/// Entries the by-customer index may trail by before it is extended.
+const INDEX_STEP: u64 = 4096;
+/// Longest time the index trails a growing log.
+const INDEX_EVERY: Duration = Duration::from_secs(1);
 
 /// The latest signed checkpoint, signing one first if the log has grown past it.
 pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResult<String> {
@@ -261,6 +284,76 @@ impl crate::Vault {
     }
 }
 
+/// One entry of a customer's access log, with its proof.
+#[derive(Debug, Clone)]
+pub struct AccessLogEntry {
+    /// The entry as stored.
+    pub entry: StoredAuditEntry,
+    /// Its inclusion proof against the access log's checkpoint.
+    pub proof: Vec<Hash>,
+}
+
+/// "Who looked at my data": a customer's audit entries, each provable against one checkpoint.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// The signed checkpoint the proofs are against.
+    pub checkpoint: String,
+    /// Its tree size.
+    pub tree_size: u64,
+    /// Entries, newest first.
+    pub entries: Vec<AccessLogEntry>,
+}
+
+impl crate::Vault {
+    /// A customer's access log, newest first, entries below `before` (default: all), each with
+    /// its inclusion proof against the latest checkpoint (signed now if the log outgrew it).
+    pub async fn access_log(
+        &self,
+        principal: &crate::Principal,
+        customer: steward_domain::CustomerId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> ServiceResult<AccessLog> {
+        self.authorize(
+            principal,
+            steward_policy::Action::ReadAccessLog,
+            Some(customer),
+        )
+        .await?;
+        let note = checkpoint(&self.inner.store, &self.inner.audit).await?;
+        let text = note.split("\n\n").next().unwrap_or_default();
+        let head = Checkpoint::parse(&format!("{text}\n")).map_err(|_| ServiceError::Integrity)?;
+        let before = before.unwrap_or(head.size).min(head.size);
+        let entries = self
+            .inner
+            .store
+            .customer_audit(customer, before, limit)
+            .await?;
+        let mut needs = Vec::new();
+        for e in &entries {
+            needs.extend(
+                merkle::inclusion_needs(e.index, head.size).map_err(|_| ServiceError::Integrity)?,
+            );
+        }
+        needs.sort_unstable();
+        needs.dedup();
+        let stored = self.inner.store.audit_hashes(&needs).await?;
+        let entries = entries
+            .into_iter()
+            .map(|entry| {
+                let proof = merkle::inclusion_proof(entry.index, head.size, &stored)
+                    .map_err(|_| ServiceError::Integrity)?;
+                Ok(AccessLogEntry { entry, proof })
+            })
+            .collect::<ServiceResult<_>>()?;
+        Ok(AccessLog {
+            checkpoint: note,
+            tree_size: head.size,
+            entries,
+        })
+    }
+}
+
 /// Verifies the audit log in `store` against the verifier key (see [`verify`]); for
 /// `steward audit verify`, which needs neither the master key nor a running server.
 pub async fn verify_log(
@@ -307,9 +400,16 @@ async fn verify(
     if wanted.contains(&0) {
         roots.insert(0, merkle::root_of_edge(&[]));
     }
+    // The by-customer index is checked below its watermark, bucket by bucket, by count and by a
+    // sum of per-row hashes: a multiset fingerprint that needs no sorting of the index.
+    // Checked below the watermark as it was when verification began, and within the log's size
+    // then: a server running meanwhile only adds past both.
+    let (watermark, _) = store.audit_index_rows(None, 0).await?;
+    let watermark = watermark.min(size);
+    let mut from_entries: Buckets = Default::default();
     let mut n = 0u64;
     loop {
-        let entries = store.audit_entries(n, n + VERIFY_CHUNK).await?;
+        let entries = store.audit_entries(n, (n + VERIFY_CHUNK).min(size)).await?;
         if entries.is_empty() {
             break;
         }
@@ -325,6 +425,11 @@ async fn verify(
             }
             if let Some(why) = columns_disagree(e) {
                 return Ok(bad(expect, why));
+            }
+            if let Some(c) = e.row.customer_id
+                && expect < watermark
+            {
+                add(&mut from_entries, c.as_bytes(), expect);
             }
             for h in merkle::push(&mut edge, expect, merkle::leaf_hash(&e.row.leaf)) {
                 match stored.next() {
@@ -346,24 +451,41 @@ async fn verify(
         progress(n, size);
     }
     if n != size {
-        return Ok(bad(
-            n.min(size),
-            "the head's size differs from the entries stored",
-        ));
+        return Ok(bad(n, "entries are missing below the head's size"));
     }
-    let extra = store
-        .audit_hash_range(merkle::stored_count(size), u64::MAX >> 2)
-        .await?;
-    if !extra.is_empty() {
-        return Ok(bad(size, "tree hashes past the last entry"));
+    // Whatever lies past the head was not appended: an append moves head, entries and hashes
+    // in one transaction, so anything stored before the head is read is covered by it.
+    let (last_entry, last_hash) = store.audit_extent().await?;
+    let head = store.audit_size().await?;
+    if head < size {
+        return Ok(bad(head, "the head moved back"));
+    }
+    if let Some(e) = last_entry.filter(|e| *e >= head) {
+        return Ok(bad(e, "entries past the head"));
+    }
+    if last_hash.is_some_and(|h| h >= merkle::stored_count(head)) {
+        return Ok(bad(head, "tree hashes past the last entry"));
+    }
+    if let Some((at, why)) = check_index(store, watermark, head, &from_entries).await? {
+        return Ok(bad(at, why));
     }
     for (at, note) in &checkpoints {
         let Ok(c) = Checkpoint::open(note, &verifier) else {
-            return Ok(bad(*at, "a checkpoint's signature does not verify"));
-        };
-        if c.size != *at || roots.get(at) != Some(&c.root) {
             return Ok(bad(
-                (*at).min(size),
+                (*at).min(head),
+                "a checkpoint's signature does not verify",
+            ));
+        };
+        if c.size != *at || *at > head {
+            return Ok(bad(
+                (*at).min(head),
+                "a signed checkpoint does not match the log",
+            ));
+        }
+        // One signed while this ran, past the size verified, is checked by the next run.
+        if *at <= size && roots.get(at) != Some(&c.root) {
+            return Ok(bad(
+                *at,
                 "a signed checkpoint does not match the recomputed tree",
             ));
         }
@@ -387,4 +509,106 @@ fn columns_disagree(e: &StoredAuditEntry) -> Option<&'static str> {
         return Some("the columns beside a leaf disagree with it");
     }
     None
+}
+
+/// Entries per fingerprint bucket of the by-customer index check.
+const BUCKET: u64 = 65_536;
+
+/// Per bucket of entry indexes: rows counted and the wrapping sum of their fingerprints.
+type Buckets = std::collections::BTreeMap<u64, (u64, u128)>;
+
+fn add(b: &mut Buckets, customer: &[u8], idx: u64) {
+    let mut bytes = customer.to_vec();
+    bytes.extend_from_slice(&idx.to_be_bytes());
+    let h = merkle::leaf_hash(&bytes);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&h[..16]);
+    let slot = b.entry(idx / BUCKET).or_default();
+    slot.0 += 1;
+    slot.1 = slot.1.wrapping_add(u128::from_be_bytes(first));
+}
+
+/// Compares the by-customer index with the entries below `watermark` (`from_entries`); returns
+/// the first entry index where they disagree, and why.
+async fn check_index(
+    store: &DynStore,
+    watermark: u64,
+    size: u64,
+    from_entries: &Buckets,
+) -> ServiceResult<Option<(u64, &'static str)>> {
+    let mut from_index = Buckets::new();
+    let mut past = Vec::new();
+    let mut after = None;
+    loop {
+        let (_, rows) = store.audit_index_rows(after.clone(), 10_000).await?;
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        for (c, i) in rows {
+            if i < watermark {
+                add(&mut from_index, &c, i);
+            } else {
+                past.push(i);
+            }
+        }
+        after = Some(last);
+    }
+    // A server may have extended the index meanwhile: rows past the watermark it has reached
+    // now are not the index's.
+    let (now, _) = store.audit_index_rows(None, 0).await?;
+    if now > size {
+        return Ok(Some((
+            size,
+            "the by-customer index claims entries past the log",
+        )));
+    }
+    if let Some(i) = past.iter().filter(|i| **i >= now).min() {
+        return Ok(Some((*i, "a by-customer index row past its watermark")));
+    }
+    let buckets: std::collections::BTreeSet<u64> = from_entries
+        .keys()
+        .chain(from_index.keys())
+        .copied()
+        .collect();
+    let Some(bad) = buckets
+        .into_iter()
+        .find(|b| from_entries.get(b) != from_index.get(b))
+    else {
+        return Ok(None);
+    };
+    // Locate the first disagreeing entry in that bucket exactly.
+    let (lo, hi) = (bad * BUCKET, ((bad + 1) * BUCKET).min(watermark));
+    let mut want: Vec<(u64, Vec<u8>)> = store
+        .audit_entries(lo, hi)
+        .await?
+        .into_iter()
+        .filter_map(|e| e.row.customer_id.map(|c| (e.index, c.as_bytes().to_vec())))
+        .collect();
+    let mut have = Vec::new();
+    let mut after = None;
+    loop {
+        let (_, rows) = store.audit_index_rows(after.clone(), 10_000).await?;
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        have.extend(
+            rows.into_iter()
+                .filter(|(_, i)| (lo..hi).contains(i))
+                .map(|(c, i)| (i, c)),
+        );
+        after = Some(last);
+    }
+    want.sort();
+    have.sort();
+    let at = want
+        .iter()
+        .zip(&have)
+        .find(|(w, h)| w != h)
+        .map(|(w, h)| w.0.min(h.0))
+        .or_else(|| want.get(have.len()).or(have.get(want.len())).map(|x| x.0))
+        .unwrap_or(lo);
+    Ok(Some((
+        at,
+        "the by-customer index disagrees with the entries",
+    )))
 }

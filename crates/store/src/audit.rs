@@ -265,6 +265,21 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The largest entry index and the largest tree-hash index stored, if any.
+    pub(crate) async fn audit_extent_now(&self) -> StoreResult<(Option<u64>, Option<u64>)> {
+        let r = sqlx::query(
+            "SELECT (SELECT MAX(idx) FROM audit_entries), (SELECT MAX(idx) FROM audit_hashes)",
+        )
+        .fetch_one(&self.log_pool)
+        .await?;
+        let e: Option<i64> = r.try_get(0)?;
+        let h: Option<i64> = r.try_get(1)?;
+        Ok((
+            e.and_then(|x| u64::try_from(x).ok()),
+            h.and_then(|x| u64::try_from(x).ok()),
+        ))
+    }
+
     /// How many entries name this customer.
     pub(crate) async fn audit_count_for(&self, customer: CustomerId) -> StoreResult<i64> {
         Ok(
@@ -274,6 +289,128 @@ impl SqlStore {
                 .await?
                 .try_get(0)?,
         )
+    }
+}
+
+impl SqlStore {
+    /// Indexes up to `limit` entries past the watermark by customer, in one transaction of the
+    /// log (rows sorted by customer so that entries about one customer share pages). Returns the
+    /// new watermark.
+    pub(crate) async fn index_audit_entries(&self, limit: u64) -> StoreResult<u64> {
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.log_pool.begin().await?,
+        };
+        let lock = match self.backend {
+            Backend::Sqlite => "SELECT indexed FROM audit_index_state WHERE id = 1",
+            Backend::Postgres => "SELECT indexed FROM audit_index_state WHERE id = 1 FOR UPDATE",
+        };
+        let from: i64 = sqlx::query(lock).fetch_one(&mut *tx).await?.try_get(0)?;
+        let size: i64 = sqlx::query("SELECT size FROM audit_head WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let to = size.min(from.saturating_add(i64_of(limit)?));
+        if to <= from {
+            return Ok(u64::try_from(from).unwrap_or(0));
+        }
+        let rows = sqlx::query(
+            "SELECT customer_id, idx FROM audit_entries WHERE idx >= $1 AND idx < $2 AND customer_id IS NOT NULL ORDER BY customer_id, idx",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await?;
+        let pairs: Vec<(Vec<u8>, i64)> = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<StoreResult<_>>()?;
+        for chunk in pairs.chunks(crate::sql::INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO audit_by_customer (customer_id, idx) VALUES {} ON CONFLICT DO NOTHING",
+                values_clause(self.backend, chunk.len(), 2)
+            );
+            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+            for (c, i) in chunk {
+                q = q.bind(c.as_slice()).bind(*i);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE audit_index_state SET indexed = $1 WHERE id = 1")
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        u64::try_from(to).map_err(|_| StoreError::Corrupt("negative watermark"))
+    }
+
+    /// A customer's entries, newest first, before index `before`: the indexed ones and the
+    /// tail past the watermark. An index row counts only if its entry names the same customer.
+    pub(crate) async fn customer_audit_entries(
+        &self,
+        customer: CustomerId,
+        before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredAuditEntry>> {
+        let id = customer.as_bytes().to_vec();
+        let rows = sqlx::query(
+            "SELECT e.idx, e.leaf, e.occurred_at, e.action, e.customer_id FROM audit_by_customer b \
+             JOIN audit_entries e ON e.idx = b.idx AND e.customer_id = b.customer_id \
+             WHERE b.customer_id = $1 AND b.idx < $2 \
+             UNION ALL \
+             SELECT idx, leaf, occurred_at, action, customer_id FROM audit_entries \
+             WHERE idx >= (SELECT indexed FROM audit_index_state WHERE id = 1) AND idx < $3 AND customer_id = $4 \
+             ORDER BY 1 DESC LIMIT $5",
+        )
+        .bind(id.clone())
+        .bind(i64_of(before)?)
+        .bind(i64_of(before)?)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.log_pool)
+        .await?;
+        let mut out: Vec<StoredAuditEntry> =
+            rows.iter().map(entry_from).collect::<StoreResult<_>>()?;
+        // An entry indexed between the two halves of the query could appear twice.
+        out.dedup_by_key(|e| e.index);
+        Ok(out)
+    }
+
+    /// The watermark, and the index rows in key order after `after` (for `audit verify`,
+    /// chunk by chunk).
+    pub(crate) async fn audit_index_row_page(
+        &self,
+        after: Option<(Vec<u8>, u64)>,
+        limit: u32,
+    ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)> {
+        let watermark: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
+            .fetch_one(&self.log_pool)
+            .await?
+            .try_get(0)?;
+        let (c, i) = after.unwrap_or((Vec::new(), 0));
+        let rows = sqlx::query(
+            "SELECT customer_id, idx FROM audit_by_customer WHERE (customer_id > $1 OR (customer_id = $2 AND idx > $3)) ORDER BY customer_id, idx LIMIT $4",
+        )
+        .bind(c.clone())
+        .bind(c)
+        .bind(i64_of(i)?)
+        .bind(i64::from(limit))
+        .fetch_all(&self.log_pool)
+        .await?;
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let idx: i64 = r.try_get(1)?;
+                Ok((
+                    r.try_get(0)?,
+                    u64::try_from(idx).map_err(|_| StoreError::Corrupt("negative index"))?,
+                ))
+            })
+            .collect::<StoreResult<Vec<(Vec<u8>, u64)>>>()?;
+        Ok((
+            u64::try_from(watermark).map_err(|_| StoreError::Corrupt("negative watermark"))?,
+            rows,
+        ))
     }
 }
 

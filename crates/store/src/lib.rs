@@ -168,6 +168,24 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_audit_checkpoint(&self) -> StoreResult<Option<(u64, String)>>;
     /// Stores a checkpoint signed apart from an append.
     async fn add_audit_checkpoint(&self, size: u64, note: &str) -> StoreResult<()>;
+    /// Indexes up to `limit` more audit entries by customer; returns the new watermark.
+    async fn index_audit(&self, limit: u64) -> StoreResult<u64>;
+    /// A customer's audit entries, newest first, with index below `before`.
+    async fn customer_audit(
+        &self,
+        customer: CustomerId,
+        before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredAuditEntry>>;
+    /// The index watermark and up to `limit` index rows (customer id, entry index) in key
+    /// order after `after`.
+    async fn audit_index_rows(
+        &self,
+        after: Option<(Vec<u8>, u64)>,
+        limit: u32,
+    ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)>;
+    /// The largest audit entry index and the largest tree-hash index stored, if any.
+    async fn audit_extent(&self) -> StoreResult<(Option<u64>, Option<u64>)>;
     /// Number of audit entries about a customer (tests and reports).
     async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64>;
 

@@ -750,6 +750,31 @@ impl Store for SqlStore {
         self.audit_add_checkpoint(size, note).await
     }
 
+    async fn index_audit(&self, limit: u64) -> StoreResult<u64> {
+        self.index_audit_entries(limit).await
+    }
+
+    async fn customer_audit(
+        &self,
+        customer: CustomerId,
+        before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredAuditEntry>> {
+        self.customer_audit_entries(customer, before, limit).await
+    }
+
+    async fn audit_index_rows(
+        &self,
+        after: Option<(Vec<u8>, u64)>,
+        limit: u32,
+    ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)> {
+        self.audit_index_row_page(after, limit).await
+    }
+
+    async fn audit_extent(&self) -> StoreResult<(Option<u64>, Option<u64>)> {
+        self.audit_extent_now().await
+    }
+
     async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64> {
         self.audit_count_for(customer).await
     }

@@ -133,3 +133,84 @@ pub async fn consistency(
     let (first, second) = (number(&q, "first")?, number(&q, "second")?);
     Ok(proof(s.vault.audit_consistency(&p, first, second).await?))
 }
+
+/// One access to a customer's data, with its proof.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccessView {
+    /// Position in the audit log.
+    pub index: u64,
+    /// Base64 of the exact bytes hashed into the tree.
+    pub leaf: String,
+    /// When, who (a stable pseudonym, with role and outlets), for which purpose, which
+    /// categories, and the outcome.
+    #[serde(flatten)]
+    pub entry: Option<AuditLeaf>,
+    /// The inclusion proof against `checkpoint` (base64 hashes, RFC 9162 order).
+    pub proof: Vec<String>,
+}
+
+/// "Who looked at my data".
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccessLogView {
+    /// The signed checkpoint (C2SP signed note) every proof is against; verify it with
+    /// `GET /v1/audit/public-key`.
+    pub checkpoint: String,
+    /// The checkpoint's tree size.
+    pub tree_size: u64,
+    /// Accesses, newest first.
+    pub entries: Vec<AccessView>,
+    /// Pass as `?before=` for older entries; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<u64>,
+}
+
+/// Who accessed a customer's data, when, in which role and outlet, for which purpose, which
+/// categories and with which outcome — each with a proof the customer can check.
+#[utoipa::path(get, path = "/v1/customers/{id}/access-log", tag = "audit",
+    params(("id" = String, Path), ("before" = Option<u64>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, body = AccessLogView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn access_log(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<AccessLogView>, Problem> {
+    let id = super::path_id(&id)?;
+    let has = |name: &str| {
+        q.as_deref()
+            .is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == name))
+    };
+    let before = if has("before") {
+        Some(number(&q, "before")?)
+    } else {
+        None
+    };
+    let limit = if has("limit") {
+        number(&q, "limit")?
+    } else {
+        50
+    };
+    if !(1..=500).contains(&limit) {
+        return Err(Problem::invalid_parameter("limit", "must be 1 to 500"));
+    }
+    let log = s.vault.access_log(&p, id, before, limit as u32).await?;
+    let next_before = (log.entries.len() as u64 == limit)
+        .then(|| log.entries.last().map(|e| e.entry.index))
+        .flatten();
+    Ok(Json(AccessLogView {
+        checkpoint: log.checkpoint,
+        tree_size: log.tree_size,
+        next_before,
+        entries: log
+            .entries
+            .into_iter()
+            .map(|e| AccessView {
+                index: e.entry.index,
+                entry: AuditLeaf::from_bytes(&e.entry.row.leaf),
+                leaf: STANDARD.encode(&e.entry.row.leaf),
+                proof: e.proof.iter().map(|h| STANDARD.encode(h)).collect(),
+            })
+            .collect(),
+    }))
+}

@@ -157,6 +157,105 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         &hashes(&p)
     ));
 
+    // "Who looked at my data": this customer's accesses, newest first, each provable against
+    // the checkpoint given with them — before the by-customer index has caught up, and after.
+    let (s, other) = call(
+        &r,
+        &support,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Otto Other"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    call(
+        &r,
+        &support,
+        "GET",
+        &format!(
+            "/v1/customers/{}?purpose=service",
+            other["id"].as_str().unwrap()
+        ),
+        None,
+        false,
+    )
+    .await;
+    let (_, _, key) = oneshot(&r, None, "GET", "/v1/audit/public-key", None, None, &[]).await;
+    let verifier = NoteVerifier::parse(key["verifier_key"].as_str().unwrap()).unwrap();
+    for round in 0..2 {
+        let (s, log) = call(
+            &r,
+            &dpo,
+            "GET",
+            &format!("/v1/customers/{id}/access-log"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{log}");
+        let head = Checkpoint::open(log["checkpoint"].as_str().unwrap(), &verifier).unwrap();
+        assert_eq!(head.size, 8);
+        let entries = log["entries"].as_array().unwrap();
+        let indexes: Vec<u64> = entries
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            indexes,
+            vec![6, 5, 4, 3, 2, 1, 0],
+            "round {round}: only this customer's, newest first"
+        );
+        for e in entries {
+            assert_eq!(e["customer"], json!(id));
+            assert!(
+                e["roles"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("support_agent"))
+            );
+            let leaf = merkle::leaf_hash(&STANDARD.decode(e["leaf"].as_str().unwrap()).unwrap());
+            let proof: Vec<[u8; 32]> = e["proof"].as_array().unwrap().iter().map(b64).collect();
+            assert!(merkle::verify_inclusion(
+                e["index"].as_u64().unwrap(),
+                head.size,
+                &leaf,
+                &proof,
+                &head.root
+            ));
+        }
+        let (s, page) = call(
+            &r,
+            &dpo,
+            "GET",
+            &format!("/v1/customers/{id}/access-log?before=3&limit=2"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        let idx: Vec<u64> = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(idx, vec![2, 1]);
+        assert_eq!(page["next_before"], 1);
+        v.store().index_audit(1000).await.unwrap();
+    }
+    let marketing = token(&v, TokenOwner::Role(Role::Marketing)).await;
+    let (s, _) = call(
+        &r,
+        &marketing,
+        "GET",
+        &format!("/v1/customers/{id}/access-log"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
     // Only the DPO reads entries and proofs; bad parameters name themselves.
     let (s, _) = call(
         &r,
@@ -178,8 +277,10 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         ),
         ("/v1/audit/proof/consistency?first=0&second=7", "first"),
         ("/v1/audit/entries?start=0&end=5000", "end"),
+        ("/v1/customers/{id}/access-log?limit=0", "limit"),
     ] {
-        let (s, p) = call(&r, &dpo, "GET", uri, None, false).await;
+        let uri = uri.replace("{id}", &id);
+        let (s, p) = call(&r, &dpo, "GET", &uri, None, false).await;
         assert!(s.is_client_error(), "{uri}: {s}");
         assert_eq!(p["field"], field, "{uri}: {p}");
     }
@@ -189,7 +290,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     std::fs::rename(db.key_file(), db.dir.path().join("elsewhere.key")).unwrap();
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("audit log OK: 7 entries"), "{out}");
+    assert!(out.contains("audit log OK: 8 entries"), "{out}");
 }
 
 /// Three `steward serve` processes on one PostgreSQL database append to one log under load:
@@ -230,7 +331,12 @@ async fn several_servers_append_to_one_log() {
                         Some(&support),
                         None,
                     );
-                    assert_eq!(s, 200, "{body}");
+                    assert_eq!(
+                        s,
+                        200,
+                        "{body}\n{}",
+                        std::fs::read_to_string(&server.stderr).unwrap_or_default()
+                    );
                     if (i + c) % 10 == 0 {
                         let (s, _) = server.http("GET", "/v1/audit/checkpoint", None, None);
                         assert_eq!(s, 200);
@@ -239,6 +345,10 @@ async fn several_servers_append_to_one_log() {
             }));
         }
     }
+    // Verification while the servers append and index: it checks what existed when it began.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "verify under load: {out}{err}");
     for t in threads {
         t.join().unwrap();
     }

@@ -1,6 +1,7 @@
 //! Tamper evidence: a thousand random changes to the stored audit log, made directly in the
-//! database — a byte of any column of any audit table, a deleted, reordered, inserted or
-//! truncated row, a moved head — and `audit verify` finds every one, naming an entry.
+//! database — a byte of any column of any audit table (the by-customer index included), a
+//! deleted, reordered, inserted or truncated row, a moved head or watermark — and
+//! `audit verify` finds every one, naming an entry.
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -292,6 +293,55 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
                 vec![Bind::I(next)],
             )]
         }
+        // The by-customer index: a byte of a row, a deleted row, a moved watermark.
+        13 | 14 => {
+            let rows: Vec<(Vec<u8>, i64)> =
+                sqlx::query("SELECT customer_id, idx FROM audit_by_customer")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+            let (c, i) = rows[rng.below(rows.len() as u64) as usize].clone();
+            let undo = vec![
+                (
+                    "DELETE FROM audit_by_customer WHERE idx = $1".to_owned(),
+                    vec![Bind::I(i)],
+                ),
+                (
+                    "INSERT INTO audit_by_customer (customer_id, idx) VALUES ($1, $2)".to_owned(),
+                    vec![Bind::B(c.clone()), Bind::I(i)],
+                ),
+            ];
+            if kind == 13 {
+                let mut bad = c.clone();
+                bad[rng.below(16) as usize] ^= 1 << rng.below(8);
+                exec(pool, "UPDATE audit_by_customer SET customer_id = $1 WHERE customer_id = $2 AND idx = $3", vec![Bind::B(bad), Bind::B(c), Bind::I(i)]).await;
+            } else {
+                exec(
+                    pool,
+                    "DELETE FROM audit_by_customer WHERE customer_id = $1 AND idx = $2",
+                    vec![Bind::B(c), Bind::I(i)],
+                )
+                .await;
+            }
+            undo
+        }
+        15 => {
+            let delta = 1 + rng.below(5) as i64;
+            let delta = if rng.below(2) == 0 { delta } else { -delta };
+            exec(
+                pool,
+                "UPDATE audit_index_state SET indexed = indexed + $1 WHERE id = 1",
+                vec![Bind::I(delta)],
+            )
+            .await;
+            vec![(
+                "UPDATE audit_index_state SET indexed = indexed - $1 WHERE id = 1".to_owned(),
+                vec![Bind::I(delta)],
+            )]
+        }
         // Truncate the tail of the log.
         _ => {
             let from = 1 + rng.below(n - 1) as i64;
@@ -349,6 +399,7 @@ async fn audit_verify_detects_every_tampering(db: TestDb) {
         }
     }
     v.audit_checkpoint().await.unwrap();
+    assert_eq!(v.store().index_audit(1000).await.unwrap(), 30);
     let key = v.audit_verifier_key().to_owned();
     let store = v.store().clone();
     let verify = || async {
@@ -362,7 +413,7 @@ async fn audit_verify_detects_every_tampering(db: TestDb) {
     let mut missed = Vec::new();
     const MUTATIONS: u64 = 1000;
     for m in 0..MUTATIONS {
-        let kind = m % 13;
+        let kind = m % 16;
         let undo = mutate(&pool, &mut rng, kind).await;
         let report = verify().await;
         if report.first_bad.is_none() {
