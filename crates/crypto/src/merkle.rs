@@ -37,6 +37,17 @@ pub fn leaf_index(n: u64) -> u64 {
     tlog::stored_hash_index(0, n)
 }
 
+/// How many stored hashes entry `n`'s append writes: its leaf hash and the subtrees it completes.
+pub fn written_by(n: u64) -> usize {
+    1 + (n + 1).trailing_zeros() as usize
+}
+
+/// Which entry's append wrote stored hash `index`, and at which offset among its hashes.
+pub fn written_at(index: u64) -> (u64, usize) {
+    let (level, k) = tlog::split_stored_hash_index(index);
+    (((k + 1) << level) - 1, usize::from(level))
+}
+
 /// How many stored hashes a tree of `size` entries has.
 pub fn stored_count(size: u64) -> u64 {
     tlog::stored_hash_count(size)

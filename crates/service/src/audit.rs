@@ -28,12 +28,20 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 type Pending = (AuditEntryRow, oneshot::Sender<bool>);
 
 /// Extends the tree and signs checkpoints, inside the store's append transaction.
-pub(crate) struct TreeSealer {
+pub struct TreeSealer {
     signer: NoteSigner,
     last_signed: Mutex<Option<Instant>>,
 }
 
 impl TreeSealer {
+    /// A sealer signing with `signer` (at most one checkpoint a second).
+    pub fn new(signer: NoteSigner) -> Self {
+        Self {
+            signer,
+            last_signed: Mutex::new(None),
+        }
+    }
+
     fn checkpoint_note(&self, size: u64, root: Hash) -> String {
         let body = Checkpoint {
             origin: self.signer.name().to_owned(),
@@ -47,6 +55,10 @@ impl TreeSealer {
 impl AuditSealer for TreeSealer {
     fn frontier(&self, size: u64) -> Vec<u64> {
         merkle::frontier(size)
+    }
+
+    fn written_at(&self, index: u64) -> (u64, usize) {
+        merkle::written_at(index)
     }
 
     fn extend(&self, size: u64, edge: &[Hash], leaves: &[&[u8]]) -> Result<AuditExtension, String> {
@@ -63,9 +75,12 @@ impl AuditSealer for TreeSealer {
             Err(_) => true,
         };
         let new_size = size + leaves.len() as u64;
+        let mut flat = a.hashes.into_iter();
+        let hashes = (size..new_size)
+            .map(|n| flat.by_ref().take(merkle::written_by(n)).collect())
+            .collect();
         Ok(AuditExtension {
-            first_index: a.first_index,
-            hashes: a.hashes,
+            hashes,
             checkpoint: due.then(|| self.checkpoint_note(new_size, a.root)),
         })
     }
@@ -83,10 +98,7 @@ impl AuditLog {
     /// so that an append is never queued behind the requests it is holding up.
     pub(crate) fn start(store: DynStore, signer: NoteSigner) -> Self {
         let verifier_key = signer.verifier_key();
-        let sealer = std::sync::Arc::new(TreeSealer {
-            signer,
-            last_signed: Mutex::new(None),
-        });
+        let sealer = std::sync::Arc::new(TreeSealer::new(signer));
         let (tx, rx) = mpsc::channel::<Pending>(QUEUE);
         let handle = tokio::runtime::Handle::current();
         let writer = sealer.clone();
@@ -181,6 +193,31 @@ const INDEX_STEP: u64 = 4096;
 /// Longest time the index trails a growing log.
 const INDEX_EVERY: Duration = Duration::from_secs(1);
 
+/// The stored tree hashes at `indexes`, read from the entries whose appends wrote them.
+async fn stored_hashes(
+    store: &DynStore,
+    indexes: &[u64],
+) -> ServiceResult<std::collections::HashMap<u64, Hash>> {
+    let at: Vec<(u64, (u64, usize))> = indexes
+        .iter()
+        .map(|i| (*i, merkle::written_at(*i)))
+        .collect();
+    let mut entries: Vec<u64> = at.iter().map(|(_, (e, _))| *e).collect();
+    entries.sort_unstable();
+    entries.dedup();
+    let columns = store.audit_entry_hashes(&entries).await?;
+    at.into_iter()
+        .map(|(i, (e, off))| {
+            let h = columns
+                .get(&e)
+                .and_then(|c| c.get(off * 32..off * 32 + 32))
+                .and_then(|h| <Hash>::try_from(h).ok())
+                .ok_or(ServiceError::Integrity)?;
+            Ok((i, h))
+        })
+        .collect()
+}
+
 /// The latest signed checkpoint, signing one first if the log has grown past it.
 pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResult<String> {
     let size = store.audit_size().await?;
@@ -189,7 +226,7 @@ pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResul
     {
         return Ok(note);
     }
-    let stored = store.audit_hashes(&merkle::frontier(size)).await?;
+    let stored = stored_hashes(store, &merkle::frontier(size)).await?;
     let root = merkle::root(size, &stored).map_err(|_| ServiceError::Integrity)?;
     let note = log.sealer.checkpoint_note(size, root);
     store.add_audit_checkpoint(size, &note).await?;
@@ -197,11 +234,11 @@ pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResul
 }
 
 /// The inclusion proof of entry `index` in the tree of `size` entries.
-pub(crate) async fn inclusion(store: &DynStore, index: u64, size: u64) -> ServiceResult<Vec<Hash>> {
+pub async fn inclusion(store: &DynStore, index: u64, size: u64) -> ServiceResult<Vec<Hash>> {
     check_size(store, size).await?;
     let needs = merkle::inclusion_needs(index, size)
         .map_err(|_| steward_domain::ValidationError::new("index", "must be below tree_size"))?;
-    let stored = store.audit_hashes(&needs).await?;
+    let stored = stored_hashes(store, &needs).await?;
     merkle::inclusion_proof(index, size, &stored).map_err(|_| ServiceError::Integrity)
 }
 
@@ -214,7 +251,7 @@ pub(crate) async fn consistency(
     check_size(store, second).await?;
     let needs = merkle::consistency_needs(first, second)
         .map_err(|_| steward_domain::ValidationError::new("first", "must be 1 to second"))?;
-    let stored = store.audit_hashes(&needs).await?;
+    let stored = stored_hashes(store, &needs).await?;
     merkle::consistency_proof(first, second, &stored).map_err(|_| ServiceError::Integrity)
 }
 
@@ -337,7 +374,7 @@ impl crate::Vault {
         }
         needs.sort_unstable();
         needs.dedup();
-        let stored = self.inner.store.audit_hashes(&needs).await?;
+        let stored = stored_hashes(&self.inner.store, &needs).await?;
         let entries = entries
             .into_iter()
             .map(|entry| {
@@ -392,8 +429,7 @@ async fn verify(
         checkpoints: 0,
         first_bad: Some((i, what.to_owned())),
     };
-    // The tree is rebuilt in memory from the leaves alone; `edge` is its right edge.
-    let mut edge: Vec<Hash> = Vec::new();
+    // The tree is rebuilt in memory from the leaves alone.
     let checkpoints = store.audit_checkpoints().await?;
     let wanted: std::collections::BTreeSet<u64> = checkpoints.iter().map(|(s, _)| *s).collect();
     let mut roots = std::collections::BTreeMap::new();
@@ -406,65 +442,58 @@ async fn verify(
     // then: a server running meanwhile only adds past both.
     let (watermark, _) = store.audit_index_rows(None, 0).await?;
     let watermark = watermark.min(size);
-    let mut from_entries: Buckets = Default::default();
-    let mut n = 0u64;
-    loop {
-        let entries = store.audit_entries(n, (n + VERIFY_CHUNK).min(size)).await?;
-        if entries.is_empty() {
-            break;
+    // Chunk by chunk; the next chunk is read while this one is checked.
+    let fetch =
+        |lo: u64, hi: u64| async move { Ok::<_, ServiceError>(store.audit_entries(lo, hi).await?) };
+    let mut state = Rebuild {
+        edge: Vec::new(),
+        roots,
+        wanted: &wanted,
+        watermark,
+        from_entries: Buckets::new(),
+    };
+    let mut lo = 0u64;
+    let mut current = if size > 0 {
+        Some(fetch(0, size.min(VERIFY_CHUNK)).await?)
+    } else {
+        None
+    };
+    while let Some(entries) = current.take() {
+        let hi = (lo + VERIFY_CHUNK).min(size);
+        let next = async {
+            if hi < size {
+                Some(fetch(hi, (hi + VERIFY_CHUNK).min(size)).await)
+            } else {
+                None
+            }
+        };
+        let work = async { state.chunk(lo, hi, &entries) };
+        let (next, outcome) = tokio::join!(next, work);
+        if let Some((at, why)) = outcome {
+            return Ok(bad(at, why));
         }
-        let end = n + entries.len() as u64;
-        let stored = store
-            .audit_hash_range(merkle::leaf_index(n), merkle::stored_count(end))
-            .await?;
-        let mut stored = stored.iter();
-        let mut next_index = merkle::leaf_index(n);
-        for (expect, e) in (n..).zip(&entries) {
-            if e.index != expect {
-                return Ok(bad(expect, "an entry is missing or out of order"));
-            }
-            if let Some(why) = columns_disagree(e) {
-                return Ok(bad(expect, why));
-            }
-            if let Some(c) = e.row.customer_id
-                && expect < watermark
-            {
-                add(&mut from_entries, c.as_bytes(), expect);
-            }
-            for h in merkle::push(&mut edge, expect, merkle::leaf_hash(&e.row.leaf)) {
-                match stored.next() {
-                    Some((i, s)) if *i == next_index && *s == h => {}
-                    _ => {
-                        return Ok(bad(
-                            expect,
-                            "a stored tree hash is missing or differs from the recomputed one",
-                        ));
-                    }
-                }
-                next_index += 1;
-            }
-            if wanted.contains(&(expect + 1)) {
-                roots.insert(expect + 1, merkle::root_of_edge(&edge));
-            }
-        }
-        n = end;
-        progress(n, size);
+        progress(hi, size);
+        current = next.transpose()?;
+        lo = hi;
     }
+    let n = lo;
+    let Rebuild {
+        roots,
+        from_entries,
+        ..
+    } = state;
     if n != size {
         return Ok(bad(n, "entries are missing below the head's size"));
     }
     // Whatever lies past the head was not appended: an append moves head, entries and hashes
     // in one transaction, so anything stored before the head is read is covered by it.
-    let (last_entry, last_hash) = store.audit_extent().await?;
+    let last_entry = store.audit_extent().await?;
     let head = store.audit_size().await?;
     if head < size {
         return Ok(bad(head, "the head moved back"));
     }
     if let Some(e) = last_entry.filter(|e| *e >= head) {
         return Ok(bad(e, "entries past the head"));
-    }
-    if last_hash.is_some_and(|h| h >= merkle::stored_count(head)) {
-        return Ok(bad(head, "tree hashes past the last entry"));
     }
     if let Some((at, why)) = check_index(store, watermark, head, &from_entries).await? {
         return Ok(bad(at, why));
@@ -497,12 +526,77 @@ async fn verify(
     })
 }
 
+/// The tree rebuilt from the leaves alone, and what verification gathers along the way.
+struct Rebuild<'a> {
+    /// The right edge of the tree so far.
+    edge: Vec<Hash>,
+    /// Roots at the checkpointed sizes.
+    roots: std::collections::BTreeMap<u64, Hash>,
+    wanted: &'a std::collections::BTreeSet<u64>,
+    watermark: u64,
+    from_entries: Buckets,
+}
+
+impl Rebuild<'_> {
+    /// Checks entries `[lo, hi)` and the stored hashes their appends wrote; the first problem.
+    fn chunk(
+        &mut self,
+        lo: u64,
+        hi: u64,
+        entries: &[StoredAuditEntry],
+    ) -> Option<(u64, &'static str)> {
+        let mut seen = lo;
+        for (expect, e) in (lo..hi).zip(entries) {
+            if e.index != expect {
+                return Some((expect, "an entry is missing or out of order"));
+            }
+            if let Some(why) = columns_disagree(e) {
+                return Some((expect, why));
+            }
+            if let Some(c) = e.row.customer_id
+                && expect < self.watermark
+            {
+                add(&mut self.from_entries, c.as_bytes(), expect);
+            }
+            let written = merkle::push(&mut self.edge, expect, merkle::leaf_hash(&e.row.leaf));
+            if e.hashes.len() != written.len() * 32
+                || written
+                    .iter()
+                    .zip(e.hashes.chunks_exact(32))
+                    .any(|(w, s)| w.as_slice() != s)
+            {
+                return Some((
+                    expect,
+                    "the tree hashes stored with an entry differ from the recomputed ones",
+                ));
+            }
+            if self.wanted.contains(&(expect + 1)) {
+                self.roots
+                    .insert(expect + 1, merkle::root_of_edge(&self.edge));
+            }
+            seen = expect + 1;
+        }
+        (seen < hi).then_some((seen, "an entry is missing below the head's size"))
+    }
+}
+
+/// The columns kept beside a leaf, read from it (the rest of the leaf is covered by its hash).
+#[derive(serde::Deserialize)]
+struct LeafColumns<'a> {
+    v: u8,
+    time: steward_domain::Timestamp,
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    customer: Option<steward_domain::CustomerId>,
+}
+
 /// Why the columns kept beside a leaf disagree with it, if they do.
 fn columns_disagree(e: &StoredAuditEntry) -> Option<&'static str> {
-    let Some(leaf) = AuditLeaf::from_bytes(&e.row.leaf) else {
+    let Ok(leaf) = serde_json::from_slice::<LeafColumns<'_>>(&e.row.leaf) else {
         return Some("a leaf is not a valid entry");
     };
-    if leaf.time.millis() != e.row.occurred_at
+    if leaf.v != steward_domain::audit::LEAF_VERSION
+        || leaf.time.millis() != e.row.occurred_at
         || leaf.action != e.row.action
         || leaf.customer != e.row.customer_id
     {

@@ -14,7 +14,9 @@ mod seal;
 mod vault;
 
 pub use access::{Access, PurchasesView};
-pub use audit::{AccessLog, AccessLogEntry, AuditReport, verify_log};
+pub use audit::{
+    AccessLog, AccessLogEntry, AuditReport, TreeSealer, inclusion as inclusion_proof, verify_log,
+};
 pub use auth::{Principal, TokenOwner};
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};

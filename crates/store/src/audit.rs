@@ -33,15 +33,15 @@ pub struct StoredAuditEntry {
     pub index: u64,
     /// The row as stored.
     pub row: AuditEntryRow,
+    /// The tree hashes its append wrote, 32 bytes each, as stored.
+    pub hashes: Vec<u8>,
 }
 
 /// What the sealer computed for a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditExtension {
-    /// The stored index of the first new hash.
-    pub first_index: u64,
-    /// The new stored hashes from `first_index` on.
-    pub hashes: Vec<TreeHash>,
+    /// Per new entry, the tree hashes its append wrote.
+    pub hashes: Vec<Vec<TreeHash>>,
     /// A signed checkpoint note for the new size, if the sealer signs one now.
     pub checkpoint: Option<String>,
 }
@@ -50,6 +50,8 @@ pub struct AuditExtension {
 pub trait AuditSealer: Send + Sync {
     /// The stored hash indexes that sum up a tree of `size` entries.
     fn frontier(&self, size: u64) -> Vec<u64>;
+    /// Which entry wrote stored hash `index`, and at which offset among its hashes.
+    fn written_at(&self, index: u64) -> (u64, usize);
     /// Extends the tree of `size` entries with frontier hashes `edge` by `leaves`.
     fn extend(
         &self,
@@ -64,6 +66,9 @@ fn hash_of(bytes: Vec<u8>) -> StoreResult<TreeHash> {
         .try_into()
         .map_err(|_| StoreError::Corrupt("a tree hash is not 32 bytes"))
 }
+
+/// The columns [`entry_from`] reads, in order.
+const ENTRY_COLUMNS: &str = "idx, leaf, occurred_at, action, customer_id, hashes";
 
 fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
     let idx: i64 = r.try_get(0)?;
@@ -80,6 +85,7 @@ fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
                 })
                 .transpose()?,
         },
+        hashes: r.try_get(5)?,
     })
 }
 
@@ -117,37 +123,37 @@ impl SqlStore {
         };
         let size: i64 = sqlx::query(lock).fetch_one(&mut *tx).await?.try_get(0)?;
         let size = u64::try_from(size).map_err(|_| StoreError::Corrupt("negative log size"))?;
-        let edge = hashes_at(self.backend, &mut tx, &sealer.frontier(size)).await?;
+        let edge = hashes_at(self.backend, &mut tx, &sealer.frontier(size), |i| {
+            sealer.written_at(i)
+        })
+        .await?;
         let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.as_slice()).collect();
         let ext = sealer
             .extend(size, &edge, &leaves)
             .map_err(|_| StoreError::Corrupt("the audit tree could not be extended"))?;
-        for (n, chunk) in entries.chunks(crate::sql::INSERT_CHUNK).enumerate() {
+        if ext.hashes.len() != entries.len() {
+            return Err(StoreError::Corrupt("the audit tree could not be extended"));
+        }
+        let rows: Vec<(&AuditEntryRow, Vec<u8>)> = entries
+            .iter()
+            .zip(&ext.hashes)
+            .map(|(e, h)| (e, h.concat()))
+            .collect();
+        for (n, chunk) in rows.chunks(crate::sql::INSERT_CHUNK).enumerate() {
             let sql = format!(
-                "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id) VALUES {}",
-                values_clause(self.backend, chunk.len(), 5)
+                "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id, hashes) VALUES {}",
+                values_clause(self.backend, chunk.len(), 6)
             );
             let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
             let first = size + (n * crate::sql::INSERT_CHUNK) as u64;
-            for (i, e) in (first..).zip(chunk) {
+            for (i, (e, h)) in (first..).zip(chunk) {
                 q = q
                     .bind(i64_of(i)?)
                     .bind(e.leaf.as_slice())
                     .bind(e.occurred_at)
                     .bind(e.action.as_str())
-                    .bind(e.customer_id.map(|c| c.as_bytes().to_vec()));
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let indexed: Vec<(u64, &TreeHash)> = (ext.first_index..).zip(&ext.hashes).collect();
-        for chunk in indexed.chunks(crate::sql::INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO audit_hashes (idx, hash) VALUES {}",
-                values_clause(self.backend, chunk.len(), 2)
-            );
-            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
-            for (i, h) in chunk {
-                q = q.bind(i64_of(*i)?).bind(h.as_slice());
+                    .bind(e.customer_id.map(|c| c.as_bytes().to_vec()))
+                    .bind(h.as_slice());
             }
             q.execute(&mut *tx).await?;
         }
@@ -172,41 +178,13 @@ impl SqlStore {
         u64::try_from(size).map_err(|_| StoreError::Corrupt("negative log size"))
     }
 
-    /// Stored hashes by index; every index asked for must exist.
-    pub(crate) async fn audit_hashes_at(
+    /// The hash columns of the entries `indexes` (those that exist).
+    pub(crate) async fn audit_hashes_of(
         &self,
         indexes: &[u64],
-    ) -> StoreResult<HashMap<u64, TreeHash>> {
+    ) -> StoreResult<HashMap<u64, Vec<u8>>> {
         let mut conn = self.log_pool.acquire().await?;
-        let found = hashes_map(self.backend, &mut conn, indexes).await?;
-        if found.len() != indexes.len() {
-            return Err(StoreError::Corrupt("a tree hash is missing"));
-        }
-        Ok(found)
-    }
-
-    /// Stored hashes with index in `[start, end)`, in order.
-    pub(crate) async fn audit_hash_rows(
-        &self,
-        start: u64,
-        end: u64,
-    ) -> StoreResult<Vec<(u64, TreeHash)>> {
-        let rows = sqlx::query(
-            "SELECT idx, hash FROM audit_hashes WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-        )
-        .bind(i64_of(start)?)
-        .bind(i64_of(end)?)
-        .fetch_all(&self.log_pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let i: i64 = r.try_get(0)?;
-                Ok((
-                    u64::try_from(i).map_err(|_| StoreError::Corrupt("negative hash index"))?,
-                    hash_of(r.try_get(1)?)?,
-                ))
-            })
-            .collect()
+        hash_columns(self.backend, &mut conn, indexes).await
     }
 
     /// Entries with index in `[start, end)`, in order.
@@ -215,9 +193,9 @@ impl SqlStore {
         start: u64,
         end: u64,
     ) -> StoreResult<Vec<StoredAuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT idx, leaf, occurred_at, action, customer_id FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx"
+        )))
         .bind(i64_of(start)?)
         .bind(i64_of(end)?)
         .fetch_all(&self.log_pool)
@@ -265,19 +243,13 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The largest entry index and the largest tree-hash index stored, if any.
-    pub(crate) async fn audit_extent_now(&self) -> StoreResult<(Option<u64>, Option<u64>)> {
-        let r = sqlx::query(
-            "SELECT (SELECT MAX(idx) FROM audit_entries), (SELECT MAX(idx) FROM audit_hashes)",
-        )
-        .fetch_one(&self.log_pool)
-        .await?;
-        let e: Option<i64> = r.try_get(0)?;
-        let h: Option<i64> = r.try_get(1)?;
-        Ok((
-            e.and_then(|x| u64::try_from(x).ok()),
-            h.and_then(|x| u64::try_from(x).ok()),
-        ))
+    /// The largest entry index stored, if any.
+    pub(crate) async fn audit_extent_now(&self) -> StoreResult<Option<u64>> {
+        let e: Option<i64> = sqlx::query("SELECT MAX(idx) FROM audit_entries")
+            .fetch_one(&self.log_pool)
+            .await?
+            .try_get(0)?;
+        Ok(e.and_then(|x| u64::try_from(x).ok()))
     }
 
     /// How many entries name this customer.
@@ -354,11 +326,11 @@ impl SqlStore {
     ) -> StoreResult<Vec<StoredAuditEntry>> {
         let id = customer.as_bytes().to_vec();
         let rows = sqlx::query(
-            "SELECT e.idx, e.leaf, e.occurred_at, e.action, e.customer_id FROM audit_by_customer b \
+            "SELECT e.idx, e.leaf, e.occurred_at, e.action, e.customer_id, e.hashes FROM audit_by_customer b \
              JOIN audit_entries e ON e.idx = b.idx AND e.customer_id = b.customer_id \
              WHERE b.customer_id = $1 AND b.idx < $2 \
              UNION ALL \
-             SELECT idx, leaf, occurred_at, action, customer_id FROM audit_entries \
+             SELECT idx, leaf, occurred_at, action, customer_id, hashes FROM audit_entries \
              WHERE idx >= (SELECT indexed FROM audit_index_state WHERE id = 1) AND idx < $3 AND customer_id = $4 \
              ORDER BY 1 DESC LIMIT $5",
         )
@@ -429,15 +401,16 @@ async fn insert_checkpoint(
     Ok(())
 }
 
-async fn hashes_map(
+/// The hash columns of entries `indexes`.
+async fn hash_columns(
     backend: Backend,
     conn: &mut sqlx::AnyConnection,
     indexes: &[u64],
-) -> StoreResult<HashMap<u64, TreeHash>> {
+) -> StoreResult<HashMap<u64, Vec<u8>>> {
     let mut out = HashMap::with_capacity(indexes.len());
     for chunk in indexes.chunks(crate::sql::INSERT_CHUNK) {
         let sql = format!(
-            "SELECT idx, hash FROM audit_hashes WHERE idx IN ({})",
+            "SELECT idx, hashes FROM audit_entries WHERE idx IN ({})",
             in_list(backend, chunk.len(), 0)
         );
         let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
@@ -447,28 +420,34 @@ async fn hashes_map(
         for r in q.fetch_all(&mut *conn).await? {
             let i: i64 = r.try_get(0)?;
             out.insert(
-                u64::try_from(i).map_err(|_| StoreError::Corrupt("negative hash index"))?,
-                hash_of(r.try_get(1)?)?,
+                u64::try_from(i).map_err(|_| StoreError::Corrupt("negative audit index"))?,
+                r.try_get(1)?,
             );
         }
     }
     Ok(out)
 }
 
-/// The hashes at `indexes`, in that order, inside the append's transaction.
+/// The tree hashes at stored `indexes`, in that order, inside the append's transaction;
+/// `written_at` says which entry holds each, at which offset.
 async fn hashes_at(
     backend: Backend,
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     indexes: &[u64],
+    written_at: impl Fn(u64) -> (u64, usize),
 ) -> StoreResult<Vec<TreeHash>> {
-    let found = hashes_map(backend, &mut *tx, indexes).await?;
-    indexes
-        .iter()
-        .map(|i| {
-            found
-                .get(i)
-                .copied()
+    let at: Vec<(u64, usize)> = indexes.iter().map(|i| written_at(*i)).collect();
+    let mut entries: Vec<u64> = at.iter().map(|(e, _)| *e).collect();
+    entries.sort_unstable();
+    entries.dedup();
+    let columns = hash_columns(backend, &mut *tx, &entries).await?;
+    at.iter()
+        .map(|(e, off)| {
+            columns
+                .get(e)
+                .and_then(|h| h.get(off * 32..off * 32 + 32))
                 .ok_or(StoreError::Corrupt("a tree hash is missing"))
+                .and_then(|h| hash_of(h.to_vec()))
         })
         .collect()
 }

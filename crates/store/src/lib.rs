@@ -153,13 +153,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     /// The number of entries in the audit log.
     async fn audit_size(&self) -> StoreResult<u64>;
-    /// The tree's stored hashes at `indexes` (all must exist).
-    async fn audit_hashes(
+    /// The tree-hash columns of audit entries `indexes` (those that exist).
+    async fn audit_entry_hashes(
         &self,
         indexes: &[u64],
-    ) -> StoreResult<std::collections::HashMap<u64, TreeHash>>;
-    /// The tree's stored hashes with index in `[start, end)`, in order.
-    async fn audit_hash_range(&self, start: u64, end: u64) -> StoreResult<Vec<(u64, TreeHash)>>;
+    ) -> StoreResult<std::collections::HashMap<u64, Vec<u8>>>;
     /// Audit entries with index in `[start, end)`, in order.
     async fn audit_entries(&self, start: u64, end: u64) -> StoreResult<Vec<StoredAuditEntry>>;
     /// Every signed checkpoint (size, note), by size.
@@ -184,8 +182,8 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(Vec<u8>, u64)>,
         limit: u32,
     ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)>;
-    /// The largest audit entry index and the largest tree-hash index stored, if any.
-    async fn audit_extent(&self) -> StoreResult<(Option<u64>, Option<u64>)>;
+    /// The largest audit entry index stored, if any.
+    async fn audit_extent(&self) -> StoreResult<Option<u64>>;
     /// Number of audit entries about a customer (tests and reports).
     async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64>;
 

@@ -723,15 +723,11 @@ impl Store for SqlStore {
         self.audit_log_size().await
     }
 
-    async fn audit_hashes(
+    async fn audit_entry_hashes(
         &self,
         indexes: &[u64],
-    ) -> StoreResult<std::collections::HashMap<u64, TreeHash>> {
-        self.audit_hashes_at(indexes).await
-    }
-
-    async fn audit_hash_range(&self, start: u64, end: u64) -> StoreResult<Vec<(u64, TreeHash)>> {
-        self.audit_hash_rows(start, end).await
+    ) -> StoreResult<std::collections::HashMap<u64, Vec<u8>>> {
+        self.audit_hashes_of(indexes).await
     }
 
     async fn audit_entries(&self, start: u64, end: u64) -> StoreResult<Vec<StoredAuditEntry>> {
@@ -771,7 +767,7 @@ impl Store for SqlStore {
         self.audit_index_row_page(after, limit).await
     }
 
-    async fn audit_extent(&self) -> StoreResult<(Option<u64>, Option<u64>)> {
+    async fn audit_extent(&self) -> StoreResult<Option<u64>> {
         self.audit_extent_now().await
     }
 

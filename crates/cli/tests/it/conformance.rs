@@ -449,32 +449,6 @@ async fn sqlite_decision_records_move_to_their_own_file() {
     assert!(db.dir.path().join("steward-audit.db").exists());
 }
 
-/// Extends the tree with the real tree math and signs nothing: for driving the store directly.
-struct PlainSealer;
-
-impl steward_store::AuditSealer for PlainSealer {
-    fn frontier(&self, size: u64) -> Vec<u64> {
-        steward_crypto::merkle::frontier(size)
-    }
-    fn extend(
-        &self,
-        size: u64,
-        edge: &[[u8; 32]],
-        leaves: &[&[u8]],
-    ) -> Result<steward_store::AuditExtension, String> {
-        let hashes: Vec<_> = leaves
-            .iter()
-            .map(|l| steward_crypto::merkle::leaf_hash(l))
-            .collect();
-        let a = steward_crypto::merkle::append(size, edge, &hashes).map_err(|e| e.to_string())?;
-        Ok(steward_store::AuditExtension {
-            first_index: a.first_index,
-            hashes: a.hashes,
-            checkpoint: None,
-        })
-    }
-}
-
 /// The audit log's WAL is copied back into its file by a checkpointer of its own, not by the
 /// commits that reads wait for (those never checkpoint: `wal_autocheckpoint = 0`).
 #[tokio::test]
@@ -493,8 +467,14 @@ async fn sqlite_audit_log_is_checkpointed_apart() {
     let file = db.dir.path().join("steward-audit.db");
     let size = || std::fs::metadata(&file).unwrap().len();
     let before = size();
+    let (signer, _, _) = steward_crypto::NoteSigner::load_or_create(
+        &db.dir.path().join("bench-audit.key"),
+        "steward.test/audit",
+    )
+    .unwrap();
+    let sealer = steward_service::TreeSealer::new(signer);
     for _ in 0..10 {
-        v.store().append_audit(&rows, &PlainSealer).await.unwrap();
+        v.store().append_audit(&rows, &sealer).await.unwrap();
     }
     // ~3 MB went to the WAL; within a few checkpoint periods it is in the file itself.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -57,11 +57,12 @@ struct Entry {
     at: i64,
     action: String,
     customer: Option<Vec<u8>>,
+    hashes: Vec<u8>,
 }
 
 async fn entries(pool: &sqlx::AnyPool) -> Vec<Entry> {
     sqlx::query(
-        "SELECT idx, leaf, occurred_at, action, customer_id FROM audit_entries ORDER BY idx",
+        "SELECT idx, leaf, occurred_at, action, customer_id, hashes FROM audit_entries ORDER BY idx",
     )
     .fetch_all(pool)
     .await
@@ -73,6 +74,7 @@ async fn entries(pool: &sqlx::AnyPool) -> Vec<Entry> {
         at: r.get(2),
         action: r.get(3),
         customer: r.get(4),
+        hashes: r.get(5),
     })
     .collect()
 }
@@ -84,24 +86,17 @@ fn entry_binds(e: &Entry) -> Vec<Bind> {
         Bind::I(e.at),
         Bind::T(e.action.clone()),
         e.customer.clone().map(Bind::B).unwrap_or(Bind::NullB),
+        Bind::B(e.hashes.clone()),
     ]
 }
 
-const INSERT_ENTRY: &str = "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id) VALUES ($1, $2, $3, $4, $5)";
+const INSERT_ENTRY: &str = "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id, hashes) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// Applies mutation `kind`; returns the statements that undo it.
 async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, Vec<Bind>)> {
     let all = entries(pool).await;
     let n = all.len() as u64;
     let e = all[rng.below(n) as usize].clone();
-    let hashes: Vec<(i64, Vec<u8>)> =
-        sqlx::query("SELECT idx, hash FROM audit_hashes ORDER BY idx")
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
     let restore_entry = |e: &Entry| {
         vec![
             (
@@ -155,21 +150,18 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
             .await;
             restore_entry(&e)
         }
-        // A byte of a stored tree hash.
+        // A byte of the tree hashes stored with an entry.
         4 => {
-            let (i, h) = hashes[rng.below(hashes.len() as u64) as usize].clone();
-            let mut bad = h.clone();
-            bad[rng.below(32) as usize] ^= 1 << rng.below(8);
+            let mut h = e.hashes.clone();
+            let at = rng.below(h.len() as u64) as usize;
+            h[at] ^= 1 << rng.below(8);
             exec(
                 pool,
-                "UPDATE audit_hashes SET hash = $1 WHERE idx = $2",
-                vec![Bind::B(bad), Bind::I(i)],
+                "UPDATE audit_entries SET hashes = $1 WHERE idx = $2",
+                vec![Bind::B(h), Bind::I(e.idx)],
             )
             .await;
-            vec![(
-                "UPDATE audit_hashes SET hash = $1 WHERE idx = $2".to_owned(),
-                vec![Bind::B(h), Bind::I(i)],
-            )]
+            restore_entry(&e)
         }
         // The head.
         5 => {
@@ -215,7 +207,7 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
                 vec![Bind::T(note), Bind::I(size)],
             )]
         }
-        // Delete an entry, or a hash.
+        // Delete an entry.
         7 => {
             exec(
                 pool,
@@ -225,18 +217,16 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
             .await;
             vec![(INSERT_ENTRY.to_owned(), entry_binds(&e))]
         }
+        // A tree hash taken away.
         8 => {
-            let (i, h) = hashes[rng.below(hashes.len() as u64) as usize].clone();
+            let h = e.hashes[..e.hashes.len() - 32].to_vec();
             exec(
                 pool,
-                "DELETE FROM audit_hashes WHERE idx = $1",
-                vec![Bind::I(i)],
+                "UPDATE audit_entries SET hashes = $1 WHERE idx = $2",
+                vec![Bind::B(h), Bind::I(e.idx)],
             )
             .await;
-            vec![(
-                "INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)".to_owned(),
-                vec![Bind::I(i), Bind::B(h)],
-            )]
+            restore_entry(&e)
         }
         // Reorder: two entries trade places.
         9 => {
@@ -268,7 +258,7 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
             undo.extend(restore_entry(&other));
             undo
         }
-        // Insert: an extra entry after the last, or an extra hash.
+        // Insert: an extra entry after the last.
         10 => {
             let extra = Entry {
                 idx: n as i64,
@@ -280,18 +270,17 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
                 vec![Bind::I(n as i64)],
             )]
         }
+        // A tree hash added.
         11 => {
-            let next = hashes.last().unwrap().0 + 1 + rng.below(3) as i64;
+            let mut h = e.hashes.clone();
+            h.extend_from_slice(&[7; 32]);
             exec(
                 pool,
-                "INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)",
-                vec![Bind::I(next), Bind::B(vec![7; 32])],
+                "UPDATE audit_entries SET hashes = $1 WHERE idx = $2",
+                vec![Bind::B(h), Bind::I(e.idx)],
             )
             .await;
-            vec![(
-                "DELETE FROM audit_hashes WHERE idx = $1".to_owned(),
-                vec![Bind::I(next)],
-            )]
+            restore_entry(&e)
         }
         // The by-customer index: a byte of a row, a deleted row, a moved watermark.
         13 | 14 => {

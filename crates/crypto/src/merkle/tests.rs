@@ -279,7 +279,15 @@ proptest! {
             prop_assert_eq!(&edge, &want);
         }
         let all_stored: Vec<Hash> = (0..stored_count(n as u64)).map(|i| stored[&i]).collect();
-        prop_assert_eq!(streamed, all_stored);
+        prop_assert_eq!(&streamed, &all_stored);
+        // Where each stored hash was written: entry by entry, in order.
+        let mut at = 0u64;
+        for e in 0..n as u64 {
+            for off in 0..written_by(e) {
+                prop_assert_eq!(written_at(at), (e, off));
+                at += 1;
+            }
+        }
         prop_assert_eq!(root_of_edge(&[]), mth(&[]));
         let all: Vec<u64> = (0..stored_count(n as u64)).collect();
         prop_assert_eq!(root(n as u64, &stored).unwrap(), mth(&leaves));

@@ -6,12 +6,10 @@ CREATE TABLE audit_entries (
     leaf BYTEA NOT NULL,
     occurred_at BIGINT NOT NULL,
     action TEXT NOT NULL,
-    customer_id BYTEA
-);
--- Every hash of the tree in the stored-hash order: append-only.
-CREATE TABLE audit_hashes (
-    idx BIGINT PRIMARY KEY,
-    hash BYTEA NOT NULL
+    customer_id BYTEA,
+    -- The tree hashes this entry's append wrote: its leaf hash, then those of the subtrees
+    -- it completed (the "stored hash" order of Go's sumdb/tlog), 32 bytes each.
+    hashes BYTEA NOT NULL
 );
 -- The number of entries; appenders lock this row (SELECT … FOR UPDATE), so several servers on
 -- one database append to one log with no fork and no gap.

@@ -7,13 +7,10 @@ CREATE TABLE audit_entries (
     leaf BLOB NOT NULL,
     occurred_at INTEGER NOT NULL,
     action TEXT NOT NULL,
-    customer_id BLOB
-) STRICT;
--- Every hash of the tree in the stored-hash order (leaf hash of entry n, then the subtrees it
--- completes): append-only, so an append writes to the end of one B-tree.
-CREATE TABLE audit_hashes (
-    idx INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL
+    customer_id BLOB,
+    -- The tree hashes this entry's append wrote: its leaf hash, then those of the subtrees
+    -- it completed (the "stored hash" order of Go's sumdb/tlog), 32 bytes each.
+    hashes BLOB NOT NULL
 ) STRICT;
 -- The number of entries; appenders lock it to serialise (no fork, no gap).
 CREATE TABLE audit_head (

@@ -2,6 +2,8 @@
 //! plain baseline doing the same work without encryption, on the same machine, in the same run,
 //! and prints both and their ratio. Build with `--release`.
 
+mod audit;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -48,6 +50,18 @@ enum Which {
         /// Decisions to time.
         #[arg(long, default_value_t = 20_000)]
         iterations: usize,
+    },
+    /// The audit log on SQLite: appends, full verification, inclusion proofs.
+    Audit {
+        /// Entries in the log.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Entries per append (group commit).
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Inclusion proofs to time.
+        #[arg(long, default_value_t = 2_000)]
+        proofs: usize,
     },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
@@ -508,6 +522,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Which::Policy { iterations } => {
             bench_policy(iterations.max(1)).context("policy benchmark")?
         }
+        Which::Audit {
+            entries,
+            batch,
+            proofs,
+        } => audit::run(entries.max(1), batch.max(1), proofs.max(1))
+            .await
+            .context("audit benchmark")?,
         Which::Crypto { iterations } => bench_crypto(iterations.max(1))
             .await
             .context("crypto benchmark")?,
