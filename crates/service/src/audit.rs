@@ -62,8 +62,14 @@ impl AuditSealer for TreeSealer {
     }
 
     fn extend(&self, size: u64, edge: &[Hash], leaves: &[&[u8]]) -> Result<AuditExtension, String> {
-        let hashes: Vec<Hash> = leaves.iter().map(|l| merkle::leaf_hash(l)).collect();
-        let a = merkle::append(size, edge, &hashes).map_err(|e| e.to_string())?;
+        if merkle::frontier(size).len() != edge.len() {
+            return Err("the frontier does not fit the size".into());
+        }
+        let mut edge = edge.to_vec();
+        let hashes: Vec<Vec<Hash>> = (size..)
+            .zip(leaves)
+            .map(|(n, l)| merkle::push(&mut edge, n, merkle::leaf_hash(l)))
+            .collect();
         let due = match self.last_signed.lock() {
             Ok(mut last) => {
                 let due = last.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
@@ -75,13 +81,11 @@ impl AuditSealer for TreeSealer {
             Err(_) => true,
         };
         let new_size = size + leaves.len() as u64;
-        let mut flat = a.hashes.into_iter();
-        let hashes = (size..new_size)
-            .map(|n| flat.by_ref().take(merkle::written_by(n)).collect())
-            .collect();
+        let root = merkle::root_of_edge(&edge);
         Ok(AuditExtension {
             hashes,
-            checkpoint: due.then(|| self.checkpoint_note(new_size, a.root)),
+            checkpoint: due.then(|| self.checkpoint_note(new_size, root)),
+            edge,
         })
     }
 }
@@ -147,6 +151,8 @@ async fn write_batches(
     store: DynStore,
     sealer: std::sync::Arc<TreeSealer>,
 ) {
+    // The tip this writer left: while nobody else appends, no append needs to read the head.
+    let mut tip: Option<steward_store::AuditTip> = None;
     // How far the by-customer index is known to reach, and when it was last extended.
     let mut indexed = 0u64;
     let mut last_indexed = Instant::now();
@@ -160,9 +166,13 @@ async fn write_batches(
         }
         let (rows, waiters): (Vec<AuditEntryRow>, Vec<oneshot::Sender<bool>>) =
             batch.into_iter().unzip();
-        let appended = store.append_audit(&rows, sealer.as_ref()).await;
-        let size = match &appended {
-            Ok(first) => Some(first + rows.len() as u64),
+        let appended = store.append_audit(&rows, sealer.as_ref(), tip.take()).await;
+        let size = match appended {
+            Ok(t) => {
+                let size = t.size;
+                tip = Some(t);
+                Some(size)
+            }
             Err(e) => {
                 tracing::error!(error = %e, entries = rows.len(), "appending to the audit log failed");
                 None

@@ -37,11 +37,22 @@ pub struct StoredAuditEntry {
     pub hashes: Vec<u8>,
 }
 
+/// The end of the log as an appender last left it: its size and the hashes that sum it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditTip {
+    /// The number of entries.
+    pub size: u64,
+    /// The tree's frontier hashes at that size.
+    pub edge: Vec<TreeHash>,
+}
+
 /// What the sealer computed for a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditExtension {
     /// Per new entry, the tree hashes its append wrote.
     pub hashes: Vec<Vec<TreeHash>>,
+    /// The frontier hashes of the tree with the batch.
+    pub edge: Vec<TreeHash>,
     /// A signed checkpoint note for the new size, if the sealer signs one now.
     pub checkpoint: Option<String>,
 }
@@ -112,21 +123,49 @@ impl SqlStore {
         &self,
         entries: &[AuditEntryRow],
         sealer: &dyn AuditSealer,
-    ) -> StoreResult<u64> {
+        known: Option<AuditTip>,
+    ) -> StoreResult<AuditTip> {
         let mut tx = match self.backend {
             Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.log_pool.begin().await?,
         };
-        let lock = match self.backend {
-            Backend::Sqlite => "SELECT size FROM audit_head WHERE id = 1",
-            Backend::Postgres => "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE",
+        let n = i64_of(entries.len() as u64)?;
+        // Fast path: the tip this writer left is still the head (nobody else appended), so
+        // moving the head is the lock and no hash needs reading. Otherwise read the head under
+        // a lock and the hashes that sum it up.
+        let mut fast = None;
+        if let Some(tip) = known {
+            let moved =
+                sqlx::query("UPDATE audit_head SET size = size + $1 WHERE id = 1 AND size = $2")
+                    .bind(n)
+                    .bind(i64_of(tip.size)?)
+                    .execute(&mut *tx)
+                    .await?;
+            if moved.rows_affected() == 1 {
+                fast = Some(tip);
+            }
+        }
+        let AuditTip { size, edge } = match fast {
+            Some(tip) => tip,
+            None => {
+                let lock = match self.backend {
+                    Backend::Sqlite => "SELECT size FROM audit_head WHERE id = 1",
+                    Backend::Postgres => "SELECT size FROM audit_head WHERE id = 1 FOR UPDATE",
+                };
+                let size: i64 = sqlx::query(lock).fetch_one(&mut *tx).await?.try_get(0)?;
+                let size =
+                    u64::try_from(size).map_err(|_| StoreError::Corrupt("negative log size"))?;
+                let edge = hashes_at(self.backend, &mut tx, &sealer.frontier(size), |i| {
+                    sealer.written_at(i)
+                })
+                .await?;
+                sqlx::query("UPDATE audit_head SET size = size + $1 WHERE id = 1")
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+                AuditTip { size, edge }
+            }
         };
-        let size: i64 = sqlx::query(lock).fetch_one(&mut *tx).await?.try_get(0)?;
-        let size = u64::try_from(size).map_err(|_| StoreError::Corrupt("negative log size"))?;
-        let edge = hashes_at(self.backend, &mut tx, &sealer.frontier(size), |i| {
-            sealer.written_at(i)
-        })
-        .await?;
         let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.as_slice()).collect();
         let ext = sealer
             .extend(size, &edge, &leaves)
@@ -158,15 +197,14 @@ impl SqlStore {
             q.execute(&mut *tx).await?;
         }
         let new_size = size + entries.len() as u64;
-        sqlx::query("UPDATE audit_head SET size = $1 WHERE id = 1")
-            .bind(i64_of(new_size)?)
-            .execute(&mut *tx)
-            .await?;
         if let Some(note) = &ext.checkpoint {
             insert_checkpoint(&mut tx, new_size, note).await?;
         }
         tx.commit().await?;
-        Ok(size)
+        Ok(AuditTip {
+            size: new_size,
+            edge: ext.edge,
+        })
     }
 
     /// The number of entries.

@@ -14,7 +14,7 @@ pub mod sqlite;
 
 use std::sync::Arc;
 
-pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, StoredAuditEntry, TreeHash};
+pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use records::*;
 pub use sql::SqlStore;
 
@@ -144,13 +144,15 @@ pub trait Store: Send + Sync + 'static {
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
 
     /// Appends entries to the audit log in one transaction: locks the head, has `sealer`
-    /// extend the Merkle tree (and maybe sign a checkpoint), writes it all. Returns the index of
-    /// the first entry.
+    /// extend the Merkle tree (and maybe sign a checkpoint), writes it all. `known` is the tip
+    /// this appender left last time, if any (used when nobody appended since). Returns the new
+    /// tip; the batch's first entry is at the old size.
     async fn append_audit(
         &self,
         entries: &[AuditEntryRow],
         sealer: &dyn AuditSealer,
-    ) -> StoreResult<u64>;
+        known: Option<AuditTip>,
+    ) -> StoreResult<AuditTip>;
     /// The number of entries in the audit log.
     async fn audit_size(&self) -> StoreResult<u64>;
     /// The tree-hash columns of audit entries `indexes` (those that exist).

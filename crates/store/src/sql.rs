@@ -715,8 +715,9 @@ impl Store for SqlStore {
         &self,
         entries: &[AuditEntryRow],
         sealer: &dyn AuditSealer,
-    ) -> StoreResult<u64> {
-        self.append_audit_entries(entries, sealer).await
+        known: Option<AuditTip>,
+    ) -> StoreResult<AuditTip> {
+        self.append_audit_entries(entries, sealer, known).await
     }
 
     async fn audit_size(&self) -> StoreResult<u64> {

@@ -53,12 +53,18 @@ pub async fn run(entries: u64, batch: usize, proofs: usize) -> anyhow::Result<()
     let mut rows = Vec::with_capacity(batch);
     let mut append_time = std::time::Duration::ZERO;
     let mut n = 0u64;
+    let mut tip = None;
     while n < entries {
         rows.clear();
         let take = (batch as u64).min(entries - n);
         rows.extend((n..n + take).map(|i| entry(i, &customers)));
         let t = Instant::now();
-        store.append_audit(&rows, &sealer).await.context("append")?;
+        tip = Some(
+            store
+                .append_audit(&rows, &sealer, tip.take())
+                .await
+                .context("append")?,
+        );
         append_time += t.elapsed();
         n += take;
         bar.set_position(n);
