@@ -1,5 +1,6 @@
 //! `steward`: the one binary. Thin: parses arguments, opens the vault, calls the services.
 
+mod audit;
 mod bench;
 mod export;
 mod import;
@@ -92,6 +93,23 @@ enum AuditCommand {
         /// Default: derived from the audit key file.
         #[arg(long)]
         verifier_key: Option<String>,
+    },
+    /// Write the latest signed checkpoint and every entry it covers to FILE (JSON lines, 0600),
+    /// for anyone to check with `verify-export`.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file to create.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Check an export against the log's verifier key, with no database and no master key.
+    VerifyExport {
+        /// The export file.
+        file: std::path::PathBuf,
+        /// The verifier key (`name+keyid+base64`, from `GET /v1/audit/public-key`).
+        #[arg(long)]
+        verifier_key: String,
     },
 }
 
@@ -239,7 +257,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     store,
                     verifier_key,
                 },
-        } => open::audit_verify(&store, verifier_key).await,
+        } => audit::verify(&store, verifier_key).await,
+        Command::Audit {
+            command: AuditCommand::Export { store, out },
+        } => audit::export(&store, &out).await,
+        Command::Audit {
+            command: AuditCommand::VerifyExport { file, verifier_key },
+        } => audit::verify_export(&file, &verifier_key),
         Command::Policy { command } => match command {
             PolicyCommand::Check { file } => {
                 let text = match &file {

@@ -135,55 +135,6 @@ pub fn audit_signer(args: &StoreArgs) -> anyhow::Result<steward_crypto::NoteSign
     Ok(signer)
 }
 
-/// `steward audit verify`.
-pub async fn audit_verify(
-    args: &StoreArgs,
-    verifier_key: Option<String>,
-) -> anyhow::Result<ExitCode> {
-    let key = match verifier_key {
-        Some(k) => k,
-        None => {
-            let path = args.audit_key_file();
-            anyhow::ensure!(
-                path.exists(),
-                "no audit signing key at {}: pass --verifier-key (from GET /v1/audit/public-key)",
-                path.display()
-            );
-            audit_signer(args)?.verifier_key()
-        }
-    };
-    let store = store(args).await?;
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} entries verified ({per_sec})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let started = std::time::Instant::now();
-    let report = steward_service::verify_log(&store, &key, |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("reading the audit log: {e}"))?;
-    bar.finish_and_clear();
-    match report.first_bad {
-        None => {
-            println!(
-                "audit log OK: {} entries and {} signed checkpoints verified in {:.2} s",
-                report.entries,
-                report.checkpoints,
-                started.elapsed().as_secs_f64()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some((index, why)) => {
-            eprintln!("audit log FAILED at entry {index}: {why}");
-            Ok(ExitCode::from(1))
-        }
-    }
-}
-
 /// The access policy: the operator's file, or the shipped default; either must validate.
 pub fn policy(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<steward_policy::Policy>> {
     let policy = match &args.policy_file {

@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod audit_export;
 mod auth;
 mod consent;
 pub mod demo;
@@ -17,6 +18,7 @@ pub use access::{Access, PurchasesView};
 pub use audit::{
     AccessLog, AccessLogEntry, AuditReport, TreeSealer, inclusion as inclusion_proof, verify_log,
 };
+pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use auth::{Principal, TokenOwner};
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};

@@ -291,6 +291,72 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("audit log OK: 8 entries"), "{out}");
+
+    // An export anyone can check with the public key alone: no database, no master key.
+    let file = db.dir.path().join("audit-export.jsonl");
+    let (code, out, err) =
+        crate::support::run(&["audit", "export", "--out", file.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{out}{err}");
+    let vkey = key["verifier_key"].as_str().unwrap().to_owned();
+    let check = |path: &std::path::Path, vkey: &str| {
+        let o = crate::support::steward()
+            .args([
+                "audit",
+                "verify-export",
+                path.to_str().unwrap(),
+                "--verifier-key",
+                vkey,
+            ])
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+        )
+    };
+    let (code, text) = check(&file, &vkey);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("export OK: 8 entries"), "{text}");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let other_key = steward_crypto::NoteSigner::load_or_create(
+        &db.dir.path().join("other-audit.key"),
+        "steward/audit",
+    )
+    .unwrap()
+    .0
+    .verifier_key();
+    let tampered_leaf = {
+        let mut l = lines.clone();
+        let line = l[3].replacen("\"leaf\":\"ey", "\"leaf\":\"eX", 1);
+        assert_ne!(line, l[3]);
+        l[3] = &line;
+        l.join("\n")
+    };
+    for (what, text, key) in [
+        ("a changed leaf", tampered_leaf, vkey.as_str()),
+        (
+            "a missing entry",
+            lines[..lines.len() - 1].join("\n"),
+            vkey.as_str(),
+        ),
+        (
+            "reordered entries",
+            {
+                let mut l = lines.clone();
+                l.swap(2, 3);
+                l.join("\n")
+            },
+            vkey.as_str(),
+        ),
+        ("another key", original.clone(), other_key.as_str()),
+    ] {
+        let bad = db.dir.path().join("bad-export.jsonl");
+        std::fs::write(&bad, text).unwrap();
+        let (code, out) = check(&bad, key);
+        assert_eq!(code, 1, "{what}: {out}");
+        assert!(out.contains("export FAILED"), "{what}: {out}");
+    }
 }
 
 /// Three `steward serve` processes on one PostgreSQL database append to one log under load:

@@ -1,0 +1,108 @@
+//! `steward audit …`: verify the stored log, export it, verify an export.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::StoreArgs;
+use crate::open::{audit_signer, store};
+
+fn bar(template: &str) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
+}
+
+/// `steward audit verify`.
+pub async fn verify(args: &StoreArgs, verifier_key: Option<String>) -> anyhow::Result<ExitCode> {
+    let key = match verifier_key {
+        Some(k) => k,
+        None => {
+            let path = args.audit_key_file();
+            anyhow::ensure!(
+                path.exists(),
+                "no audit signing key at {}: pass --verifier-key (from GET /v1/audit/public-key)",
+                path.display()
+            );
+            audit_signer(args)?.verifier_key()
+        }
+    };
+    let store = store(args).await?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} entries verified ({per_sec})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let report = steward_service::verify_log(&store, &key, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("reading the audit log: {e}"))?;
+    bar.finish_and_clear();
+    match report.first_bad {
+        None => {
+            println!(
+                "audit log OK: {} entries and {} signed checkpoints verified in {:.2} s",
+                report.entries,
+                report.checkpoints,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some((index, why)) => {
+            eprintln!("audit log FAILED at entry {index}: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `steward audit export --out FILE`: the latest signed checkpoint and the entries it covers.
+pub async fn export(args: &StoreArgs, out: &Path) -> anyhow::Result<ExitCode> {
+    let store = store(args).await?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let file = opts
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist yet)", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let bar = bar("{bar:40} {pos}/{len} entries exported");
+    let n = steward_service::export_audit(&store, &mut w, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("exporting the audit log: {e}"))?;
+    bar.finish_and_clear();
+    println!(
+        "exported {n} entries and their signed checkpoint to {}",
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `steward audit verify-export FILE --verifier-key KEY`: no database, no master key.
+pub fn verify_export(file: &Path, verifier_key: &str) -> anyhow::Result<ExitCode> {
+    let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    match steward_service::verify_export(std::io::BufReader::new(f), verifier_key) {
+        Ok(r) if r.first_bad.is_none() => {
+            println!("export OK: {} entries match the signed checkpoint", r.size);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(r) => {
+            let (at, why) = r.first_bad.unwrap_or_default();
+            eprintln!("export FAILED at entry {at}: {why}");
+            Ok(ExitCode::from(1))
+        }
+        Err(why) => {
+            eprintln!("export FAILED: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
