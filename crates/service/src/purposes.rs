@@ -1,7 +1,8 @@
 //! The purpose registry: the defaults seeded on first start, registered and changed by the DPO.
 //!
 //! Reads look purposes up on every request, so the registry is an immutable snapshot swapped
-//! whole on change: a lookup is a read lock and an `Arc` clone, never a query.
+//! whole on change: a lookup is a read lock and an `Arc` clone, never a query. It is read again
+//! every two seconds, for changes made through other servers on the same database.
 
 use std::sync::{Arc, RwLock};
 
@@ -50,6 +51,26 @@ impl Purposes {
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
+}
+
+/// How often the registry is read again, so that a purpose changed through another server on the
+/// same database is enforced here too.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Re-reads the registry every [`REFRESH_EVERY`] while the vault lives.
+pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { break };
+            if let Err(e) = inner.purposes.reload(&inner.store).await {
+                tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
+            }
+        }
+    });
 }
 
 /// The stored form of a purpose.

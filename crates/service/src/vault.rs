@@ -114,7 +114,7 @@ impl Vault {
         ))?;
         let purposes = crate::purposes::Purposes::open(&store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
-        Ok(Self {
+        let vault = Self {
             inner: Arc::new(Inner {
                 store,
                 keyring,
@@ -127,7 +127,9 @@ impl Vault {
                 bulk: crate::BulkGuard::default(),
                 audit,
             }),
-        })
+        };
+        crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
+        Ok(vault)
     }
 
     /// A stable pseudonym for a principal in the audit log: a keyed MAC of its id, so the log

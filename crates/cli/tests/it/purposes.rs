@@ -181,8 +181,32 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
     let (s, _) = call(&r, &support, "GET", &read, None, false).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
-    // A vault opened afresh (a restart) has the registry as changed.
+    // A vault opened afresh (a restart) has the registry as changed, and a vault already open
+    // (another server on the same database) sees later changes within seconds.
     let again = db.vault().await;
     let p = again.purpose("purpose", "loyalty_sms").unwrap();
     assert_eq!(p.notice_version, 2);
+    let (s, _) = call(
+        &r,
+        &dpo,
+        "PATCH",
+        "/v1/purposes/loyalty_sms",
+        Some(json!({"retention_days": 30})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while again
+        .purpose("purpose", "loyalty_sms")
+        .unwrap()
+        .notice_version
+        != 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other vault never saw the change"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
