@@ -92,34 +92,41 @@ fn entry_binds(e: &Entry) -> Vec<Bind> {
 
 const INSERT_ENTRY: &str = "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id, hashes) VALUES ($1, $2, $3, $4, $5, $6)";
 
+type Undo = Vec<(String, Vec<Bind>)>;
+
+/// The statements that put entry `e` back as it was.
+fn restore_entry(e: &Entry) -> Undo {
+    vec![
+        (
+            "DELETE FROM audit_entries WHERE idx = $1".to_owned(),
+            vec![Bind::I(e.idx)],
+        ),
+        (INSERT_ENTRY.to_owned(), entry_binds(e)),
+    ]
+}
+
+/// Sets one column of entry `e`; returns how to undo it.
+async fn set_entry(pool: &sqlx::AnyPool, e: &Entry, column: &str, value: Bind) -> Undo {
+    let sql = format!("UPDATE audit_entries SET {column} = $1 WHERE idx = $2");
+    exec(pool, &sql, vec![value, Bind::I(e.idx)]).await;
+    restore_entry(e)
+}
+
+/// One bit of `bytes` flipped.
+fn flip(mut bytes: Vec<u8>, rng: &mut Rng) -> Vec<u8> {
+    let at = rng.below(bytes.len() as u64) as usize;
+    bytes[at] ^= 1 << rng.below(8);
+    bytes
+}
+
 /// Applies mutation `kind`; returns the statements that undo it.
-async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, Vec<Bind>)> {
+async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Undo {
     let all = entries(pool).await;
     let n = all.len() as u64;
     let e = all[rng.below(n) as usize].clone();
-    let restore_entry = |e: &Entry| {
-        vec![
-            (
-                "DELETE FROM audit_entries WHERE idx = $1".to_owned(),
-                vec![Bind::I(e.idx)],
-            ),
-            (INSERT_ENTRY.to_owned(), entry_binds(e)),
-        ]
-    };
     match kind {
         // A byte of the leaf.
-        0 => {
-            let mut leaf = e.leaf.clone();
-            let at = rng.below(leaf.len() as u64) as usize;
-            leaf[at] ^= 1 << rng.below(8);
-            exec(
-                pool,
-                "UPDATE audit_entries SET leaf = $1 WHERE idx = $2",
-                vec![Bind::B(leaf), Bind::I(e.idx)],
-            )
-            .await;
-            restore_entry(&e)
-        }
+        0 => set_entry(pool, &e, "leaf", Bind::B(flip(e.leaf.clone(), rng))).await,
         // The copies kept beside the leaf.
         1 => {
             exec(
@@ -130,39 +137,14 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
             .await;
             restore_entry(&e)
         }
-        2 => {
-            exec(
-                pool,
-                "UPDATE audit_entries SET action = $1 WHERE idx = $2",
-                vec![Bind::T(format!("{}x", e.action)), Bind::I(e.idx)],
-            )
-            .await;
-            restore_entry(&e)
-        }
+        2 => set_entry(pool, &e, "action", Bind::T(format!("{}x", e.action))).await,
         3 => {
             let mut c = e.customer.clone().unwrap_or_else(|| vec![0; 16]);
             c[rng.below(16) as usize] ^= 0x40;
-            exec(
-                pool,
-                "UPDATE audit_entries SET customer_id = $1 WHERE idx = $2",
-                vec![Bind::B(c), Bind::I(e.idx)],
-            )
-            .await;
-            restore_entry(&e)
+            set_entry(pool, &e, "customer_id", Bind::B(c)).await
         }
         // A byte of the tree hashes stored with an entry.
-        4 => {
-            let mut h = e.hashes.clone();
-            let at = rng.below(h.len() as u64) as usize;
-            h[at] ^= 1 << rng.below(8);
-            exec(
-                pool,
-                "UPDATE audit_entries SET hashes = $1 WHERE idx = $2",
-                vec![Bind::B(h), Bind::I(e.idx)],
-            )
-            .await;
-            restore_entry(&e)
-        }
+        4 => set_entry(pool, &e, "hashes", Bind::B(flip(e.hashes.clone(), rng))).await,
         // The head.
         5 => {
             let delta = if rng.below(2) == 0 { 1 } else { -1 };
@@ -220,13 +202,7 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
         // A tree hash taken away.
         8 => {
             let h = e.hashes[..e.hashes.len() - 32].to_vec();
-            exec(
-                pool,
-                "UPDATE audit_entries SET hashes = $1 WHERE idx = $2",
-                vec![Bind::B(h), Bind::I(e.idx)],
-            )
-            .await;
-            restore_entry(&e)
+            set_entry(pool, &e, "hashes", Bind::B(h)).await
         }
         // Reorder: two entries trade places.
         9 => {
@@ -274,13 +250,7 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Vec<(String, 
         11 => {
             let mut h = e.hashes.clone();
             h.extend_from_slice(&[7; 32]);
-            exec(
-                pool,
-                "UPDATE audit_entries SET hashes = $1 WHERE idx = $2",
-                vec![Bind::B(h), Bind::I(e.idx)],
-            )
-            .await;
-            restore_entry(&e)
+            set_entry(pool, &e, "hashes", Bind::B(h)).await
         }
         // The by-customer index: a byte of a row, a deleted row, a moved watermark.
         13 | 14 => {
