@@ -2,12 +2,12 @@
 //! node prefix), with the tree math of `tlog_tiles` (Cloudflare's port of Go's `sumdb/tlog`, the
 //! code behind the Go checksum database and static CT logs).
 //!
-//! Storage keeps every hash the tree will ever need in one append-only sequence (the "stored
-//! hash index" of Crosby and Wallach): the leaf hash of entry n, then the hashes of the subtrees
-//! it completes. So appending writes only to the end, and any root or proof needs at most
-//! 2·log₂(n) stored hashes, fetched in one query. Proofs are built in two steps so that the
-//! caller can fetch those hashes asynchronously: ask which indexes a proof needs, fetch them,
-//! then build it.
+//! Every hash the tree will ever need has a place in one append-only sequence (the "stored hash
+//! index" of Crosby and Wallach): the leaf hash of entry n, then the hashes of the subtrees it
+//! completes — so the log keeps them with the entry whose append wrote them ([`written_at`]), an
+//! append writes only at the end, and any root or proof needs at most 2·log₂(n) stored hashes,
+//! fetched in one query. Proofs are built in two steps so that the caller can fetch those hashes
+//! asynchronously: ask which indexes a proof needs, fetch them, then build it.
 
 use std::collections::HashMap;
 
@@ -32,25 +32,10 @@ pub fn leaf_hash(leaf: &[u8]) -> Hash {
     tlog::record_hash(leaf).0
 }
 
-/// The position of entry `n`'s leaf hash in the stored sequence.
-pub fn leaf_index(n: u64) -> u64 {
-    tlog::stored_hash_index(0, n)
-}
-
-/// How many stored hashes entry `n`'s append writes: its leaf hash and the subtrees it completes.
-pub fn written_by(n: u64) -> usize {
-    1 + (n + 1).trailing_zeros() as usize
-}
-
 /// Which entry's append wrote stored hash `index`, and at which offset among its hashes.
 pub fn written_at(index: u64) -> (u64, usize) {
     let (level, k) = tlog::split_stored_hash_index(index);
     (((k + 1) << level) - 1, usize::from(level))
-}
-
-/// How many stored hashes a tree of `size` entries has.
-pub fn stored_count(size: u64) -> u64 {
-    tlog::stored_hash_count(size)
 }
 
 /// Serves stored hashes from a map; a miss is an error, never a panic.
@@ -93,45 +78,6 @@ pub fn frontier(size: u64) -> Vec<u64> {
         return Vec::new();
     }
     tlog::sub_tree_index(0, size, Vec::new())
-}
-
-/// What appending a batch produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    /// The stored index of the first new hash.
-    pub first_index: u64,
-    /// The new stored hashes, in order from `first_index`.
-    pub hashes: Vec<Hash>,
-    /// The root of the tree with the batch.
-    pub root: Hash,
-}
-
-/// Appends leaves (by their leaf hashes) to a tree of `size` entries whose [`frontier`] hashes
-/// are `edge`, in that order.
-pub fn append(size: u64, edge: &[Hash], leaves: &[Hash]) -> Result<Appended, MerkleError> {
-    let edge_indexes = frontier(size);
-    if edge_indexes.len() != edge.len() {
-        return Err(MerkleError::Missing);
-    }
-    let mut known: HashMap<u64, Hash> =
-        edge_indexes.into_iter().zip(edge.iter().copied()).collect();
-    let first_index = leaf_index(size);
-    let mut out = Vec::with_capacity(leaves.len() * 2);
-    for (n, leaf) in (size..).zip(leaves) {
-        let new = tlog::stored_hashes_for_record_hash(n, tlog::Hash(*leaf), &Known(&known))
-            .map_err(|_| MerkleError::Missing)?;
-        let at = leaf_index(n);
-        for (i, h) in (at..).zip(new) {
-            known.insert(i, h.0);
-            out.push(h.0);
-        }
-    }
-    let root = root(size + leaves.len() as u64, &known)?;
-    Ok(Appended {
-        first_index,
-        hashes: out,
-        root,
-    })
 }
 
 /// Appends one leaf to a tree of `size` entries whose [`frontier`] hashes are `edge` (updated in

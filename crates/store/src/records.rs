@@ -207,28 +207,3 @@ pub struct AlertRow {
     /// What happened, without personal values.
     pub detail: String,
 }
-
-/// A recorded access decision.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecisionRow {
-    /// Id (16 bytes, UUIDv7).
-    pub id: Vec<u8>,
-    /// When (ms).
-    pub occurred_at: i64,
-    /// The principal's pseudonym.
-    pub principal: String,
-    /// The customer.
-    pub customer_id: CustomerId,
-    /// The declared purpose.
-    pub purpose: String,
-    /// `allow` (something was shown) or `deny`.
-    pub outcome: &'static str,
-    /// Outcome per field, JSON.
-    pub fields: String,
-    /// Deciding policies per field, JSON.
-    pub policies: String,
-    /// A reason was given.
-    pub reason_given: bool,
-    /// Break-glass was asked for.
-    pub break_glass: bool,
-}
