@@ -156,7 +156,28 @@ async fn write_batches(
     // How far the by-customer index is known to reach, and when it was last extended.
     let mut indexed = 0u64;
     let mut last_indexed = Instant::now();
-    while let Some(first) = rx.recv().await {
+    // Whether entries were appended since the writer last made sure a checkpoint covers them.
+    let mut unsigned = false;
+    loop {
+        let first = if unsigned {
+            match tokio::time::timeout(SIGN_WHEN_IDLE, rx.recv()).await {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(_) => {
+                    // Quiet for a while: sign the tail, so that a log at rest is all signed.
+                    if let Some(t) = &tip {
+                        sign_tail(&store, &sealer, t).await;
+                    }
+                    unsigned = false;
+                    continue;
+                }
+            }
+        } else {
+            match rx.recv().await {
+                Some(p) => p,
+                None => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -171,6 +192,7 @@ async fn write_batches(
             Ok(t) => {
                 let size = t.size;
                 tip = Some(t);
+                unsigned = true;
                 Some(size)
             }
             Err(e) => {
@@ -195,6 +217,27 @@ async fn write_batches(
                 last_indexed = Instant::now();
             }
         }
+    }
+}
+
+/// How long the writer waits for more entries before it signs a checkpoint over the tail.
+const SIGN_WHEN_IDLE: Duration = Duration::from_millis(500);
+
+/// Signs and stores a checkpoint at `tip` unless one at least that large exists.
+async fn sign_tail(store: &DynStore, sealer: &TreeSealer, tip: &steward_store::AuditTip) {
+    let covered = match store.latest_audit_checkpoint().await {
+        Ok(latest) => latest.is_some_and(|(at, _)| at >= tip.size),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the latest checkpoint failed");
+            return;
+        }
+    };
+    if covered {
+        return;
+    }
+    let note = sealer.checkpoint_note(tip.size, merkle::root_of_edge(&tip.edge));
+    if let Err(e) = store.add_audit_checkpoint(tip.size, &note).await {
+        tracing::warn!(error = %e, "storing a checkpoint failed; the next one covers these entries");
     }
 }
 

@@ -130,6 +130,25 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         )
         .await;
     }
+    // A log at rest is all signed: the writer signs the tail once appends pause.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let latest = v
+            .store()
+            .latest_audit_checkpoint()
+            .await
+            .unwrap()
+            .map(|(s, _)| s);
+        if latest == Some(7) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint over the tail: {latest:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
     let second = checkpoint(&r).await;
     assert_eq!(second.size, 7);
     let (s, p) = call(
