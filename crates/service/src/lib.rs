@@ -4,6 +4,7 @@
 mod access;
 mod audit;
 mod audit_export;
+mod audit_verify;
 mod auth;
 mod consent;
 pub mod demo;
@@ -15,10 +16,9 @@ mod seal;
 mod vault;
 
 pub use access::{Access, PurchasesView};
-pub use audit::{
-    AccessLog, AccessLogEntry, AuditReport, TreeSealer, inclusion as inclusion_proof, verify_log,
-};
+pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_proof};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
+pub use audit_verify::{AuditReport, verify_log};
 pub use auth::{Principal, TokenOwner};
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};

@@ -1,0 +1,325 @@
+//! `steward audit verify`: the whole tree rebuilt from the stored leaves and compared with
+//! everything stored beside them — tree hashes, copied columns, the by-customer index, every
+//! signed checkpoint. Safe on a live log: it checks what existed when it began.
+
+use steward_crypto::merkle::{self, Hash};
+use steward_crypto::{Checkpoint, NoteVerifier};
+use steward_store::{DynStore, StoredAuditEntry};
+
+use crate::error::{ServiceError, ServiceResult};
+
+/// Verifies the audit log in `store` against the verifier key (see [`verify`]); for
+/// `steward audit verify`, which needs neither the master key nor a running server.
+pub async fn verify_log(
+    store: &DynStore,
+    verifier_key: &str,
+    progress: impl FnMut(u64, u64),
+) -> ServiceResult<AuditReport> {
+    verify(store, verifier_key, progress).await
+}
+
+/// What `audit verify` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Signed checkpoints checked.
+    pub checkpoints: usize,
+    /// The first problem, if any: the entry index where it shows, and what.
+    pub first_bad: Option<(u64, String)>,
+}
+
+/// Entries read per query while verifying.
+const VERIFY_CHUNK: u64 = 20_000;
+
+/// Recomputes the whole tree from the stored entries and compares every stored hash, every copy
+/// kept beside a leaf, the head and every signed checkpoint. `progress` gets the entries done.
+async fn verify(
+    store: &DynStore,
+    verifier_key: &str,
+    mut progress: impl FnMut(u64, u64),
+) -> ServiceResult<AuditReport> {
+    let verifier = NoteVerifier::parse(verifier_key).map_err(|_| ServiceError::Integrity)?;
+    let size = store.audit_size().await?;
+    let bad = |i: u64, what: &str| AuditReport {
+        entries: i,
+        checkpoints: 0,
+        first_bad: Some((i, what.to_owned())),
+    };
+    // The tree is rebuilt in memory from the leaves alone.
+    let checkpoints = store.audit_checkpoints().await?;
+    let wanted: std::collections::BTreeSet<u64> = checkpoints.iter().map(|(s, _)| *s).collect();
+    let mut roots = std::collections::BTreeMap::new();
+    if wanted.contains(&0) {
+        roots.insert(0, merkle::root_of_edge(&[]));
+    }
+    // The by-customer index is checked below its watermark, bucket by bucket, by count and by a
+    // sum of per-row hashes: a multiset fingerprint that needs no sorting of the index.
+    // Checked below the watermark as it was when verification began, and within the log's size
+    // then: a server running meanwhile only adds past both.
+    let (watermark, _) = store.audit_index_rows(None, 0).await?;
+    let watermark = watermark.min(size);
+    // Chunk by chunk; the next chunk is read while this one is checked.
+    let fetch =
+        |lo: u64, hi: u64| async move { Ok::<_, ServiceError>(store.audit_entries(lo, hi).await?) };
+    let mut state = Rebuild {
+        edge: Vec::new(),
+        roots,
+        wanted: &wanted,
+        watermark,
+        from_entries: Buckets::new(),
+    };
+    let mut lo = 0u64;
+    let mut current = if size > 0 {
+        Some(fetch(0, size.min(VERIFY_CHUNK)).await?)
+    } else {
+        None
+    };
+    while let Some(entries) = current.take() {
+        let hi = (lo + VERIFY_CHUNK).min(size);
+        let next = async {
+            if hi < size {
+                Some(fetch(hi, (hi + VERIFY_CHUNK).min(size)).await)
+            } else {
+                None
+            }
+        };
+        let work = async { state.chunk(lo, hi, &entries) };
+        let (next, outcome) = tokio::join!(next, work);
+        if let Some((at, why)) = outcome {
+            return Ok(bad(at, why));
+        }
+        progress(hi, size);
+        current = next.transpose()?;
+        lo = hi;
+    }
+    let n = lo;
+    let Rebuild {
+        roots,
+        from_entries,
+        ..
+    } = state;
+    if n != size {
+        return Ok(bad(n, "entries are missing below the head's size"));
+    }
+    // Whatever lies past the head was not appended: an append moves head, entries and hashes
+    // in one transaction, so anything stored before the head is read is covered by it.
+    let last_entry = store.audit_extent().await?;
+    let head = store.audit_size().await?;
+    if head < size {
+        return Ok(bad(head, "the head moved back"));
+    }
+    if let Some(e) = last_entry.filter(|e| *e >= head) {
+        return Ok(bad(e, "entries past the head"));
+    }
+    if let Some((at, why)) = check_index(store, watermark, head, &from_entries).await? {
+        return Ok(bad(at, why));
+    }
+    for (at, note) in &checkpoints {
+        let Ok(c) = Checkpoint::open(note, &verifier) else {
+            return Ok(bad(
+                (*at).min(head),
+                "a checkpoint's signature does not verify",
+            ));
+        };
+        if c.size != *at || *at > head {
+            return Ok(bad(
+                (*at).min(head),
+                "a signed checkpoint does not match the log",
+            ));
+        }
+        // One signed while this ran, past the size verified, is checked by the next run.
+        if *at <= size && roots.get(at) != Some(&c.root) {
+            return Ok(bad(
+                *at,
+                "a signed checkpoint does not match the recomputed tree",
+            ));
+        }
+    }
+    Ok(AuditReport {
+        entries: n,
+        checkpoints: checkpoints.len(),
+        first_bad: None,
+    })
+}
+
+/// The tree rebuilt from the leaves alone, and what verification gathers along the way.
+struct Rebuild<'a> {
+    /// The right edge of the tree so far.
+    edge: Vec<Hash>,
+    /// Roots at the checkpointed sizes.
+    roots: std::collections::BTreeMap<u64, Hash>,
+    wanted: &'a std::collections::BTreeSet<u64>,
+    watermark: u64,
+    from_entries: Buckets,
+}
+
+impl Rebuild<'_> {
+    /// Checks entries `[lo, hi)` and the stored hashes their appends wrote; the first problem.
+    fn chunk(
+        &mut self,
+        lo: u64,
+        hi: u64,
+        entries: &[StoredAuditEntry],
+    ) -> Option<(u64, &'static str)> {
+        let mut seen = lo;
+        for (expect, e) in (lo..hi).zip(entries) {
+            if e.index != expect {
+                return Some((expect, "an entry is missing or out of order"));
+            }
+            if let Some(why) = columns_disagree(e) {
+                return Some((expect, why));
+            }
+            if let Some(c) = e.row.customer_id
+                && expect < self.watermark
+            {
+                add(&mut self.from_entries, c.as_bytes(), expect);
+            }
+            let written = merkle::push(&mut self.edge, expect, merkle::leaf_hash(&e.row.leaf));
+            if e.hashes.len() != written.len() * 32
+                || written
+                    .iter()
+                    .zip(e.hashes.chunks_exact(32))
+                    .any(|(w, s)| w.as_slice() != s)
+            {
+                return Some((
+                    expect,
+                    "the tree hashes stored with an entry differ from the recomputed ones",
+                ));
+            }
+            if self.wanted.contains(&(expect + 1)) {
+                self.roots
+                    .insert(expect + 1, merkle::root_of_edge(&self.edge));
+            }
+            seen = expect + 1;
+        }
+        (seen < hi).then_some((seen, "an entry is missing below the head's size"))
+    }
+}
+
+/// The columns kept beside a leaf, read from it (the rest of the leaf is covered by its hash).
+#[derive(serde::Deserialize)]
+struct LeafColumns<'a> {
+    v: u8,
+    time: steward_domain::Timestamp,
+    #[serde(borrow)]
+    action: std::borrow::Cow<'a, str>,
+    customer: Option<steward_domain::CustomerId>,
+}
+
+/// Why the columns kept beside a leaf disagree with it, if they do.
+fn columns_disagree(e: &StoredAuditEntry) -> Option<&'static str> {
+    let Ok(leaf) = serde_json::from_slice::<LeafColumns<'_>>(&e.row.leaf) else {
+        return Some("a leaf is not a valid entry");
+    };
+    if leaf.v != steward_domain::audit::LEAF_VERSION
+        || leaf.time.millis() != e.row.occurred_at
+        || leaf.action != e.row.action
+        || leaf.customer != e.row.customer_id
+    {
+        return Some("the columns beside a leaf disagree with it");
+    }
+    None
+}
+
+/// Entries per fingerprint bucket of the by-customer index check.
+const BUCKET: u64 = 65_536;
+
+/// Per bucket of entry indexes: rows counted and the wrapping sum of their fingerprints.
+type Buckets = std::collections::BTreeMap<u64, (u64, u128)>;
+
+fn add(b: &mut Buckets, customer: &[u8], idx: u64) {
+    let mut bytes = customer.to_vec();
+    bytes.extend_from_slice(&idx.to_be_bytes());
+    let h = merkle::leaf_hash(&bytes);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&h[..16]);
+    let slot = b.entry(idx / BUCKET).or_default();
+    slot.0 += 1;
+    slot.1 = slot.1.wrapping_add(u128::from_be_bytes(first));
+}
+
+/// Compares the by-customer index with the entries below `watermark` (`from_entries`); returns
+/// the first entry index where they disagree, and why.
+async fn check_index(
+    store: &DynStore,
+    watermark: u64,
+    size: u64,
+    from_entries: &Buckets,
+) -> ServiceResult<Option<(u64, &'static str)>> {
+    let mut from_index = Buckets::new();
+    let mut past = Vec::new();
+    let mut after = None;
+    loop {
+        let (_, rows) = store.audit_index_rows(after.clone(), 10_000).await?;
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        for (c, i) in rows {
+            if i < watermark {
+                add(&mut from_index, &c, i);
+            } else {
+                past.push(i);
+            }
+        }
+        after = Some(last);
+    }
+    // A server may have extended the index meanwhile: rows past the watermark it has reached
+    // now are not the index's.
+    let (now, _) = store.audit_index_rows(None, 0).await?;
+    if now > size {
+        return Ok(Some((
+            size,
+            "the by-customer index claims entries past the log",
+        )));
+    }
+    if let Some(i) = past.iter().filter(|i| **i >= now).min() {
+        return Ok(Some((*i, "a by-customer index row past its watermark")));
+    }
+    let buckets: std::collections::BTreeSet<u64> = from_entries
+        .keys()
+        .chain(from_index.keys())
+        .copied()
+        .collect();
+    let Some(bad) = buckets
+        .into_iter()
+        .find(|b| from_entries.get(b) != from_index.get(b))
+    else {
+        return Ok(None);
+    };
+    // Locate the first disagreeing entry in that bucket exactly.
+    let (lo, hi) = (bad * BUCKET, ((bad + 1) * BUCKET).min(watermark));
+    let mut want: Vec<(u64, Vec<u8>)> = store
+        .audit_entries(lo, hi)
+        .await?
+        .into_iter()
+        .filter_map(|e| e.row.customer_id.map(|c| (e.index, c.as_bytes().to_vec())))
+        .collect();
+    let mut have = Vec::new();
+    let mut after = None;
+    loop {
+        let (_, rows) = store.audit_index_rows(after.clone(), 10_000).await?;
+        let Some(last) = rows.last().cloned() else {
+            break;
+        };
+        have.extend(
+            rows.into_iter()
+                .filter(|(_, i)| (lo..hi).contains(i))
+                .map(|(c, i)| (i, c)),
+        );
+        after = Some(last);
+    }
+    want.sort();
+    have.sort();
+    let at = want
+        .iter()
+        .zip(&have)
+        .find(|(w, h)| w != h)
+        .map(|(w, h)| w.0.min(h.0))
+        .or_else(|| want.get(have.len()).or(have.get(want.len())).map(|x| x.0))
+        .unwrap_or(lo);
+    Ok(Some((
+        at,
+        "the by-customer index disagrees with the entries",
+    )))
+}
