@@ -8,6 +8,15 @@ use anyhow::Context;
 use crate::StoreArgs;
 use crate::open::{audit_signer, store};
 
+/// "1 entry", "2 entries".
+fn entries(n: u64) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
 fn bar(template: &str) -> indicatif::ProgressBar {
     indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(template)
@@ -47,8 +56,8 @@ pub async fn verify(args: &StoreArgs, verifier_key: Option<String>) -> anyhow::R
     match report.first_bad {
         None => {
             println!(
-                "audit log OK: {} entries and {} signed checkpoints verified in {:.2} s",
-                report.entries,
+                "audit log OK: {} and {} signed checkpoints verified in {:.2} s",
+                entries(report.entries),
                 report.checkpoints,
                 started.elapsed().as_secs_f64()
             );
@@ -81,7 +90,8 @@ pub async fn export(args: &StoreArgs, out: &Path) -> anyhow::Result<ExitCode> {
     .map_err(|e| anyhow::anyhow!("exporting the audit log: {e}"))?;
     bar.finish_and_clear();
     println!(
-        "exported {n} entries and their signed checkpoint to {}",
+        "exported {} and their signed checkpoint to {}",
+        entries(n),
         out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -92,7 +102,7 @@ pub fn verify_export(file: &Path, verifier_key: &str) -> anyhow::Result<ExitCode
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     match steward_service::verify_export(std::io::BufReader::new(f), verifier_key) {
         Ok(r) if r.first_bad.is_none() => {
-            println!("export OK: {} entries match the signed checkpoint", r.size);
+            println!("export OK: {} match the signed checkpoint", entries(r.size));
             Ok(ExitCode::SUCCESS)
         }
         Ok(r) => {
