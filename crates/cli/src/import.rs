@@ -205,7 +205,9 @@ pub async fn store_all(
     while let Some(task) = pending.take() {
         let sealed = task.await.context("sealing task failed")??;
         pending = chunks.next().map(seal);
-        vault.insert_sealed(&sealed).await?;
+        vault
+            .insert_sealed(steward_service::Actor::Operator("import"), &sealed)
+            .await?;
         stored += sealed.len();
         progress(stored);
     }

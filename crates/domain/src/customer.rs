@@ -104,6 +104,22 @@ pub struct NewCustomer {
     pub outlet_id: Option<OutletId>,
 }
 
+impl NewCustomer {
+    /// The fields that hold a value (names only, for the audit log).
+    pub fn field_names(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+            ("address", self.address.is_some()),
+            ("date_of_birth", self.date_of_birth.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect()
+    }
+}
+
 fn date_of_birth(raw: &str) -> Result<String, ValidationError> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
     time::Date::parse(raw.trim(), &fmt)
@@ -224,11 +240,21 @@ impl CustomerPatch {
 
     /// True when the patch changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.name.is_none()
-            && self.email.is_none()
-            && self.phone.is_none()
-            && self.address.is_none()
-            && self.date_of_birth.is_none()
+        self.field_names().is_empty()
+    }
+
+    /// The fields the patch sets or removes (names only, for the audit log).
+    pub fn field_names(&self) -> Vec<&'static str> {
+        [
+            ("name", self.name.is_some()),
+            ("email", self.email.is_some()),
+            ("phone", self.phone.is_some()),
+            ("address", self.address.is_some()),
+            ("date_of_birth", self.date_of_birth.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect()
     }
 }
 

@@ -26,7 +26,13 @@ const BATCH: usize = 500;
 /// Least time between checkpoints signed by appends.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-type Pending = (AuditEntryRow, oneshot::Sender<bool>);
+/// What the writer is asked to do.
+enum Msg {
+    /// Append a read's entry; answer once committed.
+    Append(AuditEntryRow, oneshot::Sender<bool>),
+    /// Move the outbox into the log now; answer when done.
+    Flush(oneshot::Sender<bool>),
+}
 
 /// Extends the tree and signs checkpoints, inside the store's append transaction.
 pub struct TreeSealer {
@@ -93,7 +99,7 @@ impl AuditSealer for TreeSealer {
 
 /// A handle to the writer thread.
 pub(crate) struct AuditLog {
-    tx: mpsc::Sender<Pending>,
+    tx: mpsc::Sender<Msg>,
     sealer: std::sync::Arc<TreeSealer>,
     verifier_key: String,
 }
@@ -104,7 +110,7 @@ impl AuditLog {
     pub(crate) fn start(store: DynStore, signer: NoteSigner) -> Self {
         let verifier_key = signer.verifier_key();
         let sealer = std::sync::Arc::new(TreeSealer::new(signer));
-        let (tx, rx) = mpsc::channel::<Pending>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
         let handle = tokio::runtime::Handle::current();
         let writer = sealer.clone();
         let spawned = std::thread::Builder::new()
@@ -131,10 +137,23 @@ impl AuditLog {
         };
         let (done, committed) = oneshot::channel();
         self.tx
-            .send((row, done))
+            .send(Msg::Append(row, done))
             .await
             .map_err(|_| ServiceError::DecisionLog)?;
         match committed.await {
+            Ok(true) => Ok(()),
+            _ => Err(ServiceError::DecisionLog),
+        }
+    }
+
+    /// Moves every write's entry waiting in the outbox into the log before returning.
+    pub(crate) async fn flush(&self) -> ServiceResult<()> {
+        let (done, drained) = oneshot::channel();
+        self.tx
+            .send(Msg::Flush(done))
+            .await
+            .map_err(|_| ServiceError::DecisionLog)?;
+        match drained.await {
             Ok(true) => Ok(()),
             _ => Err(ServiceError::DecisionLog),
         }
@@ -146,80 +165,158 @@ impl AuditLog {
     }
 }
 
-/// Appends queued entries in batches until every sender is gone.
-async fn write_batches(
-    mut rx: mpsc::Receiver<Pending>,
+/// What the writer keeps between batches.
+struct Writer {
     store: DynStore,
     sealer: std::sync::Arc<TreeSealer>,
-) {
-    // The tip this writer left: while nobody else appends, no append needs to read the head.
-    let mut tip: Option<steward_store::AuditTip> = None;
-    // How far the by-customer index is known to reach, and when it was last extended.
-    let mut indexed = 0u64;
-    let mut last_indexed = Instant::now();
-    // Whether entries were appended since the writer last made sure a checkpoint covers them.
-    let mut unsigned = false;
-    loop {
-        let first = if unsigned {
-            match tokio::time::timeout(SIGN_WHEN_IDLE, rx.recv()).await {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(_) => {
-                    // Quiet for a while: sign the tail, so that a log at rest is all signed.
-                    if let Some(t) = &tip {
-                        sign_tail(&store, &sealer, t).await;
-                    }
-                    unsigned = false;
-                    continue;
-                }
-            }
-        } else {
-            match rx.recv().await {
-                Some(p) => p,
-                None => break,
-            }
-        };
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
+    /// The tip this writer left: while nobody else appends, no append needs to read the head.
+    tip: Option<steward_store::AuditTip>,
+    /// How far the by-customer index is known to reach, and when it was last extended.
+    indexed: u64,
+    last_indexed: Instant,
+    /// Entries were appended since the writer last made sure a checkpoint covers them.
+    unsigned: bool,
+    last_append: Instant,
+    last_drain: Instant,
+}
+
+impl Writer {
+    /// Appends a batch of read entries; tells each caller whether it committed.
+    async fn append(&mut self, batch: Vec<(AuditEntryRow, oneshot::Sender<bool>)>) {
         let (rows, waiters): (Vec<AuditEntryRow>, Vec<oneshot::Sender<bool>>) =
             batch.into_iter().unzip();
-        let appended = store.append_audit(&rows, sealer.as_ref(), tip.take()).await;
-        let size = match appended {
+        let appended = self
+            .store
+            .append_audit(&rows, self.sealer.as_ref(), self.tip.take())
+            .await;
+        let ok = match appended {
             Ok(t) => {
-                let size = t.size;
-                tip = Some(t);
-                unsigned = true;
-                Some(size)
+                self.tip = Some(t);
+                self.appended();
+                true
             }
             Err(e) => {
                 tracing::error!(error = %e, entries = rows.len(), "appending to the audit log failed");
-                None
+                false
             }
         };
         for done in waiters {
-            let _ = done.send(size.is_some());
+            let _ = done.send(ok);
         }
-        // The by-customer index trails the log, extended in large sorted steps between appends
-        // (never inside one): see the migration that creates it.
-        if let Some(size) = size {
-            let behind = size.saturating_sub(indexed);
-            if behind >= INDEX_STEP || (behind > 0 && last_indexed.elapsed() >= INDEX_EVERY) {
-                match store.index_audit(INDEX_STEP * 2).await {
-                    Ok(w) => indexed = w,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "indexing the audit log failed; will retry")
-                    }
+    }
+
+    fn appended(&mut self) {
+        self.unsigned = true;
+        self.last_append = Instant::now();
+    }
+
+    /// Moves every entry waiting in the outbox (writes, recorded with them) into the log.
+    async fn drain(&mut self) -> bool {
+        self.last_drain = Instant::now();
+        loop {
+            match self
+                .store
+                .drain_audit_outbox(BATCH as u32, self.sealer.as_ref(), self.tip.take())
+                .await
+            {
+                Ok((0, tip)) => {
+                    self.tip = tip;
+                    return true;
                 }
-                last_indexed = Instant::now();
+                Ok((_, tip)) => {
+                    self.tip = tip;
+                    self.appended();
+                }
+                Err(e) => {
+                    // Another server drained first, or the database failed: the entries stay
+                    // in the outbox, committed with their writes, for the next drain.
+                    tracing::debug!(error = %e, "draining the audit outbox did not complete");
+                    return false;
+                }
             }
         }
     }
+
+    /// Extends the by-customer index when it trails far enough or long enough.
+    async fn index(&mut self) {
+        let Some(size) = self.tip.as_ref().map(|t| t.size) else {
+            return;
+        };
+        let behind = size.saturating_sub(self.indexed);
+        if behind >= INDEX_STEP || (behind > 0 && self.last_indexed.elapsed() >= INDEX_EVERY) {
+            match self.store.index_audit(INDEX_STEP * 2).await {
+                Ok(w) => self.indexed = w,
+                Err(e) => tracing::warn!(error = %e, "indexing the audit log failed; will retry"),
+            }
+            self.last_indexed = Instant::now();
+        }
+    }
+
+    /// Signs the tail once appends have paused, so that a log at rest is all signed.
+    async fn sign_if_quiet(&mut self) {
+        if self.unsigned && self.last_append.elapsed() >= SIGN_WHEN_IDLE {
+            if let Some(t) = &self.tip {
+                sign_tail(&self.store, &self.sealer, t).await;
+            }
+            self.unsigned = false;
+        }
+    }
 }
+
+/// Appends queued read entries in batches, and drains the outbox of writes, until every sender
+/// is gone.
+async fn write_batches(
+    mut rx: mpsc::Receiver<Msg>,
+    store: DynStore,
+    sealer: std::sync::Arc<TreeSealer>,
+) {
+    let now = Instant::now();
+    let mut w = Writer {
+        store,
+        sealer,
+        tip: None,
+        indexed: 0,
+        last_indexed: now,
+        unsigned: false,
+        last_append: now,
+        last_drain: now,
+    };
+    loop {
+        let first = match tokio::time::timeout(DRAIN_EVERY, rx.recv()).await {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => break,
+            Err(_) => None,
+        };
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = first;
+        while let Some(m) = next {
+            match m {
+                Msg::Append(row, done) => batch.push((row, done)),
+                Msg::Flush(done) => flushes.push(done),
+            }
+            next = if batch.len() < BATCH {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() {
+            w.append(batch).await;
+        }
+        if !flushes.is_empty() || w.last_drain.elapsed() >= DRAIN_EVERY {
+            let drained = w.drain().await;
+            for done in flushes {
+                let _ = done.send(drained);
+            }
+        }
+        w.index().await;
+        w.sign_if_quiet().await;
+    }
+}
+
+/// How often the outbox of writes is moved into the log.
+const DRAIN_EVERY: Duration = Duration::from_millis(100);
 
 /// How long the writer waits for more entries before it signs a checkpoint over the tail.
 const SIGN_WHEN_IDLE: Duration = Duration::from_millis(500);
@@ -321,6 +418,12 @@ async fn check_size(store: &DynStore, size: u64) -> ServiceResult<()> {
 }
 
 impl crate::Vault {
+    /// Moves the entries of writes made so far into the log (they reach it within a tenth of a
+    /// second anyway; tests and exports want them now).
+    pub async fn flush_audit(&self) -> ServiceResult<()> {
+        self.inner.audit.flush().await
+    }
+
     /// The audit log's note verifier key (C2SP vkey: `name+keyid+base64`). Public.
     pub fn audit_verifier_key(&self) -> &str {
         self.inner.audit.verifier_key()

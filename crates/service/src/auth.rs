@@ -41,6 +41,15 @@ impl Principal {
     }
 }
 
+/// Who performs a write, for its audit entry.
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A caller of the API.
+    Principal(&'a Principal),
+    /// The operator at the command line: import, demo data, token creation, …
+    Operator(&'static str),
+}
+
 /// Whom a token acts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenOwner {
@@ -94,7 +103,14 @@ impl Vault {
             revoked_at: None,
             staff_id,
         };
-        self.inner.store.insert_token(&row).await?;
+        // Tokens are made at the command line only.
+        let entry = self.write_entry(
+            Actor::Operator("token create"),
+            "create_token",
+            None,
+            &["token"],
+        );
+        self.inner.store.insert_token(&row, &[entry]).await?;
         Ok((id, issued.token))
     }
 

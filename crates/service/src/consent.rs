@@ -10,7 +10,7 @@ use steward_policy::Action;
 use steward_store::ConsentRow;
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Principal, Vault};
+use crate::{Actor, Principal, Vault};
 
 fn event(r: ConsentRow) -> ConsentEvent {
     let id = uuid::Uuid::from_slice(&r.id)
@@ -124,7 +124,14 @@ impl Vault {
         };
         let e = event(row.clone());
         let receipt = self.receipt(&e)?;
-        self.inner.store.insert_consent(&row).await?;
+        let entry = self.write_entry_for(
+            Actor::Principal(principal),
+            &format!("consent_{}", input.action.as_str()),
+            Some(id),
+            &[],
+            Some(&purpose.key),
+        );
+        self.inner.store.insert_consent(&row, &[entry]).await?;
         Ok((e, receipt))
     }
 

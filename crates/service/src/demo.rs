@@ -193,7 +193,11 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
     let mut rng = SplitMix64::new(0x0005_EED0_F57E_3A7D);
     let mut outlets = Vec::new();
     for name in OUTLETS {
-        outlets.push(vault.create_outlet(name).await?);
+        outlets.push(
+            vault
+                .create_outlet(crate::Actor::Operator("demo"), name)
+                .await?,
+        );
     }
     let mut staff: Vec<(StaffId, OutletId)> = Vec::new();
     for (i, o) in outlets.iter().enumerate() {
@@ -210,7 +214,12 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
                 FIRST[(i * 3 + j) % FIRST.len()],
                 LAST[(i * 5 + j * 7) % LAST.len()]
             );
-            staff.push((vault.create_staff(&name, &[role], &[*o]).await?, *o));
+            staff.push((
+                vault
+                    .create_staff(crate::Actor::Operator("demo"), &name, &[role], &[*o])
+                    .await?,
+                *o,
+            ));
         }
     }
     let day = 86_400_000i64;
@@ -223,7 +232,9 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
         let home = *rng.pick(&outlets);
         sealed.push(vault.seal_new_customer(&demo_customer(n, &mut rng, Some(home)), now)?);
     }
-    vault.insert_sealed(&sealed).await?;
+    vault
+        .insert_sealed(crate::Actor::Operator("demo"), &sealed)
+        .await?;
     let (mut purchases, mut interactions) = (0, 0);
     let mut activity = Vec::new();
     for c in &sealed {
@@ -267,7 +278,9 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
         }
     }
     for chunk in activity.chunks(2000) {
-        vault.add_activity(chunk).await?;
+        vault
+            .add_activity(crate::Actor::Operator("demo"), chunk)
+            .await?;
     }
     Ok(DemoSummary {
         outlets: outlets.len(),

@@ -19,7 +19,7 @@ pub use access::{Access, PurchasesView};
 pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_proof};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_verify::{AuditReport, verify_log};
-pub use auth::{Principal, TokenOwner};
+pub use auth::{Actor, Principal, TokenOwner};
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};
 pub use vault::{Activity, Outlet, Staff, Vault};

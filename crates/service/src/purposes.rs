@@ -12,7 +12,7 @@ use steward_policy::Action;
 use steward_store::{DynStore, PurposeRow, StoreError};
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Principal, Vault};
+use crate::{Actor, Principal, Vault};
 
 /// The current purposes.
 pub(crate) struct Purposes {
@@ -130,7 +130,19 @@ impl Vault {
         self.authorize(principal, Action::ManagePurposes, None)
             .await?;
         let purpose = input.validate()?;
-        match self.inner.store.insert_purpose(&row(&purpose)).await {
+        let entry = self.write_entry_for(
+            Actor::Principal(principal),
+            "register_purpose",
+            None,
+            &[],
+            Some(&purpose.key),
+        );
+        match self
+            .inner
+            .store
+            .insert_purpose(&row(&purpose), &[entry])
+            .await
+        {
             Err(StoreError::Conflict) => return Err(ServiceError::Conflict("key")),
             other => other?,
         }
@@ -158,7 +170,17 @@ impl Vault {
         if !self
             .inner
             .store
-            .update_purpose(&row(&changed), current.notice_version)
+            .update_purpose(
+                &row(&changed),
+                current.notice_version,
+                &[self.write_entry_for(
+                    Actor::Principal(principal),
+                    "change_purpose",
+                    None,
+                    &[],
+                    Some(&changed.key),
+                )],
+            )
             .await?
         {
             // Changed meanwhile (another request or process): the caller should look again.

@@ -11,6 +11,7 @@ use steward_domain::{
 use steward_store::{DynStore, Lookup, OutletRow, SealedCustomer, StaffRow, StoredKey};
 use uuid::Uuid;
 
+use crate::Actor;
 use crate::auth::TokenCache;
 use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
@@ -192,21 +193,89 @@ impl Vault {
         }
     }
 
-    /// Creates a customer; one transaction.
-    pub async fn create_customer(&self, c: &NewCustomer) -> ServiceResult<CustomerId> {
+    /// Creates a customer; one transaction, with its audit entry.
+    pub async fn create_customer(
+        &self,
+        actor: Actor<'_>,
+        c: &NewCustomer,
+    ) -> ServiceResult<CustomerId> {
         self.check_outlet("outlet_id", c.outlet_id).await?;
         let sealed = self.seal_new_customer(c, Timestamp::now())?;
         let id = sealed.row.id;
+        let entry = self.write_entry(actor, "create_customer", Some(id), &c.field_names());
         self.inner
             .store
-            .insert_customers(std::slice::from_ref(&sealed))
+            .insert_customers(std::slice::from_ref(&sealed), &[entry])
             .await?;
         Ok(id)
     }
 
-    /// Stores customers sealed by [`Vault::seal_new_customer`], in one transaction.
-    pub async fn insert_sealed(&self, batch: &[SealedCustomer]) -> ServiceResult<()> {
-        Ok(self.inner.store.insert_customers(batch).await?)
+    /// Stores customers sealed by [`Vault::seal_new_customer`] in one transaction, with an
+    /// audit entry each.
+    pub async fn insert_sealed(
+        &self,
+        actor: Actor<'_>,
+        batch: &[SealedCustomer],
+    ) -> ServiceResult<()> {
+        let entries: Vec<_> = batch
+            .iter()
+            .map(|c| self.write_entry(actor, "create_customer", Some(c.row.id), &[]))
+            .collect();
+        Ok(self.inner.store.insert_customers(batch, &entries).await?)
+    }
+
+    /// The audit entry of a write: who, what, about whom, which fields — never a value.
+    pub(crate) fn write_entry(
+        &self,
+        actor: Actor<'_>,
+        action: &str,
+        customer: Option<CustomerId>,
+        fields: &[&str],
+    ) -> steward_store::AuditEntryRow {
+        self.write_entry_for(actor, action, customer, fields, None)
+    }
+
+    /// [`Vault::write_entry`] for a write made under a purpose (consent, purpose changes).
+    pub(crate) fn write_entry_for(
+        &self,
+        actor: Actor<'_>,
+        action: &str,
+        customer: Option<CustomerId>,
+        fields: &[&str],
+        purpose: Option<&str>,
+    ) -> steward_store::AuditEntryRow {
+        let (principal, roles, outlets) = match actor {
+            Actor::Principal(p) => (
+                self.pseudonym(&p.asker().id),
+                p.roles.clone(),
+                p.outlets.clone(),
+            ),
+            Actor::Operator(what) => (format!("operator:{what}"), vec![], vec![]),
+        };
+        let leaf = steward_domain::AuditLeaf {
+            v: steward_domain::audit::LEAF_VERSION,
+            time: Timestamp::now(),
+            principal,
+            roles,
+            outlets,
+            action: action.to_owned(),
+            customer,
+            purpose: purpose.map(str::to_owned),
+            categories: fields
+                .iter()
+                .map(|f| ((*f).to_owned(), "written".to_owned()))
+                .collect(),
+            policies: Default::default(),
+            reason_length: 0,
+            break_glass: false,
+            outcome: "done".into(),
+        };
+        steward_store::AuditEntryRow {
+            leaf: leaf.to_bytes(),
+            occurred_at: leaf.time.millis(),
+            action: leaf.action,
+            customer_id: customer,
+        }
     }
 
     pub(crate) fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
@@ -262,6 +331,7 @@ impl Vault {
     /// Applies a merge patch to a customer; one transaction. Returns the updated customer.
     pub async fn update_customer(
         &self,
+        actor: Actor<'_>,
         id: CustomerId,
         patch: &CustomerPatch,
     ) -> ServiceResult<Customer> {
@@ -279,7 +349,11 @@ impl Vault {
         if !self
             .inner
             .store
-            .update_customer(&new_row, &self.lookups(&next))
+            .update_customer(
+                &new_row,
+                &self.lookups(&next),
+                &[self.write_entry(actor, "update_customer", Some(id), &patch.field_names())],
+            )
             .await?
         {
             return Err(ServiceError::NotFound("customer"));
@@ -325,6 +399,7 @@ impl Vault {
     /// Records an interaction.
     pub async fn add_interaction(
         &self,
+        actor: Actor<'_>,
         customer: CustomerId,
         i: &NewInteraction,
     ) -> ServiceResult<InteractionId> {
@@ -332,7 +407,15 @@ impl Vault {
         let id = InteractionId::new();
         self.inner
             .store
-            .insert_interaction(&seal::seal_interaction(&dk, customer, id, i)?)
+            .insert_interaction(
+                &seal::seal_interaction(&dk, customer, id, i)?,
+                &[self.write_entry(
+                    actor,
+                    "add_interaction",
+                    Some(customer),
+                    &["communications"],
+                )],
+            )
             .await?;
         Ok(id)
     }
@@ -358,6 +441,7 @@ impl Vault {
     /// Records a purchase after checking its outlet and seller exist.
     pub async fn add_purchase(
         &self,
+        actor: Actor<'_>,
         customer: CustomerId,
         p: &NewPurchase,
     ) -> ServiceResult<PurchaseId> {
@@ -371,7 +455,10 @@ impl Vault {
         let id = PurchaseId::new();
         self.inner
             .store
-            .insert_purchase(&seal::seal_purchase(&dk, customer, id, p)?)
+            .insert_purchase(
+                &seal::seal_purchase(&dk, customer, id, p)?,
+                &[self.write_entry(actor, "add_purchase", Some(customer), &["purchases"])],
+            )
             .await?;
         Ok(id)
     }
@@ -394,7 +481,11 @@ impl Vault {
 
     /// Seals and stores interactions and purchases of known customers in one transaction
     /// (demo data and bulk loads; the caller vouches that outlets and sellers exist).
-    pub async fn add_activity(&self, items: &[(CustomerId, Activity)]) -> ServiceResult<()> {
+    pub async fn add_activity(
+        &self,
+        actor: Actor<'_>,
+        items: &[(CustomerId, Activity)],
+    ) -> ServiceResult<()> {
         let (mut interactions, mut purchases) = (Vec::new(), Vec::new());
         let mut last: Option<(CustomerId, DataKey)> = None;
         for (cid, a) in items {
@@ -414,22 +505,38 @@ impl Vault {
         Ok(self
             .inner
             .store
-            .insert_activity(&interactions, &purchases)
+            .insert_activity(
+                &interactions,
+                &purchases,
+                &items
+                    .iter()
+                    .map(|(c, a)| {
+                        let (action, field) = match a {
+                            Activity::Interaction(_) => ("add_interaction", "communications"),
+                            Activity::Purchase(_) => ("add_purchase", "purchases"),
+                        };
+                        self.write_entry(actor, action, Some(*c), &[field])
+                    })
+                    .collect::<Vec<_>>(),
+            )
             .await?)
     }
 
     /// Creates an outlet; names are unique.
-    pub async fn create_outlet(&self, name: &str) -> ServiceResult<OutletId> {
+    pub async fn create_outlet(&self, actor: Actor<'_>, name: &str) -> ServiceResult<OutletId> {
         let name = steward_domain::normalize::short_text("name", name)?;
         let id = OutletId::new();
         match self
             .inner
             .store
-            .insert_outlet(&OutletRow {
-                id,
-                name,
-                created_at: Timestamp::now().millis(),
-            })
+            .insert_outlet(
+                &OutletRow {
+                    id,
+                    name,
+                    created_at: Timestamp::now().millis(),
+                },
+                &[self.write_entry(actor, "create_outlet", None, &["outlet"])],
+            )
             .await
         {
             Err(steward_store::StoreError::Conflict) => Err(ServiceError::Conflict("name")),
@@ -464,6 +571,7 @@ impl Vault {
     /// Creates a staff member; the name is sealed under the installation's directory key.
     pub async fn create_staff(
         &self,
+        actor: Actor<'_>,
         name: &str,
         roles: &[Role],
         outlet_ids: &[OutletId],
@@ -490,7 +598,8 @@ impl Vault {
             outlet_ids: outlet_ids.to_vec(),
             created_at: Timestamp::now().millis(),
         };
-        self.inner.store.insert_staff(&row).await?;
+        let entry = self.write_entry(actor, "create_staff", None, &["staff"]);
+        self.inner.store.insert_staff(&row, &[entry]).await?;
         Ok(id)
     }
 

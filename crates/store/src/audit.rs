@@ -125,6 +125,18 @@ impl SqlStore {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<AuditTip> {
+        self.append_entries(entries, sealer, known, None).await
+    }
+
+    /// Appends `entries`; with `drained = Some((from, to))`, also moves the outbox mark from
+    /// `from` to `to` in the same transaction (`Conflict` if another drainer moved it first).
+    async fn append_entries(
+        &self,
+        entries: &[AuditEntryRow],
+        sealer: &dyn AuditSealer,
+        known: Option<AuditTip>,
+        drained: Option<(i64, i64)>,
+    ) -> StoreResult<AuditTip> {
         let mut tx = match self.backend {
             Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.log_pool.begin().await?,
@@ -200,11 +212,74 @@ impl SqlStore {
         if let Some(note) = &ext.checkpoint {
             insert_checkpoint(&mut tx, new_size, note).await?;
         }
+        if let Some((from, to)) = drained {
+            let moved =
+                sqlx::query("UPDATE audit_drain SET last_seq = $1 WHERE id = 1 AND last_seq = $2")
+                    .bind(to)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await?;
+            if moved.rows_affected() != 1 {
+                // Another server moved these entries first; nothing of this batch is kept.
+                return Err(StoreError::Conflict);
+            }
+        }
         tx.commit().await?;
         Ok(AuditTip {
             size: new_size,
             edge: ext.edge,
         })
+    }
+
+    /// Moves up to `limit` outbox entries into the log: the append and the outbox mark commit
+    /// together in the log, then the moved rows leave the outbox. A crash between the two leaves
+    /// rows below the mark, which the next drain deletes without appending them again.
+    pub(crate) async fn drain_outbox(
+        &self,
+        limit: u32,
+        sealer: &dyn AuditSealer,
+        known: Option<AuditTip>,
+    ) -> StoreResult<(usize, Option<AuditTip>)> {
+        let mark: i64 = sqlx::query("SELECT last_seq FROM audit_drain WHERE id = 1")
+            .fetch_one(&self.log_pool)
+            .await?
+            .try_get(0)?;
+        let rows = sqlx::query(
+            "SELECT seq, leaf, occurred_at, action, customer_id FROM audit_outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(mark)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut last = mark;
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            last = r.try_get(0)?;
+            let customer: Option<Vec<u8>> = r.try_get(4)?;
+            entries.push(AuditEntryRow {
+                leaf: r.try_get(1)?,
+                occurred_at: r.try_get(2)?,
+                action: r.try_get(3)?,
+                customer_id: customer
+                    .map(|c| {
+                        CustomerId::from_slice(&c).ok_or(StoreError::Corrupt("id is not 16 bytes"))
+                    })
+                    .transpose()?,
+            });
+        }
+        let tip = if entries.is_empty() {
+            known
+        } else {
+            Some(
+                self.append_entries(&entries, sealer, known, Some((mark, last)))
+                    .await?,
+            )
+        };
+        sqlx::query("DELETE FROM audit_outbox WHERE seq <= $1")
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
+        Ok((entries.len(), tip))
     }
 
     /// The number of entries.
@@ -422,6 +497,30 @@ impl SqlStore {
             rows,
         ))
     }
+}
+
+/// Writes audit entries into the outbox, inside a write's own transaction.
+pub(crate) async fn outbox(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    rows: &[AuditEntryRow],
+) -> StoreResult<()> {
+    for chunk in rows.chunks(crate::sql::INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_outbox (leaf, occurred_at, action, customer_id) VALUES {}",
+            values_clause(backend, chunk.len(), 4)
+        );
+        let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.leaf.as_slice())
+                .bind(e.occurred_at)
+                .bind(e.action.as_str())
+                .bind(e.customer_id.map(|c| c.as_bytes().to_vec()));
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn insert_checkpoint(

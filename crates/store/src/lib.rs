@@ -67,7 +67,11 @@ pub trait Store: Send + Sync + 'static {
     async fn keyring_all(&self) -> StoreResult<Vec<(String, StoredKey)>>;
 
     /// Inserts customers with their data keys and blind indexes, all in one transaction.
-    async fn insert_customers(&self, customers: &[SealedCustomer]) -> StoreResult<()>;
+    async fn insert_customers(
+        &self,
+        customers: &[SealedCustomer],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
     /// One customer with their wrapped data key.
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<(CustomerRow, StoredKey)>>;
     /// Customers in id order after `after`, at most `limit`.
@@ -83,7 +87,12 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>>;
     /// Replaces a customer's sealed profile and blind indexes; false if the customer is gone.
-    async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool>;
+    async fn update_customer(
+        &self,
+        row: &CustomerRow,
+        lookups: &[Lookup],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
     /// Customers whose blind index of `kind` is `mac`.
     async fn lookup(&self, kind: &str, mac: &[u8]) -> StoreResult<Vec<CustomerId>>;
     /// A customer's wrapped data key.
@@ -92,7 +101,11 @@ pub trait Store: Send + Sync + 'static {
     async fn count_customers(&self) -> StoreResult<i64>;
 
     /// Appends an interaction.
-    async fn insert_interaction(&self, row: &InteractionRow) -> StoreResult<()>;
+    async fn insert_interaction(
+        &self,
+        row: &InteractionRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
     /// A customer's interactions in id order after `after`.
     async fn list_interactions(
         &self,
@@ -101,7 +114,7 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<InteractionRow>>;
     /// Appends a purchase.
-    async fn insert_purchase(&self, row: &PurchaseRow) -> StoreResult<()>;
+    async fn insert_purchase(&self, row: &PurchaseRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// A customer's purchases in id order after `after`.
     async fn list_purchases(
         &self,
@@ -114,16 +127,17 @@ pub trait Store: Send + Sync + 'static {
         &self,
         interactions: &[InteractionRow],
         purchases: &[PurchaseRow],
+        audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
 
     /// Adds an outlet; [`StoreError::Conflict`] if the name is taken.
-    async fn insert_outlet(&self, row: &OutletRow) -> StoreResult<()>;
+    async fn insert_outlet(&self, row: &OutletRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// All outlets.
     async fn list_outlets(&self) -> StoreResult<Vec<OutletRow>>;
     /// Whether an outlet exists.
     async fn outlet_exists(&self, id: OutletId) -> StoreResult<bool>;
     /// Adds a staff member with their outlets.
-    async fn insert_staff(&self, row: &StaffRow) -> StoreResult<()>;
+    async fn insert_staff(&self, row: &StaffRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// All staff.
     async fn list_staff(&self) -> StoreResult<Vec<StaffRow>>;
     /// Whether a staff member exists.
@@ -137,7 +151,7 @@ pub trait Store: Send + Sync + 'static {
     /// The policy facts of a customer (outlets, restriction); `None` if there is no such customer.
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>>;
     /// Appends a consent event.
-    async fn insert_consent(&self, row: &ConsentRow) -> StoreResult<()>;
+    async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// A customer's consent ledger, oldest first.
     async fn consents(&self, customer: CustomerId) -> StoreResult<Vec<ConsentRow>>;
     /// One staff member.
@@ -153,6 +167,14 @@ pub trait Store: Send + Sync + 'static {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<AuditTip>;
+    /// Moves up to `limit` entries from the audit outbox (written with the actions they record)
+    /// into the log, exactly once; returns how many moved and the new tip.
+    async fn drain_audit_outbox(
+        &self,
+        limit: u32,
+        sealer: &dyn AuditSealer,
+        known: Option<AuditTip>,
+    ) -> StoreResult<(usize, Option<AuditTip>)>;
     /// The number of entries in the audit log.
     async fn audit_size(&self) -> StoreResult<u64>;
     /// The tree-hash columns of audit entries `indexes` (those that exist).
@@ -195,20 +217,25 @@ pub trait Store: Send + Sync + 'static {
     async fn list_alerts(&self, before: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<AlertRow>>;
 
     /// Stores a new API token (its hash).
-    async fn insert_token(&self, row: &TokenRow) -> StoreResult<()>;
+    async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// An API token by id.
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>>;
 
     /// Inserts the given purposes where their key is not yet present.
     async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;
     /// Registers a new purpose (and its first version); `Conflict` if the key is taken.
-    async fn insert_purpose(&self, purpose: &PurposeRow) -> StoreResult<()>;
+    async fn insert_purpose(
+        &self,
+        purpose: &PurposeRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
     /// Replaces a purpose if it is still at `expected_version` (false otherwise), keeping the
     /// new version beside the old ones.
     async fn update_purpose(
         &self,
         purpose: &PurposeRow,
         expected_version: i64,
+        audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
     /// All purposes.
     async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>>;

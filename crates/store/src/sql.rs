@@ -229,7 +229,11 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn insert_customers(&self, customers: &[SealedCustomer]) -> StoreResult<()> {
+    async fn insert_customers(
+        &self,
+        customers: &[SealedCustomer],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for chunk in customers.chunks(INSERT_CHUNK) {
             let sql = format!(
@@ -279,6 +283,7 @@ impl Store for SqlStore {
             .filter_map(|c| c.row.outlet_id.map(|o| (c.row.id, o)))
             .collect();
         self.link_outlets(&mut tx, &homes).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -323,7 +328,12 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn update_customer(&self, row: &CustomerRow, lookups: &[Lookup]) -> StoreResult<bool> {
+    async fn update_customer(
+        &self,
+        row: &CustomerRow,
+        lookups: &[Lookup],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let id = row.id.as_bytes().to_vec();
         let done = sqlx::query("UPDATE customers SET updated_at = $2, name = $3, email = $4, phone = $5, address = $6, date_of_birth = $7 WHERE id = $1")
@@ -345,6 +355,7 @@ impl Store for SqlStore {
             .await?;
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
         self.insert_lookups(&mut tx, &entries).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -376,8 +387,13 @@ impl Store for SqlStore {
             .try_get(0)?)
     }
 
-    async fn insert_interaction(&self, row: &InteractionRow) -> StoreResult<()> {
-        self.insert_activity(std::slice::from_ref(row), &[]).await
+    async fn insert_interaction(
+        &self,
+        row: &InteractionRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()> {
+        self.insert_activity(std::slice::from_ref(row), &[], audit)
+            .await
     }
 
     async fn list_interactions(
@@ -408,8 +424,9 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn insert_purchase(&self, row: &PurchaseRow) -> StoreResult<()> {
-        self.insert_activity(&[], std::slice::from_ref(row)).await
+    async fn insert_purchase(&self, row: &PurchaseRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        self.insert_activity(&[], std::slice::from_ref(row), audit)
+            .await
     }
 
     async fn list_purchases(
@@ -448,6 +465,7 @@ impl Store for SqlStore {
         &self,
         interactions: &[InteractionRow],
         purchases: &[PurchaseRow],
+        audit: &[AuditEntryRow],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         for chunk in interactions.chunks(INSERT_CHUNK) {
@@ -494,18 +512,22 @@ impl Store for SqlStore {
         links.sort_unstable();
         links.dedup();
         self.link_outlets(&mut tx, &links).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn insert_outlet(&self, row: &OutletRow) -> StoreResult<()> {
+    async fn insert_outlet(&self, row: &OutletRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO outlets (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(row.id.as_bytes().to_vec())
             .bind(&row.name)
             .bind(row.created_at)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_conflict)?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -532,7 +554,7 @@ impl Store for SqlStore {
             .is_some())
     }
 
-    async fn insert_staff(&self, row: &StaffRow) -> StoreResult<()> {
+    async fn insert_staff(&self, row: &StaffRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO staff (id, name, roles, created_at) VALUES ($1, $2, $3, $4)")
             .bind(row.id.as_bytes().to_vec())
@@ -548,6 +570,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -646,7 +669,8 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn insert_consent(&self, row: &ConsentRow) -> StoreResult<()> {
+    async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO consent_events (id, customer_id, purpose, action, source, notice_version, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -657,8 +681,10 @@ impl Store for SqlStore {
         .bind(&row.source)
         .bind(row.notice_version)
         .bind(row.occurred_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -718,6 +744,15 @@ impl Store for SqlStore {
         known: Option<AuditTip>,
     ) -> StoreResult<AuditTip> {
         self.append_audit_entries(entries, sealer, known).await
+    }
+
+    async fn drain_audit_outbox(
+        &self,
+        limit: u32,
+        sealer: &dyn AuditSealer,
+        known: Option<AuditTip>,
+    ) -> StoreResult<(usize, Option<AuditTip>)> {
+        self.drain_outbox(limit, sealer, known).await
     }
 
     async fn audit_size(&self) -> StoreResult<u64> {
@@ -816,7 +851,8 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn insert_token(&self, row: &TokenRow) -> StoreResult<()> {
+    async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(row.id.as_bytes().to_vec())
             .bind(&row.name)
@@ -825,8 +861,10 @@ impl Store for SqlStore {
             .bind(row.created_at)
             .bind(row.revoked_at)
             .bind(row.staff_id.map(|s| s.as_bytes().to_vec()))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -871,7 +909,7 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn insert_purpose(&self, p: &PurposeRow) -> StoreResult<()> {
+    async fn insert_purpose(&self, p: &PurposeRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         bind_purpose(
             sqlx::query(
@@ -883,11 +921,17 @@ impl Store for SqlStore {
         .await
         .map_err(map_conflict)?;
         record_purpose_version(&mut tx, p).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn update_purpose(&self, p: &PurposeRow, expected_version: i64) -> StoreResult<bool> {
+    async fn update_purpose(
+        &self,
+        p: &PurposeRow,
+        expected_version: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let changed = bind_purpose(
             sqlx::query(
@@ -902,6 +946,7 @@ impl Store for SqlStore {
             return Ok(false);
         }
         record_purpose_version(&mut tx, p).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -30,7 +30,10 @@ pub async fn add_interaction(
         .authorize(&p, Action::AddInteraction, Some(id))
         .await?;
     let new = input.validate(Timestamp::now())?;
-    let iid = s.vault.add_interaction(id, &new).await?;
+    let iid = s
+        .vault
+        .add_interaction(steward_service::Actor::Principal(&p), id, &new)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -74,7 +77,10 @@ pub async fn add_purchase(
     let id: CustomerId = path_id(&id)?;
     s.vault.authorize(&p, Action::AddPurchase, Some(id)).await?;
     let new = input.validate(Timestamp::now())?;
-    let pid = s.vault.add_purchase(id, &new).await?;
+    let pid = s
+        .vault
+        .add_purchase(steward_service::Actor::Principal(&p), id, &new)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Created {

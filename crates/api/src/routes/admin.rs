@@ -37,7 +37,10 @@ pub async fn create_outlet(
     JsonBody(input): JsonBody<OutletInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     s.vault.authorize(&p, Action::ManageDirectory, None).await?;
-    let id = s.vault.create_outlet(&input.name).await?;
+    let id = s
+        .vault
+        .create_outlet(steward_service::Actor::Principal(&p), &input.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
 
@@ -98,7 +101,12 @@ pub async fn create_staff(
     s.vault.authorize(&p, Action::ManageDirectory, None).await?;
     let id = s
         .vault
-        .create_staff(&input.name, &input.roles, &input.outlet_ids)
+        .create_staff(
+            steward_service::Actor::Principal(&p),
+            &input.name,
+            &input.roles,
+            &input.outlet_ids,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }

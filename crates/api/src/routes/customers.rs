@@ -25,7 +25,10 @@ pub async fn create(
 ) -> Result<impl IntoResponse, Problem> {
     s.vault.authorize(&p, Action::CreateCustomer, None).await?;
     let new = input.validate()?;
-    let id = s.vault.create_customer(&new).await?;
+    let id = s
+        .vault
+        .create_customer(steward_service::Actor::Principal(&p), &new)
+        .await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/customers/{id}"))],
@@ -92,7 +95,9 @@ pub async fn update(
     if patch.is_empty() {
         return Err(ValidationError::new("body", "names no field to change").into());
     }
-    s.vault.update_customer(id, &patch).await?;
+    s.vault
+        .update_customer(steward_service::Actor::Principal(&p), id, &patch)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -62,19 +62,38 @@ struct World {
 async fn world(db: &TestDb) -> World {
     let v = db.vault().await;
     let (a, b) = (
-        v.create_outlet("Outlet A").await.unwrap(),
-        v.create_outlet("Outlet B").await.unwrap(),
+        v.create_outlet(steward_service::Actor::Operator("test"), "Outlet A")
+            .await
+            .unwrap(),
+        v.create_outlet(steward_service::Actor::Operator("test"), "Outlet B")
+            .await
+            .unwrap(),
     );
     let alice_id = v
-        .create_staff("Alice Seller", &[Role::SalesAssociate], &[a])
+        .create_staff(
+            steward_service::Actor::Operator("test"),
+            "Alice Seller",
+            &[Role::SalesAssociate],
+            &[a],
+        )
         .await
         .unwrap();
     let bob_id = v
-        .create_staff("Bob Seller", &[Role::SalesAssociate], &[b])
+        .create_staff(
+            steward_service::Actor::Operator("test"),
+            "Bob Seller",
+            &[Role::SalesAssociate],
+            &[b],
+        )
         .await
         .unwrap();
     let mia_id = v
-        .create_staff("Mia Manager", &[Role::StoreManager], &[b])
+        .create_staff(
+            steward_service::Actor::Operator("test"),
+            "Mia Manager",
+            &[Role::StoreManager],
+            &[b],
+        )
         .await
         .unwrap();
     let (alice, bob, mia) = (
@@ -623,6 +642,8 @@ async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
     let w = world(&db).await;
     let cid: steward_domain::CustomerId = w.customer.parse().unwrap();
     let count = || async { w.vault.store().count_audit_entries(cid).await.unwrap() };
+    // The customer's creation and purchases are entries too; have them in the log first.
+    w.vault.flush_audit().await.unwrap();
     let before = count().await;
     // An allowed read (masked), a denied read and a refused one each leave one record.
     assert_eq!(

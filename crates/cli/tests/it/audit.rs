@@ -14,7 +14,7 @@ use steward_service::TokenOwner;
 use crate::access::{call, token};
 use crate::support::{TestDb, backend_tests, oneshot};
 
-backend_tests!(audit_log_proves_what_it_holds);
+backend_tests!(audit_log_proves_what_it_holds, every_write_is_an_entry);
 
 fn b64(v: &Value) -> [u8; 32] {
     STANDARD
@@ -54,6 +54,10 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let id = c["id"].as_str().unwrap().to_owned();
+    // The writes so far (two tokens, the customer) are entries too; the reads follow them.
+    v.flush_audit().await.unwrap();
+    let base = v.store().audit_size().await.unwrap();
+    assert_eq!(base, 3, "token, token, customer");
     for purpose in ["service", "order_fulfilment", "analytics"] {
         call(
             &r,
@@ -66,14 +70,14 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         .await;
     }
     let first = checkpoint(&r).await;
-    assert_eq!(first.size, 3, "one entry per decided read");
+    assert_eq!(first.size, base + 3, "one entry per decided read");
 
     // Entries: the leaf bytes beside what they say; no personal value.
     let (s, page) = call(
         &r,
         &dpo,
         "GET",
-        "/v1/audit/entries?start=0&end=10",
+        &format!("/v1/audit/entries?start={base}&end={}", base + 10),
         None,
         false,
     )
@@ -83,7 +87,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     assert_eq!(entries.len(), 3);
     let mut leaves = vec![];
     for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e["index"], i);
+        assert_eq!(e["index"], base + i as u64);
         let leaf = STANDARD.decode(e["leaf"].as_str().unwrap()).unwrap();
         let decoded: Value = serde_json::from_slice(&leaf).unwrap();
         assert_eq!(decoded["action"], e["action"]);
@@ -103,15 +107,19 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
             &r,
             &dpo,
             "GET",
-            &format!("/v1/audit/proof/inclusion?index={i}&tree_size=3"),
+            &format!(
+                "/v1/audit/proof/inclusion?index={}&tree_size={}",
+                base + i as u64,
+                base + 3
+            ),
             None,
             false,
         )
         .await;
         assert_eq!(s, StatusCode::OK, "{p}");
         assert!(merkle::verify_inclusion(
-            i as u64,
-            3,
+            base + i as u64,
+            base + 3,
             leaf,
             &hashes(&p),
             &first.root
@@ -139,7 +147,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
             .await
             .unwrap()
             .map(|(s, _)| s);
-        if latest == Some(7) {
+        if latest == Some(base + 7) {
             break;
         }
         assert!(
@@ -150,27 +158,31 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     }
 
     let second = checkpoint(&r).await;
-    assert_eq!(second.size, 7);
+    assert_eq!(second.size, base + 7);
     let (s, p) = call(
         &r,
         &dpo,
         "GET",
-        "/v1/audit/proof/consistency?first=3&second=7",
+        &format!(
+            "/v1/audit/proof/consistency?first={}&second={}",
+            base + 3,
+            base + 7
+        ),
         None,
         false,
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{p}");
     assert!(merkle::verify_consistency(
-        3,
-        7,
+        base + 3,
+        base + 7,
         &first.root,
         &second.root,
         &hashes(&p)
     ));
     assert!(!merkle::verify_consistency(
-        3,
-        7,
+        base + 3,
+        base + 7,
         &second.root,
         &second.root,
         &hashes(&p)
@@ -200,8 +212,12 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         false,
     )
     .await;
+    v.flush_audit().await.unwrap();
     let (_, _, key) = oneshot(&r, None, "GET", "/v1/audit/public-key", None, None, &[]).await;
     let verifier = NoteVerifier::parse(key["verifier_key"].as_str().unwrap()).unwrap();
+    // Alma's entries: her creation (just before `base`) and her seven reads.
+    let mut alma: Vec<u64> = (base..base + 7).rev().collect();
+    alma.push(base - 1);
     for round in 0..2 {
         let (s, log) = call(
             &r,
@@ -214,15 +230,14 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::OK, "{log}");
         let head = Checkpoint::open(log["checkpoint"].as_str().unwrap(), &verifier).unwrap();
-        assert_eq!(head.size, 8);
+        assert_eq!(head.size, base + 9);
         let entries = log["entries"].as_array().unwrap();
         let indexes: Vec<u64> = entries
             .iter()
             .map(|e| e["index"].as_u64().unwrap())
             .collect();
         assert_eq!(
-            indexes,
-            vec![6, 5, 4, 3, 2, 1, 0],
+            indexes, alma,
             "round {round}: only this customer's, newest first"
         );
         for e in entries {
@@ -247,7 +262,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
             &r,
             &dpo,
             "GET",
-            &format!("/v1/customers/{id}/access-log?before=3&limit=2"),
+            &format!("/v1/customers/{id}/access-log?before={}&limit=2", base + 3),
             None,
             false,
         )
@@ -259,8 +274,8 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
             .iter()
             .map(|e| e["index"].as_u64().unwrap())
             .collect();
-        assert_eq!(idx, vec![2, 1]);
-        assert_eq!(page["next_before"], 1);
+        assert_eq!(idx, vec![base + 2, base + 1]);
+        assert_eq!(page["next_before"], base + 1);
         v.store().index_audit(1000).await.unwrap();
     }
     let marketing = token(&v, TokenOwner::Role(Role::Marketing)).await;
@@ -289,12 +304,12 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     for (uri, field) in [
         ("/v1/audit/entries?end=10", "start"),
         ("/v1/audit/proof/inclusion?index=x&tree_size=3", "index"),
-        ("/v1/audit/proof/inclusion?index=7&tree_size=7", "index"),
+        ("/v1/audit/proof/inclusion?index=9&tree_size=9", "index"),
         (
             "/v1/audit/proof/inclusion?index=0&tree_size=99",
             "tree_size",
         ),
-        ("/v1/audit/proof/consistency?first=0&second=7", "first"),
+        ("/v1/audit/proof/consistency?first=0&second=9", "first"),
         ("/v1/audit/entries?start=0&end=5000", "end"),
         ("/v1/customers/{id}/access-log?limit=0", "limit"),
     ] {
@@ -305,11 +320,14 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     }
 
     // The binary recomputes everything and agrees, without the master key.
+    // Everything written so far in the log and signed: 3 + 7 reads + Otto + his read + a token.
+    v.flush_audit().await.unwrap();
+    v.audit_checkpoint().await.unwrap();
     drop(v);
     std::fs::rename(db.key_file(), db.dir.path().join("elsewhere.key")).unwrap();
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("audit log OK: 8 entries"), "{out}");
+    assert!(out.contains("audit log OK: 13 entries"), "{out}");
 
     // An export anyone can check with the public key alone: no database, no master key.
     let file = db.dir.path().join("audit-export.jsonl");
@@ -335,7 +353,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     };
     let (code, text) = check(&file, &vkey);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("export OK: 8 entries"), "{text}");
+    assert!(text.contains("export OK: 13 entries"), "{text}");
     let original = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = original.lines().collect();
     let other_key = steward_crypto::NoteSigner::load_or_create(
@@ -437,7 +455,8 @@ async fn several_servers_append_to_one_log() {
     for t in threads {
         t.join().unwrap();
     }
-    let total = (servers.len() * CLIENTS_PER_SERVER * READS) as u64;
+    // The reads, and the two writes made before the servers started (the token, the customer).
+    let total = (servers.len() * CLIENTS_PER_SERVER * READS) as u64 + 2;
     for s in servers {
         std::sync::Arc::into_inner(s).unwrap().stop();
     }
@@ -455,4 +474,139 @@ async fn several_servers_append_to_one_log() {
         checkpoints >= 3,
         "checkpoints were signed along the way ({checkpoints})"
     );
+}
+
+/// Every write through the API is an entry, committed with the write (a refused write leaves
+/// none), naming fields and purposes but never a value.
+async fn every_write_is_an_entry(db: TestDb) {
+    let v = db.vault().await;
+    let admin = token(&v, TokenOwner::Role(Role::Admin)).await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let manager = token(&v, TokenOwner::Role(Role::StoreManager)).await;
+    let r = steward_api::router(v.clone());
+    v.flush_audit().await.unwrap();
+    let start = v.store().audit_size().await.unwrap();
+    let ok = |s: StatusCode, body: &Value| assert!(s.is_success(), "{s} {body}");
+    let (s, outlet) = call(
+        &r,
+        &admin,
+        "POST",
+        "/v1/outlets",
+        Some(json!({"name": "Audit Outlet"})),
+        false,
+    )
+    .await;
+    ok(s, &outlet);
+    let (s, again) = call(
+        &r,
+        &admin,
+        "POST",
+        "/v1/outlets",
+        Some(json!({"name": "Audit Outlet"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{again}");
+    let (s, staff) = call(&r, &admin, "POST", "/v1/staff", Some(json!({"name": "Sam Seller", "roles": ["sales_associate"], "outlet_ids": [outlet["id"]]})), false).await;
+    ok(s, &staff);
+    let (s, c) = call(
+        &r,
+        &support,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Wanda Write", "email": "wanda@example.com"})),
+        false,
+    )
+    .await;
+    ok(s, &c);
+    let id = c["id"].as_str().unwrap().to_owned();
+    let steps: [(&str, &str, String, Value); 6] = [
+        (
+            "PATCH",
+            &support,
+            format!("/v1/customers/{id}"),
+            json!({"phone": "+44 20 7946 0123"}),
+        ),
+        (
+            "POST",
+            &support,
+            format!("/v1/customers/{id}/interactions"),
+            json!({"channel": "email", "text": "Wanda asked about her order", "source": "inbox"}),
+        ),
+        (
+            "POST",
+            &manager,
+            format!("/v1/customers/{id}/purchases"),
+            json!({"item": "Orbit Chronograph", "category": "watches", "outlet_id": outlet["id"], "seller_id": staff["id"], "amount_minor": 420000, "currency": "EUR"}),
+        ),
+        (
+            "POST",
+            &support,
+            format!("/v1/customers/{id}/consents"),
+            json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"}),
+        ),
+        (
+            "POST",
+            &dpo,
+            "/v1/purposes".to_owned(),
+            json!({"key": "audit_sms", "lawful_basis": "consent", "data_use": "marketing.communications.sms", "categories": ["user.contact.phone_number"], "retention_days": 90, "notice_text": "Texts about your orders."}),
+        ),
+        (
+            "PATCH",
+            &dpo,
+            "/v1/purposes/audit_sms".to_owned(),
+            json!({"retention_days": 60}),
+        ),
+    ];
+    for (method, t, uri, body) in steps {
+        let (s, b) = call(&r, t, method, &uri, Some(body), false).await;
+        ok(s, &b);
+    }
+    v.flush_audit().await.unwrap();
+    let end = v.store().audit_size().await.unwrap();
+    let entries = v.store().audit_entries(start, end).await.unwrap();
+    let leaves: Vec<steward_domain::AuditLeaf> = entries
+        .iter()
+        .map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap())
+        .collect();
+    let actions: Vec<&str> = leaves.iter().map(|l| l.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "create_outlet",
+            "create_staff",
+            "create_customer",
+            "update_customer",
+            "add_interaction",
+            "add_purchase",
+            "consent_grant",
+            "register_purpose",
+            "change_purpose",
+        ],
+        "one entry per write, none for the refused one"
+    );
+    assert_eq!(leaves[0].roles, vec![Role::Admin]);
+    assert!(leaves[0].principal.starts_with("p_"));
+    assert_eq!(leaves[3].categories.keys().collect::<Vec<_>>(), ["phone"]);
+    assert_eq!(leaves[6].purpose.as_deref(), Some("marketing_email"));
+    assert_eq!(leaves[8].purpose.as_deref(), Some("audit_sms"));
+    for e in &entries {
+        let text = String::from_utf8_lossy(&e.row.leaf);
+        for value in [
+            "Wanda",
+            "wanda@",
+            "7946",
+            "Orbit",
+            "420000",
+            "Sam Seller",
+            "order",
+        ] {
+            assert!(!text.contains(value), "{value} in {text}");
+        }
+    }
+    let report = steward_service::verify_log(v.store(), v.audit_verifier_key(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.first_bad, None);
 }

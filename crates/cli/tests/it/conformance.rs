@@ -37,9 +37,12 @@ async fn customer_round_trip(db: TestDb) {
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
-            v.create_customer(&input(n).validate().unwrap())
-                .await
-                .unwrap(),
+            v.create_customer(
+                steward_service::Actor::Operator("test"),
+                &input(n).validate().unwrap(),
+            )
+            .await
+            .unwrap(),
         );
     }
     let c = v.get_customer(ids[2]).await.unwrap();
@@ -74,7 +77,10 @@ async fn customer_round_trip(db: TestDb) {
     );
     let patch: CustomerPatch =
         serde_json::from_str(r#"{"email": "moved@example.org", "phone": null}"#).unwrap();
-    let updated = v.update_customer(ids[3], &patch).await.unwrap();
+    let updated = v
+        .update_customer(steward_service::Actor::Operator("test"), ids[3], &patch)
+        .await
+        .unwrap();
     assert_eq!(updated.email.as_deref(), Some("moved@example.org"));
     assert_eq!(updated.phone, None);
     assert!(
@@ -96,7 +102,8 @@ async fn customer_round_trip(db: TestDb) {
     // A patch that would leave no identity is refused and changes nothing.
     let wipe: CustomerPatch = serde_json::from_str(r#"{"name": null, "email": null}"#).unwrap();
     assert!(matches!(
-        v.update_customer(ids[3], &wipe).await,
+        v.update_customer(steward_service::Actor::Operator("test"), ids[3], &wipe)
+            .await,
         Err(ServiceError::Validation(_))
     ));
     assert_eq!(
@@ -113,20 +120,38 @@ async fn customer_round_trip(db: TestDb) {
 
 async fn activity_round_trip(db: TestDb) {
     let v = db.vault().await;
-    let outlet = v.create_outlet("Conformance Outlet").await.unwrap();
+    let outlet = v
+        .create_outlet(
+            steward_service::Actor::Operator("test"),
+            "Conformance Outlet",
+        )
+        .await
+        .unwrap();
     assert!(matches!(
-        v.create_outlet("Conformance Outlet").await,
+        v.create_outlet(
+            steward_service::Actor::Operator("test"),
+            "Conformance Outlet"
+        )
+        .await,
         Err(ServiceError::Conflict("name"))
     ));
     let seller = v
-        .create_staff("Seller Person", &[Role::SalesAssociate], &[outlet])
+        .create_staff(
+            steward_service::Actor::Operator("test"),
+            "Seller Person",
+            &[Role::SalesAssociate],
+            &[outlet],
+        )
         .await
         .unwrap();
     let staff = v.list_staff().await.unwrap();
     assert_eq!(staff[0].name, "Seller Person");
     assert_eq!(staff[0].outlet_ids, vec![outlet]);
     let cid = v
-        .create_customer(&input(1).validate().unwrap())
+        .create_customer(
+            steward_service::Actor::Operator("test"),
+            &input(1).validate().unwrap(),
+        )
         .await
         .unwrap();
 
@@ -137,9 +162,13 @@ async fn activity_round_trip(db: TestDb) {
             source: "instagram".into(),
             occurred_at: None,
         };
-        v.add_interaction(cid, &i.validate(Timestamp::now()).unwrap())
-            .await
-            .unwrap();
+        v.add_interaction(
+            steward_service::Actor::Operator("test"),
+            cid,
+            &i.validate(Timestamp::now()).unwrap(),
+        )
+        .await
+        .unwrap();
     }
     let page = v.list_interactions(cid, None, 2).await.unwrap();
     let rest = v
@@ -159,9 +188,13 @@ async fn activity_round_trip(db: TestDb) {
         currency: "chf".into(),
         occurred_at: None,
     };
-    v.add_purchase(cid, &p.validate(Timestamp::now()).unwrap())
-        .await
-        .unwrap();
+    v.add_purchase(
+        steward_service::Actor::Operator("test"),
+        cid,
+        &p.validate(Timestamp::now()).unwrap(),
+    )
+    .await
+    .unwrap();
     let got = &v.list_purchases(cid, None, 10).await.unwrap()[0];
     assert_eq!(
         (
@@ -180,7 +213,11 @@ async fn activity_round_trip(db: TestDb) {
         ..p.clone()
     };
     match v
-        .add_purchase(cid, &bad.validate(Timestamp::now()).unwrap())
+        .add_purchase(
+            steward_service::Actor::Operator("test"),
+            cid,
+            &bad.validate(Timestamp::now()).unwrap(),
+        )
         .await
     {
         Err(ServiceError::Validation(e)) => assert_eq!(e.field, "outlet_id"),
@@ -191,7 +228,11 @@ async fn activity_round_trip(db: TestDb) {
         ..p
     };
     match v
-        .add_purchase(cid, &bad.validate(Timestamp::now()).unwrap())
+        .add_purchase(
+            steward_service::Actor::Operator("test"),
+            cid,
+            &bad.validate(Timestamp::now()).unwrap(),
+        )
         .await
     {
         Err(ServiceError::Validation(e)) => assert_eq!(e.field, "seller_id"),
@@ -245,9 +286,12 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     let mut ids = Vec::new();
     for n in 0..7 {
         ids.push(
-            v.create_customer(&input(n).validate().unwrap())
-                .await
-                .unwrap(),
+            v.create_customer(
+                steward_service::Actor::Operator("test"),
+                &input(n).validate().unwrap(),
+            )
+            .await
+            .unwrap(),
         );
     }
     let before: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id")
@@ -272,9 +316,12 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     }
     // A customer created mid-rotation is wrapped by the new key already.
     ids.push(
-        v.create_customer(&input(9).validate().unwrap())
-            .await
-            .unwrap(),
+        v.create_customer(
+            steward_service::Actor::Operator("test"),
+            &input(9).validate().unwrap(),
+        )
+        .await
+        .unwrap(),
     );
     drop(v);
 
@@ -306,11 +353,17 @@ async fn key_rotation_survives_interruption(db: TestDb) {
 async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     let v = db.vault().await;
     let a = v
-        .create_customer(&input(1).validate().unwrap())
+        .create_customer(
+            steward_service::Actor::Operator("test"),
+            &input(1).validate().unwrap(),
+        )
         .await
         .unwrap();
     let b = v
-        .create_customer(&input(2).validate().unwrap())
+        .create_customer(
+            steward_service::Actor::Operator("test"),
+            &input(2).validate().unwrap(),
+        )
         .await
         .unwrap();
     let raw = db.raw().await;
@@ -344,7 +397,10 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     ));
     // Moving a value to another field of the same customer fails too.
     let c = v
-        .create_customer(&input(3).validate().unwrap())
+        .create_customer(
+            steward_service::Actor::Operator("test"),
+            &input(3).validate().unwrap(),
+        )
         .await
         .unwrap();
     sqlx::query("UPDATE customers SET name = email WHERE id = $1")
@@ -358,7 +414,10 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     ));
     // So does swapping whole data keys.
     let d = v
-        .create_customer(&input(4).validate().unwrap())
+        .create_customer(
+            steward_service::Actor::Operator("test"),
+            &input(4).validate().unwrap(),
+        )
         .await
         .unwrap();
     let key_of = |id: steward_domain::CustomerId| {
@@ -500,7 +559,9 @@ async fn sqlite_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
     let v = db.vault().await;
-    v.create_outlet("Private Outlet").await.unwrap();
+    v.create_outlet(steward_service::Actor::Operator("test"), "Private Outlet")
+        .await
+        .unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(db.dir.path()).unwrap() {
         let entry = entry.unwrap();

@@ -235,9 +235,17 @@ async fn status(
 
 async fn authorisation_matrix(db: TestDb) {
     let v = db.vault().await;
-    let outlet = v.create_outlet("Matrix Outlet").await.unwrap();
+    let outlet = v
+        .create_outlet(steward_service::Actor::Operator("test"), "Matrix Outlet")
+        .await
+        .unwrap();
     let seller = v
-        .create_staff("Matrix Seller", &[Role::SalesAssociate], &[outlet])
+        .create_staff(
+            steward_service::Actor::Operator("test"),
+            "Matrix Seller",
+            &[Role::SalesAssociate],
+            &[outlet],
+        )
         .await
         .unwrap();
     let mut tokens = Vec::new();
