@@ -99,6 +99,10 @@ where
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(false);
     let vault = open::vault(&args.store).await?;
+    // Recorded before any data is written out; it reaches the log with the next server or
+    // `steward` run that drains the outbox, or right away below.
+    vault.record_operator("export", "export_all").await?;
+    vault.flush_audit().await?;
     let n = match &args.out {
         Some(path) => {
             let mut opts = std::fs::OpenOptions::new();

@@ -101,6 +101,17 @@ pub async fn rotate(
     let next = next_key_path(key_file);
     if !next.exists() {
         MasterKey::create(&next)?;
+        // A rotation's start is an audit entry; a resumed one is the same rotation.
+        let e = crate::vault::entry(
+            "operator:keys rotate".into(),
+            vec![],
+            vec![],
+            "rotate_master_key",
+            None,
+            &[],
+            None,
+        );
+        store.record_audit(&[e]).await?;
     }
     let (ring, _) = load_keyring(key_file, false)?;
     let new_id = ring.current_id().0.clone();

@@ -252,30 +252,13 @@ impl Vault {
             ),
             Actor::Operator(what) => (format!("operator:{what}"), vec![], vec![]),
         };
-        let leaf = steward_domain::AuditLeaf {
-            v: steward_domain::audit::LEAF_VERSION,
-            time: Timestamp::now(),
-            principal,
-            roles,
-            outlets,
-            action: action.to_owned(),
-            customer,
-            purpose: purpose.map(str::to_owned),
-            categories: fields
-                .iter()
-                .map(|f| ((*f).to_owned(), "written".to_owned()))
-                .collect(),
-            policies: Default::default(),
-            reason_length: 0,
-            break_glass: false,
-            outcome: "done".into(),
-        };
-        steward_store::AuditEntryRow {
-            leaf: leaf.to_bytes(),
-            occurred_at: leaf.time.millis(),
-            action: leaf.action,
-            customer_id: customer,
-        }
+        entry(principal, roles, outlets, action, customer, fields, purpose)
+    }
+
+    /// Records an operator's action that writes nothing else to the database (an export).
+    pub async fn record_operator(&self, what: &'static str, action: &str) -> ServiceResult<()> {
+        let e = self.write_entry(Actor::Operator(what), action, None, &[]);
+        Ok(self.inner.store.record_audit(&[e]).await?)
     }
 
     pub(crate) fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
@@ -636,5 +619,41 @@ pub(crate) fn serde_plain<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
+    }
+}
+
+/// The audit entry of a write: who, what, about whom, which fields — never a value.
+pub(crate) fn entry(
+    principal: String,
+    roles: Vec<Role>,
+    outlets: Vec<OutletId>,
+    action: &str,
+    customer: Option<CustomerId>,
+    fields: &[&str],
+    purpose: Option<&str>,
+) -> steward_store::AuditEntryRow {
+    let leaf = steward_domain::AuditLeaf {
+        v: steward_domain::audit::LEAF_VERSION,
+        time: Timestamp::now(),
+        principal,
+        roles,
+        outlets,
+        action: action.to_owned(),
+        customer,
+        purpose: purpose.map(str::to_owned),
+        categories: fields
+            .iter()
+            .map(|f| ((*f).to_owned(), "written".to_owned()))
+            .collect(),
+        policies: Default::default(),
+        reason_length: 0,
+        break_glass: false,
+        outcome: "done".into(),
+    };
+    steward_store::AuditEntryRow {
+        leaf: leaf.to_bytes(),
+        occurred_at: leaf.time.millis(),
+        action: leaf.action,
+        customer_id: customer,
     }
 }

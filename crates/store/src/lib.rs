@@ -167,6 +167,9 @@ pub trait Store: Send + Sync + 'static {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<AuditTip>;
+    /// Records audit entries of actions that write nothing else to the database (an export, a
+    /// key rotation starting), through the outbox, in one transaction.
+    async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()>;
     /// Moves up to `limit` entries from the audit outbox (written with the actions they record)
     /// into the log, exactly once; returns how many moved and the new tip.
     async fn drain_audit_outbox(

@@ -746,6 +746,13 @@ impl Store for SqlStore {
         self.append_audit_entries(entries, sealer, known).await
     }
 
+    async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        crate::audit::outbox(&mut tx, self.backend, entries).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn drain_audit_outbox(
         &self,
         limit: u32,

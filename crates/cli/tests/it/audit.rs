@@ -14,7 +14,11 @@ use steward_service::TokenOwner;
 use crate::access::{call, token};
 use crate::support::{TestDb, backend_tests, oneshot};
 
-backend_tests!(audit_log_proves_what_it_holds, every_write_is_an_entry);
+backend_tests!(
+    audit_log_proves_what_it_holds,
+    every_write_is_an_entry,
+    operator_actions_are_entries
+);
 
 fn b64(v: &Value) -> [u8; 32] {
     STANDARD
@@ -609,4 +613,37 @@ async fn every_write_is_an_entry(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(report.first_bad, None);
+}
+
+/// What the operator does at the command line — exporting everything, rotating the master key —
+/// is an entry too.
+async fn operator_actions_are_entries(db: TestDb) {
+    drop(db.vault().await);
+    let out = db.dir.path().join("everything.jsonl");
+    let (code, o, e) = crate::support::run(&["export", "--out", out.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) = crate::support::run(&["keys", "rotate"], &db);
+    assert_eq!(code, 0, "{o}{e}");
+    let v = db.vault().await;
+    v.flush_audit().await.unwrap();
+    let size = v.store().audit_size().await.unwrap();
+    let actions: Vec<(String, String)> = v
+        .store()
+        .audit_entries(0, size)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let l = steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap();
+            (l.action, l.principal)
+        })
+        .collect();
+    assert!(
+        actions.contains(&("export_all".into(), "operator:export".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("rotate_master_key".into(), "operator:keys rotate".into())),
+        "{actions:?}"
+    );
 }
