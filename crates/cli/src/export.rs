@@ -101,7 +101,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let vault = open::vault(&args.store).await?;
     // Recorded before any data is written out; it reaches the log with the next server or
     // `steward` run that drains the outbox, or right away below.
-    vault.record_operator("export", "export_all").await?;
+    vault.record_operator("export", "export_all", None).await?;
     vault.flush_audit().await?;
     let n = match &args.out {
         Some(path) => {

@@ -135,6 +135,15 @@ pub fn audit_signer(args: &StoreArgs) -> anyhow::Result<steward_crypto::NoteSign
     Ok(signer)
 }
 
+/// The fingerprint of the policy text `policy` loads, for the audit log.
+pub fn policy_fingerprint(args: &StoreArgs) -> anyhow::Result<String> {
+    let text = match &args.policy_file {
+        Some(f) => std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
+        None => steward_policy::DEFAULT_POLICIES.as_bytes().to_vec(),
+    };
+    Ok(steward_crypto::fingerprint(&text))
+}
+
 /// The access policy: the operator's file, or the shipped default; either must validate.
 pub fn policy(args: &StoreArgs) -> anyhow::Result<std::sync::Arc<steward_policy::Policy>> {
     let policy = match &args.policy_file {

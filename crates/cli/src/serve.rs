@@ -37,6 +37,13 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(args.log_json);
     let vault = open::vault(&args.store).await?;
+    // The policy this server decides by is on the record (by fingerprint): a change of policy
+    // is a restart with another file, and shows in the log.
+    let fingerprint = open::policy_fingerprint(&args.store)?;
+    vault
+        .record_operator("serve", "load_policy", Some(&fingerprint))
+        .await
+        .map_err(|e| anyhow::anyhow!("recording the policy in the audit log: {e}"))?;
     for spec in &args.bulk_limits {
         let (role, n) = spec
             .split_once('=')

@@ -34,3 +34,11 @@ pub use token::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
     getrandom::fill(buf).map_err(|_| CryptoError::Random)
 }
+
+/// `sha256:` and the hex SHA-256 of `bytes`: how the audit log names a policy it loaded.
+pub fn fingerprint(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}

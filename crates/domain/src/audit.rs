@@ -31,6 +31,9 @@ pub struct AuditLeaf {
     pub action: String,
     /// About whom, if a customer.
     pub customer: Option<CustomerId>,
+    /// What else the action was about: an outlet, staff member, token or purpose (by id or
+    /// key), or a policy (by its SHA-256).
+    pub subject: Option<String>,
     /// The declared purpose.
     pub purpose: Option<String>,
     /// The outcome per data category (`show`, `mask`, `abstract`, `withhold`).
@@ -74,6 +77,7 @@ mod tests {
             outlets: vec![OutletId::new()],
             action: "read".into(),
             customer: Some(CustomerId::new()),
+            subject: None,
             purpose: Some("service".into()),
             categories: BTreeMap::from([("email".into(), "mask".into())]),
             policies: BTreeMap::from([("email".into(), vec!["p".into()])]),

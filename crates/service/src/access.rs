@@ -128,6 +128,7 @@ fn decision_leaf(
         outlets: principal.outlets.clone(),
         action: "read".into(),
         customer: Some(customer),
+        subject: None,
         purpose: Some(access.purpose.key.clone()),
         categories: decision
             .fields
@@ -340,6 +341,7 @@ impl Vault {
             outlets: access.principal.outlets.clone(),
             action: "alert".into(),
             customer,
+            subject: None,
             purpose: Some(access.purpose.key.clone()),
             categories: Default::default(),
             policies: Default::default(),

@@ -104,11 +104,17 @@ impl Vault {
             staff_id,
         };
         // Tokens are made at the command line only.
-        let entry = self.write_entry(
+        let token_id = id.to_string();
+        let about = crate::vault::About {
+            subject: Some(&token_id),
+            purpose: None,
+        };
+        let entry = self.write_entry_for(
             Actor::Operator("token create"),
             "create_token",
             None,
             &["token"],
+            about,
         );
         self.inner.store.insert_token(&row, &[entry]).await?;
         Ok((id, issued.token))

@@ -129,7 +129,10 @@ impl Vault {
             &format!("consent_{}", input.action.as_str()),
             Some(id),
             &[],
-            Some(&purpose.key),
+            crate::vault::About {
+                subject: None,
+                purpose: Some(&purpose.key),
+            },
         );
         self.inner.store.insert_consent(&row, &[entry]).await?;
         Ok((e, receipt))

@@ -109,7 +109,7 @@ pub async fn rotate(
             "rotate_master_key",
             None,
             &[],
-            None,
+            crate::vault::About::default(),
         );
         store.record_audit(&[e]).await?;
     }

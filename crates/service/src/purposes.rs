@@ -135,7 +135,10 @@ impl Vault {
             "register_purpose",
             None,
             &[],
-            Some(&purpose.key),
+            crate::vault::About {
+                subject: None,
+                purpose: Some(&purpose.key),
+            },
         );
         match self
             .inner
@@ -178,7 +181,10 @@ impl Vault {
                     "change_purpose",
                     None,
                     &[],
-                    Some(&changed.key),
+                    crate::vault::About {
+                        subject: Some(&changed.key),
+                        purpose: Some(&changed.key),
+                    },
                 )],
             )
             .await?

@@ -232,17 +232,17 @@ impl Vault {
         customer: Option<CustomerId>,
         fields: &[&str],
     ) -> steward_store::AuditEntryRow {
-        self.write_entry_for(actor, action, customer, fields, None)
+        self.write_entry_for(actor, action, customer, fields, About::default())
     }
 
-    /// [`Vault::write_entry`] for a write made under a purpose (consent, purpose changes).
+    /// [`Vault::write_entry`] for a write about something besides a customer, or under a purpose.
     pub(crate) fn write_entry_for(
         &self,
         actor: Actor<'_>,
         action: &str,
         customer: Option<CustomerId>,
         fields: &[&str],
-        purpose: Option<&str>,
+        about: About<'_>,
     ) -> steward_store::AuditEntryRow {
         let (principal, roles, outlets) = match actor {
             Actor::Principal(p) => (
@@ -252,12 +252,22 @@ impl Vault {
             ),
             Actor::Operator(what) => (format!("operator:{what}"), vec![], vec![]),
         };
-        entry(principal, roles, outlets, action, customer, fields, purpose)
+        entry(principal, roles, outlets, action, customer, fields, about)
     }
 
-    /// Records an operator's action that writes nothing else to the database (an export).
-    pub async fn record_operator(&self, what: &'static str, action: &str) -> ServiceResult<()> {
-        let e = self.write_entry(Actor::Operator(what), action, None, &[]);
+    /// Records an operator's action that writes nothing else to the database (an export, the
+    /// policy a server starts with); `subject` says what it was about.
+    pub async fn record_operator(
+        &self,
+        what: &'static str,
+        action: &str,
+        subject: Option<&str>,
+    ) -> ServiceResult<()> {
+        let about = About {
+            subject,
+            purpose: None,
+        };
+        let e = self.write_entry_for(Actor::Operator(what), action, None, &[], about);
         Ok(self.inner.store.record_audit(&[e]).await?)
     }
 
@@ -518,7 +528,16 @@ impl Vault {
                     name,
                     created_at: Timestamp::now().millis(),
                 },
-                &[self.write_entry(actor, "create_outlet", None, &["outlet"])],
+                &[self.write_entry_for(
+                    actor,
+                    "create_outlet",
+                    None,
+                    &["outlet"],
+                    About {
+                        subject: Some(&id.to_string()),
+                        purpose: None,
+                    },
+                )],
             )
             .await
         {
@@ -581,7 +600,12 @@ impl Vault {
             outlet_ids: outlet_ids.to_vec(),
             created_at: Timestamp::now().millis(),
         };
-        let entry = self.write_entry(actor, "create_staff", None, &["staff"]);
+        let staff_id = id.to_string();
+        let about = About {
+            subject: Some(&staff_id),
+            purpose: None,
+        };
+        let entry = self.write_entry_for(actor, "create_staff", None, &["staff"], about);
         self.inner.store.insert_staff(&row, &[entry]).await?;
         Ok(id)
     }
@@ -622,6 +646,15 @@ pub(crate) fn serde_plain<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// What a write was about besides a customer, and under which purpose.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct About<'a> {
+    /// An outlet, staff member, token or purpose (id or key), or a policy (`sha256:…`).
+    pub subject: Option<&'a str>,
+    /// The purpose the write was made under.
+    pub purpose: Option<&'a str>,
+}
+
 /// The audit entry of a write: who, what, about whom, which fields — never a value.
 pub(crate) fn entry(
     principal: String,
@@ -630,7 +663,7 @@ pub(crate) fn entry(
     action: &str,
     customer: Option<CustomerId>,
     fields: &[&str],
-    purpose: Option<&str>,
+    about: About<'_>,
 ) -> steward_store::AuditEntryRow {
     let leaf = steward_domain::AuditLeaf {
         v: steward_domain::audit::LEAF_VERSION,
@@ -640,7 +673,8 @@ pub(crate) fn entry(
         outlets,
         action: action.to_owned(),
         customer,
-        purpose: purpose.map(str::to_owned),
+        subject: about.subject.map(str::to_owned),
+        purpose: about.purpose.map(str::to_owned),
         categories: fields
             .iter()
             .map(|f| ((*f).to_owned(), "written".to_owned()))

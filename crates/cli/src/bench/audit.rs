@@ -18,6 +18,7 @@ fn entry(n: u64, customers: &[CustomerId]) -> AuditEntryRow {
         outlets: vec![],
         action: "read".into(),
         customer: Some(customer),
+        subject: None,
         purpose: Some("service".into()),
         categories: BTreeMap::from([
             ("name".into(), "show".into()),

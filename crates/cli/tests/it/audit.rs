@@ -459,8 +459,9 @@ async fn several_servers_append_to_one_log() {
     for t in threads {
         t.join().unwrap();
     }
-    // The reads, and the two writes made before the servers started (the token, the customer).
-    let total = (servers.len() * CLIENTS_PER_SERVER * READS) as u64 + 2;
+    // The reads, the two writes made before the servers started (the token, the customer), and
+    // each server's record of the policy it started with.
+    let total = (servers.len() * (CLIENTS_PER_SERVER * READS + 1)) as u64 + 2;
     for s in servers {
         std::sync::Arc::into_inner(s).unwrap().stop();
     }
@@ -645,5 +646,22 @@ async fn operator_actions_are_entries(db: TestDb) {
     assert!(
         actions.contains(&("rotate_master_key".into(), "operator:keys rotate".into())),
         "{actions:?}"
+    );
+    // A server records the policy it starts with, by fingerprint.
+    drop(v);
+    let server = crate::support::Server::start(&db, &[], &[]);
+    drop(server);
+    let v = db.vault().await;
+    v.flush_audit().await.unwrap();
+    let size = v.store().audit_size().await.unwrap();
+    let entries = v.store().audit_entries(0, size).await.unwrap();
+    let policy = entries
+        .iter()
+        .map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap())
+        .find(|l| l.action == "load_policy")
+        .expect("a load_policy entry");
+    assert_eq!(
+        policy.subject.as_deref(),
+        Some(steward_crypto::fingerprint(steward_policy::DEFAULT_POLICIES.as_bytes()).as_str())
     );
 }
