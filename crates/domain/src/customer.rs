@@ -107,17 +107,23 @@ pub struct NewCustomer {
 impl NewCustomer {
     /// The fields that hold a value (names only, for the audit log).
     pub fn field_names(&self) -> Vec<&'static str> {
-        [
-            ("name", self.name.is_some()),
-            ("email", self.email.is_some()),
-            ("phone", self.phone.is_some()),
-            ("address", self.address.is_some()),
-            ("date_of_birth", self.date_of_birth.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(n, set)| set.then_some(n))
-        .collect()
+        named([
+            self.name.is_some(),
+            self.email.is_some(),
+            self.phone.is_some(),
+            self.address.is_some(),
+            self.date_of_birth.is_some(),
+        ])
     }
+}
+
+/// The names of the profile fields flagged in `set` (in [`PROFILE_FIELDS`] order).
+fn named(set: [bool; 5]) -> Vec<&'static str> {
+    PROFILE_FIELDS
+        .into_iter()
+        .zip(set)
+        .filter_map(|((n, _), s)| s.then_some(n))
+        .collect()
 }
 
 fn date_of_birth(raw: &str) -> Result<String, ValidationError> {
@@ -245,16 +251,13 @@ impl CustomerPatch {
 
     /// The fields the patch sets or removes (names only, for the audit log).
     pub fn field_names(&self) -> Vec<&'static str> {
-        [
-            ("name", self.name.is_some()),
-            ("email", self.email.is_some()),
-            ("phone", self.phone.is_some()),
-            ("address", self.address.is_some()),
-            ("date_of_birth", self.date_of_birth.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(n, set)| set.then_some(n))
-        .collect()
+        named([
+            self.name.is_some(),
+            self.email.is_some(),
+            self.phone.is_some(),
+            self.address.is_some(),
+            self.date_of_birth.is_some(),
+        ])
     }
 }
 
