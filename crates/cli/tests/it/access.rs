@@ -705,7 +705,7 @@ async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
         assert!(
             !text.contains("carla")
                 && !text.contains("Carla")
-                && !text.contains("0555")
+                && !text.contains("2079460555")
                 && !text.contains("Bob"),
             "{text}"
         );
