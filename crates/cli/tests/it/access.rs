@@ -38,6 +38,13 @@ pub(crate) async fn call(
     (s, if v.is_string() { Value::Null } else { v })
 }
 
+/// Creates a customer through the API as `token`; returns its id.
+pub(crate) async fn new_customer(router: &axum::Router, token: &str, body: Value) -> String {
+    let (s, c) = call(router, token, "POST", "/v1/customers", Some(body), false).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    c["id"].as_str().unwrap().to_owned()
+}
+
 pub(crate) async fn token(v: &Vault, owner: TokenOwner) -> String {
     v.create_token("access-test", owner)
         .await
@@ -62,16 +69,16 @@ struct World {
 async fn world(db: &TestDb) -> World {
     let v = db.vault().await;
     let (a, b) = (
-        v.create_outlet(steward_service::Actor::Operator("test"), "Outlet A")
+        v.create_outlet(crate::support::TEST_ACTOR, "Outlet A")
             .await
             .unwrap(),
-        v.create_outlet(steward_service::Actor::Operator("test"), "Outlet B")
+        v.create_outlet(crate::support::TEST_ACTOR, "Outlet B")
             .await
             .unwrap(),
     );
     let alice_id = v
         .create_staff(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             "Alice Seller",
             &[Role::SalesAssociate],
             &[a],
@@ -80,7 +87,7 @@ async fn world(db: &TestDb) -> World {
         .unwrap();
     let bob_id = v
         .create_staff(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             "Bob Seller",
             &[Role::SalesAssociate],
             &[b],
@@ -89,7 +96,7 @@ async fn world(db: &TestDb) -> World {
         .unwrap();
     let mia_id = v
         .create_staff(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             "Mia Manager",
             &[Role::StoreManager],
             &[b],

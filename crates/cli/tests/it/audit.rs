@@ -11,7 +11,7 @@ use steward_crypto::{Checkpoint, NoteVerifier};
 use steward_domain::Role;
 use steward_service::TokenOwner;
 
-use crate::access::{call, token};
+use crate::access::{call, new_customer, token};
 use crate::support::{TestDb, backend_tests, oneshot};
 
 backend_tests!(
@@ -47,17 +47,12 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let r = steward_api::router(v.clone());
-    let (s, c) = call(
+    let id = new_customer(
         &r,
         &support,
-        "POST",
-        "/v1/customers",
-        Some(json!({"name": "Alma Audit", "email": "alma@example.com"})),
-        false,
+        json!({"name": "Alma Audit", "email": "alma@example.com"}),
     )
     .await;
-    assert_eq!(s, StatusCode::CREATED, "{c}");
-    let id = c["id"].as_str().unwrap().to_owned();
     // The writes so far (two tokens, the customer) are entries too; the reads follow them.
     v.flush_audit().await.unwrap();
     let base = v.store().audit_size().await.unwrap();
@@ -409,17 +404,8 @@ async fn several_servers_append_to_one_log() {
         let v = db.vault().await;
         let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
         let r = steward_api::router(v.clone());
-        let (s, c) = call(
-            &r,
-            &support,
-            "POST",
-            "/v1/customers",
-            Some(json!({"name": "Multi Process"})),
-            false,
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED);
-        (support, c["id"].as_str().unwrap().to_owned())
+        let id = new_customer(&r, &support, json!({"name": "Multi Process"})).await;
+        (support, id)
     };
     let servers: Vec<_> = (0..3)
         .map(|_| std::sync::Arc::new(crate::support::Server::start(&db, &[], &[])))

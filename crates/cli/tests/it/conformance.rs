@@ -37,12 +37,9 @@ async fn customer_round_trip(db: TestDb) {
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
-            v.create_customer(
-                steward_service::Actor::Operator("test"),
-                &input(n).validate().unwrap(),
-            )
-            .await
-            .unwrap(),
+            v.create_customer(crate::support::TEST_ACTOR, &input(n).validate().unwrap())
+                .await
+                .unwrap(),
         );
     }
     let c = v.get_customer(ids[2]).await.unwrap();
@@ -78,7 +75,7 @@ async fn customer_round_trip(db: TestDb) {
     let patch: CustomerPatch =
         serde_json::from_str(r#"{"email": "moved@example.org", "phone": null}"#).unwrap();
     let updated = v
-        .update_customer(steward_service::Actor::Operator("test"), ids[3], &patch)
+        .update_customer(crate::support::TEST_ACTOR, ids[3], &patch)
         .await
         .unwrap();
     assert_eq!(updated.email.as_deref(), Some("moved@example.org"));
@@ -102,7 +99,7 @@ async fn customer_round_trip(db: TestDb) {
     // A patch that would leave no identity is refused and changes nothing.
     let wipe: CustomerPatch = serde_json::from_str(r#"{"name": null, "email": null}"#).unwrap();
     assert!(matches!(
-        v.update_customer(steward_service::Actor::Operator("test"), ids[3], &wipe)
+        v.update_customer(crate::support::TEST_ACTOR, ids[3], &wipe)
             .await,
         Err(ServiceError::Validation(_))
     ));
@@ -121,23 +118,17 @@ async fn customer_round_trip(db: TestDb) {
 async fn activity_round_trip(db: TestDb) {
     let v = db.vault().await;
     let outlet = v
-        .create_outlet(
-            steward_service::Actor::Operator("test"),
-            "Conformance Outlet",
-        )
+        .create_outlet(crate::support::TEST_ACTOR, "Conformance Outlet")
         .await
         .unwrap();
     assert!(matches!(
-        v.create_outlet(
-            steward_service::Actor::Operator("test"),
-            "Conformance Outlet"
-        )
-        .await,
+        v.create_outlet(crate::support::TEST_ACTOR, "Conformance Outlet")
+            .await,
         Err(ServiceError::Conflict("name"))
     ));
     let seller = v
         .create_staff(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             "Seller Person",
             &[Role::SalesAssociate],
             &[outlet],
@@ -148,10 +139,7 @@ async fn activity_round_trip(db: TestDb) {
     assert_eq!(staff[0].name, "Seller Person");
     assert_eq!(staff[0].outlet_ids, vec![outlet]);
     let cid = v
-        .create_customer(
-            steward_service::Actor::Operator("test"),
-            &input(1).validate().unwrap(),
-        )
+        .create_customer(crate::support::TEST_ACTOR, &input(1).validate().unwrap())
         .await
         .unwrap();
 
@@ -163,7 +151,7 @@ async fn activity_round_trip(db: TestDb) {
             occurred_at: None,
         };
         v.add_interaction(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             cid,
             &i.validate(Timestamp::now()).unwrap(),
         )
@@ -189,7 +177,7 @@ async fn activity_round_trip(db: TestDb) {
         occurred_at: None,
     };
     v.add_purchase(
-        steward_service::Actor::Operator("test"),
+        crate::support::TEST_ACTOR,
         cid,
         &p.validate(Timestamp::now()).unwrap(),
     )
@@ -214,7 +202,7 @@ async fn activity_round_trip(db: TestDb) {
     };
     match v
         .add_purchase(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             cid,
             &bad.validate(Timestamp::now()).unwrap(),
         )
@@ -229,7 +217,7 @@ async fn activity_round_trip(db: TestDb) {
     };
     match v
         .add_purchase(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             cid,
             &bad.validate(Timestamp::now()).unwrap(),
         )
@@ -288,12 +276,9 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     let mut ids = Vec::new();
     for n in 0..7 {
         ids.push(
-            v.create_customer(
-                steward_service::Actor::Operator("test"),
-                &input(n).validate().unwrap(),
-            )
-            .await
-            .unwrap(),
+            v.create_customer(crate::support::TEST_ACTOR, &input(n).validate().unwrap())
+                .await
+                .unwrap(),
         );
     }
     let before: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id")
@@ -318,12 +303,9 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     }
     // A customer created mid-rotation is wrapped by the new key already.
     ids.push(
-        v.create_customer(
-            steward_service::Actor::Operator("test"),
-            &input(9).validate().unwrap(),
-        )
-        .await
-        .unwrap(),
+        v.create_customer(crate::support::TEST_ACTOR, &input(9).validate().unwrap())
+            .await
+            .unwrap(),
     );
     drop(v);
 
@@ -355,17 +337,11 @@ async fn key_rotation_survives_interruption(db: TestDb) {
 async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     let v = db.vault().await;
     let a = v
-        .create_customer(
-            steward_service::Actor::Operator("test"),
-            &input(1).validate().unwrap(),
-        )
+        .create_customer(crate::support::TEST_ACTOR, &input(1).validate().unwrap())
         .await
         .unwrap();
     let b = v
-        .create_customer(
-            steward_service::Actor::Operator("test"),
-            &input(2).validate().unwrap(),
-        )
+        .create_customer(crate::support::TEST_ACTOR, &input(2).validate().unwrap())
         .await
         .unwrap();
     let raw = db.raw().await;
@@ -399,10 +375,7 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     ));
     // Moving a value to another field of the same customer fails too.
     let c = v
-        .create_customer(
-            steward_service::Actor::Operator("test"),
-            &input(3).validate().unwrap(),
-        )
+        .create_customer(crate::support::TEST_ACTOR, &input(3).validate().unwrap())
         .await
         .unwrap();
     sqlx::query("UPDATE customers SET name = email WHERE id = $1")
@@ -416,10 +389,7 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     ));
     // So does swapping whole data keys.
     let d = v
-        .create_customer(
-            steward_service::Actor::Operator("test"),
-            &input(4).validate().unwrap(),
-        )
+        .create_customer(crate::support::TEST_ACTOR, &input(4).validate().unwrap())
         .await
         .unwrap();
     let key_of = |id: steward_domain::CustomerId| {
@@ -561,7 +531,7 @@ async fn sqlite_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
     let v = db.vault().await;
-    v.create_outlet(steward_service::Actor::Operator("test"), "Private Outlet")
+    v.create_outlet(crate::support::TEST_ACTOR, "Private Outlet")
         .await
         .unwrap();
     let mut seen = 0;

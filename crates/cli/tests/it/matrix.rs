@@ -236,12 +236,12 @@ async fn status(
 async fn authorisation_matrix(db: TestDb) {
     let v = db.vault().await;
     let outlet = v
-        .create_outlet(steward_service::Actor::Operator("test"), "Matrix Outlet")
+        .create_outlet(crate::support::TEST_ACTOR, "Matrix Outlet")
         .await
         .unwrap();
     let seller = v
         .create_staff(
-            steward_service::Actor::Operator("test"),
+            crate::support::TEST_ACTOR,
             "Matrix Seller",
             &[Role::SalesAssociate],
             &[outlet],

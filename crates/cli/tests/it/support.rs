@@ -145,6 +145,9 @@ impl Drop for TestDb {
     }
 }
 
+/// The actor of writes a test makes directly through the vault.
+pub const TEST_ACTOR: steward_service::Actor<'static> = steward_service::Actor::Operator("test");
+
 /// Runs an async scenario `fn name(db: TestDb)` once on SQLite and once on PostgreSQL.
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {$(

@@ -3,13 +3,12 @@
 //! deleted, reordered, inserted or truncated row, a moved head or watermark — and
 //! `audit verify` finds every one, naming an entry.
 
-use axum::http::StatusCode;
 use serde_json::json;
 use sqlx::Row;
 use steward_domain::Role;
 use steward_service::TokenOwner;
 
-use crate::access::{call, token};
+use crate::access::{call, new_customer, token};
 use crate::support::{TestDb, backend_tests};
 
 backend_tests!(audit_verify_detects_every_tampering);
@@ -322,17 +321,7 @@ async fn audit_verify_detects_every_tampering(db: TestDb) {
     let v = db.vault().await;
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let r = steward_api::router(v.clone());
-    let (s, c) = call(
-        &r,
-        &support,
-        "POST",
-        "/v1/customers",
-        Some(json!({"name": "Tess Tamper"})),
-        false,
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let id = c["id"].as_str().unwrap().to_owned();
+    let id = new_customer(&r, &support, json!({"name": "Tess Tamper"})).await;
     for (i, purpose) in [
         "service",
         "order_fulfilment",
