@@ -8,10 +8,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::RwLock;
+use std::sync::{LazyLock, RwLock};
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityUid, PolicySet,
+    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, PolicySet,
     Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use serde::Serialize;
@@ -307,6 +308,9 @@ pub struct Policy {
     /// Decided reads, by everything a decision can depend on; `None` when the policy text names
     /// individual staff or customers, so that ids matter (see [`MemoKey`]).
     memo: Option<RwLock<HashMap<MemoKey, Decision>>>,
+    /// Some policy reads `context.time`; otherwise the time is left out of the context (building
+    /// a Cedar datetime costs more than the rest of the context together).
+    reads_time: bool,
 }
 
 /// Most distinct decisions kept; past it the memo starts over (a crude bound, rarely reached:
@@ -383,13 +387,23 @@ fn basis_name(b: steward_domain::LawfulBasis) -> &'static str {
     }
 }
 
+/// The schema's entity type names, parsed once: Cedar's parser is the slow part of building a
+/// uid from text (a third of a cold decision before these were kept).
+static TYPE_NAMES: LazyLock<HashMap<&'static str, EntityTypeName>> = LazyLock::new(|| {
+    ["Staff", "Customer", "Outlet", "Role", "Action", "Directory"]
+        .into_iter()
+        .filter_map(|t| {
+            EntityTypeName::from_str(&format!("Steward::{t}"))
+                .ok()
+                .map(|n| (t, n))
+        })
+        .collect()
+});
+
 fn uid(ty: &str, id: &str) -> EntityUid {
-    // INVARIANT: type names here are constants of the schema and ids are escaped by Cedar's
-    // string literal rules below, so this parses.
-    let escaped = id.replace('\\', "\\\\").replace('"', "\\\"");
-    match EntityUid::from_str(&format!("Steward::{ty}::\"{escaped}\"")) {
-        Ok(u) => u,
-        Err(_) => unreachable!("entity uid for a schema type always parses"),
+    match TYPE_NAMES.get(ty) {
+        Some(name) => EntityUid::from_type_name_and_id(name.clone(), EntityId::new(id)),
+        None => unreachable!("entity types here are constants of the schema"),
     }
 }
 
@@ -428,13 +442,15 @@ impl Policy {
         // turns the memo off.
         let names_individuals =
             policies.contains("Steward::Staff::\"") || policies.contains("Steward::Customer::\"");
-        let memo = (!names_individuals && !reads_time(&set)).then(|| RwLock::new(HashMap::new()));
+        let reads_time = reads_time(&set);
+        let memo = (!names_individuals && !reads_time).then(|| RwLock::new(HashMap::new()));
         Ok(Self {
             actions: action_entities,
             slices,
             authorizer: Authorizer::new(),
             names,
             memo,
+            reads_time,
         })
     }
 
@@ -522,7 +538,8 @@ impl Policy {
         (response.decision() == CedarDecision::Allow, ids)
     }
 
-    fn read_context(req: &ReadRequest<'_>, field: Field) -> Context {
+    /// The context of a read of `category`.
+    fn read_context(&self, req: &ReadRequest<'_>, category: DataCategory) -> Context {
         let categories = RestrictedExpression::new_set(
             req.purpose
                 .categories
@@ -530,7 +547,7 @@ impl Policy {
                 .map(|c| RestrictedExpression::new_string(c.as_str().to_owned())),
         );
         let basis = basis_name(req.purpose.lawful_basis);
-        Context::from_pairs([
+        let pairs = [
             (
                 "purpose".to_owned(),
                 RestrictedExpression::new_string(req.purpose.key.clone()),
@@ -542,7 +559,7 @@ impl Policy {
             ("purpose_categories".to_owned(), categories),
             (
                 "category".to_owned(),
-                RestrictedExpression::new_string(field.category().as_str().to_owned()),
+                RestrictedExpression::new_string(category.as_str().to_owned()),
             ),
             (
                 "consented".to_owned(),
@@ -562,12 +579,15 @@ impl Policy {
                 "break_glass".to_owned(),
                 RestrictedExpression::new_bool(req.break_glass),
             ),
+        ];
+        // Unread by the policy, the time changes no decision.
+        let time = self.reads_time.then(|| {
             (
                 "time".to_owned(),
                 RestrictedExpression::new_datetime(req.now.to_rfc3339_millis()),
-            ),
-        ])
-        .unwrap_or_else(|_| Context::empty())
+            )
+        });
+        Context::from_pairs(pairs.into_iter().chain(time)).unwrap_or_else(|_| Context::empty())
     }
 
     /// Decides a read of `fields` of one customer, from the memo when the same facts were
@@ -602,10 +622,20 @@ impl Policy {
         let (p_uid, r_uid) = (principal.uid(), resource.uid());
         let entities = self.entities([principal, resource]);
         let roles = slice::role_bits(req.asker.roles);
+        // One context per category, shared by the fields of that category.
+        let mut contexts: Vec<(DataCategory, Context)> = Vec::new();
         let decisions = fields
             .iter()
             .map(|&field| {
-                let context = Self::read_context(req, field);
+                let category = field.category();
+                let context = match contexts.iter().find(|(c, _)| *c == category) {
+                    Some((_, c)) => c.clone(),
+                    None => {
+                        let c = self.read_context(req, category);
+                        contexts.push((category, c.clone()));
+                        c
+                    }
+                };
                 let (shown, ids) = self.check(
                     roles,
                     &p_uid,
