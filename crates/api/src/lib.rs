@@ -11,7 +11,7 @@ mod routes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use steward_service::Vault;
 
 pub use extract::BODY_LIMIT;
@@ -55,7 +55,13 @@ pub fn router(vault: Vault) -> Router {
         .route("/customers/lookup", post(routes::customers::lookup))
         .route(
             "/customers/{id}",
-            get(routes::customers::get_one).patch(routes::customers::update),
+            get(routes::customers::get_one)
+                .patch(routes::customers::update)
+                .delete(routes::erasure::erase),
+        )
+        .route(
+            "/customers/{id}/legal-hold",
+            put(routes::erasure::set_hold).delete(routes::erasure::lift_hold),
         )
         .route(
             "/customers/{id}/interactions",

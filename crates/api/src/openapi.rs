@@ -25,6 +25,7 @@ impl Modify for BearerAuth {
     info(title = "Steward", description = "A privacy-by-design CRM core. Every read of personal data declares `?purpose=`."),
     paths(
         routes::customers::create, routes::customers::get_one, routes::customers::list, routes::customers::update, routes::customers::lookup,
+        routes::erasure::erase, routes::erasure::set_hold, routes::erasure::lift_hold,
         routes::activity::add_interaction, routes::activity::list_interactions, routes::activity::add_purchase, routes::activity::list_purchases,
         routes::activity::record_consent, routes::activity::consents,
         routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,

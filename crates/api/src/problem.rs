@@ -138,6 +138,18 @@ impl Problem {
         p
     }
 
+    /// A legal hold blocks the erasure (409); names the hold's case reference.
+    pub fn legal_hold(reference: &str) -> Self {
+        let mut p = Self::new(
+            StatusCode::CONFLICT,
+            "/problems/legal-hold",
+            "Under legal hold",
+            format!("a legal hold (case {reference}) blocks erasing this customer; lift it first"),
+        );
+        p.field = Some("id".to_owned());
+        p
+    }
+
     /// The body is larger than allowed (413).
     pub fn too_large(limit: usize) -> Self {
         Self::new(
@@ -229,6 +241,7 @@ impl From<ServiceError> for Problem {
             ServiceError::Forbidden { field, detail } => Problem::forbidden(field, detail),
             ServiceError::BulkAccess => Problem::bulk_access(),
             ServiceError::DecisionLog => Problem::internal(),
+            ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),
             ServiceError::Integrity => {
                 tracing::error!(kind = "integrity", "a stored record failed authentication");
                 Problem::integrity()

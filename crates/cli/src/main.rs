@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod erasure;
 mod export;
 mod import;
 mod open;
@@ -46,6 +47,11 @@ pub struct StoreArgs {
     /// directory, generated on first start.
     #[arg(long, global = true, env = "STEWARD_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
+    /// The erasure journal, replayed on start and on restore so that no backup brings an erased
+    /// customer back. Keep it with the master key, out of database backups. Default:
+    /// `erasures.journal` beside the master key file.
+    #[arg(long, global = true, env = "STEWARD_ERASURE_JOURNAL")]
+    pub erasure_journal: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +67,14 @@ enum Command {
     Import(import::ImportArgs),
     /// Export all data, decrypted, as JSON lines (one customer per line).
     Export(export::ExportArgs),
+    /// Erase a customer by crypto-shredding (their data key destroyed, ciphertext purged, a
+    /// disposal record in the audit log). A legal hold blocks it.
+    Erase(erasure::EraseArgs),
+    /// Write a consistent backup of the SQLite databases (safe while the server runs). It holds
+    /// no keys and no erasure journal.
+    Backup(erasure::BackupArgs),
+    /// Restore a backup into a stopped server's data directory, then replay the erasure journal.
+    Restore(erasure::RestoreArgs),
     /// Manage the master key.
     Keys {
         #[command(subcommand)]
@@ -244,6 +258,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export::run(args).await,
+        Command::Erase(args) => erasure::erase(args).await,
+        Command::Backup(args) => erasure::backup(args).await,
+        Command::Restore(args) => erasure::restore(args).await,
         Command::Keys {
             command: KeysCommand::Rotate { store, batch },
         } => {

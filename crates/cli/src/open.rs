@@ -42,6 +42,16 @@ impl StoreArgs {
             .unwrap_or_else(|| self.data_dir.join("audit-signing.key"))
     }
 
+    /// The erasure journal file.
+    pub fn erasure_journal(&self) -> PathBuf {
+        self.erasure_journal.clone().unwrap_or_else(|| {
+            self.key_file()
+                .parent()
+                .map(|d| d.join("erasures.journal"))
+                .unwrap_or_else(|| PathBuf::from("erasures.journal"))
+        })
+    }
+
     /// The database URL.
     pub fn url(&self) -> String {
         self.database_url
@@ -97,7 +107,7 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
     let policy = policy(args)?;
     warn_about_key(&key_file, status);
     let signer = audit_signer(args)?;
-    Vault::open(store, keyring, policy, signer)
+    let vault = Vault::open(store, keyring, policy, signer)
         .await
         .map_err(|e| match e {
             steward_service::ServiceError::Crypto(
@@ -107,7 +117,9 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
                 key_file.display()
             ),
             e => anyhow::anyhow!("opening the vault: {e}"),
-        })
+        })?;
+    vault.use_erasure_journal(args.erasure_journal());
+    Ok(vault)
 }
 
 /// The name prefix of the audit log (its origin is this plus the key's fingerprint).

@@ -37,6 +37,18 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(args.log_json);
     let vault = open::vault(&args.store).await?;
+    // A database restored from a backup (or a crash between journal and database) must not
+    // serve a customer the journal says is erased: replay before the first request.
+    let again = vault
+        .replay_erasures()
+        .await
+        .map_err(|e| anyhow::anyhow!("replaying the erasure journal: {e}"))?;
+    if again > 0 {
+        tracing::warn!(
+            customers = again,
+            "erased again from the erasure journal (a restored or older database)"
+        );
+    }
     // The policy this server decides by is on the record (by fingerprint): a change of policy
     // is a restart with another file, and shows in the log.
     let fingerprint = open::policy_fingerprint(&args.store)?;

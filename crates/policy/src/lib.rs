@@ -12,8 +12,7 @@ use std::sync::{LazyLock, RwLock};
 
 use cedar_policy::{
     Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, PolicySet,
-    Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    EntityUid, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use serde::Serialize;
 use steward_domain::{CustomerId, DataCategory, OutletId, Purpose, Role, Timestamp};
@@ -265,6 +264,10 @@ pub enum Action {
     ReadAudit,
     /// See who accessed a customer's data ("who looked at my data").
     ReadAccessLog,
+    /// Erase a customer (crypto-shredding).
+    EraseCustomer,
+    /// Set or lift a legal hold, which blocks erasure.
+    ManageLegalHold,
 }
 
 impl Action {
@@ -282,6 +285,8 @@ impl Action {
             Action::ManagePurposes => "manage_purposes",
             Action::ReadAudit => "read_audit",
             Action::ReadAccessLog => "read_access_log",
+            Action::EraseCustomer => "erase_customer",
+            Action::ManageLegalHold => "manage_legal_hold",
         }
     }
 

@@ -39,6 +39,12 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// A legal hold blocks the erasure; carries the hold's case reference.
+    #[error("a legal hold ({0}) blocks erasing this customer")]
+    LegalHold(String),
+    /// The erasure journal is missing, unreadable or fails its integrity check.
+    #[error("the erasure journal {0}")]
+    Journal(&'static str),
 }
 
 impl From<CryptoError> for ServiceError {

@@ -103,13 +103,12 @@ pub async fn rotate(
         MasterKey::create(&next)?;
         // A rotation's start is an audit entry; a resumed one is the same rotation.
         let e = crate::vault::entry(
-            "operator:keys rotate".into(),
-            vec![],
-            vec![],
+            ("operator:keys rotate".into(), vec![], vec![]),
             "rotate_master_key",
             None,
             &[],
             crate::vault::About::default(),
+            "written",
         );
         store.record_audit(&[e]).await?;
     }

@@ -8,6 +8,7 @@ mod audit_verify;
 mod auth;
 mod consent;
 pub mod demo;
+pub mod erasure;
 mod error;
 mod guard;
 pub mod keys;
@@ -20,6 +21,7 @@ pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_pr
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_verify::{AuditReport, verify_log};
 pub use auth::{Actor, Principal, TokenOwner};
+pub use erasure::ErasureReport;
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};
 pub use vault::{Activity, Outlet, Staff, Vault};

@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) receipts: steward_crypto::ReceiptSigner,
     pub(crate) bulk: crate::BulkGuard,
     pub(crate) audit: crate::audit::AuditLog,
+    /// Where erasures are journalled before the database forgets (set by the opener).
+    pub(crate) journal: std::sync::OnceLock<crate::erasure::Journal>,
 }
 
 impl Vault {
@@ -127,6 +129,7 @@ impl Vault {
                 receipts,
                 bulk: crate::BulkGuard::default(),
                 audit,
+                journal: std::sync::OnceLock::new(),
             }),
         };
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
@@ -135,6 +138,11 @@ impl Vault {
 
     /// A stable pseudonym for a principal in the audit log: a keyed MAC of its id, so the log
     /// never names a staff member and the same person always looks the same.
+    /// A keyed MAC under the installation's blind-index key, for `kind` (a domain separator).
+    pub(crate) fn mac(&self, kind: &str, value: &str) -> [u8; 16] {
+        self.inner.blind.mac(kind, value)
+    }
+
     pub(crate) fn pseudonym(&self, asker_id: &str) -> String {
         let mac = self.inner.blind.mac("audit-principal", asker_id);
         let hex: String = mac[..8].iter().map(|b| format!("{b:02x}")).collect();
@@ -244,15 +252,38 @@ impl Vault {
         fields: &[&str],
         about: About<'_>,
     ) -> steward_store::AuditEntryRow {
-        let (principal, roles, outlets) = match actor {
+        self.write_entry_marked(actor, action, customer, fields, about, "written")
+    }
+
+    /// [`Vault::write_entry_for`] marking each field with `mark` (e.g. `destroyed`).
+    pub(crate) fn write_entry_marked(
+        &self,
+        actor: Actor<'_>,
+        action: &str,
+        customer: Option<CustomerId>,
+        fields: &[&str],
+        about: About<'_>,
+        mark: &str,
+    ) -> steward_store::AuditEntryRow {
+        entry(
+            self.actor_parts(actor),
+            action,
+            customer,
+            fields,
+            about,
+            mark,
+        )
+    }
+
+    fn actor_parts(&self, actor: Actor<'_>) -> (String, Vec<Role>, Vec<OutletId>) {
+        match actor {
             Actor::Principal(p) => (
                 self.pseudonym(&p.asker().id),
                 p.roles.clone(),
                 p.outlets.clone(),
             ),
             Actor::Operator(what) => (format!("operator:{what}"), vec![], vec![]),
-        };
-        entry(principal, roles, outlets, action, customer, fields, about)
+        }
     }
 
     /// Records an operator's action that writes nothing else to the database (an export, the
@@ -657,13 +688,12 @@ pub(crate) struct About<'a> {
 
 /// The audit entry of a write: who, what, about whom, which fields — never a value.
 pub(crate) fn entry(
-    principal: String,
-    roles: Vec<Role>,
-    outlets: Vec<OutletId>,
+    (principal, roles, outlets): (String, Vec<Role>, Vec<OutletId>),
     action: &str,
     customer: Option<CustomerId>,
     fields: &[&str],
     about: About<'_>,
+    mark: &str,
 ) -> steward_store::AuditEntryRow {
     let leaf = steward_domain::AuditLeaf {
         v: steward_domain::audit::LEAF_VERSION,
@@ -677,7 +707,7 @@ pub(crate) fn entry(
         purpose: about.purpose.map(str::to_owned),
         categories: fields
             .iter()
-            .map(|f| ((*f).to_owned(), "written".to_owned()))
+            .map(|f| ((*f).to_owned(), mark.to_owned()))
             .collect(),
         policies: Default::default(),
         reason_length: 0,

@@ -7,6 +7,7 @@
 //! and the migrations folder — lives in [`sqlite`] and [`postgres`].
 
 mod audit;
+mod erasure;
 pub mod postgres;
 mod records;
 mod sql;
@@ -15,6 +16,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
+pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use records::*;
 pub use sql::SqlStore;
 
@@ -48,6 +50,9 @@ pub enum StoreError {
     /// A unique constraint was violated (e.g. an outlet name already taken).
     #[error("already exists")]
     Conflict,
+    /// The operation is not offered on this backend; says what to use instead.
+    #[error("not supported here: {0}")]
+    Unsupported(&'static str),
 }
 
 /// Result of a store operation.
@@ -255,6 +260,36 @@ pub trait Store: Send + Sync + 'static {
     async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()>;
     /// Number of data keys wrapped by each master key id.
     async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>>;
+
+    /// Whether a customer exists (not erased) and whether a legal hold blocks their erasure.
+    async fn customer_standing(&self, id: CustomerId) -> StoreResult<CustomerStanding>;
+    /// Sets (`Some` case reference) or lifts (`None`) a legal hold; false if no such customer.
+    async fn set_legal_hold(
+        &self,
+        id: CustomerId,
+        reference: Option<&str>,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// Crypto-shreds a customer in one transaction: data key, blind-index entries, consent
+    /// events, outlet links and the profile's ciphertext go; the erasure is recorded. The rows
+    /// left are counted up to `count_up_to` per table (bounded work for any history).
+    async fn erase_customer(
+        &self,
+        id: CustomerId,
+        journal_seq: i64,
+        at: i64,
+        count_up_to: u64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<Erased>;
+    /// Deletes up to `limit` ciphertext rows an erasure left; once none are left, the tombstone
+    /// goes and the erasure is marked purged. Returns the rows deleted (0: complete).
+    async fn purge_customer(&self, id: CustomerId, limit: u32, at: i64) -> StoreResult<u64>;
+    /// Every erasure recorded, in journal order.
+    async fn erasures(&self) -> StoreResult<Vec<ErasureRow>>;
+    /// Makes deleted content leave the database's files (SQLite: folds and truncates the WAL).
+    async fn compact(&self) -> StoreResult<()>;
+    /// Writes a consistent copy of the data and log databases to two new files, while serving.
+    async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()>;
 }
 
 /// A shared handle to a store.

@@ -26,7 +26,7 @@ pub(crate) const INSERT_CHUNK: usize = 500;
 
 const CUSTOMER_COLUMNS: &str = "c.id, c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, c.address, c.date_of_birth, k.master_key_id, k.wrapped";
 
-fn id16<T>(bytes: Vec<u8>, f: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
+pub(crate) fn id16<T>(bytes: Vec<u8>, f: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
     f(&bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
 }
 
@@ -142,7 +142,7 @@ impl SqlStore {
 
     /// Begins a write transaction. On SQLite it takes the write lock up front (`IMMEDIATE`), so
     /// two writers queue on the busy timeout instead of failing on a lock upgrade.
-    async fn write_tx(&self) -> StoreResult<Transaction<'static, sqlx::Any>> {
+    pub(crate) async fn write_tx(&self) -> StoreResult<Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -318,11 +318,13 @@ impl Store for SqlStore {
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>> {
-        let rows = sqlx::query("SELECT id FROM customers WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(after.map(|a| a.as_bytes().to_vec()).unwrap_or_default())
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id FROM customers WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2",
+        )
+        .bind(after.map(|a| a.as_bytes().to_vec()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
             .collect()
@@ -381,10 +383,12 @@ impl Store for SqlStore {
     }
 
     async fn count_customers(&self) -> StoreResult<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM customers")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM customers WHERE erased_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
     }
 
     async fn insert_interaction(
@@ -648,7 +652,7 @@ impl Store for SqlStore {
 
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
         let rows = sqlx::query(
-            "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1",
+            "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1 AND c.erased_at IS NULL",
         )
         .bind(id.as_bytes().to_vec())
         .fetch_all(&self.pool)
@@ -1021,6 +1025,47 @@ impl Store for SqlStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn customer_standing(&self, id: CustomerId) -> StoreResult<CustomerStanding> {
+        self.customer_standing_impl(id).await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        id: CustomerId,
+        reference: Option<&str>,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.set_legal_hold_impl(id, reference, audit).await
+    }
+
+    async fn erase_customer(
+        &self,
+        id: CustomerId,
+        journal_seq: i64,
+        at: i64,
+        count_up_to: u64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<Erased> {
+        self.erase_customer_impl(id, journal_seq, at, count_up_to, audit)
+            .await
+    }
+
+    async fn purge_customer(&self, id: CustomerId, limit: u32, at: i64) -> StoreResult<u64> {
+        self.purge_customer_impl(id, limit, at).await
+    }
+
+    async fn erasures(&self) -> StoreResult<Vec<ErasureRow>> {
+        self.erasures_impl().await
+    }
+
+    async fn compact(&self) -> StoreResult<()> {
+        self.compact_impl().await
+    }
+
+    async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()> {
+        self.backup_into_impl(data, log).await
     }
 
     async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>> {

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod customers;
+pub mod erasure;
 pub mod purposes;
 pub mod system;
 

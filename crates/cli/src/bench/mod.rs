@@ -3,6 +3,7 @@
 //! and prints both and their ratio. Build with `--release`.
 
 mod audit;
+mod erasure;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -62,6 +63,19 @@ enum Which {
         /// Inclusion proofs to time.
         #[arg(long, default_value_t = 2_000)]
         proofs: usize,
+    },
+    /// Erasure by crypto-shredding: time until unreadable for short and long histories, and
+    /// the purge of a long one (SQLite).
+    Erasure {
+        /// Customers with one interaction to erase.
+        #[arg(long, default_value_t = 500)]
+        small: usize,
+        /// Customers with a long history to erase.
+        #[arg(long, default_value_t = 3)]
+        large: usize,
+        /// Interactions of each customer with a long history.
+        #[arg(long, default_value_t = 100_000)]
+        history: usize,
     },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
@@ -532,6 +546,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => audit::run(entries.max(1), batch.max(1), proofs.max(1))
             .await
             .context("audit benchmark")?,
+        Which::Erasure {
+            small,
+            large,
+            history,
+        } => erasure::run(small.max(1), large, history)
+            .await
+            .context("erasure benchmark")?,
         Which::Crypto { iterations } => bench_crypto(iterations.max(1))
             .await
             .context("crypto benchmark")?,

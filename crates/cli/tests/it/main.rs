@@ -8,6 +8,7 @@ mod access;
 mod audit;
 mod binary;
 mod conformance;
+mod erasure;
 mod http;
 mod matrix;
 mod plaintext;

@@ -209,6 +209,28 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Dpo],
             StatusCode::OK,
         ),
+        (
+            "PUT",
+            "/v1/customers/{id}/legal-hold",
+            Some(json!({"reference": "CASE-{n}"})),
+            vec![Dpo],
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "DELETE",
+            "/v1/customers/{id}/legal-hold",
+            None,
+            vec![Dpo],
+            StatusCode::NO_CONTENT,
+        ),
+        // Each erasure cell gets a customer of its own ({fresh}): an erased one is gone.
+        (
+            "DELETE",
+            "/v1/customers/{fresh}",
+            None,
+            vec![Dpo],
+            StatusCode::OK,
+        ),
     ]
 }
 
@@ -358,7 +380,16 @@ async fn authorisation_matrix(db: TestDb) {
                 .into_iter()
                 .enumerate()
         {
-            let path = template.replace("{id}", &customers[0].1);
+            let mut path = template.replace("{id}", &customers[0].1);
+            if template.contains("{fresh}") {
+                let fresh = crate::access::new_customer(
+                    &router,
+                    &support,
+                    json!({"name": "Matrix Erasable", "outlet_id": outlet}),
+                )
+                .await;
+                path = template.replace("{fresh}", &fresh);
+            }
             let body = body.map(|b| {
                 serde_json::from_str(
                     &b.to_string()
@@ -386,5 +417,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, 7 * (2 * 3 * 7 + 20));
+    assert_eq!(checked, 7 * (2 * 3 * 7 + 23));
 }

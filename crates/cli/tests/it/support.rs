@@ -83,9 +83,12 @@ impl TestDb {
             "steward/audit",
         )
         .expect("audit key");
-        Vault::open(store, ring, policy, signer)
+        let v = Vault::open(store, ring, policy, signer)
             .await
-            .expect("open vault")
+            .expect("open vault");
+        // Where the binary keeps it by default: beside the master key.
+        v.use_erasure_journal(self.dir.path().join("erasures.journal"));
+        v
     }
 
     /// A raw connection pool, to reach under the application as an attacker with the database would.

@@ -1,0 +1,101 @@
+//! `steward bench erasure`: how long until an erased customer is unreadable, for a short and a
+//! long history, and how long the purge of a long history takes.
+
+use std::time::{Duration, Instant};
+
+use steward_domain::{Channel, CustomerId, NewInteraction, Timestamp};
+use steward_service::{Actor, Vault};
+
+const ACTOR: Actor<'static> = Actor::Operator("bench");
+
+async fn customer_with(vault: &Vault, n: usize, history: usize) -> anyhow::Result<CustomerId> {
+    let id = vault.create_customer(ACTOR, &super::generated(n)).await?;
+    let bar = (history >= 10_000).then(|| {
+        let b = indicatif::ProgressBar::new(history as u64);
+        b.set_message(format!("history of customer {n}"));
+        b
+    });
+    for i in 0..history {
+        let note = NewInteraction {
+            channel: Channel::Email,
+            text: format!("Bench message {i} about order {n}"),
+            source: "bench".into(),
+            occurred_at: Timestamp::now(),
+        };
+        vault.add_interaction(ACTOR, id, &note).await?;
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(id)
+}
+
+fn pct(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)]
+}
+
+/// Erases `small` customers with one interaction each and `large` with `history` each.
+pub async fn run(small: usize, large: usize, history: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (vault, _) = super::temp_vault(dir.path()).await?;
+    vault.use_erasure_journal(dir.path().join("erasures.journal"));
+
+    let mut short = Vec::with_capacity(small);
+    for n in 0..small {
+        let id = customer_with(&vault, n, 1).await?;
+        let t = Instant::now();
+        let r = vault.erase_customer(ACTOR, id).await?;
+        short.push(t.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.purge == "complete", "a short history is purged at once");
+    }
+
+    let (mut long, mut purges) = (Vec::new(), Vec::new());
+    for n in 0..large {
+        let id = customer_with(&vault, small + n, history).await?;
+        let t = Instant::now();
+        let r = vault.erase_customer(ACTOR, id).await?;
+        long.push(t.elapsed().as_secs_f64() * 1e3);
+        // Unreadable now; the purge runs in the background: time it until it is recorded done.
+        loop {
+            let done = vault
+                .store()
+                .erasures()
+                .await?
+                .iter()
+                .any(|e| e.customer_id == id && e.purged_at.is_some());
+            if done || r.purge == "complete" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        purges.push(t.elapsed().as_secs_f64());
+    }
+
+    println!("| erasure (SQLite) | p50 | p99 | max | samples |");
+    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| unreadable and unfindable, 1 interaction (shred, purge and WAL truncation included) | {:.2} ms | {:.2} ms | {:.2} ms | {small} |",
+        pct(&mut short, 0.5),
+        pct(&mut short, 0.99),
+        pct(&mut short, 1.0)
+    );
+    if large > 0 {
+        println!(
+            "| unreadable and unfindable, {history} interactions (shred; purge continues in the background) | {:.2} ms | {:.2} ms | {:.2} ms | {large} |",
+            pct(&mut long, 0.5),
+            pct(&mut long, 0.99),
+            pct(&mut long, 1.0)
+        );
+        println!(
+            "| purge of the {history} ciphertext rows left, until recorded complete | {:.2} s | {:.2} s | {:.2} s | {large} |",
+            pct(&mut purges, 0.5),
+            pct(&mut purges, 0.99),
+            pct(&mut purges, 1.0)
+        );
+    }
+    Ok(())
+}

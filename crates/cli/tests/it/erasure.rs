@@ -1,0 +1,440 @@
+//! Erasure by crypto-shredding (issue 5): through the HTTP API on both backends, and backups
+//! that cannot bring an erased customer back, through the binary.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Row;
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{call, new_customer, token};
+use crate::support::{Kind, TestDb, backend_tests, customer_json};
+
+backend_tests!(
+    erasure_shreds_at_once_and_leaves_a_disposal_record,
+    a_legal_hold_blocks_erasure_until_lifted
+);
+
+/// The rows that would let anyone open or find the customer: their wrapped data key and their
+/// blind-index entries.
+async fn key_material(db: &TestDb, id: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let raw = db.raw().await;
+    let idb = uuid::Uuid::parse_str(id).unwrap().as_bytes().to_vec();
+    let keys = sqlx::query("SELECT wrapped FROM data_keys WHERE customer_id = $1")
+        .bind(idb.clone())
+        .fetch_all(&raw)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<Vec<u8>, _>(0))
+        .collect();
+    let macs = sqlx::query("SELECT mac FROM lookup_index WHERE customer_id = $1")
+        .bind(idb)
+        .fetch_all(&raw)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<Vec<u8>, _>(0))
+        .collect();
+    raw.close().await;
+    (keys, macs)
+}
+
+async fn count(db: &TestDb, table: &str, id: &str) -> i64 {
+    let raw = db.raw().await;
+    let n = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {table} WHERE {} = $1",
+        if table == "customers" {
+            "id"
+        } else {
+            "customer_id"
+        }
+    )))
+    .bind(uuid::Uuid::parse_str(id).unwrap().as_bytes().to_vec())
+    .fetch_one(&raw)
+    .await
+    .unwrap()
+    .get::<i64, _>(0);
+    raw.close().await;
+    n
+}
+
+/// Whether any of `needles` occurs in the SQLite files of the data directory.
+fn sqlite_files_hold(dir: &std::path::Path, needles: &[Vec<u8>]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with("steward") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        for n in needles {
+            if bytes.windows(n.len()).any(|w| w == n.as_slice()) {
+                found.push(name.clone());
+            }
+        }
+    }
+    found
+}
+
+async fn erasure_shreds_at_once_and_leaves_a_disposal_record(db: TestDb) {
+    let v = db.vault().await;
+    let router = steward_api::router(v.clone());
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let id = new_customer(
+        &router,
+        &support,
+        customer_json(
+            "Erin Erasable",
+            "erin.erasable@example.org",
+            "+44 20 7946 0999",
+            "1 Gone Lane",
+        ),
+    )
+    .await;
+    for n in 0..3 {
+        let (s, _) = call(
+            &router,
+            &support,
+            "POST",
+            &format!("/v1/customers/{id}/interactions"),
+            Some(json!({"channel": "email", "text": format!("note {n}"), "source": "helpdesk"})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let (keys, macs) = key_material(&db, &id).await;
+    assert_eq!(
+        (keys.len(), macs.len()),
+        (1, 2),
+        "a key and two look-ups before"
+    );
+
+    // Only the DPO erases.
+    let (s, p) = call(
+        &router,
+        &support,
+        "DELETE",
+        &format!("/v1/customers/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    assert_eq!(
+        count(&db, "interactions", &id).await,
+        3,
+        "a refused erasure changes nothing"
+    );
+
+    let (s, report) = call(
+        &router,
+        &dpo,
+        "DELETE",
+        &format!("/v1/customers/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    assert_eq!(report["customer_id"], id.as_str());
+    assert_eq!(report["method"], "crypto-shredding");
+    assert_eq!(report["purge"], "complete");
+    assert!(
+        report["categories"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("email"))
+    );
+
+    // Unreadable and unfindable, to every role.
+    for t in [&support, &dpo] {
+        let (s, _) = call(
+            &router,
+            t,
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service&reason=erasure+check"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+    let (s, found) = call(
+        &router,
+        &support,
+        "POST",
+        "/v1/customers/lookup?purpose=service",
+        Some(json!({"email": "erin.erasable@example.org"})),
+        false,
+    )
+    .await;
+    assert_eq!((s, &found["items"]), (StatusCode::OK, &json!([])));
+    let (s, _) = call(
+        &router,
+        &dpo,
+        "DELETE",
+        &format!("/v1/customers/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "erasing twice finds nobody");
+
+    // Nothing of the customer is left in the data tables; the key bytes are gone from the files.
+    assert_eq!(key_material(&db, &id).await, (vec![], vec![]));
+    for table in [
+        "customers",
+        "interactions",
+        "purchases",
+        "consent_events",
+        "customer_outlets",
+    ] {
+        assert_eq!(count(&db, table, &id).await, 0, "{table}");
+    }
+    if db.kind == Kind::Sqlite {
+        let mut needles = keys.clone();
+        needles.extend(macs.clone());
+        let held = sqlite_files_hold(db.dir.path(), &needles);
+        assert!(held.is_empty(), "erased key material still in {held:?}");
+    }
+
+    // The disposal record: in the audit log, naming what was destroyed and how, by whom.
+    v.flush_audit().await.unwrap();
+    let raw = db.raw_log().await;
+    let leaves: Vec<Value> = sqlx::query("SELECT leaf FROM audit_entries WHERE action = 'erase'")
+        .fetch_all(&raw)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.get::<Vec<u8>, _>(0)).unwrap())
+        .collect();
+    assert_eq!(leaves.len(), 1, "{leaves:?}");
+    let leaf = &leaves[0];
+    assert_eq!(leaf["customer"], id.as_str());
+    assert_eq!(leaf["categories"]["email"], "destroyed");
+    assert_eq!(leaf["roles"], json!(["dpo"]));
+    assert!(
+        leaf["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("crypto-shredding; request; journal ")
+    );
+    raw.close().await;
+}
+
+async fn a_legal_hold_blocks_erasure_until_lifted(db: TestDb) {
+    let v = db.vault().await;
+    let router = steward_api::router(v.clone());
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let id = new_customer(
+        &router,
+        &support,
+        customer_json(
+            "Hal Held",
+            "hal.held@example.org",
+            "+44 20 7946 0888",
+            "2 Court Row",
+        ),
+    )
+    .await;
+    let hold = format!("/v1/customers/{id}/legal-hold");
+
+    let (s, p) = call(
+        &router,
+        &dpo,
+        "PUT",
+        &hold,
+        Some(json!({"reference": "Hal Held"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+    assert_eq!(p["field"], "reference", "a name is no case reference: {p}");
+    let (s, _) = call(
+        &router,
+        &support,
+        "PUT",
+        &hold,
+        Some(json!({"reference": "CASE-2026/114"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, p) = call(
+        &router,
+        &dpo,
+        "PUT",
+        &hold,
+        Some(json!({"reference": "CASE-2026/114"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{p}");
+
+    let (s, p) = call(
+        &router,
+        &dpo,
+        "DELETE",
+        &format!("/v1/customers/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("CASE-2026/114"),
+        "{p}"
+    );
+    let (s, c) = call(
+        &router,
+        &support,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &c["email"]),
+        (StatusCode::OK, &json!("hal.held@example.org")),
+        "still there"
+    );
+    assert_eq!(key_material(&db, &id).await.0.len(), 1);
+
+    let (s, _) = call(&router, &dpo, "DELETE", &hold, None, false).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, p) = call(
+        &router,
+        &dpo,
+        "DELETE",
+        &format!("/v1/customers/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+
+    // The refused erasure was voided in the journal: a replay erases nothing more, and the
+    // hold and its lifting are on the record.
+    assert_eq!(v.replay_erasures().await.unwrap(), 0);
+    v.flush_audit().await.unwrap();
+    let raw = db.raw_log().await;
+    let actions: Vec<String> = sqlx::query(
+        "SELECT action FROM audit_entries WHERE action LIKE 'legal_hold%' ORDER BY idx",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
+    assert_eq!(actions, ["legal_hold.set", "legal_hold.lift"]);
+    raw.close().await;
+}
+
+/// Back up, erase, restore the backup: the customer is unreadable and unfindable, and no byte
+/// of their key material or values is in the restored files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_backup_does_not_bring_an_erased_customer_back() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let v = db.vault().await;
+    let router = steward_api::router(v.clone());
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let gone = new_customer(
+        &router,
+        &support,
+        customer_json(
+            "Bea Backedup",
+            "bea.backedup@example.org",
+            "+44 20 7946 0777",
+            "3 Tape Street",
+        ),
+    )
+    .await;
+    let kept = new_customer(
+        &router,
+        &support,
+        customer_json(
+            "Kit Kept",
+            "kit.kept@example.org",
+            "+44 20 7946 0666",
+            "4 Stay Road",
+        ),
+    )
+    .await;
+    let (keys, macs) = key_material(&db, &gone).await;
+    v.flush_audit().await.unwrap();
+    drop(router);
+    drop(v);
+
+    let backup = db.dir.path().join("before-erasure.zip");
+    let (code, _, err) = crate::support::run(&["backup", backup.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = crate::support::run(&["erase", "--customer", &gone], &db);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["purge"], "complete");
+
+    let (code, _, err) = crate::support::run(&["restore", backup.to_str().unwrap()], &db);
+    assert_ne!(code, 0, "a restore over a database needs --force");
+    assert!(err.contains("--force"), "{err}");
+    let (code, _, err) =
+        crate::support::run(&["restore", backup.to_str().unwrap(), "--force"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Erasures replayed from the journal: 1"),
+        "{err}"
+    );
+
+    assert_eq!(key_material(&db, &gone).await, (vec![], vec![]));
+    assert_eq!(count(&db, "customers", &gone).await, 0);
+    assert_eq!(
+        count(&db, "customers", &kept).await,
+        1,
+        "the rest is restored"
+    );
+    let mut needles = keys;
+    needles.extend(macs);
+    for v in ["Bea Backedup", "bea.backedup@example.org", "3 Tape Street"] {
+        needles.push(v.as_bytes().to_vec());
+    }
+    let held = sqlite_files_hold(db.dir.path(), &needles);
+    assert!(
+        held.is_empty(),
+        "the restored files hold the erased customer: {held:?}"
+    );
+
+    let v = db.vault().await;
+    let router = steward_api::router(v.clone());
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let (s, _) = call(
+        &router,
+        &support,
+        "GET",
+        &format!("/v1/customers/{gone}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, c) = call(
+        &router,
+        &support,
+        "GET",
+        &format!("/v1/customers/{kept}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!((s, &c["name"]), (StatusCode::OK, &json!("Kit Kept")));
+    // A journal that was edited is refused, not half-trusted.
+    let journal = db.dir.path().join("erasures.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    std::fs::write(&journal, text.replacen(" erase ", " void ", 1)).unwrap();
+    assert!(v.replay_erasures().await.is_err());
+}
