@@ -60,6 +60,15 @@ pub fn router(vault: Vault) -> Router {
                 .delete(routes::erasure::erase),
         )
         .route(
+            "/requests",
+            get(routes::requests::list).post(routes::requests::create),
+        )
+        .route("/requests/{id}", get(routes::requests::get_one))
+        .route("/requests/{id}/verify", post(routes::requests::verify))
+        .route("/requests/{id}/deny", post(routes::requests::deny))
+        .route("/requests/{id}/revoke", post(routes::requests::revoke))
+        .route("/requests/{id}/export", get(routes::requests::export))
+        .route(
             "/customers/{id}/legal-hold",
             put(routes::erasure::set_hold).delete(routes::erasure::lift_hold),
         )

@@ -26,6 +26,8 @@ impl Modify for BearerAuth {
     paths(
         routes::customers::create, routes::customers::get_one, routes::customers::list, routes::customers::update, routes::customers::lookup,
         routes::erasure::erase, routes::erasure::set_hold, routes::erasure::lift_hold,
+        routes::requests::create, routes::requests::list, routes::requests::get_one, routes::requests::verify,
+        routes::requests::deny, routes::requests::revoke, routes::requests::export,
         routes::activity::add_interaction, routes::activity::list_interactions, routes::activity::add_purchase, routes::activity::list_purchases,
         routes::activity::record_consent, routes::activity::consents,
         routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,

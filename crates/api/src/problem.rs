@@ -138,6 +138,16 @@ impl Problem {
         p
     }
 
+    /// The resource is not in a state that allows the call (409).
+    pub fn wrong_state(detail: &str) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "/problems/wrong-state",
+            "Not allowed in this state",
+            detail.to_owned(),
+        )
+    }
+
     /// A legal hold blocks the erasure (409); names the hold's case reference.
     pub fn legal_hold(reference: &str) -> Self {
         let mut p = Self::new(
@@ -242,6 +252,7 @@ impl From<ServiceError> for Problem {
             ServiceError::BulkAccess => Problem::bulk_access(),
             ServiceError::DecisionLog => Problem::internal(),
             ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),
+            ServiceError::WrongState(detail) => Problem::wrong_state(detail),
             ServiceError::Integrity => {
                 tracing::error!(kind = "integrity", "a stored record failed authentication");
                 Problem::integrity()

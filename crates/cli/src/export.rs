@@ -1,7 +1,7 @@
 //! `steward export`: everything, decrypted for the key holder, as JSON lines.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -18,6 +18,10 @@ pub struct ExportArgs {
     /// Write here (created with mode 0600) instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Export one customer's data-subject export (a ZIP: JSON, CSV per entity, manifest with
+    /// SHA-256) instead of everything. Needs `--out`.
+    #[arg(long, requires = "out")]
+    customer: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -95,10 +99,41 @@ where
     }
 }
 
+/// Writes one customer's data-subject export to `out`.
+async fn export_subject(vault: &Vault, customer: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let id: steward_domain::CustomerId = customer
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--customer: not a customer id"))?;
+    let export = vault
+        .export_subject(steward_service::Actor::Operator("export"), id)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    vault.flush_audit().await?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut file = opts
+        .open(out)
+        .with_context(|| format!("creating {} (it must not exist)", out.display()))?;
+    file.write_all(&export.zip)?;
+    file.sync_all()?;
+    eprintln!(
+        "Wrote {} ({} files, {} bytes). It holds the customer's data in clear: hand it over securely.",
+        out.display(),
+        export.files.len() + 1,
+        export.zip.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `steward export`.
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(false);
     let vault = open::vault(&args.store).await?;
+    if let (Some(customer), Some(out)) = (&args.customer, &args.out) {
+        return export_subject(&vault, customer, out).await;
+    }
     // Recorded before any data is written out; it reaches the log with the next server or
     // `steward` run that drains the outbox, or right away below.
     vault.record_operator("export", "export_all", None).await?;

@@ -29,6 +29,15 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    /// Days a data-subject request has until its deadline.
+    #[arg(long, default_value_t = steward_service::rights::DEFAULT_DEADLINE_DAYS, env = "STEWARD_REQUEST_DEADLINE_DAYS",
+          value_parser = clap::value_parser!(i64).range(1..=366))]
+    request_deadline_days: i64,
+    /// Development mail sink: one-time codes for data-subject requests are appended to this
+    /// file (mode 0600) instead of being e-mailed. Without it, requests wait for the DPO to
+    /// check the customer's identity in person.
+    #[arg(long, env = "STEWARD_MAIL_SINK")]
+    mail_sink: Option<std::path::PathBuf>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -37,6 +46,12 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(args.log_json);
     let vault = open::vault(&args.store).await?;
+    vault.set_request_deadline_days(args.request_deadline_days);
+    if let Some(path) = &args.mail_sink {
+        vault.use_notifier(std::sync::Arc::new(
+            steward_service::notify::FileNotifier::new(path.clone()),
+        ));
+    }
     // A database restored from a backup (or a crash between journal and database) must not
     // serve a customer the journal says is erased: replay before the first request.
     let again = vault

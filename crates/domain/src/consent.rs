@@ -26,6 +26,8 @@ pub enum ConsentSource {
     Api,
     /// The Global Privacy Control signal (`Sec-GPC: 1`).
     Gpc,
+    /// A data-subject request (an objection withdraws marketing and profiling purposes).
+    RightsRequest,
 }
 
 impl ConsentAction {
@@ -46,6 +48,7 @@ impl ConsentSource {
             ConsentSource::InStore => "in_store",
             ConsentSource::Api => "api",
             ConsentSource::Gpc => "gpc",
+            ConsentSource::RightsRequest => "rights_request",
         }
     }
 }

@@ -62,4 +62,6 @@ typed_id!(
     StaffId,
     /// An API token.
     TokenId,
+    /// A data-subject request.
+    RequestId,
 );

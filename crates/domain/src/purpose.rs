@@ -45,6 +45,13 @@ impl Purpose {
         self.lawful_basis == LawfulBasis::Consent
             && matches!(root, "marketing" | "personalize" | "third_party_sharing")
     }
+
+    /// Whether an objection (GDPR Art. 21) withdraws this purpose: consent-based marketing or
+    /// personalisation (profiling), by its fideslang data use.
+    pub fn withdrawn_by_objection(&self) -> bool {
+        let root = self.data_use.split('.').next().unwrap_or_default();
+        self.lawful_basis == LawfulBasis::Consent && matches!(root, "marketing" | "personalize")
+    }
 }
 
 /// The purposes shipped by default. Their full management comes with the access model.

@@ -268,6 +268,12 @@ pub enum Action {
     EraseCustomer,
     /// Set or lift a legal hold, which blocks erasure.
     ManageLegalHold,
+    /// Take and progress data-subject requests about a customer.
+    ManageRequests,
+    /// Record a customer's identity as checked in person.
+    VerifyIdentity,
+    /// See data-subject requests.
+    ReadRequests,
 }
 
 impl Action {
@@ -287,6 +293,9 @@ impl Action {
             Action::ReadAccessLog => "read_access_log",
             Action::EraseCustomer => "erase_customer",
             Action::ManageLegalHold => "manage_legal_hold",
+            Action::ManageRequests => "manage_requests",
+            Action::VerifyIdentity => "verify_identity",
+            Action::ReadRequests => "read_requests",
         }
     }
 
@@ -298,6 +307,7 @@ impl Action {
                 | Action::ReadAlerts
                 | Action::ManagePurposes
                 | Action::ReadAudit
+                | Action::ReadRequests
         )
     }
 }

@@ -28,7 +28,8 @@ fn event(r: ConsentRow) -> ConsentEvent {
 }
 
 impl Vault {
-    async fn ledger(&self, id: CustomerId) -> ServiceResult<ConsentState> {
+    /// The consent state and history of a customer, without an authorization check.
+    pub(crate) async fn consent_ledger(&self, id: CustomerId) -> ServiceResult<ConsentState> {
         let rows = self.inner.store.consents(id).await?;
         Ok(ConsentState::from_history(
             rows.into_iter().map(event).collect(),
@@ -41,7 +42,7 @@ impl Vault {
         id: CustomerId,
         purpose: &str,
     ) -> ServiceResult<bool> {
-        Ok(self.ledger(id).await?.granted(purpose))
+        Ok(self.consent_ledger(id).await?.granted(purpose))
     }
 
     /// The public key that verifies consent receipts, as a JWK Set (RFC 7517, RFC 8037).
@@ -108,6 +109,18 @@ impl Vault {
             });
         }
         let purpose = self.purpose("purpose", &input.purpose)?;
+        self.write_consent(Actor::Principal(principal), id, &purpose, input)
+            .await
+    }
+
+    /// Appends a consent event (the caller has authorised it) and signs its receipt.
+    pub(crate) async fn write_consent(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        purpose: &steward_domain::Purpose,
+        input: &ConsentInput,
+    ) -> ServiceResult<(ConsentEvent, String)> {
         if purpose.lawful_basis != steward_domain::LawfulBasis::Consent {
             return Err(
                 ValidationError::new("purpose", "this purpose does not rest on consent").into(),
@@ -125,7 +138,7 @@ impl Vault {
         let e = event(row.clone());
         let receipt = self.receipt(&e)?;
         let entry = self.write_entry_for(
-            Actor::Principal(principal),
+            actor,
             &format!("consent_{}", input.action.as_str()),
             Some(id),
             &[],
@@ -165,6 +178,6 @@ impl Vault {
     ) -> ServiceResult<ConsentState> {
         self.authorize(principal, Action::ReadConsents, Some(id))
             .await?;
-        self.ledger(id).await
+        self.consent_ledger(id).await
     }
 }

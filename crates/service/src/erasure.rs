@@ -271,6 +271,16 @@ impl Vault {
             self.authorize(p, steward_policy::Action::EraseCustomer, Some(id))
                 .await?;
         }
+        self.erase_authorized(actor, id).await
+    }
+
+    /// [`Vault::erase_customer`] once the erasure is authorised (by the policy, the operator,
+    /// or a verified data-subject request).
+    pub(crate) async fn erase_authorized(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+    ) -> ServiceResult<ErasureReport> {
         match self.inner.store.customer_standing(id).await? {
             CustomerStanding::Absent => return Err(ServiceError::NotFound("customer")),
             CustomerStanding::Held(r) => return Err(ServiceError::LegalHold(r)),

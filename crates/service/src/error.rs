@@ -39,9 +39,15 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The thing is not in a state that allows this (e.g. a request already closed).
+    #[error("not allowed in this state: {0}")]
+    WrongState(&'static str),
     /// A legal hold blocks the erasure; carries the hold's case reference.
     #[error("a legal hold ({0}) blocks erasing this customer")]
     LegalHold(String),
+    /// A data-subject export could not be assembled (names the step, never a value).
+    #[error("the export failed: {0}")]
+    Export(&'static str),
     /// The erasure journal is missing, unreadable or fails its integrity check.
     #[error("the erasure journal {0}")]
     Journal(&'static str),

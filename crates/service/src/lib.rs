@@ -12,8 +12,11 @@ pub mod erasure;
 mod error;
 mod guard;
 pub mod keys;
+pub mod notify;
 mod purposes;
+pub mod rights;
 mod seal;
+pub mod subject_export;
 mod vault;
 
 pub use access::{Access, PurchasesView};
@@ -24,4 +27,5 @@ pub use auth::{Actor, Principal, TokenOwner};
 pub use erasure::ErasureReport;
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};
+pub use rights::RequestView;
 pub use vault::{Activity, Outlet, Staff, Vault};

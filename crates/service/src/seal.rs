@@ -211,3 +211,29 @@ pub fn open_purchase(dk: &DataKey, r: &PurchaseRow) -> ServiceResult<Purchase> {
         occurred_at: Timestamp(r.occurred_at),
     })
 }
+
+/// Seals a rectification request's corrections, bound to the customer and the request.
+pub fn seal_corrections(
+    dk: &DataKey,
+    customer: CustomerId,
+    request: Uuid,
+    json: &[u8],
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.seal(
+        &aad("rights_requests", "corrections", customer, request),
+        json,
+    )?)
+}
+
+/// Opens what [`seal_corrections`] sealed.
+pub fn open_corrections(
+    dk: &DataKey,
+    customer: CustomerId,
+    request: Uuid,
+    sealed: &[u8],
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.open(
+        &aad("rights_requests", "corrections", customer, request),
+        sealed,
+    )?)
+}

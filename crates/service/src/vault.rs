@@ -92,6 +92,10 @@ pub(crate) struct Inner {
     pub(crate) audit: crate::audit::AuditLog,
     /// Where erasures are journalled before the database forgets (set by the opener).
     pub(crate) journal: std::sync::OnceLock<crate::erasure::Journal>,
+    /// Delivers one-time codes for data-subject requests (set by the opener).
+    pub(crate) notifier: std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>,
+    /// Days a data-subject request has until its deadline.
+    pub(crate) request_days: std::sync::atomic::AtomicI64,
 }
 
 impl Vault {
@@ -130,6 +134,10 @@ impl Vault {
                 bulk: crate::BulkGuard::default(),
                 audit,
                 journal: std::sync::OnceLock::new(),
+                notifier: std::sync::OnceLock::new(),
+                request_days: std::sync::atomic::AtomicI64::new(
+                    crate::rights::DEFAULT_DEADLINE_DAYS,
+                ),
             }),
         };
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
@@ -310,7 +318,7 @@ impl Vault {
         )?)
     }
 
-    async fn data_key_of(&self, id: CustomerId) -> ServiceResult<DataKey> {
+    pub(crate) async fn data_key_of(&self, id: CustomerId) -> ServiceResult<DataKey> {
         let k = self
             .inner
             .store

@@ -10,6 +10,7 @@ mod audit;
 mod erasure;
 pub mod postgres;
 mod records;
+mod requests;
 mod sql;
 pub mod sqlite;
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use records::*;
+pub use requests::RequestRow;
 pub use sql::SqlStore;
 
 use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
@@ -290,6 +292,31 @@ pub trait Store: Send + Sync + 'static {
     async fn compact(&self) -> StoreResult<()>;
     /// Writes a consistent copy of the data and log databases to two new files, while serving.
     async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()>;
+
+    /// Records a new data-subject request.
+    async fn insert_request(&self, row: &RequestRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+    /// One data-subject request.
+    async fn get_request(&self, id: steward_domain::RequestId) -> StoreResult<Option<RequestRow>>;
+    /// Replaces a request's mutable columns if its status is still `was` (false otherwise).
+    async fn update_request(
+        &self,
+        row: &RequestRow,
+        was: &str,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// Open and in-progress requests due before `due_before` (Unix ms), soonest first.
+    async fn list_requests(
+        &self,
+        due_before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestRow>>;
+    /// Sets or lifts a customer's restriction of processing; false if no such customer.
+    async fn set_restricted(
+        &self,
+        id: CustomerId,
+        restricted: bool,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
 }
 
 /// A shared handle to a store.

@@ -1068,6 +1068,40 @@ impl Store for SqlStore {
         self.backup_into_impl(data, log).await
     }
 
+    async fn insert_request(&self, row: &RequestRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        self.insert_request_impl(row, audit).await
+    }
+
+    async fn get_request(&self, id: steward_domain::RequestId) -> StoreResult<Option<RequestRow>> {
+        self.get_request_impl(id).await
+    }
+
+    async fn update_request(
+        &self,
+        row: &RequestRow,
+        was: &str,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.update_request_impl(row, was, audit).await
+    }
+
+    async fn list_requests(
+        &self,
+        due_before: Option<i64>,
+        limit: u32,
+    ) -> StoreResult<Vec<RequestRow>> {
+        self.list_requests_impl(due_before, limit).await
+    }
+
+    async fn set_restricted(
+        &self,
+        id: CustomerId,
+        restricted: bool,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.set_restricted_impl(id, restricted, audit).await
+    }
+
     async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>> {
         let rows = sqlx::query("SELECT master_key_id, COUNT(*) FROM data_keys GROUP BY master_key_id ORDER BY master_key_id").fetch_all(&self.pool).await?;
         rows.iter()

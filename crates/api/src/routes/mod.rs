@@ -6,6 +6,7 @@ pub mod audit;
 pub mod customers;
 pub mod erasure;
 pub mod purposes;
+pub mod requests;
 pub mod system;
 
 use serde::Serialize;

@@ -99,3 +99,27 @@ pub async fn run(small: usize, large: usize, history: usize) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// Times the data-subject export (the ZIP) of a customer with `history` interactions.
+pub async fn run_export(history: usize, runs: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (vault, _) = super::temp_vault(dir.path()).await?;
+    let id = customer_with(&vault, 0, history).await?;
+    let mut times = Vec::with_capacity(runs);
+    let mut size = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let export = vault.export_subject(ACTOR, id).await?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        size = export.zip.len();
+    }
+    println!("| data-subject export (SQLite) | p50 | p99 | max | runs |");
+    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| ZIP of a customer with {history} interactions (JSON, CSV, manifest; {size} bytes) | {:.1} ms | {:.1} ms | {:.1} ms | {runs} |",
+        pct(&mut times, 0.5),
+        pct(&mut times, 0.99),
+        pct(&mut times, 1.0)
+    );
+    Ok(())
+}

@@ -77,6 +77,15 @@ enum Which {
         #[arg(long, default_value_t = 100_000)]
         history: usize,
     },
+    /// The data-subject export (ZIP) of one customer with a long history (SQLite).
+    Export {
+        /// Interactions of the customer.
+        #[arg(long, default_value_t = 10_000)]
+        history: usize,
+        /// Exports to time.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+    },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
         /// Customers in the database.
@@ -553,6 +562,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => erasure::run(small.max(1), large, history)
             .await
             .context("erasure benchmark")?,
+        Which::Export { history, runs } => erasure::run_export(history, runs.max(1))
+            .await
+            .context("export benchmark")?,
         Which::Crypto { iterations } => bench_crypto(iterations.max(1))
             .await
             .context("crypto benchmark")?,

@@ -13,5 +13,6 @@ mod http;
 mod matrix;
 mod plaintext;
 mod purposes;
+mod requests;
 mod support;
 mod tamper;

@@ -223,6 +223,20 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Dpo],
             StatusCode::NO_CONTENT,
         ),
+        (
+            "POST",
+            "/v1/requests",
+            Some(json!({"type": "access", "customer_id": "{id}"})),
+            vec![SupportAgent, Dpo],
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/requests",
+            None,
+            vec![SupportAgent, Dpo],
+            StatusCode::OK,
+        ),
         // Each erasure cell gets a customer of its own ({fresh}): an erased one is gone.
         (
             "DELETE",
@@ -393,7 +407,8 @@ async fn authorisation_matrix(db: TestDb) {
             let body = body.map(|b| {
                 serde_json::from_str(
                     &b.to_string()
-                        .replace("{n}", &format!("{role:?}{n}").to_lowercase()),
+                        .replace("{n}", &format!("{role:?}{n}").to_lowercase())
+                        .replace("{id}", &customers[0].1),
                 )
                 .unwrap()
             });
@@ -417,5 +432,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, 7 * (2 * 3 * 7 + 23));
+    assert_eq!(checked, 7 * (2 * 3 * 7 + 25));
 }

@@ -384,9 +384,9 @@ pub fn token_in(text: &str) -> String {
         .to_owned()
 }
 
-/// One request through the router in process: (status, content type, body as JSON or as a
-/// string). `headers` are added as given.
-pub async fn oneshot(
+/// One request through the router in process: (status, content type, body bytes). `headers`
+/// are added as given.
+pub async fn oneshot_raw(
     router: &axum::Router,
     token: Option<&str>,
     method: &str,
@@ -394,7 +394,7 @@ pub async fn oneshot(
     body: Option<String>,
     content_type: Option<&str>,
     headers: &[(&str, &str)],
-) -> (axum::http::StatusCode, String, serde_json::Value) {
+) -> (axum::http::StatusCode, String, Vec<u8>) {
     use axum::http::header;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -423,6 +423,22 @@ pub async fn oneshot(
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (status, ct, bytes.to_vec())
+}
+
+/// One request through the router in process: (status, content type, body as JSON or as a
+/// string). `headers` are added as given.
+pub async fn oneshot(
+    router: &axum::Router,
+    token: Option<&str>,
+    method: &str,
+    uri: &str,
+    body: Option<String>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+) -> (axum::http::StatusCode, String, serde_json::Value) {
+    let (status, ct, bytes) =
+        oneshot_raw(router, token, method, uri, body, content_type, headers).await;
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(
         String::from_utf8_lossy(&bytes).into_owned(),
     ));

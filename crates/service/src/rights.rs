@@ -1,0 +1,519 @@
+//! Data-subject requests: taken, verified (a one-time code to the customer's e-mail, or in
+//! person by the DPO), then fulfilled — access and export, rectification, erasure, restriction,
+//! objection — or denied with a DRP reason, revoked, or expired past their deadline.
+
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+use steward_domain::{
+    ConsentAction, ConsentInput, ConsentSource, CustomerId, IdentityCheck, RequestId, RequestInput,
+    RequestReason, RequestStatus, RequestType, Timestamp, ValidationError,
+};
+use steward_policy::Action;
+use steward_store::RequestRow;
+
+use crate::auth::{Actor, Principal};
+use crate::error::{ServiceError, ServiceResult};
+use crate::seal;
+use crate::vault::{About, Vault};
+
+/// Days a request may take unless configured otherwise (GDPR: one month).
+pub const DEFAULT_DEADLINE_DAYS: i64 = 30;
+const DAY_MS: i64 = 86_400_000;
+/// Digits of a one-time code, how long it works, and how many wrong tries end the request.
+const CODE_DIGITS: usize = 8;
+const CODE_TTL_MS: i64 = 30 * 60 * 1000;
+const CODE_TRIES: i64 = 5;
+
+/// A request as the API shows it: states and times, never a value.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RequestView {
+    /// The request.
+    #[schema(value_type = String, format = Uuid)]
+    pub id: RequestId,
+    /// What is asked for.
+    #[serde(rename = "type")]
+    pub kind: RequestType,
+    /// Whose data.
+    #[schema(value_type = String, format = Uuid)]
+    pub customer_id: CustomerId,
+    /// DRP status.
+    pub status: RequestStatus,
+    /// DRP reason (e.g. `need_user_verification`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RequestReason>,
+    /// How the customer's identity was verified.
+    pub identity: IdentityCheck,
+    /// When received.
+    pub created_at: Timestamp,
+    /// When it must be done by.
+    pub deadline: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+    /// For a fulfilled access or export request: where the DPO or customer service downloads
+    /// the export (built on demand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+}
+
+fn view(r: &RequestRow) -> ServiceResult<RequestView> {
+    let bad = || ServiceError::Store(steward_store::StoreError::Corrupt("request row"));
+    let kind = RequestType::parse(&r.kind).ok_or_else(bad)?;
+    let status = RequestStatus::parse(&r.status).ok_or_else(bad)?;
+    let downloadable = status == RequestStatus::Fulfilled
+        && matches!(kind, RequestType::Access | RequestType::Export);
+    Ok(RequestView {
+        id: r.id,
+        kind,
+        customer_id: r.customer_id,
+        status,
+        reason: r.reason.as_deref().and_then(RequestReason::parse),
+        identity: IdentityCheck::parse(&r.identity).ok_or_else(bad)?,
+        created_at: Timestamp(r.created_at),
+        deadline: Timestamp(r.deadline_at),
+        updated_at: Timestamp(r.updated_at),
+        export: downloadable.then(|| format!("/v1/requests/{}/export", r.id)),
+    })
+}
+
+fn one_time_code() -> ServiceResult<String> {
+    let mut bytes = [0u8; CODE_DIGITS];
+    steward_crypto::random_bytes(&mut bytes)?;
+    // 250 is the largest multiple of 10 below 256: reject above it so each digit is uniform.
+    let mut code = String::with_capacity(CODE_DIGITS);
+    let mut pool = bytes.to_vec();
+    while code.len() < CODE_DIGITS {
+        match pool.pop() {
+            Some(b) if b < 250 => code.push(char::from(b'0' + b % 10)),
+            Some(_) => {}
+            None => {
+                let mut more = [0u8; CODE_DIGITS];
+                steward_crypto::random_bytes(&mut more)?;
+                pool.extend_from_slice(&more);
+            }
+        }
+    }
+    Ok(code)
+}
+
+impl Vault {
+    /// Sends one-time codes through `notifier` (the development file sink, or SMTP).
+    pub fn use_notifier(&self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) {
+        let _ = self.inner.notifier.set(notifier);
+    }
+
+    /// Days a new request has until its deadline.
+    pub fn set_request_deadline_days(&self, days: i64) {
+        self.inner
+            .request_days
+            .store(days.max(1), Ordering::Relaxed);
+    }
+
+    fn code_mac(&self, request: RequestId, code: &str) -> Vec<u8> {
+        self.mac("request-code", &format!("{request}\n{code}"))
+            .to_vec()
+    }
+
+    fn request_entry(
+        &self,
+        actor: Actor<'_>,
+        action: &str,
+        r: &RequestRow,
+    ) -> steward_store::AuditEntryRow {
+        let subject = format!("request {} ({})", r.id, r.kind);
+        self.write_entry_for(
+            actor,
+            action,
+            Some(r.customer_id),
+            &[],
+            About {
+                subject: Some(&subject),
+                purpose: None,
+            },
+        )
+    }
+
+    /// Takes a data-subject request. With `identity_verified: in_person` (the DPO only) it is
+    /// fulfilled at once; otherwise a one-time code goes to the customer's recorded e-mail and
+    /// the request waits (`in_progress`, `need_user_verification`).
+    pub async fn create_request(
+        &self,
+        p: &Principal,
+        input: &RequestInput,
+    ) -> ServiceResult<RequestView> {
+        input.validate()?;
+        let id = input.customer_id;
+        self.authorize(p, Action::ManageRequests, Some(id)).await?;
+        let in_person = input.identity_verified == Some(IdentityCheck::InPerson);
+        if in_person {
+            self.authorize(p, Action::VerifyIdentity, Some(id)).await?;
+        }
+        let now = Timestamp::now().millis();
+        let rid = RequestId::new();
+        let corrections = match &input.corrections {
+            Some(json) => {
+                let dk = self.data_key_of(id).await?;
+                let bytes = serde_json::to_vec(json)
+                    .map_err(|_| ValidationError::new("corrections", "not JSON"))?;
+                Some(seal::seal_corrections(&dk, id, rid.0, &bytes)?)
+            }
+            None => None,
+        };
+        let days = self.inner.request_days.load(Ordering::Relaxed);
+        let mut row = RequestRow {
+            id: rid,
+            customer_id: id,
+            kind: input.kind.as_str().to_owned(),
+            status: RequestStatus::InProgress.as_str().to_owned(),
+            reason: Some(RequestReason::NeedUserVerification.as_str().to_owned()),
+            identity: IdentityCheck::Unverified.as_str().to_owned(),
+            created_at: now,
+            deadline_at: now + days * DAY_MS,
+            updated_at: now,
+            corrections,
+            code_mac: None,
+            code_expires_at: None,
+            code_attempts: 0,
+        };
+        let code = if in_person {
+            None
+        } else {
+            self.prepare_code(&mut row).await?
+        };
+        let entry = self.request_entry(Actor::Principal(p), "request.create", &row);
+        self.inner.store.insert_request(&row, &[entry]).await?;
+        if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get()) {
+            // Sent after the request is stored, so a code never refers to a request that is not.
+            if let Err(e) = n.send_code(&to, &code) {
+                tracing::warn!(error = e, "sending a verification code failed");
+            }
+        }
+        if in_person {
+            row = self
+                .verified(Actor::Principal(p), row, IdentityCheck::InPerson)
+                .await?;
+        }
+        view(&row)
+    }
+
+    /// Puts a fresh code's MAC on the row; returns where to send it, if the customer has an
+    /// e-mail on record and a notifier is configured.
+    async fn prepare_code(&self, row: &mut RequestRow) -> ServiceResult<Option<(String, String)>> {
+        if self.inner.notifier.get().is_none() {
+            return Ok(None);
+        }
+        let Some(email) = self.get_customer(row.customer_id).await?.email else {
+            return Ok(None);
+        };
+        let code = one_time_code()?;
+        row.code_mac = Some(self.code_mac(row.id, &code));
+        row.code_expires_at = Some(Timestamp::now().millis() + CODE_TTL_MS);
+        Ok(Some((email, code)))
+    }
+
+    /// Checks a one-time code, or records an in-person check (the DPO), then fulfils.
+    pub async fn verify_request(
+        &self,
+        p: &Principal,
+        id: RequestId,
+        code: Option<&str>,
+    ) -> ServiceResult<RequestView> {
+        let row = self.request_row(p, id).await?;
+        self.authorize(p, Action::ManageRequests, Some(row.customer_id))
+            .await?;
+        if row.status != RequestStatus::InProgress.as_str()
+            || row.identity != IdentityCheck::Unverified.as_str()
+        {
+            return Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ));
+        }
+        let Some(code) = code else {
+            self.authorize(p, Action::VerifyIdentity, Some(row.customer_id))
+                .await?;
+            let row = self
+                .verified(Actor::Principal(p), row, IdentityCheck::InPerson)
+                .await?;
+            return view(&row);
+        };
+        let now = Timestamp::now().millis();
+        let good = match (&row.code_mac, row.code_expires_at) {
+            (Some(mac), Some(until)) if now <= until => {
+                use subtle::ConstantTimeEq;
+                bool::from(self.code_mac(id, code.trim()).ct_eq(mac))
+            }
+            _ => false,
+        };
+        if good {
+            let row = self
+                .verified(Actor::Principal(p), row, IdentityCheck::EmailCode)
+                .await?;
+            return view(&row);
+        }
+        let mut next = row.clone();
+        next.code_attempts += 1;
+        next.updated_at = now;
+        let spent = next.code_attempts >= CODE_TRIES;
+        if spent {
+            next.status = RequestStatus::Denied.as_str().to_owned();
+            next.reason = Some(RequestReason::InsufficientVerification.as_str().to_owned());
+            next.code_mac = None;
+        }
+        let entry = self.request_entry(Actor::Principal(p), "request.code_rejected", &next);
+        self.inner
+            .store
+            .update_request(&next, &row.status, &[entry])
+            .await?;
+        Err(ValidationError::new(
+            "code",
+            if spent {
+                "is wrong; too many tries, the request is denied"
+            } else {
+                "is wrong or has expired"
+            },
+        )
+        .into())
+    }
+
+    /// Marks the identity verified and fulfils the request.
+    async fn verified(
+        &self,
+        actor: Actor<'_>,
+        row: RequestRow,
+        how: IdentityCheck,
+    ) -> ServiceResult<RequestRow> {
+        let mut next = row.clone();
+        next.identity = how.as_str().to_owned();
+        next.code_mac = None;
+        next.code_expires_at = None;
+        next.reason = None;
+        next.updated_at = Timestamp::now().millis();
+        let kind = RequestType::parse(&row.kind).ok_or(ServiceError::Store(
+            steward_store::StoreError::Corrupt("request row"),
+        ))?;
+        let outcome = self.fulfil(actor, kind, &row).await;
+        match outcome {
+            Ok(()) => next.status = RequestStatus::Fulfilled.as_str().to_owned(),
+            Err(ServiceError::LegalHold(_)) => {
+                next.status = RequestStatus::Denied.as_str().to_owned();
+                next.reason = Some(RequestReason::ClaimNotCovered.as_str().to_owned());
+            }
+            Err(ServiceError::NotFound(_)) => {
+                next.status = RequestStatus::Denied.as_str().to_owned();
+                next.reason = Some(RequestReason::NoMatch.as_str().to_owned());
+            }
+            Err(e) => return Err(e),
+        }
+        let entry = self.request_entry(actor, &format!("request.{}", next.status), &next);
+        if !self
+            .inner
+            .store
+            .update_request(&next, &row.status, &[entry])
+            .await?
+        {
+            return Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ));
+        }
+        Ok(next)
+    }
+
+    /// Does what the request asks; each step writes its own audit entries.
+    async fn fulfil(
+        &self,
+        actor: Actor<'_>,
+        kind: RequestType,
+        r: &RequestRow,
+    ) -> ServiceResult<()> {
+        let id = r.customer_id;
+        match kind {
+            // The export is built when it is downloaded; nothing is kept in clear.
+            RequestType::Access | RequestType::Export => self.get_customer(id).await.map(|_| ()),
+            RequestType::Erasure => self.erase_authorized(actor, id).await.map(|_| ()),
+            RequestType::Restriction => {
+                let e = self.write_entry(actor, "restrict", Some(id), &[]);
+                if self.inner.store.set_restricted(id, true, &[e]).await? {
+                    Ok(())
+                } else {
+                    Err(ServiceError::NotFound("customer"))
+                }
+            }
+            RequestType::Objection => {
+                for purpose in self
+                    .purposes()
+                    .into_iter()
+                    .filter(|p| p.withdrawn_by_objection())
+                {
+                    let input = ConsentInput {
+                        purpose: purpose.key.clone(),
+                        action: ConsentAction::Withdraw,
+                        source: ConsentSource::RightsRequest,
+                    };
+                    self.write_consent(actor, id, &purpose, &input).await?;
+                }
+                Ok(())
+            }
+            RequestType::Rectification => {
+                let sealed = r
+                    .corrections
+                    .as_ref()
+                    .ok_or(ValidationError::new("corrections", "none were recorded"))?;
+                let dk = self.data_key_of(id).await?;
+                let json = seal::open_corrections(&dk, id, r.id.0, sealed)?;
+                let patch: steward_domain::CustomerPatch = serde_json::from_slice(&json)
+                    .map_err(|_| ValidationError::new("corrections", "not a profile patch"))?;
+                self.update_customer(actor, id, &patch).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Reads a request row (the caller may see requests), expiring it if its deadline passed
+    /// before the customer was verified.
+    async fn request_row(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestRow> {
+        self.authorize(p, Action::ReadRequests, None).await?;
+        let row = self
+            .inner
+            .store
+            .get_request(id)
+            .await?
+            .ok_or(ServiceError::NotFound("request"))?;
+        self.expire_if_due(row).await
+    }
+
+    async fn expire_if_due(&self, row: RequestRow) -> ServiceResult<RequestRow> {
+        let now = Timestamp::now().millis();
+        if now <= row.deadline_at
+            || row.status != RequestStatus::InProgress.as_str()
+            || row.identity != IdentityCheck::Unverified.as_str()
+        {
+            return Ok(row);
+        }
+        let mut next = row.clone();
+        next.status = RequestStatus::Expired.as_str().to_owned();
+        next.reason = Some(RequestReason::InsufficientVerification.as_str().to_owned());
+        next.code_mac = None;
+        next.updated_at = now;
+        let entry = self.request_entry(Actor::Operator("deadline"), "request.expired", &next);
+        self.inner
+            .store
+            .update_request(&next, &row.status, &[entry])
+            .await?;
+        Ok(next)
+    }
+
+    /// One request.
+    pub async fn request(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestView> {
+        view(&self.request_row(p, id).await?)
+    }
+
+    /// Open and in-progress requests due before `due_before`, soonest deadline first.
+    pub async fn requests(
+        &self,
+        p: &Principal,
+        due_before: Option<Timestamp>,
+        limit: u32,
+    ) -> ServiceResult<Vec<RequestView>> {
+        self.authorize(p, Action::ReadRequests, None).await?;
+        let rows = self
+            .inner
+            .store
+            .list_requests(due_before.map(Timestamp::millis), limit)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(view(&self.expire_if_due(r).await?)?);
+        }
+        Ok(out)
+    }
+
+    /// Denies a request with a DRP reason (the DPO).
+    pub async fn deny_request(
+        &self,
+        p: &Principal,
+        id: RequestId,
+        reason: RequestReason,
+    ) -> ServiceResult<RequestView> {
+        let row = self.request_row(p, id).await?;
+        self.authorize(p, Action::VerifyIdentity, Some(row.customer_id))
+            .await?;
+        self.close_request(
+            Actor::Principal(p),
+            row,
+            RequestStatus::Denied,
+            Some(reason),
+        )
+        .await
+    }
+
+    /// Revokes a request at the customer's wish.
+    pub async fn revoke_request(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestView> {
+        let row = self.request_row(p, id).await?;
+        self.authorize(p, Action::ManageRequests, Some(row.customer_id))
+            .await?;
+        self.close_request(Actor::Principal(p), row, RequestStatus::Revoked, None)
+            .await
+    }
+
+    async fn close_request(
+        &self,
+        actor: Actor<'_>,
+        row: RequestRow,
+        status: RequestStatus,
+        reason: Option<RequestReason>,
+    ) -> ServiceResult<RequestView> {
+        if !matches!(row.status.as_str(), "open" | "in_progress") {
+            return Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ));
+        }
+        let mut next = row.clone();
+        next.status = status.as_str().to_owned();
+        next.reason = reason.map(|r| r.as_str().to_owned());
+        next.code_mac = None;
+        next.updated_at = Timestamp::now().millis();
+        let entry = self.request_entry(actor, &format!("request.{}", next.status), &next);
+        if !self
+            .inner
+            .store
+            .update_request(&next, &row.status, &[entry])
+            .await?
+        {
+            return Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ));
+        }
+        view(&next)
+    }
+
+    /// The export of a fulfilled access or export request, built now.
+    pub async fn request_export(
+        &self,
+        p: &Principal,
+        id: RequestId,
+    ) -> ServiceResult<crate::subject_export::SubjectExport> {
+        let row = self.request_row(p, id).await?;
+        self.authorize(p, Action::ManageRequests, Some(row.customer_id))
+            .await?;
+        if view(&row)?.export.is_none() {
+            return Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ));
+        }
+        self.export_subject(Actor::Principal(p), row.customer_id)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_eight_digits_and_vary() {
+        let a = one_time_code().unwrap();
+        let b = one_time_code().unwrap();
+        assert_eq!(a.len(), CODE_DIGITS);
+        assert!(a.chars().all(|c| c.is_ascii_digit()));
+        assert_ne!(a, b, "two codes in a row are equal one time in 10^8");
+    }
+}
