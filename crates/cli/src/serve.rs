@@ -36,8 +36,19 @@ pub struct ServeArgs {
     /// Development mail sink: one-time codes for data-subject requests are appended to this
     /// file (mode 0600) instead of being e-mailed. Without it, requests wait for the DPO to
     /// check the customer's identity in person.
-    #[arg(long, env = "STEWARD_MAIL_SINK")]
+    #[arg(long, env = "STEWARD_MAIL_SINK", conflicts_with = "smtp_url")]
     mail_sink: Option<std::path::PathBuf>,
+    /// Send one-time codes by SMTP through a relay on this host, e.g. `smtp://127.0.0.1:25`
+    /// (the relay carries them on over TLS).
+    #[arg(long, env = "STEWARD_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// The sender of one-time codes.
+    #[arg(
+        long,
+        env = "STEWARD_MAIL_FROM",
+        default_value = "Privacy <privacy@localhost>"
+    )]
+    mail_from: String,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -51,6 +62,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         vault.use_notifier(std::sync::Arc::new(
             steward_service::notify::FileNotifier::new(path.clone()),
         ));
+    }
+    if let Some(url) = &args.smtp_url {
+        let smtp = steward_service::notify::SmtpNotifier::new(url, &args.mail_from)
+            .map_err(|e| anyhow::anyhow!("--smtp-url: {e}"))?;
+        vault.use_notifier(std::sync::Arc::new(smtp));
     }
     // A database restored from a backup (or a crash between journal and database) must not
     // serve a customer the journal says is erased: replay before the first request.

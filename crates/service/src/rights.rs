@@ -182,10 +182,16 @@ impl Vault {
         };
         let entry = self.request_entry(Actor::Principal(p), "request.create", &row);
         self.inner.store.insert_request(&row, &[entry]).await?;
-        if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get()) {
-            // Sent after the request is stored, so a code never refers to a request that is not.
-            if let Err(e) = n.send_code(&to, &code) {
-                tracing::warn!(error = e, "sending a verification code failed");
+        if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get().cloned()) {
+            // Sent after the request is stored, so a code never refers to a request that is not;
+            // on a blocking thread, as SMTP is a network round trip or several.
+            let sent = tokio::task::spawn_blocking(move || n.send_code(&to, &code)).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                let error = match sent {
+                    Ok(Err(e)) => e,
+                    _ => "the sending task failed",
+                };
+                tracing::warn!(error, "sending a verification code failed");
             }
         }
         if in_person {

@@ -14,5 +14,6 @@ mod matrix;
 mod plaintext;
 mod purposes;
 mod requests;
+mod smtp;
 mod support;
 mod tamper;
