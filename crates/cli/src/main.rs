@@ -75,6 +75,11 @@ enum Command {
     Backup(erasure::BackupArgs),
     /// Restore a backup into a stopped server's data directory, then replay the erasure journal.
     Restore(erasure::RestoreArgs),
+    /// Enforce each purpose's retention period.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Manage the master key.
     Keys {
         #[command(subcommand)]
@@ -91,6 +96,21 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+/// `steward retention …`.
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Delete interactions and purchases older than every purpose that uses them allows, and
+    /// erase customers inactive for longer than every profile purpose allows. Each disposal is
+    /// an audit entry; a legal hold keeps its customer.
+    Run {
+        /// Report what would go, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -259,6 +279,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Erase(args) => erasure::erase(args).await,
+        Command::Retention {
+            command: RetentionCommand::Run { dry_run, store },
+        } => {
+            open::init_logging(false);
+            let vault = open::vault(&store).await?;
+            vault.replay_erasures().await?;
+            let report = vault.run_retention(dry_run).await?;
+            vault.flush_audit().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Backup(args) => erasure::backup(args).await,
         Command::Restore(args) => erasure::restore(args).await,
         Command::Keys {

@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// (the relay carries them on over TLS).
     #[arg(long, env = "STEWARD_SMTP_URL")]
     smtp_url: Option<String>,
+    /// Hours between retention runs (each purpose's retention period enforced); 0 turns the
+    /// schedule off (`steward retention run` then does it).
+    #[arg(long, default_value_t = 24, env = "STEWARD_RETENTION_EVERY_HOURS")]
+    retention_every_hours: u64,
     /// The sender of one-time codes.
     #[arg(
         long,
@@ -79,6 +83,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             customers = again,
             "erased again from the erasure journal (a restored or older database)"
         );
+    }
+    if args.retention_every_hours > 0 {
+        let vault = vault.clone();
+        let every = std::time::Duration::from_secs(args.retention_every_hours * 3600);
+        tokio::spawn(async move {
+            // The first run waits a minute, so a start is not slowed by it.
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            loop {
+                match vault.run_retention(false).await {
+                    Ok(r) => tracing::info!(
+                        interactions = r.interactions,
+                        purchases = r.purchases,
+                        customers = r.customers,
+                        held = r.held,
+                        "retention run"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "retention run failed; retried next time"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
     }
     // The policy this server decides by is on the record (by fingerprint): a change of policy
     // is a restart with another file, and shows in the log.

@@ -271,15 +271,16 @@ impl Vault {
             self.authorize(p, steward_policy::Action::EraseCustomer, Some(id))
                 .await?;
         }
-        self.erase_authorized(actor, id).await
+        self.erase_authorized(actor, id, "request").await
     }
 
     /// [`Vault::erase_customer`] once the erasure is authorised (by the policy, the operator,
-    /// or a verified data-subject request).
+    /// a verified data-subject request, or retention); `why` goes into the disposal record.
     pub(crate) async fn erase_authorized(
         &self,
         actor: Actor<'_>,
         id: CustomerId,
+        why: &str,
     ) -> ServiceResult<ErasureReport> {
         match self.inner.store.customer_standing(id).await? {
             CustomerStanding::Absent => return Err(ServiceError::NotFound("customer")),
@@ -291,7 +292,7 @@ impl Vault {
         // Written before the database forgets: if the database fails next, the erasure is
         // replayed on the next start rather than lost.
         let seq = journal.append(self, id, at.millis(), false)?;
-        let outcome = self.shred(actor, id, seq, at, "request").await;
+        let outcome = self.shred(actor, id, seq, at, why).await;
         let remaining = match outcome {
             Ok(Erased::Shredded { remaining }) => remaining,
             other => {

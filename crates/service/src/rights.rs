@@ -335,7 +335,10 @@ impl Vault {
         match kind {
             // The export is built when it is downloaded; nothing is kept in clear.
             RequestType::Access | RequestType::Export => self.get_customer(id).await.map(|_| ()),
-            RequestType::Erasure => self.erase_authorized(actor, id).await.map(|_| ()),
+            RequestType::Erasure => self
+                .erase_authorized(actor, id, "request")
+                .await
+                .map(|_| ()),
             RequestType::Restriction => {
                 let e = self.write_entry(actor, "restrict", Some(id), &[]);
                 if self.inner.store.set_restricted(id, true, &[e]).await? {

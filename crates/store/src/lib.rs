@@ -11,6 +11,7 @@ mod erasure;
 pub mod postgres;
 mod records;
 mod requests;
+mod retention;
 mod sql;
 pub mod sqlite;
 
@@ -20,6 +21,7 @@ pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAudi
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use records::*;
 pub use requests::RequestRow;
+pub use retention::ActivityTable;
 pub use sql::SqlStore;
 
 use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
@@ -310,6 +312,24 @@ pub trait Store: Send + Sync + 'static {
         due_before: Option<i64>,
         limit: u32,
     ) -> StoreResult<Vec<RequestRow>>;
+    /// Customers with rows in `table` older than `before` (Unix ms), and how many.
+    async fn expired_activity(
+        &self,
+        table: ActivityTable,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, i64)>>;
+    /// Deletes a customer's rows in `table` older than `before`, with the disposal's audit
+    /// entry in the same transaction (only if something was deleted). Returns the rows deleted.
+    async fn dispose_activity(
+        &self,
+        customer: CustomerId,
+        table: ActivityTable,
+        before: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<u64>;
+    /// Customers (not erased) with no change, activity or consent event since `before`.
+    async fn inactive_customers(&self, before: i64, limit: u32) -> StoreResult<Vec<CustomerId>>;
     /// Sets or lifts a customer's restriction of processing; false if no such customer.
     async fn set_restricted(
         &self,

@@ -1093,6 +1093,30 @@ impl Store for SqlStore {
         self.list_requests_impl(due_before, limit).await
     }
 
+    async fn expired_activity(
+        &self,
+        table: ActivityTable,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, i64)>> {
+        self.expired_activity_impl(table, before, limit).await
+    }
+
+    async fn dispose_activity(
+        &self,
+        customer: CustomerId,
+        table: ActivityTable,
+        before: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<u64> {
+        self.dispose_activity_impl(customer, table, before, audit)
+            .await
+    }
+
+    async fn inactive_customers(&self, before: i64, limit: u32) -> StoreResult<Vec<CustomerId>> {
+        self.inactive_customers_impl(before, limit).await
+    }
+
     async fn set_restricted(
         &self,
         id: CustomerId,

@@ -14,6 +14,7 @@ mod matrix;
 mod plaintext;
 mod purposes;
 mod requests;
+mod retention;
 mod smtp;
 mod support;
 mod tamper;
