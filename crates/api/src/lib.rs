@@ -66,6 +66,11 @@ pub fn router(vault: Vault) -> Router {
         .route("/requests/{id}", get(routes::requests::get_one))
         .route("/requests/{id}/verify", post(routes::requests::verify))
         .route("/requests/{id}/deny", post(routes::requests::deny))
+        .route("/requests/{id}/confirm", post(routes::requests::confirm))
+        .route(
+            "/customers/{id}/verified-fields",
+            put(routes::customers::set_verified_fields),
+        )
         .route("/requests/{id}/revoke", post(routes::requests::revoke))
         .route("/requests/{id}/export", get(routes::requests::export))
         .route(

@@ -14,6 +14,7 @@ mod guard;
 pub mod keys;
 pub mod notify;
 mod purposes;
+mod rectification;
 pub mod retention;
 pub mod rights;
 mod seal;

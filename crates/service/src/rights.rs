@@ -50,6 +50,10 @@ pub struct RequestView {
     pub deadline: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+    /// `staff_confirmation` while a verified customer's correction of a verified field waits
+    /// for staff to confirm it (`POST /v1/requests/{id}/confirm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<&'static str>,
     /// For a fulfilled access or export request: where the DPO or customer service downloads
     /// the export (built on demand).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,9 @@ fn view(r: &RequestRow) -> ServiceResult<RequestView> {
         deadline: Timestamp(r.deadline_at),
         updated_at: Timestamp(r.updated_at),
         export: downloadable.then(|| format!("/v1/requests/{}/export", r.id)),
+        awaiting: (status == RequestStatus::InProgress
+            && r.identity != IdentityCheck::Unverified.as_str())
+        .then_some("staff_confirmation"),
     })
 }
 
@@ -297,9 +304,11 @@ impl Vault {
         let kind = RequestType::parse(&row.kind).ok_or(ServiceError::Store(
             steward_store::StoreError::Corrupt("request row"),
         ))?;
-        let outcome = self.fulfil(actor, kind, &row).await;
+        let outcome = self.fulfil(actor, kind, &row, false).await;
         match outcome {
-            Ok(()) => next.status = RequestStatus::Fulfilled.as_str().to_owned(),
+            Ok(true) => next.status = RequestStatus::Fulfilled.as_str().to_owned(),
+            // A correction of a verified field: staff confirm it first.
+            Ok(false) => {}
             Err(ServiceError::LegalHold(_)) => {
                 next.status = RequestStatus::Denied.as_str().to_owned();
                 next.reason = Some(RequestReason::ClaimNotCovered.as_str().to_owned());
@@ -324,15 +333,17 @@ impl Vault {
         Ok(next)
     }
 
-    /// Does what the request asks; each step writes its own audit entries.
+    /// Does what the request asks; each step writes its own audit entries. Returns false when
+    /// a correction of a verified field waits for staff (`confirmed` says they have).
     async fn fulfil(
         &self,
         actor: Actor<'_>,
         kind: RequestType,
         r: &RequestRow,
-    ) -> ServiceResult<()> {
+        confirmed: bool,
+    ) -> ServiceResult<bool> {
         let id = r.customer_id;
-        match kind {
+        let done = match kind {
             // The export is built when it is downloaded; nothing is kept in clear.
             RequestType::Access | RequestType::Export => self.get_customer(id).await.map(|_| ()),
             RequestType::Erasure => self
@@ -371,9 +382,13 @@ impl Vault {
                 let json = seal::open_corrections(&dk, id, r.id.0, sealed)?;
                 let patch: steward_domain::CustomerPatch = serde_json::from_slice(&json)
                     .map_err(|_| ValidationError::new("corrections", "not a profile patch"))?;
+                if !confirmed && self.touches_verified(id, &patch.field_names()).await? {
+                    return Ok(false);
+                }
                 self.update_customer(actor, id, &patch).await.map(|_| ())
             }
-        }
+        };
+        done.map(|()| true)
     }
 
     /// Reads a request row (the caller may see requests), expiring it if its deadline passed
@@ -490,6 +505,39 @@ impl Vault {
             return Err(ServiceError::WrongState(
                 "the request is closed or no longer waits for this",
             ));
+        }
+        view(&next)
+    }
+
+    /// Confirms a verified customer's correction of verified fields (staff who may change the
+    /// profile), applying it.
+    pub async fn confirm_request(
+        &self,
+        p: &Principal,
+        id: RequestId,
+    ) -> ServiceResult<RequestView> {
+        let row = self.request_row(p, id).await?;
+        if view(&row)?.awaiting.is_none() {
+            return Err(ServiceError::WrongState(
+                "the request waits for no confirmation",
+            ));
+        }
+        self.authorize(p, Action::UpdateCustomer, Some(row.customer_id))
+            .await?;
+        let actor = Actor::Principal(p);
+        self.fulfil(actor, RequestType::Rectification, &row, true)
+            .await?;
+        let mut next = row.clone();
+        next.status = RequestStatus::Fulfilled.as_str().to_owned();
+        next.updated_at = Timestamp::now().millis();
+        let entry = self.request_entry(actor, "request.fulfilled", &next);
+        if !self
+            .inner
+            .store
+            .update_request(&next, &row.status, &[entry])
+            .await?
+        {
+            return Err(ServiceError::WrongState("the request changed meanwhile"));
         }
         view(&next)
     }

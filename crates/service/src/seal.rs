@@ -237,3 +237,26 @@ pub fn open_corrections(
         sealed,
     )?)
 }
+
+/// Seals a profile change's previous values, bound to the customer and the change.
+pub fn seal_change(
+    dk: &DataKey,
+    customer: CustomerId,
+    change: Uuid,
+    json: &[u8],
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.seal(&aad("customer_changes", "previous", customer, change), json)?)
+}
+
+/// Opens what [`seal_change`] sealed.
+pub fn open_change(
+    dk: &DataKey,
+    customer: CustomerId,
+    change: Uuid,
+    sealed: &[u8],
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.open(
+        &aad("customer_changes", "previous", customer, change),
+        sealed,
+    )?)
+}

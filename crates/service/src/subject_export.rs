@@ -255,7 +255,7 @@ impl Vault {
             uses(DataCategory::PurchaseHistory),
         );
         // Independent reads, overlapped: the customer's history, consents and audit entries.
-        let (interactions, purchases, consents, leaves) = tokio::try_join!(
+        let (interactions, purchases, consents, changes, leaves) = tokio::try_join!(
             async {
                 let mut out = Vec::new();
                 let mut after = None;
@@ -303,6 +303,7 @@ impl Vault {
                 }
             },
             self.consent_ledger(id),
+            self.profile_changes(id),
             async {
                 self.flush_audit().await?;
                 let size = self.inner.store.audit_size().await?;
@@ -337,6 +338,7 @@ impl Vault {
                 json(&json!({"customer_id": id.to_string(), "items": profile}))?,
             ),
             ("profile.csv".into(), to_csv(&profile)?),
+            ("changes.json".into(), json(&changes)?),
             ("interactions.json".into(), json(&interactions)?),
             (
                 "interactions.csv".into(),

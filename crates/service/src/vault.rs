@@ -376,14 +376,32 @@ impl Vault {
         let dk = self.data_key(id, &key)?;
         let current = seal::open_customer(&dk, &row)?;
         let next = patch.apply(current.profile())?;
-        let new_row =
-            seal::seal_customer(&dk, id, &next, row.created_at, Timestamp::now().millis())?;
+        let now = Timestamp::now().millis();
+        let new_row = seal::seal_customer(&dk, id, &next, row.created_at, now)?;
+        // The previous values of the fields changed, kept sealed like the data: the change
+        // history a rectification must leave.
+        let fields = patch.field_names();
+        let was = serde_json::to_value(&current).unwrap_or_default();
+        let previous: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|f| ((*f).to_owned(), was.get(*f).cloned().unwrap_or_default()))
+            .collect();
+        let change_id = uuid::Uuid::now_v7();
+        let json = serde_json::to_vec(&previous).map_err(|_| ServiceError::Integrity)?;
+        let change = steward_store::ChangeRow {
+            id: change_id.as_bytes().to_vec(),
+            customer_id: id,
+            changed_at: now,
+            fields: fields.join(","),
+            previous: seal::seal_change(&dk, id, change_id, &json)?,
+        };
         if !self
             .inner
             .store
             .update_customer(
                 &new_row,
                 &self.lookups(&next),
+                Some(&change),
                 &[self.write_entry(actor, "update_customer", Some(id), &patch.field_names())],
             )
             .await?

@@ -10,6 +10,7 @@ mod audit;
 mod erasure;
 pub mod postgres;
 mod records;
+mod rectification;
 mod requests;
 mod retention;
 mod sql;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use records::*;
+pub use rectification::ChangeRow;
 pub use requests::RequestRow;
 pub use retention::ActivityTable;
 pub use sql::SqlStore;
@@ -100,6 +102,18 @@ pub trait Store: Send + Sync + 'static {
         &self,
         row: &CustomerRow,
         lookups: &[Lookup],
+        change: Option<&ChangeRow>,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// A customer's profile changes, oldest first (previous values sealed).
+    async fn changes(&self, customer: CustomerId) -> StoreResult<Vec<ChangeRow>>;
+    /// The profile fields marked verified; `None` if no such customer.
+    async fn verified_fields(&self, customer: CustomerId) -> StoreResult<Option<Vec<String>>>;
+    /// Marks exactly `fields` verified; false if no such customer.
+    async fn set_verified_fields(
+        &self,
+        customer: CustomerId,
+        fields: &[&str],
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
     /// Customers whose blind index of `kind` is `mac`.

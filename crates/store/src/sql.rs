@@ -334,6 +334,7 @@ impl Store for SqlStore {
         &self,
         row: &CustomerRow,
         lookups: &[Lookup],
+        change: Option<&ChangeRow>,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
@@ -357,6 +358,9 @@ impl Store for SqlStore {
             .await?;
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
         self.insert_lookups(&mut tx, &entries).await?;
+        if let Some(c) = change {
+            Self::insert_change(&mut tx, c).await?;
+        }
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)
@@ -1091,6 +1095,23 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<RequestRow>> {
         self.list_requests_impl(due_before, limit).await
+    }
+
+    async fn changes(&self, customer: CustomerId) -> StoreResult<Vec<ChangeRow>> {
+        self.changes_impl(customer).await
+    }
+
+    async fn verified_fields(&self, customer: CustomerId) -> StoreResult<Option<Vec<String>>> {
+        self.verified_fields_impl(customer).await
+    }
+
+    async fn set_verified_fields(
+        &self,
+        customer: CustomerId,
+        fields: &[&str],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.set_verified_fields_impl(customer, fields, audit).await
     }
 
     async fn expired_activity(

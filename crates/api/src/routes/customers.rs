@@ -142,3 +142,30 @@ pub async fn lookup(
         next_cursor: None,
     }))
 }
+
+/// The body of `PUT /v1/customers/{id}/verified-fields`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifiedFields {
+    /// The profile fields checked against evidence (`name`, `email`, `phone`, `address`,
+    /// `date_of_birth`); a customer's correction of one waits for staff confirmation.
+    pub fields: Vec<String>,
+}
+
+/// Marks which profile fields are verified (replacing the previous set).
+#[utoipa::path(put, path = "/v1/customers/{id}/verified-fields", tag = "customers",
+    request_body = VerifiedFields, params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn set_verified_fields(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<VerifiedFields>,
+) -> Result<StatusCode, Problem> {
+    let id: CustomerId = path_id(&id)?;
+    s.vault
+        .set_verified_fields(steward_service::Actor::Principal(&p), id, &body.fields)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

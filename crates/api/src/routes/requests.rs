@@ -194,3 +194,18 @@ pub async fn export(
         export.zip,
     ))
 }
+
+/// Confirms a customer's correction of verified fields (staff who may change the profile); the
+/// correction is applied and the request fulfilled.
+#[utoipa::path(post, path = "/v1/requests/{id}/confirm", tag = "requests",
+    params(("id" = String, Path)),
+    responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn confirm(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<RequestView>, Problem> {
+    let id: RequestId = path_id(&id)?;
+    Ok(Json(s.vault.confirm_request(&p, id).await?))
+}

@@ -231,6 +231,13 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             StatusCode::CREATED,
         ),
         (
+            "PUT",
+            "/v1/customers/{id}/verified-fields",
+            Some(json!({"fields": ["date_of_birth"]})),
+            recorders.clone(),
+            StatusCode::NO_CONTENT,
+        ),
+        (
             "GET",
             "/v1/requests",
             None,
@@ -432,5 +439,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, 7 * (2 * 3 * 7 + 25));
+    assert_eq!(checked, 7 * (2 * 3 * 7 + 26));
 }

@@ -14,7 +14,8 @@ use crate::support::{TestDb, backend_tests, customer_json};
 backend_tests!(
     access_by_emailed_code_then_export_zip,
     in_person_requests_rectify_restrict_object_and_erase,
-    requests_are_denied_revoked_expired_and_listed_by_deadline
+    requests_are_denied_revoked_expired_and_listed_by_deadline,
+    a_correction_of_a_verified_field_waits_for_staff
 );
 
 struct World {
@@ -656,4 +657,184 @@ async fn the_binary_writes_a_customers_export() {
     );
     assert_ne!(code, 0, "an existing file is not overwritten");
     assert!(err.contains("must not exist"), "{err}");
+}
+
+async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
+    let w = world(&db).await;
+    let id = new_customer(
+        &w.router,
+        &w.support,
+        customer_json(
+            "Vera Verified",
+            "vera.verified@example.org",
+            "+44 20 7946 0111",
+            "9 Proof Row",
+        ),
+    )
+    .await;
+    let marks = format!("/v1/customers/{id}/verified-fields");
+    let (s, p) = call(
+        &w.router,
+        &w.support,
+        "PUT",
+        &marks,
+        Some(json!({"fields": ["shoe_size"]})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("fields")),
+        "{p}"
+    );
+    let (s, _) = call(
+        &w.router,
+        &w.support,
+        "PUT",
+        &marks,
+        Some(json!({"fields": ["name", "date_of_birth"]})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // A correction of an unverified field applies at once.
+    let (s, r) = request(
+        &w,
+        &w.dpo,
+        json!({"type": "rectification", "customer_id": id, "identity_verified": "in_person",
+        "corrections": {"email": "vera.new@example.org"}}),
+    )
+    .await;
+    assert_eq!(
+        (s, &r["status"]),
+        (StatusCode::CREATED, &json!("fulfilled")),
+        "{r}"
+    );
+
+    // One touching a verified field waits for staff after the customer's code.
+    let (s, r) = request(
+        &w,
+        &w.support,
+        json!({"type": "rectification", "customer_id": id,
+        "corrections": {"name": "Vera Renamed"}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let rid = r["id"].as_str().unwrap().to_owned();
+    let code = last_code(&w.mail, "vera.new@example.org");
+    let (s, r) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &format!("/v1/requests/{rid}/verify"),
+        Some(json!({"code": code})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &r["status"], &r["awaiting"]),
+        (
+            StatusCode::OK,
+            &json!("in_progress"),
+            &json!("staff_confirmation")
+        ),
+        "{r}"
+    );
+    let (_, c) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        c["name"], "Vera Verified",
+        "not applied before confirmation"
+    );
+    let marketing = token_of_marketing(&db).await;
+    let (s, _) = call(
+        &w.router,
+        &marketing,
+        "POST",
+        &format!("/v1/requests/{rid}/confirm"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, r) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &format!("/v1/requests/{rid}/confirm"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &r["status"]),
+        (StatusCode::OK, &json!("fulfilled")),
+        "{r}"
+    );
+    assert!(r.get("awaiting").is_none());
+    let (_, c) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(c["name"], "Vera Renamed");
+
+    // The history keeps the previous values, sealed at rest and opened in the export.
+    let raw = db.raw().await;
+    let sealed: Vec<Vec<u8>> =
+        sqlx::query("SELECT previous FROM customer_changes WHERE customer_id = $1 ORDER BY id")
+            .bind(uuid::Uuid::parse_str(&id).unwrap().as_bytes().to_vec())
+            .fetch_all(&raw)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get(r, 0))
+            .collect();
+    raw.close().await;
+    assert_eq!(sealed.len(), 2);
+    for bytes in &sealed {
+        assert!(
+            !bytes.windows(13).any(|w| w == b"Vera Verified"),
+            "a previous value in clear"
+        );
+    }
+    let (s, r) = request(
+        &w,
+        &w.dpo,
+        json!({"type": "export", "customer_id": id, "identity_verified": "in_person"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (_, _, bytes) = crate::support::oneshot_raw(
+        &w.router,
+        Some(&w.dpo),
+        "GET",
+        r["export"].as_str().unwrap(),
+        None,
+        None,
+        &[],
+    )
+    .await;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut text = String::new();
+    zip.by_name("changes.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let changes: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(changes[0]["fields"], json!(["email"]));
+    assert_eq!(changes[0]["previous"]["email"], "vera.verified@example.org");
+    assert_eq!(changes[1]["previous"]["name"], "Vera Verified");
 }

@@ -1,0 +1,90 @@
+//! Rectification: fields marked verified (checked against a document, say) are corrected only
+//! after staff confirm, and every profile change keeps its previous values, sealed.
+
+use serde_json::{Value, json};
+use steward_domain::{CustomerId, Timestamp, ValidationError, customer::PROFILE_FIELDS};
+use steward_policy::Action;
+
+use crate::auth::Actor;
+use crate::error::{ServiceError, ServiceResult};
+use crate::seal;
+use crate::vault::Vault;
+
+impl Vault {
+    /// Marks exactly `fields` of a customer's profile as verified: a customer's correction of
+    /// any of them then waits for staff confirmation.
+    pub async fn set_verified_fields(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        fields: &[String],
+    ) -> ServiceResult<()> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for f in fields {
+            let name = PROFILE_FIELDS
+                .iter()
+                .map(|(n, _)| *n)
+                .find(|n| n == f)
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        "fields",
+                        "must name profile fields: name, email, phone, address, date_of_birth",
+                    )
+                })?;
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        if let Actor::Principal(p) = actor {
+            self.authorize(p, Action::UpdateCustomer, Some(id)).await?;
+        }
+        let entry = self.write_entry(actor, "mark_verified", Some(id), &names);
+        if self
+            .inner
+            .store
+            .set_verified_fields(id, &names, &[entry])
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("customer"))
+        }
+    }
+
+    /// Whether a correction of `fields` needs staff confirmation first.
+    pub(crate) async fn touches_verified(
+        &self,
+        id: CustomerId,
+        fields: &[&str],
+    ) -> ServiceResult<bool> {
+        let verified = self
+            .inner
+            .store
+            .verified_fields(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
+        Ok(fields.iter().any(|f| verified.iter().any(|v| v == f)))
+    }
+
+    /// The customer's profile changes, oldest first, with the previous values opened.
+    pub(crate) async fn profile_changes(&self, id: CustomerId) -> ServiceResult<Vec<Value>> {
+        let rows = self.inner.store.changes(id).await?;
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let dk = self.data_key_of(id).await?;
+        rows.into_iter()
+            .map(|r| {
+                let change = uuid::Uuid::from_slice(&r.id).map_err(|_| ServiceError::Integrity)?;
+                let previous = seal::open_change(&dk, id, change, &r.previous)?;
+                let previous: Value =
+                    serde_json::from_slice(&previous).map_err(|_| ServiceError::Integrity)?;
+                Ok(json!({
+                    "changed_at": Timestamp(r.changed_at).to_rfc3339_millis(),
+                    "fields": r.fields.split(',').collect::<Vec<_>>(),
+                    "previous": previous,
+                }))
+            })
+            .collect()
+    }
+}
