@@ -195,11 +195,32 @@ async fn erasure_shreds_at_once_and_leaves_a_disposal_record(db: TestDb) {
     ] {
         assert_eq!(count(&db, table, &id).await, 0, "{table}");
     }
-    if db.kind == Kind::Sqlite {
-        let mut needles = keys.clone();
-        needles.extend(macs.clone());
-        let held = sqlite_files_hold(db.dir.path(), &needles);
-        assert!(held.is_empty(), "erased key material still in {held:?}");
+    let mut needles = keys.clone();
+    needles.extend(macs.clone());
+    match db.kind {
+        Kind::Sqlite => {
+            let held = sqlite_files_hold(db.dir.path(), &needles);
+            assert!(held.is_empty(), "erased key material still in {held:?}");
+        }
+        Kind::Postgres => {
+            // What the database would hand to anyone who dumps it (dead tuples wait for VACUUM;
+            // without the key they hold only ciphertext).
+            let out = std::process::Command::new("pg_dump")
+                .arg("--no-owner")
+                .arg(&db.url)
+                .output()
+                .expect("run pg_dump (Debian package postgresql-client)");
+            assert!(out.status.success());
+            let dump = String::from_utf8_lossy(&out.stdout).to_lowercase();
+            assert!(
+                dump.contains("copy public.data_keys"),
+                "the dump holds the key table"
+            );
+            for n in &needles {
+                let hex: String = n.iter().map(|b| format!("{b:02x}")).collect();
+                assert!(!dump.contains(&hex), "erased key material in pg_dump");
+            }
+        }
     }
 
     // The disposal record: in the audit log, naming what was destroyed and how, by whom.
