@@ -32,9 +32,32 @@ where
                     .map(|(_, t)| t)
             })
             .ok_or_else(Problem::unauthorized)?;
+        // The client's address, when the server knows it (`steward serve` does).
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let now = std::time::Instant::now();
+        if let Some(ip) = addr {
+            state
+                .limits
+                .check_address(ip, now)
+                .map_err(Problem::auth_brake)?;
+        }
         match state.vault.authenticate(token.trim()).await {
-            Ok(Some(p)) => Ok(Auth(p)),
-            Ok(None) => Err(Problem::unauthorized()),
+            Ok(Some(p)) => {
+                state
+                    .limits
+                    .take(p.token_id, &p.roles, now)
+                    .map_err(Problem::rate_limited)?;
+                Ok(Auth(p))
+            }
+            Ok(None) => {
+                if let Some(ip) = addr {
+                    state.limits.failed(ip, now);
+                }
+                Err(Problem::unauthorized())
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -4,6 +4,7 @@
 //! personal data, RFC 9457 problem details for every error, OpenAPI 3.1 at `/openapi.json`.
 
 mod extract;
+pub mod limits;
 mod metrics;
 mod openapi;
 mod problem;
@@ -23,11 +24,35 @@ pub use problem::Problem;
 pub struct AppState {
     /// The vault.
     pub vault: Vault,
+    /// Request rates and the brake on bad tokens.
+    pub limits: std::sync::Arc<limits::Limits>,
 }
 
-/// The whole API as an axum router.
+/// The whole API as an axum router, without request rate limits (for embedding and tests;
+/// `steward serve` uses [`router_with`]).
 pub fn router(vault: Vault) -> Router {
-    let state = AppState { vault };
+    router_with(vault, limits::Limits::none())
+}
+
+/// Cuts off a request that takes longer than the limits allow, its body included.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(state.limits.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => Problem::timed_out().into_response(),
+    }
+}
+
+/// The whole API as an axum router, with these abuse limits.
+pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
+    let state = AppState {
+        vault,
+        limits: std::sync::Arc::new(limits),
+    };
     let v1 = Router::new()
         .route(
             "/purposes",
@@ -99,6 +124,10 @@ pub fn router(vault: Vault) -> Router {
         .route("/.well-known/jwks.json", get(routes::system::jwks))
         .fallback(routes::system::no_route)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            deadline,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -22,6 +22,9 @@ pub struct Problem {
     /// The offending field or parameter, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds to wait before retrying, sent as `Retry-After` (429s).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -37,6 +40,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -113,6 +117,43 @@ impl Problem {
             "this caller read more distinct customers in the last hour than its role allows; reads are refused for an hour and the DPO has been alerted",
         );
         p.field = Some("Authorization".into());
+        p.retry_after = Some(3600);
+        p
+    }
+
+    /// The request took longer than the server allows (408): a slow body, usually.
+    pub fn timed_out() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "/problems/timeout",
+            "Request timeout",
+            "the request took too long to arrive or to be answered",
+        )
+    }
+
+    /// The caller's token has used up its request rate (429, with `Retry-After`).
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "/problems/rate-limited",
+            "Too many requests",
+            "this token sent more requests than its role's rate allows; retry after the time given",
+        );
+        p.field = Some("Authorization".into());
+        p.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        p
+    }
+
+    /// Too many bad tokens came from this client address (429, with `Retry-After`).
+    pub fn auth_brake(wait: std::time::Duration) -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "/problems/too-many-failed-sign-ins",
+            "Too many failed attempts",
+            "too many invalid tokens came from this address; retry after the time given",
+        );
+        p.field = Some("Authorization".into());
+        p.retry_after = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         p
     }
 
@@ -227,7 +268,12 @@ impl Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry = self.retry_after;
         let mut res = (status, axum::Json(self)).into_response();
+        if let Some(secs) = retry {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

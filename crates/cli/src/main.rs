@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod erasure;
 mod export;
+mod http;
 mod import;
 mod open;
 mod serve;

@@ -46,6 +46,13 @@ pub struct ServeArgs {
     /// schedule off (`steward retention run` then does it).
     #[arg(long, default_value_t = 24, env = "STEWARD_RETENTION_EVERY_HOURS")]
     retention_every_hours: u64,
+    /// A request rate per token, as ROLE=R/B (R requests a second, bursts of B) or
+    /// default=R/B (repeatable). Default: 50/200 for every role.
+    #[arg(long = "rate-limit", value_name = "ROLE=R/B")]
+    rate_limits: Vec<String>,
+    /// Seconds a request may take, its body included, before it is cut off with 408.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_secs: u64,
     /// The sender of one-time codes.
     #[arg(
         long,
@@ -60,6 +67,9 @@ pub struct ServeArgs {
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(args.log_json);
+    // Flags are checked before anything is opened.
+    let mut limits = rate_limits(&args.rate_limits)?;
+    limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     let vault = open::vault(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
     if let Some(path) = &args.mail_sink {
@@ -172,9 +182,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             support.as_str()
         );
     }
-    axum::serve(listener, steward_api::router(vault))
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    crate::http::serve(
+        listener,
+        steward_api::router_with(vault, limits),
+        shutdown(),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -193,4 +206,28 @@ async fn shutdown() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+/// The abuse limits from `--rate-limit` specs.
+fn rate_limits(specs: &[String]) -> anyhow::Result<steward_api::limits::Limits> {
+    use steward_api::limits::{Limits, Rate};
+    let mut default = Rate::DEFAULT;
+    let mut per_role = std::collections::HashMap::new();
+    for spec in specs {
+        let (who, rate) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--rate-limit {spec}: expected ROLE=R/B"))?;
+        let rate = Rate::parse(rate).ok_or_else(|| {
+            anyhow::anyhow!("--rate-limit {spec}: R/B must be two positive numbers, B at least 1")
+        })?;
+        if who == "default" {
+            default = rate;
+        } else {
+            let role: Role = who.parse().map_err(|e: steward_domain::ValidationError| {
+                anyhow::anyhow!("--rate-limit {spec}: {}", e.reason)
+            })?;
+            per_role.insert(role, rate);
+        }
+    }
+    Ok(Limits::new(default, per_role))
 }

@@ -10,6 +10,7 @@ mod binary;
 mod conformance;
 mod erasure;
 mod http;
+mod limits;
 mod matrix;
 mod plaintext;
 mod purposes;

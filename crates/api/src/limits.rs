@@ -1,0 +1,255 @@
+//! Abuse limits: a request rate per token (a token bucket, its rate set per role) and a brake on
+//! clients that keep presenting bad tokens.
+//!
+//! Hand-written rather than taken from `governor`: a token bucket is a few lines, the quota here
+//! depends on the caller's roles, and the exact wait is needed for `Retry-After`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use steward_domain::{Role, TokenId};
+
+/// A sustained rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: f64,
+}
+
+impl Rate {
+    /// The default: 50 requests a second, bursts of 200.
+    pub const DEFAULT: Rate = Rate {
+        per_second: 50.0,
+        burst: 200.0,
+    };
+
+    /// Parses `R/B` (requests per second / burst), e.g. `50/200`.
+    pub fn parse(s: &str) -> Option<Rate> {
+        let (r, b) = s.split_once('/')?;
+        let (per_second, burst) = (r.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+        (per_second > 0.0 && burst >= 1.0 && per_second.is_finite() && burst.is_finite())
+            .then_some(Rate { per_second, burst })
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Failed authentications from one address.
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+/// The longest a request may take unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bad tokens an address may present in a window before it is refused until the window ends.
+const FAILURES_ALLOWED: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Buckets and failure records kept before idle ones are dropped.
+const TRACKED: usize = 100_000;
+
+/// The limits a server enforces.
+pub struct Limits {
+    /// The longest a request may take, its body included (a slow client is cut off with 408).
+    pub request_timeout: Duration,
+    per_role: HashMap<Role, Rate>,
+    default: Rate,
+    buckets: Mutex<HashMap<TokenId, Bucket>>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(Rate::DEFAULT, HashMap::new())
+    }
+}
+
+impl Limits {
+    /// No request rate limit (the brake on bad tokens still applies where addresses are
+    /// known): for embedding the router and for tests; `steward serve` sets real limits.
+    pub fn none() -> Self {
+        let unlimited = Rate {
+            per_second: f64::INFINITY,
+            burst: f64::INFINITY,
+        };
+        Self::new(unlimited, HashMap::new())
+    }
+
+    /// Limits with `default` for every role not in `per_role`.
+    pub fn new(default: Rate, per_role: HashMap<Role, Rate>) -> Self {
+        Self {
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            per_role,
+            default,
+            buckets: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The most generous rate among `roles`.
+    fn rate(&self, roles: &[Role]) -> Rate {
+        roles
+            .iter()
+            .map(|r| self.per_role.get(r).copied().unwrap_or(self.default))
+            .max_by(|a, b| a.per_second.total_cmp(&b.per_second))
+            .unwrap_or(self.default)
+    }
+
+    /// Takes one request from the token's bucket; `Err(wait)` when it is empty.
+    pub fn take(&self, token: TokenId, roles: &[Role], now: Instant) -> Result<(), Duration> {
+        let rate = self.rate(roles);
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() >= TRACKED {
+            // Buckets that have refilled hold no state worth keeping.
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst
+            });
+        }
+        let b = buckets.entry(token).or_insert(Bucket {
+            tokens: rate.burst,
+            at: now,
+        });
+        let refill = now.saturating_duration_since(b.at).as_secs_f64() * rate.per_second;
+        b.tokens = (b.tokens + refill).min(rate.burst);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate.per_second))
+        }
+    }
+
+    /// `Err(wait)` while `addr` is refused for presenting too many bad tokens.
+    pub fn check_address(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        let Ok(failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        match failures.get(&addr) {
+            Some(f) if f.count >= FAILURES_ALLOWED => {
+                let until = f.since + FAILURE_WINDOW;
+                if now < until {
+                    Err(until - now)
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a bad token from `addr`.
+    pub fn failed(&self, addr: IpAddr, now: Instant) {
+        let Ok(mut failures) = self.failures.lock() else {
+            return;
+        };
+        if failures.len() >= TRACKED {
+            failures.retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
+        }
+        let f = failures.entry(addr).or_insert(Failures {
+            count: 0,
+            since: now,
+        });
+        if now.duration_since(f.since) >= FAILURE_WINDOW {
+            *f = Failures {
+                count: 0,
+                since: now,
+            };
+        }
+        f.count += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_its_rate() {
+        let l = Limits::new(
+            Rate {
+                per_second: 10.0,
+                burst: 3.0,
+            },
+            HashMap::new(),
+        );
+        let (t, roles, now) = (TokenId::new(), [Role::SupportAgent], Instant::now());
+        for _ in 0..3 {
+            assert!(l.take(t, &roles, now).is_ok());
+        }
+        let wait = l.take(t, &roles, now).unwrap_err();
+        assert!(
+            wait > Duration::from_millis(90) && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        assert!(
+            l.take(t, &roles, now + Duration::from_millis(100)).is_ok(),
+            "refilled one"
+        );
+        assert!(
+            l.take(TokenId::new(), &roles, now).is_ok(),
+            "buckets are per token"
+        );
+    }
+
+    #[test]
+    fn the_most_generous_role_counts() {
+        let slow = Rate {
+            per_second: 1.0,
+            burst: 1.0,
+        };
+        let fast = Rate {
+            per_second: 100.0,
+            burst: 100.0,
+        };
+        let l = Limits::new(slow, HashMap::from([(Role::Dpo, fast)]));
+        assert_eq!(l.rate(&[Role::Marketing, Role::Dpo]), fast);
+        assert_eq!(l.rate(&[Role::Marketing]), slow);
+    }
+
+    #[test]
+    fn bad_tokens_brake_an_address_for_the_window() {
+        let l = Limits::default();
+        let (ip, now) = ("192.0.2.7".parse().unwrap(), Instant::now());
+        for _ in 0..FAILURES_ALLOWED {
+            assert!(l.check_address(ip, now).is_ok());
+            l.failed(ip, now);
+        }
+        assert!(l.check_address(ip, now + Duration::from_secs(1)).is_err());
+        assert!(l.check_address("192.0.2.8".parse().unwrap(), now).is_ok());
+        assert!(l.check_address(ip, now + FAILURE_WINDOW).is_ok());
+    }
+
+    #[test]
+    fn no_limits_never_refuse() {
+        let l = Limits::none();
+        let (t, now) = (TokenId::new(), Instant::now());
+        for _ in 0..10_000 {
+            assert!(l.take(t, &[Role::Analyst], now).is_ok());
+        }
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(
+            Rate::parse("5/20"),
+            Some(Rate {
+                per_second: 5.0,
+                burst: 20.0
+            })
+        );
+        assert_eq!(Rate::parse("0/20"), None);
+        assert_eq!(Rate::parse("5"), None);
+        assert_eq!(Rate::parse("x/1"), None);
+    }
+}
