@@ -288,6 +288,29 @@ impl Vault {
         .into())
     }
 
+    /// Stores a request's move from `row` to `next` with its audit entry, if nobody moved it
+    /// meanwhile.
+    async fn save_transition(
+        &self,
+        actor: Actor<'_>,
+        row: &RequestRow,
+        next: &RequestRow,
+    ) -> ServiceResult<()> {
+        let entry = self.request_entry(actor, &format!("request.{}", next.status), next);
+        if self
+            .inner
+            .store
+            .update_request(next, &row.status, &[entry])
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ))
+        }
+    }
+
     /// Marks the identity verified and fulfils the request.
     async fn verified(
         &self,
@@ -319,17 +342,7 @@ impl Vault {
             }
             Err(e) => return Err(e),
         }
-        let entry = self.request_entry(actor, &format!("request.{}", next.status), &next);
-        if !self
-            .inner
-            .store
-            .update_request(&next, &row.status, &[entry])
-            .await?
-        {
-            return Err(ServiceError::WrongState(
-                "the request is closed or no longer waits for this",
-            ));
-        }
+        self.save_transition(actor, &row, &next).await?;
         Ok(next)
     }
 
@@ -495,17 +508,7 @@ impl Vault {
         next.reason = reason.map(|r| r.as_str().to_owned());
         next.code_mac = None;
         next.updated_at = Timestamp::now().millis();
-        let entry = self.request_entry(actor, &format!("request.{}", next.status), &next);
-        if !self
-            .inner
-            .store
-            .update_request(&next, &row.status, &[entry])
-            .await?
-        {
-            return Err(ServiceError::WrongState(
-                "the request is closed or no longer waits for this",
-            ));
-        }
+        self.save_transition(actor, &row, &next).await?;
         view(&next)
     }
 
@@ -530,15 +533,7 @@ impl Vault {
         let mut next = row.clone();
         next.status = RequestStatus::Fulfilled.as_str().to_owned();
         next.updated_at = Timestamp::now().millis();
-        let entry = self.request_entry(actor, "request.fulfilled", &next);
-        if !self
-            .inner
-            .store
-            .update_request(&next, &row.status, &[entry])
-            .await?
-        {
-            return Err(ServiceError::WrongState("the request changed meanwhile"));
-        }
+        self.save_transition(actor, &row, &next).await?;
         view(&next)
     }
 

@@ -86,19 +86,11 @@ impl SqlStore {
         reference: Option<&str>,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done =
+        let q =
             sqlx::query("UPDATE customers SET legal_hold = $2 WHERE id = $1 AND erased_at IS NULL")
                 .bind(id.as_bytes().to_vec())
-                .bind(reference)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+                .bind(reference);
+        self.update_with_audit(q, audit).await
     }
 
     pub(crate) async fn erase_customer_impl(

@@ -86,19 +86,11 @@ impl SqlStore {
         fields: &[&str],
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let q = sqlx::query(
             "UPDATE customers SET verified_fields = $2 WHERE id = $1 AND erased_at IS NULL",
         )
         .bind(customer.as_bytes().to_vec())
-        .bind(fields.join(","))
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(fields.join(","));
+        self.update_with_audit(q, audit).await
     }
 }

@@ -104,30 +104,22 @@ impl SqlStore {
         was: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let q = sqlx::query(
             "UPDATE rights_requests SET status = $2, reason = $3, identity = $4, updated_at = $5, \
              corrections = $6, code_mac = $7, code_expires_at = $8, code_attempts = $9 \
              WHERE id = $1 AND status = $10",
         )
         .bind(row.id.as_bytes().to_vec())
-        .bind(row.status.as_str())
-        .bind(row.reason.as_deref())
-        .bind(row.identity.as_str())
+        .bind(row.status.clone())
+        .bind(row.reason.clone())
+        .bind(row.identity.clone())
         .bind(row.updated_at)
         .bind(row.corrections.clone())
         .bind(row.code_mac.clone())
         .bind(row.code_expires_at)
         .bind(row.code_attempts)
-        .bind(was)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(was.to_owned());
+        self.update_with_audit(q, audit).await
     }
 
     pub(crate) async fn list_requests_impl(
@@ -152,18 +144,10 @@ impl SqlStore {
         restricted: bool,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let done =
+        let q =
             sqlx::query("UPDATE customers SET restricted = $2 WHERE id = $1 AND erased_at IS NULL")
                 .bind(id.as_bytes().to_vec())
-                .bind(i64::from(restricted))
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(true)
+                .bind(i64::from(restricted));
+        self.update_with_audit(q, audit).await
     }
 }

@@ -142,6 +142,22 @@ impl SqlStore {
 
     /// Begins a write transaction. On SQLite it takes the write lock up front (`IMMEDIATE`), so
     /// two writers queue on the busy timeout instead of failing on a lock upgrade.
+    /// Runs one UPDATE and, if it changed a row, the audit entries, in one transaction.
+    /// Returns whether a row changed.
+    pub(crate) async fn update_with_audit(
+        &self,
+        q: AnyQuery<'_>,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        if q.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub(crate) async fn write_tx(&self) -> StoreResult<Transaction<'static, sqlx::Any>> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
