@@ -393,6 +393,10 @@ async fn a_restored_backup_does_not_bring_an_erased_customer_back() {
     drop(router);
     drop(v);
 
+    // Backed up and erased while a server is running and serving.
+    let server = crate::support::Server::start(&db, &[], &[]);
+    let (s, _) = server.http("GET", "/healthz", None, None);
+    assert_eq!(s, 200);
     let backup = db.dir.path().join("before-erasure.zip");
     let (code, _, err) = crate::support::run(&["backup", backup.to_str().unwrap()], &db);
     assert_eq!(code, 0, "{err}");
@@ -400,6 +404,9 @@ async fn a_restored_backup_does_not_bring_an_erased_customer_back() {
     assert_eq!(code, 0, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["purge"], "complete");
+    let (code, _, _) = crate::support::run(&["backup", backup.to_str().unwrap()], &db);
+    assert_ne!(code, 0, "a backup never overwrites a file");
+    server.stop();
 
     let (code, _, err) = crate::support::run(&["restore", backup.to_str().unwrap()], &db);
     assert_ne!(code, 0, "a restore over a database needs --force");
@@ -458,4 +465,83 @@ async fn a_restored_backup_does_not_bring_an_erased_customer_back() {
     let text = std::fs::read_to_string(&journal).unwrap();
     std::fs::write(&journal, text.replacen(" erase ", " void ", 1)).unwrap();
     assert!(v.replay_erasures().await.is_err());
+}
+
+/// On PostgreSQL, backups are pg_dump's: `steward backup` says so, and `restore --replay-only`
+/// replays the journal against the configured database (here: a database a pg_dump of which was
+/// restored from before an erasure, simulated by copying the customer's rows back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restores_replay_the_journal() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let v = db.vault().await;
+    let router = steward_api::router(v.clone());
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let id = new_customer(
+        &router,
+        &support,
+        customer_json(
+            "Pia Postgres",
+            "pia.pg@example.org",
+            "+44 20 7946 0123",
+            "10 Dump Road",
+        ),
+    )
+    .await;
+    let idb = uuid::Uuid::parse_str(&id).unwrap().as_bytes().to_vec();
+    let raw = db.raw().await;
+    // What a pg_dump taken now would bring back: the customer, their key and look-ups.
+    let saved_customer =
+        sqlx::query("SELECT created_at, updated_at, name FROM customers WHERE id = $1")
+            .bind(idb.clone())
+            .fetch_one(&raw)
+            .await
+            .unwrap();
+    let (created, updated, name): (i64, i64, Vec<u8>) = (
+        saved_customer.get(0),
+        saved_customer.get(1),
+        saved_customer.get(2),
+    );
+    let key = sqlx::query(
+        "SELECT master_key_id, wrapped, created_at FROM data_keys WHERE customer_id = $1",
+    )
+    .bind(idb.clone())
+    .fetch_one(&raw)
+    .await
+    .unwrap();
+    let (mk, wrapped, kat): (String, Vec<u8>, i64) = (key.get(0), key.get(1), key.get(2));
+    drop(router);
+    drop(v);
+
+    let (code, _, err) = crate::support::run(&["backup", "/tmp/never.zip"], &db);
+    assert_ne!(code, 0);
+    assert!(err.contains("pg_dump"), "{err}");
+    let (code, _, err) = crate::support::run(&["erase", "--customer", &id], &db);
+    assert_eq!(code, 0, "{err}");
+
+    // "Restore the dump": the rows come back, the record of the erasure does not.
+    sqlx::query("INSERT INTO customers (id, created_at, updated_at, name) VALUES ($1, $2, $3, $4)")
+        .bind(idb.clone())
+        .bind(created)
+        .bind(updated)
+        .bind(name)
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO data_keys (customer_id, master_key_id, wrapped, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(idb.clone()).bind(mk).bind(wrapped).bind(kat)
+        .execute(&raw).await.unwrap();
+    sqlx::query("DELETE FROM erasures WHERE customer_id = $1")
+        .bind(idb.clone())
+        .execute(&raw)
+        .await
+        .unwrap();
+    let (code, _, err) = crate::support::run(&["restore", "--replay-only"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("Erasures replayed from the journal: 1"),
+        "{err}"
+    );
+    assert_eq!(key_material(&db, &id).await, (vec![], vec![]));
+    assert_eq!(count(&db, "customers", &id).await, 0);
+    raw.close().await;
 }
