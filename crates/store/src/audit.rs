@@ -135,7 +135,7 @@ impl SqlStore {
         entries: &[AuditEntryRow],
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
-        drained: Option<(i64, i64)>,
+        drained: Option<Drained>,
     ) -> StoreResult<AuditTip> {
         let mut tx = match self.backend {
             Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
@@ -212,17 +212,42 @@ impl SqlStore {
         if let Some(note) = &ext.checkpoint {
             insert_checkpoint(&mut tx, new_size, note).await?;
         }
-        if let Some((from, to)) = drained {
-            let moved =
-                sqlx::query("UPDATE audit_drain SET last_seq = $1 WHERE id = 1 AND last_seq = $2")
-                    .bind(to)
-                    .bind(from)
-                    .execute(&mut *tx)
-                    .await?;
-            if moved.rows_affected() != 1 {
-                // Another server moved these entries first; nothing of this batch is kept.
-                return Err(StoreError::Conflict);
+        match drained {
+            Some(Drained::Mark { from, to }) => {
+                let moved = sqlx::query(
+                    "UPDATE audit_drain SET last_seq = $1 WHERE id = 1 AND last_seq = $2",
+                )
+                .bind(to)
+                .bind(from)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() != 1 {
+                    // Another server moved these entries first; nothing of this batch is kept.
+                    return Err(StoreError::Conflict);
+                }
             }
+            Some(Drained::Rows(seqs)) => {
+                let mut moved = 0;
+                for chunk in seqs.chunks(crate::sql::INSERT_CHUNK) {
+                    let sql = format!(
+                        "DELETE FROM audit_outbox WHERE seq IN ({})",
+                        (1..=chunk.len())
+                            .map(|i| format!("${i}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+                    for seq in chunk {
+                        q = q.bind(*seq);
+                    }
+                    moved += q.execute(&mut *tx).await?.rows_affected();
+                }
+                if moved != seqs.len() as u64 {
+                    // Another server moved some of these first; nothing of this batch is kept.
+                    return Err(StoreError::Conflict);
+                }
+            }
+            None => {}
         }
         tx.commit().await?;
         Ok(AuditTip {
@@ -240,6 +265,9 @@ impl SqlStore {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<(usize, Option<AuditTip>)> {
+        if self.backend == Backend::Postgres {
+            return self.drain_outbox_rows(limit, sealer, known).await;
+        }
         let mark: i64 = sqlx::query("SELECT last_seq FROM audit_drain WHERE id = 1")
             .fetch_one(&self.log_pool)
             .await?
@@ -255,24 +283,22 @@ impl SqlStore {
         let mut entries = Vec::with_capacity(rows.len());
         for r in &rows {
             last = r.try_get(0)?;
-            let customer: Option<Vec<u8>> = r.try_get(4)?;
-            entries.push(AuditEntryRow {
-                leaf: r.try_get(1)?,
-                occurred_at: r.try_get(2)?,
-                action: r.try_get(3)?,
-                customer_id: customer
-                    .map(|c| {
-                        CustomerId::from_slice(&c).ok_or(StoreError::Corrupt("id is not 16 bytes"))
-                    })
-                    .transpose()?,
-            });
+            entries.push(outbox_entry(r)?);
         }
         let tip = if entries.is_empty() {
             known
         } else {
             Some(
-                self.append_entries(&entries, sealer, known, Some((mark, last)))
-                    .await?,
+                self.append_entries(
+                    &entries,
+                    sealer,
+                    known,
+                    Some(Drained::Mark {
+                        from: mark,
+                        to: last,
+                    }),
+                )
+                .await?,
             )
         };
         sqlx::query("DELETE FROM audit_outbox WHERE seq <= $1")
@@ -280,6 +306,38 @@ impl SqlStore {
             .execute(&self.pool)
             .await?;
         Ok((entries.len(), tip))
+    }
+
+    /// PostgreSQL's drain. Sequence numbers there are taken when a row is inserted, not when it
+    /// commits, so a later number can commit first and a watermark would skip (and then delete)
+    /// the earlier one. The outbox and the log share the database, so the moved rows are
+    /// deleted in the append's own transaction instead: whatever is still in the outbox has not
+    /// been appended, whenever it committed.
+    async fn drain_outbox_rows(
+        &self,
+        limit: u32,
+        sealer: &dyn AuditSealer,
+        known: Option<AuditTip>,
+    ) -> StoreResult<(usize, Option<AuditTip>)> {
+        let rows = sqlx::query(
+            "SELECT seq, leaf, occurred_at, action, customer_id FROM audit_outbox ORDER BY seq LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok((0, known));
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            seqs.push(r.try_get::<i64, _>(0)?);
+            entries.push(outbox_entry(r)?);
+        }
+        let tip = self
+            .append_entries(&entries, sealer, known, Some(Drained::Rows(seqs)))
+            .await?;
+        Ok((entries.len(), Some(tip)))
     }
 
     /// The number of entries.
@@ -587,4 +645,31 @@ async fn hashes_at(
                 .and_then(|h| hash_of(h.to_vec()))
         })
         .collect()
+}
+
+/// How a drain marks the outbox rows it moved, in the append's transaction.
+pub(crate) enum Drained {
+    /// SQLite: moves the watermark in the log file (the outbox lives in the data file; its rows
+    /// commit in sequence order, as SQLite has one writer at a time).
+    Mark {
+        /// The watermark the drain read.
+        from: i64,
+        /// The last sequence number moved.
+        to: i64,
+    },
+    /// PostgreSQL: deletes exactly these outbox rows.
+    Rows(Vec<i64>),
+}
+
+/// An outbox row (seq, leaf, occurred_at, action, customer_id) as an entry to append.
+fn outbox_entry(r: &sqlx::any::AnyRow) -> StoreResult<AuditEntryRow> {
+    let customer: Option<Vec<u8>> = r.try_get(4)?;
+    Ok(AuditEntryRow {
+        leaf: r.try_get(1)?,
+        occurred_at: r.try_get(2)?,
+        action: r.try_get(3)?,
+        customer_id: customer
+            .map(|c| CustomerId::from_slice(&c).ok_or(StoreError::Corrupt("id is not 16 bytes")))
+            .transpose()?,
+    })
 }

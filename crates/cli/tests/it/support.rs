@@ -332,6 +332,12 @@ impl Server {
     }
 
     /// Stops the server with SIGTERM (graceful) and waits for it.
+    /// Kills the server with SIGKILL: no shutdown, no flush, mid-request.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn stop(mut self) -> (String, String) {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
