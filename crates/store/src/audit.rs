@@ -319,6 +319,13 @@ impl SqlStore {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<(usize, Option<AuditTip>)> {
+        // Rows at or below the watermark earlier versions kept were appended by them (a crash
+        // can leave them behind); the watermark no longer moves on PostgreSQL.
+        sqlx::query(
+            "DELETE FROM audit_outbox WHERE seq <= (SELECT last_seq FROM audit_drain WHERE id = 1)",
+        )
+        .execute(&self.pool)
+        .await?;
         let rows = sqlx::query(
             "SELECT seq, leaf, occurred_at, action, customer_id FROM audit_outbox ORDER BY seq LIMIT $1",
         )

@@ -651,3 +651,54 @@ async fn operator_actions_are_entries(db: TestDb) {
         Some(steward_crypto::fingerprint(steward_policy::DEFAULT_POLICIES.as_bytes()).as_str())
     );
 }
+
+/// PostgreSQL databases drained by the former watermark may hold outbox rows at or below it
+/// (appended already, a crash before their delete): they are dropped, not appended twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_below_the_old_watermark_are_not_appended_again() {
+    use sqlx::Row;
+    let db = crate::support::TestDb::new(crate::support::Kind::Postgres).await;
+    let v = db.vault().await;
+    v.flush_audit().await.unwrap();
+    let raw = db.raw().await;
+    let before: i64 = sqlx::query("SELECT size FROM audit_head")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
+    // A leftover of the old drain: its seq is at the watermark.
+    sqlx::query("INSERT INTO audit_outbox (leaf, occurred_at, action, customer_id) VALUES ($1, 0, 'leftover', NULL)")
+        .bind(b"{}".to_vec())
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_drain SET last_seq = (SELECT MAX(seq) FROM audit_outbox)")
+        .execute(&raw)
+        .await
+        .unwrap();
+    v.create_outlet(crate::support::TEST_ACTOR, "After the upgrade")
+        .await
+        .unwrap();
+    v.flush_audit().await.unwrap();
+    let actions: Vec<String> =
+        sqlx::query("SELECT action FROM audit_entries WHERE idx >= $1 ORDER BY idx")
+            .bind(before)
+            .fetch_all(&raw)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    assert_eq!(
+        actions,
+        ["create_outlet"],
+        "the leftover is not appended again"
+    );
+    let left: i64 = sqlx::query("SELECT COUNT(*) FROM audit_outbox")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    raw.close().await;
+}
