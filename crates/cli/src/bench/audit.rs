@@ -98,18 +98,18 @@ pub async fn run(entries: u64, batch: usize, proofs: usize) -> anyhow::Result<()
     samples.sort_unstable();
     let pct =
         |p: f64| samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)] as f64 / 1e6;
-    println!(
+    emit!(
         "| audit log, SQLite, {entries} entries of ~{} bytes | | |",
         entry(0, &customers).leaf.len()
     );
-    println!(
+    emit!(
         "| append, batches of {batch} (group commit: tree hashes, head, checkpoint each second) | **{append_rate:.0} entries/s** | |"
     );
-    println!(
+    emit!(
         "| full verification (`audit verify`: every leaf, hash, column, checkpoint) | **{:.0} entries/s** ({verify_s:.1} s) | |",
         entries as f64 / verify_s
     );
-    println!(
+    emit!(
         "| inclusion proof at tree size {entries} (one query for the ~log₂ n entries holding its hashes) | p50 {:.3} ms | p99 {:.3} ms |",
         pct(0.5),
         pct(0.99)

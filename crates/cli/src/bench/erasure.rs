@@ -75,22 +75,22 @@ pub async fn run(small: usize, large: usize, history: usize) -> anyhow::Result<(
         purges.push(t.elapsed().as_secs_f64());
     }
 
-    println!("| erasure (SQLite) | p50 | p99 | max | samples |");
-    println!("| --- | --- | --- | --- | --- |");
-    println!(
+    emit!("| erasure (SQLite) | p50 | p99 | max | samples |");
+    emit!("| --- | --- | --- | --- | --- |");
+    emit!(
         "| unreadable and unfindable, 1 interaction (shred, purge and WAL truncation included) | {:.2} ms | {:.2} ms | {:.2} ms | {small} |",
         pct(&mut short, 0.5),
         pct(&mut short, 0.99),
         pct(&mut short, 1.0)
     );
     if large > 0 {
-        println!(
+        emit!(
             "| unreadable and unfindable, {history} interactions (shred; purge continues in the background) | {:.2} ms | {:.2} ms | {:.2} ms | {large} |",
             pct(&mut long, 0.5),
             pct(&mut long, 0.99),
             pct(&mut long, 1.0)
         );
-        println!(
+        emit!(
             "| purge of the {history} ciphertext rows left, until recorded complete | {:.2} s | {:.2} s | {:.2} s | {large} |",
             pct(&mut purges, 0.5),
             pct(&mut purges, 0.99),
@@ -113,9 +113,9 @@ pub async fn run_export(history: usize, runs: usize) -> anyhow::Result<()> {
         times.push(t.elapsed().as_secs_f64() * 1e3);
         size = export.zip.len();
     }
-    println!("| data-subject export (SQLite) | p50 | p99 | max | runs |");
-    println!("| --- | --- | --- | --- | --- |");
-    println!(
+    emit!("| data-subject export (SQLite) | p50 | p99 | max | runs |");
+    emit!("| --- | --- | --- | --- | --- |");
+    emit!(
         "| ZIP of a customer with {history} interactions (JSON, CSV, manifest; {size} bytes) | {:.1} ms | {:.1} ms | {:.1} ms | {runs} |",
         pct(&mut times, 0.5),
         pct(&mut times, 0.99),

@@ -2,8 +2,31 @@
 //! plain baseline doing the same work without encryption, on the same machine, in the same run,
 //! and prints both and their ratio. Build with `--release`.
 
+/// Prints a line of a benchmark's table and keeps it for `steward bench all`.
+macro_rules! emit {
+    ($($t:tt)*) => {{
+        let line = format!($($t)*);
+        println!("{line}");
+        if let Ok(mut r) = $crate::bench::REPORT.lock() {
+            r.push(line);
+        }
+    }};
+}
+
+mod all;
 mod audit;
 mod erasure;
+
+/// The table lines printed since the last [`take_report`].
+static REPORT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The table lines printed since the last call.
+fn take_report() -> Vec<String> {
+    REPORT
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default()
+}
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -31,6 +54,19 @@ pub struct BenchArgs {
 
 #[derive(Subcommand)]
 enum Which {
+    /// Every benchmark in one run: prints each table and rewrites the generated section of a
+    /// benchmarks file (default `docs/benchmarks.md`) with them, the machine and the date.
+    All {
+        /// Small sizes: finishes in well under two minutes.
+        #[arg(long)]
+        quick: bool,
+        /// The Markdown file whose generated section is rewritten.
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        docs: std::path::PathBuf,
+        /// Print only; leave the file alone.
+        #[arg(long)]
+        no_write: bool,
+    },
     /// Import generated customers into SQLite: sealed through Steward vs a plain table.
     Import {
         /// How many customers.
@@ -191,7 +227,7 @@ async fn plain_import(
 async fn bench_import(customers: usize, batch: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, url) = temp_vault(dir.path()).await?;
-    println!("Generating {customers} customers…");
+    eprintln!("Generating {customers} customers…");
     let data: Vec<NewCustomer> = (0..customers).map(generated).collect();
 
     let bar = indicatif::ProgressBar::new(customers as u64);
@@ -210,11 +246,11 @@ async fn bench_import(customers: usize, batch: usize) -> anyhow::Result<()> {
     drop(url);
 
     let (rs, rp) = (customers as f64 / sealed, customers as f64 / plain);
-    println!(
+    emit!(
         "| import, SQLite, {customers} customers, batch {batch} | Steward (sealed) | {rs:.0} customers/s | {sealed:.1} s |"
     );
-    println!("| | plain table (baseline) | {rp:.0} customers/s | {plain:.1} s |");
-    println!("| | ratio Steward / baseline | {:.2} | |", rs / rp);
+    emit!("| | plain table (baseline) | {rp:.0} customers/s | {plain:.1} s |");
+    emit!("| | ratio Steward / baseline | {:.2} | |", rs / rp);
     Ok(())
 }
 
@@ -321,7 +357,7 @@ async fn serve(router: axum::Router) -> anyhow::Result<(SocketAddr, tokio::task:
 }
 
 fn print_load(label: &str, r: &LoadResult) {
-    println!(
+    emit!(
         "| {label} | {:.0} req/s | p50 {:.2} ms | p99 {:.2} ms | {} requests, {} errors |",
         r.rate(),
         r.p50_us as f64 / 1000.0,
@@ -385,7 +421,7 @@ async fn bench_read(
     };
     let plain_run = || load(plain_addr, plain_paths.clone(), None, connections, seconds);
 
-    println!("Warming up…");
+    eprintln!("Warming up…");
     load(
         steward_addr,
         sealed_paths.clone(),
@@ -405,7 +441,7 @@ async fn bench_read(
             plain.push(plain_run().await?);
             steward.push(steward_run().await?);
         }
-        println!(
+        eprintln!(
             "round {}: Steward {:.0} req/s, baseline {:.0} req/s",
             round + 1,
             steward[round].rate(),
@@ -415,7 +451,7 @@ async fn bench_read(
     h1.abort();
     h2.abort();
 
-    println!(
+    emit!(
         "| GET one customer, SQLite, {customers} customers, {connections} connections, {rounds} rounds × {seconds} s | | | | |"
     );
     // Each round runs the two back to back, so drift of the (virtual) machine cancels in the
@@ -427,7 +463,7 @@ async fn bench_read(
     print_load("Steward (token, policy, unseal)", &steward[m]);
     print_load("plain axum + sqlx (baseline)", &plain[m]);
     let all: Vec<String> = (0..rounds).map(|i| format!("{:.2}", ratio(i))).collect();
-    println!(
+    emit!(
         "| ratio Steward / baseline, median round | {:.2} | all rounds: {} | | |",
         ratio(m),
         all.join(", ")
@@ -465,10 +501,10 @@ async fn bench_crypto(iterations: usize) -> anyhow::Result<()> {
         std::hint::black_box(vault.open_sealed(&sealed.row, &sealed.key)?);
     }
     let open_us = t.elapsed().as_secs_f64() * 1e6 / iterations as f64;
-    println!(
+    emit!(
         "| seal one new customer (data key, 5 fields, wrap, 2 blind indexes) | {seal_us:.2} µs |"
     );
-    println!("| open one customer for a read (unwrap, 5 fields) | {open_us:.2} µs |");
+    emit!("| open one customer for a read (unwrap, 5 fields) | {open_us:.2} µs |");
     Ok(())
 }
 
@@ -525,15 +561,13 @@ fn bench_policy(iterations: usize) -> anyhow::Result<()> {
     let (w50, w99) = time(true, &Field::CUSTOMER_VIEW);
     // The name of another outlet's customer is shown by one permit: one Cedar authorization.
     let (o50, o99) = time(false, &[Field::Name]);
-    println!(
+    emit!(
         "| policy decision, one field (one Cedar authorization), evaluated | p50 {o50:.1} µs | p99 {o99:.1} µs |"
     );
-    println!(
+    emit!(
         "| policy decision, customer read (6 categories, other outlet), evaluated | p50 {c50:.1} µs | p99 {c99:.1} µs |"
     );
-    println!(
-        "| the same, memoized (same facts decided before) | p50 {w50:.1} µs | p99 {w99:.1} µs |"
-    );
+    emit!("| the same, memoized (same facts decided before) | p50 {w50:.1} µs | p99 {w99:.1} µs |");
     Ok(())
 }
 
@@ -545,6 +579,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     match args.which {
+        Which::All {
+            quick,
+            docs,
+            no_write,
+        } => all::run(quick, (!no_write).then_some(docs.as_path())).await?,
         Which::Policy { iterations } => {
             bench_policy(iterations.max(1)).context("policy benchmark")?
         }
