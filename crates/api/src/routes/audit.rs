@@ -57,8 +57,11 @@ pub struct EntryView {
     pub index: u64,
     /// Base64 of the exact bytes hashed into the tree (leaf hash = SHA-256(0x00 ‖ bytes)).
     pub leaf: String,
-    /// The decoded leaf.
+    /// The decoded leaf's fields (those of `AuditLeaf`), beside `index` and `leaf`; absent
+    /// when the stored bytes do not decode. Documented as an open object: `AuditLeaf` itself
+    /// admits no unknown field, which a flattened schema cannot express next to `index`.
     #[serde(flatten)]
+    #[schema(value_type = Option<Object>)]
     pub entry: Option<AuditLeaf>,
 }
 
