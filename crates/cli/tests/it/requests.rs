@@ -54,6 +54,21 @@ fn last_code(mail: &std::path::Path, to: &str) -> String {
         .to_owned()
 }
 
+/// The customer as customer service reads them for `service`.
+async fn profile(w: &World, id: &str) -> Value {
+    let (s, c) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    c
+}
+
 async fn request(w: &World, t: &str, body: Value) -> (StatusCode, Value) {
     call(&w.router, t, "POST", "/v1/requests", Some(body), false).await
 }
@@ -343,15 +358,7 @@ async fn in_person_requests_rectify_restrict_object_and_erase(db: TestDb) {
         ),
         "{r}"
     );
-    let (_, c) = call(
-        &w.router,
-        &w.support,
-        "GET",
-        &format!("/v1/customers/{id}?purpose=service"),
-        None,
-        false,
-    )
-    .await;
+    let c = profile(&w, &id).await;
     assert_eq!(c["name"], "Rex Right");
 
     // Objection: marketing and personalisation withdrawn at once, by a rights request.
@@ -741,15 +748,7 @@ async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
         ),
         "{r}"
     );
-    let (_, c) = call(
-        &w.router,
-        &w.support,
-        "GET",
-        &format!("/v1/customers/{id}?purpose=service"),
-        None,
-        false,
-    )
-    .await;
+    let c = profile(&w, &id).await;
     assert_eq!(
         c["name"], "Vera Verified",
         "not applied before confirmation"
@@ -780,15 +779,7 @@ async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
         "{r}"
     );
     assert!(r.get("awaiting").is_none());
-    let (_, c) = call(
-        &w.router,
-        &w.support,
-        "GET",
-        &format!("/v1/customers/{id}?purpose=service"),
-        None,
-        false,
-    )
-    .await;
+    let c = profile(&w, &id).await;
     assert_eq!(c["name"], "Vera Renamed");
 
     // The history keeps the previous values, sealed at rest and opened in the export.
