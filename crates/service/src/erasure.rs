@@ -422,15 +422,17 @@ impl Vault {
             .into_iter()
             .map(|r| (r.customer_id, r))
             .collect();
-        let voided: std::collections::HashSet<(CustomerId, i64)> = entries
-            .iter()
-            .filter(|e| e.void)
-            .map(|e| (e.customer, e.seq))
-            .collect();
+        // A void line follows the erase line it voids: an erase is void when a later void line
+        // names the same customer.
+        let mut last_void: std::collections::HashMap<CustomerId, i64> =
+            std::collections::HashMap::new();
+        for e in entries.iter().filter(|e| e.void) {
+            let v = last_void.entry(e.customer).or_insert(e.seq);
+            *v = (*v).max(e.seq);
+        }
         let mut again = 0;
         for e in entries.iter().filter(|e| !e.void) {
-            // A void line follows its erase line; the erase it voids did not happen.
-            if voided.iter().any(|(c, s)| *c == e.customer && *s > e.seq) {
+            if last_void.get(&e.customer).is_some_and(|v| *v > e.seq) {
                 continue;
             }
             if known

@@ -401,7 +401,7 @@ impl Vault {
             .update_customer(
                 &new_row,
                 &self.lookups(&next),
-                Some(&change),
+                &change,
                 &[self.write_entry(actor, "update_customer", Some(id), &patch.field_names())],
             )
             .await?

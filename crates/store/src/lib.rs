@@ -97,12 +97,13 @@ pub trait Store: Send + Sync + 'static {
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>>;
-    /// Replaces a customer's sealed profile and blind indexes; false if the customer is gone.
+    /// Replaces a customer's sealed profile and blind indexes and records the change (previous
+    /// values sealed); false if the customer is gone.
     async fn update_customer(
         &self,
         row: &CustomerRow,
         lookups: &[Lookup],
-        change: Option<&ChangeRow>,
+        change: &ChangeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
     /// A customer's profile changes, oldest first (previous values sealed).

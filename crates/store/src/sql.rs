@@ -350,7 +350,7 @@ impl Store for SqlStore {
         &self,
         row: &CustomerRow,
         lookups: &[Lookup],
-        change: Option<&ChangeRow>,
+        change: &ChangeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
@@ -374,9 +374,7 @@ impl Store for SqlStore {
             .await?;
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
         self.insert_lookups(&mut tx, &entries).await?;
-        if let Some(c) = change {
-            Self::insert_change(&mut tx, c).await?;
-        }
+        Self::insert_change(&mut tx, change).await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)
