@@ -27,6 +27,11 @@ pub enum MerkleError {
     Range(&'static str),
 }
 
+/// The largest tree size the tree math accepts. The stored-hash indexes of larger trees overflow
+/// a `u64` inside `tlog_tiles` (found by fuzzing `verify_inclusion` with an arbitrary size), and
+/// no log will hold 2⁶² entries.
+pub const MAX_SIZE: u64 = 1 << 62;
+
 /// The RFC 6962 hash of a leaf: SHA-256(0x00 ‖ leaf).
 pub fn leaf_hash(leaf: &[u8]) -> Hash {
     tlog::record_hash(leaf).0
@@ -112,6 +117,9 @@ pub fn root_of_edge(edge: &[Hash]) -> Hash {
 
 /// The root of a tree of `size` entries, from stored hashes including its [`frontier`].
 pub fn root(size: u64, stored: &HashMap<u64, Hash>) -> Result<Hash, MerkleError> {
+    if size > MAX_SIZE {
+        return Err(MerkleError::Range("tree_size is too large"));
+    }
     tlog::tree_hash(size, &Known(stored))
         .map(|h| h.0)
         .map_err(|_| MerkleError::Missing)
@@ -119,7 +127,7 @@ pub fn root(size: u64, stored: &HashMap<u64, Hash>) -> Result<Hash, MerkleError>
 
 /// The stored hashes an inclusion proof of entry `index` in a tree of `size` needs.
 pub fn inclusion_needs(index: u64, size: u64) -> Result<Vec<u64>, MerkleError> {
-    if index >= size {
+    if index >= size || size > MAX_SIZE {
         return Err(MerkleError::Range("index must be below tree_size"));
     }
     Ok(asked(|a| tlog::prove_record(size, index, a).map(|_| ())))
@@ -132,7 +140,7 @@ pub fn inclusion_proof(
     size: u64,
     stored: &HashMap<u64, Hash>,
 ) -> Result<Vec<Hash>, MerkleError> {
-    if index >= size {
+    if index >= size || size > MAX_SIZE {
         return Err(MerkleError::Range("index must be below tree_size"));
     }
     tlog::prove_record(size, index, &Known(stored))
@@ -142,7 +150,7 @@ pub fn inclusion_proof(
 
 /// The stored hashes a consistency proof from `first` to `second` entries needs.
 pub fn consistency_needs(first: u64, second: u64) -> Result<Vec<u64>, MerkleError> {
-    if first == 0 || first > second {
+    if first == 0 || first > second || second > MAX_SIZE {
         return Err(MerkleError::Range("need 1 <= first <= second"));
     }
     Ok(asked(|a| tlog::prove_tree(second, first, a).map(|_| ())))
@@ -154,7 +162,7 @@ pub fn consistency_proof(
     second: u64,
     stored: &HashMap<u64, Hash>,
 ) -> Result<Vec<Hash>, MerkleError> {
-    if first == 0 || first > second {
+    if first == 0 || first > second || second > MAX_SIZE {
         return Err(MerkleError::Range("need 1 <= first <= second"));
     }
     tlog::prove_tree(second, first, &Known(stored))
@@ -169,6 +177,7 @@ fn wrap(p: &[Hash]) -> Vec<tlog::Hash> {
 /// Whether `proof` shows the leaf with hash `leaf` at `index` in the tree of `size` with `root`.
 pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> bool {
     index < size
+        && size <= MAX_SIZE
         && tlog::check_record(
             &wrap(proof),
             size,
@@ -189,6 +198,7 @@ pub fn verify_consistency(
     proof: &[Hash],
 ) -> bool {
     (1..=second).contains(&first)
+        && second <= MAX_SIZE
         && tlog::check_tree(
             &wrap(proof),
             second,

@@ -142,7 +142,12 @@ impl NoteVerifier {
             return Err(NoteError::VerifierKey);
         };
         let raw = STANDARD.decode(b64).map_err(|_| NoteError::VerifierKey)?;
-        let (Some(&ED25519), Ok(public)) = (raw.first(), <[u8; 32]>::try_from(&raw[1..])) else {
+        // `split_first`, not `raw[1..]`: an empty key must be an error, not a panic (found by
+        // fuzzing `steward audit verify-export --verifier-key`).
+        let Some((&ED25519, rest)) = raw.split_first() else {
+            return Err(NoteError::VerifierKey);
+        };
+        let Ok(public) = <[u8; 32]>::try_from(rest) else {
             return Err(NoteError::VerifierKey);
         };
         let key = VerifyingKey::from_bytes(&public).map_err(|_| NoteError::VerifierKey)?;
@@ -272,6 +277,25 @@ mod tests {
         assert_eq!(v.open(note).unwrap(), "This is an example message.\n");
         let tampered = note.replace("example message", "exemplary message");
         assert_eq!(v.open(&tampered), Err(NoteError::Unverified));
+    }
+
+    /// Found by fuzzing (`audit_export`): a key whose base64 part decodes to nothing panicked.
+    #[test]
+    fn malformed_verifier_keys_are_errors_not_panics() {
+        for k in [
+            "a+b+",
+            "a+00000000+",
+            "steward/fuzz+12345678+AA==",
+            "+++",
+            "",
+            "a+b",
+        ] {
+            assert_eq!(
+                NoteVerifier::parse(k).err(),
+                Some(NoteError::VerifierKey),
+                "{k}"
+            );
+        }
     }
 
     #[test]

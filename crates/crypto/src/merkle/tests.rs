@@ -266,6 +266,30 @@ fn out_of_range_requests_are_errors_not_panics() {
     assert!(!verify_consistency(0, 3, &[0; 32], &[0; 32], &[]));
 }
 
+/// Found by fuzzing (`audit_proof`): sizes near `u64::MAX` overflowed inside `tlog_tiles`.
+#[test]
+fn huge_sizes_are_refused_not_overflowed() {
+    let huge = [MAX_SIZE + 1, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+    for n in huge {
+        assert!(inclusion_needs(n - 1, n).is_err());
+        assert!(inclusion_needs(0, n).is_err());
+        assert!(consistency_needs(1, n).is_err());
+        assert!(inclusion_proof(0, n, &HashMap::new()).is_err());
+        assert!(consistency_proof(1, n, &HashMap::new()).is_err());
+        assert!(root(n, &HashMap::new()).is_err());
+        assert!(!verify_inclusion(
+            n - 1,
+            n,
+            &[0; 32],
+            &[[1; 32]; 3],
+            &[0; 32]
+        ));
+        assert!(!verify_consistency(1, n, &[0; 32], &[0; 32], &[[1; 32]; 3]));
+    }
+    // The largest accepted size still works out which hashes it needs.
+    assert!(!inclusion_needs(MAX_SIZE - 1, MAX_SIZE).unwrap().is_empty());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
