@@ -15,7 +15,15 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, patch, post, put};
 use steward_service::Vault;
 
-pub use extract::BODY_LIMIT;
+pub use extract::{BODY_LIMIT, parse_json};
+
+/// The JSON bodies the API's own routes accept (the domain's inputs are in `steward_domain`);
+/// public so that the fuzz targets parse exactly what the routes parse.
+pub mod bodies {
+    pub use crate::routes::admin::{OutletInput, StaffInput};
+    pub use crate::routes::customers::{LookupRequest, VerifiedFields};
+    pub use crate::routes::erasure::LegalHold;
+}
 pub use openapi::openapi_json;
 pub use problem::Problem;
 

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod erasure;
 mod error;
 mod guard;
+pub mod import;
 pub mod keys;
 pub mod notify;
 mod purposes;

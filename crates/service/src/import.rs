@@ -1,0 +1,194 @@
+//! CSV import: maps the usual CRM export headers to profile fields and validates every row,
+//! naming each bad row by line and field, never by value. Storing is the caller's (the CLI's).
+
+use steward_domain::{Address, AddressInput, CustomerInput, NewCustomer, ValidationError};
+
+/// The profile field a CSV column feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Name,
+    First,
+    Last,
+    Email,
+    Phone,
+    Street,
+    City,
+    PostalCode,
+    Country,
+    DateOfBirth,
+}
+
+/// Maps the usual CRM export headers (Salesforce, HubSpot, Zoho, Pipedrive, Google contacts…)
+/// to profile fields; case, spaces, dashes and underscores are ignored.
+fn column_for(header: &str) -> Option<Column> {
+    let h: String = header
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect::<String>()
+        .to_lowercase();
+    Some(match h.as_str() {
+        "name" | "fullname" | "contactname" | "customername" => Column::Name,
+        "firstname" | "givenname" | "forename" => Column::First,
+        "lastname" | "surname" | "familyname" => Column::Last,
+        "email" | "emailaddress" | "email1" | "primaryemail" | "workemail" | "emailaddress1" => {
+            Column::Email
+        }
+        "phone" | "phonenumber" | "mobile" | "mobilephone" | "mobilenumber" | "telephone"
+        | "tel" | "primaryphone" | "phone1" => Column::Phone,
+        "street" | "address" | "streetaddress" | "address1" | "addressline1" | "mailingstreet"
+        | "billingstreet" => Column::Street,
+        "city" | "town" | "mailingcity" | "billingcity" => Column::City,
+        "postalcode"
+        | "postcode"
+        | "zip"
+        | "zipcode"
+        | "mailingpostalcode"
+        | "mailingzippostalcode"
+        | "billingpostalcode" => Column::PostalCode,
+        "country" | "countryregion" | "mailingcountry" | "billingcountry" => Column::Country,
+        "dateofbirth" | "birthdate" | "birthday" | "dob" => Column::DateOfBirth,
+        _ => return None,
+    })
+}
+
+/// A rejected row: its line in the file and why (never its values).
+#[derive(Debug)]
+pub struct RowError {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// What is wrong.
+    pub error: ValidationError,
+}
+
+/// Why a file cannot be imported at all (row errors are [`RowError`]s instead).
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// The header row is missing or unreadable.
+    #[error("the header row cannot be read")]
+    Header,
+    /// No column maps to a name, e-mail or phone: nothing would identify a customer.
+    #[error("no recognised name, e-mail or phone column in the header row")]
+    NoIdentity,
+}
+
+/// What a CSV file holds: the valid customers, the rejected rows, the ignored headers.
+pub type ParsedCsv = (Vec<NewCustomer>, Vec<RowError>, Vec<String>);
+
+/// Parses and validates a whole CSV: the valid customers, the rejected rows, the ignored headers.
+pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(reader);
+    let headers = rdr.headers().map_err(|_| CsvError::Header)?.clone();
+    let columns: Vec<Option<Column>> = headers.iter().map(column_for).collect();
+    let ignored: Vec<String> = headers
+        .iter()
+        .zip(&columns)
+        .filter(|(_, c)| c.is_none())
+        .map(|(h, _)| h.to_owned())
+        .collect();
+    if !columns.iter().any(|c| {
+        matches!(
+            c,
+            Some(Column::Name | Column::First | Column::Last | Column::Email | Column::Phone)
+        )
+    }) {
+        return Err(CsvError::NoIdentity);
+    }
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(_) => {
+                bad.push(RowError {
+                    line,
+                    error: ValidationError::new("row", "is not well-formed CSV"),
+                });
+                continue;
+            }
+        }
+        let line = record.position().map(|p| p.line()).unwrap_or(line);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        match row_to_customer(&columns, &record) {
+            Ok(c) => ok.push(c),
+            Err(error) => bad.push(RowError { line, error }),
+        }
+    }
+    Ok((ok, bad, ignored))
+}
+
+fn row_to_customer(
+    columns: &[Option<Column>],
+    record: &csv::StringRecord,
+) -> Result<NewCustomer, ValidationError> {
+    let mut input = CustomerInput::default();
+    let (mut first, mut last, mut address) = (None, None, Address::default());
+    for (value, col) in record.iter().zip(columns) {
+        if value.is_empty() {
+            continue;
+        }
+        let v = Some(value.to_owned());
+        match col {
+            Some(Column::Name) => input.name = v,
+            Some(Column::First) => first = v,
+            Some(Column::Last) => last = v,
+            Some(Column::Email) => input.email = v,
+            Some(Column::Phone) => input.phone = v,
+            Some(Column::Street) => address.street = v,
+            Some(Column::City) => address.city = v,
+            Some(Column::PostalCode) => address.postal_code = v,
+            Some(Column::Country) => address.country = v,
+            Some(Column::DateOfBirth) => input.date_of_birth = v,
+            None => {}
+        }
+    }
+    if input.name.is_none() {
+        let joined = [first, last]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        input.name = (!joined.is_empty()).then_some(joined);
+    }
+    if address != Address::default() {
+        input.address = Some(AddressInput::Parts(address));
+    }
+    input.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_headers_and_reports_lines() {
+        let csv = "First Name,Last Name,Email,Phone,Street,City,Postal Code,Country,Lead Source\n\
+                   Ada,Lovelace,ada@example.com,+44 20 7946 0001,1 Demo Lane,London,W1 1AA,GB,web\n\
+                   Bob,,not-an-email,,,,,,\n\
+                   ,,,,,,,,\n\
+                   Cy,Smith,,+1 202 555 0143,,,,,\n";
+        let (ok, bad, ignored) = parse_csv(csv.as_bytes()).unwrap();
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(ok[0].phone.as_deref(), Some("+442079460001"));
+        assert_eq!(
+            ok[0].address.as_ref().and_then(|a| a.city.as_deref()),
+            Some("London")
+        );
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 3);
+        assert_eq!(bad[0].error.field, "email");
+        assert_eq!(ignored, vec!["Lead Source".to_string()]);
+    }
+
+    #[test]
+    fn refuses_a_file_without_identity_columns() {
+        assert!(parse_csv("Foo,Bar\n1,2\n".as_bytes()).is_err());
+    }
+}

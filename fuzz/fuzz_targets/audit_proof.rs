@@ -1,0 +1,3 @@
+//! libFuzzer entry point for [`steward_fuzz::audit_proof`].
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| steward_fuzz::audit_proof(data));
