@@ -145,8 +145,10 @@ pub struct AccessView {
     /// Base64 of the exact bytes hashed into the tree.
     pub leaf: String,
     /// When, who (a stable pseudonym, with role and outlets), for which purpose, which
-    /// categories, and the outcome.
+    /// categories, and the outcome: the decoded leaf's fields (those of `AuditLeaf`), beside
+    /// `index`, `leaf` and `proof`. An open object, as in `EntryView` (found by schemathesis).
     #[serde(flatten)]
+    #[schema(value_type = Option<Object>)]
     pub entry: Option<AuditLeaf>,
     /// The inclusion proof against `checkpoint` (base64 hashes, RFC 9162 order).
     pub proof: Vec<String>,

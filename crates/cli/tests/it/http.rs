@@ -626,6 +626,16 @@ async fn system_endpoints(db: TestDb) {
             "{path} missing from the OpenAPI document"
         );
     }
+    // Every error is documented as problem details, with a default for any status.
+    let get_one = &doc["paths"]["/v1/customers/{id}"]["get"]["responses"];
+    for status in ["404", "default"] {
+        assert_eq!(
+            get_one[status]["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "{status}"
+        );
+    }
+    assert!(get_one["200"]["content"]["application/json"].is_object());
     let (_, _, purposes) = api.call("GET", "/v1/purposes", None).await;
     assert!(
         purposes
