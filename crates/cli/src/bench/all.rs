@@ -43,7 +43,7 @@ const QUICK: Sizes = Sizes {
 };
 
 /// The machine, as the table's caption gives it.
-fn machine() -> String {
+pub(super) fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
@@ -63,17 +63,17 @@ fn machine() -> String {
     format!("{cores} cores, {mem_gib:.0} GiB, {cpu}, Linux {kernel}")
 }
 
-/// Replaces the generated section of `text` (or appends one).
-fn splice(text: &str, section: &str) -> String {
-    match (text.find(BEGIN), text.find(END)) {
+/// Replaces the section of `text` between the markers `begin` and `end` (or appends one).
+pub(super) fn splice(text: &str, begin: &str, end: &str, section: &str) -> String {
+    match (text.find(begin), text.find(end)) {
         (Some(b), Some(e)) if b < e => {
             format!(
-                "{}{BEGIN}\n{section}{END}{}",
+                "{}{begin}\n{section}{end}{}",
                 &text[..b],
-                &text[e + END.len()..]
+                &text[e + end.len()..]
             )
         }
-        _ => format!("{}\n{BEGIN}\n{section}{END}\n", text.trim_end()),
+        _ => format!("{}\n\n{begin}\n{section}{end}\n", text.trim_end()),
     }
 }
 
@@ -140,7 +140,7 @@ pub async fn run(quick: bool, docs: Option<&Path>) -> anyhow::Result<()> {
     println!("\n{section}");
     if let Some(path) = docs {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        std::fs::write(path, splice(&text, &section))
+        std::fs::write(path, splice(&text, BEGIN, END, &section))
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("Wrote the tables into {}.", path.display());
     }
@@ -153,10 +153,10 @@ mod tests {
 
     #[test]
     fn the_generated_section_is_replaced_and_the_rest_kept() {
-        let once = splice("# Benchmarks\n\nhand-written\n", "table 1\n");
+        let once = splice("# Benchmarks\n\nhand-written\n", BEGIN, END, "table 1\n");
         assert!(once.starts_with("# Benchmarks\n\nhand-written\n"));
         assert!(once.contains(&format!("{BEGIN}\ntable 1\n{END}")));
-        let twice = splice(&format!("{once}after\n"), "table 2\n");
+        let twice = splice(&format!("{once}after\n"), BEGIN, END, "table 2\n");
         assert!(twice.contains("table 2") && !twice.contains("table 1"));
         assert!(twice.starts_with("# Benchmarks\n\nhand-written\n") && twice.ends_with("after\n"));
     }

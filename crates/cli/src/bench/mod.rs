@@ -16,6 +16,7 @@ macro_rules! emit {
 mod all;
 mod audit;
 mod erasure;
+mod soak;
 
 /// The table lines printed since the last [`take_report`].
 static REPORT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -121,6 +122,32 @@ enum Which {
         /// Exports to time.
         #[arg(long, default_value_t = 20)]
         runs: usize,
+    },
+    /// A real `steward serve --demo` under a steady mixed load at a fraction of its capacity:
+    /// per-minute rate, errors, p50/p99 and server memory; writes its table into the benchmarks
+    /// file. The documented run is 10 minutes at half capacity.
+    Soak {
+        /// Minutes under load.
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Fraction of the capacity measured first (20 s, closed loop).
+        #[arg(long, default_value_t = 0.5)]
+        fraction: f64,
+        /// A fixed rate in requests per second instead of a fraction of the capacity.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Seconds per reported window.
+        #[arg(long, default_value_t = 60)]
+        window: u64,
+        /// The Markdown file whose soak section is rewritten.
+        #[arg(long, default_value = "docs/benchmarks.md")]
+        docs: std::path::PathBuf,
+        /// Print only; leave the file alone.
+        #[arg(long)]
+        no_write: bool,
     },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
@@ -604,6 +631,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Which::Export { history, runs } => erasure::run_export(history, runs.max(1))
             .await
             .context("export benchmark")?,
+        Which::Soak {
+            minutes,
+            fraction,
+            rate,
+            connections,
+            window,
+            docs,
+            no_write,
+        } => {
+            anyhow::ensure!(
+                minutes > 0.0 && (0.0..=1.0).contains(&fraction) && fraction > 0.0,
+                "--minutes must be positive and --fraction between 0 and 1"
+            );
+            let args = soak::SoakArgs {
+                seconds: (minutes * 60.0).round().max(1.0) as u64,
+                fraction,
+                rate: rate.filter(|r| *r > 0.0),
+                connections: connections.max(1),
+                window: window.max(1),
+            };
+            soak::run(args, (!no_write).then_some(docs.as_path()))
+                .await
+                .context("soak")?
+        }
         Which::Crypto { iterations } => bench_crypto(iterations.max(1))
             .await
             .context("crypto benchmark")?,
