@@ -63,6 +63,23 @@ where
     }
 }
 
+/// The client's address, when the server knows it (`steward serve` does; embedded routers may
+/// not).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// Query parameters as decoded pairs. Parsed here, not by serde, so that errors name the
 /// parameter and never echo its value.
 fn query_pairs(parts: &Parts) -> Vec<(String, String)> {

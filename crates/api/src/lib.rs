@@ -12,7 +12,7 @@ mod routes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use steward_service::Vault;
 
 pub use extract::{BODY_LIMIT, parse_json};
@@ -68,6 +68,8 @@ pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
         )
         .route("/purposes/{key}", patch(routes::purposes::update))
         .route("/alerts", get(routes::admin::list_alerts))
+        .route("/sessions", post(routes::sessions::sign_in))
+        .route("/sessions/current", delete(routes::sessions::sign_out))
         .route("/audit/checkpoint", get(routes::audit::checkpoint))
         .route("/audit/public-key", get(routes::audit::public_key))
         .route("/audit/entries", get(routes::audit::entries))

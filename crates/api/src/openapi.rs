@@ -33,6 +33,7 @@ impl Modify for BearerAuth {
         routes::activity::record_consent, routes::activity::consents,
         routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,
         routes::audit::checkpoint, routes::audit::public_key, routes::audit::entries, routes::audit::inclusion, routes::audit::consistency, routes::audit::access_log,
+        routes::sessions::sign_in, routes::sessions::sign_out,
         routes::system::healthz, routes::system::metrics,
     ),
     components(schemas(crate::Problem, PageOf<steward_domain::CustomerView>)),

@@ -96,6 +96,17 @@ impl Problem {
         p
     }
 
+    /// A sign-in with a wrong login or password (401); says neither which nor whether the login
+    /// exists.
+    pub fn sign_in_failed() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "/problems/sign-in-failed",
+            "Sign-in failed",
+            "the login or the password is wrong",
+        )
+    }
+
     /// The access policy refused (403); `field` names the part of the request to blame.
     pub fn forbidden(field: &str, detail: String) -> Self {
         let mut p = Self::new(

@@ -8,6 +8,7 @@ mod http;
 mod import;
 mod open;
 mod serve;
+mod staff;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -64,6 +65,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage staff sign-in.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
     /// Import customers from a CSV file (the usual CRM export headers are recognised).
     Import(import::ImportArgs),
     /// Export all data, decrypted, as JSON lines (one customer per line).
@@ -98,6 +104,14 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// `steward staff …`.
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Give a staff member a login and a password (read from standard input) to sign in with
+    /// (`POST /v1/sessions`); replaces any they had.
+    Password(staff::PasswordArgs),
 }
 
 /// `steward retention …`.
@@ -277,6 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", token.as_str());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Staff {
+            command: StaffCommand::Password(args),
+        } => staff::password(args).await,
         Command::Import(args) => import::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Erase(args) => erasure::erase(args).await,

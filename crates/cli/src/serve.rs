@@ -33,6 +33,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = steward_service::rights::DEFAULT_DEADLINE_DAYS, env = "STEWARD_REQUEST_DEADLINE_DAYS",
           value_parser = clap::value_parser!(i64).range(1..=366))]
     request_deadline_days: i64,
+    /// How long a staff sign-in session (`POST /v1/sessions`) lasts, in minutes.
+    #[arg(long, default_value_t = 720)]
+    session_minutes: i64,
     /// Development mail sink: one-time codes for data-subject requests are appended to this
     /// file (mode 0600) instead of being e-mailed. Without it, requests wait for the DPO to
     /// check the customer's identity in person.
@@ -72,6 +75,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     let vault = open::vault(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
+    vault.set_session_minutes(args.session_minutes);
     if let Some(path) = &args.mail_sink {
         vault.use_notifier(std::sync::Arc::new(
             steward_service::notify::FileNotifier::new(path.clone()),

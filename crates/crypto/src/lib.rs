@@ -28,7 +28,7 @@ pub use error::CryptoError;
 pub use keys::{DataKey, Keyring, MasterKey, MasterKeyId, WrappedKey};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use receipt::{ReceiptSigner, verify_compact};
-pub use token::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
+pub use token::{IssuedToken, TokenDigest, hash_token_secret, parse_token, verify_token_secret};
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {

@@ -60,13 +60,35 @@ pub enum TokenOwner {
 }
 
 /// Stored in `api_tokens.role` for staff-bound tokens, whose roles come from the staff record.
-const STAFF_ROLE_MARK: &str = "staff";
+pub(crate) const STAFF_ROLE_MARK: &str = "staff";
+
+/// How long a remembered token is trusted before its row is read again: the bound on how long a
+/// token revoked or expired by another server process keeps working here.
+const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A token verified once: its digest, whom it stands for, when it expires, when last checked.
+#[derive(Clone)]
+struct Verified {
+    digest: TokenDigest,
+    principal: Principal,
+    expires_at: Option<i64>,
+    checked: std::time::Instant,
+}
 
 /// Tokens verified once with Argon2id, remembered by digest so later requests cost a hash and
 /// a constant-time compare instead of an Argon2 run.
 #[derive(Default)]
 pub(crate) struct TokenCache {
-    verified: RwLock<HashMap<TokenId, (TokenDigest, Principal)>>,
+    verified: RwLock<HashMap<TokenId, Verified>>,
+}
+
+impl TokenCache {
+    /// Forgets a token (revoked here).
+    pub(crate) fn forget(&self, id: TokenId) {
+        if let Ok(mut cache) = self.verified.write() {
+            cache.remove(&id);
+        }
+    }
 }
 
 impl Vault {
@@ -102,6 +124,7 @@ impl Vault {
             created_at: Timestamp::now().millis(),
             revoked_at: None,
             staff_id,
+            expires_at: None,
         };
         // Tokens are made at the command line only.
         let token_id = id.to_string();
@@ -128,16 +151,38 @@ impl Vault {
         };
         let id = TokenId(uuid);
         let digest = TokenDigest::of(token);
-        if let Ok(cache) = self.inner.tokens.verified.read()
-            && let Some((d, p)) = cache.get(&id)
-        {
-            return Ok(d.matches(&digest).then(|| p.clone()));
+        let now = Timestamp::now().millis();
+        let remembered = self
+            .inner
+            .tokens
+            .verified
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(&id).cloned());
+        if let Some(v) = &remembered {
+            if !v.digest.matches(&digest) || v.expires_at.is_some_and(|e| e <= now) {
+                return Ok(None);
+            }
+            if v.checked.elapsed() < RECHECK_AFTER {
+                return Ok(Some(v.principal.clone()));
+            }
         }
         let Some(row) = self.inner.store.get_token(id).await? else {
+            self.inner.tokens.forget(id);
             return Ok(None);
         };
-        if row.revoked_at.is_some() {
+        if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
+            self.inner.tokens.forget(id);
             return Ok(None);
+        }
+        // Known and still valid: the secret matched before, so no second Argon2 run.
+        if let Some(mut v) = remembered {
+            v.checked = std::time::Instant::now();
+            let principal = v.principal.clone();
+            if let Ok(mut cache) = self.inner.tokens.verified.write() {
+                cache.insert(id, v);
+            }
+            return Ok(Some(principal));
         }
         let (secret, hash) = (secret.to_owned(), row.secret_hash.clone());
         let ok = tokio::task::spawn_blocking(move || verify_token_secret(secret.as_bytes(), &hash))
@@ -167,7 +212,15 @@ impl Vault {
             outlets,
         };
         if let Ok(mut cache) = self.inner.tokens.verified.write() {
-            cache.insert(id, (digest, principal.clone()));
+            cache.insert(
+                id,
+                Verified {
+                    digest,
+                    principal: principal.clone(),
+                    expires_at: row.expires_at,
+                    checked: std::time::Instant::now(),
+                },
+            );
         }
         Ok(Some(principal))
     }

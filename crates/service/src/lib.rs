@@ -19,6 +19,7 @@ mod rectification;
 pub mod retention;
 pub mod rights;
 mod seal;
+pub mod sign_in;
 pub mod subject_export;
 mod vault;
 

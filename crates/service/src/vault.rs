@@ -86,6 +86,7 @@ pub(crate) struct Inner {
     directory: DataKey,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
+    pub(crate) session_length: crate::sign_in::SessionLength,
     pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
     pub(crate) bulk: crate::BulkGuard,
@@ -129,6 +130,7 @@ impl Vault {
                 directory,
                 purposes,
                 tokens: TokenCache::default(),
+                session_length: Default::default(),
                 policy,
                 receipts,
                 bulk: crate::BulkGuard::default(),
@@ -283,7 +285,7 @@ impl Vault {
         )
     }
 
-    fn actor_parts(&self, actor: Actor<'_>) -> (String, Vec<Role>, Vec<OutletId>) {
+    pub(crate) fn actor_parts(&self, actor: Actor<'_>) -> (String, Vec<Role>, Vec<OutletId>) {
         match actor {
             Actor::Principal(p) => (
                 self.pseudonym(&p.asker().id),
@@ -714,12 +716,25 @@ pub(crate) struct About<'a> {
 
 /// The audit entry of a write: who, what, about whom, which fields — never a value.
 pub(crate) fn entry(
+    actor: (String, Vec<Role>, Vec<OutletId>),
+    action: &str,
+    customer: Option<CustomerId>,
+    fields: &[&str],
+    about: About<'_>,
+    mark: &str,
+) -> steward_store::AuditEntryRow {
+    entry_with_outcome(actor, action, customer, fields, about, mark, "done")
+}
+
+/// [`entry`] with an outcome other than `done` (a refused sign-in is `denied`).
+pub(crate) fn entry_with_outcome(
     (principal, roles, outlets): (String, Vec<Role>, Vec<OutletId>),
     action: &str,
     customer: Option<CustomerId>,
     fields: &[&str],
     about: About<'_>,
     mark: &str,
+    outcome: &str,
 ) -> steward_store::AuditEntryRow {
     let leaf = steward_domain::AuditLeaf {
         v: steward_domain::audit::LEAF_VERSION,
@@ -738,7 +753,7 @@ pub(crate) fn entry(
         policies: Default::default(),
         reason_length: 0,
         break_glass: false,
-        outcome: "done".into(),
+        outcome: outcome.into(),
     };
     steward_store::AuditEntryRow {
         leaf: leaf.to_bytes(),

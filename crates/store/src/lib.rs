@@ -13,6 +13,7 @@ mod records;
 mod rectification;
 mod requests;
 mod retention;
+mod sign_in;
 mod sql;
 pub mod sqlite;
 
@@ -24,6 +25,7 @@ pub use records::*;
 pub use rectification::ChangeRow;
 pub use requests::RequestRow;
 pub use retention::ActivityTable;
+pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 
 use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
@@ -247,6 +249,21 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// An API token by id.
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>>;
+    /// Revokes a token (with its audit entries); false if it was unknown or already revoked.
+    async fn revoke_token(
+        &self,
+        id: TokenId,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// Sets a staff member's sign-in credentials, replacing any they had.
+    async fn set_staff_credentials(
+        &self,
+        row: &CredentialRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+    /// The credentials whose login has this MAC.
+    async fn staff_credentials(&self, login_mac: &[u8]) -> StoreResult<Option<CredentialRow>>;
 
     /// Inserts the given purposes where their key is not yet present.
     async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;

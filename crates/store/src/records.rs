@@ -140,6 +140,9 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
     /// The staff member it acts for; `None` for a service client acting in `role`.
     pub staff_id: Option<StaffId>,
+    /// When it stops working (Unix ms); `None` for a token that lasts until revoked. Sign-in
+    /// sessions expire.
+    pub expires_at: Option<i64>,
 }
 
 /// What the access policy needs to know about a customer.

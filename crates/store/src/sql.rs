@@ -882,7 +882,7 @@ impl Store for SqlStore {
 
     async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(row.id.as_bytes().to_vec())
             .bind(&row.name)
             .bind(&row.role)
@@ -890,6 +890,7 @@ impl Store for SqlStore {
             .bind(row.created_at)
             .bind(row.revoked_at)
             .bind(row.staff_id.map(|s| s.as_bytes().to_vec()))
+            .bind(row.expires_at)
             .execute(&mut *tx)
             .await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
@@ -897,8 +898,32 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn revoke_token(
+        &self,
+        id: TokenId,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.revoke_token_impl(id, at, audit).await
+    }
+
+    async fn set_staff_credentials(
+        &self,
+        row: &crate::CredentialRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()> {
+        self.set_credentials_impl(row, audit).await
+    }
+
+    async fn staff_credentials(
+        &self,
+        login_mac: &[u8],
+    ) -> StoreResult<Option<crate::CredentialRow>> {
+        self.credentials_by_login_impl(login_mac).await
+    }
+
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
-        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id FROM api_tokens WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at FROM api_tokens WHERE id = $1")
             .bind(id.as_bytes().to_vec())
             .fetch_optional(&self.pool)
             .await?;
@@ -914,6 +939,7 @@ impl Store for SqlStore {
                     .try_get::<Option<Vec<u8>>, _>(6)?
                     .map(|b| id16(b, StaffId::from_slice))
                     .transpose()?,
+                expires_at: r.try_get(7)?,
             })
         })
         .transpose()

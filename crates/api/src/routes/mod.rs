@@ -7,6 +7,7 @@ pub mod customers;
 pub mod erasure;
 pub mod purposes;
 pub mod requests;
+pub mod sessions;
 pub mod system;
 
 use serde::Serialize;

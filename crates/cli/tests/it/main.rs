@@ -17,6 +17,7 @@ mod plaintext;
 mod purposes;
 mod requests;
 mod retention;
+mod sign_in;
 mod smtp;
 mod support;
 mod tamper;

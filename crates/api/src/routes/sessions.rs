@@ -1,0 +1,84 @@
+//! `/v1/sessions`: staff sign-in with a login and a password, and sign-out.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use steward_domain::{OutletId, Role, Timestamp};
+use zeroize::Zeroizing;
+
+use crate::extract::{Auth, ClientAddr, JsonBody};
+use crate::{AppState, Problem};
+
+/// The body of `POST /v1/sessions`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    /// The staff member's login.
+    pub login: String,
+    /// The password.
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignIn { .. }")
+    }
+}
+
+/// A new session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    /// The session token: send it as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// The roles it acts in (the staff member's).
+    pub roles: Vec<Role>,
+    /// The outlets it works at.
+    pub outlet_ids: Vec<OutletId>,
+}
+
+/// Signs a staff member in. A wrong login or password is a 401 that does not say which was
+/// wrong, and counts towards the per-address brake on failed sign-ins (429 past it).
+#[utoipa::path(post, path = "/v1/sessions", tag = "sessions", request_body = SignIn,
+    responses((status = 201, body = SessionView), (status = 401, body = Problem), (status = 429, body = Problem)))]
+pub async fn sign_in(
+    State(s): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    JsonBody(input): JsonBody<SignIn>,
+) -> Result<(StatusCode, Json<SessionView>), Problem> {
+    let now = std::time::Instant::now();
+    if let Some(ip) = ip {
+        s.limits
+            .check_address(ip, now)
+            .map_err(Problem::auth_brake)?;
+    }
+    let password = Zeroizing::new(input.password);
+    match s.vault.sign_in(&input.login, password).await? {
+        Some(session) => Ok((
+            StatusCode::CREATED,
+            Json(SessionView {
+                token: session.token.to_string(),
+                expires_at: session.expires_at,
+                roles: session.principal.roles,
+                outlet_ids: session.principal.outlets,
+            }),
+        )),
+        None => {
+            if let Some(ip) = ip {
+                s.limits.failed(ip, now);
+            }
+            Err(Problem::sign_in_failed())
+        }
+    }
+}
+
+/// Ends the session (or revokes the token) the request is made with.
+#[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions",
+    responses((status = 204), (status = 401, body = Problem)), security(("bearer" = [])))]
+pub async fn sign_out(State(s): State<AppState>, Auth(p): Auth) -> Result<StatusCode, Problem> {
+    s.vault.sign_out(&p).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,88 @@
+//! Staff sign-in: credentials (a login MAC and an Argon2id password hash) and the revocation of
+//! the tokens a sign-in issues.
+
+use sqlx::Row;
+use steward_domain::{StaffId, TokenId};
+
+use crate::sql::id16;
+use crate::{AuditEntryRow, SqlStore, StoreResult};
+
+/// A staff member's sign-in credentials. The login itself is never stored, only its MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialRow {
+    /// Whose.
+    pub staff_id: StaffId,
+    /// Keyed MAC of the normalised login.
+    pub login_mac: Vec<u8>,
+    /// Argon2id PHC hash of the password.
+    pub password_hash: String,
+    /// Unix ms.
+    pub updated_at: i64,
+}
+
+impl SqlStore {
+    pub(crate) async fn set_credentials_impl(
+        &self,
+        row: &CredentialRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        // One row per staff member: a new login or password replaces the old.
+        sqlx::query("DELETE FROM staff_credentials WHERE staff_id = $1")
+            .bind(row.staff_id.as_bytes().to_vec())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO staff_credentials (staff_id, login_mac, password_hash, updated_at) VALUES ($1, $2, $3, $4)")
+            .bind(row.staff_id.as_bytes().to_vec())
+            .bind(row.login_mac.clone())
+            .bind(row.password_hash.as_str())
+            .bind(row.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn credentials_by_login_impl(
+        &self,
+        login_mac: &[u8],
+    ) -> StoreResult<Option<CredentialRow>> {
+        let row = sqlx::query("SELECT staff_id, login_mac, password_hash, updated_at FROM staff_credentials WHERE login_mac = $1")
+            .bind(login_mac.to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(CredentialRow {
+                staff_id: id16(r.try_get(0)?, StaffId::from_slice)?,
+                login_mac: r.try_get(1)?,
+                password_hash: r.try_get(2)?,
+                updated_at: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) async fn revoke_token_impl(
+        &self,
+        id: TokenId,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(id.as_bytes().to_vec())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if done {
+            crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+}
