@@ -3,6 +3,7 @@
 //! Conventions (see the README): JSON under `/v1`, bearer tokens, `?purpose=` on every read of
 //! personal data, RFC 9457 problem details for every error, OpenAPI 3.1 at `/openapi.json`.
 
+mod console;
 mod extract;
 pub mod limits;
 mod metrics;
@@ -127,6 +128,7 @@ pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
         );
     Router::new()
         .nest("/v1", v1)
+        .merge(console::routes())
         .route("/healthz", get(routes::system::healthz))
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))

@@ -234,6 +234,15 @@ impl Vault {
         Ok(self.inner.store.record_audit(&[entry]).await?)
     }
 
+    /// The console's CSRF token for `principal`'s session: a keyed MAC of the session's token
+    /// id, so it needs no storage and dies with the session.
+    pub fn session_csrf(&self, principal: &Principal) -> String {
+        self.mac("console-csrf", &principal.token_id.to_string())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Ends the session (or revokes the token) `principal` signed in with.
     pub async fn sign_out(&self, principal: &Principal) -> ServiceResult<()> {
         let token_id = principal.token_id.to_string();

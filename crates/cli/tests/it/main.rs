@@ -8,6 +8,7 @@ mod access;
 mod audit;
 mod binary;
 mod conformance;
+mod console;
 mod crash;
 mod erasure;
 mod http;

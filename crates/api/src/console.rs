@@ -1,0 +1,488 @@
+//! The staff console: server-rendered pages under `/console`. A sign-in (`POST /console/sign-in`)
+//! is the same as `POST /v1/sessions`, its session token kept in an HTTP-only, SameSite=Strict,
+//! Secure cookie; every page then reads through the same vault, policy and audit log as the API.
+//! Every form carries a CSRF token: before sign-in a random one doubled in a cookie, after it a
+//! MAC of the session. No personal value ever goes into a URL: searches are POSTed.
+
+use askama::Template;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use steward_domain::{CustomerId, CustomerView, normalize};
+use steward_service::{Access, Principal};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::extract::ClientAddr;
+use crate::{AppState, Problem};
+
+const SESSION_COOKIE: &str = "steward_session";
+const CSRF_COOKIE: &str = "steward_csrf";
+
+/// The console's stylesheet, embedded: no CDN, nothing fetched at run time.
+const CSS: &str = include_str!("../assets/console.css");
+
+/// The console's routes (merged into the API's router).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(home))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/search", post(search))
+        .route("/console/customers/{id}", get(customer))
+        .route("/console/assets/console.css", get(css))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers on every console response: a strict Content-Security-Policy (own origin only, no
+/// scripts, no framing), no referrer, no sniffing, no caching of pages holding personal data.
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+}
+
+/// The value of cookie `name` (a small parser: `a=b; c=d`).
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> String {
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
+    format!("{name}={value}; Path=/console; HttpOnly; Secure; SameSite=Strict{age}")
+}
+
+/// An urlencoded form body.
+fn form(body: &Bytes) -> std::collections::HashMap<String, String> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn render(t: impl Template, status: StatusCode) -> Response {
+    match t.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// A signed-in staff member and the CSRF token of their session.
+struct Session {
+    principal: Principal,
+    csrf: String,
+}
+
+impl Session {
+    /// What the header says about who is signed in: roles, never a name.
+    fn label(&self) -> String {
+        let roles: Vec<&str> = self.principal.roles.iter().map(|r| r.as_str()).collect();
+        format!("Signed in ({})", roles.join(", "))
+    }
+}
+
+async fn session(s: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let principal = s.vault.authenticate(token).await.ok().flatten()?;
+    let csrf = s.vault.session_csrf(&principal);
+    Some(Session { principal, csrf })
+}
+
+fn to_sign_in() -> Response {
+    Redirect::to("/console/sign-in").into_response()
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage<'a> {
+    signed_in: Option<String>,
+    csrf: &'a str,
+    title: &'a str,
+    detail: &'a str,
+}
+
+fn error_page(session: Option<&Session>, p: Problem) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    render(
+        ErrorPage {
+            signed_in: session.map(Session::label),
+            csrf: session.map(|s| s.csrf.as_str()).unwrap_or(""),
+            title: p.title,
+            detail: &p.detail,
+        },
+        status,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "console/sign_in.html")]
+struct SignInPage<'a> {
+    signed_in: Option<String>,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+/// A fresh random CSRF value for the sign-in form.
+fn fresh_csrf() -> String {
+    let mut b = [0u8; 16];
+    // A failed random source leaves the form unusable (all zeros never matches a cookie check
+    // that requires a non-zero value), never guessable.
+    if getrandom::fill(&mut b).is_err() {
+        return String::new();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sign_in_form(error: Option<&str>, status: StatusCode) -> Response {
+    let csrf = fresh_csrf();
+    let mut res = render(
+        SignInPage {
+            signed_in: None,
+            csrf: &csrf,
+            error,
+        },
+        status,
+    );
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(CSRF_COOKIE, &csrf, None)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+async fn sign_in_page() -> Response {
+    sign_in_form(None, StatusCode::OK)
+}
+
+async fn sign_in(
+    State(s): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = form(&body);
+    let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or("");
+    if expected.is_empty() || !same(expected, field("csrf")) {
+        return sign_in_form(
+            Some("The form expired; please sign in again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let now = std::time::Instant::now();
+    if let Some(ip) = ip
+        && let Err(wait) = s.limits.check_address(ip, now)
+    {
+        return error_page(None, Problem::auth_brake(wait));
+    }
+    let password = Zeroizing::new(field("password").to_owned());
+    match s.vault.sign_in(field("login"), password).await {
+        Ok(Some(session)) => {
+            let ttl =
+                (session.expires_at.millis() - steward_domain::Timestamp::now().millis()) / 1000;
+            let mut res = Redirect::to("/console").into_response();
+            let h = res.headers_mut();
+            for c in [
+                set_cookie(SESSION_COOKIE, session.token.as_str(), Some(ttl.max(1))),
+                set_cookie(CSRF_COOKIE, "", Some(0)),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    h.append(header::SET_COOKIE, v);
+                }
+            }
+            res
+        }
+        Ok(None) => {
+            if let Some(ip) = ip {
+                s.limits.failed(ip, now);
+            }
+            sign_in_form(
+                Some("The login or the password is wrong."),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+        Err(e) => error_page(None, e.into()),
+    }
+}
+
+/// Checks a signed-in form's CSRF token.
+fn csrf_ok(session: &Session, body: &std::collections::HashMap<String, String>) -> bool {
+    body.get("csrf").is_some_and(|c| same(c, &session.csrf))
+}
+
+fn refused_form(session: &Session) -> Response {
+    error_page(
+        Some(session),
+        Problem::forbidden("csrf", "the form did not come from this console".into()),
+    )
+}
+
+async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(session) = session(&s, &headers).await else {
+        return to_sign_in();
+    };
+    if !csrf_ok(&session, &form(&body)) {
+        return refused_form(&session);
+    }
+    if let Err(e) = s.vault.sign_out(&session.principal).await {
+        return error_page(Some(&session), e.into());
+    }
+    let mut res = to_sign_in();
+    if let Ok(v) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0))) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// A search result: a link to the customer under the purpose chosen, labelled with what the
+/// policy lets this reader see of the name.
+struct Found {
+    id: CustomerId,
+    purpose: String,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+struct HomePage<'a> {
+    signed_in: Option<String>,
+    csrf: &'a str,
+    error: Option<&'a str>,
+    purposes: Vec<(String, String)>,
+    results: Option<Vec<Found>>,
+}
+
+fn home_page(
+    s: &AppState,
+    session: &Session,
+    error: Option<&str>,
+    results: Option<Vec<Found>>,
+    status: StatusCode,
+) -> Response {
+    let purposes = s
+        .vault
+        .purposes()
+        .into_iter()
+        .map(|p| (p.key, p.data_use))
+        .collect();
+    render(
+        HomePage {
+            signed_in: Some(session.label()),
+            csrf: &session.csrf,
+            error,
+            purposes,
+            results,
+        },
+        status,
+    )
+}
+
+async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match session(&s, &headers).await {
+        Some(session) => home_page(&s, &session, None, None, StatusCode::OK),
+        None => to_sign_in(),
+    }
+}
+
+async fn search(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(session) = session(&s, &headers).await else {
+        return to_sign_in();
+    };
+    let f = form(&body);
+    if !csrf_ok(&session, &f) {
+        return refused_form(&session);
+    }
+    let query = f.get("query").map(String::as_str).unwrap_or("").trim();
+    let purpose = match s.vault.purpose(
+        "purpose",
+        f.get("purpose").map(String::as_str).unwrap_or(""),
+    ) {
+        Ok(p) => p,
+        Err(_) => {
+            let msg = "Choose why you are looking.";
+            return home_page(&s, &session, Some(msg), None, StatusCode::BAD_REQUEST);
+        }
+    };
+    let lookup = if query.contains('@') {
+        normalize::email("query", query).map(|v| ("email", v))
+    } else {
+        normalize::phone("query", query).map(|v| ("phone", v))
+    };
+    let Ok((kind, value)) = lookup else {
+        let msg = "Enter an e-mail address, or a phone number with its country code (+44 …).";
+        return home_page(&s, &session, Some(msg), None, StatusCode::BAD_REQUEST);
+    };
+    let access = Access {
+        principal: &session.principal,
+        purpose: &purpose,
+        reason: None,
+        break_glass: false,
+    };
+    match s.vault.lookup_customers(&access, kind, &value).await {
+        Ok(found) => {
+            let results = found
+                .into_iter()
+                .map(|c| Found {
+                    id: c.id,
+                    purpose: purpose.key.clone(),
+                    label: c.name.unwrap_or_else(|| format!("Customer {}", c.id)),
+                })
+                .collect();
+            home_page(&s, &session, None, Some(results), StatusCode::OK)
+        }
+        Err(e) => error_page(Some(&session), e.into()),
+    }
+}
+
+/// One field of the customer page.
+struct FieldView {
+    label: &'static str,
+    value: Option<String>,
+    outcome: &'static str,
+    why: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/customer.html")]
+struct CustomerPage<'a> {
+    signed_in: Option<String>,
+    csrf: &'a str,
+    purpose: &'a str,
+    fields: Vec<FieldView>,
+}
+
+/// The page's fields, each with its outcome and the policies that decided it.
+fn field_views(c: &CustomerView) -> Vec<FieldView> {
+    let d = &c.decision;
+    let outcome = |f: &str| {
+        if d.withheld.iter().any(|x| x == f) {
+            "withhold"
+        } else if d.masked.iter().any(|x| x == f) {
+            "mask"
+        } else if d.abstracted.iter().any(|x| x == f) {
+            "abstract"
+        } else {
+            "show"
+        }
+    };
+    let why = |f: &str| match d.policies.get(f) {
+        Some(p) if !p.is_empty() => format!("decided by {}", p.join(", ")),
+        _ => "no policy allows it for this purpose (deny by default)".to_owned(),
+    };
+    let address = c.address.as_ref().map(|a| {
+        [&a.street, &a.postal_code, &a.city, &a.country]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let purchases = c.purchase_summary.as_ref().map(|p| {
+        format!(
+            "tier {}, {} purchases, {}",
+            p.tier,
+            p.purchase_count_band,
+            if p.eligible_for_allocation {
+                "eligible for allocation"
+            } else {
+                "not eligible for allocation"
+            }
+        )
+    });
+    [
+        ("Name", "name", c.name.clone()),
+        ("E-mail", "email", c.email.clone()),
+        ("Phone", "phone", c.phone.clone()),
+        ("Address", "address", address),
+        ("Date of birth", "date_of_birth", c.date_of_birth.clone()),
+        ("Purchase history", "purchases", purchases),
+    ]
+    .into_iter()
+    .map(|(label, f, value)| FieldView {
+        label,
+        value,
+        outcome: outcome(f),
+        why: why(f),
+    })
+    .collect()
+}
+
+async fn customer(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+) -> Response {
+    let Some(session) = session(&s, &headers).await else {
+        return to_sign_in();
+    };
+    let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
+        return error_page(Some(&session), Problem::not_found("customer"));
+    };
+    let wanted = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "purpose")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let Ok(purpose) = s.vault.purpose("purpose", &wanted) else {
+        return error_page(
+            Some(&session),
+            Problem::invalid_parameter("purpose", "choose why you are looking"),
+        );
+    };
+    let access = Access {
+        principal: &session.principal,
+        purpose: &purpose,
+        reason: None,
+        break_glass: false,
+    };
+    match s.vault.read_customer(&access, id).await {
+        Ok(c) => render(
+            CustomerPage {
+                signed_in: Some(session.label()),
+                csrf: &session.csrf,
+                purpose: &purpose.key,
+                fields: field_views(&c),
+            },
+            StatusCode::OK,
+        ),
+        Err(e) => error_page(Some(&session), e.into()),
+    }
+}

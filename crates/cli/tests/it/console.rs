@@ -1,0 +1,230 @@
+//! The staff console over HTTP: sign-in with a password and a session cookie, CSRF on every
+//! form, security headers, search by e-mail (POSTed, never in a URL), the customer page marking
+//! masked, abstracted and withheld fields, sign-out. (The browser journeys come with issue 6's
+//! Chromium tests.)
+
+use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+use steward_domain::Role;
+use steward_service::Actor;
+use tower::ServiceExt;
+
+use crate::support::{TestDb, backend_tests};
+
+/// One request: (status, headers, body text).
+async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    form: Option<&[(&str, &str)]>,
+) -> (StatusCode, HeaderMap, String) {
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let body = match form {
+        Some(f) => {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(f)
+                .finish()
+        }
+        None => String::new(),
+    };
+    let res = app
+        .clone()
+        .oneshot(req.body(axum::body::Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// The value of the hidden `csrf` field of a page.
+fn csrf_in(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+/// `name=value` of the Set-Cookie header setting `name`, with its attributes.
+fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie set"))
+}
+
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+backend_tests!(console_sign_in_search_and_read);
+
+async fn console_sign_in_search_and_read(db: TestDb) {
+    let vault = db.vault().await;
+    let op = Actor::Operator("test");
+    let (mine, theirs) = (
+        vault.create_outlet(op, "Geneva").await.unwrap(),
+        vault.create_outlet(op, "Zurich").await.unwrap(),
+    );
+    let staff = vault
+        .create_staff(op, "Bea Seller", &[Role::SalesAssociate], &[mine])
+        .await
+        .unwrap();
+    vault
+        .set_staff_password(
+            staff,
+            "bea",
+            zeroize::Zeroizing::new("a long enough password".into()),
+        )
+        .await
+        .unwrap();
+    let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
+        "name": "Carla Customer", "email": "carla.console@example.com", "phone": "+41 44 555 0101",
+        "outlet_id": theirs,
+    }))
+    .unwrap();
+    let customer = vault
+        .create_customer(op, &input.validate().unwrap())
+        .await
+        .unwrap();
+    let app = steward_api::router(vault.clone());
+
+    // Signed out: every page leads to the sign-in form, with the security headers.
+    let (s, h, _) = send(&app, "GET", "/console", None, None).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/console/sign-in");
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(h[header::REFERRER_POLICY], "no-referrer");
+
+    let (s, h, page) = send(&app, "GET", "/console/sign-in", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("<label for=\"login\">") && page.contains("<label for=\"password\">"));
+    let pre = set_cookie(&h, "steward_csrf");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/console"] {
+        assert!(pre.contains(attr), "{pre}");
+    }
+    let (pre, token) = (pair(pre), csrf_in(&page));
+
+    // A sign-in form posted from elsewhere (no matching cookie) is refused.
+    let forged = [
+        ("csrf", token.as_str()),
+        ("login", "bea"),
+        ("password", "a long enough password"),
+    ];
+    let (s, _, _) = send(&app, "POST", "/console/sign-in", None, Some(&forged)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A wrong password.
+    let wrong = [
+        ("csrf", token.as_str()),
+        ("login", "bea"),
+        ("password", "not the password!!"),
+    ];
+    let (s, _, page) = send(&app, "POST", "/console/sign-in", Some(&pre), Some(&wrong)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("The login or the password is wrong."));
+    // The right one: a session cookie, HTTP-only, Secure, SameSite=Strict.
+    let right = [
+        ("csrf", token.as_str()),
+        ("login", "bea"),
+        ("password", "a long enough password"),
+    ];
+    let (s, h, _) = send(&app, "POST", "/console/sign-in", Some(&pre), Some(&right)).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/console");
+    let session = set_cookie(&h, "steward_session");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Max-Age="] {
+        assert!(session.contains(attr), "{session}");
+    }
+    let session = pair(session);
+
+    let (s, _, home) = send(&app, "GET", "/console", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(home.contains("Signed in (sales_associate)") && !home.contains("Bea"));
+    assert!(home.contains("<option value=\"service\">"));
+    let csrf = csrf_in(&home);
+
+    // Search: POSTed, CSRF-checked; the e-mail appears in no link.
+    let query = [
+        ("csrf", "forged"),
+        ("query", "Carla.Console@example.com"),
+        ("purpose", "service"),
+    ];
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/console/search",
+        Some(&session),
+        Some(&query),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let query = [
+        ("csrf", csrf.as_str()),
+        ("query", "Carla.Console@example.com"),
+        ("purpose", "service"),
+    ];
+    let (s, _, found) = send(
+        &app,
+        "POST",
+        "/console/search",
+        Some(&session),
+        Some(&query),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    let link = format!("/console/customers/{customer}?purpose=service");
+    assert!(found.contains(&link), "{found}");
+    // The query is not echoed: the e-mail is nowhere in the page, links included.
+    assert!(!found.to_lowercase().contains("carla.console@example.com"));
+
+    // Another outlet's customer: the name, a masked e-mail and phone, the purchase abstraction.
+    let (s, _, page) = send(&app, "GET", &link, Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Carla Customer"));
+    assert!(
+        !page.contains("carla.console@example.com"),
+        "the e-mail is shown in clear"
+    );
+    assert!(
+        page.contains("c•••@example.com") || page.contains("•••@example.com"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<dd class=\"mask\">") && page.contains("<span class=\"badge\">mask</span>")
+    );
+    assert!(page.contains("decided by"));
+
+    // Sign-out: CSRF-checked, the cookie cleared, the session dead.
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/console/sign-out",
+        Some(&session),
+        Some(&[("csrf", "x")]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, h, _) = send(
+        &app,
+        "POST",
+        "/console/sign-out",
+        Some(&session),
+        Some(&[("csrf", csrf.as_str())]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert!(set_cookie(&h, "steward_session").contains("Max-Age=0"));
+    let (s, h, _) = send(&app, "GET", "/console", Some(&session), None).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/console/sign-in");
+}
