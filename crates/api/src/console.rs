@@ -436,11 +436,22 @@ fn field_views(c: &CustomerView) -> Vec<FieldView> {
         ("Purchase history", "purchases", purchases),
     ]
     .into_iter()
-    .map(|(label, f, value)| FieldView {
-        label,
-        value,
-        outcome: outcome(f),
-        why: why(f),
+    .map(|(label, f, value)| {
+        let outcome = outcome(f);
+        // A shown history has no summary; its items are not on this page (yet), and "none
+        // recorded" would be untrue.
+        let value = match (f, outcome, value) {
+            ("purchases", "show", None) => Some(
+                "shown in full for this purpose; the itemised list is not on this page yet".into(),
+            ),
+            (_, _, v) => v,
+        };
+        FieldView {
+            label,
+            value,
+            outcome,
+            why: why(f),
+        }
     })
     .collect()
 }
