@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", post(search))
         .route("/console/customers/{id}", get(customer))
+        .route("/console/customers/{id}/break-glass", post(break_glass))
         .route("/console/assets/console.css", get(css))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -385,8 +386,90 @@ struct FieldView {
 struct CustomerPage<'a> {
     signed_in: Option<String>,
     csrf: &'a str,
+    id: CustomerId,
     purpose: &'a str,
     fields: Vec<FieldView>,
+    /// This read was a break-glass read (flagged for the DPO).
+    broke_glass: bool,
+    /// The reader's roles may break glass (the policy decides; the form is offered to them).
+    may_break_glass: bool,
+}
+
+/// The roles the shipped policy lets break glass; the form is offered to them only.
+fn may_break_glass(p: &Principal) -> bool {
+    use steward_domain::Role::{Dpo, StoreManager, SupportAgent};
+    p.roles
+        .iter()
+        .any(|r| matches!(r, StoreManager | SupportAgent | Dpo))
+}
+
+/// Reads and renders a customer's page.
+async fn customer_page(
+    s: &AppState,
+    session: &Session,
+    id: CustomerId,
+    purpose_key: &str,
+    glass: Option<&str>,
+) -> Response {
+    let Ok(purpose) = s.vault.purpose("purpose", purpose_key) else {
+        return error_page(
+            Some(session),
+            Problem::invalid_parameter("purpose", "choose why you are looking"),
+        );
+    };
+    let access = Access {
+        principal: &session.principal,
+        purpose: &purpose,
+        reason: glass,
+        break_glass: glass.is_some(),
+    };
+    match s.vault.read_customer(&access, id).await {
+        Ok(c) => render(
+            CustomerPage {
+                signed_in: Some(session.label()),
+                csrf: &session.csrf,
+                id,
+                purpose: &purpose.key,
+                fields: field_views(&c),
+                broke_glass: glass.is_some(),
+                may_break_glass: may_break_glass(&session.principal) && glass.is_none(),
+            },
+            StatusCode::OK,
+        ),
+        Err(e) => error_page(Some(session), e.into()),
+    }
+}
+
+/// A break-glass read: beyond the usual rules, with a reason of at least 20 characters, for the
+/// roles the policy allows; flagged for the DPO. The reason travels in the body, never the URL.
+async fn break_glass(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(session) = session(&s, &headers).await else {
+        return to_sign_in();
+    };
+    let f = form(&body);
+    if !csrf_ok(&session, &f) {
+        return refused_form(&session);
+    }
+    let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
+        return error_page(Some(&session), Problem::not_found("customer"));
+    };
+    let reason = f.get("reason").map(|r| r.trim()).unwrap_or("");
+    if reason.chars().count() < 20 || reason.chars().count() > 500 {
+        return error_page(
+            Some(&session),
+            Problem::invalid_parameter(
+                "reason",
+                "a break-glass read needs a reason of 20 to 500 characters",
+            ),
+        );
+    }
+    let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
+    customer_page(&s, &session, id, purpose, Some(reason)).await
 }
 
 /// The page's fields, each with its outcome and the policies that decided it.
@@ -472,28 +555,5 @@ async fn customer(
         .find(|(k, _)| k == "purpose")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
-    let Ok(purpose) = s.vault.purpose("purpose", &wanted) else {
-        return error_page(
-            Some(&session),
-            Problem::invalid_parameter("purpose", "choose why you are looking"),
-        );
-    };
-    let access = Access {
-        principal: &session.principal,
-        purpose: &purpose,
-        reason: None,
-        break_glass: false,
-    };
-    match s.vault.read_customer(&access, id).await {
-        Ok(c) => render(
-            CustomerPage {
-                signed_in: Some(session.label()),
-                csrf: &session.csrf,
-                purpose: &purpose.key,
-                fields: field_views(&c),
-            },
-            StatusCode::OK,
-        ),
-        Err(e) => error_page(Some(&session), e.into()),
-    }
+    customer_page(&s, &session, id, &wanted, None).await
 }

@@ -7,6 +7,7 @@
 mod access;
 mod audit;
 mod binary;
+mod browser;
 mod conformance;
 mod console;
 mod crash;

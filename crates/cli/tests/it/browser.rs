@@ -1,0 +1,297 @@
+//! The staff console in a real browser: headless Debian Chromium driven through ChromeDriver
+//! (W3C WebDriver over HTTP, spoken here directly: a handful of JSON calls need no client
+//! library), against the real `steward serve`. Each journey saves a screenshot of its last page
+//! in `$CARGO_TARGET_TMPDIR/screenshots/`. `scripts/ensure-chromium` installs the browser.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use steward_domain::Role;
+use steward_service::Actor;
+
+use crate::support::{Kind, Server, TestDb};
+
+/// A ChromeDriver process and one browser session in it.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 exchange with ChromeDriver: the JSON `value` of its answer.
+fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    // Read the head, then exactly Content-Length bytes: ChromeDriver may keep the connection
+    // open whatever the request says.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed before the head".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .ok_or("no content-length")?;
+            break (i + 4, length);
+        }
+    };
+    while raw.len() < head_end + length {
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed mid-body".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let json = String::from_utf8_lossy(&raw[head_end..head_end + length]).into_owned();
+    let v: Value = serde_json::from_str(&json).map_err(|e| format!("{e}: {json}"))?;
+    match v["value"].get("error") {
+        Some(e) => Err(format!("{e}: {}", v["value"]["message"])),
+        None => Ok(v["value"].clone()),
+    }
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is not installed: run scripts/ensure-chromium (Debian's chromium and chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while webdriver(port, "GET", "/status", None).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        // The flags this machine needs: no sandbox as root, and no background connections
+        // (the network is closed; Chromium would retry them at every start).
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=414,896",
+                format!("--user-data-dir={}", profile.path().display())]}}}});
+        let session = webdriver(port, "POST", "/session", Some(&caps)).expect("a Chromium session")
+            ["sessionId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Browser {
+            driver,
+            port,
+            session,
+            _profile: profile,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        webdriver(self.port, method, path, body)
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let path = format!("/session/{}{path}", self.session);
+        self.call(method, &path, body.as_ref())
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn go(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn source(&self) -> String {
+        self.session_call("GET", "/source", None)
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.session_call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.element(css);
+        self.session_call(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.element(css);
+        self.session_call("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    /// Waits until the page source contains `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let src = self.source();
+            if src.contains(text) {
+                return src;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {text:?}:\n{src}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Saves a PNG screenshot as a test artifact; returns its path.
+    fn screenshot(&self, name: &str) -> PathBuf {
+        use base64::Engine;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(
+                self.session_call("GET", "/screenshot", None)
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+/// Staff sign-in → search → pick a purpose → masked profile → break-glass with a reason.
+#[test]
+fn staff_journey_in_a_real_browser() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, customer) = rt.block_on(async {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let vault = db.vault().await;
+        let op = Actor::Operator("test");
+        let mine = vault.create_outlet(op, "Geneva").await.unwrap();
+        let theirs = vault.create_outlet(op, "Zurich").await.unwrap();
+        let manager = vault
+            .create_staff(op, "Max Manager", &[Role::StoreManager], &[mine])
+            .await
+            .unwrap();
+        vault
+            .set_staff_password(
+                manager,
+                "max",
+                zeroize::Zeroizing::new("manager password 1".into()),
+            )
+            .await
+            .unwrap();
+        let input: steward_domain::CustomerInput = serde_json::from_value(json!({
+            "name": "Dora Browser", "email": "dora.browser@example.com",
+            "phone": "+41 44 555 0199", "outlet_id": theirs,
+        }))
+        .unwrap();
+        let customer = vault
+            .create_customer(op, &input.validate().unwrap())
+            .await
+            .unwrap();
+        vault.flush_audit().await.unwrap();
+        (db, customer)
+    });
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+
+    b.go(&format!("{base}/console"));
+    b.wait_for("Sign in</h1>");
+    b.type_into("#login", "max");
+    b.type_into("#password", "manager password 1");
+    b.click("main button[type=submit]");
+    b.wait_for("Find a customer</h1>");
+
+    b.type_into("#query", "dora.browser@example.com");
+    b.click("option[value=service]");
+    b.click("main button[type=submit]");
+    b.wait_for("Results</h2>");
+    b.click(".results a");
+    let masked = b.wait_for("Customer</h1>");
+    assert!(masked.contains("Dora Browser"));
+    assert!(
+        !masked.contains("dora.browser@example.com"),
+        "another outlet's e-mail in clear"
+    );
+    assert!(masked.contains(">mask</span>"));
+    let url = b.session_call("GET", "/url", None);
+    assert_eq!(
+        url.as_str().unwrap(),
+        format!("{base}/console/customers/{customer}?purpose=service"),
+        "no personal value in the URL"
+    );
+
+    b.type_into(
+        "#reason",
+        "Customer at the counter asks to update the delivery address",
+    );
+    b.click(".glass button");
+    let full = b.wait_for("Break-glass read: recorded");
+    assert!(
+        full.contains("dora.browser@example.com"),
+        "break-glass shows the record"
+    );
+    let shot = b.screenshot("staff-journey");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1_000);
+    drop(b);
+    let (_, stderr) = server.stop();
+    assert!(
+        !stderr.contains("dora.browser"),
+        "the server log names the customer"
+    );
+    // The break-glass read raised an alert for the DPO.
+    let alerts: i64 = rt.block_on(async {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) FROM access_alerts")
+            .fetch_one(&db.raw().await)
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(alerts, 1);
+}
