@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use steward_domain::Role;
-use steward_service::Actor;
 
 use crate::support::{Kind, Server, TestDb};
 
@@ -209,30 +208,21 @@ fn staff_journey_in_a_real_browser() {
     let (db, customer) = rt.block_on(async {
         let db = TestDb::new(Kind::Sqlite).await;
         let vault = db.vault().await;
-        let op = Actor::Operator("test");
-        let mine = vault.create_outlet(op, "Geneva").await.unwrap();
-        let theirs = vault.create_outlet(op, "Zurich").await.unwrap();
-        let manager = vault
-            .create_staff(op, "Max Manager", &[Role::StoreManager], &[mine])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(
-                manager,
+        let customer = crate::console::another_outlets_customer(
+            &vault,
+            (
+                "Max Manager",
+                Role::StoreManager,
                 "max",
-                zeroize::Zeroizing::new("manager password 1".into()),
-            )
-            .await
-            .unwrap();
-        let input: steward_domain::CustomerInput = serde_json::from_value(json!({
-            "name": "Dora Browser", "email": "dora.browser@example.com",
-            "phone": "+41 44 555 0199", "outlet_id": theirs,
-        }))
-        .unwrap();
-        let customer = vault
-            .create_customer(op, &input.validate().unwrap())
-            .await
-            .unwrap();
+                "manager password 1",
+            ),
+            (
+                "Dora Browser",
+                "dora.browser@example.com",
+                "+41 44 555 0199",
+            ),
+        )
+        .await;
         vault.flush_audit().await.unwrap();
         (db, customer)
     });

@@ -66,36 +66,53 @@ fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
+/// Two outlets; a staff member of the first with `role`, signing in with `login` and
+/// `password`; a customer registered at the second (so the staff member sees them masked).
+pub async fn another_outlets_customer(
+    vault: &steward_service::Vault,
+    (staff_name, role, login, password): (&str, Role, &str, &str),
+    (name, email, phone): (&str, &str, &str),
+) -> steward_domain::CustomerId {
+    let op = Actor::Operator("test");
+    let mine = vault.create_outlet(op, "Geneva").await.unwrap();
+    let theirs = vault.create_outlet(op, "Zurich").await.unwrap();
+    let staff = vault
+        .create_staff(op, staff_name, &[role], &[mine])
+        .await
+        .unwrap();
+    vault
+        .set_staff_password(staff, login, zeroize::Zeroizing::new(password.into()))
+        .await
+        .unwrap();
+    let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
+        "name": name, "email": email, "phone": phone, "outlet_id": theirs,
+    }))
+    .unwrap();
+    vault
+        .create_customer(op, &input.validate().unwrap())
+        .await
+        .unwrap()
+}
+
 backend_tests!(console_sign_in_search_and_read);
 
 async fn console_sign_in_search_and_read(db: TestDb) {
     let vault = db.vault().await;
-    let op = Actor::Operator("test");
-    let (mine, theirs) = (
-        vault.create_outlet(op, "Geneva").await.unwrap(),
-        vault.create_outlet(op, "Zurich").await.unwrap(),
-    );
-    let staff = vault
-        .create_staff(op, "Bea Seller", &[Role::SalesAssociate], &[mine])
-        .await
-        .unwrap();
-    vault
-        .set_staff_password(
-            staff,
+    let customer = another_outlets_customer(
+        &vault,
+        (
+            "Bea Seller",
+            Role::SalesAssociate,
             "bea",
-            zeroize::Zeroizing::new("a long enough password".into()),
-        )
-        .await
-        .unwrap();
-    let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
-        "name": "Carla Customer", "email": "carla.console@example.com", "phone": "+41 44 555 0101",
-        "outlet_id": theirs,
-    }))
-    .unwrap();
-    let customer = vault
-        .create_customer(op, &input.validate().unwrap())
-        .await
-        .unwrap();
+            "a long enough password",
+        ),
+        (
+            "Carla Customer",
+            "carla.console@example.com",
+            "+41 44 555 0101",
+        ),
+    )
+    .await;
     let app = steward_api::router(vault.clone());
 
     // Signed out: every page leads to the sign-in form, with the security headers.
@@ -116,12 +133,12 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     let (pre, token) = (pair(pre), csrf_in(&page));
 
     // A sign-in form posted from elsewhere (no matching cookie) is refused.
-    let forged = [
+    let right = [
         ("csrf", token.as_str()),
         ("login", "bea"),
         ("password", "a long enough password"),
     ];
-    let (s, _, _) = send(&app, "POST", "/console/sign-in", None, Some(&forged)).await;
+    let (s, _, _) = send(&app, "POST", "/console/sign-in", None, Some(&right)).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // A wrong password.
     let wrong = [
@@ -133,11 +150,6 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(page.contains("The login or the password is wrong."));
     // The right one: a session cookie, HTTP-only, Secure, SameSite=Strict.
-    let right = [
-        ("csrf", token.as_str()),
-        ("login", "bea"),
-        ("password", "a long enough password"),
-    ];
     let (s, h, _) = send(&app, "POST", "/console/sign-in", Some(&pre), Some(&right)).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(h[header::LOCATION], "/console");
