@@ -216,6 +216,95 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     );
     assert!(page.contains("decided by"));
 
+    // Recording on the customer's behalf: an interaction, a purchase, a consent given in store;
+    // each answers with a redirect back to the page (a reload repeats nothing).
+    let base = format!("/console/customers/{customer}");
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut f = vec![("csrf", csrf.clone()), ("purpose", "service".to_owned())];
+        f.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        f
+    };
+    let post = |path: String, f: Vec<(&'static str, String)>| {
+        let (app, session) = (app.clone(), session.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            send(&app, "POST", &path, Some(&session), Some(&pairs)).await
+        }
+    };
+    let interaction = with(&[("channel", "in_store"), ("text", "Asked about a strap")]);
+    let (s, h, _) = post(format!("{base}/interactions"), interaction).await;
+    assert_eq!(
+        (s, h[header::LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, link.as_str())
+    );
+    let purchase = with(&[
+        ("item", "Chronograph 42"),
+        ("category", "watches"),
+        ("amount", "1250.50"),
+        ("currency", "CHF"),
+    ]);
+    let (s, _, _) = post(format!("{base}/purchases"), purchase).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let bad = with(&[
+        ("item", "Strap"),
+        ("category", "watches"),
+        ("amount", "12,50"),
+        ("currency", "CHF"),
+    ]);
+    let (s, _, page) = post(format!("{base}/purchases"), bad).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("amount") && !page.contains("12,50"));
+    let (_, _, page) = send(&app, "GET", &link, Some(&session), None).await;
+    assert!(
+        page.contains("marketing_email: <strong>never</strong>"),
+        "{page}"
+    );
+    let grant = with(&[("consent_purpose", "marketing_email"), ("action", "grant")]);
+    let (s, _, _) = post(format!("{base}/consents"), grant).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, _, page) = send(&app, "GET", &link, Some(&session), None).await;
+    assert!(
+        page.contains("marketing_email: <strong>granted</strong>"),
+        "{page}"
+    );
+    let forged = vec![
+        ("csrf", "forged".to_owned()),
+        ("purpose", "service".to_owned()),
+        ("channel", "web".to_owned()),
+        ("text", "x".to_owned()),
+    ];
+    let (s, _, _) = post(format!("{base}/interactions"), forged).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    {
+        use sqlx::Row;
+        let raw = db.raw().await;
+        let count = |table: &'static str| {
+            let raw = raw.clone();
+            async move {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM {table} WHERE customer_id = $1"
+                )))
+                .bind(customer.as_bytes().to_vec())
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+                .get::<i64, _>(0)
+            }
+        };
+        assert_eq!(
+            (count("interactions").await, count("purchases").await),
+            (1, 1)
+        );
+        let source: String =
+            sqlx::query("SELECT source FROM consent_events WHERE customer_id = $1")
+                .bind(customer.as_bytes().to_vec())
+                .fetch_one(&raw)
+                .await
+                .unwrap()
+                .get(0);
+        assert_eq!(source, "in_store");
+    }
+
     // Sign-out: CSRF-checked, the cookie cleared, the session dead.
     let (s, _, _) = send(
         &app,

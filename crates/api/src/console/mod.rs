@@ -7,23 +7,25 @@
 use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use steward_domain::{CustomerId, CustomerView, normalize};
+use steward_domain::{CustomerId, normalize};
 use steward_service::{Access, Principal};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::extract::ClientAddr;
+
+mod customer;
 use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
 const CSRF_COOKIE: &str = "steward_csrf";
 
 /// The console's stylesheet, embedded: no CDN, nothing fetched at run time.
-const CSS: &str = include_str!("../assets/console.css");
+const CSS: &str = include_str!("../../assets/console.css");
 
 /// The console's routes (merged into the API's router).
 pub fn routes() -> Router<AppState> {
@@ -32,8 +34,23 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", post(search))
-        .route("/console/customers/{id}", get(customer))
-        .route("/console/customers/{id}/break-glass", post(break_glass))
+        .route("/console/customers/{id}", get(customer::page))
+        .route(
+            "/console/customers/{id}/break-glass",
+            post(customer::break_glass),
+        )
+        .route(
+            "/console/customers/{id}/interactions",
+            post(customer::add_interaction),
+        )
+        .route(
+            "/console/customers/{id}/purchases",
+            post(customer::add_purchase),
+        )
+        .route(
+            "/console/customers/{id}/consents",
+            post(customer::record_consent),
+        )
         .route("/console/assets/console.css", get(css))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -371,189 +388,4 @@ async fn search(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> R
         }
         Err(e) => error_page(Some(&session), e.into()),
     }
-}
-
-/// One field of the customer page.
-struct FieldView {
-    label: &'static str,
-    value: Option<String>,
-    outcome: &'static str,
-    why: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/customer.html")]
-struct CustomerPage<'a> {
-    signed_in: Option<String>,
-    csrf: &'a str,
-    id: CustomerId,
-    purpose: &'a str,
-    fields: Vec<FieldView>,
-    /// This read was a break-glass read (flagged for the DPO).
-    broke_glass: bool,
-    /// The reader's roles may break glass (the policy decides; the form is offered to them).
-    may_break_glass: bool,
-}
-
-/// The roles the shipped policy lets break glass; the form is offered to them only.
-fn may_break_glass(p: &Principal) -> bool {
-    use steward_domain::Role::{Dpo, StoreManager, SupportAgent};
-    p.roles
-        .iter()
-        .any(|r| matches!(r, StoreManager | SupportAgent | Dpo))
-}
-
-/// Reads and renders a customer's page.
-async fn customer_page(
-    s: &AppState,
-    session: &Session,
-    id: CustomerId,
-    purpose_key: &str,
-    glass: Option<&str>,
-) -> Response {
-    let Ok(purpose) = s.vault.purpose("purpose", purpose_key) else {
-        return error_page(
-            Some(session),
-            Problem::invalid_parameter("purpose", "choose why you are looking"),
-        );
-    };
-    let access = Access {
-        principal: &session.principal,
-        purpose: &purpose,
-        reason: glass,
-        break_glass: glass.is_some(),
-    };
-    match s.vault.read_customer(&access, id).await {
-        Ok(c) => render(
-            CustomerPage {
-                signed_in: Some(session.label()),
-                csrf: &session.csrf,
-                id,
-                purpose: &purpose.key,
-                fields: field_views(&c),
-                broke_glass: glass.is_some(),
-                may_break_glass: may_break_glass(&session.principal) && glass.is_none(),
-            },
-            StatusCode::OK,
-        ),
-        Err(e) => error_page(Some(session), e.into()),
-    }
-}
-
-/// A break-glass read: beyond the usual rules, with a reason of at least 20 characters, for the
-/// roles the policy allows; flagged for the DPO. The reason travels in the body, never the URL.
-async fn break_glass(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let Some(session) = session(&s, &headers).await else {
-        return to_sign_in();
-    };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
-    let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
-        return error_page(Some(&session), Problem::not_found("customer"));
-    };
-    let reason = f.get("reason").map(|r| r.trim()).unwrap_or("");
-    if reason.chars().count() < 20 || reason.chars().count() > 500 {
-        return error_page(
-            Some(&session),
-            Problem::invalid_parameter(
-                "reason",
-                "a break-glass read needs a reason of 20 to 500 characters",
-            ),
-        );
-    }
-    let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
-    customer_page(&s, &session, id, purpose, Some(reason)).await
-}
-
-/// The page's fields, each with its outcome and the policies that decided it.
-fn field_views(c: &CustomerView) -> Vec<FieldView> {
-    let d = &c.decision;
-    let outcome = |f: &str| {
-        if d.withheld.iter().any(|x| x == f) {
-            "withhold"
-        } else if d.masked.iter().any(|x| x == f) {
-            "mask"
-        } else if d.abstracted.iter().any(|x| x == f) {
-            "abstract"
-        } else {
-            "show"
-        }
-    };
-    let why = |f: &str| match d.policies.get(f) {
-        Some(p) if !p.is_empty() => format!("decided by {}", p.join(", ")),
-        _ => "no policy allows it for this purpose (deny by default)".to_owned(),
-    };
-    let address = c.address.as_ref().map(|a| {
-        [&a.street, &a.postal_code, &a.city, &a.country]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
-    let purchases = c.purchase_summary.as_ref().map(|p| {
-        format!(
-            "tier {}, {} purchases, {}",
-            p.tier,
-            p.purchase_count_band,
-            if p.eligible_for_allocation {
-                "eligible for allocation"
-            } else {
-                "not eligible for allocation"
-            }
-        )
-    });
-    [
-        ("Name", "name", c.name.clone()),
-        ("E-mail", "email", c.email.clone()),
-        ("Phone", "phone", c.phone.clone()),
-        ("Address", "address", address),
-        ("Date of birth", "date_of_birth", c.date_of_birth.clone()),
-        ("Purchase history", "purchases", purchases),
-    ]
-    .into_iter()
-    .map(|(label, f, value)| {
-        let outcome = outcome(f);
-        // A shown history has no summary; its items are not on this page (yet), and "none
-        // recorded" would be untrue.
-        let value = match (f, outcome, value) {
-            ("purchases", "show", None) => Some(
-                "shown in full for this purpose; the itemised list is not on this page yet".into(),
-            ),
-            (_, _, v) => v,
-        };
-        FieldView {
-            label,
-            value,
-            outcome,
-            why: why(f),
-        }
-    })
-    .collect()
-}
-
-async fn customer(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    uri: axum::http::Uri,
-) -> Response {
-    let Some(session) = session(&s, &headers).await else {
-        return to_sign_in();
-    };
-    let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
-        return error_page(Some(&session), Problem::not_found("customer"));
-    };
-    let wanted = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "purpose")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    customer_page(&s, &session, id, &wanted, None).await
 }
