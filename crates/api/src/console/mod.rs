@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::extract::ClientAddr;
 
 mod customer;
+mod dpo;
 use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", post(search))
+        .route("/console/dpo", get(dpo::page))
         .route("/console/customers/{id}", get(customer::page))
         .route(
             "/console/customers/{id}/break-glass",
@@ -302,6 +304,8 @@ struct Found {
 #[template(path = "console/home.html")]
 struct HomePage<'a> {
     signed_in: Option<String>,
+    /// Show the link to the DPO's page.
+    is_dpo: bool,
     csrf: &'a str,
     error: Option<&'a str>,
     purposes: Vec<(String, String)>,
@@ -324,6 +328,7 @@ fn home_page(
     render(
         HomePage {
             signed_in: Some(session.label()),
+            is_dpo: session.principal.roles.contains(&steward_domain::Role::Dpo),
             csrf: &session.csrf,
             error,
             purposes,

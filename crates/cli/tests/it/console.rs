@@ -329,3 +329,85 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(h[header::LOCATION], "/console/sign-in");
 }
+
+backend_tests!(the_dpo_page_shows_requests_alerts_and_the_signed_head);
+
+async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
+    let vault = db.vault().await;
+    let customer = another_outlets_customer(
+        &vault,
+        ("Dana Officer", Role::Dpo, "dana", "protect the data 1"),
+        ("Erin Example", "erin.dpo@example.com", "+41 44 555 0111"),
+    )
+    .await;
+    let session = vault
+        .sign_in("dana", zeroize::Zeroizing::new("protect the data 1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let dpo = session.principal.clone();
+    // An erasure request waiting for the customer's identity, and a break-glass read.
+    let request: steward_domain::RequestInput =
+        serde_json::from_value(serde_json::json!({"type": "erasure", "customer_id": customer}))
+            .unwrap();
+    vault.create_request(&dpo, &request).await.unwrap();
+    let purpose = vault.purpose("purpose", "service").unwrap();
+    let access = steward_service::Access {
+        principal: &dpo,
+        purpose: &purpose,
+        reason: Some("The customer disputes a charge at the counter"),
+        break_glass: true,
+    };
+    vault.read_customer(&access, customer).await.unwrap();
+    vault.flush_audit().await.unwrap();
+
+    let app = steward_api::router(vault.clone());
+    let cookie = format!("steward_session={}", session.token.as_str());
+    let (s, _, home) = send(&app, "GET", "/console", Some(&cookie), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(home.contains("href=\"/console/dpo\""));
+    let (s, _, page) = send(&app, "GET", "/console/dpo", Some(&cookie), None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("<td>erasure</td>") && page.contains("<td>in_progress</td>"),
+        "{page}"
+    );
+    assert!(page.contains("<strong>break_glass</strong>"), "{page}");
+    assert!(page.contains("<pre class=\"checkpoint\">steward"), "{page}");
+    assert!(page.contains("<td>sign_in</td>"), "{page}");
+    assert!(page.contains("<td>read</td>"), "{page}");
+    // Nothing personal on the page: ids and pseudonyms only.
+    assert!(!page.contains("Erin") && !page.contains("erin.dpo") && !page.contains("Dana"));
+
+    // Anyone else is refused the page.
+    let seller = vault
+        .create_staff(
+            Actor::Operator("test"),
+            "Sid Seller",
+            &[Role::SalesAssociate],
+            &[],
+        )
+        .await
+        .unwrap();
+    vault
+        .set_staff_password(
+            seller,
+            "sid",
+            zeroize::Zeroizing::new("selling all day long".into()),
+        )
+        .await
+        .unwrap();
+    let other = vault
+        .sign_in(
+            "sid",
+            zeroize::Zeroizing::new("selling all day long".into()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let cookie = format!("steward_session={}", other.token.as_str());
+    let (s, _, home) = send(&app, "GET", "/console", Some(&cookie), None).await;
+    assert!(s == StatusCode::OK && !home.contains("/console/dpo"));
+    let (s, _, _) = send(&app, "GET", "/console/dpo", Some(&cookie), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -1,0 +1,129 @@
+//! The data protection officer's page of the console: the request queue by deadline, the access
+//! alerts, and the audit log's latest signed head with its newest entries.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::{error_page, render, session, to_sign_in};
+use crate::AppState;
+
+/// A row of the request queue.
+struct RequestRow {
+    deadline: String,
+    kind: &'static str,
+    status: &'static str,
+    identity: &'static str,
+    customer: String,
+}
+
+/// A row of the alerts.
+struct AlertRow {
+    at: String,
+    kind: String,
+    principal: String,
+    purpose: String,
+    detail: String,
+}
+
+/// A row of the audit log: what its leaf says (never a personal value).
+struct EntryRow {
+    index: u64,
+    at: String,
+    principal: String,
+    action: String,
+    outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/dpo.html")]
+struct DpoPage<'a> {
+    signed_in: Option<String>,
+    csrf: &'a str,
+    requests: Vec<RequestRow>,
+    alerts: Vec<AlertRow>,
+    checkpoint: String,
+    entries: Vec<EntryRow>,
+}
+
+/// How many of the newest audit entries the page shows.
+const NEWEST: u64 = 25;
+
+/// `GET /console/dpo`: for the DPO only (the policy decides every part).
+pub(super) async fn page(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(session) = session(&s, &headers).await else {
+        return to_sign_in();
+    };
+    let p = &session.principal;
+    let requests = match s.vault.requests(p, None, 100).await {
+        Ok(r) => r,
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
+    let alerts = match s.vault.alerts(p, 100).await {
+        Ok(a) => a,
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
+    let checkpoint = match s.vault.audit_checkpoint().await {
+        Ok(c) => c,
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
+    // The checkpoint's second line is the tree size (C2SP tlog-checkpoint).
+    let size: u64 = checkpoint
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let entries = match s
+        .vault
+        .audit_entries(p, size.saturating_sub(NEWEST), size)
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
+    let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_owned();
+    render(
+        DpoPage {
+            signed_in: Some(session.label()),
+            csrf: &session.csrf,
+            requests: requests
+                .into_iter()
+                .map(|r| RequestRow {
+                    deadline: r.deadline.to_rfc3339(),
+                    kind: r.kind.as_str(),
+                    status: r.status.as_str(),
+                    identity: r.identity.as_str(),
+                    customer: r.customer_id.to_string(),
+                })
+                .collect(),
+            alerts: alerts
+                .into_iter()
+                .map(|a| AlertRow {
+                    at: steward_domain::Timestamp(a.occurred_at).to_rfc3339(),
+                    kind: a.kind,
+                    principal: a.principal,
+                    purpose: a.purpose,
+                    detail: a.detail,
+                })
+                .collect(),
+            checkpoint,
+            entries: entries
+                .into_iter()
+                .rev()
+                .map(|e| {
+                    let leaf: serde_json::Value =
+                        serde_json::from_slice(&e.row.leaf).unwrap_or_default();
+                    EntryRow {
+                        index: e.index,
+                        at: text(&leaf, "time"),
+                        principal: text(&leaf, "principal"),
+                        action: e.row.action,
+                        outcome: text(&leaf, "outcome"),
+                    }
+                })
+                .collect(),
+        },
+        StatusCode::OK,
+    )
+}
