@@ -180,6 +180,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// A customer's consent ledger, oldest first.
     async fn consents(&self, customer: CustomerId) -> StoreResult<Vec<ConsentRow>>;
+    /// Every consent event of every customer, oldest first: (customer id bytes, purpose,
+    /// action, time). For the DPO's chart of consent over time.
+    async fn consent_timeline(&self) -> StoreResult<Vec<(Vec<u8>, String, String, i64)>>;
     /// One staff member.
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
 

@@ -732,6 +732,17 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn consent_timeline(&self) -> StoreResult<Vec<(Vec<u8>, String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT customer_id, purpose, action, occurred_at FROM consent_events ORDER BY occurred_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>> {
         let Some(r) = sqlx::query("SELECT name, roles, created_at FROM staff WHERE id = $1")
             .bind(id.as_bytes().to_vec())

@@ -36,6 +36,46 @@ struct EntryRow {
     outcome: String,
 }
 
+/// One purpose's line of the consent chart.
+struct ChartLine {
+    purpose: String,
+    /// Customers consenting at the end of the last day.
+    today: i64,
+    /// The SVG polyline's points (x from 0 to 300, y from 60 down to 0).
+    points: String,
+}
+
+/// Days the consent chart covers.
+const CHART_DAYS: usize = 30;
+
+/// Scales each purpose's daily counts into a 300×60 polyline, against the largest count of all.
+fn chart(series: std::collections::BTreeMap<String, Vec<i64>>) -> Vec<ChartLine> {
+    let top = series.values().flatten().copied().max().unwrap_or(0).max(1) as f64;
+    series
+        .into_iter()
+        .map(|(purpose, days)| {
+            let step = 300.0 / (days.len().max(2) - 1) as f64;
+            let points = days
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    format!(
+                        "{:.1},{:.1}",
+                        i as f64 * step,
+                        60.0 - *n as f64 / top * 58.0
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            ChartLine {
+                purpose,
+                today: days.last().copied().unwrap_or(0),
+                points,
+            }
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "console/dpo.html")]
 struct DpoPage<'a> {
@@ -45,6 +85,8 @@ struct DpoPage<'a> {
     alerts: Vec<AlertRow>,
     checkpoint: String,
     entries: Vec<EntryRow>,
+    consent: Vec<ChartLine>,
+    chart_days: usize,
 }
 
 /// How many of the newest audit entries the page shows.
@@ -82,6 +124,10 @@ pub(super) async fn page(State(s): State<AppState>, headers: HeaderMap) -> Respo
         Ok(e) => e,
         Err(e) => return error_page(Some(&session), e.into()),
     };
+    let consent = match s.vault.consent_chart(p, CHART_DAYS).await {
+        Ok(c) => chart(c),
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
     let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_owned();
     render(
         DpoPage {
@@ -108,6 +154,8 @@ pub(super) async fn page(State(s): State<AppState>, headers: HeaderMap) -> Respo
                 })
                 .collect(),
             checkpoint,
+            consent,
+            chart_days: CHART_DAYS,
             entries: entries
                 .into_iter()
                 .rev()

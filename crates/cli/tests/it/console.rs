@@ -359,6 +359,14 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         break_glass: true,
     };
     vault.read_customer(&access, customer).await.unwrap();
+    let consent: steward_domain::ConsentInput = serde_json::from_value(
+        serde_json::json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"}),
+    )
+    .unwrap();
+    vault
+        .record_consent(&dpo, customer, &consent)
+        .await
+        .unwrap();
     vault.flush_audit().await.unwrap();
 
     let app = steward_api::router(vault.clone());
@@ -373,6 +381,11 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         "{page}"
     );
     assert!(page.contains("<strong>break_glass</strong>"), "{page}");
+    assert!(
+        page.contains("marketing_email: <strong>1</strong> consenting now"),
+        "{page}"
+    );
+    assert!(page.contains("<polyline points=\"0.0,60.0 "), "{page}");
     assert!(page.contains("<pre class=\"checkpoint\">steward"), "{page}");
     assert!(page.contains("<td>sign_in</td>"), "{page}");
     assert!(page.contains("<td>read</td>"), "{page}");
