@@ -111,6 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                         purchases = r.purchases,
                         customers = r.customers,
                         held = r.held,
+                        sessions = r.sessions,
                         "retention run"
                     ),
                     Err(e) => tracing::warn!(error = %e, "retention run failed; retried next time"),

@@ -52,6 +52,8 @@ pub struct RetentionReport {
     pub customers: u64,
     /// Customers due but kept by a legal hold.
     pub held: u64,
+    /// Sign-in sessions expired or revoked over a day ago, deleted (or due).
+    pub sessions: u64,
 }
 
 fn rule(
@@ -100,7 +102,14 @@ impl Vault {
             purchases: 0,
             customers: 0,
             held: 0,
+            sessions: 0,
         };
+        // A day's grace, so that a session's last requests are still explained by its row.
+        report.sessions = self
+            .inner
+            .store
+            .dead_sessions(now - 86_400_000, !dry_run)
+            .await?;
         for (r, table, category) in [
             (&rules[0], ActivityTable::Interactions, "communications"),
             (&rules[1], ActivityTable::Purchases, "purchase_history"),

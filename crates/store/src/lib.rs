@@ -259,6 +259,9 @@ pub trait Store: Send + Sync + 'static {
         at: i64,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+    /// Sign-in sessions that expired or were revoked before `before` (Unix ms): counted, or
+    /// deleted when `delete`.
+    async fn dead_sessions(&self, before: i64, delete: bool) -> StoreResult<u64>;
     /// Sets a staff member's sign-in credentials, replacing any they had.
     async fn set_staff_credentials(
         &self,

@@ -63,6 +63,28 @@ impl SqlStore {
         .transpose()
     }
 
+    pub(crate) async fn dead_sessions_impl(&self, before: i64, delete: bool) -> StoreResult<u64> {
+        // Only tokens that expire (sign-in sessions); long-lived API tokens stay as records.
+        const DEAD: &str = "expires_at IS NOT NULL AND (expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1))";
+        if delete {
+            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM api_tokens WHERE {DEAD}"
+            )))
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+            return Ok(done.rows_affected());
+        }
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM api_tokens WHERE {DEAD}"
+        )))
+        .bind(before)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub(crate) async fn revoke_token_impl(
         &self,
         id: TokenId,

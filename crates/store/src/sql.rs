@@ -918,6 +918,10 @@ impl Store for SqlStore {
         self.revoke_token_impl(id, at, audit).await
     }
 
+    async fn dead_sessions(&self, before: i64, delete: bool) -> StoreResult<u64> {
+        self.dead_sessions_impl(before, delete).await
+    }
+
     async fn set_staff_credentials(
         &self,
         row: &crate::CredentialRow,

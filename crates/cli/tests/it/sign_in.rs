@@ -145,6 +145,21 @@ async fn staff_sign_in_and_out(db: TestDb) {
         StatusCode::UNAUTHORIZED,
         "an expired session still works"
     );
+    // Retention deletes sessions dead for over a day (the expired one; the one revoked just
+    // now keeps its row for a day), counting them first in a dry run.
+    let sessions = || async {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) FROM api_tokens WHERE expires_at IS NOT NULL")
+            .fetch_one(&db.raw().await)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    assert_eq!(sessions().await, 2);
+    assert_eq!(vault.run_retention(true).await.unwrap().sessions, 1);
+    assert_eq!(sessions().await, 2, "a dry run deleted");
+    assert_eq!(vault.run_retention(false).await.unwrap().sessions, 1);
+    assert_eq!(sessions().await, 1);
 
     // Every attempt is in the audit log, and nothing there spells the login or the password.
     vault.flush_audit().await.unwrap();
