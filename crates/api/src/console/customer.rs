@@ -6,8 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use steward_domain::ValidationError;
 use steward_domain::{CustomerId, CustomerView};
-use steward_service::{Access, Principal};
+use steward_service::{Access, Actor, Principal};
 
 use super::{Session, csrf_ok, error_page, form, refused_form, render, session, to_sign_in};
 use crate::{AppState, Problem};
@@ -274,8 +275,30 @@ fn back(id: CustomerId, purpose: &str) -> Response {
     Redirect::to(&format!("/console/customers/{id}?purpose={purpose}")).into_response()
 }
 
-fn field<'a>(f: &'a std::collections::HashMap<String, String>, k: &str) -> &'a str {
+/// A parsed urlencoded form.
+type Form = std::collections::HashMap<String, String>;
+
+fn field<'a>(f: &'a Form, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("")
+}
+
+/// Runs a recording form: the session, CSRF and customer checks of [`recording`], then `act`;
+/// back to the page on success, an error page otherwise.
+async fn record_with(
+    s: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    body: &Bytes,
+    act: impl AsyncFnOnce(&Principal, &Form, CustomerId) -> Result<(), Problem>,
+) -> Response {
+    let (session, f, id, purpose) = match recording(s, headers, id, body).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    match act(&session.principal, &f, id).await {
+        Ok(()) => back(id, &purpose),
+        Err(p) => error_page(Some(&session), p),
+    }
 }
 
 /// Logs an interaction (a call, a visit, a message) from the console.
@@ -285,29 +308,21 @@ pub(super) async fn add_interaction(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (session, f, id, purpose) = match recording(&s, &headers, &id, &body).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
-    let p = &session.principal;
-    let result = async {
+    record_with(&s, &headers, &id, &body, async |p, f, id| {
         s.vault
             .authorize(p, steward_policy::Action::AddInteraction, Some(id))
             .await?;
         let input: steward_domain::InteractionInput = serde_json::from_value(serde_json::json!({
-            "channel": field(&f, "channel"), "text": field(&f, "text"), "source": "console",
+            "channel": field(f, "channel"), "text": field(f, "text"), "source": "console",
         }))
-        .map_err(|_| steward_domain::ValidationError::new("channel", "choose a channel"))?;
+        .map_err(|_| ValidationError::new("channel", "choose a channel"))?;
         let new = input.validate(steward_domain::Timestamp::now())?;
         s.vault
-            .add_interaction(steward_service::Actor::Principal(p), id, &new)
-            .await
-    }
-    .await;
-    match result {
-        Ok(_) => back(id, &purpose),
-        Err(e) => error_page(Some(&session), e.into()),
-    }
+            .add_interaction(Actor::Principal(p), id, &new)
+            .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// An amount as typed (`1250`, `1250.5`, `1250.50`) in minor units (cents); `None` if it is not
@@ -335,36 +350,26 @@ pub(super) async fn add_purchase(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (session, f, id, purpose) = match recording(&s, &headers, &id, &body).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
-    let p = &session.principal;
-    let result = async {
+    record_with(&s, &headers, &id, &body, async |p, f, id| {
         s.vault
             .authorize(p, steward_policy::Action::AddPurchase, Some(id))
             .await?;
-        let outlet = p.outlets.first().ok_or_else(|| {
-            steward_domain::ValidationError::new("outlet_id", "you work at no outlet")
-        })?;
-        let amount = minor_units(field(&f, "amount")).ok_or_else(|| {
-            steward_domain::ValidationError::new("amount", "must be an amount such as 1250.00")
-        })?;
+        let outlet = p
+            .outlets
+            .first()
+            .ok_or_else(|| ValidationError::new("outlet_id", "you work at no outlet"))?;
+        let amount = minor_units(field(f, "amount"))
+            .ok_or_else(|| ValidationError::new("amount", "must be an amount such as 1250.00"))?;
         let input: steward_domain::PurchaseInput = serde_json::from_value(serde_json::json!({
-            "item": field(&f, "item"), "category": field(&f, "category"), "outlet_id": outlet,
-            "seller_id": p.staff_id, "amount_minor": amount, "currency": field(&f, "currency"),
+            "item": field(f, "item"), "category": field(f, "category"), "outlet_id": outlet,
+            "seller_id": p.staff_id, "amount_minor": amount, "currency": field(f, "currency"),
         }))
-        .map_err(|_| steward_domain::ValidationError::new("item", "fill in every field"))?;
+        .map_err(|_| ValidationError::new("item", "fill in every field"))?;
         let new = input.validate(steward_domain::Timestamp::now())?;
-        s.vault
-            .add_purchase(steward_service::Actor::Principal(p), id, &new)
-            .await
-    }
-    .await;
-    match result {
-        Ok(_) => back(id, &purpose),
-        Err(e) => error_page(Some(&session), e.into()),
-    }
+        s.vault.add_purchase(Actor::Principal(p), id, &new).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Grants or withdraws a consent on the customer's behalf, as given in store.
@@ -374,25 +379,15 @@ pub(super) async fn record_consent(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (session, f, id, purpose) = match recording(&s, &headers, &id, &body).await {
-        Ok(r) => r,
-        Err(res) => return res,
-    };
-    let input: Result<steward_domain::ConsentInput, _> = serde_json::from_value(
-        serde_json::json!({
-            "purpose": field(&f, "consent_purpose"), "action": field(&f, "action"), "source": "in_store",
-        }),
-    );
-    let Ok(input) = input else {
-        return error_page(
-            Some(&session),
-            Problem::invalid_parameter("action", "grant or withdraw"),
-        );
-    };
-    match s.vault.record_consent(&session.principal, id, &input).await {
-        Ok(_) => back(id, &purpose),
-        Err(e) => error_page(Some(&session), e.into()),
-    }
+    record_with(&s, &headers, &id, &body, async |p, f, id| {
+        let input: steward_domain::ConsentInput = serde_json::from_value(serde_json::json!({
+            "purpose": field(f, "consent_purpose"), "action": field(f, "action"), "source": "in_store",
+        }))
+        .map_err(|_| Problem::invalid_parameter("action", "grant or withdraw"))?;
+        s.vault.record_consent(p, id, &input).await?;
+        Ok(())
+    })
+    .await
 }
 
 #[cfg(test)]
