@@ -4,13 +4,13 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::ValidationError;
 use steward_domain::{CustomerId, CustomerView};
 use steward_service::{Access, Actor, Principal};
 
-use super::{Session, csrf_ok, error_page, form, refused_form, render, session, to_sign_in};
+use super::{Session, SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
 use crate::{AppState, Problem};
 
 /// One field of the customer page.
@@ -94,11 +94,11 @@ async fn customer_page(
 /// roles the policy allows; flagged for the DPO. The reason travels in the body, never the URL.
 pub(super) async fn break_glass(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session(&s, &headers).await else {
+    let Some(session) = session else {
         return to_sign_in();
     };
     let f = form(&body);
@@ -191,11 +191,11 @@ fn field_views(c: &CustomerView) -> Vec<FieldView> {
 
 pub(super) async fn page(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     uri: axum::http::Uri,
 ) -> Response {
-    let Some(session) = session(&s, &headers).await else {
+    let Some(session) = session else {
         return to_sign_in();
     };
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
@@ -237,7 +237,7 @@ async fn consent_rows(
 /// customer and the purpose the page was read under (to go back to it).
 async fn recording(
     s: &AppState,
-    headers: &HeaderMap,
+    session: Option<Session>,
     id: &str,
     body: &Bytes,
 ) -> Result<
@@ -249,7 +249,7 @@ async fn recording(
     ),
     Response,
 > {
-    let Some(session) = session(s, headers).await else {
+    let Some(session) = session else {
         return Err(to_sign_in());
     };
     let f = form(body);
@@ -286,12 +286,12 @@ fn field<'a>(f: &'a Form, k: &str) -> &'a str {
 /// back to the page on success, an error page otherwise.
 async fn record_with(
     s: &AppState,
-    headers: &HeaderMap,
+    session: Option<Session>,
     id: &str,
     body: &Bytes,
     act: impl AsyncFnOnce(&Principal, &Form, CustomerId) -> Result<(), Problem>,
 ) -> Response {
-    let (session, f, id, purpose) = match recording(s, headers, id, body).await {
+    let (session, f, id, purpose) = match recording(s, session, id, body).await {
         Ok(r) => r,
         Err(res) => return res,
     };
@@ -304,11 +304,11 @@ async fn record_with(
 /// Logs an interaction (a call, a visit, a message) from the console.
 pub(super) async fn add_interaction(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    record_with(&s, &headers, &id, &body, async |p, f, id| {
+    record_with(&s, session, &id, &body, async |p, f, id| {
         s.vault
             .authorize(p, steward_policy::Action::AddInteraction, Some(id))
             .await?;
@@ -346,11 +346,11 @@ fn minor_units(raw: &str) -> Option<i64> {
 /// Records a purchase at the staff member's (first) outlet, sold by them.
 pub(super) async fn add_purchase(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    record_with(&s, &headers, &id, &body, async |p, f, id| {
+    record_with(&s, session, &id, &body, async |p, f, id| {
         s.vault
             .authorize(p, steward_policy::Action::AddPurchase, Some(id))
             .await?;
@@ -375,11 +375,11 @@ pub(super) async fn add_purchase(
 /// Grants or withdraws a consent on the customer's behalf, as given in store.
 pub(super) async fn record_consent(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    record_with(&s, &headers, &id, &body, async |p, f, id| {
+    record_with(&s, session, &id, &body, async |p, f, id| {
         let input: steward_domain::ConsentInput = serde_json::from_value(serde_json::json!({
             "purpose": field(f, "consent_purpose"), "action": field(f, "action"), "source": "in_store",
         }))

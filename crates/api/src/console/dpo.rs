@@ -3,10 +3,10 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::{error_page, render, session, to_sign_in};
+use super::{SignedIn, error_page, render, to_sign_in};
 use crate::AppState;
 
 /// A row of the request queue.
@@ -93,8 +93,8 @@ struct DpoPage<'a> {
 const NEWEST: u64 = 25;
 
 /// `GET /console/dpo`: for the DPO only (the policy decides every part).
-pub(super) async fn page(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(session) = session(&s, &headers).await else {
+pub(super) async fn page(State(s): State<AppState>, SignedIn(session): SignedIn) -> Response {
+    let Some(session) = session else {
         return to_sign_in();
     };
     let p = &session.principal;

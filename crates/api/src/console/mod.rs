@@ -140,11 +140,48 @@ impl Session {
     }
 }
 
-async fn session(s: &AppState, headers: &HeaderMap) -> Option<Session> {
-    let token = cookie(headers, SESSION_COOKIE)?;
-    let principal = s.vault.authenticate(token).await.ok().flatten()?;
-    let csrf = s.vault.session_csrf(&principal);
-    Some(Session { principal, csrf })
+/// The signed-in staff member, if any, from the session cookie: the address brake and the
+/// token's rate limit apply as to a bearer token, and a cookie that is no session counts as a
+/// failed attempt from its address.
+struct SignedIn(Option<Session>);
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &AppState,
+    ) -> Result<Self, Response> {
+        let Some(token) = cookie(&parts.headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
+            return Ok(SignedIn(None));
+        };
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let now = std::time::Instant::now();
+        if let Some(ip) = ip {
+            s.limits
+                .check_address(ip, now)
+                .map_err(|wait| error_page(None, Problem::auth_brake(wait)))?;
+        }
+        match s.vault.authenticate(token).await {
+            Ok(Some(principal)) => {
+                s.limits
+                    .take(principal.token_id, &principal.roles, now)
+                    .map_err(|wait| error_page(None, Problem::rate_limited(wait)))?;
+                let csrf = s.vault.session_csrf(&principal);
+                Ok(SignedIn(Some(Session { principal, csrf })))
+            }
+            Ok(None) => {
+                if let Some(ip) = ip {
+                    s.limits.failed(ip, now);
+                }
+                Ok(SignedIn(None))
+            }
+            Err(e) => Err(error_page(None, e.into())),
+        }
+    }
 }
 
 fn to_sign_in() -> Response {
@@ -275,8 +312,8 @@ fn refused_form(session: &Session) -> Response {
     )
 }
 
-async fn sign_out(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(session) = session(&s, &headers).await else {
+async fn sign_out(State(s): State<AppState>, SignedIn(session): SignedIn, body: Bytes) -> Response {
+    let Some(session) = session else {
         return to_sign_in();
     };
     if !csrf_ok(&session, &form(&body)) {
@@ -338,15 +375,15 @@ fn home_page(
     )
 }
 
-async fn home(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    match session(&s, &headers).await {
+async fn home(State(s): State<AppState>, SignedIn(session): SignedIn) -> Response {
+    match session {
         Some(session) => home_page(&s, &session, None, None, StatusCode::OK),
         None => to_sign_in(),
     }
 }
 
-async fn search(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(session) = session(&s, &headers).await else {
+async fn search(State(s): State<AppState>, SignedIn(session): SignedIn, body: Bytes) -> Response {
+    let Some(session) = session else {
         return to_sign_in();
     };
     let f = form(&body);

@@ -211,3 +211,30 @@ async fn failed_sign_ins_are_braked_per_address() {
     assert_eq!(s, 429, "{problem}");
     assert_eq!(problem["type"], "/problems/too-many-failed-sign-ins");
 }
+
+/// A console cookie that is no session counts as a failed attempt from its address, like a bad
+/// bearer token: past ten in a minute, the console answers 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_session_cookies_are_braked_per_address() {
+    use std::io::{Read, Write};
+    let db = TestDb::new(Kind::Sqlite).await;
+    let server = Server::start(&db, &[], &[]);
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+        let cookie = "steward_session=stw_0123456789abcdef0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: t\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.split(' ')
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok())
+            .unwrap_or(0)
+    };
+    let statuses: Vec<u16> = (0..10).map(|_| get("/console")).collect();
+    assert!(statuses.iter().all(|s| *s == 303), "{statuses:?}");
+    assert_eq!(get("/console"), 429);
+}
