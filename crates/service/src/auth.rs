@@ -67,12 +67,21 @@ pub(crate) const STAFF_ROLE_MARK: &str = "staff";
 const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A token verified once: its digest, whom it stands for, when it expires, when last checked.
-#[derive(Clone)]
 struct Verified {
     digest: TokenDigest,
     principal: Principal,
     expires_at: Option<i64>,
     checked: std::time::Instant,
+}
+
+/// What the cache says of a presented token.
+enum Remembered {
+    /// Known, but the secret differs or it expired.
+    Refused,
+    /// Known and checked against its row recently.
+    Fresh(Principal),
+    /// Known, but its row must be read again (revoked or expired elsewhere?).
+    Stale,
 }
 
 /// Tokens verified once with Argon2id, remembered by digest so later requests cost a hash and
@@ -152,20 +161,22 @@ impl Vault {
         let id = TokenId(uuid);
         let digest = TokenDigest::of(token);
         let now = Timestamp::now().millis();
-        let remembered = self
-            .inner
-            .tokens
-            .verified
-            .read()
-            .ok()
-            .and_then(|cache| cache.get(&id).cloned());
-        if let Some(v) = &remembered {
-            if !v.digest.matches(&digest) || v.expires_at.is_some_and(|e| e <= now) {
-                return Ok(None);
-            }
-            if v.checked.elapsed() < RECHECK_AFTER {
-                return Ok(Some(v.principal.clone()));
-            }
+        // Decided under the read lock: on the hot path only the principal is cloned.
+        let remembered = self.inner.tokens.verified.read().ok().and_then(|cache| {
+            cache.get(&id).map(|v| {
+                if !v.digest.matches(&digest) || v.expires_at.is_some_and(|e| e <= now) {
+                    Remembered::Refused
+                } else if v.checked.elapsed() < RECHECK_AFTER {
+                    Remembered::Fresh(v.principal.clone())
+                } else {
+                    Remembered::Stale
+                }
+            })
+        });
+        match remembered {
+            Some(Remembered::Refused) => return Ok(None),
+            Some(Remembered::Fresh(p)) => return Ok(Some(p)),
+            Some(Remembered::Stale) | None => {}
         }
         let Some(row) = self.inner.store.get_token(id).await? else {
             self.inner.tokens.forget(id);
@@ -176,13 +187,12 @@ impl Vault {
             return Ok(None);
         }
         // Known and still valid: the secret matched before, so no second Argon2 run.
-        if let Some(mut v) = remembered {
+        if remembered.is_some()
+            && let Ok(mut cache) = self.inner.tokens.verified.write()
+            && let Some(v) = cache.get_mut(&id)
+        {
             v.checked = std::time::Instant::now();
-            let principal = v.principal.clone();
-            if let Ok(mut cache) = self.inner.tokens.verified.write() {
-                cache.insert(id, v);
-            }
-            return Ok(Some(principal));
+            return Ok(Some(v.principal.clone()));
         }
         let (secret, hash) = (secret.to_owned(), row.secret_hash.clone());
         let ok = tokio::task::spawn_blocking(move || verify_token_secret(secret.as_bytes(), &hash))
