@@ -32,33 +32,47 @@ where
                     .map(|(_, t)| t)
             })
             .ok_or_else(Problem::unauthorized)?;
-        // The client's address, when the server knows it (`steward serve` does).
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        let now = std::time::Instant::now();
-        if let Some(ip) = addr {
+        let principal = authenticate(&state, token.trim(), client_ip(parts)).await?;
+        principal.map(Auth).ok_or_else(Problem::unauthorized)
+    }
+}
+
+/// The client's address, when the server knows it (`steward serve` does).
+pub(crate) fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Authenticates a token (bearer or console session) under the abuse limits: the address brake
+/// first, the token's rate after; a token that is none counts against its address. `None` for
+/// an unknown token.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    token: &str,
+    addr: Option<std::net::IpAddr>,
+) -> Result<Option<Principal>, Problem> {
+    let now = std::time::Instant::now();
+    if let Some(ip) = addr {
+        state
+            .limits
+            .check_address(ip, now)
+            .map_err(Problem::auth_brake)?;
+    }
+    match state.vault.authenticate(token).await? {
+        Some(p) => {
             state
                 .limits
-                .check_address(ip, now)
-                .map_err(Problem::auth_brake)?;
+                .take(p.token_id, &p.roles, now)
+                .map_err(Problem::rate_limited)?;
+            Ok(Some(p))
         }
-        match state.vault.authenticate(token.trim()).await {
-            Ok(Some(p)) => {
-                state
-                    .limits
-                    .take(p.token_id, &p.roles, now)
-                    .map_err(Problem::rate_limited)?;
-                Ok(Auth(p))
+        None => {
+            if let Some(ip) = addr {
+                state.limits.failed(ip, now);
             }
-            Ok(None) => {
-                if let Some(ip) = addr {
-                    state.limits.failed(ip, now);
-                }
-                Err(Problem::unauthorized())
-            }
-            Err(e) => Err(e.into()),
+            Ok(None)
         }
     }
 }
@@ -71,12 +85,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+        Ok(ClientAddr(client_ip(parts)))
     }
 }
 

@@ -155,32 +155,13 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE).filter(|t| !t.is_empty()) else {
             return Ok(SignedIn(None));
         };
-        let ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip());
-        let now = std::time::Instant::now();
-        if let Some(ip) = ip {
-            s.limits
-                .check_address(ip, now)
-                .map_err(|wait| error_page(None, Problem::auth_brake(wait)))?;
-        }
-        match s.vault.authenticate(token).await {
-            Ok(Some(principal)) => {
-                s.limits
-                    .take(principal.token_id, &principal.roles, now)
-                    .map_err(|wait| error_page(None, Problem::rate_limited(wait)))?;
-                let csrf = s.vault.session_csrf(&principal);
-                Ok(SignedIn(Some(Session { principal, csrf })))
-            }
-            Ok(None) => {
-                if let Some(ip) = ip {
-                    s.limits.failed(ip, now);
-                }
-                Ok(SignedIn(None))
-            }
-            Err(e) => Err(error_page(None, e.into())),
-        }
+        let principal = crate::extract::authenticate(s, token, crate::extract::client_ip(parts))
+            .await
+            .map_err(|p| error_page(None, p))?;
+        Ok(SignedIn(principal.map(|principal| {
+            let csrf = s.vault.session_csrf(&principal);
+            Session { principal, csrf }
+        })))
     }
 }
 
@@ -264,14 +245,8 @@ async fn sign_in(
             StatusCode::FORBIDDEN,
         );
     }
-    let now = std::time::Instant::now();
-    if let Some(ip) = ip
-        && let Err(wait) = s.limits.check_address(ip, now)
-    {
-        return error_page(None, Problem::auth_brake(wait));
-    }
     let password = Zeroizing::new(field("password").to_owned());
-    match s.vault.sign_in(field("login"), password).await {
+    match crate::routes::sessions::limited_sign_in(&s, ip, field("login"), password).await {
         Ok(Some(session)) => {
             let ttl =
                 (session.expires_at.millis() - steward_domain::Timestamp::now().millis()) / 1000;
@@ -287,16 +262,11 @@ async fn sign_in(
             }
             res
         }
-        Ok(None) => {
-            if let Some(ip) = ip {
-                s.limits.failed(ip, now);
-            }
-            sign_in_form(
-                Some("The login or the password is wrong."),
-                StatusCode::UNAUTHORIZED,
-            )
-        }
-        Err(e) => error_page(None, e.into()),
+        Ok(None) => sign_in_form(
+            Some("The login or the password is wrong."),
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(p) => error_page(None, p),
     }
 }
 

@@ -49,30 +49,42 @@ pub async fn sign_in(
     ClientAddr(ip): ClientAddr,
     JsonBody(input): JsonBody<SignIn>,
 ) -> Result<(StatusCode, Json<SessionView>), Problem> {
+    let password = Zeroizing::new(input.password);
+    let session = limited_sign_in(&s, ip, &input.login, password)
+        .await?
+        .ok_or_else(Problem::sign_in_failed)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SessionView {
+            token: session.token.to_string(),
+            expires_at: session.expires_at,
+            roles: session.principal.roles,
+            outlet_ids: session.principal.outlets,
+        }),
+    ))
+}
+
+/// A sign-in under the per-address brake: refused (429) while the address is braked, and a
+/// wrong login or password (`None`) counts against it. For the API and the console alike.
+pub(crate) async fn limited_sign_in(
+    s: &AppState,
+    ip: Option<std::net::IpAddr>,
+    login: &str,
+    password: Zeroizing<String>,
+) -> Result<Option<steward_service::sign_in::Session>, Problem> {
     let now = std::time::Instant::now();
     if let Some(ip) = ip {
         s.limits
             .check_address(ip, now)
             .map_err(Problem::auth_brake)?;
     }
-    let password = Zeroizing::new(input.password);
-    match s.vault.sign_in(&input.login, password).await? {
-        Some(session) => Ok((
-            StatusCode::CREATED,
-            Json(SessionView {
-                token: session.token.to_string(),
-                expires_at: session.expires_at,
-                roles: session.principal.roles,
-                outlet_ids: session.principal.outlets,
-            }),
-        )),
-        None => {
-            if let Some(ip) = ip {
-                s.limits.failed(ip, now);
-            }
-            Err(Problem::sign_in_failed())
-        }
+    let session = s.vault.sign_in(login, password).await?;
+    if session.is_none()
+        && let Some(ip) = ip
+    {
+        s.limits.failed(ip, now);
     }
+    Ok(session)
 }
 
 /// Ends the session (or revokes the token) the request is made with.
