@@ -25,6 +25,30 @@ struct World {
     mail: std::path::PathBuf,
 }
 
+/// Downloads a fulfilled request's export (`r["export"]`) as `token`: status, content type, ZIP.
+async fn export(
+    w: &World,
+    token: &str,
+    r: &serde_json::Value,
+) -> (
+    StatusCode,
+    String,
+    zip::ZipArchive<std::io::Cursor<Vec<u8>>>,
+) {
+    let (s, ct, bytes) = crate::support::oneshot_raw(
+        &w.router,
+        Some(token),
+        "GET",
+        r["export"].as_str().unwrap(),
+        None,
+        None,
+        &[],
+    )
+    .await;
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a ZIP");
+    (s, ct, zip)
+}
+
 async fn world(db: &TestDb) -> World {
     let v = db.vault().await;
     let mail = db.dir.path().join("mail-sink.txt");
@@ -189,18 +213,8 @@ async fn access_by_emailed_code_then_export_zip(db: TestDb) {
     assert_eq!(s, StatusCode::CONFLICT, "a fulfilled request takes no code");
 
     // The export: a ZIP whose manifest names every file with its SHA-256.
-    let (s, ct, bytes) = crate::support::oneshot_raw(
-        &w.router,
-        Some(&w.support),
-        "GET",
-        r["export"].as_str().unwrap(),
-        None,
-        None,
-        &[],
-    )
-    .await;
+    let (s, ct, mut zip) = export(&w, &w.support, &r).await;
     assert_eq!((s, ct.as_str()), (StatusCode::OK, "application/zip"));
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a ZIP");
     let mut read = |name: &str| {
         let mut s = Vec::new();
         zip.by_name(name)
@@ -808,17 +822,7 @@ async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{r}");
-    let (_, _, bytes) = crate::support::oneshot_raw(
-        &w.router,
-        Some(&w.dpo),
-        "GET",
-        r["export"].as_str().unwrap(),
-        None,
-        None,
-        &[],
-    )
-    .await;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let (_, _, mut zip) = export(&w, &w.dpo, &r).await;
     let mut text = String::new();
     zip.by_name("changes.json")
         .unwrap()
