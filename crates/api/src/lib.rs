@@ -8,8 +8,10 @@ mod extract;
 pub mod limits;
 mod metrics;
 mod openapi;
+mod portal;
 mod problem;
 mod routes;
+mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -129,6 +131,7 @@ pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(console::routes())
+        .merge(portal::routes())
         .route("/healthz", get(routes::system::healthz))
         .route("/metrics", get(routes::system::metrics))
         .route("/openapi.json", get(routes::system::openapi))

@@ -76,7 +76,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let vault = open::vault(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
     vault.set_session_minutes(args.session_minutes);
-    if let Some(path) = &args.mail_sink {
+    // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so
+    // that the privacy portal works out of the box.
+    let mail_sink = args.mail_sink.clone().or_else(|| {
+        (args.demo && args.smtp_url.is_none()).then(|| args.store.data_dir.join("demo-mail.txt"))
+    });
+    if let Some(path) = &mail_sink {
+        if args.mail_sink.is_none() {
+            eprintln!(
+                "Demo: one-time codes (privacy portal, requests) are written to {}",
+                path.display()
+            );
+        }
         vault.use_notifier(std::sync::Arc::new(
             steward_service::notify::FileNotifier::new(path.clone()),
         ));

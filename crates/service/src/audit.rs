@@ -514,6 +514,16 @@ impl crate::Vault {
             Some(customer),
         )
         .await?;
+        self.access_log_of(customer, before, limit).await
+    }
+
+    /// [`crate::Vault::access_log`] once the caller may read it.
+    pub(crate) async fn access_log_of(
+        &self,
+        customer: steward_domain::CustomerId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> ServiceResult<AccessLog> {
         let note = checkpoint(&self.inner.store, &self.inner.audit).await?;
         let text = note.split("\n\n").next().unwrap_or_default();
         let head = Checkpoint::parse(&format!("{text}\n")).map_err(|_| ServiceError::Integrity)?;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use steward_crypto::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
-use steward_domain::{OutletId, Role, StaffId, Timestamp, TokenId};
+use steward_domain::{CustomerId, OutletId, Role, StaffId, Timestamp, TokenId};
 use steward_store::TokenRow;
 use zeroize::Zeroizing;
 
@@ -48,6 +48,8 @@ pub enum Actor<'a> {
     Principal(&'a Principal),
     /// The operator at the command line: import, demo data, token creation, …
     Operator(&'static str),
+    /// The customer themself, signed in to the privacy portal.
+    Subject(CustomerId),
 }
 
 /// Whom a token acts for.
@@ -101,6 +103,26 @@ impl TokenCache {
 }
 
 impl Vault {
+    /// Authorises an act on customer `id` by whoever performs it: a principal by the policy,
+    /// the operator always, a portal customer only on themself and only where `self_service`.
+    pub(crate) async fn authorize_actor(
+        &self,
+        actor: Actor<'_>,
+        action: steward_policy::Action,
+        id: CustomerId,
+        self_service: bool,
+    ) -> ServiceResult<()> {
+        match actor {
+            Actor::Principal(p) => self.authorize(p, action, Some(id)).await,
+            Actor::Operator(_) => Ok(()),
+            Actor::Subject(c) if self_service && c == id => Ok(()),
+            Actor::Subject(_) => Err(ServiceError::Forbidden {
+                field: "customer",
+                detail: "a customer may do this only through a request".into(),
+            }),
+        }
+    }
+
     /// Creates an API token; the returned string is shown once and stored only as a hash.
     pub async fn create_token(
         &self,

@@ -267,10 +267,8 @@ impl Vault {
         actor: Actor<'_>,
         id: CustomerId,
     ) -> ServiceResult<ErasureReport> {
-        if let Actor::Principal(p) = actor {
-            self.authorize(p, steward_policy::Action::EraseCustomer, Some(id))
-                .await?;
-        }
+        self.authorize_actor(actor, steward_policy::Action::EraseCustomer, id, true)
+            .await?;
         self.erase_authorized(actor, id, "request").await
     }
 
@@ -378,10 +376,8 @@ impl Vault {
         if let Some(r) = reference {
             validate_reference(r)?;
         }
-        if let Actor::Principal(p) = actor {
-            self.authorize(p, steward_policy::Action::ManageLegalHold, Some(id))
-                .await?;
-        }
+        self.authorize_actor(actor, steward_policy::Action::ManageLegalHold, id, false)
+            .await?;
         let action = if reference.is_some() {
             "legal_hold.set"
         } else {

@@ -14,6 +14,7 @@ mod guard;
 pub mod import;
 pub mod keys;
 pub mod notify;
+pub mod portal;
 mod purposes;
 mod rectification;
 pub mod retention;

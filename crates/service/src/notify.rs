@@ -30,7 +30,7 @@ impl FileNotifier {
 /// The message a customer receives; the code is on a line of its own.
 pub fn code_message(code: &str) -> String {
     format!(
-        "Subject: Your verification code\n\nYour code to confirm your privacy request is:\n\n{code}\n\nIt works for 30 minutes. If you did not ask, ignore this message.\n"
+        "Subject: Your verification code\n\nYour code for the privacy portal or your privacy request is:\n\n{code}\n\nIt works for 30 minutes. If you did not ask, ignore this message.\n"
     )
 }
 

@@ -35,9 +35,8 @@ impl Vault {
                 names.push(name);
             }
         }
-        if let Actor::Principal(p) = actor {
-            self.authorize(p, Action::UpdateCustomer, Some(id)).await?;
-        }
+        self.authorize_actor(actor, Action::UpdateCustomer, id, false)
+            .await?;
         let entry = self.write_entry(actor, "mark_verified", Some(id), &names);
         if self
             .inner

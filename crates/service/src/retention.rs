@@ -52,7 +52,8 @@ pub struct RetentionReport {
     pub customers: u64,
     /// Customers due but kept by a legal hold.
     pub held: u64,
-    /// Sign-in sessions expired or revoked over a day ago, deleted (or due).
+    /// Sign-in sessions (staff and portal) and portal codes expired or revoked over a day ago,
+    /// deleted (or due).
     pub sessions: u64,
 }
 
@@ -109,6 +110,12 @@ impl Vault {
             .inner
             .store
             .dead_sessions(now - 86_400_000, !dry_run)
+            .await?;
+        // Portal codes and sessions, the customer's side of the same.
+        report.sessions += self
+            .inner
+            .store
+            .dead_portal(now - 86_400_000, !dry_run)
             .await?;
         for (r, table, category) in [
             (&rules[0], ActivityTable::Interactions, "communications"),

@@ -60,7 +60,7 @@ pub struct RequestView {
     pub export: Option<String>,
 }
 
-fn view(r: &RequestRow) -> ServiceResult<RequestView> {
+pub(crate) fn view(r: &RequestRow) -> ServiceResult<RequestView> {
     let bad = || ServiceError::Store(steward_store::StoreError::Corrupt("request row"));
     let kind = RequestType::parse(&r.kind).ok_or_else(bad)?;
     let status = RequestStatus::parse(&r.status).ok_or_else(bad)?;
@@ -83,7 +83,7 @@ fn view(r: &RequestRow) -> ServiceResult<RequestView> {
     })
 }
 
-fn one_time_code() -> ServiceResult<String> {
+pub(crate) fn one_time_code() -> ServiceResult<String> {
     let mut bytes = [0u8; CODE_DIGITS];
     steward_crypto::random_bytes(&mut bytes)?;
     // 250 is the largest multiple of 10 below 256: reject above it so each digit is uniform.
@@ -121,7 +121,7 @@ impl Vault {
             .to_vec()
     }
 
-    fn request_entry(
+    pub(crate) fn request_entry(
         &self,
         actor: Actor<'_>,
         action: &str,
@@ -312,7 +312,7 @@ impl Vault {
     }
 
     /// Marks the identity verified and fulfils the request.
-    async fn verified(
+    pub(crate) async fn verified(
         &self,
         actor: Actor<'_>,
         row: RequestRow,

@@ -86,6 +86,7 @@ pub(crate) struct Inner {
     directory: DataKey,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
+    pub(crate) portal: crate::portal::PortalCache,
     pub(crate) session_length: crate::sign_in::SessionLength,
     pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
@@ -130,6 +131,7 @@ impl Vault {
                 directory,
                 purposes,
                 tokens: TokenCache::default(),
+                portal: crate::portal::PortalCache::default(),
                 session_length: Default::default(),
                 policy,
                 receipts,
@@ -293,6 +295,8 @@ impl Vault {
                 p.outlets.clone(),
             ),
             Actor::Operator(what) => (format!("operator:{what}"), vec![], vec![]),
+            // The entry names the customer already; the actor is marked as them, no more.
+            Actor::Subject(_) => ("subject".to_owned(), vec![], vec![]),
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod audit;
 mod erasure;
+mod portal;
 pub mod postgres;
 mod records;
 mod rectification;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
+pub use portal::{PortalCodeRow, PortalSessionRow};
 pub use records::*;
 pub use rectification::ChangeRow;
 pub use requests::RequestRow;
@@ -270,6 +272,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// The credentials whose login has this MAC.
     async fn staff_credentials(&self, login_mac: &[u8]) -> StoreResult<Option<CredentialRow>>;
+
+    /// Stores a portal sign-in code (its MAC) with its audit entries.
+    async fn insert_portal_code(
+        &self,
+        row: &PortalCodeRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+    /// A portal sign-in code by its challenge id.
+    async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<PortalCodeRow>>;
+    /// Counts a wrong code against its challenge, with its audit entries.
+    async fn portal_code_failed(&self, id: uuid::Uuid, audit: &[AuditEntryRow]) -> StoreResult<()>;
+    /// Spends the code `code` and opens `session` in one transaction; false if the code was
+    /// already spent (or is not this customer's).
+    async fn open_portal_session(
+        &self,
+        code: uuid::Uuid,
+        session: &PortalSessionRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// A portal session by id.
+    async fn portal_session(&self, id: uuid::Uuid) -> StoreResult<Option<PortalSessionRow>>;
+    /// Ends a portal session (with its audit entries); false if there was none.
+    async fn close_portal_session(
+        &self,
+        id: uuid::Uuid,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// Portal codes and sessions that expired before `before` (Unix ms): counted, or deleted
+    /// when `delete`.
+    async fn dead_portal(&self, before: i64, delete: bool) -> StoreResult<u64>;
 
     /// Inserts the given purposes where their key is not yet present.
     async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;

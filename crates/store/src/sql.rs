@@ -937,6 +937,47 @@ impl Store for SqlStore {
         self.credentials_by_login_impl(login_mac).await
     }
 
+    async fn insert_portal_code(
+        &self,
+        row: &crate::PortalCodeRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()> {
+        self.insert_portal_code_impl(row, audit).await
+    }
+
+    async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<crate::PortalCodeRow>> {
+        self.portal_code_impl(id).await
+    }
+
+    async fn portal_code_failed(&self, id: uuid::Uuid, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        self.portal_code_failed_impl(id, audit).await
+    }
+
+    async fn open_portal_session(
+        &self,
+        code: uuid::Uuid,
+        session: &crate::PortalSessionRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.open_portal_session_impl(code, session, audit).await
+    }
+
+    async fn portal_session(&self, id: uuid::Uuid) -> StoreResult<Option<crate::PortalSessionRow>> {
+        self.portal_session_impl(id).await
+    }
+
+    async fn close_portal_session(
+        &self,
+        id: uuid::Uuid,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.close_portal_session_impl(id, audit).await
+    }
+
+    async fn dead_portal(&self, before: i64, delete: bool) -> StoreResult<u64> {
+        self.dead_portal_impl(before, delete).await
+    }
+
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
         let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at FROM api_tokens WHERE id = $1")
             .bind(id.as_bytes().to_vec())

@@ -9,14 +9,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use steward_domain::{CustomerId, normalize};
 use steward_service::{Access, Principal};
-use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::extract::ClientAddr;
+use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same};
 
 mod customer;
 mod dpo;
@@ -24,9 +24,6 @@ use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
 const CSRF_COOKIE: &str = "steward_csrf";
-
-/// The console's stylesheet, embedded: no CDN, nothing fetched at run time.
-const CSS: &str = include_str!("../../assets/console.css");
 
 /// The console's routes (merged into the API's router).
 pub fn routes() -> Router<AppState> {
@@ -57,73 +54,20 @@ pub fn routes() -> Router<AppState> {
         .layer(axum::middleware::map_response(security_headers))
 }
 
-/// Headers on every console response: a strict Content-Security-Policy (own origin only, no
-/// scripts, no framing), no referrer, no sniffing, no caching of pages holding personal data.
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    res
-}
-
-async fn css() -> impl IntoResponse {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        CSS,
+/// Headers on every console response: the console runs no script at all.
+async fn security_headers(res: Response) -> Response {
+    crate::web::secure(
+        res,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
 }
 
-/// The value of cookie `name` (a small parser: `a=b; c=d`).
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+async fn css() -> Response {
+    crate::web::asset("text/css; charset=utf-8", crate::web::CSS)
 }
 
 fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> String {
-    let age = max_age
-        .map(|a| format!("; Max-Age={a}"))
-        .unwrap_or_default();
-    format!("{name}={value}; Path=/console; HttpOnly; Secure; SameSite=Strict{age}")
-}
-
-/// An urlencoded form body.
-fn form(body: &Bytes) -> std::collections::HashMap<String, String> {
-    form_urlencoded::parse(body).into_owned().collect()
-}
-
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-fn render(t: impl Template, status: StatusCode) -> Response {
-    match t.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    crate::web::set_cookie("/console", name, value, max_age)
 }
 
 /// A signed-in staff member and the CSRF token of their session.
@@ -199,17 +143,6 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
-/// A fresh random CSRF value for the sign-in form.
-fn fresh_csrf() -> String {
-    let mut b = [0u8; 16];
-    // A failed random source leaves the form unusable (all zeros never matches a cookie check
-    // that requires a non-zero value), never guessable.
-    if getrandom::fill(&mut b).is_err() {
-        return String::new();
-    }
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn sign_in_form(error: Option<&str>, status: StatusCode) -> Response {
     let csrf = fresh_csrf();
     let mut res = render(
@@ -238,8 +171,7 @@ async fn sign_in(
 ) -> Response {
     let f = form(&body);
     let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    let expected = cookie(&headers, CSRF_COOKIE).unwrap_or("");
-    if expected.is_empty() || !same(expected, field("csrf")) {
+    if !double_submit_ok(&headers, CSRF_COOKIE, field("csrf")) {
         return sign_in_form(
             Some("The form expired; please sign in again."),
             StatusCode::FORBIDDEN,

@@ -12,16 +12,31 @@ use tower::ServiceExt;
 use crate::support::{TestDb, backend_tests};
 
 /// One request: (status, headers, body text).
-async fn send(
+pub async fn send(
     app: &axum::Router,
     method: &str,
     uri: &str,
     cookie: Option<&str>,
     form: Option<&[(&str, &str)]>,
 ) -> (StatusCode, HeaderMap, String) {
+    send_with(app, method, uri, cookie, form, &[]).await
+}
+
+/// [`send`] with extra request headers.
+pub async fn send_with(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    form: Option<&[(&str, &str)]>,
+    extra: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
     let mut req = axum::http::Request::builder().method(method).uri(uri);
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
     }
     let body = match form {
         Some(f) => {
@@ -47,13 +62,13 @@ async fn send(
 }
 
 /// The value of the hidden `csrf` field of a page.
-fn csrf_in(page: &str) -> String {
+pub fn csrf_in(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     page[at..].split('"').next().unwrap().to_owned()
 }
 
 /// `name=value` of the Set-Cookie header setting `name`, with its attributes.
-fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+pub fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -62,7 +77,7 @@ fn set_cookie<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} cookie set"))
 }
 
-fn pair(set_cookie: &str) -> String {
+pub fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 

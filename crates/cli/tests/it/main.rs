@@ -16,6 +16,7 @@ mod http;
 mod limits;
 mod matrix;
 mod plaintext;
+mod portal;
 mod purposes;
 mod requests;
 mod retention;

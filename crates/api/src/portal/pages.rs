@@ -1,0 +1,437 @@
+//! The signed-in customer's pages: everything held, consents, export, requests, access log.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use steward_domain::{ConsentAction, LawfulBasis, RequestStatus, RequestType};
+use steward_service::portal::PortalOverview;
+
+use super::{SignedIn, Visit, checked_form, gpc, message_page, refused, set_cookie, to_start};
+use crate::web::{render, with_cookies};
+use crate::{AppState, Problem};
+
+/// One purpose as the portal explains it.
+struct PurposeRow {
+    key: String,
+    notice: String,
+    version: i64,
+    basis: &'static str,
+    retention_days: i64,
+    consent_based: bool,
+    granted: bool,
+}
+
+#[derive(Template)]
+#[template(path = "portal/home.html")]
+struct HomePage<'a> {
+    signed_in: bool,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    gpc: bool,
+    profile: Vec<(&'static str, Option<String>)>,
+    purchases: Vec<(String, String, String, String)>,
+    interactions: Vec<(String, String, String)>,
+    truncated: bool,
+    purposes: Vec<PurposeRow>,
+    history: Vec<(String, String, String, String)>,
+}
+
+fn day(t: steward_domain::Timestamp) -> String {
+    t.to_rfc3339_millis().chars().take(10).collect()
+}
+
+fn basis(b: LawfulBasis) -> &'static str {
+    match b {
+        LawfulBasis::Consent => "your consent",
+        LawfulBasis::Contract => "our contract with you",
+        LawfulBasis::LegalObligation => "a legal obligation",
+        LawfulBasis::LegitimateInterest => "our legitimate interest",
+    }
+}
+
+fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) -> Response {
+    let c = &o.customer;
+    let address = c.address.as_ref().map(|a| {
+        [&a.street, &a.postal_code, &a.city, &a.country]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    let page = HomePage {
+        signed_in: true,
+        csrf: &visit.csrf,
+        notice,
+        gpc,
+        profile: vec![
+            ("Name", c.name.clone()),
+            ("E-mail", c.email.clone()),
+            ("Phone", c.phone.clone()),
+            ("Address", address),
+            ("Date of birth", c.date_of_birth.clone()),
+            ("Customer since", Some(day(c.created_at))),
+        ],
+        purchases: o
+            .purchases
+            .iter()
+            .map(|p| {
+                let (units, cents) = (p.amount_minor / 100, (p.amount_minor % 100).abs());
+                let amount = format!("{} {units}.{cents:02}", p.currency);
+                (
+                    day(p.occurred_at),
+                    p.item.clone(),
+                    p.category.clone(),
+                    amount,
+                )
+            })
+            .collect(),
+        interactions: o
+            .interactions
+            .iter()
+            .map(|i| {
+                let channel = i.channel.as_str().to_owned();
+                (day(i.occurred_at), channel, i.text.clone())
+            })
+            .collect(),
+        truncated: o.truncated,
+        purposes: o
+            .purposes
+            .iter()
+            .map(|p| PurposeRow {
+                key: p.key.clone(),
+                notice: p.notice_text.clone(),
+                version: p.notice_version,
+                basis: basis(p.lawful_basis),
+                retention_days: p.retention_days,
+                consent_based: p.lawful_basis == LawfulBasis::Consent,
+                granted: o.consents.granted(&p.key),
+            })
+            .collect(),
+        history: o
+            .consents
+            .history
+            .iter()
+            .rev()
+            .map(|e| {
+                let t = e.occurred_at.to_rfc3339_millis();
+                (t, e.purpose.clone(), e.action.clone(), e.source.clone())
+            })
+            .collect(),
+    };
+    render(page, StatusCode::OK)
+}
+
+/// Shows the overview, with `notice` on top.
+async fn overview(s: &AppState, visit: &Visit, notice: Option<&str>, gpc: bool) -> Response {
+    match s.vault.portal_overview(&visit.session).await {
+        Ok(o) => home_page(visit, o, notice, gpc),
+        Err(e) => message_page(Some(visit), e.into()),
+    }
+}
+
+pub(super) async fn home(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+) -> Response {
+    match visit {
+        Some(visit) => overview(&s, &visit, None, gpc(&headers)).await,
+        None => super::sign_in_form(&s, None, StatusCode::OK),
+    }
+}
+
+/// Runs a signed-in form: no session goes to the start, a bad CSRF token is refused, and a
+/// `Sec-GPC: 1` request is honoured before `act`.
+async fn signed_form<F, Fut>(
+    s: &AppState,
+    visit: Option<Visit>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    act: F,
+) -> Response
+where
+    F: FnOnce(Visit, std::collections::HashMap<String, String>) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let Some(visit) = visit else {
+        return to_start();
+    };
+    let Some(f) = checked_form(&visit, body) else {
+        return refused(&visit);
+    };
+    if gpc(headers)
+        && let Err(e) = s.vault.portal_honour_gpc(&visit.session).await
+    {
+        return message_page(Some(&visit), e.into());
+    }
+    act(visit, f).await
+}
+
+pub(super) async fn consent(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed_form(&s, visit, &headers, &body, async |visit, f| {
+        let action = match f.get("action").map(String::as_str) {
+            Some("grant") => ConsentAction::Grant,
+            Some("withdraw") => ConsentAction::Withdraw,
+            _ => {
+                let p = Problem::invalid_parameter("action", "must be grant or withdraw");
+                return message_page(Some(&visit), p);
+            }
+        };
+        let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
+        let done = s
+            .vault
+            .portal_consent(&visit.session, purpose, action, false)
+            .await;
+        match done {
+            Ok(_) => {
+                let notice = match action {
+                    ConsentAction::Grant => format!("You agreed to {purpose}."),
+                    ConsentAction::Withdraw => {
+                        format!("You withdrew your consent to {purpose}. It applies at once.")
+                    }
+                };
+                overview(&s, &visit, Some(&notice), gpc(&headers)).await
+            }
+            Err(e) => message_page(Some(&visit), e.into()),
+        }
+    })
+    .await
+}
+
+pub(super) async fn export(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed_form(&s, visit, &headers, &body, async |visit, _| {
+        match s.vault.portal_export(&visit.session).await {
+            Ok(export) => (
+                [
+                    (header::CONTENT_TYPE, "application/zip"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"my-data.zip\"",
+                    ),
+                ],
+                export.zip,
+            )
+                .into_response(),
+            Err(e) => message_page(Some(&visit), e.into()),
+        }
+    })
+    .await
+}
+
+/// A confirmation page for a request.
+fn request_page(visit: Option<&Visit>, title: &'static str, detail: String) -> Response {
+    let p = Problem {
+        kind: "about:blank",
+        title,
+        status: 200,
+        detail,
+        field: None,
+        retry_after: None,
+    };
+    message_page(visit, p)
+}
+
+pub(super) async fn correction(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed_form(&s, visit, &headers, &body, async |visit, f| {
+        let field = f.get("field").map(String::as_str).unwrap_or("");
+        if !matches!(field, "name" | "email" | "phone" | "date_of_birth") {
+            let p = Problem::invalid_parameter("field", "choose a detail to correct");
+            return message_page(Some(&visit), p);
+        }
+        let value = f.get("value").map(String::as_str).unwrap_or("").trim();
+        let patch = serde_json::json!({ field: value });
+        match s
+            .vault
+            .portal_request(&visit.session, RequestType::Rectification, Some(patch))
+            .await
+        {
+            Ok(r) if r.status == RequestStatus::Fulfilled => {
+                overview(&s, &visit, Some("Your correction is made."), false).await
+            }
+            Ok(r) if r.awaiting.is_some() => request_page(
+                Some(&visit),
+                "Correction received",
+                format!(
+                    "This detail was checked when you gave it, so a member of staff confirms the correction first. Your request {} is due by {}.",
+                    r.id,
+                    day(r.deadline)
+                ),
+            ),
+            Ok(r) => request_page(
+                Some(&visit),
+                "Correction not made",
+                format!("Your request {} was {}.", r.id, r.status.as_str()),
+            ),
+            Err(e) => message_page(Some(&visit), e.into()),
+        }
+    })
+    .await
+}
+
+pub(super) async fn erasure(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed_form(&s, visit, &headers, &body, async |visit, f| {
+        if f.get("confirm").map(String::as_str) != Some("yes") {
+            let p = Problem::invalid_parameter("confirm", "tick the box to confirm the erasure");
+            return message_page(Some(&visit), p);
+        }
+        match s
+            .vault
+            .portal_request(&visit.session, RequestType::Erasure, None)
+            .await
+        {
+            Ok(r) if r.status == RequestStatus::Fulfilled => with_cookies(
+                request_page(
+                    None,
+                    "Your data is erased",
+                    format!(
+                        "We erased your data (request {}). The audit log keeps only a record that it was disposed of, without your details. You are signed out.",
+                        r.id
+                    ),
+                ),
+                &[set_cookie(super::SESSION_COOKIE, "", Some(0))],
+            ),
+            Ok(r) => request_page(
+                Some(&visit),
+                "Erasure not made",
+                format!(
+                    "Your request {} was {}{}. The data protection officer can tell you more.",
+                    r.id,
+                    r.status.as_str(),
+                    r.reason
+                        .map(|x| format!(" ({})", x.as_str()))
+                        .unwrap_or_default()
+                ),
+            ),
+            Err(e) => message_page(Some(&visit), e.into()),
+        }
+    })
+    .await
+}
+
+/// One access-log row, ready for the page and the proof checker.
+struct LogRow {
+    index: u64,
+    leaf: String,
+    proof: String,
+    time: String,
+    who: String,
+    action: String,
+    purpose: String,
+    categories: String,
+    outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "portal/access_log.html")]
+struct AccessLogPage<'a> {
+    signed_in: bool,
+    csrf: &'a str,
+    checkpoint_b64: String,
+    head: String,
+    verifier_key: &'a str,
+    entries: Vec<LogRow>,
+}
+
+pub(super) async fn access_log(State(s): State<AppState>, SignedIn(visit): SignedIn) -> Response {
+    let Some(visit) = visit else {
+        return Redirect::to("/portal").into_response();
+    };
+    let log = match s.vault.portal_access_log(&visit.session, 500).await {
+        Ok(log) => log,
+        Err(e) => return message_page(Some(&visit), e.into()),
+    };
+    let entries = log
+        .entries
+        .iter()
+        .map(|e| {
+            let leaf = steward_domain::AuditLeaf::from_bytes(&e.entry.row.leaf);
+            let who = leaf.as_ref().map_or_else(String::new, |l| {
+                let roles: Vec<&str> = l.roles.iter().map(|r| r.as_str()).collect();
+                let at: Vec<String> = l.outlets.iter().map(|o| o.to_string()).collect();
+                match (roles.is_empty(), at.is_empty()) {
+                    (true, _) => l.principal.clone(),
+                    (false, true) => format!("{} ({})", roles.join(", "), l.principal),
+                    (false, false) => format!(
+                        "{} at outlet {} ({})",
+                        roles.join(", "),
+                        at.join(", "),
+                        l.principal
+                    ),
+                }
+            });
+            LogRow {
+                index: e.entry.index,
+                leaf: STANDARD.encode(&e.entry.row.leaf),
+                proof: e
+                    .proof
+                    .iter()
+                    .map(|h| STANDARD.encode(h))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                time: leaf
+                    .as_ref()
+                    .map(|l| l.time.to_rfc3339_millis())
+                    .unwrap_or_default(),
+                who,
+                action: leaf.as_ref().map(|l| l.action.clone()).unwrap_or_default(),
+                purpose: leaf
+                    .as_ref()
+                    .and_then(|l| l.purpose.clone())
+                    .unwrap_or_default(),
+                categories: leaf
+                    .as_ref()
+                    .map(|l| {
+                        l.categories
+                            .iter()
+                            .map(|(k, v)| format!("{k}: {v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default(),
+                outcome: leaf.as_ref().map(|l| l.outcome.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let head = log
+        .checkpoint
+        .lines()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" · ");
+    render(
+        AccessLogPage {
+            signed_in: true,
+            csrf: &visit.csrf,
+            checkpoint_b64: STANDARD.encode(log.checkpoint.as_bytes()),
+            head,
+            verifier_key: s.vault.audit_verifier_key(),
+            entries,
+        },
+        StatusCode::OK,
+    )
+}

@@ -1,0 +1,461 @@
+//! The customer privacy portal over HTTP: sign-in with a one-time code that never tells
+//! whether an address is known, everything held, consents (with `Sec-GPC: 1`), the export,
+//! a correction, the access log with proofs that check, and an erasure that signs out.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use steward_domain::{CustomerId, Role};
+use steward_service::{Actor, TokenOwner, Vault};
+
+use crate::console::{csrf_in, pair, send, send_with, set_cookie};
+use crate::support::{TestDb, backend_tests};
+
+/// Keeps the codes the portal sends, as a mailbox would.
+#[derive(Default)]
+struct Mailbox(Mutex<Vec<(String, String)>>);
+
+impl steward_service::notify::Notifier for Mailbox {
+    fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str> {
+        self.0
+            .lock()
+            .map_err(|_| "poisoned")?
+            .push((to.to_owned(), code.to_owned()));
+        Ok(())
+    }
+}
+
+impl Mailbox {
+    /// Waits for the `n`th message (sending is not awaited by the request).
+    async fn nth(&self, n: usize) -> (String, String) {
+        for _ in 0..200 {
+            if let Some(m) = self.0.lock().unwrap().get(n) {
+                return m.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("no message {n} arrived");
+    }
+}
+
+/// An outlet, a marketing staff member and a DPO token; a customer there who agreed to
+/// `marketing_email` and `personalisation` in store. Returns the customer and the DPO.
+pub async fn consenting_customer(
+    vault: &Vault,
+    (name, email, phone): (&str, &str, &str),
+) -> (CustomerId, steward_service::Principal) {
+    let op = Actor::Operator("test");
+    let outlet = vault.create_outlet(op, "Lausanne").await.unwrap();
+    let staff = vault
+        .create_staff(op, "Mia Marketer", &[Role::Marketing], &[outlet])
+        .await
+        .unwrap();
+    vault
+        .set_staff_password(
+            staff,
+            "mia",
+            zeroize::Zeroizing::new("marketing pass 1".into()),
+        )
+        .await
+        .unwrap();
+    let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
+        "name": name, "email": email, "phone": phone, "outlet_id": outlet,
+    }))
+    .unwrap();
+    let customer = vault
+        .create_customer(op, &input.validate().unwrap())
+        .await
+        .unwrap();
+    let (_, token) = vault
+        .create_token("dpo", TokenOwner::Role(Role::Dpo))
+        .await
+        .unwrap();
+    let dpo = vault.authenticate(&token).await.unwrap().unwrap();
+    for purpose in ["marketing_email", "personalisation"] {
+        let consent: steward_domain::ConsentInput = serde_json::from_value(
+            serde_json::json!({"purpose": purpose, "action": "grant", "source": "in_store"}),
+        )
+        .unwrap();
+        vault
+            .record_consent(&dpo, customer, &consent)
+            .await
+            .unwrap();
+    }
+    (customer, dpo)
+}
+
+/// Whether the marketing staff member may read the customer for `marketing_email`.
+async fn marketing_may_read(vault: &Vault, customer: CustomerId) -> bool {
+    let session = vault
+        .sign_in("mia", zeroize::Zeroizing::new("marketing pass 1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let purpose = vault.purpose("purpose", "marketing_email").unwrap();
+    let access = steward_service::Access {
+        principal: &session.principal,
+        purpose: &purpose,
+        reason: None,
+        break_glass: false,
+    };
+    match vault.read_customer(&access, customer).await {
+        Ok(_) => true,
+        Err(steward_service::ServiceError::Forbidden { field, .. }) => {
+            assert_eq!(field, "purpose");
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+backend_tests!(portal_sign_in_consents_export_and_erasure);
+
+async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
+    let vault = db.vault().await;
+    let mail = Arc::new(Mailbox::default());
+    vault.use_notifier(mail.clone());
+    let (customer, dpo) = consenting_customer(
+        &vault,
+        ("Pia Portal", "pia.portal@example.com", "+41 21 555 0123"),
+    )
+    .await;
+    let app = steward_api::router(vault.clone());
+
+    // The sign-in page: a pre-sign-in CSRF cookie; the CSP allows this origin's script only.
+    let (s, h, page) = send(&app, "GET", "/portal", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    assert!(page.contains("<label for=\"email\">"));
+    let pre = set_cookie(&h, "steward_portal_csrf");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/portal"] {
+        assert!(pre.contains(attr), "{pre}");
+    }
+    let (pre, csrf) = (pair(pre), csrf_in(&page));
+
+    // An unknown address and a known one get the same answer; only the known one gets mail.
+    let ask = |email: &'static str| [("csrf", csrf.clone()), ("email", email.to_owned())];
+    let unknown = ask("nobody.here@example.com");
+    let unknown: Vec<(&str, &str)> = unknown.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s1, h1, p1) = send(&app, "POST", "/portal/code", Some(&pre), Some(&unknown)).await;
+    let known = ask("Pia.Portal@Example.com");
+    let known: Vec<(&str, &str)> = known.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (s2, h2, p2) = send(&app, "POST", "/portal/code", Some(&pre), Some(&known)).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(p1, p2, "the page tells whether an address is known");
+    let (to, code) = mail.nth(0).await;
+    assert_eq!(to, "pia.portal@example.com");
+    assert_eq!(
+        mail.0.lock().unwrap().len(),
+        1,
+        "mail went to an unknown address"
+    );
+    let decoy = pair(set_cookie(&h1, "steward_portal_code"));
+    let challenge = pair(set_cookie(&h2, "steward_portal_code"));
+    // Forms posted without the CSRF cookie are refused.
+    let (s, _, _) = send(&app, "POST", "/portal/code", None, Some(&known)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The right code with the decoy's challenge, then a wrong code, fail alike.
+    let with = |c: &str| format!("{pre}; {c}");
+    let right = [("csrf", csrf.as_str()), ("code", code.as_str())];
+    let wrong = [("csrf", csrf.as_str()), ("code", "00000000")];
+    let (s, _, page) = send(
+        &app,
+        "POST",
+        "/portal/sign-in",
+        Some(&with(&decoy)),
+        Some(&right),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("wrong or has expired"));
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/portal/sign-in",
+        Some(&with(&challenge)),
+        Some(&wrong),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // The right code opens a session, honouring Sec-GPC: both purposes the signal covers,
+    // granted in store, are withdrawn.
+    let (s, h, _) = send_with(
+        &app,
+        "POST",
+        "/portal/sign-in",
+        Some(&with(&challenge)),
+        Some(&right),
+        &[("sec-gpc", "1")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/portal");
+    let session = set_cookie(&h, "steward_portal");
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Max-Age="] {
+        assert!(session.contains(attr), "{session}");
+    }
+    let session = pair(session);
+    // A code opens one session only.
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/portal/sign-in",
+        Some(&with(&challenge)),
+        Some(&right),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let state = vault.consent_state(&dpo, customer).await.unwrap();
+    let gpc: Vec<&str> = state
+        .history
+        .iter()
+        .filter(|e| e.source == "gpc")
+        .map(|e| e.purpose.as_str())
+        .collect();
+    assert_eq!(gpc, ["marketing_email", "personalisation"], "{state:?}");
+    assert!(!marketing_may_read(&vault, customer).await);
+
+    // Everything held, the purposes with their notices, a toggle per consent purpose.
+    let (s, _, home) = send(&app, "GET", "/portal", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK, "{home}");
+    for held in [
+        "Pia Portal",
+        "pia.portal@example.com",
+        "+41215550123",
+        "order_fulfilment",
+    ] {
+        assert!(home.contains(held), "{held} missing");
+    }
+    let notice = vault
+        .purpose("purpose", "marketing_email")
+        .unwrap()
+        .notice_text
+        .clone();
+    assert!(home.contains(&askama_escape(&notice)), "no notice text");
+    assert!(home.contains("id=\"grant-marketing_email\""));
+    let csrf = csrf_in(&home);
+
+    // Forged CSRF: refused, nothing recorded.
+    let forged = [
+        ("csrf", "forged"),
+        ("purpose", "marketing_email"),
+        ("action", "grant"),
+    ];
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/portal/consents",
+        Some(&session),
+        Some(&forged),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let before = vault
+        .consent_state(&dpo, customer)
+        .await
+        .unwrap()
+        .history
+        .len();
+    assert_eq!(before, 4);
+
+    // The customer's own grant in the portal stands even under GPC; a staff read works again.
+    let grant = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "marketing_email"),
+        ("action", "grant"),
+    ];
+    let (s, _, page) = send_with(
+        &app,
+        "POST",
+        "/portal/consents",
+        Some(&session),
+        Some(&grant),
+        &[("sec-gpc", "1")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("You agreed to marketing_email."));
+    assert!(page.contains("Global Privacy Control"));
+    assert!(marketing_may_read(&vault, customer).await);
+    // Withdrawing is as easy: one button, and the staff read is refused at once.
+    let withdraw = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "marketing_email"),
+        ("action", "withdraw"),
+    ];
+    let (s, _, page) = send(
+        &app,
+        "POST",
+        "/portal/consents",
+        Some(&session),
+        Some(&withdraw),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("You withdrew your consent to marketing_email"));
+    assert!(!marketing_may_read(&vault, customer).await);
+    let last = vault.consent_state(&dpo, customer).await.unwrap();
+    let last = last.history.last().unwrap();
+    assert_eq!(
+        (last.action.as_str(), last.source.as_str()),
+        ("withdraw", "portal")
+    );
+    // A purpose that does not rest on consent cannot be toggled.
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "order_fulfilment"),
+        ("action", "grant"),
+    ];
+    let (s, _, _) = send(&app, "POST", "/portal/consents", Some(&session), Some(&bad)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // The export: a ZIP with the profile.
+    let form = [("csrf", csrf.as_str())];
+    let (s, h, zip) = send(&app, "POST", "/portal/export", Some(&session), Some(&form)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "application/zip");
+    assert!(zip.starts_with("PK") && zip.contains("profile.json"));
+
+    // A correction of an unchecked field applies at once.
+    let fix = [
+        ("csrf", csrf.as_str()),
+        ("field", "name"),
+        ("value", "Pia Portal-Muster"),
+    ];
+    let (s, _, page) = send(
+        &app,
+        "POST",
+        "/portal/requests/correction",
+        Some(&session),
+        Some(&fix),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Your correction is made.") && page.contains("Pia Portal-Muster"));
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("field", "phone"),
+        ("value", "not a phone"),
+    ];
+    let (s, _, page) = send(
+        &app,
+        "POST",
+        "/portal/requests/correction",
+        Some(&session),
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(!page.contains("not a phone"), "the error echoes the value");
+
+    // The access log: every entry's inclusion proof checks against the signed head.
+    let (s, _, log) = send(&app, "GET", "/portal/access-log", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let checked = check_proofs(&vault, &log);
+    assert!(checked >= 10, "only {checked} entries");
+    assert!(
+        log.contains("<td>marketing at outlet ") && log.contains(" (p_"),
+        "staff by role, outlet and pseudonym"
+    );
+    assert!(!log.contains("Mia"), "a staff name in the access log");
+
+    // Erasure: needs the box ticked; then the data is gone and the session with it.
+    let unticked = [("csrf", csrf.as_str())];
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/portal/requests/erasure",
+        Some(&session),
+        Some(&unticked),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let ticked = [("csrf", csrf.as_str()), ("confirm", "yes")];
+    let (s, h, page) = send(
+        &app,
+        "POST",
+        "/portal/requests/erasure",
+        Some(&session),
+        Some(&ticked),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Your data is erased"));
+    assert!(set_cookie(&h, "steward_portal").contains("Max-Age=0"));
+    let (_, _, page) = send(&app, "GET", "/portal", Some(&session), None).await;
+    assert!(
+        page.contains("Send me a code"),
+        "the session outlived the erasure"
+    );
+    assert!(vault.get_customer(customer).await.is_err());
+    // A new sign-in finds nobody: the same answer, no mail.
+    let (_, _, again) = send(&app, "POST", "/portal/code", Some(&pre), Some(&known)).await;
+    assert_eq!(again, p2);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(mail.0.lock().unwrap().len(), 1);
+
+    // No personal value in the audit log, and the customer's own steps are there as `subject`.
+    vault.flush_audit().await.unwrap();
+    let size = vault.store().audit_size().await.unwrap();
+    let entries = vault.store().audit_entries(0, size).await.unwrap();
+    let text: String = entries
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.row.leaf).into_owned())
+        .collect();
+    for value in ["pia.portal", "Pia Portal", "555 0123", &code] {
+        assert!(!text.contains(value), "{value} in the audit log");
+    }
+    for action in [
+        "portal.sign_in",
+        "portal.view",
+        "portal.access_log",
+        "export_subject",
+    ] {
+        assert!(text.contains(action), "no {action} entry");
+    }
+    assert!(text.contains("\"subject\""));
+}
+
+/// What askama makes of a text in HTML.
+fn askama_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// Checks every entry's inclusion proof on an access-log page against the page's signed
+/// head, and the head's signature; returns how many entries were checked.
+fn check_proofs(vault: &Vault, page: &str) -> usize {
+    let attr = |from: &str, name: &str| -> String {
+        let at = from.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        from[at..].split('"').next().unwrap().to_owned()
+    };
+    let note = String::from_utf8(STANDARD.decode(attr(page, "data-checkpoint")).unwrap()).unwrap();
+    let verifier = steward_crypto::NoteVerifier::parse(vault.audit_verifier_key()).unwrap();
+    let text = verifier.open(&note).expect("a signed head");
+    let head = steward_crypto::Checkpoint::parse(text).unwrap();
+    let mut n = 0;
+    for row in page.split("<tr class=\"entry\"").skip(1) {
+        let index: u64 = attr(row, "data-index").parse().unwrap();
+        let leaf = STANDARD.decode(attr(row, "data-leaf")).unwrap();
+        let proof: Vec<[u8; 32]> = attr(row, "data-proof")
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| STANDARD.decode(p).unwrap().try_into().unwrap())
+            .collect();
+        let leaf = steward_crypto::merkle::leaf_hash(&leaf);
+        assert!(
+            steward_crypto::merkle::verify_inclusion(index, head.size, &leaf, &proof, &head.root),
+            "entry {index} is not proven"
+        );
+        n += 1;
+    }
+    n
+}

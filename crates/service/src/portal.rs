@@ -1,0 +1,467 @@
+//! The customer privacy portal: a customer signs in with a one-time code sent to the e-mail
+//! address on record, then sees everything held about them, sets their consents, downloads
+//! their export, asks for a correction or erasure and reads who looked at their data.
+//!
+//! A portal session acts only on its own customer, so it needs no policy decision: the
+//! customer is the one the data is about (GDPR Art. 15–21). Every step is in the audit log with
+//! the customer as the actor (`subject`).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use steward_crypto::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
+use steward_domain::{
+    ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, Customer, CustomerId,
+    IdentityCheck, Interaction, Purchase, Purpose, RequestId, RequestInput, RequestReason,
+    RequestStatus, RequestType, Timestamp, ValidationError, normalize,
+};
+use steward_store::{PortalCodeRow, PortalSessionRow, RequestRow};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::vault::About;
+use crate::{Actor, Vault};
+
+/// How long a sign-in code works, and how many wrong tries spend it.
+const CODE_TTL_MS: i64 = 15 * 60 * 1000;
+const CODE_TRIES: i64 = 5;
+/// How long a portal session lasts (no sliding renewal: a customer visit is short).
+const SESSION_MS: i64 = 30 * 60 * 1000;
+/// Most purchases and interactions the overview lists (the export holds all).
+const OVERVIEW_ROWS: u32 = 200;
+
+/// A customer signed in to the portal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSession {
+    /// The session.
+    pub id: Uuid,
+    /// Whose portal it is.
+    pub customer_id: CustomerId,
+    /// When it ends.
+    pub expires_at: Timestamp,
+}
+
+/// Portal sessions whose secret passed Argon2 once, by id: later requests compare a digest in
+/// constant time. Expiry and sign-out are read from the row on every request.
+#[derive(Default)]
+pub(crate) struct PortalCache(RwLock<HashMap<Uuid, TokenDigest>>);
+
+/// What the portal shows a signed-in customer.
+#[derive(Debug)]
+pub struct PortalOverview {
+    /// The profile, unsealed.
+    pub customer: Customer,
+    /// Newest purchases first would need a reverse scan; these are the first recorded.
+    pub purchases: Vec<Purchase>,
+    /// The first recorded interactions.
+    pub interactions: Vec<Interaction>,
+    /// Whether there are more purchases or interactions than listed (the export has them all).
+    pub truncated: bool,
+    /// Consent state and history.
+    pub consents: ConsentState,
+    /// Every purpose, with its notice.
+    pub purposes: Vec<Purpose>,
+}
+
+impl Vault {
+    /// Starts a portal sign-in: if exactly one customer has this e-mail address, a one-time
+    /// code goes to it. Either way the answer is a challenge id for the browser to keep, so the
+    /// portal never tells whether an address is known.
+    pub async fn portal_send_code(&self, email: &str) -> ServiceResult<Uuid> {
+        let email = normalize::email("email", email)?;
+        let ids = self.lookup_ids("email", &email).await?;
+        let customer = match ids.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        };
+        // Random, not time-ordered: the id is all a browser holds of its challenge.
+        let mut random = [0u8; 16];
+        steward_crypto::random_bytes(&mut random)?;
+        let id = uuid::Builder::from_random_bytes(random).into_uuid();
+        let code = crate::rights::one_time_code()?;
+        let code_mac = match customer {
+            Some(_) => self.mac("portal-code", &format!("{id}\n{code}")).to_vec(),
+            // A decoy: random bytes no code's MAC equals.
+            None => {
+                let mut b = [0u8; 16];
+                steward_crypto::random_bytes(&mut b)?;
+                b.to_vec()
+            }
+        };
+        let now = Timestamp::now().millis();
+        let row = PortalCodeRow {
+            id,
+            customer_id: customer,
+            code_mac,
+            attempts: 0,
+            created_at: now,
+            expires_at: now + CODE_TTL_MS,
+        };
+        let action = if customer.is_some() {
+            "portal.code_sent"
+        } else {
+            "portal.code_unmatched"
+        };
+        let entry = self.write_entry_for(
+            Actor::Operator("portal"),
+            action,
+            customer,
+            &[],
+            About::default(),
+        );
+        self.inner.store.insert_portal_code(&row, &[entry]).await?;
+        if let (Some(_), Some(n)) = (customer, self.inner.notifier.get().cloned()) {
+            // Not awaited: a known address must not answer slower than an unknown one.
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = n.send_code(&email, &code) {
+                    tracing::warn!(error, "sending a portal sign-in code failed");
+                }
+            });
+        }
+        Ok(id)
+    }
+
+    /// Whether this server can send sign-in codes at all.
+    pub fn portal_can_send(&self) -> bool {
+        self.inner.notifier.get().is_some()
+    }
+
+    /// Finishes a portal sign-in with the code the customer received: a session token (shown
+    /// once, stored as an Argon2id hash). A wrong or expired code is a validation error naming
+    /// `code`; five wrong tries spend the challenge.
+    pub async fn portal_sign_in(
+        &self,
+        challenge: Uuid,
+        code: &str,
+    ) -> ServiceResult<(Zeroizing<String>, PortalSession)> {
+        let wrong = || ValidationError::new("code", "is wrong or has expired; ask for a new one");
+        let Some(row) = self.inner.store.portal_code(challenge).await? else {
+            return Err(wrong().into());
+        };
+        let now = Timestamp::now().millis();
+        let good = {
+            use subtle::ConstantTimeEq;
+            let mac = self.mac("portal-code", &format!("{challenge}\n{}", code.trim()));
+            bool::from(mac.ct_eq(row.code_mac.as_slice()))
+        };
+        let live = now <= row.expires_at && row.attempts < CODE_TRIES;
+        let customer = match row.customer_id {
+            Some(c) if good && live => c,
+            _ => {
+                let entry = self.write_entry_marked(
+                    Actor::Operator("portal"),
+                    "portal.sign_in",
+                    row.customer_id,
+                    &[],
+                    About::default(),
+                    "denied",
+                );
+                self.inner
+                    .store
+                    .portal_code_failed(challenge, &[entry])
+                    .await?;
+                return Err(wrong().into());
+            }
+        };
+        let id = Uuid::now_v7();
+        let issued = tokio::task::spawn_blocking(move || IssuedToken::new(id))
+            .await
+            .map_err(|_| ServiceError::Crypto(steward_crypto::CryptoError::Random))??;
+        let session = PortalSessionRow {
+            id,
+            customer_id: customer,
+            secret_hash: issued.secret_hash.clone(),
+            created_at: now,
+            expires_at: now + SESSION_MS,
+        };
+        let entry = self.write_entry_for(
+            Actor::Subject(customer),
+            "portal.sign_in",
+            Some(customer),
+            &[],
+            About::default(),
+        );
+        if !self
+            .inner
+            .store
+            .open_portal_session(challenge, &session, &[entry])
+            .await?
+        {
+            return Err(wrong().into());
+        }
+        if let Ok(mut cache) = self.inner.portal.0.write() {
+            cache.insert(id, TokenDigest::of(&issued.token));
+        }
+        Ok((
+            issued.token,
+            PortalSession {
+                id,
+                customer_id: customer,
+                expires_at: Timestamp(session.expires_at),
+            },
+        ))
+    }
+
+    /// The portal session a presented token opens, if it is one and still live.
+    pub async fn portal_session(&self, token: &str) -> ServiceResult<Option<PortalSession>> {
+        let Some((id, secret)) = parse_token(token) else {
+            return Ok(None);
+        };
+        let Some(row) = self.inner.store.portal_session(id).await? else {
+            self.forget_portal(id);
+            return Ok(None);
+        };
+        if row.expires_at <= Timestamp::now().millis() {
+            self.forget_portal(id);
+            return Ok(None);
+        }
+        let digest = TokenDigest::of(token);
+        let known = self
+            .inner
+            .portal
+            .0
+            .read()
+            .ok()
+            .and_then(|c| c.get(&id).map(|d| d.matches(&digest)));
+        let ok = match known {
+            Some(matches) => matches,
+            None => {
+                let (secret, hash) = (secret.to_owned(), row.secret_hash.clone());
+                let ok = tokio::task::spawn_blocking(move || {
+                    verify_token_secret(secret.as_bytes(), &hash)
+                })
+                .await
+                .unwrap_or(false);
+                if ok && let Ok(mut cache) = self.inner.portal.0.write() {
+                    cache.insert(id, digest);
+                }
+                ok
+            }
+        };
+        Ok(ok.then_some(PortalSession {
+            id,
+            customer_id: row.customer_id,
+            expires_at: Timestamp(row.expires_at),
+        }))
+    }
+
+    fn forget_portal(&self, id: Uuid) {
+        if let Ok(mut cache) = self.inner.portal.0.write() {
+            cache.remove(&id);
+        }
+    }
+
+    /// The CSRF token of a portal session's forms: a MAC of the session id.
+    pub fn portal_csrf(&self, s: &PortalSession) -> String {
+        self.mac("portal-csrf", &s.id.to_string())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Ends a portal session.
+    pub async fn portal_sign_out(&self, s: &PortalSession) -> ServiceResult<()> {
+        let entry = self.portal_entry(s, "portal.sign_out", &[]);
+        self.inner
+            .store
+            .close_portal_session(s.id, &[entry])
+            .await?;
+        self.forget_portal(s.id);
+        Ok(())
+    }
+
+    fn portal_entry(
+        &self,
+        s: &PortalSession,
+        action: &str,
+        fields: &[&str],
+    ) -> steward_store::AuditEntryRow {
+        let id = s.customer_id;
+        self.write_entry_marked(
+            Actor::Subject(id),
+            action,
+            Some(id),
+            fields,
+            About::default(),
+            "shown",
+        )
+    }
+
+    /// Everything held about the signed-in customer, unsealed for them alone; recorded as a
+    /// `portal.view` entry.
+    pub async fn portal_overview(&self, s: &PortalSession) -> ServiceResult<PortalOverview> {
+        let id = s.customer_id;
+        let (customer, mut purchases, mut interactions, consents) = tokio::try_join!(
+            self.get_customer(id),
+            self.list_purchases(id, None, OVERVIEW_ROWS + 1),
+            self.list_interactions(id, None, OVERVIEW_ROWS + 1),
+            self.consent_ledger(id),
+        )?;
+        let limit = OVERVIEW_ROWS as usize;
+        let truncated = purchases.len() > limit || interactions.len() > limit;
+        purchases.truncate(limit);
+        interactions.truncate(limit);
+        let fields = [
+            "name",
+            "email",
+            "phone",
+            "address",
+            "date_of_birth",
+            "purchases",
+            "communications",
+        ];
+        let entry = self.portal_entry(s, "portal.view", &fields);
+        self.inner.store.record_audit(&[entry]).await?;
+        Ok(PortalOverview {
+            customer,
+            purchases,
+            interactions,
+            truncated,
+            consents,
+            purposes: self.purposes(),
+        })
+    }
+
+    /// Grants or withdraws a consent-based purpose from the portal. With `gpc` (the browser
+    /// sent `Sec-GPC: 1`) the signal is honoured too (see [`Vault::portal_honour_gpc`]).
+    pub async fn portal_consent(
+        &self,
+        s: &PortalSession,
+        purpose: &str,
+        action: ConsentAction,
+        gpc: bool,
+    ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
+        let p = self.purpose("purpose", purpose)?;
+        let input = ConsentInput {
+            purpose: p.key.clone(),
+            action,
+            source: ConsentSource::Portal,
+        };
+        let mut out = vec![
+            self.write_consent(Actor::Subject(s.customer_id), s.customer_id, &p, &input)
+                .await?,
+        ];
+        if gpc {
+            out.extend(self.portal_honour_gpc(s).await?);
+        }
+        Ok(out)
+    }
+
+    /// Honours `Sec-GPC: 1` for a portal customer: withdraws, with source `gpc`, each purpose
+    /// the signal covers that is granted now — unless the customer granted it themself in the
+    /// portal: that explicit choice for this business stands over the browser's general signal
+    /// (as the CCPA regulations allow, §7025(c)(3)), and the portal says so beside the toggle.
+    pub async fn portal_honour_gpc(
+        &self,
+        s: &PortalSession,
+    ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
+        let id = s.customer_id;
+        let state = self.consent_ledger(id).await?;
+        let mut out = Vec::new();
+        for p in self.purposes().into_iter().filter(|p| p.withdrawn_by_gpc()) {
+            let last = state.history.iter().rev().find(|e| e.purpose == p.key);
+            let own_grant = last.is_some_and(|e| {
+                e.action == ConsentAction::Grant.as_str()
+                    && e.source == ConsentSource::Portal.as_str()
+            });
+            if own_grant || !state.granted(&p.key) {
+                continue;
+            }
+            let input = ConsentInput {
+                purpose: p.key.clone(),
+                action: ConsentAction::Withdraw,
+                source: ConsentSource::Gpc,
+            };
+            out.push(
+                self.write_consent(Actor::Subject(id), id, &p, &input)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Takes a request from the signed-in customer — verified by the code they signed in
+    /// with — and fulfils it at once as the API does for a verified request: an erasure erases
+    /// (unless a legal hold denies it), a correction of an unverified field applies, one of a
+    /// verified field waits for staff to confirm.
+    pub async fn portal_request(
+        &self,
+        s: &PortalSession,
+        kind: RequestType,
+        corrections: Option<serde_json::Value>,
+    ) -> ServiceResult<crate::RequestView> {
+        let id = s.customer_id;
+        let input = RequestInput {
+            kind,
+            customer_id: id,
+            identity_verified: None,
+            corrections,
+        };
+        input.validate()?;
+        let now = Timestamp::now().millis();
+        let rid = RequestId::new();
+        let sealed = match &input.corrections {
+            Some(json) => {
+                let dk = self.data_key_of(id).await?;
+                let bytes = serde_json::to_vec(json)
+                    .map_err(|_| ValidationError::new("corrections", "not JSON"))?;
+                Some(crate::seal::seal_corrections(&dk, id, rid.0, &bytes)?)
+            }
+            None => None,
+        };
+        let days = self
+            .inner
+            .request_days
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let row = RequestRow {
+            id: rid,
+            customer_id: id,
+            kind: kind.as_str().to_owned(),
+            status: RequestStatus::InProgress.as_str().to_owned(),
+            reason: Some(RequestReason::NeedUserVerification.as_str().to_owned()),
+            identity: IdentityCheck::Unverified.as_str().to_owned(),
+            created_at: now,
+            deadline_at: now + days * 86_400_000,
+            updated_at: now,
+            corrections: sealed,
+            code_mac: None,
+            code_expires_at: None,
+            code_attempts: 0,
+        };
+        let actor = Actor::Subject(id);
+        let entry = self.request_entry(actor, "request.create", &row);
+        self.inner.store.insert_request(&row, &[entry]).await?;
+        let row = self.verified(actor, row, IdentityCheck::EmailCode).await?;
+        if kind == RequestType::Erasure {
+            self.forget_portal(s.id);
+        }
+        crate::rights::view(&row)
+    }
+
+    /// The signed-in customer's export (everything held, as a ZIP), recorded as a fulfilled
+    /// export request so it appears in the DPO's records.
+    pub async fn portal_export(
+        &self,
+        s: &PortalSession,
+    ) -> ServiceResult<crate::subject_export::SubjectExport> {
+        let view = self.portal_request(s, RequestType::Export, None).await?;
+        if view.status != RequestStatus::Fulfilled {
+            return Err(ServiceError::WrongState("the export could not be prepared"));
+        }
+        self.export_subject(Actor::Subject(s.customer_id), s.customer_id)
+            .await
+    }
+
+    /// The signed-in customer's access log with inclusion proofs, recorded as a
+    /// `portal.access_log` entry.
+    pub async fn portal_access_log(
+        &self,
+        s: &PortalSession,
+        limit: u32,
+    ) -> ServiceResult<crate::AccessLog> {
+        let entry = self.portal_entry(s, "portal.access_log", &[]);
+        self.inner.store.record_audit(&[entry]).await?;
+        self.access_log_of(s.customer_id, None, limit).await
+    }
+}
