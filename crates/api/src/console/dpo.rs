@@ -33,6 +33,8 @@ struct EntryRow {
     at: String,
     principal: String,
     action: String,
+    /// The customer's id (a pseudonymous id, never a value), if the entry is about one.
+    customer: String,
     outcome: String,
 }
 
@@ -167,6 +169,7 @@ pub(super) async fn page(State(s): State<AppState>, SignedIn(session): SignedIn)
                         at: text(&leaf, "time"),
                         principal: text(&leaf, "principal"),
                         action: e.row.action,
+                        customer: text(&leaf, "customer"),
                         outcome: text(&leaf, "outcome"),
                     }
                 })

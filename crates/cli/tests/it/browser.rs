@@ -285,3 +285,196 @@ fn staff_journey_in_a_real_browser() {
     });
     assert_eq!(alerts, 1);
 }
+
+impl Browser {
+    /// Signs in to the staff console.
+    fn staff_sign_in(&self, base: &str, login: &str, password: &str) {
+        self.go(&format!("{base}/console/sign-in"));
+        self.wait_for("Sign in</h1>");
+        self.type_into("#login", login);
+        self.type_into("#password", password);
+        self.click("main button[type=submit]");
+        self.wait_for("Find a customer</h1>");
+    }
+
+    /// Signs out of the staff console.
+    fn staff_sign_out(&self) {
+        self.click("header button[type=submit]");
+        self.wait_for("Sign in</h1>");
+    }
+
+    /// Searches the console for `query` under `purpose`; returns the results page.
+    fn staff_search(&self, query: &str, purpose: &str) -> String {
+        self.type_into("#query", query);
+        self.click(&format!("option[value={purpose}]"));
+        self.click("main button[type=submit]");
+        self.wait_for("Results</h2>")
+    }
+
+    /// Signs in to the privacy portal with the code the server wrote to `mail`.
+    fn customer_sign_in(&self, base: &str, email: &str, mail: &std::path::Path) {
+        let sent_before = std::fs::read_to_string(mail).unwrap_or_default().len();
+        self.go(&format!("{base}/portal"));
+        self.wait_for("See and control your data</h1>");
+        self.type_into("#email", email);
+        self.click("main button[type=submit]");
+        self.wait_for("Enter your code</h1>");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            let all = std::fs::read_to_string(mail).unwrap_or_default();
+            let new = all.get(sent_before..).unwrap_or_default();
+            let code = new
+                .lines()
+                .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()));
+            if let Some(code) = code {
+                assert!(new.contains(&format!("To: {email}")));
+                break code.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no code was sent");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        self.type_into("#code", &code);
+        self.click("main button[type=submit]");
+        self.wait_for("Your data</h1>");
+    }
+}
+
+/// Customer sign-in → withdraw `marketing_email` → a staff read for `marketing_email` is now
+/// refused. On the way, the customer checks their access log's proofs in the browser.
+#[test]
+fn customer_withdraws_consent_in_a_real_browser() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, customer) = rt.block_on(async {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let vault = db.vault().await;
+        let (customer, _) = crate::portal::consenting_customer(
+            &vault,
+            ("Olga Optout", "olga.optout@example.com", "+41 21 555 0177"),
+        )
+        .await;
+        vault.flush_audit().await.unwrap();
+        (db, customer)
+    });
+    let mail = db.dir.path().join("mail.txt");
+    let server = Server::start(&db, &["--mail-sink", mail.to_str().unwrap()], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    let read = format!("{base}/console/customers/{customer}?purpose=marketing_email");
+
+    // Before: marketing may read the customer for marketing_email.
+    b.staff_sign_in(&base, "mia", "marketing pass 1");
+    b.go(&read);
+    assert!(
+        b.wait_for("Customer</h1>")
+            .contains("olga.optout@example.com")
+    );
+
+    b.customer_sign_in(&base, "olga.optout@example.com", &mail);
+    let home = b.source();
+    assert!(home.contains("Olga Optout") && home.contains("+41215550177"));
+    b.click("#withdraw-marketing_email");
+    b.wait_for("You withdrew your consent to marketing_email");
+    assert!(b.source().contains("id=\"grant-marketing_email\""));
+
+    // The access log, its proofs checked by the page's own script (WebCrypto).
+    b.click("header a[href='/portal/access-log']");
+    b.wait_for("Who looked at your data</h1>");
+    b.click("#verify");
+    let checked = b.wait_for("entries are proven to be in it");
+    assert!(
+        checked.contains("The log head is genuine"),
+        "the signature did not check"
+    );
+    assert!(!checked.contains("not proven"));
+    b.screenshot("customer-access-log");
+
+    // After: the same staff read is refused, naming the purpose, and shows no data.
+    b.go(&read);
+    let refused = b.wait_for("marketing_email");
+    assert!(!refused.contains("olga.optout@example.com"));
+    assert!(!refused.contains("Customer</h1>"));
+    let shot = b.screenshot("customer-consent-journey");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1_000);
+    drop(b);
+    let (_, stderr) = server.stop();
+    assert!(
+        !stderr.contains("olga"),
+        "the server log names the customer"
+    );
+}
+
+/// Customer erasure request completed → staff search finds nothing, the audit log shows the
+/// disposal record.
+#[test]
+fn customer_erasure_in_a_real_browser() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, customer) = rt.block_on(async {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let vault = db.vault().await;
+        let (customer, _) = crate::portal::consenting_customer(
+            &vault,
+            ("Ernst Erase", "ernst.erase@example.com", "+41 21 555 0188"),
+        )
+        .await;
+        let op = steward_service::Actor::Operator("test");
+        let outlets = vault.store().list_outlets().await.unwrap();
+        let staff = vault
+            .create_staff(op, "Dana Officer", &[Role::Dpo], &[outlets[0].id])
+            .await
+            .unwrap();
+        vault
+            .set_staff_password(
+                staff,
+                "dana",
+                zeroize::Zeroizing::new("protect the data 1".into()),
+            )
+            .await
+            .unwrap();
+        vault.flush_audit().await.unwrap();
+        (db, customer)
+    });
+    let mail = db.dir.path().join("mail.txt");
+    let server = Server::start(&db, &["--mail-sink", mail.to_str().unwrap()], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+
+    // Before: marketing finds the customer by e-mail.
+    b.staff_sign_in(&base, "mia", "marketing pass 1");
+    let found = b.staff_search("ernst.erase@example.com", "marketing_email");
+    assert!(found.contains(&format!("/console/customers/{customer}")));
+    b.staff_sign_out();
+
+    b.customer_sign_in(&base, "ernst.erase@example.com", &mail);
+    b.click("#confirm");
+    b.click("#erase");
+    let erased = b.wait_for("Your data is erased</h1>");
+    assert!(!erased.contains("Ernst"));
+
+    // After: the same search finds nothing.
+    b.staff_sign_in(&base, "mia", "marketing pass 1");
+    let found = b.staff_search("ernst.erase@example.com", "marketing_email");
+    assert!(found.contains("No customer matches"));
+    assert!(!found.contains(&customer.to_string()));
+    b.staff_sign_out();
+
+    // The DPO's audit log shows the disposal record for the customer's id.
+    b.staff_sign_in(&base, "dana", "protect the data 1");
+    b.go(&format!("{base}/console/dpo"));
+    let page = b.wait_for("Audit log</h2>");
+    let disposal = format!("<td>erase</td><td class=\"id\">{customer}</td>");
+    assert!(page.contains(&disposal), "no disposal record:\n{page}");
+    assert!(!page.contains("ernst.erase"));
+    b.session_call(
+        "POST",
+        "/execute/sync",
+        Some(json!({"script": "[...document.querySelectorAll('td')].find(t => t.textContent === 'erase').scrollIntoView({block: 'center', inline: 'end'});", "args": []})),
+    );
+    let shot = b.screenshot("customer-erasure-journey");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1_000);
+    drop(b);
+    let (_, stderr) = server.stop();
+    assert!(
+        !stderr.contains("ernst"),
+        "the server log names the customer"
+    );
+}
