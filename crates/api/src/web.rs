@@ -92,6 +92,17 @@ pub(crate) fn render(t: impl Template, status: StatusCode) -> Response {
     }
 }
 
+/// A page answering a problem: its status, and `Retry-After` when the problem says when.
+pub(crate) fn problem_page(t: impl Template, p: &crate::Problem) -> Response {
+    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut res = render(t, status);
+    if let Some(secs) = p.retry_after {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
 /// A fresh random CSRF value for a form shown before sign-in (doubled in a cookie).
 pub(crate) fn fresh_csrf() -> String {
     let mut b = [0u8; 16];

@@ -156,6 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         vault.bulk_guard().set_limit(role, limit);
     }
     let mut token = None;
+    let mut sample = None;
     if args.demo {
         if vault.count_customers().await? == 0 {
             eprintln!(
@@ -177,6 +178,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await?
             .1;
         token = Some((admin, support));
+        sample = steward_service::demo::sample_email(&vault).await?;
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -197,6 +199,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'",
             support.as_str()
         );
+        println!("Staff console: http://{addr}/console (staff sign in after `steward staff password`)");
+        if let Some(email) = sample {
+            let codes = mail_sink
+                .as_ref()
+                .map(|p| format!("; its code is written to {}", p.display()))
+                .unwrap_or_default();
+            println!(
+                "Privacy portal: http://{addr}/portal (try the fictional demo customer {email}{codes})"
+            );
+        }
     }
     crate::http::serve(
         listener,

@@ -151,6 +151,18 @@ const NOTES: &[(Channel, &str, &str)] = &[
     ),
 ];
 
+/// The e-mail address of demo customer number 0 (fictional, `example.com`), for trying the
+/// privacy portal; `None` if the demo data set is not loaded.
+pub async fn sample_email(vault: &Vault) -> ServiceResult<Option<String>> {
+    let Some(phone) = steward_domain::normalize::phone("phone", "+44 20 7946 0000").ok() else {
+        return Ok(None);
+    };
+    match vault.lookup_ids("phone", &phone).await?.first() {
+        Some(id) => Ok(vault.get_customer(*id).await?.email),
+        None => Ok(None),
+    }
+}
+
 /// The deterministic demo customer number `n` (n < 2000: the phone ranges hold 2000 numbers).
 pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -> NewCustomer {
     let first = rng.pick(FIRST);

@@ -123,16 +123,13 @@ struct ErrorPage<'a> {
 }
 
 fn error_page(session: Option<&Session>, p: Problem) -> Response {
-    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-    render(
-        ErrorPage {
-            signed_in: session.map(Session::label),
-            csrf: session.map(|s| s.csrf.as_str()).unwrap_or(""),
-            title: p.title,
-            detail: &p.detail,
-        },
-        status,
-    )
+    let page = ErrorPage {
+        signed_in: session.map(Session::label),
+        csrf: session.map(|s| s.csrf.as_str()).unwrap_or(""),
+        title: p.title,
+        detail: &p.detail,
+    };
+    crate::web::problem_page(page, &p)
 }
 
 #[derive(Template)]

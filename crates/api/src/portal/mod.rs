@@ -126,16 +126,24 @@ struct MessagePage<'a> {
 
 /// A page with one message: an error (from a problem) or a confirmation.
 fn message_page(visit: Option<&Visit>, p: Problem) -> Response {
-    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
-    render(
-        MessagePage {
-            signed_in: visit.is_some(),
-            csrf: visit.map(|v| v.csrf.as_str()).unwrap_or(""),
-            title: p.title,
-            detail: &p.detail,
-        },
-        status,
-    )
+    let page = MessagePage {
+        signed_in: visit.is_some(),
+        csrf: visit.map(|v| v.csrf.as_str()).unwrap_or(""),
+        title: p.title,
+        detail: &p.detail,
+    };
+    crate::web::problem_page(page, &p)
+}
+
+/// A page confirming what was done.
+fn confirmation(visit: Option<&Visit>, title: &str, detail: &str) -> Response {
+    let page = MessagePage {
+        signed_in: visit.is_some(),
+        csrf: visit.map(|v| v.csrf.as_str()).unwrap_or(""),
+        title,
+        detail,
+    };
+    render(page, StatusCode::OK)
 }
 
 #[derive(Template)]

@@ -235,15 +235,7 @@ pub(super) async fn export(
 
 /// A confirmation page for a request.
 fn request_page(visit: Option<&Visit>, title: &'static str, detail: String) -> Response {
-    let p = Problem {
-        kind: "about:blank",
-        title,
-        status: 200,
-        detail,
-        field: None,
-        retry_after: None,
-    };
-    message_page(visit, p)
+    super::confirmation(visit, title, &detail)
 }
 
 pub(super) async fn correction(

@@ -167,3 +167,27 @@ async fn heads_pages_and_slow_clients_are_bounded() {
     );
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_portal_codes_gets_an_address_braked() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mail = db.dir.path().join("mail.txt");
+    let server = Server::start(&db, &["--mail-sink", mail.to_str().unwrap()], &[]);
+    let body = "csrf=c0ffee&email=someone%40example.com";
+    let ask = || {
+        exchange(
+            &server.addr,
+            format!("POST /portal/code HTTP/1.1\r\nHost: t\r\nCookie: steward_portal_csrf=c0ffee\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes(),
+        )
+    };
+    // Each code asked for counts against the address, so nobody floods a customer's inbox.
+    let statuses: Vec<u16> = (0..12).map(|_| status(&ask())).collect();
+    assert_eq!(statuses[..10], [200; 10], "{statuses:?}");
+    let refused = ask();
+    assert_eq!(status(&refused), 429, "{refused}");
+    assert!(refused.to_ascii_lowercase().contains("\r\nretry-after: "));
+    assert!(
+        !refused.contains("someone@example.com"),
+        "the address is echoed"
+    );
+}
