@@ -199,7 +199,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'",
             support.as_str()
         );
-        println!("Staff console: http://{addr}/console (staff sign in after `steward staff password`)");
+        println!(
+            "Staff console: http://{addr}/console (staff sign in after `steward staff password`)"
+        );
         if let Some(email) = sample {
             let codes = mail_sink
                 .as_ref()

@@ -232,10 +232,12 @@ fn staff_journey_in_a_real_browser() {
 
     b.go(&format!("{base}/console"));
     b.wait_for("Sign in</h1>");
+    b.assert_accessible("the console's sign-in page");
     b.type_into("#login", "max");
     b.type_into("#password", "manager password 1");
     b.click("main button[type=submit]");
     b.wait_for("Find a customer</h1>");
+    b.assert_accessible("the console's search page");
 
     b.type_into("#query", "dora.browser@example.com");
     b.click("option[value=service]");
@@ -249,6 +251,7 @@ fn staff_journey_in_a_real_browser() {
         "another outlet's e-mail in clear"
     );
     assert!(masked.contains(">mask</span>"));
+    b.assert_accessible("the console's customer page");
     let url = b.session_call("GET", "/url", None);
     assert_eq!(
         url.as_str().unwrap(),
@@ -286,7 +289,51 @@ fn staff_journey_in_a_real_browser() {
     assert_eq!(alerts, 1);
 }
 
+/// axe-core's browser build, as `scripts/ensure-chromium` installs it.
+fn axe_source() -> String {
+    let tools = std::env::var_os("STEWARD_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/steward"));
+    let path = tools.join("axe-core-4.14.1/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is not installed at {} ({e}): run scripts/ensure-chromium",
+            path.display()
+        )
+    })
+}
+
 impl Browser {
+    /// Runs axe-core's WCAG 2.1 A and AA rules on the page shown; fails with each violation.
+    /// (WebDriver's scripts run outside the page's Content-Security-Policy.)
+    fn assert_accessible(&self, what: &str) {
+        let install = format!("{}\nreturn typeof axe;", axe_source());
+        let kind = self.session_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": install, "args": []})),
+        );
+        assert_eq!(kind, "object", "axe-core did not load");
+        let violations = self.session_call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": "const done = arguments[arguments.length - 1];
+                axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                  .then(r => done(r.violations.map(v => v.id + ': ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                  .catch(e => done(['axe failed: ' + e]));", "args": []})),
+        );
+        let violations = violations.as_array().unwrap();
+        assert!(
+            violations.is_empty(),
+            "{what} breaks WCAG 2.1 AA:\n{}",
+            violations
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+
     /// Signs in to the staff console.
     fn staff_sign_in(&self, base: &str, login: &str, password: &str) {
         self.go(&format!("{base}/console/sign-in"));
@@ -316,9 +363,11 @@ impl Browser {
         let sent_before = std::fs::read_to_string(mail).unwrap_or_default().len();
         self.go(&format!("{base}/portal"));
         self.wait_for("See and control your data</h1>");
-        self.type_into("#email", email);
-        self.click("main button[type=submit]");
+        self.assert_accessible("the portal's sign-in page");
+        // By keyboard: the Enter key submits each form.
+        self.type_into("#email", &format!("{email}\u{E007}"));
         self.wait_for("Enter your code</h1>");
+        self.assert_accessible("the portal's code page");
         let deadline = Instant::now() + Duration::from_secs(20);
         let code = loop {
             let all = std::fs::read_to_string(mail).unwrap_or_default();
@@ -333,9 +382,9 @@ impl Browser {
             assert!(Instant::now() < deadline, "no code was sent");
             std::thread::sleep(Duration::from_millis(100));
         };
-        self.type_into("#code", &code);
-        self.click("main button[type=submit]");
+        self.type_into("#code", &format!("{code}\u{E007}"));
         self.wait_for("Your data</h1>");
+        self.assert_accessible("the portal's overview");
     }
 }
 
@@ -386,6 +435,7 @@ fn customer_withdraws_consent_in_a_real_browser() {
         "the signature did not check"
     );
     assert!(!checked.contains("not proven"));
+    b.assert_accessible("the portal's access log");
     b.screenshot("customer-access-log");
 
     // After: the same staff read is refused, naming the purpose, and shows no data.
@@ -393,6 +443,7 @@ fn customer_withdraws_consent_in_a_real_browser() {
     let refused = b.wait_for("marketing_email");
     assert!(!refused.contains("olga.optout@example.com"));
     assert!(!refused.contains("Customer</h1>"));
+    b.assert_accessible("the console's refusal page");
     let shot = b.screenshot("customer-consent-journey");
     assert!(std::fs::metadata(&shot).unwrap().len() > 1_000);
     drop(b);
@@ -449,6 +500,7 @@ fn customer_erasure_in_a_real_browser() {
     b.click("#erase");
     let erased = b.wait_for("Your data is erased</h1>");
     assert!(!erased.contains("Ernst"));
+    b.assert_accessible("the portal's erasure confirmation");
 
     // After: the same search finds nothing.
     b.staff_sign_in(&base, "mia", "marketing pass 1");
@@ -464,6 +516,7 @@ fn customer_erasure_in_a_real_browser() {
     let disposal = format!("<td>erase</td><td class=\"id\">{customer}</td>");
     assert!(page.contains(&disposal), "no disposal record:\n{page}");
     assert!(!page.contains("ernst.erase"));
+    b.assert_accessible("the DPO's page");
     b.session_call(
         "POST",
         "/execute/sync",
