@@ -419,6 +419,25 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
         assert!(text.contains(action), "no {action} entry");
     }
     assert!(text.contains("\"subject\""));
+
+    // Retention sweeps codes dead for over a day, and keeps live ones.
+    let now = steward_domain::Timestamp::now().millis();
+    let old = steward_store::PortalCodeRow {
+        id: uuid::Uuid::now_v7(),
+        customer_id: None,
+        code_mac: vec![0; 16],
+        attempts: 0,
+        created_at: now - 3 * 86_400_000,
+        expires_at: now - 2 * 86_400_000,
+    };
+    vault.store().insert_portal_code(&old, &[]).await.unwrap();
+    let live = vault.store().portal_code(old.id).await.unwrap();
+    assert_eq!(live.as_ref(), Some(&old));
+    let swept = vault.run_retention(false).await.unwrap().sessions;
+    assert_eq!(swept, 1, "only the dead code goes");
+    assert_eq!(vault.store().portal_code(old.id).await.unwrap(), None);
+    let decoy_id = decoy.split('=').nth(1).unwrap().parse().unwrap();
+    assert!(vault.store().portal_code(decoy_id).await.unwrap().is_some());
 }
 
 /// What askama makes of a text in HTML.
