@@ -44,7 +44,10 @@ async function included(index, size, leaf, proof, root) {
 
 // C2SP signed-note: "NAME+KEYID+BASE64(0x01 || key)"; a signature line is "— NAME BASE64(keyid || sig)".
 async function signedBy(note, vkey) {
-  const [name, keyHex, keyB64] = vkey.split("+");
+  // Split at the first two "+" only: the base64 part may hold "+" too.
+  const first = vkey.indexOf("+"), second = vkey.indexOf("+", first + 1);
+  const name = vkey.slice(0, first), keyHex = vkey.slice(first + 1, second);
+  const keyB64 = vkey.slice(second + 1);
   const key = b64(keyB64);
   if (key[0] !== 1 || key.length !== 33) return "unknown key type";
   const split = note.lastIndexOf("\n\n");

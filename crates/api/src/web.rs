@@ -32,6 +32,11 @@ pub(crate) fn secure(mut res: Response, csp: &'static str) -> Response {
     res
 }
 
+/// The stylesheet (both faces serve it).
+pub(crate) async fn css() -> Response {
+    asset("text/css; charset=utf-8", CSS)
+}
+
 /// An embedded asset, cacheable for an hour.
 pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -32,6 +32,18 @@ pub enum AddressInput {
     Parts(Address),
 }
 
+impl Address {
+    /// The address on one line: street, postal code, city, country (the parts present).
+    pub fn one_line(&self) -> String {
+        [&self.street, &self.postal_code, &self.city, &self.country]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 impl AddressInput {
     fn validate(&self) -> Result<Address, ValidationError> {
         let parts = match self {

@@ -12,10 +12,10 @@ use std::sync::RwLock;
 use steward_crypto::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
 use steward_domain::{
     ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, Customer, CustomerId,
-    IdentityCheck, Interaction, Purchase, Purpose, RequestId, RequestInput, RequestReason,
-    RequestStatus, RequestType, Timestamp, ValidationError, normalize,
+    IdentityCheck, Interaction, Purchase, Purpose, RequestInput, RequestStatus, RequestType,
+    Timestamp, ValidationError, normalize,
 };
-use steward_store::{PortalCodeRow, PortalSessionRow, RequestRow};
+use steward_store::{PortalCodeRow, PortalSessionRow};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -399,36 +399,7 @@ impl Vault {
             corrections,
         };
         input.validate()?;
-        let now = Timestamp::now().millis();
-        let rid = RequestId::new();
-        let sealed = match &input.corrections {
-            Some(json) => {
-                let dk = self.data_key_of(id).await?;
-                let bytes = serde_json::to_vec(json)
-                    .map_err(|_| ValidationError::new("corrections", "not JSON"))?;
-                Some(crate::seal::seal_corrections(&dk, id, rid.0, &bytes)?)
-            }
-            None => None,
-        };
-        let days = self
-            .inner
-            .request_days
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let row = RequestRow {
-            id: rid,
-            customer_id: id,
-            kind: kind.as_str().to_owned(),
-            status: RequestStatus::InProgress.as_str().to_owned(),
-            reason: Some(RequestReason::NeedUserVerification.as_str().to_owned()),
-            identity: IdentityCheck::Unverified.as_str().to_owned(),
-            created_at: now,
-            deadline_at: now + days * 86_400_000,
-            updated_at: now,
-            corrections: sealed,
-            code_mac: None,
-            code_expires_at: None,
-            code_attempts: 0,
-        };
+        let row = self.new_request_row(&input).await?;
         let actor = Actor::Subject(id);
         let entry = self.request_entry(actor, "request.create", &row);
         self.inner.store.insert_request(&row, &[entry]).await?;

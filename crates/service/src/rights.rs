@@ -155,33 +155,7 @@ impl Vault {
         if in_person {
             self.authorize(p, Action::VerifyIdentity, Some(id)).await?;
         }
-        let now = Timestamp::now().millis();
-        let rid = RequestId::new();
-        let corrections = match &input.corrections {
-            Some(json) => {
-                let dk = self.data_key_of(id).await?;
-                let bytes = serde_json::to_vec(json)
-                    .map_err(|_| ValidationError::new("corrections", "not JSON"))?;
-                Some(seal::seal_corrections(&dk, id, rid.0, &bytes)?)
-            }
-            None => None,
-        };
-        let days = self.inner.request_days.load(Ordering::Relaxed);
-        let mut row = RequestRow {
-            id: rid,
-            customer_id: id,
-            kind: input.kind.as_str().to_owned(),
-            status: RequestStatus::InProgress.as_str().to_owned(),
-            reason: Some(RequestReason::NeedUserVerification.as_str().to_owned()),
-            identity: IdentityCheck::Unverified.as_str().to_owned(),
-            created_at: now,
-            deadline_at: now + days * DAY_MS,
-            updated_at: now,
-            corrections,
-            code_mac: None,
-            code_expires_at: None,
-            code_attempts: 0,
-        };
+        let mut row = self.new_request_row(input).await?;
         let code = if in_person {
             None
         } else {
@@ -207,6 +181,39 @@ impl Vault {
                 .await?;
         }
         view(&row)
+    }
+
+    /// A new request's row for `input` (validated): in progress, waiting for the customer's
+    /// identity, its corrections (if any) sealed under the customer's key.
+    pub(crate) async fn new_request_row(&self, input: &RequestInput) -> ServiceResult<RequestRow> {
+        let id = input.customer_id;
+        let now = Timestamp::now().millis();
+        let rid = RequestId::new();
+        let corrections = match &input.corrections {
+            Some(json) => {
+                let dk = self.data_key_of(id).await?;
+                let bytes = serde_json::to_vec(json)
+                    .map_err(|_| ValidationError::new("corrections", "not JSON"))?;
+                Some(seal::seal_corrections(&dk, id, rid.0, &bytes)?)
+            }
+            None => None,
+        };
+        let days = self.inner.request_days.load(Ordering::Relaxed);
+        Ok(RequestRow {
+            id: rid,
+            customer_id: id,
+            kind: input.kind.as_str().to_owned(),
+            status: RequestStatus::InProgress.as_str().to_owned(),
+            reason: Some(RequestReason::NeedUserVerification.as_str().to_owned()),
+            identity: IdentityCheck::Unverified.as_str().to_owned(),
+            created_at: now,
+            deadline_at: now + days * DAY_MS,
+            updated_at: now,
+            corrections,
+            code_mac: None,
+            code_expires_at: None,
+            code_attempts: 0,
+        })
     }
 
     /// Puts a fresh code's MAC on the row; returns where to send it, if the customer has an

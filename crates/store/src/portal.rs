@@ -173,26 +173,9 @@ impl SqlStore {
     }
 
     pub(crate) async fn dead_portal_impl(&self, before: i64, delete: bool) -> StoreResult<u64> {
-        let mut n = 0u64;
+        let mut n = 0;
         for table in ["portal_codes", "portal_sessions"] {
-            if delete {
-                n += sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE expires_at < $1"
-                )))
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            } else {
-                let c: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT COUNT(*) FROM {table} WHERE expires_at < $1"
-                )))
-                .bind(before)
-                .fetch_one(&self.pool)
-                .await?
-                .try_get(0)?;
-                n += u64::try_from(c).unwrap_or(0);
-            }
+            n += self.sweep(table, "expires_at < $1", before, delete).await?;
         }
         Ok(n)
     }

@@ -65,10 +65,27 @@ impl SqlStore {
 
     pub(crate) async fn dead_sessions_impl(&self, before: i64, delete: bool) -> StoreResult<u64> {
         // Only tokens that expire (sign-in sessions); long-lived API tokens stay as records.
-        const DEAD: &str = "expires_at IS NOT NULL AND (expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1))";
+        self.sweep(
+            "api_tokens",
+            "expires_at IS NOT NULL AND (expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1))",
+            before,
+            delete,
+        )
+        .await
+    }
+
+    /// Counts, or deletes when `delete`, the rows of `table` matching `dead` (a condition on
+    /// `$1` = `before`). Both arguments are constants of this crate, never input.
+    pub(crate) async fn sweep(
+        &self,
+        table: &'static str,
+        dead: &'static str,
+        before: i64,
+        delete: bool,
+    ) -> StoreResult<u64> {
         if delete {
             let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM api_tokens WHERE {DEAD}"
+                "DELETE FROM {table} WHERE {dead}"
             )))
             .bind(before)
             .execute(&self.pool)
@@ -76,7 +93,7 @@ impl SqlStore {
             return Ok(done.rows_affected());
         }
         let n: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM api_tokens WHERE {DEAD}"
+            "SELECT COUNT(*) FROM {table} WHERE {dead}"
         )))
         .bind(before)
         .fetch_one(&self.pool)

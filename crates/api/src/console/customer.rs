@@ -140,14 +140,7 @@ fn field_views(c: &CustomerView) -> Vec<FieldView> {
         Some(p) if !p.is_empty() => format!("decided by {}", p.join(", ")),
         _ => "no policy allows it for this purpose (deny by default)".to_owned(),
     };
-    let address = c.address.as_ref().map(|a| {
-        [&a.street, &a.postal_code, &a.city, &a.country]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
+    let address = c.address.as_ref().map(steward_domain::Address::one_line);
     let purchases = c.purchase_summary.as_ref().map(|p| {
         format!(
             "tier {}, {} purchases, {}",

@@ -50,7 +50,7 @@ pub fn routes() -> Router<AppState> {
             "/console/customers/{id}/consents",
             post(customer::record_consent),
         )
-        .route("/console/assets/console.css", get(css))
+        .route("/console/assets/console.css", get(crate::web::css))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -60,10 +60,6 @@ async fn security_headers(res: Response) -> Response {
         res,
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
-}
-
-async fn css() -> Response {
-    crate::web::asset("text/css; charset=utf-8", crate::web::CSS)
 }
 
 fn set_cookie(name: &str, value: &str, max_age: Option<i64>) -> String {

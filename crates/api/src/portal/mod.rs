@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/requests/correction", post(pages::correction))
         .route("/portal/requests/erasure", post(pages::erasure))
         .route("/portal/access-log", get(pages::access_log))
-        .route("/portal/assets/portal.css", get(css))
+        .route("/portal/assets/portal.css", get(crate::web::css))
         .route("/portal/assets/portal.js", get(js))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -50,10 +50,6 @@ async fn security_headers(res: Response) -> Response {
         res,
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
-}
-
-async fn css() -> Response {
-    crate::web::asset("text/css; charset=utf-8", crate::web::CSS)
 }
 
 async fn js() -> Response {
@@ -189,7 +185,19 @@ fn code_form(headers: &HeaderMap, error: Option<&str>, status: StatusCode) -> Re
     render(page, status)
 }
 
-fn braked(s: &AppState, ip: Option<std::net::IpAddr>) -> Option<Response> {
+/// Why a sign-in form (`POST /portal/code`, `/portal/sign-in`) is refused before it is read,
+/// if it is: no matching CSRF cookie (`expired` is the message), or a braked address.
+fn refused_sign_in(
+    s: &AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    f: &std::collections::HashMap<String, String>,
+    expired: &str,
+) -> Option<Response> {
+    let sent = f.get("csrf").map(String::as_str).unwrap_or("");
+    if !double_submit_ok(headers, CSRF_COOKIE, sent) {
+        return Some(sign_in_form(s, Some(expired), StatusCode::FORBIDDEN));
+    }
     let ip = ip?;
     s.limits
         .check_address(ip, std::time::Instant::now())
@@ -205,11 +213,8 @@ async fn send_code(
 ) -> Response {
     let f = form(&body);
     let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    if !double_submit_ok(&headers, CSRF_COOKIE, field("csrf")) {
-        let msg = "The form expired; please try again.";
-        return sign_in_form(&s, Some(msg), StatusCode::FORBIDDEN);
-    }
-    if let Some(res) = braked(&s, ip) {
+    let expired = "The form expired; please try again.";
+    if let Some(res) = refused_sign_in(&s, ip, &headers, &f, expired) {
         return res;
     }
     // Every code sent counts against the address, so nobody can flood a customer's inbox.
@@ -241,11 +246,8 @@ async fn sign_in(
 ) -> Response {
     let f = form(&body);
     let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    if !double_submit_ok(&headers, CSRF_COOKIE, field("csrf")) {
-        let msg = "The form expired; please ask for a new code.";
-        return sign_in_form(&s, Some(msg), StatusCode::FORBIDDEN);
-    }
-    if let Some(res) = braked(&s, ip) {
+    let expired = "The form expired; please ask for a new code.";
+    if let Some(res) = refused_sign_in(&s, ip, &headers, &f, expired) {
         return res;
     }
     let challenge = cookie(&headers, CHALLENGE_COOKIE).and_then(|c| uuid::Uuid::try_parse(c).ok());

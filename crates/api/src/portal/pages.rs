@@ -55,14 +55,7 @@ fn basis(b: LawfulBasis) -> &'static str {
 
 fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) -> Response {
     let c = &o.customer;
-    let address = c.address.as_ref().map(|a| {
-        [&a.street, &a.postal_code, &a.city, &a.country]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
+    let address = c.address.as_ref().map(steward_domain::Address::one_line);
     let page = HomePage {
         signed_in: true,
         csrf: &visit.csrf,

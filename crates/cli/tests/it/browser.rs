@@ -388,25 +388,65 @@ impl Browser {
     }
 }
 
-/// Customer sign-in → withdraw `marketing_email` → a staff read for `marketing_email` is now
-/// refused. On the way, the customer checks their access log's proofs in the browser.
-#[test]
-fn customer_withdraws_consent_in_a_real_browser() {
+/// A served SQLite database holding a customer who agreed to marketing in store (see
+/// `portal::consenting_customer`), optionally a DPO staff member (login `dana`), and the file
+/// the portal's codes go to.
+struct PortalStage {
+    _db: TestDb,
+    customer: steward_domain::CustomerId,
+    mail: PathBuf,
+    server: Server,
+    base: String,
+}
+
+fn portal_stage(who: (&str, &str, &str), with_dpo: bool) -> PortalStage {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (db, customer) = rt.block_on(async {
         let db = TestDb::new(Kind::Sqlite).await;
         let vault = db.vault().await;
-        let (customer, _) = crate::portal::consenting_customer(
-            &vault,
-            ("Olga Optout", "olga.optout@example.com", "+41 21 555 0177"),
-        )
-        .await;
+        let (customer, _) = crate::portal::consenting_customer(&vault, who).await;
+        if with_dpo {
+            let op = steward_service::Actor::Operator("test");
+            let outlets = vault.store().list_outlets().await.unwrap();
+            let staff = vault
+                .create_staff(op, "Dana Officer", &[Role::Dpo], &[outlets[0].id])
+                .await
+                .unwrap();
+            let password = zeroize::Zeroizing::new("protect the data 1".into());
+            vault
+                .set_staff_password(staff, "dana", password)
+                .await
+                .unwrap();
+        }
         vault.flush_audit().await.unwrap();
         (db, customer)
     });
     let mail = db.dir.path().join("mail.txt");
     let server = Server::start(&db, &["--mail-sink", mail.to_str().unwrap()], &[]);
     let base = format!("http://{}", server.addr);
+    PortalStage {
+        _db: db,
+        customer,
+        mail,
+        server,
+        base,
+    }
+}
+
+/// Customer sign-in → withdraw `marketing_email` → a staff read for `marketing_email` is now
+/// refused. On the way, the customer checks their access log's proofs in the browser.
+#[test]
+fn customer_withdraws_consent_in_a_real_browser() {
+    let PortalStage {
+        customer,
+        mail,
+        server,
+        base,
+        _db: _kept, // the database's folder lives as long as the test
+    } = portal_stage(
+        ("Olga Optout", "olga.optout@example.com", "+41 21 555 0177"),
+        false,
+    );
     let b = Browser::start();
     let read = format!("{base}/console/customers/{customer}?purpose=marketing_email");
 
@@ -430,9 +470,16 @@ fn customer_withdraws_consent_in_a_real_browser() {
     b.wait_for("Who looked at your data</h1>");
     b.click("#verify");
     let checked = b.wait_for("entries are proven to be in it");
+    let verdict = checked
+        .split("id=\"verdict\"")
+        .nth(1)
+        .unwrap_or_default()
+        .split("</p>")
+        .next()
+        .unwrap_or_default();
     assert!(
-        checked.contains("The log head is genuine"),
-        "the signature did not check"
+        verdict.contains("The log head is genuine"),
+        "the signature did not check: {verdict}"
     );
     assert!(!checked.contains("not proven"));
     b.assert_accessible("the portal's access log");
@@ -458,35 +505,16 @@ fn customer_withdraws_consent_in_a_real_browser() {
 /// disposal record.
 #[test]
 fn customer_erasure_in_a_real_browser() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (db, customer) = rt.block_on(async {
-        let db = TestDb::new(Kind::Sqlite).await;
-        let vault = db.vault().await;
-        let (customer, _) = crate::portal::consenting_customer(
-            &vault,
-            ("Ernst Erase", "ernst.erase@example.com", "+41 21 555 0188"),
-        )
-        .await;
-        let op = steward_service::Actor::Operator("test");
-        let outlets = vault.store().list_outlets().await.unwrap();
-        let staff = vault
-            .create_staff(op, "Dana Officer", &[Role::Dpo], &[outlets[0].id])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(
-                staff,
-                "dana",
-                zeroize::Zeroizing::new("protect the data 1".into()),
-            )
-            .await
-            .unwrap();
-        vault.flush_audit().await.unwrap();
-        (db, customer)
-    });
-    let mail = db.dir.path().join("mail.txt");
-    let server = Server::start(&db, &["--mail-sink", mail.to_str().unwrap()], &[]);
-    let base = format!("http://{}", server.addr);
+    let PortalStage {
+        customer,
+        mail,
+        server,
+        base,
+        _db: _kept, // the database's folder lives as long as the test
+    } = portal_stage(
+        ("Ernst Erase", "ernst.erase@example.com", "+41 21 555 0188"),
+        true,
+    );
     let b = Browser::start();
 
     // Before: marketing finds the customer by e-mail.
