@@ -388,6 +388,29 @@ impl Browser {
     }
 }
 
+/// A signed note (a one-entry checkpoint) under a fixed key whose verifier key's base64 part
+/// holds a '+', that key, and another key's verifier key.
+fn notes_with_plus_in_key() -> (String, String, String) {
+    let signer = (0u8..=255)
+        .map(|i| {
+            let seed = zeroize::Zeroizing::new([i; 32]);
+            steward_crypto::NoteSigner::from_seed("example.org/log", &seed).unwrap()
+        })
+        .find(|s| {
+            s.verifier_key()
+                .splitn(3, '+')
+                .nth(2)
+                .unwrap()
+                .contains('+')
+        })
+        .expect("a seed whose key has a '+' in base64");
+    let other =
+        steward_crypto::NoteSigner::from_seed("other.example", &zeroize::Zeroizing::new([7; 32]))
+            .unwrap();
+    let note = signer.sign("example.org/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n");
+    (note, signer.verifier_key(), other.verifier_key())
+}
+
 /// A served SQLite database holding a customer who agreed to marketing in store (see
 /// `portal::consenting_customer`), optionally a DPO staff member (login `dana`), and the file
 /// the portal's codes go to.
@@ -483,6 +506,22 @@ fn customer_withdraws_consent_in_a_real_browser() {
     );
     assert!(!checked.contains("not proven"));
     b.assert_accessible("the portal's access log");
+    // The checker itself, on fixed cases: a verifier key whose base64 holds a '+' (the bug
+    // this once had), a tampered note, another key.
+    let (note, vkey, other) = notes_with_plus_in_key();
+    let tampered = note.replacen("\n1\n", "\n2\n", 1);
+    for (note, vkey, want) in [
+        (&note, &vkey, ""),
+        (&tampered, &vkey, "the signature is wrong"),
+        (&note, &other, "no signature by other.example"),
+    ] {
+        let got = b.session_call(
+            "POST",
+            "/execute/async",
+            Some(json!({"script": "const done = arguments[arguments.length - 1]; signedBy(arguments[0], arguments[1]).then(done, e => done('threw ' + e));", "args": [note, vkey]})),
+        );
+        assert_eq!(got, want, "{vkey}");
+    }
     b.screenshot("customer-access-log");
 
     // After: the same staff read is refused, naming the purpose, and shows no data.
