@@ -133,12 +133,17 @@ impl RequestInput {
                         "names no field to correct",
                     ));
                 }
-                // The values must be valid now, not only when the request is fulfilled.
-                p.apply(crate::NewCustomer::default())
-                    .map(|_| ())
-                    .map_err(|e| {
-                        ValidationError::new(format!("corrections.{}", e.field), e.reason)
-                    })?;
+                // The values must be valid now, not only when the request is fulfilled. They
+                // are checked against a stand-in profile with a name, so that a correction of
+                // the address or the date of birth alone is not taken for an empty profile (the
+                // whole profile is checked again when the correction applies).
+                let stand_in = crate::NewCustomer {
+                    name: Some("stand-in".into()),
+                    ..crate::NewCustomer::default()
+                };
+                p.apply(stand_in).map(|_| ()).map_err(|e| {
+                    ValidationError::new(format!("corrections.{}", e.field), e.reason)
+                })?;
                 Ok(())
             }
             (_, None) => Ok(()),
@@ -176,6 +181,30 @@ impl RequestInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn rectification(corrections: serde_json::Value) -> RequestInput {
+        RequestInput {
+            kind: RequestType::Rectification,
+            customer_id: crate::CustomerId::new(),
+            identity_verified: None,
+            corrections: Some(corrections),
+        }
+    }
+
+    #[test]
+    fn a_correction_of_one_field_alone_is_valid() {
+        for c in [
+            serde_json::json!({"address": "12 Rue du Lac, 1003 Lausanne"}),
+            serde_json::json!({"date_of_birth": "1980-02-29"}),
+            serde_json::json!({"name": "Pia Muster"}),
+        ] {
+            assert_eq!(rectification(c.clone()).validate(), Ok(()), "{c}");
+        }
+        let bad = rectification(serde_json::json!({"phone": "not a phone"})).validate();
+        assert_eq!(bad.unwrap_err().field, "corrections.phone");
+        let emptied = serde_json::json!({"name": null, "email": null, "phone": null});
+        assert!(rectification(emptied).validate().is_err());
+    }
 
     #[test]
     fn names_round_trip() {

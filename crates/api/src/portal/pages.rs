@@ -239,7 +239,10 @@ pub(super) async fn correction(
 ) -> Response {
     signed_form(&s, visit, &headers, &body, async |visit, f| {
         let field = f.get("field").map(String::as_str).unwrap_or("");
-        if !matches!(field, "name" | "email" | "phone" | "date_of_birth") {
+        if !matches!(
+            field,
+            "name" | "email" | "phone" | "address" | "date_of_birth"
+        ) {
             let p = Problem::invalid_parameter("field", "choose a detail to correct");
             return message_page(Some(&visit), p);
         }

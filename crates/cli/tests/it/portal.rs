@@ -337,6 +337,21 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
     .await;
     assert_eq!(s, StatusCode::OK, "{page}");
     assert!(page.contains("Your correction is made.") && page.contains("Pia Portal-Muster"));
+    let fix = [
+        ("csrf", csrf.as_str()),
+        ("field", "address"),
+        ("value", "12 Rue du Lac, 1003 Lausanne"),
+    ];
+    let (s, _, page) = send(
+        &app,
+        "POST",
+        "/portal/requests/correction",
+        Some(&session),
+        Some(&fix),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("12 Rue du Lac, 1003 Lausanne"));
     let bad = [
         ("csrf", csrf.as_str()),
         ("field", "phone"),
