@@ -401,7 +401,10 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         "{page}"
     );
     assert!(page.contains("<polyline points=\"0.0,60.0 "), "{page}");
-    assert!(page.contains("<pre class=\"checkpoint\">steward"), "{page}");
+    assert!(
+        page.contains("aria-label=\"Latest signed head\">steward/audit/"),
+        "{page}"
+    );
     assert!(page.contains("<td>sign_in</td>"), "{page}");
     assert!(page.contains("<td>read</td>"), "{page}");
     // Nothing personal on the page: ids and pseudonyms only.
