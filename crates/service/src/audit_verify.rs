@@ -65,7 +65,7 @@ async fn verify(
     let mut state = Rebuild {
         edge: Vec::new(),
         roots,
-        wanted: &wanted,
+        wanted,
         watermark,
         from_entries: Buckets::new(),
     };
@@ -84,8 +84,15 @@ async fn verify(
                 None
             }
         };
-        let work = async { state.chunk(lo, hi, &entries) };
-        let (next, outcome) = tokio::join!(next, work);
+        // The check runs on a thread of its own, so that it overlaps the next read's work on
+        // this one (taking the rows apart) as well as SQLite's (stepping through them).
+        let work = tokio::task::spawn_blocking(move || {
+            let outcome = state.chunk(lo, hi, &entries);
+            (state, outcome)
+        });
+        let (next, done) = tokio::join!(next, work);
+        let (back, outcome) = done.map_err(|_| ServiceError::Integrity)?;
+        state = back;
         if let Some((at, why)) = outcome {
             return Ok(bad(at, why));
         }
@@ -144,17 +151,18 @@ async fn verify(
 }
 
 /// The tree rebuilt from the leaves alone, and what verification gathers along the way.
-struct Rebuild<'a> {
+struct Rebuild {
     /// The right edge of the tree so far.
     edge: Vec<Hash>,
     /// Roots at the checkpointed sizes.
     roots: std::collections::BTreeMap<u64, Hash>,
-    wanted: &'a std::collections::BTreeSet<u64>,
+    /// The checkpointed sizes.
+    wanted: std::collections::BTreeSet<u64>,
     watermark: u64,
     from_entries: Buckets,
 }
 
-impl Rebuild<'_> {
+impl Rebuild {
     /// Checks entries `[lo, hi)` and the stored hashes their appends wrote; the first problem.
     fn chunk(
         &mut self,

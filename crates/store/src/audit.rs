@@ -100,6 +100,70 @@ fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
     })
 }
 
+/// The entries of one grouped row (see [`SqlStore::audit_entry_range_grouped`]), appended to
+/// `out`.
+fn ungroup(row: &sqlx::any::AnyRow, out: &mut Vec<StoredAuditEntry>) -> StoreResult<()> {
+    let corrupt = || StoreError::Corrupt("an audit entry's columns");
+    let list = |i: usize| -> StoreResult<Vec<i64>> {
+        let text: Option<String> = row.try_get(i)?;
+        text.unwrap_or_default()
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().map_err(|_| corrupt()))
+            .collect()
+    };
+    let blob = |i: usize| -> StoreResult<Vec<u8>> {
+        Ok(row.try_get::<Option<Vec<u8>>, _>(i)?.unwrap_or_default())
+    };
+    let (idx, at) = (list(0)?, list(1)?);
+    let n = idx.len();
+    let mut columns = [
+        (blob(2)?, list(3)?, 0usize),
+        (blob(4)?, list(5)?, 0),
+        (blob(6)?, list(7)?, 0),
+        (blob(8)?, list(9)?, 0),
+    ];
+    if at.len() != n || columns.iter().any(|(_, lengths, _)| lengths.len() != n) {
+        return Err(corrupt());
+    }
+    // The next value of column `c`: `None` for SQL NULL (a length of -1).
+    let mut take = |c: usize, i: usize| -> StoreResult<Option<Vec<u8>>> {
+        let (bytes, lengths, at) = &mut columns[c];
+        let Ok(len) = usize::try_from(lengths[i]) else {
+            return Ok(None);
+        };
+        let value = bytes.get(*at..*at + len).ok_or_else(corrupt)?.to_vec();
+        *at += len;
+        Ok(Some(value))
+    };
+    for i in 0..n {
+        let action = String::from_utf8(take(0, i)?.unwrap_or_default()).map_err(|_| corrupt())?;
+        let customer = take(1, i)?;
+        let leaf = take(2, i)?.unwrap_or_default();
+        let hashes = take(3, i)?.unwrap_or_default();
+        out.push(StoredAuditEntry {
+            index: u64::try_from(idx[i])
+                .map_err(|_| StoreError::Corrupt("negative audit index"))?,
+            row: AuditEntryRow {
+                leaf,
+                occurred_at: at[i],
+                action,
+                customer_id: customer
+                    .map(|c| CustomerId::from_slice(&c).ok_or_else(corrupt))
+                    .transpose()?,
+            },
+            hashes,
+        });
+    }
+    if columns.iter().any(|(bytes, _, at)| *at != bytes.len()) {
+        return Err(corrupt());
+    }
+    Ok(())
+}
+
+/// Entries per row of a grouped read.
+const GROUP: u64 = 512;
+
 fn i64_of(n: u64) -> StoreResult<i64> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt("audit index past i64"))
 }
@@ -371,6 +435,9 @@ impl SqlStore {
         start: u64,
         end: u64,
     ) -> StoreResult<Vec<StoredAuditEntry>> {
+        if self.backend == Backend::Sqlite {
+            return self.audit_entry_range_grouped(start, end).await;
+        }
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx"
         )))
@@ -379,6 +446,41 @@ impl SqlStore {
         .fetch_all(&self.log_pool)
         .await?;
         rows.iter().map(entry_from).collect()
+    }
+
+    /// [`SqlStore::audit_entry_range`] on SQLite: SQLite hands each result row
+    /// from its worker thread to the caller through a channel, and that hand-off (a thread
+    /// wake-up per row) cost more than everything else `audit verify` does. So a block of
+    /// [`GROUP`] entries comes as one row: each column's values concatenated, with their byte
+    /// lengths beside them (SQLite's BLOB-to-TEXT conversion keeps the bytes as they are).
+    async fn audit_entry_range_grouped(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<StoredAuditEntry>> {
+        let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        let mut lo = start;
+        while lo < end {
+            let hi = (lo + GROUP).min(end);
+            let row = sqlx::query(
+                "SELECT group_concat(idx, ','), group_concat(occurred_at, ','), \
+                   CAST(group_concat(action, '') AS BLOB), group_concat(octet_length(action), ','), \
+                   CAST(group_concat(customer_id, '') AS BLOB), \
+                   group_concat(coalesce(octet_length(customer_id), -1), ','), \
+                   CAST(group_concat(leaf, '') AS BLOB), group_concat(octet_length(leaf), ','), \
+                   CAST(group_concat(hashes, '') AS BLOB), group_concat(octet_length(hashes), ',') \
+                 FROM (SELECT * FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx)",
+            )
+            .bind(i64_of(lo)?)
+            .bind(i64_of(hi)?)
+            .fetch_one(&self.log_pool)
+            .await?;
+            ungroup(&row, &mut out)?;
+            lo = hi;
+        }
+        // The aggregates see the subquery's rows in one order; SQL does not promise it is idx's.
+        out.sort_by_key(|e| e.index);
+        Ok(out)
     }
 
     /// Every signed checkpoint, by size.
