@@ -104,61 +104,91 @@ fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
 /// `out`.
 fn ungroup(row: &sqlx::any::AnyRow, out: &mut Vec<StoredAuditEntry>) -> StoreResult<()> {
     let corrupt = || StoreError::Corrupt("an audit entry's columns");
-    let list = |i: usize| -> StoreResult<Vec<i64>> {
-        let text: Option<String> = row.try_get(i)?;
-        text.unwrap_or_default()
-            .split(',')
-            .filter(|v| !v.is_empty())
-            .map(|v| v.parse().map_err(|_| corrupt()))
-            .collect()
-    };
-    let blob = |i: usize| -> StoreResult<Vec<u8>> {
-        Ok(row.try_get::<Option<Vec<u8>>, _>(i)?.unwrap_or_default())
-    };
-    let (idx, at) = (list(0)?, list(1)?);
+    let (idx, at) = (int_list(row, 0)?, int_list(row, 1)?);
     let n = idx.len();
     let mut columns = [
-        (blob(2)?, list(3)?, 0usize),
-        (blob(4)?, list(5)?, 0),
-        (blob(6)?, list(7)?, 0),
-        (blob(8)?, list(9)?, 0),
+        Packed::read(row, 2)?,
+        Packed::read(row, 4)?,
+        Packed::read(row, 6)?,
+        Packed::read(row, 8)?,
     ];
-    if at.len() != n || columns.iter().any(|(_, lengths, _)| lengths.len() != n) {
+    if at.len() != n || columns.iter().any(|c| c.lengths.len() != n) {
         return Err(corrupt());
     }
-    // The next value of column `c`: `None` for SQL NULL (a length of -1).
-    let mut take = |c: usize, i: usize| -> StoreResult<Option<Vec<u8>>> {
-        let (bytes, lengths, at) = &mut columns[c];
-        let Ok(len) = usize::try_from(lengths[i]) else {
-            return Ok(None);
-        };
-        let value = bytes.get(*at..*at + len).ok_or_else(corrupt)?.to_vec();
-        *at += len;
-        Ok(Some(value))
-    };
     for i in 0..n {
-        let action = String::from_utf8(take(0, i)?.unwrap_or_default()).map_err(|_| corrupt())?;
-        let customer = take(1, i)?;
-        let leaf = take(2, i)?.unwrap_or_default();
-        let hashes = take(3, i)?.unwrap_or_default();
+        let [action, customer, leaf, hashes] = &mut columns;
+        let action =
+            String::from_utf8(action.next(i)?.unwrap_or_default()).map_err(|_| corrupt())?;
         out.push(StoredAuditEntry {
             index: u64::try_from(idx[i])
                 .map_err(|_| StoreError::Corrupt("negative audit index"))?,
             row: AuditEntryRow {
-                leaf,
+                leaf: leaf.next(i)?.unwrap_or_default(),
                 occurred_at: at[i],
                 action,
                 customer_id: customer
+                    .next(i)?
                     .map(|c| CustomerId::from_slice(&c).ok_or_else(corrupt))
                     .transpose()?,
             },
-            hashes,
+            hashes: hashes.next(i)?.unwrap_or_default(),
         });
     }
-    if columns.iter().any(|(bytes, _, at)| *at != bytes.len()) {
+    if columns.iter().any(|c| !c.finished()) {
         return Err(corrupt());
     }
     Ok(())
+}
+
+/// A comma-separated list of integers in column `i` of a grouped row (none if NULL).
+fn int_list(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Vec<i64>> {
+    let text: Option<String> = row.try_get(i)?;
+    text.unwrap_or_default()
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse()
+                .map_err(|_| StoreError::Corrupt("an audit entry's columns"))
+        })
+        .collect()
+}
+
+/// One column of a grouped row: its values concatenated (column `i`) and their byte lengths
+/// (column `i + 1`, -1 for NULL), taken apart value by value.
+struct Packed {
+    bytes: Vec<u8>,
+    lengths: Vec<i64>,
+    at: usize,
+}
+
+impl Packed {
+    fn read(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Self> {
+        Ok(Packed {
+            bytes: row.try_get::<Option<Vec<u8>>, _>(i)?.unwrap_or_default(),
+            lengths: int_list(row, i + 1)?,
+            at: 0,
+        })
+    }
+
+    /// Value `i` (values are taken in order): `None` for SQL NULL.
+    fn next(&mut self, i: usize) -> StoreResult<Option<Vec<u8>>> {
+        let corrupt = || StoreError::Corrupt("an audit entry's columns");
+        let Ok(len) = usize::try_from(*self.lengths.get(i).ok_or_else(corrupt)?) else {
+            return Ok(None);
+        };
+        let value = self
+            .bytes
+            .get(self.at..self.at + len)
+            .ok_or_else(corrupt)?
+            .to_vec();
+        self.at += len;
+        Ok(Some(value))
+    }
+
+    /// Whether every byte was taken.
+    fn finished(&self) -> bool {
+        self.at == self.bytes.len()
+    }
 }
 
 /// Entries per row of a grouped read.
@@ -713,6 +743,34 @@ async fn hash_columns(
 ) -> StoreResult<HashMap<u64, Vec<u8>>> {
     let mut out = HashMap::with_capacity(indexes.len());
     for chunk in indexes.chunks(crate::sql::INSERT_CHUNK) {
+        if backend == Backend::Sqlite {
+            // One row for the lot (see `audit_entry_range_grouped`): a proof needs ~log₂ n.
+            let sql = format!(
+                "SELECT group_concat(idx, ','), CAST(group_concat(hashes, '') AS BLOB), \
+                   group_concat(coalesce(octet_length(hashes), -1), ',') \
+                 FROM audit_entries WHERE idx IN ({})",
+                in_list(backend, chunk.len(), 0)
+            );
+            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
+            for i in chunk {
+                q = q.bind(i64_of(*i)?);
+            }
+            let row = q.fetch_one(&mut *conn).await?;
+            let idx = int_list(&row, 0)?;
+            let mut hashes = Packed::read(&row, 1)?;
+            for (n, i) in idx.iter().enumerate() {
+                let h = hashes
+                    .next(n)?
+                    .ok_or(StoreError::Corrupt("an audit entry's hashes"))?;
+                let i =
+                    u64::try_from(*i).map_err(|_| StoreError::Corrupt("negative audit index"))?;
+                out.insert(i, h);
+            }
+            if hashes.lengths.len() != idx.len() || !hashes.finished() {
+                return Err(StoreError::Corrupt("an audit entry's hashes"));
+            }
+            continue;
+        }
         let sql = format!(
             "SELECT idx, hashes FROM audit_entries WHERE idx IN ({})",
             in_list(backend, chunk.len(), 0)
