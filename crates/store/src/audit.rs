@@ -670,10 +670,40 @@ impl SqlStore {
             .await?
             .try_get(0)?;
         let (c, i) = after.unwrap_or((Vec::new(), 0));
+        let watermark =
+            u64::try_from(watermark).map_err(|_| StoreError::Corrupt("negative watermark"))?;
+        if self.backend == Backend::Sqlite {
+            // The page as one row (see `audit_entry_range_grouped`).
+            let row = sqlx::query(
+                "SELECT group_concat(idx, ','), CAST(group_concat(customer_id, '') AS BLOB), \
+                   group_concat(coalesce(octet_length(customer_id), -1), ',') \
+                 FROM (SELECT customer_id, idx FROM audit_by_customer \
+                   WHERE (customer_id, idx) > ($1, $2) \
+                   ORDER BY customer_id, idx LIMIT $3)",
+            )
+            .bind(c)
+            .bind(i64_of(i)?)
+            .bind(i64::from(limit))
+            .fetch_one(&self.log_pool)
+            .await?;
+            let corrupt = || StoreError::Corrupt("a by-customer index row");
+            let idx = int_list(&row, 0)?;
+            let mut customers = Packed::read(&row, 1)?;
+            let mut rows = Vec::with_capacity(idx.len());
+            for (n, i) in idx.iter().enumerate() {
+                let c = customers.next(n)?.ok_or_else(corrupt)?;
+                rows.push((c, u64::try_from(*i).map_err(|_| corrupt())?));
+            }
+            if customers.lengths.len() != idx.len() || !customers.finished() {
+                return Err(corrupt());
+            }
+            // Pages continue from their last row: the order must be the index's.
+            rows.sort_unstable();
+            return Ok((watermark, rows));
+        }
         let rows = sqlx::query(
-            "SELECT customer_id, idx FROM audit_by_customer WHERE (customer_id > $1 OR (customer_id = $2 AND idx > $3)) ORDER BY customer_id, idx LIMIT $4",
+            "SELECT customer_id, idx FROM audit_by_customer WHERE (customer_id, idx) > ($1, $2) ORDER BY customer_id, idx LIMIT $3",
         )
-        .bind(c.clone())
         .bind(c)
         .bind(i64_of(i)?)
         .bind(i64::from(limit))
@@ -689,10 +719,7 @@ impl SqlStore {
                 ))
             })
             .collect::<StoreResult<Vec<(Vec<u8>, u64)>>>()?;
-        Ok((
-            u64::try_from(watermark).map_err(|_| StoreError::Corrupt("negative watermark"))?,
-            rows,
-        ))
+        Ok((watermark, rows))
     }
 }
 
