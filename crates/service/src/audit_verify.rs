@@ -69,37 +69,48 @@ async fn verify(
         watermark,
         from_entries: Buckets::new(),
     };
-    let mut lo = 0u64;
-    let mut current = if size > 0 {
-        Some(fetch(0, size.min(VERIFY_CHUNK)).await?)
-    } else {
-        None
-    };
-    while let Some(entries) = current.take() {
-        let hi = (lo + VERIFY_CHUNK).min(size);
-        let next = async {
-            if hi < size {
-                Some(fetch(hi, (hi + VERIFY_CHUNK).min(size)).await)
-            } else {
-                None
-            }
+    // The entries, chunk by chunk, and meanwhile the by-customer index (read and
+    // fingerprinted while the entries' chunks are checked on another thread).
+    let entries_pass = async {
+        let mut lo = 0u64;
+        let mut current = if size > 0 {
+            Some(fetch(0, size.min(VERIFY_CHUNK)).await?)
+        } else {
+            None
         };
-        // The check runs on a thread of its own, so that it overlaps the next read's work on
-        // this one (taking the rows apart) as well as SQLite's (stepping through them).
-        let work = tokio::task::spawn_blocking(move || {
-            let outcome = state.chunk(lo, hi, &entries);
-            (state, outcome)
-        });
-        let (next, done) = tokio::join!(next, work);
-        let (back, outcome) = done.map_err(|_| ServiceError::Integrity)?;
-        state = back;
-        if let Some((at, why)) = outcome {
-            return Ok(bad(at, why));
+        while let Some(entries) = current.take() {
+            let hi = (lo + VERIFY_CHUNK).min(size);
+            let next = async {
+                if hi < size {
+                    Some(fetch(hi, (hi + VERIFY_CHUNK).min(size)).await)
+                } else {
+                    None
+                }
+            };
+            // The check runs on a thread of its own, so that it overlaps the next read's work
+            // on this one (taking the rows apart) as well as SQLite's (stepping through them).
+            let work = tokio::task::spawn_blocking(move || {
+                let outcome = state.chunk(lo, hi, &entries);
+                (state, outcome)
+            });
+            let (next, done) = tokio::join!(next, work);
+            let (back, outcome) = done.map_err(|_| ServiceError::Integrity)?;
+            state = back;
+            if let Some((at, why)) = outcome {
+                return Ok(Err(bad(at, why)));
+            }
+            progress(hi, size);
+            current = next.transpose()?;
+            lo = hi;
         }
-        progress(hi, size);
-        current = next.transpose()?;
-        lo = hi;
-    }
+        Ok::<_, ServiceError>(Ok((lo, state)))
+    };
+    let (pass, scanned) = tokio::join!(entries_pass, scan_index(store, watermark));
+    let (lo, state) = match pass? {
+        Ok(done) => done,
+        Err(report) => return Ok(report),
+    };
+    let scanned = scanned?;
     let n = lo;
     let Rebuild {
         roots,
@@ -119,7 +130,7 @@ async fn verify(
     if let Some(e) = last_entry.filter(|e| *e >= head) {
         return Ok(bad(e, "entries past the head"));
     }
-    if let Some((at, why)) = check_index(store, watermark, head, &from_entries).await? {
+    if let Some((at, why)) = check_index(store, watermark, head, &from_entries, scanned).await? {
         return Ok(bad(at, why));
     }
     for (at, note) in &checkpoints {
@@ -237,9 +248,17 @@ const BUCKET: u64 = 65_536;
 type Buckets = std::collections::BTreeMap<u64, (u64, u128)>;
 
 fn add(b: &mut Buckets, customer: &[u8], idx: u64) {
-    let mut bytes = customer.to_vec();
-    bytes.extend_from_slice(&idx.to_be_bytes());
-    let h = merkle::leaf_hash(&bytes);
+    // Customer ids are 16 bytes; on the stack, as this runs once per entry and per index row.
+    let mut buf = [0u8; 24];
+    let bytes: &[u8] = match customer.len() {
+        16 => {
+            buf[..16].copy_from_slice(customer);
+            buf[16..].copy_from_slice(&idx.to_be_bytes());
+            &buf
+        }
+        _ => &[customer, &idx.to_be_bytes()].concat(),
+    };
+    let h = merkle::leaf_hash(bytes);
     let mut first = [0u8; 16];
     first.copy_from_slice(&h[..16]);
     let slot = b.entry(idx / BUCKET).or_default();
@@ -247,14 +266,9 @@ fn add(b: &mut Buckets, customer: &[u8], idx: u64) {
     slot.1 = slot.1.wrapping_add(u128::from_be_bytes(first));
 }
 
-/// Compares the by-customer index with the entries below `watermark` (`from_entries`); returns
-/// the first entry index where they disagree, and why.
-async fn check_index(
-    store: &DynStore,
-    watermark: u64,
-    size: u64,
-    from_entries: &Buckets,
-) -> ServiceResult<Option<(u64, &'static str)>> {
+/// The by-customer index read whole: the fingerprints of its rows below `watermark`, and the
+/// indexes of the rows at or past it.
+async fn scan_index(store: &DynStore, watermark: u64) -> ServiceResult<(Buckets, Vec<u64>)> {
     let mut from_index = Buckets::new();
     let mut past = Vec::new();
     let mut after = None;
@@ -271,7 +285,21 @@ async fn check_index(
             }
         }
         after = Some(last);
+        // Let the entries' pass, on this task too, go on between pages.
+        tokio::task::yield_now().await;
     }
+    Ok((from_index, past))
+}
+
+/// Compares the by-customer index (`scanned` by [`scan_index`]) with the entries below
+/// `watermark` (`from_entries`); returns the first entry index where they disagree, and why.
+async fn check_index(
+    store: &DynStore,
+    watermark: u64,
+    size: u64,
+    from_entries: &Buckets,
+    (from_index, past): (Buckets, Vec<u64>),
+) -> ServiceResult<Option<(u64, &'static str)>> {
     // A server may have extended the index meanwhile: rows past the watermark it has reached
     // now are not the index's.
     let (now, _) = store.audit_index_rows(None, 0).await?;

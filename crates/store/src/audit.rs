@@ -192,7 +192,7 @@ impl Packed {
 }
 
 /// Entries per row of a grouped read.
-const GROUP: u64 = 512;
+const GROUP: u64 = 2_048;
 
 fn i64_of(n: u64) -> StoreResult<i64> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt("audit index past i64"))
