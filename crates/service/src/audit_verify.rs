@@ -273,7 +273,7 @@ async fn scan_index(store: &DynStore, watermark: u64) -> ServiceResult<(Buckets,
     let mut past = Vec::new();
     let mut after = None;
     loop {
-        let (_, rows) = store.audit_index_rows(after.clone(), 10_000).await?;
+        let (_, rows) = store.audit_index_rows(after.clone(), 50_000).await?;
         let Some(last) = rows.last().cloned() else {
             break;
         };
