@@ -53,6 +53,23 @@ pub(crate) async fn authenticate(
     token: &str,
     addr: Option<std::net::IpAddr>,
 ) -> Result<Option<Principal>, Problem> {
+    let found = under_brake(state, addr, state.vault.authenticate(token)).await?;
+    if let Some(p) = &found {
+        state
+            .limits
+            .take(p.token_id, &p.roles, std::time::Instant::now())
+            .map_err(Problem::rate_limited)?;
+    }
+    Ok(found)
+}
+
+/// Looks up a presented secret (a token, a session cookie) under the address brake: a braked
+/// address gets no lookup, and a secret that opens nothing counts against its address.
+pub(crate) async fn under_brake<T>(
+    state: &AppState,
+    addr: Option<std::net::IpAddr>,
+    lookup: impl Future<Output = Result<Option<T>, steward_service::ServiceError>>,
+) -> Result<Option<T>, Problem> {
     let now = std::time::Instant::now();
     if let Some(ip) = addr {
         state
@@ -60,21 +77,13 @@ pub(crate) async fn authenticate(
             .check_address(ip, now)
             .map_err(Problem::auth_brake)?;
     }
-    match state.vault.authenticate(token).await? {
-        Some(p) => {
-            state
-                .limits
-                .take(p.token_id, &p.roles, now)
-                .map_err(Problem::rate_limited)?;
-            Ok(Some(p))
-        }
-        None => {
-            if let Some(ip) = addr {
-                state.limits.failed(ip, now);
-            }
-            Ok(None)
-        }
+    let found = lookup.await?;
+    if found.is_none()
+        && let Some(ip) = addr
+    {
+        state.limits.failed(ip, now);
     }
+    Ok(found)
 }
 
 /// The client's address, when the server knows it (`steward serve` does; embedded routers may

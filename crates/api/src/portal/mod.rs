@@ -88,22 +88,9 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
             return Ok(SignedIn(None));
         };
         let ip = crate::extract::client_ip(parts);
-        let now = std::time::Instant::now();
-        if let Some(ip) = ip {
-            s.limits
-                .check_address(ip, now)
-                .map_err(|d| message_page(None, Problem::auth_brake(d)))?;
-        }
-        let session = s
-            .vault
-            .portal_session(token)
+        let session = crate::extract::under_brake(s, ip, s.vault.portal_session(token))
             .await
-            .map_err(|e| message_page(None, e.into()))?;
-        if session.is_none()
-            && let Some(ip) = ip
-        {
-            s.limits.failed(ip, now);
-        }
+            .map_err(|p| message_page(None, p))?;
         Ok(SignedIn(session.map(|session| {
             let csrf = s.vault.portal_csrf(&session);
             Visit { session, csrf }
