@@ -424,15 +424,16 @@ impl Vault {
             .await
     }
 
-    /// The signed-in customer's access log with inclusion proofs, recorded as a
-    /// `portal.access_log` entry.
+    /// The signed-in customer's access log with inclusion proofs, newest first, entries below
+    /// `before` (default: all), recorded as a `portal.access_log` entry.
     pub async fn portal_access_log(
         &self,
         s: &PortalSession,
+        before: Option<u64>,
         limit: u32,
     ) -> ServiceResult<crate::AccessLog> {
         let entry = self.portal_entry(s, "portal.access_log", &[]);
         self.inner.store.record_audit(&[entry]).await?;
-        self.access_log_of(s.customer_id, None, limit).await
+        self.access_log_of(s.customer_id, before, limit).await
     }
 }

@@ -343,13 +343,38 @@ struct AccessLogPage<'a> {
     head: String,
     verifier_key: &'a str,
     entries: Vec<LogRow>,
+    /// The index to continue below, if there may be older entries.
+    older: Option<u64>,
 }
 
-pub(super) async fn access_log(State(s): State<AppState>, SignedIn(visit): SignedIn) -> Response {
+/// Access-log entries a page shows.
+const LOG_PAGE: u32 = 200;
+
+pub(super) async fn access_log(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
     let Some(visit) = visit else {
         return Redirect::to("/portal").into_response();
     };
-    let log = match s.vault.portal_access_log(&visit.session, 500).await {
+    // `before`: an entry index (not personal), for the page of older entries.
+    let before = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "before")
+        .map(|(_, v)| v.parse::<u64>());
+    let before = match before {
+        Some(Ok(b)) => Some(b),
+        Some(Err(_)) => {
+            let p = Problem::invalid_parameter("before", "must be an entry index");
+            return message_page(Some(&visit), p);
+        }
+        None => None,
+    };
+    let log = match s
+        .vault
+        .portal_access_log(&visit.session, before, LOG_PAGE)
+        .await
+    {
         Ok(log) => log,
         Err(e) => return message_page(Some(&visit), e.into()),
     };
@@ -411,6 +436,10 @@ pub(super) async fn access_log(State(s): State<AppState>, SignedIn(visit): Signe
         .take(3)
         .collect::<Vec<_>>()
         .join(" · ");
+    // A full page may have older entries after it.
+    let older = (log.entries.len() == LOG_PAGE as usize)
+        .then(|| log.entries.last().map(|e| e.entry.index))
+        .flatten();
     render(
         AccessLogPage {
             signed_in: true,
@@ -419,6 +448,7 @@ pub(super) async fn access_log(State(s): State<AppState>, SignedIn(visit): Signe
             head,
             verifier_key: s.vault.audit_verifier_key(),
             entries,
+            older,
         },
         StatusCode::OK,
     )

@@ -378,6 +378,48 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
         "staff by role, outlet and pseudonym"
     );
     assert!(!log.contains("Mia"), "a staff name in the access log");
+    assert!(!log.contains("Older entries"), "a short log has one page");
+    // A long one pages: 250 more reads (refused now, and recorded all the same).
+    let staff = vault
+        .sign_in("mia", zeroize::Zeroizing::new("marketing pass 1".into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let purpose = vault.purpose("purpose", "marketing_email").unwrap();
+    let access = steward_service::Access {
+        principal: &staff.principal,
+        purpose: &purpose,
+        reason: None,
+        break_glass: false,
+    };
+    for _ in 0..250 {
+        assert!(vault.read_customer(&access, customer).await.is_err());
+    }
+    vault.flush_audit().await.unwrap();
+    let (_, _, first) = send(&app, "GET", "/portal/access-log", Some(&session), None).await;
+    assert_eq!(check_proofs(&vault, &first), 200);
+    let at = first
+        .find("/portal/access-log?before=")
+        .expect("a link to older entries");
+    let link = first[at..].split('"').next().unwrap().to_owned();
+    let before: u64 = link.rsplit('=').next().unwrap().parse().unwrap();
+    let (s, _, older) = send(&app, "GET", &link, Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let n = check_proofs(&vault, &older);
+    assert!(n >= checked + 50 && n <= 200, "{n}");
+    for row in older.split("data-index=\"").skip(1) {
+        let i: u64 = row.split('"').next().unwrap().parse().unwrap();
+        assert!(i < before, "entry {i} is not older than {before}");
+    }
+    let (s, _, _) = send(
+        &app,
+        "GET",
+        "/portal/access-log?before=x",
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // Erasure: needs the box ticked; then the data is gone and the session with it.
     let unticked = [("csrf", csrf.as_str())];
