@@ -323,29 +323,23 @@ impl Vault {
         })
     }
 
-    /// Grants or withdraws a consent-based purpose from the portal. With `gpc` (the browser
-    /// sent `Sec-GPC: 1`) the signal is honoured too (see [`Vault::portal_honour_gpc`]).
+    /// Grants or withdraws a consent-based purpose from the portal (source `portal`), with its
+    /// signed receipt. (The portal honours `Sec-GPC: 1` before every form it takes: see
+    /// [`Vault::portal_honour_gpc`].)
     pub async fn portal_consent(
         &self,
         s: &PortalSession,
         purpose: &str,
         action: ConsentAction,
-        gpc: bool,
-    ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
+    ) -> ServiceResult<(ConsentEvent, String)> {
         let p = self.purpose("purpose", purpose)?;
         let input = ConsentInput {
             purpose: p.key.clone(),
             action,
             source: ConsentSource::Portal,
         };
-        let mut out = vec![
-            self.write_consent(Actor::Subject(s.customer_id), s.customer_id, &p, &input)
-                .await?,
-        ];
-        if gpc {
-            out.extend(self.portal_honour_gpc(s).await?);
-        }
-        Ok(out)
+        self.write_consent(Actor::Subject(s.customer_id), s.customer_id, &p, &input)
+            .await
     }
 
     /// Honours `Sec-GPC: 1` for a portal customer: withdraws, with source `gpc`, each purpose

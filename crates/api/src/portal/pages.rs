@@ -183,7 +183,7 @@ pub(super) async fn consent(
         let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
         let done = s
             .vault
-            .portal_consent(&visit.session, purpose, action, false)
+            .portal_consent(&visit.session, purpose, action)
             .await;
         match done {
             Ok(_) => {
