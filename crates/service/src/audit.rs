@@ -1,38 +1,30 @@
 //! The audit log: every decision and alert appended as a leaf of an RFC 6962 Merkle tree, with
 //! signed checkpoints (C2SP tlog-checkpoint in a signed note) and proofs anyone can check.
 //!
-//! Group commit: callers hand their entries to one writer thread, which appends whatever has
-//! queued up in one transaction (locking the head, so several servers on one PostgreSQL database
-//! never fork the log) and then releases every caller in the batch. A caller never goes on before
-//! its entry is committed, and if the commit fails the caller fails. A checkpoint is signed inside
+//! Group commit: callers queue their entries for one writer, which appends whatever has queued
+//! up in one transaction (locking the head, so several servers on one PostgreSQL database never
+//! fork the log) and then releases every caller in the batch (see `Shared`). A caller never goes on before its
+//! entry is committed, and if the commit fails the caller fails. A checkpoint is signed inside
 //! an append at most once a second, when appends pause, and on demand when the latest is older
 //! than the log. Verification is in `audit_verify`, exports in `audit_export`.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use steward_crypto::merkle::{self, Hash};
 use steward_crypto::{Checkpoint, NoteSigner};
 use steward_domain::AuditLeaf;
-use steward_store::{AuditEntryRow, AuditExtension, AuditSealer, DynStore, StoredAuditEntry};
-use tokio::sync::{mpsc, oneshot};
+use steward_store::{
+    AuditAppender, AuditEntryRow, AuditExtension, AuditSealer, DynStore, StoredAuditEntry,
+};
+use tokio::sync::oneshot;
 
 use crate::error::{ServiceError, ServiceResult};
 
-/// Entries queued before callers wait for room (backpressure).
-const QUEUE: usize = 4096;
 /// Most entries in one append.
 const BATCH: usize = 500;
 /// Least time between checkpoints signed by appends.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// What the writer is asked to do.
-enum Msg {
-    /// Append a read's entry; answer once committed.
-    Append(AuditEntryRow, oneshot::Sender<bool>),
-    /// Move the outbox into the log now; answer when done.
-    Flush(oneshot::Sender<bool>),
-}
 
 /// Extends the tree and signs checkpoints, inside the store's append transaction.
 pub struct TreeSealer {
@@ -97,32 +89,109 @@ impl AuditSealer for TreeSealer {
     }
 }
 
-/// A handle to the writer thread.
+/// A read's entry waiting for the next append, and its caller.
+type Waiting = (AuditEntryRow, oneshot::Sender<bool>);
+
+/// What callers and the writer share.
+///
+/// Group commit with a leader instead of a writer thread: the caller that finds the writer idle
+/// takes it and spawns a task that appends whatever has queued, batch after batch, and puts the
+/// writer back when the queue is empty. Callers arriving meanwhile only queue. A thread of its
+/// own had to be woken for every batch (and on SQLite woke sqlx's worker thread four times
+/// more): on two cores those wake-ups cost about as much as everything else a read does
+/// (`steward bench read`).
+struct Shared {
+    state: Mutex<State>,
+    sealer: Arc<TreeSealer>,
+}
+
+struct State {
+    queue: Vec<Waiting>,
+    /// Callers waiting for the outbox to be drained.
+    flushes: Vec<oneshot::Sender<bool>>,
+    /// The writer while no task runs it.
+    idle: Option<Writer>,
+    /// A writer task died (it cannot, short of a bug): nothing can be recorded any more, so
+    /// every audited action fails. Loud, and safe.
+    lost: bool,
+}
+
+impl Shared {
+    /// The state; a panic while it was held is the writer task's, whose guard marks it lost.
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues `work` and, if the writer is idle, starts a task running it.
+    fn submit(self: &Arc<Self>, work: impl FnOnce(&mut State)) -> ServiceResult<()> {
+        let idle = {
+            let mut st = self.state();
+            if st.lost {
+                return Err(ServiceError::DecisionLog);
+            }
+            work(&mut st);
+            st.idle.take()
+        };
+        if let Some(w) = idle {
+            tokio::spawn(run_writer(self.clone(), w));
+        }
+        Ok(())
+    }
+}
+
+/// A handle to the audit log's writer.
 pub(crate) struct AuditLog {
-    tx: mpsc::Sender<Msg>,
-    sealer: std::sync::Arc<TreeSealer>,
+    shared: Arc<Shared>,
     verifier_key: String,
 }
 
 impl AuditLog {
-    /// Starts the writer on a thread of its own (driving the runtime's I/O through its handle),
-    /// so that an append is never queued behind the requests it is holding up.
+    /// Sets up the writer, idle until the first entry, and a ticker that has it drain the
+    /// outbox, index and sign when nothing else wakes it.
     pub(crate) fn start(store: DynStore, signer: NoteSigner) -> Self {
         let verifier_key = signer.verifier_key();
-        let sealer = std::sync::Arc::new(TreeSealer::new(signer));
-        let (tx, rx) = mpsc::channel::<Msg>(QUEUE);
-        let handle = tokio::runtime::Handle::current();
-        let writer = sealer.clone();
-        let spawned = std::thread::Builder::new()
-            .name("audit-log".into())
-            .spawn(move || handle.block_on(write_batches(rx, store, writer)));
-        if let Err(e) = spawned {
-            // Without a writer nothing can be recorded, so every audited action fails: loud, safe.
-            tracing::error!(error = %e, "cannot start the audit log writer");
-        }
-        Self {
-            tx,
+        let sealer = Arc::new(TreeSealer::new(signer));
+        let now = Instant::now();
+        let writer = Writer {
+            store,
+            appender: None,
+            sealer: sealer.clone(),
+            tip: None,
+            indexed: 0,
+            last_indexed: now,
+            unsigned: false,
+            last_append: now,
+            last_drain: now,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                flushes: Vec::new(),
+                idle: Some(writer),
+                lost: false,
+            }),
             sealer,
+        });
+        let weak = Arc::downgrade(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(DRAIN_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(shared) => {
+                        if shared.submit(|_| {}).is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                }
+            }
+        });
+        Self {
+            shared,
             verifier_key,
         }
     }
@@ -136,10 +205,7 @@ impl AuditLog {
             customer_id: leaf.customer,
         };
         let (done, committed) = oneshot::channel();
-        self.tx
-            .send(Msg::Append(row, done))
-            .await
-            .map_err(|_| ServiceError::DecisionLog)?;
+        self.shared.submit(|st| st.queue.push((row, done)))?;
         match committed.await {
             Ok(true) => Ok(()),
             _ => Err(ServiceError::DecisionLog),
@@ -149,10 +215,7 @@ impl AuditLog {
     /// Moves every write's entry waiting in the outbox into the log before returning.
     pub(crate) async fn flush(&self) -> ServiceResult<()> {
         let (done, drained) = oneshot::channel();
-        self.tx
-            .send(Msg::Flush(done))
-            .await
-            .map_err(|_| ServiceError::DecisionLog)?;
+        self.shared.submit(|st| st.flushes.push(done))?;
         match drained.await {
             Ok(true) => Ok(()),
             _ => Err(ServiceError::DecisionLog),
@@ -163,12 +226,99 @@ impl AuditLog {
     pub(crate) fn verifier_key(&self) -> &str {
         &self.verifier_key
     }
+
+    fn sealer(&self) -> &TreeSealer {
+        &self.shared.sealer
+    }
+}
+
+/// Marks the log lost unless disarmed: dropped armed, the writer task panicked or was dropped
+/// by a runtime shutting down. Its callers' senders go with it, so they fail too.
+struct LostGuard(Option<Arc<Shared>>);
+
+impl Drop for LostGuard {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            let mut st = shared.state();
+            st.lost = true;
+            st.queue.clear();
+            st.flushes.clear();
+            if std::thread::panicking() {
+                tracing::error!("the audit log writer failed; audited actions fail from now on");
+            } else {
+                tracing::debug!("the audit log writer stopped with its runtime");
+            }
+        }
+    }
+}
+
+/// Runs the writer until nothing is queued, then puts it back.
+async fn run_writer(shared: Arc<Shared>, mut w: Writer) {
+    let mut guard = LostGuard(Some(shared));
+    let Some(shared) = guard.0.clone() else {
+        return;
+    };
+    loop {
+        gather(&shared).await;
+        let (batch, flushes) = {
+            let mut st = shared.state();
+            let n = st.queue.len().min(BATCH);
+            (
+                st.queue.drain(..n).collect::<Vec<_>>(),
+                std::mem::take(&mut st.flushes),
+            )
+        };
+        let idle = batch.is_empty() && flushes.is_empty();
+        if !batch.is_empty() {
+            w.append(batch).await;
+        }
+        if !flushes.is_empty() || w.last_drain.elapsed() >= DRAIN_EVERY {
+            let drained = w.drain().await;
+            for done in flushes {
+                let _ = done.send(drained);
+            }
+        }
+        w.index().await;
+        w.sign_if_quiet().await;
+        if idle {
+            let mut st = shared.state();
+            // Whatever queued during the maintenance above is the next round's.
+            if st.queue.is_empty() && st.flushes.is_empty() {
+                st.idle = Some(w);
+                guard.0 = None;
+                return;
+            }
+        }
+    }
+}
+
+/// Most times the writer lets other tasks run before an append, while its queue keeps growing.
+const GATHER: usize = 8;
+
+/// Lets the requests already running reach their append before taking a batch: an append
+/// costs about the same for one entry as for fifty, so a batch taken at once would be one
+/// entry long under any load. Returns as soon as a turn adds nothing (at once when idle).
+async fn gather(shared: &Shared) {
+    let mut queued = shared.state().queue.len();
+    for _ in 0..GATHER {
+        if queued >= BATCH {
+            return;
+        }
+        tokio::task::yield_now().await;
+        let now = shared.state().queue.len();
+        if now == queued {
+            return;
+        }
+        queued = now;
+    }
 }
 
 /// What the writer keeps between batches.
 struct Writer {
     store: DynStore,
-    sealer: std::sync::Arc<TreeSealer>,
+    /// Opened at the first append (and again after a failure).
+    appender: Option<Box<dyn AuditAppender>>,
+    sealer: Arc<TreeSealer>,
     /// The tip this writer left: while nobody else appends, no append needs to read the head.
     tip: Option<steward_store::AuditTip>,
     /// How far the by-customer index is known to reach, and when it was last extended.
@@ -182,13 +332,23 @@ struct Writer {
 
 impl Writer {
     /// Appends a batch of read entries; tells each caller whether it committed.
-    async fn append(&mut self, batch: Vec<(AuditEntryRow, oneshot::Sender<bool>)>) {
+    async fn append(&mut self, batch: Vec<Waiting>) {
         let (rows, waiters): (Vec<AuditEntryRow>, Vec<oneshot::Sender<bool>>) =
             batch.into_iter().unzip();
-        let appended = self
-            .store
-            .append_audit(&rows, self.sealer.as_ref(), self.tip.take())
-            .await;
+        let appended = match self.appender.take() {
+            Some(a) => Ok(a),
+            None => self.store.audit_appender().await,
+        };
+        let appended = match appended {
+            Ok(mut a) => {
+                let r = a.append(&rows, self.sealer.as_ref(), self.tip.take()).await;
+                if r.is_ok() {
+                    self.appender = Some(a);
+                }
+                r
+            }
+            Err(e) => Err(e),
+        };
         let ok = match appended {
             Ok(t) => {
                 self.tip = Some(t);
@@ -263,58 +423,6 @@ impl Writer {
     }
 }
 
-/// Appends queued read entries in batches, and drains the outbox of writes, until every sender
-/// is gone.
-async fn write_batches(
-    mut rx: mpsc::Receiver<Msg>,
-    store: DynStore,
-    sealer: std::sync::Arc<TreeSealer>,
-) {
-    let now = Instant::now();
-    let mut w = Writer {
-        store,
-        sealer,
-        tip: None,
-        indexed: 0,
-        last_indexed: now,
-        unsigned: false,
-        last_append: now,
-        last_drain: now,
-    };
-    loop {
-        let first = match tokio::time::timeout(DRAIN_EVERY, rx.recv()).await {
-            Ok(Some(m)) => Some(m),
-            Ok(None) => break,
-            Err(_) => None,
-        };
-        let mut batch = Vec::new();
-        let mut flushes = Vec::new();
-        let mut next = first;
-        while let Some(m) = next {
-            match m {
-                Msg::Append(row, done) => batch.push((row, done)),
-                Msg::Flush(done) => flushes.push(done),
-            }
-            next = if batch.len() < BATCH {
-                rx.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if !batch.is_empty() {
-            w.append(batch).await;
-        }
-        if !flushes.is_empty() || w.last_drain.elapsed() >= DRAIN_EVERY {
-            let drained = w.drain().await;
-            for done in flushes {
-                let _ = done.send(drained);
-            }
-        }
-        w.index().await;
-        w.sign_if_quiet().await;
-    }
-}
-
 /// How often the outbox of writes is moved into the log.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
 
@@ -379,7 +487,7 @@ pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResul
     }
     let stored = stored_hashes(store, &merkle::frontier(size)).await?;
     let root = merkle::root(size, &stored).map_err(|_| ServiceError::Integrity)?;
-    let note = log.sealer.checkpoint_note(size, root);
+    let note = log.sealer().checkpoint_note(size, root);
     store.add_audit_checkpoint(size, &note).await?;
     Ok(note)
 }

@@ -72,7 +72,7 @@ pub trait AuditSealer: Send + Sync {
     ) -> Result<AuditExtension, String>;
 }
 
-fn hash_of(bytes: Vec<u8>) -> StoreResult<TreeHash> {
+pub(crate) fn hash_of(bytes: Vec<u8>) -> StoreResult<TreeHash> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt("a tree hash is not 32 bytes"))
@@ -194,7 +194,40 @@ impl Packed {
 /// Entries per row of a grouped read.
 const GROUP: u64 = 2_048;
 
-fn i64_of(n: u64) -> StoreResult<i64> {
+/// A batch's share of the tree: each entry with the hashes its append writes, the new frontier
+/// and any checkpoint the sealer signed.
+pub(crate) struct Extended<'a> {
+    pub(crate) rows: Vec<(&'a AuditEntryRow, Vec<u8>)>,
+    pub(crate) edge: Vec<TreeHash>,
+    pub(crate) checkpoint: Option<String>,
+}
+
+/// Has `sealer` extend the tree of `size` entries (frontier `edge`) by `entries`.
+pub(crate) fn extend_tree<'a>(
+    sealer: &dyn AuditSealer,
+    size: u64,
+    edge: &[TreeHash],
+    entries: &'a [AuditEntryRow],
+) -> StoreResult<Extended<'a>> {
+    let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.as_slice()).collect();
+    let ext = sealer
+        .extend(size, edge, &leaves)
+        .map_err(|_| StoreError::Corrupt("the audit tree could not be extended"))?;
+    if ext.hashes.len() != entries.len() {
+        return Err(StoreError::Corrupt("the audit tree could not be extended"));
+    }
+    Ok(Extended {
+        rows: entries
+            .iter()
+            .zip(&ext.hashes)
+            .map(|(e, h)| (e, h.concat()))
+            .collect(),
+        edge: ext.edge,
+        checkpoint: ext.checkpoint,
+    })
+}
+
+pub(crate) fn i64_of(n: u64) -> StoreResult<i64> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt("audit index past i64"))
 }
 
@@ -272,19 +305,8 @@ impl SqlStore {
                 AuditTip { size, edge }
             }
         };
-        let leaves: Vec<&[u8]> = entries.iter().map(|e| e.leaf.as_slice()).collect();
-        let ext = sealer
-            .extend(size, &edge, &leaves)
-            .map_err(|_| StoreError::Corrupt("the audit tree could not be extended"))?;
-        if ext.hashes.len() != entries.len() {
-            return Err(StoreError::Corrupt("the audit tree could not be extended"));
-        }
-        let rows: Vec<(&AuditEntryRow, Vec<u8>)> = entries
-            .iter()
-            .zip(&ext.hashes)
-            .map(|(e, h)| (e, h.concat()))
-            .collect();
-        for (n, chunk) in rows.chunks(crate::sql::INSERT_CHUNK).enumerate() {
+        let ext = extend_tree(sealer, size, &edge, entries)?;
+        for (n, chunk) in ext.rows.chunks(crate::sql::INSERT_CHUNK).enumerate() {
             let sql = format!(
                 "INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id, hashes) VALUES {}",
                 values_clause(self.backend, chunk.len(), 6)

@@ -7,6 +7,7 @@
 //! and the migrations folder — lives in [`sqlite`] and [`postgres`].
 
 mod audit;
+mod audit_append;
 mod erasure;
 mod portal;
 pub mod postgres;
@@ -17,10 +18,12 @@ mod retention;
 mod sign_in;
 mod sql;
 pub mod sqlite;
+mod sqlite_read;
 
 use std::sync::Arc;
 
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
+pub use audit_append::AuditAppender;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use portal::{PortalCodeRow, PortalSessionRow};
 pub use records::*;
@@ -48,6 +51,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The audit writer's own SQLite connection failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A schema migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -188,16 +194,9 @@ pub trait Store: Send + Sync + 'static {
     /// One staff member.
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
 
-    /// Appends entries to the audit log in one transaction: locks the head, has `sealer`
-    /// extend the Merkle tree (and maybe sign a checkpoint), writes it all. `known` is the tip
-    /// this appender left last time, if any (used when nobody appended since). Returns the new
-    /// tip; the batch's first entry is at the old size.
-    async fn append_audit(
-        &self,
-        entries: &[AuditEntryRow],
-        sealer: &dyn AuditSealer,
-        known: Option<AuditTip>,
-    ) -> StoreResult<AuditTip>;
+    /// The audit writer's appender: a connection of its own on SQLite, the log pool on
+    /// PostgreSQL. Opened once per writer.
+    async fn audit_appender(&self) -> StoreResult<Box<dyn AuditAppender>>;
     /// Records audit entries of actions that write nothing else to the database (an export, a
     /// key rotation starting), through the outbox, in one transaction.
     async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()>;

@@ -25,5 +25,5 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(log_opts)
         .await?;
-    Ok(SqlStore::new(pool, log_pool, Backend::Postgres))
+    Ok(SqlStore::new(pool, log_pool, Backend::Postgres, None))
 }

@@ -17,6 +17,10 @@ pub struct SqlStore {
     /// `sqlite.rs`).
     pub(crate) log_pool: AnyPool,
     pub(crate) backend: Backend,
+    /// SQLite: the decision log's file, for the audit writer's own connection.
+    pub(crate) log_path: Option<std::sync::Arc<str>>,
+    /// SQLite: connections of its own for the hottest point read (see `sqlite_read`).
+    pub(crate) readers: Option<std::sync::Arc<crate::sqlite_read::Readers>>,
     /// Background tasks of this store hold a weak reference and stop when the last clone goes.
     alive: std::sync::Arc<()>,
 }
@@ -121,11 +125,55 @@ fn map_conflict(e: sqlx::Error) -> StoreError {
 }
 
 impl SqlStore {
-    pub(crate) fn new(pool: AnyPool, log_pool: AnyPool, backend: Backend) -> Self {
+    /// The customer, key and access facts through the pool (PostgreSQL; SQLite reads them on
+    /// connections of its own, see `sqlite_read`).
+    pub(crate) async fn customer_for_read_pooled(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
+        // One row per outlet the customer belongs to (rarely more than a few), the customer's
+        // columns repeated: one round trip instead of two.
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CUSTOMER_COLUMNS}, c.restricted, o.outlet_id FROM customers c JOIN data_keys k ON k.customer_id = c.id \
+             LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1"
+        )))
+        .bind(id.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let (row, key) = customer_from_row(first)?;
+        let restricted: i64 = first.try_get(11)?;
+        let mut outlets = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(12)? {
+                outlets.push(id16(o, OutletId::from_slice)?);
+            }
+        }
+        Ok(Some((
+            row,
+            key,
+            AccessFacts {
+                outlets,
+                restricted: restricted != 0,
+            },
+        )))
+    }
+
+    pub(crate) fn new(
+        pool: AnyPool,
+        log_pool: AnyPool,
+        backend: Backend,
+        files: Option<(&str, &str)>,
+    ) -> Self {
         Self {
             pool,
             log_pool,
             backend,
+            log_path: files.map(|(_, log)| std::sync::Arc::from(log)),
+            readers: files
+                .map(|(data, _)| std::sync::Arc::new(crate::sqlite_read::Readers::new(data))),
             alive: std::sync::Arc::new(()),
         }
     }
@@ -638,34 +686,10 @@ impl Store for SqlStore {
         &self,
         id: CustomerId,
     ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
-        // One row per outlet the customer belongs to (rarely more than a few), the customer's
-        // columns repeated: one round trip instead of two.
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS}, c.restricted, o.outlet_id FROM customers c JOIN data_keys k ON k.customer_id = c.id \
-             LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1"
-        )))
-        .bind(id.as_bytes().to_vec())
-        .fetch_all(&self.pool)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let (row, key) = customer_from_row(first)?;
-        let restricted: i64 = first.try_get(11)?;
-        let mut outlets = Vec::with_capacity(rows.len());
-        for r in &rows {
-            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(12)? {
-                outlets.push(id16(o, OutletId::from_slice)?);
-            }
+        match &self.readers {
+            Some(readers) => readers.customer_for_read(id),
+            None => self.customer_for_read_pooled(id).await,
         }
-        Ok(Some((
-            row,
-            key,
-            AccessFacts {
-                outlets,
-                restricted: restricted != 0,
-            },
-        )))
     }
 
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
@@ -770,13 +794,11 @@ impl Store for SqlStore {
         }))
     }
 
-    async fn append_audit(
-        &self,
-        entries: &[AuditEntryRow],
-        sealer: &dyn AuditSealer,
-        known: Option<AuditTip>,
-    ) -> StoreResult<AuditTip> {
-        self.append_audit_entries(entries, sealer, known).await
+    async fn audit_appender(&self) -> StoreResult<Box<dyn crate::AuditAppender>> {
+        Ok(match &self.log_path {
+            Some(path) => Box::new(crate::audit_append::SqliteAppender::open(path)?),
+            None => Box::new(crate::audit_append::PoolAppender(self.clone())),
+        })
     }
 
     async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()> {

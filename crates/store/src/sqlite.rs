@@ -31,7 +31,12 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
             let log_pool = pool_of(&log_url, 1, Checkpoints::Apart).await?;
             LOG_MIGRATOR.run(&log_pool).await?;
             carry_over_decisions(&pool, &log_path).await?;
-            let store = SqlStore::new(pool, log_pool, Backend::Sqlite);
+            let store = SqlStore::new(
+                pool,
+                log_pool,
+                Backend::Sqlite,
+                file_path(url).map(|data| (data, log_path.as_str())),
+            );
             let checkpointer = pool_of(&log_url, 1, Checkpoints::Apart).await?;
             spawn_checkpointer(checkpointer, store.alive());
             store
@@ -123,12 +128,15 @@ fn create_private(url: &str) -> StoreResult<()> {
     }
 }
 
+/// The database file of `url`, unless it is in memory.
+fn file_path(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
 /// The decision log's file beside the data file of `url`: its URL and path.
 fn log_file(url: &str) -> Option<(String, String)> {
-    let path = url.strip_prefix("sqlite://")?.split('?').next()?;
-    if path.is_empty() || path.contains(":memory:") {
-        return None;
-    }
+    let path = file_path(url)?;
     let log = match path.strip_suffix(".db") {
         Some(stem) => format!("{stem}-audit.db"),
         None => format!("{path}-audit"),

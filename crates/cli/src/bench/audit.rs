@@ -55,14 +55,16 @@ pub async fn run(entries: u64, batch: usize, proofs: usize) -> anyhow::Result<()
     let mut append_time = std::time::Duration::ZERO;
     let mut n = 0u64;
     let mut tip = None;
+    // The writer's own appender, as a server appends.
+    let mut appender = store.audit_appender().await.context("appender")?;
     while n < entries {
         rows.clear();
         let take = (batch as u64).min(entries - n);
         rows.extend((n..n + take).map(|i| entry(i, &customers)));
         let t = Instant::now();
         tip = Some(
-            store
-                .append_audit(&rows, &sealer, tip.take())
+            appender
+                .append(&rows, &sealer, tip.take())
                 .await
                 .context("append")?,
         );

@@ -400,7 +400,18 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
 /// no fork, no gap, every checkpoint any of them signed verifies against the one tree.
 #[tokio::test]
 async fn several_servers_append_to_one_log() {
-    let db = TestDb::new(crate::support::Kind::Postgres).await;
+    servers_share_one_log(crate::support::Kind::Postgres).await;
+}
+
+/// The same on one SQLite file: each server's writer appends on a connection of its own and
+/// waits out the others' write locks instead of failing.
+#[tokio::test]
+async fn several_servers_append_to_one_sqlite_log() {
+    servers_share_one_log(crate::support::Kind::Sqlite).await;
+}
+
+async fn servers_share_one_log(kind: crate::support::Kind) {
+    let db = TestDb::new(kind).await;
     let (support, id) = {
         let v = db.vault().await;
         let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;

@@ -506,9 +506,10 @@ async fn sqlite_audit_log_is_checkpointed_apart() {
     let sealer = steward_service::TreeSealer::new(signer);
     // Half of the appends pass the tip they were given, half read the head afresh.
     let mut tip = None;
+    let mut appender = v.store().audit_appender().await.unwrap();
     for round in 0..10 {
         let given = if round % 2 == 0 { None } else { tip.take() };
-        tip = Some(v.store().append_audit(&rows, &sealer, given).await.unwrap());
+        tip = Some(appender.append(&rows, &sealer, given).await.unwrap());
     }
     // ~3 MB went to the WAL; within a few checkpoint periods it is in the file itself.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

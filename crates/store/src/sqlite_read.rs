@@ -1,0 +1,208 @@
+//! SQLite point reads on the request's own thread.
+//!
+//! A read of one customer through the pool crosses threads three times: sqlx runs every SQLite
+//! statement on a worker thread of the connection (a wake-up there and back), and pings the
+//! connection on its worker again when it goes back to the pool. On two cores those wake-ups
+//! cost more than the read itself. The hottest read (a customer, their key and outlets, by
+//! primary key) therefore runs on connections of its own, called directly: microseconds of
+//! SQLite work on pages in the connection's cache, never waiting on a lock (WAL readers do not
+//! wait for the writer). Everything else still goes through the pool.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::OpenFlags;
+use steward_domain::{CustomerId, OutletId};
+
+use crate::{AccessFacts, CustomerRow, StoreError, StoreResult, StoredKey};
+
+/// Connections kept between reads: one per runtime thread that reads at the same moment.
+const KEEP: usize = 8;
+
+/// Read connections to the data file, opened as needed and kept for the next read.
+#[derive(Debug)]
+pub(crate) struct Readers {
+    path: String,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl Readers {
+    /// Readers of the SQLite file at `path`.
+    pub(crate) fn new(path: &str) -> Self {
+        Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<rusqlite::Connection>> {
+        // A panic while the list was held leaves it intact (a push or a pop).
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn open(&self) -> StoreResult<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Reads only. The busy timeout covers the rare moments a WAL reader must wait (the
+        // WAL index being rebuilt after a crash).
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -65536;")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` on an idle connection (or a new one), then keeps the connection.
+    fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = match self.idle().pop() {
+            Some(c) => c,
+            None => self.open()?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle();
+        if idle.len() < KEEP {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// A customer's row, wrapped key and access facts (see `Store::get_customer_for_read`).
+    pub(crate) fn customer_for_read(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
+        self.with(|conn| {
+            // As the pool's query: one row per outlet, the customer's columns repeated, so the
+            // customer and their outlets come from one snapshot.
+            let mut stmt = conn.prepare_cached(
+                "SELECT c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, \
+                   c.address, c.date_of_birth, k.master_key_id, k.wrapped, c.restricted, o.outlet_id \
+                 FROM customers c JOIN data_keys k ON k.customer_id = c.id \
+                 LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = ?1",
+            )?;
+            let mut rows = stmt.query([id.as_bytes().as_slice()])?;
+            let mut found = None;
+            let mut outlets = Vec::new();
+            while let Some(r) = rows.next()? {
+                if found.is_none() {
+                    let registered: Option<Vec<u8>> = r.get(0)?;
+                    let row = CustomerRow {
+                        id,
+                        outlet_id: registered.map(|o| outlet_id(&o)).transpose()?,
+                        created_at: r.get(1)?,
+                        updated_at: r.get(2)?,
+                        name: r.get(3)?,
+                        email: r.get(4)?,
+                        phone: r.get(5)?,
+                        address: r.get(6)?,
+                        date_of_birth: r.get(7)?,
+                    };
+                    let key = StoredKey {
+                        master_key_id: r.get(8)?,
+                        wrapped: r.get(9)?,
+                    };
+                    found = Some((row, key, r.get::<_, i64>(10)? != 0));
+                }
+                if let Some(o) = r.get::<_, Option<Vec<u8>>>(11)? {
+                    outlets.push(outlet_id(&o)?);
+                }
+            }
+            Ok(found.map(|(row, key, restricted)| {
+                (row, key, AccessFacts { outlets, restricted })
+            }))
+        })
+    }
+}
+
+fn outlet_id(bytes: &[u8]) -> StoreResult<OutletId> {
+    OutletId::from_slice(bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use steward_domain::{CustomerId, OutletId};
+
+    use crate::{CustomerRow, OutletRow, PurchaseRow, SealedCustomer, Store, StoredKey};
+
+    fn customer(id: CustomerId, outlet: Option<OutletId>, n: u8) -> SealedCustomer {
+        SealedCustomer {
+            row: CustomerRow {
+                id,
+                outlet_id: outlet,
+                created_at: 1_000 + i64::from(n),
+                updated_at: 2_000 + i64::from(n),
+                name: Some(vec![n; 40]),
+                email: n.is_multiple_of(2).then(|| vec![n, 1, 2]),
+                phone: None,
+                address: Some(vec![n; 3]),
+                date_of_birth: (n > 1).then(|| vec![9; 20]),
+            },
+            key: StoredKey {
+                master_key_id: format!("mk-{n}"),
+                wrapped: vec![n; 60],
+            },
+            lookups: vec![],
+        }
+    }
+
+    /// The in-thread read gives exactly what the pool's query gives: a customer with no outlet,
+    /// one registered there, one who also bought elsewhere, a restricted one, and nobody.
+    #[tokio::test]
+    async fn reads_match_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("steward.db").display());
+        let store = crate::sqlite::open(&url).await.unwrap();
+        let (a, b) = (OutletId::new(), OutletId::new());
+        for (id, name) in [(a, "A"), (b, "B")] {
+            let row = OutletRow {
+                id,
+                name: name.into(),
+                created_at: 1,
+            };
+            store.insert_outlet(&row, &[]).await.unwrap();
+        }
+        let ids: Vec<CustomerId> = (0..4).map(|_| CustomerId::new()).collect();
+        let outlets = [None, Some(a), Some(a), None];
+        let sealed: Vec<SealedCustomer> = (0u8..)
+            .zip(ids.iter().zip(outlets))
+            .map(|(n, (id, o))| customer(*id, o, n))
+            .collect();
+        store.insert_customers(&sealed, &[]).await.unwrap();
+        let purchase = PurchaseRow {
+            id: vec![7; 16],
+            customer_id: ids[2],
+            category: "watch".into(),
+            currency: "EUR".into(),
+            occurred_at: 5,
+            item: vec![1],
+            amount: vec![2],
+            outlet: vec![3],
+            seller: None,
+            outlet_link: Some(b),
+        };
+        store.insert_purchase(&purchase, &[]).await.unwrap();
+        assert!(store.set_restricted(ids[3], true, &[]).await.unwrap());
+
+        let readers = store.readers.clone().unwrap();
+        for id in ids.iter().copied().chain([CustomerId::new()]) {
+            let mut pooled = store.customer_for_read_pooled(id).await.unwrap();
+            let mut direct = readers.customer_for_read(id).unwrap();
+            for (_, _, facts) in [&mut pooled, &mut direct].into_iter().flatten() {
+                facts.outlets.sort_by_key(|o| *o.as_bytes());
+            }
+            assert_eq!(direct, pooled);
+        }
+        let (_, _, facts) = readers.customer_for_read(ids[2]).unwrap().unwrap();
+        assert_eq!(facts.outlets.len(), 2, "registered at A, bought at B");
+        assert!(
+            readers
+                .customer_for_read(ids[3])
+                .unwrap()
+                .unwrap()
+                .2
+                .restricted
+        );
+    }
+}
