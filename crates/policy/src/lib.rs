@@ -625,6 +625,14 @@ impl Policy {
         decision
     }
 
+    /// How many decisions the memo holds (each one evaluated by Cedar once).
+    pub fn memo_size(&self) -> usize {
+        self.memo
+            .as_ref()
+            .and_then(|m| m.read().ok().map(|m| m.len()))
+            .unwrap_or(0)
+    }
+
     /// Whether decisions are memoized (false when the policy names individuals).
     pub fn memoizes(&self) -> bool {
         self.memo.is_some()

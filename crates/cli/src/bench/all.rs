@@ -101,7 +101,7 @@ pub async fn run(quick: bool, docs: Option<&Path>) -> anyhow::Result<()> {
         .await
         .context("crypto benchmark")?;
     done("Crypto of one customer", &mut tables);
-    super::bench_policy(s.policy).context("policy benchmark")?;
+    super::policy::run(s.policy).context("policy benchmark")?;
     done("Policy decisions", &mut tables);
     super::audit::run(s.audit.0, s.audit.1, s.audit.2)
         .await

@@ -16,6 +16,7 @@ macro_rules! emit {
 mod all;
 mod audit;
 mod erasure;
+mod policy;
 mod soak;
 
 /// The table lines printed since the last [`take_report`].
@@ -83,9 +84,10 @@ enum Which {
         #[arg(long, default_value_t = 200_000)]
         iterations: usize,
     },
-    /// One policy decision for a customer read (six data categories), single core.
+    /// One policy decision for a customer read (six data categories), evaluated and memoized,
+    /// and the decisions of a mixed run of reads as a server meets them; single core.
     Policy {
-        /// Decisions to time.
+        /// Decisions to time (five times as many in the mixed run).
         #[arg(long, default_value_t = 20_000)]
         iterations: usize,
     },
@@ -535,69 +537,6 @@ async fn bench_crypto(iterations: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Times the policy deciding a sales associate's read of another outlet's customer (six data
-/// categories, some needing a second, lesser check: the most work a read asks of it).
-fn bench_policy(iterations: usize) -> anyhow::Result<()> {
-    use steward_policy::{Asker, Field, Policy, ReadRequest, Subject};
-    let policy = Policy::default_policy()?;
-    let purpose = steward_domain::purpose::default_purposes()
-        .into_iter()
-        .find(|p| p.key == "service")
-        .context("service purpose")?;
-    let (mine, theirs) = (
-        [steward_domain::OutletId::new()],
-        [steward_domain::OutletId::new()],
-    );
-    let roles = [Role::SalesAssociate];
-    let time = |memo: bool, fields: &[Field]| {
-        let mut samples = Vec::with_capacity(iterations);
-        for _ in 0..iterations {
-            let req = ReadRequest {
-                asker: Asker {
-                    id: "bench-staff".into(),
-                    roles: &roles,
-                    outlets: &mine,
-                },
-                subject: Subject {
-                    id: steward_domain::CustomerId::new(),
-                    outlets: &theirs,
-                    restricted: false,
-                },
-                purpose: &purpose,
-                consented: false,
-                has_reason: false,
-                reason_length: 0,
-                break_glass: false,
-                now: steward_domain::Timestamp::now(),
-            };
-            let t = Instant::now();
-            std::hint::black_box(if memo {
-                policy.decide_read(&req, fields)
-            } else {
-                policy.evaluate_read(&req, fields)
-            });
-            samples.push(t.elapsed().as_nanos() as u64);
-        }
-        samples.sort_unstable();
-        let pct = |p: f64| {
-            samples[((samples.len() as f64 * p) as usize).min(samples.len() - 1)] as f64 / 1000.0
-        };
-        (pct(0.5), pct(0.99))
-    };
-    let (c50, c99) = time(false, &Field::CUSTOMER_VIEW);
-    let (w50, w99) = time(true, &Field::CUSTOMER_VIEW);
-    // The name of another outlet's customer is shown by one permit: one Cedar authorization.
-    let (o50, o99) = time(false, &[Field::Name]);
-    emit!(
-        "| policy decision, one field (one Cedar authorization), evaluated | p50 {o50:.1} µs | p99 {o99:.1} µs |"
-    );
-    emit!(
-        "| policy decision, customer read (6 categories, other outlet), evaluated | p50 {c50:.1} µs | p99 {c99:.1} µs |"
-    );
-    emit!("| the same, memoized (same facts decided before) | p50 {w50:.1} µs | p99 {w99:.1} µs |");
-    Ok(())
-}
-
 /// Runs `steward bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
@@ -612,7 +551,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             no_write,
         } => all::run(quick, (!no_write).then_some(docs.as_path())).await?,
         Which::Policy { iterations } => {
-            bench_policy(iterations.max(1)).context("policy benchmark")?
+            policy::run(iterations.max(1)).context("policy benchmark")?
         }
         Which::Audit {
             entries,
