@@ -54,7 +54,8 @@ impl Readers {
         Ok(conn)
     }
 
-    /// Runs `f` on an idle connection (or a new one), then keeps the connection.
+    /// Runs `f` on an idle connection (or a new one), then keeps the connection unless `f`
+    /// failed (a connection that erred is not trusted with the next read).
     fn with<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = match self.idle().pop() {
             Some(c) => c,
@@ -62,7 +63,7 @@ impl Readers {
         };
         let out = f(&conn);
         let mut idle = self.idle();
-        if idle.len() < KEEP {
+        if out.is_ok() && idle.len() < KEEP {
             idle.push(conn);
         }
         out
