@@ -161,6 +161,33 @@ impl SqlStore {
         )))
     }
 
+    /// A customer's access facts through the pool (PostgreSQL; see `customer_for_read_pooled`).
+    pub(crate) async fn access_facts_pooled(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<AccessFacts>> {
+        let rows = sqlx::query(
+            "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1 AND c.erased_at IS NULL",
+        )
+        .bind(id.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let restricted: i64 = first.try_get(0)?;
+        let mut outlets = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(1)? {
+                outlets.push(id16(o, OutletId::from_slice)?);
+            }
+        }
+        Ok(Some(AccessFacts {
+            outlets,
+            restricted: restricted != 0,
+        }))
+    }
+
     pub(crate) fn new(
         pool: AnyPool,
         log_pool: AnyPool,
@@ -693,26 +720,10 @@ impl Store for SqlStore {
     }
 
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
-        let rows = sqlx::query(
-            "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1 AND c.erased_at IS NULL",
-        )
-        .bind(id.as_bytes().to_vec())
-        .fetch_all(&self.pool)
-        .await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let restricted: i64 = first.try_get(0)?;
-        let mut outlets = Vec::with_capacity(rows.len());
-        for r in &rows {
-            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(1)? {
-                outlets.push(id16(o, OutletId::from_slice)?);
-            }
+        match &self.readers {
+            Some(readers) => readers.access_facts(id),
+            None => self.access_facts_pooled(id).await,
         }
-        Ok(Some(AccessFacts {
-            outlets,
-            restricted: restricted != 0,
-        }))
     }
 
     async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntryRow]) -> StoreResult<()> {

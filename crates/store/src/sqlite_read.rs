@@ -3,10 +3,11 @@
 //! A read of one customer through the pool crosses threads three times: sqlx runs every SQLite
 //! statement on a worker thread of the connection (a wake-up there and back), and pings the
 //! connection on its worker again when it goes back to the pool. On two cores those wake-ups
-//! cost more than the read itself. The hottest read (a customer, their key and outlets, by
-//! primary key) therefore runs on connections of its own, called directly: microseconds of
-//! SQLite work on pages in the connection's cache, never waiting on a lock (WAL readers do not
-//! wait for the writer). Everything else still goes through the pool.
+//! cost more than the read itself. The hottest reads (a customer, their key and outlets; the
+//! access facts every other decision asks for; both by primary key) therefore run on connections
+//! of their own, called directly: microseconds of SQLite work on pages in the connection's cache,
+//! never waiting on a lock (WAL readers do not wait for the writer). Everything else still goes
+//! through the pool.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -117,6 +118,33 @@ impl Readers {
     }
 }
 
+impl Readers {
+    /// A customer's access facts (see `Store::access_facts`): asked before every decision on
+    /// their interactions or purchases and every action on them.
+    pub(crate) fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT c.restricted, o.outlet_id FROM customers c \
+                 LEFT JOIN customer_outlets o ON o.customer_id = c.id \
+                 WHERE c.id = ?1 AND c.erased_at IS NULL",
+            )?;
+            let mut rows = stmt.query([id.as_bytes().as_slice()])?;
+            let mut facts: Option<AccessFacts> = None;
+            while let Some(r) = rows.next()? {
+                let f = facts.get_or_insert(AccessFacts {
+                    outlets: Vec::new(),
+                    restricted: false,
+                });
+                f.restricted = r.get::<_, i64>(0)? != 0;
+                if let Some(o) = r.get::<_, Option<Vec<u8>>>(1)? {
+                    f.outlets.push(outlet_id(&o)?);
+                }
+            }
+            Ok(facts)
+        })
+    }
+}
+
 fn outlet_id(bytes: &[u8]) -> StoreResult<OutletId> {
     OutletId::from_slice(bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
 }
@@ -148,8 +176,9 @@ mod tests {
         }
     }
 
-    /// The in-thread read gives exactly what the pool's query gives: a customer with no outlet,
-    /// one registered there, one who also bought elsewhere, a restricted one, and nobody.
+    /// The in-thread reads give exactly what the pool's queries give: a customer with no outlet,
+    /// one registered there, one who also bought elsewhere, a restricted one, an erased one, and
+    /// nobody.
     #[tokio::test]
     async fn reads_match_the_pool() {
         let dir = tempfile::tempdir().unwrap();
@@ -164,8 +193,8 @@ mod tests {
             };
             store.insert_outlet(&row, &[]).await.unwrap();
         }
-        let ids: Vec<CustomerId> = (0..4).map(|_| CustomerId::new()).collect();
-        let outlets = [None, Some(a), Some(a), None];
+        let ids: Vec<CustomerId> = (0..5).map(|_| CustomerId::new()).collect();
+        let outlets = [None, Some(a), Some(a), None, Some(b)];
         let sealed: Vec<SealedCustomer> = (0u8..)
             .zip(ids.iter().zip(outlets))
             .map(|(n, (id, o))| customer(*id, o, n))
@@ -185,12 +214,24 @@ mod tests {
         };
         store.insert_purchase(&purchase, &[]).await.unwrap();
         assert!(store.set_restricted(ids[3], true, &[]).await.unwrap());
+        // Marked erased (its shred left aside): no access facts on either path.
+        sqlx::query("UPDATE customers SET erased_at = 1 WHERE id = $1")
+            .bind(ids[4].as_bytes().to_vec())
+            .execute(store.pool())
+            .await
+            .unwrap();
 
         let readers = store.readers.clone().unwrap();
         for id in ids.iter().copied().chain([CustomerId::new()]) {
             let mut pooled = store.customer_for_read_pooled(id).await.unwrap();
             let mut direct = readers.customer_for_read(id).unwrap();
             for (_, _, facts) in [&mut pooled, &mut direct].into_iter().flatten() {
+                facts.outlets.sort_by_key(|o| *o.as_bytes());
+            }
+            assert_eq!(direct, pooled);
+            let mut pooled = store.access_facts_pooled(id).await.unwrap();
+            let mut direct = readers.access_facts(id).unwrap();
+            for facts in [&mut pooled, &mut direct].into_iter().flatten() {
                 facts.outlets.sort_by_key(|o| *o.as_bytes());
             }
             assert_eq!(direct, pooled);
@@ -205,5 +246,11 @@ mod tests {
                 .2
                 .restricted
         );
+        assert!(readers.access_facts(ids[3]).unwrap().unwrap().restricted);
+        assert_eq!(
+            readers.access_facts(ids[2]).unwrap().unwrap().outlets.len(),
+            2
+        );
+        assert_eq!(readers.access_facts(ids[4]).unwrap(), None);
     }
 }
