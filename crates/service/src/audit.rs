@@ -3,9 +3,9 @@
 //!
 //! Group commit: callers queue their entries for one writer, which appends whatever has queued
 //! up in one transaction (locking the head, so several servers on one PostgreSQL database never
-//! fork the log) and then releases every caller in the batch (see `Shared`). A caller never goes on before its
-//! entry is committed, and if the commit fails the caller fails. A checkpoint is signed inside
-//! an append at most once a second, when appends pause, and on demand when the latest is older
+//! fork the log) and then releases every caller in the batch (see `Shared`). A caller never goes
+//! on before its entry is committed, and if the commit fails the caller fails. A checkpoint is
+//! signed inside an append at most once a second, when appends pause, and on demand when the latest is older
 //! than the log. Verification is in `audit_verify`, exports in `audit_export`.
 
 use std::sync::{Arc, Mutex};
@@ -106,6 +106,8 @@ struct Shared {
 }
 
 struct State {
+    /// Unbounded on purpose: every caller waits for its own entry, so the queue never holds
+    /// more than the requests in flight.
     queue: Vec<Waiting>,
     /// Callers waiting for the outbox to be drained.
     flushes: Vec<oneshot::Sender<bool>>,
@@ -254,10 +256,7 @@ impl Drop for LostGuard {
 
 /// Runs the writer until nothing is queued, then puts it back.
 async fn run_writer(shared: Arc<Shared>, mut w: Writer) {
-    let mut guard = LostGuard(Some(shared));
-    let Some(shared) = guard.0.clone() else {
-        return;
-    };
+    let mut guard = LostGuard(Some(shared.clone()));
     loop {
         gather(&shared).await;
         let (batch, flushes) = {
@@ -335,21 +334,7 @@ impl Writer {
     async fn append(&mut self, batch: Vec<Waiting>) {
         let (rows, waiters): (Vec<AuditEntryRow>, Vec<oneshot::Sender<bool>>) =
             batch.into_iter().unzip();
-        let appended = match self.appender.take() {
-            Some(a) => Ok(a),
-            None => self.store.audit_appender().await,
-        };
-        let appended = match appended {
-            Ok(mut a) => {
-                let r = a.append(&rows, self.sealer.as_ref(), self.tip.take()).await;
-                if r.is_ok() {
-                    self.appender = Some(a);
-                }
-                r
-            }
-            Err(e) => Err(e),
-        };
-        let ok = match appended {
+        let ok = match self.append_rows(&rows).await {
             Ok(t) => {
                 self.tip = Some(t);
                 self.appended();
@@ -363,6 +348,23 @@ impl Writer {
         for done in waiters {
             let _ = done.send(ok);
         }
+    }
+
+    /// Appends `rows` through the appender, opening one if there is none; an appender that
+    /// failed is dropped, so the next batch starts on a fresh connection.
+    async fn append_rows(
+        &mut self,
+        rows: &[AuditEntryRow],
+    ) -> steward_store::StoreResult<steward_store::AuditTip> {
+        let mut appender = match self.appender.take() {
+            Some(a) => a,
+            None => self.store.audit_appender().await?,
+        };
+        let tip = appender
+            .append(rows, self.sealer.as_ref(), self.tip.take())
+            .await?;
+        self.appender = Some(appender);
+        Ok(tip)
     }
 
     fn appended(&mut self) {

@@ -51,7 +51,7 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    /// The audit writer's own SQLite connection failed.
+    /// One of the store's own SQLite connections (the audit writer's, the point reads') failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// A schema migration failed.

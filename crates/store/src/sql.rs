@@ -19,7 +19,7 @@ pub struct SqlStore {
     pub(crate) backend: Backend,
     /// SQLite: the decision log's file, for the audit writer's own connection.
     pub(crate) log_path: Option<std::sync::Arc<str>>,
-    /// SQLite: connections of its own for the hottest point read (see `sqlite_read`).
+    /// SQLite: connections of its own for the hottest point reads (see `sqlite_read`).
     pub(crate) readers: Option<std::sync::Arc<crate::sqlite_read::Readers>>,
     /// Background tasks of this store hold a weak reference and stop when the last clone goes.
     alive: std::sync::Arc<()>,
