@@ -306,6 +306,9 @@ impl From<ServiceError> for Problem {
             ServiceError::NotFound(what) => Problem::not_found(what),
             ServiceError::Conflict(field) => Problem::conflict(field),
             ServiceError::Forbidden { field, detail } => Problem::forbidden(field, detail),
+            e @ ServiceError::PurposeNotDeclarable(_) => {
+                Problem::forbidden("purpose", e.to_string())
+            }
             ServiceError::BulkAccess => Problem::bulk_access(),
             ServiceError::DecisionLog => Problem::internal(),
             ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::DataCategory;
+use crate::{DataCategory, Role};
 
 /// The GDPR Article 6 lawful basis of a purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -35,6 +35,8 @@ pub struct Purpose {
     pub notice_text: String,
     /// The version of the notice text.
     pub notice_version: i64,
+    /// The roles that may declare this purpose for a read; any other role is refused (403).
+    pub roles: Vec<Role>,
 }
 
 impl Purpose {
@@ -54,6 +56,23 @@ impl Purpose {
     }
 }
 
+/// Who may declare each shipped purpose: serving and fulfilling for the staff who serve,
+/// marketing purposes for marketing, fraud review for store managers, analytics for analysts; the
+/// DPO may declare any. A purpose registered later names its own roles (the DPO alone by default).
+pub fn default_roles(key: &str) -> Vec<Role> {
+    use Role::*;
+    let mut roles = match key {
+        "service" | "order_fulfilment" => vec![SalesAssociate, StoreManager, SupportAgent, Dpo],
+        "marketing_email" | "personalisation" => vec![Marketing, Dpo],
+        "fraud_prevention" => vec![StoreManager, Dpo],
+        "analytics" => vec![Analyst, Dpo],
+        "allocation" => vec![SalesAssociate, StoreManager, Dpo],
+        _ => vec![Dpo],
+    };
+    roles.sort_unstable_by_key(|r| r.as_str());
+    roles
+}
+
 /// The purposes shipped by default. Their full management comes with the access model.
 pub fn default_purposes() -> Vec<Purpose> {
     use DataCategory::*;
@@ -61,6 +80,7 @@ pub fn default_purposes() -> Vec<Purpose> {
     let p =
         |key: &str, basis, data_use: &str, categories: Vec<DataCategory>, days, notice: &str| {
             Purpose {
+                roles: default_roles(key),
                 key: key.into(),
                 lawful_basis: basis,
                 data_use: data_use.into(),
@@ -175,5 +195,15 @@ mod tests {
             .map(|p| p.key.as_str())
             .collect();
         assert_eq!(gpc, ["marketing_email", "personalisation"]);
+        // Marketing may declare marketing purposes only; the DPO any.
+        for p in &ps {
+            assert!(p.roles.contains(&Role::Dpo), "{}", p.key);
+            assert_eq!(
+                p.roles.contains(&Role::Marketing),
+                p.data_use.starts_with("marketing") || p.data_use.starts_with("personalize"),
+                "{}",
+                p.key
+            );
+        }
     }
 }

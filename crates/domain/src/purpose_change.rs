@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::{DataCategory, LawfulBasis, Purpose, ValidationError, normalize};
+use crate::{DataCategory, LawfulBasis, Purpose, Role, ValidationError, normalize};
 
 /// The top levels of the fideslang data-use taxonomy; a purpose's data use must sit under one.
 const DATA_USE_ROOTS: [&str; 10] = [
@@ -37,6 +37,9 @@ pub struct PurposeInput {
     pub retention_days: i64,
     /// The notice text shown to customers.
     pub notice_text: String,
+    /// The roles that may declare the purpose (default: the DPO alone).
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
 }
 
 /// The body of `PATCH /v1/purposes/{key}` (JSON Merge Patch; the key cannot change).
@@ -53,6 +56,8 @@ pub struct PurposePatch {
     pub retention_days: Option<i64>,
     /// A new notice text.
     pub notice_text: Option<String>,
+    /// The roles that may declare the purpose (replaces the list).
+    pub roles: Option<Vec<Role>>,
 }
 
 impl PurposeInput {
@@ -66,11 +71,22 @@ impl PurposeInput {
             retention_days: retention(self.retention_days)?,
             notice_text: normalize::long_text("notice_text", &self.notice_text)?,
             notice_version: 1,
+            roles: roles(self.roles.unwrap_or_else(|| vec![Role::Dpo]))?,
         })
     }
 }
 
 impl PurposePatch {
+    /// Whether the patch names no field at all.
+    pub fn is_empty(&self) -> bool {
+        self.lawful_basis.is_none()
+            && self.data_use.is_none()
+            && self.categories.is_none()
+            && self.retention_days.is_none()
+            && self.notice_text.is_none()
+            && self.roles.is_none()
+    }
+
     /// Applies the patch to the current purpose. Any change to what customers are told (basis,
     /// data use, categories, retention, text) is a new notice version: consents recorded under
     /// the old one keep naming the version they were given for.
@@ -91,11 +107,34 @@ impl PurposePatch {
         if let Some(t) = &self.notice_text {
             p.notice_text = normalize::long_text("notice_text", t)?;
         }
+        if let Some(r) = &self.roles {
+            p.roles = roles(r.clone())?;
+        }
         if p != *current {
             p.notice_version = current.notice_version + 1;
         }
         Ok(p)
     }
+}
+
+/// The declaring roles, sorted and without repeats; at least one, and never `admin` (which reads
+/// no individual's data).
+fn roles(mut r: Vec<Role>) -> Result<Vec<Role>, ValidationError> {
+    r.sort_unstable_by_key(|x| x.as_str());
+    r.dedup();
+    if r.is_empty() {
+        return Err(ValidationError::new(
+            "roles",
+            "name at least one role that may declare the purpose",
+        ));
+    }
+    if r.contains(&Role::Admin) {
+        return Err(ValidationError::new(
+            "roles",
+            "admin reads no individual's data and may not declare a purpose",
+        ));
+    }
+    Ok(r)
 }
 
 fn key(raw: &str) -> Result<String, ValidationError> {
@@ -177,6 +216,7 @@ mod tests {
             ],
             retention_days: 365,
             notice_text: "  We text you loyalty offers.  ".into(),
+            roles: None,
         }
     }
 

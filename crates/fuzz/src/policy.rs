@@ -67,6 +67,7 @@ fn purpose_of(u: &mut Unstructured<'_>) -> arbitrary::Result<Purpose> {
         retention_days: u.arbitrary()?,
         notice_text: String::new(),
         notice_version: 1,
+        roles: subset(&Role::ALL, u.arbitrary()?),
     })
 }
 
@@ -104,6 +105,13 @@ fn check(policy: &Policy, req: &ReadRequest<'_>, fields: &[Field]) -> Decision {
             assert!(
                 req.purpose.categories.contains(&d.field.category()),
                 "a field outside the purpose's categories was not withheld"
+            );
+            assert!(
+                req.asker
+                    .roles
+                    .iter()
+                    .any(|r| req.purpose.roles.contains(r)),
+                "a role the purpose does not name declared it"
             );
         }
     }

@@ -175,7 +175,8 @@ pub struct Asker<'a> {
 pub struct Subject<'a> {
     /// The customer.
     pub id: CustomerId,
-    /// Outlets the customer belongs to: where registered and where they bought.
+    /// Outlets the customer belongs to: where registered (a purchase makes no customer an outlet's own;
+    /// for a purchase record, the outlet it was made at).
     pub outlets: &'a [OutletId],
     /// Processing restricted (GDPR Art. 18).
     pub restricted: bool,
@@ -344,6 +345,7 @@ struct MemoKey {
     purpose: String,
     basis: LawfulBasisKey,
     categories: Vec<&'static str>,
+    purpose_roles: Vec<Role>,
     consented: bool,
     has_reason: bool,
     reason_length: usize,
@@ -372,6 +374,7 @@ impl MemoKey {
             purpose: req.purpose.key.clone(),
             basis: basis_name(req.purpose.lawful_basis),
             categories: req.purpose.categories.iter().map(|c| c.as_str()).collect(),
+            purpose_roles: req.purpose.roles.clone(),
             consented: req.consented,
             has_reason: req.has_reason,
             reason_length: req.reason_length,
@@ -553,8 +556,9 @@ impl Policy {
         (response.decision() == CedarDecision::Allow, ids)
     }
 
-    /// The context of a read of `category`.
-    fn read_context(&self, req: &ReadRequest<'_>, category: DataCategory) -> Context {
+    /// The context of a read of `category`; `None` if Cedar refuses to build it (the read is then
+    /// denied: a context without its attributes would skip every `forbid` that reads them).
+    fn read_context(&self, req: &ReadRequest<'_>, category: DataCategory) -> Option<Context> {
         let categories = RestrictedExpression::new_set(
             req.purpose
                 .categories
@@ -572,6 +576,15 @@ impl Policy {
                 RestrictedExpression::new_string(basis.to_owned()),
             ),
             ("purpose_categories".to_owned(), categories),
+            (
+                "purpose_roles".to_owned(),
+                RestrictedExpression::new_set(
+                    req.purpose
+                        .roles
+                        .iter()
+                        .map(|r| RestrictedExpression::new_entity_uid(uid("Role", r.as_str()))),
+                ),
+            ),
             (
                 "category".to_owned(),
                 RestrictedExpression::new_string(category.as_str().to_owned()),
@@ -602,7 +615,7 @@ impl Policy {
                 RestrictedExpression::new_datetime(req.now.to_rfc3339_millis()),
             )
         });
-        Context::from_pairs(pairs.into_iter().chain(time)).unwrap_or_else(|_| Context::empty())
+        Context::from_pairs(pairs.into_iter().chain(time)).ok()
     }
 
     /// Decides a read of `fields` of one customer, from the memo when the same facts were
@@ -646,7 +659,7 @@ impl Policy {
         let entities = self.entities([principal, resource]);
         let roles = slice::role_bits(req.asker.roles);
         // One context per category, shared by the fields of that category.
-        let mut contexts: Vec<(DataCategory, Context)> = Vec::new();
+        let mut contexts: Vec<(DataCategory, Option<Context>)> = Vec::new();
         let decisions = fields
             .iter()
             .map(|&field| {
@@ -658,6 +671,14 @@ impl Policy {
                         contexts.push((category, c.clone()));
                         c
                     }
+                };
+                // Fail closed: no context, no read.
+                let Some(context) = context else {
+                    return FieldDecision {
+                        field,
+                        outcome: Outcome::Withhold,
+                        policies: vec!["context-unavailable".to_owned()],
+                    };
                 };
                 let (shown, ids) = self.check(
                     roles,

@@ -380,3 +380,62 @@ proptest::proptest! {
         }
     }
 }
+
+/// Issue 15, finding 3: marketing read names and e-mails without consent by declaring a purpose
+/// that does not rest on consent. A purpose now names the roles that may declare it.
+#[test]
+fn a_purpose_is_declared_only_by_its_roles() {
+    let p = Policy::default_policy().unwrap();
+    for purpose in [
+        "service",
+        "order_fulfilment",
+        "fraud_prevention",
+        "allocation",
+    ] {
+        let mut c = Case::new(Role::Marketing, purpose);
+        c.consented = true;
+        c.reason = true;
+        let d = c.decide(&p);
+        assert!(d.denies_all(), "marketing read under {purpose}: {d:?}");
+        assert!(
+            d.fields
+                .iter()
+                .all(|f| f.policies.contains(&"purpose-bound-to-roles".to_owned())),
+            "{d:?}"
+        );
+    }
+    // Marketing's own purpose still works with consent.
+    let mut c = Case::new(Role::Marketing, "marketing_email");
+    c.consented = true;
+    assert_eq!(c.decide(&p).outcome(Field::Email), Outcome::Show);
+    // An associate may not declare fraud review; a store manager may.
+    let mut c = Case::new(Role::SalesAssociate, "fraud_prevention");
+    c.reason = true;
+    assert!(c.decide(&p).denies_all());
+    c.roles = vec![Role::StoreManager];
+    assert_eq!(c.decide(&p).outcome(Field::PurchaseHistory), Outcome::Show);
+    // A purpose whose roles the DPO changed binds at once (the memo keys on the roles too).
+    let mut purpose = purpose("service");
+    purpose.roles = vec![Role::Dpo];
+    let req = ReadRequest {
+        asker: Asker {
+            id: "staff-1".into(),
+            roles: &[Role::SupportAgent],
+            outlets: &[],
+        },
+        subject: Subject {
+            id: CustomerId::new(),
+            outlets: &[],
+            restricted: false,
+        },
+        purpose: &purpose,
+        consented: false,
+        has_reason: false,
+        reason_length: 0,
+        break_glass: false,
+        now: Timestamp::now(),
+    };
+    let before = Case::new(Role::SupportAgent, "service").decide(&p);
+    assert_eq!(before.outcome(Field::Email), Outcome::Show);
+    assert!(p.decide_read(&req, &Field::ALL).denies_all());
+}

@@ -63,6 +63,9 @@ fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
             .all(|f| f.policies.iter().any(|p| p == id))
     };
     let key = &access.purpose.key;
+    if all_by("purpose-bound-to-roles") {
+        return ServiceError::PurposeNotDeclarable(key.clone());
+    }
     let (field, detail) = if all_by("consent-required") {
         (
             "purpose",
@@ -440,7 +443,7 @@ impl Vault {
             let rows = self
                 .inner
                 .store
-                .list_purchases(id, None, u32::MAX >> 1)
+                .list_purchases(id, None, ABSTRACTION_SCAN)
                 .await?;
             let purchases = rows
                 .iter()
@@ -516,7 +519,8 @@ impl Vault {
     }
 
     /// A customer's purchases: the items if the policy shows them, the derived facts if it
-    /// abstracts them.
+    /// abstracts them — and then, need-to-know per record, the items sold at the caller's own
+    /// outlets in full, if the policy shows a purchase made there (decided as a read of its own).
     pub async fn read_purchases(
         &self,
         access: &Access<'_>,
@@ -524,8 +528,20 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
+        let facts = self
+            .inner
+            .store
+            .access_facts(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
         let decision = self
-            .decide(access, id, &[Field::PurchaseHistory], serves_purchases)
+            .decide_with(
+                access,
+                id,
+                &facts,
+                &[Field::PurchaseHistory],
+                serves_purchases,
+            )
             .await?;
         match decision.outcome(Field::PurchaseHistory) {
             Outcome::Show => Ok(PurchasesView {
@@ -534,17 +550,69 @@ impl Vault {
                 decision: summarise(&decision),
             }),
             Outcome::Abstract => {
-                let all = self.list_purchases(id, None, u32::MAX >> 1).await?;
+                let all = self.list_purchases(id, None, ABSTRACTION_SCAN).await?;
+                let summary = purchase_summary(&all, Timestamp::now());
+                let items = self
+                    .own_outlet_purchases(access, id, &facts, all, after, limit)
+                    .await?;
                 Ok(PurchasesView {
-                    items: vec![],
-                    summary: Some(purchase_summary(&all, Timestamp::now())),
+                    items,
+                    summary: Some(summary),
                     decision: summarise(&decision),
                 })
             }
             _ => Err(refusal(access, &decision)),
         }
     }
+
+    /// Of `all` (opened for the abstraction), the purchases made at the caller's outlets, if the
+    /// policy shows a purchase record made there: the resource of that decision is the record's
+    /// outlet, not the customer's, so recording a sale shows the seller that sale and nothing else.
+    async fn own_outlet_purchases(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        facts: &steward_store::AccessFacts,
+        all: Vec<Purchase>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> ServiceResult<Vec<Purchase>> {
+        let mine = &access.principal.outlets;
+        let mut at: Vec<steward_domain::OutletId> = all
+            .iter()
+            .map(|p| p.outlet_id)
+            .filter(|o| mine.contains(o))
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        if at.is_empty() {
+            return Ok(vec![]);
+        }
+        let record = steward_store::AccessFacts {
+            outlets: at.clone(),
+            restricted: facts.restricted,
+        };
+        let d = self
+            .decide_with(access, id, &record, &[Field::PurchaseHistory], |d| {
+                d.outcome(Field::PurchaseHistory) == Outcome::Show
+            })
+            .await?;
+        if d.outcome(Field::PurchaseHistory) != Outcome::Show {
+            return Ok(vec![]);
+        }
+        Ok(all
+            .into_iter()
+            .filter(|p| at.contains(&p.outlet_id))
+            .filter(|p| after.is_none_or(|a| p.id.0 > a))
+            .take(limit as usize)
+            .collect())
+    }
 }
+
+/// The most purchases an abstraction is computed from, oldest first: it keeps one read's work and
+/// memory fixed. A customer with more is in the top tier and band either way; their eligibility is
+/// then judged on the first 10,000 purchases only.
+pub const ABSTRACTION_SCAN: u32 = 10_000;
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,10 @@ pub enum ServiceError {
         /// Why, naming no personal value.
         detail: String,
     },
+    /// The caller's roles may not declare this purpose (it names the purpose, never a customer):
+    /// refused for every customer alike, so a list or look-up is refused whole, not emptied.
+    #[error("purpose {0} may not be declared by the caller's roles")]
+    PurposeNotDeclarable(String),
     /// The decision could not be recorded, so the read was not served.
     #[error("the access decision could not be recorded")]
     DecisionLog,

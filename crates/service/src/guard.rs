@@ -29,6 +29,16 @@ struct Window {
     refused_until: Option<Instant>,
 }
 
+/// Distinct customers an hour, by default, for every role that reads individuals' data (admins
+/// and analysts read none). Only an explicit `--bulk-limit ROLE=none` lifts one.
+pub const DEFAULT_LIMITS: [(Role, usize); 5] = [
+    (Role::SalesAssociate, 200),
+    (Role::StoreManager, 300),
+    (Role::SupportAgent, 500),
+    (Role::Marketing, 500),
+    (Role::Dpo, 500),
+];
+
 /// Per-role limits on distinct customers per window.
 pub struct BulkGuard {
     limits: RwLock<HashMap<Role, usize>>,
@@ -39,7 +49,7 @@ pub struct BulkGuard {
 impl Default for BulkGuard {
     fn default() -> Self {
         Self {
-            limits: RwLock::new(HashMap::from([(Role::SalesAssociate, 200)])),
+            limits: RwLock::new(HashMap::from(DEFAULT_LIMITS)),
             window: Duration::from_secs(3600),
             state: Mutex::new(HashMap::new()),
         }
@@ -57,15 +67,14 @@ impl BulkGuard {
         }
     }
 
-    /// The limit for a principal with `roles`: the most generous of its roles; a role without a
-    /// limit makes it unlimited.
+    /// The limit for a principal with `roles`: the most restrictive of its roles that have one
+    /// (a second, unlimited role never lifts the first's limit); `None` if none has one. A lock
+    /// poisoned by a panic limits to nothing (fail closed).
     fn limit_for(&self, roles: &[Role]) -> Option<usize> {
-        let limits = self.limits.read().ok()?;
-        let mut most = 0;
-        for r in roles {
-            most = most.max(*limits.get(r)?);
-        }
-        (!roles.is_empty()).then_some(most)
+        let Ok(limits) = self.limits.read() else {
+            return Some(0);
+        };
+        roles.iter().filter_map(|r| limits.get(r).copied()).min()
     }
 
     /// Counts a read of `customer` by `who` at `now`.
@@ -140,22 +149,56 @@ mod tests {
             GuardOutcome::Allowed,
             "for one window"
         );
-        // Support agents have no limit by default; a principal with both roles neither.
-        for _ in 0..10 {
+        // Issue 15, finding 11: a second role never lifts the first's limit, whether it has a
+        // larger one (support agent) or none (analyst); a role that reads nobody stays unlimited.
+        for other in [Role::SupportAgent, Role::Analyst] {
+            let who = format!("sales+{}", other.as_str());
+            let roles = [Role::SalesAssociate, other];
             assert_eq!(
-                g.check("sup", &[Role::SupportAgent], CustomerId::new(), t0),
+                g.check(&who, &roles, CustomerId::new(), t0),
                 GuardOutcome::Allowed
             );
             assert_eq!(
-                g.check(
-                    "both",
-                    &[Role::SalesAssociate, Role::SupportAgent],
-                    CustomerId::new(),
-                    t0
-                ),
+                g.check(&who, &roles, CustomerId::new(), t0),
+                GuardOutcome::Allowed
+            );
+            assert_eq!(
+                g.check(&who, &roles, CustomerId::new(), t0),
+                GuardOutcome::Refused { newly: true },
+                "{who} got more than the associate's 2"
+            );
+        }
+        for _ in 0..10 {
+            assert_eq!(
+                g.check("analyst", &[Role::Analyst], CustomerId::new(), t0),
                 GuardOutcome::Allowed
             );
         }
+    }
+
+    #[test]
+    fn every_reading_role_is_limited_by_default() {
+        let g = BulkGuard::default();
+        let t0 = Instant::now();
+        for role in [
+            Role::SalesAssociate,
+            Role::StoreManager,
+            Role::SupportAgent,
+            Role::Marketing,
+            Role::Dpo,
+        ] {
+            let limit = g.limit_for(&[role]);
+            assert!(limit.is_some_and(|n| n <= 500), "{role:?}: {limit:?}");
+            let who = role.as_str();
+            let refused = (0..=limit.unwrap_or(0))
+                .map(|_| g.check(who, &[role], CustomerId::new(), t0))
+                .filter(|o| *o != GuardOutcome::Allowed)
+                .count();
+            assert_eq!(refused, 1, "{role:?} read past its limit");
+        }
+        // Only explicit configuration lifts a limit.
+        g.set_limit(Role::Marketing, None);
+        assert_eq!(g.limit_for(&[Role::Marketing]), None);
     }
 
     #[test]

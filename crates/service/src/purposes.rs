@@ -83,6 +83,7 @@ fn row(p: &Purpose) -> PurposeRow {
         retention_days: p.retention_days,
         notice_version: p.notice_version,
         notice_text: p.notice_text.clone(),
+        roles: serde_json::to_string(&p.roles).unwrap_or_else(|_| "[]".into()),
     }
 }
 
@@ -91,6 +92,7 @@ fn from_row(r: PurposeRow) -> ServiceResult<Purpose> {
         lawful_basis: serde_json::from_value(serde_json::Value::String(r.lawful_basis))
             .map_err(|_| ServiceError::Integrity)?,
         categories: serde_json::from_str(&r.categories).map_err(|_| ServiceError::Integrity)?,
+        roles: serde_json::from_str(&r.roles).map_err(|_| ServiceError::Integrity)?,
         key: r.key,
         data_use: r.data_use,
         retention_days: r.retention_days,

@@ -178,7 +178,6 @@ pub fn seal_purchase(
             .seller_id
             .map(|s| dk.seal(&a("seller"), s.as_bytes()))
             .transpose()?,
-        outlet_link: Some(p.outlet_id),
     })
 }
 

@@ -503,10 +503,32 @@ impl Vault {
     ) -> ServiceResult<PurchaseId> {
         let dk = self.data_key_of(customer).await?;
         self.check_outlet("outlet_id", Some(p.outlet_id)).await?;
-        if let Some(s) = p.seller_id
-            && !self.inner.store.staff_exists(s).await?
+        // Issue 15, finding 8: staff record sales at their own outlets (support agents and
+        // service clients, which serve every outlet, excepted), credited to someone who works there.
+        if let Actor::Principal(who) = actor
+            && who.staff_id.is_some()
+            && !who.roles.contains(&Role::SupportAgent)
+            && !who.outlets.contains(&p.outlet_id)
         {
-            return Err(ValidationError::new("seller_id", "no such staff member").into());
+            return Err(ServiceError::Forbidden {
+                field: "outlet_id",
+                detail: "a purchase is recorded only at one of the caller's own outlets".into(),
+            });
+        }
+        if let Some(s) = p.seller_id {
+            let works_there = self
+                .inner
+                .store
+                .get_staff(s)
+                .await?
+                .is_some_and(|row| row.outlet_ids.contains(&p.outlet_id));
+            if !works_there {
+                return Err(ValidationError::new(
+                    "seller_id",
+                    "no staff member of that id works at the purchase's outlet",
+                )
+                .into());
+            }
         }
         let id = PurchaseId::new();
         self.inner

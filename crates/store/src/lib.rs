@@ -174,8 +174,6 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_staff(&self, row: &StaffRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// All staff.
     async fn list_staff(&self) -> StoreResult<Vec<StaffRow>>;
-    /// Whether a staff member exists.
-    async fn staff_exists(&self, id: StaffId) -> StoreResult<bool>;
 
     /// One customer with their wrapped data key and policy facts, in one query (the read path).
     async fn get_customer_for_read(

@@ -92,9 +92,6 @@ pub struct PurchaseRow {
     pub outlet: Vec<u8>,
     /// Sealed seller id.
     pub seller: Option<Vec<u8>>,
-    /// The outlet in clear, set when writing, only to link the customer to the outlet
-    /// (`customer_outlets`); the purchase row keeps only the sealed form, so it is `None` when read.
-    pub outlet_link: Option<OutletId>,
 }
 
 /// An outlet.
@@ -148,7 +145,7 @@ pub struct TokenRow {
 /// What the access policy needs to know about a customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessFacts {
-    /// Outlets the customer belongs to (registered or bought there).
+    /// Outlets the customer belongs to: where they registered.
     pub outlets: Vec<OutletId>,
     /// Processing restricted.
     pub restricted: bool,
@@ -190,6 +187,8 @@ pub struct PurposeRow {
     pub notice_version: i64,
     /// Notice text.
     pub notice_text: String,
+    /// The roles that may declare the purpose, JSON array.
+    pub roles: String,
 }
 
 /// An access alert for the DPO.

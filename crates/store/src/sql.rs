@@ -552,7 +552,6 @@ impl Store for SqlStore {
                     amount: r.try_get(6)?,
                     outlet: r.try_get(7)?,
                     seller: r.try_get(8)?,
-                    outlet_link: None,
                 })
             })
             .collect()
@@ -602,13 +601,9 @@ impl Store for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let mut links: Vec<(CustomerId, OutletId)> = purchases
-            .iter()
-            .filter_map(|p| p.outlet_link.map(|o| (p.customer_id, o)))
-            .collect();
-        links.sort_unstable();
-        links.dedup();
-        self.link_outlets(&mut tx, &links).await?;
+        // INVARIANT: a purchase links its customer to no outlet. Membership is where the customer
+        // registered, so that no write (a zero-amount "strap adjustment") makes a customer
+        // someone's own (issue 15, finding 2).
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -699,14 +694,6 @@ impl Store for SqlStore {
             });
         }
         Ok(out)
-    }
-
-    async fn staff_exists(&self, id: StaffId) -> StoreResult<bool> {
-        Ok(sqlx::query("SELECT 1 FROM staff WHERE id = $1")
-            .bind(id.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
     }
 
     async fn get_customer_for_read(
@@ -1039,10 +1026,11 @@ impl Store for SqlStore {
         for p in purposes {
             let added = bind_purpose(
                 sqlx::query(
-                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING",
+                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING",
                 ),
                 p,
             )
+            .bind(&p.roles)
             .execute(&mut *tx)
             .await?;
             if added.rows_affected() == 1 {
@@ -1057,10 +1045,11 @@ impl Store for SqlStore {
         let mut tx = self.write_tx().await?;
         bind_purpose(
             sqlx::query(
-                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             ),
             p,
         )
+        .bind(&p.roles)
         .execute(&mut *tx)
         .await
         .map_err(map_conflict)?;
@@ -1079,11 +1068,12 @@ impl Store for SqlStore {
         let mut tx = self.write_tx().await?;
         let changed = bind_purpose(
             sqlx::query(
-                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7 WHERE key = $1 AND notice_version = $8",
+                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9 WHERE key = $1 AND notice_version = $8",
             ),
             p,
         )
         .bind(expected_version)
+        .bind(&p.roles)
         .execute(&mut *tx)
         .await?;
         if changed.rows_affected() != 1 {
@@ -1096,7 +1086,7 @@ impl Store for SqlStore {
     }
 
     async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>> {
-        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text FROM purposes ORDER BY key")
+        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles FROM purposes ORDER BY key")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -1109,6 +1099,7 @@ impl Store for SqlStore {
                     retention_days: r.try_get(4)?,
                     notice_version: r.try_get(5)?,
                     notice_text: r.try_get(6)?,
+                    roles: r.try_get(7)?,
                 })
             })
             .collect()

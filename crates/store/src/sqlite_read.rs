@@ -210,7 +210,6 @@ mod tests {
             amount: vec![2],
             outlet: vec![3],
             seller: None,
-            outlet_link: Some(b),
         };
         store.insert_purchase(&purchase, &[]).await.unwrap();
         assert!(store.set_restricted(ids[3], true, &[]).await.unwrap());

@@ -39,12 +39,7 @@ pub async fn update(
     Path(key): Path<String>,
     JsonBody(patch): JsonBody<PurposePatch>,
 ) -> Result<Json<Purpose>, Problem> {
-    let empty = patch.lawful_basis.is_none()
-        && patch.data_use.is_none()
-        && patch.categories.is_none()
-        && patch.retention_days.is_none()
-        && patch.notice_text.is_none();
-    if empty {
+    if patch.is_empty() {
         return Err(ValidationError::new("body", "names no field to change").into());
     }
     Ok(Json(s.vault.change_purpose(&p, &key, &patch).await?))

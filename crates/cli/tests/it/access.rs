@@ -53,20 +53,20 @@ pub(crate) async fn token(v: &Vault, owner: TokenOwner) -> String {
         .to_string()
 }
 
-struct World {
-    vault: Vault,
-    router: axum::Router,
-    alice: String,
-    bob: String,
-    mia: String,
-    support: String,
-    customer: String,
-    outlet_a: OutletId,
+pub(crate) struct World {
+    pub(crate) vault: Vault,
+    pub(crate) router: axum::Router,
+    pub(crate) alice: String,
+    pub(crate) bob: String,
+    pub(crate) mia: String,
+    pub(crate) support: String,
+    pub(crate) customer: String,
+    pub(crate) outlet_a: OutletId,
 }
 
 /// Outlets A and B; Alice sells at A, Bob at B, Mia manages B; a customer registered at A who
 /// bought three watches there from Alice.
-async fn world(db: &TestDb) -> World {
+pub(crate) async fn world(db: &TestDb) -> World {
     let v = db.vault().await;
     let (a, b) = (
         v.create_outlet(crate::support::TEST_ACTOR, "Outlet A")
@@ -483,7 +483,8 @@ async fn admins_and_analysts_read_no_customer(db: TestDb) {
                 "{role:?} read for {purpose}: {body}"
             );
         }
-        let (_, list) = call(
+        // Neither may declare a purpose that reads individuals: the list is refused whole.
+        let (s, list) = call(
             &w.router,
             &t,
             "GET",
@@ -492,7 +493,9 @@ async fn admins_and_analysts_read_no_customer(db: TestDb) {
             false,
         )
         .await;
-        assert_eq!(list["items"], json!([]), "{role:?}");
+        assert_eq!(s, StatusCode::FORBIDDEN, "{role:?}: {list}");
+        assert_eq!(list["field"], "purpose", "{role:?}");
+        assert!(list.get("items").is_none(), "{role:?}: {list}");
         let (s, _) = call(
             &w.router,
             &t,

@@ -12,6 +12,7 @@ mod conformance;
 mod console;
 mod crash;
 mod erasure;
+mod holes;
 mod http;
 mod limits;
 mod matrix;

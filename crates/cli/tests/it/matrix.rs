@@ -32,26 +32,26 @@ const CONSENT_PURPOSES: [&str; 2] = ["marketing_email", "personalisation"];
 fn expected_reads(role: Role, endpoint: &str) -> BTreeSet<&'static str> {
     use Role::*;
     let set = |v: &[&'static str]| v.iter().copied().collect::<BTreeSet<_>>();
+    // Each role declares only the purposes the registry binds to it (issue 15, finding 3):
+    // support agents service and fulfilment; marketing its two consent purposes; associates
+    // service, fulfilment and allocation; store managers those and fraud review.
     match (role, endpoint) {
         // The profile view needs a profile field shown or masked, or the purchase abstraction.
-        (SupportAgent, "customer") => set(&[
+        (SupportAgent, "customer" | "purchases") => set(&["service", "order_fulfilment"]),
+        (Marketing, "customer") => set(&["marketing_email", "personalisation"]),
+        (SalesAssociate, "customer" | "purchases") => {
+            set(&["service", "order_fulfilment", "allocation"])
+        }
+        (StoreManager, "customer" | "purchases") => set(&[
             "service",
             "order_fulfilment",
-            "marketing_email",
             "fraud_prevention",
-        ]),
-        (Marketing | SalesAssociate | StoreManager, "customer") => set(&PURPOSES),
-        // Purchases: shown or abstracted, for purposes that cover the purchase history.
-        (SupportAgent | Marketing | SalesAssociate | StoreManager, "purchases") => set(&[
-            "service",
-            "order_fulfilment",
-            "personalisation",
-            "fraud_prevention",
-            "analytics",
             "allocation",
         ]),
+        // Purchases: shown or abstracted, for purposes that cover the purchase history.
+        (Marketing, "purchases") => set(&["personalisation"]),
         // Messages: support agents only, for purposes that cover communications.
-        (SupportAgent, "interactions") => set(&["service", "personalisation"]),
+        (SupportAgent, "interactions") => set(&["service"]),
         // The DPO reads only with a reason (none given here); admins and analysts never.
         _ => set(&[]),
     }
@@ -82,7 +82,8 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             "PATCH",
             "/v1/customers/{id}",
             Some(json!({"name": "Matrix Renamed"})),
-            recorders.clone(),
+            // Changed like a full read: outlet staff only at their own outlets (none here).
+            vec![SupportAgent, Dpo],
             StatusCode::NO_CONTENT,
         ),
         (
@@ -234,7 +235,7 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             "PUT",
             "/v1/customers/{id}/verified-fields",
             Some(json!({"fields": ["date_of_birth"]})),
-            recorders.clone(),
+            vec![SupportAgent, Dpo],
             StatusCode::NO_CONTENT,
         ),
         (

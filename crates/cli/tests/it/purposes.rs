@@ -21,6 +21,7 @@ fn loyalty() -> Value {
         "categories": ["user.name", "user.contact.phone_number"],
         "retention_days": 365,
         "notice_text": "With your consent we text you loyalty offers.",
+        "roles": ["marketing", "support_agent"],
     })
 }
 

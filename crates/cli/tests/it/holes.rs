@@ -1,0 +1,300 @@
+//! Issue 15: the penetration test's findings, each replayed as the attack it was and shown to
+//! fail now, on both backends. Need-to-know attaches to records, purposes to roles, and no write
+//! widens what its author can read.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{World, call, token, world};
+use crate::support::{TestDb, backend_tests};
+
+backend_tests!(
+    a_purchase_makes_no_customer_ones_own,
+    purchases_only_at_own_outlet_by_its_staff,
+    purposes_are_bound_to_roles,
+    outlet_staff_change_only_their_own_customers
+);
+
+/// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
+/// purchases for each purpose he may declare, and her messages.
+async fn bobs_reads(w: &World) -> Vec<(String, StatusCode, Value)> {
+    let id = &w.customer;
+    let mut out = vec![];
+    for purpose in ["service", "order_fulfilment", "allocation"] {
+        for path in [
+            format!("/v1/customers/{id}?purpose={purpose}"),
+            format!("/v1/customers/{id}/purchases?purpose={purpose}"),
+            format!("/v1/customers/{id}/interactions?purpose={purpose}"),
+        ] {
+            let (s, mut v) = call(&w.router, &w.bob, "GET", &path, None, false).await;
+            // Times move; the decision and the values are what must not.
+            if let Some(o) = v.as_object_mut() {
+                o.remove("updated_at");
+            }
+            out.push((path, s, v));
+        }
+    }
+    out
+}
+
+/// Finding 2 (seed 003 bypassed): a zero-amount "strap adjustment" recorded at Bob's own outlet
+/// made Carla "his", with every outlet's items, prices and sellers and her full contact details.
+async fn a_purchase_makes_no_customer_ones_own(db: TestDb) {
+    let w = world(&db).await;
+    let outlet_b = w
+        .vault
+        .list_outlets()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.name == "Outlet B")
+        .unwrap()
+        .id;
+    let bob_id = w
+        .vault
+        .list_staff()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "Bob Seller")
+        .unwrap()
+        .id;
+    let before = bobs_reads(&w).await;
+    let strap = json!({"item": "Strap adjustment", "category": "service", "outlet_id": outlet_b, "seller_id": bob_id, "amount_minor": 0, "currency": "CHF"});
+    let (s, created) = call(
+        &w.router,
+        &w.bob,
+        "POST",
+        &format!("/v1/customers/{}/purchases", w.customer),
+        Some(strap),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let strap_id = created["id"].as_str().unwrap().to_owned();
+    let after = bobs_reads(&w).await;
+    for ((path, s0, v0), (_, s1, v1)) in before.iter().zip(&after) {
+        assert_eq!(s0, s1, "{path}: {v0} then {v1}");
+        if path.contains("/purchases") {
+            // Only the record the write created is new to him: his own outlet's sale, in full.
+            let items = v1["items"].as_array().unwrap();
+            assert_eq!(items.len(), 1, "{path}: {v1}");
+            assert_eq!(items[0]["id"], json!(strap_id), "{path}: {v1}");
+            assert_eq!(v1["summary"]["purchase_count_band"], "2-4", "{path}: {v1}");
+            assert_eq!(v0["items"], json!([]), "{path}: {v0}");
+        } else {
+            assert_eq!(v0, v1, "{path}: the write widened what its author reads");
+        }
+    }
+    let text = format!("{after:?}");
+    for secret in [
+        "Solstice",
+        "Meridian",
+        "Equinox",
+        "2150000",
+        "carla@example.com",
+    ] {
+        assert!(!text.contains(secret), "{secret} reached Bob: {text}");
+    }
+}
+
+/// Finding 8: a purchase could be recorded at any outlet, credited to any seller, by anyone.
+async fn purchases_only_at_own_outlet_by_its_staff(db: TestDb) {
+    let w = world(&db).await;
+    let staff = w.vault.list_staff().await.unwrap();
+    let id_of = |n: &str| staff.iter().find(|s| s.name == n).unwrap().id;
+    let (alice, bob) = (id_of("Alice Seller"), id_of("Bob Seller"));
+    let path = format!("/v1/customers/{}/purchases", w.customer);
+    let sale = |outlet, seller| json!({"item": "Strap", "category": "service", "outlet_id": outlet, "seller_id": seller, "amount_minor": 0, "currency": "CHF"});
+    // Bob (outlet B) records a sale at A: refused, naming the outlet.
+    let (s, p) = call(
+        &w.router,
+        &w.bob,
+        "POST",
+        &path,
+        Some(sale(w.outlet_a, bob)),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["field"]),
+        (StatusCode::FORBIDDEN, &json!("outlet_id")),
+        "{p}"
+    );
+    // Alice (outlet A) credits a sale at A to Bob, who does not work there: refused.
+    let (s, p) = call(
+        &w.router,
+        &w.alice,
+        "POST",
+        &path,
+        Some(sale(w.outlet_a, bob)),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("seller_id")),
+        "{p}"
+    );
+    // Her own sale at her own outlet is recorded.
+    let (s, p) = call(
+        &w.router,
+        &w.alice,
+        "POST",
+        &path,
+        Some(sale(w.outlet_a, alice)),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+}
+
+/// Finding 3: marketing read names and e-mails without consent by declaring `service` (or any
+/// purpose not resting on consent); a list call returned 500 of them.
+async fn purposes_are_bound_to_roles(db: TestDb) {
+    let w = world(&db).await;
+    let marketing = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
+    for purpose in [
+        "service",
+        "order_fulfilment",
+        "fraud_prevention",
+        "allocation",
+    ] {
+        for (method, path, body) in [
+            (
+                "GET",
+                format!("/v1/customers/{}?purpose={purpose}", w.customer),
+                None,
+            ),
+            (
+                "GET",
+                format!("/v1/customers?purpose={purpose}&limit=500"),
+                None,
+            ),
+            (
+                "POST",
+                format!("/v1/customers/lookup?purpose={purpose}"),
+                Some(json!({"email": "carla@example.com"})),
+            ),
+        ] {
+            let (s, p) = call(&w.router, &marketing, method, &path, body, false).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {p}");
+            assert_eq!(p["field"], "purpose", "{path}: {p}");
+            assert!(p["detail"].as_str().unwrap().contains(purpose), "{p}");
+            assert!(!p.to_string().contains("Carla"), "{p}");
+        }
+    }
+    // Its own purpose still needs consent, as before.
+    let (s, p) = call(
+        &w.router,
+        &marketing,
+        "GET",
+        &format!("/v1/customers/{}?purpose=marketing_email", w.customer),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("consent"), "{p}");
+    // The registry says who may declare each purpose, and the DPO can change it.
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let (_, list) = call(&w.router, &dpo, "GET", "/v1/purposes", None, false).await;
+    let service = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == "service")
+        .unwrap();
+    assert_eq!(
+        service["roles"],
+        json!(["dpo", "sales_associate", "store_manager", "support_agent"])
+    );
+    let (s, p) = call(
+        &w.router,
+        &dpo,
+        "PATCH",
+        "/v1/purposes/service",
+        Some(json!({"roles": ["dpo", "store_manager", "support_agent"]})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    let (s, p) = call(
+        &w.router,
+        &w.alice,
+        "GET",
+        &format!("/v1/customers/{}?purpose=service", w.customer),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    let (s, p) = call(
+        &w.router,
+        &dpo,
+        "PATCH",
+        "/v1/purposes/service",
+        Some(json!({"roles": ["admin"]})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("roles")),
+        "{p}"
+    );
+}
+
+/// Finding 1, its first step: an associate of any outlet could change any customer's details.
+async fn outlet_staff_change_only_their_own_customers(db: TestDb) {
+    let w = world(&db).await;
+    let path = format!("/v1/customers/{}", w.customer);
+    let (s, p) = call(
+        &w.router,
+        &w.bob,
+        "PATCH",
+        &path,
+        Some(json!({"email": "attacker@example.net"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    let (s, p) = call(
+        &w.router,
+        &w.mia,
+        "PATCH",
+        &path,
+        Some(json!({"name": "Carla Renamed"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    let (s, v) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("{path}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["email"]),
+        (StatusCode::OK, &json!("carla@example.com"))
+    );
+    // Her own outlet's associate and support may.
+    for t in [&w.alice, &w.support] {
+        let (s, p) = call(
+            &w.router,
+            t,
+            "PATCH",
+            &path,
+            Some(json!({"name": "Carla Collector"})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{p}");
+    }
+}
