@@ -71,6 +71,7 @@ pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
         )
         .route("/purposes/{key}", patch(routes::purposes::update))
         .route("/alerts", get(routes::admin::list_alerts))
+        .route("/alerts/{id}", get(routes::admin::get_alert))
         .route("/sessions", post(routes::sessions::sign_in))
         .route("/sessions/current", delete(routes::sessions::sign_out))
         .route("/audit/checkpoint", get(routes::audit::checkpoint))

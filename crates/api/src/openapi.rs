@@ -31,7 +31,7 @@ impl Modify for BearerAuth {
         routes::customers::set_verified_fields,
         routes::activity::add_interaction, routes::activity::list_interactions, routes::activity::add_purchase, routes::activity::list_purchases,
         routes::activity::record_consent, routes::activity::consents,
-        routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,
+        routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::get_alert, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,
         routes::audit::checkpoint, routes::audit::public_key, routes::audit::entries, routes::audit::inclusion, routes::audit::consistency, routes::audit::access_log,
         routes::sessions::sign_in, routes::sessions::sign_out,
         routes::system::healthz, routes::system::metrics,

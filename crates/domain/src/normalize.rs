@@ -124,6 +124,25 @@ fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Validation
     Ok(s.to_owned())
 }
 
+/// Whether a character shows nothing by itself: white space, controls, and the invisible
+/// formatting characters (Unicode general category Cf: zero-width spaces and joiners, bidirectional
+/// marks and overrides, the word joiner, the byte-order mark, tags) and variation selectors.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// How many characters of `s` are visible: a reason of twenty zero-width spaces has none.
+pub fn visible_chars(s: &str) -> usize {
+    s.chars().filter(|c| !is_invisible(*c)).count()
+}
+
 /// ISO 4217 active currency codes.
 const ISO_4217: &str = "AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG";
 
@@ -144,6 +163,13 @@ pub fn currency(field: &'static str, raw: &str) -> Result<String, ValidationErro
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn visible_characters_are_counted() {
+        assert_eq!(visible_chars("\u{200B}".repeat(20).as_str()), 0);
+        assert_eq!(visible_chars("a\u{202E}b\u{FEFF} c\u{2060}\t"), 3);
+        assert_eq!(visible_chars("Zürich 会議"), 8);
+    }
 
     #[test]
     fn emails() {

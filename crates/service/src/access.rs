@@ -279,7 +279,11 @@ impl Vault {
         // The ledger is read only when the purpose rests on consent.
         let consented = access.purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &access.purpose.key).await?;
-        let reason_length = access.reason.map(|r| r.trim().chars().count()).unwrap_or(0);
+        // Counted in visible characters: twenty zero-width spaces are no reason.
+        let reason_length = access
+            .reason
+            .map(steward_domain::normalize::visible_chars)
+            .unwrap_or(0);
         let req = ReadRequest {
             asker,
             subject: Subject {
@@ -306,21 +310,24 @@ impl Vault {
             reason_length,
         );
         self.inner.audit.append(&leaf).await?;
-        // A read that only break-glass allowed is flagged for the DPO before any data leaves.
-        let glass: Vec<&str> = decision
-            .fields
-            .iter()
-            .filter(|f| {
-                f.outcome != Outcome::Withhold && f.policies.iter().any(|p| p == "break-glass")
-            })
-            .map(|f| f.field.as_str())
-            .collect();
-        if !glass.is_empty() {
-            let detail = format!(
-                "break-glass read of {} with a reason of {reason_length} characters",
-                glass.join(", ")
-            );
-            self.alert("break_glass", access, Some(id), detail).await?;
+        // A read that break-glass or the fraud review allowed is flagged for the DPO, with its
+        // reason sealed, before any data leaves.
+        for (policy, kind, what) in FLAGGED {
+            let flagged: Vec<&str> = decision
+                .fields
+                .iter()
+                .filter(|f| {
+                    f.outcome != Outcome::Withhold && f.policies.iter().any(|p| p == policy)
+                })
+                .map(|f| f.field.as_str())
+                .collect();
+            if !flagged.is_empty() {
+                let detail = format!(
+                    "{what} of {} with a reason of {reason_length} visible characters",
+                    flagged.join(", ")
+                );
+                self.alert(kind, access, Some(id), detail).await?;
+            }
         }
         Ok(decision)
     }
@@ -334,12 +341,14 @@ impl Vault {
         detail: String,
     ) -> ServiceResult<()> {
         let principal = access.principal.asker().id;
-        tracing::warn!(kind, principal, "access alert");
+        let pseudonym = self.pseudonym(&principal);
+        // The pseudonym, as in the audit log: no staff id in log lines.
+        tracing::warn!(kind, principal = %pseudonym, "access alert");
         let now = Timestamp::now();
         let leaf = AuditLeaf {
             v: steward_domain::audit::LEAF_VERSION,
             time: now,
-            principal: self.pseudonym(&principal),
+            principal: pseudonym,
             roles: access.principal.roles.clone(),
             outlets: access.principal.outlets.clone(),
             action: "alert".into(),
@@ -350,22 +359,75 @@ impl Vault {
             policies: Default::default(),
             reason_length: access
                 .reason
-                .map(|r| u32::try_from(r.trim().chars().count()).unwrap_or(u32::MAX))
+                .map(|r| {
+                    u32::try_from(steward_domain::normalize::visible_chars(r)).unwrap_or(u32::MAX)
+                })
                 .unwrap_or(0),
             break_glass: access.break_glass,
             outcome: kind.to_owned(),
         };
         self.inner.audit.append(&leaf).await?;
+        let alert_id = Uuid::now_v7();
+        // The reason is the staff member's words about a customer: sealed under that customer's
+        // key (erasure shreds it), opened only for the DPO, one alert at a time.
+        let reason = match (customer, access.reason) {
+            (Some(c), Some(r)) => {
+                let dk = self.data_key_of(c).await?;
+                Some(seal::seal_alert_reason(&dk, c, alert_id, r)?)
+            }
+            _ => None,
+        };
         let row = steward_store::AlertRow {
-            id: Uuid::now_v7().as_bytes().to_vec(),
+            id: alert_id.as_bytes().to_vec(),
             occurred_at: now.millis(),
             kind: kind.to_owned(),
             principal,
             customer_id: customer,
             purpose: access.purpose.key.clone(),
             detail,
+            reason,
         };
         Ok(self.inner.store.insert_alert(&row).await?)
+    }
+
+    /// One access alert with its reason opened, for the DPO; the opening is itself an audit entry
+    /// about the customer (`read_alert_reason`). `None` for the reason once the customer is erased.
+    pub async fn alert_with_reason(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> ServiceResult<(steward_store::AlertRow, Option<String>)> {
+        self.authorize(principal, Action::ReadAlerts, None).await?;
+        let row = self
+            .inner
+            .store
+            .get_alert(id.as_bytes())
+            .await?
+            .ok_or(ServiceError::NotFound("alert"))?;
+        let reason = match (row.customer_id, &row.reason) {
+            (Some(c), Some(sealed)) => {
+                let entry = self.write_entry_marked(
+                    crate::Actor::Principal(principal),
+                    "read_alert_reason",
+                    Some(c),
+                    &["reason"],
+                    crate::vault::About {
+                        subject: None,
+                        purpose: Some(&row.purpose),
+                    },
+                    "show",
+                );
+                self.inner.store.record_audit(&[entry]).await?;
+                match self.data_key_of(c).await {
+                    Ok(dk) => Some(seal::open_alert_reason(&dk, c, id, sealed)?),
+                    // Erased: the key is gone, and the reason with it.
+                    Err(ServiceError::NotFound(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        Ok((row, reason))
     }
 
     /// Access alerts (bulk access, break-glass), newest first, for the DPO.
@@ -608,6 +670,12 @@ impl Vault {
             .collect())
     }
 }
+
+/// Reads flagged for the DPO: the deciding policy, the alert's kind, and how the alert names it.
+const FLAGGED: [(&str, &str, &str); 2] = [
+    ("break-glass", "break_glass", "break-glass read"),
+    ("manager-fraud-review", "fraud_review", "fraud review"),
+];
 
 /// The most purchases an abstraction is computed from, oldest first: it keeps one read's work and
 /// memory fixed. A customer with more is in the top tier and band either way; their eligibility is

@@ -99,6 +99,26 @@ impl Vault {
         id: CustomerId,
         input: &ConsentInput,
     ) -> ServiceResult<(ConsentEvent, String)> {
+        // A source is a fact of the channel, not a claim of the body (issue 15, finding 5): staff
+        // record what a customer said in a shop or another system sent; `portal` comes only from
+        // a portal session, `gpc` only from the signal, `rights_request` only from a request.
+        if !matches!(input.source, ConsentSource::InStore | ConsentSource::Api) {
+            return Err(ValidationError::new(
+                "source",
+                "staff record consent as in_store or api; portal, gpc and rights_request events come only from those channels",
+            )
+            .into());
+        }
+        self.staff_consent(principal, id, input).await
+    }
+
+    /// Records a consent event by staff whose source the caller has set from the channel.
+    async fn staff_consent(
+        &self,
+        principal: &Principal,
+        id: CustomerId,
+        input: &ConsentInput,
+    ) -> ServiceResult<(ConsentEvent, String)> {
         self.authorize(principal, Action::ManageConsent, Some(id))
             .await?;
         let only_marketing = principal.roles.iter().all(|r| *r == Role::Marketing);
@@ -165,7 +185,7 @@ impl Vault {
                 action: ConsentAction::Withdraw,
                 source: ConsentSource::Gpc,
             };
-            out.push(self.record_consent(principal, id, &input).await?);
+            out.push(self.staff_consent(principal, id, &input).await?);
         }
         Ok(out)
     }

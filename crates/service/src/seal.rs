@@ -56,6 +56,29 @@ fn open_opt(
         .transpose()
 }
 
+/// Seals the reason of an access alert (a staff member's words about the customer).
+pub fn seal_alert_reason(
+    dk: &DataKey,
+    customer: CustomerId,
+    alert: Uuid,
+    reason: &str,
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.seal(
+        &aad("access_alerts", "reason", customer, alert),
+        reason.as_bytes(),
+    )?)
+}
+
+/// Opens the reason of an access alert.
+pub fn open_alert_reason(
+    dk: &DataKey,
+    customer: CustomerId,
+    alert: Uuid,
+    sealed: &[u8],
+) -> ServiceResult<String> {
+    open_str(dk, "access_alerts", "reason", customer, alert, sealed)
+}
+
 /// Seals a customer's profile into a row.
 pub fn seal_customer(
     dk: &DataKey,

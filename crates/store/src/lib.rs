@@ -244,6 +244,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an access alert.
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()>;
+    /// One access alert by id.
+    async fn get_alert(&self, id: &[u8]) -> StoreResult<Option<AlertRow>>;
     /// Alerts, newest first, before `before` (an alert id), at most `limit`.
     async fn list_alerts(&self, before: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<AlertRow>>;
 

@@ -198,7 +198,7 @@ pub struct AlertRow {
     pub id: Vec<u8>,
     /// When (ms).
     pub occurred_at: i64,
-    /// `break_glass` or `bulk_access`.
+    /// `break_glass`, `fraud_review` or `bulk_access`.
     pub kind: String,
     /// The principal's pseudonym (staff id or `token-<id>`).
     pub principal: String,
@@ -208,4 +208,6 @@ pub struct AlertRow {
     pub purpose: String,
     /// What happened, without personal values.
     pub detail: String,
+    /// The stated reason, sealed under the customer's data key (break-glass, fraud review).
+    pub reason: Option<Vec<u8>>,
 }

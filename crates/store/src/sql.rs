@@ -117,6 +117,23 @@ async fn record_purpose_version(
     Ok(())
 }
 
+/// An alert from its columns in table order.
+fn alert_row(r: &sqlx::any::AnyRow) -> StoreResult<AlertRow> {
+    Ok(AlertRow {
+        id: r.try_get(0)?,
+        occurred_at: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        principal: r.try_get(3)?,
+        customer_id: r
+            .try_get::<Option<Vec<u8>>, _>(4)?
+            .map(|b| id16(b, CustomerId::from_slice))
+            .transpose()?,
+        purpose: r.try_get(5)?,
+        detail: r.try_get(6)?,
+        reason: r.try_get(7)?,
+    })
+}
+
 fn map_conflict(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
@@ -872,7 +889,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()> {
-        sqlx::query("INSERT INTO access_alerts (id, occurred_at, kind, principal, customer_id, purpose, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO access_alerts (id, occurred_at, kind, principal, customer_id, purpose, detail, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(row.id.clone())
             .bind(row.occurred_at)
             .bind(&row.kind)
@@ -880,35 +897,30 @@ impl Store for SqlStore {
             .bind(row.customer_id.map(|c| c.as_bytes().to_vec()))
             .bind(&row.purpose)
             .bind(&row.detail)
+            .bind(row.reason.clone())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
+    async fn get_alert(&self, id: &[u8]) -> StoreResult<Option<AlertRow>> {
+        sqlx::query("SELECT id, occurred_at, kind, principal, customer_id, purpose, detail, reason FROM access_alerts WHERE id = $1")
+            .bind(id.to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| alert_row(&r))
+            .transpose()
+    }
+
     async fn list_alerts(&self, before: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<AlertRow>> {
         // 0xff… sorts after every UUIDv7.
         let before = before.unwrap_or_else(|| vec![0xff; 16]);
-        let rows = sqlx::query("SELECT id, occurred_at, kind, principal, customer_id, purpose, detail FROM access_alerts WHERE id < $1 ORDER BY id DESC LIMIT $2")
+        let rows = sqlx::query("SELECT id, occurred_at, kind, principal, customer_id, purpose, detail, reason FROM access_alerts WHERE id < $1 ORDER BY id DESC LIMIT $2")
             .bind(before)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertRow {
-                    id: r.try_get(0)?,
-                    occurred_at: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    principal: r.try_get(3)?,
-                    customer_id: r
-                        .try_get::<Option<Vec<u8>>, _>(4)?
-                        .map(|b| id16(b, CustomerId::from_slice))
-                        .transpose()?,
-                    purpose: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(alert_row).collect()
     }
 
     async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()> {

@@ -109,12 +109,12 @@ pub(super) async fn break_glass(
         return error_page(Some(&session), Problem::not_found("customer"));
     };
     let reason = f.get("reason").map(|r| r.trim()).unwrap_or("");
-    if reason.chars().count() < 20 || reason.chars().count() > 500 {
+    if steward_domain::normalize::visible_chars(reason) < 20 || reason.chars().count() > 500 {
         return error_page(
             Some(&session),
             Problem::invalid_parameter(
                 "reason",
-                "a break-glass read needs a reason of 20 to 500 characters",
+                "a break-glass read needs a reason of 20 visible characters or more (500 at most)",
             ),
         );
     }

@@ -1,7 +1,7 @@
 //! `/v1/outlets`, `/v1/staff`, `/v1/alerts`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use steward_domain::{OutletId, Role, StaffId};
@@ -140,7 +140,7 @@ pub struct AlertView {
     pub id: String,
     /// When.
     pub occurred_at: steward_domain::Timestamp,
-    /// `break_glass` or `bulk_access`.
+    /// `break_glass`, `fraud_review` or `bulk_access`.
     pub kind: String,
     /// The principal's pseudonym (staff id, or `token-<id>` for a service client).
     pub principal: String,
@@ -151,6 +151,29 @@ pub struct AlertView {
     pub purpose: String,
     /// What happened.
     pub detail: String,
+    /// Whether a reason was given (read it with `GET /v1/alerts/{id}`).
+    pub has_reason: bool,
+    /// The reason, on `GET /v1/alerts/{id}` only (absent once the customer is erased).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl AlertView {
+    fn new(a: steward_store::AlertRow, reason: Option<String>) -> Self {
+        AlertView {
+            id: uuid::Uuid::from_slice(&a.id)
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            occurred_at: steward_domain::Timestamp(a.occurred_at),
+            kind: a.kind,
+            principal: a.principal,
+            customer_id: a.customer_id.map(|c| c.to_string()),
+            purpose: a.purpose,
+            detail: a.detail,
+            has_reason: a.reason.is_some(),
+            reason,
+        }
+    }
 }
 
 /// Access alerts for the DPO, newest first: break-glass reads and bulk-access refusals.
@@ -161,18 +184,21 @@ pub async fn list_alerts(
 ) -> Result<Json<Vec<AlertView>>, Problem> {
     let rows = s.vault.alerts(&p, 500).await?;
     Ok(Json(
-        rows.into_iter()
-            .map(|a| AlertView {
-                id: uuid::Uuid::from_slice(&a.id)
-                    .map(|u| u.to_string())
-                    .unwrap_or_default(),
-                occurred_at: steward_domain::Timestamp(a.occurred_at),
-                kind: a.kind,
-                principal: a.principal,
-                customer_id: a.customer_id.map(|c| c.to_string()),
-                purpose: a.purpose,
-                detail: a.detail,
-            })
-            .collect(),
+        rows.into_iter().map(|a| AlertView::new(a, None)).collect(),
     ))
+}
+
+/// One access alert with the reason the staff member gave, for the DPO. Opening the reason is an
+/// audit entry about the customer.
+#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path)),
+    responses((status = 200, body = AlertView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_alert(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<AlertView>, Problem> {
+    let id = uuid::Uuid::try_parse(&id).map_err(|_| Problem::not_found("alert"))?;
+    let (row, reason) = s.vault.alert_with_reason(&p, id).await?;
+    Ok(Json(AlertView::new(row, reason)))
 }

@@ -368,7 +368,7 @@ async fn consent_ledger_decides_consent_purposes(db: TestDb) {
     );
 
     // Withdrawing is as easy as granting.
-    let withdraw = json!({"purpose": "marketing_email", "action": "withdraw", "source": "portal"});
+    let withdraw = json!({"purpose": "marketing_email", "action": "withdraw", "source": "api"});
     let (s, _) = call(
         &w.router,
         &marketing,

@@ -14,7 +14,9 @@ backend_tests!(
     a_purchase_makes_no_customer_ones_own,
     purchases_only_at_own_outlet_by_its_staff,
     purposes_are_bound_to_roles,
-    outlet_staff_change_only_their_own_customers
+    outlet_staff_change_only_their_own_customers,
+    fraud_review_is_guarded_and_alerted,
+    consent_sources_are_facts
 );
 
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
@@ -297,4 +299,104 @@ async fn outlet_staff_change_only_their_own_customers(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::NO_CONTENT, "{p}");
     }
+}
+
+/// Finding 6: a store manager read 196 other outlets' itemised histories with
+/// `purpose=fraud_prevention&reason=x`, with no alert. The reason now needs 20 visible characters,
+/// and every such read is an alert whose reason the DPO can read.
+async fn fraud_review_is_guarded_and_alerted(db: TestDb) {
+    let w = world(&db).await;
+    let base = format!(
+        "/v1/customers/{}/purchases?purpose=fraud_prevention",
+        w.customer
+    );
+    let zero_width = "%E2%80%8B".repeat(20);
+    for reason in ["x", "too%20short%20a%20reason", zero_width.as_str()] {
+        let (s, p) = call(
+            &w.router,
+            &w.mia,
+            "GET",
+            &format!("{base}&reason={reason}"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+        assert_eq!(
+            p["items"],
+            json!([]),
+            "reason {reason:?} opened the history: {p}"
+        );
+    }
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let (_, alerts) = call(&w.router, &dpo, "GET", "/v1/alerts", None, false).await;
+    assert!(
+        !alerts.to_string().contains("fraud_review"),
+        "no history was shown, so no alert: {alerts}"
+    );
+    let reason = "Chargeback dispute CASE-2026-881 on a card used at both outlets";
+    let (s, p) = call(
+        &w.router,
+        &w.mia,
+        "GET",
+        &format!("{base}&reason={}", reason.replace(' ', "%20")),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["items"].as_array().unwrap().len(), 3, "{p}");
+    let (_, alerts) = call(&w.router, &dpo, "GET", "/v1/alerts", None, false).await;
+    let alert = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "fraud_review")
+        .unwrap_or_else(|| panic!("no fraud_review alert: {alerts}"))
+        .clone();
+    assert_eq!(alert["customer_id"], json!(w.customer));
+    assert_eq!(alert["has_reason"], true);
+    assert!(
+        alert.get("reason").is_none(),
+        "the list opens no reason: {alert}"
+    );
+    // The reason is sealed at rest and opened for the DPO alone.
+    let path = format!("/v1/alerts/{}", alert["id"].as_str().unwrap());
+    let (s, _) = call(&w.router, &w.mia, "GET", &path, None, false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, one) = call(&w.router, &dpo, "GET", &path, None, false).await;
+    assert_eq!(
+        (s, &one["reason"]),
+        (StatusCode::OK, &json!(reason)),
+        "{one}"
+    );
+    let raw = db.raw().await;
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT reason FROM access_alerts WHERE reason IS NOT NULL")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(!String::from_utf8_lossy(&stored[0]).contains("Chargeback"));
+}
+
+/// Finding 5: staff recorded a consent with `"source": "portal"`, which the GPC signal then
+/// treated as the customer's own choice.
+async fn consent_sources_are_facts(db: TestDb) {
+    let w = world(&db).await;
+    let path = format!("/v1/customers/{}/consents", w.customer);
+    for source in ["portal", "gpc", "rights_request"] {
+        let body = json!({"purpose": "marketing_email", "action": "grant", "source": source});
+        let (s, p) = call(&w.router, &w.alice, "POST", &path, Some(body), false).await;
+        assert_eq!(
+            (s, &p["field"]),
+            (StatusCode::UNPROCESSABLE_ENTITY, &json!("source")),
+            "{source}: {p}"
+        );
+    }
+    let (_, ledger) = call(&w.router, &w.alice, "GET", &path, None, false).await;
+    assert_eq!(ledger["history"], json!([]), "{ledger}");
+    let body = json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"});
+    let (s, p) = call(&w.router, &w.alice, "POST", &path, Some(body), false).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
 }

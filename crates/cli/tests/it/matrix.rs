@@ -351,7 +351,7 @@ async fn authorisation_matrix(db: TestDb) {
         );
         if consented {
             for p in CONSENT_PURPOSES {
-                let c = json!({"purpose": p, "action": "grant", "source": "portal"});
+                let c = json!({"purpose": p, "action": "grant", "source": "in_store"});
                 assert_eq!(
                     status(
                         &router,

@@ -174,7 +174,7 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
         &support,
         "POST",
         &format!("/v1/customers/{id}/consents"),
-        Some(json!({"purpose": "loyalty_sms", "action": "grant", "source": "portal"})),
+        Some(json!({"purpose": "loyalty_sms", "action": "grant", "source": "in_store"})),
         true,
     )
     .await;

@@ -307,7 +307,7 @@ async fn in_person_requests_rectify_restrict_object_and_erase(db: TestDb) {
             &w.support,
             "POST",
             &format!("/v1/customers/{id}/consents"),
-            Some(json!({"purpose": p, "action": "grant", "source": "portal"})),
+            Some(json!({"purpose": p, "action": "grant", "source": "in_store"})),
             false,
         )
         .await;
