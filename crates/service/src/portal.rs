@@ -140,27 +140,31 @@ impl Vault {
             return Err(wrong().into());
         };
         let now = Timestamp::now().millis();
+        // The try is counted before the code is compared, in one atomic step: however many tries
+        // arrive together, at most CODE_TRIES are ever compared.
+        let live = self
+            .inner
+            .store
+            .claim_portal_code_try(challenge, CODE_TRIES, now)
+            .await?;
         let good = {
             use subtle::ConstantTimeEq;
             let mac = self.mac("portal-code", &format!("{challenge}\n{}", code.trim()));
             bool::from(mac.ct_eq(row.code_mac.as_slice()))
         };
-        let live = now <= row.expires_at && row.attempts < CODE_TRIES;
         let customer = match row.customer_id {
             Some(c) if good && live => c,
             _ => {
-                let entry = self.write_entry_marked(
-                    Actor::Operator("portal"),
+                let entry = crate::vault::entry_with_outcome(
+                    self.actor_parts(Actor::Operator("portal")),
                     "portal.sign_in",
                     row.customer_id,
                     &[],
                     About::default(),
                     "denied",
+                    "denied",
                 );
-                self.inner
-                    .store
-                    .portal_code_failed(challenge, &[entry])
-                    .await?;
+                self.inner.store.record_audit(&[entry]).await?;
                 return Err(wrong().into());
             }
         };

@@ -257,6 +257,18 @@ impl Vault {
             return view(&row);
         };
         let now = Timestamp::now().millis();
+        // The try is counted before the code is compared, in one atomic step (an increment, not
+        // an overwrite): concurrent wrong codes each count (issue 15, finding 7).
+        let Some(tries) = self
+            .inner
+            .store
+            .claim_request_code_try(id, CODE_TRIES)
+            .await?
+        else {
+            return Err(ServiceError::WrongState(
+                "the request is closed or no longer waits for this",
+            ));
+        };
         let good = match (&row.code_mac, row.code_expires_at) {
             (Some(mac), Some(until)) if now <= until => {
                 use subtle::ConstantTimeEq;
@@ -271,19 +283,23 @@ impl Vault {
             return view(&row);
         }
         let mut next = row.clone();
-        next.code_attempts += 1;
+        next.code_attempts = tries;
         next.updated_at = now;
-        let spent = next.code_attempts >= CODE_TRIES;
+        let spent = tries >= CODE_TRIES;
+        let entry = self.request_entry(Actor::Principal(p), "request.code_rejected", &next);
         if spent {
+            // The last try: the request is denied (once, whichever try came last).
             next.status = RequestStatus::Denied.as_str().to_owned();
             next.reason = Some(RequestReason::InsufficientVerification.as_str().to_owned());
             next.code_mac = None;
+            let denied = self.request_entry(Actor::Principal(p), "request.denied", &next);
+            self.inner
+                .store
+                .update_request(&next, &row.status, &[entry, denied])
+                .await?;
+        } else {
+            self.inner.store.record_audit(&[entry]).await?;
         }
-        let entry = self.request_entry(Actor::Principal(p), "request.code_rejected", &next);
-        self.inner
-            .store
-            .update_request(&next, &row.status, &[entry])
-            .await?;
         Err(ValidationError::new(
             "code",
             if spent {

@@ -280,8 +280,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// A portal sign-in code by its challenge id.
     async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<PortalCodeRow>>;
-    /// Counts a wrong code against its challenge, with its audit entries.
-    async fn portal_code_failed(&self, id: uuid::Uuid, audit: &[AuditEntryRow]) -> StoreResult<()>;
+    /// Claims one try of a challenge's code before it is checked, in one atomic step: false if
+    /// `max_tries` are spent or the code expired before `now` (ms). Concurrent tries cannot share
+    /// a count (issue 15, finding 4).
+    async fn claim_portal_code_try(
+        &self,
+        id: uuid::Uuid,
+        max_tries: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Spends the code `code` and opens `session` in one transaction; false if the code was
     /// already spent (or is not this customer's).
     async fn open_portal_session(
@@ -368,6 +375,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_request(&self, row: &RequestRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
     /// One data-subject request.
     async fn get_request(&self, id: steward_domain::RequestId) -> StoreResult<Option<RequestRow>>;
+    /// Claims one try of an in-progress request's e-mailed code before it is checked, in one atomic
+    /// step; the tries counted so far, this one included, or `None` if `max_tries` are spent or
+    /// there is no code to try (issue 15, finding 7).
+    async fn claim_request_code_try(
+        &self,
+        id: steward_domain::RequestId,
+        max_tries: i64,
+    ) -> StoreResult<Option<i64>>;
     /// Replaces a request's mutable columns if its status is still `was` (false otherwise).
     async fn update_request(
         &self,

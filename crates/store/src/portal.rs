@@ -86,21 +86,6 @@ impl SqlStore {
         .transpose()
     }
 
-    pub(crate) async fn portal_code_failed_impl(
-        &self,
-        id: Uuid,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE portal_codes SET attempts = attempts + 1 WHERE id = $1")
-            .bind(id.as_bytes().to_vec())
-            .execute(&mut *tx)
-            .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub(crate) async fn open_portal_session_impl(
         &self,
         code: Uuid,

@@ -98,6 +98,25 @@ impl SqlStore {
         row.as_ref().map(from_row).transpose()
     }
 
+    pub(crate) async fn claim_request_code_try_impl(
+        &self,
+        id: RequestId,
+        max_tries: i64,
+    ) -> StoreResult<Option<i64>> {
+        let mut tx = self.write_tx().await?;
+        let tries: Option<i64> = sqlx::query_scalar(
+            "UPDATE rights_requests SET code_attempts = code_attempts + 1 \
+             WHERE id = $1 AND status = 'in_progress' AND code_mac IS NOT NULL AND code_attempts < $2 \
+             RETURNING code_attempts",
+        )
+        .bind(id.as_bytes().to_vec())
+        .bind(max_tries)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(tries)
+    }
+
     pub(crate) async fn update_request_impl(
         &self,
         row: &RequestRow,

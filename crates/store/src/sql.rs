@@ -981,8 +981,19 @@ impl Store for SqlStore {
         self.portal_code_impl(id).await
     }
 
-    async fn portal_code_failed(&self, id: uuid::Uuid, audit: &[AuditEntryRow]) -> StoreResult<()> {
-        self.portal_code_failed_impl(id, audit).await
+    async fn claim_portal_code_try(
+        &self,
+        id: uuid::Uuid,
+        max_tries: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let q = sqlx::query(
+            "UPDATE portal_codes SET attempts = attempts + 1 WHERE id = $1 AND attempts < $2 AND expires_at >= $3",
+        )
+        .bind(id.as_bytes().to_vec())
+        .bind(max_tries)
+        .bind(now);
+        self.update_with_audit(q, &[]).await
     }
 
     async fn open_portal_session(
@@ -1210,6 +1221,14 @@ impl Store for SqlStore {
 
     async fn get_request(&self, id: steward_domain::RequestId) -> StoreResult<Option<RequestRow>> {
         self.get_request_impl(id).await
+    }
+
+    async fn claim_request_code_try(
+        &self,
+        id: steward_domain::RequestId,
+        max_tries: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.claim_request_code_try_impl(id, max_tries).await
     }
 
     async fn update_request(

@@ -8,6 +8,7 @@ use steward_domain::Role;
 use steward_service::TokenOwner;
 
 use crate::access::{World, call, token, world};
+use crate::portal::Mailbox;
 use crate::support::{TestDb, backend_tests};
 
 backend_tests!(
@@ -16,7 +17,9 @@ backend_tests!(
     purposes_are_bound_to_roles,
     outlet_staff_change_only_their_own_customers,
     fraud_review_is_guarded_and_alerted,
-    consent_sources_are_facts
+    consent_sources_are_facts,
+    portal_code_tries_are_atomic,
+    request_code_tries_are_atomic
 );
 
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
@@ -399,4 +402,113 @@ async fn consent_sources_are_facts(db: TestDb) {
     let body = json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"});
     let (s, p) = call(&w.router, &w.alice, "POST", &path, Some(body), false).await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
+}
+
+/// Wrong codes sent together, then the right one: at most five are ever compared.
+const TOGETHER: usize = 40;
+
+/// Finding 4 (and 13): 40 wrong portal codes sent together, then the right one, signed in, because
+/// each try read the counter before any wrote it. Tries are now claimed atomically before the
+/// comparison, and every refused try is audited as `denied`.
+async fn portal_code_tries_are_atomic(db: TestDb) {
+    let w = world(&db).await;
+    let mail = std::sync::Arc::new(Mailbox::default());
+    w.vault.use_notifier(mail.clone());
+    let challenge = w.vault.portal_send_code("carla@example.com").await.unwrap();
+    let (_, code) = mail.nth(0).await;
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..TOGETHER {
+        let v = w.vault.clone();
+        tries.spawn(async move { v.portal_sign_in(challenge, wrong).await.is_ok() });
+    }
+    let signed_in = tries.join_all().await.into_iter().filter(|ok| *ok).count();
+    assert_eq!(signed_in, 0);
+    assert!(
+        w.vault.portal_sign_in(challenge, &code).await.is_err(),
+        "the right code still worked after {TOGETHER} wrong ones sent together"
+    );
+    w.vault.flush_audit().await.unwrap();
+    let leaves: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT leaf FROM audit_entries WHERE action = 'portal.sign_in'")
+            .fetch_all(&db.raw_log().await)
+            .await
+            .unwrap();
+    let outcomes: Vec<String> = leaves
+        .iter()
+        .map(|l| steward_domain::AuditLeaf::from_bytes(l).unwrap().outcome)
+        .collect();
+    assert_eq!(outcomes.len(), TOGETHER + 1);
+    assert!(outcomes.iter().all(|o| o == "denied"), "{outcomes:?}");
+    // A fresh code still works: the brake is per code, not a lock-out.
+    let challenge = w.vault.portal_send_code("carla@example.com").await.unwrap();
+    let (_, code) = mail.nth(1).await;
+    assert!(w.vault.portal_sign_in(challenge, &code).await.is_ok());
+}
+
+/// Finding 7: wrong data-subject-request codes sent together overwrote one another's count; the
+/// request was denied after 60 tries, not 5.
+async fn request_code_tries_are_atomic(db: TestDb) {
+    let w = world(&db).await;
+    let mail = std::sync::Arc::new(Mailbox::default());
+    w.vault.use_notifier(mail.clone());
+    let (s, r) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        "/v1/requests",
+        Some(json!({"type": "access", "customer_id": w.customer})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (_, code) = mail.nth(0).await;
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let verify = format!("/v1/requests/{}/verify", r["id"].as_str().unwrap());
+    let mut tries = tokio::task::JoinSet::new();
+    for _ in 0..TOGETHER {
+        let (router, t, path) = (w.router.clone(), w.support.clone(), verify.clone());
+        tries.spawn(async move {
+            call(
+                &router,
+                &t,
+                "POST",
+                &path,
+                Some(json!({"code": wrong})),
+                false,
+            )
+            .await
+            .0
+        });
+    }
+    let answers = tries.join_all().await;
+    assert!(answers.iter().all(|s| *s != StatusCode::OK), "{answers:?}");
+    let (s, p) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &verify,
+        Some(json!({"code": code})),
+        false,
+    )
+    .await;
+    assert_ne!(s, StatusCode::OK, "the right code still worked: {p}");
+    let (_, now) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("/v1/requests/{}", r["id"].as_str().unwrap()),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(now["status"], "denied", "{now}");
 }

@@ -15,7 +15,7 @@ use crate::support::{TestDb, backend_tests};
 
 /// Keeps the codes the portal sends, as a mailbox would.
 #[derive(Default)]
-struct Mailbox(Mutex<Vec<(String, String)>>);
+pub(crate) struct Mailbox(pub(crate) Mutex<Vec<(String, String)>>);
 
 impl steward_service::notify::Notifier for Mailbox {
     fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str> {
@@ -29,7 +29,7 @@ impl steward_service::notify::Notifier for Mailbox {
 
 impl Mailbox {
     /// Waits for the `n`th message (sending is not awaited by the request).
-    async fn nth(&self, n: usize) -> (String, String) {
+    pub(crate) async fn nth(&self, n: usize) -> (String, String) {
         for _ in 0..200 {
             if let Some(m) = self.0.lock().unwrap().get(n) {
                 return m.clone();
