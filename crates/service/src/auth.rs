@@ -100,6 +100,13 @@ impl TokenCache {
             cache.remove(&id);
         }
     }
+
+    /// Forgets a staff member's tokens named `name` (their sign-in sessions, revoked here).
+    pub(crate) fn forget_staff(&self, staff: StaffId, name: &str) {
+        if let Ok(mut cache) = self.verified.write() {
+            cache.retain(|_, v| !(v.principal.staff_id == Some(staff) && v.principal.name == name));
+        }
+    }
 }
 
 impl Vault {

@@ -122,11 +122,13 @@ impl Vault {
             password_hash: hash,
             updated_at: Timestamp::now().millis(),
         };
-        Ok(self
-            .inner
+        self.inner
             .store
-            .set_staff_credentials(&row, &[entry])
-            .await?)
+            .set_staff_credentials(&row, SESSION_TOKEN_NAME, &[entry])
+            .await?;
+        // Sessions remembered here end now; other processes re-read them within 30 seconds.
+        self.inner.tokens.forget_staff(staff, SESSION_TOKEN_NAME);
+        Ok(())
     }
 
     /// Signs a staff member in: `None` (and a `denied` audit entry) for a wrong login or

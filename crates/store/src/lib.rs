@@ -263,10 +263,12 @@ pub trait Store: Send + Sync + 'static {
     /// Sign-in sessions that expired or were revoked before `before` (Unix ms): counted, or
     /// deleted when `delete`.
     async fn dead_sessions(&self, before: i64, delete: bool) -> StoreResult<u64>;
-    /// Sets a staff member's sign-in credentials, replacing any they had.
+    /// Sets a staff member's sign-in credentials, replacing any they had, and in the same
+    /// transaction revokes their live tokens named `session_name` (their sign-in sessions).
     async fn set_staff_credentials(
         &self,
         row: &CredentialRow,
+        session_name: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
     /// The credentials whose login has this MAC.

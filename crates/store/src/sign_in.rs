@@ -24,9 +24,19 @@ impl SqlStore {
     pub(crate) async fn set_credentials_impl(
         &self,
         row: &CredentialRow,
+        session_name: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
+        // A new password ends every session the old one opened.
+        sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE staff_id = $2 AND name = $3 AND revoked_at IS NULL",
+        )
+        .bind(row.updated_at)
+        .bind(row.staff_id.as_bytes().to_vec())
+        .bind(session_name.to_owned())
+        .execute(&mut *tx)
+        .await?;
         // One row per staff member: a new login or password replaces the old.
         sqlx::query("DELETE FROM staff_credentials WHERE staff_id = $1")
             .bind(row.staff_id.as_bytes().to_vec())

@@ -957,9 +957,10 @@ impl Store for SqlStore {
     async fn set_staff_credentials(
         &self,
         row: &crate::CredentialRow,
+        session_name: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()> {
-        self.set_credentials_impl(row, audit).await
+        self.set_credentials_impl(row, session_name, audit).await
     }
 
     async fn staff_credentials(

@@ -19,7 +19,8 @@ backend_tests!(
     fraud_review_is_guarded_and_alerted,
     consent_sources_are_facts,
     portal_code_tries_are_atomic,
-    request_code_tries_are_atomic
+    request_code_tries_are_atomic,
+    a_new_password_ends_the_sessions
 );
 
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
@@ -511,4 +512,68 @@ async fn request_code_tries_are_atomic(db: TestDb) {
     )
     .await;
     assert_eq!(now["status"], "denied", "{now}");
+}
+
+/// Finding 14: changing a staff member's password left their sessions working.
+async fn a_new_password_ends_the_sessions(db: TestDb) {
+    let w = world(&db).await;
+    let alice = w
+        .vault
+        .list_staff()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "Alice Seller")
+        .unwrap()
+        .id;
+    let old = zeroize::Zeroizing::new("correct horse battery staple".to_owned());
+    w.vault
+        .set_staff_password(alice, "alice.seller", old.clone())
+        .await
+        .unwrap();
+    let mut sessions = vec![];
+    for _ in 0..2 {
+        let s = w
+            .vault
+            .sign_in("alice.seller", old.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        sessions.push(s.token.to_string());
+    }
+    for t in &sessions {
+        let (s, _) = call(&w.router, t, "GET", "/v1/purposes", None, false).await;
+        assert_eq!(s, StatusCode::OK);
+    }
+    let new = zeroize::Zeroizing::new("a different and longer passphrase".to_owned());
+    w.vault
+        .set_staff_password(alice, "alice.seller", new.clone())
+        .await
+        .unwrap();
+    for t in &sessions {
+        let (s, _) = call(&w.router, t, "GET", "/v1/purposes", None, false).await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "a session outlived the password"
+        );
+    }
+    // Revoked in the database too, so other server processes drop them on their next check.
+    let live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM api_tokens WHERE expires_at IS NOT NULL AND revoked_at IS NULL",
+    )
+    .fetch_one(&db.raw().await)
+    .await
+    .unwrap();
+    assert_eq!(live, 0);
+    // Her API token (not a sign-in session) still works; a new sign-in too.
+    let (s, _) = call(&w.router, &w.alice, "GET", "/v1/purposes", None, false).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        w.vault
+            .sign_in("alice.seller", new)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
