@@ -91,6 +91,17 @@ fn profile_items(c: &Customer, purposes: &[Purpose]) -> Vec<Value> {
     items
 }
 
+/// A cell as a spreadsheet may safely open it: one that begins with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return would be read as a formula, so it is prefixed with `'` (OWASP's advice on CSV
+/// injection). The JSON files keep every value as it is.
+fn safe_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{s}"))
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 /// Flattens JSON objects into CSV: one column per (dotted) key, in first-seen order; arrays
 /// are written as JSON text.
 fn to_csv(rows: &[Value]) -> ServiceResult<Vec<u8>> {
@@ -133,9 +144,12 @@ fn to_csv(rows: &[Value]) -> ServiceResult<Vec<u8>> {
     for row in &flat {
         // Rows have a dozen columns at most: a scan beats building a map per row.
         w.write_record(columns.iter().map(|c| {
-            row.iter()
-                .find(|(k, _)| k == c)
-                .map_or("", |(_, v)| v.as_str())
+            safe_cell(
+                row.iter()
+                    .find(|(k, _)| k == c)
+                    .map_or("", |(_, v)| v.as_str()),
+            )
+            .into_owned()
         }))
         .map_err(fail)?;
     }
@@ -195,7 +209,8 @@ fn csv_of<T>(
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(header).map_err(fail)?;
     for r in rows {
-        w.write_record(fields(r)).map_err(fail)?;
+        w.write_record(fields(r).iter().map(|c| safe_cell(c).into_owned()))
+            .map_err(fail)?;
     }
     w.into_inner()
         .map_err(|_| ServiceError::Export("a CSV file could not be written"))
@@ -508,5 +523,30 @@ mod tests {
         ];
         let text = String::from_utf8(to_csv(&rows).unwrap()).unwrap();
         assert_eq!(text, "a,b.c,d\n1,\"x, y\",\n2,,\"[\"\"p\"\",\"\"q\"\"]\"\n");
+    }
+
+    /// Issue 15, finding 12: formulas in a customer's data reached the export's CSV unchanged.
+    #[test]
+    fn csv_cells_cannot_be_formulas() {
+        let evil = [
+            "=HYPERLINK(\"http://x.example\",\"y\")",
+            "=cmd|' /C calc'!A0",
+            "+watches",
+            "-2+3",
+            "@SUM(A1)",
+            "\tindent",
+            "\rreturn",
+        ];
+        let rows: Vec<Value> = evil.iter().map(|e| json!({ "text": e })).collect();
+        let typed = csv_of(&["text"], &evil, |e| vec![(*e).to_owned()]).unwrap();
+        for bytes in [to_csv(&rows).unwrap(), typed] {
+            let mut r = csv::Reader::from_reader(bytes.as_slice());
+            let cells: Vec<String> = r.records().map(|rec| rec.unwrap()[0].to_owned()).collect();
+            assert_eq!(cells.len(), evil.len());
+            for (cell, e) in cells.iter().zip(evil) {
+                assert_eq!(cell, &format!("'{e}"));
+            }
+        }
+        assert_eq!(safe_cell("Ada = Lovelace"), "Ada = Lovelace");
     }
 }

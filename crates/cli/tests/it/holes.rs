@@ -20,7 +20,8 @@ backend_tests!(
     consent_sources_are_facts,
     portal_code_tries_are_atomic,
     request_code_tries_are_atomic,
-    a_new_password_ends_the_sessions
+    a_new_password_ends_the_sessions,
+    exported_csv_opens_no_formula
 );
 
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
@@ -576,4 +577,55 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
             .unwrap()
             .is_some()
     );
+}
+
+/// Finding 12: a customer's data-subject export carried spreadsheet formulas through unchanged.
+async fn exported_csv_opens_no_formula(db: TestDb) {
+    use std::io::Read;
+    let w = world(&db).await;
+    let formula = "=HYPERLINK(\"http://evil.example\",\"open\")";
+    let (s, p) = call(
+        &w.router,
+        &w.alice,
+        "POST",
+        &format!("/v1/customers/{}/interactions", w.customer),
+        Some(json!({"channel": "in_store", "text": formula, "source": "-till"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let out = db.dir.path().join("carla.zip");
+    let (code, _, err) = crate::support::run(
+        &[
+            "export",
+            "--customer",
+            &w.customer,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        zip.by_name(name)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        text
+    };
+    let csv = read("interactions.csv");
+    let mut r = csv::Reader::from_reader(csv.as_bytes());
+    let cells: Vec<String> = r
+        .records()
+        .flat_map(|rec| rec.unwrap().iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert!(cells.contains(&format!("'{formula}")), "{csv}");
+    assert!(
+        cells.iter().all(|c| !c.starts_with(['=', '+', '-', '@'])),
+        "{csv}"
+    );
+    // The JSON keeps the value as it was given.
+    assert!(read("interactions.json").contains("=HYPERLINK("));
 }
