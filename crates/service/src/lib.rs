@@ -7,6 +7,7 @@ mod audit_export;
 mod audit_verify;
 mod auth;
 mod consent;
+pub mod contact;
 pub mod demo;
 pub mod erasure;
 mod error;

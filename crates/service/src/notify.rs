@@ -5,10 +5,25 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// Delivers a verification code to a customer's recorded e-mail address.
+/// Delivers messages to customers' e-mail addresses: verification codes, and notices of changes.
 pub trait Notifier: Send + Sync {
-    /// Sends `code` to `to`. The error names no value (no address, no code).
-    fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str>;
+    /// Sends a message of `subject` and plain-text `body` to `to`. The error names no value (no
+    /// address, no code).
+    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str>;
+
+    /// Sends a sign-in or request verification `code` to `to`.
+    fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str> {
+        self.send(to, CODE_SUBJECT, &code_body(code))
+    }
+}
+
+const CODE_SUBJECT: &str = "Your verification code";
+
+/// The body of a code message; the code is on a line of its own.
+fn code_body(code: &str) -> String {
+    format!(
+        "Your code for the privacy portal or your privacy request is:\n\n{code}\n\nIt works for 30 minutes. If you did not ask, ignore this message.\n"
+    )
 }
 
 /// A development sink: appends each message, as a small RFC 5322 text, to a file.
@@ -27,15 +42,8 @@ impl FileNotifier {
     }
 }
 
-/// The message a customer receives; the code is on a line of its own.
-pub fn code_message(code: &str) -> String {
-    format!(
-        "Subject: Your verification code\n\nYour code for the privacy portal or your privacy request is:\n\n{code}\n\nIt works for 30 minutes. If you did not ask, ignore this message.\n"
-    )
-}
-
 impl Notifier for FileNotifier {
-    fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str> {
+    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
         let _held = self.lock.lock().map_err(|_| "the mail sink is poisoned")?;
         let mut o = std::fs::OpenOptions::new();
         o.create(true).append(true);
@@ -44,7 +52,7 @@ impl Notifier for FileNotifier {
         let mut f = o
             .open(&self.path)
             .map_err(|_| "the mail sink cannot be opened")?;
-        let text = format!("To: {to}\n{}\n.\n", code_message(code));
+        let text = format!("To: {to}\nSubject: {subject}\n\n{body}\n.\n");
         f.write_all(text.as_bytes())
             .map_err(|_| "the mail sink cannot be written")
     }
@@ -92,21 +100,16 @@ impl SmtpNotifier {
 }
 
 impl Notifier for SmtpNotifier {
-    fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str> {
+    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
         use lettre::Transport;
         let to: lettre::message::Mailbox = to
             .parse()
             .map_err(|_| "the recipient is not an e-mail address")?;
-        let body = code_message(code);
-        let body = body
-            .split_once("\n\n")
-            .map_or(body.as_str(), |(_, b)| b)
-            .to_owned();
         let message = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject("Your verification code")
-            .body(body)
+            .subject(subject)
+            .body(body.to_owned())
             .map_err(|_| "the message could not be built")?;
         self.transport
             .send(&message)

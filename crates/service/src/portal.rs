@@ -42,6 +42,13 @@ pub struct PortalSession {
     pub expires_at: Timestamp,
 }
 
+impl PortalSession {
+    /// When the session began (sessions last a fixed time).
+    pub fn began_at(&self) -> Timestamp {
+        Timestamp(self.expires_at.millis() - SESSION_MS)
+    }
+}
+
 /// Portal sessions whose secret passed Argon2 once, by id: later requests compare a digest in
 /// constant time. Expiry and sign-out are read from the row on every request.
 #[derive(Default)]
@@ -75,6 +82,58 @@ impl Vault {
             [one] => Some(*one),
             _ => None,
         };
+        self.issue_portal_code(customer, email).await
+    }
+
+    /// A fresh code for the signed-in customer, sent to the address on record: an erasure from a
+    /// session that began soon after a contact change is confirmed with it.
+    pub async fn portal_fresh_code(&self, s: &PortalSession) -> ServiceResult<Uuid> {
+        let email = self
+            .get_customer(s.customer_id)
+            .await?
+            .email
+            .ok_or(ServiceError::WrongState("no e-mail address is on record"))?;
+        self.issue_portal_code(Some(s.customer_id), email).await
+    }
+
+    /// Checks a fresh code (see [`Vault::portal_fresh_code`]) for the signed-in customer: the try
+    /// is counted first, atomically; a wrong or expired code is a validation error naming `code`.
+    pub async fn portal_check_fresh_code(
+        &self,
+        s: &PortalSession,
+        challenge: Uuid,
+        code: &str,
+    ) -> ServiceResult<()> {
+        let wrong = || ValidationError::new("code", "is wrong or has expired; ask for a new one");
+        let Some(row) = self.inner.store.portal_code(challenge).await? else {
+            return Err(wrong().into());
+        };
+        let now = Timestamp::now().millis();
+        let live = self
+            .inner
+            .store
+            .claim_portal_code_try(challenge, CODE_TRIES, now)
+            .await?;
+        let good = {
+            use subtle::ConstantTimeEq;
+            let mac = self.mac("portal-code", &format!("{challenge}\n{}", code.trim()));
+            bool::from(mac.ct_eq(row.code_mac.as_slice()))
+        };
+        if live && good && row.customer_id == Some(s.customer_id) {
+            Ok(())
+        } else {
+            let entry = self.portal_entry(s, "portal.fresh_code_refused", &[]);
+            self.inner.store.record_audit(&[entry]).await?;
+            Err(wrong().into())
+        }
+    }
+
+    /// Stores a challenge for `customer` (none: a decoy) and sends its code to `email`.
+    async fn issue_portal_code(
+        &self,
+        customer: Option<CustomerId>,
+        email: String,
+    ) -> ServiceResult<Uuid> {
         // Random, not time-ordered: the id is all a browser holds of its challenge.
         let mut random = [0u8; 16];
         steward_crypto::random_bytes(&mut random)?;
@@ -384,6 +443,42 @@ impl Vault {
     /// (unless a legal hold denies it), a correction of an unverified field applies, one of a
     /// verified field waits for staff to confirm.
     pub async fn portal_request(
+        &self,
+        s: &PortalSession,
+        kind: RequestType,
+        corrections: Option<serde_json::Value>,
+    ) -> ServiceResult<crate::RequestView> {
+        if kind == RequestType::Erasure {
+            return Err(ServiceError::WrongState(
+                "an erasure from the portal goes through portal_erase",
+            ));
+        }
+        self.take_portal_request(s, kind, corrections).await
+    }
+
+    /// The signed-in customer's erasure. From a session that began less than 15 minutes after
+    /// a contact change it needs `fresh`: the challenge and code of [`Vault::portal_fresh_code`]
+    /// (issue 15, finding 1: a taken-over portal could otherwise erase the customer).
+    pub async fn portal_erase(
+        &self,
+        s: &PortalSession,
+        fresh: Option<(Uuid, &str)>,
+    ) -> ServiceResult<crate::RequestView> {
+        if self.erasure_needs_fresh_code(s).await? {
+            let Some((challenge, code)) = fresh else {
+                return Err(ValidationError::new(
+                    "code",
+                    "your contact details changed recently: confirm the erasure with the code we send you",
+                )
+                .into());
+            };
+            self.portal_check_fresh_code(s, challenge, code).await?;
+        }
+        self.take_portal_request(s, RequestType::Erasure, None)
+            .await
+    }
+
+    async fn take_portal_request(
         &self,
         s: &PortalSession,
         kind: RequestType,

@@ -56,6 +56,29 @@ fn open_opt(
         .transpose()
 }
 
+/// Seals the new value of a contact change.
+pub fn seal_contact_change(
+    dk: &DataKey,
+    customer: CustomerId,
+    change: Uuid,
+    value: &str,
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.seal(
+        &aad("contact_changes", "value", customer, change),
+        value.as_bytes(),
+    )?)
+}
+
+/// Opens the new value of a contact change.
+pub fn open_contact_change(
+    dk: &DataKey,
+    customer: CustomerId,
+    change: Uuid,
+    sealed: &[u8],
+) -> ServiceResult<String> {
+    open_str(dk, "contact_changes", "value", customer, change, sealed)
+}
+
 /// Seals the reason of an access alert (a staff member's words about the customer).
 pub fn seal_alert_reason(
     dk: &DataKey,

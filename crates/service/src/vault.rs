@@ -366,8 +366,83 @@ impl Vault {
             .collect()
     }
 
-    /// Applies a merge patch to a customer; one transaction. Returns the updated customer.
+    /// Applies a merge patch to a customer. A new e-mail address waits for the customer to
+    /// confirm it from that address (see [`crate::contact`]); an address another customer holds
+    /// is a conflict naming `email`; nothing is changed by a refused patch. A phone number is no
+    /// sign-in factor and may be shared (a household): it applies at once, and the address on
+    /// record is told.
     pub async fn update_customer(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        patch: &CustomerPatch,
+    ) -> ServiceResult<crate::contact::Updated> {
+        let current = self.get_customer(id).await?;
+        let next = patch.apply(current.profile())?;
+        let new_email = next
+            .email
+            .as_deref()
+            .filter(|e| current.email.as_deref() != Some(*e));
+        let new_phone = next
+            .phone
+            .as_deref()
+            .filter(|p| current.phone.as_deref() != Some(*p));
+        // Another customer's address: staff are told (they can look it up anyway); a customer in
+        // the portal is answered as if the change had started, so the portal tells nobody whose
+        // address it is — and no code is sent, so it never takes effect.
+        let mut taken = false;
+        if let Some(e) = new_email
+            && self.held_by_another("email", e, id).await?
+        {
+            if !matches!(actor, Actor::Subject(_)) {
+                return Err(ServiceError::Conflict("email"));
+            }
+            taken = true;
+        }
+        // What applies now: everything but a new e-mail address, which staff and the customer
+        // confirm from that address. The operator at the command line holds the keys anyway:
+        // its changes apply at once.
+        let operator = matches!(actor, Actor::Operator(_));
+        let new_email = new_email.filter(|_| !operator);
+        let mut now = patch.clone();
+        if new_email.is_some() {
+            now.email = None;
+            if next.name.is_none() && current.email.is_none() && next.phone.is_none() {
+                return Err(ValidationError::new(
+                    "email",
+                    "a new e-mail address takes effect only when confirmed; keep a name or a phone meanwhile",
+                )
+                .into());
+            }
+        }
+        match new_email {
+            Some(_) if taken => {
+                let entry = self.write_entry(actor, "contact_change.refused", Some(id), &["email"]);
+                self.inner.store.record_audit(&[entry]).await?;
+            }
+            Some(e) => {
+                self.start_email_change(actor, id, current.email.as_deref(), e)
+                    .await?
+            }
+            None => {}
+        }
+        let customer = if now.field_names().is_empty() {
+            current.clone()
+        } else {
+            self.apply_patch(actor, id, &now).await?
+        };
+        if let Some(p) = new_phone {
+            self.record_phone_change(id, current.email.as_deref(), p)
+                .await?;
+        }
+        Ok(crate::contact::Updated {
+            customer,
+            pending: new_email.map(|_| "email").into_iter().collect(),
+        })
+    }
+
+    /// Applies a merge patch as it is (identity checks done by the caller); one transaction.
+    pub(crate) async fn apply_patch(
         &self,
         actor: Actor<'_>,
         id: CustomerId,

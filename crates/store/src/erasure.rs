@@ -50,15 +50,16 @@ pub struct ErasureRow {
 
 /// Tables holding rows about one customer that go with an erasure, children first. Consent
 /// events and outlet links carry no values but tie the id to a history; they go at once, as do
-/// the sealed profile changes (a customer has few) and any portal codes and sessions (an erased
+/// the sealed profile changes (a customer has few) and any portal codes, sessions and contact changes (an erased
 /// customer is signed out at once).
-const SHRED_AT_ONCE: [&str; 6] = [
+const SHRED_AT_ONCE: [&str; 7] = [
     "DELETE FROM lookup_index WHERE customer_id = $1",
     "DELETE FROM consent_events WHERE customer_id = $1",
     "DELETE FROM customer_outlets WHERE customer_id = $1",
     "DELETE FROM customer_changes WHERE customer_id = $1",
     "DELETE FROM portal_codes WHERE customer_id = $1",
     "DELETE FROM portal_sessions WHERE customer_id = $1",
+    "DELETE FROM contact_changes WHERE customer_id = $1",
 ];
 
 /// Ciphertext tables purged after the shred, in bounded batches.

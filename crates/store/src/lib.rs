@@ -8,6 +8,7 @@
 
 mod audit;
 mod audit_append;
+mod contact;
 mod erasure;
 mod portal;
 pub mod postgres;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
+pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use portal::{PortalCodeRow, PortalSessionRow};
 pub use records::*;
@@ -280,6 +282,36 @@ pub trait Store: Send + Sync + 'static {
         row: &PortalCodeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
+    /// Records a change of a customer's e-mail address or phone number, with its audit entries.
+    async fn insert_contact_change(
+        &self,
+        row: &ContactChangeRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+    /// Unconfirmed e-mail changes to the value with this blind index whose code still works at
+    /// `now` (ms), newest first.
+    async fn pending_contact_changes(
+        &self,
+        value_mac: &[u8],
+        now: i64,
+    ) -> StoreResult<Vec<ContactChangeRow>>;
+    /// Claims one try of a pending change's code before it is compared, atomically; false if
+    /// `max_tries` are spent, it expired before `now` or it was confirmed.
+    async fn claim_contact_change_try(
+        &self,
+        id: uuid::Uuid,
+        max_tries: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Marks a pending change confirmed at `now`, once (false if it was already).
+    async fn confirm_contact_change(
+        &self,
+        id: uuid::Uuid,
+        now: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+    /// When a customer's contact details last changed (a confirmed change), if ever.
+    async fn last_contact_change(&self, customer: CustomerId) -> StoreResult<Option<i64>>;
     /// A portal sign-in code by its challenge id.
     async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<PortalCodeRow>>;
     /// Claims one try of a challenge's code before it is checked, in one atomic step: false if

@@ -40,7 +40,7 @@ pub struct PortalSessionRow {
     pub expires_at: i64,
 }
 
-fn uuid_of(bytes: Vec<u8>) -> StoreResult<Uuid> {
+pub(crate) fn uuid_of(bytes: Vec<u8>) -> StoreResult<Uuid> {
     Uuid::from_slice(&bytes).map_err(|_| StoreError::Corrupt("id is not 16 bytes"))
 }
 

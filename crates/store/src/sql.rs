@@ -978,6 +978,44 @@ impl Store for SqlStore {
         self.insert_portal_code_impl(row, audit).await
     }
 
+    async fn insert_contact_change(
+        &self,
+        row: &crate::ContactChangeRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()> {
+        self.insert_contact_change_impl(row, audit).await
+    }
+
+    async fn pending_contact_changes(
+        &self,
+        value_mac: &[u8],
+        now: i64,
+    ) -> StoreResult<Vec<crate::ContactChangeRow>> {
+        self.pending_contact_changes_impl(value_mac, now).await
+    }
+
+    async fn claim_contact_change_try(
+        &self,
+        id: uuid::Uuid,
+        max_tries: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        self.claim_contact_change_try_impl(id, max_tries, now).await
+    }
+
+    async fn confirm_contact_change(
+        &self,
+        id: uuid::Uuid,
+        now: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.confirm_contact_change_impl(id, now, audit).await
+    }
+
+    async fn last_contact_change(&self, customer: CustomerId) -> StoreResult<Option<i64>> {
+        self.last_contact_change_impl(customer).await
+    }
+
     async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<crate::PortalCodeRow>> {
         self.portal_code_impl(id).await
     }

@@ -34,6 +34,10 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/code", post(send_code))
         .route("/portal/sign-in", post(sign_in))
         .route("/portal/sign-out", post(sign_out))
+        .route(
+            "/portal/confirm-address",
+            get(confirm_address_form).post(confirm_address),
+        )
         .route("/portal/consents", post(pages::consent))
         .route("/portal/export", post(pages::export))
         .route("/portal/requests/correction", post(pages::correction))
@@ -266,6 +270,80 @@ async fn sign_in(
             }
             let msg = "That code is wrong or has expired. Check it, or start again for a new one.";
             code_form(&headers, Some(msg), StatusCode::UNAUTHORIZED)
+        }
+        Err(e) => message_page(None, e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "portal/confirm_address.html")]
+struct ConfirmAddressPage<'a> {
+    signed_in: bool,
+    csrf: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The form that confirms a new e-mail address, keeping what was typed, with a fresh
+/// double-submit CSRF cookie.
+fn confirm_address_page(email: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let csrf = fresh_csrf();
+    let page = ConfirmAddressPage {
+        signed_in: false,
+        csrf: &csrf,
+        email,
+        error,
+    };
+    with_cookies(
+        render(page, status),
+        &[set_cookie(CSRF_COOKIE, &csrf, None)],
+    )
+}
+
+async fn confirm_address_form() -> Response {
+    confirm_address_page("", None, StatusCode::OK)
+}
+
+/// Confirms a new e-mail address with the code sent to it. Wrong codes count against the
+/// asking address, like wrong sign-in codes.
+async fn confirm_address(
+    State(s): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = form(&body);
+    let field = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
+    let sent = field("csrf");
+    if !double_submit_ok(&headers, CSRF_COOKIE, sent) {
+        let msg = "The form expired; please try again.";
+        return confirm_address_page(field("email"), Some(msg), StatusCode::FORBIDDEN);
+    }
+    if let Some(ip) = ip
+        && let Err(d) = s.limits.check_address(ip, std::time::Instant::now())
+    {
+        return message_page(None, Problem::auth_brake(d));
+    }
+    match s
+        .vault
+        .confirm_email_change(field("email"), field("code"))
+        .await
+    {
+        Ok(()) => confirmation(
+            None,
+            "Your new address is confirmed",
+            "From now on we use this address, and your privacy portal signs in with it. We told the old address of the change.",
+        ),
+        Err(steward_service::ServiceError::Validation(v)) => {
+            if let Some(ip) = ip {
+                s.limits.failed(ip, std::time::Instant::now());
+            }
+            let msg = if v.field == "email" {
+                "Enter the new address, like name@example.com."
+            } else {
+                "That code is wrong or has expired. Check it, or ask for the change again."
+            };
+            confirm_address_page(field("email"), Some(msg), StatusCode::UNPROCESSABLE_ENTITY)
         }
         Err(e) => message_page(None, e.into()),
     }

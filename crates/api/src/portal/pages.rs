@@ -253,6 +253,11 @@ pub(super) async fn correction(
             .portal_request(&visit.session, RequestType::Rectification, Some(patch))
             .await
         {
+            Ok(r) if field == "email" && r.status == RequestStatus::Fulfilled => request_page(
+                Some(&visit),
+                "Confirm your new address",
+                "We sent a code to the new address. It replaces this one only when you confirm it on the page \"Confirm a new e-mail address\" (/portal/confirm-address); until then we keep using the address you signed in with, and we told it of the change.".to_owned(),
+            ),
             Ok(r) if r.status == RequestStatus::Fulfilled => {
                 overview(&s, &visit, Some("Your correction is made."), false).await
             }
@@ -287,11 +292,19 @@ pub(super) async fn erasure(
             let p = Problem::invalid_parameter("confirm", "tick the box to confirm the erasure");
             return message_page(Some(&visit), p);
         }
-        match s
-            .vault
-            .portal_request(&visit.session, RequestType::Erasure, None)
-            .await
-        {
+        let challenge = f
+            .get("challenge")
+            .and_then(|c| uuid::Uuid::try_parse(c).ok());
+        let fresh = challenge.zip(f.get("code").map(String::as_str));
+        // Soon after a contact change, the erasure waits for a fresh code to the address on record.
+        if fresh.is_none() {
+            match s.vault.erasure_needs_fresh_code(&visit.session).await {
+                Ok(false) => {}
+                Ok(true) => return erasure_code_page(&s, &visit, None).await,
+                Err(e) => return message_page(Some(&visit), e.into()),
+            }
+        }
+        match s.vault.portal_erase(&visit.session, fresh).await {
             Ok(r) if r.status == RequestStatus::Fulfilled => with_cookies(
                 request_page(
                     None,
@@ -315,10 +328,43 @@ pub(super) async fn erasure(
                         .unwrap_or_default()
                 ),
             ),
+            Err(steward_service::ServiceError::Validation(v)) if v.field == "code" => {
+                let msg = "That code is wrong or has expired; here is a new one.";
+                erasure_code_page(&s, &visit, Some(msg)).await
+            }
             Err(e) => message_page(Some(&visit), e.into()),
         }
     })
     .await
+}
+
+#[derive(Template)]
+#[template(path = "portal/erasure_code.html")]
+struct ErasureCodePage<'a> {
+    signed_in: bool,
+    csrf: &'a str,
+    challenge: String,
+    error: Option<&'a str>,
+}
+
+/// Sends a fresh code to the address on record and asks for it.
+async fn erasure_code_page(s: &AppState, visit: &Visit, error: Option<&str>) -> Response {
+    match s.vault.portal_fresh_code(&visit.session).await {
+        Ok(challenge) => render(
+            ErasureCodePage {
+                signed_in: true,
+                csrf: &visit.csrf,
+                challenge: challenge.to_string(),
+                error,
+            },
+            if error.is_some() {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            },
+        ),
+        Err(e) => message_page(Some(visit), e.into()),
+    }
 }
 
 /// One access-log row, ready for the page and the proof checker.

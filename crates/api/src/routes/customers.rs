@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use steward_domain::{
     CustomerId, CustomerInput, CustomerPatch, CustomerView, ValidationError, normalize,
 };
@@ -77,17 +77,27 @@ pub async fn list(
     }))
 }
 
-/// Changes a customer's profile (JSON Merge Patch: `null` removes a field).
+/// What a profile change left waiting for the customer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PendingChange {
+    /// Fields that take effect only when the customer confirms them (`email`: with the code sent
+    /// to the new address, on the portal's "Confirm a new e-mail address" page).
+    pub pending: Vec<&'static str>,
+}
+
+/// Changes a customer's profile (JSON Merge Patch: `null` removes a field). 204 when every
+/// field applied; 202 when a new e-mail address waits for the customer's confirmation from that
+/// address (the rest applied); 409 naming `email` if another customer holds that address.
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", request_body = CustomerPatch,
     params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 204), (status = 202, body = PendingChange), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<CustomerPatch>,
-) -> Result<StatusCode, Problem> {
+) -> Result<axum::response::Response, Problem> {
     let id: CustomerId = path_id(&id)?;
     s.vault
         .authorize(&p, Action::UpdateCustomer, Some(id))
@@ -95,10 +105,22 @@ pub async fn update(
     if patch.is_empty() {
         return Err(ValidationError::new("body", "names no field to change").into());
     }
-    s.vault
+    let updated = s
+        .vault
         .update_customer(steward_service::Actor::Principal(&p), id, &patch)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    use axum::response::IntoResponse;
+    Ok(if updated.pending.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        (
+            StatusCode::ACCEPTED,
+            Json(PendingChange {
+                pending: updated.pending,
+            }),
+        )
+            .into_response()
+    })
 }
 
 /// The body of `POST /v1/customers/lookup`: exactly one of `email` or `phone`.

@@ -78,8 +78,8 @@ async fn customer_round_trip(db: TestDb) {
         .update_customer(crate::support::TEST_ACTOR, ids[3], &patch)
         .await
         .unwrap();
-    assert_eq!(updated.email.as_deref(), Some("moved@example.org"));
-    assert_eq!(updated.phone, None);
+    assert_eq!(updated.customer.email.as_deref(), Some("moved@example.org"));
+    assert_eq!(updated.customer.phone, None);
     assert!(
         v.lookup("email", "person3@example.org")
             .await

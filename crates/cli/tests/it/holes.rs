@@ -21,7 +21,9 @@ backend_tests!(
     portal_code_tries_are_atomic,
     request_code_tries_are_atomic,
     a_new_password_ends_the_sessions,
-    exported_csv_opens_no_formula
+    exported_csv_opens_no_formula,
+    a_new_address_waits_for_its_owner,
+    an_address_is_nobody_elses
 );
 
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
@@ -628,4 +630,238 @@ async fn exported_csv_opens_no_formula(db: TestDb) {
     );
     // The JSON keeps the value as it was given.
     assert!(read("interactions.json").contains("=HYPERLINK("));
+}
+
+/// Messages sent to `to` so far (codes, or the subject of a notice).
+fn mail_to(mail: &Mailbox, to: &str) -> Vec<String> {
+    mail.0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(t, _)| t == to)
+        .map(|(_, m)| m.clone())
+        .collect()
+}
+
+/// Waits until `to` has received `n` messages (they are sent off the request's path).
+async fn wait_mail(mail: &Mailbox, to: &str, n: usize) -> Vec<String> {
+    for _ in 0..300 {
+        let got = mail_to(mail, to);
+        if got.len() >= n {
+            return got;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{to} received {:?}, not {n} messages", mail_to(mail, to));
+}
+
+/// Finding 1 (critical) and 9: staff replaced a customer's e-mail address with their own, signed
+/// in to the customer's portal, read and erased everything. A new address now takes effect only
+/// when confirmed from it; the old address is told; until then sign-in codes go to the old one;
+/// an address is nobody else's; an erasure soon after a change needs a fresh code.
+async fn a_new_address_waits_for_its_owner(db: TestDb) {
+    use crate::console::{csrf_in, pair, send, set_cookie};
+    let w = world(&db).await;
+    let mail = std::sync::Arc::new(Mailbox::default());
+    w.vault.use_notifier(mail.clone());
+    let path = format!("/v1/customers/{}", w.customer);
+    let (carla, attacker) = ("carla@example.com", "mallory@example.net");
+
+    let (s, p) = call(
+        &w.router,
+        &w.support,
+        "PATCH",
+        &path,
+        Some(json!({"email": attacker, "name": "Carla C. Collector"})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["pending"]),
+        (StatusCode::ACCEPTED, &json!(["email"])),
+        "{p}"
+    );
+    let (_, v) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("{path}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        v["email"], carla,
+        "the address changed before its owner confirmed"
+    );
+    assert_eq!(
+        v["name"], "Carla C. Collector",
+        "the rest of the patch applies"
+    );
+    // The old address is told; the new one gets the confirmation code.
+    let told = wait_mail(&mail, carla, 1).await;
+    assert_eq!(told, ["A change of your e-mail address was asked for"]);
+    let confirm = wait_mail(&mail, attacker, 1).await[0].clone();
+
+    // Until confirmed, the portal signs in with the old address only.
+    w.vault.portal_send_code(attacker).await.unwrap();
+    w.vault.portal_send_code(carla).await.unwrap();
+    let codes = wait_mail(&mail, carla, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        mail_to(&mail, attacker).len(),
+        1,
+        "a sign-in code went to the unconfirmed address"
+    );
+    assert_eq!(codes.len(), 2);
+
+    // The confirmation page keeps what was typed and refuses a wrong code; the owner of the new
+    // address confirms it there (here that owner is the attacker: staff can no longer do this
+    // alone, and the customer was told).
+    let app = w.router.clone();
+    let (s, h, page) = send(&app, "GET", "/portal/confirm-address", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (pre, csrf) = (pair(set_cookie(&h, "steward_portal_csrf")), csrf_in(&page));
+    let wrong = if confirm == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    let (s, h, page) = send(
+        &app,
+        "POST",
+        "/portal/confirm-address",
+        Some(&pre),
+        Some(&[("csrf", &csrf), ("email", attacker), ("code", wrong)]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains(&format!("value=\"{attacker}\"")),
+        "the form lost the address"
+    );
+    let (pre, csrf) = (pair(set_cookie(&h, "steward_portal_csrf")), csrf_in(&page));
+    let (s, _, page) = send(
+        &app,
+        "POST",
+        "/portal/confirm-address",
+        Some(&pre),
+        Some(&[("csrf", &csrf), ("email", attacker), ("code", &confirm)]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Your new address is confirmed"), "{page}");
+    let (_, v) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("{path}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(v["email"], attacker);
+    assert_eq!(
+        wait_mail(&mail, carla, 3).await[2],
+        "Your e-mail address was changed"
+    );
+    assert!(
+        w.vault
+            .confirm_email_change(attacker, &confirm)
+            .await
+            .is_err(),
+        "a code works once"
+    );
+
+    // An erasure from a session that began within 15 minutes of the change needs a fresh code.
+    let challenge = w.vault.portal_send_code(attacker).await.unwrap();
+    let code = wait_mail(&mail, attacker, 2).await[1].clone();
+    let (_, session) = w.vault.portal_sign_in(challenge, &code).await.unwrap();
+    let refused = w.vault.portal_erase(&session, None).await.unwrap_err();
+    assert!(
+        matches!(refused, steward_service::ServiceError::Validation(ref v) if v.field == "code"),
+        "{refused:?}"
+    );
+    let fresh = w.vault.portal_fresh_code(&session).await.unwrap();
+    wait_mail(&mail, attacker, 3).await;
+    assert!(
+        w.vault
+            .portal_erase(&session, Some((fresh, "00000001")))
+            .await
+            .is_err()
+    );
+    let (s, _) = call(
+        &w.router,
+        &w.support,
+        "GET",
+        &format!("{path}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "a wrong fresh code erased the customer");
+    let fresh = w.vault.portal_fresh_code(&session).await.unwrap();
+    let fresh_code = wait_mail(&mail, attacker, 4).await[3].clone();
+    let erased = w
+        .vault
+        .portal_erase(&session, Some((fresh, &fresh_code)))
+        .await
+        .unwrap();
+    assert_eq!(erased.status, steward_domain::RequestStatus::Fulfilled);
+}
+
+/// Finding 9: a portal e-mail correction took another customer's address, locking them out.
+async fn an_address_is_nobody_elses(db: TestDb) {
+    let w = world(&db).await;
+    let mail = std::sync::Arc::new(Mailbox::default());
+    w.vault.use_notifier(mail.clone());
+    let (s, other) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Olga Other", "email": "olga@example.com"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{other}");
+    // Staff are told, naming the field.
+    let (s, p) = call(
+        &w.router,
+        &w.support,
+        "PATCH",
+        &format!("/v1/customers/{}", w.customer),
+        Some(json!({"email": "olga@example.com"})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["field"]),
+        (StatusCode::CONFLICT, &json!("email")),
+        "{p}"
+    );
+    // In the portal Carla gets the answer any change gets, and no code goes anywhere.
+    let challenge = w.vault.portal_send_code("carla@example.com").await.unwrap();
+    let code = wait_mail(&mail, "carla@example.com", 1).await[0].clone();
+    let (_, session) = w.vault.portal_sign_in(challenge, &code).await.unwrap();
+    let r = w
+        .vault
+        .portal_request(
+            &session,
+            steward_domain::RequestType::Rectification,
+            Some(json!({"email": "olga@example.com"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, steward_domain::RequestStatus::Fulfilled);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(mail_to(&mail, "olga@example.com").is_empty());
+    assert_eq!(
+        mail_to(&mail, "carla@example.com").len(),
+        1,
+        "told of a change that cannot happen"
+    );
+    // Olga still signs in.
+    w.vault.portal_send_code("olga@example.com").await.unwrap();
+    wait_mail(&mail, "olga@example.com", 1).await;
 }

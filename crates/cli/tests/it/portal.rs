@@ -25,6 +25,17 @@ impl steward_service::notify::Notifier for Mailbox {
             .push((to.to_owned(), code.to_owned()));
         Ok(())
     }
+
+    /// Other messages (a confirmation code to a new address, notices of changes) are kept by
+    /// the code they carry on a line of its own, or by their subject if they carry none.
+    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
+        let code = body
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 8 && l.bytes().all(|b| b.is_ascii_digit()))
+            .unwrap_or(subject);
+        self.send_code(to, code)
+    }
 }
 
 impl Mailbox {

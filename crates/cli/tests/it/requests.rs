@@ -19,6 +19,7 @@ backend_tests!(
 );
 
 struct World {
+    vault: steward_service::Vault,
     router: axum::Router,
     support: String,
     dpo: String,
@@ -56,6 +57,7 @@ async fn world(db: &TestDb) -> World {
         steward_service::notify::FileNotifier::new(mail.clone()),
     ));
     World {
+        vault: v.clone(),
         router: steward_api::router(v.clone()),
         support: token(&v, TokenOwner::Role(Role::SupportAgent)).await,
         dpo: token(&v, TokenOwner::Role(Role::Dpo)).await,
@@ -76,6 +78,18 @@ fn last_code(mail: &std::path::Path, to: &str) -> String {
         .find(|l| l.len() == 8 && l.chars().all(|c| c.is_ascii_digit()))
         .expect("a code line")
         .to_owned()
+}
+
+/// The newest code sent to `to`, waiting for it (notices are sent off the request's path).
+pub(crate) async fn wait_for_code(mail: &std::path::Path, to: &str) -> String {
+    let wanted = format!("To: {to}\n");
+    for _ in 0..300 {
+        if std::fs::read_to_string(mail).is_ok_and(|t| t.contains(&wanted)) {
+            return last_code(mail, to);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no message to {to}")
 }
 
 /// The customer as customer service reads them for `service`.
@@ -732,6 +746,14 @@ async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
         (StatusCode::CREATED, &json!("fulfilled")),
         "{r}"
     );
+    // A new e-mail address takes effect when the customer confirms it from that address.
+    assert_eq!(profile(&w, &id).await["email"], "vera.verified@example.org");
+    let confirm = wait_for_code(&w.mail, "vera.new@example.org").await;
+    w.vault
+        .confirm_email_change("vera.new@example.org", &confirm)
+        .await
+        .unwrap();
+    assert_eq!(profile(&w, &id).await["email"], "vera.new@example.org");
 
     // One touching a verified field waits for staff after the customer's code.
     let (s, r) = request(
