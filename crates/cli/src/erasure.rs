@@ -86,6 +86,14 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     )
     .context("creating a scratch directory beside the backup")?;
     let (data, log) = (dir.path().join(DATA_DB), dir.path().join(LOG_DB));
+    // Recorded before the copy, so the backup holds the record of itself (PostgreSQL is backed
+    // up with pg_dump, which `backup_into` refuses).
+    if store.backend() == steward_store::Backend::Sqlite {
+        store
+            .record_audit(&[steward_service::operator_entry("backup", "backup")])
+            .await
+            .map_err(|e| anyhow::anyhow!("recording the backup in the audit log: {e}"))?;
+    }
     store
         .backup_into(&data, &log)
         .await

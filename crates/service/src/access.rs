@@ -27,6 +27,18 @@ pub struct Access<'a> {
     pub break_glass: bool,
 }
 
+/// Who a guarded or flagged read is by, and under what.
+pub(crate) struct Flagged<'a> {
+    /// The caller.
+    pub(crate) principal: &'a Principal,
+    /// The purpose key (or what was read, for reads outside a purpose's decision).
+    pub(crate) purpose: &'a str,
+    /// The stated reason, if any.
+    pub(crate) reason: Option<&'a str>,
+    /// Whether break-glass was asked for.
+    pub(crate) break_glass: bool,
+}
+
 /// A customer's purchases as a decided read returns them: the items, or only derived facts.
 #[derive(Debug, Clone)]
 pub struct PurchasesView {
@@ -261,21 +273,16 @@ impl Vault {
     ) -> ServiceResult<Decision> {
         let asker = access.principal.asker();
         // The guard counts every decided read, allowed or not: probing is reading too.
-        match self.inner.bulk.check(
-            &asker.id,
-            &access.principal.roles,
+        self.count_read(
+            &Flagged {
+                principal: access.principal,
+                purpose: &access.purpose.key,
+                reason: access.reason,
+                break_glass: access.break_glass,
+            },
             id,
-            std::time::Instant::now(),
-        ) {
-            GuardOutcome::Allowed => {}
-            GuardOutcome::Refused { newly } => {
-                if newly {
-                    let detail = "read more distinct customers in an hour than the role allows; refused for the next hour".to_owned();
-                    self.alert("bulk_access", access, None, detail).await?;
-                }
-                return Err(ServiceError::BulkAccess);
-            }
-        }
+        )
+        .await?;
         // The ledger is read only when the purpose rests on consent.
         let consented = access.purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &access.purpose.key).await?;
@@ -332,11 +339,49 @@ impl Vault {
         Ok(decision)
     }
 
+    /// Counts a read of customer `id` against the bulk-access guard; past the caller's limit it
+    /// is refused (and the DPO alerted the first time).
+    pub(crate) async fn count_read(&self, who: &Flagged<'_>, id: CustomerId) -> ServiceResult<()> {
+        match self.inner.bulk.check(
+            &who.principal.asker().id,
+            &who.principal.roles,
+            id,
+            std::time::Instant::now(),
+        ) {
+            GuardOutcome::Allowed => Ok(()),
+            GuardOutcome::Refused { newly } => {
+                if newly {
+                    let detail = "read more distinct customers in an hour than the role allows; refused for the next hour".to_owned();
+                    self.alert_about("bulk_access", who, None, detail).await?;
+                }
+                Err(ServiceError::BulkAccess)
+            }
+        }
+    }
+
     /// Raises an alert for the DPO: listed by `GET /v1/alerts` and appended to the audit log.
     async fn alert(
         &self,
         kind: &str,
         access: &Access<'_>,
+        customer: Option<CustomerId>,
+        detail: String,
+    ) -> ServiceResult<()> {
+        let about = Flagged {
+            principal: access.principal,
+            purpose: &access.purpose.key,
+            reason: access.reason,
+            break_glass: access.break_glass,
+        };
+        self.alert_about(kind, &about, customer, detail).await
+    }
+
+    /// [`Vault::alert`] for a read that is not under a declared purpose's decision (a consent
+    /// ledger read counted by the bulk guard).
+    async fn alert_about(
+        &self,
+        kind: &str,
+        access: &Flagged<'_>,
         customer: Option<CustomerId>,
         detail: String,
     ) -> ServiceResult<()> {
@@ -354,7 +399,7 @@ impl Vault {
             action: "alert".into(),
             customer,
             subject: None,
-            purpose: Some(access.purpose.key.clone()),
+            purpose: Some(access.purpose.to_owned()),
             categories: Default::default(),
             policies: Default::default(),
             reason_length: access
@@ -383,7 +428,7 @@ impl Vault {
             kind: kind.to_owned(),
             principal,
             customer_id: customer,
-            purpose: access.purpose.key.clone(),
+            purpose: access.purpose.to_owned(),
             detail,
             reason,
         };
@@ -437,6 +482,8 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<Vec<steward_store::AlertRow>> {
         self.authorize(principal, Action::ReadAlerts, None).await?;
+        self.record_read(crate::Actor::Principal(principal), "read_alerts", None, &[])
+            .await?;
         Ok(self.inner.store.list_alerts(None, limit).await?)
     }
 
@@ -543,6 +590,23 @@ impl Vault {
         normalised: &str,
     ) -> ServiceResult<Vec<CustomerView>> {
         let ids = self.lookup_ids(kind, normalised).await?;
+        if ids.is_empty() {
+            // A look-up that finds nobody still tells the caller something: it is an entry.
+            let about = crate::vault::About {
+                subject: None,
+                purpose: Some(&access.purpose.key),
+            };
+            let e = crate::vault::entry_with_outcome(
+                self.actor_parts(crate::Actor::Principal(access.principal)),
+                "lookup",
+                None,
+                &[kind],
+                about,
+                "asked",
+                "none",
+            );
+            self.inner.store.record_audit(&[e]).await?;
+        }
         self.read_each(access, ids).await
     }
 

@@ -560,6 +560,7 @@ impl crate::Vault {
             )
             .into());
         }
+
         Ok(self.inner.store.audit_entries(start, end).await?)
     }
 
@@ -622,6 +623,13 @@ impl crate::Vault {
             principal,
             steward_policy::Action::ReadAccessLog,
             Some(customer),
+        )
+        .await?;
+        self.record_read(
+            crate::Actor::Principal(principal),
+            "read_access_log",
+            Some(customer),
+            &["access_log"],
         )
         .await?;
         self.access_log_of(customer, before, limit).await

@@ -198,6 +198,24 @@ impl Vault {
     ) -> ServiceResult<ConsentState> {
         self.authorize(principal, Action::ReadConsents, Some(id))
             .await?;
+        // A read of the ledger is a read of the customer: counted and recorded like any other.
+        self.count_read(
+            &crate::access::Flagged {
+                principal,
+                purpose: "consents",
+                reason: None,
+                break_glass: false,
+            },
+            id,
+        )
+        .await?;
+        self.record_read(
+            Actor::Principal(principal),
+            "read_consents",
+            Some(id),
+            &["consents"],
+        )
+        .await?;
         self.consent_ledger(id).await
     }
 }

@@ -34,4 +34,4 @@ pub use erasure::ErasureReport;
 pub use error::ServiceError;
 pub use guard::{BulkGuard, GuardOutcome};
 pub use rights::RequestView;
-pub use vault::{Activity, Outlet, Staff, Vault};
+pub use vault::{Activity, Outlet, Staff, Vault, operator_entry};

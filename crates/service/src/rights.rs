@@ -463,7 +463,15 @@ impl Vault {
 
     /// One request.
     pub async fn request(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestView> {
-        view(&self.request_row(p, id).await?)
+        let row = self.request_row(p, id).await?;
+        self.record_read(
+            Actor::Principal(p),
+            "read_request",
+            Some(row.customer_id),
+            &[],
+        )
+        .await?;
+        view(&row)
     }
 
     /// Open and in-progress requests due before `due_before`, soonest deadline first.
@@ -478,6 +486,8 @@ impl Vault {
             .inner
             .store
             .list_requests(due_before.map(Timestamp::millis), limit)
+            .await?;
+        self.record_read(Actor::Principal(p), "read_requests", None, &[])
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {

@@ -300,6 +300,29 @@ impl Vault {
         }
     }
 
+    /// Records a read that no per-field decision covers (a consent ledger, an access log, a
+    /// request, a list): who, what, about whom, which parts were shown — an entry even when the
+    /// read found nothing (issue 15, finding 10). Like a decided read, it is committed before
+    /// anything is returned.
+    pub(crate) async fn record_read(
+        &self,
+        actor: Actor<'_>,
+        action: &str,
+        customer: Option<CustomerId>,
+        shown: &[&str],
+    ) -> ServiceResult<()> {
+        let l = leaf(
+            self.actor_parts(actor),
+            action,
+            customer,
+            shown,
+            About::default(),
+            "shown",
+            "done",
+        );
+        Ok(self.inner.audit.append(&l).await?)
+    }
+
     /// Records an operator's action that writes nothing else to the database (an export, the
     /// policy a server starts with); `subject` says what it was about.
     pub async fn record_operator(
@@ -816,6 +839,19 @@ pub(crate) struct About<'a> {
 }
 
 /// The audit entry of a write: who, what, about whom, which fields — never a value.
+/// The audit entry of an operator's act that needs no key and names no customer (a backup
+/// copies everyone's ciphertext, so it is recorded even though it opens nothing).
+pub fn operator_entry(what: &'static str, action: &str) -> steward_store::AuditEntryRow {
+    entry(
+        (format!("operator:{what}"), vec![], vec![]),
+        action,
+        None,
+        &[],
+        About::default(),
+        "written",
+    )
+}
+
 pub(crate) fn entry(
     actor: (String, Vec<Role>, Vec<OutletId>),
     action: &str,
@@ -829,7 +865,7 @@ pub(crate) fn entry(
 
 /// [`entry`] with an outcome other than `done` (a refused sign-in is `denied`).
 pub(crate) fn entry_with_outcome(
-    (principal, roles, outlets): (String, Vec<Role>, Vec<OutletId>),
+    actor: (String, Vec<Role>, Vec<OutletId>),
     action: &str,
     customer: Option<CustomerId>,
     fields: &[&str],
@@ -837,7 +873,26 @@ pub(crate) fn entry_with_outcome(
     mark: &str,
     outcome: &str,
 ) -> steward_store::AuditEntryRow {
-    let leaf = steward_domain::AuditLeaf {
+    let leaf = leaf(actor, action, customer, fields, about, mark, outcome);
+    steward_store::AuditEntryRow {
+        leaf: leaf.to_bytes(),
+        occurred_at: leaf.time.millis(),
+        action: leaf.action,
+        customer_id: customer,
+    }
+}
+
+/// The leaf of [`entry_with_outcome`].
+pub(crate) fn leaf(
+    (principal, roles, outlets): (String, Vec<Role>, Vec<OutletId>),
+    action: &str,
+    customer: Option<CustomerId>,
+    fields: &[&str],
+    about: About<'_>,
+    mark: &str,
+    outcome: &str,
+) -> steward_domain::AuditLeaf {
+    steward_domain::AuditLeaf {
         v: steward_domain::audit::LEAF_VERSION,
         time: Timestamp::now(),
         principal,
@@ -855,11 +910,5 @@ pub(crate) fn entry_with_outcome(
         reason_length: 0,
         break_glass: false,
         outcome: outcome.into(),
-    };
-    steward_store::AuditEntryRow {
-        leaf: leaf.to_bytes(),
-        occurred_at: leaf.time.millis(),
-        action: leaf.action,
-        customer_id: customer,
     }
 }

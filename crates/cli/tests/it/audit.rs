@@ -218,7 +218,11 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     // Alma's entries: her creation (just before `base`) and her seven reads.
     let mut alma: Vec<u64> = (base..base + 7).rev().collect();
     alma.push(base - 1);
+    // Each read of her access log is itself an entry about her, committed before the answer.
+    let mut next = base + 9;
     for round in 0..2 {
+        alma.insert(0, next);
+        next += 1;
         let (s, log) = call(
             &r,
             &dpo,
@@ -230,7 +234,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::OK, "{log}");
         let head = Checkpoint::open(log["checkpoint"].as_str().unwrap(), &verifier).unwrap();
-        assert_eq!(head.size, base + 9);
+        assert_eq!(head.size, next);
         let entries = log["entries"].as_array().unwrap();
         let indexes: Vec<u64> = entries
             .iter()
@@ -242,11 +246,12 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         );
         for e in entries {
             assert_eq!(e["customer"], json!(id));
+            // The support agent's reads, and the DPO's reads of this very log.
+            let roles = e["roles"].as_array().unwrap();
             assert!(
-                e["roles"]
-                    .as_array()
-                    .unwrap()
-                    .contains(&json!("support_agent"))
+                roles.contains(&json!("support_agent"))
+                    || (roles.contains(&json!("dpo")) && e["action"] == "read_access_log"),
+                "{e}"
             );
             let leaf = merkle::leaf_hash(&STANDARD.decode(e["leaf"].as_str().unwrap()).unwrap());
             let proof: Vec<[u8; 32]> = e["proof"].as_array().unwrap().iter().map(b64).collect();
@@ -276,6 +281,8 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
             .collect();
         assert_eq!(idx, vec![base + 2, base + 1]);
         assert_eq!(page["next_before"], base + 1);
+        alma.insert(0, next);
+        next += 1;
         v.store().index_audit(1000).await.unwrap();
     }
     let marketing = token(&v, TokenOwner::Role(Role::Marketing)).await;
@@ -320,14 +327,15 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     }
 
     // The binary recomputes everything and agrees, without the master key.
-    // Everything written so far in the log and signed: 3 + 7 reads + Otto + his read + a token.
+    // Everything written so far in the log and signed: 3 + 7 reads + Otto + his read + a token,
+    // and the four reads of access logs (each an entry since issue 15, finding 10).
     v.flush_audit().await.unwrap();
     v.audit_checkpoint().await.unwrap();
     drop(v);
     std::fs::rename(db.key_file(), db.dir.path().join("elsewhere.key")).unwrap();
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("audit log OK: 13 entries"), "{out}");
+    assert!(out.contains("audit log OK: 17 entries"), "{out}");
 
     // An export anyone can check with the public key alone: no database, no master key.
     let file = db.dir.path().join("audit-export.jsonl");
@@ -353,7 +361,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     };
     let (code, text) = check(&file, &vkey);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("export OK: 13 entries"), "{text}");
+    assert!(text.contains("export OK: 17 entries"), "{text}");
     let original = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = original.lines().collect();
     let other_key = steward_crypto::NoteSigner::load_or_create(

@@ -23,7 +23,8 @@ backend_tests!(
     a_new_password_ends_the_sessions,
     exported_csv_opens_no_formula,
     a_new_address_waits_for_its_owner,
-    an_address_is_nobody_elses
+    an_address_is_nobody_elses,
+    every_read_is_an_entry
 );
 
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
@@ -864,4 +865,77 @@ async fn an_address_is_nobody_elses(db: TestDb) {
     // Olga still signs in.
     w.vault.portal_send_code("olga@example.com").await.unwrap();
     wait_mail(&mail, "olga@example.com", 1).await;
+}
+
+/// The actions of the audit log's entries, in order.
+async fn actions(db: &TestDb, w: &World) -> Vec<String> {
+    w.vault.flush_audit().await.unwrap();
+    let leaves: Vec<Vec<u8>> = sqlx::query_scalar("SELECT leaf FROM audit_entries ORDER BY idx")
+        .fetch_all(&db.raw_log().await)
+        .await
+        .unwrap();
+    leaves
+        .iter()
+        .map(|l| steward_domain::AuditLeaf::from_bytes(l).unwrap().action)
+        .collect()
+}
+
+/// Finding 10: the consent ledger, the access log, the request queue and a request, the alerts,
+/// look-ups that found nobody and backups were read with no audit entry.
+async fn every_read_is_an_entry(db: TestDb) {
+    let w = world(&db).await;
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let id = &w.customer;
+    let (s, r) = call(
+        &w.router,
+        &dpo,
+        "POST",
+        "/v1/requests",
+        Some(json!({"type": "access", "customer_id": id, "identity_verified": "in_person"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let rid = r["id"].as_str().unwrap().to_owned();
+    let before = actions(&db, &w).await.len();
+    let reads: [(&str, &str, String, Option<Value>); 6] = [
+        (
+            "read_consents",
+            "GET",
+            format!("/v1/customers/{id}/consents"),
+            None,
+        ),
+        (
+            "read_access_log",
+            "GET",
+            format!("/v1/customers/{id}/access-log"),
+            None,
+        ),
+        ("read_requests", "GET", "/v1/requests".to_owned(), None),
+        ("read_request", "GET", format!("/v1/requests/{rid}"), None),
+        ("read_alerts", "GET", "/v1/alerts".to_owned(), None),
+        (
+            "lookup",
+            "POST",
+            "/v1/customers/lookup?purpose=service&reason=checking%20a%20caller".to_owned(),
+            Some(json!({"email": "nobody.here@example.com"})),
+        ),
+    ];
+    for (action, method, path, body) in reads {
+        let (s, v) = call(&w.router, &dpo, method, &path, body, false).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        let all = actions(&db, &w).await;
+        assert!(
+            all[before..].iter().any(|a| a == action),
+            "{path} left no {action} entry: {:?}",
+            &all[before..]
+        );
+    }
+    if db.kind != crate::support::Kind::Sqlite {
+        return;
+    }
+    let out = db.dir.path().join("backup.zip");
+    let (code, _, err) = crate::support::run(&["backup", out.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(actions(&db, &w).await.iter().any(|a| a == "backup"));
 }
