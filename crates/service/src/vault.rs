@@ -320,7 +320,7 @@ impl Vault {
             "shown",
             "done",
         );
-        Ok(self.inner.audit.append(&l).await?)
+        self.inner.audit.append(&l).await
     }
 
     /// Records an operator's action that writes nothing else to the database (an export, the
