@@ -269,9 +269,25 @@ where
 }
 
 /// Parses JSON, turning serde's message (which can quote the input) into a field and a reason.
+/// Nothing may follow the JSON value but white space.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = parse_value(de)?;
+    de.end()
+        .map_err(|_| Problem::malformed_body(None, "holds more than one JSON value".into()))?;
+    Ok(value)
+}
+
+fn parse_value<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, Problem> {
     serde_path_to_error::deserialize(de).map_err(|e| {
+        // The path without its last segment: the object holding the field at fault.
+        let segments: Vec<String> = e.path().iter().map(ToString::to_string).collect();
+        let parent = match segments.split_last() {
+            Some((_, rest)) if !rest.is_empty() => rest.join("."),
+            _ => "body".to_owned(),
+        };
         let path = e.path().to_string();
         let path = (path != ".").then_some(path);
         let inner = e.into_inner();
@@ -293,11 +309,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
         if let Some(f) = backticked(&msg, "missing field `") {
             return Problem::malformed_body(Some(join(&path, f)), "is required".into());
         }
-        if let Some(f) = backticked(&msg, "unknown field `") {
-            // The path already ends in the unknown field's name.
+        if backticked(&msg, "unknown field `").is_some() {
+            // The path ends in the unknown key, which came from the client and may be personal
+            // (`{"jane@example.com": …}`): name the object that holds it instead.
             return Problem::malformed_body(
-                Some(path.unwrap_or_else(|| f.to_owned())),
-                "is not a known field".into(),
+                Some(parent),
+                "holds a field that is not known (see the OpenAPI document)".into(),
             );
         }
         // Only the part after "expected" comes from the type, not from the input.
@@ -331,8 +348,17 @@ mod tests {
         .unwrap_err();
         assert_eq!(p.field.as_deref(), Some("channel"));
         assert!(!p.detail.contains("secret-sms"), "{}", p.detail);
-        let p = parse_json::<CustomerInput>(br#"{"nmae": "x"}"#).unwrap_err();
-        assert_eq!(p.field.as_deref(), Some("nmae"));
+        // Issue 15, finding 15: an unknown key is never repeated (it can be personal).
+        let p = parse_json::<CustomerInput>(br#"{"jane.doe@example.com": "x"}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("body"));
+        assert!(!p.detail.contains("jane"), "{}", p.detail);
+        let p = parse_json::<CustomerInput>(br#"{"address": {"jane.doe": "x"}}"#).unwrap_err();
+        assert_eq!(p.field.as_deref(), Some("address"));
+        assert!(!p.detail.contains("jane"), "{}", p.detail);
+        // Trailing bytes after the value are refused.
+        let p = parse_json::<CustomerInput>(br#"{"name": "Ada"} {"name": "Eve"}"#).unwrap_err();
+        assert_eq!(p.status, 400);
+        assert!(parse_json::<CustomerInput>(b"{\"name\": \"Ada\"}\n ").is_ok());
         let p = parse_json::<InteractionInput>(br#"{"channel": "web"}"#).unwrap_err();
         assert_eq!(p.field.as_deref(), Some("text"));
         let p = parse_json::<CustomerInput>(b"{").unwrap_err();

@@ -45,6 +45,12 @@ pub fn router(vault: Vault) -> Router {
     router_with(vault, limits::Limits::none())
 }
 
+/// The router of `serve --metrics-listen`: `/metrics` alone, without a token (bind it where only
+/// the monitoring system can reach it).
+pub fn metrics_router() -> Router {
+    Router::new().route("/metrics", get(routes::system::metrics_text))
+}
+
 /// Cuts off a request that takes longer than the limits allow, its body included.
 async fn deadline(
     axum::extract::State(state): axum::extract::State<AppState>,

@@ -23,9 +23,14 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1200, requires = "demo")]
     demo_customers: usize,
     /// Distinct customers a role may read per hour before it is refused and the DPO alerted,
-    /// as ROLE=N or ROLE=none (repeatable). Default: sales_associate=200, others unlimited.
+    /// as ROLE=N or ROLE=none (repeatable). Default: sales_associate=200, store_manager=300,
+    /// support_agent, marketing and dpo 500; only ROLE=none lifts a limit.
     #[arg(long = "bulk-limit", value_name = "ROLE=N")]
     bulk_limits: Vec<String>,
+    /// Also serve `/metrics` without a token on this address (bind it where only the monitoring
+    /// system reaches it). On the main address `/metrics` needs a `monitoring` (or admin) token.
+    #[arg(long, env = "STEWARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -211,6 +216,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "Privacy portal: http://{addr}/portal (try the fictional demo customer {email}{codes})"
             );
         }
+    }
+    if let Some(at) = args.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("binding the metrics address {at}"))?;
+        let addr = metrics.local_addr()?;
+        tracing::info!(%addr, "metrics listening");
+        println!("Metrics (no token) on http://{addr}/metrics");
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::http::serve(metrics, steward_api::metrics_router(), shutdown()).await
+            {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
     }
     crate::http::serve(
         listener,

@@ -16,7 +16,13 @@ pub const MAX_SHORT_CHARS: usize = 300;
 /// a dotted domain). The local part is lower-cased too: almost every real mailbox is
 /// case-insensitive and a lookup that misses on case is worse than the rare false match.
 pub fn email(field: &'static str, raw: &str) -> Result<String, ValidationError> {
-    let s = raw.trim().to_lowercase();
+    if raw.chars().any(is_bidi_control) {
+        return Err(bidi(field));
+    }
+    // NFKC first: a decomposed `é` or a full-width `ａ` is the same address as the composed,
+    // narrow one, and indexes alike.
+    // Composed again after lower-casing, which can decompose (so the result is a fixed point).
+    let s = nfkc(&nfkc(raw.trim()).to_lowercase());
     let invalid = || ValidationError::new(field, "not a valid e-mail address");
     let (local, domain) = s.split_once('@').ok_or_else(invalid)?;
     if local.is_empty() || local.len() > 64 || domain.len() > 253 || s.len() > 254 {
@@ -90,10 +96,32 @@ pub fn phone(field: &'static str, raw: &str) -> Result<String, ValidationError> 
     Ok(digits)
 }
 
-/// Trims a short text value and checks it is non-empty, not too long and free of control
-/// characters.
+/// Trims a short text value (a name, a street), NFKC-normalises it and checks it is non-empty,
+/// not too long and free of control and bidirectional-control characters (an override can make
+/// a name read backwards on screen).
 pub fn short_text(field: &'static str, raw: &str) -> Result<String, ValidationError> {
-    text(field, raw, MAX_SHORT_CHARS)
+    if raw.chars().any(is_bidi_control) {
+        return Err(bidi(field));
+    }
+    text(field, &nfkc(raw), MAX_SHORT_CHARS)
+}
+
+/// The compatibility composition (NFKC) of `s`.
+fn nfkc(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    s.nfkc().collect()
+}
+
+/// The bidirectional formatting characters: embeddings, overrides, isolates and marks.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn bidi(field: &'static str) -> ValidationError {
+    ValidationError::new(
+        field,
+        "must not contain bidirectional control characters (they can make text read backwards)",
+    )
 }
 
 /// Trims a free-text value (messages, notes) and checks its length; newlines and tabs are kept.
@@ -163,6 +191,31 @@ pub fn currency(field: &'static str, raw: &str) -> Result<String, ValidationErro
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Issue 15, finding 15: names and addresses in NFKC, bidirectional overrides refused.
+    #[test]
+    fn names_and_addresses_are_nfkc_without_overrides() {
+        assert_eq!(short_text("name", "Rene\u{301}e").unwrap(), "Renée");
+        assert_eq!(
+            email("email", "rene\u{301}e@example.com").unwrap(),
+            "renée@example.com"
+        );
+        assert_eq!(
+            email("email", "ＡＤＡ@example.com").unwrap(),
+            "ada@example.com"
+        );
+        for bad in ["Eve\u{202E}lirpa", "\u{2066}Mallory\u{2069}", "Ada\u{200F}"] {
+            assert_eq!(
+                short_text("name", bad).unwrap_err().field,
+                "name",
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            email("email", "ada\u{202E}@example.com").unwrap_err().field,
+            "email"
+        );
+    }
 
     #[test]
     fn visible_characters_are_counted() {

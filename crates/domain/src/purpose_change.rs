@@ -128,10 +128,10 @@ fn roles(mut r: Vec<Role>) -> Result<Vec<Role>, ValidationError> {
             "name at least one role that may declare the purpose",
         ));
     }
-    if r.contains(&Role::Admin) {
+    if r.contains(&Role::Admin) || r.contains(&Role::Monitoring) {
         return Err(ValidationError::new(
             "roles",
-            "admin reads no individual's data and may not declare a purpose",
+            "admin and monitoring read no individual's data and may not declare a purpose",
         ));
     }
     Ok(r)

@@ -20,11 +20,13 @@ pub enum Role {
     Analyst,
     /// The data protection officer.
     Dpo,
+    /// Scrapes the operational metrics (`/metrics`); reads nothing else.
+    Monitoring,
 }
 
 impl Role {
     /// Every role, in a stable order.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Admin,
         Role::SalesAssociate,
         Role::StoreManager,
@@ -32,6 +34,7 @@ impl Role {
         Role::Marketing,
         Role::Analyst,
         Role::Dpo,
+        Role::Monitoring,
     ];
 
     /// The wire name, e.g. `sales_associate`.
@@ -44,6 +47,7 @@ impl Role {
             Role::Marketing => "marketing",
             Role::Analyst => "analyst",
             Role::Dpo => "dpo",
+            Role::Monitoring => "monitoring",
         }
     }
 }
@@ -54,6 +58,6 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo"))
+            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo, monitoring"))
     }
 }

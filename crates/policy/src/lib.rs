@@ -275,6 +275,8 @@ pub enum Action {
     VerifyIdentity,
     /// See data-subject requests.
     ReadRequests,
+    /// Scrape the operational metrics.
+    ReadMetrics,
 }
 
 impl Action {
@@ -297,6 +299,7 @@ impl Action {
             Action::ManageRequests => "manage_requests",
             Action::VerifyIdentity => "verify_identity",
             Action::ReadRequests => "read_requests",
+            Action::ReadMetrics => "read_metrics",
         }
     }
 
@@ -309,6 +312,7 @@ impl Action {
                 | Action::ManagePurposes
                 | Action::ReadAudit
                 | Action::ReadRequests
+                | Action::ReadMetrics
         )
     }
 }

@@ -487,6 +487,11 @@ impl Vault {
         Ok(self.inner.store.list_alerts(None, limit).await?)
     }
 
+    /// Whether `principal` may scrape the operational metrics (`Forbidden` otherwise).
+    pub async fn may_read_metrics(&self, principal: &Principal) -> ServiceResult<()> {
+        self.authorize(principal, Action::ReadMetrics, None).await
+    }
+
     /// Checks a non-read action; `Forbidden` if the policy does not allow it.
     pub async fn authorize(
         &self,
@@ -573,6 +578,7 @@ impl Vault {
         after: Option<CustomerId>,
         limit: u32,
     ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
+        self.check_declarable(access)?;
         let ids = self.inner.store.list_customer_ids(after, limit).await?;
         let next = if ids.len() as u32 == limit {
             ids.last().copied()
@@ -589,6 +595,7 @@ impl Vault {
         kind: &'static str,
         normalised: &str,
     ) -> ServiceResult<Vec<CustomerView>> {
+        self.check_declarable(access)?;
         let ids = self.lookup_ids(kind, normalised).await?;
         if ids.is_empty() {
             // A look-up that finds nobody still tells the caller something: it is an entry.
@@ -608,6 +615,37 @@ impl Vault {
             self.inner.store.record_audit(&[e]).await?;
         }
         self.read_each(access, ids).await
+    }
+
+    /// Refuses a list or look-up whose purpose the caller's roles may not declare, before any
+    /// customer is read (so an empty page does not hide the refusal). The policy decides, for a
+    /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
+    fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
+        let req = ReadRequest {
+            asker: access.principal.asker(),
+            subject: Subject {
+                id: CustomerId(Uuid::nil()),
+                outlets: &[],
+                restricted: false,
+            },
+            purpose: access.purpose,
+            consented: true,
+            has_reason: true,
+            reason_length: 0,
+            break_glass: false,
+            now: Timestamp::now(),
+        };
+        let d = self.inner.policy.decide_read(&req, &Field::ALL);
+        let bound = d
+            .fields
+            .iter()
+            .all(|f| f.policies.iter().any(|p| p == "purpose-bound-to-roles"));
+        if bound {
+            return Err(ServiceError::PurposeNotDeclarable(
+                access.purpose.key.clone(),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads each customer as the policy allows, leaving out those the caller may see nothing of.

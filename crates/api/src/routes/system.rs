@@ -14,9 +14,21 @@ pub async fn healthz() -> impl IntoResponse {
     )
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics() -> impl IntoResponse {
+/// Prometheus metrics, for a token of the `monitoring` role (or the admin). `steward serve
+/// --metrics-listen ADDR` serves them without a token on an address of their own.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format"), (status = 401, body = crate::Problem), (status = 403, body = crate::Problem)),
+    security(("bearer" = [])))]
+pub async fn metrics(
+    axum::extract::State(s): axum::extract::State<crate::AppState>,
+    crate::extract::Auth(p): crate::extract::Auth,
+) -> Result<axum::response::Response, crate::Problem> {
+    s.vault.may_read_metrics(&p).await?;
+    Ok(metrics_text().await.into_response())
+}
+
+/// The metrics as Prometheus text, unauthenticated: only for the separate metrics listener.
+pub async fn metrics_text() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::handle().render(),

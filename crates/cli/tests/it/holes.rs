@@ -27,6 +27,55 @@ backend_tests!(
     every_read_is_an_entry
 );
 
+/// Finding 15: `/metrics` needed no credentials. Now it needs a monitoring token, or a listener
+/// of its own (`serve --metrics-listen`).
+#[test]
+fn metrics_need_a_token_or_their_own_address() {
+    use std::io::{Read, Write};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::new(crate::support::Kind::Sqlite));
+    let v = rt.block_on(db.vault());
+    let monitoring = rt.block_on(token(&v, TokenOwner::Role(Role::Monitoring)));
+    let support = rt.block_on(token(&v, TokenOwner::Role(Role::SupportAgent)));
+    drop(v);
+    let server = crate::support::Server::start(&db, &["--metrics-listen", "127.0.0.1:0"], &[]);
+    assert_eq!(server.http("GET", "/metrics", None, None).0, 401);
+    assert_eq!(server.http("GET", "/metrics", Some(&support), None).0, 403);
+    let (s, text) = server.http("GET", "/metrics", Some(&monitoring), None);
+    assert_eq!(s, 200);
+    assert!(text.contains("steward_http_requests_total"), "{text}");
+    // The monitoring role reads no customer.
+    let (s, _) = server.http(
+        "GET",
+        "/v1/customers?purpose=service",
+        Some(&monitoring),
+        None,
+    );
+    assert_eq!(s, 403);
+    let out = server.stdout_text();
+    let at = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Metrics (no token) on http://"))
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics address in {out}"))
+        .to_owned();
+    let mut c = std::net::TcpStream::connect(&at).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("steward_http_requests_total"), "{answer}");
+    // Only the metrics there.
+    let mut c = std::net::TcpStream::connect(&at).unwrap();
+    c.write_all(b"GET /v1/purposes HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    server.stop();
+}
+
 /// Every read Bob (an associate of outlet B) can make of Carla (registered at A): profile and
 /// purchases for each purpose he may declare, and her messages.
 async fn bobs_reads(w: &World) -> Vec<(String, StatusCode, Value)> {

@@ -301,7 +301,8 @@ async fn bad_input_is_refused_and_changes_nothing(db: TestDb) {
             Some(json!({"name": secret, "shoe_size": 9}).to_string()),
             Some("application/json"),
             StatusCode::BAD_REQUEST,
-            "shoe_size",
+            // The object holding the unknown key, never the key (issue 15, finding 15).
+            "body",
         ),
         (
             Some(
@@ -644,7 +645,14 @@ async fn system_endpoints(db: TestDb) {
             .iter()
             .any(|p| p["key"] == "marketing_email" && p["lawful_basis"] == "consent")
     );
-    let (s, ct, m) = api.raw("GET", "/metrics", None, None, false).await;
+    // Issue 15, finding 15: the metrics need a monitoring (or admin) token on the main address.
+    let (s, _, _) = api.raw("GET", "/metrics", None, None, false).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _, _) = api.call("GET", "/metrics", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a support agent read the metrics");
+    let (s, ct, m) = api
+        .request(Some(&api.admin), "GET", "/metrics", None, None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(ct.starts_with("text/plain"));
     assert!(

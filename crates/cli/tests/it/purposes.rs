@@ -115,9 +115,10 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
         false,
     )
     .await;
-    // The key cannot change: an unknown field is a malformed body naming it.
+    // The key cannot change: an unknown field is a malformed body naming the object that holds
+    // it, never the key itself (a key can be personal; issue 15, finding 15).
     assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
-    assert!(p["detail"].as_str().unwrap().contains("key"), "{p}");
+    assert_eq!(p["field"], "body", "{p}");
     let versions: Vec<(i64, String)> = sqlx::query(
         "SELECT notice_version, notice_text FROM purpose_versions WHERE key = 'loyalty_sms' ORDER BY notice_version",
     )
