@@ -25,3 +25,4 @@ mod sign_in;
 mod smtp;
 mod support;
 mod tamper;
+mod widening;
