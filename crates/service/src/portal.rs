@@ -105,8 +105,28 @@ impl Vault {
         code: &str,
     ) -> ServiceResult<()> {
         let wrong = || ValidationError::new("code", "is wrong or has expired; ask for a new one");
-        let Some(row) = self.inner.store.portal_code(challenge).await? else {
+        let Some((row, right)) = self.try_portal_code(challenge, code).await? else {
             return Err(wrong().into());
+        };
+        if right && row.customer_id == Some(s.customer_id) {
+            Ok(())
+        } else {
+            let entry = self.portal_entry(s, "portal.fresh_code_refused", &[]);
+            self.inner.store.record_audit(&[entry]).await?;
+            Err(wrong().into())
+        }
+    }
+
+    /// One try of a challenge's code: the challenge, and whether the code is right and still
+    /// live; `None` for an unknown challenge. The try is counted before the code is compared, in
+    /// one atomic step: however many tries arrive together, at most CODE_TRIES are compared.
+    async fn try_portal_code(
+        &self,
+        challenge: Uuid,
+        code: &str,
+    ) -> ServiceResult<Option<(PortalCodeRow, bool)>> {
+        let Some(row) = self.inner.store.portal_code(challenge).await? else {
+            return Ok(None);
         };
         let now = Timestamp::now().millis();
         let live = self
@@ -119,13 +139,7 @@ impl Vault {
             let mac = self.mac("portal-code", &format!("{challenge}\n{}", code.trim()));
             bool::from(mac.ct_eq(row.code_mac.as_slice()))
         };
-        if live && good && row.customer_id == Some(s.customer_id) {
-            Ok(())
-        } else {
-            let entry = self.portal_entry(s, "portal.fresh_code_refused", &[]);
-            self.inner.store.record_audit(&[entry]).await?;
-            Err(wrong().into())
-        }
+        Ok(Some((row, live && good)))
     }
 
     /// Stores a challenge for `customer` (none: a decoy) and sends its code to `email`.
@@ -195,24 +209,12 @@ impl Vault {
         code: &str,
     ) -> ServiceResult<(Zeroizing<String>, PortalSession)> {
         let wrong = || ValidationError::new("code", "is wrong or has expired; ask for a new one");
-        let Some(row) = self.inner.store.portal_code(challenge).await? else {
+        let Some((row, right)) = self.try_portal_code(challenge, code).await? else {
             return Err(wrong().into());
         };
         let now = Timestamp::now().millis();
-        // The try is counted before the code is compared, in one atomic step: however many tries
-        // arrive together, at most CODE_TRIES are ever compared.
-        let live = self
-            .inner
-            .store
-            .claim_portal_code_try(challenge, CODE_TRIES, now)
-            .await?;
-        let good = {
-            use subtle::ConstantTimeEq;
-            let mac = self.mac("portal-code", &format!("{challenge}\n{}", code.trim()));
-            bool::from(mac.ct_eq(row.code_mac.as_slice()))
-        };
         let customer = match row.customer_id {
-            Some(c) if good && live => c,
+            Some(c) if right => c,
             _ => {
                 let entry = crate::vault::entry_with_outcome(
                     self.actor_parts(Actor::Operator("portal")),
