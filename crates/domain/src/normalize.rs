@@ -152,18 +152,24 @@ fn text(field: &'static str, raw: &str, max: usize) -> Result<String, Validation
     Ok(s.to_owned())
 }
 
-/// Whether a character shows nothing by itself: white space, controls, and the invisible
-/// formatting characters (Unicode general category Cf: zero-width spaces and joiners, bidirectional
-/// marks and overrides, the word joiner, the byte-order mark, tags) and variation selectors.
+/// Whether a character shows nothing by itself: white space, separators, controls and formatting
+/// characters (general categories Z and C: zero-width spaces and joiners, bidirectional marks,
+/// the byte-order mark, tags, unassigned code points), combining marks (category M: they only
+/// decorate another character) and the letters and symbols that render blank (Hangul fillers,
+/// the braille blank).
 pub fn is_invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
     c.is_whitespace()
-        || c.is_control()
-        || matches!(c,
-            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
-            | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}' | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E0FFF}')
+        || matches!(
+            c.general_category_group(),
+            GeneralCategoryGroup::Other
+                | GeneralCategoryGroup::Separator
+                | GeneralCategoryGroup::Mark
+        )
+        || matches!(
+            c,
+            '\u{115F}' | '\u{1160}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
+        )
 }
 
 /// How many characters of `s` are visible: a reason of twenty zero-width spaces has none.
@@ -222,6 +228,31 @@ mod tests {
         assert_eq!(visible_chars("\u{200B}".repeat(20).as_str()), 0);
         assert_eq!(visible_chars("a\u{202E}b\u{FEFF} c\u{2060}\t"), 3);
         assert_eq!(visible_chars("Zürich 会議"), 8);
+        // Found by the pen test: blanks, combining marks and format characters of other blocks.
+        for blank in [
+            '\u{2800}',
+            '\u{0301}',
+            '\u{20DD}',
+            '\u{0600}',
+            '\u{06DD}',
+            '\u{070F}',
+            '\u{08E2}',
+            '\u{110BD}',
+            '\u{13430}',
+            '\u{1BCA0}',
+            '\u{1BCA1}',
+            '\u{3164}',
+            '\u{FFA0}',
+            '\u{E0041}',
+            '\u{FE0F}',
+            '\u{1D173}',
+        ] {
+            assert_eq!(
+                visible_chars(&format!("abc{}", blank.to_string().repeat(25))),
+                3,
+                "{blank:?}"
+            );
+        }
     }
 
     #[test]
