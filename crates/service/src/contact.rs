@@ -1,11 +1,17 @@
 //! Changes of the contact details that decide who can act as a customer (issue 15, finding 1).
 //!
 //! The e-mail address is the customer's key to the portal and where data-subject request codes
-//! go. A new address therefore takes effect only when the customer confirms it with a code sent
-//! to it: until then the profile, the portal's sign-in and every code keep the address on record,
-//! and that address is told of the change. A new address must be nobody else's. A phone number is
-//! no sign-in factor: a change applies at once and is told to the address on record. Each change is a row of `contact_changes`, and a portal session that began
-//! soon after one must confirm an erasure with a fresh code.
+//! go. A new address therefore takes effect only when the customer confirms it: until then the
+//! profile, the portal's sign-in and every code keep the address on record. Who confirms depends
+//! on who asked. When staff ask, the code goes to the address on record — the customer approves
+//! from the mailbox they have proved, so a staff member cannot confirm a mailbox of their own
+//! (the pen test's takeover). When the customer asks (signed in to the portal, or through a
+//! data-subject request whose identity was checked), the code goes to the new address, proving
+//! it, and the old one is told. A customer with no address yet confirms the first one from it. A
+//! new address must be nobody else's. A phone number is no sign-in factor: a change applies at
+//! once and is told to the address on record. Each change is a row of `contact_changes`; a
+//! portal session that began soon after one confirms an erasure with a fresh code sent to the
+//! address on record before the change.
 
 use steward_domain::{CustomerId, CustomerPatch, Timestamp, ValidationError, normalize};
 use steward_store::ContactChangeRow;
@@ -48,24 +54,35 @@ impl Vault {
     }
 
     /// Starts a change of customer `id`'s e-mail address from `old` to `new` (normalised, checked
-    /// unique by the caller): the new address gets a code, the old one a notice.
+    /// unique by the caller). `by_customer`: the customer asked (the code goes to `new`, `old` is
+    /// told); otherwise staff did, and the code goes to `old` for the customer's approval (to
+    /// `new` only when there is no `old`).
     pub(crate) async fn start_email_change(
         &self,
         actor: Actor<'_>,
         id: CustomerId,
         old: Option<&str>,
         new: &str,
+        by_customer: bool,
     ) -> ServiceResult<()> {
         let dk = self.data_key_of(id).await?;
         let change = Uuid::now_v7();
         let code = crate::rights::one_time_code()?;
         let now = Timestamp::now().millis();
+        let approver = match old {
+            Some(old) if !by_customer => old,
+            _ => new,
+        };
         let row = ContactChangeRow {
             id: change,
             customer_id: id,
             kind: "email".into(),
-            value: seal::seal_contact_change(&dk, id, change, new)?,
+            value: seal::seal_contact_change(&dk, id, change, "value", new)?,
             value_mac: self.mac("email", new).to_vec(),
+            sent_to_mac: self.mac("email", approver).to_vec(),
+            previous: old
+                .map(|o| seal::seal_contact_change(&dk, id, change, "previous", o))
+                .transpose()?,
             code_mac: Some(
                 self.mac("contact-code", &format!("{change}\n{code}"))
                     .to_vec(),
@@ -80,18 +97,29 @@ impl Vault {
             .store
             .insert_contact_change(&row, &[entry])
             .await?;
-        self.send_later(
-            new,
-            "Confirm your new e-mail address",
-            format!(
-                "Someone asked to make this the e-mail address we hold for you. To confirm it, open the privacy portal's page \"Confirm a new e-mail address\" (/portal/confirm-address), enter this address and the code:\n\n{code}\n\nIt works for 24 hours. Until you confirm, nothing changes. If you did not ask, ignore this message.\n"
-            ),
-        );
-        if let Some(old) = old {
+        let page = "open the privacy portal's page \"Confirm a change of e-mail address\" (/portal/confirm-address), enter this address and the code";
+        if approver == new {
             self.send_later(
-                old,
-                "A change of your e-mail address was asked for",
-                "Someone asked to replace the e-mail address we hold for you with another. It takes effect only if it is confirmed from the new address; your privacy portal and your requests keep using this one until then. If you did not ask for this, contact our data protection officer.\n".to_owned(),
+                new,
+                "Confirm your new e-mail address",
+                format!(
+                    "You asked to make this the e-mail address we hold for you. To confirm it, {page}:\n\n{code}\n\nIt works for 24 hours. Until you confirm, nothing changes. If you did not ask, ignore this message.\n"
+                ),
+            );
+            if let Some(old) = old {
+                self.send_later(
+                    old,
+                    "A change of your e-mail address was asked for",
+                    "A change of the e-mail address we hold for you was asked for. It takes effect only when it is confirmed from the new address; your privacy portal and your requests keep using this one until then. If you did not ask for this, contact our data protection officer.\n".to_owned(),
+                );
+            }
+        } else {
+            self.send_later(
+                approver,
+                "Approve a change of your e-mail address",
+                format!(
+                    "Our staff asked to replace the e-mail address we hold for you with another. If you asked for this, {page}:\n\n{code}\n\nIt works for 24 hours. If you did not ask, ignore this message: nothing changes, and please tell our data protection officer.\n"
+                ),
             );
         }
         Ok(())
@@ -108,12 +136,17 @@ impl Vault {
         let dk = self.data_key_of(id).await?;
         let change = Uuid::now_v7();
         let now = Timestamp::now().millis();
+        let mac = self.mac("phone", new).to_vec();
         let row = ContactChangeRow {
             id: change,
             customer_id: id,
             kind: "phone".into(),
-            value: seal::seal_contact_change(&dk, id, change, new)?,
-            value_mac: self.mac("phone", new).to_vec(),
+            value: seal::seal_contact_change(&dk, id, change, "value", new)?,
+            value_mac: mac.clone(),
+            sent_to_mac: mac,
+            previous: email
+                .map(|e| seal::seal_contact_change(&dk, id, change, "previous", e))
+                .transpose()?,
             code_mac: None,
             attempts: 0,
             created_at: now,
@@ -132,10 +165,10 @@ impl Vault {
         Ok(())
     }
 
-    /// Confirms a new e-mail address with the code sent to it: the address becomes the
-    /// customer's (profile, portal sign-in, request codes) and the old one is told. A wrong or
-    /// expired code is a validation error naming `code`; five tries spend it. Acts as the
-    /// customer (`subject` in the audit log).
+    /// Confirms a change of e-mail address with the code sent for it to `address` (the new
+    /// address, or the one on record when staff asked): the new address becomes the customer's
+    /// (profile, portal sign-in, request codes) and both are told. A wrong or expired code is a
+    /// validation error naming `code`; five tries spend it. Acts as the customer (`subject`).
     pub async fn confirm_email_change(&self, address: &str, code: &str) -> ServiceResult<()> {
         let wrong =
             || ValidationError::new("code", "is wrong or has expired; ask for the change again");
@@ -162,7 +195,7 @@ impl Vault {
                 bool::from(mac.ct_eq(stored))
             });
             if good {
-                return self.apply_email_change(&row, &address, now).await;
+                return self.apply_email_change(&row, now).await;
             }
         }
         let entry = crate::vault::entry_with_outcome(
@@ -178,20 +211,16 @@ impl Vault {
         Err(wrong().into())
     }
 
-    async fn apply_email_change(
-        &self,
-        row: &ContactChangeRow,
-        address: &str,
-        now: i64,
-    ) -> ServiceResult<()> {
+    async fn apply_email_change(&self, row: &ContactChangeRow, now: i64) -> ServiceResult<()> {
         let id = row.customer_id;
         let dk = self.data_key_of(id).await?;
-        // Defence in depth against a blind-index collision: the sealed value must be this one.
-        if seal::open_contact_change(&dk, id, row.id, &row.value)? != address {
-            return Err(ValidationError::new("code", "is wrong or has expired").into());
+        let new = seal::open_contact_change(&dk, id, row.id, "value", &row.value)?;
+        // Defence in depth against a blind-index collision: the sealed value is the one indexed.
+        if self.mac("email", &new).as_slice() != row.value_mac.as_slice() {
+            return Err(ServiceError::Integrity);
         }
         // Unique when asked for, and still unique now.
-        if self.held_by_another("email", address, id).await? {
+        if self.held_by_another("email", &new, id).await? {
             return Err(ServiceError::Conflict("email"));
         }
         let old = self.get_customer(id).await?.email;
@@ -206,34 +235,57 @@ impl Vault {
             return Err(ValidationError::new("code", "is wrong or has expired").into());
         }
         let patch = CustomerPatch {
-            email: Some(Some(address.to_owned())),
+            email: Some(Some(new.clone())),
             ..CustomerPatch::default()
         };
         self.apply_patch(actor, id, &patch).await?;
-        if let Some(old) = old.filter(|o| o != address) {
-            self.send_later(
-                &old,
-                "Your e-mail address was changed",
-                "The e-mail address we hold for you was replaced by another, confirmed from that address. This address no longer signs in to your privacy portal. If you did not ask for this, contact our data protection officer.\n".to_owned(),
-            );
+        let changed = "The e-mail address we hold for you was replaced by another, as confirmed on our privacy portal. The old address no longer signs in to your portal. If you did not ask for this, contact our data protection officer.\n";
+        if let Some(old) = old.filter(|o| *o != new) {
+            self.send_later(&old, "Your e-mail address was changed", changed.to_owned());
         }
+        self.send_later(&new, "Your e-mail address was changed", changed.to_owned());
         Ok(())
     }
 
-    /// Whether an erasure from portal session `s` must be confirmed with a fresh code: the
-    /// session began less than [`ERASURE_RECHECK_MS`] after the customer's contact details
-    /// last changed.
+    /// Where an erasure from portal session `s` must be confirmed: `Ok(None)` when it needs no
+    /// fresh code; `Ok(Some(address))` when the session began less than [`ERASURE_RECHECK_MS`]
+    /// after a contact change (the address on record before it); `WrongState` when there was
+    /// none before (the customer waits, or asks the DPO).
+    pub(crate) async fn erasure_recheck(
+        &self,
+        s: &crate::portal::PortalSession,
+    ) -> ServiceResult<Option<String>> {
+        let Some(last) = self.inner.store.last_contact_change(s.customer_id).await? else {
+            return Ok(None);
+        };
+        let recent = last
+            .confirmed_at
+            .is_some_and(|at| s.began_at().millis() - at < ERASURE_RECHECK_MS);
+        if !recent {
+            return Ok(None);
+        }
+        let Some(sealed) = &last.previous else {
+            return Err(ServiceError::WrongState(
+                "your contact details changed in the last 15 minutes: erase later, or ask our data protection officer",
+            ));
+        };
+        let dk = self.data_key_of(s.customer_id).await?;
+        Ok(Some(seal::open_contact_change(
+            &dk,
+            s.customer_id,
+            last.id,
+            "previous",
+            sealed,
+        )?))
+    }
+
+    /// Whether an erasure from portal session `s` must be confirmed with a fresh code (see
+    /// [`Vault::portal_fresh_code`]).
     pub async fn erasure_needs_fresh_code(
         &self,
         s: &crate::portal::PortalSession,
     ) -> ServiceResult<bool> {
-        let began = s.began_at();
-        Ok(self
-            .inner
-            .store
-            .last_contact_change(s.customer_id)
-            .await?
-            .is_some_and(|changed| began.millis() - changed < ERASURE_RECHECK_MS))
+        Ok(self.erasure_recheck(s).await?.is_some())
     }
 
     /// Sends a message off the request's path (a slow relay delays no answer); failures are

@@ -87,12 +87,17 @@ impl Vault {
 
     /// A fresh code for the signed-in customer, sent to the address on record: an erasure from a
     /// session that began soon after a contact change is confirmed with it.
+    /// The code goes to the address on record before the latest contact change, which the
+    /// customer had proved: a new address cannot approve an erasure made right after it came.
     pub async fn portal_fresh_code(&self, s: &PortalSession) -> ServiceResult<Uuid> {
-        let email = self
-            .get_customer(s.customer_id)
-            .await?
-            .email
-            .ok_or(ServiceError::WrongState("no e-mail address is on record"))?;
+        let email = match self.erasure_recheck(s).await? {
+            Some(previous) => previous,
+            None => self
+                .get_customer(s.customer_id)
+                .await?
+                .email
+                .ok_or(ServiceError::WrongState("no e-mail address is on record"))?,
+        };
         self.issue_portal_code(Some(s.customer_id), email).await
     }
 
@@ -466,7 +471,7 @@ impl Vault {
         s: &PortalSession,
         fresh: Option<(Uuid, &str)>,
     ) -> ServiceResult<crate::RequestView> {
-        if self.erasure_needs_fresh_code(s).await? {
+        if self.erasure_recheck(s).await?.is_some() {
             let Some((challenge, code)) = fresh else {
                 return Err(ValidationError::new(
                     "code",

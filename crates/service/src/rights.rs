@@ -421,7 +421,10 @@ impl Vault {
                 if !confirmed && self.touches_verified(id, &patch.field_names()).await? {
                     return Ok(false);
                 }
-                self.update_customer(actor, id, &patch).await.map(|_| ())
+                // Fulfilled only once the customer's identity was checked: their own change.
+                self.update_customer_as(actor, id, &patch, true)
+                    .await
+                    .map(|_| ())
             }
         };
         done.map(|()| true)

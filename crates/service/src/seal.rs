@@ -56,27 +56,29 @@ fn open_opt(
         .transpose()
 }
 
-/// Seals the new value of a contact change.
+/// Seals a value of a contact change (`column`: `value`, the new one, or `previous`).
 pub fn seal_contact_change(
     dk: &DataKey,
     customer: CustomerId,
     change: Uuid,
+    column: &str,
     value: &str,
 ) -> ServiceResult<Vec<u8>> {
     Ok(dk.seal(
-        &aad("contact_changes", "value", customer, change),
+        &aad("contact_changes", column, customer, change),
         value.as_bytes(),
     )?)
 }
 
-/// Opens the new value of a contact change.
+/// Opens a value of a contact change.
 pub fn open_contact_change(
     dk: &DataKey,
     customer: CustomerId,
     change: Uuid,
+    column: &str,
     sealed: &[u8],
 ) -> ServiceResult<String> {
-    open_str(dk, "contact_changes", "value", customer, change, sealed)
+    open_str(dk, "contact_changes", column, customer, change, sealed)
 }
 
 /// Seals the reason of an access alert (a staff member's words about the customer).

@@ -400,6 +400,20 @@ impl Vault {
         id: CustomerId,
         patch: &CustomerPatch,
     ) -> ServiceResult<crate::contact::Updated> {
+        let by_customer = matches!(actor, Actor::Subject(_));
+        self.update_customer_as(actor, id, patch, by_customer).await
+    }
+
+    /// [`Vault::update_customer`]; `by_customer` when the customer asked for it (signed in, or
+    /// through a data-subject request whose identity was checked): a new e-mail address is then
+    /// confirmed from itself, otherwise approved from the address on record.
+    pub(crate) async fn update_customer_as(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        patch: &CustomerPatch,
+        by_customer: bool,
+    ) -> ServiceResult<crate::contact::Updated> {
         let current = self.get_customer(id).await?;
         let next = patch.apply(current.profile())?;
         let new_email = next
@@ -444,7 +458,7 @@ impl Vault {
                 self.inner.store.record_audit(&[entry]).await?;
             }
             Some(e) => {
-                self.start_email_change(actor, id, current.email.as_deref(), e)
+                self.start_email_change(actor, id, current.email.as_deref(), e, by_customer)
                     .await?
             }
             None => {}

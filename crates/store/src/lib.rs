@@ -282,17 +282,18 @@ pub trait Store: Send + Sync + 'static {
         row: &PortalCodeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
-    /// Records a change of a customer's e-mail address or phone number, with its audit entries.
+    /// Records a change of a customer's e-mail address or phone number, with its audit entries;
+    /// a pending one supersedes the customer's earlier pending changes.
     async fn insert_contact_change(
         &self,
         row: &ContactChangeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
-    /// Unconfirmed e-mail changes to the value with this blind index whose code still works at
-    /// `now` (ms), newest first.
+    /// Unconfirmed e-mail changes whose code went to the address with this blind index and still
+    /// works at `now` (ms), newest first.
     async fn pending_contact_changes(
         &self,
-        value_mac: &[u8],
+        sent_to_mac: &[u8],
         now: i64,
     ) -> StoreResult<Vec<ContactChangeRow>>;
     /// Claims one try of a pending change's code before it is compared, atomically; false if
@@ -303,15 +304,19 @@ pub trait Store: Send + Sync + 'static {
         max_tries: i64,
         now: i64,
     ) -> StoreResult<bool>;
-    /// Marks a pending change confirmed at `now`, once (false if it was already).
+    /// Marks a pending change confirmed at `now`, once (false if it was already, or expired or
+    /// was superseded), and voids the customer's other pending changes.
     async fn confirm_contact_change(
         &self,
         id: uuid::Uuid,
         now: i64,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
-    /// When a customer's contact details last changed (a confirmed change), if ever.
-    async fn last_contact_change(&self, customer: CustomerId) -> StoreResult<Option<i64>>;
+    /// A customer's latest contact change that took effect, if any.
+    async fn last_contact_change(
+        &self,
+        customer: CustomerId,
+    ) -> StoreResult<Option<ContactChangeRow>>;
     /// A portal sign-in code by its challenge id.
     async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<PortalCodeRow>>;
     /// Claims one try of a challenge's code before it is checked, in one atomic step: false if

@@ -988,10 +988,10 @@ impl Store for SqlStore {
 
     async fn pending_contact_changes(
         &self,
-        value_mac: &[u8],
+        sent_to_mac: &[u8],
         now: i64,
     ) -> StoreResult<Vec<crate::ContactChangeRow>> {
-        self.pending_contact_changes_impl(value_mac, now).await
+        self.pending_contact_changes_impl(sent_to_mac, now).await
     }
 
     async fn claim_contact_change_try(
@@ -1012,7 +1012,10 @@ impl Store for SqlStore {
         self.confirm_contact_change_impl(id, now, audit).await
     }
 
-    async fn last_contact_change(&self, customer: CustomerId) -> StoreResult<Option<i64>> {
+    async fn last_contact_change(
+        &self,
+        customer: CustomerId,
+    ) -> StoreResult<Option<crate::ContactChangeRow>> {
         self.last_contact_change_impl(customer).await
     }
 

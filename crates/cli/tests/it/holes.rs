@@ -705,18 +705,26 @@ async fn wait_mail(mail: &Mailbox, to: &str, n: usize) -> Vec<String> {
     panic!("{to} received {:?}, not {n} messages", mail_to(mail, to));
 }
 
-/// Finding 1 (critical) and 9: staff replaced a customer's e-mail address with their own, signed
-/// in to the customer's portal, read and erased everything. A new address now takes effect only
-/// when confirmed from it; the old address is told; until then sign-in codes go to the old one;
-/// an address is nobody else's; an erasure soon after a change needs a fresh code.
+/// Finding 1 (critical): staff replaced a customer's e-mail address with their own, signed in to
+/// the customer's portal, read and erased everything — and, after the first fix, confirmed their
+/// own mailbox (the pen test of that fix). A change staff ask for is now approved from the address
+/// on record; until then nothing changes and codes go to the old address; an erasure soon after a
+/// change needs a fresh code sent to the address on record before it.
 async fn a_new_address_waits_for_its_owner(db: TestDb) {
     use crate::console::{csrf_in, pair, send, set_cookie};
     let w = world(&db).await;
     let mail = std::sync::Arc::new(Mailbox::default());
     w.vault.use_notifier(mail.clone());
     let path = format!("/v1/customers/{}", w.customer);
-    let (carla, attacker) = ("carla@example.com", "mallory@example.net");
+    let read = format!("{path}?purpose=service");
+    let (carla, attacker, moved) = (
+        "carla@example.com",
+        "mallory@example.net",
+        "carla.new@example.org",
+    );
 
+    // The attack: support sets the address to a mailbox of their own. The mailbox gets nothing;
+    // Carla is asked to approve; guessing at the confirmation page gets nowhere.
     let (s, p) = call(
         &w.router,
         &w.support,
@@ -731,48 +739,48 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
         (StatusCode::ACCEPTED, &json!(["email"])),
         "{p}"
     );
-    let (_, v) = call(
-        &w.router,
-        &w.support,
-        "GET",
-        &format!("{path}?purpose=service"),
-        None,
-        false,
-    )
-    .await;
+    let (_, v) = call(&w.router, &w.support, "GET", &read, None, false).await;
     assert_eq!(
         v["email"], carla,
-        "the address changed before its owner confirmed"
+        "the address changed before its owner approved"
     );
     assert_eq!(
         v["name"], "Carla C. Collector",
         "the rest of the patch applies"
     );
-    // The old address is told; the new one gets the confirmation code.
-    let told = wait_mail(&mail, carla, 1).await;
-    assert_eq!(told, ["A change of your e-mail address was asked for"]);
-    let confirm = wait_mail(&mail, attacker, 1).await[0].clone();
-
-    // Until confirmed, the portal signs in with the old address only.
+    let asked = wait_mail(&mail, carla, 1).await;
+    assert_eq!(asked[0].len(), 8, "Carla gets the approval code: {asked:?}");
+    for guess in ["00000000", "12345678", asked[0].as_str()] {
+        assert!(w.vault.confirm_email_change(attacker, guess).await.is_err());
+    }
     w.vault.portal_send_code(attacker).await.unwrap();
-    w.vault.portal_send_code(carla).await.unwrap();
-    let codes = wait_mail(&mail, carla, 2).await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    assert_eq!(
-        mail_to(&mail, attacker).len(),
-        1,
-        "a sign-in code went to the unconfirmed address"
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        mail_to(&mail, attacker).is_empty(),
+        "the attacker's mailbox got mail"
     );
-    assert_eq!(codes.len(), 2);
 
-    // The confirmation page keeps what was typed and refuses a wrong code; the owner of the new
-    // address confirms it there (here that owner is the attacker: staff can no longer do this
-    // alone, and the customer was told).
+    // Carla's own change, asked in store: she approves it on the page from her mailbox.
+    let (s, _) = call(
+        &w.router,
+        &w.alice,
+        "PATCH",
+        &path,
+        Some(json!({"email": moved})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let approve = wait_mail(&mail, carla, 2).await[1].clone();
+    assert!(
+        mail_to(&mail, moved).is_empty(),
+        "the new address is told only once it applies"
+    );
     let app = w.router.clone();
     let (s, h, page) = send(&app, "GET", "/portal/confirm-address", None, None).await;
     assert_eq!(s, StatusCode::OK);
     let (pre, csrf) = (pair(set_cookie(&h, "steward_portal_csrf")), csrf_in(&page));
-    let wrong = if confirm == "00000000" {
+    let wrong = if approve == "00000000" {
         "11111111"
     } else {
         "00000000"
@@ -782,12 +790,12 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
         "POST",
         "/portal/confirm-address",
         Some(&pre),
-        Some(&[("csrf", &csrf), ("email", attacker), ("code", wrong)]),
+        Some(&[("csrf", &csrf), ("email", carla), ("code", wrong)]),
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        page.contains(&format!("value=\"{attacker}\"")),
+        page.contains(&format!("value=\"{carla}\"")),
         "the form lost the address"
     );
     let (pre, csrf) = (pair(set_cookie(&h, "steward_portal_csrf")), csrf_in(&page));
@@ -796,65 +804,56 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
         "POST",
         "/portal/confirm-address",
         Some(&pre),
-        Some(&[("csrf", &csrf), ("email", attacker), ("code", &confirm)]),
+        Some(&[("csrf", &csrf), ("email", carla), ("code", &approve)]),
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{page}");
     assert!(page.contains("Your new address is confirmed"), "{page}");
-    let (_, v) = call(
-        &w.router,
-        &w.support,
-        "GET",
-        &format!("{path}?purpose=service"),
-        None,
-        false,
-    )
-    .await;
-    assert_eq!(v["email"], attacker);
+    let (_, v) = call(&w.router, &w.support, "GET", &read, None, false).await;
+    assert_eq!(v["email"], moved);
     assert_eq!(
-        wait_mail(&mail, carla, 3).await[2],
-        "Your e-mail address was changed"
+        wait_mail(&mail, moved, 1).await,
+        ["Your e-mail address was changed"]
     );
     assert!(
-        w.vault
-            .confirm_email_change(attacker, &confirm)
-            .await
-            .is_err(),
+        w.vault.confirm_email_change(carla, &approve).await.is_err(),
         "a code works once"
     );
+    // The attacker's change, never approved, cannot be confirmed with Carla's code either.
+    assert!(
+        w.vault
+            .confirm_email_change(carla, &asked[0])
+            .await
+            .is_err()
+    );
 
-    // An erasure from a session that began within 15 minutes of the change needs a fresh code.
-    let challenge = w.vault.portal_send_code(attacker).await.unwrap();
-    let code = wait_mail(&mail, attacker, 2).await[1].clone();
+    // Signed in with the new address within 15 minutes of the change, an erasure needs a fresh
+    // code, and it goes to the address on record before the change.
+    let challenge = w.vault.portal_send_code(moved).await.unwrap();
+    let code = wait_mail(&mail, moved, 2).await[1].clone();
     let (_, session) = w.vault.portal_sign_in(challenge, &code).await.unwrap();
     let refused = w.vault.portal_erase(&session, None).await.unwrap_err();
     assert!(
         matches!(refused, steward_service::ServiceError::Validation(ref v) if v.field == "code"),
         "{refused:?}"
     );
+    let before = mail_to(&mail, carla).len();
     let fresh = w.vault.portal_fresh_code(&session).await.unwrap();
-    wait_mail(&mail, attacker, 3).await;
+    let fresh_code = wait_mail(&mail, carla, before + 1).await[before].clone();
     assert!(
         w.vault
             .portal_erase(&session, Some((fresh, "00000001")))
             .await
             .is_err()
     );
-    let (s, _) = call(
-        &w.router,
-        &w.support,
-        "GET",
-        &format!("{path}?purpose=service"),
-        None,
-        false,
-    )
-    .await;
+    let (s, _) = call(&w.router, &w.support, "GET", &read, None, false).await;
     assert_eq!(s, StatusCode::OK, "a wrong fresh code erased the customer");
     let fresh = w.vault.portal_fresh_code(&session).await.unwrap();
-    let fresh_code = wait_mail(&mail, attacker, 4).await[3].clone();
+    let fresh_code2 = wait_mail(&mail, carla, before + 2).await[before + 1].clone();
+    assert_ne!(fresh_code, fresh_code2);
     let erased = w
         .vault
-        .portal_erase(&session, Some((fresh, &fresh_code)))
+        .portal_erase(&session, Some((fresh, &fresh_code2)))
         .await
         .unwrap();
     assert_eq!(erased.status, steward_domain::RequestStatus::Fulfilled);
