@@ -54,31 +54,39 @@ impl Vault {
     }
 
     /// Starts a change of customer `id`'s e-mail address from `old` to `new` (normalised, checked
-    /// unique by the caller). `by_customer`: the customer asked (the code goes to `new`, `old` is
-    /// told); otherwise staff did, and the code goes to `old` for the customer's approval (to
-    /// `new` only when there is no `old`).
+    /// unique by the caller; `None` removes it, which staff may ask only with an `old` to
+    /// approve). `by_customer`: the customer asked (the code goes to `new`, `old` is told);
+    /// otherwise staff did, and the code goes to `old` for the customer's approval, naming the new
+    /// address masked (to `new` only when there is no `old`).
     pub(crate) async fn start_email_change(
         &self,
         actor: Actor<'_>,
         id: CustomerId,
         old: Option<&str>,
-        new: &str,
+        new: Option<&str>,
         by_customer: bool,
     ) -> ServiceResult<()> {
+        let (approver, target) = match (old, new) {
+            (Some(old), _) if !by_customer => (old, new),
+            (_, Some(new)) => (new, Some(new)),
+            (None, None) => return Ok(()),
+            (Some(_), None) => {
+                return Err(ServiceError::WrongState(
+                    "a customer removes their own address at once",
+                ));
+            }
+        };
         let dk = self.data_key_of(id).await?;
         let change = Uuid::now_v7();
         let code = crate::rights::one_time_code()?;
         let now = Timestamp::now().millis();
-        let approver = match old {
-            Some(old) if !by_customer => old,
-            _ => new,
-        };
         let row = ContactChangeRow {
             id: change,
             customer_id: id,
             kind: "email".into(),
-            value: seal::seal_contact_change(&dk, id, change, "value", new)?,
-            value_mac: self.mac("email", new).to_vec(),
+            // A removal is the empty value.
+            value: seal::seal_contact_change(&dk, id, change, "value", target.unwrap_or(""))?,
+            value_mac: self.mac("email", target.unwrap_or("")).to_vec(),
             sent_to_mac: self.mac("email", approver).to_vec(),
             previous: old
                 .map(|o| seal::seal_contact_change(&dk, id, change, "previous", o))
@@ -98,9 +106,9 @@ impl Vault {
             .insert_contact_change(&row, &[entry])
             .await?;
         let page = "open the privacy portal's page \"Confirm a change of e-mail address\" (/portal/confirm-address), enter this address and the code";
-        if approver == new {
+        if Some(approver) == new && (by_customer || old.is_none()) {
             self.send_later(
-                new,
+                approver,
                 "Confirm your new e-mail address",
                 format!(
                     "You asked to make this the e-mail address we hold for you. To confirm it, {page}:\n\n{code}\n\nIt works for 24 hours. Until you confirm, nothing changes. If you did not ask, ignore this message.\n"
@@ -114,11 +122,18 @@ impl Vault {
                 );
             }
         } else {
+            let what = match target {
+                Some(t) => format!(
+                    "replace the e-mail address we hold for you with {}",
+                    steward_domain::view::mask_email(t)
+                ),
+                None => "remove the e-mail address we hold for you".to_owned(),
+            };
             self.send_later(
                 approver,
                 "Approve a change of your e-mail address",
                 format!(
-                    "Our staff asked to replace the e-mail address we hold for you with another. If you asked for this, {page}:\n\n{code}\n\nIt works for 24 hours. If you did not ask, ignore this message: nothing changes, and please tell our data protection officer.\n"
+                    "Our staff asked to {what}. If you asked for exactly this, {page}:\n\n{code}\n\nIt works for 24 hours. If you did not ask, ignore this message: nothing changes, and please tell our data protection officer.\n"
                 ),
             );
         }
@@ -219,8 +234,8 @@ impl Vault {
         if self.mac("email", &new).as_slice() != row.value_mac.as_slice() {
             return Err(ServiceError::Integrity);
         }
-        // Unique when asked for, and still unique now.
-        if self.held_by_another("email", &new, id).await? {
+        // Unique when asked for, and still unique now (a removal is nobody's).
+        if !new.is_empty() && self.held_by_another("email", &new, id).await? {
             return Err(ServiceError::Conflict("email"));
         }
         let old = self.get_customer(id).await?.email;
@@ -235,7 +250,7 @@ impl Vault {
             return Err(ValidationError::new("code", "is wrong or has expired").into());
         }
         let patch = CustomerPatch {
-            email: Some(Some(new.clone())),
+            email: Some((!new.is_empty()).then(|| new.clone())),
             ..CustomerPatch::default()
         };
         self.apply_patch(actor, id, &patch).await?;
@@ -243,7 +258,9 @@ impl Vault {
         if let Some(old) = old.filter(|o| *o != new) {
             self.send_later(&old, "Your e-mail address was changed", changed.to_owned());
         }
-        self.send_later(&new, "Your e-mail address was changed", changed.to_owned());
+        if !new.is_empty() {
+            self.send_later(&new, "Your e-mail address was changed", changed.to_owned());
+        }
         Ok(())
     }
 
@@ -277,6 +294,27 @@ impl Vault {
             "previous",
             sealed,
         )?))
+    }
+
+    /// Where a verification code for customer `id` goes now: the address on record, or — less
+    /// than [`ERASURE_RECHECK_MS`] after a contact change — the one on record before it (none if
+    /// there was none: the request then waits for an in-person check). So a request right after
+    /// a change of address cannot be confirmed from the new one.
+    pub(crate) async fn code_address(&self, id: CustomerId) -> ServiceResult<Option<String>> {
+        if let Some(last) = self.inner.store.last_contact_change(id).await?
+            && last
+                .confirmed_at
+                .is_some_and(|at| Timestamp::now().millis() - at < ERASURE_RECHECK_MS)
+        {
+            let Some(sealed) = &last.previous else {
+                return Ok(None);
+            };
+            let dk = self.data_key_of(id).await?;
+            return Ok(Some(seal::open_contact_change(
+                &dk, id, last.id, "previous", sealed,
+            )?));
+        }
+        Ok(self.get_customer(id).await?.email)
     }
 
     /// Whether an erasure from portal session `s` must be confirmed with a fresh code (see

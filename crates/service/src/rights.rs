@@ -83,6 +83,18 @@ pub(crate) fn view(r: &RequestRow) -> ServiceResult<RequestView> {
     })
 }
 
+/// What a request of `kind` does, as its code message says it.
+fn request_verb(kind: RequestType) -> &'static str {
+    match kind {
+        RequestType::Access => "see",
+        RequestType::Export => "export",
+        RequestType::Rectification => "correct",
+        RequestType::Erasure => "erase",
+        RequestType::Restriction => "restrict the use of",
+        RequestType::Objection => "object to the use of",
+    }
+}
+
 pub(crate) fn one_time_code() -> ServiceResult<String> {
     let mut bytes = [0u8; CODE_DIGITS];
     steward_crypto::random_bytes(&mut bytes)?;
@@ -165,8 +177,17 @@ impl Vault {
         self.inner.store.insert_request(&row, &[entry]).await?;
         if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get().cloned()) {
             // Sent after the request is stored, so a code never refers to a request that is not;
-            // on a blocking thread, as SMTP is a network round trip or several.
-            let sent = tokio::task::spawn_blocking(move || n.send_code(&to, &code)).await;
+            // on a blocking thread, as SMTP is a network round trip or several. The message says
+            // what the code confirms, so nobody reads it out for something else.
+            let body = format!(
+                "A request to {} your data was made on your behalf (request {}). If you asked for it, this code confirms it:\n\n{code}\n\nIt works for 30 minutes. If you did not ask, give the code to nobody and tell our data protection officer.\n",
+                request_verb(input.kind),
+                row.id
+            );
+            let sent = tokio::task::spawn_blocking(move || {
+                n.send(&to, "Your code for a privacy request", &body)
+            })
+            .await;
             if !matches!(sent, Ok(Ok(()))) {
                 let error = match sent {
                     Ok(Err(e)) => e,
@@ -222,7 +243,8 @@ impl Vault {
         if self.inner.notifier.get().is_none() {
             return Ok(None);
         }
-        let Some(email) = self.get_customer(row.customer_id).await?.email else {
+        // The address on record — or, soon after a contact change, the one before it.
+        let Some(email) = self.code_address(row.customer_id).await? else {
             return Ok(None);
         };
         let code = one_time_code()?;

@@ -416,10 +416,16 @@ impl Vault {
     ) -> ServiceResult<crate::contact::Updated> {
         let current = self.get_customer(id).await?;
         let next = patch.apply(current.profile())?;
-        let new_email = next
-            .email
-            .as_deref()
-            .filter(|e| current.email.as_deref() != Some(*e));
+        let operator = matches!(actor, Actor::Operator(_));
+        // The change of address that waits for the customer: `Some(Some(a))` a new one,
+        // `Some(None)` a removal asked by staff (a customer removes theirs at once). The operator at
+        // the command line holds the keys anyway: its changes apply at once.
+        let waits: Option<Option<&str>> = match (current.email.as_deref(), next.email.as_deref()) {
+            _ if operator => None,
+            (old, Some(new)) if old != Some(new) => Some(Some(new)),
+            (Some(_), None) if !by_customer => Some(None),
+            _ => None,
+        };
         let new_phone = next
             .phone
             .as_deref()
@@ -428,7 +434,7 @@ impl Vault {
         // the portal is answered as if the change had started, so the portal tells nobody whose
         // address it is — and no code is sent, so it never takes effect.
         let mut taken = false;
-        if let Some(e) = new_email
+        if let Some(Some(e)) = waits
             && self.held_by_another("email", e, id).await?
         {
             if !matches!(actor, Actor::Subject(_)) {
@@ -436,13 +442,9 @@ impl Vault {
             }
             taken = true;
         }
-        // What applies now: everything but a new e-mail address, which staff and the customer
-        // confirm from that address. The operator at the command line holds the keys anyway:
-        // its changes apply at once.
-        let operator = matches!(actor, Actor::Operator(_));
-        let new_email = new_email.filter(|_| !operator);
+        // What applies now: everything but the waiting change of address.
         let mut now = patch.clone();
-        if new_email.is_some() {
+        if waits.is_some() {
             now.email = None;
             if next.name.is_none() && current.email.is_none() && next.phone.is_none() {
                 return Err(ValidationError::new(
@@ -452,13 +454,13 @@ impl Vault {
                 .into());
             }
         }
-        match new_email {
+        match waits {
             Some(_) if taken => {
                 let entry = self.write_entry(actor, "contact_change.refused", Some(id), &["email"]);
                 self.inner.store.record_audit(&[entry]).await?;
             }
-            Some(e) => {
-                self.start_email_change(actor, id, current.email.as_deref(), e, by_customer)
+            Some(target) => {
+                self.start_email_change(actor, id, current.email.as_deref(), target, by_customer)
                     .await?
             }
             None => {}
@@ -474,7 +476,7 @@ impl Vault {
         }
         Ok(crate::contact::Updated {
             customer,
-            pending: new_email.map(|_| "email").into_iter().collect(),
+            pending: waits.map(|_| "email").into_iter().collect(),
         })
     }
 

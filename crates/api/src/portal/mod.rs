@@ -332,7 +332,7 @@ async fn confirm_address(
         Ok(()) => confirmation(
             None,
             "Your new address is confirmed",
-            "From now on we use this address, and your privacy portal signs in with it. We told the old address of the change.",
+            "From now on we use the new address, and your privacy portal signs in with it. We told both addresses of the change.",
         ),
         Err(steward_service::ServiceError::Validation(v)) => {
             if let Some(ip) = ip {

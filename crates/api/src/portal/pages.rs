@@ -300,7 +300,7 @@ pub(super) async fn erasure(
         if fresh.is_none() {
             match s.vault.erasure_needs_fresh_code(&visit.session).await {
                 Ok(false) => {}
-                Ok(true) => return erasure_code_page(&s, &visit, None).await,
+                Ok(true) => return erasure_code_page(&s, &visit, None, None).await,
                 Err(e) => return message_page(Some(&visit), e.into()),
             }
         }
@@ -329,8 +329,10 @@ pub(super) async fn erasure(
                 ),
             ),
             Err(steward_service::ServiceError::Validation(v)) if v.field == "code" => {
-                let msg = "That code is wrong or has expired; here is a new one.";
-                erasure_code_page(&s, &visit, Some(msg)).await
+                // The same challenge again (no new mail for a mistyped code); its five tries bound
+                // the guesses, and a new one is sent only when it is spent.
+                let msg = "That code is wrong or has expired. Check it and try again, or go back and start over for a new one.";
+                erasure_code_page(&s, &visit, Some(msg), challenge).await
             }
             Err(e) => message_page(Some(&visit), e.into()),
         }
@@ -347,9 +349,19 @@ struct ErasureCodePage<'a> {
     error: Option<&'a str>,
 }
 
-/// Sends a fresh code to the address on record and asks for it.
-async fn erasure_code_page(s: &AppState, visit: &Visit, error: Option<&str>) -> Response {
-    match s.vault.portal_fresh_code(&visit.session).await {
+/// Asks for the fresh code of `challenge`, or sends one (to the address on record before the
+/// latest contact change) when there is none yet.
+async fn erasure_code_page(
+    s: &AppState,
+    visit: &Visit,
+    error: Option<&str>,
+    challenge: Option<uuid::Uuid>,
+) -> Response {
+    let issued = match challenge {
+        Some(c) => Ok(c),
+        None => s.vault.portal_fresh_code(&visit.session).await,
+    };
+    match issued {
         Ok(challenge) => render(
             ErasureCodePage {
                 signed_in: true,

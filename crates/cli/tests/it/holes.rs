@@ -24,6 +24,7 @@ backend_tests!(
     exported_csv_opens_no_formula,
     a_new_address_waits_for_its_owner,
     an_address_is_nobody_elses,
+    removal_and_requests_wait_for_the_old_address,
     every_read_is_an_entry
 );
 
@@ -986,4 +987,89 @@ async fn every_read_is_an_entry(db: TestDb) {
     let (code, _, err) = crate::support::run(&["backup", out.to_str().unwrap()], &db);
     assert_eq!(code, 0, "{err}");
     assert!(actions(&db, &w).await.iter().any(|a| a == "backup"));
+}
+
+/// The pen test of the fix: staff removed the address first (it applied at once), then added
+/// their own as a "first" address confirmed from itself; and a data-subject request right after
+/// a change sent its code to the new address and erased the customer.
+async fn removal_and_requests_wait_for_the_old_address(db: TestDb) {
+    let w = world(&db).await;
+    let mail = std::sync::Arc::new(Mailbox::default());
+    w.vault.use_notifier(mail.clone());
+    let path = format!("/v1/customers/{}", w.customer);
+    let read = format!("{path}?purpose=service");
+    let (carla, moved) = ("carla@example.com", "carla.new@example.org");
+    // A removal asked by staff waits for Carla's approval, like any change.
+    let (s, p) = call(
+        &w.router,
+        &w.support,
+        "PATCH",
+        &path,
+        Some(json!({"email": null})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &p["pending"]),
+        (StatusCode::ACCEPTED, &json!(["email"])),
+        "{p}"
+    );
+    let (_, v) = call(&w.router, &w.support, "GET", &read, None, false).await;
+    assert_eq!(
+        v["email"], carla,
+        "a removal applied before its owner approved"
+    );
+    let (s, _) = call(
+        &w.router,
+        &w.support,
+        "PATCH",
+        &path,
+        Some(json!({"email": "mallory@example.net"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(mail_to(&mail, "mallory@example.net").is_empty());
+    assert_eq!(
+        wait_mail(&mail, carla, 2).await.len(),
+        2,
+        "both went to Carla for approval"
+    );
+
+    // Carla's own change, approved; then a request made right after it asks the old address.
+    let (s, _) = call(
+        &w.router,
+        &w.alice,
+        "PATCH",
+        &path,
+        Some(json!({"email": moved})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let approve = wait_mail(&mail, carla, 3).await[2].clone();
+    w.vault.confirm_email_change(carla, &approve).await.unwrap();
+    let (_, v) = call(&w.router, &w.support, "GET", &read, None, false).await;
+    assert_eq!(v["email"], moved);
+    wait_mail(&mail, moved, 1).await;
+    let before = (mail_to(&mail, carla).len(), mail_to(&mail, moved).len());
+    let (s, r) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        "/v1/requests",
+        Some(json!({"type": "erasure", "customer_id": w.customer})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let code = wait_mail(&mail, carla, before.0 + 1).await[before.0].clone();
+    assert_eq!(code.len(), 8);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        mail_to(&mail, moved).len(),
+        before.1,
+        "the request's code went to the new address"
+    );
 }
