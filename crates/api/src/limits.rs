@@ -45,6 +45,8 @@ struct Bucket {
 struct Failures {
     count: u32,
     since: Instant,
+    /// Sign-ins from the address being checked right now (see [`Limits::reserve`]).
+    in_flight: u32,
 }
 
 /// The longest a request may take unless configured otherwise.
@@ -163,20 +165,97 @@ impl Limits {
         let f = failures.entry(addr).or_insert(Failures {
             count: 0,
             since: now,
+            in_flight: 0,
         });
         if now.duration_since(f.since) >= FAILURE_WINDOW {
-            *f = Failures {
-                count: 0,
-                since: now,
-            };
+            f.count = 0;
+            f.since = now;
         }
         f.count += 1;
+    }
+
+    /// Reserves one guess of a password from `addr` before it is checked, in one step with the
+    /// check of the brake: failures counted plus guesses in flight never pass the allowance, so
+    /// guesses sent together cannot all pass a check that none has yet failed (issue 15, finding
+    /// 7). A wrong guess is counted with [`Reservation::failed`]; dropping the reservation frees
+    /// its place.
+    pub fn reserve(&self, addr: IpAddr, now: Instant) -> Result<Reservation<'_>, Duration> {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Err(FAILURE_WINDOW);
+        };
+        if failures.len() >= TRACKED {
+            failures.retain(|_, f| f.in_flight > 0 || now.duration_since(f.since) < FAILURE_WINDOW);
+        }
+        let f = failures.entry(addr).or_insert(Failures {
+            count: 0,
+            since: now,
+            in_flight: 0,
+        });
+        if now.duration_since(f.since) >= FAILURE_WINDOW {
+            f.count = 0;
+            f.since = now;
+        }
+        if f.count + f.in_flight >= FAILURES_ALLOWED {
+            return Err((f.since + FAILURE_WINDOW).saturating_duration_since(now));
+        }
+        f.in_flight += 1;
+        Ok(Reservation { limits: self, addr })
+    }
+}
+
+/// One password guess in flight from an address (see [`Limits::reserve`]).
+pub struct Reservation<'a> {
+    limits: &'a Limits,
+    addr: IpAddr,
+}
+
+impl Reservation<'_> {
+    /// The guess was wrong: it counts against the address.
+    pub fn failed(self, now: Instant) {
+        self.limits.failed(self.addr, now);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut failures) = self.limits.failures.lock()
+            && let Some(f) = failures.get_mut(&self.addr)
+        {
+            f.in_flight = f.in_flight.saturating_sub(1);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guesses sent together cannot pass the brake before any has failed.
+    #[test]
+    fn reservations_bound_guesses_in_flight() {
+        let l = Limits::none();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let now = Instant::now();
+        let held: Vec<_> = (0..FAILURES_ALLOWED)
+            .map(|_| l.reserve(ip, now).unwrap())
+            .collect();
+        assert!(l.reserve(ip, now).is_err(), "an eleventh guess in flight");
+        for r in held {
+            r.failed(now);
+        }
+        assert!(
+            l.reserve(ip, now).is_err(),
+            "ten failures brake the address"
+        );
+        assert!(l.check_address(ip, now).is_err());
+        let later = now + FAILURE_WINDOW;
+        let r = l.reserve(ip, later).unwrap();
+        drop(r);
+        assert!(
+            l.reserve(ip, later).is_ok(),
+            "a right guess frees its place"
+        );
+    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_its_rate() {

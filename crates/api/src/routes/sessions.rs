@@ -73,16 +73,15 @@ pub(crate) async fn limited_sign_in(
     password: Zeroizing<String>,
 ) -> Result<Option<steward_service::sign_in::Session>, Problem> {
     let now = std::time::Instant::now();
-    if let Some(ip) = ip {
-        s.limits
-            .check_address(ip, now)
-            .map_err(Problem::auth_brake)?;
-    }
+    let reserved = match ip {
+        Some(ip) => Some(s.limits.reserve(ip, now).map_err(Problem::auth_brake)?),
+        None => None,
+    };
     let session = s.vault.sign_in(login, password).await?;
     if session.is_none()
-        && let Some(ip) = ip
+        && let Some(r) = reserved
     {
-        s.limits.failed(ip, now);
+        r.failed(now);
     }
     Ok(session)
 }
