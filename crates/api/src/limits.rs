@@ -159,19 +159,7 @@ impl Limits {
         let Ok(mut failures) = self.failures.lock() else {
             return;
         };
-        if failures.len() >= TRACKED {
-            failures.retain(|_, f| now.duration_since(f.since) < FAILURE_WINDOW);
-        }
-        let f = failures.entry(addr).or_insert(Failures {
-            count: 0,
-            since: now,
-            in_flight: 0,
-        });
-        if now.duration_since(f.since) >= FAILURE_WINDOW {
-            f.count = 0;
-            f.since = now;
-        }
-        f.count += 1;
+        current(&mut failures, addr, now).count += 1;
     }
 
     /// Reserves one guess of a password from `addr` before it is checked, in one step with the
@@ -183,24 +171,31 @@ impl Limits {
         let Ok(mut failures) = self.failures.lock() else {
             return Err(FAILURE_WINDOW);
         };
-        if failures.len() >= TRACKED {
-            failures.retain(|_, f| f.in_flight > 0 || now.duration_since(f.since) < FAILURE_WINDOW);
-        }
-        let f = failures.entry(addr).or_insert(Failures {
-            count: 0,
-            since: now,
-            in_flight: 0,
-        });
-        if now.duration_since(f.since) >= FAILURE_WINDOW {
-            f.count = 0;
-            f.since = now;
-        }
+        let f = current(&mut failures, addr, now);
         if f.count + f.in_flight >= FAILURES_ALLOWED {
             return Err((f.since + FAILURE_WINDOW).saturating_duration_since(now));
         }
         f.in_flight += 1;
         Ok(Reservation { limits: self, addr })
     }
+}
+
+/// The failures of `addr` in the window holding `now` (a window that ended starts over); past
+/// [`TRACKED`] addresses, those with an ended window and nothing in flight are forgotten first.
+fn current(failures: &mut HashMap<IpAddr, Failures>, addr: IpAddr, now: Instant) -> &mut Failures {
+    if failures.len() >= TRACKED {
+        failures.retain(|_, f| f.in_flight > 0 || now.duration_since(f.since) < FAILURE_WINDOW);
+    }
+    let f = failures.entry(addr).or_insert(Failures {
+        count: 0,
+        since: now,
+        in_flight: 0,
+    });
+    if now.duration_since(f.since) >= FAILURE_WINDOW {
+        f.count = 0;
+        f.since = now;
+    }
+    f
 }
 
 /// One password guess in flight from an address (see [`Limits::reserve`]).
