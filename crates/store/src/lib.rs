@@ -474,3 +474,37 @@ pub async fn open(url: &str) -> StoreResult<DynStore> {
     };
     Ok(Arc::new(store))
 }
+
+#[cfg(test)]
+mod lockstep {
+    /// The first migration written as a pair (issue 15); older ones differ in number by history.
+    const PAIRED_FROM: u64 = 20261204000014;
+
+    /// (version, name) of each migration in `dir` from [`PAIRED_FROM`] on.
+    fn paired(dir: &str) -> Vec<(u64, String)> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut out: Vec<(u64, String)> = std::fs::read_dir(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let (version, rest) = name.split_once('_')?;
+                let version: u64 = version.parse().ok()?;
+                (version >= PAIRED_FROM).then(|| (version, rest.to_owned()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Every new migration comes as a pair: the same version and name on both backends.
+    #[test]
+    fn new_migrations_come_in_pairs() {
+        let (sqlite, postgres) = (paired("migrations/sqlite"), paired("migrations/postgres"));
+        assert!(!sqlite.is_empty());
+        assert_eq!(
+            sqlite, postgres,
+            "migrations/sqlite and migrations/postgres differ"
+        );
+    }
+}
