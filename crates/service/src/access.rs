@@ -27,6 +27,18 @@ pub struct Access<'a> {
     pub break_glass: bool,
 }
 
+impl<'a> Access<'a> {
+    /// The read as the bulk guard and the DPO's alerts see it.
+    fn flagged(&self) -> Flagged<'a> {
+        Flagged {
+            principal: self.principal,
+            purpose: &self.purpose.key,
+            reason: self.reason,
+            break_glass: self.break_glass,
+        }
+    }
+}
+
 /// Who a guarded or flagged read is by, and under what.
 pub(crate) struct Flagged<'a> {
     /// The caller.
@@ -273,16 +285,7 @@ impl Vault {
     ) -> ServiceResult<Decision> {
         let asker = access.principal.asker();
         // The guard counts every decided read, allowed or not: probing is reading too.
-        self.count_read(
-            &Flagged {
-                principal: access.principal,
-                purpose: &access.purpose.key,
-                reason: access.reason,
-                break_glass: access.break_glass,
-            },
-            id,
-        )
-        .await?;
+        self.count_read(&access.flagged(), id).await?;
         // The ledger is read only when the purpose rests on consent.
         let consented = access.purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &access.purpose.key).await?;
@@ -367,13 +370,8 @@ impl Vault {
         customer: Option<CustomerId>,
         detail: String,
     ) -> ServiceResult<()> {
-        let about = Flagged {
-            principal: access.principal,
-            purpose: &access.purpose.key,
-            reason: access.reason,
-            break_glass: access.break_glass,
-        };
-        self.alert_about(kind, &about, customer, detail).await
+        self.alert_about(kind, &access.flagged(), customer, detail)
+            .await
     }
 
     /// [`Vault::alert`] for a read that is not under a declared purpose's decision (a consent

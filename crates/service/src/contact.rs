@@ -272,28 +272,16 @@ impl Vault {
         &self,
         s: &crate::portal::PortalSession,
     ) -> ServiceResult<Option<String>> {
-        let Some(last) = self.inner.store.last_contact_change(s.customer_id).await? else {
-            return Ok(None);
-        };
-        let recent = last
-            .confirmed_at
-            .is_some_and(|at| s.began_at().millis() - at < ERASURE_RECHECK_MS);
-        if !recent {
-            return Ok(None);
-        }
-        let Some(sealed) = &last.previous else {
-            return Err(ServiceError::WrongState(
+        match self
+            .before_recent_change(s.customer_id, s.began_at())
+            .await?
+        {
+            None => Ok(None),
+            Some(None) => Err(ServiceError::WrongState(
                 "your contact details changed in the last 15 minutes: erase later, or ask our data protection officer",
-            ));
-        };
-        let dk = self.data_key_of(s.customer_id).await?;
-        Ok(Some(seal::open_contact_change(
-            &dk,
-            s.customer_id,
-            last.id,
-            "previous",
-            sealed,
-        )?))
+            )),
+            Some(previous) => Ok(previous),
+        }
     }
 
     /// Where a verification code for customer `id` goes now: the address on record, or — less
@@ -301,20 +289,34 @@ impl Vault {
     /// there was none: the request then waits for an in-person check). So a request right after
     /// a change of address cannot be confirmed from the new one.
     pub(crate) async fn code_address(&self, id: CustomerId) -> ServiceResult<Option<String>> {
-        if let Some(last) = self.inner.store.last_contact_change(id).await?
-            && last
-                .confirmed_at
-                .is_some_and(|at| Timestamp::now().millis() - at < ERASURE_RECHECK_MS)
-        {
-            let Some(sealed) = &last.previous else {
-                return Ok(None);
-            };
-            let dk = self.data_key_of(id).await?;
-            return Ok(Some(seal::open_contact_change(
-                &dk, id, last.id, "previous", sealed,
-            )?));
+        match self.before_recent_change(id, Timestamp::now()).await? {
+            Some(previous) => Ok(previous),
+            None => Ok(self.get_customer(id).await?.email),
         }
-        Ok(self.get_customer(id).await?.email)
+    }
+
+    /// If customer `id`'s contact details changed less than [`ERASURE_RECHECK_MS`] before `at`:
+    /// the e-mail address on record before that change (`Some(None)`: there was none).
+    async fn before_recent_change(
+        &self,
+        id: CustomerId,
+        at: Timestamp,
+    ) -> ServiceResult<Option<Option<String>>> {
+        let Some(last) = self.inner.store.last_contact_change(id).await? else {
+            return Ok(None);
+        };
+        let recent = last
+            .confirmed_at
+            .is_some_and(|changed| at.millis() - changed < ERASURE_RECHECK_MS);
+        if !recent {
+            return Ok(None);
+        }
+        let Some(sealed) = &last.previous else {
+            return Ok(Some(None));
+        };
+        let dk = self.data_key_of(id).await?;
+        let previous = seal::open_contact_change(&dk, id, last.id, "previous", sealed)?;
+        Ok(Some(Some(previous)))
     }
 
     /// Whether an erasure from portal session `s` must be confirmed with a fresh code (see

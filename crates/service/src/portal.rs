@@ -85,10 +85,9 @@ impl Vault {
         self.issue_portal_code(customer, email).await
     }
 
-    /// A fresh code for the signed-in customer, sent to the address on record: an erasure from a
-    /// session that began soon after a contact change is confirmed with it.
-    /// The code goes to the address on record before the latest contact change, which the
-    /// customer had proved: a new address cannot approve an erasure made right after it came.
+    /// A fresh code for the signed-in customer: an erasure from a session that began soon after a
+    /// contact change is confirmed with it. It goes to the address on record before that change,
+    /// which the customer had proved: a new address cannot approve an erasure right after it came.
     pub async fn portal_fresh_code(&self, s: &PortalSession) -> ServiceResult<Uuid> {
         let email = match self.erasure_recheck(s).await? {
             Some(previous) => previous,

@@ -854,7 +854,6 @@ pub(crate) struct About<'a> {
     pub purpose: Option<&'a str>,
 }
 
-/// The audit entry of a write: who, what, about whom, which fields — never a value.
 /// The audit entry of an operator's act that needs no key and names no customer (a backup
 /// copies everyone's ciphertext, so it is recorded even though it opens nothing).
 pub fn operator_entry(what: &'static str, action: &str) -> steward_store::AuditEntryRow {
@@ -868,6 +867,7 @@ pub fn operator_entry(what: &'static str, action: &str) -> steward_store::AuditE
     )
 }
 
+/// The audit entry of a write: who, what, about whom, which fields — never a value.
 pub(crate) fn entry(
     actor: (String, Vec<Role>, Vec<OutletId>),
     action: &str,
