@@ -57,7 +57,7 @@ pub(crate) async fn authenticate(
     if let Some(p) = &found {
         state
             .limits
-            .take(p.token_id, &p.roles, std::time::Instant::now())
+            .take(p.token_id(), p.roles(), std::time::Instant::now())
             .map_err(Problem::rate_limited)?;
     }
     Ok(found)

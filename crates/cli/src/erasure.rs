@@ -59,9 +59,9 @@ pub async fn erase(args: EraseArgs) -> anyhow::Result<ExitCode> {
         .customer
         .parse()
         .map_err(|_| anyhow::anyhow!("--customer: not a customer id"))?;
-    let vault = open::vault(&args.store).await?;
+    let (vault, operator) = open::vault(&args.store).await?;
     let report = vault
-        .erase_customer(steward_service::Actor::Operator("erase"), id)
+        .erase_customer(operator.acting("erase").into(), id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     vault
@@ -139,7 +139,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         }
         unpack(file, &args.store.data_dir, args.force)?;
     }
-    let vault = open::vault(&args.store).await?;
+    let (vault, _) = open::vault(&args.store).await?;
     let again = vault
         .replay_erasures()
         .await

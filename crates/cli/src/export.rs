@@ -1,4 +1,5 @@
-//! `steward export`: everything, decrypted for the key holder, as JSON lines.
+//! `steward export`: everything, decrypted for the key holder, as JSON lines — each customer
+//! decided by the access policy and recorded in the audit log as the operator's export.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use serde::Serialize;
-use steward_domain::{Customer, Interaction, Purchase};
-use steward_service::Vault;
+use steward_service::{Operator, Vault};
 
 use crate::{StoreArgs, open};
 
@@ -26,86 +25,48 @@ pub struct ExportArgs {
     store: StoreArgs,
 }
 
-/// One line of the export.
-#[derive(Serialize)]
-pub struct ExportLine {
-    /// The profile.
-    pub customer: Customer,
-    /// All interactions.
-    pub interactions: Vec<Interaction>,
-    /// All purchases.
-    pub purchases: Vec<Purchase>,
-}
-
 const PAGE: u32 = 500;
 
-/// Writes every customer with their interactions and purchases as JSON lines.
+/// Writes every customer the policy lets the operator export, with their interactions and
+/// purchases, as JSON lines; each exported customer is an audit entry (`operator:export`),
+/// committed before their line is written. Returns how many were written and how many refused.
 pub async fn export(
     vault: &Vault,
+    operator: Operator,
     out: &mut impl Write,
     mut progress: impl FnMut(u64),
-) -> anyhow::Result<u64> {
-    let mut after = None;
-    let mut n = 0u64;
+) -> anyhow::Result<(u64, u64)> {
+    let (mut after, mut n, mut refused) = (None, 0u64, 0u64);
     loop {
-        let page = vault.list_customers(after, PAGE).await?;
-        for customer in &page {
-            let interactions = all_pages(
-                |a| vault.list_interactions(customer.id, a, PAGE),
-                |i: &Interaction| i.id.0,
-            )
-            .await?;
-            let purchases = all_pages(
-                |a| vault.list_purchases(customer.id, a, PAGE),
-                |p: &Purchase| p.id.0,
-            )
-            .await?;
-            serde_json::to_writer(
-                &mut *out,
-                &ExportLine {
-                    customer: customer.clone(),
-                    interactions,
-                    purchases,
-                },
-            )?;
+        let page = vault.export_page(operator, after, PAGE).await?;
+        for line in &page.customers {
+            serde_json::to_writer(&mut *out, line)?;
             out.write_all(b"\n")?;
             n += 1;
         }
-        progress(n);
-        match page.last() {
-            Some(c) if page.len() == PAGE as usize => after = Some(c.id),
-            _ => break,
+        refused += page.refused;
+        progress(n + refused);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
         }
     }
     out.flush()?;
-    Ok(n)
-}
-
-async fn all_pages<T, F, Fut>(mut fetch: F, id: impl Fn(&T) -> uuid::Uuid) -> anyhow::Result<Vec<T>>
-where
-    F: FnMut(Option<uuid::Uuid>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<T>, steward_service::ServiceError>>,
-{
-    let mut all = Vec::new();
-    let mut after = None;
-    loop {
-        let page = fetch(after).await?;
-        let full = page.len() == PAGE as usize;
-        after = page.last().map(&id);
-        all.extend(page);
-        if !full {
-            return Ok(all);
-        }
-    }
+    Ok((n, refused))
 }
 
 /// Writes one customer's data-subject export to `out`.
-async fn export_subject(vault: &Vault, customer: &str, out: &Path) -> anyhow::Result<ExitCode> {
+async fn export_subject(
+    vault: &Vault,
+    operator: Operator,
+    customer: &str,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
     let id: steward_domain::CustomerId = customer
         .parse()
         .map_err(|_| anyhow::anyhow!("--customer: not a customer id"))?;
     let export = vault
-        .export_subject(steward_service::Actor::Operator("export"), id)
+        .export_subject(operator.into(), id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     vault.flush_audit().await?;
@@ -130,15 +91,15 @@ async fn export_subject(vault: &Vault, customer: &str, out: &Path) -> anyhow::Re
 /// Runs `steward export`.
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(false);
-    let vault = open::vault(&args.store).await?;
+    let (vault, operator) = open::vault(&args.store).await?;
+    let operator = operator.acting("export");
     if let (Some(customer), Some(out)) = (&args.customer, &args.out) {
-        return export_subject(&vault, customer, out).await;
+        return export_subject(&vault, operator, customer, out).await;
     }
-    // Recorded before any data is written out; it reaches the log with the next server or
-    // `steward` run that drains the outbox, or right away below.
-    vault.record_operator("export", "export_all", None).await?;
+    // The export as a whole is an entry too (the customers' own entries follow, page by page).
+    vault.record_operator(operator, "export_all", None).await?;
     vault.flush_audit().await?;
-    let n = match &args.out {
+    let (n, refused) = match &args.out {
         Some(path) => {
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create(true).truncate(true);
@@ -149,7 +110,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("creating {}", path.display()))?;
             let total = vault.count_customers().await?;
             let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
-            let n = export(&vault, &mut std::io::BufWriter::new(file), |n| {
+            let n = export(&vault, operator, &mut std::io::BufWriter::new(file), |n| {
                 bar.set_position(n)
             })
             .await?;
@@ -159,14 +120,20 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         None => {
             export(
                 &vault,
+                operator,
                 &mut std::io::BufWriter::new(std::io::stdout().lock()),
                 |_| {},
             )
             .await?
         }
     };
+    // The entries of the last page reach the Merkle log now, not with the next server start.
+    vault.flush_audit().await?;
     eprintln!(
         "Exported {n} customers. The export holds personal data in clear: protect and delete it."
     );
+    if refused > 0 {
+        eprintln!("The access policy refused {refused} customers; they are not in the export.");
+    }
     Ok(ExitCode::SUCCESS)
 }

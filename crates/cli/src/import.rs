@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use steward_domain::{NewCustomer, Timestamp};
-use steward_service::Vault;
 use steward_service::import::parse_csv;
+use steward_service::{Operator, Vault};
 
 use crate::{StoreArgs, open};
 
@@ -34,6 +34,7 @@ pub struct ImportArgs {
 /// storing of the previous one. Calls `progress` with the number stored after each batch.
 pub async fn store_all(
     vault: &Vault,
+    operator: Operator,
     customers: Vec<NewCustomer>,
     batch: usize,
     mut progress: impl FnMut(usize),
@@ -58,9 +59,7 @@ pub async fn store_all(
     while let Some(task) = pending.take() {
         let sealed = task.await.context("sealing task failed")??;
         pending = chunks.next().map(seal);
-        vault
-            .insert_sealed(steward_service::Actor::Operator("import"), &sealed)
-            .await?;
+        vault.insert_sealed(operator, &sealed).await?;
         stored += sealed.len();
         progress(stored);
     }
@@ -92,7 +91,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    let vault = open::vault(&args.store).await?;
+    let (vault, operator) = open::vault(&args.store).await?;
     let total = customers.len();
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
@@ -105,9 +104,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let stored = store_all(&vault, customers, args.batch, |n| {
-        bar.set_position(n as u64)
-    })
+    let stored = store_all(
+        &vault,
+        operator.acting("import"),
+        customers,
+        args.batch,
+        |n| bar.set_position(n as u64),
+    )
     .await?;
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();

@@ -282,9 +282,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 (None, None) => anyhow::bail!("give --role or --staff"),
             };
-            let vault = open::vault(&store).await?;
+            let (vault, operator) = open::vault(&store).await?;
             let (id, token) = vault
-                .create_token(&name, owner)
+                .create_token(operator.acting("token create"), &name, owner)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("Created token {id}. It is shown once; store it in a secret manager:");
@@ -301,9 +301,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: RetentionCommand::Run { dry_run, store },
         } => {
             open::init_logging(false);
-            let vault = open::vault(&store).await?;
+            let (vault, operator) = open::vault(&store).await?;
             vault.replay_erasures().await?;
-            let report = vault.run_retention(dry_run).await?;
+            let report = vault
+                .run_retention(operator.acting("retention"), dry_run)
+                .await?;
             vault.flush_audit().await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)

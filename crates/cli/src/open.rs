@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use steward_service::Vault;
 use steward_service::keys::{self, KeyFileStatus};
+use steward_service::{Operator, Vault};
 use steward_store::DynStore;
 
 use crate::StoreArgs;
@@ -81,8 +81,9 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<DynStore> {
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))
 }
 
-/// Opens the vault: loads (or on first start creates) the master key, opens the store.
-pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
+/// Opens the vault: loads (or on first start creates) the master key, opens the store. The
+/// operator's capability comes with it: the command line holds the master key.
+pub async fn vault(args: &StoreArgs) -> anyhow::Result<(Vault, Operator)> {
     ensure_data_dir(args)?;
     let key_file = args.key_file();
     let store = store(args).await?;
@@ -107,19 +108,20 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<Vault> {
     let policy = policy(args)?;
     warn_about_key(&key_file, status);
     let signer = audit_signer(args)?;
-    let vault = Vault::open(store, keyring, policy, signer)
-        .await
-        .map_err(|e| match e {
-            steward_service::ServiceError::Crypto(
-                steward_crypto::CryptoError::UnknownMasterKey(id),
-            ) => anyhow::anyhow!(
-                "the master key at {} is not the one this database was sealed with ({id})",
-                key_file.display()
-            ),
-            e => anyhow::anyhow!("opening the vault: {e}"),
-        })?;
+    let (vault, operator) =
+        Vault::open(store, keyring, policy, signer)
+            .await
+            .map_err(|e| match e {
+                steward_service::ServiceError::Crypto(
+                    steward_crypto::CryptoError::UnknownMasterKey(id),
+                ) => anyhow::anyhow!(
+                    "the master key at {} is not the one this database was sealed with ({id})",
+                    key_file.display()
+                ),
+                e => anyhow::anyhow!("opening the vault: {e}"),
+            })?;
     vault.use_erasure_journal(args.erasure_journal());
-    Ok(vault)
+    Ok((vault, operator))
 }
 
 /// The name prefix of the audit log (its origin is this plus the key's fingerprint).

@@ -78,7 +78,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Flags are checked before anything is opened.
     let mut limits = rate_limits(&args.rate_limits)?;
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
-    let vault = open::vault(&args.store).await?;
+    // The operator's capability stays here: the HTTP API is given the vault alone.
+    let (vault, operator) = open::vault(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
     vault.set_session_minutes(args.session_minutes);
     // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so
@@ -121,7 +122,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             // The first run waits a minute, so a start is not slowed by it.
             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             loop {
-                match vault.run_retention(false).await {
+                match vault
+                    .run_retention(operator.acting("retention"), false)
+                    .await
+                {
                     Ok(r) => tracing::info!(
                         interactions = r.interactions,
                         purchases = r.purchases,
@@ -140,7 +144,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // is a restart with another file, and shows in the log.
     let fingerprint = open::policy_fingerprint(&args.store)?;
     vault
-        .record_operator("serve", "load_policy", Some(&fingerprint))
+        .record_operator(operator.acting("serve"), "load_policy", Some(&fingerprint))
         .await
         .map_err(|e| anyhow::anyhow!("recording the policy in the audit log: {e}"))?;
     for spec in &args.bulk_limits {
@@ -168,28 +172,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 "Loading the demo data set ({} fictional customers)…",
                 args.demo_customers
             );
-            let s = steward_service::demo::load(&vault, args.demo_customers).await?;
+            let s =
+                steward_service::demo::load(&vault, operator.acting("demo"), args.demo_customers)
+                    .await?;
             eprintln!(
                 "Loaded {} outlets, {} staff, {} customers, {} purchases, {} interactions.",
                 s.outlets, s.staff, s.customers, s.purchases, s.interactions
             );
         }
         let admin = vault
-            .create_token("demo-admin", TokenOwner::Role(Role::Admin))
+            .create_token(
+                operator.acting("token create"),
+                "demo-admin",
+                TokenOwner::Role(Role::Admin),
+            )
             .await?
             .1;
         let support = vault
-            .create_token("demo-support", TokenOwner::Role(Role::SupportAgent))
+            .create_token(
+                operator.acting("token create"),
+                "demo-support",
+                TokenOwner::Role(Role::SupportAgent),
+            )
             .await?
             .1;
         token = Some((admin, support));
-        sample = steward_service::demo::sample_email(&vault).await?;
+        sample = steward_service::demo::sample_email(&vault, operator.acting("demo")).await?;
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = ?vault.store().backend(), "steward listening");
+    tracing::info!(%addr, backend = vault.backend(), "steward listening");
     println!("Steward is listening on http://{addr}");
     if let Some((admin, support)) = token {
         println!(

@@ -37,9 +37,14 @@ pub async fn password(args: PasswordArgs) -> anyhow::Result<ExitCode> {
         .read_line(&mut line)
         .context("reading the password from standard input")?;
     let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-    let vault = open::vault(&args.store).await?;
+    let (vault, operator) = open::vault(&args.store).await?;
     vault
-        .set_staff_password(staff, &args.login, password)
+        .set_staff_password(
+            operator.acting("staff password"),
+            staff,
+            &args.login,
+            password,
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     vault.flush_audit().await?;

@@ -22,10 +22,15 @@ pub enum Role {
     Dpo,
     /// Scrapes the operational metrics (`/metrics`); reads nothing else.
     Monitoring,
+    /// The operator at the command line, who holds the master key (import, export, erasure by
+    /// hand). Never held by a token or a staff member: not in [`Role::ALL`], not parsed, not
+    /// accepted in a request body.
+    #[serde(skip_deserializing)]
+    Operator,
 }
 
 impl Role {
-    /// Every role, in a stable order.
+    /// Every role a token or a staff member can hold, in a stable order.
     pub const ALL: [Role; 8] = [
         Role::Admin,
         Role::SalesAssociate,
@@ -35,6 +40,18 @@ impl Role {
         Role::Analyst,
         Role::Dpo,
         Role::Monitoring,
+    ];
+    /// [`Role::ALL`] and the operator's: every role the policy can meet.
+    pub const EVERY: [Role; 9] = [
+        Role::Admin,
+        Role::SalesAssociate,
+        Role::StoreManager,
+        Role::SupportAgent,
+        Role::Marketing,
+        Role::Analyst,
+        Role::Dpo,
+        Role::Monitoring,
+        Role::Operator,
     ];
 
     /// The wire name, e.g. `sales_associate`.
@@ -48,6 +65,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Dpo => "dpo",
             Role::Monitoring => "monitoring",
+            Role::Operator => "operator",
         }
     }
 }

@@ -277,6 +277,8 @@ pub enum Action {
     ReadRequests,
     /// Scrape the operational metrics.
     ReadMetrics,
+    /// Take a customer's whole record out in clear (the operator's `steward export`).
+    ExportCustomer,
 }
 
 impl Action {
@@ -300,6 +302,7 @@ impl Action {
             Action::VerifyIdentity => "verify_identity",
             Action::ReadRequests => "read_requests",
             Action::ReadMetrics => "read_metrics",
+            Action::ExportCustomer => "export_customer",
         }
     }
 
@@ -657,6 +660,19 @@ impl Policy {
 
     /// Decides a read by evaluating the policies, without the memo.
     pub fn evaluate_read(&self, req: &ReadRequest<'_>, fields: &[Field]) -> Decision {
+        self.evaluate_read_with(req, fields, |req, category| {
+            self.read_context(req, category)
+        })
+    }
+
+    /// [`Policy::evaluate_read`] with the contexts built by `context` (a test passes one that
+    /// fails, to show that a read without its context is denied).
+    fn evaluate_read_with(
+        &self,
+        req: &ReadRequest<'_>,
+        fields: &[Field],
+        context: impl Fn(&ReadRequest<'_>, DataCategory) -> Option<Context>,
+    ) -> Decision {
         let principal = Self::principal(&req.asker);
         let resource = Self::customer(&req.subject);
         let (p_uid, r_uid) = (principal.uid(), resource.uid());
@@ -671,7 +687,7 @@ impl Policy {
                 let context = match contexts.iter().find(|(c, _)| *c == category) {
                     Some((_, c)) => c.clone(),
                     None => {
-                        let c = self.read_context(req, category);
+                        let c = context(req, category);
                         contexts.push((category, c.clone()));
                         c
                     }

@@ -14,10 +14,10 @@ use std::sync::{Arc, RwLock};
 use cedar_policy::{ActionConstraint, Entities, EntityUid, Policy, PolicySet, PrincipalConstraint};
 use steward_domain::Role;
 
-/// The roles of a caller as a bit set (bit i = `Role::ALL[i]`).
+/// The roles of a caller as a bit set (bit i = `Role::EVERY[i]`).
 pub(crate) fn role_bits(roles: &[Role]) -> u16 {
     roles.iter().fold(0, |bits, r| {
-        bits | Role::ALL
+        bits | Role::EVERY
             .iter()
             .position(|x| x == r)
             .map_or(0, |i| 1u16 << i)
@@ -58,7 +58,7 @@ impl Slices {
                 },
                 role: match p.principal_constraint() {
                     PrincipalConstraint::In(e) if e.type_name().basename() == "Role" => {
-                        Role::ALL
+                        Role::EVERY
                             .iter()
                             .position(|r| r.as_str() == e.id().unescaped())
                             .map(|i| 1u16 << i)

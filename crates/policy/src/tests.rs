@@ -439,3 +439,89 @@ fn a_purpose_is_declared_only_by_its_roles() {
     assert_eq!(before.outcome(Field::Email), Outcome::Show);
     assert!(p.decide_read(&req, &Field::ALL).denies_all());
 }
+
+/// Fail closed (issue 16): a read whose Cedar context cannot be built is denied field by field,
+/// even for a caller every permit would allow — a context without its attributes would skip the
+/// forbids that read them.
+#[test]
+fn a_read_without_its_context_is_denied() {
+    let p = Policy::default_policy().unwrap();
+    let mut case = Case::new(Role::Dpo, "service");
+    case.reason = true;
+    // With its context the DPO reads everything the purpose covers…
+    let with = case.decide(&p);
+    assert!(with.fields.iter().any(|f| f.outcome == Outcome::Show));
+    // …without one, nothing.
+    let purpose = purpose("service");
+    let req = ReadRequest {
+        asker: Asker {
+            id: "staff-1".into(),
+            roles: &case.roles,
+            outlets: &[],
+        },
+        subject: Subject {
+            id: CustomerId::new(),
+            outlets: &[],
+            restricted: false,
+        },
+        purpose: &purpose,
+        consented: true,
+        has_reason: true,
+        reason_length: 30,
+        break_glass: false,
+        now: Timestamp::now(),
+    };
+    let without = p.evaluate_read_with(&req, &Field::ALL, |_, _| None);
+    assert_eq!(without.fields.len(), Field::ALL.len());
+    for f in &without.fields {
+        assert_eq!(f.outcome, Outcome::Withhold, "{f:?}");
+        assert_eq!(f.policies, vec!["context-unavailable".to_owned()]);
+    }
+}
+
+/// The operator (the command line, with the master key) exports, loads and erases by the
+/// policy's `operator` permit; no other role exports, and the operator reads nobody through the
+/// API's read actions.
+#[test]
+fn the_operator_acts_by_its_own_permit() {
+    let p = Policy::default_policy().unwrap();
+    let asker = |roles: &'static [Role]| Asker {
+        id: "x".into(),
+        roles,
+        outlets: &[],
+    };
+    let customer = Subject {
+        id: CustomerId::new(),
+        outlets: &[],
+        restricted: true,
+    };
+    for action in [
+        Action::ExportCustomer,
+        Action::CreateCustomer,
+        Action::EraseCustomer,
+        Action::ManageDirectory,
+    ] {
+        let (ok, ids) = p.allows(&asker(&[Role::Operator]), action, Some(&customer));
+        assert!(ok, "{action:?}");
+        assert_eq!(ids, vec!["operator".to_owned()]);
+    }
+    for role in Role::ALL {
+        let roles = [role];
+        let staff = Asker {
+            id: "x".into(),
+            roles: &roles,
+            outlets: &[],
+        };
+        assert!(
+            !p.allows(&staff, Action::ExportCustomer, Some(&customer)).0,
+            "{role:?} may not export"
+        );
+    }
+    assert!(
+        !p.allows(&asker(&[Role::Operator]), Action::ReadAlerts, None)
+            .0
+    );
+    let mut case = Case::new(Role::Operator, "service");
+    case.consented = true;
+    assert!(case.decide(&p).denies_all());
+}

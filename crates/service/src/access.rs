@@ -3,6 +3,7 @@
 //! INVARIANT: a field the decision withholds is never unsealed; a masked field is unsealed only
 //! to be masked here, and never leaves in full.
 
+use serde::Serialize;
 use steward_domain::view::{mask_address, mask_email, mask_phone};
 use steward_domain::{
     AuditLeaf, Customer, CustomerId, CustomerView, DecisionSummary, Interaction, LawfulBasis,
@@ -49,6 +50,49 @@ pub(crate) struct Flagged<'a> {
     pub(crate) reason: Option<&'a str>,
     /// Whether break-glass was asked for.
     pub(crate) break_glass: bool,
+}
+
+/// An access alert, as the DPO sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Alert {
+    /// Id.
+    pub id: String,
+    /// When.
+    pub occurred_at: Timestamp,
+    /// `break_glass`, `fraud_review` or `bulk_access`.
+    pub kind: String,
+    /// The principal's pseudonym (staff id, or `token-<id>` for a service client).
+    pub principal: String,
+    /// The customer concerned, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// The declared purpose.
+    pub purpose: String,
+    /// What happened.
+    pub detail: String,
+    /// Whether a reason was given (read it with `GET /v1/alerts/{id}`).
+    pub has_reason: bool,
+    /// The reason, on `GET /v1/alerts/{id}` only (absent once the customer is erased).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Alert {
+    fn new(a: steward_store::AlertRow, reason: Option<String>) -> Self {
+        Alert {
+            id: Uuid::from_slice(&a.id)
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+            occurred_at: Timestamp(a.occurred_at),
+            kind: a.kind,
+            principal: a.principal,
+            customer_id: a.customer_id.map(|c| c.to_string()),
+            purpose: a.purpose,
+            detail: a.detail,
+            has_reason: a.reason.is_some(),
+            reason,
+        }
+    }
 }
 
 /// A customer's purchases as a decided read returns them: the items, or only derived facts.
@@ -434,12 +478,8 @@ impl Vault {
     }
 
     /// One access alert with its reason opened, for the DPO; the opening is itself an audit entry
-    /// about the customer (`read_alert_reason`). `None` for the reason once the customer is erased.
-    pub async fn alert_with_reason(
-        &self,
-        principal: &Principal,
-        id: Uuid,
-    ) -> ServiceResult<(steward_store::AlertRow, Option<String>)> {
+    /// about the customer (`read_alert_reason`). No reason once the customer is erased.
+    pub async fn alert_with_reason(&self, principal: &Principal, id: Uuid) -> ServiceResult<Alert> {
         self.authorize(principal, Action::ReadAlerts, None).await?;
         let row = self
             .inner
@@ -470,19 +510,52 @@ impl Vault {
             }
             _ => None,
         };
-        Ok((row, reason))
+        Ok(Alert::new(row, reason))
     }
 
     /// Access alerts (bulk access, break-glass), newest first, for the DPO.
-    pub async fn alerts(
-        &self,
-        principal: &Principal,
-        limit: u32,
-    ) -> ServiceResult<Vec<steward_store::AlertRow>> {
+    pub async fn alerts(&self, principal: &Principal, limit: u32) -> ServiceResult<Vec<Alert>> {
         self.authorize(principal, Action::ReadAlerts, None).await?;
         self.record_read(crate::Actor::Principal(principal), "read_alerts", None, &[])
             .await?;
-        Ok(self.inner.store.list_alerts(None, limit).await?)
+        let rows = self.inner.store.list_alerts(None, limit).await?;
+        Ok(rows.into_iter().map(|a| Alert::new(a, None)).collect())
+    }
+
+    /// Whether the policy would let `principal` read customer `id` for `purpose` beyond the usual
+    /// rules (break-glass, with a reason long enough): the console offers the form only then. A
+    /// hypothetical read: nothing is opened, nothing recorded; consent is taken as given, since
+    /// break-glass never passes a missing one anyway.
+    pub async fn may_break_glass(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        id: CustomerId,
+    ) -> ServiceResult<bool> {
+        let facts = self
+            .inner
+            .store
+            .access_facts(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
+        let req = ReadRequest {
+            asker: principal.asker(),
+            subject: Subject {
+                id,
+                outlets: &facts.outlets,
+                restricted: facts.restricted,
+            },
+            purpose,
+            consented: true,
+            has_reason: true,
+            reason_length: BREAK_GLASS_REASON,
+            break_glass: true,
+            now: Timestamp::now(),
+        };
+        let d = self.inner.policy.decide_read(&req, &Field::ALL);
+        Ok(d.fields.iter().any(|f| {
+            f.outcome != Outcome::Withhold && f.policies.iter().any(|p| p == "break-glass")
+        }))
     }
 
     /// Whether `principal` may scrape the operational metrics (`Forbidden` otherwise).
@@ -491,9 +564,20 @@ impl Vault {
     }
 
     /// Checks a non-read action; `Forbidden` if the policy does not allow it.
-    pub async fn authorize(
+    pub(crate) async fn authorize(
         &self,
         principal: &Principal,
+        action: Action,
+        customer: Option<CustomerId>,
+    ) -> ServiceResult<()> {
+        self.authorize_as(&principal.asker(), action, customer)
+            .await
+    }
+
+    /// [`Vault::authorize`] for the policy's view of any acting party (a principal, the operator).
+    pub(crate) async fn authorize_as(
+        &self,
+        asker: &steward_policy::Asker<'_>,
         action: Action,
         customer: Option<CustomerId>,
     ) -> ServiceResult<()> {
@@ -513,12 +597,7 @@ impl Vault {
             outlets: &f.outlets,
             restricted: f.restricted,
         });
-        if self
-            .inner
-            .policy
-            .allows(&principal.asker(), action, subject.as_ref())
-            .0
-        {
+        if self.inner.policy.allows(asker, action, subject.as_ref()).0 {
             Ok(())
         } else {
             Err(ServiceError::Forbidden {
@@ -770,6 +849,9 @@ impl Vault {
             .collect())
     }
 }
+
+/// The shortest reason a break-glass read takes, in visible characters (the policy's own figure).
+const BREAK_GLASS_REASON: usize = 20;
 
 /// Reads flagged for the DPO: the deciding policy, the alert's kind, and how the alert names it.
 const FLAGGED: [(&str, &str, &str); 2] = [

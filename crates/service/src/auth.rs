@@ -11,22 +11,48 @@ use zeroize::Zeroizing;
 use crate::Vault;
 use crate::error::{ServiceError, ServiceResult};
 
-/// An authenticated caller.
+/// An authenticated caller. Made only here, by checking a token or a password: no other crate
+/// can build a caller with roles of its choosing (the fields are readable, not writable, outside).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The token used.
-    pub token_id: TokenId,
+    pub(crate) token_id: TokenId,
     /// The token's name.
-    pub name: String,
+    pub(crate) name: String,
     /// The staff member the token acts for; `None` for a service client.
-    pub staff_id: Option<StaffId>,
+    pub(crate) staff_id: Option<StaffId>,
     /// The roles it acts in.
-    pub roles: Vec<Role>,
+    pub(crate) roles: Vec<Role>,
     /// The outlets it works at (a staff member's; none for a service client).
-    pub outlets: Vec<OutletId>,
+    pub(crate) outlets: Vec<OutletId>,
 }
 
 impl Principal {
+    /// The token used.
+    pub fn token_id(&self) -> TokenId {
+        self.token_id
+    }
+
+    /// The token's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The staff member the token acts for; `None` for a service client.
+    pub fn staff_id(&self) -> Option<StaffId> {
+        self.staff_id
+    }
+
+    /// The roles it acts in.
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+
+    /// The outlets it works at (a staff member's; none for a service client).
+    pub fn outlets(&self) -> &[OutletId] {
+        &self.outlets
+    }
+
     /// The policy's view of this caller: the staff id, or the token id for a service client.
     pub fn asker(&self) -> steward_policy::Asker<'_> {
         let id = self
@@ -41,15 +67,77 @@ impl Principal {
     }
 }
 
-/// Who performs a write, for its audit entry.
+/// Who acts: every service function that reads, writes or discloses personal data takes one,
+/// decides by it and records it. None can be made outside this crate from nothing: a
+/// [`Principal`] comes from authentication, an [`Operator`] from opening the vault with the master
+/// key, a [`Myself`] from a customer's portal session.
 #[derive(Debug, Clone, Copy)]
 pub enum Actor<'a> {
     /// A caller of the API.
     Principal(&'a Principal),
-    /// The operator at the command line: import, demo data, token creation, …
-    Operator(&'static str),
+    /// The operator at the command line: import, export, demo data, token creation, …
+    Operator(Operator),
     /// The customer themself, signed in to the privacy portal.
-    Subject(CustomerId),
+    Subject(Myself),
+}
+
+impl<'a> From<&'a Principal> for Actor<'a> {
+    fn from(p: &'a Principal) -> Self {
+        Actor::Principal(p)
+    }
+}
+
+impl From<Operator> for Actor<'_> {
+    fn from(o: Operator) -> Self {
+        Actor::Operator(o)
+    }
+}
+
+/// The operator: whoever opened the vault with the master key (the command line). Handed out by
+/// [`Vault::open`] and never by a vault already open, so a layer that is only given a vault (the
+/// HTTP API) cannot act as the operator. The operator's acts are decided by the policy (role
+/// `operator`) and audited as `operator:<what>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operator {
+    what: &'static str,
+}
+
+impl Operator {
+    /// The operator's capability inside this crate (the vault's own chores: retention, deadlines).
+    pub(crate) const fn internal(what: &'static str) -> Self {
+        Operator { what }
+    }
+
+    /// The same operator, doing `what` (the audit log shows `operator:<what>`).
+    pub fn acting(self, what: &'static str) -> Self {
+        Operator { what }
+    }
+
+    /// What the operator is doing.
+    pub fn what(self) -> &'static str {
+        self.what
+    }
+
+    /// The policy's view of the operator: role `operator`, no outlets.
+    pub(crate) fn asker(self) -> steward_policy::Asker<'static> {
+        steward_policy::Asker {
+            id: format!("operator:{}", self.what),
+            roles: &[Role::Operator],
+            outlets: &[],
+        }
+    }
+}
+
+/// The customer themself, as a signed-in portal session (or a request whose identity was
+/// checked) makes them: only this crate makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Myself(pub(crate) CustomerId);
+
+impl Myself {
+    /// The customer.
+    pub fn customer(self) -> CustomerId {
+        self.0
+    }
 }
 
 /// Whom a token acts for.
@@ -110,19 +198,20 @@ impl TokenCache {
 }
 
 impl Vault {
-    /// Authorises an act on customer `id` by whoever performs it: a principal by the policy,
-    /// the operator always, a portal customer only on themself and only where `self_service`.
+    /// Authorises an act (on customer `id`, if about one) by whoever performs it: a principal or
+    /// the operator by the policy, a portal customer only on themself and only where
+    /// `self_service`.
     pub(crate) async fn authorize_actor(
         &self,
         actor: Actor<'_>,
         action: steward_policy::Action,
-        id: CustomerId,
+        id: Option<CustomerId>,
         self_service: bool,
     ) -> ServiceResult<()> {
         match actor {
-            Actor::Principal(p) => self.authorize(p, action, Some(id)).await,
-            Actor::Operator(_) => Ok(()),
-            Actor::Subject(c) if self_service && c == id => Ok(()),
+            Actor::Principal(p) => self.authorize(p, action, id).await,
+            Actor::Operator(o) => self.authorize_as(&o.asker(), action, id).await,
+            Actor::Subject(Myself(c)) if self_service && Some(c) == id => Ok(()),
             Actor::Subject(_) => Err(ServiceError::Forbidden {
                 field: "customer",
                 detail: "a customer may do this only through a request".into(),
@@ -133,11 +222,19 @@ impl Vault {
     /// Creates an API token; the returned string is shown once and stored only as a hash.
     pub async fn create_token(
         &self,
+        operator: Operator,
         name: &str,
         owner: TokenOwner,
     ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
         let name = steward_domain::normalize::short_text("name", name)?;
         let (role, staff_id) = match owner {
+            TokenOwner::Role(Role::Operator) => {
+                return Err(steward_domain::ValidationError::new(
+                    "role",
+                    "the operator's role is held by no token",
+                )
+                .into());
+            }
             TokenOwner::Role(r) => (r.as_str(), None),
             TokenOwner::Staff(s) => {
                 if self.inner.store.get_staff(s).await?.is_none() {
@@ -164,14 +261,14 @@ impl Vault {
             staff_id,
             expires_at: None,
         };
-        // Tokens are made at the command line only.
+        // Tokens are made at the command line only: by the operator.
         let token_id = id.to_string();
         let about = crate::vault::About {
             subject: Some(&token_id),
             purpose: None,
         };
         let entry = self.write_entry_for(
-            Actor::Operator("token create"),
+            Actor::Operator(operator),
             "create_token",
             None,
             &["token"],

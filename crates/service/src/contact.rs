@@ -214,7 +214,7 @@ impl Vault {
             }
         }
         let entry = crate::vault::entry_with_outcome(
-            self.actor_parts(Actor::Operator("portal")),
+            self.actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
             "contact_change.confirm",
             None,
             &[],
@@ -239,7 +239,7 @@ impl Vault {
             return Err(ServiceError::Conflict("email"));
         }
         let old = self.get_customer(id).await?.email;
-        let actor = Actor::Subject(id);
+        let actor = Actor::Subject(crate::auth::Myself(id));
         let entry = self.write_entry(actor, "contact_change.confirmed", Some(id), &["email"]);
         if !self
             .inner

@@ -7,8 +7,9 @@ use steward_domain::{
     Address, Channel, NewCustomer, NewInteraction, NewPurchase, OutletId, Role, StaffId, Timestamp,
 };
 
+use crate::auth::Operator;
 use crate::error::ServiceResult;
-use crate::{Activity, Vault};
+use crate::{Activity, Actor, Vault};
 
 /// How much demo data was loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,12 +154,23 @@ const NOTES: &[(Channel, &str, &str)] = &[
 
 /// The e-mail address of demo customer number 0 (fictional, `example.com`), for trying the
 /// privacy portal; `None` if the demo data set is not loaded.
-pub async fn sample_email(vault: &Vault) -> ServiceResult<Option<String>> {
+/// The read is the operator's and is recorded like any other.
+pub async fn sample_email(vault: &Vault, operator: Operator) -> ServiceResult<Option<String>> {
     let Some(phone) = steward_domain::normalize::phone("phone", "+44 20 7946 0000").ok() else {
         return Ok(None);
     };
     match vault.lookup_ids("phone", &phone).await?.first() {
-        Some(id) => Ok(vault.get_customer(*id).await?.email),
+        Some(id) => {
+            vault
+                .record_read(
+                    Actor::Operator(operator),
+                    "demo_sample",
+                    Some(*id),
+                    &["email"],
+                )
+                .await?;
+            Ok(vault.get_customer(*id).await?.email)
+        }
         None => Ok(None),
     }
 }
@@ -200,14 +212,18 @@ pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -
 }
 
 /// Loads the demo data set with `customers` customers (at most 2000).
-pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary> {
+pub async fn load(
+    vault: &Vault,
+    operator: Operator,
+    customers: usize,
+) -> ServiceResult<DemoSummary> {
     let customers = customers.min(2000);
     let mut rng = SplitMix64::new(0x0005_EED0_F57E_3A7D);
     let mut outlets = Vec::new();
     for name in OUTLETS {
         outlets.push(
             vault
-                .create_outlet(crate::Actor::Operator("demo"), name)
+                .create_outlet(crate::Actor::Operator(operator), name)
                 .await?,
         );
     }
@@ -228,7 +244,7 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
             );
             staff.push((
                 vault
-                    .create_staff(crate::Actor::Operator("demo"), &name, &[role], &[*o])
+                    .create_staff(crate::Actor::Operator(operator), &name, &[role], &[*o])
                     .await?,
                 *o,
             ));
@@ -244,9 +260,7 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
         let home = *rng.pick(&outlets);
         sealed.push(vault.seal_new_customer(&demo_customer(n, &mut rng, Some(home)), now)?);
     }
-    vault
-        .insert_sealed(crate::Actor::Operator("demo"), &sealed)
-        .await?;
+    vault.insert_sealed(operator, &sealed).await?;
     let (mut purchases, mut interactions) = (0, 0);
     let mut activity = Vec::new();
     for c in &sealed {
@@ -290,9 +304,7 @@ pub async fn load(vault: &Vault, customers: usize) -> ServiceResult<DemoSummary>
         }
     }
     for chunk in activity.chunks(2000) {
-        vault
-            .add_activity(crate::Actor::Operator("demo"), chunk)
-            .await?;
+        vault.add_activity(operator, chunk).await?;
     }
     Ok(DemoSummary {
         outlets: outlets.len(),

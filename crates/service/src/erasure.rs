@@ -267,7 +267,7 @@ impl Vault {
         actor: Actor<'_>,
         id: CustomerId,
     ) -> ServiceResult<ErasureReport> {
-        self.authorize_actor(actor, steward_policy::Action::EraseCustomer, id, true)
+        self.authorize_actor(actor, steward_policy::Action::EraseCustomer, Some(id), true)
             .await?;
         self.erase_authorized(actor, id, "request").await
     }
@@ -376,8 +376,13 @@ impl Vault {
         if let Some(r) = reference {
             validate_reference(r)?;
         }
-        self.authorize_actor(actor, steward_policy::Action::ManageLegalHold, id, false)
-            .await?;
+        self.authorize_actor(
+            actor,
+            steward_policy::Action::ManageLegalHold,
+            Some(id),
+            false,
+        )
+        .await?;
         let action = if reference.is_some() {
             "legal_hold.set"
         } else {
@@ -440,7 +445,7 @@ impl Vault {
             let at = Timestamp(e.at);
             match self
                 .shred(
-                    Actor::Operator("erasure-replay"),
+                    Actor::Operator(crate::auth::Operator::internal("erasure-replay")),
                     e.customer,
                     e.seq,
                     at,

@@ -181,7 +181,7 @@ impl Vault {
             "portal.code_unmatched"
         };
         let entry = self.write_entry_for(
-            Actor::Operator("portal"),
+            Actor::Operator(crate::auth::Operator::internal("portal")),
             action,
             customer,
             &[],
@@ -221,7 +221,7 @@ impl Vault {
             Some(c) if right => c,
             _ => {
                 let entry = crate::vault::entry_with_outcome(
-                    self.actor_parts(Actor::Operator("portal")),
+                    self.actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
                     "portal.sign_in",
                     row.customer_id,
                     &[],
@@ -245,7 +245,7 @@ impl Vault {
             expires_at: now + SESSION_MS,
         };
         let entry = self.write_entry_for(
-            Actor::Subject(customer),
+            Actor::Subject(crate::auth::Myself(customer)),
             "portal.sign_in",
             Some(customer),
             &[],
@@ -348,7 +348,7 @@ impl Vault {
     ) -> steward_store::AuditEntryRow {
         let id = s.customer_id;
         self.write_entry_marked(
-            Actor::Subject(id),
+            Actor::Subject(crate::auth::Myself(id)),
             action,
             Some(id),
             fields,
@@ -407,8 +407,13 @@ impl Vault {
             action,
             source: ConsentSource::Portal,
         };
-        self.write_consent(Actor::Subject(s.customer_id), s.customer_id, &p, &input)
-            .await
+        self.write_consent(
+            Actor::Subject(crate::auth::Myself(s.customer_id)),
+            s.customer_id,
+            &p,
+            &input,
+        )
+        .await
     }
 
     /// Honours `Sec-GPC: 1` for a portal customer: withdraws, with source `gpc`, each purpose
@@ -437,7 +442,7 @@ impl Vault {
                 source: ConsentSource::Gpc,
             };
             out.push(
-                self.write_consent(Actor::Subject(id), id, &p, &input)
+                self.write_consent(Actor::Subject(crate::auth::Myself(id)), id, &p, &input)
                     .await?,
             );
         }
@@ -499,7 +504,7 @@ impl Vault {
         };
         input.validate()?;
         let row = self.new_request_row(&input).await?;
-        let actor = Actor::Subject(id);
+        let actor = Actor::Subject(crate::auth::Myself(id));
         let entry = self.request_entry(actor, "request.create", &row);
         self.inner.store.insert_request(&row, &[entry]).await?;
         let row = self.verified(actor, row, IdentityCheck::EmailCode).await?;
@@ -519,8 +524,11 @@ impl Vault {
         if view.status != RequestStatus::Fulfilled {
             return Err(ServiceError::WrongState("the export could not be prepared"));
         }
-        self.export_subject(Actor::Subject(s.customer_id), s.customer_id)
-            .await
+        self.export_subject(
+            Actor::Subject(crate::auth::Myself(s.customer_id)),
+            s.customer_id,
+        )
+        .await
     }
 
     /// The signed-in customer's access log with inclusion proofs, newest first, entries below

@@ -35,7 +35,7 @@ impl Vault {
                 names.push(name);
             }
         }
-        self.authorize_actor(actor, Action::UpdateCustomer, id, false)
+        self.authorize_actor(actor, Action::UpdateCustomer, Some(id), false)
             .await?;
         let entry = self.write_entry(actor, "mark_verified", Some(id), &names);
         if self

@@ -6,7 +6,7 @@ use serde::Serialize;
 use steward_domain::{DataCategory, Purpose, Timestamp};
 use steward_store::ActivityTable;
 
-use crate::auth::Actor;
+use crate::auth::{Actor, Operator};
 use crate::error::{ServiceError, ServiceResult};
 use crate::vault::{About, Vault};
 
@@ -78,7 +78,11 @@ fn rule(
 
 impl Vault {
     /// Applies every purpose's retention period (or, with `dry_run`, reports what it would do).
-    pub async fn run_retention(&self, dry_run: bool) -> ServiceResult<RetentionReport> {
+    pub async fn run_retention(
+        &self,
+        operator: Operator,
+        dry_run: bool,
+    ) -> ServiceResult<RetentionReport> {
         let purposes = self.purposes();
         let now = Timestamp::now().millis();
         let rules = vec![
@@ -121,7 +125,7 @@ impl Vault {
             (&rules[0], ActivityTable::Interactions, "communications"),
             (&rules[1], ActivityTable::Purchases, "purchase_history"),
         ] {
-            let n = self.dispose(r, table, category, dry_run).await?;
+            let n = self.dispose(operator, r, table, category, dry_run).await?;
             match table {
                 ActivityTable::Interactions => report.interactions = n,
                 ActivityTable::Purchases => report.purchases = n,
@@ -142,7 +146,7 @@ impl Vault {
                 continue;
             }
             match self
-                .erase_authorized(Actor::Operator("retention"), id, "retention")
+                .erase_authorized(Actor::Operator(operator), id, "retention")
                 .await
             {
                 Ok(_) => report.customers += 1,
@@ -158,6 +162,7 @@ impl Vault {
     /// each customer's disposal an audit entry in the same transaction.
     async fn dispose(
         &self,
+        operator: Operator,
         r: &RetentionRule,
         table: ActivityTable,
         category: &str,
@@ -192,7 +197,7 @@ impl Vault {
             }
             for (customer, _) in due {
                 let entry = self.write_entry_marked(
-                    Actor::Operator("retention"),
+                    Actor::Operator(operator),
                     "retention.dispose",
                     Some(customer),
                     &[category],

@@ -478,7 +478,11 @@ impl Vault {
         next.reason = Some(RequestReason::InsufficientVerification.as_str().to_owned());
         next.code_mac = None;
         next.updated_at = now;
-        let entry = self.request_entry(Actor::Operator("deadline"), "request.expired", &next);
+        let entry = self.request_entry(
+            Actor::Operator(crate::auth::Operator::internal("deadline")),
+            "request.expired",
+            &next,
+        );
         self.inner
             .store
             .update_request(&next, &row.status, &[entry])

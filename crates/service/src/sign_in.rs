@@ -84,6 +84,7 @@ impl Vault {
     /// password`), replacing any they had. The login is stored only as a keyed MAC.
     pub async fn set_staff_password(
         &self,
+        operator: crate::auth::Operator,
         staff: StaffId,
         login: &str,
         password: Zeroizing<String>,
@@ -107,7 +108,7 @@ impl Vault {
             .map_err(|_| ServiceError::NotFound("password hashing"))??;
         let staff_id = staff.to_string();
         let entry = self.write_entry_for(
-            Actor::Operator("staff password"),
+            Actor::Operator(operator),
             "set_password",
             None,
             &["credentials"],

@@ -8,11 +8,12 @@ use steward_domain::{
     Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
     NewPurchase, OutletId, Purchase, PurchaseId, Role, StaffId, Timestamp, ValidationError,
 };
+use steward_policy::Action;
 use steward_store::{DynStore, Lookup, OutletRow, SealedCustomer, StaffRow, StoredKey};
 use uuid::Uuid;
 
 use crate::Actor;
-use crate::auth::TokenCache;
+use crate::auth::{Operator, TokenCache};
 use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
 
@@ -102,13 +103,14 @@ pub(crate) struct Inner {
 
 impl Vault {
     /// Opens the vault over a migrated store: creates the installation keys on first use and
-    /// seeds the default purposes.
+    /// seeds the default purposes. The opener holds the master key, so it alone is handed the
+    /// [`Operator`] capability; whoever is given only the vault (the HTTP API) cannot act as one.
     pub async fn open(
         store: DynStore,
         keyring: Keyring,
         policy: Arc<steward_policy::Policy>,
         audit_signer: steward_crypto::NoteSigner,
-    ) -> ServiceResult<Self> {
+    ) -> ServiceResult<(Self, Operator)> {
         let blind = keyring.unwrap_blind_index_key(&wrapped(
             &keyring_entry(&store, BLIND_INDEX_KEY, || keyring.new_blind_index_key()).await?,
         ))?;
@@ -145,7 +147,7 @@ impl Vault {
             }),
         };
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
-        Ok(vault)
+        Ok((vault, Operator::internal("cli")))
     }
 
     /// A stable pseudonym for a principal in the audit log: a keyed MAC of its id, so the log
@@ -166,9 +168,12 @@ impl Vault {
         &self.inner.bulk
     }
 
-    /// The underlying store.
-    pub fn store(&self) -> &DynStore {
-        &self.inner.store
+    /// The backend's name, for the start-up log line.
+    pub fn backend(&self) -> &'static str {
+        match self.inner.store.backend() {
+            steward_store::Backend::Sqlite => "sqlite",
+            steward_store::Backend::Postgres => "postgres",
+        }
     }
 
     fn lookups(&self, c: &NewCustomer) -> Vec<Lookup> {
@@ -204,6 +209,32 @@ impl Vault {
         })
     }
 
+    /// Times sealing `c` as a new customer and opening it for a read, `iterations` times each:
+    /// mean µs per seal and per open. For `steward bench crypto`; only the figures leave.
+    pub fn time_seal_and_open(
+        &self,
+        c: &NewCustomer,
+        iterations: usize,
+    ) -> ServiceResult<(f64, f64)> {
+        let n = iterations.max(1);
+        let t = std::time::Instant::now();
+        let mut last = None;
+        for _ in 0..n {
+            last = Some(std::hint::black_box(
+                self.seal_new_customer(c, Timestamp::now())?,
+            ));
+        }
+        let seal_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        let Some(sealed) = last else {
+            return Err(ServiceError::Integrity);
+        };
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(self.open_sealed(&sealed.row, &sealed.key)?);
+        }
+        Ok((seal_us, t.elapsed().as_secs_f64() * 1e6 / n as f64))
+    }
+
     async fn check_outlet(&self, field: &'static str, id: Option<OutletId>) -> ServiceResult<()> {
         match id {
             Some(o) if !self.inner.store.outlet_exists(o).await? => {
@@ -213,12 +244,14 @@ impl Vault {
         }
     }
 
-    /// Creates a customer; one transaction, with its audit entry.
+    /// Creates a customer, if the policy lets `actor` do so; one transaction, with its audit entry.
     pub async fn create_customer(
         &self,
         actor: Actor<'_>,
         c: &NewCustomer,
     ) -> ServiceResult<CustomerId> {
+        self.authorize_actor(actor, Action::CreateCustomer, None, false)
+            .await?;
         self.check_outlet("outlet_id", c.outlet_id).await?;
         let sealed = self.seal_new_customer(c, Timestamp::now())?;
         let id = sealed.row.id;
@@ -231,12 +264,15 @@ impl Vault {
     }
 
     /// Stores customers sealed by [`Vault::seal_new_customer`] in one transaction, with an
-    /// audit entry each.
+    /// audit entry each: the operator's bulk load (import, demo data), decided once for the batch.
     pub async fn insert_sealed(
         &self,
-        actor: Actor<'_>,
+        operator: Operator,
         batch: &[SealedCustomer],
     ) -> ServiceResult<()> {
+        let actor = Actor::Operator(operator);
+        self.authorize_actor(actor, Action::CreateCustomer, None, false)
+            .await?;
         let entries: Vec<_> = batch
             .iter()
             .map(|c| self.write_entry(actor, "create_customer", Some(c.row.id), &[]))
@@ -294,7 +330,7 @@ impl Vault {
                 p.roles.clone(),
                 p.outlets.clone(),
             ),
-            Actor::Operator(what) => (format!("operator:{what}"), vec![], vec![]),
+            Actor::Operator(o) => (format!("operator:{}", o.what()), vec![], vec![]),
             // The entry names the customer already; the actor is marked as them, no more.
             Actor::Subject(_) => ("subject".to_owned(), vec![], vec![]),
         }
@@ -323,11 +359,11 @@ impl Vault {
         self.inner.audit.append(&l).await
     }
 
-    /// Records an operator's action that writes nothing else to the database (an export, the
-    /// policy a server starts with); `subject` says what it was about.
+    /// Records an operator's action that writes nothing else to the database (the policy a
+    /// server starts with); `subject` says what it was about.
     pub async fn record_operator(
         &self,
-        what: &'static str,
+        operator: Operator,
         action: &str,
         subject: Option<&str>,
     ) -> ServiceResult<()> {
@@ -335,7 +371,7 @@ impl Vault {
             subject,
             purpose: None,
         };
-        let e = self.write_entry_for(Actor::Operator(what), action, None, &[], about);
+        let e = self.write_entry_for(Actor::Operator(operator), action, None, &[], about);
         Ok(self.inner.store.record_audit(&[e]).await?)
     }
 
@@ -358,7 +394,7 @@ impl Vault {
     }
 
     /// Opens a stored customer row with its wrapped key (what a read does after the query).
-    pub fn open_sealed(
+    pub(crate) fn open_sealed(
         &self,
         row: &steward_store::CustomerRow,
         key: &StoredKey,
@@ -366,8 +402,8 @@ impl Vault {
         seal::open_customer(&self.data_key(row.id, key)?, row)
     }
 
-    /// Reads one customer.
-    pub async fn get_customer(&self, id: CustomerId) -> ServiceResult<Customer> {
+    /// Reads one customer, undecided: for the service's own use after a decision.
+    pub(crate) async fn get_customer(&self, id: CustomerId) -> ServiceResult<Customer> {
         let (row, key) = self
             .inner
             .store
@@ -377,19 +413,8 @@ impl Vault {
         self.open_sealed(&row, &key)
     }
 
-    /// Reads customers in id order after `after`.
-    pub async fn list_customers(
-        &self,
-        after: Option<CustomerId>,
-        limit: u32,
-    ) -> ServiceResult<Vec<Customer>> {
-        let rows = self.inner.store.list_customers(after, limit).await?;
-        rows.iter()
-            .map(|(row, key)| self.open_sealed(row, key))
-            .collect()
-    }
-
-    /// Applies a merge patch to a customer. A new e-mail address waits for the customer to
+    /// Applies a merge patch to a customer, if the policy lets `actor` change them (a customer
+    /// changes only themself, through the portal). A new e-mail address waits for the customer to
     /// confirm it from that address (see [`crate::contact`]); an address another customer holds
     /// is a conflict naming `email`; nothing is changed by a refused patch. A phone number is no
     /// sign-in factor and may be shared (a household): it applies at once, and the address on
@@ -400,6 +425,11 @@ impl Vault {
         id: CustomerId,
         patch: &CustomerPatch,
     ) -> ServiceResult<crate::contact::Updated> {
+        self.authorize_actor(actor, Action::UpdateCustomer, Some(id), true)
+            .await?;
+        if patch.is_empty() {
+            return Err(ValidationError::new("body", "names no field to change").into());
+        }
         let by_customer = matches!(actor, Actor::Subject(_));
         self.update_customer_as(actor, id, patch, by_customer).await
     }
@@ -531,23 +561,6 @@ impl Vault {
         seal::open_customer(&dk, &new_row)
     }
 
-    /// Finds customers by a normalised e-mail or phone through the blind index.
-    pub async fn lookup(
-        &self,
-        kind: &'static str,
-        normalised: &str,
-    ) -> ServiceResult<Vec<Customer>> {
-        let mut out = Vec::new();
-        for id in self.lookup_ids(kind, normalised).await? {
-            match self.get_customer(id).await {
-                Ok(c) => out.push(c),
-                Err(ServiceError::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
-    }
-
     /// The ids of customers whose blind index of `kind` matches the normalised value.
     pub(crate) async fn lookup_ids(
         &self,
@@ -566,13 +579,15 @@ impl Vault {
         Ok(self.inner.store.count_customers().await?)
     }
 
-    /// Records an interaction.
+    /// Records an interaction, if the policy lets `actor` do so.
     pub async fn add_interaction(
         &self,
         actor: Actor<'_>,
         customer: CustomerId,
         i: &NewInteraction,
     ) -> ServiceResult<InteractionId> {
+        self.authorize_actor(actor, Action::AddInteraction, Some(customer), false)
+            .await?;
         let dk = self.data_key_of(customer).await?;
         let id = InteractionId::new();
         self.inner
@@ -590,8 +605,8 @@ impl Vault {
         Ok(id)
     }
 
-    /// A customer's interactions.
-    pub async fn list_interactions(
+    /// A customer's interactions, undecided: for the service's own use after a decision.
+    pub(crate) async fn list_interactions(
         &self,
         customer: CustomerId,
         after: Option<Uuid>,
@@ -608,13 +623,15 @@ impl Vault {
             .collect()
     }
 
-    /// Records a purchase after checking its outlet and seller exist.
+    /// Records a purchase, if the policy lets `actor` do so, after checking its outlet and seller.
     pub async fn add_purchase(
         &self,
         actor: Actor<'_>,
         customer: CustomerId,
         p: &NewPurchase,
     ) -> ServiceResult<PurchaseId> {
+        self.authorize_actor(actor, Action::AddPurchase, Some(customer), false)
+            .await?;
         let dk = self.data_key_of(customer).await?;
         self.check_outlet("outlet_id", Some(p.outlet_id)).await?;
         // Issue 15, finding 8: staff record sales at their own outlets (support agents and
@@ -655,8 +672,8 @@ impl Vault {
         Ok(id)
     }
 
-    /// A customer's purchases.
-    pub async fn list_purchases(
+    /// A customer's purchases, undecided: for the service's own use after a decision.
+    pub(crate) async fn list_purchases(
         &self,
         customer: CustomerId,
         after: Option<Uuid>,
@@ -671,13 +688,18 @@ impl Vault {
         rows.iter().map(|r| seal::open_purchase(&dk, r)).collect()
     }
 
-    /// Seals and stores interactions and purchases of known customers in one transaction
-    /// (demo data and bulk loads; the caller vouches that outlets and sellers exist).
+    /// Seals and stores interactions and purchases of known customers in one transaction: the
+    /// operator's bulk load (demo data), decided once for the batch; the operator vouches that
+    /// outlets and sellers exist.
     pub async fn add_activity(
         &self,
-        actor: Actor<'_>,
+        operator: Operator,
         items: &[(CustomerId, Activity)],
     ) -> ServiceResult<()> {
+        let actor = Actor::Operator(operator);
+        for action in [Action::AddInteraction, Action::AddPurchase] {
+            self.authorize_actor(actor, action, None, false).await?;
+        }
         let (mut interactions, mut purchases) = (Vec::new(), Vec::new());
         let mut last: Option<(CustomerId, DataKey)> = None;
         for (cid, a) in items {
@@ -714,8 +736,10 @@ impl Vault {
             .await?)
     }
 
-    /// Creates an outlet; names are unique.
+    /// Creates an outlet, if the policy lets `actor` manage the directory; names are unique.
     pub async fn create_outlet(&self, actor: Actor<'_>, name: &str) -> ServiceResult<OutletId> {
+        self.authorize_actor(actor, Action::ManageDirectory, None, false)
+            .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
         let id = OutletId::new();
         match self
@@ -745,8 +769,15 @@ impl Vault {
         }
     }
 
-    /// All outlets.
-    pub async fn list_outlets(&self) -> ServiceResult<Vec<Outlet>> {
+    /// All outlets, if the policy lets `actor` read the directory.
+    pub async fn list_outlets(&self, actor: Actor<'_>) -> ServiceResult<Vec<Outlet>> {
+        self.authorize_actor(actor, Action::ReadDirectory, None, false)
+            .await?;
+        self.outlets().await
+    }
+
+    /// All outlets, for the service's own use.
+    pub(crate) async fn outlets(&self) -> ServiceResult<Vec<Outlet>> {
         Ok(self
             .inner
             .store
@@ -769,7 +800,8 @@ impl Vault {
         }
     }
 
-    /// Creates a staff member; the name is sealed under the installation's directory key.
+    /// Creates a staff member, if the policy lets `actor` manage the directory; the name is
+    /// sealed under the installation's directory key.
     pub async fn create_staff(
         &self,
         actor: Actor<'_>,
@@ -777,9 +809,16 @@ impl Vault {
         roles: &[Role],
         outlet_ids: &[OutletId],
     ) -> ServiceResult<StaffId> {
+        self.authorize_actor(actor, Action::ManageDirectory, None, false)
+            .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
         if roles.is_empty() {
             return Err(ValidationError::new("roles", "must name at least one role").into());
+        }
+        if roles.contains(&Role::Operator) {
+            return Err(
+                ValidationError::new("roles", "the operator's role is no staff role").into(),
+            );
         }
         for o in outlet_ids {
             self.check_outlet("outlet_ids", Some(*o)).await?;
@@ -809,8 +848,10 @@ impl Vault {
         Ok(id)
     }
 
-    /// All staff, names unsealed.
-    pub async fn list_staff(&self) -> ServiceResult<Vec<Staff>> {
+    /// All staff, names unsealed, if the policy lets `actor` read the directory.
+    pub async fn list_staff(&self, actor: Actor<'_>) -> ServiceResult<Vec<Staff>> {
+        self.authorize_actor(actor, Action::ReadDirectory, None, false)
+            .await?;
         let rows = self.inner.store.list_staff().await?;
         rows.into_iter()
             .map(|r| {

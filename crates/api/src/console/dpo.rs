@@ -148,7 +148,7 @@ pub(super) async fn page(State(s): State<AppState>, SignedIn(session): SignedIn)
             alerts: alerts
                 .into_iter()
                 .map(|a| AlertRow {
-                    at: steward_domain::Timestamp(a.occurred_at).to_rfc3339(),
+                    at: a.occurred_at.to_rfc3339(),
                     kind: a.kind,
                     principal: a.principal,
                     purpose: a.purpose,

@@ -75,7 +75,7 @@ struct Session {
 impl Session {
     /// What the header says about who is signed in: roles, never a name.
     fn label(&self) -> String {
-        let roles: Vec<&str> = self.principal.roles.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = self.principal.roles().iter().map(|r| r.as_str()).collect();
         format!("Signed in ({})", roles.join(", "))
     }
 }
@@ -260,7 +260,10 @@ fn home_page(
     render(
         HomePage {
             signed_in: Some(session.label()),
-            is_dpo: session.principal.roles.contains(&steward_domain::Role::Dpo),
+            is_dpo: session
+                .principal
+                .roles()
+                .contains(&steward_domain::Role::Dpo),
             csrf: &session.csrf,
             error,
             purposes,

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use steward_domain::{OutletId, Role, StaffId};
-use steward_policy::Action;
 
 use super::Created;
 use crate::extract::{Auth, JsonBody};
@@ -36,7 +35,6 @@ pub async fn create_outlet(
     Auth(p): Auth,
     JsonBody(input): JsonBody<OutletInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
-    s.vault.authorize(&p, Action::ManageDirectory, None).await?;
     let id = s
         .vault
         .create_outlet(steward_service::Actor::Principal(&p), &input.name)
@@ -50,10 +48,9 @@ pub async fn list_outlets(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<OutletView>>, Problem> {
-    s.vault.authorize(&p, Action::ReadDirectory, None).await?;
     Ok(Json(
         s.vault
-            .list_outlets()
+            .list_outlets(steward_service::Actor::Principal(&p))
             .await?
             .into_iter()
             .map(|o| OutletView {
@@ -98,7 +95,6 @@ pub async fn create_staff(
     Auth(p): Auth,
     JsonBody(input): JsonBody<StaffInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
-    s.vault.authorize(&p, Action::ManageDirectory, None).await?;
     let id = s
         .vault
         .create_staff(
@@ -117,10 +113,9 @@ pub async fn list_staff(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<StaffView>>, Problem> {
-    s.vault.authorize(&p, Action::ReadDirectory, None).await?;
     Ok(Json(
         s.vault
-            .list_staff()
+            .list_staff(steward_service::Actor::Principal(&p))
             .await?
             .into_iter()
             .map(|m| StaffView {
@@ -133,48 +128,8 @@ pub async fn list_staff(
     ))
 }
 
-/// An access alert.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AlertView {
-    /// Id.
-    pub id: String,
-    /// When.
-    pub occurred_at: steward_domain::Timestamp,
-    /// `break_glass`, `fraud_review` or `bulk_access`.
-    pub kind: String,
-    /// The principal's pseudonym (staff id, or `token-<id>` for a service client).
-    pub principal: String,
-    /// The customer concerned, if one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub customer_id: Option<String>,
-    /// The declared purpose.
-    pub purpose: String,
-    /// What happened.
-    pub detail: String,
-    /// Whether a reason was given (read it with `GET /v1/alerts/{id}`).
-    pub has_reason: bool,
-    /// The reason, on `GET /v1/alerts/{id}` only (absent once the customer is erased).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl AlertView {
-    fn new(a: steward_store::AlertRow, reason: Option<String>) -> Self {
-        AlertView {
-            id: uuid::Uuid::from_slice(&a.id)
-                .map(|u| u.to_string())
-                .unwrap_or_default(),
-            occurred_at: steward_domain::Timestamp(a.occurred_at),
-            kind: a.kind,
-            principal: a.principal,
-            customer_id: a.customer_id.map(|c| c.to_string()),
-            purpose: a.purpose,
-            detail: a.detail,
-            has_reason: a.reason.is_some(),
-            reason,
-        }
-    }
-}
+/// An access alert, as the DPO sees it.
+pub use steward_service::Alert as AlertView;
 
 /// Access alerts for the DPO, newest first: break-glass reads and bulk-access refusals.
 #[utoipa::path(get, path = "/v1/alerts", tag = "alerts", responses((status = 200, body = Vec<AlertView>), (status = 403, body = Problem)), security(("bearer" = [])))]
@@ -182,10 +137,7 @@ pub async fn list_alerts(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<AlertView>>, Problem> {
-    let rows = s.vault.alerts(&p, 500).await?;
-    Ok(Json(
-        rows.into_iter().map(|a| AlertView::new(a, None)).collect(),
-    ))
+    Ok(Json(s.vault.alerts(&p, 500).await?))
 }
 
 /// One access alert with the reason the staff member gave, for the DPO. Opening the reason is an
@@ -199,6 +151,5 @@ pub async fn get_alert(
     Path(id): Path<String>,
 ) -> Result<Json<AlertView>, Problem> {
     let id = uuid::Uuid::try_parse(&id).map_err(|_| Problem::not_found("alert"))?;
-    let (row, reason) = s.vault.alert_with_reason(&p, id).await?;
-    Ok(Json(AlertView::new(row, reason)))
+    Ok(Json(s.vault.alert_with_reason(&p, id).await?))
 }

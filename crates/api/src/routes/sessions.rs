@@ -58,8 +58,8 @@ pub async fn sign_in(
         Json(SessionView {
             token: session.token.to_string(),
             expires_at: session.expires_at,
-            roles: session.principal.roles,
-            outlet_ids: session.principal.outlets,
+            roles: session.principal.roles().to_vec(),
+            outlet_ids: session.principal.outlets().to_vec(),
         }),
     ))
 }

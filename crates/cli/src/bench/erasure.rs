@@ -4,12 +4,17 @@
 use std::time::{Duration, Instant};
 
 use steward_domain::{Channel, CustomerId, NewInteraction, Timestamp};
-use steward_service::{Actor, Vault};
+use steward_service::{Operator, Vault};
 
-const ACTOR: Actor<'static> = Actor::Operator("bench");
-
-async fn customer_with(vault: &Vault, n: usize, history: usize) -> anyhow::Result<CustomerId> {
-    let id = vault.create_customer(ACTOR, &super::generated(n)).await?;
+async fn customer_with(
+    vault: &Vault,
+    operator: Operator,
+    n: usize,
+    history: usize,
+) -> anyhow::Result<CustomerId> {
+    let id = vault
+        .create_customer(operator.into(), &super::generated(n))
+        .await?;
     let bar = (history >= 10_000).then(|| {
         let b = indicatif::ProgressBar::new(history as u64);
         b.set_message(format!("history of customer {n}"));
@@ -22,7 +27,7 @@ async fn customer_with(vault: &Vault, n: usize, history: usize) -> anyhow::Resul
             source: "bench".into(),
             occurred_at: Timestamp::now(),
         };
-        vault.add_interaction(ACTOR, id, &note).await?;
+        vault.add_interaction(operator.into(), id, &note).await?;
         if let Some(b) = &bar {
             b.inc(1);
         }
@@ -41,28 +46,27 @@ fn pct(samples: &mut [f64], p: f64) -> f64 {
 /// Erases `small` customers with one interaction each and `large` with `history` each.
 pub async fn run(small: usize, large: usize, history: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (vault, _) = super::temp_vault(dir.path()).await?;
+    let (vault, operator, store, _) = super::temp_vault(dir.path()).await?;
     vault.use_erasure_journal(dir.path().join("erasures.journal"));
 
     let mut short = Vec::with_capacity(small);
     for n in 0..small {
-        let id = customer_with(&vault, n, 1).await?;
+        let id = customer_with(&vault, operator, n, 1).await?;
         let t = Instant::now();
-        let r = vault.erase_customer(ACTOR, id).await?;
+        let r = vault.erase_customer(operator.into(), id).await?;
         short.push(t.elapsed().as_secs_f64() * 1e3);
         anyhow::ensure!(r.purge == "complete", "a short history is purged at once");
     }
 
     let (mut long, mut purges) = (Vec::new(), Vec::new());
     for n in 0..large {
-        let id = customer_with(&vault, small + n, history).await?;
+        let id = customer_with(&vault, operator, small + n, history).await?;
         let t = Instant::now();
-        let r = vault.erase_customer(ACTOR, id).await?;
+        let r = vault.erase_customer(operator.into(), id).await?;
         long.push(t.elapsed().as_secs_f64() * 1e3);
         // Unreadable now; the purge runs in the background: time it until it is recorded done.
         loop {
-            let done = vault
-                .store()
+            let done = store
                 .erasures()
                 .await?
                 .iter()
@@ -103,13 +107,13 @@ pub async fn run(small: usize, large: usize, history: usize) -> anyhow::Result<(
 /// Times the data-subject export (the ZIP) of a customer with `history` interactions.
 pub async fn run_export(history: usize, runs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (vault, _) = super::temp_vault(dir.path()).await?;
-    let id = customer_with(&vault, 0, history).await?;
+    let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
+    let id = customer_with(&vault, operator, 0, history).await?;
     let mut times = Vec::with_capacity(runs);
     let mut size = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        let export = vault.export_subject(ACTOR, id).await?;
+        let export = vault.export_subject(operator.into(), id).await?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
         size = export.zip.len();
     }

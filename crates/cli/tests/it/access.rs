@@ -46,7 +46,7 @@ pub(crate) async fn new_customer(router: &axum::Router, token: &str, body: Value
 }
 
 pub(crate) async fn token(v: &Vault, owner: TokenOwner) -> String {
-    v.create_token("access-test", owner)
+    v.create_token(crate::support::op(), "access-test", owner)
         .await
         .unwrap()
         .1
@@ -55,6 +55,8 @@ pub(crate) async fn token(v: &Vault, owner: TokenOwner) -> String {
 
 pub(crate) struct World {
     pub(crate) vault: Vault,
+    /// The store beneath, to count what the services wrote.
+    pub(crate) store: steward_store::DynStore,
     pub(crate) router: axum::Router,
     pub(crate) alice: String,
     pub(crate) bob: String,
@@ -67,40 +69,21 @@ pub(crate) struct World {
 /// Outlets A and B; Alice sells at A, Bob at B, Mia manages B; a customer registered at A who
 /// bought three watches there from Alice.
 pub(crate) async fn world(db: &TestDb) -> World {
-    let v = db.vault().await;
+    let (v, op, store) = db.open().await;
     let (a, b) = (
-        v.create_outlet(crate::support::TEST_ACTOR, "Outlet A")
-            .await
-            .unwrap(),
-        v.create_outlet(crate::support::TEST_ACTOR, "Outlet B")
-            .await
-            .unwrap(),
+        v.create_outlet(op.into(), "Outlet A").await.unwrap(),
+        v.create_outlet(op.into(), "Outlet B").await.unwrap(),
     );
     let alice_id = v
-        .create_staff(
-            crate::support::TEST_ACTOR,
-            "Alice Seller",
-            &[Role::SalesAssociate],
-            &[a],
-        )
+        .create_staff(op.into(), "Alice Seller", &[Role::SalesAssociate], &[a])
         .await
         .unwrap();
     let bob_id = v
-        .create_staff(
-            crate::support::TEST_ACTOR,
-            "Bob Seller",
-            &[Role::SalesAssociate],
-            &[b],
-        )
+        .create_staff(op.into(), "Bob Seller", &[Role::SalesAssociate], &[b])
         .await
         .unwrap();
     let mia_id = v
-        .create_staff(
-            crate::support::TEST_ACTOR,
-            "Mia Manager",
-            &[Role::StoreManager],
-            &[b],
-        )
+        .create_staff(op.into(), "Mia Manager", &[Role::StoreManager], &[b])
         .await
         .unwrap();
     let (alice, bob, mia) = (
@@ -132,6 +115,7 @@ pub(crate) async fn world(db: &TestDb) -> World {
     }
     World {
         vault: v,
+        store,
         router,
         alice,
         bob,
@@ -651,7 +635,7 @@ backend_tests!(every_decision_is_recorded_before_data_leaves);
 async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
     let w = world(&db).await;
     let cid: steward_domain::CustomerId = w.customer.parse().unwrap();
-    let count = || async { w.vault.store().count_audit_entries(cid).await.unwrap() };
+    let count = || async { w.store.count_audit_entries(cid).await.unwrap() };
     // The customer's creation and purchases are entries too; have them in the log first.
     w.vault.flush_audit().await.unwrap();
     let before = count().await;

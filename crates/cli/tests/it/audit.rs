@@ -18,6 +18,7 @@ backend_tests!(
     audit_log_proves_what_it_holds,
     every_write_is_an_entry,
     operator_actions_are_entries,
+    the_export_is_an_entry_per_customer,
     ranges_read_the_stored_columns_exactly
 );
 
@@ -44,7 +45,7 @@ async fn checkpoint(r: &axum::Router) -> Checkpoint {
 }
 
 async fn audit_log_proves_what_it_holds(db: TestDb) {
-    let v = db.vault().await;
+    let (v, _, store) = db.open().await;
     let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let r = steward_api::router(v.clone());
@@ -56,7 +57,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     .await;
     // The writes so far (two tokens, the customer) are entries too; the reads follow them.
     v.flush_audit().await.unwrap();
-    let base = v.store().audit_size().await.unwrap();
+    let base = store.audit_size().await.unwrap();
     assert_eq!(base, 3, "token, token, customer");
     for purpose in ["service", "order_fulfilment", "analytics"] {
         call(
@@ -141,8 +142,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     // A log at rest is all signed: the writer signs the tail once appends pause.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let latest = v
-            .store()
+        let latest = store
             .latest_audit_checkpoint()
             .await
             .unwrap()
@@ -283,7 +283,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         assert_eq!(page["next_before"], base + 1);
         alma.insert(0, next);
         next += 1;
-        v.store().index_audit(1000).await.unwrap();
+        store.index_audit(1000).await.unwrap();
     }
     let marketing = token(&v, TokenOwner::Role(Role::Marketing)).await;
     let (s, _) = call(
@@ -490,14 +490,14 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
 /// Every write through the API is an entry, committed with the write (a refused write leaves
 /// none), naming fields and purposes but never a value.
 async fn every_write_is_an_entry(db: TestDb) {
-    let v = db.vault().await;
+    let (v, _, store) = db.open().await;
     let admin = token(&v, TokenOwner::Role(Role::Admin)).await;
     let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let manager = token(&v, TokenOwner::Role(Role::StoreManager)).await;
     let r = steward_api::router(v.clone());
     v.flush_audit().await.unwrap();
-    let start = v.store().audit_size().await.unwrap();
+    let start = store.audit_size().await.unwrap();
     let ok = |s: StatusCode, body: &Value| assert!(s.is_success(), "{s} {body}");
     let (s, outlet) = call(
         &r,
@@ -575,8 +575,8 @@ async fn every_write_is_an_entry(db: TestDb) {
         ok(s, &b);
     }
     v.flush_audit().await.unwrap();
-    let end = v.store().audit_size().await.unwrap();
-    let entries = v.store().audit_entries(start, end).await.unwrap();
+    let end = store.audit_size().await.unwrap();
+    let entries = store.audit_entries(start, end).await.unwrap();
     let leaves: Vec<steward_domain::AuditLeaf> = entries
         .iter()
         .map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap())
@@ -616,7 +616,7 @@ async fn every_write_is_an_entry(db: TestDb) {
             assert!(!text.contains(value), "{value} in {text}");
         }
     }
-    let report = steward_service::verify_log(v.store(), v.audit_verifier_key(), |_, _| {})
+    let report = steward_service::verify_log(&store, v.audit_verifier_key(), |_, _| {})
         .await
         .unwrap();
     assert_eq!(report.first_bad, None);
@@ -631,11 +631,10 @@ async fn operator_actions_are_entries(db: TestDb) {
     assert_eq!(code, 0, "{o}{e}");
     let (code, o, e) = crate::support::run(&["keys", "rotate"], &db);
     assert_eq!(code, 0, "{o}{e}");
-    let v = db.vault().await;
+    let (v, _, store) = db.open().await;
     v.flush_audit().await.unwrap();
-    let size = v.store().audit_size().await.unwrap();
-    let actions: Vec<(String, String)> = v
-        .store()
+    let size = store.audit_size().await.unwrap();
+    let actions: Vec<(String, String)> = store
         .audit_entries(0, size)
         .await
         .unwrap()
@@ -659,8 +658,8 @@ async fn operator_actions_are_entries(db: TestDb) {
     drop(server);
     let v = db.vault().await;
     v.flush_audit().await.unwrap();
-    let size = v.store().audit_size().await.unwrap();
-    let entries = v.store().audit_entries(0, size).await.unwrap();
+    let size = store.audit_size().await.unwrap();
+    let entries = store.audit_entries(0, size).await.unwrap();
     let policy = entries
         .iter()
         .map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap())
@@ -678,7 +677,7 @@ async fn operator_actions_are_entries(db: TestDb) {
 async fn rows_below_the_old_watermark_are_not_appended_again() {
     use sqlx::Row;
     let db = crate::support::TestDb::new(crate::support::Kind::Postgres).await;
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     v.flush_audit().await.unwrap();
     let raw = db.raw().await;
     let before: i64 = sqlx::query("SELECT size FROM audit_head")
@@ -696,7 +695,7 @@ async fn rows_below_the_old_watermark_are_not_appended_again() {
         .execute(&raw)
         .await
         .unwrap();
-    v.create_outlet(crate::support::TEST_ACTOR, "After the upgrade")
+    v.create_outlet(op.into(), "After the upgrade")
         .await
         .unwrap();
     v.flush_audit().await.unwrap();
@@ -730,23 +729,22 @@ type RawEntry = (i64, Vec<u8>, i64, String, Option<Vec<u8>>, Vec<u8>);
 /// grouped read uses (2,048 entries) and with entries about no customer among them.
 async fn ranges_read_the_stored_columns_exactly(db: TestDb) {
     use sqlx::Row;
-    let v = db.vault().await;
-    let op = steward_service::Actor::Operator("test");
+    let (v, op, store) = db.open().await;
     for i in 0..2_200 {
         if i % 3 == 0 {
-            v.record_operator("test", "about_nobody", Some("x"))
+            v.record_operator(op, "about_nobody", Some("x"))
                 .await
                 .unwrap();
         } else {
             let input: steward_domain::CustomerInput =
                 serde_json::from_value(json!({"name": format!("Range {i}")})).unwrap();
-            v.create_customer(op, &input.validate().unwrap())
+            v.create_customer(op.into(), &input.validate().unwrap())
                 .await
                 .unwrap();
         }
     }
     v.flush_audit().await.unwrap();
-    let size = v.store().audit_size().await.unwrap();
+    let size = store.audit_size().await.unwrap();
     assert!(size >= 2_200, "{size}");
     let raw: Vec<RawEntry> = sqlx::query(
         "SELECT idx, leaf, occurred_at, action, customer_id, hashes FROM audit_entries ORDER BY idx",
@@ -758,7 +756,7 @@ async fn ranges_read_the_stored_columns_exactly(db: TestDb) {
     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
     .collect();
     for (lo, hi) in [(0, size), (1, 2_049), (2_047, 2_100), (size - 3, size)] {
-        let read = v.store().audit_entries(lo, hi).await.unwrap();
+        let read = store.audit_entries(lo, hi).await.unwrap();
         assert_eq!(read.len() as u64, hi - lo);
         for (e, r) in read.iter().zip(&raw[lo as usize..hi as usize]) {
             assert_eq!(e.index as i64, r.0);
@@ -770,4 +768,62 @@ async fn ranges_read_the_stored_columns_exactly(db: TestDb) {
         }
     }
     assert!(raw.iter().any(|r| r.4.is_none()) && raw.iter().any(|r| r.4.is_some()));
+}
+
+/// `steward export` is the operator's read, decided by the policy and recorded (issue 16): after
+/// it, `steward audit verify` passes and the log holds an `export` entry by `operator:export`
+/// about each exported customer — so each customer's access log shows it — naming every part of
+/// the record and no value.
+async fn the_export_is_an_entry_per_customer(db: TestDb) {
+    let (v, op, store) = db.open().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let input: steward_domain::CustomerInput = serde_json::from_value(
+            json!({"name": format!("Exported {n}"), "email": format!("exported{n}@example.com")}),
+        )
+        .unwrap();
+        ids.push(
+            v.create_customer(op.into(), &input.validate().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    v.flush_audit().await.unwrap();
+    let before = store.audit_size().await.unwrap();
+    drop(v);
+    let out = db.dir.path().join("everything.jsonl");
+    let (code, o, e) = crate::support::run(&["export", "--out", out.to_str().unwrap()], &db);
+    assert_eq!(code, 0, "{o}{e}");
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    let (code, o, e) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{o}{e}");
+
+    let (v, _, store) = db.open().await;
+    v.flush_audit().await.unwrap();
+    let size = store.audit_size().await.unwrap();
+    let exports: Vec<steward_domain::AuditLeaf> = store
+        .audit_entries(before, size)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap())
+        .filter(|l| l.action == "export")
+        .collect();
+    assert_eq!(exports.len(), ids.len(), "{exports:?}");
+    for id in &ids {
+        let leaf = exports
+            .iter()
+            .find(|l| l.customer == Some(*id))
+            .unwrap_or_else(|| panic!("no export entry about {id}"));
+        assert_eq!(leaf.principal, "operator:export");
+        assert!(leaf.categories.contains_key("email"), "{leaf:?}");
+        let text = serde_json::to_string(leaf).unwrap();
+        assert!(
+            !text.contains("Exported ") && !text.contains("example.com"),
+            "{text}"
+        );
+        // The customer's own access log reaches the entry.
+        assert!(store.count_audit_entries(*id).await.unwrap() >= 2);
+    }
 }

@@ -207,9 +207,10 @@ fn staff_journey_in_a_real_browser() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (db, customer) = rt.block_on(async {
         let db = TestDb::new(Kind::Sqlite).await;
-        let vault = db.vault().await;
+        let (vault, op, _) = db.open().await;
         let customer = crate::console::another_outlets_customer(
             &vault,
+            op,
             (
                 "Max Manager",
                 Role::StoreManager,
@@ -426,18 +427,17 @@ fn portal_stage(who: (&str, &str, &str), with_dpo: bool) -> PortalStage {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (db, customer) = rt.block_on(async {
         let db = TestDb::new(Kind::Sqlite).await;
-        let vault = db.vault().await;
-        let (customer, _) = crate::portal::consenting_customer(&vault, who).await;
+        let (vault, op, store) = db.open().await;
+        let (customer, _) = crate::portal::consenting_customer(&vault, op, who).await;
         if with_dpo {
-            let op = steward_service::Actor::Operator("test");
-            let outlets = vault.store().list_outlets().await.unwrap();
+            let outlets = store.list_outlets().await.unwrap();
             let staff = vault
-                .create_staff(op, "Dana Officer", &[Role::Dpo], &[outlets[0].id])
+                .create_staff(op.into(), "Dana Officer", &[Role::Dpo], &[outlets[0].id])
                 .await
                 .unwrap();
             let password = zeroize::Zeroizing::new("protect the data 1".into());
             vault
-                .set_staff_password(staff, "dana", password)
+                .set_staff_password(op, staff, "dana", password)
                 .await
                 .unwrap();
         }

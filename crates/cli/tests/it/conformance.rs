@@ -33,16 +33,16 @@ backend_tests!(
 );
 
 async fn customer_round_trip(db: TestDb) {
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
-            v.create_customer(crate::support::TEST_ACTOR, &input(n).validate().unwrap())
+            v.create_customer(op.into(), &input(n).validate().unwrap())
                 .await
                 .unwrap(),
         );
     }
-    let c = v.get_customer(ids[2]).await.unwrap();
+    let c = crate::support::operator_read(&v, op, ids[2]).await.unwrap();
     assert_eq!(c.name.as_deref(), Some("Conformance Person 2"));
     assert_eq!(c.email.as_deref(), Some("person2@example.org"));
     assert_eq!(c.phone.as_deref(), Some("+442079460002"));
@@ -52,94 +52,104 @@ async fn customer_round_trip(db: TestDb) {
     );
 
     // Cursor pagination walks every customer once, in creation order.
-    let first = v.list_customers(None, 2).await.unwrap();
-    let second = v.list_customers(Some(first[1].id), 2).await.unwrap();
-    let third = v.list_customers(Some(second[1].id), 2).await.unwrap();
-    let seen: Vec<_> = first
+    let page = |after| {
+        let v = v.clone();
+        async move { v.export_page(op, after, 2).await.unwrap() }
+    };
+    let first = page(None).await;
+    let second = page(first.next).await;
+    let third = page(second.next).await;
+    assert_eq!(third.next, None);
+    let seen: Vec<_> = [first, second, third]
         .iter()
-        .chain(&second)
-        .chain(&third)
-        .map(|c| c.id)
+        .flat_map(|p| &p.customers)
+        .map(|c| c.customer.id)
         .collect();
     assert_eq!(seen, ids);
 
     // Blind-index lookup matches normalised spellings, and follows a change of e-mail.
     assert_eq!(
-        v.lookup("email", "person3@example.org").await.unwrap()[0].id,
+        crate::support::lookup_ids(&v, op, "email", "person3@example.org").await[0],
         ids[3]
     );
     assert_eq!(
-        v.lookup("phone", "+442079460004").await.unwrap()[0].id,
+        crate::support::lookup_ids(&v, op, "phone", "+442079460004").await[0],
         ids[4]
     );
     let patch: CustomerPatch =
         serde_json::from_str(r#"{"email": "moved@example.org", "phone": null}"#).unwrap();
-    let updated = v
-        .update_customer(crate::support::TEST_ACTOR, ids[3], &patch)
-        .await
-        .unwrap();
+    let updated = v.update_customer(op.into(), ids[3], &patch).await.unwrap();
     assert_eq!(updated.customer.email.as_deref(), Some("moved@example.org"));
     assert_eq!(updated.customer.phone, None);
     assert!(
-        v.lookup("email", "person3@example.org")
+        crate::support::lookup_ids(&v, op, "email", "person3@example.org")
             .await
-            .unwrap()
             .is_empty()
     );
-    assert!(v.lookup("phone", "+442079460003").await.unwrap().is_empty());
+    assert!(
+        crate::support::lookup_ids(&v, op, "phone", "+442079460003")
+            .await
+            .is_empty()
+    );
     assert_eq!(
-        v.lookup("email", "moved@example.org").await.unwrap()[0].id,
+        crate::support::lookup_ids(&v, op, "email", "moved@example.org").await[0],
         ids[3]
     );
     assert_eq!(
-        v.get_customer(ids[3]).await.unwrap().name.as_deref(),
+        crate::support::operator_read(&v, op, ids[3])
+            .await
+            .unwrap()
+            .name
+            .as_deref(),
         Some("Conformance Person 3")
     );
 
     // A patch that would leave no identity is refused and changes nothing.
     let wipe: CustomerPatch = serde_json::from_str(r#"{"name": null, "email": null}"#).unwrap();
     assert!(matches!(
-        v.update_customer(crate::support::TEST_ACTOR, ids[3], &wipe)
-            .await,
+        v.update_customer(op.into(), ids[3], &wipe).await,
         Err(ServiceError::Validation(_))
     ));
     assert_eq!(
-        v.get_customer(ids[3]).await.unwrap().email.as_deref(),
+        crate::support::operator_read(&v, op, ids[3])
+            .await
+            .unwrap()
+            .email
+            .as_deref(),
         Some("moved@example.org")
     );
 
     assert!(matches!(
-        v.get_customer(steward_domain::CustomerId::new()).await,
+        crate::support::operator_read(&v, op, steward_domain::CustomerId::new()).await,
         Err(ServiceError::NotFound(_))
     ));
     assert_eq!(v.count_customers().await.unwrap(), 5);
 }
 
 async fn activity_round_trip(db: TestDb) {
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     let outlet = v
-        .create_outlet(crate::support::TEST_ACTOR, "Conformance Outlet")
+        .create_outlet(op.into(), "Conformance Outlet")
         .await
         .unwrap();
     assert!(matches!(
-        v.create_outlet(crate::support::TEST_ACTOR, "Conformance Outlet")
-            .await,
+        v.create_outlet(op.into(), "Conformance Outlet").await,
         Err(ServiceError::Conflict("name"))
     ));
     let seller = v
         .create_staff(
-            crate::support::TEST_ACTOR,
+            op.into(),
             "Seller Person",
             &[Role::SalesAssociate],
             &[outlet],
         )
         .await
         .unwrap();
-    let staff = v.list_staff().await.unwrap();
+    let staff = v.list_staff(op.into()).await.unwrap();
     assert_eq!(staff[0].name, "Seller Person");
     assert_eq!(staff[0].outlet_ids, vec![outlet]);
     let cid = v
-        .create_customer(crate::support::TEST_ACTOR, &input(1).validate().unwrap())
+        .create_customer(op.into(), &input(1).validate().unwrap())
         .await
         .unwrap();
 
@@ -150,17 +160,18 @@ async fn activity_round_trip(db: TestDb) {
             source: "instagram".into(),
             occurred_at: None,
         };
-        v.add_interaction(
-            crate::support::TEST_ACTOR,
-            cid,
-            &i.validate(Timestamp::now()).unwrap(),
-        )
+        v.add_interaction(op.into(), cid, &i.validate(Timestamp::now()).unwrap())
+            .await
+            .unwrap();
+    }
+    // Read as a support agent serving the customer: a decided read, like the API's.
+    let agent = crate::support::Reader::new(&v, op, Role::SupportAgent, "service").await;
+    let page = v
+        .read_interactions(&agent.access(), cid, None, 2)
         .await
         .unwrap();
-    }
-    let page = v.list_interactions(cid, None, 2).await.unwrap();
     let rest = v
-        .list_interactions(cid, Some(page[1].id.0), 2)
+        .read_interactions(&agent.access(), cid, Some(page[1].id.0), 2)
         .await
         .unwrap();
     assert_eq!(page.len() + rest.len(), 3);
@@ -176,14 +187,14 @@ async fn activity_round_trip(db: TestDb) {
         currency: "chf".into(),
         occurred_at: None,
     };
-    v.add_purchase(
-        crate::support::TEST_ACTOR,
-        cid,
-        &p.validate(Timestamp::now()).unwrap(),
-    )
-    .await
-    .unwrap();
-    let got = &v.list_purchases(cid, None, 10).await.unwrap()[0];
+    v.add_purchase(op.into(), cid, &p.validate(Timestamp::now()).unwrap())
+        .await
+        .unwrap();
+    let got = &v
+        .read_purchases(&agent.access(), cid, None, 10)
+        .await
+        .unwrap()
+        .items[0];
     assert_eq!(
         (
             got.item.as_str(),
@@ -201,11 +212,7 @@ async fn activity_round_trip(db: TestDb) {
         ..p.clone()
     };
     match v
-        .add_purchase(
-            crate::support::TEST_ACTOR,
-            cid,
-            &bad.validate(Timestamp::now()).unwrap(),
-        )
+        .add_purchase(op.into(), cid, &bad.validate(Timestamp::now()).unwrap())
         .await
     {
         Err(ServiceError::Validation(e)) => assert_eq!(e.field, "outlet_id"),
@@ -216,28 +223,32 @@ async fn activity_round_trip(db: TestDb) {
         ..p
     };
     match v
-        .add_purchase(
-            crate::support::TEST_ACTOR,
-            cid,
-            &bad.validate(Timestamp::now()).unwrap(),
-        )
+        .add_purchase(op.into(), cid, &bad.validate(Timestamp::now()).unwrap())
         .await
     {
         Err(ServiceError::Validation(e)) => assert_eq!(e.field, "seller_id"),
         other => panic!("{other:?}"),
     }
-    assert_eq!(v.list_purchases(cid, None, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        v.read_purchases(&agent.access(), cid, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
     assert!(matches!(
-        v.list_purchases(steward_domain::CustomerId::new(), None, 10)
+        v.read_purchases(&agent.access(), steward_domain::CustomerId::new(), None, 10)
             .await,
         Err(ServiceError::NotFound(_))
     ));
 }
 
 async fn tokens(db: TestDb) {
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     let (id, token) = v
         .create_token(
+            op,
             "conformance",
             steward_service::TokenOwner::Role(Role::SupportAgent),
         )
@@ -245,7 +256,7 @@ async fn tokens(db: TestDb) {
         .unwrap();
     let p = v.authenticate(&token).await.unwrap().unwrap();
     assert_eq!(
-        (p.token_id, p.roles.clone()),
+        (p.token_id(), p.roles().to_vec()),
         (id, vec![Role::SupportAgent])
     );
     // Cached path and uncached path both reject a wrong secret with the same id.
@@ -272,11 +283,11 @@ async fn tokens(db: TestDb) {
 }
 
 async fn key_rotation_survives_interruption(db: TestDb) {
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     let mut ids = Vec::new();
     for n in 0..7 {
         ids.push(
-            v.create_customer(crate::support::TEST_ACTOR, &input(n).validate().unwrap())
+            v.create_customer(op.into(), &input(n).validate().unwrap())
                 .await
                 .unwrap(),
         );
@@ -297,13 +308,13 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     assert!(keys::next_key_path(&db.key_file()).exists());
     let census = store.data_key_census().await.unwrap();
     assert_eq!(census.len(), 2, "{census:?}");
-    let v = db.vault().await;
+    let (v, op, store) = db.open().await;
     for id in &ids {
-        v.get_customer(*id).await.unwrap();
+        crate::support::operator_read(&v, op, *id).await.unwrap();
     }
     // A customer created mid-rotation is wrapped by the new key already.
     ids.push(
-        v.create_customer(crate::support::TEST_ACTOR, &input(9).validate().unwrap())
+        v.create_customer(op.into(), &input(9).validate().unwrap())
             .await
             .unwrap(),
     );
@@ -321,9 +332,9 @@ async fn key_rotation_survives_interruption(db: TestDb) {
         store.data_key_census().await.unwrap(),
         vec![(master_key_id, 8)]
     );
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     for id in &ids {
-        v.get_customer(*id).await.unwrap();
+        crate::support::operator_read(&v, op, *id).await.unwrap();
     }
     // The sealed data itself was not rewritten.
     let after: Vec<u8> = sqlx::query("SELECT email FROM customers ORDER BY id")
@@ -335,13 +346,13 @@ async fn key_rotation_survives_interruption(db: TestDb) {
 }
 
 async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     let a = v
-        .create_customer(crate::support::TEST_ACTOR, &input(1).validate().unwrap())
+        .create_customer(op.into(), &input(1).validate().unwrap())
         .await
         .unwrap();
     let b = v
-        .create_customer(crate::support::TEST_ACTOR, &input(2).validate().unwrap())
+        .create_customer(op.into(), &input(2).validate().unwrap())
         .await
         .unwrap();
     let raw = db.raw().await;
@@ -366,16 +377,16 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
             .unwrap();
     }
     assert!(matches!(
-        v.get_customer(a).await,
+        crate::support::operator_read(&v, op, a).await,
         Err(ServiceError::Integrity)
     ));
     assert!(matches!(
-        v.get_customer(b).await,
+        crate::support::operator_read(&v, op, b).await,
         Err(ServiceError::Integrity)
     ));
     // Moving a value to another field of the same customer fails too.
     let c = v
-        .create_customer(crate::support::TEST_ACTOR, &input(3).validate().unwrap())
+        .create_customer(op.into(), &input(3).validate().unwrap())
         .await
         .unwrap();
     sqlx::query("UPDATE customers SET name = email WHERE id = $1")
@@ -384,12 +395,12 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
         .await
         .unwrap();
     assert!(matches!(
-        v.get_customer(c).await,
+        crate::support::operator_read(&v, op, c).await,
         Err(ServiceError::Integrity)
     ));
     // So does swapping whole data keys.
     let d = v
-        .create_customer(crate::support::TEST_ACTOR, &input(4).validate().unwrap())
+        .create_customer(op.into(), &input(4).validate().unwrap())
         .await
         .unwrap();
     let key_of = |id: steward_domain::CustomerId| {
@@ -412,14 +423,14 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
         .await
         .unwrap();
     assert!(matches!(
-        v.get_customer(d).await,
+        crate::support::operator_read(&v, op, d).await,
         Err(ServiceError::Integrity)
     ));
     drop(kd);
 }
 
 async fn purposes_are_seeded(db: TestDb) {
-    let v = db.vault().await;
+    let (v, _, _) = db.open().await;
     let purposes = v.purposes();
     let keys: Vec<_> = purposes.iter().map(|p| p.key.as_str()).collect();
     for k in [
@@ -485,7 +496,7 @@ async fn sqlite_decision_records_move_to_their_own_file() {
 #[tokio::test]
 async fn sqlite_audit_log_is_checkpointed_apart() {
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
-    let v = db.vault().await;
+    let (_v, _, store) = db.open().await;
     let customer = steward_domain::CustomerId::new();
     let rows: Vec<steward_store::AuditEntryRow> = (0..500)
         .map(|_| steward_store::AuditEntryRow {
@@ -506,7 +517,7 @@ async fn sqlite_audit_log_is_checkpointed_apart() {
     let sealer = steward_service::TreeSealer::new(signer);
     // Half of the appends pass the tip they were given, half read the head afresh.
     let mut tip = None;
-    let mut appender = v.store().audit_appender().await.unwrap();
+    let mut appender = store.audit_appender().await.unwrap();
     for round in 0..10 {
         let given = if round % 2 == 0 { None } else { tip.take() };
         tip = Some(appender.append(&rows, &sealer, given).await.unwrap());
@@ -521,8 +532,8 @@ async fn sqlite_audit_log_is_checkpointed_apart() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(v.store().count_audit_entries(customer).await.unwrap(), 5000);
-    assert_eq!(v.store().audit_size().await.unwrap(), 5000);
+    assert_eq!(store.count_audit_entries(customer).await.unwrap(), 5000);
+    assert_eq!(store.audit_size().await.unwrap(), 5000);
 }
 
 /// The SQLite files (data, decision log, their WAL and SHM) are readable by their owner only.
@@ -531,10 +542,8 @@ async fn sqlite_audit_log_is_checkpointed_apart() {
 async fn sqlite_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
-    let v = db.vault().await;
-    v.create_outlet(crate::support::TEST_ACTOR, "Private Outlet")
-        .await
-        .unwrap();
+    let (v, op, _) = db.open().await;
+    v.create_outlet(op.into(), "Private Outlet").await.unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(db.dir.path()).unwrap() {
         let entry = entry.unwrap();

@@ -6,7 +6,6 @@
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 use steward_domain::Role;
-use steward_service::Actor;
 use tower::ServiceExt;
 
 use crate::support::{TestDb, backend_tests};
@@ -85,18 +84,18 @@ pub fn pair(set_cookie: &str) -> String {
 /// `password`; a customer registered at the second (so the staff member sees them masked).
 pub async fn another_outlets_customer(
     vault: &steward_service::Vault,
+    op: steward_service::Operator,
     (staff_name, role, login, password): (&str, Role, &str, &str),
     (name, email, phone): (&str, &str, &str),
 ) -> steward_domain::CustomerId {
-    let op = Actor::Operator("test");
-    let mine = vault.create_outlet(op, "Geneva").await.unwrap();
-    let theirs = vault.create_outlet(op, "Zurich").await.unwrap();
+    let mine = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+    let theirs = vault.create_outlet(op.into(), "Zurich").await.unwrap();
     let staff = vault
-        .create_staff(op, staff_name, &[role], &[mine])
+        .create_staff(op.into(), staff_name, &[role], &[mine])
         .await
         .unwrap();
     vault
-        .set_staff_password(staff, login, zeroize::Zeroizing::new(password.into()))
+        .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
         .await
         .unwrap();
     let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
@@ -104,7 +103,7 @@ pub async fn another_outlets_customer(
     }))
     .unwrap();
     vault
-        .create_customer(op, &input.validate().unwrap())
+        .create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap()
 }
@@ -112,9 +111,10 @@ pub async fn another_outlets_customer(
 backend_tests!(console_sign_in_search_and_read);
 
 async fn console_sign_in_search_and_read(db: TestDb) {
-    let vault = db.vault().await;
+    let (vault, op, _) = db.open().await;
     let customer = another_outlets_customer(
         &vault,
+        op,
         (
             "Bea Seller",
             Role::SalesAssociate,
@@ -348,9 +348,10 @@ async fn console_sign_in_search_and_read(db: TestDb) {
 backend_tests!(the_dpo_page_shows_requests_alerts_and_the_signed_head);
 
 async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
-    let vault = db.vault().await;
+    let (vault, op, _) = db.open().await;
     let customer = another_outlets_customer(
         &vault,
+        op,
         ("Dana Officer", Role::Dpo, "dana", "protect the data 1"),
         ("Erin Example", "erin.dpo@example.com", "+41 44 555 0111"),
     )
@@ -412,16 +413,12 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
 
     // Anyone else is refused the page.
     let seller = vault
-        .create_staff(
-            Actor::Operator("test"),
-            "Sid Seller",
-            &[Role::SalesAssociate],
-            &[],
-        )
+        .create_staff(op.into(), "Sid Seller", &[Role::SalesAssociate], &[])
         .await
         .unwrap();
     vault
         .set_staff_password(
+            op,
             seller,
             "sid",
             zeroize::Zeroizing::new("selling all day long".into()),

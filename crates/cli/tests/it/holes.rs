@@ -105,7 +105,7 @@ async fn a_purchase_makes_no_customer_ones_own(db: TestDb) {
     let w = world(&db).await;
     let outlet_b = w
         .vault
-        .list_outlets()
+        .list_outlets(crate::support::op().into())
         .await
         .unwrap()
         .into_iter()
@@ -114,7 +114,7 @@ async fn a_purchase_makes_no_customer_ones_own(db: TestDb) {
         .id;
     let bob_id = w
         .vault
-        .list_staff()
+        .list_staff(crate::support::op().into())
         .await
         .unwrap()
         .into_iter()
@@ -163,7 +163,11 @@ async fn a_purchase_makes_no_customer_ones_own(db: TestDb) {
 /// Finding 8: a purchase could be recorded at any outlet, credited to any seller, by anyone.
 async fn purchases_only_at_own_outlet_by_its_staff(db: TestDb) {
     let w = world(&db).await;
-    let staff = w.vault.list_staff().await.unwrap();
+    let staff = w
+        .vault
+        .list_staff(crate::support::op().into())
+        .await
+        .unwrap();
     let id_of = |n: &str| staff.iter().find(|s| s.name == n).unwrap().id;
     let (alice, bob) = (id_of("Alice Seller"), id_of("Bob Seller"));
     let path = format!("/v1/customers/{}/purchases", w.customer);
@@ -573,7 +577,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
     let w = world(&db).await;
     let alice = w
         .vault
-        .list_staff()
+        .list_staff(crate::support::op().into())
         .await
         .unwrap()
         .into_iter()
@@ -582,7 +586,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
         .id;
     let old = zeroize::Zeroizing::new("correct horse battery staple".to_owned());
     w.vault
-        .set_staff_password(alice, "alice.seller", old.clone())
+        .set_staff_password(crate::support::op(), alice, "alice.seller", old.clone())
         .await
         .unwrap();
     let mut sessions = vec![];
@@ -601,7 +605,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
     }
     let new = zeroize::Zeroizing::new("a different and longer passphrase".to_owned());
     w.vault
-        .set_staff_password(alice, "alice.seller", new.clone())
+        .set_staff_password(crate::support::op(), alice, "alice.seller", new.clone())
         .await
         .unwrap();
     for t in &sessions {

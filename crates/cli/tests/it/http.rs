@@ -25,7 +25,7 @@ impl Api {
         for role in [Role::SupportAgent, Role::Admin, Role::SalesAssociate] {
             tokens.push(
                 vault
-                    .create_token("http-test", TokenOwner::Role(role))
+                    .create_token(crate::support::op(), "http-test", TokenOwner::Role(role))
                     .await
                     .unwrap()
                     .1

@@ -14,6 +14,7 @@ mod crash;
 mod erasure;
 mod holes;
 mod http;
+mod layers;
 mod limits;
 mod matrix;
 mod plaintext;

@@ -278,14 +278,11 @@ async fn status(
 }
 
 async fn authorisation_matrix(db: TestDb) {
-    let v = db.vault().await;
-    let outlet = v
-        .create_outlet(crate::support::TEST_ACTOR, "Matrix Outlet")
-        .await
-        .unwrap();
+    let (v, op, _) = db.open().await;
+    let outlet = v.create_outlet(op.into(), "Matrix Outlet").await.unwrap();
     let seller = v
         .create_staff(
-            crate::support::TEST_ACTOR,
+            op.into(),
             "Matrix Seller",
             &[Role::SalesAssociate],
             &[outlet],
@@ -296,7 +293,7 @@ async fn authorisation_matrix(db: TestDb) {
     for role in Role::ALL {
         tokens.push((
             role,
-            v.create_token("matrix", TokenOwner::Role(role))
+            v.create_token(op, "matrix", TokenOwner::Role(role))
                 .await
                 .unwrap()
                 .1

@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use steward_domain::{CustomerId, Role};
-use steward_service::{Actor, TokenOwner, Vault};
+use steward_service::{TokenOwner, Vault};
 
 use crate::console::{csrf_in, pair, send, send_with, set_cookie};
 use crate::support::{TestDb, backend_tests};
@@ -55,16 +55,17 @@ impl Mailbox {
 /// `marketing_email` and `personalisation` in store. Returns the customer and the DPO.
 pub async fn consenting_customer(
     vault: &Vault,
+    op: steward_service::Operator,
     (name, email, phone): (&str, &str, &str),
 ) -> (CustomerId, steward_service::Principal) {
-    let op = Actor::Operator("test");
-    let outlet = vault.create_outlet(op, "Lausanne").await.unwrap();
+    let outlet = vault.create_outlet(op.into(), "Lausanne").await.unwrap();
     let staff = vault
-        .create_staff(op, "Mia Marketer", &[Role::Marketing], &[outlet])
+        .create_staff(op.into(), "Mia Marketer", &[Role::Marketing], &[outlet])
         .await
         .unwrap();
     vault
         .set_staff_password(
+            op,
             staff,
             "mia",
             zeroize::Zeroizing::new("marketing pass 1".into()),
@@ -76,11 +77,11 @@ pub async fn consenting_customer(
     }))
     .unwrap();
     let customer = vault
-        .create_customer(op, &input.validate().unwrap())
+        .create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap();
     let (_, token) = vault
-        .create_token("dpo", TokenOwner::Role(Role::Dpo))
+        .create_token(op, "dpo", TokenOwner::Role(Role::Dpo))
         .await
         .unwrap();
     let dpo = vault.authenticate(&token).await.unwrap().unwrap();
@@ -134,11 +135,12 @@ async fn marketing_may_read(vault: &Vault, customer: CustomerId) -> bool {
 backend_tests!(portal_sign_in_consents_export_and_erasure);
 
 async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
-    let vault = db.vault().await;
+    let (vault, op, store) = db.open().await;
     let mail = Arc::new(Mailbox::default());
     vault.use_notifier(mail.clone());
     let (customer, dpo) = consenting_customer(
         &vault,
+        op,
         ("Pia Portal", "pia.portal@example.com", "+41 21 555 0123"),
     )
     .await;
@@ -436,7 +438,11 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
         page.contains("Send me a code"),
         "the session outlived the erasure"
     );
-    assert!(vault.get_customer(customer).await.is_err());
+    assert!(
+        crate::support::operator_read(&vault, crate::support::op(), customer)
+            .await
+            .is_err()
+    );
     // A new sign-in finds nobody: the same answer, no mail.
     let (_, _, again) = send(&app, "POST", "/portal/code", Some(&pre), Some(&known)).await;
     assert_eq!(again, p2);
@@ -445,8 +451,8 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
 
     // No personal value in the audit log, and the customer's own steps are there as `subject`.
     vault.flush_audit().await.unwrap();
-    let size = vault.store().audit_size().await.unwrap();
-    let entries = vault.store().audit_entries(0, size).await.unwrap();
+    let size = store.audit_size().await.unwrap();
+    let entries = store.audit_entries(0, size).await.unwrap();
     let text: String = entries
         .iter()
         .map(|e| String::from_utf8_lossy(&e.row.leaf).into_owned())
@@ -474,14 +480,18 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
         created_at: now - 3 * 86_400_000,
         expires_at: now - 2 * 86_400_000,
     };
-    vault.store().insert_portal_code(&old, &[]).await.unwrap();
-    let live = vault.store().portal_code(old.id).await.unwrap();
+    store.insert_portal_code(&old, &[]).await.unwrap();
+    let live = store.portal_code(old.id).await.unwrap();
     assert_eq!(live.as_ref(), Some(&old));
-    let swept = vault.run_retention(false).await.unwrap().sessions;
+    let swept = vault
+        .run_retention(crate::support::op(), false)
+        .await
+        .unwrap()
+        .sessions;
     assert_eq!(swept, 1, "only the dead code goes");
-    assert_eq!(vault.store().portal_code(old.id).await.unwrap(), None);
+    assert_eq!(store.portal_code(old.id).await.unwrap(), None);
     let decoy_id = decoy.split('=').nth(1).unwrap().parse().unwrap();
-    assert!(vault.store().portal_code(decoy_id).await.unwrap().is_some());
+    assert!(store.portal_code(decoy_id).await.unwrap().is_some());
 }
 
 /// What askama makes of a text in HTML.

@@ -6,7 +6,7 @@ use serde_json::Value;
 use sqlx::Row;
 use steward_domain::{Channel, CustomerId, NewCustomer, NewInteraction, NewPurchase, Timestamp};
 
-use crate::support::{TEST_ACTOR, TestDb, backend_tests, run};
+use crate::support::{TestDb, backend_tests, run};
 
 backend_tests!(retention_disposes_what_no_purpose_justifies);
 
@@ -43,13 +43,13 @@ async fn count(db: &TestDb, sql: &str, id: CustomerId) -> i64 {
 }
 
 async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
-    let v = db.vault().await;
+    let (v, op, _) = db.open().await;
     let outlet = v
-        .create_outlet(TEST_ACTOR, "Retention Outlet")
+        .create_outlet(op.into(), "Retention Outlet")
         .await
         .unwrap();
     let active = v
-        .create_customer(TEST_ACTOR, &person("Active Ann"))
+        .create_customer(op.into(), &person("Active Ann"))
         .await
         .unwrap();
     let note = |text: &str| NewInteraction {
@@ -59,15 +59,15 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         occurred_at: Timestamp::now(),
     };
     let old_note = v
-        .add_interaction(TEST_ACTOR, active, &note("old"))
+        .add_interaction(op.into(), active, &note("old"))
         .await
         .unwrap();
-    v.add_interaction(TEST_ACTOR, active, &note("new"))
+    v.add_interaction(op.into(), active, &note("new"))
         .await
         .unwrap();
     let old_buy = v
         .add_purchase(
-            TEST_ACTOR,
+            op.into(),
             active,
             &NewPurchase {
                 item: "Old Watch".into(),
@@ -82,14 +82,14 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         .await
         .unwrap();
     let gone = v
-        .create_customer(TEST_ACTOR, &person("Gone Gus"))
+        .create_customer(op.into(), &person("Gone Gus"))
         .await
         .unwrap();
     let held = v
-        .create_customer(TEST_ACTOR, &person("Held Hal"))
+        .create_customer(op.into(), &person("Held Hal"))
         .await
         .unwrap();
-    v.set_legal_hold(TEST_ACTOR, held, Some("CASE-7"))
+    v.set_legal_hold(op.into(), held, Some("CASE-7"))
         .await
         .unwrap();
     v.flush_audit().await.unwrap();

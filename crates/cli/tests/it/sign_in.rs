@@ -6,7 +6,6 @@ use std::io::Write;
 
 use axum::http::StatusCode;
 use steward_domain::Role;
-use steward_service::Actor;
 
 use crate::support::{Kind, Server, TestDb, backend_tests, oneshot, steward};
 
@@ -50,11 +49,15 @@ async fn leaves(db: &TestDb) -> Vec<String> {
 backend_tests!(staff_sign_in_and_out);
 
 async fn staff_sign_in_and_out(db: TestDb) {
-    let vault = db.vault().await;
-    let op = Actor::Operator("test");
-    let outlet = vault.create_outlet(op, "Geneva").await.unwrap();
+    let (vault, op, _) = db.open().await;
+    let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
     let staff = vault
-        .create_staff(op, "Alice Kowalska", &[Role::SalesAssociate], &[outlet])
+        .create_staff(
+            op.into(),
+            "Alice Kowalska",
+            &[Role::SalesAssociate],
+            &[outlet],
+        )
         .await
         .unwrap();
 
@@ -156,9 +159,9 @@ async fn staff_sign_in_and_out(db: TestDb) {
             .get::<i64, _>(0)
     };
     assert_eq!(sessions().await, 2);
-    assert_eq!(vault.run_retention(true).await.unwrap().sessions, 1);
+    assert_eq!(vault.run_retention(op, true).await.unwrap().sessions, 1);
     assert_eq!(sessions().await, 2, "a dry run deleted");
-    assert_eq!(vault.run_retention(false).await.unwrap().sessions, 1);
+    assert_eq!(vault.run_retention(op, false).await.unwrap().sessions, 1);
     assert_eq!(sessions().await, 1);
 
     // Every attempt is in the audit log, and nothing there spells the login or the password.

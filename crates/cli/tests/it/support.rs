@@ -74,6 +74,12 @@ impl TestDb {
 
     /// Opens the vault as `steward serve` would (creating the key on first use).
     pub async fn vault(&self) -> Vault {
+        self.open().await.0
+    }
+
+    /// [`TestDb::vault`] with the operator's capability that opening hands out, and the store
+    /// beneath (for tests that look under the services, as an attacker with the database would).
+    pub async fn open(&self) -> (Vault, steward_service::Operator, steward_store::DynStore) {
         let (ring, _) =
             steward_service::keys::load_keyring(&self.key_file(), true).expect("keyring");
         let store = steward_store::open(&self.url).await.expect("open store");
@@ -83,12 +89,14 @@ impl TestDb {
             "steward/audit",
         )
         .expect("audit key");
-        let v = Vault::open(store, ring, policy, signer)
+        let (v, operator) = Vault::open(store.clone(), ring, policy, signer)
             .await
             .expect("open vault");
         // Where the binary keeps it by default: beside the master key.
         v.use_erasure_journal(self.dir.path().join("erasures.journal"));
-        v
+        let operator = operator.acting("test");
+        let _ = OPERATOR.set(operator);
+        (v, operator, store)
     }
 
     /// A raw connection pool, to reach under the application as an attacker with the database would.
@@ -147,9 +155,6 @@ impl Drop for TestDb {
         }
     }
 }
-
-/// The actor of writes a test makes directly through the vault.
-pub const TEST_ACTOR: steward_service::Actor<'static> = steward_service::Actor::Operator("test");
 
 /// Runs an async scenario `fn name(db: TestDb)` once on SQLite and once on PostgreSQL.
 macro_rules! backend_tests {
@@ -449,4 +454,82 @@ pub async fn oneshot(
         String::from_utf8_lossy(&bytes).into_owned(),
     ));
     (status, ct, json)
+}
+
+/// The operator's capability as the first vault a test opened handed it out (it names no vault:
+/// it stands for whoever holds the master key, as a test does).
+static OPERATOR: std::sync::OnceLock<steward_service::Operator> = std::sync::OnceLock::new();
+
+/// The test's operator, for helpers that are given only a vault; a vault must have been opened.
+pub fn op() -> steward_service::Operator {
+    *OPERATOR.get().expect("open a vault (TestDb::vault) first")
+}
+
+/// One customer as the operator reads them: decided by the policy and audited, as
+/// `steward export` reads (tests have no undecided read either).
+pub async fn operator_read(
+    v: &Vault,
+    op: steward_service::Operator,
+    id: steward_domain::CustomerId,
+) -> Result<steward_domain::Customer, steward_service::ServiceError> {
+    v.export_customer(op, id).await.map(|e| e.customer)
+}
+
+/// A service client in `role`, authenticated as the API would authenticate its token.
+pub async fn principal(
+    v: &Vault,
+    op: steward_service::Operator,
+    role: steward_domain::Role,
+) -> steward_service::Principal {
+    let (_, token) = v
+        .create_token(op, "test client", steward_service::TokenOwner::Role(role))
+        .await
+        .expect("token");
+    v.authenticate(&token).await.expect("auth").expect("valid")
+}
+
+/// A caller in `role` reading for `purpose`, as a request of the API would.
+pub struct Reader {
+    pub principal: steward_service::Principal,
+    pub purpose: std::sync::Arc<steward_domain::Purpose>,
+}
+
+impl Reader {
+    pub async fn new(
+        v: &Vault,
+        op: steward_service::Operator,
+        role: steward_domain::Role,
+        purpose: &str,
+    ) -> Self {
+        Reader {
+            principal: principal(v, op, role).await,
+            purpose: v.purpose("purpose", purpose).expect("purpose"),
+        }
+    }
+
+    pub fn access(&self) -> steward_service::Access<'_> {
+        steward_service::Access {
+            principal: &self.principal,
+            purpose: &self.purpose,
+            reason: None,
+            break_glass: false,
+        }
+    }
+}
+
+/// The ids of the customers a support agent finds for `service` by a normalised e-mail or
+/// phone (a decided, audited look-up through the blind index).
+pub async fn lookup_ids(
+    v: &Vault,
+    op: steward_service::Operator,
+    kind: &'static str,
+    value: &str,
+) -> Vec<steward_domain::CustomerId> {
+    let agent = Reader::new(v, op, steward_domain::Role::SupportAgent, "service").await;
+    v.lookup_customers(&agent.access(), kind, value)
+        .await
+        .expect("look-up")
+        .into_iter()
+        .map(|c| c.id)
+        .collect()
 }

@@ -318,7 +318,7 @@ async fn mutate(pool: &sqlx::AnyPool, rng: &mut Rng, kind: u64) -> Undo {
 }
 
 async fn audit_verify_detects_every_tampering(db: TestDb) {
-    let v = db.vault().await;
+    let (v, _, store) = db.open().await;
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let r = steward_api::router(v.clone());
     let id = new_customer(&r, &support, json!({"name": "Tess Tamper"})).await;
@@ -348,10 +348,10 @@ async fn audit_verify_detects_every_tampering(db: TestDb) {
     }
     v.audit_checkpoint().await.unwrap();
     v.flush_audit().await.unwrap();
-    let size = v.store().audit_size().await.unwrap();
-    assert_eq!(v.store().index_audit(1000).await.unwrap(), size);
+    let size = store.audit_size().await.unwrap();
+    assert_eq!(store.index_audit(1000).await.unwrap(), size);
     let key = v.audit_verifier_key().to_owned();
-    let store = v.store().clone();
+    let store = store.clone();
     let verify = || async {
         steward_service::verify_log(&store, &key, |_, _| {})
             .await

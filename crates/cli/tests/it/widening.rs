@@ -154,8 +154,16 @@ async fn no_write_widens_its_authors_reads(db: TestDb) {
         })
         .collect();
     let w = world(&db).await;
-    let staff = w.vault.list_staff().await.unwrap();
-    let outlets = w.vault.list_outlets().await.unwrap();
+    let staff = w
+        .vault
+        .list_staff(crate::support::op().into())
+        .await
+        .unwrap();
+    let outlets = w
+        .vault
+        .list_outlets(crate::support::op().into())
+        .await
+        .unwrap();
     let b = outlets
         .iter()
         .find(|o| o.name == "Outlet B")
