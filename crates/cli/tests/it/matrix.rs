@@ -16,6 +16,99 @@ use crate::support::{TestDb, backend_tests};
 
 backend_tests!(authorisation_matrix);
 
+/// The reads the matrix drives for every role, purpose and consent state.
+const READS: [&str; 3] = [
+    "GET /v1/customers/{id}",
+    "GET /v1/customers/{id}/purchases",
+    "GET /v1/customers/{id}/interactions",
+];
+
+/// `/v1` operations the matrix does not drive, each with where its decision is tested instead.
+/// A new operation fails `every_v1_operation_has_matrix_rows` until it has rows above or a line
+/// here saying why not.
+const NOT_IN_THE_MATRIX: [(&str, &str); 9] = [
+    (
+        "POST /v1/sessions",
+        "signs a staff member in: no decision before it (sign_in.rs)",
+    ),
+    (
+        "DELETE /v1/sessions/current",
+        "ends the caller's own session (sign_in.rs)",
+    ),
+    (
+        "GET /v1/alerts/{id}",
+        "needs an alert first: read_alerts, DPO only (access.rs, holes.rs)",
+    ),
+    (
+        "GET /v1/requests/{id}",
+        "a request's own state decides it (requests.rs)",
+    ),
+    (
+        "GET /v1/requests/{id}/export",
+        "a fulfilled request only (requests.rs)",
+    ),
+    (
+        "POST /v1/requests/{id}/verify",
+        "a request's own state decides it (requests.rs)",
+    ),
+    (
+        "POST /v1/requests/{id}/deny",
+        "a request's own state decides it (requests.rs)",
+    ),
+    (
+        "POST /v1/requests/{id}/revoke",
+        "a request's own state decides it (requests.rs)",
+    ),
+    (
+        "POST /v1/requests/{id}/confirm",
+        "the customer's code decides it (requests.rs)",
+    ),
+];
+
+/// Every `/v1` operation of the OpenAPI document has matrix rows, or a reason in
+/// [`NOT_IN_THE_MATRIX`]: a route added without them fails here (issue 16, part 6).
+#[tokio::test]
+async fn every_v1_operation_has_matrix_rows() {
+    let db = TestDb::new(crate::support::Kind::Sqlite).await;
+    let router = steward_api::router(db.vault().await);
+    let (s, _, body) =
+        crate::support::oneshot_raw(&router, None, "GET", "/openapi.json", None, None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let doc: Value = serde_json::from_slice(&body).unwrap();
+    let mut covered: BTreeSet<String> = READS.iter().map(|r| (*r).to_owned()).collect();
+    for (method, template, ..) in writes("o", "s") {
+        let path = template
+            .split('?')
+            .next()
+            .unwrap()
+            .replace("{fresh}", "{id}");
+        covered.insert(format!("{method} {path}"));
+    }
+    let exempt: BTreeSet<&str> = NOT_IN_THE_MATRIX.iter().map(|(op, _)| *op).collect();
+    let mut missing = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for method in ops.as_object().unwrap().keys() {
+            let op = format!("{} {path}", method.to_uppercase()).replace("{key}", "analytics");
+            if !covered.contains(&op) && !exempt.contains(op.as_str()) {
+                missing.push(op);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "operations with no matrix rows (add rows, or a reason to NOT_IN_THE_MATRIX): {missing:?}"
+    );
+    for op in exempt {
+        assert!(
+            !covered.contains(op),
+            "{op} has rows now: take it off NOT_IN_THE_MATRIX"
+        );
+    }
+}
+
 const PURPOSES: [&str; 7] = [
     "service",
     "order_fulfilment",
@@ -245,6 +338,22 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![SupportAgent, Dpo],
             StatusCode::OK,
         ),
+        // A list or look-up under a purpose the caller's roles may not declare is refused as a
+        // whole; the DPO may declare any (and, without a reason, is shown nobody in it).
+        (
+            "GET",
+            "/v1/customers?purpose=service",
+            None,
+            vec![SalesAssociate, StoreManager, SupportAgent, Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/customers/lookup?purpose=service",
+            Some(json!({"email": "m@example.com"})),
+            vec![SalesAssociate, StoreManager, SupportAgent, Dpo],
+            StatusCode::OK,
+        ),
         // Each erasure cell gets a customer of its own ({fresh}): an erased one is gone.
         (
             "DELETE",
@@ -437,5 +546,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 26));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 28));
 }
