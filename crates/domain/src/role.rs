@@ -42,17 +42,15 @@ impl Role {
         Role::Monitoring,
     ];
     /// [`Role::ALL`] and the operator's: every role the policy can meet.
-    pub const EVERY: [Role; 9] = [
-        Role::Admin,
-        Role::SalesAssociate,
-        Role::StoreManager,
-        Role::SupportAgent,
-        Role::Marketing,
-        Role::Analyst,
-        Role::Dpo,
-        Role::Monitoring,
-        Role::Operator,
-    ];
+    pub const EVERY: [Role; 9] = {
+        let mut every = [Role::Operator; 9];
+        let mut i = 0;
+        while i < Role::ALL.len() {
+            every[i] = Role::ALL[i];
+            i += 1;
+        }
+        every
+    };
 
     /// The wire name, e.g. `sales_associate`.
     pub fn as_str(self) -> &'static str {

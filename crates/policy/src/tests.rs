@@ -37,7 +37,12 @@ impl Case {
 
     fn decide(&self, p: &Policy) -> Decision {
         let purpose = purpose(self.purpose);
-        let req = ReadRequest {
+        p.decide_read(&self.request(&purpose), &Field::ALL)
+    }
+
+    /// The read this case describes, for `purpose` (the case's, looked up by the caller).
+    fn request<'a>(&'a self, purpose: &'a Purpose) -> ReadRequest<'a> {
+        ReadRequest {
             asker: Asker {
                 id: "staff-1".into(),
                 roles: &self.roles,
@@ -48,14 +53,13 @@ impl Case {
                 outlets: &self.customer_outlets,
                 restricted: self.restricted,
             },
-            purpose: &purpose,
+            purpose,
             consented: self.consented,
             has_reason: self.reason,
             reason_length: if self.reason { 30 } else { 0 },
             break_glass: self.break_glass,
             now: Timestamp::now(),
-        };
-        p.decide_read(&req, &Field::ALL)
+        }
     }
 }
 
@@ -453,24 +457,7 @@ fn a_read_without_its_context_is_denied() {
     assert!(with.fields.iter().any(|f| f.outcome == Outcome::Show));
     // …without one, nothing.
     let purpose = purpose("service");
-    let req = ReadRequest {
-        asker: Asker {
-            id: "staff-1".into(),
-            roles: &case.roles,
-            outlets: &[],
-        },
-        subject: Subject {
-            id: CustomerId::new(),
-            outlets: &[],
-            restricted: false,
-        },
-        purpose: &purpose,
-        consented: true,
-        has_reason: true,
-        reason_length: 30,
-        break_glass: false,
-        now: Timestamp::now(),
-    };
+    let req = case.request(&purpose);
     let without = p.evaluate_read_with(&req, &Field::ALL, |_, _| None);
     assert_eq!(without.fields.len(), Field::ALL.len());
     for f in &without.fields {

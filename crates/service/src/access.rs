@@ -309,12 +309,7 @@ impl Vault {
         fields: &[Field],
         serves: fn(&Decision) -> bool,
     ) -> ServiceResult<Decision> {
-        let facts = self
-            .inner
-            .store
-            .access_facts(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
+        let facts = self.access_facts(id).await?;
         self.decide_with(access, id, &facts, fields, serves).await
     }
 
@@ -522,6 +517,15 @@ impl Vault {
         Ok(rows.into_iter().map(|a| Alert::new(a, None)).collect())
     }
 
+    /// The facts the policy decides customer `id` by (outlets, restriction); `NotFound` if none.
+    async fn access_facts(&self, id: CustomerId) -> ServiceResult<steward_store::AccessFacts> {
+        self.inner
+            .store
+            .access_facts(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))
+    }
+
     /// Whether the policy would let `principal` read customer `id` for `purpose` beyond the usual
     /// rules (break-glass, with a reason long enough): the console offers the form only then. A
     /// hypothetical read: nothing is opened, nothing recorded; consent is taken as given, since
@@ -532,12 +536,7 @@ impl Vault {
         purpose: &Purpose,
         id: CustomerId,
     ) -> ServiceResult<bool> {
-        let facts = self
-            .inner
-            .store
-            .access_facts(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
+        let facts = self.access_facts(id).await?;
         let req = ReadRequest {
             asker: principal.asker(),
             subject: Subject {
@@ -582,14 +581,7 @@ impl Vault {
         customer: Option<CustomerId>,
     ) -> ServiceResult<()> {
         let facts = match customer {
-            Some(id) => Some((
-                id,
-                self.inner
-                    .store
-                    .access_facts(id)
-                    .await?
-                    .ok_or(ServiceError::NotFound("customer"))?,
-            )),
+            Some(id) => Some((id, self.access_facts(id).await?)),
             None => None,
         };
         let subject = facts.as_ref().map(|(id, f)| Subject {
@@ -769,12 +761,7 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
-        let facts = self
-            .inner
-            .store
-            .access_facts(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
+        let facts = self.access_facts(id).await?;
         let decision = self
             .decide_with(
                 access,

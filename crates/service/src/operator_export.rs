@@ -32,17 +32,6 @@ pub struct ExportPage {
     pub next: Option<CustomerId>,
 }
 
-/// What the audit entry of an exported customer names: every part of the record, no value.
-const EXPORTED: [&str; 7] = [
-    "name",
-    "email",
-    "phone",
-    "address",
-    "date_of_birth",
-    "purchases",
-    "interactions",
-];
-
 /// Interactions or purchases read a page at a time.
 const ACTIVITY_PAGE: u32 = 500;
 
@@ -119,7 +108,7 @@ impl Vault {
                     Actor::Operator(operator),
                     "export",
                     Some(*id),
-                    &EXPORTED,
+                    &crate::vault::WHOLE_RECORD,
                     Default::default(),
                     "exported",
                 )

@@ -371,16 +371,7 @@ impl Vault {
         let truncated = purchases.len() > limit || interactions.len() > limit;
         purchases.truncate(limit);
         interactions.truncate(limit);
-        let fields = [
-            "name",
-            "email",
-            "phone",
-            "address",
-            "date_of_birth",
-            "purchases",
-            "communications",
-        ];
-        let entry = self.portal_entry(s, "portal.view", &fields);
+        let entry = self.portal_entry(s, "portal.view", &crate::vault::WHOLE_RECORD);
         self.inner.store.record_audit(&[entry]).await?;
         Ok(PortalOverview {
             customer,

@@ -39,6 +39,18 @@ pub struct Staff {
     pub outlet_ids: Vec<OutletId>,
 }
 
+/// Every part of a customer's record, as an audit entry names what a whole-record act touched
+/// (the portal's view, the operator's export): names only, never a value.
+pub(crate) const WHOLE_RECORD: [&str; 7] = [
+    "name",
+    "email",
+    "phone",
+    "address",
+    "date_of_birth",
+    "purchases",
+    "communications",
+];
+
 const BLIND_INDEX_KEY: &str = "blind_index";
 const DIRECTORY_KEY: &str = "directory";
 const RECEIPT_KEY: &str = "receipt_signing";
