@@ -15,7 +15,7 @@ mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::get;
 use steward_service::Vault;
 
 pub use extract::{BODY_LIMIT, parse_json};
@@ -70,80 +70,11 @@ pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
         vault,
         limits: std::sync::Arc::new(limits),
     };
-    let v1 = Router::new()
-        .route(
-            "/purposes",
-            get(routes::purposes::list).post(routes::purposes::create),
-        )
-        .route("/purposes/{key}", patch(routes::purposes::update))
-        .route("/alerts", get(routes::admin::list_alerts))
-        .route("/alerts/{id}", get(routes::admin::get_alert))
-        .route("/sessions", post(routes::sessions::sign_in))
-        .route("/sessions/current", delete(routes::sessions::sign_out))
-        .route("/audit/checkpoint", get(routes::audit::checkpoint))
-        .route("/audit/public-key", get(routes::audit::public_key))
-        .route("/audit/entries", get(routes::audit::entries))
-        .route("/audit/proof/inclusion", get(routes::audit::inclusion))
-        .route("/audit/proof/consistency", get(routes::audit::consistency))
-        .route(
-            "/outlets",
-            get(routes::admin::list_outlets).post(routes::admin::create_outlet),
-        )
-        .route(
-            "/staff",
-            get(routes::admin::list_staff).post(routes::admin::create_staff),
-        )
-        .route(
-            "/customers",
-            get(routes::customers::list).post(routes::customers::create),
-        )
-        .route("/customers/lookup", post(routes::customers::lookup))
-        .route(
-            "/customers/{id}",
-            get(routes::customers::get_one)
-                .patch(routes::customers::update)
-                .delete(routes::erasure::erase),
-        )
-        .route(
-            "/requests",
-            get(routes::requests::list).post(routes::requests::create),
-        )
-        .route("/requests/{id}", get(routes::requests::get_one))
-        .route("/requests/{id}/verify", post(routes::requests::verify))
-        .route("/requests/{id}/deny", post(routes::requests::deny))
-        .route("/requests/{id}/confirm", post(routes::requests::confirm))
-        .route(
-            "/customers/{id}/verified-fields",
-            put(routes::customers::set_verified_fields),
-        )
-        .route("/requests/{id}/revoke", post(routes::requests::revoke))
-        .route("/requests/{id}/export", get(routes::requests::export))
-        .route(
-            "/customers/{id}/legal-hold",
-            put(routes::erasure::set_hold).delete(routes::erasure::lift_hold),
-        )
-        .route(
-            "/customers/{id}/interactions",
-            get(routes::activity::list_interactions).post(routes::activity::add_interaction),
-        )
-        .route(
-            "/customers/{id}/purchases",
-            get(routes::activity::list_purchases).post(routes::activity::add_purchase),
-        )
-        .route("/customers/{id}/access-log", get(routes::audit::access_log))
-        .route(
-            "/customers/{id}/consents",
-            get(routes::activity::consents).post(routes::activity::record_consent),
-        );
+    let (api, _) = routes::api().split_for_parts();
     Router::new()
-        .nest("/v1", v1)
+        .merge(api)
         .merge(console::routes())
         .merge(portal::routes())
-        .route("/healthz", get(routes::system::healthz))
-        .route("/metrics", get(routes::system::metrics))
-        .route("/openapi.json", get(routes::system::openapi))
-        .route("/.well-known/gpc.json", get(routes::system::gpc))
-        .route("/.well-known/jwks.json", get(routes::system::jwks))
         .fallback(routes::system::no_route)
         .method_not_allowed_fallback(routes::system::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

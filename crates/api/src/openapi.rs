@@ -23,19 +23,6 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Steward", description = "A privacy-by-design CRM core. Every read of personal data declares `?purpose=`."),
-    paths(
-        routes::customers::create, routes::customers::get_one, routes::customers::list, routes::customers::update, routes::customers::lookup,
-        routes::erasure::erase, routes::erasure::set_hold, routes::erasure::lift_hold,
-        routes::requests::create, routes::requests::list, routes::requests::get_one, routes::requests::verify,
-        routes::requests::deny, routes::requests::revoke, routes::requests::export, routes::requests::confirm,
-        routes::customers::set_verified_fields,
-        routes::activity::add_interaction, routes::activity::list_interactions, routes::activity::add_purchase, routes::activity::list_purchases,
-        routes::activity::record_consent, routes::activity::consents,
-        routes::purposes::list, routes::purposes::create, routes::purposes::update, routes::admin::list_alerts, routes::admin::get_alert, routes::admin::create_outlet, routes::admin::list_outlets, routes::admin::create_staff, routes::admin::list_staff,
-        routes::audit::checkpoint, routes::audit::public_key, routes::audit::entries, routes::audit::inclusion, routes::audit::consistency, routes::audit::access_log,
-        routes::sessions::sign_in, routes::sessions::sign_out,
-        routes::system::healthz, routes::system::metrics,
-    ),
     components(schemas(crate::Problem, PageOf<steward_domain::CustomerView>)),
     modifiers(&BearerAuth)
 )]
@@ -84,7 +71,9 @@ fn problems_as_problem_json(doc: &mut serde_json::Value) {
 pub fn openapi_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        let mut doc = ApiDoc::openapi();
+        doc.merge(routes::api().into_openapi());
+        let mut doc = serde_json::to_value(doc).unwrap_or_default();
         problems_as_problem_json(&mut doc);
         serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
     })

@@ -183,3 +183,12 @@ pub async fn consents(
     let id: CustomerId = path_id(&id)?;
     Ok(Json(s.vault.consent_state(&p, id).await?))
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list_interactions, add_interaction))
+        .routes(utoipa_axum::routes!(list_purchases, add_purchase))
+        .routes(utoipa_axum::routes!(consents, record_consent))
+}

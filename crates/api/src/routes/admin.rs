@@ -153,3 +153,13 @@ pub async fn get_alert(
     let id = uuid::Uuid::try_parse(&id).map_err(|_| Problem::not_found("alert"))?;
     Ok(Json(s.vault.alert_with_reason(&p, id).await?))
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list_outlets, create_outlet))
+        .routes(utoipa_axum::routes!(list_staff, create_staff))
+        .routes(utoipa_axum::routes!(list_alerts))
+        .routes(utoipa_axum::routes!(get_alert))
+}

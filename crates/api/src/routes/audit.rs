@@ -219,3 +219,15 @@ pub async fn access_log(
             .collect(),
     }))
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(checkpoint))
+        .routes(utoipa_axum::routes!(public_key))
+        .routes(utoipa_axum::routes!(entries))
+        .routes(utoipa_axum::routes!(inclusion))
+        .routes(utoipa_axum::routes!(consistency))
+        .routes(utoipa_axum::routes!(access_log))
+}

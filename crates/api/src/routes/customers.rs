@@ -184,3 +184,13 @@ pub async fn set_verified_fields(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list, create))
+        .routes(utoipa_axum::routes!(lookup))
+        .routes(utoipa_axum::routes!(get_one, update))
+        .routes(utoipa_axum::routes!(set_verified_fields))
+}

@@ -73,3 +73,11 @@ pub async fn lift_hold(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(erase))
+        .routes(utoipa_axum::routes!(set_hold, lift_hold))
+}

@@ -12,6 +12,21 @@ pub mod system;
 
 use serde::Serialize;
 
+/// Every documented route of the API (under `/v1`, and `/healthz`, `/metrics`), with the OpenAPI
+/// paths the handlers' annotations give them.
+pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .merge(customers::routes())
+        .merge(activity::routes())
+        .merge(erasure::routes())
+        .merge(requests::routes())
+        .merge(purposes::routes())
+        .merge(admin::routes())
+        .merge(audit::routes())
+        .merge(sessions::routes())
+        .merge(system::routes())
+}
+
 /// A page of items with the cursor for the next page (absent on the last page).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PageOf<T> {

@@ -209,3 +209,16 @@ pub async fn confirm(
     let id: RequestId = path_id(&id)?;
     Ok(Json(s.vault.confirm_request(&p, id).await?))
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(list, create))
+        .routes(utoipa_axum::routes!(get_one))
+        .routes(utoipa_axum::routes!(verify))
+        .routes(utoipa_axum::routes!(deny))
+        .routes(utoipa_axum::routes!(revoke))
+        .routes(utoipa_axum::routes!(export))
+        .routes(utoipa_axum::routes!(confirm))
+}

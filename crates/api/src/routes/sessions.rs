@@ -93,3 +93,11 @@ pub async fn sign_out(State(s): State<AppState>, Auth(p): Auth) -> Result<Status
     s.vault.sign_out(&p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(sign_in))
+        .routes(utoipa_axum::routes!(sign_out))
+}

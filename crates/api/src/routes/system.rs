@@ -70,3 +70,15 @@ pub async fn no_route() -> Problem {
 pub async fn method_not_allowed() -> Problem {
     Problem::method_not_allowed()
 }
+
+/// This module's routes, each registered with its OpenAPI path from the handler's annotation
+/// (one place per endpoint).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(metrics))
+        // Served, not documented: the document itself and the well-known files.
+        .route("/openapi.json", axum::routing::get(openapi))
+        .route("/.well-known/gpc.json", axum::routing::get(gpc))
+        .route("/.well-known/jwks.json", axum::routing::get(jwks))
+}
