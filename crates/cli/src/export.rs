@@ -66,7 +66,7 @@ async fn export_subject(
         .parse()
         .map_err(|_| anyhow::anyhow!("--customer: not a customer id"))?;
     let export = vault
-        .export_subject(operator.into(), id)
+        .operator_export_subject(operator, id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     vault.flush_audit().await?;
@@ -133,7 +133,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         "Exported {n} customers. The export holds personal data in clear: protect and delete it."
     );
     if refused > 0 {
-        eprintln!("The access policy refused {refused} customers; they are not in the export.");
+        // A partial export must not pass for a whole one (a replaced policy may lack the
+        // operator's permit): say so, and fail.
+        eprintln!(
+            "The access policy refused {refused} customers (policy `operator` permits \
+             export_customer); they are not in the export."
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }

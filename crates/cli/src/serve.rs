@@ -162,7 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     anyhow::anyhow!("--bulk-limit {spec}: N must be a number or none")
                 })?)
             };
-        vault.bulk_guard().set_limit(role, limit);
+        vault.set_bulk_limit(operator, role, limit);
     }
     let mut token = None;
     let mut sample = None;

@@ -161,13 +161,17 @@ pub async fn sample_email(vault: &Vault, operator: Operator) -> ServiceResult<Op
     };
     match vault.lookup_ids("phone", &phone).await?.first() {
         Some(id) => {
+            let actor = Actor::Operator(operator);
             vault
-                .record_read(
-                    Actor::Operator(operator),
-                    "demo_sample",
+                .authorize_actor(
+                    actor,
+                    steward_policy::Action::ExportCustomer,
                     Some(*id),
-                    &["email"],
+                    false,
                 )
+                .await?;
+            vault
+                .record_read(actor, "demo_sample", Some(*id), &["email"])
                 .await?;
             Ok(vault.get_customer(*id).await?.email)
         }

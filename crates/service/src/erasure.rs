@@ -267,8 +267,13 @@ impl Vault {
         actor: Actor<'_>,
         id: CustomerId,
     ) -> ServiceResult<ErasureReport> {
-        self.authorize_actor(actor, steward_policy::Action::EraseCustomer, Some(id), true)
-            .await?;
+        self.authorize_actor(
+            actor,
+            steward_policy::Action::EraseCustomer,
+            Some(id),
+            false,
+        )
+        .await?;
         self.erase_authorized(actor, id, "request").await
     }
 

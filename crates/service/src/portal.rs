@@ -31,18 +31,29 @@ const SESSION_MS: i64 = 30 * 60 * 1000;
 /// Most purchases and interactions the overview lists (the export holds all).
 const OVERVIEW_ROWS: u32 = 200;
 
-/// A customer signed in to the portal.
+/// A customer signed in to the portal. Made only here, from a checked code or session cookie: it
+/// is the customer's capability to act on their own data, so no other crate can build one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalSession {
     /// The session.
-    pub id: Uuid,
+    pub(crate) id: Uuid,
     /// Whose portal it is.
-    pub customer_id: CustomerId,
+    pub(crate) customer_id: CustomerId,
     /// When it ends.
-    pub expires_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
 }
 
 impl PortalSession {
+    /// Whose portal it is.
+    pub fn customer_id(&self) -> CustomerId {
+        self.customer_id
+    }
+
+    /// When it ends.
+    pub fn expires_at(&self) -> Timestamp {
+        self.expires_at
+    }
+
     /// When the session began (sessions last a fixed time).
     pub fn began_at(&self) -> Timestamp {
         Timestamp(self.expires_at.millis() - SESSION_MS)

@@ -253,9 +253,28 @@ fn usage_items(leaves: &[(u64, AuditLeaf)]) -> (Vec<UsageOut<'_>>, Vec<Value>) {
 }
 
 impl Vault {
+    /// A customer's data-subject export for the operator (`steward export --customer`), if the
+    /// policy lets the operator export them (`export_customer`).
+    pub async fn operator_export_subject(
+        &self,
+        operator: crate::Operator,
+        id: CustomerId,
+    ) -> ServiceResult<SubjectExport> {
+        let actor = Actor::Operator(operator);
+        self.authorize_actor(
+            actor,
+            steward_policy::Action::ExportCustomer,
+            Some(id),
+            false,
+        )
+        .await?;
+        self.export_subject(actor, id).await
+    }
+
     /// Everything held about a customer as a ZIP (JSON, CSV per entity, manifest), recorded in
-    /// the audit log as an `export_subject` entry.
-    pub async fn export_subject(
+    /// the audit log as an `export_subject` entry before it is returned; the caller has decided
+    /// (a fulfilled request, the customer in the portal, the operator).
+    pub(crate) async fn export_subject(
         &self,
         actor: Actor<'_>,
         id: CustomerId,

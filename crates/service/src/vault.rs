@@ -175,9 +175,10 @@ impl Vault {
         format!("p_{hex}")
     }
 
-    /// The bulk-access guard (to configure its limits).
-    pub fn bulk_guard(&self) -> &crate::BulkGuard {
-        &self.inner.bulk
+    /// Sets the bulk-access limit of `role` (`None` lifts it): the operator's setting
+    /// (`serve --bulk-limit`), so a layer given only the vault cannot lift a limit.
+    pub fn set_bulk_limit(&self, _operator: Operator, role: Role, limit: Option<usize>) {
+        self.inner.bulk.set_limit(role, limit);
     }
 
     /// The backend's name, for the start-up log line.
@@ -860,9 +861,12 @@ impl Vault {
         Ok(id)
     }
 
-    /// All staff, names unsealed, if the policy lets `actor` read the directory.
+    /// All staff, names unsealed, if the policy lets `actor` read the directory; the read is an
+    /// audit entry (staff names are personal data too).
     pub async fn list_staff(&self, actor: Actor<'_>) -> ServiceResult<Vec<Staff>> {
         self.authorize_actor(actor, Action::ReadDirectory, None, false)
+            .await?;
+        self.record_read(actor, "read_staff", None, &["staff"])
             .await?;
         let rows = self.inner.store.list_staff().await?;
         rows.into_iter()

@@ -254,7 +254,7 @@ async fn sign_in(
                 return message_page(None, e.into());
             }
             let ttl =
-                (session.expires_at.millis() - steward_domain::Timestamp::now().millis()) / 1000;
+                (session.expires_at().millis() - steward_domain::Timestamp::now().millis()) / 1000;
             with_cookies(
                 Redirect::to("/portal").into_response(),
                 &[

@@ -113,7 +113,7 @@ pub async fn run_export(history: usize, runs: usize) -> anyhow::Result<()> {
     let mut size = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        let export = vault.export_subject(operator.into(), id).await?;
+        let export = vault.operator_export_subject(operator, id).await?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
         size = export.zip.len();
     }

@@ -566,8 +566,7 @@ async fn break_glass_and_bulk_access_alert_the_dpo(db: TestDb) {
     // Bulk access: Bob may read two distinct customers an hour; the third read is refused, and
     // so is every read after it, with one alert.
     w.vault
-        .bulk_guard()
-        .set_limit(Role::SalesAssociate, Some(2));
+        .set_bulk_limit(crate::support::op(), Role::SalesAssociate, Some(2));
     let mut ids = vec![id.clone()];
     for n in 0..2 {
         let (_, c) = call(

@@ -827,3 +827,51 @@ async fn the_export_is_an_entry_per_customer(db: TestDb) {
         assert!(store.count_audit_entries(*id).await.unwrap() >= 2);
     }
 }
+
+/// An export under a policy with no `operator` permit (a replaced policy file written before it
+/// existed) opens nobody, records no export of anyone, and fails rather than pass an empty file
+/// for a whole one.
+#[tokio::test]
+async fn an_export_the_policy_refuses_fails() {
+    let db = TestDb::new(crate::support::Kind::Sqlite).await;
+    let (v, op, store) = db.open().await;
+    let input: steward_domain::CustomerInput =
+        serde_json::from_value(json!({"name": "Refused Export"})).unwrap();
+    v.create_customer(op.into(), &input.validate().unwrap())
+        .await
+        .unwrap();
+    v.flush_audit().await.unwrap();
+    drop(v);
+    let without = steward_policy::DEFAULT_POLICIES
+        .split("@id(\"operator\")")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!without.contains("export_customer"));
+    let policy = db.dir.path().join("no-operator.cedar");
+    std::fs::write(&policy, without).unwrap();
+    let out = db.dir.path().join("everything.jsonl");
+    let (code, o, e) = crate::support::run(
+        &[
+            "export",
+            "--policy-file",
+            policy.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("refused 1 customers"), "{e}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    let size = store.audit_size().await.unwrap();
+    let exported = store
+        .audit_entries(0, size)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf).unwrap())
+        .filter(|l| l.action == "export")
+        .count();
+    assert_eq!(exported, 0);
+}
