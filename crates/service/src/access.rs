@@ -469,7 +469,7 @@ impl Vault {
             detail,
             reason,
         };
-        Ok(self.inner.store.insert_alert(&row).await?)
+        Ok(self.inner.stores.alerts.insert_alert(&row).await?)
     }
 
     /// One access alert with its reason opened, for the DPO; the opening is itself an audit entry
@@ -478,7 +478,8 @@ impl Vault {
         self.authorize(principal, Action::ReadAlerts, None).await?;
         let row = self
             .inner
-            .store
+            .stores
+            .alerts
             .get_alert(id.as_bytes())
             .await?
             .ok_or(ServiceError::NotFound("alert"))?;
@@ -495,7 +496,7 @@ impl Vault {
                     },
                     "show",
                 );
-                self.inner.store.record_audit(&[entry]).await?;
+                self.inner.stores.audit.record_audit(&[entry]).await?;
                 match self.data_key_of(c).await {
                     Ok(dk) => Some(seal::open_alert_reason(&dk, c, id, sealed)?),
                     // Erased: the key is gone, and the reason with it.
@@ -513,14 +514,15 @@ impl Vault {
         self.authorize(principal, Action::ReadAlerts, None).await?;
         self.record_read(crate::Actor::Principal(principal), "read_alerts", None, &[])
             .await?;
-        let rows = self.inner.store.list_alerts(None, limit).await?;
+        let rows = self.inner.stores.alerts.list_alerts(None, limit).await?;
         Ok(rows.into_iter().map(|a| Alert::new(a, None)).collect())
     }
 
     /// The facts the policy decides customer `id` by (outlets, restriction); `NotFound` if none.
     async fn access_facts(&self, id: CustomerId) -> ServiceResult<steward_store::AccessFacts> {
         self.inner
-            .store
+            .stores
+            .customers
             .access_facts(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))
@@ -607,7 +609,8 @@ impl Vault {
     ) -> ServiceResult<CustomerView> {
         let (row, key, facts) = self
             .inner
-            .store
+            .stores
+            .customers
             .get_customer_for_read(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
@@ -625,7 +628,8 @@ impl Vault {
         let purchase_summary = if decision.outcome(Field::PurchaseHistory) == Outcome::Abstract {
             let rows = self
                 .inner
-                .store
+                .stores
+                .activity
                 .list_purchases(id, None, ABSTRACTION_SCAN)
                 .await?;
             let purchases = rows
@@ -648,7 +652,12 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
         self.check_declarable(access)?;
-        let ids = self.inner.store.list_customer_ids(after, limit).await?;
+        let ids = self
+            .inner
+            .stores
+            .customers
+            .list_customer_ids(after, limit)
+            .await?;
         let next = if ids.len() as u32 == limit {
             ids.last().copied()
         } else {
@@ -681,7 +690,7 @@ impl Vault {
                 "asked",
                 "none",
             );
-            self.inner.store.record_audit(&[e]).await?;
+            self.inner.stores.audit.record_audit(&[e]).await?;
         }
         self.read_each(access, ids).await
     }

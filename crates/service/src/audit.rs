@@ -15,7 +15,7 @@ use steward_crypto::merkle::{self, Hash};
 use steward_crypto::{Checkpoint, NoteSigner};
 use steward_domain::AuditLeaf;
 use steward_store::{
-    AuditAppender, AuditEntryRow, AuditExtension, AuditSealer, DynStore, StoredAuditEntry,
+    AuditAppender, AuditEntryRow, AuditExtension, AuditSealer, AuditStore, StoredAuditEntry,
 };
 use tokio::sync::oneshot;
 
@@ -152,7 +152,7 @@ pub(crate) struct AuditLog {
 impl AuditLog {
     /// Sets up the writer, idle until the first entry, and a ticker that has it drain the
     /// outbox, index and sign when nothing else wakes it.
-    pub(crate) fn start(store: DynStore, signer: NoteSigner) -> Self {
+    pub(crate) fn start(store: Arc<dyn AuditStore>, signer: NoteSigner) -> Self {
         let verifier_key = signer.verifier_key();
         let sealer = Arc::new(TreeSealer::new(signer));
         let now = Instant::now();
@@ -314,7 +314,7 @@ async fn gather(shared: &Shared) {
 
 /// What the writer keeps between batches.
 struct Writer {
-    store: DynStore,
+    store: Arc<dyn AuditStore>,
     /// Opened at the first append (and again after a failure).
     appender: Option<Box<dyn AuditAppender>>,
     sealer: Arc<TreeSealer>,
@@ -418,7 +418,7 @@ impl Writer {
     async fn sign_if_quiet(&mut self) {
         if self.unsigned && self.last_append.elapsed() >= SIGN_WHEN_IDLE {
             if let Some(t) = &self.tip {
-                sign_tail(&self.store, &self.sealer, t).await;
+                sign_tail(&*self.store, &self.sealer, t).await;
             }
             self.unsigned = false;
         }
@@ -432,7 +432,7 @@ const DRAIN_EVERY: Duration = Duration::from_millis(100);
 const SIGN_WHEN_IDLE: Duration = Duration::from_millis(500);
 
 /// Signs and stores a checkpoint at `tip` unless one at least that large exists.
-async fn sign_tail(store: &DynStore, sealer: &TreeSealer, tip: &steward_store::AuditTip) {
+async fn sign_tail(store: &dyn AuditStore, sealer: &TreeSealer, tip: &steward_store::AuditTip) {
     let covered = match store.latest_audit_checkpoint().await {
         Ok(latest) => latest.is_some_and(|(at, _)| at >= tip.size),
         Err(e) => {
@@ -456,7 +456,7 @@ const INDEX_EVERY: Duration = Duration::from_secs(1);
 
 /// The stored tree hashes at `indexes`, read from the entries whose appends wrote them.
 async fn stored_hashes(
-    store: &DynStore,
+    store: &dyn AuditStore,
     indexes: &[u64],
 ) -> ServiceResult<std::collections::HashMap<u64, Hash>> {
     let at: Vec<(u64, (u64, usize))> = indexes
@@ -480,7 +480,7 @@ async fn stored_hashes(
 }
 
 /// The latest signed checkpoint, signing one first if the log has grown past it.
-pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResult<String> {
+pub(crate) async fn checkpoint(store: &dyn AuditStore, log: &AuditLog) -> ServiceResult<String> {
     let size = store.audit_size().await?;
     if let Some((at, note)) = store.latest_audit_checkpoint().await?
         && at >= size
@@ -495,7 +495,7 @@ pub(crate) async fn checkpoint(store: &DynStore, log: &AuditLog) -> ServiceResul
 }
 
 /// The inclusion proof of entry `index` in the tree of `size` entries.
-pub async fn inclusion(store: &DynStore, index: u64, size: u64) -> ServiceResult<Vec<Hash>> {
+pub async fn inclusion(store: &dyn AuditStore, index: u64, size: u64) -> ServiceResult<Vec<Hash>> {
     check_size(store, size).await?;
     let needs = merkle::inclusion_needs(index, size)
         .map_err(|_| steward_domain::ValidationError::new("index", "must be below tree_size"))?;
@@ -505,7 +505,7 @@ pub async fn inclusion(store: &DynStore, index: u64, size: u64) -> ServiceResult
 
 /// The consistency proof from the tree of `first` entries to that of `second`.
 pub(crate) async fn consistency(
-    store: &DynStore,
+    store: &dyn AuditStore,
     first: u64,
     second: u64,
 ) -> ServiceResult<Vec<Hash>> {
@@ -516,7 +516,7 @@ pub(crate) async fn consistency(
     merkle::consistency_proof(first, second, &stored).map_err(|_| ServiceError::Integrity)
 }
 
-async fn check_size(store: &DynStore, size: u64) -> ServiceResult<()> {
+async fn check_size(store: &dyn AuditStore, size: u64) -> ServiceResult<()> {
     if size == 0 || size > store.audit_size().await? {
         return Err(steward_domain::ValidationError::new(
             "tree_size",
@@ -541,7 +541,7 @@ impl crate::Vault {
 
     /// The latest signed checkpoint (a C2SP signed note), signed now if the log outgrew it.
     pub async fn audit_checkpoint(&self) -> ServiceResult<String> {
-        checkpoint(&self.inner.store, &self.inner.audit).await
+        checkpoint(&*self.inner.stores.audit, &self.inner.audit).await
     }
 
     /// Entries `[start, end)` of the audit log (the DPO's), at most 1,000.
@@ -561,7 +561,7 @@ impl crate::Vault {
             .into());
         }
 
-        Ok(self.inner.store.audit_entries(start, end).await?)
+        Ok(self.inner.stores.audit.audit_entries(start, end).await?)
     }
 
     /// The inclusion proof of entry `index` in the tree of `size` entries (the DPO's).
@@ -573,7 +573,7 @@ impl crate::Vault {
     ) -> ServiceResult<Vec<Hash>> {
         self.authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
-        inclusion(&self.inner.store, index, size).await
+        inclusion(&*self.inner.stores.audit, index, size).await
     }
 
     /// The consistency proof between two tree sizes (the DPO's).
@@ -585,7 +585,7 @@ impl crate::Vault {
     ) -> ServiceResult<Vec<Hash>> {
         self.authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
-        consistency(&self.inner.store, first, second).await
+        consistency(&*self.inner.stores.audit, first, second).await
     }
 }
 
@@ -642,13 +642,14 @@ impl crate::Vault {
         before: Option<u64>,
         limit: u32,
     ) -> ServiceResult<AccessLog> {
-        let note = checkpoint(&self.inner.store, &self.inner.audit).await?;
+        let note = checkpoint(&*self.inner.stores.audit, &self.inner.audit).await?;
         let text = note.split("\n\n").next().unwrap_or_default();
         let head = Checkpoint::parse(&format!("{text}\n")).map_err(|_| ServiceError::Integrity)?;
         let before = before.unwrap_or(head.size).min(head.size);
         let entries = self
             .inner
-            .store
+            .stores
+            .audit
             .customer_audit(customer, before, limit)
             .await?;
         let mut needs = Vec::new();
@@ -659,7 +660,7 @@ impl crate::Vault {
         }
         needs.sort_unstable();
         needs.dedup();
-        let stored = stored_hashes(&self.inner.store, &needs).await?;
+        let stored = stored_hashes(&*self.inner.stores.audit, &needs).await?;
         let entries = entries
             .into_iter()
             .map(|entry| {

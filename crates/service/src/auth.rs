@@ -237,7 +237,7 @@ impl Vault {
             }
             TokenOwner::Role(r) => (r.as_str(), None),
             TokenOwner::Staff(s) => {
-                if self.inner.store.get_staff(s).await?.is_none() {
+                if self.inner.stores.directory.get_staff(s).await?.is_none() {
                     return Err(steward_domain::ValidationError::new(
                         "staff",
                         "no such staff member",
@@ -274,7 +274,11 @@ impl Vault {
             &["token"],
             about,
         );
-        self.inner.store.insert_token(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .identity
+            .insert_token(&row, &[entry])
+            .await?;
         Ok((id, issued.token))
     }
 
@@ -304,7 +308,7 @@ impl Vault {
             Some(Remembered::Fresh(p)) => return Ok(Some(p)),
             Some(Remembered::Stale) | None => {}
         }
-        let Some(row) = self.inner.store.get_token(id).await? else {
+        let Some(row) = self.inner.stores.identity.get_token(id).await? else {
             self.inner.tokens.forget(id);
             return Ok(None);
         };
@@ -328,7 +332,7 @@ impl Vault {
             return Ok(None);
         }
         let (roles, outlets) = match row.staff_id {
-            Some(staff) => match self.inner.store.get_staff(staff).await? {
+            Some(staff) => match self.inner.stores.directory.get_staff(staff).await? {
                 Some(s) => (
                     s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
                     s.outlet_ids,

@@ -30,7 +30,7 @@ fn event(r: ConsentRow) -> ConsentEvent {
 impl Vault {
     /// The consent state and history of a customer, without an authorization check.
     pub(crate) async fn consent_ledger(&self, id: CustomerId) -> ServiceResult<ConsentState> {
-        let rows = self.inner.store.consents(id).await?;
+        let rows = self.inner.stores.consents.consents(id).await?;
         Ok(ConsentState::from_history(
             rows.into_iter().map(event).collect(),
         ))
@@ -167,7 +167,11 @@ impl Vault {
                 purpose: Some(&purpose.key),
             },
         );
-        self.inner.store.insert_consent(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .consents
+            .insert_consent(&row, &[entry])
+            .await?;
         Ok((e, receipt))
     }
 
@@ -281,7 +285,7 @@ impl Vault {
         days: usize,
     ) -> ServiceResult<std::collections::BTreeMap<String, Vec<i64>>> {
         self.authorize(principal, Action::ReadAudit, None).await?;
-        let events = self.inner.store.consent_timeline().await?;
+        let events = self.inner.stores.consents.consent_timeline().await?;
         Ok(consent_series(&events, Timestamp::now(), days.max(1)))
     }
 }

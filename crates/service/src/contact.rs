@@ -102,7 +102,8 @@ impl Vault {
         };
         let entry = self.write_entry(actor, "contact_change.requested", Some(id), &["email"]);
         self.inner
-            .store
+            .stores
+            .portal
             .insert_contact_change(&row, &[entry])
             .await?;
         let page = "open the privacy portal's page \"Confirm a change of e-mail address\" (/portal/confirm-address), enter this address and the code";
@@ -169,7 +170,11 @@ impl Vault {
             confirmed_at: Some(now),
         };
         // The update's own audit entry names the phone as written: no second entry.
-        self.inner.store.insert_contact_change(&row, &[]).await?;
+        self.inner
+            .stores
+            .portal
+            .insert_contact_change(&row, &[])
+            .await?;
         if let Some(to) = email {
             self.send_later(
                 to,
@@ -191,14 +196,16 @@ impl Vault {
         let now = Timestamp::now().millis();
         let pending = self
             .inner
-            .store
+            .stores
+            .portal
             .pending_contact_changes(&self.mac("email", &address), now)
             .await?;
         for row in pending {
             // Counted before the comparison, atomically, as for sign-in codes.
             if !self
                 .inner
-                .store
+                .stores
+                .portal
                 .claim_contact_change_try(row.id, CONFIRM_TRIES, now)
                 .await?
             {
@@ -222,7 +229,7 @@ impl Vault {
             "denied",
             "denied",
         );
-        self.inner.store.record_audit(&[entry]).await?;
+        self.inner.stores.audit.record_audit(&[entry]).await?;
         Err(wrong().into())
     }
 
@@ -243,7 +250,8 @@ impl Vault {
         let entry = self.write_entry(actor, "contact_change.confirmed", Some(id), &["email"]);
         if !self
             .inner
-            .store
+            .stores
+            .portal
             .confirm_contact_change(row.id, now, &[entry])
             .await?
         {
@@ -302,7 +310,7 @@ impl Vault {
         id: CustomerId,
         at: Timestamp,
     ) -> ServiceResult<Option<Option<String>>> {
-        let Some(last) = self.inner.store.last_contact_change(id).await? else {
+        let Some(last) = self.inner.stores.portal.last_contact_change(id).await? else {
             return Ok(None);
         };
         let recent = last

@@ -285,7 +285,7 @@ impl Vault {
         id: CustomerId,
         why: &str,
     ) -> ServiceResult<ErasureReport> {
-        match self.inner.store.customer_standing(id).await? {
+        match self.inner.stores.erasure.customer_standing(id).await? {
             CustomerStanding::Absent => return Err(ServiceError::NotFound("customer")),
             CustomerStanding::Held(r) => return Err(ServiceError::LegalHold(r)),
             CustomerStanding::Present => {}
@@ -353,7 +353,8 @@ impl Vault {
         );
         Ok(self
             .inner
-            .store
+            .stores
+            .erasure
             .erase_customer(id, seq, at.millis(), PURGE_INLINE + 1, &[entry])
             .await?)
     }
@@ -362,12 +363,13 @@ impl Vault {
     async fn purge(&self, id: CustomerId) -> ServiceResult<()> {
         while self
             .inner
-            .store
+            .stores
+            .erasure
             .purge_customer(id, PURGE_CHUNK, Timestamp::now().millis())
             .await?
             > 0
         {}
-        self.inner.store.compact().await?;
+        self.inner.stores.maintenance.compact().await?;
         Ok(())
     }
 
@@ -405,7 +407,8 @@ impl Vault {
         );
         if self
             .inner
-            .store
+            .stores
+            .erasure
             .set_legal_hold(id, reference, &[entry])
             .await?
         {
@@ -422,7 +425,8 @@ impl Vault {
         let entries = self.journal()?.read(self)?;
         let known: std::collections::HashMap<CustomerId, steward_store::ErasureRow> = self
             .inner
-            .store
+            .stores
+            .erasure
             .erasures()
             .await?
             .into_iter()
@@ -466,7 +470,7 @@ impl Vault {
                 ),
             }
         }
-        for r in self.inner.store.erasures().await? {
+        for r in self.inner.stores.erasure.erasures().await? {
             if r.purged_at.is_none() {
                 self.purge(r.customer_id).await?;
             }

@@ -45,7 +45,12 @@ impl Vault {
         after: Option<CustomerId>,
         limit: u32,
     ) -> ServiceResult<ExportPage> {
-        let ids = self.inner.store.list_customer_ids(after, limit).await?;
+        let ids = self
+            .inner
+            .stores
+            .customers
+            .list_customer_ids(after, limit)
+            .await?;
         let next = (ids.len() == limit as usize)
             .then(|| ids.last().copied())
             .flatten();
@@ -114,7 +119,7 @@ impl Vault {
                 )
             })
             .collect();
-        Ok(self.inner.store.record_audit(&entries).await?)
+        Ok(self.inner.stores.audit.record_audit(&entries).await?)
     }
 
     /// Opens a customer's profile and all their activity (after the decision and its entry).

@@ -127,7 +127,7 @@ impl Vault {
             Ok(())
         } else {
             let entry = self.portal_entry(s, "portal.fresh_code_refused", &[]);
-            self.inner.store.record_audit(&[entry]).await?;
+            self.inner.stores.audit.record_audit(&[entry]).await?;
             Err(wrong().into())
         }
     }
@@ -140,13 +140,14 @@ impl Vault {
         challenge: Uuid,
         code: &str,
     ) -> ServiceResult<Option<(PortalCodeRow, bool)>> {
-        let Some(row) = self.inner.store.portal_code(challenge).await? else {
+        let Some(row) = self.inner.stores.portal.portal_code(challenge).await? else {
             return Ok(None);
         };
         let now = Timestamp::now().millis();
         let live = self
             .inner
-            .store
+            .stores
+            .portal
             .claim_portal_code_try(challenge, CODE_TRIES, now)
             .await?;
         let good = {
@@ -198,7 +199,11 @@ impl Vault {
             &[],
             About::default(),
         );
-        self.inner.store.insert_portal_code(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .portal
+            .insert_portal_code(&row, &[entry])
+            .await?;
         if let (Some(_), Some(n)) = (customer, self.inner.notifier.get().cloned()) {
             // Not awaited: a known address must not answer slower than an unknown one.
             tokio::task::spawn_blocking(move || {
@@ -240,7 +245,7 @@ impl Vault {
                     "denied",
                     "denied",
                 );
-                self.inner.store.record_audit(&[entry]).await?;
+                self.inner.stores.audit.record_audit(&[entry]).await?;
                 return Err(wrong().into());
             }
         };
@@ -264,7 +269,8 @@ impl Vault {
         );
         if !self
             .inner
-            .store
+            .stores
+            .portal
             .open_portal_session(challenge, &session, &[entry])
             .await?
         {
@@ -288,7 +294,7 @@ impl Vault {
         let Some((id, secret)) = parse_token(token) else {
             return Ok(None);
         };
-        let Some(row) = self.inner.store.portal_session(id).await? else {
+        let Some(row) = self.inner.stores.portal.portal_session(id).await? else {
             self.forget_portal(id);
             return Ok(None);
         };
@@ -344,7 +350,8 @@ impl Vault {
     pub async fn portal_sign_out(&self, s: &PortalSession) -> ServiceResult<()> {
         let entry = self.portal_entry(s, "portal.sign_out", &[]);
         self.inner
-            .store
+            .stores
+            .portal
             .close_portal_session(s.id, &[entry])
             .await?;
         self.forget_portal(s.id);
@@ -383,7 +390,7 @@ impl Vault {
         purchases.truncate(limit);
         interactions.truncate(limit);
         let entry = self.portal_entry(s, "portal.view", &crate::vault::WHOLE_RECORD);
-        self.inner.store.record_audit(&[entry]).await?;
+        self.inner.stores.audit.record_audit(&[entry]).await?;
         Ok(PortalOverview {
             customer,
             purchases,
@@ -508,7 +515,11 @@ impl Vault {
         let row = self.new_request_row(&input).await?;
         let actor = Actor::Subject(crate::auth::Myself(id));
         let entry = self.request_entry(actor, "request.create", &row);
-        self.inner.store.insert_request(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .rights
+            .insert_request(&row, &[entry])
+            .await?;
         let row = self.verified(actor, row, IdentityCheck::EmailCode).await?;
         if kind == RequestType::Erasure {
             self.forget_portal(s.id);
@@ -542,7 +553,7 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<crate::AccessLog> {
         let entry = self.portal_entry(s, "portal.access_log", &[]);
-        self.inner.store.record_audit(&[entry]).await?;
+        self.inner.stores.audit.record_audit(&[entry]).await?;
         self.access_log_of(s.customer_id, before, limit).await
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use steward_domain::purpose::default_purposes;
 use steward_domain::{Purpose, PurposeInput, PurposePatch, ValidationError};
 use steward_policy::Action;
-use steward_store::{DynStore, PurposeRow, StoreError};
+use steward_store::{PurposeRow, PurposeStore, StoreError};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::{Actor, Principal, Vault};
@@ -21,7 +21,7 @@ pub(crate) struct Purposes {
 
 impl Purposes {
     /// Seeds the default purposes where missing and loads all.
-    pub(crate) async fn open(store: &DynStore) -> ServiceResult<Self> {
+    pub(crate) async fn open(store: &dyn PurposeStore) -> ServiceResult<Self> {
         let rows: Vec<PurposeRow> = default_purposes().iter().map(row).collect();
         store.seed_purposes(&rows).await?;
         let me = Self {
@@ -32,7 +32,7 @@ impl Purposes {
     }
 
     /// Reads the registry again from the store.
-    async fn reload(&self, store: &DynStore) -> ServiceResult<()> {
+    async fn reload(&self, store: &dyn PurposeStore) -> ServiceResult<()> {
         let all = store
             .list_purposes()
             .await?
@@ -66,7 +66,7 @@ pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { break };
-            if let Err(e) = inner.purposes.reload(&inner.store).await {
+            if let Err(e) = inner.purposes.reload(&*inner.stores.purposes).await {
                 tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
             }
         }
@@ -144,14 +144,18 @@ impl Vault {
         );
         match self
             .inner
-            .store
+            .stores
+            .purposes
             .insert_purpose(&row(&purpose), &[entry])
             .await
         {
             Err(StoreError::Conflict) => return Err(ServiceError::Conflict("key")),
             other => other?,
         }
-        self.inner.purposes.reload(&self.inner.store).await?;
+        self.inner
+            .purposes
+            .reload(&*self.inner.stores.purposes)
+            .await?;
         tracing::info!(purpose = %purpose.key, version = purpose.notice_version, "purpose registered");
         Ok(purpose)
     }
@@ -174,7 +178,8 @@ impl Vault {
         }
         if !self
             .inner
-            .store
+            .stores
+            .purposes
             .update_purpose(
                 &row(&changed),
                 current.notice_version,
@@ -192,10 +197,16 @@ impl Vault {
             .await?
         {
             // Changed meanwhile (another request or process): the caller should look again.
-            self.inner.purposes.reload(&self.inner.store).await?;
+            self.inner
+                .purposes
+                .reload(&*self.inner.stores.purposes)
+                .await?;
             return Err(ServiceError::Conflict("notice_version"));
         }
-        self.inner.purposes.reload(&self.inner.store).await?;
+        self.inner
+            .purposes
+            .reload(&*self.inner.stores.purposes)
+            .await?;
         tracing::info!(purpose = %changed.key, version = changed.notice_version, "purpose changed");
         Ok(changed)
     }

@@ -40,7 +40,8 @@ impl Vault {
         let entry = self.write_entry(actor, "mark_verified", Some(id), &names);
         if self
             .inner
-            .store
+            .stores
+            .customers
             .set_verified_fields(id, &names, &[entry])
             .await?
         {
@@ -58,7 +59,8 @@ impl Vault {
     ) -> ServiceResult<bool> {
         let verified = self
             .inner
-            .store
+            .stores
+            .customers
             .verified_fields(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
@@ -67,7 +69,7 @@ impl Vault {
 
     /// The customer's profile changes, oldest first, with the previous values opened.
     pub(crate) async fn profile_changes(&self, id: CustomerId) -> ServiceResult<Vec<Value>> {
-        let rows = self.inner.store.changes(id).await?;
+        let rows = self.inner.stores.customers.changes(id).await?;
         if rows.is_empty() {
             return Ok(vec![]);
         }

@@ -112,13 +112,15 @@ impl Vault {
         // A day's grace, so that a session's last requests are still explained by its row.
         report.sessions = self
             .inner
-            .store
+            .stores
+            .identity
             .dead_sessions(now - 86_400_000, !dry_run)
             .await?;
         // Portal codes and sessions, the customer's side of the same.
         report.sessions += self
             .inner
-            .store
+            .stores
+            .portal
             .dead_portal(now - 86_400_000, !dry_run)
             .await?;
         for (r, table, category) in [
@@ -134,12 +136,13 @@ impl Vault {
         let cutoff = rules[2].cutoff.millis();
         for id in self
             .inner
-            .store
+            .stores
+            .activity
             .inactive_customers(cutoff, CUSTOMERS_PER_RUN)
             .await?
         {
             if dry_run {
-                match self.inner.store.customer_standing(id).await? {
+                match self.inner.stores.erasure.customer_standing(id).await? {
                     steward_store::CustomerStanding::Held(_) => report.held += 1,
                     _ => report.customers += 1,
                 }
@@ -172,7 +175,8 @@ impl Vault {
         if dry_run {
             let due = self
                 .inner
-                .store
+                .stores
+                .activity
                 .expired_activity(table, before, u32::MAX >> 1)
                 .await?;
             return Ok(due
@@ -189,7 +193,8 @@ impl Vault {
         loop {
             let due = self
                 .inner
-                .store
+                .stores
+                .activity
                 .expired_activity(table, before, PAGE)
                 .await?;
             if due.is_empty() {
@@ -209,7 +214,8 @@ impl Vault {
                 );
                 total += self
                     .inner
-                    .store
+                    .stores
+                    .activity
                     .dispose_activity(customer, table, before, &[entry])
                     .await?;
             }

@@ -174,7 +174,11 @@ impl Vault {
             self.prepare_code(&mut row).await?
         };
         let entry = self.request_entry(Actor::Principal(p), "request.create", &row);
-        self.inner.store.insert_request(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .rights
+            .insert_request(&row, &[entry])
+            .await?;
         if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get().cloned()) {
             // Sent after the request is stored, so a code never refers to a request that is not;
             // on a blocking thread, as SMTP is a network round trip or several. The message says
@@ -283,7 +287,8 @@ impl Vault {
         // an overwrite): concurrent wrong codes each count (issue 15, finding 7).
         let Some(tries) = self
             .inner
-            .store
+            .stores
+            .rights
             .claim_request_code_try(id, CODE_TRIES)
             .await?
         else {
@@ -316,11 +321,12 @@ impl Vault {
             next.code_mac = None;
             let denied = self.request_entry(Actor::Principal(p), "request.denied", &next);
             self.inner
-                .store
+                .stores
+                .rights
                 .update_request(&next, &row.status, &[entry, denied])
                 .await?;
         } else {
-            self.inner.store.record_audit(&[entry]).await?;
+            self.inner.stores.audit.record_audit(&[entry]).await?;
         }
         Err(ValidationError::new(
             "code",
@@ -344,7 +350,8 @@ impl Vault {
         let entry = self.request_entry(actor, &format!("request.{}", next.status), next);
         if self
             .inner
-            .store
+            .stores
+            .rights
             .update_request(next, &row.status, &[entry])
             .await?
         {
@@ -410,7 +417,13 @@ impl Vault {
                 .map(|_| ()),
             RequestType::Restriction => {
                 let e = self.write_entry(actor, "restrict", Some(id), &[]);
-                if self.inner.store.set_restricted(id, true, &[e]).await? {
+                if self
+                    .inner
+                    .stores
+                    .customers
+                    .set_restricted(id, true, &[e])
+                    .await?
+                {
                     Ok(())
                 } else {
                     Err(ServiceError::NotFound("customer"))
@@ -458,7 +471,8 @@ impl Vault {
         self.authorize(p, Action::ReadRequests, None).await?;
         let row = self
             .inner
-            .store
+            .stores
+            .rights
             .get_request(id)
             .await?
             .ok_or(ServiceError::NotFound("request"))?;
@@ -484,7 +498,8 @@ impl Vault {
             &next,
         );
         self.inner
-            .store
+            .stores
+            .rights
             .update_request(&next, &row.status, &[entry])
             .await?;
         Ok(next)
@@ -513,7 +528,8 @@ impl Vault {
         self.authorize(p, Action::ReadRequests, None).await?;
         let rows = self
             .inner
-            .store
+            .stores
+            .rights
             .list_requests(due_before.map(Timestamp::millis), limit)
             .await?;
         self.record_read(Actor::Principal(p), "read_requests", None, &[])

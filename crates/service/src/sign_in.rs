@@ -94,11 +94,18 @@ impl Vault {
         if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
             return Err(ValidationError::new("password", "must be 12 to 1024 characters").into());
         }
-        if self.inner.store.get_staff(staff).await?.is_none() {
+        if self
+            .inner
+            .stores
+            .directory
+            .get_staff(staff)
+            .await?
+            .is_none()
+        {
             return Err(ValidationError::new("staff", "no such staff member").into());
         }
         let mac = self.login_mac(&login);
-        if let Some(other) = self.inner.store.staff_credentials(&mac).await?
+        if let Some(other) = self.inner.stores.identity.staff_credentials(&mac).await?
             && other.staff_id != staff
         {
             return Err(ServiceError::Conflict("login"));
@@ -124,7 +131,8 @@ impl Vault {
             updated_at: Timestamp::now().millis(),
         };
         self.inner
-            .store
+            .stores
+            .identity
             .set_staff_credentials(&row, SESSION_TOKEN_NAME, &[entry])
             .await?;
         // Sessions remembered here end now; other processes re-read them within 30 seconds.
@@ -142,7 +150,8 @@ impl Vault {
         let credentials = match normalise_login(login) {
             Ok(l) if password.chars().count() <= MAX_PASSWORD_CHARS => {
                 self.inner
-                    .store
+                    .stores
+                    .identity
                     .staff_credentials(&self.login_mac(&l))
                     .await?
             }
@@ -168,7 +177,7 @@ impl Vault {
                 return Ok(None);
             }
         };
-        let Some(staff_row) = self.inner.store.get_staff(staff).await? else {
+        let Some(staff_row) = self.inner.stores.directory.get_staff(staff).await? else {
             self.record_refused_sign_in(None).await?;
             return Ok(None);
         };
@@ -211,7 +220,11 @@ impl Vault {
             staff_id: Some(staff),
             expires_at: Some(expires_at.millis()),
         };
-        self.inner.store.insert_token(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .identity
+            .insert_token(&row, &[entry])
+            .await?;
         Ok(Some(Session {
             token: issued.token,
             principal,
@@ -234,7 +247,7 @@ impl Vault {
             "written",
             "denied",
         );
-        Ok(self.inner.store.record_audit(&[entry]).await?)
+        Ok(self.inner.stores.audit.record_audit(&[entry]).await?)
     }
 
     /// The console's CSRF token for `principal`'s session: a keyed MAC of the session's token
@@ -260,7 +273,8 @@ impl Vault {
             },
         );
         self.inner
-            .store
+            .stores
+            .identity
             .revoke_token(principal.token_id, Timestamp::now().millis(), &[entry])
             .await?;
         self.inner.tokens.forget(principal.token_id);

@@ -340,10 +340,11 @@ impl Vault {
             self.profile_changes(id),
             async {
                 self.flush_audit().await?;
-                let size = self.inner.store.audit_size().await?;
+                let size = self.inner.stores.audit.audit_size().await?;
                 let leaves: Vec<(u64, AuditLeaf)> = self
                     .inner
-                    .store
+                    .stores
+                    .audit
                     .customer_audit(id, size, USAGE_LIMIT)
                     .await?
                     .into_iter()
@@ -507,7 +508,7 @@ impl Vault {
             About::default(),
             "disclosed",
         );
-        self.inner.store.record_audit(&[entry]).await?;
+        self.inner.stores.audit.record_audit(&[entry]).await?;
         Ok(SubjectExport {
             zip,
             files: manifest_files,

@@ -58,7 +58,7 @@ const RECEIPT_KEY: &str = "receipt_signing";
 /// The installation key `name`, created with `make` on first use (another server racing to create
 /// it wins harmlessly: the stored one is returned).
 async fn keyring_entry(
-    store: &DynStore,
+    store: &dyn steward_store::KeyStore,
     name: &str,
     make: impl FnOnce() -> Result<WrappedKey, steward_crypto::CryptoError>,
 ) -> ServiceResult<StoredKey> {
@@ -92,8 +92,46 @@ pub struct Vault {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// The store, one handle per context: each call names the context it touches, and each handle
+/// offers only that context's methods (all upcast from the one store the opener wired).
+pub(crate) struct Stores {
+    pub(crate) keys: Arc<dyn steward_store::KeyStore>,
+    pub(crate) customers: Arc<dyn steward_store::CustomerStore>,
+    pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
+    pub(crate) directory: Arc<dyn steward_store::DirectoryStore>,
+    pub(crate) consents: Arc<dyn steward_store::ConsentStore>,
+    pub(crate) purposes: Arc<dyn steward_store::PurposeStore>,
+    pub(crate) audit: Arc<dyn steward_store::AuditStore>,
+    pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
+    pub(crate) identity: Arc<dyn steward_store::IdentityStore>,
+    pub(crate) portal: Arc<dyn steward_store::PortalStore>,
+    pub(crate) rights: Arc<dyn steward_store::RightsStore>,
+    pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
+    pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
+}
+
+impl Stores {
+    fn of(store: &DynStore) -> Self {
+        Stores {
+            keys: store.clone(),
+            customers: store.clone(),
+            activity: store.clone(),
+            directory: store.clone(),
+            consents: store.clone(),
+            purposes: store.clone(),
+            audit: store.clone(),
+            alerts: store.clone(),
+            identity: store.clone(),
+            portal: store.clone(),
+            rights: store.clone(),
+            erasure: store.clone(),
+            maintenance: store.clone(),
+        }
+    }
+}
+
 pub(crate) struct Inner {
-    pub(crate) store: DynStore,
+    pub(crate) stores: Stores,
     pub(crate) keyring: Keyring,
     blind: BlindIndexKey,
     directory: DataKey,
@@ -124,22 +162,22 @@ impl Vault {
         audit_signer: steward_crypto::NoteSigner,
     ) -> ServiceResult<(Self, Operator)> {
         let blind = keyring.unwrap_blind_index_key(&wrapped(
-            &keyring_entry(&store, BLIND_INDEX_KEY, || keyring.new_blind_index_key()).await?,
+            &keyring_entry(&*store, BLIND_INDEX_KEY, || keyring.new_blind_index_key()).await?,
         ))?;
         let dir_label = b"keyring\0directory";
-        let dir_wrapped = keyring_entry(&store, DIRECTORY_KEY, || {
+        let dir_wrapped = keyring_entry(&*store, DIRECTORY_KEY, || {
             DataKey::generate()?.wrap(&keyring, dir_label)
         })
         .await?;
         let directory = DataKey::unwrap(&keyring, &wrapped(&dir_wrapped), dir_label)?;
         let receipts = keyring.unwrap_receipt_signer(&wrapped(
-            &keyring_entry(&store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
+            &keyring_entry(&*store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
         ))?;
-        let purposes = crate::purposes::Purposes::open(&store).await?;
+        let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
         let vault = Self {
             inner: Arc::new(Inner {
-                store,
+                stores: Stores::of(&store),
                 keyring,
                 blind,
                 directory,
@@ -183,7 +221,7 @@ impl Vault {
 
     /// The backend's name, for the start-up log line.
     pub fn backend(&self) -> &'static str {
-        match self.inner.store.backend() {
+        match self.inner.stores.maintenance.backend() {
             steward_store::Backend::Sqlite => "sqlite",
             steward_store::Backend::Postgres => "postgres",
         }
@@ -250,7 +288,7 @@ impl Vault {
 
     async fn check_outlet(&self, field: &'static str, id: Option<OutletId>) -> ServiceResult<()> {
         match id {
-            Some(o) if !self.inner.store.outlet_exists(o).await? => {
+            Some(o) if !self.inner.stores.directory.outlet_exists(o).await? => {
                 Err(ValidationError::new(field, "no such outlet").into())
             }
             _ => Ok(()),
@@ -270,7 +308,8 @@ impl Vault {
         let id = sealed.row.id;
         let entry = self.write_entry(actor, "create_customer", Some(id), &c.field_names());
         self.inner
-            .store
+            .stores
+            .customers
             .insert_customers(std::slice::from_ref(&sealed), &[entry])
             .await?;
         Ok(id)
@@ -290,7 +329,12 @@ impl Vault {
             .iter()
             .map(|c| self.write_entry(actor, "create_customer", Some(c.row.id), &[]))
             .collect();
-        Ok(self.inner.store.insert_customers(batch, &entries).await?)
+        Ok(self
+            .inner
+            .stores
+            .customers
+            .insert_customers(batch, &entries)
+            .await?)
     }
 
     /// The audit entry of a write: who, what, about whom, which fields — never a value.
@@ -385,7 +429,7 @@ impl Vault {
             purpose: None,
         };
         let e = self.write_entry_for(Actor::Operator(operator), action, None, &[], about);
-        Ok(self.inner.store.record_audit(&[e]).await?)
+        Ok(self.inner.stores.audit.record_audit(&[e]).await?)
     }
 
     pub(crate) fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
@@ -399,7 +443,8 @@ impl Vault {
     pub(crate) async fn data_key_of(&self, id: CustomerId) -> ServiceResult<DataKey> {
         let k = self
             .inner
-            .store
+            .stores
+            .keys
             .customer_key(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
@@ -419,7 +464,8 @@ impl Vault {
     pub(crate) async fn get_customer(&self, id: CustomerId) -> ServiceResult<Customer> {
         let (row, key) = self
             .inner
-            .store
+            .stores
+            .customers
             .get_customer(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
@@ -500,7 +546,7 @@ impl Vault {
         match waits {
             Some(_) if taken => {
                 let entry = self.write_entry(actor, "contact_change.refused", Some(id), &["email"]);
-                self.inner.store.record_audit(&[entry]).await?;
+                self.inner.stores.audit.record_audit(&[entry]).await?;
             }
             Some(target) => {
                 self.start_email_change(actor, id, current.email.as_deref(), target, by_customer)
@@ -532,7 +578,8 @@ impl Vault {
     ) -> ServiceResult<Customer> {
         let (row, key) = self
             .inner
-            .store
+            .stores
+            .customers
             .get_customer(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
@@ -560,7 +607,8 @@ impl Vault {
         };
         if !self
             .inner
-            .store
+            .stores
+            .customers
             .update_customer(
                 &new_row,
                 &self.lookups(&next),
@@ -582,14 +630,15 @@ impl Vault {
     ) -> ServiceResult<Vec<CustomerId>> {
         Ok(self
             .inner
-            .store
+            .stores
+            .customers
             .lookup(kind, &self.inner.blind.mac(kind, normalised))
             .await?)
     }
 
     /// Number of customers.
     pub async fn count_customers(&self) -> ServiceResult<i64> {
-        Ok(self.inner.store.count_customers().await?)
+        Ok(self.inner.stores.customers.count_customers().await?)
     }
 
     /// Records an interaction, if the policy lets `actor` do so.
@@ -604,7 +653,8 @@ impl Vault {
         let dk = self.data_key_of(customer).await?;
         let id = InteractionId::new();
         self.inner
-            .store
+            .stores
+            .activity
             .insert_interaction(
                 &seal::seal_interaction(&dk, customer, id, i)?,
                 &[self.write_entry(
@@ -628,7 +678,8 @@ impl Vault {
         let dk = self.data_key_of(customer).await?;
         let rows = self
             .inner
-            .store
+            .stores
+            .activity
             .list_interactions(customer, after.map(|a| a.as_bytes().to_vec()), limit)
             .await?;
         rows.iter()
@@ -662,7 +713,8 @@ impl Vault {
         if let Some(s) = p.seller_id {
             let works_there = self
                 .inner
-                .store
+                .stores
+                .directory
                 .get_staff(s)
                 .await?
                 .is_some_and(|row| row.outlet_ids.contains(&p.outlet_id));
@@ -676,7 +728,8 @@ impl Vault {
         }
         let id = PurchaseId::new();
         self.inner
-            .store
+            .stores
+            .activity
             .insert_purchase(
                 &seal::seal_purchase(&dk, customer, id, p)?,
                 &[self.write_entry(actor, "add_purchase", Some(customer), &["purchases"])],
@@ -695,7 +748,8 @@ impl Vault {
         let dk = self.data_key_of(customer).await?;
         let rows = self
             .inner
-            .store
+            .stores
+            .activity
             .list_purchases(customer, after.map(|a| a.as_bytes().to_vec()), limit)
             .await?;
         rows.iter().map(|r| seal::open_purchase(&dk, r)).collect()
@@ -731,7 +785,8 @@ impl Vault {
         }
         Ok(self
             .inner
-            .store
+            .stores
+            .activity
             .insert_activity(
                 &interactions,
                 &purchases,
@@ -757,7 +812,8 @@ impl Vault {
         let id = OutletId::new();
         match self
             .inner
-            .store
+            .stores
+            .directory
             .insert_outlet(
                 &OutletRow {
                     id,
@@ -793,7 +849,8 @@ impl Vault {
     pub(crate) async fn outlets(&self) -> ServiceResult<Vec<Outlet>> {
         Ok(self
             .inner
-            .store
+            .stores
+            .directory
             .list_outlets()
             .await?
             .into_iter()
@@ -857,7 +914,11 @@ impl Vault {
             purpose: None,
         };
         let entry = self.write_entry_for(actor, "create_staff", None, &["staff"], about);
-        self.inner.store.insert_staff(&row, &[entry]).await?;
+        self.inner
+            .stores
+            .directory
+            .insert_staff(&row, &[entry])
+            .await?;
         Ok(id)
     }
 
@@ -868,7 +929,7 @@ impl Vault {
             .await?;
         self.record_read(actor, "read_staff", None, &["staff"])
             .await?;
-        let rows = self.inner.store.list_staff().await?;
+        let rows = self.inner.stores.directory.list_staff().await?;
         rows.into_iter()
             .map(|r| {
                 let name =

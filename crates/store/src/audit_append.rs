@@ -191,7 +191,8 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::{AuditExtension, Store};
+    use crate::AuditExtension;
+    use crate::prelude::*;
 
     /// A sealer with a fixed hash per entry: enough for the store's bookkeeping.
     struct Plain;

@@ -76,39 +76,65 @@ pub enum StoreError {
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Everything Steward keeps, behind one interface. One call is one transaction.
+/// The installation keys and the wrapped data keys (never a key in clear).
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// The engine behind this store.
-    fn backend(&self) -> Backend;
-
+pub trait KeyStore: Send + Sync + 'static {
     /// An installation key by name, if present.
     async fn keyring_get(&self, name: &str) -> StoreResult<Option<StoredKey>>;
+
     /// Stores an installation key unless one of that name exists; returns the stored one.
     async fn keyring_put_if_absent(&self, name: &str, key: &StoredKey) -> StoreResult<StoredKey>;
+
     /// All installation keys.
     async fn keyring_all(&self) -> StoreResult<Vec<(String, StoredKey)>>;
 
+    /// A customer's wrapped data key.
+    async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>>;
+
+    /// Up to `limit` customer data keys not wrapped by `master_key_id`.
+    async fn data_keys_not_under(
+        &self,
+        master_key_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, StoredKey)>>;
+
+    /// Replaces wrapped data keys (after re-wrapping), in one transaction.
+    async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()>;
+
+    /// Replaces an installation key (after re-wrapping).
+    async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()>;
+
+    /// Number of data keys wrapped by each master key id.
+    async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>>;
+}
+
+/// Customers: sealed profiles, their blind indexes, change history and the facts the policy decides by.
+#[async_trait::async_trait]
+pub trait CustomerStore: Send + Sync + 'static {
     /// Inserts customers with their data keys and blind indexes, all in one transaction.
     async fn insert_customers(
         &self,
         customers: &[SealedCustomer],
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
+
     /// One customer with their wrapped data key.
     async fn get_customer(&self, id: CustomerId) -> StoreResult<Option<(CustomerRow, StoredKey)>>;
+
     /// Customers in id order after `after`, at most `limit`.
     async fn list_customers(
         &self,
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<(CustomerRow, StoredKey)>>;
+
     /// Customer ids in order after `after`, at most `limit` (a page, without the sealed rows).
     async fn list_customer_ids(
         &self,
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>>;
+
     /// Replaces a customer's sealed profile and blind indexes and records the change (previous
     /// values sealed); false if the customer is gone.
     async fn update_customer(
@@ -118,10 +144,13 @@ pub trait Store: Send + Sync + 'static {
         change: &ChangeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// A customer's profile changes, oldest first (previous values sealed).
     async fn changes(&self, customer: CustomerId) -> StoreResult<Vec<ChangeRow>>;
+
     /// The profile fields marked verified; `None` if no such customer.
     async fn verified_fields(&self, customer: CustomerId) -> StoreResult<Option<Vec<String>>>;
+
     /// Marks exactly `fields` verified; false if no such customer.
     async fn set_verified_fields(
         &self,
@@ -129,19 +158,41 @@ pub trait Store: Send + Sync + 'static {
         fields: &[&str],
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// Customers whose blind index of `kind` is `mac`.
     async fn lookup(&self, kind: &str, mac: &[u8]) -> StoreResult<Vec<CustomerId>>;
-    /// A customer's wrapped data key.
-    async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>>;
+
     /// Number of customers.
     async fn count_customers(&self) -> StoreResult<i64>;
 
+    /// One customer with their wrapped data key and policy facts, in one query (the read path).
+    async fn get_customer_for_read(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>>;
+
+    /// The policy facts of a customer (outlets, restriction); `None` if there is no such customer.
+    async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>>;
+
+    /// Sets or lifts a customer's restriction of processing; false if no such customer.
+    async fn set_restricted(
+        &self,
+        id: CustomerId,
+        restricted: bool,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+}
+
+/// Interactions and purchases, sealed, and their retention.
+#[async_trait::async_trait]
+pub trait ActivityStore: Send + Sync + 'static {
     /// Appends an interaction.
     async fn insert_interaction(
         &self,
         row: &InteractionRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
+
     /// A customer's interactions in id order after `after`.
     async fn list_interactions(
         &self,
@@ -149,8 +200,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Vec<u8>>,
         limit: u32,
     ) -> StoreResult<Vec<InteractionRow>>;
+
     /// Appends a purchase.
     async fn insert_purchase(&self, row: &PurchaseRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
     /// A customer's purchases in id order after `after`.
     async fn list_purchases(
         &self,
@@ -158,6 +211,7 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Vec<u8>>,
         limit: u32,
     ) -> StoreResult<Vec<PurchaseRow>>;
+
     /// Inserts interactions and purchases in one transaction (import, demo data).
     async fn insert_activity(
         &self,
@@ -166,40 +220,101 @@ pub trait Store: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
 
+    /// Customers with rows in `table` older than `before` (Unix ms), and how many.
+    async fn expired_activity(
+        &self,
+        table: ActivityTable,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, i64)>>;
+
+    /// Deletes a customer's rows in `table` older than `before`, with the disposal's audit
+    /// entry in the same transaction (only if something was deleted). Returns the rows deleted.
+    async fn dispose_activity(
+        &self,
+        customer: CustomerId,
+        table: ActivityTable,
+        before: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<u64>;
+
+    /// Customers (not erased) with no change, activity or consent event since `before`.
+    async fn inactive_customers(&self, before: i64, limit: u32) -> StoreResult<Vec<CustomerId>>;
+}
+
+/// Outlets and staff.
+#[async_trait::async_trait]
+pub trait DirectoryStore: Send + Sync + 'static {
     /// Adds an outlet; [`StoreError::Conflict`] if the name is taken.
     async fn insert_outlet(&self, row: &OutletRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
     /// All outlets.
     async fn list_outlets(&self) -> StoreResult<Vec<OutletRow>>;
+
     /// Whether an outlet exists.
     async fn outlet_exists(&self, id: OutletId) -> StoreResult<bool>;
+
     /// Adds a staff member with their outlets.
     async fn insert_staff(&self, row: &StaffRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
     /// All staff.
     async fn list_staff(&self) -> StoreResult<Vec<StaffRow>>;
 
-    /// One customer with their wrapped data key and policy facts, in one query (the read path).
-    async fn get_customer_for_read(
-        &self,
-        id: CustomerId,
-    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>>;
-    /// The policy facts of a customer (outlets, restriction); `None` if there is no such customer.
-    async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>>;
+    /// One staff member.
+    async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
+}
+
+/// The consent ledger (append-only).
+#[async_trait::async_trait]
+pub trait ConsentStore: Send + Sync + 'static {
     /// Appends a consent event.
     async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
     /// A customer's consent ledger, oldest first.
     async fn consents(&self, customer: CustomerId) -> StoreResult<Vec<ConsentRow>>;
+
     /// Every consent event of every customer, oldest first: (customer id bytes, purpose,
     /// action, time). For the DPO's chart of consent over time.
     async fn consent_timeline(&self) -> StoreResult<Vec<(Vec<u8>, String, String, i64)>>;
-    /// One staff member.
-    async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
+}
 
+/// The purpose registry, every version kept.
+#[async_trait::async_trait]
+pub trait PurposeStore: Send + Sync + 'static {
+    /// Inserts the given purposes where their key is not yet present.
+    async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;
+
+    /// Registers a new purpose (and its first version); `Conflict` if the key is taken.
+    async fn insert_purpose(
+        &self,
+        purpose: &PurposeRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+
+    /// Replaces a purpose if it is still at `expected_version` (false otherwise), keeping the
+    /// new version beside the old ones.
+    async fn update_purpose(
+        &self,
+        purpose: &PurposeRow,
+        expected_version: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// All purposes.
+    async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>>;
+}
+
+/// The audit log: the outbox, the Merkle tree's entries and hashes, checkpoints, the by-customer index.
+#[async_trait::async_trait]
+pub trait AuditStore: Send + Sync + 'static {
     /// The audit writer's appender: a connection of its own on SQLite, the log pool on
     /// PostgreSQL. Opened once per writer.
     async fn audit_appender(&self) -> StoreResult<Box<dyn AuditAppender>>;
+
     /// Records audit entries of actions that write nothing else to the database (an export, a
     /// key rotation starting), through the outbox, in one transaction.
     async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()>;
+
     /// Moves up to `limit` entries from the audit outbox (written with the actions they record)
     /// into the log, exactly once; returns how many moved and the new tip.
     async fn drain_audit_outbox(
@@ -208,23 +323,31 @@ pub trait Store: Send + Sync + 'static {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<(usize, Option<AuditTip>)>;
+
     /// The number of entries in the audit log.
     async fn audit_size(&self) -> StoreResult<u64>;
+
     /// The tree-hash columns of audit entries `indexes` (those that exist).
     async fn audit_entry_hashes(
         &self,
         indexes: &[u64],
     ) -> StoreResult<std::collections::HashMap<u64, Vec<u8>>>;
+
     /// Audit entries with index in `[start, end)`, in order.
     async fn audit_entries(&self, start: u64, end: u64) -> StoreResult<Vec<StoredAuditEntry>>;
+
     /// Every signed checkpoint (size, note), by size.
     async fn audit_checkpoints(&self) -> StoreResult<Vec<(u64, String)>>;
+
     /// The latest signed checkpoint.
     async fn latest_audit_checkpoint(&self) -> StoreResult<Option<(u64, String)>>;
+
     /// Stores a checkpoint signed apart from an append.
     async fn add_audit_checkpoint(&self, size: u64, note: &str) -> StoreResult<()>;
+
     /// Indexes up to `limit` more audit entries by customer; returns the new watermark.
     async fn index_audit(&self, limit: u64) -> StoreResult<u64>;
+
     /// A customer's audit entries, newest first, with index below `before`.
     async fn customer_audit(
         &self,
@@ -232,6 +355,7 @@ pub trait Store: Send + Sync + 'static {
         before: u64,
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEntry>>;
+
     /// The index watermark and up to `limit` index rows (customer id, entry index) in key
     /// order after `after`.
     async fn audit_index_rows(
@@ -239,22 +363,36 @@ pub trait Store: Send + Sync + 'static {
         after: Option<(Vec<u8>, u64)>,
         limit: u32,
     ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)>;
+
     /// The largest audit entry index stored, if any.
     async fn audit_extent(&self) -> StoreResult<Option<u64>>;
+
     /// Number of audit entries about a customer (tests and reports).
     async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64>;
+}
 
+/// Access alerts for the DPO.
+#[async_trait::async_trait]
+pub trait AlertStore: Send + Sync + 'static {
     /// Records an access alert.
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()>;
+
     /// One access alert by id.
     async fn get_alert(&self, id: &[u8]) -> StoreResult<Option<AlertRow>>;
+
     /// Alerts, newest first, before `before` (an alert id), at most `limit`.
     async fn list_alerts(&self, before: Option<Vec<u8>>, limit: u32) -> StoreResult<Vec<AlertRow>>;
+}
 
+/// Tokens, sign-in sessions and staff credentials (hashes only).
+#[async_trait::async_trait]
+pub trait IdentityStore: Send + Sync + 'static {
     /// Stores a new API token (its hash).
     async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
     /// An API token by id.
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>>;
+
     /// Revokes a token (with its audit entries); false if it was unknown or already revoked.
     async fn revoke_token(
         &self,
@@ -262,9 +400,11 @@ pub trait Store: Send + Sync + 'static {
         at: i64,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// Sign-in sessions that expired or were revoked before `before` (Unix ms): counted, or
     /// deleted when `delete`.
     async fn dead_sessions(&self, before: i64, delete: bool) -> StoreResult<u64>;
+
     /// Sets a staff member's sign-in credentials, replacing any they had, and in the same
     /// transaction revokes their live tokens named `session_name` (their sign-in sessions).
     async fn set_staff_credentials(
@@ -273,15 +413,21 @@ pub trait Store: Send + Sync + 'static {
         session_name: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
+
     /// The credentials whose login has this MAC.
     async fn staff_credentials(&self, login_mac: &[u8]) -> StoreResult<Option<CredentialRow>>;
+}
 
+/// The customer portal: one-time codes, sessions, and contact changes waiting for approval.
+#[async_trait::async_trait]
+pub trait PortalStore: Send + Sync + 'static {
     /// Stores a portal sign-in code (its MAC) with its audit entries.
     async fn insert_portal_code(
         &self,
         row: &PortalCodeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
+
     /// Records a change of a customer's e-mail address or phone number, with its audit entries;
     /// a pending one supersedes the customer's earlier pending changes.
     async fn insert_contact_change(
@@ -289,6 +435,7 @@ pub trait Store: Send + Sync + 'static {
         row: &ContactChangeRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
+
     /// Unconfirmed e-mail changes whose code went to the address with this blind index and still
     /// works at `now` (ms), newest first.
     async fn pending_contact_changes(
@@ -296,6 +443,7 @@ pub trait Store: Send + Sync + 'static {
         sent_to_mac: &[u8],
         now: i64,
     ) -> StoreResult<Vec<ContactChangeRow>>;
+
     /// Claims one try of a pending change's code before it is compared, atomically; false if
     /// `max_tries` are spent, it expired before `now` or it was confirmed.
     async fn claim_contact_change_try(
@@ -304,6 +452,7 @@ pub trait Store: Send + Sync + 'static {
         max_tries: i64,
         now: i64,
     ) -> StoreResult<bool>;
+
     /// Marks a pending change confirmed at `now`, once (false if it was already, or expired or
     /// was superseded), and voids the customer's other pending changes.
     async fn confirm_contact_change(
@@ -312,13 +461,16 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// A customer's latest contact change that took effect, if any.
     async fn last_contact_change(
         &self,
         customer: CustomerId,
     ) -> StoreResult<Option<ContactChangeRow>>;
+
     /// A portal sign-in code by its challenge id.
     async fn portal_code(&self, id: uuid::Uuid) -> StoreResult<Option<PortalCodeRow>>;
+
     /// Claims one try of a challenge's code before it is checked, in one atomic step: false if
     /// `max_tries` are spent or the code expired before `now` (ms). Concurrent tries cannot share
     /// a count (issue 15, finding 4).
@@ -328,6 +480,7 @@ pub trait Store: Send + Sync + 'static {
         max_tries: i64,
         now: i64,
     ) -> StoreResult<bool>;
+
     /// Spends the code `code` and opens `session` in one transaction; false if the code was
     /// already spent (or is not this customer's).
     async fn open_portal_session(
@@ -336,52 +489,62 @@ pub trait Store: Send + Sync + 'static {
         session: &PortalSessionRow,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// A portal session by id.
     async fn portal_session(&self, id: uuid::Uuid) -> StoreResult<Option<PortalSessionRow>>;
+
     /// Ends a portal session (with its audit entries); false if there was none.
     async fn close_portal_session(
         &self,
         id: uuid::Uuid,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// Portal codes and sessions that expired before `before` (Unix ms): counted, or deleted
     /// when `delete`.
     async fn dead_portal(&self, before: i64, delete: bool) -> StoreResult<u64>;
+}
 
-    /// Inserts the given purposes where their key is not yet present.
-    async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()>;
-    /// Registers a new purpose (and its first version); `Conflict` if the key is taken.
-    async fn insert_purpose(
+/// Data-subject requests.
+#[async_trait::async_trait]
+pub trait RightsStore: Send + Sync + 'static {
+    /// Records a new data-subject request.
+    async fn insert_request(&self, row: &RequestRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
+    /// One data-subject request.
+    async fn get_request(&self, id: steward_domain::RequestId) -> StoreResult<Option<RequestRow>>;
+
+    /// Claims one try of an in-progress request's e-mailed code before it is checked, in one atomic
+    /// step; the tries counted so far, this one included, or `None` if `max_tries` are spent or
+    /// there is no code to try (issue 15, finding 7).
+    async fn claim_request_code_try(
         &self,
-        purpose: &PurposeRow,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<()>;
-    /// Replaces a purpose if it is still at `expected_version` (false otherwise), keeping the
-    /// new version beside the old ones.
-    async fn update_purpose(
+        id: steward_domain::RequestId,
+        max_tries: i64,
+    ) -> StoreResult<Option<i64>>;
+
+    /// Replaces a request's mutable columns if its status is still `was` (false otherwise).
+    async fn update_request(
         &self,
-        purpose: &PurposeRow,
-        expected_version: i64,
+        row: &RequestRow,
+        was: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
-    /// All purposes.
-    async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>>;
 
-    /// Up to `limit` customer data keys not wrapped by `master_key_id`.
-    async fn data_keys_not_under(
+    /// Open and in-progress requests due before `due_before` (Unix ms), soonest first.
+    async fn list_requests(
         &self,
-        master_key_id: &str,
+        due_before: Option<i64>,
         limit: u32,
-    ) -> StoreResult<Vec<(CustomerId, StoredKey)>>;
-    /// Replaces wrapped data keys (after re-wrapping), in one transaction.
-    async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()>;
-    /// Replaces an installation key (after re-wrapping).
-    async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()>;
-    /// Number of data keys wrapped by each master key id.
-    async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>>;
+    ) -> StoreResult<Vec<RequestRow>>;
+}
 
+/// Legal holds, crypto-shredding and the purge that follows it.
+#[async_trait::async_trait]
+pub trait ErasureStore: Send + Sync + 'static {
     /// Whether a customer exists (not erased) and whether a legal hold blocks their erasure.
     async fn customer_standing(&self, id: CustomerId) -> StoreResult<CustomerStanding>;
+
     /// Sets (`Some` case reference) or lifts (`None`) a legal hold; false if no such customer.
     async fn set_legal_hold(
         &self,
@@ -389,6 +552,7 @@ pub trait Store: Send + Sync + 'static {
         reference: Option<&str>,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
+
     /// Crypto-shreds a customer in one transaction: data key, blind-index entries, consent
     /// events, outlet links and the profile's ciphertext go; the erasure is recorded. The rows
     /// left are counted up to `count_up_to` per table (bounded work for any history).
@@ -400,66 +564,74 @@ pub trait Store: Send + Sync + 'static {
         count_up_to: u64,
         audit: &[AuditEntryRow],
     ) -> StoreResult<Erased>;
+
     /// Deletes up to `limit` ciphertext rows an erasure left; once none are left, the tombstone
     /// goes and the erasure is marked purged. Returns the rows deleted (0: complete).
     async fn purge_customer(&self, id: CustomerId, limit: u32, at: i64) -> StoreResult<u64>;
+
     /// Every erasure recorded, in journal order.
     async fn erasures(&self) -> StoreResult<Vec<ErasureRow>>;
+}
+
+/// The engine, compaction and consistent copies.
+#[async_trait::async_trait]
+pub trait MaintenanceStore: Send + Sync + 'static {
+    /// The engine behind this store.
+    fn backend(&self) -> Backend;
+
     /// Makes deleted content leave the database's files (SQLite: folds and truncates the WAL).
     async fn compact(&self) -> StoreResult<()>;
+
     /// Writes a consistent copy of the data and log databases to two new files, while serving.
     async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()>;
+}
 
-    /// Records a new data-subject request.
-    async fn insert_request(&self, row: &RequestRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
-    /// One data-subject request.
-    async fn get_request(&self, id: steward_domain::RequestId) -> StoreResult<Option<RequestRow>>;
-    /// Claims one try of an in-progress request's e-mailed code before it is checked, in one atomic
-    /// step; the tries counted so far, this one included, or `None` if `max_tries` are spent or
-    /// there is no code to try (issue 15, finding 7).
-    async fn claim_request_code_try(
-        &self,
-        id: steward_domain::RequestId,
-        max_tries: i64,
-    ) -> StoreResult<Option<i64>>;
-    /// Replaces a request's mutable columns if its status is still `was` (false otherwise).
-    async fn update_request(
-        &self,
-        row: &RequestRow,
-        was: &str,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<bool>;
-    /// Open and in-progress requests due before `due_before` (Unix ms), soonest first.
-    async fn list_requests(
-        &self,
-        due_before: Option<i64>,
-        limit: u32,
-    ) -> StoreResult<Vec<RequestRow>>;
-    /// Customers with rows in `table` older than `before` (Unix ms), and how many.
-    async fn expired_activity(
-        &self,
-        table: ActivityTable,
-        before: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<(CustomerId, i64)>>;
-    /// Deletes a customer's rows in `table` older than `before`, with the disposal's audit
-    /// entry in the same transaction (only if something was deleted). Returns the rows deleted.
-    async fn dispose_activity(
-        &self,
-        customer: CustomerId,
-        table: ActivityTable,
-        before: i64,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<u64>;
-    /// Customers (not erased) with no change, activity or consent event since `before`.
-    async fn inactive_customers(&self, before: i64, limit: u32) -> StoreResult<Vec<CustomerId>>;
-    /// Sets or lifts a customer's restriction of processing; false if no such customer.
-    async fn set_restricted(
-        &self,
-        id: CustomerId,
-        restricted: bool,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<bool>;
+/// Everything Steward keeps: every context's store in one handle, for the composition root.
+/// Services that need one context take that context's trait (`Arc<dyn Store>` upcasts to it).
+/// One call is one transaction.
+pub trait Store:
+    KeyStore
+    + CustomerStore
+    + ActivityStore
+    + DirectoryStore
+    + ConsentStore
+    + PurposeStore
+    + AuditStore
+    + AlertStore
+    + IdentityStore
+    + PortalStore
+    + RightsStore
+    + ErasureStore
+    + MaintenanceStore
+{
+}
+
+impl<
+    T: KeyStore
+        + CustomerStore
+        + ActivityStore
+        + DirectoryStore
+        + ConsentStore
+        + PurposeStore
+        + AuditStore
+        + AlertStore
+        + IdentityStore
+        + PortalStore
+        + RightsStore
+        + ErasureStore
+        + MaintenanceStore,
+> Store for T
+{
+}
+
+/// Every context's store trait, to call their methods on a concrete store (a trait object of
+/// [`Store`] needs no import).
+pub mod prelude {
+    pub use crate::{
+        ActivityStore, AlertStore, AuditStore, ConsentStore, CustomerStore, DirectoryStore,
+        ErasureStore, IdentityStore, KeyStore, MaintenanceStore, PortalStore, PurposeStore,
+        RightsStore, Store,
+    };
 }
 
 /// A shared handle to a store.

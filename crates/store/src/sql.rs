@@ -303,11 +303,7 @@ impl SqlStore {
 }
 
 #[async_trait::async_trait]
-impl Store for SqlStore {
-    fn backend(&self) -> Backend {
-        self.backend
-    }
-
+impl KeyStore for SqlStore {
     async fn keyring_get(&self, name: &str) -> StoreResult<Option<StoredKey>> {
         let row = sqlx::query("SELECT master_key_id, wrapped FROM keyring WHERE name = $1")
             .bind(name)
@@ -337,6 +333,71 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>> {
+        let row =
+            sqlx::query("SELECT master_key_id, wrapped FROM data_keys WHERE customer_id = $1")
+                .bind(id.as_bytes().to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| stored_key(&r, 0)).transpose()
+    }
+
+    async fn data_keys_not_under(
+        &self,
+        master_key_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, StoredKey)>> {
+        let rows = sqlx::query("SELECT customer_id, master_key_id, wrapped FROM data_keys WHERE master_key_id <> $1 ORDER BY customer_id LIMIT $2")
+            .bind(master_key_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    id16(r.try_get(0)?, CustomerId::from_slice)?,
+                    stored_key(r, 1)?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for (id, k) in keys {
+            sqlx::query(
+                "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE customer_id = $1",
+            )
+            .bind(id.as_bytes().to_vec())
+            .bind(&k.master_key_id)
+            .bind(k.wrapped.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()> {
+        sqlx::query("UPDATE keyring SET master_key_id = $2, wrapped = $3 WHERE name = $1")
+            .bind(name)
+            .bind(&key.master_key_id)
+            .bind(key.wrapped.clone())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT master_key_id, COUNT(*) FROM data_keys GROUP BY master_key_id ORDER BY master_key_id").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl CustomerStore for SqlStore {
     async fn insert_customers(
         &self,
         customers: &[SealedCustomer],
@@ -483,15 +544,6 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn customer_key(&self, id: CustomerId) -> StoreResult<Option<StoredKey>> {
-        let row =
-            sqlx::query("SELECT master_key_id, wrapped FROM data_keys WHERE customer_id = $1")
-                .bind(id.as_bytes().to_vec())
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|r| stored_key(&r, 0)).transpose()
-    }
-
     async fn count_customers(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query("SELECT COUNT(*) FROM customers WHERE erased_at IS NULL")
@@ -501,6 +553,52 @@ impl Store for SqlStore {
         )
     }
 
+    async fn get_customer_for_read(
+        &self,
+        id: CustomerId,
+    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
+        match &self.readers {
+            Some(readers) => readers.customer_for_read(id),
+            None => self.customer_for_read_pooled(id).await,
+        }
+    }
+
+    async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
+        match &self.readers {
+            Some(readers) => readers.access_facts(id),
+            None => self.access_facts_pooled(id).await,
+        }
+    }
+
+    async fn changes(&self, customer: CustomerId) -> StoreResult<Vec<ChangeRow>> {
+        self.changes_impl(customer).await
+    }
+
+    async fn verified_fields(&self, customer: CustomerId) -> StoreResult<Option<Vec<String>>> {
+        self.verified_fields_impl(customer).await
+    }
+
+    async fn set_verified_fields(
+        &self,
+        customer: CustomerId,
+        fields: &[&str],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.set_verified_fields_impl(customer, fields, audit).await
+    }
+
+    async fn set_restricted(
+        &self,
+        id: CustomerId,
+        restricted: bool,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.set_restricted_impl(id, restricted, audit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ActivityStore for SqlStore {
     async fn insert_interaction(
         &self,
         row: &InteractionRow,
@@ -626,6 +724,33 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn expired_activity(
+        &self,
+        table: ActivityTable,
+        before: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(CustomerId, i64)>> {
+        self.expired_activity_impl(table, before, limit).await
+    }
+
+    async fn dispose_activity(
+        &self,
+        customer: CustomerId,
+        table: ActivityTable,
+        before: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<u64> {
+        self.dispose_activity_impl(customer, table, before, audit)
+            .await
+    }
+
+    async fn inactive_customers(&self, before: i64, limit: u32) -> StoreResult<Vec<CustomerId>> {
+        self.inactive_customers_impl(before, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectoryStore for SqlStore {
     async fn insert_outlet(&self, row: &OutletRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO outlets (id, name, created_at) VALUES ($1, $2, $3)")
@@ -713,23 +838,36 @@ impl Store for SqlStore {
         Ok(out)
     }
 
-    async fn get_customer_for_read(
-        &self,
-        id: CustomerId,
-    ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
-        match &self.readers {
-            Some(readers) => readers.customer_for_read(id),
-            None => self.customer_for_read_pooled(id).await,
-        }
+    async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>> {
+        let Some(r) = sqlx::query("SELECT name, roles, created_at FROM staff WHERE id = $1")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let links = sqlx::query(
+            "SELECT outlet_id FROM staff_outlets WHERE staff_id = $1 ORDER BY outlet_id",
+        )
+        .bind(id.as_bytes().to_vec())
+        .fetch_all(&self.pool)
+        .await?;
+        let outlet_ids = links
+            .iter()
+            .map(|l| id16(l.try_get(0)?, OutletId::from_slice))
+            .collect::<StoreResult<_>>()?;
+        Ok(Some(StaffRow {
+            id,
+            name: r.try_get(0)?,
+            roles: r.try_get(1)?,
+            outlet_ids,
+            created_at: r.try_get(2)?,
+        }))
     }
+}
 
-    async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
-        match &self.readers {
-            Some(readers) => readers.access_facts(id),
-            None => self.access_facts_pooled(id).await,
-        }
-    }
-
+#[async_trait::async_trait]
+impl ConsentStore for SqlStore {
     async fn insert_consent(&self, row: &ConsentRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
@@ -781,34 +919,97 @@ impl Store for SqlStore {
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
     }
+}
 
-    async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>> {
-        let Some(r) = sqlx::query("SELECT name, roles, created_at FROM staff WHERE id = $1")
-            .bind(id.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let links = sqlx::query(
-            "SELECT outlet_id FROM staff_outlets WHERE staff_id = $1 ORDER BY outlet_id",
-        )
-        .bind(id.as_bytes().to_vec())
-        .fetch_all(&self.pool)
-        .await?;
-        let outlet_ids = links
-            .iter()
-            .map(|l| id16(l.try_get(0)?, OutletId::from_slice))
-            .collect::<StoreResult<_>>()?;
-        Ok(Some(StaffRow {
-            id,
-            name: r.try_get(0)?,
-            roles: r.try_get(1)?,
-            outlet_ids,
-            created_at: r.try_get(2)?,
-        }))
+#[async_trait::async_trait]
+impl PurposeStore for SqlStore {
+    async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for p in purposes {
+            let added = bind_purpose(
+                sqlx::query(
+                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING",
+                ),
+                p,
+            )
+            .bind(&p.roles)
+            .execute(&mut *tx)
+            .await?;
+            if added.rows_affected() == 1 {
+                record_purpose_version(&mut tx, p).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
+    async fn insert_purpose(&self, p: &PurposeRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        bind_purpose(
+            sqlx::query(
+                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            ),
+            p,
+        )
+        .bind(&p.roles)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_conflict)?;
+        record_purpose_version(&mut tx, p).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_purpose(
+        &self,
+        p: &PurposeRow,
+        expected_version: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let changed = bind_purpose(
+            sqlx::query(
+                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9 WHERE key = $1 AND notice_version = $8",
+            ),
+            p,
+        )
+        .bind(expected_version)
+        .bind(&p.roles)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        record_purpose_version(&mut tx, p).await?;
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>> {
+        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles FROM purposes ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PurposeRow {
+                    key: r.try_get(0)?,
+                    lawful_basis: r.try_get(1)?,
+                    data_use: r.try_get(2)?,
+                    categories: r.try_get(3)?,
+                    retention_days: r.try_get(4)?,
+                    notice_version: r.try_get(5)?,
+                    notice_text: r.try_get(6)?,
+                    roles: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqlStore {
     async fn audit_appender(&self) -> StoreResult<Box<dyn crate::AuditAppender>> {
         Ok(match &self.log_path {
             Some(path) => Box::new(crate::audit_append::SqliteAppender::open(path)?),
@@ -887,7 +1088,10 @@ impl Store for SqlStore {
     async fn count_audit_entries(&self, customer: CustomerId) -> StoreResult<i64> {
         self.audit_count_for(customer).await
     }
+}
 
+#[async_trait::async_trait]
+impl AlertStore for SqlStore {
     async fn insert_alert(&self, row: &AlertRow) -> StoreResult<()> {
         sqlx::query("INSERT INTO access_alerts (id, occurred_at, kind, principal, customer_id, purpose, detail, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(row.id.clone())
@@ -922,7 +1126,10 @@ impl Store for SqlStore {
             .await?;
         rows.iter().map(alert_row).collect()
     }
+}
 
+#[async_trait::async_trait]
+impl IdentityStore for SqlStore {
     async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
@@ -970,6 +1177,32 @@ impl Store for SqlStore {
         self.credentials_by_login_impl(login_mac).await
     }
 
+    async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
+        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at FROM api_tokens WHERE id = $1")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(TokenRow {
+                id: id16(r.try_get(0)?, TokenId::from_slice)?,
+                name: r.try_get(1)?,
+                role: r.try_get(2)?,
+                secret_hash: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                revoked_at: r.try_get(5)?,
+                staff_id: r
+                    .try_get::<Option<Vec<u8>>, _>(6)?
+                    .map(|b| id16(b, StaffId::from_slice))
+                    .transpose()?,
+                expires_at: r.try_get(7)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[async_trait::async_trait]
+impl PortalStore for SqlStore {
     async fn insert_portal_code(
         &self,
         row: &crate::PortalCodeRow,
@@ -1062,201 +1295,10 @@ impl Store for SqlStore {
     async fn dead_portal(&self, before: i64, delete: bool) -> StoreResult<u64> {
         self.dead_portal_impl(before, delete).await
     }
+}
 
-    async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
-        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at FROM api_tokens WHERE id = $1")
-            .bind(id.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(TokenRow {
-                id: id16(r.try_get(0)?, TokenId::from_slice)?,
-                name: r.try_get(1)?,
-                role: r.try_get(2)?,
-                secret_hash: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                revoked_at: r.try_get(5)?,
-                staff_id: r
-                    .try_get::<Option<Vec<u8>>, _>(6)?
-                    .map(|b| id16(b, StaffId::from_slice))
-                    .transpose()?,
-                expires_at: r.try_get(7)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn seed_purposes(&self, purposes: &[PurposeRow]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        for p in purposes {
-            let added = bind_purpose(
-                sqlx::query(
-                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING",
-                ),
-                p,
-            )
-            .bind(&p.roles)
-            .execute(&mut *tx)
-            .await?;
-            if added.rows_affected() == 1 {
-                record_purpose_version(&mut tx, p).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn insert_purpose(&self, p: &PurposeRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        bind_purpose(
-            sqlx::query(
-                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            ),
-            p,
-        )
-        .bind(&p.roles)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_conflict)?;
-        record_purpose_version(&mut tx, p).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn update_purpose(
-        &self,
-        p: &PurposeRow,
-        expected_version: i64,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<bool> {
-        let mut tx = self.write_tx().await?;
-        let changed = bind_purpose(
-            sqlx::query(
-                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9 WHERE key = $1 AND notice_version = $8",
-            ),
-            p,
-        )
-        .bind(expected_version)
-        .bind(&p.roles)
-        .execute(&mut *tx)
-        .await?;
-        if changed.rows_affected() != 1 {
-            return Ok(false);
-        }
-        record_purpose_version(&mut tx, p).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>> {
-        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles FROM purposes ORDER BY key")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PurposeRow {
-                    key: r.try_get(0)?,
-                    lawful_basis: r.try_get(1)?,
-                    data_use: r.try_get(2)?,
-                    categories: r.try_get(3)?,
-                    retention_days: r.try_get(4)?,
-                    notice_version: r.try_get(5)?,
-                    notice_text: r.try_get(6)?,
-                    roles: r.try_get(7)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn data_keys_not_under(
-        &self,
-        master_key_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<(CustomerId, StoredKey)>> {
-        let rows = sqlx::query("SELECT customer_id, master_key_id, wrapped FROM data_keys WHERE master_key_id <> $1 ORDER BY customer_id LIMIT $2")
-            .bind(master_key_id)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    id16(r.try_get(0)?, CustomerId::from_slice)?,
-                    stored_key(r, 1)?,
-                ))
-            })
-            .collect()
-    }
-
-    async fn replace_data_keys(&self, keys: &[(CustomerId, StoredKey)]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        for (id, k) in keys {
-            sqlx::query(
-                "UPDATE data_keys SET master_key_id = $2, wrapped = $3 WHERE customer_id = $1",
-            )
-            .bind(id.as_bytes().to_vec())
-            .bind(&k.master_key_id)
-            .bind(k.wrapped.clone())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn keyring_replace(&self, name: &str, key: &StoredKey) -> StoreResult<()> {
-        sqlx::query("UPDATE keyring SET master_key_id = $2, wrapped = $3 WHERE name = $1")
-            .bind(name)
-            .bind(&key.master_key_id)
-            .bind(key.wrapped.clone())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn customer_standing(&self, id: CustomerId) -> StoreResult<CustomerStanding> {
-        self.customer_standing_impl(id).await
-    }
-
-    async fn set_legal_hold(
-        &self,
-        id: CustomerId,
-        reference: Option<&str>,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<bool> {
-        self.set_legal_hold_impl(id, reference, audit).await
-    }
-
-    async fn erase_customer(
-        &self,
-        id: CustomerId,
-        journal_seq: i64,
-        at: i64,
-        count_up_to: u64,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<Erased> {
-        self.erase_customer_impl(id, journal_seq, at, count_up_to, audit)
-            .await
-    }
-
-    async fn purge_customer(&self, id: CustomerId, limit: u32, at: i64) -> StoreResult<u64> {
-        self.purge_customer_impl(id, limit, at).await
-    }
-
-    async fn erasures(&self) -> StoreResult<Vec<ErasureRow>> {
-        self.erasures_impl().await
-    }
-
-    async fn compact(&self) -> StoreResult<()> {
-        self.compact_impl().await
-    }
-
-    async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()> {
-        self.backup_into_impl(data, log).await
-    }
-
+#[async_trait::async_trait]
+impl RightsStore for SqlStore {
     async fn insert_request(&self, row: &RequestRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         self.insert_request_impl(row, audit).await
     }
@@ -1289,62 +1331,56 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<RequestRow>> {
         self.list_requests_impl(due_before, limit).await
     }
+}
 
-    async fn changes(&self, customer: CustomerId) -> StoreResult<Vec<ChangeRow>> {
-        self.changes_impl(customer).await
+#[async_trait::async_trait]
+impl ErasureStore for SqlStore {
+    async fn customer_standing(&self, id: CustomerId) -> StoreResult<CustomerStanding> {
+        self.customer_standing_impl(id).await
     }
 
-    async fn verified_fields(&self, customer: CustomerId) -> StoreResult<Option<Vec<String>>> {
-        self.verified_fields_impl(customer).await
-    }
-
-    async fn set_verified_fields(
+    async fn set_legal_hold(
         &self,
-        customer: CustomerId,
-        fields: &[&str],
+        id: CustomerId,
+        reference: Option<&str>,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        self.set_verified_fields_impl(customer, fields, audit).await
+        self.set_legal_hold_impl(id, reference, audit).await
     }
 
-    async fn expired_activity(
+    async fn erase_customer(
         &self,
-        table: ActivityTable,
-        before: i64,
-        limit: u32,
-    ) -> StoreResult<Vec<(CustomerId, i64)>> {
-        self.expired_activity_impl(table, before, limit).await
-    }
-
-    async fn dispose_activity(
-        &self,
-        customer: CustomerId,
-        table: ActivityTable,
-        before: i64,
+        id: CustomerId,
+        journal_seq: i64,
+        at: i64,
+        count_up_to: u64,
         audit: &[AuditEntryRow],
-    ) -> StoreResult<u64> {
-        self.dispose_activity_impl(customer, table, before, audit)
+    ) -> StoreResult<Erased> {
+        self.erase_customer_impl(id, journal_seq, at, count_up_to, audit)
             .await
     }
 
-    async fn inactive_customers(&self, before: i64, limit: u32) -> StoreResult<Vec<CustomerId>> {
-        self.inactive_customers_impl(before, limit).await
+    async fn purge_customer(&self, id: CustomerId, limit: u32, at: i64) -> StoreResult<u64> {
+        self.purge_customer_impl(id, limit, at).await
     }
 
-    async fn set_restricted(
-        &self,
-        id: CustomerId,
-        restricted: bool,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<bool> {
-        self.set_restricted_impl(id, restricted, audit).await
+    async fn erasures(&self) -> StoreResult<Vec<ErasureRow>> {
+        self.erasures_impl().await
+    }
+}
+
+#[async_trait::async_trait]
+impl MaintenanceStore for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
     }
 
-    async fn data_key_census(&self) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT master_key_id, COUNT(*) FROM data_keys GROUP BY master_key_id ORDER BY master_key_id").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+    async fn compact(&self) -> StoreResult<()> {
+        self.compact_impl().await
+    }
+
+    async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()> {
+        self.backup_into_impl(data, log).await
     }
 }
 

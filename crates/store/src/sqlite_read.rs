@@ -153,7 +153,8 @@ fn outlet_id(bytes: &[u8]) -> StoreResult<OutletId> {
 mod tests {
     use steward_domain::{CustomerId, OutletId};
 
-    use crate::{CustomerRow, OutletRow, PurchaseRow, SealedCustomer, Store, StoredKey};
+    use crate::prelude::*;
+    use crate::{CustomerRow, OutletRow, PurchaseRow, SealedCustomer, StoredKey};
 
     fn customer(id: CustomerId, outlet: Option<OutletId>, n: u8) -> SealedCustomer {
         SealedCustomer {

@@ -100,7 +100,7 @@ pub async fn run(entries: u64, batch: usize, proofs: usize) -> anyhow::Result<()
         x ^= x << 17;
         let index = x % entries;
         let t = Instant::now();
-        let proof = steward_service::inclusion_proof(&store, index, entries).await?;
+        let proof = steward_service::inclusion_proof(&*store, index, entries).await?;
         samples.push(t.elapsed().as_nanos() as u64);
         std::hint::black_box(proof);
     }
