@@ -11,6 +11,7 @@ mod browser;
 mod conformance;
 mod console;
 mod crash;
+mod door;
 mod erasure;
 mod holes;
 mod http;
