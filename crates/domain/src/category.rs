@@ -20,6 +20,9 @@ pub enum DataCategory {
     /// A date of birth.
     #[serde(rename = "user.demographic.date_of_birth")]
     DateOfBirth,
+    /// The language a person prefers to be addressed in.
+    #[serde(rename = "user.demographic.language")]
+    Language,
     /// Amounts paid and other financial data.
     #[serde(rename = "user.financial")]
     Financial,
@@ -49,6 +52,7 @@ impl DataCategory {
             Self::PhoneNumber => "user.contact.phone_number",
             Self::Address => "user.contact.address",
             Self::DateOfBirth => "user.demographic.date_of_birth",
+            Self::Language => "user.demographic.language",
             Self::Financial => "user.financial",
             Self::PurchaseHistory => "user.behavior.purchase_history",
             Self::Communications => "user.content.private",

@@ -11,6 +11,7 @@ pub mod error;
 pub mod ids;
 pub mod interaction;
 pub mod normalize;
+pub mod profile;
 pub mod purchase;
 pub mod purpose;
 pub mod purpose_change;
@@ -24,14 +25,17 @@ pub use category::DataCategory;
 pub use consent::{
     ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, ConsentStatus,
 };
-pub use customer::{Address, AddressInput, Customer, CustomerInput, CustomerPatch, NewCustomer};
+pub use customer::{Address, AddressInput};
 pub use error::ValidationError;
 pub use ids::{CustomerId, InteractionId, OutletId, PurchaseId, RequestId, StaffId, TokenId};
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
+pub use profile::{
+    Customer, CustomerInput, CustomerPatch, CustomerView, NewCustomer, ProfileField, Shown,
+};
 pub use purchase::{NewPurchase, Purchase, PurchaseInput};
 pub use purpose::{LawfulBasis, Purpose};
 pub use purpose_change::{PurposeInput, PurposePatch};
 pub use request::{IdentityCheck, RequestInput, RequestReason, RequestStatus, RequestType};
 pub use role::Role;
 pub use time::Timestamp;
-pub use view::{CustomerView, DecisionSummary, PurchaseSummary};
+pub use view::{DecisionSummary, PurchaseSummary};

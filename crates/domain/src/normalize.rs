@@ -106,6 +106,29 @@ pub fn short_text(field: &'static str, raw: &str) -> Result<String, ValidationEr
     text(field, &nfkc(raw), MAX_SHORT_CHARS)
 }
 
+/// A BCP 47 language tag (RFC 5646), e.g. `fr-CH`: well-formed, its subtags in the IANA
+/// registry, in canonical form and case (`EN-gb` is `en-GB`). Private-use tags (`x-…`) are refused:
+/// they say nothing another system can act on.
+pub fn language(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let bad = || {
+        ValidationError::new(
+            field,
+            "must be a BCP 47 language tag such as en-GB or fr-CH",
+        )
+    };
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 35 {
+        return Err(bad());
+    }
+    let tag = language_tags::LanguageTag::parse(raw).map_err(|_| bad())?;
+    if tag.as_str().starts_with("x-") {
+        return Err(bad());
+    }
+    tag.validate().map_err(|_| bad())?;
+    let canonical = tag.canonicalize().map_err(|_| bad())?;
+    Ok(canonical.as_str().to_owned())
+}
+
 /// The compatibility composition (NFKC) of `s`.
 fn nfkc(s: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
@@ -197,6 +220,36 @@ pub fn currency(field: &'static str, raw: &str) -> Result<String, ValidationErro
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Preferred languages are BCP 47 tags in the registry, kept in canonical form and case.
+    #[test]
+    fn languages_are_registered_bcp47_tags() {
+        for (raw, want) in [
+            ("fr-CH", "fr-CH"),
+            (" EN-gb ", "en-GB"),
+            ("de", "de"),
+            ("zh-Hant-TW", "zh-Hant-TW"),
+            ("en-Latn", "en"),
+        ] {
+            assert_eq!(language("preferred_language", raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "",
+            "english",
+            "en_GB",
+            "xx-ZZ",
+            "x-klingon",
+            "en-GB-",
+            "fr-CH\u{202E}",
+            "a-b-c-d-e-f-g-h-i-j-k-l-m",
+        ] {
+            assert_eq!(
+                language("preferred_language", bad).unwrap_err().field,
+                "preferred_language",
+                "{bad:?}"
+            );
+        }
+    }
 
     /// Issue 15, finding 15: names and addresses in NFKC, bidirectional overrides refused.
     #[test]

@@ -172,7 +172,7 @@ impl RequestInput {
             .map_err(|_| {
                 ValidationError::new(
                     "corrections",
-                    "must be a profile patch (name, email, phone, address, date_of_birth)",
+                    format!("must be a profile patch ({})", crate::profile::names()),
                 )
             })
     }

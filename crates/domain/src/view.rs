@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{Address, CustomerId, OutletId, Timestamp};
+use crate::Address;
 
 /// Which fields a decision masked, abstracted or withheld, and the policies behind each.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -32,40 +32,6 @@ pub struct PurchaseSummary {
     pub purchase_count_band: &'static str,
     /// At least two watch purchases in the last three years.
     pub eligible_for_allocation: bool,
-}
-
-/// A customer as a decided read returns them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct CustomerView {
-    /// Id.
-    pub id: CustomerId,
-    /// Registering outlet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outlet_id: Option<OutletId>,
-    /// Name, if shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// E-mail, shown or masked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    /// Phone, shown or masked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    /// Address, shown or masked (country only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<Address>,
-    /// Date of birth, if shown.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub date_of_birth: Option<String>,
-    /// Derived purchase facts, when the history itself is abstracted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub purchase_summary: Option<PurchaseSummary>,
-    /// Created.
-    pub created_at: Timestamp,
-    /// Last changed.
-    pub updated_at: Timestamp,
-    /// What the policy decided.
-    pub decision: DecisionSummary,
 }
 
 /// Masks an e-mail address: first character of the mailbox, then the domain (`j•••@example.com`).

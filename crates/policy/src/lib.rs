@@ -15,7 +15,7 @@ use cedar_policy::{
     EntityUid, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use serde::Serialize;
-use steward_domain::{CustomerId, DataCategory, OutletId, Purpose, Role, Timestamp};
+use steward_domain::{CustomerId, DataCategory, OutletId, ProfileField, Purpose, Role, Timestamp};
 
 /// The shipped default policy set.
 pub const DEFAULT_POLICIES: &str = include_str!("../policies/steward.cedar");
@@ -62,63 +62,57 @@ impl Outcome {
     }
 }
 
-/// A decidable part of a customer's data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// A decidable part of a customer's data: each profile field (declared once, in
+/// `steward_domain::profile`), the purchase history and the communications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
-    /// `user.name`.
-    Name,
-    /// `user.contact.email`.
-    Email,
-    /// `user.contact.phone_number`.
-    Phone,
-    /// `user.contact.address`.
-    Address,
-    /// `user.demographic.date_of_birth`.
-    DateOfBirth,
+    /// A profile field; its show action is `read_<field>`.
+    Profile(ProfileField),
     /// `user.behavior.purchase_history`: items, prices, outlets, sellers.
     PurchaseHistory,
     /// Messages, notes, calls, posts.
     Communications,
 }
 
+/// How many profile fields there are.
+const PROFILE_COUNT: usize = ProfileField::ALL.len();
+
 impl Field {
-    /// Every field of a customer's record.
-    pub const ALL: [Field; 7] = [
-        Field::Name,
-        Field::Email,
-        Field::Phone,
-        Field::Address,
-        Field::DateOfBirth,
-        Field::PurchaseHistory,
-        Field::Communications,
-    ];
-    /// What a customer view decides: the profile, and the purchase history (for its abstraction).
-    pub const CUSTOMER_VIEW: [Field; 6] = [
-        Field::Name,
-        Field::Email,
-        Field::Phone,
-        Field::Address,
-        Field::DateOfBirth,
-        Field::PurchaseHistory,
-    ];
     /// The profile fields.
-    pub const PROFILE: [Field; 5] = [
-        Field::Name,
-        Field::Email,
-        Field::Phone,
-        Field::Address,
-        Field::DateOfBirth,
-    ];
+    pub const PROFILE: [Field; PROFILE_COUNT] = {
+        let mut all = [Field::PurchaseHistory; PROFILE_COUNT];
+        let mut i = 0;
+        while i < PROFILE_COUNT {
+            all[i] = Field::Profile(ProfileField::ALL[i]);
+            i += 1;
+        }
+        all
+    };
+    /// What a customer view decides: the profile, and the purchase history (for its abstraction).
+    pub const CUSTOMER_VIEW: [Field; PROFILE_COUNT + 1] = {
+        let mut all = [Field::PurchaseHistory; PROFILE_COUNT + 1];
+        let mut i = 0;
+        while i < PROFILE_COUNT {
+            all[i] = Field::PROFILE[i];
+            i += 1;
+        }
+        all
+    };
+    /// Every field of a customer's record.
+    pub const ALL: [Field; PROFILE_COUNT + 2] = {
+        let mut all = [Field::Communications; PROFILE_COUNT + 2];
+        let mut i = 0;
+        while i < PROFILE_COUNT + 1 {
+            all[i] = Field::CUSTOMER_VIEW[i];
+            i += 1;
+        }
+        all
+    };
 
     /// The data category.
     pub fn category(self) -> DataCategory {
         match self {
-            Field::Name => DataCategory::Name,
-            Field::Email => DataCategory::Email,
-            Field::Phone => DataCategory::PhoneNumber,
-            Field::Address => DataCategory::Address,
-            Field::DateOfBirth => DataCategory::DateOfBirth,
+            Field::Profile(f) => f.category(),
             Field::PurchaseHistory => DataCategory::PurchaseHistory,
             Field::Communications => DataCategory::Communications,
         }
@@ -127,35 +121,38 @@ impl Field {
     /// The wire name of the field.
     pub fn as_str(self) -> &'static str {
         match self {
-            Field::Name => "name",
-            Field::Email => "email",
-            Field::Phone => "phone",
-            Field::Address => "address",
-            Field::DateOfBirth => "date_of_birth",
+            Field::Profile(f) => f.name(),
             Field::PurchaseHistory => "purchases",
             Field::Communications => "interactions",
         }
     }
 
-    fn show_action(self) -> &'static str {
+    /// The Cedar action that shows the field in full.
+    fn show_action(self) -> std::borrow::Cow<'static, str> {
         match self {
-            Field::Name => "read_name",
-            Field::Email => "read_email",
-            Field::Phone => "read_phone",
-            Field::Address => "read_address",
-            Field::DateOfBirth => "read_date_of_birth",
-            Field::PurchaseHistory => "read_purchase_history",
-            Field::Communications => "read_communications",
+            Field::Profile(f) => format!("read_{}", f.name()).into(),
+            Field::PurchaseHistory => "read_purchase_history".into(),
+            Field::Communications => "read_communications".into(),
         }
     }
 
     /// The lesser outcome tried when showing is not allowed.
     fn lesser(self) -> Option<(&'static str, Outcome)> {
         match self {
-            Field::Email | Field::Phone | Field::Address => Some(("mask_contact", Outcome::Mask)),
+            Field::Profile(f) if f.maskable() => Some(("mask_contact", Outcome::Mask)),
             Field::PurchaseHistory => Some(("read_purchase_summary", Outcome::Abstract)),
             _ => None,
         }
+    }
+}
+
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Field::Profile(f) => f.name(),
+            Field::PurchaseHistory => "purchase_history",
+            Field::Communications => "communications",
+        })
     }
 }
 
@@ -703,7 +700,7 @@ impl Policy {
                 let (shown, ids) = self.check(
                     roles,
                     &p_uid,
-                    field.show_action(),
+                    &field.show_action(),
                     &r_uid,
                     context.clone(),
                     &entities,

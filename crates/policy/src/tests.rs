@@ -1,5 +1,5 @@
 use steward_domain::purpose::default_purposes;
-use steward_domain::{CustomerId, OutletId, Purpose, Role, Timestamp};
+use steward_domain::{CustomerId, OutletId, ProfileField, Purpose, Role, Timestamp};
 
 use super::*;
 
@@ -89,20 +89,29 @@ fn seed_003_other_outlet_sees_only_the_abstraction() {
     c.staff_outlets = vec![b];
     c.customer_outlets = vec![a];
     let d = c.decide(&p);
-    assert_eq!(d.outcome(Field::Name), Outcome::Show);
-    assert_eq!(d.outcome(Field::Email), Outcome::Mask);
-    assert_eq!(d.outcome(Field::Phone), Outcome::Mask);
+    assert_eq!(d.outcome(Field::Profile(ProfileField::Name)), Outcome::Show);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Mask
+    );
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Phone)),
+        Outcome::Mask
+    );
     assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Abstract);
     assert_eq!(d.outcome(Field::Communications), Outcome::Withhold);
     // The same associate at the customer's own outlet sees the record.
     c.staff_outlets = vec![a, b];
     let d = c.decide(&p);
     assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Show);
-    assert_eq!(d.outcome(Field::Email), Outcome::Show);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    );
     assert!(
         d.fields
             .iter()
-            .find(|f| f.field == Field::Email)
+            .find(|f| f.field == Field::Profile(ProfileField::Email))
             .unwrap()
             .policies
             .contains(&"outlet-staff-own-customers".to_owned())
@@ -129,14 +138,24 @@ fn consent_purposes_need_consent() {
     let mut c = Case::new(Role::Marketing, "marketing_email");
     let d = c.decide(&p);
     assert!(d.denies_all(), "{d:?}");
-    let email = d.fields.iter().find(|f| f.field == Field::Email).unwrap();
+    let email = d
+        .fields
+        .iter()
+        .find(|f| f.field == Field::Profile(ProfileField::Email))
+        .unwrap();
     assert_eq!(email.policies, vec!["consent-required".to_owned()]);
     c.consented = true;
     let d = c.decide(&p);
-    assert_eq!(d.outcome(Field::Email), Outcome::Show);
-    assert_eq!(d.outcome(Field::Name), Outcome::Show);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    );
+    assert_eq!(d.outcome(Field::Profile(ProfileField::Name)), Outcome::Show);
     // The purpose does not cover phone numbers, whatever the role may otherwise do.
-    assert_eq!(d.outcome(Field::Phone), Outcome::Withhold);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Phone)),
+        Outcome::Withhold
+    );
     assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Withhold);
 }
 
@@ -144,7 +163,10 @@ fn consent_purposes_need_consent() {
 fn restriction_limits_reads_to_legal_obligations() {
     let p = Policy::default_policy().unwrap();
     let mut c = Case::new(Role::SupportAgent, "service");
-    assert_eq!(c.decide(&p).outcome(Field::Email), Outcome::Show);
+    assert_eq!(
+        c.decide(&p).outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    );
     c.restricted = true;
     let d = c.decide(&p);
     assert!(d.denies_all());
@@ -176,7 +198,10 @@ fn no_all_seeing_role() {
     let mut c = Case::new(Role::Dpo, "service");
     assert!(c.decide(&p).denies_all());
     c.reason = true;
-    assert_eq!(c.decide(&p).outcome(Field::Email), Outcome::Show);
+    assert_eq!(
+        c.decide(&p).outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    );
 }
 
 #[test]
@@ -326,12 +351,18 @@ fn a_policy_can_depend_on_the_time_and_is_then_not_memoized() {
             break_glass: false,
             now: Timestamp(millis),
         };
-        p.decide_read(&req, &[Field::Email])
+        p.decide_read(&req, &[Field::Profile(ProfileField::Email)])
     };
     let before = at(1_800_000_000_000); // 2027
-    assert_eq!(before.outcome(Field::Email), Outcome::Withhold);
+    assert_eq!(
+        before.outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Withhold
+    );
     assert_eq!(before.fields[0].policies, vec!["embargo".to_owned()]);
-    assert_eq!(at(1_900_000_000_000).outcome(Field::Email), Outcome::Show); // 2030
+    assert_eq!(
+        at(1_900_000_000_000).outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    ); // 2030
 }
 
 proptest::proptest! {
@@ -411,7 +442,10 @@ fn a_purpose_is_declared_only_by_its_roles() {
     // Marketing's own purpose still works with consent.
     let mut c = Case::new(Role::Marketing, "marketing_email");
     c.consented = true;
-    assert_eq!(c.decide(&p).outcome(Field::Email), Outcome::Show);
+    assert_eq!(
+        c.decide(&p).outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    );
     // An associate may not declare fraud review; a store manager may.
     let mut c = Case::new(Role::SalesAssociate, "fraud_prevention");
     c.reason = true;
@@ -440,7 +474,10 @@ fn a_purpose_is_declared_only_by_its_roles() {
         now: Timestamp::now(),
     };
     let before = Case::new(Role::SupportAgent, "service").decide(&p);
-    assert_eq!(before.outcome(Field::Email), Outcome::Show);
+    assert_eq!(
+        before.outcome(Field::Profile(ProfileField::Email)),
+        Outcome::Show
+    );
     assert!(p.decide_read(&req, &Field::ALL).denies_all());
 }
 
@@ -511,4 +548,30 @@ fn the_operator_acts_by_its_own_permit() {
     let mut case = Case::new(Role::Operator, "service");
     case.consented = true;
     assert!(case.decide(&p).denies_all());
+}
+
+/// Every declared profile field has its show action (`read_<field>`) in the schema: a field the
+/// schema lacked would be withheld from everyone without a word. And the preferred language is
+/// shown where the rest of the contact record is: to a support agent serving the customer.
+#[test]
+fn every_profile_field_is_decidable() {
+    for f in ProfileField::ALL {
+        assert!(
+            SCHEMA.contains(&format!("read_{}", f.name())),
+            "{} has no read action in the schema",
+            f.name()
+        );
+    }
+    let p = Policy::default_policy().unwrap();
+    let d = Case::new(Role::SupportAgent, "service").decide(&p);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::PreferredLanguage)),
+        Outcome::Show
+    );
+    // Another outlet's associate sees the name and masked contact details, not the language.
+    let d = Case::new(Role::SalesAssociate, "service").decide(&p);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::PreferredLanguage)),
+        Outcome::Withhold
+    );
 }

@@ -4,10 +4,9 @@
 //! to be masked here, and never leaves in full.
 
 use serde::Serialize;
-use steward_domain::view::{mask_address, mask_email, mask_phone};
 use steward_domain::{
     AuditLeaf, Customer, CustomerId, CustomerView, DecisionSummary, Interaction, LawfulBasis,
-    Purchase, PurchaseSummary, Purpose, Timestamp,
+    ProfileField, Purchase, PurchaseSummary, Purpose, Shown, Timestamp,
 };
 use steward_policy::{Action, Decision, Field, Outcome, ReadRequest, Subject};
 use uuid::Uuid;
@@ -251,52 +250,25 @@ pub fn customer_view(
     purchase_summary: Option<PurchaseSummary>,
 ) -> CustomerView {
     let outcome = |f: Field| decision.outcome(f);
-    // Only these two outcomes put anything of a profile field in the view; abstraction is
-    // defined for purchase history alone, so on a profile field it shows nothing.
-    let keep = |f: Field| matches!(outcome(f), Outcome::Show | Outcome::Mask);
-    let masked = |f: Field| outcome(f) == Outcome::Mask;
     // Purchase history is decided for the summary, not shown in this view.
     let mut summary = summarise(decision);
     summary
         .withheld
         .retain(|f| f != Field::PurchaseHistory.as_str());
-    CustomerView {
-        id: c.id,
+    // Only show and mask put anything of a profile field in the view; abstraction is defined for
+    // purchase history alone, so on a profile field it shows nothing.
+    let shown = |f: ProfileField| match outcome(Field::Profile(f)) {
+        Outcome::Show => Shown::Full,
+        Outcome::Mask => Shown::Masked,
+        Outcome::Abstract | Outcome::Withhold => Shown::Nothing,
+    };
+    c.shaped(
+        shown,
         // Where a customer registered says where they shop: shown only with the history.
-        outlet_id: c
-            .outlet_id
-            .filter(|_| outcome(Field::PurchaseHistory) == Outcome::Show),
-        name: c.name.filter(|_| outcome(Field::Name) == Outcome::Show),
-        email: c.email.filter(|_| keep(Field::Email)).map(|e| {
-            if masked(Field::Email) {
-                mask_email(&e)
-            } else {
-                e
-            }
-        }),
-        phone: c.phone.filter(|_| keep(Field::Phone)).map(|p| {
-            if masked(Field::Phone) {
-                mask_phone(&p)
-            } else {
-                p
-            }
-        }),
-        address: c.address.filter(|_| keep(Field::Address)).map(|a| {
-            if masked(Field::Address) {
-                mask_address(&a)
-            } else {
-                a
-            }
-        }),
-        date_of_birth: c
-            .date_of_birth
-            .filter(|_| outcome(Field::DateOfBirth) == Outcome::Show),
-        purchase_summary: purchase_summary
-            .filter(|_| outcome(Field::PurchaseHistory) == Outcome::Abstract),
-        created_at: c.created_at,
-        updated_at: c.updated_at,
-        decision: summary,
-    }
+        outcome(Field::PurchaseHistory) == Outcome::Show,
+        purchase_summary.filter(|_| outcome(Field::PurchaseHistory) == Outcome::Abstract),
+        summary,
+    )
 }
 
 impl Vault {
@@ -623,7 +595,10 @@ impl Vault {
         }
         let dk = self.data_key(id, &key)?;
         let c: Customer = seal::open_customer_fields(&dk, &row, |f| {
-            matches!(decision.outcome(f), Outcome::Show | Outcome::Mask)
+            matches!(
+                decision.outcome(Field::Profile(f)),
+                Outcome::Show | Outcome::Mask
+            )
         })?;
         let purchase_summary = if decision.outcome(Field::PurchaseHistory) == Outcome::Abstract {
             let rows = self
@@ -882,7 +857,7 @@ mod tests {
         /// it masked — whatever the policy decides, even outcomes it never gives today.
         #[test]
         fn views_obey_their_decision(
-            outcomes in proptest::collection::vec(outcome(), 6),
+            outcomes in proptest::collection::vec(outcome(), Field::CUSTOMER_VIEW.len()),
             name in "[A-Za-z]{3,12} [A-Za-z]{3,12}",
             local in "[a-z]{2,10}",
             digits in "[1-9][0-9]{9}",
@@ -900,6 +875,7 @@ mod tests {
                 phone: Some(phone.clone()),
                 address: Some(Address { street: Some(street.clone()), city: None, postal_code: None, country: Some("GB".into()) }),
                 date_of_birth: Some("1983-04-27".into()),
+                preferred_language: Some("fr-CH".into()),
                 created_at: Timestamp(0),
                 updated_at: Timestamp(0),
             };
@@ -908,11 +884,12 @@ mod tests {
             let json = serde_json::to_string(&v).unwrap();
             for (f, o) in fields.iter().zip(&outcomes) {
                 let clear: &[&str] = match f {
-                    Field::Name => &[&name],
-                    Field::Email => &[&email],
-                    Field::Phone => &[&phone, &digits],
-                    Field::Address => &[&street],
-                    Field::DateOfBirth => &["1983-04-27"],
+                    Field::Profile(ProfileField::Name) => &[&name],
+                    Field::Profile(ProfileField::Email) => &[&email],
+                    Field::Profile(ProfileField::Phone) => &[&phone, &digits],
+                    Field::Profile(ProfileField::Address) => &[&street],
+                    Field::Profile(ProfileField::DateOfBirth) => &["1983-04-27"],
+                    Field::Profile(ProfileField::PreferredLanguage) => &["fr-CH"],
                     _ => &[],
                 };
                 if matches!(o, Outcome::Withhold | Outcome::Mask | Outcome::Abstract) {
@@ -921,8 +898,10 @@ mod tests {
                     }
                 }
             }
-            prop_assert_eq!(v.purchase_summary.is_some(), outcomes[5] == Outcome::Abstract);
-            prop_assert_eq!(v.outlet_id.is_some(), outcomes[5] == Outcome::Show);
+            // The purchase history is decided last.
+            let history = outcomes[Field::CUSTOMER_VIEW.len() - 1];
+            prop_assert_eq!(v.purchase_summary.is_some(), history == Outcome::Abstract);
+            prop_assert_eq!(v.outlet_id.is_some(), history == Outcome::Show);
         }
     }
 }

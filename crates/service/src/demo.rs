@@ -190,7 +190,7 @@ pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -
     } else {
         format!("+44 113 496 {:04}", n % 1000)
     };
-    NewCustomer {
+    let mut c = NewCustomer {
         name: Some(format!("{first} {last}")),
         email: Some(format!(
             "{}.{}{}@example.com",
@@ -212,7 +212,11 @@ pub fn demo_customer(n: usize, rng: &mut SplitMix64, outlet: Option<OutletId>) -
             1 + rng.below(28)
         )),
         outlet_id: outlet,
-    }
+        ..NewCustomer::default()
+    };
+    // Every other field: its declared demo value.
+    c.fill_demo(n);
+    c
 }
 
 /// Loads the demo data set with `customers` customers (at most 2000).

@@ -27,18 +27,19 @@ const PURGE_CHUNK: u32 = 5_000;
 /// Customers with at most this many rows left are purged within the request.
 const PURGE_INLINE: u64 = 1_000;
 
-/// What an erasure destroys, named in its disposal record.
-pub const ERASED_CATEGORIES: [&str; 9] = [
-    "name",
-    "email",
-    "phone",
-    "address",
-    "date_of_birth",
-    "purchase_history",
-    "communications",
-    "consents",
-    "lookup_indexes",
-];
+/// What an erasure destroys, named in its disposal record: every profile field, then the rest.
+pub fn erased_categories() -> Vec<&'static str> {
+    steward_domain::ProfileField::ALL
+        .iter()
+        .map(|f| f.name())
+        .chain([
+            "purchase_history",
+            "communications",
+            "consents",
+            "lookup_indexes",
+        ])
+        .collect()
+}
 
 /// One erasure in the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,7 +325,7 @@ impl Vault {
             customer_id: id,
             erased_at: at.to_rfc3339_millis(),
             method: "crypto-shredding",
-            categories: ERASED_CATEGORIES.to_vec(),
+            categories: erased_categories(),
             purge,
             journal_seq: seq,
         })
@@ -344,7 +345,7 @@ impl Vault {
             actor,
             "erase",
             Some(id),
-            &ERASED_CATEGORIES,
+            &erased_categories(),
             About {
                 subject: Some(&subject),
                 purpose: None,

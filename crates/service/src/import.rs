@@ -1,21 +1,22 @@
 //! CSV import: maps the usual CRM export headers to profile fields and validates every row,
 //! naming each bad row by line and field, never by value. Storing is the caller's (the CLI's).
 
-use steward_domain::{Address, AddressInput, CustomerInput, NewCustomer, ValidationError};
+use steward_domain::{
+    Address, AddressInput, CustomerInput, NewCustomer, ProfileField, ValidationError,
+};
 
 /// The profile field a CSV column feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
-    Name,
+    /// A field whose declaration names this header (`ProfileField::import_headers`).
+    Profile(ProfileField),
+    /// Parts the usual exports split: a name in two, an address in four.
     First,
     Last,
-    Email,
-    Phone,
     Street,
     City,
     PostalCode,
     Country,
-    DateOfBirth,
 }
 
 /// Maps the usual CRM export headers (Salesforce, HubSpot, Zoho, Pipedrive, Google contacts…)
@@ -26,28 +27,27 @@ fn column_for(header: &str) -> Option<Column> {
         .filter(|c| c.is_alphanumeric())
         .collect::<String>()
         .to_lowercase();
-    Some(match h.as_str() {
-        "name" | "fullname" | "contactname" | "customername" => Column::Name,
-        "firstname" | "givenname" | "forename" => Column::First,
-        "lastname" | "surname" | "familyname" => Column::Last,
-        "email" | "emailaddress" | "email1" | "primaryemail" | "workemail" | "emailaddress1" => {
-            Column::Email
-        }
-        "phone" | "phonenumber" | "mobile" | "mobilephone" | "mobilenumber" | "telephone"
-        | "tel" | "primaryphone" | "phone1" => Column::Phone,
+    let part = match h.as_str() {
+        "firstname" | "givenname" | "forename" => Some(Column::First),
+        "lastname" | "surname" | "familyname" => Some(Column::Last),
         "street" | "address" | "streetaddress" | "address1" | "addressline1" | "mailingstreet"
-        | "billingstreet" => Column::Street,
-        "city" | "town" | "mailingcity" | "billingcity" => Column::City,
+        | "billingstreet" => Some(Column::Street),
+        "city" | "town" | "mailingcity" | "billingcity" => Some(Column::City),
         "postalcode"
         | "postcode"
         | "zip"
         | "zipcode"
         | "mailingpostalcode"
         | "mailingzippostalcode"
-        | "billingpostalcode" => Column::PostalCode,
-        "country" | "countryregion" | "mailingcountry" | "billingcountry" => Column::Country,
-        "dateofbirth" | "birthdate" | "birthday" | "dob" => Column::DateOfBirth,
-        _ => return None,
+        | "billingpostalcode" => Some(Column::PostalCode),
+        "country" | "countryregion" | "mailingcountry" | "billingcountry" => Some(Column::Country),
+        _ => None,
+    };
+    part.or_else(|| {
+        ProfileField::ALL
+            .iter()
+            .find(|f| f.import_headers().contains(&h.as_str()))
+            .map(|f| Column::Profile(*f))
     })
 }
 
@@ -91,7 +91,13 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
     if !columns.iter().any(|c| {
         matches!(
             c,
-            Some(Column::Name | Column::First | Column::Last | Column::Email | Column::Phone)
+            Some(
+                Column::First
+                    | Column::Last
+                    | Column::Profile(
+                        ProfileField::Name | ProfileField::Email | ProfileField::Phone
+                    )
+            )
         )
     }) {
         return Err(CsvError::NoIdentity);
@@ -135,16 +141,13 @@ fn row_to_customer(
         }
         let v = Some(value.to_owned());
         match col {
-            Some(Column::Name) => input.name = v,
+            Some(Column::Profile(f)) => input.set_text(*f, value.to_owned()),
             Some(Column::First) => first = v,
             Some(Column::Last) => last = v,
-            Some(Column::Email) => input.email = v,
-            Some(Column::Phone) => input.phone = v,
             Some(Column::Street) => address.street = v,
             Some(Column::City) => address.city = v,
             Some(Column::PostalCode) => address.postal_code = v,
             Some(Column::Country) => address.country = v,
-            Some(Column::DateOfBirth) => input.date_of_birth = v,
             None => {}
         }
     }
@@ -185,6 +188,20 @@ mod tests {
         assert_eq!(bad[0].line, 3);
         assert_eq!(bad[0].error.field, "email");
         assert_eq!(ignored, vec!["Lead Source".to_string()]);
+    }
+
+    /// A field added to the profile's declaration is imported by its declared headers.
+    #[test]
+    fn imports_the_preferred_language() {
+        let csv = "Name,Language\nAda Lovelace,EN-gb\nBob Bad,klingon\n";
+        let (ok, bad, ignored) = parse_csv(csv.as_bytes()).unwrap();
+        assert!(ignored.is_empty());
+        assert_eq!(ok[0].preferred_language.as_deref(), Some("en-GB"));
+        assert_eq!(bad.len(), 1);
+        assert_eq!(
+            (bad[0].line, bad[0].error.field.as_ref()),
+            (3, "preferred_language")
+        );
     }
 
     #[test]

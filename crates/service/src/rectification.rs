@@ -2,7 +2,7 @@
 //! after staff confirm, and every profile change keeps its previous values, sealed.
 
 use serde_json::{Value, json};
-use steward_domain::{CustomerId, Timestamp, ValidationError, customer::PROFILE_FIELDS};
+use steward_domain::{CustomerId, ProfileField, Timestamp, ValidationError};
 use steward_policy::Action;
 
 use crate::auth::Actor;
@@ -21,14 +21,15 @@ impl Vault {
     ) -> ServiceResult<()> {
         let mut names: Vec<&'static str> = Vec::new();
         for f in fields {
-            let name = PROFILE_FIELDS
-                .iter()
-                .map(|(n, _)| *n)
-                .find(|n| n == f)
+            let name = ProfileField::parse(f)
+                .map(ProfileField::name)
                 .ok_or_else(|| {
                     ValidationError::new(
                         "fields",
-                        "must name profile fields: name, email, phone, address, date_of_birth",
+                        format!(
+                            "must name profile fields: {}",
+                            steward_domain::profile::names()
+                        ),
                     )
                 })?;
             if !names.contains(&name) {

@@ -5,8 +5,8 @@
 
 use steward_crypto::{DataKey, FieldAad};
 use steward_domain::{
-    Address, Customer, CustomerId, Interaction, InteractionId, NewCustomer, OutletId, Purchase,
-    PurchaseId, StaffId, Timestamp, interaction::Channel,
+    Customer, CustomerId, Interaction, InteractionId, NewCustomer, OutletId, ProfileField,
+    Purchase, PurchaseId, StaffId, Timestamp, interaction::Channel,
 };
 use steward_store::{CustomerRow, InteractionRow, PurchaseRow};
 use uuid::Uuid;
@@ -43,17 +43,6 @@ fn open_str(
 ) -> ServiceResult<String> {
     let bytes = dk.open(&aad(table, column, customer, record), sealed)?;
     String::from_utf8(bytes).map_err(|_| ServiceError::Integrity)
-}
-
-fn open_opt(
-    dk: &DataKey,
-    column: &str,
-    id: CustomerId,
-    v: &Option<Vec<u8>>,
-) -> ServiceResult<Option<String>> {
-    v.as_deref()
-        .map(|s| open_str(dk, "customers", column, id, id.0, s))
-        .transpose()
 }
 
 /// Seals a value of a contact change (`column`: `value`, the new one, or `previous`).
@@ -104,7 +93,8 @@ pub fn open_alert_reason(
     open_str(dk, "access_alerts", "reason", customer, alert, sealed)
 }
 
-/// Seals a customer's profile into a row.
+/// Seals a customer's profile into a row: each field under its own associated data (table
+/// `customers`, the field's name as column), walking the one declaration of the fields.
 pub fn seal_customer(
     dk: &DataKey,
     id: CustomerId,
@@ -112,26 +102,16 @@ pub fn seal_customer(
     created_at: i64,
     updated_at: i64,
 ) -> ServiceResult<CustomerRow> {
-    let address = c
-        .address
-        .as_ref()
-        .map(|a| serde_json::to_vec(a).map_err(|_| ServiceError::Integrity))
-        .transpose()?;
     Ok(CustomerRow {
         id,
         outlet_id: c.outlet_id,
         created_at,
         updated_at,
-        name: seal_opt(dk, "name", id, c.name.as_deref().map(str::as_bytes))?,
-        email: seal_opt(dk, "email", id, c.email.as_deref().map(str::as_bytes))?,
-        phone: seal_opt(dk, "phone", id, c.phone.as_deref().map(str::as_bytes))?,
-        address: seal_opt(dk, "address", id, address.as_deref())?,
-        date_of_birth: seal_opt(
-            dk,
-            "date_of_birth",
-            id,
-            c.date_of_birth.as_deref().map(str::as_bytes),
-        )?,
+        fields: c
+            .to_bytes()
+            .into_iter()
+            .map(|(f, v)| seal_opt(dk, f.name(), id, v.as_deref()))
+            .collect::<ServiceResult<_>>()?,
     })
 }
 
@@ -139,37 +119,32 @@ pub fn seal_customer(
 pub fn open_customer_fields(
     dk: &DataKey,
     r: &CustomerRow,
-    wanted: impl Fn(steward_policy::Field) -> bool,
+    wanted: impl Fn(ProfileField) -> bool,
 ) -> ServiceResult<Customer> {
-    use steward_policy::Field;
-    let pick = |f: Field, v: &Option<Vec<u8>>| if wanted(f) { v.clone() } else { None };
-    let partial = CustomerRow {
-        name: pick(Field::Name, &r.name),
-        email: pick(Field::Email, &r.email),
-        phone: pick(Field::Phone, &r.phone),
-        address: pick(Field::Address, &r.address),
-        date_of_birth: pick(Field::DateOfBirth, &r.date_of_birth),
-        ..r.clone()
+    let mut profile = NewCustomer {
+        outlet_id: r.outlet_id,
+        ..NewCustomer::default()
     };
-    open_customer(dk, &partial)
+    for &f in ProfileField::ALL {
+        let Some(sealed) = r.field(f).filter(|_| wanted(f)) else {
+            continue;
+        };
+        let bytes = dk.open(&aad("customers", f.name(), r.id, r.id.0), sealed)?;
+        if !profile.set_bytes(f, Some(&bytes)) {
+            return Err(ServiceError::Integrity);
+        }
+    }
+    Ok(Customer::with_profile(
+        r.id,
+        profile,
+        Timestamp(r.created_at),
+        Timestamp(r.updated_at),
+    ))
 }
 
 /// Opens a customer row.
 pub fn open_customer(dk: &DataKey, r: &CustomerRow) -> ServiceResult<Customer> {
-    let address = open_opt(dk, "address", r.id, &r.address)?
-        .map(|json| serde_json::from_str::<Address>(&json).map_err(|_| ServiceError::Integrity))
-        .transpose()?;
-    Ok(Customer {
-        id: r.id,
-        outlet_id: r.outlet_id,
-        name: open_opt(dk, "name", r.id, &r.name)?,
-        email: open_opt(dk, "email", r.id, &r.email)?,
-        phone: open_opt(dk, "phone", r.id, &r.phone)?,
-        address,
-        date_of_birth: open_opt(dk, "date_of_birth", r.id, &r.date_of_birth)?,
-        created_at: Timestamp(r.created_at),
-        updated_at: Timestamp(r.updated_at),
-    })
+    open_customer_fields(dk, r, |_| true)
 }
 
 /// Seals an interaction.

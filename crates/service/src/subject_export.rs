@@ -73,20 +73,8 @@ fn profile_items(c: &Customer, purposes: &[Purpose]) -> Vec<Value> {
             "updated_at": c.updated_at.to_rfc3339_millis(),
         }));
     };
-    if let Some(v) = &c.name {
-        push("name", json!(v), DataCategory::Name);
-    }
-    if let Some(v) = &c.email {
-        push("email", json!(v), DataCategory::Email);
-    }
-    if let Some(v) = &c.phone {
-        push("phone", json!(v), DataCategory::PhoneNumber);
-    }
-    if let Some(v) = &c.address {
-        push("address", json!(v), DataCategory::Address);
-    }
-    if let Some(v) = &c.date_of_birth {
-        push("date_of_birth", json!(v), DataCategory::DateOfBirth);
+    for (f, value) in c.json_values() {
+        push(f.name(), value, f.category());
     }
     items
 }

@@ -4,7 +4,7 @@
 //! customer is unreadable and unfindable when it commits; the ciphertext rows left (interactions,
 //! purchases) cannot be opened by anyone and are purged after it, in bounded transactions.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use steward_domain::CustomerId;
 
 use crate::sql::id16;
@@ -137,10 +137,14 @@ impl SqlStore {
         }
         // The profile's ciphertext is one row: cleared now; the row stays as a tombstone until
         // the rows that reference it are purged.
-        sqlx::query(
-            "UPDATE customers SET erased_at = $2, outlet_id = NULL, name = NULL, email = NULL, phone = NULL, \
-             address = NULL, date_of_birth = NULL WHERE id = $1",
-        )
+        let cleared: Vec<String> = steward_domain::ProfileField::ALL
+            .iter()
+            .map(|f| format!("{} = NULL", f.name()))
+            .collect();
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE customers SET erased_at = $2, outlet_id = NULL, {} WHERE id = $1",
+            cleared.join(", ")
+        )))
         .bind(idb.clone())
         .bind(at)
         .execute(&mut *tx)

@@ -1,6 +1,6 @@
 //! Rows as stored: ids, times, sealed bytes and MACs. No plaintext personal values.
 
-use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
+use steward_domain::{CustomerId, OutletId, ProfileField, StaffId, TokenId};
 
 /// A key wrapped by a master key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,16 +22,27 @@ pub struct CustomerRow {
     pub created_at: i64,
     /// Last change (ms).
     pub updated_at: i64,
-    /// Sealed name.
-    pub name: Option<Vec<u8>>,
-    /// Sealed e-mail.
-    pub email: Option<Vec<u8>>,
-    /// Sealed phone.
-    pub phone: Option<Vec<u8>>,
-    /// Sealed address (JSON).
-    pub address: Option<Vec<u8>>,
-    /// Sealed date of birth.
-    pub date_of_birth: Option<Vec<u8>>,
+    /// The sealed profile fields, one per [`ProfileField::ALL`] in its order (each its own
+    /// column, named as the field).
+    pub fields: Vec<Option<Vec<u8>>>,
+}
+
+impl CustomerRow {
+    /// The sealed value of `field`, if any.
+    pub fn field(&self, field: ProfileField) -> Option<&[u8]> {
+        let at = ProfileField::ALL.iter().position(|f| *f == field)?;
+        self.fields.get(at)?.as_deref()
+    }
+}
+
+/// The profile's columns, `prefix` before each (`c.name, c.email, …`), in [`ProfileField::ALL`]
+/// order: the SQL names every field through this, never by hand.
+pub(crate) fn profile_columns(prefix: &str) -> String {
+    ProfileField::ALL
+        .iter()
+        .map(|f| format!("{prefix}{}", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A blind-index entry.

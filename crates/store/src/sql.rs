@@ -4,7 +4,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row, Transaction};
 
-use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
+use steward_domain::{CustomerId, OutletId, ProfileField, StaffId, TokenId};
 
 use crate::*;
 
@@ -28,7 +28,16 @@ pub struct SqlStore {
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
-const CUSTOMER_COLUMNS: &str = "c.id, c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, c.address, c.date_of_birth, k.master_key_id, k.wrapped";
+/// A customer's columns with its wrapped key: id, outlet, times, the profile, the key.
+static CUSTOMER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "c.id, c.outlet_id, c.created_at, c.updated_at, {}, k.master_key_id, k.wrapped",
+        crate::records::profile_columns("c.")
+    )
+});
+
+/// Where the profile's columns start in a row of [`CUSTOMER_COLUMNS`].
+const PROFILE_AT: usize = 4;
 
 pub(crate) fn id16<T>(bytes: Vec<u8>, f: fn(&[u8]) -> Option<T>) -> StoreResult<T> {
     f(&bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
@@ -42,13 +51,11 @@ fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
             outlet_id: outlet.map(|o| id16(o, OutletId::from_slice)).transpose()?,
             created_at: r.try_get(2)?,
             updated_at: r.try_get(3)?,
-            name: r.try_get(4)?,
-            email: r.try_get(5)?,
-            phone: r.try_get(6)?,
-            address: r.try_get(7)?,
-            date_of_birth: r.try_get(8)?,
+            fields: (0..ProfileField::ALL.len())
+                .map(|i| r.try_get(PROFILE_AT + i))
+                .collect::<Result<_, _>>()?,
         },
-        stored_key(r, 9)?,
+        stored_key(r, PROFILE_AT + ProfileField::ALL.len())?,
     ))
 }
 
@@ -151,8 +158,9 @@ impl SqlStore {
         // One row per outlet the customer belongs to (rarely more than a few), the customer's
         // columns repeated: one round trip instead of two.
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS}, c.restricted, o.outlet_id FROM customers c JOIN data_keys k ON k.customer_id = c.id \
-             LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1"
+            "SELECT {}, c.restricted, o.outlet_id FROM customers c JOIN data_keys k ON k.customer_id = c.id \
+             LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1",
+            *CUSTOMER_COLUMNS
         )))
         .bind(id.as_bytes().to_vec())
         .fetch_all(&self.pool)
@@ -161,10 +169,12 @@ impl SqlStore {
             return Ok(None);
         };
         let (row, key) = customer_from_row(first)?;
-        let restricted: i64 = first.try_get(11)?;
+        // After the customer's columns and the key's two: restriction, then an outlet.
+        let after = PROFILE_AT + ProfileField::ALL.len() + 2;
+        let restricted: i64 = first.try_get(after)?;
         let mut outlets = Vec::with_capacity(rows.len());
         for r in &rows {
-            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(12)? {
+            if let Some(o) = r.try_get::<Option<Vec<u8>>, _>(after + 1)? {
                 outlets.push(id16(o, OutletId::from_slice)?);
             }
         }
@@ -420,8 +430,9 @@ impl CustomerStore for SqlStore {
             q.execute(&mut *tx).await?;
 
             let sql = format!(
-                "INSERT INTO customers (id, outlet_id, created_at, updated_at, name, email, phone, address, date_of_birth) VALUES {}",
-                values_clause(self.backend, chunk.len(), 9)
+                "INSERT INTO customers (id, outlet_id, created_at, updated_at, {}) VALUES {}",
+                crate::records::profile_columns(""),
+                values_clause(self.backend, chunk.len(), 4 + ProfileField::ALL.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
@@ -430,12 +441,10 @@ impl CustomerStore for SqlStore {
                     .bind(r.id.as_bytes().to_vec())
                     .bind(r.outlet_id.map(|o| o.as_bytes().to_vec()))
                     .bind(r.created_at)
-                    .bind(r.updated_at)
-                    .bind(r.name.clone())
-                    .bind(r.email.clone())
-                    .bind(r.phone.clone())
-                    .bind(r.address.clone())
-                    .bind(r.date_of_birth.clone());
+                    .bind(r.updated_at);
+                for f in &r.fields {
+                    q = q.bind(f.clone());
+                }
             }
             q.execute(&mut *tx).await?;
         }
@@ -473,7 +482,8 @@ impl CustomerStore for SqlStore {
     ) -> StoreResult<Vec<(CustomerRow, StoredKey)>> {
         let after = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CUSTOMER_COLUMNS} FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+            "SELECT {} FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id > $1 ORDER BY c.id LIMIT $2",
+            *CUSTOMER_COLUMNS
         )))
         .bind(after)
         .bind(i64::from(limit))
@@ -508,16 +518,22 @@ impl CustomerStore for SqlStore {
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let id = row.id.as_bytes().to_vec();
-        let done = sqlx::query("UPDATE customers SET updated_at = $2, name = $3, email = $4, phone = $5, address = $6, date_of_birth = $7 WHERE id = $1")
+        let set: Vec<String> = ProfileField::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("{} = ${}", f.name(), i + 3))
+            .collect();
+        let sql = format!(
+            "UPDATE customers SET updated_at = $2, {} WHERE id = $1",
+            set.join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
             .bind(id.clone())
-            .bind(row.updated_at)
-            .bind(row.name.clone())
-            .bind(row.email.clone())
-            .bind(row.phone.clone())
-            .bind(row.address.clone())
-            .bind(row.date_of_birth.clone())
-            .execute(&mut *tx)
-            .await?;
+            .bind(row.updated_at);
+        for f in &row.fields {
+            q = q.bind(f.clone());
+        }
+        let done = q.execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -1384,9 +1400,15 @@ impl MaintenanceStore for SqlStore {
     }
 }
 
+/// One customer with its wrapped key, by id.
 fn const_format_customer_by_id() -> &'static str {
-    "SELECT c.id, c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, c.address, c.date_of_birth, k.master_key_id, k.wrapped \
-     FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id = $1"
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE c.id = $1",
+            *CUSTOMER_COLUMNS
+        )
+    });
+    &SQL
 }
 
 #[cfg(test)]

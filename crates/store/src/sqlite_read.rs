@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::OpenFlags;
-use steward_domain::{CustomerId, OutletId};
+use steward_domain::{CustomerId, OutletId, ProfileField};
 
 use crate::{AccessFacts, CustomerRow, StoreError, StoreResult, StoredKey};
 
@@ -26,6 +26,18 @@ pub(crate) struct Readers {
     path: String,
     idle: Mutex<Vec<rusqlite::Connection>>,
 }
+
+/// As the pool's query: one row per outlet, the customer's columns repeated, so the customer and
+/// their outlets come from one snapshot.
+static CUSTOMER_FOR_READ: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT c.outlet_id, c.created_at, c.updated_at, {}, k.master_key_id, k.wrapped, \
+           c.restricted, o.outlet_id \
+         FROM customers c JOIN data_keys k ON k.customer_id = c.id \
+         LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = ?1",
+        crate::records::profile_columns("c.")
+    )
+});
 
 impl Readers {
     /// Readers of the SQLite file at `path`.
@@ -78,12 +90,9 @@ impl Readers {
         self.with(|conn| {
             // As the pool's query: one row per outlet, the customer's columns repeated, so the
             // customer and their outlets come from one snapshot.
-            let mut stmt = conn.prepare_cached(
-                "SELECT c.outlet_id, c.created_at, c.updated_at, c.name, c.email, c.phone, \
-                   c.address, c.date_of_birth, k.master_key_id, k.wrapped, c.restricted, o.outlet_id \
-                 FROM customers c JOIN data_keys k ON k.customer_id = c.id \
-                 LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = ?1",
-            )?;
+            let mut stmt = conn.prepare_cached(&CUSTOMER_FOR_READ)?;
+            // Columns: outlet, two times, the profile, the key (two), restriction, an outlet.
+            let n = ProfileField::ALL.len();
             let mut rows = stmt.query([id.as_bytes().as_slice()])?;
             let mut found = None;
             let mut outlets = Vec::new();
@@ -95,24 +104,27 @@ impl Readers {
                         outlet_id: registered.map(|o| outlet_id(&o)).transpose()?,
                         created_at: r.get(1)?,
                         updated_at: r.get(2)?,
-                        name: r.get(3)?,
-                        email: r.get(4)?,
-                        phone: r.get(5)?,
-                        address: r.get(6)?,
-                        date_of_birth: r.get(7)?,
+                        fields: (0..n).map(|i| r.get(3 + i)).collect::<Result<_, _>>()?,
                     };
                     let key = StoredKey {
-                        master_key_id: r.get(8)?,
-                        wrapped: r.get(9)?,
+                        master_key_id: r.get(3 + n)?,
+                        wrapped: r.get(4 + n)?,
                     };
-                    found = Some((row, key, r.get::<_, i64>(10)? != 0));
+                    found = Some((row, key, r.get::<_, i64>(5 + n)? != 0));
                 }
-                if let Some(o) = r.get::<_, Option<Vec<u8>>>(11)? {
+                if let Some(o) = r.get::<_, Option<Vec<u8>>>(6 + n)? {
                     outlets.push(outlet_id(&o)?);
                 }
             }
             Ok(found.map(|(row, key, restricted)| {
-                (row, key, AccessFacts { outlets, restricted })
+                (
+                    row,
+                    key,
+                    AccessFacts {
+                        outlets,
+                        restricted,
+                    },
+                )
             }))
         })
     }
@@ -163,11 +175,14 @@ mod tests {
                 outlet_id: outlet,
                 created_at: 1_000 + i64::from(n),
                 updated_at: 2_000 + i64::from(n),
-                name: Some(vec![n; 40]),
-                email: n.is_multiple_of(2).then(|| vec![n, 1, 2]),
-                phone: None,
-                address: Some(vec![n; 3]),
-                date_of_birth: (n > 1).then(|| vec![9; 20]),
+                fields: vec![
+                    Some(vec![n; 40]),
+                    n.is_multiple_of(2).then(|| vec![n, 1, 2]),
+                    None,
+                    Some(vec![n; 3]),
+                    (n > 1).then(|| vec![9; 20]),
+                    (n > 2).then(|| vec![7; 5]),
+                ],
             },
             key: StoredKey {
                 master_key_id: format!("mk-{n}"),

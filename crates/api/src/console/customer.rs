@@ -138,7 +138,6 @@ fn field_views(c: &CustomerView) -> Vec<FieldView> {
         Some(p) if !p.is_empty() => format!("decided by {}", p.join(", ")),
         _ => "no policy allows it for this purpose (deny by default)".to_owned(),
     };
-    let address = c.address.as_ref().map(steward_domain::Address::one_line);
     let purchases = c.purchase_summary.as_ref().map(|p| {
         format!(
             "tier {}, {} purchases, {}",
@@ -151,33 +150,30 @@ fn field_views(c: &CustomerView) -> Vec<FieldView> {
             }
         )
     });
-    [
-        ("Name", "name", c.name.clone()),
-        ("E-mail", "email", c.email.clone()),
-        ("Phone", "phone", c.phone.clone()),
-        ("Address", "address", address),
-        ("Date of birth", "date_of_birth", c.date_of_birth.clone()),
-        ("Purchase history", "purchases", purchases),
-    ]
-    .into_iter()
-    .map(|(label, f, value)| {
-        let outcome = outcome(f);
-        // A shown history has no summary; its items are not on this page (yet), and "none
-        // recorded" would be untrue.
-        let value = match (f, outcome, value) {
-            ("purchases", "show", None) => Some(
-                "shown in full for this purpose; the itemised list is not on this page yet".into(),
-            ),
-            (_, _, v) => v,
-        };
-        FieldView {
-            label,
-            value,
-            outcome,
-            why: why(f),
-        }
-    })
-    .collect()
+    // Every declared profile field, then the purchase history.
+    c.texts()
+        .into_iter()
+        .map(|(f, value)| (f.label(), f.name(), value))
+        .chain([("Purchase history", "purchases", purchases)])
+        .map(|(label, f, value)| {
+            let outcome = outcome(f);
+            // A shown history has no summary; its items are not on this page (yet), and "none
+            // recorded" would be untrue.
+            let value = match (f, outcome, value) {
+                ("purchases", "show", None) => Some(
+                    "shown in full for this purpose; the itemised list is not on this page yet"
+                        .into(),
+                ),
+                (_, _, v) => v,
+            };
+            FieldView {
+                label,
+                value,
+                outcome,
+                why: why(f),
+            }
+        })
+        .collect()
 }
 
 pub(super) async fn page(

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use steward_domain::{ConsentAction, LawfulBasis, RequestStatus, RequestType};
+use steward_domain::{ConsentAction, LawfulBasis, ProfileField, RequestStatus, RequestType};
 use steward_service::portal::PortalOverview;
 
 use super::{SignedIn, Visit, checked_form, gpc, message_page, refused, set_cookie, to_start};
@@ -33,6 +33,8 @@ struct HomePage<'a> {
     notice: Option<&'a str>,
     gpc: bool,
     profile: Vec<(&'static str, Option<String>)>,
+    /// The details a correction may name: (field, label).
+    correctable: Vec<(&'static str, &'static str)>,
     purchases: Vec<(String, String, String, String)>,
     interactions: Vec<(String, String, String)>,
     truncated: bool,
@@ -55,20 +57,22 @@ fn basis(b: LawfulBasis) -> &'static str {
 
 fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) -> Response {
     let c = &o.customer;
-    let address = c.address.as_ref().map(steward_domain::Address::one_line);
     let page = HomePage {
         signed_in: true,
         csrf: &visit.csrf,
         notice,
         gpc,
-        profile: vec![
-            ("Name", c.name.clone()),
-            ("E-mail", c.email.clone()),
-            ("Phone", c.phone.clone()),
-            ("Address", address),
-            ("Date of birth", c.date_of_birth.clone()),
-            ("Customer since", Some(day(c.created_at))),
-        ],
+        // Every declared profile field, then the customer's start.
+        profile: c
+            .texts()
+            .into_iter()
+            .map(|(f, v)| (f.label(), v))
+            .chain([("Customer since", Some(day(c.created_at)))])
+            .collect(),
+        correctable: ProfileField::ALL
+            .iter()
+            .map(|f| (f.name(), f.label()))
+            .collect(),
         purchases: o
             .purchases
             .iter()
@@ -239,10 +243,7 @@ pub(super) async fn correction(
 ) -> Response {
     signed_form(&s, visit, &headers, &body, async |visit, f| {
         let field = f.get("field").map(String::as_str).unwrap_or("");
-        if !matches!(
-            field,
-            "name" | "email" | "phone" | "address" | "date_of_birth"
-        ) {
+        if ProfileField::parse(field).is_none() {
             let p = Problem::invalid_parameter("field", "choose a detail to correct");
             return message_page(Some(&visit), p);
         }

@@ -175,7 +175,7 @@ fn generated(n: usize) -> NewCustomer {
     // 0x9E37_79B1 is coprime with 10^8 (odd, not a multiple of 5), so n -> n * it mod 10^8 is a
     // bijection on 0..10^8 (no u64 overflow below 10^8).
     let scattered = (n as u64).wrapping_mul(0x9E37_79B1) % 100_000_000;
-    NewCustomer {
+    let mut c = NewCustomer {
         name: Some(format!("Bench Customer {n}")),
         email: Some(format!("c{scattered:08}.{n}@example.com")),
         phone: Some(format!("+4420{scattered:08}")),
@@ -187,7 +187,11 @@ fn generated(n: usize) -> NewCustomer {
         }),
         date_of_birth: Some("1980-01-01".into()),
         outlet_id: None,
-    }
+        ..NewCustomer::default()
+    };
+    // Every other declared field: its demo value.
+    c.fill_demo(n);
+    c
 }
 
 /// A vault in `dir` for a benchmark: the vault, the operator, the store beneath it (to read as

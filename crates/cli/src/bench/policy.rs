@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use steward_domain::{CustomerId, OutletId, Purpose, Role};
+use steward_domain::{CustomerId, OutletId, ProfileField, Purpose, Role};
 use steward_policy::{Asker, Field, Policy, ReadRequest, Subject};
 
 fn purposes() -> Vec<Purpose> {
@@ -155,7 +155,7 @@ pub(super) fn run(iterations: usize) -> anyhow::Result<()> {
     let (c50, c99) = time(false, &Field::CUSTOMER_VIEW);
     let (w50, w99) = time(true, &Field::CUSTOMER_VIEW);
     // The name of another outlet's customer is shown by one permit: one Cedar authorization.
-    let (o50, o99) = time(false, &[Field::Name]);
+    let (o50, o99) = time(false, &[Field::Profile(ProfileField::Name)]);
     emit!(
         "| policy decision, one field (one Cedar authorization), evaluated | p50 {o50:.1} µs | p99 {o99:.1} µs |"
     );

@@ -19,6 +19,8 @@ fn input(n: usize) -> CustomerInput {
         phone: Some(format!("+44 20 7946 {n:04}")),
         address: Some(AddressInput::Line(format!("{n} Conformance Road"))),
         date_of_birth: Some("1990-05-17".into()),
+        // Submitted in any case; kept canonical.
+        preferred_language: Some("FR-ch".into()),
         outlet_id: None,
     }
 }
@@ -50,6 +52,7 @@ async fn customer_round_trip(db: TestDb) {
         c.address.as_ref().and_then(|a| a.street.as_deref()),
         Some("2 Conformance Road")
     );
+    assert_eq!(c.preferred_language.as_deref(), Some("fr-CH"));
 
     // Cursor pagination walks every customer once, in creation order.
     let page = |after| {

@@ -20,6 +20,7 @@ mod limits;
 mod matrix;
 mod plaintext;
 mod portal;
+mod profile_field;
 mod purposes;
 mod requests;
 mod retention;

@@ -27,7 +27,7 @@ fn needles() -> (Vec<serde_json::Value>, Vec<String>) {
     let mut bodies = Vec::new();
     let mut forms = Vec::new();
     for (name, email, phone, street) in people {
-        bodies.push(json!({"name": name, "email": email, "phone": phone, "address": {"street": street, "city": "Marrowbury", "postal_code": "MB7 3XQ", "country": "Narnialand"}, "date_of_birth": "1977-07-17"}));
+        bodies.push(json!({"name": name, "email": email, "phone": phone, "address": {"street": street, "city": "Marrowbury", "postal_code": "MB7 3XQ", "country": "Narnialand"}, "date_of_birth": "1977-07-17", "preferred_language": "gsw-LI"}));
         let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
         let e164 = format!("+{}", digits.trim_start_matches("00"));
         for v in [
@@ -41,6 +41,7 @@ fn needles() -> (Vec<serde_json::Value>, Vec<String>) {
             "MB7 3XQ",
             "Narnialand",
             "1977-07-17",
+            "gsw-LI",
         ] {
             forms.push(v.to_owned());
             forms.push(v.to_lowercase());
