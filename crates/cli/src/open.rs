@@ -111,13 +111,14 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<(Vault, Operator)> {
     let (vault, operator) =
         Vault::open(store, keyring, policy, signer)
             .await
-            .map_err(|e| match e {
-                steward_service::ServiceError::Crypto(
-                    steward_crypto::CryptoError::UnknownMasterKey(id),
-                ) => anyhow::anyhow!(
-                    "the master key at {} is not the one this database was sealed with ({id})",
-                    key_file.display()
-                ),
+            .map_err(|e| match &e {
+                steward_service::ServiceError::Crypto(c) if c.unknown_master_key().is_some() => {
+                    anyhow::anyhow!(
+                        "the master key at {} is not the one this database was sealed with ({})",
+                        key_file.display(),
+                        c.unknown_master_key().unwrap_or_default()
+                    )
+                }
                 e => anyhow::anyhow!("opening the vault: {e}"),
             })?;
     vault.use_erasure_journal(args.erasure_journal());

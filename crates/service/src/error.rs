@@ -39,10 +39,10 @@ pub enum ServiceError {
     Integrity,
     /// A crypto failure other than integrity (key file, random source, unknown master key).
     #[error(transparent)]
-    Crypto(CryptoError),
+    Crypto(CryptoFailure),
     /// The store failed.
     #[error(transparent)]
-    Store(StoreError),
+    Store(StoreFailure),
     /// The thing is not in a state that allows this (e.g. a request already closed).
     #[error("not allowed in this state: {0}")]
     WrongState(&'static str),
@@ -57,18 +57,40 @@ pub enum ServiceError {
     Journal(&'static str),
 }
 
+/// A crypto failure, opaque to the layers above: its text is for logs, and no crypto type
+/// reaches the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CryptoFailure(pub(crate) CryptoError);
+
+impl CryptoFailure {
+    /// The id of the master key the data was sealed under, when the loaded key is another.
+    pub fn unknown_master_key(&self) -> Option<&str> {
+        match &self.0 {
+            CryptoError::UnknownMasterKey(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// A storage failure, opaque to the layers above: its text is for logs (database errors can echo
+/// stored bytes, so never shown to clients), and no store type reaches the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreFailure(pub(crate) StoreError);
+
 impl From<CryptoError> for ServiceError {
     fn from(e: CryptoError) -> Self {
         match e {
             CryptoError::Integrity => ServiceError::Integrity,
-            other => ServiceError::Crypto(other),
+            other => ServiceError::Crypto(CryptoFailure(other)),
         }
     }
 }
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        ServiceError::Store(e)
+        ServiceError::Store(StoreFailure(e))
     }
 }
 

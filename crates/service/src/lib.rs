@@ -32,7 +32,7 @@ pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export}
 pub use audit_verify::{AuditReport, verify_log};
 pub use auth::{Actor, Myself, Operator, Principal, TokenOwner};
 pub use erasure::ErasureReport;
-pub use error::ServiceError;
+pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};
 pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;

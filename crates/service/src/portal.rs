@@ -252,7 +252,7 @@ impl Vault {
         let id = Uuid::now_v7();
         let issued = tokio::task::spawn_blocking(move || IssuedToken::new(id))
             .await
-            .map_err(|_| ServiceError::Crypto(steward_crypto::CryptoError::Random))??;
+            .map_err(|_| ServiceError::from(steward_crypto::CryptoError::Random))??;
         let session = PortalSessionRow {
             id,
             customer_id: customer,

@@ -61,7 +61,7 @@ pub struct RequestView {
 }
 
 pub(crate) fn view(r: &RequestRow) -> ServiceResult<RequestView> {
-    let bad = || ServiceError::Store(steward_store::StoreError::Corrupt("request row"));
+    let bad = || ServiceError::from(steward_store::StoreError::Corrupt("request row"));
     let kind = RequestType::parse(&r.kind).ok_or_else(bad)?;
     let status = RequestStatus::parse(&r.status).ok_or_else(bad)?;
     let downloadable = status == RequestStatus::Fulfilled
@@ -376,7 +376,7 @@ impl Vault {
         next.code_expires_at = None;
         next.reason = None;
         next.updated_at = Timestamp::now().millis();
-        let kind = RequestType::parse(&row.kind).ok_or(ServiceError::Store(
+        let kind = RequestType::parse(&row.kind).ok_or(ServiceError::from(
             steward_store::StoreError::Corrupt("request row"),
         ))?;
         let outcome = self.fulfil(actor, kind, &row, false).await;
