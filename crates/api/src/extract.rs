@@ -249,14 +249,18 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        // A merge patch may also come as RFC 7396's own media type.
+        let patch = req.method() == axum::http::Method::PATCH;
         let is_json = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                ct.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                ct.split(';').next().is_some_and(|m| {
+                    let m = m.trim();
+                    m.eq_ignore_ascii_case("application/json")
+                        || (patch && m.eq_ignore_ascii_case("application/merge-patch+json"))
+                })
             });
         if !is_json {
             return Err(Problem::unsupported_media_type());

@@ -87,7 +87,8 @@ pub struct PendingChange {
 /// Changes a customer's profile (JSON Merge Patch: `null` removes a field). 204 when every
 /// field applied; 202 when a new e-mail address waits for the customer's confirmation from that
 /// address (the rest applied); 409 naming `email` if another customer holds that address.
-#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", request_body = CustomerPatch,
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers",
+    request_body(content((CustomerPatch = "application/json"), (CustomerPatch = "application/merge-patch+json"))),
     params(("id" = String, Path)),
     responses((status = 204), (status = 202, body = PendingChange), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]

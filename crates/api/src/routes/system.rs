@@ -61,6 +61,12 @@ pub async fn openapi() -> impl IntoResponse {
     )
 }
 
+/// The root: people land on the console.
+#[utoipa::path(get, path = "/", tag = "system", responses((status = 303, description = "To the staff console")))]
+pub async fn root() -> impl IntoResponse {
+    axum::response::Redirect::to("/console")
+}
+
 /// Unknown route.
 pub async fn no_route() -> Problem {
     Problem::no_route()
@@ -75,6 +81,7 @@ pub async fn method_not_allowed() -> Problem {
 /// (one place per endpoint).
 pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
+        .routes(utoipa_axum::routes!(root))
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(metrics))
         // Served, not documented: the document itself and the well-known files.

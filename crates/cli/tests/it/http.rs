@@ -106,6 +106,7 @@ fn assert_problem(res: &(StatusCode, String, Value), status: StatusCode, field: 
 }
 
 backend_tests!(
+    merge_patch_media_type,
     customers_over_http,
     bad_input_is_refused_and_changes_nothing,
     activity_over_http,
@@ -609,6 +610,9 @@ async fn integrity_error_over_http(db: TestDb) {
 
 async fn system_endpoints(db: TestDb) {
     let api = Api::new(&db).await;
+    // People who open the root land on the console (issue 17).
+    let (s, _, _) = api.raw("GET", "/", None, None, false).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
     let (s, _, h) = api.raw("GET", "/healthz", None, None, false).await;
     assert_eq!((s, h["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (s, _, doc) = api.raw("GET", "/openapi.json", None, None, false).await;
@@ -668,4 +672,39 @@ async fn system_endpoints(db: TestDb) {
         api.call("DELETE", "/v1/purposes", None).await.0,
         StatusCode::METHOD_NOT_ALLOWED
     );
+}
+
+/// A merge patch may come as RFC 7396's own media type; other methods keep `application/json`.
+async fn merge_patch_media_type(db: TestDb) {
+    let api = Api::new(&db).await;
+    let (s, _, created) = api
+        .call("POST", "/v1/customers", Some(json!({"name": "Mona Merge"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let patch = json!({"name": "Mona Patched"}).to_string();
+    let (s, _, b) = api
+        .raw(
+            "PATCH",
+            &format!("/v1/customers/{id}"),
+            Some(patch),
+            Some("application/merge-patch+json"),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (_, _, c) = api
+        .call("GET", &format!("/v1/customers/{id}?purpose=service"), None)
+        .await;
+    assert_eq!(c["name"], "Mona Patched");
+    let (s, _, b) = api
+        .raw(
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": "Not A Patch"}).to_string()),
+            Some("application/merge-patch+json"),
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{b}");
 }
