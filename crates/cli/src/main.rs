@@ -223,6 +223,20 @@ enum TokenCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// List every API token and sign-in session, one a line: id, name, role or staff, created,
+    /// last used, state. Never a secret.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token or sign-in session: refused from its next request on (a running server
+    /// re-reads a token within 30 seconds).
+    Revoke {
+        /// The token's id (as `token list` prints it).
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -289,6 +303,47 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             eprintln!("Created token {id}. It is shown once; store it in a secret manager:");
             println!("{}", token.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::List { store },
+        } => {
+            open::init_logging(false);
+            let (vault, operator) = open::vault(&store).await?;
+            let tokens = vault
+                .list_tokens(operator.acting("token list").into())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            vault.flush_audit().await?;
+            for t in tokens {
+                let last = t
+                    .last_used_at
+                    .map(|l| l.to_rfc3339_millis())
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{}\t{}\t{}\t{}\t{last}\t{}",
+                    t.id,
+                    t.name,
+                    t.owner,
+                    t.created_at.to_rfc3339_millis(),
+                    t.state
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { id, store },
+        } => {
+            open::init_logging(false);
+            let id: steward_domain::TokenId =
+                id.parse().map_err(|_| anyhow::anyhow!("not a token id"))?;
+            let (vault, operator) = open::vault(&store).await?;
+            vault
+                .revoke_token(operator.acting("token revoke").into(), id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            vault.flush_audit().await?;
+            eprintln!("Revoked token {id}.");
             Ok(ExitCode::SUCCESS)
         }
         Command::Staff {

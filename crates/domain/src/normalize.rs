@@ -106,9 +106,11 @@ pub fn short_text(field: &'static str, raw: &str) -> Result<String, ValidationEr
     text(field, &nfkc(raw), MAX_SHORT_CHARS)
 }
 
-/// A BCP 47 language tag (RFC 5646), e.g. `fr-CH`: well-formed, its subtags in the IANA
-/// registry, in canonical form and case (`EN-gb` is `en-GB`). Private-use tags (`x-…`) are refused:
-/// they say nothing another system can act on.
+/// A BCP 47 language tag (RFC 5646), e.g. `fr-CH`: language, with an optional script, region and
+/// variants, each subtag in the IANA registry, in canonical form and case (`EN-gb` is `en-GB`;
+/// a POSIX `fr_CH`, as CRM exports write locales, is read as `fr-CH`). Extensions and private use
+/// (`-u-…`, `-x-…`) are refused: the registry checks nothing in them, so they would carry free
+/// text past the policy into a field others may read.
 pub fn language(field: &'static str, raw: &str) -> Result<String, ValidationError> {
     let bad = || {
         ValidationError::new(
@@ -116,12 +118,12 @@ pub fn language(field: &'static str, raw: &str) -> Result<String, ValidationErro
             "must be a BCP 47 language tag such as en-GB or fr-CH",
         )
     };
-    let raw = raw.trim();
+    let raw = raw.trim().replace('_', "-");
     if raw.is_empty() || raw.len() > 35 {
         return Err(bad());
     }
-    let tag = language_tags::LanguageTag::parse(raw).map_err(|_| bad())?;
-    if tag.as_str().starts_with("x-") {
+    let tag = language_tags::LanguageTag::parse(&raw).map_err(|_| bad())?;
+    if tag.as_str().starts_with("x-") || tag.extension().is_some() || tag.private_use().is_some() {
         return Err(bad());
     }
     tag.validate().map_err(|_| bad())?;
@@ -226,6 +228,7 @@ mod tests {
     fn languages_are_registered_bcp47_tags() {
         for (raw, want) in [
             ("fr-CH", "fr-CH"),
+            ("fr_CH", "fr-CH"),
             (" EN-gb ", "en-GB"),
             ("de", "de"),
             ("zh-Hant-TW", "zh-Hant-TW"),
@@ -236,11 +239,13 @@ mod tests {
         for bad in [
             "",
             "english",
-            "en_GB",
             "xx-ZZ",
             "x-klingon",
             "en-GB-",
             "fr-CH\u{202E}",
+            "en-x-hivpos",
+            "de-u-co-phonebk",
+            "en-GB-x-notes",
             "a-b-c-d-e-f-g-h-i-j-k-l-m",
         ] {
             assert_eq!(

@@ -23,12 +23,13 @@ static CURFEW: LazyLock<Policy> = LazyLock::new(|| {
     Policy::from_sources(&text, steward_policy::SCHEMA).expect("the curfew policy validates")
 });
 
-const CATEGORIES: [DataCategory; 11] = [
+const CATEGORIES: [DataCategory; 12] = [
     DataCategory::Name,
     DataCategory::Email,
     DataCategory::PhoneNumber,
     DataCategory::Address,
     DataCategory::DateOfBirth,
+    DataCategory::Language,
     DataCategory::Financial,
     DataCategory::PurchaseHistory,
     DataCategory::Communications,

@@ -276,6 +276,8 @@ pub enum Action {
     ReadMetrics,
     /// Take a customer's whole record out in clear (the operator's `steward export`).
     ExportCustomer,
+    /// List and revoke API tokens and sign-in sessions.
+    ManageTokens,
 }
 
 impl Action {
@@ -300,6 +302,7 @@ impl Action {
             Action::ReadRequests => "read_requests",
             Action::ReadMetrics => "read_metrics",
             Action::ExportCustomer => "export_customer",
+            Action::ManageTokens => "manage_tokens",
         }
     }
 
@@ -313,6 +316,7 @@ impl Action {
                 | Action::ReadAudit
                 | Action::ReadRequests
                 | Action::ReadMetrics
+                | Action::ManageTokens
         )
     }
 }

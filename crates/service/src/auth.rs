@@ -189,6 +189,13 @@ impl TokenCache {
         }
     }
 
+    /// Forgets every token of a staff member (disabled here).
+    pub(crate) fn forget_all_of(&self, staff: StaffId) {
+        if let Ok(mut cache) = self.verified.write() {
+            cache.retain(|_, v| v.principal.staff_id != Some(staff));
+        }
+    }
+
     /// Forgets a staff member's tokens named `name` (their sign-in sessions, revoked here).
     pub(crate) fn forget_staff(&self, staff: StaffId, name: &str) {
         if let Ok(mut cache) = self.verified.write() {
@@ -219,6 +226,17 @@ impl Vault {
         }
     }
 
+    /// Records, off the request's path, that token `id` was used at `now` (at most once per re-check
+    /// of its row, so every 30 seconds); a failure to record it is only logged.
+    fn touch(&self, id: TokenId, now: i64) {
+        let store = self.inner.stores.identity.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(id, now).await {
+                tracing::debug!(error = %e, "recording a token's last use failed");
+            }
+        });
+    }
+
     /// Creates an API token; the returned string is shown once and stored only as a hash.
     pub async fn create_token(
         &self,
@@ -237,12 +255,22 @@ impl Vault {
             }
             TokenOwner::Role(r) => (r.as_str(), None),
             TokenOwner::Staff(s) => {
-                if self.inner.stores.directory.get_staff(s).await?.is_none() {
-                    return Err(steward_domain::ValidationError::new(
-                        "staff",
-                        "no such staff member",
-                    )
-                    .into());
+                match self.inner.stores.directory.get_staff(s).await? {
+                    None => {
+                        return Err(steward_domain::ValidationError::new(
+                            "staff",
+                            "no such staff member",
+                        )
+                        .into());
+                    }
+                    Some(row) if row.disabled_at.is_some() => {
+                        return Err(steward_domain::ValidationError::new(
+                            "staff",
+                            "the staff member is disabled",
+                        )
+                        .into());
+                    }
+                    Some(_) => {}
                 }
                 (STAFF_ROLE_MARK, Some(s))
             }
@@ -260,6 +288,7 @@ impl Vault {
             revoked_at: None,
             staff_id,
             expires_at: None,
+            last_used_at: None,
         };
         // Tokens are made at the command line only: by the operator.
         let token_id = id.to_string();
@@ -322,6 +351,7 @@ impl Vault {
             && let Some(v) = cache.get_mut(&id)
         {
             v.checked = std::time::Instant::now();
+            self.touch(id, now);
             return Ok(Some(v.principal.clone()));
         }
         let (secret, hash) = (secret.to_owned(), row.secret_hash.clone());
@@ -332,18 +362,20 @@ impl Vault {
             return Ok(None);
         }
         let (roles, outlets) = match row.staff_id {
+            // A disabled staff member's tokens were revoked with them; refused here too.
             Some(staff) => match self.inner.stores.directory.get_staff(staff).await? {
-                Some(s) => (
+                Some(s) if s.disabled_at.is_none() => (
                     s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
                     s.outlet_ids,
                 ),
-                None => return Ok(None),
+                _ => return Ok(None),
             },
             None => match row.role.parse::<Role>() {
                 Ok(r) => (vec![r], vec![]),
                 Err(_) => return Ok(None),
             },
         };
+        self.touch(id, now);
         let principal = Principal {
             token_id: id,
             name: row.name,

@@ -2,6 +2,7 @@
 //! between the domain, the crypto and the store. The HTTP API and the CLI are thin layers over it.
 
 mod access;
+mod accounts;
 mod audit;
 mod audit_export;
 mod audit_verify;
@@ -27,6 +28,7 @@ pub mod subject_export;
 mod vault;
 
 pub use access::{Access, Alert, PurchasesView};
+pub use accounts::TokenInfo;
 pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_proof};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_verify::{AuditReport, verify_log};

@@ -113,7 +113,7 @@ impl Vault {
                     Actor::Operator(operator),
                     "export",
                     Some(*id),
-                    &crate::vault::WHOLE_RECORD,
+                    &crate::vault::whole_record(),
                     Default::default(),
                     "exported",
                 )

@@ -389,7 +389,7 @@ impl Vault {
         let truncated = purchases.len() > limit || interactions.len() > limit;
         purchases.truncate(limit);
         interactions.truncate(limit);
-        let entry = self.portal_entry(s, "portal.view", &crate::vault::WHOLE_RECORD);
+        let entry = self.portal_entry(s, "portal.view", &crate::vault::whole_record());
         self.inner.stores.audit.record_audit(&[entry]).await?;
         Ok(PortalOverview {
             customer,

@@ -15,14 +15,14 @@ const PAGE: u32 = 500;
 /// Most customers erased by one run (the next run continues).
 const CUSTOMERS_PER_RUN: u32 = 100_000;
 
-/// The categories of a customer's profile; the profile lives as long as the longest of them.
-const PROFILE: [DataCategory; 5] = [
-    DataCategory::Name,
-    DataCategory::Email,
-    DataCategory::PhoneNumber,
-    DataCategory::Address,
-    DataCategory::DateOfBirth,
-];
+/// The categories of a customer's profile (every declared field's); the profile lives as long as
+/// the longest of them.
+fn profile_categories() -> Vec<DataCategory> {
+    steward_domain::ProfileField::ALL
+        .iter()
+        .map(|f| f.category())
+        .collect()
+}
 
 /// How long one kind of data may be kept, and which purpose justifies that long.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -98,7 +98,7 @@ impl Vault {
                 &[DataCategory::PurchaseHistory],
                 now,
             ),
-            rule(&purposes, "profile", &PROFILE, now),
+            rule(&purposes, "profile", &profile_categories(), now),
         ];
         let mut report = RetentionReport {
             dry_run,

@@ -181,6 +181,11 @@ impl Vault {
             self.record_refused_sign_in(None).await?;
             return Ok(None);
         };
+        // Disabled: answered like a wrong password (the brake counts it), and recorded.
+        if staff_row.disabled_at.is_some() {
+            self.record_refused_sign_in(Some(staff)).await?;
+            return Ok(None);
+        }
         let id = TokenId::new();
         let issued = tokio::task::spawn_blocking(move || IssuedToken::new(id.0))
             .await
@@ -219,6 +224,7 @@ impl Vault {
             revoked_at: None,
             staff_id: Some(staff),
             expires_at: Some(expires_at.millis()),
+            last_used_at: None,
         };
         self.inner
             .stores

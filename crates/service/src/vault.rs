@@ -37,19 +37,20 @@ pub struct Staff {
     pub roles: Vec<Role>,
     /// Outlets.
     pub outlet_ids: Vec<OutletId>,
+    /// Disabled: neither signs in nor authenticates.
+    pub disabled: bool,
 }
 
 /// Every part of a customer's record, as an audit entry names what a whole-record act touched
-/// (the portal's view, the operator's export): names only, never a value.
-pub(crate) const WHOLE_RECORD: [&str; 7] = [
-    "name",
-    "email",
-    "phone",
-    "address",
-    "date_of_birth",
-    "purchases",
-    "communications",
-];
+/// (the portal's view, the operator's export): every declared profile field, then the activity.
+/// Names only, never a value.
+pub(crate) fn whole_record() -> Vec<&'static str> {
+    steward_domain::ProfileField::ALL
+        .iter()
+        .map(|f| f.name())
+        .chain(["purchases", "communications"])
+        .collect()
+}
 
 const BLIND_INDEX_KEY: &str = "blind_index";
 const DIRECTORY_KEY: &str = "directory";
@@ -907,6 +908,7 @@ impl Vault {
                 .join(","),
             outlet_ids: outlet_ids.to_vec(),
             created_at: Timestamp::now().millis(),
+            disabled_at: None,
         };
         let staff_id = id.to_string();
         let about = About {
@@ -941,6 +943,7 @@ impl Vault {
                     name,
                     roles,
                     outlet_ids: r.outlet_ids,
+                    disabled: r.disabled_at.is_some(),
                 })
             })
             .collect()

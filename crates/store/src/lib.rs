@@ -262,6 +262,15 @@ pub trait DirectoryStore: Send + Sync + 'static {
 
     /// One staff member.
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>>;
+
+    /// Disables a staff member at `at` (revoking every token and session they hold, in the same
+    /// transaction) or, with `None`, enables them again; false if there is no such staff member.
+    async fn set_staff_disabled(
+        &self,
+        id: StaffId,
+        at: Option<i64>,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
 }
 
 /// The consent ledger (append-only).
@@ -392,6 +401,12 @@ pub trait IdentityStore: Send + Sync + 'static {
 
     /// An API token by id.
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>>;
+
+    /// Every API token and sign-in session, oldest first.
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRow>>;
+
+    /// Records that a token was seen in use at `at` (Unix ms).
+    async fn touch_token(&self, id: TokenId, at: i64) -> StoreResult<()>;
 
     /// Revokes a token (with its audit entries); false if it was unknown or already revoked.
     async fn revoke_token(

@@ -129,6 +129,8 @@ pub struct StaffRow {
     pub outlet_ids: Vec<OutletId>,
     /// Creation time (ms).
     pub created_at: i64,
+    /// When they were disabled (ms); a disabled staff member neither signs in nor authenticates.
+    pub disabled_at: Option<i64>,
 }
 
 /// An API token.
@@ -151,6 +153,8 @@ pub struct TokenRow {
     /// When it stops working (Unix ms); `None` for a token that lasts until revoked. Sign-in
     /// sessions expire.
     pub expires_at: Option<i64>,
+    /// When it was last seen in use (Unix ms, kept at most every 30 seconds).
+    pub last_used_at: Option<i64>,
 }
 
 /// What the access policy needs to know about a customer.

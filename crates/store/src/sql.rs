@@ -59,6 +59,27 @@ fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
     ))
 }
 
+/// A token's columns, as [`token_from_row`] reads them.
+const TOKEN_COLUMNS: &str =
+    "id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at, last_used_at";
+
+fn token_from_row(r: &AnyRow) -> StoreResult<TokenRow> {
+    Ok(TokenRow {
+        id: id16(r.try_get(0)?, TokenId::from_slice)?,
+        name: r.try_get(1)?,
+        role: r.try_get(2)?,
+        secret_hash: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        revoked_at: r.try_get(5)?,
+        staff_id: r
+            .try_get::<Option<Vec<u8>>, _>(6)?
+            .map(|b| id16(b, StaffId::from_slice))
+            .transpose()?,
+        expires_at: r.try_get(7)?,
+        last_used_at: r.try_get(8)?,
+    })
+}
+
 /// A wrapped key from columns `at` (master key id) and `at + 1` (wrapped bytes).
 fn stored_key(r: &AnyRow, at: usize) -> StoreResult<StoredKey> {
     Ok(StoredKey {
@@ -826,9 +847,10 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn list_staff(&self) -> StoreResult<Vec<StaffRow>> {
-        let rows = sqlx::query("SELECT id, name, roles, created_at FROM staff ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, roles, created_at, disabled_at FROM staff ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         let links = sqlx::query(
             "SELECT staff_id, outlet_id FROM staff_outlets ORDER BY staff_id, outlet_id",
         )
@@ -849,16 +871,18 @@ impl DirectoryStore for SqlStore {
                 roles: r.try_get(2)?,
                 outlet_ids,
                 created_at: r.try_get(3)?,
+                disabled_at: r.try_get(4)?,
             });
         }
         Ok(out)
     }
 
     async fn get_staff(&self, id: StaffId) -> StoreResult<Option<StaffRow>> {
-        let Some(r) = sqlx::query("SELECT name, roles, created_at FROM staff WHERE id = $1")
-            .bind(id.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
-            .await?
+        let Some(r) =
+            sqlx::query("SELECT name, roles, created_at, disabled_at FROM staff WHERE id = $1")
+                .bind(id.as_bytes().to_vec())
+                .fetch_optional(&self.pool)
+                .await?
         else {
             return Ok(None);
         };
@@ -878,7 +902,40 @@ impl DirectoryStore for SqlStore {
             roles: r.try_get(1)?,
             outlet_ids,
             created_at: r.try_get(2)?,
+            disabled_at: r.try_get(3)?,
         }))
+    }
+
+    async fn set_staff_disabled(
+        &self,
+        id: StaffId,
+        at: Option<i64>,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let idb = id.as_bytes().to_vec();
+        let found = sqlx::query("UPDATE staff SET disabled_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(idb.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        if !found {
+            return Ok(false);
+        }
+        if let Some(at) = at {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE staff_id = $2 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(idb)
+            .execute(&mut *tx)
+            .await?;
+        }
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }
 
@@ -1194,26 +1251,31 @@ impl IdentityStore for SqlStore {
     }
 
     async fn get_token(&self, id: TokenId) -> StoreResult<Option<TokenRow>> {
-        let row = sqlx::query("SELECT id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at FROM api_tokens WHERE id = $1")
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+        )))
+        .bind(id.as_bytes().to_vec())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self) -> StoreResult<Vec<TokenRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn touch_token(&self, id: TokenId, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+            .bind(at)
             .bind(id.as_bytes().to_vec())
-            .fetch_optional(&self.pool)
+            .execute(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(TokenRow {
-                id: id16(r.try_get(0)?, TokenId::from_slice)?,
-                name: r.try_get(1)?,
-                role: r.try_get(2)?,
-                secret_hash: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                revoked_at: r.try_get(5)?,
-                staff_id: r
-                    .try_get::<Option<Vec<u8>>, _>(6)?
-                    .map(|b| id16(b, StaffId::from_slice))
-                    .transpose()?,
-                expires_at: r.try_get(7)?,
-            })
-        })
-        .transpose()
+        Ok(())
     }
 }
 

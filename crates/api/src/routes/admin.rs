@@ -4,9 +4,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use steward_domain::{OutletId, Role, StaffId};
+use steward_domain::{OutletId, Role, StaffId, TokenId, ValidationError};
+use steward_service::TokenInfo;
 
-use super::Created;
+use super::{Created, path_id};
 use crate::extract::{Auth, JsonBody};
 use crate::{AppState, Problem};
 
@@ -85,6 +86,8 @@ pub struct StaffView {
     pub roles: Vec<Role>,
     /// Outlets.
     pub outlet_ids: Vec<OutletId>,
+    /// Disabled: neither signs in nor authenticates.
+    pub disabled: bool,
 }
 
 /// Adds a staff member.
@@ -123,9 +126,73 @@ pub async fn list_staff(
                 name: m.name,
                 roles: m.roles,
                 outlet_ids: m.outlet_ids,
+                disabled: m.disabled,
             })
             .collect(),
     ))
+}
+
+/// The body of `PATCH /v1/staff/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffPatch {
+    /// `true` disables the staff member: every token and sign-in session they hold is revoked at
+    /// once, and they can neither sign in nor authenticate; `false` enables them again (old
+    /// tokens stay revoked).
+    pub disabled: Option<bool>,
+}
+
+/// Disables (or enables again) a staff member.
+#[utoipa::path(patch, path = "/v1/staff/{id}", tag = "staff", request_body = StaffPatch,
+    params(("id" = String, Path, description = "Staff id")),
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update_staff(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<StaffPatch>,
+) -> Result<StatusCode, Problem> {
+    let id: StaffId = path_id(&id)?;
+    let Some(disabled) = body.disabled else {
+        return Err(ValidationError::new("body", "names no field to change").into());
+    };
+    s.vault
+        .set_staff_disabled(steward_service::Actor::Principal(&p), id, disabled)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every API token and sign-in session (never a secret), oldest first.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    responses((status = 200, body = Vec<TokenInfo>), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<Vec<TokenInfo>>, Problem> {
+    Ok(Json(
+        s.vault
+            .list_tokens(steward_service::Actor::Principal(&p))
+            .await?,
+    ))
+}
+
+/// Revokes an API token or sign-in session: refused from the next request on.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let id: TokenId = path_id(&id)?;
+    s.vault
+        .revoke_token(steward_service::Actor::Principal(&p), id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An access alert, as the DPO sees it.
@@ -160,6 +227,9 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(list_outlets, create_outlet))
         .routes(utoipa_axum::routes!(list_staff, create_staff))
+        .routes(utoipa_axum::routes!(update_staff))
+        .routes(utoipa_axum::routes!(list_tokens))
+        .routes(utoipa_axum::routes!(revoke_token))
         .routes(utoipa_axum::routes!(list_alerts))
         .routes(utoipa_axum::routes!(get_alert))
 }

@@ -81,6 +81,8 @@ async fn every_v1_operation_has_matrix_rows() {
             .split('?')
             .next()
             .unwrap()
+            .replace("{fresh_token}", "{id}")
+            .replace("{fresh_staff}", "{id}")
             .replace("{fresh}", "{id}");
         covered.insert(format!("{method} {path}"));
     }
@@ -354,6 +356,22 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![SalesAssociate, StoreManager, SupportAgent, Dpo],
             StatusCode::OK,
         ),
+        // Accounts with an end: each cell ends a token or staff member of its own.
+        ("GET", "/v1/tokens", None, vec![Admin], StatusCode::OK),
+        (
+            "DELETE",
+            "/v1/tokens/{fresh_token}",
+            None,
+            vec![Admin],
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "PATCH",
+            "/v1/staff/{fresh_staff}",
+            Some(json!({"disabled": true})),
+            vec![Admin],
+            StatusCode::NO_CONTENT,
+        ),
         // Each erasure cell gets a customer of its own ({fresh}): an erased one is gone.
         (
             "DELETE",
@@ -509,6 +527,25 @@ async fn authorisation_matrix(db: TestDb) {
                 .enumerate()
         {
             let mut path = template.replace("{id}", &customers[0].1);
+            if template.contains("{fresh_token}") {
+                let (fresh, _) = v
+                    .create_token(op, "matrix fresh", TokenOwner::Role(Role::SupportAgent))
+                    .await
+                    .unwrap();
+                path = template.replace("{fresh_token}", &fresh.to_string());
+            }
+            if template.contains("{fresh_staff}") {
+                let fresh = v
+                    .create_staff(
+                        op.into(),
+                        "Matrix Leaver",
+                        &[Role::SalesAssociate],
+                        &[outlet],
+                    )
+                    .await
+                    .unwrap();
+                path = template.replace("{fresh_staff}", &fresh.to_string());
+            }
             if template.contains("{fresh}") {
                 let fresh = crate::access::new_customer(
                     &router,
@@ -546,5 +583,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 28));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 31));
 }
