@@ -244,6 +244,13 @@ impl Vault {
         name: &str,
         owner: TokenOwner,
     ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
+        self.authorize_actor(
+            Actor::Operator(operator),
+            steward_policy::Action::ManageTokens,
+            None,
+            false,
+        )
+        .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
         let (role, staff_id) = match owner {
             TokenOwner::Role(Role::Operator) => {

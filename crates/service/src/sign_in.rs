@@ -89,6 +89,13 @@ impl Vault {
         login: &str,
         password: Zeroizing<String>,
     ) -> ServiceResult<()> {
+        self.authorize_actor(
+            Actor::Operator(operator),
+            steward_policy::Action::ManageDirectory,
+            None,
+            false,
+        )
+        .await?;
         let login = normalise_login(login)?;
         let chars = password.chars().count();
         if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
