@@ -166,6 +166,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let mut token = None;
     let mut sample = None;
+    let mut logins = Vec::new();
     if args.demo {
         if vault.count_customers().await? == 0 {
             eprintln!(
@@ -198,6 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .1;
         token = Some((admin, support));
         sample = steward_service::demo::sample_email(&vault, operator.acting("demo")).await?;
+        logins = steward_service::demo::logins(&vault, operator.acting("demo")).await?;
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -219,8 +221,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             support.as_str()
         );
         println!(
-            "Staff console: http://{addr}/console (staff sign in after `steward staff password`)"
+            "Staff console: http://{addr}/console — demo logins, one per role (demo mode only; new passwords at every start):"
         );
+        for l in &logins {
+            println!(
+                "demo login {}: {} / {}",
+                l.role.as_str(),
+                l.login,
+                l.password.as_str()
+            );
+        }
         if let Some(email) = sample {
             let codes = mail_sink
                 .as_ref()

@@ -339,3 +339,59 @@ mod tests {
         assert!(c.email.unwrap().ends_with("@example.com"));
     }
 }
+
+/// A console login of the demo set (demo mode only): the role, the login and a fresh password.
+pub struct DemoLogin {
+    /// The role the demo staff member holds.
+    pub role: Role,
+    /// The console login, `demo.<role>`.
+    pub login: String,
+    /// A password made at this start (each start of `serve --demo` makes new ones).
+    pub password: zeroize::Zeroizing<String>,
+}
+
+/// Gives every role a demo staff member with a console login and a fresh random password, for
+/// `serve --demo` to print. Outlet roles use the first demo outlet's staff; the other roles get a
+/// staff member of their own, made once. Setting the passwords ends the demo logins' old sessions.
+pub async fn logins(vault: &Vault, operator: Operator) -> ServiceResult<Vec<DemoLogin>> {
+    let actor = Actor::Operator(operator);
+    let staff = vault.list_staff(actor).await?;
+    let first_outlet = vault.outlets().await?.first().map(|o| o.id);
+    let mut out = Vec::with_capacity(Role::ALL.len());
+    for role in Role::ALL {
+        let outlet_role = matches!(role, Role::SalesAssociate | Role::StoreManager);
+        let name = format!("Demo {}", role.as_str().replace('_', " "));
+        let existing = staff.iter().find(|s| {
+            s.roles == [role]
+                && !s.disabled
+                && if outlet_role {
+                    first_outlet.is_some_and(|o| s.outlet_ids.contains(&o))
+                } else {
+                    s.name == name
+                }
+        });
+        let id = match existing {
+            Some(s) => s.id,
+            None => {
+                let outlets: Vec<OutletId> =
+                    first_outlet.filter(|_| outlet_role).into_iter().collect();
+                vault.create_staff(actor, &name, &[role], &outlets).await?
+            }
+        };
+        let login = format!("demo.{}", role.as_str().replace('_', "-"));
+        let mut bytes = [0u8; 9];
+        getrandom::fill(&mut bytes)
+            .map_err(|_| crate::ServiceError::from(steward_crypto::CryptoError::Random))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let password = zeroize::Zeroizing::new(format!("demo-{hex}"));
+        vault
+            .set_staff_password(operator, id, &login, password.clone())
+            .await?;
+        out.push(DemoLogin {
+            role,
+            login,
+            password,
+        });
+    }
+    Ok(out)
+}

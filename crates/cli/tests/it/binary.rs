@@ -235,6 +235,58 @@ fn demo_quick_start() {
         first["items"][0]["id"].as_str(),
         Some(customers[0].as_str())
     );
+
+    // A console login for every role, printed as `demo login ROLE: LOGIN / PASSWORD`; a restart
+    // makes new passwords for the same staff members (none made twice).
+    let logins = |text: &str| -> Vec<(String, String, String)> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("demo login "))
+            .filter_map(|l| {
+                let (role, rest) = l.split_once(": ")?;
+                let (login, password) = rest.split_once(" / ")?;
+                Some((role.to_owned(), login.to_owned(), password.to_owned()))
+            })
+            .collect()
+    };
+    let (before, after) = (logins(&out), logins(&again.stdout_text()));
+    let roles: Vec<&str> = after.iter().map(|(r, _, _)| r.as_str()).collect();
+    assert_eq!(
+        roles,
+        steward_domain::Role::ALL
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+    );
+    let dpo = |set: &[(String, String, String)]| {
+        set.iter().find(|(r, _, _)| r == "dpo").cloned().unwrap()
+    };
+    let (old, new) = (dpo(&before), dpo(&after));
+    assert_eq!(old.1, new.1);
+    assert_ne!(old.2, new.2);
+    let (s, session) = again.json(
+        "POST",
+        "/v1/sessions",
+        None,
+        Some(&serde_json::json!({"login": new.1, "password": new.2})),
+    );
+    assert_eq!(s, 201, "{session}");
+    assert_eq!(session["roles"][0], "dpo");
+    let (s, _) = again.json(
+        "POST",
+        "/v1/sessions",
+        None,
+        Some(&serde_json::json!({"login": old.1, "password": old.2})),
+    );
+    assert_eq!(s, 401);
+    let admin = token_after(&again.stdout_text(), "One-time admin token");
+    let (_, staff) = again.json("GET", "/v1/staff", Some(&admin), None);
+    let demo_dpos = staff
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["name"] == "Demo dpo")
+        .count();
+    assert_eq!(demo_dpos, 1, "{staff}");
     drop(rt);
 }
 
