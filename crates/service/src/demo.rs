@@ -323,23 +323,6 @@ pub async fn load(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deterministic() {
-        let (mut a, mut b) = (SplitMix64::new(7), SplitMix64::new(7));
-        assert_eq!(
-            demo_customer(3, &mut a, None),
-            demo_customer(3, &mut b, None)
-        );
-        let c = demo_customer(1500, &mut a, None);
-        assert_eq!(c.phone.as_deref(), Some("+441134960500"));
-        assert!(c.email.unwrap().ends_with("@example.com"));
-    }
-}
-
 /// A console login of the demo set (demo mode only): the role, the login and a fresh password.
 pub struct DemoLogin {
     /// The role the demo staff member holds.
@@ -394,4 +377,21 @@ pub async fn logins(vault: &Vault, operator: Operator) -> ServiceResult<Vec<Demo
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic() {
+        let (mut a, mut b) = (SplitMix64::new(7), SplitMix64::new(7));
+        assert_eq!(
+            demo_customer(3, &mut a, None),
+            demo_customer(3, &mut b, None)
+        );
+        let c = demo_customer(1500, &mut a, None);
+        assert_eq!(c.phone.as_deref(), Some("+441134960500"));
+        assert!(c.email.unwrap().ends_with("@example.com"));
+    }
 }
