@@ -54,6 +54,11 @@ pub struct StoreArgs {
     /// `erasures.journal` beside the master key file.
     #[arg(long, global = true, env = "STEWARD_ERASURE_JOURNAL")]
     pub erasure_journal: Option<PathBuf>,
+    /// Make a new installation (database and keys) if there is none. `serve` does so anyway;
+    /// every other command refuses a data directory or database that holds no installation, so
+    /// a mistyped `--data-dir` makes nothing.
+    #[arg(long, global = true)]
+    pub init: bool,
 }
 
 #[derive(Subcommand)]

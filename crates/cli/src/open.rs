@@ -73,20 +73,55 @@ fn ensure_data_dir(args: &StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the store (migrating it).
+/// A new installation is made only on purpose: by `serve` (`create`) or with `--init`. Anything
+/// else pointed at an SQLite database that does not exist is refused before anything is made.
+fn check_installation(args: &StoreArgs, create: bool) -> anyhow::Result<()> {
+    if create || args.init {
+        return Ok(());
+    }
+    let url = args.url();
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+        && !std::path::Path::new(path).exists()
+    {
+        anyhow::bail!(
+            "no Steward installation at {path} (is --data-dir right?); `steward serve` makes one, \
+             as does this command with --init"
+        );
+    }
+    Ok(())
+}
+
+/// Opens the store (migrating it); refuses to make a new installation unless asked (`--init`).
 pub async fn store(args: &StoreArgs) -> anyhow::Result<DynStore> {
+    open_store(args, false).await
+}
+
+/// [`store`], making a new installation when `create` (as `serve` does).
+async fn open_store(args: &StoreArgs, create: bool) -> anyhow::Result<DynStore> {
+    check_installation(args, create)?;
     ensure_data_dir(args)?;
     steward_store::open(&args.url())
         .await
         .map_err(|e| anyhow::anyhow!("opening the database: {e}"))
 }
 
-/// Opens the vault: loads (or on first start creates) the master key, opens the store. The
-/// operator's capability comes with it: the command line holds the master key.
+/// Opens the vault: loads the master key, opens the store. The operator's capability comes with
+/// it: the command line holds the master key. Refuses to make a new installation unless asked
+/// (`--init`); see [`vault_creating`].
 pub async fn vault(args: &StoreArgs) -> anyhow::Result<(Vault, Operator)> {
-    ensure_data_dir(args)?;
+    open_vault(args, false).await
+}
+
+/// [`vault`], making a new installation (database and master key) if there is none: `serve`.
+pub async fn vault_creating(args: &StoreArgs) -> anyhow::Result<(Vault, Operator)> {
+    open_vault(args, true).await
+}
+
+async fn open_vault(args: &StoreArgs, create: bool) -> anyhow::Result<(Vault, Operator)> {
     let key_file = args.key_file();
-    let store = store(args).await?;
+    let store = open_store(args, create).await?;
     // A new master key is made only for a database that holds no keys yet: for one that does, a
     // missing key file is a mistake to report, not a reason to mint a key that opens nothing.
     let existing = store
@@ -101,6 +136,15 @@ pub async fn vault(args: &StoreArgs) -> anyhow::Result<(Vault, Operator)> {
              point --master-key-file (or STEWARD_MASTER_KEY_FILE) at that key",
             key_file.display(),
             k.master_key_id
+        );
+    }
+    // An empty database (PostgreSQL: created by its administrator) and no key: a new
+    // installation, made only on purpose.
+    if existing.is_empty() && !key_file.exists() && !(create || args.init) {
+        anyhow::bail!(
+            "this database holds no Steward installation and there is no master key at {}; \
+             `steward serve` makes one, as does this command with --init",
+            key_file.display()
         );
     }
     let (keyring, status) = keys::load_keyring(&key_file, existing.is_empty())

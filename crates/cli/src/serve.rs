@@ -79,7 +79,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut limits = rate_limits(&args.rate_limits)?;
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     // The operator's capability stays here: the HTTP API is given the vault alone.
-    let (vault, operator) = open::vault(&args.store).await?;
+    let (vault, operator) = open::vault_creating(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
     vault.set_session_minutes(args.session_minutes);
     // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so

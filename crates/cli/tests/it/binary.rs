@@ -33,6 +33,8 @@ async fn cli_round_trip(db: TestDb) {
             "ops",
             "--role",
             "support_agent",
+            // The first command makes the installation: on purpose.
+            "--init",
         ],
         &db,
     );
@@ -291,8 +293,18 @@ fn demo_quick_start() {
 }
 
 async fn a_missing_or_wrong_key_is_reported_not_replaced(db: TestDb) {
+    // Without --init, nothing is made: a mistyped data directory is no new installation.
     let (code, _, err) = run(
         &["token", "create", "--name", "first", "--role", "dpo"],
+        &db,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--init"), "{err}");
+    assert!(!db.key_file().exists());
+    let (code, _, err) = run(
+        &[
+            "token", "create", "--name", "first", "--role", "dpo", "--init",
+        ],
         &db,
     );
     assert_eq!(code, 0, "{err}");

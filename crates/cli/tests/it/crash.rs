@@ -50,6 +50,7 @@ async fn acknowledged_writes_survive_sigkill(db: TestDb) {
             "crash",
             "--role",
             "support_agent",
+            "--init",
         ],
         &db,
     );

@@ -33,7 +33,10 @@ fn status(response: &str) -> u16 {
 }
 
 fn token(db: &TestDb, role: &str) -> String {
-    let (code, out, err) = run(&["token", "create", "--name", role, "--role", role], db);
+    let (code, out, err) = run(
+        &["token", "create", "--name", role, "--role", role, "--init"],
+        db,
+    );
     assert_eq!(code, 0, "{err}");
     token_in(&out)
 }

@@ -133,7 +133,12 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
     let (bodies, forms) = needles();
     let mut tokens = Vec::new();
     for role in ["support_agent", "admin", "sales_associate"] {
-        let (code, out, err) = run(&["token", "create", "--name", "scan", "--role", role], &db);
+        let (code, out, err) = run(
+            &[
+                "token", "create", "--name", "scan", "--role", role, "--init",
+            ],
+            &db,
+        );
         assert_eq!(code, 0, "{err}");
         tokens.push(token_in(&out));
     }

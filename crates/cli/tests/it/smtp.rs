@@ -73,6 +73,7 @@ async fn codes_go_out_by_smtp_and_verify_a_request() {
             "desk",
             "--role",
             "support_agent",
+            "--init",
         ],
         &db,
     );
