@@ -22,6 +22,9 @@ pub struct Problem {
     /// The offending field or parameter, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The customer who already holds the value, on a duplicate (409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_id: Option<steward_domain::CustomerId>,
     /// Seconds to wait before retrying, sent as `Retry-After` (429s).
     #[serde(skip)]
     pub retry_after: Option<u64>,
@@ -40,6 +43,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            existing_id: None,
             retry_after: None,
         }
     }
@@ -190,6 +194,21 @@ impl Problem {
         p
     }
 
+    /// Another customer holds this e-mail or phone (409), naming the field and that customer.
+    pub fn duplicate(field: &str, existing: steward_domain::CustomerId) -> Self {
+        let mut p = Self::new(
+            StatusCode::CONFLICT,
+            "/problems/duplicate",
+            "Another customer has this contact detail",
+            format!(
+                "{field}: another customer has it; send \"allow_duplicate\": true to create one more"
+            ),
+        );
+        p.field = Some(field.to_owned());
+        p.existing_id = Some(existing);
+        p
+    }
+
     /// The resource is not in a state that allows the call (409).
     pub fn wrong_state(detail: &str) -> Self {
         Self::new(
@@ -305,6 +324,7 @@ impl From<ServiceError> for Problem {
             ServiceError::Validation(v) => Problem::invalid_field(&v),
             ServiceError::NotFound(what) => Problem::not_found(what),
             ServiceError::Conflict(field) => Problem::conflict(field),
+            ServiceError::Duplicate { field, existing } => Problem::duplicate(field, existing),
             ServiceError::Forbidden { field, detail } => Problem::forbidden(field, detail),
             e @ ServiceError::PurposeNotDeclarable(_) => {
                 Problem::forbidden("purpose", e.to_string())

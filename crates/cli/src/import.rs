@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use steward_domain::{NewCustomer, Timestamp};
-use steward_service::import::parse_csv;
-use steward_service::{Operator, Vault};
+use steward_domain::{NewCustomer, Timestamp, ValidationError};
+use steward_service::import::{RowError, parse_csv};
+use steward_service::{DuplicateOf, Operator, Vault};
 
 use crate::{StoreArgs, open};
 
@@ -20,6 +20,10 @@ pub struct ImportArgs {
     /// Import the valid rows even if some are invalid (the invalid ones are reported and skipped).
     #[arg(long)]
     skip_invalid: bool,
+    /// Import customers whose e-mail or phone another customer (stored, or on an earlier line)
+    /// already has; without it they are reported by line like invalid rows.
+    #[arg(long)]
+    allow_duplicates: bool,
     /// Customers per transaction.
     #[arg(long, default_value_t = 50_000)]
     batch: usize,
@@ -72,7 +76,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let started = Instant::now();
-    let (customers, errors, ignored) = parse_csv(std::io::BufReader::new(file))
+    let (rows, mut errors, ignored) = parse_csv(std::io::BufReader::new(file))
         .with_context(|| format!("reading {}", args.file.display()))?;
     if !ignored.is_empty() {
         eprintln!(
@@ -80,18 +84,56 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
             ignored.join(", ")
         );
     }
+    let (vault, operator) = open::vault(&args.store).await?;
+    // A customer whose e-mail or phone another holds (stored, or on an earlier line) is reported
+    // by line like an invalid row, unless duplicates are allowed.
+    let customers: Vec<NewCustomer> = if args.allow_duplicates {
+        rows.into_iter().map(|(_, c)| c).collect()
+    } else {
+        let (lines, customers): (Vec<u64>, Vec<NewCustomer>) = rows.into_iter().unzip();
+        let dups = vault
+            .import_duplicates(operator.acting("import"), &customers)
+            .await?;
+        let mut kept = Vec::with_capacity(customers.len());
+        for ((line, c), d) in lines.iter().zip(customers).zip(dups) {
+            let reason = match d {
+                None => {
+                    kept.push(c);
+                    continue;
+                }
+                Some(DuplicateOf::Stored { field, existing }) => (
+                    field,
+                    format!(
+                        "another customer has it ({existing}); --allow-duplicates imports it anyway"
+                    ),
+                ),
+                Some(DuplicateOf::Earlier { field, index }) => (
+                    field,
+                    format!(
+                        "the same as line {}",
+                        lines.get(index).copied().unwrap_or(0)
+                    ),
+                ),
+            };
+            errors.push(RowError {
+                line: *line,
+                error: ValidationError::new(reason.0, reason.1),
+            });
+        }
+        errors.sort_by_key(|e| e.line);
+        kept
+    };
     for e in &errors {
         eprintln!("line {}: {}: {}", e.line, e.error.field, e.error.reason);
     }
     if !errors.is_empty() && !args.skip_invalid {
         eprintln!(
-            "{} invalid rows; nothing was imported. Fix them, or pass --skip-invalid to import the {} valid rows.",
+            "{} invalid or duplicate rows; nothing was imported. Fix them, or pass --skip-invalid to import the {} valid rows.",
             errors.len(),
             customers.len()
         );
         return Ok(ExitCode::from(2));
     }
-    let (vault, operator) = open::vault(&args.store).await?;
     let total = customers.len();
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()

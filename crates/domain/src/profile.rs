@@ -133,6 +133,10 @@ macro_rules! profile_fields {
             /// The outlet that registers the customer.
             #[serde(default)]
             pub outlet_id: Option<OutletId>,
+            /// Create the customer even if another holds the same e-mail or phone (otherwise 409
+            /// naming the field and the existing customer).
+            #[serde(default)]
+            pub allow_duplicate: bool,
         }
 
         impl CustomerInput {
@@ -189,6 +193,7 @@ macro_rules! profile_fields {
                 CustomerInput {
                     $($field: self.$field.clone().map(<$input>::from),)*
                     outlet_id: self.outlet_id,
+                    allow_duplicate: false,
                 }
             }
 

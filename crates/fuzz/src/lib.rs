@@ -46,7 +46,7 @@ pub fn csv_import(data: &[u8]) {
             e.line
         );
     }
-    for c in ok {
+    for (_, c) in ok {
         // Validating what validation produced changes nothing (the stored form is normal).
         let again = c
             .as_input()

@@ -43,6 +43,15 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(StoreFailure),
+    /// Another customer already holds this e-mail address or phone number (`field`): creating
+    /// one more needs `allow_duplicate`.
+    #[error("another customer holds this {field}")]
+    Duplicate {
+        /// `email` or `phone`.
+        field: &'static str,
+        /// The customer who holds it.
+        existing: steward_domain::CustomerId,
+    },
     /// The thing is not in a state that allows this (e.g. a request already closed).
     #[error("not allowed in this state: {0}")]
     WrongState(&'static str),

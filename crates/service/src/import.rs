@@ -71,8 +71,9 @@ pub enum CsvError {
     NoIdentity,
 }
 
-/// What a CSV file holds: the valid customers, the rejected rows, the ignored headers.
-pub type ParsedCsv = (Vec<NewCustomer>, Vec<RowError>, Vec<String>);
+/// What a CSV file holds: the valid customers with their lines, the rejected rows, the ignored
+/// headers.
+pub type ParsedCsv = (Vec<(u64, NewCustomer)>, Vec<RowError>, Vec<String>);
 
 /// Parses and validates a whole CSV: the valid customers, the rejected rows, the ignored headers.
 pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
@@ -122,7 +123,7 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
             continue;
         }
         match row_to_customer(&columns, &record) {
-            Ok(c) => ok.push(c),
+            Ok(c) => ok.push((line, c)),
             Err(error) => bad.push(RowError { line, error }),
         }
     }
@@ -178,10 +179,11 @@ mod tests {
                    Cy,Smith,,+1 202 555 0143,,,,,\n";
         let (ok, bad, ignored) = parse_csv(csv.as_bytes()).unwrap();
         assert_eq!(ok.len(), 2);
-        assert_eq!(ok[0].name.as_deref(), Some("Ada Lovelace"));
-        assert_eq!(ok[0].phone.as_deref(), Some("+442079460001"));
+        assert_eq!(ok[0].0, 2);
+        assert_eq!(ok[0].1.name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(ok[0].1.phone.as_deref(), Some("+442079460001"));
         assert_eq!(
-            ok[0].address.as_ref().and_then(|a| a.city.as_deref()),
+            ok[0].1.address.as_ref().and_then(|a| a.city.as_deref()),
             Some("London")
         );
         assert_eq!(bad.len(), 1);
@@ -196,7 +198,7 @@ mod tests {
         let csv = "Name,Language\nAda Lovelace,EN-gb\nBob Bad,klingon\n";
         let (ok, bad, ignored) = parse_csv(csv.as_bytes()).unwrap();
         assert!(ignored.is_empty());
-        assert_eq!(ok[0].preferred_language.as_deref(), Some("en-GB"));
+        assert_eq!(ok[0].1.preferred_language.as_deref(), Some("en-GB"));
         assert_eq!(bad.len(), 1);
         assert_eq!(
             (bad[0].line, bad[0].error.field.as_ref()),

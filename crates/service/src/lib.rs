@@ -38,4 +38,4 @@ pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};
 pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;
-pub use vault::{Activity, Outlet, Staff, Vault, operator_entry};
+pub use vault::{Activity, DuplicateOf, Outlet, Staff, Vault, operator_entry};

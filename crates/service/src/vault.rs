@@ -296,14 +296,41 @@ impl Vault {
         }
     }
 
-    /// Creates a customer, if the policy lets `actor` do so; one transaction, with its audit entry.
+    /// Creates a customer, if the policy lets `actor` do so, unless one with the same e-mail or
+    /// phone exists (a `Duplicate` naming the field and the existing customer); one transaction,
+    /// with its audit entry.
     pub async fn create_customer(
         &self,
         actor: Actor<'_>,
         c: &NewCustomer,
     ) -> ServiceResult<CustomerId> {
+        self.create_customer_as(actor, c, false).await
+    }
+
+    /// [`Vault::create_customer`] even when another customer has the same e-mail or phone (a
+    /// household sharing a phone; the caller was told and chose to).
+    pub async fn create_customer_allowing_duplicate(
+        &self,
+        actor: Actor<'_>,
+        c: &NewCustomer,
+    ) -> ServiceResult<CustomerId> {
+        self.create_customer_as(actor, c, true).await
+    }
+
+    async fn create_customer_as(
+        &self,
+        actor: Actor<'_>,
+        c: &NewCustomer,
+        allow_duplicate: bool,
+    ) -> ServiceResult<CustomerId> {
         self.authorize_actor(actor, Action::CreateCustomer, None, false)
             .await?;
+        if !allow_duplicate && let Some((field, existing)) = self.duplicate_of(c).await? {
+            // The refusal says someone holds the value: an entry about them, as a look-up is.
+            self.record_read(actor, "duplicate_found", Some(existing), &[field])
+                .await?;
+            return Err(ServiceError::Duplicate { field, existing });
+        }
         self.check_outlet("outlet_id", c.outlet_id).await?;
         let sealed = self.seal_new_customer(c, Timestamp::now())?;
         let id = sealed.row.id;
@@ -621,6 +648,81 @@ impl Vault {
             return Err(ServiceError::NotFound("customer"));
         }
         seal::open_customer(&dk, &new_row)
+    }
+
+    /// The first customer who already holds `c`'s e-mail or phone (through the blind indexes):
+    /// the field and their id.
+    pub(crate) async fn duplicate_of(
+        &self,
+        c: &NewCustomer,
+    ) -> ServiceResult<Option<(&'static str, CustomerId)>> {
+        for (kind, value) in [("email", &c.email), ("phone", &c.phone)] {
+            if let Some(v) = value
+                && let Some(id) = self.lookup_ids(kind, v).await?.first()
+            {
+                return Ok(Some((kind, *id)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// For each of `customers` (an import), whether it duplicates a customer already stored or an
+    /// earlier one of the batch, by e-mail or phone through the blind indexes; decided as the
+    /// operator's creation of them, and each match with a stored customer is an audit entry about
+    /// that customer.
+    pub async fn import_duplicates(
+        &self,
+        operator: Operator,
+        customers: &[NewCustomer],
+    ) -> ServiceResult<Vec<Option<DuplicateOf>>> {
+        let actor = Actor::Operator(operator);
+        self.authorize_actor(actor, Action::CreateCustomer, None, false)
+            .await?;
+        let mut out: Vec<Option<DuplicateOf>> = vec![None; customers.len()];
+        for kind in ["email", "phone"] {
+            let value = |c: &NewCustomer| match kind {
+                "email" => c.email.clone(),
+                _ => c.phone.clone(),
+            };
+            let macs: Vec<Option<[u8; 16]>> = customers
+                .iter()
+                .map(|c| value(c).map(|v| self.mac(kind, &v)))
+                .collect();
+            let wanted: Vec<[u8; 16]> = macs.iter().flatten().copied().collect();
+            let stored: std::collections::HashMap<[u8; 16], CustomerId> = self
+                .inner
+                .stores
+                .customers
+                .lookup_many(kind, &wanted)
+                .await?
+                .into_iter()
+                .collect();
+            let mut first_at: std::collections::HashMap<[u8; 16], usize> = Default::default();
+            for (i, mac) in macs.iter().enumerate() {
+                let Some(mac) = mac else { continue };
+                let found = match stored.get(mac) {
+                    Some(id) => Some(DuplicateOf::Stored {
+                        field: kind,
+                        existing: *id,
+                    }),
+                    None => first_at.get(mac).map(|earlier| DuplicateOf::Earlier {
+                        field: kind,
+                        index: *earlier,
+                    }),
+                };
+                first_at.entry(*mac).or_insert(i);
+                if out[i].is_none() {
+                    out[i] = found;
+                }
+            }
+        }
+        for d in out.iter().flatten() {
+            if let DuplicateOf::Stored { field, existing } = d {
+                self.record_read(actor, "duplicate_found", Some(*existing), &[field])
+                    .await?;
+            }
+        }
+        Ok(out)
     }
 
     /// The ids of customers whose blind index of `kind` matches the normalised value.
@@ -948,6 +1050,25 @@ impl Vault {
             })
             .collect()
     }
+}
+
+/// What an imported customer duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateOf {
+    /// A customer already stored holds the same `field` (`email` or `phone`).
+    Stored {
+        /// `email` or `phone`.
+        field: &'static str,
+        /// The customer who holds it.
+        existing: CustomerId,
+    },
+    /// An earlier customer of the same batch has the same `field`.
+    Earlier {
+        /// `email` or `phone`.
+        field: &'static str,
+        /// Its place in the batch.
+        index: usize,
+    },
 }
 
 /// One interaction or purchase, for bulk loading.

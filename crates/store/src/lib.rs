@@ -162,6 +162,14 @@ pub trait CustomerStore: Send + Sync + 'static {
     /// Customers whose blind index of `kind` is `mac`.
     async fn lookup(&self, kind: &str, mac: &[u8]) -> StoreResult<Vec<CustomerId>>;
 
+    /// Of `macs`, those some customer's blind index of `kind` holds, each with one such customer
+    /// (for many look-ups at once: an import's duplicate check).
+    async fn lookup_many(
+        &self,
+        kind: &str,
+        macs: &[[u8; 16]],
+    ) -> StoreResult<Vec<([u8; 16], CustomerId)>>;
+
     /// Number of customers.
     async fn count_customers(&self) -> StoreResult<i64>;
 

@@ -581,6 +581,45 @@ impl CustomerStore for SqlStore {
             .collect()
     }
 
+    async fn lookup_many(
+        &self,
+        kind: &str,
+        macs: &[[u8; 16]],
+    ) -> StoreResult<Vec<([u8; 16], CustomerId)>> {
+        let mut found = Vec::new();
+        for chunk in macs.chunks(INSERT_CHUNK) {
+            let list: Vec<String> = (0..chunk.len())
+                .map(|i| match self.backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", i + 2),
+                })
+                .collect();
+            let first = match self.backend {
+                Backend::Sqlite => "?",
+                Backend::Postgres => "$1",
+            };
+            let sql = format!(
+                "SELECT mac, customer_id FROM lookup_index WHERE kind = {first} AND mac IN ({}) ORDER BY mac, customer_id",
+                list.join(",")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(kind);
+            for m in chunk {
+                q = q.bind(m.to_vec());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let mac: Vec<u8> = r.try_get(0)?;
+                let mac: [u8; 16] = mac
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("blind index of the wrong length"))?;
+                // One customer per value: the first in id order.
+                if found.last().is_none_or(|(m, _)| *m != mac) {
+                    found.push((mac, id16(r.try_get(1)?, CustomerId::from_slice)?));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn count_customers(&self) -> StoreResult<i64> {
         Ok(
             sqlx::query("SELECT COUNT(*) FROM customers WHERE erased_at IS NULL")

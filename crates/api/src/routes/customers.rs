@@ -23,10 +23,14 @@ pub async fn create(
     JsonBody(input): JsonBody<CustomerInput>,
 ) -> Result<impl IntoResponse, Problem> {
     let new = input.validate()?;
-    let id = s
-        .vault
-        .create_customer(steward_service::Actor::Principal(&p), &new)
-        .await?;
+    let actor = steward_service::Actor::Principal(&p);
+    let id = if input.allow_duplicate {
+        s.vault
+            .create_customer_allowing_duplicate(actor, &new)
+            .await?
+    } else {
+        s.vault.create_customer(actor, &new).await?
+    };
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/customers/{id}"))],

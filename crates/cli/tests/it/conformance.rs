@@ -22,6 +22,7 @@ fn input(n: usize) -> CustomerInput {
         // Submitted in any case; kept canonical.
         preferred_language: Some("FR-ch".into()),
         outlet_id: None,
+        allow_duplicate: false,
     }
 }
 

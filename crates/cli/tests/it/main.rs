@@ -13,6 +13,7 @@ mod conformance;
 mod console;
 mod crash;
 mod door;
+mod duplicates;
 mod erasure;
 mod holes;
 mod http;

@@ -439,7 +439,8 @@ async fn authorisation_matrix(db: TestDb) {
     let mut customers = Vec::new();
     for consented in [false, true] {
         let (s, id) = {
-            let req = json!({"name": "Matrix Customer", "email": "m@example.com", "phone": "+44 20 7946 0777", "address": "1 Matrix Road", "outlet_id": outlet});
+            // The two customers share their contact details on purpose.
+            let req = json!({"name": "Matrix Customer", "email": "m@example.com", "phone": "+44 20 7946 0777", "address": "1 Matrix Road", "outlet_id": outlet, "allow_duplicate": true});
             let res = router
                 .clone()
                 .oneshot(
