@@ -82,14 +82,12 @@ fn forms() -> Vec<FormCase> {
 async fn console_forms_by_role(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let outlet = vault.create_outlet(op.into(), "Door Outlet").await.unwrap();
-    let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
-        "name": "Door Customer", "email": "door@example.com", "outlet_id": outlet,
-    }))
-    .unwrap();
-    let customer = vault
-        .create_customer(op.into(), &input.validate().unwrap())
-        .await
-        .unwrap();
+    let customer = crate::support::operator_customer(
+        &vault,
+        op,
+        serde_json::json!({"name": "Door Customer", "email": "door@example.com", "outlet_id": outlet}),
+    )
+    .await;
     let app = steward_api::router(vault.clone());
     let password = "a long enough password";
     let mut wrong = Vec::new();
@@ -172,14 +170,12 @@ async fn portal_forms_need_the_customer(db: TestDb) {
         )
         .await
         .unwrap();
-    let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
-        "name": "Portal Door", "email": "portal.door@example.com", "outlet_id": outlet,
-    }))
-    .unwrap();
-    let customer = vault
-        .create_customer(op.into(), &input.validate().unwrap())
-        .await
-        .unwrap();
+    let customer = crate::support::operator_customer(
+        &vault,
+        op,
+        serde_json::json!({"name": "Portal Door", "email": "portal.door@example.com", "outlet_id": outlet}),
+    )
+    .await;
     let app = steward_api::router(vault.clone());
     let (console_cookie, _) = console_session(&app, "door.agent", "a long enough password").await;
     let before = crate::support::operator_read(&vault, op, customer)

@@ -533,3 +533,15 @@ pub async fn lookup_ids(
         .map(|c| c.id)
         .collect()
 }
+
+/// A customer made by the operator from a JSON body, as `POST /v1/customers` would take it.
+pub async fn operator_customer(
+    v: &Vault,
+    op: steward_service::Operator,
+    body: serde_json::Value,
+) -> steward_domain::CustomerId {
+    let input: steward_domain::CustomerInput = serde_json::from_value(body).expect("input");
+    v.create_customer(op.into(), &input.validate().expect("valid"))
+        .await
+        .expect("created")
+}
