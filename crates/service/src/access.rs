@@ -250,11 +250,10 @@ pub fn customer_view(
     purchase_summary: Option<PurchaseSummary>,
 ) -> CustomerView {
     let outcome = |f: Field| decision.outcome(f);
-    // Purchase history is decided for the summary, not shown in this view.
-    let mut summary = summarise(decision);
-    summary
-        .withheld
-        .retain(|f| f != Field::PurchaseHistory.as_str());
+    // The purchase history is decided here for its abstraction; its items are read through their
+    // own endpoint. A history the decision withholds is said to be withheld (issue 17: a
+    // marketing read left it out and the console then called it shown).
+    let summary = summarise(decision);
     // Only show and mask put anything of a profile field in the view; abstraction is defined for
     // purchase history alone, so on a profile field it shows nothing.
     let shown = |f: ProfileField| match outcome(Field::Profile(f)) {
@@ -627,6 +626,7 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
         self.check_declarable(access)?;
+        self.check_reads_anyone(access)?;
         let ids = self
             .inner
             .stores
@@ -699,6 +699,37 @@ impl Vault {
             ));
         }
         Ok(())
+    }
+
+    /// Refuses a list whose caller could see nothing of any customer under this access (an
+    /// analyst's, the DPO's without a reason): a 403 saying why, not an empty page (issue 17).
+    /// Decided for a customer of the caller's own outlets who consented: the most a caller can be
+    /// shown.
+    fn check_reads_anyone(&self, access: &Access<'_>) -> ServiceResult<()> {
+        let reason_length = access
+            .reason
+            .map(steward_domain::normalize::visible_chars)
+            .unwrap_or(0);
+        let req = ReadRequest {
+            asker: access.principal.asker(),
+            subject: Subject {
+                id: CustomerId(Uuid::nil()),
+                outlets: &access.principal.outlets,
+                restricted: false,
+            },
+            purpose: access.purpose,
+            consented: true,
+            has_reason: reason_length > 0,
+            reason_length,
+            break_glass: access.break_glass,
+            now: Timestamp::now(),
+        };
+        let d = self.inner.policy.decide_read(&req, &Field::CUSTOMER_VIEW);
+        if serves_customer_view(&d) {
+            Ok(())
+        } else {
+            Err(refusal(access, &d))
+        }
     }
 
     /// Reads each customer as the policy allows, leaving out those the caller may see nothing of.

@@ -309,10 +309,12 @@ pub(super) async fn add_interaction(
     .await
 }
 
-/// An amount as typed (`1250`, `1250.5`, `1250.50`) in minor units (cents); `None` if it is not
+/// An amount as typed (`1250`, `1250.5`, `1250.50`, `1250,50`) in minor units (cents); `None` if it is not
 /// one.
 fn minor_units(raw: &str) -> Option<i64> {
-    let (whole, frac) = raw.trim().split_once('.').unwrap_or((raw.trim(), ""));
+    // A decimal comma, as most of Europe writes it (`1250,50`), is a decimal point.
+    let raw = raw.trim().replace(',', ".");
+    let (whole, frac) = raw.split_once('.').unwrap_or((raw.as_str(), ""));
     if whole.is_empty()
         || frac.len() > 2
         || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
@@ -380,13 +382,15 @@ mod tests {
         assert_eq!(minor_units("1250"), Some(125_000));
         assert_eq!(minor_units("1250.5"), Some(125_050));
         assert_eq!(minor_units(" 0.07 "), Some(7));
+        assert_eq!(minor_units("12,50"), Some(1_250));
         for bad in [
             "",
             ".5",
             "1.234",
             "-3",
             "1e3",
-            "12,50",
+            "1,250.50",
+            "12,5,0",
             "99999999999999999999",
         ] {
             assert_eq!(minor_units(bad), None, "{bad}");

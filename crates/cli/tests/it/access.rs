@@ -350,6 +350,15 @@ async fn consent_ledger_decides_consent_purposes(db: TestDb) {
         c.get("phone").is_none(),
         "the purpose does not cover phones: {c}"
     );
+    // The purchase history is not covered either, and the decision says so (issue 17: it was
+    // left out, and the console then called it shown in full).
+    assert!(
+        c["decision"]["withheld"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("purchases")),
+        "{c}"
+    );
 
     // Withdrawing is as easy as granting.
     let withdraw = json!({"purpose": "marketing_email", "action": "withdraw", "source": "api"});
@@ -479,6 +488,19 @@ async fn admins_and_analysts_read_no_customer(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{role:?}: {list}");
         assert_eq!(list["field"], "purpose", "{role:?}");
+        assert!(list.get("items").is_none(), "{role:?}: {list}");
+        // Nor under a purpose their roles may declare: a list that could show nobody is refused
+        // too, not answered with an empty page (issue 17).
+        let (s, list) = call(
+            &w.router,
+            &t,
+            "GET",
+            "/v1/customers?purpose=analytics",
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{role:?}: {list}");
         assert!(list.get("items").is_none(), "{role:?}: {list}");
         let (s, _) = call(
             &w.router,

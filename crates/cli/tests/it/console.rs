@@ -260,15 +260,24 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     ]);
     let (s, _, _) = post(format!("{base}/purchases"), purchase).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    let bad = with(&[
+    // A decimal comma is a decimal point (issue 17); an amount that is none is refused, unechoed.
+    let comma = with(&[
         ("item", "Strap"),
         ("category", "watches"),
         ("amount", "12,50"),
         ("currency", "CHF"),
     ]);
+    let (s, _, _) = post(format!("{base}/purchases"), comma).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let bad = with(&[
+        ("item", "Strap"),
+        ("category", "watches"),
+        ("amount", "12;50"),
+        ("currency", "CHF"),
+    ]);
     let (s, _, page) = post(format!("{base}/purchases"), bad).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
-    assert!(page.contains("amount") && !page.contains("12,50"));
+    assert!(page.contains("amount") && !page.contains("12;50"));
     let (_, _, page) = send(&app, "GET", &link, Some(&session), None).await;
     assert!(
         page.contains("marketing_email: <strong>never</strong>"),
@@ -306,9 +315,10 @@ async fn console_sign_in_search_and_read(db: TestDb) {
                 .get::<i64, _>(0)
             }
         };
+        // One note; two sales (1250.50 and 12,50); nothing of the refused forms.
         assert_eq!(
             (count("interactions").await, count("purchases").await),
-            (1, 1)
+            (1, 2)
         );
         let source: String =
             sqlx::query("SELECT source FROM consent_events WHERE customer_id = $1")
