@@ -194,8 +194,9 @@ impl Problem {
         p
     }
 
-    /// Another customer holds this e-mail or phone (409), naming the field and that customer.
-    pub fn duplicate(field: &str, existing: steward_domain::CustomerId) -> Self {
+    /// Another customer holds this e-mail or phone (409), naming the field and, when the caller
+    /// may work on them, that customer.
+    pub fn duplicate(field: &str, existing: Option<steward_domain::CustomerId>) -> Self {
         let mut p = Self::new(
             StatusCode::CONFLICT,
             "/problems/duplicate",
@@ -205,7 +206,7 @@ impl Problem {
             ),
         );
         p.field = Some(field.to_owned());
-        p.existing_id = Some(existing);
+        p.existing_id = existing;
         p
     }
 

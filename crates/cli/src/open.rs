@@ -74,12 +74,25 @@ fn ensure_data_dir(args: &StoreArgs) -> anyhow::Result<()> {
 }
 
 /// A new installation is made only on purpose: by `serve` (`create`) or with `--init`. Anything
-/// else pointed at an SQLite database that does not exist is refused before anything is made.
-fn check_installation(args: &StoreArgs, create: bool) -> anyhow::Result<()> {
+/// else pointed at an SQLite database that does not exist, or a PostgreSQL database whose keyring
+/// is empty, is refused before anything is made or migrated there.
+async fn check_installation(args: &StoreArgs, create: bool) -> anyhow::Result<()> {
     if create || args.init {
         return Ok(());
     }
     let url = args.url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let installed = steward_store::postgres::is_installed(&url)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the database: {e}"))?;
+        if !installed {
+            anyhow::bail!(
+                "this PostgreSQL database holds no Steward installation; `steward serve` makes \
+                 one, as does this command with --init"
+            );
+        }
+        return Ok(());
+    }
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .map(|p| p.split('?').next().unwrap_or(p))
@@ -100,7 +113,7 @@ pub async fn store(args: &StoreArgs) -> anyhow::Result<DynStore> {
 
 /// [`store`], making a new installation when `create` (as `serve` does).
 async fn open_store(args: &StoreArgs, create: bool) -> anyhow::Result<DynStore> {
-    check_installation(args, create)?;
+    check_installation(args, create).await?;
     ensure_data_dir(args)?;
     steward_store::open(&args.url())
         .await

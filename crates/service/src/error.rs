@@ -49,8 +49,8 @@ pub enum ServiceError {
     Duplicate {
         /// `email` or `phone`.
         field: &'static str,
-        /// The customer who holds it.
-        existing: steward_domain::CustomerId,
+        /// The customer who holds it, when the caller may work on them.
+        existing: Option<steward_domain::CustomerId>,
     },
     /// The thing is not in a state that allows this (e.g. a request already closed).
     #[error("not allowed in this state: {0}")]

@@ -326,10 +326,30 @@ impl Vault {
         self.authorize_actor(actor, Action::CreateCustomer, None, false)
             .await?;
         if !allow_duplicate && let Some((field, existing)) = self.duplicate_of(c).await? {
-            // The refusal says someone holds the value: an entry about them, as a look-up is.
+            // The refusal says someone holds the value: a probe of who is on file, so it is an
+            // entry about them and counts against the bulk limit like a look-up; and it names them
+            // only to a caller who may work on them (change their details), never past the policy.
+            let known = match actor {
+                Actor::Principal(p) => {
+                    let who = crate::access::Flagged {
+                        principal: p,
+                        purpose: "duplicate_check",
+                        reason: None,
+                        break_glass: false,
+                    };
+                    self.count_read(&who, existing).await?;
+                    self.authorize(p, Action::UpdateCustomer, Some(existing))
+                        .await
+                        .is_ok()
+                }
+                _ => true,
+            };
             self.record_read(actor, "duplicate_found", Some(existing), &[field])
                 .await?;
-            return Err(ServiceError::Duplicate { field, existing });
+            return Err(ServiceError::Duplicate {
+                field,
+                existing: known.then_some(existing),
+            });
         }
         self.check_outlet("outlet_id", c.outlet_id).await?;
         let sealed = self.seal_new_customer(c, Timestamp::now())?;

@@ -9,6 +9,22 @@ use crate::{Backend, SqlStore, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Whether the PostgreSQL database at `url` holds a Steward installation (its keyring has a key),
+/// asked before anything is migrated or made there.
+pub async fn is_installed(url: &str) -> StoreResult<bool> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await?;
+    // No keyring table: nothing was ever migrated here.
+    let found = sqlx::query("SELECT 1 FROM keyring LIMIT 1")
+        .fetch_optional(&mut conn)
+        .await
+        .map(|r| r.is_some())
+        .unwrap_or(false);
+    conn.close().await?;
+    Ok(found)
+}
+
 /// Connects to the PostgreSQL database at `url` and migrates it.
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
     sqlx::any::install_default_drivers();

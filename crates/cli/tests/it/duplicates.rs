@@ -52,6 +52,23 @@ async fn duplicates_are_refused_by_the_api_and_the_import(db: TestDb) {
         )
     );
     assert!(!p.to_string().contains("dora@"), "{p}");
+    // A caller who may not work on that customer (an associate of no outlet of theirs) is told
+    // the address is taken, not whose it is.
+    let associate = token(&v, TokenOwner::Role(Role::SalesAssociate)).await;
+    let (s, p) = call(
+        &app,
+        &associate,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Dora Probe", "email": "dora@example.com"})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::CONFLICT, Some("email"))
+    );
+    assert!(p.get("existing_id").is_none(), "{p}");
     let (s, p) = call(
         &app,
         &support,
