@@ -609,53 +609,40 @@ pub trait MaintenanceStore: Send + Sync + 'static {
     async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()>;
 }
 
-/// Everything Steward keeps: every context's store in one handle, for the composition root.
-/// Services that need one context take that context's trait (`Arc<dyn Store>` upcasts to it).
-/// One call is one transaction.
-pub trait Store:
-    KeyStore
-    + CustomerStore
-    + ActivityStore
-    + DirectoryStore
-    + ConsentStore
-    + PurposeStore
-    + AuditStore
-    + AlertStore
-    + IdentityStore
-    + PortalStore
-    + RightsStore
-    + ErasureStore
-    + MaintenanceStore
-{
-}
+/// Declares [`Store`] as the sum of the context traits, implemented for every type that implements
+/// them all, and the [`prelude`] that brings them into scope: one list of the contexts.
+macro_rules! contexts {
+    ($($context:ident),* $(,)?) => {
+        /// Everything Steward keeps: every context's store in one handle, for the composition
+        /// root. Services that need one context take that context's trait (`Arc<dyn Store>`
+        /// upcasts to it). One call is one transaction.
+        pub trait Store: $($context +)* {}
 
-impl<
-    T: KeyStore
-        + CustomerStore
-        + ActivityStore
-        + DirectoryStore
-        + ConsentStore
-        + PurposeStore
-        + AuditStore
-        + AlertStore
-        + IdentityStore
-        + PortalStore
-        + RightsStore
-        + ErasureStore
-        + MaintenanceStore,
-> Store for T
-{
-}
+        impl<T: $($context +)*> Store for T {}
 
-/// Every context's store trait, to call their methods on a concrete store (a trait object of
-/// [`Store`] needs no import).
-pub mod prelude {
-    pub use crate::{
-        ActivityStore, AlertStore, AuditStore, ConsentStore, CustomerStore, DirectoryStore,
-        ErasureStore, IdentityStore, KeyStore, MaintenanceStore, PortalStore, PurposeStore,
-        RightsStore, Store,
+        /// Every context's store trait, to call their methods on a concrete store (a trait object
+        /// of [`Store`] needs no import).
+        pub mod prelude {
+            pub use crate::{Store, $($context),*};
+        }
     };
 }
+
+contexts!(
+    KeyStore,
+    CustomerStore,
+    ActivityStore,
+    DirectoryStore,
+    ConsentStore,
+    PurposeStore,
+    AuditStore,
+    AlertStore,
+    IdentityStore,
+    PortalStore,
+    RightsStore,
+    ErasureStore,
+    MaintenanceStore,
+);
 
 /// A shared handle to a store.
 pub type DynStore = Arc<dyn Store>;
