@@ -375,6 +375,7 @@ impl Writer {
     /// Moves every entry waiting in the outbox (writes, recorded with them) into the log.
     async fn drain(&mut self) -> bool {
         self.last_drain = Instant::now();
+        let mut conflicts = 0;
         loop {
             match self
                 .store
@@ -389,9 +390,16 @@ impl Writer {
                     self.tip = tip;
                     self.appended();
                 }
+                // Another server drained the same rows first (its append won the head): they
+                // are in the log, so look again rather than fail a flush that waits for them.
+                Err(e) if conflicts < DRAIN_RETRIES => {
+                    conflicts += 1;
+                    tracing::debug!(error = %e, conflicts, "draining the audit outbox collided; again");
+                    tokio::time::sleep(Duration::from_millis(20 * conflicts)).await;
+                }
                 Err(e) => {
-                    // Another server drained first, or the database failed: the entries stay
-                    // in the outbox, committed with their writes, for the next drain.
+                    // The database failed: the entries stay in the outbox, committed with their
+                    // writes, for the next drain.
                     tracing::debug!(error = %e, "draining the audit outbox did not complete");
                     return false;
                 }
@@ -424,6 +432,9 @@ impl Writer {
         }
     }
 }
+
+/// How many times a drain that collided with another server's is tried again before it fails.
+const DRAIN_RETRIES: u64 = 5;
 
 /// How often the outbox of writes is moved into the log.
 const DRAIN_EVERY: Duration = Duration::from_millis(100);
