@@ -510,21 +510,19 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<bool> {
         let facts = self.access_facts(id).await?;
-        let req = ReadRequest {
-            asker: principal.asker(),
-            subject: Subject {
-                id,
-                outlets: &facts.outlets,
-                restricted: facts.restricted,
-            },
-            purpose,
-            consented: true,
-            has_reason: true,
-            reason_length: BREAK_GLASS_REASON,
-            break_glass: true,
-            now: Timestamp::now(),
+        let subject = Subject {
+            id,
+            outlets: &facts.outlets,
+            restricted: facts.restricted,
         };
-        let d = self.inner.policy.decide_read(&req, &Field::ALL);
+        let d = self.decide_hypothetical(
+            principal,
+            purpose,
+            subject,
+            Some(BREAK_GLASS_REASON),
+            true,
+            &Field::ALL,
+        );
         Ok(d.fields.iter().any(|f| {
             f.outcome != Outcome::Withhold && f.policies.iter().any(|p| p == "break-glass")
         }))
@@ -627,17 +625,7 @@ impl Vault {
     ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
         self.check_declarable(access)?;
         self.check_reads_anyone(access)?;
-        let ids = self
-            .inner
-            .stores
-            .customers
-            .list_customer_ids(after, limit)
-            .await?;
-        let next = if ids.len() as u32 == limit {
-            ids.last().copied()
-        } else {
-            None
-        };
+        let (ids, next) = self.customer_id_page(after, limit).await?;
         Ok((self.read_each(access, ids).await?, next))
     }
 
@@ -674,21 +662,19 @@ impl Vault {
     /// customer is read (so an empty page does not hide the refusal). The policy decides, for a
     /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
     fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
-        let req = ReadRequest {
-            asker: access.principal.asker(),
-            subject: Subject {
-                id: CustomerId(Uuid::nil()),
-                outlets: &[],
-                restricted: false,
-            },
-            purpose: access.purpose,
-            consented: true,
-            has_reason: true,
-            reason_length: 0,
-            break_glass: false,
-            now: Timestamp::now(),
+        let nobody = Subject {
+            id: CustomerId(Uuid::nil()),
+            outlets: &[],
+            restricted: false,
         };
-        let d = self.inner.policy.decide_read(&req, &Field::ALL);
+        let d = self.decide_hypothetical(
+            access.principal,
+            access.purpose,
+            nobody,
+            Some(0),
+            false,
+            &Field::ALL,
+        );
         let bound = d
             .fields
             .iter()
@@ -706,30 +692,53 @@ impl Vault {
     /// Decided for a customer of the caller's own outlets who consented: the most a caller can be
     /// shown.
     fn check_reads_anyone(&self, access: &Access<'_>) -> ServiceResult<()> {
-        let reason_length = access
+        let own = Subject {
+            id: CustomerId(Uuid::nil()),
+            outlets: &access.principal.outlets,
+            restricted: false,
+        };
+        let reason = access
             .reason
             .map(steward_domain::normalize::visible_chars)
-            .unwrap_or(0);
-        let req = ReadRequest {
-            asker: access.principal.asker(),
-            subject: Subject {
-                id: CustomerId(Uuid::nil()),
-                outlets: &access.principal.outlets,
-                restricted: false,
-            },
-            purpose: access.purpose,
-            consented: true,
-            has_reason: reason_length > 0,
-            reason_length,
-            break_glass: access.break_glass,
-            now: Timestamp::now(),
-        };
-        let d = self.inner.policy.decide_read(&req, &Field::CUSTOMER_VIEW);
+            .filter(|n| *n > 0);
+        let d = self.decide_hypothetical(
+            access.principal,
+            access.purpose,
+            own,
+            reason,
+            access.break_glass,
+            &Field::CUSTOMER_VIEW,
+        );
         if serves_customer_view(&d) {
             Ok(())
         } else {
             Err(refusal(access, &d))
         }
+    }
+
+    /// What the policy would decide for a read by `principal` of `subject` (consent taken as
+    /// given; `reason` its visible length, if one is given): to know what to refuse or offer.
+    /// Nothing is opened and nothing recorded.
+    fn decide_hypothetical(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        subject: Subject<'_>,
+        reason: Option<usize>,
+        break_glass: bool,
+        fields: &[Field],
+    ) -> Decision {
+        let req = ReadRequest {
+            asker: principal.asker(),
+            subject,
+            purpose,
+            consented: true,
+            has_reason: reason.is_some(),
+            reason_length: reason.unwrap_or(0),
+            break_glass,
+            now: Timestamp::now(),
+        };
+        self.inner.policy.decide_read(&req, fields)
     }
 
     /// Reads each customer as the policy allows, leaving out those the caller may see nothing of.

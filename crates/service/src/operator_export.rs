@@ -45,15 +45,7 @@ impl Vault {
         after: Option<CustomerId>,
         limit: u32,
     ) -> ServiceResult<ExportPage> {
-        let ids = self
-            .inner
-            .stores
-            .customers
-            .list_customer_ids(after, limit)
-            .await?;
-        let next = (ids.len() == limit as usize)
-            .then(|| ids.last().copied())
-            .flatten();
+        let (ids, next) = self.customer_id_page(after, limit).await?;
         let actor = Actor::Operator(operator);
         let mut allowed = Vec::with_capacity(ids.len());
         let mut refused = 0;

@@ -745,6 +745,25 @@ impl Vault {
         Ok(out)
     }
 
+    /// Up to `limit` customer ids after `after`, in id order, with the cursor of the next page
+    /// (`None` after the last).
+    pub(crate) async fn customer_id_page(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> ServiceResult<(Vec<CustomerId>, Option<CustomerId>)> {
+        let ids = self
+            .inner
+            .stores
+            .customers
+            .list_customer_ids(after, limit)
+            .await?;
+        let next = (ids.len() == limit as usize)
+            .then(|| ids.last().copied())
+            .flatten();
+        Ok((ids, next))
+    }
+
     /// The ids of customers whose blind index of `kind` matches the normalised value.
     pub(crate) async fn lookup_ids(
         &self,

@@ -36,6 +36,19 @@ static CUSTOMER_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(
     )
 });
 
+/// A profile's update: its time, then every declared field (`$3…`), by id (`$1`); built once.
+static UPDATE_PROFILE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let set: Vec<String> = ProfileField::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{} = ${}", f.name(), i + 3))
+        .collect();
+    format!(
+        "UPDATE customers SET updated_at = $2, {} WHERE id = $1",
+        set.join(", ")
+    )
+});
+
 /// Where the profile's columns start in a row of [`CUSTOMER_COLUMNS`].
 const PROFILE_AT: usize = 4;
 
@@ -539,16 +552,7 @@ impl CustomerStore for SqlStore {
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
         let id = row.id.as_bytes().to_vec();
-        let set: Vec<String> = ProfileField::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, f)| format!("{} = ${}", f.name(), i + 3))
-            .collect();
-        let sql = format!(
-            "UPDATE customers SET updated_at = $2, {} WHERE id = $1",
-            set.join(", ")
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql))
+        let mut q = sqlx::query(AssertSqlSafe(UPDATE_PROFILE.as_str()))
             .bind(id.clone())
             .bind(row.updated_at);
         for f in &row.fields {
