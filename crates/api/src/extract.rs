@@ -199,6 +199,26 @@ where
     }
 }
 
+/// A customer list's filters: `?q=` (the beginning of a name's words), `?outlet_id=`, `?tier=`.
+pub struct Filter(pub steward_domain::CustomerFilter);
+
+impl<S: Send + Sync> FromRequestParts<S> for Filter {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let pairs = query_pairs(parts);
+        let outlet = match param(&pairs, "outlet_id").filter(|o| !o.is_empty()) {
+            Some(o) => Some(steward_domain::OutletId(uuid::Uuid::try_parse(o).map_err(
+                |_| Problem::invalid_parameter("outlet_id", "not an outlet id"),
+            )?)),
+            None => None,
+        };
+        steward_domain::CustomerFilter::parse(param(&pairs, "q"), outlet, param(&pairs, "tier"))
+            .map(Filter)
+            .map_err(|e| Problem::invalid_parameter(&e.field, &e.reason))
+    }
+}
+
 /// Cursor pagination: `?cursor=<id of the last item seen>&limit=N` (1 to 500, default 50).
 pub struct Page {
     /// Return items after this id.

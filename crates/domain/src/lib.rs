@@ -17,6 +17,7 @@ pub mod purpose;
 pub mod purpose_change;
 pub mod request;
 pub mod role;
+pub mod search;
 pub mod time;
 pub mod view;
 
@@ -37,5 +38,6 @@ pub use purpose::{LawfulBasis, Purpose};
 pub use purpose_change::{PurposeInput, PurposePatch};
 pub use request::{IdentityCheck, RequestInput, RequestReason, RequestStatus, RequestType};
 pub use role::Role;
+pub use search::CustomerFilter;
 pub use time::Timestamp;
 pub use view::{DecisionSummary, PurchaseSummary};

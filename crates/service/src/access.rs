@@ -159,7 +159,7 @@ fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
 
 /// Whether a decision lets the customer view show anything: a profile field, or the purchase
 /// abstraction (the history itself is read through its own endpoint).
-fn serves_customer_view(d: &Decision) -> bool {
+pub(crate) fn serves_customer_view(d: &Decision) -> bool {
     Field::PROFILE
         .iter()
         .any(|f| d.outcome(*f) != Outcome::Withhold)
@@ -216,6 +216,16 @@ fn decision_leaf(
     }
 }
 
+/// The tier of a history of `n` purchases: one of [`steward_domain::search::TIERS`].
+pub(crate) fn tier_of(n: usize) -> &'static str {
+    match n {
+        0 => "none",
+        1 => "bronze",
+        2..=4 => "silver",
+        _ => "gold",
+    }
+}
+
 /// Derived facts from a purchase history.
 pub fn purchase_summary(purchases: &[Purchase], now: Timestamp) -> PurchaseSummary {
     let n = purchases.len();
@@ -225,12 +235,7 @@ pub fn purchase_summary(purchases: &[Purchase], now: Timestamp) -> PurchaseSumma
         .filter(|p| p.category == "watches" && now.millis() - p.occurred_at.millis() <= three_years)
         .count();
     PurchaseSummary {
-        tier: match n {
-            0 => "none",
-            1 => "bronze",
-            2..=4 => "silver",
-            _ => "gold",
-        },
+        tier: tier_of(n),
         purchase_count_band: match n {
             0 => "0",
             1 => "1",
@@ -615,20 +620,6 @@ impl Vault {
         Ok(customer_view(&decision, c, purchase_summary))
     }
 
-    /// A page of customers as the policy allows; customers the caller may see nothing of are
-    /// left out. Returns the views and the last id scanned (the next cursor).
-    pub async fn read_customers(
-        &self,
-        access: &Access<'_>,
-        after: Option<CustomerId>,
-        limit: u32,
-    ) -> ServiceResult<(Vec<CustomerView>, Option<CustomerId>)> {
-        self.check_declarable(access)?;
-        self.check_reads_anyone(access)?;
-        let (ids, next) = self.customer_id_page(after, limit).await?;
-        Ok((self.read_each(access, ids).await?, next))
-    }
-
     /// Looks customers up by e-mail or phone, as the policy allows.
     pub async fn lookup_customers(
         &self,
@@ -661,7 +652,7 @@ impl Vault {
     /// Refuses a list or look-up whose purpose the caller's roles may not declare, before any
     /// customer is read (so an empty page does not hide the refusal). The policy decides, for a
     /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
-    fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
+    pub(crate) fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
         let nobody = Subject {
             id: CustomerId(Uuid::nil()),
             outlets: &[],
@@ -691,7 +682,7 @@ impl Vault {
     /// analyst's, the DPO's without a reason): a 403 saying why, not an empty page (issue 17).
     /// Decided for a customer of the caller's own outlets who consented: the most a caller can be
     /// shown.
-    fn check_reads_anyone(&self, access: &Access<'_>) -> ServiceResult<()> {
+    pub(crate) fn check_reads_anyone(&self, access: &Access<'_>) -> ServiceResult<()> {
         let own = Subject {
             id: CustomerId(Uuid::nil()),
             outlets: &access.principal.outlets,
@@ -719,7 +710,7 @@ impl Vault {
     /// What the policy would decide for a read by `principal` of `subject` (consent taken as
     /// given; `reason` its visible length, if one is given): to know what to refuse or offer.
     /// Nothing is opened and nothing recorded.
-    fn decide_hypothetical(
+    pub(crate) fn decide_hypothetical(
         &self,
         principal: &Principal,
         purpose: &Purpose,

@@ -23,6 +23,7 @@ mod rectification;
 pub mod retention;
 pub mod rights;
 mod seal;
+mod search;
 pub mod sign_in;
 pub mod subject_export;
 mod vault;

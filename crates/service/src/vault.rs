@@ -198,6 +198,10 @@ impl Vault {
             }),
         };
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
+        let indexed = vault.index_missing_names().await?;
+        if indexed > 0 {
+            tracing::info!(customers = indexed, "indexed names for search");
+        }
         Ok((vault, Operator::internal("cli")))
     }
 
@@ -228,8 +232,9 @@ impl Vault {
         }
     }
 
-    fn lookups(&self, c: &NewCustomer) -> Vec<Lookup> {
-        let mut v = Vec::with_capacity(2);
+    /// A customer's blind-index entries: e-mail, phone and the name's search buckets.
+    fn lookups(&self, id: CustomerId, c: &NewCustomer) -> Vec<Lookup> {
+        let mut v = self.name_lookups(id, c.name.as_deref());
         if let Some(e) = &c.email {
             v.push(Lookup {
                 kind: "email",
@@ -257,7 +262,7 @@ impl Vault {
         Ok(SealedCustomer {
             row,
             key: stored(dk.wrap(&self.inner.keyring, &owner_label(id))?),
-            lookups: self.lookups(c),
+            lookups: self.lookups(id, c),
         })
     }
 
@@ -287,7 +292,11 @@ impl Vault {
         Ok((seal_us, t.elapsed().as_secs_f64() * 1e6 / n as f64))
     }
 
-    async fn check_outlet(&self, field: &'static str, id: Option<OutletId>) -> ServiceResult<()> {
+    pub(crate) async fn check_outlet(
+        &self,
+        field: &'static str,
+        id: Option<OutletId>,
+    ) -> ServiceResult<()> {
         match id {
             Some(o) if !self.inner.stores.directory.outlet_exists(o).await? => {
                 Err(ValidationError::new(field, "no such outlet").into())
@@ -659,7 +668,7 @@ impl Vault {
             .customers
             .update_customer(
                 &new_row,
-                &self.lookups(&next),
+                &self.lookups(id, &next),
                 &change,
                 &[self.write_entry(actor, "update_customer", Some(id), &patch.field_names())],
             )
@@ -756,7 +765,7 @@ impl Vault {
             .inner
             .stores
             .customers
-            .list_customer_ids(after, limit)
+            .list_customer_ids(None, after, limit)
             .await?;
         let next = (ids.len() == limit as usize)
             .then(|| ids.last().copied())
@@ -985,6 +994,28 @@ impl Vault {
         self.authorize_actor(actor, Action::ReadDirectory, None, false)
             .await?;
         self.outlets().await
+    }
+
+    /// The outlets to offer `principal` in a filter: all of them if the policy lets them read
+    /// the directory, otherwise their own.
+    pub async fn outlets_for(&self, principal: &crate::Principal) -> ServiceResult<Vec<Outlet>> {
+        let all = self.outlets().await?;
+        if self
+            .authorize_actor(
+                Actor::Principal(principal),
+                Action::ReadDirectory,
+                None,
+                false,
+            )
+            .await
+            .is_ok()
+        {
+            return Ok(all);
+        }
+        Ok(all
+            .into_iter()
+            .filter(|o| principal.outlets().contains(&o.id))
+            .collect())
     }
 
     /// All outlets, for the service's own use.

@@ -128,12 +128,32 @@ pub trait CustomerStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<(CustomerRow, StoredKey)>>;
 
-    /// Customer ids in order after `after`, at most `limit` (a page, without the sealed rows).
+    /// Customer ids in order after `after`, at most `limit` (a page, without the sealed rows);
+    /// only customers of `outlet`, if given. Erased customers are left out.
     async fn list_customer_ids(
         &self,
+        outlet: Option<OutletId>,
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>>;
+
+    /// [`CustomerStore::lookup`] a page at a time: customers whose index of `kind` holds `mac`,
+    /// in id order after `after`, at most `limit`; only customers of `outlet`, if given.
+    async fn lookup_page(
+        &self,
+        kind: &str,
+        mac: &[u8; 16],
+        outlet: Option<OutletId>,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerId>>;
+
+    /// Up to `limit` customers (not erased) with no index entry of `kind`: those stored before
+    /// that index existed, to be indexed.
+    async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>>;
+
+    /// Adds index entries (those already present are kept), in one transaction.
+    async fn add_lookups(&self, entries: &[(CustomerId, Lookup)]) -> StoreResult<()>;
 
     /// Replaces a customer's sealed profile and blind indexes and records the change (previous
     /// values sealed); false if the customer is gone.

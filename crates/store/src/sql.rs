@@ -528,19 +528,111 @@ impl CustomerStore for SqlStore {
 
     async fn list_customer_ids(
         &self,
+        outlet: Option<OutletId>,
         after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>> {
+        let after = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+        let rows = match outlet {
+            None => sqlx::query(
+                "SELECT id FROM customers WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?,
+            Some(o) => sqlx::query(
+                "SELECT c.id FROM customer_outlets co JOIN customers c ON c.id = co.customer_id \
+                     WHERE co.outlet_id = $1 AND co.customer_id > $2 AND c.erased_at IS NULL \
+                     ORDER BY co.customer_id LIMIT $3",
+            )
+            .bind(o.as_bytes().to_vec())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        rows.iter()
+            .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
+            .collect()
+    }
+
+    async fn lookup_page(
+        &self,
+        kind: &str,
+        mac: &[u8; 16],
+        outlet: Option<OutletId>,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerId>> {
+        let after = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+        let rows = match outlet {
+            None => {
+                sqlx::query(
+                    "SELECT customer_id FROM lookup_index WHERE kind = $1 AND mac = $2 \
+                     AND customer_id > $3 ORDER BY customer_id LIMIT $4",
+                )
+                .bind(kind)
+                .bind(mac.to_vec())
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(o) => {
+                sqlx::query(
+                    "SELECT l.customer_id FROM lookup_index l JOIN customer_outlets co \
+                     ON co.customer_id = l.customer_id AND co.outlet_id = $3 \
+                     WHERE l.kind = $1 AND l.mac = $2 AND l.customer_id > $4 \
+                     ORDER BY l.customer_id LIMIT $5",
+                )
+                .bind(kind)
+                .bind(mac.to_vec())
+                .bind(o.as_bytes().to_vec())
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
+            .collect()
+    }
+
+    async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>> {
         let rows = sqlx::query(
-            "SELECT id FROM customers WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2",
+            "SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM lookup_index l WHERE l.customer_id = c.id AND l.kind = $1) \
+             ORDER BY c.id LIMIT $2",
         )
-        .bind(after.map(|a| a.as_bytes().to_vec()).unwrap_or_default())
+        .bind(kind)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
             .collect()
+    }
+
+    async fn add_lookups(&self, entries: &[(CustomerId, Lookup)]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for chunk in entries.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "INSERT INTO lookup_index (kind, mac, customer_id) VALUES {} ON CONFLICT DO NOTHING",
+                values_clause(self.backend, chunk.len(), 3)
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, l) in chunk {
+                q = q
+                    .bind(l.kind)
+                    .bind(l.mac.to_vec())
+                    .bind(id.as_bytes().to_vec());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn update_customer(

@@ -11,14 +11,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use steward_domain::{CustomerId, normalize};
-use steward_service::{Access, Principal};
+use steward_service::Principal;
 use zeroize::Zeroizing;
 
 use crate::extract::ClientAddr;
 use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same};
 
 mod customer;
+mod customers;
 mod dpo;
 use crate::{AppState, Problem};
 
@@ -28,10 +28,10 @@ const CSRF_COOKIE: &str = "steward_csrf";
 /// The console's routes (merged into the API's router).
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/console", get(home))
+        .route("/console", get(customers::home))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
-        .route("/console/search", post(search))
+        .route("/console/search", post(customers::search))
         .route("/console/dpo", get(dpo::page))
         .route("/console/customers/{id}", get(customer::page))
         .route(
@@ -222,110 +222,4 @@ async fn sign_out(State(s): State<AppState>, SignedIn(session): SignedIn, body: 
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
-}
-
-/// A search result: a link to the customer under the purpose chosen, labelled with what the
-/// policy lets this reader see of the name.
-struct Found {
-    id: CustomerId,
-    purpose: String,
-    label: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/home.html")]
-struct HomePage<'a> {
-    signed_in: Option<String>,
-    /// Show the link to the DPO's page.
-    is_dpo: bool,
-    csrf: &'a str,
-    error: Option<&'a str>,
-    purposes: Vec<(String, String)>,
-    results: Option<Vec<Found>>,
-}
-
-fn home_page(
-    s: &AppState,
-    session: &Session,
-    error: Option<&str>,
-    results: Option<Vec<Found>>,
-    status: StatusCode,
-) -> Response {
-    let purposes = s
-        .vault
-        .purposes()
-        .into_iter()
-        .map(|p| (p.key, p.data_use))
-        .collect();
-    render(
-        HomePage {
-            signed_in: Some(session.label()),
-            is_dpo: session
-                .principal
-                .roles()
-                .contains(&steward_domain::Role::Dpo),
-            csrf: &session.csrf,
-            error,
-            purposes,
-            results,
-        },
-        status,
-    )
-}
-
-async fn home(State(s): State<AppState>, SignedIn(session): SignedIn) -> Response {
-    match session {
-        Some(session) => home_page(&s, &session, None, None, StatusCode::OK),
-        None => to_sign_in(),
-    }
-}
-
-async fn search(State(s): State<AppState>, SignedIn(session): SignedIn, body: Bytes) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
-    };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
-    let query = f.get("query").map(String::as_str).unwrap_or("").trim();
-    let purpose = match s.vault.purpose(
-        "purpose",
-        f.get("purpose").map(String::as_str).unwrap_or(""),
-    ) {
-        Ok(p) => p,
-        Err(_) => {
-            let msg = "Choose why you are looking.";
-            return home_page(&s, &session, Some(msg), None, StatusCode::BAD_REQUEST);
-        }
-    };
-    let lookup = if query.contains('@') {
-        normalize::email("query", query).map(|v| ("email", v))
-    } else {
-        normalize::phone("query", query).map(|v| ("phone", v))
-    };
-    let Ok((kind, value)) = lookup else {
-        let msg = "Enter an e-mail address, or a phone number with its country code (+44 …).";
-        return home_page(&s, &session, Some(msg), None, StatusCode::BAD_REQUEST);
-    };
-    let access = Access {
-        principal: &session.principal,
-        purpose: &purpose,
-        reason: None,
-        break_glass: false,
-    };
-    match s.vault.lookup_customers(&access, kind, &value).await {
-        Ok(found) => {
-            let results = found
-                .into_iter()
-                .map(|c| Found {
-                    id: c.id,
-                    purpose: purpose.key.clone(),
-                    label: c.name.unwrap_or_else(|| format!("Customer {}", c.id)),
-                })
-                .collect();
-            home_page(&s, &session, None, Some(results), StatusCode::OK)
-        }
-        Err(e) => error_page(Some(&session), e.into()),
-    }
 }

@@ -10,7 +10,7 @@ use steward_domain::{
 };
 
 use super::{Created, PageOf, path_id};
-use crate::extract::{Auth, JsonBody, Page, ReadScope};
+use crate::extract::{Auth, Filter, JsonBody, Page, ReadScope};
 use crate::{AppState, Problem};
 
 /// Creates a customer. Personal values are sealed before they are stored.
@@ -57,21 +57,32 @@ pub async fn get_one(
     Ok(Json(view))
 }
 
-/// Lists customers in creation order, a page at a time; customers the caller may see nothing of
-/// are left out.
+/// Lists customers in creation order, a page at a time, optionally searched by name (`q`: the
+/// beginning of each word, case and accents ignored) and filtered by outlet and tier; customers
+/// the caller may see nothing of are left out. A page may hold fewer items than `limit` and still
+/// have a `next_cursor`: a search looks at a bounded number of candidates per page.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
-    params(("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, body = PageOf<CustomerView>), (status = 400, body = Problem)),
+    params(("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query),
+           ("q" = Option<String>, Query, description = "The beginning of the name's words (at least one of two letters or more), e.g. `ada lov`"),
+           ("outlet_id" = Option<String>, Query, description = "Only customers of this outlet"),
+           ("tier" = Option<String>, Query, description = "Only customers in this tier, where the caller may know it: none, bronze, silver or gold")),
+    responses((status = 200, body = PageOf<CustomerView>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
     scope: ReadScope,
     page: Page,
+    Filter(filter): Filter,
 ) -> Result<Json<PageOf<CustomerView>>, Problem> {
     let (items, last) = s
         .vault
-        .read_customers(&scope.access(&p), page.after.map(CustomerId), page.limit)
+        .read_customers(
+            &scope.access(&p),
+            &filter,
+            page.after.map(CustomerId),
+            page.limit,
+        )
         .await?;
     scope.record("customer");
     Ok(Json(PageOf {

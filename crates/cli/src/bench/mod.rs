@@ -436,7 +436,7 @@ async fn bench_read(
 
     // A load test reads every customer many times an hour, as no person does.
     vault.set_bulk_limit(operator, Role::SupportAgent, None);
-    let ids = store.list_customer_ids(None, 500).await?;
+    let ids = store.list_customer_ids(None, None, 500).await?;
     let sealed_paths: Arc<Vec<String>> = Arc::new(
         ids.iter()
             .map(|id| format!("/v1/customers/{id}?purpose=service"))

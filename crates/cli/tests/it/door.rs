@@ -14,7 +14,11 @@ use crate::support::{TestDb, backend_tests};
 backend_tests!(console_forms_by_role, portal_forms_need_the_customer);
 
 /// Signs `login` in to the console: the session cookie and the session's form token.
-async fn console_session(app: &axum::Router, login: &str, password: &str) -> (String, String) {
+pub(crate) async fn console_session(
+    app: &axum::Router,
+    login: &str,
+    password: &str,
+) -> (String, String) {
     let (_, h, page) = send(app, "GET", "/console/sign-in", None, None).await;
     let pre = pair(set_cookie(&h, "steward_csrf"));
     let form = [

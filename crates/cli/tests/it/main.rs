@@ -26,6 +26,7 @@ mod profile_field;
 mod purposes;
 mod requests;
 mod retention;
+mod search;
 mod sign_in;
 mod smtp;
 mod support;

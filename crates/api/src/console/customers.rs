@@ -1,0 +1,270 @@
+//! The console's customer list: browse, search by name, look up by e-mail or phone, filter by
+//! outlet and tier — every result a decided read. Searches are POSTed, so no name, address or
+//! number ends up in a URL, a browser history or a proxy's log; the form keeps what was typed.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use steward_domain::{CustomerFilter, CustomerId, CustomerView, OutletId, normalize};
+use steward_service::Access;
+
+use super::{Session, SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
+use crate::AppState;
+
+/// How many customers a page of the list shows.
+const PAGE: u32 = 25;
+
+/// One row of the list: what the policy let this reader see.
+struct Row {
+    id: CustomerId,
+    name: String,
+    email: String,
+    phone: String,
+    tier: String,
+}
+
+/// What was asked, kept in the form.
+#[derive(Default)]
+struct Asked {
+    query: String,
+    purpose: String,
+    outlet: String,
+    tier: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+struct HomePage<'a> {
+    signed_in: Option<String>,
+    /// Show the link to the DPO's page.
+    is_dpo: bool,
+    csrf: &'a str,
+    error: Option<&'a str>,
+    /// Purposes as (key, title).
+    purposes: Vec<(String, String)>,
+    /// Outlets offered in the filter, as (id, name).
+    outlets: Vec<(String, String)>,
+    tiers: &'static [&'static str],
+    asked: Asked,
+    results: Option<Vec<Row>>,
+    /// The cursor of the next page, if there is one.
+    next: Option<String>,
+}
+
+/// A purpose as people read it: `marketing_email` → "Marketing email".
+pub(super) fn purpose_title(key: &str) -> String {
+    let spaced = key.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
+}
+
+async fn page(
+    s: &AppState,
+    session: &Session,
+    asked: Asked,
+    error: Option<&str>,
+    results: Option<(Vec<Row>, Option<String>)>,
+    status: StatusCode,
+) -> Response {
+    let purposes = s
+        .vault
+        .purposes()
+        .into_iter()
+        .map(|p| {
+            let title = purpose_title(&p.key);
+            (p.key, title)
+        })
+        .collect();
+    let outlets = s
+        .vault
+        .outlets_for(&session.principal)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| (o.id.to_string(), o.name))
+        .collect();
+    let (results, next) = match results {
+        Some((r, n)) => (Some(r), n),
+        None => (None, None),
+    };
+    render(
+        HomePage {
+            signed_in: Some(session.label()),
+            is_dpo: session
+                .principal
+                .roles()
+                .contains(&steward_domain::Role::Dpo),
+            csrf: &session.csrf,
+            error,
+            purposes,
+            outlets,
+            tiers: &steward_domain::search::TIERS,
+            asked,
+            results,
+            next,
+        },
+        status,
+    )
+}
+
+/// The list page, empty until the reader says why they are looking.
+pub(super) async fn home(State(s): State<AppState>, SignedIn(session): SignedIn) -> Response {
+    match session {
+        Some(session) => {
+            // Outlet staff start from their own outlet's customers.
+            let outlet = session
+                .principal
+                .outlets()
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let asked = Asked {
+                outlet,
+                ..Asked::default()
+            };
+            page(&s, &session, asked, None, None, StatusCode::OK).await
+        }
+        None => to_sign_in(),
+    }
+}
+
+fn row(c: CustomerView) -> Row {
+    let dash = || "—".to_owned();
+    Row {
+        id: c.id,
+        name: c.name.unwrap_or_else(|| "(name not shown)".into()),
+        email: c.email.unwrap_or_else(dash),
+        phone: c.phone.unwrap_or_else(dash),
+        tier: c
+            .purchase_summary
+            .map(|p| p.tier.to_owned())
+            .unwrap_or_else(dash),
+    }
+}
+
+/// Runs a search: an e-mail address or a phone number is looked up exactly; anything else is
+/// the beginning of a name; nothing lists the customers the filters select.
+pub(super) async fn search(
+    State(s): State<AppState>,
+    SignedIn(session): SignedIn,
+    body: Bytes,
+) -> Response {
+    let Some(session) = session else {
+        return to_sign_in();
+    };
+    let f = form(&body);
+    if !csrf_ok(&session, &f) {
+        return refused_form(&session);
+    }
+    let field = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let asked = Asked {
+        query: field("query"),
+        purpose: field("purpose"),
+        outlet: field("outlet_id"),
+        tier: field("tier"),
+    };
+    let bad = |asked: Asked, msg: String| {
+        let s = s.clone();
+        let session = &session;
+        async move {
+            page(
+                &s,
+                session,
+                asked,
+                Some(&msg),
+                None,
+                StatusCode::BAD_REQUEST,
+            )
+            .await
+        }
+    };
+    let Ok(purpose) = s.vault.purpose("purpose", &asked.purpose) else {
+        return bad(asked, "Choose why you are looking.".into()).await;
+    };
+    let access = Access {
+        principal: &session.principal,
+        purpose: &purpose,
+        reason: None,
+        break_glass: false,
+    };
+    let q = asked.query.as_str();
+    let looks_like_phone = q.starts_with('+') || q.starts_with("00");
+    let found = if q.contains('@') || looks_like_phone {
+        let lookup = if q.contains('@') {
+            normalize::email("query", q).map(|v| ("email", v))
+        } else {
+            normalize::phone("query", q).map(|v| ("phone", v))
+        };
+        let Ok((kind, value)) = lookup else {
+            let msg =
+                "Enter a whole e-mail address, or a phone number with its country code (+44 …).";
+            return bad(asked, msg.into()).await;
+        };
+        s.vault
+            .lookup_customers(&access, kind, &value)
+            .await
+            .map(|v| (v, None))
+    } else {
+        let outlet = match asked.outlet.as_str() {
+            "" => None,
+            o => match uuid::Uuid::try_parse(o) {
+                Ok(u) => Some(OutletId(u)),
+                Err(_) => return bad(asked, "Choose an outlet from the list.".into()).await,
+            },
+        };
+        let filter = match CustomerFilter::parse(Some(q), outlet, Some(&asked.tier)) {
+            Ok(f) => f,
+            Err(e) => {
+                let msg = if e.field == "q" {
+                    "Type at least two letters of a name, a whole e-mail address or a phone number with its country code.".into()
+                } else {
+                    format!("{}: {}", e.field, e.reason)
+                };
+                return bad(asked, msg).await;
+            }
+        };
+        let after = f
+            .get("cursor")
+            .and_then(|c| uuid::Uuid::try_parse(c).ok())
+            .map(CustomerId);
+        s.vault
+            .read_customers(&access, &filter, after, PAGE)
+            .await
+            .map(|(v, next)| (v, next.map(|n| n.to_string())))
+    };
+    // An exact look-up's address or number is not echoed back once it has found what it could:
+    // the page shows the customers as the policy shows them (masked, perhaps), not what was typed.
+    let asked = if found.is_ok() && (q.contains('@') || looks_like_phone) {
+        Asked {
+            query: String::new(),
+            ..asked
+        }
+    } else {
+        asked
+    };
+    match found {
+        Ok((views, next)) => {
+            let rows = views.into_iter().map(row).collect();
+            page(
+                &s,
+                &session,
+                asked,
+                None,
+                Some((rows, next)),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(steward_service::ServiceError::Forbidden { field, detail })
+            if field == "q" || field == "tier" =>
+        {
+            bad(asked, detail).await
+        }
+        Err(e) => error_page(Some(&session), e.into()),
+    }
+}

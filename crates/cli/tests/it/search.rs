@@ -1,0 +1,276 @@
+//! Customer search (issue 17, point 1): by the beginning of a name's words, case and accents
+//! ignored, over sealed names; filtered by outlet and tier; decided per customer; refused where
+//! the caller is not shown what they search by. Both backends.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{call, token, world};
+use crate::support::{TestDb, backend_tests};
+
+backend_tests!(customers_are_found_by_name_outlet_and_tier);
+
+/// The names of a page's items, sorted.
+fn names(page: &Value) -> Vec<String> {
+    let mut v: Vec<String> = page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a page: {page}"))
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or("(no name)").to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn customers_are_found_by_name_outlet_and_tier(db: TestDb) {
+    let w = world(&db).await;
+    let app = &w.router;
+    for name in [
+        "Zoë O'Brien-Smith",
+        "Ada Lovelace",
+        "Adam Ant",
+        "Lin Li",
+        "Grace Hopper",
+    ] {
+        let (s, p) = call(
+            app,
+            &w.support,
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": name})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+    }
+    let (s, p) = call(
+        app,
+        &w.bob,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Carlos Carter"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let search = |who: &'static str, q: &str| {
+        let t = match who {
+            "support" => w.support.clone(),
+            "alice" => w.alice.clone(),
+            _ => w.bob.clone(),
+        };
+        let uri = format!("/v1/customers?purpose=service&{q}");
+        async move { call(app, &t, "GET", &uri, None, false).await }
+    };
+    for (q, want) in [
+        ("q=zoe", vec!["Zoë O'Brien-Smith"]),
+        ("q=OBRI", vec!["Zoë O'Brien-Smith"]),
+        ("q=ada", vec!["Ada Lovelace", "Adam Ant"]),
+        ("q=ada%20lov", vec!["Ada Lovelace"]),
+        ("q=lovelace%20A", vec!["Ada Lovelace"]),
+        ("q=li", vec!["Lin Li"]),
+        ("q=car", vec!["Carla Collector", "Carlos Carter"]),
+        ("q=velace", vec![]),
+    ] {
+        let (s, page) = search("support", q).await;
+        assert_eq!(
+            (s, names(&page)),
+            (StatusCode::OK, want.iter().map(|s| s.to_string()).collect()),
+            "{q}"
+        );
+    }
+    let outlet_a = w.outlet_a.to_string();
+    let (_, page) = search("support", &format!("q=car&outlet_id={outlet_a}")).await;
+    assert_eq!(names(&page), ["Carla Collector"]);
+
+    // Tiers as the caller may know them: Carla bought three watches (silver). Bob, at another
+    // outlet, knows her tier from the abstraction; nobody is gold.
+    let (_, page) = search("bob", "q=car&tier=silver").await;
+    assert_eq!(names(&page), ["Carla Collector"]);
+    assert_eq!(
+        page["items"][0]["purchase_summary"]["tier"], "silver",
+        "{page}"
+    );
+    let (_, page) = search("alice", "tier=gold").await;
+    assert_eq!(names(&page), Vec::<String>::new());
+    let (_, page) = search("support", "tier=none&q=ada").await;
+    assert_eq!(names(&page), ["Ada Lovelace", "Adam Ant"]);
+
+    // A rename moves the customer in the index.
+    let (_, page) = search("support", "q=grace").await;
+    let grace = page["items"][0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = call(
+        app,
+        &w.support,
+        "PATCH",
+        &format!("/v1/customers/{grace}"),
+        Some(json!({"name": "Amazing Grace"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, page) = search("support", "q=hopper").await;
+    assert_eq!(names(&page), Vec::<String>::new());
+    let (_, page) = search("support", "q=amaz").await;
+    assert_eq!(names(&page), ["Amazing Grace"]);
+
+    // Bad input names its field.
+    for (q, status, field) in [
+        ("q=a", StatusCode::BAD_REQUEST, "q"),
+        ("q=%20-%20", StatusCode::BAD_REQUEST, "q"),
+        ("tier=platinum", StatusCode::BAD_REQUEST, "tier"),
+        ("outlet_id=nope", StatusCode::BAD_REQUEST, "outlet_id"),
+        (
+            "outlet_id=01890000-0000-7000-8000-000000000000",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outlet_id",
+        ),
+    ] {
+        let (s, p) = search("support", q).await;
+        assert_eq!((s, p["field"].as_str()), (status, Some(field)), "{q}: {p}");
+    }
+
+    // Under a purpose that shows no names or purchases, searching by them is refused (it would
+    // tell what the caller may not read), naming the parameter.
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let phone_line = json!({
+        "key": "phone_line", "lawful_basis": "contract", "data_use": "essential.service",
+        "categories": ["user.contact.phone_number"], "retention_days": 365,
+        "notice_text": "We call you back about your order.", "roles": ["support_agent"],
+    });
+    let (s, p) = call(app, &dpo, "POST", "/v1/purposes", Some(phone_line), false).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    for (q, field) in [("q=ada", "q"), ("tier=gold", "tier")] {
+        let uri = format!("/v1/customers?purpose=phone_line&{q}");
+        let (s, p) = call(app, &w.support, "GET", &uri, None, false).await;
+        assert_eq!(
+            (s, p["field"].as_str()),
+            (StatusCode::FORBIDDEN, Some(field)),
+            "{q}: {p}"
+        );
+    }
+
+    // Pages: thirty Marks, ten at a time, each once.
+    for i in 0..30 {
+        let (s, _) = call(
+            app,
+            &w.support,
+            "POST",
+            "/v1/customers",
+            Some(json!({"name": format!("Mark Number{i}")})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let (s, page) = search("support", &format!("q=mark%20num&limit=10&cursor={cursor}")).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        for n in names(&page) {
+            assert!(seen.insert(n.clone()), "{n} twice");
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 30);
+}
+
+backend_tests!(the_console_lists_and_searches_keeping_what_was_typed);
+
+async fn the_console_lists_and_searches_keeping_what_was_typed(db: TestDb) {
+    use crate::console::send;
+    let (vault, op, _) = db.open().await;
+    let password = "a long enough password";
+    crate::console::another_outlets_customer(
+        &vault,
+        op,
+        ("Bea Seller", Role::SalesAssociate, "bea", password),
+        (
+            "Carla Customer",
+            "carla.list@example.com",
+            "+41 44 555 0102",
+        ),
+    )
+    .await;
+    let outlets = vault.list_outlets(op.into()).await.unwrap();
+    let geneva = outlets
+        .iter()
+        .find(|o| o.name == "Geneva")
+        .unwrap()
+        .id
+        .to_string();
+    let input: steward_domain::CustomerInput = serde_json::from_value(
+        json!({"name": "Carl Genevois", "email": "carl@example.com", "outlet_id": geneva}),
+    )
+    .unwrap();
+    vault
+        .create_customer(op.into(), &input.validate().unwrap())
+        .await
+        .unwrap();
+    let app = steward_api::router(vault.clone());
+    let (session, csrf) = crate::door::console_session(&app, "bea", password).await;
+
+    // Outlet staff start from their own outlet, and are offered only theirs.
+    let (_, _, home) = send(&app, "GET", "/console", Some(&session), None).await;
+    assert!(
+        home.contains(&format!(
+            "<option value=\"{geneva}\" selected>Geneva</option>"
+        )),
+        "{home}"
+    );
+    assert!(!home.contains("Zurich"), "{home}");
+
+    let search = |query: &'static str, outlet: String| {
+        let (app, session, csrf) = (app.clone(), session.clone(), csrf.clone());
+        async move {
+            let form = [
+                ("csrf", csrf.as_str()),
+                ("query", query),
+                ("purpose", "service"),
+                ("outlet_id", outlet.as_str()),
+                ("tier", ""),
+            ];
+            send(&app, "POST", "/console/search", Some(&session), Some(&form)).await
+        }
+    };
+    // All outlets: her own customer in full, the other outlet's masked, as the policy shows them.
+    let (s, _, page) = search("carl", String::new()).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Carl Genevois") && page.contains("carl@example.com"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Carla Customer") && !page.contains("carla.list@example.com"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"carl\""), "the query is kept: {page}");
+    assert!(
+        page.contains("<option value=\"service\" selected>Service</option>"),
+        "{page}"
+    );
+    let (_, _, page) = search("carl", geneva.clone()).await;
+    assert!(
+        page.contains("Carl Genevois") && !page.contains("Carla Customer"),
+        "{page}"
+    );
+    // An empty query lists; a one-letter one is refused, and the form keeps it.
+    let (_, _, page) = search("", geneva.clone()).await;
+    assert!(page.contains("Carl Genevois"), "{page}");
+    let (s, _, page) = search("c", geneva.clone()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("Type at least two letters") && page.contains("value=\"c\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("<option value=\"service\" selected>"),
+        "{page}"
+    );
+}

@@ -1,0 +1,116 @@
+//! What a customer list asks for: part of a name, an outlet, a tier. Validated here, so the API,
+//! the console and the service agree on what a query is.
+
+use crate::{OutletId, ValidationError, normalize};
+
+/// The tiers a purchase history falls in (see [`crate::PurchaseSummary`]).
+pub const TIERS: [&str; 4] = ["none", "bronze", "silver", "gold"];
+
+/// The longest name query accepted (characters).
+pub const MAX_QUERY_CHARS: usize = 100;
+
+/// A customer list's filters; empty lists everyone the caller may see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerFilter {
+    /// The words of a name query ([`normalize::name_words`]): each must begin a word of the name.
+    pub name: Vec<String>,
+    /// Only customers of this outlet.
+    pub outlet: Option<OutletId>,
+    /// Only customers whose purchase history, as the caller may know it, falls in this tier.
+    pub tier: Option<&'static str>,
+}
+
+impl CustomerFilter {
+    /// From the query parameters `q`, `outlet_id` (already parsed) and `tier`. A name query needs
+    /// a word of two letters or more: shorter ones would match most customers.
+    pub fn parse(
+        q: Option<&str>,
+        outlet: Option<OutletId>,
+        tier: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        let q = q.map(str::trim).filter(|q| !q.is_empty());
+        let name = match q {
+            None => Vec::new(),
+            Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
+                return Err(ValidationError::new(
+                    "q",
+                    format!("a search is at most {MAX_QUERY_CHARS} characters"),
+                ));
+            }
+            Some(q) => {
+                let words = normalize::name_words(q);
+                if !words.iter().any(|w| w.chars().count() >= 2) {
+                    return Err(ValidationError::new(
+                        "q",
+                        "type at least two letters of a name",
+                    ));
+                }
+                words
+            }
+        };
+        let tier = match tier.map(str::trim).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => Some(
+                TIERS
+                    .iter()
+                    .copied()
+                    .find(|k| k.eq_ignore_ascii_case(t))
+                    .ok_or_else(|| {
+                        ValidationError::new("tier", "one of none, bronze, silver or gold")
+                    })?,
+            ),
+        };
+        Ok(Self { name, outlet, tier })
+    }
+
+    /// The query word that narrows the candidates most: the longest (at least two letters).
+    pub fn key_word(&self) -> Option<&str> {
+        self.name
+            .iter()
+            .filter(|w| w.chars().count() >= 2)
+            .max_by_key(|w| w.chars().count())
+            .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_names_the_bad_field() {
+        let f = CustomerFilter::parse(Some(" Ada  Lov "), None, Some("Gold")).unwrap();
+        assert_eq!(f.name, ["ada", "lov"]);
+        assert_eq!(f.tier, Some("gold"));
+        assert_eq!(f.key_word(), Some("ada"));
+        assert_eq!(
+            CustomerFilter::parse(Some("  "), None, None).unwrap(),
+            CustomerFilter::default()
+        );
+        assert_eq!(
+            CustomerFilter::parse(Some("a"), None, None)
+                .unwrap_err()
+                .field,
+            "q"
+        );
+        assert_eq!(
+            CustomerFilter::parse(Some("--"), None, None)
+                .unwrap_err()
+                .field,
+            "q"
+        );
+        let long = "x".repeat(MAX_QUERY_CHARS + 1);
+        assert_eq!(
+            CustomerFilter::parse(Some(&long), None, None)
+                .unwrap_err()
+                .field,
+            "q"
+        );
+        assert_eq!(
+            CustomerFilter::parse(None, None, Some("platinum"))
+                .unwrap_err()
+                .field,
+            "tier"
+        );
+    }
+}
