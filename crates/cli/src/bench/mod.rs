@@ -17,6 +17,7 @@ mod all;
 mod audit;
 mod erasure;
 mod policy;
+mod search;
 mod soak;
 
 /// The table lines printed since the last [`take_report`].
@@ -150,6 +151,16 @@ enum Which {
         /// Print only; leave the file alone.
         #[arg(long)]
         no_write: bool,
+    },
+    /// Name search and a list page over customers of one outlet, one request at a time:
+    /// p50/p95/p99 as a client sees them.
+    Search {
+        /// Customers in the outlet.
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        /// Seconds of searching (and again of listing).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
@@ -305,7 +316,9 @@ struct LoadResult {
     errors: u64,
     seconds: f64,
     p50_us: u64,
+    p95_us: u64,
     p99_us: u64,
+    max_us: u64,
 }
 
 /// A small closed-loop load generator: `connections` keep-alive HTTP/1.1 connections, each
@@ -371,7 +384,9 @@ async fn load(
         errors,
         seconds: secs,
         p50_us: pct(0.50),
+        p95_us: pct(0.95),
         p99_us: pct(0.99),
+        max_us: all.last().copied().unwrap_or(0),
     })
 }
 
@@ -606,6 +621,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Which::Import { customers, batch } => bench_import(customers, batch)
             .await
             .context("import benchmark")?,
+        Which::Search { customers, seconds } => search::bench_search(customers, seconds)
+            .await
+            .context("search benchmark")?,
         Which::Read {
             customers,
             seconds,
