@@ -169,7 +169,7 @@ fn encode(v: &str) -> String {
 fn name(n: usize) -> String {
     let given = GIVEN[n % GIVEN.len()];
     let family = FAMILY[(n / GIVEN.len()) % FAMILY.len()];
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         let second = FAMILY[(n / 3) % FAMILY.len()];
         format!("{given} {family} {second}")
     } else {
