@@ -4,6 +4,7 @@
 //! personal data, RFC 9457 problem details for every error, OpenAPI 3.1 at `/openapi.json`.
 
 mod console;
+mod display;
 mod extract;
 pub mod limits;
 mod metrics;

@@ -51,6 +51,17 @@ pub(crate) struct Flagged<'a> {
     pub(crate) break_glass: bool,
 }
 
+/// What a staff member may do to a customer beyond reading (see [`Vault::customer_actions`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CustomerActions {
+    /// Change the profile.
+    pub update: bool,
+    /// Log an interaction.
+    pub add_interaction: bool,
+    /// Record a purchase (at their own outlet: they need one).
+    pub add_purchase: bool,
+}
+
 /// An access alert, as the DPO sees it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
@@ -167,12 +178,12 @@ pub(crate) fn serves_customer_view(d: &Decision) -> bool {
 }
 
 /// Whether a decision lets a customer's messages be read.
-fn serves_communications(d: &Decision) -> bool {
+pub(crate) fn serves_communications(d: &Decision) -> bool {
     d.outcome(Field::Communications) == Outcome::Show
 }
 
 /// Whether a decision lets a customer's purchases, or their abstraction, be read.
-fn serves_purchases(d: &Decision) -> bool {
+pub(crate) fn serves_purchases(d: &Decision) -> bool {
     matches!(
         d.outcome(Field::PurchaseHistory),
         Outcome::Show | Outcome::Abstract
@@ -290,7 +301,7 @@ impl Vault {
     }
 
     /// Decides a read of `fields` of customer `id` whose policy facts are known.
-    async fn decide_with(
+    pub(crate) async fn decide_with(
         &self,
         access: &Access<'_>,
         id: CustomerId,
@@ -495,7 +506,10 @@ impl Vault {
     }
 
     /// The facts the policy decides customer `id` by (outlets, restriction); `NotFound` if none.
-    async fn access_facts(&self, id: CustomerId) -> ServiceResult<steward_store::AccessFacts> {
+    pub(crate) async fn access_facts(
+        &self,
+        id: CustomerId,
+    ) -> ServiceResult<steward_store::AccessFacts> {
         self.inner
             .stores
             .customers
@@ -531,6 +545,21 @@ impl Vault {
         Ok(d.fields.iter().any(|f| {
             f.outcome != Outcome::Withhold && f.policies.iter().any(|p| p == "break-glass")
         }))
+    }
+
+    /// What `principal` may do to customer `id` beyond reading, as the policy decides it now:
+    /// the console offers a form only when it would succeed. Nothing is recorded.
+    pub async fn customer_actions(
+        &self,
+        principal: &Principal,
+        id: CustomerId,
+    ) -> ServiceResult<CustomerActions> {
+        let may = async |action| self.authorize(principal, action, Some(id)).await.is_ok();
+        Ok(CustomerActions {
+            update: may(Action::UpdateCustomer).await,
+            add_interaction: may(Action::AddInteraction).await,
+            add_purchase: may(Action::AddPurchase).await && !principal.outlets.is_empty(),
+        })
     }
 
     /// Whether `principal` may scrape the operational metrics (`Forbidden` otherwise).
@@ -811,7 +840,7 @@ impl Vault {
     /// Of `all` (opened for the abstraction), the purchases made at the caller's outlets, if the
     /// policy shows a purchase record made there: the resource of that decision is the record's
     /// outlet, not the customer's, so recording a sale shows the seller that sale and nothing else.
-    async fn own_outlet_purchases(
+    pub(crate) async fn own_outlet_purchases(
         &self,
         access: &Access<'_>,
         id: CustomerId,

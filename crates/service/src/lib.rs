@@ -26,9 +26,10 @@ mod seal;
 mod search;
 pub mod sign_in;
 pub mod subject_export;
+mod timeline;
 mod vault;
 
-pub use access::{Access, Alert, PurchasesView};
+pub use access::{Access, Alert, CustomerActions, PurchasesView};
 pub use accounts::TokenInfo;
 pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_proof};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
@@ -39,4 +40,5 @@ pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};
 pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;
+pub use timeline::{Timeline, TimelineEntry};
 pub use vault::{Activity, DuplicateOf, Outlet, Staff, Vault, operator_entry};

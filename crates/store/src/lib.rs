@@ -229,6 +229,14 @@ pub trait ActivityStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<InteractionRow>>;
 
+    /// A customer's interactions newest first (by id), before `before`.
+    async fn recent_interactions(
+        &self,
+        customer: CustomerId,
+        before: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>>;
+
     /// Appends a purchase.
     async fn insert_purchase(&self, row: &PurchaseRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
 
@@ -237,6 +245,14 @@ pub trait ActivityStore: Send + Sync + 'static {
         &self,
         customer: CustomerId,
         after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<PurchaseRow>>;
+
+    /// A customer's purchases newest first (by id), before `before`.
+    async fn recent_purchases(
+        &self,
+        customer: CustomerId,
+        before: Option<Vec<u8>>,
         limit: u32,
     ) -> StoreResult<Vec<PurchaseRow>>;
 

@@ -786,26 +786,18 @@ impl ActivityStore for SqlStore {
         after: Option<Vec<u8>>,
         limit: u32,
     ) -> StoreResult<Vec<InteractionRow>> {
-        let rows = sqlx::query(
-            "SELECT id, customer_id, channel, source, occurred_at, body FROM interactions WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(customer.as_bytes().to_vec())
-        .bind(after.unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InteractionRow {
-                    id: r.try_get(0)?,
-                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
-                    channel: r.try_get(2)?,
-                    source: r.try_get(3)?,
-                    occurred_at: r.try_get(4)?,
-                    body: r.try_get(5)?,
-                })
-            })
-            .collect()
+        self.interactions_page(customer, Page::After(after), limit)
+            .await
+    }
+
+    async fn recent_interactions(
+        &self,
+        customer: CustomerId,
+        before: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        self.interactions_page(customer, Page::Before(before), limit)
+            .await
     }
 
     async fn insert_purchase(&self, row: &PurchaseRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
@@ -819,29 +811,18 @@ impl ActivityStore for SqlStore {
         after: Option<Vec<u8>>,
         limit: u32,
     ) -> StoreResult<Vec<PurchaseRow>> {
-        let rows = sqlx::query(
-            "SELECT id, customer_id, category, currency, occurred_at, item, amount, outlet, seller FROM purchases WHERE customer_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(customer.as_bytes().to_vec())
-        .bind(after.unwrap_or_default())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PurchaseRow {
-                    id: r.try_get(0)?,
-                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
-                    category: r.try_get(2)?,
-                    currency: r.try_get(3)?,
-                    occurred_at: r.try_get(4)?,
-                    item: r.try_get(5)?,
-                    amount: r.try_get(6)?,
-                    outlet: r.try_get(7)?,
-                    seller: r.try_get(8)?,
-                })
-            })
-            .collect()
+        self.purchases_page(customer, Page::After(after), limit)
+            .await
+    }
+
+    async fn recent_purchases(
+        &self,
+        customer: CustomerId,
+        before: Option<Vec<u8>>,
+        limit: u32,
+    ) -> StoreResult<Vec<PurchaseRow>> {
+        self.purchases_page(customer, Page::Before(before), limit)
+            .await
     }
 
     async fn insert_activity(
@@ -1606,6 +1587,97 @@ fn const_format_customer_by_id() -> &'static str {
         )
     });
     &SQL
+}
+
+/// Which page of a customer's activity: oldest first after a cursor, or newest first before one.
+enum Page {
+    After(Option<Vec<u8>>),
+    Before(Option<Vec<u8>>),
+}
+
+impl Page {
+    /// The condition and order (fixed text: no value is formatted into SQL).
+    fn clause(&self) -> &'static str {
+        match self {
+            Page::After(_) => "id > $2 ORDER BY id",
+            Page::Before(_) => "id < $2 ORDER BY id DESC",
+        }
+    }
+
+    /// The cursor to bind as `$2`: before the first id, or after the last possible one.
+    fn cursor(&self) -> Vec<u8> {
+        match self {
+            Page::After(a) => a.clone().unwrap_or_default(),
+            Page::Before(b) => b.clone().unwrap_or_else(|| vec![0xff; 17]),
+        }
+    }
+}
+
+impl SqlStore {
+    async fn interactions_page(
+        &self,
+        customer: CustomerId,
+        page: Page,
+        limit: u32,
+    ) -> StoreResult<Vec<InteractionRow>> {
+        let rows = sqlx::query(
+            AssertSqlSafe(format!(
+                "SELECT id, customer_id, channel, source, occurred_at, body FROM interactions WHERE customer_id = $1 AND {} LIMIT $3",
+                page.clause()
+            )),
+        )
+        .bind(customer.as_bytes().to_vec())
+        .bind(page.cursor())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InteractionRow {
+                    id: r.try_get(0)?,
+                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
+                    channel: r.try_get(2)?,
+                    source: r.try_get(3)?,
+                    occurred_at: r.try_get(4)?,
+                    body: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn purchases_page(
+        &self,
+        customer: CustomerId,
+        page: Page,
+        limit: u32,
+    ) -> StoreResult<Vec<PurchaseRow>> {
+        let rows = sqlx::query(
+            AssertSqlSafe(format!(
+                "SELECT id, customer_id, category, currency, occurred_at, item, amount, outlet, seller FROM purchases WHERE customer_id = $1 AND {} LIMIT $3",
+                page.clause()
+            )),
+        )
+        .bind(customer.as_bytes().to_vec())
+        .bind(page.cursor())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PurchaseRow {
+                    id: r.try_get(0)?,
+                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
+                    category: r.try_get(2)?,
+                    currency: r.try_get(3)?,
+                    occurred_at: r.try_get(4)?,
+                    item: r.try_get(5)?,
+                    amount: r.try_get(6)?,
+                    outlet: r.try_get(7)?,
+                    seller: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,64 @@ struct CustomerPage<'a> {
     consents: Option<Vec<(String, &'static str)>>,
     /// Interaction channels, for the form.
     channels: Vec<&'static str>,
+    /// The timeline's page, newest first.
+    timeline: Vec<Event>,
+    /// The cursor of the older page, if any.
+    older: Option<String>,
+    /// What the timeline could show: a sentence for people.
+    timeline_note: String,
+    /// What the reader may do (the forms shown).
+    may: steward_service::CustomerActions,
+}
+
+/// One line of the timeline, as people read it.
+struct Event {
+    when: String,
+    datetime: String,
+    kind: &'static str,
+    what: String,
+    detail: String,
+}
+
+/// How many events a page of the timeline shows.
+const TIMELINE_PAGE: u32 = 20;
+
+fn events(t: &steward_service::Timeline) -> Vec<Event> {
+    use steward_service::TimelineEntry;
+    t.entries
+        .iter()
+        .map(|e| match e {
+            TimelineEntry::Purchase(p) => Event {
+                when: crate::display::when(p.occurred_at),
+                datetime: p.occurred_at.to_rfc3339(),
+                kind: "Purchase",
+                what: format!("{} ({})", p.item, p.category),
+                detail: crate::display::money(p.amount_minor, &p.currency),
+            },
+            TimelineEntry::Interaction(i) => Event {
+                when: crate::display::when(i.occurred_at),
+                datetime: i.occurred_at.to_rfc3339(),
+                kind: "Interaction",
+                what: i.text.clone(),
+                detail: format!("{} · {}", i.channel.as_str(), i.source),
+            },
+        })
+        .collect()
+}
+
+/// What the timeline holds, in a sentence: which kinds the policy shows for this purpose.
+fn timeline_note(t: &steward_service::Timeline) -> String {
+    let purchases = match t.purchases {
+        "show" => "purchases",
+        "abstract" => "the purchases made at your outlets (the rest only as the summary above)",
+        _ => "no purchases (withheld for this purpose)",
+    };
+    let messages = if t.communications {
+        "interactions"
+    } else {
+        "no interactions (withheld for this purpose)"
+    };
+    format!("Newest first: {purchases} and {messages}.")
 }
 
 /// Reads and renders a customer's page.
@@ -46,6 +104,7 @@ async fn customer_page(
     id: CustomerId,
     purpose_key: &str,
     glass: Option<&str>,
+    before: Option<uuid::Uuid>,
 ) -> Response {
     let Ok(purpose) = s.vault.purpose("purpose", purpose_key) else {
         return error_page(
@@ -66,8 +125,25 @@ async fn customer_page(
             .may_break_glass(&session.principal, &purpose, id)
             .await
             .unwrap_or(false);
-    match s.vault.read_customer(&access, id).await {
-        Ok(c) => render(
+    let c = match s.vault.read_customer(&access, id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(Some(session), e.into()),
+    };
+    let timeline = match s
+        .vault
+        .read_timeline(&access, id, before, TIMELINE_PAGE)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => return error_page(Some(session), e.into()),
+    };
+    let may = s
+        .vault
+        .customer_actions(&session.principal, id)
+        .await
+        .unwrap_or_default();
+    {
+        render(
             CustomerPage {
                 signed_in: Some(session.label()),
                 csrf: &session.csrf,
@@ -81,10 +157,13 @@ async fn customer_page(
                     .iter()
                     .map(|c| c.as_str())
                     .collect(),
+                older: timeline.next.map(|n| n.to_string()),
+                timeline_note: timeline_note(&timeline),
+                timeline: events(&timeline),
+                may,
             },
             StatusCode::OK,
-        ),
-        Err(e) => error_page(Some(session), e.into()),
+        )
     }
 }
 
@@ -117,7 +196,7 @@ pub(super) async fn break_glass(
         );
     }
     let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
-    customer_page(&s, &session, id, purpose, Some(reason)).await
+    customer_page(&s, &session, id, purpose, Some(reason), None).await
 }
 
 /// The page's fields, each with its outcome and the policies that decided it.
@@ -160,10 +239,9 @@ fn field_views(c: &CustomerView) -> Vec<FieldView> {
             // A shown history has no summary; its items are not on this page (yet), and "none
             // recorded" would be untrue.
             let value = match (f, outcome, value) {
-                ("purchases", "show", None) => Some(
-                    "shown in full for this purpose; the itemised list is not on this page yet"
-                        .into(),
-                ),
+                ("purchases", "show", None) => {
+                    Some("shown in full for this purpose: see the timeline below".into())
+                }
                 (_, _, v) => v,
             };
             FieldView {
@@ -188,11 +266,19 @@ pub(super) async fn page(
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };
-    let wanted = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "purpose")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    customer_page(&s, &session, id, &wanted, None).await
+    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let wanted = param("purpose").unwrap_or_default();
+    // The timeline's cursor: an event id (time-ordered, no personal value) in the URL.
+    let before = param("before").and_then(|b| uuid::Uuid::try_parse(b).ok());
+    customer_page(&s, &session, id, wanted, None, before).await
 }
 
 /// Each consent-based purpose with the customer's state (`granted`, `withdrawn` or `never`),

@@ -125,6 +125,29 @@ async fn console_forms_by_role(db: TestDb) {
             }
             checked += 1;
         }
+        // The customer's page offers a recording form only to whom the policy lets use it.
+        let (read, _, page) = send(
+            &app,
+            "GET",
+            &format!("/console/customers/{customer}?purpose=service"),
+            Some(&session),
+            None,
+        )
+        .await;
+        for (form, _, roles, _) in forms()
+            .into_iter()
+            .filter(|f| ["interactions", "purchases"].contains(&f.0))
+        {
+            let offered =
+                page.contains(&format!("action=\"/console/customers/{customer}/{form}\""));
+            let want = read == StatusCode::OK && roles.contains(&role);
+            if offered != want {
+                wrong.push(format!(
+                    "{role:?} page offers {form}: {offered}, want {want}"
+                ));
+            }
+            checked += 1;
+        }
         // Search, by the customer's e-mail: the page for who may declare `service`.
         let body = [
             ("csrf", csrf.as_str()),
@@ -152,7 +175,7 @@ async fn console_forms_by_role(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (forms().len() + 1));
+    assert_eq!(checked, Role::ALL.len() * (forms().len() + 3));
 }
 
 /// Every state-changing portal form, posted without a portal session (and with a staff member's

@@ -31,4 +31,5 @@ mod sign_in;
 mod smtp;
 mod support;
 mod tamper;
+mod timeline;
 mod widening;
