@@ -11,6 +11,7 @@ mod metrics;
 mod openapi;
 mod portal;
 mod problem;
+mod profile_form;
 mod routes;
 mod web;
 

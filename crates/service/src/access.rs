@@ -562,6 +562,13 @@ impl Vault {
         })
     }
 
+    /// Whether `principal` may register new customers (the console offers the form only then).
+    pub async fn may_create_customer(&self, principal: &Principal) -> bool {
+        self.authorize(principal, Action::CreateCustomer, None)
+            .await
+            .is_ok()
+    }
+
     /// Whether `principal` may scrape the operational metrics (`Forbidden` otherwise).
     pub async fn may_read_metrics(&self, principal: &Principal) -> ServiceResult<()> {
         self.authorize(principal, Action::ReadMetrics, None).await

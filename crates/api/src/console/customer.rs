@@ -45,6 +45,8 @@ struct CustomerPage<'a> {
     timeline_note: String,
     /// What the reader may do (the forms shown).
     may: steward_service::CustomerActions,
+    /// A confirmation of what was just saved.
+    saved: Option<&'static str>,
 }
 
 /// One line of the timeline, as people read it.
@@ -105,6 +107,7 @@ async fn customer_page(
     purpose_key: &str,
     glass: Option<&str>,
     before: Option<uuid::Uuid>,
+    saved: Option<&str>,
 ) -> Response {
     let Ok(purpose) = s.vault.purpose("purpose", purpose_key) else {
         return error_page(
@@ -161,6 +164,13 @@ async fn customer_page(
                 timeline_note: timeline_note(&timeline),
                 timeline: events(&timeline),
                 may,
+                saved: saved.and_then(|what| match what {
+                    "created" => Some("The customer is registered."),
+                    "updated" => Some("The changes are saved."),
+                    "unchanged" => Some("Nothing was changed."),
+                    "pending" => Some("The changes are saved. The new e-mail address takes effect when the customer confirms it with the code we sent there."),
+                    _ => None,
+                }),
             },
             StatusCode::OK,
         )
@@ -196,7 +206,7 @@ pub(super) async fn break_glass(
         );
     }
     let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
-    customer_page(&s, &session, id, purpose, Some(reason), None).await
+    customer_page(&s, &session, id, purpose, Some(reason), None, None).await
 }
 
 /// The page's fields, each with its outcome and the policies that decided it.
@@ -278,7 +288,7 @@ pub(super) async fn page(
     let wanted = param("purpose").unwrap_or_default();
     // The timeline's cursor: an event id (time-ordered, no personal value) in the URL.
     let before = param("before").and_then(|b| uuid::Uuid::try_parse(b).ok());
-    customer_page(&s, &session, id, wanted, None, before).await
+    customer_page(&s, &session, id, wanted, None, before, param("saved")).await
 }
 
 /// Each consent-based purpose with the customer's state (`granted`, `withdrawn` or `never`),

@@ -51,6 +51,8 @@ struct HomePage<'a> {
     results: Option<Vec<Row>>,
     /// The cursor of the next page, if there is one.
     next: Option<String>,
+    /// The reader may register customers (the link is offered).
+    may_create: bool,
 }
 
 /// A purpose as people read it: `marketing_email` → "Marketing email".
@@ -107,6 +109,7 @@ async fn page(
             asked,
             results,
             next,
+            may_create: s.vault.may_create_customer(&session.principal).await,
         },
         status,
     )

@@ -20,6 +20,7 @@ use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same};
 mod customer;
 mod customers;
 mod dpo;
+mod edit;
 use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
@@ -33,7 +34,15 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", post(customers::search))
         .route("/console/dpo", get(dpo::page))
+        .route(
+            "/console/customers/new",
+            get(edit::new_form).post(edit::create),
+        )
         .route("/console/customers/{id}", get(customer::page))
+        .route(
+            "/console/customers/{id}/edit",
+            get(edit::edit_form).post(edit::update),
+        )
         .route(
             "/console/customers/{id}/break-glass",
             post(customer::break_glass),

@@ -11,6 +11,7 @@ mod binary;
 mod browser;
 mod conformance;
 mod console;
+mod console_forms;
 mod crash;
 mod door;
 mod duplicates;
