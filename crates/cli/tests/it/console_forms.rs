@@ -182,8 +182,8 @@ async fn customers_are_registered_and_corrected_in_the_console(db: TestDb) {
     let (s, _, _) = send(&app, "GET", "/console/customers/new", Some(&max), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (_, _, home) = send(&app, "GET", "/console", Some(&max), None).await;
-    let body = [("csrf", csrf_in(&home)), ("name".into(), "Sneaky".into())];
-    let body: Vec<(&str, &str)> = body.iter().map(|(k, v)| (k.as_ref(), v.as_str())).collect();
+    let token = csrf_in(&home);
+    let body = [("csrf", token.as_str()), ("name", "Sneaky")];
     let (s, _, _) = send(
         &app,
         "POST",
