@@ -278,6 +278,9 @@ pub enum Action {
     ExportCustomer,
     /// List and revoke API tokens and sign-in sessions.
     ManageTokens,
+    /// Merge a duplicate into this customer (decided for both: the survivor and the one that
+    /// is crypto-shredded).
+    MergeCustomers,
 }
 
 impl Action {
@@ -303,6 +306,7 @@ impl Action {
             Action::ReadMetrics => "read_metrics",
             Action::ExportCustomer => "export_customer",
             Action::ManageTokens => "manage_tokens",
+            Action::MergeCustomers => "merge_customers",
         }
     }
 

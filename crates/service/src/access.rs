@@ -60,6 +60,8 @@ pub struct CustomerActions {
     pub add_interaction: bool,
     /// Record a purchase (at their own outlet: they need one).
     pub add_purchase: bool,
+    /// Merge a duplicate into this customer.
+    pub merge: bool,
 }
 
 /// An access alert, as the DPO sees it.
@@ -559,6 +561,7 @@ impl Vault {
             update: may(Action::UpdateCustomer).await,
             add_interaction: may(Action::AddInteraction).await,
             add_purchase: may(Action::AddPurchase).await && !principal.outlets.is_empty(),
+            merge: may(Action::MergeCustomers).await,
         })
     }
 

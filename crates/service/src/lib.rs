@@ -15,6 +15,7 @@ mod error;
 mod guard;
 pub mod import;
 pub mod keys;
+mod merge;
 pub mod notify;
 mod operator_export;
 pub mod portal;

@@ -10,6 +10,7 @@ mod audit;
 mod audit_append;
 mod contact;
 mod erasure;
+mod merge;
 mod portal;
 pub mod postgres;
 mod records;
@@ -148,6 +149,11 @@ pub trait CustomerStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>>;
 
+    /// Other customers holding one of customer `id`'s index entries of `kinds` (a shared e-mail
+    /// or phone), in id order, at most 20.
+    async fn sharing_lookups(&self, id: CustomerId, kinds: &[&str])
+    -> StoreResult<Vec<CustomerId>>;
+
     /// Up to `limit` customers (not erased) with no index entry of `kind`: those stored before
     /// that index existed, to be indexed.
     async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>>;
@@ -255,6 +261,20 @@ pub trait ActivityStore: Send + Sync + 'static {
         before: Option<Vec<u8>>,
         limit: u32,
     ) -> StoreResult<Vec<PurchaseRow>>;
+
+    /// Moves a duplicate's activity to the survivor in one transaction: `interactions` and
+    /// `purchases` are the duplicate's rows re-sealed for the survivor (same ids), its consent
+    /// events are re-owned, `outlets` linked to the survivor; false (nothing moved) if a row is
+    /// no longer the duplicate's.
+    async fn move_activity(
+        &self,
+        from: CustomerId,
+        to: CustomerId,
+        interactions: &[InteractionRow],
+        purchases: &[PurchaseRow],
+        outlets: &[OutletId],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
 
     /// Inserts interactions and purchases in one transaction (import, demo data).
     async fn insert_activity(

@@ -326,7 +326,7 @@ impl SqlStore {
 
 impl SqlStore {
     /// Records that customers belong to outlets (idempotent).
-    async fn link_outlets(
+    pub(crate) async fn link_outlets(
         &self,
         tx: &mut Transaction<'static, sqlx::Any>,
         links: &[(CustomerId, OutletId)],
@@ -600,6 +600,35 @@ impl CustomerStore for SqlStore {
             .collect()
     }
 
+    async fn sharing_lookups(
+        &self,
+        id: CustomerId,
+        kinds: &[&str],
+    ) -> StoreResult<Vec<CustomerId>> {
+        let mut found: Vec<CustomerId> = Vec::new();
+        for kind in kinds {
+            let rows = sqlx::query(
+                "SELECT DISTINCT b.customer_id FROM lookup_index a JOIN lookup_index b \
+                 ON b.kind = a.kind AND b.mac = a.mac \
+                 WHERE a.customer_id = $1 AND a.kind = $2 AND b.customer_id <> $1 \
+                 ORDER BY b.customer_id LIMIT 20",
+            )
+            .bind(id.as_bytes().to_vec())
+            .bind(*kind)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &rows {
+                let c = id16(r.try_get(0)?, CustomerId::from_slice)?;
+                if !found.contains(&c) {
+                    found.push(c);
+                }
+            }
+        }
+        found.sort_unstable();
+        found.truncate(20);
+        Ok(found)
+    }
+
     async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>> {
         let rows = sqlx::query(
             "SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND NOT EXISTS \
@@ -812,6 +841,19 @@ impl ActivityStore for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<PurchaseRow>> {
         self.purchases_page(customer, Page::After(after), limit)
+            .await
+    }
+
+    async fn move_activity(
+        &self,
+        from: CustomerId,
+        to: CustomerId,
+        interactions: &[InteractionRow],
+        purchases: &[PurchaseRow],
+        outlets: &[OutletId],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        self.move_activity_impl(from, to, interactions, purchases, outlets, audit)
             .await
     }
 

@@ -47,6 +47,9 @@ struct CustomerPage<'a> {
     may: steward_service::CustomerActions,
     /// A confirmation of what was just saved.
     saved: Option<&'static str>,
+    /// Customers sharing this one's e-mail or phone whom the reader may merge here: (id, name
+    /// as shown).
+    duplicates: Vec<(String, String)>,
 }
 
 /// One line of the timeline, as people read it.
@@ -145,6 +148,20 @@ async fn customer_page(
         .customer_actions(&session.principal, id)
         .await
         .unwrap_or_default();
+    let duplicates = if may.merge {
+        match s.vault.possible_duplicates(&access, id).await {
+            Ok(d) => d
+                .into_iter()
+                .map(|v| {
+                    let label = v.name.unwrap_or_else(|| "(name not shown)".into());
+                    (v.id.to_string(), label)
+                })
+                .collect(),
+            Err(e) => return error_page(Some(session), e.into()),
+        }
+    } else {
+        Vec::new()
+    };
     {
         render(
             CustomerPage {
@@ -164,11 +181,13 @@ async fn customer_page(
                 timeline_note: timeline_note(&timeline),
                 timeline: events(&timeline),
                 may,
+                duplicates,
                 saved: saved.and_then(|what| match what {
                     "created" => Some("The customer is registered."),
                     "updated" => Some("The changes are saved."),
                     "unchanged" => Some("Nothing was changed."),
                     "pending" => Some("The changes are saved. The new e-mail address takes effect when the customer confirms it with the code we sent there."),
+                    "merged" => Some("The duplicate is merged into this customer: its purchases, interactions and consents are here, and it is erased."),
                     _ => None,
                 }),
             },
@@ -449,6 +468,36 @@ pub(super) async fn add_purchase(
         Ok(())
     })
     .await
+}
+
+/// Merges a duplicate (`other_id`) into this customer; back to the page with a confirmation.
+pub(super) async fn merge(
+    State(s): State<AppState>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (session, f, id, purpose) = match recording(&s, session, &id, &body).await {
+        Ok(r) => r,
+        Err(res) => return res,
+    };
+    let Ok(other) = uuid::Uuid::try_parse(field(&f, "other_id")).map(CustomerId) else {
+        return error_page(
+            Some(&session),
+            Problem::invalid_parameter("other_id", "choose a customer to merge"),
+        );
+    };
+    match s
+        .vault
+        .merge_customers(Actor::Principal(&session.principal), id, other)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/console/customers/{id}?purpose={purpose}&saved=merged"
+        ))
+        .into_response(),
+        Err(e) => error_page(Some(&session), e.into()),
+    }
 }
 
 /// Grants or withdraws a consent on the customer's behalf, as given in store.

@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
             "/console/customers/{id}/consents",
             post(customer::record_consent),
         )
+        .route("/console/customers/{id}/merge", post(customer::merge))
         .route("/console/assets/console.css", get(crate::web::css))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -91,6 +91,42 @@ pub async fn list(
     }))
 }
 
+/// The body of a merge.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeInput {
+    /// The duplicate to merge into the customer of the path: its purchases, interactions and
+    /// consents move there, and it is erased (crypto-shredded, with a disposal record).
+    #[schema(format = Uuid)]
+    pub other_id: String,
+}
+
+/// Merges a duplicate into this customer (support agents and the DPO): the other's purchases,
+/// interactions and consents move here, re-sealed under this customer's key, and the other is
+/// crypto-shredded. This customer's profile stays as it is. 200 with the survivor's id.
+#[utoipa::path(post, path = "/v1/customers/{id}/merge", tag = "customers", request_body = MergeInput,
+    params(("id" = String, Path, description = "The customer who stays")),
+    responses((status = 200, body = Created), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn merge(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<MergeInput>,
+) -> Result<Json<Created>, Problem> {
+    let id: CustomerId = path_id(&id)?;
+    let other = uuid::Uuid::try_parse(&input.other_id)
+        .map(CustomerId)
+        .map_err(|_| Problem::from(ValidationError::new("other_id", "not a customer id")))?;
+    let survivor = s
+        .vault
+        .merge_customers(steward_service::Actor::Principal(&p), id, other)
+        .await?;
+    Ok(Json(Created {
+        id: survivor.to_string(),
+    }))
+}
+
 /// What a profile change left waiting for the customer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PendingChange {
@@ -209,4 +245,5 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(utoipa_axum::routes!(lookup))
         .routes(utoipa_axum::routes!(get_one, update))
         .routes(utoipa_axum::routes!(set_verified_fields))
+        .routes(utoipa_axum::routes!(merge))
 }

@@ -66,6 +66,13 @@ fn forms() -> Vec<FormCase> {
             StatusCode::SEE_OTHER,
         ),
         (
+            // A correction: decided like a full read (outlet staff at their own outlet).
+            "edit",
+            vec![("name", "Door Renamed"), ("was_name", "Door Customer")],
+            recorders.clone(),
+            StatusCode::SEE_OTHER,
+        ),
+        (
             // A grant given in store; marketing may withdraw, never grant.
             "consents",
             vec![("consent_purpose", "personalisation"), ("action", "grant")],

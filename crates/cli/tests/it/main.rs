@@ -21,6 +21,7 @@ mod http;
 mod layers;
 mod limits;
 mod matrix;
+mod merge;
 mod plaintext;
 mod portal;
 mod profile_field;

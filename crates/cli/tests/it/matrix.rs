@@ -373,6 +373,14 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Admin],
             StatusCode::NO_CONTENT,
         ),
+        // A merge, of two customers of its own: the other is erased.
+        (
+            "POST",
+            "/v1/customers/{fresh}/merge",
+            Some(json!({"other_id": "{fresh_other}"})),
+            vec![SupportAgent, Dpo],
+            StatusCode::OK,
+        ),
         // Each erasure cell gets a customer of its own ({fresh}): an erased one is gone.
         (
             "DELETE",
@@ -557,11 +565,24 @@ async fn authorisation_matrix(db: TestDb) {
                 .await;
                 path = template.replace("{fresh}", &fresh);
             }
+            let mut other = String::new();
+            if body
+                .as_ref()
+                .is_some_and(|b| b.to_string().contains("{fresh_other}"))
+            {
+                other = crate::access::new_customer(
+                    &router,
+                    &support,
+                    json!({"name": "Matrix Duplicate", "outlet_id": outlet}),
+                )
+                .await;
+            }
             let body = body.map(|b| {
                 serde_json::from_str(
                     &b.to_string()
                         .replace("{n}", &format!("{role:?}{n}").to_lowercase())
-                        .replace("{id}", &customers[0].1),
+                        .replace("{id}", &customers[0].1)
+                        .replace("{fresh_other}", &other),
                 )
                 .unwrap()
             });
@@ -585,5 +606,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 31));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 32));
 }

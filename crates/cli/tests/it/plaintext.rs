@@ -74,7 +74,7 @@ fn needles() -> (Vec<serde_json::Value>, Vec<String>) {
     (bodies, forms)
 }
 
-fn hits(hay: &[u8], forms: &[String]) -> Vec<String> {
+pub(crate) fn hits(hay: &[u8], forms: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for f in forms {
         let hex: String = f.bytes().map(|b| format!("{b:02x}")).collect();
@@ -92,7 +92,7 @@ fn hits(hay: &[u8], forms: &[String]) -> Vec<String> {
     found
 }
 
-fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
+pub(crate) fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
     let mut scanned = 0;
     match db.kind {
         Kind::Sqlite => {

@@ -1,0 +1,161 @@
+//! Merging a duplicate into the customer who stays (issue 17, point 3): the duplicate's
+//! purchases, interactions and consents move to the survivor, re-sealed under the survivor's
+//! data key, in one transaction; the duplicate is then crypto-shredded like any erasure, which
+//! leaves its disposal record. The survivor's profile stays as it is.
+
+use steward_domain::{CustomerId, NewInteraction, NewPurchase, ValidationError};
+use steward_policy::Action;
+use steward_store::{CustomerStanding, InteractionRow, PurchaseRow};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::{Actor, Vault, seal};
+
+/// The most activity rows a merge moves: the move is one transaction, so its size is bounded.
+pub const MERGE_MAX_ROWS: usize = 200_000;
+
+/// The page size for reading the duplicate's activity.
+const PAGE: u32 = 1_000;
+
+impl Vault {
+    /// Other customers who share customer `id`'s e-mail address or phone number (through the
+    /// blind indexes) and whom the caller may merge into `id`, each read as the policy allows
+    /// (decided and recorded): what the console offers to merge. Empty for a caller who may not
+    /// merge.
+    pub async fn possible_duplicates(
+        &self,
+        access: &crate::Access<'_>,
+        id: CustomerId,
+    ) -> ServiceResult<Vec<steward_domain::CustomerView>> {
+        let actor = Actor::Principal(access.principal);
+        if self
+            .authorize_actor(actor, Action::MergeCustomers, Some(id), false)
+            .await
+            .is_err()
+        {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for other in self
+            .inner
+            .stores
+            .customers
+            .sharing_lookups(id, &["email", "phone"])
+            .await?
+        {
+            if self
+                .authorize_actor(actor, Action::MergeCustomers, Some(other), false)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            match self.read_customer(access, other).await {
+                Ok(v) => out.push(v),
+                Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Merges customer `other` into `survivor`, if the policy lets `actor` merge both: their
+    /// activity and consents move, `other` is erased. Returns the survivor's id.
+    pub async fn merge_customers(
+        &self,
+        actor: Actor<'_>,
+        survivor: CustomerId,
+        other: CustomerId,
+    ) -> ServiceResult<CustomerId> {
+        if survivor == other {
+            return Err(ValidationError::new(
+                "other_id",
+                "a customer cannot be merged into itself",
+            )
+            .into());
+        }
+        self.authorize_actor(actor, Action::MergeCustomers, Some(survivor), false)
+            .await?;
+        self.authorize_actor(actor, Action::MergeCustomers, Some(other), false)
+            .await?;
+        match self.inner.stores.erasure.customer_standing(other).await? {
+            CustomerStanding::Absent => {
+                return Err(ValidationError::new("other_id", "no such customer").into());
+            }
+            CustomerStanding::Held(r) => return Err(ServiceError::LegalHold(r)),
+            CustomerStanding::Present => {}
+        }
+        let to = self.data_key_of(survivor).await?;
+
+        let mut interactions: Vec<InteractionRow> = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list_interactions(other, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.0);
+            for i in &page {
+                let new = NewInteraction {
+                    channel: i.channel,
+                    text: i.text.clone(),
+                    source: i.source.clone(),
+                    occurred_at: i.occurred_at,
+                };
+                interactions.push(seal::seal_interaction(&to, survivor, i.id, &new)?);
+            }
+            too_many(interactions.len())?;
+        }
+        let mut purchases: Vec<PurchaseRow> = Vec::new();
+        let mut outlets = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list_purchases(other, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.0);
+            for p in &page {
+                let new = NewPurchase {
+                    item: p.item.clone(),
+                    category: p.category.clone(),
+                    outlet_id: p.outlet_id,
+                    seller_id: p.seller_id,
+                    amount_minor: p.amount_minor,
+                    currency: p.currency.clone(),
+                    occurred_at: p.occurred_at,
+                };
+                purchases.push(seal::seal_purchase(&to, survivor, p.id, &new)?);
+                if !outlets.contains(&p.outlet_id) {
+                    outlets.push(p.outlet_id);
+                }
+            }
+            too_many(interactions.len() + purchases.len())?;
+        }
+        let fields = ["purchases", "communications", "consents"];
+        let audit = [
+            self.write_entry(actor, "merge", Some(survivor), &fields),
+            self.write_entry(actor, "merged_away", Some(other), &fields),
+        ];
+        if !self
+            .inner
+            .stores
+            .activity
+            .move_activity(other, survivor, &interactions, &purchases, &outlets, &audit)
+            .await?
+        {
+            return Err(ServiceError::WrongState(
+                "the duplicate changed during the merge; try again",
+            ));
+        }
+        self.erase_authorized(actor, other, &format!("merged into {survivor}"))
+            .await?;
+        Ok(survivor)
+    }
+}
+
+fn too_many(rows: usize) -> ServiceResult<()> {
+    if rows > MERGE_MAX_ROWS {
+        return Err(ValidationError::new(
+            "other_id",
+            "this customer has too much activity to merge in one step",
+        )
+        .into());
+    }
+    Ok(())
+}
