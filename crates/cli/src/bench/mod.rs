@@ -16,6 +16,7 @@ macro_rules! emit {
 mod all;
 mod audit;
 mod erasure;
+mod merge;
 mod policy;
 mod search;
 mod soak;
@@ -116,6 +117,15 @@ enum Which {
         /// Interactions of each customer with a long history.
         #[arg(long, default_value_t = 100_000)]
         history: usize,
+    },
+    /// Merging a duplicate with a long history into another customer (SQLite).
+    Merge {
+        /// Interactions of the duplicate.
+        #[arg(long, default_value_t = 10_000)]
+        history: usize,
+        /// Merges to time.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// The data-subject export (ZIP) of one customer with a long history (SQLite).
     Export {
@@ -588,6 +598,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => erasure::run(small.max(1), large, history)
             .await
             .context("erasure benchmark")?,
+        Which::Merge { history, runs } => merge::run(history, runs.max(1))
+            .await
+            .context("merge benchmark")?,
         Which::Export { history, runs } => erasure::run_export(history, runs.max(1))
             .await
             .context("export benchmark")?,

@@ -1,0 +1,59 @@
+//! `steward bench merge`: merging a duplicate with a long history into another customer, as a
+//! support agent would through the API (re-sealing every row under the survivor's key, one
+//! transaction, then the duplicate's crypto-shredding); SQLite.
+
+use std::time::Instant;
+
+use steward_domain::{Channel, NewInteraction, Role, Timestamp};
+use steward_service::{Activity, Actor, TokenOwner};
+
+/// Merges a customer with `history` interactions into another, `runs` times.
+pub async fn run(history: usize, runs: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
+    vault.use_erasure_journal(dir.path().join("erasures.journal"));
+    let (_, token) = vault
+        .create_token(operator, "bench", TokenOwner::Role(Role::SupportAgent))
+        .await?;
+    let support = vault
+        .authenticate(&token)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the bench token does not authenticate"))?;
+    let mut times = Vec::with_capacity(runs);
+    for run in 0..runs {
+        let survivor = vault
+            .create_customer_allowing_duplicate(operator.into(), &super::generated(2 * run))
+            .await?;
+        let other = vault
+            .create_customer_allowing_duplicate(operator.into(), &super::generated(2 * run + 1))
+            .await?;
+        let items: Vec<_> = (0..history)
+            .map(|i| {
+                (
+                    other,
+                    Activity::Interaction(NewInteraction {
+                        channel: Channel::Email,
+                        text: format!("Bench message {i} before the merge"),
+                        source: "bench".into(),
+                        occurred_at: Timestamp::now(),
+                    }),
+                )
+            })
+            .collect();
+        for chunk in items.chunks(5_000) {
+            vault.add_activity(operator, chunk).await?;
+        }
+        let t = Instant::now();
+        vault
+            .merge_customers(Actor::Principal(&support), survivor, other)
+            .await?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    emit!(
+        "| merge a customer with {history} interactions into another (SQLite, {runs} runs) | median {:.0} ms | slowest {:.0} ms |",
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    Ok(())
+}
