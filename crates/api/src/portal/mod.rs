@@ -42,6 +42,8 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/export", post(pages::export))
         .route("/portal/requests/correction", post(pages::correction))
         .route("/portal/requests/erasure", post(pages::erasure))
+        .route("/portal/requests/objection", post(pages::objection))
+        .route("/portal/requests/restriction", post(pages::restriction))
         .route("/portal/access-log", get(pages::access_log))
         .route("/portal/assets/portal.css", get(crate::web::css))
         .route("/portal/assets/portal.js", get(js))

@@ -35,6 +35,8 @@ struct HomePage<'a> {
     profile: Vec<(&'static str, Option<String>)>,
     /// The details a correction may name: (field, label).
     correctable: Vec<(&'static str, &'static str)>,
+    /// The address's parts, for its correction form: (form suffix, label).
+    address_parts: Vec<(&'static str, &'static str)>,
     purchases: Vec<(String, String, String, String)>,
     interactions: Vec<(String, String, String)>,
     truncated: bool,
@@ -69,16 +71,18 @@ fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) 
             .map(|(f, v)| (f.label(), v))
             .chain([("Customer since", Some(day(c.created_at)))])
             .collect(),
+        // The address is corrected in its parts, by a form of its own.
         correctable: ProfileField::ALL
             .iter()
+            .filter(|f| **f != ProfileField::Address)
             .map(|f| (f.name(), f.label()))
             .collect(),
+        address_parts: crate::profile_form::ADDRESS_PARTS.to_vec(),
         purchases: o
             .purchases
             .iter()
             .map(|p| {
-                let (units, cents) = (p.amount_minor / 100, (p.amount_minor % 100).abs());
-                let amount = format!("{} {units}.{cents:02}", p.currency);
+                let amount = crate::display::money(p.amount_minor, &p.currency);
                 (
                     day(p.occurred_at),
                     p.item.clone(),
@@ -247,7 +251,20 @@ pub(super) async fn correction(
             let p = Problem::invalid_parameter("field", "choose a detail to correct");
             return message_page(Some(&visit), p);
         }
-        let value = f.get("value").map(String::as_str).unwrap_or("").trim();
+        let line = f.get("value").map(String::as_str).unwrap_or("").trim();
+        let value = if field == "address" {
+            // In its parts (the portal's form); one line is still taken as the street.
+            match crate::profile_form::address_json(&f) {
+                Some(a) => a,
+                None if !line.is_empty() => serde_json::Value::String(line.to_owned()),
+                None => {
+                    let p = Problem::invalid_parameter("address", "fill in at least one part of the address");
+                    return message_page(Some(&visit), p);
+                }
+            }
+        } else {
+            serde_json::Value::String(line.to_owned())
+        };
         let patch = serde_json::json!({ field: value });
         match s
             .vault
@@ -280,6 +297,54 @@ pub(super) async fn correction(
         }
     })
     .await
+}
+
+/// An objection (Art. 21) or a restriction (Art. 18) asked from the portal: the signed-in
+/// customer's identity is checked, so it takes effect at once, through the rights API.
+async fn right(
+    s: &AppState,
+    visit: Option<Visit>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    kind: RequestType,
+) -> Response {
+    signed_form(s, visit, headers, body, async |visit, _| {
+        match s.vault.portal_request(&visit.session, kind, None).await {
+            Ok(r) if r.status == RequestStatus::Fulfilled => {
+                let done = if kind == RequestType::Objection {
+                    "Your objection is recorded: we no longer use your data for marketing or profiling."
+                } else {
+                    "Your data is restricted: we keep it, but no member of staff may use it until the restriction is lifted."
+                };
+                overview(s, &visit, Some(done), false).await
+            }
+            Ok(r) => request_page(
+                Some(&visit),
+                "Request received",
+                format!("Your request {} is {}; it is due by {}.", r.id, r.status.as_str(), day(r.deadline)),
+            ),
+            Err(e) => message_page(Some(&visit), e.into()),
+        }
+    })
+    .await
+}
+
+pub(super) async fn objection(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    right(&s, visit, &headers, &body, RequestType::Objection).await
+}
+
+pub(super) async fn restriction(
+    State(s): State<AppState>,
+    SignedIn(visit): SignedIn,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    right(&s, visit, &headers, &body, RequestType::Restriction).await
 }
 
 pub(super) async fn erasure(

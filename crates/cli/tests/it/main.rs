@@ -24,6 +24,7 @@ mod matrix;
 mod merge;
 mod plaintext;
 mod portal;
+mod portal_rights;
 mod profile_field;
 mod purposes;
 mod requests;
