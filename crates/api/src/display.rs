@@ -72,6 +72,16 @@ pub(crate) fn when(t: Timestamp) -> String {
     )
 }
 
+/// A key as people read it: `marketing_email` → "Marketing email".
+pub(crate) fn words(key: &str) -> String {
+    let spaced = key.replace('_', " ");
+    let mut chars = spaced.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => spaced,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +94,12 @@ mod tests {
         assert_eq!(money(1_250, "KWD"), "KWD 1.250");
         assert_eq!(money(-123_456_789, "GBP"), "GBP -1,234,567.89");
         assert_eq!(money(i64::MIN, "USD"), "USD -92,233,720,368,547,758.08");
+    }
+
+    #[test]
+    fn keys_read_as_words() {
+        assert_eq!(words("marketing_email"), "Marketing email");
+        assert_eq!(words(""), "");
     }
 
     #[test]

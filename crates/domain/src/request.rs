@@ -13,6 +13,9 @@ macro_rules! wire_enum {
         pub enum $name { $($(#[$vm])* $v,)* }
 
         impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$v,)*];
+
             /// The wire and storage name.
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$v => $s,)* }

@@ -31,6 +31,8 @@ struct CustomerPage<'a> {
     fields: Vec<FieldView>,
     /// This read was a break-glass read (flagged for the DPO).
     broke_glass: bool,
+    /// The reason this read was made with (not a break-glass one), to keep for the next page.
+    reason: Option<String>,
     /// The reader's roles may break glass (the policy decides; the form is offered to them).
     may_break_glass: bool,
     /// Consent-based purposes and the customer's state for each, if the reader may see them.
@@ -108,10 +110,15 @@ async fn customer_page(
     session: &Session,
     id: CustomerId,
     purpose_key: &str,
-    glass: Option<&str>,
+    read: Read<'_>,
     before: Option<uuid::Uuid>,
     saved: Option<&str>,
 ) -> Response {
+    let (reason, glass) = match read {
+        Read::Plain => (None, false),
+        Read::Reason(r) => (Some(r), false),
+        Read::BreakGlass(r) => (Some(r), true),
+    };
     let Ok(purpose) = s.vault.purpose("purpose", purpose_key) else {
         return error_page(
             Some(session),
@@ -121,12 +128,12 @@ async fn customer_page(
     let access = Access {
         principal: &session.principal,
         purpose: &purpose,
-        reason: glass,
-        break_glass: glass.is_some(),
+        reason,
+        break_glass: glass,
     };
     let consents = consent_rows(s, &session.principal, id).await;
     // Offered only where the policy would allow it (and not again on a break-glass read).
-    let may_break_glass = glass.is_none()
+    let may_break_glass = !glass
         && s.vault
             .may_break_glass(&session.principal, &purpose, id)
             .await
@@ -170,7 +177,8 @@ async fn customer_page(
                 id,
                 purpose: &purpose.key,
                 fields: field_views(&c),
-                broke_glass: glass.is_some(),
+                broke_glass: glass,
+                reason: reason.filter(|_| !glass).map(str::to_owned),
                 may_break_glass,
                 consents,
                 channels: steward_domain::Channel::ALL
@@ -194,6 +202,47 @@ async fn customer_page(
             StatusCode::OK,
         )
     }
+}
+
+/// How a customer's page is read.
+enum Read<'a> {
+    /// Under the purpose alone.
+    Plain,
+    /// With a stated reason (the DPO reads only so); it travels in a form body, never a URL.
+    Reason(&'a str),
+    /// Beyond the usual rules, with a reason (flagged for the DPO).
+    BreakGlass(&'a str),
+}
+
+/// A read with a stated reason (the DPO's): the reason travels in the body, never the URL.
+pub(super) async fn read_with_reason(
+    State(s): State<AppState>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(session) = session else {
+        return to_sign_in();
+    };
+    let f = form(&body);
+    if !csrf_ok(&session, &f) {
+        return refused_form(&session);
+    }
+    let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
+        return error_page(Some(&session), Problem::not_found("customer"));
+    };
+    let reason = f.get("reason").map(|r| r.trim()).unwrap_or("");
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return error_page(
+            Some(&session),
+            Problem::invalid_parameter(
+                "reason",
+                "say why you need to look (500 characters at most)",
+            ),
+        );
+    }
+    let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
+    customer_page(&s, &session, id, purpose, Read::Reason(reason), None, None).await
 }
 
 /// A break-glass read: beyond the usual rules, with a reason of at least 20 characters, for the
@@ -225,7 +274,16 @@ pub(super) async fn break_glass(
         );
     }
     let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
-    customer_page(&s, &session, id, purpose, Some(reason), None, None).await
+    customer_page(
+        &s,
+        &session,
+        id,
+        purpose,
+        Read::BreakGlass(reason),
+        None,
+        None,
+    )
+    .await
 }
 
 /// The page's fields, each with its outcome and the policies that decided it.
@@ -307,7 +365,16 @@ pub(super) async fn page(
     let wanted = param("purpose").unwrap_or_default();
     // The timeline's cursor: an event id (time-ordered, no personal value) in the URL.
     let before = param("before").and_then(|b| uuid::Uuid::try_parse(b).ok());
-    customer_page(&s, &session, id, wanted, None, before, param("saved")).await
+    customer_page(
+        &s,
+        &session,
+        id,
+        wanted,
+        Read::Plain,
+        before,
+        param("saved"),
+    )
+    .await
 }
 
 /// Each consent-based purpose with the customer's state (`granted`, `withdrawn` or `never`),

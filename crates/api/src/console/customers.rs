@@ -32,6 +32,8 @@ struct Asked {
     purpose: String,
     outlet: String,
     tier: String,
+    /// A stated reason (the DPO reads only with one); kept in the form, sent in bodies only.
+    reason: String,
 }
 
 #[derive(Template)]
@@ -55,16 +57,6 @@ struct HomePage<'a> {
     may_create: bool,
 }
 
-/// A purpose as people read it: `marketing_email` → "Marketing email".
-pub(super) fn purpose_title(key: &str) -> String {
-    let spaced = key.replace('_', " ");
-    let mut chars = spaced.chars();
-    match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => spaced,
-    }
-}
-
 async fn page(
     s: &AppState,
     session: &Session,
@@ -78,7 +70,7 @@ async fn page(
         .purposes()
         .into_iter()
         .map(|p| {
-            let title = purpose_title(&p.key);
+            let title = crate::display::words(&p.key);
             (p.key, title)
         })
         .collect();
@@ -170,6 +162,7 @@ pub(super) async fn search(
         purpose: field("purpose"),
         outlet: field("outlet_id"),
         tier: field("tier"),
+        reason: field("reason"),
     };
     let bad = |asked: Asked, msg: String| {
         let s = s.clone();
@@ -189,10 +182,11 @@ pub(super) async fn search(
     let Ok(purpose) = s.vault.purpose("purpose", &asked.purpose) else {
         return bad(asked, "Choose why you are looking.".into()).await;
     };
+    let reason = asked.reason.clone();
     let access = Access {
         principal: &session.principal,
         purpose: &purpose,
-        reason: None,
+        reason: (!reason.is_empty()).then_some(reason.as_str()),
         break_glass: false,
     };
     let q = asked.query.as_str();

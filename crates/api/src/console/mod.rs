@@ -34,6 +34,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", post(customers::search))
         .route("/console/dpo", get(dpo::page))
+        .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
+        .route("/console/dpo/alerts/{id}", get(dpo::alert))
         .route(
             "/console/customers/new",
             get(edit::new_form).post(edit::create),
@@ -60,6 +62,10 @@ pub fn routes() -> Router<AppState> {
             post(customer::record_consent),
         )
         .route("/console/customers/{id}/merge", post(customer::merge))
+        .route(
+            "/console/customers/{id}/read",
+            post(customer::read_with_reason),
+        )
         .route("/console/assets/console.css", get(crate::web::css))
         .layer(axum::middleware::map_response(security_headers))
 }

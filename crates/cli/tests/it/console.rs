@@ -403,10 +403,10 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
     let (s, _, page) = send(&app, "GET", "/console/dpo", Some(&cookie), None).await;
     assert_eq!(s, StatusCode::OK, "{page}");
     assert!(
-        page.contains("<td>erasure</td>") && page.contains("<td>in_progress</td>"),
+        page.contains("<td>Erasure</td>") && page.contains("<td>In progress</td>"),
         "{page}"
     );
-    assert!(page.contains("<strong>break_glass</strong>"), "{page}");
+    assert!(page.contains("<strong>Break glass</strong>"), "{page}");
     assert!(
         page.contains("marketing_email: <strong>1</strong> consenting now"),
         "{page}"
@@ -420,6 +420,125 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
     assert!(page.contains("<td>read</td>"), "{page}");
     // Nothing personal on the page: ids and pseudonyms only.
     assert!(!page.contains("Erin") && !page.contains("erin.dpo") && !page.contains("Dana"));
+    let link = |page: &str, prefix: &str| {
+        let at = page
+            .find(prefix)
+            .unwrap_or_else(|| panic!("no {prefix} in {page}"));
+        page[at..].split('"').next().unwrap().to_owned()
+    };
+
+    // The break-glass reason, readable by the DPO alone.
+    let alert = link(&page, "/console/dpo/alerts/");
+    let (s, _, opened) = send(&app, "GET", &alert, Some(&cookie), None).await;
+    assert_eq!(s, StatusCode::OK, "{opened}");
+    assert!(
+        opened.contains("The customer disputes a charge at the counter"),
+        "{opened}"
+    );
+
+    // The DPO finds a customer by name with a reason, and opens them with it (in a body).
+    let csrf = crate::console::csrf_in(&page);
+    let reason = "Checking the erasure request before fulfilling it";
+    let search = [
+        ("csrf", csrf.as_str()),
+        ("query", "erin ex"),
+        ("purpose", "service"),
+        ("reason", reason),
+    ];
+    let (s, _, found) = send(
+        &app,
+        "POST",
+        "/console/search",
+        Some(&cookie),
+        Some(&search),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    assert!(
+        found.contains("Erin Example")
+            && found.contains(&format!("action=\"/console/customers/{customer}/read\"")),
+        "{found}"
+    );
+    let open = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "service"),
+        ("reason", reason),
+    ];
+    let (s, _, opened) = send(
+        &app,
+        "POST",
+        &format!("/console/customers/{customer}/read"),
+        Some(&cookie),
+        Some(&open),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{opened}");
+    assert!(
+        opened.contains("Erin Example") && opened.contains("Read with your stated reason"),
+        "{opened}"
+    );
+    // Without a reason the DPO's search is refused, saying why.
+    let bare = [
+        ("csrf", csrf.as_str()),
+        ("query", "erin"),
+        ("purpose", "service"),
+    ];
+    let (s, _, _) = send(&app, "POST", "/console/search", Some(&cookie), Some(&bare)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The log searched by action; a bad date is named and changes nothing else.
+    let (_, _, found) = send(
+        &app,
+        "GET",
+        "/console/dpo?action=sign_in",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert!(
+        found.contains("<td>sign_in</td>") && !found.contains("<td>read</td>"),
+        "{found}"
+    );
+    assert!(
+        found.contains("value=\"sign_in\""),
+        "the search is kept: {found}"
+    );
+    let (s, _, bad) = send(
+        &app,
+        "GET",
+        "/console/dpo?since=yesterday",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("From: give a date"), "{bad}");
+
+    // The queue acts: the identity checked in person fulfils the erasure.
+    let verify = link(&page, "/console/dpo/requests/");
+    let verify = format!("{}/verify", verify.rsplit_once('/').unwrap().0);
+    let (s, h, _) = send(
+        &app,
+        "POST",
+        &verify,
+        Some(&cookie),
+        Some(&[("csrf", csrf.as_str())]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/console/dpo?done=verified");
+    let (_, _, after) = send(
+        &app,
+        "GET",
+        "/console/dpo?done=verified",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert!(
+        after.contains("The identity check is recorded") && after.contains("No open request."),
+        "{after}"
+    );
 
     // Anyone else is refused the page.
     let seller = vault
