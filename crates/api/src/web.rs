@@ -84,6 +84,11 @@ pub(crate) fn form(body: &Bytes) -> std::collections::HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
+/// A urlencoded form with every value of a repeated field (checkboxes), in order.
+pub(crate) fn form_all(body: &Bytes) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
 /// Constant-time string equality.
 pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))

@@ -44,6 +44,22 @@ pub enum DataCategory {
 }
 
 impl DataCategory {
+    /// Every category, in declaration order.
+    pub const ALL: [DataCategory; 12] = [
+        Self::Name,
+        Self::Email,
+        Self::PhoneNumber,
+        Self::Address,
+        Self::DateOfBirth,
+        Self::Language,
+        Self::Financial,
+        Self::PurchaseHistory,
+        Self::Communications,
+        Self::Social,
+        Self::Location,
+        Self::HealthAndMedical,
+    ];
+
     /// The fideslang name, e.g. `user.contact.email`.
     pub fn as_str(self) -> &'static str {
         match self {

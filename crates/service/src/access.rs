@@ -64,6 +64,20 @@ pub struct CustomerActions {
     pub merge: bool,
 }
 
+/// What a staff member may do with the directory, the accounts and the purposes (see
+/// [`Vault::directory_actions`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectoryActions {
+    /// See outlets and staff.
+    pub read: bool,
+    /// Add outlets and staff, disable staff.
+    pub manage: bool,
+    /// List and revoke tokens and sessions.
+    pub tokens: bool,
+    /// Register and change purposes.
+    pub purposes: bool,
+}
+
 /// An access alert, as the DPO sees it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Alert {
@@ -563,6 +577,18 @@ impl Vault {
             add_purchase: may(Action::AddPurchase).await && !principal.outlets.is_empty(),
             merge: may(Action::MergeCustomers).await,
         })
+    }
+
+    /// What `principal` may do with the directory and the accounts: read it, change it, list
+    /// and revoke tokens (the console offers each part only then). Nothing is recorded.
+    pub async fn directory_actions(&self, principal: &Principal) -> DirectoryActions {
+        let may = async |action| self.authorize(principal, action, None).await.is_ok();
+        DirectoryActions {
+            read: may(Action::ReadDirectory).await,
+            manage: may(Action::ManageDirectory).await,
+            tokens: may(Action::ManageTokens).await,
+            purposes: may(Action::ManagePurposes).await,
+        }
     }
 
     /// Whether `principal` may register new customers (the console offers the form only then).

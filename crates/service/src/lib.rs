@@ -31,7 +31,7 @@ pub mod subject_export;
 mod timeline;
 mod vault;
 
-pub use access::{Access, Alert, CustomerActions, PurchasesView};
+pub use access::{Access, Alert, CustomerActions, DirectoryActions, PurchasesView};
 pub use accounts::TokenInfo;
 pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_proof};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};

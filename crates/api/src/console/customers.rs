@@ -55,6 +55,8 @@ struct HomePage<'a> {
     next: Option<String>,
     /// The reader may register customers (the link is offered).
     may_create: bool,
+    /// The reader may see the directory or the tokens (the link is offered).
+    may_directory: bool,
 }
 
 async fn page(
@@ -102,6 +104,10 @@ async fn page(
             results,
             next,
             may_create: s.vault.may_create_customer(&session.principal).await,
+            may_directory: {
+                let d = s.vault.directory_actions(&session.principal).await;
+                d.read || d.tokens
+            },
         },
         status,
     )

@@ -128,6 +128,16 @@ pub(super) async fn create(
     if !csrf_ok(&session, &f) {
         return refused_form(&session);
     }
+    // Refused before the input is read: a caller who may not register learns nothing of it.
+    if !s.vault.may_create_customer(&session.principal).await {
+        return error_page(
+            Some(&session),
+            Problem::forbidden(
+                "Authorization",
+                "your role does not register customers".into(),
+            ),
+        );
+    }
     let purpose = purpose_of(&f);
     let mut json = profile_form::typed_json(&f);
     if let Some(o) = f.get("outlet_id").filter(|o| !o.is_empty()) {

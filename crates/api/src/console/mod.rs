@@ -19,8 +19,10 @@ use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same};
 
 mod customer;
 mod customers;
+mod directory;
 mod dpo;
 mod edit;
+mod purposes;
 use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
@@ -33,6 +35,22 @@ pub fn routes() -> Router<AppState> {
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/search", post(customers::search))
+        .route("/console/directory", get(directory::show))
+        .route("/console/directory/outlets", post(directory::add_outlet))
+        .route("/console/directory/staff", post(directory::add_staff))
+        .route(
+            "/console/directory/staff/{id}/disabled",
+            post(directory::set_disabled),
+        )
+        .route(
+            "/console/directory/tokens/{id}/revoke",
+            post(directory::revoke_token),
+        )
+        .route(
+            "/console/purposes",
+            get(purposes::show).post(purposes::register),
+        )
+        .route("/console/purposes/{key}", post(purposes::change))
         .route("/console/dpo", get(dpo::page))
         .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
         .route("/console/dpo/alerts/{id}", get(dpo::alert))

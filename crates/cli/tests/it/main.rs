@@ -11,6 +11,7 @@ mod binary;
 mod browser;
 mod conformance;
 mod console;
+mod console_admin;
 mod console_forms;
 mod crash;
 mod door;
