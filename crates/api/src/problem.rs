@@ -123,6 +123,18 @@ impl Problem {
         p
     }
 
+    /// The staff member must acknowledge the current confidentiality notice first (403).
+    pub fn acknowledgement_required() -> Self {
+        let mut p = Self::new(
+            StatusCode::FORBIDDEN,
+            "/problems/acknowledgement-required",
+            "Acknowledge the confidentiality notice first",
+            "read GET /v1/confidentiality-notice and acknowledge it with POST /v1/acknowledgements {\"notice_version\"} (in the console: at sign-in) before reading personal data",
+        );
+        p.field = Some("notice_version".to_owned());
+        p
+    }
+
     /// The bulk-access guard refused (429).
     pub fn bulk_access() -> Self {
         let mut p = Self::new(
@@ -331,6 +343,7 @@ impl From<ServiceError> for Problem {
                 Problem::forbidden("purpose", e.to_string())
             }
             ServiceError::BulkAccess => Problem::bulk_access(),
+            ServiceError::AcknowledgementRequired => Problem::acknowledgement_required(),
             ServiceError::DecisionLog => Problem::internal(),
             ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),
             ServiceError::WrongState(detail) => Problem::wrong_state(detail),

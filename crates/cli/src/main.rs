@@ -469,6 +469,7 @@ fn policy_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         has_reason: a.reason,
         reason_length: if a.reason { 40 } else { 0 },
         break_glass: a.break_glass,
+        acknowledged: true,
         now: steward_domain::Timestamp::now(),
     };
     for d in policy.evaluate_read(&req, &Field::ALL).fields {

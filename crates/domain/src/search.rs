@@ -63,7 +63,8 @@ impl CustomerFilter {
         Ok(Self { name, outlet, tier })
     }
 
-    /// The query word that narrows the candidates most: the longest (at least two letters).
+    /// The query word that narrows the candidates most: the longest (at least two letters; the
+    /// last of equally long ones).
     pub fn key_word(&self) -> Option<&str> {
         self.name
             .iter()
@@ -82,7 +83,11 @@ mod tests {
         let f = CustomerFilter::parse(Some(" Ada  Lov "), None, Some("Gold")).unwrap();
         assert_eq!(f.name, ["ada", "lov"]);
         assert_eq!(f.tier, Some("gold"));
-        assert_eq!(f.key_word(), Some("ada"));
+        assert_eq!(
+            f.key_word(),
+            Some("lov"),
+            "the longest word, the last of equals"
+        );
         assert_eq!(
             CustomerFilter::parse(Some("  "), None, None).unwrap(),
             CustomerFilter::default()

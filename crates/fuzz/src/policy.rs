@@ -160,6 +160,7 @@ pub fn policy_context(data: &[u8]) {
             has_reason: u.arbitrary()?,
             reason_length: u.int_in_range(0..=600)?,
             break_glass: u.arbitrary()?,
+            acknowledged: true,
             // From 1970 to the year 9999, in milliseconds.
             now: Timestamp(u.int_in_range(0..=253_402_300_799_999)?),
         })

@@ -196,6 +196,9 @@ pub struct ReadRequest<'a> {
     pub reason_length: usize,
     /// The caller asked to read beyond the normal rules (break-glass).
     pub break_glass: bool,
+    /// The caller has acknowledged the current confidentiality notice, or needs not (no notice
+    /// published, or a service client rather than a staff member): `context.acknowledged`.
+    pub acknowledged: bool,
     /// When the read is asked (`context.time` in the policy).
     pub now: Timestamp,
 }
@@ -278,6 +281,8 @@ pub enum Action {
     ExportCustomer,
     /// List and revoke API tokens and sign-in sessions.
     ManageTokens,
+    /// Publish the confidentiality notice staff acknowledge.
+    ManageNotice,
     /// Merge a duplicate into this customer (decided for both: the survivor and the one that
     /// is crypto-shredded).
     MergeCustomers,
@@ -306,6 +311,7 @@ impl Action {
             Action::ReadMetrics => "read_metrics",
             Action::ExportCustomer => "export_customer",
             Action::ManageTokens => "manage_tokens",
+            Action::ManageNotice => "manage_notice",
             Action::MergeCustomers => "merge_customers",
         }
     }
@@ -321,6 +327,7 @@ impl Action {
                 | Action::ReadRequests
                 | Action::ReadMetrics
                 | Action::ManageTokens
+                | Action::ManageNotice
         )
     }
 }
@@ -362,6 +369,7 @@ struct MemoKey {
     has_reason: bool,
     reason_length: usize,
     break_glass: bool,
+    acknowledged: bool,
     fields: Vec<Field>,
 }
 
@@ -391,6 +399,7 @@ impl MemoKey {
             has_reason: req.has_reason,
             reason_length: req.reason_length,
             break_glass: req.break_glass,
+            acknowledged: req.acknowledged,
             fields: fields.to_vec(),
         }
     }
@@ -618,6 +627,10 @@ impl Policy {
             (
                 "break_glass".to_owned(),
                 RestrictedExpression::new_bool(req.break_glass),
+            ),
+            (
+                "acknowledged".to_owned(),
+                RestrictedExpression::new_bool(req.acknowledged),
             ),
         ];
         // Unread by the policy, the time changes no decision.

@@ -19,6 +19,7 @@ struct Case {
     consented: bool,
     reason: bool,
     break_glass: bool,
+    acknowledged: bool,
 }
 
 impl Case {
@@ -32,6 +33,7 @@ impl Case {
             consented: false,
             reason: false,
             break_glass: false,
+            acknowledged: true,
         }
     }
 
@@ -58,6 +60,7 @@ impl Case {
             has_reason: self.reason,
             reason_length: if self.reason { 30 } else { 0 },
             break_glass: self.break_glass,
+            acknowledged: self.acknowledged,
             now: Timestamp::now(),
         }
     }
@@ -179,6 +182,26 @@ fn restriction_limits_reads_to_legal_obligations() {
 }
 
 #[test]
+fn an_unacknowledged_notice_stops_every_read_even_break_glass() {
+    let p = Policy::default_policy().unwrap();
+    for role in [Role::SupportAgent, Role::Dpo, Role::StoreManager] {
+        let mut c = Case::new(role, "service");
+        c.reason = true;
+        c.break_glass = true;
+        assert!(!c.decide(&p).denies_all(), "{role:?} reads at all");
+        c.acknowledged = false;
+        let d = c.decide(&p);
+        assert!(d.denies_all(), "{role:?}: {d:?}");
+        assert!(
+            d.fields
+                .iter()
+                .all(|f| f.policies.contains(&"acknowledgement-required".to_owned())),
+            "{d:?}"
+        );
+    }
+}
+
+#[test]
 fn no_all_seeing_role() {
     let p = Policy::default_policy().unwrap();
     for role in [Role::Admin, Role::Analyst] {
@@ -273,6 +296,7 @@ fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
             has_reason: reason,
             reason_length: if reason { 30 } else { 0 },
             break_glass: false,
+            acknowledged: true,
             now: Timestamp::now(),
         };
         assert_eq!(first, again);
@@ -349,6 +373,7 @@ fn a_policy_can_depend_on_the_time_and_is_then_not_memoized() {
             has_reason: false,
             reason_length: 0,
             break_glass: false,
+            acknowledged: true,
             now: Timestamp(millis),
         };
         p.decide_read(&req, &[Field::Profile(ProfileField::Email)])
@@ -399,6 +424,7 @@ proptest::proptest! {
             has_reason: reason_len > 0,
             reason_length: reason_len,
             break_glass,
+            acknowledged: true,
             now: Timestamp::now(),
         };
         proptest::prop_assert_eq!(
@@ -471,6 +497,7 @@ fn a_purpose_is_declared_only_by_its_roles() {
         has_reason: false,
         reason_length: 0,
         break_glass: false,
+        acknowledged: true,
         now: Timestamp::now(),
     };
     let before = Case::new(Role::SupportAgent, "service").decide(&p);

@@ -157,6 +157,9 @@ fn refusal(access: &Access<'_>, decision: &Decision) -> ServiceError {
             .all(|f| f.policies.iter().any(|p| p == id))
     };
     let key = &access.purpose.key;
+    if all_by("acknowledgement-required") {
+        return ServiceError::AcknowledgementRequired;
+    }
     if all_by("purpose-bound-to-roles") {
         return ServiceError::PurposeNotDeclarable(key.clone());
     }
@@ -348,6 +351,10 @@ impl Vault {
             has_reason: reason_length > 0,
             reason_length,
             break_glass: access.break_glass,
+            acknowledged: self
+                .inner
+                .notices
+                .acknowledged(access.principal, steward_domain::Timestamp::now()),
             now: steward_domain::Timestamp::now(),
         };
         let decision = self.inner.policy.decide_read(&req, fields);
@@ -792,6 +799,7 @@ impl Vault {
             has_reason: reason.is_some(),
             reason_length: reason.unwrap_or(0),
             break_glass,
+            acknowledged: self.inner.notices.acknowledged(principal, Timestamp::now()),
             now: Timestamp::now(),
         };
         self.inner.policy.decide_read(&req, fields)

@@ -52,6 +52,10 @@ pub enum ServiceError {
         /// The customer who holds it, when the caller may work on them.
         existing: Option<steward_domain::CustomerId>,
     },
+    /// The staff member has not acknowledged the current confidentiality notice (or did more
+    /// than 12 months ago): no personal read until they do.
+    #[error("the current confidentiality notice is not acknowledged")]
+    AcknowledgementRequired,
     /// The thing is not in a state that allows this (e.g. a request already closed).
     #[error("not allowed in this state: {0}")]
     WrongState(&'static str),

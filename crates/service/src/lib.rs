@@ -17,6 +17,7 @@ mod guard;
 pub mod import;
 pub mod keys;
 mod merge;
+pub mod notice;
 pub mod notify;
 mod operator_export;
 pub mod portal;

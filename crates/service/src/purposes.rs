@@ -69,6 +69,9 @@ pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
             if let Err(e) = inner.purposes.reload(&*inner.stores.purposes).await {
                 tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
             }
+            if let Err(e) = inner.notices.reload(&*inner.stores.notices).await {
+                tracing::warn!(error = %e, "re-reading the confidentiality notice failed; will retry");
+            }
         }
     });
 }

@@ -108,6 +108,7 @@ pub(crate) struct Stores {
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
     pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
+    pub(crate) notices: Arc<dyn steward_store::NoticeStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -126,6 +127,7 @@ impl Stores {
             portal: store.clone(),
             rights: store.clone(),
             erasure: store.clone(),
+            notices: store.clone(),
             maintenance: store.clone(),
         }
     }
@@ -148,6 +150,8 @@ pub(crate) struct Inner {
     pub(crate) journal: std::sync::OnceLock<crate::erasure::Journal>,
     /// Delivers one-time codes for data-subject requests (set by the opener).
     pub(crate) notifier: std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>,
+    /// The confidentiality notice and the staff's acknowledgements, for the read path.
+    pub(crate) notices: crate::notice::Notices,
     /// Days a data-subject request has until its deadline.
     pub(crate) request_days: std::sync::atomic::AtomicI64,
 }
@@ -195,8 +199,14 @@ impl Vault {
                 request_days: std::sync::atomic::AtomicI64::new(
                     crate::rights::DEFAULT_DEADLINE_DAYS,
                 ),
+                notices: crate::notice::Notices::default(),
             }),
         };
+        vault
+            .inner
+            .notices
+            .reload(&*vault.inner.stores.notices)
+            .await?;
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
         let indexed = vault.index_missing_names().await?;
         if indexed > 0 {
@@ -1103,6 +1113,11 @@ impl Vault {
             .await?;
         self.record_read(actor, "read_staff", None, &["staff"])
             .await?;
+        self.staff_directory().await
+    }
+
+    /// Every staff member, opened, for the service's own use (decided by the caller).
+    pub(crate) async fn staff_directory(&self) -> ServiceResult<Vec<Staff>> {
         let rows = self.inner.stores.directory.list_staff().await?;
         rows.into_iter()
             .map(|r| {

@@ -11,6 +11,7 @@ mod audit_append;
 mod contact;
 mod erasure;
 mod merge;
+mod notice;
 mod portal;
 pub mod postgres;
 mod records;
@@ -28,6 +29,7 @@ pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAudi
 pub use audit_append::AuditAppender;
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
+pub use notice::{AcknowledgementRow, NoticeRow};
 pub use portal::{PortalCodeRow, PortalSessionRow};
 pub use records::*;
 pub use rectification::ChangeRow;
@@ -652,6 +654,26 @@ pub trait ErasureStore: Send + Sync + 'static {
     async fn erasures(&self) -> StoreResult<Vec<ErasureRow>>;
 }
 
+/// The confidentiality notice and the staff's acknowledgements of it.
+#[async_trait::async_trait]
+pub trait NoticeStore: Send + Sync + 'static {
+    /// Publishes a version of the notice; `Conflict` if that version exists (published meanwhile).
+    async fn publish_notice(&self, row: &NoticeRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
+    /// The latest version, if any was published.
+    async fn current_notice(&self) -> StoreResult<Option<NoticeRow>>;
+
+    /// Records (or renews) a staff member's acknowledgement of a version.
+    async fn acknowledge(
+        &self,
+        row: &AcknowledgementRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+
+    /// Each staff member's latest acknowledgement.
+    async fn latest_acknowledgements(&self) -> StoreResult<Vec<AcknowledgementRow>>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -697,6 +719,7 @@ contexts!(
     PortalStore,
     RightsStore,
     ErasureStore,
+    NoticeStore,
     MaintenanceStore,
 );
 

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use steward_domain::{CustomerFilter, CustomerId, CustomerView, OutletId, normalize};
 use steward_service::Access;
 
@@ -116,6 +116,10 @@ async fn page(
 /// The list page, empty until the reader says why they are looking.
 pub(super) async fn home(State(s): State<AppState>, SignedIn(session): SignedIn) -> Response {
     match session {
+        // Staff read nothing personal before acknowledging the current notice: shown it first.
+        Some(session) if s.vault.must_acknowledge(&session.principal) => {
+            axum::response::Redirect::to("/console/notice").into_response()
+        }
         Some(session) => {
             // Outlet staff start from their own outlet's customers.
             let outlet = session

@@ -122,6 +122,10 @@ struct DpoPage<'a> {
     older: Option<String>,
     consent: Vec<ChartLine>,
     chart_days: usize,
+    /// The current confidentiality notice (version, text), if one is published.
+    notice_text: Option<(i64, String)>,
+    /// Staff who have not acknowledged it.
+    unacknowledged: Vec<String>,
 }
 
 /// How many audit entries a page shows.
@@ -188,6 +192,9 @@ pub(super) async fn page(
         "verified" => Some("The identity check is recorded and the request fulfilled."),
         "confirmed" => Some("The correction is confirmed and made."),
         "denied" => Some("The request is denied, with its reason."),
+        "published" => Some(
+            "The notice is published: every staff member acknowledges it before their next read.",
+        ),
         _ => None,
     };
     let before = param("before").parse::<u64>().ok();
@@ -214,6 +221,10 @@ pub(super) async fn page(
     };
     let consent = match s.vault.consent_chart(p, CHART_DAYS).await {
         Ok(c) => chart(c),
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
+    let unacknowledged = match s.vault.unacknowledged_staff(p).await {
+        Ok(list) => list.into_iter().map(|m| m.name).collect(),
         Err(e) => return error_page(Some(&session), e.into()),
     };
     let older = next.map(|n| {
@@ -291,6 +302,11 @@ pub(super) async fn page(
                 .collect(),
             asked,
             older,
+            notice_text: s
+                .vault
+                .confidentiality_notice()
+                .map(|n| (n.version, n.text)),
+            unacknowledged,
         },
         status,
     )

@@ -22,6 +22,7 @@ mod customers;
 mod directory;
 mod dpo;
 mod edit;
+mod notice;
 mod purposes;
 use crate::{AppState, Problem};
 
@@ -51,6 +52,11 @@ pub fn routes() -> Router<AppState> {
             get(purposes::show).post(purposes::register),
         )
         .route("/console/purposes/{key}", post(purposes::change))
+        .route(
+            "/console/notice",
+            get(notice::show).post(notice::acknowledge),
+        )
+        .route("/console/notice/publish", post(notice::publish))
         .route("/console/dpo", get(dpo::page))
         .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
         .route("/console/dpo/alerts/{id}", get(dpo::alert))

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod customers;
 pub mod erasure;
+pub mod notice;
 pub mod purposes;
 pub mod requests;
 pub mod sessions;
@@ -21,6 +22,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(erasure::routes())
         .merge(requests::routes())
         .merge(purposes::routes())
+        .merge(notice::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

@@ -96,6 +96,7 @@ fn served_mix(policy: &Policy, purposes: &[Purpose], reads: usize) -> anyhow::Re
             has_reason: false,
             reason_length: 0,
             break_glass: false,
+            acknowledged: true,
             now: steward_domain::Timestamp::now(),
         };
         let t = Instant::now();
@@ -140,6 +141,7 @@ pub(super) fn run(iterations: usize) -> anyhow::Result<()> {
                 has_reason: false,
                 reason_length: 0,
                 break_glass: false,
+                acknowledged: true,
                 now: steward_domain::Timestamp::now(),
             };
             let t = Instant::now();

@@ -30,8 +30,10 @@ pub(crate) async fn console_session(
     let (s, h, _) = send(app, "POST", "/console/sign-in", Some(&pre), Some(&form)).await;
     assert_eq!(s, StatusCode::SEE_OTHER, "{login} could not sign in");
     let session = pair(set_cookie(&h, "steward_session"));
-    let (_, _, home) = send(app, "GET", "/console", Some(&session), None).await;
-    (session, csrf_in(&home))
+    // Any signed-in page carries the session's form token (the sign-out form); the purposes page
+    // is shown even to whom must first acknowledge the confidentiality notice.
+    let (_, _, page) = send(app, "GET", "/console/purposes", Some(&session), None).await;
+    (session, csrf_in(&page))
 }
 
 /// A console form: its path under the customer, its fields, the roles it succeeds for and the

@@ -23,6 +23,7 @@ mod layers;
 mod limits;
 mod matrix;
 mod merge;
+mod notice;
 mod plaintext;
 mod portal;
 mod portal_rights;

@@ -373,6 +373,30 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Admin],
             StatusCode::NO_CONTENT,
         ),
+        // The confidentiality notice (one is published before the rows run): the DPO publishes,
+        // everyone reads; a service client's token acknowledges nothing (staff do, with their
+        // own session: `notice.rs`).
+        (
+            "PUT",
+            "/v1/confidentiality-notice",
+            Some(json!({"text": "Matrix notice {n}"})),
+            vec![Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/confidentiality-notice",
+            None,
+            Role::ALL.to_vec(),
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/acknowledgements",
+            Some(json!({"notice_version": 1})),
+            vec![],
+            StatusCode::NO_CONTENT,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -529,6 +553,25 @@ async fn authorisation_matrix(db: TestDb) {
             }
         }
     }
+    // A confidentiality notice exists, so that reading it is a 200 for every role.
+    let dpo_token = tokens
+        .iter()
+        .find(|(r, _)| *r == Role::Dpo)
+        .unwrap()
+        .1
+        .clone();
+    let notice = json!({"text": "Matrix notice"});
+    assert_eq!(
+        status(
+            &router,
+            &dpo_token,
+            "PUT",
+            "/v1/confidentiality-notice",
+            Some(notice)
+        )
+        .await,
+        StatusCode::OK
+    );
     // Writes after every read: they change the customers (a consent grant among them).
     for (role, token) in &tokens {
         for (n, (method, template, body, roles, success)) in
@@ -606,5 +649,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 32));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 35));
 }

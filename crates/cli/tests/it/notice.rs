@@ -1,0 +1,273 @@
+//! Staff who have agreed to the rules (issue 17, point 8): until a confidentiality notice is
+//! published nothing is required; then a staff member reads nothing personal (403
+//! `/problems/acknowledgement-required`) until they acknowledge the current version, again when it
+//! changes and after 12 months; service clients are not asked; the console shows the notice
+//! first and the DPO sees who has not acknowledged it. Both backends.
+
+use axum::http::{StatusCode, header};
+use serde_json::json;
+use sqlx::Row;
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{call, token};
+use crate::console::send;
+use crate::door::console_session;
+use crate::support::{TestDb, backend_tests, operator_customer};
+
+backend_tests!(reads_wait_for_the_confidentiality_notice_to_be_acknowledged);
+
+async fn reads_wait_for_the_confidentiality_notice_to_be_acknowledged(db: TestDb) {
+    let (vault, op, _) = db.open().await;
+    let outlet = vault
+        .create_outlet(op.into(), "Notice Outlet")
+        .await
+        .unwrap();
+    let password = "a long enough password";
+    for (name, role, login) in [
+        ("Nat Seller", Role::SalesAssociate, "nat"),
+        ("Dot Dpo", Role::Dpo, "dot"),
+    ] {
+        let staff = vault
+            .create_staff(op.into(), name, &[role], &[outlet])
+            .await
+            .unwrap();
+        vault
+            .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
+            .await
+            .unwrap();
+    }
+    let customer = operator_customer(
+        &vault,
+        op,
+        json!({"name": "Noa Notice", "outlet_id": outlet}),
+    )
+    .await;
+    let app = steward_api::router(vault.clone());
+    let nat = vault
+        .sign_in("nat", zeroize::Zeroizing::new(password.into()))
+        .await
+        .unwrap()
+        .unwrap();
+    let nat_token = nat.token.as_str().to_owned();
+    let dpo = token(&vault, TokenOwner::Role(Role::Dpo)).await;
+    let support = token(&vault, TokenOwner::Role(Role::SupportAgent)).await;
+    let read = format!("/v1/customers/{customer}?purpose=service");
+
+    // No notice yet: nothing is required.
+    let (s, _) = call(&app, &nat_token, "GET", &read, None, false).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(
+        &app,
+        &nat_token,
+        "GET",
+        "/v1/confidentiality-notice",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Published: the associate's reads stop until they acknowledge; a service client reads on.
+    let text = "Customer data is confidential. Read only what your task needs; never copy it out.";
+    let (s, v1) = call(
+        &app,
+        &nat_token,
+        "PUT",
+        "/v1/confidentiality-notice",
+        Some(json!({"text": text})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only the DPO publishes: {v1}");
+    let (s, v1) = call(
+        &app,
+        &dpo,
+        "PUT",
+        "/v1/confidentiality-notice",
+        Some(json!({"text": text})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, v1["version"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{v1}"
+    );
+    let (s, p) = call(&app, &nat_token, "GET", &read, None, false).await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("/problems/acknowledgement-required")
+        ),
+        "{p}"
+    );
+    let (s, _) = call(
+        &app,
+        &nat_token,
+        "GET",
+        &format!("/v1/customers/{customer}/purchases?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(&app, &support, "GET", &read, None, false).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a service client is not a person and acknowledges nothing"
+    );
+    let (s, p) = call(
+        &app,
+        &support,
+        "POST",
+        "/v1/acknowledgements",
+        Some(json!({"notice_version": 1})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    let (s, notice) = call(
+        &app,
+        &nat_token,
+        "GET",
+        "/v1/confidentiality-notice",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!((s, notice["text"].as_str()), (StatusCode::OK, Some(text)));
+
+    // The wrong version is named; the right one opens the reads.
+    let (s, p) = call(
+        &app,
+        &nat_token,
+        "POST",
+        "/v1/acknowledgements",
+        Some(json!({"notice_version": 2})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("notice_version")),
+        "{p}"
+    );
+    let (s, _) = call(
+        &app,
+        &nat_token,
+        "POST",
+        "/v1/acknowledgements",
+        Some(json!({"notice_version": 1})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = call(&app, &nat_token, "GET", &read, None, false).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // A new version asks again; the console shows it first, and the DPO sees who is missing.
+    let (s, v2) = call(
+        &app,
+        &dpo,
+        "PUT",
+        "/v1/confidentiality-notice",
+        Some(json!({"text": format!("{text} Version two.")})),
+        false,
+    )
+    .await;
+    assert_eq!((s, v2["version"].as_i64()), (StatusCode::OK, Some(2)));
+    let (s, _) = call(&app, &nat_token, "GET", &read, None, false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (dot, _) = console_session(&app, "dot", password).await;
+    let (_, _, notice_page) = send(&app, "GET", "/console/notice", Some(&dot), None).await;
+    let dot_csrf = crate::console::csrf_in(&notice_page);
+    let (_, _, dpo_page) = {
+        send(
+            &app,
+            "POST",
+            "/console/notice",
+            Some(&dot),
+            Some(&[("csrf", dot_csrf.as_str()), ("version", "2")]),
+        )
+        .await;
+        send(&app, "GET", "/console/dpo", Some(&dot), None).await
+    };
+    assert!(
+        dpo_page.contains("Version 2 is in force. Not yet acknowledged by: Nat Seller."),
+        "{dpo_page}"
+    );
+    let (nat_console, _) = {
+        let (_, h, page) = send(&app, "GET", "/console/sign-in", None, None).await;
+        let pre = crate::console::pair(crate::console::set_cookie(&h, "steward_csrf"));
+        let csrf = crate::console::csrf_in(&page);
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("login", "nat"),
+            ("password", password),
+        ];
+        let (_, h, _) = send(&app, "POST", "/console/sign-in", Some(&pre), Some(&form)).await;
+        (
+            crate::console::pair(crate::console::set_cookie(&h, "steward_session")),
+            (),
+        )
+    };
+    let (s, h, _) = send(&app, "GET", "/console", Some(&nat_console), None).await;
+    assert_eq!(
+        (s, h[header::LOCATION].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/console/notice")
+    );
+    let (_, _, page) = send(&app, "GET", "/console/notice", Some(&nat_console), None).await;
+    assert!(
+        page.contains("Version two.") && page.contains("I have read this notice"),
+        "{page}"
+    );
+    let csrf = crate::console::csrf_in(&page);
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/console/notice",
+        Some(&nat_console),
+        Some(&[("csrf", csrf.as_str()), ("version", "2")]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _, _) = send(&app, "GET", "/console", Some(&nat_console), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&app, &nat_token, "GET", &read, None, false).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, _, dpo_page) = send(&app, "GET", "/console/dpo", Some(&dot), None).await;
+    assert!(
+        dpo_page.contains("Every staff member has acknowledged it."),
+        "{dpo_page}"
+    );
+
+    // Each acknowledgement is an audit entry.
+    vault.flush_audit().await.unwrap();
+    let acks: i64 = sqlx::query("SELECT COUNT(*) FROM audit_entries WHERE action = 'acknowledge'")
+        .fetch_one(&db.raw_log().await)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(acks, 3);
+
+    // Twelve months later the acknowledgement has lapsed (a vault opened afresh reads it so).
+    sqlx::query("UPDATE acknowledgements SET acknowledged_at = acknowledged_at - 31622400000")
+        .execute(&db.raw().await)
+        .await
+        .unwrap();
+    let (later, _, _) = db.open().await;
+    let app = steward_api::router(later);
+    let (s, p) = call(&app, &nat_token, "GET", &read, None, false).await;
+    assert_eq!(
+        (s, p["type"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("/problems/acknowledgement-required")
+        ),
+        "{p}"
+    );
+}
