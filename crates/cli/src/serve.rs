@@ -68,6 +68,11 @@ pub struct ServeArgs {
         default_value = "Privacy <privacy@localhost>"
     )]
     mail_from: String,
+    /// The data protection officer's e-mail address: told (through the mail sink or SMTP relay)
+    /// when a data-subject request arrives, an access alert is raised, or a request's deadline
+    /// is three days away. The messages name no customer.
+    #[arg(long, env = "STEWARD_DPO_EMAIL")]
+    dpo_email: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -102,6 +107,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let smtp = steward_service::notify::SmtpNotifier::new(url, &args.mail_from)
             .map_err(|e| anyhow::anyhow!("--smtp-url: {e}"))?;
         vault.use_notifier(std::sync::Arc::new(smtp));
+    }
+    if let Some(address) = &args.dpo_email {
+        vault
+            .set_dpo_address(operator, address)
+            .map_err(|e| anyhow::anyhow!("--dpo-email: {}", e.reason))?;
+        let vault = vault.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = vault.remind_due_requests().await {
+                    tracing::warn!(error = %e, "reminding the DPO of deadlines failed; retried next hour");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        });
     }
     // A database restored from a backup (or a crash between journal and database) must not
     // serve a customer the journal says is erased: replay before the first request.

@@ -479,7 +479,16 @@ impl Vault {
             detail,
             reason,
         };
-        Ok(self.inner.stores.alerts.insert_alert(&row).await?)
+        self.inner.stores.alerts.insert_alert(&row).await?;
+        self.notify_dpo(
+            "Access alert",
+            format!(
+                "An access alert ({kind}) was raised at {} by {}. Review it on the console's data protection page: /console/dpo\n\nThis message names no customer.\n",
+                now.to_rfc3339(),
+                row.principal
+            ),
+        );
+        Ok(())
     }
 
     /// One access alert with its reason opened, for the DPO; the opening is itself an audit entry

@@ -11,6 +11,7 @@ mod auth;
 mod consent;
 pub mod contact;
 pub mod demo;
+mod dpo_notify;
 pub mod erasure;
 mod error;
 mod guard;

@@ -520,6 +520,7 @@ impl Vault {
             .rights
             .insert_request(&row, &[entry])
             .await?;
+        self.request_arrived(&row);
         let row = self.verified(actor, row, IdentityCheck::EmailCode).await?;
         if kind == RequestType::Erasure {
             self.forget_portal(s.id);

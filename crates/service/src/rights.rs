@@ -121,6 +121,19 @@ impl Vault {
         let _ = self.inner.notifier.set(notifier);
     }
 
+    /// Tells the DPO a request arrived (by id and type; no customer named).
+    pub(crate) fn request_arrived(&self, row: &RequestRow) {
+        self.notify_dpo(
+            "A privacy request arrived",
+            format!(
+                "A data-subject request ({}) arrived: request {}, due by {}. Open the console's data protection page: /console/dpo\n\nThis message names no customer.\n",
+                row.kind,
+                row.id,
+                Timestamp(row.deadline_at).to_rfc3339()
+            ),
+        );
+    }
+
     /// Days a new request has until its deadline.
     pub fn set_request_deadline_days(&self, days: i64) {
         self.inner
@@ -179,6 +192,7 @@ impl Vault {
             .rights
             .insert_request(&row, &[entry])
             .await?;
+        self.request_arrived(&row);
         if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get().cloned()) {
             // Sent after the request is stored, so a code never refers to a request that is not;
             // on a blocking thread, as SMTP is a network round trip or several. The message says

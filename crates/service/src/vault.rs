@@ -152,6 +152,8 @@ pub(crate) struct Inner {
     pub(crate) notifier: std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>,
     /// The confidentiality notice and the staff's acknowledgements, for the read path.
     pub(crate) notices: crate::notice::Notices,
+    /// Where the DPO is told of requests, alerts and deadlines.
+    pub(crate) dpo: crate::dpo_notify::DpoNotices,
     /// Days a data-subject request has until its deadline.
     pub(crate) request_days: std::sync::atomic::AtomicI64,
 }
@@ -200,6 +202,7 @@ impl Vault {
                     crate::rights::DEFAULT_DEADLINE_DAYS,
                 ),
                 notices: crate::notice::Notices::default(),
+                dpo: crate::dpo_notify::DpoNotices::default(),
             }),
         };
         vault

@@ -57,6 +57,8 @@ struct HomePage<'a> {
     may_create: bool,
     /// The reader may see the directory or the tokens (the link is offered).
     may_directory: bool,
+    /// For the DPO: open requests due within three days, and alerts of the last seven days.
+    attention: Option<(usize, usize)>,
 }
 
 async fn page(
@@ -84,6 +86,15 @@ async fn page(
         .into_iter()
         .map(|o| (o.id.to_string(), o.name))
         .collect();
+    let is_dpo = session
+        .principal
+        .roles()
+        .contains(&steward_domain::Role::Dpo);
+    let attention = if is_dpo {
+        s.vault.dpo_attention(&session.principal).await.ok()
+    } else {
+        None
+    };
     let (results, next) = match results {
         Some((r, n)) => (Some(r), n),
         None => (None, None),
@@ -91,10 +102,7 @@ async fn page(
     render(
         HomePage {
             signed_in: Some(session.label()),
-            is_dpo: session
-                .principal
-                .roles()
-                .contains(&steward_domain::Role::Dpo),
+            is_dpo,
             csrf: &session.csrf,
             error,
             purposes,
@@ -104,6 +112,7 @@ async fn page(
             results,
             next,
             may_create: s.vault.may_create_customer(&session.principal).await,
+            attention,
             may_directory: {
                 let d = s.vault.directory_actions(&session.principal).await;
                 d.read || d.tokens

@@ -271,3 +271,114 @@ async fn reads_wait_for_the_confidentiality_notice_to_be_acknowledged(db: TestDb
         "{p}"
     );
 }
+
+backend_tests!(the_dpo_is_told_of_requests_alerts_and_deadlines);
+
+async fn the_dpo_is_told_of_requests_alerts_and_deadlines(db: TestDb) {
+    use std::sync::Arc;
+    let (vault, op, _) = db.open().await;
+    let mail = Arc::new(Letters::default());
+    vault.use_notifier(mail.clone());
+    assert!(vault.set_dpo_address(op, "not an address").is_err());
+    vault.set_dpo_address(op, "DPO@example.com").unwrap();
+    // Requests due in two days: inside the reminder's three.
+    vault.set_request_deadline_days(2);
+    let customer = operator_customer(
+        &vault,
+        op,
+        json!({"name": "Tom Told", "email": "tom.told@example.com"}),
+    )
+    .await;
+    let app = steward_api::router(vault.clone());
+    let dpo = token(&vault, TokenOwner::Role(Role::Dpo)).await;
+    let support = token(&vault, TokenOwner::Role(Role::SupportAgent)).await;
+
+    let (s, r) = call(
+        &app,
+        &support,
+        "POST",
+        "/v1/requests",
+        Some(json!({"type": "erasure", "customer_id": customer})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let reason = "The customer called about a charge he disputes";
+    let uri = format!(
+        "/v1/customers/{customer}?purpose=service&break_glass=true&reason={}",
+        reason.replace(' ', "+")
+    );
+    let (s, _) = call(&app, &support, "GET", &uri, None, false).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(vault.remind_due_requests().await.unwrap(), 1);
+    assert_eq!(
+        vault.remind_due_requests().await.unwrap(),
+        0,
+        "a deadline is reminded of once"
+    );
+
+    // Three messages to the DPO (besides the customer's code), naming no customer.
+    let mut to_dpo = Vec::new();
+    for _ in 0..200 {
+        to_dpo = mail
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(to, _)| to == "dpo@example.com")
+            .cloned()
+            .collect::<Vec<_>>();
+        if to_dpo.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(to_dpo.len(), 3, "{to_dpo:?}");
+    let all: String = to_dpo.iter().map(|(_, b)| b.as_str()).collect();
+    for needle in ["arrived", "access alert (break_glass)", "due by"] {
+        assert!(all.contains(needle), "{needle}: {all}");
+    }
+    for secret in ["Tom", "tom.told", "disputes"] {
+        assert!(
+            !all.contains(secret),
+            "{secret} reached the DPO's mail: {all}"
+        );
+    }
+
+    // The console's badge says the same.
+    let staff = vault
+        .create_staff(op.into(), "Bo Badge", &[Role::Dpo], &[])
+        .await
+        .unwrap();
+    let password = "a long enough password";
+    vault
+        .set_staff_password(
+            op,
+            staff,
+            "bo.badge",
+            zeroize::Zeroizing::new(password.into()),
+        )
+        .await
+        .unwrap();
+    let (bo, _) = console_session(&app, "bo.badge", password).await;
+    let (_, _, home) = send(&app, "GET", "/console", Some(&bo), None).await;
+    assert!(
+        home.contains("1 due within 3 days") && home.contains("1 alerts this week"),
+        "{home}"
+    );
+    let _ = dpo;
+}
+
+/// Keeps every message whole: (to, subject and body).
+#[derive(Default)]
+struct Letters(std::sync::Mutex<Vec<(String, String)>>);
+
+impl steward_service::notify::Notifier for Letters {
+    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
+        self.0
+            .lock()
+            .map_err(|_| "poisoned")?
+            .push((to.to_owned(), format!("{subject}\n{body}")));
+        Ok(())
+    }
+}

@@ -1,0 +1,114 @@
+//! Telling the data protection officer (issue 17, point 4): an e-mail through the configured
+//! notifier when a data-subject request arrives, when an access alert is raised (a break-glass
+//! read, a fraud review, a bulk-access refusal), and once when an open request's deadline is
+//! three days away. Messages name no customer and no personal value: what happened, ids, and
+//! where in the console to look. Without `serve --dpo-email` nothing is sent; the console's
+//! badges show the same things.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use steward_domain::{RequestId, RequestStatus, Timestamp, normalize};
+
+use crate::error::ServiceResult;
+use crate::{Operator, Vault};
+
+/// How far ahead a deadline is reminded of.
+pub const REMINDER_AHEAD_MS: i64 = 3 * 86_400_000;
+
+/// Where the DPO is told, and which deadlines were reminded of already (per process: a
+/// restart may remind once more).
+#[derive(Default)]
+pub(crate) struct DpoNotices {
+    address: std::sync::OnceLock<String>,
+    reminded: Mutex<HashSet<RequestId>>,
+}
+
+impl Vault {
+    /// Sends the DPO's notices to `address` (the operator's setting, `serve --dpo-email`).
+    pub fn set_dpo_address(
+        &self,
+        _operator: Operator,
+        address: &str,
+    ) -> Result<(), steward_domain::ValidationError> {
+        let address = normalize::email("dpo_email", address)?;
+        let _ = self.inner.dpo.address.set(address);
+        Ok(())
+    }
+
+    /// Tells the DPO `body` under `subject`, off the caller's path.
+    pub(crate) fn notify_dpo(&self, subject: &'static str, body: String) {
+        let (Some(to), Some(n)) = (
+            self.inner.dpo.address.get().cloned(),
+            self.inner.notifier.get().cloned(),
+        ) else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = n.send(&to, subject, &body) {
+                tracing::warn!(error, subject, "telling the DPO failed");
+            }
+        });
+    }
+
+    /// Reminds the DPO of every open request due within three days not reminded of before;
+    /// returns how many. Run by the server every hour.
+    pub async fn remind_due_requests(&self) -> ServiceResult<usize> {
+        let due_before = Timestamp::now().millis() + REMINDER_AHEAD_MS;
+        let rows = self
+            .inner
+            .stores
+            .rights
+            .list_requests(Some(due_before), 1_000)
+            .await?;
+        let mut sent = 0;
+        for r in rows {
+            let open = [RequestStatus::Open, RequestStatus::InProgress]
+                .iter()
+                .any(|s| s.as_str() == r.status);
+            let fresh = self
+                .inner
+                .dpo
+                .reminded
+                .lock()
+                .map(|mut seen| seen.insert(r.id))
+                .unwrap_or(false);
+            if open && fresh {
+                self.notify_dpo(
+                    "A privacy request is due in three days or less",
+                    format!(
+                        "Request {} ({}) is due by {}. Open the console's data protection page: /console/dpo\n\nThis message names no customer.\n",
+                        r.id,
+                        r.kind,
+                        Timestamp(r.deadline_at).to_rfc3339()
+                    ),
+                );
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+
+    /// What needs the DPO's attention now: open requests due within three days, and access
+    /// alerts of the last seven days (the console's badge).
+    pub async fn dpo_attention(
+        &self,
+        principal: &crate::Principal,
+    ) -> ServiceResult<(usize, usize)> {
+        let now = Timestamp::now().millis();
+        let due = self
+            .requests(principal, Some(Timestamp(now + REMINDER_AHEAD_MS)), 1_000)
+            .await?
+            .into_iter()
+            .filter(|r| matches!(r.status, RequestStatus::Open | RequestStatus::InProgress))
+            .count();
+        let week = 7 * 86_400_000;
+        let alerts = self
+            .alerts(principal, 1_000)
+            .await?
+            .into_iter()
+            .filter(|a| now - a.occurred_at.millis() <= week)
+            .count();
+        Ok((due, alerts))
+    }
+}
