@@ -100,6 +100,13 @@ impl Vault {
     ) -> ServiceResult<()> {
         self.authorize_actor(actor, Action::ManageDirectory, None, false)
             .await?;
+        // An admin who disabled themself would lock the door behind them.
+        if disabled
+            && let Actor::Principal(p) = actor
+            && p.staff_id() == Some(staff)
+        {
+            return Err(ServiceError::WrongState("you cannot disable yourself"));
+        }
         let subject = staff.to_string();
         let about = About {
             subject: Some(&subject),

@@ -142,9 +142,15 @@ async fn customer_page(
         Ok(c) => c,
         Err(e) => return error_page(Some(session), e.into()),
     };
+    // The timeline is read under the usual rules even on a break-glass page: one break-glass
+    // read (one alert for the DPO) per page, of the record above.
+    let timeline_access = Access {
+        break_glass: false,
+        ..access
+    };
     let timeline = match s
         .vault
-        .read_timeline(&access, id, before, TIMELINE_PAGE)
+        .read_timeline(&timeline_access, id, before, TIMELINE_PAGE)
         .await
     {
         Ok(t) => t,

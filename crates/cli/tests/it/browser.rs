@@ -15,7 +15,7 @@ use steward_domain::Role;
 use crate::support::{Kind, Server, TestDb};
 
 /// A ChromeDriver process and one browser session in it.
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
     port: u16,
     session: String,
@@ -84,7 +84,7 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> Resul
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub(crate) fn start() -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -119,28 +119,33 @@ impl Browser {
         }
     }
 
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    pub(crate) fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
         webdriver(self.port, method, path, body)
     }
 
-    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub(crate) fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let path = format!("/session/{}{path}", self.session);
         self.call(method, &path, body.as_ref())
             .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
     }
 
-    fn go(&self, url: &str) {
+    pub(crate) fn go(&self, url: &str) {
         self.session_call("POST", "/url", Some(json!({ "url": url })));
     }
 
-    fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         self.session_call("GET", "/source", None)
             .as_str()
             .unwrap()
             .to_owned()
     }
 
-    fn element(&self, css: &str) -> String {
+    pub(crate) fn element(&self, css: &str) -> String {
         let v = self.session_call(
             "POST",
             "/element",
@@ -153,7 +158,7 @@ impl Browser {
             .to_owned()
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub(crate) fn type_into(&self, css: &str, text: &str) {
         let e = self.element(css);
         self.session_call(
             "POST",
@@ -162,13 +167,13 @@ impl Browser {
         );
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         let e = self.element(css);
         self.session_call("POST", &format!("/element/{e}/click"), Some(json!({})));
     }
 
     /// Waits until the page source contains `text`.
-    fn wait_for(&self, text: &str) -> String {
+    pub(crate) fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let src = self.source();
@@ -184,7 +189,7 @@ impl Browser {
     }
 
     /// Saves a PNG screenshot as a test artifact; returns its path.
-    fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
         let png = base64::engine::general_purpose::STANDARD
             .decode(
@@ -307,7 +312,7 @@ fn axe_source() -> String {
 impl Browser {
     /// Runs axe-core's WCAG 2.1 A and AA rules on the page shown; fails with each violation.
     /// (WebDriver's scripts run outside the page's Content-Security-Policy.)
-    fn assert_accessible(&self, what: &str) {
+    pub(crate) fn assert_accessible(&self, what: &str) {
         let install = format!("{}\nreturn typeof axe;", axe_source());
         let kind = self.session_call(
             "POST",
@@ -336,7 +341,7 @@ impl Browser {
     }
 
     /// Signs in to the staff console.
-    fn staff_sign_in(&self, base: &str, login: &str, password: &str) {
+    pub(crate) fn staff_sign_in(&self, base: &str, login: &str, password: &str) {
         self.go(&format!("{base}/console/sign-in"));
         self.wait_for("Sign in</h1>");
         self.type_into("#login", login);
@@ -346,13 +351,13 @@ impl Browser {
     }
 
     /// Signs out of the staff console.
-    fn staff_sign_out(&self) {
+    pub(crate) fn staff_sign_out(&self) {
         self.click("header button[type=submit]");
         self.wait_for("Sign in</h1>");
     }
 
     /// Searches the console for `query` under `purpose`; returns the results page.
-    fn staff_search(&self, query: &str, purpose: &str) -> String {
+    pub(crate) fn staff_search(&self, query: &str, purpose: &str) -> String {
         self.type_into("#query", query);
         self.click(&format!("option[value={purpose}]"));
         self.click("main button[type=submit]");
@@ -360,7 +365,7 @@ impl Browser {
     }
 
     /// Signs in to the privacy portal with the code the server wrote to `mail`.
-    fn customer_sign_in(&self, base: &str, email: &str, mail: &std::path::Path) {
+    pub(crate) fn customer_sign_in(&self, base: &str, email: &str, mail: &std::path::Path) {
         let sent_before = std::fs::read_to_string(mail).unwrap_or_default().len();
         self.go(&format!("{base}/portal"));
         self.wait_for("See and control your data</h1>");
@@ -580,7 +585,8 @@ fn customer_erasure_in_a_real_browser() {
     b.staff_sign_in(&base, "dana", "protect the data 1");
     b.go(&format!("{base}/console/dpo"));
     let page = b.wait_for("Audit log</h2>");
-    let disposal = format!("<td>erase</td><td class=\"id\">{customer}</td>");
+    // Action, purpose (none for an erasure), customer.
+    let disposal = format!("<td>erase</td><td></td><td class=\"id\">{customer}</td>");
     assert!(page.contains(&disposal), "no disposal record:\n{page}");
     assert!(!page.contains("ernst.erase"));
     b.assert_accessible("the DPO's page");

@@ -121,6 +121,20 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
     let (_, _, page) = send(&app, "GET", "/console/directory", Some(&ada), None).await;
     assert!(page.contains("Enable Lou Leaving"), "{page}");
 
+    // Nobody disables themself (the admin would lock the door behind them).
+    let ada_id = vault
+        .list_staff(op.into())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.name == "Ada Admin")
+        .unwrap()
+        .id;
+    let path: &'static str =
+        Box::leak(format!("/console/directory/staff/{ada_id}/disabled").into_boxed_str());
+    let (s, _, _) = post(path, vec![("disabled", "true".into())]).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
     // A token listed and revoked: refused from the next request on.
     let (token_id, token) = vault
         .create_token(op, "till 3", TokenOwner::Role(Role::SupportAgent))

@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod binary;
 mod browser;
+mod browser_journeys;
 mod conformance;
 mod console;
 mod console_admin;

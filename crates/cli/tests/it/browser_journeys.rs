@@ -1,0 +1,242 @@
+//! The console as people work in it (issue 17), in headless Chromium against the real
+//! `steward serve`, with axe-core's WCAG 2.1 AA rules on every page the journeys reach: a store
+//! manager finds a customer by name and records a sale on the timeline; a support agent
+//! registers a walk-in and is warned of a duplicate; the DPO reads a break-glass reason, fulfils
+//! an erasure from the queue and publishes the confidentiality notice; an admin disables a staff
+//! member whose open session then fails.
+
+use serde_json::json;
+use steward_domain::Role;
+
+use crate::browser::Browser;
+use crate::support::{Kind, Server, TestDb, operator_customer};
+
+const PASSWORD: &str = "a long enough password";
+
+/// An installation with an outlet, staff of `roles` there (login = the name's first word, lower
+/// case) and customers (name, e-mail) registered there.
+fn stage(staff: &[(&str, Role)], customers: &[(&str, &str)]) -> (TestDb, Vec<String>) {
+    let (db, _, customers) = stage_with_staff(staff, customers);
+    (db, customers)
+}
+
+/// [`stage`], with the staff members' ids too.
+fn stage_with_staff(
+    staff: &[(&str, Role)],
+    customers: &[(&str, &str)],
+) -> (TestDb, Vec<String>, Vec<String>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let (vault, op, _) = db.open().await;
+        let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+        let mut staff_ids = Vec::new();
+        for (name, role) in staff {
+            let id = vault
+                .create_staff(op.into(), name, &[*role], &[outlet])
+                .await
+                .unwrap();
+            staff_ids.push(id.to_string());
+            let login = name.split(' ').next().unwrap().to_lowercase();
+            vault
+                .set_staff_password(op, id, &login, zeroize::Zeroizing::new(PASSWORD.into()))
+                .await
+                .unwrap();
+        }
+        let mut ids = Vec::new();
+        for (name, email) in customers {
+            let id = operator_customer(
+                &vault,
+                op,
+                json!({"name": name, "email": email, "outlet_id": outlet}),
+            )
+            .await;
+            ids.push(id.to_string());
+        }
+        vault.flush_audit().await.unwrap();
+        (db, staff_ids, ids)
+    })
+}
+
+#[test]
+fn a_store_manager_finds_a_customer_by_name_and_records_a_sale() {
+    let (db, _) = stage(
+        &[("Max Manager", Role::StoreManager)],
+        &[
+            ("Greta Lindqvist", "greta@example.com"),
+            ("Gregor Samsa", "gregor@example.com"),
+            ("Ada Lovelace", "ada@example.com"),
+        ],
+    );
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "max", PASSWORD);
+    b.assert_accessible("the customer list");
+    let found = b.staff_search("gre", "service");
+    assert!(
+        found.contains("Greta Lindqvist")
+            && found.contains("Gregor Samsa")
+            && !found.contains("Ada Lovelace"),
+        "{found}"
+    );
+    assert!(found.contains("value=\"gre\""), "the query is kept");
+    b.assert_accessible("the search results");
+    b.click(".results a");
+    b.wait_for("Timeline</h2>");
+    b.wait_for("Nothing recorded yet.");
+    b.assert_accessible("the customer page with its timeline");
+    b.type_into("#item", "Silver Ring");
+    b.type_into("#category", "rings");
+    b.type_into("#amount", "1250,50");
+    b.type_into("#currency", "CHF");
+    b.click("form[action$='/purchases'] button");
+    let page = b.wait_for("Silver Ring (rings)");
+    assert!(page.contains("CHF 1,250.50"), "{page}");
+    b.assert_accessible("the timeline after a sale");
+    b.screenshot("manager-timeline");
+}
+
+#[test]
+fn a_support_agent_registers_a_walk_in_and_is_warned_of_a_duplicate() {
+    let (db, existing) = stage(
+        &[("Sue Support", Role::SupportAgent)],
+        &[("Walter White", "walter@example.com")],
+    );
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "sue", PASSWORD);
+    b.click("a[href='/console/customers/new']");
+    b.wait_for("New customer</h1>");
+    b.assert_accessible("the registration form");
+    b.type_into("#name", "Walt W.");
+    b.type_into("#email", "WALTER@example.com");
+    b.type_into("#address_city", "Albuquerque");
+    b.click("main form button[type=submit]");
+    let warned = b.wait_for("Another customer already has this e-mail address");
+    assert!(
+        warned.contains(&format!(
+            "/console/customers/{}?purpose=service",
+            existing[0]
+        )),
+        "{warned}"
+    );
+    assert!(
+        warned.contains("value=\"Walt W.\"") && warned.contains("value=\"Albuquerque\""),
+        "the form keeps what was typed"
+    );
+    b.assert_accessible("the duplicate warning");
+    b.click("#allow_duplicate");
+    b.click("main form button[type=submit]");
+    let saved = b.wait_for("The customer is registered.");
+    assert!(saved.contains("Walt W."), "{saved}");
+    b.assert_accessible("the new customer's page");
+    b.screenshot("support-walk-in");
+}
+
+#[test]
+fn the_dpo_reads_a_reason_fulfils_an_erasure_and_publishes_the_notice() {
+    let (db, customers) = stage(
+        &[
+            ("Dana Officer", Role::Dpo),
+            ("Mia Manager", Role::StoreManager),
+        ],
+        &[("Erin Erase", "erin@example.com")],
+    );
+    // An erasure request waiting for an identity check, and a manager's break-glass read.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (vault, _, _) = db.open().await;
+        let customer: steward_domain::CustomerId = customers[0].parse().unwrap();
+        let dana = vault
+            .sign_in("dana", zeroize::Zeroizing::new(PASSWORD.into()))
+            .await
+            .unwrap()
+            .unwrap();
+        let request: steward_domain::RequestInput =
+            serde_json::from_value(json!({"type": "erasure", "customer_id": customer})).unwrap();
+        vault
+            .create_request(&dana.principal, &request)
+            .await
+            .unwrap();
+        let mia = vault
+            .sign_in("mia", zeroize::Zeroizing::new(PASSWORD.into()))
+            .await
+            .unwrap()
+            .unwrap();
+        let purpose = vault.purpose("purpose", "service").unwrap();
+        let access = steward_service::Access {
+            principal: &mia.principal,
+            purpose: &purpose,
+            reason: Some("Customer disputes a charge at the counter today"),
+            break_glass: true,
+        };
+        vault.read_customer(&access, customer).await.unwrap();
+        vault.flush_audit().await.unwrap();
+    });
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "dana", PASSWORD);
+    b.click("a[href='/console/dpo']");
+    b.wait_for("Data protection</h1>");
+    b.assert_accessible("the DPO's workspace");
+    b.click("a[href^='/console/dpo/alerts/']");
+    b.wait_for("Customer disputes a charge at the counter today");
+    b.assert_accessible("an alert with its reason");
+    b.go(&format!("{base}/console/dpo"));
+    b.wait_for("Erasure</td>");
+    b.click("form[action$='/verify'] button");
+    let done = b.wait_for("The identity check is recorded");
+    assert!(done.contains("No open request."), "{done}");
+    b.go(&format!("{base}/console/dpo?action=erase"));
+    b.wait_for("<td>erase</td>");
+    b.assert_accessible("the audit log searched");
+    b.type_into(
+        "#notice-text",
+        "Customer data is confidential. Read only what your task needs.",
+    );
+    b.click("form[action='/console/notice/publish'] button");
+    b.wait_for("Not yet acknowledged by:");
+    b.go(&format!("{base}/console"));
+    b.wait_for("Confidentiality notice</h1>");
+    b.assert_accessible("the confidentiality notice");
+    b.click("form[action='/console/notice'] button");
+    b.wait_for("Find a customer</h1>");
+    b.screenshot("dpo-workspace");
+}
+
+#[test]
+fn an_admin_disables_a_staff_member_whose_open_session_then_fails() {
+    let (db, staff, _) = stage_with_staff(
+        &[
+            ("Ada Admin", Role::Admin),
+            ("Lou Leaving", Role::SalesAssociate),
+        ],
+        &[],
+    );
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let lou = Browser::start();
+    lou.staff_sign_in(&base, "lou", PASSWORD);
+    let admin = Browser::start();
+    admin.staff_sign_in(&base, "ada", PASSWORD);
+    admin.click("a[href='/console/directory']");
+    admin.wait_for("People and outlets</h1>");
+    admin.assert_accessible("the directory");
+    admin.go(&format!("{base}/console/purposes"));
+    admin.wait_for("Purposes</h1>");
+    admin.assert_accessible("the purposes");
+    admin.go(&format!("{base}/console/directory"));
+    admin.wait_for("Disable Lou Leaving");
+    admin.click(&format!(
+        "form[action='/console/directory/staff/{}/disabled'] button",
+        staff[1]
+    ));
+    admin.wait_for("The staff member is disabled");
+    admin.assert_accessible("the directory after disabling");
+    lou.go(&format!("{base}/console"));
+    lou.wait_for("Sign in</h1>");
+    admin.screenshot("admin-directory");
+}
