@@ -259,6 +259,36 @@ fn writes_by_role() {
         p.allows(&asker(&[Role::Marketing]), Action::ManageConsent, None)
             .0
     );
+    // A merge: customer service and the DPO, never of a restricted customer.
+    let subject = |restricted| Subject {
+        id: CustomerId::new(),
+        outlets: &[],
+        restricted,
+    };
+    for role in [Role::SupportAgent, Role::Dpo] {
+        let a = asker(if role == Role::Dpo {
+            &[Role::Dpo]
+        } else {
+            &[Role::SupportAgent]
+        });
+        assert!(
+            p.allows(&a, Action::MergeCustomers, Some(&subject(false)))
+                .0,
+            "{role:?}"
+        );
+        assert!(
+            !p.allows(&a, Action::MergeCustomers, Some(&subject(true))).0,
+            "{role:?} merged a restricted customer"
+        );
+    }
+    assert!(
+        !p.allows(
+            &asker(&[Role::StoreManager]),
+            Action::MergeCustomers,
+            Some(&subject(false))
+        )
+        .0
+    );
 }
 
 #[test]

@@ -495,6 +495,10 @@ impl Vault {
     /// about the customer (`read_alert_reason`). No reason once the customer is erased.
     pub async fn alert_with_reason(&self, principal: &Principal, id: Uuid) -> ServiceResult<Alert> {
         self.authorize(principal, Action::ReadAlerts, None).await?;
+        // The reason is a staff member's words about a customer: a personal read.
+        if self.must_acknowledge(principal) {
+            return Err(ServiceError::AcknowledgementRequired);
+        }
         let row = self
             .inner
             .stores

@@ -1,7 +1,13 @@
 //! Merging a duplicate into the customer who stays (issue 17, point 3): the duplicate's
-//! purchases, interactions and consents move to the survivor, re-sealed under the survivor's
-//! data key, in one transaction; the duplicate is then crypto-shredded like any erasure, which
-//! leaves its disposal record. The survivor's profile stays as it is.
+//! purchases and interactions move to the survivor, re-sealed under the survivor's data key, with
+//! its consent withdrawals, in one transaction; the duplicate is then crypto-shredded like any
+//! erasure, which leaves its disposal record. The survivor's profile stays as it is.
+//!
+//! Only a real duplicate is merged: the two must share an e-mail address or a phone number
+//! (through the blind indexes), neither may be restricted (the policy forbids it) nor the
+//! duplicate under legal hold. Consent grants given under the duplicate are not carried over (a
+//! withdrawal made before could otherwise be overturned); the customer is asked again. No outlet
+//! link moves, so a merge never widens who reads the survivor.
 
 use steward_domain::{CustomerId, NewInteraction, NewPurchase, ValidationError};
 use steward_policy::Action;
@@ -27,10 +33,13 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<Vec<steward_domain::CustomerView>> {
         let actor = Actor::Principal(access.principal);
+        // Nothing is read for a caller who may not merge here, or who would see nobody under
+        // this access (no refusals recorded, no bulk budget spent on the way).
         if self
             .authorize_actor(actor, Action::MergeCustomers, Some(id), false)
             .await
             .is_err()
+            || self.check_reads_anyone(access).is_err()
         {
             return Ok(Vec::new());
         }
@@ -73,16 +82,31 @@ impl Vault {
             )
             .into());
         }
-        self.authorize_actor(actor, Action::MergeCustomers, Some(survivor), false)
-            .await?;
-        self.authorize_actor(actor, Action::MergeCustomers, Some(other), false)
-            .await?;
         match self.inner.stores.erasure.customer_standing(other).await? {
             CustomerStanding::Absent => {
                 return Err(ValidationError::new("other_id", "no such customer").into());
             }
             CustomerStanding::Held(r) => return Err(ServiceError::LegalHold(r)),
             CustomerStanding::Present => {}
+        }
+        // Decided for both (the policy forbids merging a restricted customer, either side).
+        self.authorize_actor(actor, Action::MergeCustomers, Some(survivor), false)
+            .await?;
+        self.authorize_actor(actor, Action::MergeCustomers, Some(other), false)
+            .await?;
+        if !self
+            .inner
+            .stores
+            .customers
+            .sharing_lookups(survivor, &["email", "phone"])
+            .await?
+            .contains(&other)
+        {
+            return Err(ValidationError::new(
+                "other_id",
+                "not a duplicate of this customer: they share no e-mail address or phone number",
+            )
+            .into());
         }
         let to = self.data_key_of(survivor).await?;
 
@@ -104,7 +128,6 @@ impl Vault {
             too_many(interactions.len())?;
         }
         let mut purchases: Vec<PurchaseRow> = Vec::new();
-        let mut outlets = Vec::new();
         let mut after = None;
         loop {
             let page = self.list_purchases(other, after, PAGE).await?;
@@ -121,13 +144,10 @@ impl Vault {
                     occurred_at: p.occurred_at,
                 };
                 purchases.push(seal::seal_purchase(&to, survivor, p.id, &new)?);
-                if !outlets.contains(&p.outlet_id) {
-                    outlets.push(p.outlet_id);
-                }
             }
             too_many(interactions.len() + purchases.len())?;
         }
-        let fields = ["purchases", "communications", "consents"];
+        let fields = ["purchases", "communications", "consent_withdrawals"];
         let audit = [
             self.write_entry(actor, "merge", Some(survivor), &fields),
             self.write_entry(actor, "merged_away", Some(other), &fields),
@@ -136,14 +156,15 @@ impl Vault {
             .inner
             .stores
             .activity
-            .move_activity(other, survivor, &interactions, &purchases, &outlets, &audit)
+            .move_activity(other, survivor, &interactions, &purchases, &audit)
             .await?
         {
             return Err(ServiceError::WrongState(
                 "the duplicate changed during the merge; try again",
             ));
         }
-        self.erase_authorized(actor, other, &format!("merged into {survivor}"))
+        // The disposal record says a merge, not into whom: it links no erased id to a living one.
+        self.erase_authorized(actor, other, "merged into another customer")
             .await?;
         Ok(survivor)
     }

@@ -191,8 +191,16 @@ impl Vault {
             return Ok(false);
         };
         let scope = (facts.outlets.clone(), facts.restricted);
-        let allowed = match may_read.get(&scope) {
-            Some(a) => *a,
+        // Decided once per combination of outlets and restriction only when the policy's
+        // decisions depend on nothing else (it names no individual: `memoizes`).
+        let cached = self
+            .inner
+            .policy
+            .memoizes()
+            .then(|| may_read.get(&scope).copied())
+            .flatten();
+        let allowed = match cached {
+            Some(a) => a,
             None => {
                 let subject = Subject {
                     id,
@@ -205,6 +213,13 @@ impl Vault {
             }
         };
         if !allowed {
+            return Ok(false);
+        }
+        // A purpose resting on consent shows nothing of a customer who has not consented: they
+        // are passed over here, unread and unrecorded, so a search is no oracle for them.
+        if access.purpose.lawful_basis == steward_domain::LawfulBasis::Consent
+            && !self.consent_active(id, &access.purpose.key).await?
+        {
             return Ok(false);
         }
         // The tier is a count of purchase rows (their owner is in clear), so it is checked before
@@ -230,6 +245,10 @@ impl Vault {
     /// only customers whose name the view shows (so a search is no oracle for a withheld name);
     /// a tier filter only customers whose purchase history the view shows or abstracts.
     async fn keeps(&self, view: &CustomerView, filter: &CustomerFilter) -> ServiceResult<bool> {
+        // An outlet filter keeps only customers whose outlet the view itself shows.
+        if filter.outlet.is_some() && view.outlet_id.is_none() {
+            return Ok(false);
+        }
         if !filter.name.is_empty()
             && (view.name.is_none() || view.decision.masked.iter().any(|f| f == "name"))
         {
@@ -286,6 +305,27 @@ impl Vault {
             && (filter.tier.is_none() || d.outcome(Field::PurchaseHistory) != Outcome::Withhold)
     }
 
+    /// Whether the policy would show `access`'s caller in full the purchase history (and so
+    /// the outlet) of a customer of outlet `outlet` (consent taken as given; nothing recorded).
+    pub(crate) fn shows_outlet(&self, access: &Access<'_>, outlet: OutletId) -> bool {
+        let d = self.decide_hypothetical(
+            access.principal,
+            access.purpose,
+            Subject {
+                id: CustomerId(uuid::Uuid::nil()),
+                outlets: &[outlet],
+                restricted: false,
+            },
+            access
+                .reason
+                .map(normalize::visible_chars)
+                .filter(|n| *n > 0),
+            access.break_glass,
+            &[Field::PurchaseHistory],
+        );
+        d.outcome(Field::PurchaseHistory) == Outcome::Show
+    }
+
     /// Refuses a search by name, or a filter by tier, when under this access the caller is shown
     /// no customer's name, or purchase history, even of their own outlets: matching on it would
     /// tell them what they may not read.
@@ -307,6 +347,19 @@ impl Vault {
             tier: filter.tier,
             ..CustomerFilter::default()
         };
+        // Filtering by outlet tells which customers belong to it: only for an outlet whose
+        // customers' purchase history (which names the outlet) the caller is shown in full.
+        if let Some(o) = filter.outlet
+            && !self.shows_outlet(access, o)
+        {
+            return Err(ServiceError::Forbidden {
+                field: "outlet_id",
+                detail: format!(
+                    "under the purpose '{}' you are not shown which customers belong to this outlet",
+                    access.purpose.key
+                ),
+            });
+        }
         for (field, what, only) in [
             ("q", "names", by_name),
             ("tier", "purchase histories", by_tier),

@@ -1009,20 +1009,37 @@ impl Vault {
         self.outlets().await
     }
 
-    /// The outlets to offer `principal` in a filter: all of them if the policy lets them read
-    /// the directory, otherwise their own.
-    pub async fn outlets_for(&self, principal: &crate::Principal) -> ServiceResult<Vec<Outlet>> {
+    /// The outlets to offer `principal` in a list's filter under `purpose` (with a reason, if
+    /// they read with one): those whose customers' outlet the policy would show them
+    /// ([`Vault::read_customers`] refuses the others).
+    pub async fn outlets_for(
+        &self,
+        principal: &crate::Principal,
+        purpose: &steward_domain::Purpose,
+        reason: Option<&str>,
+    ) -> ServiceResult<Vec<Outlet>> {
+        let access = crate::Access {
+            principal,
+            purpose,
+            reason,
+            break_glass: false,
+        };
+        Ok(self
+            .outlets()
+            .await?
+            .into_iter()
+            .filter(|o| self.shows_outlet(&access, o.id))
+            .collect())
+    }
+
+    /// The outlets `principal` may register a customer at, for a form: their own, or every
+    /// outlet for staff of none (customer service, the DPO). Names of outlets are not personal.
+    pub async fn registration_outlets(
+        &self,
+        principal: &crate::Principal,
+    ) -> ServiceResult<Vec<Outlet>> {
         let all = self.outlets().await?;
-        if self
-            .authorize_actor(
-                Actor::Principal(principal),
-                Action::ReadDirectory,
-                None,
-                false,
-            )
-            .await
-            .is_ok()
-        {
+        if principal.outlets().is_empty() {
             return Ok(all);
         }
         Ok(all

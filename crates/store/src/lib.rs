@@ -266,15 +266,14 @@ pub trait ActivityStore: Send + Sync + 'static {
 
     /// Moves a duplicate's activity to the survivor in one transaction: `interactions` and
     /// `purchases` are the duplicate's rows re-sealed for the survivor (same ids), its consent
-    /// events are re-owned, `outlets` linked to the survivor; false (nothing moved) if a row is
-    /// no longer the duplicate's.
+    /// withdrawals are re-owned; no outlet link moves. False (nothing moved) if a row is no longer
+    /// the duplicate's or the duplicate has rows not listed.
     async fn move_activity(
         &self,
         from: CustomerId,
         to: CustomerId,
         interactions: &[InteractionRow],
         purchases: &[PurchaseRow],
-        outlets: &[OutletId],
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
 

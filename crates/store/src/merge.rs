@@ -1,23 +1,29 @@
 //! Merging a duplicate customer into a survivor: the duplicate's interactions and purchases,
-//! re-sealed under the survivor's data key by the caller, and its consent events move to the
+//! re-sealed under the survivor's data key by the caller, and its consent withdrawals move to the
 //! survivor in one transaction; the duplicate is then crypto-shredded like any erasure.
+//!
+//! No outlet link moves: a purchase links its customer to no outlet (issue 15, finding 2), and a
+//! merge must not widen who reads the survivor (issue 17 review, finding 1). Consent grants given
+//! under the duplicate do not move either (a withdrawal that came before could be overturned by
+//! them); its withdrawals do.
 
-use steward_domain::{CustomerId, OutletId};
+use steward_domain::CustomerId;
+
+use sqlx::AssertSqlSafe;
 
 use crate::{AuditEntryRow, InteractionRow, PurchaseRow, SqlStore, StoreResult};
 
 impl SqlStore {
     /// Moves `from`'s activity to `to`: each row replaced by its re-sealed version (same id, the
-    /// survivor's customer id), every consent event re-owned, the outlets of the moved purchases
-    /// linked, the audit entries written; one transaction. Returns false if a row was no longer
-    /// `from`'s (a concurrent change): nothing is moved then.
+    /// survivor's customer id), the consent withdrawals re-owned, the audit entries written; one
+    /// transaction. Returns false, moving nothing, if a row was no longer `from`'s or `from` has
+    /// rows that were not listed (a concurrent change): the merge is then tried again.
     pub(crate) async fn move_activity_impl(
         &self,
         from: CustomerId,
         to: CustomerId,
         interactions: &[InteractionRow],
         purchases: &[PurchaseRow],
-        outlets: &[OutletId],
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
@@ -54,13 +60,26 @@ impl SqlStore {
                 return Ok(false);
             }
         }
-        sqlx::query("UPDATE consent_events SET customer_id = $1 WHERE customer_id = $2")
-            .bind(to_b.clone())
-            .bind(from_b)
-            .execute(&mut *tx)
+        // Anything of `from`'s left (added while the rows were re-sealed) would be destroyed by
+        // the erasure that follows: nothing moves, the caller starts again.
+        for table in ["interactions", "purchases"] {
+            let left = sqlx::query(AssertSqlSafe(format!(
+                "SELECT 1 FROM {table} WHERE customer_id = $1 LIMIT 1"
+            )))
+            .bind(from_b.clone())
+            .fetch_optional(&mut *tx)
             .await?;
-        let links: Vec<(CustomerId, OutletId)> = outlets.iter().map(|o| (to, *o)).collect();
-        self.link_outlets(&mut tx, &links).await?;
+            if left.is_some() {
+                return Ok(false);
+            }
+        }
+        sqlx::query(
+            "UPDATE consent_events SET customer_id = $1 WHERE customer_id = $2 AND action = 'withdraw'",
+        )
+        .bind(to_b.clone())
+        .bind(from_b)
+        .execute(&mut *tx)
+        .await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)

@@ -326,7 +326,7 @@ impl SqlStore {
 
 impl SqlStore {
     /// Records that customers belong to outlets (idempotent).
-    pub(crate) async fn link_outlets(
+    async fn link_outlets(
         &self,
         tx: &mut Transaction<'static, sqlx::Any>,
         links: &[(CustomerId, OutletId)],
@@ -646,19 +646,19 @@ impl CustomerStore for SqlStore {
 
     async fn add_lookups(&self, entries: &[(CustomerId, Lookup)]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        for chunk in entries.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO lookup_index (kind, mac, customer_id) VALUES {} ON CONFLICT DO NOTHING",
-                values_clause(self.backend, chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, l) in chunk {
-                q = q
-                    .bind(l.kind)
-                    .bind(l.mac.to_vec())
-                    .bind(id.as_bytes().to_vec());
-            }
-            q.execute(&mut *tx).await?;
+        // Only for customers still there and not erased: an erasure by another server between
+        // the caller's read and this write leaves no entry behind.
+        for (id, l) in entries {
+            sqlx::query(
+                "INSERT INTO lookup_index (kind, mac, customer_id) \
+                 SELECT $1, $2, id FROM customers WHERE id = $3 AND erased_at IS NULL \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(l.kind)
+            .bind(l.mac.to_vec())
+            .bind(id.as_bytes().to_vec())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -850,10 +850,9 @@ impl ActivityStore for SqlStore {
         to: CustomerId,
         interactions: &[InteractionRow],
         purchases: &[PurchaseRow],
-        outlets: &[OutletId],
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        self.move_activity_impl(from, to, interactions, purchases, outlets, audit)
+        self.move_activity_impl(from, to, interactions, purchases, audit)
             .await
     }
 

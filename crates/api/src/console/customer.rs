@@ -162,7 +162,14 @@ async fn customer_page(
         .await
         .unwrap_or_default();
     let duplicates = if may.merge {
-        match s.vault.possible_duplicates(&access, id).await {
+        // Read under the purpose alone: never under this page's reason or break-glass, which
+        // were given for this customer, not for others.
+        let plain = Access {
+            reason: None,
+            break_glass: false,
+            ..access
+        };
+        match s.vault.possible_duplicates(&plain, id).await {
             Ok(d) => d
                 .into_iter()
                 .map(|v| {
@@ -248,7 +255,18 @@ pub(super) async fn read_with_reason(
         );
     }
     let purpose = f.get("purpose").map(String::as_str).unwrap_or("");
-    customer_page(&s, &session, id, purpose, Read::Reason(reason), None, None).await
+    // The timeline's older pages come back here, with the reason, in the body.
+    let before = f.get("before").and_then(|b| uuid::Uuid::try_parse(b).ok());
+    customer_page(
+        &s,
+        &session,
+        id,
+        purpose,
+        Read::Reason(reason),
+        before,
+        None,
+    )
+    .await
 }
 
 /// A break-glass read: beyond the usual rules, with a reason of at least 20 characters, for the

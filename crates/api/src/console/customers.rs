@@ -78,14 +78,24 @@ async fn page(
             (p.key, title)
         })
         .collect();
-    let outlets = s
+    // Offered: the outlets whose customers the reader would be shown as such under the purpose
+    // chosen (`service` before one is), with their reason.
+    let purpose = s
         .vault
-        .outlets_for(&session.principal)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|o| (o.id.to_string(), o.name))
-        .collect();
+        .purpose("purpose", &asked.purpose)
+        .or_else(|_| s.vault.purpose("purpose", "service"));
+    let reason = (!asked.reason.is_empty()).then_some(asked.reason.as_str());
+    let outlets = match &purpose {
+        Ok(p) => s
+            .vault
+            .outlets_for(&session.principal, p, reason)
+            .await
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+    .into_iter()
+    .map(|o| (o.id.to_string(), o.name))
+    .collect();
     let is_dpo = session
         .principal
         .roles()
@@ -277,7 +287,7 @@ pub(super) async fn search(
             .await
         }
         Err(steward_service::ServiceError::Forbidden { field, detail })
-            if field == "q" || field == "tier" =>
+            if field == "q" || field == "tier" || field == "outlet_id" =>
         {
             bad(asked, detail).await
         }

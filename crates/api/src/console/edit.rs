@@ -69,7 +69,7 @@ fn sentence(p: &Problem) -> String {
 
 async fn outlets(s: &AppState, session: &Session) -> Vec<(String, String)> {
     s.vault
-        .outlets_for(&session.principal)
+        .registration_outlets(&session.principal)
         .await
         .unwrap_or_default()
         .into_iter()
@@ -138,7 +138,11 @@ pub(super) async fn create(
             ),
         );
     }
-    let purpose = purpose_of(&f);
+    // A registry key (safe in the redirect), checked before anything is written.
+    let purpose = match s.vault.purpose("purpose", &purpose_of(&f)) {
+        Ok(p) => p.key.clone(),
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
     let mut json = profile_form::typed_json(&f);
     if let Some(o) = f.get("outlet_id").filter(|o| !o.is_empty()) {
         json.insert("outlet_id".into(), serde_json::Value::String(o.clone()));
@@ -315,7 +319,11 @@ pub(super) async fn update(
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };
-    let purpose = purpose_of(&f);
+    // A registry key (safe in the redirect), checked before anything is written.
+    let purpose = match s.vault.purpose("purpose", &purpose_of(&f)) {
+        Ok(p) => p.key.clone(),
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
     let patch = profile_form::patch_json(&f);
     if patch.is_empty() {
         return saved(id, &purpose, "unchanged");

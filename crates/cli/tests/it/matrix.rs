@@ -600,10 +600,11 @@ async fn authorisation_matrix(db: TestDb) {
                 path = template.replace("{fresh_staff}", &fresh.to_string());
             }
             if template.contains("{fresh}") {
+                // A phone it shares with `{fresh_other}`: a merge takes real duplicates only.
                 let fresh = crate::access::new_customer(
                     &router,
                     &support,
-                    json!({"name": "Matrix Erasable", "outlet_id": outlet}),
+                    json!({"name": "Matrix Erasable", "phone": "+44 20 7946 0998", "outlet_id": outlet, "allow_duplicate": true}),
                 )
                 .await;
                 path = template.replace("{fresh}", &fresh);
@@ -616,7 +617,7 @@ async fn authorisation_matrix(db: TestDb) {
                 other = crate::access::new_customer(
                     &router,
                     &support,
-                    json!({"name": "Matrix Duplicate", "outlet_id": outlet}),
+                    json!({"name": "Matrix Duplicate", "phone": "+44 20 7946 0998", "outlet_id": outlet, "allow_duplicate": true}),
                 )
                 .await;
             }

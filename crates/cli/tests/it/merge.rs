@@ -23,7 +23,14 @@ async fn a_duplicate_is_merged_into_the_survivor_and_shredded(db: TestDb) {
     let survivor = new_customer(
         app,
         &w.support,
-        json!({"name": "Carla C.", "email": "carla.c@example.com", "outlet_id": w.outlet_a}),
+        // The same person registered twice: the phone is the same.
+        json!({"name": "Carla C.", "email": "carla.c@example.com", "phone": "+44 20 7946 0555", "outlet_id": w.outlet_a, "allow_duplicate": true}),
+    )
+    .await;
+    let stranger = new_customer(
+        app,
+        &w.support,
+        json!({"name": "Stella Stranger", "outlet_id": w.outlet_a}),
     )
     .await;
     for text in [
@@ -41,16 +48,19 @@ async fn a_duplicate_is_merged_into_the_survivor_and_shredded(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::CREATED);
     }
-    let (s, _) = call(
-        app,
-        &w.support,
-        "POST",
-        &format!("/v1/customers/{other}/consents"),
-        Some(json!({"purpose": "personalisation", "action": "grant", "source": "api"})),
-        false,
-    )
-    .await;
-    assert_eq!(s, StatusCode::CREATED);
+    // A grant, then a withdrawal, under the duplicate: the withdrawal moves, the grant does not.
+    for action in ["grant", "withdraw"] {
+        let (s, _) = call(
+            app,
+            &w.support,
+            "POST",
+            &format!("/v1/customers/{other}/consents"),
+            Some(json!({"purpose": "personalisation", "action": action, "source": "api"})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
     // The other's sealed name as stored: it must be gone after the merge.
     let raw = db.raw().await;
     let sealed_name: Vec<u8> = sqlx::query("SELECT name FROM customers WHERE id = $1")
@@ -77,6 +87,31 @@ async fn a_duplicate_is_merged_into_the_survivor_and_shredded(db: TestDb) {
         (StatusCode::UNPROCESSABLE_ENTITY, Some("other_id")),
         "{p}"
     );
+    // Not a duplicate (nothing shared): refused, nothing erased.
+    let (s, p) = call(
+        app,
+        &w.support,
+        "POST",
+        &merge(&survivor),
+        Some(json!({"other_id": stranger})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("other_id")),
+        "{p}"
+    );
+    let (s, _) = call(
+        app,
+        &w.support,
+        "GET",
+        &format!("/v1/customers/{stranger}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
     let (s, p) = call(
         app,
         &w.support,
@@ -154,10 +189,13 @@ async fn a_duplicate_is_merged_into_the_survivor_and_shredded(db: TestDb) {
         false,
     )
     .await;
-    assert!(
-        consents.to_string().contains("personalisation"),
-        "{consents}"
-    );
+    let history = consents["history"].as_array().cloned().unwrap_or_default();
+    let moved: Vec<&str> = history
+        .iter()
+        .filter(|e| e["purpose"] == "personalisation")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(moved, ["withdraw"], "{consents}");
     let (s, _) = call(
         app,
         &w.support,

@@ -85,6 +85,49 @@ async fn customers_are_found_by_name_outlet_and_tier(db: TestDb) {
     let (_, page) = search("support", &format!("q=car&outlet_id={outlet_a}")).await;
     assert_eq!(names(&page), ["Carla Collector"]);
 
+    // An outlet filter tells who belongs to the outlet: refused to whom the policy does not show
+    // that outlet's customers' purchase history (Bob, of another outlet).
+    let (s, p) = search("bob", &format!("q=car&outlet_id={outlet_a}")).await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("outlet_id")),
+        "{p}"
+    );
+
+    // Under a purpose resting on consent, customers who have not consented are passed over
+    // unread: not listed, and no refusal about them is recorded.
+    let marketing = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
+    w.vault.flush_audit().await.unwrap();
+    let entries = || async {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) FROM audit_entries")
+            .fetch_one(&db.raw_log().await)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    let before = entries().await;
+    let (s, page) = call(
+        app,
+        &marketing,
+        "GET",
+        "/v1/customers?purpose=marketing_email&q=ada",
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, names(&page)),
+        (StatusCode::OK, Vec::<String>::new()),
+        "{page}"
+    );
+    w.vault.flush_audit().await.unwrap();
+    assert_eq!(
+        entries().await,
+        before,
+        "a search recorded reads of customers it did not show"
+    );
+
     // Tiers as the caller may know them: Carla bought three watches (silver). Bob, at another
     // outlet, knows her tier from the abstraction; nobody is gold.
     let (_, page) = search("bob", "q=car&tier=silver").await;
