@@ -199,7 +199,8 @@ where
     }
 }
 
-/// A customer list's filters: `?q=` (the beginning of a name's words), `?outlet_id=`, `?tier=`.
+/// A customer list's filters: `?q=` (the beginning of a name's words), `?outlet_id=`, `?tier=`,
+/// `?consent=` (a consent-based purpose) and `?active_since=` (a date).
 pub struct Filter(pub steward_domain::CustomerFilter);
 
 impl<S: Send + Sync> FromRequestParts<S> for Filter {
@@ -214,6 +215,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
             None => None,
         };
         steward_domain::CustomerFilter::parse(param(&pairs, "q"), outlet, param(&pairs, "tier"))
+            .and_then(|f| f.with_activity(param(&pairs, "consent"), param(&pairs, "active_since")))
             .map(Filter)
             .map_err(|e| Problem::invalid_parameter(&e.field, &e.reason))
     }

@@ -1,7 +1,7 @@
 //! What a customer list asks for: part of a name, an outlet, a tier. Validated here, so the API,
 //! the console and the service agree on what a query is.
 
-use crate::{OutletId, ValidationError, normalize};
+use crate::{OutletId, Timestamp, ValidationError, normalize};
 
 /// The tiers a purchase history falls in (see [`crate::PurchaseSummary`]).
 pub const TIERS: [&str; 4] = ["none", "bronze", "silver", "gold"];
@@ -18,6 +18,12 @@ pub struct CustomerFilter {
     pub outlet: Option<OutletId>,
     /// Only customers whose purchase history, as the caller may know it, falls in this tier.
     pub tier: Option<&'static str>,
+    /// Only customers with an active consent to this purpose (a consent-based purpose's key),
+    /// where the caller may read their consents.
+    pub consent: Option<String>,
+    /// Only customers with a purchase or interaction on or after this time, where the caller is
+    /// shown their purchases or interactions.
+    pub active_since: Option<Timestamp>,
 }
 
 impl CustomerFilter {
@@ -60,7 +66,41 @@ impl CustomerFilter {
                     })?,
             ),
         };
-        Ok(Self { name, outlet, tier })
+        Ok(Self {
+            name,
+            outlet,
+            tier,
+            consent: None,
+            active_since: None,
+        })
+    }
+
+    /// Adds the `consent` (a purpose key) and `active_since` (`YYYY-MM-DD`) filters.
+    pub fn with_activity(
+        mut self,
+        consent: Option<&str>,
+        active_since: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        if let Some(c) = consent.map(str::trim).filter(|c| !c.is_empty()) {
+            let ok = c.len() <= 64
+                && c.starts_with(|ch: char| ch.is_ascii_lowercase())
+                && c.chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
+            if !ok {
+                return Err(ValidationError::new(
+                    "consent",
+                    "a purpose key, e.g. marketing_email",
+                ));
+            }
+            self.consent = Some(c.to_owned());
+        }
+        if let Some(d) = active_since.map(str::trim).filter(|d| !d.is_empty()) {
+            let t = Timestamp::parse_rfc3339(&format!("{d}T00:00:00Z"))
+                .filter(|_| d.len() == 10)
+                .ok_or_else(|| ValidationError::new("active_since", "a date such as 2026-11-01"))?;
+            self.active_since = Some(t);
+        }
+        Ok(self)
     }
 
     /// The query word that narrows the candidates most: the longest (at least two letters; the

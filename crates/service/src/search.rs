@@ -222,6 +222,32 @@ impl Vault {
         {
             return Ok(false);
         }
+        // A consent filter reveals a customer's consent: only where the caller may read it.
+        if let Some(key) = &filter.consent
+            && (self
+                .authorize(
+                    access.principal,
+                    steward_policy::Action::ReadConsents,
+                    Some(id),
+                )
+                .await
+                .is_err()
+                || !self.consent_active(id, key).await?)
+        {
+            return Ok(false);
+        }
+        // Last activity: the time of the latest purchase or interaction (in clear on the rows).
+        if let Some(since) = filter.active_since
+            && self
+                .inner
+                .stores
+                .activity
+                .last_activity_at(id)
+                .await?
+                .is_none_or(|at| at < since.millis())
+        {
+            return Ok(false);
+        }
         // The tier is a count of purchase rows (their owner is in clear), so it is checked before
         // any decision: the read that follows shows it only if the policy lets the caller know.
         if let Some(tier) = filter.tier
@@ -297,12 +323,15 @@ impl Vault {
                 .map(normalize::visible_chars)
                 .filter(|n| *n > 0),
             access.break_glass,
-            &Field::CUSTOMER_VIEW,
+            &Field::ALL,
         );
+        let activity_shown = d.outcome(Field::PurchaseHistory) == Outcome::Show
+            || d.outcome(Field::Communications) == Outcome::Show;
         serves_customer_view(&d)
             && (filter.name.is_empty()
                 || d.outcome(Field::Profile(ProfileField::Name)) == Outcome::Show)
             && (filter.tier.is_none() || d.outcome(Field::PurchaseHistory) != Outcome::Withhold)
+            && (filter.active_since.is_none() || activity_shown)
     }
 
     /// Whether the policy would show `access`'s caller in full the purchase history (and so
@@ -347,6 +376,22 @@ impl Vault {
             tier: filter.tier,
             ..CustomerFilter::default()
         };
+        let by_activity = CustomerFilter {
+            active_since: filter.active_since,
+            ..CustomerFilter::default()
+        };
+        if let Some(key) = &filter.consent {
+            let ok = self
+                .purpose("consent", key)
+                .is_ok_and(|p| p.lawful_basis == steward_domain::LawfulBasis::Consent);
+            if !ok {
+                return Err(steward_domain::ValidationError::new(
+                    "consent",
+                    "not a purpose that rests on consent",
+                )
+                .into());
+            }
+        }
         // Filtering by outlet tells which customers belong to it: only for an outlet whose
         // customers' purchase history (which names the outlet) the caller is shown in full.
         if let Some(o) = filter.outlet
@@ -363,6 +408,7 @@ impl Vault {
         for (field, what, only) in [
             ("q", "names", by_name),
             ("tier", "purchase histories", by_tier),
+            ("active_since", "purchases or interactions", by_activity),
         ] {
             if only == CustomerFilter::default() || self.shows_filtered(access, own.clone(), &only)
             {

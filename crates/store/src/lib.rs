@@ -256,6 +256,9 @@ pub trait ActivityStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<PurchaseRow>>;
 
+    /// When the customer's latest purchase or interaction happened (ms), if any.
+    async fn last_activity_at(&self, customer: CustomerId) -> StoreResult<Option<i64>>;
+
     /// A customer's purchases newest first (by id), before `before`.
     async fn recent_purchases(
         &self,

@@ -856,6 +856,19 @@ impl ActivityStore for SqlStore {
             .await
     }
 
+    async fn last_activity_at(&self, customer: CustomerId) -> StoreResult<Option<i64>> {
+        let id = customer.as_bytes().to_vec();
+        let row = sqlx::query(
+            "SELECT MAX(at) FROM (SELECT MAX(occurred_at) AS at FROM interactions WHERE customer_id = $1 \
+             UNION ALL SELECT MAX(occurred_at) AS at FROM purchases WHERE customer_id = $2) latest",
+        )
+        .bind(id.clone())
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
     async fn recent_purchases(
         &self,
         customer: CustomerId,

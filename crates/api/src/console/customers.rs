@@ -34,6 +34,10 @@ struct Asked {
     tier: String,
     /// A stated reason (the DPO reads only with one); kept in the form, sent in bodies only.
     reason: String,
+    /// A consent-based purpose the customers must have agreed to.
+    consent: String,
+    /// A date (`YYYY-MM-DD`) of latest activity.
+    active_since: String,
 }
 
 #[derive(Template)]
@@ -46,6 +50,8 @@ struct HomePage<'a> {
     error: Option<&'a str>,
     /// Purposes as (key, title).
     purposes: Vec<(String, String)>,
+    /// Consent-based purposes as (key, title), for the consent filter.
+    consent_purposes: Vec<(String, String)>,
     /// Outlets offered in the filter, as (id, name).
     outlets: Vec<(String, String)>,
     tiers: &'static [&'static str],
@@ -69,6 +75,16 @@ async fn page(
     results: Option<(Vec<Row>, Option<String>)>,
     status: StatusCode,
 ) -> Response {
+    let consent_purposes = s
+        .vault
+        .purposes()
+        .into_iter()
+        .filter(|p| p.lawful_basis == steward_domain::LawfulBasis::Consent)
+        .map(|p| {
+            let title = crate::display::words(&p.key);
+            (p.key, title)
+        })
+        .collect();
     let purposes = s
         .vault
         .purposes()
@@ -116,6 +132,7 @@ async fn page(
             csrf: &session.csrf,
             error,
             purposes,
+            consent_purposes,
             outlets,
             tiers: &steward_domain::search::TIERS,
             asked,
@@ -192,6 +209,8 @@ pub(super) async fn search(
         outlet: field("outlet_id"),
         tier: field("tier"),
         reason: field("reason"),
+        consent: field("consent"),
+        active_since: field("active_since"),
     };
     let bad = |asked: Asked, msg: String| {
         let s = s.clone();
@@ -243,7 +262,9 @@ pub(super) async fn search(
                 Err(_) => return bad(asked, "Choose an outlet from the list.".into()).await,
             },
         };
-        let filter = match CustomerFilter::parse(Some(q), outlet, Some(&asked.tier)) {
+        let filter = match CustomerFilter::parse(Some(q), outlet, Some(&asked.tier))
+            .and_then(|f| f.with_activity(Some(&asked.consent), Some(&asked.active_since)))
+        {
             Ok(f) => f,
             Err(e) => {
                 let msg = if e.field == "q" {
@@ -287,9 +308,12 @@ pub(super) async fn search(
             .await
         }
         Err(steward_service::ServiceError::Forbidden { field, detail })
-            if field == "q" || field == "tier" || field == "outlet_id" =>
+            if ["q", "tier", "outlet_id", "active_since"].contains(&field) =>
         {
             bad(asked, detail).await
+        }
+        Err(steward_service::ServiceError::Validation(v)) => {
+            bad(asked, format!("{}: {}", crate::display::words(&v.field), v.reason)).await
         }
         Err(e) => error_page(Some(&session), e.into()),
     }

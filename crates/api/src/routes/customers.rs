@@ -65,7 +65,9 @@ pub async fn get_one(
     params(("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query),
            ("q" = Option<String>, Query, description = "The beginning of the name's words (at least one of two letters or more), e.g. `ada lov`"),
            ("outlet_id" = Option<String>, Query, description = "Only customers of this outlet"),
-           ("tier" = Option<String>, Query, description = "Only customers in this tier, where the caller may know it: none, bronze, silver or gold")),
+           ("tier" = Option<String>, Query, description = "Only customers in this tier, where the caller may know it: none, bronze, silver or gold"),
+           ("consent" = Option<String>, Query, description = "Only customers with an active consent to this consent-based purpose, where the caller may read consents"),
+           ("active_since" = Option<String>, Query, description = "Only customers with a purchase or interaction on or after this date (YYYY-MM-DD), where the caller is shown them")),
     responses((status = 200, body = PageOf<CustomerView>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(

@@ -141,6 +141,49 @@ async fn customers_are_found_by_name_outlet_and_tier(db: TestDb) {
     let (_, page) = search("support", "tier=none&q=ada").await;
     assert_eq!(names(&page), ["Ada Lovelace", "Adam Ant"]);
 
+    // By consent (where the caller may read consents) and by last activity (where the caller
+    // is shown purchases or interactions).
+    let ada = {
+        let (_, page) = search("support", "q=ada%20lov").await;
+        page["items"][0]["id"].as_str().unwrap().to_owned()
+    };
+    let (s, _) = call(
+        app,
+        &w.support,
+        "POST",
+        &format!("/v1/customers/{ada}/consents"),
+        Some(json!({"purpose": "marketing_email", "action": "grant", "source": "api"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (_, page) = search("support", "q=ada&consent=marketing_email").await;
+    assert_eq!(names(&page), ["Ada Lovelace"]);
+    let today = &steward_domain::Timestamp::now().to_rfc3339()[..10];
+    let (_, page) = search("support", &format!("q=car&active_since={today}")).await;
+    assert_eq!(names(&page), ["Carla Collector"], "Carlos has no activity");
+    let (_, page) = search("support", "q=car&active_since=2999-01-01").await;
+    assert_eq!(names(&page), Vec::<String>::new());
+    let (s, p) = search("support", "consent=service").await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("consent")),
+        "{p}"
+    );
+    let (s, p) = search("support", "active_since=01.11.2026").await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("active_since")),
+        "{p}"
+    );
+    // Bob is shown his own outlet's activity, not Carla's (another outlet's): she is passed over.
+    let (s, page) = search("bob", &format!("q=car&active_since={today}")).await;
+    assert_eq!(
+        (s, names(&page)),
+        (StatusCode::OK, Vec::<String>::new()),
+        "{page}"
+    );
+
     // A rename moves the customer in the index.
     let (_, page) = search("support", "q=grace").await;
     let grace = page["items"][0]["id"].as_str().unwrap().to_owned();
