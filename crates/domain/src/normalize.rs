@@ -96,6 +96,89 @@ pub fn phone(field: &'static str, raw: &str) -> Result<String, ValidationError> 
     Ok(digits)
 }
 
+/// Country calling codes and national trunk prefixes (ITU-T E.164 assignments), for the
+/// countries whose national numbers Steward accepts when it knows the country: `(ISO 3166-1
+/// alpha-2, calling code, trunk prefix dropped before the code, or "" if none)`. Italy keeps its
+/// leading 0 after the code; a North American number is ten digits with an optional leading 1.
+/// Hand-written like the rest of this module: it decides what a blind index matches.
+const NATIONAL: &[(&str, &str, &str)] = &[
+    ("AT", "43", "0"),
+    ("AU", "61", "0"),
+    ("BE", "32", "0"),
+    ("BR", "55", "0"),
+    ("CA", "1", "1"),
+    ("CH", "41", "0"),
+    ("CN", "86", "0"),
+    ("CZ", "420", ""),
+    ("DE", "49", "0"),
+    ("DK", "45", ""),
+    ("ES", "34", ""),
+    ("FI", "358", "0"),
+    ("FR", "33", "0"),
+    ("GB", "44", "0"),
+    ("GR", "30", ""),
+    ("HK", "852", ""),
+    ("IE", "353", "0"),
+    ("IL", "972", "0"),
+    ("IN", "91", "0"),
+    ("IT", "39", ""),
+    ("JP", "81", "0"),
+    ("KR", "82", "0"),
+    ("LI", "423", ""),
+    ("LU", "352", ""),
+    ("MX", "52", ""),
+    ("NL", "31", "0"),
+    ("NO", "47", ""),
+    ("NZ", "64", "0"),
+    ("PL", "48", ""),
+    ("PT", "351", ""),
+    ("SE", "46", "0"),
+    ("SG", "65", ""),
+    ("TR", "90", "0"),
+    ("US", "1", "1"),
+    ("ZA", "27", "0"),
+];
+
+/// Whether Steward knows `country`'s national phone format (an ISO 3166-1 alpha-2 code).
+pub fn knows_national_phones(country: &str) -> bool {
+    NATIONAL.iter().any(|(c, _, _)| *c == country)
+}
+
+/// Validates an outlet's country: two letters, upper-cased (ISO 3166-1 alpha-2).
+pub fn country(field: &'static str, raw: &str) -> Result<String, ValidationError> {
+    let c = raw.trim().to_ascii_uppercase();
+    if c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(c)
+    } else {
+        Err(ValidationError::new(
+            field,
+            "an ISO 3166-1 two-letter code, e.g. CH",
+        ))
+    }
+}
+
+/// [`phone`], also accepting a national number (`044 555 01 01`) when the `country` it was
+/// typed in is known: its trunk prefix dropped and its calling code put before it.
+pub fn phone_in(
+    field: &'static str,
+    raw: &str,
+    country: Option<&str>,
+) -> Result<String, ValidationError> {
+    let s = raw.trim();
+    if s.starts_with('+') || s.starts_with("00") {
+        return phone(field, s);
+    }
+    let Some((_, code, trunk)) = country.and_then(|c| NATIONAL.iter().find(|(k, _, _)| *k == c))
+    else {
+        return phone(field, s);
+    };
+    let national = s
+        .strip_prefix(trunk)
+        .filter(|_| !trunk.is_empty())
+        .unwrap_or(s);
+    phone(field, &format!("+{code}{national}"))
+}
+
 /// Trims a short text value (a name, a street), NFKC-normalises it and checks it is non-empty,
 /// not too long and free of control and bidirectional-control characters (an override can make
 /// a name read backwards on screen).
@@ -434,6 +517,40 @@ mod tests {
             let _ = short_text("name", &s);
             let _ = currency("currency", &s);
         }
+    }
+
+    #[test]
+    fn national_phones_take_the_outlets_country() {
+        assert_eq!(
+            phone_in("p", "044 555 01 01", Some("CH")).unwrap(),
+            "+41445550101"
+        );
+        assert_eq!(
+            phone_in("p", "020 7946 0001", Some("GB")).unwrap(),
+            "+442079460001"
+        );
+        assert_eq!(
+            phone_in("p", "06 12 34 56 78", Some("IT")).unwrap(),
+            "+390612345678"
+        );
+        assert_eq!(
+            phone_in("p", "(212) 555-0100", Some("US")).unwrap(),
+            "+12125550100"
+        );
+        assert_eq!(
+            phone_in("p", "1 212 555 0100", Some("US")).unwrap(),
+            "+12125550100"
+        );
+        // International spellings are unchanged by the country; unknown countries add nothing.
+        assert_eq!(
+            phone_in("p", "+44 20 7946 0001", Some("CH")).unwrap(),
+            "+442079460001"
+        );
+        assert!(phone_in("p", "044 555 01 01", None).is_err());
+        assert!(phone_in("p", "044 555 01 01", Some("ZZ")).is_err());
+        assert_eq!(country("c", " ch ").unwrap(), "CH");
+        assert!(country("c", "CHE").is_err());
+        assert!(knows_national_phones("CH") && !knows_national_phones("ZZ"));
     }
 
     #[test]

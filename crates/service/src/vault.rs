@@ -24,6 +24,8 @@ pub struct Outlet {
     pub id: OutletId,
     /// Name.
     pub name: String,
+    /// Country (ISO 3166-1 alpha-2), if known.
+    pub country: Option<String>,
 }
 
 /// A staff member as shown.
@@ -970,9 +972,23 @@ impl Vault {
 
     /// Creates an outlet, if the policy lets `actor` manage the directory; names are unique.
     pub async fn create_outlet(&self, actor: Actor<'_>, name: &str) -> ServiceResult<OutletId> {
+        self.create_outlet_in(actor, name, None).await
+    }
+
+    /// [`Vault::create_outlet`] in a country (ISO 3166-1 alpha-2): staff there may type phone
+    /// numbers in its national format.
+    pub async fn create_outlet_in(
+        &self,
+        actor: Actor<'_>,
+        name: &str,
+        country: Option<&str>,
+    ) -> ServiceResult<OutletId> {
         self.authorize_actor(actor, Action::ManageDirectory, None, false)
             .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
+        let country = country
+            .map(|c| steward_domain::normalize::country("country", c))
+            .transpose()?;
         let id = OutletId::new();
         match self
             .inner
@@ -982,6 +998,7 @@ impl Vault {
                 &OutletRow {
                     id,
                     name,
+                    country,
                     created_at: Timestamp::now().millis(),
                 },
                 &[self.write_entry_for(
@@ -1048,6 +1065,19 @@ impl Vault {
             .collect())
     }
 
+    /// The country whose national phone format `principal` types in: their (first) outlet's,
+    /// if it is known and its format is.
+    pub async fn phone_country(&self, principal: &crate::Principal) -> Option<String> {
+        let first = *principal.outlets().first()?;
+        self.outlets()
+            .await
+            .ok()?
+            .into_iter()
+            .find(|o| o.id == first)?
+            .country
+            .filter(|c| steward_domain::normalize::knows_national_phones(c))
+    }
+
     /// All outlets, for the service's own use.
     pub(crate) async fn outlets(&self) -> ServiceResult<Vec<Outlet>> {
         Ok(self
@@ -1060,6 +1090,7 @@ impl Vault {
             .map(|o| Outlet {
                 id: o.id,
                 name: o.name,
+                country: o.country,
             })
             .collect())
     }

@@ -112,6 +112,8 @@ pub struct OutletRow {
     pub id: OutletId,
     /// Name (business data, clear).
     pub name: String,
+    /// Country (ISO 3166-1 alpha-2), if known: national phone numbers typed there.
+    pub country: Option<String>,
     /// Creation time (ms).
     pub created_at: i64,
 }

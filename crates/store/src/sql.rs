@@ -960,9 +960,10 @@ impl ActivityStore for SqlStore {
 impl DirectoryStore for SqlStore {
     async fn insert_outlet(&self, row: &OutletRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO outlets (id, name, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO outlets (id, name, country, created_at) VALUES ($1, $2, $3, $4)")
             .bind(row.id.as_bytes().to_vec())
             .bind(&row.name)
+            .bind(row.country.clone())
             .bind(row.created_at)
             .execute(&mut *tx)
             .await
@@ -973,7 +974,7 @@ impl DirectoryStore for SqlStore {
     }
 
     async fn list_outlets(&self) -> StoreResult<Vec<OutletRow>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM outlets ORDER BY name")
+        let rows = sqlx::query("SELECT id, name, created_at, country FROM outlets ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -982,6 +983,7 @@ impl DirectoryStore for SqlStore {
                     id: id16(r.try_get(0)?, OutletId::from_slice)?,
                     name: r.try_get(1)?,
                     created_at: r.try_get(2)?,
+                    country: r.try_get(3)?,
                 })
             })
             .collect()

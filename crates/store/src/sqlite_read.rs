@@ -205,6 +205,7 @@ mod tests {
             let row = OutletRow {
                 id,
                 name: name.into(),
+                country: None,
                 created_at: 1,
             };
             store.insert_outlet(&row, &[]).await.unwrap();

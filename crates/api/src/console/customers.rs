@@ -238,16 +238,23 @@ pub(super) async fn search(
         break_glass: false,
     };
     let q = asked.query.as_str();
-    let looks_like_phone = q.starts_with('+') || q.starts_with("00");
+    // Digits are a phone number: international, or national where the reader's outlet's
+    // country is known.
+    let country = s.vault.phone_country(&session.principal).await;
+    let looks_like_phone = q.starts_with('+')
+        || q.starts_with("00")
+        || (country.is_some()
+            && q.chars().any(|c| c.is_ascii_digit())
+            && q.chars()
+                .all(|c| c.is_ascii_digit() || " ().-/".contains(c)));
     let found = if q.contains('@') || looks_like_phone {
         let lookup = if q.contains('@') {
             normalize::email("query", q).map(|v| ("email", v))
         } else {
-            normalize::phone("query", q).map(|v| ("phone", v))
+            normalize::phone_in("query", q, country.as_deref()).map(|v| ("phone", v))
         };
         let Ok((kind, value)) = lookup else {
-            let msg =
-                "Enter a whole e-mail address, or a phone number with its country code (+44 …).";
+            let msg = "Enter a whole e-mail address, or a phone number (with its country code, +44 …, unless your outlet's country is set).";
             return bad(asked, msg.into()).await;
         };
         s.vault
@@ -313,7 +320,11 @@ pub(super) async fn search(
             bad(asked, detail).await
         }
         Err(steward_service::ServiceError::Validation(v)) => {
-            bad(asked, format!("{}: {}", crate::display::words(&v.field), v.reason)).await
+            bad(
+                asked,
+                format!("{}: {}", crate::display::words(&v.field), v.reason),
+            )
+            .await
         }
         Err(e) => error_page(Some(&session), e.into()),
     }

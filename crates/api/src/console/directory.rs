@@ -201,9 +201,10 @@ pub(super) async fn add_outlet(
         return refused_form(&session);
     }
     let name = f.get("name").map(|n| n.trim()).unwrap_or("");
+    let country = f.get("country").map(|c| c.trim()).filter(|c| !c.is_empty());
     match s
         .vault
-        .create_outlet(Actor::Principal(&session.principal), name)
+        .create_outlet_in(Actor::Principal(&session.principal), name, country)
         .await
     {
         Ok(_) => done("outlet"),

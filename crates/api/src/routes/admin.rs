@@ -17,6 +17,11 @@ use crate::{AppState, Problem};
 pub struct OutletInput {
     /// The outlet's name (unique).
     pub name: String,
+    /// Its country (ISO 3166-1 alpha-2, e.g. `CH`): staff there may then look customers up by
+    /// phone numbers in its national format.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z]{2}$")]
+    pub country: Option<String>,
 }
 
 /// An outlet.
@@ -26,6 +31,9 @@ pub struct OutletView {
     pub id: OutletId,
     /// Name.
     pub name: String,
+    /// Country (ISO 3166-1 alpha-2), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 /// Adds an outlet.
@@ -38,7 +46,11 @@ pub async fn create_outlet(
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     let id = s
         .vault
-        .create_outlet(steward_service::Actor::Principal(&p), &input.name)
+        .create_outlet_in(
+            steward_service::Actor::Principal(&p),
+            &input.name,
+            input.country.as_deref(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(Created { id: id.to_string() })))
 }
@@ -57,6 +69,7 @@ pub async fn list_outlets(
             .map(|o| OutletView {
                 id: o.id,
                 name: o.name,
+                country: o.country,
             })
             .collect(),
     ))

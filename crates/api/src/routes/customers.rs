@@ -177,7 +177,8 @@ pub struct LookupRequest {
     /// An e-mail address (matched after normalisation).
     #[serde(default)]
     pub email: Option<String>,
-    /// A phone number in international format (matched after normalisation).
+    /// A phone number in international format, or in the national format of the caller's outlet's
+    /// country when it is known (matched after normalisation).
     #[serde(default)]
     pub phone: Option<String>,
 }
@@ -196,7 +197,13 @@ pub async fn lookup(
 ) -> Result<Json<PageOf<CustomerView>>, Problem> {
     let (kind, value) = match (&req.email, &req.phone) {
         (Some(e), None) => ("email", normalize::email("email", e)?),
-        (None, Some(p)) => ("phone", normalize::phone("phone", p)?),
+        (None, Some(ph)) => {
+            let country = s.vault.phone_country(&p).await;
+            (
+                "phone",
+                normalize::phone_in("phone", ph, country.as_deref())?,
+            )
+        }
         _ => {
             return Err(ValidationError::new("email", "give exactly one of email or phone").into());
         }

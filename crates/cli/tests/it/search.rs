@@ -360,3 +360,86 @@ async fn the_console_lists_and_searches_keeping_what_was_typed(db: TestDb) {
         "{page}"
     );
 }
+
+backend_tests!(national_phone_numbers_are_found_where_the_outlets_country_is_known);
+
+async fn national_phone_numbers_are_found_where_the_outlets_country_is_known(db: TestDb) {
+    let (vault, op, _) = db.open().await;
+    let app = steward_api::router(vault.clone());
+    let admin = token(&vault, TokenOwner::Role(Role::Admin)).await;
+    let (s, p) = call(
+        &app,
+        &admin,
+        "POST",
+        "/v1/outlets",
+        Some(json!({"name": "Zurich", "country": "CHE"})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("country")),
+        "{p}"
+    );
+    let (s, p) = call(
+        &app,
+        &admin,
+        "POST",
+        "/v1/outlets",
+        Some(json!({"name": "Zurich", "country": "ch"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let zurich: steward_domain::OutletId = p["id"].as_str().unwrap().parse().unwrap();
+    let (_, list) = call(&app, &admin, "GET", "/v1/outlets", None, false).await;
+    assert_eq!(list[0]["country"], "CH", "{list}");
+    let elsewhere = vault.create_outlet(op.into(), "Nowhere").await.unwrap();
+    let here = vault
+        .create_staff(op.into(), "Zoe Zurich", &[Role::SalesAssociate], &[zurich])
+        .await
+        .unwrap();
+    let there = vault
+        .create_staff(
+            op.into(),
+            "Nils Nowhere",
+            &[Role::SalesAssociate],
+            &[elsewhere],
+        )
+        .await
+        .unwrap();
+    crate::support::operator_customer(
+        &vault,
+        op,
+        json!({"name": "Ueli Local", "phone": "+41 44 555 01 01", "outlet_id": zurich}),
+    )
+    .await;
+    let (zoe, nils) = (
+        token(&vault, TokenOwner::Staff(here)).await,
+        token(&vault, TokenOwner::Staff(there)).await,
+    );
+    let lookup = |t: String| {
+        let app = app.clone();
+        async move {
+            call(
+                &app,
+                &t,
+                "POST",
+                "/v1/customers/lookup?purpose=service",
+                Some(json!({"phone": "044 555 01 01"})),
+                false,
+            )
+            .await
+        }
+    };
+    let (s, found) = lookup(zoe).await;
+    assert_eq!(s, StatusCode::OK, "{found}");
+    assert_eq!(found["items"][0]["name"], "Ueli Local", "{found}");
+    // An outlet of no known country: the number must be international, as before.
+    let (s, p) = lookup(nils).await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("phone")),
+        "{p}"
+    );
+}
