@@ -10,7 +10,7 @@ use steward_domain::ValidationError;
 use steward_domain::{CustomerId, CustomerView};
 use steward_service::{Access, Actor, Principal};
 
-use super::{Session, SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
+use super::{Form, Session, SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::{AppState, Problem};
 
 /// One field of the customer page.
@@ -234,13 +234,10 @@ pub(super) async fn read_with_reason(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };
@@ -277,13 +274,10 @@ pub(super) async fn break_glass(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };
@@ -442,13 +436,7 @@ async fn recording(
     ),
     Response,
 > {
-    let Some(session) = session else {
-        return Err(to_sign_in());
-    };
-    let f = form(body);
-    if !csrf_ok(&session, &f) {
-        return Err(refused_form(&session));
-    }
+    let (session, f) = signed_form(session, body)?;
     let Ok(id) = uuid::Uuid::try_parse(id).map(CustomerId) else {
         return Err(error_page(Some(&session), Problem::not_found("customer")));
     };
@@ -467,9 +455,6 @@ async fn recording(
 fn back(id: CustomerId, purpose: &str) -> Response {
     Redirect::to(&format!("/console/customers/{id}?purpose={purpose}")).into_response()
 }
-
-/// A parsed urlencoded form.
-type Form = std::collections::HashMap<String, String>;
 
 fn field<'a>(f: &'a Form, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("")

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use steward_domain::{CustomerFilter, CustomerId, CustomerView, OutletId, normalize};
 use steward_service::Access;
 
-use super::{Session, SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
+use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::AppState;
 
 /// How many customers a page of the list shows.
@@ -195,13 +195,10 @@ pub(super) async fn search(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let field = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
     let asked = Asked {
         query: field("query"),

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::{OutletId, Role, StaffId, TokenId};
 use steward_service::{Actor, DirectoryActions};
 
-use super::{Session, SignedIn, csrf_ok, error_page, refused_form, render, to_sign_in};
+use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::display::{when, words};
-use crate::web::{form, form_all};
+use crate::web::form_all;
 use crate::{AppState, Problem};
 
 struct StaffRow {
@@ -193,13 +193,10 @@ pub(super) async fn add_outlet(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let name = f.get("name").map(|n| n.trim()).unwrap_or("");
     let country = f.get("country").map(|c| c.trim()).filter(|c| !c.is_empty());
     match s
@@ -230,13 +227,10 @@ pub(super) async fn add_staff(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     if !s.vault.directory_actions(&session.principal).await.manage {
         return error_page(
             Some(&session),
@@ -298,13 +292,10 @@ pub(super) async fn set_disabled(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Ok(id) = uuid::Uuid::try_parse(&id).map(StaffId) else {
         return error_page(Some(&session), Problem::not_found("staff member"));
     };
@@ -326,13 +317,10 @@ pub(super) async fn revoke_token(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, _) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Ok(id) = uuid::Uuid::try_parse(&id).map(TokenId) else {
         return error_page(Some(&session), Problem::not_found("token"));
     };

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::{CustomerId, RequestId, RequestReason, RequestStatus, Timestamp};
 use steward_service::AuditFilter;
 
-use super::{SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
+use super::{SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::display::{when, words};
 use crate::{AppState, Problem};
 
@@ -320,13 +320,10 @@ pub(super) async fn act(
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Ok(id) = uuid::Uuid::try_parse(&id).map(RequestId) else {
         return error_page(Some(&session), Problem::not_found("request"));
     };

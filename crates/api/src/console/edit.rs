@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::{CustomerId, CustomerInput, CustomerPatch, ProfileField};
 use steward_service::{Access, Actor};
 
-use super::{Session, SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
+use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::profile_form::{self, Input};
 use crate::{AppState, Problem};
 
@@ -121,13 +121,10 @@ pub(super) async fn create(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     // Refused before the input is read: a caller who may not register learns nothing of it.
     if !s.vault.may_create_customer(&session.principal).await {
         return error_page(
@@ -309,13 +306,10 @@ pub(super) async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };

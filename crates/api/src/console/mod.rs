@@ -247,6 +247,24 @@ fn refused_form(session: &Session) -> Response {
     )
 }
 
+/// A parsed urlencoded form.
+type Form = std::collections::HashMap<String, String>;
+
+/// What every console form starts with: a signed-in session (else the sign-in page) and a form
+/// token that matches it (else a refusal); then the parsed form.
+// The error is the response to send, built once per request: boxing it would only add a step.
+#[allow(clippy::result_large_err)]
+fn signed_form(session: Option<Session>, body: &Bytes) -> Result<(Session, Form), Response> {
+    let Some(session) = session else {
+        return Err(to_sign_in());
+    };
+    let f = form(body);
+    if !csrf_ok(&session, &f) {
+        return Err(refused_form(&session));
+    }
+    Ok((session, f))
+}
+
 async fn sign_out(State(s): State<AppState>, SignedIn(session): SignedIn, body: Bytes) -> Response {
     let Some(session) = session else {
         return to_sign_in();

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{SignedIn, csrf_ok, error_page, form, refused_form, render, to_sign_in};
+use super::{SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::display::when;
 use crate::{AppState, Problem};
 
@@ -51,13 +51,10 @@ pub(super) async fn acknowledge(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let Some(version) = f.get("version").and_then(|v| v.parse::<i64>().ok()) else {
         return error_page(
             Some(&session),
@@ -80,13 +77,10 @@ pub(super) async fn publish(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     let text = f.get("text").map(String::as_str).unwrap_or("");
     match s.vault.publish_notice(&session.principal, text).await {
         Ok(_) => Redirect::to("/console/dpo?done=published").into_response(),

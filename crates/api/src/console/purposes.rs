@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 use steward_domain::{DataCategory, PurposeInput, PurposePatch, Role};
 
-use super::{Session, SignedIn, csrf_ok, error_page, refused_form, render, to_sign_in};
+use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
 use crate::display::words;
-use crate::web::{form, form_all};
+use crate::web::form_all;
 use crate::{AppState, Problem};
 
 /// A purpose as the page shows it.
@@ -149,13 +149,10 @@ pub(super) async fn register(
     SignedIn(session): SignedIn,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     // Refused before the input is read: a caller who may not register learns nothing of it.
     if !s.vault.directory_actions(&session.principal).await.purposes {
         return error_page(
@@ -199,13 +196,10 @@ pub(super) async fn change(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Response {
-    let Some(session) = session else {
-        return to_sign_in();
+    let (session, f) = match signed_form(session, &body) {
+        Ok(s) => s,
+        Err(res) => return res,
     };
-    let f = form(&body);
-    if !csrf_ok(&session, &f) {
-        return refused_form(&session);
-    }
     if !s.vault.directory_actions(&session.principal).await.purposes {
         return error_page(
             Some(&session),

@@ -90,14 +90,8 @@ pub async fn another_outlets_customer(
 ) -> steward_domain::CustomerId {
     let mine = vault.create_outlet(op.into(), "Geneva").await.unwrap();
     let theirs = vault.create_outlet(op.into(), "Zurich").await.unwrap();
-    let staff = vault
-        .create_staff(op.into(), staff_name, &[role], &[mine])
-        .await
-        .unwrap();
-    vault
-        .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
-        .await
-        .unwrap();
+    let _ = crate::support::staff_member(vault, op, (staff_name, role, &[mine]), (login, password))
+        .await;
     let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
         "name": name, "email": email, "phone": phone, "outlet_id": theirs,
     }))
@@ -541,19 +535,13 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
     );
 
     // Anyone else is refused the page.
-    let seller = vault
-        .create_staff(op.into(), "Sid Seller", &[Role::SalesAssociate], &[])
-        .await
-        .unwrap();
-    vault
-        .set_staff_password(
-            op,
-            seller,
-            "sid",
-            zeroize::Zeroizing::new("selling all day long".into()),
-        )
-        .await
-        .unwrap();
+    let _ = crate::support::staff_member(
+        &vault,
+        op,
+        ("Sid Seller", Role::SalesAssociate, &[]),
+        ("sid", "selling all day long"),
+    )
+    .await;
     let other = vault
         .sign_in(
             "sid",

@@ -24,14 +24,8 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
         ("Dee Dpo", Role::Dpo, "dee"),
         ("Lou Leaving", Role::SalesAssociate, "lou"),
     ] {
-        let staff = vault
-            .create_staff(op.into(), name, &[role], &[home])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
-            .await
-            .unwrap();
+        let _ = crate::support::staff_member(&vault, op, (name, role, &[home]), (login, password))
+            .await;
     }
     let app = steward_api::router(vault.clone());
     let (ada, csrf) = console_session(&app, "ada", password).await;

@@ -19,14 +19,8 @@ async fn customers_are_registered_and_corrected_in_the_console(db: TestDb) {
         ("Sue Support", Role::SupportAgent, "sue"),
         ("Max Marketing", Role::Marketing, "max"),
     ] {
-        let staff = vault
-            .create_staff(op.into(), name, &[role], &[])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
-            .await
-            .unwrap();
+        let _ =
+            crate::support::staff_member(&vault, op, (name, role, &[]), (login, password)).await;
     }
     let app = steward_api::router(vault.clone());
     let (sue, csrf) = console_session(&app, "sue", password).await;

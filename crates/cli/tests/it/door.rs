@@ -193,19 +193,13 @@ async fn console_forms_by_role(db: TestDb) {
 async fn portal_forms_need_the_customer(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let outlet = vault.create_outlet(op.into(), "Portal Door").await.unwrap();
-    let staff = vault
-        .create_staff(op.into(), "Door Agent", &[Role::SupportAgent], &[outlet])
-        .await
-        .unwrap();
-    vault
-        .set_staff_password(
-            op,
-            staff,
-            "door.agent",
-            zeroize::Zeroizing::new("a long enough password".into()),
-        )
-        .await
-        .unwrap();
+    let _ = crate::support::staff_member(
+        &vault,
+        op,
+        ("Door Agent", Role::SupportAgent, &[outlet]),
+        ("door.agent", "a long enough password"),
+    )
+    .await;
     let customer = crate::support::operator_customer(
         &vault,
         op,

@@ -289,14 +289,9 @@ async fn the_console_offers_a_merge_of_customers_sharing_a_contact(db: TestDb) {
         ("Sam Support", Role::SupportAgent, "sam"),
         ("Ann Associate", Role::SalesAssociate, "ann"),
     ] {
-        let staff = vault
-            .create_staff(op.into(), name, &[role], &[outlet])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
-            .await
-            .unwrap();
+        let _ =
+            crate::support::staff_member(&vault, op, (name, role, &[outlet]), (login, password))
+                .await;
     }
     let body = |name: &str| json!({"name": name, "email": "twice@example.com", "outlet_id": outlet, "allow_duplicate": true});
     let survivor = crate::support::operator_customer(&vault, op, body("Tess Twice")).await;

@@ -28,14 +28,9 @@ async fn reads_wait_for_the_confidentiality_notice_to_be_acknowledged(db: TestDb
         ("Nat Seller", Role::SalesAssociate, "nat"),
         ("Dot Dpo", Role::Dpo, "dot"),
     ] {
-        let staff = vault
-            .create_staff(op.into(), name, &[role], &[outlet])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
-            .await
-            .unwrap();
+        let _ =
+            crate::support::staff_member(&vault, op, (name, role, &[outlet]), (login, password))
+                .await;
     }
     let customer = operator_customer(
         &vault,

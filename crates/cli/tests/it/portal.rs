@@ -59,19 +59,13 @@ pub async fn consenting_customer(
     (name, email, phone): (&str, &str, &str),
 ) -> (CustomerId, steward_service::Principal) {
     let outlet = vault.create_outlet(op.into(), "Lausanne").await.unwrap();
-    let staff = vault
-        .create_staff(op.into(), "Mia Marketer", &[Role::Marketing], &[outlet])
-        .await
-        .unwrap();
-    vault
-        .set_staff_password(
-            op,
-            staff,
-            "mia",
-            zeroize::Zeroizing::new("marketing pass 1".into()),
-        )
-        .await
-        .unwrap();
+    let _ = crate::support::staff_member(
+        vault,
+        op,
+        ("Mia Marketer", Role::Marketing, &[outlet]),
+        ("mia", "marketing pass 1"),
+    )
+    .await;
     let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({
         "name": name, "email": email, "phone": phone, "outlet_id": outlet,
     }))

@@ -545,3 +545,20 @@ pub async fn operator_customer(
         .await
         .expect("created")
 }
+
+/// A staff member `name` in `role` at `outlets`, signing in as `login` with `password`.
+pub async fn staff_member(
+    v: &Vault,
+    op: steward_service::Operator,
+    (name, role, outlets): (&str, steward_domain::Role, &[steward_domain::OutletId]),
+    (login, password): (&str, &str),
+) -> steward_domain::StaffId {
+    let staff = v
+        .create_staff(op.into(), name, &[role], outlets)
+        .await
+        .expect("staff");
+    v.set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
+        .await
+        .expect("password");
+    staff
+}

@@ -22,14 +22,9 @@ async fn the_timeline_shows_what_was_recorded_newest_first(db: TestDb) {
         ("Tim Manager", Role::StoreManager, mine, "tim"),
         ("Ola Other", Role::SalesAssociate, theirs, "ola"),
     ] {
-        let staff = vault
-            .create_staff(op.into(), name, &[role], &[outlet])
-            .await
-            .unwrap();
-        vault
-            .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
-            .await
-            .unwrap();
+        let _ =
+            crate::support::staff_member(&vault, op, (name, role, &[outlet]), (login, password))
+                .await;
     }
     let customer = operator_customer(
         &vault,
