@@ -21,11 +21,18 @@ pub async fn run(history: usize, runs: usize) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the bench token does not authenticate"))?;
     let mut times = Vec::with_capacity(runs);
     for run in 0..runs {
+        // The same person twice: the duplicate shares the survivor's phone (a merge takes only
+        // real duplicates).
+        let first = super::generated(2 * run);
+        let second = steward_domain::NewCustomer {
+            phone: first.phone.clone(),
+            ..super::generated(2 * run + 1)
+        };
         let survivor = vault
-            .create_customer_allowing_duplicate(operator.into(), &super::generated(2 * run))
+            .create_customer_allowing_duplicate(operator.into(), &first)
             .await?;
         let other = vault
-            .create_customer_allowing_duplicate(operator.into(), &super::generated(2 * run + 1))
+            .create_customer_allowing_duplicate(operator.into(), &second)
             .await?;
         let items: Vec<_> = (0..history)
             .map(|i| {
