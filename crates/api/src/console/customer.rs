@@ -28,6 +28,8 @@ struct CustomerPage<'a> {
     csrf: &'a str,
     id: CustomerId,
     purpose: &'a str,
+    /// The purpose as people read it.
+    purpose_title: String,
     fields: Vec<FieldView>,
     /// This read was a break-glass read (flagged for the DPO).
     broke_glass: bool,
@@ -35,8 +37,9 @@ struct CustomerPage<'a> {
     reason: Option<String>,
     /// The reader's roles may break glass (the policy decides; the form is offered to them).
     may_break_glass: bool,
-    /// Consent-based purposes and the customer's state for each, if the reader may see them.
-    consents: Option<Vec<(String, &'static str)>>,
+    /// Consent-based purposes (key, title) and the customer's state for each, if the reader may
+    /// see them.
+    consents: Option<Vec<(String, String, &'static str)>>,
     /// Interaction channels, for the form.
     channels: Vec<&'static str>,
     /// The timeline's page, newest first.
@@ -189,6 +192,7 @@ async fn customer_page(
                 csrf: &session.csrf,
                 id,
                 purpose: &purpose.key,
+                purpose_title: crate::display::words(&purpose.key),
                 fields: field_views(&c),
                 broke_glass: glass,
                 reason: reason.filter(|_| !glass).map(str::to_owned),
@@ -401,7 +405,7 @@ async fn consent_rows(
     s: &AppState,
     principal: &Principal,
     id: CustomerId,
-) -> Option<Vec<(String, &'static str)>> {
+) -> Option<Vec<(String, String, &'static str)>> {
     let state = s.vault.consent_state(principal, id).await.ok()?;
     Some(
         s.vault
@@ -414,7 +418,8 @@ async fn consent_rows(
                     .iter()
                     .find(|c| c.purpose == p.key)
                     .map_or("never", |c| c.state);
-                (p.key, now)
+                let title = crate::display::words(&p.key);
+                (p.key, title, now)
             })
             .collect(),
     )

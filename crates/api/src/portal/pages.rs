@@ -17,6 +17,8 @@ use crate::{AppState, Problem};
 /// One purpose as the portal explains it.
 struct PurposeRow {
     key: String,
+    /// The purpose as people read it.
+    title: String,
     notice: String,
     version: i64,
     basis: &'static str,
@@ -104,6 +106,7 @@ fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) 
             .purposes
             .iter()
             .map(|p| PurposeRow {
+                title: crate::display::words(&p.key),
                 key: p.key.clone(),
                 notice: p.notice_text.clone(),
                 version: p.notice_version,
@@ -195,10 +198,11 @@ pub(super) async fn consent(
             .await;
         match done {
             Ok(_) => {
+                let title = crate::display::words(purpose).to_lowercase();
                 let notice = match action {
-                    ConsentAction::Grant => format!("You agreed to {purpose}."),
+                    ConsentAction::Grant => format!("You agreed to {title}."),
                     ConsentAction::Withdraw => {
-                        format!("You withdrew your consent to {purpose}. It applies at once.")
+                        format!("You withdrew your consent to {title}. It applies at once.")
                     }
                 };
                 overview(&s, &visit, Some(&notice), gpc(&headers)).await

@@ -490,7 +490,7 @@ fn customer_withdraws_consent_in_a_real_browser() {
     let home = b.source();
     assert!(home.contains("Olga Optout") && home.contains("+41215550177"));
     b.click("#withdraw-marketing_email");
-    b.wait_for("You withdrew your consent to marketing_email");
+    b.wait_for("You withdrew your consent to marketing email");
     assert!(b.source().contains("id=\"grant-marketing_email\""));
 
     // The access log, its proofs checked by the page's own script (WebCrypto).

@@ -274,7 +274,7 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     assert!(page.contains("amount") && !page.contains("12;50"));
     let (_, _, page) = send(&app, "GET", &link, Some(&session), None).await;
     assert!(
-        page.contains("marketing_email: <strong>never</strong>"),
+        page.contains("Marketing email: <strong>never</strong>"),
         "{page}"
     );
     let grant = with(&[("consent_purpose", "marketing_email"), ("action", "grant")]);
@@ -282,7 +282,7 @@ async fn console_sign_in_search_and_read(db: TestDb) {
     assert_eq!(s, StatusCode::SEE_OTHER);
     let (_, _, page) = send(&app, "GET", &link, Some(&session), None).await;
     assert!(
-        page.contains("marketing_email: <strong>granted</strong>"),
+        page.contains("Marketing email: <strong>granted</strong>"),
         "{page}"
     );
     let forged = vec![

@@ -244,7 +244,7 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
         "Pia Portal",
         "pia.portal@example.com",
         "+41215550123",
-        "order_fulfilment",
+        "Order fulfilment",
     ] {
         assert!(home.contains(held), "{held} missing");
     }
@@ -296,7 +296,7 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{page}");
-    assert!(page.contains("You agreed to marketing_email."));
+    assert!(page.contains("You agreed to marketing email."));
     assert!(page.contains("Global Privacy Control"));
     assert!(marketing_may_read(&vault, customer).await);
     // Withdrawing is as easy: one button, and the staff read is refused at once.
@@ -314,7 +314,7 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    assert!(page.contains("You withdrew your consent to marketing_email"));
+    assert!(page.contains("You withdrew your consent to marketing email"));
     assert!(!marketing_may_read(&vault, customer).await);
     let last = vault.consent_state(&dpo, customer).await.unwrap();
     let last = last.history.last().unwrap();
