@@ -6,12 +6,22 @@ use zeroize::Zeroizing;
 
 /// The key for blind indexes. Independent of every encryption key: it is its own random key,
 /// wrapped by the master key like a data key.
-pub struct BlindIndexKey(Zeroizing<[u8; 32]>);
+///
+/// Keeps the HMAC's keyed state, built once: every MAC starts from a copy of it instead of
+/// hashing the key's two pads again (half of a short MAC's work; an import computes eight MACs
+/// per customer). The states are wiped when dropped (`hmac`'s `zeroize` feature).
+pub struct BlindIndexKey {
+    keyed: Hmac<Sha256>,
+}
 
 impl BlindIndexKey {
-    /// From raw key bytes.
+    /// From raw key bytes (wiped when this returns; only the keyed state is kept).
     pub fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
-        Self(bytes)
+        // INVARIANT: HMAC accepts keys of any length, so this cannot fail for a 32-byte key.
+        let Ok(keyed) = <Hmac<Sha256> as KeyInit>::new_from_slice(bytes.as_slice()) else {
+            unreachable!("HMAC takes keys of any length")
+        };
+        Self { keyed }
     }
 
     /// The index of `value` (already normalised) for the lookup `kind` (e.g. `email`).
@@ -21,10 +31,7 @@ impl BlindIndexKey {
     /// a match as a candidate anyway; half the width halves the index, whose random inserts
     /// dominate bulk-import time.
     pub fn mac(&self, kind: &str, value: &str) -> [u8; 16] {
-        // INVARIANT: HMAC accepts keys of any length, so this cannot fail for a 32-byte key.
-        let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_slice()) else {
-            unreachable!("HMAC takes keys of any length")
-        };
+        let mut m = self.keyed.clone();
         m.update(b"steward/v1/blind-index\0");
         m.update(kind.as_bytes());
         m.update(&[0]);
@@ -62,6 +69,16 @@ mod tests {
                 prop_assert_ne!(k.mac("email", &v), k.mac("email", &w));
             }
         }
+    }
+
+    #[test]
+    fn the_kept_state_gives_the_same_mac_as_a_fresh_one() {
+        // The value a store already holds must not move: HMAC-SHA256 of the same input.
+        let raw = [7u8; 32];
+        let mut fresh = <Hmac<Sha256> as KeyInit>::new_from_slice(&raw).unwrap();
+        fresh.update(b"steward/v1/blind-index\0email\0a@example.com");
+        let full: [u8; 32] = fresh.finalize().into_bytes().into();
+        assert_eq!(key(7).mac("email", "a@example.com"), full[..16]);
     }
 
     #[test]
