@@ -131,7 +131,14 @@ fn a_support_agent_registers_a_walk_in_and_is_warned_of_a_duplicate() {
     b.click("main form button[type=submit]");
     let saved = b.wait_for("The customer is registered.");
     assert!(saved.contains("Walt W."), "{saved}");
-    b.assert_accessible("the new customer's page");
+    b.assert_accessible("the new customer's page, with its possible duplicate");
+    b.click("a[href*='/edit?purpose=']");
+    b.wait_for("Correct the customer's details</h1>");
+    b.assert_accessible("the correction form");
+    b.type_into("#address_city", " NM");
+    b.click("main form button[type=submit]");
+    let saved = b.wait_for("The changes are saved.");
+    assert!(saved.contains("Albuquerque NM"), "{saved}");
     b.screenshot("support-walk-in");
 }
 
