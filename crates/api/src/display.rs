@@ -42,34 +42,31 @@ pub(crate) fn money(minor: i64, currency: &str) -> String {
     }
 }
 
-/// `5 Dec 2026, 14:03 UTC`: a date and a time of day people read at a glance.
+/// The installation's time zone for pages (`serve --time-zone`); UTC until set.
+static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+
+/// Shows times on the console's and the portal's pages in the IANA time zone `name` (e.g.
+/// `Europe/Zurich`), daylight saving included. Once per process; an unknown name is an error.
+pub fn set_time_zone(name: &str) -> Result<(), String> {
+    let tz = jiff::tz::TimeZone::get(name).map_err(|_| format!("unknown time zone {name}"))?;
+    let _ = ZONE.set(tz);
+    Ok(())
+}
+
+/// `5 Dec 2026, 15:03 CET`: a date and a time of day people read at a glance, in the
+/// installation's time zone.
 pub(crate) fn when(t: Timestamp) -> String {
-    let Ok(dt) =
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.millis()) * 1_000_000)
-    else {
-        return t.to_rfc3339();
-    };
-    let month = match dt.month() {
-        time::Month::January => "Jan",
-        time::Month::February => "Feb",
-        time::Month::March => "Mar",
-        time::Month::April => "Apr",
-        time::Month::May => "May",
-        time::Month::June => "Jun",
-        time::Month::July => "Jul",
-        time::Month::August => "Aug",
-        time::Month::September => "Sep",
-        time::Month::October => "Oct",
-        time::Month::November => "Nov",
-        time::Month::December => "Dec",
-    };
-    format!(
-        "{} {month} {}, {:02}:{:02} UTC",
-        dt.day(),
-        dt.year(),
-        dt.hour(),
-        dt.minute()
-    )
+    when_in(t, ZONE.get().unwrap_or(&jiff::tz::TimeZone::UTC))
+}
+
+fn when_in(t: Timestamp, zone: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::from_millisecond(t.millis()) {
+        Ok(ts) => ts
+            .to_zoned_datetime(zone.clone())
+            .strftime("%-d %b %Y, %H:%M %Z")
+            .to_string(),
+        Err(_) => t.to_rfc3339(),
+    }
 }
 
 /// A key as people read it: `marketing_email` → "Marketing email".
@@ -103,8 +100,16 @@ mod tests {
     }
 
     #[test]
-    fn times_read_at_a_glance() {
+    fn times_read_at_a_glance_in_the_installations_zone() {
         let t = Timestamp::parse_rfc3339("2026-12-05T14:03:59Z").unwrap();
-        assert_eq!(when(t), "5 Dec 2026, 14:03 UTC");
+        assert_eq!(
+            when_in(t, &jiff::tz::TimeZone::UTC),
+            "5 Dec 2026, 14:03 UTC"
+        );
+        let zurich = jiff::tz::TimeZone::get("Europe/Zurich").unwrap();
+        assert_eq!(when_in(t, &zurich), "5 Dec 2026, 15:03 CET");
+        let summer = Timestamp::parse_rfc3339("2026-07-01T08:00:00Z").unwrap();
+        assert_eq!(when_in(summer, &zurich), "1 Jul 2026, 10:00 CEST");
+        assert!(set_time_zone("Mars/Olympus_Mons").is_err());
     }
 }

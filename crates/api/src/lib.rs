@@ -20,6 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use steward_service::Vault;
 
+pub use display::set_time_zone;
 pub use extract::{BODY_LIMIT, parse_json};
 
 /// The JSON bodies the API's own routes accept (the domain's inputs are in `steward_domain`);

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// is three days away. The messages name no customer.
     #[arg(long, env = "STEWARD_DPO_EMAIL")]
     dpo_email: Option<String>,
+    /// The IANA time zone the console and the portal show times in, e.g. `Europe/Zurich`
+    /// (daylight saving included); UTC by default.
+    #[arg(long, env = "STEWARD_TIME_ZONE")]
+    time_zone: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -81,6 +85,9 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(args.log_json);
     // Flags are checked before anything is opened.
+    if let Some(zone) = &args.time_zone {
+        steward_api::set_time_zone(zone).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?;
+    }
     let mut limits = rate_limits(&args.rate_limits)?;
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     // The operator's capability stays here: the HTTP API is given the vault alone.

@@ -412,3 +412,25 @@ fn policy_check_and_explain() {
         "{no_consent}"
     );
 }
+
+/// `serve --time-zone`: an IANA zone the pages show times in; an unknown one stops the server
+/// before anything is opened (nothing is created in the data directory).
+#[test]
+fn an_unknown_time_zone_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::support::steward()
+        .args(["serve", "--time-zone", "Mars/Olympus_Mons", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--time-zone") && err.contains("Mars/Olympus_Mons"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "a key or database was created"
+    );
+}
