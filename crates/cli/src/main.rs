@@ -64,7 +64,7 @@ pub struct StoreArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -280,7 +280,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Token {
             command:
                 TokenCommand::Create {
