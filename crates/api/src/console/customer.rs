@@ -212,7 +212,8 @@ async fn customer_page(
                     "updated" => Some("The changes are saved."),
                     "unchanged" => Some("Nothing was changed."),
                     "pending" => Some("The changes are saved. The new e-mail address takes effect when the customer confirms it with the code we sent there."),
-                    "merged" => Some("The duplicate is merged into this customer: its purchases, interactions and consents are here, and it is erased."),
+                    "merged" => Some("The duplicate is merged into this customer: its purchases, interactions and consent withdrawals are here, and it is erased."),
+                    "recorded" => Some("Recorded."),
                     _ => None,
                 }),
             },
@@ -479,9 +480,32 @@ async fn record_with(
         Err(res) => return res,
     };
     match act(&session.principal, &f, id).await {
-        Ok(()) => back(id, &purpose),
+        // A page read with a stated reason (the DPO's) cannot be fetched again by a URL (the
+        // reason never goes into one): it is shown again at once, read with the same reason.
+        Ok(()) => match reason_of(&f) {
+            Some(reason) => {
+                customer_page(
+                    s,
+                    &session,
+                    id,
+                    &purpose,
+                    Read::Reason(reason),
+                    None,
+                    Some("recorded"),
+                )
+                .await
+            }
+            None => back(id, &purpose),
+        },
         Err(p) => error_page(Some(&session), p),
     }
+}
+
+/// The stated reason a form carries back (a page read with one), if any.
+fn reason_of(f: &Form) -> Option<&str> {
+    f.get("reason")
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty() && r.chars().count() <= 500)
 }
 
 /// Logs an interaction (a call, a visit, a message) from the console.
@@ -573,6 +597,19 @@ pub(super) async fn merge(
         .merge_customers(Actor::Principal(&session.principal), id, other)
         .await
     {
+        Ok(_) if reason_of(&f).is_some() => {
+            let reason = reason_of(&f).unwrap_or_default();
+            customer_page(
+                &s,
+                &session,
+                id,
+                &purpose,
+                Read::Reason(reason),
+                None,
+                Some("merged"),
+            )
+            .await
+        }
         Ok(_) => Redirect::to(&format!(
             "/console/customers/{id}?purpose={purpose}&saved=merged"
         ))

@@ -471,6 +471,34 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         opened.contains("Erin Example") && opened.contains("Read with your stated reason"),
         "{opened}"
     );
+    // A note logged from that page comes back to it, read with the same reason (the reason
+    // never goes into a URL, so no redirect could carry it).
+    assert!(
+        opened.contains(
+            "name=\"reason\" value=\"Checking the erasure request before fulfilling it\""
+        ),
+        "{opened}"
+    );
+    let note = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "service"),
+        ("reason", reason),
+        ("channel", "phone"),
+        ("text", "Called to confirm the erasure request"),
+    ];
+    let (s, _, after) = send(
+        &app,
+        "POST",
+        &format!("/console/customers/{customer}/interactions"),
+        Some(&cookie),
+        Some(&note),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{after}");
+    assert!(
+        after.contains("Recorded.") && after.contains("Called to confirm the erasure request"),
+        "{after}"
+    );
     // Without a reason the DPO's search is refused, saying why.
     let bare = [
         ("csrf", csrf.as_str()),
