@@ -63,9 +63,7 @@ impl Vault {
             .await?;
         let mut sent = 0;
         for r in rows {
-            let open = [RequestStatus::Open, RequestStatus::InProgress]
-                .iter()
-                .any(|s| s.as_str() == r.status);
+            let open = is_open(&r);
             let fresh = self
                 .inner
                 .dpo
@@ -90,25 +88,44 @@ impl Vault {
     }
 
     /// What needs the DPO's attention now: open requests due within three days, and access
-    /// alerts of the last seven days (the console's badge).
+    /// alerts of the last seven days (the console's badge). Counts only, decided like the lists
+    /// they count but not recorded as reads of them: the home page would otherwise write two
+    /// audit entries at every visit.
     pub async fn dpo_attention(
         &self,
         principal: &crate::Principal,
     ) -> ServiceResult<(usize, usize)> {
+        self.authorize(principal, steward_policy::Action::ReadRequests, None)
+            .await?;
+        self.authorize(principal, steward_policy::Action::ReadAlerts, None)
+            .await?;
         let now = Timestamp::now().millis();
         let due = self
-            .requests(principal, Some(Timestamp(now + REMINDER_AHEAD_MS)), 1_000)
+            .inner
+            .stores
+            .rights
+            .list_requests(Some(now + REMINDER_AHEAD_MS), 1_000)
             .await?
-            .into_iter()
-            .filter(|r| matches!(r.status, RequestStatus::Open | RequestStatus::InProgress))
+            .iter()
+            .filter(|r| is_open(r))
             .count();
         let week = 7 * 86_400_000;
         let alerts = self
-            .alerts(principal, 1_000)
+            .inner
+            .stores
+            .alerts
+            .list_alerts(None, 1_000)
             .await?
-            .into_iter()
-            .filter(|a| now - a.occurred_at.millis() <= week)
+            .iter()
+            .filter(|a| now - a.occurred_at <= week)
             .count();
         Ok((due, alerts))
     }
+}
+
+/// Whether a stored request still waits for the DPO (open or in progress).
+fn is_open(r: &steward_store::RequestRow) -> bool {
+    [RequestStatus::Open, RequestStatus::InProgress]
+        .iter()
+        .any(|s| s.as_str() == r.status)
 }

@@ -10,7 +10,7 @@ use steward_domain::ValidationError;
 use steward_domain::{CustomerId, CustomerView};
 use steward_service::{Access, Actor, Principal};
 
-use super::{Form, Session, SignedIn, error_page, render, signed_form, to_sign_in};
+use super::{Form, Session, SignedIn, error_page, query_param, render, signed_form, to_sign_in};
 use crate::{AppState, Problem};
 
 /// One field of the customer page.
@@ -376,26 +376,18 @@ pub(super) async fn page(
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };
-    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let param = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let wanted = param("purpose").unwrap_or_default();
+    let wanted = query_param(&uri, "purpose").unwrap_or_default();
     // The timeline's cursor: an event id (time-ordered, no personal value) in the URL.
-    let before = param("before").and_then(|b| uuid::Uuid::try_parse(b).ok());
+    let before = query_param(&uri, "before").and_then(|b| uuid::Uuid::try_parse(&b).ok());
+    let saved = query_param(&uri, "saved");
     customer_page(
         &s,
         &session,
         id,
-        wanted,
+        &wanted,
         Read::Plain,
         before,
-        param("saved"),
+        saved.as_deref(),
     )
     .await
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::{OutletId, Role, StaffId, TokenId};
 use steward_service::{Actor, DirectoryActions};
 
-use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
+use super::{Session, SignedIn, error_page, query_param, render, signed_form, to_sign_in};
 use crate::display::{when, words};
 use crate::web::form_all;
 use crate::{AppState, Problem};
@@ -165,9 +165,7 @@ pub(super) async fn show(
     let Some(session) = session else {
         return to_sign_in();
     };
-    let done = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "done")
-        .map(|(_, v)| v.into_owned());
+    let done = query_param(&uri, "done");
     let notice = match done.as_deref() {
         Some("outlet") => Some("The outlet is added."),
         Some("staff") => {

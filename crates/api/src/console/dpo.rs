@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::{CustomerId, RequestId, RequestReason, RequestStatus, Timestamp};
 use steward_service::AuditFilter;
 
-use super::{SignedIn, error_page, render, signed_form, to_sign_in};
+use super::{SignedIn, error_page, query_param, render, signed_form, to_sign_in};
 use crate::display::{when, words};
 use crate::{AppState, Problem};
 
@@ -171,16 +171,7 @@ pub(super) async fn page(
     let Some(session) = session else {
         return to_sign_in();
     };
-    let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
-    let param = |k: &str| {
-        query
-            .iter()
-            .find(|(q, _)| q == k)
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default()
-    };
+    let param = |k: &str| query_param(&uri, k).unwrap_or_default();
     let asked = AuditAsked {
         action: param("action"),
         principal: param("principal"),

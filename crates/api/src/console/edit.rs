@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use steward_domain::{CustomerId, CustomerInput, CustomerPatch, ProfileField};
 use steward_service::{Access, Actor};
 
-use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
+use super::{Session, SignedIn, error_page, query_param, render, signed_form, to_sign_in};
 use crate::profile_form::{self, Input};
 use crate::{AppState, Problem};
 
@@ -233,10 +233,7 @@ pub(super) async fn edit_form(
     let Ok(id) = uuid::Uuid::try_parse(&id).map(CustomerId) else {
         return error_page(Some(&session), Problem::not_found("customer"));
     };
-    let purpose_key = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "purpose")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| "service".into());
+    let purpose_key = query_param(&uri, "purpose").unwrap_or_else(|| "service".into());
     let purpose = match s.vault.purpose("purpose", &purpose_key) {
         Ok(p) => p,
         Err(e) => return error_page(Some(&session), e.into()),

@@ -250,6 +250,14 @@ fn refused_form(session: &Session) -> Response {
 /// A parsed urlencoded form.
 type Form = std::collections::HashMap<String, String>;
 
+/// The value of the query parameter `name` of a page's URL (ids, purpose keys, cursors, dates:
+/// never a personal value), trimmed; `None` if absent.
+fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.trim().to_owned())
+}
+
 /// What every console form starts with: a signed-in session (else the sign-in page) and a form
 /// token that matches it (else a refusal); then the parsed form.
 // The error is the response to send, built once per request: boxing it would only add a step.

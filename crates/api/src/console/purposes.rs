@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 use steward_domain::{DataCategory, PurposeInput, PurposePatch, Role};
 
-use super::{Session, SignedIn, error_page, render, signed_form, to_sign_in};
+use super::{Session, SignedIn, error_page, query_param, render, signed_form, to_sign_in};
 use crate::display::words;
 use crate::web::form_all;
 use crate::{AppState, Problem};
@@ -112,14 +112,12 @@ pub(super) async fn show(
     let Some(session) = session else {
         return to_sign_in();
     };
-    let saved = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "saved")
-        .map(|(_, v)| {
-            format!(
-                "“{}” is saved; customers see the new notice version.",
-                words(&v)
-            )
-        });
+    let saved = query_param(&uri, "saved").map(|v| {
+        format!(
+            "“{}” is saved; customers see the new notice version.",
+            words(&v)
+        )
+    });
     page(&s, &session, saved, None, Default::default()).await
 }
 
