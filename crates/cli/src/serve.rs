@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// (daylight saving included); UTC by default.
     #[arg(long, env = "STEWARD_TIME_ZONE")]
     time_zone: Option<String>,
+    /// Segment sizes below this are shown as "fewer than N", so a segment cannot single out a
+    /// few customers (at least 5).
+    #[arg(long, default_value_t = steward_domain::segment::DEFAULT_SIZE_THRESHOLD, env = "STEWARD_SEGMENT_THRESHOLD",
+          value_parser = clap::value_parser!(u64).range(5..))]
+    segment_threshold: u64,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -94,6 +99,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (vault, operator) = open::vault_creating(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
     vault.set_session_minutes(args.session_minutes);
+    vault.set_segment_threshold(operator, args.segment_threshold);
     // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so
     // that the privacy portal works out of the box.
     let mail_sink = args.mail_sink.clone().or_else(|| {

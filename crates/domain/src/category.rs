@@ -3,7 +3,19 @@
 use serde::{Deserialize, Serialize};
 
 /// The data category a personal value belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum DataCategory {
     /// A person's name.
     #[serde(rename = "user.name")]

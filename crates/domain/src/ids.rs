@@ -64,4 +64,6 @@ typed_id!(
     TokenId,
     /// A data-subject request.
     RequestId,
+    /// A segment: rules that pick customers.
+    SegmentId,
 );

@@ -18,6 +18,7 @@ pub mod purpose_change;
 pub mod request;
 pub mod role;
 pub mod search;
+pub mod segment;
 pub mod time;
 pub mod view;
 
@@ -28,7 +29,9 @@ pub use consent::{
 };
 pub use customer::{Address, AddressInput};
 pub use error::ValidationError;
-pub use ids::{CustomerId, InteractionId, OutletId, PurchaseId, RequestId, StaffId, TokenId};
+pub use ids::{
+    CustomerId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId, StaffId, TokenId,
+};
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
 pub use profile::{
     Customer, CustomerInput, CustomerPatch, CustomerView, NewCustomer, ProfileField, Shown,
@@ -39,5 +42,6 @@ pub use purpose_change::{PurposeInput, PurposePatch};
 pub use request::{IdentityCheck, RequestInput, RequestReason, RequestStatus, RequestType};
 pub use role::Role;
 pub use search::CustomerFilter;
+pub use segment::{Rule, SegmentSize};
 pub use time::Timestamp;
 pub use view::{DecisionSummary, PurchaseSummary};

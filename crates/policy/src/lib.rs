@@ -286,6 +286,8 @@ pub enum Action {
     /// Merge a duplicate into this customer (decided for both: the survivor and the one that
     /// is crypto-shredded).
     MergeCustomers,
+    /// Define segments and see their sizes (issue 18).
+    ManageSegments,
 }
 
 impl Action {
@@ -313,6 +315,7 @@ impl Action {
             Action::ManageTokens => "manage_tokens",
             Action::ManageNotice => "manage_notice",
             Action::MergeCustomers => "merge_customers",
+            Action::ManageSegments => "manage_segments",
         }
     }
 
@@ -328,6 +331,7 @@ impl Action {
                 | Action::ReadMetrics
                 | Action::ManageTokens
                 | Action::ManageNotice
+                | Action::ManageSegments
         )
     }
 }
@@ -343,6 +347,9 @@ pub struct Policy {
     /// Decided reads, by everything a decision can depend on; `None` when the policy text names
     /// individual staff or customers, so that ids matter (see [`MemoKey`]).
     memo: Option<RwLock<HashMap<MemoKey, Decision>>>,
+    /// Decided uses of a customer's facts inside a segment's evaluation, keyed like reads (the
+    /// fields are empty, the categories used are in `uses`).
+    use_memo: Option<RwLock<HashMap<MemoKey, bool>>>,
     /// Some policy reads `context.time`; otherwise the time is left out of the context (building
     /// a Cedar datetime costs more than the rest of the context together).
     reads_time: bool,
@@ -371,6 +378,8 @@ struct MemoKey {
     break_glass: bool,
     acknowledged: bool,
     fields: Vec<Field>,
+    /// For a use inside a segment: the categories used.
+    uses: Vec<DataCategory>,
 }
 
 type LawfulBasisKey = &'static str;
@@ -401,6 +410,7 @@ impl MemoKey {
             break_glass: req.break_glass,
             acknowledged: req.acknowledged,
             fields: fields.to_vec(),
+            uses: Vec::new(),
         }
     }
 }
@@ -482,13 +492,16 @@ impl Policy {
         let names_individuals =
             policies.contains("Steward::Staff::\"") || policies.contains("Steward::Customer::\"");
         let reads_time = reads_time(&set);
-        let memo = (!names_individuals && !reads_time).then(|| RwLock::new(HashMap::new()));
+        let memoizes = !names_individuals && !reads_time;
+        let memo = memoizes.then(|| RwLock::new(HashMap::new()));
+        let use_memo = memoizes.then(|| RwLock::new(HashMap::new()));
         Ok(Self {
             actions: action_entities,
             slices,
             authorizer: Authorizer::new(),
             names,
             memo,
+            use_memo,
             reads_time,
         })
     }
@@ -752,6 +765,59 @@ impl Policy {
             })
             .collect();
         Decision { fields: decisions }
+    }
+
+    /// Decides whether one customer's facts of `categories` may be used inside a segment's
+    /// evaluation (`use_in_segment`, a member of the `read` group: the limits on reads apply —
+    /// the purpose's categories and roles, consent, restriction, the notice). Nothing of the
+    /// customer is shown, so the outcome is yes or no; every category must be allowed.
+    pub fn decide_use(&self, req: &ReadRequest<'_>, categories: &[DataCategory]) -> bool {
+        let Some(memo) = &self.use_memo else {
+            return self.evaluate_use(req, categories);
+        };
+        let mut key = MemoKey::new(req, &[]);
+        key.uses = categories.to_vec();
+        if let Some(d) = memo.read().ok().and_then(|m| m.get(&key).copied()) {
+            return d;
+        }
+        let allowed = self.evaluate_use(req, categories);
+        if let Ok(mut m) = memo.write() {
+            if m.len() >= MEMO_LIMIT {
+                m.clear();
+            }
+            m.insert(key, allowed);
+        }
+        allowed
+    }
+
+    fn evaluate_use(&self, req: &ReadRequest<'_>, categories: &[DataCategory]) -> bool {
+        let principal = Self::principal(&req.asker);
+        let resource = Self::customer(&req.subject);
+        let (p_uid, r_uid) = (principal.uid(), resource.uid());
+        let entities = self.entities([principal, resource]);
+        let roles = slice::role_bits(req.asker.roles);
+        // Rules over outlets or consent states alone use no category, yet they still pick
+        // customers for the purpose: decided under the purpose's first category, so that the
+        // other limits (its roles, consent, restriction, the notice) still apply. A purpose with
+        // no category allows no use.
+        let asked: Vec<DataCategory> = if categories.is_empty() {
+            req.purpose
+                .categories
+                .first()
+                .copied()
+                .into_iter()
+                .collect()
+        } else {
+            categories.to_vec()
+        };
+        !asked.is_empty()
+            && asked.iter().all(|&category| {
+                // Fail closed: no context, no use.
+                self.read_context(req, category).is_some_and(|context| {
+                    self.check(roles, &p_uid, "use_in_segment", &r_uid, context, &entities)
+                        .0
+                })
+            })
     }
 
     /// Decides a non-read action; `subject` is the customer for customer actions.

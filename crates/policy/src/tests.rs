@@ -632,3 +632,51 @@ fn every_profile_field_is_decidable() {
         Outcome::Withhold
     );
 }
+
+#[test]
+fn segments_use_facts_only_within_the_read_limits() {
+    use steward_domain::DataCategory::{Financial, PurchaseHistory};
+    let p = Policy::default_policy().unwrap();
+    let uses = |c: &Case, categories: &[DataCategory]| {
+        let purpose = purpose(c.purpose);
+        let req = c.request(&purpose);
+        let decided = p.decide_use(&req, categories);
+        // The memo answers as the policy does.
+        assert_eq!(decided, p.evaluate_use(&req, categories));
+        decided
+    };
+    let mut c = Case::new(Role::Marketing, "personalisation");
+    // Consent is needed for a consent-based purpose, even though nothing is shown.
+    assert!(!uses(&c, &[PurchaseHistory]));
+    c.consented = true;
+    assert!(uses(&c, &[PurchaseHistory]));
+    // Amounts are financial data: personalisation does not cover them.
+    assert!(!uses(&c, &[PurchaseHistory, Financial]));
+    // Rules that use no category are decided under the purpose's own.
+    assert!(uses(&c, &[]));
+    c.restricted = true;
+    assert!(!uses(&c, &[PurchaseHistory]));
+    c.restricted = false;
+    c.acknowledged = false;
+    assert!(!uses(&c, &[PurchaseHistory]));
+    // Only marketing and the DPO evaluate segments; an associate may not, for any purpose.
+    let mut a = Case::new(Role::SalesAssociate, "service");
+    a.consented = true;
+    assert!(!uses(&a, &[PurchaseHistory]));
+    // Marketing may not declare `service`, so it cannot size a segment under it either.
+    let mut m = Case::new(Role::Marketing, "service");
+    m.consented = true;
+    assert!(!uses(&m, &[PurchaseHistory]));
+    let asker = Asker {
+        id: "m".into(),
+        roles: &[Role::Marketing],
+        outlets: &[],
+    };
+    assert!(p.allows(&asker, Action::ManageSegments, None).0);
+    let asker = Asker {
+        id: "a".into(),
+        roles: &[Role::Analyst],
+        outlets: &[],
+    };
+    assert!(!p.allows(&asker, Action::ManageSegments, None).0);
+}

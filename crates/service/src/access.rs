@@ -246,15 +246,7 @@ fn decision_leaf(
     }
 }
 
-/// The tier of a history of `n` purchases: one of [`steward_domain::search::TIERS`].
-pub(crate) fn tier_of(n: usize) -> &'static str {
-    match n {
-        0 => "none",
-        1 => "bronze",
-        2..=4 => "silver",
-        _ => "gold",
-    }
-}
+pub(crate) use steward_domain::segment::tier_of;
 
 /// Derived facts from a purchase history.
 pub fn purchase_summary(purchases: &[Purchase], now: Timestamp) -> PurchaseSummary {

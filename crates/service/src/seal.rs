@@ -234,6 +234,27 @@ pub fn open_purchase(dk: &DataKey, r: &PurchaseRow) -> ServiceResult<Purchase> {
     })
 }
 
+/// Opens only a purchase's amount (a segment's spending rule needs no more of it).
+pub fn open_amount(
+    dk: &DataKey,
+    customer: CustomerId,
+    purchase: &[u8],
+    sealed: &[u8],
+) -> ServiceResult<i64> {
+    let id = PurchaseId::from_slice(purchase).ok_or(ServiceError::Integrity)?;
+    let amount: [u8; 8] = dk
+        .open(&aad("purchases", "amount", customer, id.0), sealed)?
+        .try_into()
+        .map_err(|_| ServiceError::Integrity)?;
+    Ok(i64::from_be_bytes(amount))
+}
+
+/// Opens only a customer's preferred language (a segment's language rule).
+pub fn open_language(dk: &DataKey, customer: CustomerId, sealed: &[u8]) -> ServiceResult<String> {
+    let field = ProfileField::PreferredLanguage;
+    open_str(dk, "customers", field.name(), customer, customer.0, sealed)
+}
+
 /// Seals a rectification request's corrections, bound to the customer and the request.
 pub fn seal_corrections(
     dk: &DataKey,

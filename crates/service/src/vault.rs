@@ -111,6 +111,7 @@ pub(crate) struct Stores {
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
     pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
     pub(crate) notices: Arc<dyn steward_store::NoticeStore>,
+    pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -130,6 +131,7 @@ impl Stores {
             rights: store.clone(),
             erasure: store.clone(),
             notices: store.clone(),
+            segments: store.clone(),
             maintenance: store.clone(),
         }
     }
@@ -158,6 +160,8 @@ pub(crate) struct Inner {
     pub(crate) dpo: crate::dpo_notify::DpoNotices,
     /// Days a data-subject request has until its deadline.
     pub(crate) request_days: std::sync::atomic::AtomicI64,
+    /// Segment sizes under this are shown as "fewer than N".
+    pub(crate) segment_threshold: crate::segments::SizeThreshold,
 }
 
 impl Vault {
@@ -205,6 +209,7 @@ impl Vault {
                 ),
                 notices: crate::notice::Notices::default(),
                 dpo: crate::dpo_notify::DpoNotices::default(),
+                segment_threshold: Default::default(),
             }),
         };
         vault

@@ -18,6 +18,7 @@ mod records;
 mod rectification;
 mod requests;
 mod retention;
+mod segments;
 mod sign_in;
 mod sql;
 pub mod sqlite;
@@ -35,10 +36,11 @@ pub use records::*;
 pub use rectification::ChangeRow;
 pub use requests::RequestRow;
 pub use retention::ActivityTable;
+pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, SegmentScan};
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 
-use steward_domain::{CustomerId, OutletId, StaffId, TokenId};
+use steward_domain::{CustomerId, OutletId, SegmentId, StaffId, TokenId};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -676,6 +678,28 @@ pub trait NoticeStore: Send + Sync + 'static {
     async fn latest_acknowledgements(&self) -> StoreResult<Vec<AcknowledgementRow>>;
 }
 
+/// Segments, and the paged reads their evaluation makes.
+#[async_trait::async_trait]
+pub trait SegmentStore: Send + Sync + 'static {
+    /// Stores a new segment.
+    async fn insert_segment(&self, row: &SegmentRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
+    /// One segment.
+    async fn segment(&self, id: SegmentId) -> StoreResult<Option<SegmentRow>>;
+
+    /// Every segment, newest first.
+    async fn segments(&self) -> StoreResult<Vec<SegmentRow>>;
+
+    /// Up to `limit` customers (not erased) after `after` in id order, with the facts `scan`
+    /// asks for.
+    async fn segment_page(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+        scan: &SegmentScan,
+    ) -> StoreResult<SegmentPage>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -722,6 +746,7 @@ contexts!(
     RightsStore,
     ErasureStore,
     NoticeStore,
+    SegmentStore,
     MaintenanceStore,
 );
 

@@ -8,6 +8,7 @@ pub mod erasure;
 pub mod notice;
 pub mod purposes;
 pub mod requests;
+pub mod segments;
 pub mod sessions;
 pub mod system;
 
@@ -23,6 +24,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(requests::routes())
         .merge(purposes::routes())
         .merge(notice::routes())
+        .merge(segments::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

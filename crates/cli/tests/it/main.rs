@@ -33,6 +33,7 @@ mod purposes;
 mod requests;
 mod retention;
 mod search;
+mod segments;
 mod sign_in;
 mod smtp;
 mod support;

@@ -83,6 +83,7 @@ async fn every_v1_operation_has_matrix_rows() {
             .unwrap()
             .replace("{fresh_token}", "{id}")
             .replace("{fresh_staff}", "{id}")
+            .replace("{segment}", "{id}")
             .replace("{fresh}", "{id}");
         covered.insert(format!("{method} {path}"));
     }
@@ -397,6 +398,29 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![],
             StatusCode::NO_CONTENT,
         ),
+        // Segments (issue 18): marketing and the DPO define them and see their sizes, under a
+        // purpose both may declare; everyone else is refused.
+        (
+            "POST",
+            "/v1/segments",
+            Some(json!({"name": "Matrix {n}", "rules": {"all": []}})),
+            vec![Marketing, Dpo],
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/segments",
+            None,
+            vec![Marketing, Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/segments/{segment}?purpose=marketing_email",
+            None,
+            vec![Marketing, Dpo],
+            StatusCode::OK,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -572,6 +596,21 @@ async fn authorisation_matrix(db: TestDb) {
         .await,
         StatusCode::OK
     );
+    // A segment for the rows that size one.
+    let segment = {
+        let (s, _, body) = crate::support::oneshot(
+            &router,
+            Some(&dpo_token),
+            "POST",
+            "/v1/segments",
+            Some(json!({"name": "Matrix segment", "rules": {"all": []}}).to_string()),
+            Some("application/json"),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    };
     // Writes after every read: they change the customers (a consent grant among them).
     for (role, token) in &tokens {
         for (n, (method, template, body, roles, success)) in
@@ -579,7 +618,9 @@ async fn authorisation_matrix(db: TestDb) {
                 .into_iter()
                 .enumerate()
         {
-            let mut path = template.replace("{id}", &customers[0].1);
+            let mut path = template
+                .replace("{id}", &customers[0].1)
+                .replace("{segment}", &segment);
             if template.contains("{fresh_token}") {
                 let (fresh, _) = v
                     .create_token(op, "matrix fresh", TokenOwner::Role(Role::SupportAgent))
@@ -650,5 +691,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 35));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 38));
 }

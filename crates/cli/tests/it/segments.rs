@@ -1,0 +1,267 @@
+//! Segments (issue 18, point 1): marketing defines rules and learns a size, never a member; the
+//! size counts only customers the policy lets marketing use for the purpose (consent,
+//! restriction), hides small sizes, and is one audit entry. Both backends.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use steward_domain::Role;
+use steward_service::TokenOwner;
+
+use crate::access::{call, new_customer, token, world};
+use crate::support::{TestDb, backend_tests};
+
+backend_tests!(segments_are_sized_within_the_policy);
+
+async fn segments_are_sized_within_the_policy(db: TestDb) {
+    let w = world(&db).await;
+    let app = &w.router;
+    let marketing = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
+    let analyst = token(&w.vault, TokenOwner::Role(Role::Analyst)).await;
+    let a = w.outlet_a;
+    // Twelve watch buyers at outlet A this year, two strap buyers two years ago.
+    let mut buyers = Vec::new();
+    for n in 0..14 {
+        let id = new_customer(
+            app,
+            &w.alice,
+            json!({"name": format!("Buyer {n}"), "outlet_id": a, "preferred_language": if n % 2 == 0 { "fr-CH" } else { "en-GB" }}),
+        )
+        .await;
+        let (category, days_ago) = if n < 12 {
+            ("Watch", 30)
+        } else {
+            ("strap", 800)
+        };
+        let at = steward_domain::Timestamp(
+            steward_domain::Timestamp::now().millis() - days_ago * 86_400_000,
+        );
+        let p = json!({"item": "Model", "category": category, "outlet_id": a, "amount_minor": 100_000 * (n + 1), "currency": "CHF", "occurred_at": at});
+        let (s, body) = call(
+            app,
+            &w.alice,
+            "POST",
+            &format!("/v1/customers/{id}/purchases"),
+            Some(p),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        buyers.push(id);
+    }
+    // Eleven of the watch buyers consent to personalisation; the twelfth does not.
+    for id in &buyers[..11] {
+        let (s, body) = call(
+            app,
+            &w.support,
+            "POST",
+            &format!("/v1/customers/{id}/consents"),
+            Some(json!({"purpose": "personalisation", "action": "grant", "source": "in_store"})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let define = |rules: Value| {
+        let body = json!({"name": "Watch buyers this year", "rules": rules});
+        let t = marketing.clone();
+        async move { call(app, &t, "POST", "/v1/segments", Some(body), false).await }
+    };
+    let size = |id: String, purpose: &'static str| {
+        let t = marketing.clone();
+        async move {
+            call(
+                app,
+                &t,
+                "GET",
+                &format!("/v1/segments/{id}?purpose={purpose}"),
+                None,
+                false,
+            )
+            .await
+        }
+    };
+
+    // The contract's example.
+    let (s, created) =
+        define(json!({"purchased": {"category": "watch", "within_days": 365}})).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let watches = created["id"].as_str().unwrap().to_owned();
+
+    // marketing_email does not cover the purchase history: refused, naming the rule and purpose.
+    let (s, p) = size(watches.clone(), "marketing_email").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("purchased") && detail.contains("marketing_email"),
+        "{p}"
+    );
+
+    // Under personalisation: the eleven who consented, not the twelfth.
+    let audit_before = {
+        w.vault.flush_audit().await.unwrap();
+        w.store.audit_size().await.unwrap()
+    };
+    let (s, p) = size(watches.clone(), "personalisation").await;
+    assert_eq!((s, &p["size"]), (StatusCode::OK, &json!(11)), "{p}");
+    assert_eq!(p["purpose"], "personalisation");
+    // One audit entry for the evaluation, not one per customer; it says what was used.
+    w.vault.flush_audit().await.unwrap();
+    assert_eq!(w.store.audit_size().await.unwrap(), audit_before + 1);
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let (s, page) = call(
+        app,
+        &dpo,
+        "GET",
+        &format!(
+            "/v1/audit/entries?start={audit_before}&end={}",
+            audit_before + 1
+        ),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let e = &page["entries"][0];
+    assert_eq!(
+        (
+            e["action"].as_str(),
+            e["subject"].as_str(),
+            e["purpose"].as_str()
+        ),
+        (
+            Some("evaluate_segment"),
+            Some(watches.as_str()),
+            Some("personalisation")
+        ),
+        "{e}"
+    );
+    assert_eq!(e["customer"], Value::Null);
+    assert_eq!(e["categories"]["size"], "11");
+    assert_eq!(e["categories"]["user.behavior.purchase_history"], "used");
+
+    // A restricted customer is used for nothing: ten, and ten is still shown.
+    let restricted: steward_domain::CustomerId = buyers[0].parse().unwrap();
+    assert!(w.store.set_restricted(restricted, true, &[]).await.unwrap());
+    let (_, p) = size(watches.clone(), "personalisation").await;
+    assert_eq!(p["size"], json!(10), "{p}");
+    // A withdrawal between two evaluations is honoured: nine is "fewer than 10".
+    let (s, body) = call(
+        app,
+        &marketing,
+        "POST",
+        &format!("/v1/customers/{}/consents", buyers[1]),
+        Some(json!({"purpose": "personalisation", "action": "withdraw", "source": "api"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let (_, p) = size(watches.clone(), "personalisation").await;
+    assert_eq!(p["size"], json!("fewer than 10"), "{p}");
+
+    // Rules over other facts: the language (sealed, opened inside), the outlet, consent states,
+    // under marketing_email (which covers the language). Buyers 2 to 13 consent to it.
+    for id in &buyers[2..] {
+        let (s, body) = call(
+            app,
+            &w.support,
+            "POST",
+            &format!("/v1/customers/{id}/consents"),
+            Some(json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"})),
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+    }
+    let (_, c) = define(json!({"all": [{"language": "fr"}, {"outlet": a}]})).await;
+    let french = c["id"].as_str().unwrap().to_owned();
+    // French speakers who consented: buyers 2, 4, 6, 8, 10 and 12 — six, under the threshold.
+    let (s, p) = size(french.clone(), "marketing_email").await;
+    assert_eq!(
+        (s, &p["size"]),
+        (StatusCode::OK, &json!("fewer than 10")),
+        "{p}"
+    );
+    // With the threshold at its floor the figure shows.
+    w.vault.set_segment_threshold(crate::support::op(), 5);
+    let (_, p) = size(french, "marketing_email").await;
+    assert_eq!(p["size"], json!(6), "{p}");
+    // Of them, those whose personalisation consent stands (1 withdrew, 0 is restricted): five.
+    let (_, c) = define(json!({"all": [{"language": "fr"}, {"consent": {"purpose": "personalisation", "state": "granted"}}]})).await;
+    let (_, p) = size(c["id"].as_str().unwrap().to_owned(), "marketing_email").await;
+    assert_eq!(p["size"], json!(5), "{p}");
+    // The tier is purchase history, which marketing_email does not cover.
+    let (_, c) = define(json!({"not": {"tier": "gold"}})).await;
+    let (s, p) = size(c["id"].as_str().unwrap().to_owned(), "marketing_email").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("tier"), "{p}");
+
+    // Spending needs financial data: personalisation does not cover it.
+    let (_, c) = define(json!({"spent": {"currency": "CHF", "min_minor": 500000}})).await;
+    let spent = c["id"].as_str().unwrap().to_owned();
+    let (s, p) = size(spent.clone(), "personalisation").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap().contains("user.financial"),
+        "{p}"
+    );
+
+    // Bad input: 422 naming the rule, nothing stored.
+    let (_, before) = call(app, &marketing, "GET", "/v1/segments", None, false).await;
+    for (rules, field) in [
+        (json!({"any": [{"birthday": {}}]}), "rules.any[0].birthday"),
+        (
+            json!({"all": [{"tier": "gold"}, {"purchased": {"within_days": -3}}]}),
+            "rules.all[1].purchased.within_days",
+        ),
+        (json!({"outlet": "not-a-uuid"}), "rules.outlet"),
+        (
+            json!({"consent": {"purpose": "nope", "state": "granted"}}),
+            "rules.consent.purpose",
+        ),
+    ] {
+        let (s, p) = define(rules).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let (_, after) = call(app, &marketing, "GET", "/v1/segments", None, false).await;
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
+    // A segment's definition lists no member; an unknown segment is a 404.
+    for s in after.as_array().unwrap() {
+        let text = s.to_string();
+        assert!(!buyers.iter().any(|b| text.contains(b.as_str())), "{text}");
+    }
+    let (s, _) = size(
+        steward_domain::SegmentId::new().to_string(),
+        "personalisation",
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Roles outside marketing and the DPO neither define nor size segments.
+    let (s, _) = call(
+        app,
+        &analyst,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "x", "rules": {"all": []}})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        app,
+        &w.alice,
+        "GET",
+        &format!("/v1/segments/{watches}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Marketing may not size under a purpose it may not declare.
+    let (s, p) = size(watches, "service").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+}

@@ -1,0 +1,448 @@
+//! Segments (issue 18, point 1): marketing defines rules that pick customers and learns how many
+//! they reach, never who.
+//!
+//! Sizing a segment is a use of every customer's facts for the declared purpose, so it is
+//! decided like a read: the policy's `use_in_segment` action, per customer and per category the
+//! rules use, with the read limits (the purpose's categories and roles, consent, restriction,
+//! the notice). A customer the policy does not let the caller use is not counted. The facts are
+//! opened inside the service (amounts and languages are sealed), nothing of anyone leaves, and
+//! the evaluation is one audit entry: segment, purpose, categories used, size. Sizes under the
+//! installation's threshold (10 by default, never below 5) are shown as "fewer than N".
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use steward_domain::segment::{Facts, InteractionFact, Known, PurchaseFact};
+use steward_domain::{
+    Channel, CustomerId, LawfulBasis, Purpose, Rule, SegmentId, SegmentSize, Timestamp,
+    ValidationError, normalize,
+};
+use steward_policy::{Action, ReadRequest, Subject};
+use steward_store::{SegmentPage, SegmentRow, SegmentScan};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::vault::About;
+use crate::{Actor, Operator, Principal, Vault};
+
+/// Customers read per page of an evaluation: memory stays bounded whatever the installation's
+/// size, and one page is evaluated while the next is read.
+const PAGE: u32 = 5_000;
+
+/// The installation's threshold under which sizes are not shown exactly.
+pub(crate) struct SizeThreshold(AtomicU64);
+
+impl Default for SizeThreshold {
+    fn default() -> Self {
+        Self(AtomicU64::new(
+            steward_domain::segment::DEFAULT_SIZE_THRESHOLD,
+        ))
+    }
+}
+
+/// A segment as marketing sees it: its name and rules, never its members.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Segment {
+    /// Its id.
+    pub id: SegmentId,
+    /// Its name.
+    pub name: String,
+    /// Its rules (see `POST /v1/segments`).
+    #[schema(value_type = Object)]
+    pub rules: serde_json::Value,
+    /// When it was defined.
+    pub created_at: Timestamp,
+}
+
+/// A segment's size under a purpose.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SegmentSizeView {
+    /// The number of customers it reaches under the purpose, or `"fewer than N"`.
+    #[schema(value_type = serde_json::Value, example = 1234)]
+    pub size: SegmentSize,
+    /// The purpose it was sized under.
+    pub purpose: String,
+    /// When.
+    pub evaluated_at: Timestamp,
+}
+
+fn segment_of(r: SegmentRow) -> ServiceResult<Segment> {
+    Ok(Segment {
+        id: r.id,
+        name: r.name,
+        rules: serde_json::from_str(&r.rules).map_err(|_| ServiceError::Integrity)?,
+        created_at: Timestamp(r.created_at),
+    })
+}
+
+impl Vault {
+    /// Sets the size under which segments are shown as "fewer than N" (never below 5): the
+    /// operator's setting (`serve --segment-threshold`).
+    pub fn set_segment_threshold(&self, _operator: Operator, threshold: u64) {
+        self.inner.segment_threshold.0.store(
+            threshold.max(steward_domain::segment::MIN_SIZE_THRESHOLD),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn purpose_keys(&self) -> Vec<String> {
+        self.purposes().into_iter().map(|p| p.key).collect()
+    }
+
+    /// Parses and validates rules against the registry and the directory.
+    async fn parse_rules(&self, rules: &serde_json::Value) -> ServiceResult<Rule> {
+        let purposes = self.purpose_keys();
+        let outlets: Vec<_> = self
+            .inner
+            .stores
+            .directory
+            .list_outlets()
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
+        Ok(Rule::parse(
+            rules,
+            &Known {
+                purposes: &purposes,
+                outlets: &outlets,
+            },
+        )?)
+    }
+
+    /// Defines a segment (marketing, the DPO): validated rules, one audit entry.
+    pub async fn create_segment(
+        &self,
+        principal: &Principal,
+        name: &str,
+        rules: &serde_json::Value,
+    ) -> ServiceResult<Segment> {
+        self.authorize(principal, Action::ManageSegments, None)
+            .await?;
+        let name = normalize::short_text("name", name)?;
+        let rule = self.parse_rules(rules).await?;
+        let now = Timestamp::now();
+        let row = SegmentRow {
+            id: SegmentId::new(),
+            name,
+            rules: rule.to_json().to_string(),
+            created_by: self.pseudonym(&principal.asker().id),
+            created_at: now.millis(),
+        };
+        let id = row.id.to_string();
+        let about = About {
+            subject: Some(&id),
+            purpose: None,
+        };
+        let entry = self.write_entry_for(
+            Actor::Principal(principal),
+            "create_segment",
+            None,
+            &[],
+            about,
+        );
+        self.inner
+            .stores
+            .segments
+            .insert_segment(&row, &[entry])
+            .await?;
+        segment_of(row)
+    }
+
+    /// Every segment (marketing, the DPO): names and rules, no sizes.
+    pub async fn segments(&self, principal: &Principal) -> ServiceResult<Vec<Segment>> {
+        self.authorize(principal, Action::ManageSegments, None)
+            .await?;
+        self.inner
+            .stores
+            .segments
+            .segments()
+            .await?
+            .into_iter()
+            .map(segment_of)
+            .collect()
+    }
+
+    /// One segment's definition.
+    pub async fn segment(&self, principal: &Principal, id: SegmentId) -> ServiceResult<Segment> {
+        self.authorize(principal, Action::ManageSegments, None)
+            .await?;
+        let row = self
+            .inner
+            .stores
+            .segments
+            .segment(id)
+            .await?
+            .ok_or(ServiceError::NotFound("segment"))?;
+        segment_of(row)
+    }
+
+    /// How many customers segment `id` reaches under `purpose`, as the policy lets `principal`
+    /// use them; recorded as one audit entry before the size is returned.
+    pub async fn segment_size(
+        &self,
+        principal: &Principal,
+        id: SegmentId,
+        purpose: &str,
+    ) -> ServiceResult<SegmentSizeView> {
+        let segment = self.segment(principal, id).await?;
+        let purpose = self.purpose("purpose", purpose)?;
+        let rule = self.parse_rules(&segment.rules).await.map_err(|e| match e {
+            // Stored rules that no longer validate (an outlet or purpose gone): say so.
+            ServiceError::Validation(v) => ServiceError::Validation(ValidationError::new(
+                v.field,
+                "no longer valid: the segment refers to something removed since; define it again",
+            )),
+            e => e,
+        })?;
+        let uses = rule.categories();
+        let categories: Vec<_> = {
+            let mut c: Vec<_> = uses.iter().map(|u| u.category).collect();
+            c.dedup();
+            c
+        };
+        self.check_segment_use(principal, &purpose, &rule)?;
+        let now = Timestamp::now();
+        let size = self
+            .count_members(principal, &purpose, &rule, &categories, now)
+            .await?;
+        let id_text = id.to_string();
+        let mut leaf = crate::vault::leaf(
+            self.actor_parts(Actor::Principal(principal)),
+            "evaluate_segment",
+            None,
+            &categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            About {
+                subject: Some(&id_text),
+                purpose: Some(&purpose.key),
+            },
+            "used",
+            "done",
+        );
+        // The size the evaluation found, exact, for the DPO (an aggregate, not about anyone).
+        leaf.categories.insert("size".to_owned(), size.to_string());
+        // INVARIANT: recorded before the size is returned.
+        self.inner.audit.append(&leaf).await?;
+        let threshold = self.inner.segment_threshold.0.load(Ordering::Relaxed);
+        Ok(SegmentSizeView {
+            size: SegmentSize::shown(size, threshold),
+            purpose: purpose.key.clone(),
+            evaluated_at: now,
+        })
+    }
+
+    /// Refuses, with the reason, an evaluation the policy would deny for every customer: the
+    /// purpose's roles or categories (decided for a consenting, unrestricted customer).
+    fn check_segment_use(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        rule: &Rule,
+    ) -> ServiceResult<()> {
+        let nobody = Subject {
+            id: CustomerId(uuid::Uuid::nil()),
+            outlets: &[],
+            restricted: false,
+        };
+        let now = Timestamp::now();
+        let req = ReadRequest {
+            asker: principal.asker(),
+            subject: nobody,
+            purpose,
+            consented: true,
+            has_reason: false,
+            reason_length: 0,
+            break_glass: false,
+            acknowledged: self.inner.notices.acknowledged(principal, now),
+            now,
+        };
+        if !req.acknowledged {
+            return Err(ServiceError::AcknowledgementRequired);
+        }
+        if !self.inner.policy.decide_use(&req, &[]) {
+            return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
+        }
+        for u in rule.categories() {
+            if !self.inner.policy.decide_use(&req, &[u.category]) {
+                let detail = if purpose.categories.contains(&u.category) {
+                    format!(
+                        "no policy lets this caller use {} in a segment",
+                        u.category.as_str()
+                    )
+                } else {
+                    format!(
+                        "the {} rule uses {}, which purpose {} does not cover",
+                        u.rule,
+                        u.category.as_str(),
+                        purpose.key
+                    )
+                };
+                return Err(ServiceError::Forbidden {
+                    field: "rules",
+                    detail,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts the customers the rules pick among those the policy lets `principal` use: one
+    /// page read while the previous one is evaluated (off the async threads).
+    async fn count_members(
+        &self,
+        principal: &Principal,
+        purpose: &Arc<Purpose>,
+        rule: &Rule,
+        categories: &[steward_domain::DataCategory],
+        now: Timestamp,
+    ) -> ServiceResult<u64> {
+        let needs = rule.needs();
+        let scan = SegmentScan {
+            purchases: needs.purchases,
+            amounts: needs.amounts,
+            interactions: needs.interactions,
+            language: needs.language,
+            consents: purpose.lawful_basis == LawfulBasis::Consent || !needs.consents.is_empty(),
+        };
+        let job = Arc::new(Evaluation {
+            principal: principal.clone(),
+            purpose: purpose.clone(),
+            rule: rule.clone(),
+            categories: categories.to_vec(),
+            acknowledged: self.inner.notices.acknowledged(principal, now),
+            now,
+        });
+        let store = &self.inner.stores.segments;
+        let mut page = store.segment_page(None, PAGE, &scan).await?;
+        let mut size = 0u64;
+        while let Some(last) = page.customers.last().map(|c| c.id) {
+            let (vault, job) = (self.clone(), job.clone());
+            let counting = tokio::task::spawn_blocking(move || vault.count_page(&job, page));
+            let (counted, next) =
+                tokio::join!(counting, store.segment_page(Some(last), PAGE, &scan));
+            size += counted.map_err(|_| ServiceError::Integrity)??;
+            page = next?;
+        }
+        Ok(size)
+    }
+
+    /// Counts one page's members (CPU only: unwrapping keys, opening facts, deciding).
+    fn count_page(&self, job: &Evaluation, mut page: SegmentPage) -> ServiceResult<u64> {
+        page.purchases.sort_by_key(|p| p.customer_id);
+        page.interactions.sort_by_key(|i| i.0);
+        let keys: HashMap<CustomerId, _> = page.keys.drain(..).collect();
+        let asker = job.principal.asker();
+        let (mut p_at, mut i_at, mut c_at) = (0, 0, 0);
+        let mut size = 0;
+        let mut purchases = Vec::new();
+        let mut interactions = Vec::new();
+        let mut consents: Vec<(String, bool)> = Vec::new();
+        for c in &page.customers {
+            // Each list is in customer order: take this customer's run of each.
+            let run = |at: &mut usize, len: usize, id_at: &dyn Fn(usize) -> CustomerId| {
+                while *at < len && id_at(*at) < c.id {
+                    *at += 1;
+                }
+                let start = *at;
+                while *at < len && id_at(*at) == c.id {
+                    *at += 1;
+                }
+                start..*at
+            };
+            let bought = run(&mut p_at, page.purchases.len(), &|k| {
+                page.purchases[k].customer_id
+            });
+            let talked = run(&mut i_at, page.interactions.len(), &|k| {
+                page.interactions[k].0
+            });
+            let ledger = run(&mut c_at, page.consents.len(), &|k| page.consents[k].0);
+            consents.clear();
+            for (_, p, granted) in &page.consents[ledger] {
+                match consents.iter_mut().find(|(q, _)| q == p) {
+                    Some(slot) => slot.1 = *granted,
+                    None => consents.push((p.clone(), *granted)),
+                }
+            }
+            let consented = job.purpose.lawful_basis == LawfulBasis::Consent
+                && consents.iter().any(|(p, g)| *p == job.purpose.key && *g);
+            let req = ReadRequest {
+                asker: asker.clone(),
+                subject: Subject {
+                    id: c.id,
+                    outlets: &c.outlets,
+                    restricted: c.restricted,
+                },
+                purpose: &job.purpose,
+                consented,
+                has_reason: false,
+                reason_length: 0,
+                break_glass: false,
+                acknowledged: job.acknowledged,
+                now: job.now,
+            };
+            // Not usable for this purpose by this caller: not counted, and nothing opened.
+            if !self.inner.policy.decide_use(&req, &job.categories) {
+                continue;
+            }
+            let key = match keys.get(&c.id) {
+                Some(k)
+                    if c.language.is_some()
+                        || page.purchases[bought.clone()]
+                            .iter()
+                            .any(|p| p.amount.is_some()) =>
+                {
+                    Some(self.data_key(c.id, k)?)
+                }
+                _ => None,
+            };
+            purchases.clear();
+            for p in &page.purchases[bought] {
+                let amount = match (&p.amount, &key) {
+                    (Some((sealed, currency)), Some(dk)) => Some((
+                        crate::seal::open_amount(dk, c.id, &p.id, sealed)?,
+                        currency.clone(),
+                    )),
+                    _ => None,
+                };
+                purchases.push(PurchaseFact {
+                    category: p.category.clone(),
+                    at: p.occurred_at,
+                    amount,
+                });
+            }
+            interactions.clear();
+            interactions.extend(page.interactions[talked].iter().map(|(_, ch, at)| {
+                InteractionFact {
+                    channel: Channel::parse(ch),
+                    at: *at,
+                }
+            }));
+            let language = match (&c.language, &key) {
+                (Some(sealed), Some(dk)) => Some(crate::seal::open_language(dk, c.id, sealed)?),
+                _ => None,
+            };
+            let facts = Facts {
+                outlets: &c.outlets,
+                purchases: &purchases,
+                interactions: &interactions,
+                consents: &consents,
+                language: language.as_deref(),
+            };
+            if job.rule.matches(&facts, job.now.millis()) {
+                size += 1;
+            }
+        }
+        Ok(size)
+    }
+}
+
+/// What every page of one evaluation shares.
+struct Evaluation {
+    principal: Principal,
+    purpose: Arc<Purpose>,
+    rule: Rule,
+    categories: Vec<steward_domain::DataCategory>,
+    acknowledged: bool,
+    now: Timestamp,
+}
