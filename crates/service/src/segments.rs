@@ -338,6 +338,9 @@ impl Vault {
         let mut purchases = Vec::new();
         let mut interactions = Vec::new();
         let mut consents: Vec<(String, bool)> = Vec::new();
+        let memoizes = self.inner.policy.memoizes();
+        let mut decided: HashMap<(Vec<steward_domain::OutletId>, bool, bool), bool> =
+            HashMap::new();
         for c in &page.customers {
             // Each list is in customer order: take this customer's run of each.
             let run = |at: &mut usize, len: usize, id_at: &dyn Fn(usize) -> CustomerId| {
@@ -381,8 +384,25 @@ impl Vault {
                 acknowledged: job.acknowledged,
                 now: job.now,
             };
-            // Not usable for this purpose by this caller: not counted, and nothing opened.
-            if !self.inner.policy.decide_use(&req, &job.categories) {
+            // Not usable for this purpose by this caller: not counted, and nothing opened. Within
+            // one evaluation only the customer's outlets, restriction and consent vary; a policy
+            // that names no individual and reads no time decides equal facts alike, so each
+            // combination is decided once here (the policy's own memo would build a key per
+            // customer).
+            let usable = if memoizes {
+                let facts = (c.outlets.clone(), c.restricted, consented);
+                match decided.get(&facts) {
+                    Some(d) => *d,
+                    None => {
+                        let d = self.inner.policy.decide_use(&req, &job.categories);
+                        decided.insert(facts, d);
+                        d
+                    }
+                }
+            } else {
+                self.inner.policy.decide_use(&req, &job.categories)
+            };
+            if !usable {
                 continue;
             }
             let key = match keys.get(&c.id) {

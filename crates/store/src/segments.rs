@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 use steward_domain::{CustomerId, OutletId, ProfileField, SegmentId};
 
 use crate::sql::id16;
-use crate::{AuditEntryRow, SegmentStore, SqlStore, StoreResult, StoredKey};
+use crate::{AuditEntryRow, SegmentStore, SqlStore, StoreError, StoreResult, StoredKey};
 
 /// A segment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,23 +141,20 @@ impl SegmentStore for SqlStore {
         limit: u32,
         scan: &SegmentScan,
     ) -> StoreResult<SegmentPage> {
-        // Ids are UUIDv7 bytes: no id sorts at or below sixteen zero bytes.
+        // On SQLite a page is read on a connection of its own, off the async threads: tens of
+        // thousands of rows through sqlx's `Any` cost several times SQLite's own work.
+        if let Some(readers) = &self.readers {
+            let (readers, scan) = (readers.clone(), scan.clone());
+            return tokio::task::spawn_blocking(move || readers.segment_page(after, limit, &scan))
+                .await
+                .map_err(|_| StoreError::Corrupt("the segment reader stopped"))?;
+        }
         let lo = after.map_or_else(|| vec![0u8; 16], |a| a.as_bytes().to_vec());
-        // Columns not asked for are not selected (a bare NULL has no type both engines agree on).
-        let language = if scan.language {
-            format!(", {}", ProfileField::PreferredLanguage.name())
-        } else {
-            String::new()
-        };
-        // The column name comes from the profile's declaration, not from input.
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, restricted{language} FROM customers \
-             WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2"
-        )))
-        .bind(lo.clone())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(AssertSqlSafe(customers_sql(scan)))
+            .bind(lo.clone())
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         let mut page = SegmentPage::default();
         for r in &rows {
             let restricted: i64 = r.try_get(1)?;
@@ -173,28 +170,13 @@ impl SegmentStore for SqlStore {
         };
         let hi = last.id.as_bytes().to_vec();
         let range = |sql| sqlx::query(sql).bind(lo.clone()).bind(hi.clone());
-        let sql = "SELECT customer_id, outlet_id FROM customer_outlets \
-                   WHERE customer_id > $1 AND customer_id <= $2 ORDER BY customer_id";
-        let mut at = 0;
-        for r in &range(sql).fetch_all(&self.pool).await? {
-            let (id, outlet) = (customer_id(r)?, id16(r.try_get(1)?, OutletId::from_slice)?);
-            // Both lists are in id order: walk them together.
-            while page.customers.get(at).is_some_and(|c| c.id < id) {
-                at += 1;
-            }
-            if let Some(c) = page.customers.get_mut(at).filter(|c| c.id == id) {
-                c.outlets.push(outlet);
-            }
+        let mut outlets = Vec::new();
+        for r in &range(OUTLETS_SQL).fetch_all(&self.pool).await? {
+            outlets.push((customer_id(r)?, id16(r.try_get(1)?, OutletId::from_slice)?));
         }
+        attach_outlets(&mut page, outlets);
         if scan.purchases {
-            let sql = if scan.amounts {
-                "SELECT customer_id, id, category, occurred_at, amount, currency FROM purchases \
-                 WHERE customer_id > $1 AND customer_id <= $2"
-            } else {
-                "SELECT customer_id, id, category, occurred_at FROM purchases \
-                 WHERE customer_id > $1 AND customer_id <= $2"
-            };
-            for r in &range(sql).fetch_all(&self.pool).await? {
+            for r in &range(purchases_sql(scan)).fetch_all(&self.pool).await? {
                 page.purchases.push(SegmentPurchase {
                     customer_id: customer_id(r)?,
                     id: r.try_get(1)?,
@@ -209,26 +191,20 @@ impl SegmentStore for SqlStore {
             }
         }
         if scan.interactions {
-            let sql = "SELECT customer_id, channel, occurred_at FROM interactions \
-                       WHERE customer_id > $1 AND customer_id <= $2";
-            for r in &range(sql).fetch_all(&self.pool).await? {
+            for r in &range(INTERACTIONS_SQL).fetch_all(&self.pool).await? {
                 page.interactions
                     .push((customer_id(r)?, r.try_get(1)?, r.try_get(2)?));
             }
         }
         if scan.consents {
-            let sql = "SELECT customer_id, purpose, action FROM consent_events \
-                       WHERE customer_id > $1 AND customer_id <= $2 ORDER BY customer_id, id";
-            for r in &range(sql).fetch_all(&self.pool).await? {
+            for r in &range(CONSENTS_SQL).fetch_all(&self.pool).await? {
                 let action: String = r.try_get(2)?;
                 page.consents
                     .push((customer_id(r)?, r.try_get(1)?, action == "grant"));
             }
         }
         if scan.amounts || scan.language {
-            let sql = "SELECT customer_id, master_key_id, wrapped FROM data_keys \
-                       WHERE customer_id > $1 AND customer_id <= $2";
-            for r in &range(sql).fetch_all(&self.pool).await? {
+            for r in &range(KEYS_SQL).fetch_all(&self.pool).await? {
                 page.keys.push((
                     customer_id(r)?,
                     StoredKey {
@@ -239,5 +215,55 @@ impl SegmentStore for SqlStore {
             }
         }
         Ok(page)
+    }
+}
+
+/// A page's customers (not erased), in id order, after `$1`, at most `$2`. Columns not asked for
+/// are not selected (a bare NULL has no type both engines agree on); the language column's name
+/// comes from the profile's declaration, not from input.
+pub(crate) fn customers_sql(scan: &SegmentScan) -> String {
+    let language = if scan.language {
+        format!(", {}", ProfileField::PreferredLanguage.name())
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT id, restricted{language} FROM customers \
+         WHERE id > $1 AND erased_at IS NULL ORDER BY id LIMIT $2"
+    )
+}
+
+// The facts of the customers in ($1, $2]: each served by an index that starts with the customer
+// id (the purchases' and interactions' cover the clear columns read here).
+pub(crate) const OUTLETS_SQL: &str = "SELECT customer_id, outlet_id FROM customer_outlets \
+     WHERE customer_id > $1 AND customer_id <= $2 ORDER BY customer_id";
+pub(crate) const INTERACTIONS_SQL: &str = "SELECT customer_id, channel, occurred_at FROM interactions \
+     WHERE customer_id > $1 AND customer_id <= $2";
+pub(crate) const CONSENTS_SQL: &str = "SELECT customer_id, purpose, action FROM consent_events \
+     WHERE customer_id > $1 AND customer_id <= $2 ORDER BY customer_id, id";
+pub(crate) const KEYS_SQL: &str = "SELECT customer_id, master_key_id, wrapped FROM data_keys \
+     WHERE customer_id > $1 AND customer_id <= $2";
+
+/// The purchases of the customers in ($1, $2], with the sealed amounts if asked for.
+pub(crate) fn purchases_sql(scan: &SegmentScan) -> &'static str {
+    if scan.amounts {
+        "SELECT customer_id, id, category, occurred_at, amount, currency FROM purchases \
+         WHERE customer_id > $1 AND customer_id <= $2"
+    } else {
+        "SELECT customer_id, id, category, occurred_at FROM purchases \
+         WHERE customer_id > $1 AND customer_id <= $2"
+    }
+}
+
+/// Gives each customer of the page their outlets; both lists are in id order.
+pub(crate) fn attach_outlets(page: &mut SegmentPage, outlets: Vec<(CustomerId, OutletId)>) {
+    let mut at = 0;
+    for (id, outlet) in outlets {
+        while page.customers.get(at).is_some_and(|c| c.id < id) {
+            at += 1;
+        }
+        if let Some(c) = page.customers.get_mut(at).filter(|c| c.id == id) {
+            c.outlets.push(outlet);
+        }
     }
 }

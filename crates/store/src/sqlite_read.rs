@@ -15,7 +15,10 @@ use std::time::Duration;
 use rusqlite::OpenFlags;
 use steward_domain::{CustomerId, OutletId, ProfileField};
 
-use crate::{AccessFacts, CustomerRow, StoreError, StoreResult, StoredKey};
+use crate::{
+    AccessFacts, CustomerRow, SegmentCustomer, SegmentPage, SegmentPurchase, SegmentScan,
+    StoreError, StoreResult, StoredKey,
+};
 
 /// Connections kept between reads: one per runtime thread that reads at the same moment.
 const KEEP: usize = 8;
@@ -153,6 +156,108 @@ impl Readers {
                 }
             }
             Ok(facts)
+        })
+    }
+}
+
+impl Readers {
+    /// One page of a segment's evaluation (see `SegmentStore::segment_page`), every query in one
+    /// read transaction: one snapshot of the customers and their facts.
+    pub(crate) fn segment_page(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+        scan: &SegmentScan,
+    ) -> StoreResult<SegmentPage> {
+        use crate::segments::{
+            CONSENTS_SQL, INTERACTIONS_SQL, KEYS_SQL, OUTLETS_SQL, attach_outlets, customers_sql,
+            purchases_sql,
+        };
+        let id = |b: Vec<u8>| {
+            CustomerId::from_slice(&b).ok_or(StoreError::Corrupt("id is not 16 bytes"))
+        };
+        self.with(|conn| {
+            conn.execute_batch("BEGIN")?;
+            let read = || -> StoreResult<SegmentPage> {
+                let lo = after.map_or_else(|| vec![0u8; 16], |a| a.as_bytes().to_vec());
+                let mut page = SegmentPage::default();
+                let mut stmt = conn.prepare_cached(&customers_sql(scan))?;
+                let mut rows = stmt.query(rusqlite::params![lo, i64::from(limit)])?;
+                while let Some(r) = rows.next()? {
+                    page.customers.push(SegmentCustomer {
+                        id: id(r.get(0)?)?,
+                        outlets: Vec::new(),
+                        restricted: r.get::<_, i64>(1)? != 0,
+                        language: if scan.language { r.get(2)? } else { None },
+                    });
+                }
+                let Some(last) = page.customers.last() else {
+                    return Ok(page);
+                };
+                let hi = last.id.as_bytes().to_vec();
+                let each = |sql: &str, f: &mut dyn FnMut(&rusqlite::Row<'_>) -> StoreResult<()>| {
+                    let mut stmt = conn.prepare_cached(sql)?;
+                    let mut rows = stmt.query(rusqlite::params![lo, hi])?;
+                    while let Some(r) = rows.next()? {
+                        f(r)?;
+                    }
+                    StoreResult::Ok(())
+                };
+                let mut outlets = Vec::new();
+                each(OUTLETS_SQL, &mut |r| {
+                    outlets.push((id(r.get(0)?)?, outlet_id(&r.get::<_, Vec<u8>>(1)?)?));
+                    Ok(())
+                })?;
+                attach_outlets(&mut page, outlets);
+                if scan.purchases {
+                    each(purchases_sql(scan), &mut |r| {
+                        page.purchases.push(SegmentPurchase {
+                            customer_id: id(r.get(0)?)?,
+                            id: r.get(1)?,
+                            category: r.get(2)?,
+                            occurred_at: r.get(3)?,
+                            amount: if scan.amounts {
+                                Some((r.get(4)?, r.get(5)?))
+                            } else {
+                                None
+                            },
+                        });
+                        Ok(())
+                    })?;
+                }
+                if scan.interactions {
+                    each(INTERACTIONS_SQL, &mut |r| {
+                        page.interactions
+                            .push((id(r.get(0)?)?, r.get(1)?, r.get(2)?));
+                        Ok(())
+                    })?;
+                }
+                if scan.consents {
+                    each(CONSENTS_SQL, &mut |r| {
+                        let action: String = r.get(2)?;
+                        page.consents
+                            .push((id(r.get(0)?)?, r.get(1)?, action == "grant"));
+                        Ok(())
+                    })?;
+                }
+                if scan.amounts || scan.language {
+                    each(KEYS_SQL, &mut |r| {
+                        page.keys.push((
+                            id(r.get(0)?)?,
+                            StoredKey {
+                                master_key_id: r.get(1)?,
+                                wrapped: r.get(2)?,
+                            },
+                        ));
+                        Ok(())
+                    })?;
+                }
+                Ok(page)
+            };
+            let out = read();
+            // A read transaction: ending it changes nothing, whatever happened above.
+            conn.execute_batch("COMMIT")?;
+            out
         })
     }
 }

@@ -19,6 +19,7 @@ mod erasure;
 mod merge;
 mod policy;
 mod search;
+mod segment;
 mod soak;
 
 /// The table lines printed since the last [`take_report`].
@@ -171,6 +172,19 @@ enum Which {
         /// Seconds of searching (and again of listing).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Sizing segments over many customers and purchases through the service (policy per
+    /// customer, sealed amounts opened) vs the same counts in plain SQL; SQLite.
+    Segment {
+        /// Customers.
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: usize,
+        /// Purchases per customer.
+        #[arg(long, default_value_t = 3)]
+        purchases: usize,
+        /// Times each segment is sized (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
@@ -634,6 +648,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Which::Import { customers, batch } => bench_import(customers, batch)
             .await
             .context("import benchmark")?,
+        Which::Segment {
+            customers,
+            purchases,
+            runs,
+        } => segment::run(customers, purchases, runs.max(1))
+            .await
+            .context("segment benchmark")?,
         Which::Search { customers, seconds } => search::bench_search(customers, seconds)
             .await
             .context("search benchmark")?,
