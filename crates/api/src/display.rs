@@ -10,6 +10,26 @@ const NO_DECIMALS: &[&str] = &[
 ];
 const THREE_DECIMALS: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
 
+/// An amount as typed (`1250`, `1250.5`, `1250.50`, `1250,50`) in minor units (cents); `None` if it is not
+/// one.
+pub(crate) fn minor_units(raw: &str) -> Option<i64> {
+    // A decimal comma, as most of Europe writes it (`1250,50`), is a decimal point.
+    let raw = raw.trim().replace(',', ".");
+    let (whole, frac) = raw.split_once('.').unwrap_or((raw.as_str(), ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    whole
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(frac)
+}
+
 /// `CHF 1,250.00`, `JPY 12,000`, `KWD 1.250`: the code, then the amount with its currency's
 /// decimals and thousands grouped.
 pub(crate) fn money(minor: i64, currency: &str) -> String {

@@ -164,6 +164,30 @@ impl Vault {
             .collect()
     }
 
+    /// Whether `principal` may define and size segments (the console offers them only then).
+    pub async fn may_manage_segments(&self, principal: &Principal) -> bool {
+        self.authorize(principal, Action::ManageSegments, None)
+            .await
+            .is_ok()
+    }
+
+    /// The outlets a segment's rules may name, for the rule builder (names of shops are
+    /// business data; the caller must be one who defines segments).
+    pub async fn segment_outlets(
+        &self,
+        principal: &Principal,
+    ) -> ServiceResult<Vec<crate::Outlet>> {
+        self.authorize(principal, Action::ManageSegments, None)
+            .await?;
+        self.outlets().await
+    }
+
+    /// A stored segment's rules as [`Rule`] (to describe them); `None` if they no longer
+    /// validate against the registry and the directory.
+    pub async fn segment_rule(&self, segment: &Segment) -> Option<Rule> {
+        self.parse_rules(&segment.rules).await.ok()
+    }
+
     /// One segment's definition.
     pub async fn segment(&self, principal: &Principal, id: SegmentId) -> ServiceResult<Segment> {
         self.authorize(principal, Action::ManageSegments, None)

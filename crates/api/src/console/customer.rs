@@ -521,26 +521,6 @@ pub(super) async fn add_interaction(
     .await
 }
 
-/// An amount as typed (`1250`, `1250.5`, `1250.50`, `1250,50`) in minor units (cents); `None` if it is not
-/// one.
-fn minor_units(raw: &str) -> Option<i64> {
-    // A decimal comma, as most of Europe writes it (`1250,50`), is a decimal point.
-    let raw = raw.trim().replace(',', ".");
-    let (whole, frac) = raw.split_once('.').unwrap_or((raw.as_str(), ""));
-    if whole.is_empty()
-        || frac.len() > 2
-        || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
-    whole
-        .parse::<i64>()
-        .ok()?
-        .checked_mul(100)?
-        .checked_add(frac)
-}
-
 /// Records a purchase at the staff member's (first) outlet, sold by them.
 pub(super) async fn add_purchase(
     State(s): State<AppState>,
@@ -553,7 +533,7 @@ pub(super) async fn add_purchase(
             .outlets()
             .first()
             .ok_or_else(|| ValidationError::new("outlet_id", "you work at no outlet"))?;
-        let amount = minor_units(field(f, "amount"))
+        let amount = crate::display::minor_units(field(f, "amount"))
             .ok_or_else(|| ValidationError::new("amount", "must be an amount such as 1250.00"))?;
         let input: steward_domain::PurchaseInput = serde_json::from_value(serde_json::json!({
             "item": field(f, "item"), "category": field(f, "category"), "outlet_id": outlet,
@@ -630,7 +610,7 @@ pub(super) async fn record_consent(
 
 #[cfg(test)]
 mod tests {
-    use super::minor_units;
+    use crate::display::minor_units;
 
     #[test]
     fn amounts_become_minor_units() {

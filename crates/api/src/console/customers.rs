@@ -65,6 +65,8 @@ struct HomePage<'a> {
     may_directory: bool,
     /// For the DPO: open requests due within three days, and alerts of the last seven days.
     attention: Option<(usize, usize)>,
+    /// The reader may define and size segments (the link is offered).
+    may_segments: bool,
 }
 
 async fn page(
@@ -144,6 +146,7 @@ async fn page(
                 let d = s.vault.directory_actions(&session.principal).await;
                 d.read || d.tokens
             },
+            may_segments: s.vault.may_manage_segments(&session.principal).await,
         },
         status,
     )

@@ -24,6 +24,7 @@ mod dpo;
 mod edit;
 mod notice;
 mod purposes;
+mod segments;
 use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
@@ -57,6 +58,10 @@ pub fn routes() -> Router<AppState> {
             get(notice::show).post(notice::acknowledge),
         )
         .route("/console/notice/publish", post(notice::publish))
+        .route(
+            "/console/segments",
+            get(segments::show).post(segments::define),
+        )
         .route("/console/dpo", get(dpo::page))
         .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
         .route("/console/dpo/alerts/{id}", get(dpo::alert))

@@ -130,7 +130,7 @@ fn all_of(all: &[(String, String)], name: &str) -> Vec<Value> {
 }
 
 /// A problem as a sentence for the form.
-fn sentence(p: &Problem) -> String {
+pub(super) fn sentence(p: &Problem) -> String {
     match p.field.as_deref() {
         Some(f) => format!(
             "{}: {}",

@@ -247,3 +247,30 @@ fn an_admin_disables_a_staff_member_whose_open_session_then_fails() {
     lou.wait_for("Sign in</h1>");
     admin.screenshot("admin-directory");
 }
+
+#[test]
+fn a_marketer_defines_a_segment_and_learns_only_its_size() {
+    let (db, _) = stage(
+        &[("Max Marketing", Role::Marketing)],
+        &[("Amélie Durand", "amelie@example.com")],
+    );
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "max", PASSWORD);
+    b.click("a[href='/console/segments']");
+    b.wait_for("Segments</h1>");
+    b.assert_accessible("the segments");
+    b.type_into("#name", "French speakers");
+    b.type_into("#language", "fr");
+    b.click("form[action='/console/segments'] button");
+    b.wait_for("The segment is saved.");
+    b.wait_for("prefers language fr");
+    b.assert_accessible("the segments after saving");
+    b.click("form[action='/console/segments'][method='get'] button");
+    b.wait_for("reaches fewer than 10 customers");
+    b.assert_accessible("a segment's size");
+    // Never a customer's name on the page.
+    assert!(!b.source().contains("Amélie"));
+    b.screenshot("marketing-segments");
+}

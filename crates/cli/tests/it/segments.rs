@@ -265,3 +265,132 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
     let (s, p) = size(watches, "service").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
 }
+
+backend_tests!(marketing_defines_and_sizes_segments_in_the_console);
+
+async fn marketing_defines_and_sizes_segments_in_the_console(db: TestDb) {
+    use crate::console::send;
+    let (vault, op, _) = db.open().await;
+    let password = "a long enough password";
+    for (name, role, login) in [
+        ("Max Marketing", Role::Marketing, "max"),
+        ("Sue Support", Role::SupportAgent, "sue"),
+    ] {
+        let _ =
+            crate::support::staff_member(&vault, op, (name, role, &[]), (login, password)).await;
+    }
+    let app = steward_api::router(vault.clone());
+    let (max, csrf) = crate::door::console_session(&app, "max", password).await;
+    let (_, _, home) = send(&app, "GET", "/console", Some(&max), None).await;
+    assert!(home.contains("href=\"/console/segments\""), "{home}");
+    let (s, _, page) = send(&app, "GET", "/console/segments", Some(&max), None).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("No segment is defined yet"), "{page}");
+
+    // A bad currency: refused, naming the condition by its label, what was typed kept.
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("name", "Big spenders"),
+        ("spent_min", "5000"),
+        ("currency", "Swiss francs"),
+    ];
+    let (s, _, page) = send(&app, "POST", "/console/segments", Some(&max), Some(&bad)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("Spent at least: must be an ISO 4217 code"),
+        "{page}"
+    );
+    assert!(
+        page.contains("value=\"Big spenders\"") && page.contains("value=\"Swiss francs\""),
+        "{page}"
+    );
+
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("name", "Watch buyers"),
+        ("category", "Watch"),
+        ("within_days", "365"),
+        ("language", "fr"),
+    ];
+    let (s, headers, _) = send(&app, "POST", "/console/segments", Some(&max), Some(&good)).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let to = headers[axum::http::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, _, page) = send(&app, "GET", &to, Some(&max), None).await;
+    assert!(page.contains("The segment is saved."), "{page}");
+    assert!(
+        page.contains("bought watch in the last 365 days, and prefers language fr"),
+        "{page}"
+    );
+    let id = to.rsplit('=').next().unwrap().to_owned();
+
+    // Sized under personalisation: purchase history is covered, the language is not.
+    let (s, _, page) = send(
+        &app,
+        "GET",
+        &format!("/console/segments?size={id}&purpose=personalisation"),
+        Some(&max),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{page}");
+    assert!(
+        page.contains("language rule") && page.contains("does not cover"),
+        "{page}"
+    );
+    let (_, _, c) = send(
+        &app,
+        "POST",
+        "/console/segments",
+        Some(&max),
+        Some(&[
+            ("csrf", csrf.as_str()),
+            ("name", "French speakers"),
+            ("language", "fr"),
+        ]),
+    )
+    .await;
+    assert!(c.is_empty() || !c.contains("error"), "{c}");
+    let segments = vault
+        .segments(&crate::support::principal(&vault, op, Role::Marketing).await)
+        .await
+        .unwrap();
+    let french = segments
+        .iter()
+        .find(|s| s.name == "French speakers")
+        .unwrap()
+        .id;
+    let (s, _, page) = send(
+        &app,
+        "GET",
+        &format!("/console/segments?size={french}&purpose=marketing_email"),
+        Some(&max),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("“French speakers” reaches fewer than 10 customers for Marketing email"),
+        "{page}"
+    );
+    // The size form offers only the purposes marketing may declare.
+    assert!(!page.contains("value=\"service\""), "{page}");
+
+    // A support agent is offered no segments and may not define one.
+    let (sue, sue_csrf) = crate::door::console_session(&app, "sue", password).await;
+    let (_, _, home) = send(&app, "GET", "/console", Some(&sue), None).await;
+    assert!(!home.contains("/console/segments"), "{home}");
+    let (s, _, _) = send(
+        &app,
+        "POST",
+        "/console/segments",
+        Some(&sue),
+        Some(&[("csrf", sue_csrf.as_str()), ("name", "x")]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, _) = send(&app, "GET", "/console/segments", Some(&sue), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -26,6 +26,7 @@ use serde_json::{Map, Value, json};
 
 use crate::{Channel, DataCategory, OutletId, ValidationError};
 
+mod describe;
 mod parse;
 
 /// Most rules (leaves and combinators) in one segment.
