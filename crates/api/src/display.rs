@@ -10,36 +10,48 @@ const NO_DECIMALS: &[&str] = &[
 ];
 const THREE_DECIMALS: &[&str] = &["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
 
-/// An amount as typed (`1250`, `1250.5`, `1250.50`, `1250,50`) in minor units (cents); `None` if it is not
-/// one.
-pub(crate) fn minor_units(raw: &str) -> Option<i64> {
+/// An amount as typed (`1250`, `1250.5`, `1250.50`, `1250,50`) in minor units of `currency`
+/// (its decimals: cents for most, none for JPY, three for KWD); `None` if it is not one.
+pub(crate) fn minor_units(raw: &str, currency: &str) -> Option<i64> {
+    let decimals = decimals(&currency.trim().to_uppercase());
     // A decimal comma, as most of Europe writes it (`1250,50`), is a decimal point.
     let raw = raw.trim().replace(',', ".");
     let (whole, frac) = raw.split_once('.').unwrap_or((raw.as_str(), ""));
     if whole.is_empty()
-        || frac.len() > 2
+        || frac.len() > decimals as usize
         || !(whole.bytes().chain(frac.bytes())).all(|b| b.is_ascii_digit())
     {
         return None;
     }
-    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    let frac: i64 = if decimals == 0 {
+        0
+    } else {
+        format!("{frac:0<width$}", width = decimals as usize)
+            .parse()
+            .ok()?
+    };
     whole
         .parse::<i64>()
         .ok()?
-        .checked_mul(100)?
+        .checked_mul(10i64.pow(decimals))?
         .checked_add(frac)
 }
 
-/// `CHF 1,250.00`, `JPY 12,000`, `KWD 1.250`: the code, then the amount with its currency's
-/// decimals and thousands grouped.
-pub(crate) fn money(minor: i64, currency: &str) -> String {
-    let decimals = if NO_DECIMALS.contains(&currency) {
+/// The decimals of a currency's minor unit (ISO 4217).
+fn decimals(currency: &str) -> u32 {
+    if NO_DECIMALS.contains(&currency) {
         0
     } else if THREE_DECIMALS.contains(&currency) {
         3
     } else {
         2
-    };
+    }
+}
+
+/// `CHF 1,250.00`, `JPY 12,000`, `KWD 1.250`: the code, then the amount with its currency's
+/// decimals and thousands grouped.
+pub(crate) fn money(minor: i64, currency: &str) -> String {
+    let decimals = decimals(currency);
     let scale = 10u64.pow(decimals);
     let abs = minor.unsigned_abs();
     let (whole, frac) = (abs / scale, abs % scale);

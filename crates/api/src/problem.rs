@@ -135,6 +135,19 @@ impl Problem {
         p
     }
 
+    /// 429: too many segment sizes in an hour (differencing segments reveals individuals).
+    pub fn segment_budget() -> Self {
+        let mut p = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "/problems/segment-budget",
+            "Too many segment sizes",
+            "this caller sized more segments in the last hour than allowed; sizes are refused for the rest of the hour and the DPO has been alerted",
+        );
+        p.field = Some("Authorization".into());
+        p.retry_after = Some(3600);
+        p
+    }
+
     /// The bulk-access guard refused (429).
     pub fn bulk_access() -> Self {
         let mut p = Self::new(
@@ -343,6 +356,7 @@ impl From<ServiceError> for Problem {
                 Problem::forbidden("purpose", e.to_string())
             }
             ServiceError::BulkAccess => Problem::bulk_access(),
+            ServiceError::SegmentBudget => Problem::segment_budget(),
             ServiceError::AcknowledgementRequired => Problem::acknowledgement_required(),
             ServiceError::DecisionLog => Problem::internal(),
             ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),

@@ -427,6 +427,22 @@ fn reads_time(set: &PolicySet) -> bool {
     })
 }
 
+/// Whether any policy names an individual staff member or customer (an entity literal of either
+/// type, in its scope or its conditions): then ids matter, and decisions cannot be memoized.
+/// Checked on Cedar's JSON form, where every spelling (`Steward::Customer :: "x"` with spaces
+/// included) is one shape.
+fn names_individuals(set: &PolicySet) -> bool {
+    set.policies().any(|p| {
+        p.to_json()
+            .map(|j| {
+                let j = j.to_string();
+                j.contains("\"type\":\"Steward::Staff\"")
+                    || j.contains("\"type\":\"Steward::Customer\"")
+            })
+            .unwrap_or(true)
+    })
+}
+
 fn basis_name(b: steward_domain::LawfulBasis) -> &'static str {
     match b {
         steward_domain::LawfulBasis::Consent => "consent",
@@ -489,8 +505,9 @@ impl Policy {
             .collect();
         // Conservative: any mention of an individual staff member or customer, even in a comment,
         // turns the memo off.
-        let names_individuals =
-            policies.contains("Steward::Staff::\"") || policies.contains("Steward::Customer::\"");
+        let names_individuals = policies.contains("Steward::Staff::\"")
+            || policies.contains("Steward::Customer::\"")
+            || names_individuals(&set);
         let reads_time = reads_time(&set);
         let memoizes = !names_individuals && !reads_time;
         let memo = memoizes.then(|| RwLock::new(HashMap::new()));

@@ -336,6 +336,16 @@ fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
         "{DEFAULT_POLICIES}\nforbid (principal == Steward::Staff::\"x\", action, resource);"
     );
     assert!(!Policy::from_sources(&naming, SCHEMA).unwrap().memoizes());
+    // However it is spelled: Cedar allows spaces around `::` (issue 18 review, M1).
+    for spelled in [
+        "forbid (principal, action, resource == Steward::Customer :: \"c\");",
+        "forbid (principal, action, resource) when { resource == Steward :: Customer::\"c\" };",
+        "forbid (principal, action, resource) when { principal in [Steward::Staff ::\"x\"] };",
+    ] {
+        let naming = format!("{DEFAULT_POLICIES}\n{spelled}");
+        let policy = Policy::from_sources(&naming, SCHEMA).unwrap();
+        assert!(!policy.memoizes(), "{spelled}");
+    }
 }
 
 #[test]

@@ -417,7 +417,7 @@ impl Vault {
 
     /// [`Vault::alert`] for a read that is not under a declared purpose's decision (a consent
     /// ledger read counted by the bulk guard).
-    async fn alert_about(
+    pub(crate) async fn alert_about(
         &self,
         kind: &str,
         access: &Flagged<'_>,

@@ -34,6 +34,9 @@ pub enum ServiceError {
     /// The bulk-access guard refused: too many distinct customers in the window.
     #[error("too many distinct customers read")]
     BulkAccess,
+    /// The caller sized more segments in the last hour than allowed (the DPO was alerted).
+    #[error("too many segment sizes in an hour")]
+    SegmentBudget,
     /// Stored data failed its integrity check (tampered, or moved between fields or customers).
     #[error("stored data failed its integrity check")]
     Integrity,

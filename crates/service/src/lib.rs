@@ -46,6 +46,6 @@ pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};
 pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;
-pub use segments::{Segment, SegmentSizeView};
+pub use segments::{EVALUATIONS_PER_HOUR, Segment, SegmentSizeView};
 pub use timeline::{Timeline, TimelineEntry};
 pub use vault::{Activity, DuplicateOf, Outlet, Staff, Vault, operator_entry};

@@ -10,8 +10,9 @@
 //! installation's threshold (10 by default, never below 5) are shown as "fewer than N".
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::Serialize;
 use steward_domain::segment::{Facts, InteractionFact, Known, PurchaseFact};
@@ -30,14 +31,55 @@ use crate::{Actor, Operator, Principal, Vault};
 /// size, and one page is evaluated while the next is read.
 const PAGE: u32 = 5_000;
 
-/// The installation's threshold under which sizes are not shown exactly.
-pub(crate) struct SizeThreshold(AtomicU64);
+/// Sizes one caller may ask for in an hour: a day's work of defining and comparing segments,
+/// too few to difference customers out one rule at a time. Past it the DPO is alerted and the
+/// caller refused for the rest of the hour.
+pub const EVALUATIONS_PER_HOUR: u32 = 60;
 
-impl Default for SizeThreshold {
+/// The installation's limits on segments: the threshold under which sizes are not shown, and
+/// each caller's evaluations in the current hour.
+pub(crate) struct SegmentLimits {
+    threshold: AtomicU64,
+    /// Per caller (audit pseudonym): when their hour began, evaluations since, alerted yet.
+    evaluations: Mutex<HashMap<String, (Instant, u32, bool)>>,
+}
+
+impl Default for SegmentLimits {
     fn default() -> Self {
-        Self(AtomicU64::new(
-            steward_domain::segment::DEFAULT_SIZE_THRESHOLD,
-        ))
+        Self {
+            threshold: AtomicU64::new(steward_domain::segment::DEFAULT_SIZE_THRESHOLD),
+            evaluations: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// What counting an evaluation found.
+enum Budget {
+    Allowed,
+    /// Past the limit; `newly` the first time this hour (the DPO is alerted once).
+    Refused {
+        newly: bool,
+    },
+}
+
+impl SegmentLimits {
+    fn count(&self, who: &str, now: Instant) -> Budget {
+        // Fails closed: a poisoned lock refuses.
+        let Ok(mut m) = self.evaluations.lock() else {
+            return Budget::Refused { newly: false };
+        };
+        let hour = std::time::Duration::from_secs(3600);
+        let entry = m.entry(who.to_owned()).or_insert((now, 0, false));
+        if now.duration_since(entry.0) >= hour {
+            *entry = (now, 0, false);
+        }
+        entry.1 += 1;
+        if entry.1 <= EVALUATIONS_PER_HOUR {
+            return Budget::Allowed;
+        }
+        let newly = !entry.2;
+        entry.2 = true;
+        Budget::Refused { newly }
     }
 }
 
@@ -80,7 +122,7 @@ impl Vault {
     /// Sets the size under which segments are shown as "fewer than N" (never below 5): the
     /// operator's setting (`serve --segment-threshold`).
     pub fn set_segment_threshold(&self, _operator: Operator, threshold: u64) {
-        self.inner.segment_threshold.0.store(
+        self.inner.segment_limits.threshold.store(
             threshold.max(steward_domain::segment::MIN_SIZE_THRESHOLD),
             Ordering::Relaxed,
         );
@@ -226,31 +268,62 @@ impl Vault {
             c.dedup();
             c
         };
-        self.check_segment_use(principal, &purpose, &rule)?;
+        let id_text = id.to_string();
+        let record = async |categories: &[&str], outcome: &str, size: Option<SegmentSize>| {
+            let mut leaf = crate::vault::leaf(
+                self.actor_parts(Actor::Principal(principal)),
+                "evaluate_segment",
+                None,
+                categories,
+                About {
+                    subject: Some(&id_text),
+                    purpose: Some(&purpose.key),
+                },
+                "used",
+                outcome,
+            );
+            // The size as shown, no more exact for the DPO than for marketing.
+            if let Some(size) = size {
+                leaf.categories.insert("size".to_owned(), size.to_string());
+            }
+            self.inner.audit.append(&leaf).await
+        };
+        let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+        // A refused evaluation is recorded too: probing what a purpose allows is a use.
+        if let Err(e) = self.check_segment_use(principal, &purpose, &rule) {
+            record(&names, "deny", None).await?;
+            return Err(e);
+        }
+        let pseudonym = self.pseudonym(&principal.asker().id);
+        if let Budget::Refused { newly } =
+            self.inner.segment_limits.count(&pseudonym, Instant::now())
+        {
+            if newly {
+                let who = crate::access::Flagged {
+                    principal,
+                    purpose: &purpose.key,
+                    reason: None,
+                    break_glass: false,
+                };
+                let detail = format!(
+                    "sized more than {EVALUATIONS_PER_HOUR} segments in an hour; refused for the rest of the hour"
+                );
+                self.alert_about("segment_evaluations", &who, None, detail)
+                    .await?;
+            }
+            record(&names, "deny", None).await?;
+            return Err(ServiceError::SegmentBudget);
+        }
         let now = Timestamp::now();
         let size = self
             .count_members(principal, &purpose, &rule, &categories, now)
             .await?;
-        let id_text = id.to_string();
-        let mut leaf = crate::vault::leaf(
-            self.actor_parts(Actor::Principal(principal)),
-            "evaluate_segment",
-            None,
-            &categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-            About {
-                subject: Some(&id_text),
-                purpose: Some(&purpose.key),
-            },
-            "used",
-            "done",
-        );
-        // The size the evaluation found, exact, for the DPO (an aggregate, not about anyone).
-        leaf.categories.insert("size".to_owned(), size.to_string());
+        let threshold = self.inner.segment_limits.threshold.load(Ordering::Relaxed);
+        let shown = SegmentSize::shown(size, threshold);
         // INVARIANT: recorded before the size is returned.
-        self.inner.audit.append(&leaf).await?;
-        let threshold = self.inner.segment_threshold.0.load(Ordering::Relaxed);
+        record(&names, "done", Some(shown)).await?;
         Ok(SegmentSizeView {
-            size: SegmentSize::shown(size, threshold),
+            size: shown,
             purpose: purpose.key.clone(),
             evaluated_at: now,
         })
@@ -429,16 +502,16 @@ impl Vault {
             if !usable {
                 continue;
             }
-            let key = match keys.get(&c.id) {
-                Some(k)
-                    if c.language.is_some()
-                        || page.purchases[bought.clone()]
-                            .iter()
-                            .any(|p| p.amount.is_some()) =>
-                {
-                    Some(self.data_key(c.id, k)?)
-                }
-                _ => None,
+            let sealed = c.language.is_some()
+                || page.purchases[bought.clone()]
+                    .iter()
+                    .any(|p| p.amount.is_some());
+            let key = match (sealed, keys.get(&c.id)) {
+                (true, Some(k)) => Some(self.data_key(c.id, k)?),
+                // Sealed facts without their key (erased meanwhile): not counted, rather than
+                // evaluated as if the facts were absent.
+                (true, None) => continue,
+                (false, _) => None,
             };
             purchases.clear();
             for p in &page.purchases[bought] {

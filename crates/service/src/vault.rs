@@ -160,8 +160,8 @@ pub(crate) struct Inner {
     pub(crate) dpo: crate::dpo_notify::DpoNotices,
     /// Days a data-subject request has until its deadline.
     pub(crate) request_days: std::sync::atomic::AtomicI64,
-    /// Segment sizes under this are shown as "fewer than N".
-    pub(crate) segment_threshold: crate::segments::SizeThreshold,
+    /// Segment sizes under the threshold are shown as "fewer than N"; evaluations per caller.
+    pub(crate) segment_limits: crate::segments::SegmentLimits,
 }
 
 impl Vault {
@@ -209,7 +209,7 @@ impl Vault {
                 ),
                 notices: crate::notice::Notices::default(),
                 dpo: crate::dpo_notify::DpoNotices::default(),
-                segment_threshold: Default::default(),
+                segment_limits: Default::default(),
             }),
         };
         vault

@@ -150,10 +150,18 @@ impl SegmentStore for SqlStore {
                 .map_err(|_| StoreError::Corrupt("the segment reader stopped"))?;
         }
         let lo = after.map_or_else(|| vec![0u8; 16], |a| a.as_bytes().to_vec());
+        // One snapshot per page: a customer erased between two of its queries must not be read
+        // with their clear facts but without their key.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let rows = sqlx::query(AssertSqlSafe(customers_sql(scan)))
             .bind(lo.clone())
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
         let mut page = SegmentPage::default();
         for r in &rows {
@@ -171,12 +179,12 @@ impl SegmentStore for SqlStore {
         let hi = last.id.as_bytes().to_vec();
         let range = |sql| sqlx::query(sql).bind(lo.clone()).bind(hi.clone());
         let mut outlets = Vec::new();
-        for r in &range(OUTLETS_SQL).fetch_all(&self.pool).await? {
+        for r in &range(OUTLETS_SQL).fetch_all(&mut *tx).await? {
             outlets.push((customer_id(r)?, id16(r.try_get(1)?, OutletId::from_slice)?));
         }
         attach_outlets(&mut page, outlets);
         if scan.purchases {
-            for r in &range(purchases_sql(scan)).fetch_all(&self.pool).await? {
+            for r in &range(purchases_sql(scan)).fetch_all(&mut *tx).await? {
                 page.purchases.push(SegmentPurchase {
                     customer_id: customer_id(r)?,
                     id: r.try_get(1)?,
@@ -191,20 +199,20 @@ impl SegmentStore for SqlStore {
             }
         }
         if scan.interactions {
-            for r in &range(INTERACTIONS_SQL).fetch_all(&self.pool).await? {
+            for r in &range(INTERACTIONS_SQL).fetch_all(&mut *tx).await? {
                 page.interactions
                     .push((customer_id(r)?, r.try_get(1)?, r.try_get(2)?));
             }
         }
         if scan.consents {
-            for r in &range(CONSENTS_SQL).fetch_all(&self.pool).await? {
+            for r in &range(CONSENTS_SQL).fetch_all(&mut *tx).await? {
                 let action: String = r.try_get(2)?;
                 page.consents
                     .push((customer_id(r)?, r.try_get(1)?, action == "grant"));
             }
         }
         if scan.amounts || scan.language {
-            for r in &range(KEYS_SQL).fetch_all(&self.pool).await? {
+            for r in &range(KEYS_SQL).fetch_all(&mut *tx).await? {
                 page.keys.push((
                     customer_id(r)?,
                     StoredKey {
@@ -214,6 +222,8 @@ impl SegmentStore for SqlStore {
                 ));
             }
         }
+        // Read only: ending the transaction changes nothing.
+        tx.commit().await?;
         Ok(page)
     }
 }

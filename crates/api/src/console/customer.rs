@@ -533,7 +533,7 @@ pub(super) async fn add_purchase(
             .outlets()
             .first()
             .ok_or_else(|| ValidationError::new("outlet_id", "you work at no outlet"))?;
-        let amount = crate::display::minor_units(field(f, "amount"))
+        let amount = crate::display::minor_units(field(f, "amount"), field(f, "currency"))
             .ok_or_else(|| ValidationError::new("amount", "must be an amount such as 1250.00"))?;
         let input: steward_domain::PurchaseInput = serde_json::from_value(serde_json::json!({
             "item": field(f, "item"), "category": field(f, "category"), "outlet_id": outlet,
@@ -614,10 +614,13 @@ mod tests {
 
     #[test]
     fn amounts_become_minor_units() {
-        assert_eq!(minor_units("1250"), Some(125_000));
-        assert_eq!(minor_units("1250.5"), Some(125_050));
-        assert_eq!(minor_units(" 0.07 "), Some(7));
-        assert_eq!(minor_units("12,50"), Some(1_250));
+        assert_eq!(minor_units("1250", "CHF"), Some(125_000));
+        assert_eq!(minor_units("1250", "JPY"), Some(1_250));
+        assert_eq!(minor_units("1.25", "KWD"), Some(1_250));
+        assert_eq!(minor_units("1.5", "JPY"), None);
+        assert_eq!(minor_units("1250.5", "CHF"), Some(125_050));
+        assert_eq!(minor_units(" 0.07 ", "CHF"), Some(7));
+        assert_eq!(minor_units("12,50", "CHF"), Some(1_250));
         for bad in [
             "",
             ".5",
@@ -628,7 +631,7 @@ mod tests {
             "12,5,0",
             "99999999999999999999",
         ] {
-            assert_eq!(minor_units(bad), None, "{bad}");
+            assert_eq!(minor_units(bad, "CHF"), None, "{bad}");
         }
     }
 }

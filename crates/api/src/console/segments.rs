@@ -189,8 +189,26 @@ fn rules_of(f: &HashMap<String, String>) -> Result<(Value, Vec<&'static str>), P
         }
         push(json!({"purchased": p}), label("category"));
     }
+    // A window or a state with nothing to apply to would make the segment broader than meant.
+    for (modifier, main, label) in [
+        ("within_days", &["category", "min_count"][..], "Bought"),
+        ("spent_within", &["spent_min"][..], "Spent at least"),
+        ("currency", &["spent_min"][..], "Spent at least"),
+        ("channel_within", &["channel"][..], "In touch"),
+    ] {
+        if get(modifier).is_some() && main.iter().all(|m| get(m).is_none()) {
+            return Err(Problem::invalid_parameter(
+                modifier,
+                match label {
+                    "Bought" => "applies to a category or a number of purchases: fill one in",
+                    "Spent at least" => "applies to an amount spent: fill it in",
+                    _ => "applies to a channel: choose one",
+                },
+            ));
+        }
+    }
     if let Some(amount) = get("spent_min") {
-        let minor = minor_units(amount).ok_or_else(|| {
+        let minor = minor_units(amount, get("currency").unwrap_or("")).ok_or_else(|| {
             Problem::invalid_parameter("spent_min", "must be an amount such as 5000.00")
         })?;
         push(

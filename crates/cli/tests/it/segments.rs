@@ -172,8 +172,22 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
         .await;
         assert_eq!(s, StatusCode::CREATED, "{body}");
     }
-    let (_, c) = define(json!({"all": [{"language": "fr"}, {"outlet": a}]})).await;
+    let (_, c) = define(json!({"all": [{"language": "fr"}, {"not": {"language": "de"}}]})).await;
     let french = c["id"].as_str().unwrap().to_owned();
+    // Where a customer registered is shown only with the purchase history: an outlet rule is
+    // refused under marketing_email, allowed under personalisation.
+    let (_, c) = define(json!({"outlet": a})).await;
+    let at_a = c["id"].as_str().unwrap().to_owned();
+    let (s, p) = size(at_a.clone(), "marketing_email").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("outlet"), "{p}");
+    // Buyers 2 to 10 still consent (1 withdrew, 0 is restricted): nine.
+    let (s, p) = size(at_a, "personalisation").await;
+    assert_eq!(
+        (s, &p["size"]),
+        (StatusCode::OK, &json!("fewer than 10")),
+        "{p}"
+    );
     // French speakers who consented: buyers 2, 4, 6, 8, 10 and 12 — six, under the threshold.
     let (s, p) = size(french.clone(), "marketing_email").await;
     assert_eq!(
@@ -261,9 +275,41 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    // Marketing may not size under a purpose it may not declare.
+    // Marketing may not size under a purpose it may not declare; the refusal is recorded.
+    w.vault.flush_audit().await.unwrap();
+    let before = w.store.audit_size().await.unwrap();
     let (s, p) = size(watches, "service").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
+    w.vault.flush_audit().await.unwrap();
+    assert_eq!(w.store.audit_size().await.unwrap(), before + 1);
+
+    // A caller sizes at most 60 segments an hour; past it they are refused and the DPO alerted.
+    let eager = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
+    let (_, c) = call(
+        app,
+        &eager,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "Everyone", "rules": {"all": []}})),
+        false,
+    )
+    .await;
+    let everyone = c["id"].as_str().unwrap().to_owned();
+    let uri = format!("/v1/segments/{everyone}?purpose=personalisation");
+    for _ in 0..steward_service::EVALUATIONS_PER_HOUR {
+        let (s, p) = call(app, &eager, "GET", &uri, None, false).await;
+        assert_eq!(s, StatusCode::OK, "{p}");
+    }
+    let (s, p) = call(app, &eager, "GET", &uri, None, false).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{p}");
+    let (_, alerts) = call(app, &dpo, "GET", "/v1/alerts", None, false).await;
+    assert!(
+        alerts.to_string().contains("segment_evaluations"),
+        "{alerts}"
+    );
+    // Another caller's budget is their own.
+    let (s, _) = size(everyone, "personalisation").await;
+    assert_eq!(s, StatusCode::OK);
 }
 
 backend_tests!(marketing_defines_and_sizes_segments_in_the_console);

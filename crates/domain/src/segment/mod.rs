@@ -10,7 +10,7 @@
 //! | `{"spent": {"currency", "within_days"?, "min_minor"?, "max_minor"?}}` | the total paid in that currency (minor units, in the window) lies in the band | purchase history, financial |
 //! | `{"last_purchase": {"min_days"?, "max_days"?}}` | the latest purchase was between `min_days` and `max_days` days ago (no purchase: never) | purchase history |
 //! | `{"tier": "none" \| "bronze" \| "silver" \| "gold"}` | the purchase-history tier | purchase history |
-//! | `{"outlet": ID}` | registered at that outlet | none (the relationship the policy itself uses) |
+//! | `{"outlet": ID}` | registered at that outlet | purchase history (where someone shops is shown only with it) |
 //! | `{"interacted": {"channel"?, "within_days"?}}` | an interaction (on that channel, in the window) | communications |
 //! | `{"consent": {"purpose", "state": "granted" \| "withdrawn" \| "none"}}` | the customer's consent for a purpose | none (the consent ledger) |
 //! | `{"language": TAG}` | the preferred language is the tag or a narrower one (`fr` holds for `fr-CH`) | language |
@@ -189,10 +189,12 @@ pub struct Facts<'a> {
     pub language: Option<&'a str>,
 }
 
-/// A segment's size as shown: exact from the threshold up.
+/// A segment's size as shown: "fewer than N" under the threshold, the number itself up to 99,
+/// and rounded to two significant digits from 100 up (1,234 is 1,200), so that two segments
+/// that differ by one customer rarely show different sizes (issue 18 review: differencing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentSize {
-    /// The number of customers.
+    /// The number of customers (rounded from 100 up).
     Exact(u64),
     /// Fewer than this many (the threshold).
     FewerThan(u64),
@@ -203,10 +205,14 @@ impl SegmentSize {
     pub fn shown(size: u64, threshold: u64) -> Self {
         let threshold = threshold.max(MIN_SIZE_THRESHOLD);
         if size < threshold {
-            Self::FewerThan(threshold)
-        } else {
-            Self::Exact(size)
+            return Self::FewerThan(threshold);
         }
+        let digits = size.checked_ilog10().unwrap_or(0) + 1;
+        if digits <= 2 {
+            return Self::Exact(size);
+        }
+        let unit = 10u64.pow(digits - 2);
+        Self::Exact((size + unit / 2) / unit * unit)
     }
 }
 
@@ -307,6 +313,8 @@ impl Rule {
                 Rule::Purchased(_) => (&[DataCategory::PurchaseHistory], "purchased"),
                 Rule::LastPurchase { .. } => (&[DataCategory::PurchaseHistory], "last_purchase"),
                 Rule::Tier(_) => (&[DataCategory::PurchaseHistory], "tier"),
+                // A read shows where a customer registered only with their purchase history.
+                Rule::Outlet(_) => (&[DataCategory::PurchaseHistory], "outlet"),
                 Rule::Spent(_) => (
                     &[DataCategory::PurchaseHistory, DataCategory::Financial],
                     "spent",
@@ -578,12 +586,15 @@ mod tests {
         let n = r.needs();
         assert!(n.purchases && n.amounts && !n.interactions && !n.language);
         assert_eq!(n.consents.into_iter().collect::<Vec<_>>(), ["service"]);
-        assert!(
-            parse(json!({"outlet": outlet().to_string()}))
-                .unwrap()
-                .categories()
-                .is_empty()
-        );
+        let outlet_rule = parse(json!({"outlet": outlet().to_string()})).unwrap();
+        let used: Vec<_> = outlet_rule
+            .categories()
+            .into_iter()
+            .map(|c| c.category)
+            .collect();
+        assert_eq!(used, [DataCategory::PurchaseHistory]);
+        let consent = parse(json!({"consent": {"purpose": "service", "state": "none"}})).unwrap();
+        assert!(consent.categories().is_empty());
     }
 
     #[test]
@@ -600,5 +611,20 @@ mod tests {
             serde_json::to_value(SegmentSize::Exact(1234)).unwrap(),
             json!(1234)
         );
+        // From 100 up, two significant digits.
+        for (size, shown) in [
+            (99, 99),
+            (100, 100),
+            (1_234, 1_200),
+            (1_250, 1_300),
+            (55_570, 56_000),
+            (1_000_000, 1_000_000),
+        ] {
+            assert_eq!(
+                SegmentSize::shown(size, 10),
+                SegmentSize::Exact(shown),
+                "{size}"
+            );
+        }
     }
 }

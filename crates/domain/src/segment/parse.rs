@@ -33,7 +33,7 @@ impl Parser<'_> {
         if self.rules > MAX_RULES {
             return Err(err(path, "too many rules in one segment (at most 64)"));
         }
-        if depth > MAX_DEPTH {
+        if depth >= MAX_DEPTH {
             return Err(err(path, "rules nest too deep (at most 8 levels)"));
         }
         let Some(obj) = v.as_object() else {
