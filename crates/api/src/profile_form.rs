@@ -188,12 +188,7 @@ pub(crate) fn patch_json(form: &HashMap<String, String>) -> Map<String, Value> {
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::web::form_of as form;
 
     #[test]
     fn a_typed_form_becomes_a_body_with_a_structured_address() {

@@ -84,6 +84,15 @@ pub(crate) fn form(body: &Bytes) -> std::collections::HashMap<String, String> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
+/// A form as parsed, from its pairs (for tests).
+#[cfg(test)]
+pub(crate) fn form_of(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// A urlencoded form with every value of a repeated field (checkboxes), in order.
 pub(crate) fn form_all(body: &Bytes) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()

@@ -66,4 +66,6 @@ typed_id!(
     RequestId,
     /// A segment: rules that pick customers.
     SegmentId,
+    /// A campaign: a message to a segment.
+    CampaignId,
 );

@@ -4,6 +4,7 @@
 //! and normalised here first, so that the crypto and storage layers only ever see clean values.
 
 pub mod audit;
+pub mod campaign;
 pub mod category;
 pub mod consent;
 pub mod customer;
@@ -30,7 +31,8 @@ pub use consent::{
 pub use customer::{Address, AddressInput};
 pub use error::ValidationError;
 pub use ids::{
-    CustomerId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId, StaffId, TokenId,
+    CampaignId, CustomerId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId, StaffId,
+    TokenId,
 };
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
 pub use profile::{

@@ -288,6 +288,8 @@ pub enum Action {
     MergeCustomers,
     /// Define segments and see their sizes (issue 18).
     ManageSegments,
+    /// Compose campaigns to segments and see their counts (issue 18).
+    ManageCampaigns,
 }
 
 impl Action {
@@ -316,6 +318,7 @@ impl Action {
             Action::ManageNotice => "manage_notice",
             Action::MergeCustomers => "merge_customers",
             Action::ManageSegments => "manage_segments",
+            Action::ManageCampaigns => "manage_campaigns",
         }
     }
 
@@ -332,6 +335,7 @@ impl Action {
                 | Action::ManageTokens
                 | Action::ManageNotice
                 | Action::ManageSegments
+                | Action::ManageCampaigns
         )
     }
 }

@@ -8,6 +8,7 @@ mod audit_export;
 mod audit_search;
 mod audit_verify;
 mod auth;
+mod campaigns;
 mod consent;
 pub mod contact;
 pub mod demo;
@@ -41,6 +42,7 @@ pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export}
 pub use audit_search::{AuditFilter, AuditLine};
 pub use audit_verify::{AuditReport, verify_log};
 pub use auth::{Actor, Myself, Operator, Principal, TokenOwner};
+pub use campaigns::{CampaignCounts, CampaignView, Preview};
 pub use erasure::ErasureReport;
 pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};

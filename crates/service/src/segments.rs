@@ -135,15 +135,7 @@ impl Vault {
     /// Parses and validates rules against the registry and the directory.
     async fn parse_rules(&self, rules: &serde_json::Value) -> ServiceResult<Rule> {
         let purposes = self.purpose_keys();
-        let outlets: Vec<_> = self
-            .inner
-            .stores
-            .directory
-            .list_outlets()
-            .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+        let outlets: Vec<_> = self.outlets().await?.into_iter().map(|o| o.id).collect();
         Ok(Rule::parse(
             rules,
             &Known {

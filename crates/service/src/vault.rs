@@ -112,6 +112,7 @@ pub(crate) struct Stores {
     pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
     pub(crate) notices: Arc<dyn steward_store::NoticeStore>,
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
+    pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -132,6 +133,7 @@ impl Stores {
             erasure: store.clone(),
             notices: store.clone(),
             segments: store.clone(),
+            campaigns: store.clone(),
             maintenance: store.clone(),
         }
     }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod audit_append;
+mod campaigns;
 mod contact;
 mod erasure;
 mod merge;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
+pub use campaigns::CampaignRow;
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use notice::{AcknowledgementRow, NoticeRow};
@@ -40,7 +42,7 @@ pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, Se
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 
-use steward_domain::{CustomerId, OutletId, SegmentId, StaffId, TokenId};
+use steward_domain::{CampaignId, CustomerId, OutletId, SegmentId, StaffId, TokenId};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -700,6 +702,19 @@ pub trait SegmentStore: Send + Sync + 'static {
     ) -> StoreResult<SegmentPage>;
 }
 
+/// Campaigns: messages to segments under a marketing purpose.
+#[async_trait::async_trait]
+pub trait CampaignStore: Send + Sync + 'static {
+    /// Stores a new campaign.
+    async fn insert_campaign(&self, row: &CampaignRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
+    /// One campaign.
+    async fn campaign(&self, id: CampaignId) -> StoreResult<Option<CampaignRow>>;
+
+    /// Every campaign, newest first.
+    async fn campaigns(&self) -> StoreResult<Vec<CampaignRow>>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -747,6 +762,7 @@ contexts!(
     ErasureStore,
     NoticeStore,
     SegmentStore,
+    CampaignStore,
     MaintenanceStore,
 );
 

@@ -310,12 +310,7 @@ pub(super) async fn define(
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::web::form_of as form;
 
     #[test]
     fn filled_conditions_become_rules() {

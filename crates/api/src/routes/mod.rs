@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod admin;
 pub mod audit;
+pub mod campaigns;
 pub mod customers;
 pub mod erasure;
 pub mod notice;
@@ -25,6 +26,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(purposes::routes())
         .merge(notice::routes())
         .merge(segments::routes())
+        .merge(campaigns::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

@@ -84,6 +84,7 @@ async fn every_v1_operation_has_matrix_rows() {
             .replace("{fresh_token}", "{id}")
             .replace("{fresh_staff}", "{id}")
             .replace("{segment}", "{id}")
+            .replace("{campaign}", "{id}")
             .replace("{fresh}", "{id}");
         covered.insert(format!("{method} {path}"));
     }
@@ -421,6 +422,30 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Marketing, Dpo],
             StatusCode::OK,
         ),
+        // Campaigns (issue 18) are marketing's alone.
+        (
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"segment_id": "{segment}", "purpose": "marketing_email", "subject": "Hello {{first_name}}", "body": "News {n}"}),
+            ),
+            vec![Marketing],
+            StatusCode::CREATED,
+        ),
+        (
+            "GET",
+            "/v1/campaigns",
+            None,
+            vec![Marketing],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/campaigns/{campaign}",
+            None,
+            vec![Marketing],
+            StatusCode::OK,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -611,6 +636,27 @@ async fn authorisation_matrix(db: TestDb) {
         assert_eq!(s, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
     };
+    // A campaign for the row that reads one.
+    let campaign = {
+        let marketing = &tokens
+            .iter()
+            .find(|(r, _)| *r == Role::Marketing)
+            .unwrap()
+            .1;
+        let body = json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Matrix", "body": "Matrix campaign"});
+        let (s, _, body) = crate::support::oneshot(
+            &router,
+            Some(marketing),
+            "POST",
+            "/v1/campaigns",
+            Some(body.to_string()),
+            Some("application/json"),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    };
     // Writes after every read: they change the customers (a consent grant among them).
     for (role, token) in &tokens {
         for (n, (method, template, body, roles, success)) in
@@ -620,7 +666,8 @@ async fn authorisation_matrix(db: TestDb) {
         {
             let mut path = template
                 .replace("{id}", &customers[0].1)
-                .replace("{segment}", &segment);
+                .replace("{segment}", &segment)
+                .replace("{campaign}", &campaign);
             if template.contains("{fresh_token}") {
                 let (fresh, _) = v
                     .create_token(op, "matrix fresh", TokenOwner::Role(Role::SupportAgent))
@@ -667,6 +714,7 @@ async fn authorisation_matrix(db: TestDb) {
                     &b.to_string()
                         .replace("{n}", &format!("{role:?}{n}").to_lowercase())
                         .replace("{id}", &customers[0].1)
+                        .replace("{segment}", &segment)
                         .replace("{fresh_other}", &other),
                 )
                 .unwrap()
@@ -691,5 +739,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 38));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 41));
 }

@@ -440,3 +440,119 @@ async fn marketing_defines_and_sizes_segments_in_the_console(db: TestDb) {
     let (s, _, _) = send(&app, "GET", "/console/segments", Some(&sue), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+backend_tests!(campaigns_are_composed_within_the_purpose);
+
+async fn campaigns_are_composed_within_the_purpose(db: TestDb) {
+    let w = world(&db).await;
+    let app = &w.router;
+    let marketing = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
+    let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
+    let (_, c) = call(
+        app,
+        &marketing,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "Everyone", "rules": {"all": []}})),
+        false,
+    )
+    .await;
+    let segment = c["id"].as_str().unwrap().to_owned();
+    let compose = |body: Value| {
+        let t = marketing.clone();
+        async move { call(app, &t, "POST", "/v1/campaigns", Some(body), false).await }
+    };
+    let (s, c) = compose(json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Autumn news, {{ first_name }}", "body": "Dear {{name}},\nour autumn collection is in."})).await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    let (s, v) = call(
+        app,
+        &marketing,
+        "GET",
+        &format!("/v1/campaigns/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "draft");
+    assert_eq!(
+        v["counts"],
+        json!({"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "unsubscribed": 0})
+    );
+    // The preview is a fictional customer's, never a real one's.
+    assert_eq!(v["preview"]["subject"], "Autumn news, Alex");
+    assert_eq!(
+        v["preview"]["body"],
+        "Dear Alex Example,\nour autumn collection is in."
+    );
+    assert!(!v.to_string().contains("Carla"), "{v}");
+
+    // Bad input: a 422 naming the field, nothing stored.
+    let (_, before) = call(app, &marketing, "GET", "/v1/campaigns", None, false).await;
+    for (body, field) in [
+        (
+            json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Hi", "body": "Hi {{nickname}}"}),
+            "body",
+        ),
+        (
+            json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Hi {{phone}}", "body": "Hi"}),
+            "subject",
+        ),
+        (
+            json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Hi", "body": "Hi {{first_name"}),
+            "body",
+        ),
+        (
+            json!({"segment_id": segment, "purpose": "personalisation", "subject": "Hi", "body": "Hi"}),
+            "purpose",
+        ),
+        (
+            json!({"segment_id": segment, "purpose": "marketing_email", "subject": "s".repeat(201), "body": "Hi"}),
+            "subject",
+        ),
+        (
+            json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Hi", "body": "b".repeat(10_001)}),
+            "body",
+        ),
+        (
+            json!({"segment_id": steward_domain::SegmentId::new(), "purpose": "marketing_email", "subject": "Hi", "body": "Hi"}),
+            "segment_id",
+        ),
+        (
+            json!({"segment_id": segment, "purpose": "nope", "subject": "Hi", "body": "Hi"}),
+            "purpose",
+        ),
+    ] {
+        let (s, p) = compose(body).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{p}");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    // A purpose whose categories leave out the name: {{name}} is refused there.
+    let (s, p) = call(app, &dpo, "POST", "/v1/purposes", Some(json!({"key": "newsletter_plain", "lawful_basis": "consent", "data_use": "marketing.communications.email", "categories": ["user.contact.email"], "retention_days": 365, "notice_text": "A newsletter, without your name.", "roles": ["marketing"]})), false).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, p) = compose(json!({"segment_id": segment, "purpose": "newsletter_plain", "subject": "Hi", "body": "Dear {{first_name}}"})).await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("body")),
+        "{p}"
+    );
+    let (_, after) = call(app, &marketing, "GET", "/v1/campaigns", None, false).await;
+    assert_eq!(
+        before.as_array().unwrap().len(),
+        after.as_array().unwrap().len()
+    );
+    // Only marketing composes and reads campaigns.
+    let (s, _) = call(
+        app,
+        &dpo,
+        "GET",
+        &format!("/v1/campaigns/{id}"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(app, &w.support, "POST", "/v1/campaigns", Some(json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Hi", "body": "Hi"})), false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
