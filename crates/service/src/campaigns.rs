@@ -98,9 +98,13 @@ impl Vault {
         self.authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let purpose = self.purpose("purpose", purpose)?;
-        if !purpose.roles.iter().any(|r| principal.roles.contains(r)) {
-            return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
-        }
+        // Decided by the policy's `purpose-bound-to-roles`, as for a read under the purpose.
+        self.check_declarable(&crate::Access {
+            principal,
+            purpose: &purpose,
+            reason: None,
+            break_glass: false,
+        })?;
         if self.inner.stores.segments.segment(segment).await?.is_none() {
             return Err(ValidationError::new("segment_id", "no such segment").into());
         }

@@ -132,10 +132,15 @@ impl Vault {
         self.purposes().into_iter().map(|p| p.key).collect()
     }
 
+    /// What rules may refer to: the purposes' keys and the outlets' ids (read once per call).
+    async fn rule_terms(&self) -> ServiceResult<(Vec<String>, Vec<steward_domain::OutletId>)> {
+        let outlets = self.outlets().await?.into_iter().map(|o| o.id).collect();
+        Ok((self.purpose_keys(), outlets))
+    }
+
     /// Parses and validates rules against the registry and the directory.
     async fn parse_rules(&self, rules: &serde_json::Value) -> ServiceResult<Rule> {
-        let purposes = self.purpose_keys();
-        let outlets: Vec<_> = self.outlets().await?.into_iter().map(|o| o.id).collect();
+        let (purposes, outlets) = self.rule_terms().await?;
         Ok(Rule::parse(
             rules,
             &Known {
@@ -216,10 +221,25 @@ impl Vault {
         self.outlets().await
     }
 
-    /// A stored segment's rules as [`Rule`] (to describe them); `None` if they no longer
-    /// validate against the registry and the directory.
-    pub async fn segment_rule(&self, segment: &Segment) -> Option<Rule> {
-        self.parse_rules(&segment.rules).await.ok()
+    /// Every segment with its rules as [`Rule`] (to describe them), `None` where they no longer
+    /// validate against the registry and the directory; the directory is read once.
+    pub async fn segments_with_rules(
+        &self,
+        principal: &Principal,
+    ) -> ServiceResult<Vec<(Segment, Option<Rule>)>> {
+        let segments = self.segments(principal).await?;
+        let (purposes, outlets) = self.rule_terms().await?;
+        let known = Known {
+            purposes: &purposes,
+            outlets: &outlets,
+        };
+        Ok(segments
+            .into_iter()
+            .map(|s| {
+                let rule = Rule::parse(&s.rules, &known).ok();
+                (s, rule)
+            })
+            .collect())
     }
 
     /// One segment's definition.

@@ -64,14 +64,17 @@ async fn page(
     typed: HashMap<String, String>,
 ) -> Response {
     let p = &session.principal;
-    let (segments, outlets) = match (s.vault.segments(p).await, s.vault.segment_outlets(p).await) {
+    let (segments, outlets) = match (
+        s.vault.segments_with_rules(p).await,
+        s.vault.segment_outlets(p).await,
+    ) {
         (Ok(seg), Ok(out)) => (seg, out),
         (Err(e), _) | (_, Err(e)) => return error_page(Some(session), e.into()),
     };
     let names: HashMap<OutletId, String> = outlets.iter().map(|o| (o.id, o.name.clone())).collect();
     let mut rows = Vec::with_capacity(segments.len());
-    for seg in segments {
-        let description = match s.vault.segment_rule(&seg).await {
+    for (seg, rule) in segments {
+        let description = match rule {
             Some(r) => r.describe(
                 &|o| names.get(&o).cloned().unwrap_or_else(|| "an outlet".into()),
                 &money,
