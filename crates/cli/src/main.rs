@@ -6,6 +6,7 @@ mod erasure;
 mod export;
 mod http;
 mod import;
+mod mail;
 mod open;
 mod serve;
 mod staff;
@@ -109,6 +110,19 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Campaign and customer mail: the DKIM record to publish.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+/// `steward mail …`.
+#[derive(Subcommand)]
+enum MailCommand {
+    /// Print the DNS TXT record that publishes the DKIM key every message is signed with
+    /// (`SELECTOR._domainkey.DOMAIN TXT "v=DKIM1; k=ed25519; p=…"`).
+    DkimRecord(mail::DkimRecordArgs),
 }
 
 /// `steward staff …`.
@@ -379,6 +393,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             open::rotate(&store, batch).await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Mail {
+            command: MailCommand::DkimRecord(args),
+        } => mail::dkim_record(args).await,
         Command::Audit {
             command:
                 AuditCommand::Verify {

@@ -61,13 +61,26 @@ pub struct ServeArgs {
     /// Seconds a request may take, its body included, before it is cut off with 408.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     request_timeout_secs: u64,
-    /// The sender of one-time codes.
+    /// The sender of one-time codes and campaign messages; its domain signs campaign mail
+    /// (DKIM: `steward mail dkim-record` prints the record to publish).
     #[arg(
         long,
         env = "STEWARD_MAIL_FROM",
         default_value = "Privacy <privacy@localhost>"
     )]
     mail_from: String,
+    /// The base of links in messages (one-click unsubscribe) as customers reach this server,
+    /// e.g. `https://crm.example.com`. Campaigns are sent only when it is set (the demo uses
+    /// this server's own address).
+    #[arg(long, env = "STEWARD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Most marketing messages a customer receives per purpose, as MESSAGES/DAYSd.
+    #[arg(long, default_value = "3/7d", env = "STEWARD_MARKETING_CAP")]
+    marketing_cap: steward_service::sending::MarketingCap,
+    /// Seconds a campaign message may stay handed-over-but-unconfirmed (a server stopped
+    /// mid-send) before it counts as uncertain; uncertain messages are never sent again.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    send_lease_secs: u64,
     /// The data protection officer's e-mail address: told (through the mail sink or SMTP relay)
     /// when a data-subject request arrives, an access alert is raised, or a request's deadline
     /// is three days away. The messages name no customer.
@@ -121,6 +134,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--smtp-url: {e}"))?;
         vault.use_notifier(std::sync::Arc::new(smtp));
     }
+    let public_url = args
+        .public_url
+        .clone()
+        .or_else(|| args.demo.then(|| format!("http://{}", args.listen)));
+    if let Some(url) = public_url {
+        vault
+            .configure_mail(
+                operator,
+                steward_service::sending::MailSettings {
+                    public_url: url,
+                    from: args.mail_from.clone(),
+                    cap: args.marketing_cap,
+                    lease: std::time::Duration::from_secs(args.send_lease_secs),
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("--public-url / --mail-from: {e}"))?;
+    }
     if let Some(address) = &args.dpo_email {
         vault
             .set_dpo_address(operator, address)
@@ -147,6 +177,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "erased again from the erasure journal (a restored or older database)"
         );
     }
+    // After the replay: a campaign left unfinished by a previous process resumes now.
+    vault.start_sender(operator.acting("campaign_sender"));
     if args.retention_every_hours > 0 {
         let vault = vault.clone();
         let every = std::time::Duration::from_secs(args.retention_every_hours * 3600);

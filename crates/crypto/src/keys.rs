@@ -105,6 +105,9 @@ pub struct WrappedKey {
     pub blob: Vec<u8>,
 }
 
+const LINK_LABEL: &[u8] = b"keyring\0link";
+const DKIM_LABEL: &[u8] = b"keyring\0dkim";
+
 /// The master keys this process holds: the current one wraps, any of them unwraps. More than
 /// one is loaded only while a rotation is under way.
 #[derive(Debug)]
@@ -192,6 +195,28 @@ impl Keyring {
     /// A new random consent-receipt signing seed, wrapped for storage.
     pub fn new_receipt_signer(&self) -> Result<WrappedKey, CryptoError> {
         self.wrap(&DataKey::generate()?.raw, b"keyring\0receipt_signing")
+    }
+
+    /// Unwraps the key that seals links in messages.
+    pub fn unwrap_link_key(&self, wrapped: &WrappedKey) -> Result<crate::LinkKey, CryptoError> {
+        self.unwrap(wrapped, LINK_LABEL)
+            .map(|k| crate::LinkKey::from_bytes(&k))
+    }
+
+    /// A new random link key, wrapped for storage.
+    pub fn new_link_key(&self) -> Result<WrappedKey, CryptoError> {
+        self.wrap(&DataKey::generate()?.raw, LINK_LABEL)
+    }
+
+    /// Unwraps the DKIM signing key.
+    pub fn unwrap_dkim_key(&self, wrapped: &WrappedKey) -> Result<crate::DkimKey, CryptoError> {
+        self.unwrap(wrapped, DKIM_LABEL)
+            .map(crate::DkimKey::from_seed)
+    }
+
+    /// A new random DKIM seed, wrapped for storage.
+    pub fn new_dkim_key(&self) -> Result<WrappedKey, CryptoError> {
+        self.wrap(&DataKey::generate()?.raw, DKIM_LABEL)
     }
 
     /// A new random blind-index key, wrapped for storage.

@@ -141,26 +141,29 @@ pub struct NewCampaign {
 }
 
 /// Validates a campaign's purpose, subject and body: the purpose must be marketing
-/// communication on consent or legitimate interest, and every placeholder's category one the
-/// purpose covers.
+/// communication by e-mail on consent, and every placeholder's category one the purpose covers.
 pub fn validate(
     purpose: &Purpose,
     subject: &str,
     body: &str,
 ) -> Result<NewCampaign, ValidationError> {
-    if !purpose.data_use.starts_with("marketing.communications") {
-        return Err(ValidationError::new(
-            "purpose",
-            "a campaign's purpose must be marketing communication (data use marketing.communications.*)",
-        ));
-    }
+    // Campaigns are e-mail: a purpose for marketing by another channel (SMS, post) is not one.
     if !matches!(
-        purpose.lawful_basis,
-        LawfulBasis::Consent | LawfulBasis::LegitimateInterest
+        purpose.data_use.as_str(),
+        "marketing.communications" | "marketing.communications.email"
     ) {
         return Err(ValidationError::new(
             "purpose",
-            "marketing messages rest on consent or legitimate interest, not on this purpose's basis",
+            "a campaign's purpose must be marketing communication by e-mail (data use marketing.communications.email)",
+        ));
+    }
+    // Every campaign message must be revocable with one click, and a click withdraws consent:
+    // a purpose on another basis (legitimate interest, where unsubscribing is an objection)
+    // would need an objection ledger Steward does not keep yet.
+    if purpose.lawful_basis != LawfulBasis::Consent {
+        return Err(ValidationError::new(
+            "purpose",
+            "campaigns are sent only on consent: every message carries a one-click unsubscribe that withdraws it",
         ));
     }
     let subject_text = normalize::short_text("subject", subject)?;

@@ -28,6 +28,8 @@ pub enum ConsentSource {
     Gpc,
     /// A data-subject request (an objection withdraws marketing and profiling purposes).
     RightsRequest,
+    /// A campaign message's one-click unsubscribe (RFC 8058).
+    Unsubscribe,
 }
 
 impl ConsentAction {
@@ -49,6 +51,7 @@ impl ConsentSource {
             ConsentSource::Api => "api",
             ConsentSource::Gpc => "gpc",
             ConsentSource::RightsRequest => "rights_request",
+            ConsentSource::Unsubscribe => "unsubscribe",
         }
     }
 }

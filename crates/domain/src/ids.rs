@@ -68,4 +68,6 @@ typed_id!(
     SegmentId,
     /// A campaign: a message to a segment.
     CampaignId,
+    /// One campaign message to one customer: its state, never its content.
+    DeliveryId,
 );

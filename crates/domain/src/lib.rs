@@ -31,8 +31,8 @@ pub use consent::{
 pub use customer::{Address, AddressInput};
 pub use error::ValidationError;
 pub use ids::{
-    CampaignId, CustomerId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId, StaffId,
-    TokenId,
+    CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId,
+    StaffId, TokenId,
 };
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
 pub use profile::{

@@ -1,14 +1,14 @@
 //! Campaigns (issue 18, point 2): marketing composes a message to a segment under a marketing
 //! purpose; the templates are checked against what the purpose may use, a preview is rendered
-//! with a fictional customer, and the campaign shows counts only. Sending (consent checked per
-//! recipient at send time, the frequency cap, delivery) is not built yet: a campaign stays a
-//! draft.
+//! with a fictional customer, and the campaign shows counts only. Sending it evaluates the
+//! segment once, under the policy, and queues one delivery per member; the sender
+//! ([`crate::sending`]) decides each recipient again at send time.
 
 use serde::Serialize;
 use steward_domain::campaign::{self, Template};
 use steward_domain::{CampaignId, SegmentId, Timestamp, ValidationError};
 use steward_policy::Action;
-use steward_store::CampaignRow;
+use steward_store::{CampaignRow, DeliveryCounts, DeliveryState, Sender};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::vault::About;
@@ -27,6 +27,36 @@ pub struct CampaignCounts {
     pub failed: u64,
     /// Recipients who unsubscribed from it.
     pub unsubscribed: u64,
+    /// Messages whose hand-over was interrupted (the server may or may not have taken them):
+    /// never sent again.
+    pub uncertain: u64,
+    /// Messages being handed over now.
+    pub sending: u64,
+}
+
+/// The counts of a campaign's deliveries.
+pub(crate) fn counts_of(c: &DeliveryCounts) -> CampaignCounts {
+    let mut out = CampaignCounts {
+        unsubscribed: c.unsubscribed,
+        ..CampaignCounts::default()
+    };
+    for (state, _, n) in &c.by_state {
+        let slot = match state {
+            DeliveryState::Queued => &mut out.queued,
+            DeliveryState::Sending => &mut out.sending,
+            DeliveryState::Sent => &mut out.sent,
+            DeliveryState::Uncertain => &mut out.uncertain,
+            DeliveryState::Failed => &mut out.failed,
+            DeliveryState::Skipped => &mut out.skipped,
+        };
+        *slot += n;
+    }
+    out
+}
+
+/// A purpose's key as people read it (`marketing_email` → "marketing email").
+pub(crate) fn purpose_words(key: &str) -> String {
+    key.replace('_', " ")
 }
 
 /// A campaign as marketing sees it.
@@ -42,7 +72,7 @@ pub struct CampaignView {
     pub subject: String,
     /// The body's template.
     pub body: String,
-    /// `draft` (sending is not available yet), `sending` or `sent`.
+    /// `draft`, `sending` or `sent`.
     pub status: String,
     /// Counts only.
     pub counts: CampaignCounts,
@@ -61,7 +91,7 @@ pub struct Preview {
     pub body: String,
 }
 
-fn view(r: CampaignRow) -> ServiceResult<CampaignView> {
+fn view(r: CampaignRow, counts: CampaignCounts) -> ServiceResult<CampaignView> {
     let render = |field, text: &str| {
         Template::parse(field, text)
             .map(|t| t.render(campaign::sample_value))
@@ -78,7 +108,7 @@ fn view(r: CampaignRow) -> ServiceResult<CampaignView> {
         subject: r.subject,
         body: r.body,
         status: r.status,
-        counts: CampaignCounts::default(),
+        counts,
         created_at: Timestamp(r.created_at),
     })
 }
@@ -118,6 +148,9 @@ impl Vault {
             status: "draft".to_owned(),
             created_by: self.pseudonym(&principal.asker().id),
             created_at: Timestamp::now().millis(),
+            sender: None,
+            started_at: None,
+            finished_at: None,
         };
         let id = row.id.to_string();
         let about = About {
@@ -136,7 +169,7 @@ impl Vault {
             .campaigns
             .insert_campaign(&row, &[entry])
             .await?;
-        view(row)
+        view(row, CampaignCounts::default())
     }
 
     /// One campaign: its templates, preview, status and counts (marketing).
@@ -154,20 +187,103 @@ impl Vault {
             .campaign(id)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        view(row)
+        let counts = self.inner.stores.campaigns.delivery_counts(id).await?;
+        view(row, counts_of(&counts))
     }
 
     /// Every campaign, newest first (marketing).
     pub async fn campaigns(&self, principal: &Principal) -> ServiceResult<Vec<CampaignView>> {
         self.authorize(principal, Action::ManageCampaigns, None)
             .await?;
-        self.inner
-            .stores
-            .campaigns
-            .campaigns()
+        let store = &self.inner.stores.campaigns;
+        let mut out = Vec::new();
+        for row in store.campaigns().await? {
+            let counts = counts_of(&store.delivery_counts(row.id).await?);
+            out.push(view(row, counts)?);
+        }
+        Ok(out)
+    }
+
+    /// Starts sending a draft (marketing): the segment is evaluated once, under the campaign's
+    /// purpose and the policy, as sizing it is (and counted against the same hourly budget);
+    /// each member gets a queued delivery, and the campaign is recorded as one audit entry
+    /// with the number of recipients. A segment that reaches fewer customers than the size
+    /// threshold is refused: a message to so few is a message to individuals.
+    pub async fn send_campaign(
+        &self,
+        principal: &Principal,
+        id: CampaignId,
+    ) -> ServiceResult<CampaignView> {
+        self.authorize(principal, Action::ManageCampaigns, None)
+            .await?;
+        let mail = self.mail()?;
+        let store = &self.inner.stores.campaigns;
+        let row = store
+            .campaign(id)
             .await?
-            .into_iter()
-            .map(view)
-            .collect()
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        if row.status != "draft" {
+            return Err(ServiceError::WrongState(
+                "the campaign has been sent already",
+            ));
+        }
+        let purpose = self.purpose("purpose", &row.purpose)?;
+        self.check_declarable(&crate::Access {
+            principal,
+            purpose: &purpose,
+            reason: None,
+            break_glass: false,
+        })?;
+        let segment = self.segment(principal, row.segment_id).await?;
+        let rule = self.stored_rules(&segment).await?;
+        self.check_segment_use(principal, &purpose, &rule)?;
+        self.charge_evaluation(principal, &purpose).await?;
+        let now = Timestamp::now();
+        let members = self
+            .segment_members(principal, &purpose, &rule, now)
+            .await?;
+        let threshold = self.segment_threshold();
+        if (members.len() as u64) < threshold {
+            return Err(ValidationError::new(
+                "segment_id",
+                "the segment reaches too few customers under this purpose for a campaign (fewer than the size threshold); write to customers one by one instead",
+            )
+            .into());
+        }
+        let id_text = id.to_string();
+        let mut leaf = crate::vault::leaf(
+            self.actor_parts(Actor::Principal(principal)),
+            "send_campaign",
+            None,
+            &[],
+            About {
+                subject: Some(&id_text),
+                purpose: Some(&purpose.key),
+            },
+            "used",
+            "done",
+        );
+        leaf.categories
+            .insert("recipients".to_owned(), members.len().to_string());
+        let sender = Sender {
+            staff: principal.staff_id,
+            token: principal.token_id,
+        };
+        let started = store
+            .start_campaign(
+                id,
+                sender,
+                &members,
+                now.millis(),
+                &[crate::vault::row_of(leaf)],
+            )
+            .await?;
+        if !started {
+            return Err(ServiceError::WrongState(
+                "the campaign has been sent already",
+            ));
+        }
+        mail.wake.notify_one();
+        self.campaign(principal, id).await
     }
 }

@@ -314,6 +314,25 @@ pub async fn load(
     for chunk in activity.chunks(2000) {
         vault.add_activity(operator, chunk).await?;
     }
+    // About half agreed to marketing e-mail and a third to personalisation, in the shop, so a
+    // demo marketer's segments and campaigns reach someone.
+    let consents = [("marketing_email", 2), ("personalisation", 3)];
+    for c in &sealed {
+        for (key, one_in) in consents {
+            if rng.below(one_in) != 0 {
+                continue;
+            }
+            let purpose = vault.purpose("purpose", key)?;
+            let input = steward_domain::ConsentInput {
+                purpose: key.to_owned(),
+                action: steward_domain::ConsentAction::Grant,
+                source: steward_domain::ConsentSource::InStore,
+            };
+            vault
+                .write_consent(crate::Actor::Operator(operator), c.row.id, &purpose, &input)
+                .await?;
+        }
+    }
     Ok(DemoSummary {
         outlets: outlets.len(),
         staff: staff.len(),

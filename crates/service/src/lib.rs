@@ -30,9 +30,11 @@ pub mod rights;
 mod seal;
 mod search;
 mod segments;
+pub mod sending;
 pub mod sign_in;
 pub mod subject_export;
 mod timeline;
+pub mod unsubscribe;
 mod vault;
 
 pub use access::{Access, Alert, CustomerActions, DirectoryActions, PurchasesView};

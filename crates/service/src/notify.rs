@@ -15,6 +15,31 @@ pub trait Notifier: Send + Sync {
     fn send_code(&self, to: &str, code: &str) -> Result<(), &'static str> {
         self.send(to, CODE_SUBJECT, &code_body(code))
     }
+
+    /// Hands a complete (signed) message to the mail server, to the addresses in its `To`. A
+    /// notifier that carries only short texts refuses whole messages.
+    fn deliver(&self, message: &lettre::Message) -> Handoff {
+        let _ = message;
+        Handoff::Refused
+    }
+
+    /// Whether the mail server answers now: a campaign waits rather than claims messages it
+    /// could not hand over.
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// What became of handing one message to the mail server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// The server accepted it (a 2xx after DATA).
+    Accepted,
+    /// The server refused it with a reply (4xx or 5xx): it did not take it.
+    Refused,
+    /// No reply to go by (the connection broke, a timeout): it may or may not have taken it, so
+    /// it is never handed over again.
+    Uncertain,
 }
 
 const CODE_SUBJECT: &str = "Your verification code";
@@ -42,8 +67,8 @@ impl FileNotifier {
     }
 }
 
-impl Notifier for FileNotifier {
-    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
+impl FileNotifier {
+    fn append(&self, text: &[u8]) -> Result<(), &'static str> {
         let _held = self.lock.lock().map_err(|_| "the mail sink is poisoned")?;
         let mut o = std::fs::OpenOptions::new();
         o.create(true).append(true);
@@ -52,9 +77,23 @@ impl Notifier for FileNotifier {
         let mut f = o
             .open(&self.path)
             .map_err(|_| "the mail sink cannot be opened")?;
-        let text = format!("To: {to}\nSubject: {subject}\n\n{body}\n.\n");
-        f.write_all(text.as_bytes())
+        f.write_all(text)
             .map_err(|_| "the mail sink cannot be written")
+    }
+}
+
+impl Notifier for FileNotifier {
+    fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
+        self.append(format!("To: {to}\nSubject: {subject}\n\n{body}\n.\n").as_bytes())
+    }
+
+    fn deliver(&self, message: &lettre::Message) -> Handoff {
+        let mut text = message.formatted();
+        text.extend_from_slice(b"\r\n.\r\n");
+        match self.append(&text) {
+            Ok(()) => Handoff::Accepted,
+            Err(_) => Handoff::Refused,
+        }
     }
 }
 
@@ -91,15 +130,34 @@ impl SmtpNotifier {
         let from = from
             .parse()
             .map_err(|_| "the sender is not an e-mail address")?;
+        // A few connections kept open: a campaign hands messages over from several threads.
         let transport = lettre::SmtpTransport::builder_dangerous(host)
             .port(port)
             .timeout(Some(std::time::Duration::from_secs(10)))
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(SMTP_CONNECTIONS))
             .build();
         Ok(Self { transport, from })
     }
 }
 
+/// Connections to the relay kept open at most (one per sending thread).
+pub const SMTP_CONNECTIONS: u32 = 4;
+
 impl Notifier for SmtpNotifier {
+    fn deliver(&self, message: &lettre::Message) -> Handoff {
+        use lettre::Transport;
+        match self.transport.send(message) {
+            Ok(_) => Handoff::Accepted,
+            // A reply refused it: the server did not take the message.
+            Err(e) if e.is_transient() || e.is_permanent() => Handoff::Refused,
+            Err(_) => Handoff::Uncertain,
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.transport.test_connection().unwrap_or(false)
+    }
+
     fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), &'static str> {
         use lettre::Transport;
         let to: lettre::message::Mailbox = to

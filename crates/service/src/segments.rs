@@ -266,20 +266,8 @@ impl Vault {
     ) -> ServiceResult<SegmentSizeView> {
         let segment = self.segment(principal, id).await?;
         let purpose = self.purpose("purpose", purpose)?;
-        let rule = self.parse_rules(&segment.rules).await.map_err(|e| match e {
-            // Stored rules that no longer validate (an outlet or purpose gone): say so.
-            ServiceError::Validation(v) => ServiceError::Validation(ValidationError::new(
-                v.field,
-                "no longer valid: the segment refers to something removed since; define it again",
-            )),
-            e => e,
-        })?;
-        let uses = rule.categories();
-        let categories: Vec<_> = {
-            let mut c: Vec<_> = uses.iter().map(|u| u.category).collect();
-            c.dedup();
-            c
-        };
+        let rule = self.stored_rules(&segment).await?;
+        let categories = rule_categories(&rule);
         let id_text = id.to_string();
         let record = async |categories: &[&str], outcome: &str, size: Option<SegmentSize>| {
             let mut leaf = crate::vault::leaf(
@@ -306,25 +294,9 @@ impl Vault {
             record(&names, "deny", None).await?;
             return Err(e);
         }
-        let pseudonym = self.pseudonym(&principal.asker().id);
-        if let Budget::Refused { newly } =
-            self.inner.segment_limits.count(&pseudonym, Instant::now())
-        {
-            if newly {
-                let who = crate::access::Flagged {
-                    principal,
-                    purpose: &purpose.key,
-                    reason: None,
-                    break_glass: false,
-                };
-                let detail = format!(
-                    "sized more than {EVALUATIONS_PER_HOUR} segments in an hour; refused for the rest of the hour"
-                );
-                self.alert_about("segment_evaluations", &who, None, detail)
-                    .await?;
-            }
+        if let Err(e) = self.charge_evaluation(principal, &purpose).await {
             record(&names, "deny", None).await?;
-            return Err(ServiceError::SegmentBudget);
+            return Err(e);
         }
         let now = Timestamp::now();
         let size = self
@@ -341,9 +313,54 @@ impl Vault {
         })
     }
 
+    /// A stored segment's rules, validated against the registry and directory as they are now.
+    pub(crate) async fn stored_rules(&self, segment: &Segment) -> ServiceResult<Rule> {
+        self.parse_rules(&segment.rules).await.map_err(|e| match e {
+            // Stored rules that no longer validate (an outlet or purpose gone): say so.
+            ServiceError::Validation(v) => ServiceError::Validation(ValidationError::new(
+                v.field,
+                "no longer valid: the segment refers to something removed since; define it again",
+            )),
+            e => e,
+        })
+    }
+
+    /// Counts an evaluation against the caller's hourly budget: past it, the DPO is alerted
+    /// (once an hour) and the evaluation refused.
+    pub(crate) async fn charge_evaluation(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+    ) -> ServiceResult<()> {
+        let pseudonym = self.pseudonym(&principal.asker().id);
+        let Budget::Refused { newly } = self.inner.segment_limits.count(&pseudonym, Instant::now())
+        else {
+            return Ok(());
+        };
+        if newly {
+            let who = crate::access::Flagged {
+                principal,
+                purpose: &purpose.key,
+                reason: None,
+                break_glass: false,
+            };
+            let detail = format!(
+                "sized more than {EVALUATIONS_PER_HOUR} segments in an hour; refused for the rest of the hour"
+            );
+            self.alert_about("segment_evaluations", &who, None, detail)
+                .await?;
+        }
+        Err(ServiceError::SegmentBudget)
+    }
+
+    /// The size threshold: sizes under it are shown as "fewer than N".
+    pub(crate) fn segment_threshold(&self) -> u64 {
+        self.inner.segment_limits.threshold.load(Ordering::Relaxed)
+    }
+
     /// Refuses, with the reason, an evaluation the policy would deny for every customer: the
     /// purpose's roles or categories (decided for a consenting, unrestricted customer).
-    fn check_segment_use(
+    pub(crate) fn check_segment_use(
         &self,
         principal: &Principal,
         purpose: &Purpose,
@@ -406,6 +423,35 @@ impl Vault {
         categories: &[steward_domain::DataCategory],
         now: Timestamp,
     ) -> ServiceResult<u64> {
+        self.evaluate(principal, purpose, rule, categories, now, false)
+            .await
+            .map(|(size, _)| size)
+    }
+
+    /// Evaluates a segment as [`Vault::count_members`] does and returns its members too, for
+    /// sending a campaign (they go into the deliveries, never to the caller).
+    pub(crate) async fn segment_members(
+        &self,
+        principal: &Principal,
+        purpose: &Arc<Purpose>,
+        rule: &Rule,
+        now: Timestamp,
+    ) -> ServiceResult<Vec<CustomerId>> {
+        let categories = rule_categories(rule);
+        self.evaluate(principal, purpose, rule, &categories, now, true)
+            .await
+            .map(|(_, members)| members)
+    }
+
+    async fn evaluate(
+        &self,
+        principal: &Principal,
+        purpose: &Arc<Purpose>,
+        rule: &Rule,
+        categories: &[steward_domain::DataCategory],
+        now: Timestamp,
+        collect: bool,
+    ) -> ServiceResult<(u64, Vec<CustomerId>)> {
         let needs = rule.needs();
         let scan = SegmentScan {
             purchases: needs.purchases,
@@ -421,23 +467,33 @@ impl Vault {
             categories: categories.to_vec(),
             acknowledged: self.inner.notices.acknowledged(principal, now),
             now,
+            collect,
         });
         let store = &self.inner.stores.segments;
         let mut page = store.segment_page(None, PAGE, &scan).await?;
         let mut size = 0u64;
+        let mut members = Vec::new();
         while let Some(last) = page.customers.last().map(|c| c.id) {
             let (vault, job) = (self.clone(), job.clone());
             let counting = tokio::task::spawn_blocking(move || vault.count_page(&job, page));
             let (counted, next) =
                 tokio::join!(counting, store.segment_page(Some(last), PAGE, &scan));
-            size += counted.map_err(|_| ServiceError::Integrity)??;
+            let (n, found) = counted.map_err(|_| ServiceError::Integrity)??;
+            size += n;
+            members.extend(found);
             page = next?;
         }
-        Ok(size)
+        Ok((size, members))
     }
 
-    /// Counts one page's members (CPU only: unwrapping keys, opening facts, deciding).
-    fn count_page(&self, job: &Evaluation, mut page: SegmentPage) -> ServiceResult<u64> {
+    /// Counts one page's members (CPU only: unwrapping keys, opening facts, deciding), and
+    /// lists them when the job collects them.
+    fn count_page(
+        &self,
+        job: &Evaluation,
+        mut page: SegmentPage,
+    ) -> ServiceResult<(u64, Vec<CustomerId>)> {
+        let mut members = Vec::new();
         page.purchases.sort_by_key(|p| p.customer_id);
         page.interactions.sort_by_key(|i| i.0);
         let keys: HashMap<CustomerId, _> = page.keys.drain(..).collect();
@@ -560,10 +616,21 @@ impl Vault {
             };
             if job.rule.matches(&facts, job.now.millis()) {
                 size += 1;
+                if job.collect {
+                    members.push(c.id);
+                }
             }
         }
-        Ok(size)
+        Ok((size, members))
     }
+}
+
+/// The data categories a segment's rules use, each once.
+pub(crate) fn rule_categories(rule: &Rule) -> Vec<steward_domain::DataCategory> {
+    let mut c: Vec<_> = rule.categories().iter().map(|u| u.category).collect();
+    c.sort_by_key(|c| c.as_str());
+    c.dedup();
+    c
 }
 
 /// What every page of one evaluation shares.
@@ -574,4 +641,6 @@ struct Evaluation {
     categories: Vec<steward_domain::DataCategory>,
     acknowledged: bool,
     now: Timestamp,
+    /// List the members, not only count them.
+    collect: bool,
 }

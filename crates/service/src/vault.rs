@@ -57,6 +57,9 @@ pub(crate) fn whole_record() -> Vec<&'static str> {
 const BLIND_INDEX_KEY: &str = "blind_index";
 const DIRECTORY_KEY: &str = "directory";
 const RECEIPT_KEY: &str = "receipt_signing";
+// Rotation re-wraps every entry under the label `keyring\0<name>`: these names are the labels'.
+const LINK_KEY: &str = "link";
+const DKIM_KEY: &str = "dkim";
 
 /// The installation key `name`, created with `make` on first use (another server racing to create
 /// it wins harmlessly: the stored one is returned).
@@ -164,6 +167,12 @@ pub(crate) struct Inner {
     pub(crate) request_days: std::sync::atomic::AtomicI64,
     /// Segment sizes under the threshold are shown as "fewer than N"; evaluations per caller.
     pub(crate) segment_limits: crate::segments::SegmentLimits,
+    /// Seals the links in messages (one-click unsubscribe).
+    pub(crate) links: steward_crypto::LinkKey,
+    /// Signs every campaign message (DKIM).
+    pub(crate) dkim: steward_crypto::DkimKey,
+    /// How campaign mail leaves, once the operator has said.
+    pub(crate) mail: std::sync::OnceLock<Arc<crate::sending::Mail>>,
 }
 
 impl Vault {
@@ -187,6 +196,12 @@ impl Vault {
         let directory = DataKey::unwrap(&keyring, &wrapped(&dir_wrapped), dir_label)?;
         let receipts = keyring.unwrap_receipt_signer(&wrapped(
             &keyring_entry(&*store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
+        ))?;
+        let links = keyring.unwrap_link_key(&wrapped(
+            &keyring_entry(&*store, LINK_KEY, || keyring.new_link_key()).await?,
+        ))?;
+        let dkim = keyring.unwrap_dkim_key(&wrapped(
+            &keyring_entry(&*store, DKIM_KEY, || keyring.new_dkim_key()).await?,
         ))?;
         let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
@@ -212,6 +227,9 @@ impl Vault {
                 notices: crate::notice::Notices::default(),
                 dpo: crate::dpo_notify::DpoNotices::default(),
                 segment_limits: Default::default(),
+                links,
+                dkim,
+                mail: std::sync::OnceLock::new(),
             }),
         };
         vault
@@ -1274,12 +1292,16 @@ pub(crate) fn entry_with_outcome(
     mark: &str,
     outcome: &str,
 ) -> steward_store::AuditEntryRow {
-    let leaf = leaf(actor, action, customer, fields, about, mark, outcome);
+    row_of(leaf(actor, action, customer, fields, about, mark, outcome))
+}
+
+/// The outbox row of a leaf.
+pub(crate) fn row_of(leaf: steward_domain::AuditLeaf) -> steward_store::AuditEntryRow {
     steward_store::AuditEntryRow {
         leaf: leaf.to_bytes(),
         occurred_at: leaf.time.millis(),
+        customer_id: leaf.customer,
         action: leaf.action,
-        customer_id: customer,
     }
 }
 

@@ -52,7 +52,7 @@ pub struct ErasureRow {
 /// events and outlet links carry no values but tie the id to a history; they go at once, as do
 /// the sealed profile changes (a customer has few) and any portal codes, sessions and contact changes (an erased
 /// customer is signed out at once).
-const SHRED_AT_ONCE: [&str; 7] = [
+const SHRED_AT_ONCE: [&str; 8] = [
     "DELETE FROM lookup_index WHERE customer_id = $1",
     "DELETE FROM consent_events WHERE customer_id = $1",
     "DELETE FROM customer_outlets WHERE customer_id = $1",
@@ -60,6 +60,8 @@ const SHRED_AT_ONCE: [&str; 7] = [
     "DELETE FROM portal_codes WHERE customer_id = $1",
     "DELETE FROM portal_sessions WHERE customer_id = $1",
     "DELETE FROM contact_changes WHERE customer_id = $1",
+    // A campaign's counts stay; which of them was this customer does not.
+    "UPDATE campaign_deliveries SET customer_id = NULL WHERE customer_id = $1",
 ];
 
 /// Ciphertext tables purged after the shred, in bounded batches.

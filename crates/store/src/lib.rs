@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
-pub use campaigns::CampaignRow;
+pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use notice::{AcknowledgementRow, NoticeRow};
@@ -42,7 +42,7 @@ pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, Se
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 
-use steward_domain::{CampaignId, CustomerId, OutletId, SegmentId, StaffId, TokenId};
+use steward_domain::{CampaignId, CustomerId, DeliveryId, OutletId, SegmentId, StaffId, TokenId};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -713,6 +713,67 @@ pub trait CampaignStore: Send + Sync + 'static {
 
     /// Every campaign, newest first.
     async fn campaigns(&self) -> StoreResult<Vec<CampaignRow>>;
+
+    /// The campaigns being sent, oldest start first.
+    async fn campaigns_sending(&self) -> StoreResult<Vec<CampaignRow>>;
+
+    /// Starts a draft: one queued delivery per member, the sender recorded, in one transaction
+    /// with its audit entry; false if it was not a draft (nothing changed).
+    async fn start_campaign(
+        &self,
+        id: CampaignId,
+        sender: Sender,
+        members: &[CustomerId],
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// Claims up to `limit` queued deliveries (they become `sending`, committed) and returns
+    /// them with their recipient (`None` if erased since), in id order.
+    async fn claim_deliveries(
+        &self,
+        campaign: CampaignId,
+        limit: u32,
+        at: i64,
+    ) -> StoreResult<Vec<(DeliveryId, Option<CustomerId>)>>;
+
+    /// How many messages under `purpose` each of `customers` was claimed for since `since`
+    /// (sending, sent or uncertain), for the frequency cap; customers with none are absent.
+    async fn recent_messages(
+        &self,
+        customers: &[CustomerId],
+        purpose: &str,
+        since: i64,
+    ) -> StoreResult<Vec<(CustomerId, u64)>>;
+
+    /// Records what became of claimed deliveries (rows no longer claimed are left alone).
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()>;
+
+    /// Marks deliveries claimed before `claimed_before` and never settled as `uncertain`.
+    async fn expire_claims(&self, claimed_before: i64) -> StoreResult<u64>;
+
+    /// Marks a campaign sent if none of its deliveries is queued or claimed; false otherwise.
+    async fn finish_campaign(
+        &self,
+        id: CampaignId,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// A campaign's deliveries counted by state and reason.
+    async fn delivery_counts(&self, id: CampaignId) -> StoreResult<DeliveryCounts>;
+
+    /// One delivery.
+    async fn delivery(&self, id: DeliveryId) -> StoreResult<Option<DeliveryRow>>;
+
+    /// Records that the recipient unsubscribed through a delivery; false if already recorded.
+    async fn mark_unsubscribed(&self, id: DeliveryId, at: i64) -> StoreResult<bool>;
+
+    /// The campaigns a customer was a recipient of, with their delivery and when it was sent.
+    async fn customer_deliveries(
+        &self,
+        customer: CustomerId,
+    ) -> StoreResult<Vec<(CampaignRow, DeliveryRow, Option<i64>)>>;
 }
 
 /// The engine, compaction and consistent copies.

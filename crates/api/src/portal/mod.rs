@@ -19,6 +19,7 @@ use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same, with_
 use crate::{AppState, Problem};
 
 mod pages;
+mod unsubscribe;
 
 const SESSION_COOKIE: &str = "steward_portal";
 const CSRF_COOKIE: &str = "steward_portal_csrf";
@@ -45,6 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/requests/objection", post(pages::objection))
         .route("/portal/requests/restriction", post(pages::restriction))
         .route("/portal/access-log", get(pages::access_log))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::show).post(unsubscribe::unsubscribe),
+        )
         .route("/portal/assets/portal.css", get(crate::web::css))
         .route("/portal/assets/portal.js", get(js))
         .layer(axum::middleware::map_response(security_headers))

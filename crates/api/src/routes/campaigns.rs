@@ -1,5 +1,5 @@
 //! `/v1/campaigns` (issue 18): marketing composes a message to a segment under a marketing
-//! purpose and sees counts, never recipients. Sending is not available yet: campaigns are drafts.
+//! purpose, sends it, and sees counts, never recipients.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -20,7 +20,7 @@ pub struct CampaignInput {
     /// The segment it goes to.
     #[schema(format = Uuid)]
     pub segment_id: String,
-    /// A marketing-communication purpose on consent or legitimate interest, e.g. `marketing_email`.
+    /// A purpose of marketing by e-mail resting on consent, e.g. `marketing_email`.
     pub purpose: String,
     /// The subject line; placeholders such as `{{first_name}}` are filled per customer.
     #[schema(min_length = 1, max_length = 200)]
@@ -85,9 +85,29 @@ pub async fn get_one(
     Ok(Json(s.vault.campaign(&p, id).await?))
 }
 
+/// Starts sending a draft (marketing): 202 with the campaign, its counts queued. Each member
+/// of the segment (as the policy lets the caller use them under the campaign's purpose) is
+/// decided again when their message goes: consent as it is then, the frequency cap, an
+/// address. A segment reaching fewer customers than the size threshold is a 422; a campaign
+/// sent already, or an installation without mail (`serve --smtp-url`, `--public-url`), a 409.
+#[utoipa::path(post, path = "/v1/campaigns/{id}/send", tag = "campaigns",
+    params(("id" = String, Path, description = "Campaign id")),
+    responses((status = 202, body = CampaignView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn send(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let id: CampaignId = path_id(&id)?;
+    let c = s.vault.send_campaign(&p, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(c)))
+}
+
 /// This module's routes, each registered with its OpenAPI path from the handler's annotation.
 pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(create, list))
         .routes(utoipa_axum::routes!(get_one))
+        .routes(utoipa_axum::routes!(send))
 }

@@ -22,6 +22,7 @@ mod holes;
 mod http;
 mod layers;
 mod limits;
+mod mail;
 mod matrix;
 mod merge;
 mod notice;

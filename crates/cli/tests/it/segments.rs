@@ -478,7 +478,7 @@ async fn campaigns_are_composed_within_the_purpose(db: TestDb) {
     assert_eq!(v["status"], "draft");
     assert_eq!(
         v["counts"],
-        json!({"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "unsubscribed": 0})
+        json!({"queued": 0, "sent": 0, "skipped": 0, "failed": 0, "unsubscribed": 0, "uncertain": 0, "sending": 0})
     );
     // The preview is a fictional customer's, never a real one's.
     assert_eq!(v["preview"]["subject"], "Autumn news, Alex");
@@ -535,6 +535,19 @@ async fn campaigns_are_composed_within_the_purpose(db: TestDb) {
     assert_eq!(
         (s, p["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("body")),
+        "{p}"
+    );
+    // Marketing by e-mail on legitimate interest: refused, every campaign must rest on consent
+    // (its unsubscribe link withdraws it).
+    let (s, p) = call(app, &dpo, "POST", "/v1/purposes", Some(json!({"key": "customer_news", "lawful_basis": "legitimate_interest", "data_use": "marketing.communications.email", "categories": ["user.contact.email", "user.name"], "retention_days": 365, "notice_text": "News for customers.", "roles": ["marketing"]})), false).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, p) = compose(
+        json!({"segment_id": segment, "purpose": "customer_news", "subject": "Hi", "body": "Hi"}),
+    )
+    .await;
+    assert_eq!(
+        (s, p["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("purpose")),
         "{p}"
     );
     let (_, after) = call(app, &marketing, "GET", "/v1/campaigns", None, false).await;

@@ -1,0 +1,541 @@
+//! Campaign mail through the real binary and a real SMTP server: PyPI's aiosmtpd (installed
+//! with dkimpy by `scripts/ensure-mail`), each accepted message kept as a file. DKIM is
+//! verified by dkimpy against the record `steward mail dkim-record` prints, as a receiving
+//! server would.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use steward_domain::{ConsentAction, ConsentInput, ConsentSource, CustomerId, Role};
+
+use crate::support::{Server, TestDb, backend_tests, op, operator_customer, principal, run};
+
+/// The scripts' directory.
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// The Python environment with aiosmtpd and dkimpy (made on first use).
+fn mail_tools() -> PathBuf {
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let out = Command::new(scripts().join("ensure-mail"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/ensure-mail");
+        assert!(out.status.success(), "scripts/ensure-mail failed");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+    .clone()
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// aiosmtpd on a loopback port, keeping each message in `dir`.
+pub struct Smtp {
+    child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl Smtp {
+    /// Starts on `port`; recipients in `refuse` are answered 550.
+    pub fn start(port: u16, refuse: &[&str]) -> Smtp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(mail_tools().join("bin/python"));
+        cmd.arg(scripts().join("mail/smtp-server.py"))
+            .arg(port.to_string())
+            .arg(dir.path());
+        for r in refuse {
+            cmd.args(["--refuse", r]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start aiosmtpd");
+        let mut ready = [0u8; 5];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut ready)
+            .expect("aiosmtpd says ready");
+        assert_eq!(&ready, b"ready");
+        Smtp { child, dir }
+    }
+
+    /// Every message received so far, in the order received.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let n = p
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".eml")?
+                    .parse()
+                    .ok()?;
+                Some((n, p))
+            })
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|(_, p)| std::fs::read_to_string(p).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether dkimpy verifies `message` against `record`.
+fn dkim_verifies(message: &str, record: &str) -> bool {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), message).unwrap();
+    let out = Command::new(mail_tools().join("bin/python"))
+        .arg(scripts().join("mail/dkim-verify.py"))
+        .arg(f.path())
+        .arg(record)
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+/// One HTTP/1.1 request to a running server: status and body.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let (ct, b) = body.unwrap_or(("application/json", ""));
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        b.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).unwrap().parse().unwrap();
+    let (_, rest) = out.split_once("\r\n\r\n").unwrap_or(("", ""));
+    (status, rest.to_owned())
+}
+
+/// A JSON call.
+pub fn api(addr: &str, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let text = body.map(|b| b.to_string());
+    let (s, out) = http(
+        addr,
+        method,
+        path,
+        Some(token),
+        text.as_deref().map(|t| ("application/json", t)),
+    );
+    (s, serde_json::from_str(&out).unwrap_or(Value::Null))
+}
+
+/// A header's value in a message (unfolded).
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Customers made in the store before the server starts: `n` with an address and consent to
+/// `marketing_email`, each `shopper{i}@example.com`; returns their ids.
+pub async fn consenting(db: &TestDb, from: usize, n: usize) -> Vec<CustomerId> {
+    let vault = db.vault().await;
+    let agent = principal(&vault, op(), Role::SupportAgent).await;
+    let mut ids = Vec::new();
+    for i in from..from + n {
+        let id = operator_customer(
+            &vault,
+            op(),
+            json!({"name": format!("Shopper Number{i}"), "email": format!("shopper{i}@example.com")}),
+        )
+        .await;
+        vault
+            .record_consent(
+                &agent,
+                id,
+                &ConsentInput {
+                    purpose: "marketing_email".into(),
+                    action: ConsentAction::Grant,
+                    source: ConsentSource::InStore,
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// A marketing token (service client).
+pub fn marketing_token(db: &TestDb) -> String {
+    let (code, out, err) = run(
+        &["token", "create", "--name", "news", "--role", "marketing"],
+        db,
+    );
+    assert_eq!(code, 0, "{err}");
+    crate::support::token_in(&out)
+}
+
+/// Defines "everyone" and composes a campaign to it; returns the campaign's id.
+pub fn compose(addr: &str, token: &str, subject: &str) -> String {
+    let (s, seg) = api(
+        addr,
+        token,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "Everyone", "rules": {"all": []}})),
+    );
+    assert_eq!(s, 201, "{seg}");
+    let (s, c) = api(
+        addr,
+        token,
+        "POST",
+        "/v1/campaigns",
+        Some(
+            json!({"segment_id": seg["id"], "purpose": "marketing_email",
+                    "subject": subject, "body": "Dear {{first_name}}, the winter sale starts."}),
+        ),
+    );
+    assert_eq!(s, 201, "{c}");
+    c["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits until the campaign is sent; its view.
+pub fn sent(addr: &str, token: &str, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (s, c) = api(addr, token, "GET", &format!("/v1/campaigns/{id}"), None);
+        assert_eq!(s, 200, "{c}");
+        if c["status"] == "sent" {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "not sent in time: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+backend_tests!(a_campaign_reaches_only_consenting_capped_deliverable_members);
+
+async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestDb) {
+    let receivers = consenting(&db, 0, 12).await;
+    let withdrawing = consenting(&db, 100, 2).await;
+    // Consenting but with no address, and one the mail server refuses.
+    let vault = db.vault().await;
+    let agent = principal(&vault, op(), Role::SupportAgent).await;
+    let grant = ConsentInput {
+        purpose: "marketing_email".into(),
+        action: ConsentAction::Grant,
+        source: ConsentSource::InStore,
+    };
+    let phone_only = operator_customer(
+        &vault,
+        op(),
+        json!({"name": "Phone Only", "phone": "+41 44 668 18 00"}),
+    )
+    .await;
+    vault
+        .record_consent(&agent, phone_only, &grant)
+        .await
+        .unwrap();
+    let refused = operator_customer(
+        &vault,
+        op(),
+        json!({"name": "Refused Here", "email": "refused@example.com"}),
+    )
+    .await;
+    vault.record_consent(&agent, refused, &grant).await.unwrap();
+    // Not consenting: never a member.
+    operator_customer(
+        &vault,
+        op(),
+        json!({"name": "No Thanks", "email": "nothanks@example.com"}),
+    )
+    .await;
+    let marketing = marketing_token(&db);
+    let port = free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let server = Server::start(
+        &db,
+        &[
+            "--smtp-url",
+            &smtp_url,
+            "--mail-from",
+            "Shop News <news@shop.example>",
+            "--public-url",
+            "https://crm.shop.example",
+            "--marketing-cap",
+            "1/7d",
+        ],
+        &[],
+    );
+    let addr = server.addr.clone();
+    let campaign = compose(&addr, &marketing, "Hello {{first_name}}");
+    // The mail server is not up yet: sending starts, but nothing is claimed.
+    let (s, started) = api(
+        &addr,
+        &marketing,
+        "POST",
+        &format!("/v1/campaigns/{campaign}/send"),
+        None,
+    );
+    assert_eq!(s, 202, "{started}");
+    assert_eq!(started["status"], "sending");
+    assert_eq!(started["counts"]["queued"], 16, "{started}");
+    // Sending twice is refused.
+    let (s, again) = api(
+        &addr,
+        &marketing,
+        "POST",
+        &format!("/v1/campaigns/{campaign}/send"),
+        None,
+    );
+    assert_eq!(s, 409, "{again}");
+    // Two withdraw between the start and their message: honoured at send time.
+    for id in &withdrawing {
+        let (s, w) = api(
+            &addr,
+            &marketing,
+            "POST",
+            &format!("/v1/customers/{id}/consents"),
+            Some(json!({"purpose": "marketing_email", "action": "withdraw", "source": "api"})),
+        );
+        assert_eq!(s, 201, "{w}");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let smtp = Smtp::start(port, &["refused@example.com"]);
+    let done = sent(&addr, &marketing, &campaign, Duration::from_secs(60));
+    let counts = &done["counts"];
+    assert_eq!(
+        (
+            counts["sent"].as_u64(),
+            counts["skipped"].as_u64(),
+            counts["failed"].as_u64(),
+            counts["queued"].as_u64()
+        ),
+        (Some(12), Some(3), Some(1), Some(0)),
+        "{done}"
+    );
+    let messages = smtp.messages();
+    let mut to: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| header(m, "X-Envelope-To"))
+        .collect();
+    to.sort();
+    let mut expected: Vec<String> = (0..12).map(|i| format!("shopper{i}@example.com")).collect();
+    expected.sort();
+    assert_eq!(
+        to, expected,
+        "each consenting, deliverable member exactly once"
+    );
+    assert_eq!(receivers.len(), 12);
+    // Signed, with the unsubscribe headers signed too; the record verifies it.
+    let (code, record, err) = run(
+        &[
+            "mail",
+            "dkim-record",
+            "--mail-from",
+            "Shop News <news@shop.example>",
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let record = record.trim();
+    assert!(
+        record.starts_with("steward._domainkey.shop.example TXT \"v=DKIM1; k=ed25519; p="),
+        "{record}"
+    );
+    for m in messages.iter().take(3) {
+        assert!(dkim_verifies(m, record), "DKIM does not verify:\n{m}");
+        let signed = header(m, "DKIM-Signature").unwrap().to_owned()
+            + &m.lines()
+                .skip_while(|l| !l.starts_with("DKIM-Signature"))
+                .skip(1)
+                .take_while(|l| l.starts_with(' '))
+                .collect::<String>();
+        assert!(
+            signed.contains("list-unsubscribe:list-unsubscribe-post"),
+            "{signed}"
+        );
+        assert_eq!(
+            header(m, "List-Unsubscribe-Post"),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert!(header(m, "Message-ID").unwrap().ends_with("@shop.example>"));
+        assert!(header(m, "Subject").unwrap().starts_with("Hello Shopper"));
+    }
+    // A message changed in transit no longer verifies.
+    let forged = messages[0].replace("winter sale", "summer sale");
+    assert!(!dkim_verifies(&forged, record));
+
+    // One-click unsubscribe: the link is the server's public URL and a sealed token.
+    let m = &messages[0];
+    let link = header(m, "List-Unsubscribe")
+        .unwrap()
+        .trim_matches(['<', '>']);
+    let path = link
+        .strip_prefix("https://crm.shop.example")
+        .expect("the public URL");
+    assert!(path.starts_with("/unsubscribe/"), "{path}");
+    assert!(
+        !link.contains("example.com"),
+        "no address in the link: {link}"
+    );
+    let who = header(m, "X-Envelope-To").unwrap();
+    let i: usize = who
+        .trim_start_matches("shopper")
+        .split('@')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let customer = receivers[i];
+    let consent_of = |vault: steward_service::Vault| async move {
+        let dpo = principal(&vault, op(), Role::Dpo).await;
+        vault.consent_state(&dpo, customer).await.unwrap()
+    };
+    // A GET (what a link scanner does) changes nothing.
+    let (s, page) = http(&addr, "GET", path, None, None);
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("<button type=\"submit\">Unsubscribe</button>"),
+        "{page}"
+    );
+    assert!(!page.contains(who), "the page names no one");
+    assert!(
+        consent_of(db.vault().await)
+            .await
+            .granted("marketing_email")
+    );
+    // A POST without the one-click body changes nothing either.
+    let (s, _) = http(
+        &addr,
+        "POST",
+        path,
+        None,
+        Some(("application/x-www-form-urlencoded", "unsubscribe=yes")),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        consent_of(db.vault().await)
+            .await
+            .granted("marketing_email")
+    );
+    // A changed token is refused.
+    let tampered = format!(
+        "{}{}",
+        &path[..path.len() - 1],
+        if path.ends_with('A') { 'B' } else { 'A' }
+    );
+    let (s, _) = http(
+        &addr,
+        "POST",
+        &tampered,
+        None,
+        Some((
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click",
+        )),
+    );
+    assert_eq!(s, 404);
+    // The one-click POST withdraws, answered within a second.
+    let t0 = Instant::now();
+    let (s, page) = http(
+        &addr,
+        "POST",
+        path,
+        None,
+        Some((
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click",
+        )),
+    );
+    assert_eq!(s, 200, "{page}");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    let state = consent_of(db.vault().await).await;
+    assert!(!state.granted("marketing_email"));
+    let last = state.history.last().unwrap();
+    assert_eq!(last.source, "unsubscribe");
+    // Only that customer's consent: the others still hold theirs.
+    let other = receivers[(i + 1) % 12];
+    let vault = db.vault().await;
+    let dpo = principal(&vault, op(), Role::Dpo).await;
+    assert!(
+        vault
+            .consent_state(&dpo, other)
+            .await
+            .unwrap()
+            .granted("marketing_email")
+    );
+    // Again (or as multipart, as the RFC allows): still 200, nothing more recorded.
+    let boundary = "XyZ";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--{boundary}--\r\n"
+    );
+    let (s, _) = http(
+        &addr,
+        "POST",
+        path,
+        None,
+        Some((
+            &format!("multipart/form-data; boundary={boundary}"),
+            &multipart,
+        )),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        consent_of(db.vault().await).await.history.len(),
+        state.history.len()
+    );
+    let (_, c) = api(
+        &addr,
+        &marketing,
+        "GET",
+        &format!("/v1/campaigns/{campaign}"),
+        None,
+    );
+    assert_eq!(c["counts"]["unsubscribed"], 1, "{c}");
+
+    // The frequency cap (1 in 7 days here): a second campaign reaches no one who had one.
+    let second = compose(&addr, &marketing, "Again");
+    let (s, _) = api(
+        &addr,
+        &marketing,
+        "POST",
+        &format!("/v1/campaigns/{second}/send"),
+        None,
+    );
+    assert_eq!(s, 202);
+    let done = sent(&addr, &marketing, &second, Duration::from_secs(60));
+    assert_eq!(done["counts"]["sent"], 0, "{done}");
+    let received = smtp.messages().len();
+    assert_eq!(received, 12, "nothing more was delivered");
+}

@@ -1,0 +1,601 @@
+//! Sending campaigns (issue 18, points 2–4): the background sender that turns a campaign's
+//! queued deliveries into signed messages, one recipient at a time, each decided at send time.
+//!
+//! A delivery is claimed (`queued` → `sending`, committed) before its recipient is looked at,
+//! then either skipped (no consent now, the policy refuses the sender, the frequency cap, no
+//! address) or handed to the mail server and settled (`sent`, `failed`). A process that dies
+//! between the claim and the settlement leaves the row `sending`; once its lease has passed it
+//! is marked `uncertain` and never handed over again. So a kill at any moment cannot make a
+//! customer receive a campaign twice; it can only leave a few messages whose fate is unknown,
+//! counted as such.
+//!
+//! Per-recipient decisions are not one audit entry each: the start of a campaign is one entry
+//! (campaign, purpose, recipients) and its end another (the counts), as a segment's evaluation
+//! is; which customers a campaign reached is in the deliveries, which their export lists.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, dkim};
+use steward_domain::campaign::{Placeholder, Template};
+use steward_domain::{CustomerId, DataCategory, DeliveryId, ProfileField, Purpose, Timestamp};
+use steward_policy::{ReadRequest, Subject};
+use steward_store::{CampaignRow, DeliveryState, Outcome, Sender};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::notify::Handoff;
+use crate::vault::About;
+use crate::{Actor, Operator, Principal, Vault};
+
+/// The DKIM selector: the DNS name under `_domainkey` that publishes the key.
+pub const DKIM_SELECTOR: &str = "steward";
+
+/// Deliveries claimed at a time: small, so that a kill leaves few uncertain.
+const BATCH: u32 = 64;
+
+/// How often the sender looks for work when nothing wakes it.
+const IDLE: Duration = Duration::from_secs(1);
+
+/// At most so many messages per customer and purpose in so many days (`serve --marketing-cap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarketingCap {
+    /// Messages.
+    pub messages: u32,
+    /// Days.
+    pub days: u32,
+}
+
+impl Default for MarketingCap {
+    fn default() -> Self {
+        Self {
+            messages: 3,
+            days: 7,
+        }
+    }
+}
+
+impl std::str::FromStr for MarketingCap {
+    type Err = &'static str;
+
+    /// `3/7d`: three messages in seven days.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const FORM: &str = "write the cap as MESSAGES/DAYSd, e.g. 3/7d";
+        let (n, d) = s.trim().split_once('/').ok_or(FORM)?;
+        let messages: u32 = n.trim().parse().map_err(|_| FORM)?;
+        let days: u32 = d
+            .trim()
+            .strip_suffix('d')
+            .ok_or(FORM)?
+            .parse()
+            .map_err(|_| FORM)?;
+        if messages == 0 || days == 0 || days > 366 {
+            return Err("the cap needs at least one message over 1 to 366 days");
+        }
+        Ok(Self { messages, days })
+    }
+}
+
+/// How campaign mail leaves: the operator's settings.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// The base of links in messages (`serve --public-url`), e.g. `https://crm.example.com`.
+    pub public_url: String,
+    /// The sender (`serve --mail-from`), `Name <address@domain>`; its domain signs (DKIM).
+    pub from: String,
+    /// The frequency cap.
+    pub cap: MarketingCap,
+    /// How long a claimed message may stay unsettled before it counts as uncertain.
+    pub lease: Duration,
+}
+
+/// The settings, parsed, with the signer.
+pub(crate) struct Mail {
+    public_url: String,
+    from: Mailbox,
+    pub(crate) domain: String,
+    cap: MarketingCap,
+    lease: Duration,
+    dkim: dkim::DkimConfig,
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+/// The domain of a mailbox's address.
+fn domain_of(m: &Mailbox) -> String {
+    m.email.domain().to_ascii_lowercase()
+}
+
+/// `https://…` or `http://` on loopback (a test or a machine behind a proxy), no query, no
+/// fragment, without a trailing slash.
+fn base_url(raw: &str) -> Result<String, &'static str> {
+    let url = raw.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| {
+            url.strip_prefix("http://").filter(|r| {
+                let host = r.split(['/', ':']).next().unwrap_or("");
+                host == "localhost" || host == "127.0.0.1" || r.starts_with("[::1]")
+            })
+        })
+        .ok_or("the public URL must be https:// (http:// only on this host)")?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ', '"', '<', '>']) {
+        return Err("the public URL must be a plain base such as https://crm.example.com");
+    }
+    Ok(url.to_owned())
+}
+
+impl Vault {
+    /// Sets how campaign mail leaves (the operator's `serve` flags). Once per process.
+    pub fn configure_mail(
+        &self,
+        _operator: Operator,
+        settings: MailSettings,
+    ) -> Result<(), &'static str> {
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|_| "the sender is not an e-mail address")?;
+        let domain = domain_of(&from);
+        let key = dkim::DkimSigningKey::new(
+            &self.inner.dkim.seed_base64(),
+            dkim::DkimSigningAlgorithm::Ed25519,
+        )
+        .map_err(|_| "the DKIM key does not load")?;
+        // Every header a reader or a filter goes by is signed, the unsubscribe headers
+        // included (RFC 8058 requires them covered).
+        let headers = [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "MIME-Version",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+        ]
+        .into_iter()
+        .map(HeaderName::new_from_ascii_str)
+        .collect();
+        let dkim = dkim::DkimConfig::new(
+            DKIM_SELECTOR.to_owned(),
+            domain.clone(),
+            key,
+            headers,
+            dkim::DkimCanonicalization {
+                header: dkim::DkimCanonicalizationType::Relaxed,
+                body: dkim::DkimCanonicalizationType::Relaxed,
+            },
+        );
+        let mail = Mail {
+            public_url: base_url(&settings.public_url)?,
+            from,
+            domain,
+            cap: settings.cap,
+            lease: settings.lease,
+            dkim,
+            wake: tokio::sync::Notify::new(),
+        };
+        self.inner
+            .mail
+            .set(Arc::new(mail))
+            .map_err(|_| "mail is configured already")
+    }
+
+    /// The DNS TXT record that publishes the DKIM key for the domain of `mail_from` (the
+    /// operator's `steward mail dkim-record`).
+    pub fn dkim_record(
+        &self,
+        _operator: Operator,
+        mail_from: &str,
+    ) -> Result<String, &'static str> {
+        let from: Mailbox = mail_from
+            .parse()
+            .map_err(|_| "the sender is not an e-mail address")?;
+        Ok(self.inner.dkim.dns_record(DKIM_SELECTOR, &domain_of(&from)))
+    }
+
+    /// The mail settings, or why campaigns cannot be sent.
+    pub(crate) fn mail(&self) -> ServiceResult<Arc<Mail>> {
+        if self.inner.notifier.get().is_none() {
+            return Err(ServiceError::WrongState(
+                "no mail server is configured (serve --smtp-url)",
+            ));
+        }
+        self.inner
+            .mail
+            .get()
+            .cloned()
+            .ok_or(ServiceError::WrongState(
+                "campaign mail is not configured (serve --public-url)",
+            ))
+    }
+
+    /// Starts the background sender (the operator's `serve`): it sends the campaigns being
+    /// sent, resuming any a previous process left unfinished.
+    pub fn start_sender(&self, _operator: Operator) {
+        let Ok(mail) = self.mail() else {
+            return;
+        };
+        let vault = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = vault.send_round(&mail).await {
+                    tracing::warn!(error = %e, "campaign sending paused; retrying");
+                }
+                tokio::select! {
+                    () = mail.wake.notified() => {}
+                    () = tokio::time::sleep(IDLE) => {}
+                }
+            }
+        });
+    }
+
+    /// One pass over every campaign being sent.
+    async fn send_round(&self, mail: &Mail) -> ServiceResult<()> {
+        let store = &self.inner.stores.campaigns;
+        let lease = i64::try_from(mail.lease.as_millis()).unwrap_or(i64::MAX);
+        let expired = store
+            .expire_claims(Timestamp::now().millis().saturating_sub(lease))
+            .await?;
+        if expired > 0 {
+            tracing::warn!(
+                messages = expired,
+                "campaign messages left unsettled by a stopped process are marked uncertain and will not be sent again"
+            );
+        }
+        for campaign in store.campaigns_sending().await? {
+            let notifier = self.notifier()?;
+            // Claim nothing the mail server could not take now.
+            let ready = tokio::task::spawn_blocking(move || notifier.ready())
+                .await
+                .unwrap_or(false);
+            if !ready {
+                return Err(ServiceError::WrongState("the mail server does not answer"));
+            }
+            loop {
+                let claimed = store
+                    .claim_deliveries(campaign.id, BATCH, Timestamp::now().millis())
+                    .await?;
+                if claimed.is_empty() {
+                    break;
+                }
+                self.send_batch(mail, &campaign, claimed).await?;
+            }
+            self.finish(&campaign).await?;
+        }
+        Ok(())
+    }
+
+    fn notifier(&self) -> ServiceResult<Arc<dyn crate::notify::Notifier>> {
+        self.inner
+            .notifier
+            .get()
+            .cloned()
+            .ok_or(ServiceError::WrongState("no mail server is configured"))
+    }
+
+    /// Marks a campaign sent once nothing is queued or claimed, with one audit entry of its
+    /// counts.
+    async fn finish(&self, campaign: &CampaignRow) -> ServiceResult<()> {
+        let store = &self.inner.stores.campaigns;
+        let counts = crate::campaigns::counts_of(&store.delivery_counts(campaign.id).await?);
+        let id = campaign.id.to_string();
+        let mut leaf = crate::vault::leaf(
+            self.actor_parts(Actor::Operator(Operator::internal("campaign_sender"))),
+            "campaign_sent",
+            None,
+            &[],
+            About {
+                subject: Some(&id),
+                purpose: Some(&campaign.purpose),
+            },
+            "written",
+            "done",
+        );
+        for (k, v) in [
+            ("sent", counts.sent),
+            ("skipped", counts.skipped),
+            ("failed", counts.failed),
+            ("uncertain", counts.uncertain),
+        ] {
+            leaf.categories.insert(k.to_owned(), v.to_string());
+        }
+        store
+            .finish_campaign(
+                campaign.id,
+                Timestamp::now().millis(),
+                &[crate::vault::row_of(leaf)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The sender's principal as it is now: a disabled staff member or a revoked token sends
+    /// nothing more.
+    pub(crate) async fn sender_principal(
+        &self,
+        sender: Option<Sender>,
+    ) -> ServiceResult<Option<Principal>> {
+        let Some(sender) = sender else {
+            return Ok(None);
+        };
+        let now = Timestamp::now().millis();
+        let (roles, outlets) = match sender.staff {
+            Some(staff) => match self.inner.stores.directory.get_staff(staff).await? {
+                Some(s) if s.disabled_at.is_none() => (
+                    s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
+                    s.outlet_ids,
+                ),
+                _ => return Ok(None),
+            },
+            None => match self.inner.stores.identity.get_token(sender.token).await? {
+                Some(t) if t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now) => {
+                    match t.role.parse() {
+                        Ok(r) => (vec![r], vec![]),
+                        Err(_) => return Ok(None),
+                    }
+                }
+                _ => return Ok(None),
+            },
+        };
+        Ok(Some(Principal {
+            token_id: sender.token,
+            name: "campaign sender".to_owned(),
+            staff_id: sender.staff,
+            roles,
+            outlets,
+        }))
+    }
+
+    /// Decides, renders, signs and hands over one batch of claimed deliveries.
+    async fn send_batch(
+        &self,
+        mail: &Mail,
+        campaign: &CampaignRow,
+        claimed: Vec<(DeliveryId, Option<CustomerId>)>,
+    ) -> ServiceResult<()> {
+        let store = &self.inner.stores.campaigns;
+        let now = Timestamp::now();
+        let skip = |id, reason| Outcome {
+            id,
+            state: DeliveryState::Skipped,
+            reason: Some(reason),
+            at: now.millis(),
+        };
+        let purpose = self.purpose("purpose", &campaign.purpose).ok();
+        let principal = self.sender_principal(campaign.sender).await?;
+        let (Some(purpose), Some(principal)) = (purpose, principal) else {
+            // The purpose is gone or the sender may no longer act: nothing more is sent.
+            let outcomes: Vec<_> = claimed.iter().map(|(id, _)| skip(*id, "policy")).collect();
+            return Ok(store.record_outcomes(&outcomes).await?);
+        };
+        let subject = Template::parse("subject", &campaign.subject)?;
+        let body = Template::parse("body", &campaign.body)?;
+        // The address, and what the templates fill in.
+        let mut categories = vec![DataCategory::Email];
+        categories.extend(
+            subject
+                .placeholders()
+                .chain(body.placeholders())
+                .map(Placeholder::category),
+        );
+        categories.sort_by_key(|c| c.as_str());
+        categories.dedup();
+        let customers: Vec<CustomerId> = claimed.iter().filter_map(|(_, c)| *c).collect();
+        let window = i64::from(mail.cap.days) * 86_400_000;
+        let recent: HashMap<CustomerId, u64> = store
+            .recent_messages(&customers, &purpose.key, now.millis() - window)
+            .await?
+            .into_iter()
+            .collect();
+        let acknowledged = self.inner.notices.acknowledged(&principal, now);
+        let mut outcomes = Vec::new();
+        let mut ready = Vec::new();
+        for (id, customer) in claimed {
+            let verdict = self
+                .prepare(
+                    mail,
+                    campaign,
+                    &purpose,
+                    &principal,
+                    acknowledged,
+                    &categories,
+                    (&subject, &body),
+                    (id, customer),
+                    &recent,
+                    now,
+                )
+                .await?;
+            match verdict {
+                Ok(message) => ready.push((id, message)),
+                Err(reason) => outcomes.push(skip(id, reason)),
+            }
+        }
+        store.record_outcomes(&outcomes).await?;
+        let handed = self.hand_over(ready).await?;
+        Ok(store.record_outcomes(&handed).await?)
+    }
+
+    /// One recipient: the message to send, or why not.
+    #[allow(clippy::too_many_arguments)]
+    async fn prepare(
+        &self,
+        mail: &Mail,
+        campaign: &CampaignRow,
+        purpose: &Purpose,
+        principal: &Principal,
+        acknowledged: bool,
+        categories: &[DataCategory],
+        (subject, body): (&Template, &Template),
+        (id, customer): (DeliveryId, Option<CustomerId>),
+        recent: &HashMap<CustomerId, u64>,
+        now: Timestamp,
+    ) -> ServiceResult<Result<lettre::Message, &'static str>> {
+        let Some(customer) = customer else {
+            return Ok(Err("erased"));
+        };
+        let Some((row, key, facts)) = self
+            .inner
+            .stores
+            .customers
+            .get_customer_for_read(customer)
+            .await?
+        else {
+            return Ok(Err("erased"));
+        };
+        // Consent as it is now: a withdrawal since the campaign started is honoured.
+        let consented = self.consent_active(customer, &purpose.key).await?;
+        if !consented {
+            return Ok(Err("consent"));
+        }
+        let req = ReadRequest {
+            asker: principal.asker(),
+            subject: Subject {
+                id: customer,
+                outlets: &facts.outlets,
+                restricted: facts.restricted,
+            },
+            purpose,
+            consented,
+            has_reason: false,
+            reason_length: 0,
+            break_glass: false,
+            acknowledged,
+            now,
+        };
+        if !self.inner.policy.decide_use(&req, categories) {
+            return Ok(Err("policy"));
+        }
+        // This delivery is claimed, so it is among the recent ones counted.
+        if recent.get(&customer).copied().unwrap_or(0) > u64::from(mail.cap.messages) {
+            return Ok(Err("cap"));
+        }
+        let dk = self.data_key(customer, &key)?;
+        let c = crate::seal::open_customer_fields(&dk, &row, |f| {
+            matches!(
+                f,
+                ProfileField::Email | ProfileField::Name | ProfileField::PreferredLanguage
+            )
+        })?;
+        let Some(to) = c.email.as_deref().and_then(|e| e.parse().ok()) else {
+            return Ok(Err("undeliverable"));
+        };
+        let value = |p: Placeholder| match p {
+            Placeholder::FirstName => c
+                .name
+                .as_deref()
+                .and_then(|n| n.split_whitespace().next())
+                .map(str::to_owned),
+            Placeholder::Field(ProfileField::Name) => c.name.clone(),
+            Placeholder::Field(ProfileField::PreferredLanguage) => c.preferred_language.clone(),
+            Placeholder::Field(_) => None,
+        };
+        let token = self.inner.links.seal("unsubscribe", id.as_bytes())?;
+        let link = format!("{}/unsubscribe/{token}", mail.public_url);
+        let text = format!(
+            "{}\r\n\r\n-- \r\nYou receive this because you agreed to {}. Unsubscribe: {link}\r\n",
+            body.render(value),
+            crate::campaigns::purpose_words(&campaign.purpose),
+        );
+        let message = lettre::Message::builder()
+            .from(mail.from.clone())
+            .to(Mailbox::new(None, to))
+            .subject(subject.render(value))
+            .date_now()
+            .message_id(Some(format!("<{}@{}>", id.0.simple(), mail.domain)))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{link}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_owned(),
+            ))
+            .header(lettre::message::header::MIME_VERSION_1_0)
+            .header(ContentType::TEXT_PLAIN)
+            .body(text);
+        let Ok(mut message) = message else {
+            return Ok(Err("undeliverable"));
+        };
+        dkim::dkim_sign(&mut message, &mail.dkim);
+        Ok(Ok(message))
+    }
+
+    /// Hands messages to the mail server from a few threads at once (one connection each).
+    async fn hand_over(
+        &self,
+        ready: Vec<(DeliveryId, lettre::Message)>,
+    ) -> ServiceResult<Vec<Outcome>> {
+        let notifier = self.notifier()?;
+        let threads = crate::notify::SMTP_CONNECTIONS as usize;
+        let per = ready.len().div_ceil(threads).max(1);
+        let mut ready = ready;
+        let mut handles = Vec::new();
+        while !ready.is_empty() {
+            let chunk: Vec<_> = ready.drain(..per.min(ready.len())).collect();
+            let notifier = notifier.clone();
+            handles.push(tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|(id, m)| {
+                        let (state, reason) = match notifier.deliver(&m) {
+                            Handoff::Accepted => (DeliveryState::Sent, None),
+                            Handoff::Refused => (DeliveryState::Failed, Some("refused")),
+                            Handoff::Uncertain => (DeliveryState::Uncertain, None),
+                        };
+                        Outcome {
+                            id,
+                            state,
+                            reason,
+                            at: Timestamp::now().millis(),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        let mut outcomes = Vec::new();
+        for h in handles {
+            // A thread that panicked settles nothing: its rows stay claimed and turn uncertain.
+            if let Ok(done) = h.await {
+                outcomes.extend(done);
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_reads_as_messages_per_days() {
+        assert_eq!(
+            "3/7d".parse::<MarketingCap>(),
+            Ok(MarketingCap {
+                messages: 3,
+                days: 7
+            })
+        );
+        assert_eq!(" 10 / 30d ".parse::<MarketingCap>().map(|c| c.days), Ok(30));
+        for bad in ["3", "3/7", "0/7d", "3/0d", "x/7d", "3/400d", "-1/7d"] {
+            assert!(bad.parse::<MarketingCap>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn links_start_from_a_plain_https_base() {
+        assert_eq!(
+            base_url("https://crm.example.com/").as_deref(),
+            Ok("https://crm.example.com")
+        );
+        assert!(base_url("http://127.0.0.1:8080").is_ok());
+        assert!(base_url("http://crm.example.com").is_err());
+        assert!(base_url("https://crm.example.com/?x=1").is_err());
+        assert!(base_url("ftp://x").is_err());
+        assert!(base_url("https://").is_err());
+    }
+}

@@ -1,0 +1,64 @@
+"""A real SMTP server for the mail tests: aiosmtpd's, on loopback, keeping every message it
+accepts as one file (`N.eml`, the bytes as received, with `X-Envelope-To` lines prepended) in a
+directory. Run with the environment `scripts/ensure-mail` makes.
+
+    smtp-server.py PORT DIRECTORY [--refuse ADDRESS ...]
+
+Prints `ready` on a line once it listens. A recipient given with --refuse is answered 550."""
+
+import argparse
+import itertools
+import os
+import sys
+import threading
+import time
+
+from aiosmtpd.controller import Controller
+
+
+class Keep:
+    def __init__(self, directory, refused):
+        self.directory = directory
+        self.refused = {a.lower() for a in refused}
+        self.count = itertools.count(1)
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refused:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            n = next(self.count)
+        head = "".join(f"X-Envelope-To: {a}\r\n" for a in envelope.rcpt_tos)
+        path = os.path.join(self.directory, f"{n}.eml")
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(head.encode() + envelope.original_content)
+        os.rename(tmp, path)
+        return "250 Message accepted for delivery"
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("port", type=int)
+    p.add_argument("directory")
+    p.add_argument("--refuse", action="append", default=[])
+    a = p.parse_args()
+    os.makedirs(a.directory, exist_ok=True)
+    c = Controller(Keep(a.directory, a.refuse), hostname="127.0.0.1", port=a.port)
+    c.start()
+    print("ready", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
