@@ -2,11 +2,13 @@
 accepts as one file (`N.eml`, the bytes as received, with `X-Envelope-To` lines prepended) in a
 directory. Run with the environment `scripts/ensure-mail` makes.
 
-    smtp-server.py PORT DIRECTORY [--refuse ADDRESS ...]
+    smtp-server.py PORT DIRECTORY [--refuse ADDRESS ...] [--delay SECONDS]
 
-Prints `ready` on a line once it listens. A recipient given with --refuse is answered 550."""
+Prints `ready` on a line once it listens. A recipient given with --refuse is answered 550;
+--delay makes each message take that long to accept (a slow server, to stop a sender mid-way)."""
 
 import argparse
+import asyncio
 import itertools
 import os
 import sys
@@ -17,8 +19,9 @@ from aiosmtpd.controller import Controller
 
 
 class Keep:
-    def __init__(self, directory, refused):
+    def __init__(self, directory, refused, delay):
         self.directory = directory
+        self.delay = delay
         self.refused = {a.lower() for a in refused}
         self.count = itertools.count(1)
         self.lock = threading.Lock()
@@ -30,6 +33,8 @@ class Keep:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             n = next(self.count)
         head = "".join(f"X-Envelope-To: {a}\r\n" for a in envelope.rcpt_tos)
@@ -46,9 +51,10 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("directory")
     p.add_argument("--refuse", action="append", default=[])
+    p.add_argument("--delay", type=float, default=0.0)
     a = p.parse_args()
     os.makedirs(a.directory, exist_ok=True)
-    c = Controller(Keep(a.directory, a.refuse), hostname="127.0.0.1", port=a.port)
+    c = Controller(Keep(a.directory, a.refuse, a.delay), hostname="127.0.0.1", port=a.port)
     c.start()
     print("ready", flush=True)
     try:

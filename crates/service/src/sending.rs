@@ -32,8 +32,9 @@ use crate::{Actor, Operator, Principal, Vault};
 /// The DKIM selector: the DNS name under `_domainkey` that publishes the key.
 pub const DKIM_SELECTOR: &str = "steward";
 
-/// Deliveries claimed at a time: small, so that a kill leaves few uncertain.
-const BATCH: u32 = 64;
+/// Deliveries claimed at a time: a kill can leave at most this many uncertain (four per mail
+/// connection), while a batch still amortises its reads and writes.
+const BATCH: u32 = 16;
 
 /// How often the sender looks for work when nothing wakes it.
 const IDLE: Duration = Duration::from_secs(1);

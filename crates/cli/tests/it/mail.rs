@@ -51,6 +51,11 @@ pub struct Smtp {
 impl Smtp {
     /// Starts on `port`; recipients in `refuse` are answered 550.
     pub fn start(port: u16, refuse: &[&str]) -> Smtp {
+        Self::start_slow(port, refuse, 0.0)
+    }
+
+    /// [`Smtp::start`], taking `delay` seconds to accept each message.
+    pub fn start_slow(port: u16, refuse: &[&str], delay: f64) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new(mail_tools().join("bin/python"));
         cmd.arg(scripts().join("mail/smtp-server.py"))
@@ -59,6 +64,7 @@ impl Smtp {
         for r in refuse {
             cmd.args(["--refuse", r]);
         }
+        cmd.args(["--delay", &delay.to_string()]);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -538,4 +544,95 @@ async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestD
     assert_eq!(done["counts"]["sent"], 0, "{done}");
     let received = smtp.messages().len();
     assert_eq!(received, 12, "nothing more was delivered");
+}
+
+backend_tests!(a_campaign_killed_mid_way_resumes_without_duplicates);
+
+/// `kill -9` while messages are being handed over, then a restart: the campaign finishes, no
+/// customer receives it twice, and a message whose hand-over was cut off is counted uncertain,
+/// never sent again.
+async fn a_campaign_killed_mid_way_resumes_without_duplicates(db: TestDb) {
+    const N: usize = 240;
+    consenting(&db, 0, N).await;
+    let marketing = marketing_token(&db);
+    let port = free_port();
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let args = [
+        "--smtp-url",
+        &smtp_url,
+        "--mail-from",
+        "Shop News <news@shop.example>",
+        "--public-url",
+        "https://crm.shop.example",
+        "--send-lease-secs",
+        "1",
+    ];
+    // A slow mail server, so that the kill lands with messages in flight.
+    let smtp = Smtp::start_slow(port, &[], 0.02);
+    let server = Server::start(&db, &args, &[]);
+    let campaign = compose(&server.addr, &marketing, "Hello {{first_name}}");
+    let (s, _) = api(
+        &server.addr,
+        &marketing,
+        "POST",
+        &format!("/v1/campaigns/{campaign}/send"),
+        None,
+    );
+    assert_eq!(s, 202);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while smtp.messages().len() < 40 {
+        assert!(Instant::now() < deadline, "nothing was sent");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    let at_kill = smtp.messages().len();
+    assert!(
+        at_kill < N,
+        "the campaign finished before the kill ({at_kill})"
+    );
+    let server = Server::start(&db, &args, &[]);
+    let done = sent(
+        &server.addr,
+        &marketing,
+        &campaign,
+        Duration::from_secs(120),
+    );
+    eprintln!(
+        "killed at {at_kill} received; after the restart: {}",
+        done["counts"]
+    );
+    let c = &done["counts"];
+    let n = |k: &str| c[k].as_u64().unwrap();
+    let received = smtp.messages();
+    let mut to: Vec<&str> = received
+        .iter()
+        .filter_map(|m| header(m, "X-Envelope-To"))
+        .collect();
+    to.sort();
+    let distinct = {
+        let mut d = to.clone();
+        d.dedup();
+        d.len()
+    };
+    assert_eq!(distinct, to.len(), "a customer received the campaign twice");
+    assert_eq!(n("queued") + n("sending"), 0, "{done}");
+    assert_eq!(
+        n("sent") + n("uncertain") + n("failed") + n("skipped"),
+        N as u64,
+        "{done}"
+    );
+    assert!(
+        received.len() as u64 >= n("sent"),
+        "{done}: {} received",
+        received.len()
+    );
+    assert!(
+        received.len() as u64 <= n("sent") + n("uncertain"),
+        "{done}: {} received",
+        received.len()
+    );
+    assert!(
+        n("sent") > at_kill as u64 - n("uncertain").min(at_kill as u64),
+        "the restart sent the rest: {done}"
+    );
 }
