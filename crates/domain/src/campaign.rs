@@ -140,13 +140,9 @@ pub struct NewCampaign {
     pub body_text: String,
 }
 
-/// Validates a campaign's purpose, subject and body: the purpose must be marketing
-/// communication by e-mail on consent, and every placeholder's category one the purpose covers.
-pub fn validate(
-    purpose: &Purpose,
-    subject: &str,
-    body: &str,
-) -> Result<NewCampaign, ValidationError> {
+/// Whether a campaign may be sent under `purpose`: marketing communication by e-mail, resting on
+/// consent.
+pub fn check_purpose(purpose: &Purpose) -> Result<(), ValidationError> {
     // Campaigns are e-mail: a purpose for marketing by another channel (SMS, post) is not one.
     if !matches!(
         purpose.data_use.as_str(),
@@ -166,6 +162,17 @@ pub fn validate(
             "campaigns are sent only on consent: every message carries a one-click unsubscribe that withdraws it",
         ));
     }
+    Ok(())
+}
+
+/// Validates a campaign's purpose, subject and body: the purpose must be marketing
+/// communication by e-mail on consent, and every placeholder's category one the purpose covers.
+pub fn validate(
+    purpose: &Purpose,
+    subject: &str,
+    body: &str,
+) -> Result<NewCampaign, ValidationError> {
+    check_purpose(purpose)?;
     let subject_text = normalize::short_text("subject", subject)?;
     if subject_text.chars().count() > MAX_SUBJECT_CHARS || subject_text.contains('\n') {
         return Err(ValidationError::new(

@@ -80,6 +80,10 @@ pub struct CampaignView {
     pub preview: Preview,
     /// When it was composed.
     pub created_at: Timestamp,
+    /// When sending started.
+    pub started_at: Option<Timestamp>,
+    /// When its last message was settled.
+    pub finished_at: Option<Timestamp>,
 }
 
 /// A rendered message.
@@ -110,6 +114,8 @@ fn view(r: CampaignRow, counts: CampaignCounts) -> ServiceResult<CampaignView> {
         status: r.status,
         counts,
         created_at: Timestamp(r.created_at),
+        started_at: r.started_at.map(Timestamp),
+        finished_at: r.finished_at.map(Timestamp),
     })
 }
 
@@ -191,6 +197,13 @@ impl Vault {
         view(row, counts_of(&counts))
     }
 
+    /// Whether `principal` may compose and send campaigns (the console offers them only then).
+    pub async fn may_manage_campaigns(&self, principal: &Principal) -> bool {
+        self.authorize(principal, Action::ManageCampaigns, None)
+            .await
+            .is_ok()
+    }
+
     /// Every campaign, newest first (marketing).
     pub async fn campaigns(&self, principal: &Principal) -> ServiceResult<Vec<CampaignView>> {
         self.authorize(principal, Action::ManageCampaigns, None)
@@ -227,7 +240,66 @@ impl Vault {
                 "the campaign has been sent already",
             ));
         }
+        let id_text = id.to_string();
+        let record = |outcome: &str, recipients: Option<usize>| {
+            let mut leaf = crate::vault::leaf(
+                self.actor_parts(Actor::Principal(principal)),
+                "send_campaign",
+                None,
+                &[],
+                About {
+                    subject: Some(&id_text),
+                    purpose: Some(&row.purpose),
+                },
+                "used",
+                outcome,
+            );
+            if let Some(n) = recipients {
+                leaf.categories
+                    .insert("recipients".to_owned(), n.to_string());
+            }
+            leaf
+        };
+        let members = match self.campaign_members(principal, &row).await {
+            Ok(m) => m,
+            // A refused send evaluated (or tried to evaluate) the segment: on the record too.
+            Err(e) => {
+                self.inner.audit.append(&record("deny", None)).await?;
+                return Err(e);
+            }
+        };
+        let sender = Sender {
+            staff: principal.staff_id,
+            token: principal.token_id,
+        };
+        let started = store
+            .start_campaign(
+                id,
+                sender,
+                &members,
+                Timestamp::now().millis(),
+                &[crate::vault::row_of(record("done", Some(members.len())))],
+            )
+            .await?;
+        if !started {
+            return Err(ServiceError::WrongState(
+                "the campaign has been sent already",
+            ));
+        }
+        mail.wake.notify_one();
+        self.campaign(principal, id).await
+    }
+
+    /// The members a campaign goes to: the segment evaluated under the campaign's purpose for
+    /// the caller, each usable for the address and the template's fields too, at least as many
+    /// as the size threshold.
+    async fn campaign_members(
+        &self,
+        principal: &Principal,
+        row: &CampaignRow,
+    ) -> ServiceResult<Vec<steward_domain::CustomerId>> {
         let purpose = self.purpose("purpose", &row.purpose)?;
+        campaign::check_purpose(&purpose)?;
         self.check_declarable(&crate::Access {
             principal,
             purpose: &purpose,
@@ -238,52 +310,21 @@ impl Vault {
         let rule = self.stored_rules(&segment).await?;
         self.check_segment_use(principal, &purpose, &rule)?;
         self.charge_evaluation(principal, &purpose).await?;
-        let now = Timestamp::now();
+        let mut uses = vec![steward_domain::DataCategory::Email];
+        for (field, text) in [("subject", &row.subject), ("body", &row.body)] {
+            let t = Template::parse(field, text).map_err(|_| ServiceError::Integrity)?;
+            uses.extend(t.placeholders().map(campaign::Placeholder::category));
+        }
         let members = self
-            .segment_members(principal, &purpose, &rule, now)
+            .segment_members(principal, &purpose, &rule, &uses, Timestamp::now())
             .await?;
-        let threshold = self.segment_threshold();
-        if (members.len() as u64) < threshold {
+        if (members.len() as u64) < self.segment_threshold() {
             return Err(ValidationError::new(
                 "segment_id",
                 "the segment reaches too few customers under this purpose for a campaign (fewer than the size threshold); write to customers one by one instead",
             )
             .into());
         }
-        let id_text = id.to_string();
-        let mut leaf = crate::vault::leaf(
-            self.actor_parts(Actor::Principal(principal)),
-            "send_campaign",
-            None,
-            &[],
-            About {
-                subject: Some(&id_text),
-                purpose: Some(&purpose.key),
-            },
-            "used",
-            "done",
-        );
-        leaf.categories
-            .insert("recipients".to_owned(), members.len().to_string());
-        let sender = Sender {
-            staff: principal.staff_id,
-            token: principal.token_id,
-        };
-        let started = store
-            .start_campaign(
-                id,
-                sender,
-                &members,
-                now.millis(),
-                &[crate::vault::row_of(leaf)],
-            )
-            .await?;
-        if !started {
-            return Err(ServiceError::WrongState(
-                "the campaign has been sent already",
-            ));
-        }
-        mail.wake.notify_one();
-        self.campaign(principal, id).await
+        Ok(members)
     }
 }

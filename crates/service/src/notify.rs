@@ -140,8 +140,11 @@ impl SmtpNotifier {
     }
 }
 
-/// Connections to the relay kept open at most (one per sending thread).
-pub const SMTP_CONNECTIONS: u32 = 4;
+/// Connections to the relay kept open at most (one per sending thread). Many, because lettre
+/// 0.11.23 leaves Nagle's algorithm on: it writes a message's body and its final `.` apart, so
+/// each message waits out the relay's delayed ACK (40 ms on Linux) and one connection carries
+/// about 22 messages a second (lettre/lettre#1159 fixes it upstream, not yet released).
+pub const SMTP_CONNECTIONS: u32 = 32;
 
 impl Notifier for SmtpNotifier {
     fn deliver(&self, message: &lettre::Message) -> Handoff {

@@ -429,15 +429,20 @@ impl Vault {
     }
 
     /// Evaluates a segment as [`Vault::count_members`] does and returns its members too, for
-    /// sending a campaign (they go into the deliveries, never to the caller).
+    /// sending a campaign (they go into the deliveries, never to the caller); a member must
+    /// also be usable for the categories `also` names (the address, the template's fields).
     pub(crate) async fn segment_members(
         &self,
         principal: &Principal,
         purpose: &Arc<Purpose>,
         rule: &Rule,
+        also: &[steward_domain::DataCategory],
         now: Timestamp,
     ) -> ServiceResult<Vec<CustomerId>> {
-        let categories = rule_categories(rule);
+        let mut categories = rule_categories(rule);
+        categories.extend_from_slice(also);
+        categories.sort_by_key(|c| c.as_str());
+        categories.dedup();
         self.evaluate(principal, purpose, rule, &categories, now, true)
             .await
             .map(|(_, members)| members)

@@ -32,9 +32,9 @@ use crate::{Actor, Operator, Principal, Vault};
 /// The DKIM selector: the DNS name under `_domainkey` that publishes the key.
 pub const DKIM_SELECTOR: &str = "steward";
 
-/// Deliveries claimed at a time: a kill can leave at most this many uncertain (four per mail
-/// connection), while a batch still amortises its reads and writes.
-const BATCH: u32 = 16;
+/// Deliveries claimed at a time: one per mail connection, so a batch is handed over in one
+/// round trip of each; a kill can leave at most this many uncertain.
+const BATCH: u32 = crate::notify::SMTP_CONNECTIONS;
 
 /// How often the sender looks for work when nothing wakes it.
 const IDLE: Duration = Duration::from_secs(1);
@@ -198,6 +198,11 @@ impl Vault {
         Ok(self.inner.dkim.dns_record(DKIM_SELECTOR, &domain_of(&from)))
     }
 
+    /// The frequency cap in force (the default when mail is not configured).
+    pub fn marketing_cap(&self) -> MarketingCap {
+        self.inner.mail.get().map(|m| m.cap).unwrap_or_default()
+    }
+
     /// The mail settings, or why campaigns cannot be sent.
     pub(crate) fn mail(&self) -> ServiceResult<Arc<Mail>> {
         if self.inner.notifier.get().is_none() {
@@ -237,6 +242,10 @@ impl Vault {
     /// One pass over every campaign being sent.
     async fn send_round(&self, mail: &Mail) -> ServiceResult<()> {
         let store = &self.inner.stores.campaigns;
+        let sending = store.campaigns_sending().await?;
+        if sending.is_empty() {
+            return Ok(());
+        }
         let lease = i64::try_from(mail.lease.as_millis()).unwrap_or(i64::MAX);
         let expired = store
             .expire_claims(Timestamp::now().millis().saturating_sub(lease))
@@ -247,25 +256,62 @@ impl Vault {
                 "campaign messages left unsettled by a stopped process are marked uncertain and will not be sent again"
             );
         }
-        for campaign in store.campaigns_sending().await? {
-            let notifier = self.notifier()?;
-            // Claim nothing the mail server could not take now.
-            let ready = tokio::task::spawn_blocking(move || notifier.ready())
-                .await
-                .unwrap_or(false);
-            if !ready {
-                return Err(ServiceError::WrongState("the mail server does not answer"));
-            }
-            loop {
-                let claimed = store
-                    .claim_deliveries(campaign.id, BATCH, Timestamp::now().millis())
-                    .await?;
-                if claimed.is_empty() {
-                    break;
+        for campaign in sending {
+            // One batch is handed over while the next is claimed and prepared.
+            let mut in_flight: Option<tokio::task::JoinHandle<Vec<Outcome>>> = None;
+            let result = async {
+                loop {
+                    // Claim nothing the mail server could not take now: an outage costs at
+                    // most the batch in flight, never the rest of the campaign.
+                    if !self.mail_server_ready().await? {
+                        return Err(ServiceError::WrongState("the mail server does not answer"));
+                    }
+                    let claimed = store
+                        .claim_deliveries(campaign.id, BATCH, Timestamp::now().millis())
+                        .await?;
+                    if claimed.is_empty() {
+                        return Ok(());
+                    }
+                    let ready = self.prepare_batch(mail, &campaign, claimed).await?;
+                    if let Some(h) = in_flight.take() {
+                        self.settle(h).await?;
+                    }
+                    let vault = self.clone();
+                    in_flight = Some(tokio::spawn(async move { vault.hand_over(ready).await }));
                 }
-                self.send_batch(mail, &campaign, claimed).await?;
             }
+            .await;
+            if let Some(h) = in_flight.take() {
+                self.settle(h).await?;
+            }
+            result?;
             self.finish(&campaign).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the mail server answers (asked off the async threads).
+    async fn mail_server_ready(&self) -> ServiceResult<bool> {
+        let notifier = self.notifier()?;
+        Ok(tokio::task::spawn_blocking(move || notifier.ready())
+            .await
+            .unwrap_or(false))
+    }
+
+    /// Records a batch's hand-over outcomes; an interrupted hand-over stops the round, so the
+    /// next looks at the mail server before claiming more.
+    async fn settle(&self, h: tokio::task::JoinHandle<Vec<Outcome>>) -> ServiceResult<()> {
+        // A task that panicked settles nothing: its rows stay claimed and turn uncertain.
+        let outcomes = h.await.unwrap_or_default();
+        self.inner
+            .stores
+            .campaigns
+            .record_outcomes(&outcomes)
+            .await?;
+        if outcomes.iter().any(|o| o.state == DeliveryState::Uncertain) {
+            return Err(ServiceError::WrongState(
+                "a hand-over to the mail server was interrupted",
+            ));
         }
         Ok(())
     }
@@ -314,8 +360,10 @@ impl Vault {
         Ok(())
     }
 
-    /// The sender's principal as it is now: a disabled staff member or a revoked token sends
-    /// nothing more.
+    /// The sender's principal as it is now: a disabled staff member, or a service client whose
+    /// token is revoked or expired, sends nothing more. A staff member's campaign follows the
+    /// staff member, not the session or token it was started with (signing out does not stop it;
+    /// disabling them does).
     pub(crate) async fn sender_principal(
         &self,
         sender: Option<Sender>,
@@ -351,13 +399,14 @@ impl Vault {
         }))
     }
 
-    /// Decides, renders, signs and hands over one batch of claimed deliveries.
-    async fn send_batch(
+    /// Decides and renders one batch of claimed deliveries: the refusals are settled, the
+    /// messages to hand over returned.
+    async fn prepare_batch(
         &self,
         mail: &Mail,
         campaign: &CampaignRow,
         claimed: Vec<(DeliveryId, Option<CustomerId>)>,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Vec<(DeliveryId, lettre::Message)>> {
         let store = &self.inner.stores.campaigns;
         let now = Timestamp::now();
         let skip = |id, reason| Outcome {
@@ -366,15 +415,24 @@ impl Vault {
             reason: Some(reason),
             at: now.millis(),
         };
-        let purpose = self.purpose("purpose", &campaign.purpose).ok();
+        // The purpose as it is now: one changed since (another basis, another channel) or
+        // gone sends nothing more, and neither does a sender who may no longer act.
+        let purpose = self
+            .purpose("purpose", &campaign.purpose)
+            .ok()
+            .filter(|p| steward_domain::campaign::check_purpose(p).is_ok());
         let principal = self.sender_principal(campaign.sender).await?;
-        let (Some(purpose), Some(principal)) = (purpose, principal) else {
-            // The purpose is gone or the sender may no longer act: nothing more is sent.
+        let templates = (
+            Template::parse("subject", &campaign.subject),
+            Template::parse("body", &campaign.body),
+        );
+        let (Some(purpose), Some(principal), (Ok(subject), Ok(body))) =
+            (purpose, principal, templates)
+        else {
             let outcomes: Vec<_> = claimed.iter().map(|(id, _)| skip(*id, "policy")).collect();
-            return Ok(store.record_outcomes(&outcomes).await?);
+            store.record_outcomes(&outcomes).await?;
+            return Ok(Vec::new());
         };
-        let subject = Template::parse("subject", &campaign.subject)?;
-        let body = Template::parse("body", &campaign.body)?;
         // The address, and what the templates fill in.
         let mut categories = vec![DataCategory::Email];
         categories.extend(
@@ -409,15 +467,19 @@ impl Vault {
                     &recent,
                     now,
                 )
-                .await?;
+                .await;
             match verdict {
-                Ok(message) => ready.push((id, message)),
-                Err(reason) => outcomes.push(skip(id, reason)),
+                Ok(Ok(message)) => ready.push((id, message)),
+                Ok(Err(reason)) => outcomes.push(skip(id, reason)),
+                // One recipient's failure (a record that does not open) is theirs alone.
+                Err(e) => {
+                    tracing::warn!(error = %e, "a campaign message could not be prepared; skipped");
+                    outcomes.push(skip(id, "error"));
+                }
             }
         }
         store.record_outcomes(&outcomes).await?;
-        let handed = self.hand_over(ready).await?;
-        Ok(store.record_outcomes(&handed).await?)
+        Ok(ready)
     }
 
     /// One recipient: the message to send, or why not.
@@ -525,12 +587,11 @@ impl Vault {
         Ok(Ok(message))
     }
 
-    /// Hands messages to the mail server from a few threads at once (one connection each).
-    async fn hand_over(
-        &self,
-        ready: Vec<(DeliveryId, lettre::Message)>,
-    ) -> ServiceResult<Vec<Outcome>> {
-        let notifier = self.notifier()?;
+    /// Hands messages to the mail server from several threads at once (one connection each).
+    async fn hand_over(&self, ready: Vec<(DeliveryId, lettre::Message)>) -> Vec<Outcome> {
+        let Ok(notifier) = self.notifier() else {
+            return Vec::new();
+        };
         let threads = crate::notify::SMTP_CONNECTIONS as usize;
         let per = ready.len().div_ceil(threads).max(1);
         let mut ready = ready;
@@ -564,7 +625,7 @@ impl Vault {
                 outcomes.extend(done);
             }
         }
-        Ok(outcomes)
+        outcomes
     }
 }
 

@@ -54,7 +54,10 @@ impl Vault {
     pub async fn unsubscribe(&self, token: &str) -> ServiceResult<UnsubscribeLink> {
         let d = self.link_delivery(token).await?;
         let purpose = self.purpose("purpose", &d.purpose)?;
+        // A link used once is spent: used again after the customer consented anew (an old mail
+        // forwarded, a scanner that posts), it must not take the new consent back.
         if let Some(customer) = d.customer_id
+            && d.unsubscribed_at.is_none()
             && self.consent_active(customer, &purpose.key).await?
         {
             let input = ConsentInput {

@@ -77,6 +77,33 @@ impl SqlStore {
             "UPDATE consent_events SET customer_id = $1 WHERE customer_id = $2 AND action = 'withdraw'",
         )
         .bind(to_b.clone())
+        .bind(from_b.clone())
+        .execute(&mut *tx)
+        .await?;
+        // Campaign messages follow the person: the kept record inherits the other's (its
+        // unsubscribe links then withdraw the kept record's consent, and the frequency cap
+        // counts them). A campaign both records were queued for goes to the kept one only.
+        sqlx::query(
+            "UPDATE campaign_deliveries SET state = 'skipped', reason = 'merged' WHERE customer_id = $1 AND state = 'queued' \
+             AND campaign_id IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $2 AND state IN ('sending', 'sent', 'uncertain'))",
+        )
+        .bind(to_b.clone())
+        .bind(from_b.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE campaign_deliveries SET state = 'skipped', reason = 'merged' WHERE customer_id = $2 AND state = 'queued' \
+             AND campaign_id IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $1)",
+        )
+        .bind(to_b.clone())
+        .bind(from_b.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE campaign_deliveries SET customer_id = $1 WHERE customer_id = $2 \
+             AND campaign_id NOT IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $1)",
+        )
+        .bind(to_b)
         .bind(from_b)
         .execute(&mut *tx)
         .await?;

@@ -67,6 +67,8 @@ struct HomePage<'a> {
     attention: Option<(usize, usize)>,
     /// The reader may define and size segments (the link is offered).
     may_segments: bool,
+    /// The reader may compose and send campaigns (the link is offered).
+    may_campaigns: bool,
 }
 
 async fn page(
@@ -147,6 +149,7 @@ async fn page(
                 d.read || d.tokens
             },
             may_segments: s.vault.may_manage_segments(&session.principal).await,
+            may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
         },
         status,
     )

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::extract::ClientAddr;
 use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same};
 
+mod campaigns;
 mod customer;
 mod customers;
 mod directory;
@@ -62,6 +63,11 @@ pub fn routes() -> Router<AppState> {
             "/console/segments",
             get(segments::show).post(segments::define),
         )
+        .route(
+            "/console/campaigns",
+            get(campaigns::show).post(campaigns::compose),
+        )
+        .route("/console/campaigns/{id}/send", post(campaigns::send))
         .route("/console/dpo", get(dpo::page))
         .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
         .route("/console/dpo/alerts/{id}", get(dpo::alert))

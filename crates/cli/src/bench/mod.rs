@@ -20,6 +20,7 @@ mod merge;
 mod policy;
 mod search;
 mod segment;
+mod send;
 mod soak;
 
 /// The table lines printed since the last [`take_report`].
@@ -185,6 +186,22 @@ enum Which {
         /// Times each segment is sized (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+    },
+    /// A campaign sent by `steward serve` to an SMTP server vs a plain sender, and one-click
+    /// unsubscribe latency (`scripts/bench-send` starts the SMTP server and runs it).
+    Send {
+        /// Consenting customers.
+        #[arg(long, default_value_t = 5_000)]
+        customers: usize,
+        /// Rounds of each sender.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// The SMTP server (`smtp://127.0.0.1:PORT`).
+        #[arg(long)]
+        smtp_url: String,
+        /// The directory where that server keeps what it receives (for the links).
+        #[arg(long)]
+        smtp_dir: std::path::PathBuf,
     },
     /// `GET /v1/customers/{id}` under concurrent load vs the same row served in clear.
     Read {
@@ -655,6 +672,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => segment::run(customers, purchases, runs.max(1))
             .await
             .context("segment benchmark")?,
+        Which::Send {
+            customers,
+            rounds,
+            smtp_url,
+            smtp_dir,
+        } => send::run(send::SendArgs {
+            customers,
+            rounds: rounds.max(1),
+            smtp_url,
+            smtp_dir,
+        })
+        .await
+        .context("send benchmark")?,
         Which::Search { customers, seconds } => search::bench_search(customers, seconds)
             .await
             .context("search benchmark")?,

@@ -167,6 +167,13 @@ impl Browser {
         );
     }
 
+    /// Empties a field, then types into it (a form that came back keeps what was typed).
+    pub(crate) fn clear_and_type(&self, css: &str, text: &str) {
+        let e = self.element(css);
+        self.session_call("POST", &format!("/element/{e}/clear"), Some(json!({})));
+        self.type_into(css, text);
+    }
+
     pub(crate) fn click(&self, css: &str) {
         let e = self.element(css);
         self.session_call("POST", &format!("/element/{e}/click"), Some(json!({})));

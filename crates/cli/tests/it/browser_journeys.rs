@@ -274,3 +274,106 @@ fn a_marketer_defines_a_segment_and_learns_only_its_size() {
     assert!(!b.source().contains("Amélie"));
     b.screenshot("marketing-segments");
 }
+
+#[test]
+fn a_marketer_composes_previews_and_sends_a_campaign_and_sees_only_counts() {
+    let people = [
+        ("Amélie Durand", "amelie@example.com"),
+        ("Bruno Keller", "bruno@example.com"),
+        ("Chiara Rossi", "chiara@example.com"),
+        ("Dagmar Olsen", "dagmar@example.com"),
+        ("Emeka Obi", "emeka@example.com"),
+    ];
+    let (db, customers) = stage(&[("Max Marketing", Role::Marketing)], &people);
+    // They agreed to marketing e-mail in the shop.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let vault = db.vault().await;
+        let agent =
+            crate::support::principal(&vault, crate::support::op(), Role::SupportAgent).await;
+        for id in &customers {
+            let grant = steward_domain::ConsentInput {
+                purpose: "marketing_email".into(),
+                action: steward_domain::ConsentAction::Grant,
+                source: steward_domain::ConsentSource::InStore,
+            };
+            vault
+                .record_consent(&agent, id.parse().unwrap(), &grant)
+                .await
+                .unwrap();
+        }
+        vault.flush_audit().await.unwrap();
+    });
+    let outbox = tempfile::tempdir().unwrap();
+    let mail = outbox.path().join("mail.txt");
+    let server = Server::start(
+        &db,
+        &[
+            "--mail-sink",
+            mail.to_str().unwrap(),
+            "--public-url",
+            "https://crm.example.test",
+            "--segment-threshold",
+            "5",
+        ],
+        &[],
+    );
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "max", PASSWORD);
+    b.click("a[href='/console/segments']");
+    b.wait_for("Segments</h1>");
+    b.type_into("#name", "Everyone");
+    b.click("form[action='/console/segments'] button");
+    b.wait_for("The segment is saved.");
+    b.go(&format!("{base}/console"));
+    b.click("a[href='/console/campaigns']");
+    b.wait_for("Campaigns</h1>");
+    b.assert_accessible("the campaigns");
+    // A placeholder the purpose does not cover is refused, and the form keeps what was typed.
+    b.type_into("#subject", "Winter sale for {{first_name}}");
+    b.type_into("#body", "Hello {{phone}}");
+    b.click("form[action='/console/campaigns'] button");
+    b.wait_for("role=\"alert\"");
+    assert!(b.source().contains("Winter sale for {{first_name}}"));
+    b.assert_accessible("a refused campaign");
+    b.clear_and_type(
+        "#body",
+        "Dear {{first_name}}, our winter sale starts on Monday.",
+    );
+    b.click("form[action='/console/campaigns'] button");
+    b.wait_for("The campaign is saved as a draft.");
+    // The preview is a fictional customer's.
+    assert!(
+        b.source()
+            .contains("Dear Alex, our winter sale starts on Monday.")
+    );
+    b.assert_accessible("a draft campaign");
+    b.click("form[action$='/send'] button");
+    b.wait_for("Sending has started.");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !b.source().contains("<span class=\"why\">Sent ") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not sent: {}",
+            b.source()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        b.go(&format!("{base}/console/campaigns"));
+    }
+    b.wait_for("<th scope=\"row\">Sent</th><td>5</td>");
+    b.assert_accessible("a sent campaign's results");
+    // Counts only: never a customer's name or address on the page.
+    let page = b.source();
+    for (name, email) in people {
+        assert!(
+            !page.contains(name) && !page.contains(email),
+            "{name} on the page"
+        );
+    }
+    b.screenshot("marketing-campaigns");
+    let sent = std::fs::read_to_string(&mail).unwrap();
+    assert!(
+        sent.contains("Dear Amélie") || sent.contains("Dear Am=C3=A9lie"),
+        "{sent}"
+    );
+}

@@ -529,6 +529,40 @@ async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestD
         None,
     );
     assert_eq!(c["counts"]["unsubscribed"], 1, "{c}");
+    // The customer consents again in the shop; the old link, posted again (a forwarded mail, a
+    // scanner that posts), does not take the new consent back.
+    let vault = db.vault().await;
+    let agent = principal(&vault, op(), Role::SupportAgent).await;
+    vault
+        .record_consent(&agent, customer, &grant)
+        .await
+        .unwrap();
+    let (s, _) = http(
+        &addr,
+        "POST",
+        path,
+        None,
+        Some((
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click",
+        )),
+    );
+    assert_eq!(s, 200);
+    assert!(
+        consent_of(db.vault().await)
+            .await
+            .granted("marketing_email")
+    );
+    // They withdraw again in the shop: the second campaign below does not reach them.
+    let withdraw = ConsentInput {
+        purpose: "marketing_email".into(),
+        action: ConsentAction::Withdraw,
+        source: ConsentSource::InStore,
+    };
+    vault
+        .record_consent(&agent, customer, &withdraw)
+        .await
+        .unwrap();
 
     // The frequency cap (1 in 7 days here): a second campaign reaches no one who had one.
     let second = compose(&addr, &marketing, "Again");

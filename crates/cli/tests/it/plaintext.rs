@@ -132,7 +132,7 @@ pub(crate) fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
 async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
     let (bodies, forms) = needles();
     let mut tokens = Vec::new();
-    for role in ["support_agent", "admin", "sales_associate"] {
+    for role in ["support_agent", "admin", "sales_associate", "marketing"] {
         let (code, out, err) = run(
             &[
                 "token", "create", "--name", "scan", "--role", role, "--init",
@@ -144,7 +144,23 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
     }
     let token = tokens[0].clone();
     let (ta, ts) = (Some(tokens[1].as_str()), Some(tokens[2].as_str()));
-    let server = Server::start(&db, &[], &[("RUST_LOG", "trace,hyper=debug,h2=debug")]);
+    // Campaign mail goes to a file outside the data directory (what a mail server receives
+    // holds the address; only the store and the logs are scanned).
+    let outbox = tempfile::tempdir().unwrap();
+    let mail_file = outbox.path().join("mail.txt");
+    let server = Server::start(
+        &db,
+        &[
+            "--mail-sink",
+            mail_file.to_str().unwrap(),
+            "--public-url",
+            "https://crm.example.test",
+            "--segment-threshold",
+            "5",
+        ],
+        &[("RUST_LOG", "trace,hyper=debug,h2=debug")],
+    );
+    let marketing = tokens[3].clone();
     let t = Some(token.as_str());
 
     let (_, o) = server.json(
@@ -242,6 +258,52 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
             204
         );
     }
+    // A campaign to them (and to four others: a campaign needs at least the size threshold's
+    // five): the templates fill in the name, the envelope takes the address.
+    for n in 0..4 {
+        let (status, c) = server.json("POST", "/v1/customers", t, Some(&json!({"name": format!("Filler Person{n}"), "email": format!("filler{n}@example.com")})));
+        assert_eq!(status, 201, "{c}");
+    }
+    let (_, page) = server.json("GET", "/v1/customers?purpose=service&limit=50", t, None);
+    for c in page["items"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let (status, g) = server.json(
+            "POST",
+            &format!("/v1/customers/{id}/consents"),
+            t,
+            Some(&json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"})),
+        );
+        assert_eq!(status, 201, "{g}");
+    }
+    let m = Some(marketing.as_str());
+    let (_, seg) = server.json(
+        "POST",
+        "/v1/segments",
+        m,
+        Some(&json!({"name": "All", "rules": {"all": []}})),
+    );
+    let (status, c) = server.json("POST", "/v1/campaigns", m, Some(&json!({"segment_id": seg["id"], "purpose": "marketing_email", "subject": "News for {{first_name}}", "body": "Dear {{name}}, hello."})));
+    assert_eq!(status, 201, "{c}");
+    let campaign = c["id"].as_str().unwrap().to_owned();
+    let (status, sent) = server.json("POST", &format!("/v1/campaigns/{campaign}/send"), m, None);
+    assert_eq!(status, 202, "{sent}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, v) = server.json("GET", &format!("/v1/campaigns/{campaign}"), m, None);
+        if v["status"] == "sent" {
+            assert_eq!(v["counts"]["sent"], 6, "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mail = std::fs::read_to_string(&mail_file).unwrap();
+    assert!(
+        mail.to_lowercase().contains("wilhelmina.q@example.org")
+            && mail.contains("Dear Wilhelmina Quarterstaff"),
+        "the campaign went out"
+    );
+
     // Refused input carrying personal values must not leak through logs either.
     let bad =
         json!({"name": "Wilhelmina Quarterstaff", "email": "Wilhelmina.Q@Example.org@nowhere"});
