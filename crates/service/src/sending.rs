@@ -1,13 +1,15 @@
 //! Sending campaigns (issue 18, points 2–4): the background sender that turns a campaign's
 //! queued deliveries into signed messages, one recipient at a time, each decided at send time.
 //!
-//! A delivery is claimed (`queued` → `sending`, committed) before its recipient is looked at,
-//! then either skipped (no consent now, the policy refuses the sender, the frequency cap, no
-//! address) or handed to the mail server and settled (`sent`, `failed`). A process that dies
-//! between the claim and the settlement leaves the row `sending`; once its lease has passed it
-//! is marked `uncertain` and never handed over again. So a kill at any moment cannot make a
-//! customer receive a campaign twice; it can only leave a few messages whose fate is unknown,
-//! counted as such.
+//! A delivery is claimed (`queued` → `sending`, under a random claim id, committed) before its
+//! recipient is looked at, then either skipped (no consent now, the policy refuses the sender,
+//! the frequency cap, no address) or marked as being handed over (committed) and handed to the
+//! mail server, then settled (`sent`, `failed`). Only the claim that holds a row marks, hands
+//! over or settles it. A process that dies leaves its rows `sending`; once the lease has passed,
+//! a row marked as handed over is `uncertain` and never handed over again, and one that was not
+//! goes back to the queue (it certainly did not leave). So a kill at any moment cannot make a
+//! customer receive a campaign twice; it can leave at most the batch being handed over
+//! uncertain, counted as such.
 //!
 //! Per-recipient decisions are not one audit entry each: the start of a campaign is one entry
 //! (campaign, purpose, recipients) and its end another (the counts), as a segment's evaluation
@@ -32,12 +34,24 @@ use crate::{Actor, Operator, Principal, Vault};
 /// The DKIM selector: the DNS name under `_domainkey` that publishes the key.
 pub const DKIM_SELECTOR: &str = "steward";
 
-/// Deliveries claimed at a time: one per mail connection, so a batch is handed over in one
-/// round trip of each; a kill can leave at most this many uncertain.
-const BATCH: u32 = crate::notify::SMTP_CONNECTIONS;
+/// Deliveries claimed at a time: two per mail connection (each connection waits out the relay's
+/// delayed ACK per message, and a batch waits for its slowest connection); a kill can leave at
+/// most two batches uncertain (one handed over, the next prepared).
+const BATCH: u32 = 2 * crate::notify::SMTP_CONNECTIONS;
 
 /// How often the sender looks for work when nothing wakes it.
 const IDLE: Duration = Duration::from_secs(1);
+
+/// A claim on a batch of deliveries: a random id only this sender's batch holds.
+pub(crate) struct Claim([u8; 16]);
+
+impl Claim {
+    fn new() -> ServiceResult<Self> {
+        let mut id = [0u8; 16];
+        steward_crypto::random_bytes(&mut id)?;
+        Ok(Self(id))
+    }
+}
 
 /// At most so many messages per customer and purpose in so many days (`serve --marketing-cap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,18 +261,19 @@ impl Vault {
             return Ok(());
         }
         let lease = i64::try_from(mail.lease.as_millis()).unwrap_or(i64::MAX);
-        let expired = store
+        let (uncertain, requeued) = store
             .expire_claims(Timestamp::now().millis().saturating_sub(lease))
             .await?;
-        if expired > 0 {
+        if uncertain > 0 || requeued > 0 {
             tracing::warn!(
-                messages = expired,
-                "campaign messages left unsettled by a stopped process are marked uncertain and will not be sent again"
+                uncertain,
+                requeued,
+                "campaign messages left by a stopped process: those being handed over are marked uncertain and will not be sent again, the others are queued again"
             );
         }
         for campaign in sending {
             // One batch is handed over while the next is claimed and prepared.
-            let mut in_flight: Option<tokio::task::JoinHandle<Vec<Outcome>>> = None;
+            let mut in_flight: Option<(Claim, tokio::task::JoinHandle<Vec<Outcome>>)> = None;
             let result = async {
                 loop {
                     // Claim nothing the mail server could not take now: an outage costs at
@@ -266,23 +281,36 @@ impl Vault {
                     if !self.mail_server_ready().await? {
                         return Err(ServiceError::WrongState("the mail server does not answer"));
                     }
+                    let claim = Claim::new()?;
                     let claimed = store
-                        .claim_deliveries(campaign.id, BATCH, Timestamp::now().millis())
+                        .claim_deliveries(campaign.id, &claim.0, BATCH, Timestamp::now().millis())
                         .await?;
                     if claimed.is_empty() {
                         return Ok(());
                     }
-                    let ready = self.prepare_batch(mail, &campaign, claimed).await?;
-                    if let Some(h) = in_flight.take() {
-                        self.settle(h).await?;
+                    let ready = self.prepare_batch(mail, &campaign, &claim, claimed).await?;
+                    if let Some((c, h)) = in_flight.take() {
+                        self.settle(&c, h).await?;
                     }
+                    // Committed before the hand-over begins; only rows this claim still holds.
+                    let ids: Vec<DeliveryId> = ready.iter().map(|(id, _)| *id).collect();
+                    let held = store
+                        .mark_handed(&claim.0, &ids, Timestamp::now().millis())
+                        .await?;
+                    let ready: Vec<_> = ready
+                        .into_iter()
+                        .filter(|(id, _)| held.contains(id))
+                        .collect();
                     let vault = self.clone();
-                    in_flight = Some(tokio::spawn(async move { vault.hand_over(ready).await }));
+                    in_flight = Some((
+                        claim,
+                        tokio::spawn(async move { vault.hand_over(ready).await }),
+                    ));
                 }
             }
             .await;
-            if let Some(h) = in_flight.take() {
-                self.settle(h).await?;
+            if let Some((c, h)) = in_flight.take() {
+                self.settle(&c, h).await?;
             }
             result?;
             self.finish(&campaign).await?;
@@ -300,13 +328,17 @@ impl Vault {
 
     /// Records a batch's hand-over outcomes; an interrupted hand-over stops the round, so the
     /// next looks at the mail server before claiming more.
-    async fn settle(&self, h: tokio::task::JoinHandle<Vec<Outcome>>) -> ServiceResult<()> {
+    async fn settle(
+        &self,
+        claim: &Claim,
+        h: tokio::task::JoinHandle<Vec<Outcome>>,
+    ) -> ServiceResult<()> {
         // A task that panicked settles nothing: its rows stay claimed and turn uncertain.
         let outcomes = h.await.unwrap_or_default();
         self.inner
             .stores
             .campaigns
-            .record_outcomes(&outcomes)
+            .record_outcomes(&claim.0, &outcomes)
             .await?;
         if outcomes.iter().any(|o| o.state == DeliveryState::Uncertain) {
             return Err(ServiceError::WrongState(
@@ -405,6 +437,7 @@ impl Vault {
         &self,
         mail: &Mail,
         campaign: &CampaignRow,
+        claim: &Claim,
         claimed: Vec<(DeliveryId, Option<CustomerId>)>,
     ) -> ServiceResult<Vec<(DeliveryId, lettre::Message)>> {
         let store = &self.inner.stores.campaigns;
@@ -430,7 +463,7 @@ impl Vault {
             (purpose, principal, templates)
         else {
             let outcomes: Vec<_> = claimed.iter().map(|(id, _)| skip(*id, "policy")).collect();
-            store.record_outcomes(&outcomes).await?;
+            store.record_outcomes(&claim.0, &outcomes).await?;
             return Ok(Vec::new());
         };
         // The address, and what the templates fill in.
@@ -478,7 +511,7 @@ impl Vault {
                 }
             }
         }
-        store.record_outcomes(&outcomes).await?;
+        store.record_outcomes(&claim.0, &outcomes).await?;
         Ok(ready)
     }
 

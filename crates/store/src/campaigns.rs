@@ -267,6 +267,7 @@ impl CampaignStore for SqlStore {
     async fn claim_deliveries(
         &self,
         campaign: CampaignId,
+        claim: &[u8; 16],
         limit: u32,
         at: i64,
     ) -> StoreResult<Vec<(DeliveryId, Option<CustomerId>)>> {
@@ -278,13 +279,14 @@ impl CampaignStore for SqlStore {
         };
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE campaign_deliveries SET state = 'sending', claimed_at = $3 WHERE id IN \
+            "UPDATE campaign_deliveries SET state = 'sending', claimed_at = $3, claimed_by = $4, handed_at = NULL WHERE id IN \
              (SELECT id FROM campaign_deliveries WHERE campaign_id = $1 AND state = 'queued' ORDER BY id LIMIT $2{lock}) \
              RETURNING id, customer_id"
         )))
         .bind(campaign.as_bytes().to_vec())
         .bind(i64::from(limit))
         .bind(at)
+        .bind(claim.to_vec())
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -336,21 +338,52 @@ impl CampaignStore for SqlStore {
         Ok(out)
     }
 
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()> {
+    async fn mark_handed(
+        &self,
+        claim: &[u8; 16],
+        ids: &[DeliveryId],
+        at: i64,
+    ) -> StoreResult<Vec<DeliveryId>> {
+        let mut marked = Vec::new();
+        let mut tx = self.write_tx().await?;
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE campaign_deliveries SET handed_at = $2 WHERE claimed_by = $1 AND state = 'sending' \
+                 AND id IN ({}) RETURNING id",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(claim.to_vec())
+                .bind(at);
+            for id in chunk {
+                q = q.bind(id.as_bytes().to_vec());
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                marked.push(id16(r.try_get(0)?, DeliveryId::from_slice)?);
+            }
+        }
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn record_outcomes(&self, claim: &[u8; 16], outcomes: &[Outcome]) -> StoreResult<()> {
         if outcomes.is_empty() {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
         for o in outcomes {
-            // Only a row still claimed: one already marked uncertain stays so.
+            // Only a row still held by this claim: one marked uncertain (or queued again and
+            // claimed elsewhere) since is not this claim's to settle.
             sqlx::query(
                 "UPDATE campaign_deliveries SET state = $2, reason = $3, sent_at = $4 \
-                 WHERE id = $1 AND state = 'sending'",
+                 WHERE id = $1 AND state = 'sending' AND claimed_by = $5",
             )
             .bind(o.id.as_bytes().to_vec())
             .bind(o.state.as_str())
             .bind(o.reason)
             .bind(o.at)
+            .bind(claim.to_vec())
             .execute(&mut *tx)
             .await?;
         }
@@ -358,14 +391,28 @@ impl CampaignStore for SqlStore {
         Ok(())
     }
 
-    async fn expire_claims(&self, claimed_before: i64) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE campaign_deliveries SET state = 'uncertain' WHERE state = 'sending' AND claimed_at < $1",
+    async fn expire_claims(&self, claimed_before: i64) -> StoreResult<(u64, u64)> {
+        let mut tx = self.write_tx().await?;
+        // Handed over (or about to be) when the claimer stopped: it may have gone out.
+        let uncertain = sqlx::query(
+            "UPDATE campaign_deliveries SET state = 'uncertain' \
+             WHERE state = 'sending' AND claimed_at < $1 AND handed_at IS NOT NULL",
         )
         .bind(claimed_before)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        // Never handed over: certainly not sent, so queued again.
+        let requeued = sqlx::query(
+            "UPDATE campaign_deliveries SET state = 'queued', claimed_at = NULL, claimed_by = NULL \
+             WHERE state = 'sending' AND claimed_at < $1 AND handed_at IS NULL",
+        )
+        .bind(claimed_before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok((uncertain, requeued))
     }
 
     async fn finish_campaign(

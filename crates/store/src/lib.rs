@@ -728,14 +728,24 @@ pub trait CampaignStore: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
 
-    /// Claims up to `limit` queued deliveries (they become `sending`, committed) and returns
-    /// them with their recipient (`None` if erased since), in id order.
+    /// Claims up to `limit` queued deliveries for the claim `claim` (they become `sending`,
+    /// committed) and returns them with their recipient (`None` if erased since), in id order.
     async fn claim_deliveries(
         &self,
         campaign: CampaignId,
+        claim: &[u8; 16],
         limit: u32,
         at: i64,
     ) -> StoreResult<Vec<(DeliveryId, Option<CustomerId>)>>;
+
+    /// Records, committed, that the hand-over of `ids` begins; returns those still held by
+    /// `claim` (only they may be handed over).
+    async fn mark_handed(
+        &self,
+        claim: &[u8; 16],
+        ids: &[DeliveryId],
+        at: i64,
+    ) -> StoreResult<Vec<DeliveryId>>;
 
     /// How many messages under `purpose` each of `customers` was claimed for since `since`
     /// (sending, sent or uncertain), for the frequency cap; customers with none are absent.
@@ -746,11 +756,12 @@ pub trait CampaignStore: Send + Sync + 'static {
         since: i64,
     ) -> StoreResult<Vec<(CustomerId, u64)>>;
 
-    /// Records what became of claimed deliveries (rows no longer claimed are left alone).
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> StoreResult<()>;
+    /// Records what became of deliveries `claim` holds (rows it no longer holds are left alone).
+    async fn record_outcomes(&self, claim: &[u8; 16], outcomes: &[Outcome]) -> StoreResult<()>;
 
-    /// Marks deliveries claimed before `claimed_before` and never settled as `uncertain`.
-    async fn expire_claims(&self, claimed_before: i64) -> StoreResult<u64>;
+    /// Settles claims made before `claimed_before` and never settled: `uncertain` where the
+    /// hand-over had begun, queued again where it had not. Returns (uncertain, queued again).
+    async fn expire_claims(&self, claimed_before: i64) -> StoreResult<(u64, u64)>;
 
     /// Marks a campaign sent if none of its deliveries is queued or claimed; false otherwise.
     async fn finish_campaign(

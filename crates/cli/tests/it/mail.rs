@@ -650,6 +650,9 @@ async fn a_campaign_killed_mid_way_resumes_without_duplicates(db: TestDb) {
     };
     assert_eq!(distinct, to.len(), "a customer received the campaign twice");
     assert_eq!(n("queued") + n("sending"), 0, "{done}");
+    // At most the batch being handed over is uncertain: the one prepared behind it was never
+    // marked as handed over, so it went back to the queue and out after the restart.
+    assert!(n("uncertain") <= 64, "{done}");
     assert_eq!(
         n("sent") + n("uncertain") + n("failed") + n("skipped"),
         N as u64,
