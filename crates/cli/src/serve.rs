@@ -77,8 +77,11 @@ pub struct ServeArgs {
     /// Most marketing messages a customer receives per purpose, as MESSAGES/DAYSd.
     #[arg(long, default_value = "3/7d", env = "STEWARD_MARKETING_CAP")]
     marketing_cap: steward_service::sending::MarketingCap,
-    /// Seconds a campaign message may stay handed-over-but-unconfirmed (a server stopped
-    /// mid-send) before it counts as uncertain; uncertain messages are never sent again.
+    /// Seconds a campaign message may stay claimed, or handed over without an answer, before
+    /// it is settled for a server that stopped: queued again if its hand-over never began,
+    /// uncertain (never sent again) if it did. Keep it above the longest hand-over (the SMTP
+    /// client waits up to 10 s a step); shorter only miscounts, it never sends twice. On
+    /// PostgreSQL keep `synchronous_commit` on, so a committed claim survives a power loss.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     send_lease_secs: u64,
     /// The data protection officer's e-mail address: told (through the mail sink or SMTP relay)

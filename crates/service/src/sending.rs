@@ -36,7 +36,8 @@ pub const DKIM_SELECTOR: &str = "steward";
 
 /// Deliveries claimed at a time: two per mail connection (each connection waits out the relay's
 /// delayed ACK per message, and a batch waits for its slowest connection); a kill can leave at
-/// most two batches uncertain (one handed over, the next prepared).
+/// most this batch uncertain (the one being handed over; the one prepared behind it was not
+/// marked and goes back to the queue).
 const BATCH: u32 = 2 * crate::notify::SMTP_CONNECTIONS;
 
 /// How often the sender looks for work when nothing wakes it.
@@ -292,14 +293,17 @@ impl Vault {
                     if let Some((c, h)) = in_flight.take() {
                         self.settle(&c, h).await?;
                     }
-                    // Committed before the hand-over begins; only rows this claim still holds.
-                    let ids: Vec<DeliveryId> = ready.iter().map(|(id, _)| *id).collect();
+                    // Committed before the hand-over begins; only rows this claim still holds,
+                    // for the customer they were prepared for.
+                    let rows: Vec<(DeliveryId, CustomerId)> =
+                        ready.iter().map(|(id, c, _)| (*id, *c)).collect();
                     let held = store
-                        .mark_handed(&claim.0, &ids, Timestamp::now().millis())
+                        .mark_handed(&claim.0, &rows, Timestamp::now().millis())
                         .await?;
                     let ready: Vec<_> = ready
                         .into_iter()
-                        .filter(|(id, _)| held.contains(id))
+                        .filter(|(id, ..)| held.contains(id))
+                        .map(|(id, _, m)| (id, m))
                         .collect();
                     let vault = self.clone();
                     in_flight = Some((
@@ -439,7 +443,7 @@ impl Vault {
         campaign: &CampaignRow,
         claim: &Claim,
         claimed: Vec<(DeliveryId, Option<CustomerId>)>,
-    ) -> ServiceResult<Vec<(DeliveryId, lettre::Message)>> {
+    ) -> ServiceResult<Vec<(DeliveryId, CustomerId, lettre::Message)>> {
         let store = &self.inner.stores.campaigns;
         let now = Timestamp::now();
         let skip = |id, reason| Outcome {
@@ -501,11 +505,12 @@ impl Vault {
                     now,
                 )
                 .await;
-            match verdict {
-                Ok(Ok(message)) => ready.push((id, message)),
-                Ok(Err(reason)) => outcomes.push(skip(id, reason)),
+            match (verdict, customer) {
+                (Ok(Ok(message)), Some(c)) => ready.push((id, c, message)),
+                (Ok(Ok(_)), None) => outcomes.push(skip(id, "erased")),
+                (Ok(Err(reason)), _) => outcomes.push(skip(id, reason)),
                 // One recipient's failure (a record that does not open) is theirs alone.
-                Err(e) => {
+                (Err(e), _) => {
                     tracing::warn!(error = %e, "a campaign message could not be prepared; skipped");
                     outcomes.push(skip(id, "error"));
                 }

@@ -341,29 +341,60 @@ impl CampaignStore for SqlStore {
     async fn mark_handed(
         &self,
         claim: &[u8; 16],
-        ids: &[DeliveryId],
+        rows: &[(DeliveryId, CustomerId)],
         at: i64,
     ) -> StoreResult<Vec<DeliveryId>> {
-        let mut marked = Vec::new();
-        let mut tx = self.write_tx().await?;
-        for chunk in ids.chunks(INSERT_CHUNK) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            let sql = format!(
-                "UPDATE campaign_deliveries SET handed_at = $2 WHERE claimed_by = $1 AND state = 'sending' \
-                 AND id IN ({}) RETURNING id",
-                list.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(claim.to_vec())
-                .bind(at);
-            for id in chunk {
-                q = q.bind(id.as_bytes().to_vec());
-            }
-            for r in q.fetch_all(&mut *tx).await? {
-                marked.push(id16(r.try_get(0)?, DeliveryId::from_slice)?);
-            }
+        let mut conn = self.pool.acquire().await?;
+        // The mark is what stops a resend after a crash, so it must survive a power loss, not
+        // only a killed process: on SQLite (WAL, synchronous=NORMAL elsewhere) this commit is
+        // synced, which syncs the claim before it too. PostgreSQL needs synchronous_commit on.
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
         }
-        tx.commit().await?;
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        sqlx::query(begin).execute(&mut *conn).await?;
+        let mut marked = Vec::new();
+        let result = async {
+            for chunk in rows.chunks(INSERT_CHUNK / 2) {
+                // Each row for the customer it was prepared for: one erased (or moved by a
+                // merge) since is not handed over.
+                let pairs: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(id = ${} AND customer_id = ${})", 2 * i + 3, 2 * i + 4))
+                    .collect();
+                let sql = format!(
+                    "UPDATE campaign_deliveries SET handed_at = $2 WHERE claimed_by = $1 AND state = 'sending' \
+                     AND ({}) RETURNING id",
+                    pairs.join(" OR ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(claim.to_vec())
+                    .bind(at);
+                for (id, customer) in chunk {
+                    q = q
+                        .bind(id.as_bytes().to_vec())
+                        .bind(customer.as_bytes().to_vec());
+                }
+                for r in q.fetch_all(&mut *conn).await? {
+                    marked.push(id16(r.try_get(0)?, DeliveryId::from_slice)?);
+                }
+            }
+            StoreResult::Ok(())
+        }
+        .await;
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::query(end).execute(&mut *conn).await;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        result?;
+        ended?;
         Ok(marked)
     }
 
@@ -393,10 +424,12 @@ impl CampaignStore for SqlStore {
 
     async fn expire_claims(&self, claimed_before: i64) -> StoreResult<(u64, u64)> {
         let mut tx = self.write_tx().await?;
-        // Handed over (or about to be) when the claimer stopped: it may have gone out.
+        // Handed over (or about to be) a lease ago and not settled: it may have gone out. The
+        // lease runs from the mark, so a batch prepared long before it is handed over is not
+        // counted uncertain while it is being handed over.
         let uncertain = sqlx::query(
             "UPDATE campaign_deliveries SET state = 'uncertain' \
-             WHERE state = 'sending' AND claimed_at < $1 AND handed_at IS NOT NULL",
+             WHERE state = 'sending' AND handed_at < $1",
         )
         .bind(claimed_before)
         .execute(&mut *tx)

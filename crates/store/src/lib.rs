@@ -738,12 +738,13 @@ pub trait CampaignStore: Send + Sync + 'static {
         at: i64,
     ) -> StoreResult<Vec<(DeliveryId, Option<CustomerId>)>>;
 
-    /// Records, committed, that the hand-over of `ids` begins; returns those still held by
-    /// `claim` (only they may be handed over).
+    /// Records, committed durably, that the hand-over of `rows` (delivery, the customer it was
+    /// prepared for) begins; returns those `claim` still holds for that customer (only they may
+    /// be handed over).
     async fn mark_handed(
         &self,
         claim: &[u8; 16],
-        ids: &[DeliveryId],
+        rows: &[(DeliveryId, CustomerId)],
         at: i64,
     ) -> StoreResult<Vec<DeliveryId>>;
 
@@ -759,8 +760,9 @@ pub trait CampaignStore: Send + Sync + 'static {
     /// Records what became of deliveries `claim` holds (rows it no longer holds are left alone).
     async fn record_outcomes(&self, claim: &[u8; 16], outcomes: &[Outcome]) -> StoreResult<()>;
 
-    /// Settles claims made before `claimed_before` and never settled: `uncertain` where the
-    /// hand-over had begun, queued again where it had not. Returns (uncertain, queued again).
+    /// Settles claims older than `claimed_before` and never settled: `uncertain` where the
+    /// hand-over began before it, queued again where it never began. Returns (uncertain,
+    /// queued again).
     async fn expire_claims(&self, claimed_before: i64) -> StoreResult<(u64, u64)>;
 
     /// Marks a campaign sent if none of its deliveries is queued or claimed; false otherwise.

@@ -11,6 +11,7 @@ use steward_domain::CustomerId;
 
 use sqlx::AssertSqlSafe;
 
+use crate::Backend;
 use crate::{AuditEntryRow, InteractionRow, PurchaseRow, SqlStore, StoreResult};
 
 impl SqlStore {
@@ -82,19 +83,39 @@ impl SqlStore {
         .await?;
         // Campaign messages follow the person: the kept record inherits the other's (its
         // unsubscribe links then withdraw the kept record's consent, and the frequency cap
-        // counts them). A campaign both records were queued for goes to the kept one only.
-        sqlx::query(
-            "UPDATE campaign_deliveries SET state = 'skipped', reason = 'merged' WHERE customer_id = $1 AND state = 'queued' \
-             AND campaign_id IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $2 AND state IN ('sending', 'sent', 'uncertain'))",
-        )
+        // counts them), and a campaign both were in goes out once. A row is "out" once its
+        // hand-over began; a claimed row not yet marked is as good as queued (`mark_handed`
+        // refuses a row no longer `sending`). Rows are locked first on PostgreSQL, so a claim
+        // cannot slip between these statements.
+        if self.backend == Backend::Postgres {
+            sqlx::query(
+                "SELECT id FROM campaign_deliveries WHERE customer_id = $1 OR customer_id = $2 FOR UPDATE",
+            )
+            .bind(to_b.clone())
+            .bind(from_b.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+        }
+        const NOT_OUT: &str = "(state = 'queued' OR (state = 'sending' AND handed_at IS NULL))";
+        const OUT: &str =
+            "(state IN ('sent', 'uncertain') OR (state = 'sending' AND handed_at IS NOT NULL))";
+        // The merged record's message went out: the kept one's is not sent, and leaves its slot
+        // (customer cleared) so the one that went out can move over.
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE campaign_deliveries SET state = 'skipped', reason = 'merged', customer_id = NULL \
+             WHERE customer_id = $1 AND {NOT_OUT} \
+             AND campaign_id IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $2 AND {OUT})"
+        )))
         .bind(to_b.clone())
         .bind(from_b.clone())
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "UPDATE campaign_deliveries SET state = 'skipped', reason = 'merged' WHERE customer_id = $2 AND state = 'queued' \
-             AND campaign_id IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $1)",
-        )
+        // Otherwise the merged record's is not sent (the kept record's goes, or went, out).
+        sqlx::query(AssertSqlSafe(format!(
+            "UPDATE campaign_deliveries SET state = 'skipped', reason = 'merged' \
+             WHERE customer_id = $2 AND {NOT_OUT} \
+             AND campaign_id IN (SELECT campaign_id FROM campaign_deliveries WHERE customer_id = $1)"
+        )))
         .bind(to_b.clone())
         .bind(from_b.clone())
         .execute(&mut *tx)

@@ -23,6 +23,16 @@ mod segment;
 mod send;
 mod soak;
 
+/// A child `steward serve` of a benchmark; killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The table lines printed since the last [`take_report`].
 static REPORT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 

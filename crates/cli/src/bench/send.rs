@@ -27,15 +27,6 @@ pub struct SendArgs {
     pub smtp_dir: PathBuf,
 }
 
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// One HTTP/1.1 request: status and body.
 fn http(
     addr: SocketAddr,
@@ -125,7 +116,7 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
 }
 
 /// Starts `steward serve` on `dir`; its address.
-fn serve(dir: &Path, smtp_url: &str) -> anyhow::Result<(Child, SocketAddr)> {
+fn serve(dir: &Path, smtp_url: &str) -> anyhow::Result<(super::Child, SocketAddr)> {
     let exe = std::env::current_exe().context("finding this binary")?;
     let mut child = std::process::Command::new(exe)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -142,7 +133,7 @@ fn serve(dir: &Path, smtp_url: &str) -> anyhow::Result<(Child, SocketAddr)> {
         .spawn()
         .context("starting steward serve")?;
     let out = child.stdout.take().context("no stdout")?;
-    let child = Child(child);
+    let child = super::Child(child);
     for line in std::io::BufReader::new(out).lines() {
         if let Some(url) = line?.strip_prefix("Steward is listening on http://") {
             return Ok((child, url.trim().parse()?));

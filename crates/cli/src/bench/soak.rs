@@ -36,18 +36,8 @@ pub struct SoakArgs {
     pub window: u64,
 }
 
-/// The child server; killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `steward serve --demo` in `dir`; returns it, its address and the support-agent token.
-fn start_server(dir: &Path) -> anyhow::Result<(Child, SocketAddr, String)> {
+fn start_server(dir: &Path) -> anyhow::Result<(super::Child, SocketAddr, String)> {
     let exe = std::env::current_exe().context("finding this binary")?;
     let mut child = std::process::Command::new(exe)
         .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
@@ -61,7 +51,7 @@ fn start_server(dir: &Path) -> anyhow::Result<(Child, SocketAddr, String)> {
         .spawn()
         .context("starting steward serve")?;
     let out = child.stdout.take().context("no stdout")?;
-    let child = Child(child);
+    let child = super::Child(child);
     let (mut addr, mut token) = (None, None);
     for line in std::io::BufReader::new(out).lines() {
         let line = line?;

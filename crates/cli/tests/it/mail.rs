@@ -235,6 +235,17 @@ pub fn compose(addr: &str, token: &str, subject: &str) -> String {
     c["id"].as_str().unwrap().to_owned()
 }
 
+/// `POST /v1/campaigns/{id}/send`.
+pub fn start_sending(addr: &str, token: &str, id: &str) -> (u16, Value) {
+    api(
+        addr,
+        token,
+        "POST",
+        &format!("/v1/campaigns/{id}/send"),
+        None,
+    )
+}
+
 /// Waits until the campaign is sent; its view.
 pub fn sent(addr: &str, token: &str, id: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
@@ -306,24 +317,12 @@ async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestD
     let addr = server.addr.clone();
     let campaign = compose(&addr, &marketing, "Hello {{first_name}}");
     // The mail server is not up yet: sending starts, but nothing is claimed.
-    let (s, started) = api(
-        &addr,
-        &marketing,
-        "POST",
-        &format!("/v1/campaigns/{campaign}/send"),
-        None,
-    );
+    let (s, started) = start_sending(&addr, &marketing, &campaign);
     assert_eq!(s, 202, "{started}");
     assert_eq!(started["status"], "sending");
     assert_eq!(started["counts"]["queued"], 16, "{started}");
     // Sending twice is refused.
-    let (s, again) = api(
-        &addr,
-        &marketing,
-        "POST",
-        &format!("/v1/campaigns/{campaign}/send"),
-        None,
-    );
+    let (s, again) = start_sending(&addr, &marketing, &campaign);
     assert_eq!(s, 409, "{again}");
     // Two withdraw between the start and their message: honoured at send time.
     for id in &withdrawing {
@@ -566,13 +565,7 @@ async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestD
 
     // The frequency cap (1 in 7 days here): a second campaign reaches no one who had one.
     let second = compose(&addr, &marketing, "Again");
-    let (s, _) = api(
-        &addr,
-        &marketing,
-        "POST",
-        &format!("/v1/campaigns/{second}/send"),
-        None,
-    );
+    let (s, _) = start_sending(&addr, &marketing, &second);
     assert_eq!(s, 202);
     let done = sent(&addr, &marketing, &second, Duration::from_secs(60));
     assert_eq!(done["counts"]["sent"], 0, "{done}");
@@ -605,13 +598,7 @@ async fn a_campaign_killed_mid_way_resumes_without_duplicates(db: TestDb) {
     let smtp = Smtp::start_slow(port, &[], 0.02);
     let server = Server::start(&db, &args, &[]);
     let campaign = compose(&server.addr, &marketing, "Hello {{first_name}}");
-    let (s, _) = api(
-        &server.addr,
-        &marketing,
-        "POST",
-        &format!("/v1/campaigns/{campaign}/send"),
-        None,
-    );
+    let (s, _) = start_sending(&server.addr, &marketing, &campaign);
     assert_eq!(s, 202);
     let deadline = Instant::now() + Duration::from_secs(60);
     while smtp.messages().len() < 40 {
@@ -671,5 +658,130 @@ async fn a_campaign_killed_mid_way_resumes_without_duplicates(db: TestDb) {
     assert!(
         n("sent") > at_kill as u64 - n("uncertain").min(at_kill as u64),
         "the restart sent the rest: {done}"
+    );
+}
+
+backend_tests!(a_merged_record_s_campaign_message_follows_the_person);
+
+/// One person with two records: the campaign went to the duplicate (the kept record had not
+/// consented then). After the merge, that message belongs to the kept record: its one-click
+/// link withdraws the kept record's consent, and the frequency cap counts it there.
+async fn a_merged_record_s_campaign_message_follows_the_person(db: TestDb) {
+    consenting(&db, 0, 10).await;
+    let vault = db.vault().await;
+    let agent = principal(&vault, op(), Role::SupportAgent).await;
+    let grant = ConsentInput {
+        purpose: "marketing_email".into(),
+        action: ConsentAction::Grant,
+        source: ConsentSource::InStore,
+    };
+    let mut twins = Vec::new();
+    for email in ["twin.kept@example.com", "twin.merged@example.com"] {
+        let input: steward_domain::CustomerInput = serde_json::from_value(
+            json!({"name": "Tess Twin", "email": email, "phone": "+41 44 668 18 09"}),
+        )
+        .unwrap();
+        let id = vault
+            .create_customer_allowing_duplicate(op().into(), &input.validate().unwrap())
+            .await
+            .unwrap();
+        twins.push(id);
+    }
+    vault
+        .record_consent(&agent, twins[1], &grant)
+        .await
+        .unwrap();
+    let (code, out, err) = run(
+        &[
+            "token",
+            "create",
+            "--name",
+            "desk",
+            "--role",
+            "support_agent",
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let desk = crate::support::token_in(&out);
+    let marketing = marketing_token(&db);
+    let port = free_port();
+    let smtp = Smtp::start(port, &[]);
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let server = Server::start(
+        &db,
+        &[
+            "--smtp-url",
+            &smtp_url,
+            "--public-url",
+            "https://crm.shop.example",
+            "--marketing-cap",
+            "1/7d",
+        ],
+        &[],
+    );
+    let addr = server.addr.clone();
+    let campaign = compose(&addr, &marketing, "Hello {{first_name}}");
+    let (s, _) = start_sending(&addr, &marketing, &campaign);
+    assert_eq!(s, 202);
+    let done = sent(&addr, &marketing, &campaign, Duration::from_secs(60));
+    assert_eq!(done["counts"]["sent"], 11, "{done}");
+    let messages = smtp.messages();
+    let to_twin = messages
+        .iter()
+        .find(|m| header(m, "X-Envelope-To") == Some("twin.merged@example.com"))
+        .expect("the duplicate got the campaign");
+    assert!(
+        !messages
+            .iter()
+            .any(|m| header(m, "X-Envelope-To") == Some("twin.kept@example.com"))
+    );
+    // The kept record consents now; then the duplicate is merged into it.
+    vault
+        .record_consent(&agent, twins[0], &grant)
+        .await
+        .unwrap();
+    let (s, merged) = api(
+        &addr,
+        &desk,
+        "POST",
+        &format!("/v1/customers/{}/merge", twins[0]),
+        Some(json!({"other_id": twins[1]})),
+    );
+    assert_eq!(s, 200, "{merged}");
+    // The cap (1 in 7 days) counts the merged record's message for the person.
+    let again = compose(&addr, &marketing, "Again");
+    let (s, _) = start_sending(&addr, &marketing, &again);
+    assert_eq!(s, 202);
+    sent(&addr, &marketing, &again, Duration::from_secs(60));
+    assert!(
+        !smtp
+            .messages()
+            .iter()
+            .any(|m| header(m, "X-Envelope-To") == Some("twin.kept@example.com")),
+        "the person had this week's message already"
+    );
+    // The link in the message the person got withdraws the kept record's consent.
+    let link = header(to_twin, "List-Unsubscribe")
+        .unwrap()
+        .trim_matches(['<', '>']);
+    let path = link.strip_prefix("https://crm.shop.example").unwrap();
+    let (s, _) = http(
+        &addr,
+        "POST",
+        path,
+        None,
+        Some((
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click",
+        )),
+    );
+    assert_eq!(s, 200);
+    let vault = db.vault().await;
+    let dpo = principal(&vault, op(), Role::Dpo).await;
+    let state = vault.consent_state(&dpo, twins[0]).await.unwrap();
+    assert!(
+        !state.granted("marketing_email"),
+        "the link withdrew the kept record's consent"
     );
 }
