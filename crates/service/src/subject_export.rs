@@ -277,7 +277,7 @@ impl Vault {
             uses(DataCategory::PurchaseHistory),
         );
         // Independent reads, overlapped: the customer's history, consents and audit entries.
-        let (interactions, purchases, consents, changes, leaves) = tokio::try_join!(
+        let (interactions, purchases, consents, changes, leaves, deliveries) = tokio::try_join!(
             async {
                 let mut out = Vec::new();
                 let mut after = None;
@@ -341,7 +341,36 @@ impl Vault {
                     .collect();
                 Ok::<_, ServiceError>(leaves)
             },
+            async {
+                Ok::<_, ServiceError>(self.inner.stores.campaigns.customer_deliveries(id).await?)
+            },
         )?;
+        // The campaigns this customer was a recipient of: what was sent (the business's
+        // template, never filled in again here), under which purpose, what became of it.
+        let campaigns: Vec<Value> = deliveries
+            .iter()
+            .map(|(c, d, sent_at)| {
+                // The address, and the fields the templates fill in.
+                let mut used = vec![DataCategory::Email.as_str()];
+                for (field, text) in [("subject", &c.subject), ("body", &c.body)] {
+                    if let Ok(t) = steward_domain::campaign::Template::parse(field, text) {
+                        used.extend(t.placeholders().map(|p| p.category().as_str()));
+                    }
+                }
+                used.sort_unstable();
+                used.dedup();
+                json!({
+                    "campaign_id": c.id.to_string(),
+                    "purpose": c.purpose,
+                    "subject": c.subject,
+                    "body": c.body,
+                    "state": d.state.as_str(),
+                    "sent_at": sent_at.map(|t| Timestamp(t).to_rfc3339_millis()),
+                    "unsubscribed_at": d.unsubscribed_at.map(|t| Timestamp(t).to_rfc3339_millis()),
+                    "categories_used": used,
+                })
+            })
+            .collect();
         let (usage, recipients) = usage_items(&leaves);
         let consent_history: Vec<Value> = consents
             .history
@@ -463,6 +492,13 @@ impl Vault {
                 )?,
             ),
             (
+                "campaigns.json".into(),
+                json(&json!({
+                    "note": "Marketing e-mails sent to you, or meant for you and not sent (state skipped): the text as the business wrote it, before your details were filled in, and the data each used.",
+                    "campaigns": campaigns,
+                }))?,
+            ),
+            (
                 "recipients.json".into(),
                 json(&json!({
                     "note": "Steward discloses personal data only to the business's own staff, by role and outlet, as recorded in the audit log; no third party received data through Steward.",
@@ -492,7 +528,14 @@ impl Vault {
             actor,
             "export_subject",
             Some(id),
-            &["profile", "interactions", "purchases", "consents", "usage"],
+            &[
+                "profile",
+                "interactions",
+                "purchases",
+                "consents",
+                "usage",
+                "campaigns",
+            ],
             About::default(),
             "disclosed",
         );

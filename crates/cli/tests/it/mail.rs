@@ -397,6 +397,46 @@ async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestD
         assert!(header(m, "Message-ID").unwrap().ends_with("@shop.example>"));
         assert!(header(m, "Subject").unwrap().starts_with("Hello Shopper"));
     }
+    // The customer's own export lists the campaign: what was sent, under which purpose, and
+    // the data it used.
+    let out = db.dir.path().join("export.zip");
+    let (code, _, err) = run(
+        &[
+            "export",
+            "--customer",
+            &receivers[0].to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut text = String::new();
+    zip.by_name("campaigns.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    let c = &listed["campaigns"][0];
+    assert_eq!(
+        (
+            c["campaign_id"].as_str(),
+            c["purpose"].as_str(),
+            c["state"].as_str()
+        ),
+        (
+            Some(campaign.as_str()),
+            Some("marketing_email"),
+            Some("sent")
+        ),
+        "{listed}"
+    );
+    assert_eq!(
+        c["categories_used"],
+        json!(["user.contact.email", "user.name"]),
+        "{listed}"
+    );
     // A message changed in transit no longer verifies.
     let forged = messages[0].replace("winter sale", "summer sale");
     assert!(!dkim_verifies(&forged, record));
