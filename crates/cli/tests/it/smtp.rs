@@ -1,70 +1,16 @@
-//! One-time codes by SMTP: `steward serve --smtp-url` against a real SMTP server the test starts
-//! on loopback (a minimal sink speaking RFC 5321: greeting, EHLO, MAIL, RCPT, DATA, QUIT).
-
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+//! One-time codes by SMTP: `steward serve --smtp-url` against a real SMTP server (PyPI's
+//! aiosmtpd, installed by `scripts/ensure-mail`; see `mail.rs`).
 
 use serde_json::json;
 
+use crate::mail::{Smtp, free_port};
 use crate::support::{Kind, Server, TestDb, run, token_in};
-
-/// Accepts SMTP sessions on a loopback port; every message's DATA lands in the returned list.
-fn smtp_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the SMTP sink");
-    let port = listener.local_addr().unwrap().port();
-    let messages = Arc::new(Mutex::new(Vec::new()));
-    let store = messages.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut out) = stream else { continue };
-            let store = store.clone();
-            std::thread::spawn(move || {
-                let mut input = BufReader::new(out.try_clone().unwrap());
-                let _ = out.write_all(b"220 steward-test-sink ESMTP\r\n");
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if input.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 steward-test-sink\r\n",
-                        "DATA" => {
-                            let _ = out.write_all(b"354 end with <CRLF>.<CRLF>\r\n");
-                            let mut data = String::new();
-                            loop {
-                                let mut l = String::new();
-                                if input.read_line(&mut l).unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if l == ".\r\n" {
-                                    break;
-                                }
-                                data.push_str(&l);
-                            }
-                            store.lock().unwrap().push(data);
-                            b"250 queued\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = out.write_all(b"221 bye\r\n");
-                            return;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    let _ = out.write_all(reply);
-                }
-            });
-        }
-    });
-    (port, messages)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn codes_go_out_by_smtp_and_verify_a_request() {
     let db = TestDb::new(Kind::Sqlite).await;
-    let (port, messages) = smtp_sink();
+    let port = free_port();
+    let sink = Smtp::start(port, &[]);
     let (code, out, err) = run(
         &[
             "token",
@@ -106,11 +52,11 @@ async fn codes_go_out_by_smtp_and_verify_a_request() {
     );
     assert_eq!(s, 201, "{r}");
 
-    let data = messages
-        .lock()
-        .unwrap()
+    let data = sink
+        .messages()
         .pop()
-        .expect("the sink received a message");
+        .expect("the SMTP server received a message")
+        .replace("\r\n", "\n");
     assert!(data.contains("To: sam.smtp@example.org"), "{data}");
     assert!(
         data.contains("From: \"Privacy Desk\" <privacy@example.com>")
