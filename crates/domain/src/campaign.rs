@@ -127,6 +127,21 @@ impl Template {
     }
 }
 
+/// The data categories a message of these templates uses: the address it goes to and each
+/// placeholder's category, each once, in a stable order.
+pub fn categories_used(subject: &Template, body: &Template) -> Vec<DataCategory> {
+    let mut used = vec![DataCategory::Email];
+    used.extend(
+        subject
+            .placeholders()
+            .chain(body.placeholders())
+            .map(Placeholder::category),
+    );
+    used.sort_by_key(|c| c.as_str());
+    used.dedup();
+    used
+}
+
 /// A validated campaign, ready to store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCampaign {

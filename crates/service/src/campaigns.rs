@@ -95,16 +95,20 @@ pub struct Preview {
     pub body: String,
 }
 
+/// A stored campaign's subject and body templates (they were validated when composed: one that
+/// no longer parses has been changed under the service).
+pub(crate) fn templates(r: &CampaignRow) -> ServiceResult<(Template, Template)> {
+    let parse =
+        |field, text: &str| Template::parse(field, text).map_err(|_| ServiceError::Integrity);
+    Ok((parse("subject", &r.subject)?, parse("body", &r.body)?))
+}
+
 fn view(r: CampaignRow, counts: CampaignCounts) -> ServiceResult<CampaignView> {
-    let render = |field, text: &str| {
-        Template::parse(field, text)
-            .map(|t| t.render(campaign::sample_value))
-            .map_err(|_| ServiceError::Integrity)
-    };
+    let (subject, body) = templates(&r)?;
     Ok(CampaignView {
         preview: Preview {
-            subject: render("subject", &r.subject)?,
-            body: render("body", &r.body)?,
+            subject: subject.render(campaign::sample_value),
+            body: body.render(campaign::sample_value),
         },
         id: r.id,
         segment_id: r.segment_id,
@@ -310,11 +314,8 @@ impl Vault {
         let rule = self.stored_rules(&segment).await?;
         self.check_segment_use(principal, &purpose, &rule)?;
         self.charge_evaluation(principal, &purpose).await?;
-        let mut uses = vec![steward_domain::DataCategory::Email];
-        for (field, text) in [("subject", &row.subject), ("body", &row.body)] {
-            let t = Template::parse(field, text).map_err(|_| ServiceError::Integrity)?;
-            uses.extend(t.placeholders().map(campaign::Placeholder::category));
-        }
+        let (subject, body) = templates(row)?;
+        let uses = campaign::categories_used(&subject, &body);
         let members = self
             .segment_members(principal, &purpose, &rule, &uses, Timestamp::now())
             .await?;

@@ -459,27 +459,15 @@ impl Vault {
             .ok()
             .filter(|p| steward_domain::campaign::check_purpose(p).is_ok());
         let principal = self.sender_principal(campaign.sender).await?;
-        let templates = (
-            Template::parse("subject", &campaign.subject),
-            Template::parse("body", &campaign.body),
-        );
-        let (Some(purpose), Some(principal), (Ok(subject), Ok(body))) =
-            (purpose, principal, templates)
+        let (Some(purpose), Some(principal), Ok((subject, body))) =
+            (purpose, principal, crate::campaigns::templates(campaign))
         else {
             let outcomes: Vec<_> = claimed.iter().map(|(id, _)| skip(*id, "policy")).collect();
             store.record_outcomes(&claim.0, &outcomes).await?;
             return Ok(Vec::new());
         };
         // The address, and what the templates fill in.
-        let mut categories = vec![DataCategory::Email];
-        categories.extend(
-            subject
-                .placeholders()
-                .chain(body.placeholders())
-                .map(Placeholder::category),
-        );
-        categories.sort_by_key(|c| c.as_str());
-        categories.dedup();
+        let categories = steward_domain::campaign::categories_used(&subject, &body);
         let customers: Vec<CustomerId> = claimed.iter().filter_map(|(_, c)| *c).collect();
         let window = i64::from(mail.cap.days) * 86_400_000;
         let recent: HashMap<CustomerId, u64> = store

@@ -351,14 +351,14 @@ impl Vault {
             .iter()
             .map(|(c, d, sent_at)| {
                 // The address, and the fields the templates fill in.
-                let mut used = vec![DataCategory::Email.as_str()];
-                for (field, text) in [("subject", &c.subject), ("body", &c.body)] {
-                    if let Ok(t) = steward_domain::campaign::Template::parse(field, text) {
-                        used.extend(t.placeholders().map(|p| p.category().as_str()));
-                    }
-                }
-                used.sort_unstable();
-                used.dedup();
+                let used: Vec<&str> = crate::campaigns::templates(c)
+                    .map(|(subject, body)| {
+                        steward_domain::campaign::categories_used(&subject, &body)
+                    })
+                    .unwrap_or_else(|_| vec![DataCategory::Email])
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect();
                 json!({
                     "campaign_id": c.id.to_string(),
                     "purpose": c.purpose,

@@ -33,6 +33,46 @@ impl Drop for Child {
     }
 }
 
+/// Starts this binary's `steward serve` on `dir` with `args` (the request rate limit lifted: the
+/// load is the point), reading its output until `done` holds for a line; returns the child, its
+/// address and the lines read.
+fn serve_child(
+    dir: &std::path::Path,
+    args: &[&str],
+    done: impl Fn(&str) -> bool,
+) -> anyhow::Result<(Child, SocketAddr, Vec<String>)> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe().context("finding this binary")?;
+    let mut child = std::process::Command::new(exe)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--rate-limit", "default=1000000/1000000"])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting steward serve")?;
+    let out = child.stdout.take().context("no stdout")?;
+    let child = Child(child);
+    let (mut addr, mut lines) = (None, Vec::new());
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        if let Some(url) = line.strip_prefix("Steward is listening on http://") {
+            addr = Some(url.trim().parse::<SocketAddr>()?);
+        }
+        let finished = done(&line);
+        lines.push(line);
+        if finished {
+            break;
+        }
+    }
+    match addr {
+        Some(a) => Ok((child, a, lines)),
+        None => anyhow::bail!("steward serve did not print its address"),
+    }
+}
+
 /// The table lines printed since the last [`take_report`].
 static REPORT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 

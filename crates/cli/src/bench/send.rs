@@ -5,7 +5,7 @@
 //! the one-click unsubscribe's latency as a mail provider would see it (sequential POSTs to the
 //! links the messages carry). `scripts/bench-send` starts the SMTP server (aiosmtpd) and runs it.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -117,29 +117,22 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
 
 /// Starts `steward serve` on `dir`; its address.
 fn serve(dir: &Path, smtp_url: &str) -> anyhow::Result<(super::Child, SocketAddr)> {
-    let exe = std::env::current_exe().context("finding this binary")?;
-    let mut child = std::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(["--rate-limit", "default=1000000/1000000"])
-        .args(["--smtp-url", smtp_url])
-        .args(["--mail-from", "Bench <news@bench.example>"])
-        .args(["--public-url", "https://crm.bench.example"])
-        // Every round sends to everyone again: the cap would stop the second.
-        .args(["--marketing-cap", "1000/1d"])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting steward serve")?;
-    let out = child.stdout.take().context("no stdout")?;
-    let child = super::Child(child);
-    for line in std::io::BufReader::new(out).lines() {
-        if let Some(url) = line?.strip_prefix("Steward is listening on http://") {
-            return Ok((child, url.trim().parse()?));
-        }
-    }
-    bail!("steward serve did not print its address")
+    let (child, addr, _) = super::serve_child(
+        dir,
+        &[
+            "--smtp-url",
+            smtp_url,
+            "--mail-from",
+            "Bench <news@bench.example>",
+            "--public-url",
+            "https://crm.bench.example",
+            // Every round sends to everyone again: the cap would stop the second.
+            "--marketing-cap",
+            "1000/1d",
+        ],
+        |l| l.starts_with("Steward is listening"),
+    )?;
+    Ok((child, addr))
 }
 
 /// One campaign through the server: seconds from the send to `sent`, seconds until the send

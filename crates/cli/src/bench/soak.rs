@@ -8,7 +8,6 @@
 //! came back, and its latency counts from when it was due, so a stall shows up as latency instead
 //! of quietly lowering the rate (coordinated omission).
 
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,36 +37,21 @@ pub struct SoakArgs {
 
 /// Starts `steward serve --demo` in `dir`; returns it, its address and the support-agent token.
 fn start_server(dir: &Path) -> anyhow::Result<(super::Child, SocketAddr, String)> {
-    let exe = std::env::current_exe().context("finding this binary")?;
-    let mut child = std::process::Command::new(exe)
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
-        .args(["--rate-limit", "default=1000000/1000000"])
+    let token_line = |l: &str| l.starts_with("Support-agent token");
+    let (child, addr, lines) = super::serve_child(
+        dir,
         // A load test reads every customer many times an hour, as no person does.
-        .args(["--bulk-limit", "support_agent=none"])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting steward serve")?;
-    let out = child.stdout.take().context("no stdout")?;
-    let child = super::Child(child);
-    let (mut addr, mut token) = (None, None);
-    for line in std::io::BufReader::new(out).lines() {
-        let line = line?;
-        if let Some(url) = line.strip_prefix("Steward is listening on http://") {
-            addr = Some(url.trim().parse::<SocketAddr>()?);
-        } else if let Some((_, t)) = line
-            .strip_prefix("Support-agent token")
-            .and_then(|l| l.split_once("): "))
-        {
-            token = Some(t.trim().to_owned());
-            break;
-        }
-    }
-    match (addr, token) {
-        (Some(a), Some(t)) => Ok((child, a, t)),
-        _ => bail!("steward serve did not print its address and tokens"),
+        &["--demo", "--bulk-limit", "support_agent=none"],
+        token_line,
+    )?;
+    let token = lines
+        .iter()
+        .filter(|l| token_line(l))
+        .find_map(|l| l.split_once("): "))
+        .map(|(_, t)| t.trim().to_owned());
+    match token {
+        Some(t) => Ok((child, addr, t)),
+        None => bail!("steward serve did not print its tokens"),
     }
 }
 

@@ -201,14 +201,32 @@ pub async fn consenting(db: &TestDb, from: usize, n: usize) -> Vec<CustomerId> {
     ids
 }
 
-/// A marketing token (service client).
-pub fn marketing_token(db: &TestDb) -> String {
-    let (code, out, err) = run(
-        &["token", "create", "--name", "news", "--role", "marketing"],
-        db,
-    );
+/// A token of `role` (a service client), made with the binary.
+pub fn role_token(db: &TestDb, role: &str) -> String {
+    let (code, out, err) = run(&["token", "create", "--name", role, "--role", role], db);
     assert_eq!(code, 0, "{err}");
     crate::support::token_in(&out)
+}
+
+/// A marketing token (service client).
+pub fn marketing_token(db: &TestDb) -> String {
+    role_token(db, "marketing")
+}
+
+/// `steward serve` handing campaign mail to the SMTP server on `port`, as
+/// "Shop News <news@shop.example>", its links under `https://crm.shop.example`; then `extra`.
+pub fn mail_serve(db: &TestDb, port: u16, extra: &[&str]) -> Server {
+    let smtp_url = format!("smtp://127.0.0.1:{port}");
+    let mut args = vec![
+        "--smtp-url",
+        &smtp_url,
+        "--mail-from",
+        "Shop News <news@shop.example>",
+        "--public-url",
+        "https://crm.shop.example",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(db, &args, &[])
 }
 
 /// Defines "everyone" and composes a campaign to it; returns the campaign's id.
@@ -299,21 +317,7 @@ async fn a_campaign_reaches_only_consenting_capped_deliverable_members(db: TestD
     .await;
     let marketing = marketing_token(&db);
     let port = free_port();
-    let smtp_url = format!("smtp://127.0.0.1:{port}");
-    let server = Server::start(
-        &db,
-        &[
-            "--smtp-url",
-            &smtp_url,
-            "--mail-from",
-            "Shop News <news@shop.example>",
-            "--public-url",
-            "https://crm.shop.example",
-            "--marketing-cap",
-            "1/7d",
-        ],
-        &[],
-    );
+    let server = mail_serve(&db, port, &["--marketing-cap", "1/7d"]);
     let addr = server.addr.clone();
     let campaign = compose(&addr, &marketing, "Hello {{first_name}}");
     // The mail server is not up yet: sending starts, but nothing is claimed.
@@ -623,20 +627,10 @@ async fn a_campaign_killed_mid_way_resumes_without_duplicates(db: TestDb) {
     consenting(&db, 0, N).await;
     let marketing = marketing_token(&db);
     let port = free_port();
-    let smtp_url = format!("smtp://127.0.0.1:{port}");
-    let args = [
-        "--smtp-url",
-        &smtp_url,
-        "--mail-from",
-        "Shop News <news@shop.example>",
-        "--public-url",
-        "https://crm.shop.example",
-        "--send-lease-secs",
-        "1",
-    ];
+    let args = ["--send-lease-secs", "1"];
     // A slow mail server, so that the kill lands with messages in flight.
     let smtp = Smtp::start_slow(port, &[], 0.02);
-    let server = Server::start(&db, &args, &[]);
+    let server = mail_serve(&db, port, &args);
     let campaign = compose(&server.addr, &marketing, "Hello {{first_name}}");
     let (s, _) = start_sending(&server.addr, &marketing, &campaign);
     assert_eq!(s, 202);
@@ -651,7 +645,7 @@ async fn a_campaign_killed_mid_way_resumes_without_duplicates(db: TestDb) {
         at_kill < N,
         "the campaign finished before the kill ({at_kill})"
     );
-    let server = Server::start(&db, &args, &[]);
+    let server = mail_serve(&db, port, &args);
     let done = sent(
         &server.addr,
         &marketing,
@@ -731,35 +725,11 @@ async fn a_merged_record_s_campaign_message_follows_the_person(db: TestDb) {
         .record_consent(&agent, twins[1], &grant)
         .await
         .unwrap();
-    let (code, out, err) = run(
-        &[
-            "token",
-            "create",
-            "--name",
-            "desk",
-            "--role",
-            "support_agent",
-        ],
-        &db,
-    );
-    assert_eq!(code, 0, "{err}");
-    let desk = crate::support::token_in(&out);
+    let desk = role_token(&db, "support_agent");
     let marketing = marketing_token(&db);
     let port = free_port();
     let smtp = Smtp::start(port, &[]);
-    let smtp_url = format!("smtp://127.0.0.1:{port}");
-    let server = Server::start(
-        &db,
-        &[
-            "--smtp-url",
-            &smtp_url,
-            "--public-url",
-            "https://crm.shop.example",
-            "--marketing-cap",
-            "1/7d",
-        ],
-        &[],
-    );
+    let server = mail_serve(&db, port, &["--marketing-cap", "1/7d"]);
     let addr = server.addr.clone();
     let campaign = compose(&addr, &marketing, "Hello {{first_name}}");
     let (s, _) = start_sending(&addr, &marketing, &campaign);
