@@ -14,7 +14,7 @@ import dkim
 def main():
     message = open(sys.argv[1], "rb").read()
     # The test server prepends its envelope lines; they are not part of what was signed.
-    while message.startswith(b"X-Envelope-To:"):
+    while message.startswith((b"X-Envelope-To:", b"X-Envelope-From:")):
         message = message.split(b"\r\n", 1)[1]
     name, _, record = sys.argv[2].partition(" TXT ")
     record = record.strip().strip('"').encode()

@@ -1,5 +1,5 @@
 """A real SMTP server for the mail tests: aiosmtpd's, on loopback, keeping every message it
-accepts as one file (`N.eml`, the bytes as received, with `X-Envelope-To` lines prepended) in a
+accepts as one file (`N.eml`, the bytes as received, with `X-Envelope-From` and `X-Envelope-To` lines prepended) in a
 directory. Run with the environment `scripts/ensure-mail` makes.
 
     smtp-server.py PORT DIRECTORY [--refuse ADDRESS ...] [--delay SECONDS]
@@ -37,7 +37,8 @@ class Keep:
             await asyncio.sleep(self.delay)
         with self.lock:
             n = next(self.count)
-        head = "".join(f"X-Envelope-To: {a}\r\n" for a in envelope.rcpt_tos)
+        head = f"X-Envelope-From: {envelope.mail_from}\r\n"
+        head += "".join(f"X-Envelope-To: {a}\r\n" for a in envelope.rcpt_tos)
         path = os.path.join(self.directory, f"{n}.eml")
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:

@@ -110,7 +110,7 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Campaign and customer mail: the DKIM record to publish.
+    /// Campaign and customer mail: the DKIM record to publish, inbound replies and bounces.
     Mail {
         #[command(subcommand)]
         command: MailCommand,
@@ -123,6 +123,11 @@ enum MailCommand {
     /// Print the DNS TXT record that publishes the DKIM key every message is signed with
     /// (`SELECTOR._domainkey.DOMAIN TXT "v=DKIM1; k=ed25519; p=…"`).
     DkimRecord(mail::DkimRecordArgs),
+    /// Take one inbound message on standard input (how a mail server hands mail to a program):
+    /// a reply to a staff message, stored in its thread with the customer's address and phone
+    /// number removed, or a delivery status notification, which marks the address
+    /// undeliverable. Exit 0 when taken; otherwise a one-line reason and a non-zero code.
+    Receive(mail::ReceiveArgs),
 }
 
 /// `steward staff …`.
@@ -396,6 +401,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mail {
             command: MailCommand::DkimRecord(args),
         } => mail::dkim_record(args).await,
+        Command::Mail {
+            command: MailCommand::Receive(args),
+        } => mail::receive(args).await,
         Command::Audit {
             command:
                 AuditCommand::Verify {

@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// PostgreSQL keep `synchronous_commit` on, so a committed claim survives a power loss.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     send_lease_secs: u64,
+    /// The domain of the reply addresses of staff messages (`reply-…@DOMAIN`) and of the bounce
+    /// addresses of all mail (`bounce-…@DOMAIN`); the `--mail-from` domain if not set. Route its
+    /// mail to `steward mail receive` or `POST /v1/inbound/email`.
+    #[arg(long, env = "STEWARD_REPLY_DOMAIN")]
+    reply_domain: Option<String>,
     /// The data protection officer's e-mail address: told (through the mail sink or SMTP relay)
     /// when a data-subject request arrives, an access alert is raised, or a request's deadline
     /// is three days away. The messages name no customer.
@@ -150,9 +155,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     from: args.mail_from.clone(),
                     cap: args.marketing_cap,
                     lease: std::time::Duration::from_secs(args.send_lease_secs),
+                    reply_domain: args.reply_domain.clone(),
                 },
             )
-            .map_err(|e| anyhow::anyhow!("--public-url / --mail-from: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("--public-url / --mail-from / --reply-domain: {e}"))?;
     }
     if let Some(address) = &args.dpo_email {
         vault

@@ -70,4 +70,6 @@ typed_id!(
     CampaignId,
     /// One campaign message to one customer: its state, never its content.
     DeliveryId,
+    /// A conversation by e-mail between staff and one customer.
+    ThreadId,
 );

@@ -11,6 +11,7 @@ pub mod customer;
 pub mod error;
 pub mod ids;
 pub mod interaction;
+pub mod message;
 pub mod normalize;
 pub mod profile;
 pub mod purchase;
@@ -32,9 +33,10 @@ pub use customer::{Address, AddressInput};
 pub use error::ValidationError;
 pub use ids::{
     CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId,
-    StaffId, TokenId,
+    StaffId, ThreadId, TokenId,
 };
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
+pub use message::{Direction, MessageInput, NewMessage, Thread, ThreadMessage};
 pub use profile::{
     Customer, CustomerInput, CustomerPatch, CustomerView, NewCustomer, ProfileField, Shown,
 };

@@ -22,6 +22,9 @@ pub enum Role {
     Dpo,
     /// Scrapes the operational metrics (`/metrics`); reads nothing else.
     Monitoring,
+    /// Hands inbound mail to Steward (`POST /v1/inbound/email`): replies and bounces; reads
+    /// nothing.
+    MailGateway,
     /// The operator at the command line, who holds the master key (import, export, erasure by
     /// hand). Never held by a token or a staff member: not in [`Role::ALL`], not parsed, not
     /// accepted in a request body.
@@ -31,7 +34,7 @@ pub enum Role {
 
 impl Role {
     /// Every role a token or a staff member can hold, in a stable order.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Admin,
         Role::SalesAssociate,
         Role::StoreManager,
@@ -40,10 +43,11 @@ impl Role {
         Role::Analyst,
         Role::Dpo,
         Role::Monitoring,
+        Role::MailGateway,
     ];
     /// [`Role::ALL`] and the operator's: every role the policy can meet.
-    pub const EVERY: [Role; 9] = {
-        let mut every = [Role::Operator; 9];
+    pub const EVERY: [Role; 10] = {
+        let mut every = [Role::Operator; 10];
         let mut i = 0;
         while i < Role::ALL.len() {
             every[i] = Role::ALL[i];
@@ -63,6 +67,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Dpo => "dpo",
             Role::Monitoring => "monitoring",
+            Role::MailGateway => "mail_gateway",
             Role::Operator => "operator",
         }
     }
@@ -74,6 +79,6 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo, monitoring"))
+            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo, monitoring, mail_gateway"))
     }
 }

@@ -290,6 +290,8 @@ pub enum Action {
     ManageSegments,
     /// Compose campaigns to segments and see their counts (issue 18).
     ManageCampaigns,
+    /// Hand inbound mail (replies to staff messages, bounces) to Steward (issue 18).
+    ReceiveMail,
 }
 
 impl Action {
@@ -319,6 +321,7 @@ impl Action {
             Action::MergeCustomers => "merge_customers",
             Action::ManageSegments => "manage_segments",
             Action::ManageCampaigns => "manage_campaigns",
+            Action::ReceiveMail => "receive_mail",
         }
     }
 
@@ -336,6 +339,7 @@ impl Action {
                 | Action::ManageNotice
                 | Action::ManageSegments
                 | Action::ManageCampaigns
+                | Action::ReceiveMail
         )
     }
 }
@@ -812,11 +816,6 @@ impl Policy {
     }
 
     fn evaluate_use(&self, req: &ReadRequest<'_>, categories: &[DataCategory]) -> bool {
-        let principal = Self::principal(&req.asker);
-        let resource = Self::customer(&req.subject);
-        let (p_uid, r_uid) = (principal.uid(), resource.uid());
-        let entities = self.entities([principal, resource]);
-        let roles = slice::role_bits(req.asker.roles);
         // Rules over outlets or consent states alone use no category, yet they still pick
         // customers for the purpose: decided under the purpose's first category, so that the
         // other limits (its roles, consent, restriction, the notice) still apply. A purpose with
@@ -831,11 +830,34 @@ impl Policy {
         } else {
             categories.to_vec()
         };
-        !asked.is_empty()
-            && asked.iter().all(|&category| {
+        self.decide_all(req, "use_in_segment", &asked)
+    }
+
+    /// Decides whether the asker may write to the customer by e-mail under the declared purpose
+    /// (`send_message`, a member of the `read` group: the limits on reads apply). Steward opens
+    /// the address to send; the writer never sees it. The message uses the contact details
+    /// (`user.contact.email`) and is itself a communication (`user.content.private`): both must be
+    /// allowed.
+    pub fn decide_message(&self, req: &ReadRequest<'_>) -> bool {
+        self.decide_all(
+            req,
+            "send_message",
+            &[DataCategory::Email, DataCategory::Communications],
+        )
+    }
+
+    /// True when `action` is allowed for every one of `categories` (none: no).
+    fn decide_all(&self, req: &ReadRequest<'_>, action: &str, categories: &[DataCategory]) -> bool {
+        let principal = Self::principal(&req.asker);
+        let resource = Self::customer(&req.subject);
+        let (p_uid, r_uid) = (principal.uid(), resource.uid());
+        let entities = self.entities([principal, resource]);
+        let roles = slice::role_bits(req.asker.roles);
+        !categories.is_empty()
+            && categories.iter().all(|&category| {
                 // Fail closed: no context, no use.
                 self.read_context(req, category).is_some_and(|context| {
-                    self.check(roles, &p_uid, "use_in_segment", &r_uid, context, &entities)
+                    self.check(roles, &p_uid, action, &r_uid, context, &entities)
                         .0
                 })
             })

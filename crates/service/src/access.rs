@@ -29,7 +29,7 @@ pub struct Access<'a> {
 
 impl<'a> Access<'a> {
     /// The read as the bulk guard and the DPO's alerts see it.
-    fn flagged(&self) -> Flagged<'a> {
+    pub(crate) fn flagged(&self) -> Flagged<'a> {
         Flagged {
             principal: self.principal,
             purpose: &self.purpose.key,
@@ -835,13 +835,23 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Vec<Interaction>> {
+        self.check_communications(access, id).await?;
+        self.list_interactions(id, after, limit).await
+    }
+
+    /// Decides (and records) a read of customer `id`'s communications; refused unless shown.
+    pub(crate) async fn check_communications(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+    ) -> ServiceResult<()> {
         let decision = self
             .decide(access, id, &[Field::Communications], serves_communications)
             .await?;
         if !serves_communications(&decision) {
             return Err(refusal(access, &decision));
         }
-        self.list_interactions(id, after, limit).await
+        Ok(())
     }
 
     /// A customer's purchases: the items if the policy shows them, the derived facts if it

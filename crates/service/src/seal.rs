@@ -303,3 +303,26 @@ pub fn open_change(
         sealed,
     )?)
 }
+
+/// Seals a text of a message thread (`table`.`column`: a thread's subject or reply alias, a
+/// message's subject) under the customer's key, bound to its row.
+pub fn seal_thread_text(
+    dk: &DataKey,
+    (table, column): (&str, &str),
+    customer: CustomerId,
+    record: Uuid,
+    text: &str,
+) -> ServiceResult<Vec<u8>> {
+    Ok(dk.seal(&aad(table, column, customer, record), text.as_bytes())?)
+}
+
+/// Opens what [`seal_thread_text`] sealed.
+pub fn open_thread_text(
+    dk: &DataKey,
+    (table, column): (&str, &str),
+    customer: CustomerId,
+    record: Uuid,
+    sealed: &[u8],
+) -> ServiceResult<String> {
+    open_str(dk, table, column, customer, record, sealed)
+}

@@ -40,6 +40,13 @@ pub const DKIM_SELECTOR: &str = "steward";
 /// marked and goes back to the queue).
 const BATCH: u32 = 2 * crate::notify::SMTP_CONNECTIONS;
 
+/// What a batch's recipients are decided on besides their records: messages recently sent to
+/// each (the frequency cap) and the addresses known to bounce.
+struct BatchFacts {
+    recent: HashMap<CustomerId, u64>,
+    bounced: std::collections::HashSet<(CustomerId, Vec<u8>)>,
+}
+
 /// How often the sender looks for work when nothing wakes it.
 const IDLE: Duration = Duration::from_secs(1);
 
@@ -104,17 +111,38 @@ pub struct MailSettings {
     pub cap: MarketingCap,
     /// How long a claimed message may stay unsettled before it counts as uncertain.
     pub lease: Duration,
+    /// The domain of reply aliases and bounce addresses (`serve --reply-domain`); the sender's
+    /// domain when `None`. Its mail must reach `steward mail receive` or the inbound endpoint.
+    pub reply_domain: Option<String>,
 }
 
 /// The settings, parsed, with the signer.
 pub(crate) struct Mail {
     public_url: String,
-    from: Mailbox,
+    pub(crate) from: Mailbox,
     pub(crate) domain: String,
+    pub(crate) reply_domain: String,
     cap: MarketingCap,
-    lease: Duration,
-    dkim: dkim::DkimConfig,
+    pub(crate) lease: Duration,
+    pub(crate) dkim: dkim::DkimConfig,
     pub(crate) wake: tokio::sync::Notify,
+}
+
+/// A domain name as it may follow the `@` of an address: letters, digits, hyphens and dots,
+/// lower-cased.
+fn domain_name(raw: &str) -> Result<String, &'static str> {
+    let d = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    let labels_ok = d.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if d.is_empty() || d.len() > 200 || !labels_ok {
+        return Err("the reply domain must be a domain name such as reply.example.com");
+    }
+    Ok(d)
 }
 
 /// The domain of a mailbox's address.
@@ -153,6 +181,10 @@ impl Vault {
             .parse()
             .map_err(|_| "the sender is not an e-mail address")?;
         let domain = domain_of(&from);
+        let reply_domain = match &settings.reply_domain {
+            Some(d) => domain_name(d)?,
+            None => domain.clone(),
+        };
         let key = dkim::DkimSigningKey::new(
             &self.inner.dkim.seed_base64(),
             dkim::DkimSigningAlgorithm::Ed25519,
@@ -166,6 +198,8 @@ impl Vault {
             "Subject",
             "Date",
             "Message-ID",
+            "Reply-To",
+            "References",
             "List-Unsubscribe",
             "List-Unsubscribe-Post",
             "MIME-Version",
@@ -189,6 +223,7 @@ impl Vault {
             public_url: base_url(&settings.public_url)?,
             from,
             domain,
+            reply_domain,
             cap: settings.cap,
             lease: settings.lease,
             dkim,
@@ -245,6 +280,9 @@ impl Vault {
             loop {
                 if let Err(e) = vault.send_round(&mail).await {
                     tracing::warn!(error = %e, "campaign sending paused; retrying");
+                }
+                if let Err(e) = vault.sweep_messages(&mail).await {
+                    tracing::warn!(error = %e, "sending staff messages paused; retrying");
                 }
                 tokio::select! {
                     () = mail.wake.notified() => {}
@@ -352,7 +390,7 @@ impl Vault {
         Ok(())
     }
 
-    fn notifier(&self) -> ServiceResult<Arc<dyn crate::notify::Notifier>> {
+    pub(crate) fn notifier(&self) -> ServiceResult<Arc<dyn crate::notify::Notifier>> {
         self.inner
             .notifier
             .get()
@@ -470,11 +508,21 @@ impl Vault {
         let categories = steward_domain::campaign::categories_used(&subject, &body);
         let customers: Vec<CustomerId> = claimed.iter().filter_map(|(_, c)| *c).collect();
         let window = i64::from(mail.cap.days) * 86_400_000;
-        let recent: HashMap<CustomerId, u64> = store
-            .recent_messages(&customers, &purpose.key, now.millis() - window)
-            .await?
-            .into_iter()
-            .collect();
+        let batch = BatchFacts {
+            recent: store
+                .recent_messages(&customers, &purpose.key, now.millis() - window)
+                .await?
+                .into_iter()
+                .collect(),
+            bounced: self
+                .inner
+                .stores
+                .messages
+                .undeliverable(&customers)
+                .await?
+                .into_iter()
+                .collect(),
+        };
         let acknowledged = self.inner.notices.acknowledged(&principal, now);
         let mut outcomes = Vec::new();
         let mut ready = Vec::new();
@@ -489,7 +537,7 @@ impl Vault {
                     &categories,
                     (&subject, &body),
                     (id, customer),
-                    &recent,
+                    &batch,
                     now,
                 )
                 .await;
@@ -520,7 +568,7 @@ impl Vault {
         categories: &[DataCategory],
         (subject, body): (&Template, &Template),
         (id, customer): (DeliveryId, Option<CustomerId>),
-        recent: &HashMap<CustomerId, u64>,
+        batch: &BatchFacts,
         now: Timestamp,
     ) -> ServiceResult<Result<lettre::Message, &'static str>> {
         let Some(customer) = customer else {
@@ -559,7 +607,7 @@ impl Vault {
             return Ok(Err("policy"));
         }
         // This delivery is claimed, so it is among the recent ones counted.
-        if recent.get(&customer).copied().unwrap_or(0) > u64::from(mail.cap.messages) {
+        if batch.recent.get(&customer).copied().unwrap_or(0) > u64::from(mail.cap.messages) {
             return Ok(Err("cap"));
         }
         let dk = self.data_key(customer, &key)?;
@@ -569,9 +617,21 @@ impl Vault {
                 ProfileField::Email | ProfileField::Name | ProfileField::PreferredLanguage
             )
         })?;
-        let Some(to) = c.email.as_deref().and_then(|e| e.parse().ok()) else {
+        let Some((address, to)) = c
+            .email
+            .as_deref()
+            .and_then(|e| Some((e, e.parse::<lettre::Address>().ok()?)))
+        else {
             return Ok(Err("undeliverable"));
         };
+        // An address a delivery status notification said fails is not tried again (a new
+        // address is).
+        if batch
+            .bounced
+            .contains(&(customer, self.mac("email", address).to_vec()))
+        {
+            return Ok(Err("undeliverable"));
+        }
         let value = |p: Placeholder| match p {
             Placeholder::FirstName => c
                 .name
@@ -589,9 +649,22 @@ impl Vault {
             body.render(value),
             crate::campaigns::purpose_words(&campaign.purpose),
         );
+        // Bounces come back to an address that names this delivery (and only it).
+        let Some(envelope) = self
+            .bounce_address(
+                crate::messages::BOUNCE_DELIVERY,
+                id.as_bytes(),
+                &mail.reply_domain,
+            )
+            .parse()
+            .ok()
+            .and_then(|bounce| lettre::address::Envelope::new(Some(bounce), vec![to.clone()]).ok())
+        else {
+            return Ok(Err("undeliverable"));
+        };
         let message = lettre::Message::builder()
             .from(mail.from.clone())
-            .to(Mailbox::new(None, to))
+            .to(Mailbox::new(None, to.clone()))
             .subject(subject.render(value))
             .date_now()
             .message_id(Some(format!("<{}@{}>", id.0.simple(), mail.domain)))
@@ -605,6 +678,7 @@ impl Vault {
             ))
             .header(lettre::message::header::MIME_VERSION_1_0)
             .header(ContentType::TEXT_PLAIN)
+            .envelope(envelope)
             .body(text);
         let Ok(mut message) = message else {
             return Ok(Err("undeliverable"));

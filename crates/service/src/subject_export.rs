@@ -345,6 +345,8 @@ impl Vault {
                 Ok::<_, ServiceError>(self.inner.stores.campaigns.customer_deliveries(id).await?)
             },
         )?;
+        // Staff messages to this customer and their replies, by thread.
+        let threads = self.threads_of(id).await?;
         // The campaigns this customer was a recipient of: what was sent (the business's
         // template, never filled in again here), under which purpose, what became of it.
         let campaigns: Vec<Value> = deliveries
@@ -499,6 +501,13 @@ impl Vault {
                 }))?,
             ),
             (
+                "messages.json".into(),
+                json(&json!({
+                    "note": "E-mails the business's staff wrote to you through Steward, and your replies to them, by conversation. Replies are kept with your own e-mail address and phone number removed; sent messages show whether they reached your mail server.",
+                    "threads": threads,
+                }))?,
+            ),
+            (
                 "recipients.json".into(),
                 json(&json!({
                     "note": "Steward discloses personal data only to the business's own staff, by role and outlet, as recorded in the audit log; no third party received data through Steward.",
@@ -535,6 +544,7 @@ impl Vault {
                 "consents",
                 "usage",
                 "campaigns",
+                "messages",
             ],
             About::default(),
             "disclosed",

@@ -116,6 +116,7 @@ pub(crate) struct Stores {
     pub(crate) notices: Arc<dyn steward_store::NoticeStore>,
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
+    pub(crate) messages: Arc<dyn steward_store::MessageStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -137,6 +138,7 @@ impl Stores {
             notices: store.clone(),
             segments: store.clone(),
             campaigns: store.clone(),
+            messages: store.clone(),
             maintenance: store.clone(),
         }
     }

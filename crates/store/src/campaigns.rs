@@ -159,6 +159,55 @@ fn state_of(s: &str) -> StoreResult<DeliveryState> {
     DeliveryState::parse(s).ok_or(crate::StoreError::Corrupt("unknown delivery state"))
 }
 
+impl SqlStore {
+    /// A connection in a transaction whose commit must survive a power loss, not only a killed
+    /// process: on SQLite (WAL, synchronous=NORMAL elsewhere) its commit is synced, which syncs
+    /// every commit before it too. PostgreSQL needs synchronous_commit on. End it with
+    /// [`SqlStore::end_durable`].
+    pub(crate) async fn begin_durable(&self) -> StoreResult<sqlx::pool::PoolConnection<sqlx::Any>> {
+        let mut conn = self.pool.acquire().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let begin = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
+            self.restore_sync(&mut conn).await?;
+            return Err(e.into());
+        }
+        Ok(conn)
+    }
+
+    /// Commits (or, if not `ok`, rolls back) a transaction [`SqlStore::begin_durable`] began.
+    pub(crate) async fn end_durable(
+        &self,
+        mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
+        ok: bool,
+    ) -> StoreResult<()> {
+        let end = if ok { "COMMIT" } else { "ROLLBACK" };
+        let ended = sqlx::query(end).execute(&mut *conn).await;
+        self.restore_sync(&mut conn).await?;
+        ended?;
+        Ok(())
+    }
+
+    async fn restore_sync(
+        &self,
+        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+    ) -> StoreResult<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA synchronous = NORMAL")
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl CampaignStore for SqlStore {
     async fn insert_campaign(&self, row: &CampaignRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
@@ -344,20 +393,8 @@ impl CampaignStore for SqlStore {
         rows: &[(DeliveryId, CustomerId)],
         at: i64,
     ) -> StoreResult<Vec<DeliveryId>> {
-        let mut conn = self.pool.acquire().await?;
-        // The mark is what stops a resend after a crash, so it must survive a power loss, not
-        // only a killed process: on SQLite (WAL, synchronous=NORMAL elsewhere) this commit is
-        // synced, which syncs the claim before it too. PostgreSQL needs synchronous_commit on.
-        if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA synchronous = FULL")
-                .execute(&mut *conn)
-                .await?;
-        }
-        let begin = match self.backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
-        };
-        sqlx::query(begin).execute(&mut *conn).await?;
+        // The mark is what stops a resend after a crash.
+        let mut conn = self.begin_durable().await?;
         let mut marked = Vec::new();
         let result = async {
             for chunk in rows.chunks(INSERT_CHUNK / 2) {
@@ -386,15 +423,8 @@ impl CampaignStore for SqlStore {
             StoreResult::Ok(())
         }
         .await;
-        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let ended = sqlx::query(end).execute(&mut *conn).await;
-        if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *conn)
-                .await?;
-        }
+        self.end_durable(conn, result.is_ok()).await?;
         result?;
-        ended?;
         Ok(marked)
     }
 

@@ -51,8 +51,8 @@ pub struct ErasureRow {
 /// Tables holding rows about one customer that go with an erasure, children first. Consent
 /// events and outlet links carry no values but tie the id to a history; they go at once, as do
 /// the sealed profile changes (a customer has few) and any portal codes, sessions and contact changes (an erased
-/// customer is signed out at once).
-const SHRED_AT_ONCE: [&str; 8] = [
+/// customer is signed out at once), and their message threads with the reply aliases.
+const SHRED_AT_ONCE: [&str; 11] = [
     "DELETE FROM lookup_index WHERE customer_id = $1",
     "DELETE FROM consent_events WHERE customer_id = $1",
     "DELETE FROM customer_outlets WHERE customer_id = $1",
@@ -62,6 +62,10 @@ const SHRED_AT_ONCE: [&str; 8] = [
     "DELETE FROM contact_changes WHERE customer_id = $1",
     // A campaign's counts stay; which of them was this customer does not.
     "UPDATE campaign_deliveries SET customer_id = NULL WHERE customer_id = $1",
+    // Reply aliases stop reaching anyone; the texts are interactions, purged below.
+    "DELETE FROM thread_messages WHERE customer_id = $1",
+    "DELETE FROM message_threads WHERE customer_id = $1",
+    "DELETE FROM undeliverable_addresses WHERE customer_id = $1",
 ];
 
 /// Ciphertext tables purged after the shred, in bounded batches.

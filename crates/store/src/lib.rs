@@ -12,6 +12,7 @@ mod campaigns;
 mod contact;
 mod erasure;
 mod merge;
+mod messages;
 mod notice;
 mod portal;
 pub mod postgres;
@@ -32,6 +33,7 @@ pub use audit_append::AuditAppender;
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
+pub use messages::{Bounced, MessageRow, ThreadRow};
 pub use notice::{AcknowledgementRow, NoticeRow};
 pub use portal::{PortalCodeRow, PortalSessionRow};
 pub use records::*;
@@ -42,7 +44,10 @@ pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, Se
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 
-use steward_domain::{CampaignId, CustomerId, DeliveryId, OutletId, SegmentId, StaffId, TokenId};
+use steward_domain::{
+    CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, SegmentId, StaffId, ThreadId,
+    TokenId,
+};
 
 /// Which database engine a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -789,6 +794,89 @@ pub trait CampaignStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<(CampaignRow, DeliveryRow, Option<i64>)>>;
 }
 
+/// Staff messages to one customer, their threads and replies, and undeliverable addresses.
+#[async_trait::async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Stores a message to send (its interaction and its row) with its audit entry, starting
+    /// `new_thread` or, without one, extending the message's thread to `expires_at`; false (nothing
+    /// stored) if that thread is no longer the customer's.
+    async fn insert_message(
+        &self,
+        new_thread: Option<&ThreadRow>,
+        interaction: &InteractionRow,
+        message: &MessageRow,
+        expires_at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// Stores a reply in its thread with its audit entry; false (nothing stored) if the thread
+    /// is gone.
+    async fn insert_reply(
+        &self,
+        interaction: &InteractionRow,
+        message: &MessageRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// One thread.
+    async fn thread(&self, id: ThreadId) -> StoreResult<Option<ThreadRow>>;
+
+    /// The thread whose reply alias has this keyed MAC.
+    async fn thread_by_alias(&self, alias_mac: &[u8]) -> StoreResult<Option<ThreadRow>>;
+
+    /// A customer's threads and their messages, oldest first.
+    async fn customer_threads(
+        &self,
+        customer: CustomerId,
+    ) -> StoreResult<(Vec<ThreadRow>, Vec<MessageRow>)>;
+
+    /// One message.
+    async fn message(&self, id: InteractionId) -> StoreResult<Option<MessageRow>>;
+
+    /// A message's text: the interaction of its id.
+    async fn message_body(&self, id: InteractionId) -> StoreResult<Option<InteractionRow>>;
+
+    /// Records, committed durably, that the hand-over of a queued message begins; false if it
+    /// was not queued (another process has it, or it was settled).
+    async fn begin_handover(&self, id: InteractionId, at: i64) -> StoreResult<bool>;
+
+    /// Settles a message that is in one of the states `from`; false if it was not.
+    async fn settle_message(
+        &self,
+        id: InteractionId,
+        from: &[&str],
+        state: &str,
+        reason: Option<&str>,
+        at: i64,
+    ) -> StoreResult<bool>;
+
+    /// Marks hand-overs begun before `handed_before` and never settled uncertain, and returns
+    /// (up to 256) messages queued before `queued_before` with the number marked uncertain.
+    async fn pending_messages(
+        &self,
+        queued_before: i64,
+        handed_before: i64,
+        at: i64,
+    ) -> StoreResult<(Vec<InteractionId>, u64)>;
+
+    /// Records that the customer's address of this blind index bounced, and the delivery or
+    /// message that bounced as failed, with the audit entry.
+    async fn mark_undeliverable(
+        &self,
+        customer: CustomerId,
+        address_mac: &[u8],
+        bounced: Bounced,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+
+    /// The addresses (blind indexes) of these customers known to be undeliverable.
+    async fn undeliverable(
+        &self,
+        customers: &[CustomerId],
+    ) -> StoreResult<Vec<(CustomerId, Vec<u8>)>>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -837,6 +925,7 @@ contexts!(
     NoticeStore,
     SegmentStore,
     CampaignStore,
+    MessageStore,
     MaintenanceStore,
 );
 

@@ -55,6 +55,10 @@ struct CustomerPage<'a> {
     /// Customers sharing this one's e-mail or phone whom the reader may merge here: (id, name
     /// as shown).
     duplicates: Vec<(String, String)>,
+    /// The message threads, newest first, if the reader may read the customer's communications.
+    threads: Vec<super::messages::ThreadView>,
+    /// The reader may write to the customer under this purpose (the policy decides).
+    may_message: bool,
 }
 
 /// One line of the timeline, as people read it.
@@ -164,6 +168,20 @@ async fn customer_page(
         .customer_actions(&session.principal, id)
         .await
         .unwrap_or_default();
+    // Shown with the timeline (the same decision: communications, under the usual rules); a
+    // reader who may not read them sees no threads.
+    let threads = if timeline.communications {
+        match s.vault.read_threads(&timeline_access, id).await {
+            Ok(t) => super::messages::views(&t),
+            Err(e) => return error_page(Some(session), e.into()),
+        }
+    } else {
+        Vec::new()
+    };
+    let may_message = s
+        .vault
+        .may_send_message(&session.principal, &purpose, id)
+        .await;
     let duplicates = if may.merge {
         // Read under the purpose alone: never under this page's reason or break-glass, which
         // were given for this customer, not for others.
@@ -207,6 +225,8 @@ async fn customer_page(
                 timeline: events(&timeline),
                 may,
                 duplicates,
+                threads,
+                may_message,
                 saved: saved.and_then(|what| match what {
                     "created" => Some("The customer is registered."),
                     "updated" => Some("The changes are saved."),
@@ -214,6 +234,7 @@ async fn customer_page(
                     "pending" => Some("The changes are saved. The new e-mail address takes effect when the customer confirms it with the code we sent there."),
                     "merged" => Some("The duplicate is merged into this customer: its purchases, interactions and consent withdrawals are here, and it is erased."),
                     "recorded" => Some("Recorded."),
+                    "message" => Some("The message is on its way. Replies will appear in the thread below."),
                     _ => None,
                 }),
             },
@@ -420,7 +441,7 @@ async fn consent_rows(
 
 /// What every recording form of the page starts with: the session, the CSRF check, the
 /// customer and the purpose the page was read under (to go back to it).
-async fn recording(
+pub(super) async fn recording(
     s: &AppState,
     session: Option<Session>,
     id: &str,
@@ -454,7 +475,7 @@ fn back(id: CustomerId, purpose: &str) -> Response {
     Redirect::to(&format!("/console/customers/{id}?purpose={purpose}")).into_response()
 }
 
-fn field<'a>(f: &'a Form, k: &str) -> &'a str {
+pub(super) fn field<'a>(f: &'a Form, k: &str) -> &'a str {
     f.get(k).map(String::as_str).unwrap_or("")
 }
 

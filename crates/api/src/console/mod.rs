@@ -23,6 +23,7 @@ mod customers;
 mod directory;
 mod dpo;
 mod edit;
+mod messages;
 mod notice;
 mod purposes;
 mod segments;
@@ -97,6 +98,7 @@ pub fn routes() -> Router<AppState> {
             post(customer::record_consent),
         )
         .route("/console/customers/{id}/merge", post(customer::merge))
+        .route("/console/customers/{id}/messages", post(messages::send))
         .route(
             "/console/customers/{id}/read",
             post(customer::read_with_reason),

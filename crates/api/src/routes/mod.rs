@@ -6,6 +6,7 @@ pub mod audit;
 pub mod campaigns;
 pub mod customers;
 pub mod erasure;
+pub mod messages;
 pub mod notice;
 pub mod purposes;
 pub mod requests;
@@ -27,6 +28,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(notice::routes())
         .merge(segments::routes())
         .merge(campaigns::routes())
+        .merge(messages::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

@@ -82,6 +82,14 @@ fn forms() -> Vec<FormCase> {
             StatusCode::SEE_OTHER,
         ),
         (
+            // A message to the customer: outlet staff of the customer's outlet and support
+            // agents (the mail goes to a file here).
+            "messages",
+            vec![("subject", "Your strap"), ("text", "It has arrived.")],
+            vec![SalesAssociate, StoreManager, SupportAgent],
+            StatusCode::SEE_OTHER,
+        ),
+        (
             // A read beyond the rules with a reason: the page, for those who may read the
             // customer for `service` at all; break-glass never widens who declares a purpose.
             "break-glass",
@@ -101,6 +109,21 @@ async fn console_forms_by_role(db: TestDb) {
         serde_json::json!({"name": "Door Customer", "email": "door@example.com", "outlet_id": outlet}),
     )
     .await;
+    vault.use_notifier(std::sync::Arc::new(
+        steward_service::notify::FileNotifier::new(db.dir.path().join("mail.txt")),
+    ));
+    vault
+        .configure_mail(
+            op,
+            steward_service::sending::MailSettings {
+                public_url: "https://crm.shop.example".into(),
+                from: "Shop <news@shop.example>".into(),
+                cap: Default::default(),
+                lease: std::time::Duration::from_secs(60),
+                reply_domain: None,
+            },
+        )
+        .unwrap();
     let app = steward_api::router(vault.clone());
     let password = "a long enough password";
     let mut wrong = Vec::new();
@@ -145,7 +168,7 @@ async fn console_forms_by_role(db: TestDb) {
         .await;
         for (form, _, roles, _) in forms()
             .into_iter()
-            .filter(|f| ["interactions", "purchases"].contains(&f.0))
+            .filter(|f| ["interactions", "purchases", "messages"].contains(&f.0))
         {
             let offered =
                 page.contains(&format!("action=\"/console/customers/{customer}/{form}\""));
@@ -184,7 +207,7 @@ async fn console_forms_by_role(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (forms().len() + 3));
+    assert_eq!(checked, Role::ALL.len() * (forms().len() + 4));
 }
 
 /// Every state-changing portal form, posted without a portal session (and with a staff member's

@@ -137,7 +137,11 @@ async fn customers_over_http(db: TestDb) {
         .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(c["name"], "Hattie Example");
-    assert_eq!(c["email"], "hattie@example.net");
+    // Masked to the support agent: Steward writes to the customer, staff never need the address.
+    assert_eq!(
+        c["email"],
+        steward_domain::view::mask_email("hattie@example.net")
+    );
     assert_eq!(c["phone"], "+442079460123");
     assert_eq!(c["address"]["street"], "9 Http Street");
 

@@ -112,7 +112,7 @@ impl Drop for Smtp {
 }
 
 /// Whether dkimpy verifies `message` against `record`.
-fn dkim_verifies(message: &str, record: &str) -> bool {
+pub fn dkim_verifies(message: &str, record: &str) -> bool {
     let f = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(f.path(), message).unwrap();
     let out = Command::new(mail_tools().join("bin/python"))
@@ -164,7 +164,7 @@ pub fn api(addr: &str, token: &str, method: &str, path: &str, body: Option<Value
 }
 
 /// A header's value in a message (unfolded).
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     message.lines().take_while(|l| !l.is_empty()).find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim())

@@ -455,6 +455,31 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Marketing],
             StatusCode::CONFLICT,
         ),
+        // Staff messages (issue 18): written like a read of the contact details. Service
+        // clients work at no outlet, so of them only support agents may write; this in-process
+        // server has no mail server, so that answer is 409 (sending itself: messages.rs).
+        (
+            "POST",
+            "/v1/customers/{id}/messages?purpose=service",
+            Some(json!({"subject": "Matrix", "text": "Hello {n}"})),
+            vec![SupportAgent],
+            StatusCode::CONFLICT,
+        ),
+        (
+            "GET",
+            "/v1/customers/{id}/messages?purpose=service",
+            None,
+            vec![SupportAgent],
+            StatusCode::OK,
+        ),
+        // Inbound mail is the gateway's alone; an empty body is no message (422).
+        (
+            "POST",
+            "/v1/inbound/email",
+            None,
+            vec![MailGateway],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -748,5 +773,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 42));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 45));
 }

@@ -204,6 +204,31 @@ pub fn run(args: &[&str], db: &TestDb) -> (i32, String, String) {
     )
 }
 
+/// Runs the binary with `input` on its standard input: (exit code, stdout, stderr).
+pub fn run_with_stdin(args: &[&str], db: &TestDb, input: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = steward()
+        .args(args)
+        .args(db.cli_args())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run steward");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait for steward");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A running `steward serve`, with its output captured to files.
 pub struct Server {
     child: std::process::Child,
