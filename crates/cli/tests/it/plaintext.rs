@@ -54,6 +54,9 @@ fn needles() -> (Vec<serde_json::Value>, Vec<String>) {
         "Reginald Staffperson",
         "987654321",
         "Quibblewort reason",
+        "Quillfeather subject line",
+        "Your Zanzibarine order is ready",
+        "Marmaladewing reply text",
     ] {
         forms.push(v.to_owned());
         forms.push(v.to_lowercase());
@@ -132,7 +135,13 @@ pub(crate) fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
 async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
     let (bodies, forms) = needles();
     let mut tokens = Vec::new();
-    for role in ["support_agent", "admin", "sales_associate", "marketing"] {
+    for role in [
+        "support_agent",
+        "admin",
+        "sales_associate",
+        "marketing",
+        "mail_gateway",
+    ] {
         let (code, out, err) = run(
             &[
                 "token", "create", "--name", "scan", "--role", role, "--init",
@@ -303,6 +312,45 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
             && mail.contains("Dear Wilhelmina Quarterstaff"),
         "the campaign went out"
     );
+
+    // A staff message to her and her reply through the inbound endpoint: subject, text, alias
+    // and the reply (which quotes her address and phone) are sealed or MACed, never in clear.
+    let (_, found) = server.json(
+        "POST",
+        "/v1/customers/lookup?purpose=service",
+        t,
+        Some(&json!({"email": bodies[0]["email"]})),
+    );
+    let wilhelmina = found["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, m) = server.json(
+        "POST",
+        &format!("/v1/customers/{wilhelmina}/messages?purpose=service"),
+        t,
+        Some(&json!({"subject": "Quillfeather subject line", "text": "Your Zanzibarine order is ready"})),
+    );
+    assert_eq!(status, 202, "{m}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let alias = loop {
+        let mail = std::fs::read_to_string(&mail_file).unwrap_or_default();
+        if let Some(a) = mail.lines().find_map(|l| l.strip_prefix("Reply-To: ")) {
+            break a.trim_matches(['<', '>']).to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the message did not go out");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut forms = forms;
+    forms.push(alias.split('@').next().unwrap().trim_start_matches("reply-").to_owned());
+    let reply = format!(
+        "From: Wilhelmina <Wilhelmina.Q@Example.org>\r\nTo: {alias}\r\nSubject: Re: Quillfeather subject line\r\n\r\nMarmaladewing reply text. Call +44 20 7946 0871.\r\n"
+    );
+    let (status, r) = crate::mail::http(
+        &server.addr,
+        "POST",
+        "/v1/inbound/email",
+        Some(tokens[4].as_str()),
+        Some(("message/rfc822", reply.as_str())),
+    );
+    assert_eq!(status, 202, "{r}");
 
     // Refused input carrying personal values must not leak through logs either.
     let bad =
