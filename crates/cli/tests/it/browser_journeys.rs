@@ -1,6 +1,7 @@
 //! The console as people work in it (issue 17), in headless Chromium against the real
 //! `steward serve`, with axe-core's WCAG 2.1 AA rules on every page the journeys reach: a store
-//! manager finds a customer by name and records a sale on the timeline; a support agent
+//! manager finds a customer by name and records a sale on the timeline, and writes to a
+//! customer and reads the reply without seeing the address; a support agent
 //! registers a walk-in and is warned of a duplicate; the DPO reads a break-glass reason, fulfils
 //! an erasure from the queue and publishes the confidentiality notice; an admin disables a staff
 //! member whose open session then fails.
@@ -95,6 +96,80 @@ fn a_store_manager_finds_a_customer_by_name_and_records_a_sale() {
     assert!(page.contains("CHF 1,250.50"), "{page}");
     b.assert_accessible("the timeline after a sale");
     b.screenshot("manager-timeline");
+}
+
+#[test]
+fn a_store_manager_writes_to_a_customer_and_reads_the_reply_never_the_address() {
+    let (db, customers) = stage(
+        &[("Max Manager", Role::StoreManager)],
+        &[("Greta Lindqvist", "greta.private@example.com")],
+    );
+    let outbox = tempfile::tempdir().unwrap();
+    let sink = outbox.path().join("mail.txt");
+    let server = Server::start(
+        &db,
+        &[
+            "--mail-sink",
+            sink.to_str().unwrap(),
+            "--public-url",
+            "https://crm.shop.example",
+            "--reply-domain",
+            "reply.shop.example",
+        ],
+        &[],
+    );
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "max", PASSWORD);
+    b.go(&format!(
+        "{base}/console/customers/{}?purpose=service",
+        customers[0]
+    ));
+    b.wait_for("Write to the customer");
+    let page = b.source();
+    assert!(
+        !page.contains("greta.private@example.com") && page.contains("g•••@example.com"),
+        "{page}"
+    );
+    b.type_into("#message-subject", "Your ring is ready");
+    b.type_into(
+        "#message-text",
+        "Dear Greta,\nyour ring is ready for collection.",
+    );
+    b.click("form[action$='/messages'] button");
+    b.wait_for("The message is on its way");
+    b.assert_accessible("the customer page after sending a message");
+    // The mail server got it, with a reply alias; the customer answers it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let alias = loop {
+        let mail = std::fs::read_to_string(&sink).unwrap_or_default();
+        if let Some(a) = mail.lines().find_map(|l| l.strip_prefix("Reply-To: ")) {
+            break a.trim_matches(['<', '>']).to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message did not go out"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let reply = format!(
+        "From: Greta <greta.private@example.com>\r\nTo: {alias}\r\nSubject: Re: Your ring is ready\r\n\r\nWonderful, I will come on Saturday.\r\n\r\n> sent to greta.private@example.com\r\n"
+    );
+    let (code, out, err) =
+        crate::support::run_with_stdin(&["mail", "receive"], &db, reply.as_bytes());
+    assert_eq!(code, 0, "{out}{err}");
+    b.go(&format!(
+        "{base}/console/customers/{}?purpose=service",
+        customers[0]
+    ));
+    let page = b.wait_for("Wonderful, I will come on Saturday.");
+    assert!(
+        page.contains("Reply from the customer") && page.contains("[e-mail address removed]"),
+        "{page}"
+    );
+    assert!(!page.contains("greta.private@example.com"), "{page}");
+    b.assert_accessible("the customer page with a message thread");
+    b.screenshot("manager-message-thread");
 }
 
 #[test]

@@ -335,11 +335,21 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
         if let Some(a) = mail.lines().find_map(|l| l.strip_prefix("Reply-To: ")) {
             break a.trim_matches(['<', '>']).to_owned();
         }
-        assert!(std::time::Instant::now() < deadline, "the message did not go out");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the message did not go out"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let mut forms = forms;
-    forms.push(alias.split('@').next().unwrap().trim_start_matches("reply-").to_owned());
+    forms.push(
+        alias
+            .split('@')
+            .next()
+            .unwrap()
+            .trim_start_matches("reply-")
+            .to_owned(),
+    );
     let reply = format!(
         "From: Wilhelmina <Wilhelmina.Q@Example.org>\r\nTo: {alias}\r\nSubject: Re: Quillfeather subject line\r\n\r\nMarmaladewing reply text. Call +44 20 7946 0871.\r\n"
     );
