@@ -261,17 +261,7 @@ impl MessageStore for SqlStore {
         .bind(id.as_bytes().to_vec())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(InteractionRow {
-                id: r.try_get(0)?,
-                customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
-                channel: r.try_get(2)?,
-                source: r.try_get(3)?,
-                occurred_at: r.try_get(4)?,
-                body: r.try_get(5)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(crate::sql::interaction_from).transpose()
     }
 
     async fn begin_handover(&self, id: InteractionId, at: i64) -> StoreResult<bool> {

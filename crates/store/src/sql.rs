@@ -56,6 +56,18 @@ pub(crate) fn id16<T>(bytes: Vec<u8>, f: fn(&[u8]) -> Option<T>) -> StoreResult<
     f(&bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
 }
 
+/// An interaction from `id, customer_id, channel, source, occurred_at, body`.
+pub(crate) fn interaction_from(r: &AnyRow) -> StoreResult<InteractionRow> {
+    Ok(InteractionRow {
+        id: r.try_get(0)?,
+        customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
+        channel: r.try_get(2)?,
+        source: r.try_get(3)?,
+        occurred_at: r.try_get(4)?,
+        body: r.try_get(5)?,
+    })
+}
+
 fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
     let outlet: Option<Vec<u8>> = r.try_get(1)?;
     Ok((
@@ -1689,18 +1701,7 @@ impl SqlStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(InteractionRow {
-                    id: r.try_get(0)?,
-                    customer_id: id16(r.try_get(1)?, CustomerId::from_slice)?,
-                    channel: r.try_get(2)?,
-                    source: r.try_get(3)?,
-                    occurred_at: r.try_get(4)?,
-                    body: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(interaction_from).collect()
     }
 
     async fn purchases_page(

@@ -111,6 +111,20 @@ impl Drop for Smtp {
     }
 }
 
+/// The reply alias of the first staff message in a mail sink file (`serve --mail-sink`),
+/// waiting up to 20 seconds for it to be written.
+pub fn reply_alias_in(sink: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mail = std::fs::read_to_string(sink).unwrap_or_default();
+        if let Some(a) = mail.lines().find_map(|l| l.strip_prefix("Reply-To: ")) {
+            return a.trim_matches(['<', '>']).to_owned();
+        }
+        assert!(Instant::now() < deadline, "the message did not go out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Whether dkimpy verifies `message` against `record`.
 pub fn dkim_verifies(message: &str, record: &str) -> bool {
     let f = tempfile::NamedTempFile::new().unwrap();

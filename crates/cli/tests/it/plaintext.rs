@@ -329,18 +329,7 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
         Some(&json!({"subject": "Quillfeather subject line", "text": "Your Zanzibarine order is ready"})),
     );
     assert_eq!(status, 202, "{m}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let alias = loop {
-        let mail = std::fs::read_to_string(&mail_file).unwrap_or_default();
-        if let Some(a) = mail.lines().find_map(|l| l.strip_prefix("Reply-To: ")) {
-            break a.trim_matches(['<', '>']).to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the message did not go out"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let alias = crate::mail::reply_alias_in(&mail_file);
     let mut forms = forms;
     forms.push(
         alias
