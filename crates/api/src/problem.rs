@@ -267,6 +267,18 @@ impl Problem {
         )
     }
 
+    /// The body is not of the media type the operation takes (415).
+    pub fn unsupported_media_type_of(expected: &'static str) -> Self {
+        let mut p = Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "/problems/unsupported-media-type",
+            "Unexpected media type",
+            format!("send `Content-Type: {expected}`"),
+        );
+        p.field = Some("Content-Type".into());
+        p
+    }
+
     /// The body is not JSON (415).
     pub fn unsupported_media_type() -> Self {
         let mut p = Self::new(

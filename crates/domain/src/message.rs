@@ -161,7 +161,7 @@ pub const PHONE_REMOVED: &str = "[phone number removed]";
 pub fn scrub(text: &str, emails: &[&str], phones: &[&str]) -> String {
     let mut out = text.to_owned();
     for e in emails.iter().filter(|e| e.len() >= 3) {
-        out = replace_ignoring_ascii_case(&out, e, EMAIL_REMOVED);
+        out = replace_ignoring_case(&out, e, EMAIL_REMOVED);
     }
     let phones: Vec<String> = phones
         .iter()
@@ -174,19 +174,36 @@ pub fn scrub(text: &str, emails: &[&str], phones: &[&str]) -> String {
     scrub_phones(&out, &phones)
 }
 
-fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
-    let (hay, pat) = (text.as_bytes(), needle.as_bytes());
-    let mut out = String::with_capacity(text.len());
-    let (mut i, mut kept) = (0, 0);
-    while i + pat.len() <= hay.len() {
-        if hay[i..i + pat.len()].eq_ignore_ascii_case(pat) && text.is_char_boundary(i) {
-            out.push_str(&text[kept..i]);
-            out.push_str(with);
-            i += pat.len();
-            kept = i;
-        } else {
-            i += 1;
+/// `text` with every occurrence of `needle` replaced, compared in lower case (Unicode's, as
+/// stored addresses are normalised). Linear: the text is lower-cased once, with each lowered
+/// byte mapped back to the character it came from, and searched with `str::match_indices`.
+fn replace_ignoring_case(text: &str, needle: &str, with: &str) -> String {
+    let needle = needle.to_lowercase();
+    let mut lowered = String::with_capacity(text.len());
+    let mut origin = Vec::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        for l in c.to_lowercase() {
+            let before = lowered.len();
+            lowered.push(l);
+            origin.extend(std::iter::repeat_n(i, lowered.len() - before));
         }
+    }
+    let at = |lowered_index: usize| origin.get(lowered_index).copied().unwrap_or(text.len());
+    let mut out = String::with_capacity(text.len());
+    let mut kept = 0;
+    for (start, m) in lowered.match_indices(needle.as_str()) {
+        let end = start + m.len();
+        let (from, to) = (at(start), at(end));
+        // A match that begins or ends inside one character's lower-case form is not a match of
+        // whole characters.
+        let whole =
+            (start == 0 || at(start - 1) != from) && (end == lowered.len() || at(end - 1) != to);
+        if from < kept || !whole {
+            continue;
+        }
+        out.push_str(&text[kept..from]);
+        out.push_str(with);
+        kept = to;
     }
     out.push_str(&text[kept..]);
     out
@@ -194,7 +211,23 @@ fn replace_ignoring_ascii_case(text: &str, needle: &str, with: &str) -> String {
 
 /// Characters a written phone number is made of.
 fn phone_char(c: char) -> bool {
-    c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '/' | '(' | ')' | '\u{a0}')
+    c.is_ascii_digit()
+        || matches!(
+            c,
+            '+' | ' '
+                | '-'
+                | '.'
+                | '/'
+                | '('
+                | ')'
+                | '\u{a0}'
+                | '\u{2009}'
+                | '\u{202f}'
+                | '\u{2010}'
+                | '\u{2011}'
+                | '\u{2012}'
+                | '\u{2013}'
+        )
 }
 
 fn scrub_phones(text: &str, phones: &[String]) -> String {
@@ -293,6 +326,19 @@ mod tests {
             "{s}"
         );
         assert!(s.starts_with("Thanks!"));
+    }
+
+    #[test]
+    fn addresses_match_in_any_case_unicode_too() {
+        let s = scrub(
+            "Écrivez à ÉMILE@Exemple.fr ou émile@exemple.fr; tél. +33\u{202f}6\u{2013}12\u{2013}34\u{2013}56\u{2013}78",
+            &["émile@exemple.fr"],
+            &["+33612345678"],
+        );
+        assert_eq!(
+            s,
+            format!("Écrivez à {EMAIL_REMOVED} ou {EMAIL_REMOVED}; tél. {PHONE_REMOVED}")
+        );
     }
 
     #[test]

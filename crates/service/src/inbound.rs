@@ -13,7 +13,7 @@
 //! nothing is stored.
 
 use mail_parser::{MessageParser, MimeHeaders};
-use steward_domain::message::{Issued, issued, scrub};
+use steward_domain::message::{Issued, REPLY_PREFIX, issued, scrub};
 use steward_domain::{
     Channel, CustomerId, DeliveryId, Direction, InteractionId, NewInteraction, ProfileField,
     ThreadId, Timestamp, ValidationError, normalize,
@@ -49,6 +49,13 @@ fn refused(field: &'static str, why: &'static str) -> ServiceError {
 }
 
 impl Vault {
+    /// Refused unless `principal` may hand mail in (a `mail_gateway` token): for the HTTP
+    /// layer, to answer the caller before looking at what it sent.
+    pub async fn check_mail_gateway(&self, principal: &crate::Principal) -> ServiceResult<()> {
+        self.authorize(principal, steward_policy::Action::ReceiveMail, None)
+            .await
+    }
+
     /// Takes one RFC 5322 message addressed to a reply alias or a bounce address; `recipients`
     /// are the envelope's (tried before the headers' `To`, `Cc`, `Delivered-To`,
     /// `X-Original-To`). Refused (nothing stored) unless it is a reply to a live thread or a
@@ -123,15 +130,38 @@ impl Vault {
         let c = crate::seal::open_customer_fields(&dk, &row, |f| {
             matches!(f, ProfileField::Email | ProfileField::Phone)
         })?;
-        // The customer's address as Steward knows it and as this message was sent from.
-        let mut emails: Vec<String> = c.email.iter().cloned().collect();
-        if let Some(from) = message.from() {
-            emails.extend(from.iter().filter_map(|a| a.address()).map(str::to_owned));
-        }
-        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        // The sender's addresses (two at most: a header may list many, each costing a pass).
+        let senders: Vec<String> = message
+            .from()
+            .map(|f| {
+                f.iter()
+                    .filter_map(|a| a.address())
+                    .filter(|a| a.len() <= 254)
+                    .take(2)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Sent from the address Steward holds for the customer? Otherwise staff are told: the
+        // alias may have reached someone else (an old mailbox, a forward).
+        let from_customer = c.email.as_deref().is_some_and(|held| {
+            let held = self.mac("email", held);
+            senders
+                .iter()
+                .any(|a| normalize::email("from", a).is_ok_and(|n| self.mac("email", &n) == held))
+        });
+        // Removed from what is kept: the customer's address as held and as sent from, the
+        // alias itself (whoever reads it could write into the thread), the phone number.
+        let alias_local = format!("{REPLY_PREFIX}{alias}");
+        let mut emails: Vec<&str> = c.email.iter().map(String::as_str).collect();
+        emails.extend(senders.iter().map(String::as_str));
+        emails.push(&alias_local);
         let phones: Vec<&str> = c.phone.iter().map(String::as_str).collect();
         let clean = |s: &str, max: usize| {
-            let s = scrub(s, &emails, &phones);
+            // Cut before scrubbing (with room for what scrubbing removes): the work stays
+            // bounded whatever was sent.
+            let s: String = s.chars().take(2 * max).collect();
+            let s = scrub(&s, &emails, &phones);
             let s: String = s
                 .chars()
                 .map(|ch| {
@@ -179,7 +209,7 @@ impl Vault {
             direction: Direction::In.as_str().to_owned(),
             subject: crate::seal::seal_thread_text(&dk, MESSAGE_SUBJECT, customer, id.0, &subject)?,
             state: "received".to_owned(),
-            reason: None,
+            reason: (!from_customer).then(|| "other_sender".to_owned()),
             sender_staff: None,
             sender_token: None,
             created_at: now.millis(),
@@ -249,32 +279,34 @@ impl Vault {
         let Some(customer) = customer else {
             return Ok(Received::Notice);
         };
-        // The address that failed: as the report names it, else the customer's current one.
-        let named = report
-            .recipients
-            .iter()
-            .find_map(|r| normalize::email("recipient", r).ok());
-        let address = match named {
-            Some(a) => a,
-            None => {
-                let Some((row, key, _)) = self
-                    .inner
-                    .stores
-                    .customers
-                    .get_customer_for_read(customer)
-                    .await?
-                else {
-                    return Ok(Received::Notice);
-                };
-                let dk = self.data_key(customer, &key)?;
-                match crate::seal::open_customer_fields(&dk, &row, |f| f == ProfileField::Email)?
-                    .email
-                {
-                    Some(e) => e,
-                    None => return Ok(Received::Notice),
-                }
-            }
+        // Only the address the customer has now, and only when the report names it: a late
+        // report about an address since replaced, or one naming another address, changes
+        // nothing.
+        let Some((row, key, _)) = self
+            .inner
+            .stores
+            .customers
+            .get_customer_for_read(customer)
+            .await?
+        else {
+            return Ok(Received::Notice);
         };
+        let dk = self.data_key(customer, &key)?;
+        let Some(address) =
+            crate::seal::open_customer_fields(&dk, &row, |f| f == ProfileField::Email)?.email
+        else {
+            return Ok(Received::Notice);
+        };
+        let named = report.recipients.iter().any(|r| {
+            normalize::email(
+                "recipient",
+                r.trim().trim_start_matches('<').trim_end_matches('>'),
+            )
+            .is_ok_and(|n| n == address)
+        });
+        if !named {
+            return Ok(Received::Notice);
+        }
         let entry = self.write_entry(actor, "mark_undeliverable", Some(customer), &["email"]);
         self.inner
             .stores
@@ -294,7 +326,7 @@ impl Vault {
 /// What a delivery status notification reports.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Report {
-    /// Some recipient failed for good (`Action: failed`).
+    /// Some recipient's address failed for good (`Action: failed`, status 5.1.x or 5.2.1).
     failed: bool,
     /// The failed recipients' addresses (`Final-Recipient: rfc822; …`).
     recipients: Vec<String>,
@@ -334,6 +366,7 @@ fn parse_status(body: &str) -> Report {
     for group in unfolded.split("\n\n") {
         let mut action = None;
         let mut recipient = None;
+        let mut status = String::new();
         for line in group.lines() {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
@@ -341,6 +374,7 @@ fn parse_status(body: &str) -> Report {
             let value = value.trim();
             match name.trim().to_ascii_lowercase().as_str() {
                 "action" => action = Some(value.to_ascii_lowercase()),
+                "status" => status = value.to_owned(),
                 "final-recipient" => {
                     recipient = value
                         .split_once(';')
@@ -350,7 +384,11 @@ fn parse_status(body: &str) -> Report {
                 _ => {}
             }
         }
-        if action.as_deref() == Some("failed") {
+        // A failure of the address itself (RFC 3463: 5.1.x bad mailbox or domain, 5.2.1
+        // mailbox disabled); a refusal for policy or content (5.7.x) or a full mailbox says
+        // nothing lasting about the address.
+        let permanent = status.starts_with("5.1.") || status.starts_with("5.2.1");
+        if action.as_deref() == Some("failed") && permanent {
             report.failed = true;
             report.recipients.extend(recipient);
         }
@@ -388,6 +426,15 @@ Status: 5.1.1\r\n\
         let r = delivery_status(&m).expect("a report");
         assert!(r.failed);
         assert_eq!(r.recipients, vec!["Ada@Example.com".to_owned()]);
+    }
+
+    #[test]
+    fn a_refusal_for_policy_says_nothing_about_the_address() {
+        let spam = String::from_utf8_lossy(DSN).replace("Status: 5.1.1", "Status: 5.7.1");
+        let m = MessageParser::default()
+            .parse(spam.as_bytes())
+            .expect("parses");
+        assert_eq!(delivery_status(&m).map(|r| r.failed), Some(false));
     }
 
     #[test]

@@ -114,6 +114,15 @@ impl Vault {
                     .await?
                     .filter(|row| row.customer_id == id)
                     .ok_or(ServiceError::NotFound("thread"))?;
+                // A closed thread stays closed: its alias may have reached others since (an
+                // old mailbox, a forward). Write in a new one.
+                if thread.expires_at <= now.millis() {
+                    return Err(steward_domain::ValidationError::new(
+                        "thread_id",
+                        "the thread no longer takes replies; start a new one (leave thread_id out)",
+                    )
+                    .into());
+                }
                 if thread.purpose != purpose.key {
                     return Err(steward_domain::ValidationError::new(
                         "thread_id",
@@ -175,7 +184,11 @@ impl Vault {
             )
             .await?;
         if !stored {
-            return Err(ServiceError::NotFound("thread"));
+            return Err(ServiceError::NotFound(if m.thread_id.is_some() {
+                "thread"
+            } else {
+                "customer"
+            }));
         }
         let vault = self.clone();
         tokio::spawn(async move {
@@ -371,8 +384,11 @@ impl Vault {
                 "staff messages whose hand-over was interrupted are marked uncertain (not resent)"
             );
         }
+        // One message that cannot be sent now does not hold up the others.
         for id in queued {
-            self.deliver_message(mail, id).await?;
+            if let Err(e) = self.deliver_message(mail, id).await {
+                tracing::warn!(error = %e, "a staff message could not be sent; retried next round");
+            }
         }
         Ok(())
     }

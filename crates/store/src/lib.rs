@@ -799,7 +799,7 @@ pub trait CampaignStore: Send + Sync + 'static {
 pub trait MessageStore: Send + Sync + 'static {
     /// Stores a message to send (its interaction and its row) with its audit entry, starting
     /// `new_thread` or, without one, extending the message's thread to `expires_at`; false (nothing
-    /// stored) if that thread is no longer the customer's.
+    /// stored) if the customer was erased or that thread is no longer theirs.
     async fn insert_message(
         &self,
         new_thread: Option<&ThreadRow>,
@@ -810,7 +810,7 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 
     /// Stores a reply in its thread with its audit entry; false (nothing stored) if the thread
-    /// is gone.
+    /// or its customer is gone.
     async fn insert_reply(
         &self,
         interaction: &InteractionRow,

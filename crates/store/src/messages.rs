@@ -92,6 +92,27 @@ fn message_from(r: &AnyRow) -> StoreResult<MessageRow> {
 }
 
 impl SqlStore {
+    /// Whether the customer still exists, unerased, holding their row against an erasure until
+    /// this transaction ends (PostgreSQL; SQLite's write transaction is exclusive already): an
+    /// erasure either runs first, and this finds it, or waits, and then deletes what this adds.
+    async fn customer_live(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        customer: CustomerId,
+    ) -> StoreResult<bool> {
+        let lock = match self.backend {
+            crate::Backend::Postgres => " FOR SHARE",
+            crate::Backend::Sqlite => "",
+        };
+        Ok(sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM customers WHERE id = $1 AND erased_at IS NULL{lock}"
+        )))
+        .bind(customer.as_bytes().to_vec())
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
+    }
+
     async fn insert_thread_message(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         interaction: &InteractionRow,
@@ -139,6 +160,9 @@ impl MessageStore for SqlStore {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
+        if !self.customer_live(&mut tx, message.customer_id).await? {
+            return Ok(false);
+        }
         if let Some(t) = new_thread {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO message_threads ({THREAD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -181,6 +205,9 @@ impl MessageStore for SqlStore {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
+        if !self.customer_live(&mut tx, message.customer_id).await? {
+            return Ok(false);
+        }
         let live = sqlx::query("SELECT 1 FROM message_threads WHERE id = $1 AND customer_id = $2")
             .bind(message.thread_id.as_bytes().to_vec())
             .bind(message.customer_id.as_bytes().to_vec())

@@ -15,6 +15,8 @@ use crate::{AppState, Problem};
 pub(super) struct ThreadView {
     pub id: String,
     pub subject: String,
+    /// The subject of a message written again in the thread (within the subject's limit).
+    pub reply_subject: String,
     pub replies_until: String,
     pub messages: Vec<MessageView>,
 }
@@ -40,6 +42,9 @@ fn state_words(state: &str, reason: Option<&str>) -> &'static str {
         ("failed", Some("erased")) => "not sent: the customer was erased",
         ("failed", Some("restricted")) => "not sent: the customer's data is restricted",
         ("failed", _) => "not sent: the mail server refused it",
+        ("received", Some("other_sender")) => {
+            "received from an address other than the customer's own: check before acting on it"
+        }
         ("received", _) => "received",
         _ => "",
     }
@@ -53,6 +58,10 @@ pub(super) fn views(threads: &[Thread]) -> Vec<ThreadView> {
         .map(|t| ThreadView {
             id: t.id.to_string(),
             subject: t.subject.clone(),
+            reply_subject: format!("Re: {}", t.subject)
+                .chars()
+                .take(steward_domain::normalize::MAX_SHORT_CHARS)
+                .collect(),
             replies_until: crate::display::when(t.replies_until),
             messages: t
                 .messages

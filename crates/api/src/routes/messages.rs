@@ -99,15 +99,31 @@ pub struct InboundOutcome {
 #[utoipa::path(post, path = "/v1/inbound/email", tag = "messages",
     request_body(content = String, content_type = "message/rfc822", description = "One RFC 5322 message, at most 2 MiB"),
     params(("recipient" = Option<String>, Query, description = "The envelope recipient, if the headers do not name it")),
-    responses((status = 202, body = InboundOutcome), (status = 400, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 422, body = Problem)),
+    responses((status = 202, body = InboundOutcome), (status = 400, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn inbound(
     State(s): State<AppState>,
     Auth(p): Auth,
     query: axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, Problem> {
-    let body = body.map_err(|_| Problem::too_large(MAX_MESSAGE_BYTES))?;
+    s.vault.check_mail_gateway(&p).await?;
+    let is_message = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("message/rfc822"));
+    if !is_message {
+        return Err(Problem::unsupported_media_type_of("message/rfc822"));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(MAX_MESSAGE_BYTES)
+        } else {
+            Problem::invalid_parameter("body", "the message could not be read")
+        }
+    })?;
     let mut recipients = Vec::new();
     for (k, v) in form_urlencoded::parse(query.0.unwrap_or_default().as_bytes()) {
         match k.as_ref() {

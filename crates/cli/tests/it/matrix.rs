@@ -472,13 +472,13 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![SupportAgent],
             StatusCode::OK,
         ),
-        // Inbound mail is the gateway's alone; an empty body is no message (422).
+        // Inbound mail is the gateway's alone; a body that is not a message is 415.
         (
             "POST",
             "/v1/inbound/email",
             None,
             vec![MailGateway],
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
         // A merge, of two customers of its own: the other is erased.
         (

@@ -57,14 +57,19 @@ fn threads(addr: &str, token: &str, customer: CustomerId) -> Value {
 /// ISO-8859-1, the HTML part base64; quoting the message under a line with the customer's
 /// address, a signature with their phone number.
 fn reply_to(alias: &str, words: &str) -> Vec<u8> {
+    reply_from("Ada Customer <Ada.Customer@example.com>", alias, words)
+}
+
+/// [`reply_to`], sent from `from`.
+fn reply_from(from: &str, alias: &str, words: &str) -> Vec<u8> {
     // "Grüße" in ISO-8859-1 quoted-printable: =FC is ü, =DF is ß.
     let text = format!(
-        "{words} Gr=FC=DFe, Ada\r\nMobile: 0151 / 1234 5678\r\n\r\nOn Fri, Shop <news@shop.example> wrote:\r\n> Your watch is ready. Reply to {}\r\n> (sent to Ada.Customer@Example.com)\r\n",
+        "{words} Gr=FC=DFe, Ada\r\nMobile: 0151 / 1234 5678\r\n\r\nOn Fri, Shop <news@shop.example> wrote:\r\n> Your watch is ready. Reply to {}\r\n> (sent to Ada.Customer@Example.com, replies to {alias})\r\n",
         "ADA.CUSTOMER@EXAMPLE.COM"
     );
     let html = base64_encode(format!("<p>{words}</p><p>Call +49 151 12345678</p>").as_bytes());
     format!(
-        "From: Ada Customer <Ada.Customer@example.com>\r\n\
+        "From: {from}\r\n\
 To: {alias}\r\n\
 Subject: Re: Your repair (ring me on +49 151 12345678)\r\n\
 Date: Fri, 04 Dec 2026 10:00:00 +0000\r\n\
@@ -298,8 +303,13 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
             .starts_with("Is Saturday fine?"),
         "{t}"
     );
+    assert_eq!(
+        msgs[1]["reason"],
+        Value::Null,
+        "sent from the customer's address: {t}"
+    );
     let shown = t.to_string().to_ascii_lowercase();
-    for secret in [EMAIL, "12345678", "1234 5678"] {
+    for secret in [EMAIL, "12345678", "1234 5678", random] {
         assert!(!shown.contains(secret), "{secret} reached staff: {shown}");
     }
     // The reply is an interaction like any other: channel e-mail, source reply.
@@ -318,6 +328,35 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
         .filter_map(|i| i["source"].as_str())
         .collect();
     assert_eq!(sources, ["message", "reply", "reply"], "{list}");
+
+    // A reply from another address (an old mailbox, a forward) is kept, and staff are told.
+    let (code, _, err) = run_with_stdin(
+        &["mail", "receive"],
+        &db,
+        &reply_from(
+            "Someone <someone@elsewhere.example>",
+            &alias,
+            "I am not Ada.",
+        ),
+    );
+    assert_eq!(code, 0, "{err}");
+    let t = threads(&addr, &support, ada);
+    let other = &t["items"][0]["messages"][3];
+    assert_eq!(
+        (other["state"].as_str(), other["reason"].as_str()),
+        (Some("received"), Some("other_sender")),
+        "{t}"
+    );
+    assert!(!t.to_string().contains("someone@elsewhere.example"), "{t}");
+    // The endpoint takes only messages.
+    let (s, body) = http(
+        &addr,
+        "POST",
+        "/v1/inbound/email",
+        Some(&gateway),
+        Some(("text/plain", "hello")),
+    );
+    assert_eq!(s, 415, "{body}");
 
     // Mail to an address Steward never issued, or to an alias it does not know: refused, nothing stored.
     let unknown = format!("reply-{}@reply.shop.example", "a".repeat(32));
@@ -339,7 +378,7 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
         threads(&addr, &support, ada)["items"][0]["messages"]
             .as_array()
             .map(Vec::len),
-        Some(3)
+        Some(4)
     );
 
     // A bounce to a forged address changes nothing; a delay notice changes nothing; a failure
@@ -360,6 +399,22 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
         &reply_to(&bounce, "not a report"),
     );
     assert_eq!(code, 65, "{err}");
+    // A refusal for policy, or a report about another address, says nothing about hers.
+    let spam = String::from_utf8(dsn(&bounce, EMAIL, "failed"))
+        .unwrap()
+        .replace("5.1.1", "5.7.1");
+    let (code, out, err) = run_with_stdin(&["mail", "receive"], &db, spam.as_bytes());
+    assert_eq!((code, out.starts_with("taken:")), (0, true), "{out}{err}");
+    let (code, out, err) = run_with_stdin(
+        &["mail", "receive"],
+        &db,
+        &dsn(&bounce, "other@example.com", "failed"),
+    );
+    assert_eq!((code, out.starts_with("taken:")), (0, true), "{out}{err}");
+    assert_eq!(
+        threads(&addr, &support, ada)["items"][0]["messages"][0]["state"],
+        "sent"
+    );
     let (s, p) = inbound(&addr, &gateway, &dsn(&bounce, EMAIL, "failed"));
     assert_eq!((s, p["outcome"].as_str()), (202, Some("bounce")), "{p}");
     let t = threads(&addr, &support, ada);
@@ -384,7 +439,7 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let t = threads(&addr, &support, ada);
-        let last = &t["items"][0]["messages"][3];
+        let last = &t["items"][0]["messages"][4];
         if last["state"] == "failed" {
             assert_eq!(last["reason"], "undeliverable", "{t}");
             break;
@@ -438,7 +493,7 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
     let listed: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         listed["threads"][0]["messages"].as_array().map(Vec::len),
-        Some(4),
+        Some(5),
         "{listed}"
     );
 
