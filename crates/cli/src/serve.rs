@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// PostgreSQL keep `synchronous_commit` on, so a committed claim survives a power loss.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     send_lease_secs: u64,
+    /// Fewest distinct consenting customers an item must have been bought by before
+    /// personalisation recommends it or recommends from it (at least 5): a recommendation never
+    /// reveals another customer's rare purchase.
+    #[arg(long, default_value_t = 5, env = "STEWARD_PERSONALISATION_K")]
+    personalisation_k: u32,
     /// The domain of the reply addresses of staff messages (`reply-…@DOMAIN`) and of the bounce
     /// addresses of all mail (`bounce-…@DOMAIN`); the `--mail-from` domain if not set. Route its
     /// mail to `steward mail receive` or `POST /v1/inbound/email`.
@@ -186,6 +191,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "erased again from the erasure journal (a restored or older database)"
         );
     }
+    // Personalisation's model, from the consenting customers' baskets, before the first
+    // request (a grant or withdrawal from then on moves it as it happens).
+    vault
+        .set_personalisation_k(operator, args.personalisation_k)
+        .map_err(|e| anyhow::anyhow!("--personalisation-k: {e}"))?;
+    let started = std::time::Instant::now();
+    let model = vault
+        .build_recommender(operator.acting("personalisation_model"))
+        .await
+        .map_err(|e| anyhow::anyhow!("building the personalisation model: {e}"))?;
+    tracing::info!(
+        customers = model.customers,
+        items = model.items,
+        ms = started.elapsed().as_millis() as u64,
+        "personalisation model built"
+    );
     // After the replay: a campaign left unfinished by a previous process resumes now.
     vault.start_sender(operator.acting("campaign_sender"));
     if args.retention_every_hours > 0 {

@@ -53,11 +53,23 @@ pub enum DataCategory {
     /// Health and medical data (a special category: never used for personalisation).
     #[serde(rename = "user.health_and_medical")]
     HealthAndMedical,
+    /// Religious or philosophical beliefs (a special category, GDPR Art. 9).
+    #[serde(rename = "user.demographic.religious_belief")]
+    ReligiousBelief,
+    /// Political opinions (a special category).
+    #[serde(rename = "user.demographic.political_opinion")]
+    PoliticalOpinion,
+    /// Racial or ethnic origin (a special category).
+    #[serde(rename = "user.demographic.race_ethnicity")]
+    RaceEthnicity,
+    /// Sexual orientation (a special category).
+    #[serde(rename = "user.demographic.sexual_orientation")]
+    SexualOrientation,
 }
 
 impl DataCategory {
     /// Every category, in declaration order.
-    pub const ALL: [DataCategory; 12] = [
+    pub const ALL: [DataCategory; 16] = [
         Self::Name,
         Self::Email,
         Self::PhoneNumber,
@@ -70,7 +82,26 @@ impl DataCategory {
         Self::Social,
         Self::Location,
         Self::HealthAndMedical,
+        Self::ReligiousBelief,
+        Self::PoliticalOpinion,
+        Self::RaceEthnicity,
+        Self::SexualOrientation,
     ];
+
+    /// The special categories of GDPR Art. 9 that a purchase category can be marked as: never
+    /// an input or output of personalisation.
+    pub const SPECIAL: [DataCategory; 5] = [
+        Self::HealthAndMedical,
+        Self::ReligiousBelief,
+        Self::PoliticalOpinion,
+        Self::RaceEthnicity,
+        Self::SexualOrientation,
+    ];
+
+    /// The category of a fideslang name, if it is one of these.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 
     /// The fideslang name, e.g. `user.contact.email`.
     pub fn as_str(self) -> &'static str {
@@ -87,6 +118,10 @@ impl DataCategory {
             Self::Social => "user.social",
             Self::Location => "user.location",
             Self::HealthAndMedical => "user.health_and_medical",
+            Self::ReligiousBelief => "user.demographic.religious_belief",
+            Self::PoliticalOpinion => "user.demographic.political_opinion",
+            Self::RaceEthnicity => "user.demographic.race_ethnicity",
+            Self::SexualOrientation => "user.demographic.sexual_orientation",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod profile;
 pub mod purchase;
 pub mod purpose;
 pub mod purpose_change;
+pub mod recommend;
 pub mod request;
 pub mod role;
 pub mod search;

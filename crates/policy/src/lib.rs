@@ -377,6 +377,7 @@ struct MemoKey {
     subject_outlets: Vec<OutletId>,
     restricted: bool,
     purpose: String,
+    data_use: String,
     basis: LawfulBasisKey,
     categories: Vec<&'static str>,
     purpose_roles: Vec<Role>,
@@ -409,6 +410,7 @@ impl MemoKey {
             subject_outlets: sorted(req.subject.outlets),
             restricted: req.subject.restricted,
             purpose: req.purpose.key.clone(),
+            data_use: req.purpose.data_use.clone(),
             basis: basis_name(req.purpose.lawful_basis),
             categories: req.purpose.categories.iter().map(|c| c.as_str()).collect(),
             purpose_roles: req.purpose.roles.clone(),
@@ -634,6 +636,10 @@ impl Policy {
                 "basis".to_owned(),
                 RestrictedExpression::new_string(basis.to_owned()),
             ),
+            (
+                "data_use".to_owned(),
+                RestrictedExpression::new_string(req.purpose.data_use.clone()),
+            ),
             ("purpose_categories".to_owned(), categories),
             (
                 "purpose_roles".to_owned(),
@@ -844,6 +850,14 @@ impl Policy {
             "send_message",
             &[DataCategory::Email, DataCategory::Communications],
         )
+    }
+
+    /// Decides whether a customer's purchases of `category` (their purchase history, or the
+    /// special category the DPO marked their purchase category as) may be used to personalise
+    /// for them (`personalise`, a member of the `read` group): the limits on reads apply, and the
+    /// special categories never do (`no-special-categories-in-personalisation`).
+    pub fn decide_personalise(&self, req: &ReadRequest<'_>, category: DataCategory) -> bool {
+        self.decide_all(req, "personalise", &[category])
     }
 
     /// True when `action` is allowed for every one of `categories` (none: no).

@@ -760,3 +760,31 @@ fn only_those_who_serve_a_customer_write_to_them() {
             .0
     );
 }
+
+/// Personalisation (issue 20): marketing, with consent, from the purchase history; never from a
+/// special category, even under a purpose that names one, and not even the DPO with a reason.
+#[test]
+fn special_categories_never_drive_personalisation() {
+    let p = Policy::default_policy().unwrap();
+    let mut wide = purpose("personalisation");
+    wide.categories.push(DataCategory::HealthAndMedical);
+    let mut c = Case::new(Role::Marketing, "personalisation");
+    let may =
+        |c: &Case, purpose: &Purpose, category| p.decide_personalise(&c.request(purpose), category);
+    assert!(!may(&c, &wide, DataCategory::PurchaseHistory), "no consent");
+    c.consented = true;
+    assert!(may(&c, &wide, DataCategory::PurchaseHistory));
+    for special in DataCategory::SPECIAL {
+        assert!(!may(&c, &wide, special), "{special:?}");
+    }
+    let mut dpo = Case::new(Role::Dpo, "personalisation");
+    dpo.consented = true;
+    dpo.reason = true;
+    assert!(!may(&dpo, &wide, DataCategory::HealthAndMedical));
+    // Other roles do not personalise.
+    for role in [Role::SupportAgent, Role::SalesAssociate, Role::Analyst] {
+        let mut c = Case::new(role, "personalisation");
+        c.consented = true;
+        assert!(!may(&c, &wide, DataCategory::PurchaseHistory), "{role:?}");
+    }
+}

@@ -167,11 +167,20 @@ impl Vault {
                 purpose: Some(&purpose.key),
             },
         );
-        self.inner
-            .stores
-            .consents
-            .insert_consent(&row, &[entry])
-            .await?;
+        let insert = async || {
+            Ok(self
+                .inner
+                .stores
+                .consents
+                .insert_consent(&row, std::slice::from_ref(&entry))
+                .await?)
+        };
+        // Personalisation's model follows the consent before this returns (issue 20).
+        if purpose.key == crate::personalise::PURPOSE {
+            self.with_basket_moved(id, insert).await?;
+        } else {
+            insert().await?;
+        }
         Ok((e, receipt))
     }
 

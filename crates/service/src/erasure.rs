@@ -352,12 +352,22 @@ impl Vault {
             },
             "destroyed",
         );
-        Ok(self
-            .inner
-            .stores
-            .erasure
-            .erase_customer(id, seq, at.millis(), PURGE_INLINE + 1, &[entry])
-            .await?)
+        // The customer's basket leaves personalisation's model with the key (issue 20).
+        self.with_basket_moved(id, async || {
+            Ok(self
+                .inner
+                .stores
+                .erasure
+                .erase_customer(
+                    id,
+                    seq,
+                    at.millis(),
+                    PURGE_INLINE + 1,
+                    std::slice::from_ref(&entry),
+                )
+                .await?)
+        })
+        .await
     }
 
     /// Purges what an erasure left, in bounded transactions, then clears old page copies.

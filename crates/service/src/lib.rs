@@ -24,6 +24,7 @@ pub mod messages;
 pub mod notice;
 pub mod notify;
 mod operator_export;
+pub mod personalise;
 pub mod portal;
 mod purposes;
 mod rectification;

@@ -326,3 +326,14 @@ pub fn open_thread_text(
 ) -> ServiceResult<String> {
     open_str(dk, table, column, customer, record, sealed)
 }
+
+/// Opens a purchase's item alone (personalisation's baskets read nothing else of it).
+pub fn open_item(
+    dk: &DataKey,
+    customer: CustomerId,
+    purchase: &[u8],
+    sealed: &[u8],
+) -> ServiceResult<String> {
+    let id = PurchaseId::from_slice(purchase).ok_or(ServiceError::Integrity)?;
+    open_str(dk, "purchases", "item", customer, id.0, sealed)
+}

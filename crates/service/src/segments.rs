@@ -464,6 +464,7 @@ impl Vault {
             interactions: needs.interactions,
             language: needs.language,
             consents: purpose.lawful_basis == LawfulBasis::Consent || !needs.consents.is_empty(),
+            items: false,
         };
         let job = Arc::new(Evaluation {
             principal: principal.clone(),

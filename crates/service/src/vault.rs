@@ -117,6 +117,7 @@ pub(crate) struct Stores {
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
+    pub(crate) personalisation: Arc<dyn steward_store::PersonalisationStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -139,6 +140,7 @@ impl Stores {
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
+            personalisation: store.clone(),
             maintenance: store.clone(),
         }
     }
@@ -175,6 +177,8 @@ pub(crate) struct Inner {
     pub(crate) dkim: steward_crypto::DkimKey,
     /// How campaign mail leaves, once the operator has said.
     pub(crate) mail: std::sync::OnceLock<Arc<crate::sending::Mail>>,
+    /// Personalisation's co-purchase model.
+    pub(crate) recommender: crate::personalise::Recommender,
 }
 
 impl Vault {
@@ -232,6 +236,7 @@ impl Vault {
                 links,
                 dkim,
                 mail: std::sync::OnceLock::new(),
+                recommender: Default::default(),
             }),
         };
         vault
@@ -920,14 +925,23 @@ impl Vault {
             }
         }
         let id = PurchaseId::new();
-        self.inner
-            .stores
-            .activity
-            .insert_purchase(
-                &seal::seal_purchase(&dk, customer, id, p)?,
-                &[self.write_entry(actor, "add_purchase", Some(customer), &["purchases"])],
-            )
-            .await?;
+        let row = seal::seal_purchase(&dk, customer, id, p)?;
+        let entry = self.write_entry(actor, "add_purchase", Some(customer), &["purchases"]);
+        let insert = async || {
+            Ok(self
+                .inner
+                .stores
+                .activity
+                .insert_purchase(&row, std::slice::from_ref(&entry))
+                .await?)
+        };
+        // A consenting customer's new purchase joins their basket in personalisation's model;
+        // the others' purchases take no lock.
+        if self.personalisation_contributor(customer).await? {
+            self.with_basket_moved(customer, insert).await?;
+        } else {
+            insert().await?;
+        }
         Ok(id)
     }
 

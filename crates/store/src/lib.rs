@@ -14,6 +14,7 @@ mod erasure;
 mod merge;
 mod messages;
 mod notice;
+mod personalisation;
 mod portal;
 pub mod postgres;
 mod records;
@@ -877,6 +878,26 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<(CustomerId, Vec<u8>)>>;
 }
 
+/// Purchase categories marked as special categories of data (personalisation leaves them out).
+#[async_trait::async_trait]
+pub trait PersonalisationStore: Send + Sync + 'static {
+    /// Marks `category` as revealing `data_category` (replacing an earlier marking), with the
+    /// audit entry.
+    async fn mark_category(
+        &self,
+        category: &str,
+        data_category: &str,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+
+    /// Every marked category: (category, data category, when marked), by category.
+    async fn marked_categories(&self) -> StoreResult<Vec<(String, String, i64)>>;
+
+    /// Whether any purchase is in `category`.
+    async fn purchase_category_used(&self, category: &str) -> StoreResult<bool>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -926,6 +947,7 @@ contexts!(
     SegmentStore,
     CampaignStore,
     MessageStore,
+    PersonalisationStore,
     MaintenanceStore,
 );
 

@@ -38,6 +38,20 @@ pub struct SegmentScan {
     pub language: bool,
     /// Consent events (all purposes; the caller keeps the ones it asks about).
     pub consents: bool,
+    /// Purchases' sealed items (with the data keys to open them): personalisation's baskets.
+    pub items: bool,
+}
+
+impl SegmentScan {
+    /// Whether the page needs the customers' data keys.
+    pub(crate) fn needs_keys(&self) -> bool {
+        self.amounts || self.language || self.items
+    }
+
+    /// The column of a purchase row that holds the sealed item, when asked for.
+    pub(crate) fn item_column(&self) -> usize {
+        if self.amounts { 6 } else { 4 }
+    }
 }
 
 /// One customer of a page.
@@ -66,6 +80,8 @@ pub struct SegmentPurchase {
     pub occurred_at: i64,
     /// The sealed amount and the currency, when asked for.
     pub amount: Option<(Vec<u8>, String)>,
+    /// The sealed item, when asked for.
+    pub item: Option<Vec<u8>>,
 }
 
 /// One page of a segment's evaluation: customers in id order, and their facts.
@@ -184,7 +200,13 @@ impl SegmentStore for SqlStore {
         }
         attach_outlets(&mut page, outlets);
         if scan.purchases {
-            for r in &range(purchases_sql(scan)).fetch_all(&mut *tx).await? {
+            let sql = purchases_sql(scan);
+            let rows = sqlx::query(AssertSqlSafe(sql))
+                .bind(lo.clone())
+                .bind(hi.clone())
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in &rows {
                 page.purchases.push(SegmentPurchase {
                     customer_id: customer_id(r)?,
                     id: r.try_get(1)?,
@@ -192,6 +214,11 @@ impl SegmentStore for SqlStore {
                     occurred_at: r.try_get(3)?,
                     amount: if scan.amounts {
                         Some((r.try_get(4)?, r.try_get(5)?))
+                    } else {
+                        None
+                    },
+                    item: if scan.items {
+                        Some(r.try_get(scan.item_column())?)
                     } else {
                         None
                     },
@@ -211,7 +238,7 @@ impl SegmentStore for SqlStore {
                     .push((customer_id(r)?, r.try_get(1)?, action == "grant"));
             }
         }
-        if scan.amounts || scan.language {
+        if scan.needs_keys() {
             for r in &range(KEYS_SQL).fetch_all(&mut *tx).await? {
                 page.keys.push((
                     customer_id(r)?,
@@ -254,15 +281,19 @@ pub(crate) const CONSENTS_SQL: &str = "SELECT customer_id, purpose, action FROM 
 pub(crate) const KEYS_SQL: &str = "SELECT customer_id, master_key_id, wrapped FROM data_keys \
      WHERE customer_id > $1 AND customer_id <= $2";
 
-/// The purchases of the customers in ($1, $2], with the sealed amounts if asked for.
-pub(crate) fn purchases_sql(scan: &SegmentScan) -> &'static str {
-    if scan.amounts {
-        "SELECT customer_id, id, category, occurred_at, amount, currency FROM purchases \
-         WHERE customer_id > $1 AND customer_id <= $2"
+/// The purchases of the customers in ($1, $2], with the sealed amounts and items if asked for
+/// (column names are constants, not input).
+pub(crate) fn purchases_sql(scan: &SegmentScan) -> String {
+    let amounts = if scan.amounts {
+        ", amount, currency"
     } else {
-        "SELECT customer_id, id, category, occurred_at FROM purchases \
+        ""
+    };
+    let item = if scan.items { ", item" } else { "" };
+    format!(
+        "SELECT customer_id, id, category, occurred_at{amounts}{item} FROM purchases \
          WHERE customer_id > $1 AND customer_id <= $2"
-    }
+    )
 }
 
 /// Gives each customer of the page their outlets; both lists are in id order.

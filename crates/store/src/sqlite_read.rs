@@ -210,7 +210,7 @@ impl Readers {
                 })?;
                 attach_outlets(&mut page, outlets);
                 if scan.purchases {
-                    each(purchases_sql(scan), &mut |r| {
+                    each(&purchases_sql(scan), &mut |r| {
                         page.purchases.push(SegmentPurchase {
                             customer_id: id(r.get(0)?)?,
                             id: r.get(1)?,
@@ -218,6 +218,11 @@ impl Readers {
                             occurred_at: r.get(3)?,
                             amount: if scan.amounts {
                                 Some((r.get(4)?, r.get(5)?))
+                            } else {
+                                None
+                            },
+                            item: if scan.items {
+                                Some(r.get(scan.item_column())?)
                             } else {
                                 None
                             },
@@ -240,7 +245,7 @@ impl Readers {
                         Ok(())
                     })?;
                 }
-                if scan.amounts || scan.language {
+                if scan.needs_keys() {
                     each(KEYS_SQL, &mut |r| {
                         page.keys.push((
                             id(r.get(0)?)?,

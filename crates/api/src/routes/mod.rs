@@ -8,6 +8,7 @@ pub mod customers;
 pub mod erasure;
 pub mod messages;
 pub mod notice;
+pub mod personalisation;
 pub mod purposes;
 pub mod requests;
 pub mod segments;
@@ -29,6 +30,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(segments::routes())
         .merge(campaigns::routes())
         .merge(messages::routes())
+        .merge(personalisation::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

@@ -27,6 +27,7 @@ mod matrix;
 mod merge;
 mod messages;
 mod notice;
+mod personalisation;
 mod plaintext;
 mod portal;
 mod portal_rights;

@@ -95,7 +95,9 @@ async fn every_v1_operation_has_matrix_rows() {
             continue;
         }
         for method in ops.as_object().unwrap().keys() {
-            let op = format!("{} {path}", method.to_uppercase()).replace("{key}", "analytics");
+            let op = format!("{} {path}", method.to_uppercase())
+                .replace("{key}", "analytics")
+                .replace("{category}", "matrixcat");
             if !covered.contains(&op) && !exempt.contains(op.as_str()) {
                 missing.push(op);
             }
@@ -480,6 +482,31 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![MailGateway],
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ),
+        // Personalisation (issue 20): marketing alone gets past the door (the rows above grant
+        // the customer's consent); this in-process server built no model, so that answer is 409
+        // (answers themselves: personalisation.rs).
+        (
+            "GET",
+            "/v1/customers/{id}/recommendations?purpose=personalisation",
+            None,
+            vec![Marketing],
+            StatusCode::CONFLICT,
+        ),
+        // Marking purchase categories is the DPO's; no purchase is in this one (404).
+        (
+            "PUT",
+            "/v1/purchase-categories/matrixcat",
+            Some(json!({"data_category": "user.health_and_medical"})),
+            vec![Dpo],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            "/v1/purchase-categories",
+            None,
+            vec![Dpo],
+            StatusCode::OK,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -773,5 +800,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 45));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 48));
 }

@@ -1,0 +1,322 @@
+//! Personalisation that asks first (issue 20), through the API on both backends: the consent
+//! gate (grant, withdrawal, Global Privacy Control), the k threshold, explanations that name
+//! only the customer's own purchases, a withdrawal and an erasure leaving the model at once, and
+//! special categories marked by the DPO never driving a recommendation.
+
+use serde_json::{Value, json};
+use steward_domain::{
+    ConsentAction, ConsentInput, ConsentSource, CustomerId, PurchaseInput, Role, Timestamp,
+};
+use steward_service::{Actor, TokenOwner};
+
+use crate::support::{TestDb, backend_tests, oneshot, operator_customer, principal};
+
+backend_tests!(recommendations_ask_first_and_forget_at_once);
+
+async fn call(
+    app: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let ct = body.as_ref().map(|_| "application/json");
+    let (s, _, v) = oneshot(
+        app,
+        Some(token),
+        method,
+        uri,
+        body.map(|b| b.to_string()),
+        ct,
+        headers,
+    )
+    .await;
+    (s.as_u16(), v)
+}
+
+/// The recommended item names for `id`, or the refusal.
+async fn recommended(
+    app: &axum::Router,
+    token: &str,
+    id: CustomerId,
+) -> Result<Vec<String>, (u16, Value)> {
+    let (s, v) = call(
+        app,
+        token,
+        "GET",
+        &format!("/v1/customers/{id}/recommendations?purpose=personalisation"),
+        None,
+        &[],
+    )
+    .await;
+    if s != 200 {
+        return Err((s, v));
+    }
+    Ok(v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap().to_owned())
+        .collect())
+}
+
+async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
+    let (vault, op, _) = db.open().await;
+    let outlet = vault.create_outlet(op.into(), "Shop").await.unwrap();
+    let agent = principal(&vault, op, Role::SupportAgent).await;
+    let grant = |purpose: &str, action| ConsentInput {
+        purpose: purpose.into(),
+        action,
+        source: ConsentSource::InStore,
+    };
+    // A customer who bought `items`, consenting to personalisation or not.
+    let shopper = async |name: &str, items: &[(&str, &str)], consents: bool| {
+        let id = operator_customer(&vault, op, json!({"name": name, "outlet_id": outlet})).await;
+        for (item, category) in items {
+            let p: PurchaseInput = serde_json::from_value(json!({"item": item, "category": category, "outlet_id": outlet, "amount_minor": 1000, "currency": "EUR"})).unwrap();
+            vault
+                .add_purchase(
+                    Actor::Operator(op),
+                    id,
+                    &p.validate(Timestamp::now()).unwrap(),
+                )
+                .await
+                .unwrap();
+        }
+        if consents {
+            vault
+                .record_consent(&agent, id, &grant("personalisation", ConsentAction::Grant))
+                .await
+                .unwrap();
+        }
+        id
+    };
+    // Eight bought a ring and a chain; six of them a watch too; two a rare brooch; six a
+    // pharmacy product; exactly five (Carl, Dora and three more) a gold watch.
+    for i in 0..8 {
+        let mut items = vec![("Silver Ring", "rings"), ("Silver Chain", "chains")];
+        if i < 6 {
+            items.push(("Steel Watch", "watches"));
+            items.push(("Vitamin D", "pharmacy"));
+        }
+        if i < 2 {
+            items.push(("Rare Brooch", "brooches"));
+        }
+        shopper(&format!("Shopper Number{i}"), &items, true).await;
+    }
+    let gold = [("Silver Ring", "rings"), ("Gold Watch", "watches")];
+    let carl = shopper("Carl Gold", &gold, true).await;
+    let dora = shopper("Dora Gold", &gold, true).await;
+    for i in 0..3 {
+        shopper(&format!("Gold Buyer{i}"), &gold, true).await;
+    }
+    // Six who bought a chain and a brooch but never consented: never in the model.
+    for i in 0..6 {
+        shopper(
+            &format!("Silent Number{i}"),
+            &[("Silver Chain", "chains"), ("Rare Brooch", "brooches")],
+            false,
+        )
+        .await;
+    }
+    let ada = shopper("Ada Asker", &[("Silver Ring", "rings")], true).await;
+    let bob = shopper("Bob Nope", &[("Silver Ring", "rings")], false).await;
+    let size = vault.build_recommender(op).await.unwrap();
+    assert_eq!(size.customers, 14, "consenting customers only");
+    assert!(
+        vault.set_personalisation_k(op, 3).is_err(),
+        "k is never below 5"
+    );
+
+    let app = steward_api::router(vault.clone());
+    let (_, marketing) = vault
+        .create_token(op, "mk", TokenOwner::Role(Role::Marketing))
+        .await
+        .unwrap();
+    let (_, dpo) = vault
+        .create_token(op, "dpo", TokenOwner::Role(Role::Dpo))
+        .await
+        .unwrap();
+    let (_, support) = vault
+        .create_token(op, "sa", TokenOwner::Role(Role::SupportAgent))
+        .await
+        .unwrap();
+    let (marketing, dpo, support) = (marketing.to_string(), dpo.to_string(), support.to_string());
+
+    // The consent gate: Bob never agreed.
+    let (s, refusal) = recommended(&app, &marketing, bob).await.unwrap_err();
+    assert_eq!(
+        (s, refusal["field"].as_str()),
+        (403, Some("purpose")),
+        "{refusal}"
+    );
+    assert!(
+        refusal["detail"]
+            .as_str()
+            .unwrap()
+            .contains("personalisation"),
+        "{refusal}"
+    );
+    // Nor is it a support agent's to ask.
+    assert_eq!(recommended(&app, &support, ada).await.unwrap_err().0, 403);
+
+    // Ada: what others bought with her ring, never the rare brooch, each because of her ring.
+    let (s, v) = call(
+        &app,
+        &marketing,
+        "GET",
+        &format!("/v1/customers/{ada}/recommendations?purpose=personalisation"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let items: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        items.contains(&"Silver Chain")
+            && items.contains(&"Gold Watch")
+            && items.contains(&"Vitamin D"),
+        "{v}"
+    );
+    assert!(
+        !items.contains(&"Rare Brooch"),
+        "bought by 2 consenting customers, under k: {v}"
+    );
+    assert!(!items.contains(&"Silver Ring"), "she has it already: {v}");
+    for i in v["items"].as_array().unwrap() {
+        assert_eq!(i["because"].as_array().map(Vec::len), Some(1), "{v}");
+        assert_eq!(
+            i["because"][0]["item"], "Silver Ring",
+            "only her own purchase: {v}"
+        );
+        assert!(i["because"][0]["occurred_at"].as_str().is_some(), "{v}");
+        assert!(i["category"].as_str().is_some(), "{v}");
+    }
+    let (s, bad) = call(
+        &app,
+        &marketing,
+        "GET",
+        &format!("/v1/customers/{ada}/recommendations?purpose=personalisation&limit=0"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!((s, bad["field"].as_str()), (400, Some("limit")), "{bad}");
+
+    // A withdrawal takes the customer's basket out before it returns: the gold watch falls
+    // under k at once. A grant puts it back; an erasure takes it out for good.
+    let started = std::time::Instant::now();
+    let (s, w) = call(
+        &app,
+        &marketing,
+        "POST",
+        &format!("/v1/customers/{carl}/consents"),
+        Some(json!({"purpose": "personalisation", "action": "withdraw", "source": "api"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{w}");
+    let now = recommended(&app, &marketing, ada).await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(!now.iter().any(|i| i == "Gold Watch"), "{now:?}");
+    vault
+        .record_consent(
+            &agent,
+            carl,
+            &grant("personalisation", ConsentAction::Grant),
+        )
+        .await
+        .unwrap();
+    assert!(
+        recommended(&app, &marketing, ada)
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i == "Gold Watch")
+    );
+    vault
+        .erase_customer(Actor::Operator(op), dora)
+        .await
+        .unwrap();
+    assert!(
+        !recommended(&app, &marketing, ada)
+            .await
+            .unwrap()
+            .iter()
+            .any(|i| i == "Gold Watch")
+    );
+
+    // Global Privacy Control withdraws personalisation too: Ada's own answer is then refused.
+    let (s, w) = call(
+        &app,
+        &marketing,
+        "POST",
+        &format!("/v1/customers/{ada}/consents"),
+        Some(json!({"purpose": "marketing_email", "action": "withdraw", "source": "api"})),
+        &[("Sec-GPC", "1")],
+    )
+    .await;
+    assert_eq!(s, 201, "{w}");
+    assert_eq!(recommended(&app, &marketing, ada).await.unwrap_err().0, 403);
+    vault
+        .record_consent(&agent, ada, &grant("personalisation", ConsentAction::Grant))
+        .await
+        .unwrap();
+
+    // The DPO marks pharmacy as health data: it leaves every recommendation at once.
+    for (body, category, status) in [
+        (json!({"data_category": "user.name"}), "pharmacy", 422),
+        (json!({"data_category": "health"}), "pharmacy", 422),
+        (
+            json!({"data_category": "user.health_and_medical"}),
+            "nothing-sold-here",
+            404,
+        ),
+    ] {
+        let (s, p) = call(
+            &app,
+            &dpo,
+            "PUT",
+            &format!("/v1/purchase-categories/{category}"),
+            Some(body),
+            &[],
+        )
+        .await;
+        assert_eq!(s, status, "{p}");
+    }
+    let (s, _) = call(
+        &app,
+        &marketing,
+        "PUT",
+        "/v1/purchase-categories/pharmacy",
+        Some(json!({"data_category": "user.health_and_medical"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, m) = call(
+        &app,
+        &dpo,
+        "PUT",
+        "/v1/purchase-categories/pharmacy",
+        Some(json!({"data_category": "user.health_and_medical"})),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (s, m["data_category"].as_str()),
+        (200, Some("user.health_and_medical")),
+        "{m}"
+    );
+    let (_, list) = call(&app, &dpo, "GET", "/v1/purchase-categories", None, &[]).await;
+    assert_eq!(list["items"][0]["category"], "pharmacy", "{list}");
+    let now = recommended(&app, &marketing, ada).await.unwrap();
+    assert!(!now.iter().any(|i| i == "Vitamin D"), "{now:?}");
+    assert!(now.iter().any(|i| i == "Silver Chain"), "{now:?}");
+}
