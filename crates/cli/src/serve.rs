@@ -197,16 +197,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .set_personalisation_k(operator, args.personalisation_k)
         .map_err(|e| anyhow::anyhow!("--personalisation-k: {e}"))?;
     let started = std::time::Instant::now();
-    let model = vault
-        .build_recommender(operator.acting("personalisation_model"))
-        .await
-        .map_err(|e| anyhow::anyhow!("building the personalisation model: {e}"))?;
-    tracing::info!(
-        customers = model.customers,
-        items = model.items,
-        ms = started.elapsed().as_millis() as u64,
-        "personalisation model built"
-    );
+    let modeller = operator.acting("personalisation_model");
+    // A model that cannot be built leaves recommendations unavailable (409), not the server down.
+    match vault.build_recommender(modeller).await {
+        Ok(model) => tracing::info!(
+            customers = model.customers,
+            items = model.items,
+            ms = started.elapsed().as_millis() as u64,
+            "personalisation model built"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "the personalisation model could not be built; retried")
+        }
+    }
+    // Rebuilt now and then: what another process changed (an import, `steward erase`, another
+    // server) reaches this one's model within the interval.
+    vault.rebuild_recommender_every(modeller, std::time::Duration::from_secs(600));
     // After the replay: a campaign left unfinished by a previous process resumes now.
     vault.start_sender(operator.acting("campaign_sender"));
     if args.retention_every_hours > 0 {

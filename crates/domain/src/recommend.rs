@@ -138,20 +138,25 @@ impl CoPurchase {
         self.buyers.values().filter(|n| **n >= k).count()
     }
 
-    /// Up to `n` items for a customer who bought `own`: items bought together with theirs by
-    /// at least `k` distinct customers each (so a recommendation never reveals another
-    /// customer's rare purchase), not bought by them already and not `sensitive`, scored by
-    /// co-purchases relative to the items' popularity (cosine), each explained by the own
-    /// purchases that contributed most. Ties break by name, so the answer is stable.
+    /// Up to `n` items for a customer who bought `own` (whose basket in the model, if any, is
+    /// `mine`: left out of the counts, so the answer rests on others alone): items bought by at
+    /// least `k` other customers, together with one of theirs by at least `k` other customers
+    /// (so a recommendation never reveals another customer's rare purchase or rare pair), not
+    /// bought by them already and not `sensitive`, scored by co-purchases relative to the items'
+    /// popularity (cosine), each explained by the own purchases that contributed most. Ties
+    /// break by name, so the answer is stable.
     pub fn recommend(
         &self,
         own: &[Owned],
+        mine: Option<&Basket>,
         k: u32,
         n: usize,
         sensitive: &dyn Fn(&str) -> bool,
     ) -> Vec<Recommendation> {
         let k = k.max(1);
-        let visible = |i: &Item| self.buyers(i) >= k && !sensitive(&i.category);
+        let in_mine = |i: &Item| mine.is_some_and(|b| b.0.contains(i));
+        let others = |i: &Item| self.buyers(i).saturating_sub(u32::from(in_mine(i)));
+        let visible = |i: &Item| others(i) >= k && !sensitive(&i.category);
         let mut latest: HashMap<&Item, Timestamp> = HashMap::new();
         for o in own.iter().filter(|o| !sensitive(&o.item.category)) {
             let t = latest.entry(&o.item).or_insert(o.occurred_at);
@@ -164,12 +169,13 @@ impl CoPurchase {
             let Some(row) = self.pairs.get(*mine) else {
                 continue;
             };
-            let mine_buyers = f64::from(self.buyers(mine));
+            let mine_buyers = f64::from(others(mine));
             for (other, together) in row {
-                if latest.contains_key(other) || !visible(other) || *together == 0 {
+                // The customer does not own `other`, so no pair with it is theirs.
+                if latest.contains_key(other) || !visible(other) || *together < k {
                     continue;
                 }
-                let s = f64::from(*together) / (mine_buyers * f64::from(self.buyers(other))).sqrt();
+                let s = f64::from(*together) / (mine_buyers * f64::from(others(other))).sqrt();
                 let e = scores.entry(other).or_default();
                 e.0 += s;
                 e.1.push((s, *mine));
@@ -201,23 +207,6 @@ impl CoPurchase {
 
 /// A candidate's score, and the own items it came from with what each contributed.
 type Score<'a> = (f64, Vec<(f64, &'a Item)>);
-
-/// The most popular visible items a customer has not bought: the baseline the model is
-/// measured against.
-pub fn most_popular(model: &CoPurchase, own: &[Owned], k: u32, n: usize) -> Vec<String> {
-    let mine: BTreeSet<&Item> = own.iter().map(|o| &o.item).collect();
-    let mut all: Vec<(&Item, u32)> = model
-        .buyers
-        .iter()
-        .filter(|(i, b)| **b >= k && !mine.contains(i))
-        .map(|(i, b)| (i, *b))
-        .collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    all.into_iter()
-        .take(n)
-        .map(|(i, _)| i.name.clone())
-        .collect()
-}
 
 #[cfg(test)]
 mod tests {
@@ -258,7 +247,7 @@ mod tests {
             m.add(&Basket::of([&ring, &chain], NONE));
             m.add(&Basket::of([&watch, &strap], NONE));
         }
-        let r = m.recommend(&owned(std::slice::from_ref(&ring)), 5, 5, NONE);
+        let r = m.recommend(&owned(std::slice::from_ref(&ring)), None, 5, 5, NONE);
         assert_eq!(r.len(), 1);
         assert_eq!(
             (r[0].item.as_str(), r[0].category.as_str()),
@@ -267,7 +256,7 @@ mod tests {
         assert_eq!(r[0].because[0].item, "Silver Ring");
         // Nothing already bought is recommended again.
         assert!(
-            m.recommend(&owned(&[ring.clone(), chain.clone()]), 5, 5, NONE)
+            m.recommend(&owned(&[ring.clone(), chain.clone()]), None, 5, 5, NONE)
                 .is_empty()
         );
     }
@@ -281,12 +270,44 @@ mod tests {
         }
         m.add(&Basket::of([&a, &rare], NONE));
         m.add(&Basket::of([&a, &rare], NONE));
-        let r = m.recommend(&owned(std::slice::from_ref(&a)), 5, 5, NONE);
+        let r = m.recommend(&owned(std::slice::from_ref(&a)), None, 5, 5, NONE);
         assert!(r.iter().all(|x| x.item != "Rare"), "{r:?}");
         assert_eq!(m.visible_items(5), 2);
         // Nor does it lead anywhere as the customer's own: it reveals who else bought what.
-        let r = m.recommend(&owned(std::slice::from_ref(&rare)), 5, 5, NONE);
+        let r = m.recommend(&owned(std::slice::from_ref(&rare)), None, 5, 5, NONE);
         assert!(r.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_pair_fewer_than_k_others_bought_together_is_not_shown() {
+        let (a, b, c) = (item("A", "x"), item("B", "x"), item("C", "x"));
+        let mut m = CoPurchase::default();
+        // A and C are each popular, but only one customer bought both.
+        for _ in 0..6 {
+            m.add(&Basket::of([&a], NONE));
+            m.add(&Basket::of([&c, &b], NONE));
+        }
+        m.add(&Basket::of([&a, &c], NONE));
+        let r = m.recommend(&owned(std::slice::from_ref(&a)), None, 5, 5, NONE);
+        assert!(r.is_empty(), "one other customer's pair shows: {r:?}");
+    }
+
+    #[test]
+    fn the_asker_s_own_basket_does_not_count_towards_k() {
+        let (a, b) = (item("A", "x"), item("B", "x"));
+        let mut m = CoPurchase::default();
+        for _ in 0..4 {
+            m.add(&Basket::of([&a, &b], NONE));
+        }
+        // The asker bought A: A has 5 buyers, but only 4 others; B is theirs to discover only
+        // if A counts others alone — it does not reach k = 5.
+        let mine = Basket::of([&a], NONE);
+        m.add(&mine);
+        let r = m.recommend(&owned(std::slice::from_ref(&a)), Some(&mine), 5, 5, NONE);
+        assert!(r.is_empty(), "{r:?}");
+        m.add(&Basket::of([&a, &b], NONE));
+        let r = m.recommend(&owned(std::slice::from_ref(&a)), Some(&mine), 5, 5, NONE);
+        assert_eq!(r.len(), 1, "{r:?}");
     }
 
     #[test]
@@ -363,8 +384,8 @@ mod tests {
             let own_with = owned(&to_items(asker, true));
             let own_without = owned(&to_items(asker, false));
             for k in [1, 2, 5] {
-                let a = with.recommend(&own_with, k, 5, sensitive);
-                let b = without.recommend(&own_without, k, 5, sensitive);
+                let a = with.recommend(&own_with, None, k, 5, sensitive);
+                let b = without.recommend(&own_without, None, k, 5, sensitive);
                 prop_assert_eq!(&a, &b);
                 prop_assert!(a.iter().all(|r| r.category != "pharmacy" && r.because.iter().all(|x| !x.item.ends_with("-rx"))));
             }

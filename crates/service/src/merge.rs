@@ -166,6 +166,9 @@ impl Vault {
         // The disposal record says a merge, not into whom: it links no erased id to a living one.
         self.erase_authorized(actor, other, "merged into another customer")
             .await?;
+        // The kept record now holds both histories (and may have lost a consent): its basket
+        // follows; the erased one's left with the erasure.
+        self.refresh_basket(survivor).await;
         Ok(survivor)
     }
 }

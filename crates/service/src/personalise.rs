@@ -5,13 +5,17 @@
 //! special category are neither input nor output (left out of the baskets here, and refused by
 //! the policy's `no-special-categories-in-personalisation` when a recommendation is decided).
 //!
-//! The model changes with the people in it: a grant adds the customer's basket, a withdrawal or
-//! an erasure removes exactly it, a purchase by a consenting customer moves it; every change
-//! happens under the model's write lock as part of the call that caused it, so a withdrawal has
-//! left the model when the call returns. Marking a category rebuilds the model. Recommendations
-//! are computed on each request (nothing is cached that could outlive a withdrawal).
+//! The model changes with the people in it: after a grant, a withdrawal, a restriction, an
+//! erasure, a merge, a retention disposal or a consenting customer's purchase, the call that
+//! made the change refreshes that customer's basket before it returns — removing exactly the
+//! basket it added before (kept beside the counts under a per-process keyed pseudonym, never
+//! the customer id, so removal cannot drift) and adding the one the database holds now. A
+//! refresh never fails the change that caused it: an error is logged and the next rebuild
+//! (every few minutes, and when a category is marked) heals it. Builds read outside the lock
+//! and swap in, replaying the customers refreshed meanwhile. Recommendations are computed on
+//! each request (nothing is cached that could outlive a withdrawal).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use steward_domain::recommend::{Basket, CoPurchase, Item, Owned, Recommendation};
@@ -36,22 +40,51 @@ const OWN_PURCHASES: u32 = 10_000;
 /// Customers read per page while building the model.
 const BUILD_PAGE: u32 = 2_000;
 
+/// Most distinct items of one basket (its most recent): pairs grow with the square.
+const BASKET_ITEMS: usize = 200;
+
+/// The counts, and the exact basket each contributor added, under a pseudonym.
+struct State {
+    model: CoPurchase,
+    baskets: HashMap<[u8; 16], Basket>,
+    /// While a build reads, the customers refreshed meanwhile (replayed on the new model).
+    refreshed_during_build: Option<HashSet<CustomerId>>,
+}
+
 /// The model and what it is built with.
 pub(crate) struct Recommender {
     /// `None` until built.
-    model: tokio::sync::RwLock<Option<CoPurchase>>,
+    state: tokio::sync::RwLock<Option<State>>,
+    /// One build at a time.
+    building: tokio::sync::Mutex<()>,
     k: AtomicU32,
     /// Purchase categories marked sensitive, with the special category each reveals.
     marked: std::sync::RwLock<HashMap<String, DataCategory>>,
+    /// Keys the pseudonyms of contributors: random per process, never stored, so a pseudonym
+    /// links to no id outside this process's memory.
+    pseudonyms: steward_crypto::BlindIndexKey,
 }
 
 impl Default for Recommender {
     fn default() -> Self {
+        let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+        // A failing random source leaves the key zero: pseudonyms are then only unkeyed
+        // hashes of ids, still held in memory alone.
+        let _ = steward_crypto::random_bytes(raw.as_mut_slice());
         Self {
-            model: tokio::sync::RwLock::new(None),
+            state: tokio::sync::RwLock::new(None),
+            building: tokio::sync::Mutex::new(()),
             k: AtomicU32::new(MIN_K),
             marked: std::sync::RwLock::new(HashMap::new()),
+            pseudonyms: steward_crypto::BlindIndexKey::from_bytes(raw),
         }
+    }
+}
+
+impl Recommender {
+    fn pseudonym(&self, customer: CustomerId) -> [u8; 16] {
+        self.pseudonyms
+            .mac("personalisation-contributor", &customer.to_string())
     }
 }
 
@@ -89,10 +122,50 @@ impl Vault {
     /// operator's `serve`, before it answers; again when a category is marked). Holds the
     /// model's write lock throughout, so no grant or withdrawal is lost to a build.
     pub async fn build_recommender(&self, _operator: Operator) -> ServiceResult<ModelSize> {
-        let mut slot = self.inner.recommender.model.write().await;
+        self.rebuild().await
+    }
+
+    /// Rebuilds every `every` (the operator's `serve`): heals what another process changed
+    /// (an import, `steward erase`, another server) and any refresh that failed.
+    pub fn rebuild_recommender_every(&self, _operator: Operator, every: std::time::Duration) {
+        let vault = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = vault.rebuild().await {
+                    tracing::warn!(error = %e, "rebuilding the personalisation model failed; the old one stays");
+                }
+            }
+        });
+    }
+
+    /// Reads every basket outside the lock, then swaps the new model in and replays the
+    /// customers refreshed while it read.
+    async fn rebuild(&self) -> ServiceResult<ModelSize> {
+        let rec = &self.inner.recommender;
+        let _one = rec.building.lock().await;
         self.reload_marked().await?;
-        let (model, size) = self.build_model().await?;
-        *slot = Some(model);
+        if let Some(state) = rec.state.write().await.as_mut() {
+            state.refreshed_during_build = Some(HashSet::new());
+        }
+        let built = self.build_model().await;
+        let mut slot = rec.state.write().await;
+        let replay = slot
+            .as_mut()
+            .and_then(|s| s.refreshed_during_build.take())
+            .unwrap_or_default();
+        let (model, baskets, size) = built?;
+        let mut state = State {
+            model,
+            baskets,
+            refreshed_during_build: None,
+        };
+        for customer in replay {
+            if let Err(e) = self.refresh_in(&mut state, customer).await {
+                tracing::warn!(error = %e, "a customer's basket could not be refreshed after a rebuild");
+            }
+        }
+        *slot = Some(state);
         Ok(size)
     }
 
@@ -123,7 +196,9 @@ impl Vault {
             .unwrap_or(true)
     }
 
-    async fn build_model(&self) -> ServiceResult<(CoPurchase, ModelSize)> {
+    async fn build_model(
+        &self,
+    ) -> ServiceResult<(CoPurchase, HashMap<[u8; 16], Basket>, ModelSize)> {
         let scan = SegmentScan {
             purchases: true,
             consents: true,
@@ -132,6 +207,7 @@ impl Vault {
         };
         let store = &self.inner.stores.segments;
         let mut model = CoPurchase::default();
+        let mut baskets = HashMap::new();
         let mut customers = 0u64;
         let mut after = None;
         loop {
@@ -150,6 +226,8 @@ impl Vault {
             let keys: HashMap<CustomerId, &steward_store::StoredKey> =
                 page.keys.iter().map(|(c, k)| (*c, k)).collect();
             let mut items: HashMap<CustomerId, Vec<Item>> = HashMap::new();
+            // Purchases come in customer order: each customer's key is unwrapped once.
+            let mut open: Option<(CustomerId, steward_crypto::DataKey)> = None;
             for p in &page.purchases {
                 if consent.get(&p.customer_id) != Some(&true) || self.is_marked(&p.category) {
                     continue;
@@ -157,17 +235,23 @@ impl Vault {
                 let (Some(sealed), Some(key)) = (&p.item, keys.get(&p.customer_id)) else {
                     continue;
                 };
-                let dk = self.data_key(p.customer_id, key)?;
+                if open.as_ref().is_none_or(|(c, _)| *c != p.customer_id) {
+                    open = Some((p.customer_id, self.data_key(p.customer_id, key)?));
+                }
+                let Some((_, dk)) = &open else {
+                    continue;
+                };
                 items.entry(p.customer_id).or_default().push(Item {
-                    name: crate::seal::open_item(&dk, p.customer_id, &p.id, sealed)?,
+                    name: crate::seal::open_item(dk, p.customer_id, &p.id, sealed)?,
                     category: p.category.clone(),
                 });
             }
             for c in page.customers.iter().filter(|c| !c.restricted) {
                 if let Some(bought) = items.get(&c.id) {
-                    let basket = Basket::of(bought, &|cat| self.is_marked(cat));
+                    let basket = self.basket(bought);
                     if !basket.is_empty() {
                         model.add(&basket);
+                        baskets.insert(self.inner.recommender.pseudonym(c.id), basket);
                         customers += 1;
                     }
                 }
@@ -177,7 +261,22 @@ impl Vault {
             customers,
             items: model.visible_items(self.inner.recommender.k.load(Ordering::Relaxed)),
         };
-        Ok((model, size))
+        Ok((model, baskets, size))
+    }
+
+    /// A basket of `items` (in purchase order): the most recent distinct ones, marked
+    /// categories left out.
+    fn basket(&self, items: &[Item]) -> Basket {
+        let mut recent: Vec<&Item> = Vec::new();
+        for i in items.iter().rev() {
+            if recent.len() == BASKET_ITEMS {
+                break;
+            }
+            if !recent.contains(&i) {
+                recent.push(i);
+            }
+        }
+        Basket::of(recent, &|c| self.is_marked(c))
     }
 
     /// One customer's purchases as personalisation may read them: (item, time), marked
@@ -198,15 +297,36 @@ impl Vault {
             .collect())
     }
 
+    /// Of `purchases`, those personalisation uses (special categories left out): (item, when).
+    pub(crate) fn personalisation_inputs(
+        &self,
+        purchases: &[steward_domain::Purchase],
+    ) -> Vec<(String, Timestamp)> {
+        purchases
+            .iter()
+            .filter(|p| !self.is_marked(&p.category))
+            .map(|p| (p.item.clone(), p.occurred_at))
+            .collect()
+    }
+
+    /// k: fewest distinct customers an item must have been bought by to be recommended.
+    pub fn personalisation_k(&self) -> u32 {
+        self.inner.recommender.k.load(Ordering::Relaxed)
+    }
+
     /// Whether the model is built and the customer's purchases are in it.
     pub(crate) async fn personalisation_contributor(
         &self,
         customer: CustomerId,
     ) -> ServiceResult<bool> {
-        if self.inner.recommender.model.read().await.is_none() {
-            return Ok(false);
+        match self.inner.recommender.state.read().await.as_ref() {
+            None => Ok(false),
+            // Contributing now, or contributed before (the refresh takes the basket out).
+            Some(state) => Ok(state
+                .baskets
+                .contains_key(&self.inner.recommender.pseudonym(customer))
+                || self.contributes(customer).await?),
         }
-        self.contributes(customer).await
     }
 
     /// Whether the customer's purchases are in the model: consent to [`PURPOSE`] active and
@@ -218,37 +338,56 @@ impl Vault {
         Ok(!facts.restricted && self.consent_active(customer, PURPOSE).await?)
     }
 
-    /// Runs `change` (which may change whether and what the customer contributes) with the
-    /// model locked, moving the customer's basket from what it was to what it is after. Used by
-    /// consent changes, purchases, restriction and erasure: when the call returns, the model
-    /// already reflects it.
+    /// Runs `change` (which may change whether and what the customer contributes), then
+    /// refreshes the customer's basket: when this returns, the model reflects the change. A
+    /// failed refresh never fails the change (it is logged; the next rebuild heals it).
     pub(crate) async fn with_basket_moved<T>(
         &self,
         customer: CustomerId,
         change: impl AsyncFnOnce() -> ServiceResult<T>,
     ) -> ServiceResult<T> {
-        let mut slot = self.inner.recommender.model.write().await;
-        let Some(model) = slot.as_mut() else {
-            // Not built (a command-line tool): nothing to keep in step.
-            drop(slot);
-            return change().await;
-        };
-        let before = if self.contributes(customer).await? {
-            Basket::of(&self.items_of(customer).await?, &|c| self.is_marked(c))
-        } else {
-            Basket::default()
-        };
         let out = change().await?;
-        let after = if self.contributes(customer).await.unwrap_or(false) {
-            Basket::of(&self.items_of(customer).await?, &|c| self.is_marked(c))
+        self.refresh_basket(customer).await;
+        Ok(out)
+    }
+
+    /// Replaces the customer's basket in the model by what the database holds now (nothing if
+    /// they no longer contribute). Logged, never returned, on failure.
+    pub(crate) async fn refresh_basket(&self, customer: CustomerId) {
+        let mut slot = self.inner.recommender.state.write().await;
+        let Some(state) = slot.as_mut() else {
+            return;
+        };
+        if let Some(during) = state.refreshed_during_build.as_mut() {
+            during.insert(customer);
+        }
+        if let Err(e) = self.refresh_in(state, customer).await {
+            // Fail towards forgetting: what cannot be read is taken out.
+            if let Some(old) = state
+                .baskets
+                .remove(&self.inner.recommender.pseudonym(customer))
+            {
+                state.model.remove(&old);
+            }
+            tracing::warn!(error = %e, "a customer's personalisation basket could not be refreshed; removed");
+        }
+    }
+
+    async fn refresh_in(&self, state: &mut State, customer: CustomerId) -> ServiceResult<()> {
+        let key = self.inner.recommender.pseudonym(customer);
+        let now = if self.contributes(customer).await? {
+            self.basket(&self.items_of(customer).await?)
         } else {
             Basket::default()
         };
-        if before != after {
-            model.remove(&before);
-            model.add(&after);
+        if let Some(old) = state.baskets.remove(&key) {
+            state.model.remove(&old);
         }
-        Ok(out)
+        if !now.is_empty() {
+            state.model.add(&now);
+            state.baskets.insert(key, now);
+        }
+        Ok(())
     }
 
     async fn items_of(&self, customer: CustomerId) -> ServiceResult<Vec<Item>> {
@@ -269,6 +408,14 @@ impl Vault {
         id: CustomerId,
         n: usize,
     ) -> ServiceResult<Vec<Recommendation>> {
+        // The model holds the baskets of those who agreed to this purpose: no other purpose,
+        // whatever its basis, may draw on it.
+        if access.purpose.key != PURPOSE {
+            return Err(ServiceError::Forbidden {
+                field: "purpose",
+                detail: format!("recommendations are made only under purpose {PURPOSE}"),
+            });
+        }
         self.check_declarable(access)?;
         let facts = self.access_facts(id).await?;
         self.count_read(&access.flagged(), id).await?;
@@ -336,13 +483,18 @@ impl Vault {
             None => false,
         };
         let k = self.inner.recommender.k.load(Ordering::Relaxed);
-        let slot = self.inner.recommender.model.read().await;
-        let Some(model) = slot.as_ref() else {
+        let slot = self.inner.recommender.state.read().await;
+        let Some(state) = slot.as_ref() else {
             return Err(ServiceError::WrongState(
                 "recommendations are not available yet (the model is being built)",
             ));
         };
-        Ok(model.recommend(&own, k, n, &|c| refused(c) || marked.contains_key(c)))
+        // The customer's own basket, if in the model, is left out of the counts their answer is
+        // drawn from: they learn only what at least k others did.
+        let mine = state.baskets.get(&self.inner.recommender.pseudonym(id));
+        Ok(state
+            .model
+            .recommend(&own, mine, k, n, &|c| refused(c) || marked.contains_key(c)))
     }
 
     /// Marks purchase `category` as revealing the special category `data_category` (the DPO):
@@ -384,16 +536,17 @@ impl Vault {
                 purpose: None,
             },
         );
-        // Rebuilt under the write lock: no recommendation is answered from the old model.
-        let mut slot = self.inner.recommender.model.write().await;
         self.inner
             .stores
             .personalisation
             .mark_category(&category, special.as_str(), now.millis(), &[entry])
             .await?;
+        // The marking holds from now (answers filter it out at once); the counts follow with
+        // the rebuild, which a failure leaves to the next one.
         self.reload_marked().await?;
-        if slot.is_some() {
-            *slot = Some(self.build_model().await?.0);
+        let built = self.inner.recommender.state.read().await.is_some();
+        if built && let Err(e) = self.rebuild().await {
+            tracing::warn!(error = %e, "rebuilding the personalisation model after a marking failed; retried later");
         }
         Ok(MarkedCategory {
             category,

@@ -80,6 +80,11 @@ pub struct PortalOverview {
     pub consents: ConsentState,
     /// Every purpose, with its notice.
     pub purposes: Vec<Purpose>,
+    /// When the customer agreed to personalisation: the purchases of theirs it uses (special
+    /// categories left out), as (item, when) — the portal's "Why you see these".
+    pub personalisation: Option<Vec<(String, steward_domain::Timestamp)>>,
+    /// Fewest customers an item must have been bought by to be recommended to anyone.
+    pub personalisation_k: u32,
 }
 
 impl Vault {
@@ -391,6 +396,9 @@ impl Vault {
         interactions.truncate(limit);
         let entry = self.portal_entry(s, "portal.view", &crate::vault::whole_record());
         self.inner.stores.audit.record_audit(&[entry]).await?;
+        let personalisation = consents
+            .granted(crate::personalise::PURPOSE)
+            .then(|| self.personalisation_inputs(&purchases));
         Ok(PortalOverview {
             customer,
             purchases,
@@ -398,6 +406,8 @@ impl Vault {
             truncated,
             consents,
             purposes: self.purposes(),
+            personalisation,
+            personalisation_k: self.personalisation_k(),
         })
     }
 

@@ -218,6 +218,8 @@ impl Vault {
                     .activity
                     .dispose_activity(customer, table, before, &[entry])
                     .await?;
+                // Disposed purchases leave personalisation's model too.
+                self.refresh_basket(customer).await;
             }
         }
     }

@@ -438,6 +438,8 @@ impl Vault {
                     .set_restricted(id, true, &[e])
                     .await?
                 {
+                    // A restricted customer's purchases are used for nothing: out of the model.
+                    self.refresh_basket(id).await;
                     Ok(())
                 } else {
                     Err(ServiceError::NotFound("customer"))

@@ -44,6 +44,9 @@ struct HomePage<'a> {
     truncated: bool,
     purposes: Vec<PurposeRow>,
     history: Vec<(String, String, String, String)>,
+    /// "Why you see these": (day, item) of the purchases personalisation uses, when agreed.
+    personalisation: Option<Vec<(String, String)>>,
+    personalisation_k: u32,
 }
 
 fn day(t: steward_domain::Timestamp) -> String {
@@ -102,6 +105,13 @@ fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) 
             })
             .collect(),
         truncated: o.truncated,
+        personalisation: o.personalisation.as_ref().map(|inputs| {
+            inputs
+                .iter()
+                .map(|(item, at)| (day(*at), item.clone()))
+                .collect()
+        }),
+        personalisation_k: o.personalisation_k,
         purposes: o
             .purposes
             .iter()

@@ -72,7 +72,13 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     };
     // A customer who bought `items`, consenting to personalisation or not.
     let shopper = async |name: &str, items: &[(&str, &str)], consents: bool| {
-        let id = operator_customer(&vault, op, json!({"name": name, "outlet_id": outlet})).await;
+        let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));
+        let id = operator_customer(
+            &vault,
+            op,
+            json!({"name": name, "email": email, "outlet_id": outlet}),
+        )
+        .await;
         for (item, category) in items {
             let p: PurchaseInput = serde_json::from_value(json!({"item": item, "category": category, "outlet_id": outlet, "amount_minor": 1000, "currency": "EUR"})).unwrap();
             vault
@@ -208,6 +214,60 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     )
     .await;
     assert_eq!((s, bad["field"].as_str()), (400, Some("limit")), "{bad}");
+    // No other purpose draws on the model, whatever its basis.
+    let (s, p) = call(&app, &dpo, "POST", "/v1/purposes", Some(json!({"key": "profiling_li", "lawful_basis": "legitimate_interest", "data_use": "personalize", "categories": ["user.behavior.purchase_history"], "retention_days": 30, "notice_text": "We profile."})), &[]).await;
+    assert_eq!(s, 201, "{p}");
+    let (s, p) = call(
+        &app,
+        &dpo,
+        "GET",
+        &format!("/v1/customers/{ada}/recommendations?purpose=profiling_li"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 403, "{p}");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only under purpose personalisation"),
+        "{p}"
+    );
+
+    // The customer sees what is used, in the portal ("Why you see these").
+    let sink = db.dir.path().join("codes.txt");
+    vault.use_notifier(std::sync::Arc::new(
+        steward_service::notify::FileNotifier::new(sink.clone()),
+    ));
+    let challenge = vault
+        .portal_send_code("ada.asker@example.com")
+        .await
+        .unwrap();
+    // The code is sent off the request: wait for it.
+    let mut code = None;
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&sink).unwrap_or_default();
+        code = text
+            .lines()
+            .find(|l| l.len() == 8 && l.chars().all(|c| c.is_ascii_digit()))
+            .map(str::to_owned);
+        if code.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let code = code.expect("the sign-in code was sent");
+    let (_, session) = vault.portal_sign_in(challenge, &code).await.unwrap();
+    let seen = vault.portal_overview(&session).await.unwrap();
+    let inputs: Vec<&str> = seen
+        .personalisation
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(i, _)| i.as_str())
+        .collect();
+    assert_eq!(inputs, ["Silver Ring"]);
 
     // A withdrawal takes the customer's basket out before it returns: the gold watch falls
     // under k at once. A grant puts it back; an erasure takes it out for good.
