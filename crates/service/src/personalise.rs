@@ -169,7 +169,7 @@ impl Vault {
         Ok(size)
     }
 
-    async fn reload_marked(&self) -> ServiceResult<()> {
+    pub(crate) async fn reload_marked(&self) -> ServiceResult<()> {
         let rows = self
             .inner
             .stores
@@ -186,7 +186,7 @@ impl Vault {
         Ok(())
     }
 
-    fn is_marked(&self, category: &str) -> bool {
+    pub(crate) fn is_marked(&self, category: &str) -> bool {
         self.inner
             .recommender
             .marked

@@ -588,7 +588,12 @@ impl Vault {
                 (false, _) => None,
             };
             purchases.clear();
-            for p in &page.purchases[bought] {
+            // Purchases in a category the DPO marked as a special category are no input of
+            // marketing's segments (issue 20): not counted, not summed, not dated.
+            for p in page.purchases[bought]
+                .iter()
+                .filter(|p| !self.is_marked(&p.category))
+            {
                 let amount = match (&p.amount, &key) {
                     (Some((sealed, currency)), Some(dk)) => Some((
                         crate::seal::open_amount(dk, c.id, &p.id, sealed)?,

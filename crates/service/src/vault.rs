@@ -244,6 +244,9 @@ impl Vault {
             .notices
             .reload(&*vault.inner.stores.notices)
             .await?;
+        // The purchase categories marked as special categories: segments leave them out
+        // whether or not personalisation's model is ever built in this process.
+        vault.reload_marked().await?;
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
         let indexed = vault.index_missing_names().await?;
         if indexed > 0 {

@@ -329,6 +329,25 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
         .await
         .unwrap();
 
+    // Before the marking, marketing's segments see the pharmacy buyers.
+    vault.set_segment_threshold(op, 5);
+    let (s, seg) = call(
+        &app,
+        &marketing,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "Pharmacy buyers", "rules": {"purchased": {"category": "pharmacy"}}})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{seg}");
+    let size_uri = format!(
+        "/v1/segments/{}?purpose=personalisation",
+        seg["id"].as_str().unwrap()
+    );
+    let (s, size) = call(&app, &marketing, "GET", &size_uri, None, &[]).await;
+    assert_eq!((s, size["size"].as_u64()), (200, Some(6)), "{size}");
+
     // The DPO marks pharmacy as health data: it leaves every recommendation at once.
     for (body, category, status) in [
         (json!({"data_category": "user.name"}), "pharmacy", 422),
@@ -378,5 +397,8 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     assert_eq!(list["items"][0]["category"], "pharmacy", "{list}");
     let now = recommended(&app, &marketing, ada).await.unwrap();
     assert!(!now.iter().any(|i| i == "Vitamin D"), "{now:?}");
+    // And no segment counts it any more.
+    let (_, size) = call(&app, &marketing, "GET", &size_uri, None, &[]).await;
+    assert_eq!(size["size"], "fewer than 5", "{size}");
     assert!(now.iter().any(|i| i == "Silver Chain"), "{now:?}");
 }
