@@ -19,6 +19,10 @@ pub enum Placeholder {
     Field(ProfileField),
     /// The name's first word (`{{first_name}}`).
     FirstName,
+    /// The customer's recommendations (`{{recommendations}}`, body only): filled in only for a
+    /// recipient who agreed to personalisation, decided under that purpose; empty for the
+    /// others, who get the campaign without it.
+    Recommendations,
 }
 
 impl Placeholder {
@@ -27,20 +31,26 @@ impl Placeholder {
         match self {
             Placeholder::Field(f) => f.name(),
             Placeholder::FirstName => "first_name",
+            Placeholder::Recommendations => "recommendations",
         }
     }
 
-    /// The data category its value belongs to.
-    pub fn category(self) -> DataCategory {
+    /// The data category its value belongs to under the campaign's own purpose: none for the
+    /// recommendations, which are decided under `personalisation` for each recipient.
+    pub fn category(self) -> Option<DataCategory> {
         match self {
-            Placeholder::Field(f) => f.category(),
-            Placeholder::FirstName => DataCategory::Name,
+            Placeholder::Field(f) => Some(f.category()),
+            Placeholder::FirstName => Some(DataCategory::Name),
+            Placeholder::Recommendations => None,
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
         if name == "first_name" {
             return Some(Placeholder::FirstName);
+        }
+        if name == "recommendations" {
+            return Some(Placeholder::Recommendations);
         }
         // A whole address or a date of birth in a marketing message is never what anyone means;
         // and an e-mail address is the envelope's, not the text's.
@@ -85,7 +95,7 @@ impl Template {
             let placeholder = Placeholder::parse(name).ok_or_else(|| {
                 ValidationError::new(
                     field,
-                    "unknown placeholder: use {{first_name}}, {{name}} or {{preferred_language}}",
+                    "unknown placeholder: use {{first_name}}, {{name}}, {{preferred_language}} or (in the body) {{recommendations}}",
                 )
             })?;
             count += 1;
@@ -135,7 +145,7 @@ pub fn categories_used(subject: &Template, body: &Template) -> Vec<DataCategory>
         subject
             .placeholders()
             .chain(body.placeholders())
-            .map(Placeholder::category),
+            .filter_map(Placeholder::category),
     );
     used.sort_by_key(|c| c.as_str());
     used.dedup();
@@ -205,9 +215,19 @@ pub fn validate(
         subject_text,
         body_text,
     };
+    if c.subject
+        .placeholders()
+        .any(|p| p == Placeholder::Recommendations)
+    {
+        return Err(ValidationError::new(
+            "subject",
+            "{{recommendations}} goes in the body only",
+        ));
+    }
     for (field, t) in [("subject", &c.subject), ("body", &c.body)] {
         if t.placeholders()
-            .any(|p| !purpose.categories.contains(&p.category()))
+            .filter_map(Placeholder::category)
+            .any(|c| !purpose.categories.contains(&c))
         {
             return Err(ValidationError::new(
                 field,
@@ -225,6 +245,9 @@ pub fn sample_value(p: Placeholder) -> Option<String> {
             Placeholder::FirstName => "Alex",
             Placeholder::Field(ProfileField::Name) => "Alex Example",
             Placeholder::Field(ProfileField::PreferredLanguage) => "en-GB",
+            Placeholder::Recommendations => {
+                "\n- Silver Chain (because you bought Silver Ring)\n- Leather Strap (because you bought Steel Watch)"
+            }
             Placeholder::Field(_) => return None,
         }
         .to_owned(),
@@ -294,6 +317,17 @@ mod tests {
         assert_eq!(
             validate(&narrow, "Hi", "Dear {{name}}").unwrap_err().field,
             "body"
+        );
+        // Recommendations: in the body, whatever the marketing purpose covers (they are decided
+        // under personalisation per recipient); never in the subject.
+        let c = validate(&narrow, "Hi", "Picked for you:{{recommendations}}").unwrap();
+        assert_eq!(
+            categories_used(&c.subject, &c.body),
+            vec![DataCategory::Email]
+        );
+        assert_eq!(
+            validate(&m, "{{recommendations}}", "b").unwrap_err().field,
+            "subject"
         );
         // Sizes.
         assert_eq!(

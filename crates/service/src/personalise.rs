@@ -469,8 +469,18 @@ impl Vault {
             });
         }
         self.inner.audit.append(&leaf("allow")).await?;
+        self.recommend_decided(&req, id, n).await
+    }
+
+    /// Recommendations for a customer `req` was decided for: their own purchases, the special
+    /// categories refused by the policy one by one, the model's counts without their basket.
+    async fn recommend_decided(
+        &self,
+        req: &ReadRequest<'_>,
+        id: CustomerId,
+        n: usize,
+    ) -> ServiceResult<Vec<Recommendation>> {
         let own = self.owned(id).await?;
-        // The policy decides each marked category too: a special category is never used.
         let marked = self
             .inner
             .recommender
@@ -479,7 +489,7 @@ impl Vault {
             .map(|m| m.clone())
             .unwrap_or_default();
         let refused = |category: &str| match marked.get(category) {
-            Some(special) => !self.inner.policy.decide_personalise(&req, *special),
+            Some(special) => !self.inner.policy.decide_personalise(req, *special),
             None => false,
         };
         let k = self.inner.recommender.k.load(Ordering::Relaxed);
@@ -495,6 +505,52 @@ impl Vault {
         Ok(state
             .model
             .recommend(&own, mine, k, n, &|c| refused(c) || marked.contains_key(c)))
+    }
+
+    /// A campaign's `{{recommendations}}` for one recipient, as text: only if they agreed to
+    /// personalisation and the policy lets the campaign's sender personalise for them (decided
+    /// under that purpose); `None` otherwise, and the campaign goes without it. Inside a
+    /// campaign's sending, recorded by the campaign's own entries, as segment use is.
+    pub(crate) async fn campaign_recommendations(
+        &self,
+        sender: &Principal,
+        id: CustomerId,
+    ) -> ServiceResult<Option<String>> {
+        if !self.consent_active(id, PURPOSE).await? {
+            return Ok(None);
+        }
+        let Ok(purpose) = self.purpose("purpose", PURPOSE) else {
+            return Ok(None);
+        };
+        let Some(facts) = self.inner.stores.customers.access_facts(id).await? else {
+            return Ok(None);
+        };
+        let req = personalise_request(self, sender, (id, &facts), &purpose, true, Timestamp::now());
+        if !self
+            .inner
+            .policy
+            .decide_personalise(&req, DataCategory::PurchaseHistory)
+        {
+            return Ok(None);
+        }
+        let recs = match self.recommend_decided(&req, id, 3).await {
+            Ok(r) => r,
+            Err(ServiceError::WrongState(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if recs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(recs.iter().fold(String::new(), |mut text, r| {
+            text.push_str("\n- ");
+            text.push_str(&r.item);
+            if let Some(b) = r.because.first() {
+                text.push_str(" (because you bought ");
+                text.push_str(&b.item);
+                text.push(')');
+            }
+            text
+        })))
     }
 
     /// Marks purchase `category` as revealing the special category `data_category` (the DPO):

@@ -632,6 +632,15 @@ impl Vault {
         {
             return Ok(Err("undeliverable"));
         }
+        // Recommendations only where the recipient agreed to personalisation.
+        let recommendations = if body
+            .placeholders()
+            .any(|p| p == Placeholder::Recommendations)
+        {
+            self.campaign_recommendations(principal, customer).await?
+        } else {
+            None
+        };
         let value = |p: Placeholder| match p {
             Placeholder::FirstName => c
                 .name
@@ -640,6 +649,7 @@ impl Vault {
                 .map(str::to_owned),
             Placeholder::Field(ProfileField::Name) => c.name.clone(),
             Placeholder::Field(ProfileField::PreferredLanguage) => c.preferred_language.clone(),
+            Placeholder::Recommendations => recommendations.clone(),
             Placeholder::Field(_) => None,
         };
         let token = self.inner.links.seal("unsubscribe", id.as_bytes())?;

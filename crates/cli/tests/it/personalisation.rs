@@ -401,4 +401,88 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     let (_, size) = call(&app, &marketing, "GET", &size_uri, None, &[]).await;
     assert_eq!(size["size"], "fewer than 5", "{size}");
     assert!(now.iter().any(|i| i == "Silver Chain"), "{now:?}");
+
+    // A campaign's {{recommendations}} are filled in only for recipients who agreed to
+    // personalisation: Ada gets hers, Bob the campaign without them.
+    // (The notifier set for the portal's codes carries the campaign too.)
+    let outbox = sink.clone();
+    vault
+        .configure_mail(
+            op,
+            steward_service::sending::MailSettings {
+                public_url: "https://crm.shop.example".into(),
+                from: "Shop <news@shop.example>".into(),
+                cap: Default::default(),
+                lease: std::time::Duration::from_secs(60),
+                reply_domain: None,
+            },
+        )
+        .unwrap();
+    vault.start_sender(op);
+    let news = grant("marketing_email", ConsentAction::Grant);
+    let mut to = vec![ada, bob];
+    for i in 0..3 {
+        to.push(
+            shopper(
+                &format!("News Reader{i}"),
+                &[("Silver Ring", "rings")],
+                false,
+            )
+            .await,
+        );
+    }
+    for id in &to {
+        vault.record_consent(&agent, *id, &news).await.unwrap();
+    }
+    let (s, seg) = call(&app, &marketing, "POST", "/v1/segments", Some(json!({"name": "News", "rules": {"consent": {"purpose": "marketing_email", "state": "granted"}}})), &[]).await;
+    assert_eq!(s, 201, "{seg}");
+    let (s, c) = call(&app, &marketing, "POST", "/v1/campaigns", Some(json!({"segment_id": seg["id"], "purpose": "marketing_email", "subject": "News", "body": "Hello {{first_name}}. Picked for you:{{recommendations}}"})), &[]).await;
+    assert_eq!(s, 201, "{c}");
+    let campaign = c["id"].as_str().unwrap().to_owned();
+    let (s, started) = call(
+        &app,
+        &marketing,
+        "POST",
+        &format!("/v1/campaigns/{campaign}/send"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 202, "{started}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = call(
+            &app,
+            &marketing,
+            "GET",
+            &format!("/v1/campaigns/{campaign}"),
+            None,
+            &[],
+        )
+        .await;
+        if v["status"] == "sent" {
+            assert_eq!(v["counts"]["sent"], 5, "{v}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mail = std::fs::read_to_string(&outbox).unwrap();
+    let message_to = |address: &str| {
+        mail.split("\r\n.\r\n")
+            .find(|m| m.contains(&format!("To: {address}")))
+            .unwrap_or_else(|| panic!("no message to {address}"))
+            .to_owned()
+    };
+    let to_ada = message_to("ada.asker@example.com");
+    assert!(
+        to_ada.contains("- Silver Chain (because you bought Silver Ring)"),
+        "{to_ada}"
+    );
+    assert!(!to_ada.contains("Vitamin D"), "{to_ada}");
+    let to_bob = message_to("bob.nope@example.com");
+    assert!(
+        to_bob.contains("Picked for you:") && !to_bob.contains("because you bought"),
+        "{to_bob}"
+    );
 }
