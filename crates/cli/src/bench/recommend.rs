@@ -19,9 +19,13 @@ const TASTE: usize = 10;
 /// Items everyone buys now and then.
 const POPULAR: usize = 20;
 
-/// A deterministic stream of numbers for customer `n`.
+/// A deterministic stream of numbers for customer `n` (SplitMix64 of `n` and `k`: every bit
+/// depends on both, so no purchase position is biased for any group of customers).
 fn mix(n: usize, k: usize) -> u64 {
-    ((n as u64) << 20 ^ k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11
+    let mut z = ((n as u64) << 16 | k as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// The items customer `n` buys, in order: mostly from their taste, one in four popular. The
