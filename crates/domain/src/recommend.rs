@@ -8,7 +8,7 @@
 //! exact removal of one customer's contribution, the explanation — is exactly what general
 //! recommender crates (latent factors, embeddings) do not offer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -48,11 +48,14 @@ impl Basket {
     }
 }
 
-/// Co-purchase counts over the baskets of consenting customers.
+/// Co-purchase counts over the baskets of consenting customers. Items are interned as numbers
+/// (the scoring walk touches thousands of pairs per answer; hashing a number, not two strings).
 #[derive(Debug, Clone, Default)]
 pub struct CoPurchase {
-    buyers: HashMap<Item, u32>,
-    pairs: HashMap<Item, HashMap<Item, u32>>,
+    ids: HashMap<Item, u32>,
+    items: Vec<Item>,
+    buyers: Vec<u32>,
+    pairs: Vec<HashMap<u32, u32>>,
 }
 
 /// A recommended item with the customer's own purchases that led to it.
@@ -87,15 +90,33 @@ pub struct Owned {
 impl CoPurchase {
     /// Adds one customer's basket.
     pub fn add(&mut self, basket: &Basket) {
-        self.apply(basket, true);
+        let ids: Vec<u32> = basket.0.iter().map(|i| self.intern(i)).collect();
+        self.apply(&ids, true);
     }
 
     /// Removes one customer's basket (exactly what [`CoPurchase::add`] added for it).
     pub fn remove(&mut self, basket: &Basket) {
-        self.apply(basket, false);
+        let ids: Vec<u32> = basket
+            .0
+            .iter()
+            .filter_map(|i| self.ids.get(i).copied())
+            .collect();
+        self.apply(&ids, false);
     }
 
-    fn apply(&mut self, basket: &Basket, add: bool) {
+    fn intern(&mut self, item: &Item) -> u32 {
+        if let Some(id) = self.ids.get(item) {
+            return *id;
+        }
+        let id = u32::try_from(self.items.len()).unwrap_or(u32::MAX);
+        self.ids.insert(item.clone(), id);
+        self.items.push(item.clone());
+        self.buyers.push(0);
+        self.pairs.push(HashMap::new());
+        id
+    }
+
+    fn apply(&mut self, ids: &[u32], add: bool) {
         let step = |n: &mut u32| {
             *n = if add {
                 n.saturating_add(1)
@@ -103,39 +124,35 @@ impl CoPurchase {
                 n.saturating_sub(1)
             }
         };
-        for a in &basket.0 {
-            step(self.buyers.entry(a.clone()).or_default());
-            for b in basket.0.iter().filter(|b| *b != a) {
-                step(
-                    self.pairs
-                        .entry(a.clone())
-                        .or_default()
-                        .entry(b.clone())
-                        .or_default(),
-                );
+        for &a in ids {
+            let Some(count) = self.buyers.get_mut(a as usize) else {
+                continue;
+            };
+            step(count);
+            let Some(row) = self.pairs.get_mut(a as usize) else {
+                continue;
+            };
+            for &b in ids.iter().filter(|b| **b != a) {
+                step(row.entry(b).or_default());
             }
-        }
-        if !add {
-            self.buyers.retain(|_, n| *n > 0);
-            for a in &basket.0 {
-                if let Some(row) = self.pairs.get_mut(a) {
-                    row.retain(|_, n| *n > 0);
-                    if row.is_empty() {
-                        self.pairs.remove(a);
-                    }
-                }
+            if !add {
+                row.retain(|_, n| *n > 0);
             }
         }
     }
 
     /// How many distinct customers contributed `item`.
     pub fn buyers(&self, item: &Item) -> u32 {
-        self.buyers.get(item).copied().unwrap_or(0)
+        self.ids
+            .get(item)
+            .and_then(|i| self.buyers.get(*i as usize))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The items as the model may show them: bought by at least `k` distinct customers.
     pub fn visible_items(&self, k: u32) -> usize {
-        self.buyers.values().filter(|n| **n >= k).count()
+        self.buyers.iter().filter(|n| **n >= k).count()
     }
 
     /// Up to `n` items for a customer who bought `own` (whose basket in the model, if any, is
@@ -144,7 +161,7 @@ impl CoPurchase {
     /// (so a recommendation never reveals another customer's rare purchase or rare pair), not
     /// bought by them already and not `sensitive`, scored by co-purchases relative to the items'
     /// popularity (cosine), each explained by the own purchases that contributed most. Ties
-    /// break by name, so the answer is stable.
+    /// break by item, so the answer is stable.
     pub fn recommend(
         &self,
         own: &[Owned],
@@ -154,59 +171,103 @@ impl CoPurchase {
         sensitive: &dyn Fn(&str) -> bool,
     ) -> Vec<Recommendation> {
         let k = k.max(1);
-        let in_mine = |i: &Item| mine.is_some_and(|b| b.0.contains(i));
-        let others = |i: &Item| self.buyers(i).saturating_sub(u32::from(in_mine(i)));
-        let visible = |i: &Item| others(i) >= k && !sensitive(&i.category);
-        let mut latest: HashMap<&Item, Timestamp> = HashMap::new();
+        let mine: HashSet<u32> = mine
+            .map(|b| {
+                b.0.iter()
+                    .filter_map(|i| self.ids.get(i).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let others = |id: u32| {
+            self.buyers
+                .get(id as usize)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(u32::from(mine.contains(&id)))
+        };
+        // Sensitivity is asked once per item met.
+        let mut sensitive_memo: HashMap<u32, bool> = HashMap::new();
+        let mut is_sensitive = |id: u32| {
+            *sensitive_memo.entry(id).or_insert_with(|| {
+                self.items
+                    .get(id as usize)
+                    .is_none_or(|i| sensitive(&i.category))
+            })
+        };
+        // The customer's own items, the latest time each was bought; those the model does not
+        // know lead nowhere.
+        let mut latest: HashMap<u32, Timestamp> = HashMap::new();
         for o in own.iter().filter(|o| !sensitive(&o.item.category)) {
-            let t = latest.entry(&o.item).or_insert(o.occurred_at);
+            let Some(&id) = self.ids.get(&o.item) else {
+                continue;
+            };
+            let t = latest.entry(id).or_insert(o.occurred_at);
             if o.occurred_at > *t {
                 *t = o.occurred_at;
             }
         }
-        let mut scores: HashMap<&Item, Score<'_>> = HashMap::new();
-        for mine in latest.keys().filter(|i| visible(i)) {
-            let Some(row) = self.pairs.get(*mine) else {
+        let item = |id: u32| self.items.get(id as usize);
+        // Sources in item order: a score is a sum, and its order must not depend on how items
+        // happened to be numbered.
+        let mut sources: Vec<u32> = latest
+            .keys()
+            .copied()
+            .filter(|id| others(*id) >= k)
+            .collect();
+        sources.sort_by(|a, b| item(*a).cmp(&item(*b)));
+        let mut scores: HashMap<u32, Score> = HashMap::new();
+        for source in sources {
+            let Some(row) = self.pairs.get(source as usize) else {
                 continue;
             };
-            let mine_buyers = f64::from(others(mine));
-            for (other, together) in row {
+            let source_buyers = f64::from(others(source));
+            for (&other, &together) in row {
                 // The customer does not own `other`, so no pair with it is theirs.
-                if latest.contains_key(other) || !visible(other) || *together < k {
+                if together < k || latest.contains_key(&other) || others(other) < k {
                     continue;
                 }
-                let s = f64::from(*together) / (mine_buyers * f64::from(others(other))).sqrt();
+                if is_sensitive(other) {
+                    continue;
+                }
+                let s = f64::from(together) / (source_buyers * f64::from(others(other))).sqrt();
                 let e = scores.entry(other).or_default();
                 e.0 += s;
-                e.1.push((s, *mine));
+                e.1.push((s, source));
             }
         }
-        let mut ranked: Vec<(&Item, Score<'_>)> = scores.into_iter().collect();
-        ranked.sort_by(|a, b| b.1.0.total_cmp(&a.1.0).then_with(|| a.0.cmp(b.0)));
+        let mut ranked: Vec<(u32, Score)> = scores.into_iter().collect();
+        ranked.sort_by(|a, b| {
+            b.1.0
+                .total_cmp(&a.1.0)
+                .then_with(|| item(a.0).cmp(&item(b.0)))
+        });
         ranked
             .into_iter()
             .take(n)
-            .map(|(item, (_, mut why))| {
-                why.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-                Recommendation {
-                    item: item.name.clone(),
-                    category: item.category.clone(),
+            .filter_map(|(id, (_, mut why))| {
+                why.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| item(a.1).cmp(&item(b.1))));
+                let it = item(id)?;
+                Some(Recommendation {
+                    item: it.name.clone(),
+                    category: it.category.clone(),
                     because: why
                         .into_iter()
                         .take(3)
-                        .map(|(_, mine)| Because {
-                            item: mine.name.clone(),
-                            occurred_at: latest.get(mine).copied().unwrap_or(Timestamp(0)),
+                        .filter_map(|(_, source)| {
+                            Some(Because {
+                                item: item(source)?.name.clone(),
+                                occurred_at: latest.get(&source).copied().unwrap_or(Timestamp(0)),
+                            })
                         })
                         .collect(),
-                }
+                })
             })
             .collect()
     }
 }
 
 /// A candidate's score, and the own items it came from with what each contributed.
-type Score<'a> = (f64, Vec<(f64, &'a Item)>);
+type Score = (f64, Vec<(f64, u32)>);
 
 #[cfg(test)]
 mod tests {
@@ -330,17 +391,18 @@ mod tests {
     type Row = (Item, u32, Vec<(Item, u32)>);
 
     fn sorted(m: &CoPurchase) -> Vec<Row> {
-        let mut out: Vec<_> = m
-            .buyers
+        let mut out: Vec<Row> = m
+            .items
             .iter()
-            .map(|(i, n)| {
-                let mut row: Vec<(Item, u32)> = m
-                    .pairs
-                    .get(i)
-                    .map(|r| r.iter().map(|(j, c)| (j.clone(), *c)).collect())
-                    .unwrap_or_default();
+            .enumerate()
+            .filter(|(i, _)| m.buyers[*i] > 0)
+            .map(|(i, it)| {
+                let mut row: Vec<(Item, u32)> = m.pairs[i]
+                    .iter()
+                    .map(|(j, c)| (m.items[*j as usize].clone(), *c))
+                    .collect();
                 row.sort();
-                (i.clone(), *n, row)
+                (it.clone(), m.buyers[i], row)
             })
             .collect();
         out.sort();
