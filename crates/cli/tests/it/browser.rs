@@ -499,6 +499,13 @@ fn customer_withdraws_consent_in_a_real_browser() {
     b.click("#withdraw-marketing_email");
     b.wait_for("You withdrew your consent to marketing email");
     assert!(b.source().contains("id=\"grant-marketing_email\""));
+    // "Why you see these" (issue 20): what personalisation uses, and a switch that stops it.
+    assert!(b.source().contains("Why you see these</h2>"));
+    b.assert_accessible("the portal with 'Why you see these'");
+    b.click("#stop-personalisation");
+    b.wait_for("You withdrew your consent to personalisation");
+    assert!(!b.source().contains("Why you see these</h2>"));
+    assert!(b.source().contains("id=\"grant-personalisation\""));
 
     // The access log, its proofs checked by the page's own script (WebCrypto).
     b.click("header a[href='/portal/access-log']");
