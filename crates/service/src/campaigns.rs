@@ -134,6 +134,7 @@ impl Vault {
         purpose: &str,
         subject: &str,
         body: &str,
+        skip_without_recommendations: bool,
     ) -> ServiceResult<CampaignView> {
         self.authorize(principal, Action::ManageCampaigns, None)
             .await?;
@@ -149,6 +150,18 @@ impl Vault {
             return Err(ValidationError::new("segment_id", "no such segment").into());
         }
         let valid = campaign::validate(&purpose, subject, body)?;
+        if skip_without_recommendations
+            && !valid
+                .body
+                .placeholders()
+                .any(|p| p == campaign::Placeholder::Recommendations)
+        {
+            return Err(ValidationError::new(
+                "without_recommendations",
+                "skip applies only to a body with {{recommendations}}",
+            )
+            .into());
+        }
         let row = CampaignRow {
             id: CampaignId::new(),
             segment_id: segment,
@@ -161,6 +174,7 @@ impl Vault {
             sender: None,
             started_at: None,
             finished_at: None,
+            skip_without_recommendations,
         };
         let id = row.id.to_string();
         let about = About {

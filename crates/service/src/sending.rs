@@ -632,12 +632,17 @@ impl Vault {
         {
             return Ok(Err("undeliverable"));
         }
-        // Recommendations only where the recipient agreed to personalisation.
+        // Recommendations only where the recipient agreed to personalisation; without them the
+        // recipient gets the campaign anyway, or is skipped, as the campaign says.
         let recommendations = if body
             .placeholders()
             .any(|p| p == Placeholder::Recommendations)
         {
-            self.campaign_recommendations(principal, customer).await?
+            let r = self.campaign_recommendations(principal, customer).await?;
+            if r.is_none() && campaign.skip_without_recommendations {
+                return Ok(Err("personalisation"));
+            }
+            r
         } else {
             None
         };

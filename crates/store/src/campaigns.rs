@@ -33,6 +33,9 @@ pub struct CampaignRow {
     pub started_at: Option<i64>,
     /// When the last delivery was settled (ms).
     pub finished_at: Option<i64>,
+    /// For a body with `{{recommendations}}`: a recipient without them is sent the campaign
+    /// anyway (`false`) or skipped (`true`).
+    pub skip_without_recommendations: bool,
 }
 
 /// Whom a campaign is sent for: each recipient is decided with the sender's roles as they are
@@ -128,7 +131,7 @@ pub struct DeliveryCounts {
 }
 
 const COLUMNS: &str = "id, segment_id, purpose, subject, body, status, created_by, created_at, \
-     sender_staff, sender_token, started_at, finished_at";
+     sender_staff, sender_token, started_at, finished_at, without_recommendations";
 
 fn campaign_from(r: &AnyRow) -> StoreResult<CampaignRow> {
     let staff: Option<Vec<u8>> = r.try_get(8)?;
@@ -152,6 +155,7 @@ fn campaign_from(r: &AnyRow) -> StoreResult<CampaignRow> {
         sender,
         started_at: r.try_get(10)?,
         finished_at: r.try_get(11)?,
+        skip_without_recommendations: r.try_get::<String, _>(12)? == "skip",
     })
 }
 
@@ -213,8 +217,8 @@ impl CampaignStore for SqlStore {
     async fn insert_campaign(&self, row: &CampaignRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO campaigns (id, segment_id, purpose, subject, body, status, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO campaigns (id, segment_id, purpose, subject, body, status, created_by, created_at, without_recommendations) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(row.id.as_bytes().to_vec())
         .bind(row.segment_id.as_bytes().to_vec())
@@ -224,6 +228,7 @@ impl CampaignStore for SqlStore {
         .bind(row.status.clone())
         .bind(row.created_by.clone())
         .bind(row.created_at)
+        .bind(if row.skip_without_recommendations { "skip" } else { "send" }.to_owned())
         .execute(&mut *tx)
         .await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
@@ -581,19 +586,21 @@ impl CampaignStore for SqlStore {
         .bind(customer.as_bytes().to_vec())
         .fetch_all(&self.pool)
         .await?;
+        // The delivery's columns follow the campaign's.
+        let at = COLUMNS.split(", ").count();
         rows.iter()
             .map(|r| {
                 let c = campaign_from(r)?;
-                let state: String = r.try_get(13)?;
+                let state: String = r.try_get(at + 1)?;
                 let d = DeliveryRow {
-                    id: id16(r.try_get(12)?, DeliveryId::from_slice)?,
+                    id: id16(r.try_get(at)?, DeliveryId::from_slice)?,
                     campaign_id: c.id,
                     customer_id: Some(customer),
                     purpose: c.purpose.clone(),
                     state: state_of(&state)?,
-                    unsubscribed_at: r.try_get(14)?,
+                    unsubscribed_at: r.try_get(at + 2)?,
                 };
-                Ok((c, d, r.try_get(15)?))
+                Ok((c, d, r.try_get(at + 3)?))
             })
             .collect()
     }

@@ -227,6 +227,7 @@ pub(super) async fn compose(
                 get("purpose"),
                 get("subject"),
                 get("body"),
+                get("without_recommendations") == "skip",
             )
             .await
             .map_err(Problem::from),

@@ -29,6 +29,20 @@ pub struct CampaignInput {
     /// where the purpose covers its data category.
     #[schema(min_length = 1, max_length = 10000)]
     pub body: String,
+    /// For a body with `{{recommendations}}`: what a recipient who has not agreed to
+    /// personalisation gets — `send` (the campaign without them; the default) or `skip` (nothing).
+    #[serde(default)]
+    pub without_recommendations: Option<WithoutRecommendations>,
+}
+
+/// What a campaign does for a recipient it has no recommendations for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutRecommendations {
+    /// Send the campaign without them.
+    Send,
+    /// Skip the recipient (counted as skipped, reason `personalisation`).
+    Skip,
 }
 
 /// Composes a campaign (marketing): 201 with its id. An unknown placeholder, a field the
@@ -48,7 +62,14 @@ pub async fn create(
         .map_err(|_| Problem::from(ValidationError::new("segment_id", "not a segment id")))?;
     let c = s
         .vault
-        .create_campaign(&p, segment, &input.purpose, &input.subject, &input.body)
+        .create_campaign(
+            &p,
+            segment,
+            &input.purpose,
+            &input.subject,
+            &input.body,
+            input.without_recommendations == Some(WithoutRecommendations::Skip),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -488,4 +488,51 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
         to_bob.contains("Picked for you:") && !to_bob.contains("because you bought"),
         "{to_bob}"
     );
+
+    // Or the campaign says to skip those without: only Ada gets this one. (Skip without the
+    // placeholder means nothing, and is refused.)
+    let (s, bad) = call(&app, &marketing, "POST", "/v1/campaigns", Some(json!({"segment_id": seg["id"], "purpose": "marketing_email", "subject": "News", "body": "Hello", "without_recommendations": "skip"})), &[]).await;
+    assert_eq!(
+        (s, bad["field"].as_str()),
+        (422, Some("without_recommendations")),
+        "{bad}"
+    );
+    let (s, c) = call(&app, &marketing, "POST", "/v1/campaigns", Some(json!({"segment_id": seg["id"], "purpose": "marketing_email", "subject": "Just for you", "body": "Picked for you:{{recommendations}}", "without_recommendations": "skip"})), &[]).await;
+    assert_eq!(s, 201, "{c}");
+    let only = c["id"].as_str().unwrap().to_owned();
+    let (s, started) = call(
+        &app,
+        &marketing,
+        "POST",
+        &format!("/v1/campaigns/{only}/send"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 202, "{started}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = call(
+            &app,
+            &marketing,
+            "GET",
+            &format!("/v1/campaigns/{only}"),
+            None,
+            &[],
+        )
+        .await;
+        if v["status"] == "sent" {
+            assert_eq!(
+                (
+                    v["counts"]["sent"].as_u64(),
+                    v["counts"]["skipped"].as_u64()
+                ),
+                (Some(1), Some(4)),
+                "{v}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
