@@ -222,8 +222,13 @@ impl CoPurchase {
             };
             let source_buyers = f64::from(others(source));
             for (&other, &together) in row {
-                // The customer does not own `other`, so no pair with it is theirs.
-                if together < k || latest.contains_key(&other) || others(other) < k {
+                // Not an item of theirs (owned or in their basket), so no pair with it is theirs
+                // and `together` counts others alone.
+                if together < k
+                    || latest.contains_key(&other)
+                    || mine.contains(&other)
+                    || others(other) < k
+                {
                     continue;
                 }
                 if is_sensitive(other) {

@@ -163,6 +163,10 @@ impl Vault {
                 "the duplicate changed during the merge; try again",
             ));
         }
+        // Both records changed (activity and withdrawals moved): their baskets follow now,
+        // whatever becomes of the erasure below.
+        self.refresh_basket(other).await;
+        self.refresh_basket(survivor).await;
         // The disposal record says a merge, not into whom: it links no erased id to a living one.
         self.erase_authorized(actor, other, "merged into another customer")
             .await?;

@@ -47,8 +47,6 @@ const BASKET_ITEMS: usize = 200;
 struct State {
     model: CoPurchase,
     baskets: HashMap<[u8; 16], Basket>,
-    /// While a build reads, the customers refreshed meanwhile (replayed on the new model).
-    refreshed_during_build: Option<HashSet<CustomerId>>,
 }
 
 /// The model and what it is built with.
@@ -57,6 +55,9 @@ pub(crate) struct Recommender {
     state: tokio::sync::RwLock<Option<State>>,
     /// One build at a time.
     building: tokio::sync::Mutex<()>,
+    /// While a build reads, the customers whose state changed meanwhile (replayed on the new
+    /// model before it is swapped in), whether or not a model exists yet.
+    changed_during_build: std::sync::Mutex<Option<HashSet<CustomerId>>>,
     k: AtomicU32,
     /// Purchase categories marked sensitive, with the special category each reveals.
     marked: std::sync::RwLock<HashMap<String, DataCategory>>,
@@ -74,6 +75,7 @@ impl Default for Recommender {
         Self {
             state: tokio::sync::RwLock::new(None),
             building: tokio::sync::Mutex::new(()),
+            changed_during_build: std::sync::Mutex::new(None),
             k: AtomicU32::new(MIN_K),
             marked: std::sync::RwLock::new(HashMap::new()),
             pseudonyms: steward_crypto::BlindIndexKey::from_bytes(raw),
@@ -145,24 +147,25 @@ impl Vault {
         let rec = &self.inner.recommender;
         let _one = rec.building.lock().await;
         self.reload_marked().await?;
-        if let Some(state) = rec.state.write().await.as_mut() {
-            state.refreshed_during_build = Some(HashSet::new());
+        if let Ok(mut during) = rec.changed_during_build.lock() {
+            *during = Some(HashSet::new());
         }
         let built = self.build_model().await;
         let mut slot = rec.state.write().await;
-        let replay = slot
-            .as_mut()
-            .and_then(|s| s.refreshed_during_build.take())
+        // Taken under the write lock: a change recorded after this refreshes the swapped-in
+        // model itself.
+        let replay = rec
+            .changed_during_build
+            .lock()
+            .ok()
+            .and_then(|mut d| d.take())
             .unwrap_or_default();
         let (model, baskets, size) = built?;
-        let mut state = State {
-            model,
-            baskets,
-            refreshed_during_build: None,
-        };
+        let mut state = State { model, baskets };
         for customer in replay {
             if let Err(e) = self.refresh_in(&mut state, customer).await {
-                tracing::warn!(error = %e, "a customer's basket could not be refreshed after a rebuild");
+                forget(&mut state, rec.pseudonym(customer));
+                tracing::warn!(error = %e, "a customer's basket could not be refreshed after a rebuild; removed");
             }
         }
         *slot = Some(state);
@@ -281,10 +284,21 @@ impl Vault {
 
     /// One customer's purchases as personalisation may read them: (item, time), marked
     /// categories left out.
+    /// The newest [`OWN_PURCHASES`], oldest first: the same purchases, in the same order, as a
+    /// build reads for the customer (so a refresh makes the basket a build made).
     async fn owned(&self, customer: CustomerId) -> ServiceResult<Vec<Owned>> {
-        Ok(self
-            .list_purchases(customer, None, OWN_PURCHASES)
-            .await?
+        let dk = self.data_key_of(customer).await?;
+        let mut rows = self
+            .inner
+            .stores
+            .activity
+            .recent_purchases(customer, None, OWN_PURCHASES)
+            .await?;
+        rows.reverse();
+        Ok(rows
+            .iter()
+            .map(|r| crate::seal::open_purchase(&dk, r))
+            .collect::<ServiceResult<Vec<_>>>()?
             .into_iter()
             .filter(|p| !self.is_marked(&p.category))
             .map(|p| Owned {
@@ -354,21 +368,20 @@ impl Vault {
     /// Replaces the customer's basket in the model by what the database holds now (nothing if
     /// they no longer contribute). Logged, never returned, on failure.
     pub(crate) async fn refresh_basket(&self, customer: CustomerId) {
-        let mut slot = self.inner.recommender.state.write().await;
+        let rec = &self.inner.recommender;
+        let mut slot = rec.state.write().await;
+        // Recorded for a build that is reading now, even before any model exists.
+        if let Ok(mut during) = rec.changed_during_build.lock()
+            && let Some(during) = during.as_mut()
+        {
+            during.insert(customer);
+        }
         let Some(state) = slot.as_mut() else {
             return;
         };
-        if let Some(during) = state.refreshed_during_build.as_mut() {
-            during.insert(customer);
-        }
         if let Err(e) = self.refresh_in(state, customer).await {
             // Fail towards forgetting: what cannot be read is taken out.
-            if let Some(old) = state
-                .baskets
-                .remove(&self.inner.recommender.pseudonym(customer))
-            {
-                state.model.remove(&old);
-            }
+            forget(state, rec.pseudonym(customer));
             tracing::warn!(error = %e, "a customer's personalisation basket could not be refreshed; removed");
         }
     }
@@ -633,6 +646,13 @@ impl Vault {
                 })
             })
             .collect())
+    }
+}
+
+/// Takes a contributor's basket out of the model.
+fn forget(state: &mut State, key: [u8; 16]) {
+    if let Some(old) = state.baskets.remove(&key) {
+        state.model.remove(&old);
     }
 }
 

@@ -290,9 +290,15 @@ pub(crate) fn purchases_sql(scan: &SegmentScan) -> String {
         ""
     };
     let item = if scan.items { ", item" } else { "" };
+    // Personalisation's baskets take each customer's most recent items: in purchase order.
+    let order = if scan.items {
+        " ORDER BY customer_id, id"
+    } else {
+        ""
+    };
     format!(
         "SELECT customer_id, id, category, occurred_at{amounts}{item} FROM purchases \
-         WHERE customer_id > $1 AND customer_id <= $2"
+         WHERE customer_id > $1 AND customer_id <= $2{order}"
     )
 }
 
