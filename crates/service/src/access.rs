@@ -839,6 +839,34 @@ impl Vault {
         self.list_interactions(id, after, limit).await
     }
 
+    /// A request decided without a reason or break-glass: what writing to a customer
+    /// (`send_message`) and personalising for them (`personalise`) are decided on — neither is
+    /// ever widened by a stated reason.
+    pub(crate) fn plain_request<'a>(
+        &self,
+        principal: &'a Principal,
+        (id, facts): (CustomerId, &'a steward_store::AccessFacts),
+        purpose: &'a Purpose,
+        consented: bool,
+        now: steward_domain::Timestamp,
+    ) -> ReadRequest<'a> {
+        ReadRequest {
+            asker: principal.asker(),
+            subject: Subject {
+                id,
+                outlets: &facts.outlets,
+                restricted: facts.restricted,
+            },
+            purpose,
+            consented,
+            has_reason: false,
+            reason_length: 0,
+            break_glass: false,
+            acknowledged: self.inner.notices.acknowledged(principal, now),
+            now,
+        }
+    }
+
     /// Decides (and records) a read of customer `id`'s communications; refused unless shown.
     pub(crate) async fn check_communications(
         &self,

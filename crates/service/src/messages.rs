@@ -18,7 +18,7 @@ use steward_domain::{
     Channel, CustomerId, Direction, InteractionId, LawfulBasis, NewInteraction, NewMessage,
     ProfileField, Thread, ThreadId, ThreadMessage, Timestamp,
 };
-use steward_policy::{ReadRequest, Subject};
+
 use steward_store::{MessageRow, ThreadRow};
 
 use crate::error::{ServiceError, ServiceResult};
@@ -70,7 +70,7 @@ impl Vault {
         let consented = purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &purpose.key).await?;
         let now = Timestamp::now();
-        let req = self.message_request(access.principal, (id, &facts), purpose, consented, now);
+        let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self.inner.policy.decide_message(&req);
         let record = |outcome: &str| {
             crate::vault::leaf(
@@ -469,40 +469,13 @@ impl Vault {
             || self.consent_active(id, &purpose.key).await.unwrap_or(false);
         let now = Timestamp::now();
         self.inner.mail.get().is_some()
-            && self.inner.policy.decide_message(&self.message_request(
+            && self.inner.policy.decide_message(&self.plain_request(
                 principal,
                 (id, &facts),
                 purpose,
                 consented,
                 now,
             ))
-    }
-
-    /// The request `send_message` is decided on: never with a reason or break-glass (neither
-    /// widens who may write).
-    fn message_request<'a>(
-        &self,
-        principal: &'a crate::Principal,
-        (id, facts): (CustomerId, &'a steward_store::AccessFacts),
-        purpose: &'a steward_domain::Purpose,
-        consented: bool,
-        now: Timestamp,
-    ) -> ReadRequest<'a> {
-        ReadRequest {
-            asker: principal.asker(),
-            subject: Subject {
-                id,
-                outlets: &facts.outlets,
-                restricted: facts.restricted,
-            },
-            purpose,
-            consented,
-            has_reason: false,
-            reason_length: 0,
-            break_glass: false,
-            acknowledged: self.inner.notices.acknowledged(principal, now),
-            now,
-        }
     }
 }
 

@@ -19,8 +19,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use steward_domain::recommend::{Basket, CoPurchase, Item, Owned, Recommendation};
-use steward_domain::{CustomerId, DataCategory, LawfulBasis, Purpose, Timestamp, ValidationError};
-use steward_policy::{ReadRequest, Subject};
+use steward_domain::{CustomerId, DataCategory, LawfulBasis, Timestamp, ValidationError};
+use steward_policy::ReadRequest;
 use steward_store::SegmentScan;
 
 use crate::error::{ServiceError, ServiceResult};
@@ -436,14 +436,7 @@ impl Vault {
         let consented = purpose.lawful_basis == LawfulBasis::Consent
             && self.consent_active(id, &purpose.key).await?;
         let now = Timestamp::now();
-        let req = personalise_request(
-            self,
-            access.principal,
-            (id, &facts),
-            purpose,
-            consented,
-            now,
-        );
+        let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self
             .inner
             .policy
@@ -538,7 +531,7 @@ impl Vault {
         let Some(facts) = self.inner.stores.customers.access_facts(id).await? else {
             return Ok(None);
         };
-        let req = personalise_request(self, sender, (id, &facts), &purpose, true, Timestamp::now());
+        let req = self.plain_request(sender, (id, &facts), &purpose, true, Timestamp::now());
         if !self
             .inner
             .policy
@@ -653,31 +646,5 @@ impl Vault {
 fn forget(state: &mut State, key: [u8; 16]) {
     if let Some(old) = state.baskets.remove(&key) {
         state.model.remove(&old);
-    }
-}
-
-/// The request `personalise` is decided on: never with a reason or break-glass.
-fn personalise_request<'a>(
-    vault: &Vault,
-    principal: &'a Principal,
-    (id, facts): (CustomerId, &'a steward_store::AccessFacts),
-    purpose: &'a Purpose,
-    consented: bool,
-    now: Timestamp,
-) -> ReadRequest<'a> {
-    ReadRequest {
-        asker: principal.asker(),
-        subject: Subject {
-            id,
-            outlets: &facts.outlets,
-            restricted: facts.restricted,
-        },
-        purpose,
-        consented,
-        has_reason: false,
-        reason_length: 0,
-        break_glass: false,
-        acknowledged: vault.inner.notices.acknowledged(principal, now),
-        now,
     }
 }

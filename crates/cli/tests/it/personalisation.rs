@@ -9,30 +9,23 @@ use steward_domain::{
 };
 use steward_service::{Actor, TokenOwner};
 
-use crate::support::{TestDb, backend_tests, oneshot, operator_customer, principal};
+use crate::support::{TestDb, backend_tests, operator_customer, principal};
 
 backend_tests!(recommendations_ask_first_and_forget_at_once);
 
-async fn call(
-    app: &axum::Router,
-    token: &str,
-    method: &str,
-    uri: &str,
-    body: Option<Value>,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let ct = body.as_ref().map(|_| "application/json");
-    let (s, _, v) = oneshot(
-        app,
-        Some(token),
-        method,
-        uri,
-        body.map(|b| b.to_string()),
-        ct,
-        headers,
-    )
-    .await;
-    (s.as_u16(), v)
+use crate::support::json_call as call;
+
+/// Waits (30 s at most) until the campaign is sent; its view.
+async fn sent(app: &axum::Router, token: &str, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = call(app, token, "GET", &format!("/v1/campaigns/{id}"), None, &[]).await;
+        if v["status"] == "sent" {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// The recommended item names for `id`, or the refusal.
@@ -449,24 +442,8 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     )
     .await;
     assert_eq!(s, 202, "{started}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (_, v) = call(
-            &app,
-            &marketing,
-            "GET",
-            &format!("/v1/campaigns/{campaign}"),
-            None,
-            &[],
-        )
-        .await;
-        if v["status"] == "sent" {
-            assert_eq!(v["counts"]["sent"], 5, "{v}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{v}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let v = sent(&app, &marketing, &campaign).await;
+    assert_eq!(v["counts"]["sent"], 5, "{v}");
     let mail = std::fs::read_to_string(&outbox).unwrap();
     // Campaign messages are whole RFC 5322 texts (CRLF) ended by a lone dot; the sign-in code
     // before them is a short note of the sink's own (LF).
@@ -510,29 +487,13 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     )
     .await;
     assert_eq!(s, 202, "{started}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (_, v) = call(
-            &app,
-            &marketing,
-            "GET",
-            &format!("/v1/campaigns/{only}"),
-            None,
-            &[],
-        )
-        .await;
-        if v["status"] == "sent" {
-            assert_eq!(
-                (
-                    v["counts"]["sent"].as_u64(),
-                    v["counts"]["skipped"].as_u64()
-                ),
-                (Some(1), Some(4)),
-                "{v}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{v}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let v = sent(&app, &marketing, &only).await;
+    assert_eq!(
+        (
+            v["counts"]["sent"].as_u64(),
+            v["counts"]["skipped"].as_u64()
+        ),
+        (Some(1), Some(4)),
+        "{v}"
+    );
 }

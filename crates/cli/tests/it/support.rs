@@ -481,6 +481,29 @@ pub async fn oneshot(
     (status, ct, json)
 }
 
+/// A JSON call through the router in process with a bearer token: (status, body as JSON).
+pub async fn json_call(
+    app: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<serde_json::Value>,
+    headers: &[(&str, &str)],
+) -> (u16, serde_json::Value) {
+    let ct = body.as_ref().map(|_| "application/json");
+    let (s, _, v) = oneshot(
+        app,
+        Some(token),
+        method,
+        uri,
+        body.map(|b| b.to_string()),
+        ct,
+        headers,
+    )
+    .await;
+    (s.as_u16(), v)
+}
+
 /// The operator's capability as the first vault a test opened handed it out (it names no vault:
 /// it stands for whoever holds the master key, as a test does).
 static OPERATOR: std::sync::OnceLock<steward_service::Operator> = std::sync::OnceLock::new();

@@ -24,18 +24,7 @@ async fn call(
     uri: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let ct = body.as_ref().map(|_| "application/json");
-    let (s, _, v) = oneshot(
-        app,
-        Some(token),
-        method,
-        uri,
-        body.map(|b| b.to_string()),
-        ct,
-        &[],
-    )
-    .await;
-    (s.as_u16(), v)
+    crate::support::json_call(app, token, method, uri, body, &[]).await
 }
 
 async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
