@@ -117,19 +117,14 @@ impl Vault {
             .filter(|t| t.expires_at > now.millis())
             .ok_or_else(unknown)?;
         let customer = thread.customer_id;
-        let Some((row, key, _)) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(customer)
+        let Some((c, _, dk)) = self
+            .open_for_use(customer, |f| {
+                matches!(f, ProfileField::Email | ProfileField::Phone)
+            })
             .await?
         else {
             return Err(unknown());
         };
-        let dk = self.data_key(customer, &key)?;
-        let c = crate::seal::open_customer_fields(&dk, &row, |f| {
-            matches!(f, ProfileField::Email | ProfileField::Phone)
-        })?;
         // The sender's addresses (two at most: a header may list many, each costing a pass).
         let senders: Vec<String> = message
             .from()
@@ -282,18 +277,10 @@ impl Vault {
         // Only the address the customer has now, and only when the report names it: a late
         // report about an address since replaced, or one naming another address, changes
         // nothing.
-        let Some((row, key, _)) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(customer)
+        let Some(address) = self
+            .open_for_use(customer, |f| f == ProfileField::Email)
             .await?
-        else {
-            return Ok(Received::Notice);
-        };
-        let dk = self.data_key(customer, &key)?;
-        let Some(address) =
-            crate::seal::open_customer_fields(&dk, &row, |f| f == ProfileField::Email)?.email
+            .and_then(|(c, _, _)| c.email)
         else {
             return Ok(Received::Notice);
         };

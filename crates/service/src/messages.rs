@@ -285,11 +285,8 @@ impl Vault {
                 .map(|_| ())
         };
         let customer = row.customer_id;
-        let Some((crow, key, facts)) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(customer)
+        let Some((c, facts, dk)) = self
+            .open_for_use(customer, |f| f == ProfileField::Email)
             .await?
         else {
             return Ok(fail("erased").await?);
@@ -303,8 +300,6 @@ impl Vault {
         ) else {
             return Ok(fail("erased").await?);
         };
-        let dk = self.data_key(customer, &key)?;
-        let c = crate::seal::open_customer_fields(&dk, &crow, |f| f == ProfileField::Email)?;
         let Some(address) = c.email.clone() else {
             return Ok(fail("undeliverable").await?);
         };

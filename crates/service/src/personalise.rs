@@ -346,10 +346,17 @@ impl Vault {
     /// Whether the customer's purchases are in the model: consent to [`PURPOSE`] active and
     /// processing not restricted.
     async fn contributes(&self, customer: CustomerId) -> ServiceResult<bool> {
-        let Some(facts) = self.inner.stores.customers.access_facts(customer).await? else {
+        // Consent first: most customers stop there, and every purchase asks this.
+        if !self.consent_active(customer, PURPOSE).await? {
             return Ok(false);
-        };
-        Ok(!facts.restricted && self.consent_active(customer, PURPOSE).await?)
+        }
+        Ok(self
+            .inner
+            .stores
+            .customers
+            .access_facts(customer)
+            .await?
+            .is_some_and(|f| !f.restricted))
     }
 
     /// Runs `change` (which may change whether and what the customer contributes), then

@@ -539,6 +539,33 @@ impl Vault {
         Ok(self.inner.stores.audit.record_audit(&[e]).await?)
     }
 
+    /// The customer's `wanted` fields, with their facts and data key, for the service's own use
+    /// after its decision (sending to them, filing their reply); `None` once erased.
+    pub(crate) async fn open_for_use(
+        &self,
+        id: CustomerId,
+        wanted: impl Fn(steward_domain::ProfileField) -> bool,
+    ) -> ServiceResult<
+        Option<(
+            steward_domain::Customer,
+            steward_store::AccessFacts,
+            DataKey,
+        )>,
+    > {
+        let Some((row, key, facts)) = self
+            .inner
+            .stores
+            .customers
+            .get_customer_for_read(id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let dk = self.data_key(id, &key)?;
+        let c = seal::open_customer_fields(&dk, &row, wanted)?;
+        Ok(Some((c, facts, dk)))
+    }
+
     pub(crate) fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
         Ok(DataKey::unwrap(
             &self.inner.keyring,

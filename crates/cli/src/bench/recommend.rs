@@ -8,11 +8,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use steward_domain::{
-    ConsentAction, ConsentInput, ConsentSource, CustomerId, NewPurchase, OutletId, Purpose, Role,
-    Timestamp,
-};
-use steward_service::{Access, Activity, TokenOwner};
+use steward_domain::{CustomerId, NewPurchase, OutletId, Purpose, Role, Timestamp};
+use steward_service::{Access, Activity};
 
 /// Items of one taste.
 const TASTE: usize = 10;
@@ -99,40 +96,8 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
         bar.set_position(end as u64);
     }
     bar.finish_and_clear();
-    let (_, token) = vault
-        .create_token(operator, "bench", TokenOwner::Role(Role::SupportAgent))
-        .await?;
-    let support = vault
-        .authenticate(&token)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the bench token does not authenticate"))?;
-    let grant = ConsentInput {
-        purpose: "personalisation".into(),
-        action: ConsentAction::Grant,
-        source: ConsentSource::InStore,
-    };
-    let bar = indicatif::ProgressBar::new(customers as u64);
-    let mut tasks = Vec::new();
-    for part in ids.chunks(ids.len().div_ceil(8).max(1)) {
-        let (vault, support, part, bar, grant) = (
-            vault.clone(),
-            support.clone(),
-            part.to_vec(),
-            bar.clone(),
-            grant.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            for id in part {
-                vault.record_consent(&support, id, &grant).await?;
-                bar.inc(1);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    bar.finish_and_clear();
+    let support = super::segment::client(&vault, operator, Role::SupportAgent).await?;
+    super::segment::consents(&vault, &support, &ids).await?;
     eprintln!(
         "Loaded {customers} consenting customers, {} purchases (one more each held out) in {:.0} s",
         customers * (per_customer - 1),
@@ -145,13 +110,7 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
 
     // The sample reads thousands of customers: lift the hourly limit on distinct customers.
     vault.set_bulk_limit(operator, Role::Marketing, None);
-    let (_, token) = vault
-        .create_token(operator, "bench", TokenOwner::Role(Role::Marketing))
-        .await?;
-    let marketing = vault
-        .authenticate(&token)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the bench token does not authenticate"))?;
+    let marketing = super::segment::client(&vault, operator, Role::Marketing).await?;
     let purpose: std::sync::Arc<Purpose> = vault
         .purpose("purpose", "personalisation")
         .map_err(|e| anyhow::anyhow!("{}", e.reason))?;

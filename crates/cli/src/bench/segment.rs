@@ -27,7 +27,7 @@ fn purchase(n: usize, k: usize) -> (&'static str, i64, i64) {
     (category, days, amount)
 }
 
-async fn client(
+pub(super) async fn client(
     vault: &Vault,
     operator: steward_service::Operator,
     role: Role,
@@ -117,10 +117,12 @@ async fn load(
     Ok(ids)
 }
 
-/// Records every third customer's personalisation consent as support staff would, eight at a
-/// time.
-async fn consents(vault: &Vault, support: &Principal, ids: &[CustomerId]) -> anyhow::Result<()> {
-    let chosen: Vec<CustomerId> = ids.iter().step_by(3).copied().collect();
+/// Records `chosen` customers' personalisation consent as support staff would, eight at a time.
+pub(super) async fn consents(
+    vault: &Vault,
+    support: &Principal,
+    chosen: &[CustomerId],
+) -> anyhow::Result<()> {
     let bar = indicatif::ProgressBar::new(chosen.len() as u64);
     let mut tasks = Vec::new();
     for part in chosen.chunks(chosen.len().div_ceil(8).max(1)) {
@@ -194,7 +196,9 @@ pub async fn run(customers: usize, per_customer: usize, runs: usize) -> anyhow::
     let t = Instant::now();
     let ids = load(&vault, operator, outlet, &plain, customers, per_customer).await?;
     let support = client(&vault, operator, Role::SupportAgent).await?;
-    consents(&vault, &support, &ids).await?;
+    // Every third customer consents.
+    let chosen: Vec<CustomerId> = ids.iter().step_by(3).copied().collect();
+    consents(&vault, &support, &chosen).await?;
     vault.flush_audit().await?;
     eprintln!(
         "Loaded {customers} customers, {} purchases in {:.0} s",
