@@ -3,6 +3,7 @@
 //! This crate does no I/O and holds no secrets. Everything that crosses into storage is validated
 //! and normalised here first, so that the crypto and storage layers only ever see clean values.
 
+pub mod analytics;
 pub mod audit;
 pub mod campaign;
 pub mod category;

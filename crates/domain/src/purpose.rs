@@ -157,9 +157,9 @@ pub fn default_purposes() -> Vec<Purpose> {
             "analytics",
             LegitimateInterest,
             "analytics.reporting",
-            vec![PurchaseHistory],
+            vec![PurchaseHistory, Financial, Communications],
             730,
-            "We count and aggregate purchases to understand our business; no individual is singled out.",
+            "We count and aggregate purchases, amounts and contacts to understand our business, with noise added so that no answer depends on any one customer; no individual is singled out.",
         ),
         p(
             "allocation",

@@ -860,6 +860,24 @@ impl Policy {
         self.decide_all(req, "personalise", &[category])
     }
 
+    /// Decides whether one customer's facts of `categories` may be used inside an aggregate
+    /// released with differentially private noise (`analyse`, a member of the `read` group: the
+    /// limits on reads apply). Like [`Policy::decide_use`], a query that uses no category (a
+    /// count of customers) is decided under the purpose's first category.
+    pub fn decide_analyse(&self, req: &ReadRequest<'_>, categories: &[DataCategory]) -> bool {
+        let asked: Vec<DataCategory> = if categories.is_empty() {
+            req.purpose
+                .categories
+                .first()
+                .copied()
+                .into_iter()
+                .collect()
+        } else {
+            categories.to_vec()
+        };
+        self.decide_all(req, "analyse", &asked)
+    }
+
     /// True when `action` is allowed for every one of `categories` (none: no).
     fn decide_all(&self, req: &ReadRequest<'_>, action: &str, categories: &[DataCategory]) -> bool {
         let principal = Self::principal(&req.asker);

@@ -788,3 +788,53 @@ fn special_categories_never_drive_personalisation() {
         assert!(!may(&c, &wide, DataCategory::PurchaseHistory), "{role:?}");
     }
 }
+
+/// Analytics (issue 21): analysts and the DPO, under an analytics purpose, per customer; a
+/// restricted customer, a purpose it does not cover or another role are refused.
+#[test]
+fn analysts_use_facts_only_in_aggregates_under_analytics() {
+    let p = Policy::default_policy().unwrap();
+    let analytics = purpose("analytics");
+    let may = |c: &Case, purpose: &Purpose, categories: &[DataCategory]| {
+        p.decide_analyse(&c.request(purpose), categories)
+    };
+    let analyst = Case::new(Role::Analyst, "analytics");
+    assert!(may(&analyst, &analytics, &[]));
+    assert!(may(
+        &analyst,
+        &analytics,
+        &[DataCategory::PurchaseHistory, DataCategory::Financial]
+    ));
+    assert!(may(&analyst, &analytics, &[DataCategory::Communications]));
+    // Not a category the purpose names.
+    assert!(!may(&analyst, &analytics, &[DataCategory::Email]));
+    // A restricted customer is in no aggregate.
+    let mut restricted = Case::new(Role::Analyst, "analytics");
+    restricted.restricted = true;
+    assert!(!may(&restricted, &analytics, &[]));
+    // Only a purpose whose data use is analytics.
+    let mut service = Case::new(Role::Dpo, "service");
+    service.reason = true;
+    assert!(!may(
+        &service,
+        &purpose("service"),
+        &[DataCategory::PurchaseHistory]
+    ));
+    assert!(may(&Case::new(Role::Dpo, "analytics"), &analytics, &[]));
+    // Other roles do not, not even under the analytics purpose; and analysts still read no one.
+    for role in [
+        Role::Marketing,
+        Role::SupportAgent,
+        Role::StoreManager,
+        Role::Admin,
+    ] {
+        assert!(
+            !may(&Case::new(role, "analytics"), &analytics, &[]),
+            "{role:?}"
+        );
+    }
+    assert!(
+        p.decide_read(&analyst.request(&analytics), &Field::ALL)
+            .denies_all()
+    );
+}
