@@ -148,6 +148,18 @@ impl Problem {
         p
     }
 
+    /// 403: an analytics release would exceed the caller's privacy budget (issue 21).
+    pub fn privacy_budget(detail: String) -> Self {
+        let mut p = Self::new(
+            StatusCode::FORBIDDEN,
+            "/problems/privacy-budget",
+            "Privacy budget exceeded",
+            detail,
+        );
+        p.field = Some("epsilon".into());
+        p
+    }
+
     /// The bulk-access guard refused (429).
     pub fn bulk_access() -> Self {
         let mut p = Self::new(
@@ -369,6 +381,7 @@ impl From<ServiceError> for Problem {
             }
             ServiceError::BulkAccess => Problem::bulk_access(),
             ServiceError::SegmentBudget => Problem::segment_budget(),
+            ServiceError::PrivacyBudget(detail) => Problem::privacy_budget(detail),
             ServiceError::AcknowledgementRequired => Problem::acknowledgement_required(),
             ServiceError::DecisionLog => Problem::internal(),
             ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),

@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// reveals another customer's rare purchase.
     #[arg(long, default_value_t = 5, env = "STEWARD_PERSONALISATION_K")]
     personalisation_k: u32,
+    /// The privacy budget ε each analyst may spend per purpose and 30-day window on
+    /// differentially private analytics (`POST /v1/analytics/queries`); at least 0.001.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_epsilon, env = "STEWARD_ANALYTICS_BUDGET")]
+    analytics_budget: f64,
     /// The domain of the reply addresses of staff messages (`reply-…@DOMAIN`) and of the bounce
     /// addresses of all mail (`bounce-…@DOMAIN`); the `--mail-from` domain if not set. Route its
     /// mail to `steward mail receive` or `POST /v1/inbound/email`.
@@ -193,6 +197,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Personalisation's model, from the consenting customers' baskets, before the first
     // request (a grant or withdrawal from then on moves it as it happens).
+    vault.set_analytics_budget(operator, args.analytics_budget);
     vault
         .set_personalisation_k(operator, args.personalisation_k)
         .map_err(|e| anyhow::anyhow!("--personalisation-k: {e}"))?;
@@ -404,4 +409,12 @@ fn rate_limits(specs: &[String]) -> anyhow::Result<steward_api::limits::Limits> 
         }
     }
     Ok(Limits::new(default, per_role))
+}
+
+/// An ε for `--analytics-budget`: a finite number from 0.001 to 1000.
+fn parse_epsilon(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(e) if e.is_finite() && (0.001..=1000.0).contains(&e) => Ok(e),
+        _ => Err("a number from 0.001 to 1000".to_owned()),
+    }
 }

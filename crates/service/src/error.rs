@@ -37,6 +37,9 @@ pub enum ServiceError {
     /// The caller sized more segments in the last hour than allowed (the DPO was alerted).
     #[error("too many segment sizes in an hour")]
     SegmentBudget,
+    /// An analytics release would exceed the caller's privacy budget (names the budget).
+    #[error("privacy budget: {0}")]
+    PrivacyBudget(String),
     /// Stored data failed its integrity check (tampered, or moved between fields or customers).
     #[error("stored data failed its integrity check")]
     Integrity,

@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts;
+pub mod analytics;
 mod audit;
 mod audit_export;
 mod audit_search;

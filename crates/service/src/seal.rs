@@ -337,3 +337,15 @@ pub fn open_item(
     let id = PurchaseId::from_slice(purchase).ok_or(ServiceError::Integrity)?;
     open_str(dk, "purchases", "item", customer, id.0, sealed)
 }
+
+/// Opens only a purchase's outlet (analytics' sales by outlet).
+pub fn open_purchase_outlet(
+    dk: &DataKey,
+    customer: CustomerId,
+    purchase: &[u8],
+    sealed: &[u8],
+) -> ServiceResult<OutletId> {
+    let id = PurchaseId::from_slice(purchase).ok_or(ServiceError::Integrity)?;
+    OutletId::from_slice(&dk.open(&aad("purchases", "outlet", customer, id.0), sealed)?)
+        .ok_or(ServiceError::Integrity)
+}

@@ -109,7 +109,7 @@ pub struct SegmentSizeView {
     pub evaluated_at: Timestamp,
 }
 
-fn segment_of(r: SegmentRow) -> ServiceResult<Segment> {
+pub(crate) fn segment_of(r: SegmentRow) -> ServiceResult<Segment> {
     Ok(Segment {
         id: r.id,
         name: r.name,
@@ -465,6 +465,7 @@ impl Vault {
             language: needs.language,
             consents: purpose.lawful_basis == LawfulBasis::Consent || !needs.consents.is_empty(),
             items: false,
+            outlets: false,
         };
         let job = Arc::new(Evaluation {
             principal: principal.clone(),

@@ -118,6 +118,7 @@ pub(crate) struct Stores {
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
     pub(crate) personalisation: Arc<dyn steward_store::PersonalisationStore>,
+    pub(crate) analytics: Arc<dyn steward_store::AnalyticsStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -141,6 +142,7 @@ impl Stores {
             campaigns: store.clone(),
             messages: store.clone(),
             personalisation: store.clone(),
+            analytics: store.clone(),
             maintenance: store.clone(),
         }
     }
@@ -171,6 +173,7 @@ pub(crate) struct Inner {
     pub(crate) request_days: std::sync::atomic::AtomicI64,
     /// Segment sizes under the threshold are shown as "fewer than N"; evaluations per caller.
     pub(crate) segment_limits: crate::segments::SegmentLimits,
+    pub(crate) analytics: crate::analytics::AnalyticsSettings,
     /// Seals the links in messages (one-click unsubscribe).
     pub(crate) links: steward_crypto::LinkKey,
     /// Signs every campaign message (DKIM).
@@ -233,6 +236,7 @@ impl Vault {
                 notices: crate::notice::Notices::default(),
                 dpo: crate::dpo_notify::DpoNotices::default(),
                 segment_limits: Default::default(),
+                analytics: Default::default(),
                 links,
                 dkim,
                 mail: std::sync::OnceLock::new(),

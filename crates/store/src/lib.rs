@@ -6,6 +6,7 @@
 //! and every time an integer, which `Any` handles on both); what differs — connection set-up
 //! and the migrations folder — lives in [`sqlite`] and [`postgres`].
 
+mod analytics;
 mod audit;
 mod audit_append;
 mod campaigns;
@@ -29,6 +30,7 @@ mod sqlite_read;
 
 use std::sync::Arc;
 
+pub use analytics::{BudgetRow, Charged, ReleaseRow};
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
@@ -898,6 +900,43 @@ pub trait PersonalisationStore: Send + Sync + 'static {
     async fn purchase_category_used(&self, category: &str) -> StoreResult<bool>;
 }
 
+/// Analytics: released answers and the privacy budget they spend (issue 21).
+#[async_trait::async_trait]
+pub trait AnalyticsStore: Send + Sync + 'static {
+    /// The answer released for this query hash to this analyst, purpose and window, if any.
+    async fn release(
+        &self,
+        analyst: &str,
+        purpose: &str,
+        window_start: i64,
+        query_hash: &[u8],
+    ) -> StoreResult<Option<ReleaseRow>>;
+
+    /// (ε in thousandths, δ in billionths) the analyst spent under the purpose in the window.
+    async fn spent(
+        &self,
+        analyst: &str,
+        purpose: &str,
+        window_start: i64,
+    ) -> StoreResult<(i64, i64)>;
+
+    /// Charges the release to the budget if it stays within `limit_milli` and
+    /// `limit_delta_nano`, and stores it with its audit entry, in one transaction.
+    async fn record_release(
+        &self,
+        row: &ReleaseRow,
+        limit_milli: i64,
+        limit_delta_nano: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<Charged>;
+
+    /// Every analyst's spending in the window starting at `window_start`, most spent first.
+    async fn budgets(&self, window_start: i64) -> StoreResult<Vec<BudgetRow>>;
+
+    /// An analyst's releases in the window, newest first.
+    async fn releases(&self, analyst: &str, window_start: i64) -> StoreResult<Vec<ReleaseRow>>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -948,6 +987,7 @@ contexts!(
     CampaignStore,
     MessageStore,
     PersonalisationStore,
+    AnalyticsStore,
     MaintenanceStore,
 );
 

@@ -40,17 +40,24 @@ pub struct SegmentScan {
     pub consents: bool,
     /// Purchases' sealed items (with the data keys to open them): personalisation's baskets.
     pub items: bool,
+    /// Purchases' sealed outlets (with the data keys): analytics' sales by outlet.
+    pub outlets: bool,
 }
 
 impl SegmentScan {
     /// Whether the page needs the customers' data keys.
     pub(crate) fn needs_keys(&self) -> bool {
-        self.amounts || self.language || self.items
+        self.amounts || self.language || self.items || self.outlets
     }
 
     /// The column of a purchase row that holds the sealed item, when asked for.
     pub(crate) fn item_column(&self) -> usize {
         if self.amounts { 6 } else { 4 }
+    }
+
+    /// The column of a purchase row that holds the sealed outlet, when asked for.
+    pub(crate) fn outlet_column(&self) -> usize {
+        self.item_column() + usize::from(self.items)
     }
 }
 
@@ -82,6 +89,8 @@ pub struct SegmentPurchase {
     pub amount: Option<(Vec<u8>, String)>,
     /// The sealed item, when asked for.
     pub item: Option<Vec<u8>>,
+    /// The sealed outlet, when asked for.
+    pub outlet: Option<Vec<u8>>,
 }
 
 /// One page of a segment's evaluation: customers in id order, and their facts.
@@ -222,6 +231,11 @@ impl SegmentStore for SqlStore {
                     } else {
                         None
                     },
+                    outlet: if scan.outlets {
+                        Some(r.try_get(scan.outlet_column())?)
+                    } else {
+                        None
+                    },
                 });
             }
         }
@@ -290,6 +304,7 @@ pub(crate) fn purchases_sql(scan: &SegmentScan) -> String {
         ""
     };
     let item = if scan.items { ", item" } else { "" };
+    let outlet = if scan.outlets { ", outlet" } else { "" };
     // Personalisation's baskets take each customer's most recent items: in purchase order.
     let order = if scan.items {
         " ORDER BY customer_id, id"
@@ -297,7 +312,7 @@ pub(crate) fn purchases_sql(scan: &SegmentScan) -> String {
         ""
     };
     format!(
-        "SELECT customer_id, id, category, occurred_at{amounts}{item} FROM purchases \
+        "SELECT customer_id, id, category, occurred_at{amounts}{item}{outlet} FROM purchases \
          WHERE customer_id > $1 AND customer_id <= $2{order}"
     )
 }

@@ -226,6 +226,11 @@ impl Readers {
                             } else {
                                 None
                             },
+                            outlet: if scan.outlets {
+                                Some(r.get(scan.outlet_column())?)
+                            } else {
+                                None
+                            },
                         });
                         Ok(())
                     })?;

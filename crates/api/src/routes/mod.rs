@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod analytics;
 pub mod audit;
 pub mod campaigns;
 pub mod customers;
@@ -31,6 +32,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(campaigns::routes())
         .merge(messages::routes())
         .merge(personalisation::routes())
+        .merge(analytics::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

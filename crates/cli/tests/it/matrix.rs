@@ -507,6 +507,36 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Dpo],
             StatusCode::OK,
         ),
+        // Analytics (issue 21): analysts and the DPO, under the analytics purpose; everyone's
+        // budget use is the DPO's alone.
+        (
+            "POST",
+            "/v1/analytics/queries?purpose=analytics",
+            Some(json!({"metric": "count", "of": "customers", "epsilon": 0.01})),
+            vec![Analyst, Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/analytics/budget?purpose=analytics",
+            None,
+            vec![Analyst, Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/analytics/releases?purpose=analytics",
+            None,
+            vec![Analyst, Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/analytics/budgets",
+            None,
+            vec![Dpo],
+            StatusCode::OK,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -800,5 +830,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 48));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 52));
 }

@@ -152,6 +152,9 @@ pub struct QueryInput {
     /// most 100).
     #[schema(minimum = 1, maximum = 100)]
     pub contributions: Option<u32>,
+    /// For purchases: only those in this currency (ISO 4217), so a sum adds like to like.
+    #[schema(pattern = "^[A-Z]{3}$", example = "CHF")]
+    pub currency: Option<String>,
 }
 
 /// A query's filter: each key present keeps only the rows with that value.
@@ -222,6 +225,8 @@ pub struct Query {
     pub bounds: Option<(i64, i64)>,
     /// Rows per customer at most.
     pub contributions: u32,
+    /// For purchases, only this currency.
+    pub currency: Option<String>,
 }
 
 impl QueryInput {
@@ -304,6 +309,22 @@ impl QueryInput {
             Some(c) if (1..=MAX_CONTRIBUTIONS).contains(&c) => c,
             Some(_) => return Err(ValidationError::new("contributions", "1 to 100")),
         };
+        let currency = match self.currency {
+            None => None,
+            Some(_) if self.of != Of::Purchases => {
+                return Err(ValidationError::new(
+                    "currency",
+                    "only purchases have a currency",
+                ));
+            }
+            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c),
+            Some(_) => {
+                return Err(ValidationError::new(
+                    "currency",
+                    "three capital letters (ISO 4217)",
+                ));
+            }
+        };
         let needs_delta = group_by.iter().any(|k| k.from_data());
         let delta_nano = match (needs_delta, self.delta) {
             (false, None) => 0,
@@ -330,6 +351,7 @@ impl QueryInput {
             delta_nano,
             bounds,
             contributions,
+            currency,
         })
     }
 }
@@ -382,6 +404,7 @@ impl Query {
             "delta_nano": self.delta_nano,
             "bounds": self.bounds.map(|(l, h)| [l, h]),
             "contributions": self.contributions,
+            "currency": self.currency,
         })
         .to_string()
     }

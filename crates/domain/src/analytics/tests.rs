@@ -34,6 +34,7 @@ fn bad_queries_name_their_field() {
     assert_eq!(field(with("delta", json!(1e-6))), "delta");
     assert_eq!(field(with("contributions", json!(0))), "contributions");
     assert_eq!(field(with("contributions", json!(101))), "contributions");
+    assert_eq!(field(with("currency", json!("chf"))), "currency");
     assert_eq!(
         field(with("filter", json!({"month": "2026-13"}))),
         "filter.month"

@@ -1,0 +1,808 @@
+//! Analytics (issue 21): know the business without knowing the customer.
+//!
+//! An analyst's query goes through the same door as a read: the declared purpose, the policy's
+//! `analyse` action decided for every customer whose facts it would use (consent, restriction,
+//! the purpose's categories, the notice), and an audit entry for every release. What leaves is
+//! an aggregate with discrete Laplace noise (`steward_domain::analytics`), charged to the
+//! analyst's privacy budget for the purpose and window in the same transaction that stores the
+//! answer and its audit entry. The same query again in the same window returns the stored
+//! answer at no cost, so repeating it cannot average the noise away.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde::{Deserialize, Serialize};
+use steward_domain::analytics::{
+    self, Cells, GroupKey, Metric, Of, Query, QueryInput, RandomWords, Released, Row,
+};
+use steward_domain::segment::{Facts, InteractionFact, PurchaseFact, tier_of};
+use steward_domain::{
+    Channel, CustomerId, DataCategory, LawfulBasis, Purpose, Rule, Timestamp, ValidationError,
+};
+use steward_policy::{ReadRequest, Subject};
+use steward_store::{Charged, ReleaseRow, SegmentPage, SegmentScan};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::vault::About;
+use crate::{Actor, Operator, Principal, Vault};
+
+/// Customers read per page, as for segments: bounded memory, one page counted while the next
+/// is read.
+const PAGE: u32 = 5_000;
+/// Most segments one query may group by.
+const MAX_SEGMENTS: usize = 50;
+
+/// The installation's analytics settings.
+pub(crate) struct AnalyticsSettings {
+    /// ε per analyst, purpose and window, in thousandths.
+    budget_milli: AtomicU32,
+}
+
+impl Default for AnalyticsSettings {
+    fn default() -> Self {
+        Self {
+            budget_milli: AtomicU32::new(analytics::DEFAULT_BUDGET_MILLI),
+        }
+    }
+}
+
+/// One released group.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AnswerRow {
+    /// The group: each grouped key with its value (`{}` without `group_by`).
+    pub group: BTreeMap<String, String>,
+    /// The noisy value.
+    pub value: i64,
+    /// Half-width of the 95 % interval of the noise: the exact value lies within
+    /// `value ± ci95` with probability 0.95.
+    pub ci95: u64,
+}
+
+/// A released answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Answer {
+    /// The groups released (with a key from the data, only those past the threshold).
+    pub rows: Vec<AnswerRow>,
+    /// ε this request spent: the query's ε, or 0 when the stored answer was returned.
+    pub epsilon_spent: f64,
+    /// δ this request spent.
+    pub delta_spent: f64,
+    /// ε left in the caller's budget for the purpose and window.
+    pub budget_left: f64,
+    /// When the answer was released.
+    pub released_at: Timestamp,
+}
+
+/// The caller's budget under a purpose.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BudgetView {
+    /// The purpose.
+    pub purpose: String,
+    /// ε spent in the current window.
+    pub epsilon_spent: f64,
+    /// ε left.
+    pub epsilon_left: f64,
+    /// δ spent.
+    pub delta_spent: f64,
+    /// δ left.
+    pub delta_left: f64,
+    /// When the window ends and the budget is whole again.
+    pub window_ends_at: Timestamp,
+}
+
+/// A release the caller made in the current window, for the dashboard.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReleasedQuery {
+    /// The query, normalised.
+    #[schema(value_type = Object)]
+    pub query: serde_json::Value,
+    /// The purpose.
+    pub purpose: String,
+    /// The answer.
+    pub rows: Vec<AnswerRow>,
+    /// ε spent on it.
+    pub epsilon: f64,
+    /// When.
+    pub released_at: Timestamp,
+}
+
+/// One analyst's spending, for the DPO.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BudgetUse {
+    /// The analyst: a staff id or `token-<id>`.
+    pub analyst: String,
+    /// The purpose.
+    pub purpose: String,
+    /// ε spent in the current window.
+    pub epsilon_spent: f64,
+    /// δ spent.
+    pub delta_spent: f64,
+    /// The budget.
+    pub epsilon_budget: f64,
+}
+
+/// The operating system's randomness, 64 words at a time. A failed refill marks the source
+/// failed and the release is discarded (fail closed: never noise from a broken source).
+struct OsWords {
+    words: [u64; 64],
+    at: usize,
+    failed: bool,
+}
+
+impl OsWords {
+    fn new() -> Self {
+        Self {
+            words: [0; 64],
+            at: 64,
+            failed: false,
+        }
+    }
+}
+
+impl RandomWords for OsWords {
+    fn next_u64(&mut self) -> u64 {
+        if self.at == self.words.len() {
+            let mut bytes = [0u8; 512];
+            if steward_crypto::random_bytes(&mut bytes).is_err() {
+                self.failed = true;
+            }
+            for (w, b) in self.words.iter_mut().zip(bytes.chunks_exact(8)) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(b);
+                *w = u64::from_le_bytes(word);
+            }
+            self.at = 0;
+        }
+        self.at += 1;
+        self.words[self.at - 1]
+    }
+}
+
+fn milli(x: i64) -> f64 {
+    x as f64 / 1000.0
+}
+
+fn nano(x: i64) -> f64 {
+    x as f64 / 1e9
+}
+
+/// The answer rows of released groups, keyed by the query's keys.
+fn rows_of(query: &Query, released: Vec<Released>) -> Vec<AnswerRow> {
+    released
+        .into_iter()
+        .map(|r| AnswerRow {
+            group: query
+                .group_by
+                .iter()
+                .map(|k| k.as_str().to_owned())
+                .zip(r.group)
+                .collect(),
+            value: r.value,
+            ci95: r.ci95,
+        })
+        .collect()
+}
+
+/// What every page of one query shares.
+struct Job {
+    principal: Principal,
+    purpose: Arc<Purpose>,
+    query: Query,
+    categories: Vec<DataCategory>,
+    /// The segments whose membership the query reads: (id, rules).
+    segments: Vec<(String, Rule)>,
+    acknowledged: bool,
+    now: Timestamp,
+}
+
+impl Vault {
+    /// Sets the privacy budget per analyst, purpose and 30-day window (the operator's
+    /// `serve --analytics-budget`); at least 0.001.
+    pub fn set_analytics_budget(&self, _operator: Operator, epsilon: f64) {
+        let milli = (epsilon * 1000.0).floor().clamp(1.0, f64::from(u32::MAX)) as u32;
+        self.inner
+            .analytics
+            .budget_milli
+            .store(milli, Ordering::Relaxed);
+    }
+
+    fn budget_milli(&self) -> i64 {
+        i64::from(self.inner.analytics.budget_milli.load(Ordering::Relaxed))
+    }
+
+    /// Refuses, with the reason, a caller or query the policy would deny for every customer:
+    /// the purpose's roles or data use, or a category it does not cover.
+    fn check_analysis(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        categories: &[DataCategory],
+    ) -> ServiceResult<()> {
+        let now = Timestamp::now();
+        let req = ReadRequest {
+            asker: principal.asker(),
+            subject: Subject {
+                id: CustomerId(uuid::Uuid::nil()),
+                outlets: &[],
+                restricted: false,
+            },
+            purpose,
+            consented: true,
+            has_reason: false,
+            reason_length: 0,
+            break_glass: false,
+            acknowledged: self.inner.notices.acknowledged(principal, now),
+            now,
+        };
+        if !req.acknowledged {
+            return Err(ServiceError::AcknowledgementRequired);
+        }
+        if !self.inner.policy.decide_analyse(&req, &[]) {
+            return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
+        }
+        for &c in categories {
+            if !self.inner.policy.decide_analyse(&req, &[c]) {
+                let detail = if purpose.categories.contains(&c) {
+                    format!("no policy lets this caller use {} in analytics", c.as_str())
+                } else {
+                    format!(
+                        "the query uses {}, which purpose {} does not cover",
+                        c.as_str(),
+                        purpose.key
+                    )
+                };
+                return Err(ServiceError::Forbidden {
+                    field: "of",
+                    detail,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller's privacy budget under `purpose` in the current window (analysts, the DPO:
+    /// whoever the policy lets analyse under it).
+    pub async fn analytics_budget(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+    ) -> ServiceResult<BudgetView> {
+        let purpose = self.purpose("purpose", purpose)?;
+        self.check_analysis(principal, &purpose, &[])?;
+        let now = Timestamp::now().millis();
+        let (eps, delta) = self
+            .inner
+            .stores
+            .analytics
+            .spent(
+                &principal.asker().id,
+                &purpose.key,
+                analytics::window_start(now),
+            )
+            .await?;
+        let budget = self.budget_milli();
+        Ok(BudgetView {
+            purpose: purpose.key.clone(),
+            epsilon_spent: milli(eps),
+            epsilon_left: milli((budget - eps).max(0)),
+            delta_spent: nano(delta),
+            delta_left: nano((i64::from(analytics::DELTA_BUDGET_NANO) - delta).max(0)),
+            window_ends_at: Timestamp(analytics::window_end(now)),
+        })
+    }
+
+    /// Answers an aggregate query with noise, charged to the caller's budget; the same query in
+    /// the same window returns the stored answer at no cost. Refused before anything is read
+    /// when the policy would use no customer for it or the budget would be exceeded.
+    pub async fn analytics_query(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+        input: QueryInput,
+    ) -> ServiceResult<Answer> {
+        let purpose = self.purpose("purpose", purpose)?;
+        let query = input.validate()?;
+        let segments = self.query_segments(&query).await?;
+        let mut categories = query.categories();
+        for (_, rule) in &segments {
+            categories.extend(crate::segments::rule_categories(rule));
+        }
+        categories.sort();
+        categories.dedup();
+        let canonical = query.canonical();
+        let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
+        let record = async |outcome: &str, epsilon: &str| {
+            let mut leaf = crate::vault::leaf(
+                self.actor_parts(Actor::Principal(principal)),
+                "analytics_release",
+                None,
+                &names,
+                About {
+                    subject: None,
+                    purpose: Some(&purpose.key),
+                },
+                "used",
+                outcome,
+            );
+            leaf.categories
+                .insert("query".to_owned(), canonical.clone());
+            leaf.categories
+                .insert("epsilon".to_owned(), epsilon.to_owned());
+            leaf
+        };
+        if let Err(e) = self.check_analysis(principal, &purpose, &categories) {
+            self.inner.audit.append(&record("deny", "0").await).await?;
+            return Err(e);
+        }
+        let analyst = principal.asker().id;
+        let now = Timestamp::now();
+        let window = analytics::window_start(now.millis());
+        let hash = steward_crypto::fingerprint(canonical.as_bytes()).into_bytes();
+        let store = &self.inner.stores.analytics;
+        let budget = self.budget_milli();
+        if let Some(stored) = store.release(&analyst, &purpose.key, window, &hash).await? {
+            // Post-processing of a released answer: recorded, nothing spent.
+            self.inner
+                .audit
+                .append(&record("repeat", "0").await)
+                .await?;
+            let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
+            return answer_of(&stored, 0, budget - spent);
+        }
+        let (eps, delta) = (i64::from(query.epsilon_milli), i64::from(query.delta_nano));
+        let (spent, spent_delta) = store.spent(&analyst, &purpose.key, window).await?;
+        let delta_budget = i64::from(analytics::DELTA_BUDGET_NANO);
+        if spent + eps > budget || spent_delta + delta > delta_budget {
+            self.inner
+                .audit
+                .append(&record("over_budget", "0").await)
+                .await?;
+            return Err(over_budget(budget, spent, delta_budget, spent_delta, eps));
+        }
+        let domain = self.public_domain(&query, &segments).await?;
+        let job = Arc::new(Job {
+            principal: principal.clone(),
+            purpose: purpose.clone(),
+            query: query.clone(),
+            categories: categories.clone(),
+            segments,
+            acknowledged: self.inner.notices.acknowledged(principal, now),
+            now,
+        });
+        let cells = self.aggregate(&job).await?;
+        let released = tokio::task::spawn_blocking(move || {
+            let mut rng = OsWords::new();
+            let out = job.query.release(&cells, &domain, &mut rng);
+            match (out, rng.failed) {
+                (Ok(r), false) => Ok(r),
+                _ => Err(ServiceError::Integrity),
+            }
+        })
+        .await
+        .map_err(|_| ServiceError::Integrity)??;
+        let rows = rows_of(&query, released);
+        let answer = serde_json::to_string(&rows).map_err(|_| ServiceError::Integrity)?;
+        let row = ReleaseRow {
+            analyst: analyst.clone(),
+            purpose: purpose.key.clone(),
+            window_start: window,
+            query_hash: hash,
+            query: canonical.clone(),
+            answer,
+            epsilon_milli: eps,
+            delta_nano: delta,
+            released_at: now.millis(),
+        };
+        let leaf = record("done", &format!("{:.3}", milli(eps))).await;
+        let charged = store
+            .record_release(&row, budget, delta_budget, &[crate::vault::row_of(leaf)])
+            .await?;
+        match charged {
+            // INVARIANT: the release, its charge and its audit entry are committed together
+            // before the answer leaves.
+            Charged::Released => Ok(Answer {
+                rows,
+                epsilon_spent: milli(eps),
+                delta_spent: nano(delta),
+                budget_left: milli(budget - spent - eps),
+                released_at: now,
+            }),
+            Charged::Existing(stored) => {
+                let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
+                answer_of(&stored, 0, budget - spent)
+            }
+            Charged::OverBudget {
+                epsilon_milli,
+                delta_nano,
+            } => Err(over_budget(
+                budget,
+                epsilon_milli,
+                delta_budget,
+                delta_nano,
+                eps,
+            )),
+        }
+    }
+
+    /// The caller's releases in the current window, newest first (the dashboard draws these
+    /// and nothing else).
+    pub async fn analytics_releases(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+    ) -> ServiceResult<Vec<ReleasedQuery>> {
+        let purpose = self.purpose("purpose", purpose)?;
+        self.check_analysis(principal, &purpose, &[])?;
+        let now = Timestamp::now().millis();
+        let rows = self
+            .inner
+            .stores
+            .analytics
+            .releases(&principal.asker().id, analytics::window_start(now))
+            .await?;
+        rows.into_iter()
+            .filter(|r| r.purpose == purpose.key)
+            .map(|r| {
+                Ok(ReleasedQuery {
+                    query: serde_json::from_str(&r.query).map_err(|_| ServiceError::Integrity)?,
+                    purpose: r.purpose,
+                    rows: serde_json::from_str(&r.answer).map_err(|_| ServiceError::Integrity)?,
+                    epsilon: milli(r.epsilon_milli),
+                    released_at: Timestamp(r.released_at),
+                })
+            })
+            .collect()
+    }
+
+    /// Every analyst's spending in the current window (the DPO, as part of the audit).
+    pub async fn analytics_budgets(&self, principal: &Principal) -> ServiceResult<Vec<BudgetUse>> {
+        self.authorize(principal, steward_policy::Action::ReadAudit, None)
+            .await?;
+        let now = Timestamp::now().millis();
+        let budget = milli(self.budget_milli());
+        let rows = self
+            .inner
+            .stores
+            .analytics
+            .budgets(analytics::window_start(now))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BudgetUse {
+                analyst: r.analyst,
+                purpose: r.purpose,
+                epsilon_spent: milli(r.epsilon_milli),
+                delta_spent: nano(r.delta_nano),
+                epsilon_budget: budget,
+            })
+            .collect())
+    }
+
+    /// The segments the query groups or filters by, with their rules as they validate now.
+    async fn query_segments(&self, query: &Query) -> ServiceResult<Vec<(String, Rule)>> {
+        let grouped = query.group_by.contains(&GroupKey::Segment);
+        let filtered = query.filter.segment;
+        if !grouped && filtered.is_none() {
+            return Ok(Vec::new());
+        }
+        let rows = self.inner.stores.segments.segments().await?;
+        if let Some(id) = filtered
+            && !rows.iter().any(|r| r.id == id)
+        {
+            return Err(ValidationError::new("filter.segment", "no such segment").into());
+        }
+        let wanted: Vec<_> = rows
+            .into_iter()
+            .filter(|r| grouped || Some(r.id) == filtered)
+            .collect();
+        if wanted.len() > MAX_SEGMENTS {
+            return Err(ValidationError::new(
+                "group_by",
+                format!("more than {MAX_SEGMENTS} segments; filter by one"),
+            )
+            .into());
+        }
+        let mut out = Vec::new();
+        for r in wanted {
+            let segment = crate::segments::segment_of(r)?;
+            let rule = self.stored_rules(&segment).await?;
+            out.push((segment.id.to_string(), rule));
+        }
+        Ok(out)
+    }
+
+    /// Every group of public keys: outlets (and `none`), tiers, channels, segments.
+    async fn public_domain(
+        &self,
+        query: &Query,
+        segments: &[(String, Rule)],
+    ) -> ServiceResult<Vec<Vec<String>>> {
+        if query.selects_partitions() {
+            return Ok(Vec::new());
+        }
+        let mut outlets: Vec<String> = if query.group_by.contains(&GroupKey::Outlet) {
+            self.outlets()
+                .await?
+                .into_iter()
+                .map(|o| o.id.to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Customers and interactions take the customer's outlets; a customer may have none.
+        if query.of != Of::Purchases {
+            outlets.push("none".to_owned());
+        }
+        let values = |k: GroupKey| match k {
+            GroupKey::Outlet => outlets.clone(),
+            GroupKey::Segment => segments.iter().map(|(id, _)| id.clone()).collect(),
+            k => analytics::fixed_values(k),
+        };
+        Ok(analytics::public_domain(query, &values)?)
+    }
+
+    /// The exact totals, each customer's contribution bounded: one page read while the
+    /// previous is counted (off the async threads).
+    async fn aggregate(&self, job: &Arc<Job>) -> ServiceResult<Cells> {
+        let q = &job.query;
+        let keys = q.keys();
+        let rules = || job.segments.iter().map(|(_, r)| r.needs());
+        let purchases =
+            q.of == Of::Purchases || keys.contains(&GroupKey::Tier) || rules().any(|n| n.purchases);
+        let scan = SegmentScan {
+            purchases,
+            amounts: q.metric == Metric::Sum || q.currency.is_some() || rules().any(|n| n.amounts),
+            interactions: q.of == Of::Interactions || rules().any(|n| n.interactions),
+            language: rules().any(|n| n.language),
+            consents: job.purpose.lawful_basis == LawfulBasis::Consent
+                || rules().any(|n| !n.consents.is_empty()),
+            items: false,
+            outlets: q.of == Of::Purchases && keys.contains(&GroupKey::Outlet),
+        };
+        let store = &self.inner.stores.segments;
+        let mut page = store.segment_page(None, PAGE, &scan).await?;
+        let mut cells = Cells::default();
+        while let Some(last) = page.customers.last().map(|c| c.id) {
+            let (vault, job) = (self.clone(), job.clone());
+            let counting = tokio::task::spawn_blocking(move || vault.aggregate_page(&job, page));
+            let (counted, next) =
+                tokio::join!(counting, store.segment_page(Some(last), PAGE, &scan));
+            cells.merge(counted.map_err(|_| ServiceError::Integrity)??);
+            page = next?;
+        }
+        Ok(cells)
+    }
+
+    /// One page's bounded contributions (CPU only: deciding, unwrapping keys, opening facts).
+    fn aggregate_page(&self, job: &Job, mut page: SegmentPage) -> ServiceResult<Cells> {
+        page.purchases.sort_by_key(|p| p.customer_id);
+        page.interactions.sort_by_key(|i| i.0);
+        let keys: HashMap<CustomerId, _> = page.keys.drain(..).collect();
+        let q = &job.query;
+        let asker = job.principal.asker();
+        let mut rng = OsWords::new();
+        let mut cells = Cells::default();
+        let mut decided: HashMap<(Vec<steward_domain::OutletId>, bool, bool), bool> =
+            HashMap::new();
+        let memoizes = self.inner.policy.memoizes();
+        let (mut p_at, mut i_at, mut c_at) = (0, 0, 0);
+        let mut consents: Vec<(String, bool)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
+        for c in &page.customers {
+            let run = |at: &mut usize, len: usize, id_at: &dyn Fn(usize) -> CustomerId| {
+                while *at < len && id_at(*at) < c.id {
+                    *at += 1;
+                }
+                let start = *at;
+                while *at < len && id_at(*at) == c.id {
+                    *at += 1;
+                }
+                start..*at
+            };
+            let bought = run(&mut p_at, page.purchases.len(), &|k| {
+                page.purchases[k].customer_id
+            });
+            let talked = run(&mut i_at, page.interactions.len(), &|k| {
+                page.interactions[k].0
+            });
+            let ledger = run(&mut c_at, page.consents.len(), &|k| page.consents[k].0);
+            consents.clear();
+            for (_, p, granted) in &page.consents[ledger] {
+                match consents.iter_mut().find(|(q, _)| q == p) {
+                    Some(slot) => slot.1 = *granted,
+                    None => consents.push((p.clone(), *granted)),
+                }
+            }
+            let consented = job.purpose.lawful_basis == LawfulBasis::Consent
+                && consents.iter().any(|(p, g)| *p == job.purpose.key && *g);
+            let req = ReadRequest {
+                asker: asker.clone(),
+                subject: Subject {
+                    id: c.id,
+                    outlets: &c.outlets,
+                    restricted: c.restricted,
+                },
+                purpose: &job.purpose,
+                consented,
+                has_reason: false,
+                reason_length: 0,
+                break_glass: false,
+                acknowledged: job.acknowledged,
+                now: job.now,
+            };
+            // As for segments: within one query only outlets, restriction and consent vary, so
+            // each combination is decided once when the policy names no individual.
+            let usable = if memoizes {
+                *decided
+                    .entry((c.outlets.clone(), c.restricted, consented))
+                    .or_insert_with(|| self.inner.policy.decide_analyse(&req, &job.categories))
+            } else {
+                self.inner.policy.decide_analyse(&req, &job.categories)
+            };
+            if !usable {
+                continue;
+            }
+            let purchases = &page.purchases[bought];
+            let sealed = c.language.is_some()
+                || purchases
+                    .iter()
+                    .any(|p| p.amount.is_some() || p.outlet.is_some());
+            let key = match (sealed, keys.get(&c.id)) {
+                (true, Some(k)) => Some(self.data_key(c.id, k)?),
+                // Erased meanwhile: not counted.
+                (true, None) => continue,
+                (false, _) => None,
+            };
+            let mut amounts = Vec::with_capacity(purchases.len());
+            for p in purchases {
+                amounts.push(match (&p.amount, &key) {
+                    (Some((sealed, currency)), Some(dk)) => Some((
+                        crate::seal::open_amount(dk, c.id, &p.id, sealed)?,
+                        currency.clone(),
+                    )),
+                    _ => None,
+                });
+            }
+            let memberships: Vec<String> = if job.segments.is_empty() {
+                Vec::new()
+            } else {
+                let facts_purchases: Vec<PurchaseFact> = purchases
+                    .iter()
+                    .zip(&amounts)
+                    .filter(|(p, _)| !self.is_marked(&p.category))
+                    .map(|(p, a)| PurchaseFact {
+                        category: p.category.clone(),
+                        at: p.occurred_at,
+                        amount: a.clone(),
+                    })
+                    .collect();
+                let facts_interactions: Vec<InteractionFact> = page.interactions[talked.clone()]
+                    .iter()
+                    .map(|(_, ch, at)| InteractionFact {
+                        channel: Channel::parse(ch),
+                        at: *at,
+                    })
+                    .collect();
+                let language = match (&c.language, &key) {
+                    (Some(sealed), Some(dk)) => Some(crate::seal::open_language(dk, c.id, sealed)?),
+                    _ => None,
+                };
+                let facts = Facts {
+                    outlets: &c.outlets,
+                    purchases: &facts_purchases,
+                    interactions: &facts_interactions,
+                    consents: &consents,
+                    language: language.as_deref(),
+                };
+                job.segments
+                    .iter()
+                    .filter(|(_, rule)| rule.matches(&facts, job.now.millis()))
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            };
+            let tier = tier_of(purchases.len()).to_owned();
+            let own_outlets: Vec<String> = if c.outlets.is_empty() {
+                vec!["none".to_owned()]
+            } else {
+                c.outlets.iter().map(ToString::to_string).collect()
+            };
+            let common = |k: GroupKey| -> Option<Vec<String>> {
+                match k {
+                    GroupKey::Tier => Some(vec![tier.clone()]),
+                    GroupKey::Segment => Some(memberships.clone()),
+                    _ => None,
+                }
+            };
+            rows.clear();
+            match q.of {
+                Of::Customers => {
+                    let values = |k: GroupKey| match k {
+                        GroupKey::Outlet => own_outlets.clone(),
+                        k => common(k).unwrap_or_default(),
+                    };
+                    rows.extend(q.rows_of(&values, 1));
+                }
+                Of::Purchases => {
+                    for (p, amount) in purchases.iter().zip(&amounts) {
+                        if let Some(want) = &q.currency
+                            && amount.as_ref().is_none_or(|(_, cur)| cur != want)
+                        {
+                            continue;
+                        }
+                        let outlet = match (&p.outlet, &key) {
+                            (Some(sealed), Some(dk)) => Some(
+                                crate::seal::open_purchase_outlet(dk, c.id, &p.id, sealed)?
+                                    .to_string(),
+                            ),
+                            _ => None,
+                        };
+                        let values = |k: GroupKey| match k {
+                            GroupKey::Outlet => outlet.clone().into_iter().collect(),
+                            GroupKey::Category => vec![p.category.clone()],
+                            GroupKey::Month => vec![analytics::month_of(p.occurred_at)],
+                            k => common(k).unwrap_or_default(),
+                        };
+                        let value = match (q.metric, amount) {
+                            (Metric::Sum, Some((a, _))) => *a,
+                            _ => 1,
+                        };
+                        rows.extend(q.rows_of(&values, value));
+                    }
+                }
+                Of::Interactions => {
+                    for (_, channel, at) in &page.interactions[talked] {
+                        let values = |k: GroupKey| match k {
+                            GroupKey::Outlet => own_outlets.clone(),
+                            GroupKey::Channel => vec![channel.clone()],
+                            GroupKey::Month => vec![analytics::month_of(*at)],
+                            k => common(k).unwrap_or_default(),
+                        };
+                        rows.extend(q.rows_of(&values, 1));
+                    }
+                }
+            }
+            cells.add_customer(&mut rows, q.contributions, q.bounds, &mut rng);
+        }
+        if rng.failed {
+            return Err(ServiceError::Integrity);
+        }
+        Ok(cells)
+    }
+}
+
+/// The answer of a stored release.
+fn answer_of(stored: &ReleaseRow, spent_now: i64, left: i64) -> ServiceResult<Answer> {
+    Ok(Answer {
+        rows: serde_json::from_str(&stored.answer).map_err(|_| ServiceError::Integrity)?,
+        epsilon_spent: milli(spent_now),
+        delta_spent: 0.0,
+        budget_left: milli(left.max(0)),
+        released_at: Timestamp(stored.released_at),
+    })
+}
+
+fn over_budget(
+    budget: i64,
+    spent: i64,
+    delta_budget: i64,
+    spent_delta: i64,
+    eps: i64,
+) -> ServiceError {
+    let detail = if spent + eps > budget {
+        format!(
+            "epsilon {} would exceed the privacy budget: {} of {} spent in this window, {} left",
+            milli(eps),
+            milli(spent),
+            milli(budget),
+            milli((budget - spent).max(0))
+        )
+    } else {
+        format!(
+            "delta would exceed the privacy budget's: {} of {} spent in this window",
+            nano(spent_delta),
+            nano(delta_budget)
+        )
+    };
+    ServiceError::PrivacyBudget(detail)
+}
