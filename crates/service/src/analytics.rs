@@ -112,6 +112,8 @@ pub struct ReleasedQuery {
 pub struct BudgetUse {
     /// The analyst: a staff id or `token-<id>`.
     pub analyst: String,
+    /// The analyst as people know them: the staff member's name, or the token's.
+    pub name: String,
     /// The purpose.
     pub purpose: String,
     /// ε spent in the current window.
@@ -259,6 +261,13 @@ impl Vault {
             }
         }
         Ok(())
+    }
+
+    /// Whether the policy lets `principal` analyse under the `analytics` purpose (the console
+    /// offers its dashboard then); nothing recorded.
+    pub fn may_analyse(&self, principal: &Principal) -> bool {
+        self.purpose("purpose", "analytics")
+            .is_ok_and(|p| self.check_analysis(principal, &p, &[]).is_ok())
     }
 
     /// The caller's privacy budget under `purpose` in the current window (analysts, the DPO:
@@ -467,15 +476,45 @@ impl Vault {
             .analytics
             .budgets(analytics::window_start(now))
             .await?;
+        let mut names: HashMap<String, String> = self
+            .staff_directory()
+            .await?
+            .into_iter()
+            .map(|m| (m.id.to_string(), m.name))
+            .collect();
+        for t in self.inner.stores.identity.list_tokens().await? {
+            names.insert(format!("token-{}", t.id), format!("token “{}”", t.name));
+        }
         Ok(rows
             .into_iter()
             .map(|r| BudgetUse {
+                name: names
+                    .get(&r.analyst)
+                    .cloned()
+                    .unwrap_or_else(|| "a removed account".to_owned()),
                 analyst: r.analyst,
                 purpose: r.purpose,
                 epsilon_spent: milli(r.epsilon_milli),
                 delta_spent: nano(r.delta_nano),
                 epsilon_budget: budget,
             })
+            .collect())
+    }
+
+    /// The outlets' names by id, for labelling released groups (the policy lets the caller
+    /// analyse under `purpose`; outlet names are the business's, not a customer's).
+    pub async fn analytics_outlets(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+    ) -> ServiceResult<Vec<(String, String)>> {
+        let purpose = self.purpose("purpose", purpose)?;
+        self.check_analysis(principal, &purpose, &[])?;
+        Ok(self
+            .outlets()
+            .await?
+            .into_iter()
+            .map(|o| (o.id.to_string(), o.name))
             .collect())
     }
 

@@ -67,6 +67,8 @@ struct HomePage<'a> {
     attention: Option<(usize, usize)>,
     /// The reader may define and size segments (the link is offered).
     may_segments: bool,
+    /// The reader may release analytics (the dashboard's link is offered).
+    may_analyse: bool,
     /// The reader may compose and send campaigns (the link is offered).
     may_campaigns: bool,
 }
@@ -149,6 +151,7 @@ async fn page(
                 d.read || d.tokens
             },
             may_segments: s.vault.may_manage_segments(&session.principal).await,
+            may_analyse: s.vault.may_analyse(&session.principal),
             may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
         },
         status,

@@ -126,6 +126,8 @@ struct DpoPage<'a> {
     notice_text: Option<(i64, String)>,
     /// Staff who have not acknowledged it.
     unacknowledged: Vec<String>,
+    /// Analytics budget use this window: (analyst, purpose, ε spent, budget).
+    analytics: Vec<(String, String, String, String)>,
 }
 
 /// How many audit entries a page shows.
@@ -214,6 +216,20 @@ pub(super) async fn page(
         Ok(c) => chart(c),
         Err(e) => return error_page(Some(&session), e.into()),
     };
+    let analytics = match s.vault.analytics_budgets(p).await {
+        Ok(uses) => uses
+            .into_iter()
+            .map(|u| {
+                (
+                    u.name,
+                    words(&u.purpose),
+                    format!("{}", u.epsilon_spent),
+                    format!("{}", u.epsilon_budget),
+                )
+            })
+            .collect(),
+        Err(e) => return error_page(Some(&session), e.into()),
+    };
     let unacknowledged = match s.vault.unacknowledged_staff(p).await {
         Ok(list) => list.into_iter().map(|m| m.name).collect(),
         Err(e) => return error_page(Some(&session), e.into()),
@@ -298,6 +314,7 @@ pub(super) async fn page(
                 .confidentiality_notice()
                 .map(|n| (n.version, n.text)),
             unacknowledged,
+            analytics,
         },
         status,
     )

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::extract::ClientAddr;
 use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same};
 
+mod analytics;
 mod campaigns;
 mod customer;
 mod customers;
@@ -69,6 +70,10 @@ pub fn routes() -> Router<AppState> {
             get(campaigns::show).post(campaigns::compose),
         )
         .route("/console/campaigns/{id}/send", post(campaigns::send))
+        .route(
+            "/console/analytics",
+            get(analytics::show).post(analytics::release),
+        )
         .route("/console/dpo", get(dpo::page))
         .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
         .route("/console/dpo/alerts/{id}", get(dpo::alert))

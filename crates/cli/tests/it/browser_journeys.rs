@@ -441,3 +441,42 @@ fn a_marketer_composes_previews_and_sends_a_campaign_and_sees_only_counts() {
         "{sent}"
     );
 }
+
+#[test]
+fn an_analyst_releases_charts_with_their_margins_and_the_dpo_sees_the_budget_used() {
+    let (db, _) = stage(
+        &[("Ana Analyst", Role::Analyst), ("Dora Privacy", Role::Dpo)],
+        &[("Amélie Durand", "amelie@example.com")],
+    );
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "ana", PASSWORD);
+    b.click("a[href='/console/analytics']");
+    b.wait_for("Analytics</h1>");
+    b.wait_for("ε 0 spent, 1 left");
+    b.assert_accessible("the analytics dashboard");
+    // Release customers by tier at ε 0.2 (typed over the default).
+    b.clear_and_type("#epsilon-tier", "0.2");
+    b.click("form[action='/console/analytics'] input[value='tier'] ~ button");
+    b.wait_for("“Customers by tier” is released and charged to your budget.");
+    b.wait_for("ε 0.2 spent, 0.8 left");
+    b.wait_for("<caption>Customers by tier</caption>");
+    b.wait_for("Give or take");
+    b.assert_accessible("the dashboard with a released chart");
+    // More than is left is refused, and what was typed stays.
+    b.clear_and_type("#epsilon-outlet", "5");
+    b.click("form[action='/console/analytics'] input[value='outlet'] ~ button");
+    b.wait_for("would exceed the privacy budget");
+    assert!(b.source().contains("value=\"5\""), "the typed ε is kept");
+    b.assert_accessible("the dashboard after a refusal");
+    assert!(!b.source().contains("Amélie"));
+    b.screenshot("analyst-dashboard");
+
+    let d = Browser::start();
+    d.staff_sign_in(&base, "dora", PASSWORD);
+    d.click("a[href='/console/dpo']");
+    d.wait_for("Analytics: privacy budget used this window");
+    d.wait_for("Ana Analyst");
+    d.assert_accessible("the DPO page with the budget used");
+}
