@@ -21,6 +21,7 @@ mod mail;
 pub mod merkle;
 mod note;
 mod receipt;
+mod survey;
 mod token;
 
 pub use aead::{FieldAad, SEALED_OVERHEAD};
@@ -30,6 +31,7 @@ pub use keys::{DataKey, Keyring, MasterKey, MasterKeyId, WrappedKey};
 pub use mail::{DkimKey, LinkKey};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use receipt::{ReceiptSigner, verify_compact};
+pub use survey::{ClientBlinding, SurveyKey, verify_survey_token};
 pub use token::{IssuedToken, TokenDigest, hash_token_secret, parse_token, verify_token_secret};
 
 /// Fills `buf` from the operating system's CSPRNG.

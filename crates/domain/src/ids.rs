@@ -72,4 +72,6 @@ typed_id!(
     DeliveryId,
     /// A conversation by e-mail between staff and one customer.
     ThreadId,
+    /// An anonymous survey.
+    SurveyId,
 );

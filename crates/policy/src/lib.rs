@@ -292,6 +292,8 @@ pub enum Action {
     ManageCampaigns,
     /// Hand inbound mail (replies to staff messages, bounces) to Steward (issue 18).
     ReceiveMail,
+    /// Compose anonymous surveys and send them to segments (issue 21).
+    ManageSurveys,
 }
 
 impl Action {
@@ -321,6 +323,7 @@ impl Action {
             Action::MergeCustomers => "merge_customers",
             Action::ManageSegments => "manage_segments",
             Action::ManageCampaigns => "manage_campaigns",
+            Action::ManageSurveys => "manage_surveys",
             Action::ReceiveMail => "receive_mail",
         }
     }
@@ -340,6 +343,7 @@ impl Action {
                 | Action::ManageSegments
                 | Action::ManageCampaigns
                 | Action::ReceiveMail
+                | Action::ManageSurveys
         )
     }
 }

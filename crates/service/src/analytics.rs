@@ -186,6 +186,39 @@ fn rows_of(query: &Query, released: Vec<Released>) -> Vec<AnswerRow> {
         .collect()
 }
 
+/// A release to make: its identity (the canonical query), its cost, and the categories it uses.
+pub(crate) struct Release {
+    pub(crate) canonical: String,
+    pub(crate) epsilon_milli: i64,
+    pub(crate) delta_nano: i64,
+    pub(crate) categories: Vec<DataCategory>,
+}
+
+/// A release made or found: the answer (JSON), what this call spent and what is left.
+pub(crate) struct ReleaseOutcome {
+    pub(crate) answer: String,
+    pub(crate) epsilon_spent: i64,
+    pub(crate) delta_spent: i64,
+    pub(crate) left: i64,
+    pub(crate) at: Timestamp,
+}
+
+/// Runs a noise-adding step with the operating system's randomness, off the async threads;
+/// a failed random source fails the release (never noise from a broken source).
+pub(crate) async fn noisy<T: Send + 'static>(
+    step: impl FnOnce(&mut dyn RandomWords) -> Result<T, analytics::OutOfRange> + Send + 'static,
+) -> ServiceResult<T> {
+    tokio::task::spawn_blocking(move || {
+        let mut rng = OsWords::new();
+        match (step(&mut rng), rng.failed) {
+            (Ok(r), false) => Ok(r),
+            _ => Err(ServiceError::Integrity),
+        }
+    })
+    .await
+    .map_err(|_| ServiceError::Integrity)?
+}
+
 /// What every page of one query shares.
 struct Job {
     principal: Principal,
@@ -319,9 +352,53 @@ impl Vault {
         }
         categories.sort();
         categories.dedup();
-        let canonical = query.canonical();
-        let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
-        let record = async |outcome: &str, epsilon: &str| {
+        let release = Release {
+            canonical: query.canonical(),
+            epsilon_milli: i64::from(query.epsilon_milli),
+            delta_nano: i64::from(query.delta_nano),
+            categories: categories.clone(),
+        };
+        let released = self
+            .release_once(principal, &purpose, release, async || {
+                let domain = self.public_domain(&query, &segments).await?;
+                let now = Timestamp::now();
+                let job = Arc::new(Job {
+                    principal: principal.clone(),
+                    purpose: purpose.clone(),
+                    query: query.clone(),
+                    categories: categories.clone(),
+                    segments: segments.clone(),
+                    acknowledged: self.inner.notices.acknowledged(principal, now),
+                    now,
+                });
+                let cells = self.aggregate(&job).await?;
+                let released = noisy(move |rng| job.query.release(&cells, &domain, rng)).await?;
+                serde_json::to_string(&rows_of(&query, released))
+                    .map_err(|_| ServiceError::Integrity)
+            })
+            .await?;
+        Ok(Answer {
+            rows: serde_json::from_str(&released.answer).map_err(|_| ServiceError::Integrity)?,
+            epsilon_spent: milli(released.epsilon_spent),
+            delta_spent: nano(released.delta_spent),
+            budget_left: milli(released.left),
+            released_at: released.at,
+        })
+    }
+
+    /// Releases an answer once per caller, purpose, window and query: decided (the policy
+    /// lets the caller use `categories` under the purpose), charged to the budget in the
+    /// transaction that stores it with its audit entry, or the stored answer again at no cost.
+    /// `compute` runs only when a new release is within the budget.
+    pub(crate) async fn release_once(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        release: Release,
+        compute: impl AsyncFnOnce() -> ServiceResult<String>,
+    ) -> ServiceResult<ReleaseOutcome> {
+        let names: Vec<&str> = release.categories.iter().map(|c| c.as_str()).collect();
+        let record = |outcome: &str, epsilon: &str| {
             let mut leaf = crate::vault::leaf(
                 self.actor_parts(Actor::Principal(principal)),
                 "analytics_release",
@@ -335,91 +412,70 @@ impl Vault {
                 outcome,
             );
             leaf.categories
-                .insert("query".to_owned(), canonical.clone());
+                .insert("query".to_owned(), release.canonical.clone());
             leaf.categories
                 .insert("epsilon".to_owned(), epsilon.to_owned());
             leaf
         };
-        if let Err(e) = self.check_analysis(principal, &purpose, &categories) {
-            self.inner.audit.append(&record("deny", "0").await).await?;
+        if let Err(e) = self.check_analysis(principal, purpose, &release.categories) {
+            self.inner.audit.append(&record("deny", "0")).await?;
             return Err(e);
         }
         let analyst = principal.asker().id;
         let now = Timestamp::now();
         let window = analytics::window_start(now.millis());
-        let hash = steward_crypto::fingerprint(canonical.as_bytes()).into_bytes();
+        let hash = steward_crypto::fingerprint(release.canonical.as_bytes()).into_bytes();
         let store = &self.inner.stores.analytics;
         let budget = self.budget_milli();
-        if let Some(stored) = store.release(&analyst, &purpose.key, window, &hash).await? {
+        let stored = |row: ReleaseRow, spent: i64| ReleaseOutcome {
+            answer: row.answer,
+            epsilon_spent: 0,
+            delta_spent: 0,
+            left: (budget - spent).max(0),
+            at: Timestamp(row.released_at),
+        };
+        if let Some(row) = store.release(&analyst, &purpose.key, window, &hash).await? {
             // Post-processing of a released answer: recorded, nothing spent.
-            self.inner
-                .audit
-                .append(&record("repeat", "0").await)
-                .await?;
+            self.inner.audit.append(&record("repeat", "0")).await?;
             let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
-            return answer_of(&stored, 0, budget - spent);
+            return Ok(stored(row, spent));
         }
-        let (eps, delta) = (i64::from(query.epsilon_milli), i64::from(query.delta_nano));
+        let (eps, delta) = (release.epsilon_milli, release.delta_nano);
         let (spent, spent_delta) = store.spent(&analyst, &purpose.key, window).await?;
         let delta_budget = i64::from(analytics::DELTA_BUDGET_NANO);
         if spent + eps > budget || spent_delta + delta > delta_budget {
-            self.inner
-                .audit
-                .append(&record("over_budget", "0").await)
-                .await?;
+            self.inner.audit.append(&record("over_budget", "0")).await?;
             return Err(over_budget(budget, spent, delta_budget, spent_delta, eps));
         }
-        let domain = self.public_domain(&query, &segments).await?;
-        let job = Arc::new(Job {
-            principal: principal.clone(),
-            purpose: purpose.clone(),
-            query: query.clone(),
-            categories: categories.clone(),
-            segments,
-            acknowledged: self.inner.notices.acknowledged(principal, now),
-            now,
-        });
-        let cells = self.aggregate(&job).await?;
-        let released = tokio::task::spawn_blocking(move || {
-            let mut rng = OsWords::new();
-            let out = job.query.release(&cells, &domain, &mut rng);
-            match (out, rng.failed) {
-                (Ok(r), false) => Ok(r),
-                _ => Err(ServiceError::Integrity),
-            }
-        })
-        .await
-        .map_err(|_| ServiceError::Integrity)??;
-        let rows = rows_of(&query, released);
-        let answer = serde_json::to_string(&rows).map_err(|_| ServiceError::Integrity)?;
+        let answer = compute().await?;
         let row = ReleaseRow {
             analyst: analyst.clone(),
             purpose: purpose.key.clone(),
             window_start: window,
             query_hash: hash,
-            query: canonical.clone(),
-            answer,
+            query: release.canonical.clone(),
+            answer: answer.clone(),
             epsilon_milli: eps,
             delta_nano: delta,
             released_at: now.millis(),
         };
-        let leaf = record("done", &format!("{:.3}", milli(eps))).await;
+        let leaf = record("done", &format!("{:.3}", milli(eps)));
         let charged = store
             .record_release(&row, budget, delta_budget, &[crate::vault::row_of(leaf)])
             .await?;
         match charged {
             // INVARIANT: the release, its charge and its audit entry are committed together
             // before the answer leaves.
-            Charged::Released => Ok(Answer {
-                rows,
-                epsilon_spent: milli(eps),
-                delta_spent: nano(delta),
-                budget_left: milli(budget - spent - eps),
-                released_at: now,
+            Charged::Released => Ok(ReleaseOutcome {
+                answer,
+                epsilon_spent: eps,
+                delta_spent: delta,
+                left: budget - spent - eps,
+                at: now,
             }),
-            Charged::Existing(stored) => {
+            Charged::Existing(row) => {
                 let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
-                answer_of(&stored, 0, budget - spent)
+                Ok(stored(row, spent))
             }
             Charged::OverBudget {
                 epsilon_milli,
@@ -808,17 +864,6 @@ impl Vault {
         }
         Ok(cells)
     }
-}
-
-/// The answer of a stored release.
-fn answer_of(stored: &ReleaseRow, spent_now: i64, left: i64) -> ServiceResult<Answer> {
-    Ok(Answer {
-        rows: serde_json::from_str(&stored.answer).map_err(|_| ServiceError::Integrity)?,
-        epsilon_spent: milli(spent_now),
-        delta_spent: 0.0,
-        budget_left: milli(left.max(0)),
-        released_at: Timestamp(stored.released_at),
-    })
 }
 
 fn over_budget(

@@ -37,6 +37,7 @@ mod segments;
 pub mod sending;
 pub mod sign_in;
 pub mod subject_export;
+pub mod surveys;
 mod timeline;
 pub mod unsubscribe;
 mod vault;

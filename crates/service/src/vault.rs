@@ -119,6 +119,7 @@ pub(crate) struct Stores {
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
     pub(crate) personalisation: Arc<dyn steward_store::PersonalisationStore>,
     pub(crate) analytics: Arc<dyn steward_store::AnalyticsStore>,
+    pub(crate) surveys: Arc<dyn steward_store::SurveyStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -143,6 +144,7 @@ impl Stores {
             messages: store.clone(),
             personalisation: store.clone(),
             analytics: store.clone(),
+            surveys: store.clone(),
             maintenance: store.clone(),
         }
     }
@@ -152,7 +154,7 @@ pub(crate) struct Inner {
     pub(crate) stores: Stores,
     pub(crate) keyring: Keyring,
     blind: BlindIndexKey,
-    directory: DataKey,
+    pub(crate) directory: DataKey,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
     pub(crate) portal: crate::portal::PortalCache,

@@ -52,7 +52,7 @@ pub struct ErasureRow {
 /// events and outlet links carry no values but tie the id to a history; they go at once, as do
 /// the sealed profile changes (a customer has few) and any portal codes, sessions and contact changes (an erased
 /// customer is signed out at once), and their message threads with the reply aliases.
-const SHRED_AT_ONCE: [&str; 11] = [
+const SHRED_AT_ONCE: [&str; 12] = [
     "DELETE FROM lookup_index WHERE customer_id = $1",
     "DELETE FROM consent_events WHERE customer_id = $1",
     "DELETE FROM customer_outlets WHERE customer_id = $1",
@@ -66,6 +66,8 @@ const SHRED_AT_ONCE: [&str; 11] = [
     "DELETE FROM thread_messages WHERE customer_id = $1",
     "DELETE FROM message_threads WHERE customer_id = $1",
     "DELETE FROM undeliverable_addresses WHERE customer_id = $1",
+    // That they were asked to answer a survey; their answer, if any, was never theirs by name.
+    "DELETE FROM survey_invitations WHERE customer_id = $1",
 ];
 
 /// Ciphertext tables purged after the shred, in bounded batches.

@@ -27,6 +27,7 @@ mod sign_in;
 mod sql;
 pub mod sqlite;
 mod sqlite_read;
+mod surveys;
 
 use std::sync::Arc;
 
@@ -46,10 +47,11 @@ pub use retention::ActivityTable;
 pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, SegmentScan};
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
+pub use surveys::{MIXED_PER_RESPONSE, Stored, SurveyCounts, SurveyRow};
 
 use steward_domain::{
-    CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, SegmentId, StaffId, ThreadId,
-    TokenId,
+    CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, SegmentId, StaffId, SurveyId,
+    ThreadId, TokenId,
 };
 
 /// Which database engine a store runs on.
@@ -937,6 +939,59 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     async fn releases(&self, analyst: &str, window_start: i64) -> StoreResult<Vec<ReleaseRow>>;
 }
 
+/// Anonymous surveys: definitions, invitations, spent tokens and answers (issue 21).
+#[async_trait::async_trait]
+pub trait SurveyStore: Send + Sync + 'static {
+    /// Stores a new survey with its audit entry.
+    async fn insert_survey(&self, row: &SurveyRow, audit: &[AuditEntryRow]) -> StoreResult<()>;
+
+    /// One survey.
+    async fn survey(&self, id: SurveyId) -> StoreResult<Option<SurveyRow>>;
+
+    /// Every survey, newest first.
+    async fn surveys(&self) -> StoreResult<Vec<SurveyRow>>;
+
+    /// How many were asked, got a token, answered.
+    async fn survey_counts(&self, id: SurveyId) -> StoreResult<SurveyCounts>;
+
+    /// Invites `customers` (those already invited stay as they are) and marks the survey sent,
+    /// with the audit entry; how many were newly invited.
+    async fn invite(
+        &self,
+        id: SurveyId,
+        customers: &[CustomerId],
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<u64>;
+
+    /// The surveys a customer was invited to, and whether their token was issued.
+    async fn invitations(&self, customer: CustomerId) -> StoreResult<Vec<(SurveyId, bool)>>;
+
+    /// Marks the customer's one token issued, with the audit entry; false if they were not
+    /// invited or had theirs already.
+    async fn issue_token(
+        &self,
+        id: SurveyId,
+        customer: CustomerId,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// Spends the token and stores the answers under `fresh[0]`, moving up to
+    /// `fresh.len() - 1` earlier answers (from `pivot` on, wrapping) to the other fresh ids.
+    async fn record_response(
+        &self,
+        id: SurveyId,
+        token_hash: &[u8],
+        day: &str,
+        answers: &[u8],
+        fresh: &[[u8; 16]],
+        pivot: [u8; 16],
+    ) -> StoreResult<Stored>;
+
+    /// Every answer of the survey, in id order (which is random).
+    async fn responses(&self, id: SurveyId) -> StoreResult<Vec<Vec<u8>>>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -988,6 +1043,7 @@ contexts!(
     MessageStore,
     PersonalisationStore,
     AnalyticsStore,
+    SurveyStore,
     MaintenanceStore,
 );
 

@@ -19,6 +19,7 @@ use crate::web::{cookie, double_submit_ok, form, fresh_csrf, render, same, with_
 use crate::{AppState, Problem};
 
 mod pages;
+mod surveys;
 mod unsubscribe;
 
 const SESSION_COOKIE: &str = "steward_portal";
@@ -46,12 +47,15 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/requests/objection", post(pages::objection))
         .route("/portal/requests/restriction", post(pages::restriction))
         .route("/portal/access-log", get(pages::access_log))
+        .route("/portal/surveys/{id}", get(surveys::page))
+        .route("/portal/surveys/{id}/token", post(surveys::token))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::show).post(unsubscribe::unsubscribe),
         )
         .route("/portal/assets/portal.css", get(crate::web::css))
         .route("/portal/assets/portal.js", get(js))
+        .route("/portal/assets/survey.js", get(survey_js))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -61,6 +65,13 @@ async fn security_headers(res: Response) -> Response {
         res,
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
+}
+
+/// The survey page's script: RFC 9474 blinding in the customer's browser.
+const SURVEY_JS: &str = include_str!("../../assets/survey.js");
+
+async fn survey_js() -> Response {
+    crate::web::asset("text/javascript; charset=utf-8", SURVEY_JS)
 }
 
 async fn js() -> Response {

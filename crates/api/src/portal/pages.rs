@@ -47,6 +47,8 @@ struct HomePage<'a> {
     /// "Why you see these": (day, item) of the purchases personalisation uses, when agreed.
     personalisation: Option<Vec<(String, String)>>,
     personalisation_k: u32,
+    /// Surveys the customer was asked to answer: (id, title, answered or token taken).
+    surveys: Vec<(String, String, bool)>,
 }
 
 fn day(t: steward_domain::Timestamp) -> String {
@@ -62,7 +64,13 @@ fn basis(b: LawfulBasis) -> &'static str {
     }
 }
 
-fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) -> Response {
+fn home_page(
+    visit: &Visit,
+    o: PortalOverview,
+    surveys: Vec<(String, String, bool)>,
+    notice: Option<&str>,
+    gpc: bool,
+) -> Response {
     let c = &o.customer;
     let page = HomePage {
         signed_in: true,
@@ -112,6 +120,7 @@ fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) 
                 .collect()
         }),
         personalisation_k: o.personalisation_k,
+        surveys,
         purposes: o
             .purposes
             .iter()
@@ -142,8 +151,15 @@ fn home_page(visit: &Visit, o: PortalOverview, notice: Option<&str>, gpc: bool) 
 
 /// Shows the overview, with `notice` on top.
 async fn overview(s: &AppState, visit: &Visit, notice: Option<&str>, gpc: bool) -> Response {
+    let surveys = match s.vault.portal_surveys(&visit.session).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|p| (p.id.to_string(), p.title, p.issued))
+            .collect(),
+        Err(e) => return message_page(Some(visit), e.into()),
+    };
     match s.vault.portal_overview(&visit.session).await {
-        Ok(o) => home_page(visit, o, notice, gpc),
+        Ok(o) => home_page(visit, o, surveys, notice, gpc),
         Err(e) => message_page(Some(visit), e.into()),
     }
 }

@@ -14,6 +14,7 @@ pub mod purposes;
 pub mod requests;
 pub mod segments;
 pub mod sessions;
+pub mod surveys;
 pub mod system;
 
 use serde::Serialize;
@@ -33,6 +34,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(messages::routes())
         .merge(personalisation::routes())
         .merge(analytics::routes())
+        .merge(surveys::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

@@ -480,3 +480,84 @@ fn an_analyst_releases_charts_with_their_margins_and_the_dpo_sees_the_budget_use
     d.wait_for("Ana Analyst");
     d.assert_accessible("the DPO page with the budget used");
 }
+
+/// A customer answers a survey in the portal: the page's own script blinds the token in
+/// Chromium (RFC 9474), Steward signs it blind, and the answers go without a cookie; the
+/// server stores one anonymous answer and records only that a token was issued.
+#[test]
+fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (db, survey) = rt.block_on(async {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let (vault, op, _) = db.open().await;
+        let (_, dpo) = crate::portal::consenting_customer(
+            &vault,
+            op,
+            ("Sara Survey", "sara.survey@example.com", "+41 21 555 0199"),
+        )
+        .await;
+        let outlet = vault.list_outlets(op.into()).await.unwrap()[0].id;
+        for i in 0..10 {
+            let id = operator_customer(
+                &vault,
+                op,
+                json!({"name": format!("Other Customer{i}"), "email": format!("other{i}@example.com"), "outlet_id": outlet}),
+            )
+            .await;
+            let consent: steward_domain::ConsentInput = serde_json::from_value(
+                json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"}),
+            )
+            .unwrap();
+            vault.record_consent(&dpo, id, &consent).await.unwrap();
+        }
+        let (_, token) = vault
+            .create_token(op, "mk", steward_service::TokenOwner::Role(Role::Marketing))
+            .await
+            .unwrap();
+        let marketing = vault.authenticate(&token).await.unwrap().unwrap();
+        let segment = vault
+            .create_segment(&marketing, "Everyone", &json!({"all": []}))
+            .await
+            .unwrap();
+        let input: steward_domain::survey::SurveyInput = serde_json::from_value(json!({
+            "title": "Your last visit", "segment_id": segment.id, "purpose": "marketing_email",
+            "questions": [
+                {"kind": "scale", "text": "How satisfied are you?"},
+                {"kind": "choice", "text": "What brought you in?", "choices": ["A repair", "A gift"]}
+            ]
+        }))
+        .unwrap();
+        let survey = vault.create_survey(&marketing, input).await.unwrap();
+        vault.send_survey(&marketing, survey.id).await.unwrap();
+        vault.flush_audit().await.unwrap();
+        (db, survey.id)
+    });
+    let mail = db.dir.path().join("mail.txt");
+    let server = Server::start(&db, &["--mail-sink", mail.to_str().unwrap()], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.customer_sign_in(&base, "sara.survey@example.com", &mail);
+    b.wait_for("Surveys for you");
+    b.click(&format!("a[href='/portal/surveys/{survey}']"));
+    b.wait_for("Your last visit</h1>");
+    b.assert_accessible("the survey page");
+    b.click("input[name='q0'][value='4']");
+    b.click("input[name='q1'][value='1']");
+    b.click("#survey button[type='submit']");
+    b.wait_for("Thank you: your answers are recorded anonymously.");
+    b.assert_accessible("the survey page after answering");
+    b.screenshot("portal-survey");
+    // One answer, kept without its author; the token's issue is the only trace of Sara.
+    rt.block_on(async {
+        let (_, _, store) = db.open().await;
+        assert_eq!(store.responses(survey).await.unwrap(), vec![vec![3u8, 1]]);
+        let invited = store.survey_counts(survey).await.unwrap();
+        assert_eq!(
+            (invited.invited, invited.issued, invited.responses),
+            (11, 1, 1)
+        );
+    });
+    // Coming back: the token is spent, the page says so, and nothing can be sent again.
+    b.go(&format!("{base}/portal/surveys/{survey}"));
+    b.wait_for("Your response token was issued already.");
+}

@@ -41,6 +41,7 @@ mod segments;
 mod sign_in;
 mod smtp;
 mod support;
+mod surveys;
 mod tamper;
 mod timeline;
 mod walk;

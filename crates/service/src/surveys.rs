@@ -1,0 +1,512 @@
+//! Anonymous surveys (issue 21, point 5).
+//!
+//! Marketing (or the DPO) composes a survey and sends it to a segment under a purpose: the
+//! segment is evaluated as for a campaign, and each member is invited (one row: survey,
+//! customer, token issued or not). An invited customer, signed in to the portal, gets one
+//! response token: their browser blinds a random message, Steward signs the blinded value
+//! (RFC 9474) and records "token issued to this customer for this survey" — participation,
+//! never an answer. The browser unblinds the signature and submits it with the answers to an
+//! endpoint that takes no session and no cookie; Steward checks the signature is its own and
+//! the token unused, and stores the answers with a random id and the day only. Nothing links
+//! an answer to the customer: the signature was made blind, the answer carries no id, session,
+//! address or time of day, and each answer moves a few earlier ones to fresh random ids.
+//! Results leave only as noisy totals from at least [`MIN_RESPONSES`] answers, through the
+//! analytics budget.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
+use steward_crypto::{FieldAad, SurveyKey};
+use steward_domain::analytics::Scale;
+use steward_domain::survey::{MIN_RESPONSES, Question, SurveyInput, check_answers, tally};
+use steward_domain::{SegmentSize, SurveyId, Timestamp, ValidationError};
+use steward_policy::Action;
+use steward_store::{Stored, SurveyRow};
+use uuid::Uuid;
+
+use crate::analytics::{Release, noisy};
+use crate::error::{ServiceError, ServiceResult};
+use crate::portal::PortalSession;
+use crate::vault::About;
+use crate::{Actor, Principal, Vault};
+
+/// A survey as its authors and analysts see it: never who was asked or who answered.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SurveyView {
+    /// Id.
+    pub id: SurveyId,
+    /// Title.
+    pub title: String,
+    /// The questions.
+    pub questions: Vec<Question>,
+    /// The segment it goes to.
+    pub segment_id: steward_domain::SegmentId,
+    /// The purpose its sending is decided under.
+    pub purpose: String,
+    /// When it was composed.
+    pub created_at: Timestamp,
+    /// When it was sent, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+    /// Customers asked, or `"fewer than N"`.
+    #[schema(value_type = serde_json::Value, example = 120)]
+    pub invited: SegmentSize,
+    /// Answers received, or `"fewer than 10"`.
+    #[schema(value_type = serde_json::Value, example = 42)]
+    pub responses: SegmentSize,
+}
+
+/// A survey as the portal shows it to an invited customer.
+#[derive(Debug, Clone)]
+pub struct PortalSurvey {
+    /// Id.
+    pub id: SurveyId,
+    /// Title.
+    pub title: String,
+    /// Questions.
+    pub questions: Vec<Question>,
+    /// The blind-signature key: modulus and public exponent, base64url.
+    pub key_n: String,
+    /// The public exponent, base64url.
+    pub key_e: String,
+    /// Whether the customer's token was issued already.
+    pub issued: bool,
+}
+
+/// One question's released totals.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct QuestionResult {
+    /// The question.
+    pub question: String,
+    /// Each answer with its noisy count and 95 % half-width.
+    pub rows: Vec<AnswerCount>,
+}
+
+/// One answer's noisy count.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct AnswerCount {
+    /// The answer: a choice, or a point of the scale.
+    pub answer: String,
+    /// The noisy count.
+    pub value: i64,
+    /// Half-width of the 95 % interval.
+    pub ci95: u64,
+}
+
+/// A survey's released results.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SurveyResults {
+    /// Per question.
+    pub questions: Vec<QuestionResult>,
+    /// ε this request spent (0 when the stored release was returned).
+    pub epsilon_spent: f64,
+    /// ε left in the caller's budget.
+    pub budget_left: f64,
+    /// When released.
+    pub released_at: Timestamp,
+}
+
+fn key_aad(id: SurveyId) -> FieldAad<'static> {
+    FieldAad {
+        table: "surveys",
+        column: "secret_key",
+        customer: Uuid::nil(),
+        record: id.0,
+    }
+}
+
+fn questions_of(row: &SurveyRow) -> ServiceResult<Vec<Question>> {
+    serde_json::from_str(&row.questions).map_err(|_| ServiceError::Integrity)
+}
+
+impl Vault {
+    /// Whether `principal` may compose and send surveys (the console offers them only then).
+    pub async fn may_manage_surveys(&self, principal: &Principal) -> bool {
+        self.authorize(principal, Action::ManageSurveys, None)
+            .await
+            .is_ok()
+    }
+
+    /// Composes a survey (marketing, the DPO): validated questions, a fresh blind-signature
+    /// key sealed under the installation's key, one audit entry.
+    pub async fn create_survey(
+        &self,
+        principal: &Principal,
+        input: SurveyInput,
+    ) -> ServiceResult<SurveyView> {
+        self.authorize(principal, Action::ManageSurveys, None)
+            .await?;
+        let survey = input.validate()?;
+        let purpose = self.purpose("purpose", &survey.purpose)?;
+        self.inner
+            .stores
+            .segments
+            .segment(survey.segment_id)
+            .await?
+            .ok_or_else(|| ValidationError::new("segment_id", "no such segment"))?;
+        let key = tokio::task::spawn_blocking(SurveyKey::generate)
+            .await
+            .map_err(|_| ServiceError::Integrity)??;
+        let id = SurveyId::new();
+        let row = SurveyRow {
+            id,
+            title: survey.title,
+            questions: serde_json::to_string(&survey.questions)
+                .map_err(|_| ServiceError::Integrity)?,
+            segment_id: survey.segment_id,
+            purpose: purpose.key.clone(),
+            public_key: key.public_spki()?,
+            secret_key: self.inner.directory.seal(&key_aad(id), &key.to_der()?)?,
+            created_by: self.pseudonym(&principal.asker().id),
+            created_at: Timestamp::now().millis(),
+            sent_at: None,
+        };
+        let id_text = id.to_string();
+        let entry = self.write_entry_for(
+            Actor::Principal(principal),
+            "create_survey",
+            None,
+            &[],
+            About {
+                subject: Some(&id_text),
+                purpose: Some(&purpose.key),
+            },
+        );
+        let store = &self.inner.stores.surveys;
+        store.insert_survey(&row, &[entry]).await?;
+        self.survey_view(row).await
+    }
+
+    async fn survey_view(&self, row: SurveyRow) -> ServiceResult<SurveyView> {
+        let counts = self.inner.stores.surveys.survey_counts(row.id).await?;
+        let threshold = self.segment_threshold();
+        Ok(SurveyView {
+            id: row.id,
+            questions: questions_of(&row)?,
+            title: row.title,
+            segment_id: row.segment_id,
+            purpose: row.purpose,
+            created_at: Timestamp(row.created_at),
+            sent_at: row.sent_at.map(Timestamp),
+            invited: SegmentSize::shown(counts.invited, threshold),
+            responses: SegmentSize::shown(counts.responses, MIN_RESPONSES),
+        })
+    }
+
+    /// Every survey, newest first: for whoever may compose them or analyse under `analytics`.
+    pub async fn surveys(&self, principal: &Principal) -> ServiceResult<Vec<SurveyView>> {
+        if !self.may_analyse(principal) {
+            self.authorize(principal, Action::ManageSurveys, None)
+                .await?;
+        }
+        let mut out = Vec::new();
+        for row in self.inner.stores.surveys.surveys().await? {
+            out.push(self.survey_view(row).await?);
+        }
+        Ok(out)
+    }
+
+    /// Sends a survey (marketing, the DPO): its segment is evaluated under its purpose as for a
+    /// campaign (consent, restriction, the size threshold), and each member is invited; those
+    /// invited before stay as they are. How many it reaches, as a size.
+    pub async fn send_survey(
+        &self,
+        principal: &Principal,
+        id: SurveyId,
+    ) -> ServiceResult<SurveyView> {
+        self.authorize(principal, Action::ManageSurveys, None)
+            .await?;
+        let store = &self.inner.stores.surveys;
+        let row = store
+            .survey(id)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        let purpose = self.purpose("purpose", &row.purpose)?;
+        self.check_declarable(&crate::Access {
+            principal,
+            purpose: &purpose,
+            reason: None,
+            break_glass: false,
+        })?;
+        let segment = self.segment(principal, row.segment_id).await?;
+        let rule = self.stored_rules(&segment).await?;
+        self.check_segment_use(principal, &purpose, &rule)?;
+        self.charge_evaluation(principal, &purpose).await?;
+        let members = self
+            .segment_members(principal, &purpose, &rule, &[], Timestamp::now())
+            .await?;
+        if (members.len() as u64) < self.segment_threshold() {
+            return Err(ValidationError::new(
+                "segment_id",
+                "the segment reaches too few customers under this purpose for an anonymous survey (fewer than the size threshold): their answers could not stay anonymous",
+            )
+            .into());
+        }
+        let id_text = id.to_string();
+        let mut leaf = crate::vault::leaf(
+            self.actor_parts(Actor::Principal(principal)),
+            "send_survey",
+            None,
+            &[],
+            About {
+                subject: Some(&id_text),
+                purpose: Some(&purpose.key),
+            },
+            "used",
+            "done",
+        );
+        let shown = SegmentSize::shown(members.len() as u64, self.segment_threshold());
+        leaf.categories.insert("size".to_owned(), shown.to_string());
+        store
+            .invite(
+                id,
+                &members,
+                Timestamp::now().millis(),
+                &[crate::vault::row_of(leaf)],
+            )
+            .await?;
+        self.survey_view(
+            store
+                .survey(id)
+                .await?
+                .ok_or(ServiceError::NotFound("survey"))?,
+        )
+        .await
+    }
+
+    /// The surveys a signed-in customer was invited to, with whether they have their token.
+    pub async fn portal_surveys(&self, s: &PortalSession) -> ServiceResult<Vec<PortalSurvey>> {
+        let store = &self.inner.stores.surveys;
+        let mut out = Vec::new();
+        for (id, issued) in store.invitations(s.customer_id()).await? {
+            if let Some(row) = store.survey(id).await? {
+                out.push(self.portal_survey_of(row, issued)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One survey the signed-in customer was invited to; `NotFound` for any other.
+    pub async fn portal_survey(
+        &self,
+        s: &PortalSession,
+        id: SurveyId,
+    ) -> ServiceResult<PortalSurvey> {
+        self.portal_surveys(s)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(ServiceError::NotFound("survey"))
+    }
+
+    fn portal_survey_of(&self, row: SurveyRow, issued: bool) -> ServiceResult<PortalSurvey> {
+        let key = self.survey_key(&row)?;
+        let (n, e) = key.public_components()?;
+        Ok(PortalSurvey {
+            id: row.id,
+            questions: questions_of(&row)?,
+            title: row.title,
+            key_n: URL_SAFE_NO_PAD.encode(n),
+            key_e: URL_SAFE_NO_PAD.encode(e),
+            issued,
+        })
+    }
+
+    fn survey_key(&self, row: &SurveyRow) -> ServiceResult<SurveyKey> {
+        let der = zeroize::Zeroizing::new(
+            self.inner
+                .directory
+                .open(&key_aad(row.id), &row.secret_key)?,
+        );
+        Ok(SurveyKey::from_der(&der)?)
+    }
+
+    /// Signs the signed-in customer's blinded token for a survey they were invited to, once:
+    /// the issue is recorded ("token issued to this customer for this survey") in the same
+    /// transaction that marks it, and the signature is returned only then. Steward never sees
+    /// the token itself.
+    pub async fn issue_survey_token(
+        &self,
+        s: &PortalSession,
+        id: SurveyId,
+        blinded: &[u8],
+    ) -> ServiceResult<Vec<u8>> {
+        let store = &self.inner.stores.surveys;
+        let customer = s.customer_id();
+        let invited = store
+            .invitations(customer)
+            .await?
+            .into_iter()
+            .find(|(survey, _)| *survey == id);
+        match invited {
+            None => return Err(ServiceError::NotFound("survey")),
+            Some((_, true)) => {
+                return Err(ServiceError::WrongState(
+                    "your response token for this survey was issued already",
+                ));
+            }
+            Some((_, false)) => {}
+        }
+        let row = store
+            .survey(id)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        let key = self.survey_key(&row)?;
+        let blinded = blinded.to_vec();
+        let signature = tokio::task::spawn_blocking(move || key.blind_sign(&blinded))
+            .await
+            .map_err(|_| ServiceError::Integrity)?
+            .ok_or_else(|| {
+                ValidationError::new("blinded", "not a blinded message for this survey's key")
+            })?;
+        let id_text = id.to_string();
+        let entry = self.write_entry_for(
+            Actor::Subject(crate::auth::Myself(customer)),
+            "survey_token_issued",
+            Some(customer),
+            &[],
+            About {
+                subject: Some(&id_text),
+                purpose: Some(&row.purpose),
+            },
+        );
+        if !store.issue_token(id, customer, &[entry]).await? {
+            return Err(ServiceError::WrongState(
+                "your response token for this survey was issued already",
+            ));
+        }
+        Ok(signature)
+    }
+
+    /// Stores an anonymous response: the token (message, randomizer, signature) must be this
+    /// survey's key's signature and unused; the answers one per question. Nothing of who sent
+    /// it is taken or kept, and no audit entry is written (its time would be a link).
+    pub async fn submit_survey_response(
+        &self,
+        id: SurveyId,
+        message: &[u8],
+        randomizer: &[u8],
+        signature: &[u8],
+        answers: &[u32],
+    ) -> ServiceResult<()> {
+        let store = &self.inner.stores.surveys;
+        let row = store
+            .survey(id)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        let answers = check_answers(&questions_of(&row)?, answers)?;
+        if !(16..=64).contains(&message.len()) {
+            return Err(ValidationError::new("message", "16 to 64 bytes").into());
+        }
+        let (spki, m, r, sig) = (
+            row.public_key.clone(),
+            message.to_vec(),
+            randomizer.to_vec(),
+            signature.to_vec(),
+        );
+        let valid = tokio::task::spawn_blocking(move || {
+            steward_crypto::verify_survey_token(&spki, &r, &m, &sig)
+        })
+        .await
+        .map_err(|_| ServiceError::Integrity)?;
+        if !valid {
+            return Err(ServiceError::Forbidden {
+                field: "signature",
+                detail: "not a response token of this survey".into(),
+            });
+        }
+        let token_hash = steward_crypto::fingerprint(message).into_bytes();
+        let day = Timestamp::now().to_rfc3339();
+        let day = day.get(..10).unwrap_or_default();
+        let mut fresh = vec![[0u8; 16]; 1 + steward_store::MIXED_PER_RESPONSE];
+        let mut pivot = [0u8; 16];
+        for f in fresh.iter_mut().chain(std::iter::once(&mut pivot)) {
+            steward_crypto::random_bytes(f)?;
+        }
+        match store
+            .record_response(id, &token_hash, day, &answers, &fresh, pivot)
+            .await?
+        {
+            Stored::Stored => Ok(()),
+            Stored::TokenUsed => Err(ServiceError::Conflict("token")),
+        }
+    }
+
+    /// Releases a survey's results as noisy counts per answer (analysts and the DPO, under an
+    /// analytics purpose, charged to their budget like any query), once it has at least
+    /// [`MIN_RESPONSES`] answers. One response adds one to one answer of each question, so the
+    /// noise's sensitivity is the number of questions.
+    pub async fn survey_results(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+        id: SurveyId,
+        epsilon: f64,
+    ) -> ServiceResult<SurveyResults> {
+        let purpose = self.purpose("purpose", purpose)?;
+        if !epsilon.is_finite() || !(0.001..=1000.0).contains(&epsilon) {
+            return Err(ValidationError::new("epsilon", "from 0.001 to 1000").into());
+        }
+        let epsilon_milli = (epsilon * 1000.0).floor() as u32;
+        let store = &self.inner.stores.surveys;
+        let row = store
+            .survey(id)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        let questions = questions_of(&row)?;
+        let release = Release {
+            canonical: serde_json::json!({"survey": id, "epsilon_milli": epsilon_milli})
+                .to_string(),
+            epsilon_milli: i64::from(epsilon_milli),
+            delta_nano: 0,
+            categories: Vec::new(),
+        };
+        let released = self
+            .release_once(principal, &purpose, release, async || {
+                let responses = store.responses(id).await?;
+                if (responses.len() as u64) < MIN_RESPONSES {
+                    return Err(ServiceError::WrongState(
+                        "fewer than 10 responses: no result is released until there are at least 10",
+                    ));
+                }
+                let counts = tally(&questions, &responses);
+                let sensitivity = questions.len().max(1) as u64;
+                let scale = Scale::new(sensitivity, epsilon_milli)
+                    .map_err(|_| ValidationError::new("epsilon", "out of range"))?;
+                let qs = questions.clone();
+                let results = noisy(move |rng| {
+                    qs.iter()
+                        .zip(counts)
+                        .map(|(q, counts)| {
+                            let rows = q
+                                .options()
+                                .into_iter()
+                                .zip(counts)
+                                .map(|(answer, exact)| {
+                                    Ok(AnswerCount {
+                                        answer,
+                                        value: exact + scale.sample(rng)?,
+                                        ci95: scale.ci95(),
+                                    })
+                                })
+                                .collect::<Result<Vec<_>, _>>()?;
+                            Ok(QuestionResult {
+                                question: q.text().to_owned(),
+                                rows,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .await?;
+                serde_json::to_string(&results).map_err(|_| ServiceError::Integrity)
+            })
+            .await?;
+        Ok(SurveyResults {
+            questions: serde_json::from_str(&released.answer)
+                .map_err(|_| ServiceError::Integrity)?,
+            epsilon_spent: released.epsilon_spent as f64 / 1000.0,
+            budget_left: released.left as f64 / 1000.0,
+            released_at: released.at,
+        })
+    }
+}
