@@ -14,6 +14,7 @@ macro_rules! emit {
 }
 
 mod all;
+mod analytics;
 mod audit;
 mod erasure;
 mod merge;
@@ -238,6 +239,16 @@ enum Which {
         /// Customers whose held-out purchase is checked.
         #[arg(long, default_value_t = 5_000)]
         sample: usize,
+    },
+    /// Differentially private analytics over many customers and purchases through the service:
+    /// latency per query and the median relative error of counts against the exact answers.
+    Analytics {
+        /// Customers (0 to 6 purchases each, 3 on average).
+        #[arg(long, default_value_t = 1_000_000)]
+        customers: usize,
+        /// Releases of each query (the median latency is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// Sizing segments over many customers and purchases through the service (policy per
     /// customer, sealed amounts opened) vs the same counts in plain SQL; SQLite.
@@ -730,6 +741,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         Which::Import { customers, batch } => bench_import(customers, batch)
             .await
             .context("import benchmark")?,
+        Which::Analytics { customers, runs } => analytics::run(customers.max(10), runs.max(1))
+            .await
+            .context("analytics benchmark")?,
         Which::Segment {
             customers,
             purchases,
