@@ -101,23 +101,47 @@
     return concat(db, h, Uint8Array.of(0xbc));
   }
 
+  // A uniform integer in [1, n): modBits random bits, drawn again until below n (a value
+  // reduced mod n would be skewed, and the skew could tell a blinded token from others).
+  function uniformBelow(n, modBits, modLen) {
+    const excess = 8 * modLen - modBits;
+    for (;;) {
+      const bytes = random(modLen);
+      bytes[0] &= 0xff >> excess;
+      const r = toInt(bytes);
+      if (r > 0n && r < n) return r;
+    }
+  }
+
   // RFC 9474 section 4.1 (Prepare, randomized) and 4.2 (Blind).
   async function blind(msg, n, e) {
     const modBits = n.toString(2).length;
     const modLen = Math.ceil(modBits / 8);
     const randomizer = random(32);
     const m = toInt(await pssEncode(concat(randomizer, msg), modBits - 1));
+    if (modInv(m, n) === null) throw new Error('the encoded message shares a factor with the key');
     let inv = null;
     let r = 0n;
     while (inv === null) {
-      r = toInt(random(modLen)) % n;
-      inv = r > 1n ? modInv(r, n) : null;
+      r = uniformBelow(n, modBits, modLen);
+      inv = modInv(r, n);
     }
     const z = (m * modPow(r, e, n)) % n;
     return { randomizer, m, inv, modLen, blinded: toBytes(z, modLen) };
   }
 
+  // The key everyone gets, fetched without cookies: a key made for this customer alone would
+  // mark their answer, so a page whose key differs is not used.
+  async function checkKey() {
+    const res = await fetch(`/v1/surveys/${id}/key`, { credentials: 'omit', cache: 'no-store' });
+    const key = await res.json().catch(() => ({}));
+    if (!res.ok || key.n !== form.dataset.n || key.e !== form.dataset.e) {
+      throw new Error('this page\'s key is not the survey\'s public key');
+    }
+  }
+
   async function token() {
+    await checkKey();
     const n = toInt(b64u.dec(form.dataset.n));
     const e = toInt(b64u.dec(form.dataset.e));
     const msg = random(32);

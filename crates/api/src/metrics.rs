@@ -115,14 +115,15 @@ pub async fn track(req: Request, next: Next) -> Response {
         .unwrap_or("unmatched");
     let method = method_label(req.method());
     let res = next.run(req).await;
-    let status = status_label(res.status().as_u16());
-    metrics::counter!("steward_http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
-    metrics::histogram!("steward_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
-    // An access log line with the route template, never the URL (ids and query stay out);
-    // none for anonymous survey answers, whose time would link them to the token's issue.
+    // Anonymous survey answers are neither counted nor logged: a counter scraped often enough,
+    // or a log line's time, would link an answer to the token's recorded issue.
     if route == ANONYMOUS_ROUTE {
         return res;
     }
+    let status = status_label(res.status().as_u16());
+    metrics::counter!("steward_http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
+    metrics::histogram!("steward_http_request_duration_seconds", "method" => method, "route" => route).record(start.elapsed().as_secs_f64());
+    // An access log line with the route template, never the URL (ids and query stay out).
     tracing::debug!(
         method,
         route,

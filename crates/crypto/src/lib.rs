@@ -31,7 +31,7 @@ pub use keys::{DataKey, Keyring, MasterKey, MasterKeyId, WrappedKey};
 pub use mail::{DkimKey, LinkKey};
 pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use receipt::{ReceiptSigner, verify_compact};
-pub use survey::{ClientBlinding, SurveyKey, verify_survey_token};
+pub use survey::{ClientBlinding, SurveyKey, survey_public_components, verify_survey_token};
 pub use token::{IssuedToken, TokenDigest, hash_token_secret, parse_token, verify_token_secret};
 
 /// Fills `buf` from the operating system's CSPRNG.

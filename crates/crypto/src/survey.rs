@@ -76,6 +76,13 @@ impl SurveyKey {
     }
 }
 
+/// The modulus and public exponent (big-endian) of a survey's public key (SPKI DER), for a
+/// browser's script; `None` if it is not one.
+pub fn survey_public_components(public_spki: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let pk = PublicKey::from_spki(public_spki, Some(&options())).ok()?;
+    Some((pk.0.n().to_bytes_be(), pk.0.e().to_bytes_be()))
+}
+
 /// Whether `signature` is the survey key's signature (`public_spki`) of `message` under the
 /// 32-byte `randomizer`.
 pub fn verify_survey_token(
@@ -186,6 +193,10 @@ mod tests {
         // The key survives its DER; garbage is refused.
         let again = SurveyKey::from_der(&key.to_der().unwrap()).unwrap();
         assert_eq!(again.public_spki().unwrap(), spki);
+        assert_eq!(
+            survey_public_components(&spki).unwrap(),
+            key.public_components().unwrap()
+        );
         assert!(key.blind_sign(&[0u8; 3]).is_none());
     }
 }

@@ -21,7 +21,7 @@ use steward_domain::{
     Channel, CustomerId, DataCategory, LawfulBasis, Purpose, Rule, Timestamp, ValidationError,
 };
 use steward_policy::{ReadRequest, Subject};
-use steward_store::{Charged, ReleaseRow, SegmentPage, SegmentScan};
+use steward_store::{Recorded, ReleaseRow, SegmentPage, SegmentScan};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::vault::About;
@@ -158,6 +158,20 @@ impl RandomWords for OsWords {
         }
         self.at += 1;
         self.words[self.at - 1]
+    }
+}
+
+/// Whose budget a release spends: the staff member's (whichever session or token they use),
+/// or, for a service client, its role's — every token of a role shares one budget, so minting
+/// tokens does not mint budget.
+fn analyst_of(principal: &Principal) -> String {
+    match principal.staff_id() {
+        Some(staff) => staff.to_string(),
+        None => {
+            let mut roles: Vec<&str> = principal.roles().iter().map(|r| r.as_str()).collect();
+            roles.sort_unstable();
+            format!("role:{}", roles.join("+"))
+        }
     }
 }
 
@@ -318,7 +332,7 @@ impl Vault {
             .stores
             .analytics
             .spent(
-                &principal.asker().id,
+                &analyst_of(principal),
                 &purpose.key,
                 analytics::window_start(now),
             )
@@ -421,33 +435,57 @@ impl Vault {
             self.inner.audit.append(&record("deny", "0")).await?;
             return Err(e);
         }
-        let analyst = principal.asker().id;
+        let analyst = analyst_of(principal);
         let now = Timestamp::now();
         let window = analytics::window_start(now.millis());
         let hash = steward_crypto::fingerprint(release.canonical.as_bytes()).into_bytes();
         let store = &self.inner.stores.analytics;
         let budget = self.budget_milli();
-        let stored = |row: ReleaseRow, spent: i64| ReleaseOutcome {
-            answer: row.answer,
-            epsilon_spent: 0,
-            delta_spent: 0,
-            left: (budget - spent).max(0),
-            at: Timestamp(row.released_at),
+        let delta_budget = i64::from(analytics::DELTA_BUDGET_NANO);
+        let stored = async |row: ReleaseRow| -> ServiceResult<ReleaseOutcome> {
+            let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
+            Ok(ReleaseOutcome {
+                answer: row.answer,
+                epsilon_spent: 0,
+                delta_spent: 0,
+                left: (budget - spent).max(0),
+                at: Timestamp(row.released_at),
+            })
         };
         if let Some(row) = store.release(&analyst, &purpose.key, window, &hash).await? {
             // Post-processing of a released answer: recorded, nothing spent.
             self.inner.audit.append(&record("repeat", "0")).await?;
-            let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
-            return Ok(stored(row, spent));
+            return stored(row).await;
         }
-        let (eps, delta) = (release.epsilon_milli, release.delta_nano);
-        let (spent, spent_delta) = store.spent(&analyst, &purpose.key, window).await?;
-        let delta_budget = i64::from(analytics::DELTA_BUDGET_NANO);
-        if spent + eps > budget || spent_delta + delta > delta_budget {
+        let cost = (release.epsilon_milli, release.delta_nano);
+        // Reserved before any work: however many requests arrive at once, no more computations
+        // run than the budget pays for.
+        if !store
+            .reserve_budget(&analyst, &purpose.key, window, cost, (budget, delta_budget))
+            .await?
+        {
             self.inner.audit.append(&record("over_budget", "0")).await?;
-            return Err(over_budget(budget, spent, delta_budget, spent_delta, eps));
+            let (spent, spent_delta) = store.spent(&analyst, &purpose.key, window).await?;
+            return Err(over_budget(
+                budget,
+                spent,
+                delta_budget,
+                spent_delta,
+                cost.0,
+            ));
         }
-        let answer = compute().await?;
+        let refund = async || {
+            store
+                .refund_budget(&analyst, &purpose.key, window, cost)
+                .await
+        };
+        let answer = match compute().await {
+            Ok(a) => a,
+            Err(e) => {
+                refund().await?;
+                return Err(e);
+            }
+        };
         let row = ReleaseRow {
             analyst: analyst.clone(),
             purpose: purpose.key.clone(),
@@ -455,38 +493,39 @@ impl Vault {
             query_hash: hash,
             query: release.canonical.clone(),
             answer: answer.clone(),
-            epsilon_milli: eps,
-            delta_nano: delta,
+            epsilon_milli: cost.0,
+            delta_nano: cost.1,
             released_at: now.millis(),
         };
-        let leaf = record("done", &format!("{:.3}", milli(eps)));
-        let charged = store
-            .record_release(&row, budget, delta_budget, &[crate::vault::row_of(leaf)])
-            .await?;
-        match charged {
-            // INVARIANT: the release, its charge and its audit entry are committed together
-            // before the answer leaves.
-            Charged::Released => Ok(ReleaseOutcome {
-                answer,
-                epsilon_spent: eps,
-                delta_spent: delta,
-                left: budget - spent - eps,
-                at: now,
-            }),
-            Charged::Existing(row) => {
-                let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
-                Ok(stored(row, spent))
+        let leaf = record("done", &format!("{:.3}", milli(cost.0)));
+        let recorded = match store
+            .record_release(&row, &[crate::vault::row_of(leaf)])
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                refund().await?;
+                return Err(e.into());
             }
-            Charged::OverBudget {
-                epsilon_milli,
-                delta_nano,
-            } => Err(over_budget(
-                budget,
-                epsilon_milli,
-                delta_budget,
-                delta_nano,
-                eps,
-            )),
+        };
+        match recorded {
+            // INVARIANT: the release and its audit entry are committed, and its cost reserved,
+            // before the answer leaves.
+            Recorded::Stored => {
+                let (spent, _) = store.spent(&analyst, &purpose.key, window).await?;
+                Ok(ReleaseOutcome {
+                    answer,
+                    epsilon_spent: cost.0,
+                    delta_spent: cost.1,
+                    left: (budget - spent).max(0),
+                    at: now,
+                })
+            }
+            // Released meanwhile by a concurrent request: its answer, this reservation back.
+            Recorded::Existing(row) => {
+                refund().await?;
+                stored(row).await
+            }
         }
     }
 
@@ -504,7 +543,7 @@ impl Vault {
             .inner
             .stores
             .analytics
-            .releases(&principal.asker().id, analytics::window_start(now))
+            .releases(&analyst_of(principal), analytics::window_start(now))
             .await?;
         rows.into_iter()
             .filter(|r| r.purpose == purpose.key)
@@ -538,8 +577,11 @@ impl Vault {
             .into_iter()
             .map(|m| (m.id.to_string(), m.name))
             .collect();
-        for t in self.inner.stores.identity.list_tokens().await? {
-            names.insert(format!("token-{}", t.id), format!("token “{}”", t.name));
+        for role in steward_domain::Role::ALL {
+            names.insert(
+                format!("role:{}", role.as_str()),
+                format!("service tokens of role {}", role.as_str()),
+            );
         }
         Ok(rows
             .into_iter()
@@ -738,7 +780,12 @@ impl Vault {
             if !usable {
                 continue;
             }
-            let purchases = &page.purchases[bought];
+            // Purchases in a category the DPO marked as a special category of data are in no
+            // aggregate: not counted, summed, tiered or grouped (as for segments).
+            let purchases: Vec<&steward_store::SegmentPurchase> = page.purchases[bought]
+                .iter()
+                .filter(|p| !self.is_marked(&p.category))
+                .collect();
             let sealed = c.language.is_some()
                 || purchases
                     .iter()
@@ -750,7 +797,7 @@ impl Vault {
                 (false, _) => None,
             };
             let mut amounts = Vec::with_capacity(purchases.len());
-            for p in purchases {
+            for p in &purchases {
                 amounts.push(match (&p.amount, &key) {
                     (Some((sealed, currency)), Some(dk)) => Some((
                         crate::seal::open_amount(dk, c.id, &p.id, sealed)?,
@@ -765,7 +812,6 @@ impl Vault {
                 let facts_purchases: Vec<PurchaseFact> = purchases
                     .iter()
                     .zip(&amounts)
-                    .filter(|(p, _)| !self.is_marked(&p.category))
                     .map(|(p, a)| PurchaseFact {
                         category: p.category.clone(),
                         at: p.occurred_at,
@@ -819,7 +865,7 @@ impl Vault {
                     rows.extend(q.rows_of(&values, 1));
                 }
                 Of::Purchases => {
-                    for (p, amount) in purchases.iter().zip(&amounts) {
+                    for (&p, amount) in purchases.iter().zip(&amounts) {
                         if let Some(want) = &q.currency
                             && amount.as_ref().is_none_or(|(_, cur)| cur != want)
                         {

@@ -115,6 +115,20 @@ fn key_aad(id: SurveyId) -> FieldAad<'static> {
     }
 }
 
+/// A waiting answer is sealed under the installation's directory key, bound to its survey and
+/// its pending id.
+fn pending_aad(id: SurveyId, pending: [u8; 16]) -> FieldAad<'static> {
+    FieldAad {
+        table: "survey_pending",
+        column: "answers",
+        customer: id.0,
+        record: Uuid::from_bytes(pending),
+    }
+}
+
+/// One key generation at a time: composing surveys cannot take every core.
+static KEYGEN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 fn questions_of(row: &SurveyRow) -> ServiceResult<Vec<Question>> {
     serde_json::from_str(&row.questions).map_err(|_| ServiceError::Integrity)
 }
@@ -144,9 +158,15 @@ impl Vault {
             .segment(survey.segment_id)
             .await?
             .ok_or_else(|| ValidationError::new("segment_id", "no such segment"))?;
-        let key = tokio::task::spawn_blocking(SurveyKey::generate)
-            .await
-            .map_err(|_| ServiceError::Integrity)??;
+        let key = {
+            let _turn = KEYGEN
+                .acquire()
+                .await
+                .map_err(|_| ServiceError::Integrity)?;
+            tokio::task::spawn_blocking(SurveyKey::generate)
+                .await
+                .map_err(|_| ServiceError::Integrity)??
+        };
         let id = SurveyId::new();
         let row = SurveyRow {
             id,
@@ -300,8 +320,8 @@ impl Vault {
     }
 
     fn portal_survey_of(&self, row: SurveyRow, issued: bool) -> ServiceResult<PortalSurvey> {
-        let key = self.survey_key(&row)?;
-        let (n, e) = key.public_components()?;
+        let (n, e) = steward_crypto::survey_public_components(&row.public_key)
+            .ok_or(ServiceError::Integrity)?;
         Ok(PortalSurvey {
             id: row.id,
             questions: questions_of(&row)?,
@@ -319,6 +339,22 @@ impl Vault {
                 .open(&key_aad(row.id), &row.secret_key)?,
         );
         Ok(SurveyKey::from_der(&der)?)
+    }
+
+    /// A survey's public key as (modulus, exponent), base64url: public, so that a customer's
+    /// browser can check, without sending any cookie, that the key it blinds with is the one
+    /// everyone gets (a key made for one customer would mark their answer).
+    pub async fn survey_public_key(&self, id: SurveyId) -> ServiceResult<(String, String)> {
+        let row = self
+            .inner
+            .stores
+            .surveys
+            .survey(id)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        let (n, e) = steward_crypto::survey_public_components(&row.public_key)
+            .ok_or(ServiceError::Integrity)?;
+        Ok((URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e)))
     }
 
     /// Signs the signed-in customer's blinded token for a survey they were invited to, once:
@@ -351,6 +387,7 @@ impl Vault {
             .survey(id)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
+        self.check_still_askable(customer, &row).await?;
         let key = self.survey_key(&row)?;
         let blinded = blinded.to_vec();
         let signature = tokio::task::spawn_blocking(move || key.blind_sign(&blinded))
@@ -376,6 +413,42 @@ impl Vault {
             ));
         }
         Ok(signature)
+    }
+
+    /// Refuses a token to a customer the survey may no longer ask: restricted since, or (for
+    /// a purpose resting on consent) no longer consenting.
+    async fn check_still_askable(
+        &self,
+        customer: steward_domain::CustomerId,
+        row: &SurveyRow,
+    ) -> ServiceResult<()> {
+        let purpose = self.purpose("purpose", &row.purpose)?;
+        let facts = self
+            .inner
+            .stores
+            .customers
+            .access_facts(customer)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        if facts.restricted {
+            return Err(ServiceError::Forbidden {
+                field: "survey",
+                detail: "your data's processing is restricted: this survey is not asked of you"
+                    .into(),
+            });
+        }
+        if purpose.lawful_basis == steward_domain::LawfulBasis::Consent
+            && !self.consent_ledger(customer).await?.granted(&purpose.key)
+        {
+            return Err(ServiceError::Forbidden {
+                field: "survey",
+                detail: format!(
+                    "you no longer agree to {}, which this survey was sent under",
+                    purpose.key
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Stores an anonymous response: the token (message, randomizer, signature) must be this
@@ -416,20 +489,43 @@ impl Vault {
             });
         }
         let token_hash = steward_crypto::fingerprint(message).into_bytes();
-        let day = Timestamp::now().to_rfc3339();
-        let day = day.get(..10).unwrap_or_default();
-        let mut fresh = vec![[0u8; 16]; 1 + steward_store::MIXED_PER_RESPONSE];
-        let mut pivot = [0u8; 16];
-        for f in fresh.iter_mut().chain(std::iter::once(&mut pivot)) {
-            steward_crypto::random_bytes(f)?;
-        }
-        match store
-            .record_response(id, &token_hash, day, &answers, &fresh, pivot)
+        let mut pending_id = [0u8; 16];
+        steward_crypto::random_bytes(&mut pending_id)?;
+        let sealed = self
+            .inner
+            .directory
+            .seal(&pending_aad(id, pending_id), &answers)?;
+        let waiting = match store
+            .record_pending(id, &token_hash, pending_id, &sealed)
             .await?
         {
-            Stored::Stored => Ok(()),
-            Stored::TokenUsed => Err(ServiceError::Conflict("token")),
+            Stored::TokenUsed => return Err(ServiceError::Conflict("token")),
+            Stored::Waiting(n) => n,
+        };
+        if waiting >= MIN_RESPONSES {
+            // Ten or more wait: they join the answers together, under fresh ids, with today's
+            // date; a copy of the database never shows one answer arrive on its own.
+            let day = Timestamp::now().to_rfc3339();
+            let day = day.get(..10).unwrap_or_default();
+            let directory = &self.inner.directory;
+            let open = move |pending: &[u8], sealed: &[u8]| {
+                let pending: [u8; 16] = pending.try_into().ok()?;
+                directory.open(&pending_aad(id, pending), sealed).ok()
+            };
+            let mut failed = false;
+            let mut fresh = || {
+                let mut new = [0u8; 16];
+                failed |= steward_crypto::random_bytes(&mut new).is_err();
+                new
+            };
+            store
+                .flush_pending(id, MIN_RESPONSES, day, &open, &mut fresh)
+                .await?;
+            if failed {
+                return Err(ServiceError::Integrity);
+            }
         }
+        Ok(())
     }
 
     /// Releases a survey's results as noisy counts per answer (analysts and the DPO, under an
@@ -470,7 +566,10 @@ impl Vault {
                     ));
                 }
                 let counts = tally(&questions, &responses);
-                let sensitivity = questions.len().max(1) as u64;
+                // Who took part is known (the issue of each token is recorded), so the change
+                // to guard against is one participant's answers replaced by others: one count
+                // down and one up per question.
+                let sensitivity = 2 * questions.len().max(1) as u64;
                 let scale = Scale::new(sensitivity, epsilon_milli)
                     .map_err(|_| ValidationError::new("epsilon", "out of range"))?;
                 let qs = questions.clone();

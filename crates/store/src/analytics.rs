@@ -43,21 +43,14 @@ pub struct BudgetRow {
     pub delta_nano: i64,
 }
 
-/// What recording a release did.
+/// What storing a release did.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Charged {
-    /// Stored and charged, with its audit entry.
-    Released,
-    /// The same query was released meanwhile (a concurrent request): that answer, nothing
-    /// charged, nothing stored.
+pub enum Recorded {
+    /// Stored, with its audit entry.
+    Stored,
+    /// The same query was released meanwhile (a concurrent request): that answer; nothing
+    /// stored.
     Existing(ReleaseRow),
-    /// It would exceed the budget: nothing charged, nothing stored. What is spent already.
-    OverBudget {
-        /// ε spent, in thousandths.
-        epsilon_milli: i64,
-        /// δ spent, in billionths.
-        delta_nano: i64,
-    },
 }
 
 const RELEASE_COLUMNS: &str = "analyst, purpose, window_start, query_hash, query, answer, \
@@ -121,17 +114,18 @@ impl AnalyticsStore for SqlStore {
         })
     }
 
-    async fn record_release(
+    async fn reserve_budget(
         &self,
-        row: &ReleaseRow,
-        limit_milli: i64,
-        limit_delta_nano: i64,
-        audit: &[AuditEntryRow],
-    ) -> StoreResult<Charged> {
+        analyst: &str,
+        purpose: &str,
+        window_start: i64,
+        cost: (i64, i64),
+        limit: (i64, i64),
+    ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        // The charge first, conditional on the sum staying within the budget: the row lock (or
-        // SQLite's one writer) makes check and add one step.
-        let charged = sqlx::query(
+        // Check and add in one statement: the row lock (or SQLite's one writer) makes them one
+        // step, so two concurrent reservations never both take the last of the budget.
+        let reserved = sqlx::query(
             "INSERT INTO analytics_budget (analyst, purpose, window_start, epsilon_milli, delta_nano) \
              SELECT $1, $2, $3, $4, $5 WHERE $4 <= $6 AND $5 <= $7 \
              ON CONFLICT (analyst, purpose, window_start) DO UPDATE SET \
@@ -140,26 +134,50 @@ impl AnalyticsStore for SqlStore {
              WHERE analytics_budget.epsilon_milli + excluded.epsilon_milli <= $6 \
              AND analytics_budget.delta_nano + excluded.delta_nano <= $7",
         )
-        .bind(row.analyst.clone())
-        .bind(row.purpose.clone())
-        .bind(row.window_start)
-        .bind(row.epsilon_milli)
-        .bind(row.delta_nano)
-        .bind(limit_milli)
-        .bind(limit_delta_nano)
+        .bind(analyst.to_owned())
+        .bind(purpose.to_owned())
+        .bind(window_start)
+        .bind(cost.0)
+        .bind(cost.1)
+        .bind(limit.0)
+        .bind(limit.1)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if charged == 0 {
-            tx.rollback().await?;
-            let (epsilon_milli, delta_nano) = self
-                .spent(&row.analyst, &row.purpose, row.window_start)
-                .await?;
-            return Ok(Charged::OverBudget {
-                epsilon_milli,
-                delta_nano,
-            });
-        }
+        tx.commit().await?;
+        Ok(reserved == 1)
+    }
+
+    async fn refund_budget(
+        &self,
+        analyst: &str,
+        purpose: &str,
+        window_start: i64,
+        cost: (i64, i64),
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE analytics_budget SET epsilon_milli = epsilon_milli - $4, delta_nano = delta_nano - $5 \
+             WHERE analyst = $1 AND purpose = $2 AND window_start = $3 \
+             AND epsilon_milli >= $4 AND delta_nano >= $5",
+        )
+        .bind(analyst.to_owned())
+        .bind(purpose.to_owned())
+        .bind(window_start)
+        .bind(cost.0)
+        .bind(cost.1)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_release(
+        &self,
+        row: &ReleaseRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<Recorded> {
+        let mut tx = self.write_tx().await?;
         let sql = format!(
             "INSERT INTO analytics_releases ({RELEASE_COLUMNS}) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"
@@ -178,7 +196,6 @@ impl AnalyticsStore for SqlStore {
             .await?
             .rows_affected();
         if inserted == 0 {
-            // Released by a concurrent request: undo this charge and return that answer.
             tx.rollback().await?;
             let existing = self
                 .release(
@@ -188,17 +205,15 @@ impl AnalyticsStore for SqlStore {
                     &row.query_hash,
                 )
                 .await?;
-            return Ok(match existing {
-                Some(e) => Charged::Existing(e),
-                None => Charged::OverBudget {
-                    epsilon_milli: 0,
-                    delta_nano: 0,
-                },
-            });
+            return existing
+                .map(Recorded::Existing)
+                .ok_or(crate::StoreError::Corrupt(
+                    "a release conflicted but is not there",
+                ));
         }
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
-        Ok(Charged::Released)
+        Ok(Recorded::Stored)
     }
 
     async fn budgets(&self, window_start: i64) -> StoreResult<Vec<BudgetRow>> {

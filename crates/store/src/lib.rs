@@ -31,7 +31,7 @@ mod surveys;
 
 use std::sync::Arc;
 
-pub use analytics::{BudgetRow, Charged, ReleaseRow};
+pub use analytics::{BudgetRow, Recorded, ReleaseRow};
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
@@ -47,7 +47,7 @@ pub use retention::ActivityTable;
 pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, SegmentScan};
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
-pub use surveys::{MIXED_PER_RESPONSE, Stored, SurveyCounts, SurveyRow};
+pub use surveys::{Stored, SurveyCounts, SurveyRow};
 
 use steward_domain::{
     CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, SegmentId, StaffId, SurveyId,
@@ -922,15 +922,33 @@ pub trait AnalyticsStore: Send + Sync + 'static {
         window_start: i64,
     ) -> StoreResult<(i64, i64)>;
 
-    /// Charges the release to the budget if it stays within `limit_milli` and
-    /// `limit_delta_nano`, and stores it with its audit entry, in one transaction.
+    /// Adds `cost` (ε in thousandths, δ in billionths) to the analyst's spending under the
+    /// purpose in the window if the sums stay within `limit`; false (nothing added) otherwise.
+    async fn reserve_budget(
+        &self,
+        analyst: &str,
+        purpose: &str,
+        window_start: i64,
+        cost: (i64, i64),
+        limit: (i64, i64),
+    ) -> StoreResult<bool>;
+
+    /// Gives back a reservation whose release was not made.
+    async fn refund_budget(
+        &self,
+        analyst: &str,
+        purpose: &str,
+        window_start: i64,
+        cost: (i64, i64),
+    ) -> StoreResult<()>;
+
+    /// Stores a release with its audit entry, in one transaction; the release already there if
+    /// the same query was released meanwhile.
     async fn record_release(
         &self,
         row: &ReleaseRow,
-        limit_milli: i64,
-        limit_delta_nano: i64,
         audit: &[AuditEntryRow],
-    ) -> StoreResult<Charged>;
+    ) -> StoreResult<Recorded>;
 
     /// Every analyst's spending in the window starting at `window_start`, most spent first.
     async fn budgets(&self, window_start: i64) -> StoreResult<Vec<BudgetRow>>;
@@ -976,17 +994,27 @@ pub trait SurveyStore: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
 
-    /// Spends the token and stores the answers under `fresh[0]`, moving up to
-    /// `fresh.len() - 1` earlier answers (from `pivot` on, wrapping) to the other fresh ids.
-    async fn record_response(
+    /// Spends the token and puts the sealed answer in the survey's pool, in one transaction;
+    /// how many wait there now.
+    async fn record_pending(
         &self,
         id: SurveyId,
         token_hash: &[u8],
-        day: &str,
-        answers: &[u8],
-        fresh: &[[u8; 16]],
-        pivot: [u8; 16],
+        pending_id: [u8; 16],
+        sealed: &[u8],
     ) -> StoreResult<Stored>;
+
+    /// If at least `at_least` answers wait, moves them all to the answers, opened by `open`
+    /// (pending id, sealed) under ids from `fresh`, with `day`, in one transaction; how many
+    /// moved (0: too few waited, nothing changed).
+    async fn flush_pending(
+        &self,
+        id: SurveyId,
+        at_least: u64,
+        day: &str,
+        open: &(dyn for<'x> Fn(&'x [u8], &'x [u8]) -> Option<Vec<u8>> + Send + Sync),
+        fresh: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> StoreResult<u64>;
 
     /// Every answer of the survey, in id order (which is random).
     async fn responses(&self, id: SurveyId) -> StoreResult<Vec<Vec<u8>>>;

@@ -41,13 +41,15 @@ pub struct SurveyCounts {
     pub issued: u64,
     /// Responses stored.
     pub responses: u64,
+    /// Answers waiting, sealed, for the next batch of ten.
+    pub waiting: u64,
 }
 
-/// What storing a response did.
+/// What taking an answer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    /// Stored.
-    Stored,
+    /// Taken: it waits in the pool with this many (itself included).
+    Waiting(u64),
     /// The token was used already: nothing stored.
     TokenUsed,
 }
@@ -69,9 +71,6 @@ fn survey_from(r: &AnyRow) -> StoreResult<SurveyRow> {
         sent_at: r.try_get(9)?,
     })
 }
-
-/// Earlier responses moved to fresh ids with each new one.
-pub const MIXED_PER_RESPONSE: usize = 8;
 
 #[async_trait::async_trait]
 impl SurveyStore for SqlStore {
@@ -120,7 +119,8 @@ impl SurveyStore for SqlStore {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM survey_invitations WHERE survey_id = $1), \
              (SELECT COUNT(*) FROM survey_invitations WHERE survey_id = $1 AND issued = 1), \
-             (SELECT COUNT(*) FROM survey_responses WHERE survey_id = $1)",
+             (SELECT COUNT(*) FROM survey_responses WHERE survey_id = $1), \
+             (SELECT COUNT(*) FROM survey_pending WHERE survey_id = $1)",
         )
         .bind(idb)
         .fetch_one(&self.pool)
@@ -130,6 +130,7 @@ impl SurveyStore for SqlStore {
             invited: n(0)?,
             issued: n(1)?,
             responses: n(2)?,
+            waiting: n(3)?,
         })
     }
 
@@ -204,19 +205,14 @@ impl SurveyStore for SqlStore {
         Ok(true)
     }
 
-    async fn record_response(
+    async fn record_pending(
         &self,
         id: SurveyId,
         token_hash: &[u8],
-        day: &str,
-        answers: &[u8],
-        fresh: &[[u8; 16]],
-        pivot: [u8; 16],
+        pending_id: [u8; 16],
+        sealed: &[u8],
     ) -> StoreResult<Stored> {
         let idb = id.as_bytes().to_vec();
-        let Some((first, moves)) = fresh.split_first() else {
-            return Err(crate::StoreError::Corrupt("no id for the response"));
-        };
         let mut tx = self.write_tx().await?;
         let spent = sqlx::query(
             "INSERT INTO survey_spent_tokens (survey_id, token_hash) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -230,54 +226,64 @@ impl SurveyStore for SqlStore {
             tx.rollback().await?;
             return Ok(Stored::TokenUsed);
         }
-        // Earlier responses from a random point on (wrapping round), each moved to a fresh id.
-        let mut earlier = Vec::new();
-        for sql in [
-            "SELECT id, day, answers FROM survey_responses WHERE survey_id = $1 AND id >= $2 ORDER BY id LIMIT $3",
-            "SELECT id, day, answers FROM survey_responses WHERE survey_id = $1 AND id < $2 ORDER BY id LIMIT $3",
-        ] {
-            let want = moves.len().saturating_sub(earlier.len());
-            if want == 0 {
-                break;
-            }
-            let rows = sqlx::query(sql)
+        sqlx::query("INSERT INTO survey_pending (survey_id, id, sealed) VALUES ($1, $2, $3)")
+            .bind(idb.clone())
+            .bind(pending_id.to_vec())
+            .bind(sealed.to_vec())
+            .execute(&mut *tx)
+            .await?;
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM survey_pending WHERE survey_id = $1")
+                .bind(idb)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        Ok(Stored::Waiting(u64::try_from(waiting).unwrap_or(0)))
+    }
+
+    async fn flush_pending(
+        &self,
+        id: SurveyId,
+        at_least: u64,
+        day: &str,
+        open: &(dyn for<'x> Fn(&'x [u8], &'x [u8]) -> Option<Vec<u8>> + Send + Sync),
+        fresh: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> StoreResult<u64> {
+        let idb = id.as_bytes().to_vec();
+        let mut tx = self.write_tx().await?;
+        // Taken by deleting: a concurrent flush gets none of the same rows.
+        let rows =
+            sqlx::query("DELETE FROM survey_pending WHERE survey_id = $1 RETURNING id, sealed")
                 .bind(idb.clone())
-                .bind(pivot.to_vec())
-                .bind(want as i64)
                 .fetch_all(&mut *tx)
                 .await?;
-            for r in &rows {
-                let (old, d, a): (Vec<u8>, String, Vec<u8>) =
-                    (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-                earlier.push((old, d, a));
-            }
+        if (rows.len() as u64) < at_least {
+            tx.rollback().await?;
+            return Ok(0);
         }
-        for ((old, _, _), _) in earlier.iter().zip(moves) {
-            sqlx::query("DELETE FROM survey_responses WHERE survey_id = $1 AND id = $2")
-                .bind(idb.clone())
-                .bind(old.clone())
-                .execute(&mut *tx)
-                .await?;
+        let mut batch = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let (pending, sealed): (Vec<u8>, Vec<u8>) = (r.try_get(0)?, r.try_get(1)?);
+            let answers = open(&pending, &sealed).ok_or(crate::StoreError::Corrupt(
+                "a waiting survey answer does not open",
+            ))?;
+            batch.push((fresh(), answers));
         }
-        let mut rows: Vec<(&[u8; 16], &str, &[u8])> = vec![(first, day, answers)];
-        for ((_, d, a), new) in earlier.iter().zip(moves) {
-            rows.push((new, d, a));
-        }
-        // Inserted in id order (random), not with the new one first.
-        rows.sort_by_key(|r| *r.0);
-        for (new, d, a) in rows {
+        // Inserted in the order of their fresh random ids, not the order they came in.
+        batch.sort_by_key(|(new, _)| *new);
+        for (new, answers) in &batch {
             sqlx::query(
                 "INSERT INTO survey_responses (survey_id, id, day, answers) VALUES ($1, $2, $3, $4)",
             )
             .bind(idb.clone())
             .bind(new.to_vec())
-            .bind(d.to_owned())
-            .bind(a.to_vec())
+            .bind(day.to_owned())
+            .bind(answers.clone())
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(Stored::Stored)
+        Ok(batch.len() as u64)
     }
 
     async fn responses(&self, id: SurveyId) -> StoreResult<Vec<Vec<u8>>> {

@@ -65,6 +65,29 @@ pub async fn send(
     Ok(Json(s.vault.send_survey(&p, id).await?))
 }
 
+/// A survey's public blind-signature key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurveyKeyView {
+    /// The RSA modulus, base64url (big-endian).
+    pub n: String,
+    /// The public exponent, base64url (big-endian).
+    pub e: String,
+}
+
+/// The survey's public key (no credentials): the portal's script checks that the key its page
+/// gave it is the one everyone gets.
+#[utoipa::path(get, path = "/v1/surveys/{id}/key", tag = "surveys",
+    params(("id" = String, Path, description = "Survey id")),
+    responses((status = 200, body = SurveyKeyView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn key(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SurveyKeyView>, Problem> {
+    let id: SurveyId = path_id(&id)?;
+    let (n, e) = s.vault.survey_public_key(id).await?;
+    Ok(Json(SurveyKeyView { n, e }))
+}
+
 /// The body of `POST /v1/surveys/{id}/responses`: the token and the answers.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -157,5 +180,6 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .routes(utoipa_axum::routes!(create, list))
         .routes(utoipa_axum::routes!(send))
         .routes(utoipa_axum::routes!(respond))
+        .routes(utoipa_axum::routes!(key))
         .routes(utoipa_axum::routes!(results))
 }

@@ -97,14 +97,7 @@ async fn analysts_learn_totals_not_customers(db: TestDb) {
     }
 
     let app = steward_api::router(vault.clone());
-    let token = async |role| {
-        vault
-            .create_token(op, "analytics test", TokenOwner::Role(role))
-            .await
-            .unwrap()
-            .1
-            .to_string()
-    };
+    let token = async |role| crate::access::token(&vault, TokenOwner::Role(role)).await;
     let (analyst, dpo, marketing, support) = (
         token(Role::Analyst).await,
         token(Role::Dpo).await,
@@ -334,6 +327,24 @@ async fn analysts_learn_totals_not_customers(db: TestDb) {
         (2, 1, 0),
         "{channels:?}"
     );
+
+    // A category the DPO marks as revealing health is in no aggregate: not grouped, not summed.
+    let (s, v) = call(
+        &app,
+        &dpo,
+        "PUT",
+        "/v1/purchase-categories/rings",
+        Some(json!({"data_category": "user.health_and_medical"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let marked = exact(
+        json!({"metric": "count", "of": "purchases", "group_by": ["category"], "epsilon": 999}),
+    )
+    .await;
+    assert!(!marked.contains_key("rings"), "{marked:?}");
+    assert_eq!(marked.get("watches").map(|r| r.0), Some(40), "{marked:?}");
 
     // The dashboard's releases, and the DPO's view of everyone's spending.
     let (s, mine) = call(

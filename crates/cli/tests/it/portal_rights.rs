@@ -13,15 +13,22 @@ use crate::support::{TestDb, backend_tests};
 
 backend_tests!(the_portal_corrects_the_address_in_parts_objects_and_restricts);
 
-/// Signs the customer of `email` in to the portal: the session cookie and its form token.
-async fn portal_session(app: &axum::Router, mail: &Mailbox, email: &str) -> (String, String) {
+/// Signs the customer of `email` in to the portal with the `n`th code the mailbox got: the
+/// session cookie and its form token.
+pub(crate) async fn portal_session(
+    app: &axum::Router,
+    mail: &Mailbox,
+    email: &str,
+    n: usize,
+) -> (String, String) {
     let (_, h, page) = send(app, "GET", "/portal", None, None).await;
     let pre = pair(set_cookie(&h, "steward_portal_csrf"));
     let csrf = csrf_in(&page);
     let ask = [("csrf", csrf.as_str()), ("email", email)];
     let (_, h, _) = send(app, "POST", "/portal/code", Some(&pre), Some(&ask)).await;
     let challenge = pair(set_cookie(&h, "steward_portal_code"));
-    let (_, code) = mail.nth(0).await;
+    let (to, code) = mail.nth(n).await;
+    assert_eq!(to, email);
     let form = [("csrf", csrf.as_str()), ("code", code.as_str())];
     let cookies = format!("{pre}; {challenge}");
     let (s, h, _) = send(app, "POST", "/portal/sign-in", Some(&cookies), Some(&form)).await;
@@ -42,7 +49,7 @@ async fn the_portal_corrects_the_address_in_parts_objects_and_restricts(db: Test
     )
     .await;
     let app = steward_api::router(vault.clone());
-    let (session, csrf) = portal_session(&app, &mail, "rita.rights@example.com").await;
+    let (session, csrf) = portal_session(&app, &mail, "rita.rights@example.com", 0).await;
     let (_, _, home) = send(&app, "GET", "/portal", Some(&session), None).await;
     assert!(
         home.contains("id=\"address_city\"")

@@ -14,37 +14,13 @@ use steward_crypto::ClientBlinding;
 use steward_domain::{Role, SurveyId};
 use steward_service::{Actor, TokenOwner};
 
-use crate::console::{csrf_in, pair, send, set_cookie};
+use crate::console::send;
 use crate::portal::Mailbox;
+use crate::portal_rights::portal_session;
 use crate::support::json_call as call;
 use crate::support::{TestDb, backend_tests, oneshot, operator_customer};
 
 backend_tests!(survey_answers_are_anonymous_and_released_only_as_noisy_totals);
-
-/// Signs the customer of `email` in to the portal (the `n`th code sent): the session cookie
-/// and its form token.
-async fn portal_session(
-    app: &axum::Router,
-    mail: &Mailbox,
-    email: &str,
-    n: usize,
-) -> (String, String) {
-    let (_, h, page) = send(app, "GET", "/portal", None, None).await;
-    let pre = pair(set_cookie(&h, "steward_portal_csrf"));
-    let csrf = csrf_in(&page);
-    let ask = [("csrf", csrf.as_str()), ("email", email)];
-    let (_, h, _) = send(app, "POST", "/portal/code", Some(&pre), Some(&ask)).await;
-    let challenge = pair(set_cookie(&h, "steward_portal_code"));
-    let (to, code) = mail.nth(n).await;
-    assert_eq!(to, email);
-    let form = [("csrf", csrf.as_str()), ("code", code.as_str())];
-    let cookies = format!("{pre}; {challenge}");
-    let (s, h, _) = send(app, "POST", "/portal/sign-in", Some(&cookies), Some(&form)).await;
-    assert_eq!(s, StatusCode::SEE_OTHER);
-    let session = pair(set_cookie(&h, "steward_portal"));
-    let (_, _, home) = send(app, "GET", "/portal", Some(&session), None).await;
-    (session, csrf_in(&home))
-}
 
 /// Posts an answer with no credentials at all, as the portal's script does.
 async fn answer(app: &axum::Router, survey: &str, token: &Value, answers: Value) -> (u16, Value) {
@@ -69,14 +45,7 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     vault.use_notifier(mail.clone());
     let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
     let app = steward_api::router(vault.clone());
-    let token = async |role| {
-        vault
-            .create_token(op, "survey test", TokenOwner::Role(role))
-            .await
-            .unwrap()
-            .1
-            .to_string()
-    };
+    let token = async |role| crate::access::token(&vault, TokenOwner::Role(role)).await;
     let (marketing, analyst, dpo, support) = (
         token(Role::Marketing).await,
         token(Role::Analyst).await,
@@ -213,6 +182,26 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
             "signature": URL_SAFE_NO_PAD.encode(signature),
         }));
     }
+    // The key is public and the same for everyone: no cookie needed.
+    let (s, _, key) = oneshot(
+        &app,
+        None,
+        "GET",
+        &format!("/v1/surveys/{survey}/key"),
+        None,
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (n, e) = steward_crypto::survey_public_components(&spki).unwrap();
+    assert_eq!(
+        (key["n"].as_str().unwrap(), key["e"].as_str().unwrap()),
+        (
+            URL_SAFE_NO_PAD.encode(n).as_str(),
+            URL_SAFE_NO_PAD.encode(e).as_str()
+        )
+    );
     // The customer who did not agree was not asked.
     let (session, _) = portal_session(&app, &mail, &customers[11].1, 10).await;
     let (s, _, _) = send(
@@ -224,6 +213,26 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A customer restricted since the survey was sent gets no token.
+    assert!(
+        store
+            .set_restricted(customers[10].0, true, &[])
+            .await
+            .unwrap()
+    );
+    let (session, csrf) = portal_session(&app, &mail, &customers[10].1, 11).await;
+    let blinded = URL_SAFE_NO_PAD.encode(ClientBlinding::new(&spki, &[1u8; 32]).unwrap().blinded());
+    let form = [("csrf", csrf.as_str()), ("blinded", blinded.as_str())];
+    let (s, _, refused) = send(
+        &app,
+        "POST",
+        &format!("/portal/surveys/{survey}/token"),
+        Some(&session),
+        Some(&form),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{refused}");
 
     // Answers, with no credentials; none of them writes to the audit log.
     vault.flush_audit().await.unwrap();
@@ -238,7 +247,11 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
             "nothing that could identify the answer"
         );
     }
-    // Nine answers: no result yet, and nothing is charged.
+    // Nine answers wait, sealed, and none is among the answers yet: a copy of the database
+    // never shows one arrive on its own.
+    assert!(store.responses(survey_id).await.unwrap().is_empty());
+    assert_eq!(store.survey_counts(survey_id).await.unwrap().waiting, 9);
+    // No result yet, and nothing is charged.
     let results = async |eps: f64| {
         call(
             &app,
@@ -264,6 +277,9 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     assert_eq!(budget["epsilon_spent"].as_f64(), Some(0.0), "{budget}");
     let (s, v) = answer(&app, &survey, &tokens[9], answers_of(9)).await;
     assert_eq!(s, 201, "{v}");
+    // The tenth: all ten join the answers at once.
+    let c = store.survey_counts(survey_id).await.unwrap();
+    assert_eq!((c.waiting, c.responses), (0, 10));
 
     // A token answers once; a forged one, or one of another survey, not at all; bad answers
     // are named.

@@ -37,6 +37,8 @@ pub const MAX_CONTRIBUTIONS: u32 = 100;
 pub const MAX_GROUP_BY: usize = 3;
 /// Largest magnitude of a sum's bound (minor units): ten billion in major units.
 pub const MAX_BOUND: i64 = 1_000_000_000_000;
+/// The widest noise scale (sensitivity / ε) accepted.
+pub const MAX_SCALE: u128 = 10_000_000_000_000;
 /// Most groups a query over public keys may release.
 pub const MAX_GROUPS: usize = 2_000;
 
@@ -342,6 +344,18 @@ impl QueryInput {
                 (d * 1e9).round() as u32
             }
         };
+        // A noise scale beyond this answers nothing useful and only costs: refused.
+        let bound = bounds.map_or(1, |(lo, hi): (i64, i64)| {
+            lo.unsigned_abs().max(hi.unsigned_abs())
+        });
+        let scale =
+            u128::from(contributions) * u128::from(bound) * 1000 / u128::from(epsilon_milli);
+        if scale > MAX_SCALE {
+            return Err(ValidationError::new(
+                "epsilon",
+                "too small for these bounds and contributions: the noise would swamp any answer (contributions × largest bound / epsilon must be at most 10^13)",
+            ));
+        }
         Ok(Query {
             metric: self.metric,
             of: self.of,
@@ -424,7 +438,8 @@ impl Query {
             Of::Interactions => c.push(DataCategory::Communications),
             Of::Customers => {}
         }
-        if self.metric == Metric::Sum {
+        // Amounts are financial: summed, or opened to keep one currency.
+        if self.metric == Metric::Sum || self.currency.is_some() {
             c.push(DataCategory::Financial);
         }
         let keys = self
@@ -463,17 +478,7 @@ impl Query {
         }
         let mut groups: Vec<Vec<String>> = vec![Vec::new()];
         for &k in &self.group_by {
-            let vs = values(k);
-            groups = groups
-                .into_iter()
-                .flat_map(|g| {
-                    vs.iter().map(move |v| {
-                        let mut g = g.clone();
-                        g.push(v.clone());
-                        g
-                    })
-                })
-                .collect();
+            groups = cross(groups, &values(k));
         }
         groups
             .into_iter()
@@ -519,13 +524,17 @@ impl Query {
         rng: &mut dyn RandomWords,
     ) -> Result<Vec<Released>, OutOfRange> {
         let counts = self.count_scale()?;
+        let count_ci = counts.ci95();
         let mut out = Vec::new();
         if self.selects_partitions() {
             let delta = f64::from(self.delta_nano) / 1e9;
             let tau = i64::try_from(counts.threshold(self.contributions, delta))
                 .map_err(|_| OutOfRange)?;
             for (group, cell) in &cells.0 {
-                let noisy = cell.count + counts.sample(rng)?;
+                let noisy = cell
+                    .count
+                    .checked_add(counts.sample(rng)?)
+                    .ok_or(OutOfRange)?;
                 if noisy < tau {
                     continue;
                 }
@@ -533,13 +542,13 @@ impl Query {
                     Metric::Count => Released {
                         group: group.clone(),
                         value: noisy,
-                        ci95: counts.ci95(),
+                        ci95: count_ci,
                     },
                     Metric::Sum => {
                         let sums = self.sum_scale()?;
                         Released {
                             group: group.clone(),
-                            value: cell.sum + sums.sample(rng)?,
+                            value: cell.sum.checked_add(sums.sample(rng)?).ok_or(OutOfRange)?,
                             ci95: sums.ci95(),
                         }
                     }
@@ -551,6 +560,7 @@ impl Query {
             Metric::Count => counts,
             Metric::Sum => self.sum_scale()?,
         };
+        let ci95 = scale.ci95();
         for group in domain {
             let cell = cells.0.get(group).copied().unwrap_or_default();
             let exact = match self.metric {
@@ -559,8 +569,8 @@ impl Query {
             };
             out.push(Released {
                 group: group.clone(),
-                value: exact + scale.sample(rng)?,
-                ci95: scale.ci95(),
+                value: exact.checked_add(scale.sample(rng)?).ok_or(OutOfRange)?,
+                ci95,
             });
         }
         Ok(out)
@@ -664,18 +674,23 @@ pub fn public_domain(
                 format!("more than {MAX_GROUPS} groups; filter or group by fewer keys"),
             ));
         }
-        groups = groups
-            .into_iter()
-            .flat_map(|g| {
-                vs.iter().map(move |v| {
-                    let mut g = g.clone();
-                    g.push(v.clone());
-                    g
-                })
-            })
-            .collect();
+        groups = cross(groups, &vs);
     }
     Ok(groups)
+}
+
+/// Every group extended by every value.
+fn cross(groups: Vec<Vec<String>>, values: &[String]) -> Vec<Vec<String>> {
+    groups
+        .into_iter()
+        .flat_map(|g| {
+            values.iter().map(move |v| {
+                let mut g = g.clone();
+                g.push(v.clone());
+                g
+            })
+        })
+        .collect()
 }
 
 /// The public values of the keys Steward fixes: tiers and channels.

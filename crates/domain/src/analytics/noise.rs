@@ -122,28 +122,32 @@ impl Scale {
         }
     }
 
-    /// `p = exp(-s/t)`, the ratio between the probabilities of neighbouring values.
-    fn ratio(self) -> f64 {
-        (-(self.s as f64) / (self.t as f64)).exp()
+    /// `ln p = -s/t`, where `p` is the ratio between the probabilities of neighbouring values
+    /// (kept as a logarithm: for a wide scale `p` itself rounds to 1).
+    fn ln_ratio(self) -> f64 {
+        -(self.s as f64) / (self.t as f64)
     }
 
     /// The half-width `k` of the 95 % interval: the smallest `k` with `P(|X| > k) ≤ 0.05`,
-    /// where `P(|X| > k) = 2·p^(k+1)/(1+p)`.
+    /// where `P(|X| > k) = 2·p^(k+1)/(1+p)`. Closed form, then at most two steps each way to
+    /// correct rounding: no loop that a wide scale could make endless.
     pub fn ci95(self) -> u64 {
-        let p = self.ratio();
-        if p <= 0.0 {
-            return 0;
+        let ln_p = self.ln_ratio();
+        let p = ln_p.exp();
+        let target = (0.025 * (1.0 + p)).ln();
+        let passes = |k: f64| ln_p * (k + 1.0) <= target;
+        let mut k = (target / ln_p - 1.0).ceil().max(0.0);
+        for _ in 0..2 {
+            if k > 0.0 && passes(k - 1.0) {
+                k -= 1.0;
+            }
         }
-        let tail = |k: f64| 2.0 * p.powf(k + 1.0) / (1.0 + p);
-        let mut k = ((0.025 * (1.0 + p)).ln() / p.ln() - 1.0).ceil().max(0.0);
-        // Guard the closed form against rounding: step to the exact smallest k.
-        while k > 0.0 && tail(k - 1.0) <= 0.05 {
-            k -= 1.0;
+        for _ in 0..2 {
+            if !passes(k) {
+                k += 1.0;
+            }
         }
-        while tail(k) > 0.05 {
-            k += 1.0;
-        }
-        k as u64
+        k.min(u64::MAX as f64) as u64
     }
 
     /// The smallest threshold `τ` such that, when every customer contributes at most
@@ -154,13 +158,15 @@ impl Scale {
     /// (`Σc ≤ C`) pass with probability at most `Σ p^(τ-cᵢ)/(1+p)`, a convex function of the
     /// `cᵢ` whose maximum is at a vertex: one group of `C-m+1` rows and `m-1` of one row each.
     pub fn threshold(self, contributions: u32, delta: f64) -> u64 {
-        let p = self.ratio();
+        let ln_p = self.ln_ratio();
+        let p = ln_p.exp();
         let c = f64::from(contributions.max(1));
         let worst = |tau: f64| {
             (1..=contributions.max(1))
                 .map(|m| {
                     let m = f64::from(m);
-                    (p.powf(tau - c + m - 1.0) + (m - 1.0) * p.powf(tau - 1.0)) / (1.0 + p)
+                    ((ln_p * (tau - c + m - 1.0)).exp() + (m - 1.0) * (ln_p * (tau - 1.0)).exp())
+                        / (1.0 + p)
                 })
                 .fold(0.0, f64::max)
         };
@@ -219,7 +225,7 @@ pub(crate) mod tests {
             };
             seen[cell] += 1;
         }
-        let p = scale.ratio();
+        let p = scale.ln_ratio().exp();
         let mass = |x: i64| (1.0 - p) / (1.0 + p) * p.powi(x.unsigned_abs() as i32);
         let mut chi = 0.0;
         let mut inside = 0.0;
@@ -259,7 +265,7 @@ pub(crate) mod tests {
                 seen[(x + 1) as usize] += 1;
             }
         }
-        let p = right.ratio();
+        let p = right.ln_ratio().exp();
         let e0 = (1.0 - p) / (1.0 + p) * draws as f64;
         assert!((seen[1] as f64 - e0).abs() > 10.0 * e0.sqrt());
     }
@@ -295,7 +301,7 @@ pub(crate) mod tests {
     fn the_threshold_bounds_what_one_customer_can_reveal() {
         let scale = Scale::new(1, 1000).unwrap();
         let tau = scale.threshold(1, 1e-6);
-        let p = scale.ratio();
+        let p = scale.ln_ratio().exp();
         // One customer, one row: released with probability P(1 + X ≥ τ) = p^(τ-1)/(1+p).
         assert!(p.powf(tau as f64 - 1.0) / (1.0 + p) <= 1e-6);
         assert!(
@@ -305,6 +311,18 @@ pub(crate) mod tests {
         // More rows per customer need a higher bar.
         let wide = Scale::new(5, 1000).unwrap();
         assert!(wide.threshold(5, 1e-6) > tau);
+    }
+
+    #[test]
+    fn a_wide_scale_ends_rather_than_spinning() {
+        // Δ/ε of 10¹⁷: p rounds to 1 in floating point; the interval is still finite.
+        let wide = Scale {
+            t: 100_000_000_000_000_000_000,
+            s: 1000,
+        };
+        let k = wide.ci95();
+        assert!(k > 100_000_000_000_000_000, "{k}");
+        assert!(wide.threshold(100, 1e-6) > 0);
     }
 
     #[test]

@@ -35,6 +35,10 @@ fn bad_queries_name_their_field() {
     assert_eq!(field(with("contributions", json!(0))), "contributions");
     assert_eq!(field(with("contributions", json!(101))), "contributions");
     assert_eq!(field(with("currency", json!("chf"))), "currency");
+    // A noise scale beyond 10¹³ answers nothing: refused, naming ε.
+    let wide = json!({"metric": "sum", "of": "purchases", "epsilon": 0.001,
+        "bounds": [0, 1_000_000_000_000i64], "contributions": 100});
+    assert_eq!(field(wide), "epsilon");
     assert_eq!(
         field(with("filter", json!({"month": "2026-13"}))),
         "filter.month"

@@ -31,9 +31,9 @@ CREATE TABLE survey_spent_tokens (
     PRIMARY KEY (survey_id, token_hash)
 );
 -- The answers: a random id, the day only, the option chosen per question. No customer, no
--- session, no address, no time of day; read in id order, which is random. Each new answer also
--- moves a few earlier ones to fresh random ids in the same transaction, so where a row sits in
--- the table's storage says little about when it came.
+-- session, no address, no time of day; read in id order, which is random. They arrive ten at a
+-- time (see the `survey_batches` migration), so neither a row's place nor its day tells whose
+-- it is.
 CREATE TABLE survey_responses (
     survey_id BYTEA NOT NULL REFERENCES surveys (id),
     id BYTEA NOT NULL,
