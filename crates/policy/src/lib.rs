@@ -830,17 +830,7 @@ impl Policy {
         // customers for the purpose: decided under the purpose's first category, so that the
         // other limits (its roles, consent, restriction, the notice) still apply. A purpose with
         // no category allows no use.
-        let asked: Vec<DataCategory> = if categories.is_empty() {
-            req.purpose
-                .categories
-                .first()
-                .copied()
-                .into_iter()
-                .collect()
-        } else {
-            categories.to_vec()
-        };
-        self.decide_all(req, "use_in_segment", &asked)
+        self.decide_all(req, "use_in_segment", &Self::asked(req, categories))
     }
 
     /// Decides whether the asker may write to the customer by e-mail under the declared purpose
@@ -869,7 +859,13 @@ impl Policy {
     /// limits on reads apply). Like [`Policy::decide_use`], a query that uses no category (a
     /// count of customers) is decided under the purpose's first category.
     pub fn decide_analyse(&self, req: &ReadRequest<'_>, categories: &[DataCategory]) -> bool {
-        let asked: Vec<DataCategory> = if categories.is_empty() {
+        self.decide_all(req, "analyse", &Self::asked(req, categories))
+    }
+
+    /// The categories a use is decided under: those it names, or, when it names none, the
+    /// purpose's first (a purpose with no category allows no use).
+    fn asked(req: &ReadRequest<'_>, categories: &[DataCategory]) -> Vec<DataCategory> {
+        if categories.is_empty() {
             req.purpose
                 .categories
                 .first()
@@ -878,8 +874,7 @@ impl Policy {
                 .collect()
         } else {
             categories.to_vec()
-        };
-        self.decide_all(req, "analyse", &asked)
+        }
     }
 
     /// True when `action` is allowed for every one of `categories` (none: no).

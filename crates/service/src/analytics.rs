@@ -713,76 +713,23 @@ impl Vault {
 
     /// One page's bounded contributions (CPU only: deciding, unwrapping keys, opening facts).
     fn aggregate_page(&self, job: &Job, mut page: SegmentPage) -> ServiceResult<Cells> {
-        page.purchases.sort_by_key(|p| p.customer_id);
-        page.interactions.sort_by_key(|i| i.0);
-        let keys: HashMap<CustomerId, _> = page.keys.drain(..).collect();
         let q = &job.query;
-        let asker = job.principal.asker();
         let mut rng = OsWords::new();
         let mut cells = Cells::default();
-        let mut decided: HashMap<(Vec<steward_domain::OutletId>, bool, bool), bool> =
-            HashMap::new();
-        let memoizes = self.inner.policy.memoizes();
-        let (mut p_at, mut i_at, mut c_at) = (0, 0, 0);
-        let mut consents: Vec<(String, bool)> = Vec::new();
         let mut rows: Vec<Row> = Vec::new();
-        for c in &page.customers {
-            let run = |at: &mut usize, len: usize, id_at: &dyn Fn(usize) -> CustomerId| {
-                while *at < len && id_at(*at) < c.id {
-                    *at += 1;
-                }
-                let start = *at;
-                while *at < len && id_at(*at) == c.id {
-                    *at += 1;
-                }
-                start..*at
-            };
-            let bought = run(&mut p_at, page.purchases.len(), &|k| {
-                page.purchases[k].customer_id
-            });
-            let talked = run(&mut i_at, page.interactions.len(), &|k| {
-                page.interactions[k].0
-            });
-            let ledger = run(&mut c_at, page.consents.len(), &|k| page.consents[k].0);
-            consents.clear();
-            for (_, p, granted) in &page.consents[ledger] {
-                match consents.iter_mut().find(|(q, _)| q == p) {
-                    Some(slot) => slot.1 = *granted,
-                    None => consents.push((p.clone(), *granted)),
-                }
-            }
-            let consented = job.purpose.lawful_basis == LawfulBasis::Consent
-                && consents.iter().any(|(p, g)| *p == job.purpose.key && *g);
-            let req = ReadRequest {
-                asker: asker.clone(),
-                subject: Subject {
-                    id: c.id,
-                    outlets: &c.outlets,
-                    restricted: c.restricted,
-                },
-                purpose: &job.purpose,
-                consented,
-                has_reason: false,
-                reason_length: 0,
-                break_glass: false,
-                acknowledged: job.acknowledged,
-                now: job.now,
-            };
-            // As for segments: within one query only outlets, restriction and consent vary, so
-            // each combination is decided once when the policy names no individual.
-            let usable = if memoizes {
-                *decided
-                    .entry((c.outlets.clone(), c.restricted, consented))
-                    .or_insert_with(|| self.inner.policy.decide_analyse(&req, &job.categories))
-            } else {
-                self.inner.policy.decide_analyse(&req, &job.categories)
-            };
-            if !usable {
-                continue;
-            }
+        let walk = crate::segments::Walk {
+            principal: &job.principal,
+            purpose: &job.purpose,
+            acknowledged: job.acknowledged,
+            now: job.now,
+        };
+        let decide = |req: &ReadRequest<'_>| self.inner.policy.decide_analyse(req, &job.categories);
+        self.walk_page(&mut page, &walk, &decide, &mut |u| {
+            let c = u.customer;
             // Purchases in a category the DPO marked as a special category of data are in no
             // aggregate: not counted, summed, tiered or grouped (as for segments).
-            let purchases: Vec<&steward_store::SegmentPurchase> = page.purchases[bought]
+            let purchases: Vec<&steward_store::SegmentPurchase> = u
+                .purchases
                 .iter()
                 .filter(|p| !self.is_marked(&p.category))
                 .collect();
@@ -790,10 +737,10 @@ impl Vault {
                 || purchases
                     .iter()
                     .any(|p| p.amount.is_some() || p.outlet.is_some());
-            let key = match (sealed, keys.get(&c.id)) {
+            let key = match (sealed, u.key) {
                 (true, Some(k)) => Some(self.data_key(c.id, k)?),
                 // Erased meanwhile: not counted.
-                (true, None) => continue,
+                (true, None) => return Ok(()),
                 (false, _) => None,
             };
             let mut amounts = Vec::with_capacity(purchases.len());
@@ -818,7 +765,8 @@ impl Vault {
                         amount: a.clone(),
                     })
                     .collect();
-                let facts_interactions: Vec<InteractionFact> = page.interactions[talked.clone()]
+                let facts_interactions: Vec<InteractionFact> = u
+                    .interactions
                     .iter()
                     .map(|(_, ch, at)| InteractionFact {
                         channel: Channel::parse(ch),
@@ -833,7 +781,7 @@ impl Vault {
                     outlets: &c.outlets,
                     purchases: &facts_purchases,
                     interactions: &facts_interactions,
-                    consents: &consents,
+                    consents: u.consents,
                     language: language.as_deref(),
                 };
                 job.segments
@@ -848,22 +796,17 @@ impl Vault {
             } else {
                 c.outlets.iter().map(ToString::to_string).collect()
             };
-            let common = |k: GroupKey| -> Option<Vec<String>> {
+            let common = |k: GroupKey| -> Vec<String> {
                 match k {
-                    GroupKey::Tier => Some(vec![tier.clone()]),
-                    GroupKey::Segment => Some(memberships.clone()),
-                    _ => None,
+                    GroupKey::Tier => vec![tier.clone()],
+                    GroupKey::Segment => memberships.clone(),
+                    GroupKey::Outlet => own_outlets.clone(),
+                    _ => Vec::new(),
                 }
             };
             rows.clear();
             match q.of {
-                Of::Customers => {
-                    let values = |k: GroupKey| match k {
-                        GroupKey::Outlet => own_outlets.clone(),
-                        k => common(k).unwrap_or_default(),
-                    };
-                    rows.extend(q.rows_of(&values, 1));
-                }
+                Of::Customers => rows.extend(q.rows_of(&common, 1)),
                 Of::Purchases => {
                     for (&p, amount) in purchases.iter().zip(&amounts) {
                         if let Some(want) = &q.currency
@@ -878,11 +821,12 @@ impl Vault {
                             ),
                             _ => None,
                         };
+                        // A purchase's outlet is its own, not the customer's.
                         let values = |k: GroupKey| match k {
                             GroupKey::Outlet => outlet.clone().into_iter().collect(),
                             GroupKey::Category => vec![p.category.clone()],
                             GroupKey::Month => vec![analytics::month_of(p.occurred_at)],
-                            k => common(k).unwrap_or_default(),
+                            k => common(k),
                         };
                         let value = match (q.metric, amount) {
                             (Metric::Sum, Some((a, _))) => *a,
@@ -892,19 +836,19 @@ impl Vault {
                     }
                 }
                 Of::Interactions => {
-                    for (_, channel, at) in &page.interactions[talked] {
+                    for (_, channel, at) in u.interactions {
                         let values = |k: GroupKey| match k {
-                            GroupKey::Outlet => own_outlets.clone(),
                             GroupKey::Channel => vec![channel.clone()],
                             GroupKey::Month => vec![analytics::month_of(*at)],
-                            k => common(k).unwrap_or_default(),
+                            k => common(k),
                         };
                         rows.extend(q.rows_of(&values, 1));
                     }
                 }
             }
             cells.add_customer(&mut rows, q.contributions, q.bounds, &mut rng);
-        }
+            Ok(())
+        })?;
         if rng.failed {
             return Err(ServiceError::Integrity);
         }

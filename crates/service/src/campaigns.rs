@@ -318,28 +318,15 @@ impl Vault {
     ) -> ServiceResult<Vec<steward_domain::CustomerId>> {
         let purpose = self.purpose("purpose", &row.purpose)?;
         campaign::check_purpose(&purpose)?;
-        self.check_declarable(&crate::Access {
-            principal,
-            purpose: &purpose,
-            reason: None,
-            break_glass: false,
-        })?;
-        let segment = self.segment(principal, row.segment_id).await?;
-        let rule = self.stored_rules(&segment).await?;
-        self.check_segment_use(principal, &purpose, &rule)?;
-        self.charge_evaluation(principal, &purpose).await?;
         let (subject, body) = templates(row)?;
         let uses = campaign::categories_used(&subject, &body);
-        let members = self
-            .segment_members(principal, &purpose, &rule, &uses, Timestamp::now())
-            .await?;
-        if (members.len() as u64) < self.segment_threshold() {
-            return Err(ValidationError::new(
-                "segment_id",
-                "the segment reaches too few customers under this purpose for a campaign (fewer than the size threshold); write to customers one by one instead",
-            )
-            .into());
-        }
-        Ok(members)
+        self.audience(
+            principal,
+            &purpose,
+            row.segment_id,
+            &uses,
+            "the segment reaches too few customers under this purpose for a campaign (fewer than the size threshold); write to customers one by one instead",
+        )
+        .await
     }
 }

@@ -428,6 +428,37 @@ impl Vault {
             .map(|(size, _)| size)
     }
 
+    /// The members a message to segment `id` may go to under `purpose` (a campaign, a survey):
+    /// the caller may declare the purpose and use the rules' categories, the evaluation is
+    /// charged to their hourly budget, and each member is usable for `also` too. Fewer than the
+    /// size threshold is refused with `too_few`, naming `segment_id`.
+    pub(crate) async fn audience(
+        &self,
+        principal: &Principal,
+        purpose: &Arc<Purpose>,
+        id: SegmentId,
+        also: &[steward_domain::DataCategory],
+        too_few: &'static str,
+    ) -> ServiceResult<Vec<CustomerId>> {
+        self.check_declarable(&crate::Access {
+            principal,
+            purpose,
+            reason: None,
+            break_glass: false,
+        })?;
+        let segment = self.segment(principal, id).await?;
+        let rule = self.stored_rules(&segment).await?;
+        self.check_segment_use(principal, purpose, &rule)?;
+        self.charge_evaluation(principal, purpose).await?;
+        let members = self
+            .segment_members(principal, purpose, &rule, also, Timestamp::now())
+            .await?;
+        if (members.len() as u64) < self.segment_threshold() {
+            return Err(ValidationError::new("segment_id", too_few).into());
+        }
+        Ok(members)
+    }
+
     /// Evaluates a segment as [`Vault::count_members`] does and returns its members too, for
     /// sending a campaign (they go into the deliveries, never to the caller); a member must
     /// also be usable for the categories `also` names (the address, the template's fields).
@@ -493,26 +524,28 @@ impl Vault {
         Ok((size, members))
     }
 
-    /// Counts one page's members (CPU only: unwrapping keys, opening facts, deciding), and
-    /// lists them when the job collects them.
-    fn count_page(
+    /// Walks one page customer by customer (CPU only): each customer's runs of purchases,
+    /// interactions and consent events, the ledger folded to the latest event per purpose, and
+    /// the policy's decision by `decide` — within one walk only the customer's outlets,
+    /// restriction and consent vary, so when the policy names no individual and reads no time
+    /// each combination is decided once (the policy's own memo would build a key per
+    /// customer). `each` gets the customers `decide` allows, nothing of the others is opened.
+    pub(crate) fn walk_page(
         &self,
-        job: &Evaluation,
-        mut page: SegmentPage,
-    ) -> ServiceResult<(u64, Vec<CustomerId>)> {
-        let mut members = Vec::new();
+        page: &mut SegmentPage,
+        walk: &Walk<'_>,
+        decide: &dyn Fn(&ReadRequest<'_>) -> bool,
+        each: &mut dyn FnMut(Usable<'_>) -> ServiceResult<()>,
+    ) -> ServiceResult<()> {
         page.purchases.sort_by_key(|p| p.customer_id);
         page.interactions.sort_by_key(|i| i.0);
         let keys: HashMap<CustomerId, _> = page.keys.drain(..).collect();
-        let asker = job.principal.asker();
-        let (mut p_at, mut i_at, mut c_at) = (0, 0, 0);
-        let mut size = 0;
-        let mut purchases = Vec::new();
-        let mut interactions = Vec::new();
-        let mut consents: Vec<(String, bool)> = Vec::new();
+        let asker = walk.principal.asker();
         let memoizes = self.inner.policy.memoizes();
         let mut decided: HashMap<(Vec<steward_domain::OutletId>, bool, bool), bool> =
             HashMap::new();
+        let (mut p_at, mut i_at, mut c_at) = (0, 0, 0);
+        let mut consents: Vec<(String, bool)> = Vec::new();
         for c in &page.customers {
             // Each list is in customer order: take this customer's run of each.
             let run = |at: &mut usize, len: usize, id_at: &dyn Fn(usize) -> CustomerId| {
@@ -539,8 +572,8 @@ impl Vault {
                     None => consents.push((p.clone(), *granted)),
                 }
             }
-            let consented = job.purpose.lawful_basis == LawfulBasis::Consent
-                && consents.iter().any(|(p, g)| *p == job.purpose.key && *g);
+            let consented = walk.purpose.lawful_basis == LawfulBasis::Consent
+                && consents.iter().any(|(p, g)| *p == walk.purpose.key && *g);
             let req = ReadRequest {
                 asker: asker.clone(),
                 subject: Subject {
@@ -548,53 +581,66 @@ impl Vault {
                     outlets: &c.outlets,
                     restricted: c.restricted,
                 },
-                purpose: &job.purpose,
+                purpose: walk.purpose,
                 consented,
                 has_reason: false,
                 reason_length: 0,
                 break_glass: false,
-                acknowledged: job.acknowledged,
-                now: job.now,
+                acknowledged: walk.acknowledged,
+                now: walk.now,
             };
-            // Not usable for this purpose by this caller: not counted, and nothing opened. Within
-            // one evaluation only the customer's outlets, restriction and consent vary; a policy
-            // that names no individual and reads no time decides equal facts alike, so each
-            // combination is decided once here (the policy's own memo would build a key per
-            // customer).
             let usable = if memoizes {
-                let facts = (c.outlets.clone(), c.restricted, consented);
-                match decided.get(&facts) {
-                    Some(d) => *d,
-                    None => {
-                        let d = self.inner.policy.decide_use(&req, &job.categories);
-                        decided.insert(facts, d);
-                        d
-                    }
-                }
+                *decided
+                    .entry((c.outlets.clone(), c.restricted, consented))
+                    .or_insert_with(|| decide(&req))
             } else {
-                self.inner.policy.decide_use(&req, &job.categories)
+                decide(&req)
             };
-            if !usable {
-                continue;
+            if usable {
+                each(Usable {
+                    customer: c,
+                    key: keys.get(&c.id),
+                    purchases: &page.purchases[bought],
+                    interactions: &page.interactions[talked],
+                    consents: &consents,
+                })?;
             }
-            let sealed = c.language.is_some()
-                || page.purchases[bought.clone()]
-                    .iter()
-                    .any(|p| p.amount.is_some());
-            let key = match (sealed, keys.get(&c.id)) {
+        }
+        Ok(())
+    }
+
+    /// Counts one page's members (CPU only: unwrapping keys, opening facts, deciding), and
+    /// lists them when the job collects them.
+    fn count_page(
+        &self,
+        job: &Evaluation,
+        mut page: SegmentPage,
+    ) -> ServiceResult<(u64, Vec<CustomerId>)> {
+        let mut members = Vec::new();
+        let mut size = 0;
+        let mut purchases = Vec::new();
+        let mut interactions = Vec::new();
+        let walk = Walk {
+            principal: &job.principal,
+            purpose: &job.purpose,
+            acknowledged: job.acknowledged,
+            now: job.now,
+        };
+        let decide = |req: &ReadRequest<'_>| self.inner.policy.decide_use(req, &job.categories);
+        self.walk_page(&mut page, &walk, &decide, &mut |u| {
+            let c = u.customer;
+            let sealed = c.language.is_some() || u.purchases.iter().any(|p| p.amount.is_some());
+            let key = match (sealed, u.key) {
                 (true, Some(k)) => Some(self.data_key(c.id, k)?),
                 // Sealed facts without their key (erased meanwhile): not counted, rather than
                 // evaluated as if the facts were absent.
-                (true, None) => continue,
+                (true, None) => return Ok(()),
                 (false, _) => None,
             };
             purchases.clear();
             // Purchases in a category the DPO marked as a special category are no input of
             // marketing's segments (issue 20): not counted, not summed, not dated.
-            for p in page.purchases[bought]
-                .iter()
-                .filter(|p| !self.is_marked(&p.category))
-            {
+            for p in u.purchases.iter().filter(|p| !self.is_marked(&p.category)) {
                 let amount = match (&p.amount, &key) {
                     (Some((sealed, currency)), Some(dk)) => Some((
                         crate::seal::open_amount(dk, c.id, &p.id, sealed)?,
@@ -609,11 +655,9 @@ impl Vault {
                 });
             }
             interactions.clear();
-            interactions.extend(page.interactions[talked].iter().map(|(_, ch, at)| {
-                InteractionFact {
-                    channel: Channel::parse(ch),
-                    at: *at,
-                }
+            interactions.extend(u.interactions.iter().map(|(_, ch, at)| InteractionFact {
+                channel: Channel::parse(ch),
+                at: *at,
             }));
             let language = match (&c.language, &key) {
                 (Some(sealed), Some(dk)) => Some(crate::seal::open_language(dk, c.id, sealed)?),
@@ -623,7 +667,7 @@ impl Vault {
                 outlets: &c.outlets,
                 purchases: &purchases,
                 interactions: &interactions,
-                consents: &consents,
+                consents: u.consents,
                 language: language.as_deref(),
             };
             if job.rule.matches(&facts, job.now.millis()) {
@@ -632,9 +676,29 @@ impl Vault {
                     members.push(c.id);
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok((size, members))
     }
+}
+
+/// Who walks a page, and for what: the same for every customer of it.
+pub(crate) struct Walk<'a> {
+    pub(crate) principal: &'a Principal,
+    pub(crate) purpose: &'a Purpose,
+    pub(crate) acknowledged: bool,
+    pub(crate) now: Timestamp,
+}
+
+/// One customer of a page the policy lets the caller use, with their facts.
+pub(crate) struct Usable<'p> {
+    pub(crate) customer: &'p steward_store::SegmentCustomer,
+    /// Their wrapped data key, when the page read keys (absent: erased meanwhile).
+    pub(crate) key: Option<&'p steward_store::StoredKey>,
+    pub(crate) purchases: &'p [steward_store::SegmentPurchase],
+    pub(crate) interactions: &'p [(CustomerId, String, i64)],
+    /// The consent ledger folded: the latest event per purpose (true: granted).
+    pub(crate) consents: &'p [(String, bool)],
 }
 
 /// The data categories a segment's rules use, each once.

@@ -242,26 +242,15 @@ impl Vault {
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
         let purpose = self.purpose("purpose", &row.purpose)?;
-        self.check_declarable(&crate::Access {
-            principal,
-            purpose: &purpose,
-            reason: None,
-            break_glass: false,
-        })?;
-        let segment = self.segment(principal, row.segment_id).await?;
-        let rule = self.stored_rules(&segment).await?;
-        self.check_segment_use(principal, &purpose, &rule)?;
-        self.charge_evaluation(principal, &purpose).await?;
         let members = self
-            .segment_members(principal, &purpose, &rule, &[], Timestamp::now())
-            .await?;
-        if (members.len() as u64) < self.segment_threshold() {
-            return Err(ValidationError::new(
-                "segment_id",
+            .audience(
+                principal,
+                &purpose,
+                row.segment_id,
+                &[],
                 "the segment reaches too few customers under this purpose for an anonymous survey (fewer than the size threshold): their answers could not stay anonymous",
             )
-            .into());
-        }
+            .await?;
         let id_text = id.to_string();
         let mut leaf = crate::vault::leaf(
             self.actor_parts(Actor::Principal(principal)),
