@@ -429,6 +429,17 @@ impl Vault {
                 .insert("query".to_owned(), release.canonical.clone());
             leaf.categories
                 .insert("epsilon".to_owned(), epsilon.to_owned());
+            leaf.categories.insert(
+                "delta".to_owned(),
+                format!(
+                    "{}",
+                    nano(if epsilon == "0" {
+                        0
+                    } else {
+                        release.delta_nano
+                    })
+                ),
+            );
             leaf
         };
         if let Err(e) = self.check_analysis(principal, purpose, &release.categories) {
