@@ -99,8 +99,11 @@ pub struct ReleasedQuery {
     pub query: serde_json::Value,
     /// The purpose.
     pub purpose: String,
-    /// The answer.
+    /// A query's answer (empty for a survey's results).
     pub rows: Vec<AnswerRow>,
+    /// A survey's results, per question (absent for a query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survey: Option<Vec<crate::surveys::QuestionResult>>,
     /// ε spent on it.
     pub epsilon: f64,
     /// When.
@@ -559,10 +562,23 @@ impl Vault {
         rows.into_iter()
             .filter(|r| r.purpose == purpose.key)
             .map(|r| {
+                let query: serde_json::Value =
+                    serde_json::from_str(&r.query).map_err(|_| ServiceError::Integrity)?;
+                let bad = |_| ServiceError::Integrity;
+                // A survey's results are kept per question; a query's per group.
+                let (rows, survey) = if query.get("survey").is_some() {
+                    (
+                        Vec::new(),
+                        Some(serde_json::from_str(&r.answer).map_err(bad)?),
+                    )
+                } else {
+                    (serde_json::from_str(&r.answer).map_err(bad)?, None)
+                };
                 Ok(ReleasedQuery {
-                    query: serde_json::from_str(&r.query).map_err(|_| ServiceError::Integrity)?,
+                    query,
                     purpose: r.purpose,
-                    rows: serde_json::from_str(&r.answer).map_err(|_| ServiceError::Integrity)?,
+                    rows,
+                    survey,
                     epsilon: milli(r.epsilon_milli),
                     released_at: Timestamp(r.released_at),
                 })

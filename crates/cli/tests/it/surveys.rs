@@ -358,6 +358,18 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     let (s, again) = results(1000.0).await;
     assert_eq!((s, again["epsilon_spent"].as_f64()), (200, Some(0.0)));
     assert_eq!(again["questions"], released["questions"]);
+    // The analyst's releases list the survey's results beside any query's.
+    let (s, mine) = call(
+        &app,
+        &analyst,
+        "GET",
+        "/v1/analytics/releases?purpose=analytics",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{mine}");
+    assert_eq!(mine[0]["survey"], released["questions"], "{mine}");
     // Marketing sees how many answered, not what.
     let (_, list) = call(&app, &marketing, "GET", "/v1/surveys", None, &[]).await;
     assert_eq!(list[0]["responses"], 10, "{list}");
