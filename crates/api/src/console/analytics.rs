@@ -74,6 +74,21 @@ struct Chart {
     height: u32,
 }
 
+/// A survey's section: its results if released, or whether they can be.
+struct SurveySection {
+    id: String,
+    title: String,
+    responses: String,
+    /// Released results per question: (question, [(answer, about, give or take)]), with when
+    /// and at what ε.
+    released: Option<Released>,
+    /// Ten answers or more: results may be released.
+    ready: bool,
+}
+
+/// A survey's released results: per question, (answer, about, give or take); when; ε.
+type Released = (Vec<(String, Vec<(String, i64, u64)>)>, String, String);
+
 #[derive(Template)]
 #[template(path = "console/analytics.html")]
 struct AnalyticsPage<'a> {
@@ -85,6 +100,7 @@ struct AnalyticsPage<'a> {
     left: String,
     window_ends: String,
     charts: Vec<Chart>,
+    surveys: Vec<SurveySection>,
     epsilon: String,
 }
 
@@ -162,16 +178,48 @@ async fn page(
     epsilon: String,
 ) -> Response {
     let p = &session.principal;
-    let (budget, releases, outlets) = match (
+    let (budget, releases, outlets, surveys) = match (
         s.vault.analytics_budget(p, PURPOSE).await,
         s.vault.analytics_releases(p, PURPOSE).await,
         s.vault.analytics_outlets(p, PURPOSE).await,
+        s.vault.surveys(p).await,
     ) {
-        (Ok(b), Ok(r), Ok(o)) => (b, r, o),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Ok(b), Ok(r), Ok(o), Ok(v)) => (b, r, o, v),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
             return error_page(Some(session), e.into());
         }
     };
+    let surveys = surveys
+        .into_iter()
+        .map(|v| {
+            let id = v.id.to_string();
+            let released = releases
+                .iter()
+                .find(|r| r.query["survey"].as_str() == Some(id.as_str()))
+                .and_then(|r| {
+                    let questions = r.survey.as_ref()?.iter().map(|q| {
+                        let rows = q
+                            .rows
+                            .iter()
+                            .map(|a| (a.answer.clone(), a.value, a.ci95))
+                            .collect();
+                        (q.question.clone(), rows)
+                    });
+                    Some((
+                        questions.collect(),
+                        when(r.released_at),
+                        format!("{}", r.epsilon),
+                    ))
+                });
+            SurveySection {
+                ready: matches!(v.responses, steward_domain::SegmentSize::Exact(_)),
+                responses: v.responses.to_string(),
+                title: v.title,
+                id,
+                released,
+            }
+        })
+        .collect();
     let outlets: HashMap<String, String> = outlets.into_iter().collect();
     let charts = CHARTS
         .iter()
@@ -211,6 +259,7 @@ async fn page(
             left: format!("{}", budget.epsilon_left),
             window_ends: when(budget.window_ends_at),
             charts,
+            surveys,
             epsilon,
         },
         status,
@@ -226,9 +275,15 @@ pub(super) async fn show(
     let Some(session) = session else {
         return to_sign_in();
     };
-    let notice = query_param(&uri, "released")
-        .and_then(|k| CHARTS.iter().find(|c| c.key == k))
-        .map(|c| format!("“{}” is released and charged to your budget.", c.title));
+    let released = query_param(&uri, "released");
+    let notice = match released.as_deref() {
+        Some("survey") => {
+            Some("The survey's results are released and charged to your budget.".to_owned())
+        }
+        k => k
+            .and_then(|k| CHARTS.iter().find(|c| c.key == k))
+            .map(|c| format!("“{}” is released and charged to your budget.", c.title)),
+    };
     page(&s, &session, notice, None, DEFAULT_EPSILON.to_owned()).await
 }
 
@@ -246,6 +301,9 @@ pub(super) async fn release(
         .get("epsilon")
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
+    if let Some(survey) = f.get("chart").and_then(|c| c.strip_prefix("survey:")) {
+        return release_survey(&s, &session, survey, typed).await;
+    }
     let Some(spec) = f
         .get("chart")
         .and_then(|k| CHARTS.iter().find(|c| c.key == k.as_str()))
@@ -292,6 +350,32 @@ pub(super) async fn release(
                 _ => p.detail.clone(),
             };
             page(&s, &session, None, Some((status, message)), typed).await
+        }
+    }
+}
+
+/// Releases a survey's results at the ε typed.
+async fn release_survey(s: &AppState, session: &Session, survey: &str, typed: String) -> Response {
+    let refused = |detail: &str| Some((StatusCode::UNPROCESSABLE_ENTITY, detail.to_owned()));
+    let Ok(id) = survey.parse::<steward_domain::SurveyId>() else {
+        return page(s, session, None, refused("Choose a survey."), typed).await;
+    };
+    let Ok(epsilon) = typed.parse::<f64>() else {
+        return page(s, session, None, refused("ε: a number such as 0.1"), typed).await;
+    };
+    match s
+        .vault
+        .survey_results(&session.principal, PURPOSE, id, epsilon)
+        .await
+    {
+        Ok(_) => Redirect::to("/console/analytics?released=survey").into_response(),
+        Err(e) => {
+            let p: crate::Problem = e.into();
+            if p.status == 401 || p.status == 404 {
+                return error_page(Some(session), p);
+            }
+            let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::FORBIDDEN);
+            page(s, session, None, Some((status, p.detail.clone())), typed).await
         }
     }
 }

@@ -69,6 +69,8 @@ struct HomePage<'a> {
     may_segments: bool,
     /// The reader may release analytics (the dashboard's link is offered).
     may_analyse: bool,
+    /// The reader may compose and send surveys.
+    may_surveys: bool,
     /// The reader may compose and send campaigns (the link is offered).
     may_campaigns: bool,
 }
@@ -152,6 +154,7 @@ async fn page(
             },
             may_segments: s.vault.may_manage_segments(&session.principal).await,
             may_analyse: s.vault.may_analyse(&session.principal),
+            may_surveys: s.vault.may_manage_surveys(&session.principal).await,
             may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
         },
         status,

@@ -28,6 +28,7 @@ mod messages;
 mod notice;
 mod purposes;
 mod segments;
+mod surveys;
 use crate::{AppState, Problem};
 
 const SESSION_COOKIE: &str = "steward_session";
@@ -70,6 +71,11 @@ pub fn routes() -> Router<AppState> {
             get(campaigns::show).post(campaigns::compose),
         )
         .route("/console/campaigns/{id}/send", post(campaigns::send))
+        .route(
+            "/console/surveys",
+            get(surveys::show).post(surveys::compose),
+        )
+        .route("/console/surveys/{id}/send", post(surveys::send))
         .route(
             "/console/analytics",
             get(analytics::show).post(analytics::release),

@@ -559,3 +559,96 @@ fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
     b.go(&format!("{base}/portal/surveys/{survey}"));
     b.wait_for("Your response token was issued already.");
 }
+
+/// A marketer composes a survey in the console (a mistake named by its question, what was typed
+/// kept), sends it to a segment and sees how many it reached; the analyst's page says results
+/// come from ten answers.
+#[test]
+fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(async {
+        let db = TestDb::new(Kind::Sqlite).await;
+        let (vault, op, _) = db.open().await;
+        let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+        for (name, role) in [("Max Marketing", Role::Marketing), ("Ana Analyst", Role::Analyst)] {
+            let id = vault
+                .create_staff(op.into(), name, &[role], &[outlet])
+                .await
+                .unwrap();
+            let login = name.split(' ').next().unwrap().to_lowercase();
+            vault
+                .set_staff_password(op, id, &login, zeroize::Zeroizing::new(PASSWORD.into()))
+                .await
+                .unwrap();
+        }
+        let (_, token) = vault
+            .create_token(op, "sa", steward_service::TokenOwner::Role(Role::SupportAgent))
+            .await
+            .unwrap();
+        let agent = vault.authenticate(&token).await.unwrap().unwrap();
+        for i in 0..11 {
+            let id = operator_customer(
+                &vault,
+                op,
+                json!({"name": format!("Customer Number{i}"), "email": format!("c{i}@example.com"), "outlet_id": outlet}),
+            )
+            .await;
+            let consent: steward_domain::ConsentInput = serde_json::from_value(
+                json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"}),
+            )
+            .unwrap();
+            vault.record_consent(&agent, id, &consent).await.unwrap();
+        }
+        let (_, token) = vault
+            .create_token(op, "mk", steward_service::TokenOwner::Role(Role::Marketing))
+            .await
+            .unwrap();
+        let marketing = vault.authenticate(&token).await.unwrap().unwrap();
+        vault
+            .create_segment(&marketing, "Everyone", &json!({"all": []}))
+            .await
+            .unwrap();
+        vault.flush_audit().await.unwrap();
+        db
+    });
+    let server = Server::start(&db, &[], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "max", PASSWORD);
+    b.click("a[href='/console/surveys']");
+    b.wait_for("Surveys</h1>");
+    b.assert_accessible("the surveys page");
+    b.type_into("#title", "Your visit");
+    b.click("#segment_id option:nth-child(2)");
+    b.click("#purpose option[value='marketing_email']");
+    b.type_into("#q1_text", "How satisfied are you?");
+    b.type_into("#q2_text", "What brought you in?");
+    b.click("#q2_kind option[value='choice']");
+    b.type_into("#q2_choices", "A gift");
+    b.click("form[action='/console/surveys'] button[type='submit']");
+    b.wait_for("Question 2: two to ten choices");
+    assert!(
+        b.source().contains("What brought you in?"),
+        "what was typed is kept"
+    );
+    b.assert_accessible("the surveys page with a mistake named");
+    b.type_into("#q2_choices", "\nA repair");
+    b.click("form[action='/console/surveys'] button[type='submit']");
+    b.wait_for("The survey is saved.");
+    b.click("form[action$='/send'] button");
+    b.wait_for("The survey is sent");
+    b.wait_for("11 asked, fewer than 10 answered.");
+    b.assert_accessible("the surveys page after sending");
+    assert!(
+        !b.source().contains("Customer Number"),
+        "no customer is named"
+    );
+    b.screenshot("marketing-surveys");
+
+    let a = Browser::start();
+    a.staff_sign_in(&base, "ana", PASSWORD);
+    a.click("a[href='/console/analytics']");
+    a.wait_for("Survey results");
+    a.wait_for("fewer than 10 answers so far: results are released from ten.");
+    a.assert_accessible("the analytics page with a survey waiting");
+}
