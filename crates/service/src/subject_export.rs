@@ -347,6 +347,19 @@ impl Vault {
         )?;
         // Staff messages to this customer and their replies, by thread.
         let threads = self.threads_of(id).await?;
+        // Surveys they were asked to answer: that they were asked and whether they took their
+        // token; their answers were never kept under their name, so they cannot be listed.
+        let mut surveys = Vec::new();
+        for (survey, issued) in self.inner.stores.surveys.invitations(id).await? {
+            if let Some(row) = self.inner.stores.surveys.survey(survey).await? {
+                surveys.push(json!({
+                    "survey": row.title,
+                    "purpose": row.purpose,
+                    "asked_at": row.sent_at.map(|t| Timestamp(t).to_rfc3339_millis()),
+                    "token_issued": issued,
+                }));
+            }
+        }
         // The campaigns this customer was a recipient of: what was sent (the business's
         // template, never filled in again here), under which purpose, what became of it.
         let campaigns: Vec<Value> = deliveries
@@ -505,6 +518,13 @@ impl Vault {
                 json(&json!({
                     "note": "E-mails the business's staff wrote to you through Steward, and your replies to them, by conversation. Replies are kept with your own e-mail address and phone number removed; sent messages show whether they reached your mail server.",
                     "threads": threads,
+                }))?,
+            ),
+            (
+                "surveys.json".into(),
+                json(&json!({
+                    "note": "Anonymous surveys you were asked to answer, and whether you took your one-time response token. Your answers, if you gave any, were kept without your name, so they cannot be listed here or linked to you.",
+                    "surveys": surveys,
                 }))?,
             ),
             (

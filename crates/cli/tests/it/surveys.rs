@@ -384,6 +384,22 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     .await;
     assert_eq!(s, 403, "results are the analysts'");
 
+    // The customer's export says they were asked and took their token, and nothing of an answer.
+    let out = db.dir.path().join("respondent.zip");
+    let id = customers[1].0.to_string();
+    let (code, _, err) = crate::support::run(
+        &["export", "--customer", &id, "--out", out.to_str().unwrap()],
+        &db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("surveys.json").unwrap(), &mut text).unwrap();
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed["surveys"][0]["survey"], "Your visit", "{listed}");
+    assert_eq!(listed["surveys"][0]["token_issued"], true, "{listed}");
+    assert!(!text.contains("answers\""), "{text}");
+
     // An erasure takes the invitation (that they were asked) and leaves the anonymous answers.
     let dpo_p = vault.authenticate(&dpo).await.unwrap().unwrap();
     vault
