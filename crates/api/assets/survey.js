@@ -144,6 +144,9 @@
     await checkKey();
     const n = toInt(b64u.dec(form.dataset.n));
     const e = toInt(b64u.dec(form.dataset.e));
+    // Only a key of the shape the survey promises: a 2048-bit modulus or more, exponent 65537
+    // (an odd one could make blinded tokens recognisable).
+    if (e !== 65537n || n.toString(2).length < 2048) throw new Error('the survey key is not a standard one');
     const msg = random(32);
     const b = await blind(msg, n, e);
     const res = await fetch(`/portal/surveys/${id}/token`, {

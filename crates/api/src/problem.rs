@@ -149,14 +149,14 @@ impl Problem {
     }
 
     /// 403: an analytics release would exceed the caller's privacy budget (issue 21).
-    pub fn privacy_budget(detail: String) -> Self {
+    pub fn privacy_budget(field: &str, detail: String) -> Self {
         let mut p = Self::new(
             StatusCode::FORBIDDEN,
             "/problems/privacy-budget",
             "Privacy budget exceeded",
             detail,
         );
-        p.field = Some("epsilon".into());
+        p.field = Some(field.to_owned());
         p
     }
 
@@ -381,7 +381,7 @@ impl From<ServiceError> for Problem {
             }
             ServiceError::BulkAccess => Problem::bulk_access(),
             ServiceError::SegmentBudget => Problem::segment_budget(),
-            ServiceError::PrivacyBudget(detail) => Problem::privacy_budget(detail),
+            ServiceError::PrivacyBudget { field, detail } => Problem::privacy_budget(field, detail),
             ServiceError::AcknowledgementRequired => Problem::acknowledgement_required(),
             ServiceError::DecisionLog => Problem::internal(),
             ServiceError::LegalHold(reference) => Problem::legal_hold(&reference),

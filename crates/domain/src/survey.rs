@@ -179,18 +179,20 @@ pub fn check_answers(questions: &[Question], answers: &[u32]) -> Result<Vec<u8>,
         .collect()
 }
 
-/// The exact count of each option of each question over `responses` (option indexes as
-/// [`check_answers`] returns them). Never leaves the service: results leave only with noise.
-pub fn tally(questions: &[Question], responses: &[Vec<u8>]) -> Vec<Vec<i64>> {
+/// The exact count of each answer of each question from the stored totals ((question, answer,
+/// count); answers no question has are ignored). Never leaves the service: results leave only
+/// with noise.
+pub fn counts(questions: &[Question], tallies: &[(u32, u32, i64)]) -> Vec<Vec<i64>> {
     let mut counts: Vec<Vec<i64>> = questions
         .iter()
         .map(|q| vec![0; q.options().len()])
         .collect();
-    for r in responses {
-        for (q, &a) in counts.iter_mut().zip(r) {
-            if let Some(c) = q.get_mut(usize::from(a)) {
-                *c += 1;
-            }
+    for &(q, a, n) in tallies {
+        if let Some(c) = counts
+            .get_mut(q as usize)
+            .and_then(|q| q.get_mut(a as usize))
+        {
+            *c += n;
         }
     }
     counts
@@ -254,7 +256,17 @@ mod tests {
         assert_eq!(check_answers(&q, &[6, 2]).unwrap_err().field, "answers[0]");
         assert_eq!(check_answers(&q, &[3, 3]).unwrap_err().field, "answers[1]");
         assert_eq!(check_answers(&q, &[3]).unwrap_err().field, "answers");
-        let t = tally(&q, &[vec![4, 2], vec![4, 0], vec![0, 2]]);
+        let t = counts(
+            &q,
+            &[
+                (0, 4, 2),
+                (0, 0, 1),
+                (1, 2, 2),
+                (1, 0, 1),
+                (1, 9, 5),
+                (7, 0, 1),
+            ],
+        );
         assert_eq!(t, vec![vec![1, 0, 0, 0, 2], vec![1, 0, 2]]);
     }
 }

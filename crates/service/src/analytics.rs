@@ -360,6 +360,21 @@ impl Vault {
         purpose: &str,
         input: QueryInput,
     ) -> ServiceResult<Answer> {
+        // Run to the end whatever happens to the request: a release reserved from the budget is
+        // either made and recorded, or given back; a client that hangs up never leaves one
+        // charged and unrecorded.
+        let (vault, principal, purpose) = (self.clone(), principal.clone(), purpose.to_owned());
+        tokio::spawn(async move { vault.query_to_the_end(&principal, &purpose, input).await })
+            .await
+            .map_err(|_| ServiceError::Integrity)?
+    }
+
+    async fn query_to_the_end(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+        input: QueryInput,
+    ) -> ServiceResult<Answer> {
         let purpose = self.purpose("purpose", purpose)?;
         let query = input.validate()?;
         let segments = self.query_segments(&query).await?;
@@ -466,7 +481,7 @@ impl Vault {
                 at: Timestamp(row.released_at),
             })
         };
-        if let Some(row) = store.release(&analyst, &purpose.key, window, &hash).await? {
+        if let Some(row) = store.release(&purpose.key, window, &hash).await? {
             // Post-processing of a released answer: recorded, nothing spent.
             self.inner.audit.append(&record("repeat", "0")).await?;
             return stored(row).await;
@@ -518,7 +533,14 @@ impl Vault {
         {
             Ok(r) => r,
             Err(e) => {
-                refund().await?;
+                // A commit that failed may still have landed: refund only if no release is there.
+                if store
+                    .release(&purpose.key, window, &row.query_hash)
+                    .await?
+                    .is_none()
+                {
+                    refund().await?;
+                }
                 return Err(e.into());
             }
         };
@@ -557,7 +579,7 @@ impl Vault {
             .inner
             .stores
             .analytics
-            .releases(&analyst_of(principal), analytics::window_start(now))
+            .releases(&purpose.key, analytics::window_start(now))
             .await?;
         rows.into_iter()
             .filter(|r| r.purpose == purpose.key)
@@ -890,6 +912,11 @@ fn over_budget(
     spent_delta: i64,
     eps: i64,
 ) -> ServiceError {
+    let field = if spent + eps > budget {
+        "epsilon"
+    } else {
+        "delta"
+    };
     let detail = if spent + eps > budget {
         format!(
             "epsilon {} would exceed the privacy budget: {} of {} spent in this window, {} left",
@@ -905,5 +932,5 @@ fn over_budget(
             nano(delta_budget)
         )
     };
-    ServiceError::PrivacyBudget(detail)
+    ServiceError::PrivacyBudget { field, detail }
 }

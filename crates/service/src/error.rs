@@ -37,9 +37,15 @@ pub enum ServiceError {
     /// The caller sized more segments in the last hour than allowed (the DPO was alerted).
     #[error("too many segment sizes in an hour")]
     SegmentBudget,
-    /// An analytics release would exceed the caller's privacy budget (names the budget).
-    #[error("privacy budget: {0}")]
-    PrivacyBudget(String),
+    /// An analytics release would exceed the caller's privacy budget: `field` is `epsilon` or
+    /// `delta`, whichever ran out.
+    #[error("privacy budget: {detail}")]
+    PrivacyBudget {
+        /// `epsilon` or `delta`.
+        field: &'static str,
+        /// What is spent and left.
+        detail: String,
+    },
     /// Stored data failed its integrity check (tampered, or moved between fields or customers).
     #[error("stored data failed its integrity check")]
     Integrity,

@@ -350,12 +350,12 @@ impl Vault {
         // Surveys they were asked to answer: that they were asked and whether they took their
         // token; their answers were never kept under their name, so they cannot be listed.
         let mut surveys = Vec::new();
-        for (survey, issued) in self.inner.stores.surveys.invitations(id).await? {
+        for (survey, invited_at, issued) in self.inner.stores.surveys.invitations(id).await? {
             if let Some(row) = self.inner.stores.surveys.survey(survey).await? {
                 surveys.push(json!({
                     "survey": row.title,
                     "purpose": row.purpose,
-                    "asked_at": row.sent_at.map(|t| Timestamp(t).to_rfc3339_millis()),
+                    "asked_at": Timestamp(invited_at).to_rfc3339_millis(),
                     "token_issued": issued,
                 }));
             }

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use steward_crypto::{FieldAad, SurveyKey};
 use steward_domain::analytics::Scale;
-use steward_domain::survey::{MIN_RESPONSES, Question, SurveyInput, check_answers, tally};
+use steward_domain::survey::{MIN_RESPONSES, Question, SurveyInput, check_answers, counts};
 use steward_domain::{SegmentSize, SurveyId, Timestamp, ValidationError};
 use steward_policy::Action;
 use steward_store::{Stored, SurveyRow};
@@ -152,6 +152,15 @@ impl Vault {
             .await?;
         let survey = input.validate()?;
         let purpose = self.purpose("purpose", &survey.purpose)?;
+        // Asking customers for their opinion rests on their agreement: a purpose on another
+        // basis would reach people who objected, or never agreed to be asked.
+        if purpose.lawful_basis != steward_domain::LawfulBasis::Consent {
+            return Err(ValidationError::new(
+                "purpose",
+                "a survey's purpose must rest on consent (e.g. marketing_email)",
+            )
+            .into());
+        }
         self.inner
             .stores
             .segments
@@ -182,8 +191,8 @@ impl Vault {
             sent_at: None,
         };
         let id_text = id.to_string();
-        let entry = self.write_entry_for(
-            Actor::Principal(principal),
+        let mut leaf = crate::vault::leaf(
+            self.actor_parts(Actor::Principal(principal)),
             "create_survey",
             None,
             &[],
@@ -191,9 +200,19 @@ impl Vault {
                 subject: Some(&id_text),
                 purpose: Some(&purpose.key),
             },
+            "written",
+            "done",
+        );
+        // The key's fingerprint in the signed log: everyone can check that the key a survey page
+        // gives them is the one the survey was made with, not one made for them.
+        leaf.categories.insert(
+            "key".to_owned(),
+            steward_crypto::fingerprint(&row.public_key),
         );
         let store = &self.inner.stores.surveys;
-        store.insert_survey(&row, &[entry]).await?;
+        store
+            .insert_survey(&row, &[crate::vault::row_of(leaf)])
+            .await?;
         self.survey_view(row).await
     }
 
@@ -224,6 +243,22 @@ impl Vault {
             out.push(self.survey_view(row).await?);
         }
         Ok(out)
+    }
+
+    /// One survey (whoever may compose surveys or analyse under `analytics`).
+    pub async fn survey(&self, principal: &Principal, id: SurveyId) -> ServiceResult<SurveyView> {
+        if !self.may_analyse(principal) {
+            self.authorize(principal, Action::ManageSurveys, None)
+                .await?;
+        }
+        let row = self
+            .inner
+            .stores
+            .surveys
+            .survey(id)
+            .await?
+            .ok_or(ServiceError::NotFound("survey"))?;
+        self.survey_view(row).await
     }
 
     /// Sends a survey (marketing, the DPO): its segment is evaluated under its purpose as for a
@@ -287,7 +322,7 @@ impl Vault {
     pub async fn portal_surveys(&self, s: &PortalSession) -> ServiceResult<Vec<PortalSurvey>> {
         let store = &self.inner.stores.surveys;
         let mut out = Vec::new();
-        for (id, issued) in store.invitations(s.customer_id()).await? {
+        for (id, _, issued) in store.invitations(s.customer_id()).await? {
             if let Some(row) = store.survey(id).await? {
                 out.push(self.portal_survey_of(row, issued)?);
             }
@@ -362,15 +397,15 @@ impl Vault {
             .invitations(customer)
             .await?
             .into_iter()
-            .find(|(survey, _)| *survey == id);
+            .find(|(survey, _, _)| *survey == id);
         match invited {
             None => return Err(ServiceError::NotFound("survey")),
-            Some((_, true)) => {
+            Some((_, _, true)) => {
                 return Err(ServiceError::WrongState(
                     "your response token for this survey was issued already",
                 ));
             }
-            Some((_, false)) => {}
+            Some((_, _, false)) => {}
         }
         let row = store
             .survey(id)
@@ -484,35 +519,28 @@ impl Vault {
             .inner
             .directory
             .seal(&pending_aad(id, pending_id), &answers)?;
-        let waiting = match store
+        match store
             .record_pending(id, &token_hash, pending_id, &sealed)
             .await?
         {
             Stored::TokenUsed => return Err(ServiceError::Conflict("token")),
-            Stored::Waiting(n) => n,
+            Stored::Waiting(_) => {}
+        }
+        // INVARIANT: the answer is stored (sealed, in the pool) from here on; nothing below may
+        // fail the request. Ten or more waiting join the totals together; two submissions at
+        // once both try, and the one that takes the rows moves them.
+        let directory = &self.inner.directory;
+        let open = move |pending: &[u8], sealed: &[u8]| {
+            let pending: [u8; 16] = pending.try_into().ok()?;
+            directory.open(&pending_aad(id, pending), sealed).ok()
         };
-        if waiting >= MIN_RESPONSES {
-            // Ten or more wait: they join the answers together, under fresh ids, with today's
-            // date; a copy of the database never shows one answer arrive on its own.
-            let day = Timestamp::now().to_rfc3339();
-            let day = day.get(..10).unwrap_or_default();
-            let directory = &self.inner.directory;
-            let open = move |pending: &[u8], sealed: &[u8]| {
-                let pending: [u8; 16] = pending.try_into().ok()?;
-                directory.open(&pending_aad(id, pending), sealed).ok()
-            };
-            let mut failed = false;
-            let mut fresh = || {
-                let mut new = [0u8; 16];
-                failed |= steward_crypto::random_bytes(&mut new).is_err();
-                new
-            };
-            store
-                .flush_pending(id, MIN_RESPONSES, day, &open, &mut fresh)
-                .await?;
-            if failed {
-                return Err(ServiceError::Integrity);
-            }
+        match store.flush_pending(id, MIN_RESPONSES, &open).await {
+            Ok((_, 0)) => {}
+            Ok((_, dropped)) => tracing::error!(
+                dropped,
+                "survey answers waiting in the pool failed their integrity check and were dropped"
+            ),
+            Err(e) => tracing::error!(error = %e, "survey answers could not join the totals yet"),
         }
         Ok(())
     }
@@ -522,6 +550,25 @@ impl Vault {
     /// [`MIN_RESPONSES`] answers. One response adds one to one answer of each question, so the
     /// noise's sensitivity is the number of questions.
     pub async fn survey_results(
+        &self,
+        principal: &Principal,
+        purpose: &str,
+        id: SurveyId,
+        epsilon: f64,
+    ) -> ServiceResult<SurveyResults> {
+        // As for queries: run to the end, so a reserved budget is never left charged and
+        // unrecorded by a client that hangs up.
+        let (vault, principal, purpose) = (self.clone(), principal.clone(), purpose.to_owned());
+        tokio::spawn(async move {
+            vault
+                .results_to_the_end(&principal, &purpose, id, epsilon)
+                .await
+        })
+        .await
+        .map_err(|_| ServiceError::Integrity)?
+    }
+
+    async fn results_to_the_end(
         &self,
         principal: &Principal,
         purpose: &str,
@@ -548,13 +595,13 @@ impl Vault {
         };
         let released = self
             .release_once(principal, &purpose, release, async || {
-                let responses = store.responses(id).await?;
-                if (responses.len() as u64) < MIN_RESPONSES {
+                let (responses, tallies) = store.tallies(id).await?;
+                if responses < MIN_RESPONSES {
                     return Err(ServiceError::WrongState(
                         "fewer than 10 responses: no result is released until there are at least 10",
                     ));
                 }
-                let counts = tally(&questions, &responses);
+                let counts = counts(&questions, &tallies);
                 // Who took part is known (the issue of each token is recorded), so the change
                 // to guard against is one participant's answers replaced by others: one count
                 // down and one up per question.

@@ -74,17 +74,15 @@ fn release_from(r: &AnyRow) -> StoreResult<ReleaseRow> {
 impl AnalyticsStore for SqlStore {
     async fn release(
         &self,
-        analyst: &str,
         purpose: &str,
         window_start: i64,
         query_hash: &[u8],
     ) -> StoreResult<Option<ReleaseRow>> {
         let sql = format!(
             "SELECT {RELEASE_COLUMNS} FROM analytics_releases \
-             WHERE analyst = $1 AND purpose = $2 AND window_start = $3 AND query_hash = $4"
+             WHERE purpose = $1 AND window_start = $2 AND query_hash = $3"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(analyst.to_owned())
             .bind(purpose.to_owned())
             .bind(window_start)
             .bind(query_hash.to_vec())
@@ -198,12 +196,7 @@ impl AnalyticsStore for SqlStore {
         if inserted == 0 {
             tx.rollback().await?;
             let existing = self
-                .release(
-                    &row.analyst,
-                    &row.purpose,
-                    row.window_start,
-                    &row.query_hash,
-                )
+                .release(&row.purpose, row.window_start, &row.query_hash)
                 .await?;
             return existing
                 .map(Recorded::Existing)
@@ -237,13 +230,13 @@ impl AnalyticsStore for SqlStore {
             .collect()
     }
 
-    async fn releases(&self, analyst: &str, window_start: i64) -> StoreResult<Vec<ReleaseRow>> {
+    async fn releases(&self, purpose: &str, window_start: i64) -> StoreResult<Vec<ReleaseRow>> {
         let sql = format!(
             "SELECT {RELEASE_COLUMNS} FROM analytics_releases \
-             WHERE analyst = $1 AND window_start = $2 ORDER BY released_at DESC"
+             WHERE purpose = $1 AND window_start = $2 ORDER BY released_at DESC"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(analyst.to_owned())
+            .bind(purpose.to_owned())
             .bind(window_start)
             .fetch_all(&self.pool)
             .await?;

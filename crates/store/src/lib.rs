@@ -905,10 +905,10 @@ pub trait PersonalisationStore: Send + Sync + 'static {
 /// Analytics: released answers and the privacy budget they spend (issue 21).
 #[async_trait::async_trait]
 pub trait AnalyticsStore: Send + Sync + 'static {
-    /// The answer released for this query hash to this analyst, purpose and window, if any.
+    /// The answer released for this query hash under this purpose in this window, whoever
+    /// asked, if any.
     async fn release(
         &self,
-        analyst: &str,
         purpose: &str,
         window_start: i64,
         query_hash: &[u8],
@@ -953,8 +953,8 @@ pub trait AnalyticsStore: Send + Sync + 'static {
     /// Every analyst's spending in the window starting at `window_start`, most spent first.
     async fn budgets(&self, window_start: i64) -> StoreResult<Vec<BudgetRow>>;
 
-    /// An analyst's releases in the window, newest first.
-    async fn releases(&self, analyst: &str, window_start: i64) -> StoreResult<Vec<ReleaseRow>>;
+    /// Every release under the purpose in the window, newest first.
+    async fn releases(&self, purpose: &str, window_start: i64) -> StoreResult<Vec<ReleaseRow>>;
 }
 
 /// Anonymous surveys: definitions, invitations, spent tokens and answers (issue 21).
@@ -982,8 +982,8 @@ pub trait SurveyStore: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<u64>;
 
-    /// The surveys a customer was invited to, and whether their token was issued.
-    async fn invitations(&self, customer: CustomerId) -> StoreResult<Vec<(SurveyId, bool)>>;
+    /// The surveys a customer was invited to: when, and whether their token was issued.
+    async fn invitations(&self, customer: CustomerId) -> StoreResult<Vec<(SurveyId, i64, bool)>>;
 
     /// Marks the customer's one token issued, with the audit entry; false if they were not
     /// invited or had theirs already.
@@ -1004,20 +1004,19 @@ pub trait SurveyStore: Send + Sync + 'static {
         sealed: &[u8],
     ) -> StoreResult<Stored>;
 
-    /// If at least `at_least` answers wait, moves them all to the answers, opened by `open`
-    /// (pending id, sealed) under ids from `fresh`, with `day`, in one transaction; how many
-    /// moved (0: too few waited, nothing changed).
+    /// If at least `at_least` answers wait that `open` can open (pending id, sealed → the
+    /// answer's option per question), adds them all to the survey's totals and deletes them, in
+    /// one transaction; rows that do not open are deleted and counted. (answers added, rows
+    /// dropped); (0, 0) and nothing changed when too few wait.
     async fn flush_pending(
         &self,
         id: SurveyId,
         at_least: u64,
-        day: &str,
         open: &(dyn for<'x> Fn(&'x [u8], &'x [u8]) -> Option<Vec<u8>> + Send + Sync),
-        fresh: &mut (dyn FnMut() -> [u8; 16] + Send),
-    ) -> StoreResult<u64>;
+    ) -> StoreResult<(u64, u64)>;
 
-    /// Every answer of the survey, in id order (which is random).
-    async fn responses(&self, id: SurveyId) -> StoreResult<Vec<Vec<u8>>>;
+    /// The survey's totals: answers counted, and per (question, answer) how many gave it.
+    async fn tallies(&self, id: SurveyId) -> StoreResult<(u64, Vec<(u32, u32, i64)>)>;
 }
 
 /// The engine, compaction and consistent copies.

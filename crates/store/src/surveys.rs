@@ -119,7 +119,7 @@ impl SurveyStore for SqlStore {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM survey_invitations WHERE survey_id = $1), \
              (SELECT COUNT(*) FROM survey_invitations WHERE survey_id = $1 AND issued = 1), \
-             (SELECT COUNT(*) FROM survey_responses WHERE survey_id = $1), \
+             (SELECT COALESCE(MAX(responses), 0) FROM survey_totals WHERE survey_id = $1), \
              (SELECT COUNT(*) FROM survey_pending WHERE survey_id = $1)",
         )
         .bind(idb)
@@ -146,11 +146,12 @@ impl SurveyStore for SqlStore {
         let mut invited = 0;
         for c in customers {
             invited += sqlx::query(
-                "INSERT INTO survey_invitations (survey_id, customer_id, issued) VALUES ($1, $2, 0) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO survey_invitations (survey_id, customer_id, invited_at, issued) \
+                 VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
             )
             .bind(idb.clone())
             .bind(c.as_bytes().to_vec())
+            .bind(at)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -165,17 +166,22 @@ impl SurveyStore for SqlStore {
         Ok(invited)
     }
 
-    async fn invitations(&self, customer: CustomerId) -> StoreResult<Vec<(SurveyId, bool)>> {
+    async fn invitations(&self, customer: CustomerId) -> StoreResult<Vec<(SurveyId, i64, bool)>> {
         let rows = sqlx::query(
-            "SELECT survey_id, issued FROM survey_invitations WHERE customer_id = $1 ORDER BY survey_id",
+            "SELECT survey_id, invited_at, issued FROM survey_invitations WHERE customer_id = $1 \
+             ORDER BY invited_at, survey_id",
         )
         .bind(customer.as_bytes().to_vec())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                let issued: i64 = r.try_get(1)?;
-                Ok((id16(r.try_get(0)?, SurveyId::from_slice)?, issued != 0))
+                let issued: i64 = r.try_get(2)?;
+                Ok((
+                    id16(r.try_get(0)?, SurveyId::from_slice)?,
+                    r.try_get(1)?,
+                    issued != 0,
+                ))
             })
             .collect()
     }
@@ -245,10 +251,8 @@ impl SurveyStore for SqlStore {
         &self,
         id: SurveyId,
         at_least: u64,
-        day: &str,
         open: &(dyn for<'x> Fn(&'x [u8], &'x [u8]) -> Option<Vec<u8>> + Send + Sync),
-        fresh: &mut (dyn FnMut() -> [u8; 16] + Send),
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<(u64, u64)> {
         let idb = id.as_bytes().to_vec();
         let mut tx = self.write_tx().await?;
         // Taken by deleting: a concurrent flush gets none of the same rows.
@@ -257,41 +261,78 @@ impl SurveyStore for SqlStore {
                 .bind(idb.clone())
                 .fetch_all(&mut *tx)
                 .await?;
-        if (rows.len() as u64) < at_least {
-            tx.rollback().await?;
-            return Ok(0);
-        }
-        let mut batch = Vec::with_capacity(rows.len());
+        let mut answers = Vec::with_capacity(rows.len());
+        let mut dropped = 0;
         for r in &rows {
             let (pending, sealed): (Vec<u8>, Vec<u8>) = (r.try_get(0)?, r.try_get(1)?);
-            let answers = open(&pending, &sealed).ok_or(crate::StoreError::Corrupt(
-                "a waiting survey answer does not open",
-            ))?;
-            batch.push((fresh(), answers));
+            // A row that does not open (altered in the database) is dropped, not kept to block
+            // every later batch.
+            match open(&pending, &sealed) {
+                Some(a) => answers.push(a),
+                None => dropped += 1,
+            }
         }
-        // Inserted in the order of their fresh random ids, not the order they came in.
-        batch.sort_by_key(|(new, _)| *new);
-        for (new, answers) in &batch {
+        if (answers.len() as u64) < at_least {
+            tx.rollback().await?;
+            return Ok((0, 0));
+        }
+        let mut counts: std::collections::BTreeMap<(i64, i64), i64> = Default::default();
+        for a in &answers {
+            for (question, &answer) in a.iter().enumerate() {
+                *counts
+                    .entry((question as i64, i64::from(answer)))
+                    .or_default() += 1;
+            }
+        }
+        for ((question, answer), n) in counts {
             sqlx::query(
-                "INSERT INTO survey_responses (survey_id, id, day, answers) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO survey_tallies (survey_id, question, answer, count) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (survey_id, question, answer) DO UPDATE SET count = survey_tallies.count + excluded.count",
             )
             .bind(idb.clone())
-            .bind(new.to_vec())
-            .bind(day.to_owned())
-            .bind(answers.clone())
+            .bind(question)
+            .bind(answer)
+            .bind(n)
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(
+            "INSERT INTO survey_totals (survey_id, responses) VALUES ($1, $2) \
+             ON CONFLICT (survey_id) DO UPDATE SET responses = survey_totals.responses + excluded.responses",
+        )
+        .bind(idb)
+        .bind(answers.len() as i64)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(batch.len() as u64)
+        Ok((answers.len() as u64, dropped))
     }
 
-    async fn responses(&self, id: SurveyId) -> StoreResult<Vec<Vec<u8>>> {
-        let rows =
-            sqlx::query("SELECT answers FROM survey_responses WHERE survey_id = $1 ORDER BY id")
-                .bind(id.as_bytes().to_vec())
-                .fetch_all(&self.pool)
+    async fn tallies(&self, id: SurveyId) -> StoreResult<(u64, Vec<(u32, u32, i64)>)> {
+        let idb = id.as_bytes().to_vec();
+        let total: Option<i64> =
+            sqlx::query_scalar("SELECT responses FROM survey_totals WHERE survey_id = $1")
+                .bind(idb.clone())
+                .fetch_optional(&self.pool)
                 .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+        let rows = sqlx::query(
+            "SELECT question, answer, count FROM survey_tallies WHERE survey_id = $1 ORDER BY question, answer",
+        )
+        .bind(idb)
+        .fetch_all(&self.pool)
+        .await?;
+        let tallies = rows
+            .iter()
+            .map(|r| {
+                let (q, a): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+                Ok((
+                    u32::try_from(q)
+                        .map_err(|_| crate::StoreError::Corrupt("a tally's question"))?,
+                    u32::try_from(a).map_err(|_| crate::StoreError::Corrupt("a tally's answer"))?,
+                    r.try_get(2)?,
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((u64::try_from(total.unwrap_or(0)).unwrap_or(0), tallies))
     }
 }

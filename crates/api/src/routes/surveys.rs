@@ -50,6 +50,20 @@ pub async fn list(
     Ok(Json(s.vault.surveys(&p).await?))
 }
 
+/// One survey with how many were asked and answered: marketing, the DPO, analysts.
+#[utoipa::path(get, path = "/v1/surveys/{id}", tag = "surveys",
+    params(("id" = String, Path, description = "Survey id")),
+    responses((status = 200, body = SurveyView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn one(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<SurveyView>, Problem> {
+    let id: SurveyId = path_id(&id)?;
+    Ok(Json(s.vault.survey(&p, id).await?))
+}
+
 /// Sends the survey to its segment, evaluated under its purpose as for a campaign: each member
 /// who may be asked is invited (those invited before stay). Refused under the size threshold.
 #[utoipa::path(post, path = "/v1/surveys/{id}/send", tag = "surveys",
@@ -178,6 +192,7 @@ pub async fn results(
 pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(create, list))
+        .routes(utoipa_axum::routes!(one))
         .routes(utoipa_axum::routes!(send))
         .routes(utoipa_axum::routes!(respond))
         .routes(utoipa_axum::routes!(key))

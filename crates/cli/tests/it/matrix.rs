@@ -566,6 +566,13 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             StatusCode::OK,
         ),
         (
+            "GET",
+            "/v1/surveys/{survey}",
+            None,
+            vec![Marketing, Analyst, Dpo],
+            StatusCode::OK,
+        ),
+        (
             "POST",
             "/v1/surveys/{survey}/send",
             None,
@@ -889,5 +896,5 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 56));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 57));
 }

@@ -19,6 +19,7 @@ CREATE TABLE surveys (
 CREATE TABLE survey_invitations (
     survey_id BYTEA NOT NULL REFERENCES surveys (id),
     customer_id BYTEA NOT NULL,
+    invited_at BIGINT NOT NULL,
     issued BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (survey_id, customer_id)
 );
@@ -30,14 +31,18 @@ CREATE TABLE survey_spent_tokens (
     token_hash BYTEA NOT NULL,
     PRIMARY KEY (survey_id, token_hash)
 );
--- The answers: a random id, the day only, the option chosen per question. No customer, no
--- session, no address, no time of day; read in id order, which is random. They arrive ten at a
--- time (see the `survey_batches` migration), so neither a row's place nor its day tells whose
--- it is.
-CREATE TABLE survey_responses (
+-- The answers, as totals only: per question and answer, how many gave it, and how many
+-- answered in all. No row per respondent is ever kept, so no combination of answers can single
+-- anyone out. Answers reach these totals ten or more at a time (see the `survey_batches`
+-- migration).
+CREATE TABLE survey_tallies (
     survey_id BYTEA NOT NULL REFERENCES surveys (id),
-    id BYTEA NOT NULL,
-    day TEXT NOT NULL,
-    answers BYTEA NOT NULL,
-    PRIMARY KEY (survey_id, id)
+    question BIGINT NOT NULL,
+    answer BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (survey_id, question, answer)
+);
+CREATE TABLE survey_totals (
+    survey_id BYTEA PRIMARY KEY REFERENCES surveys (id),
+    responses BIGINT NOT NULL
 );

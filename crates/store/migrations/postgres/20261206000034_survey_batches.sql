@@ -2,8 +2,8 @@
 -- Keep in lockstep with the other backend: same version, same name.
 -- Each waiting answer is sealed under the installation's directory key, so a copy of the
 -- database taken between two answers shows one more opaque row, never what it says. When ten
--- are waiting they are opened, moved to survey_responses under fresh random ids with the day of
--- the move, and deleted here, in one transaction: answers appear ten at a time.
+-- are waiting they are opened, added to the survey's totals and deleted here, in one
+-- transaction: the totals move ten answers or more at a time.
 CREATE TABLE survey_pending (
     survey_id BYTEA NOT NULL REFERENCES surveys (id),
     id BYTEA NOT NULL,

@@ -13,9 +13,10 @@ CREATE TABLE analytics_budget (
     PRIMARY KEY (analyst, purpose, window_start)
 ) STRICT, WITHOUT ROWID;
 -- Each released answer, under the SHA-256 of its query's whole body: the same query in the same
--- window returns it at no cost, so asking again cannot average the noise away. The query and the
--- answer hold no identity: group keys (outlets, categories, months, channels, tiers, segments)
--- and noisy totals.
+-- window and purpose returns it at no cost to whoever asks (the analyst who paid for it is
+-- kept), so asking again, alone or with a colleague, cannot average the noise away. The query
+-- and the answer hold no identity: group keys (outlets, categories, months, channels, tiers,
+-- segments) and noisy totals.
 CREATE TABLE analytics_releases (
     analyst TEXT NOT NULL,
     purpose TEXT NOT NULL,
@@ -26,5 +27,5 @@ CREATE TABLE analytics_releases (
     epsilon_milli INTEGER NOT NULL,
     delta_nano INTEGER NOT NULL,
     released_at INTEGER NOT NULL,
-    PRIMARY KEY (analyst, purpose, window_start, query_hash)
+    PRIMARY KEY (purpose, window_start, query_hash)
 ) STRICT, WITHOUT ROWID;

@@ -19,6 +19,7 @@ CREATE TABLE surveys (
 CREATE TABLE survey_invitations (
     survey_id BLOB NOT NULL REFERENCES surveys (id),
     customer_id BLOB NOT NULL,
+    invited_at INTEGER NOT NULL,
     issued INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (survey_id, customer_id)
 ) STRICT, WITHOUT ROWID;
@@ -30,14 +31,18 @@ CREATE TABLE survey_spent_tokens (
     token_hash BLOB NOT NULL,
     PRIMARY KEY (survey_id, token_hash)
 ) STRICT, WITHOUT ROWID;
--- The answers: a random id, the day only, the option chosen per question. No customer, no
--- session, no address, no time of day; read in id order, which is random. They arrive ten at a
--- time (see the `survey_batches` migration), so neither a row's place nor its day tells whose
--- it is.
-CREATE TABLE survey_responses (
+-- The answers, as totals only: per question and answer, how many gave it, and how many
+-- answered in all. No row per respondent is ever kept, so no combination of answers can single
+-- anyone out. Answers reach these totals ten or more at a time (see the `survey_batches`
+-- migration).
+CREATE TABLE survey_tallies (
     survey_id BLOB NOT NULL REFERENCES surveys (id),
-    id BLOB NOT NULL,
-    day TEXT NOT NULL,
-    answers BLOB NOT NULL,
-    PRIMARY KEY (survey_id, id)
+    question INTEGER NOT NULL,
+    answer INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (survey_id, question, answer)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE survey_totals (
+    survey_id BLOB PRIMARY KEY REFERENCES surveys (id),
+    responses INTEGER NOT NULL
 ) STRICT, WITHOUT ROWID;
