@@ -18,9 +18,9 @@ use steward_domain::analytics::{
 };
 use steward_domain::segment::{Facts, InteractionFact, PurchaseFact, tier_of};
 use steward_domain::{
-    Channel, CustomerId, DataCategory, LawfulBasis, Purpose, Rule, Timestamp, ValidationError,
+    Channel, DataCategory, LawfulBasis, Purpose, Rule, Timestamp, ValidationError,
 };
-use steward_policy::{ReadRequest, Subject};
+use steward_policy::ReadRequest;
 use steward_store::{Recorded, ReleaseRow, SegmentPage, SegmentScan};
 
 use crate::error::{ServiceError, ServiceResult};
@@ -271,25 +271,7 @@ impl Vault {
         purpose: &Purpose,
         categories: &[DataCategory],
     ) -> ServiceResult<()> {
-        let now = Timestamp::now();
-        let req = ReadRequest {
-            asker: principal.asker(),
-            subject: Subject {
-                id: CustomerId(uuid::Uuid::nil()),
-                outlets: &[],
-                restricted: false,
-            },
-            purpose,
-            consented: true,
-            has_reason: false,
-            reason_length: 0,
-            break_glass: false,
-            acknowledged: self.inner.notices.acknowledged(principal, now),
-            now,
-        };
-        if !req.acknowledged {
-            return Err(ServiceError::AcknowledgementRequired);
-        }
+        let req = self.request_about_nobody(principal, purpose)?;
         if !self.inner.policy.decide_analyse(&req, &[]) {
             return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
         }

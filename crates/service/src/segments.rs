@@ -358,23 +358,22 @@ impl Vault {
         self.inner.segment_limits.threshold.load(Ordering::Relaxed)
     }
 
-    /// Refuses, with the reason, an evaluation the policy would deny for every customer: the
-    /// purpose's roles or categories (decided for a consenting, unrestricted customer).
-    pub(crate) fn check_segment_use(
+    /// A request about no one in particular — a consenting, unrestricted customer of no outlet —
+    /// to ask what the policy would allow for every customer alike (a segment's evaluation, an
+    /// analytics query); refused at once while the caller owes the notice an acknowledgement.
+    pub(crate) fn request_about_nobody<'a>(
         &self,
-        principal: &Principal,
-        purpose: &Purpose,
-        rule: &Rule,
-    ) -> ServiceResult<()> {
-        let nobody = Subject {
-            id: CustomerId(uuid::Uuid::nil()),
-            outlets: &[],
-            restricted: false,
-        };
+        principal: &'a Principal,
+        purpose: &'a Purpose,
+    ) -> ServiceResult<ReadRequest<'a>> {
         let now = Timestamp::now();
         let req = ReadRequest {
             asker: principal.asker(),
-            subject: nobody,
+            subject: Subject {
+                id: CustomerId(uuid::Uuid::nil()),
+                outlets: &[],
+                restricted: false,
+            },
             purpose,
             consented: true,
             has_reason: false,
@@ -386,6 +385,18 @@ impl Vault {
         if !req.acknowledged {
             return Err(ServiceError::AcknowledgementRequired);
         }
+        Ok(req)
+    }
+
+    /// Refuses, with the reason, an evaluation the policy would deny for every customer: the
+    /// purpose's roles or categories (decided for a consenting, unrestricted customer).
+    pub(crate) fn check_segment_use(
+        &self,
+        principal: &Principal,
+        purpose: &Purpose,
+        rule: &Rule,
+    ) -> ServiceResult<()> {
+        let req = self.request_about_nobody(principal, purpose)?;
         if !self.inner.policy.decide_use(&req, &[]) {
             return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
         }

@@ -276,6 +276,17 @@ type Form = std::collections::HashMap<String, String>;
 
 /// The value of the query parameter `name` of a page's URL (ids, purpose keys, cursors, dates:
 /// never a personal value), trimmed; `None` if absent.
+/// The purposes `session`'s roles may declare, as (key, title) for a form's choice.
+fn declarable_purposes(s: &AppState, session: &Session) -> Vec<(String, String)> {
+    let roles = session.principal.roles();
+    s.vault
+        .purposes()
+        .into_iter()
+        .filter(|purpose| purpose.roles.iter().any(|r| roles.contains(r)))
+        .map(|purpose| (purpose.key.clone(), crate::display::words(&purpose.key)))
+        .collect()
+}
+
 fn query_param(uri: &axum::http::Uri, name: &str) -> Option<String> {
     form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(k, _)| k == name)

@@ -79,13 +79,7 @@ async fn page(
             title: v.title,
         })
         .collect();
-    let purposes = s
-        .vault
-        .purposes()
-        .into_iter()
-        .filter(|purpose| purpose.roles.iter().any(|r| p.roles().contains(r)))
-        .map(|purpose| (purpose.key.clone(), words(&purpose.key)))
-        .collect();
+    let purposes = super::declarable_purposes(s, session);
     let (status, error) = match error {
         Some((status, e)) => (status, Some(e)),
         None => (StatusCode::OK, None),
