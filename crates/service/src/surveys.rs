@@ -129,11 +129,43 @@ fn pending_aad(id: SurveyId, pending: [u8; 16]) -> FieldAad<'static> {
 /// One key generation at a time: composing surveys cannot take every core.
 static KEYGEN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
+/// A survey's public key as (modulus, exponent), base64url: what the portal page gives the
+/// browser, and the same the public endpoint gives anyone.
+fn public_key_of(row: &SurveyRow) -> ServiceResult<(String, String)> {
+    let (n, e) =
+        steward_crypto::survey_public_components(&row.public_key).ok_or(ServiceError::Integrity)?;
+    Ok((URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e)))
+}
+
 fn questions_of(row: &SurveyRow) -> ServiceResult<Vec<Question>> {
     serde_json::from_str(&row.questions).map_err(|_| ServiceError::Integrity)
 }
 
 impl Vault {
+    /// The audit leaf of a staff act on a survey: who, which survey, under which purpose.
+    fn survey_leaf(
+        &self,
+        principal: &Principal,
+        action: &str,
+        id: SurveyId,
+        purpose: &str,
+        mark: &str,
+    ) -> steward_domain::AuditLeaf {
+        let id_text = id.to_string();
+        crate::vault::leaf(
+            self.actor_parts(Actor::Principal(principal)),
+            action,
+            None,
+            &[],
+            About {
+                subject: Some(&id_text),
+                purpose: Some(purpose),
+            },
+            mark,
+            "done",
+        )
+    }
+
     /// Whether `principal` may compose and send surveys (the console offers them only then).
     pub async fn may_manage_surveys(&self, principal: &Principal) -> bool {
         self.authorize(principal, Action::ManageSurveys, None)
@@ -190,19 +222,7 @@ impl Vault {
             created_at: Timestamp::now().millis(),
             sent_at: None,
         };
-        let id_text = id.to_string();
-        let mut leaf = crate::vault::leaf(
-            self.actor_parts(Actor::Principal(principal)),
-            "create_survey",
-            None,
-            &[],
-            About {
-                subject: Some(&id_text),
-                purpose: Some(&purpose.key),
-            },
-            "written",
-            "done",
-        );
+        let mut leaf = self.survey_leaf(principal, "create_survey", id, &purpose.key, "written");
         // The key's fingerprint in the signed log: everyone can check that the key a survey page
         // gives them is the one the survey was made with, not one made for them.
         leaf.categories.insert(
@@ -286,19 +306,7 @@ impl Vault {
                 "the segment reaches too few customers under this purpose for an anonymous survey (fewer than the size threshold): their answers could not stay anonymous",
             )
             .await?;
-        let id_text = id.to_string();
-        let mut leaf = crate::vault::leaf(
-            self.actor_parts(Actor::Principal(principal)),
-            "send_survey",
-            None,
-            &[],
-            About {
-                subject: Some(&id_text),
-                purpose: Some(&purpose.key),
-            },
-            "used",
-            "done",
-        );
+        let mut leaf = self.survey_leaf(principal, "send_survey", id, &purpose.key, "used");
         let shown = SegmentSize::shown(members.len() as u64, self.segment_threshold());
         leaf.categories.insert("size".to_owned(), shown.to_string());
         store
@@ -344,14 +352,13 @@ impl Vault {
     }
 
     fn portal_survey_of(&self, row: SurveyRow, issued: bool) -> ServiceResult<PortalSurvey> {
-        let (n, e) = steward_crypto::survey_public_components(&row.public_key)
-            .ok_or(ServiceError::Integrity)?;
+        let (key_n, key_e) = public_key_of(&row)?;
         Ok(PortalSurvey {
             id: row.id,
             questions: questions_of(&row)?,
             title: row.title,
-            key_n: URL_SAFE_NO_PAD.encode(n),
-            key_e: URL_SAFE_NO_PAD.encode(e),
+            key_n,
+            key_e,
             issued,
         })
     }
@@ -376,9 +383,7 @@ impl Vault {
             .survey(id)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
-        let (n, e) = steward_crypto::survey_public_components(&row.public_key)
-            .ok_or(ServiceError::Integrity)?;
-        Ok((URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e)))
+        public_key_of(&row)
     }
 
     /// Signs the signed-in customer's blinded token for a survey they were invited to, once:
@@ -524,7 +529,7 @@ impl Vault {
             .await?
         {
             Stored::TokenUsed => return Err(ServiceError::Conflict("token")),
-            Stored::Waiting(_) => {}
+            Stored::Waiting => {}
         }
         // INVARIANT: the answer is stored (sealed, in the pool) from here on; nothing below may
         // fail the request. Ten or more waiting join the totals together; two submissions at

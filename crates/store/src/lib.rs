@@ -994,8 +994,7 @@ pub trait SurveyStore: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
 
-    /// Spends the token and puts the sealed answer in the survey's pool, in one transaction;
-    /// how many wait there now.
+    /// Spends the token and puts the sealed answer in the survey's pool, in one transaction.
     async fn record_pending(
         &self,
         id: SurveyId,

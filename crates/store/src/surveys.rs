@@ -48,8 +48,8 @@ pub struct SurveyCounts {
 /// What taking an answer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
-    /// Taken: it waits in the pool with this many (itself included).
-    Waiting(u64),
+    /// Taken: it waits in the pool.
+    Waiting,
     /// The token was used already: nothing stored.
     TokenUsed,
 }
@@ -238,13 +238,8 @@ impl SurveyStore for SqlStore {
             .bind(sealed.to_vec())
             .execute(&mut *tx)
             .await?;
-        let waiting: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM survey_pending WHERE survey_id = $1")
-                .bind(idb)
-                .fetch_one(&mut *tx)
-                .await?;
         tx.commit().await?;
-        Ok(Stored::Waiting(u64::try_from(waiting).unwrap_or(0)))
+        Ok(Stored::Waiting)
     }
 
     async fn flush_pending(

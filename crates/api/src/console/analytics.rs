@@ -301,44 +301,57 @@ pub(super) async fn release(
         .get("epsilon")
         .map(|e| e.trim().to_owned())
         .unwrap_or_default();
-    if let Some(survey) = f.get("chart").and_then(|c| c.strip_prefix("survey:")) {
-        return release_survey(&s, &session, survey, typed).await;
-    }
-    let Some(spec) = f
-        .get("chart")
-        .and_then(|k| CHARTS.iter().find(|c| c.key == k.as_str()))
-    else {
-        let error = Some((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Choose a chart to release.".to_owned(),
-        ));
-        return page(&s, &session, None, error, typed).await;
-    };
+    let refused = |detail: &str| Some((StatusCode::UNPROCESSABLE_ENTITY, detail.to_owned()));
     let Ok(epsilon) = typed.parse::<f64>() else {
-        let error = Some((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "ε: a number such as 0.1".to_owned(),
-        ));
-        return page(&s, &session, None, error, typed).await;
+        return page(
+            &s,
+            &session,
+            None,
+            refused("ε: a number such as 0.1"),
+            typed,
+        )
+        .await;
     };
-    let mut body = (spec.query)();
-    body["epsilon"] = json!(epsilon);
-    let input: QueryInput = match serde_json::from_value(body) {
-        Ok(i) => i,
-        Err(_) => {
-            let error = Some((
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "ε: a number such as 0.1".to_owned(),
-            ));
-            return page(&s, &session, None, error, typed).await;
-        }
+    let chart = f.get("chart").map(String::as_str).unwrap_or("");
+    // A survey's results, or one of the charts' queries: released the same way.
+    let released = if let Some(survey) = chart.strip_prefix("survey:") {
+        let Ok(id) = survey.parse::<steward_domain::SurveyId>() else {
+            return page(&s, &session, None, refused("Choose a survey."), typed).await;
+        };
+        s.vault
+            .survey_results(&session.principal, PURPOSE, id, epsilon)
+            .await
+            .map(|_| "survey")
+    } else {
+        let Some(spec) = CHARTS.iter().find(|c| c.key == chart) else {
+            return page(
+                &s,
+                &session,
+                None,
+                refused("Choose a chart to release."),
+                typed,
+            )
+            .await;
+        };
+        let mut body = (spec.query)();
+        body["epsilon"] = json!(epsilon);
+        let Ok(input) = serde_json::from_value::<QueryInput>(body) else {
+            return page(
+                &s,
+                &session,
+                None,
+                refused("ε: a number such as 0.1"),
+                typed,
+            )
+            .await;
+        };
+        s.vault
+            .analytics_query(&session.principal, PURPOSE, input)
+            .await
+            .map(|_| spec.key)
     };
-    match s
-        .vault
-        .analytics_query(&session.principal, PURPOSE, input)
-        .await
-    {
-        Ok(_) => Redirect::to(&format!("/console/analytics?released={}", spec.key)).into_response(),
+    match released {
+        Ok(key) => Redirect::to(&format!("/console/analytics?released={key}")).into_response(),
         Err(e) => {
             let p: crate::Problem = e.into();
             if p.status == 401 || p.status == 404 {
@@ -350,32 +363,6 @@ pub(super) async fn release(
                 _ => p.detail.clone(),
             };
             page(&s, &session, None, Some((status, message)), typed).await
-        }
-    }
-}
-
-/// Releases a survey's results at the ε typed.
-async fn release_survey(s: &AppState, session: &Session, survey: &str, typed: String) -> Response {
-    let refused = |detail: &str| Some((StatusCode::UNPROCESSABLE_ENTITY, detail.to_owned()));
-    let Ok(id) = survey.parse::<steward_domain::SurveyId>() else {
-        return page(s, session, None, refused("Choose a survey."), typed).await;
-    };
-    let Ok(epsilon) = typed.parse::<f64>() else {
-        return page(s, session, None, refused("ε: a number such as 0.1"), typed).await;
-    };
-    match s
-        .vault
-        .survey_results(&session.principal, PURPOSE, id, epsilon)
-        .await
-    {
-        Ok(_) => Redirect::to("/console/analytics?released=survey").into_response(),
-        Err(e) => {
-            let p: crate::Problem = e.into();
-            if p.status == 401 || p.status == 404 {
-                return error_page(Some(session), p);
-            }
-            let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::FORBIDDEN);
-            page(s, session, None, Some((status, p.detail.clone())), typed).await
         }
     }
 }
