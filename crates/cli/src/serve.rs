@@ -311,39 +311,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = vault.backend(), "steward listening");
-    println!("Steward is listening on http://{addr}");
+    // The banner is written in one piece with the address line last, so whoever waits for that
+    // line (scripts, tests, `steward bench`) has every token and address printed before it.
+    let mut banner = String::new();
     if let Some((admin, support)) = token {
-        println!(
-            "One-time admin token (shown once; configures Steward, reads no customer data): {}",
+        banner.push_str(&format!(
+            "One-time admin token (shown once; configures Steward, reads no customer data): {}\n",
             admin.as_str()
-        );
-        println!(
-            "Support-agent token (shown once; reads customers for a declared purpose): {}",
+        ));
+        banner.push_str(&format!(
+            "Support-agent token (shown once; reads customers for a declared purpose): {}\n",
             support.as_str()
-        );
-        println!(
-            "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'",
+        ));
+        banner.push_str(&format!(
+            "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'\n",
             support.as_str()
-        );
-        println!(
-            "Staff console: http://{addr}/console — demo logins, one per role (demo mode only; new passwords at every start):"
-        );
+        ));
+        banner.push_str(&format!(
+            "Staff console: http://{addr}/console — demo logins, one per role (demo mode only; new passwords at every start):\n"
+        ));
         for l in &logins {
-            println!(
-                "demo login {}: {} / {}",
+            banner.push_str(&format!(
+                "demo login {}: {} / {}\n",
                 l.role.as_str(),
                 l.login,
                 l.password.as_str()
-            );
+            ));
         }
         if let Some(email) = sample {
             let codes = mail_sink
                 .as_ref()
                 .map(|p| format!("; its code is written to {}", p.display()))
                 .unwrap_or_default();
-            println!(
-                "Privacy portal: http://{addr}/portal (try the fictional demo customer {email}{codes})"
-            );
+            banner.push_str(&format!(
+                "Privacy portal: http://{addr}/portal (try the fictional demo customer {email}{codes})\n"
+            ));
         }
     }
     if let Some(at) = args.metrics_listen {
@@ -352,7 +354,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("binding the metrics address {at}"))?;
         let addr = metrics.local_addr()?;
         tracing::info!(%addr, "metrics listening");
-        println!("Metrics (no token) on http://{addr}/metrics");
+        banner.push_str(&format!("Metrics (no token) on http://{addr}/metrics\n"));
         tokio::spawn(async move {
             if let Err(e) =
                 crate::http::serve(metrics, steward_api::metrics_router(), shutdown()).await
@@ -360,6 +362,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 tracing::error!(error = %e, "the metrics listener stopped");
             }
         });
+    }
+    banner.push_str(&format!("Steward is listening on http://{addr}\n"));
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(banner.as_bytes())
+            .and_then(|()| out.flush())
+            .context("writing the start-up banner")?;
     }
     crate::http::serve(
         listener,

@@ -36,12 +36,11 @@ impl Drop for Child {
 }
 
 /// Starts this binary's `steward serve` on `dir` with `args` (the request rate limit lifted: the
-/// load is the point), reading its output until `done` holds for a line; returns the child, its
-/// address and the lines read.
+/// load is the point), reading its banner up to the address line, which comes last; returns the
+/// child, its address and the lines read.
 fn serve_child(
     dir: &std::path::Path,
     args: &[&str],
-    done: impl Fn(&str) -> bool,
 ) -> anyhow::Result<(Child, SocketAddr, Vec<String>)> {
     use std::io::BufRead;
     let exe = std::env::current_exe().context("finding this binary")?;
@@ -60,12 +59,12 @@ fn serve_child(
     let (mut addr, mut lines) = (None, Vec::new());
     for line in std::io::BufReader::new(out).lines() {
         let line = line?;
-        if let Some(url) = line.strip_prefix("Steward is listening on http://") {
-            addr = Some(url.trim().parse::<SocketAddr>()?);
-        }
-        let finished = done(&line);
+        let url = line
+            .strip_prefix("Steward is listening on http://")
+            .map(str::to_owned);
         lines.push(line);
-        if finished {
+        if let Some(url) = url {
+            addr = Some(url.trim().parse::<SocketAddr>()?);
             break;
         }
     }

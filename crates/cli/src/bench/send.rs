@@ -130,7 +130,6 @@ fn serve(dir: &Path, smtp_url: &str) -> anyhow::Result<(super::Child, SocketAddr
             "--marketing-cap",
             "1000/1d",
         ],
-        |l| l.starts_with("Steward is listening"),
     )?;
     Ok((child, addr))
 }

@@ -42,7 +42,6 @@ fn start_server(dir: &Path) -> anyhow::Result<(super::Child, SocketAddr, String)
         dir,
         // A load test reads every customer many times an hour, as no person does.
         &["--demo", "--bulk-limit", "support_agent=none"],
-        token_line,
     )?;
     let token = lines
         .iter()
