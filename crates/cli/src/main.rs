@@ -238,12 +238,16 @@ enum TokenCommand {
         #[arg(long)]
         name: String,
         /// A service client's role: admin, sales_associate, store_manager, support_agent,
-        /// marketing, analyst, dpo.
-        #[arg(long, conflicts_with = "staff", required_unless_present = "staff")]
+        /// marketing, analyst, dpo, monitoring, mail_gateway.
+        #[arg(long, conflicts_with_all = ["staff", "recipient"], required_unless_present_any = ["staff", "recipient"])]
         role: Option<String>,
         /// The staff member the token acts for (their roles and outlets apply).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "recipient")]
         staff: Option<String>,
+        /// The recipient (processor or third party, `POST /v1/recipients`) the token acts for:
+        /// it reads only under that recipient's agreements.
+        #[arg(long)]
+        recipient: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -306,19 +310,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     name,
                     role,
                     staff,
+                    recipient,
                     store,
                 },
         } => {
             open::init_logging(false);
-            let owner = match (role, staff) {
-                (Some(r), _) => steward_service::TokenOwner::Role(r.parse().map_err(
+            let owner = match (role, staff, recipient) {
+                (Some(r), _, _) => steward_service::TokenOwner::Role(r.parse().map_err(
                     |e: steward_domain::ValidationError| anyhow::anyhow!("--role: {}", e.reason),
                 )?),
-                (None, Some(s)) => steward_service::TokenOwner::Staff(
+                (None, Some(s), _) => steward_service::TokenOwner::Staff(
                     s.parse()
                         .map_err(|_| anyhow::anyhow!("--staff: not a staff id"))?,
                 ),
-                (None, None) => anyhow::bail!("give --role or --staff"),
+                (None, None, Some(r)) => steward_service::TokenOwner::Recipient(
+                    r.parse()
+                        .map_err(|_| anyhow::anyhow!("--recipient: not a recipient id"))?,
+                ),
+                (None, None, None) => anyhow::bail!("give --role, --staff or --recipient"),
             };
             let (vault, operator) = open::vault(&store).await?;
             let (id, token) = vault
@@ -496,6 +505,7 @@ fn policy_explain(a: ExplainArgs) -> anyhow::Result<ExitCode> {
         break_glass: a.break_glass,
         acknowledged: true,
         now: steward_domain::Timestamp::now(),
+        agreement: None,
     };
     for d in policy.evaluate_read(&req, &Field::ALL).fields {
         let by = if d.policies.is_empty() {

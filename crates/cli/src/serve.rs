@@ -93,6 +93,17 @@ pub struct ServeArgs {
     /// differentially private analytics (`POST /v1/analytics/queries`); at least 0.001.
     #[arg(long, default_value_t = 1.0, value_parser = parse_epsilon, env = "STEWARD_ANALYTICS_BUDGET")]
     analytics_budget: f64,
+    /// Let recipients' webhooks be plain `http://` on the loopback address (tests only; every
+    /// other receiver must be `https://`).
+    #[arg(long)]
+    allow_insecure_webhooks: bool,
+    /// How long a notification to a recipient is retried before it is given up, in hours.
+    #[arg(long, default_value_t = 72, value_parser = clap::value_parser!(i64).range(1..=8760))]
+    webhook_retry_hours: i64,
+    /// How long a claim on a notification lasts, in seconds: a notification a crashed server
+    /// was delivering is sent again by another (or the restarted one) after this.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3600))]
+    webhook_lease_secs: i64,
     /// The domain of the reply addresses of staff messages (`reply-…@DOMAIN`) and of the bounce
     /// addresses of all mail (`bounce-…@DOMAIN`); the `--mail-from` domain if not set. Route its
     /// mail to `steward mail receive` or `POST /v1/inbound/email`.
@@ -220,6 +231,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     vault.rebuild_recommender_every(modeller, std::time::Duration::from_secs(600));
     // After the replay: a campaign left unfinished by a previous process resumes now.
     vault.start_sender(operator.acting("campaign_sender"));
+    // Notifications of changes to recipients, queued with the changes, leave from now on (and
+    // what a previous process left pending or mid-delivery, after its lease).
+    vault.allow_insecure_webhooks(operator, args.allow_insecure_webhooks);
+    vault.set_webhook_retry(operator, args.webhook_retry_hours);
+    vault.set_webhook_lease(operator, args.webhook_lease_secs);
+    {
+        let vault = vault.clone();
+        let sender = operator.acting("webhook_sender");
+        tokio::spawn(async move { vault.run_webhooks(sender).await });
+    }
     if args.retention_every_hours > 0 {
         let vault = vault.clone();
         let every = std::time::Duration::from_secs(args.retention_every_hours * 3600);
@@ -256,9 +277,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let (role, n) = spec
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("--bulk-limit {spec}: expected ROLE=N"))?;
-        let role: Role = role.parse().map_err(|e: steward_domain::ValidationError| {
-            anyhow::anyhow!("--bulk-limit {spec}: {}", e.reason)
-        })?;
+        // `recipient` too: no token or staff member can be given that role, but its limit is
+        // the operator's to set.
+        let role: Role = match role {
+            "recipient" => Role::Recipient,
+            r => r.parse().map_err(|e: steward_domain::ValidationError| {
+                anyhow::anyhow!("--bulk-limit {spec}: {}", e.reason)
+            })?,
+        };
         let limit =
             if n == "none" {
                 None

@@ -107,6 +107,7 @@ pub struct WrappedKey {
 
 const LINK_LABEL: &[u8] = b"keyring\0link";
 const DKIM_LABEL: &[u8] = b"keyring\0dkim";
+const WEBHOOK_LABEL: &[u8] = b"keyring\0webhook_signing";
 
 /// The master keys this process holds: the current one wraps, any of them unwraps. More than
 /// one is loaded only while a rotation is under way.
@@ -217,6 +218,20 @@ impl Keyring {
     /// A new random DKIM seed, wrapped for storage.
     pub fn new_dkim_key(&self) -> Result<WrappedKey, CryptoError> {
         self.wrap(&DataKey::generate()?.raw, DKIM_LABEL)
+    }
+
+    /// Unwraps the key that signs notifications to recipients.
+    pub fn unwrap_webhook_signer(
+        &self,
+        wrapped: &WrappedKey,
+    ) -> Result<crate::WebhookSigner, CryptoError> {
+        self.unwrap(wrapped, WEBHOOK_LABEL)
+            .map(|seed| crate::WebhookSigner::from_seed(&seed))
+    }
+
+    /// A new random notification-signing seed, wrapped for storage.
+    pub fn new_webhook_signer(&self) -> Result<WrappedKey, CryptoError> {
+        self.wrap(&DataKey::generate()?.raw, WEBHOOK_LABEL)
     }
 
     /// A new random blind-index key, wrapped for storage.

@@ -7,6 +7,7 @@
 //!   ciphertext moved anywhere else fails to open instead of yielding wrong data.
 //! - Exact-match lookups go through **blind indexes**: HMAC-SHA256 under a key of its own,
 //!   independent of every encryption key.
+//! - Notifications to recipients are **signed** with Ed25519 (Standard Webhooks `v1a`).
 //! - API **tokens** are random, shown once, and stored only as Argon2id hashes.
 //!
 //! INVARIANT: no function here logs, formats or returns key material except through the
@@ -23,6 +24,7 @@ mod note;
 mod receipt;
 mod survey;
 mod token;
+mod webhook;
 
 pub use aead::{FieldAad, SEALED_OVERHEAD};
 pub use blind::BlindIndexKey;
@@ -33,6 +35,7 @@ pub use note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 pub use receipt::{ReceiptSigner, verify_compact};
 pub use survey::{ClientBlinding, SurveyKey, survey_public_components, verify_survey_token};
 pub use token::{IssuedToken, TokenDigest, hash_token_secret, parse_token, verify_token_secret};
+pub use webhook::{WebhookSigner, verify_webhook};
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {

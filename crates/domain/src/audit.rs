@@ -23,7 +23,9 @@ pub struct AuditLeaf {
     pub time: Timestamp,
     /// Who: a stable pseudonym of the staff member or service client.
     pub principal: String,
-    /// The principal's roles.
+    /// The principal's roles (any the policy can meet: the operator's and a recipient's too,
+    /// which no request body may name).
+    #[serde(deserialize_with = "every_role")]
     pub roles: Vec<Role>,
     /// The principal's outlets.
     pub outlets: Vec<OutletId>,
@@ -46,6 +48,20 @@ pub struct AuditLeaf {
     pub break_glass: bool,
     /// The overall outcome: `allow`, `deny`, or an alert's kind.
     pub outcome: String,
+}
+
+/// Roles as a leaf records them: every role in [`Role::EVERY`] by its wire name.
+fn every_role<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Role>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    names
+        .iter()
+        .map(|n| {
+            Role::EVERY
+                .into_iter()
+                .find(|r| r.as_str() == n)
+                .ok_or_else(|| serde::de::Error::custom("unknown role"))
+        })
+        .collect()
 }
 
 impl AuditLeaf {
@@ -92,6 +108,14 @@ mod tests {
         let mut other = bytes.clone();
         other.extend_from_slice(b" ");
         assert!(AuditLeaf::from_bytes(b"{\"v\":2}").is_none());
+        // A recipient's disclosure decodes like any entry (its role is refused in bodies only).
+        let mut disclosure = leaf.clone();
+        disclosure.roles = vec![Role::Recipient];
+        disclosure.action = "disclose".into();
+        assert_eq!(
+            AuditLeaf::from_bytes(&disclosure.to_bytes()),
+            Some(disclosure)
+        );
         assert!(
             AuditLeaf::from_bytes(&other).is_some(),
             "whitespace is tolerated on decode"

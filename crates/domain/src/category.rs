@@ -124,4 +124,26 @@ impl DataCategory {
             Self::SexualOrientation => "user.demographic.sexual_orientation",
         }
     }
+
+    /// The category as people read it, e.g. "e-mail address".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Email => "e-mail address",
+            Self::PhoneNumber => "phone number",
+            Self::Address => "postal address",
+            Self::DateOfBirth => "date of birth",
+            Self::Language => "preferred language",
+            Self::Financial => "financial data",
+            Self::PurchaseHistory => "purchase history",
+            Self::Communications => "messages and notes",
+            Self::Social => "social media",
+            Self::Location => "location",
+            Self::HealthAndMedical => "health",
+            Self::ReligiousBelief => "religious belief",
+            Self::PoliticalOpinion => "political opinion",
+            Self::RaceEthnicity => "racial or ethnic origin",
+            Self::SexualOrientation => "sexual orientation",
+        }
+    }
 }

@@ -74,4 +74,8 @@ typed_id!(
     ThreadId,
     /// An anonymous survey.
     SurveyId,
+    /// A recipient of disclosures: a processor or a third party (issue 22).
+    RecipientId,
+    /// An agreement under which a recipient receives data.
+    AgreementId,
 );

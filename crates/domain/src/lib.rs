@@ -23,6 +23,7 @@ pub mod request;
 pub mod role;
 pub mod search;
 pub mod segment;
+pub mod sharing;
 pub mod survey;
 pub mod time;
 pub mod view;
@@ -35,8 +36,8 @@ pub use consent::{
 pub use customer::{Address, AddressInput};
 pub use error::ValidationError;
 pub use ids::{
-    CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, PurchaseId, RequestId, SegmentId,
-    StaffId, SurveyId, ThreadId, TokenId,
+    AgreementId, CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, PurchaseId,
+    RecipientId, RequestId, SegmentId, StaffId, SurveyId, ThreadId, TokenId,
 };
 pub use interaction::{Channel, Interaction, InteractionInput, NewInteraction};
 pub use message::{Direction, MessageInput, NewMessage, Thread, ThreadMessage};

@@ -30,6 +30,11 @@ pub enum Role {
     /// accepted in a request body.
     #[serde(skip_deserializing)]
     Operator,
+    /// A recipient of disclosures (a processor or third party, issue 22), acting with a token of
+    /// its own under its agreements. Held only by a recipient's token: not in [`Role::ALL`], not
+    /// parsed, not accepted in a request body.
+    #[serde(skip_deserializing)]
+    Recipient,
 }
 
 impl Role {
@@ -45,9 +50,10 @@ impl Role {
         Role::Monitoring,
         Role::MailGateway,
     ];
-    /// [`Role::ALL`] and the operator's: every role the policy can meet.
-    pub const EVERY: [Role; 10] = {
-        let mut every = [Role::Operator; 10];
+    /// [`Role::ALL`], the operator's and a recipient's: every role the policy can meet.
+    pub const EVERY: [Role; 11] = {
+        let mut every = [Role::Operator; 11];
+        every[10] = Role::Recipient;
         let mut i = 0;
         while i < Role::ALL.len() {
             every[i] = Role::ALL[i];
@@ -69,6 +75,7 @@ impl Role {
             Role::Monitoring => "monitoring",
             Role::MailGateway => "mail_gateway",
             Role::Operator => "operator",
+            Role::Recipient => "recipient",
         }
     }
 }

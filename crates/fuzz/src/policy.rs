@@ -163,6 +163,7 @@ pub fn policy_context(data: &[u8]) {
             acknowledged: true,
             // From 1970 to the year 9999, in milliseconds.
             now: Timestamp(u.int_in_range(0..=253_402_300_799_999)?),
+            agreement: None,
         })
     })() else {
         return;

@@ -201,6 +201,9 @@ pub struct ReadRequest<'a> {
     pub acknowledged: bool,
     /// When the read is asked (`context.time` in the policy).
     pub now: Timestamp,
+    /// For a recipient (issue 22): the agreement in force that covers the declared purpose, if
+    /// one does. `None` for a recipient denies every read (`recipients-only-under-agreement`).
+    pub agreement: Option<&'a steward_domain::sharing::AgreementTerms>,
 }
 
 /// The decision for one field.
@@ -294,6 +297,8 @@ pub enum Action {
     ReceiveMail,
     /// Compose anonymous surveys and send them to segments (issue 21).
     ManageSurveys,
+    /// Register recipients and their agreements, see disclosures and notifications (issue 22).
+    ManageRecipients,
 }
 
 impl Action {
@@ -325,6 +330,7 @@ impl Action {
             Action::ManageCampaigns => "manage_campaigns",
             Action::ManageSurveys => "manage_surveys",
             Action::ReceiveMail => "receive_mail",
+            Action::ManageRecipients => "manage_recipients",
         }
     }
 
@@ -344,6 +350,7 @@ impl Action {
                 | Action::ManageCampaigns
                 | Action::ReceiveMail
                 | Action::ManageSurveys
+                | Action::ManageRecipients
         )
     }
 }
@@ -393,6 +400,8 @@ struct MemoKey {
     fields: Vec<Field>,
     /// For a use inside a segment: the categories used.
     uses: Vec<DataCategory>,
+    /// The agreement's categories and whether it is pseudonymous (issue 22); `None` without one.
+    agreement: Option<(Vec<DataCategory>, bool)>,
 }
 
 type LawfulBasisKey = &'static str;
@@ -425,6 +434,12 @@ impl MemoKey {
             acknowledged: req.acknowledged,
             fields: fields.to_vec(),
             uses: Vec::new(),
+            agreement: req.agreement.map(|a| {
+                (
+                    a.categories.clone(),
+                    a.identity == steward_domain::sharing::Identity::Pseudonymous,
+                )
+            }),
         }
     }
 }
@@ -679,6 +694,24 @@ impl Policy {
             (
                 "acknowledged".to_owned(),
                 RestrictedExpression::new_bool(req.acknowledged),
+            ),
+            (
+                "agreement_in_force".to_owned(),
+                RestrictedExpression::new_bool(req.agreement.is_some()),
+            ),
+            (
+                "agreement_categories".to_owned(),
+                RestrictedExpression::new_set(req.agreement.into_iter().flat_map(|a| {
+                    a.categories
+                        .iter()
+                        .map(|c| RestrictedExpression::new_string(c.as_str().to_owned()))
+                })),
+            ),
+            (
+                "pseudonymous".to_owned(),
+                RestrictedExpression::new_bool(req.agreement.is_some_and(|a| {
+                    a.identity == steward_domain::sharing::Identity::Pseudonymous
+                })),
             ),
         ];
         // Unread by the policy, the time changes no decision.

@@ -20,6 +20,7 @@ struct Case {
     reason: bool,
     break_glass: bool,
     acknowledged: bool,
+    agreement: Option<steward_domain::sharing::AgreementTerms>,
 }
 
 impl Case {
@@ -34,6 +35,7 @@ impl Case {
             reason: false,
             break_glass: false,
             acknowledged: true,
+            agreement: None,
         }
     }
 
@@ -62,6 +64,7 @@ impl Case {
             break_glass: self.break_glass,
             acknowledged: self.acknowledged,
             now: Timestamp::now(),
+            agreement: self.agreement.as_ref(),
         }
     }
 }
@@ -334,6 +337,7 @@ fn the_memo_agrees_with_evaluation_and_turns_off_for_individuals() {
             break_glass: false,
             acknowledged: true,
             now: Timestamp::now(),
+            agreement: None,
         };
         assert_eq!(first, again);
         assert_eq!(first, p.evaluate_read(&req, &Field::ALL));
@@ -421,6 +425,7 @@ fn a_policy_can_depend_on_the_time_and_is_then_not_memoized() {
             break_glass: false,
             acknowledged: true,
             now: Timestamp(millis),
+            agreement: None,
         };
         p.decide_read(&req, &[Field::Profile(ProfileField::Phone)])
     };
@@ -472,6 +477,7 @@ proptest::proptest! {
             break_glass,
             acknowledged: true,
             now: Timestamp::now(),
+            agreement: None,
         };
         proptest::prop_assert_eq!(
             sliced.evaluate_read(&req, &Field::ALL),
@@ -545,6 +551,7 @@ fn a_purpose_is_declared_only_by_its_roles() {
         break_glass: false,
         acknowledged: true,
         now: Timestamp::now(),
+        agreement: None,
     };
     let before = Case::new(Role::SupportAgent, "service").decide(&p);
     assert_eq!(
@@ -837,4 +844,128 @@ fn analysts_use_facts_only_in_aggregates_under_analytics() {
         p.decide_read(&analyst.request(&analytics), &Field::ALL)
             .denies_all()
     );
+}
+
+/// An agreement covering `categories`, identified or not.
+fn terms(
+    categories: &[steward_domain::DataCategory],
+    pseudonymous: bool,
+) -> steward_domain::sharing::AgreementTerms {
+    use steward_domain::sharing::Identity;
+    steward_domain::sharing::AgreementTerms {
+        id: steward_domain::AgreementId::new(),
+        categories: categories.to_vec(),
+        identity: if pseudonymous {
+            Identity::Pseudonymous
+        } else {
+            Identity::Identified
+        },
+    }
+}
+
+#[test]
+fn a_recipient_reads_only_what_an_agreement_in_force_covers() {
+    use steward_domain::DataCategory::*;
+    let p = Policy::default_policy().unwrap();
+    let name = Field::Profile(ProfileField::Name);
+    let email = Field::Profile(ProfileField::Email);
+    let mut c = Case::new(Role::Recipient, "order_fulfilment");
+    // No agreement in force for the purpose: nothing, whatever else holds.
+    let d = c.decide(&p);
+    assert!(d.denies_all(), "{d:?}");
+    assert!(
+        d.fields.iter().all(|f| f
+            .policies
+            .iter()
+            .any(|p| p == "recipients-only-under-agreement")
+            || f.policies.is_empty()),
+        "{d:?}"
+    );
+    // Under an agreement: exactly its categories that the purpose also names, in full.
+    c.agreement = Some(terms(&[Name, Address, PurchaseHistory, Email], false));
+    let d = c.decide(&p);
+    assert_eq!(d.outcome(name), Outcome::Show);
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Address)),
+        Outcome::Show
+    );
+    assert_eq!(
+        d.outcome(Field::Profile(ProfileField::Phone)),
+        Outcome::Withhold
+    );
+    assert_eq!(d.outcome(Field::Communications), Outcome::Withhold);
+    let fulfilment = purpose("order_fulfilment");
+    assert_eq!(
+        d.outcome(email) == Outcome::Show,
+        fulfilment.categories.contains(&Email),
+        "the purpose's categories bound the agreement's"
+    );
+    // Restricted: nothing, even under a legal obligation.
+    c.restricted = true;
+    assert!(c.decide(&p).denies_all());
+    let mut legal = Case::new(Role::Recipient, "service");
+    legal.restricted = true;
+    legal.agreement = Some(terms(&[Name], false));
+    assert!(legal.decide(&p).denies_all());
+    c.restricted = false;
+    // Never widened by a reason or break-glass.
+    c.reason = true;
+    c.break_glass = true;
+    assert!(c.decide(&p).denies_all());
+    c.reason = false;
+    c.break_glass = false;
+    // Pseudonymous: no direct identifier even if an agreement listed one.
+    c.agreement = Some(terms(&[Name, PurchaseHistory], true));
+    let d = c.decide(&p);
+    assert_eq!(d.outcome(name), Outcome::Withhold);
+    assert_eq!(d.outcome(Field::PurchaseHistory), Outcome::Show);
+    // Consent-based purposes need the customer's consent for recipients too.
+    let mut m = Case::new(Role::Recipient, "marketing_email");
+    m.agreement = Some(terms(&[Name, Email], false));
+    assert!(m.decide(&p).denies_all());
+    m.consented = true;
+    assert_eq!(m.decide(&p).outcome(name), Outcome::Show);
+}
+
+#[test]
+fn an_agreement_widens_no_staff_read_and_recipients_write_nothing() {
+    use steward_domain::DataCategory::*;
+    let p = Policy::default_policy().unwrap();
+    let mut c = Case::new(Role::Marketing, "service");
+    c.agreement = Some(terms(&[Name, Email, PurchaseHistory], false));
+    assert!(
+        c.decide(&p).denies_all(),
+        "marketing may not declare service"
+    );
+    let customer = Subject {
+        id: CustomerId::new(),
+        outlets: &[],
+        restricted: false,
+    };
+    let recipient = Asker {
+        id: "token-r".into(),
+        roles: &[Role::Recipient],
+        outlets: &[],
+    };
+    for action in [
+        Action::CreateCustomer,
+        Action::UpdateCustomer,
+        Action::ManageConsent,
+        Action::ReadConsents,
+        Action::EraseCustomer,
+        Action::ReadAccessLog,
+        Action::ExportCustomer,
+    ] {
+        assert!(
+            !p.allows(&recipient, action, Some(&customer)).0,
+            "{action:?}"
+        );
+    }
+    assert!(!p.allows(&recipient, Action::ManageRecipients, None).0);
+    let dpo = Asker {
+        id: "staff-dpo".into(),
+        roles: &[Role::Dpo],
+        outlets: &[],
+    };
+    assert!(p.allows(&dpo, Action::ManageRecipients, None).0);
 }

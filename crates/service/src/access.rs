@@ -14,6 +14,15 @@ use uuid::Uuid;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{GuardOutcome, Principal, Vault, seal};
 
+/// How a read names its customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Via {
+    /// By id.
+    Id,
+    /// By a recipient's pseudonym.
+    Pseudonym,
+}
+
 /// Who reads, for which declared purpose, with which reason.
 #[derive(Debug, Clone, Copy)]
 pub struct Access<'a> {
@@ -210,25 +219,32 @@ pub(crate) fn serves_purchases(d: &Decision) -> bool {
 }
 
 /// The audit entry of one decision: outcomes and policies per field, no values; `allow` only if
-/// the endpoint serves something under it.
+/// the endpoint serves something under it. A recipient's read is a disclosure: its entry names
+/// the agreement and the recipient.
 fn decision_leaf(
-    principal: &Principal,
-    pseudonym: String,
-    customer: CustomerId,
+    (pseudonym, customer): (String, CustomerId),
     access: &Access<'_>,
     decision: &Decision,
     served: bool,
     reason_length: usize,
+    covering: Option<&crate::sharing::Covering>,
 ) -> AuditLeaf {
+    let principal = access.principal;
     AuditLeaf {
         v: steward_domain::audit::LEAF_VERSION,
         time: Timestamp::now(),
         principal: pseudonym,
         roles: principal.roles.clone(),
         outlets: principal.outlets.clone(),
-        action: "read".into(),
+        action: if covering.is_some() {
+            "disclose"
+        } else {
+            "read"
+        }
+        .into(),
         customer: Some(customer),
-        subject: None,
+        subject: covering
+            .map(|c| format!("agreement:{} recipient:{}", c.row.id, c.row.recipient_id)),
         purpose: Some(access.purpose.key.clone()),
         categories: decision
             .fields
@@ -320,6 +336,32 @@ impl Vault {
         fields: &[Field],
         serves: fn(&Decision) -> bool,
     ) -> ServiceResult<Decision> {
+        self.decide_via(access, id, facts, fields, serves, Via::Id)
+            .await
+    }
+
+    /// [`Vault::decide_with`], naming how the caller refers to the customer: a recipient under a
+    /// pseudonymous agreement may refer to them only by its pseudonym. A recipient's read that
+    /// shows anything is recorded as a disclosure before anything leaves.
+    pub(crate) async fn decide_via(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        facts: &steward_store::AccessFacts,
+        fields: &[Field],
+        serves: fn(&Decision) -> bool,
+        via: Via,
+    ) -> ServiceResult<Decision> {
+        let covering = self.covering(access.principal, &access.purpose.key);
+        if let Some(c) = &covering
+            && c.terms.identity == steward_domain::sharing::Identity::Pseudonymous
+            && via == Via::Id
+        {
+            return Err(ServiceError::Forbidden {
+                field: "id",
+                detail: "the agreement for this purpose is pseudonymous: read by pseudonym, GET /v1/shared/{pseudonym}".into(),
+            });
+        }
         let asker = access.principal.asker();
         // The guard counts every decided read, allowed or not: probing is reading too.
         self.count_read(&access.flagged(), id).await?;
@@ -348,19 +390,35 @@ impl Vault {
                 .notices
                 .acknowledged(access.principal, steward_domain::Timestamp::now()),
             now: steward_domain::Timestamp::now(),
+            agreement: covering.as_ref().map(|c| &c.terms),
         };
         let decision = self.inner.policy.decide_read(&req, fields);
         // INVARIANT: recorded (and committed) before the caller can return any data.
         let leaf = decision_leaf(
-            access.principal,
-            self.pseudonym(&req.asker.id),
-            id,
+            (self.pseudonym(&req.asker.id), id),
             access,
             &decision,
             serves(&decision),
             reason_length,
+            covering.as_ref(),
         );
         self.inner.audit.append(&leaf).await?;
+        if let Some(c) = &covering
+            && serves(&decision)
+        {
+            let shown: Vec<&str> = decision
+                .fields
+                .iter()
+                .filter(|f| f.outcome != Outcome::Withhold)
+                .map(|f| f.field.category().as_str())
+                .collect();
+            if !self
+                .record_disclosure(c, id, &access.purpose.key, &shown)
+                .await?
+            {
+                return Err(ServiceError::NotFound("customer"));
+            }
+        }
         // A read that break-glass or the fraud review allowed is flagged for the DPO, with its
         // reason sealed, before any data leaves.
         for (policy, kind, what) in FLAGGED {
@@ -658,6 +716,16 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<CustomerView> {
+        self.read_customer_via(access, id, Via::Id).await
+    }
+
+    /// [`Vault::read_customer`], the customer named by id or by a recipient's pseudonym.
+    pub(crate) async fn read_customer_via(
+        &self,
+        access: &Access<'_>,
+        id: CustomerId,
+        via: Via,
+    ) -> ServiceResult<CustomerView> {
         let (row, key, facts) = self
             .inner
             .stores
@@ -666,10 +734,17 @@ impl Vault {
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
         let fields = Field::CUSTOMER_VIEW;
+        // A shared record carries the purchases beside the profile: the history alone serves it.
+        let serves: fn(&Decision) -> bool = match via {
+            Via::Id => serves_customer_view,
+            Via::Pseudonym => {
+                |d| serves_customer_view(d) || d.outcome(Field::PurchaseHistory) == Outcome::Show
+            }
+        };
         let decision = self
-            .decide_with(access, id, &facts, &fields, serves_customer_view)
+            .decide_via(access, id, &facts, &fields, serves, via)
             .await?;
-        if !serves_customer_view(&decision) {
+        if !serves(&decision) {
             return Err(refusal(access, &decision));
         }
         let dk = self.data_key(id, &key)?;
@@ -704,6 +779,14 @@ impl Vault {
         kind: &'static str,
         normalised: &str,
     ) -> ServiceResult<Vec<CustomerView>> {
+        // A recipient reads the customers its agreements cover, by id or pseudonym; it never
+        // searches the contact index (whether an address is a customer's is not its to learn).
+        if access.principal.recipient().is_some() {
+            return Err(ServiceError::Forbidden {
+                field: "Authorization",
+                detail: "a recipient does not look customers up".into(),
+            });
+        }
         self.check_declarable(access)?;
         let ids = self.lookup_ids(kind, normalised).await?;
         if ids.is_empty() {
@@ -796,6 +879,7 @@ impl Vault {
         break_glass: bool,
         fields: &[Field],
     ) -> Decision {
+        let covering = self.covering(principal, &purpose.key);
         let req = ReadRequest {
             asker: principal.asker(),
             subject,
@@ -806,6 +890,7 @@ impl Vault {
             break_glass,
             acknowledged: self.inner.notices.acknowledged(principal, Timestamp::now()),
             now: Timestamp::now(),
+            agreement: covering.as_ref().map(|c| &c.terms),
         };
         self.inner.policy.decide_read(&req, fields)
     }
@@ -864,6 +949,9 @@ impl Vault {
             break_glass: false,
             acknowledged: self.inner.notices.acknowledged(principal, now),
             now,
+            // Writing to a customer and personalising are no recipient's: no agreement, and the
+            // policy refuses a recipient.
+            agreement: None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 use steward_crypto::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
-use steward_domain::{CustomerId, OutletId, Role, StaffId, Timestamp, TokenId};
+use steward_domain::{CustomerId, OutletId, RecipientId, Role, StaffId, Timestamp, TokenId};
 use steward_store::TokenRow;
 use zeroize::Zeroizing;
 
@@ -25,6 +25,8 @@ pub struct Principal {
     pub(crate) roles: Vec<Role>,
     /// The outlets it works at (a staff member's; none for a service client).
     pub(crate) outlets: Vec<OutletId>,
+    /// The recipient it acts for (issue 22), whose agreements decide its reads.
+    pub(crate) recipient: Option<RecipientId>,
 }
 
 impl Principal {
@@ -51,6 +53,11 @@ impl Principal {
     /// The outlets it works at (a staff member's; none for a service client).
     pub fn outlets(&self) -> &[OutletId] {
         &self.outlets
+    }
+
+    /// The recipient it acts for, if it is a recipient's token.
+    pub fn recipient(&self) -> Option<RecipientId> {
+        self.recipient
     }
 
     /// The policy's view of this caller: the staff id, or the token id for a service client.
@@ -147,6 +154,8 @@ pub enum TokenOwner {
     Role(Role),
     /// A staff member, with their roles and outlets.
     Staff(StaffId),
+    /// A recipient (processor or third party), reading under its agreements (issue 22).
+    Recipient(RecipientId),
 }
 
 /// Stored in `api_tokens.role` for staff-bound tokens, whose roles come from the staff record.
@@ -252,15 +261,27 @@ impl Vault {
         )
         .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
+        let mut recipient_id = None;
         let (role, staff_id) = match owner {
-            TokenOwner::Role(Role::Operator) => {
+            TokenOwner::Role(Role::Operator | Role::Recipient) => {
                 return Err(steward_domain::ValidationError::new(
                     "role",
-                    "the operator's role is held by no token",
+                    "the operator's role is held by no token, a recipient's only by its own (--recipient)",
                 )
                 .into());
             }
             TokenOwner::Role(r) => (r.as_str(), None),
+            TokenOwner::Recipient(r) => {
+                if self.inner.stores.sharing.recipient(r).await?.is_none() {
+                    return Err(steward_domain::ValidationError::new(
+                        "recipient",
+                        "no such recipient",
+                    )
+                    .into());
+                }
+                recipient_id = Some(r);
+                (Role::Recipient.as_str(), None)
+            }
             TokenOwner::Staff(s) => {
                 match self.inner.stores.directory.get_staff(s).await? {
                     None => {
@@ -296,6 +317,7 @@ impl Vault {
             staff_id,
             expires_at: None,
             last_used_at: None,
+            recipient_id,
         };
         // Tokens are made at the command line only: by the operator.
         let token_id = id.to_string();
@@ -377,6 +399,10 @@ impl Vault {
                 ),
                 _ => return Ok(None),
             },
+            // A recipient's token: the role no other token can hold.
+            None if row.recipient_id.is_some() && row.role == Role::Recipient.as_str() => {
+                (vec![Role::Recipient], vec![])
+            }
             None => match row.role.parse::<Role>() {
                 Ok(r) => (vec![r], vec![]),
                 Err(_) => return Ok(None),
@@ -389,6 +415,7 @@ impl Vault {
             staff_id: row.staff_id,
             roles,
             outlets,
+            recipient: row.recipient_id,
         };
         if let Ok(mut cache) = self.inner.tokens.verified.write() {
             cache.insert(

@@ -58,6 +58,20 @@ impl Vault {
     /// verify offline with the key from [`Vault::receipt_jwks`]. It names the customer only by id.
     fn receipt(&self, e: &ConsentEvent) -> ServiceResult<String> {
         let purpose = self.purpose("purpose", &e.purpose)?;
+        // The recipients the purpose is shared with under an agreement in force (issue 22).
+        let shared_with = self.shared_with(&e.purpose);
+        let mut shared = serde_json::json!({
+            "purpose": purpose.notice_text,
+            "purposeCategory": [purpose.data_use],
+            "consentType": "EXPLICIT",
+            "piiCategory": purpose.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            "primaryPurpose": true,
+            "termination": format!("{} days after collection", purpose.retention_days),
+            "thirdPartyDisclosure": !shared_with.is_empty(),
+        });
+        if !shared_with.is_empty() {
+            shared["thirdPartyName"] = serde_json::Value::String(shared_with.join(", "));
+        }
         let claims = serde_json::json!({
             "version": "KI-CR-v1.1.0",
             "jurisdiction": "EU",
@@ -70,15 +84,7 @@ impl Vault {
             "policyUrl": "/v1/purposes",
             "services": [{
                 "service": "Steward CRM",
-                "purposes": [{
-                    "purpose": purpose.notice_text,
-                    "purposeCategory": [purpose.data_use],
-                    "consentType": "EXPLICIT",
-                    "piiCategory": purpose.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
-                    "primaryPurpose": true,
-                    "termination": format!("{} days after collection", purpose.retention_days),
-                    "thirdPartyDisclosure": false,
-                }],
+                "purposes": [shared],
             }],
             "sensitive": false,
             "spiCat": [],

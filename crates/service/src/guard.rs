@@ -30,13 +30,15 @@ struct Window {
 }
 
 /// Distinct customers an hour, by default, for every role that reads individuals' data (admins
-/// and analysts read none). Only an explicit `--bulk-limit ROLE=none` lifts one.
-pub const DEFAULT_LIMITS: [(Role, usize); 5] = [
+/// and analysts read none). Only an explicit `--bulk-limit ROLE=none` lifts one. A recipient
+/// (issue 22) counts per token, like a service client.
+pub const DEFAULT_LIMITS: [(Role, usize); 6] = [
     (Role::SalesAssociate, 200),
     (Role::StoreManager, 300),
     (Role::SupportAgent, 500),
     (Role::Marketing, 500),
     (Role::Dpo, 500),
+    (Role::Recipient, 1000),
 ];
 
 /// Per-role limits on distinct customers per window.

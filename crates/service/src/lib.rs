@@ -35,12 +35,14 @@ mod seal;
 mod search;
 mod segments;
 pub mod sending;
+pub mod sharing;
 pub mod sign_in;
 pub mod subject_export;
 pub mod surveys;
 mod timeline;
 pub mod unsubscribe;
 mod vault;
+pub mod webhooks;
 
 pub use access::{Access, Alert, CustomerActions, DirectoryActions, PurchasesView};
 pub use accounts::TokenInfo;

@@ -567,4 +567,14 @@ impl Vault {
         self.inner.stores.audit.record_audit(&[entry]).await?;
         self.access_log_of(s.customer_id, before, limit).await
     }
+
+    /// Who outside the business received the signed-in customer's data, under which agreement
+    /// (issue 22): shown with the access log, whose view is recorded by
+    /// [`Vault::portal_access_log`].
+    pub async fn portal_disclosures(
+        &self,
+        s: &PortalSession,
+    ) -> ServiceResult<Vec<crate::sharing::Disclosure>> {
+        self.disclosures_unrecorded(s.customer_id).await
+    }
 }

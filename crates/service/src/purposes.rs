@@ -72,6 +72,9 @@ pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
             if let Err(e) = inner.notices.reload(&*inner.stores.notices).await {
                 tracing::warn!(error = %e, "re-reading the confidentiality notice failed; will retry");
             }
+            if let Err(e) = inner.agreements.reload(&*inner.stores.sharing).await {
+                tracing::warn!(error = %e, "re-reading the agreements failed; will retry");
+            }
         }
     });
 }

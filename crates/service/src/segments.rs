@@ -381,6 +381,8 @@ impl Vault {
             break_glass: false,
             acknowledged: self.inner.notices.acknowledged(principal, now),
             now,
+            // Not a recipient's act: no agreement (a recipient is refused by the policy).
+            agreement: None,
         };
         if !req.acknowledged {
             return Err(ServiceError::AcknowledgementRequired);
@@ -599,6 +601,8 @@ impl Vault {
                 break_glass: false,
                 acknowledged: walk.acknowledged,
                 now: walk.now,
+                // Not a recipient's act: no agreement (a recipient is refused by the policy).
+                agreement: None,
             };
             let usable = if memoizes {
                 *decided

@@ -470,6 +470,7 @@ impl Vault {
             staff_id: sender.staff,
             roles,
             outlets,
+            recipient: None,
         }))
     }
 
@@ -602,6 +603,8 @@ impl Vault {
             break_glass: false,
             acknowledged,
             now,
+            // Not a recipient's act: no agreement (a recipient is refused by the policy).
+            agreement: None,
         };
         if !self.inner.policy.decide_use(&req, categories) {
             return Ok(Err("policy"));

@@ -210,6 +210,7 @@ impl Vault {
                 .filter_map(|r| r.parse().ok())
                 .collect(),
             outlets: staff_row.outlet_ids,
+            recipient: None,
         };
         let token_id = id.to_string();
         let entry = self.write_entry_for(
@@ -232,6 +233,7 @@ impl Vault {
             staff_id: Some(staff),
             expires_at: Some(expires_at.millis()),
             last_used_at: None,
+            recipient_id: None,
         };
         self.inner
             .stores

@@ -387,6 +387,8 @@ impl Vault {
             })
             .collect();
         let (usage, recipients) = usage_items(&leaves);
+        // Who outside the business received their data, under which agreement (issue 22).
+        let disclosures = self.disclosures_unrecorded(id).await?;
         let consent_history: Vec<Value> = consents
             .history
             .iter()
@@ -530,8 +532,9 @@ impl Vault {
             (
                 "recipients.json".into(),
                 json(&json!({
-                    "note": "Steward discloses personal data only to the business's own staff, by role and outlet, as recorded in the audit log; no third party received data through Steward.",
+                    "note": "Who received your data through Steward: the business's own staff, by role and outlet, as recorded in the audit log (recipients); and the processors and third parties outside the business, each under a written agreement, with what they received, when and for which purpose (disclosures).",
                     "recipients": recipients,
+                    "disclosures": disclosures,
                 }))?,
             ),
         ];

@@ -586,11 +586,6 @@ impl Vault {
         }
         let epsilon_milli = (epsilon * 1000.0).floor() as u32;
         let store = &self.inner.stores.surveys;
-        let row = store
-            .survey(id)
-            .await?
-            .ok_or(ServiceError::NotFound("survey"))?;
-        let questions = questions_of(&row)?;
         let release = Release {
             canonical: serde_json::json!({"survey": id, "epsilon_milli": epsilon_milli})
                 .to_string(),
@@ -600,6 +595,12 @@ impl Vault {
         };
         let released = self
             .release_once(principal, &purpose, release, async || {
+                // Looked up after the decision: whether a survey exists is no one else's to learn.
+                let row = store
+                    .survey(id)
+                    .await?
+                    .ok_or(ServiceError::NotFound("survey"))?;
+                let questions = questions_of(&row)?;
                 let (responses, tallies) = store.tallies(id).await?;
                 if responses < MIN_RESPONSES {
                     return Err(ServiceError::WrongState(

@@ -60,6 +60,7 @@ const RECEIPT_KEY: &str = "receipt_signing";
 // Rotation re-wraps every entry under the label `keyring\0<name>`: these names are the labels'.
 const LINK_KEY: &str = "link";
 const DKIM_KEY: &str = "dkim";
+const WEBHOOK_KEY: &str = "webhook_signing";
 
 /// The installation key `name`, created with `make` on first use (another server racing to create
 /// it wins harmlessly: the stored one is returned).
@@ -120,6 +121,7 @@ pub(crate) struct Stores {
     pub(crate) personalisation: Arc<dyn steward_store::PersonalisationStore>,
     pub(crate) analytics: Arc<dyn steward_store::AnalyticsStore>,
     pub(crate) surveys: Arc<dyn steward_store::SurveyStore>,
+    pub(crate) sharing: Arc<dyn steward_store::SharingStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
 }
 
@@ -145,6 +147,7 @@ impl Stores {
             personalisation: store.clone(),
             analytics: store.clone(),
             surveys: store.clone(),
+            sharing: store.clone(),
             maintenance: store.clone(),
         }
     }
@@ -184,6 +187,10 @@ pub(crate) struct Inner {
     pub(crate) mail: std::sync::OnceLock<Arc<crate::sending::Mail>>,
     /// Personalisation's co-purchase model.
     pub(crate) recommender: crate::personalise::Recommender,
+    /// Every recipient's agreements, for the read path (issue 22).
+    pub(crate) agreements: crate::sharing::Agreements,
+    /// Signs notifications to recipients; whether plain-http loopback receivers are allowed.
+    pub(crate) webhooks: crate::webhooks::Webhooks,
 }
 
 impl Vault {
@@ -214,6 +221,9 @@ impl Vault {
         let dkim = keyring.unwrap_dkim_key(&wrapped(
             &keyring_entry(&*store, DKIM_KEY, || keyring.new_dkim_key()).await?,
         ))?;
+        let webhook_signer = keyring.unwrap_webhook_signer(&wrapped(
+            &keyring_entry(&*store, WEBHOOK_KEY, || keyring.new_webhook_signer()).await?,
+        ))?;
         let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
         let vault = Self {
@@ -243,8 +253,15 @@ impl Vault {
                 dkim,
                 mail: std::sync::OnceLock::new(),
                 recommender: Default::default(),
+                agreements: Default::default(),
+                webhooks: crate::webhooks::Webhooks::new(webhook_signer),
             }),
         };
+        vault
+            .inner
+            .agreements
+            .reload(&*vault.inner.stores.sharing)
+            .await?;
         vault
             .inner
             .notices

@@ -135,6 +135,17 @@ impl SqlStore {
         if let Some(h) = row.try_get::<Option<String>, _>(0)? {
             return Ok(Erased::Held(h));
         }
+        // Every recipient that received their data is told, in this transaction; then what went
+        // where is forgotten and their pseudonyms map to nothing (issue 22).
+        Self::follow(
+            &mut tx,
+            id,
+            steward_domain::sharing::Change::Erased,
+            crate::Touched::All,
+            at,
+        )
+        .await?;
+        Self::forget_disclosures(&mut tx, id).await?;
         // The shred: without its data key no sealed byte of this customer can be opened.
         sqlx::query("DELETE FROM data_keys WHERE customer_id = $1")
             .bind(idb.clone())

@@ -23,6 +23,7 @@ mod rectification;
 mod requests;
 mod retention;
 mod segments;
+mod sharing;
 mod sign_in;
 mod sql;
 pub mod sqlite;
@@ -45,13 +46,14 @@ pub use rectification::ChangeRow;
 pub use requests::RequestRow;
 pub use retention::ActivityTable;
 pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, SegmentScan};
+pub use sharing::{AgreementRow, DisclosureRow, NotificationRow, RecipientRow, Settled, Touched};
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 pub use surveys::{Stored, SurveyCounts, SurveyRow};
 
 use steward_domain::{
-    CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, SegmentId, StaffId, SurveyId,
-    ThreadId, TokenId,
+    AgreementId, CampaignId, CustomerId, DeliveryId, InteractionId, OutletId, RecipientId,
+    SegmentId, StaffId, SurveyId, ThreadId, TokenId,
 };
 
 /// Which database engine a store runs on.
@@ -1018,6 +1020,96 @@ pub trait SurveyStore: Send + Sync + 'static {
     async fn tallies(&self, id: SurveyId) -> StoreResult<(u64, Vec<(u32, u32, i64)>)>;
 }
 
+/// Recipients, agreements, disclosures and the notifications that follow changes (issue 22).
+#[async_trait::async_trait]
+pub trait SharingStore: Send + Sync + 'static {
+    /// Registers a recipient, with the audit entry.
+    async fn insert_recipient(
+        &self,
+        row: &RecipientRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<()>;
+
+    /// Every recipient, by name.
+    async fn recipients(&self) -> StoreResult<Vec<RecipientRow>>;
+
+    /// One recipient.
+    async fn recipient(&self, id: RecipientId) -> StoreResult<Option<RecipientRow>>;
+
+    /// Records an agreement with the audit entry; one that supersedes another ends it at its own
+    /// start, in the same transaction. False (nothing stored) if the superseded agreement is not
+    /// the same recipient's or was superseded already.
+    async fn insert_agreement(
+        &self,
+        row: &AgreementRow,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// Ends an agreement at `at` (unless it ended earlier), with the audit entry; false if none
+    /// did end.
+    async fn end_agreement(
+        &self,
+        id: AgreementId,
+        at: i64,
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
+    /// Every agreement (of one recipient), by start.
+    async fn agreements(&self, recipient: Option<RecipientId>) -> StoreResult<Vec<AgreementRow>>;
+
+    /// One agreement.
+    async fn agreement(&self, id: AgreementId) -> StoreResult<Option<AgreementRow>>;
+
+    /// Records that `categories` of `customer` went to the agreement's recipient under
+    /// `purpose`, known to it as `customer_ref`; false if the customer is erased.
+    async fn record_disclosure(
+        &self,
+        customer: CustomerId,
+        agreement: &AgreementRow,
+        purpose: &str,
+        categories: &[&str],
+        customer_ref: &str,
+        at: i64,
+    ) -> StoreResult<bool>;
+
+    /// Remembers which customer a recipient's pseudonym stands for.
+    async fn remember_pseudonym(
+        &self,
+        recipient: RecipientId,
+        pseudonym: &str,
+        customer: CustomerId,
+    ) -> StoreResult<()>;
+
+    /// The customer a recipient's pseudonym stands for; `None` if unknown or erased.
+    async fn pseudonym_customer(
+        &self,
+        recipient: RecipientId,
+        pseudonym: &str,
+    ) -> StoreResult<Option<CustomerId>>;
+
+    /// What went where about a customer, per recipient, agreement and purpose.
+    async fn disclosures_of(&self, customer: CustomerId) -> StoreResult<Vec<DisclosureRow>>;
+
+    /// Claims up to `limit` notifications due at `now` until `lease_until` (a sender that dies
+    /// holding them leaves them to the next after the lease).
+    async fn claim_notifications(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<NotificationRow>>;
+
+    /// Records how a delivery attempt ended.
+    async fn settle_notification(&self, id: &str, settled: &Settled) -> StoreResult<()>;
+
+    /// The newest notifications (to one recipient).
+    async fn notifications(
+        &self,
+        recipient: Option<RecipientId>,
+        limit: u32,
+    ) -> StoreResult<Vec<NotificationRow>>;
+}
+
 /// The engine, compaction and consistent copies.
 #[async_trait::async_trait]
 pub trait MaintenanceStore: Send + Sync + 'static {
@@ -1070,6 +1162,7 @@ contexts!(
     PersonalisationStore,
     AnalyticsStore,
     SurveyStore,
+    SharingStore,
     MaintenanceStore,
 );
 

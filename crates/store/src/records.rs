@@ -157,6 +157,8 @@ pub struct TokenRow {
     pub expires_at: Option<i64>,
     /// When it was last seen in use (Unix ms, kept at most every 30 seconds).
     pub last_used_at: Option<i64>,
+    /// The recipient it acts for (issue 22); `None` for staff and service clients.
+    pub recipient_id: Option<steward_domain::RecipientId>,
 }
 
 /// What the access policy needs to know about a customer.

@@ -163,10 +163,33 @@ impl SqlStore {
         restricted: bool,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
-        let q =
+        let mut tx = self.write_tx().await?;
+        let done =
             sqlx::query("UPDATE customers SET restricted = $2 WHERE id = $1 AND erased_at IS NULL")
                 .bind(id.as_bytes().to_vec())
-                .bind(i64::from(restricted));
-        self.update_with_audit(q, audit).await
+                .bind(i64::from(restricted))
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        // Every recipient that received their data is told to use it for nothing (Art. 19).
+        if restricted {
+            let at = audit
+                .first()
+                .map(|a| a.occurred_at)
+                .unwrap_or_else(|| steward_domain::Timestamp::now().millis());
+            Self::follow(
+                &mut tx,
+                id,
+                steward_domain::sharing::Change::Restricted,
+                crate::Touched::All,
+                at,
+            )
+            .await?;
+        }
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

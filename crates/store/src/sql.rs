@@ -85,8 +85,7 @@ fn customer_from_row(r: &AnyRow) -> StoreResult<(CustomerRow, StoredKey)> {
 }
 
 /// A token's columns, as [`token_from_row`] reads them.
-const TOKEN_COLUMNS: &str =
-    "id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at, last_used_at";
+const TOKEN_COLUMNS: &str = "id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at, last_used_at, recipient_id";
 
 fn token_from_row(r: &AnyRow) -> StoreResult<TokenRow> {
     Ok(TokenRow {
@@ -102,6 +101,10 @@ fn token_from_row(r: &AnyRow) -> StoreResult<TokenRow> {
             .transpose()?,
         expires_at: r.try_get(7)?,
         last_used_at: r.try_get(8)?,
+        recipient_id: r
+            .try_get::<Option<Vec<u8>>, _>(9)?
+            .map(|b| id16(b, steward_domain::RecipientId::from_slice))
+            .transpose()?,
     })
 }
 
@@ -704,6 +707,25 @@ impl CustomerStore for SqlStore {
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
         self.insert_lookups(&mut tx, &entries).await?;
         Self::insert_change(&mut tx, change).await?;
+        // Recipients that received a corrected field's category are told (Art. 19).
+        let categories: Vec<&str> = change
+            .fields
+            .split(',')
+            .filter_map(|f| {
+                steward_domain::ProfileField::ALL
+                    .iter()
+                    .find(|p| p.name() == f)
+            })
+            .map(|f| f.category().as_str())
+            .collect();
+        Self::follow(
+            &mut tx,
+            row.id,
+            steward_domain::sharing::Change::Rectified,
+            crate::Touched::Categories(&categories),
+            change.changed_at,
+        )
+        .await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)
@@ -1141,6 +1163,17 @@ impl ConsentStore for SqlStore {
         .bind(row.occurred_at)
         .execute(&mut *tx)
         .await?;
+        // Recipients that received data under the purpose are told of its withdrawal.
+        if row.action == "withdraw" {
+            Self::follow(
+                &mut tx,
+                row.customer_id,
+                steward_domain::sharing::Change::ConsentWithdrawn,
+                crate::Touched::Purpose(&row.purpose),
+                row.occurred_at,
+            )
+            .await?;
+        }
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(())
@@ -1391,7 +1424,7 @@ impl AlertStore for SqlStore {
 impl IdentityStore for SqlStore {
     async fn insert_token(&self, row: &TokenRow, audit: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        sqlx::query("INSERT INTO api_tokens (id, name, role, secret_hash, created_at, revoked_at, staff_id, expires_at, recipient_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(row.id.as_bytes().to_vec())
             .bind(&row.name)
             .bind(&row.role)
@@ -1400,6 +1433,7 @@ impl IdentityStore for SqlStore {
             .bind(row.revoked_at)
             .bind(row.staff_id.map(|s| s.as_bytes().to_vec()))
             .bind(row.expires_at)
+            .bind(row.recipient_id.map(|r| r.as_bytes().to_vec()))
             .execute(&mut *tx)
             .await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;

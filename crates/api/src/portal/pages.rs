@@ -499,6 +499,21 @@ struct AccessLogPage<'a> {
     entries: Vec<LogRow>,
     /// The index to continue below, if there may be older entries.
     older: Option<u64>,
+    /// Who outside the business received their data (issue 22).
+    disclosures: Vec<DisclosureRow>,
+}
+
+/// One disclosure, as the portal lists it.
+struct DisclosureRow {
+    recipient: String,
+    kind: &'static str,
+    country: String,
+    purpose: String,
+    categories: String,
+    first: String,
+    last: String,
+    times: i64,
+    agreement: String,
 }
 
 /// Access-log entries a page shows.
@@ -530,6 +545,33 @@ pub(super) async fn access_log(
         .await
     {
         Ok(log) => log,
+        Err(e) => return message_page(Some(&visit), e.into()),
+    };
+    let disclosures = match s.vault.portal_disclosures(&visit.session).await {
+        Ok(d) => d
+            .into_iter()
+            .map(|d| DisclosureRow {
+                recipient: d.recipient,
+                kind: match d.kind {
+                    steward_domain::sharing::RecipientKind::Processor => {
+                        "processor (acts on the business's instructions)"
+                    }
+                    steward_domain::sharing::RecipientKind::ThirdParty => "third party",
+                },
+                country: d.country,
+                purpose: crate::display::words(&d.purpose),
+                categories: d
+                    .categories
+                    .iter()
+                    .map(|c| c.label())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                first: crate::display::when(d.first_at),
+                last: crate::display::when(d.last_at),
+                times: d.times,
+                agreement: d.agreement_id.to_string(),
+            })
+            .collect(),
         Err(e) => return message_page(Some(&visit), e.into()),
     };
     let entries = log
@@ -596,6 +638,7 @@ pub(super) async fn access_log(
         .flatten();
     render(
         AccessLogPage {
+            disclosures,
             signed_in: true,
             csrf: &visit.csrf,
             checkpoint_b64: STANDARD.encode(log.checkpoint.as_bytes()),

@@ -14,6 +14,7 @@ pub mod purposes;
 pub mod requests;
 pub mod segments;
 pub mod sessions;
+pub mod sharing;
 pub mod surveys;
 pub mod system;
 
@@ -35,6 +36,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(personalisation::routes())
         .merge(analytics::routes())
         .merge(surveys::routes())
+        .merge(sharing::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(sessions::routes())

@@ -98,6 +98,7 @@ fn served_mix(policy: &Policy, purposes: &[Purpose], reads: usize) -> anyhow::Re
             break_glass: false,
             acknowledged: true,
             now: steward_domain::Timestamp::now(),
+            agreement: None,
         };
         let t = Instant::now();
         std::hint::black_box(policy.decide_read(&req, &Field::CUSTOMER_VIEW));
@@ -143,6 +144,7 @@ pub(super) fn run(iterations: usize) -> anyhow::Result<()> {
                 break_glass: false,
                 acknowledged: true,
                 now: steward_domain::Timestamp::now(),
+                agreement: None,
             };
             let t = Instant::now();
             std::hint::black_box(if memo {

@@ -15,12 +15,12 @@ use steward_domain::{ConsentAction, ConsentInput, ConsentSource, CustomerId, Rol
 use crate::support::{Server, TestDb, backend_tests, op, operator_customer, principal, run};
 
 /// The scripts' directory.
-fn scripts() -> PathBuf {
+pub(crate) fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
 }
 
 /// The Python environment with aiosmtpd and dkimpy (made on first use).
-fn mail_tools() -> PathBuf {
+pub(crate) fn mail_tools() -> PathBuf {
     static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     VENV.get_or_init(|| {
         let out = Command::new(scripts().join("ensure-mail"))

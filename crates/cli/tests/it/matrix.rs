@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 use crate::support::{TestDb, backend_tests};
 
-backend_tests!(authorisation_matrix);
+backend_tests!(authorisation_matrix, recipient_matrix);
 
 /// The reads the matrix drives for every role, purpose and consent state.
 const READS: [&str; 3] = [
@@ -94,6 +94,7 @@ async fn every_v1_operation_has_matrix_rows() {
             .replace("{segment}", "{id}")
             .replace("{campaign}", "{id}")
             .replace("{survey}", "{id}")
+            .replace("{agreement}", "{id}")
             .replace("{fresh}", "{id}");
         covered.insert(format!("{method} {path}"));
     }
@@ -586,6 +587,58 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             vec![Analyst, Dpo],
             StatusCode::CONFLICT,
         ),
+        // Sharing (issue 22): recipients, agreements and notifications are the DPO's; a
+        // customer's disclosures are read like their access log; only a recipient under a
+        // pseudonymous agreement lists or reads by pseudonym (none of these roles).
+        (
+            "POST",
+            "/v1/recipients",
+            Some(
+                json!({"name": "Matrix Recipient {n}", "kind": "processor", "country": "DE", "webhook_url": "https://matrix.example/hooks"}),
+            ),
+            vec![Dpo],
+            StatusCode::CREATED,
+        ),
+        ("GET", "/v1/recipients", None, vec![Dpo], StatusCode::OK),
+        (
+            "POST",
+            "/v1/agreements",
+            Some(
+                json!({"recipient_id": "{recipient}", "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "ab".repeat(32), "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
+            ),
+            vec![Dpo],
+            StatusCode::CREATED,
+        ),
+        ("GET", "/v1/agreements", None, vec![Dpo], StatusCode::OK),
+        (
+            "POST",
+            "/v1/agreements/{agreement}/end",
+            None,
+            vec![Dpo],
+            StatusCode::NO_CONTENT,
+        ),
+        ("GET", "/v1/notifications", None, vec![Dpo], StatusCode::OK),
+        (
+            "GET",
+            "/v1/customers/{id}/disclosures",
+            None,
+            vec![SupportAgent, Dpo],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/shared?purpose=analytics",
+            None,
+            vec![],
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/shared/{pseudonym}?purpose=analytics",
+            None,
+            vec![],
+            StatusCode::NOT_FOUND,
+        ),
         // A merge, of two customers of its own: the other is erased.
         (
             "POST",
@@ -813,6 +866,8 @@ async fn authorisation_matrix(db: TestDb) {
         assert_eq!(s, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
     };
+    // A recipient for the agreement rows, and an agreement for the row that ends one.
+    let (recipient, agreement) = matrix_recipient(&router, &dpo_token).await;
     // Writes after every read: they change the customers (a consent grant among them).
     for (role, token) in &tokens {
         for (n, (method, template, body, roles, success)) in
@@ -824,7 +879,9 @@ async fn authorisation_matrix(db: TestDb) {
                 .replace("{id}", &customers[0].1)
                 .replace("{segment}", &segment)
                 .replace("{campaign}", &campaign)
-                .replace("{survey}", &survey);
+                .replace("{survey}", &survey)
+                .replace("{agreement}", &agreement)
+                .replace("{pseudonym}", MATRIX_PSEUDONYM);
             if template.contains("{fresh_token}") {
                 let (fresh, _) = v
                     .create_token(op, "matrix fresh", TokenOwner::Role(Role::SupportAgent))
@@ -872,6 +929,7 @@ async fn authorisation_matrix(db: TestDb) {
                         .replace("{n}", &format!("{role:?}{n}").to_lowercase())
                         .replace("{id}", &customers[0].1)
                         .replace("{segment}", &segment)
+                        .replace("{recipient}", &recipient)
                         .replace("{fresh_other}", &other),
                 )
                 .unwrap()
@@ -896,5 +954,242 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 57));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 66));
+}
+
+/// A pseudonym no recipient was given.
+const MATRIX_PSEUDONYM: &str = "psn_aaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// Registers a recipient with an agreement (as the DPO): their ids.
+async fn matrix_recipient(router: &axum::Router, dpo: &str) -> (String, String) {
+    let call = async |uri: &str, body: Value| {
+        let (s, _, v) = crate::support::oneshot(
+            router,
+            Some(dpo),
+            "POST",
+            uri,
+            Some(body.to_string()),
+            Some("application/json"),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    };
+    let recipient = call(
+        "/v1/recipients",
+        json!({"name": "Matrix Setup", "kind": "processor", "country": "DE", "webhook_url": "https://setup.example/hooks"}),
+    )
+    .await;
+    let agreement = call(
+        "/v1/agreements",
+        json!({"recipient_id": recipient, "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "cd".repeat(32), "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
+    )
+    .await;
+    (recipient, agreement)
+}
+
+/// What a recipient reads, written out by hand from its agreements: `Parcel` holds two in
+/// force — `order_fulfilment` for the name, address and purchase history (identified), and
+/// `marketing_email` for the name and e-mail address (consent); `Lapsed` one that expired and
+/// `Ended` one the DPO ended, both for `order_fulfilment`. Nothing else is ever read, a
+/// restricted customer never, and no write of the matrix is a recipient's.
+fn expected_recipient_read(recipient: &str, endpoint: &str, purpose: &str) -> bool {
+    recipient == "Parcel"
+        && matches!(
+            (endpoint, purpose),
+            ("customer", "order_fulfilment")
+                | ("purchases", "order_fulfilment")
+                | ("customer", "marketing_email")
+        )
+}
+
+/// The matrix for recipients (issue 22): every read endpoint × purpose × consent state and a
+/// restricted customer, for a recipient inside and outside its agreements, and every write row
+/// of the staff matrix refused.
+async fn recipient_matrix(db: TestDb) {
+    use Role::*;
+    let (v, op, store) = db.open().await;
+    let router = steward_api::router(v.clone());
+    let token = async |owner| {
+        v.create_token(op, "matrix", owner)
+            .await
+            .unwrap()
+            .1
+            .to_string()
+    };
+    let (dpo, support) = (
+        token(TokenOwner::Role(Dpo)).await,
+        token(TokenOwner::Role(SupportAgent)).await,
+    );
+    let outlet = v.create_outlet(op.into(), "Matrix Outlet").await.unwrap();
+    let post = async |t: &str, uri: &str, body: Value| {
+        let (s, _, b) = crate::support::oneshot(
+            &router,
+            Some(t),
+            "POST",
+            uri,
+            Some(body.to_string()),
+            Some("application/json"),
+            &[],
+        )
+        .await;
+        (s, b)
+    };
+    let mut recipients = Vec::new();
+    for name in ["Parcel", "Lapsed", "Ended"] {
+        let (s, b) = post(
+            &dpo,
+            "/v1/recipients",
+            json!({"name": name, "kind": "processor", "country": "DE", "webhook_url": "https://r.example/hooks"}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let id = b["id"].as_str().unwrap().to_owned();
+        let agreement = |purposes: &[&str],
+                         categories: &[&str],
+                         basis: &str,
+                         from: &str,
+                         to: &str| {
+            json!({"recipient_id": id, "purposes": purposes, "categories": categories, "lawful_basis": basis,
+                   "document_sha256": "ef".repeat(32), "starts_at": from, "expires_at": to})
+        };
+        let (from, to) = if name == "Lapsed" {
+            ("2020-01-01T00:00:00Z", "2020-12-31T00:00:00Z")
+        } else {
+            ("2026-01-01T00:00:00Z", "2099-01-01T00:00:00Z")
+        };
+        let (s, b) = post(
+            &dpo,
+            "/v1/agreements",
+            agreement(
+                &["order_fulfilment"],
+                &[
+                    "user.name",
+                    "user.contact.address",
+                    "user.behavior.purchase_history",
+                ],
+                "contract",
+                from,
+                to,
+            ),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        if name == "Ended" {
+            let end = format!("/v1/agreements/{}/end", b["id"].as_str().unwrap());
+            assert_eq!(post(&dpo, &end, json!({})).await.0, StatusCode::NO_CONTENT);
+        }
+        if name == "Parcel" {
+            let (s, b) = post(
+                &dpo,
+                "/v1/agreements",
+                agreement(
+                    &["marketing_email"],
+                    &["user.name", "user.contact.email"],
+                    "consent",
+                    from,
+                    to,
+                ),
+            )
+            .await;
+            assert_eq!(s, StatusCode::CREATED, "{b}");
+        }
+        let rid = id.parse().unwrap();
+        recipients.push((name, token(TokenOwner::Recipient(rid)).await));
+    }
+    // Three customers: without consent, with consent to every consent purpose, and restricted.
+    let mut customers = Vec::new();
+    for (consented, restricted) in [(false, false), (true, false), (true, true)] {
+        let id = crate::access::new_customer(
+            &router,
+            &support,
+            json!({"name": "Matrix Shared", "email": "s@example.com", "phone": "+44 20 7946 0555", "outlet_id": outlet, "allow_duplicate": true}),
+        )
+        .await;
+        if consented {
+            for p in CONSENT_PURPOSES {
+                let c = json!({"purpose": p, "action": "grant", "source": "in_store"});
+                let (s, b) = post(&support, &format!("/v1/customers/{id}/consents"), c).await;
+                assert_eq!(s, StatusCode::CREATED, "{b}");
+            }
+        }
+        if restricted {
+            store
+                .set_restricted(id.parse().unwrap(), true, &[])
+                .await
+                .unwrap();
+        }
+        customers.push((consented, restricted, id));
+    }
+    let (mut checked, mut wrong) = (0, Vec::new());
+    for (name, t) in &recipients {
+        for (consented, restricted, id) in &customers {
+            for endpoint in ["customer", "purchases", "interactions"] {
+                for purpose in PURPOSES {
+                    let ok = expected_recipient_read(name, endpoint, purpose)
+                        && !restricted
+                        && (*consented || !CONSENT_PURPOSES.contains(&purpose));
+                    let path = match endpoint {
+                        "customer" => format!("/v1/customers/{id}?purpose={purpose}"),
+                        other => format!("/v1/customers/{id}/{other}?purpose={purpose}"),
+                    };
+                    let got = status(&router, t, "GET", &path, None).await;
+                    let want = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::FORBIDDEN
+                    };
+                    if got != want {
+                        wrong.push(format!("{name} GET {endpoint} for {purpose} (consented: {consented}, restricted: {restricted}): got {got}, want {want}"));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        // No write, no administration: every row of the staff matrix is refused, but the
+        // public checkpoint and key any caller may fetch.
+        for (method, template, body, roles, _) in writes(&outlet.to_string(), &uuid_like()) {
+            let path = template
+                .replace("{id}", &customers[0].2)
+                .replace("{pseudonym}", MATRIX_PSEUDONYM)
+                .replace("{fresh_token}", &uuid_like())
+                .replace("{fresh_staff}", &uuid_like())
+                .replace("{fresh}", &customers[0].2)
+                .replace("{segment}", &uuid_like())
+                .replace("{campaign}", &uuid_like())
+                .replace("{survey}", &uuid_like())
+                .replace("{agreement}", &uuid_like());
+            let body = body.map(|b| {
+                serde_json::from_str(
+                    &b.to_string()
+                        .replace("{n}", "recipient0")
+                        .replace("{id}", &customers[0].2)
+                        .replace("{segment}", &uuid_like())
+                        .replace("{recipient}", &uuid_like())
+                        .replace("{fresh_other}", &customers[1].2),
+                )
+                .unwrap()
+            });
+            let public = roles.len() == Role::ALL.len();
+            let got = status(&router, t, method, &path, body).await;
+            let refused = got == StatusCode::FORBIDDEN;
+            if public == refused {
+                wrong.push(format!("{name} {method} {template}: got {got}"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} recipient cells differ from the table:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert_eq!(checked, 3 * (3 * 3 * 7 + writes("o", "s").len()));
+}
+
+/// A syntactically valid id that names nothing.
+fn uuid_like() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
