@@ -166,6 +166,8 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
             "https://crm.example.test",
             "--segment-threshold",
             "5",
+            // Notifications to a closed loopback port: they stay in the outbox, tried.
+            "--allow-insecure-webhooks",
         ],
         &[("RUST_LOG", "trace,hyper=debug,h2=debug")],
     );
@@ -311,6 +313,76 @@ async fn no_personal_value_at_rest_or_in_logs(db: TestDb) {
         mail.to_lowercase().contains("wilhelmina.q@example.org")
             && mail.contains("Dear Wilhelmina Quarterstaff"),
         "the campaign went out"
+    );
+
+    // Sharing (issue 22): two recipients read everyone, one identified and one under
+    // pseudonyms; then a change queues notifications. Disclosures, pseudonyms and the outbox
+    // hold ids, pseudonyms and category names, never a value.
+    let (code, out, err) = run(&["token", "create", "--name", "scan", "--role", "dpo"], &db);
+    assert_eq!(code, 0, "{err}");
+    let dpo = token_in(&out);
+    let d = Some(dpo.as_str());
+    let now = steward_domain::Timestamp::now().millis();
+    let mut readers = Vec::new();
+    for (name, purpose, categories, identity) in [
+        (
+            "Scan Parcel",
+            "order_fulfilment",
+            vec![
+                "user.name",
+                "user.contact.address",
+                "user.behavior.purchase_history",
+            ],
+            "identified",
+        ),
+        (
+            "Scan Insight",
+            "analytics",
+            vec!["user.behavior.purchase_history"],
+            "pseudonymous",
+        ),
+    ] {
+        let (status, r) = server.json("POST", "/v1/recipients", d, Some(&json!({"name": name, "kind": "processor", "country": "GB", "webhook_url": "http://127.0.0.1:9/hooks"})));
+        assert_eq!(status, 201, "{r}");
+        let id = r["id"].as_str().unwrap().to_owned();
+        let (status, a) = server.json("POST", "/v1/agreements", d, Some(&json!({"recipient_id": id, "purposes": [purpose], "categories": categories,
+            "lawful_basis": if purpose == "analytics" { "legitimate_interest" } else { "contract" }, "document_sha256": "ab".repeat(32), "identity": identity,
+            "starts_at": steward_domain::Timestamp(now - 60_000).to_rfc3339(), "expires_at": steward_domain::Timestamp(now + 86_400_000).to_rfc3339()})));
+        assert_eq!(status, 201, "{a}");
+        let (code, out, err) = run(
+            &["token", "create", "--name", "scan", "--recipient", &id],
+            &db,
+        );
+        assert_eq!(code, 0, "{err}");
+        readers.push((purpose, token_in(&out)));
+    }
+    for c in page["items"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let (status, v) = server.json(
+            "GET",
+            &format!("/v1/customers/{id}?purpose=order_fulfilment"),
+            Some(&readers[0].1),
+            None,
+        );
+        assert_eq!(status, 200, "{v}");
+    }
+    let (status, shared) = server.json(
+        "GET",
+        "/v1/shared?purpose=analytics&limit=100",
+        Some(&readers[1].1),
+        None,
+    );
+    assert_eq!(status, 200, "{shared}");
+    assert!(!shared["items"].as_array().unwrap().is_empty(), "{shared}");
+    for c in page["items"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        let (status, _) = server.json("PATCH", &format!("/v1/customers/{id}"), t, Some(&json!({"address": {"street": "2 Zephyrine Row", "city": "Marrowbury", "postal_code": "MB1 2ZZ", "country": "GB"}})));
+        assert_eq!(status, 204);
+    }
+    let (_, queued) = server.json("GET", "/v1/notifications?limit=500", d, None);
+    assert!(
+        queued["items"].as_array().unwrap().len() >= page["items"].as_array().unwrap().len(),
+        "{queued}"
     );
 
     // A staff message to her and her reply through the inbound endpoint: subject, text, alias
