@@ -284,6 +284,14 @@ impl Vault {
         )
     }
 
+    /// Whether `principal` may manage recipients and agreements (the console offers the page
+    /// only then). Nothing is recorded.
+    pub async fn may_manage_recipients(&self, principal: &Principal) -> bool {
+        self.authorize(principal, Action::ManageRecipients, None)
+            .await
+            .is_ok()
+    }
+
     /// Registers a recipient (the DPO).
     pub async fn create_recipient(
         &self,

@@ -59,6 +59,9 @@ struct CustomerPage<'a> {
     threads: Vec<super::messages::ThreadView>,
     /// The reader may write to the customer under this purpose (the policy decides).
     may_message: bool,
+    /// What went to recipients outside the business (issue 22), for readers of the access log:
+    /// (recipient, purpose, data, last, times).
+    disclosures: Vec<(String, String, String, String, i64)>,
 }
 
 /// One line of the timeline, as people read it.
@@ -182,6 +185,32 @@ async fn customer_page(
         .vault
         .may_send_message(&session.principal, &purpose, id)
         .await;
+    // Shown to those the policy lets read the customer's access log (the DPO, support), and
+    // recorded as such a read; for anyone else the section is not there.
+    let disclosures = match s
+        .vault
+        .disclosures(steward_service::Actor::Principal(&session.principal), id)
+        .await
+    {
+        Ok(d) => d
+            .into_iter()
+            .map(|d| {
+                (
+                    d.recipient,
+                    crate::display::words(&d.purpose),
+                    d.categories
+                        .iter()
+                        .map(|c| c.label())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    crate::display::when(d.last_at),
+                    d.times,
+                )
+            })
+            .collect(),
+        Err(steward_service::ServiceError::Forbidden { .. }) => Vec::new(),
+        Err(e) => return error_page(Some(session), e.into()),
+    };
     let duplicates = if may.merge {
         // Read under the purpose alone: never under this page's reason or break-glass, which
         // were given for this customer, not for others.
@@ -227,6 +256,7 @@ async fn customer_page(
                 duplicates,
                 threads,
                 may_message,
+                disclosures,
                 saved: saved.and_then(|what| match what {
                     "created" => Some("The customer is registered."),
                     "updated" => Some("The changes are saved."),

@@ -71,6 +71,8 @@ struct HomePage<'a> {
     may_analyse: bool,
     /// The reader may compose and send surveys.
     may_surveys: bool,
+    /// Manages recipients and agreements (issue 22).
+    may_share: bool,
     /// The reader may compose and send campaigns (the link is offered).
     may_campaigns: bool,
 }
@@ -155,6 +157,7 @@ async fn page(
             may_segments: s.vault.may_manage_segments(&session.principal).await,
             may_analyse: s.vault.may_analyse(&session.principal),
             may_surveys: s.vault.may_manage_surveys(&session.principal).await,
+            may_share: s.vault.may_manage_recipients(&session.principal).await,
             may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
         },
         status,

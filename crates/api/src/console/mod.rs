@@ -28,6 +28,7 @@ mod messages;
 mod notice;
 mod purposes;
 mod segments;
+mod sharing;
 mod surveys;
 use crate::{AppState, Problem};
 
@@ -80,6 +81,10 @@ pub fn routes() -> Router<AppState> {
             "/console/analytics",
             get(analytics::show).post(analytics::release),
         )
+        .route("/console/sharing", get(sharing::show))
+        .route("/console/sharing/recipients", post(sharing::register))
+        .route("/console/sharing/agreements", post(sharing::record))
+        .route("/console/sharing/agreements/{id}/end", post(sharing::end))
         .route("/console/dpo", get(dpo::page))
         .route("/console/dpo/requests/{id}/{action}", post(dpo::act))
         .route("/console/dpo/alerts/{id}", get(dpo::alert))

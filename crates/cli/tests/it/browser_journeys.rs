@@ -652,3 +652,125 @@ fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers(
     a.wait_for("fewer than 10 answers so far: results are released from ten.");
     a.assert_accessible("the analytics page with a survey waiting");
 }
+
+#[test]
+fn the_dpo_registers_a_recipient_and_an_agreement_and_sees_the_changes_sent() {
+    let (db, customers) = stage(
+        &[
+            ("Dana Officer", Role::Dpo),
+            ("Sam Support", Role::SupportAgent),
+        ],
+        &[("Erin Shared", "erin.shared@example.com")],
+    );
+    let server = Server::start(&db, &["--allow-insecure-webhooks"], &[]);
+    let base = format!("http://{}", server.addr);
+    let b = Browser::start();
+    b.staff_sign_in(&base, "dana", PASSWORD);
+    b.click("a[href='/console/sharing']");
+    b.wait_for("Sharing under agreement</h1>");
+    b.assert_accessible("the sharing page, empty");
+    // A plain-http address is refused, and what was typed stays.
+    b.type_into("#name", "Parcel Co");
+    b.type_into("#country", "de");
+    b.type_into("#webhook_url", "http://parcel.example/hooks");
+    b.click("form[action='/console/sharing/recipients'] button");
+    let refused = b.wait_for("role=\"alert\"");
+    assert!(refused.contains("https://"), "{refused}");
+    assert!(
+        refused.contains("value=\"Parcel Co\""),
+        "kept what was typed"
+    );
+    b.clear_and_type("#webhook_url", "http://127.0.0.1:9/hooks");
+    b.click("form[action='/console/sharing/recipients'] button");
+    b.wait_for("The recipient is registered");
+    // An agreement for order fulfilment, expiring in ten days: flagged.
+    b.click("input[name='purposes'][value='order_fulfilment']");
+    b.click("input[name='categories'][value='user.name']");
+    b.click("input[name='categories'][value='user.contact.address']");
+    b.type_into("#document_sha256", &"ab".repeat(32));
+    let day = |offset: i64| {
+        let t = steward_domain::Timestamp(
+            steward_domain::Timestamp::now().millis() + offset * 86_400_000,
+        );
+        t.to_rfc3339()[..10].to_owned()
+    };
+    for (id, value) in [("starts_at", day(-1)), ("expires_at", day(10))] {
+        b.session_call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": "document.getElementById(arguments[0]).value = arguments[1];", "args": [id, value]})),
+        );
+    }
+    b.click("form[action='/console/sharing/agreements'] button");
+    let recorded = b.wait_for("The agreement is recorded");
+    assert!(
+        recorded.contains("In force") && recorded.contains("expires soon"),
+        "{recorded}"
+    );
+    assert!(recorded.contains("1 expiring within 30 days"), "{recorded}");
+    b.assert_accessible("a recipient with an agreement expiring soon");
+    // The recipient reads Erin; a correction to her name follows to it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (vault, op, _) = db.open().await;
+        let dana = vault
+            .sign_in("dana", zeroize::Zeroizing::new(PASSWORD.into()))
+            .await
+            .unwrap()
+            .unwrap();
+        let recipient = vault.recipients(&dana.principal).await.unwrap()[0].id;
+        let (_, token) = vault
+            .create_token(
+                op,
+                "parcel",
+                steward_service::TokenOwner::Recipient(recipient),
+            )
+            .await
+            .unwrap();
+        let parcel = vault.authenticate(&token).await.unwrap().unwrap();
+        let purpose = vault.purpose("purpose", "order_fulfilment").unwrap();
+        let access = steward_service::Access {
+            principal: &parcel,
+            purpose: &purpose,
+            reason: None,
+            break_glass: false,
+        };
+        let erin: steward_domain::CustomerId = customers[0].parse().unwrap();
+        let seen = vault.read_customer(&access, erin).await.unwrap();
+        assert_eq!(seen.name.as_deref(), Some("Erin Shared"));
+        let patch: steward_domain::CustomerPatch =
+            serde_json::from_value(json!({"name": "Erin Renamed"})).unwrap();
+        vault
+            .update_customer(steward_service::Actor::Operator(op), erin, &patch)
+            .await
+            .unwrap();
+    });
+    b.go(&format!("{base}/console/sharing"));
+    let page = b.wait_for("Customer rectified");
+    assert!(
+        page.contains(&customers[0]),
+        "the customer as the recipient knows them: {page}"
+    );
+    b.assert_accessible("a notification waiting for its recipient");
+    // Support sees on the customer's page where her data went.
+    let s = Browser::start();
+    s.staff_sign_in(&base, "sam", PASSWORD);
+    s.go(&format!(
+        "{base}/console/customers/{}?purpose=service",
+        customers[0]
+    ));
+    let customer = s.wait_for("Shared with recipients</h2>");
+    assert!(
+        customer.contains("Parcel Co") && customer.contains("Order fulfilment"),
+        "{customer}"
+    );
+    s.assert_accessible("a customer's disclosures");
+    // Ending the agreement: recorded, and offered no more.
+    b.click("form[action$='/end'] button");
+    let ended = b.wait_for("The agreement has ended");
+    assert!(
+        ended.contains("Ended") && !ended.contains("action=\"/console/sharing/agreements/"),
+        "{ended}"
+    );
+    b.screenshot("dpo-sharing");
+}
