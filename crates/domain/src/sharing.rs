@@ -195,17 +195,12 @@ pub struct AgreementInput {
     pub starts_at: Timestamp,
     /// When it ends.
     pub expires_at: Timestamp,
-    /// `identified` (default) or `pseudonymous`.
-    #[serde(default = "identified")]
+    /// `identified` or `pseudonymous`: said every time, never assumed.
     pub identity: Identity,
     /// The agreement this one replaces (its next version): the old one ends when this starts.
     #[serde(default)]
     #[schema(format = Uuid)]
     pub supersedes: Option<String>,
-}
-
-fn identified() -> Identity {
-    Identity::Identified
 }
 
 /// A validated agreement; the purposes still need checking against the registry.
@@ -322,6 +317,9 @@ pub enum Change {
     /// Processing was restricted (Art. 18): use it for nothing until lifted.
     #[serde(rename = "customer.restricted")]
     Restricted,
+    /// The restriction was lifted: the data may be used again under the agreement.
+    #[serde(rename = "customer.unrestricted")]
+    Unrestricted,
     /// Consent to a purpose was withdrawn.
     #[serde(rename = "consent.withdrawn")]
     ConsentWithdrawn,
@@ -334,6 +332,7 @@ impl Change {
             Change::Erased => "customer.erased",
             Change::Rectified => "customer.rectified",
             Change::Restricted => "customer.restricted",
+            Change::Unrestricted => "customer.unrestricted",
             Change::ConsentWithdrawn => "consent.withdrawn",
         }
     }
@@ -344,6 +343,7 @@ impl Change {
             Change::Erased,
             Change::Rectified,
             Change::Restricted,
+            Change::Unrestricted,
             Change::ConsentWithdrawn,
         ]
         .into_iter()
@@ -423,6 +423,7 @@ mod tests {
             Change::Erased,
             Change::Rectified,
             Change::Restricted,
+            Change::Unrestricted,
             Change::ConsentWithdrawn,
         ] {
             assert_eq!(Change::parse(c.as_str()), Some(c));

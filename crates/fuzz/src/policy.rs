@@ -1,7 +1,7 @@
 //! The access policy's context building: a read request from arbitrary roles, outlets, purpose
 //! (registered ones and operator-made ones with any key, basis, data use and categories),
-//! consent, reason, break-glass and time, decided by the shipped policy and by one that reads
-//! `context.time`.
+//! consent, reason, break-glass, time and a recipient's agreement, decided by the shipped policy
+//! and by one that reads `context.time`.
 
 use std::sync::LazyLock;
 
@@ -105,17 +105,41 @@ fn check(policy: &Policy, req: &ReadRequest<'_>, fields: &[Field]) -> Decision {
             "an admin, analyst or the operator read an individual's data"
         );
     }
+    let recipient = req.asker.roles.contains(&Role::Recipient);
+    if recipient && (req.agreement.is_none() || req.subject.restricted) {
+        assert!(
+            denies,
+            "a recipient read without an agreement, or a restricted customer"
+        );
+    }
     for d in &evaluated.fields {
         if d.outcome != Outcome::Withhold {
             assert!(
                 req.purpose.categories.contains(&d.field.category()),
                 "a field outside the purpose's categories was not withheld"
             );
+            if let Some(a) = req.agreement {
+                if recipient {
+                    assert!(
+                        a.categories.contains(&d.field.category()),
+                        "a recipient was shown a category its agreement does not name"
+                    );
+                }
+                if a.identity == steward_domain::sharing::Identity::Pseudonymous {
+                    assert!(
+                        !steward_domain::sharing::DIRECT_IDENTIFIERS.contains(&d.field.category()),
+                        "a direct identifier under a pseudonymous agreement"
+                    );
+                }
+            }
+            // A recipient's purposes are its agreement's, not the registry's roles.
             assert!(
-                req.asker
-                    .roles
-                    .iter()
-                    .any(|r| req.purpose.roles.contains(r)),
+                recipient
+                    || req
+                        .asker
+                        .roles
+                        .iter()
+                        .any(|r| req.purpose.roles.contains(r)),
                 "a role the purpose does not name declared it"
             );
         }
@@ -133,12 +157,26 @@ pub fn policy_context(data: &[u8]) {
         OutletId(uuid::Uuid::from_u128(2)),
         OutletId(uuid::Uuid::from_u128(3)),
     ];
-    let Ok((roles, mine, theirs, purpose)) = (|| {
+    let Ok((roles, mine, theirs, purpose, agreement)) = (|| {
         Ok::<_, arbitrary::Error>((
             subset(&Role::EVERY, u.arbitrary()?),
             subset(&pool, u.arbitrary()?),
             subset(&pool, u.arbitrary()?),
             purpose_of(&mut u)?,
+            // An agreement in force for the purpose, or none (issue 22).
+            if u.arbitrary()? {
+                Some(steward_domain::sharing::AgreementTerms {
+                    id: steward_domain::AgreementId(uuid::Uuid::from_u128(u.arbitrary()?)),
+                    categories: subset(&CATEGORIES, u.arbitrary()?),
+                    identity: if u.arbitrary()? {
+                        steward_domain::sharing::Identity::Pseudonymous
+                    } else {
+                        steward_domain::sharing::Identity::Identified
+                    },
+                })
+            } else {
+                None
+            },
         ))
     })() else {
         return;
@@ -163,7 +201,7 @@ pub fn policy_context(data: &[u8]) {
             acknowledged: true,
             // From 1970 to the year 9999, in milliseconds.
             now: Timestamp(u.int_in_range(0..=253_402_300_799_999)?),
-            agreement: None,
+            agreement: agreement.as_ref(),
         })
     })() else {
         return;

@@ -352,16 +352,10 @@ impl Vault {
         serves: fn(&Decision) -> bool,
         via: Via,
     ) -> ServiceResult<Decision> {
-        let covering = self.covering(access.principal, &access.purpose.key);
-        if let Some(c) = &covering
-            && c.terms.identity == steward_domain::sharing::Identity::Pseudonymous
-            && via == Via::Id
-        {
-            return Err(ServiceError::Forbidden {
-                field: "id",
-                detail: "the agreement for this purpose is pseudonymous: read by pseudonym, GET /v1/shared/{pseudonym}".into(),
-            });
+        if via == Via::Id {
+            self.refuse_pseudonymous_by_id(access)?;
         }
+        let covering = self.covering(access.principal, &access.purpose.key);
         let asker = access.principal.asker();
         // The guard counts every decided read, allowed or not: probing is reading too.
         self.count_read(&access.flagged(), id).await?;
@@ -394,17 +388,11 @@ impl Vault {
         };
         let decision = self.inner.policy.decide_read(&req, fields);
         // INVARIANT: recorded (and committed) before the caller can return any data.
-        let leaf = decision_leaf(
-            (self.pseudonym(&req.asker.id), id),
-            access,
-            &decision,
-            serves(&decision),
-            reason_length,
-            covering.as_ref(),
-        );
-        self.inner.audit.append(&leaf).await?;
+        // A recipient's disclosure is recorded first, under the checks that it still may be
+        // made; if it may not, the entry says it was refused and nothing leaves.
+        let mut served = serves(&decision);
         if let Some(c) = &covering
-            && serves(&decision)
+            && served
         {
             let shown: Vec<&str> = decision
                 .fields
@@ -412,12 +400,25 @@ impl Vault {
                 .filter(|f| f.outcome != Outcome::Withhold)
                 .map(|f| f.field.category().as_str())
                 .collect();
-            if !self
-                .record_disclosure(c, id, &access.purpose.key, &shown)
+            served = self
+                .record_disclosure(c, id, access.purpose, &shown)
                 .await?
-            {
-                return Err(ServiceError::NotFound("customer"));
-            }
+                .is_some();
+        }
+        let leaf = decision_leaf(
+            (self.pseudonym(&req.asker.id), id),
+            access,
+            &decision,
+            served,
+            reason_length,
+            covering.as_ref().filter(|_| served),
+        );
+        self.inner.audit.append(&leaf).await?;
+        if covering.is_some() && !served && serves(&decision) {
+            return Err(ServiceError::Forbidden {
+                field: "id",
+                detail: "the customer's data may no longer be disclosed (restricted, consent withdrawn, erased, or the agreement ended)".into(),
+            });
         }
         // A read that break-glass or the fraud review allowed is flagged for the DPO, with its
         // reason sealed, before any data leaves.
@@ -726,6 +727,9 @@ impl Vault {
         id: CustomerId,
         via: Via,
     ) -> ServiceResult<CustomerView> {
+        if via == Via::Id {
+            self.refuse_pseudonymous_by_id(access)?;
+        }
         let (row, key, facts) = self
             .inner
             .stores
@@ -813,6 +817,7 @@ impl Vault {
     /// customer is read (so an empty page does not hide the refusal). The policy decides, for a
     /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
     pub(crate) fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
+        self.refuse_pseudonymous_by_id(access)?;
         let nobody = Subject {
             id: CustomerId(Uuid::nil()),
             outlets: &[],
@@ -961,6 +966,7 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<()> {
+        self.refuse_pseudonymous_by_id(access)?;
         let decision = self
             .decide(access, id, &[Field::Communications], serves_communications)
             .await?;
@@ -980,6 +986,7 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
+        self.refuse_pseudonymous_by_id(access)?;
         let facts = self.access_facts(id).await?;
         let decision = self
             .decide_with(
@@ -992,7 +999,17 @@ impl Vault {
             .await?;
         match decision.outcome(Field::PurchaseHistory) {
             Outcome::Show => Ok(PurchasesView {
-                items: self.list_purchases(id, after, limit).await?,
+                items: {
+                    let mut items = self.list_purchases(id, after, limit).await?;
+                    // Who sold it is the business's staff, not the customer's data: a recipient
+                    // is not told (review finding 10).
+                    if access.principal.recipient().is_some() {
+                        for p in &mut items {
+                            p.seller_id = None;
+                        }
+                    }
+                    items
+                },
                 summary: None,
                 decision: summarise(&decision),
             }),

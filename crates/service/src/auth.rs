@@ -399,8 +399,11 @@ impl Vault {
                 ),
                 _ => return Ok(None),
             },
-            // A recipient's token: the role no other token can hold.
-            None if row.recipient_id.is_some() && row.role == Role::Recipient.as_str() => {
+            // A recipient's token: the role no other token can hold, and only that role.
+            None if row.recipient_id.is_some() => {
+                if row.role != Role::Recipient.as_str() {
+                    return Ok(None);
+                }
                 (vec![Role::Recipient], vec![])
             }
             None => match row.role.parse::<Role>() {

@@ -205,9 +205,13 @@ pub struct SharedPurchase {
     pub amount_minor: i64,
     /// ISO 4217.
     pub currency: String,
-    /// When.
-    pub occurred_at: Timestamp,
+    /// The day (UTC), `YYYY-MM-DD`: no finer, so that two recipients cannot match records by
+    /// the millisecond (review finding 9).
+    pub occurred_on: String,
 }
+
+/// Most customers one page of `GET /v1/shared` looks at; the page then ends early, with a cursor.
+const SHARED_SCAN_BUDGET: usize = 2_000;
 
 /// Most purchases in one shared record.
 const SHARED_PURCHASES: u32 = 200;
@@ -268,20 +272,32 @@ impl Vault {
         Some(Covering { row, terms })
     }
 
-    /// A recipient's stable pseudonym for a customer: a keyed MAC under a key of this
-    /// installation, separated per recipient, so two recipients' pseudonyms for one customer
-    /// cannot be linked and only Steward can map one back (through the pseudonyms it handed out).
-    pub(crate) fn shared_pseudonym(&self, recipient: RecipientId, customer: CustomerId) -> String {
-        let mac = self.mac(
-            &format!("recipient-pseudonym:{recipient}"),
-            &customer.to_string(),
-        );
-        format!(
+    /// Refuses a read that names a customer by id when the caller is a recipient whose
+    /// agreement for the purpose is pseudonymous: before anything is looked up, so that neither
+    /// a listing cursor nor a 404 tells it which ids exist (review finding 1).
+    pub(crate) fn refuse_pseudonymous_by_id(&self, access: &Access<'_>) -> ServiceResult<()> {
+        match self.covering(access.principal, &access.purpose.key) {
+            Some(c) if c.terms.identity == Identity::Pseudonymous => Err(ServiceError::Forbidden {
+                field: "id",
+                detail: "the agreement for this purpose is pseudonymous: read by pseudonym, GET /v1/shared/{pseudonym}".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A new random pseudonym (`psn_` and 26 base32 letters): random rather than derived, so
+    /// that once the customer is erased and their row in `shared_pseudonyms` gone, nothing —
+    /// not even this installation's keys — can map it back (review finding 4). Stable per
+    /// recipient and customer because it is stored the first time and looked up after.
+    fn fresh_pseudonym() -> ServiceResult<String> {
+        let mut bytes = [0u8; 16];
+        steward_crypto::random_bytes(&mut bytes)?;
+        Ok(format!(
             "psn_{}",
             data_encoding::BASE32_NOPAD
-                .encode(&mac)
+                .encode(&bytes)
                 .to_ascii_lowercase()
-        )
+        ))
     }
 
     /// Whether `principal` may manage recipients and agreements (the console offers the page
@@ -381,6 +397,24 @@ impl Vault {
                     "{} is named by none of the agreement's purposes",
                     c.as_str()
                 ),
+            )
+            .into());
+        }
+        // A recipient receives identities or pseudonyms, never both: a change would otherwise
+        // reach it twice, once by id and once by pseudonym, and link the two (review finding 2).
+        let theirs = self
+            .inner
+            .stores
+            .sharing
+            .agreements(Some(new.recipient_id))
+            .await?;
+        if theirs
+            .iter()
+            .any(|a| Identity::parse(&a.identity) != Some(new.identity))
+        {
+            return Err(ValidationError::new(
+                "identity",
+                "this recipient's agreements are all of the other kind: a recipient receives identities or pseudonyms, never both (register another recipient)",
             )
             .into());
         }
@@ -566,40 +600,34 @@ impl Vault {
         names
     }
 
-    /// After a recipient's read was decided and shown: records what went to it, known by which
-    /// reference, before any of it leaves. `false` if the customer was erased meanwhile (then
-    /// nothing may leave).
+    /// After a recipient's read was decided and before anything leaves: records what goes to
+    /// it, in one transaction with the checks that it still may (not erased, not restricted,
+    /// consent active where the purpose needs it, the agreement in force). The reference the
+    /// recipient knows the customer by, or `None`: then nothing may leave (review finding 3).
     pub(crate) async fn record_disclosure(
         &self,
         covering: &Covering,
         customer: CustomerId,
-        purpose: &str,
+        purpose: &steward_domain::Purpose,
         categories: &[&str],
-    ) -> ServiceResult<bool> {
-        let customer_ref = match covering.terms.identity {
-            Identity::Identified => customer.to_string(),
-            Identity::Pseudonymous => {
-                let p = self.shared_pseudonym(covering.row.recipient_id, customer);
-                self.inner
-                    .stores
-                    .sharing
-                    .remember_pseudonym(covering.row.recipient_id, &p, customer)
-                    .await?;
-                p
-            }
+    ) -> ServiceResult<Option<String>> {
+        let fresh = match covering.terms.identity {
+            Identity::Identified => None,
+            Identity::Pseudonymous => Some(Self::fresh_pseudonym()?),
         };
         Ok(self
             .inner
             .stores
             .sharing
-            .record_disclosure(
+            .record_disclosure(&steward_store::NewDisclosure {
                 customer,
-                &covering.row,
-                purpose,
+                agreement: &covering.row,
+                purpose: &purpose.key,
                 categories,
-                &customer_ref,
-                Timestamp::now().millis(),
-            )
+                consent_needed: purpose.lawful_basis == LawfulBasis::Consent,
+                fresh_pseudonym: fresh.as_deref(),
+                at: Timestamp::now().millis(),
+            })
             .await?)
     }
 
@@ -665,6 +693,13 @@ impl Vault {
         };
         let limit = limit.clamp(1, 100);
         let mut out = Vec::new();
+        let mut scanned = 0usize;
+        let seal = |after: Option<CustomerId>| -> ServiceResult<Option<String>> {
+            Ok(match after {
+                Some(a) => Some(self.inner.links.seal(&kind, a.as_bytes())?),
+                None => None,
+            })
+        };
         loop {
             let ids = self
                 .inner
@@ -675,23 +710,57 @@ impl Vault {
             let exhausted = ids.len() < (limit * 2) as usize;
             for id in ids {
                 after = Some(id);
+                scanned += 1;
+                // Passed over unread, unrecorded and uncounted: those the agreement and the policy
+                // would show nothing of (restricted, no consent where the purpose needs it).
+                if !self.shareable(access, id).await? {
+                    if scanned >= SHARED_SCAN_BUDGET {
+                        return Ok((out, seal(after)?));
+                    }
+                    continue;
+                }
                 match self.shared_record(access, recipient, id).await {
                     Ok(r) => out.push(r),
                     Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => continue,
                     Err(e) => return Err(e),
                 }
-                if out.len() == limit as usize {
-                    let next = match after {
-                        Some(a) => Some(self.inner.links.seal(&kind, a.as_bytes())?),
-                        None => None,
-                    };
-                    return Ok((out, next));
+                if out.len() == limit as usize || scanned >= SHARED_SCAN_BUDGET {
+                    return Ok((out, seal(after)?));
                 }
             }
             if exhausted {
                 return Ok((out, None));
             }
         }
+    }
+
+    /// Whether a pseudonymous recipient's read of customer `id` under `access` would show
+    /// anything: decided hypothetically (nothing opened, nothing recorded), consent asked where
+    /// the purpose rests on it.
+    async fn shareable(&self, access: &Access<'_>, id: CustomerId) -> ServiceResult<bool> {
+        let facts = match self.access_facts(id).await {
+            Ok(f) => f,
+            Err(ServiceError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let subject = steward_policy::Subject {
+            id,
+            outlets: &facts.outlets,
+            restricted: facts.restricted,
+        };
+        let d = self.decide_hypothetical(
+            access.principal,
+            access.purpose,
+            subject,
+            None,
+            false,
+            &steward_policy::Field::CUSTOMER_VIEW,
+        );
+        if d.denies_all() {
+            return Ok(false);
+        }
+        Ok(access.purpose.lawful_basis != LawfulBasis::Consent
+            || self.consent_active(id, &access.purpose.key).await?)
     }
 
     /// The shared record of customer `id`, read under its pseudonym.
@@ -723,15 +792,22 @@ impl Vault {
                         category: p.category,
                         amount_minor: p.amount_minor,
                         currency: p.currency,
-                        occurred_at: p.occurred_at,
+                        occurred_on: p.occurred_at.to_rfc3339().chars().take(10).collect(),
                     })
                     .collect(),
             )
         } else {
             None
         };
+        let customer = self
+            .inner
+            .stores
+            .sharing
+            .pseudonym_of(recipient, id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))?;
         Ok(SharedRecord {
-            customer: self.shared_pseudonym(recipient, id),
+            customer,
             fields,
             purchases,
         })

@@ -115,16 +115,102 @@ impl Notification {
 }
 
 /// The body of a notification: the change, the reference the recipient holds, the categories
-/// concerned; never a value.
+/// concerned, and whom it is for (so that a recipient cannot replay another's notification to
+/// a third: every recipient verifies with the same key); never a value.
 #[derive(Serialize)]
 struct Body<'a> {
     #[serde(rename = "type")]
     change: &'a str,
     timestamp: String,
+    recipient: String,
     customer: &'a str,
     categories: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     purpose: Option<&'a str>,
+}
+
+/// Whether a notification may be sent to `ip`: a public address, or (tests only, `serve
+/// --allow-insecure-webhooks`) a loopback one. The DPO names the URL, but a URL that resolves
+/// to the machine's own network would make Steward a probe of it (review finding 7).
+fn reachable(ip: std::net::IpAddr, insecure: bool) -> bool {
+    use std::net::IpAddr;
+    if ip.is_loopback() {
+        return insecure;
+    }
+    match ip {
+        IpAddr::V4(a) => {
+            let [x, y, ..] = a.octets();
+            !(a.is_private()
+                || a.is_link_local()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || x == 0
+                || (x == 100 && (64..128).contains(&y))
+                || (x == 192 && y == 0 && a.octets()[2] == 0)
+                || (x == 198 && (y == 18 || y == 19))
+                || x >= 240)
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return reachable(IpAddr::V4(v4), insecure);
+            }
+            let first = a.segments()[0];
+            !(a.is_unspecified()
+                || a.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || (first == 0x2001 && a.segments()[1] == 0x0db8))
+        }
+    }
+}
+
+/// Resolves a recipient's host to the addresses a notification may go to (see [`reachable`]):
+/// checked at every connection, so a name that later points inside the network is refused too.
+struct Reachable {
+    insecure: bool,
+}
+
+impl reqwest::dns::Resolve for Reachable {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let insecure = self.insecure;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let ok: Vec<std::net::SocketAddr> =
+                found.filter(|a| reachable(a.ip(), insecure)).collect();
+            if ok.is_empty() {
+                return Err("the name resolves to no public address".into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(ok.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Whether `url` may be posted to now: `https://`, or `http://` to loopback in test mode; an
+/// address written in the URL is checked here (a name is checked when it is resolved).
+fn may_post(url: &reqwest::Url, insecure: bool) -> Result<(), String> {
+    match url.scheme() {
+        "https" => {}
+        "http" if insecure => {}
+        _ => return Err("refused: not an https:// address".to_owned()),
+    }
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+        Some(url::Host::Domain(_)) => None,
+        None => return Err("refused: no host".to_owned()),
+    };
+    match ip {
+        Some(ip) if !reachable(ip, insecure) => Err("refused: not a public address".to_owned()),
+        Some(_) if url.scheme() == "http" && !ip.is_some_and(|i| i.is_loopback()) => {
+            Err("refused: plain http only to loopback".to_owned())
+        }
+        None if url.scheme() == "http" => Err("refused: plain http only to loopback".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 /// The wait before the next try after `attempts` failed ones.
@@ -201,8 +287,10 @@ impl Vault {
         let attempt = ATTEMPT_TIMEOUT.min(Duration::from_millis(
             u64::try_from(lease * 2 / 3).unwrap_or(1).max(1),
         ));
+        let insecure = self.insecure_webhooks();
         let client = match reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(std::sync::Arc::new(Reachable { insecure }))
             .timeout(attempt)
             .connect_timeout(attempt.min(Duration::from_secs(5)))
             .user_agent(concat!("Steward-Webhooks/", env!("CARGO_PKG_VERSION")))
@@ -286,11 +374,14 @@ impl Vault {
         let body = serde_json::to_vec(&Body {
             change: &n.change,
             timestamp: Timestamp(n.created_at).to_rfc3339(),
+            recipient: n.recipient_id.to_string(),
             customer: &n.customer_ref,
             categories: &n.categories,
             purpose: n.purpose.as_deref(),
         })
         .map_err(|_| "the body could not be written".to_owned())?;
+        let url = reqwest::Url::parse(url).map_err(|_| "refused: not a URL".to_owned())?;
+        may_post(&url, self.insecure_webhooks())?;
         // Signed per attempt: the timestamp tells the recipient how fresh this attempt is (its
         // replay window); the id stays the same across attempts (its idempotency key).
         let ts = Timestamp::now().millis() / 1000;
@@ -325,6 +416,47 @@ impl Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_public_addresses_are_reachable() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for private in [
+            "10.0.0.1",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+            "ff02::1",
+        ] {
+            assert!(!reachable(ip(private), true), "{private}");
+        }
+        assert!(!reachable(ip("127.0.0.1"), false));
+        assert!(reachable(ip("127.0.0.1"), true));
+        assert!(!reachable(ip("::1"), false));
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+            assert!(reachable(ip(public), false), "{public}");
+        }
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(may_post(&url("https://hooks.example.com/x"), false).is_ok());
+        assert!(may_post(&url("https://10.1.2.3/x"), false).is_err());
+        assert!(
+            may_post(&url("http://127.0.0.1:9/x"), false).is_err(),
+            "the flag is off now"
+        );
+        assert!(may_post(&url("http://127.0.0.1:9/x"), true).is_ok());
+        assert!(may_post(&url("http://hooks.example.com/x"), true).is_err());
+    }
 
     #[test]
     fn backoff_doubles_to_an_hour() {

@@ -139,6 +139,7 @@ impl SqlStore {
         // where is forgotten and their pseudonyms map to nothing (issue 22).
         Self::follow(
             &mut tx,
+            self.backend,
             id,
             steward_domain::sharing::Change::Erased,
             crate::Touched::All,

@@ -46,7 +46,9 @@ pub use rectification::ChangeRow;
 pub use requests::RequestRow;
 pub use retention::ActivityTable;
 pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, SegmentScan};
-pub use sharing::{AgreementRow, DisclosureRow, NotificationRow, RecipientRow, Settled, Touched};
+pub use sharing::{
+    AgreementRow, DisclosureRow, NewDisclosure, NotificationRow, RecipientRow, Settled, Touched,
+};
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
 pub use surveys::{Stored, SurveyCounts, SurveyRow};
@@ -1060,25 +1062,17 @@ pub trait SharingStore: Send + Sync + 'static {
     /// One agreement.
     async fn agreement(&self, id: AgreementId) -> StoreResult<Option<AgreementRow>>;
 
-    /// Records that `categories` of `customer` went to the agreement's recipient under
-    /// `purpose`, known to it as `customer_ref`; false if the customer is erased.
-    async fn record_disclosure(
-        &self,
-        customer: CustomerId,
-        agreement: &AgreementRow,
-        purpose: &str,
-        categories: &[&str],
-        customer_ref: &str,
-        at: i64,
-    ) -> StoreResult<bool>;
+    /// Records a disclosure, in one transaction with the checks that it may still be made
+    /// (see [`NewDisclosure`]); the reference the recipient knows the customer by (their id, or
+    /// its pseudonym, given now if it had none), or `None` (nothing recorded) if it may not.
+    async fn record_disclosure(&self, d: &NewDisclosure<'_>) -> StoreResult<Option<String>>;
 
-    /// Remembers which customer a recipient's pseudonym stands for.
-    async fn remember_pseudonym(
+    /// A recipient's pseudonym for a customer, if it was given one.
+    async fn pseudonym_of(
         &self,
         recipient: RecipientId,
-        pseudonym: &str,
         customer: CustomerId,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Option<String>>;
 
     /// The customer a recipient's pseudonym stands for; `None` if unknown or erased.
     async fn pseudonym_customer(

@@ -173,21 +173,18 @@ impl SqlStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        // Every recipient that received their data is told to use it for nothing (Art. 19).
-        if restricted {
-            let at = audit
-                .first()
-                .map(|a| a.occurred_at)
-                .unwrap_or_else(|| steward_domain::Timestamp::now().millis());
-            Self::follow(
-                &mut tx,
-                id,
-                steward_domain::sharing::Change::Restricted,
-                crate::Touched::All,
-                at,
-            )
-            .await?;
-        }
+        // Every recipient that received their data is told to use it for nothing (Art. 19),
+        // and when it may be used again.
+        let at = audit
+            .first()
+            .map(|a| a.occurred_at)
+            .unwrap_or_else(|| steward_domain::Timestamp::now().millis());
+        let change = if restricted {
+            steward_domain::sharing::Change::Restricted
+        } else {
+            steward_domain::sharing::Change::Unrestricted
+        };
+        Self::follow(&mut tx, self.backend, id, change, crate::Touched::All, at).await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)

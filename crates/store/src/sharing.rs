@@ -131,6 +131,28 @@ pub enum Settled {
     },
 }
 
+/// A disclosure about to be made: recorded only if, at this moment, the customer is neither
+/// erased nor restricted, their consent (where the purpose needs it) is active, and the
+/// agreement is still in force.
+#[derive(Debug, Clone)]
+pub struct NewDisclosure<'a> {
+    /// About whom.
+    pub customer: CustomerId,
+    /// Under which agreement.
+    pub agreement: &'a AgreementRow,
+    /// The purpose declared.
+    pub purpose: &'a str,
+    /// The categories shown.
+    pub categories: &'a [&'a str],
+    /// The purpose rests on consent.
+    pub consent_needed: bool,
+    /// A random pseudonym to give the customer if the agreement is pseudonymous and the
+    /// recipient has none for them yet.
+    pub fresh_pseudonym: Option<&'a str>,
+    /// When (Unix ms).
+    pub at: i64,
+}
+
 /// Which of a customer's disclosures a change touches.
 #[derive(Debug, Clone, Copy)]
 pub enum Touched<'a> {
@@ -211,11 +233,21 @@ impl SqlStore {
     /// the change and its notifications commit together or not at all (GDPR Art. 19).
     pub(crate) async fn follow(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        backend: crate::Backend,
         customer: CustomerId,
         change: Change,
         touched: Touched<'_>,
         at: i64,
     ) -> StoreResult<u64> {
+        // Serialises with a disclosure being recorded (which holds the row FOR SHARE): either
+        // it committed and is seen below, or it waits and then sees this change.
+        // (SQLite has no row locks: its write transaction already excludes every other.)
+        if backend == crate::Backend::Postgres {
+            sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
+                .bind(customer.as_bytes().to_vec())
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
         let rows = sqlx::query(
             "SELECT recipient_id, customer_ref, purpose, category FROM disclosures WHERE customer_id = $1",
         )
@@ -416,69 +448,113 @@ impl SharingStore for SqlStore {
         row.as_ref().map(agreement_from).transpose()
     }
 
-    async fn record_disclosure(
-        &self,
-        customer: CustomerId,
-        agreement: &AgreementRow,
-        purpose: &str,
-        categories: &[&str],
-        customer_ref: &str,
-        at: i64,
-    ) -> StoreResult<bool> {
+    async fn record_disclosure(&self, d: &NewDisclosure<'_>) -> StoreResult<Option<String>> {
         let mut tx = self.write_tx().await?;
-        // Not to a customer erased meanwhile: their erasure's notifications were queued from
-        // the disclosures it found, so one recorded after it would never be followed.
+        let id = d.customer.as_bytes().to_vec();
+        // Under the customer's row lock (PostgreSQL) or the write lock (SQLite), a restriction,
+        // withdrawal or erasure committed a moment ago is seen, and one that comes later sees
+        // this disclosure when it queues its notifications.
         let lock = match self.backend {
-            crate::Backend::Sqlite => "SELECT 1 FROM customers WHERE id = $1 AND erased_at IS NULL",
+            crate::Backend::Sqlite => {
+                "SELECT restricted FROM customers WHERE id = $1 AND erased_at IS NULL"
+            }
             crate::Backend::Postgres => {
-                "SELECT 1 FROM customers WHERE id = $1 AND erased_at IS NULL FOR SHARE"
+                "SELECT restricted FROM customers WHERE id = $1 AND erased_at IS NULL FOR SHARE"
             }
         };
-        if sqlx::query(lock)
-            .bind(customer.as_bytes().to_vec())
+        let Some(row) = sqlx::query(lock)
+            .bind(id.clone())
             .fetch_optional(&mut *tx)
             .await?
-            .is_none()
-        {
-            return Ok(false);
+        else {
+            return Ok(None);
+        };
+        if row.try_get::<i64, _>(0)? != 0 {
+            return Ok(None);
         }
-        for category in categories {
+        if d.consent_needed {
+            let last = sqlx::query(
+                "SELECT action FROM consent_events WHERE customer_id = $1 AND purpose = $2 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(id.clone())
+            .bind(d.purpose.to_owned())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let granted = match last {
+                Some(r) => r.try_get::<String, _>(0)? == "grant",
+                None => false,
+            };
+            if !granted {
+                return Ok(None);
+            }
+        }
+        let in_force = sqlx::query(
+            "SELECT 1 FROM agreements WHERE id = $1 AND starts_at <= $2 AND expires_at > $2 AND (ended_at IS NULL OR ended_at > $2)",
+        )
+        .bind(d.agreement.id.as_bytes().to_vec())
+        .bind(d.at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if in_force.is_none() {
+            return Ok(None);
+        }
+        let recipient = d.agreement.recipient_id.as_bytes().to_vec();
+        let customer_ref = match d.fresh_pseudonym {
+            None => d.customer.to_string(),
+            Some(fresh) => {
+                sqlx::query(
+                    "INSERT INTO shared_pseudonyms (recipient_id, pseudonym, customer_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (customer_id, recipient_id) DO NOTHING",
+                )
+                .bind(recipient.clone())
+                .bind(fresh.to_owned())
+                .bind(id.clone())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "SELECT pseudonym FROM shared_pseudonyms WHERE customer_id = $1 AND recipient_id = $2",
+                )
+                .bind(id.clone())
+                .bind(recipient.clone())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?
+            }
+        };
+        for category in d.categories {
             sqlx::query(
                 "INSERT INTO disclosures (customer_id, recipient_id, agreement_id, purpose, category, customer_ref, first_at, last_at, times) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) \
                  ON CONFLICT (customer_id, recipient_id, agreement_id, purpose, category) \
                  DO UPDATE SET last_at = excluded.last_at, times = disclosures.times + 1",
             )
-            .bind(customer.as_bytes().to_vec())
-            .bind(agreement.recipient_id.as_bytes().to_vec())
-            .bind(agreement.id.as_bytes().to_vec())
-            .bind(purpose.to_owned())
+            .bind(id.clone())
+            .bind(recipient.clone())
+            .bind(d.agreement.id.as_bytes().to_vec())
+            .bind(d.purpose.to_owned())
             .bind((*category).to_owned())
-            .bind(customer_ref.to_owned())
-            .bind(at)
+            .bind(customer_ref.clone())
+            .bind(d.at)
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(customer_ref))
     }
 
-    async fn remember_pseudonym(
+    async fn pseudonym_of(
         &self,
         recipient: RecipientId,
-        pseudonym: &str,
         customer: CustomerId,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO shared_pseudonyms (recipient_id, pseudonym, customer_id) VALUES ($1, $2, $3) \
-             ON CONFLICT (recipient_id, pseudonym) DO NOTHING",
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT pseudonym FROM shared_pseudonyms WHERE customer_id = $1 AND recipient_id = $2",
         )
-        .bind(recipient.as_bytes().to_vec())
-        .bind(pseudonym.to_owned())
         .bind(customer.as_bytes().to_vec())
-        .execute(&self.pool)
+        .bind(recipient.as_bytes().to_vec())
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
     }
 
     async fn pseudonym_customer(

@@ -720,6 +720,7 @@ impl CustomerStore for SqlStore {
             .collect();
         Self::follow(
             &mut tx,
+            self.backend,
             row.id,
             steward_domain::sharing::Change::Rectified,
             crate::Touched::Categories(&categories),
@@ -1167,6 +1168,7 @@ impl ConsentStore for SqlStore {
         if row.action == "withdraw" {
             Self::follow(
                 &mut tx,
+                self.backend,
                 row.customer_id,
                 steward_domain::sharing::Change::ConsentWithdrawn,
                 crate::Touched::Purpose(&row.purpose),

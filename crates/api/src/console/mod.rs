@@ -167,10 +167,14 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
         let principal = crate::extract::authenticate(s, token, crate::extract::client_ip(parts))
             .await
             .map_err(|p| error_page(None, p))?;
-        Ok(SignedIn(principal.map(|principal| {
-            let csrf = s.vault.session_csrf(&principal);
-            Session { principal, csrf }
-        })))
+        // The console is the staff's: a recipient's token is no session here (it reads through
+        // `/v1` alone).
+        Ok(SignedIn(principal.filter(|p| p.recipient().is_none()).map(
+            |principal| {
+                let csrf = s.vault.session_csrf(&principal);
+                Session { principal, csrf }
+            },
+        )))
     }
 }
 

@@ -604,7 +604,7 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             "POST",
             "/v1/agreements",
             Some(
-                json!({"recipient_id": "{recipient}", "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "ab".repeat(32), "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
+                json!({"recipient_id": "{recipient}", "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "ab".repeat(32), "identity": "identified", "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
             ),
             vec![Dpo],
             StatusCode::CREATED,
@@ -983,7 +983,7 @@ async fn matrix_recipient(router: &axum::Router, dpo: &str) -> (String, String) 
     .await;
     let agreement = call(
         "/v1/agreements",
-        json!({"recipient_id": recipient, "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "cd".repeat(32), "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
+        json!({"recipient_id": recipient, "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "cd".repeat(32), "identity": "identified", "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
     )
     .await;
     (recipient, agreement)
@@ -1052,7 +1052,7 @@ async fn recipient_matrix(db: TestDb) {
                          from: &str,
                          to: &str| {
             json!({"recipient_id": id, "purposes": purposes, "categories": categories, "lawful_basis": basis,
-                   "document_sha256": "ef".repeat(32), "starts_at": from, "expires_at": to})
+                   "document_sha256": "ef".repeat(32), "identity": "identified", "starts_at": from, "expires_at": to})
         };
         let (from, to) = if name == "Lapsed" {
             ("2020-01-01T00:00:00Z", "2020-12-31T00:00:00Z")

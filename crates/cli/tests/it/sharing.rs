@@ -22,6 +22,7 @@ fn agreement(recipient: &str, purposes: &[&str], categories: &[&str], extra: Val
         "categories": categories,
         "lawful_basis": "contract",
         "document_sha256": "9f".repeat(32),
+        "identity": "identified",
         "starts_at": Timestamp(now - 3_600_000).to_rfc3339(),
         "expires_at": Timestamp(now + 86_400_000).to_rfc3339(),
     });
@@ -89,6 +90,25 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         .await
     };
     let ann = person("Ann Share", "ann.share@example.com", "+41 44 555 01 01").await;
+    // One purchase of Ann's, sold by a staff member: a recipient never learns who sold it.
+    let seller = vault
+        .create_staff(
+            op.into(),
+            "Seller Person",
+            &[Role::SalesAssociate],
+            &[outlet],
+        )
+        .await
+        .unwrap();
+    let sale: steward_domain::PurchaseInput = serde_json::from_value(json!({"item": "Gold Ring", "category": "rings", "outlet_id": outlet, "seller_id": seller, "amount_minor": 125000, "currency": "CHF"})).unwrap();
+    vault
+        .add_purchase(
+            Actor::Operator(op),
+            ann,
+            &sale.validate(Timestamp::now()).unwrap(),
+        )
+        .await
+        .unwrap();
     let bob = person("Bob Share", "bob.share@example.com", "+41 44 555 01 02").await;
     let cara = person("Cara Share", "cara.share@example.com", "+41 44 555 01 03").await;
     let token = async |owner| vault.create_token(op, "t", owner).await.unwrap().1;
@@ -279,6 +299,22 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         ))
         .await;
     }
+    // A recipient receives identities or pseudonyms, never both.
+    let (s, v) = call(
+        &app,
+        &dpo,
+        "POST",
+        "/v1/agreements",
+        Some(agreement(
+            insight,
+            &["order_fulfilment"],
+            &["user.name"],
+            json!({}),
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!((s, v["field"].as_str()), (422, Some("identity")), "{v}");
     let recipient_token = async |id: &str| token(TokenOwner::Recipient(id.parse().unwrap())).await;
     let (parcel_t, ads_t, insight_t, metrics_t) = (
         recipient_token(parcel).await,
@@ -317,6 +353,11 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    assert_eq!(v["items"][0]["item"], "Gold Ring", "{v}");
+    assert!(
+        v["items"][0].get("seller_id").is_none(),
+        "who sold it is not the recipient's: {v}"
+    );
     let (s, _) = call(
         &app,
         &parcel_t,
@@ -466,6 +507,31 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     assert_eq!(s, 404, "another recipient's pseudonym means nothing");
     let (s, _) = read(&insight_t, ann, "analytics").await;
     assert_eq!(s, 403, "a pseudonymous recipient never reads by id");
+    let (s, _) = read(&insight_t, CustomerId::new(), "analytics").await;
+    assert_eq!(s, 403, "nor learns which ids exist (403, not 404)");
+    for uri in [
+        "/v1/customers?purpose=analytics".to_owned(),
+        format!("/v1/customers/{ann}/purchases?purpose=analytics"),
+        format!("/v1/customers/{ann}/interactions?purpose=analytics"),
+    ] {
+        let (s, v) = call(&app, &insight_t, "GET", &uri, None, &[]).await;
+        assert_eq!(s, 403, "{uri}: {v}");
+    }
+    let with_ring = first
+        .iter()
+        .find(|r| r["purchases"].as_array().is_some_and(|p| !p.is_empty()))
+        .expect("Ann's record, with her purchase");
+    let bought = &with_ring["purchases"][0];
+    assert_eq!(bought["item"], "Gold Ring");
+    assert_eq!(
+        bought["occurred_on"].as_str().map(str::len),
+        Some(10),
+        "a day, no finer: {bought}"
+    );
+    assert!(
+        bought.get("occurred_at").is_none() && bought.get("seller_id").is_none(),
+        "{bought}"
+    );
     let (s, _) = call(
         &app,
         &parcel_t,
@@ -590,6 +656,15 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         )],
         "Bob's restriction, to the one recipient that received his data"
     );
+    store.set_restricted(bob, false, &[]).await.unwrap();
+    assert!(
+        notified(&app, &dpo).await.contains(&(
+            "customer.unrestricted".to_owned(),
+            parcel.clone(),
+            bob.to_string()
+        )),
+        "and when it is lifted"
+    );
     let (s, v) = call(
         &app,
         &agent,
@@ -667,8 +742,8 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     assert_eq!(s, 404, "unmappable after erasure");
     assert_eq!(
         listed(&app, &insight_t, "analytics").await.len(),
-        1,
-        "only Cara is left"
+        2,
+        "Bob (his restriction lifted) and Cara; Ann is gone"
     );
     let (s, v) = call(
         &app,

@@ -109,7 +109,7 @@ async fn notifications_arrive_signed_through_an_outage_and_a_kill(db: TestDb) {
         Some(&dpo),
         Some(&json!({"recipient_id": recipient, "purposes": ["order_fulfilment"],
                      "categories": ["user.name", "user.contact.address"], "lawful_basis": "contract",
-                     "document_sha256": "ab".repeat(32),
+                     "document_sha256": "ab".repeat(32), "identity": "identified",
                      "starts_at": steward_domain::Timestamp(now - 60_000).to_rfc3339(),
                      "expires_at": steward_domain::Timestamp(now + 86_400_000).to_rfc3339()})),
     );

@@ -46,14 +46,15 @@ CREATE TABLE disclosures (
     PRIMARY KEY (customer_id, recipient_id, agreement_id, purpose, category)
 );
 CREATE INDEX disclosures_by_recipient ON disclosures (recipient_id, customer_id);
--- A pseudonymous recipient's pseudonyms, mapped back only by Steward; gone with the customer.
+-- A pseudonymous recipient's pseudonyms: random, one per recipient and customer, mapped back
+-- only through this table, and gone with the customer (nothing can recompute them).
 CREATE TABLE shared_pseudonyms (
     recipient_id BYTEA NOT NULL,
     pseudonym TEXT NOT NULL,
     customer_id BYTEA NOT NULL,
     PRIMARY KEY (recipient_id, pseudonym)
 );
-CREATE INDEX shared_pseudonyms_by_customer ON shared_pseudonyms (customer_id);
+CREATE UNIQUE INDEX shared_pseudonyms_by_customer ON shared_pseudonyms (customer_id, recipient_id);
 -- Notifications of changes to recipients, queued in the change's own transaction and delivered
 -- at least once by the sender, the id being the webhook-id. They carry the reference the
 -- recipient already holds, the change and the categories concerned: never a value.
