@@ -23,6 +23,7 @@ mod recommend;
 mod search;
 mod segment;
 mod send;
+mod share;
 mod soak;
 
 /// A child `steward serve` of a benchmark; killed when dropped.
@@ -238,6 +239,22 @@ enum Which {
         /// Customers whose held-out purchase is checked.
         #[arg(long, default_value_t = 5_000)]
         sample: usize,
+    },
+    /// Sharing under agreement: a recipient's read against a staff read of the same customers
+    /// (interleaved), and notifications delivered to a loopback receiver.
+    Share {
+        /// Customers.
+        #[arg(long, default_value_t = 10_000)]
+        customers: usize,
+        /// Interleaved rounds.
+        #[arg(long, default_value_t = 6)]
+        rounds: usize,
+        /// Reads each way per round.
+        #[arg(long, default_value_t = 1_000)]
+        reads: usize,
+        /// Notifications to deliver.
+        #[arg(long, default_value_t = 2_000)]
+        notifications: usize,
     },
     /// Differentially private analytics over many customers and purchases through the service:
     /// latency per query and the median relative error of counts against the exact answers.
@@ -763,6 +780,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         })
         .await
         .context("send benchmark")?,
+        Which::Share {
+            customers,
+            rounds,
+            reads,
+            notifications,
+        } => share::run(
+            customers.max(10),
+            rounds.max(1),
+            reads.max(1),
+            notifications,
+        )
+        .await
+        .context("share benchmark")?,
         Which::Recommend {
             customers,
             purchases,
