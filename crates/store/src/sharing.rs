@@ -454,48 +454,32 @@ impl SharingStore for SqlStore {
         // Under the customer's row lock (PostgreSQL) or the write lock (SQLite), a restriction,
         // withdrawal or erasure committed a moment ago is seen, and one that comes later sees
         // this disclosure when it queues its notifications.
-        let lock = match self.backend {
-            crate::Backend::Sqlite => {
-                "SELECT restricted FROM customers WHERE id = $1 AND erased_at IS NULL"
+        // One statement: the customer's restriction, whether the agreement is in force, and
+        // (where the purpose rests on it) the last consent event for the purpose.
+        let checks = format!(
+            "SELECT c.restricted, \
+             (SELECT COUNT(*) FROM agreements a WHERE a.id = $2 AND a.starts_at <= $3 AND a.expires_at > $3 AND (a.ended_at IS NULL OR a.ended_at > $3)), \
+             (SELECT e.action FROM consent_events e WHERE e.customer_id = c.id AND e.purpose = $4 ORDER BY e.id DESC LIMIT 1) \
+             FROM customers c WHERE c.id = $1 AND c.erased_at IS NULL{}",
+            match self.backend {
+                crate::Backend::Sqlite => "",
+                crate::Backend::Postgres => " FOR SHARE OF c",
             }
-            crate::Backend::Postgres => {
-                "SELECT restricted FROM customers WHERE id = $1 AND erased_at IS NULL FOR SHARE"
-            }
-        };
-        let Some(row) = sqlx::query(lock)
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(checks))
             .bind(id.clone())
+            .bind(d.agreement.id.as_bytes().to_vec())
+            .bind(d.at)
+            .bind(d.purpose.to_owned())
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
         };
-        if row.try_get::<i64, _>(0)? != 0 {
-            return Ok(None);
-        }
-        if d.consent_needed {
-            let last = sqlx::query(
-                "SELECT action FROM consent_events WHERE customer_id = $1 AND purpose = $2 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(id.clone())
-            .bind(d.purpose.to_owned())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let granted = match last {
-                Some(r) => r.try_get::<String, _>(0)? == "grant",
-                None => false,
-            };
-            if !granted {
-                return Ok(None);
-            }
-        }
-        let in_force = sqlx::query(
-            "SELECT 1 FROM agreements WHERE id = $1 AND starts_at <= $2 AND expires_at > $2 AND (ended_at IS NULL OR ended_at > $2)",
-        )
-        .bind(d.agreement.id.as_bytes().to_vec())
-        .bind(d.at)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if in_force.is_none() {
+        let restricted = row.try_get::<i64, _>(0)? != 0;
+        let in_force = row.try_get::<i64, _>(1)? > 0;
+        let granted = row.try_get::<Option<String>, _>(2)?.as_deref() == Some("grant");
+        if restricted || !in_force || (d.consent_needed && !granted) {
             return Ok(None);
         }
         let recipient = d.agreement.recipient_id.as_bytes().to_vec();
@@ -521,22 +505,32 @@ impl SharingStore for SqlStore {
                 .try_get(0)?
             }
         };
-        for category in d.categories {
-            sqlx::query(
+        // One statement for every category (each statement through the driver costs more than
+        // the row it writes): `$7` onwards are the categories, each once.
+        let mut categories: Vec<&str> = d.categories.to_vec();
+        categories.sort_unstable();
+        categories.dedup();
+        if !categories.is_empty() {
+            let rows: Vec<String> = (0..categories.len())
+                .map(|i| format!("($1, $2, $3, $4, ${}, $5, $6, $6, 1)", i + 7))
+                .collect();
+            let sql = format!(
                 "INSERT INTO disclosures (customer_id, recipient_id, agreement_id, purpose, category, customer_ref, first_at, last_at, times) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 1) \
-                 ON CONFLICT (customer_id, recipient_id, agreement_id, purpose, category) \
+                 VALUES {} ON CONFLICT (customer_id, recipient_id, agreement_id, purpose, category) \
                  DO UPDATE SET last_at = excluded.last_at, times = disclosures.times + 1",
-            )
-            .bind(id.clone())
-            .bind(recipient.clone())
-            .bind(d.agreement.id.as_bytes().to_vec())
-            .bind(d.purpose.to_owned())
-            .bind((*category).to_owned())
-            .bind(customer_ref.clone())
-            .bind(d.at)
-            .execute(&mut *tx)
-            .await?;
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.clone())
+                .bind(recipient.clone())
+                .bind(d.agreement.id.as_bytes().to_vec())
+                .bind(d.purpose.to_owned())
+                .bind(customer_ref.clone())
+                .bind(d.at);
+            for c in &categories {
+                q = q.bind((*c).to_owned());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(Some(customer_ref))

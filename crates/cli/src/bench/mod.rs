@@ -315,6 +315,25 @@ enum Which {
 /// Generated customer `n`: every profile field filled, values unique per `n`. E-mails and
 /// phones are scattered (a bijective mix of `n`), as in a real export, so that neither side's
 /// indexes get the unrealistic benefit of sorted input.
+/// Seals generated customers `range`, registered at `outlet`, and inserts them in one batch; their
+/// ids in order.
+async fn insert_generated(
+    vault: &Vault,
+    operator: steward_service::Operator,
+    outlet: steward_domain::OutletId,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<Vec<steward_domain::CustomerId>> {
+    let sealed = range
+        .map(|n| {
+            let mut c = generated(n);
+            c.outlet_id = Some(outlet);
+            vault.seal_new_customer(&c, steward_domain::Timestamp::now())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    vault.insert_sealed(operator, &sealed).await?;
+    Ok(sealed.iter().map(|s| s.row.id).collect())
+}
+
 fn generated(n: usize) -> NewCustomer {
     // 0x9E37_79B1 is coprime with 10^8 (odd, not a multiple of 5), so n -> n * it mod 10^8 is a
     // bijection on 0..10^8 (no u64 overflow below 10^8).

@@ -64,21 +64,14 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
     let now = Timestamp::now().millis();
     for start in (0..customers).step_by(2_000) {
         let end = (start + 2_000).min(customers);
-        let sealed = (start..end)
-            .map(|n| {
-                let mut c = super::generated(n);
-                c.outlet_id = Some(outlet);
-                vault.seal_new_customer(&c, Timestamp::now())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        vault.insert_sealed(operator, &sealed).await?;
+        let batch = super::insert_generated(&vault, operator, outlet, start..end).await?;
         let mut items = Vec::new();
-        for (i, s) in sealed.iter().enumerate() {
+        for (i, id) in batch.iter().enumerate() {
             let h = history(start + i, per_customer, tastes);
             for (k, (item, category)) in h.iter().take(per_customer - 1).enumerate() {
                 *popularity.entry(item.clone()).or_default() += 1;
                 items.push((
-                    s.row.id,
+                    *id,
                     Activity::Purchase(NewPurchase {
                         item: item.clone(),
                         category: (*category).into(),
@@ -90,7 +83,7 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
                     }),
                 ));
             }
-            ids.push(s.row.id);
+            ids.push(*id);
         }
         vault.add_activity(operator, &items).await?;
         bar.set_position(end as u64);

@@ -63,15 +63,8 @@ async fn load(
     let mut ids = Vec::with_capacity(customers);
     for start in (0..customers).step_by(2_000) {
         let end = (start + 2_000).min(customers);
-        let sealed = (start..end)
-            .map(|n| {
-                let mut c = super::generated(n);
-                c.outlet_id = Some(outlet);
-                vault.seal_new_customer(&c, Timestamp::now())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        vault.insert_sealed(operator, &sealed).await?;
-        let batch: Vec<CustomerId> = sealed.iter().map(|s| s.row.id).collect();
+        let batch: Vec<CustomerId> =
+            super::insert_generated(vault, operator, outlet, start..end).await?;
         let mut items = Vec::with_capacity(batch.len() * per_customer);
         let mut tx = plain.begin().await?;
         for (i, id) in batch.iter().enumerate() {

@@ -73,15 +73,7 @@ pub async fn run(
     let mut ids: Vec<CustomerId> = Vec::with_capacity(customers);
     for start in (0..customers).step_by(2_000) {
         let end = (start + 2_000).min(customers);
-        let sealed = (start..end)
-            .map(|n| {
-                let mut c = super::generated(n);
-                c.outlet_id = Some(outlet);
-                vault.seal_new_customer(&c, Timestamp::now())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        vault.insert_sealed(operator, &sealed).await?;
-        ids.extend(sealed.iter().map(|s| s.row.id));
+        ids.extend(super::insert_generated(&vault, operator, outlet, start..end).await?);
     }
     // The loopback receiver is plain http: the test-only setting, as the tests use it.
     vault.allow_insecure_webhooks(operator, true);

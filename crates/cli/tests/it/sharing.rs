@@ -645,6 +645,22 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         "{claims}"
     );
 
+    // The customer sees it in the portal, beside who looked at her data.
+    let mail = std::sync::Arc::new(crate::portal::Mailbox::default());
+    vault.use_notifier(mail.clone());
+    let (session, _) =
+        crate::portal_rights::portal_session(&app, &mail, "cara.share@example.com", 0).await;
+    let (s, _, page) =
+        crate::console::send(&app, "GET", "/portal/access-log", Some(&session), None).await;
+    assert_eq!(s, axum::http::StatusCode::OK);
+    assert!(
+        page.contains("Who outside the business received your data")
+            && page.contains("Parcel Co")
+            && page.contains("Fraud prevention")
+            && page.contains("processor"),
+        "{page}"
+    );
+
     // ---- Changes follow the data, to those who received what changed. ----
     let before = notified(&app, &dpo).await;
     assert_eq!(
