@@ -681,6 +681,26 @@ impl Vault {
         action: Action,
         customer: Option<CustomerId>,
     ) -> ServiceResult<()> {
+        // A recipient is asked first about no one in particular: it may do nothing but read, and
+        // whether a customer exists is not for it to learn from a 404 (second review, finding 2).
+        if principal.recipient().is_some() && customer.is_some() {
+            let nobody = Subject {
+                id: CustomerId(Uuid::nil()),
+                outlets: &[],
+                restricted: false,
+            };
+            if !self
+                .inner
+                .policy
+                .allows(&principal.asker(), action, Some(&nobody))
+                .0
+            {
+                return Err(ServiceError::Forbidden {
+                    field: "Authorization",
+                    detail: "no policy lets this caller do this".into(),
+                });
+            }
+        }
         self.authorize_as(&principal.asker(), action, customer)
             .await
     }
@@ -751,6 +771,21 @@ impl Vault {
         if !serves(&decision) {
             return Err(refusal(access, &decision));
         }
+        // A recipient is given the record as it is once its disclosure is recorded: a correction
+        // committed before that found no disclosure to follow, so the old values must not leave
+        // (second review, finding 4).
+        let (row, key) = if access.principal.recipient().is_some() {
+            let (row, key, _) = self
+                .inner
+                .stores
+                .customers
+                .get_customer_for_read(id)
+                .await?
+                .ok_or(ServiceError::NotFound("customer"))?;
+            (row, key)
+        } else {
+            (row, key)
+        };
         let dk = self.data_key(id, &key)?;
         let c: Customer = seal::open_customer_fields(&dk, &row, |f| {
             matches!(

@@ -57,6 +57,14 @@ impl Recipient {
     }
 }
 
+/// The refusal of an agreement whose identity differs from its recipient's other agreements'.
+fn mixed_identity() -> ValidationError {
+    ValidationError::new(
+        "identity",
+        "this recipient's agreements are all of the other kind: a recipient receives identities or pseudonyms, never both (register another recipient)",
+    )
+}
+
 /// Where an agreement stands now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -210,6 +218,19 @@ pub struct SharedPurchase {
     pub occurred_on: String,
 }
 
+/// Shuffles a page of shared records (Fisher–Yates, the system's randomness): customers are
+/// walked in creation order, and two recipients comparing the positions of their pseudonyms in
+/// a page would otherwise match them one to one (second review, finding 5).
+fn shuffle(page: &mut [SharedRecord]) -> ServiceResult<()> {
+    for i in (1..page.len()).rev() {
+        let mut b = [0u8; 8];
+        steward_crypto::random_bytes(&mut b)?;
+        let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
+        page.swap(i, j);
+    }
+    Ok(())
+}
+
 /// Most customers one page of `GET /v1/shared` looks at; the page then ends early, with a cursor.
 const SHARED_SCAN_BUDGET: usize = 2_000;
 
@@ -234,6 +255,17 @@ impl Agreements {
             *all = (rows, recipients);
         }
         Ok(())
+    }
+
+    /// Whether `recipient`'s agreements are pseudonymous (all are, or none: never mixed). Fails
+    /// closed: a lock poisoned by a panic says yes.
+    fn pseudonymous(&self, recipient: RecipientId) -> bool {
+        let Ok(all) = self.0.read() else {
+            return true;
+        };
+        all.0
+            .iter()
+            .any(|a| a.recipient_id == recipient && identity_of(a) == Identity::Pseudonymous)
     }
 
     /// The agreement in force now between `recipient` and us that covers `purpose`: the one
@@ -275,14 +307,31 @@ impl Vault {
     /// Refuses a read that names a customer by id when the caller is a recipient whose
     /// agreement for the purpose is pseudonymous: before anything is looked up, so that neither
     /// a listing cursor nor a 404 tells it which ids exist (review finding 1).
+    ///
+    /// For any recipient the refusal comes before any look-up: a pseudonymous one (whatever the
+    /// purpose: its agreements are all pseudonymous) never names a customer by id, and an
+    /// identified one without an agreement for the purpose is told so before whether the id
+    /// exists (second review, finding 2).
     pub(crate) fn refuse_pseudonymous_by_id(&self, access: &Access<'_>) -> ServiceResult<()> {
-        match self.covering(access.principal, &access.purpose.key) {
-            Some(c) if c.terms.identity == Identity::Pseudonymous => Err(ServiceError::Forbidden {
+        let Some(recipient) = access.principal.recipient() else {
+            return Ok(());
+        };
+        if self.inner.agreements.pseudonymous(recipient) {
+            return Err(ServiceError::Forbidden {
                 field: "id",
-                detail: "the agreement for this purpose is pseudonymous: read by pseudonym, GET /v1/shared/{pseudonym}".into(),
-            }),
-            _ => Ok(()),
+                detail: "this recipient's agreements are pseudonymous: read by pseudonym, GET /v1/shared/{pseudonym}".into(),
+            });
         }
+        if self
+            .covering(access.principal, &access.purpose.key)
+            .is_none()
+        {
+            return Err(ServiceError::Forbidden {
+                field: "purpose",
+                detail: "no agreement in force covers this purpose".into(),
+            });
+        }
+        Ok(())
     }
 
     /// A new random pseudonym (`psn_` and 26 base32 letters): random rather than derived, so
@@ -412,11 +461,7 @@ impl Vault {
             .iter()
             .any(|a| Identity::parse(&a.identity) != Some(new.identity))
         {
-            return Err(ValidationError::new(
-                "identity",
-                "this recipient's agreements are all of the other kind: a recipient receives identities or pseudonyms, never both (register another recipient)",
-            )
-            .into());
+            return Err(mixed_identity().into());
         }
         let version = match new.supersedes {
             None => 1,
@@ -463,18 +508,22 @@ impl Vault {
                 purpose: None,
             },
         );
-        if !self
+        match self
             .inner
             .stores
             .sharing
             .insert_agreement(&row, &[entry])
             .await?
         {
-            return Err(ValidationError::new(
-                "supersedes",
-                "that agreement was superseded already",
-            )
-            .into());
+            steward_store::AgreementStored::Stored => {}
+            steward_store::AgreementStored::Superseded => {
+                return Err(ValidationError::new(
+                    "supersedes",
+                    "that agreement was superseded already",
+                )
+                .into());
+            }
+            steward_store::AgreementStored::MixedIdentity => return Err(mixed_identity().into()),
         }
         self.inner
             .agreements
@@ -713,22 +762,20 @@ impl Vault {
                 scanned += 1;
                 // Passed over unread, unrecorded and uncounted: those the agreement and the policy
                 // would show nothing of (restricted, no consent where the purpose needs it).
-                if !self.shareable(access, id).await? {
-                    if scanned >= SHARED_SCAN_BUDGET {
-                        return Ok((out, seal(after)?));
+                if self.shareable(access, id).await? {
+                    match self.shared_record(access, recipient, id).await {
+                        Ok(r) => out.push(r),
+                        Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
                     }
-                    continue;
-                }
-                match self.shared_record(access, recipient, id).await {
-                    Ok(r) => out.push(r),
-                    Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => continue,
-                    Err(e) => return Err(e),
                 }
                 if out.len() == limit as usize || scanned >= SHARED_SCAN_BUDGET {
+                    shuffle(&mut out)?;
                     return Ok((out, seal(after)?));
                 }
             }
             if exhausted {
+                shuffle(&mut out)?;
                 return Ok((out, None));
             }
         }

@@ -156,12 +156,20 @@ fn reachable(ip: std::net::IpAddr, insecure: bool) -> bool {
             if let Some(v4) = a.to_ipv4_mapped() {
                 return reachable(IpAddr::V4(v4), insecure);
             }
-            let first = a.segments()[0];
+            let s = a.segments();
+            // Ranges that carry an IPv4 address inside (IPv4-compatible, NAT64, 6to4, Teredo)
+            // could reach a private one: refused whole.
+            let embeds_v4 = s[..6] == [0; 6]
+                || (s[0] == 0x64 && s[1] == 0xff9b)
+                || s[0] == 0x2002
+                || (s[0] == 0x2001 && s[1] == 0);
             !(a.is_unspecified()
                 || a.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || (first == 0x2001 && a.segments()[1] == 0x0db8))
+                || embeds_v4
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
         }
     }
 }
@@ -290,6 +298,8 @@ impl Vault {
         let insecure = self.insecure_webhooks();
         let client = match reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve names itself, past the check below.
+            .no_proxy()
             .dns_resolver(std::sync::Arc::new(Reachable { insecure }))
             .timeout(attempt)
             .connect_timeout(attempt.min(Duration::from_secs(5)))
@@ -373,7 +383,9 @@ impl Vault {
     ) -> Result<(), String> {
         let body = serde_json::to_vec(&Body {
             change: &n.change,
-            timestamp: Timestamp(n.created_at).to_rfc3339(),
+            // To the second: recipients comparing notes should not match changes by the
+            // millisecond.
+            timestamp: Timestamp(n.created_at - n.created_at.rem_euclid(1000)).to_rfc3339(),
             recipient: n.recipient_id.to_string(),
             customer: &n.customer_ref,
             categories: &n.categories,
@@ -434,6 +446,11 @@ mod tests {
             "240.0.0.1",
             "::",
             "fc00::1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "2001:0:a00:1::1",
+            "fec0::1",
             "fe80::1",
             "2001:db8::1",
             "::ffff:10.0.0.1",

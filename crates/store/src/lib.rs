@@ -47,7 +47,8 @@ pub use requests::RequestRow;
 pub use retention::ActivityTable;
 pub use segments::{SegmentCustomer, SegmentPage, SegmentPurchase, SegmentRow, SegmentScan};
 pub use sharing::{
-    AgreementRow, DisclosureRow, NewDisclosure, NotificationRow, RecipientRow, Settled, Touched,
+    AgreementRow, AgreementStored, DisclosureRow, NewDisclosure, NotificationRow, RecipientRow,
+    Settled, Touched,
 };
 pub use sign_in::CredentialRow;
 pub use sql::SqlStore;
@@ -1039,13 +1040,12 @@ pub trait SharingStore: Send + Sync + 'static {
     async fn recipient(&self, id: RecipientId) -> StoreResult<Option<RecipientRow>>;
 
     /// Records an agreement with the audit entry; one that supersedes another ends it at its own
-    /// start, in the same transaction. False (nothing stored) if the superseded agreement is not
-    /// the same recipient's or was superseded already.
+    /// start, in the same transaction. Nothing is stored unless [`AgreementStored::Stored`].
     async fn insert_agreement(
         &self,
         row: &AgreementRow,
         audit: &[AuditEntryRow],
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<AgreementStored>;
 
     /// Ends an agreement at `at` (unless it ended earlier), with the audit entry; false if none
     /// did end.

@@ -164,14 +164,25 @@ impl SqlStore {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done =
-            sqlx::query("UPDATE customers SET restricted = $2 WHERE id = $1 AND erased_at IS NULL")
-                .bind(id.as_bytes().to_vec())
-                .bind(i64::from(restricted))
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE customers SET restricted = $2 WHERE id = $1 AND erased_at IS NULL AND restricted <> $2",
+        )
+        .bind(id.as_bytes().to_vec())
+        .bind(i64::from(restricted))
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
-            return Ok(false);
+            // Already so (recorded, nothing to tell anyone), or no such customer.
+            let exists = sqlx::query("SELECT 1 FROM customers WHERE id = $1 AND erased_at IS NULL")
+                .bind(id.as_bytes().to_vec())
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if exists {
+                crate::audit::outbox(&mut tx, self.backend, audit).await?;
+                tx.commit().await?;
+            }
+            return Ok(exists);
         }
         // Every recipient that received their data is told to use it for nothing (Art. 19),
         // and when it may be used again.

@@ -109,6 +109,17 @@ pub struct NotificationRow {
     pub last_error: Option<String>,
 }
 
+/// What became of an agreement to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgreementStored {
+    /// Recorded.
+    Stored,
+    /// The agreement it supersedes is another recipient's or was superseded already.
+    Superseded,
+    /// The recipient's other agreements are of the other identity.
+    MixedIdentity,
+}
+
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
@@ -243,7 +254,9 @@ impl SqlStore {
         // it committed and is seen below, or it waits and then sees this change.
         // (SQLite has no row locks: its write transaction already excludes every other.)
         if backend == crate::Backend::Postgres {
-            sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
+            // NO KEY: conflicts with a disclosure's FOR SHARE, not with the foreign keys' KEY
+            // SHARE that the change's own inserts take (two changes would deadlock otherwise).
+            sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE")
                 .bind(customer.as_bytes().to_vec())
                 .fetch_optional(&mut **tx)
                 .await?;
@@ -362,8 +375,29 @@ impl SharingStore for SqlStore {
         &self,
         row: &AgreementRow,
         audit: &[AuditEntryRow],
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<AgreementStored> {
         let mut tx = self.write_tx().await?;
+        // Identities or pseudonyms, never both, per recipient: checked here, in the transaction
+        // (PostgreSQL: the recipient's row locked), so two agreements recorded at once cannot mix.
+        let lock = match self.backend {
+            crate::Backend::Sqlite => "SELECT 1 FROM recipients WHERE id = $1",
+            crate::Backend::Postgres => "SELECT 1 FROM recipients WHERE id = $1 FOR UPDATE",
+        };
+        sqlx::query(lock)
+            .bind(row.recipient_id.as_bytes().to_vec())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mixed: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM agreements WHERE recipient_id = $1 AND identity <> $2",
+        )
+        .bind(row.recipient_id.as_bytes().to_vec())
+        .bind(row.identity.clone())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        if mixed > 0 {
+            return Ok(AgreementStored::MixedIdentity);
+        }
         if let Some(old) = row.supersedes {
             // The old version ends when the new one starts (if it had not ended before), and
             // only one version may supersede it.
@@ -377,7 +411,7 @@ impl SharingStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             if ended.rows_affected() == 0 {
-                return Ok(false);
+                return Ok(AgreementStored::Superseded);
             }
         }
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -400,7 +434,7 @@ impl SharingStore for SqlStore {
         .await?;
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(AgreementStored::Stored)
     }
 
     async fn end_agreement(
@@ -454,32 +488,41 @@ impl SharingStore for SqlStore {
         // Under the customer's row lock (PostgreSQL) or the write lock (SQLite), a restriction,
         // withdrawal or erasure committed a moment ago is seen, and one that comes later sees
         // this disclosure when it queues its notifications.
-        // One statement: the customer's restriction, whether the agreement is in force, and
-        // (where the purpose rests on it) the last consent event for the purpose.
-        let checks = format!(
-            "SELECT c.restricted, \
-             (SELECT COUNT(*) FROM agreements a WHERE a.id = $2 AND a.starts_at <= $3 AND a.expires_at > $3 AND (a.ended_at IS NULL OR a.ended_at > $3)), \
-             (SELECT e.action FROM consent_events e WHERE e.customer_id = c.id AND e.purpose = $4 ORDER BY e.id DESC LIMIT 1) \
-             FROM customers c WHERE c.id = $1 AND c.erased_at IS NULL{}",
-            match self.backend {
-                crate::Backend::Sqlite => "",
-                crate::Backend::Postgres => " FOR SHARE OF c",
+        // First the customer's row, locked (PostgreSQL) or under the write lock (SQLite): a
+        // restriction or erasure committed meanwhile is seen in it.
+        let lock = match self.backend {
+            crate::Backend::Sqlite => {
+                "SELECT restricted FROM customers WHERE id = $1 AND erased_at IS NULL"
             }
-        );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(checks))
+            crate::Backend::Postgres => {
+                "SELECT restricted FROM customers WHERE id = $1 AND erased_at IS NULL FOR SHARE"
+            }
+        };
+        let Some(row) = sqlx::query(lock)
             .bind(id.clone())
-            .bind(d.agreement.id.as_bytes().to_vec())
-            .bind(d.at)
-            .bind(d.purpose.to_owned())
             .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
         };
-        let restricted = row.try_get::<i64, _>(0)? != 0;
-        let in_force = row.try_get::<i64, _>(1)? > 0;
-        let granted = row.try_get::<Option<String>, _>(2)?.as_deref() == Some("grant");
-        if restricted || !in_force || (d.consent_needed && !granted) {
+        if row.try_get::<i64, _>(0)? != 0 {
+            return Ok(None);
+        }
+        // Then, in a statement of its own (PostgreSQL takes a new snapshot per statement, after
+        // the lock: a withdrawal that held the row is seen), the agreement and the consent.
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM agreements a WHERE a.id = $2 AND a.starts_at <= $3 AND a.expires_at > $3 AND (a.ended_at IS NULL OR a.ended_at > $3)), \
+             (SELECT e.action FROM consent_events e WHERE e.customer_id = $1 AND e.purpose = $4 ORDER BY e.id DESC LIMIT 1)",
+        )
+        .bind(id.clone())
+        .bind(d.agreement.id.as_bytes().to_vec())
+        .bind(d.at)
+        .bind(d.purpose.to_owned())
+        .fetch_one(&mut *tx)
+        .await?;
+        let in_force = row.try_get::<i64, _>(0)? > 0;
+        let granted = row.try_get::<Option<String>, _>(1)?.as_deref() == Some("grant");
+        if !in_force || (d.consent_needed && !granted) {
             return Ok(None);
         }
         let recipient = d.agreement.recipient_id.as_bytes().to_vec();
@@ -645,7 +688,10 @@ impl SharingStore for SqlStore {
     async fn settle_notification(&self, id: &str, settled: &Settled) -> StoreResult<()> {
         let q = match settled {
             Settled::Delivered { at } => sqlx::query(
-                "UPDATE webhook_outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, claimed_until = NULL, last_error = NULL WHERE id = $1",
+                // An erasure's notice, once delivered, keeps no reference: beside the erasure's
+                // time in the audit log, the pseudonym would say whom it stood for.
+                "UPDATE webhook_outbox SET status = 'delivered', delivered_at = $2, attempts = attempts + 1, claimed_until = NULL, last_error = NULL, \
+                 customer_ref = CASE WHEN change = 'customer.erased' THEN '' ELSE customer_ref END WHERE id = $1",
             )
             .bind(id.to_owned())
             .bind(*at),

@@ -218,6 +218,11 @@ async fn notifications_arrive_signed_through_an_outage_and_a_kill(db: TestDb) {
         let body = &l["body"];
         let customer = body["customer"].as_str().unwrap();
         assert!(ids.iter().any(|i| i == customer), "{body}");
+        assert_eq!(body["recipient"], recipient.as_str(), "{body}");
+        assert!(
+            !body["timestamp"].as_str().unwrap().contains('.'),
+            "to the second: {body}"
+        );
         let text = body.to_string();
         assert!(
             !text.contains("Renamed")
