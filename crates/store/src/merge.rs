@@ -9,7 +9,7 @@
 
 use steward_domain::CustomerId;
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::Backend;
 use crate::{AuditEntryRow, InteractionRow, PurchaseRow, SqlStore, StoreResult};
@@ -74,6 +74,15 @@ impl SqlStore {
                 return Ok(false);
             }
         }
+        let moved: Vec<String> = sqlx::query(
+            "SELECT DISTINCT purpose FROM consent_events WHERE customer_id = $1 AND action = 'withdraw'",
+        )
+        .bind(from_b.clone())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
         sqlx::query(
             "UPDATE consent_events SET customer_id = $1 WHERE customer_id = $2 AND action = 'withdraw'",
         )
@@ -81,6 +90,34 @@ impl SqlStore {
         .bind(from_b.clone())
         .execute(&mut *tx)
         .await?;
+        // A withdrawal that is now the survivor's last word on a purpose follows the survivor's
+        // data to the recipients that received it under that purpose (issue 22).
+        let at = audit
+            .first()
+            .map(|a| a.occurred_at)
+            .unwrap_or_else(|| steward_domain::Timestamp::now().millis());
+        for purpose in &moved {
+            let last: Option<String> = sqlx::query(
+                "SELECT action FROM consent_events WHERE customer_id = $1 AND purpose = $2 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(to_b.clone())
+            .bind(purpose.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            if last.as_deref() == Some("withdraw") {
+                Self::follow(
+                    &mut tx,
+                    self.backend,
+                    to,
+                    steward_domain::sharing::Change::ConsentWithdrawn,
+                    crate::Touched::Purpose(purpose),
+                    at,
+                )
+                .await?;
+            }
+        }
         // Campaign messages follow the person: the kept record inherits the other's (its
         // unsubscribe links then withdraw the kept record's consent, and the frequency cap
         // counts them), and a campaign both were in goes out once. A row is "out" once its

@@ -779,6 +779,49 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     .await;
     assert!(s == 404 || v["items"] == json!([]), "forgotten: {s} {v}");
 
+    // A merge that brings a withdrawal onto a customer a recipient received follows too.
+    let (s, v) = read(&ads_t, cara, "marketing_email").await;
+    assert_eq!(s, 200, "{v}");
+    let (s, dup) = call(
+        &app,
+        &agent,
+        "POST",
+        "/v1/customers",
+        Some(json!({"name": "Cara Share", "phone": "+41 44 555 01 03", "allow_duplicate": true})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{dup}");
+    let dup = dup["id"].as_str().unwrap().to_owned();
+    let (s, v) = call(
+        &app,
+        &agent,
+        "POST",
+        &format!("/v1/customers/{dup}/consents"),
+        Some(json!({"purpose": "marketing_email", "action": "withdraw", "source": "in_store"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        &app,
+        &agent,
+        "POST",
+        &format!("/v1/customers/{cara}/merge"),
+        Some(json!({"other_id": dup})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        notified(&app, &dpo).await.contains(&(
+            "consent.withdrawn".to_owned(),
+            ads.clone(),
+            cara.to_string()
+        )),
+        "the merged withdrawal reached the recipient"
+    );
+
     // ---- Ending an agreement: recorded, never deleted, nothing more under it. ----
     let (s, _) = call(
         &app,
