@@ -34,6 +34,21 @@ fn agreement(recipient: &str, purposes: &[&str], categories: &[&str], extra: Val
     body
 }
 
+/// Records a grant or withdrawal of consent to marketing e-mail as `agent`; the answer.
+async fn consent(app: &axum::Router, agent: &str, id: &str, action: &str) -> Value {
+    let (s, v) = call(
+        app,
+        agent,
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(json!({"purpose": "marketing_email", "action": action, "source": "in_store"})),
+        &[],
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
 /// The notifications queued so far, as the DPO sees them: (type, recipient, customer ref).
 async fn notified(app: &axum::Router, dpo: &str) -> Vec<(String, String, String)> {
     let (s, v) = call(app, dpo, "GET", "/v1/notifications?limit=500", None, &[]).await;
@@ -115,16 +130,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     let dpo = token(TokenOwner::Role(Role::Dpo)).await;
     let agent = token(TokenOwner::Role(Role::SupportAgent)).await;
     // Ann consents to marketing e-mail; Bob and Cara do not.
-    let (s, v) = call(
-        &app,
-        &agent,
-        "POST",
-        &format!("/v1/customers/{ann}/consents"),
-        Some(json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"})),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
+    consent(&app, &agent, &ann.to_string(), "grant").await;
 
     // ---- Bad input: problem+json naming the field, nothing stored. ----
     let recipient = |name: &str, url: &str| json!({"name": name, "kind": "processor", "country": "de", "contact": "dpo@parcel.example", "webhook_url": url});
@@ -622,16 +628,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         "{recipients}"
     );
     // A consent receipt for a purpose shared under an agreement names the recipient.
-    let (s, v) = call(
-        &app,
-        &agent,
-        "POST",
-        &format!("/v1/customers/{cara}/consents"),
-        Some(json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"})),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
+    let v = consent(&app, &agent, &cara.to_string(), "grant").await;
     let jws = v["events"][0]["receipt"].as_str().unwrap();
     let payload = jws.split('.').nth(1).unwrap();
     let claims: Value = serde_json::from_slice(
@@ -698,16 +695,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     )
     .await;
     assert_eq!(s, 204, "{v}");
-    let (s, v) = call(
-        &app,
-        &agent,
-        "POST",
-        &format!("/v1/customers/{ann}/consents"),
-        Some(json!({"purpose": "marketing_email", "action": "withdraw", "source": "in_store"})),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
+    consent(&app, &agent, &ann.to_string(), "withdraw").await;
     let now_notified = notified(&app, &dpo).await;
     let ann_s = ann.to_string();
     assert!(
@@ -793,16 +781,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     .await;
     assert_eq!(s, 201, "{dup}");
     let dup = dup["id"].as_str().unwrap().to_owned();
-    let (s, v) = call(
-        &app,
-        &agent,
-        "POST",
-        &format!("/v1/customers/{dup}/consents"),
-        Some(json!({"purpose": "marketing_email", "action": "withdraw", "source": "in_store"})),
-        &[],
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
+    consent(&app, &agent, &dup, "withdraw").await;
     let (s, v) = call(
         &app,
         &agent,
