@@ -657,6 +657,18 @@ impl SharingStore for SqlStore {
         lease_until: i64,
         limit: u32,
     ) -> StoreResult<Vec<NotificationRow>> {
+        // Most rounds find nothing due: asked first without a write transaction, so the sender's
+        // polling never takes SQLite's write lock from the requests that need it.
+        let due = sqlx::query(
+            "SELECT 1 FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND (claimed_until IS NULL OR claimed_until <= $1) LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.write_tx().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {NOTIFICATION_COLUMNS} FROM webhook_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
