@@ -353,7 +353,7 @@ impl Vault {
         via: Via,
     ) -> ServiceResult<Decision> {
         if via == Via::Id {
-            self.refuse_pseudonymous_by_id(access)?;
+            self.refuse_recipient_by_id(access)?;
         }
         let covering = self.covering(access.principal, &access.purpose.key);
         let asker = access.principal.asker();
@@ -748,7 +748,7 @@ impl Vault {
         via: Via,
     ) -> ServiceResult<CustomerView> {
         if via == Via::Id {
-            self.refuse_pseudonymous_by_id(access)?;
+            self.refuse_recipient_by_id(access)?;
         }
         let (row, key, facts) = self
             .inner
@@ -852,7 +852,7 @@ impl Vault {
     /// customer is read (so an empty page does not hide the refusal). The policy decides, for a
     /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
     pub(crate) fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
-        self.refuse_pseudonymous_by_id(access)?;
+        self.refuse_recipient_by_id(access)?;
         let nobody = Subject {
             id: CustomerId(Uuid::nil()),
             outlets: &[],
@@ -1001,7 +1001,7 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<()> {
-        self.refuse_pseudonymous_by_id(access)?;
+        self.refuse_recipient_by_id(access)?;
         let decision = self
             .decide(access, id, &[Field::Communications], serves_communications)
             .await?;
@@ -1021,7 +1021,7 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
-        self.refuse_pseudonymous_by_id(access)?;
+        self.refuse_recipient_by_id(access)?;
         let facts = self.access_facts(id).await?;
         let decision = self
             .decide_with(

@@ -312,7 +312,7 @@ impl Vault {
     /// purpose: its agreements are all pseudonymous) never names a customer by id, and an
     /// identified one without an agreement for the purpose is told so before whether the id
     /// exists (second review, finding 2).
-    pub(crate) fn refuse_pseudonymous_by_id(&self, access: &Access<'_>) -> ServiceResult<()> {
+    pub(crate) fn refuse_recipient_by_id(&self, access: &Access<'_>) -> ServiceResult<()> {
         let Some(recipient) = access.principal.recipient() else {
             return Ok(());
         };

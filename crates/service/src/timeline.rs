@@ -51,7 +51,7 @@ impl Vault {
         before: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Timeline> {
-        self.refuse_pseudonymous_by_id(access)?;
+        self.refuse_recipient_by_id(access)?;
         let limit = limit.clamp(1, 200);
         let facts = self.access_facts(id).await?;
         let cursor = before.map(|b| b.as_bytes().to_vec());
