@@ -46,9 +46,9 @@ pub struct Recipient {
 impl Recipient {
     fn of(r: RecipientRow) -> Self {
         Recipient {
+            kind: kind_of(&r),
             id: r.id,
             name: r.name,
-            kind: RecipientKind::parse(&r.kind).unwrap_or(RecipientKind::ThirdParty),
             country: r.country,
             contact: r.contact,
             webhook_url: r.webhook_url,
@@ -114,12 +114,22 @@ pub struct Agreement {
     pub expires_soon: bool,
 }
 
-/// The categories of a stored agreement (unknown names, impossible through the API, dropped).
-fn categories_of(row: &AgreementRow) -> Vec<DataCategory> {
-    row.categories
+/// Stored category names as categories (unknown names, impossible through the API, dropped).
+fn parse_categories(names: &[String]) -> Vec<DataCategory> {
+    names
         .iter()
         .filter_map(|c| DataCategory::parse(c))
         .collect()
+}
+
+/// The categories of a stored agreement.
+fn categories_of(row: &AgreementRow) -> Vec<DataCategory> {
+    parse_categories(&row.categories)
+}
+
+/// A stored recipient's kind (anything unknown read as the wider one, a third party).
+fn kind_of(r: &RecipientRow) -> RecipientKind {
+    RecipientKind::parse(&r.kind).unwrap_or(RecipientKind::ThirdParty)
 }
 
 fn identity_of(row: &AgreementRow) -> Identity {
@@ -449,20 +459,6 @@ impl Vault {
             )
             .into());
         }
-        // A recipient receives identities or pseudonyms, never both: a change would otherwise
-        // reach it twice, once by id and once by pseudonym, and link the two (review finding 2).
-        let theirs = self
-            .inner
-            .stores
-            .sharing
-            .agreements(Some(new.recipient_id))
-            .await?;
-        if theirs
-            .iter()
-            .any(|a| Identity::parse(&a.identity) != Some(new.identity))
-        {
-            return Err(mixed_identity().into());
-        }
         let version = match new.supersedes {
             None => 1,
             Some(old) => match self.inner.stores.sharing.agreement(old).await? {
@@ -523,6 +519,9 @@ impl Vault {
                 )
                 .into());
             }
+            // A recipient receives identities or pseudonyms, never both: a change would otherwise
+            // reach it twice, once by id and once by pseudonym, and link the two (checked in the
+            // agreement's own transaction, so two recorded at once cannot mix).
             steward_store::AgreementStored::MixedIdentity => return Err(mixed_identity().into()),
         }
         self.inner
@@ -610,15 +609,11 @@ impl Vault {
                 Some(Disclosure {
                     recipient_id: d.recipient_id,
                     recipient: r.name.clone(),
-                    kind: RecipientKind::parse(&r.kind).unwrap_or(RecipientKind::ThirdParty),
+                    kind: kind_of(r),
                     country: r.country.clone(),
                     agreement_id: d.agreement_id,
                     purpose: d.purpose,
-                    categories: d
-                        .categories
-                        .iter()
-                        .filter_map(|c| DataCategory::parse(c))
-                        .collect(),
+                    categories: parse_categories(&d.categories),
                     first_at: Timestamp(d.first_at),
                     last_at: Timestamp(d.last_at),
                     times: d.times,

@@ -211,14 +211,15 @@ fn may_post(url: &reqwest::Url, insecure: bool) -> Result<(), String> {
         Some(url::Host::Domain(_)) => None,
         None => return Err("refused: no host".to_owned()),
     };
-    match ip {
-        Some(ip) if !reachable(ip, insecure) => Err("refused: not a public address".to_owned()),
-        Some(_) if url.scheme() == "http" && !ip.is_some_and(|i| i.is_loopback()) => {
-            Err("refused: plain http only to loopback".to_owned())
-        }
-        None if url.scheme() == "http" => Err("refused: plain http only to loopback".to_owned()),
-        _ => Ok(()),
+    if let Some(ip) = ip
+        && !reachable(ip, insecure)
+    {
+        return Err("refused: not a public address".to_owned());
     }
+    if url.scheme() == "http" && !ip.is_some_and(|i| i.is_loopback()) {
+        return Err("refused: plain http only to loopback".to_owned());
+    }
+    Ok(())
 }
 
 /// The wait before the next try after `attempts` failed ones.

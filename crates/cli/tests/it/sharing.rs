@@ -49,6 +49,14 @@ async fn consent(app: &axum::Router, agent: &str, id: &str, action: &str) -> Val
     v
 }
 
+/// A recipient's agreements, as the DPO lists them.
+async fn agreements_of(app: &axum::Router, dpo: &str, recipient: &str) -> Value {
+    let uri = format!("/v1/agreements?recipient_id={recipient}");
+    let (s, v) = call(app, dpo, "GET", &uri, None, &[]).await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
 /// The notifications queued so far, as the DPO sees them: (type, recipient, customer ref).
 async fn notified(app: &axum::Router, dpo: &str) -> Vec<(String, String, String)> {
     let (s, v) = call(app, dpo, "GET", "/v1/notifications?limit=500", None, &[]).await;
@@ -429,15 +437,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     .await;
     let (s, _) = read(&parcel_t, cara, "fraud_prevention").await;
     assert_eq!(s, 403, "expired");
-    let (_, v) = call(
-        &app,
-        &dpo,
-        "GET",
-        &format!("/v1/agreements?recipient_id={parcel}"),
-        None,
-        &[],
-    )
-    .await;
+    let v = agreements_of(&app, &dpo, parcel).await;
     let statuses: Vec<&str> = v["items"]
         .as_array()
         .unwrap()
@@ -824,14 +824,6 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     )
     .await;
     assert_eq!(s, 409, "{v}");
-    let (_, v) = call(
-        &app,
-        &dpo,
-        "GET",
-        &format!("/v1/agreements?recipient_id={parcel}"),
-        None,
-        &[],
-    )
-    .await;
+    let v = agreements_of(&app, &dpo, parcel).await;
     assert_eq!(v["items"][0]["status"], "ended", "{v}");
 }
