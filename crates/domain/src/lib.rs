@@ -14,6 +14,7 @@ pub mod ids;
 pub mod interaction;
 pub mod message;
 pub mod normalize;
+pub mod pii;
 pub mod profile;
 pub mod purchase;
 pub mod purpose;
