@@ -257,13 +257,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Page {
     }
 }
 
-/// A JSON body whose errors name the offending field and never repeat a submitted value.
-pub struct JsonBody<T>(pub T);
+/// A JSON body whose errors name the offending field and never repeat a submitted value. A
+/// route that takes more than [`BODY_LIMIT`] raises its `DefaultBodyLimit` to the `LIMIT` it
+/// names here, so the refusal states the right figure.
+pub struct JsonBody<T, const LIMIT: usize = BODY_LIMIT>(pub T);
 
 /// The body limit in bytes.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-impl<S, T> FromRequest<S> for JsonBody<T>
+impl<S, T, const LIMIT: usize> FromRequest<S> for JsonBody<T, LIMIT>
 where
     S: Send + Sync,
     T: DeserializeOwned,
@@ -289,7 +291,7 @@ where
         }
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|_| Problem::too_large(BODY_LIMIT))?;
+            .map_err(|_| Problem::too_large(LIMIT))?;
         parse_json(&bytes).map(JsonBody)
     }
 }

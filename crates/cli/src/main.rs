@@ -8,6 +8,7 @@ mod http;
 mod import;
 mod mail;
 mod open;
+mod pii;
 mod serve;
 mod staff;
 
@@ -115,6 +116,19 @@ enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Personal data in free text: the detector Steward runs on every text it stores.
+    Pii {
+        #[command(subcommand)]
+        command: PiiCommand,
+    },
+}
+
+/// `steward pii …`.
+#[derive(Subcommand)]
+enum PiiCommand {
+    /// Find e-mail addresses, telephone numbers, card numbers, IBANs, national ids, IP
+    /// addresses and URLs with credentials in a file. Exit 1 when anything is found.
+    Scan(pii::ScanArgs),
 }
 
 /// `steward mail …`.
@@ -413,6 +427,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mail {
             command: MailCommand::Receive(args),
         } => mail::receive(args).await,
+        Command::Pii {
+            command: PiiCommand::Scan(args),
+        } => pii::scan(args),
         Command::Audit {
             command:
                 AuditCommand::Verify {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pii::{EntityType, PiiTypes};
 use crate::{CustomerId, InteractionId, Timestamp, ValidationError, normalize};
 
 /// Where an interaction happened.
@@ -113,4 +114,15 @@ pub struct Interaction {
     pub source: String,
     /// When it happened.
     pub occurred_at: Timestamp,
+    /// The kinds of personal data found in the text when it was recorded (never their values).
+    #[schema(value_type = Vec<EntityType>)]
+    #[serde(serialize_with = "types_as_list")]
+    pub pii_types: PiiTypes,
+    /// Whether the text is shown masked: it holds a card, account or identity number and the
+    /// policy does not clear this reader for it.
+    pub masked: bool,
+}
+
+fn types_as_list<S: serde::Serializer>(t: &PiiTypes, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(t.iter())
 }

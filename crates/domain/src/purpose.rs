@@ -37,6 +37,8 @@ pub struct Purpose {
     pub notice_version: i64,
     /// The roles that may declare this purpose for a read; any other role is refused (403).
     pub roles: Vec<Role>,
+    /// What happens to personal data found in a text recorded under this purpose (issue 23).
+    pub pii_rule: crate::pii::PiiRule,
 }
 
 impl Purpose {
@@ -53,6 +55,17 @@ impl Purpose {
     pub fn withdrawn_by_objection(&self) -> bool {
         let root = self.data_use.split('.').next().unwrap_or_default();
         self.lawful_basis == LawfulBasis::Consent && matches!(root, "marketing" | "personalize")
+    }
+}
+
+/// The shipped purposes' rules for personal data found in texts recorded under them: serving a
+/// customer keeps what they wrote (sealed, and masked for staff not cleared for it); a text
+/// recorded for marketing, personalisation or analytics has no need of a card or an account
+/// number, so those are stored masked.
+pub fn default_pii_rule(key: &str) -> crate::pii::PiiRule {
+    match key {
+        "marketing_email" | "personalisation" | "analytics" => crate::pii::PiiRule::Mask,
+        _ => crate::pii::PiiRule::Keep,
     }
 }
 
@@ -88,6 +101,7 @@ pub fn default_purposes() -> Vec<Purpose> {
                 retention_days: days,
                 notice_text: notice.into(),
                 notice_version: 1,
+                pii_rule: default_pii_rule(key),
             }
         };
     vec![

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::pii::PiiRule;
 use crate::{DataCategory, LawfulBasis, Purpose, Role, ValidationError, normalize};
 
 /// The top levels of the fideslang data-use taxonomy; a purpose's data use must sit under one.
@@ -40,6 +41,10 @@ pub struct PurposeInput {
     /// The roles that may declare the purpose (default: the DPO alone).
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
+    /// What happens to personal data found in a text recorded under this purpose: `keep`,
+    /// `mask` (the default) or `redact`.
+    #[serde(default)]
+    pub pii_rule: Option<PiiRule>,
 }
 
 /// The body of `PATCH /v1/purposes/{key}` (JSON Merge Patch; the key cannot change).
@@ -58,6 +63,8 @@ pub struct PurposePatch {
     pub notice_text: Option<String>,
     /// The roles that may declare the purpose (replaces the list).
     pub roles: Option<Vec<Role>>,
+    /// A new rule for personal data found in texts (not part of the notice: no new version).
+    pub pii_rule: Option<PiiRule>,
 }
 
 impl PurposeInput {
@@ -72,6 +79,7 @@ impl PurposeInput {
             notice_text: normalize::long_text("notice_text", &self.notice_text)?,
             notice_version: 1,
             roles: roles(self.roles.unwrap_or_else(|| vec![Role::Dpo]))?,
+            pii_rule: self.pii_rule.unwrap_or(PiiRule::Mask),
         })
     }
 }
@@ -85,6 +93,7 @@ impl PurposePatch {
             && self.retention_days.is_none()
             && self.notice_text.is_none()
             && self.roles.is_none()
+            && self.pii_rule.is_none()
     }
 
     /// Applies the patch to the current purpose. Any change to what customers are told (basis,
@@ -110,8 +119,15 @@ impl PurposePatch {
         if let Some(r) = &self.roles {
             p.roles = roles(r.clone())?;
         }
-        if p != *current {
+        let told = Purpose {
+            pii_rule: current.pii_rule,
+            ..p.clone()
+        };
+        if told != *current {
             p.notice_version = current.notice_version + 1;
+        }
+        if let Some(r) = self.pii_rule {
+            p.pii_rule = r;
         }
         Ok(p)
     }
@@ -204,6 +220,20 @@ mod tests {
     use super::*;
     use crate::purpose::default_purposes;
 
+    #[test]
+    fn the_rule_for_texts_is_no_new_notice() {
+        let service = default_purposes().into_iter().next().unwrap();
+        let patch = PurposePatch {
+            pii_rule: Some(PiiRule::Redact),
+            ..Default::default()
+        };
+        assert!(!patch.is_empty());
+        let changed = patch.apply(&service).unwrap();
+        assert_eq!(changed.pii_rule, PiiRule::Redact);
+        assert_eq!(changed.notice_version, service.notice_version);
+        assert_eq!(input().validate().unwrap().pii_rule, PiiRule::Mask);
+    }
+
     fn input() -> PurposeInput {
         PurposeInput {
             key: "loyalty_sms".into(),
@@ -217,6 +247,7 @@ mod tests {
             retention_days: 365,
             notice_text: "  We text you loyalty offers.  ".into(),
             roles: None,
+            pii_rule: None,
         }
     }
 

@@ -69,6 +69,7 @@ fn purpose_of(u: &mut Unstructured<'_>) -> arbitrary::Result<Purpose> {
         notice_text: String::new(),
         notice_version: 1,
         roles: subset(&Role::ALL, u.arbitrary()?),
+        pii_rule: Default::default(),
     })
 }
 

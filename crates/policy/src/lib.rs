@@ -299,6 +299,10 @@ pub enum Action {
     ManageSurveys,
     /// Register recipients and their agreements, see disclosures and notifications (issue 22).
     ManageRecipients,
+    /// Ask what personal data a text holds (issue 23; the text is neither stored nor logged).
+    AnalyzeText,
+    /// See in full a text that holds a card, account or identity number (issue 23).
+    ReadSensitiveText,
 }
 
 impl Action {
@@ -331,6 +335,8 @@ impl Action {
             Action::ManageSurveys => "manage_surveys",
             Action::ReceiveMail => "receive_mail",
             Action::ManageRecipients => "manage_recipients",
+            Action::AnalyzeText => "analyze_text",
+            Action::ReadSensitiveText => "read_sensitive_text",
         }
     }
 
@@ -351,6 +357,8 @@ impl Action {
                 | Action::ReceiveMail
                 | Action::ManageSurveys
                 | Action::ManageRecipients
+                | Action::AnalyzeText
+                | Action::ReadSensitiveText
         )
     }
 }

@@ -969,3 +969,29 @@ fn an_agreement_widens_no_staff_read_and_recipients_write_nothing() {
     };
     assert!(p.allows(&dpo, Action::ManageRecipients, None).0);
 }
+
+/// Issue 23: any staff or service role may ask what a text holds (no recipient, not the
+/// operator); only the DPO and the operator see card, account and identity numbers in full.
+#[test]
+fn texts_are_analysed_by_staff_and_shown_in_full_to_the_dpo() {
+    let p = Policy::default_policy().unwrap();
+    for role in Role::EVERY {
+        let asker = Asker {
+            id: format!("staff-{}", role.as_str()),
+            roles: &[role],
+            outlets: &[],
+        };
+        let analyse = !matches!(role, Role::Recipient | Role::Operator);
+        assert_eq!(
+            p.allows(&asker, Action::AnalyzeText, None).0,
+            analyse,
+            "{role:?}"
+        );
+        let full = matches!(role, Role::Dpo | Role::Operator);
+        assert_eq!(
+            p.allows(&asker, Action::ReadSensitiveText, None).0,
+            full,
+            "{role:?}"
+        );
+    }
+}

@@ -961,7 +961,9 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<Vec<Interaction>> {
         self.check_communications(access, id).await?;
-        self.list_interactions(id, after, limit).await
+        let mut items = self.list_interactions(id, after, limit).await?;
+        self.shown_to(access.principal, &mut items).await?;
+        Ok(items)
     }
 
     /// A request decided without a reason or break-glass: what writing to a customer

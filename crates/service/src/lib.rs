@@ -26,6 +26,7 @@ pub mod notice;
 pub mod notify;
 mod operator_export;
 pub mod personalise;
+pub mod pii;
 pub mod portal;
 mod purposes;
 mod rectification;

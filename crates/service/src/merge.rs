@@ -123,7 +123,7 @@ impl Vault {
                     source: i.source.clone(),
                     occurred_at: i.occurred_at,
                 };
-                interactions.push(seal::seal_interaction(&to, survivor, i.id, &new)?);
+                interactions.push(seal::seal_screened(&to, survivor, i.id, &new, i.pii_types)?);
             }
             too_many(interactions.len())?;
         }

@@ -5,6 +5,7 @@
 //! every two seconds, for changes made through other servers on the same database.
 
 use std::sync::{Arc, RwLock};
+use steward_domain::pii::PiiRule;
 
 use steward_domain::purpose::default_purposes;
 use steward_domain::{Purpose, PurposeInput, PurposePatch, ValidationError};
@@ -90,6 +91,7 @@ fn row(p: &Purpose) -> PurposeRow {
         notice_version: p.notice_version,
         notice_text: p.notice_text.clone(),
         roles: serde_json::to_string(&p.roles).unwrap_or_else(|_| "[]".into()),
+        pii_rule: p.pii_rule.as_str().to_owned(),
     }
 }
 
@@ -104,6 +106,7 @@ fn from_row(r: PurposeRow) -> ServiceResult<Purpose> {
         retention_days: r.retention_days,
         notice_version: r.notice_version,
         notice_text: r.notice_text,
+        pii_rule: PiiRule::parse(&r.pii_rule).ok_or(ServiceError::Integrity)?,
     })
 }
 

@@ -4,6 +4,7 @@
 //! table, column, customer and record; the store receives only the output.
 
 use steward_crypto::{DataKey, FieldAad};
+use steward_domain::pii::PiiTypes;
 use steward_domain::{
     Customer, CustomerId, Interaction, InteractionId, NewCustomer, OutletId, ProfileField,
     Purchase, PurchaseId, StaffId, Timestamp, interaction::Channel,
@@ -147,13 +148,27 @@ pub fn open_customer(dk: &DataKey, r: &CustomerRow) -> ServiceResult<Customer> {
     open_customer_fields(dk, r, |_| true)
 }
 
-/// Seals an interaction.
+/// Seals an interaction, recording the kinds of personal data its text holds.
 pub fn seal_interaction(
     dk: &DataKey,
     customer: CustomerId,
     id: InteractionId,
     i: &steward_domain::NewInteraction,
 ) -> ServiceResult<InteractionRow> {
+    seal_screened(dk, customer, id, i, PiiTypes::NONE)
+}
+
+/// Seals an interaction whose text may have been masked or redacted: `found` are the kinds
+/// found before, recorded with those in the text as it is now. Every interaction passes here,
+/// so none is stored unexamined.
+pub fn seal_screened(
+    dk: &DataKey,
+    customer: CustomerId,
+    id: InteractionId,
+    i: &steward_domain::NewInteraction,
+    found: PiiTypes,
+) -> ServiceResult<InteractionRow> {
+    let pii_types = found.union(crate::pii::types_in(&i.text));
     Ok(InteractionRow {
         id: id.as_bytes().to_vec(),
         customer_id: customer,
@@ -164,6 +179,7 @@ pub fn seal_interaction(
             &aad("interactions", "body", customer, id.0),
             i.text.as_bytes(),
         )?,
+        pii_types: pii_types.to_stored(),
     })
 }
 
@@ -177,6 +193,8 @@ pub fn open_interaction(dk: &DataKey, r: &InteractionRow) -> ServiceResult<Inter
         text: open_str(dk, "interactions", "body", r.customer_id, id.0, &r.body)?,
         source: r.source.clone(),
         occurred_at: Timestamp(r.occurred_at),
+        pii_types: PiiTypes::from_stored(&r.pii_types),
+        masked: false,
     })
 }
 

@@ -117,9 +117,13 @@ impl Vault {
                 .recent_interactions(id, cursor, limit + 1)
                 .await?;
             more |= rows.len() > limit as usize;
-            for r in rows.iter().take(limit as usize) {
-                entries.push(TimelineEntry::Interaction(seal::open_interaction(&dk, r)?));
-            }
+            let mut shown = rows
+                .iter()
+                .take(limit as usize)
+                .map(|r| seal::open_interaction(&dk, r))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.shown_to(access.principal, &mut shown).await?;
+            entries.extend(shown.into_iter().map(TimelineEntry::Interaction));
         }
         entries.sort_by_key(|e| std::cmp::Reverse(e.id()));
         // Two newest-first lists merged: the page is the newest `limit`; whatever was cut, or

@@ -1,6 +1,7 @@
 //! The vault: every write is sealed before it reaches the store, every read unsealed after.
 
 use std::sync::Arc;
+use steward_domain::pii::PiiTypes;
 
 use serde::Serialize;
 use steward_crypto::{BlindIndexKey, DataKey, FieldAad, Keyring, WrappedKey};
@@ -892,12 +893,26 @@ impl Vault {
         Ok(self.inner.stores.customers.count_customers().await?)
     }
 
-    /// Records an interaction, if the policy lets `actor` do so.
+    /// Records an interaction, if the policy lets `actor` do so; its text is kept as written
+    /// (see [`Vault::add_interaction_for`] for a purpose's rule).
     pub async fn add_interaction(
         &self,
         actor: Actor<'_>,
         customer: CustomerId,
         i: &NewInteraction,
+    ) -> ServiceResult<InteractionId> {
+        self.record_interaction(actor, customer, i, PiiTypes::NONE)
+            .await
+    }
+
+    /// Records an interaction whose text was screened, `found` the kinds found before a rule
+    /// changed the text.
+    pub(crate) async fn record_interaction(
+        &self,
+        actor: Actor<'_>,
+        customer: CustomerId,
+        i: &NewInteraction,
+        found: PiiTypes,
     ) -> ServiceResult<InteractionId> {
         self.authorize_actor(actor, Action::AddInteraction, Some(customer), false)
             .await?;
@@ -907,7 +922,7 @@ impl Vault {
             .stores
             .activity
             .insert_interaction(
-                &seal::seal_interaction(&dk, customer, id, i)?,
+                &seal::seal_screened(&dk, customer, id, i, found)?,
                 &[self.write_entry(
                     actor,
                     "add_interaction",

@@ -119,8 +119,8 @@ impl SqlStore {
         m: &MessageRow,
     ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body, pii_types) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(interaction.id.clone())
         .bind(interaction.customer_id.as_bytes().to_vec())
@@ -128,6 +128,7 @@ impl SqlStore {
         .bind(interaction.source.clone())
         .bind(interaction.occurred_at)
         .bind(interaction.body.clone())
+        .bind(interaction.pii_types.clone())
         .execute(&mut **tx)
         .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -283,7 +284,7 @@ impl MessageStore for SqlStore {
 
     async fn message_body(&self, id: InteractionId) -> StoreResult<Option<InteractionRow>> {
         let row = sqlx::query(
-            "SELECT id, customer_id, channel, source, occurred_at, body FROM interactions WHERE id = $1",
+            "SELECT id, customer_id, channel, source, occurred_at, body, pii_types FROM interactions WHERE id = $1",
         )
         .bind(id.as_bytes().to_vec())
         .fetch_optional(&self.pool)

@@ -80,6 +80,8 @@ pub struct InteractionRow {
     pub occurred_at: i64,
     /// Sealed text.
     pub body: Vec<u8>,
+    /// The kinds of personal data found in the text (names joined by commas; never values).
+    pub pii_types: String,
 }
 
 /// A purchase row.
@@ -208,6 +210,8 @@ pub struct PurposeRow {
     pub notice_text: String,
     /// The roles that may declare the purpose, JSON array.
     pub roles: String,
+    /// The rule for personal data found in texts (`keep`, `mask`, `redact`).
+    pub pii_rule: String,
 }
 
 /// An access alert for the DPO.

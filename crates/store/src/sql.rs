@@ -56,7 +56,7 @@ pub(crate) fn id16<T>(bytes: Vec<u8>, f: fn(&[u8]) -> Option<T>) -> StoreResult<
     f(&bytes).ok_or(StoreError::Corrupt("id is not 16 bytes"))
 }
 
-/// An interaction from `id, customer_id, channel, source, occurred_at, body`.
+/// An interaction from `id, customer_id, channel, source, occurred_at, body, pii_types`.
 pub(crate) fn interaction_from(r: &AnyRow) -> StoreResult<InteractionRow> {
     Ok(InteractionRow {
         id: r.try_get(0)?,
@@ -65,6 +65,7 @@ pub(crate) fn interaction_from(r: &AnyRow) -> StoreResult<InteractionRow> {
         source: r.try_get(3)?,
         occurred_at: r.try_get(4)?,
         body: r.try_get(5)?,
+        pii_types: r.try_get(6)?,
     })
 }
 
@@ -925,8 +926,8 @@ impl ActivityStore for SqlStore {
         let mut tx = self.write_tx().await?;
         for chunk in interactions.chunks(INSERT_CHUNK) {
             let sql = format!(
-                "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body) VALUES {}",
-                values_clause(self.backend, chunk.len(), 6)
+                "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body, pii_types) VALUES {}",
+                values_clause(self.backend, chunk.len(), 7)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for i in chunk {
@@ -936,7 +937,8 @@ impl ActivityStore for SqlStore {
                     .bind(&i.channel)
                     .bind(&i.source)
                     .bind(i.occurred_at)
-                    .bind(i.body.clone());
+                    .bind(i.body.clone())
+                    .bind(&i.pii_types);
             }
             q.execute(&mut *tx).await?;
         }
@@ -1222,11 +1224,12 @@ impl PurposeStore for SqlStore {
         for p in purposes {
             let added = bind_purpose(
                 sqlx::query(
-                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING",
+                    "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles, pii_rule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO NOTHING",
                 ),
                 p,
             )
             .bind(&p.roles)
+            .bind(&p.pii_rule)
             .execute(&mut *tx)
             .await?;
             if added.rows_affected() == 1 {
@@ -1241,11 +1244,12 @@ impl PurposeStore for SqlStore {
         let mut tx = self.write_tx().await?;
         bind_purpose(
             sqlx::query(
-                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO purposes (key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles, pii_rule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             ),
             p,
         )
         .bind(&p.roles)
+        .bind(&p.pii_rule)
         .execute(&mut *tx)
         .await
         .map_err(map_conflict)?;
@@ -1264,12 +1268,13 @@ impl PurposeStore for SqlStore {
         let mut tx = self.write_tx().await?;
         let changed = bind_purpose(
             sqlx::query(
-                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9 WHERE key = $1 AND notice_version = $8",
+                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9, pii_rule = $10 WHERE key = $1 AND notice_version = $8",
             ),
             p,
         )
         .bind(expected_version)
         .bind(&p.roles)
+        .bind(&p.pii_rule)
         .execute(&mut *tx)
         .await?;
         if changed.rows_affected() != 1 {
@@ -1282,7 +1287,7 @@ impl PurposeStore for SqlStore {
     }
 
     async fn list_purposes(&self) -> StoreResult<Vec<PurposeRow>> {
-        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles FROM purposes ORDER BY key")
+        let rows = sqlx::query("SELECT key, lawful_basis, data_use, categories, retention_days, notice_version, notice_text, roles, pii_rule FROM purposes ORDER BY key")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -1296,6 +1301,7 @@ impl PurposeStore for SqlStore {
                     notice_version: r.try_get(5)?,
                     notice_text: r.try_get(6)?,
                     roles: r.try_get(7)?,
+                    pii_rule: r.try_get(8)?,
                 })
             })
             .collect()
@@ -1728,7 +1734,7 @@ impl SqlStore {
     ) -> StoreResult<Vec<InteractionRow>> {
         let rows = sqlx::query(
             AssertSqlSafe(format!(
-                "SELECT id, customer_id, channel, source, occurred_at, body FROM interactions WHERE customer_id = $1 AND {} LIMIT $3",
+                "SELECT id, customer_id, channel, source, occurred_at, body, pii_types FROM interactions WHERE customer_id = $1 AND {} LIMIT $3",
                 page.clause()
             )),
         )

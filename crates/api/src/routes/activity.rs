@@ -1,7 +1,7 @@
 //! `/v1/customers/{id}/interactions`, `/purchases` and `/consents`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use steward_domain::{
@@ -13,22 +13,37 @@ use super::{Created, PageOf, path_id};
 use crate::extract::{Auth, JsonBody, Page, ReadScope};
 use crate::{AppState, Problem};
 
-/// Records an interaction (message, note, call, ticket, social post).
+/// `?purpose=` of a write, decoded.
+fn purpose_of(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "purpose")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Records an interaction (message, note, call, ticket, social post). Personal data in its text
+/// is found before it is sealed; the kinds found are recorded with it (`pii_types`), and the
+/// declared purpose's rule keeps, masks or redacts it.
 #[utoipa::path(post, path = "/v1/customers/{id}/interactions", tag = "interactions", request_body = InteractionInput,
-    params(("id" = String, Path)),
+    params(("id" = String, Path), ("purpose" = Option<String>, Query, description = "The purpose the text is recorded for: its rule keeps, masks or redacts the personal data found in it (kept if absent)")),
     responses((status = 201, body = Created), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_interaction(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
+    RawQuery(q): RawQuery,
     JsonBody(input): JsonBody<InteractionInput>,
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     let id: CustomerId = path_id(&id)?;
     let new = input.validate(Timestamp::now())?;
     let iid = s
         .vault
-        .add_interaction(steward_service::Actor::Principal(&p), id, &new)
+        .add_interaction_for(
+            steward_service::Actor::Principal(&p),
+            id,
+            &new,
+            purpose_of(q.as_deref()).as_deref(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

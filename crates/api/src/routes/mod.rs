@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod messages;
 pub mod notice;
 pub mod personalisation;
+pub mod pii;
 pub mod purposes;
 pub mod requests;
 pub mod segments;
@@ -34,6 +35,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(campaigns::routes())
         .merge(messages::routes())
         .merge(personalisation::routes())
+        .merge(pii::routes())
         .merge(analytics::routes())
         .merge(surveys::routes())
         .merge(sharing::routes())

@@ -29,6 +29,7 @@ mod merge;
 mod messages;
 mod notice;
 mod personalisation;
+mod pii;
 mod plaintext;
 mod portal;
 mod portal_rights;

@@ -618,6 +618,14 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             StatusCode::NO_CONTENT,
         ),
         ("GET", "/v1/notifications", None, vec![Dpo], StatusCode::OK),
+        // The PII detector (issue 23): any staff role or service client; it reads no customer.
+        (
+            "POST",
+            "/v1/pii/analyze",
+            Some(json!({"text": "mail a@example.com, card 4111 1111 1111 1111", "language": "en"})),
+            Role::ALL.to_vec(),
+            StatusCode::OK,
+        ),
         (
             "GET",
             "/v1/customers/{id}/disclosures",

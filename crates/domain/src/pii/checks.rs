@@ -15,7 +15,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Whether `digits` could be a payment card number: 13 to 19 digits, an issuer prefix in use

@@ -132,6 +132,11 @@ impl PiiTypes {
         PiiTypes(findings.iter().fold(0, |m, f| m | f.entity_type.bit()))
     }
 
+    /// Both sets together.
+    pub fn union(self, other: PiiTypes) -> PiiTypes {
+        PiiTypes(self.0 | other.0)
+    }
+
     /// Whether the set holds `t`.
     pub fn contains(self, t: EntityType) -> bool {
         self.0 & t.bit() != 0
@@ -144,12 +149,17 @@ impl PiiTypes {
 
     /// The types, in wire-name order.
     pub fn iter(self) -> impl Iterator<Item = EntityType> {
-        EntityType::ALL.into_iter().filter(move |t| self.contains(*t))
+        EntityType::ALL
+            .into_iter()
+            .filter(move |t| self.contains(*t))
     }
 
     /// The stored form: wire names joined by commas (`CREDIT_CARD,PHONE_NUMBER`), "" for none.
     pub fn to_stored(self) -> String {
-        self.iter().map(EntityType::as_str).collect::<Vec<_>>().join(",")
+        self.iter()
+            .map(EntityType::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Reads the stored form; unknown names (from a newer version) are kept out, not guessed.
@@ -179,6 +189,12 @@ pub struct Finding {
     pub end: usize,
     /// Confidence from 0 to 1, as Presidio scores.
     pub score: f64,
+}
+
+/// Whether `written` (a telephone number in international form, `+41 44 668 18 00`) is valid in
+/// libphonenumber's metadata: the check the detector makes of such a candidate.
+pub fn valid_phone(written: &str) -> bool {
+    phonenumber::parse(None, written).is_ok_and(|n| phonenumber::is_valid(&n))
 }
 
 /// A finding with offsets in Unicode code points, the shape of Presidio's analyzer results.
@@ -300,9 +316,7 @@ pub fn to_code_points(text: &str, findings: &[Finding]) -> Vec<AnalyzerResult> {
     let mut out = Vec::with_capacity(findings.len());
     let (mut byte, mut chars) = (0usize, 0usize);
     let mut advance = |to: usize| {
-        chars += text
-            .get(byte..to)
-            .map_or(0, |s| s.chars().count());
+        chars += text.get(byte..to).map_or(0, |s| s.chars().count());
         byte = to;
         chars
     };

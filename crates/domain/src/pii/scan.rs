@@ -113,10 +113,7 @@ fn valid_domain(d: &[u8]) -> bool {
     let mut labels = 0;
     let mut last: &[u8] = &[];
     for label in d.split(|c| *c == b'.') {
-        if label.is_empty()
-            || label.len() > 63
-            || label.starts_with(b"-")
-            || label.ends_with(b"-")
+        if label.is_empty() || label.len() > 63 || label.starts_with(b"-") || label.ends_with(b"-")
         {
             return false;
         }
@@ -179,7 +176,12 @@ fn urls(text: &str, found: &mut Vec<Finding>) {
         {
             e += 1;
         }
-        while e > pos + 3 && matches!(b[e - 1], b'.' | b',' | b';' | b':' | b'!' | b'?' | b')' | b']' | b'}') {
+        while e > pos + 3
+            && matches!(
+                b[e - 1],
+                b'.' | b',' | b';' | b':' | b'!' | b'?' | b')' | b']' | b'}'
+            )
+        {
             e -= 1;
         }
         let Some(candidate) = text.get(s..e) else {
@@ -200,15 +202,14 @@ fn urls(text: &str, found: &mut Vec<Finding>) {
 
 fn carries_credentials(u: &url::Url) -> bool {
     let secret = |pairs: url::form_urlencoded::Parse<'_>| {
-        pairs.into_iter().any(|(k, v)| {
-            !v.is_empty() && TOKEN_KEYS.iter().any(|t| k.eq_ignore_ascii_case(t))
-        })
+        pairs
+            .into_iter()
+            .any(|(k, v)| !v.is_empty() && TOKEN_KEYS.iter().any(|t| k.eq_ignore_ascii_case(t)))
     };
     !u.username().is_empty()
         || u.password().is_some()
         || secret(u.query_pairs())
-        || u
-            .fragment()
+        || u.fragment()
             .is_some_and(|f| secret(url::form_urlencoded::parse(f.as_bytes())))
 }
 
@@ -526,11 +527,7 @@ fn phone(
         return None;
     }
     let as_str = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
-    let international = if plus {
-        Some(d)
-    } else {
-        d.strip_prefix(b"00")
-    };
+    let international = if plus { Some(d) } else { d.strip_prefix(b"00") };
     if let Some(intl) = international {
         let number = phonenumber::parse(None, format!("+{}", as_str(intl))).ok()?;
         return phonenumber::is_valid(&number).then_some(0.9);

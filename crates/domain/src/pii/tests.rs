@@ -158,7 +158,12 @@ fn corrupt(s: &str, at: usize, by: u8) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn check_found(before: &str, number: &str, after: &str, t: EntityType) -> Result<(), TestCaseError> {
+fn check_found(
+    before: &str,
+    number: &str,
+    after: &str,
+    t: EntityType,
+) -> Result<(), TestCaseError> {
     let text = format!("{before} {number} {after}");
     let findings = Detector::default().analyze(&text);
     let start = before.len() + 1;
@@ -171,7 +176,12 @@ fn check_found(before: &str, number: &str, after: &str, t: EntityType) -> Result
     Ok(())
 }
 
-fn check_not_found(before: &str, number: &str, after: &str, t: EntityType) -> Result<(), TestCaseError> {
+fn check_not_found(
+    before: &str,
+    number: &str,
+    after: &str,
+    t: EntityType,
+) -> Result<(), TestCaseError> {
     let text = format!("{before} {number} {after}");
     let findings = Detector::default().analyze(&text);
     prop_assert!(
