@@ -89,6 +89,9 @@ pub struct ThreadMessage {
     pub text: String,
     /// When it was written or received.
     pub at: Timestamp,
+    /// Whether card, account or identity numbers in its subject or text are shown masked (the
+    /// policy does not clear this reader for them).
+    pub masked: bool,
 }
 
 /// A conversation with one customer.

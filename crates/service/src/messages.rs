@@ -396,7 +396,23 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<Vec<Thread>> {
         self.check_communications(access, id).await?;
-        self.threads_of(id).await
+        let mut threads = self.threads_of(id).await?;
+        if !self.clears_sensitive(access.principal).await {
+            for t in &mut threads {
+                if let Some(s) = crate::pii::masked(&t.subject) {
+                    t.subject = s;
+                }
+                for m in &mut t.messages {
+                    for text in [&mut m.subject, &mut m.text] {
+                        if let Some(s) = crate::pii::masked(text) {
+                            *text = s;
+                            m.masked = true;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(threads)
     }
 
     /// A customer's threads, undecided: for the service's own use after a decision (the read
@@ -429,6 +445,7 @@ impl Vault {
                     )?,
                     text,
                     at: Timestamp(m.created_at),
+                    masked: false,
                 });
             }
             out.push(Thread {

@@ -22,6 +22,12 @@ pub(crate) fn types_in(text: &str) -> PiiTypes {
     PiiTypes::of(&DEFAULT.analyze(text))
 }
 
+/// `text` with its card, account and identity numbers masked, if it holds any.
+pub(crate) fn masked(text: &str) -> Option<String> {
+    let findings = DEFAULT.sensitive(text);
+    (!findings.is_empty()).then(|| pii::apply(text, &findings, PiiRule::Mask).into_owned())
+}
+
 /// `text` with `rule` applied, and the kinds found in it (before the rule: a masked card is
 /// still recorded as a card).
 pub fn screen(text: &str, rule: PiiRule) -> (String, PiiTypes) {
@@ -43,8 +49,17 @@ impl Vault {
     ) -> ServiceResult<Vec<AnalyzerResult>> {
         self.authorize(principal, Action::AnalyzeText, None).await?;
         let detector = Detector::for_language(language)?;
-        let findings = detector.analyze_checked(text)?;
-        Ok(pii::to_code_points(text, &findings))
+        if text.len() > pii::MAX_TEXT_BYTES {
+            detector.analyze_checked(text)?;
+        }
+        // Up to a megabyte of scanning: off the async workers, so other requests go on.
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let findings = detector.analyze(&text);
+            pii::to_code_points(&text, &findings)
+        })
+        .await
+        .map_err(|_| ServiceError::Integrity)
     }
 
     /// Records an interaction under a declared purpose, if the policy lets `actor` do so: the
@@ -57,6 +72,9 @@ impl Vault {
         i: &NewInteraction,
         purpose: Option<&str>,
     ) -> ServiceResult<InteractionId> {
+        // Decided first: a caller who may not record learns nothing about the purposes.
+        self.authorize_actor(actor, Action::AddInteraction, Some(customer), false)
+            .await?;
         let rule = match purpose {
             None => PiiRule::Keep,
             Some(key) => {
@@ -78,6 +96,13 @@ impl Vault {
             .await
     }
 
+    /// Whether the policy lets `principal` see card, account and identity numbers in texts.
+    pub(crate) async fn clears_sensitive(&self, principal: &Principal) -> bool {
+        self.authorize(principal, Action::ReadSensitiveText, None)
+            .await
+            .is_ok()
+    }
+
     /// Shows `items` to `principal`: the card, account and identity numbers in their texts are
     /// masked unless the policy clears the reader for them.
     pub(crate) async fn shown_to(
@@ -85,22 +110,13 @@ impl Vault {
         principal: &Principal,
         items: &mut [Interaction],
     ) -> ServiceResult<()> {
-        if items.is_empty()
-            || self
-                .authorize(principal, Action::ReadSensitiveText, None)
-                .await
-                .is_ok()
-        {
+        if items.is_empty() || self.clears_sensitive(principal).await {
             return Ok(());
         }
         // Examined again rather than trusted to the stored kinds: texts recorded before the
         // detector existed have none stored.
         for i in items.iter_mut() {
-            let findings: Vec<_> = DEFAULT
-                .analyze(&i.text)
-                .into_iter()
-                .filter(|f| f.entity_type.is_sensitive())
-                .collect();
+            let findings = DEFAULT.sensitive(&i.text);
             if findings.is_empty() {
                 continue;
             }

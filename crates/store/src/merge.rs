@@ -31,12 +31,13 @@ impl SqlStore {
         let (from_b, to_b) = (from.as_bytes().to_vec(), to.as_bytes().to_vec());
         for i in interactions {
             let done = sqlx::query(
-                "UPDATE interactions SET customer_id = $1, body = $2 WHERE id = $3 AND customer_id = $4",
+                "UPDATE interactions SET customer_id = $1, body = $2, pii_types = $5 WHERE id = $3 AND customer_id = $4",
             )
             .bind(to_b.clone())
             .bind(i.body.clone())
             .bind(i.id.clone())
             .bind(from_b.clone())
+            .bind(i.pii_types.clone())
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() != 1 {

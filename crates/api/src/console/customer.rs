@@ -93,7 +93,22 @@ fn events(t: &steward_service::Timeline) -> Vec<Event> {
                 datetime: i.occurred_at.to_rfc3339(),
                 kind: "Interaction",
                 what: i.text.clone(),
-                detail: format!("{} · {}", i.channel.as_str(), i.source),
+                detail: if i.masked {
+                    let masked: Vec<&str> = i
+                        .pii_types
+                        .iter()
+                        .filter(|t| t.is_sensitive())
+                        .map(|t| t.label())
+                        .collect();
+                    format!(
+                        "{} · {} · masked for you: {}",
+                        i.channel.as_str(),
+                        i.source,
+                        masked.join(", ")
+                    )
+                } else {
+                    format!("{} · {}", i.channel.as_str(), i.source)
+                },
             },
         })
         .collect()
@@ -564,8 +579,15 @@ pub(super) async fn add_interaction(
         }))
         .map_err(|_| ValidationError::new("channel", "choose a channel"))?;
         let new = input.validate(steward_domain::Timestamp::now())?;
+        // The page's purpose is what the text is recorded for: its rule keeps, masks or
+        // redacts the personal data found in it.
         s.vault
-            .add_interaction(Actor::Principal(p), id, &new)
+            .add_interaction_for(
+                Actor::Principal(p),
+                id,
+                &new,
+                f.get("purpose").map(String::as_str),
+            )
             .await?;
         Ok(())
     })

@@ -31,9 +31,26 @@ pub struct AnalyzeRequest {
     #[serde(default)]
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub score_threshold: Option<f64>,
-    /// Echoed by Presidio's own server; accepted and ignored here.
+    /// Values that are not to be reported even if found (exact matches).
+    #[serde(default)]
+    pub allow_list: Option<Vec<String>>,
+    /// Presidio's tracing id, decision-process switch, context words and ad-hoc recognisers:
+    /// accepted so a client written for Presidio works unchanged, and not used.
     #[serde(default, rename = "correlation_id")]
-    pub _correlation_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub _correlation_id: Option<serde_json::Value>,
+    /// Accepted and not used (Steward explains no decision).
+    #[serde(default, rename = "return_decision_process")]
+    #[schema(value_type = Option<bool>)]
+    pub _return_decision_process: Option<serde_json::Value>,
+    /// Accepted and not used (no finding depends on nearby words).
+    #[serde(default, rename = "context")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub _context: Option<serde_json::Value>,
+    /// Accepted and not used (Steward's recognisers are fixed).
+    #[serde(default, rename = "ad_hoc_recognizers")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub _ad_hoc_recognizers: Option<serde_json::Value>,
 }
 
 /// Finds personal data in a text: e-mail addresses, telephone numbers, payment cards (Luhn),
@@ -58,12 +75,20 @@ pub async fn analyze(
         .vault
         .analyze_text(&p, &input.text, &input.language)
         .await?;
+    let chars: Vec<char> = match &input.allow_list {
+        Some(_) => input.text.chars().collect(),
+        None => Vec::new(),
+    };
     found.retain(|f| {
         input
             .entities
             .as_ref()
             .is_none_or(|e| e.contains(&f.entity_type))
             && input.score_threshold.is_none_or(|t| f.score >= t)
+            && input.allow_list.as_ref().is_none_or(|allowed| {
+                let value: String = chars.get(f.start..f.end).unwrap_or(&[]).iter().collect();
+                !allowed.contains(&value)
+            })
     });
     Ok(Json(found))
 }

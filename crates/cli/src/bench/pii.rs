@@ -243,7 +243,10 @@ fn message(r: &mut Mix, bytes: usize) -> (String, Vec<(EntityType, usize, usize)
         text.push_str(pick_str(r, SEPARATORS));
         if r.below(2) == 0 {
             let (t, value) = plant(r);
-            text.push_str(pick_str(r, &["Details: ", "mein: ", "mon numéro ", "号码 ", "ref "]));
+            text.push_str(pick_str(
+                r,
+                &["Details: ", "mein: ", "mon numéro ", "号码 ", "ref "],
+            ));
             let start = text.len();
             text.push_str(&value);
             if let Some(t) = t {

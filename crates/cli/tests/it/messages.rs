@@ -260,7 +260,11 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.trim(), format!("stored: a reply in thread {thread}"));
     // And one through the inbound endpoint, which only the gateway's token may use.
-    let second = reply_to(&alias, "Is Saturday fine?");
+    // Customers paste card numbers into replies: staff other than the DPO read them masked.
+    let second = reply_to(
+        &alias,
+        "Is Saturday fine? Card 4111 1111 1111 1111 for the deposit.",
+    );
     let (s, p) = inbound(&addr, &support, &second);
     assert_eq!(s, 403, "{p}");
     let (s, p) = inbound(&addr, &gateway, &second);
@@ -303,6 +307,19 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
             .starts_with("Is Saturday fine?"),
         "{t}"
     );
+    assert!(
+        msgs[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Card •••• 1111 for the deposit."),
+        "{t}"
+    );
+    assert_eq!(
+        (msgs[2]["masked"].as_bool(), msgs[1]["masked"].as_bool()),
+        (Some(true), Some(false)),
+        "{t}"
+    );
+    assert!(!t.to_string().contains("4111 1111"), "{t}");
     assert_eq!(
         msgs[1]["reason"],
         Value::Null,

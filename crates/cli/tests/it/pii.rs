@@ -78,9 +78,18 @@ async fn texts_are_examined_before_they_are_stored(db: TestDb) {
     for (body, field) in [
         (json!({"text": "x", "language": "xx"}), "language"),
         (json!({"text": "x"}), "language"),
-        (json!({"text": "x", "language": "en", "score_threshold": 2}), "score_threshold"),
-        (json!({"text": "x", "language": "en", "entities": ["NAME"]}), "entities"),
-        (json!({"text": "x".repeat(1_100_000), "language": "en"}), "text"),
+        (
+            json!({"text": "x", "language": "en", "score_threshold": 2}),
+            "score_threshold",
+        ),
+        (
+            json!({"text": "x", "language": "en", "entities": ["NAME"]}),
+            "entities",
+        ),
+        (
+            json!({"text": "x".repeat(1_100_000), "language": "en"}),
+            "text",
+        ),
     ] {
         let (s, p) = call(&app, &support, "POST", "/v1/pii/analyze", Some(body), &[]).await;
         assert!(s == 400 || s == 422, "{field}: {s} {p}");
@@ -135,7 +144,8 @@ async fn texts_are_examined_before_they_are_stored(db: TestDb) {
         )
         .await
     };
-    let said = format!("Customer read out card {CARD} and IBAN {IBAN}; call back on +41 44 668 18 00.");
+    let said =
+        format!("Customer read out card {CARD} and IBAN {IBAN}; call back on +41 44 668 18 00.");
     let (s, kept) = record(&support, None, &said).await;
     assert_eq!(s, 201, "{kept}");
     let (s, masked) = record(&dpo, Some("marketing_email"), &said).await;
@@ -244,14 +254,20 @@ async fn post_bytes(app: &axum::Router, token: &str, body: Vec<u8>) -> (u16, Str
 async fn the_detector_is_in_the_openapi_document() {
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
     let router = steward_api::router(db.vault().await);
-    let (_, _, body) =
-        oneshot_raw(&router, None, "GET", "/openapi.json", None, None, &[]).await;
+    let (_, _, body) = oneshot_raw(&router, None, "GET", "/openapi.json", None, None, &[]).await;
     let doc: Value = serde_json::from_slice(&body).unwrap();
     let op = &doc["paths"]["/v1/pii/analyze"]["post"];
     assert!(op.is_object(), "{op}");
     let result = &doc["components"]["schemas"]["AnalyzerResult"];
     for field in ["entity_type", "start", "end", "score"] {
-        assert!(result["required"].as_array().unwrap().iter().any(|f| f == field), "{result}");
+        assert!(
+            result["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == field),
+            "{result}"
+        );
     }
     let types: Vec<&str> = doc["components"]["schemas"]["EntityType"]["enum"]
         .as_array()
@@ -259,9 +275,24 @@ async fn the_detector_is_in_the_openapi_document() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    for t in ["CREDIT_CARD", "IBAN_CODE", "EMAIL_ADDRESS", "PHONE_NUMBER", "SG_NRIC_FIN", "UK_NINO", "US_SSN", "IP_ADDRESS"] {
+    for t in [
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "SG_NRIC_FIN",
+        "UK_NINO",
+        "US_SSN",
+        "IP_ADDRESS",
+    ] {
         assert!(types.contains(&t), "{types:?}");
     }
     let request = &doc["components"]["schemas"]["AnalyzeRequest"];
-    assert!(request["required"].as_array().unwrap().iter().any(|f| f == "text"));
+    assert!(
+        request["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "text")
+    );
 }

@@ -18,11 +18,25 @@ pub fn luhn(digits: &[u8]) -> bool {
     sum.is_multiple_of(10)
 }
 
-/// Whether `digits` could be a payment card number: 13 to 19 digits, an issuer prefix in use
-/// (2 to 6: Mastercard's 2-series, Amex and Diners 3, Visa 4, Mastercard 5, Discover and
-/// UnionPay 6), and the Luhn check.
+/// Whether `digits` could be a payment card number: a length the issuer's range uses (Visa 13,
+/// 16 or 19; Mastercard 16; Amex 15; JCB 16 to 19; Diners 14 to 16; Discover and UnionPay 16 to
+/// 19) and the Luhn check. A 15-digit number starting 35 (an IMEI) is not a card.
 pub fn card(digits: &[u8]) -> bool {
-    (13..=19).contains(&digits.len()) && (b'2'..=b'6').contains(&digits[0]) && luhn(digits)
+    let n = digits.len();
+    let two = digits.get(..2).unwrap_or(&[]);
+    let fits = match digits.first() {
+        Some(b'4') => matches!(n, 13 | 16 | 19),
+        Some(b'2' | b'5') => n == 16,
+        Some(b'3') => match two {
+            b"34" | b"37" => n == 15,
+            b"35" => (16..=19).contains(&n),
+            b"30" | b"36" | b"38" | b"39" => (14..=16).contains(&n),
+            _ => false,
+        },
+        Some(b'6') => (16..=19).contains(&n),
+        _ => false,
+    };
+    fits && luhn(digits)
 }
 
 /// IBAN lengths by country, from the ISO 13616 register (SWIFT's IBAN registry).

@@ -283,7 +283,15 @@ impl Detector {
     /// The personal data in `text`, in order, never overlapping (where two candidates overlap,
     /// the longer is kept: a URL's credentials over the address inside it).
     pub fn analyze(&self, text: &str) -> Vec<Finding> {
-        scan::scan(text, &self.regions)
+        scan::scan(text, &self.regions, true)
+    }
+
+    /// Only the sensitive findings (cards, IBANs, national ids, URLs with credentials): what a
+    /// reader's view masks. Skips telephone numbers, whose validation is the costly part.
+    pub fn sensitive(&self, text: &str) -> Vec<Finding> {
+        let mut found = scan::scan(text, &self.regions, false);
+        found.retain(|f| f.entity_type.is_sensitive());
+        found
     }
 
     /// [`Detector::analyze`] for a text from outside, refused over [`MAX_TEXT_BYTES`].

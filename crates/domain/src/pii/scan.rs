@@ -42,24 +42,45 @@ fn ends_word(b: &[u8], end: usize) -> bool {
     end >= b.len() || !alnum(b[end])
 }
 
-/// Every finding in `text`, in order, without overlaps.
-pub fn scan(text: &str, regions: &[Id]) -> Vec<Finding> {
+/// The most telephone-number validations one scan makes per kilobyte of text (and at least
+/// [`MIN_PHONE_CHECKS`]): libphonenumber is slow next to a checksum, and a text of nothing but
+/// digit groups must not cost a reader seconds. Past the budget, numbers that are not cards or
+/// other checksummed types are no longer confirmed as telephone numbers (so not reported).
+const PHONE_CHECKS_PER_KB: usize = 24;
+const MIN_PHONE_CHECKS: usize = 64;
+
+/// Every finding in `text`, in order, without overlaps; `regions` for national telephone
+/// numbers, none at all when `phones` is false.
+pub fn scan(text: &str, regions: &[Id], phones: bool) -> Vec<Finding> {
     let b = text.as_bytes();
     let mut found = Vec::new();
     emails(b, &mut found);
     urls(text, &mut found);
-    numbers_and_ids(text, regions, &mut found);
+    let budget = if phones {
+        (b.len() / 1024 * PHONE_CHECKS_PER_KB).max(MIN_PHONE_CHECKS)
+    } else {
+        0
+    };
+    numbers_and_ids(text, regions, budget, &mut found);
     resolve(found)
 }
 
 /// Orders findings and drops any that begins inside an earlier one (of two that begin
-/// together, the longer is kept: a URL's credentials over the address inside it).
+/// together, the longer is kept: a URL's credentials over the address inside it) — except that
+/// a sensitive finding (a card, an account, an identity number) displaces a harmless one it
+/// overlaps, so that what must be masked never hides inside, say, an e-mail address.
 fn resolve(mut found: Vec<Finding>) -> Vec<Finding> {
     found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
     let mut out: Vec<Finding> = Vec::with_capacity(found.len());
     for f in found {
-        if out.last().is_none_or(|last| f.start >= last.end) {
-            out.push(f);
+        match out.last() {
+            Some(last) if f.start < last.end => {
+                if f.entity_type.is_sensitive() && !last.entity_type.is_sensitive() {
+                    out.pop();
+                    out.push(f);
+                }
+            }
+            _ => out.push(f),
         }
     }
     out
@@ -132,7 +153,6 @@ const TOKEN_KEYS: &[&str] = &[
     "auth",
     "authorization",
     "client_secret",
-    "code",
     "id_token",
     "jwt",
     "key",
@@ -142,7 +162,6 @@ const TOKEN_KEYS: &[&str] = &[
     "pwd",
     "refresh_token",
     "secret",
-    "session",
     "session_id",
     "sessionid",
     "sid",
@@ -155,9 +174,18 @@ const TOKEN_KEYS: &[&str] = &[
 ];
 
 /// URLs that carry a user name, a password or a token in their query or fragment.
+/// The longest URL examined (2 KiB); longer runs are not URLs anyone pastes by hand.
+const MAX_URL: usize = 2048;
+
 fn urls(text: &str, found: &mut Vec<Finding>) {
     let b = text.as_bytes();
+    // Where the last candidate ended: a `://` inside it is not a new URL, so each byte is looked
+    // at a bounded number of times whatever the text (`a://a://a://…` included).
+    let mut done = 0;
     for pos in memchr::memmem::find_iter(b, b"://") {
+        if pos < done {
+            continue;
+        }
         let mut s = pos;
         while s > 0 && (alnum(b[s - 1]) || matches!(b[s - 1], b'+' | b'.' | b'-')) {
             s -= 1;
@@ -170,6 +198,7 @@ fn urls(text: &str, found: &mut Vec<Finding>) {
         }
         let mut e = pos + 3;
         while e < b.len()
+            && e - s < MAX_URL
             && b[e] > b' '
             && b[e] < 0x7f
             && !matches!(b[e], b'"' | b'\'' | b'<' | b'>' | b'`')
@@ -184,6 +213,7 @@ fn urls(text: &str, found: &mut Vec<Finding>) {
         {
             e -= 1;
         }
+        done = e;
         let Some(candidate) = text.get(s..e) else {
             continue;
         };
@@ -215,7 +245,7 @@ fn carries_credentials(u: &url::Url) -> bool {
 
 /// The main pass: numbers (cards, SSNs, telephone numbers, IPv4), identifiers that start with a
 /// letter (IBAN, NRIC/FIN, NINO) and IPv6 addresses.
-fn numbers_and_ids(text: &str, regions: &[Id], found: &mut Vec<Finding>) {
+fn numbers_and_ids(text: &str, regions: &[Id], mut phone_checks: usize, found: &mut Vec<Finding>) {
     let b = text.as_bytes();
     let n = b.len();
     let mut i = 0;
@@ -245,7 +275,7 @@ fn numbers_and_ids(text: &str, regions: &[Id], found: &mut Vec<Finding>) {
         let hit = if class == UPPER {
             letter_id(b, i)
         } else {
-            ipv4(b, i).or_else(|| number(b, i, regions))
+            ipv4(b, i).or_else(|| number(b, i, regions, &mut phone_checks))
         };
         match hit {
             Some(f) => {
@@ -421,7 +451,7 @@ const MAX_GROUPS: usize = 12;
 
 /// A card, SSN or telephone number starting at `i` (a digit, `+` or `(`): the longest
 /// confirmed reading of the digit groups that start here.
-fn number(b: &[u8], i: usize, regions: &[Id]) -> Option<Finding> {
+fn number(b: &[u8], i: usize, regions: &[Id], phone_checks: &mut usize) -> Option<Finding> {
     let n = b.len();
     let mut p = i;
     let plus = b[p] == b'+';
@@ -438,13 +468,23 @@ fn number(b: &[u8], i: usize, regions: &[Id]) -> Option<Finding> {
     let mut ng = 0;
     let mut sep = 0u8;
     loop {
+        let mut overflow = false;
         while p < n && b[p].is_ascii_digit() {
             if nd == MAX_DIGITS {
-                return None; // a longer run of digits than any number we look for
+                overflow = true;
+                break;
             }
             digits[nd] = b[p];
             nd += 1;
             p += 1;
+        }
+        if overflow {
+            // Longer than any number looked for: the groups before this one (a card, then its
+            // expiry and code) are still read; this group is not.
+            if ng == 0 {
+                return None;
+            }
+            break;
         }
         groups[ng] = Group {
             end: p,
@@ -452,7 +492,7 @@ fn number(b: &[u8], i: usize, regions: &[Id]) -> Option<Finding> {
             sep,
         };
         ng += 1;
-        if ng == MAX_GROUPS {
+        if ng == MAX_GROUPS || nd == MAX_DIGITS {
             break;
         }
         // A separator: one or two of space, - . / ( ), at most one space, then a digit.
@@ -484,11 +524,15 @@ fn number(b: &[u8], i: usize, regions: &[Id]) -> Option<Finding> {
             end,
             score,
         };
-        if !plus && !paren && seps().all(|s| s == b' ' || s == b'-') && checks::card(d) {
-            return Some(hit(EntityType::CreditCard, 1.0));
+        // A card or an SSN in parentheses is reported without them.
+        let inner = |entity_type, score| Finding {
+            start: if paren { i + 1 } else { i },
+            ..hit(entity_type, score)
+        };
+        if !plus && seps().all(|s| matches!(s, b' ' | b'-' | b'.')) && checks::card(d) {
+            return Some(inner(EntityType::CreditCard, 1.0));
         }
         if !plus
-            && !paren
             && e == 2
             && g[0].digits == 3
             && g[1].digits == 5
@@ -496,7 +540,7 @@ fn number(b: &[u8], i: usize, regions: &[Id]) -> Option<Finding> {
             && matches!(g[1].sep, b'-' | b' ')
             && checks::ssn(d)
         {
-            return Some(hit(EntityType::UsSsn, 0.85));
+            return Some(inner(EntityType::UsSsn, 0.85));
         }
         let three = (e == 2).then(|| {
             [
@@ -505,7 +549,9 @@ fn number(b: &[u8], i: usize, regions: &[Id]) -> Option<Finding> {
                 g[2].digits - g[1].digits,
             ]
         });
-        if let Some(score) = phone(d, plus, paren, three, regions) {
+        if *phone_checks > 0
+            && let Some(score) = phone(d, plus, paren, three, regions, phone_checks)
+        {
             return Some(hit(EntityType::PhoneNumber, score));
         }
     }
@@ -522,6 +568,7 @@ fn phone(
     paren: bool,
     grouped: Option<[usize; 3]>,
     regions: &[Id],
+    checks: &mut usize,
 ) -> Option<f64> {
     if !(7..=15).contains(&d.len()) {
         return None;
@@ -529,6 +576,7 @@ fn phone(
     let as_str = |d: &[u8]| String::from_utf8_lossy(d).into_owned();
     let international = if plus { Some(d) } else { d.strip_prefix(b"00") };
     if let Some(intl) = international {
+        *checks = checks.saturating_sub(1);
         let number = phonenumber::parse(None, format!("+{}", as_str(intl))).ok()?;
         return phonenumber::is_valid(&number).then_some(0.9);
     }
@@ -541,6 +589,10 @@ fn phone(
     }
     let digits = as_str(d);
     regions.iter().find_map(|r| {
+        if *checks == 0 {
+            return None;
+        }
+        *checks -= 1;
         let number = phonenumber::parse(Some(*r), &digits).ok()?;
         phonenumber::is_valid(&number).then_some(0.7)
     })

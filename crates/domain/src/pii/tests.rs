@@ -110,11 +110,12 @@ fn luhn_complete(body: &[u8]) -> Vec<u8> {
 
 fn card_number() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec![b'2', b'3', b'4', b'5', b'6']),
+        prop::sample::select(vec![&b"2"[..], b"35", b"4", b"5", b"6"]),
         proptest::collection::vec(b'0'..=b'9', 14),
     )
         .prop_map(|(first, rest)| {
-            let body = [&[first][..], &rest].concat();
+            // Sixteen digits: a length every issuer range above uses.
+            let body = [first, &rest[..15 - first.len()]].concat();
             String::from_utf8(luhn_complete(&body)).unwrap()
         })
 }
@@ -267,5 +268,51 @@ proptest! {
         }
         let cp = to_code_points(&text, &findings);
         prop_assert_eq!(cp.len(), findings.len());
+    }
+}
+
+#[test]
+fn cards_are_found_as_people_write_them_and_imeis_are_not() {
+    assert_eq!(
+        found("(4111 1111 1111 1111) and 4111.1111.1111.1111"),
+        vec![
+            (EntityType::CreditCard, "4111 1111 1111 1111"),
+            (EntityType::CreditCard, "4111.1111.1111.1111")
+        ]
+    );
+    // A card, its expiry and its code in one run of digits: the card is still found.
+    assert_eq!(
+        found("4111111111111111 12 2026 123"),
+        vec![(EntityType::CreditCard, "4111111111111111")]
+    );
+    // A phone's IMEI is Luhn-valid, 15 digits, and starts like JCB: not a card.
+    assert_eq!(found("IMEI 356938035643809"), vec![]);
+    // A card inside what looks like an address is still a card (the address is dropped).
+    assert_eq!(
+        found("4111111111111111@example.com"),
+        vec![(EntityType::CreditCard, "4111111111111111")]
+    );
+    assert_eq!(
+        Detector::default()
+            .sensitive("card 4111 1111 1111 1111, call +41 44 668 18 00")
+            .len(),
+        1
+    );
+}
+
+/// Texts made to be slow — URLs inside URLs, endless digit groups, colons — finish (in linear
+/// time: each would take minutes if any part of the scan were quadratic).
+#[test]
+fn adversarial_texts_finish() {
+    let d = Detector::default();
+    for text in [
+        "a://".repeat(100_000),
+        "0 1 ".repeat(100_000),
+        "1:".repeat(200_000),
+        "a@".repeat(200_000),
+        "GB82 ".repeat(100_000),
+        format!("https://x.example/?token={}", "a".repeat(500_000)),
+    ] {
+        let _ = d.analyze(&text);
     }
 }
