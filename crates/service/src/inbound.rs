@@ -152,7 +152,14 @@ impl Vault {
         emails.extend(senders.iter().map(String::as_str));
         emails.push(&alias_local);
         let phones: Vec<&str> = c.phone.iter().map(String::as_str).collect();
-        let clean = |s: &str, max: usize| {
+        // The thread's purpose decides what happens to personal data the customer wrote
+        // (issue 23), before the text is shortened, so that a cut cannot split a card number
+        // into digits the detector no longer recognises.
+        let rule = self
+            .purpose("purpose", &thread.purpose)
+            .map(|p| p.pii_rule)
+            .unwrap_or_default();
+        let clean = |s: &str, max: usize| -> (String, steward_domain::pii::PiiTypes) {
             // Cut before scrubbing (with room for what scrubbing removes): the work stays
             // bounded whatever was sent.
             let s: String = s.chars().take(2 * max).collect();
@@ -167,26 +174,28 @@ impl Vault {
                     }
                 })
                 .collect();
-            let s = s.trim();
-            if s.chars().count() > max {
+            let (s, types) = crate::pii::screen(s.trim(), rule);
+            let s = if s.chars().count() > max {
                 let cut: String = s.chars().take(max - 16).collect();
                 format!("{cut}\n[… shortened]")
             } else {
-                s.to_owned()
-            }
+                s
+            };
+            (s, types)
         };
-        let text = message
+        let (text, in_text) = message
             .body_text(0)
             .map(|t| clean(&t, normalize::MAX_TEXT_CHARS))
-            .filter(|t| !t.is_empty())
-            .unwrap_or_else(|| "(no text)".to_owned());
-        let subject = message
+            .filter(|(t, _)| !t.is_empty())
+            .unwrap_or_else(|| ("(no text)".to_owned(), Default::default()));
+        let (subject, in_subject) = message
             .subject()
             .map(|s| clean(s, normalize::MAX_SHORT_CHARS))
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "(no subject)".to_owned());
+            .filter(|(s, _)| !s.is_empty())
+            .unwrap_or_else(|| ("(no subject)".to_owned(), Default::default()));
+        let found = in_text.union(in_subject);
         let id = InteractionId::new();
-        let interaction = crate::seal::seal_interaction(
+        let interaction = crate::seal::seal_screened(
             &dk,
             customer,
             id,
@@ -196,6 +205,7 @@ impl Vault {
                 source: "reply".to_owned(),
                 occurred_at: now,
             },
+            found,
         )?;
         let reply = MessageRow {
             id,

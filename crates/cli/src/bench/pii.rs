@@ -60,6 +60,15 @@ const SEPARATORS: &[&str] = &[" ", "\n", " — ", ". ", ", "];
 /// A planted value: its type (None for a decoy) and its text.
 type Plant = (Option<EntityType>, String);
 
+/// `s` in groups of four characters separated by spaces, as cards and IBANs are printed.
+fn in_fours(s: &str) -> String {
+    s.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn card(r: &mut Mix) -> String {
     let body = format!("{}{}", r.pick(&["4", "5", "37", "6011"]), r.digits(11));
     let len = if body.starts_with("37") { 14 } else { 15 };
@@ -69,11 +78,7 @@ fn card(r: &mut Mix) -> String {
         .find(|d| luhn(d.as_bytes()))
         .unwrap_or_default();
     if r.below(2) == 0 && full.len() == 16 {
-        full.as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+        in_fours(&full)
     } else {
         full
     }
@@ -94,12 +99,7 @@ fn iban_number(r: &mut Mix) -> String {
         .find(|s| iban(s.as_bytes()))
         .unwrap_or_default();
     if r.below(2) == 0 {
-        solid
-            .as_bytes()
-            .chunks(4)
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
+        in_fours(&solid)
     } else {
         solid
     }

@@ -192,6 +192,30 @@ fn check_not_found(
     Ok(())
 }
 
+/// `number` (written solid or in groups of four) is found as `t` between `before` and `after`,
+/// and the same with one digit changed (`at`, `by`) is not.
+fn found_and_corruptions_not(
+    before: &str,
+    after: &str,
+    number: &str,
+    (at, by): (usize, u8),
+    spaced: bool,
+    t: EntityType,
+) -> Result<(), TestCaseError> {
+    let written = if spaced {
+        number
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        number.to_owned()
+    };
+    check_found(before, &written, after, t)?;
+    check_not_found(before, &corrupt(&written, at, by), after, t)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -200,13 +224,7 @@ proptest! {
         before in filler(), after in filler(), number in card_number(),
         at in 0usize..20, by in 1u8..10, spaced in any::<bool>(),
     ) {
-        let written = if spaced {
-            number.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" ")
-        } else {
-            number.clone()
-        };
-        check_found(&before, &written, &after, EntityType::CreditCard)?;
-        check_not_found(&before, &corrupt(&written, at, by), &after, EntityType::CreditCard)?;
+        found_and_corruptions_not(&before, &after, &number, (at, by), spaced, EntityType::CreditCard)?;
     }
 
     #[test]
@@ -214,13 +232,7 @@ proptest! {
         before in filler(), after in filler(), number in iban_number(),
         at in 0usize..30, by in 1u8..10, spaced in any::<bool>(),
     ) {
-        let written = if spaced {
-            number.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).unwrap()).collect::<Vec<_>>().join(" ")
-        } else {
-            number.clone()
-        };
-        check_found(&before, &written, &after, EntityType::IbanCode)?;
-        check_not_found(&before, &corrupt(&written, at, by), &after, EntityType::IbanCode)?;
+        found_and_corruptions_not(&before, &after, &number, (at, by), spaced, EntityType::IbanCode)?;
     }
 
     #[test]
