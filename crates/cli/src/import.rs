@@ -30,6 +30,11 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// The file holds social events (`platform, handle, event_id, text, url, occurred_at, city,
+    /// country`), not customers: each is kept only for a customer who holds the handle and
+    /// consented to `social_listening`, the rest dropped and counted.
+    #[arg(long, conflicts_with_all = ["allow_duplicates"])]
+    social: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -73,6 +78,10 @@ pub async fn store_all(
 /// Runs `steward import`.
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     open::init_logging(false);
+    if args.social {
+        let (vault, operator) = open::vault(&args.store).await?;
+        return crate::import_social::run(&vault, operator, &args.file, args.skip_invalid).await;
+    }
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let started = Instant::now();

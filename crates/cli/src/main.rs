@@ -6,6 +6,7 @@ mod erasure;
 mod export;
 mod http;
 mod import;
+mod import_social;
 mod mail;
 mod open;
 mod pii;
@@ -252,7 +253,7 @@ enum TokenCommand {
         #[arg(long)]
         name: String,
         /// A service client's role: admin, sales_associate, store_manager, support_agent,
-        /// marketing, analyst, dpo, monitoring, mail_gateway.
+        /// marketing, analyst, dpo, monitoring, mail_gateway, social_connector.
         #[arg(long, conflicts_with_all = ["staff", "recipient"], required_unless_present_any = ["staff", "recipient"])]
         role: Option<String>,
         /// The staff member the token acts for (their roles and outlets apply).

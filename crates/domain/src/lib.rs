@@ -25,6 +25,7 @@ pub mod role;
 pub mod search;
 pub mod segment;
 pub mod sharing;
+pub mod social;
 pub mod survey;
 pub mod time;
 pub mod view;

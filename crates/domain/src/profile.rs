@@ -12,6 +12,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::customer::{date_of_birth, validate_address};
+use crate::social::{SocialHandles, SocialHandlesInput, mask_handles, validate_handles};
 use crate::view::{DecisionSummary, PurchaseSummary, mask_address, mask_email, mask_phone};
 use crate::{
     Address, AddressInput, CustomerId, DataCategory, OutletId, Timestamp, ValidationError,
@@ -442,6 +443,13 @@ profile_fields! {
         headers ["language", "preferredlanguage", "languagecode", "locale"],
         validate |s: &String| normalize::language("preferred_language", s),
         mask None, demo |n| Some(DEMO_LANGUAGES[n % DEMO_LANGUAGES.len()].to_owned());
+    /// Handles on social platforms (`user.social`): `[{"platform": "instagram", "handle":
+    /// "@anna"}]`, each blind-indexed so a social event finds its customer (issue 23).
+    SocialHandles social_handles: SocialHandles, input SocialHandlesInput,
+        category Social, label "Social handles",
+        headers ["socialhandles", "social", "socialmedia"],
+        validate validate_handles,
+        mask Some(mask_handles), demo |_| None;
 }
 
 impl CustomerInput {
@@ -496,6 +504,7 @@ mod tests {
             "name": "Ada Lovelace", "email": "Ada@Example.com", "phone": "+44 20 7946 0001",
             "address": {"street": "1 Demo Lane", "city": "London", "country": "GB"},
             "date_of_birth": "1815-12-10", "preferred_language": "en-gb",
+            "social_handles": [{"platform": "Instagram", "handle": "@Ada.Lovelace"}],
         }))
         .unwrap();
         input.validate().unwrap()

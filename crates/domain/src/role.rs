@@ -25,6 +25,8 @@ pub enum Role {
     /// Hands inbound mail to Steward (`POST /v1/inbound/email`): replies and bounces; reads
     /// nothing.
     MailGateway,
+    /// Reports social-media events (`POST /v1/social/events`, issue 23); reads nothing.
+    SocialConnector,
     /// The operator at the command line, who holds the master key (import, export, erasure by
     /// hand). Never held by a token or a staff member: not in [`Role::ALL`], not parsed, not
     /// accepted in a request body.
@@ -39,7 +41,7 @@ pub enum Role {
 
 impl Role {
     /// Every role a token or a staff member can hold, in a stable order.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Admin,
         Role::SalesAssociate,
         Role::StoreManager,
@@ -49,11 +51,12 @@ impl Role {
         Role::Dpo,
         Role::Monitoring,
         Role::MailGateway,
+        Role::SocialConnector,
     ];
     /// [`Role::ALL`], the operator's and a recipient's: every role the policy can meet.
-    pub const EVERY: [Role; 11] = {
-        let mut every = [Role::Operator; 11];
-        every[10] = Role::Recipient;
+    pub const EVERY: [Role; 12] = {
+        let mut every = [Role::Operator; 12];
+        every[11] = Role::Recipient;
         let mut i = 0;
         while i < Role::ALL.len() {
             every[i] = Role::ALL[i];
@@ -74,6 +77,7 @@ impl Role {
             Role::Dpo => "dpo",
             Role::Monitoring => "monitoring",
             Role::MailGateway => "mail_gateway",
+            Role::SocialConnector => "social_connector",
             Role::Operator => "operator",
             Role::Recipient => "recipient",
         }
@@ -86,6 +90,6 @@ impl std::str::FromStr for Role {
         Role::ALL
             .into_iter()
             .find(|r| r.as_str() == s)
-            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo, monitoring, mail_gateway"))
+            .ok_or_else(|| crate::ValidationError::new("role", "unknown role; expected one of admin, sales_associate, store_manager, support_agent, marketing, analyst, dpo, monitoring, mail_gateway, social_connector"))
     }
 }

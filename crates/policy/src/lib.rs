@@ -303,6 +303,8 @@ pub enum Action {
     AnalyzeText,
     /// See in full a text that holds a card, account or identity number (issue 23).
     ReadSensitiveText,
+    /// Report social-media events, kept only for consenting customers (issue 23).
+    IngestSocial,
 }
 
 impl Action {
@@ -337,6 +339,7 @@ impl Action {
             Action::ManageRecipients => "manage_recipients",
             Action::AnalyzeText => "analyze_text",
             Action::ReadSensitiveText => "read_sensitive_text",
+            Action::IngestSocial => "ingest_social",
         }
     }
 
@@ -359,6 +362,7 @@ impl Action {
                 | Action::ManageRecipients
                 | Action::AnalyzeText
                 | Action::ReadSensitiveText
+                | Action::IngestSocial
         )
     }
 }

@@ -1156,6 +1156,7 @@ mod tests {
             let decision = Decision { fields: fields.iter().zip(&outcomes).map(|(f, o)| FieldDecision { field: *f, outcome: *o, policies: vec![] }).collect() };
             let email = format!("{local}@example.com");
             let phone = format!("+44{digits}");
+            let handle = format!("{local}_social");
             let c = Customer {
                 id: CustomerId::new(),
                 outlet_id: Some(steward_domain::OutletId::new()),
@@ -1165,6 +1166,7 @@ mod tests {
                 address: Some(Address { street: Some(street.clone()), city: None, postal_code: None, country: Some("GB".into()) }),
                 date_of_birth: Some("1983-04-27".into()),
                 preferred_language: Some("fr-CH".into()),
+                social_handles: Some(steward_domain::social::SocialHandles(vec![steward_domain::social::SocialHandle { platform: "instagram".into(), handle: handle.clone() }])),
                 created_at: Timestamp(0),
                 updated_at: Timestamp(0),
             };
@@ -1179,6 +1181,7 @@ mod tests {
                     Field::Profile(ProfileField::Address) => &[&street],
                     Field::Profile(ProfileField::DateOfBirth) => &["1983-04-27"],
                     Field::Profile(ProfileField::PreferredLanguage) => &["fr-CH"],
+                    Field::Profile(ProfileField::SocialHandles) => &[&handle],
                     _ => &[],
                 };
                 if matches!(o, Outcome::Withhold | Outcome::Mask | Outcome::Abstract) {

@@ -38,6 +38,7 @@ mod segments;
 pub mod sending;
 pub mod sharing;
 pub mod sign_in;
+pub mod social;
 pub mod subject_export;
 pub mod surveys;
 mod timeline;

@@ -306,7 +306,7 @@ impl Vault {
         }
     }
 
-    /// A customer's blind-index entries: e-mail, phone and the name's search buckets.
+    /// A customer's blind-index entries: e-mail, phone, social handles and the name's search buckets.
     fn lookups(&self, id: CustomerId, c: &NewCustomer) -> Vec<Lookup> {
         let mut v = self.name_lookups(id, c.name.as_deref());
         if let Some(e) = &c.email {
@@ -319,6 +319,13 @@ impl Vault {
             v.push(Lookup {
                 kind: "phone",
                 mac: self.inner.blind.mac("phone", p),
+            });
+        }
+        // Each social handle, so that an event from the platform finds its customer (issue 23).
+        for h in c.social_handles.iter().flat_map(|h| &h.0) {
+            v.push(Lookup {
+                kind: "social",
+                mac: self.inner.blind.mac("social", &h.index_value()),
             });
         }
         v

@@ -52,8 +52,11 @@ pub struct ErasureRow {
 /// events and outlet links carry no values but tie the id to a history; they go at once, as do
 /// the sealed profile changes (a customer has few) and any portal codes, sessions and contact changes (an erased
 /// customer is signed out at once), and their message threads with the reply aliases.
-const SHRED_AT_ONCE: [&str; 12] = [
+const SHRED_AT_ONCE: [&str; 13] = [
     "DELETE FROM lookup_index WHERE customer_id = $1",
+    // A social event's keyed id would let whoever holds the blind key confirm that this
+    // customer wrote a public post until the texts are purged: gone now (issue 23).
+    "UPDATE interactions SET external_mac = NULL WHERE customer_id = $1",
     "DELETE FROM consent_events WHERE customer_id = $1",
     "DELETE FROM customer_outlets WHERE customer_id = $1",
     "DELETE FROM customer_changes WHERE customer_id = $1",

@@ -248,6 +248,15 @@ pub trait ActivityStore: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
 
+    /// Appends an interaction reported from outside (a social event) unless one with the same
+    /// `external_mac` is stored; false, writing nothing, if it is.
+    async fn insert_external_interaction(
+        &self,
+        row: &InteractionRow,
+        external_mac: &[u8],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool>;
+
     /// A customer's interactions in id order after `after`.
     async fn list_interactions(
         &self,

@@ -847,6 +847,35 @@ impl ActivityStore for SqlStore {
             .await
     }
 
+    async fn insert_external_interaction(
+        &self,
+        row: &InteractionRow,
+        external_mac: &[u8],
+        audit: &[AuditEntryRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body, pii_types, external_mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+        )
+        .bind(row.id.clone())
+        .bind(row.customer_id.as_bytes().to_vec())
+        .bind(row.channel.clone())
+        .bind(row.source.clone())
+        .bind(row.occurred_at)
+        .bind(row.body.clone())
+        .bind(row.pii_types.clone())
+        .bind(external_mac.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn list_interactions(
         &self,
         customer: CustomerId,

@@ -16,6 +16,7 @@ pub mod requests;
 pub mod segments;
 pub mod sessions;
 pub mod sharing;
+pub mod social;
 pub mod surveys;
 pub mod system;
 
@@ -36,6 +37,7 @@ pub(crate) fn api() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
         .merge(messages::routes())
         .merge(personalisation::routes())
         .merge(pii::routes())
+        .merge(social::routes())
         .merge(analytics::routes())
         .merge(surveys::routes())
         .merge(sharing::routes())

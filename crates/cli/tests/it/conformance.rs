@@ -21,6 +21,9 @@ fn input(n: usize) -> CustomerInput {
         date_of_birth: Some("1990-05-17".into()),
         // Submitted in any case; kept canonical.
         preferred_language: Some("FR-ch".into()),
+        social_handles: Some(steward_domain::social::SocialHandlesInput::Line(format!(
+            "Instagram @Person{n}"
+        ))),
         outlet_id: None,
         allow_duplicate: false,
     }

@@ -42,6 +42,7 @@ mod segments;
 mod sharing;
 mod sign_in;
 mod smtp;
+mod social;
 mod support;
 mod surveys;
 mod tamper;

@@ -618,6 +618,16 @@ fn writes(outlet: &str, seller: &str) -> Vec<WriteCase> {
             StatusCode::NO_CONTENT,
         ),
         ("GET", "/v1/notifications", None, vec![Dpo], StatusCode::OK),
+        // Social events (issue 23): social connectors only; kept or dropped, the same 202.
+        (
+            "POST",
+            "/v1/social/events",
+            Some(
+                json!({"platform": "instagram", "handle": "@matrix", "event_id": "m-{n}", "text": "hello"}),
+            ),
+            vec![SocialConnector],
+            StatusCode::ACCEPTED,
+        ),
         // The PII detector (issue 23): any staff role or service client; it reads no customer.
         (
             "POST",
@@ -962,7 +972,7 @@ async fn authorisation_matrix(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 67));
+    assert_eq!(checked, Role::ALL.len() * (2 * 3 * 7 + 68));
 }
 
 /// Rows every staff role may use that a recipient may not, though they read no customer.
