@@ -52,7 +52,8 @@ impl Vault {
         }
     }
 
-    /// Whether a correction of `fields` needs staff confirmation first.
+    /// Whether a correction of `fields` needs staff confirmation first: a verified field, or a
+    /// social handle.
     pub(crate) async fn touches_verified(
         &self,
         id: CustomerId,
@@ -65,7 +66,13 @@ impl Vault {
             .verified_fields(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
-        Ok(fields.iter().any(|f| verified.iter().any(|v| v == f)))
+        // A handle names who a customer is elsewhere and decides whose posts are kept: one
+        // typed in the portal waits for staff, who can check it is the customer's (issue 23),
+        // so nobody claims another person's handle and reads their posts in their own portal.
+        let social = steward_domain::ProfileField::SocialHandles.name();
+        Ok(fields
+            .iter()
+            .any(|f| *f == social || verified.iter().any(|v| v == f)))
     }
 
     /// The customer's profile changes, oldest first, with the previous values opened.

@@ -805,6 +805,33 @@ async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
         c["name"], "Vera Verified",
         "not applied before confirmation"
     );
+    // A social handle, verified or not, waits for staff too: it decides whose posts are kept
+    // (issue 23), so nobody claims another person's handle from the portal.
+    let (s, r) = request(
+        &w,
+        &w.support,
+        json!({"type": "rectification", "customer_id": id,
+        "corrections": {"social_handles": [{"platform": "instagram", "handle": "@someone.else"}]}}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let handle_request = r["id"].as_str().unwrap().to_owned();
+    let code = last_code(&w.mail, "vera.verified@example.org");
+    let (s, r) = call(
+        &w.router,
+        &w.support,
+        "POST",
+        &format!("/v1/requests/{handle_request}/verify"),
+        Some(json!({"code": code})),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (s, &r["awaiting"]),
+        (StatusCode::OK, &json!("staff_confirmation")),
+        "{r}"
+    );
+    assert!(profile(&w, &id).await.get("social_handles").is_none());
     let marketing = token_of_marketing(&db).await;
     let (s, _) = call(
         &w.router,
