@@ -297,7 +297,13 @@ mod tests {
                     Some(vec![n; 3]),
                     (n > 1).then(|| vec![9; 20]),
                     (n > 2).then(|| vec![7; 5]),
-                ],
+                    (n > 3).then(|| vec![5; 8]),
+                ]
+                .into_iter()
+                // One per declared field, however many there are.
+                .chain(std::iter::repeat(None))
+                .take(steward_domain::ProfileField::ALL.len())
+                .collect(),
             },
             key: StoredKey {
                 master_key_id: format!("mk-{n}"),
