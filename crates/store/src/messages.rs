@@ -118,19 +118,13 @@ impl SqlStore {
         interaction: &InteractionRow,
         m: &MessageRow,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body, pii_types) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(interaction.id.clone())
-        .bind(interaction.customer_id.as_bytes().to_vec())
-        .bind(interaction.channel.clone())
-        .bind(interaction.source.clone())
-        .bind(interaction.occurred_at)
-        .bind(interaction.body.clone())
-        .bind(interaction.pii_types.clone())
-        .execute(&mut **tx)
-        .await?;
+        let sql = format!(
+            "INSERT INTO interactions ({}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            crate::sql::INTERACTION_COLUMNS
+        );
+        crate::sql::bind_interaction(sqlx::query(sqlx::AssertSqlSafe(sql)), interaction)
+            .execute(&mut **tx)
+            .await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO thread_messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         )))

@@ -147,6 +147,21 @@ pub(crate) fn values_clause(backend: Backend, rows: usize, cols: usize) -> Strin
 pub(crate) type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
 
 /// Binds a purpose's columns as $1..$7 in table order.
+/// Binds an interaction's seven columns, in the order `INTERACTION_COLUMNS` names them.
+pub(crate) fn bind_interaction<'q>(q: AnyQuery<'q>, r: &'q InteractionRow) -> AnyQuery<'q> {
+    q.bind(r.id.clone())
+        .bind(r.customer_id.as_bytes().to_vec())
+        .bind(&r.channel)
+        .bind(&r.source)
+        .bind(r.occurred_at)
+        .bind(r.body.clone())
+        .bind(&r.pii_types)
+}
+
+/// The columns [`bind_interaction`] binds.
+pub(crate) const INTERACTION_COLUMNS: &str =
+    "id, customer_id, channel, source, occurred_at, body, pii_types";
+
 fn bind_purpose<'q>(q: AnyQuery<'q>, p: &'q PurposeRow) -> AnyQuery<'q> {
     q.bind(&p.key)
         .bind(&p.lawful_basis)
@@ -854,20 +869,14 @@ impl ActivityStore for SqlStore {
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "INSERT INTO interactions (id, customer_id, channel, source, occurred_at, body, pii_types, external_mac) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(row.id.clone())
-        .bind(row.customer_id.as_bytes().to_vec())
-        .bind(row.channel.clone())
-        .bind(row.source.clone())
-        .bind(row.occurred_at)
-        .bind(row.body.clone())
-        .bind(row.pii_types.clone())
-        .bind(external_mac.to_vec())
-        .execute(&mut *tx)
-        .await?;
+        let sql = format!(
+            "INSERT INTO interactions ({INTERACTION_COLUMNS}, external_mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING"
+        );
+        let done = bind_interaction(sqlx::query(AssertSqlSafe(sql)), row)
+            .bind(external_mac.to_vec())
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }

@@ -159,15 +159,20 @@ fn corrupt(s: &str, at: usize, by: u8) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// The findings in `before number after` (one space either side), and where `number` starts.
+fn around(before: &str, number: &str, after: &str) -> (String, Vec<Finding>, usize) {
+    let text = format!("{before} {number} {after}");
+    let findings = Detector::default().analyze(&text);
+    (text, findings, before.len() + 1)
+}
+
 fn check_found(
     before: &str,
     number: &str,
     after: &str,
     t: EntityType,
 ) -> Result<(), TestCaseError> {
-    let text = format!("{before} {number} {after}");
-    let findings = Detector::default().analyze(&text);
-    let start = before.len() + 1;
+    let (text, findings, start) = around(before, number, after);
     prop_assert!(
         findings
             .iter()
@@ -183,8 +188,7 @@ fn check_not_found(
     after: &str,
     t: EntityType,
 ) -> Result<(), TestCaseError> {
-    let text = format!("{before} {number} {after}");
-    let findings = Detector::default().analyze(&text);
+    let (text, findings, _) = around(before, number, after);
     prop_assert!(
         findings.iter().all(|f| f.entity_type != t),
         "{text:?}: {findings:?}"
