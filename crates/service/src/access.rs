@@ -592,6 +592,23 @@ impl Vault {
         Ok(rows.into_iter().map(|a| Alert::new(a, None)).collect())
     }
 
+    /// A customer's sealed row, wrapped key and access facts, read together; `NotFound` if none.
+    async fn customer_for_read(
+        &self,
+        id: CustomerId,
+    ) -> ServiceResult<(
+        steward_store::CustomerRow,
+        steward_store::StoredKey,
+        steward_store::AccessFacts,
+    )> {
+        self.inner
+            .stores
+            .customers
+            .get_customer_for_read(id)
+            .await?
+            .ok_or(ServiceError::NotFound("customer"))
+    }
+
     /// The facts the policy decides customer `id` by (outlets, restriction); `NotFound` if none.
     pub(crate) async fn access_facts(
         &self,
@@ -750,13 +767,7 @@ impl Vault {
         if via == Via::Id {
             self.refuse_recipient_by_id(access)?;
         }
-        let (row, key, facts) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
+        let (row, key, facts) = self.customer_for_read(id).await?;
         let fields = Field::CUSTOMER_VIEW;
         // A shared record carries the purchases beside the profile: the history alone serves it.
         let serves: fn(&Decision) -> bool = match via {
@@ -775,13 +786,7 @@ impl Vault {
         // committed before that found no disclosure to follow, so the old values must not leave
         // (second review, finding 4).
         let (row, key) = if access.principal.recipient().is_some() {
-            let (row, key, _) = self
-                .inner
-                .stores
-                .customers
-                .get_customer_for_read(id)
-                .await?
-                .ok_or(ServiceError::NotFound("customer"))?;
+            let (row, key, _) = self.customer_for_read(id).await?;
             (row, key)
         } else {
             (row, key)
