@@ -1240,7 +1240,15 @@ impl Vault {
                 ValidationError::new("roles", "the operator's role is no staff role").into(),
             );
         }
-        for o in outlet_ids {
+        // A list that names an outlet or a role twice means it once (found by API fuzzing: the
+        // repeated outlet broke a unique key, a 500).
+        let mut outlet_ids = outlet_ids.to_vec();
+        outlet_ids.sort_unstable();
+        outlet_ids.dedup();
+        let mut roles = roles.to_vec();
+        roles.sort_unstable_by_key(|r| r.as_str());
+        roles.dedup();
+        for o in &outlet_ids {
             self.check_outlet("outlet_ids", Some(*o)).await?;
         }
         let id = StaffId::new();
@@ -1255,7 +1263,7 @@ impl Vault {
                 .map(|r| r.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
-            outlet_ids: outlet_ids.to_vec(),
+            outlet_ids,
             created_at: Timestamp::now().millis(),
             disabled_at: None,
         };

@@ -1318,7 +1318,11 @@ impl PurposeStore for SqlStore {
         if changed.rows_affected() != 1 {
             return Ok(false);
         }
-        record_purpose_version(&mut tx, p).await?;
+        // A change customers are not told of (its PII rule) keeps the notice version, which is
+        // recorded already (found by API fuzzing: recording it again broke a unique key, a 500).
+        if p.notice_version != expected_version {
+            record_purpose_version(&mut tx, p).await?;
+        }
         crate::audit::outbox(&mut tx, self.backend, audit).await?;
         tx.commit().await?;
         Ok(true)

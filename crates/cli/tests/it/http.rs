@@ -407,6 +407,25 @@ async fn activity_over_http(db: TestDb) {
         .await;
     assert_eq!(s, StatusCode::CREATED);
     let seller = st["id"].as_str().unwrap().to_owned();
+    // Found by API fuzzing: an outlet or a role named twice broke a unique key (a 500).
+    let (s, _, twice) = api
+        .call_as(
+            &api.admin,
+            "POST",
+            "/v1/staff",
+            Some(json!({"name": "Twice Named", "roles": ["marketing", "marketing"], "outlet_ids": [outlet, outlet]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{twice}");
+    let (_, _, all) = api.call_as(&api.admin, "GET", "/v1/staff", None).await;
+    let made = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == twice["id"])
+        .unwrap();
+    assert_eq!(made["roles"], json!(["marketing"]));
+    assert_eq!(made["outlet_ids"], json!([outlet]));
     assert_problem(
         &api.call_as(
             &api.admin,

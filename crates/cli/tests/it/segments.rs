@@ -222,7 +222,8 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
     // Bad input: 422 naming the rule, nothing stored.
     let (_, before) = call(app, &marketing, "GET", "/v1/segments", None, false).await;
     for (rules, field) in [
-        (json!({"any": [{"birthday": {}}]}), "rules.any[0].birthday"),
+        // An unknown rule is the client's text: the error names what holds it (issue 25).
+        (json!({"any": [{"birthday": {}}]}), "rules.any[0]"),
         (
             json!({"all": [{"tier": "gold"}, {"purchased": {"within_days": -3}}]}),
             "rules.all[1].purchased.within_days",

@@ -189,9 +189,11 @@ impl Parser<'_> {
                 .and_then(|t| normalize::language("language", t).ok())
                 .map(Rule::Language)
                 .ok_or_else(|| err(&here, "must be a BCP 47 language tag such as fr or en-GB")),
+            // The unknown name came from the client (and may be personal): the error names the
+            // object that holds it, never the name (found by API fuzzing).
             _ => Err(err(
-                &here,
-                "is not a rule: use all, any, not, purchased, spent, last_purchase, tier, outlet, interacted, consent or language",
+                path,
+                "holds a rule that is not known: use all, any, not, purchased, spent, last_purchase, tier, outlet, interacted, consent or language",
             )),
         }
     }
@@ -208,10 +210,14 @@ impl<'a> Body<'a> {
         let Some(obj) = v.as_object() else {
             return Err(err(path, "must be an object"));
         };
-        if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        // As for an unknown rule: the error names the rule, not the member it does not take.
+        if obj.keys().any(|k| !allowed.contains(&k.as_str())) {
             return Err(ValidationError::new(
-                format!("{path}.{k}"),
-                "is not a member of this rule",
+                path.to_owned(),
+                format!(
+                    "holds a member this rule does not take (it takes {})",
+                    allowed.join(", ")
+                ),
             ));
         }
         Ok(Self { obj, path })
@@ -238,8 +244,15 @@ impl<'a> Body<'a> {
     ) -> Result<Option<i64>, ValidationError> {
         match self.obj.get(key) {
             None | Some(Value::Null) => Ok(None),
+            // A whole number, also when written with a zero fraction (`3.0`, as JSON Schema's
+            // `integer` admits it).
             Some(v) => v
                 .as_i64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                        .map(|f| f as i64)
+                })
                 .filter(|n| (lo..=hi).contains(n))
                 .map(Some)
                 .ok_or_else(|| err(&self.at(key), reason)),
