@@ -172,7 +172,8 @@ where
             None => None,
             Some(r) => {
                 let r = r.trim();
-                if r.is_empty() || r.chars().count() > 500 || r.chars().any(char::is_control) {
+                if r.is_empty() || r.chars().count() > REASON_MAX || r.chars().any(char::is_control)
+                {
                     return Err(Problem::invalid_parameter(
                         "reason",
                         "must be 1 to 500 characters without control characters",
@@ -197,6 +198,42 @@ where
             break_glass,
         })
     }
+}
+
+/// The longest stated reason (characters).
+pub const REASON_MAX: usize = 500;
+
+/// Characters a free-text query parameter may not hold: C0 and C1 controls and DEL
+/// (`char::is_control`), as a JSON Schema (ECMA-262) character class.
+const NO_CONTROL: &str = r"[^\u0000-\u001f\u007f-\u009f]";
+
+/// The OpenAPI schema of a query parameter these extractors check, by its name, built from the
+/// same constants as the checks: `openapi.rs` puts it on every operation that declares the
+/// parameter, so the document cannot say less than the server checks. `None` for parameters
+/// checked elsewhere (their handler's annotation states them).
+pub(crate) fn query_parameter_schema(name: &str) -> Option<serde_json::Value> {
+    use serde_json::json;
+    let any = NO_CONTROL;
+    Some(match name {
+        // A registered purpose: the served document lists the registry's keys (`openapi.rs`).
+        "purpose" => json!({"$ref": "#/components/schemas/PurposeKey"}),
+        "reason" => json!({
+            "type": "string", "minLength": 1, "maxLength": REASON_MAX,
+            "pattern": format!(r"^{any}*[^\s\u0000-\u001f\u007f-\u009f]{any}*$"),
+        }),
+        "break_glass" => json!({"type": "string", "enum": ["true", "false"]}),
+        "q" => json!({
+            "type": "string", "maxLength": steward_domain::MAX_QUERY_CHARS,
+            // At least one word of two letters or digits.
+            "pattern": format!("^{any}*[A-Za-z0-9]{{2}}{any}*$"),
+        }),
+        "tier" => json!({"type": "string", "enum": steward_domain::TIERS}),
+        "consent" => json!({"$ref": "#/components/schemas/ConsentPurposeKey"}),
+        "active_since" => json!({
+            "type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        }),
+        _ => return None,
+    })
 }
 
 /// A customer list's filters: `?q=` (the beginning of a name's words), `?outlet_id=`, `?tier=`,

@@ -60,7 +60,8 @@ impl ConsentSource {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentInput {
-    /// The purpose key.
+    /// The purpose key (a purpose that rests on consent).
+    #[schema(format = "consent-purpose")]
     pub purpose: String,
     /// Grant or withdraw.
     pub action: ConsentAction,

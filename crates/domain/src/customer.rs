@@ -11,15 +11,19 @@ use crate::{ValidationError, normalize};
 pub struct Address {
     /// Street and number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "short-text", nullable = false)]
     pub street: Option<String>,
     /// City or town.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "short-text", nullable = false)]
     pub city: Option<String>,
     /// Postal or ZIP code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "short-text", nullable = false)]
     pub postal_code: Option<String>,
     /// Country name or code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(format = "short-text", nullable = false)]
     pub country: Option<String>,
 }
 
@@ -28,6 +32,7 @@ pub struct Address {
 #[serde(untagged)]
 pub enum AddressInput {
     /// One free-form line.
+    #[schema(format = "short-text")]
     Line(String),
     /// Structured parts.
     Parts(Address),

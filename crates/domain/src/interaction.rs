@@ -55,8 +55,10 @@ pub struct InteractionInput {
     /// The channel.
     pub channel: Channel,
     /// The message or note (`user.content.private`, or `user.social` for social posts).
+    #[schema(format = "long-text")]
     pub text: String,
     /// The system or platform it came from, e.g. `zendesk`, `instagram`, `till`.
+    #[schema(format = "source")]
     pub source: String,
     /// When it happened (RFC 3339); now if absent.
     #[serde(default)]

@@ -11,8 +11,10 @@ use crate::{InteractionId, ThreadId, Timestamp, ValidationError, normalize};
 #[serde(deny_unknown_fields)]
 pub struct MessageInput {
     /// The subject (one line, at most 300 characters).
+    #[schema(format = "short-text")]
     pub subject: String,
     /// The message, plain text (at most 10,000 characters).
+    #[schema(format = "long-text")]
     pub text: String,
     /// Continue this thread (same reply address) instead of starting a new one.
     #[serde(default)]

@@ -75,7 +75,7 @@ fn demo_of<T>(demo: fn(usize) -> Option<T>, n: usize) -> Option<T> {
 macro_rules! profile_fields {
     ($(
         $(#[doc = $doc:literal])*
-        $variant:ident $field:ident: $ty:ty, input $input:ty,
+        $variant:ident $field:ident: $ty:ty, input $input:ty, schema($($schema:tt)*),
         category $category:ident, label $label:literal,
         headers [$($header:literal),* $(,)?],
         validate $validate:expr, mask $mask:expr, demo $demo:expr;
@@ -130,7 +130,7 @@ macro_rules! profile_fields {
         #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
         #[serde(deny_unknown_fields)]
         pub struct CustomerInput {
-            $($(#[doc = $doc])* #[serde(default)] pub $field: Option<$input>,)*
+            $($(#[doc = $doc])* #[serde(default)] #[schema($($schema)*)] pub $field: Option<$input>,)*
             /// The outlet that registers the customer.
             #[serde(default)]
             pub outlet_id: Option<OutletId>,
@@ -215,7 +215,7 @@ macro_rules! profile_fields {
             $(
                 $(#[doc = $doc])*
                 #[serde(default, deserialize_with = "patch_field")]
-                #[schema(value_type = Option<$input>)]
+                #[schema(value_type = Option<$input>, $($schema)*)]
                 pub $field: Option<Option<$input>>,
             )*
         }
@@ -406,46 +406,46 @@ const DEMO_LANGUAGES: [&str; 5] = ["en-GB", "fr-CH", "de-CH", "it-CH", "en-SG"];
 
 profile_fields! {
     /// Full name (`user.name`).
-    Name name: String, input String,
+    Name name: String, input String, schema(format = "short-text"),
         category Name, label "Name",
         headers ["name", "fullname", "contactname", "customername"],
         validate |s: &String| normalize::short_text("name", s),
         mask None, demo |_| None;
     /// E-mail address (`user.contact.email`), lower case.
-    Email email: String, input String,
+    Email email: String, input String, schema(format = "email"),
         category Email, label "E-mail",
         headers ["email", "emailaddress", "email1", "primaryemail", "workemail", "emailaddress1"],
         validate |s: &String| normalize::email("email", s),
         mask Some(|e: &String| mask_email(e)), demo |_| None;
     /// Phone number (`user.contact.phone_number`): submitted in international format, kept in
     /// E.164.
-    Phone phone: String, input String,
+    Phone phone: String, input String, schema(format = "phone"),
         category PhoneNumber, label "Phone",
         headers ["phone", "phonenumber", "mobile", "mobilephone", "mobilenumber", "telephone",
                  "tel", "primaryphone", "phone1"],
         validate |s: &String| normalize::phone("phone", s),
         mask Some(|p: &String| mask_phone(p)), demo |_| None;
     /// Postal address (`user.contact.address`): structured, or one line (kept as the street).
-    Address address: Address, input AddressInput,
+    Address address: Address, input AddressInput, schema(),
         category Address, label "Address",
         headers [],
         validate validate_address,
         mask Some(mask_address), demo |_| None;
     /// Date of birth, `YYYY-MM-DD` (`user.demographic.date_of_birth`).
-    DateOfBirth date_of_birth: String, input String,
+    DateOfBirth date_of_birth: String, input String, schema(format = "date"),
         category DateOfBirth, label "Date of birth",
         headers ["dateofbirth", "birthdate", "birthday", "dob"],
         validate |s: &String| date_of_birth(s),
         mask None, demo |_| None;
     /// Preferred language, a BCP 47 tag such as `fr-CH` (`user.demographic.language`).
-    PreferredLanguage preferred_language: String, input String,
+    PreferredLanguage preferred_language: String, input String, schema(format = "language"),
         category Language, label "Preferred language",
         headers ["language", "preferredlanguage", "languagecode", "locale"],
         validate |s: &String| normalize::language("preferred_language", s),
         mask None, demo |n| Some(DEMO_LANGUAGES[n % DEMO_LANGUAGES.len()].to_owned());
     /// Handles on social platforms (`user.social`): `[{"platform": "instagram", "handle":
     /// "@anna"}]`, each blind-indexed so a social event finds its customer (issue 23).
-    SocialHandles social_handles: SocialHandles, input SocialHandlesInput,
+    SocialHandles social_handles: SocialHandles, input SocialHandlesInput, schema(),
         category Social, label "Social handles",
         headers ["socialhandles", "social", "socialmedia"],
         validate validate_handles,

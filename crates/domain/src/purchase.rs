@@ -9,8 +9,10 @@ use crate::{CustomerId, OutletId, PurchaseId, StaffId, Timestamp, ValidationErro
 #[serde(deny_unknown_fields)]
 pub struct PurchaseInput {
     /// What was bought (e.g. a watch model).
+    #[schema(format = "short-text")]
     pub item: String,
     /// Product category (e.g. `watches`); kept in clear for aggregate reports.
+    #[schema(format = "short-text")]
     pub category: String,
     /// Where it was bought.
     pub outlet_id: OutletId,
@@ -18,8 +20,11 @@ pub struct PurchaseInput {
     #[serde(default)]
     pub seller_id: Option<StaffId>,
     /// The amount in minor units (cents).
+    #[serde(deserialize_with = "crate::integral::deserialize")]
+    #[schema(minimum = 0)]
     pub amount_minor: i64,
     /// ISO 4217 currency code.
+    #[schema(format = "currency")]
     pub currency: String,
     /// When it happened (RFC 3339); now if absent.
     #[serde(default)]

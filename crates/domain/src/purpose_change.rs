@@ -6,7 +6,7 @@ use crate::pii::PiiRule;
 use crate::{DataCategory, LawfulBasis, Purpose, Role, ValidationError, normalize};
 
 /// The top levels of the fideslang data-use taxonomy; a purpose's data use must sit under one.
-const DATA_USE_ROOTS: [&str; 10] = [
+pub(crate) const DATA_USE_ROOTS: [&str; 10] = [
     "analytics",
     "collect",
     "employment",
@@ -19,6 +19,10 @@ const DATA_USE_ROOTS: [&str; 10] = [
     "train",
 ];
 
+/// What a purpose key looks like (2 to 64 characters: lower-case letters, digits and `_`,
+/// starting with a letter), as a JSON Schema pattern for the OpenAPI document.
+pub const PURPOSE_KEY_PATTERN: &str = "^[a-z][a-z0-9_]{1,63}$";
+
 /// Longest retention a purpose may declare (100 years): longer is a typo, not a policy.
 const MAX_RETENTION_DAYS: i64 = 36_500;
 
@@ -27,16 +31,22 @@ const MAX_RETENTION_DAYS: i64 = 36_500;
 #[serde(deny_unknown_fields)]
 pub struct PurposeInput {
     /// Short key used in `?purpose=`: lower-case letters, digits and `_`, starting with a letter.
+    #[schema(format = "purpose-key")]
     pub key: String,
     /// The lawful basis.
     pub lawful_basis: LawfulBasis,
     /// The fideslang data use, e.g. `marketing.communications.email`.
+    #[schema(format = "data-use")]
     pub data_use: String,
     /// The data categories this purpose may use.
+    #[schema(min_items = 1)]
     pub categories: Vec<DataCategory>,
     /// Retention in days (1 to 36,500).
+    #[serde(deserialize_with = "crate::integral::deserialize")]
+    #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: i64,
     /// The notice text shown to customers.
+    #[schema(format = "long-text")]
     pub notice_text: String,
     /// The roles that may declare the purpose (default: the DPO alone).
     #[serde(default)]
@@ -52,18 +62,30 @@ pub struct PurposeInput {
 #[serde(deny_unknown_fields)]
 pub struct PurposePatch {
     /// A new lawful basis.
+    #[schema(nullable = false)]
     pub lawful_basis: Option<LawfulBasis>,
     /// A new fideslang data use.
+    #[schema(format = "data-use")]
+    #[schema(nullable = false)]
     pub data_use: Option<String>,
     /// New data categories (replaces the list).
+    #[schema(min_items = 1)]
+    #[schema(nullable = false)]
     pub categories: Option<Vec<DataCategory>>,
-    /// A new retention in days.
+    /// A new retention in days (1 to 36,500).
+    #[serde(default, deserialize_with = "crate::integral::optional")]
+    #[schema(minimum = 1, maximum = 36500)]
+    #[schema(nullable = false)]
     pub retention_days: Option<i64>,
     /// A new notice text.
+    #[schema(format = "long-text")]
+    #[schema(nullable = false)]
     pub notice_text: Option<String>,
     /// The roles that may declare the purpose (replaces the list).
+    #[schema(nullable = false)]
     pub roles: Option<Vec<Role>>,
     /// A new rule for personal data found in texts (not part of the notice: no new version).
+    #[schema(nullable = false)]
     pub pii_rule: Option<PiiRule>,
 }
 

@@ -40,19 +40,19 @@ impl RecipientKind {
 #[serde(deny_unknown_fields)]
 pub struct RecipientInput {
     /// The recipient's name, as customers will read it.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(format = "short-text", max_length = 200)]
     pub name: String,
     /// `processor` or `third_party`.
     pub kind: RecipientKind,
     /// Where it processes the data (ISO 3166-1 alpha-2), e.g. `DE`.
-    #[schema(pattern = "^[A-Za-z]{2}$")]
+    #[schema(format = "country")]
     pub country: String,
     /// Whom to contact there about data protection (a name, a role or an address).
     #[serde(default)]
-    #[schema(max_length = 200)]
+    #[schema(format = "short-text", max_length = 200)]
     pub contact: Option<String>,
     /// Where changes to data it received are notified: an `https://` URL.
-    #[schema(max_length = 2000)]
+    #[schema(format = "https-url")]
     pub webhook_url: String,
 }
 

@@ -19,11 +19,23 @@ const MAX_HANDLES: usize = 10;
 pub struct SocialHandle {
     /// The platform, e.g. `instagram`, `x`, `tiktok`, `mastodon`.
     pub platform: String,
-    /// The handle, e.g. `@anna.muster` (`@` optional).
+    /// The handle, without its `@` (masked for some readers).
     pub handle: String,
 }
 
-impl SocialHandle {
+/// A handle as submitted in a list; a [`SocialHandle`] once normalised.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SocialHandleInput {
+    /// The platform, e.g. `instagram`, `x`, `tiktok`, `mastodon`.
+    #[schema(format = "platform")]
+    pub platform: String,
+    /// The handle, e.g. `@anna.muster` (`@` optional).
+    #[schema(format = "handle")]
+    pub handle: String,
+}
+
+impl SocialHandleInput {
     /// The platform and handle validated and normalised; errors name `field`.
     pub fn normalized(&self, field: &'static str) -> Result<SocialHandle, ValidationError> {
         Ok(SocialHandle {
@@ -31,7 +43,9 @@ impl SocialHandle {
             handle: handle(field, &self.handle)?,
         })
     }
+}
 
+impl SocialHandle {
     /// What the blind index is computed over: platform and handle on two lines.
     pub fn index_value(&self) -> String {
         format!("{}\n{}", self.platform, self.handle)
@@ -84,8 +98,9 @@ pub struct SocialHandles(pub Vec<SocialHandle>);
 #[serde(untagged)]
 pub enum SocialHandlesInput {
     /// `[{"platform", "handle"}]`.
-    List(Vec<SocialHandle>),
+    List(Vec<SocialHandleInput>),
     /// `platform handle` (or `platform:handle`) pairs separated by commas or semicolons.
+    #[schema(format = "handles-line")]
     Line(String),
 }
 
@@ -97,7 +112,14 @@ impl From<String> for SocialHandlesInput {
 
 impl From<SocialHandles> for SocialHandlesInput {
     fn from(h: SocialHandles) -> Self {
-        SocialHandlesInput::List(h.0)
+        SocialHandlesInput::List(
+            h.0.into_iter()
+                .map(|h| SocialHandleInput {
+                    platform: h.platform,
+                    handle: h.handle,
+                })
+                .collect(),
+        )
     }
 }
 
@@ -142,7 +164,7 @@ pub fn validate_handles(input: &SocialHandlesInput) -> Result<SocialHandles, Val
                             "write each as platform and handle, e.g. instagram @anna",
                         )
                     })?;
-                SocialHandle {
+                SocialHandleInput {
                     platform: p.into(),
                     handle: h.trim().into(),
                 }
@@ -179,9 +201,11 @@ pub fn mask_handles(h: &SocialHandles) -> SocialHandles {
 pub struct LocationInput {
     /// The city or town.
     #[serde(default)]
+    #[schema(format = "city")]
     pub city: Option<String>,
     /// The country, ISO 3166-1 alpha-2.
     #[serde(default)]
+    #[schema(format = "country")]
     pub country: Option<String>,
     /// Dropped: coordinates, street and postcode are never stored.
     #[serde(default)]
@@ -255,15 +279,20 @@ impl LocationInput {
 #[serde(deny_unknown_fields)]
 pub struct SocialEventInput {
     /// The platform, e.g. `instagram`.
+    #[schema(format = "platform")]
     pub platform: String,
     /// The author's handle on it.
+    #[schema(format = "handle")]
     pub handle: String,
     /// The platform's id of the post or message (repeats are ignored).
+    #[schema(format = "event-id")]
     pub event_id: String,
     /// What was written.
+    #[schema(format = "long-text")]
     pub text: String,
     /// Where it is, on the platform: checked, not kept (it names the author's handle).
     #[serde(default)]
+    #[schema(format = "http-url")]
     pub url: Option<String>,
     /// When it was written (RFC 3339); now if absent.
     #[serde(default)]

@@ -67,7 +67,7 @@ impl Question {
 #[serde(deny_unknown_fields)]
 pub struct SurveyInput {
     /// What customers see as its title, e.g. `Your visit to our Geneva shop`.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(format = "short-text", max_length = 200)]
     pub title: String,
     /// One to twenty questions.
     #[schema(min_items = 1, max_items = 20)]
@@ -76,6 +76,7 @@ pub struct SurveyInput {
     pub segment_id: SegmentId,
     /// The purpose its sending is decided under (who of the segment may be asked), e.g.
     /// `marketing_email`.
+    #[schema(format = "consent-purpose")]
     pub purpose: String,
 }
 

@@ -24,7 +24,7 @@ fn purpose_of(query: Option<&str>) -> Option<String> {
 /// is found before it is sealed; the kinds found are recorded with it (`pii_types`), and the
 /// declared purpose's rule keeps, masks or redacts it.
 #[utoipa::path(post, path = "/v1/customers/{id}/interactions", tag = "interactions", request_body = InteractionInput,
-    params(("id" = String, Path), ("purpose" = Option<String>, Query, description = "The purpose the text is recorded for: its rule keeps, masks or redacts the personal data found in it (kept if absent)")),
+    params(("id" = String, Path, format = Uuid), ("purpose" = Option<String>, Query, description = "The purpose the text is recorded for: its rule keeps, masks or redacts the personal data found in it (kept if absent)")),
     responses((status = 201, body = Created), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_interaction(
@@ -55,7 +55,7 @@ pub async fn add_interaction(
 
 /// Lists a customer's interactions, oldest first, if the policy shows communications.
 #[utoipa::path(get, path = "/v1/customers/{id}/interactions", tag = "interactions",
-    params(("id" = String, Path), ("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("id" = String, Path, format = Uuid), ("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query, format = Uuid), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = PageOf<Interaction>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_interactions(
@@ -76,7 +76,7 @@ pub async fn list_interactions(
 
 /// Records a purchase.
 #[utoipa::path(post, path = "/v1/customers/{id}/purchases", tag = "purchases", request_body = PurchaseInput,
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 201, body = Created), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn add_purchase(
@@ -117,7 +117,7 @@ pub struct PurchasePage {
 /// Lists a customer's purchases, oldest first; or, where the policy abstracts the history, the
 /// derived facts only.
 #[utoipa::path(get, path = "/v1/customers/{id}/purchases", tag = "purchases",
-    params(("id" = String, Path), ("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("id" = String, Path, format = Uuid), ("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query, format = Uuid), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = PurchasePage), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_purchases(
@@ -163,7 +163,7 @@ pub struct ConsentRecorded {
 /// Grants or withdraws consent for a purpose. A request carrying `Sec-GPC: 1` (the Global
 /// Privacy Control signal) also withdraws the sale/sharing and targeted-marketing purposes.
 #[utoipa::path(post, path = "/v1/customers/{id}/consents", tag = "consents", request_body = ConsentInput,
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 201, body = ConsentRecorded), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn record_consent(
@@ -187,7 +187,7 @@ pub async fn record_consent(
 
 /// The customer's current consent per purpose, and the whole ledger.
 #[utoipa::path(get, path = "/v1/customers/{id}/consents", tag = "consents",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = ConsentState), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn consents(

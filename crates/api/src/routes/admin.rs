@@ -16,11 +16,12 @@ use crate::{AppState, Problem};
 #[serde(deny_unknown_fields)]
 pub struct OutletInput {
     /// The outlet's name (unique).
+    #[schema(format = "short-text")]
     pub name: String,
     /// Its country (ISO 3166-1 alpha-2, e.g. `CH`): staff there may then look customers up by
     /// phone numbers in its national format.
     #[serde(default)]
-    #[schema(pattern = "^[A-Za-z]{2}$")]
+    #[schema(format = "country")]
     pub country: Option<String>,
 }
 
@@ -80,8 +81,10 @@ pub async fn list_outlets(
 #[serde(deny_unknown_fields)]
 pub struct StaffInput {
     /// Name (sealed at rest).
+    #[schema(format = "short-text")]
     pub name: String,
-    /// Roles.
+    /// Roles (at least one).
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
     /// Outlets the staff member works at.
     #[serde(default)]
@@ -152,12 +155,13 @@ pub struct StaffPatch {
     /// `true` disables the staff member: every token and sign-in session they hold is revoked at
     /// once, and they can neither sign in nor authenticate; `false` enables them again (old
     /// tokens stay revoked).
+    #[schema(required = true, value_type = bool)]
     pub disabled: Option<bool>,
 }
 
 /// Disables (or enables again) a staff member.
 #[utoipa::path(patch, path = "/v1/staff/{id}", tag = "staff", request_body = StaffPatch,
-    params(("id" = String, Path, description = "Staff id")),
+    params(("id" = String, Path, format = Uuid, description = "Staff id")),
     responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_staff(
@@ -193,7 +197,7 @@ pub async fn list_tokens(
 
 /// Revokes an API token or sign-in session: refused from the next request on.
 #[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
-    params(("id" = String, Path, description = "Token id")),
+    params(("id" = String, Path, format = Uuid, description = "Token id")),
     responses((status = 204), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn revoke_token(
@@ -222,7 +226,7 @@ pub async fn list_alerts(
 
 /// One access alert with the reason the staff member gave, for the DPO. Opening the reason is an
 /// audit entry about the customer.
-#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts", params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = AlertView), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_alert(

@@ -172,7 +172,7 @@ pub struct AccessLogView {
 /// Who accessed a customer's data, when, in which role and outlet, for which purpose, which
 /// categories and with which outcome — each with a proof the customer can check.
 #[utoipa::path(get, path = "/v1/customers/{id}/access-log", tag = "audit",
-    params(("id" = String, Path), ("before" = Option<u64>, Query), ("limit" = Option<u32>, Query)),
+    params(("id" = String, Path, format = Uuid), ("before" = Option<u64>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = AccessLogView), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn access_log(

@@ -21,13 +21,14 @@ pub struct CampaignInput {
     #[schema(format = Uuid)]
     pub segment_id: String,
     /// A purpose of marketing by e-mail resting on consent, e.g. `marketing_email`.
+    #[schema(format = "consent-purpose")]
     pub purpose: String,
     /// The subject line; placeholders such as `{{first_name}}` are filled per customer.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(format = "template-short", max_length = 200)]
     pub subject: String,
     /// The body; placeholders `{{first_name}}`, `{{name}}`, `{{preferred_language}}`, each only
     /// where the purpose covers its data category.
-    #[schema(min_length = 1, max_length = 10000)]
+    #[schema(format = "template-long")]
     pub body: String,
     /// For a body with `{{recommendations}}`: what a recipient who has not agreed to
     /// personalisation gets — `send` (the campaign without them; the default) or `skip` (nothing).
@@ -94,7 +95,7 @@ pub async fn list(
 /// One campaign: status, counts (never recipients), its templates and a preview rendered for a
 /// fictional customer.
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, format = Uuid, description = "Campaign id")),
     responses((status = 200, body = CampaignView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_one(
@@ -112,7 +113,7 @@ pub async fn get_one(
 /// address. A segment reaching fewer customers than the size threshold is a 422; a campaign
 /// sent already, or an installation without mail (`serve --smtp-url`, `--public-url`), a 409.
 #[utoipa::path(post, path = "/v1/campaigns/{id}/send", tag = "campaigns",
-    params(("id" = String, Path, description = "Campaign id")),
+    params(("id" = String, Path, format = Uuid, description = "Campaign id")),
     responses((status = 202, body = CampaignView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
     security(("bearer" = [])))]
 pub async fn send(

@@ -41,7 +41,7 @@ pub async fn create(
 /// Reads one customer for the declared purpose: only the fields the policy allows, some masked,
 /// with the decision.
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query, description = "Why the data is read"),
+    params(("id" = String, Path, format = Uuid, description = "Customer id"), ("purpose" = String, Query, description = "Why the data is read"),
            ("reason" = Option<String>, Query, description = "A stated reason, where the policy needs one")),
     responses((status = 200, body = CustomerView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
@@ -62,9 +62,9 @@ pub async fn get_one(
 /// the caller may see nothing of are left out. A page may hold fewer items than `limit` and still
 /// have a `next_cursor`: a search looks at a bounded number of candidates per page.
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
-    params(("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query),
+    params(("purpose" = String, Query), ("reason" = Option<String>, Query), ("cursor" = Option<String>, Query, format = Uuid), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500),
            ("q" = Option<String>, Query, description = "The beginning of the name's words (at least one of two letters or more), e.g. `ada lov`"),
-           ("outlet_id" = Option<String>, Query, description = "Only customers of this outlet"),
+           ("outlet_id" = Option<String>, Query, format = Uuid, description = "Only customers of this outlet"),
            ("tier" = Option<String>, Query, description = "Only customers in this tier, where the caller may know it: none, bronze, silver or gold"),
            ("consent" = Option<String>, Query, description = "Only customers with an active consent to this consent-based purpose, where the caller may read consents"),
            ("active_since" = Option<String>, Query, description = "Only customers with a purchase or interaction on or after this date (YYYY-MM-DD), where the caller is shown them")),
@@ -107,7 +107,7 @@ pub struct MergeInput {
 /// interactions and consents move here, re-sealed under this customer's key, and the other is
 /// crypto-shredded. This customer's profile stays as it is. 200 with the survivor's id.
 #[utoipa::path(post, path = "/v1/customers/{id}/merge", tag = "customers", request_body = MergeInput,
-    params(("id" = String, Path, description = "The customer who stays")),
+    params(("id" = String, Path, format = Uuid, description = "The customer who stays")),
     responses((status = 200, body = Created), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn merge(
@@ -142,7 +142,7 @@ pub struct PendingChange {
 /// address (the rest applied); 409 naming `email` if another customer holds that address.
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers",
     request_body(content((CustomerPatch = "application/json"), (CustomerPatch = "application/merge-patch+json"))),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 202, body = PendingChange), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn update(
@@ -176,10 +176,12 @@ pub async fn update(
 pub struct LookupRequest {
     /// An e-mail address (matched after normalisation).
     #[serde(default)]
+    #[schema(format = "email")]
     pub email: Option<String>,
     /// A phone number in international format, or in the national format of the caller's outlet's
     /// country when it is known (matched after normalisation).
     #[serde(default)]
+    #[schema(format = "phone")]
     pub phone: Option<String>,
 }
 
@@ -225,12 +227,13 @@ pub async fn lookup(
 pub struct VerifiedFields {
     /// The profile fields checked against evidence (`name`, `email`, `phone`, `address`,
     /// `date_of_birth`); a customer's correction of one waits for staff confirmation.
+    #[schema(format = "profile-fields")]
     pub fields: Vec<String>,
 }
 
 /// Marks which profile fields are verified (replacing the previous set).
 #[utoipa::path(put, path = "/v1/customers/{id}/verified-fields", tag = "customers",
-    request_body = VerifiedFields, params(("id" = String, Path)),
+    request_body = VerifiedFields, params(("id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn set_verified_fields(

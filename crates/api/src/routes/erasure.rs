@@ -15,7 +15,7 @@ use crate::{AppState, Problem};
 /// customer is unreadable and unfindable when this answers), the remaining ciphertext purged,
 /// and a disposal record appended to the audit log. A legal hold blocks it (409).
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = ErasureReport), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
@@ -35,12 +35,13 @@ pub async fn erase(
 #[serde(deny_unknown_fields)]
 pub struct LegalHold {
     /// The case reference (1–64 letters, digits, `-_./`, at least one digit; never a name).
+    #[schema(pattern = "^(?=[^0-9]*[0-9])[A-Za-z0-9._/-]{1,64}$")]
     pub reference: String,
 }
 
 /// Places a customer under legal hold: erasure is refused until it is lifted.
 #[utoipa::path(put, path = "/v1/customers/{id}/legal-hold", tag = "customers",
-    request_body = LegalHold, params(("id" = String, Path)),
+    request_body = LegalHold, params(("id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -59,7 +60,7 @@ pub async fn set_hold(
 
 /// Lifts a customer's legal hold.
 #[utoipa::path(delete, path = "/v1/customers/{id}/legal-hold", tag = "customers",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn lift_hold(

@@ -31,7 +31,7 @@ pub struct MessageAccepted {
 /// sends; the caller never sees it. Replies to the thread's address come back into the thread.
 /// Without mail (`serve --smtp-url`, `--public-url`) a 409.
 #[utoipa::path(post, path = "/v1/customers/{id}/messages", tag = "messages", request_body = MessageInput,
-    params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query)),
+    params(("id" = String, Path, format = Uuid, description = "Customer id"), ("purpose" = String, Query)),
     responses((status = 202, body = MessageAccepted), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
     security(("bearer" = [])))]
 pub async fn send(
@@ -63,7 +63,7 @@ pub struct Threads {
 /// A customer's message threads with their replies, if the policy shows their communications
 /// for `?purpose=` (decided and recorded like `GET …/interactions`). No address appears.
 #[utoipa::path(get, path = "/v1/customers/{id}/messages", tag = "messages",
-    params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query), ("reason" = Option<String>, Query)),
+    params(("id" = String, Path, format = Uuid, description = "Customer id"), ("purpose" = String, Query), ("reason" = Option<String>, Query)),
     responses((status = 200, body = Threads), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn threads(

@@ -15,7 +15,7 @@ use crate::{AppState, Problem};
 #[serde(deny_unknown_fields)]
 pub struct NoticeInput {
     /// The text staff read and acknowledge.
-    #[schema(min_length = 1, max_length = 10000)]
+    #[schema(format = "long-text")]
     pub text: String,
 }
 
@@ -48,6 +48,7 @@ pub async fn current(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<N
 #[serde(deny_unknown_fields)]
 pub struct AcknowledgementInput {
     /// The version acknowledged: the current one.
+    #[serde(deserialize_with = "steward_domain::integral::deserialize")]
     #[schema(minimum = 1)]
     pub notice_version: i64,
 }

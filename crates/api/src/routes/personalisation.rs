@@ -28,7 +28,7 @@ const MAX_ITEMS: usize = 20;
 /// 403 naming the purpose unless the customer's consent is active; decided and recorded like
 /// any read. Purchases in categories the DPO marked as special categories are never used.
 #[utoipa::path(get, path = "/v1/customers/{id}/recommendations", tag = "personalisation",
-    params(("id" = String, Path, description = "Customer id"), ("purpose" = String, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 20)),
+    params(("id" = String, Path, format = Uuid, description = "Customer id"), ("purpose" = String, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 20)),
     responses((status = 200, body = Recommendations), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn recommendations(
@@ -60,6 +60,7 @@ pub async fn recommendations(
 pub struct CategoryMarking {
     /// The special category of data the purchase category reveals (fideslang), e.g.
     /// `user.health_and_medical`.
+    #[schema(format = "special-category")]
     pub data_category: String,
 }
 
@@ -67,7 +68,7 @@ pub struct CategoryMarking {
 /// leave personalisation's model at once and never drive a recommendation. A category no
 /// purchase has is a 404; a data category that is not a special one is a 422.
 #[utoipa::path(put, path = "/v1/purchase-categories/{category}", tag = "personalisation", request_body = CategoryMarking,
-    params(("category" = String, Path, description = "Purchase category, as purchases record it")),
+    params(("category" = String, Path, format = "short-text", description = "Purchase category, as purchases record it")),
     responses((status = 200, body = MarkedCategory), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn mark(

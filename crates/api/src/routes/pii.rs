@@ -22,7 +22,7 @@ pub struct AnalyzeRequest {
     pub text: String,
     /// Its language, an ISO 639-1 code or a BCP 47 tag (`en`, `de-CH`): it selects the regions
     /// whose national telephone numbers are looked for.
-    #[schema(example = "en")]
+    #[schema(example = "en", format = "pii-language")]
     pub language: String,
     /// Only these types (all if absent).
     #[serde(default)]

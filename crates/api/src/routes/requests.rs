@@ -39,7 +39,7 @@ pub struct Requests {
 
 /// Open and in-progress requests due before `due_before` (RFC 3339), soonest deadline first.
 #[utoipa::path(get, path = "/v1/requests", tag = "requests",
-    params(("due_before" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    params(("due_before" = Option<String>, Query, format = DateTime), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, body = Requests), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
@@ -78,7 +78,7 @@ pub async fn list(
 }
 
 /// One request.
-#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_one(
@@ -106,7 +106,7 @@ pub struct Verification {
 /// Verifies the customer's identity (a code, or in person by the DPO); the request is then
 /// fulfilled at once.
 #[utoipa::path(post, path = "/v1/requests/{id}/verify", tag = "requests", request_body = Verification,
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -141,7 +141,7 @@ pub struct Denial {
 
 /// Denies a request with a DRP reason (the DPO).
 #[utoipa::path(post, path = "/v1/requests/{id}/deny", tag = "requests", request_body = Denial,
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn deny(
@@ -156,7 +156,7 @@ pub async fn deny(
 
 /// Revokes a request at the customer's wish.
 #[utoipa::path(post, path = "/v1/requests/{id}/revoke", tag = "requests",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn revoke(
@@ -171,7 +171,7 @@ pub async fn revoke(
 /// The export of a fulfilled access or export request: a ZIP with JSON, a CSV per entity and
 /// `manifest.json` (SHA-256 of every file), built now.
 #[utoipa::path(get, path = "/v1/requests/{id}/export", tag = "requests",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, description = "application/zip", content_type = "application/zip"),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
@@ -198,7 +198,7 @@ pub async fn export(
 /// Confirms a customer's correction of verified fields (staff who may change the profile); the
 /// correction is applied and the request fulfilled.
 #[utoipa::path(post, path = "/v1/requests/{id}/confirm", tag = "requests",
-    params(("id" = String, Path)),
+    params(("id" = String, Path, format = Uuid)),
     responses((status = 200, body = RequestView), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = [])))]
 pub async fn confirm(

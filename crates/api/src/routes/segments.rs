@@ -18,7 +18,7 @@ use crate::{AppState, Problem};
 #[serde(deny_unknown_fields)]
 pub struct SegmentInput {
     /// What marketing calls it, e.g. `Watch buyers this year`.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(format = "short-text", max_length = 200)]
     pub name: String,
     /// The rules: `{"all": [...]}`, `{"any": [...]}`, `{"not": rule}`, and the leaves
     /// `purchased`, `spent`, `last_purchase`, `tier`, `outlet`, `interacted`, `consent`,
@@ -63,7 +63,7 @@ pub async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Vec<S
 /// restricted) are not counted, and a size under the installation's threshold is
 /// `"fewer than 10"`. One audit entry per evaluation.
 #[utoipa::path(get, path = "/v1/segments/{id}", tag = "segments",
-    params(("id" = String, Path, description = "Segment id"), ("purpose" = String, Query, description = "The purpose the segment would be used for, e.g. marketing_email")),
+    params(("id" = String, Path, format = Uuid, description = "Segment id"), ("purpose" = String, Query, description = "The purpose the segment would be used for, e.g. marketing_email")),
     responses((status = 200, body = SegmentSizeView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn size(

@@ -186,7 +186,7 @@ pub struct SharedPage {
 /// The customers a recipient under a pseudonymous agreement receives for the purpose, a page at
 /// a time, each by its pseudonym: stable for this recipient, unlinkable to another's.
 #[utoipa::path(get, path = "/v1/shared", tag = "sharing",
-    params(("purpose" = String, Query), ("cursor" = Option<String>, Query), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100)),
+    params(("purpose" = String, Query), ("cursor" = Option<String>, Query, format = Uuid), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, body = SharedPage), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn shared(

@@ -52,7 +52,7 @@ pub async fn list(
 
 /// One survey with how many were asked and answered: marketing, the DPO, analysts.
 #[utoipa::path(get, path = "/v1/surveys/{id}", tag = "surveys",
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, format = Uuid, description = "Survey id")),
     responses((status = 200, body = SurveyView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn one(
@@ -67,7 +67,7 @@ pub async fn one(
 /// Sends the survey to its segment, evaluated under its purpose as for a campaign: each member
 /// who may be asked is invited (those invited before stay). Refused under the size threshold.
 #[utoipa::path(post, path = "/v1/surveys/{id}/send", tag = "surveys",
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, format = Uuid, description = "Survey id")),
     responses((status = 200, body = SurveyView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)),
     security(("bearer" = [])))]
 pub async fn send(
@@ -91,7 +91,7 @@ pub struct SurveyKeyView {
 /// The survey's public key (no credentials): the portal's script checks that the key its page
 /// gave it is the one everyone gets.
 #[utoipa::path(get, path = "/v1/surveys/{id}/key", tag = "surveys",
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, format = Uuid, description = "Survey id")),
     responses((status = 200, body = SurveyKeyView), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn key(
     State(s): State<AppState>,
@@ -107,15 +107,18 @@ pub async fn key(
 #[serde(deny_unknown_fields)]
 pub struct ResponseInput {
     /// The token's message: 32 random bytes the customer's browser chose, base64url.
-    #[schema(min_length = 22, max_length = 86)]
+    // 32 bytes are 43 base64url characters, the last carrying 2 bits (its other 4 zero).
+    #[schema(pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
     pub message: String,
     /// The RFC 9474 message randomizer (32 bytes), base64url.
-    #[schema(min_length = 43, max_length = 43)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
     pub randomizer: String,
     /// The unblinded signature (256 bytes), base64url.
-    #[schema(min_length = 342, max_length = 342)]
+    // 256 bytes are 342 characters, the last carrying 4 bits (its other 2 zero).
+    #[schema(pattern = "^[A-Za-z0-9_-]{341}[AQgw]$")]
     pub signature: String,
     /// One answer per question: a choice's index from 0, or a point of the scale from 1 to 5.
+    #[serde(deserialize_with = "steward_domain::integral::list")]
     pub answers: Vec<u32>,
 }
 
@@ -140,7 +143,7 @@ fn decode(field: &'static str, v: &str) -> Result<Vec<u8>, Problem> {
 /// is a 409, a signature that is not this survey's a 403. The answers are kept with the day
 /// only, and this request leaves no log line.
 #[utoipa::path(post, path = "/v1/surveys/{id}/responses", tag = "surveys", request_body = ResponseInput,
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, format = Uuid, description = "Survey id")),
     responses((status = 201, body = Recorded), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 pub async fn respond(
     State(s): State<AppState>,
@@ -162,7 +165,7 @@ pub async fn respond(
 #[serde(deny_unknown_fields)]
 pub struct ResultsInput {
     /// The ε to spend.
-    #[schema(minimum = 0.001, example = 0.5)]
+    #[schema(minimum = 0.001, maximum = 1000.0, example = 0.5)]
     pub epsilon: f64,
 }
 
@@ -170,7 +173,7 @@ pub struct ResultsInput {
 /// (analysts, the DPO; under an analytics purpose; charged to the budget; the same ε again
 /// returns the stored release). Refused with 409 while it has fewer than 10 answers.
 #[utoipa::path(post, path = "/v1/surveys/{id}/results", tag = "surveys", request_body = ResultsInput,
-    params(("id" = String, Path, description = "Survey id"), ("purpose" = String, Query, description = "e.g. analytics")),
+    params(("id" = String, Path, format = Uuid, description = "Survey id"), ("purpose" = String, Query, description = "e.g. analytics")),
     responses((status = 200, body = SurveyResults), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn results(

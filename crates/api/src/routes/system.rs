@@ -54,10 +54,12 @@ pub async fn jwks(
 }
 
 /// The OpenAPI 3.1 document.
-pub async fn openapi() -> impl IntoResponse {
+pub async fn openapi(
+    axum::extract::State(s): axum::extract::State<crate::AppState>,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi_json(),
+        crate::openapi_json(&s.vault.purposes()),
     )
 }
 

@@ -141,17 +141,19 @@ pub struct QueryInput {
     #[serde(default)]
     pub filter: FilterInput,
     /// The privacy parameter ε to spend (at least 0.001, at most the budget left).
-    #[schema(minimum = 0.001, example = 0.5)]
+    #[schema(minimum = 0.001, maximum = 1000.0, example = 0.5)]
     pub epsilon: f64,
     /// δ, for queries grouped by a key that comes from the data (category, month): the chance
     /// that a group one customer alone makes is released. Default 10⁻⁶, at most 10⁻⁵.
     #[schema(minimum = 0.000000001, maximum = 0.00001)]
     pub delta: Option<f64>,
     /// For sums: each amount is clamped to `[low, high]` (minor units) before adding.
+    #[serde(default, deserialize_with = "crate::integral::optional_pair")]
     #[schema(min_items = 2, max_items = 2)]
     pub bounds: Option<[i64; 2]>,
     /// At most this many rows per customer count (default 1 for customers, 10 otherwise; at
     /// most 100).
+    #[serde(default, deserialize_with = "crate::integral::optional")]
     #[schema(minimum = 1, maximum = 100)]
     pub contributions: Option<u32>,
     /// For purchases: only those in this currency (ISO 4217), so a sum adds like to like.
