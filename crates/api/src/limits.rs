@@ -52,8 +52,9 @@ struct Failures {
 /// The longest a request may take unless configured otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bad tokens an address may present in a window before it is refused until the window ends.
-const FAILURES_ALLOWED: u32 = 10;
+/// Bad tokens an address may present in a window before it is refused until the window ends,
+/// unless configured otherwise.
+pub const FAILURES_ALLOWED: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Buckets and failure records kept before idle ones are dropped.
 const TRACKED: usize = 100_000;
@@ -64,6 +65,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     per_role: HashMap<Role, Rate>,
     default: Rate,
+    /// Bad tokens or passwords an address may present a minute ([`FAILURES_ALLOWED`]).
+    failures_allowed: u32,
     buckets: Mutex<HashMap<TokenId, Bucket>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
 }
@@ -91,9 +94,17 @@ impl Limits {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             per_role,
             default,
+            failures_allowed: FAILURES_ALLOWED,
             buckets: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets how many bad tokens or passwords an address may present a minute before it is
+    /// refused for the rest of the minute (at least one).
+    pub fn with_failures_allowed(mut self, n: u32) -> Self {
+        self.failures_allowed = n.max(1);
+        self
     }
 
     /// The most generous rate among `roles`.
@@ -142,7 +153,7 @@ impl Limits {
             return Ok(());
         };
         match failures.get(&addr) {
-            Some(f) if f.count >= FAILURES_ALLOWED => {
+            Some(f) if f.count >= self.failures_allowed => {
                 let until = f.since + FAILURE_WINDOW;
                 if now < until {
                     Err(until - now)
@@ -172,7 +183,7 @@ impl Limits {
             return Err(FAILURE_WINDOW);
         };
         let f = current(&mut failures, addr, now);
-        if f.count + f.in_flight >= FAILURES_ALLOWED {
+        if f.count + f.in_flight >= self.failures_allowed {
             return Err((f.since + FAILURE_WINDOW).saturating_duration_since(now));
         }
         f.in_flight += 1;
@@ -224,6 +235,24 @@ impl Drop for Reservation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The allowance is configurable: the brake takes effect after that many failures.
+    #[test]
+    fn the_failure_allowance_is_configurable() {
+        let l = Limits::none().with_failures_allowed(3);
+        let ip: IpAddr = "192.0.2.8".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(l.check_address(ip, now).is_ok());
+            l.failed(ip, now);
+        }
+        assert!(l.check_address(ip, now).is_err(), "the fourth is refused");
+        assert!(
+            l.check_address(ip, now + FAILURE_WINDOW).is_ok(),
+            "until the window ends"
+        );
+        assert_eq!(Limits::none().with_failures_allowed(0).failures_allowed, 1);
+    }
 
     /// Guesses sent together cannot pass the brake before any has failed.
     #[test]

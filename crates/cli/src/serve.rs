@@ -58,6 +58,12 @@ pub struct ServeArgs {
     /// default=R/B (repeatable). Default: 50/200 for every role.
     #[arg(long = "rate-limit", value_name = "ROLE=R/B")]
     rate_limits: Vec<String>,
+    /// Bad tokens, session cookies or passwords one client address may present a minute before
+    /// it is refused (429) for the rest of the minute. Raise it only for a load balancer that
+    /// hides clients' addresses, or for a test run that must not meet the brake.
+    #[arg(long, default_value_t = steward_api::limits::FAILURES_ALLOWED,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    failed_auth_limit: u32,
     /// Seconds a request may take, its body included, before it is cut off with 408.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     request_timeout_secs: u64,
@@ -134,7 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(zone) = &args.time_zone {
         steward_api::set_time_zone(zone).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?;
     }
-    let mut limits = rate_limits(&args.rate_limits)?;
+    let mut limits = rate_limits(&args.rate_limits)?.with_failures_allowed(args.failed_auth_limit);
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     // The operator's capability stays here: the HTTP API is given the vault alone.
     let (vault, operator) = open::vault_creating(&args.store).await?;
