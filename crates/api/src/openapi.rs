@@ -443,17 +443,53 @@ fn base() -> &'static serde_json::Value {
     })
 }
 
-/// The document as JSON, `PurposeKey` listing the purposes registered now and
-/// `ConsentPurposeKey` those of them that rest on consent (what a read may declare, or a consent
-/// name, is this installation's registry, not a fixed list).
-pub fn openapi_json(purposes: &[steward_domain::Purpose]) -> String {
+/// The document as JSON. For a caller who authenticated, `registry` is the purposes registered
+/// now: `PurposeKey` lists them and `ConsentPurposeKey` those that rest on consent (what a read
+/// may declare, or a consent name, is this installation's registry, not a fixed list). Without
+/// one, both state only the shape of a key: the registry is not published to anyone who asks.
+///
+/// Built once per registry and kept (the route is public: a request must not cost a rebuild).
+pub fn openapi_json(registry: Option<&[steward_domain::Purpose]>) -> std::sync::Arc<str> {
+    use std::sync::{Arc, Mutex};
+    type Keys = Vec<(String, bool)>;
+    static PUBLIC: OnceLock<Arc<str>> = OnceLock::new();
+    static LISTED: Mutex<Option<(Keys, Arc<str>)>> = Mutex::new(None);
+    let Some(purposes) = registry else {
+        return PUBLIC.get_or_init(|| build(None)).clone();
+    };
+    let keys: Keys = purposes
+        .iter()
+        .map(|p| {
+            (
+                p.key.clone(),
+                p.lawful_basis == steward_domain::LawfulBasis::Consent,
+            )
+        })
+        .collect();
+    let Ok(mut cached) = LISTED.lock() else {
+        return build(Some(&keys));
+    };
+    match cached.as_ref() {
+        Some((k, doc)) if *k == keys => doc.clone(),
+        _ => {
+            let doc = build(Some(&keys));
+            *cached = Some((keys, doc.clone()));
+            doc
+        }
+    }
+}
+
+/// The document with `PurposeKey` and `ConsentPurposeKey` listing `keys` (key, rests on consent),
+/// or without lists.
+fn build(keys: Option<&[(String, bool)]>) -> std::sync::Arc<str> {
     let mut doc = base().clone();
-    let keys = |consent_only: bool| -> Vec<&str> {
-        purposes
-            .iter()
-            .filter(|p| !consent_only || p.lawful_basis == steward_domain::LawfulBasis::Consent)
-            .map(|p| p.key.as_str())
-            .collect()
+    let listed = |consent_only: bool| -> Option<Vec<&str>> {
+        keys.map(|keys| {
+            keys.iter()
+                .filter(|(_, consent)| !consent_only || *consent)
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
     };
     if let Some(schemas) = doc
         .pointer_mut("/components/schemas")
@@ -471,18 +507,20 @@ pub fn openapi_json(purposes: &[steward_domain::Purpose]) -> String {
                 true,
             ),
         ] {
-            schemas.insert(
-                name.into(),
-                serde_json::json!({
-                    "type": "string",
-                    "description": what,
-                    "pattern": steward_domain::PURPOSE_KEY_PATTERN,
-                    "enum": keys(consent_only),
-                }),
-            );
+            let mut schema = serde_json::json!({
+                "type": "string",
+                "description": what,
+                "pattern": steward_domain::PURPOSE_KEY_PATTERN,
+            });
+            if let Some(keys) = listed(consent_only) {
+                schema["enum"] = serde_json::json!(keys);
+            }
+            schemas.insert(name.into(), schema);
         }
     }
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
+    serde_json::to_string_pretty(&doc)
+        .unwrap_or_else(|_| "{}".into())
+        .into()
 }
 
 #[cfg(test)]
@@ -491,7 +529,26 @@ mod tests {
     use serde_json::Value;
 
     fn document() -> Value {
-        serde_json::from_str(&openapi_json(&[])).unwrap()
+        serde_json::from_str(&openapi_json(Some(&[]))).unwrap()
+    }
+
+    /// The registry's keys are listed only for a caller who authenticated.
+    #[test]
+    fn the_registry_is_listed_only_for_a_caller_who_authenticated() {
+        let public: Value = serde_json::from_str(&openapi_json(None)).unwrap();
+        let key = &public["components"]["schemas"]["PurposeKey"];
+        assert!(key.get("enum").is_none() && key["pattern"].is_string());
+        let registry = steward_domain::purpose::default_purposes();
+        let listed: Value = serde_json::from_str(&openapi_json(Some(&registry))).unwrap();
+        let schemas = &listed["components"]["schemas"];
+        assert_eq!(
+            schemas["PurposeKey"]["enum"].as_array().unwrap().len(),
+            registry.len()
+        );
+        for k in schemas["ConsentPurposeKey"]["enum"].as_array().unwrap() {
+            let p = registry.iter().find(|p| p.key == *k).unwrap();
+            assert_eq!(p.lawful_basis, steward_domain::LawfulBasis::Consent);
+        }
     }
 
     fn operations(doc: &Value) -> Vec<(String, String, Value)> {

@@ -58,9 +58,10 @@ pub struct ServeArgs {
     /// default=R/B (repeatable). Default: 50/200 for every role.
     #[arg(long = "rate-limit", value_name = "ROLE=R/B")]
     rate_limits: Vec<String>,
-    /// Bad tokens, session cookies or passwords one client address may present a minute before
-    /// it is refused (429) for the rest of the minute. Raise it only for a load balancer that
-    /// hides clients' addresses, or for a test run that must not meet the brake.
+    /// Bad tokens, session cookies, passwords or portal codes one client address may present a
+    /// minute (and portal codes it may have sent) before it is refused (429) for the rest of the
+    /// minute. It is the only limit on password guesses: raise it only for a test run that must
+    /// not meet the brake.
     #[arg(long, default_value_t = steward_api::limits::FAILURES_ALLOWED,
           value_parser = clap::value_parser!(u32).range(1..))]
     failed_auth_limit: u32,
@@ -141,6 +142,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         steward_api::set_time_zone(zone).map_err(|e| anyhow::anyhow!("--time-zone: {e}"))?;
     }
     let mut limits = rate_limits(&args.rate_limits)?.with_failures_allowed(args.failed_auth_limit);
+    if args.failed_auth_limit > steward_api::limits::FAILURES_ALLOWED {
+        // It also bounds password guesses and portal code e-mails per address: say so loudly.
+        tracing::warn!(
+            per_minute = args.failed_auth_limit,
+            "the brake on failed sign-ins, bad tokens and portal codes is raised above its default; \
+             each client address may now guess this many passwords and send this many portal codes a minute"
+        );
+    }
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     // The operator's capability stays here: the HTTP API is given the vault alone.
     let (vault, operator) = open::vault_creating(&args.store).await?;

@@ -192,6 +192,7 @@ impl Vault {
             .update_purpose(
                 &row(&changed),
                 current.notice_version,
+                current.pii_rule.as_str(),
                 &[self.write_entry_for(
                     Actor::Principal(principal),
                     "change_purpose",

@@ -396,12 +396,13 @@ pub trait PurposeStore: Send + Sync + 'static {
         audit: &[AuditEntryRow],
     ) -> StoreResult<()>;
 
-    /// Replaces a purpose if it is still at `expected_version` (false otherwise), keeping the
-    /// new version beside the old ones.
+    /// Replaces a purpose if it is still at `expected_version` with `expected_pii_rule` (false
+    /// otherwise), keeping a new notice version beside the old ones.
     async fn update_purpose(
         &self,
         purpose: &PurposeRow,
         expected_version: i64,
+        expected_pii_rule: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool>;
 

@@ -1301,18 +1301,22 @@ impl PurposeStore for SqlStore {
         &self,
         p: &PurposeRow,
         expected_version: i64,
+        expected_pii_rule: &str,
         audit: &[AuditEntryRow],
     ) -> StoreResult<bool> {
         let mut tx = self.write_tx().await?;
+        // Both the notice version and the PII rule (which changes without a new version) are
+        // what the change was made from: a change made meanwhile is not silently undone.
         let changed = bind_purpose(
             sqlx::query(
-                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9, pii_rule = $10 WHERE key = $1 AND notice_version = $8",
+                "UPDATE purposes SET lawful_basis = $2, data_use = $3, categories = $4, retention_days = $5, notice_version = $6, notice_text = $7, roles = $9, pii_rule = $10 WHERE key = $1 AND notice_version = $8 AND pii_rule = $11",
             ),
             p,
         )
         .bind(expected_version)
         .bind(&p.roles)
         .bind(&p.pii_rule)
+        .bind(expected_pii_rule)
         .execute(&mut *tx)
         .await?;
         if changed.rows_affected() != 1 {

@@ -53,14 +53,29 @@ pub async fn jwks(
     )
 }
 
-/// The OpenAPI 3.1 document.
+/// The OpenAPI 3.1 document; with a valid bearer token, the registered purposes listed in it
+/// (anyone may read the shape of the API, not the installation's registry).
 pub async fn openapi(
     axum::extract::State(s): axum::extract::State<crate::AppState>,
-) -> impl IntoResponse {
-    (
+    crate::extract::ClientAddr(addr): crate::extract::ClientAddr,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, Problem> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    // A token is checked as on any route: under the brake, its failures counted.
+    let caller = match bearer {
+        Some(t) => crate::extract::authenticate(&s, t, addr).await?,
+        None => None,
+    };
+    let registry = caller.map(|_| s.vault.purposes());
+    Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        crate::openapi_json(&s.vault.purposes()),
-    )
+        crate::openapi_json(registry.as_deref()).to_string(),
+    ))
 }
 
 /// The root: people land on the console.

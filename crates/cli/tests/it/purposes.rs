@@ -109,6 +109,48 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
         .find(|p| p["key"] == "loyalty_sms")
         .unwrap();
     assert_eq!(loyalty_now["pii_rule"], "keep");
+    // Two servers on one database: one changes the PII rule; the other, whose registry still
+    // holds the old rule, changes the notice. That change is refused (409), not made on top of
+    // the old rule, which would silently undo the first (found by review of issue 25).
+    let other = db.vault().await;
+    let other_dpo = token(&other, TokenOwner::Role(Role::Dpo)).await;
+    let r2 = steward_api::router(other.clone());
+    let (_, seen) = call(&r2, &other_dpo, "GET", "/v1/purposes", None, false).await;
+    assert!(seen.to_string().contains("loyalty_sms"));
+    let (s, _) = call(
+        &r,
+        &dpo,
+        "PATCH",
+        "/v1/purposes/loyalty_sms",
+        Some(json!({"pii_rule": "redact"})),
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, p) = call(
+        &r2,
+        &other_dpo,
+        "PATCH",
+        "/v1/purposes/loyalty_sms",
+        Some(json!({"notice_text": "With your consent we text you offers."})),
+        false,
+    )
+    .await;
+    // (Its registry refreshes every few seconds: a refresh in between would make the change one
+    // made knowingly on top of the new rule, a 200. Either way the rule stays.)
+    assert!(
+        matches!(s, StatusCode::CONFLICT | StatusCode::OK),
+        "{s} {p}"
+    );
+    let (_, listed) = call(&r, &dpo, "GET", "/v1/purposes", None, false).await;
+    let now = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["key"] == "loyalty_sms")
+        .unwrap()
+        .clone();
+    assert_eq!(now["pii_rule"], "redact", "{now}");
     let (s, _) = call(
         &r,
         &dpo,
