@@ -28,6 +28,19 @@ impl Modify for BearerAuth {
 )]
 struct ApiDoc;
 
+/// Every operation object of the document, to change in place.
+fn operations_mut(
+    doc: &mut serde_json::Value,
+) -> impl Iterator<Item = &mut serde_json::Map<String, serde_json::Value>> {
+    doc.get_mut("paths")
+        .and_then(|p| p.as_object_mut())
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|i| i.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|o| o.as_object_mut())
+}
+
 /// The media type of every error (RFC 9457).
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -37,55 +50,44 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// (401, 408, 413, 415, 429, …). Found by schemathesis's content-type check.
 fn problems_as_problem_json(doc: &mut serde_json::Value) {
     let problem = serde_json::json!({"$ref": "#/components/schemas/Problem"});
-    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
-    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
-        for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
-            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+    for op in operations_mut(doc) {
+        let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+            continue;
+        };
+        for response in responses.values_mut() {
+            let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut()) else {
                 continue;
             };
-            for response in responses.values_mut() {
-                let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut())
-                else {
-                    continue;
-                };
-                let is_problem = content
-                    .get("application/json")
-                    .is_some_and(|c| c.get("schema") == Some(&problem));
-                if is_problem && let Some(c) = content.remove("application/json") {
-                    content.insert(PROBLEM_JSON.into(), c);
-                }
+            let is_problem = content
+                .get("application/json")
+                .is_some_and(|c| c.get("schema") == Some(&problem));
+            if is_problem && let Some(c) = content.remove("application/json") {
+                content.insert(PROBLEM_JSON.into(), c);
             }
-            responses.entry("default").or_insert_with(|| {
-                serde_json::json!({
-                    "description": "An error, as RFC 9457 problem details",
-                    "content": {PROBLEM_JSON: {"schema": problem}},
-                })
-            });
         }
+        responses.entry("default").or_insert_with(|| {
+            serde_json::json!({
+                "description": "An error, as RFC 9457 problem details",
+                "content": {PROBLEM_JSON: {"schema": problem}},
+            })
+        });
     }
 }
 
 /// Every query parameter checked by a shared extractor gets the schema of its check
 /// ([`crate::extract::query_parameter_schema`]), whatever the handler's annotation said.
 fn shared_query_parameters(doc: &mut serde_json::Value) {
-    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
-    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
-        for op in item.values_mut().filter_map(|o| o.as_object_mut()) {
-            let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+    for op in operations_mut(doc) {
+        let Some(params) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+            continue;
+        };
+        for param in params.iter_mut().filter_map(|p| p.as_object_mut()) {
+            if param.get("in").and_then(|i| i.as_str()) != Some("query") {
                 continue;
-            };
-            for param in params.iter_mut().filter_map(|p| p.as_object_mut()) {
-                if param.get("in").and_then(|i| i.as_str()) != Some("query") {
-                    continue;
-                }
-                let name = param.get("name").and_then(|n| n.as_str()).unwrap_or("");
-                if let Some(schema) = crate::extract::query_parameter_schema(name) {
-                    param.insert("schema".into(), schema);
-                }
+            }
+            let name = param.get("name").and_then(|n| n.as_str()).unwrap_or("");
+            if let Some(schema) = crate::extract::query_parameter_schema(name) {
+                param.insert("schema".into(), schema);
             }
         }
     }
@@ -392,25 +394,13 @@ fn links(doc: &mut serde_json::Value) {
 /// handler, and several modules have a `list` or a `create`. Those are prefixed with their tag
 /// (`customers_list`), the rest keep their handler's name.
 fn unique_operation_ids(doc: &mut serde_json::Value) {
-    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
-        return;
-    };
     let mut seen = std::collections::HashMap::<String, usize>::new();
-    for op in paths
-        .values()
-        .filter_map(|i| i.as_object())
-        .flat_map(|i| i.values())
-    {
+    for op in operations_mut(doc) {
         if let Some(id) = op.get("operationId").and_then(|i| i.as_str()) {
             *seen.entry(id.to_owned()).or_default() += 1;
         }
     }
-    for op in paths
-        .values_mut()
-        .filter_map(|i| i.as_object_mut())
-        .flat_map(|i| i.values_mut())
-        .filter_map(|o| o.as_object_mut())
-    {
+    for op in operations_mut(doc) {
         let Some(id) = op.get("operationId").and_then(|i| i.as_str()) else {
             continue;
         };
