@@ -130,6 +130,13 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = steward_domain::segment::DEFAULT_SIZE_THRESHOLD, env = "STEWARD_SEGMENT_THRESHOLD",
           value_parser = clap::value_parser!(u64).range(5..))]
     segment_threshold: u64,
+    /// Segment sizes (and campaign and survey sendings, which size their segment) one caller
+    /// may ask for in an hour before the DPO is alerted and the caller refused (429): enough
+    /// for a day's work, too few to difference customers out one rule at a time. Raise it only
+    /// for a test run.
+    #[arg(long, default_value_t = steward_service::EVALUATIONS_PER_HOUR,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    segment_evaluations_per_hour: u32,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -156,6 +163,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     vault.set_request_deadline_days(args.request_deadline_days);
     vault.set_session_minutes(args.session_minutes);
     vault.set_segment_threshold(operator, args.segment_threshold);
+    vault.set_segment_evaluations_per_hour(operator, args.segment_evaluations_per_hour);
     // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so
     // that the privacy portal works out of the box.
     let mail_sink = args.mail_sink.clone().or_else(|| {

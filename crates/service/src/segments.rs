@@ -40,6 +40,8 @@ pub const EVALUATIONS_PER_HOUR: u32 = 60;
 /// each caller's evaluations in the current hour.
 pub(crate) struct SegmentLimits {
     threshold: AtomicU64,
+    /// Evaluations one caller may ask for in an hour ([`EVALUATIONS_PER_HOUR`] unless set).
+    per_hour: std::sync::atomic::AtomicU32,
     /// Per caller (audit pseudonym): when their hour began, evaluations since, alerted yet.
     evaluations: Mutex<HashMap<String, (Instant, u32, bool)>>,
 }
@@ -48,6 +50,7 @@ impl Default for SegmentLimits {
     fn default() -> Self {
         Self {
             threshold: AtomicU64::new(steward_domain::segment::DEFAULT_SIZE_THRESHOLD),
+            per_hour: std::sync::atomic::AtomicU32::new(EVALUATIONS_PER_HOUR),
             evaluations: Mutex::new(HashMap::new()),
         }
     }
@@ -73,8 +76,8 @@ impl SegmentLimits {
         if now.duration_since(entry.0) >= hour {
             *entry = (now, 0, false);
         }
-        entry.1 += 1;
-        if entry.1 <= EVALUATIONS_PER_HOUR {
+        entry.1 = entry.1.saturating_add(1);
+        if entry.1 <= self.per_hour.load(Ordering::Relaxed) {
             return Budget::Allowed;
         }
         let newly = !entry.2;
@@ -126,6 +129,15 @@ impl Vault {
             threshold.max(steward_domain::segment::MIN_SIZE_THRESHOLD),
             Ordering::Relaxed,
         );
+    }
+
+    /// Sets the segment evaluations one caller may ask for in an hour (at least one); the
+    /// operator's, at start.
+    pub fn set_segment_evaluations_per_hour(&self, _operator: Operator, per_hour: u32) {
+        self.inner
+            .segment_limits
+            .per_hour
+            .store(per_hour.max(1), Ordering::Relaxed);
     }
 
     fn purpose_keys(&self) -> Vec<String> {
@@ -344,8 +356,9 @@ impl Vault {
                 reason: None,
                 break_glass: false,
             };
+            let per_hour = self.inner.segment_limits.per_hour.load(Ordering::Relaxed);
             let detail = format!(
-                "sized more than {EVALUATIONS_PER_HOUR} segments in an hour; refused for the rest of the hour"
+                "sized more than {per_hour} segments in an hour; refused for the rest of the hour"
             );
             self.alert_about("segment_evaluations", &who, None, detail)
                 .await?;

@@ -570,3 +570,38 @@ async fn campaigns_are_composed_within_the_purpose(db: TestDb) {
     let (s, _) = call(app, &w.support, "POST", "/v1/campaigns", Some(json!({"segment_id": segment, "purpose": "marketing_email", "subject": "Hi", "body": "Hi"})), false).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+backend_tests!(the_hourly_sizing_budget_is_the_operators_to_set);
+
+/// `steward serve --segment-evaluations-per-hour N` sets the budget (issue 25: the API fuzzer
+/// lifts it, as it lifts the other brakes).
+async fn the_hourly_sizing_budget_is_the_operators_to_set(db: TestDb) {
+    let (vault, op, _) = db.open().await;
+    vault.set_segment_evaluations_per_hour(op, 2);
+    let marketing = token(&vault, TokenOwner::Role(Role::Marketing)).await;
+    let app = steward_api::router(vault.clone());
+    let (_, c) = call(
+        &app,
+        &marketing,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "Everyone", "rules": {"all": []}})),
+        false,
+    )
+    .await;
+    let uri = format!(
+        "/v1/segments/{}?purpose=personalisation",
+        c["id"].as_str().unwrap()
+    );
+    for want in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let (s, p) = call(&app, &marketing, "GET", &uri, None, false).await;
+        assert_eq!(s, want, "{p}");
+    }
+    vault.set_segment_evaluations_per_hour(op, 1000);
+    let (s, p) = call(&app, &marketing, "GET", &uri, None, false).await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+}
