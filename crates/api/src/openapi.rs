@@ -281,6 +281,15 @@ fn cross_field_rules(doc: &mut serde_json::Value) {
         ("/PurposeInput/properties/roles/minItems", json!(1)),
         ("/PurposePatch/properties/roles/items", declaring.clone()),
         ("/PurposePatch/properties/roles/minItems", json!(1)),
+        // Sum bounds lie within ±10^12 (`analytics::MAX_BOUND`).
+        (
+            "/QueryInput/properties/bounds/items",
+            json!({
+                "type": "integer",
+                "minimum": -steward_domain::analytics::MAX_BOUND,
+                "maximum": steward_domain::analytics::MAX_BOUND,
+            }),
+        ),
         ("/SocialHandlesInput/oneOf/0/minItems", json!(1)),
         ("/SocialHandlesInput/oneOf/0/maxItems", json!(10)),
         (

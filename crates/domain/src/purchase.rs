@@ -20,8 +20,10 @@ pub struct PurchaseInput {
     #[serde(default)]
     pub seller_id: Option<StaffId>,
     /// The amount in minor units (cents).
+    // (At most 2^52 - 1 as the document states it: a whole number written as a float is read
+    // exactly only below 2^52, see `integral`.)
     #[serde(deserialize_with = "crate::integral::deserialize")]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 4_503_599_627_370_495_i64)]
     pub amount_minor: i64,
     /// ISO 4217 currency code.
     #[schema(format = "currency")]
