@@ -286,16 +286,7 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
 
     // A caller sizes at most 60 segments an hour; past it they are refused and the DPO alerted.
     let eager = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
-    let (_, c) = call(
-        app,
-        &eager,
-        "POST",
-        "/v1/segments",
-        Some(json!({"name": "Everyone", "rules": {"all": []}})),
-        false,
-    )
-    .await;
-    let everyone = c["id"].as_str().unwrap().to_owned();
+    let everyone = define_everyone(app, &eager).await;
     let uri = format!("/v1/segments/{everyone}?purpose=personalisation");
     for _ in 0..steward_service::EVALUATIONS_PER_HOUR {
         let (s, p) = call(app, &eager, "GET", &uri, None, false).await;
@@ -573,6 +564,20 @@ async fn campaigns_are_composed_within_the_purpose(db: TestDb) {
 
 backend_tests!(the_hourly_sizing_budget_is_the_operators_to_set);
 
+/// Defines the segment of every customer; its id.
+async fn define_everyone(app: &axum::Router, token: &str) -> String {
+    let (_, c) = call(
+        app,
+        token,
+        "POST",
+        "/v1/segments",
+        Some(json!({"name": "Everyone", "rules": {"all": []}})),
+        false,
+    )
+    .await;
+    c["id"].as_str().unwrap_or_default().to_owned()
+}
+
 /// `steward serve --segment-evaluations-per-hour N` sets the budget (issue 25: the API fuzzer
 /// lifts it, as it lifts the other brakes).
 async fn the_hourly_sizing_budget_is_the_operators_to_set(db: TestDb) {
@@ -580,19 +585,8 @@ async fn the_hourly_sizing_budget_is_the_operators_to_set(db: TestDb) {
     vault.set_segment_evaluations_per_hour(op, 2);
     let marketing = token(&vault, TokenOwner::Role(Role::Marketing)).await;
     let app = steward_api::router(vault.clone());
-    let (_, c) = call(
-        &app,
-        &marketing,
-        "POST",
-        "/v1/segments",
-        Some(json!({"name": "Everyone", "rules": {"all": []}})),
-        false,
-    )
-    .await;
-    let uri = format!(
-        "/v1/segments/{}?purpose=personalisation",
-        c["id"].as_str().unwrap()
-    );
+    let everyone = define_everyone(&app, &marketing).await;
+    let uri = format!("/v1/segments/{everyone}?purpose=personalisation");
     for want in [
         StatusCode::OK,
         StatusCode::OK,
