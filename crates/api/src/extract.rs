@@ -21,20 +21,23 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
         let state = AppState::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            // The scheme name is case-insensitive (RFC 9110 §11.1).
-            .and_then(|v| {
-                v.split_once(' ')
-                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                    .map(|(_, t)| t)
-            })
-            .ok_or_else(Problem::unauthorized)?;
-        let principal = authenticate(&state, token.trim(), client_ip(parts)).await?;
+        let token = bearer(&parts.headers).ok_or_else(Problem::unauthorized)?;
+        let principal = authenticate(&state, token, client_ip(parts)).await?;
         principal.map(Auth).ok_or_else(Problem::unauthorized)
     }
+}
+
+/// The bearer token of a request's `Authorization` header, trimmed, if it has one.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        // The scheme name is case-insensitive (RFC 9110 §11.1).
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+        })
 }
 
 /// The client's address, when the server knows it (`steward serve` does).

@@ -60,14 +60,8 @@ pub async fn openapi(
     crate::extract::ClientAddr(addr): crate::extract::ClientAddr,
     headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, Problem> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
     // A token is checked as on any route: under the brake, its failures counted.
-    let caller = match bearer {
+    let caller = match crate::extract::bearer(&headers) {
         Some(t) => crate::extract::authenticate(&s, t, addr).await?,
         None => None,
     };
