@@ -49,7 +49,7 @@ pub async fn current(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<N
 pub struct AcknowledgementInput {
     /// The version acknowledged: the current one.
     #[serde(deserialize_with = "steward_domain::integral::deserialize")]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 4_503_599_627_370_495_i64)]
     pub notice_version: i64,
 }
 
