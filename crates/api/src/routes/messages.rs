@@ -98,7 +98,7 @@ pub struct InboundOutcome {
 /// nothing is stored. `?recipient=` may give the envelope recipient.
 #[utoipa::path(post, path = "/v1/inbound/email", tag = "messages",
     request_body(content = String, content_type = "message/rfc822", description = "One RFC 5322 message, at most 2 MiB"),
-    params(("recipient" = Option<String>, Query, description = "The envelope recipient, if the headers do not name it")),
+    params(("recipient" = Option<String>, Query, max_length = 320, description = "The envelope recipient, if the headers do not name it")),
     responses((status = 202, body = InboundOutcome), (status = 400, body = Problem), (status = 403, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn inbound(
@@ -127,7 +127,8 @@ pub async fn inbound(
     let mut recipients = Vec::new();
     for (k, v) in form_urlencoded::parse(query.0.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
-            "recipient" if v.len() <= 320 => recipients.push(v.into_owned()),
+            // Characters, as the document's maxLength counts them (JSON Schema counts code points).
+            "recipient" if v.chars().count() <= 320 => recipients.push(v.into_owned()),
             "recipient" => {
                 return Err(Problem::invalid_parameter(
                     "recipient",

@@ -374,6 +374,22 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
         Some(("text/plain", "hello")),
     );
     assert_eq!(s, 415, "{body}");
+    // `?recipient=` holds at most 320 characters, counted as the document's maxLength counts
+    // them (code points, not bytes: API fuzzing found 320 accented letters refused).
+    for (n, want) in [(320, 422), (321, 400)] {
+        let path = format!("/v1/inbound/email?recipient={}", "%C3%A9".repeat(n));
+        let (s, body) = http(
+            &addr,
+            "POST",
+            &path,
+            Some(&gateway),
+            Some(("message/rfc822", "Subject: hi\r\n\r\nhello\r\n")),
+        );
+        assert_eq!(s, want, "{n} characters: {body}");
+        if want == 400 {
+            assert!(body.contains(r#""field":"recipient""#), "{body}");
+        }
+    }
 
     // Mail to an address Steward never issued, or to an alias it does not know: refused, nothing stored.
     let unknown = format!("reply-{}@reply.shop.example", "a".repeat(32));
