@@ -17,6 +17,7 @@ mod all;
 mod analytics;
 mod audit;
 mod erasure;
+mod http;
 mod merge;
 mod pii;
 mod policy;
@@ -44,26 +45,34 @@ fn serve_child(
     dir: &std::path::Path,
     args: &[&str],
 ) -> anyhow::Result<(Child, SocketAddr, Vec<String>)> {
-    use std::io::BufRead;
     let exe = std::env::current_exe().context("finding this binary")?;
-    let mut child = std::process::Command::new(exe)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .args(["--rate-limit", "default=1000000/1000000"])
         .args(args)
         .arg("--data-dir")
-        .arg(dir)
+        .arg(dir);
+    child_listening(cmd, "Steward is listening on http://")
+}
+
+/// Starts `cmd` with its standard output piped, reading it up to the line `marker` + address;
+/// the child, the address and the lines read.
+fn child_listening(
+    mut cmd: std::process::Command,
+    marker: &str,
+) -> anyhow::Result<(Child, SocketAddr, Vec<String>)> {
+    use std::io::BufRead;
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .context("starting steward serve")?;
+        .context("starting a server for the benchmark")?;
     let out = child.stdout.take().context("no stdout")?;
     let child = Child(child);
     let (mut addr, mut lines) = (None, Vec::new());
     for line in std::io::BufReader::new(out).lines() {
         let line = line?;
-        let url = line
-            .strip_prefix("Steward is listening on http://")
-            .map(str::to_owned);
+        let url = line.strip_prefix(marker).map(str::to_owned);
         lines.push(line);
         if let Some(url) = url {
             addr = Some(url.trim().parse::<SocketAddr>()?);
@@ -72,7 +81,7 @@ fn serve_child(
     }
     match addr {
         Some(a) => Ok((child, a, lines)),
-        None => anyhow::bail!("steward serve did not print its address"),
+        None => anyhow::bail!("the server did not print its address ({marker}…)"),
     }
 }
 
@@ -321,6 +330,45 @@ enum Which {
         #[arg(long, default_value_t = 10)]
         rounds: usize,
     },
+    /// Authorised reads as a client sees them: `steward serve` and a plain axum + sqlx service,
+    /// each in its own process, read at random over loopback by a load generator outside both;
+    /// req/s, p50, p99, p99.9 and max per round.
+    Http {
+        /// Customers on each side.
+        #[arg(long, default_value_t = 100_000)]
+        customers: usize,
+        /// Seconds of load per side per round.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        /// Rounds; each runs both sides once, alternating which goes first.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The load generator: this binary's own client, or Debian's `wrk` (`scripts/bench-wrk`).
+        #[arg(long, value_enum, default_value = "client")]
+        load: LoadGenerator,
+        /// Keep the generated data in this folder and reuse it on the next run.
+        #[arg(long)]
+        keep: Option<std::path::PathBuf>,
+    },
+    /// The plain baseline of `bench http` on its own (started by it as a child process).
+    #[command(hide = true)]
+    Baseline {
+        /// The plain SQLite database `bench http` wrote.
+        #[arg(long)]
+        database: std::path::PathBuf,
+    },
+}
+
+/// Who drives the load of `bench http`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LoadGenerator {
+    /// This binary's closed-loop client, in its own process.
+    Client,
+    /// Debian's `wrk`, two threads.
+    Wrk,
 }
 
 /// Generated customer `n`: every profile field filled, values unique per `n`. E-mails and
@@ -398,6 +446,7 @@ const PLAIN_TABLE: &str = "CREATE TABLE IF NOT EXISTS plain_customers (id BLOB P
 async fn plain_import(
     pool: &AnyPool,
     customers: &[NewCustomer],
+    ids: Option<&[uuid::Uuid]>,
     batch: usize,
 ) -> anyhow::Result<()> {
     sqlx::query(PLAIN_TABLE).execute(pool).await?;
@@ -407,6 +456,7 @@ async fn plain_import(
     sqlx::query("CREATE INDEX IF NOT EXISTS plain_phone ON plain_customers (phone)")
         .execute(pool)
         .await?;
+    let mut next = 0;
     for big in customers.chunks(batch) {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         for chunk in big.chunks(500) {
@@ -422,8 +472,12 @@ async fn plain_import(
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for c in chunk {
                 let a = c.address.clone().unwrap_or_default();
+                let id = ids
+                    .and_then(|ids| ids.get(next).copied())
+                    .unwrap_or_else(uuid::Uuid::now_v7);
+                next += 1;
                 q = q
-                    .bind(uuid::Uuid::now_v7().as_bytes().to_vec())
+                    .bind(id.as_bytes().to_vec())
                     .bind(0i64)
                     .bind(c.name.clone())
                     .bind(c.email.clone())
@@ -461,7 +515,7 @@ async fn bench_import(customers: usize, batch: usize) -> anyhow::Result<()> {
     let plain_db = format!("sqlite://{}", dir.path().join("plain.db").display());
     let pool = steward_store::sqlite::pool(&plain_db).await?;
     let t = Instant::now();
-    plain_import(&pool, &data, batch).await?;
+    plain_import(&pool, &data, None, batch).await?;
     let plain = t.elapsed().as_secs_f64();
     drop(url);
 
@@ -481,11 +535,12 @@ struct LoadResult {
     p50_us: u64,
     p95_us: u64,
     p99_us: u64,
+    p999_us: u64,
     max_us: u64,
 }
 
 /// A small closed-loop load generator: `connections` keep-alive HTTP/1.1 connections, each
-/// sending the next request as soon as the previous answer is read.
+/// sending the next request, for a path drawn at random, as soon as the previous answer is read.
 async fn load(
     addr: SocketAddr,
     paths: Arc<Vec<String>>,
@@ -503,10 +558,16 @@ async fn load(
             let (mut sender, conn) =
                 hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
             tokio::spawn(conn);
-            let (mut lat, mut errors, mut i) = (Vec::with_capacity(100_000), 0u64, c * 7919);
+            let (mut lat, mut errors) = (Vec::with_capacity(100_000), 0u64);
+            // xorshift64*, seeded per connection: uniform enough to spread reads, and free.
+            let mut x =
+                0x9E37_79B9_7F4A_7C15u64 ^ (c as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             while !stop.load(Ordering::Relaxed) {
-                let path = &paths[i % paths.len()];
-                i += 1;
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                let path =
+                    &paths[(x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as usize % paths.len()];
                 let mut req = hyper::Request::get(path.as_str()).header("host", "bench");
                 if let Some(t) = &token {
                     req = req.header("authorization", format!("Bearer {t}"));
@@ -549,6 +610,7 @@ async fn load(
         p50_us: pct(0.50),
         p95_us: pct(0.95),
         p99_us: pct(0.99),
+        p999_us: pct(0.999),
         max_us: all.last().copied().unwrap_or(0),
     })
 }
@@ -603,7 +665,7 @@ async fn bench_read(
     crate::import::store_all(&vault, operator, data.clone(), 50_000, |_| {}).await?;
     vault.flush_audit().await?;
     let pool = steward_store::sqlite::pool(&url).await?;
-    plain_import(&pool, &data, 50_000).await?;
+    plain_import(&pool, &data, None, 50_000).await?;
     let (_, token) = vault
         .create_token(
             operator,
@@ -845,6 +907,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         } => bench_read(customers, seconds, connections, rounds.max(1))
             .await
             .context("read benchmark")?,
+        Which::Http {
+            customers,
+            seconds,
+            connections,
+            rounds,
+            load,
+            keep,
+        } => http::run(http::HttpArgs {
+            customers: customers.max(1),
+            seconds: seconds.max(1),
+            connections: connections.max(1),
+            rounds: rounds.max(1),
+            wrk: matches!(load, LoadGenerator::Wrk),
+            keep,
+        })
+        .await
+        .context("http benchmark")?,
+        Which::Baseline { database } => http::baseline(&database).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -195,7 +195,7 @@ pub(super) async fn bench_search(customers: usize, seconds: u64) -> anyhow::Resu
     vault.flush_audit().await?;
     let stored = started.elapsed().as_secs_f64();
     let pool = steward_store::sqlite::pool(&url).await?;
-    plain_import(&pool, &data, 50_000).await?;
+    plain_import(&pool, &data, None, 50_000).await?;
     let plain = axum::Router::new()
         .route("/plain/customers", get(plain_search))
         .with_state(pool);
