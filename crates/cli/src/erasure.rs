@@ -16,6 +16,9 @@ use crate::{StoreArgs, open};
 /// The files a backup holds, by their names in the data directory.
 const DATA_DB: &str = "steward.db";
 const LOG_DB: &str = "steward-audit.db";
+/// The audit log's by-customer index: derived from the log, so not backed up; a restore removes
+/// it and the server rebuilds it from the restored entries.
+const INDEX_DB: &str = "steward-audit-index.db";
 
 /// `steward erase`.
 #[derive(Args)]
@@ -182,6 +185,9 @@ fn unpack(file: &Path, dir: &Path, force: bool) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
         }
         std::fs::rename(&staged, dir.join(name))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{INDEX_DB}{suffix}")));
     }
     Ok(())
 }

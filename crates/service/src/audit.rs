@@ -156,13 +156,12 @@ impl AuditLog {
         let verifier_key = signer.verifier_key();
         let sealer = Arc::new(TreeSealer::new(signer));
         let now = Instant::now();
+        let store_for_index = store.clone();
         let writer = Writer {
             store,
             appender: None,
             sealer: sealer.clone(),
             tip: None,
-            indexed: 0,
-            last_indexed: now,
             unsigned: false,
             last_append: now,
             last_drain: now,
@@ -177,6 +176,7 @@ impl AuditLog {
             sealer,
         });
         let weak = Arc::downgrade(&shared);
+        spawn_indexer(store_for_index, weak.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(DRAIN_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -268,17 +268,29 @@ async fn run_writer(shared: Arc<Shared>, mut w: Writer) {
             )
         };
         let idle = batch.is_empty() && flushes.is_empty();
+        let t = Instant::now();
+        let n = batch.len();
         if !batch.is_empty() {
             w.append(batch).await;
         }
+        let appended = t.elapsed();
         if !flushes.is_empty() || w.last_drain.elapsed() >= DRAIN_EVERY {
             let drained = w.drain().await;
             for done in flushes {
                 let _ = done.send(drained);
             }
         }
-        w.index().await;
+        let drained = t.elapsed();
         w.sign_if_quiet().await;
+        if t.elapsed() >= SLOW_TURN {
+            tracing::debug!(
+                entries = n,
+                append_ms = appended.as_secs_f64() * 1e3,
+                drain_ms = (drained - appended).as_secs_f64() * 1e3,
+                sign_ms = (t.elapsed() - drained).as_secs_f64() * 1e3,
+                "slow turn of the audit writer"
+            );
+        }
         if idle {
             let mut st = shared.state();
             // Whatever queued during the maintenance above is the next round's.
@@ -290,6 +302,10 @@ async fn run_writer(shared: Arc<Shared>, mut w: Writer) {
         }
     }
 }
+
+/// A turn of the writer this long is logged (debug) with where its time went: every read
+/// waiting for its entry waits it out.
+const SLOW_TURN: Duration = Duration::from_millis(5);
 
 /// Most times the writer lets other tasks run before an append, while its queue keeps growing.
 const GATHER: usize = 8;
@@ -320,9 +336,6 @@ struct Writer {
     sealer: Arc<TreeSealer>,
     /// The tip this writer left: while nobody else appends, no append needs to read the head.
     tip: Option<steward_store::AuditTip>,
-    /// How far the by-customer index is known to reach, and when it was last extended.
-    indexed: u64,
-    last_indexed: Instant,
     /// Entries were appended since the writer last made sure a checkpoint covers them.
     unsigned: bool,
     last_append: Instant,
@@ -407,21 +420,6 @@ impl Writer {
         }
     }
 
-    /// Extends the by-customer index when it trails far enough or long enough.
-    async fn index(&mut self) {
-        let Some(size) = self.tip.as_ref().map(|t| t.size) else {
-            return;
-        };
-        let behind = size.saturating_sub(self.indexed);
-        if behind >= INDEX_STEP || (behind > 0 && self.last_indexed.elapsed() >= INDEX_EVERY) {
-            match self.store.index_audit(INDEX_STEP * 2).await {
-                Ok(w) => self.indexed = w,
-                Err(e) => tracing::warn!(error = %e, "indexing the audit log failed; will retry"),
-            }
-            self.last_indexed = Instant::now();
-        }
-    }
-
     /// Signs the tail once appends have paused, so that a log at rest is all signed.
     async fn sign_if_quiet(&mut self) {
         if self.unsigned && self.last_append.elapsed() >= SIGN_WHEN_IDLE {
@@ -460,10 +458,42 @@ async fn sign_tail(store: &dyn AuditStore, sealer: &TreeSealer, tip: &steward_st
     }
 }
 
-/// Entries the by-customer index may trail by before it is extended.
+/// Entries one step of the indexer indexes (one transaction of the index).
 const INDEX_STEP: u64 = 4096;
-/// Longest time the index trails a growing log.
-const INDEX_EVERY: Duration = Duration::from_secs(1);
+/// How often the indexer looks for entries to index once it has caught up.
+const INDEX_EVERY: Duration = Duration::from_millis(250);
+
+/// Builds the by-customer index behind the log, in a task of its own, until the log's handle is
+/// dropped. Not in the writer: every read waits for the writer's turn, and a step of the index
+/// (random pages of its B-tree) took 7–33 ms for 256 entries, so about one read in a hundred
+/// waited that long (issue 19). The index has its own file (SQLite) or connections
+/// (PostgreSQL), so its steps never hold the log's lock either.
+fn spawn_indexer(store: Arc<dyn AuditStore>, alive: std::sync::Weak<Shared>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(INDEX_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut indexed = None;
+        while alive.upgrade().is_some() {
+            tick.tick().await;
+            // Steps until caught up (a step that indexes less than a full step).
+            loop {
+                match store.index_audit(INDEX_STEP).await {
+                    Ok(w) => {
+                        let moved = indexed.map_or(w, |before| w.saturating_sub(before));
+                        indexed = Some(w);
+                        if moved < INDEX_STEP || alive.strong_count() == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "indexing the audit log failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
 
 /// The stored tree hashes at `indexes`, read from the entries whose appends wrote them.
 async fn stored_hashes(

@@ -598,13 +598,13 @@ impl SqlStore {
 
 impl SqlStore {
     /// Indexes up to `limit` entries past the watermark by customer, in one transaction of the
-    /// log (rows sorted by customer so that entries about one customer share pages). Returns the
-    /// new watermark.
+    /// index (rows sorted by customer so that entries about one customer share pages). Returns
+    /// the new watermark.
     pub(crate) async fn index_audit_entries(&self, limit: u64) -> StoreResult<u64> {
-        let mut tx = match self.backend {
-            Backend::Sqlite => self.log_pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.log_pool.begin().await?,
-        };
+        // On SQLite a deferred transaction: BEGIN IMMEDIATE would take the write lock of the
+        // attached log too, and appends would wait for the index again. It writes only the
+        // index's own file.
+        let mut tx = self.index_pool.begin().await?;
         let lock = match self.backend {
             Backend::Sqlite => "SELECT indexed FROM audit_index_state WHERE id = 1",
             Backend::Postgres => "SELECT indexed FROM audit_index_state WHERE id = 1 FOR UPDATE",
@@ -671,7 +671,7 @@ impl SqlStore {
         .bind(i64_of(before)?)
         .bind(id)
         .bind(i64::from(limit))
-        .fetch_all(&self.log_pool)
+        .fetch_all(&self.index_pool)
         .await?;
         let mut out: Vec<StoredAuditEntry> =
             rows.iter().map(entry_from).collect::<StoreResult<_>>()?;
@@ -688,7 +688,7 @@ impl SqlStore {
         limit: u32,
     ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)> {
         let watermark: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
-            .fetch_one(&self.log_pool)
+            .fetch_one(&self.index_pool)
             .await?
             .try_get(0)?;
         let (c, i) = after.unwrap_or((Vec::new(), 0));
@@ -706,7 +706,7 @@ impl SqlStore {
             .bind(c)
             .bind(i64_of(i)?)
             .bind(i64::from(limit))
-            .fetch_one(&self.log_pool)
+            .fetch_one(&self.index_pool)
             .await?;
             let corrupt = || StoreError::Corrupt("a by-customer index row");
             let idx = int_list(&row, 0)?;
@@ -729,7 +729,7 @@ impl SqlStore {
         .bind(c)
         .bind(i64_of(i)?)
         .bind(i64::from(limit))
-        .fetch_all(&self.log_pool)
+        .fetch_all(&self.index_pool)
         .await?;
         let rows = rows
             .iter()

@@ -58,11 +58,16 @@ const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// Appends through a SQLite connection of its own, in the calling thread.
 pub(crate) struct SqliteAppender {
     conn: rusqlite::Connection,
+    /// Set by the checkpointer: the WAL is long and was just copied back; start it over.
+    restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SqliteAppender {
     /// Opens the decision log's file at `path` (created and migrated by the pool already).
-    pub(crate) fn open(path: &str) -> StoreResult<Self> {
+    pub(crate) fn open(
+        path: &str,
+        restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> StoreResult<Self> {
         let conn = rusqlite::Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -75,7 +80,31 @@ impl SqliteAppender {
             "PRAGMA synchronous = NORMAL; PRAGMA secure_delete = ON; \
              PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -65536;",
         )?;
-        Ok(Self { conn })
+        Ok(Self { conn, restart })
+    }
+
+    /// When the checkpointer asks: copies back the frames appended since its checkpoint, so that
+    /// the next write finds the whole WAL copied and starts it over (SQLite does so only then).
+    /// A few frames: well under a millisecond. Busy (the checkpointer is at it again) or a
+    /// reader holding an old snapshot only means the WAL starts over at a later ask.
+    fn restart_wal_if_asked(&mut self) {
+        if !self
+            .restart
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let t = Instant::now();
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            });
+        tracing::debug!(
+            ?done,
+            ms = t.elapsed().as_secs_f64() * 1e3,
+            "audit log WAL copied back for its restart"
+        );
     }
 
     /// One try at the append; a busy lock comes back as [`StoreError::Sqlite`] with code busy.
@@ -174,6 +203,7 @@ impl AuditAppender for SqliteAppender {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<AuditTip> {
+        self.restart_wal_if_asked();
         let deadline = Instant::now() + BUSY_FOR;
         loop {
             match self.try_append(entries, sealer, known.as_ref()) {

@@ -41,5 +41,17 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(log_opts)
         .await?;
-    Ok(SqlStore::new(pool, log_pool, Backend::Postgres, None))
+    // The by-customer index's own connections: its steps never hold the log's.
+    let index_pool = AnyPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(AnyConnectOptions::from_str(url)?)
+        .await?;
+    Ok(SqlStore::new(
+        pool,
+        log_pool,
+        index_pool,
+        Backend::Postgres,
+        None,
+    ))
 }

@@ -16,6 +16,10 @@ pub struct SqlStore {
     /// behind the reads they are recording. On SQLite it opens a file of its own (see
     /// `sqlite.rs`).
     pub(crate) log_pool: AnyPool,
+    /// The audit log's by-customer index, built apart from the appends so that they never wait
+    /// for it: on SQLite a file of its own with the log attached as `log`, on PostgreSQL
+    /// connections of its own to the same database.
+    pub(crate) index_pool: AnyPool,
     pub(crate) backend: Backend,
     /// SQLite: the decision log's file, for the audit writer's own connection.
     pub(crate) log_path: Option<std::sync::Arc<str>>,
@@ -23,6 +27,9 @@ pub struct SqlStore {
     pub(crate) readers: Option<std::sync::Arc<crate::sqlite_read::Readers>>,
     /// Background tasks of this store hold a weak reference and stop when the last clone goes.
     alive: std::sync::Arc<()>,
+    /// SQLite: set by the log's checkpointer when its WAL is long and was just copied back in
+    /// full; the appender then starts it over (see `sqlite::spawn_checkpointer`).
+    pub(crate) wal_restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -283,17 +290,20 @@ impl SqlStore {
     pub(crate) fn new(
         pool: AnyPool,
         log_pool: AnyPool,
+        index_pool: AnyPool,
         backend: Backend,
         files: Option<(&str, &str)>,
     ) -> Self {
         Self {
             pool,
             log_pool,
+            index_pool,
             backend,
             log_path: files.map(|(_, log)| std::sync::Arc::from(log)),
             readers: files
                 .map(|(data, _)| std::sync::Arc::new(crate::sqlite_read::Readers::new(data))),
             alive: std::sync::Arc::new(()),
+            wal_restart: Default::default(),
         }
     }
 
@@ -1358,7 +1368,10 @@ impl PurposeStore for SqlStore {
 impl AuditStore for SqlStore {
     async fn audit_appender(&self) -> StoreResult<Box<dyn crate::AuditAppender>> {
         Ok(match &self.log_path {
-            Some(path) => Box::new(crate::audit_append::SqliteAppender::open(path)?),
+            Some(path) => Box::new(crate::audit_append::SqliteAppender::open(
+                path,
+                self.wal_restart.clone(),
+            )?),
             None => Box::new(crate::audit_append::PoolAppender(self.clone())),
         })
     }

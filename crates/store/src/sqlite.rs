@@ -6,6 +6,9 @@
 //! shared file re-read every B-tree page from the OS on nearly every request. Measured with
 //! `steward bench read`: 0.32 of the plain baseline with the log in the data file, 0.57 with it
 //! in its own. Reads write nothing to the data file, so their records lose nothing by it.
+//!
+//! The log's by-customer index has a third file (`steward-audit-index.db`, with the log attached
+//! for its queries): see `migrations/sqlite-index` for why.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,28 +20,41 @@ use crate::{Backend, SqlStore, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static LOG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite-log");
+static INDEX_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite-index");
 
 /// Opens (creating if needed) the SQLite database at `url` (`sqlite://path`) and migrates it.
 pub async fn open(url: &str) -> StoreResult<SqlStore> {
     create_private(url)?;
     if let Some((_, log_path)) = log_file(url) {
         create_private(&format!("sqlite://{log_path}"))?;
+        create_private(&format!("sqlite://{}", index_file(&log_path)))?;
     }
-    let pool = pool_of(url, 8, Checkpoints::OnCommit).await?;
+    let pool = pool_of(url, 8, Checkpoints::OnCommit, None).await?;
     MIGRATOR.run(&pool).await?;
     let store = match log_file(url) {
         Some((log_url, log_path)) => {
-            let log_pool = pool_of(&log_url, 1, Checkpoints::Apart).await?;
+            let log_pool = pool_of(&log_url, 1, Checkpoints::Apart, None).await?;
             LOG_MIGRATOR.run(&log_pool).await?;
             carry_over_decisions(&pool, &log_path).await?;
+            // Two connections: the indexer's, and one for the queries that read the index.
+            let index_pool = pool_of(
+                &format!("sqlite://{}", index_file(&log_path)),
+                2,
+                Checkpoints::OnCommit,
+                Some(&log_path),
+            )
+            .await?;
+            INDEX_MIGRATOR.run(&index_pool).await?;
+            forget_index_past_log(&index_pool).await?;
             let store = SqlStore::new(
                 pool,
                 log_pool,
+                index_pool,
                 Backend::Sqlite,
                 file_path(url).map(|data| (data, log_path.as_str())),
             );
-            let checkpointer = pool_of(&log_url, 1, Checkpoints::Apart).await?;
-            spawn_checkpointer(checkpointer, store.alive());
+            let checkpointer = pool_of(&log_url, 1, Checkpoints::Apart, None).await?;
+            spawn_checkpointer(checkpointer, store.alive(), store.wal_restart.clone());
             store
         }
         // The audit log needs a file of its own beside the data (see above).
@@ -64,38 +80,75 @@ enum Checkpoints {
 /// How often the decision log's WAL is copied back into its file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL frames (pages) past which the checkpointer restarts the decision log's WAL: 64 MiB at
-/// SQLite's 4 KiB pages.
-const WAL_RESTART_FRAMES: i64 = 16_384;
+/// WAL frames (pages) past which the decision log's WAL is started over: 4 MiB at SQLite's
+/// 4 KiB pages. Small on purpose: the appender's last checkpoint before a restart costs about
+/// 2.3 µs per frame of the WAL whatever the checkpointer copied already (measured on these
+/// machines: 4 ms at 1,800 frames, 25 ms at 17,000), and every read waits it out; the time spent
+/// in it per second is the same at any size, so many short pauses beat a few long ones.
+const WAL_RESTART_FRAMES: i64 = 1_024;
+
+/// WAL frames past which the checkpointer forces the restart itself (RESTART, which holds the
+/// appends back while it runs), should the appender's way keep failing (a reader holding an old
+/// snapshot for long): 64 MiB, the bound before issue 19.
+const WAL_FORCE_FRAMES: i64 = 16_384;
 
 /// Checkpoints the decision log apart from its commits, until the store is dropped.
 ///
 /// A checkpoint copies the WAL into the file and syncs it: milliseconds on a busy disk. Done by
 /// the committing connection (SQLite's default), it stalls every read waiting for its decision
-/// record; a PASSIVE checkpoint from another connection runs beside the writer instead. But a
-/// PASSIVE checkpoint never starts the WAL over while appends keep coming (some frame is always
-/// newer than the checkpoint), so under sustained load the WAL and its index grew without end:
-/// 3.9 GB in three and a half minutes of `steward bench soak`, and the index's shared memory with
-/// it. Past [`WAL_RESTART_FRAMES`], a RESTART checkpoint waits for the current append, copies
-/// the few frames the PASSIVE ones left, and makes the next append start the WAL over from its
-/// beginning, so the file stays near that size: one short pause of the appends every few seconds
-/// of heavy load instead of a file that fills the disk. (TRUNCATE, which also shrinks the file,
-/// measured a higher p99 in the same soak: 29–34 ms against 18–23 ms.)
-fn spawn_checkpointer(pool: sqlx::AnyPool, alive: std::sync::Weak<()>) {
+/// record; a PASSIVE checkpoint from another connection runs beside the writer instead. But the
+/// WAL starts over only when a write begins with every frame already copied back, and under
+/// sustained load some append always lands between the checkpoint and the next write, so the
+/// WAL grew without end (3.9 GB in three and a half minutes of `steward bench soak`). A RESTART
+/// checkpoint past 64 MiB bounded it, but it holds the appends back while it runs: 30–100 ms
+/// every four seconds at 12,000 reads/s, which every read in flight waited out (issue 19).
+///
+/// So past [`WAL_RESTART_FRAMES`], once a PASSIVE checkpoint has copied the whole WAL, this sets
+/// `restart`; the appender, before its next append, copies the few frames appended since
+/// (its own PASSIVE checkpoint, well under a millisecond) and its write then starts the WAL over
+/// at no cost. Past [`WAL_FORCE_FRAMES`] the RESTART is forced as before.
+fn spawn_checkpointer(
+    pool: sqlx::AnyPool,
+    alive: std::sync::Weak<()>,
+    restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while alive.upgrade().is_some() {
             tick.tick().await;
+            let t = std::time::Instant::now();
             let frames = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
                 .fetch_one(&pool)
                 .await;
+            if let Ok((busy, log, copied)) = &frames {
+                tracing::trace!(
+                    busy,
+                    log,
+                    copied,
+                    ms = t.elapsed().as_secs_f64() * 1e3,
+                    "decision log checkpoint"
+                );
+            }
             let result = match frames {
-                Ok((_, log, _)) if log > WAL_RESTART_FRAMES => {
-                    sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                Ok((_, log, copied)) if log > WAL_RESTART_FRAMES && log <= WAL_FORCE_FRAMES => {
+                    if copied == log {
+                        restart.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Ok(())
+                }
+                Ok((_, log, _)) if log > WAL_FORCE_FRAMES => {
+                    let t = std::time::Instant::now();
+                    let r = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                         .execute(&pool)
                         .await
-                        .map(drop)
+                        .map(drop);
+                    tracing::debug!(
+                        frames = log,
+                        ms = t.elapsed().as_secs_f64() * 1e3,
+                        "decision log WAL restarted"
+                    );
+                    r
                 }
                 other => other.map(drop),
             };
@@ -105,6 +158,41 @@ fn spawn_checkpointer(pool: sqlx::AnyPool, alive: std::sync::Weak<()>) {
         }
         pool.close().await;
     });
+}
+
+/// The by-customer index's file beside the log's file at `log_path`.
+pub(crate) fn index_file(log_path: &str) -> String {
+    match log_path.strip_suffix(".db") {
+        Some(stem) => format!("{stem}-index.db"),
+        None => format!("{log_path}-index"),
+    }
+}
+
+/// An index that reaches past the log's end belongs to another log (a backup of the log restored
+/// beside a newer index, or files copied by hand): its rows would hide entries appended from
+/// here on. It is derived data, so it is emptied and rebuilt from the entries.
+async fn forget_index_past_log(index: &sqlx::AnyPool) -> StoreResult<()> {
+    let (indexed, size): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT indexed FROM audit_index_state WHERE id = 1), (SELECT size FROM log.audit_head WHERE id = 1)",
+    )
+    .fetch_one(index)
+    .await?;
+    if indexed > size {
+        tracing::warn!(
+            indexed,
+            size,
+            "the audit log's by-customer index reaches past the log; rebuilding it"
+        );
+        let mut tx = index.begin().await?;
+        sqlx::query("DELETE FROM audit_by_customer")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE audit_index_state SET indexed = 0 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// Creates the database file of `url` readable by its owner only, if it does not exist yet.
@@ -183,10 +271,18 @@ async fn carry_over_decisions(pool: &sqlx::AnyPool, log_path: &str) -> StoreResu
 /// A connection pool to the SQLite database at `url`, with Steward's settings (WAL, busy
 /// timeout, secure delete) and no migration. Benchmarks use it for their plain baselines.
 pub async fn pool(url: &str) -> StoreResult<sqlx::AnyPool> {
-    pool_of(url, 8, Checkpoints::OnCommit).await
+    pool_of(url, 8, Checkpoints::OnCommit, None).await
 }
 
-async fn pool_of(url: &str, size: u32, checkpoints: Checkpoints) -> StoreResult<sqlx::AnyPool> {
+/// A pool with Steward's settings; with `attach`, every connection also sees that database file
+/// as schema `log` (unqualified names resolve to the pool's own file first).
+async fn pool_of(
+    url: &str,
+    size: u32,
+    checkpoints: Checkpoints,
+    attach: Option<&str>,
+) -> StoreResult<sqlx::AnyPool> {
+    let attach = attach.map(|p| format!("ATTACH DATABASE '{}' AS log", p.replace('\'', "''")));
     sqlx::any::install_default_drivers();
     let url = if url.contains('?') {
         url.to_owned()
@@ -199,6 +295,7 @@ async fn pool_of(url: &str, size: u32, checkpoints: Checkpoints) -> StoreResult<
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _| {
+            let attach = attach.clone();
             Box::pin(async move {
                 // busy_timeout first: switching to WAL needs the lock other connections may hold.
                 conn.execute("PRAGMA busy_timeout = 10000").await?;
@@ -215,6 +312,9 @@ async fn pool_of(url: &str, size: u32, checkpoints: Checkpoints) -> StoreResult<
                 conn.execute("PRAGMA secure_delete = ON").await?;
                 if checkpoints == Checkpoints::Apart {
                     conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                }
+                if let Some(attach) = attach {
+                    conn.execute(sqlx::AssertSqlSafe(attach)).await?;
                 }
                 if let Ok(m) = std::env::var("STEWARD_MMAP") {
                     conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA mmap_size = {m}")))

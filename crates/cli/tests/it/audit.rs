@@ -19,7 +19,8 @@ backend_tests!(
     every_write_is_an_entry,
     operator_actions_are_entries,
     the_export_is_an_entry_per_customer,
-    ranges_read_the_stored_columns_exactly
+    ranges_read_the_stored_columns_exactly,
+    the_index_is_built_apart_from_the_writer
 );
 
 fn b64(v: &Value) -> [u8; 32] {
@@ -874,4 +875,158 @@ async fn an_export_the_policy_refuses_fails() {
         .filter(|l| l.action == "export")
         .count();
     assert_eq!(exported, 0);
+}
+
+/// The by-customer index's watermark, read under the application (on SQLite from its own file).
+async fn indexed(db: &TestDb) -> i64 {
+    use sqlx::Row;
+    let raw = db.raw_log().await;
+    let w = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
+    raw.close().await;
+    w
+}
+
+/// Waits until the index reaches `size` entries; the watermark it reached.
+async fn indexed_to(db: &TestDb, size: i64) -> i64 {
+    for _ in 0..100 {
+        let w = indexed(db).await;
+        if w >= size {
+            return w;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    indexed(db).await
+}
+
+/// Nothing asks for the by-customer index, and it follows the log anyway: a task of its own
+/// builds it (issue 19: in the writer's turn, every read waited for it). A customer's access log
+/// reads the indexed entries and the tail alike, and `audit verify` checks the index.
+async fn the_index_is_built_apart_from_the_writer(db: TestDb) {
+    let (v, _, store) = db.open().await;
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let r = steward_api::router(v.clone());
+    let id = new_customer(
+        &r,
+        &support,
+        json!({"name": "Ida Index", "email": "ida@example.com"}),
+    )
+    .await;
+    for _ in 0..5 {
+        call(
+            &r,
+            &support,
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service"),
+            None,
+            false,
+        )
+        .await;
+    }
+    v.flush_audit().await.unwrap();
+    let size = store.audit_size().await.unwrap() as i64;
+    assert_eq!(
+        indexed_to(&db, size).await,
+        size,
+        "the index caught up on its own"
+    );
+    let (s, log) = call(
+        &r,
+        &dpo,
+        "GET",
+        &format!("/v1/customers/{id}/access-log"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let reads = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "read")
+        .count();
+    assert_eq!(reads, 5, "{log}");
+    drop(r);
+    drop(v);
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// An index that reaches past the log (an older log restored beside it) is forgotten and rebuilt
+/// from the entries when the store opens; otherwise it would hide the entries appended next.
+#[tokio::test]
+async fn an_index_past_the_log_is_rebuilt() {
+    let db = crate::support::TestDb::new(crate::support::Kind::Sqlite).await;
+    let (v, op, store) = db.open().await;
+    v.create_outlet(op.into(), "Before the restore")
+        .await
+        .unwrap();
+    v.flush_audit().await.unwrap();
+    let size = store.audit_size().await.unwrap() as i64;
+    assert_eq!(indexed_to(&db, size).await, size);
+    drop(v);
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let raw = db.raw_log().await;
+    sqlx::query("UPDATE audit_index_state SET indexed = indexed + 1000 WHERE id = 1")
+        .execute(&raw)
+        .await
+        .unwrap();
+    raw.close().await;
+    let (v, op, store) = db.open().await;
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let r = steward_api::router(v.clone());
+    let id = new_customer(
+        &r,
+        &support,
+        json!({"name": "Rhea Restored", "email": "rhea@example.com"}),
+    )
+    .await;
+    call(
+        &r,
+        &support,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=service"),
+        None,
+        false,
+    )
+    .await;
+    v.create_outlet(op.into(), "After the restore")
+        .await
+        .unwrap();
+    v.flush_audit().await.unwrap();
+    let size = store.audit_size().await.unwrap() as i64;
+    assert_eq!(
+        indexed_to(&db, size).await,
+        size,
+        "rebuilt up to the log, not past it"
+    );
+    let (s, log) = call(
+        &r,
+        &dpo,
+        "GET",
+        &format!("/v1/customers/{id}/access-log"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "read"),
+        "the read after the restore is in the customer's access log: {log}"
+    );
+    drop(r);
+    drop(v);
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
 }

@@ -99,7 +99,7 @@ pub(crate) fn scan_store(db: &TestDb, forms: &[String], when: &str) -> usize {
     let mut scanned = 0;
     match db.kind {
         Kind::Sqlite => {
-            for (file, suffix) in ["steward.db", "steward-audit.db"]
+            for (file, suffix) in ["steward.db", "steward-audit.db", "steward-audit-index.db"]
                 .iter()
                 .flat_map(|f| ["", "-wal", "-shm"].map(|s| (f, s)))
             {

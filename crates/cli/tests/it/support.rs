@@ -105,17 +105,43 @@ impl TestDb {
         sqlx::AnyPool::connect(&self.url).await.expect("raw pool")
     }
 
-    /// A raw pool to where decision records are kept: on SQLite a file of its own.
+    /// A raw pool to where decision records are kept: on SQLite a file of its own, with the
+    /// by-customer index's file attached (so its tables answer to their plain names too).
     pub async fn raw_log(&self) -> sqlx::AnyPool {
+        use sqlx::Executor;
         sqlx::any::install_default_drivers();
-        let url = match self.kind {
-            Kind::Sqlite => format!(
-                "sqlite://{}",
-                self.dir.path().join("steward-audit.db").display()
+        let (url, index) = match self.kind {
+            Kind::Sqlite => (
+                format!(
+                    "sqlite://{}",
+                    self.dir.path().join("steward-audit.db").display()
+                ),
+                Some(
+                    self.dir
+                        .path()
+                        .join("steward-audit-index.db")
+                        .display()
+                        .to_string(),
+                ),
             ),
-            Kind::Postgres => self.url.clone(),
+            Kind::Postgres => (self.url.clone(), None),
         };
-        sqlx::AnyPool::connect(&url).await.expect("raw log pool")
+        sqlx::any::AnyPoolOptions::new()
+            .after_connect(move |conn, _| {
+                let index = index.clone();
+                Box::pin(async move {
+                    if let Some(index) = index {
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "ATTACH DATABASE '{index}' AS ix"
+                        )))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .expect("raw log pool")
     }
 
     /// Arguments that point the binary at this database.
