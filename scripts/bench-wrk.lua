@@ -1,10 +1,11 @@
 -- wrk script of `steward bench http --load wrk` and `scripts/bench-wrk`: GET one random customer
 -- per request, ids from a file, and one summary line at the end that the benchmark reads.
 --
---   wrk -t2 -c32 -d10s -s scripts/bench-wrk.lua http://HOST:PORT -- IDS_FILE PREFIX SUFFIX [TOKEN]
+--   wrk -t2 -c32 -d10s -s scripts/bench-wrk.lua http://HOST:PORT -- IDS_FILE PREFIX SUFFIX [TOKEN_FILE]
 --
--- e.g. PREFIX /v1/customers/  SUFFIX ?purpose=service  TOKEN the bearer token (none for the
--- baseline, whose paths are /plain/customers/ID).
+-- e.g. PREFIX /v1/customers/  SUFFIX ?purpose=service  TOKEN_FILE a file holding the bearer token
+-- (none for the baseline, whose paths are /plain/customers/ID). A file, not the token itself: a
+-- command line is visible to every user of the machine.
 
 local ids, prefix, suffix, headers = {}, "", "", {}
 
@@ -16,7 +17,12 @@ function init(args)
   file:close()
   assert(#ids > 0, "the ids file is empty")
   prefix, suffix = args[2] or "", args[3] or ""
-  if args[4] and #args[4] > 0 then headers["Authorization"] = "Bearer " .. args[4] end
+  if args[4] and #args[4] > 0 then
+    local t = assert(io.open(args[4], "r"), "cannot open the token file")
+    local token = t:read("*l")
+    t:close()
+    headers["Authorization"] = "Bearer " .. token
+  end
   -- Each thread draws its own sequence.
   math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
 end

@@ -166,6 +166,17 @@ fn unpack(file: &Path, dir: &Path, force: bool) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(dir)?;
+    // The index belongs to the log being replaced: gone before the restored log is in place,
+    // so that no crash in between leaves it beside a log it does not describe.
+    for suffix in ["", "-wal", "-shm"] {
+        let path = dir.join(format!("{INDEX_DB}{suffix}"));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", path.display()));
+            }
+            _ => {}
+        }
+    }
     for name in [DATA_DB, LOG_DB] {
         let mut entry = zip
             .by_name(name)
@@ -185,9 +196,6 @@ fn unpack(file: &Path, dir: &Path, force: bool) -> anyhow::Result<()> {
             let _ = std::fs::remove_file(dir.join(format!("{name}{suffix}")));
         }
         std::fs::rename(&staged, dir.join(name))?;
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(dir.join(format!("{INDEX_DB}{suffix}")));
     }
     Ok(())
 }

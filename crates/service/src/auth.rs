@@ -188,9 +188,45 @@ enum Remembered {
 #[derive(Default)]
 pub(crate) struct TokenCache {
     verified: RwLock<HashMap<TokenId, Verified>>,
+    /// One verification per token at a time (see [`TokenCache::turn`]).
+    turns: std::sync::Mutex<HashMap<TokenId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl TokenCache {
+    /// The lock a token's verification holds. A client that opens 32 connections at once sends
+    /// 32 first requests with one token; without it each ran its own Argon2 verification (tens
+    /// of milliseconds of CPU and 19 MiB each), and on two cores every request of the server's
+    /// first second waited a quarter of a second (issue 19). The rest wait and find it cached.
+    fn turn(&self, id: TokenId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self
+            .turns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = turns.get(&id).and_then(std::sync::Weak::upgrade) {
+            return t;
+        }
+        // Only tokens being verified right now hold a live lock: the map stays that small.
+        turns.retain(|_, t| t.strong_count() > 0);
+        let t = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+        turns.insert(id, std::sync::Arc::downgrade(&t));
+        t
+    }
+
+    /// What the cache knows of token `id` presented with `digest` at `now`.
+    fn remembered(&self, id: TokenId, digest: &TokenDigest, now: i64) -> Option<Remembered> {
+        self.verified.read().ok().and_then(|cache| {
+            cache.get(&id).map(|v| {
+                if !v.digest.matches(digest) || v.expires_at.is_some_and(|e| e <= now) {
+                    Remembered::Refused
+                } else if v.checked.elapsed() < RECHECK_AFTER {
+                    Remembered::Fresh(v.principal.clone())
+                } else {
+                    Remembered::Stale
+                }
+            })
+        })
+    }
+
     /// Forgets a token (revoked here).
     pub(crate) fn forget(&self, id: TokenId) {
         if let Ok(mut cache) = self.verified.write() {
@@ -350,21 +386,22 @@ impl Vault {
         let digest = TokenDigest::of(token);
         let now = Timestamp::now().millis();
         // Decided under the read lock: on the hot path only the principal is cloned.
-        let remembered = self.inner.tokens.verified.read().ok().and_then(|cache| {
-            cache.get(&id).map(|v| {
-                if !v.digest.matches(&digest) || v.expires_at.is_some_and(|e| e <= now) {
-                    Remembered::Refused
-                } else if v.checked.elapsed() < RECHECK_AFTER {
-                    Remembered::Fresh(v.principal.clone())
-                } else {
-                    Remembered::Stale
-                }
-            })
-        });
+        let mut remembered = self.inner.tokens.remembered(id, &digest, now);
         match remembered {
             Some(Remembered::Refused) => return Ok(None),
             Some(Remembered::Fresh(p)) => return Ok(Some(p)),
             Some(Remembered::Stale) | None => {}
+        }
+        let turn = self.inner.tokens.turn(id);
+        let _turn = turn.lock().await;
+        // Whoever held the turn before may have verified this very token meanwhile.
+        if remembered.is_none() {
+            remembered = self.inner.tokens.remembered(id, &digest, now);
+            match remembered {
+                Some(Remembered::Refused) => return Ok(None),
+                Some(Remembered::Fresh(p)) => return Ok(Some(p)),
+                Some(Remembered::Stale) | None => {}
+            }
         }
         let Some(row) = self.inner.stores.identity.get_token(id).await? else {
             self.inner.tokens.forget(id);
@@ -384,6 +421,7 @@ impl Vault {
             return Ok(Some(v.principal.clone()));
         }
         let (secret, hash) = (secret.to_owned(), row.secret_hash.clone());
+        metrics::counter!("steward_token_verifications_total").increment(1);
         let ok = tokio::task::spawn_blocking(move || verify_token_secret(secret.as_bytes(), &hash))
             .await
             .unwrap_or(false);

@@ -599,36 +599,80 @@ impl SqlStore {
 impl SqlStore {
     /// Indexes up to `limit` entries past the watermark by customer, in one transaction of the
     /// index (rows sorted by customer so that entries about one customer share pages). Returns
-    /// the new watermark.
+    /// the new watermark. A watermark past the log's end (an older log restored beside the
+    /// index, or a tampered one) empties the index to be rebuilt: it is derived data, and such a
+    /// watermark would hide the entries appended from here on.
     pub(crate) async fn index_audit_entries(&self, limit: u64) -> StoreResult<u64> {
-        // On SQLite a deferred transaction: BEGIN IMMEDIATE would take the write lock of the
-        // attached log too, and appends would wait for the index again. It writes only the
-        // index's own file.
-        let mut tx = self.index_pool.begin().await?;
-        let lock = match self.backend {
-            Backend::Sqlite => "SELECT indexed FROM audit_index_state WHERE id = 1",
-            Backend::Postgres => "SELECT indexed FROM audit_index_state WHERE id = 1 FOR UPDATE",
-        };
-        let from: i64 = sqlx::query(lock).fetch_one(&mut *tx).await?.try_get(0)?;
-        let size: i64 = sqlx::query("SELECT size FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
+        let log = self.log_schema();
+        let from: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
+            .fetch_one(&self.index_pool)
             .await?
             .try_get(0)?;
+        let size: i64 = sqlx::query(AssertSqlSafe(format!(
+            "SELECT size FROM {log}audit_head WHERE id = 1"
+        )))
+        .fetch_one(&self.index_pool)
+        .await?
+        .try_get(0)?;
+        if from > size {
+            tracing::warn!(
+                indexed = from,
+                size,
+                "the audit log's by-customer index reaches past the log; rebuilding it"
+            );
+            let mut tx = self.index_pool.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE audit_index_state SET indexed = 0 WHERE id = 1 AND indexed = $1",
+            )
+            .bind(from)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 1 {
+                sqlx::query("DELETE FROM audit_by_customer")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            return Ok(0);
+        }
         let to = size.min(from.saturating_add(i64_of(limit)?));
         if to <= from {
             return Ok(u64::try_from(from).unwrap_or(0));
         }
-        let rows = sqlx::query(
-            "SELECT customer_id, idx FROM audit_entries WHERE idx >= $1 AND idx < $2 AND customer_id IS NOT NULL ORDER BY customer_id, idx",
-        )
+        // Read before the write transaction, so that no snapshot of the log is held while the
+        // index is written (a held snapshot would keep the log's WAL from starting over).
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT customer_id, idx FROM {log}audit_entries WHERE idx >= $1 AND idx < $2 AND customer_id IS NOT NULL ORDER BY customer_id, idx"
+        )))
         .bind(from)
         .bind(to)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.index_pool)
         .await?;
         let pairs: Vec<(Vec<u8>, i64)> = rows
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<StoreResult<_>>()?;
+        // On SQLite a deferred transaction that writes only the index's file (BEGIN IMMEDIATE
+        // would take the attached log's write lock too, and appends would wait again). The
+        // watermark moves only from where this step read it: another indexer (another server on
+        // the same files or database) that moved it first wins, and this step is dropped.
+        let mut tx = self.index_pool.begin().await?;
+        let moved =
+            sqlx::query("UPDATE audit_index_state SET indexed = $1 WHERE id = 1 AND indexed = $2")
+                .bind(to)
+                .bind(from)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if moved != 1 {
+            tx.rollback().await?;
+            let now: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
+                .fetch_one(&self.index_pool)
+                .await?
+                .try_get(0)?;
+            return u64::try_from(now).map_err(|_| StoreError::Corrupt("negative watermark"));
+        }
         for chunk in pairs.chunks(crate::sql::INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO audit_by_customer (customer_id, idx) VALUES {} ON CONFLICT DO NOTHING",
@@ -640,12 +684,18 @@ impl SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE audit_index_state SET indexed = $1 WHERE id = 1")
-            .bind(to)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         u64::try_from(to).map_err(|_| StoreError::Corrupt("negative watermark"))
+    }
+
+    /// How the index's connections name the log's tables: on SQLite the log is attached as
+    /// `log` (named outright, so that no table of the same name in the index's own file could
+    /// stand in for it); on PostgreSQL they share a database.
+    fn log_schema(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "log.",
+            Backend::Postgres => "",
+        }
     }
 
     /// A customer's entries, newest first, before index `before`: the indexed ones and the
@@ -657,15 +707,16 @@ impl SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEntry>> {
         let id = customer.as_bytes().to_vec();
-        let rows = sqlx::query(
+        let log = self.log_schema();
+        let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT e.idx, e.leaf, e.occurred_at, e.action, e.customer_id, e.hashes FROM audit_by_customer b \
-             JOIN audit_entries e ON e.idx = b.idx AND e.customer_id = b.customer_id \
+             JOIN {log}audit_entries e ON e.idx = b.idx AND e.customer_id = b.customer_id \
              WHERE b.customer_id = $1 AND b.idx < $2 \
              UNION ALL \
-             SELECT idx, leaf, occurred_at, action, customer_id, hashes FROM audit_entries \
+             SELECT idx, leaf, occurred_at, action, customer_id, hashes FROM {log}audit_entries \
              WHERE idx >= (SELECT indexed FROM audit_index_state WHERE id = 1) AND idx < $3 AND customer_id = $4 \
-             ORDER BY 1 DESC LIMIT $5",
-        )
+             ORDER BY 1 DESC LIMIT $5"
+        )))
         .bind(id.clone())
         .bind(i64_of(before)?)
         .bind(i64_of(before)?)

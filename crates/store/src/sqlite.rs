@@ -34,8 +34,6 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
     let store = match log_file(url) {
         Some((log_url, log_path)) => {
             let log_pool = pool_of(&log_url, 1, Checkpoints::Apart, None).await?;
-            LOG_MIGRATOR.run(&log_pool).await?;
-            carry_over_decisions(&pool, &log_path).await?;
             // Two connections: the indexer's, and one for the queries that read the index.
             let index_pool = pool_of(
                 &format!("sqlite://{}", index_file(&log_path)),
@@ -45,7 +43,10 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
             )
             .await?;
             INDEX_MIGRATOR.run(&index_pool).await?;
-            forget_index_past_log(&index_pool).await?;
+            // Before the log's migrations drop the index it carried until now.
+            carry_over_index(&index_pool).await?;
+            LOG_MIGRATOR.run(&log_pool).await?;
+            carry_over_decisions(&pool, &log_path).await?;
             let store = SqlStore::new(
                 pool,
                 log_pool,
@@ -168,30 +169,31 @@ pub(crate) fn index_file(log_path: &str) -> String {
     }
 }
 
-/// An index that reaches past the log's end belongs to another log (a backup of the log restored
-/// beside a newer index, or files copied by hand): its rows would hide entries appended from
-/// here on. It is derived data, so it is emptied and rebuilt from the entries.
-async fn forget_index_past_log(index: &sqlx::AnyPool) -> StoreResult<()> {
-    let (indexed, size): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT indexed FROM audit_index_state WHERE id = 1), (SELECT size FROM log.audit_head WHERE id = 1)",
+/// Moves the by-customer index that installations before issue 19 kept in the log's file into
+/// the index's own file, once, so that an upgrade does not leave every access log scanning the
+/// whole log until the index is rebuilt. The log's next migration then drops the old tables.
+async fn carry_over_index(index: &sqlx::AnyPool) -> StoreResult<()> {
+    let legacy: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM log.sqlite_master WHERE type = 'table' AND name = 'audit_index_state'",
     )
     .fetch_one(index)
     .await?;
-    if indexed > size {
-        tracing::warn!(
-            indexed,
-            size,
-            "the audit log's by-customer index reaches past the log; rebuilding it"
-        );
-        let mut tx = index.begin().await?;
-        sqlx::query("DELETE FROM audit_by_customer")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE audit_index_state SET indexed = 0 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+    if legacy == 0 {
+        return Ok(());
     }
+    let mut tx = index.begin().await?;
+    let ours: i64 = sqlx::query_scalar("SELECT indexed FROM main.audit_index_state WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?;
+    if ours == 0 {
+        sqlx::query("INSERT OR IGNORE INTO main.audit_by_customer SELECT customer_id, idx FROM log.audit_by_customer")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE main.audit_index_state SET indexed = (SELECT indexed FROM log.audit_index_state WHERE id = 1) WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -46,6 +46,12 @@ async fn prepare(dir: &Path, customers: usize) -> anyhow::Result<()> {
         eprintln!("Reusing the customers in {}", dir.display());
         return Ok(());
     }
+    // Generated customers and a token without limits belong in a folder of their own.
+    anyhow::ensure!(
+        !dir.join("steward.db").exists(),
+        "{} holds a Steward database that bench http did not make; give --keep a new folder",
+        dir.display()
+    );
     std::fs::create_dir_all(dir)?;
     let (vault, operator, _, _) = super::temp_vault(dir).await?;
     let bar = indicatif::ProgressBar::new(customers as u64);
@@ -84,12 +90,14 @@ async fn prepare(dir: &Path, customers: usize) -> anyhow::Result<()> {
 
     let lines: Vec<String> = ids.iter().map(ToString::to_string).collect();
     std::fs::write(dir.join(IDS_FILE), lines.join("\n") + "\n")?;
-    // A bearer token: readable by its owner only.
+    // A bearer token: readable by its owner only, in a file made new (not one found there).
+    let path = dir.join(TOKEN_FILE);
+    let _ = std::fs::remove_file(&path);
     let mut file = std::fs::OpenOptions::new();
-    file.write(true).create(true).truncate(true);
+    file.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut file, 0o600);
-    std::io::Write::write_all(&mut file.open(dir.join(TOKEN_FILE))?, token.as_bytes())?;
+    std::io::Write::write_all(&mut file.open(&path)?, token.as_bytes())?;
     Ok(())
 }
 
@@ -153,8 +161,10 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<()> {
     if args.wrk {
         std::fs::write(&script, WRK_SCRIPT)?;
     }
+    let token_file = dir.join(TOKEN_FILE);
     let drive = |side: &Side, seconds: u64| {
         let (paths, script, ids_file) = (ids.clone(), script.clone(), dir.join(IDS_FILE));
+        let token_file = side.token.as_ref().map(|_| token_file.clone());
         let (addr, prefix, suffix, token) =
             (side.addr, side.prefix, side.suffix, side.token.clone());
         let (wrk, connections) = (args.wrk, args.connections);
@@ -166,7 +176,7 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<()> {
                     addr,
                     prefix,
                     suffix,
-                    token.as_deref(),
+                    token_file.as_deref(),
                     connections,
                     seconds,
                 )
@@ -277,7 +287,7 @@ fn run_wrk(
     addr: SocketAddr,
     prefix: &str,
     suffix: &str,
-    token: Option<&str>,
+    token_file: Option<&Path>,
     connections: usize,
     seconds: u64,
 ) -> anyhow::Result<LoadResult> {
@@ -288,7 +298,9 @@ fn run_wrk(
         .arg(format!("http://{addr}"))
         .arg("--")
         .arg(ids)
-        .args([prefix, suffix, token.unwrap_or("")])
+        .args([prefix, suffix])
+        // The token's file, not the token: a command line is visible to every local user.
+        .args(token_file)
         .output()
         .context("running wrk (scripts/bench-wrk installs it from Debian's packages)")?;
     let text = String::from_utf8_lossy(&out.stdout);

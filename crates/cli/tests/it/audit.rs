@@ -890,11 +890,11 @@ async fn indexed(db: &TestDb) -> i64 {
     w
 }
 
-/// Waits until the index reaches `size` entries; the watermark it reached.
+/// Waits until the index's watermark is `size` (5 s at most); the watermark last read.
 async fn indexed_to(db: &TestDb, size: i64) -> i64 {
     for _ in 0..100 {
         let w = indexed(db).await;
-        if w >= size {
+        if w == size {
             return w;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -978,6 +978,11 @@ async fn an_index_past_the_log_is_rebuilt() {
         .await
         .unwrap();
     raw.close().await;
+    // `audit verify` reports it (and leaves it as it found it); the server rebuilds.
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("index claims entries past the log"), "{err}");
+    assert_eq!(indexed(&db).await, size + 1000, "verify changed nothing");
     let (v, op, store) = db.open().await;
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
@@ -1026,6 +1031,71 @@ async fn an_index_past_the_log_is_rebuilt() {
         "the read after the restore is in the customer's access log: {log}"
     );
     drop(r);
+    drop(v);
+    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// An installation from before issue 19 kept the by-customer index in the log's file: opening it
+/// moves the rows and the watermark into the index's file (rather than leaving every access log
+/// to scan the whole log until a rebuild) and drops them from the log.
+#[tokio::test]
+async fn an_index_in_the_log_file_moves_out_on_upgrade() {
+    use sqlx::Row;
+    let db = crate::support::TestDb::new(crate::support::Kind::Sqlite).await;
+    let (v, op, store) = db.open().await;
+    v.create_outlet(op.into(), "Before the upgrade")
+        .await
+        .unwrap();
+    v.flush_audit().await.unwrap();
+    let size = store.audit_size().await.unwrap() as i64;
+    assert_eq!(indexed_to(&db, size).await, size);
+    drop(v);
+    drop(store);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // The old layout: the tables in the log's own file (`main` of the raw pool), their
+    // migration not yet applied, no index file. A row no rebuild would write marks the carry.
+    let raw = db.raw_log().await;
+    for sql in [
+        "CREATE TABLE main.audit_by_customer (customer_id BLOB NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (customer_id, idx)) STRICT, WITHOUT ROWID",
+        "CREATE TABLE main.audit_index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed INTEGER NOT NULL) STRICT",
+        "INSERT INTO main.audit_by_customer SELECT customer_id, idx FROM ix.audit_by_customer",
+        "INSERT INTO main.audit_by_customer VALUES (x'00000000000000000000000000000042', 0)",
+        "INSERT INTO main.audit_index_state SELECT id, indexed FROM ix.audit_index_state",
+        "DELETE FROM main._sqlx_migrations WHERE version = 20261209000005",
+    ] {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(
+            db.dir
+                .path()
+                .join(format!("steward-audit-index.db{suffix}")),
+        );
+    }
+    let (v, _, _) = db.open().await;
+    let raw = db.raw_log().await;
+    let carried: i64 = sqlx::query("SELECT COUNT(*) FROM ix.audit_by_customer WHERE customer_id = x'00000000000000000000000000000042'")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(carried, 1, "the old rows moved into the index's file");
+    let left: i64 = sqlx::query("SELECT COUNT(*) FROM main.sqlite_master WHERE name IN ('audit_by_customer', 'audit_index_state')")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "and left the log's file");
+    assert!(indexed(&db).await >= size, "the watermark came with them");
+    sqlx::query(
+        "DELETE FROM ix.audit_by_customer WHERE customer_id = x'00000000000000000000000000000042'",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    raw.close().await;
     drop(v);
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");

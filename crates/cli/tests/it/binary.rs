@@ -434,3 +434,63 @@ fn an_unknown_time_zone_is_refused_at_start() {
         "a key or database was created"
     );
 }
+
+/// A client that opens many connections at once sends its token on each: one Argon2
+/// verification serves them all (issue 19: each ran its own, and on two cores the server's first
+/// second stalled every request for a quarter of a second). Counted by the server's own metric.
+#[test]
+fn many_first_requests_verify_a_token_once() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::new(crate::support::Kind::Sqlite));
+    let v = rt.block_on(db.vault());
+    let support = rt.block_on(crate::access::token(
+        &v,
+        steward_service::TokenOwner::Role(steward_domain::Role::SupportAgent),
+    ));
+    drop(v);
+    let server = Server::start(&db, &["--metrics-listen", "127.0.0.1:0"], &[]);
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            s.spawn(|| {
+                let (status, body) = server.http(
+                    "GET",
+                    "/v1/customers?purpose=service&limit=1",
+                    Some(&support),
+                    None,
+                );
+                assert_eq!(status, 200, "{body}");
+            });
+        }
+    });
+    let out = server.stdout_text();
+    let at = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Metrics (no token) on http://"))
+        .unwrap_or_else(|| panic!("no metrics address in {out}"))
+        .to_owned();
+    let metrics = ureq_get(&format!("http://{at}"));
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("steward_token_verifications_total "))
+        .unwrap_or_else(|| panic!("no verification counter in {metrics}"));
+    assert_eq!(count.trim(), "1", "{metrics}");
+}
+
+/// The body of a plain GET to `url` (`http://host:port/path`).
+fn ureq_get(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap();
+    let mut c = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    answer
+}
