@@ -890,6 +890,28 @@ async fn indexed(db: &TestDb) -> i64 {
     w
 }
 
+/// An SQLite installation with an entry, its index caught up, and its vault closed: the test
+/// database and the log's size.
+async fn indexed_and_stopped() -> (TestDb, i64) {
+    let db = crate::support::TestDb::new(crate::support::Kind::Sqlite).await;
+    let (v, op, store) = db.open().await;
+    v.create_outlet(op.into(), "Before").await.unwrap();
+    v.flush_audit().await.unwrap();
+    let size = store.audit_size().await.unwrap() as i64;
+    assert_eq!(indexed_to(&db, size).await, size);
+    drop(v);
+    drop(store);
+    // The indexer stops within its tick.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    (db, size)
+}
+
+/// `steward audit verify` passes on `db`.
+fn assert_verifies(db: &TestDb) {
+    let (code, out, err) = crate::support::run(&["audit", "verify"], db);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 /// Waits until the index's watermark is `size` (5 s at most); the watermark last read.
 async fn indexed_to(db: &TestDb, size: i64) -> i64 {
     for _ in 0..100 {
@@ -953,25 +975,15 @@ async fn the_index_is_built_apart_from_the_writer(db: TestDb) {
     assert_eq!(reads, 5, "{log}");
     drop(r);
     drop(v);
-    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
-    assert_eq!(code, 0, "{out}{err}");
+    assert_verifies(&db);
 }
 
-/// An index that reaches past the log (an older log restored beside it) is forgotten and rebuilt
-/// from the entries when the store opens; otherwise it would hide the entries appended next.
+/// An index that reaches past the log (an older log restored beside it) is reported by `audit
+/// verify`, then emptied and rebuilt from the entries by the server's indexer; otherwise it would
+/// hide the entries appended next.
 #[tokio::test]
 async fn an_index_past_the_log_is_rebuilt() {
-    let db = crate::support::TestDb::new(crate::support::Kind::Sqlite).await;
-    let (v, op, store) = db.open().await;
-    v.create_outlet(op.into(), "Before the restore")
-        .await
-        .unwrap();
-    v.flush_audit().await.unwrap();
-    let size = store.audit_size().await.unwrap() as i64;
-    assert_eq!(indexed_to(&db, size).await, size);
-    drop(v);
-    drop(store);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (db, size) = indexed_and_stopped().await;
     let raw = db.raw_log().await;
     sqlx::query("UPDATE audit_index_state SET indexed = indexed + 1000 WHERE id = 1")
         .execute(&raw)
@@ -1032,8 +1044,7 @@ async fn an_index_past_the_log_is_rebuilt() {
     );
     drop(r);
     drop(v);
-    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
-    assert_eq!(code, 0, "{out}{err}");
+    assert_verifies(&db);
 }
 
 /// An installation from before issue 19 kept the by-customer index in the log's file: opening it
@@ -1042,17 +1053,7 @@ async fn an_index_past_the_log_is_rebuilt() {
 #[tokio::test]
 async fn an_index_in_the_log_file_moves_out_on_upgrade() {
     use sqlx::Row;
-    let db = crate::support::TestDb::new(crate::support::Kind::Sqlite).await;
-    let (v, op, store) = db.open().await;
-    v.create_outlet(op.into(), "Before the upgrade")
-        .await
-        .unwrap();
-    v.flush_audit().await.unwrap();
-    let size = store.audit_size().await.unwrap() as i64;
-    assert_eq!(indexed_to(&db, size).await, size);
-    drop(v);
-    drop(store);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (db, size) = indexed_and_stopped().await;
     // The old layout: the tables in the log's own file (`main` of the raw pool), their
     // migration not yet applied, no index file. A row no rebuild would write marks the carry.
     let raw = db.raw_log().await;
@@ -1097,6 +1098,5 @@ async fn an_index_in_the_log_file_moves_out_on_upgrade() {
     .unwrap();
     raw.close().await;
     drop(v);
-    let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
-    assert_eq!(code, 0, "{out}{err}");
+    assert_verifies(&db);
 }
