@@ -405,7 +405,9 @@ impl Writer {
                 }
                 // Another server drained the same rows first (its append won the head): they
                 // are in the log, so look again rather than fail a flush that waits for them.
-                Err(e) if conflicts < DRAIN_RETRIES => {
+                // Only then: any other failure (a busy database) ends the turn, as every read
+                // waiting for the writer waits it out too; the entries stay for the next drain.
+                Err(e @ steward_store::StoreError::Conflict) if conflicts < DRAIN_RETRIES => {
                     conflicts += 1;
                     tracing::debug!(error = %e, conflicts, "draining the audit outbox collided; again");
                     tokio::time::sleep(Duration::from_millis(20 * conflicts)).await;
