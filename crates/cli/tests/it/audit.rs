@@ -906,6 +906,27 @@ async fn indexed_and_stopped() -> (TestDb, i64) {
     (db, size)
 }
 
+/// The reads in customer `id`'s access log, as the DPO sees it, and the log.
+async fn reads_in_access_log(r: &axum::Router, dpo: &str, id: &str) -> (usize, Value) {
+    let (s, log) = call(
+        r,
+        dpo,
+        "GET",
+        &format!("/v1/customers/{id}/access-log"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let reads = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "read")
+        .count();
+    (reads, log)
+}
+
 /// `steward audit verify` passes on `db`.
 fn assert_verifies(db: &TestDb) {
     let (code, out, err) = crate::support::run(&["audit", "verify"], db);
@@ -956,22 +977,7 @@ async fn the_index_is_built_apart_from_the_writer(db: TestDb) {
         size,
         "the index caught up on its own"
     );
-    let (s, log) = call(
-        &r,
-        &dpo,
-        "GET",
-        &format!("/v1/customers/{id}/access-log"),
-        None,
-        false,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{log}");
-    let reads = log["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["action"] == "read")
-        .count();
+    let (reads, log) = reads_in_access_log(&r, &dpo, &id).await;
     assert_eq!(reads, 5, "{log}");
     drop(r);
     drop(v);
@@ -1024,22 +1030,9 @@ async fn an_index_past_the_log_is_rebuilt() {
         size,
         "rebuilt up to the log, not past it"
     );
-    let (s, log) = call(
-        &r,
-        &dpo,
-        "GET",
-        &format!("/v1/customers/{id}/access-log"),
-        None,
-        false,
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{log}");
+    let (reads, log) = reads_in_access_log(&r, &dpo, &id).await;
     assert!(
-        log["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "read"),
+        reads > 0,
         "the read after the restore is in the customer's access log: {log}"
     );
     drop(r);
