@@ -183,6 +183,17 @@ enum Remembered {
     Stale,
 }
 
+/// What the cache settles without the store: `Ok` with the answer for a refused or fresh token,
+/// else `Err` saying whether the token is known (stale: verified before, its row to read again).
+fn settled(r: Option<Remembered>) -> Result<Option<Principal>, bool> {
+    match r {
+        Some(Remembered::Refused) => Ok(None),
+        Some(Remembered::Fresh(p)) => Ok(Some(p)),
+        Some(Remembered::Stale) => Err(true),
+        None => Err(false),
+    }
+}
+
 /// Tokens verified once with Argon2id, remembered by digest so later requests cost a hash and
 /// a constant-time compare instead of an Argon2 run.
 #[derive(Default)]
@@ -386,23 +397,18 @@ impl Vault {
         let digest = TokenDigest::of(token);
         let now = Timestamp::now().millis();
         // Decided under the read lock: on the hot path only the principal is cloned.
-        let mut remembered = self.inner.tokens.remembered(id, &digest, now);
-        match remembered {
-            Some(Remembered::Refused) => return Ok(None),
-            Some(Remembered::Fresh(p)) => return Ok(Some(p)),
-            Some(Remembered::Stale) | None => {}
-        }
+        let stale = match settled(self.inner.tokens.remembered(id, &digest, now)) {
+            Ok(answer) => return Ok(answer),
+            Err(stale) => stale,
+        };
         let turn = self.inner.tokens.turn(id);
         let _turn = turn.lock().await;
         // Whoever held the turn before may have verified this very token meanwhile.
-        if remembered.is_none() {
-            remembered = self.inner.tokens.remembered(id, &digest, now);
-            match remembered {
-                Some(Remembered::Refused) => return Ok(None),
-                Some(Remembered::Fresh(p)) => return Ok(Some(p)),
-                Some(Remembered::Stale) | None => {}
-            }
-        }
+        let stale = stale
+            || match settled(self.inner.tokens.remembered(id, &digest, now)) {
+                Ok(answer) => return Ok(answer),
+                Err(stale) => stale,
+            };
         let Some(row) = self.inner.stores.identity.get_token(id).await? else {
             self.inner.tokens.forget(id);
             return Ok(None);
@@ -412,7 +418,7 @@ impl Vault {
             return Ok(None);
         }
         // Known and still valid: the secret matched before, so no second Argon2 run.
-        if remembered.is_some()
+        if stale
             && let Ok(mut cache) = self.inner.tokens.verified.write()
             && let Some(v) = cache.get_mut(&id)
         {

@@ -85,8 +85,9 @@ impl SqliteAppender {
 
     /// When the checkpointer asks: copies back the frames appended since its checkpoint, so that
     /// the next write finds the whole WAL copied and starts it over (SQLite does so only then).
-    /// A few frames: well under a millisecond. Busy (the checkpointer is at it again) or a
-    /// reader holding an old snapshot only means the WAL starts over at a later ask.
+    /// It costs about 2.3 µs per frame of the WAL however few are new (about 4 ms at the 4 MiB
+    /// the checkpointer asks at; see `sqlite::WAL_RESTART_FRAMES`). Busy (the checkpointer is at
+    /// it again) or a reader holding an old snapshot only means the WAL starts over at a later ask.
     fn restart_wal_if_asked(&mut self) {
         if !self
             .restart

@@ -105,9 +105,9 @@ const WAL_FORCE_FRAMES: i64 = 16_384;
 /// every four seconds at 12,000 reads/s, which every read in flight waited out (issue 19).
 ///
 /// So past [`WAL_RESTART_FRAMES`], once a PASSIVE checkpoint has copied the whole WAL, this sets
-/// `restart`; the appender, before its next append, copies the few frames appended since
-/// (its own PASSIVE checkpoint, well under a millisecond) and its write then starts the WAL over
-/// at no cost. Past [`WAL_FORCE_FRAMES`] the RESTART is forced as before.
+/// `restart`; the appender, before its next append, copies the frames appended since (its own
+/// PASSIVE checkpoint, a few milliseconds at this size: see [`WAL_RESTART_FRAMES`]) and its write
+/// then starts the WAL over. Past [`WAL_FORCE_FRAMES`] the RESTART is forced as before.
 fn spawn_checkpointer(
     pool: sqlx::AnyPool,
     alive: std::sync::Weak<()>,
