@@ -53,7 +53,7 @@ pub async fn verify(args: &StoreArgs, verifier_key: Option<String>) -> anyhow::R
     .await
     .map_err(|e| anyhow::anyhow!("reading the audit log: {e}"))?;
     bar.finish_and_clear();
-    match report.first_bad {
+    let log_ok = match report.first_bad {
         None => {
             println!(
                 "audit log OK: {} and {} signed checkpoints verified in {:.2} s",
@@ -61,13 +61,70 @@ pub async fn verify(args: &StoreArgs, verifier_key: Option<String>) -> anyhow::R
                 report.checkpoints,
                 started.elapsed().as_secs_f64()
             );
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Some((index, why)) => {
             eprintln!("audit log FAILED at entry {index}: {why}");
-            Ok(ExitCode::from(1))
+            false
         }
+    };
+    if report.refused > 0 {
+        eprintln!(
+            "warning: {} in the log stand for pending entries refused as changed after they \
+             were written (action {}); look for what else changed then",
+            entries(report.refused),
+            steward_service::OUTBOX_REFUSED
+        );
     }
+    let outbox_ok = verify_outbox(args, &store).await?;
+    Ok(if log_ok && outbox_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The pending entries' tags, where the master key is (their key is wrapped by it); whether
+/// none was changed.
+async fn verify_outbox(args: &StoreArgs, store: &steward_store::DynStore) -> anyhow::Result<bool> {
+    let key_file = args.key_file();
+    if !key_file.exists() {
+        println!(
+            "pending entries not checked: no master key at {} (their tags are keyed by it)",
+            key_file.display()
+        );
+        return Ok(true);
+    }
+    let (keyring, _) = steward_service::keys::load_keyring(&key_file, false)
+        .with_context(|| "loading the master key")?;
+    let check = steward_service::check_outbox(store, &keyring)
+        .await
+        .map_err(|e| anyhow::anyhow!("checking the pending entries: {e}"))?;
+    if check.tampered.is_empty() {
+        let older = if check.untagged > 0 {
+            format!(" ({} written before tags, not checked)", check.untagged)
+        } else {
+            String::new()
+        };
+        println!(
+            "pending entries OK: {} waiting to be appended, tags checked{older}",
+            entries(check.tagged + check.untagged)
+        );
+        return Ok(true);
+    }
+    let seqs: Vec<String> = check.tampered.iter().take(20).map(i64::to_string).collect();
+    eprintln!(
+        "pending entries FAILED: {} changed after they were written (outbox seq {}{}); \
+         the server refuses them and records that it did",
+        entries(check.tampered.len() as u64),
+        seqs.join(", "),
+        if check.tampered.len() > 20 {
+            ", …"
+        } else {
+            ""
+        }
+    );
+    Ok(false)
 }
 
 /// `steward audit export --out FILE`: the latest signed checkpoint and the entries it covers.

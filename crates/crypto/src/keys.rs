@@ -108,6 +108,7 @@ pub struct WrappedKey {
 const LINK_LABEL: &[u8] = b"keyring\0link";
 const DKIM_LABEL: &[u8] = b"keyring\0dkim";
 const WEBHOOK_LABEL: &[u8] = b"keyring\0webhook_signing";
+const OUTBOX_LABEL: &[u8] = b"keyring\0audit_outbox";
 
 /// The master keys this process holds: the current one wraps, any of them unwraps. More than
 /// one is loaded only while a rotation is under way.
@@ -232,6 +233,17 @@ impl Keyring {
     /// A new random notification-signing seed, wrapped for storage.
     pub fn new_webhook_signer(&self) -> Result<WrappedKey, CryptoError> {
         self.wrap(&DataKey::generate()?.raw, WEBHOOK_LABEL)
+    }
+
+    /// Unwraps the key that tags audit entries pending in the outbox.
+    pub fn unwrap_outbox_key(&self, wrapped: &WrappedKey) -> Result<crate::OutboxKey, CryptoError> {
+        self.unwrap(wrapped, OUTBOX_LABEL)
+            .map(|k| crate::OutboxKey::from_bytes(&k))
+    }
+
+    /// A new random outbox key, wrapped for storage.
+    pub fn new_outbox_key(&self) -> Result<WrappedKey, CryptoError> {
+        self.wrap(&DataKey::generate()?.raw, OUTBOX_LABEL)
     }
 
     /// A new random blind-index key, wrapped for storage.

@@ -87,6 +87,46 @@ impl AuditSealer for TreeSealer {
             edge,
         })
     }
+
+    fn refused(&self, seq: i64, message: &[u8]) -> AuditEntryRow {
+        let digest = steward_crypto::fingerprint(message);
+        tracing::error!(
+            outbox_seq = seq,
+            %digest,
+            "REFUSED a pending audit entry whose tag does not check: it was changed after it \
+             was written; a stand-in entry (action audit.outbox_refused) records it instead"
+        );
+        metrics::counter!("steward_audit_outbox_refused_total").increment(1);
+        crate::vault::entry_with_outcome(
+            ("steward:audit-writer".to_owned(), vec![], vec![]),
+            OUTBOX_REFUSED,
+            None,
+            &[],
+            crate::vault::About {
+                subject: Some(&format!("outbox:{seq}:{digest}")),
+                purpose: None,
+            },
+            "written",
+            "refused",
+        )
+    }
+}
+
+/// The action of the entry appended in place of a pending one whose tag did not check.
+pub const OUTBOX_REFUSED: &str = "audit.outbox_refused";
+
+/// Tags pending audit entries under the installation's outbox key.
+#[derive(Debug)]
+pub(crate) struct OutboxTags(pub(crate) steward_crypto::OutboxKey);
+
+impl steward_store::OutboxTagger for OutboxTags {
+    fn tag(&self, message: &[u8]) -> [u8; 32] {
+        self.0.tag(message)
+    }
+
+    fn check(&self, message: &[u8], tag: &[u8]) -> bool {
+        self.0.check(message, tag)
+    }
 }
 
 /// A read's entry waiting for the next append, and its caller.

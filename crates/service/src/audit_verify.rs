@@ -18,6 +18,35 @@ pub async fn verify_log(
     verify(store, verifier_key, progress).await
 }
 
+/// Checks the tags of the audit entries pending in the outbox with the installation's outbox
+/// key, unwrapped by `keyring` (`steward audit verify` where the master key is); changes nothing.
+pub async fn check_outbox(
+    store: &DynStore,
+    keyring: &steward_crypto::Keyring,
+) -> ServiceResult<steward_store::OutboxCheck> {
+    let Some(stored) = store.keyring_get(crate::vault::OUTBOX_KEY).await? else {
+        // No key was ever made: no genuine entry carries a tag.
+        return Ok(store.check_audit_outbox(&NoKey).await?);
+    };
+    let key = keyring.unwrap_outbox_key(&crate::vault::wrapped(&stored))?;
+    Ok(store
+        .check_audit_outbox(&crate::audit::OutboxTags(key))
+        .await?)
+}
+
+/// The tagger of an installation that never made an outbox key: nothing checks.
+#[derive(Debug)]
+struct NoKey;
+
+impl steward_store::OutboxTagger for NoKey {
+    fn tag(&self, _: &[u8]) -> [u8; 32] {
+        [0; 32]
+    }
+    fn check(&self, _: &[u8], _: &[u8]) -> bool {
+        false
+    }
+}
+
 /// What `audit verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditReport {
@@ -27,6 +56,8 @@ pub struct AuditReport {
     pub checkpoints: usize,
     /// The first problem, if any: the entry index where it shows, and what.
     pub first_bad: Option<(u64, String)>,
+    /// Entries that stand in for pending ones refused as tampered ([`crate::audit::OUTBOX_REFUSED`]).
+    pub refused: u64,
 }
 
 /// Entries read per query while verifying.
@@ -45,6 +76,7 @@ async fn verify(
         entries: i,
         checkpoints: 0,
         first_bad: Some((i, what.to_owned())),
+        refused: 0,
     };
     // The tree is rebuilt in memory from the leaves alone.
     let checkpoints = store.audit_checkpoints().await?;
@@ -68,6 +100,7 @@ async fn verify(
         wanted,
         watermark,
         from_entries: Buckets::new(),
+        refused: 0,
     };
     // The entries, chunk by chunk, and meanwhile the by-customer index (read and
     // fingerprinted while the entries' chunks are checked on another thread).
@@ -115,6 +148,7 @@ async fn verify(
     let Rebuild {
         roots,
         from_entries,
+        refused,
         ..
     } = state;
     if n != size {
@@ -158,6 +192,7 @@ async fn verify(
         entries: n,
         checkpoints: checkpoints.len(),
         first_bad: None,
+        refused,
     })
 }
 
@@ -171,6 +206,8 @@ struct Rebuild {
     wanted: std::collections::BTreeSet<u64>,
     watermark: u64,
     from_entries: Buckets,
+    /// Stand-ins for refused pending entries seen.
+    refused: u64,
 }
 
 impl Rebuild {
@@ -188,6 +225,9 @@ impl Rebuild {
             }
             if let Some(why) = columns_disagree(e) {
                 return Some((expect, why));
+            }
+            if e.row.action == crate::audit::OUTBOX_REFUSED {
+                self.refused += 1;
             }
             if let Some(c) = e.row.customer_id
                 && expect < self.watermark

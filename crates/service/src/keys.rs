@@ -99,6 +99,11 @@ pub async fn rotate(
     mut progress: impl FnMut(RotationProgress) -> ControlFlow<()>,
 ) -> ServiceResult<RotationOutcome> {
     let next = next_key_path(key_file);
+    // The rotation's entries go through the outbox, tagged under a key the keyring unwraps
+    // (the current master key, or either one of a rotation under way).
+    let (ring, _) = load_keyring(key_file, false)?;
+    crate::vault::tag_outbox(store, &ring).await?;
+    drop(ring);
     if !next.exists() {
         MasterKey::create(&next)?;
         // A rotation's start is an audit entry; a resumed one is the same rotation.

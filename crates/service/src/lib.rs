@@ -48,10 +48,12 @@ pub mod webhooks;
 
 pub use access::{Access, Alert, CustomerActions, DirectoryActions, PurchasesView};
 pub use accounts::TokenInfo;
-pub use audit::{AccessLog, AccessLogEntry, TreeSealer, inclusion as inclusion_proof};
+pub use audit::{
+    AccessLog, AccessLogEntry, OUTBOX_REFUSED, TreeSealer, inclusion as inclusion_proof,
+};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_search::{AuditFilter, AuditLine};
-pub use audit_verify::{AuditReport, verify_log};
+pub use audit_verify::{AuditReport, check_outbox, verify_log};
 pub use auth::{Actor, Myself, Operator, Principal, TokenOwner};
 pub use campaigns::{CampaignCounts, CampaignView, Preview};
 pub use erasure::ErasureReport;
@@ -61,4 +63,4 @@ pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;
 pub use segments::{EVALUATIONS_PER_HOUR, Segment, SegmentSizeView};
 pub use timeline::{Timeline, TimelineEntry};
-pub use vault::{Activity, DuplicateOf, Outlet, Staff, Vault, operator_entry};
+pub use vault::{Activity, DuplicateOf, Outlet, Staff, Vault, operator_entry, tag_outbox};

@@ -62,6 +62,8 @@ const RECEIPT_KEY: &str = "receipt_signing";
 const LINK_KEY: &str = "link";
 const DKIM_KEY: &str = "dkim";
 const WEBHOOK_KEY: &str = "webhook_signing";
+/// Keyring entry of the key that tags pending audit entries.
+pub(crate) const OUTBOX_KEY: &str = "audit_outbox";
 
 /// The installation key `name`, created with `make` on first use (another server racing to create
 /// it wins harmlessly: the stored one is returned).
@@ -74,6 +76,18 @@ async fn keyring_entry(
         Some(k) => Ok(k),
         None => Ok(store.keyring_put_if_absent(name, &stored(make()?)).await?),
     }
+}
+
+/// Gives `store` the tagger of pending audit entries, under the installation's outbox key
+/// (made on first use). The vault does it when it opens; an operator tool that records audit
+/// entries through a bare store (a backup, a key rotation) does it first, with the master key:
+/// without it, every audited write fails.
+pub async fn tag_outbox(store: &DynStore, keyring: &Keyring) -> ServiceResult<()> {
+    let key = keyring.unwrap_outbox_key(&wrapped(
+        &keyring_entry(&**store, OUTBOX_KEY, || keyring.new_outbox_key()).await?,
+    ))?;
+    store.tag_outbox_with(Arc::new(crate::audit::OutboxTags(key)));
+    Ok(())
 }
 
 pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
@@ -225,6 +239,8 @@ impl Vault {
         let webhook_signer = keyring.unwrap_webhook_signer(&wrapped(
             &keyring_entry(&*store, WEBHOOK_KEY, || keyring.new_webhook_signer()).await?,
         ))?;
+        // Before anything is written or drained: until then audited writes fail (closed).
+        tag_outbox(&store, &keyring).await?;
         let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
         let vault = Self {

@@ -204,7 +204,7 @@ impl AnalyticsStore for SqlStore {
                     "a release conflicted but is not there",
                 ));
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(Recorded::Stored)
     }

@@ -70,6 +70,9 @@ pub trait AuditSealer: Send + Sync {
         edge: &[TreeHash],
         leaves: &[&[u8]],
     ) -> Result<AuditExtension, String>;
+    /// The entry appended in place of pending entry `seq`, whose tag did not check: it says that
+    /// one was refused (`message` is its encoding, for a digest), and says so loudly elsewhere.
+    fn refused(&self, seq: i64, message: &[u8]) -> AuditEntryRow;
 }
 
 pub(crate) fn hash_of(bytes: Vec<u8>) -> StoreResult<TreeHash> {
@@ -257,7 +260,7 @@ impl SqlStore {
 
     /// Appends `entries`; with `drained = Some((from, to))`, also moves the outbox mark from
     /// `from` to `to` in the same transaction (`Conflict` if another drainer moved it first).
-    async fn append_entries(
+    pub(crate) async fn append_entries(
         &self,
         entries: &[AuditEntryRow],
         sealer: &dyn AuditSealer,
@@ -370,104 +373,6 @@ impl SqlStore {
             size: new_size,
             edge: ext.edge,
         })
-    }
-
-    /// Moves up to `limit` outbox entries into the log: the append and the outbox mark commit
-    /// together in the log, then the moved rows leave the outbox. A crash between the two leaves
-    /// rows below the mark, which the next drain deletes without appending them again.
-    pub(crate) async fn drain_outbox(
-        &self,
-        limit: u32,
-        sealer: &dyn AuditSealer,
-        known: Option<AuditTip>,
-    ) -> StoreResult<(usize, Option<AuditTip>)> {
-        if self.backend == Backend::Postgres {
-            return self.drain_outbox_rows(limit, sealer, known).await;
-        }
-        let mark: i64 = sqlx::query("SELECT last_seq FROM audit_drain WHERE id = 1")
-            .fetch_one(&self.log_pool)
-            .await?
-            .try_get(0)?;
-        let rows = sqlx::query(
-            "SELECT seq, leaf, occurred_at, action, customer_id FROM audit_outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(mark)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        // Nothing to move: no write either. The writer drains every tenth of a second; a DELETE
-        // each time took the data file's write lock for nothing, and beside other processes'
-        // writes its busy wait could hold the writer (and every read waiting on it) for seconds.
-        // Rows below the mark a crash left behind go with the next drain that moves something.
-        if rows.is_empty() {
-            return Ok((0, known));
-        }
-        let mut last = mark;
-        let mut entries = Vec::with_capacity(rows.len());
-        for r in &rows {
-            last = r.try_get(0)?;
-            entries.push(outbox_entry(r)?);
-        }
-        let tip = if entries.is_empty() {
-            known
-        } else {
-            Some(
-                self.append_entries(
-                    &entries,
-                    sealer,
-                    known,
-                    Some(Drained::Mark {
-                        from: mark,
-                        to: last,
-                    }),
-                )
-                .await?,
-            )
-        };
-        sqlx::query("DELETE FROM audit_outbox WHERE seq <= $1")
-            .bind(last)
-            .execute(&self.pool)
-            .await?;
-        Ok((entries.len(), tip))
-    }
-
-    /// PostgreSQL's drain. Sequence numbers there are taken when a row is inserted, not when it
-    /// commits, so a later number can commit first and a watermark would skip (and then delete)
-    /// the earlier one. The outbox and the log share the database, so the moved rows are
-    /// deleted in the append's own transaction instead: whatever is still in the outbox has not
-    /// been appended, whenever it committed.
-    async fn drain_outbox_rows(
-        &self,
-        limit: u32,
-        sealer: &dyn AuditSealer,
-        known: Option<AuditTip>,
-    ) -> StoreResult<(usize, Option<AuditTip>)> {
-        // Rows at or below the watermark earlier versions kept were appended by them (a crash
-        // can leave them behind); the watermark no longer moves on PostgreSQL.
-        sqlx::query(
-            "DELETE FROM audit_outbox WHERE seq <= (SELECT last_seq FROM audit_drain WHERE id = 1)",
-        )
-        .execute(&self.pool)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT seq, leaf, occurred_at, action, customer_id FROM audit_outbox ORDER BY seq LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() {
-            return Ok((0, known));
-        }
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut entries = Vec::with_capacity(rows.len());
-        for r in &rows {
-            seqs.push(r.try_get::<i64, _>(0)?);
-            entries.push(outbox_entry(r)?);
-        }
-        let tip = self
-            .append_entries(&entries, sealer, known, Some(Drained::Rows(seqs)))
-            .await?;
-        Ok((entries.len(), Some(tip)))
     }
 
     /// The number of entries.
@@ -803,30 +708,6 @@ impl SqlStore {
     }
 }
 
-/// Writes audit entries into the outbox, inside a write's own transaction.
-pub(crate) async fn outbox(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    backend: Backend,
-    rows: &[AuditEntryRow],
-) -> StoreResult<()> {
-    for chunk in rows.chunks(crate::sql::INSERT_CHUNK) {
-        let sql = format!(
-            "INSERT INTO audit_outbox (leaf, occurred_at, action, customer_id) VALUES {}",
-            values_clause(backend, chunk.len(), 4)
-        );
-        let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
-        for e in chunk {
-            q = q
-                .bind(e.leaf.as_slice())
-                .bind(e.occurred_at)
-                .bind(e.action.as_str())
-                .bind(e.customer_id.map(|c| c.as_bytes().to_vec()));
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 async fn insert_checkpoint(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     size: u64,
@@ -933,17 +814,4 @@ pub(crate) enum Drained {
     },
     /// PostgreSQL: deletes exactly these outbox rows.
     Rows(Vec<i64>),
-}
-
-/// An outbox row (seq, leaf, occurred_at, action, customer_id) as an entry to append.
-fn outbox_entry(r: &sqlx::any::AnyRow) -> StoreResult<AuditEntryRow> {
-    let customer: Option<Vec<u8>> = r.try_get(4)?;
-    Ok(AuditEntryRow {
-        leaf: r.try_get(1)?,
-        occurred_at: r.try_get(2)?,
-        action: r.try_get(3)?,
-        customer_id: customer
-            .map(|c| CustomerId::from_slice(&c).ok_or(StoreError::Corrupt("id is not 16 bytes")))
-            .transpose()?,
-    })
 }

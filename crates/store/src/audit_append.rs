@@ -248,6 +248,14 @@ mod tests {
                 checkpoint: None,
             })
         }
+        fn refused(&self, seq: i64, _message: &[u8]) -> AuditEntryRow {
+            AuditEntryRow {
+                leaf: seq.to_be_bytes().to_vec(),
+                occurred_at: 0,
+                action: "refused".into(),
+                customer_id: None,
+            }
+        }
     }
 
     fn row(n: u8) -> AuditEntryRow {

@@ -231,7 +231,7 @@ impl CampaignStore for SqlStore {
         .bind(if row.skip_without_recommendations { "skip" } else { "send" }.to_owned())
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -313,7 +313,7 @@ impl CampaignStore for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -502,7 +502,7 @@ impl CampaignStore for SqlStore {
         if done == 0 {
             return Ok(false);
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -89,7 +89,7 @@ impl SqlStore {
         .bind(row.confirmed_at)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -151,7 +151,7 @@ impl SqlStore {
         .bind(id.as_bytes().to_vec())
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

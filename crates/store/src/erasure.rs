@@ -194,7 +194,7 @@ impl SqlStore {
             .try_get(0)?;
             remaining += u64::try_from(n).unwrap_or(0);
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(Erased::Shredded { remaining })
     }

@@ -9,6 +9,7 @@
 mod analytics;
 mod audit;
 mod audit_append;
+mod audit_outbox;
 mod campaigns;
 mod contact;
 mod erasure;
@@ -35,6 +36,7 @@ use std::sync::Arc;
 pub use analytics::{BudgetRow, Recorded, ReleaseRow};
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
+pub use audit_outbox::{OutboxCheck, OutboxTagger};
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
@@ -421,8 +423,16 @@ pub trait AuditStore: Send + Sync + 'static {
     /// key rotation starting), through the outbox, in one transaction.
     async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()>;
 
+    /// Gives the store the tagger of pending audit entries (once; later calls are ignored).
+    /// Until then every write that records an audit entry fails.
+    fn tag_outbox_with(&self, tagger: std::sync::Arc<dyn OutboxTagger>);
+
+    /// Checks every pending audit entry's tag with `tagger`; changes nothing.
+    async fn check_audit_outbox(&self, tagger: &dyn OutboxTagger) -> StoreResult<OutboxCheck>;
+
     /// Moves up to `limit` entries from the audit outbox (written with the actions they record)
-    /// into the log, exactly once; returns how many moved and the new tip.
+    /// into the log, exactly once; returns how many moved and the new tip. An entry whose tag
+    /// does not check is not appended: the sealer's stand-in (`AuditSealer::refused`) is.
     async fn drain_audit_outbox(
         &self,
         limit: u32,

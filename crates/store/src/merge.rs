@@ -166,7 +166,7 @@ impl SqlStore {
         .bind(from_b)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

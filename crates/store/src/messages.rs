@@ -188,7 +188,7 @@ impl MessageStore for SqlStore {
             }
         }
         Self::insert_thread_message(&mut tx, interaction, message).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -212,7 +212,7 @@ impl MessageStore for SqlStore {
             return Ok(false);
         }
         Self::insert_thread_message(&mut tx, interaction, message).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -397,7 +397,7 @@ impl MessageStore for SqlStore {
                 .await?;
             }
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

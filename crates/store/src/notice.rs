@@ -44,7 +44,7 @@ impl NoticeStore for SqlStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict);
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -81,7 +81,7 @@ impl NoticeStore for SqlStore {
         .bind(row.acknowledged_at)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

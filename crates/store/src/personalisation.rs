@@ -23,7 +23,7 @@ impl PersonalisationStore for SqlStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -60,7 +60,7 @@ impl SqlStore {
             .bind(row.expires_at)
             .execute(&mut *tx)
             .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl SqlStore {
             .bind(session.expires_at)
             .execute(&mut *tx)
             .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -151,7 +151,7 @@ impl SqlStore {
             .rows_affected()
             > 0;
         if done {
-            crate::audit::outbox(&mut tx, self.backend, audit).await?;
+            self.outbox(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(done)

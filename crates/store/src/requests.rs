@@ -83,7 +83,7 @@ impl SqlStore {
         .bind(row.code_attempts)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -179,7 +179,7 @@ impl SqlStore {
                 .await?
                 .is_some();
             if exists {
-                crate::audit::outbox(&mut tx, self.backend, audit).await?;
+                self.outbox(&mut tx, audit).await?;
                 tx.commit().await?;
             }
             return Ok(exists);
@@ -196,7 +196,7 @@ impl SqlStore {
             steward_domain::sharing::Change::Unrestricted
         };
         Self::follow(&mut tx, self.backend, id, change, crate::Touched::All, at).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

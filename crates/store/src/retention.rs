@@ -61,7 +61,7 @@ impl SqlStore {
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() > 0 {
-            crate::audit::outbox(&mut tx, self.backend, audit).await?;
+            self.outbox(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(done.rows_affected())

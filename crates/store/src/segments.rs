@@ -136,7 +136,7 @@ impl SegmentStore for SqlStore {
         .bind(row.created_at)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -347,7 +347,7 @@ impl SharingStore for SqlStore {
         .bind(row.created_at)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -432,7 +432,7 @@ impl SharingStore for SqlStore {
         .bind(row.created_at)
         .execute(&mut *tx)
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(AgreementStored::Stored)
     }

@@ -49,7 +49,7 @@ impl SqlStore {
             .bind(row.updated_at)
             .execute(&mut *tx)
             .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -129,7 +129,7 @@ impl SqlStore {
         .rows_affected()
             > 0;
         if done {
-            crate::audit::outbox(&mut tx, self.backend, audit).await?;
+            self.outbox(&mut tx, audit).await?;
         }
         tx.commit().await?;
         Ok(done)

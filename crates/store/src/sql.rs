@@ -30,6 +30,10 @@ pub struct SqlStore {
     /// SQLite: set by the log's checkpointer when its WAL is long and was just copied back in
     /// full; the appender then starts it over (see `sqlite::spawn_checkpointer`).
     pub(crate) wal_restart: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Tags the audit entries writes leave in the outbox; set once by the service that holds
+    /// the key. Unset, a write with an audit entry fails (see `audit::OutboxTagger`).
+    pub(crate) outbox_tagger:
+        std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn crate::OutboxTagger>>>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -304,6 +308,7 @@ impl SqlStore {
                 .map(|(data, _)| std::sync::Arc::new(crate::sqlite_read::Readers::new(data))),
             alive: std::sync::Arc::new(()),
             wal_restart: Default::default(),
+            outbox_tagger: Default::default(),
         }
     }
 
@@ -330,7 +335,7 @@ impl SqlStore {
         if q.execute(&mut *tx).await?.rows_affected() == 0 {
             return Ok(false);
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -538,7 +543,7 @@ impl CustomerStore for SqlStore {
             .filter_map(|c| c.row.outlet_id.map(|o| (c.row.id, o)))
             .collect();
         self.link_outlets(&mut tx, &homes).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -753,7 +758,7 @@ impl CustomerStore for SqlStore {
             change.changed_at,
         )
         .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -890,7 +895,7 @@ impl ActivityStore for SqlStore {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1013,7 +1018,7 @@ impl ActivityStore for SqlStore {
         // INVARIANT: a purchase links its customer to no outlet. Membership is where the customer
         // registered, so that no write (a zero-amount "strap adjustment") makes a customer
         // someone's own (issue 15, finding 2).
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1055,7 +1060,7 @@ impl DirectoryStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(map_conflict)?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1100,7 +1105,7 @@ impl DirectoryStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1192,7 +1197,7 @@ impl DirectoryStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1226,7 +1231,7 @@ impl ConsentStore for SqlStore {
             )
             .await?;
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1302,7 +1307,7 @@ impl PurposeStore for SqlStore {
         .await
         .map_err(map_conflict)?;
         record_purpose_version(&mut tx, p).await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1337,7 +1342,7 @@ impl PurposeStore for SqlStore {
         if p.notice_version != expected_version {
             record_purpose_version(&mut tx, p).await?;
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1378,9 +1383,21 @@ impl AuditStore for SqlStore {
 
     async fn record_audit(&self, entries: &[AuditEntryRow]) -> StoreResult<()> {
         let mut tx = self.write_tx().await?;
-        crate::audit::outbox(&mut tx, self.backend, entries).await?;
+        self.outbox(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    fn tag_outbox_with(&self, tagger: std::sync::Arc<dyn crate::OutboxTagger>) {
+        // Set once: a second service over the same store holds the same key.
+        let _ = self.outbox_tagger.set(tagger);
+    }
+
+    async fn check_audit_outbox(
+        &self,
+        tagger: &dyn crate::OutboxTagger,
+    ) -> StoreResult<crate::OutboxCheck> {
+        self.check_outbox(tagger).await
     }
 
     async fn drain_audit_outbox(
@@ -1503,7 +1520,7 @@ impl IdentityStore for SqlStore {
             .bind(row.recipient_id.map(|r| r.as_bytes().to_vec()))
             .execute(&mut *tx)
             .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }

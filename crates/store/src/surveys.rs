@@ -92,7 +92,7 @@ impl SurveyStore for SqlStore {
             .bind(row.sent_at)
             .execute(&mut *tx)
             .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -161,7 +161,7 @@ impl SurveyStore for SqlStore {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(invited)
     }
@@ -206,7 +206,7 @@ impl SurveyStore for SqlStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        crate::audit::outbox(&mut tx, self.backend, audit).await?;
+        self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }

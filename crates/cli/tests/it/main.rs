@@ -28,6 +28,7 @@ mod matrix;
 mod merge;
 mod messages;
 mod notice;
+mod outbox;
 mod personalisation;
 mod pii;
 mod plaintext;

@@ -1,0 +1,12 @@
+-- Pending audit entries carry a keyed tag (HMAC-SHA256 under the keyring's `audit_outbox` key),
+-- checked before the log writer appends them and by `steward audit verify`. Keep in lockstep
+-- with ../postgres/20261209000038_audit_outbox_tags.sql.
+ALTER TABLE audit_outbox ADD COLUMN tag BLOB;
+-- Entries still pending at this upgrade were written without a tag; the writer appends them as
+-- they are (and verify counts them apart). Any later entry without a tag is refused.
+CREATE TABLE audit_outbox_untagged (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO audit_outbox_untagged (id, last_seq)
+    SELECT 1, coalesce(max(seq), 0) FROM audit_outbox;
