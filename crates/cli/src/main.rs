@@ -172,8 +172,11 @@ enum RetentionCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the Merkle tree from the stored entries and check every stored hash, every
-    /// column kept beside a leaf, the head and every signed checkpoint. Needs neither the master
-    /// key nor a running server. Exits 1 at the first problem, naming the entry.
+    /// column kept beside a leaf, the head and every signed checkpoint; where the master key is,
+    /// check the tag of every entry still waiting in the outbox too. The log's check needs
+    /// neither the master key nor a running server. Exits 1 at the first problem, naming the
+    /// entry (or the pending entries); 2 when all checks but the log records pending entries
+    /// the server refused as tampered, more than `--refused-seen`.
     Verify {
         #[command(flatten)]
         store: StoreArgs,
@@ -181,6 +184,9 @@ enum AuditCommand {
         /// Default: derived from the audit key file.
         #[arg(long)]
         verifier_key: Option<String>,
+        /// Refused pending entries already investigated: exit 0 while the log records no more.
+        #[arg(long, default_value_t = 0)]
+        refused_seen: u64,
     },
     /// Write the latest signed checkpoint and every entry it covers to FILE (JSON lines, 0600),
     /// for anyone to check with `verify-export`.
@@ -436,8 +442,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 AuditCommand::Verify {
                     store,
                     verifier_key,
+                    refused_seen,
                 },
-        } => audit::verify(&store, verifier_key).await,
+        } => audit::verify(&store, verifier_key, refused_seen).await,
         Command::Audit {
             command: AuditCommand::Export { store, out },
         } => audit::export(&store, &out).await,

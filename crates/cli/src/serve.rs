@@ -420,12 +420,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .and_then(|()| out.flush())
             .context("writing the start-up banner")?;
     }
+    let last = vault.clone();
     crate::http::serve(
         listener,
         steward_api::router_with(vault, limits),
         shutdown(),
     )
     .await?;
+    // The audit entries of the last writes go into the log before the process ends, so that a
+    // clean stop leaves nothing waiting in the outbox (an upgrade then finds it empty).
+    if let Err(e) = last.flush_audit().await {
+        tracing::warn!(error = %e, "the audit outbox was not drained on the way out; the next start drains it");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

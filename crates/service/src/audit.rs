@@ -205,6 +205,7 @@ impl AuditLog {
             unsigned: false,
             last_append: now,
             last_drain: now,
+            drain_failures: 0,
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -380,6 +381,9 @@ struct Writer {
     unsigned: bool,
     last_append: Instant,
     last_drain: Instant,
+    /// Drains that failed in a row: said at debug level while the database is only busy, as a
+    /// warning once it lasts (a row the store cannot read would stop every drain after it).
+    drain_failures: u32,
 }
 
 impl Writer {
@@ -437,10 +441,12 @@ impl Writer {
             {
                 Ok((0, tip)) => {
                     self.tip = tip;
+                    self.drain_failures = 0;
                     return true;
                 }
                 Ok((_, tip)) => {
                     self.tip = tip;
+                    self.drain_failures = 0;
                     self.appended();
                 }
                 // Another server drained the same rows first (its append won the head): they
@@ -455,7 +461,12 @@ impl Writer {
                 Err(e) => {
                     // The database failed: the entries stay in the outbox, committed with their
                     // writes, for the next drain.
-                    tracing::debug!(error = %e, "draining the audit outbox did not complete");
+                    self.drain_failures = self.drain_failures.saturating_add(1);
+                    if self.drain_failures % 100 == 10 {
+                        tracing::warn!(error = %e, failures = self.drain_failures, "draining the audit outbox keeps failing: writes are not reaching the audit log");
+                    } else {
+                        tracing::debug!(error = %e, "draining the audit outbox did not complete");
+                    }
                     return false;
                 }
             }

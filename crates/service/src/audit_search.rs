@@ -70,17 +70,18 @@ impl Vault {
             // Decided (`read_audit`) on every step, like the API's reads of the log.
             let entries = self.audit_entries(principal, start, end).await?;
             for e in entries.into_iter().rev() {
-                let leaf: serde_json::Value =
-                    serde_json::from_slice(&e.row.leaf).unwrap_or_default();
-                let text = |k: &str| leaf[k].as_str().unwrap_or("").to_owned();
+                let leaf = steward_domain::AuditLeaf::from_bytes(&e.row.leaf);
                 let line = AuditLine {
                     index: e.index,
                     at: Timestamp(e.row.occurred_at),
-                    principal: text("principal"),
+                    principal: leaf
+                        .as_ref()
+                        .map(|l| l.principal.clone())
+                        .unwrap_or_default(),
                     action: e.row.action.clone(),
                     customer: e.row.customer_id,
-                    outcome: text("outcome"),
-                    purpose: text("purpose"),
+                    outcome: leaf.as_ref().map(|l| l.outcome.clone()).unwrap_or_default(),
+                    purpose: leaf.and_then(|l| l.purpose).unwrap_or_default(),
                 };
                 if matches(filter, &line) {
                     out.push(line);

@@ -256,26 +256,13 @@ impl Rebuild {
     }
 }
 
-/// The columns kept beside a leaf, read from it (the rest of the leaf is covered by its hash).
-#[derive(serde::Deserialize)]
-struct LeafColumns<'a> {
-    v: u8,
-    time: steward_domain::Timestamp,
-    #[serde(borrow)]
-    action: std::borrow::Cow<'a, str>,
-    customer: Option<steward_domain::CustomerId>,
-}
-
-/// Why the columns kept beside a leaf disagree with it, if they do.
+/// Why the columns kept beside a leaf disagree with it, if they do (the rest of the leaf is
+/// covered by its hash).
 fn columns_disagree(e: &StoredAuditEntry) -> Option<&'static str> {
-    let Ok(leaf) = serde_json::from_slice::<LeafColumns<'_>>(&e.row.leaf) else {
+    let Some((time, action, customer)) = steward_domain::AuditLeaf::columns(&e.row.leaf) else {
         return Some("a leaf is not a valid entry");
     };
-    if leaf.v != steward_domain::audit::LEAF_VERSION
-        || leaf.time.millis() != e.row.occurred_at
-        || leaf.action != e.row.action
-        || leaf.customer != e.row.customer_id
-    {
+    if time != e.row.occurred_at || action != e.row.action || customer != e.row.customer_id {
         return Some("the columns beside a leaf disagree with it");
     }
     None

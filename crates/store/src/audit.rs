@@ -345,7 +345,8 @@ impl SqlStore {
                     return Err(StoreError::Conflict);
                 }
             }
-            Some(Drained::Rows(seqs)) => {
+            Some(Drained::Rows { seqs, refused }) => {
+                crate::audit_outbox::quarantine(&mut tx, self.backend, &refused).await?;
                 let mut moved = 0;
                 for chunk in seqs.chunks(crate::sql::INSERT_CHUNK) {
                     let sql = format!(
@@ -812,6 +813,11 @@ pub(crate) enum Drained {
         /// The last sequence number moved.
         to: i64,
     },
-    /// PostgreSQL: deletes exactly these outbox rows.
-    Rows(Vec<i64>),
+    /// PostgreSQL: deletes exactly these outbox rows, keeping the refused ones aside first.
+    Rows {
+        /// Every row moved.
+        seqs: Vec<i64>,
+        /// Those refused (their stand-ins were appended).
+        refused: Vec<i64>,
+    },
 }

@@ -1,10 +1,12 @@
 //! The audit outbox: a write and its audit entry commit in one transaction, the entry waiting
 //! here until the log writer appends it to the Merkle log. Each pending entry carries a keyed
-//! tag, so that one changed while it waits (by anyone who can write the database but holds no
-//! key) is refused instead of appended as if genuine, and `steward audit verify` finds it.
+//! tag over its number and every column, so that one changed, forged or copied while it waits
+//! (by anyone who can write the database but holds no key) is refused instead of appended as if
+//! genuine, and `steward audit verify` finds it. A refused row is kept, as it was, in
+//! `audit_outbox_refused` for whoever investigates; the log gets a stand-in that says so.
 //!
-//! The tag covers one entry; it does not order them. A pending entry removed, or a genuine one
-//! copied, is not detected by it (the write it records is, by the write's own tables).
+//! What a tag cannot show: that an entry was deleted (or hidden below the drain's mark), and,
+//! on PostgreSQL, an entry put back with its own number after it was appended (appended twice).
 
 use sqlx::Row;
 use steward_domain::CustomerId;
@@ -25,37 +27,60 @@ pub trait OutboxTagger: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxCheck {
     /// Pending entries whose tags check.
-    pub tagged: u64,
-    /// Pending entries written before tags existed (at the upgrade that added them).
-    pub untagged: u64,
-    /// Sequence numbers of pending entries whose tag does not check (or is missing, or whose
-    /// columns do not parse): changed since they were written.
+    pub genuine: u64,
+    /// Numbers of pending entries whose tag is missing or does not check (changed, forged or
+    /// copied since they were written, or written before tags existed).
     pub tampered: Vec<i64>,
 }
 
-/// The columns a pending entry is read with, in order. The action is read as bytes: a changed
-/// one need not be text, and must still be read to be refused.
-fn pending_columns(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sqlite => "seq, leaf, occurred_at, CAST(action AS BLOB), customer_id, tag",
-        Backend::Postgres => "seq, leaf, occurred_at, convert_to(action, 'UTF8'), customer_id, tag",
-    }
+/// Longest leaf or action a drain reads; a longer one is refused unread (a row of a gigabyte
+/// must not take the writer's memory). Real leaves are a few hundred bytes.
+const LONGEST: i64 = 65_536;
+
+/// The columns a pending entry is read with, in order. Every value is read as bytes and, past
+/// [`LONGEST`], not at all: a changed row must still be read to be refused.
+fn pending_columns(backend: Backend) -> String {
+    let (len, bytes) = match backend {
+        Backend::Sqlite => ("length(CAST({c} AS BLOB))", "CAST({c} AS BLOB)"),
+        Backend::Postgres => ("octet_length({c})", "{c}"),
+    };
+    let capped = |c: &str| {
+        format!(
+            "CASE WHEN {} <= {LONGEST} THEN {} END",
+            len.replace("{c}", c),
+            bytes.replace("{c}", c)
+        )
+    };
+    let action = match backend {
+        Backend::Sqlite => capped("action"),
+        Backend::Postgres => format!(
+            "CASE WHEN octet_length(action) <= {LONGEST} THEN convert_to(action, 'UTF8') END"
+        ),
+    };
+    format!(
+        "seq, {}, occurred_at, {action}, {}, {}",
+        capped("leaf"),
+        capped("customer_id"),
+        capped("tag")
+    )
 }
 
-/// The bytes a tag covers: every column of the row, each length-prefixed, so that no two rows
-/// encode alike. Built from the stored bytes as they are (not as parsed), so that a column
-/// changed to something that no longer parses still encodes, and simply fails its check.
+/// The bytes a tag covers: the entry's number and every column, each length-prefixed, so that
+/// no two rows encode alike. Built from the stored bytes as they are (not as parsed), so that a
+/// column changed to something that no longer parses still encodes, and simply fails its check.
 pub(crate) fn pending_message(
+    seq: i64,
     leaf: &[u8],
     occurred_at: i64,
     action: &[u8],
     customer: Option<&[u8]>,
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(leaf.len() + action.len() + 48);
+    let mut m = Vec::with_capacity(leaf.len() + action.len() + 64);
     let mut put = |bytes: &[u8]| {
         m.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
         m.extend_from_slice(bytes);
     };
+    put(&seq.to_be_bytes());
     put(leaf);
     put(&occurred_at.to_be_bytes());
     put(action);
@@ -70,66 +95,72 @@ pub(crate) fn pending_message(
     m
 }
 
-/// One pending row as stored.
+/// One pending row as stored (`None`: missing, or too long to read).
 struct Pending {
     seq: i64,
-    leaf: Vec<u8>,
-    occurred_at: i64,
-    action: Vec<u8>,
+    leaf: Option<Vec<u8>>,
+    occurred_at: Option<i64>,
+    action: Option<Vec<u8>>,
     customer: Option<Vec<u8>>,
     tag: Option<Vec<u8>>,
 }
 
 /// What a pending row turned out to be.
 enum Verdict {
-    /// Tagged (or from before tags) and well formed: append it.
+    /// Its tag checks and its columns agree with its leaf: append it.
     Genuine(AuditEntryRow),
-    /// Anything else; the encoding, for the stand-in entry.
+    /// Anything else; what it held, for the stand-in's digest.
     Tampered(Vec<u8>),
 }
 
 impl Pending {
+    /// The row; any column that does not read as its type reads as missing (refused below).
     fn read(r: &sqlx::any::AnyRow) -> StoreResult<Self> {
         Ok(Self {
             seq: r.try_get(0)?,
-            leaf: r.try_get(1)?,
-            occurred_at: r.try_get(2)?,
-            action: r.try_get(3)?,
-            customer: r.try_get(4)?,
-            tag: r.try_get(5)?,
+            leaf: r.try_get(1).ok().flatten(),
+            occurred_at: r.try_get(2).ok(),
+            action: r.try_get(3).ok().flatten(),
+            customer: r.try_get(4).ok().flatten(),
+            tag: r.try_get(5).ok().flatten(),
         })
     }
 
+    /// The encoding a tag covers (missing columns as empty: such a row is refused anyway).
     fn message(&self) -> Vec<u8> {
         pending_message(
-            &self.leaf,
-            self.occurred_at,
-            &self.action,
+            self.seq,
+            self.leaf.as_deref().unwrap_or_default(),
+            self.occurred_at.unwrap_or_default(),
+            self.action.as_deref().unwrap_or_default(),
             self.customer.as_deref(),
         )
     }
 
-    /// Checks the tag (a row at or below `untagged_until` may have none: written before tags).
-    fn judge(self, tagger: &dyn OutboxTagger, untagged_until: i64) -> (bool, Verdict) {
+    fn judge(self, tagger: &dyn OutboxTagger) -> Verdict {
         let message = self.message();
-        let (ok, legacy) = match &self.tag {
-            Some(t) => (tagger.check(&message, t), false),
-            None => (self.seq <= untagged_until, true),
-        };
-        let row = || -> Option<AuditEntryRow> {
-            Some(AuditEntryRow {
-                leaf: self.leaf.clone(),
-                occurred_at: self.occurred_at,
-                action: String::from_utf8(self.action.clone()).ok()?,
+        let genuine = || -> Option<AuditEntryRow> {
+            if !tagger.check(&message, self.tag.as_deref()?) {
+                return None;
+            }
+            let row = AuditEntryRow {
+                leaf: self.leaf.clone()?,
+                occurred_at: self.occurred_at?,
+                action: String::from_utf8(self.action.clone()?).ok()?,
                 customer_id: match &self.customer {
                     None => None,
                     Some(c) => Some(CustomerId::from_slice(c)?),
                 },
-            })
+            };
+            // What the service wrote always agrees; anything else would stop `audit verify`
+            // at this entry for good.
+            let (at, action, customer) = steward_domain::AuditLeaf::columns(&row.leaf)?;
+            (at == row.occurred_at && action == row.action && customer == row.customer_id)
+                .then_some(row)
         };
-        match ok.then(row).flatten() {
-            Some(r) => (legacy, Verdict::Genuine(r)),
-            None => (legacy, Verdict::Tampered(message)),
+        match genuine() {
+            Some(r) => Verdict::Genuine(r),
+            None => Verdict::Tampered(message),
         }
     }
 }
@@ -153,21 +184,30 @@ impl SqlStore {
         rows: &[AuditEntryRow],
     ) -> StoreResult<()> {
         let tagger = self.tagger()?;
-        for chunk in rows.chunks(crate::sql::INSERT_CHUNK) {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let seqs = self.next_outbox_numbers(tx, rows.len()).await?;
+        for (chunk, numbers) in rows
+            .chunks(crate::sql::INSERT_CHUNK)
+            .zip(seqs.chunks(crate::sql::INSERT_CHUNK))
+        {
             let sql = format!(
-                "INSERT INTO audit_outbox (leaf, occurred_at, action, customer_id, tag) VALUES {}",
-                crate::sql::values_clause(self.backend, chunk.len(), 5)
+                "INSERT INTO audit_outbox (seq, leaf, occurred_at, action, customer_id, tag) VALUES {}",
+                crate::sql::values_clause(self.backend, chunk.len(), 6)
             );
             let mut q: crate::sql::AnyQuery<'_> = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
+            for (e, seq) in chunk.iter().zip(numbers) {
                 let customer = e.customer_id.map(|c| c.as_bytes().to_vec());
                 let tag = tagger.tag(&pending_message(
+                    *seq,
                     &e.leaf,
                     e.occurred_at,
                     e.action.as_bytes(),
                     customer.as_deref(),
                 ));
                 q = q
+                    .bind(*seq)
                     .bind(e.leaf.as_slice())
                     .bind(e.occurred_at)
                     .bind(e.action.as_str())
@@ -179,42 +219,67 @@ impl SqlStore {
         Ok(())
     }
 
-    /// The last sequence number written before tags existed (0: none).
-    async fn untagged_until(&self) -> StoreResult<i64> {
-        Ok(
-            sqlx::query("SELECT last_seq FROM audit_outbox_untagged WHERE id = 1")
-                .fetch_optional(&self.pool)
+    /// `n` new outbox numbers, taken before the rows are written so that each tag covers its
+    /// row's number (a copy under another number does not check).
+    async fn next_outbox_numbers(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        n: usize,
+    ) -> StoreResult<Vec<i64>> {
+        let count = i64::try_from(n).map_err(|_| StoreError::Corrupt("too many entries"))?;
+        match self.backend {
+            // The write transaction holds SQLite's one write lock (BEGIN IMMEDIATE): the numbers
+            // after the highest ever given (AUTOINCREMENT's own rule) are this write's.
+            Backend::Sqlite => {
+                let last: i64 = sqlx::query(
+                    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox'), 0), \
+                                coalesce((SELECT max(seq) FROM audit_outbox), 0))",
+                )
+                .fetch_one(&mut **tx)
                 .await?
-                .map(|r| r.try_get::<i64, _>(0))
-                .transpose()?
-                .unwrap_or(0),
-        )
+                .try_get(0)?;
+                Ok((1..=count).map(|i| last + i).collect())
+            }
+            Backend::Postgres => {
+                let rows = sqlx::query(
+                    "SELECT nextval(pg_get_serial_sequence('audit_outbox', 'seq')) FROM generate_series(1, $1)",
+                )
+                .bind(count)
+                .fetch_all(&mut **tx)
+                .await?;
+                let mut seqs = rows
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect::<Result<Vec<_>, _>>()?;
+                seqs.sort_unstable();
+                Ok(seqs)
+            }
+        }
     }
 
-    /// The rows judged: genuine ones as they are, tampered ones replaced by the sealer's
-    /// stand-in entry (which records that one was refused, and its digest).
-    async fn judged(
+    /// The rows judged: genuine ones as they are, the others replaced by the sealer's stand-in
+    /// entry (which records that one was refused, and its digest). Also returns the refused
+    /// rows' numbers, for the quarantine.
+    fn judged(
         &self,
         rows: &[sqlx::any::AnyRow],
         sealer: &dyn AuditSealer,
-    ) -> StoreResult<Vec<AuditEntryRow>> {
+    ) -> StoreResult<(Vec<AuditEntryRow>, Vec<i64>)> {
         let tagger = self.tagger()?;
-        let mut untagged_until = None;
         let mut entries = Vec::with_capacity(rows.len());
+        let mut refused = Vec::new();
         for r in rows {
             let p = Pending::read(r)?;
-            let until = if p.tag.is_none() && untagged_until.is_none() {
-                *untagged_until.insert(self.untagged_until().await?)
-            } else {
-                untagged_until.unwrap_or(0)
-            };
             let seq = p.seq;
-            match p.judge(tagger, until).1 {
+            match p.judge(tagger) {
                 Verdict::Genuine(e) => entries.push(e),
-                Verdict::Tampered(message) => entries.push(sealer.refused(seq, &message)),
+                Verdict::Tampered(message) => {
+                    entries.push(sealer.refused(seq, &message));
+                    refused.push(seq);
+                }
             }
         }
-        Ok(entries)
+        Ok((entries, refused))
     }
 
     /// Moves up to `limit` outbox entries into the log: the append and the outbox mark commit
@@ -249,7 +314,7 @@ impl SqlStore {
             return Ok((0, known));
         };
         let last: i64 = last.try_get(0)?;
-        let entries = self.judged(&rows, sealer).await?;
+        let (entries, refused) = self.judged(&rows, sealer)?;
         let tip = self
             .append_entries(
                 &entries,
@@ -261,10 +326,13 @@ impl SqlStore {
                 }),
             )
             .await?;
+        let mut tx = self.write_tx().await?;
+        quarantine(&mut tx, self.backend, &refused).await?;
         sqlx::query("DELETE FROM audit_outbox WHERE seq <= $1")
             .bind(last)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok((entries.len(), Some(tip)))
     }
 
@@ -279,13 +347,9 @@ impl SqlStore {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<(usize, Option<AuditTip>)> {
-        // Rows at or below the watermark earlier versions kept were appended by them (a crash
-        // can leave them behind); the watermark no longer moves on PostgreSQL.
-        sqlx::query(
-            "DELETE FROM audit_outbox WHERE seq <= (SELECT last_seq FROM audit_drain WHERE id = 1)",
-        )
-        .execute(&self.pool)
-        .await?;
+        // Rows an earlier version left at or below its watermark (appended, then a crash before
+        // their delete) carry no tag: they are refused and kept aside like any other, not
+        // deleted unseen on the word of a number anyone with the database could raise.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM audit_outbox ORDER BY seq LIMIT $1",
             pending_columns(self.backend)
@@ -300,16 +364,20 @@ impl SqlStore {
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<Vec<_>, _>>()?;
-        let entries = self.judged(&rows, sealer).await?;
+        let (entries, refused) = self.judged(&rows, sealer)?;
         let tip = self
-            .append_entries(&entries, sealer, known, Some(Drained::Rows(seqs)))
+            .append_entries(
+                &entries,
+                sealer,
+                known,
+                Some(Drained::Rows { seqs, refused }),
+            )
             .await?;
         Ok((entries.len(), Some(tip)))
     }
 
     /// Checks every pending entry's tag with `tagger` (read-only; `steward audit verify`).
     pub(crate) async fn check_outbox(&self, tagger: &dyn OutboxTagger) -> StoreResult<OutboxCheck> {
-        let until = self.untagged_until().await?;
         // Rows the log already holds (SQLite: at or below the drain's mark, left by a crash)
         // are not pending.
         let mark: i64 = sqlx::query("SELECT last_seq FROM audit_drain WHERE id = 1")
@@ -333,14 +401,54 @@ impl SqlStore {
             for r in &rows {
                 let p = Pending::read(r)?;
                 let seq = p.seq;
-                match p.judge(tagger, until) {
-                    (_, Verdict::Tampered(_)) => check.tampered.push(seq),
-                    (true, Verdict::Genuine(_)) => check.untagged += 1,
-                    (false, Verdict::Genuine(_)) => check.tagged += 1,
+                match p.judge(tagger) {
+                    Verdict::Tampered(_) => check.tampered.push(seq),
+                    Verdict::Genuine(_) => check.genuine += 1,
                 }
             }
         }
     }
+}
+
+/// Keeps refused outbox rows `seqs` as they were (each column capped at [`LONGEST`] bytes) in
+/// `audit_outbox_refused`, inside the transaction that deletes them from the outbox.
+pub(crate) async fn quarantine(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    seqs: &[i64],
+) -> StoreResult<()> {
+    let (cap, action) = match backend {
+        Backend::Sqlite => (
+            "substr(CAST({c} AS BLOB), 1, {n})",
+            "substr(CAST(action AS BLOB), 1, {n})",
+        ),
+        Backend::Postgres => (
+            "substring({c} from 1 for {n})",
+            "substring(convert_to(action, 'UTF8') from 1 for {n})",
+        ),
+    };
+    let cap = |c: &str| cap.replace("{c}", c).replace("{n}", &LONGEST.to_string());
+    let action = action.replace("{n}", &LONGEST.to_string());
+    let now = steward_domain::Timestamp::now().millis();
+    for chunk in seqs.chunks(crate::sql::INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_outbox_refused (seq, leaf, occurred_at, action, customer_id, tag, refused_at) \
+             SELECT seq, {}, occurred_at, {action}, {}, {}, $1 FROM audit_outbox WHERE seq IN ({})",
+            cap("leaf"),
+            cap("customer_id"),
+            cap("tag"),
+            (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut q: crate::sql::AnyQuery<'_> = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for seq in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -350,16 +458,47 @@ mod tests {
     #[test]
     fn no_two_rows_encode_alike() {
         // Bytes moved from one column to the next change the encoding.
-        let a = pending_message(b"ab", 1, b"c", None);
-        let b = pending_message(b"a", 1, b"bc", None);
+        let a = pending_message(1, b"ab", 1, b"c", None);
+        let b = pending_message(1, b"a", 1, b"bc", None);
         assert_ne!(a, b);
         assert_ne!(
-            pending_message(b"", 0, b"", None),
-            pending_message(b"", 0, b"", Some(b""))
+            pending_message(1, b"", 0, b"", None),
+            pending_message(1, b"", 0, b"", Some(b""))
         );
         assert_ne!(
-            pending_message(b"x", 1, b"read", Some(&[1; 16])),
-            pending_message(b"x", 2, b"read", Some(&[1; 16]))
+            pending_message(1, b"x", 1, b"read", Some(&[1; 16])),
+            pending_message(1, b"x", 2, b"read", Some(&[1; 16]))
         );
+        // The same entry under another number: a copy.
+        assert_ne!(
+            pending_message(1, b"x", 1, b"read", None),
+            pending_message(2, b"x", 1, b"read", None)
+        );
+    }
+
+    mod properties {
+        use super::super::pending_message;
+        use proptest::prelude::*;
+
+        type Row = (i64, Vec<u8>, i64, Vec<u8>, Option<Vec<u8>>);
+
+        fn row() -> impl Strategy<Value = Row> {
+            (
+                any::<i64>(),
+                proptest::collection::vec(any::<u8>(), 0..12),
+                any::<i64>(),
+                proptest::collection::vec(any::<u8>(), 0..12),
+                proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)),
+            )
+        }
+
+        proptest! {
+            /// The encoding is injective: two rows encode alike only if they are the same row.
+            #[test]
+            fn rows_encode_alike_only_if_equal(a in row(), b in row()) {
+                let enc = |r: &Row| pending_message(r.0, &r.1, r.2, &r.3, r.4.as_deref());
+                prop_assert_eq!(enc(&a) == enc(&b), a == b);
+            }
+        }
     }
 }

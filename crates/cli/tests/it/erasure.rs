@@ -241,7 +241,7 @@ async fn erasure_shreds_at_once_and_leaves_a_disposal_record(db: TestDb) {
         .await
         .unwrap()
         .iter()
-        .map(|r| serde_json::from_slice(&r.get::<Vec<u8>, _>(0)).unwrap())
+        .map(|r| crate::support::leaf_json(&r.get::<Vec<u8>, _>(0)))
         .collect();
     assert_eq!(leaves.len(), 1, "{leaves:?}");
     let leaf = &leaves[0];

@@ -1,6 +1,7 @@
-//! Pending audit entries are tamper-evident: an entry changed in the outbox while nothing runs
-//! is found by `steward audit verify` and refused by the writer, which appends a stand-in that
-//! says so; a write without the outbox key fails instead of leaving an untagged entry.
+//! Pending audit entries are tamper-evident: an entry changed, copied or forged in the outbox
+//! while nothing runs is found by `steward audit verify` and refused by the writer, which
+//! appends a stand-in that says so and keeps the row aside; a write without the outbox key
+//! fails instead of leaving an untagged entry.
 
 use sqlx::Row;
 
@@ -68,32 +69,37 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
         .unwrap();
     store.tag_outbox_with(std::sync::Arc::new(Tags(key)));
     store
-        .record_audit(&[entry("pending_one"), entry("pending_two")])
-        .await
-        .unwrap();
-    // One written before tags existed: below the upgrade's mark, it is appended unchecked.
-    sqlx::query("INSERT INTO audit_outbox (leaf, occurred_at, action, customer_id) VALUES ($1, $2, 'pending_older', NULL)")
-        .bind(entry("pending_older").leaf)
-        .bind(entry("pending_older").occurred_at)
-        .execute(&raw)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE audit_outbox_untagged SET last_seq = (SELECT MAX(seq) FROM audit_outbox)")
-        .execute(&raw)
+        .record_audit(&[
+            entry("pending_one"),
+            entry("pending_two"),
+            entry("pending_three"),
+        ])
         .await
         .unwrap();
     let (code, out, err) = run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
-        out.contains("pending entries OK: 3 entries waiting to be appended, tags checked (1 written before tags, not checked)"),
+        out.contains("pending entries OK: 3 entries waiting to be appended, tags checked"),
         "{out}"
     );
 
-    // While stopped, someone with the database changes one pending entry and forges another.
+    // While stopped, someone with the database changes one pending entry's action and
+    // another's leaf, copies a genuine one (tag and all) and forges one with no tag.
     let seqs = pending(&raw).await;
-    let changed = seqs[1].0;
+    let (one, two, three) = (seqs[0].0, seqs[1].0, seqs[2].0);
     sqlx::query("UPDATE audit_outbox SET action = 'pending_tw0' WHERE seq = $1")
-        .bind(changed)
+        .bind(two)
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_outbox SET leaf = $1 WHERE seq = $2")
+        .bind(entry("pending_three").leaf)
+        .bind(three)
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO audit_outbox (leaf, occurred_at, action, customer_id, tag) SELECT leaf, occurred_at, action, customer_id, tag FROM audit_outbox WHERE seq = $1")
+        .bind(one)
         .execute(&raw)
         .await
         .unwrap();
@@ -103,7 +109,8 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
         .execute(&raw)
         .await
         .unwrap();
-    let forged = pending(&raw).await.last().unwrap().0;
+    let all = pending(&raw).await;
+    let (copy, forged) = (all[3].0, all[4].0);
     let (code, out, err) = run(&["audit", "verify"], &db);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
@@ -112,12 +119,13 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
     );
     assert!(
         err.contains(&format!(
-            "pending entries FAILED: 2 entries changed after they were written (outbox seq {changed}, {forged})"
+            "pending entries FAILED: 4 entries with a missing or wrong tag, changed or inserted after they were written (outbox seq {two}, {three}, {copy}, {forged})"
         )),
         "{err}"
     );
 
-    // The server's writer appends the genuine ones and a stand-in for each refused one.
+    // The server's writer appends the genuine one and a stand-in for each refused one, and
+    // keeps the refused rows as they were.
     drop(store);
     let (v, _, _) = db.open().await;
     v.flush_audit().await.unwrap();
@@ -131,39 +139,54 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
             .map(|r| (r.get(0), r.get(1)))
             .collect();
     let actions: Vec<&str> = appended.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(
-        actions,
-        [
-            "pending_one",
-            steward_service::OUTBOX_REFUSED,
-            "pending_older",
-            steward_service::OUTBOX_REFUSED
-        ]
-    );
-    for (n, seq) in [(1, changed), (3, forged)] {
-        let leaf: serde_json::Value = serde_json::from_slice(&appended[n].1).unwrap();
-        let subject = leaf["subject"].as_str().unwrap();
+    let refused = steward_service::OUTBOX_REFUSED;
+    assert_eq!(actions, ["pending_one", refused, refused, refused, refused]);
+    for (n, seq) in [(1, two), (2, three), (3, copy), (4, forged)] {
+        let leaf = steward_domain::AuditLeaf::from_bytes(&appended[n].1).unwrap();
+        let subject = leaf.subject.unwrap();
         assert!(
             subject.starts_with(&format!("outbox:{seq}:sha256:")),
             "{subject}"
         );
-        assert_eq!(leaf["outcome"], "refused");
+        assert_eq!(leaf.outcome, "refused");
     }
     assert!(
         pending(&raw).await.is_empty(),
         "refused entries leave the outbox"
     );
+    let kept: Vec<(i64, Vec<u8>)> =
+        sqlx::query("SELECT seq, action FROM audit_outbox_refused ORDER BY seq")
+            .fetch_all(&raw)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(
+        kept,
+        [
+            (two, b"pending_tw0".to_vec()),
+            (three, b"pending_three".to_vec()),
+            (copy, b"pending_one".to_vec()),
+            (forged, b"forged".to_vec())
+        ],
+        "the refused rows are kept as they were"
+    );
     drop(v);
     let (code, out, err) = run(&["audit", "verify"], &db);
-    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(code, 2, "{out}{err}");
     assert!(
-        err.contains("warning: 2 entries in the log stand for pending entries refused"),
+        err.contains(
+            "audit log records 4 entries for pending entries the server refused as tampered"
+        ),
         "{err}"
     );
     assert!(
         out.contains("pending entries OK: 0 entries waiting"),
         "{out}"
     );
+    let (code, out, err) = run(&["audit", "verify", "--refused-seen", "4"], &db);
+    assert_eq!(code, 0, "investigated: {out}{err}");
     raw.close().await;
     log.close().await;
 }

@@ -449,7 +449,7 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
     let entries = store.audit_entries(0, size).await.unwrap();
     let text: String = entries
         .iter()
-        .map(|e| String::from_utf8_lossy(&e.row.leaf).into_owned())
+        .map(|e| crate::support::leaf_text(&e.row.leaf))
         .collect();
     for value in ["pia.portal", "Pia Portal", "555 0123", &code] {
         assert!(!text.contains(value), "{value} in the audit log");

@@ -179,7 +179,7 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         .await
         .unwrap()
         .iter()
-        .map(|r| serde_json::from_slice(&r.get::<Vec<u8>, _>(0)).unwrap())
+        .map(|r| crate::support::leaf_json(&r.get::<Vec<u8>, _>(0)))
         .collect();
     raw.close().await;
     assert_eq!(leaves.len(), 3, "{leaves:?}");

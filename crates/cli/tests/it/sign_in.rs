@@ -42,7 +42,7 @@ async fn leaves(db: &TestDb) -> Vec<String> {
         .await
         .unwrap()
         .iter()
-        .map(|r| String::from_utf8(r.get::<Vec<u8>, _>(0)).unwrap())
+        .map(|r| crate::support::leaf_text(&r.get::<Vec<u8>, _>(0)))
         .collect()
 }
 

@@ -636,3 +636,14 @@ pub async fn staff_member(
         .expect("password");
     staff
 }
+
+/// A stored leaf's fields as JSON (any leaf version).
+pub fn leaf_json(leaf: &[u8]) -> serde_json::Value {
+    serde_json::to_value(steward_domain::AuditLeaf::from_bytes(leaf).expect("a leaf")).unwrap()
+}
+
+/// A stored leaf as text to search: its bytes as they are (a personal value would show there)
+/// and its decoded fields as JSON.
+pub fn leaf_text(leaf: &[u8]) -> String {
+    format!("{} {}", String::from_utf8_lossy(leaf), leaf_json(leaf))
+}
