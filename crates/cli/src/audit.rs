@@ -85,7 +85,7 @@ pub async fn verify(
             steward_service::OUTBOX_REFUSED,
             report.refused
         );
-        return Ok(ExitCode::from(2));
+        return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }

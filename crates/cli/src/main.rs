@@ -175,7 +175,7 @@ enum AuditCommand {
     /// column kept beside a leaf, the head and every signed checkpoint; where the master key is,
     /// check the tag of every entry still waiting in the outbox too. The log's check needs
     /// neither the master key nor a running server. Exits 1 at the first problem, naming the
-    /// entry (or the pending entries); 2 when all checks but the log records pending entries
+    /// entry (or the pending entries); 3 when all checks but the log records pending entries
     /// the server refused as tampered, more than `--refused-seen`.
     Verify {
         #[command(flatten)]

@@ -429,8 +429,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await?;
     // The audit entries of the last writes go into the log before the process ends, so that a
     // clean stop leaves nothing waiting in the outbox (an upgrade then finds it empty).
-    if let Err(e) = last.flush_audit().await {
-        tracing::warn!(error = %e, "the audit outbox was not drained on the way out; the next start drains it");
+    // Bounded: writes of other servers on the same database could keep it busy for ever.
+    match tokio::time::timeout(std::time::Duration::from_secs(10), last.flush_audit()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the audit outbox was not drained on the way out; the next start drains it");
+        }
+        Err(_) => tracing::warn!(
+            "the audit outbox was still draining after 10 s on the way out; the next start (or another server) drains it"
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -93,8 +93,10 @@ impl AuditSealer for TreeSealer {
         tracing::error!(
             outbox_seq = seq,
             %digest,
-            "REFUSED a pending audit entry whose tag does not check: it was changed after it \
-             was written; a stand-in entry (action audit.outbox_refused) records it instead"
+            "REFUSED a pending audit entry whose tag is missing or does not check (changed, \
+             copied or forged since it was written, or written before tags existed); a \
+             stand-in entry (action audit.outbox_refused) records it and the row is kept in \
+             audit_outbox_refused"
         );
         metrics::counter!("steward_audit_outbox_refused_total").increment(1);
         crate::vault::entry_with_outcome(

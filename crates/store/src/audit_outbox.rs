@@ -5,8 +5,11 @@
 //! genuine, and `steward audit verify` finds it. A refused row is kept, as it was, in
 //! `audit_outbox_refused` for whoever investigates; the log gets a stand-in that says so.
 //!
-//! What a tag cannot show: that an entry was deleted (or hidden below the drain's mark), and,
-//! on PostgreSQL, an entry put back with its own number after it was appended (appended twice).
+//! What a tag cannot show: that an entry was deleted (or hidden below the drain's mark); that
+//! one was put back, number and all, after it was appended (on PostgreSQL as it stands, on SQLite
+//! with the drain's mark lowered too): it is appended twice; nor, for whoever could read a
+//! rolled-back transaction's pages, that a tagged entry of a write that never committed was
+//! inserted. Each needs a record of every number drained, which the log does not keep.
 
 use sqlx::Row;
 use steward_domain::CustomerId;
@@ -34,34 +37,39 @@ pub struct OutboxCheck {
 }
 
 /// Longest leaf or action a drain reads; a longer one is refused unread (a row of a gigabyte
-/// must not take the writer's memory). Real leaves are a few hundred bytes.
-const LONGEST: i64 = 65_536;
+/// must not take the writer's memory). Real leaves are a few hundred bytes at most.
+const LONGEST: i64 = 16_384;
 
-/// The columns a pending entry is read with, in order. Every value is read as bytes and, past
-/// [`LONGEST`], not at all: a changed row must still be read to be refused.
+/// The columns a pending entry is read with, in order. Every value is read as bytes, and only
+/// if it has a size a genuine row can have (a tag 32 bytes, a customer id 16, a leaf or action
+/// at most [`LONGEST`]): a changed row must still be read to be refused, and cheaply.
 fn pending_columns(backend: Backend) -> String {
-    let (len, bytes) = match backend {
-        Backend::Sqlite => ("length(CAST({c} AS BLOB))", "CAST({c} AS BLOB)"),
-        Backend::Postgres => ("octet_length({c})", "{c}"),
-    };
-    let capped = |c: &str| {
-        format!(
-            "CASE WHEN {} <= {LONGEST} THEN {} END",
-            len.replace("{c}", c),
-            bytes.replace("{c}", c)
-        )
-    };
-    let action = match backend {
-        Backend::Sqlite => capped("action"),
-        Backend::Postgres => format!(
-            "CASE WHEN octet_length(action) <= {LONGEST} THEN convert_to(action, 'UTF8') END"
+    let (blob_len, text_len, text_bytes) = match backend {
+        // `length` of a BLOB column is read from the record header, without its content.
+        Backend::Sqlite => (
+            "length({c})",
+            "length(CAST({c} AS BLOB))",
+            "CAST({c} AS BLOB)",
+        ),
+        Backend::Postgres => (
+            "octet_length({c})",
+            "octet_length({c})",
+            "convert_to({c}, 'UTF8')",
         ),
     };
+    let sized = |c: &str, test: &str| {
+        format!(
+            "CASE WHEN {} {test} THEN {c} END",
+            blob_len.replace("{c}", c)
+        )
+    };
     format!(
-        "seq, {}, occurred_at, {action}, {}, {}",
-        capped("leaf"),
-        capped("customer_id"),
-        capped("tag")
+        "seq, {}, occurred_at, CASE WHEN {} <= {LONGEST} THEN {} END, {}, {}",
+        sized("leaf", &format!("<= {LONGEST}")),
+        text_len.replace("{c}", "action"),
+        text_bytes.replace("{c}", "action"),
+        sized("customer_id", "= 16"),
+        sized("tag", "= 32"),
     )
 }
 
@@ -232,12 +240,17 @@ impl SqlStore {
             // after the highest ever given (AUTOINCREMENT's own rule) are this write's.
             Backend::Sqlite => {
                 let last: i64 = sqlx::query(
-                    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox'), 0), \
+                    "SELECT max(coalesce((SELECT CAST(seq AS INTEGER) FROM sqlite_sequence WHERE name = 'audit_outbox'), 0), \
                                 coalesce((SELECT max(seq) FROM audit_outbox), 0))",
                 )
                 .fetch_one(&mut **tx)
                 .await?
                 .try_get(0)?;
+                // Past the largest number, fail: a number wrapped round would be drained as
+                // old, unseen (AUTOINCREMENT itself fails there too).
+                last.checked_add(count).ok_or(StoreError::Corrupt(
+                    "the audit outbox has run out of numbers",
+                ))?;
                 Ok((1..=count).map(|i| last + i).collect())
             }
             Backend::Postgres => {
@@ -315,6 +328,13 @@ impl SqlStore {
         };
         let last: i64 = last.try_get(0)?;
         let (entries, refused) = self.judged(&rows, sealer)?;
+        // Kept aside before the append: a crash after it must not lose them (the mark moves
+        // with the append, and rows below it are deleted unread).
+        if !refused.is_empty() {
+            let mut tx = self.write_tx().await?;
+            quarantine(&mut tx, self.backend, &refused).await?;
+            tx.commit().await?;
+        }
         let tip = self
             .append_entries(
                 &entries,
@@ -326,13 +346,10 @@ impl SqlStore {
                 }),
             )
             .await?;
-        let mut tx = self.write_tx().await?;
-        quarantine(&mut tx, self.backend, &refused).await?;
         sqlx::query("DELETE FROM audit_outbox WHERE seq <= $1")
             .bind(last)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
-        tx.commit().await?;
         Ok((entries.len(), Some(tip)))
     }
 
@@ -378,12 +395,15 @@ impl SqlStore {
 
     /// Checks every pending entry's tag with `tagger` (read-only; `steward audit verify`).
     pub(crate) async fn check_outbox(&self, tagger: &dyn OutboxTagger) -> StoreResult<OutboxCheck> {
-        // Rows the log already holds (SQLite: at or below the drain's mark, left by a crash)
-        // are not pending.
-        let mark: i64 = sqlx::query("SELECT last_seq FROM audit_drain WHERE id = 1")
-            .fetch_one(&self.log_pool)
-            .await?
-            .try_get(0)?;
+        // On SQLite, rows at or below the drain's mark are in the log already (a crash left
+        // them); PostgreSQL's drain reads every row whatever the mark says, and so does this.
+        let mark: i64 = match self.backend {
+            Backend::Sqlite => sqlx::query("SELECT last_seq FROM audit_drain WHERE id = 1")
+                .fetch_one(&self.log_pool)
+                .await?
+                .try_get(0)?,
+            Backend::Postgres => i64::MIN,
+        };
         let mut check = OutboxCheck::default();
         let mut after = mark;
         loop {
@@ -433,7 +453,8 @@ pub(crate) async fn quarantine(
     for chunk in seqs.chunks(crate::sql::INSERT_CHUNK) {
         let sql = format!(
             "INSERT INTO audit_outbox_refused (seq, leaf, occurred_at, action, customer_id, tag, refused_at) \
-             SELECT seq, {}, occurred_at, {action}, {}, {}, $1 FROM audit_outbox WHERE seq IN ({})",
+             SELECT seq, {}, occurred_at, {action}, {}, {}, $1 FROM audit_outbox o WHERE seq IN ({}) \
+             AND NOT EXISTS (SELECT 1 FROM audit_outbox_refused r WHERE r.seq = o.seq AND r.tag IS NOT DISTINCT FROM o.tag)",
             cap("leaf"),
             cap("customer_id"),
             cap("tag"),

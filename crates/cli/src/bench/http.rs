@@ -215,8 +215,13 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<()> {
             p[round].max_us as f64 / 1e3,
         );
     }
+    let memory = [
+        memory_of(steward_child.0.id()),
+        memory_of(baseline_child.0.id()),
+    ];
     drop(steward_child);
     drop(baseline_child);
+    let footprint = audit_footprint(&dir).await?;
 
     let generator = if args.wrk {
         "wrk -t2"
@@ -250,11 +255,58 @@ pub async fn run(args: HttpArgs) -> anyhow::Result<()> {
         worst(&s, |r| r.max_us) as f64 / 1e3,
         worst(&p, |r| r.max_us) as f64 / 1e3,
     );
+    for (who, m) in ["`steward serve`", "baseline"].iter().zip(memory) {
+        if let Some((rss, peak)) = m {
+            emit!(
+                "{who}: resident {:.1} MiB at the end, {:.1} MiB at most",
+                rss as f64 / 1024.0,
+                peak as f64 / 1024.0
+            );
+        }
+    }
+    let (bytes, entries) = footprint;
+    emit!(
+        "audit files (log, index, their WAL and shared memory, at rest): {bytes} bytes for {entries} entries, **{:.0} bytes per entry**",
+        bytes as f64 / entries.max(1) as f64
+    );
     anyhow::ensure!(
         s.iter().chain(&p).all(|r| r.errors == 0),
         "some requests failed"
     );
     Ok(())
+}
+
+/// Resident and peak resident set of process `pid` (KiB), from Linux's `/proc`.
+fn memory_of(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Every byte the audit log takes in `dir` (the log and its by-customer index, with their WAL
+/// and shared memory as the stopped server left them) and the number of entries.
+async fn audit_footprint(dir: &Path) -> anyhow::Result<(u64, u64)> {
+    let bytes = [
+        "steward-audit.db",
+        "steward-audit.db-wal",
+        "steward-audit.db-shm",
+        "steward-audit-index.db",
+        "steward-audit-index.db-wal",
+        "steward-audit-index.db-shm",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+    .map(|m| m.len())
+    .sum();
+    let url = format!("sqlite://{}", dir.join("steward.db").display());
+    let store = steward_store::open(&url).await?;
+    let entries = store.audit_size().await?;
+    Ok((bytes, entries))
 }
 
 fn row(label: &str, r: &LoadResult) {

@@ -111,6 +111,13 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
         .unwrap();
     let all = pending(&raw).await;
     let (copy, forged) = (all[3].0, all[4].0);
+    if db.kind == crate::support::Kind::Postgres {
+        // PostgreSQL's drain reads every row whatever the old watermark says: so does verify.
+        sqlx::query("UPDATE audit_drain SET last_seq = 9000000000000000000")
+            .execute(&raw)
+            .await
+            .unwrap();
+    }
     let (code, out, err) = run(&["audit", "verify"], &db);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
@@ -174,7 +181,7 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
     );
     drop(v);
     let (code, out, err) = run(&["audit", "verify"], &db);
-    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(code, 3, "{out}{err}");
     assert!(
         err.contains(
             "audit log records 4 entries for pending entries the server refused as tampered"

@@ -134,7 +134,7 @@ pub const KNOWN: &[&str] = &[
 
 /// Numbers below this are positions in [`KNOWN`]; from it on, in a leaf's own names. Under
 /// 128, so that every known name is one byte (a varint); [`KNOWN`] may grow up to it.
-pub const KNOWN_SLOTS: u16 = 120;
+pub const KNOWN_SLOTS: u32 = 120;
 
 /// The numbers of the names one leaf writes, and its own list of names not in [`KNOWN`].
 #[derive(Default)]
@@ -143,9 +143,9 @@ struct Numbering<'a> {
 }
 
 impl<'a> Numbering<'a> {
-    fn of(&mut self, name: &'a str) -> u16 {
+    fn of(&mut self, name: &'a str) -> u32 {
         if let Some(i) = KNOWN.iter().position(|k| *k == name) {
-            return i as u16;
+            return i as u32;
         }
         let at = match self.others.iter().position(|o| *o == name) {
             Some(at) => at,
@@ -154,16 +154,17 @@ impl<'a> Numbering<'a> {
                 self.others.len() - 1
             }
         };
-        // A leaf names a few dozen things; 65,415 different ones would saturate, not wrap.
-        KNOWN_SLOTS.saturating_add(u16::try_from(at).unwrap_or(u16::MAX))
+        // INVARIANT: a leaf names a few dozen things; four billion names would not fit in
+        // memory, so the number is exact.
+        KNOWN_SLOTS.saturating_add(u32::try_from(at).unwrap_or(u32::MAX))
     }
 }
 
 /// The name of number `n` in a leaf whose own names are `others`.
-fn name_of<'a>(n: u16, others: &'a [Cow<'a, str>]) -> Option<&'a str> {
+fn name_of<'a>(n: u32, others: &'a [Cow<'a, str>]) -> Option<&'a str> {
     match n.checked_sub(KNOWN_SLOTS) {
-        None => KNOWN.get(usize::from(n)).copied(),
-        Some(i) => others.get(usize::from(i)).map(|o| &**o),
+        None => KNOWN.get(n as usize).copied(),
+        Some(i) => others.get(i as usize).map(|o| &**o),
     }
 }
 
@@ -176,20 +177,20 @@ struct Wire<'a> {
     /// The names not in [`KNOWN`], once each, numbered from [`KNOWN_SLOTS`] on.
     #[serde(borrow)]
     others: Vec<Cow<'a, str>>,
-    roles: Vec<u16>,
+    roles: Vec<u32>,
     outlets: Vec<[u8; 16]>,
-    action: u16,
+    action: u32,
     customer: Option<[u8; 16]>,
     #[serde(borrow)]
     subject: Option<Cow<'a, str>>,
-    purpose: Option<u16>,
+    purpose: Option<u32>,
     /// Category and outcome, by category.
-    categories: Vec<(u16, u16)>,
+    categories: Vec<(u32, u32)>,
     /// Category and its deciding policies, by category.
-    policies: Vec<(u16, Vec<u16>)>,
+    policies: Vec<(u32, Vec<u32>)>,
     reason_length: u32,
     break_glass: bool,
-    outcome: u16,
+    outcome: u32,
 }
 
 /// The compact bytes of `leaf` (its `v` is not consulted: the bytes say version 2).
@@ -251,11 +252,19 @@ fn wire(body: &[u8]) -> Option<Wire<'_>> {
     rest.is_empty().then_some(w)
 }
 
-/// The leaf in `body` (the bytes after the version byte).
+/// The leaf in `body` (the bytes after the version byte), only if it is written exactly as
+/// [`encode`] writes it: one leaf, one way (postcard would also read overlong varints, a known
+/// name written out, or unused names; none of them is accepted).
 pub(super) fn decode(body: &[u8]) -> Option<AuditLeaf> {
+    let leaf = decode_loosely(body)?;
+    let again = encode(&leaf);
+    (again.get(1..) == Some(body)).then_some(leaf)
+}
+
+fn decode_loosely(body: &[u8]) -> Option<AuditLeaf> {
     let w = wire(body)?;
-    let name = |n: u16| name_of(n, &w.others);
-    let owned = |n: u16| name(n).map(str::to_owned);
+    let name = |n: u32| name_of(n, &w.others);
+    let owned = |n: u32| name(n).map(str::to_owned);
     let roles = w
         .roles
         .iter()
@@ -317,20 +326,62 @@ pub(super) fn decode(body: &[u8]) -> Option<AuditLeaf> {
     })
 }
 
-/// The columns kept beside a compact leaf: time, action, customer. Reads no more than it must
-/// (`audit verify` asks this of every entry).
-pub(super) fn columns(body: &[u8]) -> Option<(i64, Cow<'_, str>, Option<CustomerId>)> {
-    let w = wire(body)?;
-    let action = match w.action.checked_sub(KNOWN_SLOTS) {
-        None => Cow::Borrowed(*KNOWN.get(usize::from(w.action))?),
-        Some(i) => Cow::Owned(w.others.get(usize::from(i))?.to_string()),
-    };
-    Some((
-        w.time,
-        action,
-        match w.customer {
-            Some(c) => Some(CustomerId::from_slice(&c)?),
-            None => None,
-        },
-    ))
+/// The columns kept beside a compact leaf: time, action, customer. Decoded in full and as
+/// strictly as [`decode`]: `audit verify` accepts no leaf that the rest of Steward cannot read.
+pub(super) fn columns(body: &[u8]) -> Option<(i64, Cow<'static, str>, Option<CustomerId>)> {
+    let leaf = decode(body)?;
+    Some((leaf.time.millis(), Cow::Owned(leaf.action), leaf.customer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaf() -> AuditLeaf {
+        AuditLeaf {
+            v: VERSION,
+            time: Timestamp(1),
+            principal: "p_1".into(),
+            roles: vec![],
+            outlets: vec![],
+            action: "read".into(),
+            customer: None,
+            subject: None,
+            purpose: None,
+            categories: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            reason_length: 0,
+            break_glass: false,
+            outcome: "allow".into(),
+        }
+    }
+
+    fn written(w: &Wire<'_>) -> Vec<u8> {
+        postcard::to_allocvec(w).unwrap()
+    }
+
+    /// What postcard would read but `encode` never writes is no leaf.
+    #[test]
+    fn one_leaf_one_way() {
+        let good = encode(&leaf());
+        assert_eq!(decode(&good[1..]), Some(leaf()));
+        // A known name written out.
+        let mut w: Wire<'_> = postcard::from_bytes(&good[1..]).unwrap();
+        w.others.push("read".into());
+        w.action = KNOWN_SLOTS;
+        assert_eq!(decode_loosely(&written(&w)), Some(leaf()));
+        assert_eq!(decode(&written(&w)), None);
+        // A name nobody uses.
+        let mut w: Wire<'_> = postcard::from_bytes(&good[1..]).unwrap();
+        w.others.push("unused".into());
+        assert!(decode_loosely(&written(&w)).is_some());
+        assert_eq!(decode(&written(&w)), None);
+        // An overlong varint: `reason_length` 0 as two bytes (the field before the last two).
+        let mut overlong = good[1..].to_vec();
+        let at = overlong.len() - 3;
+        assert_eq!(overlong[at], 0);
+        overlong.splice(at..=at, [0x80, 0x00]);
+        assert!(decode_loosely(&overlong).is_some());
+        assert_eq!(decode(&overlong), None);
+    }
 }
