@@ -352,6 +352,24 @@ mod tests {
                 );
             }
 
+            /// One leaf, one way: whatever decodes is written back as the very bytes read, and
+            /// `columns` (what verify checks) accepts exactly what decoding accepts.
+            #[test]
+            fn a_leaf_changed_anywhere_reads_as_itself_or_not_at_all(
+                leaf in leaf(),
+                at in any::<prop::sample::Index>(),
+                byte in any::<u8>(),
+            ) {
+                let mut bytes = leaf.to_bytes();
+                let i = at.index(bytes.len() - 1) + 1;
+                bytes[i] = byte;
+                let read = AuditLeaf::from_bytes(&bytes);
+                if let Some(l) = &read {
+                    prop_assert_eq!(l.to_bytes(), bytes.clone());
+                }
+                prop_assert_eq!(AuditLeaf::columns(&bytes).is_some(), read.is_some());
+            }
+
             #[test]
             fn any_bytes_decode_or_fail_without_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
                 if let Some(first) = bytes.first_mut() {

@@ -161,10 +161,10 @@ impl<'a> Numbering<'a> {
 }
 
 /// The name of number `n` in a leaf whose own names are `others`.
-fn name_of<'a>(n: u32, others: &'a [Cow<'a, str>]) -> Option<&'a str> {
+fn name_of<'a>(n: u32, others: &[&'a str]) -> Option<&'a str> {
     match n.checked_sub(KNOWN_SLOTS) {
         None => KNOWN.get(n as usize).copied(),
-        Some(i) => others.get(i as usize).map(|o| &**o),
+        Some(i) => others.get(i as usize).copied(),
     }
 }
 
@@ -172,17 +172,15 @@ fn name_of<'a>(n: u32, others: &'a [Cow<'a, str>]) -> Option<&'a str> {
 #[derive(Serialize, Deserialize)]
 struct Wire<'a> {
     time: i64,
-    #[serde(borrow)]
-    principal: Cow<'a, str>,
+    principal: &'a str,
     /// The names not in [`KNOWN`], once each, numbered from [`KNOWN_SLOTS`] on.
     #[serde(borrow)]
-    others: Vec<Cow<'a, str>>,
+    others: Vec<&'a str>,
     roles: Vec<u32>,
     outlets: Vec<[u8; 16]>,
     action: u32,
     customer: Option<[u8; 16]>,
-    #[serde(borrow)]
-    subject: Option<Cow<'a, str>>,
+    subject: Option<&'a str>,
     purpose: Option<u32>,
     /// Category and outcome, by category.
     categories: Vec<(u32, u32)>,
@@ -212,13 +210,13 @@ pub(super) fn encode(leaf: &AuditLeaf) -> Vec<u8> {
     let outcome = n.of(&leaf.outcome);
     let wire = Wire {
         time: leaf.time.millis(),
-        principal: Cow::Borrowed(&leaf.principal),
-        others: n.others.into_iter().map(Cow::Borrowed).collect(),
+        principal: &leaf.principal,
+        others: n.others,
         roles,
         outlets: leaf.outlets.iter().map(|o| *o.as_bytes()).collect(),
         action,
         customer: leaf.customer.map(|c| *c.as_bytes()),
-        subject: leaf.subject.as_deref().map(Cow::Borrowed),
+        subject: leaf.subject.as_deref(),
         purpose,
         categories,
         policies,
@@ -252,17 +250,80 @@ fn wire(body: &[u8]) -> Option<Wire<'_>> {
     rest.is_empty().then_some(w)
 }
 
-/// The leaf in `body` (the bytes after the version byte), only if it is written exactly as
-/// [`encode`] writes it: one leaf, one way (postcard would also read overlong varints, a known
-/// name written out, or unused names; none of them is accepted).
-pub(super) fn decode(body: &[u8]) -> Option<AuditLeaf> {
-    let leaf = decode_loosely(body)?;
-    let again = encode(&leaf);
-    (again.get(1..) == Some(body)).then_some(leaf)
+/// Whether `w`, read from `body`, is written exactly as [`encode`] would write its leaf: one
+/// leaf, one way. Postcard would also read overlong varints, a known name written out, names
+/// out of their order of first use or never used, maps out of order: none is accepted. Checked
+/// on the wire itself, without building the leaf (`audit verify` asks it of every entry).
+fn canonical(w: &Wire<'_>, body: &[u8]) -> bool {
+    // Names in the order `encode` numbers them: each number is a known name or the next (or an
+    // earlier) of the leaf's own, which are not known names and not repeated.
+    let order = w
+        .roles
+        .iter()
+        .chain(std::iter::once(&w.action))
+        .chain(w.purpose.iter())
+        .chain(w.categories.iter().flat_map(|(k, v)| [k, v]))
+        .chain(
+            w.policies
+                .iter()
+                .flat_map(|(k, ps)| std::iter::once(k).chain(ps.iter())),
+        )
+        .chain(std::iter::once(&w.outcome));
+    let mut introduced = 0usize;
+    for &n in order {
+        match n.checked_sub(KNOWN_SLOTS) {
+            None if (n as usize) < KNOWN.len() => {}
+            None => return false,
+            Some(i) if (i as usize) < introduced => {}
+            Some(i) if i as usize == introduced => {
+                let Some(o) = w.others.get(introduced) else {
+                    return false;
+                };
+                if KNOWN.contains(o) || w.others[..introduced].contains(o) {
+                    return false;
+                }
+                introduced += 1;
+            }
+            Some(_) => return false,
+        }
+    }
+    if introduced != w.others.len() {
+        return false;
+    }
+    let name = |n: u32| name_of(n, &w.others).unwrap_or_default();
+    if !in_order(w.categories.iter().map(|(k, _)| name(*k)))
+        || !in_order(w.policies.iter().map(|(k, _)| name(*k)))
+        || !w
+            .roles
+            .iter()
+            .all(|r| Role::EVERY.iter().any(|e| e.as_str() == name(*r)))
+    {
+        return false;
+    }
+    // The varints as short as they go: the same wire written again is the same bytes.
+    let mut buf = [0u8; 1024];
+    match postcard::to_slice(w, &mut buf) {
+        Ok(again) => again == body,
+        Err(_) => postcard::to_allocvec(w).is_ok_and(|again| again == body),
+    }
 }
 
-fn decode_loosely(body: &[u8]) -> Option<AuditLeaf> {
+/// The leaf in `body` (the bytes after the version byte), only if it is written exactly as
+/// [`encode`] writes it (see [`canonical`]).
+pub(super) fn decode(body: &[u8]) -> Option<AuditLeaf> {
     let w = wire(body)?;
+    if !canonical(&w, body) {
+        return None;
+    }
+    leaf_of(&w)
+}
+
+#[cfg(test)]
+fn decode_loosely(body: &[u8]) -> Option<AuditLeaf> {
+    leaf_of(&wire(body)?)
+}
+
+fn leaf_of(w: &Wire<'_>) -> Option<AuditLeaf> {
     let name = |n: u32| name_of(n, &w.others);
     let owned = |n: u32| name(n).map(str::to_owned);
     let roles = w
@@ -326,11 +387,22 @@ fn decode_loosely(body: &[u8]) -> Option<AuditLeaf> {
     })
 }
 
-/// The columns kept beside a compact leaf: time, action, customer. Decoded in full and as
-/// strictly as [`decode`]: `audit verify` accepts no leaf that the rest of Steward cannot read.
+/// The columns kept beside a compact leaf: time, action, customer; `None` unless the leaf is
+/// one [`decode`] accepts.
 pub(super) fn columns(body: &[u8]) -> Option<(i64, Cow<'static, str>, Option<CustomerId>)> {
-    let leaf = decode(body)?;
-    Some((leaf.time.millis(), Cow::Owned(leaf.action), leaf.customer))
+    let w = wire(body)?;
+    if !canonical(&w, body) {
+        return None;
+    }
+    let action = match w.action.checked_sub(KNOWN_SLOTS) {
+        None => Cow::Borrowed(*KNOWN.get(w.action as usize)?),
+        Some(i) => Cow::Owned((*w.others.get(i as usize)?).to_owned()),
+    };
+    Some((
+        w.time,
+        action,
+        w.customer.and_then(|c| CustomerId::from_slice(&c)),
+    ))
 }
 
 #[cfg(test)]
