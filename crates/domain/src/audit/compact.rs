@@ -368,7 +368,7 @@ fn leaf_of(w: &Wire<'_>) -> Option<AuditLeaf> {
             Some(c) => Some(CustomerId::from_slice(&c)?),
             None => None,
         },
-        subject: w.subject.as_deref().map(str::to_owned),
+        subject: w.subject.map(str::to_owned),
         purpose: match w.purpose {
             Some(p) => Some(owned(p)?),
             None => None,
@@ -439,13 +439,13 @@ mod tests {
         assert_eq!(decode(&good[1..]), Some(leaf()));
         // A known name written out.
         let mut w: Wire<'_> = postcard::from_bytes(&good[1..]).unwrap();
-        w.others.push("read".into());
+        w.others.push("read");
         w.action = KNOWN_SLOTS;
         assert_eq!(decode_loosely(&written(&w)), Some(leaf()));
         assert_eq!(decode(&written(&w)), None);
         // A name nobody uses.
         let mut w: Wire<'_> = postcard::from_bytes(&good[1..]).unwrap();
-        w.others.push("unused".into());
+        w.others.push("unused");
         assert!(decode_loosely(&written(&w)).is_some());
         assert_eq!(decode(&written(&w)), None);
         // An overlong varint: `reason_length` 0 as two bytes (the field before the last two).
