@@ -191,10 +191,10 @@ impl SqlStore {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         rows: &[AuditEntryRow],
     ) -> StoreResult<()> {
-        let tagger = self.tagger()?;
         if rows.is_empty() {
             return Ok(());
         }
+        let tagger = self.tagger()?;
         let seqs = self.next_outbox_numbers(tx, rows.len()).await?;
         for (chunk, numbers) in rows
             .chunks(crate::sql::INSERT_CHUNK)
