@@ -90,15 +90,6 @@ impl AuditSealer for TreeSealer {
 
     fn refused(&self, seq: i64, message: &[u8]) -> AuditEntryRow {
         let digest = steward_crypto::fingerprint(message);
-        tracing::error!(
-            outbox_seq = seq,
-            %digest,
-            "REFUSED a pending audit entry whose tag is missing or does not check (changed, \
-             copied or forged since it was written, or written before tags existed); a \
-             stand-in entry (action audit.outbox_refused) records it and the row is kept in \
-             audit_outbox_refused"
-        );
-        metrics::counter!("steward_audit_outbox_refused_total").increment(1);
         crate::vault::entry_with_outcome(
             ("steward:audit-writer".to_owned(), vec![], vec![]),
             OUTBOX_REFUSED,
@@ -441,14 +432,25 @@ impl Writer {
                 .drain_audit_outbox(BATCH as u32, self.sealer.as_ref(), self.tip.take())
                 .await
             {
-                Ok((0, tip)) => {
-                    self.tip = tip;
+                Ok(report) => {
+                    self.tip = report.tip;
                     self.drain_failures = 0;
-                    return true;
-                }
-                Ok((_, tip)) => {
-                    self.tip = tip;
-                    self.drain_failures = 0;
+                    if !report.refused.is_empty() {
+                        // Said once the stand-ins are committed, not each time one is made.
+                        tracing::error!(
+                            outbox_seqs = ?report.refused,
+                            "REFUSED pending audit entries whose tag is missing or does not \
+                             check (changed, copied or forged since they were written, or \
+                             written before tags existed): stand-ins (action \
+                             audit.outbox_refused) record them and the rows are kept in \
+                             audit_outbox_refused"
+                        );
+                        metrics::counter!("steward_audit_outbox_refused_total")
+                            .increment(report.refused.len() as u64);
+                    }
+                    if report.moved == 0 {
+                        return true;
+                    }
                     self.appended();
                 }
                 // Another server drained the same rows first (its append won the head): they

@@ -71,7 +71,8 @@ pub trait AuditSealer: Send + Sync {
         leaves: &[&[u8]],
     ) -> Result<AuditExtension, String>;
     /// The entry appended in place of pending entry `seq`, whose tag did not check: it says that
-    /// one was refused (`message` is its encoding, for a digest), and says so loudly elsewhere.
+    /// one was refused (`message` is its encoding, for a digest). The writer says so loudly once
+    /// the stand-in is committed.
     fn refused(&self, seq: i64, message: &[u8]) -> AuditEntryRow;
 }
 

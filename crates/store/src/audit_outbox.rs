@@ -26,6 +26,17 @@ pub trait OutboxTagger: Send + Sync + std::fmt::Debug {
     fn check(&self, message: &[u8], tag: &[u8]) -> bool;
 }
 
+/// What one drain did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Entries appended (stand-ins for refused ones included).
+    pub moved: usize,
+    /// Outbox numbers of the rows refused, now committed as stand-ins and kept aside.
+    pub refused: Vec<i64>,
+    /// The tip the append left (or the one given, when nothing moved).
+    pub tip: Option<AuditTip>,
+}
+
 /// What a check of the pending entries found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxCheck {
@@ -54,7 +65,9 @@ fn pending_columns(backend: Backend) -> String {
         Backend::Postgres => (
             "octet_length({c})",
             "octet_length({c})",
-            "convert_to({c}, 'UTF8')",
+            // The text's bytes as stored, whatever the database's encoding (`convert_to` would
+            // fail on bytes a SQL_ASCII database let in, and stall every drain after them).
+            "textsend({c})",
         ),
     };
     let sized = |c: &str, test: &str| {
@@ -303,7 +316,7 @@ impl SqlStore {
         limit: u32,
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
-    ) -> StoreResult<(usize, Option<AuditTip>)> {
+    ) -> StoreResult<DrainReport> {
         if self.backend == Backend::Postgres {
             return self.drain_outbox_rows(limit, sealer, known).await;
         }
@@ -324,7 +337,10 @@ impl SqlStore {
         // writes its busy wait could hold the writer (and every read waiting on it) for seconds.
         // Rows below the mark a crash left behind go with the next drain that moves something.
         let Some(last) = rows.last() else {
-            return Ok((0, known));
+            return Ok(DrainReport {
+                tip: known,
+                ..DrainReport::default()
+            });
         };
         let last: i64 = last.try_get(0)?;
         let (entries, refused) = self.judged(&rows, sealer)?;
@@ -350,7 +366,11 @@ impl SqlStore {
             .bind(last)
             .execute(&self.pool)
             .await?;
-        Ok((entries.len(), Some(tip)))
+        Ok(DrainReport {
+            moved: entries.len(),
+            refused,
+            tip: Some(tip),
+        })
     }
 
     /// PostgreSQL's drain. Sequence numbers there are taken when a row is inserted, not when it
@@ -363,7 +383,7 @@ impl SqlStore {
         limit: u32,
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
-    ) -> StoreResult<(usize, Option<AuditTip>)> {
+    ) -> StoreResult<DrainReport> {
         // Rows an earlier version left at or below its watermark (appended, then a crash before
         // their delete) carry no tag: they are refused and kept aside like any other, not
         // deleted unseen on the word of a number anyone with the database could raise.
@@ -375,7 +395,10 @@ impl SqlStore {
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            return Ok((0, known));
+            return Ok(DrainReport {
+                tip: known,
+                ..DrainReport::default()
+            });
         }
         let seqs = rows
             .iter()
@@ -387,10 +410,17 @@ impl SqlStore {
                 &entries,
                 sealer,
                 known,
-                Some(Drained::Rows { seqs, refused }),
+                Some(Drained::Rows {
+                    seqs,
+                    refused: refused.clone(),
+                }),
             )
             .await?;
-        Ok((entries.len(), Some(tip)))
+        Ok(DrainReport {
+            moved: entries.len(),
+            refused,
+            tip: Some(tip),
+        })
     }
 
     /// Checks every pending entry's tag with `tagger` (read-only; `steward audit verify`).
@@ -444,7 +474,7 @@ pub(crate) async fn quarantine(
         ),
         Backend::Postgres => (
             "substring({c} from 1 for {n})",
-            "substring(convert_to(action, 'UTF8') from 1 for {n})",
+            "substring(textsend(action) from 1 for {n})",
         ),
     };
     let cap = |c: &str| cap.replace("{c}", c).replace("{n}", &LONGEST.to_string());

@@ -36,7 +36,7 @@ use std::sync::Arc;
 pub use analytics::{BudgetRow, Recorded, ReleaseRow};
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
-pub use audit_outbox::{OutboxCheck, OutboxTagger};
+pub use audit_outbox::{DrainReport, OutboxCheck, OutboxTagger};
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
@@ -431,14 +431,14 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn check_audit_outbox(&self, tagger: &dyn OutboxTagger) -> StoreResult<OutboxCheck>;
 
     /// Moves up to `limit` entries from the audit outbox (written with the actions they record)
-    /// into the log, exactly once; returns how many moved and the new tip. An entry whose tag
-    /// does not check is not appended: the sealer's stand-in (`AuditSealer::refused`) is.
+    /// into the log, exactly once. An entry whose tag does not check is not appended: the
+    /// sealer's stand-in (`AuditSealer::refused`) is, and the report names it.
     async fn drain_audit_outbox(
         &self,
         limit: u32,
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
-    ) -> StoreResult<(usize, Option<AuditTip>)>;
+    ) -> StoreResult<DrainReport>;
 
     /// The number of entries in the audit log.
     async fn audit_size(&self) -> StoreResult<u64>;

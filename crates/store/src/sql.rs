@@ -1405,7 +1405,7 @@ impl AuditStore for SqlStore {
         limit: u32,
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
-    ) -> StoreResult<(usize, Option<AuditTip>)> {
+    ) -> StoreResult<crate::DrainReport> {
         self.drain_outbox(limit, sealer, known).await
     }
 
