@@ -106,6 +106,13 @@ async fn verify_outbox(args: &StoreArgs, store: &steward_store::DynStore) -> any
     let check = steward_service::check_outbox(store, &keyring)
         .await
         .map_err(|e| anyhow::anyhow!("checking the pending entries: {e}"))?;
+    if let Some((mark, highest)) = check.mark_ahead {
+        eprintln!(
+            "pending entries FAILED: the drain's mark ({mark}) stands past every outbox number \
+             ever given ({highest}): entries written from now on would be skipped, never appended"
+        );
+        return Ok(false);
+    }
     if check.tampered.is_empty() {
         println!(
             "pending entries OK: {} waiting to be appended, tags checked",

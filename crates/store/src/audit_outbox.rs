@@ -45,7 +45,15 @@ pub struct OutboxCheck {
     /// Numbers of pending entries whose tag is missing or does not check (changed, forged or
     /// copied since they were written, or written before tags existed).
     pub tampered: Vec<i64>,
+    /// SQLite: the drain's mark (in the log's file) stands past every number ever given (mark,
+    /// highest number): rows after the highest would be skipped by the drain and by this check.
+    pub mark_ahead: Option<(i64, i64)>,
 }
+
+/// SQLite: the highest outbox number ever given (AUTOINCREMENT's own rule: the larger of its
+/// counter and the largest number in the table).
+const SQLITE_HIGHEST_NUMBER: &str = "SELECT max(coalesce((SELECT CAST(seq AS INTEGER) FROM sqlite_sequence WHERE name = 'audit_outbox'), 0), \
+                                    coalesce((SELECT max(seq) FROM audit_outbox), 0))";
 
 /// Longest leaf or action a drain reads; a longer one is refused unread (a row of a gigabyte
 /// must not take the writer's memory). Real leaves are a few hundred bytes at most.
@@ -252,13 +260,10 @@ impl SqlStore {
             // The write transaction holds SQLite's one write lock (BEGIN IMMEDIATE): the numbers
             // after the highest ever given (AUTOINCREMENT's own rule) are this write's.
             Backend::Sqlite => {
-                let last: i64 = sqlx::query(
-                    "SELECT max(coalesce((SELECT CAST(seq AS INTEGER) FROM sqlite_sequence WHERE name = 'audit_outbox'), 0), \
-                                coalesce((SELECT max(seq) FROM audit_outbox), 0))",
-                )
-                .fetch_one(&mut **tx)
-                .await?
-                .try_get(0)?;
+                let last: i64 = sqlx::query(SQLITE_HIGHEST_NUMBER)
+                    .fetch_one(&mut **tx)
+                    .await?
+                    .try_get(0)?;
                 // Past the largest number, fail: a number wrapped round would be drained as
                 // old, unseen (AUTOINCREMENT itself fails there too).
                 last.checked_add(count).ok_or(StoreError::Corrupt(
@@ -435,6 +440,15 @@ impl SqlStore {
             Backend::Postgres => i64::MIN,
         };
         let mut check = OutboxCheck::default();
+        if self.backend == Backend::Sqlite {
+            let highest: i64 = sqlx::query(SQLITE_HIGHEST_NUMBER)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+            if mark > highest {
+                check.mark_ahead = Some((mark, highest));
+            }
+        }
         let mut after = mark;
         loop {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

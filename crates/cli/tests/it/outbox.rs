@@ -9,6 +9,33 @@ use crate::support::{TestDb, backend_tests, run};
 
 backend_tests!(a_pending_entry_changed_while_stopped_is_found_and_refused);
 
+/// SQLite keeps the drain's mark in the log's file: raised past every number given, it would
+/// hide every later entry from the drain and from verify alike. Verify says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_mark_past_every_number_fails_verify() {
+    let db = TestDb::new(crate::support::Kind::Sqlite).await;
+    {
+        let (v, op, _) = db.open().await;
+        v.create_outlet(op.into(), "Before").await.unwrap();
+        v.flush_audit().await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (code, out, err) = run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+    let log = db.raw_log().await;
+    sqlx::query("UPDATE audit_drain SET last_seq = 1000000")
+        .execute(&log)
+        .await
+        .unwrap();
+    log.close().await;
+    let (code, out, err) = run(&["audit", "verify"], &db);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("pending entries FAILED: the drain's mark (1000000) stands past every outbox number ever given"),
+        "{err}"
+    );
+}
+
 /// Tags with the installation's real outbox key, as the service does (the key unwrapped from
 /// the keyring by the master key): pending entries made here are what a stopped server leaves.
 #[derive(Debug)]
