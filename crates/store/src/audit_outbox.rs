@@ -168,29 +168,34 @@ impl Pending {
 
     fn judge(self, tagger: &dyn OutboxTagger) -> Verdict {
         let message = self.message();
-        let genuine = || -> Option<AuditEntryRow> {
-            if !tagger.check(&message, self.tag.as_deref()?) {
-                return None;
-            }
-            let row = AuditEntryRow {
-                leaf: self.leaf.clone()?,
-                occurred_at: self.occurred_at?,
-                action: String::from_utf8(self.action.clone()?).ok()?,
-                customer_id: match &self.customer {
-                    None => None,
-                    Some(c) => Some(CustomerId::from_slice(c)?),
-                },
-            };
-            // What the service wrote always agrees; anything else would stop `audit verify`
-            // at this entry for good.
-            let (at, action, customer) = steward_domain::AuditLeaf::columns(&row.leaf)?;
-            (at == row.occurred_at && action == row.action && customer == row.customer_id)
-                .then_some(row)
-        };
-        match genuine() {
+        let tagged = self
+            .tag
+            .as_deref()
+            .is_some_and(|t| tagger.check(&message, t));
+        // What the service wrote always agrees with its leaf; anything else would stop `audit
+        // verify` at this entry for good.
+        let row = tagged.then(|| self.into_row()).flatten().filter(|row| {
+            steward_domain::AuditLeaf::columns(&row.leaf).is_some_and(|(at, action, customer)| {
+                at == row.occurred_at && action == row.action && customer == row.customer_id
+            })
+        });
+        match row {
             Some(r) => Verdict::Genuine(r),
             None => Verdict::Tampered(message),
         }
+    }
+
+    /// The row as an entry to append, if every column reads as its type.
+    fn into_row(self) -> Option<AuditEntryRow> {
+        Some(AuditEntryRow {
+            leaf: self.leaf?,
+            occurred_at: self.occurred_at?,
+            action: String::from_utf8(self.action?).ok()?,
+            customer_id: match self.customer {
+                None => None,
+                Some(c) => Some(CustomerId::from_slice(&c)?),
+            },
+        })
     }
 }
 
