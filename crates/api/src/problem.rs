@@ -314,6 +314,19 @@ impl Problem {
         )
     }
 
+    /// This server cannot serve now (503): `/readyz` while the database or the audit writer is
+    /// unavailable. `detail` names which; a load balancer sends the traffic elsewhere.
+    pub fn not_ready(detail: String) -> Self {
+        let mut p = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "/problems/not-ready",
+            "Not ready",
+            detail,
+        );
+        p.retry_after = Some(1);
+        p
+    }
+
     /// Any other server failure (500). Details go to the log, not to the client.
     pub fn internal() -> Self {
         Self::new(

@@ -278,8 +278,8 @@ enum TokenCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Revoke a token or sign-in session: refused from its next request on (a running server
-    /// re-reads a token within 30 seconds).
+    /// Revoke a token or sign-in session: refused from its next request on (servers on
+    /// PostgreSQL hear of it at once; a server on SQLite re-reads a token within 30 seconds).
     Revoke {
         /// The token's id (as `token list` prints it).
         id: String,

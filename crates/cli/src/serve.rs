@@ -296,6 +296,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .record_operator(operator.acting("serve"), "load_policy", Some(&fingerprint))
         .await
         .map_err(|e| anyhow::anyhow!("recording the policy in the audit log: {e}"))?;
+    // In the log before the first request, and the writer shown to reach it: `/readyz` answers
+    // 200 from the start only if it does.
+    vault
+        .flush_audit()
+        .await
+        .map_err(|e| anyhow::anyhow!("moving pending entries into the audit log: {e}"))?;
     for spec in &args.bulk_limits {
         let (role, n) = spec
             .split_once('=')

@@ -86,6 +86,7 @@ impl Vault {
             .revoke_token(id, Timestamp::now().millis(), &[entry])
             .await?;
         self.inner.tokens.forget(id);
+        self.announce(crate::cluster::Change::Token(id)).await;
         Ok(())
     }
 
@@ -130,6 +131,7 @@ impl Vault {
         }
         if disabled {
             self.inner.tokens.forget_all_of(staff);
+            self.announce(crate::cluster::Change::Staff(staff)).await;
         }
         Ok(())
     }

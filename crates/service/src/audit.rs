@@ -136,6 +136,7 @@ type Waiting = (AuditEntryRow, oneshot::Sender<bool>);
 struct Shared {
     state: Mutex<State>,
     sealer: Arc<TreeSealer>,
+    health: Arc<Health>,
 }
 
 struct State {
@@ -190,6 +191,7 @@ impl AuditLog {
         let sealer = Arc::new(TreeSealer::new(signer));
         let now = Instant::now();
         let store_for_index = store.clone();
+        let health = Arc::new(Health::new());
         let writer = Writer {
             store,
             appender: None,
@@ -199,6 +201,7 @@ impl AuditLog {
             last_append: now,
             last_drain: now,
             drain_failures: 0,
+            health: health.clone(),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -208,6 +211,7 @@ impl AuditLog {
                 lost: false,
             }),
             sealer,
+            health,
         });
         let weak = Arc::downgrade(&shared);
         spawn_indexer(store_for_index, weak.clone());
@@ -256,6 +260,17 @@ impl AuditLog {
             Ok(true) => Ok(()),
             _ => Err(ServiceError::DecisionLog),
         }
+    }
+
+    /// Whether the writer can record: not lost, and it reached the log's database within
+    /// `within` (it drains every tenth of a second while well).
+    pub(crate) fn writing(&self, within: Duration) -> bool {
+        !self.shared.state().lost
+            && self
+                .shared
+                .health
+                .since_drain()
+                .is_some_and(|d| d <= within)
     }
 
     /// The note verifier key, `name+keyid+base64`.
@@ -377,6 +392,41 @@ struct Writer {
     /// Drains that failed in a row: said at debug level while the database is only busy, as a
     /// warning once it lasts (a row the store cannot read would stop every drain after it).
     drain_failures: u32,
+    /// When the last drain went through, for readiness.
+    health: Arc<Health>,
+}
+
+/// When the writer last reached the log's database: a drain runs at least every
+/// [`DRAIN_EVERY`] while the writer is well, so an old mark means it is not.
+pub(crate) struct Health {
+    since: Instant,
+    /// Milliseconds after `since` of the last successful drain; `u64::MAX` before the first.
+    drained_at: std::sync::atomic::AtomicU64,
+}
+
+impl Health {
+    fn new() -> Self {
+        Self {
+            since: Instant::now(),
+            drained_at: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn drained(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.drained_at
+            .store(ms, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How long ago the last drain went through (`None` before the first).
+    fn since_drain(&self) -> Option<Duration> {
+        let at = self.drained_at.load(std::sync::atomic::Ordering::Acquire);
+        (at != u64::MAX).then(|| {
+            self.since
+                .elapsed()
+                .saturating_sub(Duration::from_millis(at))
+        })
+    }
 }
 
 impl Writer {
@@ -435,6 +485,7 @@ impl Writer {
                 Ok(report) => {
                     self.tip = report.tip;
                     self.drain_failures = 0;
+                    self.health.drained();
                     if !report.refused.is_empty() {
                         // Said once the stand-ins are committed, not each time one is made.
                         tracing::error!(

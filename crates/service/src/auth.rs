@@ -223,13 +223,20 @@ impl TokenCache {
         t
     }
 
-    /// What the cache knows of token `id` presented with `digest` at `now`.
-    fn remembered(&self, id: TokenId, digest: &TokenDigest, now: i64) -> Option<Remembered> {
+    /// What the cache knows of token `id` presented with `digest` at `now`; never fresh unless
+    /// `trusted` (the server hears the others' revocations).
+    fn remembered(
+        &self,
+        id: TokenId,
+        digest: &TokenDigest,
+        now: i64,
+        trusted: bool,
+    ) -> Option<Remembered> {
         self.verified.read().ok().and_then(|cache| {
             cache.get(&id).map(|v| {
                 if !v.digest.matches(digest) || v.expires_at.is_some_and(|e| e <= now) {
                     Remembered::Refused
-                } else if v.checked.elapsed() < RECHECK_AFTER {
+                } else if trusted && v.checked.elapsed() < RECHECK_AFTER {
                     Remembered::Fresh(v.principal.clone())
                 } else {
                     Remembered::Stale
@@ -242,6 +249,13 @@ impl TokenCache {
     pub(crate) fn forget(&self, id: TokenId) {
         if let Ok(mut cache) = self.verified.write() {
             cache.remove(&id);
+        }
+    }
+
+    /// Forgets every token: each is checked against its row again at its next use.
+    pub(crate) fn forget_every(&self) {
+        if let Ok(mut cache) = self.verified.write() {
+            cache.clear();
         }
     }
 
@@ -396,8 +410,9 @@ impl Vault {
         let id = TokenId(uuid);
         let digest = TokenDigest::of(token);
         let now = Timestamp::now().millis();
+        let trusted = self.inner.hearing.trusted();
         // Decided under the read lock: on the hot path only the principal is cloned.
-        let stale = match settled(self.inner.tokens.remembered(id, &digest, now)) {
+        let stale = match settled(self.inner.tokens.remembered(id, &digest, now, trusted)) {
             Ok(answer) => return Ok(answer),
             Err(stale) => stale,
         };
@@ -405,7 +420,7 @@ impl Vault {
         let _turn = turn.lock().await;
         // Whoever held the turn before may have verified this very token meanwhile.
         let stale = stale
-            || match settled(self.inner.tokens.remembered(id, &digest, now)) {
+            || match settled(self.inner.tokens.remembered(id, &digest, now, trusted)) {
                 Ok(answer) => return Ok(answer),
                 Err(stale) => stale,
             };

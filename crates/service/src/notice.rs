@@ -146,6 +146,7 @@ impl Vault {
             Err(StoreError::Conflict) => Err(ServiceError::Conflict("version")),
             other => {
                 other?;
+                self.announce(crate::cluster::Change::Registry).await;
                 Ok(from_row(row))
             }
         }

@@ -613,6 +613,7 @@ impl Vault {
         // The marking holds from now (answers filter it out at once); the counts follow with
         // the rebuild, which a failure leaves to the next one.
         self.reload_marked().await?;
+        self.announce(crate::cluster::Change::Registry).await;
         let built = self.inner.recommender.state.read().await.is_some();
         if built && let Err(e) = self.rebuild().await {
             tracing::warn!(error = %e, "rebuilding the personalisation model after a marking failed; retried later");

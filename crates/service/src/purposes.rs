@@ -33,7 +33,7 @@ impl Purposes {
     }
 
     /// Reads the registry again from the store.
-    async fn reload(&self, store: &dyn PurposeStore) -> ServiceResult<()> {
+    pub(crate) async fn reload(&self, store: &dyn PurposeStore) -> ServiceResult<()> {
         let all = store
             .list_purposes()
             .await?
@@ -67,15 +67,7 @@ pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { break };
-            if let Err(e) = inner.purposes.reload(&*inner.stores.purposes).await {
-                tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
-            }
-            if let Err(e) = inner.notices.reload(&*inner.stores.notices).await {
-                tracing::warn!(error = %e, "re-reading the confidentiality notice failed; will retry");
-            }
-            if let Err(e) = inner.agreements.reload(&*inner.stores.sharing).await {
-                tracing::warn!(error = %e, "re-reading the agreements failed; will retry");
-            }
+            crate::vault::Vault { inner }.reload_registry().await;
         }
     });
 }
@@ -165,6 +157,7 @@ impl Vault {
             .purposes
             .reload(&*self.inner.stores.purposes)
             .await?;
+        self.announce(crate::cluster::Change::Registry).await;
         tracing::info!(purpose = %purpose.key, version = purpose.notice_version, "purpose registered");
         Ok(purpose)
     }
@@ -217,6 +210,7 @@ impl Vault {
             .purposes
             .reload(&*self.inner.stores.purposes)
             .await?;
+        self.announce(crate::cluster::Change::Registry).await;
         tracing::info!(purpose = %changed.key, version = changed.notice_version, "purpose changed");
         Ok(changed)
     }

@@ -528,6 +528,7 @@ impl Vault {
             .agreements
             .reload(&*self.inner.stores.sharing)
             .await?;
+        self.announce(crate::cluster::Change::Registry).await;
         Ok(row.id)
     }
 
@@ -557,6 +558,7 @@ impl Vault {
             .agreements
             .reload(&*self.inner.stores.sharing)
             .await?;
+        self.announce(crate::cluster::Change::Registry).await;
         if ended {
             Ok(())
         } else if self.inner.stores.sharing.agreement(id).await?.is_some() {

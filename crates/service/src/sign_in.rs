@@ -24,7 +24,7 @@ pub const MAX_PASSWORD_CHARS: usize = 1024;
 pub const DEFAULT_SESSION_HOURS: i64 = 12;
 
 /// The name of the tokens sign-ins issue.
-const SESSION_TOKEN_NAME: &str = "sign-in session";
+pub(crate) const SESSION_TOKEN_NAME: &str = "sign-in session";
 
 /// An Argon2id hash checked when the login is unknown, so that a wrong login takes as long as a
 /// wrong password and does not reveal which logins exist.
@@ -142,8 +142,9 @@ impl Vault {
             .identity
             .set_staff_credentials(&row, SESSION_TOKEN_NAME, &[entry])
             .await?;
-        // Sessions remembered here end now; other processes re-read them within 30 seconds.
+        // Sessions remembered here end now, and on every other server as it hears of it.
         self.inner.tokens.forget_staff(staff, SESSION_TOKEN_NAME);
+        self.announce(crate::cluster::Change::Sessions(staff)).await;
         Ok(())
     }
 
@@ -293,6 +294,8 @@ impl Vault {
             .revoke_token(principal.token_id, Timestamp::now().millis(), &[entry])
             .await?;
         self.inner.tokens.forget(principal.token_id);
+        self.announce(crate::cluster::Change::Token(principal.token_id))
+            .await;
         Ok(())
     }
 }

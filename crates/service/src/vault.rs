@@ -138,6 +138,7 @@ pub(crate) struct Stores {
     pub(crate) surveys: Arc<dyn steward_store::SurveyStore>,
     pub(crate) sharing: Arc<dyn steward_store::SharingStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
+    pub(crate) cluster: Arc<dyn steward_store::ClusterStore>,
 }
 
 impl Stores {
@@ -164,6 +165,7 @@ impl Stores {
             surveys: store.clone(),
             sharing: store.clone(),
             maintenance: store.clone(),
+            cluster: store.clone(),
         }
     }
 }
@@ -175,6 +177,8 @@ pub(crate) struct Inner {
     pub(crate) directory: DataKey,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
+    /// Whether this server hears the others' changes (see `cluster`).
+    pub(crate) hearing: crate::cluster::Hearing,
     pub(crate) portal: crate::portal::PortalCache,
     pub(crate) session_length: crate::sign_in::SessionLength,
     pub(crate) policy: Arc<steward_policy::Policy>,
@@ -251,6 +255,9 @@ impl Vault {
                 directory,
                 purposes,
                 tokens: TokenCache::default(),
+                hearing: crate::cluster::Hearing::new(
+                    store.backend() != steward_store::Backend::Postgres,
+                ),
                 portal: crate::portal::PortalCache::default(),
                 session_length: Default::default(),
                 policy,
@@ -288,6 +295,7 @@ impl Vault {
         // whether or not personalisation's model is ever built in this process.
         vault.reload_marked().await?;
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
+        vault.spawn_hearing();
         let indexed = vault.index_missing_names().await?;
         if indexed > 0 {
             tracing::info!(customers = indexed, "indexed names for search");

@@ -11,6 +11,7 @@ mod audit;
 mod audit_append;
 mod audit_outbox;
 mod campaigns;
+mod cluster;
 mod contact;
 mod erasure;
 mod merge;
@@ -38,6 +39,7 @@ pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAudi
 pub use audit_append::AuditAppender;
 pub use audit_outbox::{DrainReport, OutboxCheck, OutboxTagger};
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
+pub use cluster::{ChangeFeed, ClusterStore, Feed, Lease, Taken};
 pub use contact::ContactChangeRow;
 pub use erasure::{CustomerStanding, Erased, ErasureRow};
 pub use messages::{Bounced, MessageRow, ThreadRow};
@@ -1133,6 +1135,9 @@ pub trait MaintenanceStore: Send + Sync + 'static {
     /// Makes deleted content leave the database's files (SQLite: folds and truncates the WAL).
     async fn compact(&self) -> StoreResult<()>;
 
+    /// One round trip to the database: whether it answers.
+    async fn ping(&self) -> StoreResult<()>;
+
     /// Writes a consistent copy of the data and log databases to two new files, while serving.
     async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()>;
 }
@@ -1178,6 +1183,7 @@ contexts!(
     SurveyStore,
     SharingStore,
     MaintenanceStore,
+    ClusterStore,
 );
 
 /// A shared handle to a store.

@@ -47,11 +47,7 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(AnyConnectOptions::from_str(url)?)
         .await?;
-    Ok(SqlStore::new(
-        pool,
-        log_pool,
-        index_pool,
-        Backend::Postgres,
-        None,
-    ))
+    let mut store = SqlStore::new(pool, log_pool, index_pool, Backend::Postgres, None);
+    store.pg_url = Some(std::sync::Arc::from(url));
+    Ok(store)
 }

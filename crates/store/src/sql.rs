@@ -34,6 +34,9 @@ pub struct SqlStore {
     /// the key. Unset, a write with an audit entry fails (see `audit::OutboxTagger`).
     pub(crate) outbox_tagger:
         std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn crate::OutboxTagger>>>,
+    /// PostgreSQL: where to open the connections of their own that the cluster needs (the
+    /// change feed, the signer's lease); they are not pooled.
+    pub(crate) pg_url: Option<std::sync::Arc<str>>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
@@ -309,6 +312,7 @@ impl SqlStore {
             alive: std::sync::Arc::new(()),
             wal_restart: Default::default(),
             outbox_tagger: Default::default(),
+            pg_url: None,
         }
     }
 
@@ -1759,6 +1763,11 @@ impl MaintenanceStore for SqlStore {
 
     async fn compact(&self) -> StoreResult<()> {
         self.compact_impl().await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     async fn backup_into(&self, data: &std::path::Path, log: &std::path::Path) -> StoreResult<()> {

@@ -14,6 +14,38 @@ pub async fn healthz() -> impl IntoResponse {
     )
 }
 
+/// Readiness, for a load balancer: 200 while this server can serve (its database answers and its
+/// audit writer records), 503 naming what is not.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+    (status = 200, description = "ready: database and audit log available"),
+    (status = 503, body = crate::Problem, description = "not ready; `detail` says which part is unavailable")))]
+pub async fn readyz(
+    axum::extract::State(s): axum::extract::State<crate::AppState>,
+) -> Result<impl IntoResponse, Problem> {
+    let r = s.vault.readiness().await;
+    if !r.ready() {
+        let mut down = Vec::new();
+        if !r.database {
+            down.push("the database does not answer");
+        }
+        if !r.audit_log {
+            down.push("the audit log's writer cannot record");
+        }
+        return Err(Problem::not_ready(down.join("; ")));
+    }
+    let body = serde_json::json!({
+        "status": "ready",
+        "database": "ok",
+        "audit_log": "ok",
+        // Whether changes made on other servers reach this one at once (always, alone on SQLite).
+        "peers": if r.hearing { "hearing" } else { "not hearing; checking tokens on every request" },
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    ))
+}
+
 /// Prometheus metrics, for a token of the `monitoring` role (or the admin). `steward serve
 /// --metrics-listen ADDR` serves them without a token on an address of their own.
 #[utoipa::path(get, path = "/metrics", tag = "system",
@@ -94,6 +126,7 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<crate::AppState> {
     utoipa_axum::router::OpenApiRouter::new()
         .routes(utoipa_axum::routes!(root))
         .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
         .routes(utoipa_axum::routes!(metrics))
         // Served, not documented: the document itself and the well-known files.
         .route("/openapi.json", axum::routing::get(openapi))

@@ -11,6 +11,7 @@ mod audit;
 mod binary;
 mod browser;
 mod browser_journeys;
+mod cluster;
 mod conformance;
 mod console;
 mod console_admin;

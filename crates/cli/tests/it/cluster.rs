@@ -1,0 +1,173 @@
+//! Several `steward serve` processes on one PostgreSQL database as one installation (issue 24):
+//! what one changes, every other honours within a second; readiness for a load balancer.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Kind, Server, TestDb, run, token_in};
+
+/// A token of `role` made by the CLI: (secret, id).
+fn token(db: &TestDb, role: &str) -> (String, String) {
+    let (code, out, err) = run(
+        &["token", "create", "--name", role, "--role", role, "--init"],
+        db,
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = err
+        .split("Created token ")
+        .nth(1)
+        .and_then(|r| r.split('.').next())
+        .expect("the token's id")
+        .to_owned();
+    (token_in(&out), id)
+}
+
+/// Polls `check` until it holds or `within` has passed since `from`; how long it took.
+fn within(from: Instant, within: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    loop {
+        if check() {
+            return Some(from.elapsed());
+        }
+        if from.elapsed() > within {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_or_a_new_purpose_reaches_every_node_within_a_second() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let (admin, _) = token(&db, "admin");
+    let (support, support_id) = token(&db, "support_agent");
+    let (dpo, _) = token(&db, "dpo");
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start(&db, &[], &[])).collect();
+    for n in &nodes {
+        let (s, body) = n.http("GET", "/readyz", None, None);
+        assert_eq!(s, 200, "{body}");
+        assert!(body.contains("\"peers\":\"hearing\""), "{body}");
+        // Verified and cached on every node: for 30 seconds no node would look at its row.
+        assert_eq!(n.http("GET", "/v1/purposes", Some(&support), None).0, 200);
+    }
+
+    // Revoked on the first node through the API.
+    let (s, body) = nodes[0].http(
+        "DELETE",
+        &format!("/v1/tokens/{support_id}"),
+        Some(&admin),
+        None,
+    );
+    assert!(s == 204 || s == 200, "{s} {body}");
+    let revoked = Instant::now();
+    for (i, n) in nodes.iter().enumerate() {
+        let took = within(revoked, Duration::from_secs(1), || {
+            n.http("GET", "/v1/purposes", Some(&support), None).0 == 401
+        });
+        assert!(
+            took.is_some(),
+            "node {i} still served a revoked token after a second"
+        );
+    }
+
+    // Revoked by another process altogether (the CLI), while every node has the token cached.
+    let (other, other_id) = token(&db, "support_agent");
+    for n in &nodes {
+        assert_eq!(n.http("GET", "/v1/purposes", Some(&other), None).0, 200);
+    }
+    let (code, _, err) = run(&["token", "revoke", &other_id], &db);
+    assert_eq!(code, 0, "{err}");
+    let revoked = Instant::now();
+    for (i, n) in nodes.iter().enumerate() {
+        let took = within(revoked, Duration::from_secs(1), || {
+            n.http("GET", "/v1/purposes", Some(&other), None).0 == 401
+        });
+        assert!(
+            took.is_some(),
+            "node {i} still served a token the CLI revoked"
+        );
+    }
+
+    // A purpose registered on the second node is offered by the others within a second.
+    let purpose = serde_json::json!({
+        "key": "cluster_newsletter",
+        "lawful_basis": "consent",
+        "data_use": "marketing.communications.email",
+        "categories": ["user.contact.email"],
+        "retention_days": 365,
+        "notice_text": "With your consent we send a monthly newsletter.",
+        "roles": ["marketing"],
+    });
+    let (s, body) = nodes[1].json("POST", "/v1/purposes", Some(&dpo), Some(&purpose));
+    assert_eq!(s, 201, "{body}");
+    let registered = Instant::now();
+    for (i, n) in nodes.iter().enumerate() {
+        let took = within(registered, Duration::from_secs(1), || {
+            n.http("GET", "/v1/purposes", Some(&dpo), None)
+                .1
+                .contains("cluster_newsletter")
+        });
+        assert!(
+            took.is_some(),
+            "node {i} did not know the new purpose after a second"
+        );
+    }
+    for n in nodes {
+        n.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_when_the_database_is_gone_and_when_it_is_back() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let node = Server::start(&db, &[], &[]);
+    let (s, body) = node.http("GET", "/readyz", None, None);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"status\":\"ready\""), "{body}");
+
+    // The database refuses this installation's connections and ends the ones it has.
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let admin = crate::support::pg_admin_url();
+    let sql = |q: String| {
+        let admin = admin.clone();
+        async move {
+            use sqlx::Connection;
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(q))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    };
+    sql(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    sql(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    let down = within(Instant::now(), Duration::from_secs(10), || {
+        node.http("GET", "/readyz", None, None).0 == 503
+    });
+    assert!(down.is_some(), "still ready without a database");
+    let (s, body) = node.http("GET", "/readyz", None, None);
+    assert_eq!(s, 503, "{body}");
+    assert!(body.contains("/problems/not-ready"), "{body}");
+    assert!(body.contains("database"), "{body}");
+    // Liveness is another matter: the process is alive.
+    assert_eq!(node.http("GET", "/healthz", None, None).0, 200);
+
+    sql(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let back = within(Instant::now(), Duration::from_secs(15), || {
+        node.http("GET", "/readyz", None, None).0 == 200
+    });
+    assert!(back.is_some(), "not ready again once the database is back");
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_on_sqlite_is_ready_and_hearing() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let node = Server::start(&db, &[], &[]);
+    let (s, body) = node.http("GET", "/readyz", None, None);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("\"audit_log\":\"ok\""), "{body}");
+    assert!(body.contains("\"peers\":\"hearing\""), "{body}");
+    node.stop();
+}

@@ -1,0 +1,249 @@
+//! Several servers on one PostgreSQL database as one installation: what one server changes that
+//! the others keep in memory (verified tokens, the purpose registry, notices, agreements) is
+//! announced as it commits, and every server drops its copy within moments (issue 24).
+//!
+//! Only what is cached needs word: consent, restriction, erasure and portal sessions are read
+//! from the database on every request already. While a server cannot hear the others (its feed
+//! is down), it trusts no cached token: each request checks its token's row again.
+
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use steward_domain::{StaffId, TokenId};
+use steward_store::Feed;
+
+use crate::vault::{Inner, Vault};
+
+/// A change another server must hear of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A token was revoked.
+    Token(TokenId),
+    /// A staff member was disabled: every token of theirs.
+    Staff(StaffId),
+    /// A staff member's sign-in sessions ended (their password changed).
+    Sessions(StaffId),
+    /// The purpose registry, the notice, the agreements or the marked categories changed.
+    Registry,
+}
+
+impl Change {
+    /// The announcement: ids only, never a name or a secret.
+    fn encode(self) -> String {
+        match self {
+            Change::Token(id) => format!("token:{}", id.0),
+            Change::Staff(id) => format!("staff:{}", id.0),
+            Change::Sessions(id) => format!("sessions:{}", id.0),
+            Change::Registry => "registry".to_owned(),
+        }
+    }
+
+    /// `None` for what this version does not know (a newer server's word): the caller drops
+    /// everything, which is always safe.
+    fn decode(s: &str) -> Option<Change> {
+        if s == "registry" {
+            return Some(Change::Registry);
+        }
+        let (kind, id) = s.split_once(':')?;
+        let id = uuid::Uuid::parse_str(id).ok()?;
+        match kind {
+            "token" => Some(Change::Token(TokenId(id))),
+            "staff" => Some(Change::Staff(StaffId(id))),
+            "sessions" => Some(Change::Sessions(StaffId(id))),
+            _ => None,
+        }
+    }
+}
+
+/// Whether this server hears the others (always, alone on SQLite).
+pub(crate) struct Hearing(AtomicBool);
+
+impl Hearing {
+    /// Deaf until the feed is up on PostgreSQL; hearing from the start on SQLite.
+    pub(crate) fn new(alone: bool) -> Self {
+        Self(AtomicBool::new(alone))
+    }
+
+    /// Whether cached tokens may be trusted without a look at their rows.
+    pub(crate) fn trusted(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, on: bool) {
+        self.0.store(on, Ordering::Release);
+    }
+}
+
+/// How long a server waits before listening again after its feed failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+impl Vault {
+    /// Tells the other servers of a committed change. A failure is logged, not returned: the
+    /// change is made, and the others catch up when their caches expire (tokens are checked
+    /// against the database at least every 30 seconds, the registry every 2).
+    pub(crate) async fn announce(&self, change: Change) {
+        if let Err(e) = self.inner.stores.cluster.announce(&change.encode()).await {
+            tracing::warn!(error = %e, ?change, "telling the other servers of a change failed");
+        }
+    }
+
+    /// Starts listening to the other servers (PostgreSQL), until the vault is dropped.
+    pub(crate) fn spawn_hearing(&self) {
+        let weak = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let feed = inner.stores.cluster.changes().await;
+                drop(inner);
+                match feed {
+                    Ok(None) => return,
+                    Ok(Some(feed)) => {
+                        // Anything announced before the feed was up is unknown: drop it all.
+                        if !forget_everything(&weak).await {
+                            return;
+                        }
+                        listen(feed, &weak).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot hear the other servers; will retry");
+                    }
+                }
+                if let Some(inner) = weak.upgrade() {
+                    inner.hearing.set(false);
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+        });
+    }
+}
+
+/// Applies what the feed says until it fails or the vault is gone.
+async fn listen(mut feed: Box<dyn steward_store::ChangeFeed>, weak: &Weak<Inner>) {
+    loop {
+        let next = feed.next().await;
+        let Some(inner) = weak.upgrade() else { return };
+        let vault = Vault { inner };
+        match next {
+            Ok(Feed::Message(m)) => match Change::decode(&m) {
+                Some(c) => vault.apply(c).await,
+                None => vault.forget_all().await,
+            },
+            Ok(Feed::Gap) => {
+                tracing::warn!("lost the other servers' word for a moment; dropped every cache");
+                vault.forget_all().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the other servers' word stopped; listening again");
+                return;
+            }
+        }
+    }
+}
+
+/// [`Vault::forget_all`], then hearing again; false once the vault is gone.
+async fn forget_everything(weak: &Weak<Inner>) -> bool {
+    let Some(inner) = weak.upgrade() else {
+        return false;
+    };
+    let vault = Vault { inner };
+    vault.forget_all().await;
+    vault.inner.hearing.set(true);
+    true
+}
+
+impl Vault {
+    async fn apply(&self, change: Change) {
+        let tokens = &self.inner.tokens;
+        match change {
+            Change::Token(id) => tokens.forget(id),
+            Change::Staff(id) => tokens.forget_all_of(id),
+            Change::Sessions(id) => tokens.forget_staff(id, crate::sign_in::SESSION_TOKEN_NAME),
+            Change::Registry => self.reload_registry().await,
+        }
+    }
+
+    /// Drops every verified token (each is checked again at its next use) and re-reads the
+    /// registry.
+    async fn forget_all(&self) {
+        self.inner.tokens.forget_every();
+        self.reload_registry().await;
+    }
+
+    /// Re-reads what [`Change::Registry`] covers; a failure leaves the periodic refresh to it.
+    pub(crate) async fn reload_registry(&self) {
+        let inner = &self.inner;
+        if let Err(e) = inner.purposes.reload(&*inner.stores.purposes).await {
+            tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
+        }
+        if let Err(e) = inner.notices.reload(&*inner.stores.notices).await {
+            tracing::warn!(error = %e, "re-reading the confidentiality notice failed; will retry");
+        }
+        if let Err(e) = inner.agreements.reload(&*inner.stores.sharing).await {
+            tracing::warn!(error = %e, "re-reading the agreements failed; will retry");
+        }
+        if let Err(e) = self.reload_marked().await {
+            tracing::warn!(error = %e, "re-reading the marked categories failed; will retry");
+        }
+    }
+}
+
+/// Whether this server can serve, as `/readyz` reports it to a load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answered within [`READY_WITHIN`].
+    pub database: bool,
+    /// The audit writer reached the log within [`READY_WITHIN`] (reads are refused without it).
+    pub audit_log: bool,
+    /// This server hears the other servers' changes (always true on SQLite). Not needed to
+    /// serve: while deaf it checks every token against the database.
+    pub hearing: bool,
+}
+
+impl Readiness {
+    /// Ready when the database and the audit writer are.
+    pub fn ready(&self) -> bool {
+        self.database && self.audit_log
+    }
+}
+
+/// How long the database and the audit writer may take to show they are well.
+pub const READY_WITHIN: Duration = Duration::from_secs(3);
+
+impl Vault {
+    /// Whether this server can serve now: the database answers and the audit writer records.
+    /// Names nobody and reads nothing personal, so it needs no caller.
+    pub async fn readiness(&self) -> Readiness {
+        let ping = tokio::time::timeout(READY_WITHIN, self.inner.stores.maintenance.ping()).await;
+        Readiness {
+            database: matches!(ping, Ok(Ok(()))),
+            audit_log: self.inner.audit.writing(READY_WITHIN),
+            hearing: self.inner.hearing.trusted(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_change_reads_back_as_itself() {
+        let id = uuid::Uuid::now_v7();
+        for c in [
+            Change::Token(TokenId(id)),
+            Change::Staff(StaffId(id)),
+            Change::Sessions(StaffId(id)),
+            Change::Registry,
+        ] {
+            assert_eq!(Change::decode(&c.encode()), Some(c));
+        }
+    }
+
+    #[test]
+    fn unknown_word_is_not_taken_for_a_change() {
+        for s in ["", "token", "token:", "token:nope", "roles:x", "registry2"] {
+            assert_eq!(Change::decode(s), None, "{s}");
+        }
+    }
+}
