@@ -30,6 +30,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 pub struct TreeSealer {
     signer: NoteSigner,
     last_signed: Mutex<Option<Instant>>,
+    /// This process holds the signer's lease: of the servers sharing a log, only the holder
+    /// signs checkpoints (issue 24), so one key signs one sequence and a verifier sees no
+    /// second signer. Always on SQLite.
+    signing: std::sync::atomic::AtomicBool,
 }
 
 impl TreeSealer {
@@ -38,7 +42,13 @@ impl TreeSealer {
         Self {
             signer,
             last_signed: Mutex::new(None),
+            signing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether this process signs checkpoints now.
+    fn signs(&self) -> bool {
+        self.signing.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn checkpoint_note(&self, size: u64, root: Hash) -> String {
@@ -69,16 +79,17 @@ impl AuditSealer for TreeSealer {
             .zip(leaves)
             .map(|(n, l)| merkle::push(&mut edge, n, merkle::leaf_hash(l)))
             .collect();
-        let due = match self.last_signed.lock() {
-            Ok(mut last) => {
-                let due = last.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
-                if due {
-                    *last = Some(Instant::now());
+        let due = self.signs()
+            && match self.last_signed.lock() {
+                Ok(mut last) => {
+                    let due = last.is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
+                    if due {
+                        *last = Some(Instant::now());
+                    }
+                    due
                 }
-                due
-            }
-            Err(_) => true,
-        };
+                Err(_) => true,
+            };
         let new_size = size + leaves.len() as u64;
         let root = merkle::root_of_edge(&edge);
         Ok(AuditExtension {
@@ -186,9 +197,14 @@ pub(crate) struct AuditLog {
 impl AuditLog {
     /// Sets up the writer, idle until the first entry, and a ticker that has it drain the
     /// outbox, index and sign when nothing else wakes it.
-    pub(crate) fn start(store: Arc<dyn AuditStore>, signer: NoteSigner) -> Self {
+    pub(crate) fn start(
+        store: Arc<dyn AuditStore>,
+        cluster: Arc<dyn steward_store::ClusterStore>,
+        signer: NoteSigner,
+    ) -> Self {
         let verifier_key = signer.verifier_key();
         let sealer = Arc::new(TreeSealer::new(signer));
+        spawn_lease(store.clone(), cluster, Arc::downgrade(&sealer));
         let now = Instant::now();
         let store_for_index = store.clone();
         let health = Arc::new(Health::new());
@@ -550,6 +566,9 @@ const SIGN_WHEN_IDLE: Duration = Duration::from_millis(500);
 
 /// Signs and stores a checkpoint at `tip` unless one at least that large exists.
 async fn sign_tail(store: &dyn AuditStore, sealer: &TreeSealer, tip: &steward_store::AuditTip) {
+    if !sealer.signs() {
+        return;
+    }
     let covered = match store.latest_audit_checkpoint().await {
         Ok(latest) => latest.is_some_and(|(at, _)| at >= tip.size),
         Err(e) => {
@@ -629,18 +648,104 @@ async fn stored_hashes(
 }
 
 /// The latest signed checkpoint, signing one first if the log has grown past it.
+///
+/// Only the holder of the signer's lease signs: another server waits a moment for the holder to
+/// cover the log, then answers with the latest checkpoint there is (older, still verifiable).
 pub(crate) async fn checkpoint(store: &dyn AuditStore, log: &AuditLog) -> ServiceResult<String> {
-    let size = store.audit_size().await?;
-    if let Some((at, note)) = store.latest_audit_checkpoint().await?
-        && at >= size
-    {
-        return Ok(note);
+    let sealer = log.sealer();
+    let started = Instant::now();
+    loop {
+        let size = store.audit_size().await?;
+        let latest = store.latest_audit_checkpoint().await?;
+        if let Some((at, note)) = &latest
+            && *at >= size
+        {
+            return Ok(note.clone());
+        }
+        if sealer.signs() {
+            return sign_at(store, sealer, size).await;
+        }
+        if started.elapsed() >= SIGNER_WAIT {
+            return latest.map(|(_, note)| note).ok_or(ServiceError::WrongState(
+                "no checkpoint signed yet: the server that signs has not covered the log",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// How long a server that does not sign waits for the signer to cover the log.
+const SIGNER_WAIT: Duration = Duration::from_secs(3);
+
+/// Signs and stores a checkpoint over the first `size` entries, from their stored hashes.
+async fn sign_at(store: &dyn AuditStore, sealer: &TreeSealer, size: u64) -> ServiceResult<String> {
     let stored = stored_hashes(store, &merkle::frontier(size)).await?;
     let root = merkle::root(size, &stored).map_err(|_| ServiceError::Integrity)?;
-    let note = log.sealer().checkpoint_note(size, root);
+    let note = sealer.checkpoint_note(size, root);
     store.add_audit_checkpoint(size, &note).await?;
     Ok(note)
+}
+
+/// How often the signer's lease is sought, or checked while held.
+const LEASE_EVERY: Duration = Duration::from_secs(1);
+
+/// Seeks the signer's lease until this process holds it, then keeps it and signs over what the
+/// other servers appended; when its connection fails the lease is given up and sought again.
+/// Stops with the sealer.
+fn spawn_lease(
+    store: Arc<dyn AuditStore>,
+    cluster: Arc<dyn steward_store::ClusterStore>,
+    sealer: std::sync::Weak<TreeSealer>,
+) {
+    use std::sync::atomic::Ordering;
+    tokio::spawn(async move {
+        let mut lease: Option<Box<dyn steward_store::Lease>> = None;
+        loop {
+            let Some(s) = sealer.upgrade() else { return };
+            match lease.as_mut() {
+                None => match cluster.signer_lease().await {
+                    Ok(Some(l)) => {
+                        lease = Some(l);
+                        s.signing.store(true, Ordering::Release);
+                        tracing::info!("this server signs the audit log's checkpoints");
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "seeking the checkpoint signer's lease failed")
+                    }
+                },
+                Some(l) => {
+                    if !l.held().await {
+                        s.signing.store(false, Ordering::Release);
+                        lease = None;
+                        tracing::warn!(
+                            "lost the checkpoint signer's lease; another server may take it"
+                        );
+                        continue;
+                    }
+                }
+            }
+            if lease.is_some() {
+                // What other servers appended (they do not sign) is covered within a second.
+                let covered = async {
+                    let size = store.audit_size().await?;
+                    let at = store
+                        .latest_audit_checkpoint()
+                        .await?
+                        .map_or(0, |(at, _)| at);
+                    if size > at {
+                        sign_at(&*store, &s, size).await?;
+                    }
+                    Ok::<_, ServiceError>(())
+                };
+                if let Err(e) = covered.await {
+                    tracing::debug!(error = %e, "signing over the log's tail failed; next second");
+                }
+            }
+            drop(s);
+            tokio::time::sleep(LEASE_EVERY).await;
+        }
+    });
 }
 
 /// The inclusion proof of entry `index` in the tree of `size` entries.

@@ -246,7 +246,7 @@ impl Vault {
         // Before anything is written or drained: until then audited writes fail (closed).
         tag_outbox(&store, &keyring).await?;
         let purposes = crate::purposes::Purposes::open(&*store).await?;
-        let audit = crate::audit::AuditLog::start(store.clone(), audit_signer);
+        let audit = crate::audit::AuditLog::start(store.clone(), store.clone(), audit_signer);
         let vault = Self {
             inner: Arc::new(Inner {
                 stores: Stores::of(&store),

@@ -408,7 +408,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
 
 /// Three `steward serve` processes on one PostgreSQL database append to one log under load:
 /// no fork, no gap, every checkpoint any of them signed verifies against the one tree.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_servers_append_to_one_log() {
     servers_share_one_log(crate::support::Kind::Postgres).await;
 }
@@ -432,6 +432,21 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
     let servers: Vec<_> = (0..3)
         .map(|_| std::sync::Arc::new(crate::support::Server::start(&db, &[], &[])))
         .collect();
+    // One of them takes the signer's lease (from the vault above, gone now) within seconds.
+    if kind == crate::support::Kind::Postgres {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !servers.iter().any(|s| {
+            std::fs::read_to_string(&s.stderr)
+                .unwrap_or_default()
+                .contains("signs the audit log's checkpoints")
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no server took the signer's lease"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     const CLIENTS_PER_SERVER: usize = 4;
     const READS: usize = 40;
     let mut threads = Vec::new();
@@ -470,8 +485,14 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
     // The reads, the two writes made before the servers started (the token, the customer), and
     // each server's record of the policy it started with.
     let total = (servers.len() * (CLIENTS_PER_SERVER * READS + 1)) as u64 + 2;
+    let mut signers = 0;
     for s in servers {
-        std::sync::Arc::into_inner(s).unwrap().stop();
+        let (out, err) = std::sync::Arc::into_inner(s).unwrap().stop();
+        signers += usize::from(format!("{out}{err}").contains("signs the audit log's checkpoints"));
+    }
+    // On PostgreSQL one server holds the signer's lease; a SQLite file's servers all may sign.
+    if kind == crate::support::Kind::Postgres {
+        assert_eq!(signers, 1, "one server signs checkpoints");
     }
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
@@ -484,7 +505,7 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
         .await
         .unwrap();
     assert!(
-        checkpoints >= 3,
+        checkpoints >= 1,
         "checkpoints were signed along the way ({checkpoints})"
     );
 }

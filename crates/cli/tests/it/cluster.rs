@@ -171,3 +171,142 @@ async fn readyz_on_sqlite_is_ready_and_hearing() {
     assert!(body.contains("\"peers\":\"hearing\""), "{body}");
     node.stop();
 }
+
+/// Whether server `s` said it holds the checkpoint signer's lease.
+fn signs(s: &Server) -> bool {
+    std::fs::read_to_string(&s.stderr)
+        .unwrap_or_default()
+        .contains("signs the audit log's checkpoints")
+}
+
+const UNLIMITED: &[&str] = &[
+    "--rate-limit",
+    "default=1000000/1000000",
+    "--bulk-limit",
+    "support_agent=none",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signer_killed_under_load_is_replaced_and_nothing_acknowledged_is_lost() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let db = TestDb::new(Kind::Postgres).await;
+    let (support, _) = token(&db, "support_agent");
+    let mut nodes: Vec<Option<Arc<Server>>> = (0..3)
+        .map(|_| Some(Arc::new(Server::start(&db, UNLIMITED, &[]))))
+        .collect();
+    let holder = within(Instant::now(), Duration::from_secs(10), || {
+        nodes.iter().flatten().any(|n| signs(n))
+    });
+    assert!(holder.is_some(), "no node took the signer's lease");
+    let signer = nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| signs(n)))
+        .unwrap();
+    assert_eq!(
+        nodes.iter().flatten().filter(|n| signs(n)).count(),
+        1,
+        "one signer at a time"
+    );
+
+    // Mixed load on every node: creations (acknowledged ones are kept) and reads of them.
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for (i, n) in nodes.iter().flatten().enumerate() {
+        for t in 0..2 {
+            let (n, support, acked, stop) =
+                (n.clone(), support.clone(), acked.clone(), stop.clone());
+            clients.push(std::thread::spawn(move || {
+                for k in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let name = format!("Node{i} Client{t} No{k}");
+                    let body = serde_json::json!({"name": name, "email": format!("n{i}.c{t}.{k}@example.org")});
+                    // The killed node's clients see their connections refused: not acknowledged.
+                    let Ok((s, v)) = std::panic::catch_unwind(|| {
+                        n.json("POST", "/v1/customers", Some(&support), Some(&body))
+                    }) else {
+                        return;
+                    };
+                    if s == 201 {
+                        let id = v["id"].as_str().unwrap().to_owned();
+                        acked.lock().unwrap().push((id.clone(), name));
+                        let _ = std::panic::catch_unwind(|| {
+                            n.http("GET", &format!("/v1/customers/{id}?purpose=service"), Some(&support), None)
+                        });
+                    }
+                }
+            }));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = nodes[signer].take().unwrap();
+    let before_kill = acked.lock().unwrap().len();
+    let killed_at = Instant::now();
+    // kill -9: no shutdown, no drain, the lease's connection cut by the kernel.
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &killed.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let taken = within(killed_at, Duration::from_secs(5), || {
+        nodes.iter().flatten().any(|n| signs(n))
+    });
+    assert!(
+        taken.is_some(),
+        "no node took over signing within 5 s of the kill"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > before_kill,
+        "the survivors kept acknowledging writes"
+    );
+
+    // The new signer covers the whole log, entries the killed node left in the outbox included.
+    let survivor = nodes.iter().flatten().next().unwrap().clone();
+    for (id, name) in &acked {
+        let (s, c) = survivor.json(
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service"),
+            Some(&support),
+            None,
+        );
+        assert_eq!((s, &c["name"]), (200, &serde_json::json!(name)), "{id}");
+    }
+    let log = db.raw_log().await;
+    let covered = within(Instant::now(), Duration::from_secs(5), || {
+        let log = log.clone();
+        let (size, signed): (i64, i64) = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let size: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_entries")
+                    .fetch_one(&log)
+                    .await
+                    .unwrap();
+                let signed: Option<i64> =
+                    sqlx::query_scalar("SELECT MAX(size) FROM audit_checkpoints")
+                        .fetch_one(&log)
+                        .await
+                        .unwrap();
+                (size, signed.unwrap_or(0))
+            })
+        })
+        .join()
+        .unwrap();
+        signed >= size
+    });
+    assert!(covered.is_some(), "the new signer did not cover the log");
+    drop(survivor);
+    for n in nodes.into_iter().flatten() {
+        Arc::into_inner(n).unwrap().stop();
+    }
+    let (code, out, err) = run(&["audit", "verify"], &db);
+    assert_eq!(code, 0, "{out}{err}");
+}
