@@ -60,7 +60,8 @@ pub(crate) async fn authenticate(
     if let Some(p) = &found {
         state
             .limits
-            .take(p.token_id(), p.roles(), std::time::Instant::now())
+            .take_shared(p.token_id(), p.roles(), std::time::Instant::now())
+            .await
             .map_err(Problem::rate_limited)?;
     }
     Ok(found)
@@ -84,7 +85,7 @@ pub(crate) async fn under_brake<T>(
     if found.is_none()
         && let Some(ip) = addr
     {
-        state.limits.failed(ip, now);
+        state.limits.failed(ip, now).await;
     }
     Ok(found)
 }

@@ -69,6 +69,7 @@ async fn deadline(
 
 /// The whole API as an axum router, with these abuse limits.
 pub fn router_with(vault: Vault, limits: limits::Limits) -> Router {
+    limits.share_through(&vault);
     let state = AppState {
         vault,
         limits: std::sync::Arc::new(limits),

@@ -1,6 +1,12 @@
 //! Abuse limits: a request rate per token (a token bucket, its rate set per role) and a brake on
 //! clients that keep presenting bad tokens.
 //!
+//! Counted in memory, exactly, by one server on SQLite. Servers on PostgreSQL count for the
+//! installation through the service (`Vault::take_shared_rate` and its neighbours): each takes
+//! short leases of its tokens' shared buckets (a twentieth of a second of the rate, so with N
+//! servers at most N such leases stand unused), and failures are counted in the database, the
+//! server that trips the brake telling the others.
+//!
 //! Hand-written rather than taken from `governor`: a token bucket is a few lines, the quota here
 //! depends on the caller's roles, and the exact wait is needed for `Retry-After`.
 
@@ -69,6 +75,10 @@ pub struct Limits {
     failures_allowed: u32,
     buckets: Mutex<HashMap<TokenId, Bucket>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
+    /// Servers on PostgreSQL: the vault that counts for the installation.
+    shared: std::sync::OnceLock<steward_service::Vault>,
+    /// Requests this server may still grant from each token's shared bucket (its lease).
+    leases: Mutex<HashMap<TokenId, u32>>,
 }
 
 impl Default for Limits {
@@ -97,6 +107,67 @@ impl Limits {
             failures_allowed: FAILURES_ALLOWED,
             buckets: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            shared: std::sync::OnceLock::new(),
+            leases: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts for the installation through `vault` when its servers share PostgreSQL.
+    pub(crate) fn share_through(&self, vault: &steward_service::Vault) {
+        if vault.limits_shared() {
+            let _ = self.shared.set(vault.clone());
+        }
+    }
+
+    /// Takes one request of the token's rate: from this server's bucket, or, with servers on
+    /// PostgreSQL, from its lease of the installation's bucket (taking a new lease when it is
+    /// spent). `Err(wait)` when none is left; a database that cannot be asked refuses (closed).
+    pub async fn take_shared(
+        &self,
+        token: TokenId,
+        roles: &[Role],
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let rate = self.rate(roles);
+        let Some(vault) = self.shared.get().filter(|_| rate.per_second.is_finite()) else {
+            return self.take(token, roles, now);
+        };
+        {
+            let Ok(mut leases) = self.leases.lock() else {
+                return Err(Duration::from_secs(1));
+            };
+            if let Some(n) = leases.get_mut(&token).filter(|n| **n > 0) {
+                *n -= 1;
+                return Ok(());
+            }
+        }
+        // A twentieth of a second of the rate: small enough that leases standing unused on
+        // other servers hardly lower the installation's rate, large enough that a busy token
+        // asks the database at most twenty times a second per server.
+        let want = (rate.per_second / 20.0)
+            .ceil()
+            .clamp(1.0, 1000.0)
+            .min(rate.burst.max(1.0)) as u32;
+        match vault
+            .take_shared_rate(token, rate.per_second, rate.burst, want)
+            .await
+        {
+            Ok(Ok(granted)) => {
+                if granted > 1
+                    && let Ok(mut leases) = self.leases.lock()
+                {
+                    if leases.len() >= TRACKED {
+                        leases.retain(|_, n| *n > 0);
+                    }
+                    *leases.entry(token).or_default() += granted - 1;
+                }
+                Ok(())
+            }
+            Ok(Err(wait)) => Err(wait),
+            Err(e) => {
+                tracing::warn!(error = %e, "the installation's rate limit could not be asked; refused");
+                Err(Duration::from_secs(1))
+            }
         }
     }
 
@@ -149,6 +220,9 @@ impl Limits {
 
     /// `Err(wait)` while `addr` is refused for presenting too many bad tokens.
     pub fn check_address(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        if let Some(wait) = self.shared.get().and_then(|v| v.shared_brake(addr)) {
+            return Err(wait);
+        }
         let Ok(failures) = self.failures.lock() else {
             return Ok(());
         };
@@ -166,7 +240,21 @@ impl Limits {
     }
 
     /// Counts a bad token from `addr`.
-    pub fn failed(&self, addr: IpAddr, now: Instant) {
+    pub async fn failed(&self, addr: IpAddr, now: Instant) {
+        self.count_here(addr, now);
+        if let Some(vault) = self.shared.get() {
+            // Counted for the installation before the answer goes; the server whose count
+            // trips the brake tells the others.
+            if let Err(e) = vault
+                .count_shared_failure(addr, self.failures_allowed, FAILURE_WINDOW)
+                .await
+            {
+                tracing::warn!(error = %e, "counting a failure for the installation failed");
+            }
+        }
+    }
+
+    fn count_here(&self, addr: IpAddr, now: Instant) {
         let Ok(mut failures) = self.failures.lock() else {
             return;
         };
@@ -179,6 +267,9 @@ impl Limits {
     /// 7). A wrong guess is counted with [`Reservation::failed`]; dropping the reservation frees
     /// its place.
     pub fn reserve(&self, addr: IpAddr, now: Instant) -> Result<Reservation<'_>, Duration> {
+        if let Some(wait) = self.shared.get().and_then(|v| v.shared_brake(addr)) {
+            return Err(wait);
+        }
         let Ok(mut failures) = self.failures.lock() else {
             return Err(FAILURE_WINDOW);
         };
@@ -217,8 +308,8 @@ pub struct Reservation<'a> {
 
 impl Reservation<'_> {
     /// The guess was wrong: it counts against the address.
-    pub fn failed(self, now: Instant) {
-        self.limits.failed(self.addr, now);
+    pub async fn failed(self, now: Instant) {
+        self.limits.failed(self.addr, now).await;
     }
 }
 
@@ -244,7 +335,7 @@ mod tests {
         let now = Instant::now();
         for _ in 0..3 {
             assert!(l.check_address(ip, now).is_ok());
-            l.failed(ip, now);
+            l.count_here(ip, now);
         }
         assert!(l.check_address(ip, now).is_err(), "the fourth is refused");
         assert!(
@@ -265,7 +356,8 @@ mod tests {
             .collect();
         assert!(l.reserve(ip, now).is_err(), "an eleventh guess in flight");
         for r in held {
-            r.failed(now);
+            l.count_here(ip, now);
+            drop(r);
         }
         assert!(
             l.reserve(ip, now).is_err(),
@@ -330,7 +422,7 @@ mod tests {
         let (ip, now) = ("192.0.2.7".parse().unwrap(), Instant::now());
         for _ in 0..FAILURES_ALLOWED {
             assert!(l.check_address(ip, now).is_ok());
-            l.failed(ip, now);
+            l.count_here(ip, now);
         }
         assert!(l.check_address(ip, now + Duration::from_secs(1)).is_err());
         assert!(l.check_address("192.0.2.8".parse().unwrap(), now).is_ok());

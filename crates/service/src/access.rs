@@ -445,12 +445,30 @@ impl Vault {
     /// Counts a read of customer `id` against the bulk-access guard; past the caller's limit it
     /// is refused (and the DPO alerted the first time).
     pub(crate) async fn count_read(&self, who: &Flagged<'_>, id: CustomerId) -> ServiceResult<()> {
-        match self.inner.bulk.check(
-            &who.principal.asker().id,
-            &who.principal.roles,
-            id,
-            std::time::Instant::now(),
-        ) {
+        let asker = who.principal.asker().id;
+        let shared = self.limits_shared();
+        if shared && self.bulk_refused_elsewhere(&asker) {
+            return Err(ServiceError::BulkAccess);
+        }
+        let now = std::time::Instant::now();
+        let outcome = match self
+            .inner
+            .bulk
+            .check_new(&asker, &who.principal.roles, id, now)
+        {
+            // New to this caller here: counted for the installation too (servers on
+            // PostgreSQL), so a reader spread over several servers meets the same limit.
+            (GuardOutcome::Allowed, Some((limit, window))) if shared => {
+                if self.count_shared_bulk(&asker, limit, window).await? {
+                    self.inner.bulk.refuse(&asker, now);
+                    GuardOutcome::Refused { newly: true }
+                } else {
+                    GuardOutcome::Allowed
+                }
+            }
+            (o, _) => o,
+        };
+        match outcome {
             GuardOutcome::Allowed => Ok(()),
             GuardOutcome::Refused { newly } => {
                 if newly {

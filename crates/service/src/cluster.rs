@@ -26,6 +26,25 @@ pub(crate) enum Change {
     Sessions(StaffId),
     /// The purpose registry, the notice, the agreements or the marked categories changed.
     Registry,
+    /// An address (by MAC) failed too often: braked until (Unix milliseconds).
+    Brake([u8; 16], i64),
+    /// A principal (by MAC) read too many customers: refused until (Unix milliseconds).
+    BulkRefused([u8; 16], i64),
+}
+
+fn hex(key: &[u8; 16]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 impl Change {
@@ -36,6 +55,8 @@ impl Change {
             Change::Staff(id) => format!("staff:{}", id.0),
             Change::Sessions(id) => format!("sessions:{}", id.0),
             Change::Registry => "registry".to_owned(),
+            Change::Brake(k, until) => format!("brake:{}:{until}", hex(&k)),
+            Change::BulkRefused(k, until) => format!("bulk:{}:{until}", hex(&k)),
         }
     }
 
@@ -46,6 +67,14 @@ impl Change {
             return Some(Change::Registry);
         }
         let (kind, id) = s.split_once(':')?;
+        if let Some((key, until)) = id.split_once(':') {
+            let (key, until) = (unhex(key)?, until.parse::<i64>().ok()?);
+            return match kind {
+                "brake" => Some(Change::Brake(key, until)),
+                "bulk" => Some(Change::BulkRefused(key, until)),
+                _ => None,
+            };
+        }
         let id = uuid::Uuid::parse_str(id).ok()?;
         match kind {
             "token" => Some(Change::Token(TokenId(id))),
@@ -160,6 +189,8 @@ impl Vault {
             Change::Staff(id) => tokens.forget_all_of(id),
             Change::Sessions(id) => tokens.forget_staff(id, crate::sign_in::SESSION_TOKEN_NAME),
             Change::Registry => self.reload_registry().await,
+            Change::Brake(key, until) => self.inner.heard.brake(key, until),
+            Change::BulkRefused(key, until) => self.inner.heard.refuse_bulk(key, until),
         }
     }
 
@@ -235,6 +266,8 @@ mod tests {
             Change::Staff(StaffId(id)),
             Change::Sessions(StaffId(id)),
             Change::Registry,
+            Change::Brake([0xa5; 16], 1_780_000_000_000),
+            Change::BulkRefused([3; 16], 7),
         ] {
             assert_eq!(Change::decode(&c.encode()), Some(c));
         }
@@ -242,7 +275,18 @@ mod tests {
 
     #[test]
     fn unknown_word_is_not_taken_for_a_change() {
-        for s in ["", "token", "token:", "token:nope", "roles:x", "registry2"] {
+        for s in [
+            "",
+            "token",
+            "token:",
+            "token:nope",
+            "roles:x",
+            "registry2",
+            "brake:00:1",
+            "brake:zz000000000000000000000000000000:1",
+            "brake:00000000000000000000000000000000:x",
+            "other:00000000000000000000000000000000:1",
+        ] {
             assert_eq!(Change::decode(s), None, "{s}");
         }
     }

@@ -2,8 +2,10 @@
 //! than its roles allow is refused from then on (for one window), and the DPO is alerted — the
 //! scraping risk of seed 003.
 //!
-//! State is in memory, per server process: with several servers, each counts the reads it
-//! serves. Only principals with a limit keep state, and at most `limit + 1` customers each.
+//! State is in memory, per server process. Only principals with a limit keep state, and at most
+//! `limit + 1` customers each. Servers on one PostgreSQL database also count every customer new
+//! to a principal for the installation (`shared_limits`), so a reader spread over several
+//! servers meets one limit.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
@@ -87,29 +89,54 @@ impl BulkGuard {
         customer: CustomerId,
         now: Instant,
     ) -> GuardOutcome {
+        self.check_new(who, roles, customer, now).0
+    }
+
+    /// [`BulkGuard::check`], and for an allowed read of a customer `who` had not read in the
+    /// window here, the limit and the window it is counted under (for the installation-wide
+    /// count of `shared_limits`).
+    pub(crate) fn check_new(
+        &self,
+        who: &str,
+        roles: &[Role],
+        customer: CustomerId,
+        now: Instant,
+    ) -> (GuardOutcome, Option<(usize, Duration)>) {
         let Some(limit) = self.limit_for(roles) else {
-            return GuardOutcome::Allowed;
+            return (GuardOutcome::Allowed, None);
         };
         let Ok(mut state) = self.state.lock() else {
-            return GuardOutcome::Refused { newly: false };
+            return (GuardOutcome::Refused { newly: false }, None);
         };
         let w = state.entry(who.to_owned()).or_default();
         if w.refused_until.is_some_and(|t| now < t) {
-            return GuardOutcome::Refused { newly: false };
+            return (GuardOutcome::Refused { newly: false }, None);
         }
         w.refused_until = None;
+        let window = self.window;
         if w.last_read.len() >= limit && !w.last_read.contains_key(&customer) {
             // Only when the count matters: forget reads older than the window.
-            let window = self.window;
             w.last_read.retain(|_, t| now.duration_since(*t) < window);
         }
-        w.last_read.insert(customer, now);
+        let new = w
+            .last_read
+            .insert(customer, now)
+            .is_none_or(|t| now.duration_since(t) >= window);
         if w.last_read.len() > limit {
+            w.refused_until = Some(now + window);
+            w.last_read.clear();
+            return (GuardOutcome::Refused { newly: true }, None);
+        }
+        (GuardOutcome::Allowed, new.then_some((limit, window)))
+    }
+
+    /// Refuses `who` from `now` for one window (the installation's count tripped).
+    pub(crate) fn refuse(&self, who: &str, now: Instant) {
+        if let Ok(mut state) = self.state.lock() {
+            let w = state.entry(who.to_owned()).or_default();
             w.refused_until = Some(now + self.window);
             w.last_read.clear();
-            return GuardOutcome::Refused { newly: true };
         }
-        GuardOutcome::Allowed
     }
 }
 

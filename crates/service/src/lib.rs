@@ -37,6 +37,7 @@ mod seal;
 mod search;
 mod segments;
 pub mod sending;
+mod shared_limits;
 pub mod sharing;
 pub mod sign_in;
 pub mod social;

@@ -179,6 +179,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenCache,
     /// Whether this server hears the others' changes (see `cluster`).
     pub(crate) hearing: crate::cluster::Hearing,
+    /// Brakes and bulk refusals the other servers announced.
+    pub(crate) heard: crate::shared_limits::Heard,
     pub(crate) portal: crate::portal::PortalCache,
     pub(crate) session_length: crate::sign_in::SessionLength,
     pub(crate) policy: Arc<steward_policy::Policy>,
@@ -255,6 +257,7 @@ impl Vault {
                 directory,
                 purposes,
                 tokens: TokenCache::default(),
+                heard: Default::default(),
                 hearing: crate::cluster::Hearing::new(
                     store.backend() != steward_store::Backend::Postgres,
                 ),
@@ -296,6 +299,7 @@ impl Vault {
         vault.reload_marked().await?;
         crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
         vault.spawn_hearing();
+        vault.spawn_pruning();
         let indexed = vault.index_missing_names().await?;
         if indexed > 0 {
             tracing::info!(customers = indexed, "indexed names for search");

@@ -74,13 +74,20 @@ pub trait ClusterStore: Send + Sync + 'static {
         want: u32,
     ) -> StoreResult<Taken>;
 
-    /// Adds `n` to the shared counter `key` in the window that started at `window_start`
-    /// (milliseconds), starting it over when the window moved on; the counter's new value.
-    /// PostgreSQL only.
-    async fn count_shared(&self, key: &[u8], window_start: i64, n: u32) -> StoreResult<u64>;
+    /// Adds `n` to the shared counter `key` for the window that starts at `window_start`
+    /// (milliseconds); that window's new count and the count of the window that started at
+    /// `previous_start`. PostgreSQL only.
+    async fn count_shared(
+        &self,
+        key: &[u8],
+        window_start: i64,
+        previous_start: i64,
+        n: u32,
+    ) -> StoreResult<(u64, u64)>;
 
-    /// The shared counter `key` in the window that started at `window_start`. PostgreSQL only.
-    async fn shared_count(&self, key: &[u8], window_start: i64) -> StoreResult<u64>;
+    /// Drops counters of windows that started before `before` (milliseconds) and buckets not
+    /// taken from since then. PostgreSQL only.
+    async fn prune_shared(&self, before: i64) -> StoreResult<u64>;
 }
 
 fn postgres_only(what: &'static str) -> StoreError {
@@ -172,38 +179,51 @@ impl ClusterStore for SqlStore {
         })
     }
 
-    async fn count_shared(&self, key: &[u8], window_start: i64, n: u32) -> StoreResult<u64> {
+    async fn count_shared(
+        &self,
+        key: &[u8],
+        window_start: i64,
+        previous_start: i64,
+        n: u32,
+    ) -> StoreResult<(u64, u64)> {
         if self.backend != Backend::Postgres {
             return Err(postgres_only("shared counters"));
         }
-        let count: i64 = sqlx::query_scalar(
-            "INSERT INTO shared_counters (key, window_start, count) VALUES ($1, $2, $3)
-             ON CONFLICT (key) DO UPDATE SET
-               count = CASE WHEN shared_counters.window_start = $2
-                            THEN shared_counters.count + $3 ELSE $3 END,
-               window_start = $2
-             RETURNING count",
+        let row = sqlx::query(
+            "WITH up AS (
+               INSERT INTO shared_counters (key, window_start, count) VALUES ($1, $2, $3)
+               ON CONFLICT (key, window_start) DO UPDATE SET count = shared_counters.count + $3
+               RETURNING count)
+             SELECT (SELECT count FROM up),
+                    COALESCE((SELECT count FROM shared_counters
+                              WHERE key = $1 AND window_start = $4), 0)",
         )
         .bind(key)
         .bind(window_start)
         .bind(i64::from(n))
+        .bind(previous_start)
         .fetch_one(&self.pool)
         .await?;
-        Ok(count.max(0) as u64)
+        let (current, previous): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        Ok((current.max(0) as u64, previous.max(0) as u64))
     }
 
-    async fn shared_count(&self, key: &[u8], window_start: i64) -> StoreResult<u64> {
+    async fn prune_shared(&self, before: i64) -> StoreResult<u64> {
         if self.backend != Backend::Postgres {
             return Err(postgres_only("shared counters"));
         }
-        let count: Option<i64> = sqlx::query_scalar(
-            "SELECT count FROM shared_counters WHERE key = $1 AND window_start = $2",
-        )
-        .bind(key)
-        .bind(window_start)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(count.unwrap_or(0).max(0) as u64)
+        let counters = sqlx::query("DELETE FROM shared_counters WHERE window_start < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let buckets =
+            sqlx::query("DELETE FROM shared_buckets WHERE at < to_timestamp($1::float8 / 1000.0)")
+                .bind(before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        Ok(counters + buckets)
     }
 }
 

@@ -81,7 +81,7 @@ pub(crate) async fn limited_sign_in(
     if session.is_none()
         && let Some(r) = reserved
     {
-        r.failed(now);
+        r.failed(now).await;
     }
     Ok(session)
 }

@@ -310,3 +310,111 @@ async fn the_signer_killed_under_load_is_replaced_and_nothing_acknowledged_is_lo
     let (code, out, err) = run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_hold_for_the_installation_not_per_node() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let (support, _) = token(&db, "support_agent");
+    let (sales, _) = token(&db, "sales_associate");
+    let args = [
+        "--rate-limit",
+        "support_agent=10/10",
+        "--bulk-limit",
+        "sales_associate=12",
+    ];
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start(&db, &args, &[])).collect();
+
+    // A token's rate: requests spread over three nodes as fast as they go, for four seconds.
+    // The installation allows its burst plus its rate over the time taken, not three times it.
+    let started = Instant::now();
+    let (mut ok, mut limited, mut i) = (0u32, 0u32, 0usize);
+    let mut last_ok = started;
+    while started.elapsed() < Duration::from_secs(4) {
+        match nodes[i % 3]
+            .http("GET", "/v1/purposes", Some(&support), None)
+            .0
+        {
+            200 => {
+                ok += 1;
+                last_ok = Instant::now();
+            }
+            429 => limited += 1,
+            s => panic!("unexpected {s}"),
+        }
+        i += 1;
+    }
+    let allowed = 10.0 + 10.0 * last_ok.duration_since(started).as_secs_f64();
+    assert!(limited > 0, "nothing was limited");
+    assert!(
+        (f64::from(ok) - allowed).abs() <= allowed * 0.1,
+        "{ok} requests passed; the installation allows {allowed:.0} (±10 %)"
+    );
+
+    // The bulk-access guard: a sales associate reading distinct customers through every node
+    // is refused after the role's 12 for the installation, not 36.
+    let (admin, _) = token(&db, "store_manager");
+    let mut ids = Vec::new();
+    for k in 0..20 {
+        let body = serde_json::json!({"name": format!("Bulk {k}")});
+        let (s, v) = nodes[0].json("POST", "/v1/customers", Some(&admin), Some(&body));
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let mut read = 0;
+    for (k, id) in ids.iter().enumerate() {
+        let (s, body) = nodes[k % 3].http(
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service"),
+            Some(&sales),
+            None,
+        );
+        match s {
+            200 => read += 1,
+            429 => break,
+            s => panic!("unexpected {s}: {body}"),
+        }
+    }
+    assert_eq!(read, 12, "distinct customers read before the guard refused");
+    for n in &nodes {
+        let (s, _) = n.http(
+            "GET",
+            &format!("/v1/customers/{}?purpose=service", ids[0]),
+            Some(&sales),
+            None,
+        );
+        assert_eq!(s, 429, "every node refuses the reader now");
+    }
+    // Last: the address braked, nothing more gets through from it.
+    // Bad tokens from one address, spread over the nodes: braked after ten, not thirty.
+    let mut refused_after = None;
+    for k in 0..30 {
+        let bad = format!(
+            "stw_{}_nottherealsecretatall",
+            uuid::Uuid::now_v7().simple()
+        );
+        match nodes[k % 3].http("GET", "/v1/purposes", Some(&bad), None).0 {
+            401 => {}
+            429 => {
+                refused_after = Some(k);
+                break;
+            }
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert_eq!(
+        refused_after,
+        Some(10),
+        "the brake held for the installation"
+    );
+    for n in &nodes {
+        assert_eq!(
+            n.http("GET", "/v1/purposes", Some("stw_x_y"), None).0,
+            429,
+            "every node brakes the address"
+        );
+    }
+
+    for n in nodes {
+        n.stop();
+    }
+}

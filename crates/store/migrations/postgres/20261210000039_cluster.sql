@@ -9,7 +9,8 @@ CREATE TABLE shared_buckets (
 );
 
 CREATE TABLE shared_counters (
-    key BYTEA PRIMARY KEY,
+    key BYTEA NOT NULL,
     window_start BIGINT NOT NULL,
-    count BIGINT NOT NULL
+    count BIGINT NOT NULL,
+    PRIMARY KEY (key, window_start)
 );
