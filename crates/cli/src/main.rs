@@ -53,7 +53,8 @@ pub struct StoreArgs {
     #[arg(long, global = true, env = "STEWARD_AUDIT_KEY_FILE")]
     pub audit_key_file: Option<PathBuf>,
     /// The erasure journal, replayed on start and on restore so that no backup brings an erased
-    /// customer back. Keep it with the master key, out of database backups. Default:
+    /// customer back. Keep it with the master key, out of database backups; servers sharing one
+    /// database all name the same file, on storage they all mount (docs/deploy.md). Default:
     /// `erasures.journal` beside the master key file.
     #[arg(long, global = true, env = "STEWARD_ERASURE_JOURNAL")]
     pub erasure_journal: Option<PathBuf>,

@@ -481,6 +481,27 @@ impl Vault {
                 ),
             }
         }
+        // Erasures the database records that this journal lacks were journalled elsewhere: this
+        // server does not share the installation's journal, and a restored backup could bring
+        // those customers back through it before another server replays.
+        let journalled: std::collections::HashSet<(CustomerId, i64)> = entries
+            .iter()
+            .filter(|e| !e.void)
+            .map(|e| (e.customer, e.seq))
+            .collect();
+        let unknown = known
+            .values()
+            .filter(|k| !journalled.contains(&(k.customer_id, k.journal_seq)))
+            .count();
+        if unknown > 0 {
+            tracing::error!(
+                erasures = unknown,
+                "erasures recorded in the database are missing from this server's erasure \
+                 journal: every server of one database must name the same journal \
+                 (--erasure-journal, on storage they all mount), or a restored backup can bring \
+                 those customers back"
+            );
+        }
         for r in self.inner.stores.erasure.erasures().await? {
             if r.purged_at.is_none() {
                 self.purge(r.customer_id).await?;

@@ -265,14 +265,27 @@ pub struct Server {
 
 impl Server {
     pub fn start(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_in(db, db.dir.path(), extra, env)
+    }
+
+    /// [`Server::start`] with a data directory of its own (another node's: its key files must
+    /// be copies of the installation's).
+    pub fn start_in(
+        db: &TestDb,
+        data_dir: &std::path::Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let n = uuid::Uuid::now_v7().simple().to_string();
         let logs = db.dir.path().join(format!("logs-{n}"));
         std::fs::create_dir_all(&logs).unwrap();
         let (stdout, stderr) = (logs.join("stdout"), logs.join("stderr"));
+        let mut args = db.cli_args();
+        args[1] = data_dir.display().to_string();
         let child = steward()
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
-            .args(db.cli_args())
+            .args(args)
             .envs(env.iter().copied())
             .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(std::fs::File::create(&stderr).unwrap())
