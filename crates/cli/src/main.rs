@@ -12,6 +12,7 @@ mod open;
 mod pii;
 mod serve;
 mod staff;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

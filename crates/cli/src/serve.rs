@@ -16,6 +16,13 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080", env = "STEWARD_LISTEN")]
     listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain (PEM), for a shop without a reverse proxy that
+    /// terminates TLS; with --tls-key.
+    #[arg(long, env = "STEWARD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1). Readable by Steward only.
+    #[arg(long, env = "STEWARD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
     /// Load the fictional demo data set (if the database is empty) and print a one-time admin token.
     #[arg(long)]
     demo: bool,
@@ -361,6 +368,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         sample = steward_service::demo::sample_email(&vault, operator.acting("demo")).await?;
         logins = steward_service::demo::logins(&vault, operator.acting("demo")).await?;
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
@@ -379,11 +391,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             support.as_str()
         ));
         banner.push_str(&format!(
-            "Try: curl -H 'Authorization: Bearer {}' 'http://{addr}/v1/customers?purpose=service&limit=2'\n",
+            "Try: curl -H 'Authorization: Bearer {}' '{scheme}://{addr}/v1/customers?purpose=service&limit=2'\n",
             support.as_str()
         ));
         banner.push_str(&format!(
-            "Staff console: http://{addr}/console — demo logins, one per role (demo mode only; new passwords at every start):\n"
+            "Staff console: {scheme}://{addr}/console — demo logins, one per role (demo mode only; new passwords at every start):\n"
         ));
         for l in &logins {
             banner.push_str(&format!(
@@ -399,7 +411,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .map(|p| format!("; its code is written to {}", p.display()))
                 .unwrap_or_default();
             banner.push_str(&format!(
-                "Privacy portal: http://{addr}/portal (try the fictional demo customer {email}{codes})\n"
+                "Privacy portal: {scheme}://{addr}/portal (try the fictional demo customer {email}{codes})\n"
             ));
         }
     }
@@ -418,7 +430,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    banner.push_str(&format!("Steward is listening on http://{addr}\n"));
+    banner.push_str(&format!("Steward is listening on {scheme}://{addr}\n"));
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -427,9 +439,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("writing the start-up banner")?;
     }
     let last = vault.clone();
-    crate::http::serve(
+    crate::http::serve_tls(
         listener,
         steward_api::router_with(vault, limits),
+        tls,
         shutdown(),
     )
     .await?;

@@ -565,3 +565,153 @@ async fn a_restored_dump_brings_no_erased_customer_back_on_any_node() {
     let (code, out, err) = run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_with_the_certificate_it_is_given() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let (support, _) = token(&db, "support_agent");
+    // A private CA and a server certificate it signs for 127.0.0.1, by Debian's openssl.
+    let p = |f: &str| db.dir.path().join(f).display().to_string();
+    let (cert, key, ca) = (
+        db.dir.path().join("tls.crt"),
+        db.dir.path().join("tls.key"),
+        p("ca.crt"),
+    );
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=Test CA",
+                "-days",
+                "1",
+                "-keyout",
+                &p("ca.key"),
+                "-out",
+                &ca,
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-out",
+                &p("tls.csr"),
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("tls.csr"),
+        "-CA",
+        &ca,
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+    let node = Server::start(
+        &db,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        node.stdout_text()
+            .contains(&format!("listening on https://{}", node.addr))
+    );
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let res = client
+        .get(format!("https://{}/v1/purposes", node.addr))
+        .bearer_auth(&support)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let ready = client
+        .get(format!("https://{}/readyz", node.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    // Plain HTTP on the TLS port gets no answer: the token never crosses in clear.
+    let (s, _) = node.http("GET", "/healthz", None, None);
+    assert_eq!(s, 0, "plain HTTP was answered");
+    node.stop();
+
+    // A key that does not match the certificate: refused at start, naming the files only.
+    let other = db.dir.path().join("other.key");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-out", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            other.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("do not make a usable pair"), "{err}");
+    assert!(!err.contains("BEGIN"), "{err}");
+}

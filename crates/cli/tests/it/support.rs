@@ -300,7 +300,11 @@ impl Server {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             let out = std::fs::read_to_string(&server.stdout).unwrap_or_default();
-            if let Some(rest) = out.split("listening on http://").nth(1) {
+            if let Some(rest) = out
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| out.split("listening on https://").nth(1))
+            {
                 server.addr = rest.lines().next().unwrap().trim().to_owned();
                 return server;
             }
