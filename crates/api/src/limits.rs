@@ -64,6 +64,8 @@ pub const FAILURES_ALLOWED: u32 = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Buckets and failure records kept before idle ones are dropped.
 const TRACKED: usize = 100_000;
+/// How long a lease of a shared bucket may be served from before what is left is dropped.
+const LEASE_LIFE: Duration = Duration::from_millis(250);
 
 /// The limits a server enforces.
 pub struct Limits {
@@ -77,8 +79,10 @@ pub struct Limits {
     failures: Mutex<HashMap<IpAddr, Failures>>,
     /// Servers on PostgreSQL: the vault that counts for the installation.
     shared: std::sync::OnceLock<steward_service::Vault>,
-    /// Requests this server may still grant from each token's shared bucket (its lease).
-    leases: Mutex<HashMap<TokenId, u32>>,
+    /// Requests this server may still grant from each token's shared bucket (its lease), and
+    /// when it was taken: a lease is spent within [`LEASE_LIFE`] or dropped, so a client cannot
+    /// bank units beyond the bucket's burst.
+    leases: Mutex<HashMap<TokenId, (u32, Instant)>>,
 }
 
 impl Default for Limits {
@@ -136,7 +140,10 @@ impl Limits {
             let Ok(mut leases) = self.leases.lock() else {
                 return Err(Duration::from_secs(1));
             };
-            if let Some(n) = leases.get_mut(&token).filter(|n| **n > 0) {
+            if let Some((n, _)) = leases
+                .get_mut(&token)
+                .filter(|(n, at)| *n > 0 && now.saturating_duration_since(*at) < LEASE_LIFE)
+            {
                 *n -= 1;
                 return Ok(());
             }
@@ -157,9 +164,17 @@ impl Limits {
                     && let Ok(mut leases) = self.leases.lock()
                 {
                     if leases.len() >= TRACKED {
-                        leases.retain(|_, n| *n > 0);
+                        leases.retain(|_, (n, at)| {
+                            *n > 0 && now.saturating_duration_since(*at) < LEASE_LIFE
+                        });
                     }
-                    *leases.entry(token).or_default() += granted - 1;
+                    // What requests racing on an empty lease took is added, never past one
+                    // lease's worth.
+                    let e = leases.entry(token).or_insert((0, now));
+                    if now.saturating_duration_since(e.1) >= LEASE_LIFE {
+                        *e = (0, now);
+                    }
+                    e.0 = (e.0 + granted - 1).min(want);
                 }
                 Ok(())
             }

@@ -459,7 +459,7 @@ impl Vault {
             // New to this caller here: counted for the installation too (servers on
             // PostgreSQL), so a reader spread over several servers meets the same limit.
             (GuardOutcome::Allowed, Some((limit, window))) if shared => {
-                if self.count_shared_bulk(&asker, limit, window).await? {
+                if self.count_shared_bulk(&asker, id, limit, window).await? {
                     self.inner.bulk.refuse(&asker, now);
                     GuardOutcome::Refused { newly: true }
                 } else {

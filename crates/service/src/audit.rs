@@ -654,8 +654,10 @@ async fn stored_hashes(
 pub(crate) async fn checkpoint(store: &dyn AuditStore, log: &AuditLog) -> ServiceResult<String> {
     let sealer = log.sealer();
     let started = Instant::now();
+    // The log as it is now: later entries are the next checkpoint's, or a busy log would keep a
+    // server that does not sign waiting to the end of its wait on every call.
+    let size = store.audit_size().await?;
     loop {
-        let size = store.audit_size().await?;
         let latest = store.latest_audit_checkpoint().await?;
         if let Some((at, note)) = &latest
             && *at >= size
@@ -663,7 +665,7 @@ pub(crate) async fn checkpoint(store: &dyn AuditStore, log: &AuditLog) -> Servic
             return Ok(note.clone());
         }
         if sealer.signs() {
-            return sign_at(store, sealer, size).await;
+            return sign_at(store, sealer, store.audit_size().await?).await;
         }
         if started.elapsed() >= SIGNER_WAIT {
             return latest.map(|(_, note)| note).ok_or(ServiceError::WrongState(

@@ -201,6 +201,10 @@ pub(crate) struct TokenCache {
     verified: RwLock<HashMap<TokenId, Verified>>,
     /// One verification per token at a time (see [`TokenCache::turn`]).
     turns: std::sync::Mutex<HashMap<TokenId, std::sync::Weak<tokio::sync::Mutex<()>>>>,
+    /// Counts forgettings (under the write lock). A verification that read its token's row
+    /// before a forgetting must not cache what it found: the row may have been revoked since,
+    /// and the forgetting, done first, would not undo an entry made after it.
+    forgotten: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
@@ -245,32 +249,42 @@ impl TokenCache {
         })
     }
 
+    /// Removes what `keep` refuses, counting the forgetting.
+    fn forget_where(&self, keep: impl FnMut(&TokenId, &mut Verified) -> bool) {
+        let mut cache = self
+            .verified
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.retain(keep);
+        self.forgotten
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The count of forgettings so far (see `forgotten`).
+    fn generation(&self) -> u64 {
+        self.forgotten.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Forgets a token (revoked here).
     pub(crate) fn forget(&self, id: TokenId) {
-        if let Ok(mut cache) = self.verified.write() {
-            cache.remove(&id);
-        }
+        self.forget_where(|k, _| *k != id);
     }
 
     /// Forgets every token: each is checked against its row again at its next use.
     pub(crate) fn forget_every(&self) {
-        if let Ok(mut cache) = self.verified.write() {
-            cache.clear();
-        }
+        self.forget_where(|_, _| false);
     }
 
     /// Forgets every token of a staff member (disabled here).
     pub(crate) fn forget_all_of(&self, staff: StaffId) {
-        if let Ok(mut cache) = self.verified.write() {
-            cache.retain(|_, v| v.principal.staff_id != Some(staff));
-        }
+        self.forget_where(|_, v| v.principal.staff_id != Some(staff));
     }
 
     /// Forgets a staff member's tokens named `name` (their sign-in sessions, revoked here).
     pub(crate) fn forget_staff(&self, staff: StaffId, name: &str) {
-        if let Ok(mut cache) = self.verified.write() {
-            cache.retain(|_, v| !(v.principal.staff_id == Some(staff) && v.principal.name == name));
-        }
+        self.forget_where(|_, v| {
+            !(v.principal.staff_id == Some(staff) && v.principal.name == name)
+        });
     }
 }
 
@@ -424,6 +438,9 @@ impl Vault {
                 Ok(answer) => return Ok(answer),
                 Err(stale) => stale,
             };
+        // Taken before the row is read: a forgetting after this (a revocation heard meanwhile)
+        // keeps what is found below out of the cache.
+        let generation = self.inner.tokens.generation();
         let Some(row) = self.inner.stores.identity.get_token(id).await? else {
             self.inner.tokens.forget(id);
             return Ok(None);
@@ -435,6 +452,7 @@ impl Vault {
         // Known and still valid: the secret matched before, so no second Argon2 run.
         if stale
             && let Ok(mut cache) = self.inner.tokens.verified.write()
+            && self.inner.tokens.generation() == generation
             && let Some(v) = cache.get_mut(&id)
         {
             v.checked = std::time::Instant::now();
@@ -479,7 +497,9 @@ impl Vault {
             outlets,
             recipient: row.recipient_id,
         };
-        if let Ok(mut cache) = self.inner.tokens.verified.write() {
+        if let Ok(mut cache) = self.inner.tokens.verified.write()
+            && self.inner.tokens.generation() == generation
+        {
             cache.insert(
                 id,
                 Verified {

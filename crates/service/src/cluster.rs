@@ -108,13 +108,44 @@ impl Hearing {
 const RETRY: Duration = Duration::from_secs(1);
 
 impl Vault {
-    /// Tells the other servers of a committed change. A failure is logged, not returned: the
-    /// change is made, and the others catch up when their caches expire (tokens are checked
-    /// against the database at least every 30 seconds, the registry every 2).
+    /// Tells the other servers of a committed change, with a MAC under the installation's key:
+    /// a database login that can `NOTIFY` cannot speak for a server. Sent by a task of its own,
+    /// so a request cancelled after its change committed still has it told; a failure is logged
+    /// (the others catch up when their caches expire: tokens are checked against the database
+    /// at least every 30 seconds, the registry every 2).
     pub(crate) async fn announce(&self, change: Change) {
-        if let Err(e) = self.inner.stores.cluster.announce(&change.encode()).await {
-            tracing::warn!(error = %e, ?change, "telling the other servers of a change failed");
-        }
+        let text = self.signed(&change.encode());
+        let store = self.inner.stores.cluster.clone();
+        let sent = tokio::spawn(async move {
+            for attempt in 0..3u64 {
+                match store.announce(&text).await {
+                    Ok(()) => return,
+                    Err(e) if attempt == 2 => {
+                        tracing::warn!(error = %e, ?change, "telling the other servers of a change failed")
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await,
+                }
+            }
+        });
+        let _ = sent.await;
+    }
+
+    /// `payload` and its MAC, as announced.
+    fn signed(&self, payload: &str) -> String {
+        let mac: String = self
+            .mac("cluster-change", payload)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{payload} {mac}")
+    }
+
+    /// The payload of an announcement whose MAC checks; `None` otherwise.
+    fn authentic<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let (payload, _) = text.rsplit_once(' ')?;
+        let expected = self.signed(payload);
+        let ok = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), text.as_bytes());
+        bool::from(ok).then_some(payload)
     }
 
     /// Starts listening to the other servers (PostgreSQL), until the vault is dropped.
@@ -149,14 +180,27 @@ impl Vault {
 
 /// Applies what the feed says until it fails or the vault is gone.
 async fn listen(mut feed: Box<dyn steward_store::ChangeFeed>, weak: &Weak<Inner>) {
+    let mut last_drop: Option<std::time::Instant> = None;
     loop {
         let next = feed.next().await;
         let Some(inner) = weak.upgrade() else { return };
         let vault = Vault { inner };
         match next {
-            Ok(Feed::Message(m)) => match Change::decode(&m) {
-                Some(c) => vault.apply(c).await,
-                None => vault.forget_all().await,
+            Ok(Feed::Message(m)) => match vault.authentic(&m).map(Change::decode) {
+                Some(Some(c)) => vault.apply(c).await,
+                // A newer server's word: dropping everything is always safe, at most four
+                // times a second.
+                Some(None) => {
+                    if last_drop.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+                        last_drop = Some(std::time::Instant::now());
+                        vault.forget_all().await;
+                    }
+                }
+                None => {
+                    tracing::warn!(
+                        "ignored a change announced without this installation's MAC (someone else can NOTIFY on the database)"
+                    );
+                }
             },
             Ok(Feed::Gap) => {
                 tracing::warn!("lost the other servers' word for a moment; dropped every cache");
@@ -241,13 +285,29 @@ impl Readiness {
 /// How long the database and the audit writer may take to show they are well.
 pub const READY_WITHIN: Duration = Duration::from_secs(3);
 
+/// How long the database's answer to `/readyz` is reused.
+const READY_CACHED: Duration = Duration::from_secs(1);
+
 impl Vault {
     /// Whether this server can serve now: the database answers and the audit writer records.
     /// Names nobody and reads nothing personal, so it needs no caller.
+    ///
+    /// The database is asked at most once a second, by one caller at a time (the others wait
+    /// for its answer): the endpoint needs no token, and a flood of it must not take the pool.
     pub async fn readiness(&self) -> Readiness {
-        let ping = tokio::time::timeout(READY_WITHIN, self.inner.stores.maintenance.ping()).await;
+        let mut last = self.inner.readiness.lock().await;
+        let database = match *last {
+            Some((at, ok)) if at.elapsed() < READY_CACHED => ok,
+            _ => {
+                let ping =
+                    tokio::time::timeout(READY_WITHIN, self.inner.stores.maintenance.ping()).await;
+                let ok = matches!(ping, Ok(Ok(())));
+                *last = Some((std::time::Instant::now(), ok));
+                ok
+            }
+        };
         Readiness {
-            database: matches!(ping, Ok(Ok(()))),
+            database,
             audit_log: self.inner.audit.writing(READY_WITHIN),
             hearing: self.inner.hearing.trusted(),
         }

@@ -2,12 +2,12 @@
 //! token's request rate, the brake on an address that keeps failing to sign in, and the
 //! bulk-access guard hold for the installation, not per server.
 //!
-//! Counted in PostgreSQL, keyed by MACs under the blind-index key (never a token, an address or
-//! a staff id in clear): rates as token buckets the servers take short leases from, failures and
-//! distinct customers as windowed counters estimated over a sliding window (the current window
-//! plus the share of the previous one still inside it). A server that trips a brake or the guard
-//! tells the others (`cluster`), which refuse from then on without asking the database. On
-//! SQLite one process counts in memory, exactly, and none of this is used.
+//! Counted in PostgreSQL, keyed by MACs under the blind-index key (never a token, an address, a
+//! staff id or a customer id in clear): rates as token buckets the servers take short leases
+//! from; failures as timed events and a reader's customers as timed meetings, both counted over
+//! the sliding window exactly as one server counts them in memory. A server that trips a brake or
+//! the guard tells the others (`cluster`), which refuse from then on without asking the database.
+//! On SQLite one process counts in memory, exactly, and none of this is used.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,11 +30,19 @@ pub(crate) struct Heard {
 /// Entries kept before ended ones are dropped.
 const KEPT: usize = 10_000;
 
-fn note(map: &Mutex<HashMap<[u8; 16], i64>>, key: [u8; 16], until: i64) {
+/// Notes `key` refused until `until`, taken for no longer than `longest` from now.
+fn note(map: &Mutex<HashMap<[u8; 16], i64>>, key: [u8; 16], until: i64, longest: Duration) {
     let Ok(mut m) = map.lock() else { return };
-    if m.len() >= KEPT {
-        let now = Timestamp::now().millis();
+    let now = Timestamp::now().millis();
+    let until = until.min(now.saturating_add(millis(longest)));
+    if m.len() >= KEPT && !m.contains_key(&key) {
         m.retain(|_, u| *u > now);
+        if m.len() >= KEPT {
+            // Bounded: more at once than any real installation brakes. The database's count
+            // still refuses on the next failure or read.
+            tracing::warn!("too many brakes heard at once; this one is left to the database");
+            return;
+        }
     }
     let e = m.entry(key).or_insert(until);
     *e = (*e).max(until);
@@ -53,27 +61,26 @@ fn left(map: &Mutex<HashMap<[u8; 16], i64>>, key: &[u8; 16]) -> Option<Duration>
 }
 
 impl Heard {
+    /// Brakes the address `key` until `until` (at most [`LONGEST_BRAKE`] from now).
     pub(crate) fn brake(&self, key: [u8; 16], until: i64) {
-        note(&self.brakes, key, until);
+        note(&self.brakes, key, until, LONGEST_BRAKE);
     }
 
+    /// Refuses the reader `key` until `until` (at most [`LONGEST_REFUSAL`] from now).
     pub(crate) fn refuse_bulk(&self, key: [u8; 16], until: i64) {
-        note(&self.bulk, key, until);
+        note(&self.bulk, key, until, LONGEST_REFUSAL);
     }
 }
 
-/// The sliding-window estimate from a fixed window's count and the previous one's: the
-/// previous window weighted by how much of it still lies inside the last `window`.
-fn estimate(current: u64, previous: u64, into_window: f64) -> f64 {
-    current as f64 + previous as f64 * (1.0 - into_window.clamp(0.0, 1.0))
+/// `window` in milliseconds.
+fn millis(window: Duration) -> i64 {
+    i64::try_from(window.as_millis()).unwrap_or(i64::MAX / 4)
 }
 
-/// (start of the current fixed window, fraction of it gone) at `now` (milliseconds).
-fn window_of(now: i64, window: Duration) -> (i64, i64, f64) {
-    let w = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
-    let start = now - now.rem_euclid(w);
-    (start, w, (now - start) as f64 / w as f64)
-}
+/// The longest a heard brake or refusal is taken for, whatever the word says: a brake lasts a
+/// minute, a refusal a window of the guard (an hour).
+pub(crate) const LONGEST_BRAKE: Duration = Duration::from_secs(300);
+pub(crate) const LONGEST_REFUSAL: Duration = Duration::from_secs(2 * 3600);
 
 impl Vault {
     /// Whether the limits are counted for the whole installation (servers on PostgreSQL); if
@@ -124,15 +131,15 @@ impl Vault {
     ) -> ServiceResult<()> {
         let key = self.mac("limit-address", &addr.to_string());
         let now = Timestamp::now().millis();
-        let (start, w, into) = window_of(now, window);
-        let (current, previous) = self
+        let w = millis(window);
+        let failures = self
             .inner
             .stores
             .cluster
-            .count_shared(&key, start, start - w, 1)
+            .count_event(&key, now, now - w)
             .await?;
-        if estimate(current, previous, into) >= f64::from(allowed) {
-            let until = start + w;
+        if failures >= u64::from(allowed) {
+            let until = now + w;
             self.inner.heard.brake(key, until);
             self.announce(Change::Brake(key, until)).await;
         }
@@ -144,25 +151,27 @@ impl Vault {
         left(&self.inner.heard.bulk, &self.mac("limit-bulk", who)).is_some()
     }
 
-    /// Counts a customer new to `who` in the window for the installation: true when the
-    /// servers together have now seen more than `limit` (every server is told to refuse `who`
-    /// for the window).
+    /// Counts customer `customer` read by `who` for the installation: true when the servers
+    /// together have seen `who` read more than `limit` distinct customers within `window` (every
+    /// server is told to refuse `who` for a window).
     pub(crate) async fn count_shared_bulk(
         &self,
         who: &str,
+        customer: steward_domain::CustomerId,
         limit: usize,
         window: Duration,
     ) -> ServiceResult<bool> {
         let key = self.mac("limit-bulk", who);
+        let item = self.mac("limit-bulk-customer", &customer.to_string());
         let now = Timestamp::now().millis();
-        let (start, w, into) = window_of(now, window);
-        let (current, previous) = self
+        let w = millis(window);
+        let distinct = self
             .inner
             .stores
             .cluster
-            .count_shared(&key, start, start - w, 1)
+            .count_distinct(&key, &item, now, now - w)
             .await?;
-        if estimate(current, previous, into) > limit as f64 {
+        if distinct > limit as u64 {
             let until = now + w;
             self.inner.heard.refuse_bulk(key, until);
             self.announce(Change::BulkRefused(key, until)).await;
@@ -203,21 +212,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_estimate_weighs_the_previous_window_by_what_is_left_of_it() {
-        assert_eq!(estimate(3, 10, 0.0), 13.0);
-        assert_eq!(estimate(3, 10, 0.5), 8.0);
-        assert_eq!(estimate(3, 10, 1.0), 3.0);
-        assert_eq!(estimate(3, 10, 7.0), 3.0, "clamped");
-    }
-
-    #[test]
-    fn windows_start_on_their_multiples() {
-        let (start, w, into) = window_of(125_000, Duration::from_secs(60));
-        assert_eq!((start, w), (120_000, 60_000));
-        assert!((into - 5.0 / 60.0).abs() < 1e-9);
-    }
-
-    #[test]
     fn heard_entries_end() {
         let h = Heard::default();
         let k = [7u8; 16];
@@ -227,5 +221,11 @@ mod tests {
         assert!(left(&h.brakes, &[8u8; 16]).is_none());
         h.refuse_bulk(k, now - 1);
         assert!(left(&h.bulk, &k).is_none(), "ended");
+        h.brake([9u8; 16], i64::MAX);
+        let held = left(&h.brakes, &[9u8; 16]).unwrap();
+        assert!(
+            held <= LONGEST_BRAKE,
+            "taken for no longer than a brake lasts: {held:?}"
+        );
     }
 }

@@ -181,6 +181,8 @@ pub(crate) struct Inner {
     pub(crate) hearing: crate::cluster::Hearing,
     /// Brakes and bulk refusals the other servers announced.
     pub(crate) heard: crate::shared_limits::Heard,
+    /// The database's last answer to a readiness check, and when.
+    pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) portal: crate::portal::PortalCache,
     pub(crate) session_length: crate::sign_in::SessionLength,
     pub(crate) policy: Arc<steward_policy::Policy>,
@@ -258,6 +260,7 @@ impl Vault {
                 purposes,
                 tokens: TokenCache::default(),
                 heard: Default::default(),
+                readiness: Default::default(),
                 hearing: crate::cluster::Hearing::new(
                     store.backend() != steward_store::Backend::Postgres,
                 ),

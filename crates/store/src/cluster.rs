@@ -74,19 +74,22 @@ pub trait ClusterStore: Send + Sync + 'static {
         want: u32,
     ) -> StoreResult<Taken>;
 
-    /// Adds `n` to the shared counter `key` for the window that starts at `window_start`
-    /// (milliseconds); that window's new count and the count of the window that started at
-    /// `previous_start`. PostgreSQL only.
-    async fn count_shared(
+    /// Records that `key` met `item` at `now` (milliseconds; a later meeting moves the time)
+    /// and returns how many distinct items `key` met since `since`. PostgreSQL only.
+    async fn count_distinct(
         &self,
         key: &[u8],
-        window_start: i64,
-        previous_start: i64,
-        n: u32,
-    ) -> StoreResult<(u64, u64)>;
+        item: &[u8],
+        now: i64,
+        since: i64,
+    ) -> StoreResult<u64>;
 
-    /// Drops counters of windows that started before `before` (milliseconds) and buckets not
-    /// taken from since then. PostgreSQL only.
+    /// Records one event of `key` at `now` (milliseconds) and returns how many `key` had since
+    /// `since`, this one included. PostgreSQL only.
+    async fn count_event(&self, key: &[u8], now: i64, since: i64) -> StoreResult<u64>;
+
+    /// Drops meetings and events before `before` (milliseconds) and buckets that have filled up
+    /// again since their last take. PostgreSQL only.
     async fn prune_shared(&self, before: i64) -> StoreResult<u64>;
 }
 
@@ -125,6 +128,12 @@ impl ClusterStore for SqlStore {
         // A session-level advisory lock on a connection of its own: released by PostgreSQL the
         // moment that connection ends, so a server killed mid-run frees the lease at once.
         let mut conn = sqlx::PgConnection::connect(url).await?;
+        // If this server is cut off, PostgreSQL ends the session (and frees the lease) after
+        // five quiet seconds instead of when TCP keepalive notices, hours later; the holder asks
+        // every second. Before PostgreSQL 14 the setting does not exist: keepalive then decides.
+        let _ = sqlx::query("SET idle_session_timeout = '5s'")
+            .execute(&mut conn)
+            .await;
         let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(SIGNER_LOCK)
             .fetch_one(&mut conn)
@@ -152,12 +161,15 @@ impl ClusterStore for SqlStore {
         // burst, grant whole units, keep the rest. The row lock serialises the takes.
         let refilled = "LEAST($3, b.tokens + GREATEST(0, EXTRACT(EPOCH FROM statement_timestamp() - b.at)::float8) * $2)";
         let sql = format!(
-            "INSERT INTO shared_buckets AS b (key, tokens, granted, at)
-             VALUES ($1, $3 - LEAST($4, floor($3)), LEAST($4, floor($3)), statement_timestamp())
+            "INSERT INTO shared_buckets AS b (key, tokens, granted, at, per_second, burst)
+             VALUES ($1, $3 - LEAST($4, floor($3)), LEAST($4, floor($3)), statement_timestamp(),
+                     $2, $3)
              ON CONFLICT (key) DO UPDATE SET
                tokens = {refilled} - LEAST($4, floor({refilled})),
                granted = LEAST($4, floor({refilled})),
-               at = GREATEST(b.at, statement_timestamp())
+               at = GREATEST(b.at, statement_timestamp()),
+               per_second = $2,
+               burst = $3
              RETURNING tokens, granted"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -179,51 +191,72 @@ impl ClusterStore for SqlStore {
         })
     }
 
-    async fn count_shared(
+    async fn count_distinct(
         &self,
         key: &[u8],
-        window_start: i64,
-        previous_start: i64,
-        n: u32,
-    ) -> StoreResult<(u64, u64)> {
+        item: &[u8],
+        now: i64,
+        since: i64,
+    ) -> StoreResult<u64> {
         if self.backend != Backend::Postgres {
             return Err(postgres_only("shared counters"));
         }
-        let row = sqlx::query(
-            "WITH up AS (
-               INSERT INTO shared_counters (key, window_start, count) VALUES ($1, $2, $3)
-               ON CONFLICT (key, window_start) DO UPDATE SET count = shared_counters.count + $3
-               RETURNING count)
-             SELECT (SELECT count FROM up),
-                    COALESCE((SELECT count FROM shared_counters
-                              WHERE key = $1 AND window_start = $4), 0)",
+        // One statement: the meeting is written before the count reads, so two servers counting
+        // at once both see both meetings.
+        let count: i64 = sqlx::query_scalar(
+            "WITH met AS (
+               INSERT INTO shared_seen (key, item, at) VALUES ($1, $2, $3)
+               ON CONFLICT (key, item) DO UPDATE SET at = GREATEST(shared_seen.at, $3)
+               RETURNING item)
+             SELECT COUNT(*) + 1 FROM shared_seen
+             WHERE key = $1 AND at >= $4 AND item <> (SELECT item FROM met)",
         )
         .bind(key)
-        .bind(window_start)
-        .bind(i64::from(n))
-        .bind(previous_start)
+        .bind(item)
+        .bind(now)
+        .bind(since)
         .fetch_one(&self.pool)
         .await?;
-        let (current, previous): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-        Ok((current.max(0) as u64, previous.max(0) as u64))
+        Ok(count.max(0) as u64)
+    }
+
+    async fn count_event(&self, key: &[u8], now: i64, since: i64) -> StoreResult<u64> {
+        if self.backend != Backend::Postgres {
+            return Err(postgres_only("shared counters"));
+        }
+        let count: i64 = sqlx::query_scalar(
+            "WITH ev AS (INSERT INTO shared_events (key, at) VALUES ($1, $2) RETURNING id)
+             SELECT COUNT(*) + 1 FROM shared_events
+             WHERE key = $1 AND at >= $3 AND id <> (SELECT id FROM ev)",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(since)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count.max(0) as u64)
     }
 
     async fn prune_shared(&self, before: i64) -> StoreResult<u64> {
         if self.backend != Backend::Postgres {
             return Err(postgres_only("shared counters"));
         }
-        let counters = sqlx::query("DELETE FROM shared_counters WHERE window_start < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        let buckets =
-            sqlx::query("DELETE FROM shared_buckets WHERE at < to_timestamp($1::float8 / 1000.0)")
+        let mut gone = 0;
+        for sql in [
+            "DELETE FROM shared_seen WHERE at < $1",
+            "DELETE FROM shared_events WHERE at < $1",
+            // Only buckets that are full again: recreated full, they change nothing.
+            "DELETE FROM shared_buckets WHERE at < to_timestamp($1::float8 / 1000.0)
+               AND tokens + EXTRACT(EPOCH FROM statement_timestamp() - at)::float8 * per_second
+                   >= burst",
+        ] {
+            gone += sqlx::query(sql)
                 .bind(before)
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-        Ok(counters + buckets)
+        }
+        Ok(gone)
     }
 }
 
@@ -235,11 +268,32 @@ struct PgFeed {
 #[async_trait::async_trait]
 impl ChangeFeed for PgFeed {
     async fn next(&mut self) -> StoreResult<Feed> {
-        // `try_recv` says when the connection was lost (`None`); the next call connects again
-        // and listens anew. Anything announced in between is gone, hence the gap.
-        match self.listener.try_recv().await? {
-            Some(n) => Ok(Feed::Message(n.payload().to_owned())),
-            None => Ok(Feed::Gap),
+        loop {
+            // `try_recv` says when the connection was lost (`None`); the next call connects
+            // again and listens anew. Anything announced in between is gone, hence the gap.
+            // Quiet for a while, the connection is asked to answer: one that died without a
+            // word (a partition, a dropped NAT entry) would otherwise wait here for ever while
+            // the server believes it hears the others.
+            match tokio::time::timeout(FEED_QUIET, self.listener.try_recv()).await {
+                Ok(r) => {
+                    return match r? {
+                        Some(n) => Ok(Feed::Message(n.payload().to_owned())),
+                        None => Ok(Feed::Gap),
+                    };
+                }
+                Err(_) => {
+                    let ping = sqlx::query("SELECT 1").execute(&mut self.listener);
+                    match tokio::time::timeout(LEASE_PING, ping).await {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(_) => {
+                            return Err(StoreError::Unsupported(
+                                "the change feed's connection stopped answering",
+                            ));
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -259,8 +313,11 @@ struct PgLease {
     conn: Option<sqlx::PgConnection>,
 }
 
-/// How long the lease's connection has to answer before the lease counts as lost.
+/// How long the lease's (or the feed's) connection has to answer before it counts as lost.
 const LEASE_PING: Duration = Duration::from_secs(2);
+
+/// How long the change feed may be quiet before its connection is asked to answer.
+const FEED_QUIET: Duration = Duration::from_secs(5);
 
 #[async_trait::async_trait]
 impl Lease for PgLease {
