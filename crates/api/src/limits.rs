@@ -293,7 +293,36 @@ impl Limits {
             return Err((f.since + FAILURE_WINDOW).saturating_duration_since(now));
         }
         f.in_flight += 1;
-        Ok(Reservation { limits: self, addr })
+        Ok(Reservation {
+            limits: self,
+            addr,
+            shared_at: None,
+        })
+    }
+
+    /// [`Limits::reserve`], and with servers on PostgreSQL the guess reserved for the
+    /// installation too (counted as a failure until [`Reservation::succeeded`] takes it back).
+    /// A database that cannot be asked refuses the guess (closed).
+    pub async fn reserve_everywhere(
+        &self,
+        addr: IpAddr,
+        now: Instant,
+    ) -> Result<Reservation<'_>, Duration> {
+        let mut reservation = self.reserve(addr, now)?;
+        if let Some(vault) = self.shared.get() {
+            match vault
+                .reserve_shared_guess(addr, self.failures_allowed, FAILURE_WINDOW)
+                .await
+            {
+                Ok(Ok(at)) => reservation.shared_at = Some(at),
+                Ok(Err(wait)) => return Err(wait),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reserving a sign-in for the installation failed; refused");
+                    return Err(Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(reservation)
     }
 }
 
@@ -319,12 +348,29 @@ fn current(failures: &mut HashMap<IpAddr, Failures>, addr: IpAddr, now: Instant)
 pub struct Reservation<'a> {
     limits: &'a Limits,
     addr: IpAddr,
+    /// When the guess was reserved for the installation (servers on PostgreSQL): it already
+    /// counts there as a failure.
+    shared_at: Option<i64>,
 }
 
 impl Reservation<'_> {
-    /// The guess was wrong: it counts against the address.
+    /// The guess was wrong: it counts against the address (for the installation it already
+    /// does, since it was reserved).
     pub async fn failed(self, now: Instant) {
-        self.limits.failed(self.addr, now).await;
+        if self.shared_at.is_some() {
+            self.limits.count_here(self.addr, now);
+        } else {
+            self.limits.failed(self.addr, now).await;
+        }
+    }
+
+    /// The guess was right: the installation's count takes it back.
+    pub async fn succeeded(self) {
+        if let (Some(at), Some(vault)) = (self.shared_at, self.limits.shared.get())
+            && let Err(e) = vault.release_guess(self.addr, at).await
+        {
+            tracing::warn!(error = %e, "a right sign-in still counts against its address for a minute");
+        }
     }
 }
 

@@ -146,6 +146,42 @@ impl Vault {
         Ok(())
     }
 
+    /// Reserves a password guess from `addr` for the installation before it is checked: it
+    /// counts as a failure at once, so guesses sent together to several servers cannot all
+    /// pass before any has failed. `Err(wait)` once `allowed` are counted within `window` (the
+    /// address is braked everywhere); otherwise the reservation's time, for
+    /// [`Vault::release_guess`] when the guess was right.
+    pub async fn reserve_shared_guess(
+        &self,
+        addr: IpAddr,
+        allowed: u32,
+        window: Duration,
+    ) -> ServiceResult<Result<i64, Duration>> {
+        let key = self.mac("limit-address", &addr.to_string());
+        let now = Timestamp::now().millis();
+        let w = millis(window);
+        let counted = self
+            .inner
+            .stores
+            .cluster
+            .count_event(&key, now, now - w)
+            .await?;
+        if counted > u64::from(allowed) {
+            let until = now + w;
+            self.inner.heard.brake(key, until);
+            self.announce(Change::Brake(key, until)).await;
+            return Ok(Err(window));
+        }
+        Ok(Ok(now))
+    }
+
+    /// A guess reserved at `at` was right: it no longer counts against `addr`.
+    pub async fn release_guess(&self, addr: IpAddr, at: i64) -> ServiceResult<()> {
+        let key = self.mac("limit-address", &addr.to_string());
+        self.inner.stores.cluster.take_back_event(&key, at).await?;
+        Ok(())
+    }
+
     /// Whether `who` is refused by the bulk-access guard on another server's word.
     pub(crate) fn bulk_refused_elsewhere(&self, who: &str) -> bool {
         left(&self.inner.heard.bulk, &self.mac("limit-bulk", who)).is_some()

@@ -88,6 +88,10 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// `since`, this one included. PostgreSQL only.
     async fn count_event(&self, key: &[u8], now: i64, since: i64) -> StoreResult<u64>;
 
+    /// Takes back one event of `key` recorded at `at` (a reserved attempt that succeeded).
+    /// PostgreSQL only.
+    async fn take_back_event(&self, key: &[u8], at: i64) -> StoreResult<()>;
+
     /// Drops meetings and events before `before` (milliseconds) and buckets that have filled up
     /// again since their last take. PostgreSQL only.
     async fn prune_shared(&self, before: i64) -> StoreResult<u64>;
@@ -235,6 +239,21 @@ impl ClusterStore for SqlStore {
         .fetch_one(&self.pool)
         .await?;
         Ok(count.max(0) as u64)
+    }
+
+    async fn take_back_event(&self, key: &[u8], at: i64) -> StoreResult<()> {
+        if self.backend != Backend::Postgres {
+            return Err(postgres_only("shared counters"));
+        }
+        sqlx::query(
+            "DELETE FROM shared_events WHERE id =
+               (SELECT id FROM shared_events WHERE key = $1 AND at = $2 LIMIT 1)",
+        )
+        .bind(key)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn prune_shared(&self, before: i64) -> StoreResult<u64> {

@@ -74,14 +74,21 @@ pub(crate) async fn limited_sign_in(
 ) -> Result<Option<steward_service::sign_in::Session>, Problem> {
     let now = std::time::Instant::now();
     let reserved = match ip {
-        Some(ip) => Some(s.limits.reserve(ip, now).map_err(Problem::auth_brake)?),
+        Some(ip) => Some(
+            s.limits
+                .reserve_everywhere(ip, now)
+                .await
+                .map_err(Problem::auth_brake)?,
+        ),
         None => None,
     };
     let session = s.vault.sign_in(login, password).await?;
-    if session.is_none()
-        && let Some(r) = reserved
-    {
-        r.failed(now).await;
+    if let Some(r) = reserved {
+        if session.is_none() {
+            r.failed(now).await;
+        } else {
+            r.succeeded().await;
+        }
     }
     Ok(session)
 }

@@ -734,3 +734,42 @@ async fn serve_speaks_https_with_the_certificate_it_is_given() {
     assert!(err.contains("do not make a usable pair"), "{err}");
     assert!(!err.contains("BEGIN"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guesses_sent_to_every_node_at_once_meet_one_allowance() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let _ = token(&db, "admin");
+    let nodes: Vec<std::sync::Arc<Server>> = (0..3)
+        .map(|_| std::sync::Arc::new(Server::start(&db, &[], &[])))
+        .collect();
+    // Three clients from one address, one per node, guessing at the same time.
+    let guessers: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let n = n.clone();
+            std::thread::spawn(move || {
+                let body = serde_json::json!({"login": "nobody", "password": "not-the-password"});
+                (0..10)
+                    .map(|_| n.http("POST", "/v1/sessions", None, Some(&body)).0)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    let answers: Vec<u16> = guessers
+        .into_iter()
+        .flat_map(|g| g.join().unwrap())
+        .collect();
+    let checked = answers.iter().filter(|s| **s == 401).count();
+    assert!(
+        answers.iter().all(|s| *s == 401 || *s == 429),
+        "{answers:?}"
+    );
+    // The allowance is ten a minute for the installation; each node alone would allow ten.
+    assert!(
+        (10..=11).contains(&checked),
+        "{checked} guesses were checked out of 30 ({answers:?})"
+    );
+    for n in nodes {
+        std::sync::Arc::into_inner(n).unwrap().stop();
+    }
+}
