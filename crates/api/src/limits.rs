@@ -160,6 +160,8 @@ impl Limits {
             .await
         {
             Ok(Ok(granted)) => {
+                // Timed from the grant: a slow database must not expire every lease on arrival.
+                let now = Instant::now();
                 if granted > 1
                     && let Ok(mut leases) = self.leases.lock()
                 {

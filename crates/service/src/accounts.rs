@@ -80,13 +80,14 @@ impl Vault {
             purpose: None,
         };
         let entry = self.write_entry_for(actor, "revoke_token", None, &["token"], about);
-        self.inner
-            .stores
-            .identity
-            .revoke_token(id, Timestamp::now().millis(), &[entry])
-            .await?;
-        self.inner.tokens.forget(id);
-        self.announce(crate::cluster::Change::Token(id)).await;
+        let store = self.inner.stores.identity.clone();
+        self.revoke_and_tell(crate::cluster::Change::Token(id), async move {
+            store
+                .revoke_token(id, Timestamp::now().millis(), &[entry])
+                .await
+                .map(|_| ((), true))
+        })
+        .await?;
         Ok(())
     }
 
@@ -120,18 +121,16 @@ impl Vault {
         };
         let entry = self.write_entry_for(actor, action, None, &["staff"], about);
         let at = disabled.then(|| Timestamp::now().millis());
-        if !self
-            .inner
-            .stores
-            .directory
-            .set_staff_disabled(staff, at, &[entry])
-            .await?
-        {
+        let store = self.inner.stores.directory.clone();
+        let found = self
+            .revoke_and_tell(crate::cluster::Change::Staff(staff), async move {
+                // Enabling again forgets nothing: the old tokens stay revoked.
+                let found = store.set_staff_disabled(staff, at, &[entry]).await?;
+                Ok((found, found && disabled))
+            })
+            .await?;
+        if !found {
             return Err(ServiceError::NotFound("staff"));
-        }
-        if disabled {
-            self.inner.tokens.forget_all_of(staff);
-            self.announce(crate::cluster::Change::Staff(staff)).await;
         }
         Ok(())
     }

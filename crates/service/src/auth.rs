@@ -270,6 +270,16 @@ impl TokenCache {
         self.forget_where(|k, _| *k != id);
     }
 
+    /// Drops a token found revoked, expired or gone by its own verification, which holds its
+    /// turn: no other verification of it can be racing, so the count of forgettings (which
+    /// would keep every other verification under way from caching) is left alone. Presented
+    /// junk tokens take this path, and must not stop the cache for everyone.
+    fn drop_found_invalid(&self, id: TokenId) {
+        if let Ok(mut cache) = self.verified.write() {
+            cache.remove(&id);
+        }
+    }
+
     /// Forgets every token: each is checked against its row again at its next use.
     pub(crate) fn forget_every(&self) {
         self.forget_where(|_, _| false);
@@ -442,11 +452,11 @@ impl Vault {
         // keeps what is found below out of the cache.
         let generation = self.inner.tokens.generation();
         let Some(row) = self.inner.stores.identity.get_token(id).await? else {
-            self.inner.tokens.forget(id);
+            self.inner.tokens.drop_found_invalid(id);
             return Ok(None);
         };
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
-            self.inner.tokens.forget(id);
+            self.inner.tokens.drop_found_invalid(id);
             return Ok(None);
         }
         // Known and still valid: the secret matched before, so no second Argon2 run.

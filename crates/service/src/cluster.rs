@@ -130,6 +130,28 @@ impl Vault {
         let _ = sent.await;
     }
 
+    /// Runs `write` (a revocation's transaction) and then drops what this server kept and tells
+    /// the others, all in a task of its own: a request cut off at its deadline while `write`
+    /// commits cannot stop between the commit and the word. `write` answers its result and
+    /// whether `change` happened.
+    pub(crate) async fn revoke_and_tell<T: Send + 'static>(
+        &self,
+        change: Change,
+        write: impl std::future::Future<Output = steward_store::StoreResult<(T, bool)>> + Send + 'static,
+    ) -> crate::error::ServiceResult<T> {
+        let vault = self.clone();
+        let done = tokio::spawn(async move {
+            let (out, changed) = write.await?;
+            if changed {
+                vault.apply(change).await;
+                vault.announce(change).await;
+            }
+            Ok::<T, crate::error::ServiceError>(out)
+        });
+        done.await
+            .map_err(|_| crate::error::ServiceError::WrongState("the change was interrupted"))?
+    }
+
     /// `payload` and its MAC, as announced.
     fn signed(&self, payload: &str) -> String {
         let mac: String = self

@@ -137,15 +137,15 @@ impl Vault {
             password_hash: hash,
             updated_at: Timestamp::now().millis(),
         };
-        self.inner
-            .stores
-            .identity
-            .set_staff_credentials(&row, SESSION_TOKEN_NAME, &[entry])
-            .await?;
         // Sessions remembered here end now, and on every other server as it hears of it.
-        self.inner.tokens.forget_staff(staff, SESSION_TOKEN_NAME);
-        self.announce(crate::cluster::Change::Sessions(staff)).await;
-        Ok(())
+        let store = self.inner.stores.identity.clone();
+        self.revoke_and_tell(crate::cluster::Change::Sessions(staff), async move {
+            store
+                .set_staff_credentials(&row, SESSION_TOKEN_NAME, &[entry])
+                .await
+                .map(|()| ((), true))
+        })
+        .await
     }
 
     /// Signs a staff member in: `None` (and a `denied` audit entry) for a wrong login or
@@ -288,15 +288,14 @@ impl Vault {
                 purpose: None,
             },
         );
-        self.inner
-            .stores
-            .identity
-            .revoke_token(principal.token_id, Timestamp::now().millis(), &[entry])
-            .await?;
-        self.inner.tokens.forget(principal.token_id);
-        self.announce(crate::cluster::Change::Token(principal.token_id))
-            .await;
-        Ok(())
+        let (store, id) = (self.inner.stores.identity.clone(), principal.token_id);
+        self.revoke_and_tell(crate::cluster::Change::Token(id), async move {
+            store
+                .revoke_token(id, Timestamp::now().millis(), &[entry])
+                .await
+                .map(|_| ((), true))
+        })
+        .await
     }
 }
 

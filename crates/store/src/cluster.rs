@@ -121,7 +121,8 @@ impl ClusterStore for SqlStore {
         };
         let mut listener = sqlx::postgres::PgListener::connect(url).await?;
         listener.listen(CHANNEL).await?;
-        Ok(Some(Box::new(PgFeed { listener })))
+        let backend = backend_pid(&mut listener).await?;
+        Ok(Some(Box::new(PgFeed { listener, backend })))
     }
 
     async fn signer_lease(&self) -> StoreResult<Option<Box<dyn Lease>>> {
@@ -205,22 +206,24 @@ impl ClusterStore for SqlStore {
         if self.backend != Backend::Postgres {
             return Err(postgres_only("shared counters"));
         }
-        // One statement: the meeting is written before the count reads, so two servers counting
-        // at once both see both meetings.
-        let count: i64 = sqlx::query_scalar(
-            "WITH met AS (
-               INSERT INTO shared_seen (key, item, at) VALUES ($1, $2, $3)
-               ON CONFLICT (key, item) DO UPDATE SET at = GREATEST(shared_seen.at, $3)
-               RETURNING item)
-             SELECT COUNT(*) + 1 FROM shared_seen
-             WHERE key = $1 AND at >= $4 AND item <> (SELECT item FROM met)",
+        let mut tx = self.pool.begin().await?;
+        lock_key(&mut tx, key).await?;
+        sqlx::query(
+            "INSERT INTO shared_seen (key, item, at) VALUES ($1, $2, $3)
+             ON CONFLICT (key, item) DO UPDATE SET at = GREATEST(shared_seen.at, $3)",
         )
         .bind(key)
         .bind(item)
         .bind(now)
-        .bind(since)
-        .fetch_one(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM shared_seen WHERE key = $1 AND at >= $2")
+                .bind(key)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
         Ok(count.max(0) as u64)
     }
 
@@ -228,16 +231,20 @@ impl ClusterStore for SqlStore {
         if self.backend != Backend::Postgres {
             return Err(postgres_only("shared counters"));
         }
-        let count: i64 = sqlx::query_scalar(
-            "WITH ev AS (INSERT INTO shared_events (key, at) VALUES ($1, $2) RETURNING id)
-             SELECT COUNT(*) + 1 FROM shared_events
-             WHERE key = $1 AND at >= $3 AND id <> (SELECT id FROM ev)",
-        )
-        .bind(key)
-        .bind(now)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        lock_key(&mut tx, key).await?;
+        sqlx::query("INSERT INTO shared_events (key, at) VALUES ($1, $2)")
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM shared_events WHERE key = $1 AND at >= $2")
+                .bind(key)
+                .bind(since)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
         Ok(count.max(0) as u64)
     }
 
@@ -279,9 +286,28 @@ impl ClusterStore for SqlStore {
     }
 }
 
+/// Serialises the counts of one key across servers until the transaction ends: each count then
+/// sees every event recorded before it (two statements at once would each miss the other's).
+async fn lock_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &[u8]) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended(encode($1, 'hex'), 24))")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// Notifications on a connection of their own.
 struct PgFeed {
     listener: sqlx::postgres::PgListener,
+    /// The server process of the listening session: another one means the listener connected
+    /// again by itself, and what was announced in between is lost.
+    backend: i32,
+}
+
+async fn backend_pid(listener: &mut sqlx::postgres::PgListener) -> StoreResult<i32> {
+    Ok(sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(listener)
+        .await?)
 }
 
 #[async_trait::async_trait]
@@ -301,10 +327,15 @@ impl ChangeFeed for PgFeed {
                     };
                 }
                 Err(_) => {
-                    let ping = sqlx::query("SELECT 1").execute(&mut self.listener);
+                    let ping = backend_pid(&mut self.listener);
                     match tokio::time::timeout(LEASE_PING, ping).await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(e)) => return Err(e.into()),
+                        Ok(Ok(pid)) if pid == self.backend => continue,
+                        Ok(Ok(pid)) => {
+                            // Connected again inside the wait that the timeout cut short.
+                            self.backend = pid;
+                            return Ok(Feed::Gap);
+                        }
+                        Ok(Err(e)) => return Err(e),
                         Err(_) => {
                             return Err(StoreError::Unsupported(
                                 "the change feed's connection stopped answering",

@@ -556,9 +556,13 @@ impl CustomerStore for SqlStore {
             // A bulk import leaves the planner's statistics describing the tables before it,
             // and autovacuum comes later: the next start's look for unindexed customers then
             // took minutes on 100,000 (a nested loop planned for a few hundred rows).
-            sqlx::query("ANALYZE customers, lookup_index, data_keys")
+            // The batch is stored: a failure here is only logged (autovacuum analyses later).
+            if let Err(e) = sqlx::query("ANALYZE customers, lookup_index, data_keys")
                 .execute(&self.pool)
-                .await?;
+                .await
+            {
+                tracing::warn!(error = %e, "refreshing PostgreSQL's statistics after an import failed");
+            }
         }
         Ok(())
     }

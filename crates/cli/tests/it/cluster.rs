@@ -90,7 +90,8 @@ async fn a_revocation_or_a_new_purpose_reaches_every_node_within_a_second() {
     {
         use sqlx::Connection;
         let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query("SELECT pg_notify('steward_changes', 'brake:00000000000000000000000000000000:9223372036854775807')")
+        // Well formed, with a MAC of the right length that is not this installation's.
+        sqlx::query("SELECT pg_notify('steward_changes', 'brake:00000000000000000000000000000000:9223372036854775807 00000000000000000000000000000000')")
             .execute(&mut c)
             .await
             .unwrap();
@@ -765,10 +766,7 @@ async fn password_guesses_sent_to_every_node_at_once_meet_one_allowance() {
         "{answers:?}"
     );
     // The allowance is ten a minute for the installation; each node alone would allow ten.
-    assert!(
-        (10..=11).contains(&checked),
-        "{checked} guesses were checked out of 30 ({answers:?})"
-    );
+    assert_eq!(checked, 10, "guesses checked out of 30 ({answers:?})");
     for n in nodes {
         std::sync::Arc::into_inner(n).unwrap().stop();
     }
