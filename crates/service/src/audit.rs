@@ -702,6 +702,7 @@ fn spawn_lease(
     use std::sync::atomic::Ordering;
     tokio::spawn(async move {
         let mut lease: Option<Box<dyn steward_store::Lease>> = None;
+        let mut signing: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let Some(s) = sealer.upgrade() else { return };
             match lease.as_mut() {
@@ -727,22 +728,27 @@ fn spawn_lease(
                     }
                 }
             }
-            if lease.is_some() {
-                // What other servers appended (they do not sign) is covered within a second.
-                let covered = async {
-                    let size = store.audit_size().await?;
-                    let at = store
-                        .latest_audit_checkpoint()
-                        .await?
-                        .map_or(0, |(at, _)| at);
-                    if size > at {
-                        sign_at(&*store, &s, size).await?;
+            // What other servers appended (they do not sign) is covered within a second, by a
+            // task of its own: a slow round must not keep the lease's connection unasked past
+            // its idle timeout. One round at a time.
+            if lease.is_some() && signing.as_ref().is_none_or(|t| t.is_finished()) {
+                let (store, s) = (store.clone(), s.clone());
+                signing = Some(tokio::spawn(async move {
+                    let covered = async {
+                        let size = store.audit_size().await?;
+                        let at = store
+                            .latest_audit_checkpoint()
+                            .await?
+                            .map_or(0, |(at, _)| at);
+                        if size > at && s.signs() {
+                            sign_at(&*store, &s, size).await?;
+                        }
+                        Ok::<_, ServiceError>(())
+                    };
+                    if let Err(e) = covered.await {
+                        tracing::debug!(error = %e, "signing over the log's tail failed; next second");
                     }
-                    Ok::<_, ServiceError>(())
-                };
-                if let Err(e) = covered.await {
-                    tracing::debug!(error = %e, "signing over the log's tail failed; next second");
-                }
+                }));
             }
             drop(s);
             tokio::time::sleep(LEASE_EVERY).await;

@@ -217,14 +217,7 @@ impl ClusterStore for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM shared_seen WHERE key = $1 AND at >= $2")
-                .bind(key)
-                .bind(since)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(count.max(0) as u64)
+        count_and_commit(tx, "shared_seen", key, since).await
     }
 
     async fn count_event(&self, key: &[u8], now: i64, since: i64) -> StoreResult<u64> {
@@ -238,14 +231,7 @@ impl ClusterStore for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM shared_events WHERE key = $1 AND at >= $2")
-                .bind(key)
-                .bind(since)
-                .fetch_one(&mut *tx)
-                .await?;
-        tx.commit().await?;
-        Ok(count.max(0) as u64)
+        count_and_commit(tx, "shared_events", key, since).await
     }
 
     async fn take_back_event(&self, key: &[u8], at: i64) -> StoreResult<()> {
@@ -294,6 +280,23 @@ async fn lock_key(tx: &mut sqlx::Transaction<'_, sqlx::Any>, key: &[u8]) -> Stor
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// The rows of `key` in `table` (one of this module's, by name) at or after `since`; then commits.
+async fn count_and_commit(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    table: &'static str,
+    key: &[u8],
+    since: i64,
+) -> StoreResult<u64> {
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE key = $1 AND at >= $2");
+    let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(key)
+        .bind(since)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(count.max(0) as u64)
 }
 
 /// Notifications on a connection of their own.
