@@ -771,3 +771,75 @@ async fn password_guesses_sent_to_every_node_at_once_meet_one_allowance() {
         std::sync::Arc::into_inner(n).unwrap().stop();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_consent_or_an_erasure_holds_on_every_node_at_once() {
+    let db = TestDb::new(Kind::Postgres).await;
+    let (support, _) = token(&db, "support_agent");
+    let (marketing, _) = token(&db, "marketing");
+    let (dpo, _) = token(&db, "dpo");
+    let nodes: Vec<Server> = (0..3).map(|_| Server::start(&db, &[], &[])).collect();
+    let (s, v) = nodes[0].json(
+        "POST",
+        "/v1/customers",
+        Some(&support),
+        Some(&crate::support::customer_json(
+            "Consenting Carla",
+            "carla.cluster@example.org",
+            "+44 20 7946 0999",
+            "9 Consent Road",
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let consent = |action: &str| serde_json::json!({"purpose": "marketing_email", "action": action, "source": "in_store"});
+    let (s, v) = nodes[0].json(
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(&support),
+        Some(&consent("grant")),
+    );
+    assert_eq!(s, 201, "{v}");
+    let read = |n: &Server, token: &str, purpose: &str| {
+        n.http(
+            "GET",
+            &format!("/v1/customers/{id}?purpose={purpose}"),
+            Some(token),
+            None,
+        )
+        .0
+    };
+    for n in &nodes {
+        assert_eq!(read(n, &marketing, "marketing_email"), 200);
+    }
+
+    // Withdrawn through one node: no node serves the consent-based purpose from then on.
+    let (s, v) = nodes[1].json(
+        "POST",
+        &format!("/v1/customers/{id}/consents"),
+        Some(&marketing),
+        Some(&consent("withdraw")),
+    );
+    assert_eq!(s, 201, "{v}");
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(
+            read(n, &marketing, "marketing_email"),
+            403,
+            "node {i} served a purpose whose consent was withdrawn"
+        );
+    }
+
+    // Erased through another: gone everywhere at once.
+    let (s, v) = nodes[2].json("DELETE", &format!("/v1/customers/{id}"), Some(&dpo), None);
+    assert_eq!(s, 200, "{v}");
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(
+            read(n, &support, "service"),
+            404,
+            "node {i} served an erased customer"
+        );
+    }
+    for n in nodes {
+        n.stop();
+    }
+}
