@@ -84,8 +84,9 @@ pub(crate) async fn under_brake<T>(
     let found = lookup.await?;
     if found.is_none()
         && let Some(ip) = addr
+        && let Some(wait) = state.limits.failed(ip, now).await
     {
-        state.limits.failed(ip, now).await;
+        return Err(Problem::auth_brake(wait));
     }
     Ok(found)
 }

@@ -257,16 +257,22 @@ impl Limits {
     }
 
     /// Counts a bad token from `addr`.
-    pub async fn failed(&self, addr: IpAddr, now: Instant) {
+    ///
+    /// `Some(wait)` when, counted for the installation, the failure is past the allowance: it
+    /// is answered as braked even if this server has not yet heard the others' word.
+    pub async fn failed(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
         self.count_here(addr, now);
-        if let Some(vault) = self.shared.get() {
-            // Counted for the installation before the answer goes; the server whose count
-            // trips the brake tells the others.
-            if let Err(e) = vault
-                .count_shared_failure(addr, self.failures_allowed, FAILURE_WINDOW)
-                .await
-            {
+        let vault = self.shared.get()?;
+        // Counted for the installation before the answer goes; the server whose count trips
+        // the brake tells the others.
+        match vault
+            .count_shared_failure(addr, self.failures_allowed, FAILURE_WINDOW)
+            .await
+        {
+            Ok(over) => over,
+            Err(e) => {
                 tracing::warn!(error = %e, "counting a failure for the installation failed");
+                None
             }
         }
     }
@@ -362,7 +368,7 @@ impl Reservation<'_> {
         if self.shared_at.is_some() {
             self.limits.count_here(self.addr, now);
         } else {
-            self.limits.failed(self.addr, now).await;
+            let _ = self.limits.failed(self.addr, now).await;
         }
     }
 

@@ -123,12 +123,14 @@ impl Vault {
 
     /// Counts a bad token or password from `addr` for the installation; once `allowed` are
     /// counted within `window`, every server brakes the address for the rest of the window.
+    /// `Some(wait)` when this failure is itself past the allowance: the caller answers it as
+    /// braked, whether or not its server has heard of the brake yet.
     pub async fn count_shared_failure(
         &self,
         addr: IpAddr,
         allowed: u32,
         window: Duration,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Option<Duration>> {
         let key = self.mac("limit-address", &addr.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
@@ -143,7 +145,7 @@ impl Vault {
             self.inner.heard.brake(key, until);
             self.announce(Change::Brake(key, until)).await;
         }
-        Ok(())
+        Ok((failures > u64::from(allowed)).then_some(window))
     }
 
     /// Reserves a password guess from `addr` for the installation before it is checked: it

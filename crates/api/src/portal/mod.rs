@@ -228,7 +228,7 @@ async fn send_code(
     }
     // Every code sent counts against the address, so nobody can flood a customer's inbox.
     if let Some(ip) = ip {
-        s.limits.failed(ip, std::time::Instant::now()).await;
+        let _ = s.limits.failed(ip, std::time::Instant::now()).await;
     }
     match s.vault.portal_send_code(field("email")).await {
         Ok(challenge) => with_cookies(
@@ -284,7 +284,7 @@ async fn sign_in(
         }
         Err(steward_service::ServiceError::Validation(_)) => {
             if let Some(ip) = ip {
-                s.limits.failed(ip, std::time::Instant::now()).await;
+                let _ = s.limits.failed(ip, std::time::Instant::now()).await;
             }
             let msg = "That code is wrong or has expired. Check it, or start again for a new one.";
             code_form(&headers, Some(msg), StatusCode::UNAUTHORIZED)
@@ -354,7 +354,7 @@ async fn confirm_address(
         ),
         Err(steward_service::ServiceError::Validation(v)) => {
             if let Some(ip) = ip {
-                s.limits.failed(ip, std::time::Instant::now()).await;
+                let _ = s.limits.failed(ip, std::time::Instant::now()).await;
             }
             let msg = if v.field == "email" {
                 "Enter the new address, like name@example.com."
