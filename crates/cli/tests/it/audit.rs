@@ -449,7 +449,12 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
         }) {
             assert!(
                 std::time::Instant::now() < deadline,
-                "no server took the signer's lease"
+                "no server took the signer's lease\n{}",
+                servers
+                    .iter()
+                    .map(|s| std::fs::read_to_string(&s.stderr).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("\n---\n")
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -475,8 +480,13 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
                         std::fs::read_to_string(&server.stderr).unwrap_or_default()
                     );
                     if (i + c) % 10 == 0 {
-                        let (s, _) = server.http("GET", "/v1/audit/checkpoint", None, None);
-                        assert_eq!(s, 200);
+                        let (s, body) = server.http("GET", "/v1/audit/checkpoint", None, None);
+                        assert_eq!(
+                            s,
+                            200,
+                            "{body}\n{}",
+                            std::fs::read_to_string(&server.stderr).unwrap_or_default()
+                        );
                     }
                 }
             }));
@@ -492,14 +502,22 @@ async fn servers_share_one_log(kind: crate::support::Kind) {
     // The reads, the two writes made before the servers started (the token, the customer), and
     // each server's record of the policy it started with.
     let total = (servers.len() * (CLIENTS_PER_SERVER * READS + 1)) as u64 + 2;
-    let mut signers = 0;
+    let (mut signers, mut lost, mut logs) = (0, 0, String::new());
     for s in servers {
         let (out, err) = std::sync::Arc::into_inner(s).unwrap().stop();
-        signers += usize::from(format!("{out}{err}").contains("signs the audit log's checkpoints"));
+        let log = format!("{out}{err}");
+        signers += usize::from(log.contains("signs the audit log's checkpoints"));
+        lost += usize::from(log.contains("lost the checkpoint signer's lease"));
+        logs.push_str(&log);
     }
-    // On PostgreSQL one server holds the signer's lease; a SQLite file's servers all may sign.
+    // On PostgreSQL one server holds the signer's lease at a time; a SQLite file's servers all
+    // may sign. A lease is given up when its connection is slow to answer (a stalled machine),
+    // and another server may then take it: a second signer is right only after a loss.
     if kind == crate::support::Kind::Postgres {
-        assert_eq!(signers, 1, "one server signs checkpoints");
+        assert!(
+            signers == 1 || (signers > 1 && lost >= signers - 1),
+            "one server signs checkpoints at a time ({signers} signed, {lost} lost the lease)\n{logs}"
+        );
     }
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
     assert_eq!(code, 0, "{out}{err}");
