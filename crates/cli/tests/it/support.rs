@@ -25,46 +25,55 @@ pub struct TestDb {
     pub url: String,
     pub dir: TempDir,
     pg_name: Option<String>,
+    /// The server the database was made on (where it is dropped from).
+    admin: String,
 }
 
 impl TestDb {
     pub async fn new(kind: Kind) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
         match kind {
             Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}", dir.path().join("steward.db").display());
                 TestDb {
                     kind,
                     url,
                     dir,
                     pg_name: None,
+                    admin: String::new(),
                 }
             }
-            Kind::Postgres => {
-                let admin = pg_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!(
-                        "PostgreSQL is not reachable at {admin} ({e}).\n\
-                         Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
-                         or point STEWARD_TEST_PG_URL at a server where user postgres may create databases."
-                    )
-                });
-                let name = format!("steward_test_{}", uuid::Uuid::now_v7().simple());
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let url = match admin.rsplit_once('/') {
-                    Some((base, _)) => format!("{base}/{name}"),
-                    None => panic!("STEWARD_TEST_PG_URL must end in /<database>"),
-                };
-                TestDb {
-                    kind,
-                    url,
-                    dir,
-                    pg_name: Some(name),
-                }
-            }
+            Kind::Postgres => Self::on_server(&pg_admin_url()).await,
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server at `admin` (a URL naming a database user
+    /// `postgres` may connect to), dropped with the value.
+    pub async fn on_server(admin: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let admin = admin.to_owned();
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {admin} ({e}).\n\
+                 Start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
+                 or point STEWARD_TEST_PG_URL at a server where user postgres may create databases."
+            )
+        });
+        let name = format!("steward_test_{}", uuid::Uuid::now_v7().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("STEWARD_TEST_PG_URL must end in /<database>"),
+        };
+        TestDb {
+            kind: Kind::Postgres,
+            url,
+            dir,
+            pg_name: Some(name),
+            admin,
         }
     }
 
@@ -161,7 +170,7 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {
             // Drop runs inside the test's runtime; use a thread with its own to clean up.
-            let admin = pg_admin_url();
+            let admin = self.admin.clone();
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
