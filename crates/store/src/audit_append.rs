@@ -5,7 +5,8 @@
 //! worker thread of the connection and hands the answer back with a thread wake-up; an append is
 //! four statements (begin, head, entries, commit), so each batch cost eight context switches,
 //! and every read waits for its batch. In-thread, an append is a few microseconds of SQLite
-//! work. On PostgreSQL the statements cross the network anyway, and the pool is used.
+//! work. On PostgreSQL the statements cross the network anyway; an append at this writer's own
+//! tip is one statement on a connection of its own (see `PoolAppender`).
 //!
 //! The connection never waits for SQLite's lock in the thread (busy timeout zero): when another
 //! connection holds the log's write lock (the checkpointer's RESTART, a drain from another
@@ -34,8 +35,21 @@ pub trait AuditAppender: Send {
     ) -> StoreResult<AuditTip>;
 }
 
-/// Appends through the store's log pool (PostgreSQL).
-pub(crate) struct PoolAppender(pub(crate) SqlStore);
+/// Appends on PostgreSQL: while this writer's tip is the head, in one statement on a
+/// connection of its own (`SqlStore::append_at_tip`); otherwise (another server appended, or a
+/// batch too large for one statement) in a transaction through the log pool that locks the
+/// head and reads the tree's edge.
+pub(crate) struct PoolAppender {
+    pub(crate) store: SqlStore,
+    pub(crate) conns: Option<crate::pg_read::Conns>,
+    /// Batches left before the one-statement append is tried again after it found another
+    /// server's entries at the head (with several servers busy it mostly would again).
+    pub(crate) contended: u32,
+}
+
+/// Batches appended under the head's lock after the one-statement append missed, before it is
+/// tried again.
+const AFTER_A_MISS: u32 = 16;
 
 #[async_trait::async_trait]
 impl AuditAppender for PoolAppender {
@@ -45,7 +59,28 @@ impl AuditAppender for PoolAppender {
         sealer: &dyn AuditSealer,
         known: Option<AuditTip>,
     ) -> StoreResult<AuditTip> {
-        self.0.append_audit_entries(entries, sealer, known).await
+        if self.contended > 0 {
+            self.contended -= 1;
+            return self.store.append_audit_entries(entries, sealer, None).await;
+        }
+        if let (Some(conns), Some(tip)) = (&self.conns, &known)
+            && !entries.is_empty()
+            && entries.len() <= crate::sql::INSERT_CHUNK
+        {
+            if let Some(tip) = self
+                .store
+                .append_at_tip(conns, entries, sealer, tip)
+                .await?
+            {
+                return Ok(tip);
+            }
+            // Another server appended since: the head is read under its lock.
+            self.contended = AFTER_A_MISS;
+            return self.store.append_audit_entries(entries, sealer, None).await;
+        }
+        self.store
+            .append_audit_entries(entries, sealer, known)
+            .await
     }
 }
 

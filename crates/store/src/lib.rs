@@ -18,6 +18,7 @@ mod merge;
 mod messages;
 mod notice;
 mod personalisation;
+mod pg_read;
 mod portal;
 pub mod postgres;
 mod records;

@@ -25,6 +25,8 @@ pub struct SqlStore {
     pub(crate) log_path: Option<std::sync::Arc<str>>,
     /// SQLite: connections of its own for the hottest point reads (see `sqlite_read`).
     pub(crate) readers: Option<std::sync::Arc<crate::sqlite_read::Readers>>,
+    /// PostgreSQL: connections of their own for the same point reads (see `pg_read`).
+    pub(crate) pg_readers: Option<std::sync::Arc<crate::pg_read::Conns>>,
     /// Background tasks of this store hold a weak reference and stop when the last clone goes.
     alive: std::sync::Arc<()>,
     /// SQLite: set by the log's checkpointer when its WAL is long and was just copied back in
@@ -231,10 +233,10 @@ fn map_conflict(e: sqlx::Error) -> StoreError {
 }
 
 impl SqlStore {
-    /// The customer, key and access facts through the pool (PostgreSQL; SQLite reads them on
-    /// connections of its own, see `sqlite_read`).
-    pub(crate) async fn customer_for_read_pooled(
-        &self,
+    /// The customer, key and access facts, read with `e` (PostgreSQL's point-read connections,
+    /// see `pg_read`, or the pool; SQLite reads them on connections of its own, `sqlite_read`).
+    pub(crate) async fn customer_for_read_on<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
         id: CustomerId,
     ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
         // One row per outlet the customer belongs to (rarely more than a few), the customer's
@@ -245,7 +247,7 @@ impl SqlStore {
             *CUSTOMER_COLUMNS
         )))
         .bind(id.as_bytes().to_vec())
-        .fetch_all(&self.pool)
+        .fetch_all(e)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -270,16 +272,16 @@ impl SqlStore {
         )))
     }
 
-    /// A customer's access facts through the pool (PostgreSQL; see `customer_for_read_pooled`).
-    pub(crate) async fn access_facts_pooled(
-        &self,
+    /// A customer's access facts, read with `e` (see `customer_for_read_on`).
+    pub(crate) async fn access_facts_on<'e>(
+        e: impl sqlx::Executor<'e, Database = sqlx::Any>,
         id: CustomerId,
     ) -> StoreResult<Option<AccessFacts>> {
         let rows = sqlx::query(
             "SELECT c.restricted, o.outlet_id FROM customers c LEFT JOIN customer_outlets o ON o.customer_id = c.id WHERE c.id = $1 AND c.erased_at IS NULL",
         )
         .bind(id.as_bytes().to_vec())
-        .fetch_all(&self.pool)
+        .fetch_all(e)
         .await?;
         let Some(first) = rows.first() else {
             return Ok(None);
@@ -312,6 +314,7 @@ impl SqlStore {
             log_path: files.map(|(_, log)| std::sync::Arc::from(log)),
             readers: files
                 .map(|(data, _)| std::sync::Arc::new(crate::sqlite_read::Readers::new(data))),
+            pg_readers: None,
             alive: std::sync::Arc::new(()),
             wal_restart: Default::default(),
             outbox_tagger: Default::default(),
@@ -845,17 +848,41 @@ impl CustomerStore for SqlStore {
         &self,
         id: CustomerId,
     ) -> StoreResult<Option<(CustomerRow, StoredKey, AccessFacts)>> {
-        match &self.readers {
-            Some(readers) => readers.customer_for_read(id),
-            None => self.customer_for_read_pooled(id).await,
+        if let Some(readers) = &self.readers {
+            return readers.customer_for_read(id);
         }
+        let Some(conns) = &self.pg_readers else {
+            return Self::customer_for_read_on(&self.pool, id).await;
+        };
+        let mut lent = conns.lend().await?;
+        let found = match Self::customer_for_read_on(lent.conn(), id).await {
+            Ok(found) => found,
+            Err(e) => {
+                lent = lent.renew(e).await?;
+                Self::customer_for_read_on(lent.conn(), id).await?
+            }
+        };
+        lent.keep();
+        Ok(found)
     }
 
     async fn access_facts(&self, id: CustomerId) -> StoreResult<Option<AccessFacts>> {
-        match &self.readers {
-            Some(readers) => readers.access_facts(id),
-            None => self.access_facts_pooled(id).await,
+        if let Some(readers) = &self.readers {
+            return readers.access_facts(id);
         }
+        let Some(conns) = &self.pg_readers else {
+            return Self::access_facts_on(&self.pool, id).await;
+        };
+        let mut lent = conns.lend().await?;
+        let found = match Self::access_facts_on(lent.conn(), id).await {
+            Ok(found) => found,
+            Err(e) => {
+                lent = lent.renew(e).await?;
+                Self::access_facts_on(lent.conn(), id).await?
+            }
+        };
+        lent.keep();
+        Ok(found)
     }
 
     async fn changes(&self, customer: CustomerId) -> StoreResult<Vec<ChangeRow>> {
@@ -1396,7 +1423,16 @@ impl AuditStore for SqlStore {
                 path,
                 self.wal_restart.clone(),
             )?),
-            None => Box::new(crate::audit_append::PoolAppender(self.clone())),
+            None => Box::new(crate::audit_append::PoolAppender {
+                store: self.clone(),
+                conns: match self.pg_url.as_deref() {
+                    Some(url) => Some(crate::pg_read::Conns::new(
+                        <sqlx::any::AnyConnectOptions as std::str::FromStr>::from_str(url)?,
+                    )),
+                    None => None,
+                },
+                contended: 0,
+            }),
         })
     }
 

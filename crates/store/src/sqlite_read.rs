@@ -284,7 +284,7 @@ mod tests {
     use steward_domain::{CustomerId, OutletId};
 
     use crate::prelude::*;
-    use crate::{CustomerRow, OutletRow, PurchaseRow, SealedCustomer, StoredKey};
+    use crate::{CustomerRow, OutletRow, PurchaseRow, SealedCustomer, SqlStore, StoredKey};
 
     fn customer(id: CustomerId, outlet: Option<OutletId>, n: u8) -> SealedCustomer {
         SealedCustomer {
@@ -356,8 +356,7 @@ mod tests {
         // A purchase links its customer to no outlet (issue 15, finding 2); a second link, as a
         // database migrated from before holds them, is read alike by both paths.
         assert_eq!(
-            store
-                .access_facts_pooled(ids[2])
+            SqlStore::access_facts_on(store.pool(), ids[2])
                 .await
                 .unwrap()
                 .unwrap()
@@ -381,13 +380,15 @@ mod tests {
 
         let readers = store.readers.clone().unwrap();
         for id in ids.iter().copied().chain([CustomerId::new()]) {
-            let mut pooled = store.customer_for_read_pooled(id).await.unwrap();
+            let mut pooled = SqlStore::customer_for_read_on(store.pool(), id)
+                .await
+                .unwrap();
             let mut direct = readers.customer_for_read(id).unwrap();
             for (_, _, facts) in [&mut pooled, &mut direct].into_iter().flatten() {
                 facts.outlets.sort_by_key(|o| *o.as_bytes());
             }
             assert_eq!(direct, pooled);
-            let mut pooled = store.access_facts_pooled(id).await.unwrap();
+            let mut pooled = SqlStore::access_facts_on(store.pool(), id).await.unwrap();
             let mut direct = readers.access_facts(id).unwrap();
             for facts in [&mut pooled, &mut direct].into_iter().flatten() {
                 facts.outlets.sort_by_key(|o| *o.as_bytes());

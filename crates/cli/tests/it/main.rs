@@ -32,6 +32,7 @@ mod messages;
 mod notice;
 mod outbox;
 mod personalisation;
+mod pg_connections;
 mod pg_instance;
 mod pii;
 mod plaintext;
