@@ -340,9 +340,7 @@ impl ChangeFeed for PgFeed {
                         }
                         Ok(Err(e)) => return Err(e),
                         Err(_) => {
-                            return Err(StoreError::Unsupported(
-                                "the change feed's connection stopped answering",
-                            ));
+                            return Err(StoreError::Unavailable("the change feed's connection"));
                         }
                     }
                 }

@@ -98,6 +98,10 @@ pub enum StoreError {
     /// The operation is not offered on this backend; says what to use instead.
     #[error("not supported here: {0}")]
     Unsupported(&'static str),
+    /// A connection of the store's own stopped answering (it is dropped; the next use opens
+    /// another).
+    #[error("the database stopped answering: {0}")]
+    Unavailable(&'static str),
 }
 
 /// Result of a store operation.

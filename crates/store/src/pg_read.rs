@@ -71,7 +71,7 @@ impl Conns {
             .turns
             .acquire()
             .await
-            .map_err(|_| crate::StoreError::Unsupported("read connections closed"))?;
+            .map_err(|_| crate::StoreError::Unavailable("the point reads' connections"))?;
         loop {
             let kept = self.idle().pop();
             let Some((mut conn, since)) = kept else { break };
