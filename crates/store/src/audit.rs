@@ -260,10 +260,11 @@ impl SqlStore {
     }
 
     /// Appends `entries` after `tip` in one statement on a connection of its own (PostgreSQL):
-    /// the head moves only if it is still at `tip`, and the entries (and a checkpoint, if one
-    /// is due) are written only if it moved. `None`, writing nothing, if another server
-    /// appended since. One round trip where a transaction takes five (begin, head, entries,
-    /// commit, and the pool's ping when the connection goes back), once per batch of reads.
+    /// the head moves only if it is still at `tip`, and the entries are written only if it
+    /// moved. `None`, writing nothing, if another server appended since. One round trip where a
+    /// transaction takes five (begin, head, entries, commit, and the pool's ping when the
+    /// connection goes back), once per batch of reads. A write is never run twice (a failure may
+    /// have come after its commit): the writer refuses the batch's requests instead.
     pub(crate) async fn append_at_tip(
         &self,
         conns: &crate::pg_read::Conns,
@@ -287,78 +288,69 @@ impl SqlStore {
             })
             .collect::<Vec<_>>()
             .join(",");
-        let checkpoint = if ext.checkpoint.is_some() {
-            let b = 3 + entries.len() * 6;
-            format!(
-                ", signed AS (INSERT INTO audit_checkpoints (size, note) SELECT ${b}, ${} FROM head \
-                 ON CONFLICT (size) DO NOTHING)",
-                b + 1
-            )
-        } else {
-            String::new()
-        };
         let sql = format!(
             "WITH head AS (UPDATE audit_head SET size = size + $1 WHERE id = 1 AND size = $2 \
-             RETURNING size){checkpoint} \
+             RETURNING size) \
              INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id, hashes) \
              SELECT v.idx, v.leaf, v.occurred_at, v.action, v.customer_id, v.hashes \
              FROM (VALUES {rows}) AS v (idx, leaf, occurred_at, action, customer_id, hashes) \
              WHERE EXISTS (SELECT 1 FROM head)"
         );
         let new_size = tip.size + entries.len() as u64;
-        let statement = || -> StoreResult<AnyQuery<'_>> {
-            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql.clone()))
-                .bind(i64_of(entries.len() as u64)?)
-                .bind(i64_of(tip.size)?);
-            for (i, (e, h)) in (tip.size..).zip(&ext.rows) {
-                q = q
-                    .bind(i64_of(i)?)
-                    .bind(e.leaf.as_slice())
-                    .bind(e.occurred_at)
-                    .bind(e.action.as_str())
-                    .bind(e.customer_id.map(|c| c.as_bytes().to_vec()))
-                    .bind(h.as_slice());
-            }
-            if let Some(note) = &ext.checkpoint {
-                q = q.bind(i64_of(new_size)?).bind(note.as_str());
-            }
-            Ok(q)
-        };
-        let mut lent = conns.lend().await?;
-        let written = match statement()?.execute(lent.conn()).await {
-            Ok(done) => done.rows_affected(),
-            Err(e) => {
-                // A kept connection the database ended (before the statement, or under it):
-                // on a new one, whether these entries are at the tip says whether it was
-                // written. Never written twice; written once if it was not.
-                lent = lent.renew(e.into()).await?;
-                let stored: Vec<Vec<u8>> = sqlx::query_scalar(
-                    "SELECT leaf FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
-                )
-                .bind(i64_of(tip.size)?)
-                .bind(i64_of(new_size)?)
-                .fetch_all(lent.conn())
-                .await?;
-                if stored.is_empty() {
-                    statement()?.execute(lent.conn()).await?.rows_affected()
-                } else if stored.len() == entries.len()
-                    && stored.iter().zip(entries).all(|(s, e)| *s == e.leaf)
-                {
-                    entries.len() as u64
-                } else {
-                    0
-                }
-            }
-        };
-        lent.keep();
-        match written {
-            0 => Ok(None),
-            n if n == entries.len() as u64 => Ok(Some(AuditTip {
-                size: new_size,
-                edge: ext.edge,
-            })),
-            _ => Err(StoreError::Corrupt("an append wrote part of its batch")),
+        let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql))
+            .bind(i64_of(entries.len() as u64)?)
+            .bind(i64_of(tip.size)?);
+        for (i, (e, h)) in (tip.size..).zip(&ext.rows) {
+            q = q
+                .bind(i64_of(i)?)
+                .bind(e.leaf.as_slice())
+                .bind(e.occurred_at)
+                .bind(e.action.as_str())
+                .bind(e.customer_id.map(|c| c.as_bytes().to_vec()))
+                .bind(h.as_slice());
         }
+        let mut lent = conns.lend(crate::pg_read::Check::Write).await?;
+        let written = crate::pg_read::within("an audit append", async {
+            Ok(q.execute(lent.conn()).await?.rows_affected())
+        })
+        .await?;
+        if written == 0 {
+            // Another server appended since. The checkpoint that may have been signed over the
+            // tree this batch would have made never leaves the process.
+            lent.keep();
+            return Ok(None);
+        }
+        if written != entries.len() as u64 {
+            return Err(StoreError::Corrupt("an append wrote part of its batch"));
+        }
+        // Signed over the tree now written; stored after it (the entries are appended either
+        // way: a checkpoint that fails to be stored is signed again by the next one due).
+        if let Some(note) = &ext.checkpoint {
+            let stored = crate::pg_read::within("a checkpoint", async {
+                sqlx::query(
+                    "INSERT INTO audit_checkpoints (size, note) VALUES ($1, $2) \
+                     ON CONFLICT (size) DO NOTHING",
+                )
+                .bind(i64_of(new_size)?)
+                .bind(note.as_str())
+                .execute(lent.conn())
+                .await?;
+                Ok(())
+            })
+            .await;
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "storing a checkpoint failed; the next one covers it");
+                return Ok(Some(AuditTip {
+                    size: new_size,
+                    edge: ext.edge,
+                }));
+            }
+        }
+        lent.keep();
+        Ok(Some(AuditTip {
+            size: new_size,
+            edge: ext.edge,
+        }))
     }
 
     /// Appends `entries`; with `drained = Some((from, to))`, also moves the outbox mark from

@@ -854,12 +854,14 @@ impl CustomerStore for SqlStore {
         let Some(conns) = &self.pg_readers else {
             return Self::customer_for_read_on(&self.pool, id).await;
         };
-        let mut lent = conns.lend().await?;
-        let found = match Self::customer_for_read_on(lent.conn(), id).await {
+        use crate::pg_read::{Check, within};
+        let mut lent = conns.lend(Check::Read).await?;
+        let found = match within("a point read", Self::customer_for_read_on(lent.conn(), id)).await
+        {
             Ok(found) => found,
             Err(e) => {
                 lent = lent.renew(e).await?;
-                Self::customer_for_read_on(lent.conn(), id).await?
+                within("a point read", Self::customer_for_read_on(lent.conn(), id)).await?
             }
         };
         lent.keep();
@@ -873,12 +875,13 @@ impl CustomerStore for SqlStore {
         let Some(conns) = &self.pg_readers else {
             return Self::access_facts_on(&self.pool, id).await;
         };
-        let mut lent = conns.lend().await?;
-        let found = match Self::access_facts_on(lent.conn(), id).await {
+        use crate::pg_read::{Check, within};
+        let mut lent = conns.lend(Check::Read).await?;
+        let found = match within("a point read", Self::access_facts_on(lent.conn(), id)).await {
             Ok(found) => found,
             Err(e) => {
                 lent = lent.renew(e).await?;
-                Self::access_facts_on(lent.conn(), id).await?
+                within("a point read", Self::access_facts_on(lent.conn(), id)).await?
             }
         };
         lent.keep();
