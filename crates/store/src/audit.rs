@@ -231,6 +231,20 @@ pub(crate) fn extend_tree<'a>(
     })
 }
 
+/// Binds entry `i`'s six columns (idx, leaf, occurred_at, action, customer_id, hashes).
+fn bind_entry<'q>(
+    q: AnyQuery<'q>,
+    i: u64,
+    (e, h): &'q (&AuditEntryRow, Vec<u8>),
+) -> StoreResult<AnyQuery<'q>> {
+    Ok(q.bind(i64_of(i)?)
+        .bind(e.leaf.as_slice())
+        .bind(e.occurred_at)
+        .bind(e.action.as_str())
+        .bind(e.customer_id.map(|c| c.as_bytes().to_vec()))
+        .bind(h.as_slice()))
+}
+
 pub(crate) fn i64_of(n: u64) -> StoreResult<i64> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt("audit index past i64"))
 }
@@ -300,14 +314,8 @@ impl SqlStore {
         let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql))
             .bind(i64_of(entries.len() as u64)?)
             .bind(i64_of(tip.size)?);
-        for (i, (e, h)) in (tip.size..).zip(&ext.rows) {
-            q = q
-                .bind(i64_of(i)?)
-                .bind(e.leaf.as_slice())
-                .bind(e.occurred_at)
-                .bind(e.action.as_str())
-                .bind(e.customer_id.map(|c| c.as_bytes().to_vec()))
-                .bind(h.as_slice());
+        for (i, row) in (tip.size..).zip(&ext.rows) {
+            q = bind_entry(q, i, row)?;
         }
         let mut lent = conns.lend(crate::pg_read::Check::Write).await?;
         let written = crate::pg_read::within("an audit append", async {
@@ -411,14 +419,8 @@ impl SqlStore {
             );
             let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
             let first = size + (n * crate::sql::INSERT_CHUNK) as u64;
-            for (i, (e, h)) in (first..).zip(chunk) {
-                q = q
-                    .bind(i64_of(i)?)
-                    .bind(e.leaf.as_slice())
-                    .bind(e.occurred_at)
-                    .bind(e.action.as_str())
-                    .bind(e.customer_id.map(|c| c.as_bytes().to_vec()))
-                    .bind(h.as_slice());
+            for (i, row) in (first..).zip(chunk) {
+                q = bind_entry(q, i, row)?;
             }
             q.execute(&mut *tx).await?;
         }

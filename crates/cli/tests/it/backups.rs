@@ -87,14 +87,15 @@ async fn nobody_comes_back(how: Backup) {
     let base = match &server {
         Some(pg) => Some(pg.base_backup()),
         None => {
-            let out = std::process::Command::new("pg_dump")
-                .args(["-Fc", "-d", &db.url, "-f", dump.to_str().unwrap()])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            crate::pg_instance::run(
+                std::process::Command::new("pg_dump").args([
+                    "-Fc",
+                    "-d",
+                    &db.url,
+                    "-f",
+                    dump.to_str().unwrap(),
+                ]),
+                "pg_dump",
             );
             None
         }
@@ -181,13 +182,8 @@ async fn restore_dump(db: &TestDb, dump: &std::path::Path) {
                 .unwrap();
         }
     }
-    let out = std::process::Command::new("pg_restore")
-        .args(["-d", &db.url, dump.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    crate::pg_instance::run(
+        std::process::Command::new("pg_restore").args(["-d", &db.url, dump.to_str().unwrap()]),
+        "pg_restore",
     );
 }

@@ -177,7 +177,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn run(c: &mut Command, what: &str) {
+/// Runs `c`, failing the test with its output unless it succeeds.
+pub fn run(c: &mut Command, what: &str) {
     let out = c
         .output()
         .unwrap_or_else(|e| panic!("{what} could not run: {e}"));
