@@ -579,9 +579,11 @@ async fn sign_tail(store: &dyn AuditStore, sealer: &TreeSealer, tip: &steward_st
     if covered {
         return;
     }
-    let note = sealer.checkpoint_note(tip.size, merkle::root_of_edge(&tip.edge));
-    if let Err(e) = store.add_audit_checkpoint(tip.size, &note).await {
-        tracing::warn!(error = %e, "storing a checkpoint failed; the next one covers these entries");
+    // Over the hashes the log holds, not this writer's memory of them: a log that lost its
+    // tail (a failover to a standby behind) and grew back through other servers has the same
+    // size and another tree.
+    if let Err(e) = sign_at(store, sealer, tip.size).await {
+        tracing::warn!(error = %e, "signing a checkpoint failed; the next one covers these entries");
     }
 }
 

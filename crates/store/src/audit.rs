@@ -231,6 +231,53 @@ pub(crate) fn extend_tree<'a>(
     })
 }
 
+/// The stored hashes a tree's edge is checked against: (entry, offset among its hashes, hash).
+type EdgeRows = Vec<(i64, i64, Vec<u8>)>;
+
+/// On PostgreSQL, a condition (for the head's `UPDATE`, its parameters numbered from `first`)
+/// that holds only if the stored hashes that sum up the tree of `tip.size` entries are
+/// `tip.edge`: the log is still the one this writer extended, not another history of the same
+/// length (a failover to a standby that lacked the last commits, then other servers' appends),
+/// over which its cached edge would make hashes, and a checkpoint, of a tree that never existed.
+/// Empty on SQLite, where one file has one history while the servers run.
+fn same_history(
+    backend: Backend,
+    sealer: &dyn AuditSealer,
+    tip: &AuditTip,
+    first: usize,
+) -> StoreResult<(String, EdgeRows)> {
+    let frontier = sealer.frontier(tip.size);
+    if backend != Backend::Postgres || frontier.is_empty() {
+        return Ok((String::new(), Vec::new()));
+    }
+    if frontier.len() != tip.edge.len() {
+        return Err(StoreError::Corrupt("the tree's edge does not fit its size"));
+    }
+    let params = frontier
+        .iter()
+        .zip(&tip.edge)
+        .map(|(i, h)| {
+            let (entry, offset) = sealer.written_at(*i);
+            Ok((i64_of(entry)?, i64_of(offset as u64)?, h.to_vec()))
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    let rows = (0..params.len())
+        .map(|r| {
+            let b = first + r * 3;
+            format!("(${b}::bigint,${}::bigint,${}::bytea)", b + 1, b + 2)
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok((
+        format!(
+            " AND (SELECT count(*) FROM audit_entries e JOIN (VALUES {rows}) AS f (idx, off, h) \
+             ON e.idx = f.idx WHERE substring(e.hashes, (f.off * 32 + 1)::int, 32) = f.h) = {}",
+            params.len()
+        ),
+        params,
+    ))
+}
+
 /// Binds entry `i`'s six columns (idx, leaf, occurred_at, action, customer_id, hashes).
 fn bind_entry<'q>(
     q: AnyQuery<'q>,
@@ -302,8 +349,9 @@ impl SqlStore {
             })
             .collect::<Vec<_>>()
             .join(",");
+        let (history, edge) = same_history(Backend::Postgres, sealer, tip, 3 + entries.len() * 6)?;
         let sql = format!(
-            "WITH head AS (UPDATE audit_head SET size = size + $1 WHERE id = 1 AND size = $2 \
+            "WITH head AS (UPDATE audit_head SET size = size + $1 WHERE id = 1 AND size = $2{history} \
              RETURNING size) \
              INSERT INTO audit_entries (idx, leaf, occurred_at, action, customer_id, hashes) \
              SELECT v.idx, v.leaf, v.occurred_at, v.action, v.customer_id, v.hashes \
@@ -316,6 +364,9 @@ impl SqlStore {
             .bind(i64_of(tip.size)?);
         for (i, row) in (tip.size..).zip(&ext.rows) {
             q = bind_entry(q, i, row)?;
+        }
+        for (entry, offset, hash) in &edge {
+            q = q.bind(*entry).bind(*offset).bind(hash.as_slice());
         }
         let mut lent = conns.lend(crate::pg_read::Check::Write).await?;
         let written = crate::pg_read::within("an audit append", async {
@@ -380,13 +431,17 @@ impl SqlStore {
         // a lock and the hashes that sum it up.
         let mut fast = None;
         if let Some(tip) = known {
-            let moved =
-                sqlx::query("UPDATE audit_head SET size = size + $1 WHERE id = 1 AND size = $2")
-                    .bind(n)
-                    .bind(i64_of(tip.size)?)
-                    .execute(&mut *tx)
-                    .await?;
-            if moved.rows_affected() == 1 {
+            let (history, edge) = same_history(self.backend, sealer, &tip, 3)?;
+            let sql = format!(
+                "UPDATE audit_head SET size = size + $1 WHERE id = 1 AND size = $2{history}"
+            );
+            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql))
+                .bind(n)
+                .bind(i64_of(tip.size)?);
+            for (entry, offset, hash) in &edge {
+                q = q.bind(*entry).bind(*offset).bind(hash.as_slice());
+            }
+            if q.execute(&mut *tx).await?.rows_affected() == 1 {
                 fast = Some(tip);
             }
         }

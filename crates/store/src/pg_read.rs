@@ -156,7 +156,11 @@ impl Conns {
                     fresh: false,
                 });
             }
-            // Ended while it waited (a restarted database): dropped, the next one tried.
+            // Ended while it waited (a restarted database, a machine gone): dropped, and the
+            // others with it, as they most likely went the same way (asking each in turn could
+            // keep a read waiting a deadline per connection).
+            self.idle().clear();
+            break;
         }
         let (conn, opened) = self.connect().await?;
         Ok(Lent {

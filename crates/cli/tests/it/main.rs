@@ -21,6 +21,7 @@ mod crash;
 mod door;
 mod duplicates;
 mod erasure;
+mod failover;
 mod holes;
 mod http;
 mod layers;
