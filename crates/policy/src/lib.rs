@@ -564,7 +564,9 @@ impl Policy {
         })
     }
 
-    fn principal(asker: &Asker<'_>) -> Entity {
+    /// The asker's entity; `None` if Cedar refuses to build it (the caller then denies: an
+    /// entity without its attributes or roles would skip every `forbid` that reads them).
+    fn principal(asker: &Asker<'_>) -> Option<Entity> {
         let outlets = RestrictedExpression::new_set(
             asker
                 .outlets
@@ -577,11 +579,11 @@ impl Policy {
             .map(|r| uid("Role", r.as_str()))
             .collect();
         let attrs = HashMap::from([("outlets".to_owned(), outlets)]);
-        Entity::new(uid("Staff", &asker.id), attrs, parents)
-            .unwrap_or_else(|_| Entity::with_uid(uid("Staff", &asker.id)))
+        Entity::new(uid("Staff", &asker.id), attrs, parents).ok()
     }
 
-    fn customer(subject: &Subject<'_>) -> Entity {
+    /// The customer's entity; `None` if Cedar refuses to build it (see [`Policy::principal`]).
+    fn customer(subject: &Subject<'_>) -> Option<Entity> {
         let outlets = RestrictedExpression::new_set(
             subject
                 .outlets
@@ -600,15 +602,26 @@ impl Policy {
             attrs,
             HashSet::new(),
         )
-        .unwrap_or_else(|_| Entity::with_uid(uid("Customer", &subject.id.to_string())))
+        .ok()
     }
 
-    fn entities(&self, extra: [Entity; 2]) -> Entities {
+    /// The principal's and resource's ids and the entities a request is decided over; `None`
+    /// (deny) if any could not be built. Never an entity without its attributes, nor a set
+    /// without the actions' groups: either would make `forbid`s that read them not apply.
+    fn parties(
+        &self,
+        principal: Option<Entity>,
+        resource: Option<Entity>,
+    ) -> Option<(EntityUid, EntityUid, Entities)> {
+        let (principal, resource) = (principal?, resource?);
+        let (p_uid, r_uid) = (principal.uid(), resource.uid());
         // Adding to a copy of the prebuilt actions costs a third of building all anew.
-        self.actions
+        let entities = self
+            .actions
             .clone()
-            .add_entities(extra, None)
-            .unwrap_or_else(|_| Entities::empty())
+            .add_entities([principal, resource], None)
+            .ok()?;
+        Some((p_uid, r_uid, entities))
     }
 
     /// Runs one authorization; returns whether it allowed, and the deciding policy ids.
@@ -784,10 +797,21 @@ impl Policy {
         fields: &[Field],
         context: impl Fn(&ReadRequest<'_>, DataCategory) -> Option<Context>,
     ) -> Decision {
-        let principal = Self::principal(&req.asker);
-        let resource = Self::customer(&req.subject);
-        let (p_uid, r_uid) = (principal.uid(), resource.uid());
-        let entities = self.entities([principal, resource]);
+        let Some((p_uid, r_uid, entities)) =
+            self.parties(Self::principal(&req.asker), Self::customer(&req.subject))
+        else {
+            // Fail closed: no entities, no read.
+            return Decision {
+                fields: fields
+                    .iter()
+                    .map(|&field| FieldDecision {
+                        field,
+                        outcome: Outcome::Withhold,
+                        policies: vec!["entities-unavailable".to_owned()],
+                    })
+                    .collect(),
+            };
+        };
         let roles = slice::role_bits(req.asker.roles);
         // One context per category, shared by the fields of that category.
         let mut contexts: Vec<(DataCategory, Option<Context>)> = Vec::new();
@@ -924,10 +948,11 @@ impl Policy {
 
     /// True when `action` is allowed for every one of `categories` (none: no).
     fn decide_all(&self, req: &ReadRequest<'_>, action: &str, categories: &[DataCategory]) -> bool {
-        let principal = Self::principal(&req.asker);
-        let resource = Self::customer(&req.subject);
-        let (p_uid, r_uid) = (principal.uid(), resource.uid());
-        let entities = self.entities([principal, resource]);
+        let Some((p_uid, r_uid, entities)) =
+            self.parties(Self::principal(&req.asker), Self::customer(&req.subject))
+        else {
+            return false;
+        };
         let roles = slice::role_bits(req.asker.roles);
         !categories.is_empty()
             && categories.iter().all(|&category| {
@@ -946,14 +971,14 @@ impl Policy {
         action: Action,
         subject: Option<&Subject<'_>>,
     ) -> (bool, Vec<String>) {
-        let principal = Self::principal(asker);
         let resource = match (action.on_directory(), subject) {
             (false, Some(s)) => Self::customer(s),
-            (false, None) => Entity::with_uid(uid("Customer", "new")),
-            (true, _) => Entity::with_uid(uid("Directory", "steward")),
+            (false, None) => Some(Entity::with_uid(uid("Customer", "new"))),
+            (true, _) => Some(Entity::with_uid(uid("Directory", "steward"))),
         };
-        let (p_uid, r_uid) = (principal.uid(), resource.uid());
-        let entities = self.entities([principal, resource]);
+        let Some((p_uid, r_uid, entities)) = self.parties(Self::principal(asker), resource) else {
+            return (false, vec!["entities-unavailable".to_owned()]);
+        };
         self.check(
             slice::role_bits(asker.roles),
             &p_uid,

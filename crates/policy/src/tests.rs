@@ -583,6 +583,34 @@ fn a_read_without_its_context_is_denied() {
     }
 }
 
+/// Fail closed (issue 16): a request whose entities cannot be built (a party Cedar refused, or
+/// a set it refused to join with the actions' own) is decided over nothing and denied — never
+/// over an entity stripped of its attributes, which would skip the forbids that read them.
+#[test]
+fn a_request_whose_entities_cannot_be_built_is_denied() {
+    let p = Policy::default_policy().unwrap();
+    let case = Case::new(Role::SupportAgent, "service");
+    let purpose = purpose("service");
+    let req = case.request(&purpose);
+    let customer = Policy::customer(&req.subject);
+    let staff = Policy::principal(&req.asker);
+    assert!(p.parties(staff.clone(), customer.clone()).is_some());
+    assert!(p.parties(None, customer.clone()).is_none());
+    assert!(p.parties(staff.clone(), None).is_none());
+    // An entity that clashes with one the policy holds (an action's, with its groups).
+    let clash = Entity::with_uid(uid("Action", "use_in_segment"));
+    assert!(p.parties(Some(clash), customer).is_none());
+    // Control: with its entities built, this case reads something (the reads, the uses and
+    // the other actions each return a denial when `parties` gives nothing).
+    assert!(
+        case.decide(&p)
+            .fields
+            .iter()
+            .any(|f| f.outcome != Outcome::Withhold),
+        "the case reads something when its entities are built"
+    );
+}
+
 /// The operator (the command line, with the master key) exports, loads and erases by the
 /// policy's `operator` permit; no other role exports, and the operator reads nobody through the
 /// API's read actions.
