@@ -384,6 +384,9 @@ pub struct Policy {
     /// Some policy reads `context.time`; otherwise the time is left out of the context (building
     /// a Cedar datetime costs more than the rest of the context together).
     reads_time: bool,
+    /// Tests only: every request's entities are refused, as Cedar would refuse malformed ones.
+    #[cfg(test)]
+    refuse_entities: bool,
 }
 
 /// Most distinct decisions kept; past it the memo starts over (a crude bound, rarely reached:
@@ -561,6 +564,8 @@ impl Policy {
             memo,
             use_memo,
             reads_time,
+            #[cfg(test)]
+            refuse_entities: false,
         })
     }
 
@@ -584,9 +589,13 @@ impl Policy {
 
     /// The customer's entity; `None` if Cedar refuses to build it (see [`Policy::principal`]).
     fn customer(subject: &Subject<'_>) -> Option<Entity> {
+        Self::customer_as(&subject.id.to_string(), subject.outlets, subject.restricted)
+    }
+
+    /// A customer entity named `id` with these attributes.
+    fn customer_as(id: &str, outlets: &[OutletId], restricted: bool) -> Option<Entity> {
         let outlets = RestrictedExpression::new_set(
-            subject
-                .outlets
+            outlets
                 .iter()
                 .map(|o| RestrictedExpression::new_entity_uid(uid("Outlet", &o.to_string()))),
         );
@@ -594,15 +603,10 @@ impl Policy {
             ("outlets".to_owned(), outlets),
             (
                 "restricted".to_owned(),
-                RestrictedExpression::new_bool(subject.restricted),
+                RestrictedExpression::new_bool(restricted),
             ),
         ]);
-        Entity::new(
-            uid("Customer", &subject.id.to_string()),
-            attrs,
-            HashSet::new(),
-        )
-        .ok()
+        Entity::new(uid("Customer", id), attrs, HashSet::new()).ok()
     }
 
     /// The principal's and resource's ids and the entities a request is decided over; `None`
@@ -613,6 +617,10 @@ impl Policy {
         principal: Option<Entity>,
         resource: Option<Entity>,
     ) -> Option<(EntityUid, EntityUid, Entities)> {
+        #[cfg(test)]
+        if self.refuse_entities {
+            return None;
+        }
         let (principal, resource) = (principal?, resource?);
         let (p_uid, r_uid) = (principal.uid(), resource.uid());
         // Adding to a copy of the prebuilt actions costs a third of building all anew.
@@ -973,7 +981,9 @@ impl Policy {
     ) -> (bool, Vec<String>) {
         let resource = match (action.on_directory(), subject) {
             (false, Some(s)) => Self::customer(s),
-            (false, None) => Some(Entity::with_uid(uid("Customer", "new"))),
+            // A customer being created: no outlets yet, not restricted (its attributes set, so
+            // that a forbid reading them applies as it would to any customer).
+            (false, None) => Self::customer_as("new", &[], false),
             (true, _) => Some(Entity::with_uid(uid("Directory", "steward"))),
         };
         let Some((p_uid, r_uid, entities)) = self.parties(Self::principal(asker), resource) else {

@@ -585,7 +585,8 @@ fn a_read_without_its_context_is_denied() {
 
 /// Fail closed (issue 16): a request whose entities cannot be built (a party Cedar refused, or
 /// a set it refused to join with the actions' own) is decided over nothing and denied — never
-/// over an entity stripped of its attributes, which would skip the forbids that read them.
+/// over an entity stripped of its attributes, which would skip the forbids that read them. The
+/// reads, the uses and the other actions each deny when their entities are refused.
 #[test]
 fn a_request_whose_entities_cannot_be_built_is_denied() {
     let p = Policy::default_policy().unwrap();
@@ -600,15 +601,31 @@ fn a_request_whose_entities_cannot_be_built_is_denied() {
     // An entity that clashes with one the policy holds (an action's, with its groups).
     let clash = Entity::with_uid(uid("Action", "use_in_segment"));
     assert!(p.parties(Some(clash), customer).is_none());
-    // Control: with its entities built, this case reads something (the reads, the uses and
-    // the other actions each return a denial when `parties` gives nothing).
-    assert!(
-        case.decide(&p)
-            .fields
-            .iter()
-            .any(|f| f.outcome != Outcome::Withhold),
-        "the case reads something when its entities are built"
-    );
+    // With its entities built this case reads something, may use the customer's facts, and
+    // may register a customer…
+    let name = Field::Profile(ProfileField::Name);
+    let allowed = |p: &Policy| {
+        (
+            p.evaluate_read(&req, &Field::ALL),
+            p.decide_all(&req, &name.show_action(), &[name.category()]),
+            p.allows(&req.asker, Action::CreateCustomer, None),
+        )
+    };
+    let (read, used, created) = allowed(&p);
+    assert!(read.fields.iter().any(|f| f.outcome != Outcome::Withhold));
+    assert!(used);
+    assert!(created.0, "{created:?}");
+    // …with its entities refused, nothing.
+    let mut refusing = Policy::default_policy().unwrap();
+    refusing.refuse_entities = true;
+    let (read, used, created) = allowed(&refusing);
+    assert_eq!(read.fields.len(), Field::ALL.len());
+    for f in &read.fields {
+        assert_eq!(f.outcome, Outcome::Withhold, "{f:?}");
+        assert_eq!(f.policies, vec!["entities-unavailable".to_owned()]);
+    }
+    assert!(!used);
+    assert_eq!(created, (false, vec!["entities-unavailable".to_owned()]));
 }
 
 /// The operator (the command line, with the master key) exports, loads and erases by the
