@@ -414,8 +414,11 @@ async fn several_servers_append_to_one_log() {
 }
 
 /// The same on one SQLite file: each server's writer appends on a connection of its own and
-/// waits out the others' write locks instead of failing.
-#[tokio::test]
+/// waits out the others' write locks instead of failing. On a runtime of several threads, as
+/// the test blocks its own while servers start: on one thread, a task of the test's vault
+/// suspended inside a log transaction would hold SQLite's write lock all that time, and a
+/// starting server's drain waited it out to its busy timeout (CI, once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_servers_append_to_one_sqlite_log() {
     servers_share_one_log(crate::support::Kind::Sqlite).await;
 }
