@@ -95,11 +95,7 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         // The entry is tagged under a key the master key unwraps (see `tag_outbox`).
         let (ring, _) = steward_service::keys::load_keyring(&args.store.key_file(), false)
             .context("loading the master key (the backup is recorded in the audit log)")?;
-        steward_service::tag_outbox(&store, &ring)
-            .await
-            .map_err(|e| anyhow::anyhow!("loading the audit outbox key: {e}"))?;
-        store
-            .record_audit(&[steward_service::operator_entry("backup", "backup")])
+        steward_service::record_operator_act(&store, &ring, "backup", "backup")
             .await
             .map_err(|e| anyhow::anyhow!("recording the backup in the audit log: {e}"))?;
     }

@@ -68,8 +68,7 @@ pub async fn store_all(
     while let Some(task) = pending.take() {
         let sealed = task.await.context("sealing task failed")??;
         pending = chunks.next().map(seal);
-        vault.insert_sealed(operator, &sealed).await?;
-        stored += sealed.len();
+        stored += vault.insert_sealed(operator, sealed).await?.len();
         progress(stored);
     }
     Ok(stored)

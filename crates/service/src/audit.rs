@@ -814,6 +814,17 @@ impl crate::Vault {
         principal: &crate::Principal,
         start: u64,
         end: u64,
+    ) -> ServiceResult<Vec<LogEntry>> {
+        let rows = self.audit_rows(principal, start, end).await?;
+        Ok(rows.into_iter().map(LogEntry::from).collect())
+    }
+
+    /// [`crate::Vault::audit_entries`] as the store holds them (for the service's own searches).
+    pub(crate) async fn audit_rows(
+        &self,
+        principal: &crate::Principal,
+        start: u64,
+        end: u64,
     ) -> ServiceResult<Vec<StoredAuditEntry>> {
         self.authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
@@ -824,7 +835,6 @@ impl crate::Vault {
             )
             .into());
         }
-
         Ok(self.inner.stores.audit.audit_entries(start, end).await?)
     }
 
@@ -853,11 +863,37 @@ impl crate::Vault {
     }
 }
 
+/// One entry of the audit log as the service hands it out: its position and the exact bytes
+/// hashed into the tree (the store's row, with its query columns, stays in the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Its index in the log.
+    pub index: u64,
+    /// The leaf's bytes as hashed (JSON or the compact encoding).
+    pub leaf: Vec<u8>,
+}
+
+impl LogEntry {
+    /// The leaf decoded; `None` if its bytes are no leaf this version reads.
+    pub fn decoded(&self) -> Option<steward_domain::AuditLeaf> {
+        steward_domain::AuditLeaf::from_bytes(&self.leaf)
+    }
+}
+
+impl From<StoredAuditEntry> for LogEntry {
+    fn from(e: StoredAuditEntry) -> Self {
+        LogEntry {
+            index: e.index,
+            leaf: e.row.leaf,
+        }
+    }
+}
+
 /// One entry of a customer's access log, with its proof.
 #[derive(Debug, Clone)]
 pub struct AccessLogEntry {
-    /// The entry as stored.
-    pub entry: StoredAuditEntry,
+    /// The entry.
+    pub entry: LogEntry,
     /// Its inclusion proof against the access log's checkpoint.
     pub proof: Vec<Hash>,
 }
@@ -930,7 +966,10 @@ impl crate::Vault {
             .map(|entry| {
                 let proof = merkle::inclusion_proof(entry.index, head.size, &stored)
                     .map_err(|_| ServiceError::Integrity)?;
-                Ok(AccessLogEntry { entry, proof })
+                Ok(AccessLogEntry {
+                    entry: entry.into(),
+                    proof,
+                })
             })
             .collect::<ServiceResult<_>>()?;
         Ok(AccessLog {

@@ -68,7 +68,7 @@ impl Vault {
         while end > floor {
             let start = end.saturating_sub(1000).max(floor);
             // Decided (`read_audit`) on every step, like the API's reads of the log.
-            let entries = self.audit_entries(principal, start, end).await?;
+            let entries = self.audit_rows(principal, start, end).await?;
             for e in entries.into_iter().rev() {
                 let leaf = steward_domain::AuditLeaf::from_bytes(&e.row.leaf);
                 let line = AuditLine {

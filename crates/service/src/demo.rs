@@ -268,7 +268,7 @@ pub async fn load(
         let home = *rng.pick(&outlets);
         sealed.push(vault.seal_new_customer(&demo_customer(n, &mut rng, Some(home)), now)?);
     }
-    vault.insert_sealed(operator, &sealed).await?;
+    let sealed = vault.insert_sealed(operator, sealed).await?;
     let (mut purchases, mut interactions) = (0, 0);
     let mut activity = Vec::new();
     for c in &sealed {
@@ -276,7 +276,7 @@ pub async fn load(
             let (seller, outlet) = *rng.pick(&staff);
             let (item, price) = *rng.pick(MODELS);
             activity.push((
-                c.row.id,
+                *c,
                 Activity::Purchase(NewPurchase {
                     item: item.into(),
                     category: if price < 100_000 {
@@ -300,7 +300,7 @@ pub async fn load(
         for _ in 0..rng.below(4) {
             let (channel, source, text) = *rng.pick(NOTES);
             activity.push((
-                c.row.id,
+                *c,
                 Activity::Interaction(NewInteraction {
                     channel,
                     text: text.into(),
@@ -329,7 +329,7 @@ pub async fn load(
                 source: steward_domain::ConsentSource::InStore,
             };
             vault
-                .write_consent(crate::Actor::Operator(operator), c.row.id, &purpose, &input)
+                .write_consent(crate::Actor::Operator(operator), *c, &purpose, &input)
                 .await?;
         }
     }

@@ -51,7 +51,7 @@ pub mod webhooks;
 pub use access::{Access, Alert, CustomerActions, DirectoryActions, PurchasesView};
 pub use accounts::TokenInfo;
 pub use audit::{
-    AccessLog, AccessLogEntry, OUTBOX_REFUSED, TreeSealer, inclusion as inclusion_proof,
+    AccessLog, AccessLogEntry, LogEntry, OUTBOX_REFUSED, TreeSealer, inclusion as inclusion_proof,
 };
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_search::{AuditFilter, AuditLine};
@@ -66,4 +66,7 @@ pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;
 pub use segments::{EVALUATIONS_PER_HOUR, Segment, SegmentSizeView};
 pub use timeline::{Timeline, TimelineEntry};
-pub use vault::{Activity, DuplicateOf, Outlet, Staff, Vault, operator_entry, tag_outbox};
+pub use vault::{
+    Activity, DuplicateOf, Outlet, Sealed, Staff, Vault, operator_entry, record_operator_act,
+    tag_outbox,
+};

@@ -363,11 +363,11 @@ impl Vault {
     }
 
     /// Seals a new customer (pure CPU work; callers may run it off the async threads).
-    pub fn seal_new_customer(
-        &self,
-        c: &NewCustomer,
-        now: Timestamp,
-    ) -> ServiceResult<SealedCustomer> {
+    pub fn seal_new_customer(&self, c: &NewCustomer, now: Timestamp) -> ServiceResult<Sealed> {
+        self.seal_customer_row(c, now).map(Sealed)
+    }
+
+    fn seal_customer_row(&self, c: &NewCustomer, now: Timestamp) -> ServiceResult<SealedCustomer> {
         let id = CustomerId::new();
         let dk = DataKey::generate()?;
         let row = seal::seal_customer(&dk, id, c, now.millis(), now.millis())?;
@@ -390,7 +390,7 @@ impl Vault {
         let mut last = None;
         for _ in 0..n {
             last = Some(std::hint::black_box(
-                self.seal_new_customer(c, Timestamp::now())?,
+                self.seal_customer_row(c, Timestamp::now())?,
             ));
         }
         let seal_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
@@ -473,7 +473,7 @@ impl Vault {
             });
         }
         self.check_outlet("outlet_id", c.outlet_id).await?;
-        let sealed = self.seal_new_customer(c, Timestamp::now())?;
+        let sealed = self.seal_customer_row(c, Timestamp::now())?;
         let id = sealed.row.id;
         let entry = self.write_entry(actor, "create_customer", Some(id), &c.field_names());
         self.inner
@@ -486,11 +486,13 @@ impl Vault {
 
     /// Stores customers sealed by [`Vault::seal_new_customer`] in one transaction, with an
     /// audit entry each: the operator's bulk load (import, demo data), decided once for the batch.
+    /// Returns their ids, in the batch's order.
     pub async fn insert_sealed(
         &self,
         operator: Operator,
-        batch: &[SealedCustomer],
-    ) -> ServiceResult<()> {
+        batch: Vec<Sealed>,
+    ) -> ServiceResult<Vec<CustomerId>> {
+        let batch: Vec<SealedCustomer> = batch.into_iter().map(|s| s.0).collect();
         let actor = Actor::Operator(operator);
         self.authorize_actor(actor, Action::CreateCustomer, None, false)
             .await?;
@@ -498,12 +500,12 @@ impl Vault {
             .iter()
             .map(|c| self.write_entry(actor, "create_customer", Some(c.row.id), &[]))
             .collect();
-        Ok(self
-            .inner
+        self.inner
             .stores
             .customers
-            .insert_customers(batch, &entries)
-            .await?)
+            .insert_customers(&batch, &entries)
+            .await?;
+        Ok(batch.iter().map(|c| c.row.id).collect())
     }
 
     /// The audit entry of a write: who, what, about whom, which fields — never a value.
@@ -1387,8 +1389,23 @@ pub(crate) struct About<'a> {
     pub purpose: Option<&'a str>,
 }
 
-/// The audit entry of an operator's act that needs no key and names no customer (a backup
-/// copies everyone's ciphertext, so it is recorded even though it opens nothing).
+/// Records an operator's act that opens nothing and names no customer (a backup copies
+/// everyone's ciphertext, so it is recorded even so): one entry through the outbox, tagged under
+/// a key `keyring` unwraps.
+pub async fn record_operator_act(
+    store: &DynStore,
+    keyring: &Keyring,
+    what: &'static str,
+    action: &str,
+) -> ServiceResult<()> {
+    tag_outbox(store, keyring).await?;
+    store.record_audit(&[operator_entry(what, action)]).await?;
+    Ok(())
+}
+
+/// The audit entry of an operator's act (see [`record_operator_act`]); public for the tests'
+/// harness, which writes entries beside the service to attack the outbox.
+#[doc(hidden)]
 pub fn operator_entry(what: &'static str, action: &str) -> steward_store::AuditEntryRow {
     entry(
         (format!("operator:{what}"), vec![], vec![]),
@@ -1463,5 +1480,17 @@ pub(crate) fn leaf(
         reason_length: 0,
         break_glass: false,
         outcome: outcome.into(),
+    }
+}
+
+/// A customer sealed by [`Vault::seal_new_customer`] and not stored yet; only
+/// [`Vault::insert_sealed`] opens it (the store's row type stays inside the service).
+#[derive(Debug)]
+pub struct Sealed(SealedCustomer);
+
+impl Sealed {
+    /// The id the customer will have.
+    pub fn id(&self) -> CustomerId {
+        self.0.row.id
     }
 }

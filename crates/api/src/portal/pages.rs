@@ -578,7 +578,7 @@ pub(super) async fn access_log(
         .entries
         .iter()
         .map(|e| {
-            let leaf = steward_domain::AuditLeaf::from_bytes(&e.entry.row.leaf);
+            let leaf = e.entry.decoded();
             let who = leaf.as_ref().map_or_else(String::new, |l| {
                 let roles: Vec<&str> = l.roles.iter().map(|r| r.as_str()).collect();
                 let at: Vec<String> = l.outlets.iter().map(|o| o.to_string()).collect();
@@ -595,7 +595,7 @@ pub(super) async fn access_log(
             });
             LogRow {
                 index: e.entry.index,
-                leaf: STANDARD.encode(&e.entry.row.leaf),
+                leaf: STANDARD.encode(&e.entry.leaf),
                 proof: e
                     .proof
                     .iter()

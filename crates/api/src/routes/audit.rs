@@ -89,8 +89,8 @@ pub async fn entries(
             .into_iter()
             .map(|e| EntryView {
                 index: e.index,
-                entry: AuditLeaf::from_bytes(&e.row.leaf),
-                leaf: STANDARD.encode(&e.row.leaf),
+                entry: e.decoded(),
+                leaf: STANDARD.encode(&e.leaf),
             })
             .collect(),
     }))
@@ -212,8 +212,8 @@ pub async fn access_log(
             .into_iter()
             .map(|e| AccessView {
                 index: e.entry.index,
-                entry: AuditLeaf::from_bytes(&e.entry.row.leaf),
-                leaf: STANDARD.encode(&e.entry.row.leaf),
+                entry: e.entry.decoded(),
+                leaf: STANDARD.encode(&e.entry.leaf),
                 proof: e.proof.iter().map(|h| STANDARD.encode(h)).collect(),
             })
             .collect(),

@@ -67,7 +67,7 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
                 vault.seal_new_customer(&c, Timestamp::now())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        vault.insert_sealed(operator, &sealed).await?;
+        let sealed = vault.insert_sealed(operator, sealed).await?;
         let mut items = Vec::new();
         for (i, s) in sealed.iter().enumerate() {
             let n = start + i;
@@ -88,7 +88,7 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
                 *truth.sales_by_outlet.entry(outlet.to_string()).or_default() +=
                     amount.clamp(0, 500_000);
                 items.push((
-                    s.row.id,
+                    *s,
                     Activity::Purchase(NewPurchase {
                         item: "Bench item".into(),
                         category: category.into(),

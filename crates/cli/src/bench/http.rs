@@ -63,8 +63,8 @@ async fn prepare(dir: &Path, customers: usize) -> anyhow::Result<()> {
             .iter()
             .map(|c| vault.seal_new_customer(c, steward_domain::Timestamp::now()))
             .collect::<Result<Vec<_>, _>>()?;
-        vault.insert_sealed(operator, &sealed).await?;
-        rows.extend(sealed.iter().map(|s| s.row.id).zip(chunk));
+        let ids = vault.insert_sealed(operator, sealed).await?;
+        rows.extend(ids.into_iter().zip(chunk));
         bar.inc(chunk.len() as u64);
     }
     vault.flush_audit().await?;

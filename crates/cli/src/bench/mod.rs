@@ -389,8 +389,7 @@ async fn insert_generated(
             vault.seal_new_customer(&c, steward_domain::Timestamp::now())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    vault.insert_sealed(operator, &sealed).await?;
-    Ok(sealed.iter().map(|s| s.row.id).collect())
+    Ok(vault.insert_sealed(operator, sealed).await?)
 }
 
 fn generated(n: usize) -> NewCustomer {

@@ -91,8 +91,7 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
                 vault.seal_new_customer(&super::generated(n), steward_domain::Timestamp::now())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        vault.insert_sealed(operator, &sealed).await?;
-        ids.extend(sealed.iter().map(|s| s.row.id));
+        ids.extend(vault.insert_sealed(operator, sealed).await?);
         bar.set_position(end as u64);
     }
     let (_, support) = vault
