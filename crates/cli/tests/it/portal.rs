@@ -51,6 +51,38 @@ impl Mailbox {
     }
 }
 
+/// Signs the customer holding `email` in to the portal with the code `mail` receives: the
+/// session cookie, the session's form token and the home page.
+pub(crate) async fn portal_session(
+    app: &axum::Router,
+    mail: &Mailbox,
+    email: &str,
+) -> (String, String, String) {
+    let (_, h, page) = send(app, "GET", "/portal", None, None).await;
+    let (pre, csrf) = (pair(set_cookie(&h, "steward_portal_csrf")), csrf_in(&page));
+    let sent = mail.0.lock().unwrap().len();
+    let ask = [("csrf", csrf.as_str()), ("email", email)];
+    let (_, h, _) = send(app, "POST", "/portal/code", Some(&pre), Some(&ask)).await;
+    let (_, code) = mail.nth(sent).await;
+    let challenge = pair(set_cookie(&h, "steward_portal_code"));
+    let answer = [("csrf", csrf.as_str()), ("code", code.as_str())];
+    let cookies = format!("{pre}; {challenge}");
+    let (s, h, page) = send(
+        app,
+        "POST",
+        "/portal/sign-in",
+        Some(&cookies),
+        Some(&answer),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{page}");
+    let session = pair(set_cookie(&h, "steward_portal"));
+    let (s, _, home) = send(app, "GET", "/portal", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK, "{home}");
+    let csrf = csrf_in(&home);
+    (session, csrf, home)
+}
+
 /// An outlet, a marketing staff member and a DPO token; a customer there who agreed to
 /// `marketing_email` and `personalisation` in store. Returns the customer and the DPO.
 pub async fn consenting_customer(

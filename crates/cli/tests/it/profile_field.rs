@@ -1,7 +1,7 @@
 //! A profile field added by one declaration (issue 16, part 4): the preferred language, end to
 //! end on both backends — created, read as the policy decides, corrected, refused when it is no
-//! language tag, imported from a `Language` column, exported, and sealed at rest (the
-//! no-plaintext scan plants one too).
+//! language tag, imported from a `Language` column, exported, edited in the console, corrected
+//! by the customer in the portal, and sealed at rest (the no-plaintext scan plants one too).
 
 use axum::http::StatusCode;
 use serde_json::json;
@@ -9,6 +9,7 @@ use steward_domain::Role;
 use steward_service::TokenOwner;
 
 use crate::access::{call, token};
+use crate::console::send;
 use crate::support::{TestDb, backend_tests};
 
 backend_tests!(preferred_language_end_to_end);
@@ -91,6 +92,105 @@ async fn preferred_language_end_to_end(db: TestDb) {
         .unwrap();
     assert_eq!(got.preferred_language.as_deref(), Some("fr-CH"));
 
+    // The console: the edit form offers the field filled in; a change there is kept and shown.
+    let staff = v
+        .create_staff(op.into(), "Lisa Lang", &[Role::SupportAgent], &[outlet])
+        .await
+        .unwrap();
+    let password = "a long enough password";
+    v.set_staff_password(op, staff, "lisa", zeroize::Zeroizing::new(password.into()))
+        .await
+        .unwrap();
+    let (session, csrf) = crate::door::console_session(&router, "lisa", password).await;
+    let edit = format!("/console/customers/{id}/edit");
+    let (s, _, form) = send(
+        &router,
+        "GET",
+        &format!("{edit}?purpose=service"),
+        Some(&session),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{form}");
+    assert!(
+        form.contains("name=\"preferred_language\"") && form.contains("value=\"fr-CH\""),
+        "{form}"
+    );
+    let body = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "service"),
+        ("preferred_language", "rm-ch"),
+        ("was_preferred_language", "fr-CH"),
+    ];
+    let (s, _, page) = send(&router, "POST", &edit, Some(&session), Some(&body)).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{page}");
+    let (_, _, page) = send(
+        &router,
+        "GET",
+        &format!("/console/customers/{id}?purpose=service"),
+        Some(&session),
+        None,
+    )
+    .await;
+    assert!(page.contains("rm-CH"), "{page}");
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("purpose", "service"),
+        ("preferred_language", "Klingon, mostly"),
+        ("was_preferred_language", "rm-CH"),
+    ];
+    let (s, _, page) = send(&router, "POST", &edit, Some(&session), Some(&bad)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    // The form keeps what was typed and names the field.
+    assert!(
+        page.contains("Klingon, mostly") && page.contains("anguage"),
+        "{page}"
+    );
+
+    // The portal: the customer sees their language and corrects it themself.
+    let mail = std::sync::Arc::new(crate::portal::Mailbox::default());
+    v.use_notifier(mail.clone());
+    let (session, csrf, home) =
+        crate::portal::portal_session(&router, &mail, "lena.lingua@example.com").await;
+    assert!(home.contains("rm-CH"), "{home}");
+    assert!(
+        home.contains("value=\"preferred_language\""),
+        "not correctable: {home}"
+    );
+    let fix = [
+        ("csrf", csrf.as_str()),
+        ("field", "preferred_language"),
+        ("value", "de-at"),
+    ];
+    let (s, _, page) = send(
+        &router,
+        "POST",
+        "/portal/requests/correction",
+        Some(&session),
+        Some(&fix),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("de-AT"), "{page}");
+    let bad = [
+        ("csrf", csrf.as_str()),
+        ("field", "preferred_language"),
+        ("value", "Klingon, mostly"),
+    ];
+    let (s, _, page) = send(
+        &router,
+        "POST",
+        "/portal/requests/correction",
+        Some(&session),
+        Some(&bad),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        !page.contains("Klingon"),
+        "the portal echoes the refused value: {page}"
+    );
+
     // Imported from a `Language` column, exported with the rest of the record.
     drop(v);
     let csv = db.dir.path().join("language.csv");
@@ -115,6 +215,6 @@ async fn preferred_language_end_to_end(db: TestDb) {
             .find(|l| l["customer"]["name"] == name)
             .map(|l| l["customer"]["preferred_language"].clone())
     };
-    assert_eq!(language_of("Lena Lingua"), Some(json!("fr-CH")));
+    assert_eq!(language_of("Lena Lingua"), Some(json!("de-AT")));
     assert_eq!(language_of("Igor Import"), Some(json!("it-CH")));
 }
