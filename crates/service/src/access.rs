@@ -821,7 +821,7 @@ impl Vault {
                 .inner
                 .stores
                 .activity
-                .list_purchases(id, None, ABSTRACTION_SCAN)
+                .recent_purchases(id, None, ABSTRACTION_SCAN)
                 .await?;
             let purchases = rows
                 .iter()
@@ -1074,7 +1074,7 @@ impl Vault {
                 decision: summarise(&decision),
             }),
             Outcome::Abstract => {
-                let all = self.list_purchases(id, None, ABSTRACTION_SCAN).await?;
+                let all = self.newest_purchases(id, ABSTRACTION_SCAN).await?;
                 let summary = purchase_summary(&all, Timestamp::now());
                 let items = self
                     .own_outlet_purchases(access, id, &facts, all, after, limit)
@@ -1142,9 +1142,9 @@ const FLAGGED: [(&str, &str, &str); 2] = [
     ("manager-fraud-review", "fraud_review", "fraud review"),
 ];
 
-/// The most purchases an abstraction is computed from, oldest first: it keeps one read's work and
-/// memory fixed. A customer with more is in the top tier and band either way; their eligibility is
-/// then judged on the first 10,000 purchases only.
+/// The most purchases an abstraction is computed from, the customer's newest: it keeps one read's
+/// work and memory fixed. A customer with more is in the top tier and band either way; what they
+/// bought recently (eligibility) is judged on their newest 10,000 purchases, never on stale ones.
 pub const ABSTRACTION_SCAN: u32 = 10_000;
 
 #[cfg(test)]

@@ -48,7 +48,9 @@ pub mod unsubscribe;
 mod vault;
 pub mod webhooks;
 
-pub use access::{Access, Alert, CustomerActions, DirectoryActions, PurchasesView};
+pub use access::{
+    ABSTRACTION_SCAN, Access, Alert, CustomerActions, DirectoryActions, PurchasesView,
+};
 pub use accounts::TokenInfo;
 pub use audit::{
     AccessLog, AccessLogEntry, LogEntry, OUTBOX_REFUSED, TreeSealer, inclusion as inclusion_proof,

@@ -83,7 +83,7 @@ impl Vault {
             }
             Outcome::Abstract => {
                 // Only the sales made at the reader's own outlets, as the purchases read shows them.
-                let all = self.list_purchases(id, None, ABSTRACTION_SCAN).await?;
+                let all = self.newest_purchases(id, ABSTRACTION_SCAN).await?;
                 let mut own = self
                     .own_outlet_purchases(access, id, &facts, all, None, ABSTRACTION_SCAN)
                     .await?;

@@ -1070,6 +1070,26 @@ impl Vault {
         rows.iter().map(|r| seal::open_purchase(&dk, r)).collect()
     }
 
+    /// The customer's newest `limit` purchases (by id), opened, oldest of them first: what an
+    /// abstraction of the purchase history is computed from.
+    pub(crate) async fn newest_purchases(
+        &self,
+        customer: CustomerId,
+        limit: u32,
+    ) -> ServiceResult<Vec<Purchase>> {
+        let dk = self.data_key_of(customer).await?;
+        let rows = self
+            .inner
+            .stores
+            .activity
+            .recent_purchases(customer, None, limit)
+            .await?;
+        rows.iter()
+            .rev()
+            .map(|r| seal::open_purchase(&dk, r))
+            .collect()
+    }
+
     /// Seals and stores interactions and purchases of known customers in one transaction: the
     /// operator's bulk load (demo data), decided once for the batch; the operator vouches that
     /// outlets and sellers exist.

@@ -658,6 +658,78 @@ async fn break_glass_and_bulk_access_alert_the_dpo(db: TestDb) {
     );
 }
 
+backend_tests!(an_abstraction_judges_the_newest_purchases);
+
+/// A customer whose long history fills the abstraction's bound and who then buys two watches is
+/// eligible: the abstraction reads their newest purchases, not the oldest (issue 16, part 5).
+async fn an_abstraction_judges_the_newest_purchases(db: TestDb) {
+    use steward_domain::{NewPurchase, Timestamp};
+    use steward_service::Activity;
+    let (v, op, _) = db.open().await;
+    let outlet = v.create_outlet(op.into(), "History Outlet").await.unwrap();
+    let id = crate::support::operator_customer(
+        &v,
+        op,
+        json!({"name": "Hal History", "outlet_id": outlet}),
+    )
+    .await;
+    let day = 86_400_000i64;
+    let purchase = |category: &str, days_ago: i64| {
+        (
+            id,
+            Activity::Purchase(NewPurchase {
+                item: "Strap".into(),
+                category: category.into(),
+                outlet_id: outlet,
+                seller_id: None,
+                amount_minor: 5_000,
+                currency: "CHF".into(),
+                occurred_at: Timestamp(Timestamp::now().millis() - days_ago * day),
+            }),
+        )
+    };
+    let old: Vec<_> = (0..steward_service::ABSTRACTION_SCAN)
+        .map(|_| purchase("accessories", 2_000))
+        .collect();
+    v.add_activity(op, &old).await.unwrap();
+    v.add_activity(op, &[purchase("watches", 10), purchase("watches", 3)])
+        .await
+        .unwrap();
+    let associate = token(&v, TokenOwner::Role(Role::SalesAssociate)).await;
+    let router = steward_api::router(v.clone());
+    let (s, p) = call(
+        &router,
+        &associate,
+        "GET",
+        &format!("/v1/customers/{id}/purchases?purpose=allocation"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["decision"]["abstracted"], json!(["purchases"]), "{p}");
+    assert_eq!(
+        p["summary"],
+        json!({"tier": tier(steward_service::ABSTRACTION_SCAN), "purchase_count_band": "10+", "eligible_for_allocation": true})
+    );
+    // The customer's own read carries the same abstraction.
+    let (s, c) = call(
+        &router,
+        &associate,
+        "GET",
+        &format!("/v1/customers/{id}?purpose=allocation"),
+        None,
+        false,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{c}");
+    assert_eq!(c["purchase_summary"], p["summary"], "{c}");
+}
+
+fn tier(n: u32) -> &'static str {
+    steward_domain::segment::tier_of(n as usize)
+}
+
 backend_tests!(every_decision_is_recorded_before_data_leaves);
 
 async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
