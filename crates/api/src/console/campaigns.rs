@@ -153,9 +153,8 @@ async fn page(
         .collect();
     let purposes = s
         .vault
-        .purposes()
+        .declarable_purposes(p)
         .into_iter()
-        .filter(|purpose| purpose.roles.iter().any(|r| p.roles().contains(r)))
         .filter(|purpose| steward_domain::campaign::check_purpose(purpose).is_ok())
         .map(|purpose| (purpose.key.clone(), words(&purpose.key)))
         .collect();

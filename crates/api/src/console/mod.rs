@@ -287,11 +287,9 @@ type Form = std::collections::HashMap<String, String>;
 /// never a personal value), trimmed; `None` if absent.
 /// The purposes `session`'s roles may declare, as (key, title) for a form's choice.
 fn declarable_purposes(s: &AppState, session: &Session) -> Vec<(String, String)> {
-    let roles = session.principal.roles();
     s.vault
-        .purposes()
+        .declarable_purposes(&session.principal)
         .into_iter()
-        .filter(|purpose| purpose.roles.iter().any(|r| roles.contains(r)))
         .map(|purpose| (purpose.key.clone(), crate::display::words(&purpose.key)))
         .collect()
 }
