@@ -73,8 +73,10 @@ pub enum Backend {
     Postgres,
 }
 
-/// A storage failure. Carries no values: database error texts can echo stored bytes, so they
-/// are logged by the caller at debug level at most and never shown to clients.
+/// A storage failure. Carries no personal values: the databases' messages name constraints and
+/// columns, not values (PostgreSQL keeps a row's values in the error's detail, which sqlx's
+/// message leaves out), and what is stored is ciphertext or a MAC anyway. So the text may be
+/// logged for the operator; it is never shown to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database failed.
