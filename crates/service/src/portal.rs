@@ -556,25 +556,29 @@ impl Vault {
     }
 
     /// The signed-in customer's access log with inclusion proofs, newest first, entries below
-    /// `before` (default: all), recorded as a `portal.access_log` entry.
+    /// `before` (default: all), and who outside the business received their data under which
+    /// agreement (issue 22); the view is recorded as one `portal.access_log` entry.
     pub async fn portal_access_log(
         &self,
         s: &PortalSession,
         before: Option<u64>,
         limit: u32,
-    ) -> ServiceResult<crate::AccessLog> {
+    ) -> ServiceResult<PortalLog> {
         let entry = self.portal_entry(s, "portal.access_log", &[]);
         self.inner.stores.audit.record_audit(&[entry]).await?;
-        self.access_log_of(s.customer_id, before, limit).await
+        Ok(PortalLog {
+            log: self.access_log_of(s.customer_id, before, limit).await?,
+            disclosures: self.disclosures_unrecorded(s.customer_id).await?,
+        })
     }
+}
 
-    /// Who outside the business received the signed-in customer's data, under which agreement
-    /// (issue 22): shown with the access log, whose view is recorded by
-    /// [`Vault::portal_access_log`].
-    pub async fn portal_disclosures(
-        &self,
-        s: &PortalSession,
-    ) -> ServiceResult<Vec<crate::sharing::Disclosure>> {
-        self.disclosures_unrecorded(s.customer_id).await
-    }
+/// What the portal's access-log page shows the customer: their access log and the disclosures
+/// of their data to recipients.
+#[derive(Debug, Clone)]
+pub struct PortalLog {
+    /// Who looked at their data, with proofs.
+    pub log: crate::AccessLog,
+    /// Who outside the business received it.
+    pub disclosures: Vec<crate::sharing::Disclosure>,
 }

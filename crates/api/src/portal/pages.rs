@@ -539,41 +539,38 @@ pub(super) async fn access_log(
         }
         None => None,
     };
-    let log = match s
+    let (log, disclosures) = match s
         .vault
         .portal_access_log(&visit.session, before, LOG_PAGE)
         .await
     {
-        Ok(log) => log,
+        Ok(p) => (p.log, p.disclosures),
         Err(e) => return message_page(Some(&visit), e.into()),
     };
-    let disclosures = match s.vault.portal_disclosures(&visit.session).await {
-        Ok(d) => d
-            .into_iter()
-            .map(|d| DisclosureRow {
-                recipient: d.recipient,
-                kind: match d.kind {
-                    steward_domain::sharing::RecipientKind::Processor => {
-                        "processor (acts on the business's instructions)"
-                    }
-                    steward_domain::sharing::RecipientKind::ThirdParty => "third party",
-                },
-                country: d.country,
-                purpose: crate::display::words(&d.purpose),
-                categories: d
-                    .categories
-                    .iter()
-                    .map(|c| c.label())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                first: crate::display::when(d.first_at),
-                last: crate::display::when(d.last_at),
-                times: d.times,
-                agreement: d.agreement_id.to_string(),
-            })
-            .collect(),
-        Err(e) => return message_page(Some(&visit), e.into()),
-    };
+    let disclosures = disclosures
+        .into_iter()
+        .map(|d| DisclosureRow {
+            recipient: d.recipient,
+            kind: match d.kind {
+                steward_domain::sharing::RecipientKind::Processor => {
+                    "processor (acts on the business's instructions)"
+                }
+                steward_domain::sharing::RecipientKind::ThirdParty => "third party",
+            },
+            country: d.country,
+            purpose: crate::display::words(&d.purpose),
+            categories: d
+                .categories
+                .iter()
+                .map(|c| c.label())
+                .collect::<Vec<_>>()
+                .join(", "),
+            first: crate::display::when(d.first_at),
+            last: crate::display::when(d.last_at),
+            times: d.times,
+            agreement: d.agreement_id.to_string(),
+        })
+        .collect::<Vec<_>>();
     let entries = log
         .entries
         .iter()
