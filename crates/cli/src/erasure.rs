@@ -92,7 +92,7 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     // Recorded before the copy, so the backup holds the record of itself (PostgreSQL is backed
     // up with pg_dump, which `backup_into` refuses).
     if store.backend() == steward_store::Backend::Sqlite {
-        // The entry is tagged under a key the master key unwraps (see `tag_outbox`).
+        // The entry is tagged under a key the master key unwraps.
         let (ring, _) = steward_service::keys::load_keyring(&args.store.key_file(), false)
             .context("loading the master key (the backup is recorded in the audit log)")?;
         steward_service::record_operator_act(&store, &ring, "backup", "backup")

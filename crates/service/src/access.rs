@@ -933,6 +933,37 @@ impl Vault {
     /// What the policy would decide for a read by `principal` of `subject` (consent taken as
     /// given; `reason` its visible length, if one is given): to know what to refuse or offer.
     /// Nothing is opened and nothing recorded.
+    /// Whether `principal` may declare `purpose` (the policy's `purpose-bound-to-roles`).
+    pub(crate) fn declares(&self, principal: &Principal, purpose: &Purpose) -> bool {
+        self.check_declarable(&Access {
+            principal,
+            purpose,
+            reason: None,
+            break_glass: false,
+        })
+        .is_ok()
+    }
+
+    /// Whether a stated reason widens what `principal` may read under a purpose it declares
+    /// (the DPO reads only with one): the console's search then asks for a reason.
+    pub fn reads_with_reason(&self, principal: &Principal) -> bool {
+        let shown = |purpose: &Purpose, reason: Option<usize>| {
+            let nobody = Subject {
+                id: CustomerId(Uuid::nil()),
+                outlets: &[],
+                restricted: false,
+            };
+            self.decide_hypothetical(principal, purpose, nobody, reason, false, &Field::ALL)
+                .fields
+                .iter()
+                .filter(|f| f.outcome != Outcome::Withhold)
+                .count()
+        };
+        self.declarable_purposes(principal)
+            .iter()
+            .any(|p| shown(p, Some(BREAK_GLASS_REASON)) > shown(p, None))
+    }
+
     pub(crate) fn decide_hypothetical(
         &self,
         principal: &Principal,
@@ -1142,9 +1173,11 @@ const FLAGGED: [(&str, &str, &str); 2] = [
     ("manager-fraud-review", "fraud_review", "fraud review"),
 ];
 
-/// The most purchases an abstraction is computed from, the customer's newest: it keeps one read's
-/// work and memory fixed. A customer with more is in the top tier and band either way; what they
-/// bought recently (eligibility) is judged on their newest 10,000 purchases, never on stale ones.
+/// The most purchases an abstraction is computed from, the customer's newest (by the time they
+/// were recorded): it keeps one read's work and memory fixed. A customer with more is in the top
+/// tier and band either way; what they bought recently (eligibility) is judged on their newest
+/// 10,000 purchases, never on stale ones. A caller shown only the abstraction and the sales of
+/// its own outlets pages through those sales oldest first within the same window.
 pub const ABSTRACTION_SCAN: u32 = 10_000;
 
 #[cfg(test)]

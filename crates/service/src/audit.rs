@@ -816,7 +816,7 @@ impl crate::Vault {
         end: u64,
     ) -> ServiceResult<Vec<LogEntry>> {
         let rows = self.audit_rows(principal, start, end).await?;
-        Ok(rows.into_iter().map(LogEntry::from).collect())
+        Ok(rows.into_iter().map(LogEntry::of).collect())
     }
 
     /// [`crate::Vault::audit_entries`] as the store holds them (for the service's own searches).
@@ -880,8 +880,9 @@ impl LogEntry {
     }
 }
 
-impl From<StoredAuditEntry> for LogEntry {
-    fn from(e: StoredAuditEntry) -> Self {
+impl LogEntry {
+    /// The service's view of a stored entry (not a `From`: that would be public API).
+    pub(crate) fn of(e: StoredAuditEntry) -> Self {
         LogEntry {
             index: e.index,
             leaf: e.row.leaf,
@@ -967,7 +968,7 @@ impl crate::Vault {
                 let proof = merkle::inclusion_proof(entry.index, head.size, &stored)
                     .map_err(|_| ServiceError::Integrity)?;
                 Ok(AccessLogEntry {
-                    entry: entry.into(),
+                    entry: LogEntry::of(entry),
                     proof,
                 })
             })

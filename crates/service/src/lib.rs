@@ -70,5 +70,4 @@ pub use segments::{EVALUATIONS_PER_HOUR, Segment, SegmentSizeView};
 pub use timeline::{Timeline, TimelineEntry};
 pub use vault::{
     Activity, DuplicateOf, Outlet, Sealed, Staff, Vault, operator_entry, record_operator_act,
-    tag_outbox,
 };

@@ -80,7 +80,7 @@ impl Vault {
             Some(key) => {
                 let p = self.purpose("purpose", key)?;
                 if let Actor::Principal(who) = actor
-                    && !crate::purposes::declares(who, &p)
+                    && !self.declares(who, &p)
                 {
                     return Err(ServiceError::Forbidden {
                         field: "purpose",

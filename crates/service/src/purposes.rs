@@ -73,11 +73,6 @@ pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
 }
 
 /// The stored form of a purpose.
-/// Whether `principal` may declare `purpose`: one of its roles is among the purpose's.
-pub(crate) fn declares(principal: &crate::Principal, purpose: &Purpose) -> bool {
-    principal.roles.iter().any(|r| purpose.roles.contains(r))
-}
-
 fn row(p: &Purpose) -> PurposeRow {
     PurposeRow {
         key: p.key.clone(),
@@ -118,11 +113,11 @@ impl Vault {
             .collect()
     }
 
-    /// The purposes `principal` may declare: those naming one of its roles (the rule the policy's
-    /// `purpose-bound-to-roles` holds every read to), for the forms that offer a choice.
+    /// The purposes `principal` may declare, as the policy's `purpose-bound-to-roles` decides
+    /// them, for the forms that offer a choice.
     pub fn declarable_purposes(&self, principal: &crate::Principal) -> Vec<Purpose> {
         let mut all = self.purposes();
-        all.retain(|p| declares(principal, p));
+        all.retain(|p| self.declares(principal, p));
         all
     }
 

@@ -82,7 +82,7 @@ async fn keyring_entry(
 /// (made on first use). The vault does it when it opens; an operator tool that records audit
 /// entries through a bare store (a backup, a key rotation) does it first, with the master key:
 /// without it, every audited write fails.
-pub async fn tag_outbox(store: &DynStore, keyring: &Keyring) -> ServiceResult<()> {
+pub(crate) async fn tag_outbox(store: &DynStore, keyring: &Keyring) -> ServiceResult<()> {
     let key = keyring.unwrap_outbox_key(&wrapped(
         &keyring_entry(&**store, OUTBOX_KEY, || keyring.new_outbox_key()).await?,
     ))?;

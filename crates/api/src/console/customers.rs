@@ -45,7 +45,9 @@ struct Asked {
 struct HomePage<'a> {
     signed_in: Option<String>,
     /// Show the link to the DPO's page.
-    is_dpo: bool,
+    dpo_desk: bool,
+    /// The search asks why (the caller reads more with a reason: the DPO).
+    asks_reason: bool,
     csrf: &'a str,
     error: Option<&'a str>,
     /// Purposes as (key, title).
@@ -95,9 +97,10 @@ async fn page(
             (p.key, title)
         })
         .collect();
+    // Offered: the purposes the caller may declare (a search under another is refused).
     let purposes = s
         .vault
-        .purposes()
+        .declarable_purposes(&session.principal)
         .into_iter()
         .map(|p| {
             let title = crate::display::words(&p.key);
@@ -122,9 +125,18 @@ async fn page(
     .into_iter()
     .map(|o| (o.id.to_string(), o.name))
     .collect();
-    // The DPO's desk (requests and alerts) is offered to whom the policy lets read them.
-    let attention = s.vault.dpo_attention(&session.principal).await.ok();
-    let is_dpo = attention.is_some();
+    // The DPO's desk (requests and alerts) is offered to whom the policy lets read them; the
+    // search asks for a reason of whom the policy lets read more with one.
+    // A failure to count shows the link without counts: the desk's page decides again.
+    let (dpo_desk, attention) = match s.vault.dpo_attention(&session.principal).await {
+        Ok(a) => (true, Some(a)),
+        Err(steward_service::ServiceError::Forbidden { .. }) => (false, None),
+        Err(e) => {
+            tracing::warn!(error = %e, "the DPO's requests and alerts could not be counted");
+            (true, None)
+        }
+    };
+    let asks_reason = s.vault.reads_with_reason(&session.principal);
     let (results, next) = match results {
         Some((r, n)) => (Some(r), n),
         None => (None, None),
@@ -132,7 +144,8 @@ async fn page(
     render(
         HomePage {
             signed_in: Some(session.label()),
-            is_dpo,
+            dpo_desk,
+            asks_reason,
             csrf: &session.csrf,
             error,
             purposes,

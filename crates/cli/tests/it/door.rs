@@ -104,7 +104,15 @@ fn forms() -> Vec<FormCase> {
     ]
 }
 
-async fn console_forms_by_role(db: TestDb) {
+/// An outlet, its customer `Door Customer` and mail that goes to a file.
+async fn door_world(
+    db: &TestDb,
+) -> (
+    steward_service::Vault,
+    steward_service::Operator,
+    steward_domain::OutletId,
+    steward_domain::CustomerId,
+) {
     let (vault, op, _) = db.open().await;
     let outlet = vault.create_outlet(op.into(), "Door Outlet").await.unwrap();
     let customer = crate::support::operator_customer(
@@ -128,6 +136,11 @@ async fn console_forms_by_role(db: TestDb) {
             },
         )
         .unwrap();
+    (vault, op, outlet, customer)
+}
+
+async fn console_forms_by_role(db: TestDb) {
+    let (vault, op, outlet, customer) = door_world(&db).await;
     let app = steward_api::router(vault.clone());
     let password = "a long enough password";
     let mut wrong = Vec::new();
@@ -204,6 +217,22 @@ async fn console_forms_by_role(db: TestDb) {
             wrong.push(format!("{role:?} POST search: got {got}, want {want}"));
         }
         checked += 1;
+        // The home page offers `service` to whom declares it, asks the DPO for a reason and
+        // links the DPO's desk for the DPO alone.
+        let (_, _, home) = send(&app, "GET", "/console", Some(&session), None).await;
+        let offers = [
+            home.contains("<option value=\"service\""),
+            home.contains("id=\"reason\""),
+            home.contains("href=\"/console/dpo\""),
+        ];
+        let dpo = role == Role::Dpo;
+        if offers != [declares, dpo, dpo] {
+            wrong.push(format!(
+                "{role:?} home offers (service, reason, desk) {offers:?}, want {:?}",
+                [declares, dpo, dpo]
+            ));
+        }
+        checked += 1;
     }
     assert!(
         wrong.is_empty(),
@@ -211,7 +240,7 @@ async fn console_forms_by_role(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (forms().len() + 4));
+    assert_eq!(checked, Role::ALL.len() * (forms().len() + 5));
 }
 
 /// Every state-changing portal form, posted without a portal session (and with a staff member's
@@ -294,6 +323,8 @@ struct Targets {
     campaign: String,
     survey: String,
     request: String,
+    to_verify: String,
+    to_confirm: String,
     agreement: String,
     duplicate: String,
 }
@@ -501,6 +532,21 @@ fn page_forms(role: Role, t: &Targets, shared: &(String, String, String, String)
             vec![Dpo],
             see_other,
         ),
+        (
+            // Checked in person: the DPO's (`dpo-identity-in-person`).
+            format!("/console/dpo/requests/{}/verify", t.to_verify),
+            vec![],
+            vec![Dpo],
+            see_other,
+        ),
+        (
+            // A verified correction waiting for staff: whoever reads requests (`rights-requests`)
+            // and may change the profile (`update-customers`).
+            format!("/console/dpo/requests/{}/confirm", t.to_confirm),
+            vec![],
+            vec![SupportAgent, Dpo],
+            see_other,
+        ),
     ]
 }
 
@@ -508,29 +554,7 @@ fn page_forms(role: Role, t: &Targets, shared: &(String, String, String, String)
 /// of the customer's outlet: it acts for the roles the policy names and answers 403 to the
 /// rest. Publishing the confidentiality notice comes last, then every role acknowledges it.
 async fn console_pages_forms_by_role(db: TestDb) {
-    let (vault, op, _) = db.open().await;
-    let outlet = vault.create_outlet(op.into(), "Door Outlet").await.unwrap();
-    let customer = crate::support::operator_customer(
-        &vault,
-        op,
-        serde_json::json!({"name": "Door Customer", "email": "door@example.com", "outlet_id": outlet}),
-    )
-    .await;
-    vault.use_notifier(std::sync::Arc::new(
-        steward_service::notify::FileNotifier::new(db.dir.path().join("mail.txt")),
-    ));
-    vault
-        .configure_mail(
-            op,
-            steward_service::sending::MailSettings {
-                public_url: "https://crm.shop.example".into(),
-                from: "Shop <news@shop.example>".into(),
-                cap: Default::default(),
-                lease: std::time::Duration::from_secs(60),
-                reply_domain: None,
-            },
-        )
-        .unwrap();
+    let (vault, op, outlet, customer) = door_world(&db).await;
     let dpo = crate::support::principal(&vault, op, Role::Dpo).await;
     let marketing = crate::support::principal(&vault, op, Role::Marketing).await;
     // A campaign or a survey goes only to a segment of at least ten customers who consented.
@@ -627,6 +651,24 @@ async fn console_pages_forms_by_role(db: TestDb) {
             serde_json::from_value(serde_json::json!({"type": "access", "customer_id": customer}))
                 .unwrap();
         let request = vault.create_request(&dpo, &request).await.unwrap();
+        let to_verify: steward_domain::RequestInput =
+            serde_json::from_value(serde_json::json!({"type": "access", "customer_id": customer}))
+                .unwrap();
+        let to_verify = vault.create_request(&dpo, &to_verify).await.unwrap();
+        // A correction of a social handle, verified by the customer's code: it waits for
+        // staff (a handle decides whose posts are kept).
+        let fix: steward_domain::RequestInput = serde_json::from_value(serde_json::json!({
+            "type": "rectification", "customer_id": customer,
+            "corrections": {"social_handles": [{"platform": "instagram", "handle": format!("@door_{r}")}]}
+        }))
+        .unwrap();
+        let to_confirm = vault.create_request(&dpo, &fix).await.unwrap();
+        let code = crate::requests::last_code(&db.dir.path().join("mail.txt"), "door@example.com");
+        let waiting = vault
+            .verify_request(&dpo, to_confirm.id, Some(&code))
+            .await
+            .unwrap();
+        assert!(waiting.awaiting.is_some(), "{waiting:?}");
         let agreement = post(
             "/v1/agreements",
             serde_json::json!({"recipient_id": recipient, "purposes": ["order_fulfilment"], "categories": ["user.name"], "lawful_basis": "contract", "document_sha256": "cd".repeat(32), "identity": "identified", "starts_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}),
@@ -644,6 +686,8 @@ async fn console_pages_forms_by_role(db: TestDb) {
             campaign: campaign.id.to_string(),
             survey: survey.id.to_string(),
             request: request.id.to_string(),
+            to_verify: to_verify.id.to_string(),
+            to_confirm: to_confirm.id.to_string(),
             agreement,
             duplicate: duplicate.to_string(),
         });
@@ -796,14 +840,42 @@ const DRIVEN: &[&str] = &[
     "/portal/sign-out",
 ];
 
-/// The POST routes a router module declares: each `.route("path", …)` whose handlers
-/// include `post(`.
+/// The state-changing routes a router module declares: each `.route("path", …)` whose handlers
+/// include `post(`, `put(`, `patch(` or `delete(`. Fails on what it cannot read (a path that is
+/// not a literal, a nested or merged router, a service or method filter), so that a route is never
+/// skipped unseen.
 fn post_routes(source: &str) -> Vec<String> {
+    for unread in [
+        ".nest(",
+        ".merge(",
+        "route_service(",
+        "_service(",
+        "MethodFilter",
+        "any(",
+    ] {
+        assert!(
+            !source.contains(unread),
+            "the router uses {unread}: teach post_routes to read it"
+        );
+    }
     source
         .split(".route(")
         .skip(1)
-        .filter(|r| r.contains("post("))
-        .filter_map(|r| r.split('"').nth(1).map(str::to_owned))
+        // The last route's text ends with the function that declares it.
+        .map(|r| r.split("\n}").next().unwrap_or(r))
+        .filter(|r| {
+            ["post(", "put(", "patch(", "delete("]
+                .iter()
+                .any(|m| r.contains(m))
+        })
+        .map(|r| {
+            let r = r.trim_start();
+            assert!(
+                r.starts_with('"'),
+                "a route path that is not a literal: {r:.80}"
+            );
+            r.split('"').nth(1).unwrap_or_default().to_owned()
+        })
         .collect()
 }
 

@@ -143,7 +143,7 @@ async fn preferred_language_end_to_end(db: TestDb) {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     // The form keeps what was typed and names the field.
     assert!(
-        page.contains("Klingon, mostly") && page.contains("anguage"),
+        page.contains("Klingon, mostly") && page.contains("must be a BCP 47 language tag"),
         "{page}"
     );
 

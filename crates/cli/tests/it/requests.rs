@@ -66,7 +66,7 @@ async fn world(db: &TestDb) -> World {
 }
 
 /// The last code the mail sink received for `to`.
-fn last_code(mail: &std::path::Path, to: &str) -> String {
+pub(crate) fn last_code(mail: &std::path::Path, to: &str) -> String {
     let text = std::fs::read_to_string(mail).unwrap();
     let message = text
         .split("\n.\n")
