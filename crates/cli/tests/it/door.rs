@@ -104,6 +104,20 @@ fn forms() -> Vec<FormCase> {
     ]
 }
 
+/// The roles a customer form succeeds for when the customer belongs to another outlet than the
+/// staff member's: outlet staff keep the rules that name no outlet (`record-customers`,
+/// `record-purchases`, and reading a name for the page) and lose those that do
+/// (`update-customers`, `staff-messages`).
+fn elsewhere(form: &str) -> Vec<Role> {
+    use Role::*;
+    match form {
+        "purchases" => vec![SalesAssociate, StoreManager],
+        "edit" => vec![SupportAgent, Dpo],
+        "messages" => vec![SupportAgent],
+        _ => vec![SalesAssociate, StoreManager, SupportAgent, Dpo],
+    }
+}
+
 /// An outlet, its customer `Door Customer` and mail that goes to a file.
 async fn door_world(
     db: &TestDb,
@@ -141,6 +155,13 @@ async fn door_world(
 
 async fn console_forms_by_role(db: TestDb) {
     let (vault, op, outlet, customer) = door_world(&db).await;
+    let far = vault.create_outlet(op.into(), "Far Outlet").await.unwrap();
+    let stranger = crate::support::operator_customer(
+        &vault,
+        op,
+        serde_json::json!({"name": "Door Customer", "email": "far@example.com", "outlet_id": far}),
+    )
+    .await;
     let app = steward_api::router(vault.clone());
     let password = "a long enough password";
     let mut wrong = Vec::new();
@@ -159,20 +180,27 @@ async fn console_forms_by_role(db: TestDb) {
         for (form, fields, roles, success) in forms() {
             let mut body = vec![("csrf", csrf.as_str()), ("purpose", "service")];
             body.extend(fields);
-            let path = format!("/console/customers/{customer}/{form}");
-            let (got, _, page) = send(&app, "POST", &path, Some(&session), Some(&body)).await;
-            let want = if roles.contains(&role) {
-                success
-            } else {
-                StatusCode::FORBIDDEN
-            };
-            if got != want {
-                let title = page.split("<title>").nth(1).unwrap_or("").split('<').next();
-                wrong.push(format!(
-                    "{role:?} POST {form}: got {got}, want {want} ({title:?})"
-                ));
+            for (whose, roles) in [(customer, roles), (stranger, elsewhere(form))] {
+                let path = format!("/console/customers/{whose}/{form}");
+                let (got, _, page) = send(&app, "POST", &path, Some(&session), Some(&body)).await;
+                let want = if roles.contains(&role) {
+                    success
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                if got != want {
+                    let title = page.split("<title>").nth(1).unwrap_or("").split('<').next();
+                    let far = if whose == stranger {
+                        " (another outlet's customer)"
+                    } else {
+                        ""
+                    };
+                    wrong.push(format!(
+                        "{role:?} POST {form}{far}: got {got}, want {want} ({title:?})"
+                    ));
+                }
+                checked += 1;
             }
-            checked += 1;
         }
         // The customer's page offers a recording form only to whom the policy lets use it.
         let (read, _, page) = send(
@@ -240,7 +268,7 @@ async fn console_forms_by_role(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (forms().len() + 5));
+    assert_eq!(checked, Role::ALL.len() * (2 * forms().len() + 5));
 }
 
 /// Every state-changing portal form, posted without a portal session (and with a staff member's
