@@ -155,6 +155,7 @@ async fn door_world(
 
 async fn console_forms_by_role(db: TestDb) {
     let (vault, op, outlet, customer) = door_world(&db).await;
+    let store = db.open().await.2;
     let far = vault.create_outlet(op.into(), "Far Outlet").await.unwrap();
     let stranger = crate::support::operator_customer(
         &vault,
@@ -177,12 +178,36 @@ async fn console_forms_by_role(db: TestDb) {
             .await
             .unwrap();
         let (session, csrf) = console_session(&app, &login, password).await;
+        // Who may declare `service` (its registered roles).
+        let declares = matches!(
+            role,
+            Role::SalesAssociate | Role::StoreManager | Role::SupportAgent | Role::Dpo
+        );
         for (form, fields, roles, success) in forms() {
             let mut body = vec![("csrf", csrf.as_str()), ("purpose", "service")];
             body.extend(fields);
             for (whose, roles) in [(customer, roles), (stranger, elsewhere(form))] {
                 let path = format!("/console/customers/{whose}/{form}");
+                vault.flush_audit().await.unwrap();
+                let before = store.count_audit_entries(whose).await.unwrap();
                 let (got, _, page) = send(&app, "POST", &path, Some(&session), Some(&body)).await;
+                vault.flush_audit().await.unwrap();
+                let after = store.count_audit_entries(whose).await.unwrap();
+                // An act leaves its entry about the customer; a refused write leaves none. A
+                // read is recorded whatever its outcome, and so is a message (a use of the
+                // address) by whoever may declare the purpose.
+                let want_entry = match form {
+                    "break-glass" => true,
+                    "messages" => declares,
+                    _ => roles.contains(&role),
+                };
+                if (after > before) != want_entry {
+                    wrong.push(format!(
+                        "{role:?} POST {form} to {whose}: {} audit entries, want {}",
+                        after - before,
+                        if want_entry { "some" } else { "none" }
+                    ));
+                }
                 let want = if roles.contains(&role) {
                     success
                 } else {
@@ -232,10 +257,6 @@ async fn console_forms_by_role(db: TestDb) {
             ("query", "door@example.com"),
         ];
         let (got, _, _) = send(&app, "POST", "/console/search", Some(&session), Some(&body)).await;
-        let declares = matches!(
-            role,
-            Role::SalesAssociate | Role::StoreManager | Role::SupportAgent | Role::Dpo
-        );
         let want = if declares {
             StatusCode::OK
         } else {
