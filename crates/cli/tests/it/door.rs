@@ -118,6 +118,20 @@ fn elsewhere(form: &str) -> Vec<Role> {
     }
 }
 
+/// The roles a customer form succeeds for when the customer (of the staff member's own outlet)
+/// has restricted the processing of their data (Art. 18): nothing is read or used (the policy's
+/// `restriction` forbids every read, so no page and no message); what the shop records (an
+/// interaction, a sale, a consent) is still stored, and a correction still applies
+/// (`update-customers` names no restriction: a restriction often waits for one, Art. 18(1)(a)).
+fn when_restricted(form: &str) -> Vec<Role> {
+    use Role::*;
+    match form {
+        "purchases" => vec![SalesAssociate, StoreManager],
+        "messages" | "break-glass" => vec![],
+        _ => vec![SalesAssociate, StoreManager, SupportAgent, Dpo],
+    }
+}
+
 /// An outlet, its customer `Door Customer` and mail that goes to a file.
 async fn door_world(
     db: &TestDb,
@@ -156,6 +170,13 @@ async fn door_world(
 async fn console_forms_by_role(db: TestDb) {
     let (vault, op, outlet, customer) = door_world(&db).await;
     let store = db.open().await.2;
+    let restricted = crate::support::operator_customer(
+        &vault,
+        op,
+        serde_json::json!({"name": "Door Customer", "email": "restricted@example.com", "outlet_id": outlet}),
+    )
+    .await;
+    store.set_restricted(restricted, true, &[]).await.unwrap();
     let far = vault.create_outlet(op.into(), "Far Outlet").await.unwrap();
     let stranger = crate::support::operator_customer(
         &vault,
@@ -186,7 +207,11 @@ async fn console_forms_by_role(db: TestDb) {
         for (form, fields, roles, success) in forms() {
             let mut body = vec![("csrf", csrf.as_str()), ("purpose", "service")];
             body.extend(fields);
-            for (whose, roles) in [(customer, roles), (stranger, elsewhere(form))] {
+            for (whose, roles) in [
+                (customer, roles),
+                (stranger, elsewhere(form)),
+                (restricted, when_restricted(form)),
+            ] {
                 let path = format!("/console/customers/{whose}/{form}");
                 vault.flush_audit().await.unwrap();
                 let before = store.count_audit_entries(whose).await.unwrap();
@@ -217,6 +242,8 @@ async fn console_forms_by_role(db: TestDb) {
                     let title = page.split("<title>").nth(1).unwrap_or("").split('<').next();
                     let far = if whose == stranger {
                         " (another outlet's customer)"
+                    } else if whose == restricted {
+                        " (a restricted customer)"
                     } else {
                         ""
                     };
@@ -289,7 +316,7 @@ async fn console_forms_by_role(db: TestDb) {
         wrong.len(),
         wrong.join("\n")
     );
-    assert_eq!(checked, Role::ALL.len() * (2 * forms().len() + 5));
+    assert_eq!(checked, Role::ALL.len() * (3 * forms().len() + 5));
 }
 
 /// Every state-changing portal form, posted without a portal session (and with a staff member's
