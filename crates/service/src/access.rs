@@ -719,11 +719,7 @@ impl Vault {
         // A recipient is asked first about no one in particular: it may do nothing but read, and
         // whether a customer exists is not for it to learn from a 404 (second review, finding 2).
         if principal.recipient().is_some() && customer.is_some() {
-            let nobody = Subject {
-                id: CustomerId(Uuid::nil()),
-                outlets: &[],
-                restricted: false,
-            };
+            let nobody = nobody();
             if !self
                 .inner
                 .policy
@@ -876,15 +872,10 @@ impl Vault {
     /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
     pub(crate) fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
         self.refuse_recipient_by_id(access)?;
-        let nobody = Subject {
-            id: CustomerId(Uuid::nil()),
-            outlets: &[],
-            restricted: false,
-        };
         let d = self.decide_hypothetical(
             access.principal,
             access.purpose,
-            nobody,
+            nobody(),
             Some(0),
             false,
             &Field::ALL,
@@ -948,12 +939,7 @@ impl Vault {
     /// (the DPO reads only with one): the console's search then asks for a reason.
     pub fn reads_with_reason(&self, principal: &Principal) -> bool {
         let shown = |purpose: &Purpose, reason: Option<usize>| {
-            let nobody = Subject {
-                id: CustomerId(Uuid::nil()),
-                outlets: &[],
-                restricted: false,
-            };
-            self.decide_hypothetical(principal, purpose, nobody, reason, false, &Field::ALL)
+            self.decide_hypothetical(principal, purpose, nobody(), reason, false, &Field::ALL)
                 .fields
                 .iter()
                 .filter(|f| f.outcome != Outcome::Withhold)
@@ -1161,6 +1147,16 @@ impl Vault {
             .filter(|p| after.is_none_or(|a| p.id.0 > a))
             .take(limit as usize)
             .collect())
+    }
+}
+
+/// A customer of no outlet and no restriction, for decisions about what a caller could read at
+/// all (a hypothetical decision names no one).
+fn nobody() -> Subject<'static> {
+    Subject {
+        id: CustomerId(Uuid::nil()),
+        outlets: &[],
+        restricted: false,
     }
 }
 
