@@ -323,7 +323,7 @@ impl Vault {
         fields: &[Field],
         serves: fn(&Decision) -> bool,
     ) -> ServiceResult<Decision> {
-        let facts = self.access_facts(id).await?;
+        let facts = self.door().access_facts(id).await?;
         self.decide_with(access, id, &facts, fields, serves).await
     }
 
@@ -386,7 +386,7 @@ impl Vault {
             now: steward_domain::Timestamp::now(),
             agreement: covering.as_ref().map(|c| &c.terms),
         };
-        let decision = self.inner.policy.decide_read(&req, fields);
+        let decision = self.door().policy().decide_read(&req, fields);
         // INVARIANT: recorded (and committed) before the caller can return any data.
         // A recipient's disclosure is recorded first, under the checks that it still may be
         // made; if it may not, the entry says it was refused and nothing leaves.
@@ -406,14 +406,14 @@ impl Vault {
                 .is_some();
         }
         let leaf = decision_leaf(
-            (self.pseudonym(&req.asker.id), id),
+            (self.door().pseudonym(&req.asker.id), id),
             access,
             &decision,
             served,
             reason_length,
             covering.as_ref().filter(|_| served),
         );
-        self.inner.audit.append(&leaf).await?;
+        self.door().audit().append(&leaf).await?;
         if covering.is_some() && !served && serves(&decision) {
             return Err(ServiceError::Forbidden {
                 field: "id",
@@ -502,7 +502,7 @@ impl Vault {
         detail: String,
     ) -> ServiceResult<()> {
         let principal = access.principal.asker().id;
-        let pseudonym = self.pseudonym(&principal);
+        let pseudonym = self.door().pseudonym(&principal);
         // The pseudonym, as in the audit log: no staff id in log lines.
         tracing::warn!(kind, principal = %pseudonym, "access alert");
         let now = Timestamp::now();
@@ -527,7 +527,7 @@ impl Vault {
             break_glass: access.break_glass,
             outcome: kind.to_owned(),
         };
-        self.inner.audit.append(&leaf).await?;
+        self.door().audit().append(&leaf).await?;
         let alert_id = Uuid::now_v7();
         // The reason is the staff member's words about a customer: sealed under that customer's
         // key (erasure shreds it), opened only for the DPO, one alert at a time.
@@ -563,7 +563,9 @@ impl Vault {
     /// One access alert with its reason opened, for the DPO; the opening is itself an audit entry
     /// about the customer (`read_alert_reason`). No reason once the customer is erased.
     pub async fn alert_with_reason(&self, principal: &Principal, id: Uuid) -> ServiceResult<Alert> {
-        self.authorize(principal, Action::ReadAlerts, None).await?;
+        self.door()
+            .authorize(principal, Action::ReadAlerts, None)
+            .await?;
         // The reason is a staff member's words about a customer: a personal read.
         if self.must_acknowledge(principal) {
             return Err(ServiceError::AcknowledgementRequired);
@@ -577,12 +579,12 @@ impl Vault {
             .ok_or(ServiceError::NotFound("alert"))?;
         let reason = match (row.customer_id, &row.reason) {
             (Some(c), Some(sealed)) => {
-                let entry = self.write_entry_marked(
+                let entry = self.door().write_entry_marked(
                     crate::Actor::Principal(principal),
                     "read_alert_reason",
                     Some(c),
                     &["reason"],
-                    crate::vault::About {
+                    crate::door::About {
                         subject: None,
                         purpose: Some(&row.purpose),
                     },
@@ -603,8 +605,11 @@ impl Vault {
 
     /// Access alerts (bulk access, break-glass), newest first, for the DPO.
     pub async fn alerts(&self, principal: &Principal, limit: u32) -> ServiceResult<Vec<Alert>> {
-        self.authorize(principal, Action::ReadAlerts, None).await?;
-        self.record_read(crate::Actor::Principal(principal), "read_alerts", None, &[])
+        self.door()
+            .authorize(principal, Action::ReadAlerts, None)
+            .await?;
+        self.door()
+            .record_read(crate::Actor::Principal(principal), "read_alerts", None, &[])
             .await?;
         let rows = self.inner.stores.alerts.list_alerts(None, limit).await?;
         Ok(rows.into_iter().map(|a| Alert::new(a, None)).collect())
@@ -627,19 +632,6 @@ impl Vault {
             .ok_or(ServiceError::NotFound("customer"))
     }
 
-    /// The facts the policy decides customer `id` by (outlets, restriction); `NotFound` if none.
-    pub(crate) async fn access_facts(
-        &self,
-        id: CustomerId,
-    ) -> ServiceResult<steward_store::AccessFacts> {
-        self.inner
-            .stores
-            .customers
-            .access_facts(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))
-    }
-
     /// Whether the policy would let `principal` read customer `id` for `purpose` beyond the usual
     /// rules (break-glass, with a reason long enough): the console offers the form only then. A
     /// hypothetical read: nothing is opened, nothing recorded; consent is taken as given, since
@@ -650,7 +642,7 @@ impl Vault {
         purpose: &Purpose,
         id: CustomerId,
     ) -> ServiceResult<bool> {
-        let facts = self.access_facts(id).await?;
+        let facts = self.door().access_facts(id).await?;
         let subject = Subject {
             id,
             outlets: &facts.outlets,
@@ -676,7 +668,12 @@ impl Vault {
         principal: &Principal,
         id: CustomerId,
     ) -> ServiceResult<CustomerActions> {
-        let may = async |action| self.authorize(principal, action, Some(id)).await.is_ok();
+        let may = async |action| {
+            self.door()
+                .authorize(principal, action, Some(id))
+                .await
+                .is_ok()
+        };
         Ok(CustomerActions {
             update: may(Action::UpdateCustomer).await,
             add_interaction: may(Action::AddInteraction).await,
@@ -688,7 +685,7 @@ impl Vault {
     /// What `principal` may do with the directory and the accounts: read it, change it, list
     /// and revoke tokens (the console offers each part only then). Nothing is recorded.
     pub async fn directory_actions(&self, principal: &Principal) -> DirectoryActions {
-        let may = async |action| self.authorize(principal, action, None).await.is_ok();
+        let may = async |action| self.door().authorize(principal, action, None).await.is_ok();
         DirectoryActions {
             read: may(Action::ReadDirectory).await,
             manage: may(Action::ManageDirectory).await,
@@ -699,67 +696,17 @@ impl Vault {
 
     /// Whether `principal` may register new customers (the console offers the form only then).
     pub async fn may_create_customer(&self, principal: &Principal) -> bool {
-        self.authorize(principal, Action::CreateCustomer, None)
+        self.door()
+            .authorize(principal, Action::CreateCustomer, None)
             .await
             .is_ok()
     }
 
     /// Whether `principal` may scrape the operational metrics (`Forbidden` otherwise).
     pub async fn may_read_metrics(&self, principal: &Principal) -> ServiceResult<()> {
-        self.authorize(principal, Action::ReadMetrics, None).await
-    }
-
-    /// Checks a non-read action; `Forbidden` if the policy does not allow it.
-    pub(crate) async fn authorize(
-        &self,
-        principal: &Principal,
-        action: Action,
-        customer: Option<CustomerId>,
-    ) -> ServiceResult<()> {
-        // A recipient is asked first about no one in particular: it may do nothing but read, and
-        // whether a customer exists is not for it to learn from a 404 (second review, finding 2).
-        if principal.recipient().is_some() && customer.is_some() {
-            let nobody = nobody();
-            if !self
-                .inner
-                .policy
-                .allows(&principal.asker(), action, Some(&nobody))
-                .0
-            {
-                return Err(ServiceError::Forbidden {
-                    field: "Authorization",
-                    detail: "no policy lets this caller do this".into(),
-                });
-            }
-        }
-        self.authorize_as(&principal.asker(), action, customer)
+        self.door()
+            .authorize(principal, Action::ReadMetrics, None)
             .await
-    }
-
-    /// [`Vault::authorize`] for the policy's view of any acting party (a principal, the operator).
-    pub(crate) async fn authorize_as(
-        &self,
-        asker: &steward_policy::Asker<'_>,
-        action: Action,
-        customer: Option<CustomerId>,
-    ) -> ServiceResult<()> {
-        let facts = match customer {
-            Some(id) => Some((id, self.access_facts(id).await?)),
-            None => None,
-        };
-        let subject = facts.as_ref().map(|(id, f)| Subject {
-            id: *id,
-            outlets: &f.outlets,
-            restricted: f.restricted,
-        });
-        if self.inner.policy.allows(asker, action, subject.as_ref()).0 {
-            Ok(())
-        } else {
-            Err(ServiceError::Forbidden {
-                field: "Authorization",
-                detail: "no policy lets this caller do this".into(),
-            })
-        }
     }
 
     /// Reads one customer as the policy allows.
@@ -849,12 +796,13 @@ impl Vault {
         let ids = self.lookup_ids(kind, normalised).await?;
         if ids.is_empty() {
             // A look-up that finds nobody still tells the caller something: it is an entry.
-            let about = crate::vault::About {
+            let about = crate::door::About {
                 subject: None,
                 purpose: Some(&access.purpose.key),
             };
-            let e = crate::vault::entry_with_outcome(
-                self.actor_parts(crate::Actor::Principal(access.principal)),
+            let e = crate::door::entry_with_outcome(
+                self.door()
+                    .actor_parts(crate::Actor::Principal(access.principal)),
                 "lookup",
                 None,
                 &[kind],
@@ -972,7 +920,7 @@ impl Vault {
             now: Timestamp::now(),
             agreement: covering.as_ref().map(|c| &c.terms),
         };
-        self.inner.policy.decide_read(&req, fields)
+        self.door().policy().decide_read(&req, fields)
     }
 
     /// Reads each customer as the policy allows, leaving out those the caller may see nothing of.
@@ -1064,7 +1012,7 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
         self.refuse_recipient_by_id(access)?;
-        let facts = self.access_facts(id).await?;
+        let facts = self.door().access_facts(id).await?;
         let decision = self
             .decide_with(
                 access,
@@ -1152,7 +1100,7 @@ impl Vault {
 
 /// A customer of no outlet and no restriction, for decisions about what a caller could read at
 /// all (a hypothetical decision names no one).
-fn nobody() -> Subject<'static> {
+pub(crate) fn nobody() -> Subject<'static> {
     Subject {
         id: CustomerId(Uuid::nil()),
         outlets: &[],

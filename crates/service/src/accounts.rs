@@ -8,8 +8,8 @@ use steward_domain::{StaffId, Timestamp, TokenId};
 use steward_policy::Action;
 use steward_store::TokenRow;
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Actor, Vault};
 
 /// An API token or sign-in session as listed: never its secret or hash.
@@ -57,9 +57,11 @@ impl Vault {
     /// Every API token and sign-in session, oldest first, if the policy lets `actor` manage
     /// tokens; the listing is an audit entry.
     pub async fn list_tokens(&self, actor: Actor<'_>) -> ServiceResult<Vec<TokenInfo>> {
-        self.authorize_actor(actor, Action::ManageTokens, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ManageTokens, None, false)
             .await?;
-        self.record_read(actor, "list_tokens", None, &["tokens"])
+        self.door()
+            .record_read(actor, "list_tokens", None, &["tokens"])
             .await?;
         let now = Timestamp::now().millis();
         let rows = self.inner.stores.identity.list_tokens().await?;
@@ -69,7 +71,8 @@ impl Vault {
     /// Revokes a token or sign-in session, if the policy lets `actor` manage tokens. Revoking
     /// one already revoked changes nothing; an unknown one is `NotFound`.
     pub async fn revoke_token(&self, actor: Actor<'_>, id: TokenId) -> ServiceResult<()> {
-        self.authorize_actor(actor, Action::ManageTokens, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ManageTokens, None, false)
             .await?;
         if self.inner.stores.identity.get_token(id).await?.is_none() {
             return Err(ServiceError::NotFound("token"));
@@ -79,7 +82,9 @@ impl Vault {
             subject: Some(&subject),
             purpose: None,
         };
-        let entry = self.write_entry_for(actor, "revoke_token", None, &["token"], about);
+        let entry = self
+            .door()
+            .write_entry_for(actor, "revoke_token", None, &["token"], about);
         let store = self.inner.stores.identity.clone();
         self.revoke_and_tell(crate::cluster::Change::Token(id), async move {
             store
@@ -100,7 +105,8 @@ impl Vault {
         staff: StaffId,
         disabled: bool,
     ) -> ServiceResult<()> {
-        self.authorize_actor(actor, Action::ManageDirectory, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ManageDirectory, None, false)
             .await?;
         // An admin who disabled themself would lock the door behind them.
         if disabled
@@ -119,7 +125,9 @@ impl Vault {
         } else {
             "enable_staff"
         };
-        let entry = self.write_entry_for(actor, action, None, &["staff"], about);
+        let entry = self
+            .door()
+            .write_entry_for(actor, action, None, &["staff"], about);
         let at = disabled.then(|| Timestamp::now().millis());
         let store = self.inner.stores.directory.clone();
         let found = self

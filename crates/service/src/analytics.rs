@@ -23,8 +23,8 @@ use steward_domain::{
 use steward_policy::ReadRequest;
 use steward_store::{Recorded, ReleaseRow, SegmentPage, SegmentScan};
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Actor, Operator, Principal, Vault};
 
 /// Customers read per page, as for segments: bounded memory, one page counted while the next
@@ -272,11 +272,11 @@ impl Vault {
         categories: &[DataCategory],
     ) -> ServiceResult<()> {
         let req = self.request_about_nobody(principal, purpose)?;
-        if !self.inner.policy.decide_analyse(&req, &[]) {
+        if !self.door().policy().decide_analyse(&req, &[]) {
             return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
         }
         for &c in categories {
-            if !self.inner.policy.decide_analyse(&req, &[c]) {
+            if !self.door().policy().decide_analyse(&req, &[c]) {
                 let detail = if purpose.categories.contains(&c) {
                     format!("no policy lets this caller use {} in analytics", c.as_str())
                 } else {
@@ -413,8 +413,8 @@ impl Vault {
     ) -> ServiceResult<ReleaseOutcome> {
         let names: Vec<&str> = release.categories.iter().map(|c| c.as_str()).collect();
         let record = |outcome: &str, epsilon: &str| {
-            let mut leaf = crate::vault::leaf(
-                self.actor_parts(Actor::Principal(principal)),
+            let mut leaf = crate::door::leaf(
+                self.door().actor_parts(Actor::Principal(principal)),
                 "analytics_release",
                 None,
                 &names,
@@ -443,7 +443,7 @@ impl Vault {
             leaf
         };
         if let Err(e) = self.check_analysis(principal, purpose, &release.categories) {
-            self.inner.audit.append(&record("deny", "0")).await?;
+            self.door().audit().append(&record("deny", "0")).await?;
             return Err(e);
         }
         let analyst = analyst_of(principal);
@@ -465,7 +465,7 @@ impl Vault {
         };
         if let Some(row) = store.release(&purpose.key, window, &hash).await? {
             // Post-processing of a released answer: recorded, nothing spent.
-            self.inner.audit.append(&record("repeat", "0")).await?;
+            self.door().audit().append(&record("repeat", "0")).await?;
             return stored(row).await;
         }
         let cost = (release.epsilon_milli, release.delta_nano);
@@ -475,7 +475,10 @@ impl Vault {
             .reserve_budget(&analyst, &purpose.key, window, cost, (budget, delta_budget))
             .await?
         {
-            self.inner.audit.append(&record("over_budget", "0")).await?;
+            self.door()
+                .audit()
+                .append(&record("over_budget", "0"))
+                .await?;
             let (spent, spent_delta) = store.spent(&analyst, &purpose.key, window).await?;
             return Err(over_budget(
                 budget,
@@ -510,7 +513,7 @@ impl Vault {
         };
         let leaf = record("done", &format!("{:.3}", milli(cost.0)));
         let recorded = match store
-            .record_release(&row, &[crate::vault::row_of(leaf)])
+            .record_release(&row, &[crate::door::row_of(leaf)])
             .await
         {
             Ok(r) => r,
@@ -592,7 +595,8 @@ impl Vault {
 
     /// Every analyst's spending in the current window (the DPO, as part of the audit).
     pub async fn analytics_budgets(&self, principal: &Principal) -> ServiceResult<Vec<BudgetUse>> {
-        self.authorize(principal, steward_policy::Action::ReadAudit, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
         let now = Timestamp::now().millis();
         let budget = milli(self.budget_milli());
@@ -754,7 +758,8 @@ impl Vault {
             acknowledged: job.acknowledged,
             now: job.now,
         };
-        let decide = |req: &ReadRequest<'_>| self.inner.policy.decide_analyse(req, &job.categories);
+        let decide =
+            |req: &ReadRequest<'_>| self.door().policy().decide_analyse(req, &job.categories);
         self.walk_page(&mut page, &walk, &decide, &mut |u| {
             let c = u.customer;
             // Purchases in a category the DPO marked as a special category of data are in no

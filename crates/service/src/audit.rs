@@ -101,12 +101,12 @@ impl AuditSealer for TreeSealer {
 
     fn refused(&self, seq: i64, message: &[u8]) -> AuditEntryRow {
         let digest = steward_crypto::fingerprint(message);
-        crate::vault::entry_with_outcome(
+        crate::door::entry_with_outcome(
             ("steward:audit-writer".to_owned(), vec![], vec![]),
             OUTBOX_REFUSED,
             None,
             &[],
-            crate::vault::About {
+            crate::door::About {
                 subject: Some(&format!("outbox:{seq}:{digest}")),
                 purpose: None,
             },
@@ -795,17 +795,17 @@ impl crate::Vault {
     /// Moves the entries of writes made so far into the log (they reach it within a tenth of a
     /// second anyway; tests and exports want them now).
     pub async fn flush_audit(&self) -> ServiceResult<()> {
-        self.inner.audit.flush().await
+        self.door().audit().flush().await
     }
 
     /// The audit log's note verifier key (C2SP vkey: `name+keyid+base64`). Public.
     pub fn audit_verifier_key(&self) -> &str {
-        self.inner.audit.verifier_key()
+        self.door().audit().verifier_key()
     }
 
     /// The latest signed checkpoint (a C2SP signed note), signed now if the log outgrew it.
     pub async fn audit_checkpoint(&self) -> ServiceResult<String> {
-        checkpoint(&*self.inner.stores.audit, &self.inner.audit).await
+        checkpoint(&*self.inner.stores.audit, &self.door().audit()).await
     }
 
     /// Entries `[start, end)` of the audit log (the DPO's), at most 1,000.
@@ -826,7 +826,8 @@ impl crate::Vault {
         start: u64,
         end: u64,
     ) -> ServiceResult<Vec<StoredAuditEntry>> {
-        self.authorize(principal, steward_policy::Action::ReadAudit, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
         if end < start || end - start > 1000 {
             return Err(steward_domain::ValidationError::new(
@@ -845,7 +846,8 @@ impl crate::Vault {
         index: u64,
         size: u64,
     ) -> ServiceResult<Vec<Hash>> {
-        self.authorize(principal, steward_policy::Action::ReadAudit, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
         inclusion(&*self.inner.stores.audit, index, size).await
     }
@@ -857,7 +859,8 @@ impl crate::Vault {
         first: u64,
         second: u64,
     ) -> ServiceResult<Vec<Hash>> {
-        self.authorize(principal, steward_policy::Action::ReadAudit, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReadAudit, None)
             .await?;
         consistency(&*self.inner.stores.audit, first, second).await
     }
@@ -920,19 +923,21 @@ impl crate::Vault {
         before: Option<u64>,
         limit: u32,
     ) -> ServiceResult<AccessLog> {
-        self.authorize(
-            principal,
-            steward_policy::Action::ReadAccessLog,
-            Some(customer),
-        )
-        .await?;
-        self.record_read(
-            crate::Actor::Principal(principal),
-            "read_access_log",
-            Some(customer),
-            &["access_log"],
-        )
-        .await?;
+        self.door()
+            .authorize(
+                principal,
+                steward_policy::Action::ReadAccessLog,
+                Some(customer),
+            )
+            .await?;
+        self.door()
+            .record_read(
+                crate::Actor::Principal(principal),
+                "read_access_log",
+                Some(customer),
+                &["access_log"],
+            )
+            .await?;
         self.access_log_of(customer, before, limit).await
     }
 
@@ -943,7 +948,7 @@ impl crate::Vault {
         before: Option<u64>,
         limit: u32,
     ) -> ServiceResult<AccessLog> {
-        let note = checkpoint(&*self.inner.stores.audit, &self.inner.audit).await?;
+        let note = checkpoint(&*self.inner.stores.audit, &self.door().audit()).await?;
         let text = note.split("\n\n").next().unwrap_or_default();
         let head = Checkpoint::parse(&format!("{text}\n")).map_err(|_| ServiceError::Integrity)?;
         let before = before.unwrap_or(head.size).min(head.size);

@@ -299,27 +299,6 @@ impl TokenCache {
 }
 
 impl Vault {
-    /// Authorises an act (on customer `id`, if about one) by whoever performs it: a principal or
-    /// the operator by the policy, a portal customer only on themself and only where
-    /// `self_service`.
-    pub(crate) async fn authorize_actor(
-        &self,
-        actor: Actor<'_>,
-        action: steward_policy::Action,
-        id: Option<CustomerId>,
-        self_service: bool,
-    ) -> ServiceResult<()> {
-        match actor {
-            Actor::Principal(p) => self.authorize(p, action, id).await,
-            Actor::Operator(o) => self.authorize_as(&o.asker(), action, id).await,
-            Actor::Subject(Myself(c)) if self_service && Some(c) == id => Ok(()),
-            Actor::Subject(_) => Err(ServiceError::Forbidden {
-                field: "customer",
-                detail: "a customer may do this only through a request".into(),
-            }),
-        }
-    }
-
     /// Records, off the request's path, that token `id` was used at `now` (at most once per re-check
     /// of its row, so every 30 seconds); a failure to record it is only logged.
     fn touch(&self, id: TokenId, now: i64) {
@@ -338,13 +317,14 @@ impl Vault {
         name: &str,
         owner: TokenOwner,
     ) -> ServiceResult<(TokenId, Zeroizing<String>)> {
-        self.authorize_actor(
-            Actor::Operator(operator),
-            steward_policy::Action::ManageTokens,
-            None,
-            false,
-        )
-        .await?;
+        self.door()
+            .authorize_actor(
+                Actor::Operator(operator),
+                steward_policy::Action::ManageTokens,
+                None,
+                false,
+            )
+            .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
         let mut recipient_id = None;
         let (role, staff_id) = match owner {
@@ -406,11 +386,11 @@ impl Vault {
         };
         // Tokens are made at the command line only: by the operator.
         let token_id = id.to_string();
-        let about = crate::vault::About {
+        let about = crate::door::About {
             subject: Some(&token_id),
             purpose: None,
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Operator(operator),
             "create_token",
             None,

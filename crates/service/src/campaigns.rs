@@ -10,8 +10,8 @@ use steward_domain::{CampaignId, SegmentId, Timestamp, ValidationError};
 use steward_policy::Action;
 use steward_store::{CampaignRow, DeliveryCounts, DeliveryState, Sender};
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Actor, Principal, Vault};
 
 /// What a campaign has done so far: counts, never recipients.
@@ -136,7 +136,8 @@ impl Vault {
         body: &str,
         skip_without_recommendations: bool,
     ) -> ServiceResult<CampaignView> {
-        self.authorize(principal, Action::ManageCampaigns, None)
+        self.door()
+            .authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let purpose = self.purpose("purpose", purpose)?;
         // Decided by the policy's `purpose-bound-to-roles`, as for a read under the purpose.
@@ -169,7 +170,7 @@ impl Vault {
             subject: valid.subject_text,
             body: valid.body_text,
             status: "draft".to_owned(),
-            created_by: self.pseudonym(&principal.asker().id),
+            created_by: self.door().pseudonym(&principal.asker().id),
             created_at: Timestamp::now().millis(),
             sender: None,
             started_at: None,
@@ -181,7 +182,7 @@ impl Vault {
             subject: Some(&id),
             purpose: Some(&purpose.key),
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "create_campaign",
             None,
@@ -202,7 +203,8 @@ impl Vault {
         principal: &Principal,
         id: CampaignId,
     ) -> ServiceResult<CampaignView> {
-        self.authorize(principal, Action::ManageCampaigns, None)
+        self.door()
+            .authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let row = self
             .inner
@@ -217,14 +219,16 @@ impl Vault {
 
     /// Whether `principal` may compose and send campaigns (the console offers them only then).
     pub async fn may_manage_campaigns(&self, principal: &Principal) -> bool {
-        self.authorize(principal, Action::ManageCampaigns, None)
+        self.door()
+            .authorize(principal, Action::ManageCampaigns, None)
             .await
             .is_ok()
     }
 
     /// Every campaign, newest first (marketing).
     pub async fn campaigns(&self, principal: &Principal) -> ServiceResult<Vec<CampaignView>> {
-        self.authorize(principal, Action::ManageCampaigns, None)
+        self.door()
+            .authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let store = &self.inner.stores.campaigns;
         let mut out = Vec::new();
@@ -245,7 +249,8 @@ impl Vault {
         principal: &Principal,
         id: CampaignId,
     ) -> ServiceResult<CampaignView> {
-        self.authorize(principal, Action::ManageCampaigns, None)
+        self.door()
+            .authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let mail = self.mail()?;
         let store = &self.inner.stores.campaigns;
@@ -260,8 +265,8 @@ impl Vault {
         }
         let id_text = id.to_string();
         let record = |outcome: &str, recipients: Option<usize>| {
-            let mut leaf = crate::vault::leaf(
-                self.actor_parts(Actor::Principal(principal)),
+            let mut leaf = crate::door::leaf(
+                self.door().actor_parts(Actor::Principal(principal)),
                 "send_campaign",
                 None,
                 &[],
@@ -282,7 +287,7 @@ impl Vault {
             Ok(m) => m,
             // A refused send evaluated (or tried to evaluate) the segment: on the record too.
             Err(e) => {
-                self.inner.audit.append(&record("deny", None)).await?;
+                self.door().audit().append(&record("deny", None)).await?;
                 return Err(e);
             }
         };
@@ -296,7 +301,7 @@ impl Vault {
                 sender,
                 &members,
                 Timestamp::now().millis(),
-                &[crate::vault::row_of(record("done", Some(members.len())))],
+                &[crate::door::row_of(record("done", Some(members.len())))],
             )
             .await?;
         if !started {

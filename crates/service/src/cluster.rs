@@ -155,6 +155,7 @@ impl Vault {
     /// `payload` and its MAC, as announced.
     fn signed(&self, payload: &str) -> String {
         let mac: String = self
+            .door()
             .mac("cluster-change", payload)
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -330,7 +331,7 @@ impl Vault {
         };
         Readiness {
             database,
-            audit_log: self.inner.audit.writing(READY_WITHIN),
+            audit_log: self.door().audit().writing(READY_WITHIN),
             hearing: self.inner.hearing.trusted(),
         }
     }

@@ -125,7 +125,8 @@ impl Vault {
         id: CustomerId,
         input: &ConsentInput,
     ) -> ServiceResult<(ConsentEvent, String)> {
-        self.authorize(principal, Action::ManageConsent, Some(id))
+        self.door()
+            .authorize(principal, Action::ManageConsent, Some(id))
             .await?;
         let only_marketing = principal.roles.iter().all(|r| *r == Role::Marketing);
         if only_marketing && input.action == ConsentAction::Grant {
@@ -163,12 +164,12 @@ impl Vault {
         };
         let e = event(row.clone());
         let receipt = self.receipt(&e)?;
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             actor,
             &format!("consent_{}", input.action.as_str()),
             Some(id),
             &[],
-            crate::vault::About {
+            crate::door::About {
                 subject: None,
                 purpose: Some(&purpose.key),
             },
@@ -215,7 +216,8 @@ impl Vault {
         principal: &Principal,
         id: CustomerId,
     ) -> ServiceResult<ConsentState> {
-        self.authorize(principal, Action::ReadConsents, Some(id))
+        self.door()
+            .authorize(principal, Action::ReadConsents, Some(id))
             .await?;
         // A personal read like any other: not before the confidentiality notice is acknowledged.
         if self.must_acknowledge(principal) {
@@ -232,13 +234,14 @@ impl Vault {
             id,
         )
         .await?;
-        self.record_read(
-            Actor::Principal(principal),
-            "read_consents",
-            Some(id),
-            &["consents"],
-        )
-        .await?;
+        self.door()
+            .record_read(
+                Actor::Principal(principal),
+                "read_consents",
+                Some(id),
+                &["consents"],
+            )
+            .await?;
         self.consent_ledger(id).await
     }
 }
@@ -303,7 +306,9 @@ impl Vault {
         principal: &Principal,
         days: usize,
     ) -> ServiceResult<std::collections::BTreeMap<String, Vec<i64>>> {
-        self.authorize(principal, Action::ReadAudit, None).await?;
+        self.door()
+            .authorize(principal, Action::ReadAudit, None)
+            .await?;
         let events = self.inner.stores.consents.consent_timeline().await?;
         Ok(consent_series(&events, Timestamp::now(), days.max(1)))
     }

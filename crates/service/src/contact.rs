@@ -17,8 +17,8 @@ use steward_domain::{CustomerId, CustomerPatch, Timestamp, ValidationError, norm
 use steward_store::ContactChangeRow;
 use uuid::Uuid;
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Actor, Vault, seal};
 
 /// How long the code sent to a new address works, and how many tries it has.
@@ -86,13 +86,14 @@ impl Vault {
             kind: "email".into(),
             // A removal is the empty value.
             value: seal::seal_contact_change(&dk, id, change, "value", target.unwrap_or(""))?,
-            value_mac: self.mac("email", target.unwrap_or("")).to_vec(),
-            sent_to_mac: self.mac("email", approver).to_vec(),
+            value_mac: self.door().mac("email", target.unwrap_or("")).to_vec(),
+            sent_to_mac: self.door().mac("email", approver).to_vec(),
             previous: old
                 .map(|o| seal::seal_contact_change(&dk, id, change, "previous", o))
                 .transpose()?,
             code_mac: Some(
-                self.mac("contact-code", &format!("{change}\n{code}"))
+                self.door()
+                    .mac("contact-code", &format!("{change}\n{code}"))
                     .to_vec(),
             ),
             attempts: 0,
@@ -100,7 +101,9 @@ impl Vault {
             expires_at: now + CONFIRM_TTL_MS,
             confirmed_at: None,
         };
-        let entry = self.write_entry(actor, "contact_change.requested", Some(id), &["email"]);
+        let entry =
+            self.door()
+                .write_entry(actor, "contact_change.requested", Some(id), &["email"]);
         self.inner
             .stores
             .portal
@@ -152,7 +155,7 @@ impl Vault {
         let dk = self.data_key_of(id).await?;
         let change = Uuid::now_v7();
         let now = Timestamp::now().millis();
-        let mac = self.mac("phone", new).to_vec();
+        let mac = self.door().mac("phone", new).to_vec();
         let row = ContactChangeRow {
             id: change,
             customer_id: id,
@@ -198,7 +201,7 @@ impl Vault {
             .inner
             .stores
             .portal
-            .pending_contact_changes(&self.mac("email", &address), now)
+            .pending_contact_changes(&self.door().mac("email", &address), now)
             .await?;
         for row in pending {
             // Counted before the comparison, atomically, as for sign-in codes.
@@ -213,15 +216,18 @@ impl Vault {
             }
             let good = row.code_mac.as_deref().is_some_and(|stored| {
                 use subtle::ConstantTimeEq;
-                let mac = self.mac("contact-code", &format!("{}\n{}", row.id, code.trim()));
+                let mac = self
+                    .door()
+                    .mac("contact-code", &format!("{}\n{}", row.id, code.trim()));
                 bool::from(mac.ct_eq(stored))
             });
             if good {
                 return self.apply_email_change(&row, now).await;
             }
         }
-        let entry = crate::vault::entry_with_outcome(
-            self.actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
+        let entry = crate::door::entry_with_outcome(
+            self.door()
+                .actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
             "contact_change.confirm",
             None,
             &[],
@@ -238,7 +244,7 @@ impl Vault {
         let dk = self.data_key_of(id).await?;
         let new = seal::open_contact_change(&dk, id, row.id, "value", &row.value)?;
         // Defence in depth against a blind-index collision: the sealed value is the one indexed.
-        if self.mac("email", &new).as_slice() != row.value_mac.as_slice() {
+        if self.door().mac("email", &new).as_slice() != row.value_mac.as_slice() {
             return Err(ServiceError::Integrity);
         }
         // Unique when asked for, and still unique now (a removal is nobody's).
@@ -247,7 +253,9 @@ impl Vault {
         }
         let old = self.get_customer(id).await?.email;
         let actor = Actor::Subject(crate::auth::Myself(id));
-        let entry = self.write_entry(actor, "contact_change.confirmed", Some(id), &["email"]);
+        let entry =
+            self.door()
+                .write_entry(actor, "contact_change.confirmed", Some(id), &["email"]);
         if !self
             .inner
             .stores

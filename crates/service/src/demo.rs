@@ -163,6 +163,7 @@ pub async fn sample_email(vault: &Vault, operator: Operator) -> ServiceResult<Op
         Some(id) => {
             let actor = Actor::Operator(operator);
             vault
+                .door()
                 .authorize_actor(
                     actor,
                     steward_policy::Action::ExportCustomer,
@@ -171,6 +172,7 @@ pub async fn sample_email(vault: &Vault, operator: Operator) -> ServiceResult<Op
                 )
                 .await?;
             vault
+                .door()
                 .record_read(actor, "demo_sample", Some(*id), &["email"])
                 .await?;
             Ok(vault.get_customer(*id).await?.email)

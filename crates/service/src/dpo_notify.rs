@@ -95,9 +95,11 @@ impl Vault {
         &self,
         principal: &crate::Principal,
     ) -> ServiceResult<(usize, usize)> {
-        self.authorize(principal, steward_policy::Action::ReadRequests, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReadRequests, None)
             .await?;
-        self.authorize(principal, steward_policy::Action::ReadAlerts, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReadAlerts, None)
             .await?;
         let now = Timestamp::now().millis();
         let due = self

@@ -17,8 +17,9 @@ use steward_domain::{CustomerId, Timestamp};
 use steward_store::{CustomerStanding, Erased};
 
 use crate::auth::Actor;
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::{About, Vault};
+use crate::vault::Vault;
 
 const HEADER: &str = "steward-erasure-journal/1";
 
@@ -71,6 +72,7 @@ impl Journal {
 
     fn line_mac(vault: &Vault, prev: &str, body: &str) -> String {
         vault
+            .door()
             .mac("erasure-journal", &format!("{prev}\n{body}"))
             .iter()
             .map(|b| format!("{b:02x}"))
@@ -268,13 +270,14 @@ impl Vault {
         actor: Actor<'_>,
         id: CustomerId,
     ) -> ServiceResult<ErasureReport> {
-        self.authorize_actor(
-            actor,
-            steward_policy::Action::EraseCustomer,
-            Some(id),
-            false,
-        )
-        .await?;
+        self.door()
+            .authorize_actor(
+                actor,
+                steward_policy::Action::EraseCustomer,
+                Some(id),
+                false,
+            )
+            .await?;
         self.erase_authorized(actor, id, "request").await
     }
 
@@ -341,7 +344,7 @@ impl Vault {
         why: &str,
     ) -> ServiceResult<Erased> {
         let subject = format!("crypto-shredding; {why}; journal {seq}");
-        let entry = self.write_entry_marked(
+        let entry = self.door().write_entry_marked(
             actor,
             "erase",
             Some(id),
@@ -394,19 +397,20 @@ impl Vault {
         if let Some(r) = reference {
             validate_reference(r)?;
         }
-        self.authorize_actor(
-            actor,
-            steward_policy::Action::ManageLegalHold,
-            Some(id),
-            false,
-        )
-        .await?;
+        self.door()
+            .authorize_actor(
+                actor,
+                steward_policy::Action::ManageLegalHold,
+                Some(id),
+                false,
+            )
+            .await?;
         let action = if reference.is_some() {
             "legal_hold.set"
         } else {
             "legal_hold.lift"
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             actor,
             action,
             Some(id),

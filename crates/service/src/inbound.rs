@@ -20,9 +20,9 @@ use steward_domain::{
 };
 use steward_store::{Bounced, MessageRow};
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::messages::{BOUNCE_DELIVERY, BOUNCE_MESSAGE, MESSAGE_SUBJECT};
-use crate::vault::About;
 use crate::{Actor, Vault};
 
 /// The largest message accepted (a reply with its quoted history; attachments are dropped).
@@ -52,7 +52,8 @@ impl Vault {
     /// Refused unless `principal` may hand mail in (a `mail_gateway` token): for the HTTP
     /// layer, to answer the caller before looking at what it sent.
     pub async fn check_mail_gateway(&self, principal: &crate::Principal) -> ServiceResult<()> {
-        self.authorize(principal, steward_policy::Action::ReceiveMail, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ReceiveMail, None)
             .await
     }
 
@@ -66,7 +67,8 @@ impl Vault {
         raw: &[u8],
         recipients: &[String],
     ) -> ServiceResult<Received> {
-        self.authorize_actor(actor, steward_policy::Action::ReceiveMail, None, false)
+        self.door()
+            .authorize_actor(actor, steward_policy::Action::ReceiveMail, None, false)
             .await?;
         if raw.len() > MAX_MESSAGE_BYTES {
             return Err(refused("message", "the message is larger than 2 MiB"));
@@ -112,7 +114,7 @@ impl Vault {
         let store = &self.inner.stores.messages;
         let now = Timestamp::now();
         let thread = store
-            .thread_by_alias(&self.mac("reply_alias", alias))
+            .thread_by_alias(&self.door().mac("reply_alias", alias))
             .await?
             .filter(|t| t.expires_at > now.millis())
             .ok_or_else(unknown)?;
@@ -140,10 +142,10 @@ impl Vault {
         // Sent from the address Steward holds for the customer? Otherwise staff are told: the
         // alias may have reached someone else (an old mailbox, a forward).
         let from_customer = c.email.as_deref().is_some_and(|held| {
-            let held = self.mac("email", held);
-            senders
-                .iter()
-                .any(|a| normalize::email("from", a).is_ok_and(|n| self.mac("email", &n) == held))
+            let held = self.door().mac("email", held);
+            senders.iter().any(|a| {
+                normalize::email("from", a).is_ok_and(|n| self.door().mac("email", &n) == held)
+            })
         });
         // Removed from what is kept: the customer's address as held and as sent from, the
         // alias itself (whoever reads it could write into the thread), the phone number.
@@ -220,7 +222,7 @@ impl Vault {
             created_at: now.millis(),
         };
         let thread_text = thread.id.to_string();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             actor,
             "receive_reply",
             Some(customer),
@@ -304,13 +306,15 @@ impl Vault {
         if !named {
             return Ok(Received::Notice);
         }
-        let entry = self.write_entry(actor, "mark_undeliverable", Some(customer), &["email"]);
+        let entry =
+            self.door()
+                .write_entry(actor, "mark_undeliverable", Some(customer), &["email"]);
         self.inner
             .stores
             .messages
             .mark_undeliverable(
                 customer,
-                &self.mac("email", &address),
+                &self.door().mac("email", &address),
                 bounced,
                 Timestamp::now().millis(),
                 &[entry],

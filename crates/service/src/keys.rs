@@ -107,12 +107,12 @@ pub async fn rotate(
     if !next.exists() {
         MasterKey::create(&next)?;
         // A rotation's start is an audit entry; a resumed one is the same rotation.
-        let e = crate::vault::entry(
+        let e = crate::door::entry(
             ("operator:keys rotate".into(), vec![], vec![]),
             "rotate_master_key",
             None,
             &[],
-            crate::vault::About::default(),
+            crate::door::About::default(),
             "written",
         );
         store.record_audit(&[e]).await?;

@@ -14,6 +14,7 @@ pub mod cluster;
 mod consent;
 pub mod contact;
 pub mod demo;
+mod door;
 mod dpo_notify;
 pub mod erasure;
 mod error;

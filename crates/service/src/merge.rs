@@ -36,6 +36,7 @@ impl Vault {
         // Nothing is read for a caller who may not merge here, or who would see nobody under
         // this access (no refusals recorded, no bulk budget spent on the way).
         if self
+            .door()
             .authorize_actor(actor, Action::MergeCustomers, Some(id), false)
             .await
             .is_err()
@@ -52,6 +53,7 @@ impl Vault {
             .await?
         {
             if self
+                .door()
                 .authorize_actor(actor, Action::MergeCustomers, Some(other), false)
                 .await
                 .is_err()
@@ -90,9 +92,11 @@ impl Vault {
             CustomerStanding::Present => {}
         }
         // Decided for both (the policy forbids merging a restricted customer, either side).
-        self.authorize_actor(actor, Action::MergeCustomers, Some(survivor), false)
+        self.door()
+            .authorize_actor(actor, Action::MergeCustomers, Some(survivor), false)
             .await?;
-        self.authorize_actor(actor, Action::MergeCustomers, Some(other), false)
+        self.door()
+            .authorize_actor(actor, Action::MergeCustomers, Some(other), false)
             .await?;
         if !self
             .inner
@@ -149,8 +153,10 @@ impl Vault {
         }
         let fields = ["purchases", "communications", "consent_withdrawals"];
         let audit = [
-            self.write_entry(actor, "merge", Some(survivor), &fields),
-            self.write_entry(actor, "merged_away", Some(other), &fields),
+            self.door()
+                .write_entry(actor, "merge", Some(survivor), &fields),
+            self.door()
+                .write_entry(actor, "merged_away", Some(other), &fields),
         ];
         if !self
             .inner

@@ -21,9 +21,9 @@ use steward_domain::{
 
 use steward_store::{MessageRow, ThreadRow};
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::notify::Handoff;
-use crate::vault::About;
 use crate::{Access, Actor, Vault};
 
 /// How long a thread accepts replies after its last message was written.
@@ -63,7 +63,7 @@ impl Vault {
         m: &NewMessage,
     ) -> ServiceResult<(InteractionId, ThreadId)> {
         self.check_declarable(access)?;
-        let facts = self.access_facts(id).await?;
+        let facts = self.door().access_facts(id).await?;
         // Writing opens the address: it counts against the bulk guard like a read.
         self.count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
@@ -71,10 +71,10 @@ impl Vault {
             && self.consent_active(id, &purpose.key).await?;
         let now = Timestamp::now();
         let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
-        let allowed = self.inner.policy.decide_message(&req);
+        let allowed = self.door().policy().decide_message(&req);
         let record = |outcome: &str| {
-            crate::vault::leaf(
-                self.actor_parts(Actor::Principal(access.principal)),
+            crate::door::leaf(
+                self.door().actor_parts(Actor::Principal(access.principal)),
                 "send_message",
                 Some(id),
                 &MESSAGE_FIELDS,
@@ -87,7 +87,7 @@ impl Vault {
             )
         };
         if !allowed {
-            self.inner.audit.append(&record("deny")).await?;
+            self.door().audit().append(&record("deny")).await?;
             if !req.acknowledged {
                 return Err(ServiceError::AcknowledgementRequired);
             }
@@ -180,7 +180,7 @@ impl Vault {
                 &interaction,
                 &row,
                 expires,
-                &[crate::vault::row_of(record("done"))],
+                &[crate::door::row_of(record("done"))],
             )
             .await?;
         if !stored {
@@ -219,7 +219,7 @@ impl Vault {
             purpose: purpose.to_owned(),
             subject: crate::seal::seal_thread_text(dk, THREAD_SUBJECT, id, thread.0, subject)?,
             alias: crate::seal::seal_thread_text(dk, THREAD_ALIAS, id, thread.0, &alias)?,
-            alias_mac: self.mac("reply_alias", &alias).to_vec(),
+            alias_mac: self.door().mac("reply_alias", &alias).to_vec(),
             created_at: now.millis(),
             expires_at: expires,
         })
@@ -237,7 +237,9 @@ impl Vault {
 
     fn bounce_tag(&self, kind: u8, id: &[u8; 16]) -> [u8; 10] {
         let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let mac = self.mac("bounce", &format!("{}:{hex}", char::from(kind)));
+        let mac = self
+            .door()
+            .mac("bounce", &format!("{}:{hex}", char::from(kind)));
         let mut tag = [0u8; 10];
         tag.copy_from_slice(&mac[..10]);
         tag
@@ -304,7 +306,7 @@ impl Vault {
             return Ok(fail("undeliverable").await?);
         };
         let bounced = store.undeliverable(&[customer]).await?;
-        let mac = self.mac("email", &address);
+        let mac = self.door().mac("email", &address);
         if bounced.iter().any(|(_, m)| m.as_slice() == mac.as_slice()) {
             return Ok(fail("undeliverable").await?);
         }
@@ -474,14 +476,14 @@ impl Vault {
         purpose: &steward_domain::Purpose,
         id: CustomerId,
     ) -> bool {
-        let Ok(facts) = self.access_facts(id).await else {
+        let Ok(facts) = self.door().access_facts(id).await else {
             return false;
         };
         let consented = purpose.lawful_basis != LawfulBasis::Consent
             || self.consent_active(id, &purpose.key).await.unwrap_or(false);
         let now = Timestamp::now();
         self.inner.mail.get().is_some()
-            && self.inner.policy.decide_message(&self.plain_request(
+            && self.door().policy().decide_message(&self.plain_request(
                 principal,
                 (id, &facts),
                 purpose,

@@ -112,7 +112,8 @@ impl Vault {
 
     /// Publishes a new version of the notice (the DPO's); everyone must acknowledge it again.
     pub async fn publish_notice(&self, principal: &Principal, text: &str) -> ServiceResult<Notice> {
-        self.authorize(principal, Action::ManageNotice, None)
+        self.door()
+            .authorize(principal, Action::ManageNotice, None)
             .await?;
         let text = normalize::long_text("text", text)?;
         let version = self.inner.notices.current().map_or(1, |n| n.version + 1);
@@ -121,12 +122,12 @@ impl Vault {
             text,
             published_at: Timestamp::now().millis(),
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "publish_notice",
             None,
             &[],
-            crate::vault::About {
+            crate::door::About {
                 subject: Some(&format!("confidentiality notice version {version}")),
                 purpose: None,
             },
@@ -176,12 +177,12 @@ impl Vault {
             .into());
         }
         let at = Timestamp::now().millis();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "acknowledge",
             None,
             &[],
-            crate::vault::About {
+            crate::door::About {
                 subject: Some(&format!("confidentiality notice version {version}")),
                 purpose: None,
             },
@@ -206,7 +207,8 @@ impl Vault {
         &self,
         principal: &Principal,
     ) -> ServiceResult<Vec<crate::Staff>> {
-        self.authorize(principal, Action::ManageNotice, None)
+        self.door()
+            .authorize(principal, Action::ManageNotice, None)
             .await?;
         let Some(current) = self.inner.notices.current() else {
             return Ok(Vec::new());

@@ -51,6 +51,7 @@ impl Vault {
         let mut refused = 0;
         for id in ids {
             match self
+                .door()
                 .authorize_actor(actor, Action::ExportCustomer, Some(id), false)
                 .await
             {
@@ -84,13 +85,14 @@ impl Vault {
         operator: Operator,
         id: CustomerId,
     ) -> ServiceResult<ExportedCustomer> {
-        self.authorize_actor(
-            Actor::Operator(operator),
-            Action::ExportCustomer,
-            Some(id),
-            false,
-        )
-        .await?;
+        self.door()
+            .authorize_actor(
+                Actor::Operator(operator),
+                Action::ExportCustomer,
+                Some(id),
+                false,
+            )
+            .await?;
         self.record_exports(operator, &[id]).await?;
         self.open_whole(id).await
     }
@@ -101,7 +103,7 @@ impl Vault {
         let entries: Vec<_> = ids
             .iter()
             .map(|id| {
-                self.write_entry_marked(
+                self.door().write_entry_marked(
                     Actor::Operator(operator),
                     "export",
                     Some(*id),

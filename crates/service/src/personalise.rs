@@ -23,8 +23,8 @@ use steward_domain::{CustomerId, DataCategory, LawfulBasis, Timestamp, Validatio
 use steward_policy::ReadRequest;
 use steward_store::SegmentScan;
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Access, Actor, Operator, Principal, Vault};
 
 /// The purpose whose consent puts a customer's purchases into the model.
@@ -437,7 +437,7 @@ impl Vault {
             });
         }
         self.check_declarable(access)?;
-        let facts = self.access_facts(id).await?;
+        let facts = self.door().access_facts(id).await?;
         self.count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
@@ -445,12 +445,12 @@ impl Vault {
         let now = Timestamp::now();
         let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self
-            .inner
-            .policy
+            .door()
+            .policy()
             .decide_personalise(&req, DataCategory::PurchaseHistory);
         let leaf = |outcome: &str| {
-            crate::vault::leaf(
-                self.actor_parts(Actor::Principal(access.principal)),
+            crate::door::leaf(
+                self.door().actor_parts(Actor::Principal(access.principal)),
                 "recommend",
                 Some(id),
                 &["purchase_history"],
@@ -463,7 +463,7 @@ impl Vault {
             )
         };
         if !allowed {
-            self.inner.audit.append(&leaf("deny")).await?;
+            self.door().audit().append(&leaf("deny")).await?;
             if purpose.lawful_basis == LawfulBasis::Consent && !consented {
                 return Err(ServiceError::Forbidden {
                     field: "purpose",
@@ -481,7 +481,7 @@ impl Vault {
                 ),
             });
         }
-        self.inner.audit.append(&leaf("allow")).await?;
+        self.door().audit().append(&leaf("allow")).await?;
         self.recommend_decided(&req, id, n).await
     }
 
@@ -502,7 +502,7 @@ impl Vault {
             .map(|m| m.clone())
             .unwrap_or_default();
         let refused = |category: &str| match marked.get(category) {
-            Some(special) => !self.inner.policy.decide_personalise(req, *special),
+            Some(special) => !self.door().policy().decide_personalise(req, *special),
             None => false,
         };
         let k = self.inner.recommender.k.load(Ordering::Relaxed);
@@ -540,8 +540,8 @@ impl Vault {
         };
         let req = self.plain_request(sender, (id, &facts), &purpose, true, Timestamp::now());
         if !self
-            .inner
-            .policy
+            .door()
+            .policy()
             .decide_personalise(&req, DataCategory::PurchaseHistory)
         {
             return Ok(None);
@@ -574,7 +574,8 @@ impl Vault {
         category: &str,
         data_category: &str,
     ) -> ServiceResult<MarkedCategory> {
-        self.authorize(principal, steward_policy::Action::ManagePurposes, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ManagePurposes, None)
             .await?;
         let category = steward_domain::normalize::short_text("category", category)?.to_lowercase();
         let special = DataCategory::parse(data_category)
@@ -595,7 +596,7 @@ impl Vault {
             return Err(ServiceError::NotFound("purchase category"));
         }
         let now = Timestamp::now();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "mark_purchase_category",
             None,
@@ -630,7 +631,8 @@ impl Vault {
         &self,
         principal: &Principal,
     ) -> ServiceResult<Vec<MarkedCategory>> {
-        self.authorize(principal, steward_policy::Action::ManagePurposes, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ManagePurposes, None)
             .await?;
         Ok(self
             .inner

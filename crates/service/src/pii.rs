@@ -47,7 +47,9 @@ impl Vault {
         text: &str,
         language: &str,
     ) -> ServiceResult<Vec<AnalyzerResult>> {
-        self.authorize(principal, Action::AnalyzeText, None).await?;
+        self.door()
+            .authorize(principal, Action::AnalyzeText, None)
+            .await?;
         let detector = Detector::for_language(language)?;
         if text.len() > pii::MAX_TEXT_BYTES {
             detector.analyze_checked(text)?;
@@ -73,7 +75,8 @@ impl Vault {
         purpose: Option<&str>,
     ) -> ServiceResult<InteractionId> {
         // Decided first: a caller who may not record learns nothing about the purposes.
-        self.authorize_actor(actor, Action::AddInteraction, Some(customer), false)
+        self.door()
+            .authorize_actor(actor, Action::AddInteraction, Some(customer), false)
             .await?;
         let rule = match purpose {
             None => PiiRule::Keep,
@@ -98,7 +101,8 @@ impl Vault {
 
     /// Whether the policy lets `principal` see card, account and identity numbers in texts.
     pub(crate) async fn clears_sensitive(&self, principal: &Principal) -> bool {
-        self.authorize(principal, Action::ReadSensitiveText, None)
+        self.door()
+            .authorize(principal, Action::ReadSensitiveText, None)
             .await
             .is_ok()
     }

@@ -19,8 +19,8 @@ use steward_store::{PortalCodeRow, PortalSessionRow};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Actor, Vault};
 
 /// How long a sign-in code works, and how many wrong tries spend it.
@@ -157,7 +157,9 @@ impl Vault {
             .await?;
         let good = {
             use subtle::ConstantTimeEq;
-            let mac = self.mac("portal-code", &format!("{challenge}\n{}", code.trim()));
+            let mac = self
+                .door()
+                .mac("portal-code", &format!("{challenge}\n{}", code.trim()));
             bool::from(mac.ct_eq(row.code_mac.as_slice()))
         };
         Ok(Some((row, live && good)))
@@ -175,7 +177,10 @@ impl Vault {
         let id = uuid::Builder::from_random_bytes(random).into_uuid();
         let code = crate::rights::one_time_code()?;
         let code_mac = match customer {
-            Some(_) => self.mac("portal-code", &format!("{id}\n{code}")).to_vec(),
+            Some(_) => self
+                .door()
+                .mac("portal-code", &format!("{id}\n{code}"))
+                .to_vec(),
             // A decoy: random bytes no code's MAC equals.
             None => {
                 let mut b = [0u8; 16];
@@ -197,7 +202,7 @@ impl Vault {
         } else {
             "portal.code_unmatched"
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Operator(crate::auth::Operator::internal("portal")),
             action,
             customer,
@@ -241,8 +246,9 @@ impl Vault {
         let customer = match row.customer_id {
             Some(c) if right => c,
             _ => {
-                let entry = crate::vault::entry_with_outcome(
-                    self.actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
+                let entry = crate::door::entry_with_outcome(
+                    self.door()
+                        .actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
                     "portal.sign_in",
                     row.customer_id,
                     &[],
@@ -265,7 +271,7 @@ impl Vault {
             created_at: now,
             expires_at: now + SESSION_MS,
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Subject(crate::auth::Myself(customer)),
             "portal.sign_in",
             Some(customer),
@@ -345,7 +351,8 @@ impl Vault {
 
     /// The CSRF token of a portal session's forms: a MAC of the session id.
     pub fn portal_csrf(&self, s: &PortalSession) -> String {
-        self.mac("portal-csrf", &s.id.to_string())
+        self.door()
+            .mac("portal-csrf", &s.id.to_string())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
@@ -370,7 +377,7 @@ impl Vault {
         fields: &[&str],
     ) -> steward_store::AuditEntryRow {
         let id = s.customer_id;
-        self.write_entry_marked(
+        self.door().write_entry_marked(
             Actor::Subject(crate::auth::Myself(id)),
             action,
             Some(id),

@@ -138,15 +138,16 @@ impl Vault {
         principal: &Principal,
         input: PurposeInput,
     ) -> ServiceResult<Purpose> {
-        self.authorize(principal, Action::ManagePurposes, None)
+        self.door()
+            .authorize(principal, Action::ManagePurposes, None)
             .await?;
         let purpose = input.validate()?;
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "register_purpose",
             None,
             &[],
-            crate::vault::About {
+            crate::door::About {
                 subject: None,
                 purpose: Some(&purpose.key),
             },
@@ -177,7 +178,8 @@ impl Vault {
         key: &str,
         patch: &PurposePatch,
     ) -> ServiceResult<Purpose> {
-        self.authorize(principal, Action::ManagePurposes, None)
+        self.door()
+            .authorize(principal, Action::ManagePurposes, None)
             .await?;
         let current = self
             .purpose("key", key)
@@ -194,12 +196,12 @@ impl Vault {
                 &row(&changed),
                 current.notice_version,
                 current.pii_rule.as_str(),
-                &[self.write_entry_for(
+                &[self.door().write_entry_for(
                     Actor::Principal(principal),
                     "change_purpose",
                     None,
                     &[],
-                    crate::vault::About {
+                    crate::door::About {
                         subject: Some(&changed.key),
                         purpose: Some(&changed.key),
                     },

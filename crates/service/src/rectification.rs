@@ -36,9 +36,12 @@ impl Vault {
                 names.push(name);
             }
         }
-        self.authorize_actor(actor, Action::UpdateCustomer, Some(id), false)
+        self.door()
+            .authorize_actor(actor, Action::UpdateCustomer, Some(id), false)
             .await?;
-        let entry = self.write_entry(actor, "mark_verified", Some(id), &names);
+        let entry = self
+            .door()
+            .write_entry(actor, "mark_verified", Some(id), &names);
         if self
             .inner
             .stores

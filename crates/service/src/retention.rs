@@ -7,8 +7,9 @@ use steward_domain::{DataCategory, Purpose, Timestamp};
 use steward_store::ActivityTable;
 
 use crate::auth::{Actor, Operator};
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::{About, Vault};
+use crate::vault::Vault;
 
 const DAY_MS: i64 = 86_400_000;
 const PAGE: u32 = 500;
@@ -201,7 +202,7 @@ impl Vault {
                 return Ok(total);
             }
             for (customer, _) in due {
-                let entry = self.write_entry_marked(
+                let entry = self.door().write_entry_marked(
                     Actor::Operator(operator),
                     "retention.dispose",
                     Some(customer),

@@ -13,9 +13,10 @@ use steward_policy::Action;
 use steward_store::RequestRow;
 
 use crate::auth::{Actor, Principal};
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
-use crate::vault::{About, Vault};
+use crate::vault::Vault;
 
 /// Days a request may take unless configured otherwise (GDPR: one month).
 pub const DEFAULT_DEADLINE_DAYS: i64 = 30;
@@ -142,7 +143,8 @@ impl Vault {
     }
 
     fn code_mac(&self, request: RequestId, code: &str) -> Vec<u8> {
-        self.mac("request-code", &format!("{request}\n{code}"))
+        self.door()
+            .mac("request-code", &format!("{request}\n{code}"))
             .to_vec()
     }
 
@@ -153,7 +155,7 @@ impl Vault {
         r: &RequestRow,
     ) -> steward_store::AuditEntryRow {
         let subject = format!("request {} ({})", r.id, r.kind);
-        self.write_entry_for(
+        self.door().write_entry_for(
             actor,
             action,
             Some(r.customer_id),
@@ -175,10 +177,14 @@ impl Vault {
     ) -> ServiceResult<RequestView> {
         input.validate()?;
         let id = input.customer_id;
-        self.authorize(p, Action::ManageRequests, Some(id)).await?;
+        self.door()
+            .authorize(p, Action::ManageRequests, Some(id))
+            .await?;
         let in_person = input.identity_verified == Some(IdentityCheck::InPerson);
         if in_person {
-            self.authorize(p, Action::VerifyIdentity, Some(id)).await?;
+            self.door()
+                .authorize(p, Action::VerifyIdentity, Some(id))
+                .await?;
         }
         let mut row = self.new_request_row(input).await?;
         let code = if in_person {
@@ -279,7 +285,8 @@ impl Vault {
         code: Option<&str>,
     ) -> ServiceResult<RequestView> {
         let row = self.request_row(p, id).await?;
-        self.authorize(p, Action::ManageRequests, Some(row.customer_id))
+        self.door()
+            .authorize(p, Action::ManageRequests, Some(row.customer_id))
             .await?;
         if row.status != RequestStatus::InProgress.as_str()
             || row.identity != IdentityCheck::Unverified.as_str()
@@ -289,7 +296,8 @@ impl Vault {
             ));
         }
         let Some(code) = code else {
-            self.authorize(p, Action::VerifyIdentity, Some(row.customer_id))
+            self.door()
+                .authorize(p, Action::VerifyIdentity, Some(row.customer_id))
                 .await?;
             let row = self
                 .verified(Actor::Principal(p), row, IdentityCheck::InPerson)
@@ -430,7 +438,7 @@ impl Vault {
                 .await
                 .map(|_| ()),
             RequestType::Restriction => {
-                let e = self.write_entry(actor, "restrict", Some(id), &[]);
+                let e = self.door().write_entry(actor, "restrict", Some(id), &[]);
                 if self
                     .inner
                     .stores
@@ -484,7 +492,7 @@ impl Vault {
     /// Reads a request row (the caller may see requests), expiring it if its deadline passed
     /// before the customer was verified.
     async fn request_row(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestRow> {
-        self.authorize(p, Action::ReadRequests, None).await?;
+        self.door().authorize(p, Action::ReadRequests, None).await?;
         let row = self
             .inner
             .stores
@@ -524,13 +532,14 @@ impl Vault {
     /// One request.
     pub async fn request(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestView> {
         let row = self.request_row(p, id).await?;
-        self.record_read(
-            Actor::Principal(p),
-            "read_request",
-            Some(row.customer_id),
-            &[],
-        )
-        .await?;
+        self.door()
+            .record_read(
+                Actor::Principal(p),
+                "read_request",
+                Some(row.customer_id),
+                &[],
+            )
+            .await?;
         view(&row)
     }
 
@@ -541,14 +550,15 @@ impl Vault {
         due_before: Option<Timestamp>,
         limit: u32,
     ) -> ServiceResult<Vec<RequestView>> {
-        self.authorize(p, Action::ReadRequests, None).await?;
+        self.door().authorize(p, Action::ReadRequests, None).await?;
         let rows = self
             .inner
             .stores
             .rights
             .list_requests(due_before.map(Timestamp::millis), limit)
             .await?;
-        self.record_read(Actor::Principal(p), "read_requests", None, &[])
+        self.door()
+            .record_read(Actor::Principal(p), "read_requests", None, &[])
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
@@ -565,7 +575,8 @@ impl Vault {
         reason: RequestReason,
     ) -> ServiceResult<RequestView> {
         let row = self.request_row(p, id).await?;
-        self.authorize(p, Action::VerifyIdentity, Some(row.customer_id))
+        self.door()
+            .authorize(p, Action::VerifyIdentity, Some(row.customer_id))
             .await?;
         self.close_request(
             Actor::Principal(p),
@@ -579,7 +590,8 @@ impl Vault {
     /// Revokes a request at the customer's wish.
     pub async fn revoke_request(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestView> {
         let row = self.request_row(p, id).await?;
-        self.authorize(p, Action::ManageRequests, Some(row.customer_id))
+        self.door()
+            .authorize(p, Action::ManageRequests, Some(row.customer_id))
             .await?;
         self.close_request(Actor::Principal(p), row, RequestStatus::Revoked, None)
             .await
@@ -619,7 +631,8 @@ impl Vault {
                 "the request waits for no confirmation",
             ));
         }
-        self.authorize(p, Action::UpdateCustomer, Some(row.customer_id))
+        self.door()
+            .authorize(p, Action::UpdateCustomer, Some(row.customer_id))
             .await?;
         let actor = Actor::Principal(p);
         self.fulfil(actor, RequestType::Rectification, &row, true)
@@ -638,7 +651,8 @@ impl Vault {
         id: RequestId,
     ) -> ServiceResult<crate::subject_export::SubjectExport> {
         let row = self.request_row(p, id).await?;
-        self.authorize(p, Action::ManageRequests, Some(row.customer_id))
+        self.door()
+            .authorize(p, Action::ManageRequests, Some(row.customer_id))
             .await?;
         if view(&row)?.export.is_none() {
             return Err(ServiceError::WrongState(

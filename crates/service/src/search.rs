@@ -59,7 +59,7 @@ fn bucket_mac(bucket: u16) -> [u8; 16] {
 
 impl Vault {
     fn bucket(&self, b: &Buckets, kind: &str, value: &str) -> u16 {
-        let mac = self.mac(kind, value);
+        let mac = self.door().mac(kind, value);
         u16::from_be_bytes([mac[0], mac[1]]) % b.count
     }
 
@@ -194,8 +194,8 @@ impl Vault {
         // Decided once per combination of outlets and restriction only when the policy's
         // decisions depend on nothing else (it names no individual: `memoizes`).
         let cached = self
-            .inner
-            .policy
+            .door()
+            .policy()
             .memoizes()
             .then(|| may_read.get(&scope).copied())
             .flatten();
@@ -225,6 +225,7 @@ impl Vault {
         // A consent filter reveals a customer's consent: only where the caller may read it.
         if let Some(key) = &filter.consent
             && (self
+                .door()
                 .authorize(
                     access.principal,
                     steward_policy::Action::ReadConsents,

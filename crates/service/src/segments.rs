@@ -23,8 +23,8 @@ use steward_domain::{
 use steward_policy::{Action, ReadRequest, Subject};
 use steward_store::{SegmentPage, SegmentRow, SegmentScan};
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Actor, Operator, Principal, Vault};
 
 /// Customers read per page of an evaluation: memory stays bounded whatever the installation's
@@ -169,7 +169,8 @@ impl Vault {
         name: &str,
         rules: &serde_json::Value,
     ) -> ServiceResult<Segment> {
-        self.authorize(principal, Action::ManageSegments, None)
+        self.door()
+            .authorize(principal, Action::ManageSegments, None)
             .await?;
         let name = normalize::short_text("name", name)?;
         let rule = self.parse_rules(rules).await?;
@@ -178,7 +179,7 @@ impl Vault {
             id: SegmentId::new(),
             name,
             rules: rule.to_json().to_string(),
-            created_by: self.pseudonym(&principal.asker().id),
+            created_by: self.door().pseudonym(&principal.asker().id),
             created_at: now.millis(),
         };
         let id = row.id.to_string();
@@ -186,7 +187,7 @@ impl Vault {
             subject: Some(&id),
             purpose: None,
         };
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "create_segment",
             None,
@@ -203,7 +204,8 @@ impl Vault {
 
     /// Every segment (marketing, the DPO): names and rules, no sizes.
     pub async fn segments(&self, principal: &Principal) -> ServiceResult<Vec<Segment>> {
-        self.authorize(principal, Action::ManageSegments, None)
+        self.door()
+            .authorize(principal, Action::ManageSegments, None)
             .await?;
         self.inner
             .stores
@@ -217,7 +219,8 @@ impl Vault {
 
     /// Whether `principal` may define and size segments (the console offers them only then).
     pub async fn may_manage_segments(&self, principal: &Principal) -> bool {
-        self.authorize(principal, Action::ManageSegments, None)
+        self.door()
+            .authorize(principal, Action::ManageSegments, None)
             .await
             .is_ok()
     }
@@ -228,7 +231,8 @@ impl Vault {
         &self,
         principal: &Principal,
     ) -> ServiceResult<Vec<crate::Outlet>> {
-        self.authorize(principal, Action::ManageSegments, None)
+        self.door()
+            .authorize(principal, Action::ManageSegments, None)
             .await?;
         self.outlets().await
     }
@@ -256,7 +260,8 @@ impl Vault {
 
     /// One segment's definition.
     pub async fn segment(&self, principal: &Principal, id: SegmentId) -> ServiceResult<Segment> {
-        self.authorize(principal, Action::ManageSegments, None)
+        self.door()
+            .authorize(principal, Action::ManageSegments, None)
             .await?;
         let row = self
             .inner
@@ -282,8 +287,8 @@ impl Vault {
         let categories = rule_categories(&rule);
         let id_text = id.to_string();
         let record = async |categories: &[&str], outcome: &str, size: Option<SegmentSize>| {
-            let mut leaf = crate::vault::leaf(
-                self.actor_parts(Actor::Principal(principal)),
+            let mut leaf = crate::door::leaf(
+                self.door().actor_parts(Actor::Principal(principal)),
                 "evaluate_segment",
                 None,
                 categories,
@@ -298,7 +303,7 @@ impl Vault {
             if let Some(size) = size {
                 leaf.categories.insert("size".to_owned(), size.to_string());
             }
-            self.inner.audit.append(&leaf).await
+            self.door().audit().append(&leaf).await
         };
         let names: Vec<&str> = categories.iter().map(|c| c.as_str()).collect();
         // A refused evaluation is recorded too: probing what a purpose allows is a use.
@@ -344,7 +349,7 @@ impl Vault {
         principal: &Principal,
         purpose: &Purpose,
     ) -> ServiceResult<()> {
-        let pseudonym = self.pseudonym(&principal.asker().id);
+        let pseudonym = self.door().pseudonym(&principal.asker().id);
         let Budget::Refused { newly } = self.inner.segment_limits.count(&pseudonym, Instant::now())
         else {
             return Ok(());
@@ -412,11 +417,11 @@ impl Vault {
         rule: &Rule,
     ) -> ServiceResult<()> {
         let req = self.request_about_nobody(principal, purpose)?;
-        if !self.inner.policy.decide_use(&req, &[]) {
+        if !self.door().policy().decide_use(&req, &[]) {
             return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
         }
         for u in rule.categories() {
-            if !self.inner.policy.decide_use(&req, &[u.category]) {
+            if !self.door().policy().decide_use(&req, &[u.category]) {
                 let detail = if purpose.categories.contains(&u.category) {
                     format!(
                         "no policy lets this caller use {} in a segment",
@@ -567,7 +572,7 @@ impl Vault {
         page.interactions.sort_by_key(|i| i.0);
         let keys: HashMap<CustomerId, _> = page.keys.drain(..).collect();
         let asker = walk.principal.asker();
-        let memoizes = self.inner.policy.memoizes();
+        let memoizes = self.door().policy().memoizes();
         let mut decided: HashMap<(Vec<steward_domain::OutletId>, bool, bool), bool> =
             HashMap::new();
         let (mut p_at, mut i_at, mut c_at) = (0, 0, 0);
@@ -654,7 +659,7 @@ impl Vault {
             acknowledged: job.acknowledged,
             now: job.now,
         };
-        let decide = |req: &ReadRequest<'_>| self.inner.policy.decide_use(req, &job.categories);
+        let decide = |req: &ReadRequest<'_>| self.door().policy().decide_use(req, &job.categories);
         self.walk_page(&mut page, &walk, &decide, &mut |u| {
             let c = u.customer;
             let sealed = c.language.is_some() || u.purchases.iter().any(|p| p.amount.is_some());

@@ -26,9 +26,9 @@ use steward_domain::{CustomerId, DataCategory, DeliveryId, ProfileField, Purpose
 use steward_policy::{ReadRequest, Subject};
 use steward_store::{CampaignRow, DeliveryState, Outcome, Sender};
 
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::notify::Handoff;
-use crate::vault::About;
 use crate::{Actor, Operator, Principal, Vault};
 
 /// The DKIM selector: the DNS name under `_domainkey` that publishes the key.
@@ -404,8 +404,9 @@ impl Vault {
         let store = &self.inner.stores.campaigns;
         let counts = crate::campaigns::counts_of(&store.delivery_counts(campaign.id).await?);
         let id = campaign.id.to_string();
-        let mut leaf = crate::vault::leaf(
-            self.actor_parts(Actor::Operator(Operator::internal("campaign_sender"))),
+        let mut leaf = crate::door::leaf(
+            self.door()
+                .actor_parts(Actor::Operator(Operator::internal("campaign_sender"))),
             "campaign_sent",
             None,
             &[],
@@ -428,7 +429,7 @@ impl Vault {
             .finish_campaign(
                 campaign.id,
                 Timestamp::now().millis(),
-                &[crate::vault::row_of(leaf)],
+                &[crate::door::row_of(leaf)],
             )
             .await?;
         Ok(())
@@ -606,7 +607,7 @@ impl Vault {
             // Not a recipient's act: no agreement (a recipient is refused by the policy).
             agreement: None,
         };
-        if !self.inner.policy.decide_use(&req, categories) {
+        if !self.door().policy().decide_use(&req, categories) {
             return Ok(Err("policy"));
         }
         // This delivery is claimed, so it is among the recent ones counted.
@@ -631,7 +632,7 @@ impl Vault {
         // address is).
         if batch
             .bounced
-            .contains(&(customer, self.mac("email", address).to_vec()))
+            .contains(&(customer, self.door().mac("email", address).to_vec()))
         {
             return Ok(Err("undeliverable"));
         }

@@ -98,7 +98,7 @@ impl Vault {
         burst: f64,
         want: u32,
     ) -> ServiceResult<Result<u32, Duration>> {
-        let key = self.mac("limit-rate", &id.to_string());
+        let key = self.door().mac("limit-rate", &id.to_string());
         let t = self
             .inner
             .stores
@@ -117,7 +117,7 @@ impl Vault {
     pub fn shared_brake(&self, addr: IpAddr) -> Option<Duration> {
         left(
             &self.inner.heard.brakes,
-            &self.mac("limit-address", &addr.to_string()),
+            &self.door().mac("limit-address", &addr.to_string()),
         )
     }
 
@@ -131,7 +131,7 @@ impl Vault {
         allowed: u32,
         window: Duration,
     ) -> ServiceResult<Option<Duration>> {
-        let key = self.mac("limit-address", &addr.to_string());
+        let key = self.door().mac("limit-address", &addr.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
         let failures = self
@@ -159,7 +159,7 @@ impl Vault {
         allowed: u32,
         window: Duration,
     ) -> ServiceResult<Result<i64, Duration>> {
-        let key = self.mac("limit-address", &addr.to_string());
+        let key = self.door().mac("limit-address", &addr.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
         let counted = self
@@ -179,14 +179,14 @@ impl Vault {
 
     /// A guess reserved at `at` was right: it no longer counts against `addr`.
     pub async fn release_guess(&self, addr: IpAddr, at: i64) -> ServiceResult<()> {
-        let key = self.mac("limit-address", &addr.to_string());
+        let key = self.door().mac("limit-address", &addr.to_string());
         self.inner.stores.cluster.take_back_event(&key, at).await?;
         Ok(())
     }
 
     /// Whether `who` is refused by the bulk-access guard on another server's word.
     pub(crate) fn bulk_refused_elsewhere(&self, who: &str) -> bool {
-        left(&self.inner.heard.bulk, &self.mac("limit-bulk", who)).is_some()
+        left(&self.inner.heard.bulk, &self.door().mac("limit-bulk", who)).is_some()
     }
 
     /// Counts customer `customer` read by `who` for the installation: true when the servers
@@ -199,8 +199,10 @@ impl Vault {
         limit: usize,
         window: Duration,
     ) -> ServiceResult<bool> {
-        let key = self.mac("limit-bulk", who);
-        let item = self.mac("limit-bulk-customer", &customer.to_string());
+        let key = self.door().mac("limit-bulk", who);
+        let item = self
+            .door()
+            .mac("limit-bulk-customer", &customer.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
         let distinct = self

@@ -16,8 +16,8 @@ use steward_policy::Action;
 use steward_store::{AgreementRow, RecipientRow};
 
 use crate::access::Via;
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::About;
 use crate::{Access, Actor, Principal, Vault};
 
 /// How long before its expiry an agreement is flagged on the DPO's pages.
@@ -362,7 +362,8 @@ impl Vault {
     /// Whether `principal` may manage recipients and agreements (the console offers the page
     /// only then). Nothing is recorded.
     pub async fn may_manage_recipients(&self, principal: &Principal) -> bool {
-        self.authorize(principal, Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, Action::ManageRecipients, None)
             .await
             .is_ok()
     }
@@ -373,7 +374,8 @@ impl Vault {
         principal: &Principal,
         input: &RecipientInput,
     ) -> ServiceResult<RecipientId> {
-        self.authorize(principal, Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let new = input.validate(self.insecure_webhooks())?;
         let row = RecipientRow {
@@ -386,7 +388,7 @@ impl Vault {
             created_at: Timestamp::now().millis(),
         };
         let id = row.id.to_string();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "create_recipient",
             None,
@@ -406,7 +408,8 @@ impl Vault {
 
     /// Every recipient (the DPO).
     pub async fn recipients(&self, principal: &Principal) -> ServiceResult<Vec<Recipient>> {
-        self.authorize(principal, Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let rows = self.inner.stores.sharing.recipients().await?;
         Ok(rows.into_iter().map(Recipient::of).collect())
@@ -419,7 +422,8 @@ impl Vault {
         principal: &Principal,
         input: &AgreementInput,
     ) -> ServiceResult<AgreementId> {
-        self.authorize(principal, Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let new: NewAgreement = input.validate()?;
         if self
@@ -494,7 +498,7 @@ impl Vault {
         let (id, recipient) = (row.id.to_string(), row.recipient_id.to_string());
         let subject = format!("agreement:{id} recipient:{recipient}");
         let fields: Vec<&str> = row.categories.iter().map(String::as_str).collect();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "create_agreement",
             None,
@@ -535,10 +539,11 @@ impl Vault {
     /// Ends an agreement now (the DPO): recorded, never deleted; its recipient reads nothing
     /// more under it from this moment.
     pub async fn end_agreement(&self, principal: &Principal, id: AgreementId) -> ServiceResult<()> {
-        self.authorize(principal, Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let subject = format!("agreement:{id}");
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "end_agreement",
             None,
@@ -574,7 +579,8 @@ impl Vault {
         principal: &Principal,
         recipient: Option<RecipientId>,
     ) -> ServiceResult<Vec<Agreement>> {
-        self.authorize(principal, Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let now = Timestamp::now().millis();
         let rows = self.inner.stores.sharing.agreements(recipient).await?;
@@ -588,10 +594,12 @@ impl Vault {
         actor: Actor<'_>,
         customer: CustomerId,
     ) -> ServiceResult<Vec<Disclosure>> {
-        self.authorize_actor(actor, Action::ReadAccessLog, Some(customer), true)
+        self.door()
+            .authorize_actor(actor, Action::ReadAccessLog, Some(customer), true)
             .await?;
         if let Actor::Principal(_) = actor {
-            self.record_read(actor, "read_disclosures", Some(customer), &[])
+            self.door()
+                .record_read(actor, "read_disclosures", Some(customer), &[])
                 .await?;
         }
         self.disclosures_unrecorded(customer).await
@@ -782,7 +790,7 @@ impl Vault {
     /// anything: decided hypothetically (nothing opened, nothing recorded), consent asked where
     /// the purpose rests on it.
     async fn shareable(&self, access: &Access<'_>, id: CustomerId) -> ServiceResult<bool> {
-        let facts = match self.access_facts(id).await {
+        let facts = match self.door().access_facts(id).await {
             Ok(f) => f,
             Err(ServiceError::NotFound(_)) => return Ok(false),
             Err(e) => return Err(e),

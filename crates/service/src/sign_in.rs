@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 
 use crate::Vault;
 use crate::auth::{Actor, Principal};
+use crate::door::{About, entry_with_outcome};
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::{About, entry_with_outcome};
 
 /// The shortest password accepted (NIST SP 800-63B asks for at least 8; staff see customer data).
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -77,7 +77,7 @@ impl Vault {
     }
 
     fn login_mac(&self, login: &str) -> Vec<u8> {
-        self.mac("staff-login", login).to_vec()
+        self.door().mac("staff-login", login).to_vec()
     }
 
     /// Gives a staff member a login and a password (the command line's `steward staff
@@ -89,13 +89,14 @@ impl Vault {
         login: &str,
         password: Zeroizing<String>,
     ) -> ServiceResult<()> {
-        self.authorize_actor(
-            Actor::Operator(operator),
-            steward_policy::Action::ManageDirectory,
-            None,
-            false,
-        )
-        .await?;
+        self.door()
+            .authorize_actor(
+                Actor::Operator(operator),
+                steward_policy::Action::ManageDirectory,
+                None,
+                false,
+            )
+            .await?;
         let login = normalise_login(login)?;
         let chars = password.chars().count();
         if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
@@ -121,7 +122,7 @@ impl Vault {
             .await
             .map_err(|_| ServiceError::NotFound("password hashing"))??;
         let staff_id = staff.to_string();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Operator(operator),
             "set_password",
             None,
@@ -214,7 +215,7 @@ impl Vault {
             recipient: None,
         };
         let token_id = id.to_string();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(&principal),
             "sign_in",
             None,
@@ -251,7 +252,7 @@ impl Vault {
     /// A refused sign-in: by the staff member whose login was given, if it was one.
     async fn record_refused_sign_in(&self, staff: Option<StaffId>) -> ServiceResult<()> {
         let principal = match staff {
-            Some(s) => self.pseudonym(&s.to_string()),
+            Some(s) => self.door().pseudonym(&s.to_string()),
             None => "unknown".to_owned(),
         };
         let entry = entry_with_outcome(
@@ -269,7 +270,8 @@ impl Vault {
     /// The console's CSRF token for `principal`'s session: a keyed MAC of the session's token
     /// id, so it needs no storage and dies with the session.
     pub fn session_csrf(&self, principal: &Principal) -> String {
-        self.mac("console-csrf", &principal.token_id.to_string())
+        self.door()
+            .mac("console-csrf", &principal.token_id.to_string())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
@@ -278,7 +280,7 @@ impl Vault {
     /// Ends the session (or revokes the token) `principal` signed in with.
     pub async fn sign_out(&self, principal: &Principal) -> ServiceResult<()> {
         let token_id = principal.token_id.to_string();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Principal(principal),
             "sign_out",
             None,

@@ -13,8 +13,8 @@ use steward_policy::Action;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::auth::Actor;
+use crate::door::About;
 use crate::error::ServiceResult;
-use crate::vault::About;
 use crate::{Principal, Vault};
 
 /// The purpose a customer consents to for their posts to be kept.
@@ -62,7 +62,8 @@ impl Vault {
         principal: &Principal,
         event: NewSocialEvent,
     ) -> ServiceResult<()> {
-        self.authorize(principal, Action::IngestSocial, None)
+        self.door()
+            .authorize(principal, Action::IngestSocial, None)
             .await?;
         let (vault, principal) = (self.clone(), principal.clone());
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
@@ -101,7 +102,8 @@ impl Vault {
         actor: Actor<'_>,
         event: &NewSocialEvent,
     ) -> ServiceResult<Ingested> {
-        self.authorize_actor(actor, Action::IngestSocial, None, false)
+        self.door()
+            .authorize_actor(actor, Action::IngestSocial, None, false)
             .await?;
         let Ok(purpose) = self.purpose("purpose", SOCIAL_PURPOSE) else {
             return Ok(Ingested::NoPurpose);
@@ -113,7 +115,7 @@ impl Vault {
             return Ok(Ingested::Unknown);
         };
         let customer = *customer;
-        let facts = match self.access_facts(customer).await {
+        let facts = match self.door().access_facts(customer).await {
             Ok(f) => f,
             Err(crate::ServiceError::NotFound(_)) => return Ok(Ingested::Unknown),
             Err(e) => return Err(e),
@@ -136,11 +138,11 @@ impl Vault {
         let dk = self.data_key_of(customer).await?;
         let row = crate::seal::seal_screened(&dk, customer, InteractionId::new(), &new, found)?;
         // The author is part of the key: an id reported for someone else cannot block theirs.
-        let mac = self.mac(
+        let mac = self.door().mac(
             "social_event",
             &format!("{}\n{}", event.author.index_value(), event.event_id),
         );
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             actor,
             "ingest_social",
             Some(customer),

@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use steward_domain::{AuditLeaf, Customer, CustomerId, DataCategory, Purpose, Timestamp};
 
 use crate::auth::Actor;
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::{About, Vault};
+use crate::vault::Vault;
 
 /// The export's format name, in its manifest.
 pub const SUBJECT_EXPORT_FORMAT: &str = "steward-subject-export/1";
@@ -249,13 +250,14 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<SubjectExport> {
         let actor = Actor::Operator(operator);
-        self.authorize_actor(
-            actor,
-            steward_policy::Action::ExportCustomer,
-            Some(id),
-            false,
-        )
-        .await?;
+        self.door()
+            .authorize_actor(
+                actor,
+                steward_policy::Action::ExportCustomer,
+                Some(id),
+                false,
+            )
+            .await?;
         self.export_subject(actor, id).await
     }
 
@@ -556,7 +558,7 @@ impl Vault {
         files.push(("manifest.json".into(), json(&manifest)?));
 
         let zip = write_zip(&files)?;
-        let entry = self.write_entry_marked(
+        let entry = self.door().write_entry_marked(
             actor,
             "export_subject",
             Some(id),

@@ -25,9 +25,9 @@ use steward_store::{Stored, SurveyRow};
 use uuid::Uuid;
 
 use crate::analytics::{Release, noisy};
+use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::portal::PortalSession;
-use crate::vault::About;
 use crate::{Actor, Principal, Vault};
 
 /// A survey as its authors and analysts see it: never who was asked or who answered.
@@ -152,8 +152,8 @@ impl Vault {
         mark: &str,
     ) -> steward_domain::AuditLeaf {
         let id_text = id.to_string();
-        crate::vault::leaf(
-            self.actor_parts(Actor::Principal(principal)),
+        crate::door::leaf(
+            self.door().actor_parts(Actor::Principal(principal)),
             action,
             None,
             &[],
@@ -168,7 +168,8 @@ impl Vault {
 
     /// Whether `principal` may compose and send surveys (the console offers them only then).
     pub async fn may_manage_surveys(&self, principal: &Principal) -> bool {
-        self.authorize(principal, Action::ManageSurveys, None)
+        self.door()
+            .authorize(principal, Action::ManageSurveys, None)
             .await
             .is_ok()
     }
@@ -180,7 +181,8 @@ impl Vault {
         principal: &Principal,
         input: SurveyInput,
     ) -> ServiceResult<SurveyView> {
-        self.authorize(principal, Action::ManageSurveys, None)
+        self.door()
+            .authorize(principal, Action::ManageSurveys, None)
             .await?;
         let survey = input.validate()?;
         let purpose = self.purpose("purpose", &survey.purpose)?;
@@ -218,7 +220,7 @@ impl Vault {
             purpose: purpose.key.clone(),
             public_key: key.public_spki()?,
             secret_key: self.inner.directory.seal(&key_aad(id), &key.to_der()?)?,
-            created_by: self.pseudonym(&principal.asker().id),
+            created_by: self.door().pseudonym(&principal.asker().id),
             created_at: Timestamp::now().millis(),
             sent_at: None,
         };
@@ -231,7 +233,7 @@ impl Vault {
         );
         let store = &self.inner.stores.surveys;
         store
-            .insert_survey(&row, &[crate::vault::row_of(leaf)])
+            .insert_survey(&row, &[crate::door::row_of(leaf)])
             .await?;
         self.survey_view(row).await
     }
@@ -255,7 +257,8 @@ impl Vault {
     /// Every survey, newest first: for whoever may compose them or analyse under `analytics`.
     pub async fn surveys(&self, principal: &Principal) -> ServiceResult<Vec<SurveyView>> {
         if !self.may_analyse(principal) {
-            self.authorize(principal, Action::ManageSurveys, None)
+            self.door()
+                .authorize(principal, Action::ManageSurveys, None)
                 .await?;
         }
         let mut out = Vec::new();
@@ -268,7 +271,8 @@ impl Vault {
     /// One survey (whoever may compose surveys or analyse under `analytics`).
     pub async fn survey(&self, principal: &Principal, id: SurveyId) -> ServiceResult<SurveyView> {
         if !self.may_analyse(principal) {
-            self.authorize(principal, Action::ManageSurveys, None)
+            self.door()
+                .authorize(principal, Action::ManageSurveys, None)
                 .await?;
         }
         let row = self
@@ -289,7 +293,8 @@ impl Vault {
         principal: &Principal,
         id: SurveyId,
     ) -> ServiceResult<SurveyView> {
-        self.authorize(principal, Action::ManageSurveys, None)
+        self.door()
+            .authorize(principal, Action::ManageSurveys, None)
             .await?;
         let store = &self.inner.stores.surveys;
         let row = store
@@ -314,7 +319,7 @@ impl Vault {
                 id,
                 &members,
                 Timestamp::now().millis(),
-                &[crate::vault::row_of(leaf)],
+                &[crate::door::row_of(leaf)],
             )
             .await?;
         self.survey_view(
@@ -426,7 +431,7 @@ impl Vault {
                 ValidationError::new("blinded", "not a blinded message for this survey's key")
             })?;
         let id_text = id.to_string();
-        let entry = self.write_entry_for(
+        let entry = self.door().write_entry_for(
             Actor::Subject(crate::auth::Myself(customer)),
             "survey_token_issued",
             Some(customer),

@@ -53,7 +53,7 @@ impl Vault {
     ) -> ServiceResult<Timeline> {
         self.refuse_recipient_by_id(access)?;
         let limit = limit.clamp(1, 200);
-        let facts = self.access_facts(id).await?;
+        let facts = self.door().access_facts(id).await?;
         let cursor = before.map(|b| b.as_bytes().to_vec());
         let on_purchases = self
             .decide_with(

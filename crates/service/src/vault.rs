@@ -4,7 +4,7 @@ use std::sync::Arc;
 use steward_domain::pii::PiiTypes;
 
 use serde::Serialize;
-use steward_crypto::{BlindIndexKey, DataKey, FieldAad, Keyring, WrappedKey};
+use steward_crypto::{DataKey, FieldAad, Keyring, WrappedKey};
 use steward_domain::{
     Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
     NewPurchase, OutletId, Purchase, PurchaseId, Role, StaffId, Timestamp, ValidationError,
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::Actor;
 use crate::auth::{Operator, TokenCache};
+use crate::door::{About, entry};
 use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
 
@@ -171,9 +172,10 @@ impl Stores {
 }
 
 pub(crate) struct Inner {
+    /// The policy's decision and the audit entry, shared by every context.
+    pub(crate) door: Arc<crate::door::Door>,
     pub(crate) stores: Stores,
     pub(crate) keyring: Keyring,
-    blind: BlindIndexKey,
     pub(crate) directory: DataKey,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
@@ -185,10 +187,8 @@ pub(crate) struct Inner {
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) portal: crate::portal::PortalCache,
     pub(crate) session_length: crate::sign_in::SessionLength,
-    pub(crate) policy: Arc<steward_policy::Policy>,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
     pub(crate) bulk: crate::BulkGuard,
-    pub(crate) audit: crate::audit::AuditLog,
     /// Where erasures are journalled before the database forgets (set by the opener).
     pub(crate) journal: std::sync::OnceLock<crate::erasure::Journal>,
     /// Delivers one-time codes for data-subject requests (set by the opener).
@@ -217,6 +217,11 @@ pub(crate) struct Inner {
 }
 
 impl Vault {
+    /// The policy's decision and the audit entry (see [`crate::door`]).
+    pub(crate) fn door(&self) -> &crate::door::Door {
+        &self.inner.door
+    }
+
     /// Opens the vault over a migrated store: creates the installation keys on first use and
     /// seeds the default purposes. The opener holds the master key, so it alone is handed the
     /// [`Operator`] capability; whoever is given only the vault (the HTTP API) cannot act as one.
@@ -253,9 +258,9 @@ impl Vault {
         let audit = crate::audit::AuditLog::start(store.clone(), store.clone(), audit_signer);
         let vault = Self {
             inner: Arc::new(Inner {
+                door: Arc::new(crate::door::Door::new(policy, audit, blind, store.clone())),
                 stores: Stores::of(&store),
                 keyring,
-                blind,
                 directory,
                 purposes,
                 tokens: TokenCache::default(),
@@ -266,10 +271,8 @@ impl Vault {
                 ),
                 portal: crate::portal::PortalCache::default(),
                 session_length: Default::default(),
-                policy,
                 receipts,
                 bulk: crate::BulkGuard::default(),
-                audit,
                 journal: std::sync::OnceLock::new(),
                 notifier: std::sync::OnceLock::new(),
                 request_days: std::sync::atomic::AtomicI64::new(
@@ -310,19 +313,6 @@ impl Vault {
         Ok((vault, Operator::internal("cli")))
     }
 
-    /// A stable pseudonym for a principal in the audit log: a keyed MAC of its id, so the log
-    /// never names a staff member and the same person always looks the same.
-    /// A keyed MAC under the installation's blind-index key, for `kind` (a domain separator).
-    pub(crate) fn mac(&self, kind: &str, value: &str) -> [u8; 16] {
-        self.inner.blind.mac(kind, value)
-    }
-
-    pub(crate) fn pseudonym(&self, asker_id: &str) -> String {
-        let mac = self.inner.blind.mac("audit-principal", asker_id);
-        let hex: String = mac[..8].iter().map(|b| format!("{b:02x}")).collect();
-        format!("p_{hex}")
-    }
-
     /// Sets the bulk-access limit of `role` (`None` lifts it): the operator's setting
     /// (`serve --bulk-limit`), so a layer given only the vault cannot lift a limit.
     pub fn set_bulk_limit(&self, _operator: Operator, role: Role, limit: Option<usize>) {
@@ -343,20 +333,20 @@ impl Vault {
         if let Some(e) = &c.email {
             v.push(Lookup {
                 kind: "email",
-                mac: self.inner.blind.mac("email", e),
+                mac: self.door().mac("email", e),
             });
         }
         if let Some(p) = &c.phone {
             v.push(Lookup {
                 kind: "phone",
-                mac: self.inner.blind.mac("phone", p),
+                mac: self.door().mac("phone", p),
             });
         }
         // Each social handle, so that an event from the platform finds its customer (issue 23).
         for h in c.social_handles.iter().flat_map(|h| &h.0) {
             v.push(Lookup {
                 kind: "social",
-                mac: self.inner.blind.mac("social", &h.index_value()),
+                mac: self.door().mac("social", &h.index_value()),
             });
         }
         v
@@ -444,7 +434,8 @@ impl Vault {
         c: &NewCustomer,
         allow_duplicate: bool,
     ) -> ServiceResult<CustomerId> {
-        self.authorize_actor(actor, Action::CreateCustomer, None, false)
+        self.door()
+            .authorize_actor(actor, Action::CreateCustomer, None, false)
             .await?;
         if !allow_duplicate && let Some((field, existing)) = self.duplicate_of(c).await? {
             // The refusal says someone holds the value: a probe of who is on file, so it is an
@@ -459,13 +450,15 @@ impl Vault {
                         break_glass: false,
                     };
                     self.count_read(&who, existing).await?;
-                    self.authorize(p, Action::UpdateCustomer, Some(existing))
+                    self.door()
+                        .authorize(p, Action::UpdateCustomer, Some(existing))
                         .await
                         .is_ok()
                 }
                 _ => true,
             };
-            self.record_read(actor, "duplicate_found", Some(existing), &[field])
+            self.door()
+                .record_read(actor, "duplicate_found", Some(existing), &[field])
                 .await?;
             return Err(ServiceError::Duplicate {
                 field,
@@ -475,7 +468,9 @@ impl Vault {
         self.check_outlet("outlet_id", c.outlet_id).await?;
         let sealed = self.seal_customer_row(c, Timestamp::now())?;
         let id = sealed.row.id;
-        let entry = self.write_entry(actor, "create_customer", Some(id), &c.field_names());
+        let entry = self
+            .door()
+            .write_entry(actor, "create_customer", Some(id), &c.field_names());
         self.inner
             .stores
             .customers
@@ -494,11 +489,15 @@ impl Vault {
     ) -> ServiceResult<Vec<CustomerId>> {
         let batch: Vec<SealedCustomer> = batch.into_iter().map(|s| s.0).collect();
         let actor = Actor::Operator(operator);
-        self.authorize_actor(actor, Action::CreateCustomer, None, false)
+        self.door()
+            .authorize_actor(actor, Action::CreateCustomer, None, false)
             .await?;
         let entries: Vec<_> = batch
             .iter()
-            .map(|c| self.write_entry(actor, "create_customer", Some(c.row.id), &[]))
+            .map(|c| {
+                self.door()
+                    .write_entry(actor, "create_customer", Some(c.row.id), &[])
+            })
             .collect();
         self.inner
             .stores
@@ -506,85 +505,6 @@ impl Vault {
             .insert_customers(&batch, &entries)
             .await?;
         Ok(batch.iter().map(|c| c.row.id).collect())
-    }
-
-    /// The audit entry of a write: who, what, about whom, which fields — never a value.
-    pub(crate) fn write_entry(
-        &self,
-        actor: Actor<'_>,
-        action: &str,
-        customer: Option<CustomerId>,
-        fields: &[&str],
-    ) -> steward_store::AuditEntryRow {
-        self.write_entry_for(actor, action, customer, fields, About::default())
-    }
-
-    /// [`Vault::write_entry`] for a write about something besides a customer, or under a purpose.
-    pub(crate) fn write_entry_for(
-        &self,
-        actor: Actor<'_>,
-        action: &str,
-        customer: Option<CustomerId>,
-        fields: &[&str],
-        about: About<'_>,
-    ) -> steward_store::AuditEntryRow {
-        self.write_entry_marked(actor, action, customer, fields, about, "written")
-    }
-
-    /// [`Vault::write_entry_for`] marking each field with `mark` (e.g. `destroyed`).
-    pub(crate) fn write_entry_marked(
-        &self,
-        actor: Actor<'_>,
-        action: &str,
-        customer: Option<CustomerId>,
-        fields: &[&str],
-        about: About<'_>,
-        mark: &str,
-    ) -> steward_store::AuditEntryRow {
-        entry(
-            self.actor_parts(actor),
-            action,
-            customer,
-            fields,
-            about,
-            mark,
-        )
-    }
-
-    pub(crate) fn actor_parts(&self, actor: Actor<'_>) -> (String, Vec<Role>, Vec<OutletId>) {
-        match actor {
-            Actor::Principal(p) => (
-                self.pseudonym(&p.asker().id),
-                p.roles.clone(),
-                p.outlets.clone(),
-            ),
-            Actor::Operator(o) => (format!("operator:{}", o.what()), vec![], vec![]),
-            // The entry names the customer already; the actor is marked as them, no more.
-            Actor::Subject(_) => ("subject".to_owned(), vec![], vec![]),
-        }
-    }
-
-    /// Records a read that no per-field decision covers (a consent ledger, an access log, a
-    /// request, a list): who, what, about whom, which parts were shown — an entry even when the
-    /// read found nothing (issue 15, finding 10). Like a decided read, it is committed before
-    /// anything is returned.
-    pub(crate) async fn record_read(
-        &self,
-        actor: Actor<'_>,
-        action: &str,
-        customer: Option<CustomerId>,
-        shown: &[&str],
-    ) -> ServiceResult<()> {
-        let l = leaf(
-            self.actor_parts(actor),
-            action,
-            customer,
-            shown,
-            About::default(),
-            "shown",
-            "done",
-        );
-        self.inner.audit.append(&l).await
     }
 
     /// Records an operator's action that writes nothing else to the database (the policy a
@@ -599,7 +519,9 @@ impl Vault {
             subject,
             purpose: None,
         };
-        let e = self.write_entry_for(Actor::Operator(operator), action, None, &[], about);
+        let e = self
+            .door()
+            .write_entry_for(Actor::Operator(operator), action, None, &[], about);
         Ok(self.inner.stores.audit.record_audit(&[e]).await?)
     }
 
@@ -682,7 +604,8 @@ impl Vault {
         id: CustomerId,
         patch: &CustomerPatch,
     ) -> ServiceResult<crate::contact::Updated> {
-        self.authorize_actor(actor, Action::UpdateCustomer, Some(id), true)
+        self.door()
+            .authorize_actor(actor, Action::UpdateCustomer, Some(id), true)
             .await?;
         if patch.is_empty() {
             return Err(ValidationError::new("body", "names no field to change").into());
@@ -743,7 +666,9 @@ impl Vault {
         }
         match waits {
             Some(_) if taken => {
-                let entry = self.write_entry(actor, "contact_change.refused", Some(id), &["email"]);
+                let entry =
+                    self.door()
+                        .write_entry(actor, "contact_change.refused", Some(id), &["email"]);
                 self.inner.stores.audit.record_audit(&[entry]).await?;
             }
             Some(target) => {
@@ -811,7 +736,12 @@ impl Vault {
                 &new_row,
                 &self.lookups(id, &next),
                 &change,
-                &[self.write_entry(actor, "update_customer", Some(id), &patch.field_names())],
+                &[self.door().write_entry(
+                    actor,
+                    "update_customer",
+                    Some(id),
+                    &patch.field_names(),
+                )],
             )
             .await?
         {
@@ -846,7 +776,8 @@ impl Vault {
         customers: &[NewCustomer],
     ) -> ServiceResult<Vec<Option<DuplicateOf>>> {
         let actor = Actor::Operator(operator);
-        self.authorize_actor(actor, Action::CreateCustomer, None, false)
+        self.door()
+            .authorize_actor(actor, Action::CreateCustomer, None, false)
             .await?;
         let mut out: Vec<Option<DuplicateOf>> = vec![None; customers.len()];
         for kind in ["email", "phone"] {
@@ -856,7 +787,7 @@ impl Vault {
             };
             let macs: Vec<Option<[u8; 16]>> = customers
                 .iter()
-                .map(|c| value(c).map(|v| self.mac(kind, &v)))
+                .map(|c| value(c).map(|v| self.door().mac(kind, &v)))
                 .collect();
             let wanted: Vec<[u8; 16]> = macs.iter().flatten().copied().collect();
             let stored: std::collections::HashMap<[u8; 16], CustomerId> = self
@@ -888,7 +819,8 @@ impl Vault {
         }
         for d in out.iter().flatten() {
             if let DuplicateOf::Stored { field, existing } = d {
-                self.record_read(actor, "duplicate_found", Some(*existing), &[field])
+                self.door()
+                    .record_read(actor, "duplicate_found", Some(*existing), &[field])
                     .await?;
             }
         }
@@ -924,7 +856,7 @@ impl Vault {
             .inner
             .stores
             .customers
-            .lookup(kind, &self.inner.blind.mac(kind, normalised))
+            .lookup(kind, &self.door().mac(kind, normalised))
             .await?)
     }
 
@@ -954,7 +886,8 @@ impl Vault {
         i: &NewInteraction,
         found: PiiTypes,
     ) -> ServiceResult<InteractionId> {
-        self.authorize_actor(actor, Action::AddInteraction, Some(customer), false)
+        self.door()
+            .authorize_actor(actor, Action::AddInteraction, Some(customer), false)
             .await?;
         let dk = self.data_key_of(customer).await?;
         let id = InteractionId::new();
@@ -963,7 +896,7 @@ impl Vault {
             .activity
             .insert_interaction(
                 &seal::seal_screened(&dk, customer, id, i, found)?,
-                &[self.write_entry(
+                &[self.door().write_entry(
                     actor,
                     "add_interaction",
                     Some(customer),
@@ -1000,7 +933,8 @@ impl Vault {
         customer: CustomerId,
         p: &NewPurchase,
     ) -> ServiceResult<PurchaseId> {
-        self.authorize_actor(actor, Action::AddPurchase, Some(customer), false)
+        self.door()
+            .authorize_actor(actor, Action::AddPurchase, Some(customer), false)
             .await?;
         let dk = self.data_key_of(customer).await?;
         self.check_outlet("outlet_id", Some(p.outlet_id)).await?;
@@ -1034,7 +968,9 @@ impl Vault {
         }
         let id = PurchaseId::new();
         let row = seal::seal_purchase(&dk, customer, id, p)?;
-        let entry = self.write_entry(actor, "add_purchase", Some(customer), &["purchases"]);
+        let entry = self
+            .door()
+            .write_entry(actor, "add_purchase", Some(customer), &["purchases"]);
         let insert = async || {
             Ok(self
                 .inner
@@ -1100,7 +1036,9 @@ impl Vault {
     ) -> ServiceResult<()> {
         let actor = Actor::Operator(operator);
         for action in [Action::AddInteraction, Action::AddPurchase] {
-            self.authorize_actor(actor, action, None, false).await?;
+            self.door()
+                .authorize_actor(actor, action, None, false)
+                .await?;
         }
         let (mut interactions, mut purchases) = (Vec::new(), Vec::new());
         let mut last: Option<(CustomerId, DataKey)> = None;
@@ -1132,7 +1070,7 @@ impl Vault {
                             Activity::Interaction(_) => ("add_interaction", "communications"),
                             Activity::Purchase(_) => ("add_purchase", "purchases"),
                         };
-                        self.write_entry(actor, action, Some(*c), &[field])
+                        self.door().write_entry(actor, action, Some(*c), &[field])
                     })
                     .collect::<Vec<_>>(),
             )
@@ -1152,7 +1090,8 @@ impl Vault {
         name: &str,
         country: Option<&str>,
     ) -> ServiceResult<OutletId> {
-        self.authorize_actor(actor, Action::ManageDirectory, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ManageDirectory, None, false)
             .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
         let country = country
@@ -1170,7 +1109,7 @@ impl Vault {
                     country,
                     created_at: Timestamp::now().millis(),
                 },
-                &[self.write_entry_for(
+                &[self.door().write_entry_for(
                     actor,
                     "create_outlet",
                     None,
@@ -1190,7 +1129,8 @@ impl Vault {
 
     /// All outlets, if the policy lets `actor` read the directory.
     pub async fn list_outlets(&self, actor: Actor<'_>) -> ServiceResult<Vec<Outlet>> {
-        self.authorize_actor(actor, Action::ReadDirectory, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ReadDirectory, None, false)
             .await?;
         self.outlets().await
     }
@@ -1282,7 +1222,8 @@ impl Vault {
         roles: &[Role],
         outlet_ids: &[OutletId],
     ) -> ServiceResult<StaffId> {
-        self.authorize_actor(actor, Action::ManageDirectory, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ManageDirectory, None, false)
             .await?;
         let name = steward_domain::normalize::short_text("name", name)?;
         if roles.is_empty() {
@@ -1325,7 +1266,9 @@ impl Vault {
             subject: Some(&staff_id),
             purpose: None,
         };
-        let entry = self.write_entry_for(actor, "create_staff", None, &["staff"], about);
+        let entry = self
+            .door()
+            .write_entry_for(actor, "create_staff", None, &["staff"], about);
         self.inner
             .stores
             .directory
@@ -1337,9 +1280,11 @@ impl Vault {
     /// All staff, names unsealed, if the policy lets `actor` read the directory; the read is an
     /// audit entry (staff names are personal data too).
     pub async fn list_staff(&self, actor: Actor<'_>) -> ServiceResult<Vec<Staff>> {
-        self.authorize_actor(actor, Action::ReadDirectory, None, false)
+        self.door()
+            .authorize_actor(actor, Action::ReadDirectory, None, false)
             .await?;
-        self.record_read(actor, "read_staff", None, &["staff"])
+        self.door()
+            .record_read(actor, "read_staff", None, &["staff"])
             .await?;
         self.staff_directory().await
     }
@@ -1400,15 +1345,6 @@ pub(crate) fn serde_plain<T: Serialize>(v: &T) -> String {
     }
 }
 
-/// What a write was about besides a customer, and under which purpose.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct About<'a> {
-    /// An outlet, staff member, token or purpose (id or key), or a policy (`sha256:…`).
-    pub subject: Option<&'a str>,
-    /// The purpose the write was made under.
-    pub purpose: Option<&'a str>,
-}
-
 /// Records an operator's act that opens nothing and names no customer (a backup copies
 /// everyone's ciphertext, so it is recorded even so): one entry through the outbox, tagged under
 /// a key `keyring` unwraps.
@@ -1435,72 +1371,6 @@ pub fn operator_entry(what: &'static str, action: &str) -> steward_store::AuditE
         About::default(),
         "written",
     )
-}
-
-/// The audit entry of a write: who, what, about whom, which fields — never a value.
-pub(crate) fn entry(
-    actor: (String, Vec<Role>, Vec<OutletId>),
-    action: &str,
-    customer: Option<CustomerId>,
-    fields: &[&str],
-    about: About<'_>,
-    mark: &str,
-) -> steward_store::AuditEntryRow {
-    entry_with_outcome(actor, action, customer, fields, about, mark, "done")
-}
-
-/// [`entry`] with an outcome other than `done` (a refused sign-in is `denied`).
-pub(crate) fn entry_with_outcome(
-    actor: (String, Vec<Role>, Vec<OutletId>),
-    action: &str,
-    customer: Option<CustomerId>,
-    fields: &[&str],
-    about: About<'_>,
-    mark: &str,
-    outcome: &str,
-) -> steward_store::AuditEntryRow {
-    row_of(leaf(actor, action, customer, fields, about, mark, outcome))
-}
-
-/// The outbox row of a leaf.
-pub(crate) fn row_of(leaf: steward_domain::AuditLeaf) -> steward_store::AuditEntryRow {
-    steward_store::AuditEntryRow {
-        leaf: leaf.to_bytes(),
-        occurred_at: leaf.time.millis(),
-        customer_id: leaf.customer,
-        action: leaf.action,
-    }
-}
-
-/// The leaf of [`entry_with_outcome`].
-pub(crate) fn leaf(
-    (principal, roles, outlets): (String, Vec<Role>, Vec<OutletId>),
-    action: &str,
-    customer: Option<CustomerId>,
-    fields: &[&str],
-    about: About<'_>,
-    mark: &str,
-    outcome: &str,
-) -> steward_domain::AuditLeaf {
-    steward_domain::AuditLeaf {
-        v: steward_domain::audit::LEAF_VERSION,
-        time: Timestamp::now(),
-        principal,
-        roles,
-        outlets,
-        action: action.to_owned(),
-        customer,
-        subject: about.subject.map(str::to_owned),
-        purpose: about.purpose.map(str::to_owned),
-        categories: fields
-            .iter()
-            .map(|f| ((*f).to_owned(), mark.to_owned()))
-            .collect(),
-        policies: Default::default(),
-        reason_length: 0,
-        break_glass: false,
-        outcome: outcome.into(),
-    }
 }
 
 /// A customer sealed by [`Vault::seal_new_customer`] and not stored yet; only

@@ -278,7 +278,8 @@ impl Vault {
         recipient: Option<RecipientId>,
         limit: u32,
     ) -> ServiceResult<Vec<Notification>> {
-        self.authorize(principal, steward_policy::Action::ManageRecipients, None)
+        self.door()
+            .authorize(principal, steward_policy::Action::ManageRecipients, None)
             .await?;
         let rows = self
             .inner
