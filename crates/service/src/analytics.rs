@@ -607,6 +607,7 @@ impl Vault {
             .budgets(analytics::window_start(now))
             .await?;
         let mut names: HashMap<String, String> = self
+            .directory()
             .staff_directory()
             .await?
             .into_iter()
@@ -644,6 +645,7 @@ impl Vault {
         let purpose = self.purpose("purpose", purpose)?;
         self.check_analysis(principal, &purpose, &[])?;
         Ok(self
+            .directory()
             .outlets()
             .await?
             .into_iter()
@@ -694,7 +696,8 @@ impl Vault {
             return Ok(Vec::new());
         }
         let mut outlets: Vec<String> = if query.group_by.contains(&GroupKey::Outlet) {
-            self.outlets()
+            self.directory()
+                .outlets()
                 .await?
                 .into_iter()
                 .map(|o| o.id.to_string())

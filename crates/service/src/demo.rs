@@ -233,6 +233,7 @@ pub async fn load(
     for name in OUTLETS {
         outlets.push(
             vault
+                .directory()
                 .create_outlet(crate::Actor::Operator(operator), name)
                 .await?,
         );
@@ -254,6 +255,7 @@ pub async fn load(
             );
             staff.push((
                 vault
+                    .directory()
                     .create_staff(crate::Actor::Operator(operator), &name, &[role], &[*o])
                     .await?,
                 *o,
@@ -359,8 +361,8 @@ pub struct DemoLogin {
 /// staff member of their own, made once. Setting the passwords ends the demo logins' old sessions.
 pub async fn logins(vault: &Vault, operator: Operator) -> ServiceResult<Vec<DemoLogin>> {
     let actor = Actor::Operator(operator);
-    let staff = vault.list_staff(actor).await?;
-    let first_outlet = vault.outlets().await?.first().map(|o| o.id);
+    let staff = vault.directory().list_staff(actor).await?;
+    let first_outlet = vault.directory().outlets().await?.first().map(|o| o.id);
     let mut out = Vec::with_capacity(Role::ALL.len());
     for role in Role::ALL {
         let outlet_role = matches!(role, Role::SalesAssociate | Role::StoreManager);
@@ -379,7 +381,10 @@ pub async fn logins(vault: &Vault, operator: Operator) -> ServiceResult<Vec<Demo
             None => {
                 let outlets: Vec<OutletId> =
                     first_outlet.filter(|_| outlet_role).into_iter().collect();
-                vault.create_staff(actor, &name, &[role], &outlets).await?
+                vault
+                    .directory()
+                    .create_staff(actor, &name, &[role], &outlets)
+                    .await?
             }
         };
         let login = format!("demo.{}", role.as_str().replace('_', "-"));

@@ -14,6 +14,7 @@ pub mod cluster;
 mod consent;
 pub mod contact;
 pub mod demo;
+mod directory;
 mod door;
 mod dpo_notify;
 pub mod erasure;
@@ -62,6 +63,7 @@ pub use audit_verify::{AuditReport, check_outbox, verify_log};
 pub use auth::{Actor, Myself, Operator, Principal, TokenOwner};
 pub use campaigns::{CampaignCounts, CampaignView, Preview};
 pub use cluster::{READY_WITHIN, Readiness};
+pub use directory::{Directory, Outlet, Staff};
 pub use erasure::ErasureReport;
 pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};
@@ -69,6 +71,4 @@ pub use operator_export::{ExportPage, ExportedCustomer};
 pub use rights::RequestView;
 pub use segments::{EVALUATIONS_PER_HOUR, Segment, SegmentSizeView};
 pub use timeline::{Timeline, TimelineEntry};
-pub use vault::{
-    Activity, DuplicateOf, Outlet, Sealed, Staff, Vault, operator_entry, record_operator_act,
-};
+pub use vault::{Activity, DuplicateOf, Sealed, Vault, operator_entry, record_operator_act};

@@ -215,6 +215,7 @@ impl Vault {
         };
         let now = Timestamp::now().millis();
         Ok(self
+            .directory()
             .staff_directory()
             .await?
             .into_iter()

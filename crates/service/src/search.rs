@@ -108,7 +108,9 @@ impl Vault {
         self.check_declarable(access)?;
         self.check_reads_anyone(access)?;
         self.check_filter_known(access, filter)?;
-        self.check_outlet("outlet_id", filter.outlet).await?;
+        self.directory()
+            .check_outlet("outlet_id", filter.outlet)
+            .await?;
         let source = filter.key_word().map(|w| {
             let b = if w.chars().count() >= LONG.letters {
                 &LONG

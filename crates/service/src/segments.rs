@@ -146,7 +146,13 @@ impl Vault {
 
     /// What rules may refer to: the purposes' keys and the outlets' ids (read once per call).
     async fn rule_terms(&self) -> ServiceResult<(Vec<String>, Vec<steward_domain::OutletId>)> {
-        let outlets = self.outlets().await?.into_iter().map(|o| o.id).collect();
+        let outlets = self
+            .directory()
+            .outlets()
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect();
         Ok((self.purpose_keys(), outlets))
     }
 
@@ -234,7 +240,7 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageSegments, None)
             .await?;
-        self.outlets().await
+        self.directory().outlets().await
     }
 
     /// Every segment with its rules as [`Rule`] (to describe them), `None` where they no longer

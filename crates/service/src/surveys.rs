@@ -219,7 +219,10 @@ impl Vault {
             segment_id: survey.segment_id,
             purpose: purpose.key.clone(),
             public_key: key.public_spki()?,
-            secret_key: self.inner.directory.seal(&key_aad(id), &key.to_der()?)?,
+            secret_key: self
+                .inner
+                .directory_key
+                .seal(&key_aad(id), &key.to_der()?)?,
             created_by: self.door().pseudonym(&principal.asker().id),
             created_at: Timestamp::now().millis(),
             sent_at: None,
@@ -371,7 +374,7 @@ impl Vault {
     fn survey_key(&self, row: &SurveyRow) -> ServiceResult<SurveyKey> {
         let der = zeroize::Zeroizing::new(
             self.inner
-                .directory
+                .directory_key
                 .open(&key_aad(row.id), &row.secret_key)?,
         );
         Ok(SurveyKey::from_der(&der)?)
@@ -527,7 +530,7 @@ impl Vault {
         steward_crypto::random_bytes(&mut pending_id)?;
         let sealed = self
             .inner
-            .directory
+            .directory_key
             .seal(&pending_aad(id, pending_id), &answers)?;
         match store
             .record_pending(id, &token_hash, pending_id, &sealed)
@@ -539,7 +542,7 @@ impl Vault {
         // INVARIANT: the answer is stored (sealed, in the pool) from here on; nothing below may
         // fail the request. Ten or more waiting join the totals together; two submissions at
         // once both try, and the one that takes the rows moves them.
-        let directory = &self.inner.directory;
+        let directory = &self.inner.directory_key;
         let open = move |pending: &[u8], sealed: &[u8]| {
             let pending: [u8; 16] = pending.try_into().ok()?;
             directory.open(&pending_aad(id, pending), sealed).ok()

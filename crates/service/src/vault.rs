@@ -4,13 +4,13 @@ use std::sync::Arc;
 use steward_domain::pii::PiiTypes;
 
 use serde::Serialize;
-use steward_crypto::{DataKey, FieldAad, Keyring, WrappedKey};
+use steward_crypto::{DataKey, Keyring, WrappedKey};
 use steward_domain::{
     Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
-    NewPurchase, OutletId, Purchase, PurchaseId, Role, StaffId, Timestamp, ValidationError,
+    NewPurchase, Purchase, PurchaseId, Role, Timestamp, ValidationError,
 };
 use steward_policy::Action;
-use steward_store::{DynStore, Lookup, OutletRow, SealedCustomer, StaffRow, StoredKey};
+use steward_store::{DynStore, Lookup, SealedCustomer, StoredKey};
 use uuid::Uuid;
 
 use crate::Actor;
@@ -18,32 +18,6 @@ use crate::auth::{Operator, TokenCache};
 use crate::door::{About, entry};
 use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
-
-/// An outlet as shown.
-#[derive(Debug, Clone, Serialize)]
-pub struct Outlet {
-    /// Id.
-    pub id: OutletId,
-    /// Name.
-    pub name: String,
-    /// Country (ISO 3166-1 alpha-2), if known.
-    pub country: Option<String>,
-}
-
-/// A staff member as shown.
-#[derive(Debug, Clone, Serialize)]
-pub struct Staff {
-    /// Id.
-    pub id: StaffId,
-    /// Name.
-    pub name: String,
-    /// Roles.
-    pub roles: Vec<Role>,
-    /// Outlets.
-    pub outlet_ids: Vec<OutletId>,
-    /// Disabled: neither signs in nor authenticates.
-    pub disabled: bool,
-}
 
 /// Every part of a customer's record, as an audit entry names what a whole-record act touched
 /// (the portal's view, the operator's export): every declared profile field, then the activity.
@@ -176,7 +150,10 @@ pub(crate) struct Inner {
     pub(crate) door: Arc<crate::door::Door>,
     pub(crate) stores: Stores,
     pub(crate) keyring: Keyring,
-    pub(crate) directory: DataKey,
+    /// Seals staff names and the surveys' keys.
+    pub(crate) directory_key: Arc<DataKey>,
+    /// Outlets and staff.
+    pub(crate) directory: Arc<crate::directory::Directory>,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
     /// Whether this server hears the others' changes (see `cluster`).
@@ -222,6 +199,11 @@ impl Vault {
         &self.inner.door
     }
 
+    /// Outlets and staff.
+    pub fn directory(&self) -> &crate::directory::Directory {
+        &self.inner.directory
+    }
+
     /// Opens the vault over a migrated store: creates the installation keys on first use and
     /// seeds the default purposes. The opener holds the master key, so it alone is handed the
     /// [`Operator`] capability; whoever is given only the vault (the HTTP API) cannot act as one.
@@ -239,7 +221,11 @@ impl Vault {
             DataKey::generate()?.wrap(&keyring, dir_label)
         })
         .await?;
-        let directory = DataKey::unwrap(&keyring, &wrapped(&dir_wrapped), dir_label)?;
+        let directory_key = Arc::new(DataKey::unwrap(
+            &keyring,
+            &wrapped(&dir_wrapped),
+            dir_label,
+        )?);
         let receipts = keyring.unwrap_receipt_signer(&wrapped(
             &keyring_entry(&*store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
         ))?;
@@ -256,12 +242,18 @@ impl Vault {
         tag_outbox(&store, &keyring).await?;
         let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), store.clone(), audit_signer);
+        let door = Arc::new(crate::door::Door::new(policy, audit, blind, store.clone()));
         let vault = Self {
             inner: Arc::new(Inner {
-                door: Arc::new(crate::door::Door::new(policy, audit, blind, store.clone())),
+                door: door.clone(),
+                directory: Arc::new(crate::directory::Directory::new(
+                    door,
+                    store.clone(),
+                    directory_key.clone(),
+                )),
+                directory_key,
                 stores: Stores::of(&store),
                 keyring,
-                directory,
                 purposes,
                 tokens: TokenCache::default(),
                 heard: Default::default(),
@@ -393,20 +385,6 @@ impl Vault {
         }
         Ok((seal_us, t.elapsed().as_secs_f64() * 1e6 / n as f64))
     }
-
-    pub(crate) async fn check_outlet(
-        &self,
-        field: &'static str,
-        id: Option<OutletId>,
-    ) -> ServiceResult<()> {
-        match id {
-            Some(o) if !self.inner.stores.directory.outlet_exists(o).await? => {
-                Err(ValidationError::new(field, "no such outlet").into())
-            }
-            _ => Ok(()),
-        }
-    }
-
     /// Creates a customer, if the policy lets `actor` do so, unless one with the same e-mail or
     /// phone exists (a `Duplicate` naming the field and the existing customer); one transaction,
     /// with its audit entry.
@@ -465,7 +443,9 @@ impl Vault {
                 existing: known.then_some(existing),
             });
         }
-        self.check_outlet("outlet_id", c.outlet_id).await?;
+        self.directory()
+            .check_outlet("outlet_id", c.outlet_id)
+            .await?;
         let sealed = self.seal_customer_row(c, Timestamp::now())?;
         let id = sealed.row.id;
         let entry = self
@@ -937,7 +917,9 @@ impl Vault {
             .authorize_actor(actor, Action::AddPurchase, Some(customer), false)
             .await?;
         let dk = self.data_key_of(customer).await?;
-        self.check_outlet("outlet_id", Some(p.outlet_id)).await?;
+        self.directory()
+            .check_outlet("outlet_id", Some(p.outlet_id))
+            .await?;
         // Issue 15, finding 8: staff record sales at their own outlets (support agents and
         // service clients, which serve every outlet, excepted), credited to someone who works there.
         if let Actor::Principal(who) = actor
@@ -1077,64 +1059,6 @@ impl Vault {
             .await?)
     }
 
-    /// Creates an outlet, if the policy lets `actor` manage the directory; names are unique.
-    pub async fn create_outlet(&self, actor: Actor<'_>, name: &str) -> ServiceResult<OutletId> {
-        self.create_outlet_in(actor, name, None).await
-    }
-
-    /// [`Vault::create_outlet`] in a country (ISO 3166-1 alpha-2): staff there may type phone
-    /// numbers in its national format.
-    pub async fn create_outlet_in(
-        &self,
-        actor: Actor<'_>,
-        name: &str,
-        country: Option<&str>,
-    ) -> ServiceResult<OutletId> {
-        self.door()
-            .authorize_actor(actor, Action::ManageDirectory, None, false)
-            .await?;
-        let name = steward_domain::normalize::short_text("name", name)?;
-        let country = country
-            .map(|c| steward_domain::normalize::country("country", c))
-            .transpose()?;
-        let id = OutletId::new();
-        match self
-            .inner
-            .stores
-            .directory
-            .insert_outlet(
-                &OutletRow {
-                    id,
-                    name,
-                    country,
-                    created_at: Timestamp::now().millis(),
-                },
-                &[self.door().write_entry_for(
-                    actor,
-                    "create_outlet",
-                    None,
-                    &["outlet"],
-                    About {
-                        subject: Some(&id.to_string()),
-                        purpose: None,
-                    },
-                )],
-            )
-            .await
-        {
-            Err(steward_store::StoreError::Conflict) => Err(ServiceError::Conflict("name")),
-            other => other.map(|_| id).map_err(Into::into),
-        }
-    }
-
-    /// All outlets, if the policy lets `actor` read the directory.
-    pub async fn list_outlets(&self, actor: Actor<'_>) -> ServiceResult<Vec<Outlet>> {
-        self.door()
-            .authorize_actor(actor, Action::ReadDirectory, None, false)
-            .await?;
-        self.outlets().await
-    }
-
     /// The outlets to offer `principal` in a list's filter under `purpose` (with a reason, if
     /// they read with one): those whose customers' outlet the policy would show them
     /// ([`Vault::read_customers`] refuses the others).
@@ -1143,7 +1067,7 @@ impl Vault {
         principal: &crate::Principal,
         purpose: &steward_domain::Purpose,
         reason: Option<&str>,
-    ) -> ServiceResult<Vec<Outlet>> {
+    ) -> ServiceResult<Vec<crate::Outlet>> {
         let access = crate::Access {
             principal,
             purpose,
@@ -1151,162 +1075,12 @@ impl Vault {
             break_glass: false,
         };
         Ok(self
+            .directory()
             .outlets()
             .await?
             .into_iter()
             .filter(|o| self.shows_outlet(&access, o.id))
             .collect())
-    }
-
-    /// The outlets `principal` may register a customer at, for a form: their own, or every
-    /// outlet for staff of none (customer service, the DPO). Names of outlets are not personal.
-    pub async fn registration_outlets(
-        &self,
-        principal: &crate::Principal,
-    ) -> ServiceResult<Vec<Outlet>> {
-        let all = self.outlets().await?;
-        if principal.outlets().is_empty() {
-            return Ok(all);
-        }
-        Ok(all
-            .into_iter()
-            .filter(|o| principal.outlets().contains(&o.id))
-            .collect())
-    }
-
-    /// The country whose national phone format `principal` types in: their (first) outlet's,
-    /// if it is known and its format is.
-    pub async fn phone_country(&self, principal: &crate::Principal) -> Option<String> {
-        let first = *principal.outlets().first()?;
-        self.outlets()
-            .await
-            .ok()?
-            .into_iter()
-            .find(|o| o.id == first)?
-            .country
-            .filter(|c| steward_domain::normalize::knows_national_phones(c))
-    }
-
-    /// All outlets, for the service's own use.
-    pub(crate) async fn outlets(&self) -> ServiceResult<Vec<Outlet>> {
-        Ok(self
-            .inner
-            .stores
-            .directory
-            .list_outlets()
-            .await?
-            .into_iter()
-            .map(|o| Outlet {
-                id: o.id,
-                name: o.name,
-                country: o.country,
-            })
-            .collect())
-    }
-
-    fn staff_aad(id: StaffId) -> FieldAad<'static> {
-        FieldAad {
-            table: "staff",
-            column: "name",
-            customer: Uuid::nil(),
-            record: id.0,
-        }
-    }
-
-    /// Creates a staff member, if the policy lets `actor` manage the directory; the name is
-    /// sealed under the installation's directory key.
-    pub async fn create_staff(
-        &self,
-        actor: Actor<'_>,
-        name: &str,
-        roles: &[Role],
-        outlet_ids: &[OutletId],
-    ) -> ServiceResult<StaffId> {
-        self.door()
-            .authorize_actor(actor, Action::ManageDirectory, None, false)
-            .await?;
-        let name = steward_domain::normalize::short_text("name", name)?;
-        if roles.is_empty() {
-            return Err(ValidationError::new("roles", "must name at least one role").into());
-        }
-        if roles.contains(&Role::Operator) {
-            return Err(
-                ValidationError::new("roles", "the operator's role is no staff role").into(),
-            );
-        }
-        // A list that names an outlet or a role twice means it once (found by API fuzzing: the
-        // repeated outlet broke a unique key, a 500).
-        let mut outlet_ids = outlet_ids.to_vec();
-        outlet_ids.sort_unstable();
-        outlet_ids.dedup();
-        let mut roles = roles.to_vec();
-        roles.sort_unstable_by_key(|r| r.as_str());
-        roles.dedup();
-        for o in &outlet_ids {
-            self.check_outlet("outlet_ids", Some(*o)).await?;
-        }
-        let id = StaffId::new();
-        let row = StaffRow {
-            id,
-            name: self
-                .inner
-                .directory
-                .seal(&Self::staff_aad(id), name.as_bytes())?,
-            roles: roles
-                .iter()
-                .map(|r| r.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            outlet_ids,
-            created_at: Timestamp::now().millis(),
-            disabled_at: None,
-        };
-        let staff_id = id.to_string();
-        let about = About {
-            subject: Some(&staff_id),
-            purpose: None,
-        };
-        let entry = self
-            .door()
-            .write_entry_for(actor, "create_staff", None, &["staff"], about);
-        self.inner
-            .stores
-            .directory
-            .insert_staff(&row, &[entry])
-            .await?;
-        Ok(id)
-    }
-
-    /// All staff, names unsealed, if the policy lets `actor` read the directory; the read is an
-    /// audit entry (staff names are personal data too).
-    pub async fn list_staff(&self, actor: Actor<'_>) -> ServiceResult<Vec<Staff>> {
-        self.door()
-            .authorize_actor(actor, Action::ReadDirectory, None, false)
-            .await?;
-        self.door()
-            .record_read(actor, "read_staff", None, &["staff"])
-            .await?;
-        self.staff_directory().await
-    }
-
-    /// Every staff member, opened, for the service's own use (decided by the caller).
-    pub(crate) async fn staff_directory(&self) -> ServiceResult<Vec<Staff>> {
-        let rows = self.inner.stores.directory.list_staff().await?;
-        rows.into_iter()
-            .map(|r| {
-                let name =
-                    String::from_utf8(self.inner.directory.open(&Self::staff_aad(r.id), &r.name)?)
-                        .map_err(|_| ServiceError::Integrity)?;
-                let roles = r.roles.split(',').filter_map(|s| s.parse().ok()).collect();
-                Ok(Staff {
-                    id: r.id,
-                    name,
-                    roles,
-                    outlet_ids: r.outlet_ids,
-                    disabled: r.disabled_at.is_some(),
-                })
-            })
-            .collect()
     }
 }
 

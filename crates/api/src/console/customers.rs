@@ -259,7 +259,7 @@ pub(super) async fn search(
     let q = asked.query.as_str();
     // Digits are a phone number: international, or national where the reader's outlet's
     // country is known.
-    let country = s.vault.phone_country(&session.principal).await;
+    let country = s.vault.directory().phone_country(&session.principal).await;
     let looks_like_phone = q.starts_with('+')
         || q.starts_with("00")
         || (country.is_some()

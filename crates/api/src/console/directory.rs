@@ -66,7 +66,7 @@ async fn page(
     }
     let actor = Actor::Principal(&session.principal);
     let outlets = if may.read {
-        match s.vault.list_outlets(actor).await {
+        match s.vault.directory().list_outlets(actor).await {
             Ok(o) => o,
             Err(e) => return error_page(Some(session), e.into()),
         }
@@ -80,7 +80,7 @@ async fn page(
             .map_or_else(|| id.to_string(), |o| o.name.clone())
     };
     let staff = if may.read {
-        match s.vault.list_staff(actor).await {
+        match s.vault.directory().list_staff(actor).await {
             Ok(list) => list
                 .into_iter()
                 .map(|m| StaffRow {
@@ -199,6 +199,7 @@ pub(super) async fn add_outlet(
     let country = f.get("country").map(|c| c.trim()).filter(|c| !c.is_empty());
     match s
         .vault
+        .directory()
         .create_outlet_in(Actor::Principal(&session.principal), name, country)
         .await
     {
@@ -264,6 +265,7 @@ pub(super) async fn add_staff(
     }
     match s
         .vault
+        .directory()
         .create_staff(
             Actor::Principal(&session.principal),
             &name,

@@ -69,6 +69,7 @@ fn sentence(p: &Problem) -> String {
 
 async fn outlets(s: &AppState, session: &Session) -> Vec<(String, String)> {
     s.vault
+        .directory()
         .registration_outlets(&session.principal)
         .await
         .unwrap_or_default()

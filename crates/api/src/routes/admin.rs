@@ -47,6 +47,7 @@ pub async fn create_outlet(
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     let id = s
         .vault
+        .directory()
         .create_outlet_in(
             steward_service::Actor::Principal(&p),
             &input.name,
@@ -64,6 +65,7 @@ pub async fn list_outlets(
 ) -> Result<Json<Vec<OutletView>>, Problem> {
     Ok(Json(
         s.vault
+            .directory()
             .list_outlets(steward_service::Actor::Principal(&p))
             .await?
             .into_iter()
@@ -116,6 +118,7 @@ pub async fn create_staff(
 ) -> Result<(StatusCode, Json<Created>), Problem> {
     let id = s
         .vault
+        .directory()
         .create_staff(
             steward_service::Actor::Principal(&p),
             &input.name,
@@ -134,6 +137,7 @@ pub async fn list_staff(
 ) -> Result<Json<Vec<StaffView>>, Problem> {
     Ok(Json(
         s.vault
+            .directory()
             .list_staff(steward_service::Actor::Principal(&p))
             .await?
             .into_iter()

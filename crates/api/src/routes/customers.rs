@@ -200,7 +200,7 @@ pub async fn lookup(
     let (kind, value) = match (&req.email, &req.phone) {
         (Some(e), None) => ("email", normalize::email("email", e)?),
         (None, Some(ph)) => {
-            let country = s.vault.phone_country(&p).await;
+            let country = s.vault.directory().phone_country(&p).await;
             (
                 "phone",
                 normalize::phone_in("phone", ph, country.as_deref())?,

@@ -48,6 +48,7 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
     for i in 0..OUTLETS {
         outlets.push(
             vault
+                .directory()
                 .create_outlet(operator.into(), &format!("Bench outlet {i}"))
                 .await?,
         );

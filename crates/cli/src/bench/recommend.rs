@@ -55,7 +55,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
-    let outlet: OutletId = vault.create_outlet(operator.into(), "Bench outlet").await?;
+    let outlet: OutletId = vault
+        .directory()
+        .create_outlet(operator.into(), "Bench outlet")
+        .await?;
     let tastes = (customers / 500).max(1);
     let t = Instant::now();
     let bar = indicatif::ProgressBar::new(customers as u64);

@@ -181,7 +181,10 @@ fn name(n: usize) -> String {
 pub(super) async fn bench_search(customers: usize, seconds: u64) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, operator, _, url) = temp_vault(dir.path()).await?;
-    let outlet = vault.create_outlet(operator.into(), "Bench outlet").await?;
+    let outlet = vault
+        .directory()
+        .create_outlet(operator.into(), "Bench outlet")
+        .await?;
     let data: Vec<NewCustomer> = (0..customers)
         .map(|n| NewCustomer {
             name: Some(name(n)),

@@ -180,7 +180,10 @@ async fn time_plain(plain: &AnyPool, sql: &str, runs: usize) -> anyhow::Result<(
 pub async fn run(customers: usize, per_customer: usize, runs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
-    let outlet = vault.create_outlet(operator.into(), "Bench outlet").await?;
+    let outlet = vault
+        .directory()
+        .create_outlet(operator.into(), "Bench outlet")
+        .await?;
     let plain = steward_store::sqlite::pool(&format!(
         "sqlite://{}",
         dir.path().join("plain.db").display()

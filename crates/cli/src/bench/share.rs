@@ -69,7 +69,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
-    let outlet: OutletId = vault.create_outlet(operator.into(), "Bench outlet").await?;
+    let outlet: OutletId = vault
+        .directory()
+        .create_outlet(operator.into(), "Bench outlet")
+        .await?;
     let mut ids: Vec<CustomerId> = Vec::with_capacity(customers);
     for start in (0..customers).step_by(2_000) {
         let end = (start + 2_000).min(customers);

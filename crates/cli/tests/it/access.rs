@@ -71,18 +71,27 @@ pub(crate) struct World {
 pub(crate) async fn world(db: &TestDb) -> World {
     let (v, op, store) = db.open().await;
     let (a, b) = (
-        v.create_outlet(op.into(), "Outlet A").await.unwrap(),
-        v.create_outlet(op.into(), "Outlet B").await.unwrap(),
+        v.directory()
+            .create_outlet(op.into(), "Outlet A")
+            .await
+            .unwrap(),
+        v.directory()
+            .create_outlet(op.into(), "Outlet B")
+            .await
+            .unwrap(),
     );
     let alice_id = v
+        .directory()
         .create_staff(op.into(), "Alice Seller", &[Role::SalesAssociate], &[a])
         .await
         .unwrap();
     let bob_id = v
+        .directory()
         .create_staff(op.into(), "Bob Seller", &[Role::SalesAssociate], &[b])
         .await
         .unwrap();
     let mia_id = v
+        .directory()
         .create_staff(op.into(), "Mia Manager", &[Role::StoreManager], &[b])
         .await
         .unwrap();
@@ -666,7 +675,11 @@ async fn an_abstraction_judges_the_newest_purchases(db: TestDb) {
     use steward_domain::{NewPurchase, Timestamp};
     use steward_service::Activity;
     let (v, op, _) = db.open().await;
-    let outlet = v.create_outlet(op.into(), "History Outlet").await.unwrap();
+    let outlet = v
+        .directory()
+        .create_outlet(op.into(), "History Outlet")
+        .await
+        .unwrap();
     let id = crate::support::operator_customer(
         &v,
         op,

@@ -29,7 +29,11 @@ async fn console_sign_in(app: &axum::Router, login: &str, password: &str) -> Opt
 
 async fn tokens_and_staff_come_to_an_end(db: TestDb) {
     let (v, op, _) = db.open().await;
-    let outlet = v.create_outlet(op.into(), "Leaving Outlet").await.unwrap();
+    let outlet = v
+        .directory()
+        .create_outlet(op.into(), "Leaving Outlet")
+        .await
+        .unwrap();
     let admin = token(&v, TokenOwner::Role(Role::Admin)).await;
     let (support_id, support) = v
         .create_token(op, "till", TokenOwner::Role(Role::SupportAgent))
@@ -37,6 +41,7 @@ async fn tokens_and_staff_come_to_an_end(db: TestDb) {
         .unwrap();
     let support = support.to_string();
     let staff = v
+        .directory()
         .create_staff(op.into(), "Lea Leaving", &[Role::StoreManager], &[outlet])
         .await
         .unwrap();

@@ -40,8 +40,16 @@ fn rows(answer: &Value) -> BTreeMap<String, (i64, u64)> {
 
 async fn analysts_learn_totals_not_customers(db: TestDb) {
     let (vault, op, store) = db.open().await;
-    let a = vault.create_outlet(op.into(), "Outlet A").await.unwrap();
-    let b = vault.create_outlet(op.into(), "Outlet B").await.unwrap();
+    let a = vault
+        .directory()
+        .create_outlet(op.into(), "Outlet A")
+        .await
+        .unwrap();
+    let b = vault
+        .directory()
+        .create_outlet(op.into(), "Outlet B")
+        .await
+        .unwrap();
     let buy = async |outlet: OutletId, n: usize, category: &str, amount: i64| {
         let id = operator_customer(
             &vault,

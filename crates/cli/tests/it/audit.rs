@@ -747,7 +747,8 @@ async fn rows_below_the_old_watermark_are_not_appended_again() {
         .execute(&raw)
         .await
         .unwrap();
-    v.create_outlet(op.into(), "After the upgrade")
+    v.directory()
+        .create_outlet(op.into(), "After the upgrade")
         .await
         .unwrap();
     v.flush_audit().await.unwrap();
@@ -946,7 +947,10 @@ async fn indexed(db: &TestDb) -> i64 {
 async fn indexed_and_stopped() -> (TestDb, i64) {
     let db = crate::support::TestDb::new(crate::support::Kind::Sqlite).await;
     let (v, op, store) = db.open().await;
-    v.create_outlet(op.into(), "Before").await.unwrap();
+    v.directory()
+        .create_outlet(op.into(), "Before")
+        .await
+        .unwrap();
     v.flush_audit().await.unwrap();
     let size = store.audit_size().await.unwrap() as i64;
     assert_eq!(indexed_to(&db, size).await, size);
@@ -1071,7 +1075,8 @@ async fn an_index_past_the_log_is_rebuilt() {
         false,
     )
     .await;
-    v.create_outlet(op.into(), "After the restore")
+    v.directory()
+        .create_outlet(op.into(), "After the restore")
         .await
         .unwrap();
     v.flush_audit().await.unwrap();

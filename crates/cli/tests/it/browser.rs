@@ -444,6 +444,7 @@ fn portal_stage(who: (&str, &str, &str), with_dpo: bool) -> PortalStage {
         if with_dpo {
             let outlets = store.list_outlets().await.unwrap();
             let staff = vault
+                .directory()
                 .create_staff(op.into(), "Dana Officer", &[Role::Dpo], &[outlets[0].id])
                 .await
                 .unwrap();

@@ -30,10 +30,15 @@ fn stage_with_staff(
     rt.block_on(async {
         let db = TestDb::new(Kind::Sqlite).await;
         let (vault, op, _) = db.open().await;
-        let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+        let outlet = vault
+            .directory()
+            .create_outlet(op.into(), "Geneva")
+            .await
+            .unwrap();
         let mut staff_ids = Vec::new();
         for (name, role) in staff {
             let id = vault
+                .directory()
                 .create_staff(op.into(), name, &[*role], &[outlet])
                 .await
                 .unwrap();
@@ -496,7 +501,7 @@ fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
             ("Sara Survey", "sara.survey@example.com", "+41 21 555 0199"),
         )
         .await;
-        let outlet = vault.list_outlets(op.into()).await.unwrap()[0].id;
+        let outlet = vault.directory().list_outlets(op.into()).await.unwrap()[0].id;
         for i in 0..10 {
             let id = operator_customer(
                 &vault,
@@ -569,9 +574,10 @@ fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers(
     let db = rt.block_on(async {
         let db = TestDb::new(Kind::Sqlite).await;
         let (vault, op, _) = db.open().await;
-        let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+        let outlet = vault.directory().create_outlet(op.into(), "Geneva").await.unwrap();
         for (name, role) in [("Max Marketing", Role::Marketing), ("Ana Analyst", Role::Analyst)] {
             let id = vault
+                .directory()
                 .create_staff(op.into(), name, &[role], &[outlet])
                 .await
                 .unwrap();

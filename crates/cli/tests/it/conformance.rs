@@ -136,14 +136,18 @@ async fn customer_round_trip(db: TestDb) {
 async fn activity_round_trip(db: TestDb) {
     let (v, op, _) = db.open().await;
     let outlet = v
+        .directory()
         .create_outlet(op.into(), "Conformance Outlet")
         .await
         .unwrap();
     assert!(matches!(
-        v.create_outlet(op.into(), "Conformance Outlet").await,
+        v.directory()
+            .create_outlet(op.into(), "Conformance Outlet")
+            .await,
         Err(ServiceError::Conflict("name"))
     ));
     let seller = v
+        .directory()
         .create_staff(
             op.into(),
             "Seller Person",
@@ -152,7 +156,7 @@ async fn activity_round_trip(db: TestDb) {
         )
         .await
         .unwrap();
-    let staff = v.list_staff(op.into()).await.unwrap();
+    let staff = v.directory().list_staff(op.into()).await.unwrap();
     assert_eq!(staff[0].name, "Seller Person");
     assert_eq!(staff[0].outlet_ids, vec![outlet]);
     let cid = v
@@ -550,7 +554,10 @@ async fn sqlite_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
     let (v, op, _) = db.open().await;
-    v.create_outlet(op.into(), "Private Outlet").await.unwrap();
+    v.directory()
+        .create_outlet(op.into(), "Private Outlet")
+        .await
+        .unwrap();
     let mut seen = 0;
     for entry in std::fs::read_dir(db.dir.path()).unwrap() {
         let entry = entry.unwrap();

@@ -88,8 +88,16 @@ pub async fn another_outlets_customer(
     (staff_name, role, login, password): (&str, Role, &str, &str),
     (name, email, phone): (&str, &str, &str),
 ) -> steward_domain::CustomerId {
-    let mine = vault.create_outlet(op.into(), "Geneva").await.unwrap();
-    let theirs = vault.create_outlet(op.into(), "Zurich").await.unwrap();
+    let mine = vault
+        .directory()
+        .create_outlet(op.into(), "Geneva")
+        .await
+        .unwrap();
+    let theirs = vault
+        .directory()
+        .create_outlet(op.into(), "Zurich")
+        .await
+        .unwrap();
     let _ = crate::support::staff_member(vault, op, (staff_name, role, &[mine]), (login, password))
         .await;
     let input: steward_domain::CustomerInput = serde_json::from_value(serde_json::json!({

@@ -16,7 +16,11 @@ backend_tests!(the_directory_and_purposes_are_run_from_the_console);
 async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let password = "a long enough password";
-    let home = vault.create_outlet(op.into(), "Home Outlet").await.unwrap();
+    let home = vault
+        .directory()
+        .create_outlet(op.into(), "Home Outlet")
+        .await
+        .unwrap();
     for (name, role, login) in [
         ("Ada Admin", Role::Admin, "ada"),
         ("Mo Manager", Role::StoreManager, "moe"),
@@ -63,6 +67,7 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
         "{page}"
     );
     let bern = vault
+        .directory()
         .list_outlets(op.into())
         .await
         .unwrap()
@@ -96,6 +101,7 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
     // Lou leaves: disabled from the console, their open session fails at once.
     let (lou, _) = console_session(&app, "lou", password).await;
     let lou_id = vault
+        .directory()
         .list_staff(op.into())
         .await
         .unwrap()
@@ -117,6 +123,7 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
 
     // Nobody disables themself (the admin would lock the door behind them).
     let ada_id = vault
+        .directory()
         .list_staff(op.into())
         .await
         .unwrap()

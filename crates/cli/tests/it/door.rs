@@ -142,7 +142,11 @@ async fn door_world(
     steward_domain::CustomerId,
 ) {
     let (vault, op, _) = db.open().await;
-    let outlet = vault.create_outlet(op.into(), "Door Outlet").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Door Outlet")
+        .await
+        .unwrap();
     let customer = crate::support::operator_customer(
         &vault,
         op,
@@ -177,7 +181,11 @@ async fn console_forms_by_role(db: TestDb) {
     )
     .await;
     store.set_restricted(restricted, true, &[]).await.unwrap();
-    let far = vault.create_outlet(op.into(), "Far Outlet").await.unwrap();
+    let far = vault
+        .directory()
+        .create_outlet(op.into(), "Far Outlet")
+        .await
+        .unwrap();
     let stranger = crate::support::operator_customer(
         &vault,
         op,
@@ -190,6 +198,7 @@ async fn console_forms_by_role(db: TestDb) {
     let mut checked = 0;
     for role in Role::ALL {
         let staff = vault
+            .directory()
             .create_staff(op.into(), &format!("Door {role:?}"), &[role], &[outlet])
             .await
             .unwrap();
@@ -324,7 +333,11 @@ async fn console_forms_by_role(db: TestDb) {
 /// refusal, and changes nothing the customer's own session would see.
 async fn portal_forms_need_the_customer(db: TestDb) {
     let (vault, op, _) = db.open().await;
-    let outlet = vault.create_outlet(op.into(), "Portal Door").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Portal Door")
+        .await
+        .unwrap();
     let _ = crate::support::staff_member(
         &vault,
         op,
@@ -690,6 +703,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
     for role in Role::ALL {
         let r = role.as_str();
         let staff = vault
+            .directory()
             .create_staff(
                 op.into(),
                 &format!("Door Target {r}"),
@@ -779,6 +793,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
     let (mut wrong, mut checked) = (Vec::new(), 0);
     for (role, t) in Role::ALL.into_iter().zip(&targets) {
         let staff = vault
+            .directory()
             .create_staff(op.into(), &format!("Door {role:?}"), &[role], &[outlet])
             .await
             .unwrap();

@@ -105,6 +105,7 @@ async fn a_purchase_makes_no_customer_ones_own(db: TestDb) {
     let w = world(&db).await;
     let outlet_b = w
         .vault
+        .directory()
         .list_outlets(crate::support::op().into())
         .await
         .unwrap()
@@ -114,6 +115,7 @@ async fn a_purchase_makes_no_customer_ones_own(db: TestDb) {
         .id;
     let bob_id = w
         .vault
+        .directory()
         .list_staff(crate::support::op().into())
         .await
         .unwrap()
@@ -165,6 +167,7 @@ async fn purchases_only_at_own_outlet_by_its_staff(db: TestDb) {
     let w = world(&db).await;
     let staff = w
         .vault
+        .directory()
         .list_staff(crate::support::op().into())
         .await
         .unwrap();
@@ -580,6 +583,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
     let w = world(&db).await;
     let alice = w
         .vault
+        .directory()
         .list_staff(crate::support::op().into())
         .await
         .unwrap()

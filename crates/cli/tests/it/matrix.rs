@@ -699,8 +699,13 @@ async fn status(
 
 async fn authorisation_matrix(db: TestDb) {
     let (v, op, _) = db.open().await;
-    let outlet = v.create_outlet(op.into(), "Matrix Outlet").await.unwrap();
+    let outlet = v
+        .directory()
+        .create_outlet(op.into(), "Matrix Outlet")
+        .await
+        .unwrap();
     let seller = v
+        .directory()
         .create_staff(
             op.into(),
             "Matrix Seller",
@@ -909,6 +914,7 @@ async fn authorisation_matrix(db: TestDb) {
             }
             if template.contains("{fresh_staff}") {
                 let fresh = v
+                    .directory()
                     .create_staff(
                         op.into(),
                         "Matrix Leaver",
@@ -1046,7 +1052,11 @@ async fn recipient_matrix(db: TestDb) {
         token(TokenOwner::Role(Dpo)).await,
         token(TokenOwner::Role(SupportAgent)).await,
     );
-    let outlet = v.create_outlet(op.into(), "Matrix Outlet").await.unwrap();
+    let outlet = v
+        .directory()
+        .create_outlet(op.into(), "Matrix Outlet")
+        .await
+        .unwrap();
     let post = async |t: &str, uri: &str, body: Value| {
         let (s, _, b) = crate::support::oneshot(
             &router,

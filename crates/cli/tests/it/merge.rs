@@ -282,6 +282,7 @@ async fn the_console_offers_a_merge_of_customers_sharing_a_contact(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let password = "a long enough password";
     let outlet = vault
+        .directory()
         .create_outlet(op.into(), "Merge Outlet")
         .await
         .unwrap();

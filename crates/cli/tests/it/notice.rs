@@ -20,6 +20,7 @@ backend_tests!(reads_wait_for_the_confidentiality_notice_to_be_acknowledged);
 async fn reads_wait_for_the_confidentiality_notice_to_be_acknowledged(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let outlet = vault
+        .directory()
         .create_outlet(op.into(), "Notice Outlet")
         .await
         .unwrap();
@@ -342,6 +343,7 @@ async fn the_dpo_is_told_of_requests_alerts_and_deadlines(db: TestDb) {
 
     // The console's badge says the same.
     let staff = vault
+        .directory()
         .create_staff(op.into(), "Bo Badge", &[Role::Dpo], &[])
         .await
         .unwrap();

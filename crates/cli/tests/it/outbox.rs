@@ -16,7 +16,10 @@ async fn a_drain_mark_past_every_number_fails_verify() {
     let db = TestDb::new(crate::support::Kind::Sqlite).await;
     {
         let (v, op, _) = db.open().await;
-        v.create_outlet(op.into(), "Before").await.unwrap();
+        v.directory()
+            .create_outlet(op.into(), "Before")
+            .await
+            .unwrap();
         v.flush_audit().await.unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

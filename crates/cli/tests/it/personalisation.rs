@@ -56,7 +56,11 @@ async fn recommended(
 
 async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     let (vault, op, _) = db.open().await;
-    let outlet = vault.create_outlet(op.into(), "Shop").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Shop")
+        .await
+        .unwrap();
     let agent = principal(&vault, op, Role::SupportAgent).await;
     let grant = |purpose: &str, action| ConsentInput {
         purpose: purpose.into(),

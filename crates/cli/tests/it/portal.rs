@@ -90,7 +90,11 @@ pub async fn consenting_customer(
     op: steward_service::Operator,
     (name, email, phone): (&str, &str, &str),
 ) -> (CustomerId, steward_service::Principal) {
-    let outlet = vault.create_outlet(op.into(), "Lausanne").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Lausanne")
+        .await
+        .unwrap();
     let _ = crate::support::staff_member(
         vault,
         op,

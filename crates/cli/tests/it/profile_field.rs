@@ -16,7 +16,11 @@ backend_tests!(preferred_language_end_to_end);
 
 async fn preferred_language_end_to_end(db: TestDb) {
     let (v, op, _) = db.open().await;
-    let outlet = v.create_outlet(op.into(), "Language Outlet").await.unwrap();
+    let outlet = v
+        .directory()
+        .create_outlet(op.into(), "Language Outlet")
+        .await
+        .unwrap();
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let other = token(&v, TokenOwner::Role(Role::SalesAssociate)).await;
     let router = steward_api::router(v.clone());
@@ -94,6 +98,7 @@ async fn preferred_language_end_to_end(db: TestDb) {
 
     // The console: the edit form offers the field filled in; a change there is kept and shown.
     let staff = v
+        .directory()
         .create_staff(op.into(), "Lisa Lang", &[Role::SupportAgent], &[outlet])
         .await
         .unwrap();

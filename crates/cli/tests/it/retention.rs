@@ -45,6 +45,7 @@ async fn count(db: &TestDb, sql: &str, id: CustomerId) -> i64 {
 async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
     let (v, op, _) = db.open().await;
     let outlet = v
+        .directory()
         .create_outlet(op.into(), "Retention Outlet")
         .await
         .unwrap();

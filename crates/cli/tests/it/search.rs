@@ -284,7 +284,7 @@ async fn the_console_lists_and_searches_keeping_what_was_typed(db: TestDb) {
         ),
     )
     .await;
-    let outlets = vault.list_outlets(op.into()).await.unwrap();
+    let outlets = vault.directory().list_outlets(op.into()).await.unwrap();
     let geneva = outlets
         .iter()
         .find(|o| o.name == "Geneva")
@@ -397,12 +397,18 @@ async fn national_phone_numbers_are_found_where_the_outlets_country_is_known(db:
     let zurich: steward_domain::OutletId = p["id"].as_str().unwrap().parse().unwrap();
     let (_, list) = call(&app, &admin, "GET", "/v1/outlets", None, false).await;
     assert_eq!(list[0]["country"], "CH", "{list}");
-    let elsewhere = vault.create_outlet(op.into(), "Nowhere").await.unwrap();
+    let elsewhere = vault
+        .directory()
+        .create_outlet(op.into(), "Nowhere")
+        .await
+        .unwrap();
     let here = vault
+        .directory()
         .create_staff(op.into(), "Zoe Zurich", &[Role::SalesAssociate], &[zurich])
         .await
         .unwrap();
     let there = vault
+        .directory()
         .create_staff(
             op.into(),
             "Nils Nowhere",

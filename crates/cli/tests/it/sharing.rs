@@ -102,7 +102,11 @@ async fn listed(app: &axum::Router, token: &str, purpose: &str) -> Vec<Value> {
 async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     let (vault, op, store) = db.open().await;
     let app = steward_api::router(vault.clone());
-    let outlet = vault.create_outlet(op.into(), "Shop").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Shop")
+        .await
+        .unwrap();
     let person = async |name: &str, email: &str, phone: &str| {
         operator_customer(
             &vault,
@@ -115,6 +119,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
     let ann = person("Ann Share", "ann.share@example.com", "+41 44 555 01 01").await;
     // One purchase of Ann's, sold by a staff member: a recipient never learns who sold it.
     let seller = vault
+        .directory()
         .create_staff(
             op.into(),
             "Seller Person",

@@ -50,8 +50,13 @@ backend_tests!(staff_sign_in_and_out);
 
 async fn staff_sign_in_and_out(db: TestDb) {
     let (vault, op, _) = db.open().await;
-    let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Geneva")
+        .await
+        .unwrap();
     let staff = vault
+        .directory()
         .create_staff(
             op.into(),
             "Alice Kowalska",

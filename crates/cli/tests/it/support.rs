@@ -659,6 +659,7 @@ pub async fn staff_member(
     (login, password): (&str, &str),
 ) -> steward_domain::StaffId {
     let staff = v
+        .directory()
         .create_staff(op.into(), name, &[role], outlets)
         .await
         .expect("staff");

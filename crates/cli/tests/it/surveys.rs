@@ -43,7 +43,11 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     let (vault, op, store) = db.open().await;
     let mail = Arc::new(Mailbox::default());
     vault.use_notifier(mail.clone());
-    let outlet = vault.create_outlet(op.into(), "Geneva").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Geneva")
+        .await
+        .unwrap();
     let app = steward_api::router(vault.clone());
     let token = async |role| crate::access::token(&vault, TokenOwner::Role(role)).await;
     let (marketing, analyst, dpo, support) = (

@@ -14,8 +14,16 @@ backend_tests!(the_timeline_shows_what_was_recorded_newest_first);
 async fn the_timeline_shows_what_was_recorded_newest_first(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let (mine, theirs) = (
-        vault.create_outlet(op.into(), "Lausanne").await.unwrap(),
-        vault.create_outlet(op.into(), "Basel").await.unwrap(),
+        vault
+            .directory()
+            .create_outlet(op.into(), "Lausanne")
+            .await
+            .unwrap(),
+        vault
+            .directory()
+            .create_outlet(op.into(), "Basel")
+            .await
+            .unwrap(),
     );
     let password = "a long enough password";
     for (name, role, outlet, login) in [

@@ -46,7 +46,11 @@ async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
         )
         .unwrap();
     vault.start_sender(op);
-    let outlet = vault.create_outlet(op.into(), "Walk Outlet").await.unwrap();
+    let outlet = vault
+        .directory()
+        .create_outlet(op.into(), "Walk Outlet")
+        .await
+        .unwrap();
     let agent = principal(&vault, op, Role::SupportAgent).await;
     let mut emails = Vec::new();
     let mut customers = Vec::new();
@@ -79,6 +83,7 @@ async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
     let mut staff = Vec::new();
     for role in Role::ALL {
         let id = vault
+            .directory()
             .create_staff(op.into(), &format!("Walk {role:?}"), &[role], &[outlet])
             .await
             .unwrap();

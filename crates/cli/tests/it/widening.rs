@@ -156,11 +156,13 @@ async fn no_write_widens_its_authors_reads(db: TestDb) {
     let w = world(&db).await;
     let staff = w
         .vault
+        .directory()
         .list_staff(crate::support::op().into())
         .await
         .unwrap();
     let outlets = w
         .vault
+        .directory()
         .list_outlets(crate::support::op().into())
         .await
         .unwrap();
