@@ -567,7 +567,7 @@ impl Vault {
             .authorize(principal, Action::ReadAlerts, None)
             .await?;
         // The reason is a staff member's words about a customer: a personal read.
-        if self.must_acknowledge(principal) {
+        if self.notices().must_acknowledge(principal) {
             return Err(ServiceError::AcknowledgementRequired);
         }
         let row = self

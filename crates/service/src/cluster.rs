@@ -6,13 +6,14 @@
 //! from the database on every request already. While a server cannot hear the others (its feed
 //! is down), it trusts no cached token: each request checks its token's row again.
 
-use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use steward_domain::{StaffId, TokenId};
-use steward_store::Feed;
+use steward_store::{ClusterStore, Feed};
 
+use crate::door::Door;
 use crate::vault::{Inner, Vault};
 
 /// A change another server must hear of.
@@ -107,7 +108,19 @@ impl Hearing {
 /// How long a server waits before listening again after its feed failed.
 const RETRY: Duration = Duration::from_secs(1);
 
-impl Vault {
+/// Tells the other servers of committed changes: what every context that changes a cached
+/// thing (the registry, the notice, the agreements, a token) holds.
+pub(crate) struct Announcer {
+    door: Arc<Door>,
+    store: Arc<dyn ClusterStore>,
+}
+
+impl Announcer {
+    /// The announcer of one installation (made by the composition root).
+    pub(crate) fn new(door: Arc<Door>, store: Arc<dyn ClusterStore>) -> Self {
+        Announcer { door, store }
+    }
+
     /// Tells the other servers of a committed change, with a MAC under the installation's key:
     /// a database login that can `NOTIFY` cannot speak for a server. Sent by a task of its own,
     /// so a request cancelled after its change committed still has it told; a failure is logged
@@ -115,7 +128,7 @@ impl Vault {
     /// at least every 30 seconds, the registry every 2).
     pub(crate) async fn announce(&self, change: Change) {
         let text = self.signed(&change.encode());
-        let store = self.inner.stores.cluster.clone();
+        let store = self.store.clone();
         let sent = tokio::spawn(async move {
             for attempt in 0..3u64 {
                 match store.announce(&text).await {
@@ -128,6 +141,32 @@ impl Vault {
             }
         });
         let _ = sent.await;
+    }
+
+    /// `payload` and its MAC, as announced.
+    fn signed(&self, payload: &str) -> String {
+        let mac: String = self
+            .door
+            .mac("cluster-change", payload)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        format!("{payload} {mac}")
+    }
+
+    /// The payload of an announcement whose MAC checks; `None` otherwise.
+    fn authentic<'a>(&self, text: &'a str) -> Option<&'a str> {
+        let (payload, _) = text.rsplit_once(' ')?;
+        let expected = self.signed(payload);
+        let ok = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), text.as_bytes());
+        bool::from(ok).then_some(payload)
+    }
+}
+
+impl Vault {
+    /// Tells the other servers of a committed change (see [`Announcer::announce`]).
+    pub(crate) async fn announce(&self, change: Change) {
+        self.inner.announcer.announce(change).await;
     }
 
     /// Runs `write` (a revocation's transaction) and then drops what this server kept and tells
@@ -150,25 +189,6 @@ impl Vault {
         });
         done.await
             .map_err(|_| crate::error::ServiceError::WrongState("the change was interrupted"))?
-    }
-
-    /// `payload` and its MAC, as announced.
-    fn signed(&self, payload: &str) -> String {
-        let mac: String = self
-            .door()
-            .mac("cluster-change", payload)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!("{payload} {mac}")
-    }
-
-    /// The payload of an announcement whose MAC checks; `None` otherwise.
-    fn authentic<'a>(&self, text: &'a str) -> Option<&'a str> {
-        let (payload, _) = text.rsplit_once(' ')?;
-        let expected = self.signed(payload);
-        let ok = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), text.as_bytes());
-        bool::from(ok).then_some(payload)
     }
 
     /// Starts listening to the other servers (PostgreSQL), until the vault is dropped.
@@ -209,7 +229,7 @@ async fn listen(mut feed: Box<dyn steward_store::ChangeFeed>, weak: &Weak<Inner>
         let Some(inner) = weak.upgrade() else { return };
         let vault = Vault { inner };
         match next {
-            Ok(Feed::Message(m)) => match vault.authentic(&m).map(Change::decode) {
+            Ok(Feed::Message(m)) => match vault.inner.announcer.authentic(&m).map(Change::decode) {
                 Some(Some(c)) => vault.apply(c).await,
                 // A newer server's word: dropping everything is always safe, at most four
                 // times a second.
@@ -274,7 +294,7 @@ impl Vault {
         if let Err(e) = inner.purposes.reload(&*inner.stores.purposes).await {
             tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
         }
-        if let Err(e) = inner.notices.reload(&*inner.stores.notices).await {
+        if let Err(e) = inner.notices.reload().await {
             tracing::warn!(error = %e, "re-reading the confidentiality notice failed; will retry");
         }
         if let Err(e) = inner.agreements.reload(&*inner.stores.sharing).await {

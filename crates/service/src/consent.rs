@@ -220,7 +220,7 @@ impl Vault {
             .authorize(principal, Action::ReadConsents, Some(id))
             .await?;
         // A personal read like any other: not before the confidentiality notice is acknowledged.
-        if self.must_acknowledge(principal) {
+        if self.notices().must_acknowledge(principal) {
             return Err(ServiceError::AcknowledgementRequired);
         }
         // A read of the ledger is a read of the customer: counted and recorded like any other.

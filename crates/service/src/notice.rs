@@ -10,15 +10,18 @@
 //! node's acknowledgement counts here within that interval.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use steward_domain::{StaffId, Timestamp, ValidationError, normalize};
 use steward_policy::Action;
 use steward_store::{AcknowledgementRow, NoticeRow, NoticeStore, StoreError};
 
+use crate::cluster::Announcer;
+use crate::directory::Directory;
+use crate::door::Door;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Principal, Vault};
+use crate::{Actor, Principal};
 
 /// How long an acknowledgement holds: 12 months (365 days).
 pub const ACKNOWLEDGEMENT_LASTS_MS: i64 = 365 * 86_400_000;
@@ -43,11 +46,11 @@ struct State {
 
 /// The notice and the acknowledgements, as the read path consults them.
 #[derive(Default)]
-pub(crate) struct Notices(RwLock<State>);
+struct NoticeState(RwLock<State>);
 
-impl Notices {
+impl NoticeState {
     /// Reads the current notice and every latest acknowledgement.
-    pub(crate) async fn reload(&self, store: &dyn NoticeStore) -> ServiceResult<()> {
+    async fn reload(&self, store: &dyn NoticeStore) -> ServiceResult<()> {
         let current = store.current_notice().await?.map(from_row);
         let acks = store
             .latest_acknowledgements()
@@ -63,7 +66,7 @@ impl Notices {
 
     /// Whether `principal` may read as far as the notice is concerned (`context.acknowledged`).
     /// Fails closed: a poisoned lock counts as not acknowledged.
-    pub(crate) fn acknowledged(&self, principal: &Principal, now: Timestamp) -> bool {
+    fn acknowledged(&self, principal: &Principal, now: Timestamp) -> bool {
         let Ok(s) = self.0.read() else { return false };
         let Some(current) = &s.current else {
             return true;
@@ -99,24 +102,67 @@ fn from_row(r: NoticeRow) -> Notice {
     }
 }
 
-impl Vault {
+/// The notice's context: the DPO publishes, staff acknowledge, the read path asks
+/// [`Notices::acknowledged`] (memory only).
+pub struct Notices {
+    door: Arc<Door>,
+    store: Arc<dyn NoticeStore>,
+    state: NoticeState,
+    /// The staff who have not acknowledged come from the directory.
+    directory: Arc<Directory>,
+    announcer: Arc<Announcer>,
+}
+
+impl Notices {
+    /// The notices of one installation, loaded (made by the composition root).
+    pub(crate) async fn open(
+        door: Arc<Door>,
+        store: Arc<dyn NoticeStore>,
+        directory: Arc<Directory>,
+        announcer: Arc<Announcer>,
+    ) -> ServiceResult<Self> {
+        let notices = Notices {
+            door,
+            store,
+            state: NoticeState::default(),
+            directory,
+            announcer,
+        };
+        notices.reload().await?;
+        Ok(notices)
+    }
+
+    fn door(&self) -> &Door {
+        &self.door
+    }
+
+    /// Reads the notice and the acknowledgements again (another server may have changed them).
+    pub(crate) async fn reload(&self) -> ServiceResult<()> {
+        self.state.reload(&*self.store).await
+    }
+
+    /// Whether `principal` may read as far as the notice is concerned (`context.acknowledged`).
+    pub(crate) fn acknowledged(&self, principal: &Principal, now: Timestamp) -> bool {
+        self.state.acknowledged(principal, now)
+    }
+
     /// The current confidentiality notice, if one is published.
-    pub fn confidentiality_notice(&self) -> Option<Notice> {
-        self.inner.notices.current()
+    pub fn current(&self) -> Option<Notice> {
+        self.state.current()
     }
 
     /// Whether `principal` must acknowledge the current notice before reading personal data.
     pub fn must_acknowledge(&self, principal: &Principal) -> bool {
-        !self.inner.notices.acknowledged(principal, Timestamp::now())
+        !self.acknowledged(principal, Timestamp::now())
     }
 
     /// Publishes a new version of the notice (the DPO's); everyone must acknowledge it again.
-    pub async fn publish_notice(&self, principal: &Principal, text: &str) -> ServiceResult<Notice> {
+    pub async fn publish(&self, principal: &Principal, text: &str) -> ServiceResult<Notice> {
         self.door()
             .authorize(principal, Action::ManageNotice, None)
             .await?;
         let text = normalize::long_text("text", text)?;
-        let version = self.inner.notices.current().map_or(1, |n| n.version + 1);
+        let version = self.state.current().map_or(1, |n| n.version + 1);
         let row = NoticeRow {
             version,
             text,
@@ -132,22 +178,16 @@ impl Vault {
                 purpose: None,
             },
         );
-        let published = self
-            .inner
-            .stores
-            .notices
-            .publish_notice(&row, &[entry])
-            .await;
+        let published = self.store.publish_notice(&row, &[entry]).await;
         // Published meanwhile by another node: the caller looks again.
-        self.inner
-            .notices
-            .reload(&*self.inner.stores.notices)
-            .await?;
+        self.reload().await?;
         match published {
             Err(StoreError::Conflict) => Err(ServiceError::Conflict("version")),
             other => {
                 other?;
-                self.announce(crate::cluster::Change::Registry).await;
+                self.announcer
+                    .announce(crate::cluster::Change::Registry)
+                    .await;
                 Ok(from_row(row))
             }
         }
@@ -155,18 +195,14 @@ impl Vault {
 
     /// Records that the staff member `principal` acknowledges `version` of the notice: it must
     /// be the current one. An audit entry.
-    pub async fn acknowledge_notice(
-        &self,
-        principal: &Principal,
-        version: i64,
-    ) -> ServiceResult<()> {
+    pub async fn acknowledge(&self, principal: &Principal, version: i64) -> ServiceResult<()> {
         let Some(staff) = principal.staff_id() else {
             return Err(ServiceError::Forbidden {
                 field: "Authorization",
                 detail: "a service client acknowledges nothing: sign in as a staff member".into(),
             });
         };
-        let Some(current) = self.inner.notices.current() else {
+        let Some(current) = self.state.current() else {
             return Err(ValidationError::new("notice_version", "no notice is published").into());
         };
         if version != current.version {
@@ -192,12 +228,8 @@ impl Vault {
             version,
             acknowledged_at: at,
         };
-        self.inner
-            .stores
-            .notices
-            .acknowledge(&row, &[entry])
-            .await?;
-        self.inner.notices.record(staff, version, at);
+        self.store.acknowledge(&row, &[entry]).await?;
+        self.state.record(staff, version, at);
         Ok(())
     }
 
@@ -210,18 +242,18 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageNotice, None)
             .await?;
-        let Some(current) = self.inner.notices.current() else {
+        let Some(current) = self.state.current() else {
             return Ok(Vec::new());
         };
         let now = Timestamp::now().millis();
         Ok(self
-            .directory()
+            .directory
             .staff_directory()
             .await?
             .into_iter()
             .filter(|m| !m.disabled)
             .filter(|m| {
-                !self.inner.notices.latest(m.id).is_some_and(|(v, at)| {
+                !self.state.latest(m.id).is_some_and(|(v, at)| {
                     v == current.version && now - at <= ACKNOWLEDGEMENT_LASTS_MS
                 })
             })

@@ -104,7 +104,6 @@ pub(crate) struct Stores {
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
     pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
-    pub(crate) notices: Arc<dyn steward_store::NoticeStore>,
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
@@ -131,7 +130,6 @@ impl Stores {
             portal: store.clone(),
             rights: store.clone(),
             erasure: store.clone(),
-            notices: store.clone(),
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
@@ -154,6 +152,8 @@ pub(crate) struct Inner {
     pub(crate) directory_key: Arc<DataKey>,
     /// Outlets and staff.
     pub(crate) directory: Arc<crate::directory::Directory>,
+    /// Tells the other servers of committed changes.
+    pub(crate) announcer: Arc<crate::cluster::Announcer>,
     pub(crate) purposes: crate::purposes::Purposes,
     pub(crate) tokens: TokenCache,
     /// Whether this server hears the others' changes (see `cluster`).
@@ -171,7 +171,7 @@ pub(crate) struct Inner {
     /// Delivers one-time codes for data-subject requests (set by the opener).
     pub(crate) notifier: std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>,
     /// The confidentiality notice and the staff's acknowledgements, for the read path.
-    pub(crate) notices: crate::notice::Notices,
+    pub(crate) notices: Arc<crate::notice::Notices>,
     /// Where the DPO is told of requests, alerts and deadlines.
     pub(crate) dpo: crate::dpo_notify::DpoNotices,
     /// Days a data-subject request has until its deadline.
@@ -197,6 +197,11 @@ impl Vault {
     /// The policy's decision and the audit entry (see [`crate::door`]).
     pub(crate) fn door(&self) -> &crate::door::Door {
         &self.inner.door
+    }
+
+    /// The confidentiality notice and the staff's acknowledgements.
+    pub fn notices(&self) -> &crate::notice::Notices {
+        &self.inner.notices
     }
 
     /// Outlets and staff.
@@ -243,15 +248,27 @@ impl Vault {
         let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), store.clone(), audit_signer);
         let door = Arc::new(crate::door::Door::new(policy, audit, blind, store.clone()));
+        let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
+        let directory = Arc::new(crate::directory::Directory::new(
+            door.clone(),
+            store.clone(),
+            directory_key.clone(),
+        ));
+        let notices = Arc::new(
+            crate::notice::Notices::open(
+                door.clone(),
+                store.clone(),
+                directory.clone(),
+                announcer.clone(),
+            )
+            .await?,
+        );
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
-                directory: Arc::new(crate::directory::Directory::new(
-                    door,
-                    store.clone(),
-                    directory_key.clone(),
-                )),
+                directory,
                 directory_key,
+                announcer,
                 stores: Stores::of(&store),
                 keyring,
                 purposes,
@@ -270,7 +287,7 @@ impl Vault {
                 request_days: std::sync::atomic::AtomicI64::new(
                     crate::rights::DEFAULT_DEADLINE_DAYS,
                 ),
-                notices: crate::notice::Notices::default(),
+                notices,
                 dpo: crate::dpo_notify::DpoNotices::default(),
                 segment_limits: Default::default(),
                 analytics: Default::default(),
@@ -286,11 +303,6 @@ impl Vault {
             .inner
             .agreements
             .reload(&*vault.inner.stores.sharing)
-            .await?;
-        vault
-            .inner
-            .notices
-            .reload(&*vault.inner.stores.notices)
             .await?;
         // The purchase categories marked as special categories: segments leave them out
         // whether or not personalisation's model is ever built in this process.

@@ -175,7 +175,7 @@ async fn page(
 pub(super) async fn home(State(s): State<AppState>, SignedIn(session): SignedIn) -> Response {
     match session {
         // Staff read nothing personal before acknowledging the current notice: shown it first.
-        Some(session) if s.vault.must_acknowledge(&session.principal) => {
+        Some(session) if s.vault.notices().must_acknowledge(&session.principal) => {
             axum::response::Redirect::to("/console/notice").into_response()
         }
         Some(session) => {

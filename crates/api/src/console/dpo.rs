@@ -230,7 +230,7 @@ pub(super) async fn page(
             .collect(),
         Err(e) => return error_page(Some(&session), e.into()),
     };
-    let unacknowledged = match s.vault.unacknowledged_staff(p).await {
+    let unacknowledged = match s.vault.notices().unacknowledged_staff(p).await {
         Ok(list) => list.into_iter().map(|m| m.name).collect(),
         Err(e) => return error_page(Some(&session), e.into()),
     };
@@ -309,10 +309,7 @@ pub(super) async fn page(
                 .collect(),
             asked,
             older,
-            notice_text: s
-                .vault
-                .confidentiality_notice()
-                .map(|n| (n.version, n.text)),
+            notice_text: s.vault.notices().current().map(|n| (n.version, n.text)),
             unacknowledged,
             analytics,
         },

@@ -29,7 +29,7 @@ pub(super) async fn show(State(s): State<AppState>, SignedIn(session): SignedIn)
     let Some(session) = session else {
         return to_sign_in();
     };
-    let Some(n) = s.vault.confidentiality_notice() else {
+    let Some(n) = s.vault.notices().current() else {
         return Redirect::to("/console").into_response();
     };
     render(
@@ -39,7 +39,7 @@ pub(super) async fn show(State(s): State<AppState>, SignedIn(session): SignedIn)
             version: n.version,
             published: when(n.published_at),
             text: n.text,
-            done: !s.vault.must_acknowledge(&session.principal),
+            done: !s.vault.notices().must_acknowledge(&session.principal),
         },
         StatusCode::OK,
     )
@@ -63,7 +63,8 @@ pub(super) async fn acknowledge(
     };
     match s
         .vault
-        .acknowledge_notice(&session.principal, version)
+        .notices()
+        .acknowledge(&session.principal, version)
         .await
     {
         Ok(()) => Redirect::to("/console").into_response(),
@@ -82,7 +83,7 @@ pub(super) async fn publish(
         Err(res) => return res,
     };
     let text = f.get("text").map(String::as_str).unwrap_or("");
-    match s.vault.publish_notice(&session.principal, text).await {
+    match s.vault.notices().publish(&session.principal, text).await {
         Ok(_) => Redirect::to("/console/dpo?done=published").into_response(),
         Err(e) => error_page(Some(&session), e.into()),
     }

@@ -29,7 +29,7 @@ pub async fn publish(
     Auth(p): Auth,
     JsonBody(input): JsonBody<NoticeInput>,
 ) -> Result<Json<Notice>, Problem> {
-    Ok(Json(s.vault.publish_notice(&p, &input.text).await?))
+    Ok(Json(s.vault.notices().publish(&p, &input.text).await?))
 }
 
 /// The current confidentiality notice (404 while none is published).
@@ -38,7 +38,8 @@ pub async fn publish(
     security(("bearer" = [])))]
 pub async fn current(State(s): State<AppState>, Auth(_p): Auth) -> Result<Json<Notice>, Problem> {
     s.vault
-        .confidentiality_notice()
+        .notices()
+        .current()
         .map(Json)
         .ok_or_else(|| Problem::not_found("confidentiality notice"))
 }
@@ -63,7 +64,10 @@ pub async fn acknowledge(
     Auth(p): Auth,
     JsonBody(input): JsonBody<AcknowledgementInput>,
 ) -> Result<StatusCode, Problem> {
-    s.vault.acknowledge_notice(&p, input.notice_version).await?;
+    s.vault
+        .notices()
+        .acknowledge(&p, input.notice_version)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
