@@ -171,7 +171,8 @@ where
             })?;
         let purpose = state
             .vault
-            .purpose("purpose", key)
+            .purposes()
+            .get("purpose", key)
             .map_err(|e| Problem::invalid_parameter("purpose", &e.reason))?;
         let reason = match param(&pairs, "reason") {
             None => None,

@@ -298,7 +298,8 @@ impl Vault {
     /// Whether the policy lets `principal` analyse under the `analytics` purpose (the console
     /// offers its dashboard then); nothing recorded.
     pub fn may_analyse(&self, principal: &Principal) -> bool {
-        self.purpose("purpose", "analytics")
+        self.purposes()
+            .get("purpose", "analytics")
             .is_ok_and(|p| self.check_analysis(principal, &p, &[]).is_ok())
     }
 
@@ -309,7 +310,7 @@ impl Vault {
         principal: &Principal,
         purpose: &str,
     ) -> ServiceResult<BudgetView> {
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         self.check_analysis(principal, &purpose, &[])?;
         let now = Timestamp::now().millis();
         let (eps, delta) = self
@@ -357,7 +358,7 @@ impl Vault {
         purpose: &str,
         input: QueryInput,
     ) -> ServiceResult<Answer> {
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         let query = input.validate()?;
         let segments = self.query_segments(&query).await?;
         let mut categories = query.categories();
@@ -557,7 +558,7 @@ impl Vault {
         principal: &Principal,
         purpose: &str,
     ) -> ServiceResult<Vec<ReleasedQuery>> {
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         self.check_analysis(principal, &purpose, &[])?;
         let now = Timestamp::now().millis();
         let rows = self
@@ -642,7 +643,7 @@ impl Vault {
         principal: &Principal,
         purpose: &str,
     ) -> ServiceResult<Vec<(String, String)>> {
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         self.check_analysis(principal, &purpose, &[])?;
         Ok(self
             .directory()

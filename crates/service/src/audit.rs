@@ -805,7 +805,7 @@ impl crate::Vault {
 
     /// The latest signed checkpoint (a C2SP signed note), signed now if the log outgrew it.
     pub async fn audit_checkpoint(&self) -> ServiceResult<String> {
-        checkpoint(&*self.inner.stores.audit, &self.door().audit()).await
+        checkpoint(&*self.inner.stores.audit, self.door().audit()).await
     }
 
     /// Entries `[start, end)` of the audit log (the DPO's), at most 1,000.
@@ -948,7 +948,7 @@ impl crate::Vault {
         before: Option<u64>,
         limit: u32,
     ) -> ServiceResult<AccessLog> {
-        let note = checkpoint(&*self.inner.stores.audit, &self.door().audit()).await?;
+        let note = checkpoint(&*self.inner.stores.audit, self.door().audit()).await?;
         let text = note.split("\n\n").next().unwrap_or_default();
         let head = Checkpoint::parse(&format!("{text}\n")).map_err(|_| ServiceError::Integrity)?;
         let before = before.unwrap_or(head.size).min(head.size);

@@ -139,7 +139,7 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageCampaigns, None)
             .await?;
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         // Decided by the policy's `purpose-bound-to-roles`, as for a read under the purpose.
         self.check_declarable(&crate::Access {
             principal,
@@ -321,7 +321,7 @@ impl Vault {
         principal: &Principal,
         row: &CampaignRow,
     ) -> ServiceResult<Vec<steward_domain::CustomerId>> {
-        let purpose = self.purpose("purpose", &row.purpose)?;
+        let purpose = self.purposes().get("purpose", &row.purpose)?;
         campaign::check_purpose(&purpose)?;
         let (subject, body) = templates(row)?;
         let uses = campaign::categories_used(&subject, &body);

@@ -291,7 +291,7 @@ impl Vault {
     /// Re-reads what [`Change::Registry`] covers; a failure leaves the periodic refresh to it.
     pub(crate) async fn reload_registry(&self) {
         let inner = &self.inner;
-        if let Err(e) = inner.purposes.reload(&*inner.stores.purposes).await {
+        if let Err(e) = inner.purposes.reload().await {
             tracing::warn!(error = %e, "re-reading the purpose registry failed; will retry");
         }
         if let Err(e) = inner.notices.reload().await {

@@ -57,7 +57,7 @@ impl Vault {
     /// A signed Kantara Consent Receipt (v1.1) for one ledger event: a compact JWS anyone can
     /// verify offline with the key from [`Vault::receipt_jwks`]. It names the customer only by id.
     fn receipt(&self, e: &ConsentEvent) -> ServiceResult<String> {
-        let purpose = self.purpose("purpose", &e.purpose)?;
+        let purpose = self.purposes().get("purpose", &e.purpose)?;
         // The recipients the purpose is shared with under an agreement in force (issue 22).
         let shared_with = self.shared_with(&e.purpose);
         let mut shared = serde_json::json!({
@@ -135,7 +135,7 @@ impl Vault {
                 detail: "marketing may record withdrawals, not grants".into(),
             });
         }
-        let purpose = self.purpose("purpose", &input.purpose)?;
+        let purpose = self.purposes().get("purpose", &input.purpose)?;
         self.write_consent(Actor::Principal(principal), id, &purpose, input)
             .await
     }
@@ -199,7 +199,12 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
         let mut out = Vec::new();
-        for p in self.purposes().into_iter().filter(|p| p.withdrawn_by_gpc()) {
+        for p in self
+            .purposes()
+            .all()
+            .into_iter()
+            .filter(|p| p.withdrawn_by_gpc())
+        {
             let input = ConsentInput {
                 purpose: p.key,
                 action: ConsentAction::Withdraw,

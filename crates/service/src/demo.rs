@@ -326,7 +326,7 @@ pub async fn load(
             if rng.below(one_in) != 0 {
                 continue;
             }
-            let purpose = vault.purpose("purpose", key)?;
+            let purpose = vault.purposes().get("purpose", key)?;
             let input = steward_domain::ConsentInput {
                 purpose: key.to_owned(),
                 action: steward_domain::ConsentAction::Grant,

@@ -158,7 +158,8 @@ impl Vault {
         // (issue 23), before the text is shortened, so that a cut cannot split a card number
         // into digits the detector no longer recognises.
         let rule = self
-            .purpose("purpose", &thread.purpose)
+            .purposes()
+            .get("purpose", &thread.purpose)
             .map(|p| p.pii_rule)
             .unwrap_or_default();
         let clean = |s: &str, max: usize| -> (String, steward_domain::pii::PiiTypes) {

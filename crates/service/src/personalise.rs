@@ -532,7 +532,7 @@ impl Vault {
         if !self.consent_active(id, PURPOSE).await? {
             return Ok(None);
         }
-        let Ok(purpose) = self.purpose("purpose", PURPOSE) else {
+        let Ok(purpose) = self.purposes().get("purpose", PURPOSE) else {
             return Ok(None);
         };
         let Some(facts) = self.inner.stores.customers.access_facts(id).await? else {

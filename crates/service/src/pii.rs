@@ -81,7 +81,7 @@ impl Vault {
         let rule = match purpose {
             None => PiiRule::Keep,
             Some(key) => {
-                let p = self.purpose("purpose", key)?;
+                let p = self.purposes().get("purpose", key)?;
                 if let Actor::Principal(who) = actor
                     && !self.declares(who, &p)
                 {

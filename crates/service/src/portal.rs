@@ -412,7 +412,7 @@ impl Vault {
             interactions,
             truncated,
             consents,
-            purposes: self.purposes(),
+            purposes: self.purposes().all(),
             personalisation,
             personalisation_k: self.personalisation_k(),
         })
@@ -427,7 +427,7 @@ impl Vault {
         purpose: &str,
         action: ConsentAction,
     ) -> ServiceResult<(ConsentEvent, String)> {
-        let p = self.purpose("purpose", purpose)?;
+        let p = self.purposes().get("purpose", purpose)?;
         let input = ConsentInput {
             purpose: p.key.clone(),
             action,
@@ -453,7 +453,12 @@ impl Vault {
         let id = s.customer_id;
         let state = self.consent_ledger(id).await?;
         let mut out = Vec::new();
-        for p in self.purposes().into_iter().filter(|p| p.withdrawn_by_gpc()) {
+        for p in self
+            .purposes()
+            .all()
+            .into_iter()
+            .filter(|p| p.withdrawn_by_gpc())
+        {
             let last = state.history.iter().rev().find(|e| e.purpose == p.key);
             let own_grant = last.is_some_and(|e| {
                 e.action == ConsentAction::Grant.as_str()

@@ -12,29 +12,42 @@ use steward_domain::{Purpose, PurposeInput, PurposePatch, ValidationError};
 use steward_policy::Action;
 use steward_store::{PurposeRow, PurposeStore, StoreError};
 
+use crate::cluster::Announcer;
+use crate::door::Door;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Principal, Vault};
+use crate::{Actor, Principal};
 
-/// The current purposes.
-pub(crate) struct Purposes {
+/// The purposes' context: the registry every read consults, registered and changed by the DPO.
+pub struct Purposes {
+    door: Arc<Door>,
+    store: Arc<dyn PurposeStore>,
     current: RwLock<Arc<[Arc<Purpose>]>>,
+    announcer: Arc<Announcer>,
 }
 
 impl Purposes {
-    /// Seeds the default purposes where missing and loads all.
-    pub(crate) async fn open(store: &dyn PurposeStore) -> ServiceResult<Self> {
+    /// Seeds the default purposes where missing and loads all (made by the composition root).
+    pub(crate) async fn open(
+        door: Arc<Door>,
+        store: Arc<dyn PurposeStore>,
+        announcer: Arc<Announcer>,
+    ) -> ServiceResult<Self> {
         let rows: Vec<PurposeRow> = default_purposes().iter().map(row).collect();
         store.seed_purposes(&rows).await?;
         let me = Self {
+            door,
+            store,
             current: RwLock::new(Arc::from(Vec::new())),
+            announcer,
         };
-        me.reload(store).await?;
+        me.reload().await?;
         Ok(me)
     }
 
     /// Reads the registry again from the store.
-    pub(crate) async fn reload(&self, store: &dyn PurposeStore) -> ServiceResult<()> {
-        let all = store
+    pub(crate) async fn reload(&self) -> ServiceResult<()> {
+        let all = self
+            .store
             .list_purposes()
             .await?
             .into_iter()
@@ -102,30 +115,19 @@ fn from_row(r: PurposeRow) -> ServiceResult<Purpose> {
     })
 }
 
-impl Vault {
-    /// The registered purposes, by key.
-    pub fn purposes(&self) -> Vec<Purpose> {
-        self.inner
-            .purposes
-            .snapshot()
-            .iter()
-            .map(|p| Purpose::clone(p))
-            .collect()
+impl Purposes {
+    fn door(&self) -> &Door {
+        &self.door
     }
 
-    /// The purposes `principal` may declare, as the policy's `purpose-bound-to-roles` decides
-    /// them, for the forms that offer a choice.
-    pub fn declarable_purposes(&self, principal: &crate::Principal) -> Vec<Purpose> {
-        let mut all = self.purposes();
-        all.retain(|p| self.declares(principal, p));
-        all
+    /// The registered purposes, by key.
+    pub fn all(&self) -> Vec<Purpose> {
+        self.snapshot().iter().map(|p| Purpose::clone(p)).collect()
     }
 
     /// The purpose with this key, or a validation error naming `field`.
-    pub fn purpose(&self, field: &'static str, key: &str) -> Result<Arc<Purpose>, ValidationError> {
-        self.inner
-            .purposes
-            .snapshot()
+    pub fn get(&self, field: &'static str, key: &str) -> Result<Arc<Purpose>, ValidationError> {
+        self.snapshot()
             .iter()
             .find(|p| p.key == key)
             .cloned()
@@ -133,7 +135,7 @@ impl Vault {
     }
 
     /// Registers a new purpose (the DPO's).
-    pub async fn register_purpose(
+    pub async fn register(
         &self,
         principal: &Principal,
         input: PurposeInput,
@@ -152,27 +154,20 @@ impl Vault {
                 purpose: Some(&purpose.key),
             },
         );
-        match self
-            .inner
-            .stores
-            .purposes
-            .insert_purpose(&row(&purpose), &[entry])
-            .await
-        {
+        match self.store.insert_purpose(&row(&purpose), &[entry]).await {
             Err(StoreError::Conflict) => return Err(ServiceError::Conflict("key")),
             other => other?,
         }
-        self.inner
-            .purposes
-            .reload(&*self.inner.stores.purposes)
-            .await?;
-        self.announce(crate::cluster::Change::Registry).await;
+        self.reload().await?;
+        self.announcer
+            .announce(crate::cluster::Change::Registry)
+            .await;
         tracing::info!(purpose = %purpose.key, version = purpose.notice_version, "purpose registered");
         Ok(purpose)
     }
 
     /// Changes a purpose (the DPO's); a change customers should know of is a new notice version.
-    pub async fn change_purpose(
+    pub async fn change(
         &self,
         principal: &Principal,
         key: &str,
@@ -182,16 +177,14 @@ impl Vault {
             .authorize(principal, Action::ManagePurposes, None)
             .await?;
         let current = self
-            .purpose("key", key)
+            .get("key", key)
             .map_err(|_| ServiceError::NotFound("purpose"))?;
         let changed = patch.apply(&current)?;
         if changed == *current {
             return Ok(changed);
         }
         if !self
-            .inner
-            .stores
-            .purposes
+            .store
             .update_purpose(
                 &row(&changed),
                 current.notice_version,
@@ -210,17 +203,13 @@ impl Vault {
             .await?
         {
             // Changed meanwhile (another request or process): the caller should look again.
-            self.inner
-                .purposes
-                .reload(&*self.inner.stores.purposes)
-                .await?;
+            self.reload().await?;
             return Err(ServiceError::Conflict("notice_version"));
         }
-        self.inner
-            .purposes
-            .reload(&*self.inner.stores.purposes)
-            .await?;
-        self.announce(crate::cluster::Change::Registry).await;
+        self.reload().await?;
+        self.announcer
+            .announce(crate::cluster::Change::Registry)
+            .await;
         tracing::info!(purpose = %changed.key, version = changed.notice_version, "purpose changed");
         Ok(changed)
     }

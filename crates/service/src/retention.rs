@@ -84,7 +84,7 @@ impl Vault {
         operator: Operator,
         dry_run: bool,
     ) -> ServiceResult<RetentionReport> {
-        let purposes = self.purposes();
+        let purposes = self.purposes().all();
         let now = Timestamp::now().millis();
         let rules = vec![
             rule(

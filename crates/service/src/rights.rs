@@ -456,6 +456,7 @@ impl Vault {
             RequestType::Objection => {
                 for purpose in self
                     .purposes()
+                    .all()
                     .into_iter()
                     .filter(|p| p.withdrawn_by_objection())
                 {

@@ -385,7 +385,8 @@ impl Vault {
         };
         if let Some(key) = &filter.consent {
             let ok = self
-                .purpose("consent", key)
+                .purposes()
+                .get("consent", key)
                 .is_ok_and(|p| p.lawful_basis == steward_domain::LawfulBasis::Consent);
             if !ok {
                 return Err(steward_domain::ValidationError::new(

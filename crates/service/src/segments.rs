@@ -141,7 +141,7 @@ impl Vault {
     }
 
     fn purpose_keys(&self) -> Vec<String> {
-        self.purposes().into_iter().map(|p| p.key).collect()
+        self.purposes().all().into_iter().map(|p| p.key).collect()
     }
 
     /// What rules may refer to: the purposes' keys and the outlets' ids (read once per call).
@@ -288,7 +288,7 @@ impl Vault {
         purpose: &str,
     ) -> ServiceResult<SegmentSizeView> {
         let segment = self.segment(principal, id).await?;
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         let rule = self.stored_rules(&segment).await?;
         let categories = rule_categories(&rule);
         let id_text = id.to_string();

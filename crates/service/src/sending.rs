@@ -495,7 +495,8 @@ impl Vault {
         // The purpose as it is now: one changed since (another basis, another channel) or
         // gone sends nothing more, and neither does a sender who may no longer act.
         let purpose = self
-            .purpose("purpose", &campaign.purpose)
+            .purposes()
+            .get("purpose", &campaign.purpose)
             .ok()
             .filter(|p| steward_domain::campaign::check_purpose(p).is_ok());
         let principal = self.sender_principal(campaign.sender).await?;

@@ -438,7 +438,7 @@ impl Vault {
         }
         let mut purposes = Vec::with_capacity(new.purposes.len());
         for key in &new.purposes {
-            let purpose = self.purpose("purposes", key)?;
+            let purpose = self.purposes().get("purposes", key)?;
             // A purpose resting on consent can be shared only with consent to it: the policy
             // checks it per customer; here the agreement cannot claim another basis for it.
             if purpose.lawful_basis == LawfulBasis::Consent

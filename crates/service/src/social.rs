@@ -105,7 +105,7 @@ impl Vault {
         self.door()
             .authorize_actor(actor, Action::IngestSocial, None, false)
             .await?;
-        let Ok(purpose) = self.purpose("purpose", SOCIAL_PURPOSE) else {
+        let Ok(purpose) = self.purposes().get("purpose", SOCIAL_PURPOSE) else {
             return Ok(Ingested::NoPurpose);
         };
         let ids = self

@@ -270,7 +270,7 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<SubjectExport> {
         let customer = self.get_customer(id).await?;
-        let purposes = self.purposes();
+        let purposes = self.purposes().all();
         let now = Timestamp::now();
         let since = now.millis() - USAGE_WINDOW_MS;
         let uses = |c: DataCategory| -> Arc<[String]> { purposes_of(&purposes, c).into() };

@@ -185,7 +185,7 @@ impl Vault {
             .authorize(principal, Action::ManageSurveys, None)
             .await?;
         let survey = input.validate()?;
-        let purpose = self.purpose("purpose", &survey.purpose)?;
+        let purpose = self.purposes().get("purpose", &survey.purpose)?;
         // Asking customers for their opinion rests on their agreement: a purpose on another
         // basis would reach people who objected, or never agreed to be asked.
         if purpose.lawful_basis != steward_domain::LawfulBasis::Consent {
@@ -304,7 +304,7 @@ impl Vault {
             .survey(id)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
-        let purpose = self.purpose("purpose", &row.purpose)?;
+        let purpose = self.purposes().get("purpose", &row.purpose)?;
         let members = self
             .audience(
                 principal,
@@ -459,7 +459,7 @@ impl Vault {
         customer: steward_domain::CustomerId,
         row: &SurveyRow,
     ) -> ServiceResult<()> {
-        let purpose = self.purpose("purpose", &row.purpose)?;
+        let purpose = self.purposes().get("purpose", &row.purpose)?;
         let facts = self
             .inner
             .stores
@@ -588,7 +588,7 @@ impl Vault {
         id: SurveyId,
         epsilon: f64,
     ) -> ServiceResult<SurveyResults> {
-        let purpose = self.purpose("purpose", purpose)?;
+        let purpose = self.purposes().get("purpose", purpose)?;
         if !epsilon.is_finite() || !(0.001..=1000.0).contains(&epsilon) {
             return Err(ValidationError::new("epsilon", "from 0.001 to 1000").into());
         }

@@ -53,7 +53,7 @@ impl Vault {
     /// again changes nothing more; a link of an erased customer has nothing left to withdraw.
     pub async fn unsubscribe(&self, token: &str) -> ServiceResult<UnsubscribeLink> {
         let d = self.link_delivery(token).await?;
-        let purpose = self.purpose("purpose", &d.purpose)?;
+        let purpose = self.purposes().get("purpose", &d.purpose)?;
         // A link used once is spent: used again after the customer consented anew (an old mail
         // forwarded, a scanner that posts), it must not take the new consent back.
         if let Some(customer) = d.customer_id

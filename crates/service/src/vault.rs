@@ -97,7 +97,6 @@ pub(crate) struct Stores {
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
     pub(crate) directory: Arc<dyn steward_store::DirectoryStore>,
     pub(crate) consents: Arc<dyn steward_store::ConsentStore>,
-    pub(crate) purposes: Arc<dyn steward_store::PurposeStore>,
     pub(crate) audit: Arc<dyn steward_store::AuditStore>,
     pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
     pub(crate) identity: Arc<dyn steward_store::IdentityStore>,
@@ -123,7 +122,6 @@ impl Stores {
             activity: store.clone(),
             directory: store.clone(),
             consents: store.clone(),
-            purposes: store.clone(),
             audit: store.clone(),
             alerts: store.clone(),
             identity: store.clone(),
@@ -154,7 +152,7 @@ pub(crate) struct Inner {
     pub(crate) directory: Arc<crate::directory::Directory>,
     /// Tells the other servers of committed changes.
     pub(crate) announcer: Arc<crate::cluster::Announcer>,
-    pub(crate) purposes: crate::purposes::Purposes,
+    pub(crate) purposes: Arc<crate::purposes::Purposes>,
     pub(crate) tokens: TokenCache,
     /// Whether this server hears the others' changes (see `cluster`).
     pub(crate) hearing: crate::cluster::Hearing,
@@ -197,6 +195,22 @@ impl Vault {
     /// The policy's decision and the audit entry (see [`crate::door`]).
     pub(crate) fn door(&self) -> &crate::door::Door {
         &self.inner.door
+    }
+
+    /// The purpose registry.
+    pub fn purposes(&self) -> &crate::purposes::Purposes {
+        &self.inner.purposes
+    }
+
+    /// The purposes `principal` may declare, as the policy's `purpose-bound-to-roles` decides
+    /// them, for the forms that offer a choice.
+    pub fn declarable_purposes(
+        &self,
+        principal: &crate::Principal,
+    ) -> Vec<steward_domain::Purpose> {
+        let mut all = self.purposes().all();
+        all.retain(|p| self.declares(principal, p));
+        all
     }
 
     /// The confidentiality notice and the staff's acknowledgements.
@@ -245,7 +259,6 @@ impl Vault {
         ))?;
         // Before anything is written or drained: until then audited writes fail (closed).
         tag_outbox(&store, &keyring).await?;
-        let purposes = crate::purposes::Purposes::open(&*store).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), store.clone(), audit_signer);
         let door = Arc::new(crate::door::Door::new(policy, audit, blind, store.clone()));
         let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
@@ -254,6 +267,9 @@ impl Vault {
             store.clone(),
             directory_key.clone(),
         ));
+        let purposes = Arc::new(
+            crate::purposes::Purposes::open(door.clone(), store.clone(), announcer.clone()).await?,
+        );
         let notices = Arc::new(
             crate::notice::Notices::open(
                 door.clone(),

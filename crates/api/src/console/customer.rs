@@ -144,7 +144,7 @@ async fn customer_page(
         Read::Reason(r) => (Some(r), false),
         Read::BreakGlass(r) => (Some(r), true),
     };
-    let Ok(purpose) = s.vault.purpose("purpose", purpose_key) else {
+    let Ok(purpose) = s.vault.purposes().get("purpose", purpose_key) else {
         return error_page(
             Some(session),
             Problem::invalid_parameter("purpose", "choose why you are looking"),
@@ -469,6 +469,7 @@ async fn consent_rows(
     Some(
         s.vault
             .purposes()
+            .all()
             .into_iter()
             .filter(|p| p.lawful_basis == steward_domain::LawfulBasis::Consent)
             .map(|p| {
@@ -504,7 +505,7 @@ pub(super) async fn recording(
     let Ok(id) = uuid::Uuid::try_parse(id).map(CustomerId) else {
         return Err(error_page(Some(&session), Problem::not_found("customer")));
     };
-    let purpose = match s.vault.purpose(
+    let purpose = match s.vault.purposes().get(
         "purpose",
         f.get("purpose").map(String::as_str).unwrap_or(""),
     ) {

@@ -90,6 +90,7 @@ async fn page(
     let consent_purposes = s
         .vault
         .purposes()
+        .all()
         .into_iter()
         .filter(|p| p.lawful_basis == steward_domain::LawfulBasis::Consent)
         .map(|p| {
@@ -111,8 +112,9 @@ async fn page(
     // chosen (`service` before one is), with their reason.
     let purpose = s
         .vault
-        .purpose("purpose", &asked.purpose)
-        .or_else(|_| s.vault.purpose("purpose", "service"));
+        .purposes()
+        .get("purpose", &asked.purpose)
+        .or_else(|_| s.vault.purposes().get("purpose", "service"));
     let reason = (!asked.reason.is_empty()).then_some(asked.reason.as_str());
     let outlets = match &purpose {
         Ok(p) => s
@@ -246,7 +248,7 @@ pub(super) async fn search(
             .await
         }
     };
-    let Ok(purpose) = s.vault.purpose("purpose", &asked.purpose) else {
+    let Ok(purpose) = s.vault.purposes().get("purpose", &asked.purpose) else {
         return bad(asked, "Choose why you are looking.".into()).await;
     };
     let reason = asked.reason.clone();

@@ -137,7 +137,7 @@ pub(super) async fn create(
         );
     }
     // A registry key (safe in the redirect), checked before anything is written.
-    let purpose = match s.vault.purpose("purpose", &purpose_of(&f)) {
+    let purpose = match s.vault.purposes().get("purpose", &purpose_of(&f)) {
         Ok(p) => p.key.clone(),
         Err(e) => return error_page(Some(&session), e.into()),
     };
@@ -235,7 +235,7 @@ pub(super) async fn edit_form(
         return error_page(Some(&session), Problem::not_found("customer"));
     };
     let purpose_key = query_param(&uri, "purpose").unwrap_or_else(|| "service".into());
-    let purpose = match s.vault.purpose("purpose", &purpose_key) {
+    let purpose = match s.vault.purposes().get("purpose", &purpose_key) {
         Ok(p) => p,
         Err(e) => return error_page(Some(&session), e.into()),
     };
@@ -312,7 +312,7 @@ pub(super) async fn update(
         return error_page(Some(&session), Problem::not_found("customer"));
     };
     // A registry key (safe in the redirect), checked before anything is written.
-    let purpose = match s.vault.purpose("purpose", &purpose_of(&f)) {
+    let purpose = match s.vault.purposes().get("purpose", &purpose_of(&f)) {
         Ok(p) => p.key.clone(),
         Err(e) => return error_page(Some(&session), e.into()),
     };

@@ -109,7 +109,7 @@ pub(super) async fn send(
             thread_id,
         }
         .validate()?;
-        let purpose = s.vault.purpose("purpose", &purpose_key)?;
+        let purpose = s.vault.purposes().get("purpose", &purpose_key)?;
         let access = Access {
             principal: &session.principal,
             purpose: &purpose,

@@ -62,6 +62,7 @@ async fn page(
     let purposes = s
         .vault
         .purposes()
+        .all()
         .into_iter()
         .map(|p| Row {
             title: words(&p.key),
@@ -176,7 +177,8 @@ pub(super) async fn register(
         )),
         Ok(input) => s
             .vault
-            .register_purpose(&session.principal, input)
+            .purposes()
+            .register(&session.principal, input)
             .await
             .map_err(Problem::from),
     };
@@ -219,7 +221,8 @@ pub(super) async fn change(
         )),
         Ok(patch) => s
             .vault
-            .change_purpose(&session.principal, &key, &patch)
+            .purposes()
+            .change(&session.principal, &key, &patch)
             .await
             .map_err(Problem::from),
     };

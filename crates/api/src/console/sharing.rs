@@ -216,6 +216,7 @@ async fn page(
             purposes: s
                 .vault
                 .purposes()
+                .all()
                 .into_iter()
                 .map(|p| (words(&p.key), p.key))
                 .collect(),

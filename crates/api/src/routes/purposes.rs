@@ -11,7 +11,7 @@ use crate::{AppState, Problem};
 /// The registered purposes.
 #[utoipa::path(get, path = "/v1/purposes", tag = "purposes", responses((status = 200, body = Vec<Purpose>)), security(("bearer" = [])))]
 pub async fn list(State(s): State<AppState>, Auth(_p): Auth) -> Json<Vec<Purpose>> {
-    Json(s.vault.purposes())
+    Json(s.vault.purposes().all())
 }
 
 /// Registers a purpose (DPO): its lawful basis, data use, categories, retention and notice.
@@ -23,7 +23,7 @@ pub async fn create(
     Auth(p): Auth,
     JsonBody(input): JsonBody<PurposeInput>,
 ) -> Result<(StatusCode, Json<Purpose>), Problem> {
-    let purpose = s.vault.register_purpose(&p, input).await?;
+    let purpose = s.vault.purposes().register(&p, input).await?;
     Ok((StatusCode::CREATED, Json(purpose)))
 }
 
@@ -42,7 +42,7 @@ pub async fn update(
     if patch.is_empty() {
         return Err(ValidationError::new("body", "names no field to change").into());
     }
-    Ok(Json(s.vault.change_purpose(&p, &key, &patch).await?))
+    Ok(Json(s.vault.purposes().change(&p, &key, &patch).await?))
 }
 
 /// This module's routes, each registered with its OpenAPI path from the handler's annotation

@@ -97,7 +97,7 @@ pub async fn openapi(
         Some(t) => crate::extract::authenticate(&s, t, addr).await?,
         None => None,
     };
-    let registry = caller.map(|_| s.vault.purposes());
+    let registry = caller.map(|_| s.vault.purposes().all());
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         crate::openapi_json(registry.as_deref()).to_string(),

@@ -108,7 +108,8 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
     vault.set_bulk_limit(operator, Role::Marketing, None);
     let marketing = super::segment::client(&vault, operator, Role::Marketing).await?;
     let purpose: std::sync::Arc<Purpose> = vault
-        .purpose("purpose", "personalisation")
+        .purposes()
+        .get("purpose", "personalisation")
         .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
     let access = Access {
         principal: &marketing,

@@ -130,7 +130,8 @@ pub async fn run(
     vault.set_bulk_limit(operator, Role::SupportAgent, None);
     vault.set_bulk_limit(operator, Role::Recipient, None);
     let purpose = vault
-        .purpose("purpose", "order_fulfilment")
+        .purposes()
+        .get("purpose", "order_fulfilment")
         .map_err(|e| anyhow::anyhow!("{}", e.reason))?;
 
     let (mut staff, mut shared) = (Vec::new(), Vec::new());

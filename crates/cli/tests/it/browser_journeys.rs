@@ -241,7 +241,7 @@ fn the_dpo_reads_a_reason_fulfils_an_erasure_and_publishes_the_notice() {
             .await
             .unwrap()
             .unwrap();
-        let purpose = vault.purpose("purpose", "service").unwrap();
+        let purpose = vault.purposes().get("purpose", "service").unwrap();
         let access = steward_service::Access {
             principal: &mia.principal,
             purpose: &purpose,
@@ -734,7 +734,7 @@ fn the_dpo_registers_a_recipient_and_an_agreement_and_sees_the_changes_sent() {
             .await
             .unwrap();
         let parcel = vault.authenticate(&token).await.unwrap().unwrap();
-        let purpose = vault.purpose("purpose", "order_fulfilment").unwrap();
+        let purpose = vault.purposes().get("purpose", "order_fulfilment").unwrap();
         let access = steward_service::Access {
             principal: &parcel,
             purpose: &purpose,

@@ -442,7 +442,7 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
 
 async fn purposes_are_seeded(db: TestDb) {
     let (v, _, _) = db.open().await;
-    let purposes = v.purposes();
+    let purposes = v.purposes().all();
     let keys: Vec<_> = purposes.iter().map(|p| p.key.as_str()).collect();
     for k in [
         "service",
@@ -456,7 +456,7 @@ async fn purposes_are_seeded(db: TestDb) {
         assert!(keys.contains(&k), "{k} missing from {keys:?}");
     }
     // Opening again does not duplicate them.
-    assert_eq!(db.vault().await.purposes().len(), keys.len());
+    assert_eq!(db.vault().await.purposes().all().len(), keys.len());
 }
 
 /// Decision records that earlier builds kept in the SQLite data file move to the log's own file

@@ -379,7 +379,7 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         serde_json::from_value(serde_json::json!({"type": "erasure", "customer_id": customer}))
             .unwrap();
     vault.create_request(&dpo, &request).await.unwrap();
-    let purpose = vault.purpose("purpose", "service").unwrap();
+    let purpose = vault.purposes().get("purpose", "service").unwrap();
     let access = steward_service::Access {
         principal: &dpo,
         purpose: &purpose,

@@ -244,7 +244,7 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
     )
     .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    let p = vault.purpose("purpose", "loyalty_sms").unwrap();
+    let p = vault.purposes().get("purpose", "loyalty_sms").unwrap();
     assert_eq!((p.notice_version, p.retention_days), (2, 180));
     let (_, _, mark_home) = send(&app, "GET", "/console", Some(&mark), None).await;
     let (s, _, _) = send(

@@ -670,7 +670,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
         "notice_text": "With your consent we text you offers.", "roles": ["marketing"],
     }))
     .unwrap();
-    vault.register_purpose(&dpo, texts).await.unwrap();
+    vault.purposes().register(&dpo, texts).await.unwrap();
     let app = steward_api::router(vault.clone());
     let (_, dpo_token) = vault
         .create_token(

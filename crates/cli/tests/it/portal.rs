@@ -136,7 +136,7 @@ async fn marketing_reads(vault: &Vault, customer: CustomerId, times: usize) -> V
         .await
         .unwrap()
         .unwrap();
-    let purpose = vault.purpose("purpose", "marketing_email").unwrap();
+    let purpose = vault.purposes().get("purpose", "marketing_email").unwrap();
     let access = steward_service::Access {
         principal: &session.principal,
         purpose: &purpose,
@@ -285,7 +285,8 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
         assert!(home.contains(held), "{held} missing");
     }
     let notice = vault
-        .purpose("purpose", "marketing_email")
+        .purposes()
+        .get("purpose", "marketing_email")
         .unwrap()
         .notice_text
         .clone();

@@ -81,7 +81,7 @@ async fn the_portal_corrects_the_address_in_parts_objects_and_restricts(db: Test
         .read_customer(
             &steward_service::Access {
                 principal: &dpo,
-                purpose: &vault.purpose("purpose", "service").unwrap(),
+                purpose: &vault.purposes().get("purpose", "service").unwrap(),
                 reason: Some("checking the portal's address correction"),
                 break_glass: false,
             },
@@ -146,7 +146,7 @@ async fn the_portal_corrects_the_address_in_parts_objects_and_restricts(db: Test
         .read_customer(
             &steward_service::Access {
                 principal: &support,
-                purpose: &vault.purpose("purpose", "service").unwrap(),
+                purpose: &vault.purposes().get("purpose", "service").unwrap(),
                 reason: None,
                 break_glass: false,
             },

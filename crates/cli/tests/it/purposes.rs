@@ -149,13 +149,21 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
     // this server learns it within seconds (waited for, so what follows is the same both ways).
     let notices = if s == StatusCode::OK { 3 } else { 2 };
     for _ in 0..200 {
-        if v.purpose("purpose", "loyalty_sms").unwrap().notice_version == notices {
+        if v.purposes()
+            .get("purpose", "loyalty_sms")
+            .unwrap()
+            .notice_version
+            == notices
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
-        v.purpose("purpose", "loyalty_sms").unwrap().notice_version,
+        v.purposes()
+            .get("purpose", "loyalty_sms")
+            .unwrap()
+            .notice_version,
         notices
     );
     let now = listed_loyalty(&r, &dpo).await;
@@ -263,7 +271,7 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
     // A vault opened afresh (a restart) has the registry as changed, and a vault already open
     // (another server on the same database) sees later changes within seconds.
     let again = db.vault().await;
-    let p = again.purpose("purpose", "loyalty_sms").unwrap();
+    let p = again.purposes().get("purpose", "loyalty_sms").unwrap();
     assert_eq!(p.notice_version, notices);
     let (s, _) = call(
         &r,
@@ -277,7 +285,8 @@ async fn purposes_are_managed_by_the_dpo(db: TestDb) {
     assert_eq!(s, StatusCode::OK);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
     while again
-        .purpose("purpose", "loyalty_sms")
+        .purposes()
+        .get("purpose", "loyalty_sms")
         .unwrap()
         .notice_version
         != notices + 1

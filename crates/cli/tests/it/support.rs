@@ -608,7 +608,7 @@ impl Reader {
     ) -> Self {
         Reader {
             principal: principal(v, op, role).await,
-            purpose: v.purpose("purpose", purpose).expect("purpose"),
+            purpose: v.purposes().get("purpose", purpose).expect("purpose"),
         }
     }
 
