@@ -68,7 +68,8 @@ pub async fn erase(args: EraseArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     vault
-        .flush_audit()
+        .audit()
+        .flush()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", serde_json::to_string_pretty(&report)?);
@@ -150,7 +151,8 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("replaying the erasure journal: {e}"))?;
     vault
-        .flush_audit()
+        .audit()
+        .flush()
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("Restored. Erasures replayed from the journal: {again}.");

@@ -69,7 +69,7 @@ async fn export_subject(
         .operator_export_subject(operator, id)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -98,7 +98,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     // The export as a whole is an entry too (the customers' own entries follow, page by page).
     vault.record_operator(operator, "export_all", None).await?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     let (n, refused) = match &args.out {
         Some(path) => {
             let mut opts = std::fs::OpenOptions::new();
@@ -128,7 +128,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // The entries of the last page reach the Merkle log now, not with the next server start.
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     eprintln!(
         "Exported {n} customers. The export holds personal data in clear: protect and delete it."
     );

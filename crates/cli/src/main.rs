@@ -370,7 +370,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .list_tokens(operator.acting("token list").into())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            vault.flush_audit().await?;
+            vault.audit().flush().await?;
             for t in tokens {
                 let last = t
                     .last_used_at
@@ -398,7 +398,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .revoke_token(operator.acting("token revoke").into(), id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            vault.flush_audit().await?;
+            vault.audit().flush().await?;
             eprintln!("Revoked token {id}.");
             Ok(ExitCode::SUCCESS)
         }
@@ -417,7 +417,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = vault
                 .run_retention(operator.acting("retention"), dry_run)
                 .await?;
-            vault.flush_audit().await?;
+            vault.audit().flush().await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(ExitCode::SUCCESS)
         }

@@ -306,7 +306,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // In the log before the first request, and the writer shown to reach it: `/readyz` answers
     // 200 from the start only if it does.
     vault
-        .flush_audit()
+        .audit()
+        .flush()
         .await
         .map_err(|e| anyhow::anyhow!("moving pending entries into the audit log: {e}"))?;
     for spec in &args.bulk_limits {
@@ -449,7 +450,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The audit entries of the last writes go into the log before the process ends, so that a
     // clean stop leaves nothing waiting in the outbox (an upgrade then finds it empty).
     // Bounded: writes of other servers on the same database could keep it busy for ever.
-    match tokio::time::timeout(std::time::Duration::from_secs(10), last.flush_audit()).await {
+    match tokio::time::timeout(std::time::Duration::from_secs(10), last.audit().flush()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "the audit outbox was not drained on the way out; the next start drains it");

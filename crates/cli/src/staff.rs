@@ -47,7 +47,7 @@ pub async fn password(args: PasswordArgs) -> anyhow::Result<ExitCode> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     eprintln!("The password is set; sign in with POST /v1/sessions.");
     Ok(ExitCode::SUCCESS)
 }

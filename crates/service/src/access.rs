@@ -590,7 +590,7 @@ impl Vault {
                     },
                     "show",
                 );
-                self.inner.stores.audit.record_audit(&[entry]).await?;
+                self.door().record(&[entry]).await?;
                 match self.data_key_of(c).await {
                     Ok(dk) => Some(seal::open_alert_reason(&dk, c, id, sealed)?),
                     // Erased: the key is gone, and the reason with it.
@@ -810,7 +810,7 @@ impl Vault {
                 "asked",
                 "none",
             );
-            self.inner.stores.audit.record_audit(&[e]).await?;
+            self.door().record(&[e]).await?;
         }
         self.read_each(access, ids).await
     }

@@ -5,8 +5,9 @@
 
 use steward_domain::{CustomerId, Timestamp};
 
+use crate::Principal;
+use crate::audit_trail::AuditTrail;
 use crate::error::ServiceResult;
-use crate::{Principal, Vault};
 
 /// What the DPO looks for; every part optional.
 #[derive(Debug, Clone, Default)]
@@ -45,17 +46,17 @@ pub struct AuditLine {
 /// How many entries one page reads back at most before it answers (perhaps short).
 const SCAN: u64 = 20_000;
 
-impl Vault {
+impl AuditTrail {
     /// Up to `limit` entries matching `filter`, newest first, before index `before` (the
     /// log's end if `None`), and the index to go on from (`None` at the start of the log).
-    pub async fn audit_search(
+    pub async fn search(
         &self,
         principal: &Principal,
         filter: &AuditFilter,
         before: Option<u64>,
         limit: usize,
     ) -> ServiceResult<(Vec<AuditLine>, Option<u64>)> {
-        let checkpoint = self.audit_checkpoint().await?;
+        let checkpoint = self.checkpoint().await?;
         // The checkpoint's second line is the tree size (C2SP tlog-checkpoint).
         let size: u64 = checkpoint
             .lines()
@@ -68,7 +69,7 @@ impl Vault {
         while end > floor {
             let start = end.saturating_sub(1000).max(floor);
             // Decided (`read_audit`) on every step, like the API's reads of the log.
-            let entries = self.audit_rows(principal, start, end).await?;
+            let entries = self.rows(principal, start, end).await?;
             for e in entries.into_iter().rev() {
                 let leaf = steward_domain::AuditLeaf::from_bytes(&e.row.leaf);
                 let line = AuditLine {

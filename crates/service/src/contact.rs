@@ -235,7 +235,7 @@ impl Vault {
             "denied",
             "denied",
         );
-        self.inner.stores.audit.record_audit(&[entry]).await?;
+        self.door().record(&[entry]).await?;
         Err(wrong().into())
     }
 

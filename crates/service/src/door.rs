@@ -10,7 +10,7 @@ use std::sync::Arc;
 use steward_crypto::BlindIndexKey;
 use steward_domain::{CustomerId, OutletId, Role, Timestamp};
 use steward_policy::{Action, Policy, Subject};
-use steward_store::{AccessFacts, CustomerStore};
+use steward_store::{AccessFacts, AuditStore, CustomerStore};
 
 use crate::audit::AuditLog;
 use crate::error::{ServiceError, ServiceResult};
@@ -24,6 +24,8 @@ pub(crate) struct Door {
     /// Keys the principals' pseudonyms in the log (and the installation's other MACs).
     macs: BlindIndexKey,
     facts: Arc<dyn CustomerStore>,
+    /// Where entries that stand alone are recorded (the others commit with their write).
+    records: Arc<dyn AuditStore>,
 }
 
 impl Door {
@@ -33,13 +35,24 @@ impl Door {
         audit: AuditLog,
         macs: BlindIndexKey,
         facts: Arc<dyn CustomerStore>,
+        records: Arc<dyn AuditStore>,
     ) -> Self {
         Door {
             policy,
             audit,
             macs,
             facts,
+            records,
         }
+    }
+
+    /// Records entries of acts that write nothing else (a refused sign-in, an operator's act),
+    /// through the outbox, before the caller answers.
+    pub(crate) async fn record(
+        &self,
+        entries: &[steward_store::AuditEntryRow],
+    ) -> ServiceResult<()> {
+        Ok(self.records.record_audit(entries).await?)
     }
 
     /// The policy, for a decision of its own kind (a read's fields, a use, an analysis).

@@ -7,6 +7,7 @@ pub mod analytics;
 mod audit;
 mod audit_export;
 mod audit_search;
+mod audit_trail;
 mod audit_verify;
 mod auth;
 mod campaigns;
@@ -54,11 +55,12 @@ pub use access::{
     ABSTRACTION_SCAN, Access, Alert, CustomerActions, DirectoryActions, PurchasesView,
 };
 pub use accounts::TokenInfo;
-pub use audit::{
-    AccessLog, AccessLogEntry, LogEntry, OUTBOX_REFUSED, TreeSealer, inclusion as inclusion_proof,
-};
+pub use audit::{OUTBOX_REFUSED, TreeSealer};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_search::{AuditFilter, AuditLine};
+pub use audit_trail::{
+    AccessLog, AccessLogEntry, AuditTrail, LogEntry, inclusion as inclusion_proof,
+};
 pub use audit_verify::{AuditReport, check_outbox, verify_log};
 pub use auth::{Actor, Myself, Operator, Principal, TokenOwner};
 pub use campaigns::{CampaignCounts, CampaignView, Preview};

@@ -113,7 +113,7 @@ impl Vault {
                 )
             })
             .collect();
-        Ok(self.inner.stores.audit.record_audit(&entries).await?)
+        self.door().record(&entries).await
     }
 
     /// Opens a customer's profile and all their activity (after the decision and its entry).

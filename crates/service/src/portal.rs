@@ -132,7 +132,7 @@ impl Vault {
             Ok(())
         } else {
             let entry = self.portal_entry(s, "portal.fresh_code_refused", &[]);
-            self.inner.stores.audit.record_audit(&[entry]).await?;
+            self.door().record(&[entry]).await?;
             Err(wrong().into())
         }
     }
@@ -256,7 +256,7 @@ impl Vault {
                     "denied",
                     "denied",
                 );
-                self.inner.stores.audit.record_audit(&[entry]).await?;
+                self.door().record(&[entry]).await?;
                 return Err(wrong().into());
             }
         };
@@ -402,7 +402,7 @@ impl Vault {
         purchases.truncate(limit);
         interactions.truncate(limit);
         let entry = self.portal_entry(s, "portal.view", &crate::vault::whole_record());
-        self.inner.stores.audit.record_audit(&[entry]).await?;
+        self.door().record(&[entry]).await?;
         let personalisation = consents
             .granted(crate::personalise::PURPOSE)
             .then(|| self.personalisation_inputs(&purchases));
@@ -577,9 +577,12 @@ impl Vault {
         limit: u32,
     ) -> ServiceResult<PortalLog> {
         let entry = self.portal_entry(s, "portal.access_log", &[]);
-        self.inner.stores.audit.record_audit(&[entry]).await?;
+        self.door().record(&[entry]).await?;
         Ok(PortalLog {
-            log: self.access_log_of(s.customer_id, before, limit).await?,
+            log: self
+                .audit()
+                .access_log_of(s.customer_id, before, limit)
+                .await?,
             disclosures: self.disclosures_unrecorded(s.customer_id).await?,
         })
     }

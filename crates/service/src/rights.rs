@@ -348,7 +348,7 @@ impl Vault {
                 .update_request(&next, &row.status, &[entry, denied])
                 .await?;
         } else {
-            self.inner.stores.audit.record_audit(&[entry]).await?;
+            self.door().record(&[entry]).await?;
         }
         Err(ValidationError::new(
             "code",

@@ -264,7 +264,7 @@ impl Vault {
             "written",
             "denied",
         );
-        Ok(self.inner.stores.audit.record_audit(&[entry]).await?)
+        self.door().record(&[entry]).await
     }
 
     /// The console's CSRF token for `principal`'s session: a keyed MAC of the session's token

@@ -328,21 +328,7 @@ impl Vault {
             },
             self.consent_ledger(id),
             self.profile_changes(id),
-            async {
-                self.flush_audit().await?;
-                let size = self.inner.stores.audit.audit_size().await?;
-                let leaves: Vec<(u64, AuditLeaf)> = self
-                    .inner
-                    .stores
-                    .audit
-                    .customer_audit(id, size, USAGE_LIMIT)
-                    .await?
-                    .into_iter()
-                    .filter(|e| e.row.occurred_at >= since)
-                    .filter_map(|e| AuditLeaf::from_bytes(&e.row.leaf).map(|l| (e.index, l)))
-                    .collect();
-                Ok::<_, ServiceError>(leaves)
-            },
+            async { self.audit().customer_leaves(id, since, USAGE_LIMIT).await },
             async {
                 Ok::<_, ServiceError>(self.inner.stores.campaigns.customer_deliveries(id).await?)
             },
@@ -574,7 +560,7 @@ impl Vault {
             About::default(),
             "disclosed",
         );
-        self.inner.stores.audit.record_audit(&[entry]).await?;
+        self.door().record(&[entry]).await?;
         Ok(SubjectExport {
             zip,
             files: manifest_files,

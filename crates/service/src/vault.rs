@@ -97,7 +97,6 @@ pub(crate) struct Stores {
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
     pub(crate) directory: Arc<dyn steward_store::DirectoryStore>,
     pub(crate) consents: Arc<dyn steward_store::ConsentStore>,
-    pub(crate) audit: Arc<dyn steward_store::AuditStore>,
     pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
     pub(crate) identity: Arc<dyn steward_store::IdentityStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
@@ -122,7 +121,6 @@ impl Stores {
             activity: store.clone(),
             directory: store.clone(),
             consents: store.clone(),
-            audit: store.clone(),
             alerts: store.clone(),
             identity: store.clone(),
             portal: store.clone(),
@@ -150,6 +148,8 @@ pub(crate) struct Inner {
     pub(crate) directory_key: Arc<DataKey>,
     /// Outlets and staff.
     pub(crate) directory: Arc<crate::directory::Directory>,
+    /// The audit log's read side.
+    pub(crate) audit_trail: crate::AuditTrail,
     /// Tells the other servers of committed changes.
     pub(crate) announcer: Arc<crate::cluster::Announcer>,
     pub(crate) purposes: Arc<crate::purposes::Purposes>,
@@ -195,6 +195,11 @@ impl Vault {
     /// The policy's decision and the audit entry (see [`crate::door`]).
     pub(crate) fn door(&self) -> &crate::door::Door {
         &self.inner.door
+    }
+
+    /// The audit log: checkpoint, entries, proofs, access logs, search.
+    pub fn audit(&self) -> &crate::AuditTrail {
+        &self.inner.audit_trail
     }
 
     /// The purpose registry.
@@ -260,7 +265,13 @@ impl Vault {
         // Before anything is written or drained: until then audited writes fail (closed).
         tag_outbox(&store, &keyring).await?;
         let audit = crate::audit::AuditLog::start(store.clone(), store.clone(), audit_signer);
-        let door = Arc::new(crate::door::Door::new(policy, audit, blind, store.clone()));
+        let door = Arc::new(crate::door::Door::new(
+            policy,
+            audit,
+            blind,
+            store.clone(),
+            store.clone(),
+        ));
         let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
         let directory = Arc::new(crate::directory::Directory::new(
             door.clone(),
@@ -285,6 +296,7 @@ impl Vault {
                 directory,
                 directory_key,
                 announcer,
+                audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
                 keyring,
                 purposes,
@@ -530,7 +542,7 @@ impl Vault {
         let e = self
             .door()
             .write_entry_for(Actor::Operator(operator), action, None, &[], about);
-        Ok(self.inner.stores.audit.record_audit(&[e]).await?)
+        self.door().record(&[e]).await
     }
 
     /// The customer's `wanted` fields, with their facts and data key, for the service's own use
@@ -677,7 +689,7 @@ impl Vault {
                 let entry =
                     self.door()
                         .write_entry(actor, "contact_change.refused", Some(id), &["email"]);
-                self.inner.stores.audit.record_audit(&[entry]).await?;
+                self.door().record(&[entry]).await?;
             }
             Some(target) => {
                 self.start_email_change(actor, id, current.email.as_deref(), target, by_customer)

@@ -200,7 +200,7 @@ pub(super) async fn page(
         Ok(a) => a,
         Err(e) => return error_page(Some(&session), e.into()),
     };
-    let checkpoint = match s.vault.audit_checkpoint().await {
+    let checkpoint = match s.vault.audit().checkpoint().await {
         Ok(c) => c,
         Err(e) => return error_page(Some(&session), e.into()),
     };
@@ -208,7 +208,7 @@ pub(super) async fn page(
         Ok(f) => (f, None),
         Err(e) => (AuditFilter::default(), Some(e)),
     };
-    let (entries, next) = match s.vault.audit_search(p, &filter, before, PAGE).await {
+    let (entries, next) = match s.vault.audit().search(p, &filter, before, PAGE).await {
         Ok(r) => r,
         Err(e) => return error_page(Some(&session), e.into()),
     };

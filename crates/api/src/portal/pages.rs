@@ -640,7 +640,7 @@ pub(super) async fn access_log(
             csrf: &visit.csrf,
             checkpoint_b64: STANDARD.encode(log.checkpoint.as_bytes()),
             head,
-            verifier_key: s.vault.audit_verifier_key(),
+            verifier_key: s.vault.audit().verifier_key(),
             entries,
             older,
         },

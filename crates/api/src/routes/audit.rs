@@ -31,7 +31,7 @@ fn number(query: &Option<String>, name: &str) -> Result<u64, Problem> {
 #[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit",
     responses((status = 200, description = "text/plain signed note", content_type = "text/plain")))]
 pub async fn checkpoint(State(s): State<AppState>) -> Result<impl IntoResponse, Problem> {
-    let note = s.vault.audit_checkpoint().await?;
+    let note = s.vault.audit().checkpoint().await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note))
 }
 
@@ -46,7 +46,7 @@ pub struct PublicKey {
 #[utoipa::path(get, path = "/v1/audit/public-key", tag = "audit", responses((status = 200, body = PublicKey)))]
 pub async fn public_key(State(s): State<AppState>) -> Json<PublicKey> {
     Json(PublicKey {
-        verifier_key: s.vault.audit_verifier_key().to_owned(),
+        verifier_key: s.vault.audit().verifier_key().to_owned(),
     })
 }
 
@@ -83,7 +83,7 @@ pub async fn entries(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Entries>, Problem> {
     let (start, end) = (number(&q, "start")?, number(&q, "end")?);
-    let rows = s.vault.audit_entries(&p, start, end).await?;
+    let rows = s.vault.audit().entries(&p, start, end).await?;
     Ok(Json(Entries {
         entries: rows
             .into_iter()
@@ -120,7 +120,7 @@ pub async fn inclusion(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Proof>, Problem> {
     let (index, size) = (number(&q, "index")?, number(&q, "tree_size")?);
-    Ok(proof(s.vault.audit_inclusion(&p, index, size).await?))
+    Ok(proof(s.vault.audit().inclusion(&p, index, size).await?))
 }
 
 /// The consistency proof from the tree of `first` entries to that of `second`.
@@ -134,7 +134,7 @@ pub async fn consistency(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Proof>, Problem> {
     let (first, second) = (number(&q, "first")?, number(&q, "second")?);
-    Ok(proof(s.vault.audit_consistency(&p, first, second).await?))
+    Ok(proof(s.vault.audit().consistency(&p, first, second).await?))
 }
 
 /// One access to a customer's data, with its proof.
@@ -199,7 +199,11 @@ pub async fn access_log(
     if !(1..=500).contains(&limit) {
         return Err(Problem::invalid_parameter("limit", "must be 1 to 500"));
     }
-    let log = s.vault.access_log(&p, id, before, limit as u32).await?;
+    let log = s
+        .vault
+        .audit()
+        .access_log(&p, id, before, limit as u32)
+        .await?;
     let next_before = (log.entries.len() as u64 == limit)
         .then(|| log.entries.last().map(|e| e.entry.index))
         .flatten();

@@ -107,7 +107,7 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
         bar.set_position(end as u64);
     }
     bar.finish_and_clear();
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     eprintln!(
         "Loaded {customers} customers, {total_purchases} purchases in {:.0} s",
         t.elapsed().as_secs_f64()

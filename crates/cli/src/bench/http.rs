@@ -67,7 +67,7 @@ async fn prepare(dir: &Path, customers: usize) -> anyhow::Result<()> {
         rows.extend(ids.into_iter().zip(chunk));
         bar.inc(chunk.len() as u64);
     }
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     bar.finish_and_clear();
     let (_, token) = vault
         .create_token(

@@ -507,7 +507,7 @@ async fn bench_import(customers: usize, batch: usize) -> anyhow::Result<()> {
     })
     .await?;
     // Until every customer's creation is an entry of the Merkle log, not just in the outbox.
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     let sealed = t.elapsed().as_secs_f64();
     bar.finish_and_clear();
 
@@ -662,7 +662,7 @@ async fn bench_read(
     let (vault, operator, store, url) = temp_vault(dir.path()).await?;
     let data: Vec<NewCustomer> = (0..customers).map(generated).collect();
     crate::import::store_all(&vault, operator, data.clone(), 50_000, |_| {}).await?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     let pool = steward_store::sqlite::pool(&url).await?;
     plain_import(&pool, &data, None, 50_000).await?;
     let (_, token) = vault

@@ -195,7 +195,7 @@ pub(super) async fn bench_search(customers: usize, seconds: u64) -> anyhow::Resu
     eprintln!("Storing {customers} customers…");
     let started = std::time::Instant::now();
     crate::import::store_all(&vault, operator, data.clone(), 50_000, |_| {}).await?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     let stored = started.elapsed().as_secs_f64();
     let pool = steward_store::sqlite::pool(&url).await?;
     plain_import(&pool, &data, None, 50_000).await?;

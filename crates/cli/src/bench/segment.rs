@@ -195,7 +195,7 @@ pub async fn run(customers: usize, per_customer: usize, runs: usize) -> anyhow::
     // Every third customer consents.
     let chosen: Vec<CustomerId> = ids.iter().step_by(3).copied().collect();
     consents(&vault, &support, &chosen).await?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     eprintln!(
         "Loaded {customers} customers, {} purchases in {:.0} s",
         customers * per_customer,

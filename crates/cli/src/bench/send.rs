@@ -110,7 +110,7 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
     let (_, marketing) = vault
         .create_token(operator, "bench", TokenOwner::Role(Role::Marketing))
         .await?;
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     Ok(marketing.to_string())
 }
 

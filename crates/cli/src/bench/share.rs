@@ -152,7 +152,7 @@ pub async fn run(
             }
         }
     }
-    vault.flush_audit().await?;
+    vault.audit().flush().await?;
     for v in [&mut staff, &mut shared] {
         v.sort_by(f64::total_cmp);
     }

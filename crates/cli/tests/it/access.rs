@@ -750,7 +750,7 @@ async fn every_decision_is_recorded_before_data_leaves(db: TestDb) {
     let cid: steward_domain::CustomerId = w.customer.parse().unwrap();
     let count = || async { w.store.count_audit_entries(cid).await.unwrap() };
     // The customer's creation and purchases are entries too; have them in the log first.
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     let before = count().await;
     // An allowed read (masked), a denied read and a refused one each leave one record.
     assert_eq!(

@@ -173,7 +173,7 @@ async fn tokens_and_staff_come_to_an_end(db: TestDb) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // The operator at the command line: every token a line, one revoked.
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     drop((app, v));
     let (code, out, err) = crate::support::run(&["token", "list"], &db);
     assert_eq!(code, 0, "{err}");

@@ -393,7 +393,7 @@ async fn analysts_learn_totals_not_customers(db: TestDb) {
     assert_eq!(s, 403, "only the DPO sees everyone's budget");
 
     // Every release is an audit entry with the query's shape and ε, and no result.
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     let mut releases = Vec::new();
     let mut start = 0;

@@ -57,7 +57,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     )
     .await;
     // The writes so far (two tokens, the customer) are entries too; the reads follow them.
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let base = store.audit_size().await.unwrap();
     assert_eq!(base, 3, "token, token, customer");
     for purpose in ["service", "order_fulfilment", "analytics"] {
@@ -213,7 +213,7 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
         false,
     )
     .await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let (_, _, key) = oneshot(&r, None, "GET", "/v1/audit/public-key", None, None, &[]).await;
     let verifier = NoteVerifier::parse(key["verifier_key"].as_str().unwrap()).unwrap();
     // Alma's entries: her creation (just before `base`) and her seven reads.
@@ -330,8 +330,8 @@ async fn audit_log_proves_what_it_holds(db: TestDb) {
     // The binary recomputes everything and agrees, without the master key.
     // Everything written so far in the log and signed: 3 + 7 reads + Otto + his read + a token,
     // and the four reads of access logs (each an entry since issue 15, finding 10).
-    v.flush_audit().await.unwrap();
-    v.audit_checkpoint().await.unwrap();
+    v.audit().flush().await.unwrap();
+    v.audit().checkpoint().await.unwrap();
     drop(v);
     std::fs::rename(db.key_file(), db.dir.path().join("elsewhere.key")).unwrap();
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
@@ -547,7 +547,7 @@ async fn every_write_is_an_entry(db: TestDb) {
     let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
     let manager = token(&v, TokenOwner::Role(Role::StoreManager)).await;
     let r = steward_api::router(v.clone());
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let start = store.audit_size().await.unwrap();
     let ok = |s: StatusCode, body: &Value| assert!(s.is_success(), "{s} {body}");
     let (s, outlet) = call(
@@ -625,7 +625,7 @@ async fn every_write_is_an_entry(db: TestDb) {
         let (s, b) = call(&r, t, method, &uri, Some(body), false).await;
         ok(s, &b);
     }
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let end = store.audit_size().await.unwrap();
     let entries = store.audit_entries(start, end).await.unwrap();
     let leaves: Vec<steward_domain::AuditLeaf> = entries
@@ -667,7 +667,7 @@ async fn every_write_is_an_entry(db: TestDb) {
             assert!(!text.contains(value), "{value} in {text}");
         }
     }
-    let report = steward_service::verify_log(&store, v.audit_verifier_key(), |_, _| {})
+    let report = steward_service::verify_log(&store, v.audit().verifier_key(), |_, _| {})
         .await
         .unwrap();
     assert_eq!(report.first_bad, None);
@@ -683,7 +683,7 @@ async fn operator_actions_are_entries(db: TestDb) {
     let (code, o, e) = crate::support::run(&["keys", "rotate"], &db);
     assert_eq!(code, 0, "{o}{e}");
     let (v, _, store) = db.open().await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     let actions: Vec<(String, String)> = store
         .audit_entries(0, size)
@@ -708,7 +708,7 @@ async fn operator_actions_are_entries(db: TestDb) {
     let server = crate::support::Server::start(&db, &[], &[]);
     drop(server);
     let v = db.vault().await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     let entries = store.audit_entries(0, size).await.unwrap();
     let policy = entries
@@ -730,7 +730,7 @@ async fn rows_below_the_old_watermark_are_not_appended_again() {
     use sqlx::Row;
     let db = crate::support::TestDb::new(crate::support::Kind::Postgres).await;
     let (v, op, _) = db.open().await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let raw = db.raw().await;
     let before: i64 = sqlx::query("SELECT size FROM audit_head")
         .fetch_one(&raw)
@@ -751,7 +751,7 @@ async fn rows_below_the_old_watermark_are_not_appended_again() {
         .create_outlet(op.into(), "After the upgrade")
         .await
         .unwrap();
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let actions: Vec<String> =
         sqlx::query("SELECT action FROM audit_entries WHERE idx >= $1 ORDER BY idx")
             .bind(before)
@@ -796,7 +796,7 @@ async fn ranges_read_the_stored_columns_exactly(db: TestDb) {
                 .unwrap();
         }
     }
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     assert!(size >= 2_200, "{size}");
     let raw: Vec<RawEntry> = sqlx::query(
@@ -841,7 +841,7 @@ async fn the_export_is_an_entry_per_customer(db: TestDb) {
                 .unwrap(),
         );
     }
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let before = store.audit_size().await.unwrap();
     drop(v);
     let out = db.dir.path().join("everything.jsonl");
@@ -853,7 +853,7 @@ async fn the_export_is_an_entry_per_customer(db: TestDb) {
     assert_eq!(code, 0, "{o}{e}");
 
     let (v, _, store) = db.open().await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     let exports: Vec<steward_domain::AuditLeaf> = store
         .audit_entries(before, size)
@@ -893,7 +893,7 @@ async fn an_export_the_policy_refuses_fails() {
     v.create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap();
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     drop(v);
     let without = steward_policy::DEFAULT_POLICIES
         .split("@id(\"operator\")")
@@ -951,7 +951,7 @@ async fn indexed_and_stopped() -> (TestDb, i64) {
         .create_outlet(op.into(), "Before")
         .await
         .unwrap();
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap() as i64;
     assert_eq!(indexed_to(&db, size).await, size);
     drop(v);
@@ -1025,7 +1025,7 @@ async fn the_index_is_built_apart_from_the_writer(db: TestDb) {
         )
         .await;
     }
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap() as i64;
     assert_eq!(
         indexed_to(&db, size).await,
@@ -1079,7 +1079,7 @@ async fn an_index_past_the_log_is_rebuilt() {
         .create_outlet(op.into(), "After the restore")
         .await
         .unwrap();
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap() as i64;
     assert_eq!(
         indexed_to(&db, size).await,

@@ -236,7 +236,7 @@ fn staff_journey_in_a_real_browser() {
             ),
         )
         .await;
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
         (db, customer)
     });
     let server = Server::start(&db, &[], &[]);
@@ -454,7 +454,7 @@ fn portal_stage(who: (&str, &str, &str), with_dpo: bool) -> PortalStage {
                 .await
                 .unwrap();
         }
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
         (db, customer)
     });
     let mail = db.dir.path().join("mail.txt");

@@ -59,7 +59,7 @@ fn stage_with_staff(
             .await;
             ids.push(id.to_string());
         }
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
         (db, staff_ids, ids)
     })
 }
@@ -249,7 +249,7 @@ fn the_dpo_reads_a_reason_fulfils_an_erasure_and_publishes_the_notice() {
             break_glass: true,
         };
         vault.read_customer(&access, customer).await.unwrap();
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
     });
     let server = Server::start(&db, &[], &[]);
     let base = format!("http://{}", server.addr);
@@ -370,7 +370,7 @@ fn a_marketer_composes_previews_and_sends_a_campaign_and_sees_only_counts() {
                 .await
                 .unwrap();
         }
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
     });
     let outbox = tempfile::tempdir().unwrap();
     let mail = outbox.path().join("mail.txt");
@@ -534,7 +534,7 @@ fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
         .unwrap();
         let survey = vault.create_survey(&marketing, input).await.unwrap();
         vault.send_survey(&marketing, survey.id).await.unwrap();
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
         (db, survey.id)
     });
     let mail = db.dir.path().join("mail.txt");
@@ -614,7 +614,7 @@ fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers(
             .create_segment(&marketing, "Everyone", &json!({"all": []}))
             .await
             .unwrap();
-        vault.flush_audit().await.unwrap();
+        vault.audit().flush().await.unwrap();
         db
     });
     let server = Server::start(&db, &[], &[]);

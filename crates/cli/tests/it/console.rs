@@ -395,7 +395,7 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         .record_consent(&dpo, customer, &consent)
         .await
         .unwrap();
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
 
     let app = steward_api::router(vault.clone());
     let cookie = format!("steward_session={}", session.token.as_str());

@@ -222,10 +222,10 @@ async fn console_forms_by_role(db: TestDb) {
                 (restricted, when_restricted(form)),
             ] {
                 let path = format!("/console/customers/{whose}/{form}");
-                vault.flush_audit().await.unwrap();
+                vault.audit().flush().await.unwrap();
                 let before = store.count_audit_entries(whose).await.unwrap();
                 let (got, _, page) = send(&app, "POST", &path, Some(&session), Some(&body)).await;
-                vault.flush_audit().await.unwrap();
+                vault.audit().flush().await.unwrap();
                 let after = store.count_audit_entries(whose).await.unwrap();
                 // An act leaves its entry about the customer; a refused write leaves none. A
                 // read is recorded whatever its outcome, and so is a message (a use of the

@@ -234,7 +234,7 @@ async fn erasure_shreds_at_once_and_leaves_a_disposal_record(db: TestDb) {
     }
 
     // The disposal record: in the audit log, naming what was destroyed and how, by whom.
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let raw = db.raw_log().await;
     let leaves: Vec<Value> = sqlx::query("SELECT leaf FROM audit_entries WHERE action = 'erase'")
         .fetch_all(&raw)
@@ -356,7 +356,7 @@ async fn a_legal_hold_blocks_erasure_until_lifted(db: TestDb) {
     // The refused erasure was voided in the journal: a replay erases nothing more, and the
     // hold and its lifting are on the record.
     assert_eq!(v.replay_erasures().await.unwrap(), 0);
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let raw = db.raw_log().await;
     let actions: Vec<String> = sqlx::query(
         "SELECT action FROM audit_entries WHERE action LIKE 'legal_hold%' ORDER BY idx",
@@ -402,7 +402,7 @@ async fn a_restored_backup_does_not_bring_an_erased_customer_back() {
     )
     .await;
     let (keys, macs) = key_material(&db, &gone).await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     drop(router);
     drop(v);
 

@@ -497,7 +497,7 @@ async fn portal_code_tries_are_atomic(db: TestDb) {
         w.vault.portal_sign_in(challenge, &code).await.is_err(),
         "the right code still worked after {TOGETHER} wrong ones sent together"
     );
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     let leaves: Vec<Vec<u8>> =
         sqlx::query_scalar("SELECT leaf FROM audit_entries WHERE action = 'portal.sign_in'")
             .fetch_all(&db.raw_log().await)
@@ -930,7 +930,7 @@ async fn an_address_is_nobody_elses(db: TestDb) {
 
 /// The actions of the audit log's entries, in order.
 async fn actions(db: &TestDb, w: &World) -> Vec<String> {
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     let leaves: Vec<Vec<u8>> = sqlx::query_scalar("SELECT leaf FROM audit_entries ORDER BY idx")
         .fetch_all(&db.raw_log().await)
         .await

@@ -238,7 +238,7 @@ async fn a_duplicate_is_merged_into_the_survivor_and_shredded(db: TestDb) {
         .try_get(0)
         .unwrap();
     assert_eq!(erased, 1);
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
     // The survivor's access log shows the merge (the other's is gone with it).
     let (_, log) = call(

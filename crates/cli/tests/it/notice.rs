@@ -241,7 +241,7 @@ async fn reads_wait_for_the_confidentiality_notice_to_be_acknowledged(db: TestDb
     );
 
     // Each acknowledgement is an audit entry.
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let acks: i64 = sqlx::query("SELECT COUNT(*) FROM audit_entries WHERE action = 'acknowledge'")
         .fetch_one(&db.raw_log().await)
         .await

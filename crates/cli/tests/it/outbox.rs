@@ -20,7 +20,7 @@ async fn a_drain_mark_past_every_number_fails_verify() {
             .create_outlet(op.into(), "Before")
             .await
             .unwrap();
-        v.flush_audit().await.unwrap();
+        v.audit().flush().await.unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (code, out, err) = run(&["audit", "verify"], &db);
@@ -66,7 +66,7 @@ async fn pending(raw: &sqlx::AnyPool) -> Vec<(i64, String)> {
 async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) {
     {
         let (v, _, _) = db.open().await;
-        v.flush_audit().await.unwrap();
+        v.audit().flush().await.unwrap();
     }
     // The writer holds the vault weakly: give its last drain time to end.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -165,7 +165,7 @@ async fn a_pending_entry_changed_while_stopped_is_found_and_refused(db: TestDb) 
     // keeps the refused rows as they were.
     drop(store);
     let (v, _, _) = db.open().await;
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     let appended: Vec<(String, Vec<u8>)> =
         sqlx::query("SELECT action, leaf FROM audit_entries WHERE idx >= $1 ORDER BY idx")
             .bind(size)

@@ -220,7 +220,7 @@ async fn texts_are_examined_before_they_are_stored(db: TestDb) {
     let _ = marketing;
 
     // Nothing of the text reached the audit log (entries name actions, never values).
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let log = db.raw_log().await;
     let leaves: Vec<Vec<u8>> = sqlx::query_scalar("SELECT leaf FROM audit_entries")
         .fetch_all(&log)

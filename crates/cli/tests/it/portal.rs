@@ -415,7 +415,7 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
     assert!(!log.contains("Older entries"), "a short log has one page");
     // A long one pages: 250 more reads (refused now, and recorded all the same).
     assert_eq!(marketing_reads(&vault, customer, 250).await, [false; 250]);
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let (_, _, first) = send(&app, "GET", "/portal/access-log", Some(&session), None).await;
     assert_eq!(check_proofs(&vault, &first), 200);
     let at = first
@@ -481,7 +481,7 @@ async fn portal_sign_in_consents_export_and_erasure(db: TestDb) {
     assert_eq!(mail.0.lock().unwrap().len(), 1);
 
     // No personal value in the audit log, and the customer's own steps are there as `subject`.
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     let entries = store.audit_entries(0, size).await.unwrap();
     let text: String = entries
@@ -542,7 +542,7 @@ fn check_proofs(vault: &Vault, page: &str) -> usize {
         from[at..].split('"').next().unwrap().to_owned()
     };
     let note = String::from_utf8(STANDARD.decode(attr(page, "data-checkpoint")).unwrap()).unwrap();
-    let verifier = steward_crypto::NoteVerifier::parse(vault.audit_verifier_key()).unwrap();
+    let verifier = steward_crypto::NoteVerifier::parse(vault.audit().verifier_key()).unwrap();
     let text = verifier.open(&note).expect("a signed head");
     let head = steward_crypto::Checkpoint::parse(text).unwrap();
     let mut n = 0;

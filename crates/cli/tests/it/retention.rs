@@ -93,7 +93,7 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
     v.set_legal_hold(op.into(), held, Some("CASE-7"))
         .await
         .unwrap();
-    v.flush_audit().await.unwrap();
+    v.audit().flush().await.unwrap();
     drop(v);
 
     // Past the longest purposes: messages 1,095 days (service), purchases and profiles 2,555.

@@ -97,7 +97,7 @@ async fn customers_are_found_by_name_outlet_and_tier(db: TestDb) {
     // Under a purpose resting on consent, customers who have not consented are passed over
     // unread: not listed, and no refusal about them is recorded.
     let marketing = token(&w.vault, TokenOwner::Role(Role::Marketing)).await;
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     let entries = || async {
         use sqlx::Row;
         sqlx::query("SELECT COUNT(*) FROM audit_entries")
@@ -121,7 +121,7 @@ async fn customers_are_found_by_name_outlet_and_tier(db: TestDb) {
         (StatusCode::OK, Vec::<String>::new()),
         "{page}"
     );
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     assert_eq!(
         entries().await,
         before,

@@ -98,14 +98,14 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
 
     // Under personalisation: the eleven who consented, not the twelfth.
     let audit_before = {
-        w.vault.flush_audit().await.unwrap();
+        w.vault.audit().flush().await.unwrap();
         w.store.audit_size().await.unwrap()
     };
     let (s, p) = size(watches.clone(), "personalisation").await;
     assert_eq!((s, &p["size"]), (StatusCode::OK, &json!(11)), "{p}");
     assert_eq!(p["purpose"], "personalisation");
     // One audit entry for the evaluation, not one per customer; it says what was used.
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     assert_eq!(w.store.audit_size().await.unwrap(), audit_before + 1);
     let dpo = token(&w.vault, TokenOwner::Role(Role::Dpo)).await;
     let (s, page) = call(
@@ -277,11 +277,11 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     // Marketing may not size under a purpose it may not declare; the refusal is recorded.
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     let before = w.store.audit_size().await.unwrap();
     let (s, p) = size(watches, "service").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{p}");
-    w.vault.flush_audit().await.unwrap();
+    w.vault.audit().flush().await.unwrap();
     assert_eq!(w.store.audit_size().await.unwrap(), before + 1);
 
     // A caller sizes at most 60 segments an hour; past it they are refused and the DPO alerted.

@@ -596,7 +596,7 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         .unwrap();
     assert_eq!(parcel_row["agreement_id"], fulfilment.as_str());
     assert_eq!(parcel_row["purpose"], "order_fulfilment");
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let (s, log) = call(
         &app,
         &dpo,

@@ -170,7 +170,7 @@ async fn staff_sign_in_and_out(db: TestDb) {
     assert_eq!(sessions().await, 1);
 
     // Every attempt is in the audit log, and nothing there spells the login or the password.
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let all = leaves(&db).await;
     let of = |action: &str, outcome: &str| {
         all.iter()

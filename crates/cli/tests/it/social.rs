@@ -195,7 +195,7 @@ async fn events_are_kept_only_for_consenting_customers(db: TestDb) {
     );
 
     // Nothing of the dropped events, the coordinates or the street, and no handle in clear.
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let forms: Vec<String> = [
         dropped_text,
         "nobody.here",

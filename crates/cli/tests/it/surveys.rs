@@ -251,7 +251,7 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     assert_eq!(s, StatusCode::FORBIDDEN, "{refused}");
 
     // Answers, with no credentials; none of them writes to the audit log.
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     let audit_before = store.audit_size().await.unwrap();
     let answers_of = |i: usize| json!([i % 5 + 1, i % 3]);
     for (i, t) in tokens.iter().enumerate().take(9) {
@@ -307,7 +307,7 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     assert_eq!((s, v["field"].as_str()), (403, Some("signature")), "{v}");
     let (s, v) = answer(&app, &survey, &tokens[1], json!([0, 1])).await;
     assert_eq!((s, v["field"].as_str()), (422, Some("answers[0]")), "{v}");
-    vault.flush_audit().await.unwrap();
+    vault.audit().flush().await.unwrap();
     assert_eq!(
         store.audit_size().await.unwrap(),
         audit_before,

@@ -343,14 +343,14 @@ async fn audit_verify_detects_every_tampering(db: TestDb) {
         )
         .await;
         if i % 7 == 0 {
-            v.audit_checkpoint().await.unwrap();
+            v.audit().checkpoint().await.unwrap();
         }
     }
-    v.audit_checkpoint().await.unwrap();
-    v.flush_audit().await.unwrap();
+    v.audit().checkpoint().await.unwrap();
+    v.audit().flush().await.unwrap();
     let size = store.audit_size().await.unwrap();
     assert_eq!(store.index_audit(1000).await.unwrap(), size);
-    let key = v.audit_verifier_key().to_owned();
+    let key = v.audit().verifier_key().to_owned();
     let store = store.clone();
     let verify = || async {
         steward_service::verify_log(&store, &key, |_, _| {})
