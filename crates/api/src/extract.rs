@@ -56,7 +56,7 @@ pub(crate) async fn authenticate(
     token: &str,
     addr: Option<std::net::IpAddr>,
 ) -> Result<Option<Principal>, Problem> {
-    let found = under_brake(state, addr, state.vault.authenticate(token)).await?;
+    let found = under_brake(state, addr, state.vault.identity().authenticate(token)).await?;
     if let Some(p) = &found {
         state
             .limits

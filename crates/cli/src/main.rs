@@ -354,6 +354,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let (vault, operator) = open::vault(&store).await?;
             let (id, token) = vault
+                .identity()
                 .create_token(operator.acting("token create"), &name, owner)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -367,6 +368,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             open::init_logging(false);
             let (vault, operator) = open::vault(&store).await?;
             let tokens = vault
+                .identity()
                 .list_tokens(operator.acting("token list").into())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -395,6 +397,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 id.parse().map_err(|_| anyhow::anyhow!("not a token id"))?;
             let (vault, operator) = open::vault(&store).await?;
             vault
+                .identity()
                 .revoke_token(operator.acting("token revoke").into(), id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

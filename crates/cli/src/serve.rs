@@ -168,7 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The operator's capability stays here: the HTTP API is given the vault alone.
     let (vault, operator) = open::vault_creating(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
-    vault.set_session_minutes(args.session_minutes);
+    vault.identity().set_session_minutes(args.session_minutes);
     vault.set_segment_threshold(operator, args.segment_threshold);
     vault.set_segment_evaluations_per_hour(operator, args.segment_evaluations_per_hour);
     // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so
@@ -350,6 +350,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let admin = vault
+            .identity()
             .create_token(
                 operator.acting("token create"),
                 "demo-admin",
@@ -358,6 +359,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await?
             .1;
         let support = vault
+            .identity()
             .create_token(
                 operator.acting("token create"),
                 "demo-support",

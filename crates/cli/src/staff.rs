@@ -39,6 +39,7 @@ pub async fn password(args: PasswordArgs) -> anyhow::Result<ExitCode> {
     let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     let (vault, operator) = open::vault(&args.store).await?;
     vault
+        .identity()
         .set_staff_password(
             operator.acting("staff password"),
             staff,

@@ -100,7 +100,7 @@ impl Hearing {
         self.0.load(Ordering::Acquire)
     }
 
-    fn set(&self, on: bool) {
+    pub(crate) fn set(&self, on: bool) {
         self.0.store(on, Ordering::Release);
     }
 }
@@ -167,28 +167,6 @@ impl Vault {
     /// Tells the other servers of a committed change (see [`Announcer::announce`]).
     pub(crate) async fn announce(&self, change: Change) {
         self.inner.announcer.announce(change).await;
-    }
-
-    /// Runs `write` (a revocation's transaction) and then drops what this server kept and tells
-    /// the others, all in a task of its own: a request cut off at its deadline while `write`
-    /// commits cannot stop between the commit and the word. `write` answers its result and
-    /// whether `change` happened.
-    pub(crate) async fn revoke_and_tell<T: Send + 'static>(
-        &self,
-        change: Change,
-        write: impl std::future::Future<Output = steward_store::StoreResult<(T, bool)>> + Send + 'static,
-    ) -> crate::error::ServiceResult<T> {
-        let vault = self.clone();
-        let done = tokio::spawn(async move {
-            let (out, changed) = write.await?;
-            if changed {
-                vault.apply(change).await;
-                vault.announce(change).await;
-            }
-            Ok::<T, crate::error::ServiceError>(out)
-        });
-        done.await
-            .map_err(|_| crate::error::ServiceError::WrongState("the change was interrupted"))?
     }
 
     /// Starts listening to the other servers (PostgreSQL), until the vault is dropped.
@@ -270,11 +248,10 @@ async fn forget_everything(weak: &Weak<Inner>) -> bool {
 
 impl Vault {
     async fn apply(&self, change: Change) {
-        let tokens = &self.inner.tokens;
         match change {
-            Change::Token(id) => tokens.forget(id),
-            Change::Staff(id) => tokens.forget_all_of(id),
-            Change::Sessions(id) => tokens.forget_staff(id, crate::sign_in::SESSION_TOKEN_NAME),
+            Change::Token(_) | Change::Staff(_) | Change::Sessions(_) => {
+                self.inner.identity.forget(change)
+            }
             Change::Registry => self.reload_registry().await,
             Change::Brake(key, until) => self.inner.heard.brake(key, until),
             Change::BulkRefused(key, until) => self.inner.heard.refuse_bulk(key, until),
@@ -284,7 +261,7 @@ impl Vault {
     /// Drops every verified token (each is checked again at its next use) and re-reads the
     /// registry.
     async fn forget_all(&self) {
-        self.inner.tokens.forget_every();
+        self.inner.identity.forget_every();
         self.reload_registry().await;
     }
 

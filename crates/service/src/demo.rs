@@ -394,6 +394,7 @@ pub async fn logins(vault: &Vault, operator: Operator) -> ServiceResult<Vec<Demo
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let password = zeroize::Zeroizing::new(format!("demo-{hex}"));
         vault
+            .identity()
             .set_staff_password(operator, id, &login, password.clone())
             .await?;
         out.push(DemoLogin {

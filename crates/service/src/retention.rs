@@ -112,9 +112,7 @@ impl Vault {
         };
         // A day's grace, so that a session's last requests are still explained by its row.
         report.sessions = self
-            .inner
-            .stores
-            .identity
+            .identity()
             .dead_sessions(now - 86_400_000, !dry_run)
             .await?;
         // Portal codes and sessions, the customer's side of the same.

@@ -24,7 +24,7 @@ use lettre::message::{Mailbox, dkim};
 use steward_domain::campaign::{Placeholder, Template};
 use steward_domain::{CustomerId, DataCategory, DeliveryId, ProfileField, Purpose, Timestamp};
 use steward_policy::{ReadRequest, Subject};
-use steward_store::{CampaignRow, DeliveryState, Outcome, Sender};
+use steward_store::{CampaignRow, DeliveryState, Outcome};
 
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
@@ -435,46 +435,6 @@ impl Vault {
         Ok(())
     }
 
-    /// The sender's principal as it is now: a disabled staff member, or a service client whose
-    /// token is revoked or expired, sends nothing more. A staff member's campaign follows the
-    /// staff member, not the session or token it was started with (signing out does not stop it;
-    /// disabling them does).
-    pub(crate) async fn sender_principal(
-        &self,
-        sender: Option<Sender>,
-    ) -> ServiceResult<Option<Principal>> {
-        let Some(sender) = sender else {
-            return Ok(None);
-        };
-        let now = Timestamp::now().millis();
-        let (roles, outlets) = match sender.staff {
-            Some(staff) => match self.inner.stores.directory.get_staff(staff).await? {
-                Some(s) if s.disabled_at.is_none() => (
-                    s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
-                    s.outlet_ids,
-                ),
-                _ => return Ok(None),
-            },
-            None => match self.inner.stores.identity.get_token(sender.token).await? {
-                Some(t) if t.revoked_at.is_none() && t.expires_at.is_none_or(|e| e > now) => {
-                    match t.role.parse() {
-                        Ok(r) => (vec![r], vec![]),
-                        Err(_) => return Ok(None),
-                    }
-                }
-                _ => return Ok(None),
-            },
-        };
-        Ok(Some(Principal {
-            token_id: sender.token,
-            name: "campaign sender".to_owned(),
-            staff_id: sender.staff,
-            roles,
-            outlets,
-            recipient: None,
-        }))
-    }
-
     /// Decides and renders one batch of claimed deliveries: the refusals are settled, the
     /// messages to hand over returned.
     async fn prepare_batch(
@@ -499,7 +459,7 @@ impl Vault {
             .get("purpose", &campaign.purpose)
             .ok()
             .filter(|p| steward_domain::campaign::check_purpose(p).is_ok());
-        let principal = self.sender_principal(campaign.sender).await?;
+        let principal = self.identity().sender_principal(campaign.sender).await?;
         let (Some(purpose), Some(principal), Ok((subject, body))) =
             (purpose, principal, crate::campaigns::templates(campaign))
         else {

@@ -14,7 +14,7 @@ use steward_store::{DynStore, Lookup, SealedCustomer, StoredKey};
 use uuid::Uuid;
 
 use crate::Actor;
-use crate::auth::{Operator, TokenCache};
+use crate::auth::Operator;
 use crate::door::{About, entry};
 use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
@@ -98,7 +98,6 @@ pub(crate) struct Stores {
     pub(crate) directory: Arc<dyn steward_store::DirectoryStore>,
     pub(crate) consents: Arc<dyn steward_store::ConsentStore>,
     pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
-    pub(crate) identity: Arc<dyn steward_store::IdentityStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
     pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
@@ -122,7 +121,6 @@ impl Stores {
             directory: store.clone(),
             consents: store.clone(),
             alerts: store.clone(),
-            identity: store.clone(),
             portal: store.clone(),
             rights: store.clone(),
             erasure: store.clone(),
@@ -153,15 +151,15 @@ pub(crate) struct Inner {
     /// Tells the other servers of committed changes.
     pub(crate) announcer: Arc<crate::cluster::Announcer>,
     pub(crate) purposes: Arc<crate::purposes::Purposes>,
-    pub(crate) tokens: TokenCache,
+    /// Tokens, sessions, authentication.
+    pub(crate) identity: crate::identity::Identity,
     /// Whether this server hears the others' changes (see `cluster`).
-    pub(crate) hearing: crate::cluster::Hearing,
+    pub(crate) hearing: Arc<crate::cluster::Hearing>,
     /// Brakes and bulk refusals the other servers announced.
     pub(crate) heard: crate::shared_limits::Heard,
     /// The database's last answer to a readiness check, and when.
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) portal: crate::portal::PortalCache,
-    pub(crate) session_length: crate::sign_in::SessionLength,
     pub(crate) receipts: steward_crypto::ReceiptSigner,
     pub(crate) bulk: crate::BulkGuard,
     /// Where erasures are journalled before the database forgets (set by the opener).
@@ -195,6 +193,11 @@ impl Vault {
     /// The policy's decision and the audit entry (see [`crate::door`]).
     pub(crate) fn door(&self) -> &crate::door::Door {
         &self.inner.door
+    }
+
+    /// Tokens, sign-in sessions and authentication.
+    pub fn identity(&self) -> &crate::identity::Identity {
+        &self.inner.identity
     }
 
     /// The audit log: checkpoint, entries, proofs, access logs, search.
@@ -273,6 +276,9 @@ impl Vault {
             store.clone(),
         ));
         let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
+        let hearing = Arc::new(crate::cluster::Hearing::new(
+            store.backend() != steward_store::Backend::Postgres,
+        ));
         let directory = Arc::new(crate::directory::Directory::new(
             door.clone(),
             store.clone(),
@@ -295,19 +301,23 @@ impl Vault {
                 door: door.clone(),
                 directory,
                 directory_key,
-                announcer,
+                announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
                 keyring,
                 purposes,
-                tokens: TokenCache::default(),
+                identity: crate::identity::Identity::new(
+                    door.clone(),
+                    store.clone(),
+                    store.clone(),
+                    store.clone(),
+                    hearing.clone(),
+                    announcer.clone(),
+                ),
                 heard: Default::default(),
                 readiness: Default::default(),
-                hearing: crate::cluster::Hearing::new(
-                    store.backend() != steward_store::Backend::Postgres,
-                ),
+                hearing,
                 portal: crate::portal::PortalCache::default(),
-                session_length: Default::default(),
                 receipts,
                 bulk: crate::BulkGuard::default(),
                 journal: std::sync::OnceLock::new(),

@@ -107,7 +107,7 @@ async fn page(
         Vec::new()
     };
     let tokens = if may.tokens {
-        match s.vault.list_tokens(actor).await {
+        match s.vault.identity().list_tokens(actor).await {
             Ok(list) => list
                 .into_iter()
                 .map(|t| TokenRow {
@@ -302,6 +302,7 @@ pub(super) async fn set_disabled(
     let disable = f.get("disabled").map(String::as_str) == Some("true");
     match s
         .vault
+        .identity()
         .set_staff_disabled(Actor::Principal(&session.principal), id, disable)
         .await
     {
@@ -326,6 +327,7 @@ pub(super) async fn revoke_token(
     };
     match s
         .vault
+        .identity()
         .revoke_token(Actor::Principal(&session.principal), id)
         .await
     {

@@ -171,7 +171,7 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
         // `/v1` alone).
         Ok(SignedIn(principal.filter(|p| p.recipient().is_none()).map(
             |principal| {
-                let csrf = s.vault.session_csrf(&principal);
+                let csrf = s.vault.identity().session_csrf(&principal);
                 Session { principal, csrf }
             },
         )))
@@ -322,7 +322,7 @@ async fn sign_out(State(s): State<AppState>, SignedIn(session): SignedIn, body: 
     if !csrf_ok(&session, &form(&body)) {
         return refused_form(&session);
     }
-    if let Err(e) = s.vault.sign_out(&session.principal).await {
+    if let Err(e) = s.vault.identity().sign_out(&session.principal).await {
         return error_page(Some(&session), e.into());
     }
     let mut res = to_sign_in();

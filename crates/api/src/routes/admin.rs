@@ -179,6 +179,7 @@ pub async fn update_staff(
         return Err(ValidationError::new("body", "names no field to change").into());
     };
     s.vault
+        .identity()
         .set_staff_disabled(steward_service::Actor::Principal(&p), id, disabled)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -194,6 +195,7 @@ pub async fn list_tokens(
 ) -> Result<Json<Vec<TokenInfo>>, Problem> {
     Ok(Json(
         s.vault
+            .identity()
             .list_tokens(steward_service::Actor::Principal(&p))
             .await?,
     ))
@@ -211,6 +213,7 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, Problem> {
     let id: TokenId = path_id(&id)?;
     s.vault
+        .identity()
         .revoke_token(steward_service::Actor::Principal(&p), id)
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -82,7 +82,7 @@ pub(crate) async fn limited_sign_in(
         ),
         None => None,
     };
-    let session = s.vault.sign_in(login, password).await?;
+    let session = s.vault.identity().sign_in(login, password).await?;
     if let Some(r) = reserved {
         if session.is_none() {
             r.failed(now).await;
@@ -97,7 +97,7 @@ pub(crate) async fn limited_sign_in(
 #[utoipa::path(delete, path = "/v1/sessions/current", tag = "sessions",
     responses((status = 204), (status = 401, body = Problem)), security(("bearer" = [])))]
 pub async fn sign_out(State(s): State<AppState>, Auth(p): Auth) -> Result<StatusCode, Problem> {
-    s.vault.sign_out(&p).await?;
+    s.vault.identity().sign_out(&p).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -70,6 +70,7 @@ async fn prepare(dir: &Path, customers: usize) -> anyhow::Result<()> {
     vault.audit().flush().await?;
     bar.finish_and_clear();
     let (_, token) = vault
+        .identity()
         .create_token(
             operator,
             "bench-http",

@@ -13,9 +13,11 @@ pub async fn run(history: usize, runs: usize) -> anyhow::Result<()> {
     let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
     vault.use_erasure_journal(dir.path().join("erasures.journal"));
     let (_, token) = vault
+        .identity()
         .create_token(operator, "bench", TokenOwner::Role(Role::SupportAgent))
         .await?;
     let support = vault
+        .identity()
         .authenticate(&token)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the bench token does not authenticate"))?;

@@ -666,6 +666,7 @@ async fn bench_read(
     let pool = steward_store::sqlite::pool(&url).await?;
     plain_import(&pool, &data, None, 50_000).await?;
     let (_, token) = vault
+        .identity()
         .create_token(
             operator,
             "bench",

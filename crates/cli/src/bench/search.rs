@@ -204,6 +204,7 @@ pub(super) async fn bench_search(customers: usize, seconds: u64) -> anyhow::Resu
         .with_state(pool);
     let (plain_addr, plain_handle) = serve(plain).await?;
     let (_, token) = vault
+        .identity()
         .create_token(
             operator,
             "bench",

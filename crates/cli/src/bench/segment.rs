@@ -33,9 +33,11 @@ pub(super) async fn client(
     role: Role,
 ) -> anyhow::Result<Principal> {
     let (_, token) = vault
+        .identity()
         .create_token(operator, "bench", TokenOwner::Role(role))
         .await?;
     vault
+        .identity()
         .authenticate(&token)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the bench token does not authenticate"))

@@ -95,9 +95,14 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
         bar.set_position(end as u64);
     }
     let (_, support) = vault
+        .identity()
         .create_token(operator, "bench", TokenOwner::Role(Role::SupportAgent))
         .await?;
-    let support = vault.authenticate(&support).await?.context("bench token")?;
+    let support = vault
+        .identity()
+        .authenticate(&support)
+        .await?
+        .context("bench token")?;
     let grant = ConsentInput {
         purpose: "marketing_email".into(),
         action: ConsentAction::Grant,
@@ -108,6 +113,7 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
     }
     bar.finish_and_clear();
     let (_, marketing) = vault
+        .identity()
         .create_token(operator, "bench", TokenOwner::Role(Role::Marketing))
         .await?;
     vault.audit().flush().await?;

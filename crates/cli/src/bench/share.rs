@@ -119,9 +119,11 @@ pub async fn run(
         )
         .await?;
     let (_, token) = vault
+        .identity()
         .create_token(operator, "bench parcel", TokenOwner::Recipient(recipient))
         .await?;
     let parcel = vault
+        .identity()
         .authenticate(&token)
         .await?
         .ok_or_else(|| anyhow::anyhow!("the recipient's token does not authenticate"))?;

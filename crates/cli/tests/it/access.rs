@@ -46,7 +46,8 @@ pub(crate) async fn new_customer(router: &axum::Router, token: &str, body: Value
 }
 
 pub(crate) async fn token(v: &Vault, owner: TokenOwner) -> String {
-    v.create_token(crate::support::op(), "access-test", owner)
+    v.identity()
+        .create_token(crate::support::op(), "access-test", owner)
         .await
         .unwrap()
         .1

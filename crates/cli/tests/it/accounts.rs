@@ -36,6 +36,7 @@ async fn tokens_and_staff_come_to_an_end(db: TestDb) {
         .unwrap();
     let admin = token(&v, TokenOwner::Role(Role::Admin)).await;
     let (support_id, support) = v
+        .identity()
         .create_token(op, "till", TokenOwner::Role(Role::SupportAgent))
         .await
         .unwrap();
@@ -46,7 +47,8 @@ async fn tokens_and_staff_come_to_an_end(db: TestDb) {
         .await
         .unwrap();
     let password = "a long enough password";
-    v.set_staff_password(op, staff, "lea", zeroize::Zeroizing::new(password.into()))
+    v.identity()
+        .set_staff_password(op, staff, "lea", zeroize::Zeroizing::new(password.into()))
         .await
         .unwrap();
     let lea = token(&v, TokenOwner::Staff(staff)).await;

@@ -450,6 +450,7 @@ fn portal_stage(who: (&str, &str, &str), with_dpo: bool) -> PortalStage {
                 .unwrap();
             let password = zeroize::Zeroizing::new("protect the data 1".into());
             vault
+                .identity()
                 .set_staff_password(op, staff, "dana", password)
                 .await
                 .unwrap();

@@ -45,6 +45,7 @@ fn stage_with_staff(
             staff_ids.push(id.to_string());
             let login = name.split(' ').next().unwrap().to_lowercase();
             vault
+                .identity()
                 .set_staff_password(op, id, &login, zeroize::Zeroizing::new(PASSWORD.into()))
                 .await
                 .unwrap();
@@ -226,6 +227,7 @@ fn the_dpo_reads_a_reason_fulfils_an_erasure_and_publishes_the_notice() {
         let (vault, _, _) = db.open().await;
         let customer: steward_domain::CustomerId = customers[0].parse().unwrap();
         let dana = vault
+            .identity()
             .sign_in("dana", zeroize::Zeroizing::new(PASSWORD.into()))
             .await
             .unwrap()
@@ -237,6 +239,7 @@ fn the_dpo_reads_a_reason_fulfils_an_erasure_and_publishes_the_notice() {
             .await
             .unwrap();
         let mia = vault
+            .identity()
             .sign_in("mia", zeroize::Zeroizing::new(PASSWORD.into()))
             .await
             .unwrap()
@@ -516,10 +519,11 @@ fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
             vault.record_consent(&dpo, id, &consent).await.unwrap();
         }
         let (_, token) = vault
+            .identity()
             .create_token(op, "mk", steward_service::TokenOwner::Role(Role::Marketing))
             .await
             .unwrap();
-        let marketing = vault.authenticate(&token).await.unwrap().unwrap();
+        let marketing = vault.identity().authenticate(&token).await.unwrap().unwrap();
         let segment = vault
             .create_segment(&marketing, "Everyone", &json!({"all": []}))
             .await
@@ -583,15 +587,17 @@ fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers(
                 .unwrap();
             let login = name.split(' ').next().unwrap().to_lowercase();
             vault
+                .identity()
                 .set_staff_password(op, id, &login, zeroize::Zeroizing::new(PASSWORD.into()))
                 .await
                 .unwrap();
         }
         let (_, token) = vault
+            .identity()
             .create_token(op, "sa", steward_service::TokenOwner::Role(Role::SupportAgent))
             .await
             .unwrap();
-        let agent = vault.authenticate(&token).await.unwrap().unwrap();
+        let agent = vault.identity().authenticate(&token).await.unwrap().unwrap();
         for i in 0..11 {
             let id = operator_customer(
                 &vault,
@@ -606,10 +612,11 @@ fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers(
             vault.record_consent(&agent, id, &consent).await.unwrap();
         }
         let (_, token) = vault
+            .identity()
             .create_token(op, "mk", steward_service::TokenOwner::Role(Role::Marketing))
             .await
             .unwrap();
-        let marketing = vault.authenticate(&token).await.unwrap().unwrap();
+        let marketing = vault.identity().authenticate(&token).await.unwrap().unwrap();
         vault
             .create_segment(&marketing, "Everyone", &json!({"all": []}))
             .await
@@ -720,12 +727,14 @@ fn the_dpo_registers_a_recipient_and_an_agreement_and_sees_the_changes_sent() {
     rt.block_on(async {
         let (vault, op, _) = db.open().await;
         let dana = vault
+            .identity()
             .sign_in("dana", zeroize::Zeroizing::new(PASSWORD.into()))
             .await
             .unwrap()
             .unwrap();
         let recipient = vault.recipients(&dana.principal).await.unwrap()[0].id;
         let (_, token) = vault
+            .identity()
             .create_token(
                 op,
                 "parcel",
@@ -733,7 +742,12 @@ fn the_dpo_registers_a_recipient_and_an_agreement_and_sees_the_changes_sent() {
             )
             .await
             .unwrap();
-        let parcel = vault.authenticate(&token).await.unwrap().unwrap();
+        let parcel = vault
+            .identity()
+            .authenticate(&token)
+            .await
+            .unwrap()
+            .unwrap();
         let purpose = vault.purposes().get("purpose", "order_fulfilment").unwrap();
         let access = steward_service::Access {
             principal: &parcel,

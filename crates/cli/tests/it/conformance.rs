@@ -258,6 +258,7 @@ async fn activity_round_trip(db: TestDb) {
 async fn tokens(db: TestDb) {
     let (v, op, _) = db.open().await;
     let (id, token) = v
+        .identity()
         .create_token(
             op,
             "conformance",
@@ -265,7 +266,7 @@ async fn tokens(db: TestDb) {
         )
         .await
         .unwrap();
-    let p = v.authenticate(&token).await.unwrap().unwrap();
+    let p = v.identity().authenticate(&token).await.unwrap().unwrap();
     assert_eq!(
         (p.token_id(), p.roles().to_vec()),
         (id, vec![Role::SupportAgent])
@@ -274,11 +275,14 @@ async fn tokens(db: TestDb) {
     let mut forged = token.to_string();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    assert_eq!(v.authenticate(&forged).await.unwrap(), None);
+    assert_eq!(v.identity().authenticate(&forged).await.unwrap(), None);
     let fresh = db.vault().await;
-    assert_eq!(fresh.authenticate(&forged).await.unwrap(), None);
-    assert!(fresh.authenticate(&token).await.unwrap().is_some());
-    assert_eq!(v.authenticate("stw_nonsense").await.unwrap(), None);
+    assert_eq!(fresh.identity().authenticate(&forged).await.unwrap(), None);
+    assert!(fresh.identity().authenticate(&token).await.unwrap().is_some());
+    assert_eq!(
+        v.identity().authenticate("stw_nonsense").await.unwrap(),
+        None
+    );
     // The stored hash is an Argon2id PHC string that does not contain the secret.
     let raw = db.raw().await;
     let hash: String = sqlx::query("SELECT secret_hash FROM api_tokens")

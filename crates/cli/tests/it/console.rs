@@ -369,6 +369,7 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
     )
     .await;
     let session = vault
+        .identity()
         .sign_in("dana", zeroize::Zeroizing::new("protect the data 1".into()))
         .await
         .unwrap()
@@ -579,6 +580,7 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
     )
     .await;
     let other = vault
+        .identity()
         .sign_in(
             "sid",
             zeroize::Zeroizing::new("selling all day long".into()),

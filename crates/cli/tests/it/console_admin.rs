@@ -138,6 +138,7 @@ async fn the_directory_and_purposes_are_run_from_the_console(db: TestDb) {
 
     // A token listed and revoked: refused from the next request on.
     let (token_id, token) = vault
+        .identity()
         .create_token(op, "till 3", TokenOwner::Role(Role::SupportAgent))
         .await
         .unwrap();

@@ -204,6 +204,7 @@ async fn console_forms_by_role(db: TestDb) {
             .unwrap();
         let login = format!("door.{}", role.as_str().replace('_', "."));
         vault
+            .identity()
             .set_staff_password(op, staff, &login, zeroize::Zeroizing::new(password.into()))
             .await
             .unwrap();
@@ -673,6 +674,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
     vault.purposes().register(&dpo, texts).await.unwrap();
     let app = steward_api::router(vault.clone());
     let (_, dpo_token) = vault
+        .identity()
         .create_token(
             op,
             "door setup",
@@ -713,6 +715,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
             .await
             .unwrap();
         let (token, _) = vault
+            .identity()
             .create_token(
                 op,
                 "door target",
@@ -799,6 +802,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
             .unwrap();
         let login = format!("door.{}", role.as_str().replace('_', "."));
         vault
+            .identity()
             .set_staff_password(op, staff, &login, zeroize::Zeroizing::new(password.into()))
             .await
             .unwrap();

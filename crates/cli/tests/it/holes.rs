@@ -593,6 +593,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
         .id;
     let old = zeroize::Zeroizing::new("correct horse battery staple".to_owned());
     w.vault
+        .identity()
         .set_staff_password(crate::support::op(), alice, "alice.seller", old.clone())
         .await
         .unwrap();
@@ -600,6 +601,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
     for _ in 0..2 {
         let s = w
             .vault
+            .identity()
             .sign_in("alice.seller", old.clone())
             .await
             .unwrap()
@@ -612,6 +614,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
     }
     let new = zeroize::Zeroizing::new("a different and longer passphrase".to_owned());
     w.vault
+        .identity()
         .set_staff_password(crate::support::op(), alice, "alice.seller", new.clone())
         .await
         .unwrap();
@@ -636,6 +639,7 @@ async fn a_new_password_ends_the_sessions(db: TestDb) {
     assert_eq!(s, StatusCode::OK);
     assert!(
         w.vault
+            .identity()
             .sign_in("alice.seller", new)
             .await
             .unwrap()

@@ -25,6 +25,7 @@ impl Api {
         for role in [Role::SupportAgent, Role::Admin, Role::SalesAssociate] {
             tokens.push(
                 vault
+                    .identity()
                     .create_token(crate::support::op(), "http-test", TokenOwner::Role(role))
                     .await
                     .unwrap()

@@ -718,7 +718,8 @@ async fn authorisation_matrix(db: TestDb) {
     for role in Role::ALL {
         tokens.push((
             role,
-            v.create_token(op, "matrix", TokenOwner::Role(role))
+            v.identity()
+                .create_token(op, "matrix", TokenOwner::Role(role))
                 .await
                 .unwrap()
                 .1
@@ -907,6 +908,7 @@ async fn authorisation_matrix(db: TestDb) {
                 .replace("{pseudonym}", MATRIX_PSEUDONYM);
             if template.contains("{fresh_token}") {
                 let (fresh, _) = v
+                    .identity()
                     .create_token(op, "matrix fresh", TokenOwner::Role(Role::SupportAgent))
                     .await
                     .unwrap();
@@ -1042,7 +1044,8 @@ async fn recipient_matrix(db: TestDb) {
     let (v, op, store) = db.open().await;
     let router = steward_api::router(v.clone());
     let token = async |owner| {
-        v.create_token(op, "matrix", owner)
+        v.identity()
+            .create_token(op, "matrix", owner)
             .await
             .unwrap()
             .1

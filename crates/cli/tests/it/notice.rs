@@ -41,6 +41,7 @@ async fn reads_wait_for_the_confidentiality_notice_to_be_acknowledged(db: TestDb
     .await;
     let app = steward_api::router(vault.clone());
     let nat = vault
+        .identity()
         .sign_in("nat", zeroize::Zeroizing::new(password.into()))
         .await
         .unwrap()
@@ -349,6 +350,7 @@ async fn the_dpo_is_told_of_requests_alerts_and_deadlines(db: TestDb) {
         .unwrap();
     let password = "a long enough password";
     vault
+        .identity()
         .set_staff_password(
             op,
             staff,

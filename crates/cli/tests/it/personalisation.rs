@@ -134,14 +134,17 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
 
     let app = steward_api::router(vault.clone());
     let (_, marketing) = vault
+        .identity()
         .create_token(op, "mk", TokenOwner::Role(Role::Marketing))
         .await
         .unwrap();
     let (_, dpo) = vault
+        .identity()
         .create_token(op, "dpo", TokenOwner::Role(Role::Dpo))
         .await
         .unwrap();
     let (_, support) = vault
+        .identity()
         .create_token(op, "sa", TokenOwner::Role(Role::SupportAgent))
         .await
         .unwrap();

@@ -111,10 +111,16 @@ pub async fn consenting_customer(
         .await
         .unwrap();
     let (_, token) = vault
+        .identity()
         .create_token(op, "dpo", TokenOwner::Role(Role::Dpo))
         .await
         .unwrap();
-    let dpo = vault.authenticate(&token).await.unwrap().unwrap();
+    let dpo = vault
+        .identity()
+        .authenticate(&token)
+        .await
+        .unwrap()
+        .unwrap();
     for purpose in ["marketing_email", "personalisation"] {
         let consent: steward_domain::ConsentInput = serde_json::from_value(
             serde_json::json!({"purpose": purpose, "action": "grant", "source": "in_store"}),
@@ -132,6 +138,7 @@ pub async fn consenting_customer(
 /// each read was allowed (a refusal must name the purpose).
 async fn marketing_reads(vault: &Vault, customer: CustomerId, times: usize) -> Vec<bool> {
     let session = vault
+        .identity()
         .sign_in("mia", zeroize::Zeroizing::new("marketing pass 1".into()))
         .await
         .unwrap()

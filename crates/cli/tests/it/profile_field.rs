@@ -103,7 +103,8 @@ async fn preferred_language_end_to_end(db: TestDb) {
         .await
         .unwrap();
     let password = "a long enough password";
-    v.set_staff_password(op, staff, "lisa", zeroize::Zeroizing::new(password.into()))
+    v.identity()
+        .set_staff_password(op, staff, "lisa", zeroize::Zeroizing::new(password.into()))
         .await
         .unwrap();
     let (session, csrf) = crate::door::console_session(&router, "lisa", password).await;

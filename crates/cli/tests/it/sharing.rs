@@ -139,7 +139,14 @@ async fn a_recipient_reads_only_under_its_agreement(db: TestDb) {
         .unwrap();
     let bob = person("Bob Share", "bob.share@example.com", "+41 44 555 01 02").await;
     let cara = person("Cara Share", "cara.share@example.com", "+41 44 555 01 03").await;
-    let token = async |owner| vault.create_token(op, "t", owner).await.unwrap().1;
+    let token = async |owner| {
+        vault
+            .identity()
+            .create_token(op, "t", owner)
+            .await
+            .unwrap()
+            .1
+    };
     let dpo = token(TokenOwner::Role(Role::Dpo)).await;
     let agent = token(TokenOwner::Role(Role::SupportAgent)).await;
     // Ann consents to marketing e-mail; Bob and Cara do not.

@@ -587,10 +587,15 @@ pub async fn principal(
     role: steward_domain::Role,
 ) -> steward_service::Principal {
     let (_, token) = v
+        .identity()
         .create_token(op, "test client", steward_service::TokenOwner::Role(role))
         .await
         .expect("token");
-    v.authenticate(&token).await.expect("auth").expect("valid")
+    v.identity()
+        .authenticate(&token)
+        .await
+        .expect("auth")
+        .expect("valid")
 }
 
 /// A caller in `role` reading for `purpose`, as a request of the API would.
@@ -663,7 +668,8 @@ pub async fn staff_member(
         .create_staff(op.into(), name, &[role], outlets)
         .await
         .expect("staff");
-    v.set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
+    v.identity()
+        .set_staff_password(op, staff, login, zeroize::Zeroizing::new(password.into()))
         .await
         .expect("password");
     staff

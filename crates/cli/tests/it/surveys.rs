@@ -56,7 +56,12 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
         token(Role::Dpo).await,
         token(Role::SupportAgent).await,
     );
-    let agent = vault.authenticate(&support).await.unwrap().unwrap();
+    let agent = vault
+        .identity()
+        .authenticate(&support)
+        .await
+        .unwrap()
+        .unwrap();
     // Eleven customers who agreed to marketing e-mail; a twelfth who did not.
     let mut customers = Vec::new();
     for i in 0..12 {
@@ -421,7 +426,7 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
     assert!(!text.contains("answers\""), "{text}");
 
     // An erasure takes the invitation (that they were asked) and leaves the anonymous answers.
-    let dpo_p = vault.authenticate(&dpo).await.unwrap().unwrap();
+    let dpo_p = vault.identity().authenticate(&dpo).await.unwrap().unwrap();
     vault
         .erase_customer(Actor::Principal(&dpo_p), customers[0].0)
         .await

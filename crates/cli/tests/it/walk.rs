@@ -89,10 +89,12 @@ async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
             .unwrap();
         let login = format!("walk.{}", role.as_str().replace('_', "."));
         vault
+            .identity()
             .set_staff_password(op, id, &login, zeroize::Zeroizing::new(password.into()))
             .await
             .unwrap();
         let (_, token) = vault
+            .identity()
             .create_token(op, "walk", TokenOwner::Staff(id))
             .await
             .unwrap();

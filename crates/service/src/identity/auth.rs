@@ -8,8 +8,8 @@ use steward_domain::{CustomerId, OutletId, RecipientId, Role, StaffId, Timestamp
 use steward_store::TokenRow;
 use zeroize::Zeroizing;
 
-use crate::Vault;
 use crate::error::{ServiceError, ServiceResult};
+use crate::identity::Identity;
 
 /// An authenticated caller. Made only here, by checking a token or a password: no other crate
 /// can build a caller with roles of its choosing (the fields are readable, not writable, outside).
@@ -298,11 +298,11 @@ impl TokenCache {
     }
 }
 
-impl Vault {
+impl Identity {
     /// Records, off the request's path, that token `id` was used at `now` (at most once per re-check
     /// of its row, so every 30 seconds); a failure to record it is only logged.
     fn touch(&self, id: TokenId, now: i64) {
-        let store = self.inner.stores.identity.clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
             if let Err(e) = store.touch_token(id, now).await {
                 tracing::debug!(error = %e, "recording a token's last use failed");
@@ -337,7 +337,7 @@ impl Vault {
             }
             TokenOwner::Role(r) => (r.as_str(), None),
             TokenOwner::Recipient(r) => {
-                if self.inner.stores.sharing.recipient(r).await?.is_none() {
+                if self.recipients.recipient(r).await?.is_none() {
                     return Err(steward_domain::ValidationError::new(
                         "recipient",
                         "no such recipient",
@@ -348,7 +348,7 @@ impl Vault {
                 (Role::Recipient.as_str(), None)
             }
             TokenOwner::Staff(s) => {
-                match self.inner.stores.directory.get_staff(s).await? {
+                match self.staff.get_staff(s).await? {
                     None => {
                         return Err(steward_domain::ValidationError::new(
                             "staff",
@@ -397,11 +397,7 @@ impl Vault {
             &["token"],
             about,
         );
-        self.inner
-            .stores
-            .identity
-            .insert_token(&row, &[entry])
-            .await?;
+        self.store.insert_token(&row, &[entry]).await?;
         Ok((id, issued.token))
     }
 
@@ -414,35 +410,35 @@ impl Vault {
         let id = TokenId(uuid);
         let digest = TokenDigest::of(token);
         let now = Timestamp::now().millis();
-        let trusted = self.inner.hearing.trusted();
+        let trusted = self.hearing.trusted();
         // Decided under the read lock: on the hot path only the principal is cloned.
-        let stale = match settled(self.inner.tokens.remembered(id, &digest, now, trusted)) {
+        let stale = match settled(self.tokens.remembered(id, &digest, now, trusted)) {
             Ok(answer) => return Ok(answer),
             Err(stale) => stale,
         };
-        let turn = self.inner.tokens.turn(id);
+        let turn = self.tokens.turn(id);
         let _turn = turn.lock().await;
         // Whoever held the turn before may have verified this very token meanwhile.
         let stale = stale
-            || match settled(self.inner.tokens.remembered(id, &digest, now, trusted)) {
+            || match settled(self.tokens.remembered(id, &digest, now, trusted)) {
                 Ok(answer) => return Ok(answer),
                 Err(stale) => stale,
             };
         // Taken before the row is read: a forgetting after this (a revocation heard meanwhile)
         // keeps what is found below out of the cache.
-        let generation = self.inner.tokens.generation();
-        let Some(row) = self.inner.stores.identity.get_token(id).await? else {
-            self.inner.tokens.drop_found_invalid(id);
+        let generation = self.tokens.generation();
+        let Some(row) = self.store.get_token(id).await? else {
+            self.tokens.drop_found_invalid(id);
             return Ok(None);
         };
         if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now) {
-            self.inner.tokens.drop_found_invalid(id);
+            self.tokens.drop_found_invalid(id);
             return Ok(None);
         }
         // Known and still valid: the secret matched before, so no second Argon2 run.
         if stale
-            && let Ok(mut cache) = self.inner.tokens.verified.write()
-            && self.inner.tokens.generation() == generation
+            && let Ok(mut cache) = self.tokens.verified.write()
+            && self.tokens.generation() == generation
             && let Some(v) = cache.get_mut(&id)
         {
             v.checked = std::time::Instant::now();
@@ -459,7 +455,7 @@ impl Vault {
         }
         let (roles, outlets) = match row.staff_id {
             // A disabled staff member's tokens were revoked with them; refused here too.
-            Some(staff) => match self.inner.stores.directory.get_staff(staff).await? {
+            Some(staff) => match self.staff.get_staff(staff).await? {
                 Some(s) if s.disabled_at.is_none() => (
                     s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
                     s.outlet_ids,
@@ -487,8 +483,8 @@ impl Vault {
             outlets,
             recipient: row.recipient_id,
         };
-        if let Ok(mut cache) = self.inner.tokens.verified.write()
-            && self.inner.tokens.generation() == generation
+        if let Ok(mut cache) = self.tokens.verified.write()
+            && self.tokens.generation() == generation
         {
             cache.insert(
                 id,

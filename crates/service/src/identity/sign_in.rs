@@ -11,10 +11,10 @@ use steward_domain::{StaffId, Timestamp, TokenId, ValidationError};
 use steward_store::{CredentialRow, TokenRow};
 use zeroize::Zeroizing;
 
-use crate::Vault;
 use crate::auth::{Actor, Principal};
 use crate::door::{About, entry_with_outcome};
 use crate::error::{ServiceError, ServiceResult};
+use crate::identity::Identity;
 
 /// The shortest password accepted (NIST SP 800-63B asks for at least 8; staff see customer data).
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -67,11 +67,10 @@ fn normalise_login(raw: &str) -> Result<String, ValidationError> {
     }
 }
 
-impl Vault {
+impl Identity {
     /// Sets how long sign-in sessions last (at least one minute).
     pub fn set_session_minutes(&self, minutes: i64) {
-        self.inner
-            .session_length
+        self.session_length
             .0
             .store(minutes.max(1) * 60_000, Ordering::Relaxed);
     }
@@ -102,18 +101,11 @@ impl Vault {
         if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
             return Err(ValidationError::new("password", "must be 12 to 1024 characters").into());
         }
-        if self
-            .inner
-            .stores
-            .directory
-            .get_staff(staff)
-            .await?
-            .is_none()
-        {
+        if self.staff.get_staff(staff).await?.is_none() {
             return Err(ValidationError::new("staff", "no such staff member").into());
         }
         let mac = self.login_mac(&login);
-        if let Some(other) = self.inner.stores.identity.staff_credentials(&mac).await?
+        if let Some(other) = self.store.staff_credentials(&mac).await?
             && other.staff_id != staff
         {
             return Err(ServiceError::Conflict("login"));
@@ -139,7 +131,7 @@ impl Vault {
             updated_at: Timestamp::now().millis(),
         };
         // Sessions remembered here end now, and on every other server as it hears of it.
-        let store = self.inner.stores.identity.clone();
+        let store = self.store.clone();
         self.revoke_and_tell(crate::cluster::Change::Sessions(staff), async move {
             store
                 .set_staff_credentials(&row, SESSION_TOKEN_NAME, &[entry])
@@ -158,11 +150,7 @@ impl Vault {
     ) -> ServiceResult<Option<Session>> {
         let credentials = match normalise_login(login) {
             Ok(l) if password.chars().count() <= MAX_PASSWORD_CHARS => {
-                self.inner
-                    .stores
-                    .identity
-                    .staff_credentials(&self.login_mac(&l))
-                    .await?
+                self.store.staff_credentials(&self.login_mac(&l)).await?
             }
             _ => None,
         };
@@ -186,7 +174,7 @@ impl Vault {
                 return Ok(None);
             }
         };
-        let Some(staff_row) = self.inner.stores.directory.get_staff(staff).await? else {
+        let Some(staff_row) = self.staff.get_staff(staff).await? else {
             self.record_refused_sign_in(None).await?;
             return Ok(None);
         };
@@ -200,8 +188,7 @@ impl Vault {
             .await
             .map_err(|_| ServiceError::NotFound("token"))??;
         let now = Timestamp::now();
-        let expires_at =
-            Timestamp(now.millis() + self.inner.session_length.0.load(Ordering::Relaxed));
+        let expires_at = Timestamp(now.millis() + self.session_length.0.load(Ordering::Relaxed));
         let principal = Principal {
             token_id: id,
             name: SESSION_TOKEN_NAME.to_owned(),
@@ -237,11 +224,7 @@ impl Vault {
             last_used_at: None,
             recipient_id: None,
         };
-        self.inner
-            .stores
-            .identity
-            .insert_token(&row, &[entry])
-            .await?;
+        self.store.insert_token(&row, &[entry]).await?;
         Ok(Some(Session {
             token: issued.token,
             principal,
@@ -290,7 +273,7 @@ impl Vault {
                 purpose: None,
             },
         );
-        let (store, id) = (self.inner.stores.identity.clone(), principal.token_id);
+        let (store, id) = (self.store.clone(), principal.token_id);
         self.revoke_and_tell(crate::cluster::Change::Token(id), async move {
             store
                 .revoke_token(id, Timestamp::now().millis(), &[entry])

@@ -8,9 +8,10 @@ use steward_domain::{StaffId, Timestamp, TokenId};
 use steward_policy::Action;
 use steward_store::TokenRow;
 
+use crate::Actor;
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Vault};
+use crate::identity::Identity;
 
 /// An API token or sign-in session as listed: never its secret or hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -53,7 +54,7 @@ impl TokenInfo {
     }
 }
 
-impl Vault {
+impl Identity {
     /// Every API token and sign-in session, oldest first, if the policy lets `actor` manage
     /// tokens; the listing is an audit entry.
     pub async fn list_tokens(&self, actor: Actor<'_>) -> ServiceResult<Vec<TokenInfo>> {
@@ -64,7 +65,7 @@ impl Vault {
             .record_read(actor, "list_tokens", None, &["tokens"])
             .await?;
         let now = Timestamp::now().millis();
-        let rows = self.inner.stores.identity.list_tokens().await?;
+        let rows = self.store.list_tokens().await?;
         Ok(rows.into_iter().map(|r| TokenInfo::of(r, now)).collect())
     }
 
@@ -74,7 +75,7 @@ impl Vault {
         self.door()
             .authorize_actor(actor, Action::ManageTokens, None, false)
             .await?;
-        if self.inner.stores.identity.get_token(id).await?.is_none() {
+        if self.store.get_token(id).await?.is_none() {
             return Err(ServiceError::NotFound("token"));
         }
         let subject = id.to_string();
@@ -85,7 +86,7 @@ impl Vault {
         let entry = self
             .door()
             .write_entry_for(actor, "revoke_token", None, &["token"], about);
-        let store = self.inner.stores.identity.clone();
+        let store = self.store.clone();
         self.revoke_and_tell(crate::cluster::Change::Token(id), async move {
             store
                 .revoke_token(id, Timestamp::now().millis(), &[entry])
@@ -129,7 +130,7 @@ impl Vault {
             .door()
             .write_entry_for(actor, action, None, &["staff"], about);
         let at = disabled.then(|| Timestamp::now().millis());
-        let store = self.inner.stores.directory.clone();
+        let store = self.staff.clone();
         let found = self
             .revoke_and_tell(crate::cluster::Change::Staff(staff), async move {
                 // Enabling again forgets nothing: the old tokens stay revoked.
