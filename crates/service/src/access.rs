@@ -361,7 +361,7 @@ impl Vault {
         self.count_read(&access.flagged(), id).await?;
         // The ledger is read only when the purpose rests on consent.
         let consented = access.purpose.lawful_basis == LawfulBasis::Consent
-            && self.consent_active(id, &access.purpose.key).await?;
+            && self.consents().active(id, &access.purpose.key).await?;
         // Counted in visible characters: twenty zero-width spaces are no reason.
         let reason_length = access
             .reason

@@ -1,15 +1,21 @@
 //! The consent ledger: append-only grant and withdraw events.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use steward_crypto::ReceiptSigner;
 use steward_domain::{
     ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, CustomerId, Role,
     Timestamp, ValidationError,
 };
 use steward_policy::Action;
-use steward_store::ConsentRow;
+use steward_store::{ConsentRow, ConsentStore};
 
+use crate::door::Door;
 use crate::error::{ServiceError, ServiceResult};
+use crate::purposes::Purposes;
+use crate::sharing::Agreements;
 use crate::{Actor, Principal, Vault};
 
 fn event(r: ConsentRow) -> ConsentEvent {
@@ -27,27 +33,52 @@ fn event(r: ConsentRow) -> ConsentEvent {
     }
 }
 
-impl Vault {
+/// The consent ledger's context: append-only events, their signed receipts, the DPO's chart.
+/// What crosses contexts (a staff member's read of a ledger, counted by the bulk guard; a
+/// consent that moves personalisation's model) is the vault's, below.
+pub struct Consents {
+    door: Arc<Door>,
+    store: Arc<dyn ConsentStore>,
+    purposes: Arc<Purposes>,
+    /// Who each purpose is shared with: a receipt names them.
+    agreements: Arc<Agreements>,
+    receipts: ReceiptSigner,
+}
+
+impl Consents {
+    /// The ledger of one installation (made by the composition root).
+    pub(crate) fn new(
+        door: Arc<Door>,
+        store: Arc<dyn ConsentStore>,
+        purposes: Arc<Purposes>,
+        agreements: Arc<Agreements>,
+        receipts: ReceiptSigner,
+    ) -> Self {
+        Consents {
+            door,
+            store,
+            purposes,
+            agreements,
+            receipts,
+        }
+    }
+
     /// The consent state and history of a customer, without an authorization check.
-    pub(crate) async fn consent_ledger(&self, id: CustomerId) -> ServiceResult<ConsentState> {
-        let rows = self.inner.stores.consents.consents(id).await?;
+    pub(crate) async fn ledger(&self, id: CustomerId) -> ServiceResult<ConsentState> {
+        let rows = self.store.consents(id).await?;
         Ok(ConsentState::from_history(
             rows.into_iter().map(event).collect(),
         ))
     }
 
     /// Whether the customer's consent for `purpose` is active (the last event is a grant).
-    pub(crate) async fn consent_active(
-        &self,
-        id: CustomerId,
-        purpose: &str,
-    ) -> ServiceResult<bool> {
-        Ok(self.consent_ledger(id).await?.granted(purpose))
+    pub(crate) async fn active(&self, id: CustomerId, purpose: &str) -> ServiceResult<bool> {
+        Ok(self.ledger(id).await?.granted(purpose))
     }
 
     /// The public key that verifies consent receipts, as a JWK Set (RFC 7517, RFC 8037).
     pub fn receipt_jwks(&self) -> serde_json::Value {
-        let s = &self.inner.receipts;
+        let s = &self.receipts;
         serde_json::json!({"keys": [{
             "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
             "kid": s.kid(), "x": URL_SAFE_NO_PAD.encode(s.public_key()),
@@ -55,11 +86,11 @@ impl Vault {
     }
 
     /// A signed Kantara Consent Receipt (v1.1) for one ledger event: a compact JWS anyone can
-    /// verify offline with the key from [`Vault::receipt_jwks`]. It names the customer only by id.
+    /// verify offline with the key from [`Consents::receipt_jwks`]. It names the customer only by id.
     fn receipt(&self, e: &ConsentEvent) -> ServiceResult<String> {
-        let purpose = self.purposes().get("purpose", &e.purpose)?;
+        let purpose = self.purposes.get("purpose", &e.purpose)?;
         // The recipients the purpose is shared with under an agreement in force (issue 22).
-        let shared_with = self.shared_with(&e.purpose);
+        let shared_with = self.agreements.shared_with(&e.purpose);
         let mut shared = serde_json::json!({
             "purpose": purpose.notice_text,
             "purposeCategory": [purpose.data_use],
@@ -94,9 +125,51 @@ impl Vault {
             "stewardNoticeVersion": e.notice_version,
         });
         let payload = serde_json::to_vec(&claims).map_err(|_| ServiceError::Integrity)?;
-        Ok(self.inner.receipts.sign_compact(&payload))
+        Ok(self.receipts.sign_compact(&payload))
     }
 
+    /// Appends a consent event (the caller has authorised it) and signs its receipt.
+    pub(crate) async fn write(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        purpose: &steward_domain::Purpose,
+        input: &ConsentInput,
+    ) -> ServiceResult<(ConsentEvent, String)> {
+        if purpose.lawful_basis != steward_domain::LawfulBasis::Consent {
+            return Err(
+                ValidationError::new("purpose", "this purpose does not rest on consent").into(),
+            );
+        }
+        let row = ConsentRow {
+            id: uuid::Uuid::now_v7().as_bytes().to_vec(),
+            customer_id: id,
+            purpose: purpose.key.clone(),
+            action: input.action.as_str().to_owned(),
+            source: input.source.as_str().to_owned(),
+            notice_version: purpose.notice_version,
+            occurred_at: Timestamp::now().millis(),
+        };
+        let e = event(row.clone());
+        let receipt = self.receipt(&e)?;
+        let entry = self.door.write_entry_for(
+            actor,
+            &format!("consent_{}", input.action.as_str()),
+            Some(id),
+            &[],
+            crate::door::About {
+                subject: None,
+                purpose: Some(&purpose.key),
+            },
+        );
+        self.store
+            .insert_consent(&row, std::slice::from_ref(&entry))
+            .await?;
+        Ok((e, receipt))
+    }
+}
+
+impl Vault {
     /// Records a grant or withdrawal and returns the event with its signed receipt. Marketing may
     /// record withdrawals only.
     pub async fn record_consent(
@@ -140,7 +213,8 @@ impl Vault {
             .await
     }
 
-    /// Appends a consent event (the caller has authorised it) and signs its receipt.
+    /// Appends a consent event (the caller has authorised it) and signs its receipt;
+    /// personalisation's model follows the consent before this returns (issue 20).
     pub(crate) async fn write_consent(
         &self,
         actor: Actor<'_>,
@@ -148,47 +222,12 @@ impl Vault {
         purpose: &steward_domain::Purpose,
         input: &ConsentInput,
     ) -> ServiceResult<(ConsentEvent, String)> {
-        if purpose.lawful_basis != steward_domain::LawfulBasis::Consent {
-            return Err(
-                ValidationError::new("purpose", "this purpose does not rest on consent").into(),
-            );
-        }
-        let row = ConsentRow {
-            id: uuid::Uuid::now_v7().as_bytes().to_vec(),
-            customer_id: id,
-            purpose: purpose.key.clone(),
-            action: input.action.as_str().to_owned(),
-            source: input.source.as_str().to_owned(),
-            notice_version: purpose.notice_version,
-            occurred_at: Timestamp::now().millis(),
-        };
-        let e = event(row.clone());
-        let receipt = self.receipt(&e)?;
-        let entry = self.door().write_entry_for(
-            actor,
-            &format!("consent_{}", input.action.as_str()),
-            Some(id),
-            &[],
-            crate::door::About {
-                subject: None,
-                purpose: Some(&purpose.key),
-            },
-        );
-        let insert = async || {
-            Ok(self
-                .inner
-                .stores
-                .consents
-                .insert_consent(&row, std::slice::from_ref(&entry))
-                .await?)
-        };
-        // Personalisation's model follows the consent before this returns (issue 20).
+        let write = async || self.consents().write(actor, id, purpose, input).await;
         if purpose.key == crate::personalise::PURPOSE {
-            self.with_basket_moved(id, insert).await?;
+            self.with_basket_moved(id, write).await
         } else {
-            insert().await?;
+            write().await
         }
-        Ok((e, receipt))
     }
 
     /// Records the Global Privacy Control signal: withdraws every purpose of sale, sharing,
@@ -247,7 +286,7 @@ impl Vault {
                 &["consents"],
             )
             .await?;
-        self.consent_ledger(id).await
+        self.consents().ledger(id).await
     }
 }
 
@@ -303,18 +342,18 @@ pub fn consent_series(
     series
 }
 
-impl Vault {
+impl Consents {
     /// The DPO's chart: customers consenting per purpose at the end of each of the last `days`
     /// days.
-    pub async fn consent_chart(
+    pub async fn chart(
         &self,
         principal: &Principal,
         days: usize,
     ) -> ServiceResult<std::collections::BTreeMap<String, Vec<i64>>> {
-        self.door()
+        self.door
             .authorize(principal, Action::ReadAudit, None)
             .await?;
-        let events = self.inner.stores.consents.consent_timeline().await?;
+        let events = self.store.consent_timeline().await?;
         Ok(consent_series(&events, Timestamp::now(), days.max(1)))
     }
 }

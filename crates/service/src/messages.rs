@@ -68,7 +68,7 @@ impl Vault {
         self.count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
-            && self.consent_active(id, &purpose.key).await?;
+            && self.consents().active(id, &purpose.key).await?;
         let now = Timestamp::now();
         let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self.door().policy().decide_message(&req);
@@ -480,7 +480,11 @@ impl Vault {
             return false;
         };
         let consented = purpose.lawful_basis != LawfulBasis::Consent
-            || self.consent_active(id, &purpose.key).await.unwrap_or(false);
+            || self
+                .consents()
+                .active(id, &purpose.key)
+                .await
+                .unwrap_or(false);
         let now = Timestamp::now();
         self.inner.mail.get().is_some()
             && self.door().policy().decide_message(&self.plain_request(

@@ -347,7 +347,7 @@ impl Vault {
     /// processing not restricted.
     async fn contributes(&self, customer: CustomerId) -> ServiceResult<bool> {
         // Consent first: most customers stop there, and every purchase asks this.
-        if !self.consent_active(customer, PURPOSE).await? {
+        if !self.consents().active(customer, PURPOSE).await? {
             return Ok(false);
         }
         Ok(self
@@ -441,7 +441,7 @@ impl Vault {
         self.count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
-            && self.consent_active(id, &purpose.key).await?;
+            && self.consents().active(id, &purpose.key).await?;
         let now = Timestamp::now();
         let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self
@@ -529,7 +529,7 @@ impl Vault {
         sender: &Principal,
         id: CustomerId,
     ) -> ServiceResult<Option<String>> {
-        if !self.consent_active(id, PURPOSE).await? {
+        if !self.consents().active(id, PURPOSE).await? {
             return Ok(None);
         }
         let Ok(purpose) = self.purposes().get("purpose", PURPOSE) else {

@@ -395,7 +395,7 @@ impl Vault {
             self.get_customer(id),
             self.list_purchases(id, None, OVERVIEW_ROWS + 1),
             self.list_interactions(id, None, OVERVIEW_ROWS + 1),
-            self.consent_ledger(id),
+            self.consents().ledger(id),
         )?;
         let limit = OVERVIEW_ROWS as usize;
         let truncated = purchases.len() > limit || interactions.len() > limit;
@@ -451,7 +451,7 @@ impl Vault {
         s: &PortalSession,
     ) -> ServiceResult<Vec<(ConsentEvent, String)>> {
         let id = s.customer_id;
-        let state = self.consent_ledger(id).await?;
+        let state = self.consents().ledger(id).await?;
         let mut out = Vec::new();
         for p in self
             .purposes()

@@ -220,7 +220,7 @@ impl Vault {
         // A purpose resting on consent shows nothing of a customer who has not consented: they
         // are passed over here, unread and unrecorded, so a search is no oracle for them.
         if access.purpose.lawful_basis == steward_domain::LawfulBasis::Consent
-            && !self.consent_active(id, &access.purpose.key).await?
+            && !self.consents().active(id, &access.purpose.key).await?
         {
             return Ok(false);
         }
@@ -235,7 +235,7 @@ impl Vault {
                 )
                 .await
                 .is_err()
-                || !self.consent_active(id, key).await?)
+                || !self.consents().active(id, key).await?)
         {
             return Ok(false);
         }

@@ -547,7 +547,7 @@ impl Vault {
             return Ok(Err("erased"));
         };
         // Consent as it is now: a withdrawal since the campaign started is honoured.
-        let consented = self.consent_active(customer, &purpose.key).await?;
+        let consented = self.consents().active(customer, &purpose.key).await?;
         if !consented {
             return Ok(Err("consent"));
         }

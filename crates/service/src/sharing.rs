@@ -254,6 +254,28 @@ const SHARED_PURCHASES: u32 = 200;
 pub(crate) struct Agreements(RwLock<(Vec<AgreementRow>, Vec<RecipientRow>)>);
 
 impl Agreements {
+    /// The recipients a purpose is shared with now, by name: what a consent receipt names.
+    pub(crate) fn shared_with(&self, purpose: &str) -> Vec<String> {
+        let now = Timestamp::now().millis();
+        let Ok(all) = self.0.read() else {
+            return Vec::new();
+        };
+        let (agreements, recipients) = &*all;
+        let mut names: Vec<String> = recipients
+            .iter()
+            .filter(|r| {
+                agreements.iter().any(|a| {
+                    a.recipient_id == r.id
+                        && in_force(a, now)
+                        && a.purposes.iter().any(|p| p == purpose)
+                })
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Reads them (and the recipients' names) all again.
     pub(crate) async fn reload(
         &self,
@@ -632,28 +654,6 @@ impl Vault {
             .collect())
     }
 
-    /// The recipients a purpose is shared with now, by name: what a consent receipt names.
-    pub(crate) fn shared_with(&self, purpose: &str) -> Vec<String> {
-        let now = Timestamp::now().millis();
-        let Ok(all) = self.inner.agreements.0.read() else {
-            return Vec::new();
-        };
-        let (agreements, recipients) = &*all;
-        let mut names: Vec<String> = recipients
-            .iter()
-            .filter(|r| {
-                agreements.iter().any(|a| {
-                    a.recipient_id == r.id
-                        && in_force(a, now)
-                        && a.purposes.iter().any(|p| p == purpose)
-                })
-            })
-            .map(|r| r.name.clone())
-            .collect();
-        names.sort();
-        names
-    }
-
     /// After a recipient's read was decided and before anything leaves: records what goes to
     /// it, in one transaction with the checks that it still may (not erased, not restricted,
     /// consent active where the purpose needs it, the agreement in force). The reference the
@@ -812,7 +812,7 @@ impl Vault {
             return Ok(false);
         }
         Ok(access.purpose.lawful_basis != LawfulBasis::Consent
-            || self.consent_active(id, &access.purpose.key).await?)
+            || self.consents().active(id, &access.purpose.key).await?)
     }
 
     /// The shared record of customer `id`, read under its pseudonym.

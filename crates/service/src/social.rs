@@ -120,7 +120,7 @@ impl Vault {
             Err(crate::ServiceError::NotFound(_)) => return Ok(Ingested::Unknown),
             Err(e) => return Err(e),
         };
-        if facts.restricted || !self.consent_active(customer, SOCIAL_PURPOSE).await? {
+        if facts.restricted || !self.consents().active(customer, SOCIAL_PURPOSE).await? {
             return Ok(Ingested::NotConsented);
         }
         let (text, found) = crate::pii::screen(&event.text, purpose.pii_rule);

@@ -326,7 +326,7 @@ impl Vault {
                     }
                 }
             },
-            self.consent_ledger(id),
+            self.consents().ledger(id),
             self.profile_changes(id),
             async { self.audit().customer_leaves(id, since, USAGE_LIMIT).await },
             async {

@@ -475,7 +475,11 @@ impl Vault {
             });
         }
         if purpose.lawful_basis == steward_domain::LawfulBasis::Consent
-            && !self.consent_ledger(customer).await?.granted(&purpose.key)
+            && !self
+                .consents()
+                .ledger(customer)
+                .await?
+                .granted(&purpose.key)
         {
             return Err(ServiceError::Forbidden {
                 field: "survey",

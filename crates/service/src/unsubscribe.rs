@@ -58,7 +58,7 @@ impl Vault {
         // forwarded, a scanner that posts), it must not take the new consent back.
         if let Some(customer) = d.customer_id
             && d.unsubscribed_at.is_none()
-            && self.consent_active(customer, &purpose.key).await?
+            && self.consents().active(customer, &purpose.key).await?
         {
             let input = ConsentInput {
                 purpose: purpose.key.clone(),

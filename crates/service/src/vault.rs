@@ -96,7 +96,6 @@ pub(crate) struct Stores {
     pub(crate) customers: Arc<dyn steward_store::CustomerStore>,
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
     pub(crate) directory: Arc<dyn steward_store::DirectoryStore>,
-    pub(crate) consents: Arc<dyn steward_store::ConsentStore>,
     pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
@@ -119,7 +118,6 @@ impl Stores {
             customers: store.clone(),
             activity: store.clone(),
             directory: store.clone(),
-            consents: store.clone(),
             alerts: store.clone(),
             portal: store.clone(),
             rights: store.clone(),
@@ -160,7 +158,8 @@ pub(crate) struct Inner {
     /// The database's last answer to a readiness check, and when.
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) portal: crate::portal::PortalCache,
-    pub(crate) receipts: steward_crypto::ReceiptSigner,
+    /// The consent ledger.
+    pub(crate) consents: crate::consent::Consents,
     pub(crate) bulk: crate::BulkGuard,
     /// Where erasures are journalled before the database forgets (set by the opener).
     pub(crate) journal: std::sync::OnceLock<crate::erasure::Journal>,
@@ -184,7 +183,7 @@ pub(crate) struct Inner {
     /// Personalisation's co-purchase model.
     pub(crate) recommender: crate::personalise::Recommender,
     /// Every recipient's agreements, for the read path (issue 22).
-    pub(crate) agreements: crate::sharing::Agreements,
+    pub(crate) agreements: Arc<crate::sharing::Agreements>,
     /// Signs notifications to recipients; whether plain-http loopback receivers are allowed.
     pub(crate) webhooks: crate::webhooks::Webhooks,
 }
@@ -193,6 +192,12 @@ impl Vault {
     /// The policy's decision and the audit entry (see [`crate::door`]).
     pub(crate) fn door(&self) -> &crate::door::Door {
         &self.inner.door
+    }
+
+    /// The consent ledger: receipts and the DPO's chart (a staff member's read of a customer's
+    /// ledger is [`Vault::consent_state`]).
+    pub fn consents(&self) -> &crate::consent::Consents {
+        &self.inner.consents
     }
 
     /// Tokens, sign-in sessions and authentication.
@@ -276,6 +281,7 @@ impl Vault {
             store.clone(),
         ));
         let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
+        let agreements: Arc<crate::sharing::Agreements> = Arc::default();
         let hearing = Arc::new(crate::cluster::Hearing::new(
             store.backend() != steward_store::Backend::Postgres,
         ));
@@ -305,7 +311,7 @@ impl Vault {
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
                 keyring,
-                purposes,
+                purposes: purposes.clone(),
                 identity: crate::identity::Identity::new(
                     door.clone(),
                     store.clone(),
@@ -318,7 +324,13 @@ impl Vault {
                 readiness: Default::default(),
                 hearing,
                 portal: crate::portal::PortalCache::default(),
-                receipts,
+                consents: crate::consent::Consents::new(
+                    door.clone(),
+                    store.clone(),
+                    purposes.clone(),
+                    agreements.clone(),
+                    receipts,
+                ),
                 bulk: crate::BulkGuard::default(),
                 journal: std::sync::OnceLock::new(),
                 notifier: std::sync::OnceLock::new(),
@@ -333,7 +345,7 @@ impl Vault {
                 dkim,
                 mail: std::sync::OnceLock::new(),
                 recommender: Default::default(),
-                agreements: Default::default(),
+                agreements,
                 webhooks: crate::webhooks::Webhooks::new(webhook_signer),
             }),
         };

@@ -212,7 +212,7 @@ pub(super) async fn page(
         Ok(r) => r,
         Err(e) => return error_page(Some(&session), e.into()),
     };
-    let consent = match s.vault.consent_chart(p, CHART_DAYS).await {
+    let consent = match s.vault.consents().chart(p, CHART_DAYS).await {
         Ok(c) => chart(c),
         Err(e) => return error_page(Some(&session), e.into()),
     };

@@ -81,7 +81,7 @@ pub async fn jwks(
 ) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/jwk-set+json")],
-        s.vault.receipt_jwks().to_string(),
+        s.vault.consents().receipt_jwks().to_string(),
     )
 }
 

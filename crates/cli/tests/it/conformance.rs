@@ -278,7 +278,14 @@ async fn tokens(db: TestDb) {
     assert_eq!(v.identity().authenticate(&forged).await.unwrap(), None);
     let fresh = db.vault().await;
     assert_eq!(fresh.identity().authenticate(&forged).await.unwrap(), None);
-    assert!(fresh.identity().authenticate(&token).await.unwrap().is_some());
+    assert!(
+        fresh
+            .identity()
+            .authenticate(&token)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         v.identity().authenticate("stw_nonsense").await.unwrap(),
         None
