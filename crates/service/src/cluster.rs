@@ -283,6 +283,24 @@ impl Vault {
     }
 }
 
+/// How often the registry (purposes, notice, agreements, marked categories) is read again, so
+/// that a purpose changed through another server on the same database is enforced here too.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Re-reads the registry every [`REFRESH_EVERY`] while the vault lives.
+pub(crate) fn spawn_refresh(inner: Weak<Inner>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REFRESH_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(inner) = inner.upgrade() else { break };
+            Vault { inner }.reload_registry().await;
+        }
+    });
+}
+
 /// Whether this server can serve, as `/readyz` reports it to a load balancer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {

@@ -250,6 +250,26 @@ impl Directory {
         self.staff_directory().await
     }
 
+    /// One staff member's row (roles, outlets, whether disabled): what authentication and
+    /// sign-in read; the name stays sealed.
+    pub(crate) async fn staff_row(&self, id: StaffId) -> ServiceResult<Option<StaffRow>> {
+        Ok(self.store.get_staff(id).await?)
+    }
+
+    /// The write that disables staff member `id` at `at` (revoking every token and session they
+    /// hold in the same transaction) or enables them again (`None`), with its audit entry; true
+    /// if there is such a staff member. The caller (identity, which keeps the token cache) has
+    /// decided it; returned as a task of its own, so that it can run to completion.
+    pub(crate) fn disabling(
+        &self,
+        id: StaffId,
+        at: Option<i64>,
+        entry: steward_store::AuditEntryRow,
+    ) -> impl std::future::Future<Output = steward_store::StoreResult<bool>> + Send + 'static {
+        let store = self.store.clone();
+        async move { store.set_staff_disabled(id, at, &[entry]).await }
+    }
+
     /// Every staff member, opened, for the service's own use (decided by the caller).
     pub(crate) async fn staff_directory(&self) -> ServiceResult<Vec<Staff>> {
         let rows = self.store.list_staff().await?;

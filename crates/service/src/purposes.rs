@@ -67,24 +67,6 @@ impl Purposes {
     }
 }
 
-/// How often the registry is read again, so that a purpose changed through another server on the
-/// same database is enforced here too.
-const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Re-reads the registry every [`REFRESH_EVERY`] while the vault lives.
-pub(crate) fn spawn_refresh(inner: std::sync::Weak<crate::vault::Inner>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(REFRESH_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let Some(inner) = inner.upgrade() else { break };
-            crate::vault::Vault { inner }.reload_registry().await;
-        }
-    });
-}
-
 /// The stored form of a purpose.
 fn row(p: &Purpose) -> PurposeRow {
     PurposeRow {

@@ -95,7 +95,6 @@ pub(crate) struct Stores {
     pub(crate) keys: Arc<dyn steward_store::KeyStore>,
     pub(crate) customers: Arc<dyn steward_store::CustomerStore>,
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
-    pub(crate) directory: Arc<dyn steward_store::DirectoryStore>,
     pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
@@ -117,7 +116,6 @@ impl Stores {
             keys: store.clone(),
             customers: store.clone(),
             activity: store.clone(),
-            directory: store.clone(),
             alerts: store.clone(),
             portal: store.clone(),
             rights: store.clone(),
@@ -305,7 +303,7 @@ impl Vault {
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
-                directory,
+                directory: directory.clone(),
                 directory_key,
                 announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
@@ -315,7 +313,7 @@ impl Vault {
                 identity: crate::identity::Identity::new(
                     door.clone(),
                     store.clone(),
-                    store.clone(),
+                    directory.clone(),
                     store.clone(),
                     hearing.clone(),
                     announcer.clone(),
@@ -357,7 +355,7 @@ impl Vault {
         // The purchase categories marked as special categories: segments leave them out
         // whether or not personalisation's model is ever built in this process.
         vault.reload_marked().await?;
-        crate::purposes::spawn_refresh(Arc::downgrade(&vault.inner));
+        crate::cluster::spawn_refresh(Arc::downgrade(&vault.inner));
         vault.spawn_hearing();
         vault.spawn_pruning();
         let indexed = vault.index_missing_names().await?;
@@ -996,10 +994,8 @@ impl Vault {
         }
         if let Some(s) = p.seller_id {
             let works_there = self
-                .inner
-                .stores
-                .directory
-                .get_staff(s)
+                .directory()
+                .staff_row(s)
                 .await?
                 .is_some_and(|row| row.outlet_ids.contains(&p.outlet_id));
             if !works_there {

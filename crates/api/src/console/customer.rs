@@ -156,7 +156,6 @@ async fn customer_page(
         reason,
         break_glass: glass,
     };
-    let consents = consent_rows(s, &session.principal, id).await;
     // Offered only where the policy would allow it (and not again on a break-glass read).
     let may_break_glass = !glass
         && s.vault
@@ -167,6 +166,9 @@ async fn customer_page(
         Ok(c) => c,
         Err(e) => return error_page(Some(session), e.into()),
     };
+    // The ledger only once the page will be shown: a refused page reads (and records) nothing
+    // more than its refusal.
+    let consents = consent_rows(s, &session.principal, id).await;
     // The timeline is read under the usual rules even on a break-glass page: one break-glass
     // read (one alert for the DPO) per page, of the record above.
     let timeline_access = Access {

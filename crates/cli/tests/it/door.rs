@@ -333,7 +333,7 @@ async fn console_forms_by_role(db: TestDb) {
 /// console session cookie instead), acts for nobody: it answers with the sign-in page or a
 /// refusal, and changes nothing the customer's own session would see.
 async fn portal_forms_need_the_customer(db: TestDb) {
-    let (vault, op, _) = db.open().await;
+    let (vault, op, store) = db.open().await;
     let outlet = vault
         .directory()
         .create_outlet(op.into(), "Portal Door")
@@ -379,6 +379,8 @@ async fn portal_forms_need_the_customer(db: TestDb) {
         ),
         ("/portal/sign-out", vec![]),
     ];
+    vault.audit().flush().await.unwrap();
+    let entries = store.count_audit_entries(customer).await.unwrap();
     for cookie in [None, Some(console_cookie.as_str())] {
         for (path, fields) in &forms {
             let mut body = vec![("csrf", "anything")];
@@ -395,6 +397,9 @@ async fn portal_forms_need_the_customer(db: TestDb) {
             assert!(!page.contains("portal.door@example.com"), "{path}: {page}");
         }
     }
+    // Nothing was done about the customer: no entry about them entered the log.
+    vault.audit().flush().await.unwrap();
+    assert_eq!(store.count_audit_entries(customer).await.unwrap(), entries);
     // Nothing changed: the customer is there, as before, and gave no consent.
     let after = crate::support::operator_read(&vault, op, customer)
         .await
@@ -645,6 +650,25 @@ fn page_forms(role: Role, t: &Targets, shared: &(String, String, String, String)
 /// rest. Publishing the confidentiality notice comes last, then every role acknowledges it.
 async fn console_pages_forms_by_role(db: TestDb) {
     let (vault, op, outlet, customer) = door_world(&db).await;
+    let store = db.open().await.2;
+    // What a form's post left in the log by the role that posted it: whether it acted (an entry
+    // other than a refusal). An allowed form must leave one, a refused form none; a refused read
+    // is recorded as a `deny`, which is no act.
+    let acted = async |role: Role, before: u64| -> bool {
+        vault.audit().flush().await.unwrap();
+        let after = store.audit_size().await.unwrap();
+        store
+            .audit_entries(before, after)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf))
+            .any(|l| l.roles == [role] && l.outcome != "deny" && l.outcome != "denied")
+    };
+    let size = async || {
+        vault.audit().flush().await.unwrap();
+        store.audit_size().await.unwrap()
+    };
     let dpo = crate::support::principal(&vault, op, Role::Dpo).await;
     let marketing = crate::support::principal(&vault, op, Role::Marketing).await;
     // A campaign or a survey goes only to a segment of at least ten customers who consented.
@@ -810,7 +834,18 @@ async fn console_pages_forms_by_role(db: TestDb) {
         for (path, fields, roles, success) in page_forms(role, t, &shared) {
             let mut body = vec![("csrf", csrf.as_str())];
             body.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
+            let before = size().await;
             let (got, _, page) = send(&app, "POST", &path, Some(&session), Some(&body)).await;
+            if acted(role, before).await != roles.contains(&role) {
+                wrong.push(format!(
+                    "{role:?} POST {path}: {} in the log",
+                    if roles.contains(&role) {
+                        "no entry of the act"
+                    } else {
+                        "an act's entry after a refusal"
+                    }
+                ));
+            }
             let want = if roles.contains(&role) {
                 success
             } else {
@@ -836,6 +871,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
             ("csrf", csrf.as_str()),
             ("text", "Read only what the task needs."),
         ];
+        let before = size().await;
         let (got, _, _) = send(
             &app,
             "POST",
@@ -844,6 +880,9 @@ async fn console_pages_forms_by_role(db: TestDb) {
             Some(&body),
         )
         .await;
+        if acted(*role, before).await != (*role == Role::Dpo) {
+            wrong.push(format!("{role:?} POST notice/publish: the log disagrees"));
+        }
         let want = if *role == Role::Dpo {
             StatusCode::SEE_OTHER
         } else {
@@ -858,7 +897,13 @@ async fn console_pages_forms_by_role(db: TestDb) {
     }
     for (role, session, csrf) in &sessions {
         let body = [("csrf", csrf.as_str()), ("version", "1")];
+        let before = size().await;
         let (got, _, _) = send(&app, "POST", "/console/notice", Some(session), Some(&body)).await;
+        if !acted(*role, before).await {
+            wrong.push(format!(
+                "{role:?} POST notice: no acknowledgement in the log"
+            ));
+        }
         if got != StatusCode::SEE_OTHER {
             wrong.push(format!("{role:?} POST notice: got {got}, want 303"));
         }

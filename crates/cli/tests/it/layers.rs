@@ -109,3 +109,96 @@ fn dependency_edges_follow_the_layer_rules() {
         "a rule names a crate that is gone"
     );
 }
+
+/// The service's contexts that have a service of their own, the store traits each may name, and
+/// whether its files may also extend the vault (a use that crosses contexts lives on the vault).
+/// A context that came to name another's store, or to reach the vault's store handles, would
+/// be a second door into that context's data (issue 16, docs/architecture.md).
+const CONTEXTS: &[(&str, &[&str], bool)] = &[
+    ("door.rs", &["CustomerStore", "AuditStore"], false),
+    ("directory.rs", &["DirectoryStore"], false),
+    ("notice.rs", &["NoticeStore"], false),
+    ("purposes.rs", &["PurposeStore"], false),
+    ("audit_trail.rs", &["AuditStore"], false),
+    ("audit_search.rs", &[], false),
+    ("identity", &["IdentityStore", "SharingStore"], false),
+    ("consent.rs", &["ConsentStore"], true),
+];
+
+/// The Rust files of `path` (a file, or every file under a directory).
+fn rust_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
+    if path.is_file() {
+        return vec![path.to_owned()];
+    }
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(path).expect("a context's directory") {
+        out.extend(rust_files(&e.expect("a directory entry").path()));
+    }
+    out
+}
+
+#[test]
+fn contexts_reach_only_their_own_stores() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../service/src");
+    // Every store trait the store crate declares (in any file, indented or not), the trait that
+    // is all of them, and its handle's alias: a context holding one would reach every context.
+    let store_traits: BTreeSet<String> = {
+        let mut names = BTreeSet::from(["DynStore".to_owned()]);
+        let store_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/src");
+        for f in rust_files(&store_src) {
+            let text = std::fs::read_to_string(&f).expect("a store file");
+            names.extend(
+                text.lines()
+                    .filter_map(|l| l.trim_start().strip_prefix("pub trait "))
+                    .filter_map(|l| l.split([':', ' ', '<', '{']).next())
+                    .filter(|n| n.ends_with("Store"))
+                    .map(str::to_owned),
+            );
+        }
+        names
+    };
+    // The scan must know the traits it looks for, or it would pass by finding nothing.
+    for t in [
+        "CustomerStore",
+        "DirectoryStore",
+        "ConsentStore",
+        "AuditStore",
+        "ClusterStore",
+        "Store",
+        "DynStore",
+    ] {
+        assert!(store_traits.contains(t), "the store no longer declares {t}");
+    }
+    for (context, allowed, extends_vault) in CONTEXTS {
+        let files = rust_files(&src.join(context));
+        assert!(!files.is_empty(), "{context} is gone: update CONTEXTS");
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("a context's file");
+            let name = f.display();
+            for t in &store_traits {
+                let word = |c: char| c.is_alphanumeric() || c == '_';
+                let named = text.match_indices(t.as_str()).any(|(i, _)| {
+                    !text[..i].ends_with(word) && !text[i + t.len()..].starts_with(word)
+                });
+                assert!(
+                    !named || allowed.contains(&t.as_str()),
+                    "{name} names {t}, another context's store: ask that context's service"
+                );
+            }
+            for handle in [".stores", "stores:", "Stores", "inner."] {
+                assert!(
+                    !text.contains(handle),
+                    "{name} reaches the vault's store handles ({handle}): hold the store in the context's service"
+                );
+            }
+            if !extends_vault {
+                for vault in ["impl Vault", "impl crate::Vault", "vault::Vault", "Vault {"] {
+                    assert!(
+                        !text.contains(vault),
+                        "{name} extends or builds the vault ({vault}): a context's functions belong to its service"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -130,11 +130,11 @@ impl Identity {
             .door()
             .write_entry_for(actor, action, None, &["staff"], about);
         let at = disabled.then(|| Timestamp::now().millis());
-        let store = self.staff.clone();
+        let write = self.directory.disabling(staff, at, entry);
         let found = self
             .revoke_and_tell(crate::cluster::Change::Staff(staff), async move {
                 // Enabling again forgets nothing: the old tokens stay revoked.
-                let found = store.set_staff_disabled(staff, at, &[entry]).await?;
+                let found = write.await?;
                 Ok((found, found && disabled))
             })
             .await?;

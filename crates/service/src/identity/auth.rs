@@ -348,7 +348,7 @@ impl Identity {
                 (Role::Recipient.as_str(), None)
             }
             TokenOwner::Staff(s) => {
-                match self.staff.get_staff(s).await? {
+                match self.directory.staff_row(s).await? {
                     None => {
                         return Err(steward_domain::ValidationError::new(
                             "staff",
@@ -455,7 +455,7 @@ impl Identity {
         }
         let (roles, outlets) = match row.staff_id {
             // A disabled staff member's tokens were revoked with them; refused here too.
-            Some(staff) => match self.staff.get_staff(staff).await? {
+            Some(staff) => match self.directory.staff_row(staff).await? {
                 Some(s) if s.disabled_at.is_none() => (
                     s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
                     s.outlet_ids,

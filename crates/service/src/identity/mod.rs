@@ -11,7 +11,9 @@ pub mod sign_in;
 use std::sync::Arc;
 
 use steward_domain::Timestamp;
-use steward_store::{DirectoryStore, IdentityStore, SharingStore};
+use steward_store::{IdentityStore, SharingStore};
+
+use crate::directory::Directory;
 
 use crate::Principal;
 use crate::auth::TokenCache;
@@ -24,8 +26,8 @@ use crate::sign_in::SessionLength;
 pub struct Identity {
     door: Arc<Door>,
     store: Arc<dyn IdentityStore>,
-    /// Staff rows: a staff token takes its holder's roles and outlets; disabling is here.
-    staff: Arc<dyn DirectoryStore>,
+    /// Staff rows: a staff token takes its holder's roles and outlets.
+    directory: Arc<Directory>,
     /// Recipients: a recipient's token is made only for one that exists.
     recipients: Arc<dyn SharingStore>,
     tokens: Arc<TokenCache>,
@@ -40,7 +42,7 @@ impl Identity {
     pub(crate) fn new(
         door: Arc<Door>,
         store: Arc<dyn IdentityStore>,
-        staff: Arc<dyn DirectoryStore>,
+        directory: Arc<Directory>,
         recipients: Arc<dyn SharingStore>,
         hearing: Arc<Hearing>,
         announcer: Arc<Announcer>,
@@ -48,7 +50,7 @@ impl Identity {
         Identity {
             door,
             store,
-            staff,
+            directory,
             recipients,
             tokens: Arc::default(),
             hearing,
@@ -71,7 +73,7 @@ impl Identity {
         };
         let now = Timestamp::now().millis();
         let (roles, outlets) = match sender.staff {
-            Some(staff) => match self.staff.get_staff(staff).await? {
+            Some(staff) => match self.directory.staff_row(staff).await? {
                 Some(s) if s.disabled_at.is_none() => (
                     s.roles.split(',').filter_map(|r| r.parse().ok()).collect(),
                     s.outlet_ids,

@@ -101,7 +101,7 @@ impl Identity {
         if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
             return Err(ValidationError::new("password", "must be 12 to 1024 characters").into());
         }
-        if self.staff.get_staff(staff).await?.is_none() {
+        if self.directory.staff_row(staff).await?.is_none() {
             return Err(ValidationError::new("staff", "no such staff member").into());
         }
         let mac = self.login_mac(&login);
@@ -174,7 +174,7 @@ impl Identity {
                 return Ok(None);
             }
         };
-        let Some(staff_row) = self.staff.get_staff(staff).await? else {
+        let Some(staff_row) = self.directory.staff_row(staff).await? else {
             self.record_refused_sign_in(None).await?;
             return Ok(None);
         };
