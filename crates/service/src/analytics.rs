@@ -778,7 +778,7 @@ impl Vault {
                     .iter()
                     .any(|p| p.amount.is_some() || p.outlet.is_some());
             let key = match (sealed, u.key) {
-                (true, Some(k)) => Some(self.data_key(c.id, k)?),
+                (true, Some(k)) => Some(self.keys().open(c.id, k)?),
                 // Erased meanwhile: not counted.
                 (true, None) => return Ok(()),
                 (false, _) => None,

@@ -76,7 +76,7 @@ impl Vault {
                 ));
             }
         };
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         let change = Uuid::now_v7();
         let code = crate::rights::one_time_code()?;
         let now = Timestamp::now().millis();
@@ -152,7 +152,7 @@ impl Vault {
         email: Option<&str>,
         new: &str,
     ) -> ServiceResult<()> {
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         let change = Uuid::now_v7();
         let now = Timestamp::now().millis();
         let mac = self.door().mac("phone", new).to_vec();
@@ -241,7 +241,7 @@ impl Vault {
 
     async fn apply_email_change(&self, row: &ContactChangeRow, now: i64) -> ServiceResult<()> {
         let id = row.customer_id;
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         let new = seal::open_contact_change(&dk, id, row.id, "value", &row.value)?;
         // Defence in depth against a blind-index collision: the sealed value is the one indexed.
         if self.door().mac("email", &new).as_slice() != row.value_mac.as_slice() {
@@ -330,7 +330,7 @@ impl Vault {
         let Some(sealed) = &last.previous else {
             return Ok(Some(None));
         };
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         let previous = seal::open_contact_change(&dk, id, last.id, "previous", sealed)?;
         Ok(Some(Some(previous)))
     }

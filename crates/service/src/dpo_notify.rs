@@ -21,7 +21,24 @@ pub const REMINDER_AHEAD_MS: i64 = 3 * 86_400_000;
 #[derive(Default)]
 pub(crate) struct DpoNotices {
     address: std::sync::OnceLock<String>,
+    /// How mail leaves (the operator's, set once with the customers' notifier).
+    pub(crate) notifier: std::sync::OnceLock<std::sync::Arc<dyn crate::notify::Notifier>>,
     reminded: Mutex<HashSet<RequestId>>,
+}
+
+impl DpoNotices {
+    /// Tells the DPO `body` under `subject`, off the caller's path.
+    pub(crate) fn notify(&self, subject: &'static str, body: String) {
+        let (Some(to), Some(n)) = (self.address.get().cloned(), self.notifier.get().cloned())
+        else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = n.send(&to, subject, &body) {
+                tracing::warn!(error, subject, "telling the DPO failed");
+            }
+        });
+    }
 }
 
 impl Vault {
@@ -36,19 +53,9 @@ impl Vault {
         Ok(())
     }
 
-    /// Tells the DPO `body` under `subject`, off the caller's path.
+    /// Tells the DPO (see [`DpoNotices::notify`]).
     pub(crate) fn notify_dpo(&self, subject: &'static str, body: String) {
-        let (Some(to), Some(n)) = (
-            self.inner.dpo.address.get().cloned(),
-            self.inner.notifier.get().cloned(),
-        ) else {
-            return;
-        };
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = n.send(&to, subject, &body) {
-                tracing::warn!(error, subject, "telling the DPO failed");
-            }
-        });
+        self.inner.dpo.notify(subject, body);
     }
 
     /// Reminds the DPO of every open request due within three days not reminded of before;
@@ -112,15 +119,7 @@ impl Vault {
             .filter(|r| is_open(r))
             .count();
         let week = 7 * 86_400_000;
-        let alerts = self
-            .inner
-            .stores
-            .alerts
-            .list_alerts(None, 1_000)
-            .await?
-            .iter()
-            .filter(|a| now - a.occurred_at <= week)
-            .count();
+        let alerts = self.alerts().count_since(now - week).await?;
         Ok((due, alerts))
     }
 }

@@ -2,6 +2,7 @@
 //! between the domain, the crypto and the store. The HTTP API and the CLI are thin layers over it.
 
 mod access;
+pub mod alerts;
 pub mod analytics;
 mod audit;
 mod audit_export;
@@ -12,6 +13,7 @@ mod campaigns;
 pub mod cluster;
 mod consent;
 pub mod contact;
+mod customer_keys;
 pub mod demo;
 mod directory;
 mod door;
@@ -51,10 +53,9 @@ pub mod unsubscribe;
 mod vault;
 pub mod webhooks;
 
-pub use access::{
-    ABSTRACTION_SCAN, Access, Alert, CustomerActions, DirectoryActions, PurchasesView,
-};
+pub use access::{ABSTRACTION_SCAN, Access, CustomerActions, DirectoryActions, PurchasesView};
 pub use accounts::TokenInfo;
+pub use alerts::Alert;
 pub use audit::{OUTBOX_REFUSED, TreeSealer};
 pub use audit_export::{EXPORT_FORMAT, ExportReport, export_audit, verify_export};
 pub use audit_search::{AuditFilter, AuditLine};

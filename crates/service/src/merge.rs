@@ -112,7 +112,7 @@ impl Vault {
             )
             .into());
         }
-        let to = self.data_key_of(survivor).await?;
+        let to = self.keys().of(survivor).await?;
 
         let mut interactions: Vec<InteractionRow> = Vec::new();
         let mut after = None;

@@ -101,7 +101,7 @@ impl Vault {
         }
         // Only a caller who may write learns whether mail is set up.
         let mail = self.mail()?;
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         let message_id = InteractionId::new();
         let expires = now.millis() + REPLY_WINDOW.as_millis() as i64;
         let new_thread = match m.thread_id {
@@ -424,7 +424,7 @@ impl Vault {
         if threads.is_empty() {
             return Ok(Vec::new());
         }
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         let mut out = Vec::with_capacity(threads.len());
         for t in &threads {
             let mut items = Vec::new();

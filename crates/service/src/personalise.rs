@@ -239,7 +239,7 @@ impl Vault {
                     continue;
                 };
                 if open.as_ref().is_none_or(|(c, _)| *c != p.customer_id) {
-                    open = Some((p.customer_id, self.data_key(p.customer_id, key)?));
+                    open = Some((p.customer_id, self.keys().open(p.customer_id, key)?));
                 }
                 let Some((_, dk)) = &open else {
                     continue;
@@ -287,7 +287,7 @@ impl Vault {
     /// The newest [`OWN_PURCHASES`], oldest first: the same purchases, in the same order, as a
     /// build reads for the customer (so a refresh makes the basket a build made).
     async fn owned(&self, customer: CustomerId) -> ServiceResult<Vec<Owned>> {
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         let mut rows = self
             .inner
             .stores

@@ -84,7 +84,7 @@ impl Vault {
         if rows.is_empty() {
             return Ok(vec![]);
         }
-        let dk = self.data_key_of(id).await?;
+        let dk = self.keys().of(id).await?;
         rows.into_iter()
             .map(|r| {
                 let change = uuid::Uuid::from_slice(&r.id).map_err(|_| ServiceError::Integrity)?;

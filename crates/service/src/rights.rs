@@ -119,6 +119,7 @@ pub(crate) fn one_time_code() -> ServiceResult<String> {
 impl Vault {
     /// Sends one-time codes through `notifier` (the development file sink, or SMTP).
     pub fn use_notifier(&self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) {
+        let _ = self.inner.dpo.notifier.set(notifier.clone());
         let _ = self.inner.notifier.set(notifier);
     }
 
@@ -236,7 +237,7 @@ impl Vault {
         let rid = RequestId::new();
         let corrections = match &input.corrections {
             Some(json) => {
-                let dk = self.data_key_of(id).await?;
+                let dk = self.keys().of(id).await?;
                 let bytes = serde_json::to_vec(json)
                     .map_err(|_| ValidationError::new("corrections", "not JSON"))?;
                 Some(seal::seal_corrections(&dk, id, rid.0, &bytes)?)
@@ -474,7 +475,7 @@ impl Vault {
                     .corrections
                     .as_ref()
                     .ok_or(ValidationError::new("corrections", "none were recorded"))?;
-                let dk = self.data_key_of(id).await?;
+                let dk = self.keys().of(id).await?;
                 let json = seal::open_corrections(&dk, id, r.id.0, sealed)?;
                 let patch: steward_domain::CustomerPatch = serde_json::from_slice(&json)
                     .map_err(|_| ValidationError::new("corrections", "not a profile patch"))?;

@@ -262,7 +262,7 @@ impl Vault {
         if name.is_empty() {
             return Ok(true);
         }
-        let dk = self.data_key(id, &key)?;
+        let dk = self.keys().open(id, &key)?;
         let opened = seal::open_customer_fields(&dk, &row, |f| f == ProfileField::Name)?;
         Ok(opened
             .name
@@ -448,7 +448,7 @@ impl Vault {
                 let Some((row, key)) = self.inner.stores.customers.get_customer(*id).await? else {
                     continue;
                 };
-                let dk = self.data_key(*id, &key)?;
+                let dk = self.keys().open(*id, &key)?;
                 let c = seal::open_customer_fields(&dk, &row, |f| f == ProfileField::Name)?;
                 entries.extend(
                     self.name_lookups(*id, c.name.as_deref())

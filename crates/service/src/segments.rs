@@ -371,7 +371,8 @@ impl Vault {
             let detail = format!(
                 "sized more than {per_hour} segments in an hour; refused for the rest of the hour"
             );
-            self.alert_about("segment_evaluations", &who, None, detail)
+            self.alerts()
+                .raise("segment_evaluations", &who, None, detail)
                 .await?;
         }
         Err(ServiceError::SegmentBudget)
@@ -670,7 +671,7 @@ impl Vault {
             let c = u.customer;
             let sealed = c.language.is_some() || u.purchases.iter().any(|p| p.amount.is_some());
             let key = match (sealed, u.key) {
-                (true, Some(k)) => Some(self.data_key(c.id, k)?),
+                (true, Some(k)) => Some(self.keys().open(c.id, k)?),
                 // Sealed facts without their key (erased meanwhile): not counted, rather than
                 // evaluated as if the facts were absent.
                 (true, None) => return Ok(()),

@@ -575,7 +575,7 @@ impl Vault {
         if batch.recent.get(&customer).copied().unwrap_or(0) > u64::from(mail.cap.messages) {
             return Ok(Err("cap"));
         }
-        let dk = self.data_key(customer, &key)?;
+        let dk = self.keys().open(customer, &key)?;
         let c = crate::seal::open_customer_fields(&dk, &row, |f| {
             matches!(
                 f,

@@ -135,7 +135,7 @@ impl Vault {
             source: event.author.platform.clone(),
             occurred_at: event.occurred_at,
         };
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         let row = crate::seal::seal_screened(&dk, customer, InteractionId::new(), &new, found)?;
         // The author is part of the key: an id reported for someone else cannot block theirs.
         let mac = self.door().mac(

@@ -69,7 +69,7 @@ impl Vault {
         let mut more = false;
         match purchases_outcome {
             Outcome::Show => {
-                let dk = self.data_key_of(id).await?;
+                let dk = self.keys().of(id).await?;
                 let rows = self
                     .inner
                     .stores
@@ -109,7 +109,7 @@ impl Vault {
             .await?;
         let communications = serves_communications(&on_messages);
         if communications {
-            let dk = self.data_key_of(id).await?;
+            let dk = self.keys().of(id).await?;
             let rows = self
                 .inner
                 .stores

@@ -69,7 +69,7 @@ pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
     [b"customer\0".as_slice(), id.as_bytes()].concat()
 }
 
-fn stored(w: WrappedKey) -> StoredKey {
+pub(crate) fn stored(w: WrappedKey) -> StoredKey {
     StoredKey {
         master_key_id: w.master_key_id,
         wrapped: w.blob,
@@ -92,10 +92,8 @@ pub struct Vault {
 /// The store, one handle per context: each call names the context it touches, and each handle
 /// offers only that context's methods (all upcast from the one store the opener wired).
 pub(crate) struct Stores {
-    pub(crate) keys: Arc<dyn steward_store::KeyStore>,
     pub(crate) customers: Arc<dyn steward_store::CustomerStore>,
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
-    pub(crate) alerts: Arc<dyn steward_store::AlertStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
     pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
@@ -113,10 +111,8 @@ pub(crate) struct Stores {
 impl Stores {
     fn of(store: &DynStore) -> Self {
         Stores {
-            keys: store.clone(),
             customers: store.clone(),
             activity: store.clone(),
-            alerts: store.clone(),
             portal: store.clone(),
             rights: store.clone(),
             erasure: store.clone(),
@@ -137,7 +133,10 @@ pub(crate) struct Inner {
     /// The policy's decision and the audit entry, shared by every context.
     pub(crate) door: Arc<crate::door::Door>,
     pub(crate) stores: Stores,
-    pub(crate) keyring: Keyring,
+    /// Each customer's data key, under the keyring.
+    pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
+    /// Access alerts for the DPO.
+    pub(crate) alerts: crate::alerts::Alerts,
     /// Seals staff names and the surveys' keys.
     pub(crate) directory_key: Arc<DataKey>,
     /// Outlets and staff.
@@ -166,7 +165,7 @@ pub(crate) struct Inner {
     /// The confidentiality notice and the staff's acknowledgements, for the read path.
     pub(crate) notices: Arc<crate::notice::Notices>,
     /// Where the DPO is told of requests, alerts and deadlines.
-    pub(crate) dpo: crate::dpo_notify::DpoNotices,
+    pub(crate) dpo: Arc<crate::dpo_notify::DpoNotices>,
     /// Days a data-subject request has until its deadline.
     pub(crate) request_days: std::sync::atomic::AtomicI64,
     /// Segment sizes under the threshold are shown as "fewer than N"; evaluations per caller.
@@ -187,6 +186,16 @@ pub(crate) struct Inner {
 }
 
 impl Vault {
+    /// Access alerts: the DPO's list, and an alert's reason opened.
+    pub fn alerts(&self) -> &crate::alerts::Alerts {
+        &self.inner.alerts
+    }
+
+    /// Each customer's data key.
+    pub(crate) fn keys(&self) -> &crate::customer_keys::CustomerKeys {
+        &self.inner.keys
+    }
+
     /// The policy's decision and the audit entry (see [`crate::door`]).
     pub(crate) fn door(&self) -> &crate::door::Door {
         &self.inner.door
@@ -280,6 +289,11 @@ impl Vault {
         ));
         let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
         let agreements: Arc<crate::sharing::Agreements> = Arc::default();
+        let keys = Arc::new(crate::customer_keys::CustomerKeys::new(
+            keyring,
+            store.clone(),
+        ));
+        let dpo: Arc<crate::dpo_notify::DpoNotices> = Arc::default();
         let hearing = Arc::new(crate::cluster::Hearing::new(
             store.backend() != steward_store::Backend::Postgres,
         ));
@@ -308,7 +322,14 @@ impl Vault {
                 announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
-                keyring,
+                alerts: crate::alerts::Alerts::new(
+                    door.clone(),
+                    store.clone(),
+                    keys.clone(),
+                    notices.clone(),
+                    dpo.clone(),
+                ),
+                keys,
                 purposes: purposes.clone(),
                 identity: crate::identity::Identity::new(
                     door.clone(),
@@ -336,7 +357,7 @@ impl Vault {
                     crate::rights::DEFAULT_DEADLINE_DAYS,
                 ),
                 notices,
-                dpo: crate::dpo_notify::DpoNotices::default(),
+                dpo,
                 segment_limits: Default::default(),
                 analytics: Default::default(),
                 links,
@@ -415,7 +436,7 @@ impl Vault {
         let row = seal::seal_customer(&dk, id, c, now.millis(), now.millis())?;
         Ok(SealedCustomer {
             row,
-            key: stored(dk.wrap(&self.inner.keyring, &owner_label(id))?),
+            key: self.keys().wrap(id, &dk)?,
             lookups: self.lookups(id, c),
         })
     }
@@ -587,28 +608,9 @@ impl Vault {
         else {
             return Ok(None);
         };
-        let dk = self.data_key(id, &key)?;
+        let dk = self.keys().open(id, &key)?;
         let c = seal::open_customer_fields(&dk, &row, wanted)?;
         Ok(Some((c, facts, dk)))
-    }
-
-    pub(crate) fn data_key(&self, id: CustomerId, k: &StoredKey) -> ServiceResult<DataKey> {
-        Ok(DataKey::unwrap(
-            &self.inner.keyring,
-            &wrapped(k),
-            &owner_label(id),
-        )?)
-    }
-
-    pub(crate) async fn data_key_of(&self, id: CustomerId) -> ServiceResult<DataKey> {
-        let k = self
-            .inner
-            .stores
-            .keys
-            .customer_key(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
-        self.data_key(id, &k)
     }
 
     /// Opens a stored customer row with its wrapped key (what a read does after the query).
@@ -617,7 +619,7 @@ impl Vault {
         row: &steward_store::CustomerRow,
         key: &StoredKey,
     ) -> ServiceResult<Customer> {
-        seal::open_customer(&self.data_key(row.id, key)?, row)
+        seal::open_customer(&self.keys().open(row.id, key)?, row)
     }
 
     /// Reads one customer, undecided: for the service's own use after a decision.
@@ -746,7 +748,7 @@ impl Vault {
             .get_customer(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
-        let dk = self.data_key(id, &key)?;
+        let dk = self.keys().open(id, &key)?;
         let current = seal::open_customer(&dk, &row)?;
         let next = patch.apply(current.profile())?;
         let now = Timestamp::now().millis();
@@ -929,7 +931,7 @@ impl Vault {
         self.door()
             .authorize_actor(actor, Action::AddInteraction, Some(customer), false)
             .await?;
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         let id = InteractionId::new();
         self.inner
             .stores
@@ -954,7 +956,7 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Vec<Interaction>> {
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         let rows = self
             .inner
             .stores
@@ -976,7 +978,7 @@ impl Vault {
         self.door()
             .authorize_actor(actor, Action::AddPurchase, Some(customer), false)
             .await?;
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         self.directory()
             .check_outlet("outlet_id", Some(p.outlet_id))
             .await?;
@@ -1036,7 +1038,7 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Vec<Purchase>> {
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         let rows = self
             .inner
             .stores
@@ -1053,7 +1055,7 @@ impl Vault {
         customer: CustomerId,
         limit: u32,
     ) -> ServiceResult<Vec<Purchase>> {
-        let dk = self.data_key_of(customer).await?;
+        let dk = self.keys().of(customer).await?;
         let rows = self
             .inner
             .stores
@@ -1084,7 +1086,7 @@ impl Vault {
         let mut last: Option<(CustomerId, DataKey)> = None;
         for (cid, a) in items {
             if last.as_ref().is_none_or(|(id, _)| id != cid) {
-                last = Some((*cid, self.data_key_of(*cid).await?));
+                last = Some((*cid, self.keys().of(*cid).await?));
             }
             let Some((_, dk)) = &last else { continue };
             match a {

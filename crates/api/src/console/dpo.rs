@@ -196,7 +196,7 @@ pub(super) async fn page(
         Ok(r) => r,
         Err(e) => return error_page(Some(&session), e.into()),
     };
-    let alerts = match s.vault.alerts(p, 100).await {
+    let alerts = match s.vault.alerts().list(p, 100).await {
         Ok(a) => a,
         Err(e) => return error_page(Some(&session), e.into()),
     };
@@ -385,7 +385,7 @@ pub(super) async fn alert(
     let Ok(id) = uuid::Uuid::try_parse(&id) else {
         return error_page(Some(&session), Problem::not_found("alert"));
     };
-    match s.vault.alert_with_reason(&session.principal, id).await {
+    match s.vault.alerts().with_reason(&session.principal, id).await {
         Ok(a) => render(
             AlertPage {
                 signed_in: Some(session.label()),

@@ -228,7 +228,7 @@ pub async fn list_alerts(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<AlertView>>, Problem> {
-    Ok(Json(s.vault.alerts(&p, 500).await?))
+    Ok(Json(s.vault.alerts().list(&p, 500).await?))
 }
 
 /// One access alert with the reason the staff member gave, for the DPO. Opening the reason is an
@@ -242,7 +242,7 @@ pub async fn get_alert(
     Path(id): Path<String>,
 ) -> Result<Json<AlertView>, Problem> {
     let id = uuid::Uuid::try_parse(&id).map_err(|_| Problem::not_found("alert"))?;
-    Ok(Json(s.vault.alert_with_reason(&p, id).await?))
+    Ok(Json(s.vault.alerts().with_reason(&p, id).await?))
 }
 
 /// This module's routes, each registered with its OpenAPI path from the handler's annotation

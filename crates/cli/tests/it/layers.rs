@@ -123,6 +123,8 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("audit_search.rs", &[], false),
     ("identity", &["IdentityStore", "SharingStore"], false),
     ("consent.rs", &["ConsentStore"], true),
+    ("customer_keys.rs", &["KeyStore"], false),
+    ("alerts.rs", &["AlertStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).
