@@ -263,13 +263,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     vault.start_sender(operator.acting("campaign_sender"));
     // Notifications of changes to recipients, queued with the changes, leave from now on (and
     // what a previous process left pending or mid-delivery, after its lease).
-    vault.allow_insecure_webhooks(operator, args.allow_insecure_webhooks);
-    vault.set_webhook_retry(operator, args.webhook_retry_hours);
-    vault.set_webhook_lease(operator, args.webhook_lease_secs);
+    vault
+        .webhooks()
+        .allow_insecure(operator, args.allow_insecure_webhooks);
+    vault
+        .webhooks()
+        .set_retry(operator, args.webhook_retry_hours);
+    vault
+        .webhooks()
+        .set_lease(operator, args.webhook_lease_secs);
     {
         let vault = vault.clone();
         let sender = operator.acting("webhook_sender");
-        tokio::spawn(async move { vault.run_webhooks(sender).await });
+        tokio::spawn(async move { vault.webhooks().run(sender).await });
     }
     if args.retention_every_hours > 0 {
         let vault = vault.clone();

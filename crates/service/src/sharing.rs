@@ -399,7 +399,7 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageRecipients, None)
             .await?;
-        let new = input.validate(self.insecure_webhooks())?;
+        let new = input.validate(self.webhooks().insecure())?;
         let row = RecipientRow {
             id: RecipientId::new(),
             name: new.name,

@@ -182,10 +182,15 @@ pub(crate) struct Inner {
     /// Every recipient's agreements, for the read path (issue 22).
     pub(crate) agreements: Arc<crate::sharing::Agreements>,
     /// Signs notifications to recipients; whether plain-http loopback receivers are allowed.
-    pub(crate) webhooks: crate::webhooks::Webhooks,
+    pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl Vault {
+    /// Notifications to recipients: their sender, keys and settings.
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
+        &self.inner.webhooks
+    }
+
     /// Access alerts: the DPO's list, and an alert's reason opened.
     pub fn alerts(&self) -> &crate::alerts::Alerts {
         &self.inner.alerts
@@ -365,7 +370,11 @@ impl Vault {
                 mail: std::sync::OnceLock::new(),
                 recommender: Default::default(),
                 agreements,
-                webhooks: crate::webhooks::Webhooks::new(webhook_signer),
+                webhooks: Arc::new(crate::webhooks::Webhooks::new(
+                    door.clone(),
+                    store.clone(),
+                    webhook_signer,
+                )),
             }),
         };
         vault

@@ -3,15 +3,17 @@
 //! says (`v1a`, Ed25519), at least once, retried with backoff for days; the local change never
 //! waits for a recipient.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 use steward_domain::{RecipientId, Timestamp};
-use steward_store::{NotificationRow, Settled};
+use steward_store::{NotificationRow, Settled, SharingStore};
 
+use crate::door::Door;
 use crate::error::ServiceResult;
-use crate::{Operator, Principal, Vault};
+use crate::{Operator, Principal};
 
 /// How long a notification is retried by default before it is given up: 72 hours.
 pub const DEFAULT_RETRY_HOURS: i64 = 72;
@@ -27,8 +29,12 @@ pub const DEFAULT_LEASE_SECS: i64 = 30;
 /// The longest one attempt may take (less when the lease is shorter: two thirds of it).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The signing key and the operator's settings for notifications.
-pub(crate) struct Webhooks {
+/// Notifications to recipients' webhooks: the outbox's sender, its signing key and the
+/// operator's settings.
+pub struct Webhooks {
+    door: Arc<Door>,
+    /// The notification outbox and the recipients' addresses.
+    store: Arc<dyn SharingStore>,
     signer: steward_crypto::WebhookSigner,
     /// `serve --allow-insecure-webhooks`: plain-http loopback receivers (tests only).
     insecure: AtomicBool,
@@ -39,8 +45,15 @@ pub(crate) struct Webhooks {
 }
 
 impl Webhooks {
-    pub(crate) fn new(signer: steward_crypto::WebhookSigner) -> Self {
+    /// The sender of one installation (made by the composition root).
+    pub(crate) fn new(
+        door: Arc<Door>,
+        store: Arc<dyn SharingStore>,
+        signer: steward_crypto::WebhookSigner,
+    ) -> Self {
         Webhooks {
+            door,
+            store,
             signer,
             insecure: AtomicBool::new(false),
             retry_for_ms: AtomicI64::new(DEFAULT_RETRY_HOURS * 3_600_000),
@@ -230,39 +243,35 @@ fn backoff(attempts: i64) -> i64 {
         .min(MAX_BACKOFF_MS)
 }
 
-impl Vault {
+impl Webhooks {
     /// Lets notifications go to plain-http loopback receivers (`serve
     /// --allow-insecure-webhooks`, tests only): the operator's setting.
-    pub fn allow_insecure_webhooks(&self, _operator: Operator, allow: bool) {
-        self.inner.webhooks.insecure.store(allow, Ordering::Relaxed);
+    pub fn allow_insecure(&self, _operator: Operator, allow: bool) {
+        self.insecure.store(allow, Ordering::Relaxed);
     }
 
     /// How long a notification is retried before it is given up (`serve
     /// --webhook-retry-hours`): the operator's setting.
-    pub fn set_webhook_retry(&self, _operator: Operator, hours: i64) {
-        self.inner
-            .webhooks
-            .retry_for_ms
+    pub fn set_retry(&self, _operator: Operator, hours: i64) {
+        self.retry_for_ms
             .store(hours.max(1).saturating_mul(3_600_000), Ordering::Relaxed);
     }
 
     /// How long a sender's claim on a notification lasts (`serve --webhook-lease-secs`): after
     /// a crash, what it held is sent again after this. The operator's setting.
-    pub fn set_webhook_lease(&self, _operator: Operator, secs: i64) {
-        self.inner
-            .webhooks
-            .lease_ms
+    pub fn set_lease(&self, _operator: Operator, secs: i64) {
+        self.lease_ms
             .store(secs.max(1).saturating_mul(1000), Ordering::Relaxed);
     }
 
     /// Whether plain-http loopback receivers are allowed.
-    pub(crate) fn insecure_webhooks(&self) -> bool {
-        self.inner.webhooks.insecure.load(Ordering::Relaxed)
+    pub(crate) fn insecure(&self) -> bool {
+        self.insecure.load(Ordering::Relaxed)
     }
 
     /// The public keys recipients verify notifications with: public, like the audit log's.
-    pub fn webhook_keys(&self) -> WebhookKeys {
-        let s = &self.inner.webhooks.signer;
+    pub fn keys(&self) -> WebhookKeys {
+        let s = &self.signer;
         WebhookKeys {
             keys: vec![WebhookKey {
                 kid: s.kid().to_owned(),
@@ -278,13 +287,11 @@ impl Vault {
         recipient: Option<RecipientId>,
         limit: u32,
     ) -> ServiceResult<Vec<Notification>> {
-        self.door()
+        self.door
             .authorize(principal, steward_policy::Action::ManageRecipients, None)
             .await?;
         let rows = self
-            .inner
-            .stores
-            .sharing
+            .store
             .notifications(recipient, limit.clamp(1, 500))
             .await?;
         Ok(rows.into_iter().map(Notification::of).collect())
@@ -292,12 +299,12 @@ impl Vault {
 
     /// Delivers notifications until the process stops: the operator's sender, started by
     /// `serve`. Each round claims what is due, posts it, and records how each try ended.
-    pub async fn run_webhooks(&self, operator: Operator) {
-        let lease = self.inner.webhooks.lease_ms.load(Ordering::Relaxed);
+    pub async fn run(self: &Arc<Self>, operator: Operator) {
+        let lease = self.lease_ms.load(Ordering::Relaxed);
         let attempt = ATTEMPT_TIMEOUT.min(Duration::from_millis(
             u64::try_from(lease * 2 / 3).unwrap_or(1).max(1),
         ));
-        let insecure = self.insecure_webhooks();
+        let insecure = self.insecure();
         let client = match reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would resolve names itself, past the check below.
@@ -326,19 +333,19 @@ impl Vault {
 
     /// One round: claims up to a batch of due notifications and tries each once, concurrently.
     async fn deliver_round(
-        &self,
+        self: &Arc<Self>,
         _operator: Operator,
         client: &reqwest::Client,
     ) -> ServiceResult<usize> {
         let now = Timestamp::now().millis();
-        let sharing = &self.inner.stores.sharing;
-        let lease = self.inner.webhooks.lease_ms.load(Ordering::Relaxed);
+        let sharing = &self.store;
+        let lease = self.lease_ms.load(Ordering::Relaxed);
         let claimed = sharing.claim_notifications(now, now + lease, BATCH).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
         let recipients = sharing.recipients().await?;
-        let retry_for = self.inner.webhooks.retry_for_ms.load(Ordering::Relaxed);
+        let retry_for = self.retry_for_ms.load(Ordering::Relaxed);
         let mut tries = tokio::task::JoinSet::new();
         for n in claimed.iter().cloned() {
             let url = recipients
@@ -395,11 +402,11 @@ impl Vault {
         })
         .map_err(|_| "the body could not be written".to_owned())?;
         let url = reqwest::Url::parse(url).map_err(|_| "refused: not a URL".to_owned())?;
-        may_post(&url, self.insecure_webhooks())?;
+        may_post(&url, self.insecure())?;
         // Signed per attempt: the timestamp tells the recipient how fresh this attempt is (its
         // replay window); the id stays the same across attempts (its idempotency key).
         let ts = Timestamp::now().millis() / 1000;
-        let signature = self.inner.webhooks.signer.sign(&n.id, ts, &body);
+        let signature = self.signer.sign(&n.id, ts, &body);
         let response = client
             .post(url)
             .header("content-type", "application/json")

@@ -116,7 +116,7 @@ async fn page(
     let (recipients, agreements, notifications) = match (
         s.vault.recipients(p).await,
         s.vault.agreements(p, None).await,
-        s.vault.notifications(p, None, 100).await,
+        s.vault.webhooks().notifications(p, None, 100).await,
     ) {
         (Ok(r), Ok(a), Ok(n)) => (r, a, n),
         (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => return error_page(Some(session), e.into()),

@@ -149,7 +149,11 @@ pub async fn notifications(
     let recipient = recipient_param(&uri)?;
     let limit = limit_param(&uri, 100, 500)?;
     Ok(Json(ItemsOf {
-        items: s.vault.notifications(&p, recipient, limit).await?,
+        items: s
+            .vault
+            .webhooks()
+            .notifications(&p, recipient, limit)
+            .await?,
     }))
 }
 
@@ -238,7 +242,7 @@ pub async fn shared_one(
 
 /// The public keys that verify Steward's notifications (Standard Webhooks `v1a`, Ed25519).
 pub async fn webhook_keys(State(s): State<AppState>) -> Json<WebhookKeys> {
-    Json(s.vault.webhook_keys())
+    Json(s.vault.webhooks().keys())
 }
 
 /// This module's routes, each registered with its OpenAPI path from the handler's annotation.

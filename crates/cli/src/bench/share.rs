@@ -79,7 +79,7 @@ pub async fn run(
         ids.extend(super::insert_generated(&vault, operator, outlet, start..end).await?);
     }
     // The loopback receiver is plain http: the test-only setting, as the tests use it.
-    vault.allow_insecure_webhooks(operator, true);
+    vault.webhooks().allow_insecure(operator, true);
     let count = Arc::new(AtomicU64::new(0));
     let at = receiver(count.clone()).await?;
     let dpo = super::segment::client(&vault, operator, Role::Dpo).await?;
@@ -197,7 +197,7 @@ pub async fn run(
     {
         let vault = vault.clone();
         let sender = operator.acting("webhook_sender");
-        tokio::spawn(async move { vault.run_webhooks(sender).await });
+        tokio::spawn(async move { vault.webhooks().run(sender).await });
     }
     let want = before + changed.len() as u64;
     let deadline = Instant::now() + Duration::from_secs(600);

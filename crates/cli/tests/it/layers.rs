@@ -125,6 +125,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("consent.rs", &["ConsentStore"], true),
     ("customer_keys.rs", &["KeyStore"], false),
     ("alerts.rs", &["AlertStore"], false),
+    ("webhooks.rs", &["SharingStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).
