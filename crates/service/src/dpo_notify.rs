@@ -22,11 +22,16 @@ pub const REMINDER_AHEAD_MS: i64 = 3 * 86_400_000;
 pub(crate) struct DpoNotices {
     address: std::sync::OnceLock<String>,
     /// How mail leaves (the operator's, set once with the customers' notifier).
-    pub(crate) notifier: std::sync::OnceLock<std::sync::Arc<dyn crate::notify::Notifier>>,
+    notifier: std::sync::OnceLock<std::sync::Arc<dyn crate::notify::Notifier>>,
     reminded: Mutex<HashSet<RequestId>>,
 }
 
 impl DpoNotices {
+    /// Sets how the DPO's mail leaves (once; with the customers' notifier).
+    pub(crate) fn use_notifier(&self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) {
+        let _ = self.notifier.set(notifier);
+    }
+
     /// Tells the DPO `body` under `subject`, off the caller's path.
     pub(crate) fn notify(&self, subject: &'static str, body: String) {
         let (Some(to), Some(n)) = (self.address.get().cloned(), self.notifier.get().cloned())

@@ -119,7 +119,7 @@ pub(crate) fn one_time_code() -> ServiceResult<String> {
 impl Vault {
     /// Sends one-time codes through `notifier` (the development file sink, or SMTP).
     pub fn use_notifier(&self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) {
-        let _ = self.inner.dpo.notifier.set(notifier.clone());
+        self.inner.dpo.use_notifier(notifier.clone());
         let _ = self.inner.notifier.set(notifier);
     }
 

@@ -410,6 +410,37 @@ async fn portal_forms_need_the_customer(db: TestDb) {
     assert!(consents.current.is_empty(), "{:?}", consents.current);
 }
 
+/// The audit entry a console form's allowed post leaves, by its route (the act itself; a read
+/// with a reason is a decided `read`).
+fn act_of(path: &str) -> &'static str {
+    let parts: Vec<&str> = path.trim_start_matches("/console/").split('/').collect();
+    match parts.as_slice() {
+        ["customers", "new"] => "create_customer",
+        ["customers", _, "merge"] => "merge",
+        ["customers", _, "read"] => "read",
+        ["directory", "outlets"] => "create_outlet",
+        ["directory", "staff"] => "create_staff",
+        ["directory", "staff", _, "disabled"] => "disable_staff",
+        ["directory", "tokens", _, "revoke"] => "revoke_token",
+        ["purposes"] => "register_purpose",
+        ["purposes", _] => "change_purpose",
+        ["segments"] => "create_segment",
+        ["campaigns"] => "create_campaign",
+        ["campaigns", _, "send"] => "send_campaign",
+        ["surveys"] => "create_survey",
+        ["surveys", _, "send"] => "send_survey",
+        ["analytics"] => "analytics_release",
+        ["sharing", "recipients"] => "create_recipient",
+        ["sharing", "agreements"] => "create_agreement",
+        ["sharing", "agreements", _, "end"] => "end_agreement",
+        ["dpo", "requests", _, "deny"] => "request.denied",
+        ["dpo", "requests", _, "verify"] => "request.fulfilled",
+        // A confirmed correction changes the profile (and fulfils the request).
+        ["dpo", "requests", _, "confirm"] => "update_customer",
+        _ => panic!("{path}: say which entry its act leaves"),
+    }
+}
+
 /// What each role acts on in [`console_pages_forms_by_role`]: a target of its own for every form
 /// that changes state once (a second post would meet a changed state, not the decision).
 struct Targets {
@@ -654,7 +685,8 @@ async fn console_pages_forms_by_role(db: TestDb) {
     // What a form's post left in the log by the role that posted it: whether it acted (an entry
     // other than a refusal). An allowed form must leave one, a refused form none; a refused read
     // is recorded as a `deny`, which is no act.
-    let acted = async |role: Role, before: u64| -> bool {
+    // `action`: the entry the allowed act must leave; `None`: any act at all.
+    let acted = async |role: Role, before: u64, action: Option<&str>| -> bool {
         vault.audit().flush().await.unwrap();
         let after = store.audit_size().await.unwrap();
         store
@@ -663,7 +695,12 @@ async fn console_pages_forms_by_role(db: TestDb) {
             .unwrap()
             .iter()
             .filter_map(|e| steward_domain::AuditLeaf::from_bytes(&e.row.leaf))
-            .any(|l| l.roles == [role] && l.outcome != "deny" && l.outcome != "denied")
+            .any(|l| {
+                l.roles == [role]
+                    && l.outcome != "deny"
+                    && l.outcome != "denied"
+                    && action.is_none_or(|a| l.action == a)
+            })
     };
     let size = async || {
         vault.audit().flush().await.unwrap();
@@ -836,13 +873,15 @@ async fn console_pages_forms_by_role(db: TestDb) {
             body.extend(fields.iter().map(|(k, v)| (*k, v.as_str())));
             let before = size().await;
             let (got, _, page) = send(&app, "POST", &path, Some(&session), Some(&body)).await;
-            if acted(role, before).await != roles.contains(&role) {
+            let allowed = roles.contains(&role);
+            let act = act_of(&path);
+            if acted(role, before, allowed.then_some(act)).await != allowed {
                 wrong.push(format!(
                     "{role:?} POST {path}: {} in the log",
-                    if roles.contains(&role) {
-                        "no entry of the act"
+                    if allowed {
+                        format!("no `{act}` entry")
                     } else {
-                        "an act's entry after a refusal"
+                        "an act's entry after a refusal".to_owned()
                     }
                 ));
             }
@@ -880,7 +919,8 @@ async fn console_pages_forms_by_role(db: TestDb) {
             Some(&body),
         )
         .await;
-        if acted(*role, before).await != (*role == Role::Dpo) {
+        let allowed = *role == Role::Dpo;
+        if acted(*role, before, allowed.then_some("publish_notice")).await != allowed {
             wrong.push(format!("{role:?} POST notice/publish: the log disagrees"));
         }
         let want = if *role == Role::Dpo {
@@ -899,7 +939,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
         let body = [("csrf", csrf.as_str()), ("version", "1")];
         let before = size().await;
         let (got, _, _) = send(&app, "POST", "/console/notice", Some(session), Some(&body)).await;
-        if !acted(*role, before).await {
+        if !acted(*role, before, Some("acknowledge")).await {
             wrong.push(format!(
                 "{role:?} POST notice: no acknowledgement in the log"
             ));
