@@ -118,7 +118,7 @@ impl Limits {
 
     /// Counts for the installation through `vault` when its servers share PostgreSQL.
     pub(crate) fn share_through(&self, vault: &steward_service::Vault) {
-        if vault.limits_shared() {
+        if vault.limits().shared() {
             let _ = self.shared.set(vault.clone());
         }
     }
@@ -156,7 +156,8 @@ impl Limits {
             .clamp(1.0, 1000.0)
             .min(rate.burst.max(1.0)) as u32;
         match vault
-            .take_shared_rate(token, rate.per_second, rate.burst, want)
+            .limits()
+            .take_rate(token, rate.per_second, rate.burst, want)
             .await
         {
             Ok(Ok(granted)) => {
@@ -237,7 +238,7 @@ impl Limits {
 
     /// `Err(wait)` while `addr` is refused for presenting too many bad tokens.
     pub fn check_address(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        if let Some(wait) = self.shared.get().and_then(|v| v.shared_brake(addr)) {
+        if let Some(wait) = self.shared.get().and_then(|v| v.limits().brake(addr)) {
             return Err(wait);
         }
         let Ok(failures) = self.failures.lock() else {
@@ -266,7 +267,8 @@ impl Limits {
         // Counted for the installation before the answer goes; the server whose count trips
         // the brake tells the others.
         match vault
-            .count_shared_failure(addr, self.failures_allowed, FAILURE_WINDOW)
+            .limits()
+            .count_failure(addr, self.failures_allowed, FAILURE_WINDOW)
             .await
         {
             Ok(over) => over,
@@ -290,7 +292,7 @@ impl Limits {
     /// 7). A wrong guess is counted with [`Reservation::failed`]; dropping the reservation frees
     /// its place.
     pub fn reserve(&self, addr: IpAddr, now: Instant) -> Result<Reservation<'_>, Duration> {
-        if let Some(wait) = self.shared.get().and_then(|v| v.shared_brake(addr)) {
+        if let Some(wait) = self.shared.get().and_then(|v| v.limits().brake(addr)) {
             return Err(wait);
         }
         let Ok(mut failures) = self.failures.lock() else {
@@ -319,7 +321,8 @@ impl Limits {
         let mut reservation = self.reserve(addr, now)?;
         if let Some(vault) = self.shared.get() {
             match vault
-                .reserve_shared_guess(addr, self.failures_allowed, FAILURE_WINDOW)
+                .limits()
+                .reserve_guess(addr, self.failures_allowed, FAILURE_WINDOW)
                 .await
             {
                 Ok(Ok(at)) => reservation.shared_at = Some(at),
@@ -375,7 +378,7 @@ impl Reservation<'_> {
     /// The guess was right: the installation's count takes it back.
     pub async fn succeeded(self) {
         if let (Some(at), Some(vault)) = (self.shared_at, self.limits.shared.get())
-            && let Err(e) = vault.release_guess(self.addr, at).await
+            && let Err(e) = vault.limits().release_guess(self.addr, at).await
         {
             tracing::warn!(error = %e, "a right sign-in still counts against its address for a minute");
         }

@@ -402,8 +402,8 @@ impl Vault {
     /// is refused (and the DPO alerted the first time).
     pub(crate) async fn count_read(&self, who: &Flagged<'_>, id: CustomerId) -> ServiceResult<()> {
         let asker = who.principal.asker().id;
-        let shared = self.limits_shared();
-        if shared && self.bulk_refused_elsewhere(&asker) {
+        let shared = self.limits().shared();
+        if shared && self.limits().bulk_refused_elsewhere(&asker) {
             return Err(ServiceError::BulkAccess);
         }
         let now = std::time::Instant::now();
@@ -415,7 +415,7 @@ impl Vault {
             // New to this caller here: counted for the installation too (servers on
             // PostgreSQL), so a reader spread over several servers meets the same limit.
             (GuardOutcome::Allowed, Some((limit, window))) if shared => {
-                if self.count_shared_bulk(&asker, id, limit, window).await? {
+                if self.limits().count_bulk(&asker, id, limit, window).await? {
                     self.inner.bulk.refuse(&asker, now);
                     GuardOutcome::Refused { newly: true }
                 } else {

@@ -253,8 +253,8 @@ impl Vault {
                 self.inner.identity.forget(change)
             }
             Change::Registry => self.reload_registry().await,
-            Change::Brake(key, until) => self.inner.heard.brake(key, until),
-            Change::BulkRefused(key, until) => self.inner.heard.refuse_bulk(key, until),
+            Change::Brake(key, until) => self.inner.limits.heard().brake(key, until),
+            Change::BulkRefused(key, until) => self.inner.limits.heard().refuse_bulk(key, until),
         }
     }
 

@@ -11,14 +11,16 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use steward_domain::{Timestamp, TokenId};
 
-use crate::cluster::Change;
+use steward_store::ClusterStore;
+
+use crate::cluster::{Announcer, Change};
+use crate::door::Door;
 use crate::error::ServiceResult;
-use crate::vault::Vault;
 
 /// Brakes and refusals other servers announced: MAC key → until (Unix milliseconds).
 #[derive(Default)]
@@ -82,27 +84,58 @@ fn millis(window: Duration) -> i64 {
 pub(crate) const LONGEST_BRAKE: Duration = Duration::from_secs(300);
 pub(crate) const LONGEST_REFUSAL: Duration = Duration::from_secs(2 * 3600);
 
-impl Vault {
+/// The limits' context: what the servers of one installation count together, and what they
+/// heard from each other.
+pub struct SharedLimits {
+    door: Arc<Door>,
+    store: Arc<dyn ClusterStore>,
+    /// Servers on PostgreSQL share the limits; one server on SQLite counts in memory.
+    shared: bool,
+    /// Brakes and bulk refusals the other servers announced.
+    heard: Heard,
+    announcer: Arc<Announcer>,
+}
+
+impl SharedLimits {
+    /// The limits of one installation (made by the composition root).
+    pub(crate) fn new(
+        door: Arc<Door>,
+        store: Arc<dyn ClusterStore>,
+        shared: bool,
+        announcer: Arc<Announcer>,
+    ) -> Self {
+        SharedLimits {
+            door,
+            store,
+            shared,
+            heard: Heard::default(),
+            announcer,
+        }
+    }
+
+    /// What the other servers announced (the cluster's listener notes it here).
+    pub(crate) fn heard(&self) -> &Heard {
+        &self.heard
+    }
+
     /// Whether the limits are counted for the whole installation (servers on PostgreSQL); if
     /// not, the caller counts in memory.
-    pub fn limits_shared(&self) -> bool {
-        self.inner.stores.maintenance.backend() == steward_store::Backend::Postgres
+    pub fn shared(&self) -> bool {
+        self.shared
     }
 
     /// Takes up to `want` requests from token `id`'s bucket, shared by every server (filled at
     /// `per_second` up to `burst`): how many were granted, or how long until one is.
-    pub async fn take_shared_rate(
+    pub async fn take_rate(
         &self,
         id: TokenId,
         per_second: f64,
         burst: f64,
         want: u32,
     ) -> ServiceResult<Result<u32, Duration>> {
-        let key = self.door().mac("limit-rate", &id.to_string());
+        let key = self.door.mac("limit-rate", &id.to_string());
         let t = self
-            .inner
-            .stores
-            .cluster
+            .store
             .take_shared(&key, per_second, burst, want)
             .await?;
         Ok(if t.granted > 0 {
@@ -114,10 +147,10 @@ impl Vault {
 
     /// How long `addr` stays braked because the servers together counted too many failures
     /// from it (`None`: not braked).
-    pub fn shared_brake(&self, addr: IpAddr) -> Option<Duration> {
+    pub fn brake(&self, addr: IpAddr) -> Option<Duration> {
         left(
-            &self.inner.heard.brakes,
-            &self.door().mac("limit-address", &addr.to_string()),
+            &self.heard.brakes,
+            &self.door.mac("limit-address", &addr.to_string()),
         )
     }
 
@@ -125,25 +158,20 @@ impl Vault {
     /// counted within `window`, every server brakes the address for the rest of the window.
     /// `Some(wait)` when this failure is itself past the allowance: the caller answers it as
     /// braked, whether or not its server has heard of the brake yet.
-    pub async fn count_shared_failure(
+    pub async fn count_failure(
         &self,
         addr: IpAddr,
         allowed: u32,
         window: Duration,
     ) -> ServiceResult<Option<Duration>> {
-        let key = self.door().mac("limit-address", &addr.to_string());
+        let key = self.door.mac("limit-address", &addr.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
-        let failures = self
-            .inner
-            .stores
-            .cluster
-            .count_event(&key, now, now - w)
-            .await?;
+        let failures = self.store.count_event(&key, now, now - w).await?;
         if failures >= u64::from(allowed) {
             let until = now + w;
-            self.inner.heard.brake(key, until);
-            self.announce(Change::Brake(key, until)).await;
+            self.heard.brake(key, until);
+            self.announcer.announce(Change::Brake(key, until)).await;
         }
         Ok((failures > u64::from(allowed)).then_some(window))
     }
@@ -152,26 +180,21 @@ impl Vault {
     /// counts as a failure at once, so guesses sent together to several servers cannot all
     /// pass before any has failed. `Err(wait)` once `allowed` are counted within `window` (the
     /// address is braked everywhere); otherwise the reservation's time, for
-    /// [`Vault::release_guess`] when the guess was right.
-    pub async fn reserve_shared_guess(
+    /// [`SharedLimits::release_guess`] when the guess was right.
+    pub async fn reserve_guess(
         &self,
         addr: IpAddr,
         allowed: u32,
         window: Duration,
     ) -> ServiceResult<Result<i64, Duration>> {
-        let key = self.door().mac("limit-address", &addr.to_string());
+        let key = self.door.mac("limit-address", &addr.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
-        let counted = self
-            .inner
-            .stores
-            .cluster
-            .count_event(&key, now, now - w)
-            .await?;
+        let counted = self.store.count_event(&key, now, now - w).await?;
         if counted > u64::from(allowed) {
             let until = now + w;
-            self.inner.heard.brake(key, until);
-            self.announce(Change::Brake(key, until)).await;
+            self.heard.brake(key, until);
+            self.announcer.announce(Change::Brake(key, until)).await;
             return Ok(Err(window));
         }
         Ok(Ok(now))
@@ -179,42 +202,37 @@ impl Vault {
 
     /// A guess reserved at `at` was right: it no longer counts against `addr`.
     pub async fn release_guess(&self, addr: IpAddr, at: i64) -> ServiceResult<()> {
-        let key = self.door().mac("limit-address", &addr.to_string());
-        self.inner.stores.cluster.take_back_event(&key, at).await?;
+        let key = self.door.mac("limit-address", &addr.to_string());
+        self.store.take_back_event(&key, at).await?;
         Ok(())
     }
 
     /// Whether `who` is refused by the bulk-access guard on another server's word.
     pub(crate) fn bulk_refused_elsewhere(&self, who: &str) -> bool {
-        left(&self.inner.heard.bulk, &self.door().mac("limit-bulk", who)).is_some()
+        left(&self.heard.bulk, &self.door.mac("limit-bulk", who)).is_some()
     }
 
     /// Counts customer `customer` read by `who` for the installation: true when the servers
     /// together have seen `who` read more than `limit` distinct customers within `window` (every
     /// server is told to refuse `who` for a window).
-    pub(crate) async fn count_shared_bulk(
+    pub(crate) async fn count_bulk(
         &self,
         who: &str,
         customer: steward_domain::CustomerId,
         limit: usize,
         window: Duration,
     ) -> ServiceResult<bool> {
-        let key = self.door().mac("limit-bulk", who);
-        let item = self
-            .door()
-            .mac("limit-bulk-customer", &customer.to_string());
+        let key = self.door.mac("limit-bulk", who);
+        let item = self.door.mac("limit-bulk-customer", &customer.to_string());
         let now = Timestamp::now().millis();
         let w = millis(window);
-        let distinct = self
-            .inner
-            .stores
-            .cluster
-            .count_distinct(&key, &item, now, now - w)
-            .await?;
+        let distinct = self.store.count_distinct(&key, &item, now, now - w).await?;
         if distinct > limit as u64 {
             let until = now + w;
-            self.inner.heard.refuse_bulk(key, until);
-            self.announce(Change::BulkRefused(key, until)).await;
+            self.heard.refuse_bulk(key, until);
+            self.announcer
+                .announce(Change::BulkRefused(key, until))
+                .await;
             return Ok(true);
         }
         Ok(false)
@@ -226,20 +244,20 @@ impl Vault {
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const KEEP_FOR: Duration = Duration::from_secs(2 * 3600);
 
-impl Vault {
+impl SharedLimits {
     /// Prunes ended windows and idle buckets now and then while the vault lives (PostgreSQL).
-    pub(crate) fn spawn_pruning(&self) {
-        if !self.limits_shared() {
+    pub(crate) fn spawn_pruning(self: &Arc<Self>) {
+        if !self.shared {
             return;
         }
-        let weak = std::sync::Arc::downgrade(&self.inner);
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PRUNE_EVERY).await;
-                let Some(inner) = weak.upgrade() else { return };
+                let Some(limits) = weak.upgrade() else { return };
                 let before = Timestamp::now().millis()
                     - i64::try_from(KEEP_FOR.as_millis()).unwrap_or(i64::MAX);
-                if let Err(e) = inner.stores.cluster.prune_shared(before).await {
+                if let Err(e) = limits.store.prune_shared(before).await {
                     tracing::warn!(error = %e, "pruning the shared limit counters failed; next time");
                 }
             }

@@ -151,7 +151,7 @@ pub(crate) struct Inner {
     /// Whether this server hears the others' changes (see `cluster`).
     pub(crate) hearing: Arc<crate::cluster::Hearing>,
     /// Brakes and bulk refusals the other servers announced.
-    pub(crate) heard: crate::shared_limits::Heard,
+    pub(crate) limits: Arc<crate::shared_limits::SharedLimits>,
     /// The database's last answer to a readiness check, and when.
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) portal: crate::portal::PortalCache,
@@ -189,6 +189,11 @@ impl Vault {
     /// Notifications to recipients: their sender, keys and settings.
     pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
         &self.inner.webhooks
+    }
+
+    /// The limits the servers of an installation count together (rates, brakes, bulk reads).
+    pub fn limits(&self) -> &crate::shared_limits::SharedLimits {
+        &self.inner.limits
     }
 
     /// Access alerts: the DPO's list, and an alert's reason opened.
@@ -344,7 +349,12 @@ impl Vault {
                     hearing.clone(),
                     announcer.clone(),
                 ),
-                heard: Default::default(),
+                limits: Arc::new(crate::shared_limits::SharedLimits::new(
+                    door.clone(),
+                    store.clone(),
+                    store.backend() == steward_store::Backend::Postgres,
+                    announcer.clone(),
+                )),
                 readiness: Default::default(),
                 hearing,
                 portal: crate::portal::PortalCache::default(),
@@ -387,7 +397,7 @@ impl Vault {
         vault.reload_marked().await?;
         crate::cluster::spawn_refresh(Arc::downgrade(&vault.inner));
         vault.spawn_hearing();
-        vault.spawn_pruning();
+        vault.inner.limits.spawn_pruning();
         let indexed = vault.index_missing_names().await?;
         if indexed > 0 {
             tracing::info!(customers = indexed, "indexed names for search");

@@ -126,6 +126,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("customer_keys.rs", &["KeyStore"], false),
     ("alerts.rs", &["AlertStore"], false),
     ("webhooks.rs", &["SharingStore"], false),
+    ("shared_limits.rs", &["ClusterStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).
