@@ -202,6 +202,8 @@ impl Door {
         )
     }
 
+    /// How an entry names the actor: a principal by pseudonym, roles and outlets; the operator
+    /// by what it did; the customer as `subject`.
     pub(crate) fn actor_parts(&self, actor: Actor<'_>) -> (String, Vec<Role>, Vec<OutletId>) {
         match actor {
             Actor::Principal(p) => (

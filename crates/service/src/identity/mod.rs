@@ -106,6 +106,7 @@ impl Identity {
         Ok(self.store.dead_sessions(before, delete).await?)
     }
 
+    /// The door its acts are decided and recorded at.
     pub(crate) fn door(&self) -> &Door {
         &self.door
     }
