@@ -178,7 +178,7 @@ async fn open_vault(args: &StoreArgs, create: bool) -> anyhow::Result<(Vault, Op
                 }
                 e => anyhow::anyhow!("opening the vault: {e}"),
             })?;
-    vault.use_erasure_journal(args.erasure_journal());
+    vault.erasures().use_journal(args.erasure_journal());
     Ok((vault, operator))
 }
 

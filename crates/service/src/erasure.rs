@@ -10,14 +10,14 @@
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::Serialize;
 use steward_domain::{CustomerId, Timestamp};
-use steward_store::{CustomerStanding, Erased};
+use steward_store::{CustomerStanding, Erased, ErasureStore, MaintenanceStore};
 
 use crate::auth::Actor;
-use crate::door::About;
+use crate::door::{About, Door};
 use crate::error::{ServiceError, ServiceResult};
 use crate::vault::Vault;
 
@@ -70,17 +70,15 @@ impl Journal {
         }
     }
 
-    fn line_mac(vault: &Vault, prev: &str, body: &str) -> String {
-        vault
-            .door()
-            .mac("erasure-journal", &format!("{prev}\n{body}"))
+    fn line_mac(door: &Door, prev: &str, body: &str) -> String {
+        door.mac("erasure-journal", &format!("{prev}\n{body}"))
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
     }
 
     /// Reads and checks every entry.
-    pub(crate) fn read(&self, vault: &Vault) -> ServiceResult<Vec<JournalEntry>> {
+    pub(crate) fn read(&self, door: &Door) -> ServiceResult<Vec<JournalEntry>> {
         let file = match std::fs::File::open(&self.path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
@@ -99,10 +97,7 @@ impl Journal {
             let (body, mac) = line
                 .rsplit_once(' ')
                 .ok_or(ServiceError::Journal("has a malformed line"))?;
-            if !constant_time_eq(
-                Self::line_mac(vault, &prev, body).as_bytes(),
-                mac.as_bytes(),
-            ) {
+            if !constant_time_eq(Self::line_mac(door, &prev, body).as_bytes(), mac.as_bytes()) {
                 return Err(ServiceError::Journal(
                     "failed its integrity check: a line was changed, removed or reordered",
                 ));
@@ -121,7 +116,7 @@ impl Journal {
     /// `steward erase` beside a running server cannot fork the chain.
     pub(crate) fn append(
         &self,
-        vault: &Vault,
+        door: &Door,
         customer: CustomerId,
         at: i64,
         void: bool,
@@ -145,7 +140,7 @@ impl Journal {
             "{seq} {customer} {at} {}",
             if void { "void" } else { "erase" }
         );
-        let mac = Self::line_mac(vault, &prev, &body);
+        let mac = Self::line_mac(door, &prev, &body);
         let text = if last_seq == 0 {
             format!("{HEADER}\n{body} {mac}\n")
         } else {
@@ -250,19 +245,152 @@ pub struct ErasureReport {
     pub journal_seq: i64,
 }
 
-impl Vault {
+/// The erasure context: crypto-shredding in the store, the journal, legal holds. What an erasure
+/// also moves elsewhere (personalisation's model) is the vault's, which orchestrates the steps.
+pub struct Erasures {
+    door: Arc<Door>,
+    store: Arc<dyn ErasureStore>,
+    /// Clears old page copies after a purge.
+    maintenance: Arc<dyn MaintenanceStore>,
+    /// Where erasures are journalled before the database forgets (set by the opener).
+    journal: OnceLock<Journal>,
+}
+
+impl Erasures {
+    /// The erasures of one installation (made by the composition root).
+    pub(crate) fn new(
+        door: Arc<Door>,
+        store: Arc<dyn ErasureStore>,
+        maintenance: Arc<dyn MaintenanceStore>,
+    ) -> Self {
+        Erasures {
+            door,
+            store,
+            maintenance,
+            journal: OnceLock::new(),
+        }
+    }
+
     /// Keeps the erasure journal at `path` (beside the master key; never in a backup).
-    pub fn use_erasure_journal(&self, path: PathBuf) {
-        let _ = self.inner.journal.set(Journal::new(path));
+    pub fn use_journal(&self, path: PathBuf) {
+        let _ = self.journal.set(Journal::new(path));
     }
 
     fn journal(&self) -> ServiceResult<&Journal> {
-        self.inner
-            .journal
+        self.journal
             .get()
             .ok_or(ServiceError::Journal("is not configured"))
     }
 
+    /// Writes an erasure (or, `void`, that one did not happen) to the journal, synced; its
+    /// sequence number.
+    pub(crate) fn journal_append(&self, id: CustomerId, at: i64, void: bool) -> ServiceResult<i64> {
+        self.journal()?.append(&self.door, id, at, void)
+    }
+
+    /// Every journalled erasure, checked.
+    pub(crate) fn journal_entries(&self) -> ServiceResult<Vec<JournalEntry>> {
+        self.journal()?.read(&self.door)
+    }
+
+    /// Whether customer `id` is there, held, or absent.
+    pub(crate) async fn standing(&self, id: CustomerId) -> ServiceResult<CustomerStanding> {
+        Ok(self.store.customer_standing(id).await?)
+    }
+
+    /// Every erasure the database records.
+    pub(crate) async fn erasures(&self) -> ServiceResult<Vec<steward_store::ErasureRow>> {
+        Ok(self.store.erasures().await?)
+    }
+
+    /// The shred transaction, with its disposal record (the caller has decided the erasure and
+    /// journalled it as `seq`).
+    pub(crate) async fn shred(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        seq: i64,
+        at: Timestamp,
+        why: &str,
+    ) -> ServiceResult<Erased> {
+        let subject = format!("crypto-shredding; {why}; journal {seq}");
+        let entry = self.door.write_entry_marked(
+            actor,
+            "erase",
+            Some(id),
+            &erased_categories(),
+            About {
+                subject: Some(&subject),
+                purpose: None,
+            },
+            "destroyed",
+        );
+        Ok(self
+            .store
+            .erase_customer(
+                id,
+                seq,
+                at.millis(),
+                PURGE_INLINE + 1,
+                std::slice::from_ref(&entry),
+            )
+            .await?)
+    }
+
+    /// Purges what an erasure left, in bounded transactions, then clears old page copies.
+    pub(crate) async fn purge(&self, id: CustomerId) -> ServiceResult<()> {
+        while self
+            .store
+            .purge_customer(id, PURGE_CHUNK, Timestamp::now().millis())
+            .await?
+            > 0
+        {}
+        self.maintenance.compact().await?;
+        Ok(())
+    }
+
+    /// Sets (`Some` case reference) or lifts (`None`) a legal hold on a customer.
+    pub async fn set_legal_hold(
+        &self,
+        actor: Actor<'_>,
+        id: CustomerId,
+        reference: Option<&str>,
+    ) -> ServiceResult<()> {
+        if let Some(r) = reference {
+            validate_reference(r)?;
+        }
+        self.door
+            .authorize_actor(
+                actor,
+                steward_policy::Action::ManageLegalHold,
+                Some(id),
+                false,
+            )
+            .await?;
+        let action = if reference.is_some() {
+            "legal_hold.set"
+        } else {
+            "legal_hold.lift"
+        };
+        let entry = self.door.write_entry_for(
+            actor,
+            action,
+            Some(id),
+            &[],
+            About {
+                subject: reference,
+                purpose: None,
+            },
+        );
+        if self.store.set_legal_hold(id, reference, &[entry]).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound("customer"))
+        }
+    }
+}
+
+impl Vault {
     /// Erases a customer by crypto-shredding: unreadable and unfindable when this returns; what
     /// ciphertext is left is purged now or, for a long history, in the background.
     pub async fn erase_customer(
@@ -289,22 +417,22 @@ impl Vault {
         id: CustomerId,
         why: &str,
     ) -> ServiceResult<ErasureReport> {
-        match self.inner.stores.erasure.customer_standing(id).await? {
+        let erasures = self.erasures();
+        match erasures.standing(id).await? {
             CustomerStanding::Absent => return Err(ServiceError::NotFound("customer")),
             CustomerStanding::Held(r) => return Err(ServiceError::LegalHold(r)),
             CustomerStanding::Present => {}
         }
-        let journal = self.journal()?;
         let at = Timestamp::now();
         // Written before the database forgets: if the database fails next, the erasure is
         // replayed on the next start rather than lost.
-        let seq = journal.append(self, id, at.millis(), false)?;
+        let seq = erasures.journal_append(id, at.millis(), false)?;
         let outcome = self.shred(actor, id, seq, at, why).await;
         let remaining = match outcome {
             Ok(Erased::Shredded { remaining }) => remaining,
             other => {
                 // Not erased: void the journal line so no replay erases a held customer.
-                let _ = journal.append(self, id, Timestamp::now().millis(), true);
+                let _ = erasures.journal_append(id, Timestamp::now().millis(), true);
                 return Err(match other {
                     Ok(Erased::Held(r)) => ServiceError::LegalHold(r),
                     Ok(_) => ServiceError::NotFound("customer"),
@@ -313,12 +441,12 @@ impl Vault {
             }
         };
         let purge = if remaining <= PURGE_INLINE {
-            self.purge(id).await?;
+            erasures.purge(id).await?;
             "complete"
         } else {
-            let vault = self.clone();
+            let erasures = self.erasures().clone();
             tokio::spawn(async move {
-                if let Err(e) = vault.purge(id).await {
+                if let Err(e) = erasures.purge(id).await {
                     tracing::warn!(error = %e, "purging an erased customer stopped; resumed on the next start");
                 }
             });
@@ -334,7 +462,8 @@ impl Vault {
         })
     }
 
-    /// The shred transaction, with its disposal record.
+    /// The shred transaction; the customer's basket leaves personalisation's model with the key
+    /// (issue 20).
     async fn shred(
         &self,
         actor: Actor<'_>,
@@ -343,105 +472,19 @@ impl Vault {
         at: Timestamp,
         why: &str,
     ) -> ServiceResult<Erased> {
-        let subject = format!("crypto-shredding; {why}; journal {seq}");
-        let entry = self.door().write_entry_marked(
-            actor,
-            "erase",
-            Some(id),
-            &erased_categories(),
-            About {
-                subject: Some(&subject),
-                purpose: None,
-            },
-            "destroyed",
-        );
-        // The customer's basket leaves personalisation's model with the key (issue 20).
         self.with_basket_moved(id, async || {
-            Ok(self
-                .inner
-                .stores
-                .erasure
-                .erase_customer(
-                    id,
-                    seq,
-                    at.millis(),
-                    PURGE_INLINE + 1,
-                    std::slice::from_ref(&entry),
-                )
-                .await?)
+            self.erasures().shred(actor, id, seq, at, why).await
         })
         .await
-    }
-
-    /// Purges what an erasure left, in bounded transactions, then clears old page copies.
-    async fn purge(&self, id: CustomerId) -> ServiceResult<()> {
-        while self
-            .inner
-            .stores
-            .erasure
-            .purge_customer(id, PURGE_CHUNK, Timestamp::now().millis())
-            .await?
-            > 0
-        {}
-        self.inner.stores.maintenance.compact().await?;
-        Ok(())
-    }
-
-    /// Sets (`Some` case reference) or lifts (`None`) a legal hold on a customer.
-    pub async fn set_legal_hold(
-        &self,
-        actor: Actor<'_>,
-        id: CustomerId,
-        reference: Option<&str>,
-    ) -> ServiceResult<()> {
-        if let Some(r) = reference {
-            validate_reference(r)?;
-        }
-        self.door()
-            .authorize_actor(
-                actor,
-                steward_policy::Action::ManageLegalHold,
-                Some(id),
-                false,
-            )
-            .await?;
-        let action = if reference.is_some() {
-            "legal_hold.set"
-        } else {
-            "legal_hold.lift"
-        };
-        let entry = self.door().write_entry_for(
-            actor,
-            action,
-            Some(id),
-            &[],
-            About {
-                subject: reference,
-                purpose: None,
-            },
-        );
-        if self
-            .inner
-            .stores
-            .erasure
-            .set_legal_hold(id, reference, &[entry])
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound("customer"))
-        }
     }
 
     /// Makes the database agree with the erasure journal: every erasure it does not know (a
     /// restored backup, a crash between journal and database) is done again, and every purge
     /// left unfinished is finished. Returns how many customers were erased again.
     pub async fn replay_erasures(&self) -> ServiceResult<usize> {
-        let entries = self.journal()?.read(self)?;
+        let entries = self.erasures().journal_entries()?;
         let known: std::collections::HashMap<CustomerId, steward_store::ErasureRow> = self
-            .inner
-            .stores
-            .erasure
+            .erasures()
             .erasures()
             .await?
             .into_iter()
@@ -506,9 +549,9 @@ impl Vault {
                  those customers back"
             );
         }
-        for r in self.inner.stores.erasure.erasures().await? {
+        for r in self.erasures().erasures().await? {
             if r.purged_at.is_none() {
-                self.purge(r.customer_id).await?;
+                self.erasures().purge(r.customer_id).await?;
             }
         }
         Ok(again)

@@ -84,7 +84,7 @@ impl Vault {
             )
             .into());
         }
-        match self.inner.stores.erasure.customer_standing(other).await? {
+        match self.erasures().standing(other).await? {
             CustomerStanding::Absent => {
                 return Err(ValidationError::new("other_id", "no such customer").into());
             }

@@ -141,7 +141,7 @@ impl Vault {
             .await?
         {
             if dry_run {
-                match self.inner.stores.erasure.customer_standing(id).await? {
+                match self.erasures().standing(id).await? {
                     steward_store::CustomerStanding::Held(_) => report.held += 1,
                     _ => report.customers += 1,
                 }

@@ -96,7 +96,6 @@ pub(crate) struct Stores {
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
-    pub(crate) erasure: Arc<dyn steward_store::ErasureStore>,
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
@@ -115,7 +114,6 @@ impl Stores {
             activity: store.clone(),
             portal: store.clone(),
             rights: store.clone(),
-            erasure: store.clone(),
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
@@ -158,8 +156,8 @@ pub(crate) struct Inner {
     /// The consent ledger.
     pub(crate) consents: crate::consent::Consents,
     pub(crate) bulk: crate::BulkGuard,
-    /// Where erasures are journalled before the database forgets (set by the opener).
-    pub(crate) journal: std::sync::OnceLock<crate::erasure::Journal>,
+    /// Crypto-shredding, the erasure journal, legal holds.
+    pub(crate) erasures: Arc<crate::erasure::Erasures>,
     /// Delivers one-time codes for data-subject requests (set by the opener).
     pub(crate) notifier: std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>,
     /// The confidentiality notice and the staff's acknowledgements, for the read path.
@@ -194,6 +192,11 @@ impl Vault {
     /// The limits the servers of an installation count together (rates, brakes, bulk reads).
     pub fn limits(&self) -> &crate::shared_limits::SharedLimits {
         &self.inner.limits
+    }
+
+    /// Erasures: the journal, legal holds (an erasure itself is [`Vault::erase_customer`]).
+    pub fn erasures(&self) -> &Arc<crate::erasure::Erasures> {
+        &self.inner.erasures
     }
 
     /// Access alerts: the DPO's list, and an alert's reason opened.
@@ -366,7 +369,11 @@ impl Vault {
                     receipts,
                 ),
                 bulk: crate::BulkGuard::default(),
-                journal: std::sync::OnceLock::new(),
+                erasures: Arc::new(crate::erasure::Erasures::new(
+                    door.clone(),
+                    store.clone(),
+                    store.clone(),
+                )),
                 notifier: std::sync::OnceLock::new(),
                 request_days: std::sync::atomic::AtomicI64::new(
                     crate::rights::DEFAULT_DEADLINE_DAYS,

@@ -53,6 +53,7 @@ pub async fn set_hold(
 ) -> Result<StatusCode, Problem> {
     let id: CustomerId = path_id(&id)?;
     s.vault
+        .erasures()
         .set_legal_hold(Actor::Principal(&p), id, Some(&hold.reference))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -70,6 +71,7 @@ pub async fn lift_hold(
 ) -> Result<StatusCode, Problem> {
     let id: CustomerId = path_id(&id)?;
     s.vault
+        .erasures()
         .set_legal_hold(Actor::Principal(&p), id, None)
         .await?;
     Ok(StatusCode::NO_CONTENT)

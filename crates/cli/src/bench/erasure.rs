@@ -47,7 +47,9 @@ fn pct(samples: &mut [f64], p: f64) -> f64 {
 pub async fn run(small: usize, large: usize, history: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, operator, store, _) = super::temp_vault(dir.path()).await?;
-    vault.use_erasure_journal(dir.path().join("erasures.journal"));
+    vault
+        .erasures()
+        .use_journal(dir.path().join("erasures.journal"));
 
     let mut short = Vec::with_capacity(small);
     for n in 0..small {

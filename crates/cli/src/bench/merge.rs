@@ -11,7 +11,9 @@ use steward_service::{Activity, Actor, TokenOwner};
 pub async fn run(history: usize, runs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, operator, _, _) = super::temp_vault(dir.path()).await?;
-    vault.use_erasure_journal(dir.path().join("erasures.journal"));
+    vault
+        .erasures()
+        .use_journal(dir.path().join("erasures.journal"));
     let (_, token) = vault
         .identity()
         .create_token(operator, "bench", TokenOwner::Role(Role::SupportAgent))

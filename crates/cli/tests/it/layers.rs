@@ -127,6 +127,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("alerts.rs", &["AlertStore"], false),
     ("webhooks.rs", &["SharingStore"], false),
     ("shared_limits.rs", &["ClusterStore"], false),
+    ("erasure.rs", &["ErasureStore", "MaintenanceStore"], true),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

@@ -90,7 +90,8 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         .create_customer(op.into(), &person("Held Hal"))
         .await
         .unwrap();
-    v.set_legal_hold(op.into(), held, Some("CASE-7"))
+    v.erasures()
+        .set_legal_hold(op.into(), held, Some("CASE-7"))
         .await
         .unwrap();
     v.audit().flush().await.unwrap();

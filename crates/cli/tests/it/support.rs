@@ -102,7 +102,8 @@ impl TestDb {
             .await
             .expect("open vault");
         // Where the binary keeps it by default: beside the master key.
-        v.use_erasure_journal(self.dir.path().join("erasures.journal"));
+        v.erasures()
+            .use_journal(self.dir.path().join("erasures.journal"));
         let operator = operator.acting("test");
         let _ = OPERATOR.set(operator);
         (v, operator, store)
