@@ -284,12 +284,12 @@ impl Erasures {
 
     /// Writes an erasure (or, `void`, that one did not happen) to the journal, synced; its
     /// sequence number.
-    pub(crate) fn journal_append(&self, id: CustomerId, at: i64, void: bool) -> ServiceResult<i64> {
+    fn journal_append(&self, id: CustomerId, at: i64, void: bool) -> ServiceResult<i64> {
         self.journal()?.append(&self.door, id, at, void)
     }
 
     /// Every journalled erasure, checked.
-    pub(crate) fn journal_entries(&self) -> ServiceResult<Vec<JournalEntry>> {
+    fn journal_entries(&self) -> ServiceResult<Vec<JournalEntry>> {
         self.journal()?.read(&self.door)
     }
 
@@ -304,8 +304,9 @@ impl Erasures {
     }
 
     /// The shred transaction, with its disposal record (the caller has decided the erasure and
-    /// journalled it as `seq`).
-    pub(crate) async fn shred(
+    /// journalled it as `seq`). Private to this module: only `Vault::shred`, which also takes the
+    /// customer's basket out of personalisation's model, calls it.
+    async fn shred(
         &self,
         actor: Actor<'_>,
         id: CustomerId,
@@ -338,7 +339,7 @@ impl Erasures {
     }
 
     /// Purges what an erasure left, in bounded transactions, then clears old page copies.
-    pub(crate) async fn purge(&self, id: CustomerId) -> ServiceResult<()> {
+    async fn purge(&self, id: CustomerId) -> ServiceResult<()> {
         while self
             .store
             .purge_customer(id, PURGE_CHUNK, Timestamp::now().millis())
