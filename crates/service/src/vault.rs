@@ -143,12 +143,13 @@ pub(crate) struct Inner {
     pub(crate) audit_trail: crate::AuditTrail,
     /// Tells the other servers of committed changes.
     pub(crate) announcer: Arc<crate::cluster::Announcer>,
+    /// The purpose registry.
     pub(crate) purposes: Arc<crate::purposes::Purposes>,
     /// Tokens, sessions, authentication.
     pub(crate) identity: crate::identity::Identity,
     /// Whether this server hears the others' changes (see `cluster`).
     pub(crate) hearing: Arc<crate::cluster::Hearing>,
-    /// Brakes and bulk refusals the other servers announced.
+    /// The limits the servers count together, and the brakes and refusals they announced.
     pub(crate) limits: Arc<crate::shared_limits::SharedLimits>,
     /// The database's last answer to a readiness check, and when.
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
