@@ -100,7 +100,7 @@ impl Hearing {
         self.0.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set(&self, on: bool) {
+    fn set(&self, on: bool) {
         self.0.store(on, Ordering::Release);
     }
 }

@@ -9,7 +9,12 @@ use steward_domain::CustomerId;
 use steward_store::{KeyStore, StoredKey};
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::vault::{owner_label, stored, wrapped};
+use crate::vault::{stored, wrapped};
+
+/// The label a customer's data key is wrapped under (rotation re-wraps under the same).
+pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
+    [b"customer\0".as_slice(), id.as_bytes()].concat()
+}
 
 /// The customers' data keys.
 pub(crate) struct CustomerKeys {

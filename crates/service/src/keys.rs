@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use steward_crypto::{Keyring, MasterKey};
 use steward_store::DynStore;
 
+use crate::customer_keys::owner_label;
 use crate::error::ServiceResult;
-use crate::vault::{owner_label, wrapped};
+use crate::vault::wrapped;
 
 /// Where the pending key of an unfinished rotation is kept.
 pub fn next_key_path(key_file: &Path) -> PathBuf {

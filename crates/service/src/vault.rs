@@ -65,10 +65,6 @@ pub(crate) async fn tag_outbox(store: &DynStore, keyring: &Keyring) -> ServiceRe
     Ok(())
 }
 
-pub(crate) fn owner_label(id: CustomerId) -> Vec<u8> {
-    [b"customer\0".as_slice(), id.as_bytes()].concat()
-}
-
 pub(crate) fn stored(w: WrappedKey) -> StoredKey {
     StoredKey {
         master_key_id: w.master_key_id,
