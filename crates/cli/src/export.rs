@@ -108,7 +108,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             let file = opts
                 .open(path)
                 .with_context(|| format!("creating {}", path.display()))?;
-            let total = vault.count_customers().await?;
+            let total = vault.records().count_customers().await?;
             let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
             let n = export(&vault, operator, &mut std::io::BufWriter::new(file), |n| {
                 bar.set_position(n)

@@ -59,7 +59,7 @@ pub async fn store_all(
         tokio::task::spawn_blocking(move || {
             chunk
                 .iter()
-                .map(|c| v.seal_new_customer(c, now))
+                .map(|c| v.records().seal_new_customer(c, now))
                 .collect::<Result<Vec<_>, _>>()
         })
     };
@@ -68,7 +68,7 @@ pub async fn store_all(
     while let Some(task) = pending.take() {
         let sealed = task.await.context("sealing task failed")??;
         pending = chunks.next().map(seal);
-        stored += vault.insert_sealed(operator, sealed).await?.len();
+        stored += vault.records().insert_sealed(operator, sealed).await?.len();
         progress(stored);
     }
     Ok(stored)
@@ -100,6 +100,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     } else {
         let (lines, customers): (Vec<u64>, Vec<NewCustomer>) = rows.into_iter().unzip();
         let dups = vault
+            .records()
             .import_duplicates(operator.acting("import"), &customers)
             .await?;
         let mut kept = Vec::with_capacity(customers.len());

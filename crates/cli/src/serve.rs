@@ -336,13 +336,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     anyhow::anyhow!("--bulk-limit {spec}: N must be a number or none")
                 })?)
             };
-        vault.set_bulk_limit(operator, role, limit);
+        vault.records().set_bulk_limit(operator, role, limit);
     }
     let mut token = None;
     let mut sample = None;
     let mut logins = Vec::new();
     if args.demo {
-        if vault.count_customers().await? == 0 {
+        if vault.records().count_customers().await? == 0 {
             eprintln!(
                 "Loading the demo data set ({} fictional customers)…",
                 args.demo_customers

@@ -141,7 +141,7 @@ impl Vault {
             .await?;
         let purpose = self.purposes().get("purpose", purpose)?;
         // Decided by the policy's `purpose-bound-to-roles`, as for a read under the purpose.
-        self.check_declarable(&crate::Access {
+        self.records().check_declarable(&crate::Access {
             principal,
             purpose: &purpose,
             reason: None,

@@ -274,7 +274,7 @@ impl Vault {
         if let Err(e) = inner.notices.reload().await {
             tracing::warn!(error = %e, "re-reading the confidentiality notice failed; will retry");
         }
-        if let Err(e) = inner.agreements.reload(&*inner.stores.sharing).await {
+        if let Err(e) = inner.agreements.reload().await {
             tracing::warn!(error = %e, "re-reading the agreements failed; will retry");
         }
         if let Err(e) = self.reload_marked().await {

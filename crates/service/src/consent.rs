@@ -12,10 +12,10 @@ use steward_domain::{
 use steward_policy::Action;
 use steward_store::{ConsentRow, ConsentStore};
 
+use crate::agreements::Agreements;
 use crate::door::Door;
 use crate::error::{ServiceError, ServiceResult};
 use crate::purposes::Purposes;
-use crate::sharing::Agreements;
 use crate::{Actor, Principal, Vault};
 
 fn event(r: ConsentRow) -> ConsentEvent {
@@ -268,16 +268,17 @@ impl Vault {
             return Err(ServiceError::AcknowledgementRequired);
         }
         // A read of the ledger is a read of the customer: counted and recorded like any other.
-        self.count_read(
-            &crate::access::Flagged {
-                principal,
-                purpose: "consents",
-                reason: None,
-                break_glass: false,
-            },
-            id,
-        )
-        .await?;
+        self.records()
+            .count_read(
+                &crate::access::Flagged {
+                    principal,
+                    purpose: "consents",
+                    reason: None,
+                    break_glass: false,
+                },
+                id,
+            )
+            .await?;
         self.door()
             .record_read(
                 Actor::Principal(principal),

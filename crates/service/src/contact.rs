@@ -47,6 +47,7 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<bool> {
         Ok(self
+            .records()
             .lookup_ids(kind, value)
             .await?
             .into_iter()
@@ -251,7 +252,7 @@ impl Vault {
         if !new.is_empty() && self.held_by_another("email", &new, id).await? {
             return Err(ServiceError::Conflict("email"));
         }
-        let old = self.get_customer(id).await?.email;
+        let old = self.records().get_customer(id).await?.email;
         let actor = Actor::Subject(crate::auth::Myself(id));
         let entry =
             self.door()
@@ -269,7 +270,7 @@ impl Vault {
             email: Some((!new.is_empty()).then(|| new.clone())),
             ..CustomerPatch::default()
         };
-        self.apply_patch(actor, id, &patch).await?;
+        self.records().apply_patch(actor, id, &patch).await?;
         let changed = "The e-mail address we hold for you was replaced by another, as confirmed on our privacy portal. The old address no longer signs in to your portal. If you did not ask for this, contact our data protection officer.\n";
         if let Some(old) = old.filter(|o| *o != new) {
             self.send_later(&old, "Your e-mail address was changed", changed.to_owned());
@@ -307,7 +308,7 @@ impl Vault {
     pub(crate) async fn code_address(&self, id: CustomerId) -> ServiceResult<Option<String>> {
         match self.before_recent_change(id, Timestamp::now()).await? {
             Some(previous) => Ok(previous),
-            None => Ok(self.get_customer(id).await?.email),
+            None => Ok(self.records().get_customer(id).await?.email),
         }
     }
 

@@ -159,7 +159,7 @@ pub async fn sample_email(vault: &Vault, operator: Operator) -> ServiceResult<Op
     let Some(phone) = steward_domain::normalize::phone("phone", "+44 20 7946 0000").ok() else {
         return Ok(None);
     };
-    match vault.lookup_ids("phone", &phone).await?.first() {
+    match vault.records().lookup_ids("phone", &phone).await?.first() {
         Some(id) => {
             let actor = Actor::Operator(operator);
             vault
@@ -175,7 +175,7 @@ pub async fn sample_email(vault: &Vault, operator: Operator) -> ServiceResult<Op
                 .door()
                 .record_read(actor, "demo_sample", Some(*id), &["email"])
                 .await?;
-            Ok(vault.get_customer(*id).await?.email)
+            Ok(vault.records().get_customer(*id).await?.email)
         }
         None => Ok(None),
     }
@@ -270,9 +270,13 @@ pub async fn load(
     let mut sealed = Vec::with_capacity(customers);
     for n in 0..customers {
         let home = *rng.pick(&outlets);
-        sealed.push(vault.seal_new_customer(&demo_customer(n, &mut rng, Some(home)), now)?);
+        sealed.push(
+            vault
+                .records()
+                .seal_new_customer(&demo_customer(n, &mut rng, Some(home)), now)?,
+        );
     }
-    let sealed = vault.insert_sealed(operator, sealed).await?;
+    let sealed = vault.records().insert_sealed(operator, sealed).await?;
     let (mut purchases, mut interactions) = (0, 0);
     let mut activity = Vec::new();
     for c in &sealed {
@@ -316,7 +320,7 @@ pub async fn load(
         }
     }
     for chunk in activity.chunks(2000) {
-        vault.add_activity(operator, chunk).await?;
+        vault.records().add_activity(operator, chunk).await?;
     }
     // About half agreed to marketing e-mail and a third to personalisation, in the shop, so a
     // demo marketer's segments and campaigns reach someone.

@@ -120,6 +120,7 @@ impl Vault {
             .ok_or_else(unknown)?;
         let customer = thread.customer_id;
         let Some((c, _, dk)) = self
+            .records()
             .open_for_use(customer, |f| {
                 matches!(f, ProfileField::Email | ProfileField::Phone)
             })
@@ -291,6 +292,7 @@ impl Vault {
         // report about an address since replaced, or one naming another address, changes
         // nothing.
         let Some(address) = self
+            .records()
             .open_for_use(customer, |f| f == ProfileField::Email)
             .await?
             .and_then(|(c, _, _)| c.email)

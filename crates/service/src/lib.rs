@@ -1,7 +1,7 @@
 //! Steward's application services: the [`Vault`] seals what is written and unseals what is read,
 //! between the domain, the crypto and the store. The HTTP API and the CLI are thin layers over it.
 
-mod access;
+mod agreements;
 pub mod alerts;
 pub mod analytics;
 mod audit;
@@ -33,14 +33,15 @@ pub mod notice;
 pub mod notify;
 mod operator_export;
 pub mod personalise;
-pub mod pii;
 pub mod portal;
 mod purposes;
+mod records;
+pub use records::pii;
+pub(crate) use records::{access, timeline};
 mod rectification;
 pub mod retention;
 pub mod rights;
 mod seal;
-mod search;
 mod segments;
 pub mod sending;
 mod shared_limits;
@@ -48,7 +49,6 @@ pub mod sharing;
 pub mod social;
 pub mod subject_export;
 pub mod surveys;
-mod timeline;
 pub mod unsubscribe;
 mod vault;
 pub mod webhooks;
@@ -72,7 +72,8 @@ pub use error::{CryptoFailure, ServiceError, StoreFailure};
 pub use guard::{BulkGuard, GuardOutcome};
 pub use identity::Identity;
 pub use operator_export::{ExportPage, ExportedCustomer};
+pub use records::{Activity, DuplicateOf, Records, Sealed};
 pub use rights::RequestView;
 pub use segments::{EVALUATIONS_PER_HOUR, Segment, SegmentSizeView};
 pub use timeline::{Timeline, TimelineEntry};
-pub use vault::{Activity, DuplicateOf, Sealed, Vault, operator_entry, record_operator_act};
+pub use vault::{Vault, operator_entry, record_operator_act};

@@ -40,7 +40,7 @@ impl Vault {
             .authorize_actor(actor, Action::MergeCustomers, Some(id), false)
             .await
             .is_err()
-            || self.check_reads_anyone(access).is_err()
+            || self.records().check_reads_anyone(access).is_err()
         {
             return Ok(Vec::new());
         }
@@ -60,7 +60,7 @@ impl Vault {
             {
                 continue;
             }
-            match self.read_customer(access, other).await {
+            match self.records().read_customer(access, other).await {
                 Ok(v) => out.push(v),
                 Err(ServiceError::Forbidden { .. } | ServiceError::NotFound(_)) => {}
                 Err(e) => return Err(e),
@@ -117,7 +117,7 @@ impl Vault {
         let mut interactions: Vec<InteractionRow> = Vec::new();
         let mut after = None;
         loop {
-            let page = self.list_interactions(other, after, PAGE).await?;
+            let page = self.records().list_interactions(other, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.0);
             for i in &page {
@@ -134,7 +134,7 @@ impl Vault {
         let mut purchases: Vec<PurchaseRow> = Vec::new();
         let mut after = None;
         loop {
-            let page = self.list_purchases(other, after, PAGE).await?;
+            let page = self.records().list_purchases(other, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id.0);
             for p in &page {

@@ -62,15 +62,17 @@ impl Vault {
         id: CustomerId,
         m: &NewMessage,
     ) -> ServiceResult<(InteractionId, ThreadId)> {
-        self.check_declarable(access)?;
+        self.records().check_declarable(access)?;
         let facts = self.door().access_facts(id).await?;
         // Writing opens the address: it counts against the bulk guard like a read.
-        self.count_read(&access.flagged(), id).await?;
+        self.records().count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
             && self.consents().active(id, &purpose.key).await?;
         let now = Timestamp::now();
-        let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
+        let req =
+            self.records()
+                .plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self.door().policy().decide_message(&req);
         let record = |outcome: &str| {
             crate::door::leaf(
@@ -288,6 +290,7 @@ impl Vault {
         };
         let customer = row.customer_id;
         let Some((c, facts, dk)) = self
+            .records()
             .open_for_use(customer, |f| f == ProfileField::Email)
             .await?
         else {
@@ -397,9 +400,9 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<Vec<Thread>> {
-        self.check_communications(access, id).await?;
+        self.records().check_communications(access, id).await?;
         let mut threads = self.threads_of(id).await?;
-        if !self.clears_sensitive(access.principal).await {
+        if !self.records().clears_sensitive(access.principal).await {
             for t in &mut threads {
                 if let Some(s) = crate::pii::masked(&t.subject) {
                     t.subject = s;
@@ -487,13 +490,16 @@ impl Vault {
                 .unwrap_or(false);
         let now = Timestamp::now();
         self.inner.mail.get().is_some()
-            && self.door().policy().decide_message(&self.plain_request(
-                principal,
-                (id, &facts),
-                purpose,
-                consented,
-                now,
-            ))
+            && self
+                .door()
+                .policy()
+                .decide_message(&self.records().plain_request(
+                    principal,
+                    (id, &facts),
+                    purpose,
+                    consented,
+                    now,
+                ))
     }
 }
 

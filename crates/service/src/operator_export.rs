@@ -45,7 +45,7 @@ impl Vault {
         after: Option<CustomerId>,
         limit: u32,
     ) -> ServiceResult<ExportPage> {
-        let (ids, next) = self.customer_id_page(after, limit).await?;
+        let (ids, next) = self.records().customer_id_page(after, limit).await?;
         let actor = Actor::Operator(operator);
         let mut allowed = Vec::with_capacity(ids.len());
         let mut refused = 0;
@@ -118,14 +118,14 @@ impl Vault {
 
     /// Opens a customer's profile and all their activity (after the decision and its entry).
     async fn open_whole(&self, id: CustomerId) -> ServiceResult<ExportedCustomer> {
-        let customer = self.get_customer(id).await?;
+        let customer = self.records().get_customer(id).await?;
         let interactions = all_pages(
-            |a| self.list_interactions(id, a, ACTIVITY_PAGE),
+            |a| self.records().list_interactions(id, a, ACTIVITY_PAGE),
             |i: &Interaction| i.id.0,
         )
         .await?;
         let purchases = all_pages(
-            |a| self.list_purchases(id, a, ACTIVITY_PAGE),
+            |a| self.records().list_purchases(id, a, ACTIVITY_PAGE),
             |p: &Purchase| p.id.0,
         )
         .await?;

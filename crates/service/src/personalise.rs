@@ -436,14 +436,16 @@ impl Vault {
                 detail: format!("recommendations are made only under purpose {PURPOSE}"),
             });
         }
-        self.check_declarable(access)?;
+        self.records().check_declarable(access)?;
         let facts = self.door().access_facts(id).await?;
-        self.count_read(&access.flagged(), id).await?;
+        self.records().count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
             && self.consents().active(id, &purpose.key).await?;
         let now = Timestamp::now();
-        let req = self.plain_request(access.principal, (id, &facts), purpose, consented, now);
+        let req =
+            self.records()
+                .plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self
             .door()
             .policy()
@@ -538,7 +540,9 @@ impl Vault {
         let Some(facts) = self.inner.stores.customers.access_facts(id).await? else {
             return Ok(None);
         };
-        let req = self.plain_request(sender, (id, &facts), &purpose, true, Timestamp::now());
+        let req =
+            self.records()
+                .plain_request(sender, (id, &facts), &purpose, true, Timestamp::now());
         if !self
             .door()
             .policy()

@@ -93,7 +93,7 @@ impl Vault {
     /// portal never tells whether an address is known.
     pub async fn portal_send_code(&self, email: &str) -> ServiceResult<Uuid> {
         let email = normalize::email("email", email)?;
-        let ids = self.lookup_ids("email", &email).await?;
+        let ids = self.records().lookup_ids("email", &email).await?;
         let customer = match ids.as_slice() {
             [one] => Some(*one),
             _ => None,
@@ -108,6 +108,7 @@ impl Vault {
         let email = match self.erasure_recheck(s).await? {
             Some(previous) => previous,
             None => self
+                .records()
                 .get_customer(s.customer_id)
                 .await?
                 .email
@@ -392,9 +393,10 @@ impl Vault {
     pub async fn portal_overview(&self, s: &PortalSession) -> ServiceResult<PortalOverview> {
         let id = s.customer_id;
         let (customer, mut purchases, mut interactions, consents) = tokio::try_join!(
-            self.get_customer(id),
-            self.list_purchases(id, None, OVERVIEW_ROWS + 1),
-            self.list_interactions(id, None, OVERVIEW_ROWS + 1),
+            self.records().get_customer(id),
+            self.records().list_purchases(id, None, OVERVIEW_ROWS + 1),
+            self.records()
+                .list_interactions(id, None, OVERVIEW_ROWS + 1),
             self.consents().ledger(id),
         )?;
         let limit = OVERVIEW_ROWS as usize;

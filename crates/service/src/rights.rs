@@ -433,7 +433,9 @@ impl Vault {
         let id = r.customer_id;
         let done = match kind {
             // The export is built when it is downloaded; nothing is kept in clear.
-            RequestType::Access | RequestType::Export => self.get_customer(id).await.map(|_| ()),
+            RequestType::Access | RequestType::Export => {
+                self.records().get_customer(id).await.map(|_| ())
+            }
             RequestType::Erasure => self
                 .erase_authorized(actor, id, "request")
                 .await

@@ -478,7 +478,7 @@ impl Vault {
         also: &[steward_domain::DataCategory],
         too_few: &'static str,
     ) -> ServiceResult<Vec<CustomerId>> {
-        self.check_declarable(&crate::Access {
+        self.records().check_declarable(&crate::Access {
             principal,
             purpose,
             reason: None,

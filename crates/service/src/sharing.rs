@@ -3,11 +3,9 @@
 //! deciding every read with the agreement in its context; every disclosure is recorded where
 //! the customer can see it; changes follow the data (see `webhooks`).
 
-use std::sync::RwLock;
-
 use serde::Serialize;
 use steward_domain::sharing::{
-    AgreementInput, AgreementTerms, Identity, NewAgreement, RecipientInput, RecipientKind,
+    AgreementInput, Identity, NewAgreement, RecipientInput, RecipientKind,
 };
 use steward_domain::{
     AgreementId, CustomerId, DataCategory, LawfulBasis, RecipientId, Timestamp, ValidationError,
@@ -16,6 +14,7 @@ use steward_policy::Action;
 use steward_store::{AgreementRow, RecipientRow};
 
 use crate::access::Via;
+use crate::agreements::{categories_of, identity_of, parse_categories};
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::{Access, Actor, Principal, Vault};
@@ -114,31 +113,9 @@ pub struct Agreement {
     pub expires_soon: bool,
 }
 
-/// Stored category names as categories (unknown names, impossible through the API, dropped).
-fn parse_categories(names: &[String]) -> Vec<DataCategory> {
-    names
-        .iter()
-        .filter_map(|c| DataCategory::parse(c))
-        .collect()
-}
-
-/// The categories of a stored agreement.
-fn categories_of(row: &AgreementRow) -> Vec<DataCategory> {
-    parse_categories(&row.categories)
-}
-
 /// A stored recipient's kind (anything unknown read as the wider one, a third party).
 fn kind_of(r: &RecipientRow) -> RecipientKind {
     RecipientKind::parse(&r.kind).unwrap_or(RecipientKind::ThirdParty)
-}
-
-fn identity_of(row: &AgreementRow) -> Identity {
-    // Fail closed: anything but an explicit `identified` gives pseudonyms.
-    Identity::parse(&row.identity).unwrap_or(Identity::Pseudonymous)
-}
-
-fn in_force(row: &AgreementRow, now: i64) -> bool {
-    row.starts_at <= now && now < row.expires_at && row.ended_at.is_none_or(|e| now < e)
 }
 
 impl Agreement {
@@ -247,140 +224,7 @@ const SHARED_SCAN_BUDGET: usize = 2_000;
 /// Most purchases in one shared record.
 const SHARED_PURCHASES: u32 = 200;
 
-/// The agreements of every recipient, kept in memory for the read path (a recipient's read is
-/// decided without a query for its agreements); reloaded after every change here and every
-/// two seconds with the purposes, so another process's change reaches this one within that time.
-#[derive(Default)]
-pub(crate) struct Agreements(RwLock<(Vec<AgreementRow>, Vec<RecipientRow>)>);
-
-impl Agreements {
-    /// The recipients a purpose is shared with now, by name: what a consent receipt names.
-    pub(crate) fn shared_with(&self, purpose: &str) -> Vec<String> {
-        let now = Timestamp::now().millis();
-        let Ok(all) = self.0.read() else {
-            return Vec::new();
-        };
-        let (agreements, recipients) = &*all;
-        let mut names: Vec<String> = recipients
-            .iter()
-            .filter(|r| {
-                agreements.iter().any(|a| {
-                    a.recipient_id == r.id
-                        && in_force(a, now)
-                        && a.purposes.iter().any(|p| p == purpose)
-                })
-            })
-            .map(|r| r.name.clone())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// Reads them (and the recipients' names) all again.
-    pub(crate) async fn reload(
-        &self,
-        store: &dyn steward_store::SharingStore,
-    ) -> ServiceResult<()> {
-        let rows = store.agreements(None).await?;
-        let recipients = store.recipients().await?;
-        if let Ok(mut all) = self.0.write() {
-            *all = (rows, recipients);
-        }
-        Ok(())
-    }
-
-    /// Whether `recipient`'s agreements are pseudonymous (all are, or none: never mixed). Fails
-    /// closed: a lock poisoned by a panic says yes.
-    fn pseudonymous(&self, recipient: RecipientId) -> bool {
-        let Ok(all) = self.0.read() else {
-            return true;
-        };
-        all.0
-            .iter()
-            .any(|a| a.recipient_id == recipient && identity_of(a) == Identity::Pseudonymous)
-    }
-
-    /// The agreement in force now between `recipient` and us that covers `purpose`: the one
-    /// that started last if several do.
-    fn covering(&self, recipient: RecipientId, purpose: &str, now: i64) -> Option<AgreementRow> {
-        let all = self.0.read().ok()?;
-        all.0
-            .iter()
-            .filter(|a| a.recipient_id == recipient && in_force(a, now))
-            .filter(|a| a.purposes.iter().any(|p| p == purpose))
-            .max_by_key(|a| (a.starts_at, a.id))
-            .cloned()
-    }
-}
-
-/// The agreement a recipient reads under, with its terms for the policy.
-pub(crate) struct Covering {
-    pub(crate) row: AgreementRow,
-    pub(crate) terms: AgreementTerms,
-}
-
 impl Vault {
-    /// The agreement covering a recipient's read under `purpose` now; `None` for a caller who
-    /// is no recipient or a recipient without one (the policy then refuses every read).
-    pub(crate) fn covering(&self, principal: &Principal, purpose: &str) -> Option<Covering> {
-        let recipient = principal.recipient()?;
-        let row = self
-            .inner
-            .agreements
-            .covering(recipient, purpose, Timestamp::now().millis())?;
-        let terms = AgreementTerms {
-            id: row.id,
-            categories: categories_of(&row),
-            identity: identity_of(&row),
-        };
-        Some(Covering { row, terms })
-    }
-
-    /// Refuses a read that names a customer by id when the caller is a recipient whose
-    /// agreement for the purpose is pseudonymous: before anything is looked up, so that neither
-    /// a listing cursor nor a 404 tells it which ids exist (review finding 1).
-    ///
-    /// For any recipient the refusal comes before any look-up: a pseudonymous one (whatever the
-    /// purpose: its agreements are all pseudonymous) never names a customer by id, and an
-    /// identified one without an agreement for the purpose is told so before whether the id
-    /// exists (second review, finding 2).
-    pub(crate) fn refuse_recipient_by_id(&self, access: &Access<'_>) -> ServiceResult<()> {
-        let Some(recipient) = access.principal.recipient() else {
-            return Ok(());
-        };
-        if self.inner.agreements.pseudonymous(recipient) {
-            return Err(ServiceError::Forbidden {
-                field: "id",
-                detail: "this recipient's agreements are pseudonymous: read by pseudonym, GET /v1/shared/{pseudonym}".into(),
-            });
-        }
-        if self
-            .covering(access.principal, &access.purpose.key)
-            .is_none()
-        {
-            return Err(ServiceError::Forbidden {
-                field: "purpose",
-                detail: "no agreement in force covers this purpose".into(),
-            });
-        }
-        Ok(())
-    }
-
-    /// A new random pseudonym (`psn_` and 26 base32 letters): random rather than derived, so
-    /// that once the customer is erased and their row in `shared_pseudonyms` gone, nothing —
-    /// not even this installation's keys — can map it back (review finding 4). Stable per
-    /// recipient and customer because it is stored the first time and looked up after.
-    fn fresh_pseudonym() -> ServiceResult<String> {
-        let mut bytes = [0u8; 16];
-        steward_crypto::random_bytes(&mut bytes)?;
-        Ok(format!(
-            "psn_{}",
-            data_encoding::BASE32_NOPAD
-                .encode(&bytes)
-                .to_ascii_lowercase()
-        ))
-    }
-
     /// Whether `principal` may manage recipients and agreements (the console offers the page
     /// only then). Nothing is recorded.
     pub async fn may_manage_recipients(&self, principal: &Principal) -> bool {
@@ -550,10 +394,7 @@ impl Vault {
             // agreement's own transaction, so two recorded at once cannot mix).
             steward_store::AgreementStored::MixedIdentity => return Err(mixed_identity().into()),
         }
-        self.inner
-            .agreements
-            .reload(&*self.inner.stores.sharing)
-            .await?;
+        self.inner.agreements.reload().await?;
         self.announce(crate::cluster::Change::Registry).await;
         Ok(row.id)
     }
@@ -581,10 +422,7 @@ impl Vault {
             .sharing
             .end_agreement(id, Timestamp::now().millis(), &[entry])
             .await?;
-        self.inner
-            .agreements
-            .reload(&*self.inner.stores.sharing)
-            .await?;
+        self.inner.agreements.reload().await?;
         self.announce(crate::cluster::Change::Registry).await;
         if ended {
             Ok(())
@@ -654,37 +492,6 @@ impl Vault {
             .collect())
     }
 
-    /// After a recipient's read was decided and before anything leaves: records what goes to
-    /// it, in one transaction with the checks that it still may (not erased, not restricted,
-    /// consent active where the purpose needs it, the agreement in force). The reference the
-    /// recipient knows the customer by, or `None`: then nothing may leave (review finding 3).
-    pub(crate) async fn record_disclosure(
-        &self,
-        covering: &Covering,
-        customer: CustomerId,
-        purpose: &steward_domain::Purpose,
-        categories: &[&str],
-    ) -> ServiceResult<Option<String>> {
-        let fresh = match covering.terms.identity {
-            Identity::Identified => None,
-            Identity::Pseudonymous => Some(Self::fresh_pseudonym()?),
-        };
-        Ok(self
-            .inner
-            .stores
-            .sharing
-            .record_disclosure(&steward_store::NewDisclosure {
-                customer,
-                agreement: &covering.row,
-                purpose: &purpose.key,
-                categories,
-                consent_needed: purpose.lawful_basis == LawfulBasis::Consent,
-                fresh_pseudonym: fresh.as_deref(),
-                at: Timestamp::now().millis(),
-            })
-            .await?)
-    }
-
     /// The pseudonymous agreement covering a recipient's read under `access`; refused for
     /// anyone else, and for an identified agreement (whose recipient reads by id).
     fn pseudonymous_covering(&self, access: &Access<'_>) -> ServiceResult<RecipientId> {
@@ -694,7 +501,11 @@ impl Vault {
                 detail: "only a recipient under a pseudonymous agreement reads by pseudonym".into(),
             });
         };
-        match self.covering(access.principal, &access.purpose.key) {
+        match self
+            .inner
+            .agreements
+            .covering(access.principal, &access.purpose.key)
+        {
             Some(c) if c.terms.identity == Identity::Pseudonymous => Ok(recipient),
             Some(_) => Err(ServiceError::Forbidden {
                 field: "purpose",
@@ -800,7 +611,7 @@ impl Vault {
             outlets: &facts.outlets,
             restricted: facts.restricted,
         };
-        let d = self.decide_hypothetical(
+        let d = self.records().decide_hypothetical(
             access.principal,
             access.purpose,
             subject,
@@ -822,7 +633,10 @@ impl Vault {
         recipient: RecipientId,
         id: CustomerId,
     ) -> ServiceResult<SharedRecord> {
-        let view = self.read_customer_via(access, id, Via::Pseudonym).await?;
+        let view = self
+            .records()
+            .read_customer_via(access, id, Via::Pseudonym)
+            .await?;
         let history = "purchases".to_owned();
         let shows_history = !view.decision.withheld.contains(&history)
             && !view.decision.abstracted.contains(&history)
@@ -836,7 +650,10 @@ impl Vault {
             fields.remove(key);
         }
         let purchases = if shows_history {
-            let all = self.list_purchases(id, None, SHARED_PURCHASES).await?;
+            let all = self
+                .records()
+                .list_purchases(id, None, SHARED_PURCHASES)
+                .await?;
             Some(
                 all.into_iter()
                     .map(|p| SharedPurchase {

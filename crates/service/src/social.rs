@@ -109,6 +109,7 @@ impl Vault {
             return Ok(Ingested::NoPurpose);
         };
         let ids = self
+            .records()
             .lookup_ids("social", &event.author.index_value())
             .await?;
         let [customer] = ids.as_slice() else {

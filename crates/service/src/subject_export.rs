@@ -269,7 +269,7 @@ impl Vault {
         actor: Actor<'_>,
         id: CustomerId,
     ) -> ServiceResult<SubjectExport> {
-        let customer = self.get_customer(id).await?;
+        let customer = self.records().get_customer(id).await?;
         let purposes = self.purposes().all();
         let now = Timestamp::now();
         let since = now.millis() - USAGE_WINDOW_MS;
@@ -284,7 +284,7 @@ impl Vault {
                 let mut out = Vec::new();
                 let mut after = None;
                 loop {
-                    let page = self.list_interactions(id, after, PAGE).await?;
+                    let page = self.records().list_interactions(id, after, PAGE).await?;
                     after = page.last().map(|i| i.id.0);
                     let full = page.len() as u32 == PAGE;
                     out.extend(page.into_iter().map(|i| InteractionOut {
@@ -305,7 +305,7 @@ impl Vault {
                 let mut out = Vec::new();
                 let mut after = None;
                 loop {
-                    let page = self.list_purchases(id, after, PAGE).await?;
+                    let page = self.records().list_purchases(id, after, PAGE).await?;
                     after = page.last().map(|p| p.id.0);
                     let full = page.len() as u32 == PAGE;
                     out.extend(page.into_iter().map(|p| PurchaseOut {

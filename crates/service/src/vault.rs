@@ -1,23 +1,17 @@
 //! The vault: every write is sealed before it reaches the store, every read unsealed after.
 
 use std::sync::Arc;
-use steward_domain::pii::PiiTypes;
 
 use serde::Serialize;
 use steward_crypto::{DataKey, Keyring, WrappedKey};
-use steward_domain::{
-    Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
-    NewPurchase, Purchase, PurchaseId, Role, Timestamp, ValidationError,
-};
+use steward_domain::{CustomerId, CustomerPatch, NewPurchase, PurchaseId, ValidationError};
 use steward_policy::Action;
-use steward_store::{DynStore, Lookup, SealedCustomer, StoredKey};
-use uuid::Uuid;
+use steward_store::{DynStore, StoredKey};
 
 use crate::Actor;
 use crate::auth::Operator;
 use crate::door::{About, entry};
 use crate::error::{ServiceError, ServiceResult};
-use crate::seal;
 
 /// Every part of a customer's record, as an audit entry names what a whole-record act touched
 /// (the portal's view, the operator's export): every declared profile field, then the activity.
@@ -129,8 +123,10 @@ pub(crate) struct Inner {
     pub(crate) stores: Stores,
     /// Each customer's data key, under the keyring.
     pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
+    /// Customers and their activity, and the read path.
+    pub(crate) records: Arc<crate::records::Records>,
     /// Access alerts for the DPO.
-    pub(crate) alerts: crate::alerts::Alerts,
+    pub(crate) alerts: Arc<crate::alerts::Alerts>,
     /// Seals staff names and the surveys' keys.
     pub(crate) directory_key: Arc<DataKey>,
     /// Outlets and staff.
@@ -151,8 +147,7 @@ pub(crate) struct Inner {
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
     pub(crate) portal: crate::portal::PortalCache,
     /// The consent ledger.
-    pub(crate) consents: crate::consent::Consents,
-    pub(crate) bulk: crate::BulkGuard,
+    pub(crate) consents: Arc<crate::consent::Consents>,
     /// Crypto-shredding, the erasure journal, legal holds.
     pub(crate) erasures: Arc<crate::erasure::Erasures>,
     /// Delivers one-time codes for data-subject requests (set by the opener).
@@ -175,12 +170,17 @@ pub(crate) struct Inner {
     /// Personalisation's co-purchase model.
     pub(crate) recommender: crate::personalise::Recommender,
     /// Every recipient's agreements, for the read path (issue 22).
-    pub(crate) agreements: Arc<crate::sharing::Agreements>,
+    pub(crate) agreements: Arc<crate::agreements::Agreements>,
     /// Signs notifications to recipients; whether plain-http loopback receivers are allowed.
     pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
 }
 
 impl Vault {
+    /// Customers and their activity: their creation and changes, and every decided read.
+    pub fn records(&self) -> &crate::records::Records {
+        &self.inner.records
+    }
+
     /// Notifications to recipients: their sender, keys and settings.
     pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
         &self.inner.webhooks
@@ -230,17 +230,6 @@ impl Vault {
     /// The purpose registry.
     pub fn purposes(&self) -> &crate::purposes::Purposes {
         &self.inner.purposes
-    }
-
-    /// The purposes `principal` may declare, as the policy's `purpose-bound-to-roles` decides
-    /// them, for the forms that offer a choice.
-    pub fn declarable_purposes(
-        &self,
-        principal: &crate::Principal,
-    ) -> Vec<steward_domain::Purpose> {
-        let mut all = self.purposes().all();
-        all.retain(|p| self.declares(principal, p));
-        all
     }
 
     /// The confidentiality notice and the staff's acknowledgements.
@@ -298,7 +287,7 @@ impl Vault {
             store.clone(),
         ));
         let announcer = Arc::new(crate::cluster::Announcer::new(door.clone(), store.clone()));
-        let agreements: Arc<crate::sharing::Agreements> = Arc::default();
+        let agreements = Arc::new(crate::agreements::Agreements::new(store.clone()));
         let keys = Arc::new(crate::customer_keys::CustomerKeys::new(
             keyring,
             store.clone(),
@@ -324,6 +313,26 @@ impl Vault {
             )
             .await?,
         );
+        let alerts = Arc::new(crate::alerts::Alerts::new(
+            door.clone(),
+            store.clone(),
+            keys.clone(),
+            notices.clone(),
+            dpo.clone(),
+        ));
+        let consents = Arc::new(crate::consent::Consents::new(
+            door.clone(),
+            store.clone(),
+            purposes.clone(),
+            agreements.clone(),
+            receipts,
+        ));
+        let limits = Arc::new(crate::shared_limits::SharedLimits::new(
+            door.clone(),
+            store.clone(),
+            store.backend() == steward_store::Backend::Postgres,
+            announcer.clone(),
+        ));
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
@@ -332,13 +341,20 @@ impl Vault {
                 announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
-                alerts: crate::alerts::Alerts::new(
-                    door.clone(),
-                    store.clone(),
-                    keys.clone(),
-                    notices.clone(),
-                    dpo.clone(),
-                ),
+                alerts: alerts.clone(),
+                records: Arc::new(crate::records::Records::new(crate::records::RecordsParts {
+                    door: door.clone(),
+                    customers: store.clone(),
+                    activity: store.clone(),
+                    keys: keys.clone(),
+                    directory: directory.clone(),
+                    purposes: purposes.clone(),
+                    notices: notices.clone(),
+                    consents: consents.clone(),
+                    alerts,
+                    limits: limits.clone(),
+                    agreements: agreements.clone(),
+                })),
                 keys,
                 purposes: purposes.clone(),
                 identity: crate::identity::Identity::new(
@@ -349,23 +365,11 @@ impl Vault {
                     hearing.clone(),
                     announcer.clone(),
                 ),
-                limits: Arc::new(crate::shared_limits::SharedLimits::new(
-                    door.clone(),
-                    store.clone(),
-                    store.backend() == steward_store::Backend::Postgres,
-                    announcer.clone(),
-                )),
+                limits,
                 readiness: Default::default(),
                 hearing,
                 portal: crate::portal::PortalCache::default(),
-                consents: crate::consent::Consents::new(
-                    door.clone(),
-                    store.clone(),
-                    purposes.clone(),
-                    agreements.clone(),
-                    receipts,
-                ),
-                bulk: crate::BulkGuard::default(),
+                consents,
                 erasures: Arc::new(crate::erasure::Erasures::new(
                     door.clone(),
                     store.clone(),
@@ -391,28 +395,18 @@ impl Vault {
                 )),
             }),
         };
-        vault
-            .inner
-            .agreements
-            .reload(&*vault.inner.stores.sharing)
-            .await?;
+        vault.inner.agreements.reload().await?;
         // The purchase categories marked as special categories: segments leave them out
         // whether or not personalisation's model is ever built in this process.
         vault.reload_marked().await?;
         crate::cluster::spawn_refresh(Arc::downgrade(&vault.inner));
         vault.spawn_hearing();
         vault.inner.limits.spawn_pruning();
-        let indexed = vault.index_missing_names().await?;
+        let indexed = vault.records().index_missing_names().await?;
         if indexed > 0 {
             tracing::info!(customers = indexed, "indexed names for search");
         }
         Ok((vault, Operator::internal("cli")))
-    }
-
-    /// Sets the bulk-access limit of `role` (`None` lifts it): the operator's setting
-    /// (`serve --bulk-limit`), so a layer given only the vault cannot lift a limit.
-    pub fn set_bulk_limit(&self, _operator: Operator, role: Role, limit: Option<usize>) {
-        self.inner.bulk.set_limit(role, limit);
     }
 
     /// The backend's name, for the start-up log line.
@@ -421,174 +415,6 @@ impl Vault {
             steward_store::Backend::Sqlite => "sqlite",
             steward_store::Backend::Postgres => "postgres",
         }
-    }
-
-    /// A customer's blind-index entries: e-mail, phone, social handles and the name's search buckets.
-    fn lookups(&self, id: CustomerId, c: &NewCustomer) -> Vec<Lookup> {
-        let mut v = self.name_lookups(id, c.name.as_deref());
-        if let Some(e) = &c.email {
-            v.push(Lookup {
-                kind: "email",
-                mac: self.door().mac("email", e),
-            });
-        }
-        if let Some(p) = &c.phone {
-            v.push(Lookup {
-                kind: "phone",
-                mac: self.door().mac("phone", p),
-            });
-        }
-        // Each social handle, so that an event from the platform finds its customer (issue 23).
-        for h in c.social_handles.iter().flat_map(|h| &h.0) {
-            v.push(Lookup {
-                kind: "social",
-                mac: self.door().mac("social", &h.index_value()),
-            });
-        }
-        v
-    }
-
-    /// Seals a new customer (pure CPU work; callers may run it off the async threads).
-    pub fn seal_new_customer(&self, c: &NewCustomer, now: Timestamp) -> ServiceResult<Sealed> {
-        self.seal_customer_row(c, now).map(Sealed)
-    }
-
-    fn seal_customer_row(&self, c: &NewCustomer, now: Timestamp) -> ServiceResult<SealedCustomer> {
-        let id = CustomerId::new();
-        let dk = DataKey::generate()?;
-        let row = seal::seal_customer(&dk, id, c, now.millis(), now.millis())?;
-        Ok(SealedCustomer {
-            row,
-            key: self.keys().wrap(id, &dk)?,
-            lookups: self.lookups(id, c),
-        })
-    }
-
-    /// Times sealing `c` as a new customer and opening it for a read, `iterations` times each:
-    /// mean µs per seal and per open. For `steward bench crypto`; only the figures leave.
-    pub fn time_seal_and_open(
-        &self,
-        c: &NewCustomer,
-        iterations: usize,
-    ) -> ServiceResult<(f64, f64)> {
-        let n = iterations.max(1);
-        let t = std::time::Instant::now();
-        let mut last = None;
-        for _ in 0..n {
-            last = Some(std::hint::black_box(
-                self.seal_customer_row(c, Timestamp::now())?,
-            ));
-        }
-        let seal_us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-        let Some(sealed) = last else {
-            return Err(ServiceError::Integrity);
-        };
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(self.open_sealed(&sealed.row, &sealed.key)?);
-        }
-        Ok((seal_us, t.elapsed().as_secs_f64() * 1e6 / n as f64))
-    }
-    /// Creates a customer, if the policy lets `actor` do so, unless one with the same e-mail or
-    /// phone exists (a `Duplicate` naming the field and the existing customer); one transaction,
-    /// with its audit entry.
-    pub async fn create_customer(
-        &self,
-        actor: Actor<'_>,
-        c: &NewCustomer,
-    ) -> ServiceResult<CustomerId> {
-        self.create_customer_as(actor, c, false).await
-    }
-
-    /// [`Vault::create_customer`] even when another customer has the same e-mail or phone (a
-    /// household sharing a phone; the caller was told and chose to).
-    pub async fn create_customer_allowing_duplicate(
-        &self,
-        actor: Actor<'_>,
-        c: &NewCustomer,
-    ) -> ServiceResult<CustomerId> {
-        self.create_customer_as(actor, c, true).await
-    }
-
-    async fn create_customer_as(
-        &self,
-        actor: Actor<'_>,
-        c: &NewCustomer,
-        allow_duplicate: bool,
-    ) -> ServiceResult<CustomerId> {
-        self.door()
-            .authorize_actor(actor, Action::CreateCustomer, None, false)
-            .await?;
-        if !allow_duplicate && let Some((field, existing)) = self.duplicate_of(c).await? {
-            // The refusal says someone holds the value: a probe of who is on file, so it is an
-            // entry about them and counts against the bulk limit like a look-up; and it names them
-            // only to a caller who may work on them (change their details), never past the policy.
-            let known = match actor {
-                Actor::Principal(p) => {
-                    let who = crate::access::Flagged {
-                        principal: p,
-                        purpose: "duplicate_check",
-                        reason: None,
-                        break_glass: false,
-                    };
-                    self.count_read(&who, existing).await?;
-                    self.door()
-                        .authorize(p, Action::UpdateCustomer, Some(existing))
-                        .await
-                        .is_ok()
-                }
-                _ => true,
-            };
-            self.door()
-                .record_read(actor, "duplicate_found", Some(existing), &[field])
-                .await?;
-            return Err(ServiceError::Duplicate {
-                field,
-                existing: known.then_some(existing),
-            });
-        }
-        self.directory()
-            .check_outlet("outlet_id", c.outlet_id)
-            .await?;
-        let sealed = self.seal_customer_row(c, Timestamp::now())?;
-        let id = sealed.row.id;
-        let entry = self
-            .door()
-            .write_entry(actor, "create_customer", Some(id), &c.field_names());
-        self.inner
-            .stores
-            .customers
-            .insert_customers(std::slice::from_ref(&sealed), &[entry])
-            .await?;
-        Ok(id)
-    }
-
-    /// Stores customers sealed by [`Vault::seal_new_customer`] in one transaction, with an
-    /// audit entry each: the operator's bulk load (import, demo data), decided once for the batch.
-    /// Returns their ids, in the batch's order.
-    pub async fn insert_sealed(
-        &self,
-        operator: Operator,
-        batch: Vec<Sealed>,
-    ) -> ServiceResult<Vec<CustomerId>> {
-        let batch: Vec<SealedCustomer> = batch.into_iter().map(|s| s.0).collect();
-        let actor = Actor::Operator(operator);
-        self.door()
-            .authorize_actor(actor, Action::CreateCustomer, None, false)
-            .await?;
-        let entries: Vec<_> = batch
-            .iter()
-            .map(|c| {
-                self.door()
-                    .write_entry(actor, "create_customer", Some(c.row.id), &[])
-            })
-            .collect();
-        self.inner
-            .stores
-            .customers
-            .insert_customers(&batch, &entries)
-            .await?;
-        Ok(batch.iter().map(|c| c.row.id).collect())
     }
 
     /// Records an operator's action that writes nothing else to the database (the policy a
@@ -607,54 +433,6 @@ impl Vault {
             .door()
             .write_entry_for(Actor::Operator(operator), action, None, &[], about);
         self.door().record(&[e]).await
-    }
-
-    /// The customer's `wanted` fields, with their facts and data key, for the service's own use
-    /// after its decision (sending to them, filing their reply); `None` once erased.
-    pub(crate) async fn open_for_use(
-        &self,
-        id: CustomerId,
-        wanted: impl Fn(steward_domain::ProfileField) -> bool,
-    ) -> ServiceResult<
-        Option<(
-            steward_domain::Customer,
-            steward_store::AccessFacts,
-            DataKey,
-        )>,
-    > {
-        let Some((row, key, facts)) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(id)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let dk = self.keys().open(id, &key)?;
-        let c = seal::open_customer_fields(&dk, &row, wanted)?;
-        Ok(Some((c, facts, dk)))
-    }
-
-    /// Opens a stored customer row with its wrapped key (what a read does after the query).
-    pub(crate) fn open_sealed(
-        &self,
-        row: &steward_store::CustomerRow,
-        key: &StoredKey,
-    ) -> ServiceResult<Customer> {
-        seal::open_customer(&self.keys().open(row.id, key)?, row)
-    }
-
-    /// Reads one customer, undecided: for the service's own use after a decision.
-    pub(crate) async fn get_customer(&self, id: CustomerId) -> ServiceResult<Customer> {
-        let (row, key) = self
-            .inner
-            .stores
-            .customers
-            .get_customer(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
-        self.open_sealed(&row, &key)
     }
 
     /// Applies a merge patch to a customer, if the policy lets `actor` change them (a customer
@@ -689,7 +467,7 @@ impl Vault {
         patch: &CustomerPatch,
         by_customer: bool,
     ) -> ServiceResult<crate::contact::Updated> {
-        let current = self.get_customer(id).await?;
+        let current = self.records().get_customer(id).await?;
         let next = patch.apply(current.profile())?;
         let operator = matches!(actor, Actor::Operator(_));
         // The change of address that waits for the customer: `Some(Some(a))` a new one,
@@ -745,7 +523,7 @@ impl Vault {
         let customer = if now.field_names().is_empty() {
             current.clone()
         } else {
-            self.apply_patch(actor, id, &now).await?
+            self.records().apply_patch(actor, id, &now).await?
         };
         if let Some(p) = new_phone {
             self.record_phone_change(id, current.email.as_deref(), p)
@@ -756,241 +534,6 @@ impl Vault {
             pending: waits.map(|_| "email").into_iter().collect(),
         })
     }
-
-    /// Applies a merge patch as it is (identity checks done by the caller); one transaction.
-    pub(crate) async fn apply_patch(
-        &self,
-        actor: Actor<'_>,
-        id: CustomerId,
-        patch: &CustomerPatch,
-    ) -> ServiceResult<Customer> {
-        let (row, key) = self
-            .inner
-            .stores
-            .customers
-            .get_customer(id)
-            .await?
-            .ok_or(ServiceError::NotFound("customer"))?;
-        let dk = self.keys().open(id, &key)?;
-        let current = seal::open_customer(&dk, &row)?;
-        let next = patch.apply(current.profile())?;
-        let now = Timestamp::now().millis();
-        let new_row = seal::seal_customer(&dk, id, &next, row.created_at, now)?;
-        // The previous values of the fields changed, kept sealed like the data: the change
-        // history a rectification must leave.
-        let fields = patch.field_names();
-        let was = serde_json::to_value(&current).unwrap_or_default();
-        let previous: serde_json::Map<String, serde_json::Value> = fields
-            .iter()
-            .map(|f| ((*f).to_owned(), was.get(*f).cloned().unwrap_or_default()))
-            .collect();
-        let change_id = uuid::Uuid::now_v7();
-        let json = serde_json::to_vec(&previous).map_err(|_| ServiceError::Integrity)?;
-        let change = steward_store::ChangeRow {
-            id: change_id.as_bytes().to_vec(),
-            customer_id: id,
-            changed_at: now,
-            fields: fields.join(","),
-            previous: seal::seal_change(&dk, id, change_id, &json)?,
-        };
-        if !self
-            .inner
-            .stores
-            .customers
-            .update_customer(
-                &new_row,
-                &self.lookups(id, &next),
-                &change,
-                &[self.door().write_entry(
-                    actor,
-                    "update_customer",
-                    Some(id),
-                    &patch.field_names(),
-                )],
-            )
-            .await?
-        {
-            return Err(ServiceError::NotFound("customer"));
-        }
-        seal::open_customer(&dk, &new_row)
-    }
-
-    /// The first customer who already holds `c`'s e-mail or phone (through the blind indexes):
-    /// the field and their id.
-    pub(crate) async fn duplicate_of(
-        &self,
-        c: &NewCustomer,
-    ) -> ServiceResult<Option<(&'static str, CustomerId)>> {
-        for (kind, value) in [("email", &c.email), ("phone", &c.phone)] {
-            if let Some(v) = value
-                && let Some(id) = self.lookup_ids(kind, v).await?.first()
-            {
-                return Ok(Some((kind, *id)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// For each of `customers` (an import), whether it duplicates a customer already stored or an
-    /// earlier one of the batch, by e-mail or phone through the blind indexes; decided as the
-    /// operator's creation of them, and each match with a stored customer is an audit entry about
-    /// that customer.
-    pub async fn import_duplicates(
-        &self,
-        operator: Operator,
-        customers: &[NewCustomer],
-    ) -> ServiceResult<Vec<Option<DuplicateOf>>> {
-        let actor = Actor::Operator(operator);
-        self.door()
-            .authorize_actor(actor, Action::CreateCustomer, None, false)
-            .await?;
-        let mut out: Vec<Option<DuplicateOf>> = vec![None; customers.len()];
-        for kind in ["email", "phone"] {
-            let value = |c: &NewCustomer| match kind {
-                "email" => c.email.clone(),
-                _ => c.phone.clone(),
-            };
-            let macs: Vec<Option<[u8; 16]>> = customers
-                .iter()
-                .map(|c| value(c).map(|v| self.door().mac(kind, &v)))
-                .collect();
-            let wanted: Vec<[u8; 16]> = macs.iter().flatten().copied().collect();
-            let stored: std::collections::HashMap<[u8; 16], CustomerId> = self
-                .inner
-                .stores
-                .customers
-                .lookup_many(kind, &wanted)
-                .await?
-                .into_iter()
-                .collect();
-            let mut first_at: std::collections::HashMap<[u8; 16], usize> = Default::default();
-            for (i, mac) in macs.iter().enumerate() {
-                let Some(mac) = mac else { continue };
-                let found = match stored.get(mac) {
-                    Some(id) => Some(DuplicateOf::Stored {
-                        field: kind,
-                        existing: *id,
-                    }),
-                    None => first_at.get(mac).map(|earlier| DuplicateOf::Earlier {
-                        field: kind,
-                        index: *earlier,
-                    }),
-                };
-                first_at.entry(*mac).or_insert(i);
-                if out[i].is_none() {
-                    out[i] = found;
-                }
-            }
-        }
-        for d in out.iter().flatten() {
-            if let DuplicateOf::Stored { field, existing } = d {
-                self.door()
-                    .record_read(actor, "duplicate_found", Some(*existing), &[field])
-                    .await?;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` customer ids after `after`, in id order, with the cursor of the next page
-    /// (`None` after the last).
-    pub(crate) async fn customer_id_page(
-        &self,
-        after: Option<CustomerId>,
-        limit: u32,
-    ) -> ServiceResult<(Vec<CustomerId>, Option<CustomerId>)> {
-        let ids = self
-            .inner
-            .stores
-            .customers
-            .list_customer_ids(None, after, limit)
-            .await?;
-        let next = (ids.len() == limit as usize)
-            .then(|| ids.last().copied())
-            .flatten();
-        Ok((ids, next))
-    }
-
-    /// The ids of customers whose blind index of `kind` matches the normalised value.
-    pub(crate) async fn lookup_ids(
-        &self,
-        kind: &'static str,
-        normalised: &str,
-    ) -> ServiceResult<Vec<CustomerId>> {
-        Ok(self
-            .inner
-            .stores
-            .customers
-            .lookup(kind, &self.door().mac(kind, normalised))
-            .await?)
-    }
-
-    /// Number of customers.
-    pub async fn count_customers(&self) -> ServiceResult<i64> {
-        Ok(self.inner.stores.customers.count_customers().await?)
-    }
-
-    /// Records an interaction, if the policy lets `actor` do so; its text is kept as written
-    /// (see [`Vault::add_interaction_for`] for a purpose's rule).
-    pub async fn add_interaction(
-        &self,
-        actor: Actor<'_>,
-        customer: CustomerId,
-        i: &NewInteraction,
-    ) -> ServiceResult<InteractionId> {
-        self.record_interaction(actor, customer, i, PiiTypes::NONE)
-            .await
-    }
-
-    /// Records an interaction whose text was screened, `found` the kinds found before a rule
-    /// changed the text.
-    pub(crate) async fn record_interaction(
-        &self,
-        actor: Actor<'_>,
-        customer: CustomerId,
-        i: &NewInteraction,
-        found: PiiTypes,
-    ) -> ServiceResult<InteractionId> {
-        self.door()
-            .authorize_actor(actor, Action::AddInteraction, Some(customer), false)
-            .await?;
-        let dk = self.keys().of(customer).await?;
-        let id = InteractionId::new();
-        self.inner
-            .stores
-            .activity
-            .insert_interaction(
-                &seal::seal_screened(&dk, customer, id, i, found)?,
-                &[self.door().write_entry(
-                    actor,
-                    "add_interaction",
-                    Some(customer),
-                    &["communications"],
-                )],
-            )
-            .await?;
-        Ok(id)
-    }
-
-    /// A customer's interactions, undecided: for the service's own use after a decision.
-    pub(crate) async fn list_interactions(
-        &self,
-        customer: CustomerId,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> ServiceResult<Vec<Interaction>> {
-        let dk = self.keys().of(customer).await?;
-        let rows = self
-            .inner
-            .stores
-            .activity
-            .list_interactions(customer, after.map(|a| a.as_bytes().to_vec()), limit)
-            .await?;
-        rows.iter()
-            .map(|r| seal::open_interaction(&dk, r))
-            .collect()
-    }
-
     /// Records a purchase, if the policy lets `actor` do so, after checking its outlet and seller.
     pub async fn add_purchase(
         &self,
@@ -998,52 +541,8 @@ impl Vault {
         customer: CustomerId,
         p: &NewPurchase,
     ) -> ServiceResult<PurchaseId> {
-        self.door()
-            .authorize_actor(actor, Action::AddPurchase, Some(customer), false)
-            .await?;
-        let dk = self.keys().of(customer).await?;
-        self.directory()
-            .check_outlet("outlet_id", Some(p.outlet_id))
-            .await?;
-        // Issue 15, finding 8: staff record sales at their own outlets (support agents and
-        // service clients, which serve every outlet, excepted), credited to someone who works there.
-        if let Actor::Principal(who) = actor
-            && who.staff_id.is_some()
-            && !who.roles.contains(&Role::SupportAgent)
-            && !who.outlets.contains(&p.outlet_id)
-        {
-            return Err(ServiceError::Forbidden {
-                field: "outlet_id",
-                detail: "a purchase is recorded only at one of the caller's own outlets".into(),
-            });
-        }
-        if let Some(s) = p.seller_id {
-            let works_there = self
-                .directory()
-                .staff_row(s)
-                .await?
-                .is_some_and(|row| row.outlet_ids.contains(&p.outlet_id));
-            if !works_there {
-                return Err(ValidationError::new(
-                    "seller_id",
-                    "no staff member of that id works at the purchase's outlet",
-                )
-                .into());
-            }
-        }
-        let id = PurchaseId::new();
-        let row = seal::seal_purchase(&dk, customer, id, p)?;
-        let entry = self
-            .door()
-            .write_entry(actor, "add_purchase", Some(customer), &["purchases"]);
-        let insert = async || {
-            Ok(self
-                .inner
-                .stores
-                .activity
-                .insert_purchase(&row, std::slice::from_ref(&entry))
-                .await?)
-        };
+        let prepared = self.records().prepare_purchase(actor, customer, p).await?;
+        let insert = async || self.records().store_purchase(&prepared).await;
         // A consenting customer's new purchase joins their basket in personalisation's model;
         // the others' purchases take no lock.
         if self.personalisation_contributor(customer).await? {
@@ -1051,148 +550,8 @@ impl Vault {
         } else {
             insert().await?;
         }
-        Ok(id)
+        Ok(prepared.id)
     }
-
-    /// A customer's purchases, undecided: for the service's own use after a decision.
-    pub(crate) async fn list_purchases(
-        &self,
-        customer: CustomerId,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> ServiceResult<Vec<Purchase>> {
-        let dk = self.keys().of(customer).await?;
-        let rows = self
-            .inner
-            .stores
-            .activity
-            .list_purchases(customer, after.map(|a| a.as_bytes().to_vec()), limit)
-            .await?;
-        rows.iter().map(|r| seal::open_purchase(&dk, r)).collect()
-    }
-
-    /// The customer's newest `limit` purchases (by id), opened, oldest of them first: what an
-    /// abstraction of the purchase history is computed from.
-    pub(crate) async fn newest_purchases(
-        &self,
-        customer: CustomerId,
-        limit: u32,
-    ) -> ServiceResult<Vec<Purchase>> {
-        let dk = self.keys().of(customer).await?;
-        let rows = self
-            .inner
-            .stores
-            .activity
-            .recent_purchases(customer, None, limit)
-            .await?;
-        rows.iter()
-            .rev()
-            .map(|r| seal::open_purchase(&dk, r))
-            .collect()
-    }
-
-    /// Seals and stores interactions and purchases of known customers in one transaction: the
-    /// operator's bulk load (demo data), decided once for the batch; the operator vouches that
-    /// outlets and sellers exist.
-    pub async fn add_activity(
-        &self,
-        operator: Operator,
-        items: &[(CustomerId, Activity)],
-    ) -> ServiceResult<()> {
-        let actor = Actor::Operator(operator);
-        for action in [Action::AddInteraction, Action::AddPurchase] {
-            self.door()
-                .authorize_actor(actor, action, None, false)
-                .await?;
-        }
-        let (mut interactions, mut purchases) = (Vec::new(), Vec::new());
-        let mut last: Option<(CustomerId, DataKey)> = None;
-        for (cid, a) in items {
-            if last.as_ref().is_none_or(|(id, _)| id != cid) {
-                last = Some((*cid, self.keys().of(*cid).await?));
-            }
-            let Some((_, dk)) = &last else { continue };
-            match a {
-                Activity::Interaction(i) => {
-                    interactions.push(seal::seal_interaction(dk, *cid, InteractionId::new(), i)?)
-                }
-                Activity::Purchase(p) => {
-                    purchases.push(seal::seal_purchase(dk, *cid, PurchaseId::new(), p)?)
-                }
-            }
-        }
-        Ok(self
-            .inner
-            .stores
-            .activity
-            .insert_activity(
-                &interactions,
-                &purchases,
-                &items
-                    .iter()
-                    .map(|(c, a)| {
-                        let (action, field) = match a {
-                            Activity::Interaction(_) => ("add_interaction", "communications"),
-                            Activity::Purchase(_) => ("add_purchase", "purchases"),
-                        };
-                        self.door().write_entry(actor, action, Some(*c), &[field])
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .await?)
-    }
-
-    /// The outlets to offer `principal` in a list's filter under `purpose` (with a reason, if
-    /// they read with one): those whose customers' outlet the policy would show them
-    /// ([`Vault::read_customers`] refuses the others).
-    pub async fn outlets_for(
-        &self,
-        principal: &crate::Principal,
-        purpose: &steward_domain::Purpose,
-        reason: Option<&str>,
-    ) -> ServiceResult<Vec<crate::Outlet>> {
-        let access = crate::Access {
-            principal,
-            purpose,
-            reason,
-            break_glass: false,
-        };
-        Ok(self
-            .directory()
-            .outlets()
-            .await?
-            .into_iter()
-            .filter(|o| self.shows_outlet(&access, o.id))
-            .collect())
-    }
-}
-
-/// What an imported customer duplicates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DuplicateOf {
-    /// A customer already stored holds the same `field` (`email` or `phone`).
-    Stored {
-        /// `email` or `phone`.
-        field: &'static str,
-        /// The customer who holds it.
-        existing: CustomerId,
-    },
-    /// An earlier customer of the same batch has the same `field`.
-    Earlier {
-        /// `email` or `phone`.
-        field: &'static str,
-        /// Its place in the batch.
-        index: usize,
-    },
-}
-
-/// One interaction or purchase, for bulk loading.
-#[derive(Debug, Clone)]
-pub enum Activity {
-    /// An interaction.
-    Interaction(NewInteraction),
-    /// A purchase.
-    Purchase(NewPurchase),
 }
 
 pub(crate) fn serde_plain<T: Serialize>(v: &T) -> String {
@@ -1228,16 +587,4 @@ pub fn operator_entry(what: &'static str, action: &str) -> steward_store::AuditE
         About::default(),
         "written",
     )
-}
-
-/// A customer sealed by [`Vault::seal_new_customer`] and not stored yet; only
-/// [`Vault::insert_sealed`] opens it (the store's row type stays inside the service).
-#[derive(Debug)]
-pub struct Sealed(SealedCustomer);
-
-impl Sealed {
-    /// The id the customer will have.
-    pub fn id(&self) -> CustomerId {
-        self.0.row.id
-    }
 }

@@ -153,6 +153,7 @@ async fn page(
         .collect();
     let purposes = s
         .vault
+        .records()
         .declarable_purposes(p)
         .into_iter()
         .filter(|purpose| steward_domain::campaign::check_purpose(purpose).is_ok())

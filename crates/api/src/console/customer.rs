@@ -159,10 +159,11 @@ async fn customer_page(
     // Offered only where the policy would allow it (and not again on a break-glass read).
     let may_break_glass = !glass
         && s.vault
+            .records()
             .may_break_glass(&session.principal, &purpose, id)
             .await
             .unwrap_or(false);
-    let c = match s.vault.read_customer(&access, id).await {
+    let c = match s.vault.records().read_customer(&access, id).await {
         Ok(c) => c,
         Err(e) => return error_page(Some(session), e.into()),
     };
@@ -177,6 +178,7 @@ async fn customer_page(
     };
     let timeline = match s
         .vault
+        .records()
         .read_timeline(&timeline_access, id, before, TIMELINE_PAGE)
         .await
     {
@@ -185,6 +187,7 @@ async fn customer_page(
     };
     let may = s
         .vault
+        .records()
         .customer_actions(&session.principal, id)
         .await
         .unwrap_or_default();
@@ -585,6 +588,7 @@ pub(super) async fn add_interaction(
         // The page's purpose is what the text is recorded for: its rule keeps, masks or
         // redacts the personal data found in it.
         s.vault
+            .records()
             .add_interaction_for(
                 Actor::Principal(p),
                 id,

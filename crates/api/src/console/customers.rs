@@ -101,6 +101,7 @@ async fn page(
     // Offered: the purposes the caller may declare (a search under another is refused).
     let purposes = s
         .vault
+        .records()
         .declarable_purposes(&session.principal)
         .into_iter()
         .map(|p| {
@@ -119,6 +120,7 @@ async fn page(
     let outlets = match &purpose {
         Ok(p) => s
             .vault
+            .records()
             .outlets_for(&session.principal, p, reason)
             .await
             .unwrap_or_default(),
@@ -138,7 +140,7 @@ async fn page(
             (true, None)
         }
     };
-    let asks_reason = s.vault.reads_with_reason(&session.principal);
+    let asks_reason = s.vault.records().reads_with_reason(&session.principal);
     let (results, next) = match results {
         Some((r, n)) => (Some(r), n),
         None => (None, None),
@@ -157,10 +159,18 @@ async fn page(
             asked,
             results,
             next,
-            may_create: s.vault.may_create_customer(&session.principal).await,
+            may_create: s
+                .vault
+                .records()
+                .may_create_customer(&session.principal)
+                .await,
             attention,
             may_directory: {
-                let d = s.vault.directory_actions(&session.principal).await;
+                let d = s
+                    .vault
+                    .records()
+                    .directory_actions(&session.principal)
+                    .await;
                 d.read || d.tokens
             },
             may_segments: s.vault.may_manage_segments(&session.principal).await,
@@ -279,6 +289,7 @@ pub(super) async fn search(
             return bad(asked, msg.into()).await;
         };
         s.vault
+            .records()
             .lookup_customers(&access, kind, &value)
             .await
             .map(|v| (v, None))
@@ -308,6 +319,7 @@ pub(super) async fn search(
             .and_then(|c| uuid::Uuid::try_parse(c).ok())
             .map(CustomerId);
         s.vault
+            .records()
             .read_customers(&access, &filter, after, PAGE)
             .await
             .map(|(v, next)| (v, next.map(|n| n.to_string())))

@@ -54,7 +54,11 @@ async fn page(
     notice: Option<&'static str>,
     error: Option<(String, String)>,
 ) -> Response {
-    let may = s.vault.directory_actions(&session.principal).await;
+    let may = s
+        .vault
+        .records()
+        .directory_actions(&session.principal)
+        .await;
     if !may.read && !may.tokens {
         return error_page(
             Some(session),
@@ -230,7 +234,13 @@ pub(super) async fn add_staff(
         Ok(s) => s,
         Err(res) => return res,
     };
-    if !s.vault.directory_actions(&session.principal).await.manage {
+    if !s
+        .vault
+        .records()
+        .directory_actions(&session.principal)
+        .await
+        .manage
+    {
         return error_page(
             Some(&session),
             Problem::forbidden(

@@ -83,7 +83,12 @@ pub(super) async fn new_form(State(s): State<AppState>, SignedIn(session): Signe
     let Some(session) = session else {
         return to_sign_in();
     };
-    if !s.vault.may_create_customer(&session.principal).await {
+    if !s
+        .vault
+        .records()
+        .may_create_customer(&session.principal)
+        .await
+    {
         return error_page(
             Some(&session),
             Problem::forbidden(
@@ -127,7 +132,12 @@ pub(super) async fn create(
         Err(res) => return res,
     };
     // Refused before the input is read: a caller who may not register learns nothing of it.
-    if !s.vault.may_create_customer(&session.principal).await {
+    if !s
+        .vault
+        .records()
+        .may_create_customer(&session.principal)
+        .await
+    {
         return error_page(
             Some(&session),
             Problem::forbidden(
@@ -157,10 +167,11 @@ pub(super) async fn create(
                 let actor = Actor::Principal(&session.principal);
                 let created = if allow {
                     s.vault
+                        .records()
                         .create_customer_allowing_duplicate(actor, &new)
                         .await
                 } else {
-                    s.vault.create_customer(actor, &new).await
+                    s.vault.records().create_customer(actor, &new).await
                 };
                 created.map_err(Problem::from)
             }
@@ -241,6 +252,7 @@ pub(super) async fn edit_form(
     };
     let may = s
         .vault
+        .records()
         .customer_actions(&session.principal, id)
         .await
         .unwrap_or_default();
@@ -259,7 +271,7 @@ pub(super) async fn edit_form(
         reason: None,
         break_glass: false,
     };
-    let view = match s.vault.read_customer(&access, id).await {
+    let view = match s.vault.records().read_customer(&access, id).await {
         Ok(v) => v,
         Err(e) => return error_page(Some(&session), e.into()),
     };

@@ -288,6 +288,7 @@ type Form = std::collections::HashMap<String, String>;
 /// The purposes `session`'s roles may declare, as (key, title) for a form's choice.
 fn declarable_purposes(s: &AppState, session: &Session) -> Vec<(String, String)> {
     s.vault
+        .records()
         .declarable_purposes(&session.principal)
         .into_iter()
         .map(|purpose| (purpose.key.clone(), crate::display::words(&purpose.key)))

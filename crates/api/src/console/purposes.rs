@@ -58,7 +58,12 @@ async fn page(
     error: Option<String>,
     typed: std::collections::HashMap<String, String>,
 ) -> Response {
-    let may_edit = s.vault.directory_actions(&session.principal).await.purposes;
+    let may_edit = s
+        .vault
+        .records()
+        .directory_actions(&session.principal)
+        .await
+        .purposes;
     let purposes = s
         .vault
         .purposes()
@@ -153,7 +158,13 @@ pub(super) async fn register(
         Err(res) => return res,
     };
     // Refused before the input is read: a caller who may not register learns nothing of it.
-    if !s.vault.directory_actions(&session.principal).await.purposes {
+    if !s
+        .vault
+        .records()
+        .directory_actions(&session.principal)
+        .await
+        .purposes
+    {
         return error_page(
             Some(&session),
             Problem::forbidden("Authorization", "only the DPO registers purposes".into()),
@@ -200,7 +211,13 @@ pub(super) async fn change(
         Ok(s) => s,
         Err(res) => return res,
     };
-    if !s.vault.directory_actions(&session.principal).await.purposes {
+    if !s
+        .vault
+        .records()
+        .directory_actions(&session.principal)
+        .await
+        .purposes
+    {
         return error_page(
             Some(&session),
             Problem::forbidden("Authorization", "only the DPO changes purposes".into()),

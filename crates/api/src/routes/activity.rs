@@ -38,6 +38,7 @@ pub async fn add_interaction(
     let new = input.validate(Timestamp::now())?;
     let iid = s
         .vault
+        .records()
         .add_interaction_for(
             steward_service::Actor::Principal(&p),
             id,
@@ -68,6 +69,7 @@ pub async fn list_interactions(
     let id: CustomerId = path_id(&id)?;
     let items = s
         .vault
+        .records()
         .read_interactions(&scope.access(&p), id, page.after, page.limit)
         .await?;
     scope.record("interaction");
@@ -130,6 +132,7 @@ pub async fn list_purchases(
     let id: CustomerId = path_id(&id)?;
     let view = s
         .vault
+        .records()
         .read_purchases(&scope.access(&p), id, page.after, page.limit)
         .await?;
     scope.record("purchase");

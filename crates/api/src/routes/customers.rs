@@ -26,10 +26,11 @@ pub async fn create(
     let actor = steward_service::Actor::Principal(&p);
     let id = if input.allow_duplicate {
         s.vault
+            .records()
             .create_customer_allowing_duplicate(actor, &new)
             .await?
     } else {
-        s.vault.create_customer(actor, &new).await?
+        s.vault.records().create_customer(actor, &new).await?
     };
     Ok((
         StatusCode::CREATED,
@@ -52,7 +53,11 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<CustomerView>, Problem> {
     let id: CustomerId = path_id(&id)?;
-    let view = s.vault.read_customer(&scope.access(&p), id).await?;
+    let view = s
+        .vault
+        .records()
+        .read_customer(&scope.access(&p), id)
+        .await?;
     scope.record("customer");
     Ok(Json(view))
 }
@@ -79,6 +84,7 @@ pub async fn list(
 ) -> Result<Json<PageOf<CustomerView>>, Problem> {
     let (items, last) = s
         .vault
+        .records()
         .read_customers(
             &scope.access(&p),
             &filter,
@@ -212,6 +218,7 @@ pub async fn lookup(
     };
     let items = s
         .vault
+        .records()
         .lookup_customers(&scope.access(&p), kind, &value)
         .await?;
     scope.record("customer");

@@ -73,6 +73,7 @@ pub async fn analyze(
     }
     let mut found = s
         .vault
+        .records()
         .analyze_text(&p, &input.text, &input.language)
         .await?;
     let chars: Vec<char> = match &input.allow_list {

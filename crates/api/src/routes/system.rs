@@ -55,7 +55,7 @@ pub async fn metrics(
     axum::extract::State(s): axum::extract::State<crate::AppState>,
     crate::extract::Auth(p): crate::extract::Auth,
 ) -> Result<axum::response::Response, crate::Problem> {
-    s.vault.may_read_metrics(&p).await?;
+    s.vault.records().may_read_metrics(&p).await?;
     Ok(metrics_text().await.into_response())
 }
 

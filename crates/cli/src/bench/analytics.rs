@@ -65,10 +65,10 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
             .map(|n| {
                 let mut c = super::generated(n);
                 c.outlet_id = Some(outlets[n % OUTLETS]);
-                vault.seal_new_customer(&c, Timestamp::now())
+                vault.records().seal_new_customer(&c, Timestamp::now())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let sealed = vault.insert_sealed(operator, sealed).await?;
+        let sealed = vault.records().insert_sealed(operator, sealed).await?;
         let mut items = Vec::new();
         for (i, s) in sealed.iter().enumerate() {
             let n = start + i;
@@ -103,7 +103,7 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
             }
         }
         total_purchases += items.len();
-        vault.add_activity(operator, &items).await?;
+        vault.records().add_activity(operator, &items).await?;
         bar.set_position(end as u64);
     }
     bar.finish_and_clear();

@@ -13,6 +13,7 @@ async fn customer_with(
     history: usize,
 ) -> anyhow::Result<CustomerId> {
     let id = vault
+        .records()
         .create_customer(operator.into(), &super::generated(n))
         .await?;
     let bar = (history >= 10_000).then(|| {
@@ -27,7 +28,10 @@ async fn customer_with(
             source: "bench".into(),
             occurred_at: Timestamp::now(),
         };
-        vault.add_interaction(operator.into(), id, &note).await?;
+        vault
+            .records()
+            .add_interaction(operator.into(), id, &note)
+            .await?;
         if let Some(b) = &bar {
             b.inc(1);
         }

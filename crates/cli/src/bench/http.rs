@@ -61,9 +61,13 @@ async fn prepare(dir: &Path, customers: usize) -> anyhow::Result<()> {
     for chunk in data.chunks(20_000) {
         let sealed = chunk
             .iter()
-            .map(|c| vault.seal_new_customer(c, steward_domain::Timestamp::now()))
+            .map(|c| {
+                vault
+                    .records()
+                    .seal_new_customer(c, steward_domain::Timestamp::now())
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        let ids = vault.insert_sealed(operator, sealed).await?;
+        let ids = vault.records().insert_sealed(operator, sealed).await?;
         rows.extend(ids.into_iter().zip(chunk));
         bar.inc(chunk.len() as u64);
     }

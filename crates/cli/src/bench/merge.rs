@@ -33,9 +33,11 @@ pub async fn run(history: usize, runs: usize) -> anyhow::Result<()> {
             ..super::generated(2 * run + 1)
         };
         let survivor = vault
+            .records()
             .create_customer_allowing_duplicate(operator.into(), &first)
             .await?;
         let other = vault
+            .records()
             .create_customer_allowing_duplicate(operator.into(), &second)
             .await?;
         let items: Vec<_> = (0..history)
@@ -52,7 +54,7 @@ pub async fn run(history: usize, runs: usize) -> anyhow::Result<()> {
             })
             .collect();
         for chunk in items.chunks(5_000) {
-            vault.add_activity(operator, chunk).await?;
+            vault.records().add_activity(operator, chunk).await?;
         }
         let t = Instant::now();
         vault

@@ -386,10 +386,12 @@ async fn insert_generated(
         .map(|n| {
             let mut c = generated(n);
             c.outlet_id = Some(outlet);
-            vault.seal_new_customer(&c, steward_domain::Timestamp::now())
+            vault
+                .records()
+                .seal_new_customer(&c, steward_domain::Timestamp::now())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(vault.insert_sealed(operator, sealed).await?)
+    Ok(vault.records().insert_sealed(operator, sealed).await?)
 }
 
 fn generated(n: usize) -> NewCustomer {
@@ -675,7 +677,9 @@ async fn bench_read(
         .await?;
 
     // A load test reads every customer many times an hour, as no person does.
-    vault.set_bulk_limit(operator, Role::SupportAgent, None);
+    vault
+        .records()
+        .set_bulk_limit(operator, Role::SupportAgent, None);
     let ids = store.list_customer_ids(None, None, 500).await?;
     let sealed_paths: Arc<Vec<String>> = Arc::new(
         ids.iter()
@@ -775,7 +779,9 @@ impl LoadResult {
 async fn bench_crypto(iterations: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (vault, _, _, _) = temp_vault(dir.path()).await?;
-    let (seal_us, open_us) = vault.time_seal_and_open(&generated(12_345), iterations)?;
+    let (seal_us, open_us) = vault
+        .records()
+        .time_seal_and_open(&generated(12_345), iterations)?;
     emit!(
         "| seal one new customer (data key, 5 fields, wrap, 2 blind indexes) | {seal_us:.2} µs |"
     );

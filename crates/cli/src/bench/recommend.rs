@@ -88,7 +88,7 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
             }
             ids.push(*id);
         }
-        vault.add_activity(operator, &items).await?;
+        vault.records().add_activity(operator, &items).await?;
         bar.set_position(end as u64);
     }
     bar.finish_and_clear();
@@ -105,7 +105,9 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
     let build = t.elapsed().as_secs_f64();
 
     // The sample reads thousands of customers: lift the hourly limit on distinct customers.
-    vault.set_bulk_limit(operator, Role::Marketing, None);
+    vault
+        .records()
+        .set_bulk_limit(operator, Role::Marketing, None);
     let marketing = super::segment::client(&vault, operator, Role::Marketing).await?;
     let purpose: std::sync::Arc<Purpose> = vault
         .purposes()

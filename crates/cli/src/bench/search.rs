@@ -212,7 +212,9 @@ pub(super) async fn bench_search(customers: usize, seconds: u64) -> anyhow::Resu
         )
         .await?;
     // Every search reads up to a page of customers; a benchmark reads more than any person.
-    vault.set_bulk_limit(operator, Role::SupportAgent, None);
+    vault
+        .records()
+        .set_bulk_limit(operator, Role::SupportAgent, None);
     let (addr, handle) = serve(steward_api::router(vault.clone())).await?;
 
     // Queries people type: two letters, three, a given name, a given name and the start of a

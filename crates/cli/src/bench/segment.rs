@@ -101,7 +101,7 @@ async fn load(
             }
         }
         tx.commit().await?;
-        vault.add_activity(operator, &items).await?;
+        vault.records().add_activity(operator, &items).await?;
         ids.extend(batch);
         bar.set_position(end as u64);
     }

@@ -88,10 +88,12 @@ async fn load(dir: &Path, customers: usize) -> anyhow::Result<String> {
         let end = (start + 2_000).min(customers);
         let sealed = (start..end)
             .map(|n| {
-                vault.seal_new_customer(&super::generated(n), steward_domain::Timestamp::now())
+                vault
+                    .records()
+                    .seal_new_customer(&super::generated(n), steward_domain::Timestamp::now())
             })
             .collect::<Result<Vec<_>, _>>()?;
-        ids.extend(vault.insert_sealed(operator, sealed).await?);
+        ids.extend(vault.records().insert_sealed(operator, sealed).await?);
         bar.set_position(end as u64);
     }
     let (_, support) = vault

@@ -53,7 +53,7 @@ async fn reads(
     let mut times = Vec::with_capacity(ids.len());
     for id in ids {
         let t = Instant::now();
-        vault.read_customer(&access, *id).await?;
+        vault.records().read_customer(&access, *id).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(times)
@@ -129,8 +129,12 @@ pub async fn run(
         .ok_or_else(|| anyhow::anyhow!("the recipient's token does not authenticate"))?;
     let support = super::segment::client(&vault, operator, Role::SupportAgent).await?;
     // Thousands of distinct customers an hour, as no person reads: the limits lifted.
-    vault.set_bulk_limit(operator, Role::SupportAgent, None);
-    vault.set_bulk_limit(operator, Role::Recipient, None);
+    vault
+        .records()
+        .set_bulk_limit(operator, Role::SupportAgent, None);
+    vault
+        .records()
+        .set_bulk_limit(operator, Role::Recipient, None);
     let purpose = vault
         .purposes()
         .get("purpose", "order_fulfilment")

@@ -605,6 +605,7 @@ async fn break_glass_and_bulk_access_alert_the_dpo(db: TestDb) {
     // Bulk access: Bob may read two distinct customers an hour; the third read is refused, and
     // so is every read after it, with one alert.
     w.vault
+        .records()
         .set_bulk_limit(crate::support::op(), Role::SalesAssociate, Some(2));
     let mut ids = vec![id.clone()];
     for n in 0..2 {
@@ -705,8 +706,9 @@ async fn an_abstraction_judges_the_newest_purchases(db: TestDb) {
     let old: Vec<_> = (0..steward_service::ABSTRACTION_SCAN)
         .map(|_| purchase("accessories", 2_000))
         .collect();
-    v.add_activity(op, &old).await.unwrap();
-    v.add_activity(op, &[purchase("watches", 10), purchase("watches", 3)])
+    v.records().add_activity(op, &old).await.unwrap();
+    v.records()
+        .add_activity(op, &[purchase("watches", 10), purchase("watches", 3)])
         .await
         .unwrap();
     let associate = token(&v, TokenOwner::Role(Role::SalesAssociate)).await;

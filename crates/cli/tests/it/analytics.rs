@@ -95,6 +95,7 @@ async fn analysts_learn_totals_not_customers(db: TestDb) {
         )
         .unwrap();
         vault
+            .records()
             .add_interaction(
                 Actor::Operator(op),
                 id,

@@ -791,7 +791,8 @@ async fn ranges_read_the_stored_columns_exactly(db: TestDb) {
         } else {
             let input: steward_domain::CustomerInput =
                 serde_json::from_value(json!({"name": format!("Range {i}")})).unwrap();
-            v.create_customer(op.into(), &input.validate().unwrap())
+            v.records()
+                .create_customer(op.into(), &input.validate().unwrap())
                 .await
                 .unwrap();
         }
@@ -836,7 +837,8 @@ async fn the_export_is_an_entry_per_customer(db: TestDb) {
         )
         .unwrap();
         ids.push(
-            v.create_customer(op.into(), &input.validate().unwrap())
+            v.records()
+                .create_customer(op.into(), &input.validate().unwrap())
                 .await
                 .unwrap(),
         );
@@ -890,7 +892,8 @@ async fn an_export_the_policy_refuses_fails() {
     let (v, op, store) = db.open().await;
     let input: steward_domain::CustomerInput =
         serde_json::from_value(json!({"name": "Refused Export"})).unwrap();
-    v.create_customer(op.into(), &input.validate().unwrap())
+    v.records()
+        .create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap();
     v.audit().flush().await.unwrap();

@@ -251,7 +251,11 @@ fn the_dpo_reads_a_reason_fulfils_an_erasure_and_publishes_the_notice() {
             reason: Some("Customer disputes a charge at the counter today"),
             break_glass: true,
         };
-        vault.read_customer(&access, customer).await.unwrap();
+        vault
+            .records()
+            .read_customer(&access, customer)
+            .await
+            .unwrap();
         vault.audit().flush().await.unwrap();
     });
     let server = Server::start(&db, &[], &[]);
@@ -756,7 +760,7 @@ fn the_dpo_registers_a_recipient_and_an_agreement_and_sees_the_changes_sent() {
             break_glass: false,
         };
         let erin: steward_domain::CustomerId = customers[0].parse().unwrap();
-        let seen = vault.read_customer(&access, erin).await.unwrap();
+        let seen = vault.records().read_customer(&access, erin).await.unwrap();
         assert_eq!(seen.name.as_deref(), Some("Erin Shared"));
         let patch: steward_domain::CustomerPatch =
             serde_json::from_value(json!({"name": "Erin Renamed"})).unwrap();

@@ -43,7 +43,8 @@ async fn customer_round_trip(db: TestDb) {
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
-            v.create_customer(op.into(), &input(n).validate().unwrap())
+            v.records()
+                .create_customer(op.into(), &input(n).validate().unwrap())
                 .await
                 .unwrap(),
         );
@@ -130,7 +131,7 @@ async fn customer_round_trip(db: TestDb) {
         crate::support::operator_read(&v, op, steward_domain::CustomerId::new()).await,
         Err(ServiceError::NotFound(_))
     ));
-    assert_eq!(v.count_customers().await.unwrap(), 5);
+    assert_eq!(v.records().count_customers().await.unwrap(), 5);
 }
 
 async fn activity_round_trip(db: TestDb) {
@@ -160,6 +161,7 @@ async fn activity_round_trip(db: TestDb) {
     assert_eq!(staff[0].name, "Seller Person");
     assert_eq!(staff[0].outlet_ids, vec![outlet]);
     let cid = v
+        .records()
         .create_customer(op.into(), &input(1).validate().unwrap())
         .await
         .unwrap();
@@ -171,17 +173,20 @@ async fn activity_round_trip(db: TestDb) {
             source: "instagram".into(),
             occurred_at: None,
         };
-        v.add_interaction(op.into(), cid, &i.validate(Timestamp::now()).unwrap())
+        v.records()
+            .add_interaction(op.into(), cid, &i.validate(Timestamp::now()).unwrap())
             .await
             .unwrap();
     }
     // Read as a support agent serving the customer: a decided read, like the API's.
     let agent = crate::support::Reader::new(&v, op, Role::SupportAgent, "service").await;
     let page = v
+        .records()
         .read_interactions(&agent.access(), cid, None, 2)
         .await
         .unwrap();
     let rest = v
+        .records()
         .read_interactions(&agent.access(), cid, Some(page[1].id.0), 2)
         .await
         .unwrap();
@@ -202,6 +207,7 @@ async fn activity_round_trip(db: TestDb) {
         .await
         .unwrap();
     let got = &v
+        .records()
         .read_purchases(&agent.access(), cid, None, 10)
         .await
         .unwrap()
@@ -241,7 +247,8 @@ async fn activity_round_trip(db: TestDb) {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        v.read_purchases(&agent.access(), cid, None, 10)
+        v.records()
+            .read_purchases(&agent.access(), cid, None, 10)
             .await
             .unwrap()
             .items
@@ -249,7 +256,8 @@ async fn activity_round_trip(db: TestDb) {
         1
     );
     assert!(matches!(
-        v.read_purchases(&agent.access(), steward_domain::CustomerId::new(), None, 10)
+        v.records()
+            .read_purchases(&agent.access(), steward_domain::CustomerId::new(), None, 10)
             .await,
         Err(ServiceError::NotFound(_))
     ));
@@ -309,7 +317,8 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     let mut ids = Vec::new();
     for n in 0..7 {
         ids.push(
-            v.create_customer(op.into(), &input(n).validate().unwrap())
+            v.records()
+                .create_customer(op.into(), &input(n).validate().unwrap())
                 .await
                 .unwrap(),
         );
@@ -336,7 +345,8 @@ async fn key_rotation_survives_interruption(db: TestDb) {
     }
     // A customer created mid-rotation is wrapped by the new key already.
     ids.push(
-        v.create_customer(op.into(), &input(9).validate().unwrap())
+        v.records()
+            .create_customer(op.into(), &input(9).validate().unwrap())
             .await
             .unwrap(),
     );
@@ -370,10 +380,12 @@ async fn key_rotation_survives_interruption(db: TestDb) {
 async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     let (v, op, _) = db.open().await;
     let a = v
+        .records()
         .create_customer(op.into(), &input(1).validate().unwrap())
         .await
         .unwrap();
     let b = v
+        .records()
         .create_customer(op.into(), &input(2).validate().unwrap())
         .await
         .unwrap();
@@ -408,6 +420,7 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     ));
     // Moving a value to another field of the same customer fails too.
     let c = v
+        .records()
         .create_customer(op.into(), &input(3).validate().unwrap())
         .await
         .unwrap();
@@ -422,6 +435,7 @@ async fn swapped_ciphertexts_fail_integrity(db: TestDb) {
     ));
     // So does swapping whole data keys.
     let d = v
+        .records()
         .create_customer(op.into(), &input(4).validate().unwrap())
         .await
         .unwrap();

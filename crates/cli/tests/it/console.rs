@@ -105,6 +105,7 @@ pub async fn another_outlets_customer(
     }))
     .unwrap();
     vault
+        .records()
         .create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap()
@@ -387,7 +388,11 @@ async fn the_dpo_page_shows_requests_alerts_and_the_signed_head(db: TestDb) {
         reason: Some("The customer disputes a charge at the counter"),
         break_glass: true,
     };
-    vault.read_customer(&access, customer).await.unwrap();
+    vault
+        .records()
+        .read_customer(&access, customer)
+        .await
+        .unwrap();
     let consent: steward_domain::ConsentInput = serde_json::from_value(
         serde_json::json!({"purpose": "marketing_email", "action": "grant", "source": "in_store"}),
     )

@@ -93,7 +93,7 @@ async fn duplicates_are_refused_by_the_api_and_the_import(db: TestDb) {
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{b}");
-    assert_eq!(v.count_customers().await.unwrap(), 2);
+    assert_eq!(v.records().count_customers().await.unwrap(), 2);
 
     // The import: a stored customer's address, and two lines with the same phone.
     drop((app, v));
@@ -126,5 +126,5 @@ async fn duplicates_are_refused_by_the_api_and_the_import(db: TestDb) {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("Imported 4 customers"), "{err}");
     let v = db.vault().await;
-    assert_eq!(v.count_customers().await.unwrap(), 8);
+    assert_eq!(v.records().count_customers().await.unwrap(), 8);
 }

@@ -128,6 +128,8 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("webhooks.rs", &["SharingStore"], false),
     ("shared_limits.rs", &["ClusterStore"], false),
     ("erasure.rs", &["ErasureStore", "MaintenanceStore"], true),
+    ("records", &["CustomerStore", "ActivityStore"], false),
+    ("agreements.rs", &["SharingStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

@@ -730,6 +730,7 @@ async fn a_merged_record_s_campaign_message_follows_the_person(db: TestDb) {
         )
         .unwrap();
         let id = vault
+            .records()
             .create_customer_allowing_duplicate(op().into(), &input.validate().unwrap())
             .await
             .unwrap();

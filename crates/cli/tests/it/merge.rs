@@ -298,6 +298,7 @@ async fn the_console_offers_a_merge_of_customers_sharing_a_contact(db: TestDb) {
     let survivor = crate::support::operator_customer(&vault, op, body("Tess Twice")).await;
     let input: steward_domain::CustomerInput = serde_json::from_value(body("Tess T.")).unwrap();
     let other = vault
+        .records()
         .create_customer_allowing_duplicate(op.into(), &input.validate().unwrap())
         .await
         .unwrap();

@@ -107,6 +107,7 @@ pub async fn consenting_customer(
     }))
     .unwrap();
     let customer = vault
+        .records()
         .create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap();
@@ -152,14 +153,16 @@ async fn marketing_reads(vault: &Vault, customer: CustomerId, times: usize) -> V
     };
     let mut allowed = Vec::with_capacity(times);
     for _ in 0..times {
-        allowed.push(match vault.read_customer(&access, customer).await {
-            Ok(_) => true,
-            Err(steward_service::ServiceError::Forbidden { field, .. }) => {
-                assert_eq!(field, "purpose");
-                false
-            }
-            Err(e) => panic!("{e}"),
-        });
+        allowed.push(
+            match vault.records().read_customer(&access, customer).await {
+                Ok(_) => true,
+                Err(steward_service::ServiceError::Forbidden { field, .. }) => {
+                    assert_eq!(field, "purpose");
+                    false
+                }
+                Err(e) => panic!("{e}"),
+            },
+        );
     }
     allowed
 }

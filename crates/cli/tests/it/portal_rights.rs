@@ -78,6 +78,7 @@ async fn the_portal_corrects_the_address_in_parts_objects_and_restricts(db: Test
     assert_eq!(s, StatusCode::OK, "{page}");
     assert!(page.contains("Your correction is made."), "{page}");
     let seen = vault
+        .records()
         .read_customer(
             &steward_service::Access {
                 principal: &dpo,
@@ -143,6 +144,7 @@ async fn the_portal_corrects_the_address_in_parts_objects_and_restricts(db: Test
     assert!(page.contains("Your data is restricted"), "{page}");
     let support = crate::support::principal(&vault, op, Role::SupportAgent).await;
     let read = vault
+        .records()
         .read_customer(
             &steward_service::Access {
                 principal: &support,

@@ -50,6 +50,7 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         .await
         .unwrap();
     let active = v
+        .records()
         .create_customer(op.into(), &person("Active Ann"))
         .await
         .unwrap();
@@ -60,10 +61,12 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         occurred_at: Timestamp::now(),
     };
     let old_note = v
+        .records()
         .add_interaction(op.into(), active, &note("old"))
         .await
         .unwrap();
-    v.add_interaction(op.into(), active, &note("new"))
+    v.records()
+        .add_interaction(op.into(), active, &note("new"))
         .await
         .unwrap();
     let old_buy = v
@@ -83,10 +86,12 @@ async fn retention_disposes_what_no_purpose_justifies(db: TestDb) {
         .await
         .unwrap();
     let gone = v
+        .records()
         .create_customer(op.into(), &person("Gone Gus"))
         .await
         .unwrap();
     let held = v
+        .records()
         .create_customer(op.into(), &person("Held Hal"))
         .await
         .unwrap();

@@ -296,6 +296,7 @@ async fn the_console_lists_and_searches_keeping_what_was_typed(db: TestDb) {
     )
     .unwrap();
     vault
+        .records()
         .create_customer(op.into(), &input.validate().unwrap())
         .await
         .unwrap();

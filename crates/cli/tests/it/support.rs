@@ -637,7 +637,8 @@ pub async fn lookup_ids(
     value: &str,
 ) -> Vec<steward_domain::CustomerId> {
     let agent = Reader::new(v, op, steward_domain::Role::SupportAgent, "service").await;
-    v.lookup_customers(&agent.access(), kind, value)
+    v.records()
+        .lookup_customers(&agent.access(), kind, value)
         .await
         .expect("look-up")
         .into_iter()
@@ -652,7 +653,8 @@ pub async fn operator_customer(
     body: serde_json::Value,
 ) -> steward_domain::CustomerId {
     let input: steward_domain::CustomerInput = serde_json::from_value(body).expect("input");
-    v.create_customer(op.into(), &input.validate().expect("valid"))
+    v.records()
+        .create_customer(op.into(), &input.validate().expect("valid"))
         .await
         .expect("created")
 }

@@ -100,6 +100,7 @@ async fn the_timeline_shows_what_was_recorded_newest_first(db: TestDb) {
         .unwrap();
         let new = input.validate(steward_domain::Timestamp::now()).unwrap();
         vault
+            .records()
             .add_interaction(op.into(), customer, &new)
             .await
             .unwrap();

@@ -22,7 +22,8 @@ use steward_store::Lookup;
 
 use crate::access::serves_customer_view;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Access, Vault, seal};
+use crate::records::Records;
+use crate::{Access, seal};
 
 /// How many of a name's words are indexed: the first two and the last.
 pub const NAME_WORDS: usize = 3;
@@ -57,7 +58,7 @@ fn bucket_mac(bucket: u16) -> [u8; 16] {
     mac
 }
 
-impl Vault {
+impl Records {
     fn bucket(&self, b: &Buckets, kind: &str, value: &str) -> u16 {
         let mac = self.door().mac(kind, value);
         u16::from_be_bytes([mac[0], mac[1]]) % b.count
@@ -129,16 +130,12 @@ impl Vault {
         loop {
             let ids = match &source {
                 None => {
-                    self.inner
-                        .stores
-                        .customers
+                    self.customers
                         .list_customer_ids(filter.outlet, cursor, chunk)
                         .await?
                 }
                 Some((kind, mac)) => {
-                    self.inner
-                        .stores
-                        .customers
+                    self.customers
                         .lookup_page(kind, mac, filter.outlet, cursor, chunk)
                         .await?
                 }
@@ -183,13 +180,7 @@ impl Vault {
         filter: &CustomerFilter,
         may_read: &mut HashMap<(Vec<OutletId>, bool), bool>,
     ) -> ServiceResult<bool> {
-        let Some((row, key, facts)) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(id)
-            .await?
-        else {
+        let Some((row, key, facts)) = self.customers.get_customer_for_read(id).await? else {
             return Ok(false);
         };
         let scope = (facts.outlets.clone(), facts.restricted);
@@ -242,8 +233,6 @@ impl Vault {
         // Last activity: the time of the latest purchase or interaction (in clear on the rows).
         if let Some(since) = filter.active_since
             && self
-                .inner
-                .stores
                 .activity
                 .last_activity_at(id)
                 .await?
@@ -299,13 +288,7 @@ impl Vault {
     /// How many purchases customer `id` has, counted up to five: enough for the tier, whose top
     /// starts at five.
     async fn purchase_count_to_five(&self, id: CustomerId) -> ServiceResult<usize> {
-        Ok(self
-            .inner
-            .stores
-            .activity
-            .list_purchases(id, None, 5)
-            .await?
-            .len())
+        Ok(self.activity.list_purchases(id, None, 5).await?.len())
     }
 
     /// Whether the policy would show the caller something of `subject` and what `filter` is
@@ -434,18 +417,13 @@ impl Vault {
     pub(crate) async fn index_missing_names(&self) -> ServiceResult<usize> {
         let mut done = 0;
         loop {
-            let ids = self
-                .inner
-                .stores
-                .customers
-                .missing_lookup(LONG.kind, 500)
-                .await?;
+            let ids = self.customers.missing_lookup(LONG.kind, 500).await?;
             if ids.is_empty() {
                 return Ok(done);
             }
             let mut entries = Vec::with_capacity(ids.len() * 2 * NAME_WORDS);
             for id in &ids {
-                let Some((row, key)) = self.inner.stores.customers.get_customer(*id).await? else {
+                let Some((row, key)) = self.customers.get_customer(*id).await? else {
                     continue;
                 };
                 let dk = self.keys().open(*id, &key)?;
@@ -456,7 +434,7 @@ impl Vault {
                         .map(|l| (*id, l)),
                 );
             }
-            self.inner.stores.customers.add_lookups(&entries).await?;
+            self.customers.add_lookups(&entries).await?;
             done += ids.len();
         }
     }

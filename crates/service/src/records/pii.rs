@@ -11,7 +11,8 @@ use steward_domain::{CustomerId, Interaction, InteractionId, NewInteraction};
 use steward_policy::Action;
 
 use crate::error::ServiceResult;
-use crate::{Actor, Principal, ServiceError, Vault};
+use crate::records::Records;
+use crate::{Actor, Principal, ServiceError};
 
 /// The detector used when no language is named: texts recorded by staff, masking at read. The
 /// types that decide masking (cards, IBANs, national ids, URLs) do not depend on the language.
@@ -38,7 +39,7 @@ pub fn screen(text: &str, rule: PiiRule) -> (String, PiiTypes) {
     )
 }
 
-impl Vault {
+impl Records {
     /// What personal data `text` holds, in Presidio's analyzer shape (offsets in code points),
     /// if the policy lets `principal` ask. The text is neither stored nor logged.
     pub async fn analyze_text(

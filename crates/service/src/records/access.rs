@@ -11,7 +11,8 @@ use steward_policy::{Action, Decision, Field, Outcome, ReadRequest, Subject};
 use uuid::Uuid;
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::{GuardOutcome, Principal, Vault, seal};
+use crate::records::Records;
+use crate::{GuardOutcome, Principal, seal};
 
 /// How a read names its customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,7 @@ pub(crate) struct Flagged<'a> {
     pub(crate) break_glass: bool,
 }
 
-/// What a staff member may do to a customer beyond reading (see [`Vault::customer_actions`]).
+/// What a staff member may do to a customer beyond reading (see [`Records::customer_actions`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CustomerActions {
     /// Change the profile.
@@ -73,7 +74,7 @@ pub struct CustomerActions {
 }
 
 /// What a staff member may do with the directory, the accounts and the purposes (see
-/// [`Vault::directory_actions`]).
+/// [`Records::directory_actions`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DirectoryActions {
     /// See outlets and staff.
@@ -183,7 +184,7 @@ fn decision_leaf(
     decision: &Decision,
     served: bool,
     reason_length: usize,
-    covering: Option<&crate::sharing::Covering>,
+    covering: Option<&crate::agreements::Covering>,
 ) -> AuditLeaf {
     let principal = access.principal;
     AuditLeaf {
@@ -269,7 +270,7 @@ pub fn customer_view(
     )
 }
 
-impl Vault {
+impl Records {
     /// Decides a read of `fields` of customer `id`; `serves` says whether the endpoint returns
     /// anything under a decision (the audit entry's outcome).
     async fn decide(
@@ -296,7 +297,7 @@ impl Vault {
             .await
     }
 
-    /// [`Vault::decide_with`], naming how the caller refers to the customer: a recipient under a
+    /// [`Records::decide_with`], naming how the caller refers to the customer: a recipient under a
     /// pseudonymous agreement may refer to them only by its pseudonym. A recipient's read that
     /// shows anything is recorded as a disclosure before anything leaves.
     pub(crate) async fn decide_via(
@@ -309,9 +310,11 @@ impl Vault {
         via: Via,
     ) -> ServiceResult<Decision> {
         if via == Via::Id {
-            self.refuse_recipient_by_id(access)?;
+            self.agreements.refuse_recipient_by_id(access)?;
         }
-        let covering = self.covering(access.principal, &access.purpose.key);
+        let covering = self
+            .agreements
+            .covering(access.principal, &access.purpose.key);
         let asker = access.principal.asker();
         // The guard counts every decided read, allowed or not: probing is reading too.
         self.count_read(&access.flagged(), id).await?;
@@ -336,7 +339,6 @@ impl Vault {
             reason_length,
             break_glass: access.break_glass,
             acknowledged: self
-                .inner
                 .notices
                 .acknowledged(access.principal, steward_domain::Timestamp::now()),
             now: steward_domain::Timestamp::now(),
@@ -357,6 +359,7 @@ impl Vault {
                 .map(|f| f.field.category().as_str())
                 .collect();
             served = self
+                .agreements
                 .record_disclosure(c, id, access.purpose, &shown)
                 .await?
                 .is_some();
@@ -407,16 +410,12 @@ impl Vault {
             return Err(ServiceError::BulkAccess);
         }
         let now = std::time::Instant::now();
-        let outcome = match self
-            .inner
-            .bulk
-            .check_new(&asker, &who.principal.roles, id, now)
-        {
+        let outcome = match self.bulk.check_new(&asker, &who.principal.roles, id, now) {
             // New to this caller here: counted for the installation too (servers on
             // PostgreSQL), so a reader spread over several servers meets the same limit.
             (GuardOutcome::Allowed, Some((limit, window))) if shared => {
                 if self.limits().count_bulk(&asker, id, limit, window).await? {
-                    self.inner.bulk.refuse(&asker, now);
+                    self.bulk.refuse(&asker, now);
                     GuardOutcome::Refused { newly: true }
                 } else {
                     GuardOutcome::Allowed
@@ -460,9 +459,7 @@ impl Vault {
         steward_store::StoredKey,
         steward_store::AccessFacts,
     )> {
-        self.inner
-            .stores
-            .customers
+        self.customers
             .get_customer_for_read(id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))
@@ -554,7 +551,7 @@ impl Vault {
         self.read_customer_via(access, id, Via::Id).await
     }
 
-    /// [`Vault::read_customer`], the customer named by id or by a recipient's pseudonym.
+    /// [`Records::read_customer`], the customer named by id or by a recipient's pseudonym.
     pub(crate) async fn read_customer_via(
         &self,
         access: &Access<'_>,
@@ -562,7 +559,7 @@ impl Vault {
         via: Via,
     ) -> ServiceResult<CustomerView> {
         if via == Via::Id {
-            self.refuse_recipient_by_id(access)?;
+            self.agreements.refuse_recipient_by_id(access)?;
         }
         let (row, key, facts) = self.customer_for_read(id).await?;
         let fields = Field::CUSTOMER_VIEW;
@@ -597,8 +594,6 @@ impl Vault {
         })?;
         let purchase_summary = if decision.outcome(Field::PurchaseHistory) == Outcome::Abstract {
             let rows = self
-                .inner
-                .stores
                 .activity
                 .recent_purchases(id, None, ABSTRACTION_SCAN)
                 .await?;
@@ -655,7 +650,7 @@ impl Vault {
     /// customer is read (so an empty page does not hide the refusal). The policy decides, for a
     /// customer of no outlet: its `purpose-bound-to-roles` forbid depends on no customer.
     pub(crate) fn check_declarable(&self, access: &Access<'_>) -> ServiceResult<()> {
-        self.refuse_recipient_by_id(access)?;
+        self.agreements.refuse_recipient_by_id(access)?;
         let d = self.decide_hypothetical(
             access.principal,
             access.purpose,
@@ -743,7 +738,7 @@ impl Vault {
         break_glass: bool,
         fields: &[Field],
     ) -> Decision {
-        let covering = self.covering(principal, &purpose.key);
+        let covering = self.agreements.covering(principal, &purpose.key);
         let req = ReadRequest {
             asker: principal.asker(),
             subject,
@@ -752,7 +747,7 @@ impl Vault {
             has_reason: reason.is_some(),
             reason_length: reason.unwrap_or(0),
             break_glass,
-            acknowledged: self.inner.notices.acknowledged(principal, Timestamp::now()),
+            acknowledged: self.notices.acknowledged(principal, Timestamp::now()),
             now: Timestamp::now(),
             agreement: covering.as_ref().map(|c| &c.terms),
         };
@@ -813,7 +808,7 @@ impl Vault {
             has_reason: false,
             reason_length: 0,
             break_glass: false,
-            acknowledged: self.inner.notices.acknowledged(principal, now),
+            acknowledged: self.notices.acknowledged(principal, now),
             now,
             // Writing to a customer and personalising are no recipient's: no agreement, and the
             // policy refuses a recipient.
@@ -827,7 +822,7 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<()> {
-        self.refuse_recipient_by_id(access)?;
+        self.agreements.refuse_recipient_by_id(access)?;
         let decision = self
             .decide(access, id, &[Field::Communications], serves_communications)
             .await?;
@@ -847,7 +842,7 @@ impl Vault {
         after: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<PurchasesView> {
-        self.refuse_recipient_by_id(access)?;
+        self.agreements.refuse_recipient_by_id(access)?;
         let facts = self.door().access_facts(id).await?;
         let decision = self
             .decide_with(

@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use crate::access::{ABSTRACTION_SCAN, serves_communications, serves_purchases};
 use crate::error::ServiceResult;
-use crate::{Access, Vault, seal};
+use crate::records::Records;
+use crate::{Access, seal};
 
 /// One event of a timeline.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct Timeline {
     pub communications: bool,
 }
 
-impl Vault {
+impl Records {
     /// A page of customer `id`'s timeline before `before` (newest first), as the policy allows.
     pub async fn read_timeline(
         &self,
@@ -51,7 +52,7 @@ impl Vault {
         before: Option<Uuid>,
         limit: u32,
     ) -> ServiceResult<Timeline> {
-        self.refuse_recipient_by_id(access)?;
+        self.agreements.refuse_recipient_by_id(access)?;
         let limit = limit.clamp(1, 200);
         let facts = self.door().access_facts(id).await?;
         let cursor = before.map(|b| b.as_bytes().to_vec());
@@ -71,8 +72,6 @@ impl Vault {
             Outcome::Show => {
                 let dk = self.keys().of(id).await?;
                 let rows = self
-                    .inner
-                    .stores
                     .activity
                     .recent_purchases(id, cursor.clone(), limit + 1)
                     .await?;
@@ -111,8 +110,6 @@ impl Vault {
         if communications {
             let dk = self.keys().of(id).await?;
             let rows = self
-                .inner
-                .stores
                 .activity
                 .recent_interactions(id, cursor, limit + 1)
                 .await?;
