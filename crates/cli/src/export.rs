@@ -38,7 +38,7 @@ pub async fn export(
 ) -> anyhow::Result<(u64, u64)> {
     let (mut after, mut n, mut refused) = (None, 0u64, 0u64);
     loop {
-        let page = vault.export_page(operator, after, PAGE).await?;
+        let page = vault.records().export_page(operator, after, PAGE).await?;
         for line in &page.customers {
             serde_json::to_writer(&mut *out, line)?;
             out.write_all(b"\n")?;

@@ -87,6 +87,7 @@ pub async fn run(
     let mut outcomes: BTreeMap<&'static str, usize> = BTreeMap::new();
     for e in &events {
         let outcome = vault
+            .records()
             .ingest_social(Actor::Operator(operator.acting("import_social")), e)
             .await?;
         *outcomes.entry(outcome.as_str()).or_default() += 1;

@@ -481,7 +481,12 @@ impl Vault {
                 let json = seal::open_corrections(&dk, id, r.id.0, sealed)?;
                 let patch: steward_domain::CustomerPatch = serde_json::from_slice(&json)
                     .map_err(|_| ValidationError::new("corrections", "not a profile patch"))?;
-                if !confirmed && self.touches_verified(id, &patch.field_names()).await? {
+                if !confirmed
+                    && self
+                        .records()
+                        .touches_verified(id, &patch.field_names())
+                        .await?
+                {
                     return Ok(false);
                 }
                 // Fulfilled only once the customer's identity was checked: their own change.

@@ -327,7 +327,7 @@ impl Vault {
                 }
             },
             self.consents().ledger(id),
-            self.profile_changes(id),
+            self.records().profile_changes(id),
             async { self.audit().customer_leaves(id, since, USAGE_LIMIT).await },
             async {
                 Ok::<_, ServiceError>(self.inner.stores.campaigns.customer_deliveries(id).await?)

@@ -177,7 +177,7 @@ pub(crate) struct Inner {
 
 impl Vault {
     /// Customers and their activity: their creation and changes, and every decided read.
-    pub fn records(&self) -> &crate::records::Records {
+    pub fn records(&self) -> &Arc<crate::records::Records> {
         &self.inner.records
     }
 

@@ -251,6 +251,7 @@ pub async fn set_verified_fields(
 ) -> Result<StatusCode, Problem> {
     let id: CustomerId = path_id(&id)?;
     s.vault
+        .records()
         .set_verified_fields(steward_service::Actor::Principal(&p), id, &body.fields)
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -33,7 +33,7 @@ pub async fn report(
     JsonBody(input): JsonBody<SocialEventInput>,
 ) -> Result<(StatusCode, Json<Taken>), Problem> {
     let event = input.validate(Timestamp::now())?;
-    s.vault.report_social(&p, event).await?;
+    s.vault.records().report_social(&p, event).await?;
     Ok((StatusCode::ACCEPTED, Json(Taken { accepted: true })))
 }
 

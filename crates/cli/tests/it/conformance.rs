@@ -62,7 +62,7 @@ async fn customer_round_trip(db: TestDb) {
     // Cursor pagination walks every customer once, in creation order.
     let page = |after| {
         let v = v.clone();
-        async move { v.export_page(op, after, 2).await.unwrap() }
+        async move { v.records().export_page(op, after, 2).await.unwrap() }
     };
     let first = page(None).await;
     let second = page(first.next).await;

@@ -151,7 +151,7 @@ async fn events_are_kept_only_for_consenting_customers(db: TestDb) {
 
     let interactions = async |who: &str| -> Vec<Value> {
         // Events are taken in the background: wait for them.
-        vault.social_settled().await;
+        vault.records().social_settled().await;
         let (s, page) = call(
             &app,
             &dpo,

@@ -578,7 +578,10 @@ pub async fn operator_read(
     op: steward_service::Operator,
     id: steward_domain::CustomerId,
 ) -> Result<steward_domain::Customer, steward_service::ServiceError> {
-    v.export_customer(op, id).await.map(|e| e.customer)
+    v.records()
+        .export_customer(op, id)
+        .await
+        .map(|e| e.customer)
 }
 
 /// A service client in `role`, authenticated as the API would authenticate its token.

@@ -20,8 +20,11 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
 
 pub(crate) mod access;
+pub(crate) mod operator_export;
 pub mod pii;
+pub(crate) mod rectification;
 pub(crate) mod search;
+pub mod social;
 pub(crate) mod timeline;
 
 /// Customers and their activity, and every decided read of them: the one service that opens

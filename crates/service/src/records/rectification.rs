@@ -7,10 +7,10 @@ use steward_policy::Action;
 
 use crate::auth::Actor;
 use crate::error::{ServiceError, ServiceResult};
+use crate::records::Records;
 use crate::seal;
-use crate::vault::Vault;
 
-impl Vault {
+impl Records {
     /// Marks exactly `fields` of a customer's profile as verified: a customer's correction of
     /// any of them then waits for staff confirmation.
     pub async fn set_verified_fields(
@@ -43,8 +43,6 @@ impl Vault {
             .door()
             .write_entry(actor, "mark_verified", Some(id), &names);
         if self
-            .inner
-            .stores
             .customers
             .set_verified_fields(id, &names, &[entry])
             .await?
@@ -63,8 +61,6 @@ impl Vault {
         fields: &[&str],
     ) -> ServiceResult<bool> {
         let verified = self
-            .inner
-            .stores
             .customers
             .verified_fields(id)
             .await?
@@ -80,7 +76,7 @@ impl Vault {
 
     /// The customer's profile changes, oldest first, with the previous values opened.
     pub(crate) async fn profile_changes(&self, id: CustomerId) -> ServiceResult<Vec<Value>> {
-        let rows = self.inner.stores.customers.changes(id).await?;
+        let rows = self.customers.changes(id).await?;
         if rows.is_empty() {
             return Ok(vec![]);
         }

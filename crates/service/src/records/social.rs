@@ -12,10 +12,11 @@ use steward_policy::Action;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::Principal;
 use crate::auth::Actor;
 use crate::door::About;
 use crate::error::ServiceResult;
-use crate::{Principal, Vault};
+use crate::records::Records;
 
 /// The purpose a customer consents to for their posts to be kept.
 pub const SOCIAL_PURPOSE: &str = "social_listening";
@@ -49,26 +50,26 @@ impl Ingested {
     }
 }
 
-/// Events being taken in the background (see [`Vault::report_social`]).
+/// Events being taken in the background (see [`Records::report_social`]).
 static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-impl Vault {
+impl Records {
     /// Takes a social event reported over the API: the caller is decided now, the event taken
     /// in a task of its own, so that the answer comes back at the same time whatever becomes of
     /// it — how long the request takes tells nobody whether the handle is a customer's. The
     /// outcome is only counted (`steward_social_events_total`: kept, repeated or dropped).
     pub async fn report_social(
-        &self,
+        self: &std::sync::Arc<Self>,
         principal: &Principal,
         event: NewSocialEvent,
     ) -> ServiceResult<()> {
         self.door()
             .authorize(principal, Action::IngestSocial, None)
             .await?;
-        let (vault, principal) = (self.clone(), principal.clone());
+        let (records, principal) = (self.clone(), principal.clone());
         IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            let outcome = vault
+            let outcome = records
                 .ingest_social(Actor::Principal(&principal), &event)
                 .await;
             IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
@@ -87,7 +88,7 @@ impl Vault {
         Ok(())
     }
 
-    /// Waits until every event [`Vault::report_social`] handed to a task has been taken (for
+    /// Waits until every event [`Records::report_social`] handed to a task has been taken (for
     /// tests that read what was kept, and an orderly shutdown).
     pub async fn social_settled(&self) {
         while IN_FLIGHT.load(Ordering::SeqCst) > 0 {
@@ -109,7 +110,6 @@ impl Vault {
             return Ok(Ingested::NoPurpose);
         };
         let ids = self
-            .records()
             .lookup_ids("social", &event.author.index_value())
             .await?;
         let [customer] = ids.as_slice() else {
@@ -154,8 +154,6 @@ impl Vault {
             },
         );
         let stored = self
-            .inner
-            .stores
             .activity
             .insert_external_interaction(&row, &mac, &[entry])
             .await?;

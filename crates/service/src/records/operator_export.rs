@@ -6,9 +6,10 @@ use serde::Serialize;
 use steward_domain::{Customer, CustomerId, Interaction, Purchase};
 use steward_policy::Action;
 
+use crate::Actor;
 use crate::auth::Operator;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Vault};
+use crate::records::Records;
 
 /// One customer's whole record, in clear, as the operator's export holds it.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +36,7 @@ pub struct ExportPage {
 /// Interactions or purchases read a page at a time.
 const ACTIVITY_PAGE: u32 = 500;
 
-impl Vault {
+impl Records {
     /// The customers after `after` (in id order, at most `limit`), each with all its activity, as
     /// the policy lets the operator export them. The page's audit entries (action `export`, one
     /// per customer) are committed before anything is opened.
@@ -45,7 +46,7 @@ impl Vault {
         after: Option<CustomerId>,
         limit: u32,
     ) -> ServiceResult<ExportPage> {
-        let (ids, next) = self.records().customer_id_page(after, limit).await?;
+        let (ids, next) = self.customer_id_page(after, limit).await?;
         let actor = Actor::Operator(operator);
         let mut allowed = Vec::with_capacity(ids.len());
         let mut refused = 0;
@@ -79,7 +80,7 @@ impl Vault {
     }
 
     /// One customer's whole record, if the policy lets the operator export it; recorded like
-    /// every customer of [`Vault::export_page`].
+    /// every customer of [`Records::export_page`].
     pub async fn export_customer(
         &self,
         operator: Operator,
@@ -118,14 +119,14 @@ impl Vault {
 
     /// Opens a customer's profile and all their activity (after the decision and its entry).
     async fn open_whole(&self, id: CustomerId) -> ServiceResult<ExportedCustomer> {
-        let customer = self.records().get_customer(id).await?;
+        let customer = self.get_customer(id).await?;
         let interactions = all_pages(
-            |a| self.records().list_interactions(id, a, ACTIVITY_PAGE),
+            |a| self.list_interactions(id, a, ACTIVITY_PAGE),
             |i: &Interaction| i.id.0,
         )
         .await?;
         let purchases = all_pages(
-            |a| self.records().list_purchases(id, a, ACTIVITY_PAGE),
+            |a| self.list_purchases(id, a, ACTIVITY_PAGE),
             |p: &Purchase| p.id.0,
         )
         .await?;
