@@ -240,12 +240,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // request (a grant or withdrawal from then on moves it as it happens).
     vault.set_analytics_budget(operator, args.analytics_budget);
     vault
+        .personalisation()
         .set_personalisation_k(operator, args.personalisation_k)
         .map_err(|e| anyhow::anyhow!("--personalisation-k: {e}"))?;
     let started = std::time::Instant::now();
     let modeller = operator.acting("personalisation_model");
     // A model that cannot be built leaves recommendations unavailable (409), not the server down.
-    match vault.build_recommender(modeller).await {
+    match vault.personalisation().build_recommender(modeller).await {
         Ok(model) => tracing::info!(
             customers = model.customers,
             items = model.items,
@@ -258,7 +259,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Rebuilt now and then: what another process changed (an import, `steward erase`, another
     // server) reaches this one's model within the interval.
-    vault.rebuild_recommender_every(modeller, std::time::Duration::from_secs(600));
+    vault
+        .personalisation()
+        .rebuild_recommender_every(modeller, std::time::Duration::from_secs(600));
     // After the replay: a campaign left unfinished by a previous process resumes now.
     vault.start_sender(operator.acting("campaign_sender"));
     // Notifications of changes to recipients, queued with the changes, leave from now on (and

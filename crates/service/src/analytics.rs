@@ -771,7 +771,7 @@ impl Vault {
             let purchases: Vec<&steward_store::SegmentPurchase> = u
                 .purchases
                 .iter()
-                .filter(|p| !self.is_marked(&p.category))
+                .filter(|p| !self.personalisation().is_marked(&p.category))
                 .collect();
             let sealed = c.language.is_some()
                 || purchases

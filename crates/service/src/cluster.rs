@@ -277,7 +277,7 @@ impl Vault {
         if let Err(e) = inner.agreements.reload().await {
             tracing::warn!(error = %e, "re-reading the agreements failed; will retry");
         }
-        if let Err(e) = self.reload_marked().await {
+        if let Err(e) = self.personalisation().reload_marked().await {
             tracing::warn!(error = %e, "re-reading the marked categories failed; will retry");
         }
     }

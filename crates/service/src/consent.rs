@@ -224,7 +224,7 @@ impl Vault {
     ) -> ServiceResult<(ConsentEvent, String)> {
         let write = async || self.consents().write(actor, id, purpose, input).await;
         if purpose.key == crate::personalise::PURPOSE {
-            self.with_basket_moved(id, write).await
+            self.personalisation().with_basket_moved(id, write).await
         } else {
             write().await
         }

@@ -473,10 +473,11 @@ impl Vault {
         at: Timestamp,
         why: &str,
     ) -> ServiceResult<Erased> {
-        self.with_basket_moved(id, async || {
-            self.erasures().shred(actor, id, seq, at, why).await
-        })
-        .await
+        self.personalisation()
+            .with_basket_moved(id, async || {
+                self.erasures().shred(actor, id, seq, at, why).await
+            })
+            .await
     }
 
     /// Makes the database agree with the erasure journal: every erasure it does not know (a

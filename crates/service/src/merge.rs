@@ -171,14 +171,14 @@ impl Vault {
         }
         // Both records changed (activity and withdrawals moved): their baskets follow now,
         // whatever becomes of the erasure below.
-        self.refresh_basket(other).await;
-        self.refresh_basket(survivor).await;
+        self.personalisation().refresh_basket(other).await;
+        self.personalisation().refresh_basket(survivor).await;
         // The disposal record says a merge, not into whom: it links no erased id to a living one.
         self.erase_authorized(actor, other, "merged into another customer")
             .await?;
         // The kept record now holds both histories (and may have lost a consent): its basket
         // follows; the erased one's left with the erasure.
-        self.refresh_basket(survivor).await;
+        self.personalisation().refresh_basket(survivor).await;
         Ok(survivor)
     }
 }

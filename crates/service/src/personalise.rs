@@ -16,6 +16,7 @@
 //! each request (nothing is cached that could outlive a withdrawal).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use steward_domain::recommend::{Basket, CoPurchase, Item, Owned, Recommendation};
@@ -25,7 +26,8 @@ use steward_store::SegmentScan;
 
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Access, Actor, Operator, Principal, Vault};
+use crate::records::Records;
+use crate::{Access, Actor, Operator, Principal};
 
 /// The purpose whose consent puts a customer's purchases into the model.
 pub const PURPOSE: &str = "personalisation";
@@ -110,13 +112,74 @@ pub struct ModelSize {
     pub items: usize,
 }
 
-impl Vault {
+/// Personalisation's model and the recommendations it gives: the customers' consent to
+/// [`PURPOSE`] decides who is in it.
+pub struct Personalisation {
+    door: Arc<crate::door::Door>,
+    store: Arc<dyn steward_store::PersonalisationStore>,
+    /// The whole customer base, read page by page to build the model (the scan segments and
+    /// analytics read too: customers, keys, consents and purchases in one query a page).
+    scans: Arc<dyn steward_store::SegmentStore>,
+    records: Arc<Records>,
+    consents: Arc<crate::consent::Consents>,
+    keys: Arc<crate::customer_keys::CustomerKeys>,
+    purposes: Arc<crate::purposes::Purposes>,
+    announcer: Arc<crate::cluster::Announcer>,
+    recommender: Recommender,
+}
+
+/// What personalisation is wired to.
+pub(crate) struct PersonalisationParts {
+    pub(crate) door: Arc<crate::door::Door>,
+    pub(crate) store: Arc<dyn steward_store::PersonalisationStore>,
+    pub(crate) scans: Arc<dyn steward_store::SegmentStore>,
+    pub(crate) records: Arc<Records>,
+    pub(crate) consents: Arc<crate::consent::Consents>,
+    pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
+    pub(crate) purposes: Arc<crate::purposes::Purposes>,
+    pub(crate) announcer: Arc<crate::cluster::Announcer>,
+}
+
+impl Personalisation {
+    /// An empty model (built by [`Personalisation::build_recommender`]).
+    pub(crate) fn new(p: PersonalisationParts) -> Self {
+        Personalisation {
+            door: p.door,
+            store: p.store,
+            scans: p.scans,
+            records: p.records,
+            consents: p.consents,
+            keys: p.keys,
+            purposes: p.purposes,
+            announcer: p.announcer,
+            recommender: Recommender::default(),
+        }
+    }
+
+    fn door(&self) -> &crate::door::Door {
+        &self.door
+    }
+
+    fn keys(&self) -> &crate::customer_keys::CustomerKeys {
+        &self.keys
+    }
+
+    fn consents(&self) -> &crate::consent::Consents {
+        &self.consents
+    }
+
+    fn purposes(&self) -> &crate::purposes::Purposes {
+        &self.purposes
+    }
+}
+
+impl Personalisation {
     /// Sets k (the operator's `serve --personalisation-k`): at least [`MIN_K`].
     pub fn set_personalisation_k(&self, _operator: Operator, k: u32) -> Result<(), &'static str> {
         if k < MIN_K {
             return Err("k must be at least 5");
         }
-        self.inner.recommender.k.store(k, Ordering::Relaxed);
+        self.recommender.k.store(k, Ordering::Relaxed);
         Ok(())
     }
 
@@ -129,7 +192,11 @@ impl Vault {
 
     /// Rebuilds every `every` (the operator's `serve`): heals what another process changed
     /// (an import, `steward erase`, another server) and any refresh that failed.
-    pub fn rebuild_recommender_every(&self, _operator: Operator, every: std::time::Duration) {
+    pub fn rebuild_recommender_every(
+        self: &Arc<Self>,
+        _operator: Operator,
+        every: std::time::Duration,
+    ) {
         let vault = self.clone();
         tokio::spawn(async move {
             loop {
@@ -144,7 +211,7 @@ impl Vault {
     /// Reads every basket outside the lock, then swaps the new model in and replays the
     /// customers refreshed while it read.
     async fn rebuild(&self) -> ServiceResult<ModelSize> {
-        let rec = &self.inner.recommender;
+        let rec = &self.recommender;
         let _one = rec.building.lock().await;
         self.reload_marked().await?;
         if let Ok(mut during) = rec.changed_during_build.lock() {
@@ -173,25 +240,19 @@ impl Vault {
     }
 
     pub(crate) async fn reload_marked(&self) -> ServiceResult<()> {
-        let rows = self
-            .inner
-            .stores
-            .personalisation
-            .marked_categories()
-            .await?;
+        let rows = self.store.marked_categories().await?;
         let marked: HashMap<String, DataCategory> = rows
             .into_iter()
             .filter_map(|(c, d, _)| Some((c, DataCategory::parse(&d)?)))
             .collect();
-        if let Ok(mut m) = self.inner.recommender.marked.write() {
+        if let Ok(mut m) = self.recommender.marked.write() {
             *m = marked;
         }
         Ok(())
     }
 
     pub(crate) fn is_marked(&self, category: &str) -> bool {
-        self.inner
-            .recommender
+        self.recommender
             .marked
             .read()
             .map(|m| m.contains_key(category))
@@ -208,7 +269,7 @@ impl Vault {
             items: true,
             ..Default::default()
         };
-        let store = &self.inner.stores.segments;
+        let store = &self.scans;
         let mut model = CoPurchase::default();
         let mut baskets = HashMap::new();
         let mut customers = 0u64;
@@ -254,7 +315,7 @@ impl Vault {
                     let basket = self.basket(bought);
                     if !basket.is_empty() {
                         model.add(&basket);
-                        baskets.insert(self.inner.recommender.pseudonym(c.id), basket);
+                        baskets.insert(self.recommender.pseudonym(c.id), basket);
                         customers += 1;
                     }
                 }
@@ -262,7 +323,7 @@ impl Vault {
         }
         let size = ModelSize {
             customers,
-            items: model.visible_items(self.inner.recommender.k.load(Ordering::Relaxed)),
+            items: model.visible_items(self.recommender.k.load(Ordering::Relaxed)),
         };
         Ok((model, baskets, size))
     }
@@ -287,18 +348,10 @@ impl Vault {
     /// The newest [`OWN_PURCHASES`], oldest first: the same purchases, in the same order, as a
     /// build reads for the customer (so a refresh makes the basket a build made).
     async fn owned(&self, customer: CustomerId) -> ServiceResult<Vec<Owned>> {
-        let dk = self.keys().of(customer).await?;
-        let mut rows = self
-            .inner
-            .stores
-            .activity
-            .recent_purchases(customer, None, OWN_PURCHASES)
-            .await?;
-        rows.reverse();
-        Ok(rows
-            .iter()
-            .map(|r| crate::seal::open_purchase(&dk, r))
-            .collect::<ServiceResult<Vec<_>>>()?
+        Ok(self
+            .records
+            .newest_purchases(customer, OWN_PURCHASES)
+            .await?
             .into_iter()
             .filter(|p| !self.is_marked(&p.category))
             .map(|p| Owned {
@@ -325,7 +378,7 @@ impl Vault {
 
     /// k: fewest distinct customers an item must have been bought by to be recommended.
     pub fn personalisation_k(&self) -> u32 {
-        self.inner.recommender.k.load(Ordering::Relaxed)
+        self.recommender.k.load(Ordering::Relaxed)
     }
 
     /// Whether the model is built and the customer's purchases are in it.
@@ -333,12 +386,12 @@ impl Vault {
         &self,
         customer: CustomerId,
     ) -> ServiceResult<bool> {
-        match self.inner.recommender.state.read().await.as_ref() {
+        match self.recommender.state.read().await.as_ref() {
             None => Ok(false),
             // Contributing now, or contributed before (the refresh takes the basket out).
             Some(state) => Ok(state
                 .baskets
-                .contains_key(&self.inner.recommender.pseudonym(customer))
+                .contains_key(&self.recommender.pseudonym(customer))
                 || self.contributes(customer).await?),
         }
     }
@@ -351,9 +404,7 @@ impl Vault {
             return Ok(false);
         }
         Ok(self
-            .inner
-            .stores
-            .customers
+            .records
             .access_facts(customer)
             .await?
             .is_some_and(|f| !f.restricted))
@@ -375,7 +426,7 @@ impl Vault {
     /// Replaces the customer's basket in the model by what the database holds now (nothing if
     /// they no longer contribute). Logged, never returned, on failure.
     pub(crate) async fn refresh_basket(&self, customer: CustomerId) {
-        let rec = &self.inner.recommender;
+        let rec = &self.recommender;
         let mut slot = rec.state.write().await;
         // Recorded for a build that is reading now, even before any model exists.
         if let Ok(mut during) = rec.changed_during_build.lock()
@@ -394,7 +445,7 @@ impl Vault {
     }
 
     async fn refresh_in(&self, state: &mut State, customer: CustomerId) -> ServiceResult<()> {
-        let key = self.inner.recommender.pseudonym(customer);
+        let key = self.recommender.pseudonym(customer);
         let now = if self.contributes(customer).await? {
             self.basket(&self.items_of(customer).await?)
         } else {
@@ -436,15 +487,15 @@ impl Vault {
                 detail: format!("recommendations are made only under purpose {PURPOSE}"),
             });
         }
-        self.records().check_declarable(access)?;
+        self.records.check_declarable(access)?;
         let facts = self.door().access_facts(id).await?;
-        self.records().count_read(&access.flagged(), id).await?;
+        self.records.count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
             && self.consents().active(id, &purpose.key).await?;
         let now = Timestamp::now();
         let req =
-            self.records()
+            self.records
                 .plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self
             .door()
@@ -497,7 +548,6 @@ impl Vault {
     ) -> ServiceResult<Vec<Recommendation>> {
         let own = self.owned(id).await?;
         let marked = self
-            .inner
             .recommender
             .marked
             .read()
@@ -507,8 +557,8 @@ impl Vault {
             Some(special) => !self.door().policy().decide_personalise(req, *special),
             None => false,
         };
-        let k = self.inner.recommender.k.load(Ordering::Relaxed);
-        let slot = self.inner.recommender.state.read().await;
+        let k = self.recommender.k.load(Ordering::Relaxed);
+        let slot = self.recommender.state.read().await;
         let Some(state) = slot.as_ref() else {
             return Err(ServiceError::WrongState(
                 "recommendations are not available yet (the model is being built)",
@@ -516,7 +566,7 @@ impl Vault {
         };
         // The customer's own basket, if in the model, is left out of the counts their answer is
         // drawn from: they learn only what at least k others did.
-        let mine = state.baskets.get(&self.inner.recommender.pseudonym(id));
+        let mine = state.baskets.get(&self.recommender.pseudonym(id));
         Ok(state
             .model
             .recommend(&own, mine, k, n, &|c| refused(c) || marked.contains_key(c)))
@@ -537,11 +587,11 @@ impl Vault {
         let Ok(purpose) = self.purposes().get("purpose", PURPOSE) else {
             return Ok(None);
         };
-        let Some(facts) = self.inner.stores.customers.access_facts(id).await? else {
+        let Some(facts) = self.records.access_facts(id).await? else {
             return Ok(None);
         };
         let req =
-            self.records()
+            self.records
                 .plain_request(sender, (id, &facts), &purpose, true, Timestamp::now());
         if !self
             .door()
@@ -590,13 +640,7 @@ impl Vault {
                     "must be a special category of data: user.health_and_medical, user.demographic.religious_belief, user.demographic.political_opinion, user.demographic.race_ethnicity or user.demographic.sexual_orientation",
                 )
             })?;
-        if !self
-            .inner
-            .stores
-            .personalisation
-            .purchase_category_used(&category)
-            .await?
-        {
+        if !self.store.purchase_category_used(&category).await? {
             return Err(ServiceError::NotFound("purchase category"));
         }
         let now = Timestamp::now();
@@ -610,16 +654,16 @@ impl Vault {
                 purpose: None,
             },
         );
-        self.inner
-            .stores
-            .personalisation
+        self.store
             .mark_category(&category, special.as_str(), now.millis(), &[entry])
             .await?;
         // The marking holds from now (answers filter it out at once); the counts follow with
         // the rebuild, which a failure leaves to the next one.
         self.reload_marked().await?;
-        self.announce(crate::cluster::Change::Registry).await;
-        let built = self.inner.recommender.state.read().await.is_some();
+        self.announcer
+            .announce(crate::cluster::Change::Registry)
+            .await;
+        let built = self.recommender.state.read().await.is_some();
         if built && let Err(e) = self.rebuild().await {
             tracing::warn!(error = %e, "rebuilding the personalisation model after a marking failed; retried later");
         }
@@ -639,9 +683,7 @@ impl Vault {
             .authorize(principal, steward_policy::Action::ManagePurposes, None)
             .await?;
         Ok(self
-            .inner
-            .stores
-            .personalisation
+            .store
             .marked_categories()
             .await?
             .into_iter()

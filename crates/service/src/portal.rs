@@ -407,7 +407,7 @@ impl Vault {
         self.door().record(&[entry]).await?;
         let personalisation = consents
             .granted(crate::personalise::PURPOSE)
-            .then(|| self.personalisation_inputs(&purchases));
+            .then(|| self.personalisation().personalisation_inputs(&purchases));
         Ok(PortalOverview {
             customer,
             purchases,
@@ -416,7 +416,7 @@ impl Vault {
             consents,
             purposes: self.purposes().all(),
             personalisation,
-            personalisation_k: self.personalisation_k(),
+            personalisation_k: self.personalisation().personalisation_k(),
         })
     }
 

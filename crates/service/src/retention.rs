@@ -218,7 +218,7 @@ impl Vault {
                     .dispose_activity(customer, table, before, &[entry])
                     .await?;
                 // Disposed purchases leave personalisation's model too.
-                self.refresh_basket(customer).await;
+                self.personalisation().refresh_basket(customer).await;
             }
         }
     }

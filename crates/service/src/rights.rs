@@ -450,7 +450,7 @@ impl Vault {
                     .await?
                 {
                     // A restricted customer's purchases are used for nothing: out of the model.
-                    self.refresh_basket(id).await;
+                    self.personalisation().refresh_basket(id).await;
                     Ok(())
                 } else {
                     Err(ServiceError::NotFound("customer"))

@@ -680,7 +680,11 @@ impl Vault {
             purchases.clear();
             // Purchases in a category the DPO marked as a special category are no input of
             // marketing's segments (issue 20): not counted, not summed, not dated.
-            for p in u.purchases.iter().filter(|p| !self.is_marked(&p.category)) {
+            for p in u
+                .purchases
+                .iter()
+                .filter(|p| !self.personalisation().is_marked(&p.category))
+            {
                 let amount = match (&p.amount, &key) {
                     (Some((sealed, currency)), Some(dk)) => Some((
                         crate::seal::open_amount(dk, c.id, &p.id, sealed)?,

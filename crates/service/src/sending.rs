@@ -603,7 +603,10 @@ impl Vault {
             .placeholders()
             .any(|p| p == Placeholder::Recommendations)
         {
-            let r = self.campaign_recommendations(principal, customer).await?;
+            let r = self
+                .personalisation()
+                .campaign_recommendations(principal, customer)
+                .await?;
             if r.is_none() && campaign.skip_without_recommendations {
                 return Ok(Err("personalisation"));
             }

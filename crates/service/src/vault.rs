@@ -89,7 +89,6 @@ pub(crate) struct Stores {
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
-    pub(crate) personalisation: Arc<dyn steward_store::PersonalisationStore>,
     pub(crate) analytics: Arc<dyn steward_store::AnalyticsStore>,
     pub(crate) surveys: Arc<dyn steward_store::SurveyStore>,
     pub(crate) sharing: Arc<dyn steward_store::SharingStore>,
@@ -107,7 +106,6 @@ impl Stores {
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
-            personalisation: store.clone(),
             analytics: store.clone(),
             surveys: store.clone(),
             sharing: store.clone(),
@@ -167,8 +165,8 @@ pub(crate) struct Inner {
     pub(crate) dkim: steward_crypto::DkimKey,
     /// How campaign mail leaves, once the operator has said.
     pub(crate) mail: std::sync::OnceLock<Arc<crate::sending::Mail>>,
-    /// Personalisation's co-purchase model.
-    pub(crate) recommender: crate::personalise::Recommender,
+    /// Personalisation's co-purchase model and recommendations.
+    pub(crate) personalisation: Arc<crate::personalise::Personalisation>,
     /// Every recipient's agreements, for the read path (issue 22).
     pub(crate) agreements: Arc<crate::agreements::Agreements>,
     /// Signs notifications to recipients; whether plain-http loopback receivers are allowed.
@@ -179,6 +177,11 @@ impl Vault {
     /// Customers and their activity: their creation and changes, and every decided read.
     pub fn records(&self) -> &Arc<crate::records::Records> {
         &self.inner.records
+    }
+
+    /// Personalisation: the model, the recommendations, the categories it leaves out.
+    pub fn personalisation(&self) -> &Arc<crate::personalise::Personalisation> {
+        &self.inner.personalisation
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -333,6 +336,31 @@ impl Vault {
             store.backend() == steward_store::Backend::Postgres,
             announcer.clone(),
         ));
+        let records = Arc::new(crate::records::Records::new(crate::records::RecordsParts {
+            door: door.clone(),
+            customers: store.clone(),
+            activity: store.clone(),
+            keys: keys.clone(),
+            directory: directory.clone(),
+            purposes: purposes.clone(),
+            notices: notices.clone(),
+            consents: consents.clone(),
+            alerts: alerts.clone(),
+            limits: limits.clone(),
+            agreements: agreements.clone(),
+        }));
+        let personalisation = Arc::new(crate::personalise::Personalisation::new(
+            crate::personalise::PersonalisationParts {
+                door: door.clone(),
+                store: store.clone(),
+                scans: store.clone(),
+                records: records.clone(),
+                consents: consents.clone(),
+                keys: keys.clone(),
+                purposes: purposes.clone(),
+                announcer: announcer.clone(),
+            },
+        ));
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
@@ -341,20 +369,8 @@ impl Vault {
                 announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
-                alerts: alerts.clone(),
-                records: Arc::new(crate::records::Records::new(crate::records::RecordsParts {
-                    door: door.clone(),
-                    customers: store.clone(),
-                    activity: store.clone(),
-                    keys: keys.clone(),
-                    directory: directory.clone(),
-                    purposes: purposes.clone(),
-                    notices: notices.clone(),
-                    consents: consents.clone(),
-                    alerts,
-                    limits: limits.clone(),
-                    agreements: agreements.clone(),
-                })),
+                alerts,
+                records,
                 keys,
                 purposes: purposes.clone(),
                 identity: crate::identity::Identity::new(
@@ -386,7 +402,7 @@ impl Vault {
                 links,
                 dkim,
                 mail: std::sync::OnceLock::new(),
-                recommender: Default::default(),
+                personalisation: personalisation.clone(),
                 agreements,
                 webhooks: Arc::new(crate::webhooks::Webhooks::new(
                     door.clone(),
@@ -398,7 +414,7 @@ impl Vault {
         vault.inner.agreements.reload().await?;
         // The purchase categories marked as special categories: segments leave them out
         // whether or not personalisation's model is ever built in this process.
-        vault.reload_marked().await?;
+        vault.personalisation().reload_marked().await?;
         crate::cluster::spawn_refresh(Arc::downgrade(&vault.inner));
         vault.spawn_hearing();
         vault.inner.limits.spawn_pruning();
@@ -545,8 +561,14 @@ impl Vault {
         let insert = async || self.records().store_purchase(&prepared).await;
         // A consenting customer's new purchase joins their basket in personalisation's model;
         // the others' purchases take no lock.
-        if self.personalisation_contributor(customer).await? {
-            self.with_basket_moved(customer, insert).await?;
+        if self
+            .personalisation()
+            .personalisation_contributor(customer)
+            .await?
+        {
+            self.personalisation()
+                .with_basket_moved(customer, insert)
+                .await?;
         } else {
             insert().await?;
         }

@@ -49,7 +49,11 @@ pub async fn recommendations(
                 .ok_or_else(|| Problem::invalid_parameter("limit", "must be 1 to 20"))?;
         }
     }
-    let items = s.vault.recommendations(&scope.access(&p), id, n).await?;
+    let items = s
+        .vault
+        .personalisation()
+        .recommendations(&scope.access(&p), id, n)
+        .await?;
     scope.record("recommendation");
     Ok(Json(Recommendations { items }))
 }
@@ -79,6 +83,7 @@ pub async fn mark(
 ) -> Result<Json<MarkedCategory>, Problem> {
     Ok(Json(
         s.vault
+            .personalisation()
             .mark_purchase_category(&p, &category, &input.data_category)
             .await?,
     ))
@@ -100,7 +105,11 @@ pub async fn marked(
     Auth(p): Auth,
 ) -> Result<Json<MarkedCategories>, Problem> {
     Ok(Json(MarkedCategories {
-        items: s.vault.marked_purchase_categories(&p).await?,
+        items: s
+            .vault
+            .personalisation()
+            .marked_purchase_categories(&p)
+            .await?,
     }))
 }
 

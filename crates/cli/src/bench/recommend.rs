@@ -101,7 +101,7 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
     );
 
     let t = Instant::now();
-    let size = vault.build_recommender(operator).await?;
+    let size = vault.personalisation().build_recommender(operator).await?;
     let build = t.elapsed().as_secs_f64();
 
     // The sample reads thousands of customers: lift the hourly limit on distinct customers.
@@ -129,7 +129,10 @@ pub async fn run(customers: usize, per_customer: usize, sample: usize) -> anyhow
         let held_out = &h[per_customer - 1].0;
         let owned: Vec<&String> = h[..per_customer - 1].iter().map(|(i, _)| i).collect();
         let t = Instant::now();
-        let recs = vault.recommendations(&access, ids[n], 5).await?;
+        let recs = vault
+            .personalisation()
+            .recommendations(&access, ids[n], 5)
+            .await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         asked += 1;
         if recs.iter().any(|r| &r.item == held_out) {

@@ -130,6 +130,11 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("erasure.rs", &["ErasureStore", "MaintenanceStore"], true),
     ("records", &["CustomerStore", "ActivityStore"], false),
     ("agreements.rs", &["SharingStore"], false),
+    (
+        "personalise.rs",
+        &["PersonalisationStore", "SegmentStore"],
+        false,
+    ),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

@@ -125,10 +125,13 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     }
     let ada = shopper("Ada Asker", &[("Silver Ring", "rings")], true).await;
     let bob = shopper("Bob Nope", &[("Silver Ring", "rings")], false).await;
-    let size = vault.build_recommender(op).await.unwrap();
+    let size = vault.personalisation().build_recommender(op).await.unwrap();
     assert_eq!(size.customers, 14, "consenting customers only");
     assert!(
-        vault.set_personalisation_k(op, 3).is_err(),
+        vault
+            .personalisation()
+            .set_personalisation_k(op, 3)
+            .is_err(),
         "k is never below 5"
     );
 

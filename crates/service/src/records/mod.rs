@@ -468,6 +468,15 @@ impl Records {
         Ok(out)
     }
 
+    /// What a decision about customer `id` is made on (`None` once erased), for a context's
+    /// own use after its decision.
+    pub(crate) async fn access_facts(
+        &self,
+        id: CustomerId,
+    ) -> ServiceResult<Option<steward_store::AccessFacts>> {
+        Ok(self.customers.access_facts(id).await?)
+    }
+
     /// Up to `limit` customer ids after `after`, in id order, with the cursor of the next page
     /// (`None` after the last).
     pub(crate) async fn customer_id_page(
