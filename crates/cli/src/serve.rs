@@ -169,8 +169,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (vault, operator) = open::vault_creating(&args.store).await?;
     vault.set_request_deadline_days(args.request_deadline_days);
     vault.identity().set_session_minutes(args.session_minutes);
-    vault.set_segment_threshold(operator, args.segment_threshold);
-    vault.set_segment_evaluations_per_hour(operator, args.segment_evaluations_per_hour);
+    vault
+        .segments()
+        .set_segment_threshold(operator, args.segment_threshold);
+    vault
+        .segments()
+        .set_segment_evaluations_per_hour(operator, args.segment_evaluations_per_hour);
     // The demo sends codes (portal sign-in, requests) to a file unless mail is configured, so
     // that the privacy portal works out of the box.
     let mail_sink = args.mail_sink.clone().or_else(|| {

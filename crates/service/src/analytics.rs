@@ -271,7 +271,7 @@ impl Vault {
         purpose: &Purpose,
         categories: &[DataCategory],
     ) -> ServiceResult<()> {
-        let req = self.request_about_nobody(principal, purpose)?;
+        let req = self.segments().request_about_nobody(principal, purpose)?;
         if !self.door().policy().decide_analyse(&req, &[]) {
             return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
         }
@@ -681,7 +681,7 @@ impl Vault {
         let mut out = Vec::new();
         for r in wanted {
             let segment = crate::segments::segment_of(r)?;
-            let rule = self.stored_rules(&segment).await?;
+            let rule = self.segments().stored_rules(&segment).await?;
             out.push((segment.id.to_string(), rule));
         }
         Ok(out)
@@ -764,131 +764,134 @@ impl Vault {
         };
         let decide =
             |req: &ReadRequest<'_>| self.door().policy().decide_analyse(req, &job.categories);
-        self.walk_page(&mut page, &walk, &decide, &mut |u| {
-            let c = u.customer;
-            // Purchases in a category the DPO marked as a special category of data are in no
-            // aggregate: not counted, summed, tiered or grouped (as for segments).
-            let purchases: Vec<&steward_store::SegmentPurchase> = u
-                .purchases
-                .iter()
-                .filter(|p| !self.personalisation().is_marked(&p.category))
-                .collect();
-            let sealed = c.language.is_some()
-                || purchases
+        self.segments()
+            .walk_page(&mut page, &walk, &decide, &mut |u| {
+                let c = u.customer;
+                // Purchases in a category the DPO marked as a special category of data are in no
+                // aggregate: not counted, summed, tiered or grouped (as for segments).
+                let purchases: Vec<&steward_store::SegmentPurchase> = u
+                    .purchases
                     .iter()
-                    .any(|p| p.amount.is_some() || p.outlet.is_some());
-            let key = match (sealed, u.key) {
-                (true, Some(k)) => Some(self.keys().open(c.id, k)?),
-                // Erased meanwhile: not counted.
-                (true, None) => return Ok(()),
-                (false, _) => None,
-            };
-            let mut amounts = Vec::with_capacity(purchases.len());
-            for p in &purchases {
-                amounts.push(match (&p.amount, &key) {
-                    (Some((sealed, currency)), Some(dk)) => Some((
-                        crate::seal::open_amount(dk, c.id, &p.id, sealed)?,
-                        currency.clone(),
-                    )),
-                    _ => None,
-                });
-            }
-            let memberships: Vec<String> = if job.segments.is_empty() {
-                Vec::new()
-            } else {
-                let facts_purchases: Vec<PurchaseFact> = purchases
-                    .iter()
-                    .zip(&amounts)
-                    .map(|(p, a)| PurchaseFact {
-                        category: p.category.clone(),
-                        at: p.occurred_at,
-                        amount: a.clone(),
-                    })
+                    .filter(|p| !self.personalisation().is_marked(&p.category))
                     .collect();
-                let facts_interactions: Vec<InteractionFact> = u
-                    .interactions
-                    .iter()
-                    .map(|(_, ch, at)| InteractionFact {
-                        channel: Channel::parse(ch),
-                        at: *at,
-                    })
-                    .collect();
-                let language = match (&c.language, &key) {
-                    (Some(sealed), Some(dk)) => Some(crate::seal::open_language(dk, c.id, sealed)?),
-                    _ => None,
+                let sealed = c.language.is_some()
+                    || purchases
+                        .iter()
+                        .any(|p| p.amount.is_some() || p.outlet.is_some());
+                let key = match (sealed, u.key) {
+                    (true, Some(k)) => Some(self.keys().open(c.id, k)?),
+                    // Erased meanwhile: not counted.
+                    (true, None) => return Ok(()),
+                    (false, _) => None,
                 };
-                let facts = Facts {
-                    outlets: &c.outlets,
-                    purchases: &facts_purchases,
-                    interactions: &facts_interactions,
-                    consents: u.consents,
-                    language: language.as_deref(),
-                };
-                job.segments
-                    .iter()
-                    .filter(|(_, rule)| rule.matches(&facts, job.now.millis()))
-                    .map(|(id, _)| id.clone())
-                    .collect()
-            };
-            let tier = tier_of(purchases.len()).to_owned();
-            let own_outlets: Vec<String> = if c.outlets.is_empty() {
-                vec!["none".to_owned()]
-            } else {
-                c.outlets.iter().map(ToString::to_string).collect()
-            };
-            let common = |k: GroupKey| -> Vec<String> {
-                match k {
-                    GroupKey::Tier => vec![tier.clone()],
-                    GroupKey::Segment => memberships.clone(),
-                    GroupKey::Outlet => own_outlets.clone(),
-                    _ => Vec::new(),
+                let mut amounts = Vec::with_capacity(purchases.len());
+                for p in &purchases {
+                    amounts.push(match (&p.amount, &key) {
+                        (Some((sealed, currency)), Some(dk)) => Some((
+                            crate::seal::open_amount(dk, c.id, &p.id, sealed)?,
+                            currency.clone(),
+                        )),
+                        _ => None,
+                    });
                 }
-            };
-            rows.clear();
-            match q.of {
-                Of::Customers => rows.extend(q.rows_of(&common, 1)),
-                Of::Purchases => {
-                    for (&p, amount) in purchases.iter().zip(&amounts) {
-                        if let Some(want) = &q.currency
-                            && amount.as_ref().is_none_or(|(_, cur)| cur != want)
-                        {
-                            continue;
+                let memberships: Vec<String> = if job.segments.is_empty() {
+                    Vec::new()
+                } else {
+                    let facts_purchases: Vec<PurchaseFact> = purchases
+                        .iter()
+                        .zip(&amounts)
+                        .map(|(p, a)| PurchaseFact {
+                            category: p.category.clone(),
+                            at: p.occurred_at,
+                            amount: a.clone(),
+                        })
+                        .collect();
+                    let facts_interactions: Vec<InteractionFact> = u
+                        .interactions
+                        .iter()
+                        .map(|(_, ch, at)| InteractionFact {
+                            channel: Channel::parse(ch),
+                            at: *at,
+                        })
+                        .collect();
+                    let language = match (&c.language, &key) {
+                        (Some(sealed), Some(dk)) => {
+                            Some(crate::seal::open_language(dk, c.id, sealed)?)
                         }
-                        let outlet = match (&p.outlet, &key) {
-                            (Some(sealed), Some(dk)) => Some(
-                                crate::seal::open_purchase_outlet(dk, c.id, &p.id, sealed)?
-                                    .to_string(),
-                            ),
-                            _ => None,
-                        };
-                        // A purchase's outlet is its own, not the customer's.
-                        let values = |k: GroupKey| match k {
-                            GroupKey::Outlet => outlet.clone().into_iter().collect(),
-                            GroupKey::Category => vec![p.category.clone()],
-                            GroupKey::Month => vec![analytics::month_of(p.occurred_at)],
-                            k => common(k),
-                        };
-                        let value = match (q.metric, amount) {
-                            (Metric::Sum, Some((a, _))) => *a,
-                            _ => 1,
-                        };
-                        rows.extend(q.rows_of(&values, value));
+                        _ => None,
+                    };
+                    let facts = Facts {
+                        outlets: &c.outlets,
+                        purchases: &facts_purchases,
+                        interactions: &facts_interactions,
+                        consents: u.consents,
+                        language: language.as_deref(),
+                    };
+                    job.segments
+                        .iter()
+                        .filter(|(_, rule)| rule.matches(&facts, job.now.millis()))
+                        .map(|(id, _)| id.clone())
+                        .collect()
+                };
+                let tier = tier_of(purchases.len()).to_owned();
+                let own_outlets: Vec<String> = if c.outlets.is_empty() {
+                    vec!["none".to_owned()]
+                } else {
+                    c.outlets.iter().map(ToString::to_string).collect()
+                };
+                let common = |k: GroupKey| -> Vec<String> {
+                    match k {
+                        GroupKey::Tier => vec![tier.clone()],
+                        GroupKey::Segment => memberships.clone(),
+                        GroupKey::Outlet => own_outlets.clone(),
+                        _ => Vec::new(),
+                    }
+                };
+                rows.clear();
+                match q.of {
+                    Of::Customers => rows.extend(q.rows_of(&common, 1)),
+                    Of::Purchases => {
+                        for (&p, amount) in purchases.iter().zip(&amounts) {
+                            if let Some(want) = &q.currency
+                                && amount.as_ref().is_none_or(|(_, cur)| cur != want)
+                            {
+                                continue;
+                            }
+                            let outlet = match (&p.outlet, &key) {
+                                (Some(sealed), Some(dk)) => Some(
+                                    crate::seal::open_purchase_outlet(dk, c.id, &p.id, sealed)?
+                                        .to_string(),
+                                ),
+                                _ => None,
+                            };
+                            // A purchase's outlet is its own, not the customer's.
+                            let values = |k: GroupKey| match k {
+                                GroupKey::Outlet => outlet.clone().into_iter().collect(),
+                                GroupKey::Category => vec![p.category.clone()],
+                                GroupKey::Month => vec![analytics::month_of(p.occurred_at)],
+                                k => common(k),
+                            };
+                            let value = match (q.metric, amount) {
+                                (Metric::Sum, Some((a, _))) => *a,
+                                _ => 1,
+                            };
+                            rows.extend(q.rows_of(&values, value));
+                        }
+                    }
+                    Of::Interactions => {
+                        for (_, channel, at) in u.interactions {
+                            let values = |k: GroupKey| match k {
+                                GroupKey::Channel => vec![channel.clone()],
+                                GroupKey::Month => vec![analytics::month_of(*at)],
+                                k => common(k),
+                            };
+                            rows.extend(q.rows_of(&values, 1));
+                        }
                     }
                 }
-                Of::Interactions => {
-                    for (_, channel, at) in u.interactions {
-                        let values = |k: GroupKey| match k {
-                            GroupKey::Channel => vec![channel.clone()],
-                            GroupKey::Month => vec![analytics::month_of(*at)],
-                            k => common(k),
-                        };
-                        rows.extend(q.rows_of(&values, 1));
-                    }
-                }
-            }
-            cells.add_customer(&mut rows, q.contributions, q.bounds, &mut rng);
-            Ok(())
-        })?;
+                cells.add_customer(&mut rows, q.contributions, q.bounds, &mut rng);
+                Ok(())
+            })?;
         if rng.failed {
             return Err(ServiceError::Integrity);
         }

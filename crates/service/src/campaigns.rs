@@ -325,7 +325,7 @@ impl Vault {
         campaign::check_purpose(&purpose)?;
         let (subject, body) = templates(row)?;
         let uses = campaign::categories_used(&subject, &body);
-        self.audience(
+        self.segments().audience(
             principal,
             &purpose,
             row.segment_id,

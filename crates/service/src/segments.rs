@@ -25,7 +25,7 @@ use steward_store::{SegmentPage, SegmentRow, SegmentScan};
 
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Operator, Principal, Vault};
+use crate::{Actor, Operator, Principal};
 
 /// Customers read per page of an evaluation: memory stays bounded whatever the installation's
 /// size, and one page is evaluated while the next is read.
@@ -121,11 +121,80 @@ pub(crate) fn segment_of(r: SegmentRow) -> ServiceResult<Segment> {
     })
 }
 
-impl Vault {
+/// Segments: rules over the customer base, their sizes (never under the threshold) and their
+/// members for a campaign, each evaluation decided per customer and recorded.
+#[derive(Clone)]
+pub struct Segments {
+    door: Arc<crate::door::Door>,
+    /// The segments, and the customer base scanned page by page.
+    store: Arc<dyn steward_store::SegmentStore>,
+    records: Arc<crate::records::Records>,
+    purposes: Arc<crate::purposes::Purposes>,
+    directory: Arc<crate::directory::Directory>,
+    alerts: Arc<crate::alerts::Alerts>,
+    keys: Arc<crate::customer_keys::CustomerKeys>,
+    notices: Arc<crate::notice::Notices>,
+    /// The purchase categories it leaves out (marked by the DPO).
+    personalisation: Arc<crate::personalise::Personalisation>,
+    limits: Arc<SegmentLimits>,
+}
+
+/// What segments are wired to.
+pub(crate) struct SegmentsParts {
+    pub(crate) door: Arc<crate::door::Door>,
+    pub(crate) store: Arc<dyn steward_store::SegmentStore>,
+    pub(crate) records: Arc<crate::records::Records>,
+    pub(crate) purposes: Arc<crate::purposes::Purposes>,
+    pub(crate) directory: Arc<crate::directory::Directory>,
+    pub(crate) alerts: Arc<crate::alerts::Alerts>,
+    pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
+    pub(crate) notices: Arc<crate::notice::Notices>,
+    pub(crate) personalisation: Arc<crate::personalise::Personalisation>,
+}
+
+impl Segments {
+    /// Wires segments to their store and the services they ask.
+    pub(crate) fn new(p: SegmentsParts) -> Self {
+        Segments {
+            door: p.door,
+            store: p.store,
+            records: p.records,
+            purposes: p.purposes,
+            directory: p.directory,
+            alerts: p.alerts,
+            keys: p.keys,
+            notices: p.notices,
+            personalisation: p.personalisation,
+            limits: Arc::default(),
+        }
+    }
+
+    fn door(&self) -> &crate::door::Door {
+        &self.door
+    }
+
+    fn purposes(&self) -> &crate::purposes::Purposes {
+        &self.purposes
+    }
+
+    fn directory(&self) -> &crate::directory::Directory {
+        &self.directory
+    }
+
+    fn alerts(&self) -> &crate::alerts::Alerts {
+        &self.alerts
+    }
+
+    fn keys(&self) -> &crate::customer_keys::CustomerKeys {
+        &self.keys
+    }
+}
+
+impl Segments {
     /// Sets the size under which segments are shown as "fewer than N" (never below 5): the
     /// operator's setting (`serve --segment-threshold`).
     pub fn set_segment_threshold(&self, _operator: Operator, threshold: u64) {
-        self.inner.segment_limits.threshold.store(
+        self.limits.threshold.store(
             threshold.max(steward_domain::segment::MIN_SIZE_THRESHOLD),
             Ordering::Relaxed,
         );
@@ -134,8 +203,7 @@ impl Vault {
     /// Sets the segment evaluations one caller may ask for in an hour (at least one); the
     /// operator's, at start.
     pub fn set_segment_evaluations_per_hour(&self, _operator: Operator, per_hour: u32) {
-        self.inner
-            .segment_limits
+        self.limits
             .per_hour
             .store(per_hour.max(1), Ordering::Relaxed);
     }
@@ -200,11 +268,7 @@ impl Vault {
             &[],
             about,
         );
-        self.inner
-            .stores
-            .segments
-            .insert_segment(&row, &[entry])
-            .await?;
+        self.store.insert_segment(&row, &[entry]).await?;
         segment_of(row)
     }
 
@@ -213,9 +277,7 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageSegments, None)
             .await?;
-        self.inner
-            .stores
-            .segments
+        self.store
             .segments()
             .await?
             .into_iter()
@@ -270,9 +332,7 @@ impl Vault {
             .authorize(principal, Action::ManageSegments, None)
             .await?;
         let row = self
-            .inner
-            .stores
-            .segments
+            .store
             .segment(id)
             .await?
             .ok_or(ServiceError::NotFound("segment"))?;
@@ -325,7 +385,7 @@ impl Vault {
         let size = self
             .count_members(principal, &purpose, &rule, &categories, now)
             .await?;
-        let threshold = self.inner.segment_limits.threshold.load(Ordering::Relaxed);
+        let threshold = self.limits.threshold.load(Ordering::Relaxed);
         let shown = SegmentSize::shown(size, threshold);
         // INVARIANT: recorded before the size is returned.
         record(&names, "done", Some(shown)).await?;
@@ -356,8 +416,7 @@ impl Vault {
         purpose: &Purpose,
     ) -> ServiceResult<()> {
         let pseudonym = self.door().pseudonym(&principal.asker().id);
-        let Budget::Refused { newly } = self.inner.segment_limits.count(&pseudonym, Instant::now())
-        else {
+        let Budget::Refused { newly } = self.limits.count(&pseudonym, Instant::now()) else {
             return Ok(());
         };
         if newly {
@@ -367,7 +426,7 @@ impl Vault {
                 reason: None,
                 break_glass: false,
             };
-            let per_hour = self.inner.segment_limits.per_hour.load(Ordering::Relaxed);
+            let per_hour = self.limits.per_hour.load(Ordering::Relaxed);
             let detail = format!(
                 "sized more than {per_hour} segments in an hour; refused for the rest of the hour"
             );
@@ -380,7 +439,7 @@ impl Vault {
 
     /// The size threshold: sizes under it are shown as "fewer than N".
     pub(crate) fn segment_threshold(&self) -> u64 {
-        self.inner.segment_limits.threshold.load(Ordering::Relaxed)
+        self.limits.threshold.load(Ordering::Relaxed)
     }
 
     /// A request about no one in particular — a consenting, unrestricted customer of no outlet —
@@ -404,7 +463,7 @@ impl Vault {
             has_reason: false,
             reason_length: 0,
             break_glass: false,
-            acknowledged: self.inner.notices.acknowledged(principal, now),
+            acknowledged: self.notices.acknowledged(principal, now),
             now,
             // Not a recipient's act: no agreement (a recipient is refused by the policy).
             agreement: None,
@@ -478,7 +537,7 @@ impl Vault {
         also: &[steward_domain::DataCategory],
         too_few: &'static str,
     ) -> ServiceResult<Vec<CustomerId>> {
-        self.records().check_declarable(&crate::Access {
+        self.records.check_declarable(&crate::Access {
             principal,
             purpose,
             reason: None,
@@ -497,7 +556,7 @@ impl Vault {
         Ok(members)
     }
 
-    /// Evaluates a segment as [`Vault::count_members`] does and returns its members too, for
+    /// Evaluates a segment as [`Segments::count_members`] does and returns its members too, for
     /// sending a campaign (they go into the deliveries, never to the caller); a member must
     /// also be usable for the categories `also` names (the address, the template's fields).
     pub(crate) async fn segment_members(
@@ -541,11 +600,11 @@ impl Vault {
             purpose: purpose.clone(),
             rule: rule.clone(),
             categories: categories.to_vec(),
-            acknowledged: self.inner.notices.acknowledged(principal, now),
+            acknowledged: self.notices.acknowledged(principal, now),
             now,
             collect,
         });
-        let store = &self.inner.stores.segments;
+        let store = &self.store;
         let mut page = store.segment_page(None, PAGE, &scan).await?;
         let mut size = 0u64;
         let mut members = Vec::new();
@@ -683,7 +742,7 @@ impl Vault {
             for p in u
                 .purchases
                 .iter()
-                .filter(|p| !self.personalisation().is_marked(&p.category))
+                .filter(|p| !self.personalisation.is_marked(&p.category))
             {
                 let amount = match (&p.amount, &key) {
                     (Some((sealed, currency)), Some(dk)) => Some((

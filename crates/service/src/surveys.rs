@@ -243,7 +243,7 @@ impl Vault {
 
     async fn survey_view(&self, row: SurveyRow) -> ServiceResult<SurveyView> {
         let counts = self.inner.stores.surveys.survey_counts(row.id).await?;
-        let threshold = self.segment_threshold();
+        let threshold = self.segments().segment_threshold();
         Ok(SurveyView {
             id: row.id,
             questions: questions_of(&row)?,
@@ -306,7 +306,7 @@ impl Vault {
             .ok_or(ServiceError::NotFound("survey"))?;
         let purpose = self.purposes().get("purpose", &row.purpose)?;
         let members = self
-            .audience(
+            .segments().audience(
                 principal,
                 &purpose,
                 row.segment_id,
@@ -315,7 +315,7 @@ impl Vault {
             )
             .await?;
         let mut leaf = self.survey_leaf(principal, "send_survey", id, &purpose.key, "used");
-        let shown = SegmentSize::shown(members.len() as u64, self.segment_threshold());
+        let shown = SegmentSize::shown(members.len() as u64, self.segments().segment_threshold());
         leaf.categories.insert("size".to_owned(), shown.to_string());
         store
             .invite(

@@ -156,8 +156,8 @@ pub(crate) struct Inner {
     pub(crate) dpo: Arc<crate::dpo_notify::DpoNotices>,
     /// Days a data-subject request has until its deadline.
     pub(crate) request_days: std::sync::atomic::AtomicI64,
-    /// Segment sizes under the threshold are shown as "fewer than N"; evaluations per caller.
-    pub(crate) segment_limits: crate::segments::SegmentLimits,
+    /// Segments: rules, sizes, members.
+    pub(crate) segments: crate::segments::Segments,
     pub(crate) analytics: crate::analytics::AnalyticsSettings,
     /// Seals the links in messages (one-click unsubscribe).
     pub(crate) links: steward_crypto::LinkKey,
@@ -182,6 +182,11 @@ impl Vault {
     /// Personalisation: the model, the recommendations, the categories it leaves out.
     pub fn personalisation(&self) -> &Arc<crate::personalise::Personalisation> {
         &self.inner.personalisation
+    }
+
+    /// Segments: rules over the customer base, sizes and members, each evaluation decided.
+    pub fn segments(&self) -> &crate::segments::Segments {
+        &self.inner.segments
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -361,6 +366,17 @@ impl Vault {
                 announcer: announcer.clone(),
             },
         ));
+        let segments = crate::segments::Segments::new(crate::segments::SegmentsParts {
+            door: door.clone(),
+            store: store.clone(),
+            records: records.clone(),
+            purposes: purposes.clone(),
+            directory: directory.clone(),
+            alerts: alerts.clone(),
+            keys: keys.clone(),
+            notices: notices.clone(),
+            personalisation: personalisation.clone(),
+        });
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
@@ -397,7 +413,7 @@ impl Vault {
                 ),
                 notices,
                 dpo,
-                segment_limits: Default::default(),
+                segments,
                 analytics: Default::default(),
                 links,
                 dkim,

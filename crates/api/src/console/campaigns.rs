@@ -122,7 +122,10 @@ async fn page(
     typed: HashMap<String, String>,
 ) -> Response {
     let p = &session.principal;
-    let (campaigns, segments) = match (s.vault.campaigns(p).await, s.vault.segments(p).await) {
+    let (campaigns, segments) = match (
+        s.vault.campaigns(p).await,
+        s.vault.segments().segments(p).await,
+    ) {
         (Ok(c), Ok(seg)) => (c, seg),
         (Err(e), _) | (_, Err(e)) => return error_page(Some(session), e.into()),
     };

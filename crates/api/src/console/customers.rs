@@ -173,7 +173,11 @@ async fn page(
                     .await;
                 d.read || d.tokens
             },
-            may_segments: s.vault.may_manage_segments(&session.principal).await,
+            may_segments: s
+                .vault
+                .segments()
+                .may_manage_segments(&session.principal)
+                .await,
             may_analyse: s.vault.may_analyse(&session.principal),
             may_surveys: s.vault.may_manage_surveys(&session.principal).await,
             may_share: s.vault.may_manage_recipients(&session.principal).await,

@@ -65,8 +65,8 @@ async fn page(
 ) -> Response {
     let p = &session.principal;
     let (segments, outlets) = match (
-        s.vault.segments_with_rules(p).await,
-        s.vault.segment_outlets(p).await,
+        s.vault.segments().segments_with_rules(p).await,
+        s.vault.segments().segment_outlets(p).await,
     ) {
         (Ok(seg), Ok(out)) => (seg, out),
         (Err(e), _) | (_, Err(e)) => return error_page(Some(session), e.into()),
@@ -134,8 +134,12 @@ pub(super) async fn show(
             );
         };
         let purpose = query_param(&uri, "purpose").unwrap_or_default();
-        let segment = s.vault.segment(&session.principal, id).await;
-        let size = s.vault.segment_size(&session.principal, id, &purpose).await;
+        let segment = s.vault.segments().segment(&session.principal, id).await;
+        let size = s
+            .vault
+            .segments()
+            .segment_size(&session.principal, id, &purpose)
+            .await;
         match (segment, size) {
             (Ok(seg), Ok(v)) => {
                 let n = match v.size {
@@ -273,7 +277,12 @@ pub(super) async fn define(
         Err(res) => return res,
     };
     // Refused before the input is read: a caller who may not define learns nothing of it.
-    if !s.vault.may_manage_segments(&session.principal).await {
+    if !s
+        .vault
+        .segments()
+        .may_manage_segments(&session.principal)
+        .await
+    {
         return error_page(
             Some(&session),
             Problem::forbidden(
@@ -290,6 +299,7 @@ pub(super) async fn define(
         Err(p) => Err(sentence(&p)),
         Ok((rules, labels)) => s
             .vault
+            .segments()
             .create_segment(&session.principal, &name, &rules)
             .await
             .map_err(|e| said(&e.into(), &labels)),

@@ -55,7 +55,10 @@ async fn page(
     typed: HashMap<String, String>,
 ) -> Response {
     let p = &session.principal;
-    let (surveys, segments) = match (s.vault.surveys(p).await, s.vault.segments(p).await) {
+    let (surveys, segments) = match (
+        s.vault.surveys(p).await,
+        s.vault.segments().segments(p).await,
+    ) {
         (Ok(v), Ok(seg)) => (v, seg),
         (Err(e), _) | (_, Err(e)) => return error_page(Some(session), e.into()),
     };

@@ -39,6 +39,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, Problem> {
     let segment = s
         .vault
+        .segments()
         .create_segment(&p, &input.name, &input.rules)
         .await?;
     Ok((
@@ -55,7 +56,7 @@ pub async fn create(
     responses((status = 200, body = Vec<Segment>), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Vec<Segment>>, Problem> {
-    Ok(Json(s.vault.segments(&p).await?))
+    Ok(Json(s.vault.segments().segments(&p).await?))
 }
 
 /// How many customers the segment reaches under the declared purpose, and only that: customers
@@ -74,7 +75,10 @@ pub async fn size(
 ) -> Result<Json<SegmentSizeView>, Problem> {
     let id: SegmentId = path_id(&id)?;
     Ok(Json(
-        s.vault.segment_size(&p, id, &scope.purpose.key).await?,
+        s.vault
+            .segments()
+            .segment_size(&p, id, &scope.purpose.key)
+            .await?,
     ))
 }
 

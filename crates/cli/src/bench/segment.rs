@@ -155,7 +155,7 @@ async fn time_size(
     let mut size = String::new();
     for _ in 0..runs {
         let t = Instant::now();
-        let v = vault.segment_size(who, segment, purpose).await?;
+        let v = vault.segments().segment_size(who, segment, purpose).await?;
         times.push(t.elapsed().as_secs_f64());
         size = v.size.to_string();
     }
@@ -234,7 +234,7 @@ pub async fn run(customers: usize, per_customer: usize, runs: usize) -> anyhow::
         ),
     ];
     for (what, rules, who, purpose, sql) in cases {
-        let segment = vault.create_segment(who, what, &rules).await?;
+        let segment = vault.segments().create_segment(who, what, &rules).await?;
         let (steward, size) = time_size(&vault, who, segment.id, purpose, runs).await?;
         let (naive, count) = time_plain(&plain, &sql, runs).await?;
         emit!(

@@ -529,7 +529,7 @@ fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
             .unwrap();
         let marketing = vault.identity().authenticate(&token).await.unwrap().unwrap();
         let segment = vault
-            .create_segment(&marketing, "Everyone", &json!({"all": []}))
+            .segments().create_segment(&marketing, "Everyone", &json!({"all": []}))
             .await
             .unwrap();
         let input: steward_domain::survey::SurveyInput = serde_json::from_value(json!({
@@ -622,7 +622,7 @@ fn a_marketer_composes_and_sends_a_survey_and_the_analyst_waits_for_ten_answers(
             .unwrap();
         let marketing = vault.identity().authenticate(&token).await.unwrap().unwrap();
         vault
-            .create_segment(&marketing, "Everyone", &json!({"all": []}))
+            .segments().create_segment(&marketing, "Everyone", &json!({"all": []}))
             .await
             .unwrap();
         vault.audit().flush().await.unwrap();

@@ -723,6 +723,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
         vault.record_consent(&dpo, id, &consent).await.unwrap();
     }
     let segment = vault
+        .segments()
         .create_segment(&marketing, "Door Everyone", &serde_json::json!({"all": []}))
         .await
         .unwrap();

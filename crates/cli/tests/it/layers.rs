@@ -135,6 +135,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
         &["PersonalisationStore", "SegmentStore"],
         false,
     ),
+    ("segments.rs", &["SegmentStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

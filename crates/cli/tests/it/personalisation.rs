@@ -333,7 +333,7 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
         .unwrap();
 
     // Before the marking, marketing's segments see the pharmacy buyers.
-    vault.set_segment_threshold(op, 5);
+    vault.segments().set_segment_threshold(op, 5);
     let (s, seg) = call(
         &app,
         &marketing,

@@ -196,7 +196,9 @@ async fn segments_are_sized_within_the_policy(db: TestDb) {
         "{p}"
     );
     // With the threshold at its floor the figure shows.
-    w.vault.set_segment_threshold(crate::support::op(), 5);
+    w.vault
+        .segments()
+        .set_segment_threshold(crate::support::op(), 5);
     let (_, p) = size(french, "marketing_email").await;
     assert_eq!(p["size"], json!(6), "{p}");
     // Of them, those whose personalisation consent stands (1 withdrew, 0 is restricted): five.
@@ -392,6 +394,7 @@ async fn marketing_defines_and_sizes_segments_in_the_console(db: TestDb) {
     .await;
     assert!(c.is_empty() || !c.contains("error"), "{c}");
     let segments = vault
+        .segments()
         .segments(&crate::support::principal(&vault, op, Role::Marketing).await)
         .await
         .unwrap();
@@ -582,7 +585,7 @@ async fn define_everyone(app: &axum::Router, token: &str) -> String {
 /// lifts it, as it lifts the other brakes).
 async fn the_hourly_sizing_budget_is_the_operators_to_set(db: TestDb) {
     let (vault, op, _) = db.open().await;
-    vault.set_segment_evaluations_per_hour(op, 2);
+    vault.segments().set_segment_evaluations_per_hour(op, 2);
     let marketing = token(&vault, TokenOwner::Role(Role::Marketing)).await;
     let app = steward_api::router(vault.clone());
     let everyone = define_everyone(&app, &marketing).await;
@@ -595,7 +598,7 @@ async fn the_hourly_sizing_budget_is_the_operators_to_set(db: TestDb) {
         let (s, p) = call(&app, &marketing, "GET", &uri, None, false).await;
         assert_eq!(s, want, "{p}");
     }
-    vault.set_segment_evaluations_per_hour(op, 1000);
+    vault.segments().set_segment_evaluations_per_hour(op, 1000);
     let (s, p) = call(&app, &marketing, "GET", &uri, None, false).await;
     assert_eq!(s, StatusCode::OK, "{p}");
 }
