@@ -242,7 +242,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     // Personalisation's model, from the consenting customers' baskets, before the first
     // request (a grant or withdrawal from then on moves it as it happens).
-    vault.set_analytics_budget(operator, args.analytics_budget);
+    vault
+        .analytics()
+        .set_analytics_budget(operator, args.analytics_budget);
     vault
         .personalisation()
         .set_personalisation_k(operator, args.personalisation_k)

@@ -25,7 +25,7 @@ use steward_store::{Recorded, ReleaseRow, SegmentPage, SegmentScan};
 
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Operator, Principal, Vault};
+use crate::{Actor, Operator, Principal};
 
 /// Customers read per page, as for segments: bounded memory, one page counted while the next
 /// is read.
@@ -248,19 +248,79 @@ struct Job {
     now: Timestamp,
 }
 
-impl Vault {
+/// Analytics without identities: aggregate queries over the customer base, answered with
+/// noise under each analyst's privacy budget, every release decided and recorded.
+#[derive(Clone)]
+pub struct Analytics {
+    door: Arc<crate::door::Door>,
+    /// The releases and the budgets spent.
+    store: Arc<dyn steward_store::AnalyticsStore>,
+    /// The segments a query groups or filters by, and the customer base scanned page by page.
+    segments: crate::segments::Segments,
+    purposes: Arc<crate::purposes::Purposes>,
+    directory: Arc<crate::directory::Directory>,
+    keys: Arc<crate::customer_keys::CustomerKeys>,
+    notices: Arc<crate::notice::Notices>,
+    /// The purchase categories left out (marked by the DPO).
+    personalisation: Arc<crate::personalise::Personalisation>,
+    settings: Arc<AnalyticsSettings>,
+}
+
+/// What analytics is wired to.
+pub(crate) struct AnalyticsParts {
+    pub(crate) door: Arc<crate::door::Door>,
+    pub(crate) store: Arc<dyn steward_store::AnalyticsStore>,
+    pub(crate) segments: crate::segments::Segments,
+    pub(crate) purposes: Arc<crate::purposes::Purposes>,
+    pub(crate) directory: Arc<crate::directory::Directory>,
+    pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
+    pub(crate) notices: Arc<crate::notice::Notices>,
+    pub(crate) personalisation: Arc<crate::personalise::Personalisation>,
+}
+
+impl Analytics {
+    /// Wires analytics to its store and the services it asks.
+    pub(crate) fn new(p: AnalyticsParts) -> Self {
+        Analytics {
+            door: p.door,
+            store: p.store,
+            segments: p.segments,
+            purposes: p.purposes,
+            directory: p.directory,
+            keys: p.keys,
+            notices: p.notices,
+            personalisation: p.personalisation,
+            settings: Arc::default(),
+        }
+    }
+
+    fn door(&self) -> &crate::door::Door {
+        &self.door
+    }
+
+    fn purposes(&self) -> &crate::purposes::Purposes {
+        &self.purposes
+    }
+
+    fn directory(&self) -> &crate::directory::Directory {
+        &self.directory
+    }
+
+    fn keys(&self) -> &crate::customer_keys::CustomerKeys {
+        &self.keys
+    }
+}
+
+impl Analytics {
     /// Sets the privacy budget per analyst, purpose and 30-day window (the operator's
     /// `serve --analytics-budget`); at least 0.001.
     pub fn set_analytics_budget(&self, _operator: Operator, epsilon: f64) {
         let milli = (epsilon * 1000.0).floor().clamp(1.0, f64::from(u32::MAX)) as u32;
-        self.inner
-            .analytics
-            .budget_milli
-            .store(milli, Ordering::Relaxed);
+        self.settings.budget_milli.store(milli, Ordering::Relaxed);
     }
 
     fn budget_milli(&self) -> i64 {
-        i64::from(self.inner.analytics.budget_milli.load(Ordering::Relaxed))
+        i64::from(self.settings.budget_milli.load(Ordering::Relaxed))
     }
 
     /// Refuses, with the reason, a caller or query the policy would deny for every customer:
@@ -271,7 +331,7 @@ impl Vault {
         purpose: &Purpose,
         categories: &[DataCategory],
     ) -> ServiceResult<()> {
-        let req = self.segments().request_about_nobody(principal, purpose)?;
+        let req = self.segments.request_about_nobody(principal, purpose)?;
         if !self.door().policy().decide_analyse(&req, &[]) {
             return Err(ServiceError::PurposeNotDeclarable(purpose.key.clone()));
         }
@@ -314,9 +374,7 @@ impl Vault {
         self.check_analysis(principal, &purpose, &[])?;
         let now = Timestamp::now().millis();
         let (eps, delta) = self
-            .inner
-            .stores
-            .analytics
+            .store
             .spent(
                 &analyst_of(principal),
                 &purpose.key,
@@ -383,7 +441,7 @@ impl Vault {
                     query: query.clone(),
                     categories: categories.clone(),
                     segments: segments.clone(),
-                    acknowledged: self.inner.notices.acknowledged(principal, now),
+                    acknowledged: self.notices.acknowledged(principal, now),
                     now,
                 });
                 let cells = self.aggregate(&job).await?;
@@ -451,7 +509,7 @@ impl Vault {
         let now = Timestamp::now();
         let window = analytics::window_start(now.millis());
         let hash = steward_crypto::fingerprint(release.canonical.as_bytes()).into_bytes();
-        let store = &self.inner.stores.analytics;
+        let store = &self.store;
         let budget = self.budget_milli();
         let delta_budget = i64::from(analytics::DELTA_BUDGET_NANO);
         let stored = async |row: ReleaseRow| -> ServiceResult<ReleaseOutcome> {
@@ -562,9 +620,7 @@ impl Vault {
         self.check_analysis(principal, &purpose, &[])?;
         let now = Timestamp::now().millis();
         let rows = self
-            .inner
-            .stores
-            .analytics
+            .store
             .releases(&purpose.key, analytics::window_start(now))
             .await?;
         rows.into_iter()
@@ -601,12 +657,7 @@ impl Vault {
             .await?;
         let now = Timestamp::now().millis();
         let budget = milli(self.budget_milli());
-        let rows = self
-            .inner
-            .stores
-            .analytics
-            .budgets(analytics::window_start(now))
-            .await?;
+        let rows = self.store.budgets(analytics::window_start(now)).await?;
         let mut names: HashMap<String, String> = self
             .directory()
             .staff_directory()
@@ -661,7 +712,7 @@ impl Vault {
         if !grouped && filtered.is_none() {
             return Ok(Vec::new());
         }
-        let rows = self.inner.stores.segments.segments().await?;
+        let rows = self.segments.segment_rows().await?;
         if let Some(id) = filtered
             && !rows.iter().any(|r| r.id == id)
         {
@@ -681,7 +732,7 @@ impl Vault {
         let mut out = Vec::new();
         for r in wanted {
             let segment = crate::segments::segment_of(r)?;
-            let rule = self.segments().stored_rules(&segment).await?;
+            let rule = self.segments.stored_rules(&segment).await?;
             out.push((segment.id.to_string(), rule));
         }
         Ok(out)
@@ -736,14 +787,13 @@ impl Vault {
             items: false,
             outlets: q.of == Of::Purchases && keys.contains(&GroupKey::Outlet),
         };
-        let store = &self.inner.stores.segments;
-        let mut page = store.segment_page(None, PAGE, &scan).await?;
+        let mut page = self.segments.scan_page(None, PAGE, &scan).await?;
         let mut cells = Cells::default();
         while let Some(last) = page.customers.last().map(|c| c.id) {
             let (vault, job) = (self.clone(), job.clone());
             let counting = tokio::task::spawn_blocking(move || vault.aggregate_page(&job, page));
             let (counted, next) =
-                tokio::join!(counting, store.segment_page(Some(last), PAGE, &scan));
+                tokio::join!(counting, self.segments.scan_page(Some(last), PAGE, &scan));
             cells.merge(counted.map_err(|_| ServiceError::Integrity)??);
             page = next?;
         }
@@ -764,7 +814,7 @@ impl Vault {
         };
         let decide =
             |req: &ReadRequest<'_>| self.door().policy().decide_analyse(req, &job.categories);
-        self.segments()
+        self.segments
             .walk_page(&mut page, &walk, &decide, &mut |u| {
                 let c = u.customer;
                 // Purchases in a category the DPO marked as a special category of data are in no
@@ -772,7 +822,7 @@ impl Vault {
                 let purchases: Vec<&steward_store::SegmentPurchase> = u
                     .purchases
                     .iter()
-                    .filter(|p| !self.personalisation().is_marked(&p.category))
+                    .filter(|p| !self.personalisation.is_marked(&p.category))
                     .collect();
                 let sealed = c.language.is_some()
                     || purchases

@@ -169,6 +169,21 @@ impl Segments {
         }
     }
 
+    /// Every segment's row, for analytics' groupings and filters.
+    pub(crate) async fn segment_rows(&self) -> ServiceResult<Vec<SegmentRow>> {
+        Ok(self.store.segments().await?)
+    }
+
+    /// One page of the customer base as `scan` asks (analytics reads it as segments do).
+    pub(crate) async fn scan_page(
+        &self,
+        after: Option<CustomerId>,
+        limit: u32,
+        scan: &SegmentScan,
+    ) -> ServiceResult<SegmentPage> {
+        Ok(self.store.segment_page(after, limit, scan).await?)
+    }
+
     fn door(&self) -> &crate::door::Door {
         &self.door
     }

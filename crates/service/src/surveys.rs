@@ -259,7 +259,7 @@ impl Vault {
 
     /// Every survey, newest first: for whoever may compose them or analyse under `analytics`.
     pub async fn surveys(&self, principal: &Principal) -> ServiceResult<Vec<SurveyView>> {
-        if !self.may_analyse(principal) {
+        if !self.analytics().may_analyse(principal) {
             self.door()
                 .authorize(principal, Action::ManageSurveys, None)
                 .await?;
@@ -273,7 +273,7 @@ impl Vault {
 
     /// One survey (whoever may compose surveys or analyse under `analytics`).
     pub async fn survey(&self, principal: &Principal, id: SurveyId) -> ServiceResult<SurveyView> {
-        if !self.may_analyse(principal) {
+        if !self.analytics().may_analyse(principal) {
             self.door()
                 .authorize(principal, Action::ManageSurveys, None)
                 .await?;
@@ -606,7 +606,7 @@ impl Vault {
             categories: Vec::new(),
         };
         let released = self
-            .release_once(principal, &purpose, release, async || {
+            .analytics().release_once(principal, &purpose, release, async || {
                 // Looked up after the decision: whether a survey exists is no one else's to learn.
                 let row = store
                     .survey(id)

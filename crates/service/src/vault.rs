@@ -89,7 +89,6 @@ pub(crate) struct Stores {
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
-    pub(crate) analytics: Arc<dyn steward_store::AnalyticsStore>,
     pub(crate) surveys: Arc<dyn steward_store::SurveyStore>,
     pub(crate) sharing: Arc<dyn steward_store::SharingStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
@@ -106,7 +105,6 @@ impl Stores {
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
-            analytics: store.clone(),
             surveys: store.clone(),
             sharing: store.clone(),
             maintenance: store.clone(),
@@ -158,7 +156,8 @@ pub(crate) struct Inner {
     pub(crate) request_days: std::sync::atomic::AtomicI64,
     /// Segments: rules, sizes, members.
     pub(crate) segments: crate::segments::Segments,
-    pub(crate) analytics: crate::analytics::AnalyticsSettings,
+    /// Aggregate queries under privacy budgets.
+    pub(crate) analytics: crate::analytics::Analytics,
     /// Seals the links in messages (one-click unsubscribe).
     pub(crate) links: steward_crypto::LinkKey,
     /// Signs every campaign message (DKIM).
@@ -187,6 +186,11 @@ impl Vault {
     /// Segments: rules over the customer base, sizes and members, each evaluation decided.
     pub fn segments(&self) -> &crate::segments::Segments {
         &self.inner.segments
+    }
+
+    /// Analytics without identities: noisy aggregates under each analyst's budget.
+    pub fn analytics(&self) -> &crate::analytics::Analytics {
+        &self.inner.analytics
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -387,7 +391,7 @@ impl Vault {
                 stores: Stores::of(&store),
                 alerts,
                 records,
-                keys,
+                keys: keys.clone(),
                 purposes: purposes.clone(),
                 identity: crate::identity::Identity::new(
                     door.clone(),
@@ -411,10 +415,19 @@ impl Vault {
                 request_days: std::sync::atomic::AtomicI64::new(
                     crate::rights::DEFAULT_DEADLINE_DAYS,
                 ),
-                notices,
+                notices: notices.clone(),
                 dpo,
-                segments,
-                analytics: Default::default(),
+                segments: segments.clone(),
+                analytics: crate::analytics::Analytics::new(crate::analytics::AnalyticsParts {
+                    door: door.clone(),
+                    store: store.clone(),
+                    segments: segments.clone(),
+                    purposes: purposes.clone(),
+                    directory: directory.clone(),
+                    keys: keys.clone(),
+                    notices: notices.clone(),
+                    personalisation: personalisation.clone(),
+                }),
                 links,
                 dkim,
                 mail: std::sync::OnceLock::new(),

@@ -179,9 +179,9 @@ async fn page(
 ) -> Response {
     let p = &session.principal;
     let (budget, releases, outlets, surveys) = match (
-        s.vault.analytics_budget(p, PURPOSE).await,
-        s.vault.analytics_releases(p, PURPOSE).await,
-        s.vault.analytics_outlets(p, PURPOSE).await,
+        s.vault.analytics().analytics_budget(p, PURPOSE).await,
+        s.vault.analytics().analytics_releases(p, PURPOSE).await,
+        s.vault.analytics().analytics_outlets(p, PURPOSE).await,
         s.vault.surveys(p).await,
     ) {
         (Ok(b), Ok(r), Ok(o), Ok(v)) => (b, r, o, v),
@@ -346,6 +346,7 @@ pub(super) async fn release(
             .await;
         };
         s.vault
+            .analytics()
             .analytics_query(&session.principal, PURPOSE, input)
             .await
             .map(|_| spec.key)

@@ -178,7 +178,7 @@ async fn page(
                 .segments()
                 .may_manage_segments(&session.principal)
                 .await,
-            may_analyse: s.vault.may_analyse(&session.principal),
+            may_analyse: s.vault.analytics().may_analyse(&session.principal),
             may_surveys: s.vault.may_manage_surveys(&session.principal).await,
             may_share: s.vault.may_manage_recipients(&session.principal).await,
             may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,

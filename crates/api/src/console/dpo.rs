@@ -216,7 +216,7 @@ pub(super) async fn page(
         Ok(c) => chart(c),
         Err(e) => return error_page(Some(&session), e.into()),
     };
-    let analytics = match s.vault.analytics_budgets(p).await {
+    let analytics = match s.vault.analytics().analytics_budgets(p).await {
         Ok(uses) => uses
             .into_iter()
             .map(|u| {

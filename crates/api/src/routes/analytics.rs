@@ -28,6 +28,7 @@ pub async fn query(
 ) -> Result<Json<Answer>, Problem> {
     Ok(Json(
         s.vault
+            .analytics()
             .analytics_query(&p, &scope.purpose.key, input)
             .await?,
     ))
@@ -44,7 +45,10 @@ pub async fn budget(
     scope: ReadScope,
 ) -> Result<Json<BudgetView>, Problem> {
     Ok(Json(
-        s.vault.analytics_budget(&p, &scope.purpose.key).await?,
+        s.vault
+            .analytics()
+            .analytics_budget(&p, &scope.purpose.key)
+            .await?,
     ))
 }
 
@@ -60,7 +64,10 @@ pub async fn releases(
     scope: ReadScope,
 ) -> Result<Json<Vec<ReleasedQuery>>, Problem> {
     Ok(Json(
-        s.vault.analytics_releases(&p, &scope.purpose.key).await?,
+        s.vault
+            .analytics()
+            .analytics_releases(&p, &scope.purpose.key)
+            .await?,
     ))
 }
 
@@ -72,7 +79,7 @@ pub async fn budgets(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<BudgetUse>>, Problem> {
-    Ok(Json(s.vault.analytics_budgets(&p).await?))
+    Ok(Json(s.vault.analytics().analytics_budgets(&p).await?))
 }
 
 /// This module's routes, each registered with its OpenAPI path from the handler's annotation.

@@ -113,7 +113,7 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let analyst = super::segment::client(&vault, operator, Role::Analyst).await?;
-    vault.set_analytics_budget(operator, 1000.0);
+    vault.analytics().set_analytics_budget(operator, 1000.0);
     let cases: [(&str, Value, &BTreeMap<String, i64>, bool); 5] = [
         (
             "count of purchases by outlet",
@@ -156,7 +156,10 @@ pub async fn run(customers: usize, runs: usize) -> anyhow::Result<()> {
             q["epsilon"] = json!(1.0 + r as f64 / 1000.0);
             let input: QueryInput = serde_json::from_value(q)?;
             let t = Instant::now();
-            let answer = vault.analytics_query(&analyst, "analytics", input).await?;
+            let answer = vault
+                .analytics()
+                .analytics_query(&analyst, "analytics", input)
+                .await?;
             times.push(t.elapsed().as_secs_f64());
             for row in answer.rows {
                 let key = row.group.values().next().cloned().unwrap_or_default();

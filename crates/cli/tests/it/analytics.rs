@@ -282,7 +282,7 @@ async fn analysts_learn_totals_not_customers(db: TestDb) {
 
     // With a budget so large the noise is negligible (ε = 1000: scale C/1000), the exact
     // mechanics show: contribution bounding, partition selection, restriction, clamping.
-    vault.set_analytics_budget(op, 1_000_000.0);
+    vault.analytics().set_analytics_budget(op, 1_000_000.0);
     let exact = async |body: Value| {
         let (s, v) = q(&dpo, body.clone()).await;
         assert_eq!(s, 200, "{body}: {v}");

@@ -136,6 +136,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
         false,
     ),
     ("segments.rs", &["SegmentStore"], false),
+    ("analytics.rs", &["AnalyticsStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

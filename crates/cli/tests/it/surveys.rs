@@ -361,7 +361,7 @@ async fn survey_answers_are_anonymous_and_released_only_as_noisy_totals(db: Test
 
     // Results from ten answers: counts per answer, with noise (ε = 1000 makes it negligible
     // here, so the totals show), charged like any release; the same ε again costs nothing.
-    vault.set_analytics_budget(op, 2000.0);
+    vault.analytics().set_analytics_budget(op, 2000.0);
     let (s, released) = results(1000.0).await;
     assert_eq!(s, 200, "{released}");
     let scale: Vec<i64> = released["questions"][0]["rows"]
