@@ -174,6 +174,12 @@ impl Segments {
         Ok(self.store.segments().await?)
     }
 
+    /// Segment `id`'s row, undecided: for a context that names a segment (a survey's audience)
+    /// and decides its own use of it.
+    pub(crate) async fn segment_row(&self, id: SegmentId) -> ServiceResult<Option<SegmentRow>> {
+        Ok(self.store.segment(id).await?)
+    }
+
     /// One page of the customer base as `scan` asks (analytics reads it as segments do).
     pub(crate) async fn scan_page(
         &self,

@@ -337,17 +337,7 @@ impl Vault {
         let threads = self.threads_of(id).await?;
         // Surveys they were asked to answer: that they were asked and whether they took their
         // token; their answers were never kept under their name, so they cannot be listed.
-        let mut surveys = Vec::new();
-        for (survey, invited_at, issued) in self.inner.stores.surveys.invitations(id).await? {
-            if let Some(row) = self.inner.stores.surveys.survey(survey).await? {
-                surveys.push(json!({
-                    "survey": row.title,
-                    "purpose": row.purpose,
-                    "asked_at": Timestamp(invited_at).to_rfc3339_millis(),
-                    "token_issued": issued,
-                }));
-            }
-        }
+        let surveys = self.surveys().asked(id).await?;
         // The campaigns this customer was a recipient of: what was sent (the business's
         // template, never filled in again here), under which purpose, what became of it.
         let campaigns: Vec<Value> = deliveries

@@ -13,13 +13,15 @@
 //! Results leave only as noisy totals from at least [`MIN_RESPONSES`] answers, through the
 //! analytics budget.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 use steward_crypto::{FieldAad, SurveyKey};
 use steward_domain::analytics::Scale;
 use steward_domain::survey::{MIN_RESPONSES, Question, SurveyInput, check_answers, counts};
-use steward_domain::{SegmentSize, SurveyId, Timestamp, ValidationError};
+use steward_domain::{CustomerId, SegmentSize, SurveyId, Timestamp, ValidationError};
 use steward_policy::Action;
 use steward_store::{Stored, SurveyRow};
 use uuid::Uuid;
@@ -28,7 +30,7 @@ use crate::analytics::{Release, noisy};
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::portal::PortalSession;
-use crate::{Actor, Principal, Vault};
+use crate::{Actor, Principal};
 
 /// A survey as its authors and analysts see it: never who was asked or who answered.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -141,7 +143,80 @@ fn questions_of(row: &SurveyRow) -> ServiceResult<Vec<Question>> {
     serde_json::from_str(&row.questions).map_err(|_| ServiceError::Integrity)
 }
 
-impl Vault {
+/// Surveys: questions put to a segment's consenting customers, answered in the portal, totals
+/// released with noise once enough have answered; answers sealed under a key of the survey's.
+#[derive(Clone)]
+pub struct Surveys {
+    door: Arc<crate::door::Door>,
+    store: Arc<dyn steward_store::SurveyStore>,
+    segments: crate::segments::Segments,
+    analytics: crate::analytics::Analytics,
+    records: Arc<crate::records::Records>,
+    purposes: Arc<crate::purposes::Purposes>,
+    consents: Arc<crate::consent::Consents>,
+    /// Seals each survey's own key, and answers waiting to be counted.
+    directory_key: Arc<steward_crypto::DataKey>,
+}
+
+/// What surveys are wired to.
+pub(crate) struct SurveysParts {
+    pub(crate) door: Arc<crate::door::Door>,
+    pub(crate) store: Arc<dyn steward_store::SurveyStore>,
+    pub(crate) segments: crate::segments::Segments,
+    pub(crate) analytics: crate::analytics::Analytics,
+    pub(crate) records: Arc<crate::records::Records>,
+    pub(crate) purposes: Arc<crate::purposes::Purposes>,
+    pub(crate) consents: Arc<crate::consent::Consents>,
+    pub(crate) directory_key: Arc<steward_crypto::DataKey>,
+}
+
+impl Surveys {
+    /// The surveys customer `id` was asked to answer: the title, the purpose, when, and whether
+    /// they took their token (their answers were never kept under their name). Undecided: for
+    /// the customer's own export, after its decision.
+    pub(crate) async fn asked(&self, id: CustomerId) -> ServiceResult<Vec<serde_json::Value>> {
+        let mut surveys = Vec::new();
+        for (survey, invited_at, issued) in self.store.invitations(id).await? {
+            if let Some(row) = self.store.survey(survey).await? {
+                surveys.push(serde_json::json!({
+                    "survey": row.title,
+                    "purpose": row.purpose,
+                    "asked_at": Timestamp(invited_at).to_rfc3339_millis(),
+                    "token_issued": issued,
+                }));
+            }
+        }
+        Ok(surveys)
+    }
+
+    /// Wires surveys to their store and the services they ask.
+    pub(crate) fn new(p: SurveysParts) -> Self {
+        Surveys {
+            door: p.door,
+            store: p.store,
+            segments: p.segments,
+            analytics: p.analytics,
+            records: p.records,
+            purposes: p.purposes,
+            consents: p.consents,
+            directory_key: p.directory_key,
+        }
+    }
+
+    fn door(&self) -> &crate::door::Door {
+        &self.door
+    }
+
+    fn purposes(&self) -> &crate::purposes::Purposes {
+        &self.purposes
+    }
+
+    fn consents(&self) -> &crate::consent::Consents {
+        &self.consents
+    }
+}
+
+impl Surveys {
     /// The audit leaf of a staff act on a survey: who, which survey, under which purpose.
     fn survey_leaf(
         &self,
@@ -195,10 +270,8 @@ impl Vault {
             )
             .into());
         }
-        self.inner
-            .stores
-            .segments
-            .segment(survey.segment_id)
+        self.segments
+            .segment_row(survey.segment_id)
             .await?
             .ok_or_else(|| ValidationError::new("segment_id", "no such segment"))?;
         let key = {
@@ -219,10 +292,7 @@ impl Vault {
             segment_id: survey.segment_id,
             purpose: purpose.key.clone(),
             public_key: key.public_spki()?,
-            secret_key: self
-                .inner
-                .directory_key
-                .seal(&key_aad(id), &key.to_der()?)?,
+            secret_key: self.directory_key.seal(&key_aad(id), &key.to_der()?)?,
             created_by: self.door().pseudonym(&principal.asker().id),
             created_at: Timestamp::now().millis(),
             sent_at: None,
@@ -234,7 +304,7 @@ impl Vault {
             "key".to_owned(),
             steward_crypto::fingerprint(&row.public_key),
         );
-        let store = &self.inner.stores.surveys;
+        let store = &self.store;
         store
             .insert_survey(&row, &[crate::door::row_of(leaf)])
             .await?;
@@ -242,8 +312,8 @@ impl Vault {
     }
 
     async fn survey_view(&self, row: SurveyRow) -> ServiceResult<SurveyView> {
-        let counts = self.inner.stores.surveys.survey_counts(row.id).await?;
-        let threshold = self.segments().segment_threshold();
+        let counts = self.store.survey_counts(row.id).await?;
+        let threshold = self.segments.segment_threshold();
         Ok(SurveyView {
             id: row.id,
             questions: questions_of(&row)?,
@@ -259,13 +329,13 @@ impl Vault {
 
     /// Every survey, newest first: for whoever may compose them or analyse under `analytics`.
     pub async fn surveys(&self, principal: &Principal) -> ServiceResult<Vec<SurveyView>> {
-        if !self.analytics().may_analyse(principal) {
+        if !self.analytics.may_analyse(principal) {
             self.door()
                 .authorize(principal, Action::ManageSurveys, None)
                 .await?;
         }
         let mut out = Vec::new();
-        for row in self.inner.stores.surveys.surveys().await? {
+        for row in self.store.surveys().await? {
             out.push(self.survey_view(row).await?);
         }
         Ok(out)
@@ -273,15 +343,13 @@ impl Vault {
 
     /// One survey (whoever may compose surveys or analyse under `analytics`).
     pub async fn survey(&self, principal: &Principal, id: SurveyId) -> ServiceResult<SurveyView> {
-        if !self.analytics().may_analyse(principal) {
+        if !self.analytics.may_analyse(principal) {
             self.door()
                 .authorize(principal, Action::ManageSurveys, None)
                 .await?;
         }
         let row = self
-            .inner
-            .stores
-            .surveys
+            .store
             .survey(id)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
@@ -299,14 +367,13 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageSurveys, None)
             .await?;
-        let store = &self.inner.stores.surveys;
+        let store = &self.store;
         let row = store
             .survey(id)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
         let purpose = self.purposes().get("purpose", &row.purpose)?;
-        let members = self
-            .segments().audience(
+        let members = self.segments.audience(
                 principal,
                 &purpose,
                 row.segment_id,
@@ -315,7 +382,7 @@ impl Vault {
             )
             .await?;
         let mut leaf = self.survey_leaf(principal, "send_survey", id, &purpose.key, "used");
-        let shown = SegmentSize::shown(members.len() as u64, self.segments().segment_threshold());
+        let shown = SegmentSize::shown(members.len() as u64, self.segments.segment_threshold());
         leaf.categories.insert("size".to_owned(), shown.to_string());
         store
             .invite(
@@ -336,7 +403,7 @@ impl Vault {
 
     /// The surveys a signed-in customer was invited to, with whether they have their token.
     pub async fn portal_surveys(&self, s: &PortalSession) -> ServiceResult<Vec<PortalSurvey>> {
-        let store = &self.inner.stores.surveys;
+        let store = &self.store;
         let mut out = Vec::new();
         for (id, _, issued) in store.invitations(s.customer_id()).await? {
             if let Some(row) = store.survey(id).await? {
@@ -372,11 +439,8 @@ impl Vault {
     }
 
     fn survey_key(&self, row: &SurveyRow) -> ServiceResult<SurveyKey> {
-        let der = zeroize::Zeroizing::new(
-            self.inner
-                .directory_key
-                .open(&key_aad(row.id), &row.secret_key)?,
-        );
+        let der =
+            zeroize::Zeroizing::new(self.directory_key.open(&key_aad(row.id), &row.secret_key)?);
         Ok(SurveyKey::from_der(&der)?)
     }
 
@@ -385,9 +449,7 @@ impl Vault {
     /// everyone gets (a key made for one customer would mark their answer).
     pub async fn survey_public_key(&self, id: SurveyId) -> ServiceResult<(String, String)> {
         let row = self
-            .inner
-            .stores
-            .surveys
+            .store
             .survey(id)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
@@ -404,7 +466,7 @@ impl Vault {
         id: SurveyId,
         blinded: &[u8],
     ) -> ServiceResult<Vec<u8>> {
-        let store = &self.inner.stores.surveys;
+        let store = &self.store;
         let customer = s.customer_id();
         let invited = store
             .invitations(customer)
@@ -461,9 +523,7 @@ impl Vault {
     ) -> ServiceResult<()> {
         let purpose = self.purposes().get("purpose", &row.purpose)?;
         let facts = self
-            .inner
-            .stores
-            .customers
+            .records
             .access_facts(customer)
             .await?
             .ok_or(ServiceError::NotFound("survey"))?;
@@ -503,7 +563,7 @@ impl Vault {
         signature: &[u8],
         answers: &[u32],
     ) -> ServiceResult<()> {
-        let store = &self.inner.stores.surveys;
+        let store = &self.store;
         let row = store
             .survey(id)
             .await?
@@ -533,7 +593,6 @@ impl Vault {
         let mut pending_id = [0u8; 16];
         steward_crypto::random_bytes(&mut pending_id)?;
         let sealed = self
-            .inner
             .directory_key
             .seal(&pending_aad(id, pending_id), &answers)?;
         match store
@@ -546,7 +605,7 @@ impl Vault {
         // INVARIANT: the answer is stored (sealed, in the pool) from here on; nothing below may
         // fail the request. Ten or more waiting join the totals together; two submissions at
         // once both try, and the one that takes the rows moves them.
-        let directory = &self.inner.directory_key;
+        let directory = &self.directory_key;
         let open = move |pending: &[u8], sealed: &[u8]| {
             let pending: [u8; 16] = pending.try_into().ok()?;
             directory.open(&pending_aad(id, pending), sealed).ok()
@@ -597,7 +656,7 @@ impl Vault {
             return Err(ValidationError::new("epsilon", "from 0.001 to 1000").into());
         }
         let epsilon_milli = (epsilon * 1000.0).floor() as u32;
-        let store = &self.inner.stores.surveys;
+        let store = &self.store;
         let release = Release {
             canonical: serde_json::json!({"survey": id, "epsilon_milli": epsilon_milli})
                 .to_string(),
@@ -605,8 +664,7 @@ impl Vault {
             delta_nano: 0,
             categories: Vec::new(),
         };
-        let released = self
-            .analytics().release_once(principal, &purpose, release, async || {
+        let released = self.analytics.release_once(principal, &purpose, release, async || {
                 // Looked up after the decision: whether a survey exists is no one else's to learn.
                 let row = store
                     .survey(id)

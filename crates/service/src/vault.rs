@@ -89,7 +89,6 @@ pub(crate) struct Stores {
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
-    pub(crate) surveys: Arc<dyn steward_store::SurveyStore>,
     pub(crate) sharing: Arc<dyn steward_store::SharingStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
     pub(crate) cluster: Arc<dyn steward_store::ClusterStore>,
@@ -105,7 +104,6 @@ impl Stores {
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
-            surveys: store.clone(),
             sharing: store.clone(),
             maintenance: store.clone(),
             cluster: store.clone(),
@@ -123,8 +121,6 @@ pub(crate) struct Inner {
     pub(crate) records: Arc<crate::records::Records>,
     /// Access alerts for the DPO.
     pub(crate) alerts: Arc<crate::alerts::Alerts>,
-    /// Seals staff names and the surveys' keys.
-    pub(crate) directory_key: Arc<DataKey>,
     /// Outlets and staff.
     pub(crate) directory: Arc<crate::directory::Directory>,
     /// The audit log's read side.
@@ -158,6 +154,8 @@ pub(crate) struct Inner {
     pub(crate) segments: crate::segments::Segments,
     /// Aggregate queries under privacy budgets.
     pub(crate) analytics: crate::analytics::Analytics,
+    /// Surveys of a segment's consenting customers.
+    pub(crate) surveys: crate::surveys::Surveys,
     /// Seals the links in messages (one-click unsubscribe).
     pub(crate) links: steward_crypto::LinkKey,
     /// Signs every campaign message (DKIM).
@@ -191,6 +189,11 @@ impl Vault {
     /// Analytics without identities: noisy aggregates under each analyst's budget.
     pub fn analytics(&self) -> &crate::analytics::Analytics {
         &self.inner.analytics
+    }
+
+    /// Surveys: questions to a segment's consenting customers, totals released with noise.
+    pub fn surveys(&self) -> &crate::surveys::Surveys {
+        &self.inner.surveys
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -381,11 +384,30 @@ impl Vault {
             notices: notices.clone(),
             personalisation: personalisation.clone(),
         });
+        let analytics = crate::analytics::Analytics::new(crate::analytics::AnalyticsParts {
+            door: door.clone(),
+            store: store.clone(),
+            segments: segments.clone(),
+            purposes: purposes.clone(),
+            directory: directory.clone(),
+            keys: keys.clone(),
+            notices: notices.clone(),
+            personalisation: personalisation.clone(),
+        });
+        let surveys = crate::surveys::Surveys::new(crate::surveys::SurveysParts {
+            door: door.clone(),
+            store: store.clone(),
+            segments: segments.clone(),
+            analytics: analytics.clone(),
+            records: records.clone(),
+            purposes: purposes.clone(),
+            consents: consents.clone(),
+            directory_key,
+        });
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
                 directory: directory.clone(),
-                directory_key,
                 announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
@@ -418,16 +440,8 @@ impl Vault {
                 notices: notices.clone(),
                 dpo,
                 segments: segments.clone(),
-                analytics: crate::analytics::Analytics::new(crate::analytics::AnalyticsParts {
-                    door: door.clone(),
-                    store: store.clone(),
-                    segments: segments.clone(),
-                    purposes: purposes.clone(),
-                    directory: directory.clone(),
-                    keys: keys.clone(),
-                    notices: notices.clone(),
-                    personalisation: personalisation.clone(),
-                }),
+                analytics: analytics.clone(),
+                surveys,
                 links,
                 dkim,
                 mail: std::sync::OnceLock::new(),

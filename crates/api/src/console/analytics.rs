@@ -182,7 +182,7 @@ async fn page(
         s.vault.analytics().analytics_budget(p, PURPOSE).await,
         s.vault.analytics().analytics_releases(p, PURPOSE).await,
         s.vault.analytics().analytics_outlets(p, PURPOSE).await,
-        s.vault.surveys(p).await,
+        s.vault.surveys().surveys(p).await,
     ) {
         (Ok(b), Ok(r), Ok(o), Ok(v)) => (b, r, o, v),
         (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
@@ -319,6 +319,7 @@ pub(super) async fn release(
             return page(&s, &session, None, refused("Choose a survey."), typed).await;
         };
         s.vault
+            .surveys()
             .survey_results(&session.principal, PURPOSE, id, epsilon)
             .await
             .map(|_| "survey")

@@ -179,7 +179,11 @@ async fn page(
                 .may_manage_segments(&session.principal)
                 .await,
             may_analyse: s.vault.analytics().may_analyse(&session.principal),
-            may_surveys: s.vault.may_manage_surveys(&session.principal).await,
+            may_surveys: s
+                .vault
+                .surveys()
+                .may_manage_surveys(&session.principal)
+                .await,
             may_share: s.vault.may_manage_recipients(&session.principal).await,
             may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
         },

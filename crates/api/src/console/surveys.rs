@@ -56,7 +56,7 @@ async fn page(
 ) -> Response {
     let p = &session.principal;
     let (surveys, segments) = match (
-        s.vault.surveys(p).await,
+        s.vault.surveys().surveys(p).await,
         s.vault.segments().segments(p).await,
     ) {
         (Ok(v), Ok(seg)) => (v, seg),
@@ -192,7 +192,12 @@ pub(super) async fn compose(
         Err(res) => return res,
     };
     // Refused before the input is read: a caller who may not compose learns nothing of it.
-    if !s.vault.may_manage_surveys(&session.principal).await {
+    if !s
+        .vault
+        .surveys()
+        .may_manage_surveys(&session.principal)
+        .await
+    {
         return error_page(
             Some(&session),
             Problem::forbidden(
@@ -206,6 +211,7 @@ pub(super) async fn compose(
         let input: SurveyInput = serde_json::from_value(survey)
             .map_err(|_| Problem::invalid_parameter("segment_id", "choose a segment"))?;
         s.vault
+            .surveys()
             .create_survey(&session.principal, input)
             .await
             .map_err(Problem::from)
@@ -237,7 +243,7 @@ pub(super) async fn send(
             Problem::invalid_parameter("id", "not a survey"),
         );
     };
-    match s.vault.send_survey(&session.principal, id).await {
+    match s.vault.surveys().send_survey(&session.principal, id).await {
         Ok(_) => Redirect::to("/console/surveys?done=sent").into_response(),
         Err(e) => {
             let p: Problem = e.into();

@@ -151,7 +151,7 @@ fn home_page(
 
 /// Shows the overview, with `notice` on top.
 async fn overview(s: &AppState, visit: &Visit, notice: Option<&str>, gpc: bool) -> Response {
-    let surveys = match s.vault.portal_surveys(&visit.session).await {
+    let surveys = match s.vault.surveys().portal_surveys(&visit.session).await {
         Ok(list) => list
             .into_iter()
             .map(|p| (p.id.to_string(), p.title, p.issued))

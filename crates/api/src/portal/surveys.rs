@@ -68,7 +68,7 @@ pub(super) async fn page(
         Ok(id) => id,
         Err(p) => return message_page(Some(&visit), p),
     };
-    match s.vault.portal_survey(&visit.session, id).await {
+    match s.vault.surveys().portal_survey(&visit.session, id).await {
         Ok(survey) => render(
             SurveyPage {
                 signed_in: true,
@@ -116,6 +116,7 @@ pub(super) async fn token(
             .ok_or_else(|| Problem::invalid_parameter("blinded", "not base64url"))?;
         let signature = s
             .vault
+            .surveys()
             .issue_survey_token(&visit.session, id, &blinded)
             .await?;
         Ok::<_, Problem>(Signed {

@@ -28,7 +28,7 @@ pub async fn create(
     Auth(p): Auth,
     JsonBody(input): JsonBody<SurveyInput>,
 ) -> Result<impl IntoResponse, Problem> {
-    let survey = s.vault.create_survey(&p, input).await?;
+    let survey = s.vault.surveys().create_survey(&p, input).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/surveys/{}", survey.id))],
@@ -47,7 +47,7 @@ pub async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<SurveyView>>, Problem> {
-    Ok(Json(s.vault.surveys(&p).await?))
+    Ok(Json(s.vault.surveys().surveys(&p).await?))
 }
 
 /// One survey with how many were asked and answered: marketing, the DPO, analysts.
@@ -61,7 +61,7 @@ pub async fn one(
     Path(id): Path<String>,
 ) -> Result<Json<SurveyView>, Problem> {
     let id: SurveyId = path_id(&id)?;
-    Ok(Json(s.vault.survey(&p, id).await?))
+    Ok(Json(s.vault.surveys().survey(&p, id).await?))
 }
 
 /// Sends the survey to its segment, evaluated under its purpose as for a campaign: each member
@@ -76,7 +76,7 @@ pub async fn send(
     Path(id): Path<String>,
 ) -> Result<Json<SurveyView>, Problem> {
     let id: SurveyId = path_id(&id)?;
-    Ok(Json(s.vault.send_survey(&p, id).await?))
+    Ok(Json(s.vault.surveys().send_survey(&p, id).await?))
 }
 
 /// A survey's public blind-signature key.
@@ -98,7 +98,7 @@ pub async fn key(
     Path(id): Path<String>,
 ) -> Result<Json<SurveyKeyView>, Problem> {
     let id: SurveyId = path_id(&id)?;
-    let (n, e) = s.vault.survey_public_key(id).await?;
+    let (n, e) = s.vault.surveys().survey_public_key(id).await?;
     Ok(Json(SurveyKeyView { n, e }))
 }
 
@@ -155,6 +155,7 @@ pub async fn respond(
     let randomizer = decode("randomizer", &input.randomizer)?;
     let signature = decode("signature", &input.signature)?;
     s.vault
+        .surveys()
         .submit_survey_response(id, &message, &randomizer, &signature, &input.answers)
         .await?;
     Ok((StatusCode::CREATED, Json(Recorded { recorded: true })))
@@ -186,6 +187,7 @@ pub async fn results(
     let id: SurveyId = path_id(&id)?;
     Ok(Json(
         s.vault
+            .surveys()
             .survey_results(&p, &scope.purpose.key, id, input.epsilon)
             .await?,
     ))

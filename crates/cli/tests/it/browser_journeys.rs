@@ -540,8 +540,8 @@ fn a_customer_answers_a_survey_anonymously_in_a_real_browser() {
             ]
         }))
         .unwrap();
-        let survey = vault.create_survey(&marketing, input).await.unwrap();
-        vault.send_survey(&marketing, survey.id).await.unwrap();
+        let survey = vault.surveys().create_survey(&marketing, input).await.unwrap();
+        vault.surveys().send_survey(&marketing, survey.id).await.unwrap();
         vault.audit().flush().await.unwrap();
         (db, survey.id)
     });

@@ -801,7 +801,11 @@ async fn console_pages_forms_by_role(db: TestDb) {
             "questions": [{"kind": "scale", "text": "How satisfied are you?"}]
         }))
         .unwrap();
-        let survey = vault.create_survey(&marketing, survey).await.unwrap();
+        let survey = vault
+            .surveys()
+            .create_survey(&marketing, survey)
+            .await
+            .unwrap();
         let request: steward_domain::RequestInput =
             serde_json::from_value(serde_json::json!({"type": "access", "customer_id": customer}))
                 .unwrap();

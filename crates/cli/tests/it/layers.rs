@@ -137,6 +137,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ),
     ("segments.rs", &["SegmentStore"], false),
     ("analytics.rs", &["AnalyticsStore"], false),
+    ("surveys.rs", &["SurveyStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).
@@ -187,7 +188,13 @@ fn contexts_reach_only_their_own_stores() {
         let files = rust_files(&src.join(context));
         assert!(!files.is_empty(), "{context} is gone: update CONTEXTS");
         for f in files {
-            let text = std::fs::read_to_string(&f).expect("a context's file");
+            // The code only: a comment reaches nothing, and prose says "Stores" and "Vault {".
+            let text: String = std::fs::read_to_string(&f)
+                .expect("a context's file")
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
             let name = f.display();
             for t in &store_traits {
                 let word = |c: char| c.is_alphanumeric() || c == '_';
