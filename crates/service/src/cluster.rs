@@ -164,11 +164,6 @@ impl Announcer {
 }
 
 impl Vault {
-    /// Tells the other servers of a committed change (see [`Announcer::announce`]).
-    pub(crate) async fn announce(&self, change: Change) {
-        self.inner.announcer.announce(change).await;
-    }
-
     /// Starts listening to the other servers (PostgreSQL), until the vault is dropped.
     pub(crate) fn spawn_hearing(&self) {
         let weak = std::sync::Arc::downgrade(&self.inner);

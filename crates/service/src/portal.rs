@@ -585,7 +585,7 @@ impl Vault {
                 .audit()
                 .access_log_of(s.customer_id, before, limit)
                 .await?,
-            disclosures: self.disclosures_unrecorded(s.customer_id).await?,
+            disclosures: self.sharing().disclosures_unrecorded(s.customer_id).await?,
         })
     }
 }

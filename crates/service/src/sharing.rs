@@ -3,6 +3,8 @@
 //! deciding every read with the agreement in its context; every disclosure is recorded where
 //! the customer can see it; changes follow the data (see `webhooks`).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use steward_domain::sharing::{
     AgreementInput, Identity, NewAgreement, RecipientInput, RecipientKind,
@@ -17,7 +19,7 @@ use crate::access::Via;
 use crate::agreements::{categories_of, identity_of, parse_categories};
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Access, Actor, Principal, Vault};
+use crate::{Access, Actor, Principal};
 
 /// How long before its expiry an agreement is flagged on the DPO's pages.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -224,7 +226,69 @@ const SHARED_SCAN_BUDGET: usize = 2_000;
 /// Most purchases in one shared record.
 const SHARED_PURCHASES: u32 = 200;
 
-impl Vault {
+/// Sharing under agreement: recipients, the agreements with them, what went to whom, and a
+/// recipient's reads by pseudonym.
+pub struct Sharing {
+    door: Arc<crate::door::Door>,
+    store: Arc<dyn steward_store::SharingStore>,
+    records: Arc<crate::records::Records>,
+    agreements: Arc<crate::agreements::Agreements>,
+    consents: Arc<crate::consent::Consents>,
+    purposes: Arc<crate::purposes::Purposes>,
+    /// Tells recipients of changes that follow the data.
+    webhooks: Arc<crate::webhooks::Webhooks>,
+    announcer: Arc<crate::cluster::Announcer>,
+    /// Seals a listing's cursor.
+    links: Arc<steward_crypto::LinkKey>,
+}
+
+/// What sharing is wired to.
+pub(crate) struct SharingParts {
+    pub(crate) door: Arc<crate::door::Door>,
+    pub(crate) store: Arc<dyn steward_store::SharingStore>,
+    pub(crate) records: Arc<crate::records::Records>,
+    pub(crate) agreements: Arc<crate::agreements::Agreements>,
+    pub(crate) consents: Arc<crate::consent::Consents>,
+    pub(crate) purposes: Arc<crate::purposes::Purposes>,
+    pub(crate) webhooks: Arc<crate::webhooks::Webhooks>,
+    pub(crate) announcer: Arc<crate::cluster::Announcer>,
+    pub(crate) links: Arc<steward_crypto::LinkKey>,
+}
+
+impl Sharing {
+    /// Wires sharing to its store and the services it asks.
+    pub(crate) fn new(p: SharingParts) -> Self {
+        Sharing {
+            door: p.door,
+            store: p.store,
+            records: p.records,
+            agreements: p.agreements,
+            consents: p.consents,
+            purposes: p.purposes,
+            webhooks: p.webhooks,
+            announcer: p.announcer,
+            links: p.links,
+        }
+    }
+
+    fn door(&self) -> &crate::door::Door {
+        &self.door
+    }
+
+    fn purposes(&self) -> &crate::purposes::Purposes {
+        &self.purposes
+    }
+
+    fn consents(&self) -> &crate::consent::Consents {
+        &self.consents
+    }
+
+    fn webhooks(&self) -> &crate::webhooks::Webhooks {
+        &self.webhooks
+    }
+}
+
+impl Sharing {
     /// Whether `principal` may manage recipients and agreements (the console offers the page
     /// only then). Nothing is recorded.
     pub async fn may_manage_recipients(&self, principal: &Principal) -> bool {
@@ -264,11 +328,7 @@ impl Vault {
                 purpose: None,
             },
         );
-        self.inner
-            .stores
-            .sharing
-            .insert_recipient(&row, &[entry])
-            .await?;
+        self.store.insert_recipient(&row, &[entry]).await?;
         Ok(row.id)
     }
 
@@ -277,7 +337,7 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageRecipients, None)
             .await?;
-        let rows = self.inner.stores.sharing.recipients().await?;
+        let rows = self.store.recipients().await?;
         Ok(rows.into_iter().map(Recipient::of).collect())
     }
 
@@ -292,14 +352,7 @@ impl Vault {
             .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let new: NewAgreement = input.validate()?;
-        if self
-            .inner
-            .stores
-            .sharing
-            .recipient(new.recipient_id)
-            .await?
-            .is_none()
-        {
+        if self.store.recipient(new.recipient_id).await?.is_none() {
             return Err(ValidationError::new("recipient_id", "no such recipient").into());
         }
         let mut purposes = Vec::with_capacity(new.purposes.len());
@@ -331,7 +384,7 @@ impl Vault {
         }
         let version = match new.supersedes {
             None => 1,
-            Some(old) => match self.inner.stores.sharing.agreement(old).await? {
+            Some(old) => match self.store.agreement(old).await? {
                 Some(o) if o.recipient_id == new.recipient_id => o.version + 1,
                 _ => {
                     return Err(ValidationError::new(
@@ -374,13 +427,7 @@ impl Vault {
                 purpose: None,
             },
         );
-        match self
-            .inner
-            .stores
-            .sharing
-            .insert_agreement(&row, &[entry])
-            .await?
-        {
+        match self.store.insert_agreement(&row, &[entry]).await? {
             steward_store::AgreementStored::Stored => {}
             steward_store::AgreementStored::Superseded => {
                 return Err(ValidationError::new(
@@ -394,8 +441,10 @@ impl Vault {
             // agreement's own transaction, so two recorded at once cannot mix).
             steward_store::AgreementStored::MixedIdentity => return Err(mixed_identity().into()),
         }
-        self.inner.agreements.reload().await?;
-        self.announce(crate::cluster::Change::Registry).await;
+        self.agreements.reload().await?;
+        self.announcer
+            .announce(crate::cluster::Change::Registry)
+            .await;
         Ok(row.id)
     }
 
@@ -417,16 +466,16 @@ impl Vault {
             },
         );
         let ended = self
-            .inner
-            .stores
-            .sharing
+            .store
             .end_agreement(id, Timestamp::now().millis(), &[entry])
             .await?;
-        self.inner.agreements.reload().await?;
-        self.announce(crate::cluster::Change::Registry).await;
+        self.agreements.reload().await?;
+        self.announcer
+            .announce(crate::cluster::Change::Registry)
+            .await;
         if ended {
             Ok(())
-        } else if self.inner.stores.sharing.agreement(id).await?.is_some() {
+        } else if self.store.agreement(id).await?.is_some() {
             Err(ServiceError::WrongState("the agreement has ended already"))
         } else {
             Err(ServiceError::NotFound("agreement"))
@@ -443,7 +492,7 @@ impl Vault {
             .authorize(principal, Action::ManageRecipients, None)
             .await?;
         let now = Timestamp::now().millis();
-        let rows = self.inner.stores.sharing.agreements(recipient).await?;
+        let rows = self.store.agreements(recipient).await?;
         Ok(rows.into_iter().map(|r| Agreement::of(r, now)).collect())
     }
 
@@ -465,13 +514,13 @@ impl Vault {
         self.disclosures_unrecorded(customer).await
     }
 
-    /// [`Vault::disclosures`] inside an act already decided and recorded (the subject's export).
+    /// [`Sharing::disclosures`] inside an act already decided and recorded (the subject's export).
     pub(crate) async fn disclosures_unrecorded(
         &self,
         customer: CustomerId,
     ) -> ServiceResult<Vec<Disclosure>> {
-        let rows = self.inner.stores.sharing.disclosures_of(customer).await?;
-        let recipients = self.inner.stores.sharing.recipients().await?;
+        let rows = self.store.disclosures_of(customer).await?;
+        let recipients = self.store.recipients().await?;
         Ok(rows
             .into_iter()
             .filter_map(|d| {
@@ -501,9 +550,7 @@ impl Vault {
                 detail: "only a recipient under a pseudonymous agreement reads by pseudonym".into(),
             });
         };
-        match self
-            .inner
-            .agreements
+        match self.agreements
             .covering(access.principal, &access.purpose.key)
         {
             Some(c) if c.terms.identity == Identity::Pseudonymous => Ok(recipient),
@@ -527,9 +574,7 @@ impl Vault {
     ) -> ServiceResult<SharedRecord> {
         let recipient = self.pseudonymous_covering(access)?;
         let id = self
-            .inner
-            .stores
-            .sharing
+            .store
             .pseudonym_customer(recipient, pseudonym)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;
@@ -549,8 +594,7 @@ impl Vault {
         let mut after = match cursor {
             None => None,
             Some(c) => Some(
-                self.inner
-                    .links
+                self.links
                     .open(&kind, c)
                     .map(|b| CustomerId(uuid::Uuid::from_bytes(b)))
                     .ok_or_else(|| ValidationError::new("cursor", "not a cursor of this list"))?,
@@ -561,17 +605,12 @@ impl Vault {
         let mut scanned = 0usize;
         let seal = |after: Option<CustomerId>| -> ServiceResult<Option<String>> {
             Ok(match after {
-                Some(a) => Some(self.inner.links.seal(&kind, a.as_bytes())?),
+                Some(a) => Some(self.links.seal(&kind, a.as_bytes())?),
                 None => None,
             })
         };
         loop {
-            let ids = self
-                .inner
-                .stores
-                .customers
-                .list_customer_ids(None, after, limit * 2)
-                .await?;
+            let (ids, _) = self.records.customer_id_page(after, limit * 2).await?;
             let exhausted = ids.len() < (limit * 2) as usize;
             for id in ids {
                 after = Some(id);
@@ -611,7 +650,7 @@ impl Vault {
             outlets: &facts.outlets,
             restricted: facts.restricted,
         };
-        let d = self.records().decide_hypothetical(
+        let d = self.records.decide_hypothetical(
             access.principal,
             access.purpose,
             subject,
@@ -634,7 +673,7 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<SharedRecord> {
         let view = self
-            .records()
+            .records
             .read_customer_via(access, id, Via::Pseudonym)
             .await?;
         let history = "purchases".to_owned();
@@ -651,7 +690,7 @@ impl Vault {
         }
         let purchases = if shows_history {
             let all = self
-                .records()
+                .records
                 .list_purchases(id, None, SHARED_PURCHASES)
                 .await?;
             Some(
@@ -669,9 +708,7 @@ impl Vault {
             None
         };
         let customer = self
-            .inner
-            .stores
-            .sharing
+            .store
             .pseudonym_of(recipient, id)
             .await?
             .ok_or(ServiceError::NotFound("customer"))?;

@@ -366,7 +366,7 @@ impl Vault {
             .collect();
         let (usage, recipients) = usage_items(&leaves);
         // Who outside the business received their data, under which agreement (issue 22).
-        let disclosures = self.disclosures_unrecorded(id).await?;
+        let disclosures = self.sharing().disclosures_unrecorded(id).await?;
         let consent_history: Vec<Value> = consents
             .history
             .iter()

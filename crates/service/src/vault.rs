@@ -89,7 +89,6 @@ pub(crate) struct Stores {
     pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
     pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
     pub(crate) messages: Arc<dyn steward_store::MessageStore>,
-    pub(crate) sharing: Arc<dyn steward_store::SharingStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
     pub(crate) cluster: Arc<dyn steward_store::ClusterStore>,
 }
@@ -104,7 +103,6 @@ impl Stores {
             segments: store.clone(),
             campaigns: store.clone(),
             messages: store.clone(),
-            sharing: store.clone(),
             maintenance: store.clone(),
             cluster: store.clone(),
         }
@@ -156,8 +154,10 @@ pub(crate) struct Inner {
     pub(crate) analytics: crate::analytics::Analytics,
     /// Surveys of a segment's consenting customers.
     pub(crate) surveys: crate::surveys::Surveys,
+    /// Recipients, agreements, disclosures.
+    pub(crate) sharing: crate::sharing::Sharing,
     /// Seals the links in messages (one-click unsubscribe).
-    pub(crate) links: steward_crypto::LinkKey,
+    pub(crate) links: Arc<steward_crypto::LinkKey>,
     /// Signs every campaign message (DKIM).
     pub(crate) dkim: steward_crypto::DkimKey,
     /// How campaign mail leaves, once the operator has said.
@@ -194,6 +194,11 @@ impl Vault {
     /// Surveys: questions to a segment's consenting customers, totals released with noise.
     pub fn surveys(&self) -> &crate::surveys::Surveys {
         &self.inner.surveys
+    }
+
+    /// Sharing under agreement: recipients, agreements, disclosures, a recipient's reads.
+    pub fn sharing(&self) -> &crate::sharing::Sharing {
+        &self.inner.sharing
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -282,9 +287,9 @@ impl Vault {
         let receipts = keyring.unwrap_receipt_signer(&wrapped(
             &keyring_entry(&*store, RECEIPT_KEY, || keyring.new_receipt_signer()).await?,
         ))?;
-        let links = keyring.unwrap_link_key(&wrapped(
+        let links = Arc::new(keyring.unwrap_link_key(&wrapped(
             &keyring_entry(&*store, LINK_KEY, || keyring.new_link_key()).await?,
-        ))?;
+        ))?);
         let dkim = keyring.unwrap_dkim_key(&wrapped(
             &keyring_entry(&*store, DKIM_KEY, || keyring.new_dkim_key()).await?,
         ))?;
@@ -404,6 +409,22 @@ impl Vault {
             consents: consents.clone(),
             directory_key,
         });
+        let webhooks = Arc::new(crate::webhooks::Webhooks::new(
+            door.clone(),
+            store.clone(),
+            webhook_signer,
+        ));
+        let sharing = crate::sharing::Sharing::new(crate::sharing::SharingParts {
+            door: door.clone(),
+            store: store.clone(),
+            records: records.clone(),
+            agreements: agreements.clone(),
+            consents: consents.clone(),
+            purposes: purposes.clone(),
+            webhooks: webhooks.clone(),
+            announcer: announcer.clone(),
+            links: links.clone(),
+        });
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
@@ -442,16 +463,13 @@ impl Vault {
                 segments: segments.clone(),
                 analytics: analytics.clone(),
                 surveys,
-                links,
+                sharing,
+                links: links.clone(),
                 dkim,
                 mail: std::sync::OnceLock::new(),
                 personalisation: personalisation.clone(),
                 agreements,
-                webhooks: Arc::new(crate::webhooks::Webhooks::new(
-                    door.clone(),
-                    store.clone(),
-                    webhook_signer,
-                )),
+                webhooks,
             }),
         };
         vault.inner.agreements.reload().await?;

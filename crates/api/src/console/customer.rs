@@ -209,6 +209,7 @@ async fn customer_page(
     // recorded as such a read; for anyone else the section is not there.
     let disclosures = match s
         .vault
+        .sharing()
         .disclosures(steward_service::Actor::Principal(&session.principal), id)
         .await
     {

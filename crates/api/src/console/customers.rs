@@ -184,7 +184,11 @@ async fn page(
                 .surveys()
                 .may_manage_surveys(&session.principal)
                 .await,
-            may_share: s.vault.may_manage_recipients(&session.principal).await,
+            may_share: s
+                .vault
+                .sharing()
+                .may_manage_recipients(&session.principal)
+                .await,
             may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
         },
         status,

@@ -114,8 +114,8 @@ async fn page(
 ) -> Response {
     let p = &session.principal;
     let (recipients, agreements, notifications) = match (
-        s.vault.recipients(p).await,
-        s.vault.agreements(p, None).await,
+        s.vault.sharing().recipients(p).await,
+        s.vault.sharing().agreements(p, None).await,
         s.vault.webhooks().notifications(p, None, 100).await,
     ) {
         (Ok(r), Ok(a), Ok(n)) => (r, a, n),
@@ -281,7 +281,12 @@ pub(super) async fn register(
         contact: Some(get("contact")),
         webhook_url: get("webhook_url"),
     };
-    match s.vault.create_recipient(&session.principal, &input).await {
+    match s
+        .vault
+        .sharing()
+        .create_recipient(&session.principal, &input)
+        .await
+    {
         Ok(_) => Redirect::to("/console/sharing?done=recipient").into_response(),
         Err(e) => {
             let p: Problem = e.into();
@@ -337,6 +342,7 @@ pub(super) async fn record(
     let result = match input {
         Ok(input) => s
             .vault
+            .sharing()
             .create_agreement(&session.principal, &input)
             .await
             .map_err(Problem::from),
@@ -366,7 +372,12 @@ pub(super) async fn end(
             Problem::invalid_parameter("id", "not an agreement id"),
         );
     };
-    match s.vault.end_agreement(&session.principal, id).await {
+    match s
+        .vault
+        .sharing()
+        .end_agreement(&session.principal, id)
+        .await
+    {
         Ok(()) => Redirect::to("/console/sharing?done=ended").into_response(),
         Err(e) => error_page(Some(&session), e.into()),
     }

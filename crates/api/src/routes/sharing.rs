@@ -63,7 +63,7 @@ pub async fn create_recipient(
     Auth(p): Auth,
     JsonBody(input): JsonBody<RecipientInput>,
 ) -> Result<impl IntoResponse, Problem> {
-    let id = s.vault.create_recipient(&p, &input).await?;
+    let id = s.vault.sharing().create_recipient(&p, &input).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/recipients/{id}"))],
@@ -80,7 +80,7 @@ pub async fn recipients(
     Auth(p): Auth,
 ) -> Result<Json<ItemsOf<Recipient>>, Problem> {
     Ok(Json(ItemsOf {
-        items: s.vault.recipients(&p).await?,
+        items: s.vault.sharing().recipients(&p).await?,
     }))
 }
 
@@ -95,7 +95,7 @@ pub async fn create_agreement(
     Auth(p): Auth,
     JsonBody(input): JsonBody<AgreementInput>,
 ) -> Result<impl IntoResponse, Problem> {
-    let id = s.vault.create_agreement(&p, &input).await?;
+    let id = s.vault.sharing().create_agreement(&p, &input).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, format!("/v1/agreements/{id}"))],
@@ -116,7 +116,7 @@ pub async fn agreements(
 ) -> Result<Json<ItemsOf<Agreement>>, Problem> {
     let recipient = recipient_param(&uri)?;
     Ok(Json(ItemsOf {
-        items: s.vault.agreements(&p, recipient).await?,
+        items: s.vault.sharing().agreements(&p, recipient).await?,
     }))
 }
 
@@ -131,7 +131,7 @@ pub async fn end_agreement(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let id: AgreementId = path_id(&id)?;
-    s.vault.end_agreement(&p, id).await?;
+    s.vault.sharing().end_agreement(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -172,6 +172,7 @@ pub async fn disclosures(
     Ok(Json(ItemsOf {
         items: s
             .vault
+            .sharing()
             .disclosures(steward_service::Actor::Principal(&p), id)
             .await?,
     }))
@@ -207,6 +208,7 @@ pub async fn shared(
         .filter(|v| !v.is_empty());
     let (items, next_cursor) = s
         .vault
+        .sharing()
         .list_shared(&scope.access(&p), cursor.as_deref(), limit)
         .await?;
     scope.record("shared");
@@ -235,7 +237,11 @@ pub async fn shared_one(
             "not a pseudonym (psn_ and 26 base32 letters)",
         ));
     }
-    let record = s.vault.read_shared(&scope.access(&p), &pseudonym).await?;
+    let record = s
+        .vault
+        .sharing()
+        .read_shared(&scope.access(&p), &pseudonym)
+        .await?;
     scope.record("shared");
     Ok(Json(record))
 }

@@ -84,6 +84,7 @@ pub async fn run(
     let at = receiver(count.clone()).await?;
     let dpo = super::segment::client(&vault, operator, Role::Dpo).await?;
     let recipient = vault
+        .sharing()
         .create_recipient(
             &dpo,
             &RecipientInput {
@@ -97,6 +98,7 @@ pub async fn run(
         .await?;
     let now = Timestamp::now().millis();
     vault
+        .sharing()
         .create_agreement(
             &dpo,
             &AgreementInput {

@@ -736,7 +736,7 @@ fn the_dpo_registers_a_recipient_and_an_agreement_and_sees_the_changes_sent() {
             .await
             .unwrap()
             .unwrap();
-        let recipient = vault.recipients(&dana.principal).await.unwrap()[0].id;
+        let recipient = vault.sharing().recipients(&dana.principal).await.unwrap()[0].id;
         let (_, token) = vault
             .identity()
             .create_token(

@@ -138,6 +138,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("segments.rs", &["SegmentStore"], false),
     ("analytics.rs", &["AnalyticsStore"], false),
     ("surveys.rs", &["SurveyStore"], false),
+    ("sharing.rs", &["SharingStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).
