@@ -25,6 +25,7 @@ pub struct DkimRecordArgs {
 pub async fn dkim_record(args: DkimRecordArgs) -> anyhow::Result<ExitCode> {
     let (vault, operator) = open::vault_creating(&args.store).await?;
     let record = vault
+        .outreach()
         .dkim_record(operator.acting("dkim_record"), &args.mail_from)
         .map_err(|e| anyhow::anyhow!("--mail-from: {e}"))?;
     println!("{record}");
@@ -61,6 +62,7 @@ pub async fn receive(args: ReceiveArgs) -> anyhow::Result<ExitCode> {
     let (vault, operator) = open::vault(&args.store).await?;
     let recipients: Vec<String> = args.recipient.into_iter().collect();
     let outcome = vault
+        .outreach()
         .receive_mail(
             steward_service::Actor::Operator(operator.acting("mail_receive")),
             &raw,

@@ -202,6 +202,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .or_else(|| args.demo.then(|| format!("http://{}", args.listen)));
     if let Some(url) = public_url {
         vault
+            .outreach()
             .configure_mail(
                 operator,
                 steward_service::sending::MailSettings {
@@ -269,7 +270,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .personalisation()
         .rebuild_recommender_every(modeller, std::time::Duration::from_secs(600));
     // After the replay: a campaign left unfinished by a previous process resumes now.
-    vault.start_sender(operator.acting("campaign_sender"));
+    vault
+        .outreach()
+        .start_sender(operator.acting("campaign_sender"));
     // Notifications of changes to recipients, queued with the changes, leave from now on (and
     // what a previous process left pending or mid-delivery, after its lease).
     vault

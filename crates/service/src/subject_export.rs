@@ -329,12 +329,10 @@ impl Vault {
             self.consents().ledger(id),
             self.records().profile_changes(id),
             async { self.audit().customer_leaves(id, since, USAGE_LIMIT).await },
-            async {
-                Ok::<_, ServiceError>(self.inner.stores.campaigns.customer_deliveries(id).await?)
-            },
+            self.outreach().deliveries_of(id),
         )?;
         // Staff messages to this customer and their replies, by thread.
-        let threads = self.threads_of(id).await?;
+        let threads = self.outreach().threads_of(id).await?;
         // Surveys they were asked to answer: that they were asked and whether they took their
         // token; their answers were never kept under their name, so they cannot be listed.
         let surveys = self.surveys().asked(id).await?;

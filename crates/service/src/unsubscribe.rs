@@ -8,9 +8,9 @@
 //! names no customer, cannot be turned into another customer's or another purpose's, and a
 //! changed one is refused like an unknown one.
 
-use steward_domain::{ConsentAction, ConsentInput, ConsentSource, DeliveryId, Timestamp};
+use steward_domain::{ConsentAction, ConsentInput, ConsentSource};
 
-use crate::error::{ServiceError, ServiceResult};
+use crate::error::ServiceResult;
 use crate::{Actor, Myself, Vault};
 
 /// What an unsubscribe link stands for, as its page shows it: the purpose, never the customer.
@@ -23,25 +23,9 @@ pub struct UnsubscribeLink {
 }
 
 impl Vault {
-    /// The delivery a link's token stands for, if it is one.
-    async fn link_delivery(&self, token: &str) -> ServiceResult<steward_store::DeliveryRow> {
-        let id = self
-            .inner
-            .links
-            .open("unsubscribe", token)
-            .map(|b| DeliveryId(uuid::Uuid::from_bytes(b)))
-            .ok_or(ServiceError::NotFound("link"))?;
-        self.inner
-            .stores
-            .campaigns
-            .delivery(id)
-            .await?
-            .ok_or(ServiceError::NotFound("link"))
-    }
-
     /// What a link would do: read only, nothing recorded, nothing changed.
     pub async fn unsubscribe_link(&self, token: &str) -> ServiceResult<UnsubscribeLink> {
-        let d = self.link_delivery(token).await?;
+        let d = self.outreach().link_delivery(token).await?;
         Ok(UnsubscribeLink {
             purpose: d.purpose,
             done: d.unsubscribed_at.is_some(),
@@ -52,7 +36,7 @@ impl Vault {
     /// given) as the customer, and counts the unsubscription on the campaign. Using a link
     /// again changes nothing more; a link of an erased customer has nothing left to withdraw.
     pub async fn unsubscribe(&self, token: &str) -> ServiceResult<UnsubscribeLink> {
-        let d = self.link_delivery(token).await?;
+        let d = self.outreach().link_delivery(token).await?;
         let purpose = self.purposes().get("purpose", &d.purpose)?;
         // A link used once is spent: used again after the customer consented anew (an old mail
         // forwarded, a scanner that posts), it must not take the new consent back.
@@ -68,11 +52,7 @@ impl Vault {
             self.write_consent(Actor::Subject(Myself(customer)), customer, &purpose, &input)
                 .await?;
         }
-        self.inner
-            .stores
-            .campaigns
-            .mark_unsubscribed(d.id, Timestamp::now().millis())
-            .await?;
+        self.outreach().mark_unsubscribed(d.id).await?;
         Ok(UnsubscribeLink {
             purpose: d.purpose,
             done: true,

@@ -86,9 +86,6 @@ pub(crate) struct Stores {
     pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) rights: Arc<dyn steward_store::RightsStore>,
-    pub(crate) segments: Arc<dyn steward_store::SegmentStore>,
-    pub(crate) campaigns: Arc<dyn steward_store::CampaignStore>,
-    pub(crate) messages: Arc<dyn steward_store::MessageStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
     pub(crate) cluster: Arc<dyn steward_store::ClusterStore>,
 }
@@ -100,9 +97,6 @@ impl Stores {
             activity: store.clone(),
             portal: store.clone(),
             rights: store.clone(),
-            segments: store.clone(),
-            campaigns: store.clone(),
-            messages: store.clone(),
             maintenance: store.clone(),
             cluster: store.clone(),
         }
@@ -128,7 +122,7 @@ pub(crate) struct Inner {
     /// The purpose registry.
     pub(crate) purposes: Arc<crate::purposes::Purposes>,
     /// Tokens, sessions, authentication.
-    pub(crate) identity: crate::identity::Identity,
+    pub(crate) identity: Arc<crate::identity::Identity>,
     /// Whether this server hears the others' changes (see `cluster`).
     pub(crate) hearing: Arc<crate::cluster::Hearing>,
     /// The limits the servers count together, and the brakes and refusals they announced.
@@ -141,7 +135,7 @@ pub(crate) struct Inner {
     /// Crypto-shredding, the erasure journal, legal holds.
     pub(crate) erasures: Arc<crate::erasure::Erasures>,
     /// Delivers one-time codes for data-subject requests (set by the opener).
-    pub(crate) notifier: std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>,
+    pub(crate) notifier: Arc<std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>>,
     /// The confidentiality notice and the staff's acknowledgements, for the read path.
     pub(crate) notices: Arc<crate::notice::Notices>,
     /// Where the DPO is told of requests, alerts and deadlines.
@@ -156,12 +150,8 @@ pub(crate) struct Inner {
     pub(crate) surveys: crate::surveys::Surveys,
     /// Recipients, agreements, disclosures.
     pub(crate) sharing: crate::sharing::Sharing,
-    /// Seals the links in messages (one-click unsubscribe).
-    pub(crate) links: Arc<steward_crypto::LinkKey>,
-    /// Signs every campaign message (DKIM).
-    pub(crate) dkim: steward_crypto::DkimKey,
-    /// How campaign mail leaves, once the operator has said.
-    pub(crate) mail: std::sync::OnceLock<Arc<crate::sending::Mail>>,
+    /// Campaigns, staff messages, the mail that comes back.
+    pub(crate) outreach: crate::outreach::Outreach,
     /// Personalisation's co-purchase model and recommendations.
     pub(crate) personalisation: Arc<crate::personalise::Personalisation>,
     /// Every recipient's agreements, for the read path (issue 22).
@@ -199,6 +189,11 @@ impl Vault {
     /// Sharing under agreement: recipients, agreements, disclosures, a recipient's reads.
     pub fn sharing(&self) -> &crate::sharing::Sharing {
         &self.inner.sharing
+    }
+
+    /// Reaching customers: campaigns, staff messages, the mail that comes back.
+    pub fn outreach(&self) -> &crate::outreach::Outreach {
+        &self.inner.outreach
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -425,6 +420,31 @@ impl Vault {
             announcer: announcer.clone(),
             links: links.clone(),
         });
+        let identity = Arc::new(crate::identity::Identity::new(
+            door.clone(),
+            store.clone(),
+            directory.clone(),
+            store.clone(),
+            hearing.clone(),
+            announcer.clone(),
+        ));
+        let notifier: Arc<std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>> = Arc::default();
+        let outreach = crate::outreach::Outreach::new(crate::outreach::OutreachParts {
+            door: door.clone(),
+            campaigns: store.clone(),
+            messages: store.clone(),
+            records: records.clone(),
+            segments: segments.clone(),
+            purposes: purposes.clone(),
+            consents: consents.clone(),
+            keys: keys.clone(),
+            notices: notices.clone(),
+            personalisation: personalisation.clone(),
+            identity: identity.clone(),
+            dkim,
+            links: links.clone(),
+            notifier: notifier.clone(),
+        });
         let vault = Self {
             inner: Arc::new(Inner {
                 door: door.clone(),
@@ -436,14 +456,7 @@ impl Vault {
                 records,
                 keys: keys.clone(),
                 purposes: purposes.clone(),
-                identity: crate::identity::Identity::new(
-                    door.clone(),
-                    store.clone(),
-                    directory.clone(),
-                    store.clone(),
-                    hearing.clone(),
-                    announcer.clone(),
-                ),
+                identity,
                 limits,
                 readiness: Default::default(),
                 hearing,
@@ -454,7 +467,7 @@ impl Vault {
                     store.clone(),
                     store.clone(),
                 )),
-                notifier: std::sync::OnceLock::new(),
+                notifier,
                 request_days: std::sync::atomic::AtomicI64::new(
                     crate::rights::DEFAULT_DEADLINE_DAYS,
                 ),
@@ -464,9 +477,7 @@ impl Vault {
                 analytics: analytics.clone(),
                 surveys,
                 sharing,
-                links: links.clone(),
-                dkim,
-                mail: std::sync::OnceLock::new(),
+                outreach,
                 personalisation: personalisation.clone(),
                 agreements,
                 webhooks,

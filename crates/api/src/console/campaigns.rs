@@ -123,7 +123,7 @@ async fn page(
 ) -> Response {
     let p = &session.principal;
     let (campaigns, segments) = match (
-        s.vault.campaigns(p).await,
+        s.vault.outreach().campaigns(p).await,
         s.vault.segments().segments(p).await,
     ) {
         (Ok(c), Ok(seg)) => (c, seg),
@@ -166,7 +166,7 @@ async fn page(
         Some((status, e)) => (status, Some(e)),
         None => (StatusCode::OK, None),
     };
-    let cap = s.vault.marketing_cap();
+    let cap = s.vault.outreach().marketing_cap();
     render(
         CampaignsPage {
             signed_in: Some(session.label()),
@@ -224,6 +224,7 @@ pub(super) async fn compose(
         Err(_) => Err(Problem::invalid_parameter("segment_id", "choose a segment")),
         Ok(segment) => s
             .vault
+            .outreach()
             .create_campaign(
                 &session.principal,
                 segment,
@@ -258,7 +259,12 @@ pub(super) async fn send(
     let Ok(id) = id.parse::<CampaignId>() else {
         return error_page(Some(&session), Problem::not_found("campaign"));
     };
-    match s.vault.send_campaign(&session.principal, id).await {
+    match s
+        .vault
+        .outreach()
+        .send_campaign(&session.principal, id)
+        .await
+    {
         Ok(_) => Redirect::to("/console/campaigns?sending=1").into_response(),
         Err(e) => {
             let p = Problem::from(e);

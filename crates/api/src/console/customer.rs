@@ -194,7 +194,7 @@ async fn customer_page(
     // Shown with the timeline (the same decision: communications, under the usual rules); a
     // reader who may not read them sees no threads.
     let threads = if timeline.communications {
-        match s.vault.read_threads(&timeline_access, id).await {
+        match s.vault.outreach().read_threads(&timeline_access, id).await {
             Ok(t) => super::messages::views(&t),
             Err(e) => return error_page(Some(session), e.into()),
         }
@@ -203,6 +203,7 @@ async fn customer_page(
     };
     let may_message = s
         .vault
+        .outreach()
         .may_send_message(&session.principal, &purpose, id)
         .await;
     // Shown to those the policy lets read the customer's access log (the DPO, support), and

@@ -189,7 +189,11 @@ async fn page(
                 .sharing()
                 .may_manage_recipients(&session.principal)
                 .await,
-            may_campaigns: s.vault.may_manage_campaigns(&session.principal).await,
+            may_campaigns: s
+                .vault
+                .outreach()
+                .may_manage_campaigns(&session.principal)
+                .await,
         },
         status,
     )

@@ -116,7 +116,7 @@ pub(super) async fn send(
             reason: None,
             break_glass: false,
         };
-        s.vault.send_message(&access, id, &m).await?;
+        s.vault.outreach().send_message(&access, id, &m).await?;
         Ok::<_, Problem>(())
     }
     .await;

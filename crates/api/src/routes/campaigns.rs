@@ -63,6 +63,7 @@ pub async fn create(
         .map_err(|_| Problem::from(ValidationError::new("segment_id", "not a segment id")))?;
     let c = s
         .vault
+        .outreach()
         .create_campaign(
             &p,
             segment,
@@ -89,7 +90,7 @@ pub async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
 ) -> Result<Json<Vec<CampaignView>>, Problem> {
-    Ok(Json(s.vault.campaigns(&p).await?))
+    Ok(Json(s.vault.outreach().campaigns(&p).await?))
 }
 
 /// One campaign: status, counts (never recipients), its templates and a preview rendered for a
@@ -104,7 +105,7 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<CampaignView>, Problem> {
     let id: CampaignId = path_id(&id)?;
-    Ok(Json(s.vault.campaign(&p, id).await?))
+    Ok(Json(s.vault.outreach().campaign(&p, id).await?))
 }
 
 /// Starts sending a draft (marketing): 202 with the campaign, its counts queued. Each member
@@ -122,7 +123,7 @@ pub async fn send(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let id: CampaignId = path_id(&id)?;
-    let c = s.vault.send_campaign(&p, id).await?;
+    let c = s.vault.outreach().send_campaign(&p, id).await?;
     Ok((StatusCode::ACCEPTED, Json(c)))
 }
 

@@ -43,7 +43,11 @@ pub async fn send(
 ) -> Result<impl IntoResponse, Problem> {
     let id: CustomerId = path_id(&id)?;
     let m = input.validate()?;
-    let (message, thread) = s.vault.send_message(&scope.access(&p), id, &m).await?;
+    let (message, thread) = s
+        .vault
+        .outreach()
+        .send_message(&scope.access(&p), id, &m)
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageAccepted {
@@ -73,7 +77,11 @@ pub async fn threads(
     Path(id): Path<String>,
 ) -> Result<Json<Threads>, Problem> {
     let id: CustomerId = path_id(&id)?;
-    let items = s.vault.read_threads(&scope.access(&p), id).await?;
+    let items = s
+        .vault
+        .outreach()
+        .read_threads(&scope.access(&p), id)
+        .await?;
     scope.record("message");
     Ok(Json(Threads { items }))
 }
@@ -108,7 +116,7 @@ pub async fn inbound(
     headers: axum::http::HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, Problem> {
-    s.vault.check_mail_gateway(&p).await?;
+    s.vault.outreach().check_mail_gateway(&p).await?;
     let is_message = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -145,6 +153,7 @@ pub async fn inbound(
     }
     let received = s
         .vault
+        .outreach()
         .receive_mail(steward_service::Actor::Principal(&p), &body, &recipients)
         .await?;
     let (outcome, thread_id) = match received {

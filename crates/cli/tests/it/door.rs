@@ -157,6 +157,7 @@ async fn door_world(
         steward_service::notify::FileNotifier::new(db.dir.path().join("mail.txt")),
     ));
     vault
+        .outreach()
         .configure_mail(
             op,
             steward_service::sending::MailSettings {
@@ -786,6 +787,7 @@ async fn console_pages_forms_by_role(db: TestDb) {
             .await
             .unwrap();
         let campaign = vault
+            .outreach()
             .create_campaign(
                 &marketing,
                 segment.id,

@@ -139,6 +139,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("analytics.rs", &["AnalyticsStore"], false),
     ("surveys.rs", &["SurveyStore"], false),
     ("sharing.rs", &["SharingStore"], false),
+    ("outreach", &["CampaignStore", "MessageStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

@@ -410,6 +410,7 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     // (The notifier set for the portal's codes carries the campaign too.)
     let outbox = sink.clone();
     vault
+        .outreach()
         .configure_mail(
             op,
             steward_service::sending::MailSettings {
@@ -421,7 +422,7 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
             },
         )
         .unwrap();
-    vault.start_sender(op);
+    vault.outreach().start_sender(op);
     let news = grant("marketing_email", ConsentAction::Grant);
     let mut to = vec![ada, bob];
     for i in 0..3 {

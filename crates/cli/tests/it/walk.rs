@@ -34,6 +34,7 @@ async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
         steward_service::notify::FileNotifier::new(sink.clone()),
     ));
     vault
+        .outreach()
         .configure_mail(
             op,
             steward_service::sending::MailSettings {
@@ -45,7 +46,7 @@ async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
             },
         )
         .unwrap();
-    vault.start_sender(op);
+    vault.outreach().start_sender(op);
     let outlet = vault
         .directory()
         .create_outlet(op.into(), "Walk Outlet")
@@ -183,6 +184,7 @@ async fn no_staff_route_or_page_shows_a_recipient_s_address(db: TestDb) {
         emails[0], emails[0]
     );
     let got = vault
+        .outreach()
         .receive_mail(Actor::Operator(op), reply.as_bytes(), &[])
         .await
         .unwrap();

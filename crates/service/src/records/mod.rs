@@ -477,6 +477,21 @@ impl Records {
         Ok(self.customers.access_facts(id).await?)
     }
 
+    /// Customer `id`'s sealed row, wrapped key and access facts (`None` once erased), for a
+    /// context that decides per field itself before it opens any (a campaign's message).
+    pub(crate) async fn sealed_for_read(
+        &self,
+        id: CustomerId,
+    ) -> ServiceResult<
+        Option<(
+            steward_store::CustomerRow,
+            StoredKey,
+            steward_store::AccessFacts,
+        )>,
+    > {
+        Ok(self.customers.get_customer_for_read(id).await?)
+    }
+
     /// Up to `limit` customer ids after `after`, in id order, with the cursor of the next page
     /// (`None` after the last).
     pub(crate) async fn customer_id_page(

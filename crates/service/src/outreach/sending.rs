@@ -26,10 +26,11 @@ use steward_domain::{CustomerId, DataCategory, DeliveryId, ProfileField, Purpose
 use steward_policy::{ReadRequest, Subject};
 use steward_store::{CampaignRow, DeliveryState, Outcome};
 
+use super::Outreach;
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::notify::Handoff;
-use crate::{Actor, Operator, Principal, Vault};
+use crate::{Actor, Operator, Principal};
 
 /// The DKIM selector: the DNS name under `_domainkey` that publishes the key.
 pub const DKIM_SELECTOR: &str = "steward";
@@ -169,7 +170,7 @@ fn base_url(raw: &str) -> Result<String, &'static str> {
     Ok(url.to_owned())
 }
 
-impl Vault {
+impl Outreach {
     /// Sets how campaign mail leaves (the operator's `serve` flags). Once per process.
     pub fn configure_mail(
         &self,
@@ -186,7 +187,7 @@ impl Vault {
             None => domain.clone(),
         };
         let key = dkim::DkimSigningKey::new(
-            &self.inner.dkim.seed_base64(),
+            &self.dkim.seed_base64(),
             dkim::DkimSigningAlgorithm::Ed25519,
         )
         .map_err(|_| "the DKIM key does not load")?;
@@ -229,8 +230,7 @@ impl Vault {
             dkim,
             wake: tokio::sync::Notify::new(),
         };
-        self.inner
-            .mail
+        self.mail
             .set(Arc::new(mail))
             .map_err(|_| "mail is configured already")
     }
@@ -245,28 +245,24 @@ impl Vault {
         let from: Mailbox = mail_from
             .parse()
             .map_err(|_| "the sender is not an e-mail address")?;
-        Ok(self.inner.dkim.dns_record(DKIM_SELECTOR, &domain_of(&from)))
+        Ok(self.dkim.dns_record(DKIM_SELECTOR, &domain_of(&from)))
     }
 
     /// The frequency cap in force (the default when mail is not configured).
     pub fn marketing_cap(&self) -> MarketingCap {
-        self.inner.mail.get().map(|m| m.cap).unwrap_or_default()
+        self.mail.get().map(|m| m.cap).unwrap_or_default()
     }
 
     /// The mail settings, or why campaigns cannot be sent.
     pub(crate) fn mail(&self) -> ServiceResult<Arc<Mail>> {
-        if self.inner.notifier.get().is_none() {
+        if self.notifier.get().is_none() {
             return Err(ServiceError::WrongState(
                 "no mail server is configured (serve --smtp-url)",
             ));
         }
-        self.inner
-            .mail
-            .get()
-            .cloned()
-            .ok_or(ServiceError::WrongState(
-                "campaign mail is not configured (serve --public-url)",
-            ))
+        self.mail.get().cloned().ok_or(ServiceError::WrongState(
+            "campaign mail is not configured (serve --public-url)",
+        ))
     }
 
     /// Starts the background sender (the operator's `serve`): it sends the campaigns being
@@ -294,7 +290,7 @@ impl Vault {
 
     /// One pass over every campaign being sent.
     async fn send_round(&self, mail: &Mail) -> ServiceResult<()> {
-        let store = &self.inner.stores.campaigns;
+        let store = &self.campaigns;
         let sending = store.campaigns_sending().await?;
         if sending.is_empty() {
             return Ok(());
@@ -377,11 +373,7 @@ impl Vault {
     ) -> ServiceResult<()> {
         // A task that panicked settles nothing: its rows stay claimed and turn uncertain.
         let outcomes = h.await.unwrap_or_default();
-        self.inner
-            .stores
-            .campaigns
-            .record_outcomes(&claim.0, &outcomes)
-            .await?;
+        self.campaigns.record_outcomes(&claim.0, &outcomes).await?;
         if outcomes.iter().any(|o| o.state == DeliveryState::Uncertain) {
             return Err(ServiceError::WrongState(
                 "a hand-over to the mail server was interrupted",
@@ -391,8 +383,7 @@ impl Vault {
     }
 
     pub(crate) fn notifier(&self) -> ServiceResult<Arc<dyn crate::notify::Notifier>> {
-        self.inner
-            .notifier
+        self.notifier
             .get()
             .cloned()
             .ok_or(ServiceError::WrongState("no mail server is configured"))
@@ -401,7 +392,7 @@ impl Vault {
     /// Marks a campaign sent once nothing is queued or claimed, with one audit entry of its
     /// counts.
     async fn finish(&self, campaign: &CampaignRow) -> ServiceResult<()> {
-        let store = &self.inner.stores.campaigns;
+        let store = &self.campaigns;
         let counts = crate::campaigns::counts_of(&store.delivery_counts(campaign.id).await?);
         let id = campaign.id.to_string();
         let mut leaf = crate::door::leaf(
@@ -444,7 +435,7 @@ impl Vault {
         claim: &Claim,
         claimed: Vec<(DeliveryId, Option<CustomerId>)>,
     ) -> ServiceResult<Vec<(DeliveryId, CustomerId, lettre::Message)>> {
-        let store = &self.inner.stores.campaigns;
+        let store = &self.campaigns;
         let now = Timestamp::now();
         let skip = |id, reason| Outcome {
             id,
@@ -459,7 +450,7 @@ impl Vault {
             .get("purpose", &campaign.purpose)
             .ok()
             .filter(|p| steward_domain::campaign::check_purpose(p).is_ok());
-        let principal = self.identity().sender_principal(campaign.sender).await?;
+        let principal = self.identity.sender_principal(campaign.sender).await?;
         let (Some(purpose), Some(principal), Ok((subject, body))) =
             (purpose, principal, crate::campaigns::templates(campaign))
         else {
@@ -478,15 +469,13 @@ impl Vault {
                 .into_iter()
                 .collect(),
             bounced: self
-                .inner
-                .stores
                 .messages
                 .undeliverable(&customers)
                 .await?
                 .into_iter()
                 .collect(),
         };
-        let acknowledged = self.inner.notices.acknowledged(&principal, now);
+        let acknowledged = self.notices.acknowledged(&principal, now);
         let mut outcomes = Vec::new();
         let mut ready = Vec::new();
         for (id, customer) in claimed {
@@ -537,13 +526,7 @@ impl Vault {
         let Some(customer) = customer else {
             return Ok(Err("erased"));
         };
-        let Some((row, key, facts)) = self
-            .inner
-            .stores
-            .customers
-            .get_customer_for_read(customer)
-            .await?
-        else {
+        let Some((row, key, facts)) = self.records.sealed_for_read(customer).await? else {
             return Ok(Err("erased"));
         };
         // Consent as it is now: a withdrawal since the campaign started is honoured.
@@ -604,7 +587,7 @@ impl Vault {
             .any(|p| p == Placeholder::Recommendations)
         {
             let r = self
-                .personalisation()
+                .personalisation
                 .campaign_recommendations(principal, customer)
                 .await?;
             if r.is_none() && campaign.skip_without_recommendations {
@@ -625,7 +608,7 @@ impl Vault {
             Placeholder::Recommendations => recommendations.clone(),
             Placeholder::Field(_) => None,
         };
-        let token = self.inner.links.seal("unsubscribe", id.as_bytes())?;
+        let token = self.links.seal("unsubscribe", id.as_bytes())?;
         let link = format!("{}/unsubscribe/{token}", mail.public_url);
         let text = format!(
             "{}\r\n\r\n-- \r\nYou receive this because you agreed to {}. Unsubscribe: {link}\r\n",

@@ -21,10 +21,11 @@ use steward_domain::{
 
 use steward_store::{MessageRow, ThreadRow};
 
+use super::Outreach;
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::notify::Handoff;
-use crate::{Access, Actor, Vault};
+use crate::{Access, Actor};
 
 /// How long a thread accepts replies after its last message was written.
 pub const REPLY_WINDOW: Duration = Duration::from_secs(90 * 86_400);
@@ -52,7 +53,7 @@ fn base32(bytes: &[u8]) -> String {
         .to_ascii_lowercase()
 }
 
-impl Vault {
+impl Outreach {
     /// Writes to customer `id` by e-mail under `access`'s purpose, in a new thread or one of
     /// theirs; returns the message and thread ids. Decided (`send_message`) and recorded before
     /// anything is stored; sent off the request.
@@ -62,16 +63,16 @@ impl Vault {
         id: CustomerId,
         m: &NewMessage,
     ) -> ServiceResult<(InteractionId, ThreadId)> {
-        self.records().check_declarable(access)?;
+        self.records.check_declarable(access)?;
         let facts = self.door().access_facts(id).await?;
         // Writing opens the address: it counts against the bulk guard like a read.
-        self.records().count_read(&access.flagged(), id).await?;
+        self.records.count_read(&access.flagged(), id).await?;
         let purpose = access.purpose;
         let consented = purpose.lawful_basis == LawfulBasis::Consent
             && self.consents().active(id, &purpose.key).await?;
         let now = Timestamp::now();
         let req =
-            self.records()
+            self.records
                 .plain_request(access.principal, (id, &facts), purpose, consented, now);
         let allowed = self.door().policy().decide_message(&req);
         let record = |outcome: &str| {
@@ -109,8 +110,6 @@ impl Vault {
         let new_thread = match m.thread_id {
             Some(t) => {
                 let thread = self
-                    .inner
-                    .stores
                     .messages
                     .thread(t)
                     .await?
@@ -174,8 +173,6 @@ impl Vault {
             created_at: now.millis(),
         };
         let stored = self
-            .inner
-            .stores
             .messages
             .insert_message(
                 new_thread.as_ref(),
@@ -269,7 +266,7 @@ impl Vault {
         mail: &crate::sending::Mail,
         id: InteractionId,
     ) -> ServiceResult<()> {
-        let store = &self.inner.stores.messages;
+        let store = &self.messages;
         let Some(row) = store.message(id).await? else {
             return Ok(());
         };
@@ -290,7 +287,7 @@ impl Vault {
         };
         let customer = row.customer_id;
         let Some((c, facts, dk)) = self
-            .records()
+            .records
             .open_for_use(customer, |f| f == ProfileField::Email)
             .await?
         else {
@@ -373,8 +370,6 @@ impl Vault {
         let now = Timestamp::now().millis();
         let lease = i64::try_from(mail.lease.as_millis()).unwrap_or(i64::MAX);
         let (queued, uncertain) = self
-            .inner
-            .stores
             .messages
             .pending_messages(now - SWEEP_AFTER_MS, now - lease, now)
             .await?;
@@ -400,9 +395,9 @@ impl Vault {
         access: &Access<'_>,
         id: CustomerId,
     ) -> ServiceResult<Vec<Thread>> {
-        self.records().check_communications(access, id).await?;
+        self.records.check_communications(access, id).await?;
         let mut threads = self.threads_of(id).await?;
-        if !self.records().clears_sensitive(access.principal).await {
+        if !self.records.clears_sensitive(access.principal).await {
             for t in &mut threads {
                 if let Some(s) = crate::pii::masked(&t.subject) {
                     t.subject = s;
@@ -423,7 +418,7 @@ impl Vault {
     /// A customer's threads, undecided: for the service's own use after a decision (the read
     /// above, the customer's own export).
     pub(crate) async fn threads_of(&self, id: CustomerId) -> ServiceResult<Vec<Thread>> {
-        let (threads, messages) = self.inner.stores.messages.customer_threads(id).await?;
+        let (threads, messages) = self.messages.customer_threads(id).await?;
         if threads.is_empty() {
             return Ok(Vec::new());
         }
@@ -432,7 +427,7 @@ impl Vault {
         for t in &threads {
             let mut items = Vec::new();
             for m in messages.iter().filter(|m| m.thread_id == t.id) {
-                let Some(body) = self.inner.stores.messages.message_body(m.id).await? else {
+                let Some(body) = self.messages.message_body(m.id).await? else {
                     continue;
                 };
                 let text = crate::seal::open_interaction(&dk, &body)?.text;
@@ -489,11 +484,11 @@ impl Vault {
                 .await
                 .unwrap_or(false);
         let now = Timestamp::now();
-        self.inner.mail.get().is_some()
+        self.mail.get().is_some()
             && self
                 .door()
                 .policy()
-                .decide_message(&self.records().plain_request(
+                .decide_message(&self.records.plain_request(
                     principal,
                     (id, &facts),
                     purpose,

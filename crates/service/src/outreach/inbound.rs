@@ -20,10 +20,11 @@ use steward_domain::{
 };
 use steward_store::{Bounced, MessageRow};
 
+use super::Outreach;
+use crate::Actor;
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
 use crate::messages::{BOUNCE_DELIVERY, BOUNCE_MESSAGE, MESSAGE_SUBJECT};
-use crate::{Actor, Vault};
 
 /// The largest message accepted (a reply with its quoted history; attachments are dropped).
 pub const MAX_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
@@ -48,7 +49,7 @@ fn refused(field: &'static str, why: &'static str) -> ServiceError {
     ValidationError::new(field, why).into()
 }
 
-impl Vault {
+impl Outreach {
     /// Refused unless `principal` may hand mail in (a `mail_gateway` token): for the HTTP
     /// layer, to answer the caller before looking at what it sent.
     pub async fn check_mail_gateway(&self, principal: &crate::Principal) -> ServiceResult<()> {
@@ -79,7 +80,7 @@ impl Vault {
             .ok_or_else(|| refused("message", "not an RFC 5322 message"))?;
         // The serving process knows its reply domain; the command line accepts the forms at
         // any domain (their random part or tag is what counts).
-        let domain = self.inner.mail.get().map(|m| m.reply_domain.clone());
+        let domain = self.mail.get().map(|m| m.reply_domain.clone());
         let mut candidates: Vec<String> = recipients.to_vec();
         for list in [message.to(), message.cc()].into_iter().flatten() {
             candidates.extend(list.iter().filter_map(|a| a.address()).map(str::to_owned));
@@ -111,7 +112,7 @@ impl Vault {
         alias: &str,
     ) -> ServiceResult<Received> {
         let unknown = || refused("recipient", "unknown or expired reply address");
-        let store = &self.inner.stores.messages;
+        let store = &self.messages;
         let now = Timestamp::now();
         let thread = store
             .thread_by_alias(&self.door().mac("reply_alias", alias))
@@ -120,7 +121,7 @@ impl Vault {
             .ok_or_else(unknown)?;
         let customer = thread.customer_id;
         let Some((c, _, dk)) = self
-            .records()
+            .records
             .open_for_use(customer, |f| {
                 matches!(f, ProfileField::Email | ProfileField::Phone)
             })
@@ -262,9 +263,7 @@ impl Vault {
         }
         let (customer, bounced): (Option<CustomerId>, Bounced) = match kind {
             BOUNCE_DELIVERY => (
-                self.inner
-                    .stores
-                    .campaigns
+                self.campaigns
                     .delivery(DeliveryId(uuid::Uuid::from_bytes(id)))
                     .await?
                     .and_then(|d| d.customer_id),
@@ -273,12 +272,7 @@ impl Vault {
             BOUNCE_MESSAGE => {
                 let mid = InteractionId(uuid::Uuid::from_bytes(id));
                 (
-                    self.inner
-                        .stores
-                        .messages
-                        .message(mid)
-                        .await?
-                        .map(|m| m.customer_id),
+                    self.messages.message(mid).await?.map(|m| m.customer_id),
                     Bounced::Message(mid),
                 )
             }
@@ -292,7 +286,7 @@ impl Vault {
         // report about an address since replaced, or one naming another address, changes
         // nothing.
         let Some(address) = self
-            .records()
+            .records
             .open_for_use(customer, |f| f == ProfileField::Email)
             .await?
             .and_then(|(c, _, _)| c.email)
@@ -312,9 +306,7 @@ impl Vault {
         let entry =
             self.door()
                 .write_entry(actor, "mark_undeliverable", Some(customer), &["email"]);
-        self.inner
-            .stores
-            .messages
+        self.messages
             .mark_undeliverable(
                 customer,
                 &self.door().mac("email", &address),

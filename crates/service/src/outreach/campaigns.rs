@@ -10,9 +10,10 @@ use steward_domain::{CampaignId, SegmentId, Timestamp, ValidationError};
 use steward_policy::Action;
 use steward_store::{CampaignRow, DeliveryCounts, DeliveryState, Sender};
 
+use super::Outreach;
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Principal, Vault};
+use crate::{Actor, Principal};
 
 /// What a campaign has done so far: counts, never recipients.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -123,7 +124,7 @@ fn view(r: CampaignRow, counts: CampaignCounts) -> ServiceResult<CampaignView> {
     })
 }
 
-impl Vault {
+impl Outreach {
     /// Composes a campaign (marketing): the segment must exist, the purpose be marketing
     /// communication the caller may declare, and every placeholder a field it covers. One
     /// audit entry; nothing is sent.
@@ -141,13 +142,13 @@ impl Vault {
             .await?;
         let purpose = self.purposes().get("purpose", purpose)?;
         // Decided by the policy's `purpose-bound-to-roles`, as for a read under the purpose.
-        self.records().check_declarable(&crate::Access {
+        self.records.check_declarable(&crate::Access {
             principal,
             purpose: &purpose,
             reason: None,
             break_glass: false,
         })?;
-        if self.inner.stores.segments.segment(segment).await?.is_none() {
+        if self.segments.segment_row(segment).await?.is_none() {
             return Err(ValidationError::new("segment_id", "no such segment").into());
         }
         let valid = campaign::validate(&purpose, subject, body)?;
@@ -189,11 +190,7 @@ impl Vault {
             &[],
             about,
         );
-        self.inner
-            .stores
-            .campaigns
-            .insert_campaign(&row, &[entry])
-            .await?;
+        self.campaigns.insert_campaign(&row, &[entry]).await?;
         view(row, CampaignCounts::default())
     }
 
@@ -207,13 +204,11 @@ impl Vault {
             .authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let row = self
-            .inner
-            .stores
             .campaigns
             .campaign(id)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        let counts = self.inner.stores.campaigns.delivery_counts(id).await?;
+        let counts = self.campaigns.delivery_counts(id).await?;
         view(row, counts_of(&counts))
     }
 
@@ -230,7 +225,7 @@ impl Vault {
         self.door()
             .authorize(principal, Action::ManageCampaigns, None)
             .await?;
-        let store = &self.inner.stores.campaigns;
+        let store = &self.campaigns;
         let mut out = Vec::new();
         for row in store.campaigns().await? {
             let counts = counts_of(&store.delivery_counts(row.id).await?);
@@ -253,7 +248,7 @@ impl Vault {
             .authorize(principal, Action::ManageCampaigns, None)
             .await?;
         let mail = self.mail()?;
-        let store = &self.inner.stores.campaigns;
+        let store = &self.campaigns;
         let row = store
             .campaign(id)
             .await?
@@ -325,7 +320,7 @@ impl Vault {
         campaign::check_purpose(&purpose)?;
         let (subject, body) = templates(row)?;
         let uses = campaign::categories_used(&subject, &body);
-        self.segments().audience(
+        self.segments.audience(
             principal,
             &purpose,
             row.segment_id,
