@@ -167,7 +167,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     limits.request_timeout = std::time::Duration::from_secs(args.request_timeout_secs);
     // The operator's capability stays here: the HTTP API is given the vault alone.
     let (vault, operator) = open::vault_creating(&args.store).await?;
-    vault.set_request_deadline_days(args.request_deadline_days);
+    vault
+        .request_ledger()
+        .set_request_deadline_days(args.request_deadline_days);
     vault.identity().set_session_minutes(args.session_minutes);
     vault
         .segments()
@@ -217,12 +219,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(address) = &args.dpo_email {
         vault
+            .request_ledger()
             .set_dpo_address(operator, address)
             .map_err(|e| anyhow::anyhow!("--dpo-email: {}", e.reason))?;
         let vault = vault.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = vault.remind_due_requests().await {
+                if let Err(e) = vault.request_ledger().remind_due_requests().await {
                     tracing::warn!(error = %e, "reminding the DPO of deadlines failed; retried next hour");
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(3600)).await;

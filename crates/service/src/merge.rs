@@ -46,9 +46,7 @@ impl Vault {
         }
         let mut out = Vec::new();
         for other in self
-            .inner
-            .stores
-            .customers
+            .records()
             .sharing_lookups(id, &["email", "phone"])
             .await?
         {
@@ -99,9 +97,7 @@ impl Vault {
             .authorize_actor(actor, Action::MergeCustomers, Some(other), false)
             .await?;
         if !self
-            .inner
-            .stores
-            .customers
+            .records()
             .sharing_lookups(survivor, &["email", "phone"])
             .await?
             .contains(&other)
@@ -159,10 +155,8 @@ impl Vault {
                 .write_entry(actor, "merged_away", Some(other), &fields),
         ];
         if !self
-            .inner
-            .stores
-            .activity
-            .move_activity(other, survivor, &interactions, &purchases, &audit)
+            .records()
+            .move_activity((other, survivor), &interactions, &purchases, &audit)
             .await?
         {
             return Err(ServiceError::WrongState(

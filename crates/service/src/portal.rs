@@ -539,11 +539,7 @@ impl Vault {
         let row = self.new_request_row(&input).await?;
         let actor = Actor::Subject(crate::auth::Myself(id));
         let entry = self.request_entry(actor, "request.create", &row);
-        self.inner
-            .stores
-            .rights
-            .insert_request(&row, &[entry])
-            .await?;
+        self.request_ledger().insert(&row, &[entry]).await?;
         self.request_arrived(&row);
         let row = self.verified(actor, row, IdentityCheck::EmailCode).await?;
         if kind == RequestType::Erasure {

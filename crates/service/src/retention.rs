@@ -134,9 +134,7 @@ impl Vault {
         }
         let cutoff = rules[2].cutoff.millis();
         for id in self
-            .inner
-            .stores
-            .activity
+            .records()
             .inactive_customers(cutoff, CUSTOMERS_PER_RUN)
             .await?
         {
@@ -173,9 +171,7 @@ impl Vault {
         let before = r.cutoff.millis();
         if dry_run {
             let due = self
-                .inner
-                .stores
-                .activity
+                .records()
                 .expired_activity(table, before, u32::MAX >> 1)
                 .await?;
             return Ok(due
@@ -190,12 +186,7 @@ impl Vault {
         );
         let mut total = 0;
         loop {
-            let due = self
-                .inner
-                .stores
-                .activity
-                .expired_activity(table, before, PAGE)
-                .await?;
+            let due = self.records().expired_activity(table, before, PAGE).await?;
             if due.is_empty() {
                 return Ok(total);
             }
@@ -212,9 +203,7 @@ impl Vault {
                     "destroyed",
                 );
                 total += self
-                    .inner
-                    .stores
-                    .activity
+                    .records()
                     .dispose_activity(customer, table, before, &[entry])
                     .await?;
                 // Disposed purchases leave personalisation's model too.

@@ -2,8 +2,6 @@
 //! person by the DPO), then fulfilled — access and export, rectification, erasure, restriction,
 //! objection — or denied with a DRP reason, revoked, or expired past their deadline.
 
-use std::sync::atomic::Ordering;
-
 use serde::Serialize;
 use steward_domain::{
     ConsentAction, ConsentInput, ConsentSource, CustomerId, IdentityCheck, RequestId, RequestInput,
@@ -119,13 +117,13 @@ pub(crate) fn one_time_code() -> ServiceResult<String> {
 impl Vault {
     /// Sends one-time codes through `notifier` (the development file sink, or SMTP).
     pub fn use_notifier(&self, notifier: std::sync::Arc<dyn crate::notify::Notifier>) {
-        self.inner.dpo.use_notifier(notifier.clone());
+        self.request_ledger().dpo().use_notifier(notifier.clone());
         let _ = self.inner.notifier.set(notifier);
     }
 
     /// Tells the DPO a request arrived (by id and type; no customer named).
     pub(crate) fn request_arrived(&self, row: &RequestRow) {
-        self.notify_dpo(
+        self.request_ledger().notify_dpo(
             "A privacy request arrived",
             format!(
                 "A data-subject request ({}) arrived: request {}, due by {}. Open the console's data protection page: /console/dpo\n\nThis message names no customer.\n",
@@ -134,13 +132,6 @@ impl Vault {
                 Timestamp(row.deadline_at).to_rfc3339()
             ),
         );
-    }
-
-    /// Days a new request has until its deadline.
-    pub fn set_request_deadline_days(&self, days: i64) {
-        self.inner
-            .request_days
-            .store(days.max(1), Ordering::Relaxed);
     }
 
     fn code_mac(&self, request: RequestId, code: &str) -> Vec<u8> {
@@ -194,11 +185,7 @@ impl Vault {
             self.prepare_code(&mut row).await?
         };
         let entry = self.request_entry(Actor::Principal(p), "request.create", &row);
-        self.inner
-            .stores
-            .rights
-            .insert_request(&row, &[entry])
-            .await?;
+        self.request_ledger().insert(&row, &[entry]).await?;
         self.request_arrived(&row);
         if let (Some((to, code)), Some(n)) = (code, self.inner.notifier.get().cloned()) {
             // Sent after the request is stored, so a code never refers to a request that is not;
@@ -244,7 +231,7 @@ impl Vault {
             }
             None => None,
         };
-        let days = self.inner.request_days.load(Ordering::Relaxed);
+        let days = self.request_ledger().deadline_days();
         Ok(RequestRow {
             id: rid,
             customer_id: id,
@@ -308,13 +295,7 @@ impl Vault {
         let now = Timestamp::now().millis();
         // The try is counted before the code is compared, in one atomic step (an increment, not
         // an overwrite): concurrent wrong codes each count (issue 15, finding 7).
-        let Some(tries) = self
-            .inner
-            .stores
-            .rights
-            .claim_request_code_try(id, CODE_TRIES)
-            .await?
-        else {
+        let Some(tries) = self.request_ledger().claim_code_try(id, CODE_TRIES).await? else {
             return Err(ServiceError::WrongState(
                 "the request is closed or no longer waits for this",
             ));
@@ -343,10 +324,8 @@ impl Vault {
             next.reason = Some(RequestReason::InsufficientVerification.as_str().to_owned());
             next.code_mac = None;
             let denied = self.request_entry(Actor::Principal(p), "request.denied", &next);
-            self.inner
-                .stores
-                .rights
-                .update_request(&next, &row.status, &[entry, denied])
+            self.request_ledger()
+                .update(&next, &row.status, &[entry, denied])
                 .await?;
         } else {
             self.door().record(&[entry]).await?;
@@ -372,10 +351,8 @@ impl Vault {
     ) -> ServiceResult<()> {
         let entry = self.request_entry(actor, &format!("request.{}", next.status), next);
         if self
-            .inner
-            .stores
-            .rights
-            .update_request(next, &row.status, &[entry])
+            .request_ledger()
+            .update(next, &row.status, &[entry])
             .await?
         {
             Ok(())
@@ -442,13 +419,7 @@ impl Vault {
                 .map(|_| ()),
             RequestType::Restriction => {
                 let e = self.door().write_entry(actor, "restrict", Some(id), &[]);
-                if self
-                    .inner
-                    .stores
-                    .customers
-                    .set_restricted(id, true, &[e])
-                    .await?
-                {
+                if self.records().set_restricted(id, true, &[e]).await? {
                     // A restricted customer's purchases are used for nothing: out of the model.
                     self.personalisation().refresh_basket(id).await;
                     Ok(())
@@ -503,10 +474,8 @@ impl Vault {
     async fn request_row(&self, p: &Principal, id: RequestId) -> ServiceResult<RequestRow> {
         self.door().authorize(p, Action::ReadRequests, None).await?;
         let row = self
-            .inner
-            .stores
-            .rights
-            .get_request(id)
+            .request_ledger()
+            .get(id)
             .await?
             .ok_or(ServiceError::NotFound("request"))?;
         self.expire_if_due(row).await
@@ -530,10 +499,8 @@ impl Vault {
             "request.expired",
             &next,
         );
-        self.inner
-            .stores
-            .rights
-            .update_request(&next, &row.status, &[entry])
+        self.request_ledger()
+            .update(&next, &row.status, &[entry])
             .await?;
         Ok(next)
     }
@@ -561,10 +528,8 @@ impl Vault {
     ) -> ServiceResult<Vec<RequestView>> {
         self.door().authorize(p, Action::ReadRequests, None).await?;
         let rows = self
-            .inner
-            .stores
-            .rights
-            .list_requests(due_before.map(Timestamp::millis), limit)
+            .request_ledger()
+            .list(due_before.map(Timestamp::millis), limit)
             .await?;
         self.door()
             .record_read(Actor::Principal(p), "read_requests", None, &[])

@@ -82,10 +82,7 @@ pub struct Vault {
 /// The store, one handle per context: each call names the context it touches, and each handle
 /// offers only that context's methods (all upcast from the one store the opener wired).
 pub(crate) struct Stores {
-    pub(crate) customers: Arc<dyn steward_store::CustomerStore>,
-    pub(crate) activity: Arc<dyn steward_store::ActivityStore>,
     pub(crate) portal: Arc<dyn steward_store::PortalStore>,
-    pub(crate) rights: Arc<dyn steward_store::RightsStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
     pub(crate) cluster: Arc<dyn steward_store::ClusterStore>,
 }
@@ -93,10 +90,7 @@ pub(crate) struct Stores {
 impl Stores {
     fn of(store: &DynStore) -> Self {
         Stores {
-            customers: store.clone(),
-            activity: store.clone(),
             portal: store.clone(),
-            rights: store.clone(),
             maintenance: store.clone(),
             cluster: store.clone(),
         }
@@ -138,10 +132,8 @@ pub(crate) struct Inner {
     pub(crate) notifier: Arc<std::sync::OnceLock<Arc<dyn crate::notify::Notifier>>>,
     /// The confidentiality notice and the staff's acknowledgements, for the read path.
     pub(crate) notices: Arc<crate::notice::Notices>,
-    /// Where the DPO is told of requests, alerts and deadlines.
-    pub(crate) dpo: Arc<crate::dpo_notify::DpoNotices>,
-    /// Days a data-subject request has until its deadline.
-    pub(crate) request_days: std::sync::atomic::AtomicI64,
+    /// The data-subject request ledger, its deadlines, and what the DPO is told.
+    pub(crate) requests: crate::requests::Requests,
     /// Segments: rules, sizes, members.
     pub(crate) segments: crate::segments::Segments,
     /// Aggregate queries under privacy budgets.
@@ -194,6 +186,11 @@ impl Vault {
     /// Reaching customers: campaigns, staff messages, the mail that comes back.
     pub fn outreach(&self) -> &crate::outreach::Outreach {
         &self.inner.outreach
+    }
+
+    /// The data-subject request ledger, its deadlines, and the DPO's notices.
+    pub fn request_ledger(&self) -> &crate::requests::Requests {
+        &self.inner.requests
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -452,7 +449,7 @@ impl Vault {
                 announcer: announcer.clone(),
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
-                alerts,
+                alerts: alerts.clone(),
                 records,
                 keys: keys.clone(),
                 purposes: purposes.clone(),
@@ -468,11 +465,13 @@ impl Vault {
                     store.clone(),
                 )),
                 notifier,
-                request_days: std::sync::atomic::AtomicI64::new(
-                    crate::rights::DEFAULT_DEADLINE_DAYS,
-                ),
                 notices: notices.clone(),
-                dpo,
+                requests: crate::requests::Requests::new(
+                    door.clone(),
+                    store.clone(),
+                    alerts.clone(),
+                    dpo,
+                ),
                 segments: segments.clone(),
                 analytics: analytics.clone(),
                 surveys,

@@ -132,7 +132,12 @@ async fn page(
     // The DPO's desk (requests and alerts) is offered to whom the policy lets read them; the
     // search asks for a reason of whom the policy lets read more with one.
     // A failure to count shows the link without counts: the desk's page decides again.
-    let (dpo_desk, attention) = match s.vault.dpo_attention(&session.principal).await {
+    let (dpo_desk, attention) = match s
+        .vault
+        .request_ledger()
+        .dpo_attention(&session.principal)
+        .await
+    {
         Ok(a) => (true, Some(a)),
         Err(steward_service::ServiceError::Forbidden { .. }) => (false, None),
         Err(e) => {

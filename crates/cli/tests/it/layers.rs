@@ -140,6 +140,7 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("surveys.rs", &["SurveyStore"], false),
     ("sharing.rs", &["SharingStore"], false),
     ("outreach", &["CampaignStore", "MessageStore"], false),
+    ("requests", &["RightsStore"], false),
 ];
 
 /// The Rust files of `path` (a file, or every file under a directory).

@@ -276,10 +276,18 @@ async fn the_dpo_is_told_of_requests_alerts_and_deadlines(db: TestDb) {
     let (vault, op, _) = db.open().await;
     let mail = Arc::new(Letters::default());
     vault.use_notifier(mail.clone());
-    assert!(vault.set_dpo_address(op, "not an address").is_err());
-    vault.set_dpo_address(op, "DPO@example.com").unwrap();
+    assert!(
+        vault
+            .request_ledger()
+            .set_dpo_address(op, "not an address")
+            .is_err()
+    );
+    vault
+        .request_ledger()
+        .set_dpo_address(op, "DPO@example.com")
+        .unwrap();
     // Requests due in two days: inside the reminder's three.
-    vault.set_request_deadline_days(2);
+    vault.request_ledger().set_request_deadline_days(2);
     let customer = operator_customer(
         &vault,
         op,
@@ -307,9 +315,12 @@ async fn the_dpo_is_told_of_requests_alerts_and_deadlines(db: TestDb) {
     );
     let (s, _) = call(&app, &support, "GET", &uri, None, false).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(vault.remind_due_requests().await.unwrap(), 1);
     assert_eq!(
-        vault.remind_due_requests().await.unwrap(),
+        vault.request_ledger().remind_due_requests().await.unwrap(),
+        1
+    );
+    assert_eq!(
+        vault.request_ledger().remind_due_requests().await.unwrap(),
         0,
         "a deadline is reminded of once"
     );

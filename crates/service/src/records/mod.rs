@@ -492,6 +492,77 @@ impl Records {
         Ok(self.customers.get_customer_for_read(id).await?)
     }
 
+    /// The customers who share one of `kinds` of blind index with customer `id` (a merge's
+    /// candidates). Undecided: the caller decides about each.
+    pub(crate) async fn sharing_lookups(
+        &self,
+        id: CustomerId,
+        kinds: &[&str],
+    ) -> ServiceResult<Vec<CustomerId>> {
+        Ok(self.customers.sharing_lookups(id, kinds).await?)
+    }
+
+    /// Restricts customer `id`'s processing (or lifts it), with its audit entries: a decided
+    /// request's step. Whether the customer was there.
+    pub(crate) async fn set_restricted(
+        &self,
+        id: CustomerId,
+        restricted: bool,
+        audit: &[steward_store::AuditEntryRow],
+    ) -> ServiceResult<bool> {
+        Ok(self.customers.set_restricted(id, restricted, audit).await?)
+    }
+
+    /// Moves `from`'s activity to `to`, re-sealed under `to`'s key (a decided merge), with its
+    /// audit entries; `false` if `from` changed meanwhile.
+    pub(crate) async fn move_activity(
+        &self,
+        (from, to): (CustomerId, CustomerId),
+        interactions: &[steward_store::InteractionRow],
+        purchases: &[steward_store::PurchaseRow],
+        audit: &[steward_store::AuditEntryRow],
+    ) -> ServiceResult<bool> {
+        Ok(self
+            .activity
+            .move_activity(from, to, interactions, purchases, audit)
+            .await?)
+    }
+
+    /// The customers and how many of their `table`'s rows are older than `before` (the
+    /// retention run's look, up to `limit` customers).
+    pub(crate) async fn expired_activity(
+        &self,
+        table: steward_store::ActivityTable,
+        before: i64,
+        limit: u32,
+    ) -> ServiceResult<Vec<(CustomerId, i64)>> {
+        Ok(self.activity.expired_activity(table, before, limit).await?)
+    }
+
+    /// Deletes customer `id`'s `table` rows older than `before`, with its audit entries (the
+    /// operator's retention run, decided by it); how many.
+    pub(crate) async fn dispose_activity(
+        &self,
+        customer: CustomerId,
+        table: steward_store::ActivityTable,
+        before: i64,
+        audit: &[steward_store::AuditEntryRow],
+    ) -> ServiceResult<u64> {
+        Ok(self
+            .activity
+            .dispose_activity(customer, table, before, audit)
+            .await?)
+    }
+
+    /// Up to `limit` customers with no activity since `before` (the retention run's look).
+    pub(crate) async fn inactive_customers(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> ServiceResult<Vec<CustomerId>> {
+        Ok(self.activity.inactive_customers(before, limit).await?)
+    }
+
     /// Up to `limit` customer ids after `after`, in id order, with the cursor of the next page
     /// (`None` after the last).
     pub(crate) async fn customer_id_page(

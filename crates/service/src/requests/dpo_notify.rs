@@ -10,8 +10,9 @@ use std::sync::Mutex;
 
 use steward_domain::{RequestId, RequestStatus, Timestamp, normalize};
 
+use super::Requests;
+use crate::Operator;
 use crate::error::ServiceResult;
-use crate::{Operator, Vault};
 
 /// How far ahead a deadline is reminded of.
 pub const REMINDER_AHEAD_MS: i64 = 3 * 86_400_000;
@@ -46,7 +47,7 @@ impl DpoNotices {
     }
 }
 
-impl Vault {
+impl Requests {
     /// Sends the DPO's notices to `address` (the operator's setting, `serve --dpo-email`).
     pub fn set_dpo_address(
         &self,
@@ -54,30 +55,24 @@ impl Vault {
         address: &str,
     ) -> Result<(), steward_domain::ValidationError> {
         let address = normalize::email("dpo_email", address)?;
-        let _ = self.inner.dpo.address.set(address);
+        let _ = self.dpo.address.set(address);
         Ok(())
     }
 
     /// Tells the DPO (see [`DpoNotices::notify`]).
     pub(crate) fn notify_dpo(&self, subject: &'static str, body: String) {
-        self.inner.dpo.notify(subject, body);
+        self.dpo.notify(subject, body);
     }
 
     /// Reminds the DPO of every open request due within three days not reminded of before;
     /// returns how many. Run by the server every hour.
     pub async fn remind_due_requests(&self) -> ServiceResult<usize> {
         let due_before = Timestamp::now().millis() + REMINDER_AHEAD_MS;
-        let rows = self
-            .inner
-            .stores
-            .rights
-            .list_requests(Some(due_before), 1_000)
-            .await?;
+        let rows = self.list(Some(due_before), 1_000).await?;
         let mut sent = 0;
         for r in rows {
             let open = is_open(&r);
             let fresh = self
-                .inner
                 .dpo
                 .reminded
                 .lock()
@@ -115,10 +110,7 @@ impl Vault {
             .await?;
         let now = Timestamp::now().millis();
         let due = self
-            .inner
-            .stores
-            .rights
-            .list_requests(Some(now + REMINDER_AHEAD_MS), 1_000)
+            .list(Some(now + REMINDER_AHEAD_MS), 1_000)
             .await?
             .iter()
             .filter(|r| is_open(r))
