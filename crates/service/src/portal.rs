@@ -6,28 +6,17 @@
 //! customer is the one the data is about (GDPR Art. 15–21). Every step is in the audit log with
 //! the customer as the actor (`subject`).
 
-use std::collections::HashMap;
-use std::sync::RwLock;
-
-use steward_crypto::{IssuedToken, TokenDigest, parse_token, verify_token_secret};
 use steward_domain::{
     ConsentAction, ConsentEvent, ConsentInput, ConsentSource, ConsentState, Customer, CustomerId,
     IdentityCheck, Interaction, Purchase, Purpose, RequestInput, RequestStatus, RequestType,
-    Timestamp, ValidationError, normalize,
+    Timestamp, ValidationError,
 };
-use steward_store::{PortalCodeRow, PortalSessionRow};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
-use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
+use crate::portal_access::SESSION_MS;
 use crate::{Actor, Vault};
 
-/// How long a sign-in code works, and how many wrong tries spend it.
-const CODE_TTL_MS: i64 = 15 * 60 * 1000;
-const CODE_TRIES: i64 = 5;
-/// How long a portal session lasts (no sliding renewal: a customer visit is short).
-const SESSION_MS: i64 = 30 * 60 * 1000;
 /// Most purchases and interactions the overview lists (the export holds all).
 const OVERVIEW_ROWS: u32 = 200;
 
@@ -60,11 +49,6 @@ impl PortalSession {
     }
 }
 
-/// Portal sessions whose secret passed Argon2 once, by id: later requests compare a digest in
-/// constant time. Expiry and sign-out are read from the row on every request.
-#[derive(Default)]
-pub(crate) struct PortalCache(RwLock<HashMap<Uuid, TokenDigest>>);
-
 /// What the portal shows a signed-in customer.
 #[derive(Debug)]
 pub struct PortalOverview {
@@ -88,306 +72,6 @@ pub struct PortalOverview {
 }
 
 impl Vault {
-    /// Starts a portal sign-in: if exactly one customer has this e-mail address, a one-time
-    /// code goes to it. Either way the answer is a challenge id for the browser to keep, so the
-    /// portal never tells whether an address is known.
-    pub async fn portal_send_code(&self, email: &str) -> ServiceResult<Uuid> {
-        let email = normalize::email("email", email)?;
-        let ids = self.records().lookup_ids("email", &email).await?;
-        let customer = match ids.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        };
-        self.issue_portal_code(customer, email).await
-    }
-
-    /// A fresh code for the signed-in customer: an erasure from a session that began soon after a
-    /// contact change is confirmed with it. It goes to the address on record before that change,
-    /// which the customer had proved: a new address cannot approve an erasure right after it came.
-    pub async fn portal_fresh_code(&self, s: &PortalSession) -> ServiceResult<Uuid> {
-        let email = match self.erasure_recheck(s).await? {
-            Some(previous) => previous,
-            None => self
-                .records()
-                .get_customer(s.customer_id)
-                .await?
-                .email
-                .ok_or(ServiceError::WrongState("no e-mail address is on record"))?,
-        };
-        self.issue_portal_code(Some(s.customer_id), email).await
-    }
-
-    /// Checks a fresh code (see [`Vault::portal_fresh_code`]) for the signed-in customer: the try
-    /// is counted first, atomically; a wrong or expired code is a validation error naming `code`.
-    pub async fn portal_check_fresh_code(
-        &self,
-        s: &PortalSession,
-        challenge: Uuid,
-        code: &str,
-    ) -> ServiceResult<()> {
-        let wrong = || ValidationError::new("code", "is wrong or has expired; ask for a new one");
-        let Some((row, right)) = self.try_portal_code(challenge, code).await? else {
-            return Err(wrong().into());
-        };
-        if right && row.customer_id == Some(s.customer_id) {
-            Ok(())
-        } else {
-            let entry = self.portal_entry(s, "portal.fresh_code_refused", &[]);
-            self.door().record(&[entry]).await?;
-            Err(wrong().into())
-        }
-    }
-
-    /// One try of a challenge's code: the challenge, and whether the code is right and still
-    /// live; `None` for an unknown challenge. The try is counted before the code is compared, in
-    /// one atomic step: however many tries arrive together, at most CODE_TRIES are compared.
-    async fn try_portal_code(
-        &self,
-        challenge: Uuid,
-        code: &str,
-    ) -> ServiceResult<Option<(PortalCodeRow, bool)>> {
-        let Some(row) = self.inner.stores.portal.portal_code(challenge).await? else {
-            return Ok(None);
-        };
-        let now = Timestamp::now().millis();
-        let live = self
-            .inner
-            .stores
-            .portal
-            .claim_portal_code_try(challenge, CODE_TRIES, now)
-            .await?;
-        let good = {
-            use subtle::ConstantTimeEq;
-            let mac = self
-                .door()
-                .mac("portal-code", &format!("{challenge}\n{}", code.trim()));
-            bool::from(mac.ct_eq(row.code_mac.as_slice()))
-        };
-        Ok(Some((row, live && good)))
-    }
-
-    /// Stores a challenge for `customer` (none: a decoy) and sends its code to `email`.
-    async fn issue_portal_code(
-        &self,
-        customer: Option<CustomerId>,
-        email: String,
-    ) -> ServiceResult<Uuid> {
-        // Random, not time-ordered: the id is all a browser holds of its challenge.
-        let mut random = [0u8; 16];
-        steward_crypto::random_bytes(&mut random)?;
-        let id = uuid::Builder::from_random_bytes(random).into_uuid();
-        let code = crate::rights::one_time_code()?;
-        let code_mac = match customer {
-            Some(_) => self
-                .door()
-                .mac("portal-code", &format!("{id}\n{code}"))
-                .to_vec(),
-            // A decoy: random bytes no code's MAC equals.
-            None => {
-                let mut b = [0u8; 16];
-                steward_crypto::random_bytes(&mut b)?;
-                b.to_vec()
-            }
-        };
-        let now = Timestamp::now().millis();
-        let row = PortalCodeRow {
-            id,
-            customer_id: customer,
-            code_mac,
-            attempts: 0,
-            created_at: now,
-            expires_at: now + CODE_TTL_MS,
-        };
-        let action = if customer.is_some() {
-            "portal.code_sent"
-        } else {
-            "portal.code_unmatched"
-        };
-        let entry = self.door().write_entry_for(
-            Actor::Operator(crate::auth::Operator::internal("portal")),
-            action,
-            customer,
-            &[],
-            About::default(),
-        );
-        self.inner
-            .stores
-            .portal
-            .insert_portal_code(&row, &[entry])
-            .await?;
-        if let (Some(_), Some(n)) = (customer, self.inner.notifier.get().cloned()) {
-            // Not awaited: a known address must not answer slower than an unknown one.
-            tokio::task::spawn_blocking(move || {
-                if let Err(error) = n.send_code(&email, &code) {
-                    tracing::warn!(error, "sending a portal sign-in code failed");
-                }
-            });
-        }
-        Ok(id)
-    }
-
-    /// Whether this server can send sign-in codes at all.
-    pub fn portal_can_send(&self) -> bool {
-        self.inner.notifier.get().is_some()
-    }
-
-    /// Finishes a portal sign-in with the code the customer received: a session token (shown
-    /// once, stored as an Argon2id hash). A wrong or expired code is a validation error naming
-    /// `code`; five wrong tries spend the challenge.
-    pub async fn portal_sign_in(
-        &self,
-        challenge: Uuid,
-        code: &str,
-    ) -> ServiceResult<(Zeroizing<String>, PortalSession)> {
-        let wrong = || ValidationError::new("code", "is wrong or has expired; ask for a new one");
-        let Some((row, right)) = self.try_portal_code(challenge, code).await? else {
-            return Err(wrong().into());
-        };
-        let now = Timestamp::now().millis();
-        let customer = match row.customer_id {
-            Some(c) if right => c,
-            _ => {
-                let entry = crate::door::entry_with_outcome(
-                    self.door()
-                        .actor_parts(Actor::Operator(crate::auth::Operator::internal("portal"))),
-                    "portal.sign_in",
-                    row.customer_id,
-                    &[],
-                    About::default(),
-                    "denied",
-                    "denied",
-                );
-                self.door().record(&[entry]).await?;
-                return Err(wrong().into());
-            }
-        };
-        let id = Uuid::now_v7();
-        let issued = tokio::task::spawn_blocking(move || IssuedToken::new(id))
-            .await
-            .map_err(|_| ServiceError::from(steward_crypto::CryptoError::Random))??;
-        let session = PortalSessionRow {
-            id,
-            customer_id: customer,
-            secret_hash: issued.secret_hash.clone(),
-            created_at: now,
-            expires_at: now + SESSION_MS,
-        };
-        let entry = self.door().write_entry_for(
-            Actor::Subject(crate::auth::Myself(customer)),
-            "portal.sign_in",
-            Some(customer),
-            &[],
-            About::default(),
-        );
-        if !self
-            .inner
-            .stores
-            .portal
-            .open_portal_session(challenge, &session, &[entry])
-            .await?
-        {
-            return Err(wrong().into());
-        }
-        if let Ok(mut cache) = self.inner.portal.0.write() {
-            cache.insert(id, TokenDigest::of(&issued.token));
-        }
-        Ok((
-            issued.token,
-            PortalSession {
-                id,
-                customer_id: customer,
-                expires_at: Timestamp(session.expires_at),
-            },
-        ))
-    }
-
-    /// The portal session a presented token opens, if it is one and still live.
-    pub async fn portal_session(&self, token: &str) -> ServiceResult<Option<PortalSession>> {
-        let Some((id, secret)) = parse_token(token) else {
-            return Ok(None);
-        };
-        let Some(row) = self.inner.stores.portal.portal_session(id).await? else {
-            self.forget_portal(id);
-            return Ok(None);
-        };
-        if row.expires_at <= Timestamp::now().millis() {
-            self.forget_portal(id);
-            return Ok(None);
-        }
-        let digest = TokenDigest::of(token);
-        let known = self
-            .inner
-            .portal
-            .0
-            .read()
-            .ok()
-            .and_then(|c| c.get(&id).map(|d| d.matches(&digest)));
-        let ok = match known {
-            Some(matches) => matches,
-            None => {
-                let (secret, hash) = (secret.to_owned(), row.secret_hash.clone());
-                let ok = tokio::task::spawn_blocking(move || {
-                    verify_token_secret(secret.as_bytes(), &hash)
-                })
-                .await
-                .unwrap_or(false);
-                if ok && let Ok(mut cache) = self.inner.portal.0.write() {
-                    cache.insert(id, digest);
-                }
-                ok
-            }
-        };
-        Ok(ok.then_some(PortalSession {
-            id,
-            customer_id: row.customer_id,
-            expires_at: Timestamp(row.expires_at),
-        }))
-    }
-
-    fn forget_portal(&self, id: Uuid) {
-        if let Ok(mut cache) = self.inner.portal.0.write() {
-            cache.remove(&id);
-        }
-    }
-
-    /// The CSRF token of a portal session's forms: a MAC of the session id.
-    pub fn portal_csrf(&self, s: &PortalSession) -> String {
-        self.door()
-            .mac("portal-csrf", &s.id.to_string())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    /// Ends a portal session.
-    pub async fn portal_sign_out(&self, s: &PortalSession) -> ServiceResult<()> {
-        let entry = self.portal_entry(s, "portal.sign_out", &[]);
-        self.inner
-            .stores
-            .portal
-            .close_portal_session(s.id, &[entry])
-            .await?;
-        self.forget_portal(s.id);
-        Ok(())
-    }
-
-    fn portal_entry(
-        &self,
-        s: &PortalSession,
-        action: &str,
-        fields: &[&str],
-    ) -> steward_store::AuditEntryRow {
-        let id = s.customer_id;
-        self.door().write_entry_marked(
-            Actor::Subject(crate::auth::Myself(id)),
-            action,
-            Some(id),
-            fields,
-            About::default(),
-            "shown",
-        )
-    }
-
     /// Everything held about the signed-in customer, unsealed for them alone; recorded as a
     /// `portal.view` entry.
     pub async fn portal_overview(&self, s: &PortalSession) -> ServiceResult<PortalOverview> {
@@ -403,7 +87,9 @@ impl Vault {
         let truncated = purchases.len() > limit || interactions.len() > limit;
         purchases.truncate(limit);
         interactions.truncate(limit);
-        let entry = self.portal_entry(s, "portal.view", &crate::vault::whole_record());
+        let entry =
+            self.portal_access()
+                .portal_entry(s, "portal.view", &crate::vault::whole_record());
         self.door().record(&[entry]).await?;
         let personalisation = consents
             .granted(crate::personalise::PURPOSE)
@@ -508,7 +194,7 @@ impl Vault {
         s: &PortalSession,
         fresh: Option<(Uuid, &str)>,
     ) -> ServiceResult<crate::RequestView> {
-        if self.erasure_recheck(s).await?.is_some() {
+        if self.portal_access().erasure_recheck(s).await?.is_some() {
             let Some((challenge, code)) = fresh else {
                 return Err(ValidationError::new(
                     "code",
@@ -516,7 +202,9 @@ impl Vault {
                 )
                 .into());
             };
-            self.portal_check_fresh_code(s, challenge, code).await?;
+            self.portal_access()
+                .portal_check_fresh_code(s, challenge, code)
+                .await?;
         }
         self.take_portal_request(s, RequestType::Erasure, None)
             .await
@@ -543,7 +231,7 @@ impl Vault {
         self.request_arrived(&row);
         let row = self.verified(actor, row, IdentityCheck::EmailCode).await?;
         if kind == RequestType::Erasure {
-            self.forget_portal(s.id);
+            self.portal_access().forget_portal(s.id);
         }
         crate::rights::view(&row)
     }
@@ -574,7 +262,9 @@ impl Vault {
         before: Option<u64>,
         limit: u32,
     ) -> ServiceResult<PortalLog> {
-        let entry = self.portal_entry(s, "portal.access_log", &[]);
+        let entry = self
+            .portal_access()
+            .portal_entry(s, "portal.access_log", &[]);
         self.door().record(&[entry]).await?;
         Ok(PortalLog {
             log: self

@@ -117,9 +117,7 @@ impl Vault {
             .await?;
         // Portal codes and sessions, the customer's side of the same.
         report.sessions += self
-            .inner
-            .stores
-            .portal
+            .portal_access()
             .dead_portal(now - 86_400_000, !dry_run)
             .await?;
         for (r, table, category) in [

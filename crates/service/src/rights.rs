@@ -256,7 +256,7 @@ impl Vault {
             return Ok(None);
         }
         // The address on record — or, soon after a contact change, the one before it.
-        let Some(email) = self.code_address(row.customer_id).await? else {
+        let Some(email) = self.portal_access().code_address(row.customer_id).await? else {
             return Ok(None);
         };
         let code = one_time_code()?;

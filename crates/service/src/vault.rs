@@ -82,7 +82,6 @@ pub struct Vault {
 /// The store, one handle per context: each call names the context it touches, and each handle
 /// offers only that context's methods (all upcast from the one store the opener wired).
 pub(crate) struct Stores {
-    pub(crate) portal: Arc<dyn steward_store::PortalStore>,
     pub(crate) maintenance: Arc<dyn steward_store::MaintenanceStore>,
     pub(crate) cluster: Arc<dyn steward_store::ClusterStore>,
 }
@@ -90,7 +89,6 @@ pub(crate) struct Stores {
 impl Stores {
     fn of(store: &DynStore) -> Self {
         Stores {
-            portal: store.clone(),
             maintenance: store.clone(),
             cluster: store.clone(),
         }
@@ -123,7 +121,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Arc<crate::shared_limits::SharedLimits>,
     /// The database's last answer to a readiness check, and when.
     pub(crate) readiness: tokio::sync::Mutex<Option<(std::time::Instant, bool)>>,
-    pub(crate) portal: crate::portal::PortalCache,
+    /// Codes, portal sessions, contact changes.
+    pub(crate) portal_access: crate::portal_access::PortalAccess,
     /// The consent ledger.
     pub(crate) consents: Arc<crate::consent::Consents>,
     /// Crypto-shredding, the erasure journal, legal holds.
@@ -191,6 +190,11 @@ impl Vault {
     /// The data-subject request ledger, its deadlines, and the DPO's notices.
     pub fn request_ledger(&self) -> &crate::requests::Requests {
         &self.inner.requests
+    }
+
+    /// How a customer reaches their data: codes, portal sessions, confirmed contact changes.
+    pub fn portal_access(&self) -> &crate::portal_access::PortalAccess {
+        &self.inner.portal_access
     }
 
     /// Notifications to recipients: their sender, keys and settings.
@@ -450,14 +454,20 @@ impl Vault {
                 audit_trail: crate::AuditTrail::new(door.clone(), store.clone()),
                 stores: Stores::of(&store),
                 alerts: alerts.clone(),
-                records,
+                records: records.clone(),
                 keys: keys.clone(),
                 purposes: purposes.clone(),
                 identity,
                 limits,
                 readiness: Default::default(),
                 hearing,
-                portal: crate::portal::PortalCache::default(),
+                portal_access: crate::portal_access::PortalAccess::new(
+                    door.clone(),
+                    store.clone(),
+                    records.clone(),
+                    keys.clone(),
+                    notifier.clone(),
+                ),
                 consents,
                 erasures: Arc::new(crate::erasure::Erasures::new(
                     door.clone(),
@@ -575,7 +585,7 @@ impl Vault {
         // address it is — and no code is sent, so it never takes effect.
         let mut taken = false;
         if let Some(Some(e)) = waits
-            && self.held_by_another("email", e, id).await?
+            && self.portal_access().held_by_another("email", e, id).await?
         {
             if !matches!(actor, Actor::Subject(_)) {
                 return Err(ServiceError::Conflict("email"));
@@ -602,7 +612,8 @@ impl Vault {
                 self.door().record(&[entry]).await?;
             }
             Some(target) => {
-                self.start_email_change(actor, id, current.email.as_deref(), target, by_customer)
+                self.portal_access()
+                    .start_email_change(actor, id, current.email.as_deref(), target, by_customer)
                     .await?
             }
             None => {}
@@ -613,7 +624,8 @@ impl Vault {
             self.records().apply_patch(actor, id, &now).await?
         };
         if let Some(p) = new_phone {
-            self.record_phone_change(id, current.email.as_deref(), p)
+            self.portal_access()
+                .record_phone_change(id, current.email.as_deref(), p)
                 .await?;
         }
         Ok(crate::contact::Updated {

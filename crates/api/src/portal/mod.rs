@@ -110,11 +110,12 @@ impl axum::extract::FromRequestParts<AppState> for SignedIn {
             return Ok(SignedIn(None));
         };
         let ip = crate::extract::client_ip(parts);
-        let session = crate::extract::under_brake(s, ip, s.vault.portal_session(token))
-            .await
-            .map_err(|p| message_page(None, p))?;
+        let session =
+            crate::extract::under_brake(s, ip, s.vault.portal_access().portal_session(token))
+                .await
+                .map_err(|p| message_page(None, p))?;
         Ok(SignedIn(session.map(|session| {
-            let csrf = s.vault.portal_csrf(&session);
+            let csrf = s.vault.portal_access().portal_csrf(&session);
             Visit { session, csrf }
         })))
     }
@@ -174,7 +175,7 @@ fn sign_in_form(s: &AppState, error: Option<&str>, status: StatusCode) -> Respon
     let page = SignInPage {
         signed_in: false,
         csrf: &csrf,
-        can_send: s.vault.portal_can_send(),
+        can_send: s.vault.portal_access().portal_can_send(),
         error,
     };
     with_cookies(
@@ -230,7 +231,12 @@ async fn send_code(
     if let Some(ip) = ip {
         let _ = s.limits.failed(ip, std::time::Instant::now()).await;
     }
-    match s.vault.portal_send_code(field("email")).await {
+    match s
+        .vault
+        .portal_access()
+        .portal_send_code(field("email"))
+        .await
+    {
         Ok(challenge) => with_cookies(
             code_form(&headers, None, StatusCode::OK),
             &[set_cookie(
@@ -264,7 +270,12 @@ async fn sign_in(
         let msg = "Your code request expired; please ask for a new code.";
         return sign_in_form(&s, Some(msg), StatusCode::BAD_REQUEST);
     };
-    match s.vault.portal_sign_in(challenge, field("code")).await {
+    match s
+        .vault
+        .portal_access()
+        .portal_sign_in(challenge, field("code"))
+        .await
+    {
         Ok((token, session)) => {
             if gpc(&headers)
                 && let Err(e) = s.vault.portal_honour_gpc(&session).await
@@ -344,6 +355,7 @@ async fn confirm_address(
     }
     match s
         .vault
+        .portal_access()
         .confirm_email_change(field("email"), field("code"))
         .await
     {
@@ -394,7 +406,12 @@ async fn sign_out(State(s): State<AppState>, SignedIn(visit): SignedIn, body: By
     if checked_form(&visit, &body).is_none() {
         return refused(&visit);
     }
-    if let Err(e) = s.vault.portal_sign_out(&visit.session).await {
+    if let Err(e) = s
+        .vault
+        .portal_access()
+        .portal_sign_out(&visit.session)
+        .await
+    {
         return message_page(Some(&visit), e.into());
     }
     with_cookies(to_start(), &[set_cookie(SESSION_COOKIE, "", Some(0))])

@@ -394,7 +394,7 @@ pub(super) async fn erasure(
         let fresh = challenge.zip(f.get("code").map(String::as_str));
         // Soon after a contact change, the erasure waits for a fresh code to the address on record.
         if fresh.is_none() {
-            match s.vault.erasure_needs_fresh_code(&visit.session).await {
+            match s.vault.portal_access().erasure_needs_fresh_code(&visit.session).await {
                 Ok(false) => {}
                 Ok(true) => return erasure_code_page(&s, &visit, None, None).await,
                 Err(e) => return message_page(Some(&visit), e.into()),
@@ -455,7 +455,12 @@ async fn erasure_code_page(
 ) -> Response {
     let issued = match challenge {
         Some(c) => Ok(c),
-        None => s.vault.portal_fresh_code(&visit.session).await,
+        None => {
+            s.vault
+                .portal_access()
+                .portal_fresh_code(&visit.session)
+                .await
+        }
     };
     match issued {
         Ok(challenge) => render(

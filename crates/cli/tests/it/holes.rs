@@ -479,7 +479,12 @@ async fn portal_code_tries_are_atomic(db: TestDb) {
     let w = world(&db).await;
     let mail = std::sync::Arc::new(Mailbox::default());
     w.vault.use_notifier(mail.clone());
-    let challenge = w.vault.portal_send_code("carla@example.com").await.unwrap();
+    let challenge = w
+        .vault
+        .portal_access()
+        .portal_send_code("carla@example.com")
+        .await
+        .unwrap();
     let (_, code) = mail.nth(0).await;
     let wrong = if code == "00000000" {
         "11111111"
@@ -489,12 +494,21 @@ async fn portal_code_tries_are_atomic(db: TestDb) {
     let mut tries = tokio::task::JoinSet::new();
     for _ in 0..TOGETHER {
         let v = w.vault.clone();
-        tries.spawn(async move { v.portal_sign_in(challenge, wrong).await.is_ok() });
+        tries.spawn(async move {
+            v.portal_access()
+                .portal_sign_in(challenge, wrong)
+                .await
+                .is_ok()
+        });
     }
     let signed_in = tries.join_all().await.into_iter().filter(|ok| *ok).count();
     assert_eq!(signed_in, 0);
     assert!(
-        w.vault.portal_sign_in(challenge, &code).await.is_err(),
+        w.vault
+            .portal_access()
+            .portal_sign_in(challenge, &code)
+            .await
+            .is_err(),
         "the right code still worked after {TOGETHER} wrong ones sent together"
     );
     w.vault.audit().flush().await.unwrap();
@@ -510,9 +524,20 @@ async fn portal_code_tries_are_atomic(db: TestDb) {
     assert_eq!(outcomes.len(), TOGETHER + 1);
     assert!(outcomes.iter().all(|o| o == "denied"), "{outcomes:?}");
     // A fresh code still works: the brake is per code, not a lock-out.
-    let challenge = w.vault.portal_send_code("carla@example.com").await.unwrap();
+    let challenge = w
+        .vault
+        .portal_access()
+        .portal_send_code("carla@example.com")
+        .await
+        .unwrap();
     let (_, code) = mail.nth(1).await;
-    assert!(w.vault.portal_sign_in(challenge, &code).await.is_ok());
+    assert!(
+        w.vault
+            .portal_access()
+            .portal_sign_in(challenge, &code)
+            .await
+            .is_ok()
+    );
 }
 
 /// Finding 7: wrong data-subject-request codes sent together overwrote one another's count; the
@@ -768,9 +793,19 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
     let asked = wait_mail(&mail, carla, 1).await;
     assert_eq!(asked[0].len(), 8, "Carla gets the approval code: {asked:?}");
     for guess in ["00000000", "12345678", asked[0].as_str()] {
-        assert!(w.vault.confirm_email_change(attacker, guess).await.is_err());
+        assert!(
+            w.vault
+                .portal_access()
+                .confirm_email_change(attacker, guess)
+                .await
+                .is_err()
+        );
     }
-    w.vault.portal_send_code(attacker).await.unwrap();
+    w.vault
+        .portal_access()
+        .portal_send_code(attacker)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(
         mail_to(&mail, attacker).is_empty(),
@@ -833,12 +868,17 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
         ["Your e-mail address was changed"]
     );
     assert!(
-        w.vault.confirm_email_change(carla, &approve).await.is_err(),
+        w.vault
+            .portal_access()
+            .confirm_email_change(carla, &approve)
+            .await
+            .is_err(),
         "a code works once"
     );
     // The attacker's change, never approved, cannot be confirmed with Carla's code either.
     assert!(
         w.vault
+            .portal_access()
             .confirm_email_change(carla, &asked[0])
             .await
             .is_err()
@@ -846,16 +886,31 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
 
     // Signed in with the new address within 15 minutes of the change, an erasure needs a fresh
     // code, and it goes to the address on record before the change.
-    let challenge = w.vault.portal_send_code(moved).await.unwrap();
+    let challenge = w
+        .vault
+        .portal_access()
+        .portal_send_code(moved)
+        .await
+        .unwrap();
     let code = wait_mail(&mail, moved, 2).await[1].clone();
-    let (_, session) = w.vault.portal_sign_in(challenge, &code).await.unwrap();
+    let (_, session) = w
+        .vault
+        .portal_access()
+        .portal_sign_in(challenge, &code)
+        .await
+        .unwrap();
     let refused = w.vault.portal_erase(&session, None).await.unwrap_err();
     assert!(
         matches!(refused, steward_service::ServiceError::Validation(ref v) if v.field == "code"),
         "{refused:?}"
     );
     let before = mail_to(&mail, carla).len();
-    let fresh = w.vault.portal_fresh_code(&session).await.unwrap();
+    let fresh = w
+        .vault
+        .portal_access()
+        .portal_fresh_code(&session)
+        .await
+        .unwrap();
     let fresh_code = wait_mail(&mail, carla, before + 1).await[before].clone();
     assert!(
         w.vault
@@ -865,7 +920,12 @@ async fn a_new_address_waits_for_its_owner(db: TestDb) {
     );
     let (s, _) = call(&w.router, &w.support, "GET", &read, None, false).await;
     assert_eq!(s, StatusCode::OK, "a wrong fresh code erased the customer");
-    let fresh = w.vault.portal_fresh_code(&session).await.unwrap();
+    let fresh = w
+        .vault
+        .portal_access()
+        .portal_fresh_code(&session)
+        .await
+        .unwrap();
     let fresh_code2 = wait_mail(&mail, carla, before + 2).await[before + 1].clone();
     assert_ne!(fresh_code, fresh_code2);
     let erased = w
@@ -907,9 +967,19 @@ async fn an_address_is_nobody_elses(db: TestDb) {
         "{p}"
     );
     // In the portal Carla gets the answer any change gets, and no code goes anywhere.
-    let challenge = w.vault.portal_send_code("carla@example.com").await.unwrap();
+    let challenge = w
+        .vault
+        .portal_access()
+        .portal_send_code("carla@example.com")
+        .await
+        .unwrap();
     let code = wait_mail(&mail, "carla@example.com", 1).await[0].clone();
-    let (_, session) = w.vault.portal_sign_in(challenge, &code).await.unwrap();
+    let (_, session) = w
+        .vault
+        .portal_access()
+        .portal_sign_in(challenge, &code)
+        .await
+        .unwrap();
     let r = w
         .vault
         .portal_request(
@@ -928,7 +998,11 @@ async fn an_address_is_nobody_elses(db: TestDb) {
         "told of a change that cannot happen"
     );
     // Olga still signs in.
-    w.vault.portal_send_code("olga@example.com").await.unwrap();
+    w.vault
+        .portal_access()
+        .portal_send_code("olga@example.com")
+        .await
+        .unwrap();
     wait_mail(&mail, "olga@example.com", 1).await;
 }
 
@@ -1066,7 +1140,11 @@ async fn removal_and_requests_wait_for_the_old_address(db: TestDb) {
     .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let approve = wait_mail(&mail, carla, 3).await[2].clone();
-    w.vault.confirm_email_change(carla, &approve).await.unwrap();
+    w.vault
+        .portal_access()
+        .confirm_email_change(carla, &approve)
+        .await
+        .unwrap();
     let (_, v) = call(&w.router, &w.support, "GET", &read, None, false).await;
     assert_eq!(v["email"], steward_domain::view::mask_email(moved));
     wait_mail(&mail, moved, 1).await;

@@ -141,7 +141,75 @@ const CONTEXTS: &[(&str, &[&str], bool)] = &[
     ("sharing.rs", &["SharingStore"], false),
     ("outreach", &["CampaignStore", "MessageStore"], false),
     ("requests", &["RightsStore"], false),
+    ("portal_access", &["PortalStore"], false),
 ];
+
+/// The vault's uses that cross contexts (a request's steps, the portal's, a merge, retention,
+/// a customer's export, an unsubscribe link): they call the contexts' services and name no store.
+const ORCHESTRATIONS: &[&str] = &[
+    "rights.rs",
+    "portal.rs",
+    "merge.rs",
+    "retention.rs",
+    "subject_export.rs",
+    "unsubscribe.rs",
+];
+
+/// The rest of the service, and why it is neither: the composition root and its plumbing, pure
+/// code, and the operator's tools over the bare store (run by whoever holds the master key).
+const ROOT: &[(&str, &str)] = &[
+    ("lib.rs", "the crate's exports"),
+    ("vault.rs", "the composition root"),
+    (
+        "cluster.rs",
+        "hearing the other servers, readiness: the root's own handles",
+    ),
+    ("error.rs", "errors"),
+    ("seal.rs", "pure: how values are sealed"),
+    ("guard.rs", "pure: the bulk guard's window"),
+    ("import.rs", "pure: CSV parsing and validation"),
+    ("notify.rs", "the notifiers (SMTP, the development file)"),
+    ("audit.rs", "the audit log's writer, held by the door"),
+    ("audit_export.rs", "operator tool: the log's export"),
+    ("audit_verify.rs", "operator tool: the log's verification"),
+    ("keys.rs", "operator tool: master-key files and rotation"),
+    ("demo.rs", "operator tool: demo data"),
+];
+
+#[test]
+fn every_service_file_has_a_place() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../service/src");
+    for e in std::fs::read_dir(&src).expect("the service's sources") {
+        let name = e
+            .expect("an entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let placed = CONTEXTS.iter().any(|(c, _, _)| *c == name)
+            || ORCHESTRATIONS.contains(&name.as_str())
+            || ROOT.iter().any(|(r, _)| *r == name);
+        assert!(
+            placed,
+            "crates/service/src/{name} is in no context: give it a row in CONTEXTS (a service and its store), ORCHESTRATIONS or ROOT"
+        );
+    }
+    let store_traits = store_traits();
+    for o in ORCHESTRATIONS {
+        let text = code_of(&src.join(o));
+        for t in &store_traits {
+            assert!(
+                !names_word(&text, t),
+                "{o} names {t}: a use that crosses contexts calls the contexts' services"
+            );
+        }
+        for handle in [".stores", "stores:", "Stores"] {
+            assert!(
+                !text.contains(handle),
+                "{o} reaches the vault's store handles ({handle}): call the context's service"
+            );
+        }
+    }
+}
 
 /// The Rust files of `path` (a file, or every file under a directory).
 fn rust_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -155,26 +223,45 @@ fn rust_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// Every store trait the store crate declares (in any file, indented or not), the trait that
+/// is all of them, and its handle's alias: a context holding one would reach every context.
+fn store_traits() -> BTreeSet<String> {
+    let mut names = BTreeSet::from(["DynStore".to_owned()]);
+    let store_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/src");
+    for f in rust_files(&store_src) {
+        let text = std::fs::read_to_string(&f).expect("a store file");
+        names.extend(
+            text.lines()
+                .filter_map(|l| l.trim_start().strip_prefix("pub trait "))
+                .filter_map(|l| l.split([':', ' ', '<', '{']).next())
+                .filter(|n| n.ends_with("Store"))
+                .map(str::to_owned),
+        );
+    }
+    names
+}
+
+/// A source file's code: a comment reaches nothing, and prose says "Stores" and "Vault {".
+fn code_of(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .expect("a service file")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether `text` names `word` as a whole identifier.
+fn names_word(text: &str, word: &str) -> bool {
+    let part = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .any(|(i, _)| !text[..i].ends_with(part) && !text[i + word.len()..].starts_with(part))
+}
+
 #[test]
 fn contexts_reach_only_their_own_stores() {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../service/src");
-    // Every store trait the store crate declares (in any file, indented or not), the trait that
-    // is all of them, and its handle's alias: a context holding one would reach every context.
-    let store_traits: BTreeSet<String> = {
-        let mut names = BTreeSet::from(["DynStore".to_owned()]);
-        let store_src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/src");
-        for f in rust_files(&store_src) {
-            let text = std::fs::read_to_string(&f).expect("a store file");
-            names.extend(
-                text.lines()
-                    .filter_map(|l| l.trim_start().strip_prefix("pub trait "))
-                    .filter_map(|l| l.split([':', ' ', '<', '{']).next())
-                    .filter(|n| n.ends_with("Store"))
-                    .map(str::to_owned),
-            );
-        }
-        names
-    };
+    let store_traits = store_traits();
     // The scan must know the traits it looks for, or it would pass by finding nothing.
     for t in [
         "CustomerStore",
@@ -191,21 +278,11 @@ fn contexts_reach_only_their_own_stores() {
         let files = rust_files(&src.join(context));
         assert!(!files.is_empty(), "{context} is gone: update CONTEXTS");
         for f in files {
-            // The code only: a comment reaches nothing, and prose says "Stores" and "Vault {".
-            let text: String = std::fs::read_to_string(&f)
-                .expect("a context's file")
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("//"))
-                .collect::<Vec<_>>()
-                .join("\n");
+            let text = code_of(&f);
             let name = f.display();
             for t in &store_traits {
-                let word = |c: char| c.is_alphanumeric() || c == '_';
-                let named = text.match_indices(t.as_str()).any(|(i, _)| {
-                    !text[..i].ends_with(word) && !text[i + t.len()..].starts_with(word)
-                });
                 assert!(
-                    !named || allowed.contains(&t.as_str()),
+                    !names_word(&text, t) || allowed.contains(&t.as_str()),
                     "{name} names {t}, another context's store: ask that context's service"
                 );
             }

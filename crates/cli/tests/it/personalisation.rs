@@ -244,6 +244,7 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
         steward_service::notify::FileNotifier::new(sink.clone()),
     ));
     let challenge = vault
+        .portal_access()
         .portal_send_code("ada.asker@example.com")
         .await
         .unwrap();
@@ -261,7 +262,11 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let code = code.expect("the sign-in code was sent");
-    let (_, session) = vault.portal_sign_in(challenge, &code).await.unwrap();
+    let (_, session) = vault
+        .portal_access()
+        .portal_sign_in(challenge, &code)
+        .await
+        .unwrap();
     let seen = vault.portal_overview(&session).await.unwrap();
     let inputs: Vec<&str> = seen
         .personalisation

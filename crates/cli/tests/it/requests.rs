@@ -762,6 +762,7 @@ async fn a_correction_of_a_verified_field_waits_for_staff(db: TestDb) {
     );
     let confirm = wait_for_code(&w.mail, "vera.new@example.org").await;
     w.vault
+        .portal_access()
         .confirm_email_change("vera.new@example.org", &confirm)
         .await
         .unwrap();

@@ -17,9 +17,10 @@ use steward_domain::{CustomerId, CustomerPatch, Timestamp, ValidationError, norm
 use steward_store::ContactChangeRow;
 use uuid::Uuid;
 
+use super::PortalAccess;
 use crate::door::About;
 use crate::error::{ServiceError, ServiceResult};
-use crate::{Actor, Vault, seal};
+use crate::{Actor, seal};
 
 /// How long the code sent to a new address works, and how many tries it has.
 const CONFIRM_TTL_MS: i64 = 24 * 60 * 60 * 1000;
@@ -38,7 +39,7 @@ pub struct Updated {
     pub pending: Vec<&'static str>,
 }
 
-impl Vault {
+impl PortalAccess {
     /// Whether a customer other than `id` holds `value` as their `kind` (`email`, `phone`).
     pub(crate) async fn held_by_another(
         &self,
@@ -47,7 +48,7 @@ impl Vault {
         id: CustomerId,
     ) -> ServiceResult<bool> {
         Ok(self
-            .records()
+            .records
             .lookup_ids(kind, value)
             .await?
             .into_iter()
@@ -105,11 +106,7 @@ impl Vault {
         let entry =
             self.door()
                 .write_entry(actor, "contact_change.requested", Some(id), &["email"]);
-        self.inner
-            .stores
-            .portal
-            .insert_contact_change(&row, &[entry])
-            .await?;
+        self.store.insert_contact_change(&row, &[entry]).await?;
         let page = "open the privacy portal's page \"Confirm a change of e-mail address\" (/portal/confirm-address), enter this address and the code";
         if Some(approver) == new && (by_customer || old.is_none()) {
             self.send_later(
@@ -174,11 +171,7 @@ impl Vault {
             confirmed_at: Some(now),
         };
         // The update's own audit entry names the phone as written: no second entry.
-        self.inner
-            .stores
-            .portal
-            .insert_contact_change(&row, &[])
-            .await?;
+        self.store.insert_contact_change(&row, &[]).await?;
         if let Some(to) = email {
             self.send_later(
                 to,
@@ -199,17 +192,13 @@ impl Vault {
         let address = normalize::email("email", address)?;
         let now = Timestamp::now().millis();
         let pending = self
-            .inner
-            .stores
-            .portal
+            .store
             .pending_contact_changes(&self.door().mac("email", &address), now)
             .await?;
         for row in pending {
             // Counted before the comparison, atomically, as for sign-in codes.
             if !self
-                .inner
-                .stores
-                .portal
+                .store
                 .claim_contact_change_try(row.id, CONFIRM_TRIES, now)
                 .await?
             {
@@ -252,15 +241,13 @@ impl Vault {
         if !new.is_empty() && self.held_by_another("email", &new, id).await? {
             return Err(ServiceError::Conflict("email"));
         }
-        let old = self.records().get_customer(id).await?.email;
+        let old = self.records.get_customer(id).await?.email;
         let actor = Actor::Subject(crate::auth::Myself(id));
         let entry =
             self.door()
                 .write_entry(actor, "contact_change.confirmed", Some(id), &["email"]);
         if !self
-            .inner
-            .stores
-            .portal
+            .store
             .confirm_contact_change(row.id, now, &[entry])
             .await?
         {
@@ -270,7 +257,7 @@ impl Vault {
             email: Some((!new.is_empty()).then(|| new.clone())),
             ..CustomerPatch::default()
         };
-        self.records().apply_patch(actor, id, &patch).await?;
+        self.records.apply_patch(actor, id, &patch).await?;
         let changed = "The e-mail address we hold for you was replaced by another, as confirmed on our privacy portal. The old address no longer signs in to your portal. If you did not ask for this, contact our data protection officer.\n";
         if let Some(old) = old.filter(|o| *o != new) {
             self.send_later(&old, "Your e-mail address was changed", changed.to_owned());
@@ -308,7 +295,7 @@ impl Vault {
     pub(crate) async fn code_address(&self, id: CustomerId) -> ServiceResult<Option<String>> {
         match self.before_recent_change(id, Timestamp::now()).await? {
             Some(previous) => Ok(previous),
-            None => Ok(self.records().get_customer(id).await?.email),
+            None => Ok(self.records.get_customer(id).await?.email),
         }
     }
 
@@ -319,7 +306,7 @@ impl Vault {
         id: CustomerId,
         at: Timestamp,
     ) -> ServiceResult<Option<Option<String>>> {
-        let Some(last) = self.inner.stores.portal.last_contact_change(id).await? else {
+        let Some(last) = self.store.last_contact_change(id).await? else {
             return Ok(None);
         };
         let recent = last
@@ -337,7 +324,7 @@ impl Vault {
     }
 
     /// Whether an erasure from portal session `s` must be confirmed with a fresh code (see
-    /// [`Vault::portal_fresh_code`]).
+    /// [`PortalAccess::portal_fresh_code`]).
     pub async fn erasure_needs_fresh_code(
         &self,
         s: &crate::portal::PortalSession,
@@ -348,7 +335,7 @@ impl Vault {
     /// Sends a message off the request's path (a slow relay delays no answer); failures are
     /// logged without the address.
     fn send_later(&self, to: &str, subject: &'static str, body: String) {
-        let Some(n) = self.inner.notifier.get().cloned() else {
+        let Some(n) = self.notifier.get().cloned() else {
             return;
         };
         let to = to.to_owned();
