@@ -262,7 +262,7 @@ pub struct Analytics {
     keys: Arc<crate::customer_keys::CustomerKeys>,
     notices: Arc<crate::notice::Notices>,
     /// The purchase categories left out (marked by the DPO).
-    personalisation: Arc<crate::personalise::Personalisation>,
+    marked: Arc<crate::personalise::Marked>,
     settings: Arc<AnalyticsSettings>,
 }
 
@@ -275,7 +275,7 @@ pub(crate) struct AnalyticsParts {
     pub(crate) directory: Arc<crate::directory::Directory>,
     pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
     pub(crate) notices: Arc<crate::notice::Notices>,
-    pub(crate) personalisation: Arc<crate::personalise::Personalisation>,
+    pub(crate) marked: Arc<crate::personalise::Marked>,
 }
 
 impl Analytics {
@@ -289,7 +289,7 @@ impl Analytics {
             directory: p.directory,
             keys: p.keys,
             notices: p.notices,
-            personalisation: p.personalisation,
+            marked: p.marked,
             settings: Arc::default(),
         }
     }
@@ -822,7 +822,7 @@ impl Analytics {
                 let purchases: Vec<&steward_store::SegmentPurchase> = u
                     .purchases
                     .iter()
-                    .filter(|p| !self.personalisation.is_marked(&p.category))
+                    .filter(|p| !self.marked.is_marked(&p.category))
                     .collect();
                 let sealed = c.language.is_some()
                     || purchases

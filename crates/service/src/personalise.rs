@@ -61,8 +61,6 @@ pub(crate) struct Recommender {
     /// model before it is swapped in), whether or not a model exists yet.
     changed_during_build: std::sync::Mutex<Option<HashSet<CustomerId>>>,
     k: AtomicU32,
-    /// Purchase categories marked sensitive, with the special category each reveals.
-    marked: std::sync::RwLock<HashMap<String, DataCategory>>,
     /// Keys the pseudonyms of contributors: random per process, never stored, so a pseudonym
     /// links to no id outside this process's memory.
     pseudonyms: steward_crypto::BlindIndexKey,
@@ -79,7 +77,6 @@ impl Default for Recommender {
             building: tokio::sync::Mutex::new(()),
             changed_during_build: std::sync::Mutex::new(None),
             k: AtomicU32::new(MIN_K),
-            marked: std::sync::RwLock::new(HashMap::new()),
             pseudonyms: steward_crypto::BlindIndexKey::from_bytes(raw),
         }
     }
@@ -89,6 +86,33 @@ impl Recommender {
     fn pseudonym(&self, customer: CustomerId) -> [u8; 16] {
         self.pseudonyms
             .mac("personalisation-contributor", &customer.to_string())
+    }
+}
+
+/// The purchase categories the DPO marked as revealing a special category of data, with the
+/// category each reveals: left out of personalisation's model, of segments and of analytics.
+/// Loaded by personalisation, shared with the others (one instance per vault).
+#[derive(Default)]
+pub(crate) struct Marked(std::sync::RwLock<HashMap<String, DataCategory>>);
+
+impl Marked {
+    /// Whether `category` is marked. Fails closed: a lock poisoned by a panic marks everything.
+    pub(crate) fn is_marked(&self, category: &str) -> bool {
+        self.0
+            .read()
+            .map(|m| m.contains_key(category))
+            .unwrap_or(true)
+    }
+
+    /// All of them, or `None` if the lock was poisoned (the caller refuses).
+    fn snapshot(&self) -> Option<HashMap<String, DataCategory>> {
+        self.0.read().ok().map(|m| m.clone())
+    }
+
+    fn set(&self, marked: HashMap<String, DataCategory>) {
+        if let Ok(mut m) = self.0.write() {
+            *m = marked;
+        }
     }
 }
 
@@ -117,9 +141,10 @@ pub struct ModelSize {
 pub struct Personalisation {
     door: Arc<crate::door::Door>,
     store: Arc<dyn steward_store::PersonalisationStore>,
-    /// The whole customer base, read page by page to build the model (the scan segments and
-    /// analytics read too: customers, keys, consents and purchases in one query a page).
-    scans: Arc<dyn steward_store::SegmentStore>,
+    /// The whole customer base, read page by page through segments' scan to build the model.
+    segments: crate::segments::Segments,
+    /// The categories left out (this service loads them; segments and analytics read them).
+    marked: Arc<Marked>,
     records: Arc<Records>,
     consents: Arc<crate::consent::Consents>,
     keys: Arc<crate::customer_keys::CustomerKeys>,
@@ -132,7 +157,8 @@ pub struct Personalisation {
 pub(crate) struct PersonalisationParts {
     pub(crate) door: Arc<crate::door::Door>,
     pub(crate) store: Arc<dyn steward_store::PersonalisationStore>,
-    pub(crate) scans: Arc<dyn steward_store::SegmentStore>,
+    pub(crate) segments: crate::segments::Segments,
+    pub(crate) marked: Arc<Marked>,
     pub(crate) records: Arc<Records>,
     pub(crate) consents: Arc<crate::consent::Consents>,
     pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
@@ -146,7 +172,8 @@ impl Personalisation {
         Personalisation {
             door: p.door,
             store: p.store,
-            scans: p.scans,
+            segments: p.segments,
+            marked: p.marked,
             records: p.records,
             consents: p.consents,
             keys: p.keys,
@@ -245,19 +272,12 @@ impl Personalisation {
             .into_iter()
             .filter_map(|(c, d, _)| Some((c, DataCategory::parse(&d)?)))
             .collect();
-        if let Ok(mut m) = self.recommender.marked.write() {
-            *m = marked;
-        }
+        self.marked.set(marked);
         Ok(())
     }
 
-    pub(crate) fn is_marked(&self, category: &str) -> bool {
-        self.recommender
-            .marked
-            .read()
-            .map(|m| m.contains_key(category))
-            // Fail closed: a poisoned lock marks everything.
-            .unwrap_or(true)
+    fn is_marked(&self, category: &str) -> bool {
+        self.marked.is_marked(category)
     }
 
     async fn build_model(
@@ -269,13 +289,12 @@ impl Personalisation {
             items: true,
             ..Default::default()
         };
-        let store = &self.scans;
         let mut model = CoPurchase::default();
         let mut baskets = HashMap::new();
         let mut customers = 0u64;
         let mut after = None;
         loop {
-            let page = store.segment_page(after, BUILD_PAGE, &scan).await?;
+            let page = self.segments.scan_page(after, BUILD_PAGE, &scan).await?;
             let Some(last) = page.customers.last() else {
                 break;
             };
@@ -547,12 +566,8 @@ impl Personalisation {
         n: usize,
     ) -> ServiceResult<Vec<Recommendation>> {
         let own = self.owned(id).await?;
-        let marked = self
-            .recommender
-            .marked
-            .read()
-            .map(|m| m.clone())
-            .unwrap_or_default();
+        // Fail closed: without the marked categories nothing is recommended.
+        let marked = self.marked.snapshot().ok_or(ServiceError::Integrity)?;
         let refused = |category: &str| match marked.get(category) {
             Some(special) => !self.door().policy().decide_personalise(req, *special),
             None => false,

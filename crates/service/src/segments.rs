@@ -135,7 +135,7 @@ pub struct Segments {
     keys: Arc<crate::customer_keys::CustomerKeys>,
     notices: Arc<crate::notice::Notices>,
     /// The purchase categories it leaves out (marked by the DPO).
-    personalisation: Arc<crate::personalise::Personalisation>,
+    marked: Arc<crate::personalise::Marked>,
     limits: Arc<SegmentLimits>,
 }
 
@@ -149,7 +149,7 @@ pub(crate) struct SegmentsParts {
     pub(crate) alerts: Arc<crate::alerts::Alerts>,
     pub(crate) keys: Arc<crate::customer_keys::CustomerKeys>,
     pub(crate) notices: Arc<crate::notice::Notices>,
-    pub(crate) personalisation: Arc<crate::personalise::Personalisation>,
+    pub(crate) marked: Arc<crate::personalise::Marked>,
 }
 
 impl Segments {
@@ -164,7 +164,7 @@ impl Segments {
             alerts: p.alerts,
             keys: p.keys,
             notices: p.notices,
-            personalisation: p.personalisation,
+            marked: p.marked,
             limits: Arc::default(),
         }
     }
@@ -763,7 +763,7 @@ impl Segments {
             for p in u
                 .purchases
                 .iter()
-                .filter(|p| !self.personalisation.is_marked(&p.category))
+                .filter(|p| !self.marked.is_marked(&p.category))
             {
                 let amount = match (&p.amount, &key) {
                     (Some((sealed, currency)), Some(dk)) => Some((

@@ -362,18 +362,7 @@ impl Vault {
             limits: limits.clone(),
             agreements: agreements.clone(),
         }));
-        let personalisation = Arc::new(crate::personalise::Personalisation::new(
-            crate::personalise::PersonalisationParts {
-                door: door.clone(),
-                store: store.clone(),
-                scans: store.clone(),
-                records: records.clone(),
-                consents: consents.clone(),
-                keys: keys.clone(),
-                purposes: purposes.clone(),
-                announcer: announcer.clone(),
-            },
-        ));
+        let marked: Arc<crate::personalise::Marked> = Arc::default();
         let segments = crate::segments::Segments::new(crate::segments::SegmentsParts {
             door: door.clone(),
             store: store.clone(),
@@ -383,8 +372,21 @@ impl Vault {
             alerts: alerts.clone(),
             keys: keys.clone(),
             notices: notices.clone(),
-            personalisation: personalisation.clone(),
+            marked: marked.clone(),
         });
+        let personalisation = Arc::new(crate::personalise::Personalisation::new(
+            crate::personalise::PersonalisationParts {
+                door: door.clone(),
+                store: store.clone(),
+                segments: segments.clone(),
+                marked: marked.clone(),
+                records: records.clone(),
+                consents: consents.clone(),
+                keys: keys.clone(),
+                purposes: purposes.clone(),
+                announcer: announcer.clone(),
+            },
+        ));
         let analytics = crate::analytics::Analytics::new(crate::analytics::AnalyticsParts {
             door: door.clone(),
             store: store.clone(),
@@ -393,7 +395,7 @@ impl Vault {
             directory: directory.clone(),
             keys: keys.clone(),
             notices: notices.clone(),
-            personalisation: personalisation.clone(),
+            marked: marked.clone(),
         });
         let surveys = crate::surveys::Surveys::new(crate::surveys::SurveysParts {
             door: door.clone(),
