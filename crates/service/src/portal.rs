@@ -20,8 +20,9 @@ use crate::{Actor, Vault};
 /// Most purchases and interactions the overview lists (the export holds all).
 const OVERVIEW_ROWS: u32 = 200;
 
-/// A customer signed in to the portal. Made only here, from a checked code or session cookie: it
-/// is the customer's capability to act on their own data, so no other crate can build one.
+/// A customer signed in to the portal. Made only by [`crate::PortalAccess`], from a checked code or
+/// session cookie: it is the customer's capability to act on their own data, so no other crate
+/// can build one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalSession {
     /// The session.
@@ -187,7 +188,7 @@ impl Vault {
     }
 
     /// The signed-in customer's erasure. From a session that began less than 15 minutes after
-    /// a contact change it needs `fresh`: the challenge and code of [`Vault::portal_fresh_code`]
+    /// a contact change it needs `fresh`: the challenge and code of [`crate::PortalAccess::portal_fresh_code`]
     /// (issue 15, finding 1: a taken-over portal could otherwise erase the customer).
     pub async fn portal_erase(
         &self,

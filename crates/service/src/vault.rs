@@ -536,7 +536,7 @@ impl Vault {
 
     /// Applies a merge patch to a customer, if the policy lets `actor` change them (a customer
     /// changes only themself, through the portal). A new e-mail address waits for the customer to
-    /// confirm it from that address (see [`crate::contact`]); an address another customer holds
+    /// confirm it from that address (see [`crate::contact`], the portal's access); an address another customer holds
     /// is a conflict naming `email`; nothing is changed by a refused patch. A phone number is no
     /// sign-in factor and may be shared (a household): it applies at once, and the address on
     /// record is told.

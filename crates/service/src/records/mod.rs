@@ -5,14 +5,9 @@
 use std::sync::Arc;
 
 use steward_crypto::DataKey;
-use steward_domain::pii::PiiTypes;
-use steward_domain::{
-    Customer, CustomerId, CustomerPatch, Interaction, InteractionId, NewCustomer, NewInteraction,
-    NewPurchase, Purchase, PurchaseId, Role, Timestamp, ValidationError,
-};
+use steward_domain::{Customer, CustomerId, CustomerPatch, NewCustomer, Role, Timestamp};
 use steward_policy::Action;
 use steward_store::{Lookup, SealedCustomer, StoredKey};
-use uuid::Uuid;
 
 use crate::Actor;
 use crate::auth::Operator;
@@ -20,6 +15,8 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::seal;
 
 pub(crate) mod access;
+mod activity;
+pub use activity::Activity;
 pub(crate) mod operator_export;
 pub mod pii;
 pub(crate) mod rectification;
@@ -61,14 +58,6 @@ pub(crate) struct RecordsParts {
     pub(crate) alerts: Arc<crate::alerts::Alerts>,
     pub(crate) limits: Arc<crate::shared_limits::SharedLimits>,
     pub(crate) agreements: Arc<crate::agreements::Agreements>,
-}
-
-/// A purchase decided and sealed, not stored yet (see [`Records::prepare_purchase`]).
-pub(crate) struct PreparedPurchase {
-    /// The purchase's id.
-    pub(crate) id: PurchaseId,
-    row: steward_store::PurchaseRow,
-    entry: steward_store::AuditEntryRow,
 }
 
 impl Records {
@@ -513,56 +502,6 @@ impl Records {
         Ok(self.customers.set_restricted(id, restricted, audit).await?)
     }
 
-    /// Moves `from`'s activity to `to`, re-sealed under `to`'s key (a decided merge), with its
-    /// audit entries; `false` if `from` changed meanwhile.
-    pub(crate) async fn move_activity(
-        &self,
-        (from, to): (CustomerId, CustomerId),
-        interactions: &[steward_store::InteractionRow],
-        purchases: &[steward_store::PurchaseRow],
-        audit: &[steward_store::AuditEntryRow],
-    ) -> ServiceResult<bool> {
-        Ok(self
-            .activity
-            .move_activity(from, to, interactions, purchases, audit)
-            .await?)
-    }
-
-    /// The customers and how many of their `table`'s rows are older than `before` (the
-    /// retention run's look, up to `limit` customers).
-    pub(crate) async fn expired_activity(
-        &self,
-        table: steward_store::ActivityTable,
-        before: i64,
-        limit: u32,
-    ) -> ServiceResult<Vec<(CustomerId, i64)>> {
-        Ok(self.activity.expired_activity(table, before, limit).await?)
-    }
-
-    /// Deletes customer `id`'s `table` rows older than `before`, with its audit entries (the
-    /// operator's retention run, decided by it); how many.
-    pub(crate) async fn dispose_activity(
-        &self,
-        customer: CustomerId,
-        table: steward_store::ActivityTable,
-        before: i64,
-        audit: &[steward_store::AuditEntryRow],
-    ) -> ServiceResult<u64> {
-        Ok(self
-            .activity
-            .dispose_activity(customer, table, before, audit)
-            .await?)
-    }
-
-    /// Up to `limit` customers with no activity since `before` (the retention run's look).
-    pub(crate) async fn inactive_customers(
-        &self,
-        before: i64,
-        limit: u32,
-    ) -> ServiceResult<Vec<CustomerId>> {
-        Ok(self.activity.inactive_customers(before, limit).await?)
-    }
-
     /// Up to `limit` customer ids after `after`, in id order, with the cursor of the next page
     /// (`None` after the last).
     pub(crate) async fn customer_id_page(
@@ -594,145 +533,6 @@ impl Records {
         Ok(self.customers.count_customers().await?)
     }
 
-    /// Records an interaction, if the policy lets `actor` do so; its text is kept as written
-    /// (see [`Records::add_interaction_for`] for a purpose's rule).
-    pub async fn add_interaction(
-        &self,
-        actor: Actor<'_>,
-        customer: CustomerId,
-        i: &NewInteraction,
-    ) -> ServiceResult<InteractionId> {
-        self.record_interaction(actor, customer, i, PiiTypes::NONE)
-            .await
-    }
-
-    /// Records an interaction whose text was screened, `found` the kinds found before a rule
-    /// changed the text.
-    pub(crate) async fn record_interaction(
-        &self,
-        actor: Actor<'_>,
-        customer: CustomerId,
-        i: &NewInteraction,
-        found: PiiTypes,
-    ) -> ServiceResult<InteractionId> {
-        self.door()
-            .authorize_actor(actor, Action::AddInteraction, Some(customer), false)
-            .await?;
-        let dk = self.keys().of(customer).await?;
-        let id = InteractionId::new();
-        self.activity
-            .insert_interaction(
-                &seal::seal_screened(&dk, customer, id, i, found)?,
-                &[self.door().write_entry(
-                    actor,
-                    "add_interaction",
-                    Some(customer),
-                    &["communications"],
-                )],
-            )
-            .await?;
-        Ok(id)
-    }
-
-    /// A customer's interactions, undecided: for the service's own use after a decision.
-    pub(crate) async fn list_interactions(
-        &self,
-        customer: CustomerId,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> ServiceResult<Vec<Interaction>> {
-        let dk = self.keys().of(customer).await?;
-        let rows = self
-            .activity
-            .list_interactions(customer, after.map(|a| a.as_bytes().to_vec()), limit)
-            .await?;
-        rows.iter()
-            .map(|r| seal::open_interaction(&dk, r))
-            .collect()
-    }
-
-    /// A customer's purchases, undecided: for the service's own use after a decision.
-    pub(crate) async fn list_purchases(
-        &self,
-        customer: CustomerId,
-        after: Option<Uuid>,
-        limit: u32,
-    ) -> ServiceResult<Vec<Purchase>> {
-        let dk = self.keys().of(customer).await?;
-        let rows = self
-            .activity
-            .list_purchases(customer, after.map(|a| a.as_bytes().to_vec()), limit)
-            .await?;
-        rows.iter().map(|r| seal::open_purchase(&dk, r)).collect()
-    }
-
-    /// The customer's newest `limit` purchases (by id), opened, oldest of them first: what an
-    /// abstraction of the purchase history is computed from.
-    pub(crate) async fn newest_purchases(
-        &self,
-        customer: CustomerId,
-        limit: u32,
-    ) -> ServiceResult<Vec<Purchase>> {
-        let dk = self.keys().of(customer).await?;
-        let rows = self
-            .activity
-            .recent_purchases(customer, None, limit)
-            .await?;
-        rows.iter()
-            .rev()
-            .map(|r| seal::open_purchase(&dk, r))
-            .collect()
-    }
-
-    /// Seals and stores interactions and purchases of known customers in one transaction: the
-    /// operator's bulk load (demo data), decided once for the batch; the operator vouches that
-    /// outlets and sellers exist.
-    pub async fn add_activity(
-        &self,
-        operator: Operator,
-        items: &[(CustomerId, Activity)],
-    ) -> ServiceResult<()> {
-        let actor = Actor::Operator(operator);
-        for action in [Action::AddInteraction, Action::AddPurchase] {
-            self.door()
-                .authorize_actor(actor, action, None, false)
-                .await?;
-        }
-        let (mut interactions, mut purchases) = (Vec::new(), Vec::new());
-        let mut last: Option<(CustomerId, DataKey)> = None;
-        for (cid, a) in items {
-            if last.as_ref().is_none_or(|(id, _)| id != cid) {
-                last = Some((*cid, self.keys().of(*cid).await?));
-            }
-            let Some((_, dk)) = &last else { continue };
-            match a {
-                Activity::Interaction(i) => {
-                    interactions.push(seal::seal_interaction(dk, *cid, InteractionId::new(), i)?)
-                }
-                Activity::Purchase(p) => {
-                    purchases.push(seal::seal_purchase(dk, *cid, PurchaseId::new(), p)?)
-                }
-            }
-        }
-        Ok(self
-            .activity
-            .insert_activity(
-                &interactions,
-                &purchases,
-                &items
-                    .iter()
-                    .map(|(c, a)| {
-                        let (action, field) = match a {
-                            Activity::Interaction(_) => ("add_interaction", "communications"),
-                            Activity::Purchase(_) => ("add_purchase", "purchases"),
-                        };
-                        self.door().write_entry(actor, action, Some(*c), &[field])
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .await?)
-    }
-
     /// The outlets to offer `principal` in a list's filter under `purpose` (with a reason, if
     /// they read with one): those whose customers' outlet the policy would show them
     /// ([`Records::read_customers`] refuses the others).
@@ -756,64 +556,6 @@ impl Records {
             .filter(|o| self.shows_outlet(&access, o.id))
             .collect())
     }
-
-    /// Decides a purchase `actor` records for `customer`, checks its outlet and seller, and
-    /// seals it; [`Records::store_purchase`] stores it (the vault moves personalisation's basket
-    /// around that).
-    pub(crate) async fn prepare_purchase(
-        &self,
-        actor: Actor<'_>,
-        customer: CustomerId,
-        p: &NewPurchase,
-    ) -> ServiceResult<PreparedPurchase> {
-        self.door()
-            .authorize_actor(actor, Action::AddPurchase, Some(customer), false)
-            .await?;
-        let dk = self.keys().of(customer).await?;
-        self.directory()
-            .check_outlet("outlet_id", Some(p.outlet_id))
-            .await?;
-        // Issue 15, finding 8: staff record sales at their own outlets (support agents and
-        // service clients, which serve every outlet, excepted), credited to someone who works there.
-        if let Actor::Principal(who) = actor
-            && who.staff_id.is_some()
-            && !who.roles.contains(&Role::SupportAgent)
-            && !who.outlets.contains(&p.outlet_id)
-        {
-            return Err(ServiceError::Forbidden {
-                field: "outlet_id",
-                detail: "a purchase is recorded only at one of the caller's own outlets".into(),
-            });
-        }
-        if let Some(s) = p.seller_id {
-            let works_there = self
-                .directory()
-                .staff_row(s)
-                .await?
-                .is_some_and(|row| row.outlet_ids.contains(&p.outlet_id));
-            if !works_there {
-                return Err(ValidationError::new(
-                    "seller_id",
-                    "no staff member of that id works at the purchase's outlet",
-                )
-                .into());
-            }
-        }
-        let id = PurchaseId::new();
-        let row = seal::seal_purchase(&dk, customer, id, p)?;
-        let entry = self
-            .door()
-            .write_entry(actor, "add_purchase", Some(customer), &["purchases"]);
-        Ok(PreparedPurchase { id, row, entry })
-    }
-
-    /// Saves a purchase [`Records::prepare_purchase`] decided, with its audit entry.
-    pub(crate) async fn store_purchase(&self, prepared: &PreparedPurchase) -> ServiceResult<()> {
-        Ok(self
-            .activity
-            .insert_purchase(&prepared.row, std::slice::from_ref(&prepared.entry))
-            .await?)
-    }
 }
 
 /// What an imported customer duplicates.
@@ -833,15 +575,6 @@ pub enum DuplicateOf {
         /// Its place in the batch.
         index: usize,
     },
-}
-
-/// One interaction or purchase, for bulk loading.
-#[derive(Debug, Clone)]
-pub enum Activity {
-    /// An interaction.
-    Interaction(NewInteraction),
-    /// A purchase.
-    Purchase(NewPurchase),
 }
 
 /// A customer sealed by [`Records::seal_new_customer`] and not stored yet; only
