@@ -2,7 +2,7 @@
 //! clients that keep presenting bad tokens.
 //!
 //! Counted in memory, exactly, by one server on SQLite. Servers on PostgreSQL count for the
-//! installation through the service (`Vault::take_shared_rate` and its neighbours): each takes
+//! installation through the service (`vault.limits()`: `SharedLimits::take_rate` and its neighbours): each takes
 //! short leases of its tokens' shared buckets (a twentieth of a second of the rate, so with N
 //! servers at most N such leases stand unused), and failures are counted in the database, the
 //! server that trips the brake telling the others.
