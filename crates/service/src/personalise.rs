@@ -92,8 +92,11 @@ impl Recommender {
 /// The purchase categories the DPO marked as revealing a special category of data, with the
 /// category each reveals: left out of personalisation's model, of segments and of analytics.
 /// Loaded by personalisation, shared with the others (one instance per vault).
+///
+/// A mark whose special category this version cannot read (written by a newer one, in a rolling
+/// upgrade) still marks its purchase category: `None`, refused to everyone.
 #[derive(Default)]
-pub(crate) struct Marked(std::sync::RwLock<HashMap<String, DataCategory>>);
+pub(crate) struct Marked(std::sync::RwLock<HashMap<String, Option<DataCategory>>>);
 
 impl Marked {
     /// Whether `category` is marked. Fails closed: a lock poisoned by a panic marks everything.
@@ -105,11 +108,11 @@ impl Marked {
     }
 
     /// All of them, or `None` if the lock was poisoned (the caller refuses).
-    fn snapshot(&self) -> Option<HashMap<String, DataCategory>> {
+    fn snapshot(&self) -> Option<HashMap<String, Option<DataCategory>>> {
         self.0.read().ok().map(|m| m.clone())
     }
 
-    fn set(&self, marked: HashMap<String, DataCategory>) {
+    fn set(&self, marked: HashMap<String, Option<DataCategory>>) {
         if let Ok(mut m) = self.0.write() {
             *m = marked;
         }
@@ -268,9 +271,20 @@ impl Personalisation {
 
     pub(crate) async fn reload_marked(&self) -> ServiceResult<()> {
         let rows = self.store.marked_categories().await?;
-        let marked: HashMap<String, DataCategory> = rows
+        // Fail closed: a special category this version does not know leaves the purchase
+        // category marked (it was dropped, and so unmarked, before).
+        let marked: HashMap<String, Option<DataCategory>> = rows
             .into_iter()
-            .filter_map(|(c, d, _)| Some((c, DataCategory::parse(&d)?)))
+            .map(|(c, d, _)| {
+                let special = DataCategory::parse(&d);
+                if special.is_none() {
+                    tracing::warn!(
+                        data_category = %d,
+                        "a marked purchase category names a special category this version does not know; it stays marked and is refused to everyone"
+                    );
+                }
+                (c, special)
+            })
             .collect();
         self.marked.set(marked);
         Ok(())
@@ -569,7 +583,8 @@ impl Personalisation {
         // Fail closed: without the marked categories nothing is recommended.
         let marked = self.marked.snapshot().ok_or(ServiceError::Integrity)?;
         let refused = |category: &str| match marked.get(category) {
-            Some(special) => !self.door().policy().decide_personalise(req, *special),
+            Some(Some(special)) => !self.door().policy().decide_personalise(req, *special),
+            Some(None) => true,
             None => false,
         };
         let k = self.recommender.k.load(Ordering::Relaxed);

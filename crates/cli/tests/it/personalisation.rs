@@ -410,6 +410,26 @@ async fn recommendations_ask_first_and_forget_at_once(db: TestDb) {
     assert_eq!(size["size"], "fewer than 5", "{size}");
     assert!(now.iter().any(|i| i == "Silver Chain"), "{now:?}");
 
+    // A mark a newer version wrote, naming a special category this one does not know, still
+    // marks its purchase category (it was dropped, and the category counted again, before).
+    let raw = db.raw().await;
+    let set = |to: &'static str| {
+        sqlx::query("UPDATE purchase_categories SET data_category = $1 WHERE category = 'pharmacy'")
+            .bind(to)
+    };
+    set("user.health_and_medical.from_a_newer_version")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let (reopened, reopened_op, _) = db.open().await;
+    reopened.segments().set_segment_threshold(reopened_op, 5);
+    let again = steward_api::router(reopened.clone());
+    let (_, size) = call(&again, &marketing, "GET", &size_uri, None, &[]).await;
+    assert_eq!(size["size"], "fewer than 5", "{size}");
+    drop((again, reopened));
+    set("user.health_and_medical").execute(&raw).await.unwrap();
+    raw.close().await;
+
     // A campaign's {{recommendations}} are filled in only for recipients who agreed to
     // personalisation: Ada gets hers, Bob the campaign without them.
     // (The notifier set for the portal's codes carries the campaign too.)
