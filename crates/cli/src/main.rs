@@ -2,6 +2,8 @@
 
 /// mimalloc instead of glibc's malloc: the read path allocates and frees many small buffers per
 /// request on two threads, and glibc's consolidation of freed chunks showed up in profiles.
+/// Built `secure` (guard pages, encoded free lists, double-free checks): about 3 % of the gain,
+/// kept for a process that holds customers' keys and plaintext.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

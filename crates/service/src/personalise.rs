@@ -273,12 +273,15 @@ impl Personalisation {
         let rows = self.store.marked_categories().await?;
         // Fail closed: a special category this version does not know leaves the purchase
         // category marked (it was dropped, and so unmarked, before).
+        // Warned once, not at every reload (the registry is refreshed every few seconds).
+        let before = self.marked.snapshot().unwrap_or_default();
         let marked: HashMap<String, Option<DataCategory>> = rows
             .into_iter()
             .map(|(c, d, _)| {
                 let special = DataCategory::parse(&d);
-                if special.is_none() {
+                if special.is_none() && !matches!(before.get(&c), Some(None)) {
                     tracing::warn!(
+                        purchase_category = %c,
                         data_category = %d,
                         "a marked purchase category names a special category this version does not know; it stays marked and is refused to everyone"
                     );

@@ -959,7 +959,7 @@ async fn indexed_and_stopped() -> (TestDb, i64) {
     assert_eq!(indexed_to(&db, size).await, size);
     drop(v);
     drop(store);
-    // The indexer stops within its tick.
+    // The indexer starts no step once the vault is gone; one under way ends.
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     (db, size)
 }
