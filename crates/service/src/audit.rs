@@ -590,10 +590,9 @@ async fn sign_tail(store: &dyn AuditStore, sealer: &TreeSealer, tip: &steward_st
 /// The index's rows go in at random places (one customer's entries share a page, customers do
 /// not), so a step rewrites about one page of the index per entry until there are several
 /// entries per page: 4,096-entry steps every 250 ms wrote ~90 MB/s (WAL and checkpoint) under
-/// 13,000 reads/s and cost one read in eight (issue 19). Four times longer steps, four times
-/// less often, write far fewer pages per entry; the access log's unindexed tail (scanned, not
-/// looked up) grows to at most about a second of entries: 1.5 ms at 16,384 against 0.2 ms at
-/// 4,096 (docs/benchmarks.md, "Issue 19, continued (2026-12-07)").
+/// 11,600 reads/s, and the steps below served ~11 % more reads (issue 19). The access log's
+/// unindexed tail (scanned, not looked up) grows to at most about a second of entries: 1.5 ms
+/// at 16,384 against 0.2 ms at 4,096 (docs/benchmarks.md, "Issue 19, continued (2026-12-07)").
 const INDEX_STEP: u64 = 16_384;
 /// How often the indexer looks for entries to index once it has caught up.
 const INDEX_EVERY: Duration = Duration::from_secs(1);
