@@ -52,8 +52,7 @@ pub struct ErasureRow {
 /// events and outlet links carry no values but tie the id to a history; they go at once, as do
 /// the sealed profile changes (a customer has few) and any portal codes, sessions and contact changes (an erased
 /// customer is signed out at once), and their message threads with the reply aliases.
-const SHRED_AT_ONCE: [&str; 13] = [
-    "DELETE FROM lookup_index WHERE customer_id = $1",
+const SHRED_AT_ONCE: [&str; 12] = [
     // A social event's keyed id would let whoever holds the blind key confirm that this
     // customer wrote a public post until the texts are purged: gone now (issue 23).
     "UPDATE interactions SET external_mac = NULL WHERE customer_id = $1",
@@ -155,6 +154,8 @@ impl SqlStore {
             .bind(idb.clone())
             .execute(&mut *tx)
             .await?;
+        // Unfindable: every blind-index entry the customer's list names, and the list.
+        Self::delete_lookups(&mut tx, id).await?;
         for sql in SHRED_AT_ONCE {
             sqlx::query(sql).bind(idb.clone()).execute(&mut *tx).await?;
         }

@@ -14,6 +14,7 @@ mod campaigns;
 mod cluster;
 mod contact;
 mod erasure;
+mod lookups;
 mod merge;
 mod messages;
 mod notice;

@@ -63,7 +63,9 @@ static UPDATE_PROFILE: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
         .map(|(i, f)| format!("{} = ${}", f.name(), i + 3))
         .collect();
     format!(
-        "UPDATE customers SET updated_at = $2, {} WHERE id = $1",
+        // Never an erased customer's tombstone: a rectification read before an erasure that
+        // commits first would otherwise write the profile and its blind-index entries back.
+        "UPDATE customers SET updated_at = $2, {} WHERE id = $1 AND erased_at IS NULL",
         set.join(", ")
     )
 });
@@ -356,28 +358,6 @@ impl SqlStore {
             Backend::Postgres => self.pool.begin().await?,
         })
     }
-
-    async fn insert_lookups(
-        &self,
-        tx: &mut Transaction<'static, sqlx::Any>,
-        entries: &[(CustomerId, &Lookup)],
-    ) -> StoreResult<()> {
-        for chunk in entries.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO lookup_index (kind, mac, customer_id) VALUES {}",
-                values_clause(self.backend, chunk.len(), 3)
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (id, l) in chunk {
-                q = q
-                    .bind(l.kind)
-                    .bind(l.mac.to_vec())
-                    .bind(id.as_bytes().to_vec());
-            }
-            q.execute(&mut **tx).await?;
-        }
-        Ok(())
-    }
 }
 
 impl SqlStore {
@@ -560,7 +540,7 @@ impl CustomerStore for SqlStore {
             // and autovacuum comes later: the next start's look for unindexed customers then
             // took minutes on 100,000 (a nested loop planned for a few hundred rows).
             // The batch is stored: a failure here is only logged (autovacuum analyses later).
-            if let Err(e) = sqlx::query("ANALYZE customers, lookup_index, data_keys")
+            if let Err(e) = sqlx::query("ANALYZE customers, lookup_index, lookup_owners, data_keys")
                 .execute(&self.pool)
                 .await
             {
@@ -675,63 +655,15 @@ impl CustomerStore for SqlStore {
         id: CustomerId,
         kinds: &[&str],
     ) -> StoreResult<Vec<CustomerId>> {
-        let mut found: Vec<CustomerId> = Vec::new();
-        for kind in kinds {
-            let rows = sqlx::query(
-                "SELECT DISTINCT b.customer_id FROM lookup_index a JOIN lookup_index b \
-                 ON b.kind = a.kind AND b.mac = a.mac \
-                 WHERE a.customer_id = $1 AND a.kind = $2 AND b.customer_id <> $1 \
-                 ORDER BY b.customer_id LIMIT 20",
-            )
-            .bind(id.as_bytes().to_vec())
-            .bind(*kind)
-            .fetch_all(&self.pool)
-            .await?;
-            for r in &rows {
-                let c = id16(r.try_get(0)?, CustomerId::from_slice)?;
-                if !found.contains(&c) {
-                    found.push(c);
-                }
-            }
-        }
-        found.sort_unstable();
-        found.truncate(20);
-        Ok(found)
+        self.sharing_lookups_impl(id, kinds).await
     }
 
     async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>> {
-        let rows = sqlx::query(
-            "SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND NOT EXISTS \
-             (SELECT 1 FROM lookup_index l WHERE l.customer_id = c.id AND l.kind = $1) \
-             ORDER BY c.id LIMIT $2",
-        )
-        .bind(kind)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| id16(r.try_get(0)?, CustomerId::from_slice))
-            .collect()
+        self.missing_lookup_impl(kind, limit).await
     }
 
     async fn add_lookups(&self, entries: &[(CustomerId, Lookup)]) -> StoreResult<()> {
-        let mut tx = self.write_tx().await?;
-        // Only for customers still there and not erased: an erasure by another server between
-        // the caller's read and this write leaves no entry behind.
-        for (id, l) in entries {
-            sqlx::query(
-                "INSERT INTO lookup_index (kind, mac, customer_id) \
-                 SELECT $1, $2, id FROM customers WHERE id = $3 AND erased_at IS NULL \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(l.kind)
-            .bind(l.mac.to_vec())
-            .bind(id.as_bytes().to_vec())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.add_lookups_impl(entries).await
     }
 
     async fn update_customer(
@@ -753,10 +685,7 @@ impl CustomerStore for SqlStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("DELETE FROM lookup_index WHERE customer_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        Self::delete_lookups(&mut tx, row.id).await?;
         let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
         self.insert_lookups(&mut tx, &entries).await?;
         Self::insert_change(&mut tx, change).await?;

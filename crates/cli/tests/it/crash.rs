@@ -113,7 +113,8 @@ async fn acknowledged_writes_survive_sigkill(db: TestDb) {
     let raw = db.raw().await;
     let orphans: i64 = sqlx::query(
         "SELECT COUNT(*) FROM customers c WHERE NOT EXISTS (SELECT 1 FROM data_keys k WHERE k.customer_id = c.id) \
-         OR NOT EXISTS (SELECT 1 FROM lookup_index l WHERE l.customer_id = c.id)",
+         OR NOT EXISTS (SELECT 1 FROM lookup_index l WHERE l.customer_id = c.id) \
+         OR NOT EXISTS (SELECT 1 FROM lookup_owners o WHERE o.customer_id = c.id)",
     )
     .fetch_one(&raw)
     .await

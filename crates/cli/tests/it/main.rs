@@ -26,6 +26,7 @@ mod holes;
 mod http;
 mod layers;
 mod limits;
+mod lookups;
 mod mail;
 mod matrix;
 mod merge;

@@ -416,9 +416,19 @@ impl Records {
     /// a backup), a batch at a time; returns how many were indexed.
     pub(crate) async fn index_missing_names(&self) -> ServiceResult<usize> {
         let mut done = 0;
+        let mut last = Vec::new();
         loop {
             let ids = self.customers.missing_lookup(LONG.kind, 500).await?;
             if ids.is_empty() {
+                return Ok(done);
+            }
+            // The same customers again: none of them could be indexed (no key to open the name
+            // with). Said, and left, rather than asked about for ever at every start.
+            if ids == last {
+                tracing::warn!(
+                    customers = ids.len(),
+                    "customers whose names cannot be indexed for search (no readable key)"
+                );
                 return Ok(done);
             }
             let mut entries = Vec::with_capacity(ids.len() * 2 * NAME_WORDS);
@@ -436,6 +446,7 @@ impl Records {
             }
             self.customers.add_lookups(&entries).await?;
             done += ids.len();
+            last = ids;
         }
     }
 }
