@@ -15,8 +15,19 @@ use crate::StoreArgs;
 
 /// Logs go to stderr, as text or JSON; `RUST_LOG` overrides the level.
 pub fn init_logging(json: bool) {
+    init_logging_default(json, "info,sqlx=warn");
+}
+
+/// Logging for a bulk load: its transactions hold SQLite's write lock for seconds at a time, and
+/// sqlx reported each of the audit drain's statements waiting that out as a slow statement —
+/// dozens of warnings about nothing wrong. `RUST_LOG` still shows them.
+pub fn init_bulk_logging() {
+    init_logging_default(false, "info,sqlx=warn,sqlx::query=error");
+}
+
+fn init_logging_default(json: bool, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
