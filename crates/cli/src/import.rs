@@ -76,7 +76,7 @@ pub async fn store_all(
 
 /// Runs `steward import`.
 pub async fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    open::init_bulk_logging();
+    open::init_bulk_logging(&args.store);
     if args.social {
         let (vault, operator) = open::vault(&args.store).await?;
         return crate::import_social::run(&vault, operator, &args.file, args.skip_invalid).await;

@@ -18,11 +18,24 @@ pub fn init_logging(json: bool) {
     init_logging_default(json, "info,sqlx=warn");
 }
 
-/// Logging for a bulk load: its transactions hold SQLite's write lock for seconds at a time, and
-/// sqlx reported each of the audit drain's statements waiting that out as a slow statement —
-/// dozens of warnings about nothing wrong. `RUST_LOG` still shows them.
-pub fn init_bulk_logging() {
-    init_logging_default(false, "info,sqlx=warn,sqlx::query=error");
+/// Logging for a bulk load. On SQLite its transactions hold the write lock for seconds at a
+/// time, and sqlx reported each of the audit drain's statements waiting that out as a slow
+/// statement — dozens of warnings about nothing wrong — so sqlx's statement log is off there
+/// (`RUST_LOG` still shows it). On PostgreSQL a slow statement means contention with running
+/// servers, worth seeing: logged as for any command.
+pub fn init_bulk_logging(store: &StoreArgs) {
+    let sqlite = store
+        .database_url
+        .as_deref()
+        .is_none_or(|u| u.starts_with("sqlite:"));
+    init_logging_default(
+        false,
+        if sqlite {
+            "info,sqlx=warn,sqlx::query=off"
+        } else {
+            "info,sqlx=warn"
+        },
+    );
 }
 
 fn init_logging_default(json: bool, default: &str) {

@@ -187,9 +187,14 @@ pub trait CustomerStore: Send + Sync + 'static {
     async fn sharing_lookups(&self, id: CustomerId, kinds: &[&str])
     -> StoreResult<Vec<CustomerId>>;
 
-    /// Up to `limit` customers (not erased) with no index entry of `kind`: those stored before
-    /// that index existed, to be indexed.
-    async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>>;
+    /// Up to `limit` customers (not erased) after `after`, in id order, with no index entry of
+    /// `kind` listed: those stored before that index existed, to be indexed.
+    async fn missing_lookup(
+        &self,
+        kind: &str,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerId>>;
 
     /// Adds index entries (those already present are kept), in one transaction.
     async fn add_lookups(&self, entries: &[(CustomerId, Lookup)]) -> StoreResult<()>;

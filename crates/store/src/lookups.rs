@@ -186,10 +186,11 @@ impl SqlStore {
         Ok(found)
     }
 
-    /// Customers (not erased) with no entry of `kind`, in id order.
+    /// Customers (not erased) after `after` with no entry of `kind` listed, in id order.
     pub(crate) async fn missing_lookup_impl(
         &self,
         kind: &str,
+        after: Option<CustomerId>,
         limit: u32,
     ) -> StoreResult<Vec<CustomerId>> {
         let find = match self.backend {
@@ -197,11 +198,12 @@ impl SqlStore {
             Backend::Postgres => "strpos(';' || o.entries, ';' || $1 || ':')",
         };
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT c.id FROM customers c WHERE c.erased_at IS NULL AND NOT EXISTS \
+            "SELECT c.id FROM customers c WHERE c.id > $2 AND c.erased_at IS NULL AND NOT EXISTS \
              (SELECT 1 FROM lookup_owners o WHERE o.customer_id = c.id AND {find} > 0) \
-             ORDER BY c.id LIMIT $2"
+             ORDER BY c.id LIMIT $3"
         )))
         .bind(kind)
+        .bind(after.map(|a| a.as_bytes().to_vec()).unwrap_or_default())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;

@@ -658,8 +658,13 @@ impl CustomerStore for SqlStore {
         self.sharing_lookups_impl(id, kinds).await
     }
 
-    async fn missing_lookup(&self, kind: &str, limit: u32) -> StoreResult<Vec<CustomerId>> {
-        self.missing_lookup_impl(kind, limit).await
+    async fn missing_lookup(
+        &self,
+        kind: &str,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> StoreResult<Vec<CustomerId>> {
+        self.missing_lookup_impl(kind, after, limit).await
     }
 
     async fn add_lookups(&self, entries: &[(CustomerId, Lookup)]) -> StoreResult<()> {

@@ -415,25 +415,26 @@ impl Records {
     /// Indexes the names of customers stored before name search existed (or restored from such
     /// a backup), a batch at a time; returns how many were indexed.
     pub(crate) async fn index_missing_names(&self) -> ServiceResult<usize> {
-        let mut done = 0;
-        let mut last = Vec::new();
+        let (mut done, mut keyless) = (0, 0);
+        // A cursor, so that a customer who cannot be indexed (no key row) is passed, not asked
+        // about again and again.
+        let mut after = None;
         loop {
-            let ids = self.customers.missing_lookup(LONG.kind, 500).await?;
-            if ids.is_empty() {
+            let ids = self.customers.missing_lookup(LONG.kind, after, 500).await?;
+            let Some(last) = ids.last() else {
+                if keyless > 0 {
+                    tracing::warn!(
+                        customers = keyless,
+                        "customers without a data key: their names are not indexed for search"
+                    );
+                }
                 return Ok(done);
-            }
-            // The same customers again: none of them could be indexed (no key to open the name
-            // with). Said, and left, rather than asked about for ever at every start.
-            if ids == last {
-                tracing::warn!(
-                    customers = ids.len(),
-                    "customers whose names cannot be indexed for search (no readable key)"
-                );
-                return Ok(done);
-            }
+            };
+            after = Some(*last);
             let mut entries = Vec::with_capacity(ids.len() * 2 * NAME_WORDS);
             for id in &ids {
                 let Some((row, key)) = self.customers.get_customer(*id).await? else {
+                    keyless += 1;
                     continue;
                 };
                 let dk = self.keys().open(*id, &key)?;
@@ -443,10 +444,9 @@ impl Records {
                         .into_iter()
                         .map(|l| (*id, l)),
                 );
+                done += 1;
             }
             self.customers.add_lookups(&entries).await?;
-            done += ids.len();
-            last = ids;
         }
     }
 }
