@@ -91,15 +91,6 @@ impl SqlStore {
         for (id, l) in entries {
             listed(lists.entry(*id).or_default(), l);
         }
-        self.add_to_lists(tx, lists).await
-    }
-
-    /// Adds to customers' lists (creating them), one row per customer.
-    async fn add_to_lists(
-        &self,
-        tx: &mut Transaction<'static, sqlx::Any>,
-        lists: BTreeMap<CustomerId, String>,
-    ) -> StoreResult<()> {
         let lists: Vec<_> = lists.into_iter().collect();
         for chunk in lists.chunks(INSERT_CHUNK) {
             let sql = format!(
