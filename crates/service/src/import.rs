@@ -103,32 +103,85 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
     }) {
         return Err(CsvError::NoIdentity);
     }
-    let (mut ok, mut bad) = (Vec::new(), Vec::new());
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line = rdr.position().line();
-        match rdr.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(_) => {
-                bad.push(RowError {
-                    line,
-                    error: ValidationError::new("row", "is not well-formed CSV"),
-                });
+    // Rows are checked on every core while this thread reads the next ones: checking (Unicode
+    // normalisation, e-mail and phone parsing) took two thirds of the read of a 1,000,000-row
+    // file on one core (issue 19). Chunks come back in any order and are put back in file order.
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let mut bad = Vec::new();
+    let (to_check, checking) = std::sync::mpsc::sync_channel::<(usize, Vec<Read>)>(workers * 2);
+    let checking = std::sync::Mutex::new(checking);
+    let (done, results) = std::sync::mpsc::channel();
+    let mut checked: Vec<(usize, Vec<Checked>)> = std::thread::scope(|s| {
+        for _ in 0..workers {
+            let (checking, done, columns) = (&checking, done.clone(), &columns);
+            s.spawn(move || {
+                // The lock is held only to take the next chunk; a poisoned one ends the worker.
+                while let Ok(Ok((i, rows))) = checking.lock().map(|r| r.recv()) {
+                    let rows: Vec<Checked> = rows
+                        .into_iter()
+                        .map(|(line, record)| (line, row_to_customer(columns, &record)))
+                        .collect();
+                    if done.send((i, rows)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done);
+        let mut chunk: Vec<Read> = Vec::with_capacity(CHECK_CHUNK);
+        let mut chunks = 0;
+        let mut record = csv::StringRecord::new();
+        loop {
+            let line = rdr.position().line();
+            match rdr.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(_) => {
+                    bad.push(RowError {
+                        line,
+                        error: ValidationError::new("row", "is not well-formed CSV"),
+                    });
+                    continue;
+                }
+            }
+            let line = record.position().map(|p| p.line()).unwrap_or(line);
+            if record.iter().all(str::is_empty) {
                 continue;
             }
+            chunk.push((line, std::mem::take(&mut record)));
+            if chunk.len() == CHECK_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHECK_CHUNK));
+                // Every worker gone (they only stop when this sender is dropped): stop reading.
+                if to_check.send((chunks, full)).is_err() {
+                    break;
+                }
+                chunks += 1;
+            }
         }
-        let line = record.position().map(|p| p.line()).unwrap_or(line);
-        if record.iter().all(str::is_empty) {
-            continue;
+        if !chunk.is_empty() {
+            let _ = to_check.send((chunks, chunk));
         }
-        match row_to_customer(&columns, &record) {
+        drop(to_check);
+        results.into_iter().collect()
+    });
+    checked.sort_unstable_by_key(|(i, _)| *i);
+    let mut ok = Vec::new();
+    for (line, row) in checked.into_iter().flat_map(|(_, rows)| rows) {
+        match row {
             Ok(c) => ok.push((line, c)),
             Err(error) => bad.push(RowError { line, error }),
         }
     }
+    bad.sort_by_key(|e| e.line);
     Ok((ok, bad, ignored))
 }
+
+/// Rows read and handed to a checking thread at a time.
+const CHECK_CHUNK: usize = 4_096;
+/// A row as read: its line and its fields.
+type Read = (u64, csv::StringRecord);
+/// A row as checked: its line and the customer, or why it is rejected.
+type Checked = (u64, Result<NewCustomer, ValidationError>);
 
 fn row_to_customer(
     columns: &[Option<Column>],
@@ -204,6 +257,37 @@ mod tests {
             (bad[0].line, bad[0].error.field.as_ref()),
             (3, "preferred_language")
         );
+    }
+
+    /// Rows checked on several threads come back in file order, with their own lines.
+    #[test]
+    fn a_long_file_keeps_its_order_and_lines() {
+        let mut csv = b"Name,Email\n".to_vec();
+        let rows = 3 * CHECK_CHUNK + 17;
+        for i in 0..rows {
+            match i % 997 {
+                5 => csv.extend(format!("Bad {i},not-an-email\n").as_bytes()),
+                // Not UTF-8: not well-formed, reported by line like the rest.
+                11 => csv.extend(b"Bad \xff,x@example.com\n"),
+                _ => csv.extend(format!("Person {i},p{i}@example.com\n").as_bytes()),
+            }
+        }
+        let (ok, bad, _) = parse_csv(csv.as_slice()).unwrap();
+        let bad_rows: Vec<usize> = (0..rows).filter(|i| [5, 11].contains(&(i % 997))).collect();
+        assert_eq!(ok.len() + bad.len(), rows);
+        assert_eq!(
+            bad.iter().map(|e| e.line).collect::<Vec<_>>(),
+            bad_rows.iter().map(|i| *i as u64 + 2).collect::<Vec<_>>()
+        );
+        for (n, (line, c)) in ok.iter().enumerate() {
+            let i = usize::try_from(*line).unwrap() - 2;
+            assert!(!bad_rows.contains(&i));
+            assert_eq!(
+                c.email.as_deref(),
+                Some(format!("p{i}@example.com").as_str())
+            );
+            assert!(n == 0 || ok[n - 1].0 < *line, "out of order at {line}");
+        }
     }
 
     #[test]

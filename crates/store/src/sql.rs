@@ -518,15 +518,10 @@ impl CustomerStore for SqlStore {
             }
             q.execute(&mut *tx).await?;
         }
-        let mut lookups: Vec<_> = customers
+        let lookups: Vec<(CustomerId, &[Lookup])> = customers
             .iter()
-            .flat_map(|c| c.lookups.iter().map(move |l| (c.row.id, l)))
+            .map(|c| (c.row.id, c.lookups.as_slice()))
             .collect();
-        // MACs are random; inserting in key order walks the index B-tree once, left to right,
-        // instead of hopping between pages.
-        // In index order, the customer too: many customers share a name bucket, and their
-        // entries then go in one after another instead of at random places in the bucket.
-        lookups.sort_unstable_by(|(ia, a), (ib, b)| (a.kind, a.mac, ia).cmp(&(b.kind, b.mac, ib)));
         self.insert_lookups(&mut tx, &lookups).await?;
         let homes: Vec<(CustomerId, OutletId)> = customers
             .iter()
@@ -691,8 +686,7 @@ impl CustomerStore for SqlStore {
             return Ok(false);
         }
         Self::delete_lookups(&mut tx, row.id).await?;
-        let entries: Vec<_> = lookups.iter().map(|l| (row.id, l)).collect();
-        self.insert_lookups(&mut tx, &entries).await?;
+        self.insert_lookups(&mut tx, &[(row.id, lookups)]).await?;
         Self::insert_change(&mut tx, change).await?;
         // Recipients that received a corrected field's category are told (Art. 19).
         let categories: Vec<&str> = change
