@@ -24,7 +24,8 @@ pub struct ImportArgs {
     /// already has; without it they are reported by line like invalid rows.
     #[arg(long)]
     allow_duplicates: bool,
-    /// Customers per transaction.
+    /// Customers per transaction (the first few are smaller, from 1,000 up, so that storing
+    /// starts while the rest are sealed).
     #[arg(long, default_value_t = 50_000)]
     batch: usize,
     /// No progress bar.

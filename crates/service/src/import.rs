@@ -109,11 +109,13 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mut bad = Vec::new();
     let (to_check, checking) = std::sync::mpsc::sync_channel::<(usize, Vec<Read>)>(workers * 2);
-    let checking = std::sync::Mutex::new(checking);
+    // Owned by the workers alone: were they all to panic, the receiver goes with them, the
+    // reading below stops instead of waiting on a full channel, and the scope passes the panic on.
+    let checking = std::sync::Arc::new(std::sync::Mutex::new(checking));
     let (done, results) = std::sync::mpsc::channel();
     let mut checked: Vec<(usize, Vec<Checked>)> = std::thread::scope(|s| {
         for _ in 0..workers {
-            let (checking, done, columns) = (&checking, done.clone(), &columns);
+            let (checking, done, columns) = (checking.clone(), done.clone(), &columns);
             s.spawn(move || {
                 // The lock is held only to take the next chunk; a poisoned one ends the worker.
                 while let Ok(Ok((i, rows))) = checking.lock().map(|r| r.recv()) {
@@ -127,7 +129,7 @@ pub fn parse_csv(reader: impl std::io::Read) -> Result<ParsedCsv, CsvError> {
                 }
             });
         }
-        drop(done);
+        drop((done, checking));
         let mut chunk: Vec<Read> = Vec::with_capacity(CHECK_CHUNK);
         let mut chunks = 0;
         let mut record = csv::StringRecord::new();

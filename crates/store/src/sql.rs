@@ -39,12 +39,16 @@ pub struct SqlStore {
     /// PostgreSQL: where to open the connections of their own that the cluster needs (the
     /// change feed, the signer's lease); they are not pooled.
     pub(crate) pg_url: Option<std::sync::Arc<str>>,
+    /// PostgreSQL: customers inserted since the statistics were last refreshed here (see
+    /// [`ANALYZE_AFTER`]); counted across batches, whatever their size.
+    unanalysed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Rows per multi-row INSERT: well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 pub(crate) const INSERT_CHUNK: usize = 500;
 
-/// Customers inserted at once after which PostgreSQL's statistics are refreshed.
+/// Customers inserted (in one batch or several) after which PostgreSQL's statistics are
+/// refreshed.
 const ANALYZE_AFTER: usize = 10_000;
 
 /// A customer's columns with its wrapped key: id, outlet, times, the profile, the key.
@@ -321,6 +325,7 @@ impl SqlStore {
             wal_restart: Default::default(),
             outbox_tagger: Default::default(),
             pg_url: None,
+            unanalysed: Default::default(),
         }
     }
 
@@ -530,7 +535,13 @@ impl CustomerStore for SqlStore {
         self.link_outlets(&mut tx, &homes).await?;
         self.outbox(&mut tx, audit).await?;
         tx.commit().await?;
-        if self.backend == Backend::Postgres && customers.len() >= ANALYZE_AFTER {
+        let unanalysed = self
+            .unanalysed
+            .fetch_add(customers.len(), std::sync::atomic::Ordering::Relaxed)
+            + customers.len();
+        if self.backend == Backend::Postgres && unanalysed >= ANALYZE_AFTER {
+            self.unanalysed
+                .store(0, std::sync::atomic::Ordering::Relaxed);
             // A bulk import leaves the planner's statistics describing the tables before it,
             // and autovacuum comes later: the next start's look for unindexed customers then
             // took minutes on 100,000 (a nested loop planned for a few hundred rows).
