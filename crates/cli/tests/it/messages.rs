@@ -228,7 +228,12 @@ async fn a_staff_message_comes_back_as_a_scrubbed_reply_and_a_bounce_stops_mail(
             .bytes()
             .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
     );
-    assert!(!alias.contains("ada"), "no personal value in the alias");
+    // Whole values: three letters such as "ada" turn up in 32 random base32 letters now and then.
+    let lower = alias.to_lowercase();
+    assert!(
+        !lower.contains("customer") && !lower.contains(&EMAIL.to_lowercase()),
+        "no personal value in the alias"
+    );
     let bounce = header(&mail, "X-Envelope-From")
         .unwrap()
         .trim_matches(['<', '>'])
