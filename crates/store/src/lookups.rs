@@ -81,11 +81,11 @@ impl SqlStore {
         kinds.sort_unstable();
         kinds.dedup();
         let rank = |kind: &'static str| kinds.binary_search(&kind).unwrap_or(kinds.len());
-        let mut entries: Vec<(usize, [u8; 16], CustomerId)> = customers
+        let mut entries: Vec<(usize, [u8; 16], CustomerId, &'static str)> = customers
             .iter()
-            .flat_map(|(id, ls)| ls.iter().map(move |l| (rank(l.kind), l.mac, *id)))
+            .flat_map(|(id, ls)| ls.iter().map(move |l| (rank(l.kind), l.mac, *id, l.kind)))
             .collect();
-        entries.sort_unstable();
+        entries.sort_unstable_by_key(|e| (e.0, e.1, e.2));
         for chunk in entries.chunks(INSERT_CHUNK) {
             // An entry already there (written unlisted, e.g. by an older server during an
             // upgrade) is kept and listed below, so the next rectification or erasure deletes it.
@@ -94,9 +94,9 @@ impl SqlStore {
                 values_clause(self.backend, chunk.len(), 3)
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (kind, mac, id) in chunk {
+            for (_, mac, id, kind) in chunk {
                 q = q
-                    .bind(kinds.get(*kind).copied().unwrap_or_default())
+                    .bind(*kind)
                     .bind(mac.to_vec())
                     .bind(id.as_bytes().to_vec());
             }
