@@ -585,14 +585,14 @@ async fn sign_tail(store: &dyn AuditStore, sealer: &TreeSealer, tip: &steward_st
     }
 }
 
-/// Entries one step of the indexer indexes (one transaction of the index).
+/// Entries one step of the indexer indexes (one transaction of the index, one sorted run: see
+/// `steward_store`'s `audit_index`).
 ///
-/// The index's rows go in at random places (one customer's entries share a page, customers do
-/// not), so a step rewrites about one page of the index per entry until there are several
-/// entries per page: 4,096-entry steps every 250 ms wrote ~90 MB/s (WAL and checkpoint) under
-/// 11,600 reads/s, and the steps below served ~11 % more reads (issue 19). The access log's
-/// unindexed tail (scanned, not looked up) grows to at most about a second of entries: 1.5 ms
-/// at 16,384 against 0.2 ms at 4,096 (docs/benchmarks.md, "Issue 19, continued (2026-12-07)").
+/// Chosen when the index was one B-tree keyed by customer, where each step rewrote about a page
+/// per entry (4,096-entry steps every 250 ms wrote ~90 MB/s; these served ~11 % more reads,
+/// issue 19); kept, as the access log's unindexed tail (scanned, not looked up) grows to at most
+/// about a second of entries: 1.5 ms at 16,384 against 0.2 ms at 4,096 (docs/benchmarks.md,
+/// "Issue 19, continued (2026-12-07)").
 const INDEX_STEP: u64 = 16_384;
 /// How often the indexer looks for entries to index once it has caught up.
 const INDEX_EVERY: Duration = Duration::from_secs(1);

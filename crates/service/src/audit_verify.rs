@@ -304,7 +304,7 @@ async fn scan_index(store: &DynStore, watermark: u64) -> ServiceResult<(Buckets,
         let Some(last) = rows.last().cloned() else {
             break;
         };
-        for (c, i) in rows {
+        for (_, c, i) in rows {
             if i < watermark {
                 add(&mut from_index, &c, i);
             } else {
@@ -369,8 +369,8 @@ async fn check_index(
         };
         have.extend(
             rows.into_iter()
-                .filter(|(_, i)| (lo..hi).contains(i))
-                .map(|(c, i)| (i, c)),
+                .filter(|(_, _, i)| (lo..hi).contains(i))
+                .map(|(_, c, i)| (i, c)),
         );
         after = Some(last);
     }

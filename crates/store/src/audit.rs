@@ -85,7 +85,7 @@ pub(crate) fn hash_of(bytes: Vec<u8>) -> StoreResult<TreeHash> {
 /// The columns [`entry_from`] reads, in order.
 const ENTRY_COLUMNS: &str = "idx, leaf, occurred_at, action, customer_id, hashes";
 
-fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
+pub(crate) fn entry_from(r: &sqlx::any::AnyRow) -> StoreResult<StoredAuditEntry> {
     let idx: i64 = r.try_get(0)?;
     let customer: Option<Vec<u8>> = r.try_get(4)?;
     Ok(StoredAuditEntry {
@@ -145,7 +145,7 @@ fn ungroup(row: &sqlx::any::AnyRow, out: &mut Vec<StoredAuditEntry>) -> StoreRes
 }
 
 /// A comma-separated list of integers in column `i` of a grouped row (none if NULL).
-fn int_list(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Vec<i64>> {
+pub(crate) fn int_list(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Vec<i64>> {
     let text: Option<String> = row.try_get(i)?;
     text.unwrap_or_default()
         .split(',')
@@ -159,14 +159,14 @@ fn int_list(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Vec<i64>> {
 
 /// One column of a grouped row: its values concatenated (column `i`) and their byte lengths
 /// (column `i + 1`, -1 for NULL), taken apart value by value.
-struct Packed {
+pub(crate) struct Packed {
     bytes: Vec<u8>,
-    lengths: Vec<i64>,
+    pub(crate) lengths: Vec<i64>,
     at: usize,
 }
 
 impl Packed {
-    fn read(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Self> {
+    pub(crate) fn read(row: &sqlx::any::AnyRow, i: usize) -> StoreResult<Self> {
         Ok(Packed {
             bytes: row.try_get::<Option<Vec<u8>>, _>(i)?.unwrap_or_default(),
             lengths: int_list(row, i + 1)?,
@@ -175,7 +175,7 @@ impl Packed {
     }
 
     /// Value `i` (values are taken in order): `None` for SQL NULL.
-    fn next(&mut self, i: usize) -> StoreResult<Option<Vec<u8>>> {
+    pub(crate) fn next(&mut self, i: usize) -> StoreResult<Option<Vec<u8>>> {
         let corrupt = || StoreError::Corrupt("an audit entry's columns");
         let Ok(len) = usize::try_from(*self.lengths.get(i).ok_or_else(corrupt)?) else {
             return Ok(None);
@@ -190,7 +190,7 @@ impl Packed {
     }
 
     /// Whether every byte was taken.
-    fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         self.at == self.bytes.len()
     }
 }
@@ -292,7 +292,7 @@ pub(crate) fn i64_of(n: u64) -> StoreResult<i64> {
 }
 
 /// An `IN (…)` list of `n` parameters starting after `offset` bound ones.
-fn in_list(backend: Backend, n: usize, offset: usize) -> String {
+pub(crate) fn in_list(backend: Backend, n: usize, offset: usize) -> String {
     (0..n)
         .map(|i| match backend {
             Backend::Sqlite => "?".to_owned(),
@@ -653,206 +653,6 @@ impl SqlStore {
                 .await?
                 .try_get(0)?,
         )
-    }
-}
-
-impl SqlStore {
-    /// Indexes up to `limit` entries past the watermark by customer, in one transaction of the
-    /// index (rows sorted by customer so that entries about one customer share pages). Returns
-    /// the new watermark. A watermark past the log's end (an older log restored beside the
-    /// index, or a tampered one) empties the index to be rebuilt: it is derived data, and such a
-    /// watermark would hide the entries appended from here on.
-    pub(crate) async fn index_audit_entries(&self, limit: u64) -> StoreResult<u64> {
-        let log = self.log_schema();
-        let from: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
-            .fetch_one(&self.index_pool)
-            .await?
-            .try_get(0)?;
-        let size: i64 = sqlx::query(AssertSqlSafe(format!(
-            "SELECT size FROM {log}audit_head WHERE id = 1"
-        )))
-        .fetch_one(&self.index_pool)
-        .await?
-        .try_get(0)?;
-        if from > size {
-            tracing::warn!(
-                indexed = from,
-                size,
-                "the audit log's by-customer index reaches past the log; rebuilding it"
-            );
-            let mut tx = self.index_pool.begin().await?;
-            let moved = sqlx::query(
-                "UPDATE audit_index_state SET indexed = 0 WHERE id = 1 AND indexed = $1",
-            )
-            .bind(from)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if moved == 1 {
-                sqlx::query("DELETE FROM audit_by_customer")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let to = size.min(from.saturating_add(i64_of(limit)?));
-        if to <= from {
-            return Ok(u64::try_from(from).unwrap_or(0));
-        }
-        // Read before the write transaction, so that no snapshot of the log is held while the
-        // index is written (a held snapshot would keep the log's WAL from starting over).
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT customer_id, idx FROM {log}audit_entries WHERE idx >= $1 AND idx < $2 AND customer_id IS NOT NULL ORDER BY customer_id, idx"
-        )))
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.index_pool)
-        .await?;
-        let pairs: Vec<(Vec<u8>, i64)> = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<StoreResult<_>>()?;
-        // On SQLite a deferred transaction that writes only the index's file (BEGIN IMMEDIATE
-        // would take the attached log's write lock too, and appends would wait again). The
-        // watermark moves only from where this step read it: another indexer (another server on
-        // the same files or database) that moved it first wins, and this step is dropped.
-        let mut tx = self.index_pool.begin().await?;
-        let moved =
-            sqlx::query("UPDATE audit_index_state SET indexed = $1 WHERE id = 1 AND indexed = $2")
-                .bind(to)
-                .bind(from)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        if moved != 1 {
-            tx.rollback().await?;
-            let now: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
-                .fetch_one(&self.index_pool)
-                .await?
-                .try_get(0)?;
-            return u64::try_from(now).map_err(|_| StoreError::Corrupt("negative watermark"));
-        }
-        for chunk in pairs.chunks(crate::sql::INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO audit_by_customer (customer_id, idx) VALUES {} ON CONFLICT DO NOTHING",
-                values_clause(self.backend, chunk.len(), 2)
-            );
-            let mut q: AnyQuery<'_> = sqlx::query(AssertSqlSafe(sql));
-            for (c, i) in chunk {
-                q = q.bind(c.as_slice()).bind(*i);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        u64::try_from(to).map_err(|_| StoreError::Corrupt("negative watermark"))
-    }
-
-    /// How the index's connections name the log's tables: on SQLite the log is attached as
-    /// `log` (named outright, so that no table of the same name in the index's own file could
-    /// stand in for it); on PostgreSQL they share a database.
-    fn log_schema(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "log.",
-            Backend::Postgres => "",
-        }
-    }
-
-    /// A customer's entries, newest first, before index `before`: the indexed ones and the
-    /// tail past the watermark. An index row counts only if its entry names the same customer.
-    pub(crate) async fn customer_audit_entries(
-        &self,
-        customer: CustomerId,
-        before: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<StoredAuditEntry>> {
-        let id = customer.as_bytes().to_vec();
-        let log = self.log_schema();
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT e.idx, e.leaf, e.occurred_at, e.action, e.customer_id, e.hashes FROM audit_by_customer b \
-             JOIN {log}audit_entries e ON e.idx = b.idx AND e.customer_id = b.customer_id \
-             WHERE b.customer_id = $1 AND b.idx < $2 \
-             UNION ALL \
-             SELECT idx, leaf, occurred_at, action, customer_id, hashes FROM {log}audit_entries \
-             WHERE idx >= (SELECT indexed FROM audit_index_state WHERE id = 1) AND idx < $3 AND customer_id = $4 \
-             ORDER BY 1 DESC LIMIT $5"
-        )))
-        .bind(id.clone())
-        .bind(i64_of(before)?)
-        .bind(i64_of(before)?)
-        .bind(id)
-        .bind(i64::from(limit))
-        .fetch_all(&self.index_pool)
-        .await?;
-        let mut out: Vec<StoredAuditEntry> =
-            rows.iter().map(entry_from).collect::<StoreResult<_>>()?;
-        // An entry indexed between the two halves of the query could appear twice.
-        out.dedup_by_key(|e| e.index);
-        Ok(out)
-    }
-
-    /// The watermark, and the index rows in key order after `after` (for `audit verify`,
-    /// chunk by chunk).
-    pub(crate) async fn audit_index_row_page(
-        &self,
-        after: Option<(Vec<u8>, u64)>,
-        limit: u32,
-    ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)> {
-        let watermark: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
-            .fetch_one(&self.index_pool)
-            .await?
-            .try_get(0)?;
-        let (c, i) = after.unwrap_or((Vec::new(), 0));
-        let watermark =
-            u64::try_from(watermark).map_err(|_| StoreError::Corrupt("negative watermark"))?;
-        if self.backend == Backend::Sqlite {
-            // The page as one row (see `audit_entry_range_grouped`).
-            let row = sqlx::query(
-                "SELECT group_concat(idx, ','), CAST(group_concat(customer_id, '') AS BLOB), \
-                   group_concat(coalesce(octet_length(customer_id), -1), ',') \
-                 FROM (SELECT customer_id, idx FROM audit_by_customer \
-                   WHERE (customer_id, idx) > ($1, $2) \
-                   ORDER BY customer_id, idx LIMIT $3)",
-            )
-            .bind(c)
-            .bind(i64_of(i)?)
-            .bind(i64::from(limit))
-            .fetch_one(&self.index_pool)
-            .await?;
-            let corrupt = || StoreError::Corrupt("a by-customer index row");
-            let idx = int_list(&row, 0)?;
-            let mut customers = Packed::read(&row, 1)?;
-            let mut rows = Vec::with_capacity(idx.len());
-            for (n, i) in idx.iter().enumerate() {
-                let c = customers.next(n)?.ok_or_else(corrupt)?;
-                rows.push((c, u64::try_from(*i).map_err(|_| corrupt())?));
-            }
-            if customers.lengths.len() != idx.len() || !customers.finished() {
-                return Err(corrupt());
-            }
-            // Pages continue from their last row: the order must be the index's.
-            rows.sort_unstable();
-            return Ok((watermark, rows));
-        }
-        let rows = sqlx::query(
-            "SELECT customer_id, idx FROM audit_by_customer WHERE (customer_id, idx) > ($1, $2) ORDER BY customer_id, idx LIMIT $3",
-        )
-        .bind(c)
-        .bind(i64_of(i)?)
-        .bind(i64::from(limit))
-        .fetch_all(&self.index_pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|r| {
-                let idx: i64 = r.try_get(1)?;
-                Ok((
-                    r.try_get(0)?,
-                    u64::try_from(idx).map_err(|_| StoreError::Corrupt("negative index"))?,
-                ))
-            })
-            .collect::<StoreResult<Vec<(Vec<u8>, u64)>>>()?;
-        Ok((watermark, rows))
     }
 }
 

@@ -9,6 +9,7 @@
 mod analytics;
 mod audit;
 mod audit_append;
+mod audit_index;
 mod audit_outbox;
 mod campaigns;
 mod cluster;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 pub use analytics::{BudgetRow, Recorded, ReleaseRow};
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
+pub use audit_index::AuditIndexRow;
 pub use audit_outbox::{DrainReport, OutboxCheck, OutboxTagger};
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
 pub use cluster::{ChangeFeed, ClusterStore, Feed, Lease, Taken};
@@ -487,13 +489,13 @@ pub trait AuditStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEntry>>;
 
-    /// The index watermark and up to `limit` index rows (customer id, entry index) in key
+    /// The index watermark and up to `limit` index rows (run, customer id, entry index) in key
     /// order after `after`.
     async fn audit_index_rows(
         &self,
-        after: Option<(Vec<u8>, u64)>,
+        after: Option<AuditIndexRow>,
         limit: u32,
-    ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)>;
+    ) -> StoreResult<(u64, Vec<AuditIndexRow>)>;
 
     /// The largest audit entry index stored, if any.
     async fn audit_extent(&self) -> StoreResult<Option<u64>>;

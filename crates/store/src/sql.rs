@@ -1448,9 +1448,9 @@ impl AuditStore for SqlStore {
 
     async fn audit_index_rows(
         &self,
-        after: Option<(Vec<u8>, u64)>,
+        after: Option<crate::AuditIndexRow>,
         limit: u32,
-    ) -> StoreResult<(u64, Vec<(Vec<u8>, u64)>)> {
+    ) -> StoreResult<(u64, Vec<crate::AuditIndexRow>)> {
         self.audit_index_row_page(after, limit).await
     }
 

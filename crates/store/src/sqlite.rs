@@ -213,7 +213,7 @@ async fn carry_over_index(index: &sqlx::AnyPool) -> StoreResult<()> {
         .fetch_one(&mut *tx)
         .await?;
     if ours == 0 {
-        sqlx::query("INSERT OR IGNORE INTO main.audit_by_customer SELECT customer_id, idx FROM log.audit_by_customer")
+        sqlx::query("INSERT OR IGNORE INTO main.audit_by_customer (run, customer_id, idx) SELECT 0, customer_id, idx FROM log.audit_by_customer")
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE main.audit_index_state SET indexed = (SELECT indexed FROM log.audit_index_state WHERE id = 1) WHERE id = 1")
@@ -344,10 +344,6 @@ async fn pool_of(
                 }
                 if let Some(attach) = attach {
                     conn.execute(sqlx::AssertSqlSafe(attach)).await?;
-                }
-                if let Ok(m) = std::env::var("STEWARD_MMAP") {
-                    conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA mmap_size = {m}")))
-                        .await?;
                 }
                 Ok(())
             })

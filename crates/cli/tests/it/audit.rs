@@ -20,7 +20,8 @@ backend_tests!(
     operator_actions_are_entries,
     the_export_is_an_entry_per_customer,
     ranges_read_the_stored_columns_exactly,
-    the_index_is_built_apart_from_the_writer
+    the_index_is_built_apart_from_the_writer,
+    the_index_merges_its_runs
 );
 
 fn b64(v: &Value) -> [u8; 32] {
@@ -1037,6 +1038,86 @@ async fn the_index_is_built_apart_from_the_writer(db: TestDb) {
     );
     let (reads, log) = reads_in_access_log(&r, &dpo, &id).await;
     assert_eq!(reads, 5, "{log}");
+    drop(r);
+    drop(v);
+    assert_verifies(&db);
+}
+
+/// Each step of the indexer is a sorted run of its own, and every four runs of a level merge
+/// into one of the next (issue 19: one B-tree keyed by customer rewrote a page per read). After
+/// twenty steps the runs have merged, every entry about a customer is in the index exactly once,
+/// the access log finds them all, newest first, and `audit verify` agrees.
+async fn the_index_merges_its_runs(db: TestDb) {
+    use sqlx::Row;
+    let (v, _, store) = db.open().await;
+    let support = token(&v, TokenOwner::Role(Role::SupportAgent)).await;
+    let dpo = token(&v, TokenOwner::Role(Role::Dpo)).await;
+    let r = steward_api::router(v.clone());
+    let id = new_customer(
+        &r,
+        &support,
+        json!({"name": "Rune Runs", "email": "rune@example.com"}),
+    )
+    .await;
+    for _ in 0..20 {
+        let (s, _) = call(
+            &r,
+            &support,
+            "GET",
+            &format!("/v1/customers/{id}?purpose=service"),
+            None,
+            false,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK);
+        v.audit().flush().await.unwrap();
+        store.index_audit(100_000).await.unwrap();
+    }
+    let size = store.audit_size().await.unwrap() as i64;
+    assert_eq!(indexed_to(&db, size).await, size);
+    let raw = db.raw_log().await;
+    let levels: Vec<(i64, i64)> = sqlx::query(
+        "SELECT level, COUNT(*) FROM audit_index_runs WHERE run <> 0 GROUP BY level ORDER BY level",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect();
+    assert!(levels.iter().any(|(l, _)| *l >= 1), "{levels:?}");
+    let runs: i64 = levels.iter().map(|(_, n)| n).sum();
+    assert!(runs < 20, "twenty steps left {runs} runs: {levels:?}");
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM audit_by_customer")
+        .fetch_one(&raw)
+        .await
+        .unwrap()
+        .get(0);
+    let distinct: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT customer_id, idx FROM audit_by_customer) d",
+    )
+    .fetch_one(&raw)
+    .await
+    .unwrap()
+    .get(0);
+    raw.close().await;
+    let about = store
+        .audit_entries(0, size as u64)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.row.customer_id.is_some())
+        .count() as i64;
+    assert_eq!((rows, distinct), (about, about), "each entry indexed once");
+    let (reads, log) = reads_in_access_log(&r, &dpo, &id).await;
+    assert_eq!(reads, 20, "{log}");
+    let idx: Vec<u64> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert!(idx.windows(2).all(|w| w[0] > w[1]), "newest first: {idx:?}");
     drop(r);
     drop(v);
     assert_verifies(&db);
