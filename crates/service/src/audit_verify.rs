@@ -89,7 +89,7 @@ async fn verify(
     // sum of per-row hashes: a multiset fingerprint that needs no sorting of the index.
     // Checked below the watermark as it was when verification began, and within the log's size
     // then: a server running meanwhile only adds past both.
-    let (watermark, _) = store.audit_index_rows(None, 0).await?;
+    let watermark = store.audit_index_watermark().await?;
     let watermark = watermark.min(size);
     // Chunk by chunk; the next chunk is read while this one is checked.
     let fetch =
@@ -293,28 +293,22 @@ fn add(b: &mut Buckets, customer: &[u8], idx: u64) {
     slot.1 = slot.1.wrapping_add(u128::from_be_bytes(first));
 }
 
-/// The by-customer index read whole: the fingerprints of its rows below `watermark`, and the
-/// indexes of the rows at or past it.
+/// The by-customer index read whole, from one snapshot, as the access log reads it: the
+/// fingerprints of its rows below `watermark`, and the indexes of the rows at or past it.
 async fn scan_index(store: &DynStore, watermark: u64) -> ServiceResult<(Buckets, Vec<u64>)> {
     let mut from_index = Buckets::new();
     let mut past = Vec::new();
-    let mut after = None;
-    loop {
-        let (_, rows) = store.audit_index_rows(after.clone(), 50_000).await?;
-        let Some(last) = rows.last().cloned() else {
-            break;
-        };
-        for (_, c, i) in rows {
-            if i < watermark {
-                add(&mut from_index, &c, i);
-            } else {
-                past.push(i);
+    store
+        .audit_index_scan(50_000, &mut |rows| {
+            for (c, i) in rows {
+                if i < watermark {
+                    add(&mut from_index, &c, i);
+                } else {
+                    past.push(i);
+                }
             }
-        }
-        after = Some(last);
-        // Let the entries' pass, on this task too, go on between pages.
-        tokio::task::yield_now().await;
-    }
+        })
+        .await?;
     Ok((from_index, past))
 }
 
@@ -329,7 +323,7 @@ async fn check_index(
 ) -> ServiceResult<Option<(u64, &'static str)>> {
     // A server may have extended the index meanwhile: rows past the watermark it has reached
     // now are not the index's.
-    let (now, _) = store.audit_index_rows(None, 0).await?;
+    let now = store.audit_index_watermark().await?;
     // The log only grows and the index trails it, so the head read after the watermark bounds
     // it: an index step between the two reads is no alarm (read before, it was one).
     if now > size && now > store.audit_size().await? {
@@ -361,19 +355,15 @@ async fn check_index(
         .filter_map(|e| e.row.customer_id.map(|c| (e.index, c.as_bytes().to_vec())))
         .collect();
     let mut have = Vec::new();
-    let mut after = None;
-    loop {
-        let (_, rows) = store.audit_index_rows(after.clone(), 10_000).await?;
-        let Some(last) = rows.last().cloned() else {
-            break;
-        };
-        have.extend(
-            rows.into_iter()
-                .filter(|(_, _, i)| (lo..hi).contains(i))
-                .map(|(_, c, i)| (i, c)),
-        );
-        after = Some(last);
-    }
+    store
+        .audit_index_scan(10_000, &mut |rows| {
+            have.extend(
+                rows.into_iter()
+                    .filter(|(_, i)| (lo..hi).contains(i))
+                    .map(|(c, i)| (i, c)),
+            );
+        })
+        .await?;
     want.sort();
     have.sort();
     let at = want

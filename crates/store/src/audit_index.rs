@@ -18,15 +18,10 @@ use crate::audit::{Packed, entry_from, i64_of, in_list, int_list};
 use crate::sql::{AnyQuery, values_clause};
 use crate::{Backend, SqlStore, StoreError, StoreResult, StoredAuditEntry};
 
-/// How many runs of a level are merged into one of the next.
+/// How many runs of a level are merged into one of the next. Levels have no cap, so a customer's
+/// entries are in at most three runs a level, about log₄ of the steps taken; the rare merge of a
+/// high level is one long transaction of the index's own file, in the indexer's task.
 const FANOUT: usize = 4;
-/// Runs of this level are not merged further: a merge is one transaction, and one of level
-/// four holds about 4⁴ = 256 steps (up to ~4 million rows). Past that the runs only add up,
-/// one seek each, about one per 4 million audited reads.
-const TOP_LEVEL: i64 = 4;
-
-/// One row of the index as `audit verify` pages through it: (run, customer id, entry index).
-pub type AuditIndexRow = (i64, Vec<u8>, u64);
 
 impl SqlStore {
     /// Indexes up to `limit` entries past the watermark by customer, as a run of its own (rows
@@ -123,16 +118,22 @@ impl SqlStore {
             }
         }
         tx.commit().await?;
-        self.merge_audit_runs().await?;
+        // The step is committed whatever the merges do: a merge that fails is tried again
+        // after the next step, and the runs stay correct meanwhile, only more of them.
+        if let Err(e) = self.merge_audit_runs().await {
+            tracing::warn!(error = %e, "merging runs of the audit log's by-customer index failed; will retry");
+        }
         u64::try_from(to).map_err(|_| StoreError::Corrupt("negative watermark"))
     }
 
-    /// Merges every [`FANOUT`] runs of a level below [`TOP_LEVEL`] into one run of the next,
-    /// each merge in a transaction of its own. Runs are claimed by deleting their entries in
-    /// `audit_index_runs` first: another indexer that claimed one first wins, and this merge is
-    /// dropped (it comes again after the next step).
+    /// Merges every [`FANOUT`] runs of a level into one run of the next, lowest level first,
+    /// each merge in a transaction of its own. A merge first takes the index's write lock (the
+    /// watermark's row, as steps and the rebuild do), then claims its runs by deleting their
+    /// entries in `audit_index_runs`: another indexer that claimed one first wins, and this
+    /// merge is dropped (it comes again after the next step).
     async fn merge_audit_runs(&self) -> StoreResult<()> {
-        for level in 0..TOP_LEVEL {
+        let mut level = 0i64;
+        loop {
             let runs: Vec<i64> = sqlx::query_scalar(
                 "SELECT run FROM audit_index_runs WHERE level = $1 ORDER BY run",
             )
@@ -140,11 +141,15 @@ impl SqlStore {
             .fetch_all(&self.index_pool)
             .await?;
             if runs.len() < FANOUT {
-                continue;
+                // A level below FANOUT runs leaves the next one as it was.
+                return Ok(());
             }
             let runs = &runs[..FANOUT];
             let started = std::time::Instant::now();
             let mut tx = self.index_pool.begin().await?;
+            sqlx::query("UPDATE audit_index_state SET indexed = indexed WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
             // Numbered before the claim: the merged runs may be the newest.
             let merged = new_run(&mut tx, level + 1).await?;
             let list = in_list(self.backend, runs.len(), 0);
@@ -188,8 +193,8 @@ impl SqlStore {
                 ms = started.elapsed().as_millis() as u64,
                 "merged runs of the audit log's by-customer index"
             );
+            level += 1;
         }
-        Ok(())
     }
 
     /// How the index's connections name the log's tables: on SQLite the log is attached as
@@ -216,7 +221,7 @@ impl SqlStore {
         let log = self.log_schema();
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT e.idx, e.leaf, e.occurred_at, e.action, e.customer_id, e.hashes FROM \
-               (SELECT customer_id, idx FROM audit_by_customer \
+               (SELECT DISTINCT customer_id, idx FROM audit_by_customer \
                 WHERE run IN (SELECT run FROM audit_index_runs) AND customer_id = $1 AND idx < $2 \
                 ORDER BY idx DESC LIMIT $3) b \
              JOIN {log}audit_entries e ON e.idx = b.idx AND e.customer_id = b.customer_id \
@@ -240,86 +245,114 @@ impl SqlStore {
         Ok(out)
     }
 
-    /// The watermark, and the index rows in key order after `after` (for `audit verify`,
-    /// chunk by chunk). Every row, whatever its run: a row of a run the index does not list is
-    /// still counted, so `audit verify` sees it.
-    pub(crate) async fn audit_index_row_page(
-        &self,
-        after: Option<AuditIndexRow>,
-        limit: u32,
-    ) -> StoreResult<(u64, Vec<AuditIndexRow>)> {
-        let watermark: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
+    /// The watermark.
+    pub(crate) async fn read_index_watermark(&self) -> StoreResult<u64> {
+        let w: i64 = sqlx::query("SELECT indexed FROM audit_index_state WHERE id = 1")
             .fetch_one(&self.index_pool)
             .await?
             .try_get(0)?;
-        let (r, c, i) = after.unwrap_or((i64::MIN, Vec::new(), 0));
-        let watermark =
-            u64::try_from(watermark).map_err(|_| StoreError::Corrupt("negative watermark"))?;
+        u64::try_from(w).map_err(|_| StoreError::Corrupt("negative watermark"))
+    }
+
+    /// Every row of the index that the access log reads (rows of listed runs), `limit` at a
+    /// time, handed to `page` as (customer id, entry index), for `audit verify`. All pages come
+    /// from one snapshot: a merge committing meanwhile moves rows to a new run past the pages
+    /// read, and pages read apart would count them twice. Rows of a run that is not listed are
+    /// left out, as the access log leaves them out: their entries then count as missing.
+    pub(crate) async fn scan_index_rows(
+        &self,
+        limit: u32,
+        page: &mut (dyn FnMut(Vec<(Vec<u8>, u64)>) + Send),
+    ) -> StoreResult<()> {
         let corrupt = || StoreError::Corrupt("a by-customer index row");
-        if self.backend == Backend::Sqlite {
-            // The page as one row (see `audit_entry_range_grouped`).
-            let row = sqlx::query(
-                "SELECT group_concat(idx, ','), CAST(group_concat(customer_id, '') AS BLOB), \
-                   group_concat(coalesce(octet_length(customer_id), -1), ','), \
-                   group_concat(run, ',') \
-                 FROM (SELECT run, customer_id, idx FROM audit_by_customer \
-                   WHERE (run, customer_id, idx) > ($1, $2, $3) \
-                   ORDER BY run, customer_id, idx LIMIT $4)",
-            )
-            .bind(r)
-            .bind(c)
-            .bind(i64_of(i)?)
-            .bind(i64::from(limit))
-            .fetch_one(&self.index_pool)
-            .await?;
-            let idx = int_list(&row, 0)?;
-            let mut customers = Packed::read(&row, 1)?;
-            let runs = int_list(&row, 3)?;
-            if runs.len() != idx.len() {
-                return Err(corrupt());
-            }
-            let mut rows = Vec::with_capacity(idx.len());
-            for (n, i) in idx.iter().enumerate() {
-                let c = customers.next(n)?.ok_or_else(corrupt)?;
-                rows.push((runs[n], c, u64::try_from(*i).map_err(|_| corrupt())?));
-            }
-            if customers.lengths.len() != idx.len() || !customers.finished() {
-                return Err(corrupt());
-            }
-            // Pages continue from their last row: the order must be the index's.
-            rows.sort_unstable();
-            return Ok((watermark, rows));
+        let mut tx = self.index_pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // SQLite's transaction reads one snapshot from its first read; PostgreSQL's only so.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
         }
-        let rows = sqlx::query(
-            "SELECT run, customer_id, idx FROM audit_by_customer \
-             WHERE (run, customer_id, idx) > ($1, $2, $3) ORDER BY run, customer_id, idx LIMIT $4",
-        )
-        .bind(r)
-        .bind(c)
-        .bind(i64_of(i)?)
-        .bind(i64::from(limit))
-        .fetch_all(&self.index_pool)
-        .await?;
-        let rows = rows
-            .iter()
-            .map(|row| {
-                let idx: i64 = row.try_get(2)?;
-                Ok((
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    u64::try_from(idx).map_err(|_| corrupt())?,
-                ))
-            })
-            .collect::<StoreResult<Vec<AuditIndexRow>>>()?;
-        Ok((watermark, rows))
+        let listed: std::collections::HashSet<i64> =
+            sqlx::query_scalar::<_, i64>("SELECT run FROM audit_index_runs")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let mut after = (i64::MIN, Vec::new(), 0i64);
+        loop {
+            let mut rows: Vec<(i64, Vec<u8>, i64)> = Vec::new();
+            if self.backend == Backend::Sqlite {
+                // The page as one row (see `audit_entry_range_grouped`).
+                let row = sqlx::query(
+                    "SELECT group_concat(idx, ','), CAST(group_concat(customer_id, '') AS BLOB), \
+                       group_concat(coalesce(octet_length(customer_id), -1), ','), \
+                       group_concat(run, ',') \
+                     FROM (SELECT run, customer_id, idx FROM audit_by_customer \
+                       WHERE (run, customer_id, idx) > ($1, $2, $3) \
+                       ORDER BY run, customer_id, idx LIMIT $4)",
+                )
+                .bind(after.0)
+                .bind(after.1.clone())
+                .bind(after.2)
+                .bind(i64::from(limit))
+                .fetch_one(&mut *tx)
+                .await?;
+                let idx = int_list(&row, 0)?;
+                let mut customers = Packed::read(&row, 1)?;
+                let runs = int_list(&row, 3)?;
+                if runs.len() != idx.len() {
+                    return Err(corrupt());
+                }
+                for (n, i) in idx.iter().enumerate() {
+                    let c = customers.next(n)?.ok_or_else(corrupt)?;
+                    rows.push((runs[n], c, *i));
+                }
+                if customers.lengths.len() != idx.len() || !customers.finished() {
+                    return Err(corrupt());
+                }
+                // group_concat keeps no promised order: put the page back in key order.
+                rows.sort_unstable();
+            } else {
+                for r in sqlx::query(
+                    "SELECT run, customer_id, idx FROM audit_by_customer \
+                     WHERE (run, customer_id, idx) > ($1, $2, $3) \
+                     ORDER BY run, customer_id, idx LIMIT $4",
+                )
+                .bind(after.0)
+                .bind(after.1.clone())
+                .bind(after.2)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?
+                {
+                    rows.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+                }
+            }
+            let Some(last) = rows.last().cloned() else {
+                break;
+            };
+            after = last;
+            let kept = rows
+                .into_iter()
+                .filter(|(run, _, _)| listed.contains(run))
+                .map(|(_, c, i)| Ok((c, u64::try_from(i).map_err(|_| corrupt())?)))
+                .collect::<StoreResult<Vec<_>>>()?;
+            page(kept);
+        }
+        tx.rollback().await?;
+        Ok(())
     }
 }
 
-/// Numbers a new run of `level`, past every run there is, and lists it.
+/// Numbers a new run of `level`, past every run listed and every run holding rows (a run struck
+/// off the list, or left by a rebuild, is never numbered again), and lists it.
 async fn new_run(tx: &mut sqlx::Transaction<'static, sqlx::Any>, level: i64) -> StoreResult<i64> {
-    let run: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(run), 0) + 1 FROM audit_index_runs")
-        .fetch_one(&mut **tx)
-        .await?;
+    let run: i64 = sqlx::query_scalar(
+        "SELECT MAX(m) + 1 FROM (SELECT COALESCE(MAX(run), 0) AS m FROM audit_index_runs \
+         UNION ALL SELECT COALESCE(MAX(run), 0) FROM audit_by_customer) t",
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     sqlx::query("INSERT INTO audit_index_runs (run, level) VALUES ($1, $2)")
         .bind(run)
         .bind(level)

@@ -40,7 +40,6 @@ use std::sync::Arc;
 pub use analytics::{BudgetRow, Recorded, ReleaseRow};
 pub use audit::{AuditEntryRow, AuditExtension, AuditSealer, AuditTip, StoredAuditEntry, TreeHash};
 pub use audit_append::AuditAppender;
-pub use audit_index::AuditIndexRow;
 pub use audit_outbox::{DrainReport, OutboxCheck, OutboxTagger};
 pub use campaigns::{CampaignRow, DeliveryCounts, DeliveryRow, DeliveryState, Outcome, Sender};
 pub use cluster::{ChangeFeed, ClusterStore, Feed, Lease, Taken};
@@ -489,13 +488,16 @@ pub trait AuditStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<StoredAuditEntry>>;
 
-    /// The index watermark and up to `limit` index rows (run, customer id, entry index) in key
-    /// order after `after`.
-    async fn audit_index_rows(
+    /// The by-customer index's watermark: entries below it are indexed.
+    async fn audit_index_watermark(&self) -> StoreResult<u64>;
+
+    /// Every row of the by-customer index the access log reads, (customer id, entry index),
+    /// handed to `page` `limit` at a time, all from one snapshot of the index.
+    async fn audit_index_scan(
         &self,
-        after: Option<AuditIndexRow>,
         limit: u32,
-    ) -> StoreResult<(u64, Vec<AuditIndexRow>)>;
+        page: &mut (dyn FnMut(Vec<(Vec<u8>, u64)>) + Send),
+    ) -> StoreResult<()>;
 
     /// The largest audit entry index stored, if any.
     async fn audit_extent(&self) -> StoreResult<Option<u64>>;

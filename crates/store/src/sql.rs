@@ -1446,12 +1446,16 @@ impl AuditStore for SqlStore {
         self.customer_audit_entries(customer, before, limit).await
     }
 
-    async fn audit_index_rows(
+    async fn audit_index_watermark(&self) -> StoreResult<u64> {
+        self.read_index_watermark().await
+    }
+
+    async fn audit_index_scan(
         &self,
-        after: Option<crate::AuditIndexRow>,
         limit: u32,
-    ) -> StoreResult<(u64, Vec<crate::AuditIndexRow>)> {
-        self.audit_index_row_page(after, limit).await
+        page: &mut (dyn FnMut(Vec<(Vec<u8>, u64)>) + Send),
+    ) -> StoreResult<()> {
+        self.scan_index_rows(limit, page).await
     }
 
     async fn audit_extent(&self) -> StoreResult<Option<u64>> {

@@ -55,18 +55,21 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         create_private(&format!("sqlite://{log_path}"))?;
         create_private(&format!("sqlite://{}", index_file(&log_path)))?;
     }
-    let pool = pool_of(url, 8, Checkpoints::OnCommit, None).await?;
+    let pool = pool_of(url, 8, Checkpoints::OnCommit, None, Scrub::Yes).await?;
     limit_memory(&pool).await?;
     MIGRATOR.run(&pool).await?;
     let store = match log_file(url) {
         Some((log_url, log_path)) => {
-            let log_pool = pool_of(&log_url, 1, Checkpoints::Apart, None).await?;
+            let log_pool = pool_of(&log_url, 1, Checkpoints::Apart, None, Scrub::Yes).await?;
             // Two connections: the indexer's, and one for the queries that read the index.
             let index_pool = pool_of(
                 &format!("sqlite://{}", index_file(&log_path)),
                 2,
                 Checkpoints::OnCommit,
                 Some(&log_path),
+                // Pairs of a customer id and an entry index, which the log holds too: zeroing
+                // what the merges of its runs free would double their writes for nothing.
+                Scrub::No,
             )
             .await?;
             INDEX_MIGRATOR.run(&index_pool).await?;
@@ -81,7 +84,7 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
                 Backend::Sqlite,
                 file_path(url).map(|data| (data, log_path.as_str())),
             );
-            let checkpointer = pool_of(&log_url, 1, Checkpoints::Apart, None).await?;
+            let checkpointer = pool_of(&log_url, 1, Checkpoints::Apart, None, Scrub::Yes).await?;
             spawn_checkpointer(checkpointer, store.alive(), store.wal_restart.clone());
             store
         }
@@ -94,6 +97,15 @@ pub async fn open(url: &str) -> StoreResult<SqlStore> {
         }
     };
     Ok(store)
+}
+
+/// Whether a file's deleted content is overwritten with zeros (`secure_delete`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scrub {
+    /// Every file that holds anything erasable.
+    Yes,
+    /// Only a file that holds nothing its source does not hold too.
+    No,
 }
 
 /// Who copies the WAL back into the database file.
@@ -300,7 +312,7 @@ async fn carry_over_decisions(pool: &sqlx::AnyPool, log_path: &str) -> StoreResu
 /// A connection pool to the SQLite database at `url`, with Steward's settings (WAL, busy
 /// timeout, secure delete) and no migration. Benchmarks use it for their plain baselines.
 pub async fn pool(url: &str) -> StoreResult<sqlx::AnyPool> {
-    pool_of(url, 8, Checkpoints::OnCommit, None).await
+    pool_of(url, 8, Checkpoints::OnCommit, None, Scrub::Yes).await
 }
 
 /// A pool with Steward's settings; with `attach`, every connection also sees that database file
@@ -310,6 +322,7 @@ async fn pool_of(
     size: u32,
     checkpoints: Checkpoints,
     attach: Option<&str>,
+    scrub: Scrub,
 ) -> StoreResult<sqlx::AnyPool> {
     let attach = attach.map(|p| format!("ATTACH DATABASE '{}' AS log", p.replace('\'', "''")));
     sqlx::any::install_default_drivers();
@@ -338,7 +351,9 @@ async fn pool_of(
                 conn.execute("PRAGMA cache_size = -65536").await?;
                 // Overwrite deleted content with zeros, so erased ciphertext does not linger in
                 // free pages of the file.
-                conn.execute("PRAGMA secure_delete = ON").await?;
+                if scrub == Scrub::Yes {
+                    conn.execute("PRAGMA secure_delete = ON").await?;
+                }
                 if checkpoints == Checkpoints::Apart {
                     conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 }

@@ -387,6 +387,54 @@ async fn audit_verify_detects_every_tampering(db: TestDb) {
     }
     assert!(missed.is_empty(), "undetected: {missed:?}");
 
+    // A run struck off the list of runs: the access log no longer reads its rows, and neither
+    // does the check.
+    let (run, level): (i64, i64) = {
+        let row = sqlx::query(
+            "SELECT run, CAST(level AS BIGINT) FROM audit_index_runs \
+             WHERE run = (SELECT MAX(run) FROM audit_by_customer)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (row.get(0), row.get(1))
+    };
+    exec(
+        &pool,
+        "DELETE FROM audit_index_runs WHERE run = $1",
+        vec![Bind::I(run)],
+    )
+    .await;
+    assert!(
+        verify().await.first_bad.is_some(),
+        "a run struck off the list"
+    );
+    exec(
+        &pool,
+        "INSERT INTO audit_index_runs (run, level) VALUES ($1, $2)",
+        vec![Bind::I(run), Bind::I(level)],
+    )
+    .await;
+    assert_eq!(verify().await.first_bad, None, "the run listed again");
+    // Rows moved to a run that is not listed: hidden from the access log, and from the check.
+    exec(
+        &pool,
+        "UPDATE audit_by_customer SET run = 999999 WHERE run = $1",
+        vec![Bind::I(run)],
+    )
+    .await;
+    assert!(
+        verify().await.first_bad.is_some(),
+        "rows moved to an unlisted run"
+    );
+    exec(
+        &pool,
+        "UPDATE audit_by_customer SET run = $1 WHERE run = 999999",
+        vec![Bind::I(run)],
+    )
+    .await;
+    assert_eq!(verify().await.first_bad, None, "the rows moved back");
+
     // The binary reports the first bad entry and exits non-zero.
     let undo = mutate(&pool, &mut rng, 0).await;
     let (code, out, err) = crate::support::run(&["audit", "verify"], &db);
