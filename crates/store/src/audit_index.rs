@@ -153,20 +153,20 @@ impl SqlStore {
             // Numbered before the claim: the merged runs may be the newest.
             let merged = new_run(&mut tx, level + 1).await?;
             let list = in_list(self.backend, runs.len(), 0);
-            let mut claim = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM audit_index_runs WHERE run IN ({list})"
-            )));
-            for r in runs {
-                claim = claim.bind(*r);
-            }
+            let claim = bind_runs(
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM audit_index_runs WHERE run IN ({list})"
+                ))),
+                runs,
+            );
             if claim.execute(&mut *tx).await?.rows_affected() != runs.len() as u64 {
                 tx.rollback().await?;
                 return Ok(());
             }
-            let list = in_list(self.backend, runs.len(), 1);
-            let mut copy = sqlx::query(AssertSqlSafe(format!(
+            let copy_list = in_list(self.backend, runs.len(), 1);
+            let copy = sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO audit_by_customer (run, customer_id, idx) \
-                 SELECT {first}, customer_id, idx FROM audit_by_customer WHERE run IN ({list}) \
+                 SELECT {first}, customer_id, idx FROM audit_by_customer WHERE run IN ({copy_list}) \
                  ORDER BY customer_id, idx",
                 first = match self.backend {
                     Backend::Sqlite => "?",
@@ -174,17 +174,13 @@ impl SqlStore {
                 }
             )))
             .bind(merged);
-            for r in runs {
-                copy = copy.bind(*r);
-            }
-            copy.execute(&mut *tx).await?;
-            let list = in_list(self.backend, runs.len(), 0);
-            let mut drop = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM audit_by_customer WHERE run IN ({list})"
-            )));
-            for r in runs {
-                drop = drop.bind(*r);
-            }
+            bind_runs(copy, runs).execute(&mut *tx).await?;
+            let drop = bind_runs(
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM audit_by_customer WHERE run IN ({list})"
+                ))),
+                runs,
+            );
             let rows = drop.execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
             tracing::debug!(
@@ -342,6 +338,14 @@ impl SqlStore {
         tx.rollback().await?;
         Ok(())
     }
+}
+
+/// `q` with the run numbers `runs` bound after what it has bound already.
+fn bind_runs<'q>(mut q: AnyQuery<'q>, runs: &[i64]) -> AnyQuery<'q> {
+    for r in runs {
+        q = q.bind(*r);
+    }
+    q
 }
 
 /// Numbers a new run of `level`, past every run listed and every run holding rows (a run struck
